@@ -1,0 +1,51 @@
+# The README's two commands: `make run` and `make test`. Both install what they need
+# from Debian's repositories first (apt-get update only when something is missing).
+
+PACKAGES := build-essential cmake pkg-config curl ca-certificates \
+	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
+	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev \
+	clang clang-format clang-tidy
+
+BUILD      := build
+TEST_BUILD := build/test
+JOBS       ?= $(shell nproc)
+
+.PHONY: deps build run test lint format clean
+
+deps:
+	@missing=""; \
+	for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Builds the monolith on SQLite, applies migrations, seeds the demo catalog when empty,
+# and serves on CLEAVE_LISTEN (default 127.0.0.1:8080) until SIGINT/SIGTERM.
+run: build
+	$(BUILD)/bin/cleave migrate
+	$(BUILD)/bin/cleave seed --if-empty
+	exec $(BUILD)/bin/cleave serve
+
+# Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
+test: deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON >/dev/null
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+lint: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+	git ls-files 'platform/*.c' 'modules/*.c' 'app/*.c' | xargs clang-tidy -p $(BUILD) --quiet --warnings-as-errors='*'
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)

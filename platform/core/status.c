@@ -1,0 +1,159 @@
+/* The status table, error details and the call context. */
+#include "cleave/status.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct status_row {
+    const char *name;
+    int http;
+    const char *message;
+} status_row;
+
+static const status_row status_rows[] = {
+#define CL__STATUS_ROW(e, name, http, msg) {#name, http, msg},
+    CL_STATUS_MAP(CL__STATUS_ROW)
+#undef CL__STATUS_ROW
+};
+
+static const status_row *status_lookup(cl_status st)
+{
+    if ((int)st < 0 || st >= CL_STATUS_COUNT) {
+        return NULL;
+    }
+    return &status_rows[st];
+}
+
+const char *cl_status_name(cl_status st)
+{
+    const status_row *row = status_lookup(st);
+    return row != NULL ? row->name : "unknown";
+}
+
+int cl_status_http(cl_status st)
+{
+    const status_row *row = status_lookup(st);
+    return row != NULL ? row->http : 500;
+}
+
+const char *cl_status_message(cl_status st)
+{
+    const status_row *row = status_lookup(st);
+    return row != NULL ? row->message : "unknown status";
+}
+
+cl_status cl_status_parse(const char *name, cl_status *out)
+{
+    if (name == NULL) {
+        return CL_INVALID;
+    }
+    for (int i = 0; i < CL_STATUS_COUNT; i++) {
+        if (strcmp(status_rows[i].name, name) == 0) {
+            *out = (cl_status)i;
+            return CL_OK;
+        }
+    }
+    return CL_INVALID;
+}
+
+int cl_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n;
+
+    if (size == 0) {
+        return -1;
+    }
+    if (src == NULL) {
+        src = "";
+    }
+    n = strlen(src);
+    if (n >= size) {
+        memcpy(dst, src, size - 1);
+        dst[size - 1] = '\0';
+        return -1;
+    }
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const char *fmt,
+                        va_list ap)
+{
+    if (err == NULL) {
+        return st;
+    }
+    err->status = st;
+    cl_strlcpy(err->field, field, sizeof(err->field));
+    if (fmt != NULL) {
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    } else {
+        cl_strlcpy(err->message, cl_status_message(st), sizeof(err->message));
+    }
+    return st;
+}
+
+cl_status cl_error_set(cl_error *err, cl_status st, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cl_error_vset(err, st, field, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void cl_error_clear(cl_error *err)
+{
+    if (err != NULL) {
+        memset(err, 0, sizeof(*err));
+    }
+}
+
+int64_t cl_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cl_now_rfc3339(char buf[32])
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+}
+
+void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    if (timeout_ms > 0) {
+        ctx->deadline_ms = cl_now_ms() + timeout_ms;
+    }
+}
+
+int64_t cl_ctx_remaining_ms(const cl_ctx *ctx)
+{
+    int64_t left;
+
+    if (ctx == NULL || ctx->deadline_ms == 0) {
+        return INT64_MAX;
+    }
+    left = ctx->deadline_ms - cl_now_ms();
+    return left > 0 ? left : 0;
+}
+
+cl_status cl_fail(cl_ctx *ctx, cl_status st, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cl_error_vset(ctx != NULL ? &ctx->err : NULL, st, field, fmt, ap);
+    va_end(ap);
+    return st;
+}

@@ -1,0 +1,149 @@
+/*
+ * cleave/http.h - the HTTP server: a civetweb wrapper with a router, JSON bodies with
+ * limits, RFC 9457 problem+json errors, request ids, access logs and graceful shutdown.
+ *
+ * Every route names the permission it needs. A route without one cannot be added, so
+ * the gateway's authorization (RBAC) covers every route by construction.
+ */
+#ifndef CLEAVE_HTTP_H
+#define CLEAVE_HTTP_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cleave/status.h"
+
+/* The permission of routes that anyone may call (health checks, discovery). */
+#define CL_PERM_PUBLIC "public"
+
+typedef struct cl_http_req cl_http_req;
+typedef void (*cl_http_handler)(cl_http_req *req, void *arg);
+
+typedef struct cl_route {
+    const char *method;     /* "GET", "POST", "PATCH", "PUT", "DELETE" */
+    const char *pattern;    /* "/api/v1/products/{id}": literal segments and {name} params */
+    const char *permission; /* "catalog:write", or CL_PERM_PUBLIC; never NULL or empty */
+    cl_http_handler handler;
+    void *arg;              /* passed to handler */
+} cl_route;
+
+/* --- router ----------------------------------------------------------------------- */
+
+#define CL_ROUTE_MAX_PARAMS 8
+
+typedef struct cl_router cl_router;
+
+typedef struct cl_route_match {
+    const cl_route *route;            /* borrowed from the router */
+    size_t nparams;
+    const char *names[CL_ROUTE_MAX_PARAMS];
+    char values[CL_ROUTE_MAX_PARAMS][256]; /* percent-decoded */
+} cl_route_match;
+
+typedef enum cl_route_result {
+    CL_ROUTE_FOUND,       /* *m is filled */
+    CL_ROUTE_NOT_FOUND,   /* no route has this path: 404 */
+    CL_ROUTE_BAD_METHOD   /* the path exists with other methods: 405, allow lists them */
+} cl_route_result;
+
+/* A new empty router owned by the caller, or NULL when out of memory. */
+cl_router *cl_router_new(void);
+void cl_router_free(cl_router *r);
+/*
+ * Adds a copy of route. CL_INVALID (naming the route) for a malformed pattern, an
+ * unknown method, a missing permission or handler, or a method+pattern already added.
+ */
+cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err);
+/* Matches method and path (without query string). allow receives "GET, POST" for 405. */
+cl_route_result cl_router_match(const cl_router *r, const char *method, const char *path,
+                                cl_route_match *m, char *allow, size_t allow_size);
+/* Number of routes and the i-th route (borrowed), in the order they were added. */
+size_t cl_router_count(const cl_router *r);
+const cl_route *cl_router_at(const cl_router *r, size_t i);
+
+/* --- server ----------------------------------------------------------------------- */
+
+typedef struct cl_http_options {
+    const char *listen;        /* "127.0.0.1:8080"; port 0 picks a free port */
+    int threads;               /* worker threads; 0 means a default */
+    size_t max_body;           /* largest accepted request body; 0 means 1 MiB */
+    int max_json_depth;        /* deepest accepted JSON nesting; 0 means 32 */
+    int64_t request_timeout_ms; /* deadline given to each request's ctx; 0 means 10 s */
+    const char *service;       /* name used in logs ("cleave", "cleave-catalog") */
+} cl_http_options;
+
+typedef struct cl_http_server cl_http_server;
+
+/*
+ * Starts serving. router is borrowed and must outlive the server. On success *out is
+ * owned by the caller (cl_http_stop). CL_UNAVAILABLE when the address cannot be bound.
+ */
+cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
+                        cl_http_server **out, cl_error *err);
+/* The port the server listens on (useful after listening on port 0). */
+int cl_http_port(const cl_http_server *srv);
+/* Stops accepting, lets in-flight requests finish, frees the server. NULL is a no-op. */
+void cl_http_stop(cl_http_server *srv);
+
+/* Blocks SIGINT and SIGTERM in the calling thread (call before starting any thread). */
+void cl_shutdown_prepare(void);
+/* Waits for SIGINT or SIGTERM; returns the signal number. */
+int cl_shutdown_wait(void);
+
+/* --- request ---------------------------------------------------------------------- */
+
+const char *cl_http_method(const cl_http_req *req);
+const char *cl_http_path(const cl_http_req *req);
+/* A path parameter ("id" in /products/{id}), percent-decoded, borrowed; NULL if none. */
+const char *cl_http_param(const cl_http_req *req, const char *name);
+/*
+ * Copies the percent-decoded query parameter name into buf[size].
+ * Returns its length, -1 when absent, -2 when longer than size - 1.
+ */
+int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size);
+/* A request header, borrowed; NULL if absent. Case-insensitive name. */
+const char *cl_http_header(const cl_http_req *req, const char *name);
+/* The route that matched (borrowed). */
+const cl_route *cl_http_route(const cl_http_req *req);
+/*
+ * The call context of this request: request id, deadline, trace ids, principal.
+ * Owned by the request; handlers pass it to module operations.
+ */
+cl_ctx *cl_http_ctx(cl_http_req *req);
+
+/*
+ * Reads the body as JSON: checks Content-Type (application/json or +json), the size
+ * limit and the nesting limit. On success *out is a new reference (json_decref).
+ * On failure the problem response (400, 413 or 415) has already been sent: the handler
+ * just returns. A body that is not a JSON object is refused when object_only is set.
+ */
+cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out);
+
+/* --- response --------------------------------------------------------------------- */
+
+/* Adds a response header (copied). At most 16 per response; -1 when full or too long. */
+int cl_http_set_header(cl_http_req *req, const char *name, const char *value);
+/* Sends body with status as application/json. Steals body (may be NULL: empty body). */
+void cl_http_reply_json(cl_http_req *req, int status, json_t *body);
+/* Sends an empty response (204, 304). */
+void cl_http_reply_empty(cl_http_req *req, int status);
+/* Sends raw bytes with a content type. */
+void cl_http_reply_bytes(cl_http_req *req, int status, const char *content_type,
+                         const void *data, size_t len);
+/*
+ * Sends an RFC 9457 application/problem+json response:
+ *   {"type":"urn:cleave:problem:<slug>","title":...,"status":...,"detail":...,
+ *    "instance":<path>,"request_id":...}
+ * merged with extra (stolen, may be NULL).
+ */
+void cl_http_reply_problem(cl_http_req *req, int status, const char *slug, const char *title,
+                           const char *detail, json_t *extra);
+/*
+ * Sends the problem for a failed module call: the HTTP status of err->status, slug and
+ * title from the status table, detail from err->message, and for CL_INVALID with a
+ * field: "invalid_params":[{"name":field,"reason":message}].
+ */
+void cl_http_reply_error(cl_http_req *req, const cl_error *err);
+
+#endif /* CLEAVE_HTTP_H */

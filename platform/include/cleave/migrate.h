@@ -1,0 +1,47 @@
+/*
+ * cleave/migrate.h - versioned, checksummed migrations per module.
+ *
+ * Files live in <dir>/<module>/NNNN_description.sql. A file named
+ * NNNN_description.<dialect>.sql is used instead of the plain one for that dialect.
+ * Each migration runs in its own transaction and is recorded in the module's own
+ * database (table cl_migrations: version, name, checksum, applied_at). An applied
+ * migration whose file changed is refused, naming the file; a failing migration
+ * leaves the database as it was.
+ */
+#ifndef CLEAVE_MIGRATE_H
+#define CLEAVE_MIGRATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cleave/db.h"
+
+typedef struct cl_migration_info {
+    int64_t version;
+    char name[128];        /* file name */
+    char checksum[65];     /* SHA-256 hex of the file's bytes */
+    char applied_at[32];   /* RFC 3339, empty when pending */
+    bool applied;
+} cl_migration_info;
+
+/*
+ * Applies the pending migrations of module from dir to db, in version order.
+ * *applied (may be NULL) receives how many were applied.
+ * CL_CONFLICT naming the file when an applied migration changed or is missing;
+ * CL_INVALID for a badly named or duplicate file; CL_INTERNAL when one fails (its
+ * error in err->message, nothing of it applied); CL_NOT_FOUND when dir/module is missing.
+ */
+cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *applied,
+                           cl_error *err);
+
+/*
+ * Lists known migrations (files and applied rows) in version order into out[max];
+ * *count receives how many. Also checks checksums: CL_CONFLICT as for apply.
+ */
+cl_status cl_migrate_status(cl_db *db, const char *dir, const char *module,
+                            cl_migration_info *out, int max, int *count, cl_error *err);
+
+/* CL_OK when every migration file of module is applied with a matching checksum. */
+cl_status cl_migrate_check(cl_db *db, const char *dir, const char *module, cl_error *err);
+
+#endif /* CLEAVE_MIGRATE_H */

@@ -1,0 +1,127 @@
+/*
+ * cleave/module.h - modules, their operations tables, and the host's wiring.
+ *
+ * A module's public header declares its operations once, as an X-macro list of
+ * X(M, name, Request, Response, flags). From that list come
+ *   - the operations table: a versioned struct of function pointers (CL_OPS_DECLARE),
+ *   - an operation list (name, request/response descriptors, flags, a typed
+ *     trampoline) that the RPC server dispatch and the remote stub are driven by
+ *     (CL_OPS_DEFINE).
+ * Every operation has the signature
+ *     cl_status op(cl_ctx *ctx, const Request *req, Response *resp);
+ * writes *resp only on CL_OK (the caller frees it with cl_schema_free), and reports
+ * failures in ctx->err. Requests and responses are plain data (cleave/schema.h).
+ */
+#ifndef CLEAVE_MODULE_H
+#define CLEAVE_MODULE_H
+
+#include <stddef.h>
+
+#include "cleave/config.h"
+#include "cleave/db.h"
+#include "cleave/http.h"
+#include "cleave/schema.h"
+#include "cleave/status.h"
+
+/* Operation flags. */
+#define CL_OP_WRITE 0u
+#define CL_OP_READ 1u       /* read-only; safe to retry and to serve from a replica */
+#define CL_OP_IDEMPOTENT 2u /* safe to retry (reads are implicitly) */
+
+typedef cl_status (*cl_op_invoke)(const void *ops, cl_ctx *ctx, const void *req, void *resp);
+
+typedef struct cl_op {
+    const char *name;
+    const cl_type *req;
+    const cl_type *resp;
+    unsigned flags;
+    cl_op_invoke invoke; /* calls this operation's slot of an operations table */
+} cl_op;
+
+#define CL__OP_SLOT(M, name, Req, Resp, flags) cl_status (*name)(cl_ctx * ctx, const Req *req, Resp *resp);
+#define CL__OP_TRAMPOLINE(M, name, Req, Resp, flags)                                          \
+    static cl_status M##__invoke_##name(const void *ops, cl_ctx *ctx, const void *req,         \
+                                        void *resp)                                            \
+    {                                                                                          \
+        return ((const M##_ops *)ops)->name(ctx, (const Req *)req, (Resp *)resp);             \
+    }
+#define CL__OP_ENTRY(M, name, Req, Resp, flags) {#name, &Req##_type, &Resp##_type, flags, M##__invoke_##name},
+
+/* In the public header: the table type M_ops and the operation list M_op_list. */
+#define CL_OPS_DECLARE(M, LIST)                                                                \
+    typedef struct M##_ops {                                                                   \
+        int version;                                                                           \
+        LIST(CL__OP_SLOT, M)                                                                   \
+    } M##_ops;                                                                                 \
+    extern const cl_op M##_op_list[];                                                          \
+    extern const size_t M##_op_count;
+
+/* In one .c file of the module's interface library. */
+#define CL_OPS_DEFINE(M, LIST)                                                                 \
+    LIST(CL__OP_TRAMPOLINE, M)                                                                 \
+    const cl_op M##_op_list[] = {LIST(CL__OP_ENTRY, M)};                                       \
+    const size_t M##_op_count = sizeof(M##_op_list) / sizeof(M##_op_list[0]);
+
+/* Finds an operation by name in list[n]; NULL when absent. */
+const cl_op *cl_op_find(const cl_op *list, size_t n, const char *name);
+
+/* An empty request or response. */
+typedef struct cl_empty {
+    char unused_;
+} cl_empty;
+extern const cl_type cl_empty_type;
+
+/* Money: integer minor units and an ISO 4217 code. Never floating point. */
+#define CL_MONEY(X, T)                                                                         \
+    X(T, I64, amount, _)                                                                       \
+    X(T, STR, currency, _)
+CL_TYPE_DECLARE(cl_money, CL_MONEY)
+
+/* --- the module descriptor (the implementation: the local binding) ----------------- */
+
+#define CL_MODULE_ABI 1
+
+/* What the host hands a module at init: its own database and nothing else of others'. */
+typedef struct cl_module_env {
+    const cl_config *config;
+    cl_db *db;              /* the module's own database, borrowed for the process's life */
+} cl_module_env;
+
+typedef struct cl_module {
+    int abi;                      /* CL_MODULE_ABI */
+    const char *name;             /* "catalog": also its migrations folder */
+    const char *version;          /* semantic version of the implementation */
+    const void *ops;              /* its operations table, local binding */
+    cl_status (*init)(const cl_module_env *env, cl_error *err);
+    cl_status (*start)(cl_error *err);
+    void (*stop)(void);
+} cl_module;
+
+/* Default no-op hooks, so that no slot is ever NULL. */
+cl_status cl_module_noop_start(cl_error *err);
+void cl_module_noop_stop(void);
+
+/* --- the module's interface side (compiled into every host that calls it) ---------- */
+
+typedef struct cl_module_api {
+    const char *name;             /* "catalog" */
+    int ops_version;              /* version of the operations table */
+    const cl_op *ops;             /* the operation list */
+    size_t nops;
+    const char *const *depends;   /* modules whose interfaces it calls; NULL-terminated */
+    /* Adds the module's public REST routes, which call only through ops. */
+    cl_status (*routes)(cl_router *r, const void *ops, cl_error *err);
+    /* Creates demo data through ops when the module has none. *created receives a count. */
+    cl_status (*seed)(const void *ops, cl_ctx *ctx, int *created);
+} cl_module_api;
+
+/* A module as the host sees it: its interface and, when compiled in, its implementation. */
+typedef struct cl_binding {
+    const cl_module_api *api;
+    const cl_module *local; /* NULL when the module is extracted */
+} cl_binding;
+
+/* Generated by the build: every module, in dependency order, NULL-terminated by api. */
+extern const cl_binding cl_bindings[];
+
+#endif /* CLEAVE_MODULE_H */

@@ -1,0 +1,99 @@
+/*
+ * cleave/status.h - the one status enum of the whole platform, and the call context.
+ *
+ * Every module operation takes a cl_ctx and returns a cl_status. The statuses are
+ * generated from one X-macro table so that the enum, the names used on the wire,
+ * the HTTP status and the default message can never drift apart (libuv's UV_ERRNO_MAP).
+ */
+#ifndef CLEAVE_STATUS_H
+#define CLEAVE_STATUS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* X(ENUM, wire name, HTTP status, default message) */
+#define CL_STATUS_MAP(X)                                                                     \
+    X(OK, ok, 200, "ok")                                                                     \
+    X(INVALID, invalid, 400, "the request is invalid")                                       \
+    X(NOT_FOUND, not_found, 404, "the resource does not exist")                              \
+    X(CONFLICT, conflict, 409, "the request conflicts with the current state")               \
+    X(UNAUTHORIZED, unauthorized, 401, "authentication is required")                         \
+    X(FORBIDDEN, forbidden, 403, "the caller lacks the permission")                          \
+    X(UNAVAILABLE, unavailable, 503, "a dependency is unavailable")                          \
+    X(DEADLINE_EXCEEDED, deadline_exceeded, 504, "the deadline expired")                     \
+    X(INTERNAL, internal, 500, "an internal error occurred")
+
+typedef enum cl_status {
+#define CL__STATUS_ENUM(e, name, http, msg) CL_##e,
+    CL_STATUS_MAP(CL__STATUS_ENUM)
+#undef CL__STATUS_ENUM
+        CL_STATUS_COUNT
+} cl_status;
+
+/* The wire name ("not_found"); "unknown" for a value outside the table. Static storage. */
+const char *cl_status_name(cl_status st);
+/* The HTTP status that represents st; 500 for a value outside the table. */
+int cl_status_http(cl_status st);
+/* The default human message for st. Static storage. */
+const char *cl_status_message(cl_status st);
+/* Parses a wire name. Returns CL_OK and writes *out on success, CL_INVALID otherwise. */
+cl_status cl_status_parse(const char *name, cl_status *out);
+
+/*
+ * Error details live in fixed buffers owned by the caller, so that reporting an error
+ * never allocates (jansson's json_error_t). field names the offending input field for
+ * CL_INVALID ("price", "items[2].sku"), or is empty.
+ */
+typedef struct cl_error {
+    cl_status status;
+    char message[256];
+    char field[64];
+} cl_error;
+
+/* Fills err (which may be NULL) and returns st. message is printf-style; field may be NULL. */
+cl_status cl_error_set(cl_error *err, cl_status st, const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const char *fmt,
+                        va_list ap);
+/* Resets err to CL_OK with empty message and field. */
+void cl_error_clear(cl_error *err);
+
+/*
+ * The call context, passed to every module operation. Plain data, so that a remote
+ * binding carries it across the network unchanged (as headers). It is owned by the
+ * caller and lives on the caller's stack for the length of one call.
+ */
+typedef struct cl_ctx {
+    int64_t deadline_ms;        /* absolute, cl_now_ms() clock; 0 means none */
+    char request_id[64];        /* X-Request-Id of the request that caused this call */
+    char trace_id[33];          /* W3C trace context: 32 hex digits, or empty */
+    char span_id[17];           /* 16 hex digits, or empty */
+    char principal[128];        /* who is calling: "user:42", "service:orders", or empty */
+    char idempotency_key[128];  /* makes a retried write safe, or empty */
+    cl_error err;               /* details of the last failed operation */
+} cl_ctx;
+
+/* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
+void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms);
+/* Milliseconds left before ctx's deadline (INT64_MAX without one, 0 once it has passed). */
+int64_t cl_ctx_remaining_ms(const cl_ctx *ctx);
+/* Sets ctx->err and returns st: the one-line way an operation fails. */
+cl_status cl_fail(cl_ctx *ctx, cl_status st, const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* A monotonic clock in milliseconds, for deadlines and durations. */
+int64_t cl_now_ms(void);
+/* Wall clock as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z") into buf[32]. */
+void cl_now_rfc3339(char buf[32]);
+
+/* Copies src into dst[size] always NUL-terminated; returns 0, or -1 when truncated. */
+int cl_strlcpy(char *dst, const char *src, size_t size);
+
+#endif /* CLEAVE_STATUS_H */
