@@ -1,0 +1,24 @@
+/* The catalog's types, operation list and interface descriptor, from catalog.h. */
+#include "api.h"
+
+CL_TYPE_DEFINE(catalog_product, CATALOG_PRODUCT)
+CL_TYPE_DEFINE(catalog_product_input, CATALOG_PRODUCT_INPUT)
+CL_TYPE_DEFINE(catalog_product_changes, CATALOG_PRODUCT_CHANGES)
+CL_TYPE_DEFINE(catalog_product_update, CATALOG_PRODUCT_UPDATE)
+CL_TYPE_DEFINE(catalog_product_ref, CATALOG_PRODUCT_REF)
+CL_TYPE_DEFINE(catalog_product_query, CATALOG_PRODUCT_QUERY)
+CL_TYPE_DEFINE(catalog_product_page, CATALOG_PRODUCT_PAGE)
+CL_TYPE_DEFINE(catalog_category, CATALOG_CATEGORY)
+CL_TYPE_DEFINE(catalog_category_list, CATALOG_CATEGORY_LIST)
+
+CL_OPS_DEFINE(catalog, CATALOG_OPERATIONS)
+
+const cl_module_api catalog_api = {
+    .name = "catalog",
+    .ops_version = CATALOG_OPS_VERSION,
+    .ops = catalog_op_list,
+    .nops = sizeof(catalog_op_list) / sizeof(catalog_op_list[0]),
+    .depends = (const char *const[]){NULL},
+    .routes = catalog_rest_routes,
+    .seed = catalog_seed,
+};
