@@ -103,6 +103,8 @@ void cl_module_noop_stop(void);
 
 /* --- the module's interface side (compiled into every host that calls it) ---------- */
 
+struct cl_rpc_client;
+
 typedef struct cl_module_api {
     const char *name;             /* "catalog" */
     int ops_version;              /* version of the operations table */
@@ -113,6 +115,8 @@ typedef struct cl_module_api {
     cl_status (*routes)(cl_router *r, const void *ops, cl_error *err);
     /* Creates demo data through ops when the module has none. *created receives a count. */
     cl_status (*seed)(const void *ops, cl_ctx *ctx, int *created);
+    /* The remote binding: the operations table that calls the module's service. */
+    const void *(*remote_ops)(struct cl_rpc_client *client);
 } cl_module_api;
 
 /* A module as the host sees it: its interface and, when compiled in, its implementation. */

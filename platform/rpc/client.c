@@ -1,0 +1,405 @@
+/*
+ * The remote binding's transport: libcurl easy handles kept in a small pool per target,
+ * so calls reuse kept-alive connections; the call context travels as headers; every
+ * answer maps back to the status, message and field the module returned.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cleave/rpc.h"
+#include "rpc_internal.h"
+
+#define RPC_MAX_RESPONSE (16 * 1024 * 1024)
+#define RPC_MAX_IDLE 64
+
+struct cl_rpc_client {
+    char module[64];
+    char base_url[256];
+    char token[256];
+    int64_t default_timeout_ms;
+    int64_t connect_timeout_ms;
+    int max_idle;
+    pthread_mutex_t mu;
+    CURL *idle[RPC_MAX_IDLE];
+    int nidle;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void cl__rpc_parse_traceparent(const char *v, cl_ctx *ctx)
+{
+    /* version(2) - trace id(32) - parent id(16) - flags(2) */
+    if (strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || !is_hex(v + 3, 32) ||
+        !is_hex(v + 36, 16)) {
+        return;
+    }
+    memcpy(ctx->trace_id, v + 3, 32);
+    ctx->trace_id[32] = '\0';
+    memcpy(ctx->span_id, v + 36, 16);
+    ctx->span_id[16] = '\0';
+}
+
+static int valid_base_url(const char *url)
+{
+    const char *host;
+
+    if (strncmp(url, "http://", 7) == 0) {
+        host = url + 7;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        host = url + 8;
+    } else {
+        return 0;
+    }
+    if (*host == '\0' || *host == '/' || *host == ':') {
+        return 0;
+    }
+    for (const char *p = host; *p != '\0'; p++) {
+        if (*p == '?' || *p == '#' || *p == ' ') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_rpc_options *opt,
+                            cl_rpc_client **out, cl_error *err)
+{
+    cl_rpc_client *c;
+    size_t n;
+
+    if (base_url == NULL || !valid_base_url(base_url) ||
+        strlen(base_url) >= sizeof(c->base_url)) {
+        return cl_error_set(err, CL_INVALID, "url", "%s service URL '%s' is not http(s)://host[:port]",
+                            module, base_url != NULL ? base_url : "");
+    }
+    pthread_once(&curl_once, curl_init_once);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    cl_strlcpy(c->module, module, sizeof(c->module));
+    cl_strlcpy(c->base_url, base_url, sizeof(c->base_url));
+    n = strlen(c->base_url);
+    while (n > 0 && c->base_url[n - 1] == '/') {
+        c->base_url[--n] = '\0';
+    }
+    c->max_idle = opt != NULL && opt->max_idle > 0 ? opt->max_idle : 8;
+    if (c->max_idle > RPC_MAX_IDLE) {
+        c->max_idle = RPC_MAX_IDLE;
+    }
+    c->default_timeout_ms =
+        opt != NULL && opt->default_timeout_ms > 0 ? opt->default_timeout_ms : 10000;
+    c->connect_timeout_ms =
+        opt != NULL && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 1000;
+    if (opt != NULL && opt->token != NULL) {
+        cl_strlcpy(c->token, opt->token, sizeof(c->token));
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    *out = c;
+    return CL_OK;
+}
+
+void cl_rpc_client_free(cl_rpc_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (int i = 0; i < c->nidle; i++) {
+        curl_easy_cleanup(c->idle[i]);
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+const char *cl_rpc_client_url(const cl_rpc_client *c)
+{
+    return c->base_url;
+}
+
+static CURL *take_handle(cl_rpc_client *c)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->nidle > 0) {
+        h = c->idle[--c->nidle];
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (h == NULL) {
+        h = curl_easy_init();
+    } else {
+        /* Reset options but keep the handle's live connection for reuse. */
+        curl_easy_reset(h);
+    }
+    return h;
+}
+
+/* Returns a handle to the pool; a handle whose transfer failed is dropped instead. */
+static void give_handle(cl_rpc_client *c, CURL *h, int healthy)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (healthy) {
+        pthread_mutex_lock(&c->mu);
+        if (c->nidle < c->max_idle) {
+            c->idle[c->nidle++] = h;
+            h = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (h != NULL) {
+        curl_easy_cleanup(h);
+    }
+}
+
+typedef struct body_buf {
+    char *data;
+    size_t len;
+    int too_big;
+} body_buf;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    body_buf *b = arg;
+    size_t n = size * nmemb;
+    char *d;
+
+    if (b->len + n > RPC_MAX_RESPONSE) {
+        b->too_big = 1;
+        return 0;
+    }
+    d = realloc(b->data, b->len + n + 1);
+    if (d == NULL) {
+        return 0;
+    }
+    memcpy(d + b->len, ptr, n);
+    b->len += n;
+    d[b->len] = '\0';
+    b->data = d;
+    return n;
+}
+
+static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
+{
+    char line[512];
+    struct curl_slist *next;
+
+    if (value == NULL || value[0] == '\0') {
+        return list;
+    }
+    snprintf(line, sizeof(line), "%s: %s", name, value);
+    next = curl_slist_append(list, line);
+    return next != NULL ? next : list;
+}
+
+static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx, int64_t left)
+{
+    struct curl_slist *h = NULL;
+    char buf[300];
+
+    h = add_header(h, "Content-Type", "application/json");
+    h = add_header(h, "Accept", "application/json");
+    /* Without this libcurl waits for a 100-continue on larger bodies: a needless round trip. */
+    h = curl_slist_append(h, "Expect:");
+    h = add_header(h, "X-Request-Id", ctx->request_id);
+    h = add_header(h, "X-Cleave-Principal", ctx->principal);
+    h = add_header(h, "Idempotency-Key", ctx->idempotency_key);
+    if (ctx->trace_id[0] != '\0' && ctx->span_id[0] != '\0') {
+        snprintf(buf, sizeof(buf), "00-%s-%s-01", ctx->trace_id, ctx->span_id);
+        h = add_header(h, "traceparent", buf);
+    }
+    if (ctx->deadline_ms != 0) {
+        snprintf(buf, sizeof(buf), "%" PRId64, left);
+        h = add_header(h, "X-Cleave-Deadline-Ms", buf);
+    }
+    if (c->token[0] != '\0') {
+        snprintf(buf, sizeof(buf), "Bearer %s", c->token);
+        h = add_header(h, "Authorization", buf);
+    }
+    return h;
+}
+
+/* A status for an HTTP error without our own status name (a proxy, an older service). */
+static cl_status status_of_http(long http)
+{
+    for (int st = 0; st < CL_STATUS_COUNT; st++) {
+        if (st != CL_OK && cl_status_http((cl_status)st) == http) {
+            return (cl_status)st;
+        }
+    }
+    if (http == 413 || http == 415 || http == 422) {
+        return CL_INVALID;
+    }
+    if (http == 502) {
+        return CL_UNAVAILABLE;
+    }
+    return CL_INTERNAL;
+}
+
+/* Maps a problem+json answer back to exactly what the module reported. */
+static cl_status map_failure(cl_rpc_client *c, long http, const body_buf *b, cl_ctx *ctx)
+{
+    json_t *j = b->data != NULL ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(j, "cleave_status"));
+    const char *detail = json_string_value(json_object_get(j, "detail"));
+    const char *field = json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "invalid_params"), 0), "name"));
+    cl_status st;
+
+    if (name == NULL || cl_status_parse(name, &st) != CL_OK || st == CL_OK) {
+        st = status_of_http(http);
+    }
+    if (detail == NULL) {
+        cl_fail(ctx, st, field, "%s service answered HTTP %ld", c->module, http);
+    } else {
+        cl_fail(ctx, st, field, "%s", detail);
+    }
+    json_decref(j);
+    return st;
+}
+
+cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
+                      void *resp)
+{
+    char url[512];
+    json_t *body_json = NULL;
+    char *body = NULL;
+    body_buf b = {0};
+    struct curl_slist *headers = NULL;
+    CURL *h = NULL;
+    CURLcode rc;
+    long http = 0;
+    int64_t left = cl_ctx_remaining_ms(ctx);
+    int64_t timeout;
+    cl_status st;
+    int healthy = 0;
+
+    if (left == 0) {
+        return cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "deadline expired before calling %s.%s",
+                       c->module, op->name);
+    }
+    timeout = ctx->deadline_ms != 0 ? left : c->default_timeout_ms;
+    body_json = cl_schema_to_json(op->req, req);
+    body = body_json != NULL ? json_dumps(body_json, JSON_COMPACT) : NULL;
+    h = take_handle(c);
+    if (body == NULL || h == NULL) {
+        st = cl_fail(ctx, CL_INTERNAL, NULL, "out of memory calling %s.%s", c->module, op->name);
+        goto out;
+    }
+    snprintf(url, sizeof(url), "%s" CL_RPC_PREFIX "%s/%s", c->base_url, c->module, op->name);
+    headers = ctx_headers(c, ctx, left);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(c->connect_timeout_ms < timeout ? c->connect_timeout_ms : timeout));
+    /* Worker threads must not get SIGALRM from name resolution timeouts. */
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    rc = curl_easy_perform(h);
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        st = ctx->deadline_ms != 0 && cl_ctx_remaining_ms(ctx) == 0
+                 ? cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "%s.%s did not answer before the deadline",
+                           c->module, op->name)
+                 : cl_fail(ctx, CL_UNAVAILABLE, NULL, "%s service at %s timed out", c->module,
+                           c->base_url);
+        goto out;
+    }
+    if (rc != CURLE_OK) {
+        st = cl_fail(ctx, b.too_big ? CL_INTERNAL : CL_UNAVAILABLE, NULL,
+                     "%s service at %s is unreachable: %s", c->module, c->base_url,
+                     b.too_big ? "response too large" : curl_easy_strerror(rc));
+        goto out;
+    }
+    healthy = 1;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
+    if (http != 200) {
+        st = map_failure(c, http, &b, ctx);
+        goto out;
+    }
+    {
+        json_error_t jerr;
+        json_t *j = json_loadb(b.data != NULL ? b.data : "", b.len, 0, &jerr);
+        if (j == NULL) {
+            st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered malformed JSON: %s", c->module,
+                         op->name, jerr.text);
+            goto out;
+        }
+        st = cl_schema_from_json(op->resp, j, CL_DECODE_LENIENT, resp, &ctx->err);
+        if (st != CL_OK) {
+            /* The service broke the contract: that is not the caller's invalid input. */
+            st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered an unreadable %s: %s",
+                         c->module, op->name, op->resp->name, ctx->err.message);
+        }
+        json_decref(j);
+    }
+out:
+    give_handle(c, h, healthy);
+    curl_slist_free_all(headers);
+    free(b.data);
+    free(body);
+    json_decref(body_json);
+    return st;
+}
+
+cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
+{
+    char url[512];
+    CURL *h = take_handle(c);
+    body_buf b = {0};
+    CURLcode rc;
+    long http = 0;
+
+    if (h == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    snprintf(url, sizeof(url), "%s/readyz", c->base_url);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
+    }
+    give_handle(c, h, rc == CURLE_OK);
+    free(b.data);
+    if (rc != CURLE_OK) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is unreachable: %s",
+                            c->module, c->base_url, curl_easy_strerror(rc));
+    }
+    if (http != 200) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is not ready (HTTP %ld)",
+                            c->module, c->base_url, http);
+    }
+    return CL_OK;
+}
