@@ -15,10 +15,10 @@
  * distinct literals at most; the bound only protects against a caller that builds SQL
  * at run time and would otherwise grow the cache without limit.
  */
-#define CL__DB_STMT_CACHE 64
+#define CL__DB_STMT_CACHE         64
 /* More connections than this to one embedded or remote database is a configuration error. */
-#define CL__DB_MAX_CONNS 256
-#define CL__DB_DEFAULT_CONNS 4
+#define CL__DB_MAX_CONNS          256
+#define CL__DB_DEFAULT_CONNS      4
 #define CL__DB_DEFAULT_ACQUIRE_MS 2000
 
 struct cl_stmt {

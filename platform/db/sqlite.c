@@ -127,8 +127,8 @@ static cl_status sqlite_prepare(void *conn, const char *sql, void **stmt, cl_err
         sqlite3_finalize(extra);
         if (more) {
             sqlite3_finalize(st);
-            return cl_error_set(err, CL_INTERNAL, NULL,
-                                "more than one SQL statement in \"%.64s\"", sql);
+            return cl_error_set(err, CL_INTERNAL, NULL, "more than one SQL statement in \"%.64s\"",
+                                sql);
         }
     }
     *stmt = st;
@@ -168,8 +168,7 @@ static cl_status sqlite_bind_i64(void *stmt, int idx, int64_t v, cl_error *err)
 static cl_status sqlite_bind_text(void *stmt, int idx, const char *s, cl_error *err)
 {
     /* TRANSIENT: the caller's buffer may be gone before the statement steps. */
-    return sqlite_bind_result(stmt, sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT),
-                              err);
+    return sqlite_bind_result(stmt, sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT), err);
 }
 
 static cl_status sqlite_bind_null(void *stmt, int idx, cl_error *err)

@@ -20,12 +20,12 @@
 #include <openssl/evp.h>
 
 /* Bounds on what a migrations directory may hold; beyond them something is wrong. */
-#define CL__MIGRATE_MAX_FILES 1000
-#define CL__MIGRATE_MAX_BYTES (1024 * 1024)
-#define CL__MIGRATE_MIN_DIGITS 4
+#define CL__MIGRATE_MAX_FILES   1000
+#define CL__MIGRATE_MAX_BYTES   (1024 * 1024)
+#define CL__MIGRATE_MIN_DIGITS  4
 /* 18 digits always fit in an int64_t. */
-#define CL__MIGRATE_MAX_DIGITS 18
-#define CL__MIGRATE_MAX_MODULE 64
+#define CL__MIGRATE_MAX_DIGITS  18
+#define CL__MIGRATE_MAX_MODULE  64
 #define CL__MIGRATE_MAX_DIALECT 32
 
 /* Portable DDL: BIGINT and TEXT mean the same in SQLite and PostgreSQL. */
@@ -73,8 +73,8 @@ static void state_free(mig_state *s)
 
 static bool is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 /*
@@ -191,8 +191,8 @@ static cl_status read_migration(const mig_state *s, const char *name, char **tex
             continue;
         }
         if (r < 0) {
-            st = cl_error_set(err, CL_INTERNAL, name, "cannot read migration %s/%s: %s",
-                              s->module, name, strerror(errno));
+            st = cl_error_set(err, CL_INTERNAL, name, "cannot read migration %s/%s: %s", s->module,
+                              name, strerror(errno));
             goto out;
         }
         if (r == 0) {
@@ -206,8 +206,8 @@ static cl_status read_migration(const mig_state *s, const char *name, char **tex
         }
     }
     if (memchr(buf, '\0', n) != NULL) {
-        st = cl_error_set(err, CL_INVALID, name, "migration %s/%s contains a NUL byte",
-                          s->module, name);
+        st = cl_error_set(err, CL_INVALID, name, "migration %s/%s contains a NUL byte", s->module,
+                          name);
         goto out;
     }
     buf[n] = '\0';
@@ -240,8 +240,7 @@ static cl_status sha256_hex(const char *data, size_t len, char hex[65], cl_error
     return CL_OK;
 }
 
-static cl_status checksum_file(const mig_state *s, const char *name, char hex[65],
-                               cl_error *err)
+static cl_status checksum_file(const mig_state *s, const char *name, char hex[65], cl_error *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -271,8 +270,7 @@ static cl_status load_files(mig_state *s, const char *dialect, cl_error *err)
     d = opendir(s->path);
     if (d == NULL) {
         if (errno == ENOENT || errno == ENOTDIR) {
-            return cl_error_set(err, CL_NOT_FOUND, NULL, "no migrations directory %s",
-                                s->path);
+            return cl_error_set(err, CL_NOT_FOUND, NULL, "no migrations directory %s", s->path);
         }
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot read migrations directory %s: %s",
                             s->path, strerror(errno));
@@ -377,8 +375,7 @@ static cl_status load_rows(mig_state *s, cl_db_conn *c, cl_error *err)
             break;
         }
         if (n == CL__MIGRATE_MAX_FILES) {
-            st = cl_error_set(err, CL_INTERNAL, NULL,
-                              "more than %d rows in cl_migrations of %s",
+            st = cl_error_set(err, CL_INTERNAL, NULL, "more than %d rows in cl_migrations of %s",
                               CL__MIGRATE_MAX_FILES, s->module);
             break;
         }
@@ -489,11 +486,12 @@ static cl_status state_init(mig_state *s, const cl_db *db, const char *dir, cons
 
 /*
  * Loads files and applied rows and checks them against each other, for status and check.
- * Creating the (empty) bookkeeping table first keeps the read portable: asking whether a
- * table exists differs between SQLite and PostgreSQL, creating it if missing does not.
+ * /readyz runs this on every probe, so it only reads: the bookkeeping table is created
+ * (portably, with IF NOT EXISTS) only when reading it failed, which on a database that
+ * was ever migrated does not happen. Asking whether a table exists would be portable
+ * SQL in neither SQLite nor PostgreSQL.
  */
-static cl_status survey(mig_state *s, cl_db *db, const char *dir, const char *module,
-                        cl_error *err)
+static cl_status survey(mig_state *s, cl_db *db, const char *dir, const char *module, cl_error *err)
 {
     cl_db_conn *c = NULL;
     cl_status st;
@@ -506,13 +504,16 @@ static cl_status survey(mig_state *s, cl_db *db, const char *dir, const char *mo
     if (st != CL_OK) {
         goto out;
     }
-    st = cl_db_exec(c, create_table_sql, err);
-    if (st != CL_OK) {
-        goto out;
-    }
     st = load_rows(s, c, err);
     if (st != CL_OK) {
-        goto out;
+        st = cl_db_exec(c, create_table_sql, err);
+        if (st != CL_OK) {
+            goto out;
+        }
+        st = load_rows(s, c, err);
+        if (st != CL_OK) {
+            goto out;
+        }
     }
     st = verify(s, err);
 out:
@@ -645,8 +646,8 @@ out:
     return st;
 }
 
-cl_status cl_migrate_status(cl_db *db, const char *dir, const char *module,
-                            cl_migration_info *out, int max, int *count, cl_error *err)
+cl_status cl_migrate_status(cl_db *db, const char *dir, const char *module, cl_migration_info *out,
+                            int max, int *count, cl_error *err)
 {
     mig_state s;
     cl_status st;
