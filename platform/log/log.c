@@ -1,0 +1,299 @@
+/*
+ * Structured logs: one JSON object per line.
+ *
+ * Each line is formatted into bounded per-thread buffers and written with one write(2), so
+ * that concurrent threads need no lock: the kernel keeps one write whole (for pipes up to
+ * PIPE_BUF bytes; for regular files always on Linux). The level and the descriptor are
+ * atomics; the request binding is thread-local.
+ */
+#include "cleave/log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The formatted message, NUL included; longer ones are cut and marked. */
+#define LOG_MSG_MAX 4096
+/*
+ * The whole line. A message escaped at worst as \u00XX is six times its size and still
+ * fits; beyond the cap the caller's extra fields are dropped rather than the line lost.
+ */
+#define LOG_LINE_MAX   32768
+#define LOG_MODULE_MAX 64
+/* U+2026 HORIZONTAL ELLIPSIS, the mark of a truncated message. */
+#define LOG_ELLIPSIS "\xe2\x80\xa6"
+
+static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+#define LOG_NLEVELS (sizeof(log_level_names) / sizeof(log_level_names[0]))
+
+static atomic_int log_level = CL_LOG_INFO;
+static atomic_int log_fd = STDOUT_FILENO;
+
+/*
+ * A copy, not a pointer: the ctx lives on a caller's stack and may be gone before the
+ * thread logs again.
+ */
+typedef struct log_binding {
+    char request_id[sizeof(((cl_ctx *)0)->request_id)];
+    char trace_id[sizeof(((cl_ctx *)0)->trace_id)];
+    char span_id[sizeof(((cl_ctx *)0)->span_id)];
+} log_binding;
+
+static _Thread_local log_binding log_bound;
+/* Per thread rather than on the stack, so that small worker stacks are not at risk. */
+static _Thread_local char log_line[LOG_LINE_MAX + 1];
+
+void cl_log_set_level(cl_log_level level)
+{
+    if ((int)level >= 0 && (size_t)level < LOG_NLEVELS) {
+        atomic_store(&log_level, (int)level);
+    }
+}
+
+cl_status cl_log_parse_level(const char *s, cl_log_level *out)
+{
+    if (s == NULL) {
+        return CL_INVALID;
+    }
+    for (size_t i = 0; i < LOG_NLEVELS; i++) {
+        if (strcmp(s, log_level_names[i]) == 0) {
+            *out = (cl_log_level)i;
+            return CL_OK;
+        }
+    }
+    return CL_INVALID;
+}
+
+void cl_log_set_fd(int fd)
+{
+    atomic_store(&log_fd, fd);
+}
+
+void cl_log_bind(const cl_ctx *ctx)
+{
+    if (ctx == NULL) {
+        memset(&log_bound, 0, sizeof(log_bound));
+        return;
+    }
+    cl_strlcpy(log_bound.request_id, ctx->request_id, sizeof(log_bound.request_id));
+    cl_strlcpy(log_bound.trace_id, ctx->trace_id, sizeof(log_bound.trace_id));
+    cl_strlcpy(log_bound.span_id, ctx->span_id, sizeof(log_bound.span_id));
+}
+
+/* The length of the UTF-8 sequence at s[0..len), or 0 when it is not valid (RFC 3629). */
+static size_t utf8_seq_len(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > len) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+/*
+ * jansson refuses strings that are not UTF-8, and a log line must not be lost for a stray
+ * byte in a message, so each invalid byte becomes '?' in place.
+ */
+static void utf8_sanitize(char *s)
+{
+    size_t len = strlen(s);
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+
+        if (n == 0) {
+            s[i] = '?';
+            n = 1;
+        }
+        i += n;
+    }
+}
+
+/* Cuts s (in buf[size]) so that the ellipsis fits, at a character boundary. */
+static void truncate_with_mark(char *buf, size_t size)
+{
+    size_t cut = size - sizeof(LOG_ELLIPSIS);
+
+    /* Back up over continuation bytes so that no character is split. */
+    while (cut > 0 && ((unsigned char)buf[cut] & 0xc0) == 0x80) {
+        cut--;
+    }
+    memcpy(buf + cut, LOG_ELLIPSIS, sizeof(LOG_ELLIPSIS));
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* Nowhere left to report a failure to log; drop the line. */
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static int set_string(json_t *obj, const char *key, const char *value)
+{
+    return json_object_set_new(obj, key, json_string(value));
+}
+
+/* The fixed fields and the bound ids; a new reference, or NULL when out of memory. */
+static json_t *log_base(cl_log_level level, const char *module, const char *msg)
+{
+    char ts[32];
+    json_t *obj = json_object();
+
+    if (obj == NULL) {
+        return NULL;
+    }
+    cl_now_rfc3339(ts);
+    if (set_string(obj, "ts", ts) != 0 || set_string(obj, "level", log_level_names[level]) != 0 ||
+        set_string(obj, "module", module) != 0 || set_string(obj, "msg", msg) != 0) {
+        goto fail;
+    }
+    if (log_bound.request_id[0] != '\0' &&
+        set_string(obj, "request_id", log_bound.request_id) != 0) {
+        goto fail;
+    }
+    if (log_bound.trace_id[0] != '\0' && set_string(obj, "trace_id", log_bound.trace_id) != 0) {
+        goto fail;
+    }
+    if (log_bound.span_id[0] != '\0' && set_string(obj, "span_id", log_bound.span_id) != 0) {
+        goto fail;
+    }
+    return obj;
+fail:
+    json_decref(obj);
+    return NULL;
+}
+
+/* Adds the caller's fields that do not collide with one already on the line. */
+static void merge_fields(json_t *obj, json_t *fields)
+{
+    const char *key;
+    json_t *value;
+
+    if (!json_is_object(fields)) {
+        return;
+    }
+    json_object_foreach (fields, key, value) {
+        if (json_object_get(obj, key) == NULL) {
+            json_object_set(obj, key, value);
+        }
+    }
+}
+
+/* Dumps obj into line[size - 1] and returns its length, or 0 when it does not fit. */
+static size_t dump_line(const json_t *obj, char *line, size_t size)
+{
+    size_t n = json_dumpb(obj, line, size - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    if (n == 0 || n > size - 1) {
+        return 0;
+    }
+    return n;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 0)))
+#endif
+static void
+log_emit(cl_log_level level, const char *module, json_t *fields, const char *fmt, va_list ap)
+{
+    char msg[LOG_MSG_MAX];
+    char mod[LOG_MODULE_MAX];
+    json_t *obj = NULL;
+    size_t n;
+    int len;
+
+    if ((int)level < 0 || (size_t)level >= LOG_NLEVELS || (int)level < atomic_load(&log_level)) {
+        goto out;
+    }
+    len = vsnprintf(msg, sizeof(msg), fmt != NULL ? fmt : "", ap);
+    if (len < 0) {
+        cl_strlcpy(msg, "(unformattable message)", sizeof(msg));
+    } else if ((size_t)len >= sizeof(msg)) {
+        truncate_with_mark(msg, sizeof(msg));
+    }
+    utf8_sanitize(msg);
+    cl_strlcpy(mod, module != NULL ? module : "", sizeof(mod));
+    utf8_sanitize(mod);
+
+    obj = log_base(level, mod, msg);
+    if (obj == NULL) {
+        goto out;
+    }
+    merge_fields(obj, fields);
+    n = dump_line(obj, log_line, sizeof(log_line));
+    if (n == 0) {
+        /* Too big with the caller's fields: keep the line, say what was dropped. */
+        json_decref(obj);
+        obj = log_base(level, mod, msg);
+        if (obj == NULL || json_object_set_new(obj, "fields_dropped", json_true()) != 0) {
+            goto out;
+        }
+        n = dump_line(obj, log_line, sizeof(log_line));
+        if (n == 0) {
+            goto out;
+        }
+    }
+    log_line[n] = '\n';
+    write_all(atomic_load(&log_fd), log_line, n + 1);
+out:
+    json_decref(obj);
+    json_decref(fields);
+}
+
+void cl_log(cl_log_level level, const char *module, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_emit(level, module, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void cl_log_with(cl_log_level level, const char *module, json_t *fields, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_emit(level, module, fields, fmt, ap);
+    va_end(ap);
+}

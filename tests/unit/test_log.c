@@ -1,0 +1,432 @@
+/* Structured logs: every line is one JSON object with the fixed fields first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleave/log.h"
+
+#define ELLIPSIS "\xe2\x80\xa6"
+
+/* Each test logs to its own temporary file, opened O_APPEND like a shared log file. */
+static int setup(void **state)
+{
+    char path[] = "/tmp/cleave-log-XXXXXX";
+    int *fd = malloc(sizeof(*fd));
+
+    if (fd == NULL) {
+        return -1;
+    }
+    *fd = mkstemp(path);
+    if (*fd < 0) {
+        free(fd);
+        return -1;
+    }
+    unlink(path);
+    fcntl(*fd, F_SETFL, O_APPEND);
+    cl_log_set_fd(*fd);
+    cl_log_set_level(CL_LOG_INFO);
+    cl_log_bind(NULL);
+    *state = fd;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    int *fd = *state;
+
+    cl_log_set_fd(STDOUT_FILENO);
+    cl_log_set_level(CL_LOG_INFO);
+    cl_log_bind(NULL);
+    close(*fd);
+    free(fd);
+    return 0;
+}
+
+/* The whole log file as a new string. */
+static char *read_log(void **state)
+{
+    int fd = *(int *)*state;
+    struct stat st;
+    char *buf;
+
+    assert_int_equal(fstat(fd, &st), 0);
+    buf = malloc((size_t)st.st_size + 1);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+    buf[st.st_size] = '\0';
+    return buf;
+}
+
+/* Every line parsed, as a new JSON array; fails the test on any line that is not an object. */
+static json_t *read_lines(void **state)
+{
+    char *buf = read_log(state);
+    json_t *lines = json_array();
+    char *line = buf;
+
+    assert_true(buf[0] == '\0' || buf[strlen(buf) - 1] == '\n');
+    while (*line != '\0') {
+        char *nl = strchr(line, '\n');
+        json_error_t jerr;
+        json_t *obj;
+
+        assert_non_null(nl);
+        *nl = '\0';
+        obj = json_loads(line, 0, &jerr);
+        if (!json_is_object(obj)) {
+            fail_msg("line is not a JSON object (%s): %.200s", jerr.text, line);
+        }
+        json_array_append_new(lines, obj);
+        line = nl + 1;
+    }
+    free(buf);
+    return lines;
+}
+
+static const char *field(const json_t *line, const char *key)
+{
+    return json_string_value(json_object_get(line, key));
+}
+
+static void test_log_writes_the_fixed_fields_in_order(void **state)
+{
+    char *raw;
+    json_t *lines;
+    const json_t *line;
+    const char *ts;
+
+    cl_log_info("http", "hello %d", 42);
+    raw = read_log(state);
+    /* The fixed fields come first, in this order, on one line. */
+    assert_true(strncmp(raw, "{\"ts\":\"", 7) == 0);
+    assert_true(strstr(raw, "\"level\":") < strstr(raw, "\"module\":"));
+    assert_true(strstr(raw, "\"module\":") < strstr(raw, "\"msg\":"));
+    assert_non_null(strstr(raw, "\"level\":\"info\",\"module\":\"http\",\"msg\":\"hello 42\""));
+    free(raw);
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 1);
+    line = json_array_get(lines, 0);
+    ts = field(line, "ts");
+    assert_non_null(ts);
+    assert_int_equal(strlen(ts), 24); /* 2026-01-02T03:04:05.678Z */
+    assert_int_equal(ts[4], '-');
+    assert_int_equal(ts[10], 'T');
+    assert_int_equal(ts[19], '.');
+    assert_int_equal(ts[23], 'Z');
+    assert_string_equal(field(line, "level"), "info");
+    assert_string_equal(field(line, "module"), "http");
+    assert_string_equal(field(line, "msg"), "hello 42");
+    assert_null(json_object_get(line, "request_id"));
+    assert_null(json_object_get(line, "trace_id"));
+    assert_int_equal(json_object_size(line), 4);
+    json_decref(lines);
+}
+
+static void test_log_drops_lines_below_the_level(void **state)
+{
+    static const char *const want[] = {"info", "warn", "error", "warn", "error"};
+    json_t *lines;
+
+    cl_log_debug("m", "debug at info");
+    cl_log_info("m", "info at info");
+    cl_log_set_level(CL_LOG_WARN);
+    cl_log_debug("m", "debug at warn");
+    cl_log_info("m", "info at warn");
+    cl_log_warn("m", "warn at warn");
+    cl_log_error("m", "error at warn");
+    /* An out-of-range level is ignored rather than silencing everything. */
+    cl_log_set_level((cl_log_level)42);
+    cl_log((cl_log_level)42, "m", "bogus level");
+    cl_log_info("m", "info still dropped");
+    cl_log_warn("m", "warn again");
+    cl_log_set_level(CL_LOG_ERROR);
+    cl_log_error("m", "error at error");
+    cl_log_set_level(CL_LOG_DEBUG);
+    cl_log_debug("m", "debug at debug");
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 6);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(field(json_array_get(lines, i), "level"), want[i]);
+    }
+    assert_string_equal(field(json_array_get(lines, 5), "msg"), "debug at debug");
+    json_decref(lines);
+}
+
+static void test_log_parses_levels(void **state)
+{
+    cl_log_level level = CL_LOG_ERROR;
+
+    (void)state;
+    assert_int_equal(cl_log_parse_level("debug", &level), CL_OK);
+    assert_int_equal(level, CL_LOG_DEBUG);
+    assert_int_equal(cl_log_parse_level("info", &level), CL_OK);
+    assert_int_equal(level, CL_LOG_INFO);
+    assert_int_equal(cl_log_parse_level("warn", &level), CL_OK);
+    assert_int_equal(level, CL_LOG_WARN);
+    assert_int_equal(cl_log_parse_level("error", &level), CL_OK);
+    assert_int_equal(level, CL_LOG_ERROR);
+    assert_int_equal(cl_log_parse_level("INFO", &level), CL_INVALID);
+    assert_int_equal(cl_log_parse_level("warning", &level), CL_INVALID);
+    assert_int_equal(cl_log_parse_level("", &level), CL_INVALID);
+    assert_int_equal(cl_log_parse_level(NULL, &level), CL_INVALID);
+    assert_int_equal(level, CL_LOG_ERROR);
+}
+
+static void test_log_carries_the_bound_request(void **state)
+{
+    cl_ctx ctx;
+    cl_ctx no_trace;
+    json_t *lines;
+    const json_t *line;
+
+    cl_ctx_init(&ctx, 0);
+    strcpy(ctx.request_id, "req-1");
+    strcpy(ctx.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    strcpy(ctx.span_id, "b7ad6b7169203331");
+    cl_log_bind(&ctx);
+    cl_log_info("http", "bound");
+    /* The binding is a copy: changing or losing the ctx does not change the lines. */
+    strcpy(ctx.request_id, "changed");
+    cl_log_info("http", "after change");
+    cl_log_bind(NULL);
+    cl_log_info("http", "unbound");
+    cl_ctx_init(&no_trace, 0);
+    strcpy(no_trace.request_id, "req-2");
+    cl_log_bind(&no_trace);
+    cl_log_info("http", "no trace");
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 4);
+    line = json_array_get(lines, 0);
+    assert_string_equal(field(line, "request_id"), "req-1");
+    assert_string_equal(field(line, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
+    assert_string_equal(field(line, "span_id"), "b7ad6b7169203331");
+    assert_string_equal(field(json_array_get(lines, 1), "request_id"), "req-1");
+    line = json_array_get(lines, 2);
+    assert_null(json_object_get(line, "request_id"));
+    assert_null(json_object_get(line, "trace_id"));
+    assert_null(json_object_get(line, "span_id"));
+    line = json_array_get(lines, 3);
+    assert_string_equal(field(line, "request_id"), "req-2");
+    assert_null(json_object_get(line, "trace_id"));
+    assert_null(json_object_get(line, "span_id"));
+    json_decref(lines);
+}
+
+static void *log_unbound(void *arg)
+{
+    (void)arg;
+    cl_log_info("worker", "other thread");
+    return NULL;
+}
+
+static void test_log_binding_is_per_thread(void **state)
+{
+    cl_ctx ctx;
+    pthread_t t;
+    json_t *lines;
+
+    cl_ctx_init(&ctx, 0);
+    strcpy(ctx.request_id, "main-only");
+    cl_log_bind(&ctx);
+    assert_int_equal(pthread_create(&t, NULL, log_unbound, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_null(json_object_get(json_array_get(lines, 0), "request_id"));
+    json_decref(lines);
+}
+
+static void test_log_merges_extra_fields_without_override(void **state)
+{
+    cl_ctx ctx;
+    json_t *lines;
+    const json_t *line;
+
+    cl_ctx_init(&ctx, 0);
+    strcpy(ctx.request_id, "req-9");
+    cl_log_bind(&ctx);
+    cl_log_with(CL_LOG_INFO, "db",
+                json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "rows", 3, "msg", "evil", "level",
+                          "fake", "ts", "never", "module", "other", "request_id", "forged"),
+                "query done in %d ms", 7);
+    /* Fields of a dropped line are still released (the leak checker would say otherwise). */
+    cl_log_with(CL_LOG_DEBUG, "db", json_pack("{s:s}", "dropped", "yes"), "below level");
+    /* Anything but an object adds nothing, and NULL is fine. */
+    cl_log_with(CL_LOG_INFO, "db", json_string("not an object"), "scalar fields");
+    cl_log_with(CL_LOG_INFO, "db", NULL, "no fields");
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 3);
+    line = json_array_get(lines, 0);
+    assert_int_equal(json_integer_value(json_object_get(line, "rows")), 3);
+    assert_string_equal(field(line, "msg"), "query done in 7 ms");
+    assert_string_equal(field(line, "level"), "info");
+    assert_string_equal(field(line, "module"), "db");
+    assert_string_equal(field(line, "request_id"), "req-9");
+    assert_string_not_equal(field(line, "ts"), "never");
+    assert_int_equal(json_object_size(json_array_get(lines, 1)), 5);
+    assert_string_equal(field(json_array_get(lines, 2), "msg"), "no fields");
+    json_decref(lines);
+}
+
+#define LOG_THREADS    4
+#define LOG_PER_THREAD 500
+
+static void *log_many(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    char pad[301];
+    cl_ctx ctx;
+
+    /* Lines of a few hundred bytes make torn writes likely if they were possible. */
+    memset(pad, 'a' + id, sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    cl_ctx_init(&ctx, 0);
+    snprintf(ctx.request_id, sizeof(ctx.request_id), "thread-%d", id);
+    cl_log_bind(&ctx);
+    for (int i = 0; i < LOG_PER_THREAD; i++) {
+        cl_log_with(CL_LOG_INFO, "load", json_pack("{s:i, s:i}", "thread", id, "seq", i),
+                    "line %d of thread %d %s", i, id, pad);
+    }
+    cl_log_bind(NULL);
+    return NULL;
+}
+
+static void test_log_lines_from_threads_never_interleave(void **state)
+{
+    pthread_t threads[LOG_THREADS];
+    int seen[LOG_THREADS][LOG_PER_THREAD];
+    json_t *lines;
+    size_t i;
+    json_t *line;
+
+    memset(seen, 0, sizeof(seen));
+    for (int t = 0; t < LOG_THREADS; t++) {
+        assert_int_equal(pthread_create(&threads[t], NULL, log_many, (void *)(intptr_t)t), 0);
+    }
+    for (int t = 0; t < LOG_THREADS; t++) {
+        assert_int_equal(pthread_join(threads[t], NULL), 0);
+    }
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), LOG_THREADS * LOG_PER_THREAD);
+    json_array_foreach (lines, i, line) {
+        json_int_t t = json_integer_value(json_object_get(line, "thread"));
+        json_int_t seq = json_integer_value(json_object_get(line, "seq"));
+        char want[32];
+
+        assert_in_range(t, 0, LOG_THREADS - 1);
+        assert_in_range(seq, 0, LOG_PER_THREAD - 1);
+        snprintf(want, sizeof(want), "thread-%d", (int)t);
+        assert_string_equal(field(line, "request_id"), want);
+        seen[t][seq]++;
+    }
+    for (int t = 0; t < LOG_THREADS; t++) {
+        for (int s = 0; s < LOG_PER_THREAD; s++) {
+            assert_int_equal(seen[t][s], 1);
+        }
+    }
+    json_decref(lines);
+}
+
+static void test_log_truncates_long_messages(void **state)
+{
+    char *big = malloc(10001);
+    /* "é" is two bytes, so an odd cut would split a character. */
+    char *wide = malloc(2 * 5000 + 2);
+    json_t *lines;
+    const char *msg;
+    size_t len;
+
+    assert_non_null(big);
+    assert_non_null(wide);
+    memset(big, 'a', 10000);
+    big[10000] = '\0';
+    wide[0] = 'x';
+    for (size_t i = 0; i < 5000; i++) {
+        memcpy(wide + 1 + 2 * i, "\xc3\xa9", 2);
+    }
+    wide[1 + 2 * 5000] = '\0';
+    cl_log_info("m", "%s", big);
+    cl_log_info("m", "%s", wide);
+    cl_log_info("m", "short %s", "enough");
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 3);
+    for (size_t i = 0; i < 2; i++) {
+        msg = field(json_array_get(lines, i), "msg");
+        assert_non_null(msg);
+        len = strlen(msg);
+        assert_true(len < 4096);
+        assert_true(len > 4000);
+        assert_string_equal(msg + len - 3, ELLIPSIS);
+    }
+    assert_true(strncmp(field(json_array_get(lines, 0), "msg"), big, 4000) == 0);
+    /* The cut fell on a whole character: nothing was replaced as invalid UTF-8. */
+    msg = field(json_array_get(lines, 1), "msg");
+    assert_null(strchr(msg, '?'));
+    assert_true(memcmp(msg + strlen(msg) - 5, "\xc3\xa9" ELLIPSIS, 5) == 0);
+    assert_string_equal(field(json_array_get(lines, 2), "msg"), "short enough");
+    json_decref(lines);
+    free(big);
+    free(wide);
+}
+
+static void test_log_keeps_lines_with_bad_utf8_or_huge_fields(void **state)
+{
+    char *huge = malloc(40001);
+    json_t *lines;
+    const json_t *line;
+
+    assert_non_null(huge);
+    memset(huge, 'z', 40000);
+    huge[40000] = '\0';
+    cl_log_info("m", "bad \xff byte and \xc3 cut");
+    cl_log_info("m", "controls \x01\x1f are escaped");
+    cl_log_with(CL_LOG_INFO, "m", json_pack("{s:s}", "blob", huge), "with a huge field");
+
+    lines = read_lines(state);
+    assert_int_equal(json_array_size(lines), 3);
+    assert_string_equal(field(json_array_get(lines, 0), "msg"), "bad ? byte and ? cut");
+    assert_string_equal(field(json_array_get(lines, 1), "msg"), "controls \x01\x1f are escaped");
+    line = json_array_get(lines, 2);
+    assert_string_equal(field(line, "msg"), "with a huge field");
+    assert_null(json_object_get(line, "blob"));
+    assert_true(json_is_true(json_object_get(line, "fields_dropped")));
+    json_decref(lines);
+    free(huge);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_log_writes_the_fixed_fields_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_drops_lines_below_the_level, setup, teardown),
+        cmocka_unit_test(test_log_parses_levels),
+        cmocka_unit_test_setup_teardown(test_log_carries_the_bound_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_binding_is_per_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_merges_extra_fields_without_override, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_lines_from_threads_never_interleave, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_truncates_long_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_keeps_lines_with_bad_utf8_or_huge_fields, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
