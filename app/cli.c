@@ -14,13 +14,14 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: cleave [--config FILE] COMMAND [OPTIONS]\n"
+    fprintf(out, "usage: %s [--config FILE] COMMAND [OPTIONS]\n", host_binary_name);
+    fputs(
           "\n"
           "commands:\n"
-          "  serve              serve the public API until SIGINT or SIGTERM\n"
+          "  serve              apply pending migrations, then serve until SIGINT/SIGTERM\n"
           "  migrate [--status] apply pending migrations, or list them per module\n"
           "  seed               create the demo data of every module that has none\n"
-          "  modules            list the modules of this build and their versions\n"
+          "  modules [--graph]  list the modules, local or remote; --graph: dependencies\n"
           "  version            print the version\n"
           "\n"
           "configuration: defaults < --config FILE < CLEAVE_* environment variables\n",
@@ -39,17 +40,55 @@ static int fail(const char *what, const cl_error *err)
 
 static int cmd_version(void)
 {
-    printf("cleave %s\n", CLEAVE_VERSION);
+    printf("%s %s\n", host_binary_name, CLEAVE_VERSION);
     return EXIT_SUCCESS;
 }
 
-static int cmd_modules(void)
+/* The dependency graph between modules, in Mermaid (renders on GitHub and in most docs). */
+static int print_graph(void)
 {
+    printf("graph LR\n");
     for (int i = 0; cl_bindings[i].api != NULL; i++) {
-        const cl_binding *b = &cl_bindings[i];
-        printf("%-12s %-8s local  (operations v%d)\n", b->api->name,
-               b->local != NULL ? b->local->version : "-", b->api->ops_version);
+        const cl_module_api *api = cl_bindings[i].api;
+        printf("    %s[%s%s]\n", api->name, api->name,
+               cl_bindings[i].local != NULL ? "" : " (remote)");
+        for (int d = 0; api->depends[d] != NULL; d++) {
+            printf("    %s --> %s\n", api->name, api->depends[d]);
+        }
     }
+    return EXIT_SUCCESS;
+}
+
+static int cmd_modules(const char *config, int argc, char **argv)
+{
+    host h;
+    cl_error err = {0};
+    int rc;
+
+    if (argc == 1 && strcmp(argv[0], "--graph") == 0) {
+        return print_graph();
+    }
+    if (argc > 0) {
+        fprintf(stderr, "cleave: modules: unknown option %s (try --graph)\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    if (host_open(&h, config, &err) != CL_OK) {
+        rc = fail("modules", &err);
+        host_close(&h);
+        return rc;
+    }
+    for (int i = 0; i < h.nmodules; i++) {
+        const host_module *m = &h.modules[i];
+        const cl_binding *b = m->binding;
+        if (b->local != NULL) {
+            printf("%-12s %-8s local   operations v%d\n", b->api->name, b->local->version,
+                   b->api->ops_version);
+        } else {
+            printf("%-12s %-8s remote  operations v%d at %s\n", b->api->name, "-",
+                   b->api->ops_version, cl_rpc_client_url(m->remote));
+        }
+    }
+    host_close(&h);
     return EXIT_SUCCESS;
 }
 
@@ -157,7 +196,8 @@ static int cmd_serve(const char *config, int argc)
     }
     /* Before any thread exists, so that only cl_shutdown_wait sees the signals. */
     cl_shutdown_prepare();
-    if (host_open(&h, config, &err) != CL_OK || host_check_migrations(&h, &err) != CL_OK ||
+    /* The process that owns a module's database migrates it (ADR 0007). */
+    if (host_open(&h, config, &err) != CL_OK || host_migrate(&h, false, &err) != CL_OK ||
         host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
@@ -166,7 +206,7 @@ static int cmd_serve(const char *config, int argc)
     opt.threads = (int)cl_config_int(h.config, "CLEAVE_HTTP_THREADS", 8);
     opt.max_body = (size_t)cl_config_int(h.config, "CLEAVE_MAX_BODY_BYTES", 1 << 20);
     opt.request_timeout_ms = cl_config_int(h.config, "CLEAVE_REQUEST_TIMEOUT_MS", 10000);
-    opt.service = "cleave";
+    opt.service = host_binary_name;
     if (cl_http_start(&opt, h.router, &h.server, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
@@ -219,7 +259,7 @@ int cleave_main(int argc, char **argv)
         return cmd_seed(config, argc - i, argv + i);
     }
     if (strcmp(cmd, "modules") == 0) {
-        return cmd_modules();
+        return cmd_modules(config, argc - i, argv + i);
     }
     if (strcmp(cmd, "version") == 0) {
         return cmd_version();

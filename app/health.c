@@ -1,6 +1,7 @@
 /*
  * Liveness and readiness. /healthz says the process answers; /readyz says every local
- * module's database is reachable and fully migrated, and names the one that is not.
+ * module's database is reachable and fully migrated and every remote module's service is
+ * ready, and names the one that is not.
  */
 #include <string.h>
 
@@ -19,8 +20,16 @@ static json_t *module_check(host *h, host_module *m, int *ok)
     cl_error err = {0};
     cl_status st;
 
-    if (m->db == NULL) {
-        return json_pack("{s:s,s:s}", "module", name, "status", "remote");
+    if (m->remote != NULL) {
+        /* A gateway is ready only when the services it depends on are. */
+        st = cl_rpc_ready(m->remote, 1000, &err);
+        if (st != CL_OK) {
+            *ok = 0;
+            return json_pack("{s:s,s:s,s:s,s:s}", "module", name, "status", "down", "url",
+                             cl_rpc_client_url(m->remote), "detail", err.message);
+        }
+        return json_pack("{s:s,s:s,s:s}", "module", name, "status", "up", "url",
+                         cl_rpc_client_url(m->remote));
     }
     st = cl_db_ping(m->db, &err);
     if (st == CL_OK) {

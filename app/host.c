@@ -1,6 +1,7 @@
 /* Wiring: configuration, a database per module, migrations, module lifecycle, routes. */
 #include "host.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,54 @@ static cl_status make_dirs(const char *path, cl_error *err)
     return CL_OK;
 }
 
+static cl_status open_local(host *h, host_module *m, cl_error *err)
+{
+    const char *name = m->binding->api->name;
+    char path[4096];
+    cl_status st;
+
+    /* No shared database: each module gets a file of its own (ADR 0003). */
+    snprintf(path, sizeof(path), "%s/%s.db", h->data_dir, name);
+    st = cl_db_open(&cl_db_sqlite, name, path, NULL, &m->db, err);
+    if (st != CL_OK) {
+        return st;
+    }
+    m->ops = m->binding->local->ops;
+    return CL_OK;
+}
+
+/* A module left out of this build is reached through its remote binding (ADR 0010). */
+static cl_status open_remote(host *h, host_module *m, cl_error *err)
+{
+    const char *name = m->binding->api->name;
+    const char *url = cl_config_module(h->config, name, "URL");
+    const char *timeout;
+    cl_rpc_options opt = {0};
+    char key[96];
+    cl_status st;
+
+    snprintf(key, sizeof(key), "CLEAVE_%s_URL", name);
+    for (char *p = key; *p != '\0'; p++) {
+        *p = (char)toupper((unsigned char)*p);
+    }
+    if (url == NULL) {
+        return cl_error_set(err, CL_INVALID, key,
+                            "%s is not compiled into %s (CLEAVE_EXTRACT): set %s to the URL of "
+                            "its service (cleave-%s)",
+                            name, host_binary_name, key, name);
+    }
+    opt.token = cl_config_get(h->config, "CLEAVE_SERVICE_TOKEN");
+    timeout = cl_config_module(h->config, name, "TIMEOUT_MS");
+    /* Validated as an integer when the configuration was loaded. */
+    opt.default_timeout_ms = timeout != NULL ? strtoll(timeout, NULL, 10) : 0;
+    st = cl_rpc_client_new(name, url, &opt, &m->remote, err);
+    if (st != CL_OK) {
+        return cl_error_set(err, st, key, "%s: %s", key, err->message);
+    }
+    m->ops = m->binding->api->remote_ops(m->remote);
+    return CL_OK;
+}
+
 cl_status host_open(host *h, const char *config_file, cl_error *err)
 {
     cl_status st;
@@ -77,15 +126,9 @@ cl_status host_open(host *h, const char *config_file, cl_error *err)
         }
         m->binding = b;
         h->nmodules++;
-        if (b->local != NULL) {
-            char path[4096];
-            /* No shared database: each module gets a file of its own (ADR 0003). */
-            snprintf(path, sizeof(path), "%s/%s.db", h->data_dir, b->api->name);
-            st = cl_db_open(&cl_db_sqlite, b->api->name, path, NULL, &m->db, err);
-            if (st != CL_OK) {
-                return st;
-            }
-            m->ops = b->local->ops;
+        st = b->local != NULL ? open_local(h, m, err) : open_remote(h, m, err);
+        if (st != CL_OK) {
+            return st;
         }
     }
     return CL_OK;
@@ -172,7 +215,16 @@ cl_status host_build_router(host *h, cl_error *err)
     for (int i = 0; i < h->nmodules; i++) {
         host_module *m = &h->modules[i];
 
-        st = m->binding->api->routes(h->router, m->ops, err);
+        if (host_binary_role == HOST_GATEWAY) {
+            st = m->binding->api->routes(h->router, m->ops, err);
+        } else if (m->binding->local != NULL) {
+            m->rpc.api = m->binding->api;
+            m->rpc.ops = m->ops;
+            m->rpc.token = cl_config_get(h->config, "CLEAVE_SERVICE_TOKEN");
+            st = cl_rpc_routes(h->router, &m->rpc, err);
+        } else {
+            st = CL_OK;
+        }
         if (st != CL_OK) {
             return st;
         }
@@ -191,6 +243,7 @@ void host_close(host *h)
             m->binding->local->stop();
         }
         cl_db_close(m->db);
+        cl_rpc_client_free(m->remote);
     }
     cl_router_free(h->router);
     cl_config_free(h->config);

@@ -12,13 +12,23 @@
 #include "cleave/db.h"
 #include "cleave/http.h"
 #include "cleave/module.h"
+#include "cleave/rpc.h"
 
 #define HOST_MAX_MODULES 16
 
+/* What a binary is: the public gateway, or one module's standalone service. */
+typedef enum host_role { HOST_GATEWAY, HOST_SERVICE } host_role;
+
+/* Generated per binary by app/CMakeLists.txt (cleave_wire). */
+extern const host_role host_binary_role;
+extern const char host_binary_name[];
+
 typedef struct host_module {
     const cl_binding *binding;
-    cl_db *db;            /* its own database; NULL when the module is not local */
-    const void *ops;      /* the operations table callers use (local or remote) */
+    cl_db *db;              /* its own database; NULL when the module is remote */
+    cl_rpc_client *remote;  /* its service; NULL when the module is local */
+    const void *ops;        /* the operations table callers use (local or remote) */
+    cl_rpc_service rpc;     /* how a service binary serves it */
     bool initialised;
     bool started;
 } host_module;
@@ -48,7 +58,10 @@ cl_status host_migrate(host *h, bool verbose, cl_error *err);
 cl_status host_check_migrations(host *h, cl_error *err);
 /* Runs every module's init and start, in dependency order. */
 cl_status host_start_modules(host *h, cl_error *err);
-/* Builds the router: health routes and every module's public routes. */
+/*
+ * Builds the router: health routes, then on a gateway every module's public routes, on a
+ * service its local module's RPC routes.
+ */
 cl_status host_build_router(host *h, cl_error *err);
 /* Stops started modules in reverse order, closes databases, frees everything. */
 void host_close(host *h);

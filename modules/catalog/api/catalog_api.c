@@ -1,5 +1,10 @@
-/* The catalog's types, operation list and interface descriptor, from catalog.h. */
+/*
+ * The catalog's types, operation list, remote binding and interface descriptor, all
+ * generated from the declarations in catalog.h.
+ */
 #include "api.h"
+
+#include "cleave/rpc.h"
 
 CL_TYPE_DEFINE(catalog_product, CATALOG_PRODUCT)
 CL_TYPE_DEFINE(catalog_product_input, CATALOG_PRODUCT_INPUT)
@@ -12,6 +17,7 @@ CL_TYPE_DEFINE(catalog_category, CATALOG_CATEGORY)
 CL_TYPE_DEFINE(catalog_category_list, CATALOG_CATEGORY_LIST)
 
 CL_OPS_DEFINE(catalog, CATALOG_OPERATIONS)
+CL_REMOTE_DEFINE(catalog, CATALOG_OPERATIONS, CATALOG_OPS_VERSION)
 
 const cl_module_api catalog_api = {
     .name = "catalog",
@@ -21,4 +27,5 @@ const cl_module_api catalog_api = {
     .depends = (const char *const[]){NULL},
     .routes = catalog_rest_routes,
     .seed = catalog_seed,
+    .remote_ops = catalog_remote_ops,
 };
