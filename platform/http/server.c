@@ -1,0 +1,875 @@
+/*
+ * The HTTP server: civetweb underneath, one catch-all handler that runs our router, and
+ * everything every request gets (request id, deadline, bounds, access log, a response
+ * even when the handler forgets one).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cleave/log.h"
+#include "http_internal.h"
+
+#define HTTP_DEFAULT_THREADS 16
+#define HTTP_DEFAULT_MAX_BODY ((size_t)1 << 20)
+#define HTTP_DEFAULT_JSON_DEPTH 32
+#define HTTP_DEFAULT_TIMEOUT_MS 10000
+/* Bounds on what a client sends before any handler runs. */
+#define HTTP_PATH_MAX 2048
+#define HTTP_QUERY_MAX 4096
+#define HTTP_SEGMENT_MAX 255
+/* civetweb refuses requests whose header block exceeds this (its max_request_size). */
+#define HTTP_HEADER_BLOCK_MAX "16384"
+#define HTTP_REQUEST_ID_MAX (sizeof(((cl_ctx *)0)->request_id) - 1)
+#define HTTP_LISTEN_MAX 128
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+static int is_request_id_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/*
+ * An incoming X-Request-Id is kept only when it is short and made of safe characters:
+ * it ends up in logs and in headers of calls to other services, so anything else could
+ * forge log fields or inject headers. The limit is what cl_ctx.request_id can hold.
+ */
+static int request_id_ok(const char *id)
+{
+    size_t n;
+
+    if (id == NULL) {
+        return 0;
+    }
+    n = strlen(id);
+    if (n == 0 || n > HTTP_REQUEST_ID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!is_request_id_char(id[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int fill_random(unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static void new_request_id(char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[16];
+
+    if (fill_random(raw, sizeof(raw)) != 0) {
+        /* Ids only correlate log lines; uniqueness is enough, unpredictability is a bonus. */
+        int64_t now = cl_now_ms();
+        for (size_t i = 0; i < sizeof(raw); i++) {
+            raw[i] = (unsigned char)((now >> ((i % 8) * 8)) ^ (int64_t)rand());
+        }
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 0x0f];
+    }
+    out[32] = '\0';
+}
+
+/* --- responses -------------------------------------------------------------------- */
+
+void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data,
+                   size_t len)
+{
+    struct mg_connection *conn = req->conn;
+    char length[32];
+
+    if (req->replied) {
+        cl_log_with(CL_LOG_WARN, "http", NULL, "second response to %s %s ignored (status %d)",
+                    req->method, req->path, status);
+        return;
+    }
+    req->replied = 1;
+    req->status = status;
+    if (status < 100 || status > 999) {
+        status = 500;
+        req->status = status;
+    }
+    mg_response_header_start(conn, status);
+    if (ctype != NULL) {
+        mg_response_header_add(conn, "Content-Type", ctype, -1);
+    }
+    /* RFC 9110 forbids Content-Length on 1xx and 204; 304 describes the cached body. */
+    if (status >= 200 && status != 204 && status != 304) {
+        snprintf(length, sizeof(length), "%zu", len);
+        mg_response_header_add(conn, "Content-Length", length, -1);
+    }
+    mg_response_header_add(conn, "X-Request-Id", req->ctx.request_id, -1);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        mg_response_header_add(conn, req->headers[i].name, req->headers[i].value, -1);
+    }
+    mg_response_header_send(conn);
+    if (len > 0 && data != NULL && strcmp(req->method, "HEAD") != 0) {
+        if (mg_write(conn, data, len) > 0) {
+            req->bytes = len;
+        }
+    }
+}
+
+static int is_token_char(char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+        return 1;
+    }
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int cl_http_set_header(cl_http_req *req, const char *name, const char *value)
+{
+    size_t nlen;
+    size_t vlen;
+
+    if (req == NULL || name == NULL || value == NULL || req->nheaders == CL__HTTP_MAX_HEADERS) {
+        return -1;
+    }
+    nlen = strlen(name);
+    vlen = strlen(value);
+    if (nlen == 0 || nlen >= CL__HTTP_HEADER_NAME_MAX || vlen >= CL__HTTP_HEADER_VALUE_MAX) {
+        return -1;
+    }
+    for (size_t i = 0; i < nlen; i++) {
+        if (!is_token_char(name[i])) {
+            return -1;
+        }
+    }
+    /* A CR or LF in a value would let it start a header (or a body) of its own. */
+    for (size_t i = 0; i < vlen; i++) {
+        if (value[i] == '\r' || value[i] == '\n') {
+            return -1;
+        }
+    }
+    /* These are the server's to set; a second copy would confuse clients and proxies. */
+    if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Type") == 0 ||
+        strcasecmp(name, "X-Request-Id") == 0 || strcasecmp(name, "Connection") == 0 ||
+        strcasecmp(name, "Transfer-Encoding") == 0) {
+        return -1;
+    }
+    memcpy(req->headers[req->nheaders].name, name, nlen + 1);
+    memcpy(req->headers[req->nheaders].value, value, vlen + 1);
+    req->nheaders++;
+    return 0;
+}
+
+void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
+{
+    char *text = NULL;
+
+    if (req == NULL) {
+        json_decref(body);
+        return;
+    }
+    if (body != NULL) {
+        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(body);
+        if (text == NULL) {
+            cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                                  "the response could not be encoded", NULL);
+            return;
+        }
+    }
+    cl__http_send(req, status, "application/json", text, text != NULL ? strlen(text) : 0);
+    free(text);
+}
+
+void cl_http_reply_empty(cl_http_req *req, int status)
+{
+    if (req != NULL) {
+        cl__http_send(req, status, NULL, NULL, 0);
+    }
+}
+
+void cl_http_reply_bytes(cl_http_req *req, int status, const char *content_type,
+                         const void *data, size_t len)
+{
+    if (req != NULL) {
+        cl__http_send(req, status, content_type, data, len);
+    }
+}
+
+/* --- request accessors ------------------------------------------------------------ */
+
+const char *cl_http_method(const cl_http_req *req)
+{
+    return req != NULL ? req->method : NULL;
+}
+
+const char *cl_http_path(const cl_http_req *req)
+{
+    return req != NULL ? req->path : NULL;
+}
+
+const char *cl_http_param(const cl_http_req *req, const char *name)
+{
+    if (req == NULL || name == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < req->match.nparams; i++) {
+        if (strcmp(req->match.names[i], name) == 0) {
+            return req->match.values[i];
+        }
+    }
+    return NULL;
+}
+
+int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size)
+{
+    const char *p;
+    char key[256];
+
+    if (req == NULL || name == NULL || req->query == NULL) {
+        return -1;
+    }
+    p = req->query;
+    while (*p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq != NULL ? (size_t)(eq - p) : plen;
+
+        /* A pair whose key or value is malformed is skipped as if it were absent. */
+        if (cl__http_pct_decode(p, klen, 1, key, sizeof(key)) >= 0 && strcmp(key, name) == 0) {
+            const char *v = eq != NULL ? eq + 1 : p + plen;
+            size_t vlen = eq != NULL ? plen - klen - 1 : 0;
+            char *tmp;
+            int n;
+
+            if (size == 0) {
+                return -2;
+            }
+            /* Decode into scratch first: buf is written only when the value fits. */
+            tmp = malloc(vlen + 1);
+            if (tmp == NULL) {
+                return -1;
+            }
+            n = cl__http_pct_decode(v, vlen, 1, tmp, vlen + 1);
+            if (n >= 0) {
+                if ((size_t)n >= size) {
+                    n = -2;
+                } else {
+                    memcpy(buf, tmp, (size_t)n + 1);
+                }
+            }
+            free(tmp);
+            if (n != -1) {
+                return n;
+            }
+        }
+        if (amp == NULL) {
+            break;
+        }
+        p = amp + 1;
+    }
+    return -1;
+}
+
+const char *cl_http_header(const cl_http_req *req, const char *name)
+{
+    if (req == NULL || name == NULL) {
+        return NULL;
+    }
+    return mg_get_header(req->conn, name);
+}
+
+const cl_route *cl_http_route(const cl_http_req *req)
+{
+    return req != NULL ? req->match.route : NULL;
+}
+
+cl_ctx *cl_http_ctx(cl_http_req *req)
+{
+    return req != NULL ? &req->ctx : NULL;
+}
+
+/* --- JSON bodies ------------------------------------------------------------------ */
+
+/* application/json or application/<anything>+json, parameters (charset) ignored. */
+static int is_json_media_type(const char *ct)
+{
+    const char *end;
+    const char *slash;
+    size_t len;
+
+    if (ct == NULL) {
+        return 0;
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    end = strchr(ct, ';');
+    if (end == NULL) {
+        end = ct + strlen(ct);
+    }
+    while (end > ct && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    len = (size_t)(end - ct);
+    if (len < 12 || strncasecmp(ct, "application/", 12) != 0) {
+        return 0;
+    }
+    slash = ct + 12;
+    len = (size_t)(end - slash);
+    if (len == 4 && strncasecmp(slash, "json", 4) == 0) {
+        return 1;
+    }
+    return len > 5 && strncasecmp(end - 5, "+json", 5) == 0;
+}
+
+/*
+ * The deepest nesting of arrays and objects in text, counting brackets outside strings.
+ * Run before parsing so that a hostile body never reaches a recursive parser with a
+ * depth it would have to unwind; malformed text may give a wrong depth, but then the
+ * parser refuses it anyway.
+ */
+static int json_depth(const char *text, size_t len, int limit)
+{
+    int depth = 0;
+    int in_string = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            depth++;
+            if (depth > limit) {
+                return depth;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+static void refuse_too_large(cl_http_req *req)
+{
+    /*
+     * Without this civetweb would read and discard the rest of the body to keep the
+     * connection alive, which lets a client hold a worker with an endless upload.
+     * mg_disable_keep_alive is a Debian addition to civetweb 1.15 (our only target).
+     */
+    mg_disable_keep_alive(req->conn);
+    char detail[128];
+    snprintf(detail, sizeof(detail), "the body is larger than %zu bytes", req->srv->max_body);
+    cl_http_reply_problem(req, 413, "content-too-large", "the request body is too large", detail,
+                          NULL);
+}
+
+/* Reads at most max_body + 1 bytes: one byte more than allowed proves the body too large. */
+static cl_status read_body(cl_http_req *req, char **out, size_t *out_len)
+{
+    size_t max = req->srv->max_body;
+    long long declared = req->ri->content_length;
+    size_t cap = declared >= 0 ? (size_t)declared + 1 : 4096;
+    size_t len = 0;
+    char *buf = NULL;
+    cl_status st = CL_OK;
+
+    if (declared >= 0 && (unsigned long long)declared > max) {
+        refuse_too_large(req);
+        return CL_INVALID;
+    }
+    if (cap > max + 1) {
+        cap = max + 1;
+    }
+    buf = malloc(cap + 1);
+    if (buf == NULL) {
+        goto nomem;
+    }
+    for (;;) {
+        int n;
+
+        if (len == cap) {
+            if (cap == max + 1) {
+                refuse_too_large(req);
+                st = CL_INVALID;
+                goto out;
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nbuf = realloc(buf, ncap + 1);
+            if (nbuf == NULL) {
+                goto nomem;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        n = mg_read(req->conn, buf + len, cap - len);
+        if (n < 0) {
+            cl_http_reply_problem(req, 400, "unreadable-body", "the request body is unreadable",
+                                  "the connection failed while reading the body", NULL);
+            st = CL_INVALID;
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+    if (len > max) {
+        refuse_too_large(req);
+        st = CL_INVALID;
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    goto out;
+nomem:
+    cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                          "out of memory while reading the body", NULL);
+    st = CL_INTERNAL;
+out:
+    free(buf);
+    return st;
+}
+
+cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
+{
+    char *body = NULL;
+    size_t len = 0;
+    json_t *json = NULL;
+    json_error_t jerr;
+    char detail[256];
+    cl_status st;
+
+    if (req == NULL || out == NULL) {
+        return CL_INTERNAL;
+    }
+    if (req->body_read) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "the request body was already read", NULL);
+        return CL_INTERNAL;
+    }
+    req->body_read = 1;
+    if (!is_json_media_type(mg_get_header(req->conn, "Content-Type"))) {
+        cl_http_reply_problem(req, 415, "unsupported-media-type",
+                              "the request body must be JSON",
+                              "Content-Type must be application/json or application/*+json",
+                              NULL);
+        return CL_INVALID;
+    }
+    st = read_body(req, &body, &len);
+    if (st != CL_OK) {
+        goto out;
+    }
+    if (json_depth(body, len, req->srv->max_json_depth) > 0) {
+        snprintf(detail, sizeof(detail), "the body nests arrays and objects deeper than %d",
+                 req->srv->max_json_depth);
+        cl_http_reply_problem(req, 400, "json-too-deep", "the JSON body is nested too deeply",
+                              detail, NULL);
+        st = CL_INVALID;
+        goto out;
+    }
+    json = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (json == NULL) {
+        snprintf(detail, sizeof(detail), "line %d, column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        cl_http_reply_problem(req, 400, "malformed-json", "the body is not valid JSON", detail,
+                              json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
+        st = CL_INVALID;
+        goto out;
+    }
+    if (object_only && !json_is_object(json)) {
+        cl_http_reply_problem(req, 400, "not-an-object", "the JSON body must be an object",
+                              "the body is valid JSON but not an object", NULL);
+        st = CL_INVALID;
+        goto out;
+    }
+    *out = json;
+    json = NULL;
+    st = CL_OK;
+out:
+    json_decref(json);
+    free(body);
+    return st;
+}
+
+/* --- dispatch --------------------------------------------------------------------- */
+
+/*
+ * Refuses what no route can want before routing: over-long paths and queries, segments
+ * longer than a parameter buffer, and malformed percent-escapes. Returns 1 when a
+ * problem was sent.
+ */
+static int refuse_bad_target(cl_http_req *req)
+{
+    const char *p = req->path;
+    size_t seg = 0;
+
+    if (strlen(req->path) > HTTP_PATH_MAX ||
+        (req->query != NULL && strlen(req->query) > HTTP_QUERY_MAX)) {
+        cl_http_reply_problem(req, 414, "uri-too-long", "the request target is too long",
+                              "the path is limited to 2048 bytes and the query to 4096",
+                              NULL);
+        return 1;
+    }
+    for (; *p != '\0'; p++) {
+        if (*p == '/') {
+            seg = 0;
+            continue;
+        }
+        if (++seg > HTTP_SEGMENT_MAX) {
+            cl_http_reply_problem(req, 414, "uri-too-long", "the request target is too long",
+                                  "a path segment is longer than 255 bytes", NULL);
+            return 1;
+        }
+        if (*p == '%') {
+            char one[2];
+            if (cl__http_pct_decode(p, strnlen(p, 3), 0, one, sizeof(one)) != 1) {
+                cl_http_reply_problem(req, 400, "malformed-path",
+                                      "the request path is malformed",
+                                      "the path has a malformed percent-escape", NULL);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void route_and_run(cl_http_req *req, int draining)
+{
+    char allow[64];
+    cl_route_result res;
+
+    if (draining) {
+        /* Close the connection too, so that keep-alive clients reconnect elsewhere. */
+        mg_disable_keep_alive(req->conn);
+        cl_http_set_header(req, "Retry-After", "1");
+        cl_http_reply_problem(req, 503, "shutting-down", cl_status_message(CL_UNAVAILABLE),
+                              "the server is shutting down", NULL);
+        return;
+    }
+    if (req->path[0] != '/') {
+        cl_http_reply_problem(req, 400, "malformed-path", "the request path is malformed",
+                              "the request target is not an absolute path", NULL);
+        return;
+    }
+    if (refuse_bad_target(req)) {
+        return;
+    }
+    res = cl_router_match(req->srv->router, req->method, req->path, &req->match, allow,
+                          sizeof(allow));
+    if (res == CL_ROUTE_NOT_FOUND) {
+        cl_http_reply_problem(req, 404, "not-found", cl_status_message(CL_NOT_FOUND),
+                              "no route matches this path", NULL);
+        return;
+    }
+    if (res == CL_ROUTE_BAD_METHOD) {
+        char detail[128];
+        snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", req->method,
+                 allow);
+        cl_http_set_header(req, "Allow", allow);
+        cl_http_reply_problem(req, 405, "method-not-allowed",
+                              "the method is not allowed for this resource", detail, NULL);
+        return;
+    }
+    cl_log_bind(&req->ctx);
+    req->match.route->handler(req, req->match.route->arg);
+    cl_log_bind(NULL);
+    if (!req->replied) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "the handler did not send a response", NULL);
+    }
+}
+
+static int dispatch(struct mg_connection *conn, void *arg)
+{
+    cl_http_server *srv = arg;
+    cl_http_req *req;
+    int64_t start = cl_now_ms();
+    const char *rid;
+    int status;
+    int draining;
+
+    pthread_mutex_lock(&srv->mu);
+    draining = srv->draining;
+    srv->inflight++;
+    pthread_mutex_unlock(&srv->mu);
+
+    /* On the heap: the header buffers would take a big bite of a worker's stack. */
+    req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        mg_send_http_error(conn, 503, "%s", "out of memory");
+        status = 503;
+        goto out;
+    }
+    req->conn = conn;
+    req->srv = srv;
+    req->ri = mg_get_request_info(conn);
+    req->method = req->ri->request_method != NULL ? req->ri->request_method : "";
+    req->path = req->ri->local_uri_raw != NULL ? req->ri->local_uri_raw : "";
+    req->query = req->ri->query_string;
+    cl_ctx_init(&req->ctx, srv->request_timeout_ms);
+    rid = mg_get_header(conn, "X-Request-Id");
+    if (request_id_ok(rid)) {
+        cl_strlcpy(req->ctx.request_id, rid, sizeof(req->ctx.request_id));
+    } else {
+        char fresh[33];
+        new_request_id(fresh);
+        cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
+    }
+
+    route_and_run(req, draining);
+
+    cl_log_with(CL_LOG_INFO, "http",
+                json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s}", "method", req->method, "path",
+                          req->path, "status", req->status, "bytes", (json_int_t)req->bytes,
+                          "duration_ms", (json_int_t)(cl_now_ms() - start), "remote",
+                          req->ri->remote_addr, "request_id", req->ctx.request_id, "service",
+                          srv->service),
+                "%s %s %d", req->method, req->path, req->status);
+    status = req->status;
+    free(req);
+out:
+    pthread_mutex_lock(&srv->mu);
+    srv->inflight--;
+    if (srv->inflight == 0) {
+        pthread_cond_broadcast(&srv->idle);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return status;
+}
+
+/* civetweb's own complaints (bad request lines, socket errors) go to our log. */
+static int log_civetweb(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    cl_log_with(CL_LOG_WARN, "http", NULL, "civetweb: %s", message);
+    return 1;
+}
+
+/* --- lifecycle -------------------------------------------------------------------- */
+
+/* The drain timeout is measured on the monotonic clock, immune to wall-clock jumps. */
+static int init_idle_cond(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc;
+
+    if (pthread_condattr_init(&attr) != 0) {
+        return -1;
+    }
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0) {
+        rc = pthread_cond_init(cv, &attr);
+    }
+    pthread_condattr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
+cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
+                        cl_http_server **out, cl_error *err)
+{
+    cl_http_server *srv = NULL;
+    char threads[16];
+    char timeout[32];
+    char errtext[256] = "";
+    unsigned errcode = 0;
+    struct mg_callbacks callbacks;
+    struct mg_init_data init;
+    struct mg_error_data error;
+    struct mg_server_port ports[4];
+    cl_status st = CL_OK;
+
+    if (opt == NULL || router == NULL || out == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "no options, router or output");
+    }
+    if (opt->listen == NULL || opt->listen[0] == '\0' || strlen(opt->listen) > HTTP_LISTEN_MAX ||
+        strchr(opt->listen, ',') != NULL) {
+        return cl_error_set(err, CL_INVALID, "listen", "listen must be one \"host:port\"");
+    }
+    if (opt->threads < 0 || opt->threads > 1024 || opt->max_json_depth < 0 ||
+        opt->request_timeout_ms < 0) {
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "threads, max_json_depth and request_timeout_ms must be in range");
+    }
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    if (pthread_mutex_init(&srv->mu, NULL) != 0) {
+        free(srv);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a mutex");
+    }
+    if (init_idle_cond(&srv->idle) != 0) {
+        pthread_mutex_destroy(&srv->mu);
+        free(srv);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a condition variable");
+    }
+    srv->router = router;
+    srv->max_body = opt->max_body > 0 ? opt->max_body : HTTP_DEFAULT_MAX_BODY;
+    srv->max_json_depth = opt->max_json_depth > 0 ? opt->max_json_depth : HTTP_DEFAULT_JSON_DEPTH;
+    srv->request_timeout_ms =
+        opt->request_timeout_ms > 0 ? opt->request_timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
+    cl_strlcpy(srv->service, opt->service != NULL ? opt->service : "cleave",
+               sizeof(srv->service));
+    snprintf(threads, sizeof(threads), "%d", opt->threads > 0 ? opt->threads
+                                                               : HTTP_DEFAULT_THREADS);
+    snprintf(timeout, sizeof(timeout), "%lld", (long long)srv->request_timeout_ms);
+
+    /*
+     * decode_url=no: the router must see the raw path, or an encoded '/' inside a
+     * parameter (%2F) would split it and a literal '%' would be decoded twice.
+     * No document_root: nothing is ever served from the file system.
+     */
+    const char *options[] = {
+        "listening_ports",    opt->listen,
+        "num_threads",        threads,
+        "request_timeout_ms", timeout,
+        "enable_keep_alive",  "yes",
+        "decode_url",         "no",
+        "max_request_size",   HTTP_HEADER_BLOCK_MAX,
+        NULL,
+    };
+    memset(&callbacks, 0, sizeof(callbacks));
+    callbacks.log_message = log_civetweb;
+    memset(&init, 0, sizeof(init));
+    init.callbacks = &callbacks;
+    init.user_data = srv;
+    init.configuration_options = options;
+    memset(&error, 0, sizeof(error));
+    error.code = &errcode;
+    error.text = errtext;
+    error.text_buffer_size = sizeof(errtext);
+
+    srv->mg = mg_start2(&init, &error);
+    if (srv->mg == NULL) {
+        st = cl_error_set(err, CL_UNAVAILABLE, "listen", "cannot serve on %s: %s",
+                          opt->listen, errtext[0] != '\0' ? errtext : "civetweb failed");
+        goto out;
+    }
+    /* "**" matches every path, so all requests go through our router. */
+    mg_set_request_handler(srv->mg, "**", dispatch, srv);
+    memset(ports, 0, sizeof(ports));
+    if (mg_get_server_ports(srv->mg, 4, ports) < 1) {
+        st = cl_error_set(err, CL_UNAVAILABLE, "listen", "cannot learn the port of %s",
+                          opt->listen);
+        goto out;
+    }
+    srv->port = ports[0].port;
+    *out = srv;
+    srv = NULL;
+out:
+    if (srv != NULL) {
+        if (srv->mg != NULL) {
+            mg_stop(srv->mg);
+        }
+        pthread_cond_destroy(&srv->idle);
+        pthread_mutex_destroy(&srv->mu);
+        free(srv);
+    }
+    return st;
+}
+
+int cl_http_port(const cl_http_server *srv)
+{
+    return srv != NULL ? srv->port : -1;
+}
+
+void cl_http_stop(cl_http_server *srv)
+{
+    struct timespec until;
+    int64_t grace;
+
+    if (srv == NULL) {
+        return;
+    }
+    /*
+     * Drain first: from now on new requests get a 503, and the ones in flight finish
+     * while civetweb still writes their responses. The wait is bounded by the request
+     * timeout so that a stuck handler cannot hold the shutdown forever.
+     */
+    grace = srv->request_timeout_ms;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(grace / 1000);
+    until.tv_nsec += (long)(grace % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->mu);
+    srv->draining = 1;
+    while (srv->inflight > 0) {
+        if (pthread_cond_timedwait(&srv->idle, &srv->mu, &until) == ETIMEDOUT) {
+            cl_log_with(CL_LOG_WARN, "http", json_pack("{s:i}", "inflight", srv->inflight),
+                        "stopping with requests still in flight");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    /* Closes the listeners and joins the workers (and any handler still running). */
+    mg_stop(srv->mg);
+    pthread_cond_destroy(&srv->idle);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+/* --- shutdown signals ------------------------------------------------------------- */
+
+static void shutdown_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+void cl_shutdown_prepare(void)
+{
+    sigset_t set;
+
+    /* Threads inherit the mask, so only the thread in sigwait ever sees these signals. */
+    shutdown_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int cl_shutdown_wait(void)
+{
+    sigset_t set;
+    int sig = 0;
+
+    shutdown_set(&set);
+    while (sigwait(&set, &sig) != 0) {
+        /* sigwait only fails for an invalid set; retrying keeps the contract simple. */
+    }
+    return sig;
+}

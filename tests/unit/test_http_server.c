@@ -1,0 +1,991 @@
+/*
+ * The HTTP server over real HTTP: a server on 127.0.0.1:0 driven with libcurl. Covers JSON
+ * bodies and their limits, problem+json errors, request ids, the router's 404/405, the
+ * 500 for a handler that forgets to reply, the access log, and a stop that lets an
+ * in-flight request finish.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "cleave/http.h"
+#include "cleave/log.h"
+
+/* --- a small HTTP client -------------------------------------------------------------- */
+
+typedef struct response {
+    long status;
+    char *body;
+    size_t body_len;
+    char headers[8192];
+    size_t headers_len;
+    char header_value[1024];
+    json_t *json; /* the body parsed, when it is JSON */
+} response;
+
+typedef struct upload {
+    const char *data;
+    size_t len;
+    size_t off;
+} upload;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    response *resp = userdata;
+    size_t n = size * nmemb;
+    char *grown = realloc(resp->body, resp->body_len + n + 1);
+
+    if (grown == NULL) {
+        return 0;
+    }
+    resp->body = grown;
+    memcpy(resp->body + resp->body_len, data, n);
+    resp->body_len += n;
+    resp->body[resp->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    response *resp = userdata;
+    size_t n = size * nmemb;
+
+    /* A status line starts a new header block (after 100 Continue, say). */
+    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        resp->headers_len = 0;
+    }
+    if (resp->headers_len + n < sizeof(resp->headers)) {
+        memcpy(resp->headers + resp->headers_len, data, n);
+        resp->headers_len += n;
+        resp->headers[resp->headers_len] = '\0';
+    }
+    return n;
+}
+
+static size_t on_read(char *buf, size_t size, size_t nmemb, void *userdata)
+{
+    upload *up = userdata;
+    size_t n = size * nmemb;
+
+    if (n > up->len - up->off) {
+        n = up->len - up->off;
+    }
+    memcpy(buf, up->data + up->off, n);
+    up->off += n;
+    return n;
+}
+
+/* The value of a response header (case-insensitive), or NULL. Valid until the next call. */
+static const char *header(response *resp, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *line = resp->headers;
+
+    while (line != NULL && *line != '\0') {
+        const char *end = strstr(line, "\r\n");
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+
+        if (len > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            size_t vlen;
+
+            while (*v == ' ') {
+                v++;
+            }
+            vlen = (size_t)(line + len - v);
+            if (vlen >= sizeof(resp->header_value)) {
+                vlen = sizeof(resp->header_value) - 1;
+            }
+            memcpy(resp->header_value, v, vlen);
+            resp->header_value[vlen] = '\0';
+            return resp->header_value;
+        }
+        line = end != NULL ? end + 2 : NULL;
+    }
+    return NULL;
+}
+
+static void response_free(response *resp)
+{
+    free(resp->body);
+    json_decref(resp->json);
+    free(resp);
+}
+
+typedef struct request {
+    const char *method;
+    const char *path;
+    const char *content_type; /* NULL: no Content-Type */
+    const char *body;         /* NULL: no body */
+    size_t body_len;
+    int chunked;              /* send the body without Content-Length */
+    const char *request_id;   /* NULL: no X-Request-Id */
+} request;
+
+/*
+ * Performs one request. No cmocka assertion in here: it also runs on helper threads,
+ * where a failing assertion cannot unwind the test. Returns NULL when out of memory.
+ */
+static response *http_do_raw(int port, const request *rq, CURLcode *rc_out)
+{
+    CURL *curl = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    response *resp = calloc(1, sizeof(*resp));
+    upload up = {rq->body, rq->body_len, 0};
+    char url[4096];
+    char line[512];
+    CURLcode rc;
+
+    if (curl == NULL || resp == NULL) {
+        curl_easy_cleanup(curl);
+        free(resp);
+        return NULL;
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, rq->path);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, rq->method);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    /* Keep the path exactly as written: the tests send dot segments and escapes on purpose. */
+    curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
+    /* No "Expect: 100-continue" round trip: the server answers at once either way. */
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    if (rq->content_type != NULL) {
+        snprintf(line, sizeof(line), "Content-Type: %s", rq->content_type);
+    } else {
+        snprintf(line, sizeof(line), "Content-Type:");
+    }
+    hdrs = curl_slist_append(hdrs, line);
+    if (rq->request_id != NULL) {
+        snprintf(line, sizeof(line), "X-Request-Id: %s", rq->request_id);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    if (rq->body != NULL) {
+        if (rq->chunked) {
+            hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+            curl_easy_setopt(curl, CURLOPT_POST, 1L);
+            curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(curl, CURLOPT_READDATA, &up);
+        } else {
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDS, rq->body);
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        }
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    rc = curl_easy_perform(curl);
+    *rc_out = rc;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(curl);
+    if (resp->body != NULL) {
+        resp->json = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, NULL);
+    }
+    return resp;
+}
+
+static response *http_do(int port, const request *rq)
+{
+    CURLcode rc = CURLE_OK;
+    response *resp = http_do_raw(port, rq, &rc);
+
+    assert_non_null(resp);
+    if (rc != CURLE_OK) {
+        fail_msg("curl %s %s: %s", rq->method, rq->path, curl_easy_strerror(rc));
+    }
+    return resp;
+}
+
+static response *http_simple(int port, const char *method, const char *path)
+{
+    request rq = {method, path, NULL, NULL, 0, 0, NULL};
+    return http_do(port, &rq);
+}
+
+static response *http_json(int port, const char *path, const char *ctype, const char *body)
+{
+    request rq = {"POST", path, ctype, body, strlen(body), 0, NULL};
+    return http_do(port, &rq);
+}
+
+static const char *jstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    if (s == NULL) {
+        fail_msg("no string member \"%s\"", key);
+    }
+    return s;
+}
+
+static int is_hex32(const char *s)
+{
+    if (s == NULL || strlen(s) != 32) {
+        return 0;
+    }
+    for (size_t i = 0; i < 32; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Checks a problem+json response: its status, content type, the RFC 9457 members and
+ * that request_id matches the X-Request-Id header.
+ */
+static void expect_problem(response *resp, long status, const char *slug, const char *instance)
+{
+    char type[128];
+    const char *rid;
+
+    assert_int_equal(resp->status, status);
+    assert_non_null(header(resp, "Content-Type"));
+    assert_string_equal(header(resp, "Content-Type"), "application/problem+json");
+    assert_non_null(resp->json);
+    assert_true(json_is_object(resp->json));
+    snprintf(type, sizeof(type), "urn:cleave:problem:%s", slug);
+    assert_string_equal(jstr(resp->json, "type"), type);
+    assert_true(strlen(jstr(resp->json, "title")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "status")), status);
+    assert_true(json_is_string(json_object_get(resp->json, "detail")));
+    assert_string_equal(jstr(resp->json, "instance"), instance);
+    rid = header(resp, "X-Request-Id");
+    assert_non_null(rid);
+    assert_string_equal(jstr(resp->json, "request_id"), rid);
+}
+
+/* --- the routes under test ---------------------------------------------------------- */
+
+static void h_echo(cl_http_req *req, void *arg)
+{
+    json_t *body = NULL;
+
+    (void)arg;
+    if (cl_http_read_json(req, 0, &body) != CL_OK) {
+        return;
+    }
+    cl_http_reply_json(req, 200, body);
+}
+
+static void h_object(cl_http_req *req, void *arg)
+{
+    json_t *body = NULL;
+
+    (void)arg;
+    if (cl_http_read_json(req, 1, &body) != CL_OK) {
+        return;
+    }
+    cl_http_reply_json(req, 201, body);
+}
+
+static void h_item(cl_http_req *req, void *arg)
+{
+    char q[64];
+    int qn = cl_http_query(req, "q", q, sizeof(q));
+    char tiny[4];
+    int tn = cl_http_query(req, "q", tiny, sizeof(tiny));
+    cl_ctx *ctx = cl_http_ctx(req);
+
+    int set_ok;
+    int refused;
+
+    (void)arg;
+    /* Handlers run on a worker thread, where cmocka cannot fail a test: report instead. */
+    set_ok = cl_http_set_header(req, "X-Extra", "yes") == 0;
+    /* Header injection and server-owned headers are refused. */
+    refused = cl_http_set_header(req, "X-Bad", "a\r\nInjected: 1") == -1 &&
+              cl_http_set_header(req, "Content-Length", "3") == -1 &&
+              cl_http_set_header(req, "Bad Name", "x") == -1;
+    cl_http_reply_json(
+        req, 200,
+        json_pack("{s:b,s:b,s:s,s:s?,s:i,s:i,s:s,s:b,s:s,s:s,s:s,s:s?}", "set_ok", set_ok,
+                  "refused", refused, "id", cl_http_param(req, "id"),
+                  "q", qn >= 0 ? q : NULL, "q_len", qn, "tiny", tn, "request_id",
+                  ctx->request_id, "deadline", ctx->deadline_ms > 0, "method",
+                  cl_http_method(req), "path", cl_http_path(req), "route",
+                  cl_http_route(req)->pattern, "ua", cl_http_header(req, "user-agent")));
+}
+
+static void h_delete(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    cl_http_reply_empty(req, 204);
+}
+
+static void h_silent(cl_http_req *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+}
+
+static void h_fail(cl_http_req *req, void *arg)
+{
+    const char *kind = cl_http_param(req, "kind");
+    cl_error err;
+
+    (void)arg;
+    if (strcmp(kind, "invalid") == 0) {
+        cl_error_set(&err, CL_INVALID, "price", "must be positive");
+    } else if (strcmp(kind, "deadline") == 0) {
+        cl_error_set(&err, CL_DEADLINE_EXCEEDED, NULL, "the catalog took too long");
+    } else {
+        cl_error_set(&err, CL_NOT_FOUND, NULL, "no product %s", kind);
+    }
+    cl_http_reply_error(req, &err);
+}
+
+static void h_custom_problem(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    cl_http_reply_problem(req, 409, "custom-thing", "a custom problem", "custom detail",
+                          json_pack("{s:i,s:s,s:s}", "status", 999, "type", "forged", "hint",
+                                    "try again"));
+}
+
+static void h_bytes(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    cl_http_reply_bytes(req, 200, "text/plain", "hello", 5);
+    /* A second reply must not corrupt the connection. */
+    cl_http_reply_json(req, 500, json_string("late"));
+}
+
+static cl_router *g_router;
+static cl_http_server *g_server;
+static int g_port;
+
+static int group_setup(void **state)
+{
+    const cl_route routes[] = {
+        {"POST", "/echo", CL_PERM_PUBLIC, h_echo, NULL},
+        {"POST", "/objects", "things:write", h_object, NULL},
+        {"GET", "/items/{id}", "things:read", h_item, NULL},
+        {"DELETE", "/items/{id}", "things:write", h_delete, NULL},
+        {"GET", "/silent", CL_PERM_PUBLIC, h_silent, NULL},
+        {"GET", "/fail/{kind}", CL_PERM_PUBLIC, h_fail, NULL},
+        {"GET", "/custom", CL_PERM_PUBLIC, h_custom_problem, NULL},
+        {"GET", "/bytes", CL_PERM_PUBLIC, h_bytes, NULL},
+    };
+    cl_http_options opt = {"127.0.0.1:0", 4, 1024, 8, 5000, "test"};
+    cl_error err;
+
+    (void)state;
+    g_router = cl_router_new();
+    assert_non_null(g_router);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        assert_int_equal(cl_router_add(g_router, &routes[i], &err), CL_OK);
+    }
+    if (cl_http_start(&opt, g_router, &g_server, &err) != CL_OK) {
+        fail_msg("start: %s", err.message);
+    }
+    g_port = cl_http_port(g_server);
+    assert_true(g_port > 0);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cl_http_stop(g_server);
+    cl_router_free(g_router);
+    return 0;
+}
+
+/* --- tests ------------------------------------------------------------------------------ */
+
+static void test_http_echoes_json(void **state)
+{
+    const char *doc = "{\"a\":[1,2,{\"b\":\"c\"}],\"s\":\"[[[{{{\"}";
+    response *resp = http_json(g_port, "/echo", "application/json", doc);
+    json_t *want = json_loads(doc, 0, NULL);
+
+    (void)state;
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(header(resp, "Content-Type"), "application/json");
+    assert_non_null(header(resp, "Content-Length"));
+    assert_int_equal(strtol(header(resp, "Content-Length"), NULL, 10), (long)resp->body_len);
+    assert_true(is_hex32(header(resp, "X-Request-Id")));
+    assert_non_null(resp->json);
+    assert_true(json_equal(resp->json, want));
+    json_decref(want);
+    response_free(resp);
+}
+
+static void test_http_accepts_json_variants(void **state)
+{
+    response *resp;
+
+    (void)state;
+    resp = http_json(g_port, "/echo", "application/merge-patch+json; charset=utf-8", "[1]");
+    assert_int_equal(resp->status, 200);
+    response_free(resp);
+    resp = http_json(g_port, "/echo", "Application/JSON;charset=UTF-8", "\"scalar\"");
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(json_string_value(resp->json), "scalar");
+    response_free(resp);
+}
+
+static void test_http_malformed_json_is_400(void **state)
+{
+    response *resp = http_json(g_port, "/echo", "application/json", "{\"a\":\n  [1,}");
+    const char *detail;
+
+    (void)state;
+    expect_problem(resp, 400, "malformed-json", "/echo");
+    detail = jstr(resp->json, "detail");
+    assert_non_null(strstr(detail, "line 2"));
+    assert_non_null(strstr(detail, "column"));
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "line")), 2);
+    assert_true(json_integer_value(json_object_get(resp->json, "column")) > 0);
+    response_free(resp);
+
+    resp = http_json(g_port, "/echo", "application/json", "{\"a\":1,\"a\":2}");
+    expect_problem(resp, 400, "malformed-json", "/echo");
+    assert_non_null(strstr(jstr(resp->json, "detail"), "duplicate"));
+    response_free(resp);
+
+    resp = http_json(g_port, "/echo", "application/json", "");
+    expect_problem(resp, 400, "malformed-json", "/echo");
+    response_free(resp);
+}
+
+static void test_http_wrong_content_type_is_415(void **state)
+{
+    response *resp;
+
+    (void)state;
+    resp = http_json(g_port, "/echo", "text/plain", "{}");
+    expect_problem(resp, 415, "unsupported-media-type", "/echo");
+    response_free(resp);
+    resp = http_json(g_port, "/echo", "application/jsonx", "{}");
+    expect_problem(resp, 415, "unsupported-media-type", "/echo");
+    response_free(resp);
+    resp = http_json(g_port, "/echo", NULL, "{}");
+    expect_problem(resp, 415, "unsupported-media-type", "/echo");
+    response_free(resp);
+}
+
+static char *make_array_body(size_t len)
+{
+    char *s = malloc(len + 1);
+
+    assert_non_null(s);
+    s[0] = '[';
+    for (size_t i = 1; i + 1 < len; i++) {
+        s[i] = (i % 2) ? '1' : ',';
+    }
+    s[len - 1] = ']';
+    s[len] = '\0';
+    return s;
+}
+
+static void test_http_oversized_body_is_413(void **state)
+{
+    char *big = make_array_body(4001);
+    char *fits = make_array_body(1023);
+    request rq = {"POST", "/echo", "application/json", big, strlen(big), 0, NULL};
+    response *resp;
+
+    (void)state;
+    resp = http_do(g_port, &rq);
+    expect_problem(resp, 413, "content-too-large", "/echo");
+    response_free(resp);
+
+    /* Without Content-Length the server reads at most max_body + 1 bytes, then refuses. */
+    rq.chunked = 1;
+    resp = http_do(g_port, &rq);
+    expect_problem(resp, 413, "content-too-large", "/echo");
+    response_free(resp);
+
+    /* Just under the limit, either way, is fine. */
+    rq.body = fits;
+    rq.body_len = strlen(fits);
+    resp = http_do(g_port, &rq);
+    assert_int_equal(resp->status, 200);
+    response_free(resp);
+    rq.chunked = 0;
+    resp = http_do(g_port, &rq);
+    assert_int_equal(resp->status, 200);
+    response_free(resp);
+    free(big);
+    free(fits);
+}
+
+static void test_http_too_deep_json_is_400(void **state)
+{
+    const char *ok = "[[[[[[[[1]]]]]]]]";                /* 8 levels: the limit */
+    const char *deep = "[[[[[[[[[1]]]]]]]]]";            /* 9 levels */
+    const char *deep_obj = "{\"a\":{\"b\":[{\"c\":[[[[[{}]]]]]}]}}"; /* 10 levels */
+    char hostile[1001];
+    response *resp;
+
+    (void)state;
+    resp = http_json(g_port, "/echo", "application/json", ok);
+    assert_int_equal(resp->status, 200);
+    response_free(resp);
+    resp = http_json(g_port, "/echo", "application/json", deep);
+    expect_problem(resp, 400, "json-too-deep", "/echo");
+    response_free(resp);
+    resp = http_json(g_port, "/echo", "application/json", deep_obj);
+    expect_problem(resp, 400, "json-too-deep", "/echo");
+    response_free(resp);
+    /* Unbalanced and absurdly deep: refused for depth before any parser sees it. */
+    memset(hostile, '[', sizeof(hostile) - 1);
+    hostile[sizeof(hostile) - 1] = '\0';
+    resp = http_json(g_port, "/echo", "application/json", hostile);
+    expect_problem(resp, 400, "json-too-deep", "/echo");
+    response_free(resp);
+}
+
+static void test_http_object_only_refuses_array(void **state)
+{
+    response *resp;
+
+    (void)state;
+    resp = http_json(g_port, "/objects", "application/json", "[1,2]");
+    expect_problem(resp, 400, "not-an-object", "/objects");
+    response_free(resp);
+    resp = http_json(g_port, "/objects", "application/json", "{\"x\":1}");
+    assert_int_equal(resp->status, 201);
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "x")), 1);
+    response_free(resp);
+}
+
+static void test_http_unknown_route_is_404(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/nowhere/at/all");
+
+    (void)state;
+    expect_problem(resp, 404, "not-found", "/nowhere/at/all");
+    response_free(resp);
+}
+
+static void test_http_wrong_method_is_405_with_allow(void **state)
+{
+    response *resp = http_simple(g_port, "PUT", "/items/7");
+
+    (void)state;
+    expect_problem(resp, 405, "method-not-allowed", "/items/7");
+    assert_non_null(header(resp, "Allow"));
+    assert_string_equal(header(resp, "Allow"), "GET, DELETE");
+    response_free(resp);
+}
+
+static void test_http_request_id_echoed_or_generated(void **state)
+{
+    request rq = {"GET", "/items/1", NULL, NULL, 0, 0, "abc-123_x.Y"};
+    char too_long[65];
+    response *resp;
+
+    (void)state;
+    resp = http_do(g_port, &rq);
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(header(resp, "X-Request-Id"), "abc-123_x.Y");
+    /* The handler's ctx carries the same id. */
+    assert_string_equal(jstr(resp->json, "request_id"), "abc-123_x.Y");
+    response_free(resp);
+
+    /* Problems carry it too. */
+    rq.path = "/missing";
+    resp = http_do(g_port, &rq);
+    expect_problem(resp, 404, "not-found", "/missing");
+    assert_string_equal(jstr(resp->json, "request_id"), "abc-123_x.Y");
+    response_free(resp);
+
+    /* Unsafe or over-long ids are replaced by a fresh one. */
+    rq.path = "/items/1";
+    rq.request_id = "bad id\"}";
+    resp = http_do(g_port, &rq);
+    assert_true(is_hex32(header(resp, "X-Request-Id")));
+    assert_string_equal(jstr(resp->json, "request_id"), header(resp, "X-Request-Id"));
+    response_free(resp);
+    memset(too_long, 'a', 64);
+    too_long[64] = '\0';
+    rq.request_id = too_long;
+    resp = http_do(g_port, &rq);
+    assert_true(is_hex32(header(resp, "X-Request-Id")));
+    response_free(resp);
+
+    /* Two requests without an id get different ids. */
+    rq.request_id = NULL;
+    resp = http_do(g_port, &rq);
+    response *again = http_do(g_port, &rq);
+    assert_true(is_hex32(header(resp, "X-Request-Id")));
+    char first[64];
+    snprintf(first, sizeof(first), "%s", header(resp, "X-Request-Id"));
+    assert_string_not_equal(first, header(again, "X-Request-Id"));
+    response_free(resp);
+    response_free(again);
+}
+
+static void test_http_params_query_and_headers(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/items/a%2Fb%20c?x=1&q=x+y%26z&q=second");
+
+    (void)state;
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(jstr(resp->json, "id"), "a/b c");
+    assert_string_equal(jstr(resp->json, "q"), "x y&z");
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "q_len")), 5);
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "tiny")), -2);
+    assert_true(json_is_true(json_object_get(resp->json, "deadline")));
+    assert_string_equal(jstr(resp->json, "method"), "GET");
+    assert_string_equal(jstr(resp->json, "path"), "/items/a%2Fb%20c");
+    assert_string_equal(jstr(resp->json, "route"), "/items/{id}");
+    assert_true(json_is_true(json_object_get(resp->json, "set_ok")));
+    assert_true(json_is_true(json_object_get(resp->json, "refused")));
+    assert_string_equal(header(resp, "X-Extra"), "yes");
+    assert_null(header(resp, "Injected"));
+    response_free(resp);
+
+    resp = http_simple(g_port, "GET", "/items/1");
+    assert_int_equal(resp->status, 200);
+    assert_true(json_is_null(json_object_get(resp->json, "q")));
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "q_len")), -1);
+    response_free(resp);
+}
+
+static void test_http_handler_without_reply_is_500(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/silent");
+
+    (void)state;
+    expect_problem(resp, 500, "internal", "/silent");
+    response_free(resp);
+}
+
+static void test_http_reply_error_problem_shape(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/fail/invalid");
+    json_t *params;
+    json_t *first;
+
+    (void)state;
+    expect_problem(resp, 400, "invalid", "/fail/invalid");
+    assert_string_equal(jstr(resp->json, "title"), cl_status_message(CL_INVALID));
+    assert_string_equal(jstr(resp->json, "detail"), "must be positive");
+    params = json_object_get(resp->json, "invalid_params");
+    assert_true(json_is_array(params));
+    assert_int_equal(json_array_size(params), 1);
+    first = json_array_get(params, 0);
+    assert_string_equal(jstr(first, "name"), "price");
+    assert_string_equal(jstr(first, "reason"), "must be positive");
+    /* Exactly the documented members, nothing else. */
+    assert_int_equal(json_object_size(resp->json), 7);
+    response_free(resp);
+
+    resp = http_simple(g_port, "GET", "/fail/deadline");
+    expect_problem(resp, 504, "deadline-exceeded", "/fail/deadline");
+    assert_string_equal(jstr(resp->json, "title"), cl_status_message(CL_DEADLINE_EXCEEDED));
+    assert_null(json_object_get(resp->json, "invalid_params"));
+    assert_int_equal(json_object_size(resp->json), 6);
+    response_free(resp);
+
+    resp = http_simple(g_port, "GET", "/fail/sku-9");
+    expect_problem(resp, 404, "not-found", "/fail/sku-9");
+    assert_string_equal(jstr(resp->json, "detail"), "no product sku-9");
+    response_free(resp);
+}
+
+static void test_http_problem_extra_cannot_override(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/custom");
+
+    (void)state;
+    expect_problem(resp, 409, "custom-thing", "/custom");
+    assert_string_equal(jstr(resp->json, "title"), "a custom problem");
+    assert_string_equal(jstr(resp->json, "detail"), "custom detail");
+    assert_string_equal(jstr(resp->json, "hint"), "try again");
+    response_free(resp);
+}
+
+static void test_http_empty_and_bytes_replies(void **state)
+{
+    response *resp = http_simple(g_port, "DELETE", "/items/3");
+
+    (void)state;
+    assert_int_equal(resp->status, 204);
+    assert_int_equal(resp->body_len, 0);
+    assert_non_null(header(resp, "X-Request-Id"));
+    response_free(resp);
+
+    resp = http_simple(g_port, "GET", "/bytes");
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(header(resp, "Content-Type"), "text/plain");
+    assert_string_equal(header(resp, "Content-Length"), "5");
+    assert_int_equal(resp->body_len, 5);
+    assert_memory_equal(resp->body, "hello", 5);
+    response_free(resp);
+}
+
+static void test_http_bounds_on_the_target(void **state)
+{
+    char path[3000];
+    response *resp;
+
+    (void)state;
+    snprintf(path, sizeof(path), "/items/");
+    memset(path + 7, 'x', 300);
+    path[307] = '\0';
+    resp = http_simple(g_port, "GET", path);
+    assert_int_equal(resp->status, 414);
+    assert_string_equal(jstr(resp->json, "type"), "urn:cleave:problem:uri-too-long");
+    response_free(resp);
+
+    for (size_t i = 0; i < 2500; i += 10) {
+        memcpy(path + i, "/xxxxxxxxx", 10);
+    }
+    path[2500] = '\0';
+    resp = http_simple(g_port, "GET", path);
+    assert_int_equal(resp->status, 414);
+    response_free(resp);
+
+    resp = http_simple(g_port, "GET", "/items/%zz");
+    expect_problem(resp, 400, "malformed-path", "/items/%zz");
+    response_free(resp);
+    resp = http_simple(g_port, "GET", "/items/a%00b");
+    expect_problem(resp, 400, "malformed-path", "/items/a%00b");
+    response_free(resp);
+}
+
+/* Reads log lines from fd until one is the access line of path; returns it (new ref). */
+static json_t *read_access_line(int fd, const char *path)
+{
+    char buf[65536];
+    size_t len = 0;
+
+    for (;;) {
+        char *nl;
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+        assert_true(n > 0);
+        len += (size_t)n;
+        buf[len] = '\0';
+        while ((nl = strchr(buf, '\n')) != NULL) {
+            json_t *line;
+
+            *nl = '\0';
+            line = json_loads(buf, 0, NULL);
+            memmove(buf, nl + 1, len - (size_t)(nl + 1 - buf) + 1);
+            len = strlen(buf);
+            if (line != NULL && json_is_string(json_object_get(line, "path")) &&
+                strcmp(json_string_value(json_object_get(line, "path")), path) == 0) {
+                return line;
+            }
+            json_decref(line);
+        }
+    }
+}
+
+static void test_http_writes_access_log(void **state)
+{
+    int fds[2];
+    request rq = {"GET", "/items/logged?q=1", NULL, NULL, 0, 0, "log-check-1"};
+    response *resp;
+    json_t *line;
+
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    cl_log_set_fd(fds[1]);
+    resp = http_do(g_port, &rq);
+    assert_int_equal(resp->status, 200);
+    /* The line is written after the response, so wait for it rather than expect it. */
+    line = read_access_line(fds[0], "/items/logged");
+    cl_log_set_fd(1);
+    assert_string_equal(jstr(line, "module"), "http");
+    assert_string_equal(jstr(line, "method"), "GET");
+    assert_int_equal(json_integer_value(json_object_get(line, "status")), 200);
+    assert_int_equal(json_integer_value(json_object_get(line, "bytes")), (long)resp->body_len);
+    assert_true(json_is_integer(json_object_get(line, "duration_ms")));
+    assert_string_equal(jstr(line, "remote"), "127.0.0.1");
+    assert_string_equal(jstr(line, "request_id"), "log-check-1");
+    json_decref(line);
+    response_free(resp);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_http_start_refuses_taken_port(void **state)
+{
+    cl_http_options opt = {NULL, 1, 0, 0, 0, "test"};
+    char listen[64];
+    cl_http_server *srv = NULL;
+    cl_error err;
+
+    (void)state;
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", g_port);
+    opt.listen = listen;
+    assert_int_equal(cl_http_start(&opt, g_router, &srv, &err), CL_UNAVAILABLE);
+    assert_null(srv);
+    assert_true(strlen(err.message) > 0);
+    opt.listen = "127.0.0.1:1,127.0.0.1:2";
+    assert_int_equal(cl_http_start(&opt, g_router, &srv, &err), CL_INVALID);
+    cl_http_stop(NULL);
+}
+
+/* --- stop with a request in flight -------------------------------------------------- */
+
+typedef struct slow_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered;
+    int released;
+    int stopped;
+    cl_http_server *srv;
+    int port;
+    response *resp;
+    CURLcode rc;
+} slow_gate;
+
+static void h_slow(cl_http_req *req, void *arg)
+{
+    slow_gate *g = arg;
+
+    pthread_mutex_lock(&g->mu);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->released) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    cl_http_reply_json(req, 200, json_pack("{s:b}", "slow", 1));
+}
+
+static void h_ping(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    cl_http_reply_json(req, 200, json_pack("{s:b}", "pong", 1));
+}
+
+static void *slow_client(void *arg)
+{
+    slow_gate *g = arg;
+    request rq = {"GET", "/slow", NULL, NULL, 0, 0, NULL};
+
+    g->resp = http_do_raw(g->port, &rq, &g->rc);
+    return NULL;
+}
+
+static void *stopper(void *arg)
+{
+    slow_gate *g = arg;
+
+    cl_http_stop(g->srv);
+    pthread_mutex_lock(&g->mu);
+    g->stopped = 1;
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+static void test_http_stop_lets_inflight_request_finish(void **state)
+{
+    slow_gate g;
+    cl_router *r = cl_router_new();
+    cl_route slow = {"GET", "/slow", CL_PERM_PUBLIC, h_slow, &g};
+    cl_route ping = {"GET", "/ping", CL_PERM_PUBLIC, h_ping, NULL};
+    cl_http_options opt = {"127.0.0.1:0", 2, 0, 0, 0, "test"};
+    pthread_t client;
+    pthread_t stop;
+    cl_error err;
+    response *resp;
+    int polls = 0;
+
+    (void)state;
+    memset(&g, 0, sizeof(g));
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    assert_int_equal(cl_router_add(r, &slow, &err), CL_OK);
+    assert_int_equal(cl_router_add(r, &ping, &err), CL_OK);
+    assert_int_equal(cl_http_start(&opt, r, &g.srv, &err), CL_OK);
+    g.port = cl_http_port(g.srv);
+
+    assert_int_equal(pthread_create(&client, NULL, slow_client, &g), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) {
+        pthread_cond_wait(&g.cv, &g.mu);
+    }
+    pthread_mutex_unlock(&g.mu);
+
+    assert_int_equal(pthread_create(&stop, NULL, stopper, &g), 0);
+    /*
+     * The stop is under way once new requests are refused with 503. Nothing signals that
+     * moment to a client, so ask until it happens; each try is a full round trip, and
+     * the count bounds the loop.
+     */
+    for (;;) {
+        resp = http_simple(g.port, "GET", "/ping");
+        if (resp->status == 503) {
+            break;
+        }
+        assert_int_equal(resp->status, 200);
+        response_free(resp);
+        assert_true(++polls < 100000);
+    }
+    expect_problem(resp, 503, "shutting-down", "/ping");
+    assert_string_equal(header(resp, "Connection"), "close");
+    response_free(resp);
+
+    pthread_mutex_lock(&g.mu);
+    /* The stop cannot have finished: a request is still in flight. */
+    assert_int_equal(g.stopped, 0);
+    g.released = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+
+    pthread_join(client, NULL);
+    pthread_join(stop, NULL);
+    assert_int_equal(g.stopped, 1);
+    assert_non_null(g.resp);
+    assert_int_equal(g.rc, CURLE_OK);
+    assert_int_equal(g.resp->status, 200);
+    assert_true(json_is_true(json_object_get(g.resp->json, "slow")));
+    response_free(g.resp);
+    cl_router_free(r);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_echoes_json),
+        cmocka_unit_test(test_http_accepts_json_variants),
+        cmocka_unit_test(test_http_malformed_json_is_400),
+        cmocka_unit_test(test_http_wrong_content_type_is_415),
+        cmocka_unit_test(test_http_oversized_body_is_413),
+        cmocka_unit_test(test_http_too_deep_json_is_400),
+        cmocka_unit_test(test_http_object_only_refuses_array),
+        cmocka_unit_test(test_http_unknown_route_is_404),
+        cmocka_unit_test(test_http_wrong_method_is_405_with_allow),
+        cmocka_unit_test(test_http_request_id_echoed_or_generated),
+        cmocka_unit_test(test_http_params_query_and_headers),
+        cmocka_unit_test(test_http_handler_without_reply_is_500),
+        cmocka_unit_test(test_http_reply_error_problem_shape),
+        cmocka_unit_test(test_http_problem_extra_cannot_override),
+        cmocka_unit_test(test_http_empty_and_bytes_replies),
+        cmocka_unit_test(test_http_bounds_on_the_target),
+        cmocka_unit_test(test_http_writes_access_log),
+        cmocka_unit_test(test_http_start_refuses_taken_port),
+        cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
+    };
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,286 @@
+/* The router: patterns, matching, parameters, 404 versus 405. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cleave/http.h"
+
+static void handler_a(cl_http_req *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+}
+
+static void handler_b(cl_http_req *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+}
+
+static int setup(void **state)
+{
+    cl_router *r = cl_router_new();
+    static int tag_get;
+    const cl_route routes[] = {
+        {"GET", "/api/v1/products", "catalog:read", handler_a, NULL},
+        {"POST", "/api/v1/products", "catalog:write", handler_b, NULL},
+        {"GET", "/api/v1/products/{id}", "catalog:read", handler_a, &tag_get},
+        {"DELETE", "/api/v1/products/{id}", "catalog:write", handler_b, NULL},
+        {"GET", "/api/v1/products/new", "catalog:read", handler_b, NULL},
+        {"GET", "/api/v1/orders/{order}/items/{item}", "orders:read", handler_a, NULL},
+        {"GET", "/", CL_PERM_PUBLIC, handler_a, NULL},
+        {"GET", "/healthz", CL_PERM_PUBLIC, handler_a, NULL},
+    };
+
+    assert_non_null(r);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        cl_error err;
+        assert_int_equal(cl_router_add(r, &routes[i], &err), CL_OK);
+    }
+    *state = r;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    cl_router_free(*state);
+    return 0;
+}
+
+static void test_router_matches_literal_route(void **state)
+{
+    cl_route_match m;
+
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products", &m, NULL, 0),
+                     CL_ROUTE_FOUND);
+    assert_string_equal(m.route->pattern, "/api/v1/products");
+    assert_string_equal(m.route->permission, "catalog:read");
+    assert_int_equal(m.nparams, 0);
+    assert_int_equal(cl_router_match(*state, "GET", "/", &m, NULL, 0), CL_ROUTE_FOUND);
+    assert_string_equal(m.route->pattern, "/");
+}
+
+static void test_router_matches_params(void **state)
+{
+    cl_route_match m;
+
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/42", &m, NULL, 0),
+                     CL_ROUTE_FOUND);
+    assert_string_equal(m.route->pattern, "/api/v1/products/{id}");
+    assert_int_equal(m.nparams, 1);
+    assert_string_equal(m.names[0], "id");
+    assert_string_equal(m.values[0], "42");
+
+    assert_int_equal(
+        cl_router_match(*state, "GET", "/api/v1/orders/o-1/items/i-2", &m, NULL, 0),
+        CL_ROUTE_FOUND);
+    assert_int_equal(m.nparams, 2);
+    assert_string_equal(m.names[0], "order");
+    assert_string_equal(m.values[0], "o-1");
+    assert_string_equal(m.names[1], "item");
+    assert_string_equal(m.values[1], "i-2");
+}
+
+static void test_router_percent_decodes_params(void **state)
+{
+    cl_route_match m;
+
+    assert_int_equal(
+        cl_router_match(*state, "GET", "/api/v1/products/a%2Fb%20c%25d+e", &m, NULL, 0),
+        CL_ROUTE_FOUND);
+    /* '+' is only a space in query strings, never in paths. */
+    assert_string_equal(m.values[0], "a/b c%d+e");
+    /* Malformed escapes and encoded NULs never reach a handler. */
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/a%2", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/a%zz", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/a%00", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+}
+
+static void test_router_prefers_literal_over_param(void **state)
+{
+    cl_route_match m;
+
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/new", &m, NULL, 0),
+                     CL_ROUTE_FOUND);
+    assert_string_equal(m.route->pattern, "/api/v1/products/new");
+    assert_int_equal(m.nparams, 0);
+    assert_ptr_equal(m.route->handler, handler_b);
+}
+
+static void test_router_not_found_for_unknown_path(void **state)
+{
+    cl_route_match m;
+    char allow[64] = "junk";
+
+    assert_int_equal(cl_router_match(*state, "GET", "/nope", &m, allow, sizeof(allow)),
+                     CL_ROUTE_NOT_FOUND);
+    assert_string_equal(allow, "");
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(*state, "GET", "/api/v1/products/1/x", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(*state, "GET", "api/v1/products", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(*state, "GET", "/API/v1/products", &m, NULL, 0),
+                     CL_ROUTE_NOT_FOUND);
+}
+
+static void test_router_bad_method_lists_allow(void **state)
+{
+    cl_route_match m;
+    char allow[64];
+
+    assert_int_equal(
+        cl_router_match(*state, "PUT", "/api/v1/products", &m, allow, sizeof(allow)),
+        CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, POST");
+    assert_int_equal(
+        cl_router_match(*state, "PATCH", "/api/v1/products/7", &m, allow, sizeof(allow)),
+        CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, DELETE");
+    /* /products/new matches both the literal GET and the {id} routes: methods once each. */
+    assert_int_equal(
+        cl_router_match(*state, "POST", "/api/v1/products/new", &m, allow, sizeof(allow)),
+        CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, DELETE");
+    /* An allow buffer too small is truncated, never overrun. */
+    char tiny[6];
+    assert_int_equal(
+        cl_router_match(*state, "PUT", "/api/v1/products", &m, tiny, sizeof(tiny)),
+        CL_ROUTE_BAD_METHOD);
+    assert_string_equal(tiny, "GET, ");
+}
+
+static void expect_refused(const char *method, const char *pattern, const char *permission,
+                           cl_http_handler handler, const char *field)
+{
+    cl_router *r = cl_router_new();
+    cl_route route = {method, pattern, permission, handler, NULL};
+    cl_error err;
+
+    assert_non_null(r);
+    cl_error_clear(&err);
+    assert_int_equal(cl_router_add(r, &route, &err), CL_INVALID);
+    assert_int_equal(err.status, CL_INVALID);
+    assert_string_equal(err.field, field);
+    assert_true(strlen(err.message) > 0);
+    assert_int_equal(cl_router_count(r), 0);
+    cl_router_free(r);
+}
+
+static void test_router_refuses_bad_patterns(void **state)
+{
+    static const char *const bad[] = {
+        "",          "products",     "/products/",  "//products", "/products//x",
+        "/{",        "/{}",          "/{id",        "/id}",       "/x{id}",
+        "/{id}x",    "/{1d}",        "/{i-d}",      "/{id}/{id}", "/a b",
+        "/a%20b",    "/a?b",         "/a#b",        "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_refused("GET", bad[i], CL_PERM_PUBLIC, handler_a, "pattern");
+    }
+    expect_refused("GET", NULL, CL_PERM_PUBLIC, handler_a, "pattern");
+}
+
+static void test_router_refuses_unknown_method(void **state)
+{
+    (void)state;
+    expect_refused("BREW", "/pot", CL_PERM_PUBLIC, handler_a, "method");
+    expect_refused("get", "/pot", CL_PERM_PUBLIC, handler_a, "method");
+    expect_refused(NULL, "/pot", CL_PERM_PUBLIC, handler_a, "method");
+}
+
+static void test_router_refuses_missing_permission(void **state)
+{
+    (void)state;
+    expect_refused("GET", "/x", NULL, handler_a, "permission");
+    expect_refused("GET", "/x", "", handler_a, "permission");
+    expect_refused("GET", "/x", "p", NULL, "handler");
+}
+
+static void test_router_refuses_duplicates(void **state)
+{
+    cl_router *r = *state;
+    cl_route same = {"GET", "/api/v1/products", "catalog:read", handler_b, NULL};
+    /* Same shape with another parameter name would be ambiguous too. */
+    cl_route renamed = {"GET", "/api/v1/products/{sku}", "catalog:read", handler_b, NULL};
+    cl_route other_method = {"PUT", "/api/v1/products/{sku}", "catalog:write", handler_b, NULL};
+    cl_error err;
+    size_t before = cl_router_count(r);
+
+    assert_int_equal(cl_router_add(r, &same, &err), CL_INVALID);
+    assert_non_null(strstr(err.message, "already"));
+    assert_int_equal(cl_router_add(r, &renamed, &err), CL_INVALID);
+    assert_int_equal(cl_router_count(r), before);
+    assert_int_equal(cl_router_add(r, &other_method, &err), CL_OK);
+    assert_int_equal(cl_router_count(r), before + 1);
+}
+
+static void test_router_count_and_at(void **state)
+{
+    cl_router *r = *state;
+    const cl_route *first;
+    const cl_route *third;
+
+    assert_int_equal(cl_router_count(r), 8);
+    first = cl_router_at(r, 0);
+    assert_non_null(first);
+    assert_string_equal(first->method, "GET");
+    assert_string_equal(first->pattern, "/api/v1/products");
+    third = cl_router_at(r, 2);
+    assert_string_equal(third->pattern, "/api/v1/products/{id}");
+    assert_non_null(third->arg);
+    assert_null(cl_router_at(r, 8));
+    assert_int_equal(cl_router_count(NULL), 0);
+    assert_null(cl_router_at(NULL, 0));
+}
+
+static void test_router_copies_route_strings(void **state)
+{
+    cl_router *r = cl_router_new();
+    char method[] = "GET";
+    char pattern[] = "/copied/{x}";
+    char perm[] = "p:q";
+    cl_route route = {method, pattern, perm, handler_a, NULL};
+    cl_route_match m;
+    cl_error err;
+
+    (void)state;
+    assert_int_equal(cl_router_add(r, &route, &err), CL_OK);
+    memset(method, 'X', 3);
+    memset(pattern, 'X', sizeof(pattern) - 1);
+    memset(perm, 'X', 3);
+    assert_int_equal(cl_router_match(r, "GET", "/copied/1", &m, NULL, 0), CL_ROUTE_FOUND);
+    assert_string_equal(m.route->permission, "p:q");
+    assert_string_equal(m.route->pattern, "/copied/{x}");
+    cl_router_free(r);
+    cl_router_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_router_matches_literal_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_matches_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_percent_decodes_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_prefers_literal_over_param, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_not_found_for_unknown_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_bad_method_lists_allow, setup, teardown),
+        cmocka_unit_test(test_router_refuses_bad_patterns),
+        cmocka_unit_test(test_router_refuses_unknown_method),
+        cmocka_unit_test(test_router_refuses_missing_permission),
+        cmocka_unit_test_setup_teardown(test_router_refuses_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_count_and_at, setup, teardown),
+        cmocka_unit_test(test_router_copies_route_strings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
