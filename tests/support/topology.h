@@ -13,6 +13,11 @@
 typedef struct topology {
     char dir[256];              /* throwaway directory: data, logs, migrations copy */
     char base_url[64];          /* http://127.0.0.1:PORT of the public API */
+    char service_url[64];       /* the extracted module's service, or empty */
+    char service[80];           /* its binary ("cleave-catalog"), or empty */
+    int service_port;
+    char service_data_env[512]; /* its CLEAVE_DATA_DIR=... */
+    char migrations_env[600];   /* CLEAVE_MIGRATIONS_DIR=... */
     char migrations_dir[512];   /* a private copy the test may change */
     test_proc procs[TOPOLOGY_MAX_PROCS];
     int nprocs;
@@ -20,10 +25,16 @@ typedef struct topology {
 
 /*
  * Builds a data directory, migrates it, seeds it when seed is set, and starts the
- * processes of the named topology ("monolith"). Returns 0, or -1 with the reason printed.
+ * processes of the named topology: "monolith", or "<module>-extracted" (cleave-<module>
+ * on its own port and data directory, and the gateway built without it, configured with
+ * its URL). Returns 0, or -1 with the reason printed; topology_stop cleans up either way.
  */
 int topology_start(topology *t, const char *name, int seed);
 /* Stops every process (SIGTERM), returns 0 when all exited 0; removes the directory. */
+/* Stops the extracted module's service (SIGTERM); returns its exit status. */
+int topology_stop_service(topology *t);
+/* Starts the extracted module's service again on the same port and data; 0 or -1. */
+int topology_restart_service(topology *t);
 int topology_stop(topology *t);
 /* Path of a cleave binary in the build ("cleave", "cleave-catalog"). */
 const char *topology_bin(const char *name, char *buf, size_t size);
