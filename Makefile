@@ -10,7 +10,7 @@ BUILD      := build
 TEST_BUILD := build/test
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build run test lint format clean
+.PHONY: deps build run test bench lint format clean
 
 deps:
 	@missing=""; \
@@ -22,8 +22,12 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
 
+# EXTRACT=catalog (a ;-separated list) leaves modules out of the cleave host (ADR 0010).
+EXTRACT ?=
+
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=OFF >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=OFF \
+		-DCLEAVE_EXTRACT="$(EXTRACT)" >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Builds the monolith on SQLite, applies migrations, seeds the demo catalog when empty,
@@ -38,6 +42,10 @@ test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Benchmarks print figures measured side by side and their ratios; they never fail on timing.
+bench: build
+	$(BUILD)/bin/bench_binding
 
 lint: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
