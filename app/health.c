@@ -1,0 +1,77 @@
+/*
+ * Liveness and readiness. /healthz says the process answers; /readyz says every local
+ * module's database is reachable and fully migrated, and names the one that is not.
+ */
+#include <string.h>
+
+#include "cleave/migrate.h"
+#include "host.h"
+
+static void healthz(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    cl_http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static json_t *module_check(host *h, host_module *m, int *ok)
+{
+    const char *name = m->binding->api->name;
+    cl_error err = {0};
+    cl_status st;
+
+    if (m->db == NULL) {
+        return json_pack("{s:s,s:s}", "module", name, "status", "remote");
+    }
+    st = cl_db_ping(m->db, &err);
+    if (st == CL_OK) {
+        st = cl_migrate_check(m->db, h->migrations_dir, name, &err);
+    }
+    if (st != CL_OK) {
+        *ok = 0;
+        return json_pack("{s:s,s:s,s:s}", "module", name, "status", "down", "detail",
+                         err.message);
+    }
+    return json_pack("{s:s,s:s}", "module", name, "status", "up");
+}
+
+static void readyz(cl_http_req *req, void *arg)
+{
+    host *h = arg;
+    json_t *checks = json_array();
+    int ok = 1;
+    char detail[256] = "";
+
+    for (int i = 0; i < h->nmodules; i++) {
+        json_t *check = module_check(h, &h->modules[i], &ok);
+        const char *d = json_string_value(json_object_get(check, "detail"));
+
+        if (d != NULL && detail[0] == '\0') {
+            cl_strlcpy(detail, h->modules[i].binding->api->name, sizeof(detail));
+            strncat(detail, ": ", sizeof(detail) - strlen(detail) - 1);
+            strncat(detail, d, sizeof(detail) - strlen(detail) - 1);
+        }
+        json_array_append_new(checks, check);
+    }
+    if (!ok) {
+        cl_http_reply_problem(req, 503, "not-ready", "Not ready", detail,
+                              json_pack("{s:o}", "checks", checks));
+        return;
+    }
+    cl_http_reply_json(req, 200, json_pack("{s:s,s:o}", "status", "ready", "checks", checks));
+}
+
+cl_status host_health_routes(host *h, cl_router *r, cl_error *err)
+{
+    const cl_route routes[] = {
+        {"GET", "/healthz", CL_PERM_PUBLIC, healthz, h},
+        {"GET", "/readyz", CL_PERM_PUBLIC, readyz, h},
+    };
+
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        cl_status st = cl_router_add(r, &routes[i], err);
+        if (st != CL_OK) {
+            return st;
+        }
+    }
+    return CL_OK;
+}

@@ -1,0 +1,59 @@
+/*
+ * The host: loads configuration, gives every compiled-in module its own database,
+ * applies or checks migrations, wires the modules' REST routes to their operations
+ * tables and serves. The cleave command line (cli.c) drives it.
+ */
+#ifndef CLEAVE_APP_HOST_H
+#define CLEAVE_APP_HOST_H
+
+#include <stdbool.h>
+
+#include "cleave/config.h"
+#include "cleave/db.h"
+#include "cleave/http.h"
+#include "cleave/module.h"
+
+#define HOST_MAX_MODULES 16
+
+typedef struct host_module {
+    const cl_binding *binding;
+    cl_db *db;            /* its own database; NULL when the module is not local */
+    const void *ops;      /* the operations table callers use (local or remote) */
+    bool initialised;
+    bool started;
+} host_module;
+
+typedef struct host {
+    cl_config *config;
+    const char *data_dir;
+    const char *migrations_dir;
+    host_module modules[HOST_MAX_MODULES];
+    int nmodules;
+    cl_router *router;
+    cl_http_server *server;
+} host;
+
+/* The entry point of the cleave binary. Returns the process exit status. */
+int cleave_main(int argc, char **argv);
+
+/*
+ * Loads the configuration (file may be NULL) from the environment and opens every local
+ * module's database under the data directory. On failure err says what and host holds
+ * nothing (host_close is still safe).
+ */
+cl_status host_open(host *h, const char *config_file, cl_error *err);
+/* Applies pending migrations of every local module; prints what it did when verbose. */
+cl_status host_migrate(host *h, bool verbose, cl_error *err);
+/* Checks every local module's migrations are applied (used before init and by /readyz). */
+cl_status host_check_migrations(host *h, cl_error *err);
+/* Runs every module's init and start, in dependency order. */
+cl_status host_start_modules(host *h, cl_error *err);
+/* Builds the router: health routes and every module's public routes. */
+cl_status host_build_router(host *h, cl_error *err);
+/* Stops started modules in reverse order, closes databases, frees everything. */
+void host_close(host *h);
+
+/* The health routes: GET /healthz and GET /readyz. */
+cl_status host_health_routes(host *h, cl_router *r, cl_error *err);
+
+#endif /* CLEAVE_APP_HOST_H */

@@ -1,0 +1,140 @@
+/* A libcurl client for tests: one easy handle per thread, reused for keep-alive. */
+#include "client.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+typedef struct buf {
+    char *data;
+    size_t len;
+} buf;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    buf *b = arg;
+    size_t n = size * nmemb;
+    char *d = realloc(b->data, b->len + n + 1);
+
+    if (d == NULL) {
+        return 0;
+    }
+    memcpy(d + b->len, ptr, n);
+    b->len += n;
+    d[b->len] = '\0';
+    b->data = d;
+    return n;
+}
+
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t size)
+{
+    size_t len = strlen(name);
+
+    if (n > len + 1 && strncasecmp(line, name, len) == 0 && line[len] == ':') {
+        const char *v = line + len + 1;
+        size_t vn = n - len - 1;
+        while (vn > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vn--;
+        }
+        while (vn > 0 && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' ')) {
+            vn--;
+        }
+        if (vn >= size) {
+            vn = size - 1;
+        }
+        memcpy(out, v, vn);
+        out[vn] = '\0';
+    }
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+    test_resp *r = arg;
+    size_t n = size * nmemb;
+
+    header_value(line, n, "Content-Type", r->content_type, sizeof(r->content_type));
+    header_value(line, n, "X-Request-Id", r->request_id, sizeof(r->request_id));
+    header_value(line, n, "ETag", r->etag, sizeof(r->etag));
+    header_value(line, n, "Location", r->location, sizeof(r->location));
+    header_value(line, n, "Allow", r->allow, sizeof(r->allow));
+    return n;
+}
+
+static _Thread_local CURL *thread_curl;
+
+int test_http(const char *base, const char *method, const char *path, const char *body,
+              size_t body_len, const char *const *headers, test_resp *out)
+{
+    struct curl_slist *hdrs = NULL;
+    buf b = {0};
+    char url[4096];
+    int has_ct = 0;
+    CURLcode rc;
+
+    memset(out, 0, sizeof(*out));
+    if (thread_curl == NULL) {
+        thread_curl = curl_easy_init();
+    } else {
+        curl_easy_reset(thread_curl);
+    }
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+        hdrs = curl_slist_append(hdrs, headers[i]);
+        if (strncasecmp(headers[i], "Content-Type:", 13) == 0) {
+            has_ct = 1;
+        }
+    }
+    if (body != NULL && !has_ct) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(thread_curl, CURLOPT_URL, url);
+    curl_easy_setopt(thread_curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(thread_curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(thread_curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(thread_curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(thread_curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(thread_curl, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(thread_curl, CURLOPT_TIMEOUT_MS, 30000L);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(thread_curl, CURLOPT_NOBODY, 1L);
+    }
+    if (body != NULL) {
+        curl_easy_setopt(thread_curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(thread_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    rc = curl_easy_perform(thread_curl);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        free(b.data);
+        return -1;
+    }
+    curl_easy_getinfo(thread_curl, CURLINFO_RESPONSE_CODE, &out->status);
+    out->body = b.data != NULL ? b.data : calloc(1, 1);
+    out->body_len = b.len;
+    if (strstr(out->content_type, "json") != NULL) {
+        out->json = json_loadb(out->body, out->body_len, 0, NULL);
+    }
+    return 0;
+}
+
+void test_resp_free(test_resp *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+int test_is_problem(const test_resp *r, long status)
+{
+    json_t *j = r->json;
+
+    return r->status == status && strncmp(r->content_type, "application/problem+json", 24) == 0 &&
+           j != NULL && json_is_string(json_object_get(j, "type")) &&
+           json_is_string(json_object_get(j, "title")) &&
+           json_integer_value(json_object_get(j, "status")) == status &&
+           json_is_string(json_object_get(j, "detail"));
+}

@@ -1,0 +1,33 @@
+/* Test support: a real HTTP client (libcurl) for driving the servers under test. */
+#ifndef CLEAVE_TEST_CLIENT_H
+#define CLEAVE_TEST_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+typedef struct test_resp {
+    long status;
+    char content_type[128];
+    char request_id[128];
+    char etag[64];
+    char location[256];
+    char allow[128];
+    char *body;       /* NUL-terminated, owned */
+    size_t body_len;
+    json_t *json;     /* parsed body when it is JSON, else NULL; owned */
+} test_resp;
+
+/*
+ * Sends method base+path with the optional body and extra headers ("Name: value",
+ * NULL-terminated). Content-Type defaults to application/json when body is given and
+ * no Content-Type header is passed. Returns 0 (even for 4xx/5xx) or -1 on transport error.
+ */
+int test_http(const char *base, const char *method, const char *path, const char *body,
+              size_t body_len, const char *const *headers, test_resp *out);
+void test_resp_free(test_resp *r);
+
+/* True when r is an RFC 9457 problem with this status (type, title, status, detail). */
+int test_is_problem(const test_resp *r, long status);
+
+#endif

@@ -1,0 +1,236 @@
+/* Child processes for tests: the real binaries, stopped by their PID, even on failure. */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char **make_env(char *const env_add[])
+{
+    size_t n = 0, k = 0, j = 0;
+    char **env;
+
+    while (environ[n] != NULL) {
+        n++;
+    }
+    while (env_add != NULL && env_add[k] != NULL) {
+        k++;
+    }
+    env = calloc(n + k + 1, sizeof(*env));
+    if (env == NULL) {
+        return NULL;
+    }
+    /* Added variables win: drop inherited ones with the same name. */
+    for (size_t i = 0; i < n; i++) {
+        int shadowed = 0;
+        for (size_t a = 0; a < k; a++) {
+            size_t len = strcspn(env_add[a], "=");
+            if (strncmp(environ[i], env_add[a], len + 1) == 0) {
+                shadowed = 1;
+            }
+        }
+        if (!shadowed) {
+            env[j++] = environ[i];
+        }
+    }
+    for (size_t a = 0; a < k; a++) {
+        env[j++] = env_add[a];
+    }
+    return env;
+}
+
+static void *reader_main(void *arg)
+{
+    test_proc *p = arg;
+    FILE *in = fdopen(p->out_fd, "r");
+    FILE *log = fopen(p->log_path, "a");
+    char line[8192];
+
+    while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
+        const char *at = strstr(line, "\"port\":");
+        if (log != NULL) {
+            fputs(line, log);
+            fflush(log);
+        }
+        if (at != NULL && strstr(line, "serving on port") != NULL) {
+            pthread_mutex_lock(&p->mu);
+            p->port = atoi(at + 7);
+            pthread_cond_broadcast(&p->cond);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+    if (log != NULL) {
+        fclose(log);
+    }
+    if (in != NULL) {
+        fclose(in);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->eof = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *const env_add[],
+                    const char *log_path)
+{
+    int fds[2];
+    char **env;
+    pthread_condattr_t ca;
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->log_path, sizeof(p->log_path), "%s", log_path);
+    env = make_env(env_add);
+    if (env == NULL || pipe(fds) != 0) {
+        free(env);
+        return -1;
+    }
+    p->pid = fork();
+    if (p->pid < 0) {
+        free(env);
+        return -1;
+    }
+    if (p->pid == 0) {
+        int errfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        /* A test that crashes must not leave its server running. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(fds[1], STDOUT_FILENO);
+        if (errfd >= 0) {
+            dup2(errfd, STDERR_FILENO);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        execve(bin, argv, env);
+        _exit(127);
+    }
+    free(env);
+    close(fds[1]);
+    p->out_fd = fds[0];
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return pthread_create(&p->reader, NULL, reader_main, p) == 0 ? 0 : -1;
+}
+
+int test_proc_wait_port(test_proc *p, int timeout_ms)
+{
+    struct timespec until;
+    int port;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (p->port == 0 && !p->eof) {
+        if (pthread_cond_timedwait(&p->cond, &p->mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    port = p->port > 0 ? p->port : -1;
+    pthread_mutex_unlock(&p->mu);
+    return port;
+}
+
+int test_proc_stop(test_proc *p, int sig)
+{
+    int status = 0;
+
+    if (p->pid <= 0) {
+        return -1;
+    }
+    kill(p->pid, sig);
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    p->pid = 0;
+    pthread_join(p->reader, NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cond);
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    return 128 + WTERMSIG(status);
+}
+
+int test_run(const char *bin, char *const argv[], char *const env_add[], char *out, size_t size)
+{
+    int fds[2];
+    char **env = make_env(env_add);
+    pid_t pid;
+    size_t used = 0;
+    int status = 0;
+
+    if (env == NULL || pipe(fds) != 0) {
+        free(env);
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execve(bin, argv, env);
+        _exit(127);
+    }
+    free(env);
+    close(fds[1]);
+    for (;;) {
+        char buf[4096];
+        ssize_t n = read(fds[0], buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        if (out != NULL && used + 1 < size) {
+            size_t take = (size_t)n < size - 1 - used ? (size_t)n : size - 1 - used;
+            memcpy(out + used, buf, take);
+            used += take;
+        }
+    }
+    close(fds[0]);
+    if (out != NULL && size > 0) {
+        out[used] = '\0';
+    }
+    if (pid < 0) {
+        return -1;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int test_tmpdir(char *buf, size_t size)
+{
+    snprintf(buf, size, "/tmp/cleave-test-XXXXXX");
+    return mkdtemp(buf) != NULL ? 0 : -1;
+}
+
+void test_rmrf(const char *path)
+{
+    char *argv[] = {"rm", "-rf", NULL, NULL};
+    char out[256];
+
+    if (strncmp(path, "/tmp/cleave-test-", 17) != 0) {
+        return;
+    }
+    argv[2] = (char *)path;
+    test_run("/bin/rm", argv, NULL, out, sizeof(out));
+}

@@ -1,0 +1,45 @@
+/*
+ * Test support: run the real cleave binaries as child processes, find the port they
+ * listen on from their JSON log, and stop them by PID.
+ */
+#ifndef CLEAVE_TEST_PROC_H
+#define CLEAVE_TEST_PROC_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+typedef struct test_proc {
+    pid_t pid;
+    int port;               /* from the "serving on port" log line, 0 until seen */
+    int out_fd;             /* read end of the child's stdout */
+    pthread_t reader;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int eof;
+    char log_path[512];     /* everything the child printed, for failure reports */
+} test_proc;
+
+/*
+ * Starts bin (a path) with argv (NULL-terminated, argv[0] included) and the current
+ * environment plus env_add ("K=V" strings, NULL-terminated). stdout is captured;
+ * stderr goes to the log file too. Returns 0 or -1.
+ */
+int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *const env_add[],
+                    const char *log_path);
+/* Waits until the child logs its port (returns it) or exits/timeout_ms passes (-1). */
+int test_proc_wait_port(test_proc *p, int timeout_ms);
+/* Sends sig and waits for the exit; returns the exit status, or 128+signal. */
+int test_proc_stop(test_proc *p, int sig);
+
+/*
+ * Runs bin with argv and env_add to completion; captures stdout+stderr into out[size]
+ * (NUL-terminated, truncated). Returns the exit status, or -1.
+ */
+int test_run(const char *bin, char *const argv[], char *const env_add[], char *out, size_t size);
+
+/* Creates a fresh temporary directory into buf[size]; 0 or -1. */
+int test_tmpdir(char *buf, size_t size);
+/* rm -rf path (only under /tmp). */
+void test_rmrf(const char *path);
+
+#endif
