@@ -1,0 +1,235 @@
+/*
+ * The SQLite driver: one database file per module, opened in WAL mode so that readers
+ * never block the writer. Each connection is used by one thread at a time (the pool
+ * guarantees it), so SQLite's own per-connection mutex is switched off.
+ */
+#include "cleave/db.h"
+
+#include <string.h>
+
+#include <sqlite3.h>
+
+/* How long a writer waits for another connection's write lock before giving up. */
+#define CL__SQLITE_BUSY_TIMEOUT_MS 5000
+
+static cl_status sqlite_status(int rc)
+{
+    switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+    case SQLITE_CONSTRAINT_ROWID:
+        return CL_CONFLICT;
+    default:
+        break;
+    }
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+        return CL_UNAVAILABLE;
+    default:
+        return CL_INTERNAL;
+    }
+}
+
+/* Maps the last error on db into err. rc is an extended result code. */
+static cl_status sqlite_fail(sqlite3 *db, int rc, cl_error *err)
+{
+    return cl_error_set(err, sqlite_status(rc), NULL, "%s", sqlite3_errmsg(db));
+}
+
+static void sqlite_disconnect(void *conn)
+{
+    /* close_v2 never fails: statements still alive keep the handle as a zombie. */
+    sqlite3_close_v2(conn);
+}
+
+static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)
+{
+    static const char setup[] = "PRAGMA journal_mode=WAL;"
+                                "PRAGMA foreign_keys=ON;"
+                                "PRAGMA synchronous=NORMAL;";
+    sqlite3 *db = NULL;
+    int rc;
+    cl_status st;
+
+    rc = sqlite3_open_v2(target, &db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        st = cl_error_set(err, CL_UNAVAILABLE, NULL, "cannot open database %s: %s", target,
+                          db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    /* Set before the pragmas: switching to WAL needs a lock another process may hold. */
+    sqlite3_busy_timeout(db, CL__SQLITE_BUSY_TIMEOUT_MS);
+    rc = sqlite3_exec(db, setup, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        st = cl_error_set(err, CL_UNAVAILABLE, NULL, "cannot set up database %s: %s", target,
+                          sqlite3_errmsg(db));
+        goto out;
+    }
+    *conn = db;
+    db = NULL;
+    st = CL_OK;
+out:
+    sqlite3_close_v2(db);
+    return st;
+}
+
+static cl_status sqlite_exec(void *conn, const char *sql, cl_error *err)
+{
+    sqlite3 *db = conn;
+    int rc;
+
+    /*
+     * A deferred BEGIN takes only a read lock; when two such transactions both try to
+     * write, one upgrade fails with SQLITE_BUSY at once (waiting could deadlock), and the
+     * busy timeout cannot help. The generic layer only ever says "BEGIN", for the
+     * transactions of a unit of work, which may write: take the write lock up front so
+     * writers queue on the busy timeout instead. WAL readers are not blocked by it.
+     */
+    if (strcmp(sql, "BEGIN") == 0) {
+        sql = "BEGIN IMMEDIATE";
+    }
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        return sqlite_fail(db, sqlite3_extended_errcode(db), err);
+    }
+    return CL_OK;
+}
+
+static cl_status sqlite_prepare(void *conn, const char *sql, void **stmt, cl_error *err)
+{
+    sqlite3 *db = conn;
+    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *extra = NULL;
+    const char *tail = NULL;
+    bool more;
+    int rc;
+
+    /* PERSISTENT: these statements live in the pool's cache for the connection's life. */
+    rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+    if (rc != SQLITE_OK) {
+        return sqlite_fail(db, sqlite3_extended_errcode(db), err);
+    }
+    if (st == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "no SQL statement in \"%.64s\"", sql);
+    }
+    /*
+     * SQLite would silently ignore everything after the first statement; a tail that
+     * holds only blanks, semicolons or comments compiles to no statement at all.
+     */
+    if (tail != NULL && *tail != '\0') {
+        rc = sqlite3_prepare_v2(db, tail, -1, &extra, NULL);
+        more = rc != SQLITE_OK || extra != NULL;
+        sqlite3_finalize(extra);
+        if (more) {
+            sqlite3_finalize(st);
+            return cl_error_set(err, CL_INTERNAL, NULL,
+                                "more than one SQL statement in \"%.64s\"", sql);
+        }
+    }
+    *stmt = st;
+    return CL_OK;
+}
+
+static void sqlite_finalize(void *stmt)
+{
+    sqlite3_finalize(stmt);
+}
+
+static cl_status sqlite_reset(void *stmt, cl_error *err)
+{
+    (void)err;
+    /*
+     * sqlite3_reset repeats the error of the last step, which the caller has already
+     * seen; rewinding itself cannot fail.
+     */
+    (void)sqlite3_reset(stmt);
+    (void)sqlite3_clear_bindings(stmt);
+    return CL_OK;
+}
+
+static cl_status sqlite_bind_result(void *stmt, int rc, cl_error *err)
+{
+    if (rc != SQLITE_OK) {
+        return sqlite_fail(sqlite3_db_handle(stmt), rc, err);
+    }
+    return CL_OK;
+}
+
+static cl_status sqlite_bind_i64(void *stmt, int idx, int64_t v, cl_error *err)
+{
+    return sqlite_bind_result(stmt, sqlite3_bind_int64(stmt, idx, (sqlite3_int64)v), err);
+}
+
+static cl_status sqlite_bind_text(void *stmt, int idx, const char *s, cl_error *err)
+{
+    /* TRANSIENT: the caller's buffer may be gone before the statement steps. */
+    return sqlite_bind_result(stmt, sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT),
+                              err);
+}
+
+static cl_status sqlite_bind_null(void *stmt, int idx, cl_error *err)
+{
+    return sqlite_bind_result(stmt, sqlite3_bind_null(stmt, idx), err);
+}
+
+static cl_status sqlite_step(void *stmt, bool *row, cl_error *err)
+{
+    sqlite3 *db = sqlite3_db_handle(stmt);
+    int rc;
+
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *row = true;
+        return CL_OK;
+    }
+    if (rc == SQLITE_DONE) {
+        *row = false;
+        return CL_OK;
+    }
+    return sqlite_fail(db, sqlite3_extended_errcode(db), err);
+}
+
+static int64_t sqlite_col_i64(void *stmt, int col)
+{
+    return (int64_t)sqlite3_column_int64(stmt, col);
+}
+
+static const char *sqlite_col_text(void *stmt, int col)
+{
+    return (const char *)sqlite3_column_text(stmt, col);
+}
+
+static bool sqlite_col_null(void *stmt, int col)
+{
+    return sqlite3_column_type(stmt, col) == SQLITE_NULL;
+}
+
+static cl_status sqlite_ping(void *conn, cl_error *err)
+{
+    return sqlite_exec(conn, "SELECT 1", err);
+}
+
+const cl_db_driver cl_db_sqlite = {
+    .version = CL_DB_DRIVER_VERSION,
+    .name = "sqlite",
+    .dialect = "sqlite",
+    .connect = sqlite_connect,
+    .disconnect = sqlite_disconnect,
+    .exec = sqlite_exec,
+    .prepare = sqlite_prepare,
+    .finalize = sqlite_finalize,
+    .reset = sqlite_reset,
+    .bind_i64 = sqlite_bind_i64,
+    .bind_text = sqlite_bind_text,
+    .bind_null = sqlite_bind_null,
+    .step = sqlite_step,
+    .col_i64 = sqlite_col_i64,
+    .col_text = sqlite_col_text,
+    .col_null = sqlite_col_null,
+    .ping = sqlite_ping,
+};

@@ -1,0 +1,590 @@
+/* The pool, statement cache and transactions over the SQLite driver, on a throwaway file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleave/db.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    cl_db *db;
+} fixture;
+
+/* Removes a directory that holds only plain files (the database and its WAL files). */
+static void remove_dir(const char *dir)
+{
+    char path[PATH_MAX];
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (d == NULL) {
+        return;
+    }
+    for (;;) {
+        de = readdir(d);
+        if (de == NULL) {
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static cl_db *open_db(fixture *f, int max_conns, int64_t acquire_timeout_ms)
+{
+    cl_db_options opt = {.max_conns = max_conns, .acquire_timeout_ms = acquire_timeout_ms};
+    cl_error err = {0};
+    cl_db *db = NULL;
+
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "test", f->path, &opt, &db, &err), CL_OK);
+    assert_non_null(db);
+    return db;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    if (f == NULL) {
+        return -1;
+    }
+    strcpy(f->dir, "/tmp/cleave-db-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
+    f->db = open_db(f, 0, 0);
+    if (cl_db_acquire(f->db, NULL, &c, &err) != CL_OK ||
+        cl_db_exec(c,
+                   "CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT NOT NULL UNIQUE, "
+                   "note TEXT, qty INTEGER NOT NULL DEFAULT 0)",
+                   &err) != CL_OK) {
+        return -1;
+    }
+    cl_db_release(c);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+
+    cl_db_close(f->db);
+    remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t count_rows(cl_db *db, const char *sql)
+{
+    cl_db_conn *c = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+    int64_t n;
+
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_prepare(c, sql, &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    n = cl_stmt_i64(st, 0);
+    cl_db_release(c);
+    return n;
+}
+
+static void insert_item(cl_db_conn *c, const char *sku, int64_t qty, cl_status want)
+{
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = true;
+
+    assert_int_equal(cl_db_prepare(c, "INSERT INTO items (sku, qty) VALUES (?, ?)", &st, &err),
+                     CL_OK);
+    assert_int_equal(cl_stmt_bind_text(st, 1, sku, &err), CL_OK);
+    assert_int_equal(cl_stmt_bind_i64(st, 2, qty, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), want);
+    if (want == CL_OK) {
+        assert_false(row);
+    } else {
+        assert_int_equal(err.status, want);
+        assert_true(err.message[0] != '\0');
+    }
+}
+
+static void test_db_binds_steps_and_reads_columns(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+    char sku[16];
+
+    assert_string_equal(cl_db_name(f->db), "test");
+    assert_ptr_equal(cl_db_driver_of(f->db), &cl_db_sqlite);
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_exec(c, "INSERT INTO items (sku, note, qty) VALUES ('a', 'x', 3)",
+                                &err),
+                     CL_OK);
+    assert_int_equal(cl_db_prepare(c, "INSERT INTO items (sku, note, qty) VALUES (?, ?, ?)",
+                                   &st, &err),
+                     CL_OK);
+    /* The text is copied at bind time: the buffer changing afterwards must not matter. */
+    strcpy(sku, "b");
+    assert_int_equal(cl_stmt_bind_text(st, 1, sku, &err), CL_OK);
+    strcpy(sku, "zz");
+    assert_int_equal(cl_stmt_bind_text(st, 2, NULL, &err), CL_OK);
+    assert_int_equal(cl_stmt_bind_i64(st, 3, INT64_C(9007199254740993), &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_false(row);
+
+    assert_int_equal(
+        cl_db_prepare(c, "SELECT sku, note, qty FROM items ORDER BY sku", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    assert_string_equal(cl_stmt_text(st, 0), "a");
+    assert_string_equal(cl_stmt_text(st, 1), "x");
+    assert_false(cl_stmt_null(st, 1));
+    assert_int_equal(cl_stmt_i64(st, 2), 3);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    assert_string_equal(cl_stmt_text(st, 0), "b");
+    assert_true(cl_stmt_null(st, 1));
+    assert_null(cl_stmt_text(st, 1));
+    assert_true(cl_stmt_i64(st, 2) == INT64_C(9007199254740993));
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_false(row);
+
+    assert_int_equal(cl_db_prepare(c, "SELECT count(*) FROM items WHERE note IS ?", &st, &err),
+                     CL_OK);
+    assert_int_equal(cl_stmt_bind_null(st, 1, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    assert_int_equal(cl_stmt_i64(st, 0), 1);
+    cl_db_release(c);
+}
+
+static void test_db_prepare_returns_cached_statement_reset_and_cleared(void **state)
+{
+    fixture *f = *state;
+    static const char *const sql = "SELECT ?";
+    cl_db_conn *c = NULL;
+    cl_stmt *a = NULL;
+    cl_stmt *b = NULL;
+    cl_stmt *other = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_prepare(c, sql, &a, &err), CL_OK);
+    assert_int_equal(cl_stmt_bind_i64(a, 1, 42, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(a, &row, &err), CL_OK);
+    assert_true(row);
+    assert_int_equal(cl_stmt_i64(a, 0), 42);
+
+    /* Same literal: the same statement, rewound mid-result, its binding cleared. */
+    assert_int_equal(cl_db_prepare(c, sql, &b, &err), CL_OK);
+    assert_ptr_equal(a, b);
+    assert_int_equal(cl_stmt_step(b, &row, &err), CL_OK);
+    assert_true(row);
+    assert_true(cl_stmt_null(b, 0));
+
+    assert_int_equal(cl_db_prepare(c, "SELECT 1", &other, &err), CL_OK);
+    assert_ptr_not_equal(other, a);
+    cl_db_release(c);
+}
+
+static void test_db_statement_cache_evicts_and_reprepares(void **state)
+{
+    fixture *f = *state;
+    /* Run-time strings that outlive the connection stand in for 100 distinct literals. */
+    static char sql[100][32];
+    cl_db_conn *c = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i);
+            assert_int_equal(cl_db_prepare(c, sql[i], &st, &err), CL_OK);
+            assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+            assert_true(row);
+            assert_int_equal(cl_stmt_i64(st, 0), i);
+        }
+    }
+    cl_db_release(c);
+}
+
+static void test_db_prepare_rejects_bad_and_multiple_statements(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_prepare(c, "SELEC 1", &st, &err), CL_INTERNAL);
+    assert_non_null(strstr(err.message, "syntax error"));
+    assert_int_equal(cl_db_prepare(c, "SELECT 1; DELETE FROM items", &st, &err), CL_INTERNAL);
+    assert_non_null(strstr(err.message, "more than one"));
+    /* A trailing semicolon or comment is not a second statement. */
+    assert_int_equal(cl_db_prepare(c, "SELECT 2; -- done\n", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_int_equal(cl_stmt_i64(st, 0), 2);
+    cl_db_release(c);
+}
+
+static void test_db_unique_violation_is_conflict(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    insert_item(c, "dup", 1, CL_OK);
+    insert_item(c, "dup", 2, CL_CONFLICT);
+    assert_int_equal(cl_db_exec(c, "INSERT INTO items (sku) VALUES ('dup')", &err),
+                     CL_CONFLICT);
+    assert_non_null(strstr(err.message, "UNIQUE constraint failed: items.sku"));
+    /* NOT NULL is not a conflict with existing data. */
+    assert_int_equal(cl_db_exec(c, "INSERT INTO items (sku) VALUES (NULL)", &err),
+                     CL_INTERNAL);
+    cl_db_release(c);
+}
+
+static void test_db_commit_keeps_rows_and_rollback_discards_them(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    insert_item(c, "kept-1", 1, CL_OK);
+    insert_item(c, "kept-2", 1, CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    insert_item(c, "gone-1", 1, CL_OK);
+    insert_item(c, "gone-2", 1, CL_OK);
+    cl_db_rollback(c);
+    /* Rolling back twice, or without a transaction, is harmless. */
+    cl_db_rollback(c);
+    assert_int_equal(cl_db_commit(c, &err), CL_INTERNAL);
+    cl_db_release(c);
+
+    assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku LIKE 'kept-%'"), 2);
+    assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku LIKE 'gone-%'"), 0);
+}
+
+static void test_db_nested_begin_is_internal(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_INTERNAL);
+    assert_non_null(strstr(err.message, "already open"));
+    /* The outer transaction is still usable. */
+    insert_item(c, "outer", 1, CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+    assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku = 'outer'"), 1);
+}
+
+static void test_db_release_rolls_back_open_transaction(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    insert_item(c, "abandoned", 1, CL_OK);
+    cl_db_release(c);
+
+    assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items"), 0);
+    /* The connection came back clean: a new transaction can begin on it. */
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+}
+
+static void test_db_acquire_times_out_when_pool_is_exhausted(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 1, 50);
+    cl_db_conn *held = NULL;
+    cl_db_conn *second = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(db, NULL, &held, &err), CL_OK);
+    assert_int_equal(cl_db_acquire(db, NULL, &second, &err), CL_UNAVAILABLE);
+    assert_null(second);
+    assert_non_null(strstr(err.message, "test"));
+    cl_db_release(held);
+    /* Once released, the one connection is available again. */
+    assert_int_equal(cl_db_acquire(db, NULL, &second, &err), CL_OK);
+    assert_ptr_equal(second, held);
+    cl_db_release(second);
+    cl_db_close(db);
+}
+
+static void test_db_acquire_with_expired_deadline_is_deadline_exceeded(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_ctx ctx;
+    cl_error err = {0};
+
+    cl_ctx_init(&ctx, 0);
+    ctx.deadline_ms = cl_now_ms() - 1;
+    assert_int_equal(cl_db_acquire(f->db, &ctx, &c, &err), CL_DEADLINE_EXCEEDED);
+    assert_null(c);
+}
+
+static void test_db_acquire_waiting_past_ctx_deadline_is_deadline_exceeded(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 1, 60000);
+    cl_db_conn *held = NULL;
+    cl_db_conn *c = NULL;
+    cl_ctx ctx;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(db, NULL, &held, &err), CL_OK);
+    /* The ctx deadline is far sooner than the acquire timeout, so it is what expires. */
+    cl_ctx_init(&ctx, 30);
+    assert_int_equal(cl_db_acquire(db, &ctx, &c, &err), CL_DEADLINE_EXCEEDED);
+    assert_null(c);
+    cl_db_release(held);
+    cl_db_close(db);
+}
+
+typedef struct waiter {
+    cl_db *db;
+    cl_status st;
+} waiter;
+
+static void *waiter_main(void *arg)
+{
+    waiter *w = arg;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    w->st = cl_db_acquire(w->db, NULL, &c, &err);
+    cl_db_release(c);
+    return NULL;
+}
+
+static void test_db_release_hands_connection_to_waiter(void **state)
+{
+    fixture *f = *state;
+    waiter w = {.db = open_db(f, 1, 60000), .st = CL_INTERNAL};
+    cl_db_conn *held = NULL;
+    cl_error err = {0};
+    pthread_t t;
+
+    assert_int_equal(cl_db_acquire(w.db, NULL, &held, &err), CL_OK);
+    assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+    /* Whether the waiter is already blocked or not yet, it must get the connection. */
+    cl_db_release(held);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.st, CL_OK);
+    cl_db_close(w.db);
+}
+
+#define WRITERS 4
+#define ROWS_PER_WRITER 200
+#define ROWS_PER_TX 10
+
+typedef struct writer {
+    cl_db *db;
+    int id;
+    cl_status st;
+    cl_error err;
+} writer;
+
+static cl_status writer_tx(writer *w, cl_db_conn *c, int first)
+{
+    cl_stmt *st = NULL;
+    char sku[32];
+    bool row = false;
+    cl_status s;
+
+    s = cl_db_begin(c, &w->err);
+    for (int i = first; s == CL_OK && i < first + ROWS_PER_TX; i++) {
+        snprintf(sku, sizeof(sku), "w%d-%d", w->id, i);
+        s = cl_db_prepare(c, "INSERT INTO items (sku, qty) VALUES (?, ?)", &st, &w->err);
+        if (s == CL_OK) {
+            s = cl_stmt_bind_text(st, 1, sku, &w->err);
+        }
+        if (s == CL_OK) {
+            s = cl_stmt_bind_i64(st, 2, i, &w->err);
+        }
+        if (s == CL_OK) {
+            s = cl_stmt_step(st, &row, &w->err);
+        }
+    }
+    if (s == CL_OK) {
+        s = cl_db_commit(c, &w->err);
+    }
+    return s;
+}
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+
+    w->st = CL_OK;
+    for (int i = 0; w->st == CL_OK && i < ROWS_PER_WRITER; i += ROWS_PER_TX) {
+        cl_db_conn *c = NULL;
+
+        w->st = cl_db_acquire(w->db, NULL, &c, &w->err);
+        if (w->st == CL_OK) {
+            w->st = writer_tx(w, c, i);
+        }
+        cl_db_release(c);
+    }
+    return NULL;
+}
+
+static void test_db_concurrent_writers_all_succeed(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, WRITERS, 10000);
+    writer w[WRITERS];
+    pthread_t t[WRITERS];
+
+    for (int i = 0; i < WRITERS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].db = db;
+        w[i].id = i;
+        assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        if (w[i].st != CL_OK) {
+            fail_msg("writer %d: %s: %s", i, cl_status_name(w[i].st), w[i].err.message);
+        }
+    }
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), WRITERS * ROWS_PER_WRITER);
+    cl_db_close(db);
+}
+
+static void test_db_open_unopenable_path_is_unavailable_naming_it(void **state)
+{
+    fixture *f = *state;
+    char path[PATH_MAX];
+    cl_db *db = NULL;
+    cl_error err = {0};
+
+    snprintf(path, sizeof(path), "%s/no-such-dir/x.db", f->dir);
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "test", path, NULL, &db, &err), CL_UNAVAILABLE);
+    assert_null(db);
+    assert_non_null(strstr(err.message, path));
+}
+
+static void test_db_open_rejects_bad_options(void **state)
+{
+    fixture *f = *state;
+    cl_db_options opt = {.max_conns = -1};
+    cl_db *db = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "test", f->path, &opt, &db, &err), CL_INVALID);
+    assert_string_equal(err.field, "max_conns");
+    assert_null(db);
+}
+
+static void test_db_ping_answers_and_null_handles_are_noops(void **state)
+{
+    fixture *f = *state;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_ping(f->db, &err), CL_OK);
+    cl_db_close(NULL);
+    cl_db_release(NULL);
+    cl_db_rollback(NULL);
+    assert_null(cl_db_name(NULL));
+}
+
+static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_prepare(c, "PRAGMA journal_mode", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    assert_string_equal(cl_stmt_text(st, 0), "wal");
+    assert_int_equal(cl_db_exec(c,
+                                "CREATE TABLE lines (item_id INTEGER NOT NULL "
+                                "REFERENCES items(id))",
+                                &err),
+                     CL_OK);
+    assert_int_equal(cl_db_exec(c, "INSERT INTO lines (item_id) VALUES (12345)", &err),
+                     CL_CONFLICT);
+    assert_non_null(strstr(err.message, "FOREIGN KEY"));
+    cl_db_release(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_db_binds_steps_and_reads_columns),
+        T(test_db_prepare_returns_cached_statement_reset_and_cleared),
+        T(test_db_statement_cache_evicts_and_reprepares),
+        T(test_db_prepare_rejects_bad_and_multiple_statements),
+        T(test_db_unique_violation_is_conflict),
+        T(test_db_commit_keeps_rows_and_rollback_discards_them),
+        T(test_db_nested_begin_is_internal),
+        T(test_db_release_rolls_back_open_transaction),
+        T(test_db_acquire_times_out_when_pool_is_exhausted),
+        T(test_db_acquire_with_expired_deadline_is_deadline_exceeded),
+        T(test_db_acquire_waiting_past_ctx_deadline_is_deadline_exceeded),
+        T(test_db_release_hands_connection_to_waiter),
+        T(test_db_concurrent_writers_all_succeed),
+        T(test_db_open_unopenable_path_is_unavailable_naming_it),
+        T(test_db_open_rejects_bad_options),
+        T(test_db_ping_answers_and_null_handles_are_noops),
+        T(test_db_sqlite_uses_wal_and_foreign_keys),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
