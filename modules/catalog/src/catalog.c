@@ -463,16 +463,12 @@ static cl_status catalog_get_product(cl_ctx *ctx, const catalog_product_ref *req
     if (rc != CL_OK) {
         goto out;
     }
-    /* A read transaction: the product and its tags come from one snapshot. */
-    rc = cl_db_begin(conn, &ctx->err);
-    if (rc != CL_OK) {
-        goto out;
-    }
+    /*
+     * No transaction: cl_db_begin takes SQLite's write lock, which reads must not queue
+     * for. An update racing between the row and its tags can show the tags of the next
+     * version; the version and updated_at of the row are still consistent.
+     */
     rc = load_product(ctx, conn, req->id, &p);
-    if (rc != CL_OK) {
-        goto out;
-    }
-    rc = cl_db_commit(conn, &ctx->err);
     if (rc != CL_OK) {
         goto out;
     }
@@ -592,19 +588,12 @@ static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query 
     if (rc != CL_OK) {
         goto out;
     }
-    rc = cl_db_begin(conn, &ctx->err);
-    if (rc != CL_OK) {
-        goto out;
-    }
+    /* No transaction, as in get_product: reads must not take the write lock. */
     rc = query_page(ctx, conn, category, tag, prefix, after, limit, &page, &more);
     /* One cached statement per product: at most CATALOG_MAX_LIMIT cheap index lookups. */
     for (size_t i = 0; rc == CL_OK && i < page.items.n; i++) {
         rc = load_tags(ctx, conn, &page.items.v[i]);
     }
-    if (rc != CL_OK) {
-        goto out;
-    }
-    rc = cl_db_commit(conn, &ctx->err);
     if (rc != CL_OK) {
         goto out;
     }

@@ -1,11 +1,12 @@
 /*
  * List cursors, name prefix bounds and update timestamps.
  *
- * A cursor is base64url (no padding) of "c1:<last id>:<filters digest>". The version
- * tag lets its format change later; the digest makes a cursor refuse to continue a
- * listing with other filters, which would otherwise silently skip or repeat products.
- * It is not a secret: forging one only lets a caller start a listing after some id,
- * which it can do anyway.
+ * A cursor is base64url (no padding) of "c1:<last id>:<check>", where check digests the
+ * listing's filters and the id. The version tag lets the format change later; the check
+ * makes a cursor refuse to continue a listing with other filters (which would silently
+ * skip or repeat products) and catches a cursor that was corrupted or edited. It is not
+ * a secret: forging one only lets a caller start a listing after some id, which it can
+ * do anyway.
  */
 #include "internal.h"
 
@@ -56,6 +57,18 @@ uint64_t catalog__filters_digest(const char *category, const char *tag, const ch
     return digest_field(h, prefix);
 }
 
+/* Binds the id to the filters' digest, so that neither can be changed alone. */
+static uint64_t cursor_check(int64_t last_id, uint64_t digest)
+{
+    unsigned char buf[16];
+
+    for (int i = 0; i < 8; i++) {
+        buf[i] = (unsigned char)(digest >> (8 * i));
+        buf[8 + i] = (unsigned char)((uint64_t)last_id >> (8 * i));
+    }
+    return fnv1a(0xcbf29ce484222325ull, buf, sizeof(buf));
+}
+
 char *catalog__cursor_encode(int64_t last_id, uint64_t digest)
 {
     char raw[64];
@@ -63,7 +76,8 @@ char *catalog__cursor_encode(int64_t last_id, uint64_t digest)
     char *out;
     size_t o = 0;
 
-    len = snprintf(raw, sizeof(raw), "c1:%" PRId64 ":%016" PRIx64, last_id, digest);
+    len = snprintf(raw, sizeof(raw), "c1:%" PRId64 ":%016" PRIx64, last_id,
+                   cursor_check(last_id, digest));
     if (len < 0 || (size_t)len >= sizeof(raw)) {
         return NULL;
     }
@@ -172,10 +186,10 @@ cl_status catalog__cursor_decode(cl_ctx *ctx, const char *cursor, uint64_t diges
     if (!parse_id(&p, &id) || *p != ':') {
         return cl_fail(ctx, CL_INVALID, "cursor", "cursor is not one this API returned");
     }
-    snprintf(want, sizeof(want), "%016" PRIx64, digest);
+    snprintf(want, sizeof(want), "%016" PRIx64, cursor_check(id, digest));
     if (strcmp(p + 1, want) != 0) {
         return cl_fail(ctx, CL_INVALID, "cursor",
-                       "cursor belongs to a listing with other filters");
+                       "cursor was altered or belongs to a listing with other filters");
     }
     *last_id = id;
     return CL_OK;
@@ -225,6 +239,7 @@ void catalog__next_timestamp(const char *prev, char out[32])
     int64_t ms;
     time_t secs;
     struct tm tm;
+    char buf[96];
 
     cl_now_rfc3339(out);
     if (prev == NULL || strcmp(out, prev) > 0 || !parse_rfc3339_ms(prev, &ms)) {
@@ -233,6 +248,8 @@ void catalog__next_timestamp(const char *prev, char out[32])
     ms++;
     secs = (time_t)(ms / 1000);
     gmtime_r(&secs, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    /* Room for any int the compiler can imagine; real timestamps take 24 bytes. */
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    cl_strlcpy(out, buf, 32);
 }
