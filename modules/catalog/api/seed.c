@@ -84,7 +84,7 @@ static cl_status create_one(const catalog_ops *ops, cl_ctx *ctx, uint64_t *state
 
     snprintf(sku, sizeof(sku), "SKU-%06d", i);
     snprintf(name, sizeof(name), "%s %s", adjective, noun);
-    snprintf(description, sizeof(description), "A %s %s from our %s range.", adjective, noun,
+    snprintf(description, sizeof(description), "The %s %s, from our %s range.", adjective, noun,
              cat->name != NULL ? cat->name : cat->id);
     /* Duplicate draws are fine: the catalog removes duplicate tags. */
     for (size_t t = 0; t < ntags; t++) {
