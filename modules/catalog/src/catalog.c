@@ -1,0 +1,684 @@
+/*
+ * The catalog's local binding: its operations over its own database.
+ *
+ * Every operation takes one pooled connection for its whole length; writes run in one
+ * transaction, so a product and its tags change together or not at all. Outputs are
+ * built in locals and handed over only on CL_OK.
+ */
+#include "catalog/catalog.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "store.h"
+
+/* The catalog's database: borrowed from the host at init for the process's life. */
+static cl_db *catalog_db;
+
+static cl_status oom(cl_ctx *ctx)
+{
+    return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
+}
+
+static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+{
+    if (catalog_db == NULL) {
+        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the catalog is not initialised");
+    }
+    return cl_db_acquire(catalog_db, ctx, conn, &ctx->err);
+}
+
+/* Copies a text column; false only when out of memory (SQL NULL gives NULL). */
+static bool dup_column(cl_stmt *st, int col, char **out)
+{
+    const char *s = cl_stmt_text(st, col);
+
+    *out = cl_strdup(s);
+    return s == NULL || *out != NULL;
+}
+
+/* Fills *p (zeroed by the caller) from the current row of a product query. */
+static cl_status read_product(cl_ctx *ctx, cl_stmt *st, catalog_product *p)
+{
+    p->id = cl_stmt_i64(st, CATALOG_COL_ID);
+    p->price.amount = cl_stmt_i64(st, CATALOG_COL_PRICE_AMOUNT);
+    p->version = cl_stmt_i64(st, CATALOG_COL_VERSION);
+    if (!dup_column(st, CATALOG_COL_SKU, &p->sku) || !dup_column(st, CATALOG_COL_NAME, &p->name) ||
+        !dup_column(st, CATALOG_COL_DESCRIPTION, &p->description) ||
+        !dup_column(st, CATALOG_COL_CURRENCY, &p->price.currency) ||
+        !dup_column(st, CATALOG_COL_CATEGORY, &p->category) ||
+        !dup_column(st, CATALOG_COL_CREATED_AT, &p->created_at) ||
+        !dup_column(st, CATALOG_COL_UPDATED_AT, &p->updated_at)) {
+        return oom(ctx);
+    }
+    return CL_OK;
+}
+
+/* Reads the stored tags of p, sorted, into p->tags. */
+static cl_status load_tags(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p)
+{
+    cl_stmt *st;
+    bool row;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, catalog__sql_tags, &st, &ctx->err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    rc = cl_stmt_bind_i64(st, 1, p->id, &ctx->err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    /* An empty list is still a list: the product has tags, none of them. */
+    p->tags.set = true;
+    for (;;) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+        if (rc != CL_OK || !row) {
+            return rc;
+        }
+        if (cl_strs_push(&p->tags, cl_stmt_text(st, 0)) != 0) {
+            return oom(ctx);
+        }
+    }
+}
+
+/* Reads product id (with its tags) into *p; CL_NOT_FOUND when there is none. */
+static cl_status load_product(cl_ctx *ctx, cl_db_conn *conn, int64_t id, catalog_product *p)
+{
+    cl_stmt *st;
+    bool row;
+    bool found = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, catalog__sql_get, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 1, id, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        found = true;
+        rc = read_product(ctx, st, p);
+    }
+    /* Stepping to the end leaves no statement running on the connection. */
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (!found) {
+        return cl_fail(ctx, CL_NOT_FOUND, "id", "product %" PRId64 " does not exist", id);
+    }
+    return load_tags(ctx, conn, p);
+}
+
+/* CL_OK when the category exists, CL_INVALID on field otherwise. */
+static cl_status check_category(cl_ctx *ctx, cl_db_conn *conn, const char *category,
+                                const char *field)
+{
+    cl_stmt *st;
+    bool row;
+    bool found;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, catalog__sql_category_exists, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, category, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    found = rc == CL_OK && row;
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (!found) {
+        return cl_fail(ctx, CL_INVALID, field, "category %s does not exist", category);
+    }
+    return CL_OK;
+}
+
+/* Stores tags of product id (which has none stored) and copies them into out. */
+static cl_status insert_tags(cl_ctx *ctx, cl_db_conn *conn, int64_t id,
+                             const catalog__tags *tags, cl_strs *out)
+{
+    cl_stmt *st;
+    bool row;
+    cl_status rc;
+
+    out->set = true;
+    for (size_t i = 0; i < tags->n; i++) {
+        rc = cl_db_prepare(conn, catalog__sql_insert_tag, &st, &ctx->err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_i64(st, 1, id, &ctx->err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 2, tags->v[i], &ctx->err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_step(st, &row, &ctx->err);
+        }
+        if (rc != CL_OK) {
+            return rc;
+        }
+        if (cl_strs_push(out, tags->v[i]) != 0) {
+            return oom(ctx);
+        }
+    }
+    return CL_OK;
+}
+
+static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input *req,
+                                        catalog_product *resp)
+{
+    catalog_product p = {0};
+    catalog__tags tags = {0};
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    char now[32];
+    cl_status rc;
+
+    rc = catalog__check_input(ctx, req, &tags);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    rc = acquire(ctx, &conn);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    rc = cl_db_begin(conn, &ctx->err);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    rc = check_category(ctx, conn, req->category, "category");
+    if (rc != CL_OK) {
+        goto out;
+    }
+    cl_now_rfc3339(now);
+    rc = cl_db_prepare(conn, catalog__sql_insert_product, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, req->sku, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 2, req->name, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 3, req->description, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 4, req->price.amount, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 5, req->price.currency, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 6, req->category, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 7, now, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 8, now, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_CONFLICT) {
+        /* The category was checked above, so the only constraint left to break is sku's. */
+        rc = cl_fail(ctx, CL_CONFLICT, "sku", "sku %s is already taken", req->sku);
+        goto out;
+    }
+    if (rc == CL_OK && !row) {
+        rc = cl_fail(ctx, CL_INTERNAL, NULL, "insert returned no id");
+    }
+    if (rc != CL_OK) {
+        goto out;
+    }
+    p.id = cl_stmt_i64(st, 0);
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        goto out;
+    }
+    rc = insert_tags(ctx, conn, p.id, &tags, &p.tags);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    p.price.amount = req->price.amount;
+    p.version = 1;
+    p.sku = cl_strdup(req->sku);
+    p.name = cl_strdup(req->name);
+    p.description = cl_strdup(req->description);
+    p.price.currency = cl_strdup(req->price.currency);
+    p.category = cl_strdup(req->category);
+    p.created_at = cl_strdup(now);
+    p.updated_at = cl_strdup(now);
+    if (p.sku == NULL || p.name == NULL || (req->description != NULL && p.description == NULL) ||
+        p.price.currency == NULL || p.category == NULL || p.created_at == NULL ||
+        p.updated_at == NULL) {
+        rc = oom(ctx);
+        goto out;
+    }
+    rc = cl_db_commit(conn, &ctx->err);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    *resp = p;
+    memset(&p, 0, sizeof(p));
+out:
+    cl_db_release(conn);
+    cl_schema_free(&catalog_product_type, &p);
+    catalog__tags_free(&tags);
+    return rc;
+}
+
+/* Replaces *field with a copy of value when value is set; false when out of memory. */
+static bool replace_text(char **field, const char *value)
+{
+    char *copy;
+
+    if (value == NULL) {
+        return true;
+    }
+    copy = cl_strdup(value);
+    if (copy == NULL) {
+        return false;
+    }
+    free(*field);
+    *field = copy;
+    return true;
+}
+
+/* Writes the merged product p (its stored version still in p->version) back. */
+static cl_status store_update(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p)
+{
+    cl_stmt *st;
+    bool row = false;
+    int64_t version = 0;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, catalog__sql_update_product, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, p->name, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 2, p->description, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 3, p->price.amount, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 4, p->price.currency, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 5, p->category, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 6, p->updated_at, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 7, p->id, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 8, p->version, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        version = cl_stmt_i64(st, 0);
+    }
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        return rc;
+    }
+    /*
+     * No row: someone changed the product between our read and this write, which a
+     * database that does not serialise the transaction (PostgreSQL's read committed)
+     * allows. It is the same conflict as a stale expected_version.
+     */
+    if (version == 0) {
+        return cl_fail(ctx, CL_CONFLICT, "version",
+                       "product %" PRId64 " was changed concurrently", p->id);
+    }
+    p->version = version;
+    return CL_OK;
+}
+
+static cl_status replace_tags(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p,
+                              const catalog__tags *tags)
+{
+    catalog_product old = {0};
+    cl_stmt *st;
+    bool row;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, catalog__sql_delete_tags, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 1, p->id, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        return rc;
+    }
+    /* The old list is freed through the schema, which allocated it. */
+    old.tags = p->tags;
+    memset(&p->tags, 0, sizeof(p->tags));
+    cl_schema_free(&catalog_product_type, &old);
+    return insert_tags(ctx, conn, p->id, tags, &p->tags);
+}
+
+static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_update *req,
+                                        catalog_product *resp)
+{
+    const catalog_product_changes *ch = &req->changes;
+    catalog_product p = {0};
+    catalog__tags tags = {0};
+    cl_db_conn *conn = NULL;
+    char now[32];
+    cl_status rc;
+
+    rc = catalog__check_changes(ctx, ch, &tags);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    rc = acquire(ctx, &conn);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    rc = cl_db_begin(conn, &ctx->err);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    rc = load_product(ctx, conn, req->id, &p);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    if (req->expected_version.set && req->expected_version.v != p.version) {
+        rc = cl_fail(ctx, CL_CONFLICT, "expected_version",
+                     "product %" PRId64 " is at version %" PRId64 ", not %" PRId64, p.id,
+                     p.version, req->expected_version.v);
+        goto out;
+    }
+    if (ch->category != NULL && strcmp(ch->category, p.category) != 0) {
+        rc = check_category(ctx, conn, ch->category, "changes.category");
+        if (rc != CL_OK) {
+            goto out;
+        }
+    }
+    catalog__next_timestamp(p.updated_at, now);
+    if (!replace_text(&p.name, ch->name) || !replace_text(&p.description, ch->description) ||
+        !replace_text(&p.category, ch->category) || !replace_text(&p.updated_at, now) ||
+        (ch->price != NULL && !replace_text(&p.price.currency, ch->price->currency))) {
+        rc = oom(ctx);
+        goto out;
+    }
+    if (ch->price != NULL) {
+        p.price.amount = ch->price->amount;
+    }
+    rc = store_update(ctx, conn, &p);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    if (ch->tags.set) {
+        rc = replace_tags(ctx, conn, &p, &tags);
+        if (rc != CL_OK) {
+            goto out;
+        }
+    }
+    rc = cl_db_commit(conn, &ctx->err);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    *resp = p;
+    memset(&p, 0, sizeof(p));
+out:
+    cl_db_release(conn);
+    cl_schema_free(&catalog_product_type, &p);
+    catalog__tags_free(&tags);
+    return rc;
+}
+
+static cl_status catalog_get_product(cl_ctx *ctx, const catalog_product_ref *req,
+                                     catalog_product *resp)
+{
+    catalog_product p = {0};
+    cl_db_conn *conn = NULL;
+    cl_status rc;
+
+    rc = acquire(ctx, &conn);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    /*
+     * No transaction: cl_db_begin takes SQLite's write lock, which reads must not queue
+     * for. An update racing between the row and its tags can show the tags of the next
+     * version; the version and updated_at of the row are still consistent.
+     */
+    rc = load_product(ctx, conn, req->id, &p);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    *resp = p;
+    memset(&p, 0, sizeof(p));
+out:
+    cl_db_release(conn);
+    cl_schema_free(&catalog_product_type, &p);
+    return rc;
+}
+
+/* A filter given as "" filters nothing, as if absent, which is what a form sends. */
+static const char *filter_value(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* Runs the page query: up to limit products into *page, *more when others follow. */
+static cl_status query_page(cl_ctx *ctx, cl_db_conn *conn, const char *category, const char *tag,
+                            const char *prefix, int64_t after, int64_t limit,
+                            catalog_product_page *page, bool *more)
+{
+    char hi[CATALOG_PREFIX_MAX + 1];
+    unsigned flags = 0;
+    cl_stmt *st;
+    bool row = false;
+    int idx = 1;
+    cl_status rc;
+
+    flags |= category != NULL ? CATALOG_FILTER_CATEGORY : 0u;
+    flags |= tag != NULL ? CATALOG_FILTER_TAG : 0u;
+    flags |= prefix != NULL ? CATALOG_FILTER_NAME : 0u;
+    rc = cl_db_prepare(conn, catalog__sql_list[flags], &st, &ctx->err);
+    if (rc == CL_OK && category != NULL) {
+        rc = cl_stmt_bind_text(st, idx++, category, &ctx->err);
+    }
+    if (rc == CL_OK && tag != NULL) {
+        rc = cl_stmt_bind_text(st, idx++, tag, &ctx->err);
+    }
+    if (rc == CL_OK && prefix != NULL) {
+        rc = cl_stmt_bind_text(st, idx++, prefix, &ctx->err);
+    }
+    if (rc == CL_OK && prefix != NULL) {
+        /*
+         * Without a successor (a prefix of 0xFF bytes) the bound is NULL and nothing
+         * matches, which is right: names are UTF-8, where 0xFF never occurs.
+         */
+        bool bounded = catalog__prefix_successor(prefix, hi, sizeof(hi));
+        rc = cl_stmt_bind_text(st, idx++, bounded ? hi : NULL, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, idx++, after, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        /* One more row than asked for tells whether a next page exists. */
+        rc = cl_stmt_bind_i64(st, idx, limit + 1, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    *more = false;
+    while (rc == CL_OK && row) {
+        if (page->items.n == (size_t)limit) {
+            *more = true;
+        } else {
+            catalog_product *p = CL_LIST_PUSH(page->items);
+
+            if (p == NULL) {
+                return oom(ctx);
+            }
+            rc = read_product(ctx, st, p);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_step(st, &row, &ctx->err);
+        }
+    }
+    return rc;
+}
+
+static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query *req,
+                                       catalog_product_page *resp)
+{
+    const char *category = filter_value(req->category);
+    const char *tag = filter_value(req->tag);
+    const char *prefix = filter_value(req->name_prefix);
+    catalog_product_page page = {0};
+    cl_db_conn *conn = NULL;
+    int64_t limit = req->limit == 0 ? CATALOG_DEFAULT_LIMIT : req->limit;
+    int64_t after = 0;
+    uint64_t digest;
+    bool more = false;
+    cl_status rc;
+
+    if (limit < 1 || limit > CATALOG_MAX_LIMIT) {
+        return cl_fail(ctx, CL_INVALID, "limit", "limit must be 1 to %d (0 means %d)",
+                       CATALOG_MAX_LIMIT, CATALOG_DEFAULT_LIMIT);
+    }
+    if (category != NULL && strlen(category) > CATALOG_CATEGORY_FILTER_MAX) {
+        return cl_fail(ctx, CL_INVALID, "category", "category must be at most %d bytes",
+                       CATALOG_CATEGORY_FILTER_MAX);
+    }
+    if (tag != NULL && strlen(tag) > CATALOG_TAG_MAX) {
+        return cl_fail(ctx, CL_INVALID, "tag", "tag must be at most %d bytes", CATALOG_TAG_MAX);
+    }
+    if (prefix != NULL && strlen(prefix) > CATALOG_PREFIX_MAX) {
+        return cl_fail(ctx, CL_INVALID, "name_prefix", "name_prefix must be at most %d bytes",
+                       CATALOG_PREFIX_MAX);
+    }
+    digest = catalog__filters_digest(category, tag, prefix);
+    if (req->cursor != NULL) {
+        rc = catalog__cursor_decode(ctx, req->cursor, digest, &after);
+        if (rc != CL_OK) {
+            return rc;
+        }
+    }
+    rc = acquire(ctx, &conn);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    /* No transaction, as in get_product: reads must not take the write lock. */
+    rc = query_page(ctx, conn, category, tag, prefix, after, limit, &page, &more);
+    /* One cached statement per product: at most CATALOG_MAX_LIMIT cheap index lookups. */
+    for (size_t i = 0; rc == CL_OK && i < page.items.n; i++) {
+        rc = load_tags(ctx, conn, &page.items.v[i]);
+    }
+    if (rc != CL_OK) {
+        goto out;
+    }
+    if (more) {
+        page.next_cursor = catalog__cursor_encode(page.items.v[page.items.n - 1].id, digest);
+        if (page.next_cursor == NULL) {
+            rc = oom(ctx);
+            goto out;
+        }
+    }
+    *resp = page;
+    memset(&page, 0, sizeof(page));
+out:
+    cl_db_release(conn);
+    cl_schema_free(&catalog_product_page_type, &page);
+    return rc;
+}
+
+static cl_status catalog_list_categories(cl_ctx *ctx, const cl_empty *req,
+                                         catalog_category_list *resp)
+{
+    catalog_category_list list = {0};
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    (void)req;
+    rc = acquire(ctx, &conn);
+    if (rc != CL_OK) {
+        goto out;
+    }
+    rc = cl_db_prepare(conn, catalog__sql_categories, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    while (rc == CL_OK && row) {
+        catalog_category *c = CL_LIST_PUSH(list.items);
+
+        if (c == NULL) {
+            rc = oom(ctx);
+            goto out;
+        }
+        c->product_count = cl_stmt_i64(st, 2);
+        if (!dup_column(st, 0, &c->id) || !dup_column(st, 1, &c->name)) {
+            rc = oom(ctx);
+            goto out;
+        }
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        goto out;
+    }
+    *resp = list;
+    memset(&list, 0, sizeof(list));
+out:
+    cl_db_release(conn);
+    cl_schema_free(&catalog_category_list_type, &list);
+    return rc;
+}
+
+static cl_status catalog_init(const cl_module_env *env, cl_error *err)
+{
+    if (env == NULL || env->db == NULL) {
+        return cl_error_set(err, CL_INVALID, "db", "the catalog needs its database");
+    }
+    catalog_db = env->db;
+    return CL_OK;
+}
+
+static const catalog_ops catalog_local_ops = {
+    .version = CATALOG_OPS_VERSION,
+    .create_product = catalog_create_product,
+    .update_product = catalog_update_product,
+    .get_product = catalog_get_product,
+    .list_products = catalog_list_products,
+    .list_categories = catalog_list_categories,
+};
+
+const cl_module catalog_module = {
+    .abi = CL_MODULE_ABI,
+    .name = "catalog",
+    .version = "1.0.0",
+    .ops = &catalog_local_ops,
+    .init = catalog_init,
+    .start = cl_module_noop_start,
+    .stop = cl_module_noop_stop,
+};

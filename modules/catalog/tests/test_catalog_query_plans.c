@@ -1,0 +1,188 @@
+/*
+ * Every query the catalog runs is served by an index: no statement of src/store.h may
+ * scan products or product tags, whatever the filters. The test asks SQLite for the
+ * plan of each real statement on a migrated database with data, and then drops each
+ * index in turn to prove that the check would notice its loss.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "local_catalog.h"
+#include "store.h"
+
+static local_catalog lc;
+static sqlite3 *raw;
+
+/* A catalog with products in two categories, with tags, so the planner sees real tables. */
+static int setup(void **state)
+{
+    const catalog_ops *ops;
+    char path[512];
+    char sku[32];
+    char name[32];
+    cl_ctx ctx;
+
+    (void)state;
+    if (local_catalog_open(&lc) != 0) {
+        return -1;
+    }
+    ops = catalog_module.ops;
+    for (int i = 0; i < 40; i++) {
+        char *tags[] = {"sale", i % 3 == 0 ? "new" : "gift"};
+        catalog_product_input in = {0};
+        catalog_product out = {0};
+
+        snprintf(sku, sizeof(sku), "PLAN-%d", i);
+        snprintf(name, sizeof(name), "%s %d", i % 2 == 0 ? "Alpha" : "Beta", i);
+        in.sku = sku;
+        in.name = name;
+        in.price.amount = 100 + i;
+        in.price.currency = "EUR";
+        in.category = i % 2 == 0 ? "books" : "toys";
+        in.tags.v = tags;
+        in.tags.n = 2;
+        in.tags.set = true;
+        cl_ctx_init(&ctx, 0);
+        if (ops->create_product(&ctx, &in, &out) != CL_OK) {
+            fprintf(stderr, "create: %s\n", ctx.err.message);
+            return -1;
+        }
+        cl_schema_free(&catalog_product_type, &out);
+    }
+    snprintf(path, sizeof(path), "%s/catalog.db", lc.dir);
+    if (sqlite3_open_v2(path, &raw, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sqlite3_close(raw);
+    raw = NULL;
+    local_catalog_close(&lc);
+    return 0;
+}
+
+/*
+ * Whether one plan row reads more than the matching rows:
+ *  - any SCAN, except of the categories (list_categories returns them all) in index order;
+ *  - with a filter, an open range on the product id: that walks every product after the
+ *    cursor and filters them one by one, a scan in disguise.
+ */
+static bool bad_plan_row(const char *detail, bool filtered)
+{
+    if (strncmp(detail, "SCAN ", 5) == 0) {
+        return !(strncmp(detail, "SCAN categories USING ", 22) == 0 &&
+                 strstr(detail, "INDEX") != NULL);
+    }
+    return filtered && strstr(detail, "(rowid>?)") != NULL;
+}
+
+/* Counts the bad rows of sql's plan, printing them when report is set. */
+static int plan_problems(const char *sql, bool filtered, bool report)
+{
+    char explain[2048];
+    sqlite3_stmt *st = NULL;
+    int bad = 0;
+    int rc;
+
+    snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
+    rc = sqlite3_prepare_v2(raw, explain, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(raw));
+    }
+    for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+
+        if (detail != NULL && bad_plan_row(detail, filtered)) {
+            if (report) {
+                fprintf(stderr, "reads more than it matches: %s\n  in: %s\n", detail, sql);
+            }
+            bad++;
+        }
+    }
+    assert_int_equal(rc, SQLITE_DONE);
+    sqlite3_finalize(st);
+    return bad;
+}
+
+/* Problems over every read statement of the catalog. */
+static int all_problems(bool report)
+{
+    int bad = 0;
+
+    for (int f = 0; f < CATALOG_FILTER_COMBINATIONS; f++) {
+        bad += plan_problems(catalog__sql_list[f], f != 0, report);
+    }
+    for (int i = 0; catalog__sql_reads[i] != NULL; i++) {
+        bad += plan_problems(catalog__sql_reads[i], true, report);
+    }
+    return bad;
+}
+
+static void test_every_catalog_query_uses_an_index(void **state)
+{
+    (void)state;
+    assert_int_equal(all_problems(true), 0);
+}
+
+static void exec(const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(raw, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
+    }
+}
+
+static void test_dropping_any_index_is_noticed(void **state)
+{
+    static const char find[] = "SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                               "sql IS NOT NULL ORDER BY name";
+    char names[16][64];
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+
+    (void)state;
+    assert_int_equal(sqlite3_prepare_v2(raw, find, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW && n < 16) {
+        snprintf(names[n++], sizeof(names[0]), "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    /* The migrations create three: category, name, and a product's tags. */
+    assert_true(n >= 3);
+    for (int i = 0; i < n; i++) {
+        int bad;
+
+        exec("BEGIN");
+        snprintf(sql, sizeof(sql), "DROP INDEX %s", names[i]);
+        exec(sql);
+        bad = all_problems(false);
+        exec("ROLLBACK");
+        if (bad == 0) {
+            fail_msg("without index %s no query plan changed for the worse", names[i]);
+        }
+    }
+    assert_int_equal(all_problems(false), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_catalog_query_uses_an_index),
+        cmocka_unit_test(test_dropping_any_index_is_noticed),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
