@@ -751,6 +751,8 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
      * decode_url=no: the router must see the raw path, or an encoded '/' inside a
      * parameter (%2F) would split it and a literal '%' would be decoded twice.
      * No document_root: nothing is ever served from the file system.
+     * tcp_nodelay=1: a response goes out as headers then body; with Nagle's algorithm
+     * the body waits for the client's delayed ACK (~40 ms per keep-alive request).
      */
     const char *options[] = {
         "listening_ports",    opt->listen,
@@ -758,6 +760,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
         "request_timeout_ms", timeout,
         "enable_keep_alive",  "yes",
         "decode_url",         "no",
+        "tcp_nodelay",        "1",
         "max_request_size",   HTTP_HEADER_BLOCK_MAX,
         NULL,
     };
