@@ -264,8 +264,7 @@ static cl_status map_failure(cl_rpc_client *c, long http, const body_buf *b, cl_
     json_t *j = b->data != NULL ? json_loadb(b->data, b->len, 0, NULL) : NULL;
     const char *name = json_string_value(json_object_get(j, "cleave_status"));
     const char *detail = json_string_value(json_object_get(j, "detail"));
-    const char *field = json_string_value(
-        json_object_get(json_array_get(json_object_get(j, "invalid_params"), 0), "name"));
+    const char *field = json_string_value(json_object_get(j, "cleave_field"));
     cl_status st;
 
     if (name == NULL || cl_status_parse(name, &st) != CL_OK || st == CL_OK) {

@@ -66,6 +66,10 @@ static void reply_failure(cl_http_req *req, const cl_error *err)
     json_t *extra = json_pack("{s:s}", "cleave_status", cl_status_name(err->status));
     char slug[32];
 
+    /* The field travels for every status (a conflict on "sku"), not only for invalid. */
+    if (err->field[0] != '\0') {
+        json_object_set_new(extra, "cleave_field", json_string(err->field));
+    }
     if (err->status == CL_INVALID && err->field[0] != '\0') {
         json_object_set_new(extra, "invalid_params",
                             json_pack("[{s:s,s:s}]", "name", err->field, "reason", err->message));

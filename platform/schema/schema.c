@@ -181,7 +181,12 @@ json_t *cl_schema_to_json(const cl_type *type, const void *obj)
             break;
         case CL_KIND_STRS: {
             const cl_strs *s = p;
-            json_t *arr = json_array();
+            json_t *arr;
+            /* A list never given stays absent, so "leave it as it is" survives the wire. */
+            if (!s->set && s->n == 0) {
+                break;
+            }
+            arr = json_array();
             for (size_t j = 0; arr != NULL && j < s->n; j++) {
                 if (json_array_append_new(arr, json_string(s->v[j])) != 0) {
                     json_decref(arr);

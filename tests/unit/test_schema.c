@@ -84,6 +84,7 @@ static void test_schema_absent_optionals_stay_unset(void **state)
     out = cl_schema_to_json(&test_order_type, &o);
     assert_null(json_object_get(out, "expected"));
     assert_null(json_object_get(out, "discount"));
+    assert_null(json_object_get(out, "tags"));
     json_decref(out);
     json_decref(in);
     cl_schema_free(&test_order_type, &o);

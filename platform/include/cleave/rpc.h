@@ -5,8 +5,9 @@
  * Wire API, version 1:
  *   POST /rpc/v1/<module>/<operation>      body: the request as JSON (unknown fields ignored)
  *   200 -> the response as JSON
- *   4xx/5xx -> application/problem+json with "cleave_status" (the wire status name) and,
- *              for invalid input, "invalid_params":[{"name","reason"}]
+ *   4xx/5xx -> application/problem+json with "cleave_status" (the wire status name),
+ *              "cleave_field" (the field named by the error, if any) and, for invalid
+ *              input, "invalid_params":[{"name","reason"}]
  * The call context travels in headers:
  *   X-Request-Id, traceparent (W3C), X-Cleave-Principal, Idempotency-Key,
  *   X-Cleave-Deadline-Ms (milliseconds left), Authorization: Bearer <service token>.

@@ -14,6 +14,7 @@
  *     OPT_I64  cl_opt_i64       number that may be absent (.set)
  *     BOOL     bool
  *     STRS     cl_strs          list of owned strings; .set tells whether it was given
+ *                               (an unset empty list is left out of the JSON)
  *     OBJ      sub              an embedded struct of another declared type
  *     OPT_OBJ  sub *            an owned struct that may be absent (NULL)
  *     OBJS     cl_list of sub   a list of structs of another declared type
