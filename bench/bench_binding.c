@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     size_t per = argc > 1 ? (size_t)atol(argv[1]) : 20000;
     char dir[256], svc_dir[600], data_env[700], log[700], url[64], bin[512];
     char *svc_argv[] = {"cleave-catalog", "serve", NULL};
-    char *svc_env[] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0", "CLEAVE_LOG_LEVEL=warn",
+    char *svc_env[] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0",
                        "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations", NULL};
     int64_t *local_ns, *remote_ns;
     const catalog_ops *local, *remote;

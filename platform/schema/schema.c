@@ -16,18 +16,26 @@ typedef struct path {
     char buf[64];
 } path;
 
+/* A path too deep to fit is cut; it only names a field in an error message. */
+static void path_truncated(path *out, int n)
+{
+    if (n < 0 || (size_t)n >= sizeof(out->buf)) {
+        out->buf[sizeof(out->buf) - 1] = '\0';
+    }
+}
+
 static void path_join(path *out, const char *base, const char *name)
 {
     if (base == NULL || base[0] == '\0') {
         cl_strlcpy(out->buf, name, sizeof(out->buf));
     } else {
-        snprintf(out->buf, sizeof(out->buf), "%s.%s", base, name);
+        path_truncated(out, snprintf(out->buf, sizeof(out->buf), "%s.%s", base, name));
     }
 }
 
 static void path_index(path *out, const char *base, size_t i)
 {
-    snprintf(out->buf, sizeof(out->buf), "%s[%zu]", base, i);
+    path_truncated(out, snprintf(out->buf, sizeof(out->buf), "%s[%zu]", base, i));
 }
 
 char *cl_strdup(const char *s)
