@@ -15,8 +15,7 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: %s [--config FILE] COMMAND [OPTIONS]\n", host_binary_name);
-    fputs(
-          "\n"
+    fputs("\n"
           "commands:\n"
           "  serve              apply pending migrations, then serve until SIGINT/SIGTERM\n"
           "  migrate [--status] apply pending migrations, or list them per module\n"

@@ -37,8 +37,7 @@ static json_t *module_check(host *h, host_module *m, int *ok)
     }
     if (st != CL_OK) {
         *ok = 0;
-        return json_pack("{s:s,s:s,s:s}", "module", name, "status", "down", "detail",
-                         err.message);
+        return json_pack("{s:s,s:s,s:s}", "module", name, "status", "down", "detail", err.message);
     }
     return json_pack("{s:s,s:s}", "module", name, "status", "up");
 }

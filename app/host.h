@@ -25,10 +25,10 @@ extern const char host_binary_name[];
 
 typedef struct host_module {
     const cl_binding *binding;
-    cl_db *db;              /* its own database; NULL when the module is remote */
-    cl_rpc_client *remote;  /* its service; NULL when the module is local */
-    const void *ops;        /* the operations table callers use (local or remote) */
-    cl_rpc_service rpc;     /* how a service binary serves it */
+    cl_db *db;             /* its own database; NULL when the module is remote */
+    cl_rpc_client *remote; /* its service; NULL when the module is local */
+    const void *ops;       /* the operations table callers use (local or remote) */
+    cl_rpc_service rpc;    /* how a service binary serves it */
     bool initialised;
     bool started;
 } host_module;

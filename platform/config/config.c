@@ -25,7 +25,7 @@
 #define CFG_MAX_MODULE_NAME 40
 #define CFG_MAX_KEY_BYTES   128
 /* How much of an offending value an error message quotes; the message buffer is 256 bytes. */
-#define CFG_QUOTE_BYTES 48
+#define CFG_QUOTE_BYTES     48
 
 typedef enum cfg_type {
     CFG_T_STRING,

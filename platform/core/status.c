@@ -77,8 +77,7 @@ int cl_strlcpy(char *dst, const char *src, size_t size)
     return 0;
 }
 
-cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const char *fmt,
-                        va_list ap)
+cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const char *fmt, va_list ap)
 {
     if (err == NULL) {
         return st;

@@ -13,8 +13,8 @@
 #include "cleave/http.h"
 
 /* Extra response headers a handler may set, and their size limits (header docs say 16). */
-#define CL__HTTP_MAX_HEADERS 16
-#define CL__HTTP_HEADER_NAME_MAX 64
+#define CL__HTTP_MAX_HEADERS      16
+#define CL__HTTP_HEADER_NAME_MAX  64
 #define CL__HTTP_HEADER_VALUE_MAX 1024
 
 typedef struct cl__http_header {
@@ -53,10 +53,10 @@ struct cl_http_req {
     cl_ctx ctx;
     size_t nheaders;
     cl__http_header headers[CL__HTTP_MAX_HEADERS];
-    int replied;     /* a response has been sent; nothing more may be written */
-    int body_read;   /* cl_http_read_json consumed the body */
-    int status;      /* the status sent, for the access log */
-    size_t bytes;    /* body bytes sent, for the access log */
+    int replied;   /* a response has been sent; nothing more may be written */
+    int body_read; /* cl_http_read_json consumed the body */
+    int status;    /* the status sent, for the access log */
+    size_t bytes;  /* body bytes sent, for the access log */
 };
 
 /*
@@ -71,7 +71,6 @@ int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst,
  * Content-Length, X-Request-Id, the headers the handler set, then the body. A second
  * call is ignored, so a handler cannot corrupt the connection by replying twice.
  */
-void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data,
-                   size_t len);
+void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len);
 
 #endif /* CLEAVE_HTTP_INTERNAL_H */

@@ -64,8 +64,8 @@ void cl_http_reply_error(cl_http_req *req, const cl_error *err)
     }
     detail = err != NULL && err->message[0] != '\0' ? err->message : cl_status_message(st);
     if (st == CL_INVALID && err != NULL && err->field[0] != '\0') {
-        extra = json_pack("{s:[{s:s,s:s}]}", "invalid_params", "name", err->field, "reason",
-                          detail);
+        extra =
+            json_pack("{s:[{s:s,s:s}]}", "invalid_params", "name", err->field, "reason", detail);
     }
     cl_http_reply_problem(req, cl_status_http(st), slug, cl_status_message(st), detail, extra);
 }

@@ -10,10 +10,10 @@
 
 #include "http_internal.h"
 
-#define ROUTER_PATTERN_MAX 512
-#define ROUTER_SEGMENTS_MAX 32
+#define ROUTER_PATTERN_MAX    512
+#define ROUTER_SEGMENTS_MAX   32
 #define ROUTER_PARAM_NAME_MAX 63
-#define ROUTER_METHODS_MAX 8
+#define ROUTER_METHODS_MAX    8
 
 typedef struct route_entry {
     cl_route route; /* its strings point into method, pattern and permission below */
@@ -288,8 +288,8 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
     method = route->method != NULL ? route->method : "(null)";
     pattern = route->pattern != NULL ? route->pattern : "(null)";
     if (route->method == NULL || !is_known_method(route->method)) {
-        st = cl_error_set(err, CL_INVALID, "method", "route %s %s: unknown method", method,
-                          pattern);
+        st =
+            cl_error_set(err, CL_INVALID, "method", "route %s %s: unknown method", method, pattern);
         goto out;
     }
     if (route->pattern == NULL) {
@@ -298,13 +298,12 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
     }
     if (route->permission == NULL || route->permission[0] == '\0') {
         st = cl_error_set(err, CL_INVALID, "permission",
-                          "route %s %s: no permission (use CL_PERM_PUBLIC for open routes)",
-                          method, pattern);
+                          "route %s %s: no permission (use CL_PERM_PUBLIC for open routes)", method,
+                          pattern);
         goto out;
     }
     if (route->handler == NULL) {
-        st = cl_error_set(err, CL_INVALID, "handler", "route %s %s: no handler", method,
-                          pattern);
+        st = cl_error_set(err, CL_INVALID, "handler", "route %s %s: no handler", method, pattern);
         goto out;
     }
     e = calloc(1, sizeof(*e));
@@ -327,9 +326,8 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
     }
     for (size_t i = 0; i < r->count; i++) {
         if (strcmp(r->routes[i]->method, e->method) == 0 && same_shape(r->routes[i], e)) {
-            st = cl_error_set(err, CL_INVALID, "pattern",
-                              "route %s %s: already added (as %s)", method, pattern,
-                              r->routes[i]->pattern);
+            st = cl_error_set(err, CL_INVALID, "pattern", "route %s %s: already added (as %s)",
+                              method, pattern, r->routes[i]->pattern);
             goto out;
         }
     }

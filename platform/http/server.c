@@ -16,25 +16,25 @@
 #include "cleave/log.h"
 #include "http_internal.h"
 
-#define HTTP_DEFAULT_THREADS 16
-#define HTTP_DEFAULT_MAX_BODY ((size_t)1 << 20)
+#define HTTP_DEFAULT_THREADS    16
+#define HTTP_DEFAULT_MAX_BODY   ((size_t)1 << 20)
 #define HTTP_DEFAULT_JSON_DEPTH 32
 #define HTTP_DEFAULT_TIMEOUT_MS 10000
 /* Bounds on what a client sends before any handler runs. */
-#define HTTP_PATH_MAX 2048
-#define HTTP_QUERY_MAX 4096
-#define HTTP_SEGMENT_MAX 255
+#define HTTP_PATH_MAX           2048
+#define HTTP_QUERY_MAX          4096
+#define HTTP_SEGMENT_MAX        255
 /* civetweb refuses requests whose header block exceeds this (its max_request_size). */
-#define HTTP_HEADER_BLOCK_MAX "16384"
-#define HTTP_REQUEST_ID_MAX (sizeof(((cl_ctx *)0)->request_id) - 1)
-#define HTTP_LISTEN_MAX 128
+#define HTTP_HEADER_BLOCK_MAX   "16384"
+#define HTTP_REQUEST_ID_MAX     (sizeof(((cl_ctx *)0)->request_id) - 1)
+#define HTTP_LISTEN_MAX         128
 
 /* --- helpers ---------------------------------------------------------------------- */
 
 static int is_request_id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 /*
@@ -100,8 +100,7 @@ static void new_request_id(char out[33])
 
 /* --- responses -------------------------------------------------------------------- */
 
-void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data,
-                   size_t len)
+void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len)
 {
     struct mg_connection *conn = req->conn;
     char length[32];
@@ -210,8 +209,8 @@ void cl_http_reply_empty(cl_http_req *req, int status)
     }
 }
 
-void cl_http_reply_bytes(cl_http_req *req, int status, const char *content_type,
-                         const void *data, size_t len)
+void cl_http_reply_bytes(cl_http_req *req, int status, const char *content_type, const void *data,
+                         size_t len)
 {
     if (req != NULL) {
         cl__http_send(req, status, content_type, data, len);
@@ -482,10 +481,8 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
     }
     req->body_read = 1;
     if (!is_json_media_type(mg_get_header(req->conn, "Content-Type"))) {
-        cl_http_reply_problem(req, 415, "unsupported-media-type",
-                              "the request body must be JSON",
-                              "Content-Type must be application/json or application/*+json",
-                              NULL);
+        cl_http_reply_problem(req, 415, "unsupported-media-type", "the request body must be JSON",
+                              "Content-Type must be application/json or application/*+json", NULL);
         return CL_INVALID;
     }
     st = read_body(req, &body, &len);
@@ -539,8 +536,7 @@ static int refuse_bad_target(cl_http_req *req)
     if (strlen(req->path) > HTTP_PATH_MAX ||
         (req->query != NULL && strlen(req->query) > HTTP_QUERY_MAX)) {
         cl_http_reply_problem(req, 414, "uri-too-long", "the request target is too long",
-                              "the path is limited to 2048 bytes and the query to 4096",
-                              NULL);
+                              "the path is limited to 2048 bytes and the query to 4096", NULL);
         return 1;
     }
     for (; *p != '\0'; p++) {
@@ -556,8 +552,7 @@ static int refuse_bad_target(cl_http_req *req)
         if (*p == '%') {
             char one[2];
             if (cl__http_pct_decode(p, strnlen(p, 3), 0, one, sizeof(one)) != 1) {
-                cl_http_reply_problem(req, 400, "malformed-path",
-                                      "the request path is malformed",
+                cl_http_reply_problem(req, 400, "malformed-path", "the request path is malformed",
                                       "the path has a malformed percent-escape", NULL);
                 return 1;
             }
@@ -596,8 +591,7 @@ static void route_and_run(cl_http_req *req, int draining)
     }
     if (res == CL_ROUTE_BAD_METHOD) {
         char detail[128];
-        snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", req->method,
-                 allow);
+        snprintf(detail, sizeof(detail), "%s is not allowed here; allowed: %s", req->method, allow);
         cl_http_set_header(req, "Allow", allow);
         cl_http_reply_problem(req, 405, "method-not-allowed",
                               "the method is not allowed for this resource", detail, NULL);
@@ -697,8 +691,8 @@ static int init_idle_cond(pthread_cond_t *cv)
     return rc == 0 ? 0 : -1;
 }
 
-cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
-                        cl_http_server **out, cl_error *err)
+cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,
+                        cl_error *err)
 {
     cl_http_server *srv = NULL;
     char threads[16];
@@ -741,10 +735,9 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
     srv->max_json_depth = opt->max_json_depth > 0 ? opt->max_json_depth : HTTP_DEFAULT_JSON_DEPTH;
     srv->request_timeout_ms =
         opt->request_timeout_ms > 0 ? opt->request_timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
-    cl_strlcpy(srv->service, opt->service != NULL ? opt->service : "cleave",
-               sizeof(srv->service));
-    snprintf(threads, sizeof(threads), "%d", opt->threads > 0 ? opt->threads
-                                                               : HTTP_DEFAULT_THREADS);
+    cl_strlcpy(srv->service, opt->service != NULL ? opt->service : "cleave", sizeof(srv->service));
+    snprintf(threads, sizeof(threads), "%d",
+             opt->threads > 0 ? opt->threads : HTTP_DEFAULT_THREADS);
     snprintf(timeout, sizeof(timeout), "%lld", (long long)srv->request_timeout_ms);
 
     /*
@@ -755,13 +748,20 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
      * the body waits for the client's delayed ACK (~40 ms per keep-alive request).
      */
     const char *options[] = {
-        "listening_ports",    opt->listen,
-        "num_threads",        threads,
-        "request_timeout_ms", timeout,
-        "enable_keep_alive",  "yes",
-        "decode_url",         "no",
-        "tcp_nodelay",        "1",
-        "max_request_size",   HTTP_HEADER_BLOCK_MAX,
+        "listening_ports",
+        opt->listen,
+        "num_threads",
+        threads,
+        "request_timeout_ms",
+        timeout,
+        "enable_keep_alive",
+        "yes",
+        "decode_url",
+        "no",
+        "tcp_nodelay",
+        "1",
+        "max_request_size",
+        HTTP_HEADER_BLOCK_MAX,
         NULL,
     };
     memset(&callbacks, 0, sizeof(callbacks));
@@ -777,16 +777,16 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
 
     srv->mg = mg_start2(&init, &error);
     if (srv->mg == NULL) {
-        st = cl_error_set(err, CL_UNAVAILABLE, "listen", "cannot serve on %s: %s",
-                          opt->listen, errtext[0] != '\0' ? errtext : "civetweb failed");
+        st = cl_error_set(err, CL_UNAVAILABLE, "listen", "cannot serve on %s: %s", opt->listen,
+                          errtext[0] != '\0' ? errtext : "civetweb failed");
         goto out;
     }
     /* "**" matches every path, so all requests go through our router. */
     mg_set_request_handler(srv->mg, "**", dispatch, srv);
     memset(ports, 0, sizeof(ports));
     if (mg_get_server_ports(srv->mg, 4, ports) < 1) {
-        st = cl_error_set(err, CL_UNAVAILABLE, "listen", "cannot learn the port of %s",
-                          opt->listen);
+        st =
+            cl_error_set(err, CL_UNAVAILABLE, "listen", "cannot learn the port of %s", opt->listen);
         goto out;
     }
     srv->port = ports[0].port;

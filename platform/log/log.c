@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 /* The formatted message, NUL included; longer ones are cut and marked. */
-#define LOG_MSG_MAX 4096
+#define LOG_MSG_MAX    4096
 /*
  * The whole line. A message escaped at worst as \u00XX is six times its size and still
  * fits; beyond the cap the caller's extra fields are dropped rather than the line lost.
@@ -23,7 +23,7 @@
 #define LOG_LINE_MAX   32768
 #define LOG_MODULE_MAX 64
 /* U+2026 HORIZONTAL ELLIPSIS, the mark of a truncated message. */
-#define LOG_ELLIPSIS "\xe2\x80\xa6"
+#define LOG_ELLIPSIS   "\xe2\x80\xa6"
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 #define LOG_NLEVELS (sizeof(log_level_names) / sizeof(log_level_names[0]))

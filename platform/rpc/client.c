@@ -16,7 +16,7 @@
 #include "rpc_internal.h"
 
 #define RPC_MAX_RESPONSE (16 * 1024 * 1024)
-#define RPC_MAX_IDLE 64
+#define RPC_MAX_IDLE     64
 
 struct cl_rpc_client {
     char module[64];
@@ -88,10 +88,10 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     cl_rpc_client *c;
     size_t n;
 
-    if (base_url == NULL || !valid_base_url(base_url) ||
-        strlen(base_url) >= sizeof(c->base_url)) {
-        return cl_error_set(err, CL_INVALID, "url", "%s service URL '%s' is not http(s)://host[:port]",
-                            module, base_url != NULL ? base_url : "");
+    if (base_url == NULL || !valid_base_url(base_url) || strlen(base_url) >= sizeof(c->base_url)) {
+        return cl_error_set(err, CL_INVALID, "url",
+                            "%s service URL '%s' is not http(s)://host[:port]", module,
+                            base_url != NULL ? base_url : "");
     }
     pthread_once(&curl_once, curl_init_once);
     c = calloc(1, sizeof(*c));
@@ -279,8 +279,7 @@ static cl_status map_failure(cl_rpc_client *c, long http, const body_buf *b, cl_
     return st;
 }
 
-cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
-                      void *resp)
+cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
 {
     char url[512];
     json_t *body_json = NULL;
@@ -325,8 +324,8 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
     rc = curl_easy_perform(h);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         st = ctx->deadline_ms != 0 && cl_ctx_remaining_ms(ctx) == 0
-                 ? cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "%s.%s did not answer before the deadline",
-                           c->module, op->name)
+                 ? cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL,
+                           "%s.%s did not answer before the deadline", c->module, op->name)
                  : cl_fail(ctx, CL_UNAVAILABLE, NULL, "%s service at %s timed out", c->module,
                            c->base_url);
         goto out;
@@ -354,8 +353,8 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
         st = cl_schema_from_json(op->resp, j, CL_DECODE_LENIENT, resp, &ctx->err);
         if (st != CL_OK) {
             /* The service broke the contract: that is not the caller's invalid input. */
-            st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered an unreadable %s: %s",
-                         c->module, op->name, op->resp->name, ctx->err.message);
+            st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered an unreadable %s: %s", c->module,
+                         op->name, op->resp->name, ctx->err.message);
         }
         json_decref(j);
     }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD_PTR(obj, f) ((void *)((char *)(obj) + (f)->offset))
+#define FIELD_PTR(obj, f)  ((void *)((char *)(obj) + (f)->offset))
 #define FIELD_CPTR(obj, f) ((const void *)((const char *)(obj) + (f)->offset))
 
 /* Paths like "items[3].price.amount" for error messages; bounded by cl_error.field. */
@@ -284,8 +284,8 @@ static cl_status decode_array(json_t *v, const char *where, cl_error *err)
     return CL_OK;
 }
 
-static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p,
-                              const char *where, cl_error *err)
+static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p, const char *where,
+                              cl_error *err)
 {
     cl_status st = CL_OK;
 
@@ -364,8 +364,8 @@ static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p,
             path_index(&item, where, j);
             /* Count the element first so that a failure inside it is freed too. */
             l->n++;
-            st = decode_obj(f->sub, json_array_get(v, j), flags,
-                            (char *)l->v + j * f->sub->size, item.buf, err);
+            st = decode_obj(f->sub, json_array_get(v, j), flags, (char *)l->v + j * f->sub->size,
+                            item.buf, err);
             if (st != CL_OK) {
                 return st;
             }
@@ -397,7 +397,7 @@ static cl_status decode_obj(const cl_type *type, json_t *json, int flags, void *
                             base[0] != '\0' ? base : "the body");
     }
     if (flags & CL_DECODE_STRICT) {
-        json_object_foreach(json, key, value) {
+        json_object_foreach (json, key, value) {
             if (find_field(type, key) == NULL) {
                 path where;
                 path_join(&where, base, key);

@@ -79,8 +79,7 @@ static void test_edited_applied_migration_is_refused_naming_the_file(void **stat
     assert_int_not_equal(run(dir, NULL, out, sizeof(out), "migrate", NULL), 0);
     assert_non_null(strstr(out, "0001_init.sql"));
     /* serve refuses too, for the same reason. */
-    assert_int_not_equal(run(dir, "CLEAVE_LISTEN=127.0.0.1:0", out, sizeof(out), "serve", NULL),
-                         0);
+    assert_int_not_equal(run(dir, "CLEAVE_LISTEN=127.0.0.1:0", out, sizeof(out), "serve", NULL), 0);
     assert_non_null(strstr(out, "0001_init.sql"));
     test_rmrf(dir);
 }
@@ -95,8 +94,8 @@ static void test_bad_configuration_stops_start_up_naming_the_key(void **state)
     assert_int_not_equal(run(dir, "CLEAVE_LISTN=127.0.0.1:1", out, sizeof(out), "migrate", NULL),
                          0);
     assert_non_null(strstr(out, "CLEAVE_LISTN"));
-    assert_int_not_equal(
-        run(dir, "CLEAVE_LISTEN=127.0.0.1:99999", out, sizeof(out), "serve", NULL), 0);
+    assert_int_not_equal(run(dir, "CLEAVE_LISTEN=127.0.0.1:99999", out, sizeof(out), "serve", NULL),
+                         0);
     assert_non_null(strstr(out, "CLEAVE_LISTEN"));
     assert_int_not_equal(run(dir, NULL, out, sizeof(out), "frobnicate", NULL), 0);
     assert_non_null(strstr(out, "frobnicate"));

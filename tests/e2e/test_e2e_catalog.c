@@ -125,7 +125,8 @@ static void test_filters_and_categories(void **state)
     req("GET", "/api/v1/categories", NULL, &c);
     assert_int_equal(c.status, 200);
     assert_true(json_array_size(json_object_get(c.json, "items")) >= 5);
-    cat = json_string_value(json_object_get(json_array_get(json_object_get(c.json, "items"), 0), "id"));
+    cat = json_string_value(
+        json_object_get(json_array_get(json_object_get(c.json, "items"), 0), "id"));
     assert_non_null(cat);
     {
         char path[256];
@@ -164,8 +165,8 @@ static void test_create_get_update_with_etags(void **state)
     req("GET", path, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "sku")), "E2E-1");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "price"), "amount")),
-                     1250);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "price"), "amount")), 1250);
     snprintf(if_match, sizeof(if_match), "If-Match: %s", r.etag);
     test_resp_free(&r);
 
@@ -259,8 +260,10 @@ static void test_unknown_route_is_404_and_wrong_method_405(void **state)
 static void test_bad_cursor_and_limits_are_400(void **state)
 {
     static const char *const paths[] = {
-        "/api/v1/products?cursor=not-a-cursor", "/api/v1/products?limit=0",
-        "/api/v1/products?limit=101",           "/api/v1/products?limit=abc",
+        "/api/v1/products?cursor=not-a-cursor",
+        "/api/v1/products?limit=0",
+        "/api/v1/products?limit=101",
+        "/api/v1/products?limit=abc",
         "/api/v1/products?limit=-3",
     };
     static const char *const fields[] = {"cursor", "limit", "limit", "limit", "limit"};
@@ -291,8 +294,8 @@ static void test_wrong_field_types_name_the_field(void **state)
         "\"category\":\"kitchen\"}",
         "[1,2,3]",
     };
-    static const char *const fields[] = {"price.amount", "sku", "tags[0]", "colour",
-                                         "price.amount", NULL};
+    static const char *const fields[] = {"price.amount", "sku",          "tags[0]",
+                                         "colour",       "price.amount", NULL};
     test_resp r;
 
     (void)state;

@@ -65,9 +65,8 @@ static void test_same_body_as_the_monolith_on_the_same_data(void **state)
     assert_int_equal(test_run("/bin/cp", cp_argv, NULL, out, sizeof(out)), 0);
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s", copy);
     snprintf(log, sizeof(log), "%s/monolith.log", topo.dir);
-    assert_int_equal(test_proc_start(&mono, topology_bin("cleave", bin, sizeof(bin)), serve_argv,
-                                     env, log),
-                     0);
+    assert_int_equal(
+        test_proc_start(&mono, topology_bin("cleave", bin, sizeof(bin)), serve_argv, env, log), 0);
     port = test_proc_wait_port(&mono, 30000);
     assert_true(port > 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);

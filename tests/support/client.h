@@ -13,9 +13,9 @@ typedef struct test_resp {
     char etag[64];
     char location[256];
     char allow[128];
-    char *body;       /* NUL-terminated, owned */
+    char *body; /* NUL-terminated, owned */
     size_t body_len;
-    json_t *json;     /* parsed body when it is JSON, else NULL; owned */
+    json_t *json; /* parsed body when it is JSON, else NULL; owned */
 } test_resp;
 
 /*

@@ -10,13 +10,13 @@
 
 typedef struct test_proc {
     pid_t pid;
-    int port;               /* from the "serving on port" log line, 0 until seen */
-    int out_fd;             /* read end of the child's stdout */
+    int port;   /* from the "serving on port" log line, 0 until seen */
+    int out_fd; /* read end of the child's stdout */
     pthread_t reader;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int eof;
-    char log_path[512];     /* everything the child printed, for failure reports */
+    char log_path[512]; /* everything the child printed, for failure reports */
 } test_proc;
 
 /*

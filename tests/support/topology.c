@@ -61,8 +61,8 @@ static int serve(topology *t, const char *name, char *const env[])
 int topology_start(topology *t, const char *name, int seed)
 {
     char data_env[512], url_env[128], host_bin[128], extracted[64] = "", cmd[1200], out[1024];
-    char *env[] = {data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0", TOPOLOGY_TOKEN,
-                   url_env, NULL};
+    char *env[] = {data_env,       t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
+                   TOPOLOGY_TOKEN, url_env,           NULL};
     char *svc_env[] = {t->service_data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
                        TOPOLOGY_TOKEN, NULL};
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
@@ -156,8 +156,7 @@ int topology_stop(topology *t)
         }
         st = test_proc_stop(&t->procs[i], SIGTERM);
         if (st != 0) {
-            fprintf(stderr, "process %d exited with %d; log: %s\n", i, st,
-                    t->procs[i].log_path);
+            fprintf(stderr, "process %d exited with %d; log: %s\n", i, st, t->procs[i].log_path);
             rc = -1;
         }
     }

@@ -11,10 +11,10 @@
 #define TOPOLOGY_MAX_PROCS 8
 
 typedef struct topology {
-    char dir[256];              /* throwaway directory: data, logs, migrations copy */
-    char base_url[64];          /* http://127.0.0.1:PORT of the public API */
-    char service_url[64];       /* the extracted module's service, or empty */
-    char service[80];           /* its binary ("cleave-catalog"), or empty */
+    char dir[256];        /* throwaway directory: data, logs, migrations copy */
+    char base_url[64];    /* http://127.0.0.1:PORT of the public API */
+    char service_url[64]; /* the extracted module's service, or empty */
+    char service[80];     /* its binary ("cleave-catalog"), or empty */
     int service_port;
     char service_data_env[512]; /* its CLEAVE_DATA_DIR=... */
     char migrations_env[600];   /* CLEAVE_MIGRATIONS_DIR=... */

@@ -128,8 +128,8 @@ typedef struct request {
     const char *content_type; /* NULL: no Content-Type */
     const char *body;         /* NULL: no body */
     size_t body_len;
-    int chunked;              /* send the body without Content-Length */
-    const char *request_id;   /* NULL: no X-Request-Id */
+    int chunked;            /* send the body without Content-Length */
+    const char *request_id; /* NULL: no X-Request-Id */
 } request;
 
 /*
@@ -313,11 +313,10 @@ static void h_item(cl_http_req *req, void *arg)
     cl_http_reply_json(
         req, 200,
         json_pack("{s:b,s:b,s:s,s:s?,s:i,s:i,s:s,s:b,s:s,s:s,s:s,s:s?}", "set_ok", set_ok,
-                  "refused", refused, "id", cl_http_param(req, "id"),
-                  "q", qn >= 0 ? q : NULL, "q_len", qn, "tiny", tn, "request_id",
-                  ctx->request_id, "deadline", ctx->deadline_ms > 0, "method",
-                  cl_http_method(req), "path", cl_http_path(req), "route",
-                  cl_http_route(req)->pattern, "ua", cl_http_header(req, "user-agent")));
+                  "refused", refused, "id", cl_http_param(req, "id"), "q", qn >= 0 ? q : NULL,
+                  "q_len", qn, "tiny", tn, "request_id", ctx->request_id, "deadline",
+                  ctx->deadline_ms > 0, "method", cl_http_method(req), "path", cl_http_path(req),
+                  "route", cl_http_route(req)->pattern, "ua", cl_http_header(req, "user-agent")));
 }
 
 static void h_delete(cl_http_req *req, void *arg)
@@ -351,9 +350,9 @@ static void h_fail(cl_http_req *req, void *arg)
 static void h_custom_problem(cl_http_req *req, void *arg)
 {
     (void)arg;
-    cl_http_reply_problem(req, 409, "custom-thing", "a custom problem", "custom detail",
-                          json_pack("{s:i,s:s,s:s}", "status", 999, "type", "forged", "hint",
-                                    "try again"));
+    cl_http_reply_problem(
+        req, 409, "custom-thing", "a custom problem", "custom detail",
+        json_pack("{s:i,s:s,s:s}", "status", 999, "type", "forged", "hint", "try again"));
 }
 
 static void h_bytes(cl_http_req *req, void *arg)
@@ -527,8 +526,8 @@ static void test_http_oversized_body_is_413(void **state)
 
 static void test_http_too_deep_json_is_400(void **state)
 {
-    const char *ok = "[[[[[[[[1]]]]]]]]";                /* 8 levels: the limit */
-    const char *deep = "[[[[[[[[[1]]]]]]]]]";            /* 9 levels */
+    const char *ok = "[[[[[[[[1]]]]]]]]";                            /* 8 levels: the limit */
+    const char *deep = "[[[[[[[[[1]]]]]]]]]";                        /* 9 levels */
     const char *deep_obj = "{\"a\":{\"b\":[{\"c\":[[[[[{}]]]]]}]}}"; /* 10 levels */
     char hostile[1001];
     response *resp;

@@ -9,19 +9,19 @@
 
 #include "cleave/module.h"
 
-#define ITEM(X, T)                                                                             \
-    X(T, STR, name, _)                                                                         \
+#define ITEM(X, T)                                                                                 \
+    X(T, STR, name, _)                                                                             \
     X(T, OBJ, price, cl_money)
 CL_TYPE_DECLARE(test_item, ITEM)
 CL_TYPE_DEFINE(test_item, ITEM)
 
-#define ORDER(X, T)                                                                            \
-    X(T, I64, id, _)                                                                           \
-    X(T, OPT_I64, expected, _)                                                                 \
-    X(T, BOOL, paid, _)                                                                        \
-    X(T, STRS, tags, _)                                                                        \
-    X(T, OBJS, items, test_item)                                                               \
-    X(T, OPT_OBJ, discount, cl_money)                                                          \
+#define ORDER(X, T)                                                                                \
+    X(T, I64, id, _)                                                                               \
+    X(T, OPT_I64, expected, _)                                                                     \
+    X(T, BOOL, paid, _)                                                                            \
+    X(T, STRS, tags, _)                                                                            \
+    X(T, OBJS, items, test_item)                                                                   \
+    X(T, OPT_OBJ, discount, cl_money)                                                              \
     X(T, STR, note, _)
 CL_TYPE_DECLARE(test_order, ORDER)
 CL_TYPE_DEFINE(test_order, ORDER)
@@ -36,9 +36,10 @@ static json_t *parse(const char *text)
 
 static void test_schema_round_trip_keeps_every_kind(void **state)
 {
-    json_t *in = parse("{\"id\":7,\"expected\":3,\"paid\":true,\"tags\":[\"a\",\"b\"],"
-                       "\"items\":[{\"name\":\"x\",\"price\":{\"amount\":150,\"currency\":\"EUR\"}}],"
-                       "\"discount\":{\"amount\":5,\"currency\":\"EUR\"},\"note\":null}");
+    json_t *in =
+        parse("{\"id\":7,\"expected\":3,\"paid\":true,\"tags\":[\"a\",\"b\"],"
+              "\"items\":[{\"name\":\"x\",\"price\":{\"amount\":150,\"currency\":\"EUR\"}}],"
+              "\"discount\":{\"amount\":5,\"currency\":\"EUR\"},\"note\":null}");
     test_order o = {0};
     cl_error err = {0};
     json_t *out;
@@ -126,8 +127,7 @@ static void test_schema_lenient_ignores_unknown_fields(void **state)
     cl_error err = {0};
 
     (void)state;
-    assert_int_equal(cl_schema_from_json(&test_order_type, in, CL_DECODE_LENIENT, &o, &err),
-                     CL_OK);
+    assert_int_equal(cl_schema_from_json(&test_order_type, in, CL_DECODE_LENIENT, &o, &err), CL_OK);
     assert_int_equal(o.id, 1);
     json_decref(in);
     cl_schema_free(&test_order_type, &o);

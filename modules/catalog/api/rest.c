@@ -152,8 +152,8 @@ static void create_product(cl_http_req *req, void *arg)
     if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
-    if (cl_schema_from_json(&catalog_product_input_type, body, CL_DECODE_STRICT, &in,
-                            &ctx->err) != CL_OK ||
+    if (cl_schema_from_json(&catalog_product_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
+            CL_OK ||
         ops->create_product(ctx, &in, &p) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;

@@ -13,13 +13,13 @@
 #include "api.h"
 
 #define SEED_PRODUCTS 1200
-#define SEED_STATE 0x5EEDCA7A1060ull
+#define SEED_STATE    0x5EEDCA7A1060ull
 
 /* Words start with different capitals, so that name prefixes filter interestingly. */
 static const char *const adjectives[] = {
-    "Amber",  "Bold",   "Classic", "Compact", "Deluxe", "Eco",     "Electric", "Fresh",
-    "Golden", "Handy",  "Lucky",   "Mighty",  "Modern", "Nimble",  "Quiet",    "Rustic",
-    "Silver", "Smart",  "Sturdy",  "Sunny",   "Tiny",   "Vintage", "Wild",     "Zesty",
+    "Amber",  "Bold",  "Classic", "Compact", "Deluxe", "Eco",     "Electric", "Fresh",
+    "Golden", "Handy", "Lucky",   "Mighty",  "Modern", "Nimble",  "Quiet",    "Rustic",
+    "Silver", "Smart", "Sturdy",  "Sunny",   "Tiny",   "Vintage", "Wild",     "Zesty",
 };
 static const char *const nouns[] = {
     "Atlas",  "Basket", "Blender", "Bottle", "Candle", "Chair",   "Clock",  "Drum",
@@ -28,8 +28,8 @@ static const char *const nouns[] = {
     "Teapot", "Tent",   "Wallet",  "Whisk",  "Yo-yo",  "Zither",
 };
 static const char *const tag_words[] = {
-    "bestseller", "bundle", "clearance", "eco", "gift", "handmade",
-    "imported",   "limited", "new",      "premium", "sale", "travel",
+    "bestseller", "bundle",  "clearance", "eco",     "gift", "handmade",
+    "imported",   "limited", "new",       "premium", "sale", "travel",
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

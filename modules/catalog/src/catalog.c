@@ -146,8 +146,8 @@ static cl_status check_category(cl_ctx *ctx, cl_db_conn *conn, const char *categ
 }
 
 /* Stores tags of product id (which has none stored) and copies them into out. */
-static cl_status insert_tags(cl_ctx *ctx, cl_db_conn *conn, int64_t id,
-                             const catalog__tags *tags, cl_strs *out)
+static cl_status insert_tags(cl_ctx *ctx, cl_db_conn *conn, int64_t id, const catalog__tags *tags,
+                             cl_strs *out)
 {
     cl_stmt *st;
     bool row;
@@ -349,8 +349,8 @@ static cl_status store_update(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p)
      * allows. It is the same conflict as a stale expected_version.
      */
     if (version == 0) {
-        return cl_fail(ctx, CL_CONFLICT, "version",
-                       "product %" PRId64 " was changed concurrently", p->id);
+        return cl_fail(ctx, CL_CONFLICT, "version", "product %" PRId64 " was changed concurrently",
+                       p->id);
     }
     p->version = version;
     return CL_OK;
@@ -409,8 +409,8 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
     }
     if (req->expected_version.set && req->expected_version.v != p.version) {
         rc = cl_fail(ctx, CL_CONFLICT, "expected_version",
-                     "product %" PRId64 " is at version %" PRId64 ", not %" PRId64, p.id,
-                     p.version, req->expected_version.v);
+                     "product %" PRId64 " is at version %" PRId64 ", not %" PRId64, p.id, p.version,
+                     req->expected_version.v);
         goto out;
     }
     if (ch->category != NULL && strcmp(ch->category, p.category) != 0) {

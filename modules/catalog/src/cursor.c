@@ -170,8 +170,7 @@ static bool parse_id(const char **p, int64_t *out)
     return n > 0;
 }
 
-cl_status catalog__cursor_decode(cl_ctx *ctx, const char *cursor, uint64_t digest,
-                                 int64_t *last_id)
+cl_status catalog__cursor_decode(cl_ctx *ctx, const char *cursor, uint64_t digest, int64_t *last_id)
 {
     char raw[CURSOR_MAX];
     char want[17];
@@ -223,8 +222,9 @@ static bool parse_rfc3339_ms(const char *s, int64_t *out)
     char z;
 
     memset(&tm, 0, sizeof(tm));
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon,
-                            &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
+    if (s == NULL ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
         z != 'Z') {
         return false;
     }

@@ -12,14 +12,14 @@
 #include "catalog/catalog.h"
 
 /* The bounds of catalog.h's rules. */
-#define CATALOG_SKU_MAX 64
-#define CATALOG_NAME_MAX 200
-#define CATALOG_DESCRIPTION_MAX 4000
-#define CATALOG_TAGS_MAX 20
-#define CATALOG_TAG_MAX 32
+#define CATALOG_SKU_MAX             64
+#define CATALOG_NAME_MAX            200
+#define CATALOG_DESCRIPTION_MAX     4000
+#define CATALOG_TAGS_MAX            20
+#define CATALOG_TAG_MAX             32
 /* No filter value can match beyond these lengths; longer ones are refused as input. */
 #define CATALOG_CATEGORY_FILTER_MAX 64
-#define CATALOG_PREFIX_MAX CATALOG_NAME_MAX
+#define CATALOG_PREFIX_MAX          CATALOG_NAME_MAX
 
 /* A sorted, duplicate-free tag list; the strings are borrowed from the checked input. */
 typedef struct catalog__tags {
@@ -36,8 +36,7 @@ void catalog__tags_free(catalog__tags *tags);
  * CL_INVALID (or CL_INTERNAL when out of memory) with ctx->err naming the field, as in
  * JSON ("price.currency", "tags[3]"), and *tags untouched.
  */
-cl_status catalog__check_input(cl_ctx *ctx, const catalog_product_input *in,
-                               catalog__tags *tags);
+cl_status catalog__check_input(cl_ctx *ctx, const catalog_product_input *in, catalog__tags *tags);
 
 /*
  * Checks the fields an update sets; field names start with "changes.". On CL_OK *tags

@@ -3,26 +3,26 @@
 
 #include <stddef.h>
 
-#define PRODUCT_COLUMNS                                                                        \
-    "products.id, products.sku, products.name, products.description, products.price_amount, "  \
-    "products.currency, products.category_id, products.created_at, products.updated_at, "      \
+#define PRODUCT_COLUMNS                                                                            \
+    "products.id, products.sku, products.name, products.description, products.price_amount, "      \
+    "products.currency, products.category_id, products.created_at, products.updated_at, "          \
     "products.version "
 
 #define FROM_PRODUCTS "SELECT " PRODUCT_COLUMNS "FROM products "
 /* A tag filter drives from the tag's index, which is ordered by product id. */
-#define FROM_TAGGED                                                                            \
-    "SELECT " PRODUCT_COLUMNS "FROM product_tags "                                             \
+#define FROM_TAGGED                                                                                \
+    "SELECT " PRODUCT_COLUMNS "FROM product_tags "                                                 \
     "JOIN products ON products.id = product_tags.product_id "
 #define BY_CATEGORY "products.category_id = ? AND "
-#define BY_TAG "product_tags.tag = ? AND "
-#define BY_NAME "products.name >= ? AND products.name < ? AND "
+#define BY_TAG      "product_tags.tag = ? AND "
+#define BY_NAME     "products.name >= ? AND products.name < ? AND "
 /*
  * With a name range alone the planner would rather walk ids in order than sort, which
  * reads every product after the cursor; the unary plus keeps it on the name index, so
  * the cost follows the number of matches instead of the size of the table.
  */
-#define PAGE_PLAIN "products.id > ? ORDER BY products.id LIMIT ?"
-#define PAGE_NAME "+products.id > ? ORDER BY products.id LIMIT ?"
+#define PAGE_PLAIN  "products.id > ? ORDER BY products.id LIMIT ?"
+#define PAGE_NAME   "+products.id > ? ORDER BY products.id LIMIT ?"
 #define PAGE_TAGGED "product_tags.product_id > ? ORDER BY product_tags.product_id LIMIT ?"
 
 const char *const catalog__sql_list[CATALOG_FILTER_COMBINATIONS] = {
@@ -41,8 +41,7 @@ const char *const catalog__sql_list[CATALOG_FILTER_COMBINATIONS] = {
 
 const char catalog__sql_get[] = FROM_PRODUCTS "WHERE products.id = ?";
 
-const char catalog__sql_tags[] =
-    "SELECT tag FROM product_tags WHERE product_id = ? ORDER BY tag";
+const char catalog__sql_tags[] = "SELECT tag FROM product_tags WHERE product_id = ? ORDER BY tag";
 
 const char catalog__sql_category_exists[] = "SELECT 1 FROM categories WHERE id = ?";
 

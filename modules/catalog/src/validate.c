@@ -132,8 +132,7 @@ void catalog__tags_free(catalog__tags *tags)
 }
 
 /* Checks every tag, then sorts and removes duplicates into *out. */
-static cl_status check_tags(cl_ctx *ctx, const char *prefix, const cl_strs *in,
-                            catalog__tags *out)
+static cl_status check_tags(cl_ctx *ctx, const char *prefix, const cl_strs *in, catalog__tags *out)
 {
     char field[64];
     const char **v = NULL;
@@ -146,8 +145,8 @@ static cl_status check_tags(cl_ctx *ctx, const char *prefix, const cl_strs *in,
     for (size_t i = 0; i < in->n; i++) {
         if (!word_ok(in->v[i], CATALOG_TAG_MAX, is_tag_char)) {
             snprintf(field, sizeof(field), "%stags[%zu]", prefix, i);
-            return cl_fail(ctx, CL_INVALID, field, "%s must be 1 to %d of a-z, 0-9 and -",
-                           field, CATALOG_TAG_MAX);
+            return cl_fail(ctx, CL_INVALID, field, "%s must be 1 to %d of a-z, 0-9 and -", field,
+                           CATALOG_TAG_MAX);
         }
     }
     if (in->n > 0) {
@@ -172,8 +171,7 @@ static cl_status check_tags(cl_ctx *ctx, const char *prefix, const cl_strs *in,
     return CL_OK;
 }
 
-cl_status catalog__check_input(cl_ctx *ctx, const catalog_product_input *in,
-                               catalog__tags *tags)
+cl_status catalog__check_input(cl_ctx *ctx, const catalog_product_input *in, catalog__tags *tags)
 {
     cl_status st;
 
@@ -214,8 +212,7 @@ cl_status catalog__check_changes(cl_ctx *ctx, const catalog_product_changes *ch,
         }
     }
     if (ch->description != NULL) {
-        st = check_text(ctx, prefix, "description", ch->description, 0,
-                        CATALOG_DESCRIPTION_MAX);
+        st = check_text(ctx, prefix, "description", ch->description, 0, CATALOG_DESCRIPTION_MAX);
         if (st != CL_OK) {
             return st;
         }

@@ -17,7 +17,7 @@
 
 /* Generous: a remote binding may be slow under sanitizers, but a hang must still fail. */
 #define CALL_TIMEOUT_MS 30000
-#define MAX_IDS 256
+#define MAX_IDS         256
 
 static const catalog_ops *(*binding_setup)(void);
 static void (*binding_teardown)(void);
@@ -102,8 +102,7 @@ static int64_t make(const char *sku, const char *name, const char *category, cha
 
     st = ops->create_product(&ctx, &in, &p);
     if (st != CL_OK) {
-        fail_msg("create %s: %s: %s (%s)", sku, cl_status_name(st), ctx.err.message,
-                 ctx.err.field);
+        fail_msg("create %s: %s: %s (%s)", sku, cl_status_name(st), ctx.err.message, ctx.err.field);
     }
     id = p.id;
     cl_schema_free(&catalog_product_type, &p);
@@ -192,8 +191,8 @@ static void expect_create_invalid(const catalog_product_input *in, const char *f
 
     st = ops->create_product(&ctx, in, &p);
     if (st != CL_INVALID || strcmp(ctx.err.field, field) != 0) {
-        fail_msg("%s: want invalid on %s, got %s on \"%s\" (%s)", label, field,
-                 cl_status_name(st), ctx.err.field, ctx.err.message);
+        fail_msg("%s: want invalid on %s, got %s on \"%s\" (%s)", label, field, cl_status_name(st),
+                 ctx.err.field, ctx.err.message);
     }
     /* Outputs are written only on success. */
     assert_null(p.sku);
@@ -205,8 +204,8 @@ static void expect_create_invalid(const catalog_product_input *in, const char *f
  * returns the ids in *ids (at most MAX_IDS). Fails on overlap, gaps in order, a page
  * larger than limit, or a next_cursor on the last page.
  */
-static size_t list_all(const char *category, const char *tag, const char *prefix,
-                       int64_t limit, int64_t *ids)
+static size_t list_all(const char *category, const char *tag, const char *prefix, int64_t limit,
+                       int64_t *ids)
 {
     char *cursor = NULL;
     size_t n = 0;
@@ -267,8 +266,8 @@ static void expect_ids(const char *category, const char *tag, const char *prefix
     size_t n = list_all(category, tag, prefix, limit, got);
 
     if (n != nwant) {
-        fail_msg("category=%s tag=%s prefix=%s: %zu products, want %zu",
-                 category ? category : "-", tag ? tag : "-", prefix ? prefix : "-", n, nwant);
+        fail_msg("category=%s tag=%s prefix=%s: %zu products, want %zu", category ? category : "-",
+                 tag ? tag : "-", prefix ? prefix : "-", n, nwant);
     }
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(got[i], want[i]);
@@ -469,29 +468,73 @@ static void test_create_rejects_each_invalid_field(void **state)
         tags[3] = "well";
         tags[4] = NULL;
         switch (c) {
-        case BAD_SKU_MISSING: in.sku = NULL; break;
-        case BAD_SKU_EMPTY: in.sku = ""; break;
-        case BAD_SKU_LOWERCASE: in.sku = "abc-1"; break;
-        case BAD_SKU_SPACE: in.sku = "AB 1"; break;
-        case BAD_SKU_TOO_LONG: in.sku = long_sku; break;
-        case BAD_NAME_MISSING: in.name = NULL; break;
-        case BAD_NAME_EMPTY: in.name = ""; break;
-        case BAD_NAME_TOO_LONG: in.name = long_name; break;
-        case BAD_DESCRIPTION_TOO_LONG: in.description = long_description; break;
-        case BAD_AMOUNT_NEGATIVE: in.price.amount = -1; break;
-        case BAD_CURRENCY_MISSING: in.price.currency = NULL; break;
-        case BAD_CURRENCY_LOWERCASE: in.price.currency = "eur"; break;
-        case BAD_CURRENCY_SHORT: in.price.currency = "EU"; break;
-        case BAD_CURRENCY_LONG: in.price.currency = "EURO"; break;
-        case BAD_CURRENCY_DIGIT: in.price.currency = "E1R"; break;
-        case BAD_CATEGORY_MISSING: in.category = NULL; break;
-        case BAD_CATEGORY_UNKNOWN: in.category = "no-such-category"; break;
-        case BAD_TAG_EMPTY: tags[0] = ""; break;
-        case BAD_TAG_UPPERCASE: tags[3] = "Well"; break;
-        case BAD_TAG_TOO_LONG: tags[1] = long_tag; break;
-        case BAD_TAG_SPACE: tags[2] = "go od"; break;
-        case BAD_TOO_MANY_TAGS: break;
-        default: fail();
+        case BAD_SKU_MISSING:
+            in.sku = NULL;
+            break;
+        case BAD_SKU_EMPTY:
+            in.sku = "";
+            break;
+        case BAD_SKU_LOWERCASE:
+            in.sku = "abc-1";
+            break;
+        case BAD_SKU_SPACE:
+            in.sku = "AB 1";
+            break;
+        case BAD_SKU_TOO_LONG:
+            in.sku = long_sku;
+            break;
+        case BAD_NAME_MISSING:
+            in.name = NULL;
+            break;
+        case BAD_NAME_EMPTY:
+            in.name = "";
+            break;
+        case BAD_NAME_TOO_LONG:
+            in.name = long_name;
+            break;
+        case BAD_DESCRIPTION_TOO_LONG:
+            in.description = long_description;
+            break;
+        case BAD_AMOUNT_NEGATIVE:
+            in.price.amount = -1;
+            break;
+        case BAD_CURRENCY_MISSING:
+            in.price.currency = NULL;
+            break;
+        case BAD_CURRENCY_LOWERCASE:
+            in.price.currency = "eur";
+            break;
+        case BAD_CURRENCY_SHORT:
+            in.price.currency = "EU";
+            break;
+        case BAD_CURRENCY_LONG:
+            in.price.currency = "EURO";
+            break;
+        case BAD_CURRENCY_DIGIT:
+            in.price.currency = "E1R";
+            break;
+        case BAD_CATEGORY_MISSING:
+            in.category = NULL;
+            break;
+        case BAD_CATEGORY_UNKNOWN:
+            in.category = "no-such-category";
+            break;
+        case BAD_TAG_EMPTY:
+            tags[0] = "";
+            break;
+        case BAD_TAG_UPPERCASE:
+            tags[3] = "Well";
+            break;
+        case BAD_TAG_TOO_LONG:
+            tags[1] = long_tag;
+            break;
+        case BAD_TAG_SPACE:
+            tags[2] = "go od";
+            break;
+        case BAD_TOO_MANY_TAGS:
+            break;
+        default:
+            fail();
         }
         if (c == BAD_TOO_MANY_TAGS) {
             in.tags.v = many_tags;
@@ -666,9 +709,8 @@ static void test_update_missing_is_not_found(void **state)
 static void test_update_rejects_each_invalid_change(void **state)
 {
     static const char *const fields[] = {
-        "changes.name",           "changes.name",         "changes.description",
-        "changes.price.amount",   "changes.price.currency", "changes.category",
-        "changes.tags[1]",        "changes.tags",
+        "changes.name",           "changes.name",     "changes.description", "changes.price.amount",
+        "changes.price.currency", "changes.category", "changes.tags[1]",     "changes.tags",
     };
     char long_name[202];
     char long_description[4002];
@@ -697,13 +739,31 @@ static void test_update_rejects_each_invalid_change(void **state)
 
         up.id = id;
         switch (c) {
-        case 0: up.changes.name = ""; break;
-        case 1: up.changes.name = long_name; break;
-        case 2: up.changes.description = long_description; break;
-        case 3: price.amount = -1; up.changes.price = &price; break;
-        case 4: price.currency = "eu"; up.changes.price = &price; break;
-        case 5: up.changes.category = "no-such-category"; break;
-        case 6: up.changes.tags.v = tags; up.changes.tags.n = 2; up.changes.tags.set = true; break;
+        case 0:
+            up.changes.name = "";
+            break;
+        case 1:
+            up.changes.name = long_name;
+            break;
+        case 2:
+            up.changes.description = long_description;
+            break;
+        case 3:
+            price.amount = -1;
+            up.changes.price = &price;
+            break;
+        case 4:
+            price.currency = "eu";
+            up.changes.price = &price;
+            break;
+        case 5:
+            up.changes.category = "no-such-category";
+            break;
+        case 6:
+            up.changes.tags.v = tags;
+            up.changes.tags.n = 2;
+            up.changes.tags.set = true;
+            break;
         default:
             up.changes.tags.v = many_tags;
             up.changes.tags.n = 21;
@@ -860,7 +920,7 @@ static void test_list_limit_bounds(void **state)
 static void test_list_rejects_garbage_and_altered_cursors(void **state)
 {
     static const char *const garbage[] = {
-        "", "!", "not a cursor", "YzE6MTow", "c1:1:0000000000000000", "AAAAAAAAAAAAAAAAAAAA",
+        "",     "!", "not a cursor", "YzE6MTow", "c1:1:0000000000000000", "AAAAAAAAAAAAAAAAAAAA",
         "====",
     };
     int64_t ids[3];

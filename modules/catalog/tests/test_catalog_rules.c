@@ -18,8 +18,8 @@
 
 static void test_utf8_validation(void **state)
 {
-    static const char *const good[] = {"", "abc", "\xc3\x84pfel", "\xe2\x82\xac 5",
-                                       "\xf0\x9d\x84\x9e", "\xf4\x8f\xbf\xbf"};
+    static const char *const good[] = {
+        "", "abc", "\xc3\x84pfel", "\xe2\x82\xac 5", "\xf0\x9d\x84\x9e", "\xf4\x8f\xbf\xbf"};
     static const char *const bad[] = {
         "\xff",             /* never in UTF-8 */
         "\xc0\x80",         /* overlong NUL */

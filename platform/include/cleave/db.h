@@ -57,7 +57,7 @@ typedef struct cl_db_conn cl_db_conn;
 typedef struct cl_stmt cl_stmt;
 
 typedef struct cl_db_options {
-    int max_conns;           /* 0 means 4 */
+    int max_conns;              /* 0 means 4 */
     int64_t acquire_timeout_ms; /* 0 means 2000; waiting longer gives CL_UNAVAILABLE */
 } cl_db_options;
 

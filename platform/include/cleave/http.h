@@ -25,7 +25,7 @@ typedef struct cl_route {
     const char *pattern;    /* "/api/v1/products/{id}": literal segments and {name} params */
     const char *permission; /* "catalog:write", or CL_PERM_PUBLIC; never NULL or empty */
     cl_http_handler handler;
-    void *arg;              /* passed to handler */
+    void *arg; /* passed to handler */
 } cl_route;
 
 /* --- router ----------------------------------------------------------------------- */
@@ -35,16 +35,16 @@ typedef struct cl_route {
 typedef struct cl_router cl_router;
 
 typedef struct cl_route_match {
-    const cl_route *route;            /* borrowed from the router */
+    const cl_route *route; /* borrowed from the router */
     size_t nparams;
     const char *names[CL_ROUTE_MAX_PARAMS];
     char values[CL_ROUTE_MAX_PARAMS][256]; /* percent-decoded */
 } cl_route_match;
 
 typedef enum cl_route_result {
-    CL_ROUTE_FOUND,       /* *m is filled */
-    CL_ROUTE_NOT_FOUND,   /* no route has this path: 404 */
-    CL_ROUTE_BAD_METHOD   /* the path exists with other methods: 405, allow lists them */
+    CL_ROUTE_FOUND,     /* *m is filled */
+    CL_ROUTE_NOT_FOUND, /* no route has this path: 404 */
+    CL_ROUTE_BAD_METHOD /* the path exists with other methods: 405, allow lists them */
 } cl_route_result;
 
 /* A new empty router owned by the caller, or NULL when out of memory. */
@@ -65,12 +65,12 @@ const cl_route *cl_router_at(const cl_router *r, size_t i);
 /* --- server ----------------------------------------------------------------------- */
 
 typedef struct cl_http_options {
-    const char *listen;        /* "127.0.0.1:8080"; port 0 picks a free port */
-    int threads;               /* worker threads; 0 means a default */
-    size_t max_body;           /* largest accepted request body; 0 means 1 MiB */
-    int max_json_depth;        /* deepest accepted JSON nesting; 0 means 32 */
+    const char *listen;         /* "127.0.0.1:8080"; port 0 picks a free port */
+    int threads;                /* worker threads; 0 means a default */
+    size_t max_body;            /* largest accepted request body; 0 means 1 MiB */
+    int max_json_depth;         /* deepest accepted JSON nesting; 0 means 32 */
     int64_t request_timeout_ms; /* deadline given to each request's ctx; 0 means 10 s */
-    const char *service;       /* name used in logs ("cleave", "cleave-catalog") */
+    const char *service;        /* name used in logs ("cleave", "cleave-catalog") */
 } cl_http_options;
 
 typedef struct cl_http_server cl_http_server;
@@ -79,8 +79,8 @@ typedef struct cl_http_server cl_http_server;
  * Starts serving. router is borrowed and must outlive the server. On success *out is
  * owned by the caller (cl_http_stop). CL_UNAVAILABLE when the address cannot be bound.
  */
-cl_status cl_http_start(const cl_http_options *opt, const cl_router *router,
-                        cl_http_server **out, cl_error *err);
+cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,
+                        cl_error *err);
 /* The port the server listens on (useful after listening on port 0). */
 int cl_http_port(const cl_http_server *srv);
 /* Stops accepting, lets in-flight requests finish, frees the server. NULL is a no-op. */
@@ -129,8 +129,8 @@ void cl_http_reply_json(cl_http_req *req, int status, json_t *body);
 /* Sends an empty response (204, 304). */
 void cl_http_reply_empty(cl_http_req *req, int status);
 /* Sends raw bytes with a content type. */
-void cl_http_reply_bytes(cl_http_req *req, int status, const char *content_type,
-                         const void *data, size_t len);
+void cl_http_reply_bytes(cl_http_req *req, int status, const char *content_type, const void *data,
+                         size_t len);
 /*
  * Sends an RFC 9457 application/problem+json response:
  *   {"type":"urn:cleave:problem:<slug>","title":...,"status":...,"detail":...,

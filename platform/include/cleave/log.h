@@ -39,8 +39,8 @@ void cl_log_with(cl_log_level level, const char *module, json_t *fields, const c
     ;
 
 #define cl_log_debug(mod, ...) cl_log(CL_LOG_DEBUG, mod, __VA_ARGS__)
-#define cl_log_info(mod, ...) cl_log(CL_LOG_INFO, mod, __VA_ARGS__)
-#define cl_log_warn(mod, ...) cl_log(CL_LOG_WARN, mod, __VA_ARGS__)
+#define cl_log_info(mod, ...)  cl_log(CL_LOG_INFO, mod, __VA_ARGS__)
+#define cl_log_warn(mod, ...)  cl_log(CL_LOG_WARN, mod, __VA_ARGS__)
 #define cl_log_error(mod, ...) cl_log(CL_LOG_ERROR, mod, __VA_ARGS__)
 
 #endif /* CLEAVE_LOG_H */

@@ -18,9 +18,9 @@
 
 typedef struct cl_migration_info {
     int64_t version;
-    char name[128];        /* file name */
-    char checksum[65];     /* SHA-256 hex of the file's bytes */
-    char applied_at[32];   /* RFC 3339, empty when pending */
+    char name[128];      /* file name */
+    char checksum[65];   /* SHA-256 hex of the file's bytes */
+    char applied_at[32]; /* RFC 3339, empty when pending */
     bool applied;
 } cl_migration_info;
 
@@ -38,8 +38,8 @@ cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *
  * Lists known migrations (files and applied rows) in version order into out[max];
  * *count receives how many. Also checks checksums: CL_CONFLICT as for apply.
  */
-cl_status cl_migrate_status(cl_db *db, const char *dir, const char *module,
-                            cl_migration_info *out, int max, int *count, cl_error *err);
+cl_status cl_migrate_status(cl_db *db, const char *dir, const char *module, cl_migration_info *out,
+                            int max, int *count, cl_error *err);
 
 /* CL_OK when every migration file of module is applied with a matching checksum. */
 cl_status cl_migrate_check(cl_db *db, const char *dir, const char *module, cl_error *err);

@@ -24,8 +24,8 @@
 #include "cleave/status.h"
 
 /* Operation flags. */
-#define CL_OP_WRITE 0u
-#define CL_OP_READ 1u       /* read-only; safe to retry and to serve from a replica */
+#define CL_OP_WRITE      0u
+#define CL_OP_READ       1u /* read-only; safe to retry and to serve from a replica */
 #define CL_OP_IDEMPOTENT 2u /* safe to retry (reads are implicitly) */
 
 typedef cl_status (*cl_op_invoke)(const void *ops, cl_ctx *ctx, const void *req, void *resp);
@@ -38,28 +38,29 @@ typedef struct cl_op {
     cl_op_invoke invoke; /* calls this operation's slot of an operations table */
 } cl_op;
 
-#define CL__OP_SLOT(M, name, Req, Resp, flags) cl_status (*name)(cl_ctx * ctx, const Req *req, Resp *resp);
-#define CL__OP_TRAMPOLINE(M, name, Req, Resp, flags)                                          \
-    static cl_status M##__invoke_##name(const void *ops, cl_ctx *ctx, const void *req,         \
-                                        void *resp)                                            \
-    {                                                                                          \
-        return ((const M##_ops *)ops)->name(ctx, (const Req *)req, (Resp *)resp);             \
+#define CL__OP_SLOT(M, name, Req, Resp, flags)                                                     \
+    cl_status (*name)(cl_ctx * ctx, const Req *req, Resp *resp);
+#define CL__OP_TRAMPOLINE(M, name, Req, Resp, flags)                                               \
+    static cl_status M##__invoke_##name(const void *ops, cl_ctx *ctx, const void *req, void *resp) \
+    {                                                                                              \
+        return ((const M##_ops *)ops)->name(ctx, (const Req *)req, (Resp *)resp);                  \
     }
-#define CL__OP_ENTRY(M, name, Req, Resp, flags) {#name, &Req##_type, &Resp##_type, flags, M##__invoke_##name},
+#define CL__OP_ENTRY(M, name, Req, Resp, flags)                                                    \
+    {#name, &Req##_type, &Resp##_type, flags, M##__invoke_##name},
 
 /* In the public header: the table type M_ops and the operation list M_op_list. */
-#define CL_OPS_DECLARE(M, LIST)                                                                \
-    typedef struct M##_ops {                                                                   \
-        int version;                                                                           \
-        LIST(CL__OP_SLOT, M)                                                                   \
-    } M##_ops;                                                                                 \
-    extern const cl_op M##_op_list[];                                                          \
+#define CL_OPS_DECLARE(M, LIST)                                                                    \
+    typedef struct M##_ops {                                                                       \
+        int version;                                                                               \
+        LIST(CL__OP_SLOT, M)                                                                       \
+    } M##_ops;                                                                                     \
+    extern const cl_op M##_op_list[];                                                              \
     extern const size_t M##_op_count;
 
 /* In one .c file of the module's interface library. */
-#define CL_OPS_DEFINE(M, LIST)                                                                 \
-    LIST(CL__OP_TRAMPOLINE, M)                                                                 \
-    const cl_op M##_op_list[] = {LIST(CL__OP_ENTRY, M)};                                       \
+#define CL_OPS_DEFINE(M, LIST)                                                                     \
+    LIST(CL__OP_TRAMPOLINE, M)                                                                     \
+    const cl_op M##_op_list[] = {LIST(CL__OP_ENTRY, M)};                                           \
     const size_t M##_op_count = sizeof(M##_op_list) / sizeof(M##_op_list[0]);
 
 /* Finds an operation by name in list[n]; NULL when absent. */
@@ -72,8 +73,8 @@ typedef struct cl_empty {
 extern const cl_type cl_empty_type;
 
 /* Money: integer minor units and an ISO 4217 code. Never floating point. */
-#define CL_MONEY(X, T)                                                                         \
-    X(T, I64, amount, _)                                                                       \
+#define CL_MONEY(X, T)                                                                             \
+    X(T, I64, amount, _)                                                                           \
     X(T, STR, currency, _)
 CL_TYPE_DECLARE(cl_money, CL_MONEY)
 
@@ -84,14 +85,14 @@ CL_TYPE_DECLARE(cl_money, CL_MONEY)
 /* What the host hands a module at init: its own database and nothing else of others'. */
 typedef struct cl_module_env {
     const cl_config *config;
-    cl_db *db;              /* the module's own database, borrowed for the process's life */
+    cl_db *db; /* the module's own database, borrowed for the process's life */
 } cl_module_env;
 
 typedef struct cl_module {
-    int abi;                      /* CL_MODULE_ABI */
-    const char *name;             /* "catalog": also its migrations folder */
-    const char *version;          /* semantic version of the implementation */
-    const void *ops;              /* its operations table, local binding */
+    int abi;             /* CL_MODULE_ABI */
+    const char *name;    /* "catalog": also its migrations folder */
+    const char *version; /* semantic version of the implementation */
+    const void *ops;     /* its operations table, local binding */
     cl_status (*init)(const cl_module_env *env, cl_error *err);
     cl_status (*start)(cl_error *err);
     void (*stop)(void);
@@ -106,11 +107,11 @@ void cl_module_noop_stop(void);
 struct cl_rpc_client;
 
 typedef struct cl_module_api {
-    const char *name;             /* "catalog" */
-    int ops_version;              /* version of the operations table */
-    const cl_op *ops;             /* the operation list */
+    const char *name; /* "catalog" */
+    int ops_version;  /* version of the operations table */
+    const cl_op *ops; /* the operation list */
     size_t nops;
-    const char *const *depends;   /* modules whose interfaces it calls; NULL-terminated */
+    const char *const *depends; /* modules whose interfaces it calls; NULL-terminated */
     /* Adds the module's public REST routes, which call only through ops. */
     cl_status (*routes)(cl_router *r, const void *ops, cl_error *err);
     /* Creates demo data through ops when the module has none. *created receives a count. */

@@ -39,10 +39,10 @@ cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err);
 typedef struct cl_rpc_client cl_rpc_client;
 
 typedef struct cl_rpc_options {
-    int max_idle;              /* kept-alive connections per target; 0 means 8 */
+    int max_idle;               /* kept-alive connections per target; 0 means 8 */
     int64_t default_timeout_ms; /* used when the call has no deadline; 0 means 10 s */
     int64_t connect_timeout_ms; /* 0 means 1000 */
-    const char *token;         /* service token sent as Authorization: Bearer, or NULL */
+    const char *token;          /* service token sent as Authorization: Bearer, or NULL */
 } cl_rpc_options;
 
 /*
@@ -55,8 +55,7 @@ void cl_rpc_client_free(cl_rpc_client *c);
 const char *cl_rpc_client_url(const cl_rpc_client *c);
 
 /* Calls op on the service. Same contract as the operation itself. Thread-safe. */
-cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
-                      void *resp);
+cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp);
 
 /* GET <base_url>/readyz with a short timeout: CL_OK when the service is ready. */
 cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
@@ -64,11 +63,11 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
 /* --- the generated remote binding -------------------------------------------------- */
 
 #define CL__REMOTE_INDEX(M, name, Req, Resp, flags) M##__op_index_##name,
-#define CL__REMOTE_STUB(M, name, Req, Resp, flags)                                             \
-    static cl_status M##__remote_##name(cl_ctx *ctx, const Req *req, Resp *resp)               \
-    {                                                                                          \
-        return cl_rpc_call(M##__remote_client, &M##_op_list[M##__op_index_##name], ctx, req,   \
-                           resp);                                                              \
+#define CL__REMOTE_STUB(M, name, Req, Resp, flags)                                                 \
+    static cl_status M##__remote_##name(cl_ctx *ctx, const Req *req, Resp *resp)                   \
+    {                                                                                              \
+        return cl_rpc_call(M##__remote_client, &M##_op_list[M##__op_index_##name], ctx, req,       \
+                           resp);                                                                  \
     }
 #define CL__REMOTE_SLOT(M, name, Req, Resp, flags) .name = M##__remote_##name,
 
@@ -77,16 +76,16 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
  * Defines `const void *M_remote_ops(cl_rpc_client *client)`, which points every slot of
  * a static M_ops at the service behind client (borrowed, lives as long as the process).
  */
-#define CL_REMOTE_DEFINE(M, LIST, VERSION)                                                     \
-    enum { LIST(CL__REMOTE_INDEX, M) M##__op_index_count };                                    \
-    static cl_rpc_client *M##__remote_client;                                                  \
-    LIST(CL__REMOTE_STUB, M)                                                                   \
-    static const M##_ops M##__remote_table = {.version = VERSION, LIST(CL__REMOTE_SLOT, M)};   \
-    const void *M##_remote_ops(cl_rpc_client *client);                                         \
-    const void *M##_remote_ops(cl_rpc_client *client)                                          \
-    {                                                                                          \
-        M##__remote_client = client;                                                           \
-        return &M##__remote_table;                                                             \
+#define CL_REMOTE_DEFINE(M, LIST, VERSION)                                                         \
+    enum { LIST(CL__REMOTE_INDEX, M) M##__op_index_count };                                        \
+    static cl_rpc_client *M##__remote_client;                                                      \
+    LIST(CL__REMOTE_STUB, M)                                                                       \
+    static const M##_ops M##__remote_table = {.version = VERSION, LIST(CL__REMOTE_SLOT, M)};       \
+    const void *M##_remote_ops(cl_rpc_client *client);                                             \
+    const void *M##_remote_ops(cl_rpc_client *client)                                              \
+    {                                                                                              \
+        M##__remote_client = client;                                                               \
+        return &M##__remote_table;                                                                 \
     }
 
 #endif /* CLEAVE_RPC_H */

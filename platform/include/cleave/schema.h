@@ -79,46 +79,47 @@ struct cl_type {
 };
 
 /* Hard limits on decoded input: a hostile peer cannot make us allocate without bound. */
-#define CL_SCHEMA_MAX_STRING (64 * 1024)
-#define CL_SCHEMA_MAX_ITEMS 1000
+#define CL_SCHEMA_MAX_STRING          (64 * 1024)
+#define CL_SCHEMA_MAX_ITEMS           1000
 
 /* --- generation ------------------------------------------------------------------- */
 
-#define CL__MEMBER_STR(name, sub) char *name;
-#define CL__MEMBER_I64(name, sub) int64_t name;
+#define CL__MEMBER_STR(name, sub)     char *name;
+#define CL__MEMBER_I64(name, sub)     int64_t name;
 #define CL__MEMBER_OPT_I64(name, sub) cl_opt_i64 name;
-#define CL__MEMBER_BOOL(name, sub) bool name;
-#define CL__MEMBER_STRS(name, sub) cl_strs name;
-#define CL__MEMBER_OBJ(name, sub) sub name;
+#define CL__MEMBER_BOOL(name, sub)    bool name;
+#define CL__MEMBER_STRS(name, sub)    cl_strs name;
+#define CL__MEMBER_OBJ(name, sub)     sub name;
 #define CL__MEMBER_OPT_OBJ(name, sub) struct sub *name;
-#define CL__MEMBER_OBJS(name, sub)                                                           \
-    struct {                                                                                 \
-        sub *v;                                                                              \
-        size_t n;                                                                            \
+#define CL__MEMBER_OBJS(name, sub)                                                                 \
+    struct {                                                                                       \
+        sub *v;                                                                                    \
+        size_t n;                                                                                  \
     } name;
 #define CL__MEMBER(T, kind, name, sub) CL__MEMBER_##kind(name, sub)
 
-#define CL__SUB_STR(sub) NULL
-#define CL__SUB_I64(sub) NULL
-#define CL__SUB_OPT_I64(sub) NULL
-#define CL__SUB_BOOL(sub) NULL
-#define CL__SUB_STRS(sub) NULL
-#define CL__SUB_OBJ(sub) &sub##_type
-#define CL__SUB_OPT_OBJ(sub) &sub##_type
-#define CL__SUB_OBJS(sub) &sub##_type
-#define CL__FIELD(T, kind, name, sub) {#name, CL_KIND_##kind, offsetof(T, name), CL__SUB_##kind(sub)},
+#define CL__SUB_STR(sub)               NULL
+#define CL__SUB_I64(sub)               NULL
+#define CL__SUB_OPT_I64(sub)           NULL
+#define CL__SUB_BOOL(sub)              NULL
+#define CL__SUB_STRS(sub)              NULL
+#define CL__SUB_OBJ(sub)               &sub##_type
+#define CL__SUB_OPT_OBJ(sub)           &sub##_type
+#define CL__SUB_OBJS(sub)              &sub##_type
+#define CL__FIELD(T, kind, name, sub)                                                              \
+    {#name, CL_KIND_##kind, offsetof(T, name), CL__SUB_##kind(sub)},
 
 /* In a header: the struct T and its descriptor T_type. */
-#define CL_TYPE_DECLARE(T, LIST)                                                             \
-    typedef struct T {                                                                       \
-        LIST(CL__MEMBER, T)                                                                  \
-    } T;                                                                                     \
+#define CL_TYPE_DECLARE(T, LIST)                                                                   \
+    typedef struct T {                                                                             \
+        LIST(CL__MEMBER, T)                                                                        \
+    } T;                                                                                           \
     extern const cl_type T##_type;
 
 /* In exactly one .c file: the descriptor's storage. */
-#define CL_TYPE_DEFINE(T, LIST)                                                              \
-    static const cl_field T##__fields[] = {LIST(CL__FIELD, T)};                              \
-    const cl_type T##_type = {#T, sizeof(T), T##__fields,                                    \
+#define CL_TYPE_DEFINE(T, LIST)                                                                    \
+    static const cl_field T##__fields[] = {LIST(CL__FIELD, T)};                                    \
+    const cl_type T##_type = {#T, sizeof(T), T##__fields,                                          \
                               sizeof(T##__fields) / sizeof(T##__fields[0])};
 
 /* --- codec ------------------------------------------------------------------------ */
@@ -148,9 +149,9 @@ void cl_schema_free(const cl_type *type, void *obj);
 cl_status cl_schema_copy(const cl_type *type, void *dst, const void *src);
 
 /* Small helpers for module code that fills these structs. */
-char *cl_strdup(const char *s);                             /* NULL-safe; NULL when s is NULL */
-int cl_strs_push(cl_strs *list, const char *s);             /* 0, or -1 out of memory */
-void *cl_list_push(cl_list *list, size_t elem_size);        /* zeroed new element, or NULL */
+char *cl_strdup(const char *s);                      /* NULL-safe; NULL when s is NULL */
+int cl_strs_push(cl_strs *list, const char *s);      /* 0, or -1 out of memory */
+void *cl_list_push(cl_list *list, size_t elem_size); /* zeroed new element, or NULL */
 /* Appends a zeroed element to an OBJS member and returns it (void *), or NULL. */
 #define CL_LIST_PUSH(member) cl_list_push((cl_list *)(void *)&(member), sizeof(*(member).v))
 

@@ -13,15 +13,15 @@
 #include <stdint.h>
 
 /* X(ENUM, wire name, HTTP status, default message) */
-#define CL_STATUS_MAP(X)                                                                     \
-    X(OK, ok, 200, "ok")                                                                     \
-    X(INVALID, invalid, 400, "the request is invalid")                                       \
-    X(NOT_FOUND, not_found, 404, "the resource does not exist")                              \
-    X(CONFLICT, conflict, 409, "the request conflicts with the current state")               \
-    X(UNAUTHORIZED, unauthorized, 401, "authentication is required")                         \
-    X(FORBIDDEN, forbidden, 403, "the caller lacks the permission")                          \
-    X(UNAVAILABLE, unavailable, 503, "a dependency is unavailable")                          \
-    X(DEADLINE_EXCEEDED, deadline_exceeded, 504, "the deadline expired")                     \
+#define CL_STATUS_MAP(X)                                                                           \
+    X(OK, ok, 200, "ok")                                                                           \
+    X(INVALID, invalid, 400, "the request is invalid")                                             \
+    X(NOT_FOUND, not_found, 404, "the resource does not exist")                                    \
+    X(CONFLICT, conflict, 409, "the request conflicts with the current state")                     \
+    X(UNAUTHORIZED, unauthorized, 401, "authentication is required")                               \
+    X(FORBIDDEN, forbidden, 403, "the caller lacks the permission")                                \
+    X(UNAVAILABLE, unavailable, 503, "a dependency is unavailable")                                \
+    X(DEADLINE_EXCEEDED, deadline_exceeded, 504, "the deadline expired")                           \
     X(INTERNAL, internal, 500, "an internal error occurred")
 
 typedef enum cl_status {
@@ -68,13 +68,13 @@ void cl_error_clear(cl_error *err);
  * caller and lives on the caller's stack for the length of one call.
  */
 typedef struct cl_ctx {
-    int64_t deadline_ms;        /* absolute, cl_now_ms() clock; 0 means none */
-    char request_id[64];        /* X-Request-Id of the request that caused this call */
-    char trace_id[33];          /* W3C trace context: 32 hex digits, or empty */
-    char span_id[17];           /* 16 hex digits, or empty */
-    char principal[128];        /* who is calling: "user:42", "service:orders", or empty */
-    char idempotency_key[128];  /* makes a retried write safe, or empty */
-    cl_error err;               /* details of the last failed operation */
+    int64_t deadline_ms;       /* absolute, cl_now_ms() clock; 0 means none */
+    char request_id[64];       /* X-Request-Id of the request that caused this call */
+    char trace_id[33];         /* W3C trace context: 32 hex digits, or empty */
+    char span_id[17];          /* 16 hex digits, or empty */
+    char principal[128];       /* who is calling: "user:42", "service:orders", or empty */
+    char idempotency_key[128]; /* makes a retried write safe, or empty */
+    cl_error err;              /* details of the last failed operation */
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */

@@ -12,23 +12,23 @@
 
 #include "cleave/module.h"
 
-#define CATALOG_OPS_VERSION 1
+#define CATALOG_OPS_VERSION   1
 
 /* Largest page of list_products; larger limits are CL_INVALID. */
-#define CATALOG_MAX_LIMIT 100
+#define CATALOG_MAX_LIMIT     100
 #define CATALOG_DEFAULT_LIMIT 20
 
 /* A product as stored. version starts at 1 and grows by one with every update. */
-#define CATALOG_PRODUCT(X, T)                                                                  \
-    X(T, I64, id, _)                                                                           \
-    X(T, STR, sku, _)                                                                          \
-    X(T, STR, name, _)                                                                         \
-    X(T, STR, description, _)                                                                  \
-    X(T, OBJ, price, cl_money)                                                                 \
-    X(T, STR, category, _)                                                                     \
-    X(T, STRS, tags, _)                                                                        \
-    X(T, STR, created_at, _)                                                                   \
-    X(T, STR, updated_at, _)                                                                   \
+#define CATALOG_PRODUCT(X, T)                                                                      \
+    X(T, I64, id, _)                                                                               \
+    X(T, STR, sku, _)                                                                              \
+    X(T, STR, name, _)                                                                             \
+    X(T, STR, description, _)                                                                      \
+    X(T, OBJ, price, cl_money)                                                                     \
+    X(T, STR, category, _)                                                                         \
+    X(T, STRS, tags, _)                                                                            \
+    X(T, STR, created_at, _)                                                                       \
+    X(T, STR, updated_at, _)                                                                       \
     X(T, I64, version, _)
 CL_TYPE_DECLARE(catalog_product, CATALOG_PRODUCT)
 
@@ -37,28 +37,28 @@ CL_TYPE_DECLARE(catalog_product, CATALOG_PRODUCT)
  * 4000 bytes (may be absent); price.amount >= 0; currency: three capital letters;
  * category: an existing category id; tags: up to 20, each 1-32 of [a-z0-9-].
  */
-#define CATALOG_PRODUCT_INPUT(X, T)                                                            \
-    X(T, STR, sku, _)                                                                          \
-    X(T, STR, name, _)                                                                         \
-    X(T, STR, description, _)                                                                  \
-    X(T, OBJ, price, cl_money)                                                                 \
-    X(T, STR, category, _)                                                                     \
+#define CATALOG_PRODUCT_INPUT(X, T)                                                                \
+    X(T, STR, sku, _)                                                                              \
+    X(T, STR, name, _)                                                                             \
+    X(T, STR, description, _)                                                                      \
+    X(T, OBJ, price, cl_money)                                                                     \
+    X(T, STR, category, _)                                                                         \
     X(T, STRS, tags, _)
 CL_TYPE_DECLARE(catalog_product_input, CATALOG_PRODUCT_INPUT)
 
 /* The fields an update may change; an absent field (NULL, unset) is left as it is. */
-#define CATALOG_PRODUCT_CHANGES(X, T)                                                          \
-    X(T, STR, name, _)                                                                         \
-    X(T, STR, description, _)                                                                  \
-    X(T, OPT_OBJ, price, cl_money)                                                             \
-    X(T, STR, category, _)                                                                     \
+#define CATALOG_PRODUCT_CHANGES(X, T)                                                              \
+    X(T, STR, name, _)                                                                             \
+    X(T, STR, description, _)                                                                      \
+    X(T, OPT_OBJ, price, cl_money)                                                                 \
+    X(T, STR, category, _)                                                                         \
     X(T, STRS, tags, _)
 CL_TYPE_DECLARE(catalog_product_changes, CATALOG_PRODUCT_CHANGES)
 
 /* An update: when expected_version is set and differs from the stored one: CL_CONFLICT. */
-#define CATALOG_PRODUCT_UPDATE(X, T)                                                           \
-    X(T, I64, id, _)                                                                           \
-    X(T, OPT_I64, expected_version, _)                                                         \
+#define CATALOG_PRODUCT_UPDATE(X, T)                                                               \
+    X(T, I64, id, _)                                                                               \
+    X(T, OPT_I64, expected_version, _)                                                             \
     X(T, OBJ, changes, catalog_product_changes)
 CL_TYPE_DECLARE(catalog_product_update, CATALOG_PRODUCT_UPDATE)
 
@@ -71,23 +71,23 @@ CL_TYPE_DECLARE(catalog_product_ref, CATALOG_PRODUCT_REF)
  * limit: 1..CATALOG_MAX_LIMIT, 0 means CATALOG_DEFAULT_LIMIT.
  * Products come in ascending id order.
  */
-#define CATALOG_PRODUCT_QUERY(X, T)                                                            \
-    X(T, STR, category, _)                                                                     \
-    X(T, STR, tag, _)                                                                          \
-    X(T, STR, name_prefix, _)                                                                  \
-    X(T, STR, cursor, _)                                                                       \
+#define CATALOG_PRODUCT_QUERY(X, T)                                                                \
+    X(T, STR, category, _)                                                                         \
+    X(T, STR, tag, _)                                                                              \
+    X(T, STR, name_prefix, _)                                                                      \
+    X(T, STR, cursor, _)                                                                           \
     X(T, I64, limit, _)
 CL_TYPE_DECLARE(catalog_product_query, CATALOG_PRODUCT_QUERY)
 
 /* A page; next_cursor is NULL on the last page. */
-#define CATALOG_PRODUCT_PAGE(X, T)                                                             \
-    X(T, OBJS, items, catalog_product)                                                         \
+#define CATALOG_PRODUCT_PAGE(X, T)                                                                 \
+    X(T, OBJS, items, catalog_product)                                                             \
     X(T, STR, next_cursor, _)
 CL_TYPE_DECLARE(catalog_product_page, CATALOG_PRODUCT_PAGE)
 
-#define CATALOG_CATEGORY(X, T)                                                                 \
-    X(T, STR, id, _)                                                                           \
-    X(T, STR, name, _)                                                                         \
+#define CATALOG_CATEGORY(X, T)                                                                     \
+    X(T, STR, id, _)                                                                               \
+    X(T, STR, name, _)                                                                             \
     X(T, I64, product_count, _)
 CL_TYPE_DECLARE(catalog_category, CATALOG_CATEGORY)
 
@@ -103,11 +103,11 @@ CL_TYPE_DECLARE(catalog_category_list, CATALOG_CATEGORY_LIST)
  *   list_categories  -
  * and any of them CL_UNAVAILABLE, CL_DEADLINE_EXCEEDED, CL_INTERNAL.
  */
-#define CATALOG_OPERATIONS(X, M)                                                               \
-    X(M, create_product, catalog_product_input, catalog_product, CL_OP_WRITE)                  \
-    X(M, update_product, catalog_product_update, catalog_product, CL_OP_WRITE)                 \
-    X(M, get_product, catalog_product_ref, catalog_product, CL_OP_READ)                        \
-    X(M, list_products, catalog_product_query, catalog_product_page, CL_OP_READ)               \
+#define CATALOG_OPERATIONS(X, M)                                                                   \
+    X(M, create_product, catalog_product_input, catalog_product, CL_OP_WRITE)                      \
+    X(M, update_product, catalog_product_update, catalog_product, CL_OP_WRITE)                     \
+    X(M, get_product, catalog_product_ref, catalog_product, CL_OP_READ)                            \
+    X(M, list_products, catalog_product_query, catalog_product_page, CL_OP_READ)                   \
     X(M, list_categories, cl_empty, catalog_category_list, CL_OP_READ)
 CL_OPS_DECLARE(catalog, CATALOG_OPERATIONS)
 
