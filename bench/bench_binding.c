@@ -91,7 +91,7 @@ static void seed(const catalog_ops *ops, const char *what)
 
 int main(int argc, char **argv)
 {
-    size_t per = argc > 1 ? (size_t)atol(argv[1]) : 20000;
+    size_t per = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 20000;
     char dir[256], svc_dir[600], data_env[700], log[700], url[64], bin[512];
     char *svc_argv[] = {"cleave-catalog", "serve", NULL};
     char *svc_env[] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0",
@@ -109,10 +109,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_binding [calls >= %d]\n", ROUNDS);
         return 2;
     }
+    if (test_tmpdir(dir, sizeof(dir)) != 0) {
+        return 1;
+    }
     local_ns = calloc(per, sizeof(*local_ns));
     remote_ns = calloc(per, sizeof(*remote_ns));
-    if (local_ns == NULL || remote_ns == NULL || test_tmpdir(dir, sizeof(dir)) != 0) {
-        return 1;
+    if (local_ns == NULL || remote_ns == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
     }
     local = open_local(dir, &db);
     seed(local, "local");
@@ -121,18 +125,17 @@ int main(int argc, char **argv)
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s", svc_dir);
     snprintf(log, sizeof(log), "%s/service.log", dir);
     snprintf(bin, sizeof(bin), "%s/cleave-catalog", CLEAVE_BIN_DIR);
-    if (test_proc_start(&svc, bin, svc_argv, svc_env, log) != 0) {
-        return 1;
-    }
-    port = test_proc_wait_port(&svc, 30000);
+    port = test_proc_start(&svc, bin, svc_argv, svc_env, log) == 0
+               ? test_proc_wait_port(&svc, 30000)
+               : -1;
     if (port < 0) {
         fprintf(stderr, "cleave-catalog did not start; see %s\n", log);
-        return 1;
+        exit(1);
     }
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
     if (cl_rpc_client_new("catalog", url, NULL, &client, &err) != CL_OK) {
         fprintf(stderr, "%s\n", err.message);
-        return 1;
+        exit(1);
     }
     remote = catalog_api.remote_ops(client);
     seed(remote, "remote");

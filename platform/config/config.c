@@ -18,7 +18,7 @@
 #include "cleave/log.h"
 
 /* Hard caps, so that a hostile or mistaken file cannot make us allocate without bound. */
-#define CFG_MAX_FILE_BYTES  (64 * 1024)
+#define CFG_MAX_FILE_BYTES  ((size_t)64 * 1024)
 #define CFG_MAX_LINE_BYTES  4096
 #define CFG_MAX_VALUE_BYTES 1024
 #define CFG_MAX_MODULES     64
@@ -399,7 +399,7 @@ static cl_status read_file(const char *file, char **out, size_t *len, cl_error *
         goto out;
     }
     if (n > CFG_MAX_FILE_BYTES) {
-        st = cl_error_set(err, CL_INVALID, NULL, "config file %s is larger than %d bytes", file,
+        st = cl_error_set(err, CL_INVALID, NULL, "config file %s is larger than %zu bytes", file,
                           CFG_MAX_FILE_BYTES);
         goto out;
     }
@@ -584,7 +584,7 @@ void cl_config_free(cl_config *cfg)
     if (cfg == NULL) {
         return;
     }
-    for (size_t i = 0; i < cfg->nslots; i++) {
+    for (size_t i = 0; cfg->slots != NULL && i < cfg->nslots; i++) {
         free(cfg->slots[i].value);
     }
     free(cfg->slots);

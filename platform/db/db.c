@@ -511,7 +511,7 @@ cl_status cl_db_ping(cl_db *db, cl_error *err)
     cl_status st;
 
     st = cl_db_acquire(db, NULL, &c, err);
-    if (st != CL_OK) {
+    if (st != CL_OK || c == NULL) {
         return st;
     }
     st = db->drv->ping(c->drv_conn, err);

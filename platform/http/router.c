@@ -445,7 +445,7 @@ static void append_allow(char *allow, size_t allow_size, const char *method)
 cl_route_result cl_router_match(const cl_router *r, const char *method, const char *path,
                                 cl_route_match *m, char *allow, size_t allow_size)
 {
-    path_segs ps;
+    path_segs ps = {0};
     const route_entry *best = NULL;
     const char *others[ROUTER_METHODS_MAX];
     size_t nothers = 0;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,16 @@ static void new_request_id(char out[33])
     unsigned char raw[16];
 
     if (fill_random(raw, sizeof(raw)) != 0) {
-        /* Ids only correlate log lines; uniqueness is enough, unpredictability is a bonus. */
-        int64_t now = cl_now_ms();
-        for (size_t i = 0; i < sizeof(raw); i++) {
-            raw[i] = (unsigned char)((now >> ((i % 8) * 8)) ^ (int64_t)rand());
+        /*
+         * Ids only correlate log lines: without randomness, the clock and a process-wide
+         * counter still make them unique.
+         */
+        static atomic_uint_fast64_t counter;
+        uint64_t now = (uint64_t)cl_now_ms();
+        uint64_t seq = atomic_fetch_add(&counter, 1);
+        for (size_t i = 0; i < 8; i++) {
+            raw[i] = (unsigned char)(now >> (i * 8));
+            raw[8 + i] = (unsigned char)(seq >> (i * 8));
         }
     }
     for (size_t i = 0; i < sizeof(raw); i++) {

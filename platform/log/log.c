@@ -245,7 +245,12 @@ log_emit(cl_log_level level, const char *module, json_t *fields, const char *fmt
     if ((int)level < 0 || (size_t)level >= LOG_NLEVELS || (int)level < atomic_load(&log_level)) {
         goto out;
     }
-    len = vsnprintf(msg, sizeof(msg), fmt != NULL ? fmt : "", ap);
+    if (fmt == NULL) {
+        msg[0] = '\0';
+        len = 0;
+    } else {
+        len = vsnprintf(msg, sizeof(msg), fmt, ap);
+    }
     if (len < 0) {
         cl_strlcpy(msg, "(unformattable message)", sizeof(msg));
     } else if ((size_t)len >= sizeof(msg)) {

@@ -21,7 +21,7 @@
 
 /* Bounds on what a migrations directory may hold; beyond them something is wrong. */
 #define CL__MIGRATE_MAX_FILES   1000
-#define CL__MIGRATE_MAX_BYTES   (1024 * 1024)
+#define CL__MIGRATE_MAX_BYTES   ((size_t)1024 * 1024)
 #define CL__MIGRATE_MIN_DIGITS  4
 /* 18 digits always fit in an int64_t. */
 #define CL__MIGRATE_MAX_DIGITS  18
@@ -200,7 +200,7 @@ static cl_status read_migration(const mig_state *s, const char *name, char **tex
         }
         n += (size_t)r;
         if (n > CL__MIGRATE_MAX_BYTES) {
-            st = cl_error_set(err, CL_INVALID, name, "migration %s/%s is larger than %d bytes",
+            st = cl_error_set(err, CL_INVALID, name, "migration %s/%s is larger than %zu bytes",
                               s->module, name, CL__MIGRATE_MAX_BYTES);
             goto out;
         }
@@ -232,7 +232,7 @@ static cl_status sha256_hex(const char *data, size_t len, char hex[65], cl_error
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
         return cl_error_set(err, CL_INTERNAL, NULL, "SHA-256 failed");
     }
-    for (unsigned int i = 0; i < mdlen; i++) {
+    for (size_t i = 0; i < mdlen; i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 0xf];
     }

@@ -15,7 +15,7 @@
 #include "cleave/rpc.h"
 #include "rpc_internal.h"
 
-#define RPC_MAX_RESPONSE (16 * 1024 * 1024)
+#define RPC_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE     64
 
 struct cl_rpc_client {

@@ -135,7 +135,7 @@ out:
 cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err)
 {
     char pattern[128];
-    cl_route route = {"POST", pattern, "service", dispatch, (void *)(uintptr_t)svc};
+    cl_route route = {"POST", pattern, "service", dispatch, (void *)svc};
 
     snprintf(pattern, sizeof(pattern), CL_RPC_PREFIX "%s/{op}", svc->api->name);
     return cl_router_add(r, &route, err);

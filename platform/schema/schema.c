@@ -250,7 +250,7 @@ static cl_status decode_str(json_t *v, char **out, const char *where, cl_error *
     }
     len = json_string_length(v);
     if (len > CL_SCHEMA_MAX_STRING) {
-        return cl_error_set(err, CL_INVALID, where, "%s is longer than %d bytes", where,
+        return cl_error_set(err, CL_INVALID, where, "%s is longer than %zu bytes", where,
                             CL_SCHEMA_MAX_STRING);
     }
     if (memchr(json_string_value(v), '\0', len) != NULL) {

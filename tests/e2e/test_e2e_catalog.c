@@ -212,7 +212,7 @@ static void test_malformed_json_is_400(void **state)
 
 static void test_oversized_body_is_413(void **state)
 {
-    size_t n = 2 * 1024 * 1024;
+    size_t n = (size_t)2 * 1024 * 1024;
     char *big = malloc(n + 1);
     test_resp r;
 

@@ -63,7 +63,7 @@ static void *reader_main(void *arg)
         }
         if (at != NULL && strstr(line, "serving on port") != NULL) {
             pthread_mutex_lock(&p->mu);
-            p->port = atoi(at + 7);
+            p->port = (int)strtol(at + 7, NULL, 10);
             pthread_cond_broadcast(&p->cond);
             pthread_mutex_unlock(&p->mu);
         }

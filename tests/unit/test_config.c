@@ -47,16 +47,19 @@ static cl_status load(const char *text, char *const *env, const char *const *mod
     return st;
 }
 
+/* Stands in for "an output the function must not write". */
+static char untouched;
+
 /* Expects load to be refused with CL_INVALID naming field and containing each needle. */
 static void expect_refused(const char *text, char *const *env, const char *const *modules,
                            const char *field, const char *needle)
 {
-    cl_config *cfg = (cl_config *)(uintptr_t)0x1;
+    cl_config *cfg = (cl_config *)(void *)&untouched;
     cl_error err;
 
     assert_int_equal(load(text, env, modules, &cfg, &err, NULL), CL_INVALID);
     /* Outputs are written only on success. */
-    assert_ptr_equal(cfg, (cl_config *)(uintptr_t)0x1);
+    assert_ptr_equal(cfg, (cl_config *)(void *)&untouched);
     assert_int_equal(err.status, CL_INVALID);
     if (field != NULL) {
         assert_string_equal(err.field, field);
@@ -328,7 +331,7 @@ static void test_config_refuses_bad_lines(void **state)
 static void test_config_enforces_size_caps(void **state)
 {
     char *env[] = {NULL, NULL};
-    char *big = malloc(70 * 1024);
+    char *big = malloc((size_t)70 * 1024);
     char path[64];
     cl_config *cfg = NULL;
     cl_error err;
@@ -355,15 +358,15 @@ static void test_config_enforces_size_caps(void **state)
     cl_config_free(cfg);
 
     /* A file of more than 64 KiB, made of harmless comment lines. */
-    for (size_t i = 0; i < 65 * 1024; i += 64) {
+    for (size_t i = 0; i < (size_t)65 * 1024; i += 64) {
         memset(big + i, '#', 63);
         big[i + 63] = '\n';
     }
-    write_temp(path, big, 65 * 1024);
+    write_temp(path, big, (size_t)65 * 1024);
     assert_int_equal(cl_config_load(path, NULL, no_modules, &cfg, &err), CL_INVALID);
     assert_non_null(strstr(err.message, "larger than 65536"));
     unlink(path);
-    write_temp(path, big, 64 * 1024);
+    write_temp(path, big, (size_t)64 * 1024);
     assert_int_equal(cl_config_load(path, NULL, no_modules, &cfg, &err), CL_OK);
     cl_config_free(cfg);
     unlink(path);

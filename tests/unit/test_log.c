@@ -288,7 +288,7 @@ static void test_log_merges_extra_fields_without_override(void **state)
 
 static void *log_many(void *arg)
 {
-    int id = (int)(intptr_t)arg;
+    int id = *(const int *)arg;
     char pad[301];
     cl_ctx ctx;
 
@@ -308,15 +308,19 @@ static void *log_many(void *arg)
 
 static void test_log_lines_from_threads_never_interleave(void **state)
 {
+    int ids[LOG_THREADS];
     pthread_t threads[LOG_THREADS];
     int seen[LOG_THREADS][LOG_PER_THREAD];
     json_t *lines;
     size_t i;
     json_t *line;
 
+    for (int t = 0; t < LOG_THREADS; t++) {
+        ids[t] = t;
+    }
     memset(seen, 0, sizeof(seen));
     for (int t = 0; t < LOG_THREADS; t++) {
-        assert_int_equal(pthread_create(&threads[t], NULL, log_many, (void *)(intptr_t)t), 0);
+        assert_int_equal(pthread_create(&threads[t], NULL, log_many, &ids[t]), 0);
     }
     for (int t = 0; t < LOG_THREADS; t++) {
         assert_int_equal(pthread_join(threads[t], NULL), 0);

@@ -172,7 +172,7 @@ static bool parse_id(const char **p, int64_t *out)
 
 cl_status catalog__cursor_decode(cl_ctx *ctx, const char *cursor, uint64_t digest, int64_t *last_id)
 {
-    char raw[CURSOR_MAX];
+    char raw[CURSOR_MAX] = "";
     char want[17];
     const char *p;
     int64_t id;
@@ -214,22 +214,42 @@ bool catalog__prefix_successor(const char *prefix, char *hi, size_t size)
     return true;
 }
 
-/* Parses "YYYY-MM-DDTHH:MM:SS.mmmZ" into milliseconds since the epoch. */
+/* Reads exactly n decimal digits at s + at; -1 when any is not a digit. */
+static int digits_at(const char *s, size_t at, size_t n)
+{
+    int v = 0;
+
+    for (size_t i = at; i < at + n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Parses "YYYY-MM-DDTHH:MM:SS.mmmZ" (what cl_now_rfc3339 writes) into epoch milliseconds. */
 static bool parse_rfc3339_ms(const char *s, int64_t *out)
 {
     struct tm tm;
     int ms;
-    char z;
 
-    memset(&tm, 0, sizeof(tm));
-    if (s == NULL ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
-        z != 'Z') {
+    if (s == NULL || strlen(s) != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+        s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z') {
         return false;
     }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = digits_at(s, 0, 4) - 1900;
+    tm.tm_mon = digits_at(s, 5, 2) - 1;
+    tm.tm_mday = digits_at(s, 8, 2);
+    tm.tm_hour = digits_at(s, 11, 2);
+    tm.tm_min = digits_at(s, 14, 2);
+    tm.tm_sec = digits_at(s, 17, 2);
+    ms = digits_at(s, 20, 3);
+    if (tm.tm_year < 0 || tm.tm_mon < 0 || tm.tm_mday < 0 || tm.tm_hour < 0 || tm.tm_min < 0 ||
+        tm.tm_sec < 0 || ms < 0) {
+        return false;
+    }
     *out = (int64_t)timegm(&tm) * 1000 + ms;
     return true;
 }

@@ -262,14 +262,14 @@ static size_t list_all(const char *category, const char *tag, const char *prefix
 static void expect_ids(const char *category, const char *tag, const char *prefix, int64_t limit,
                        const int64_t *want, size_t nwant)
 {
-    int64_t got[MAX_IDS];
+    int64_t got[MAX_IDS] = {0};
     size_t n = list_all(category, tag, prefix, limit, got);
 
     if (n != nwant) {
         fail_msg("category=%s tag=%s prefix=%s: %zu products, want %zu", category ? category : "-",
                  tag ? tag : "-", prefix ? prefix : "-", n, nwant);
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < nwant; i++) {
         assert_int_equal(got[i], want[i]);
     }
 }

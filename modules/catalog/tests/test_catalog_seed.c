@@ -132,7 +132,7 @@ static void test_seed_leaves_a_catalog_with_products_alone(void **state)
     const catalog_ops *ops;
     catalog_product_input in = {0};
     catalog_product out = {0};
-    char *lines[4];
+    char *lines[4] = {NULL};
     cl_ctx ctx;
     int created = -1;
 

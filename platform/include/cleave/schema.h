@@ -79,7 +79,7 @@ struct cl_type {
 };
 
 /* Hard limits on decoded input: a hostile peer cannot make us allocate without bound. */
-#define CL_SCHEMA_MAX_STRING          (64 * 1024)
+#define CL_SCHEMA_MAX_STRING          ((size_t)64 * 1024)
 #define CL_SCHEMA_MAX_ITEMS           1000
 
 /* --- generation ------------------------------------------------------------------- */

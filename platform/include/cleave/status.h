@@ -57,8 +57,11 @@ cl_status cl_error_set(cl_error *err, cl_status st, const char *field, const cha
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const char *fmt,
-                        va_list ap);
+cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 0)))
+#endif
+    ;
 /* Resets err to CL_OK with empty message and field. */
 void cl_error_clear(cl_error *err);
 
