@@ -110,6 +110,10 @@ static void test_modules_and_version(void **state)
     assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
     assert_int_equal(run(dir, NULL, out, sizeof(out), "modules", NULL), 0);
     assert_non_null(strstr(out, "catalog"));
+    assert_non_null(strstr(out, "local"));
+    assert_int_equal(run(dir, NULL, out, sizeof(out), "modules", "--graph"), 0);
+    assert_non_null(strstr(out, "graph LR"));
+    assert_non_null(strstr(out, "catalog["));
     assert_int_equal(run(dir, NULL, out, sizeof(out), "version", NULL), 0);
     assert_non_null(strstr(out, "cleave "));
     test_rmrf(dir);
