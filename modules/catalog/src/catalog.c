@@ -157,10 +157,7 @@ static cl_status insert_tags(cl_ctx *ctx, cl_db_conn *conn, int64_t id, const ca
     for (size_t i = 0; i < tags->n; i++) {
         rc = cl_db_prepare(conn, catalog__sql_insert_tag, &st, &ctx->err);
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_i64(st, 1, id, &ctx->err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_bind_text(st, 2, tags->v[i], &ctx->err);
+            rc = cl_stmt_bind_all(st, &ctx->err, "it", id, tags->v[i]);
         }
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, &ctx->err);
@@ -205,28 +202,8 @@ static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input
     cl_now_rfc3339(now);
     rc = cl_db_prepare(conn, catalog__sql_insert_product, &st, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 1, req->sku, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 2, req->name, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 3, req->description, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 4, req->price.amount, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 5, req->price.currency, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 6, req->category, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 7, now, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 8, now, &ctx->err);
+        rc = cl_stmt_bind_all(st, &ctx->err, "tttitttt", req->sku, req->name, req->description,
+                              req->price.amount, req->price.currency, req->category, now, now);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
@@ -308,28 +285,8 @@ static cl_status store_update(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p)
 
     rc = cl_db_prepare(conn, catalog__sql_update_product, &st, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 1, p->name, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 2, p->description, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 3, p->price.amount, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 4, p->price.currency, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 5, p->category, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 6, p->updated_at, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 7, p->id, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 8, p->version, &ctx->err);
+        rc = cl_stmt_bind_all(st, &ctx->err, "ttitttii", p->name, p->description, p->price.amount,
+                              p->price.currency, p->category, p->updated_at, p->id, p->version);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);

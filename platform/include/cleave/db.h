@@ -98,6 +98,12 @@ cl_status cl_stmt_bind_i64(cl_stmt *st, int idx, int64_t v, cl_error *err);
 /* Binds text (copied); NULL binds SQL NULL. */
 cl_status cl_stmt_bind_text(cl_stmt *st, int idx, const char *s, cl_error *err);
 cl_status cl_stmt_bind_null(cl_stmt *st, int idx, cl_error *err);
+/*
+ * Binds parameters 1..n in one call, one letter of types per parameter:
+ *   't' const char * (NULL binds SQL NULL), 'i' int64_t, 'n' SQL NULL (no argument).
+ * Stops at the first failure. CL_INTERNAL for an unknown letter.
+ */
+cl_status cl_stmt_bind_all(cl_stmt *st, cl_error *err, const char *types, ...);
 /* Advances to the next row; *row false once done. */
 cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err);
 /* Columns are 0-based. Text is borrowed until the next step; NULL for SQL NULL. */
