@@ -31,8 +31,7 @@ static int setup(void **state)
         cl_db_acquire(db, NULL, &conn, &err) != CL_OK) {
         return -1;
     }
-    return cl_db_exec(conn, "CREATE TABLE t (a TEXT, b INTEGER, c TEXT, d INTEGER)", &err) ==
-                   CL_OK
+    return cl_db_exec(conn, "CREATE TABLE t (a TEXT, b INTEGER, c TEXT, d INTEGER)", &err) == CL_OK
                ? 0
                : -1;
 }
