@@ -843,7 +843,9 @@ static void *relay_main(void *arg)
             continue;
         }
         quick = 5;
-        cl__bus_crash_point(bus, "after-commit");
+        for (int i = 0; i < n; i++) {
+            cl__bus_crash_point(bus, "after-commit");
+        }
         if (bus->nats != NULL) {
             for (int i = 0; i < n; i++) {
                 ok[i] = i == 0 || ok[i - 1];
@@ -1088,6 +1090,13 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
     sub = rc == CL_OK ? cl__bus_sub(mod, m.type) : NULL;
     if (rc == CL_OK && sub == NULL) {
         rc = cl_error_set(err, CL_NOT_FOUND, "type", "%s has no handler for %s", module, m.type);
+    }
+    if (rc == CL_OK && bus->poison[0] != '\0') {
+        char *text = json_dumps(m.payload, JSON_COMPACT);
+        if (text == NULL || strstr(text, bus->poison) != NULL) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "poisoned by CLEAVE_TEST_POISON");
+        }
+        free(text);
     }
     if (rc == CL_OK) {
         fill_ctx(&ctx, &m);
