@@ -47,6 +47,7 @@ test: deps
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
 bench: build
 	$(BUILD)/bin/bench_binding
+	$(BUILD)/bin/bench_bus
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).
 lint: deps

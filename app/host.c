@@ -135,8 +135,7 @@ cl_status host_open(host *h, const char *config_file, cl_error *err)
     st = cl_bus_new(h->config, &h->bus, err);
     for (int i = 0; st == CL_OK && i < h->nmodules; i++) {
         if (h->modules[i].db != NULL) {
-            st = cl_bus_add_module(h->bus, h->modules[i].binding->api->name, h->modules[i].db,
-                                   err);
+            st = cl_bus_add_module(h->bus, h->modules[i].binding->api->name, h->modules[i].db, err);
         }
     }
     return st;

@@ -25,11 +25,11 @@ static json_t *render(const cl_operation *op)
     if (op->problem_status != NULL) {
         cl_status st = CL_INTERNAL;
         (void)cl_status_parse(op->problem_status, &st);
-        json_object_set_new(
-            o, "problem",
-            json_pack("{s:s,s:s,s:i,s:s}", "type", "urn:cleave:problem:operation-failed", "title",
-                      cl_status_message(st), "status", cl_status_http(st), "detail",
-                      op->problem_detail != NULL ? op->problem_detail : ""));
+        json_object_set_new(o, "problem",
+                            json_pack("{s:s,s:s,s:i,s:s}", "type",
+                                      "urn:cleave:problem:operation-failed", "title",
+                                      cl_status_message(st), "status", cl_status_http(st), "detail",
+                                      op->problem_detail != NULL ? op->problem_detail : ""));
     }
     return o;
 }

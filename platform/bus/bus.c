@@ -62,8 +62,7 @@ static const char inbox_sql[] =
 static const char dead_sql[] =
     "INSERT INTO cl_dead_letters (message_id, type, msg_key, source, envelope, attempts, "
     "last_error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-static const char dead_get_sql[] =
-    "SELECT envelope, attempts FROM cl_dead_letters WHERE id = ?";
+static const char dead_get_sql[] = "SELECT envelope, attempts FROM cl_dead_letters WHERE id = ?";
 static const char dead_delete_sql[] = "DELETE FROM cl_dead_letters WHERE id = ?";
 static const char dead_fail_sql[] =
     "UPDATE cl_dead_letters SET attempts = attempts + 1, last_error = ?, failed_at = ? "
@@ -412,9 +411,8 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
         rc = cl_error_set(err, CL_INTERNAL, NULL, "poisoned by CLEAVE_TEST_POISON");
     }
     if (rc == CL_OK) {
-        env = (cl_envelope){m->id,          m->type,           m->key, m->source,
-                            m->occurred_at, m->traceparent,    m->schema_version,
-                            n,              payload};
+        env = (cl_envelope){m->id,          m->type,           m->key, m->source, m->occurred_at,
+                            m->traceparent, m->schema_version, n,      payload};
         rc = sub->fn(sub->arg, &ctx, &env, conn);
         if (rc != CL_OK) {
             *err = ctx.err;
@@ -705,8 +703,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st,
-                           err);
+        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_bind_i64(st, 1, now, err);
@@ -1038,7 +1035,8 @@ cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err)
     s.retries = atomic_load(&bus->retries);
     s.dead_lettered = atomic_load(&bus->dead_lettered);
     s.latency_count = atomic_load(&bus->latency_count);
-    s.latency_avg_ms = s.latency_count > 0 ? atomic_load(&bus->latency_sum_ms) / s.latency_count : 0;
+    s.latency_avg_ms =
+        s.latency_count > 0 ? atomic_load(&bus->latency_sum_ms) / s.latency_count : 0;
     s.latency_max_ms = atomic_load(&bus->latency_max_ms);
     *out = s;
     return CL_OK;
@@ -1100,8 +1098,14 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
     }
     if (rc == CL_OK) {
         fill_ctx(&ctx, &m);
-        env = (cl_envelope){m.id,          m.type,        m.key,           m.source,
-                            m.occurred_at, m.traceparent, m.schema_version, (int)attempts + 1,
+        env = (cl_envelope){m.id,
+                            m.type,
+                            m.key,
+                            m.source,
+                            m.occurred_at,
+                            m.traceparent,
+                            m.schema_version,
+                            (int)attempts + 1,
                             m.payload};
         rc = sub->fn(sub->arg, &ctx, &env, conn);
         if (rc != CL_OK) {

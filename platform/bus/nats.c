@@ -125,8 +125,9 @@ cl_status cl__nats_connect(cl_bus *bus, cl_error *err)
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
         free(n);
-        return cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL", "cannot connect to NATS at %s: %s",
-                            bus->nats_url, natsStatus_GetText(s));
+        return cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL",
+                            "cannot connect to NATS at %s: %s", bus->nats_url,
+                            natsStatus_GetText(s));
     }
     s = natsConnection_JetStream(&n->js, n->nc, NULL);
     if (s != NATS_OK) {
@@ -305,7 +306,8 @@ static cl_status start_fetcher(cl__module *mod, const char *publisher, cl_error 
     s = js_AddConsumer(&ci, n->js, f->stream, &cc, NULL, &jerr);
     jsConsumerInfo_Destroy(ci);
     ci = NULL;
-    if (s != NATS_OK && js_GetConsumerInfo(&ci, n->js, f->stream, mod->name, NULL, &jerr) != NATS_OK) {
+    if (s != NATS_OK &&
+        js_GetConsumerInfo(&ci, n->js, f->stream, mod->name, NULL, &jerr) != NATS_OK) {
         free(f);
         return nats_fail(err, "add consumer", s, jerr);
     }

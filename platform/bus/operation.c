@@ -49,8 +49,8 @@ static cl_status step_all(cl_stmt *st, cl_error *err)
     return rc;
 }
 
-cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind,
-                              json_t *input, char id[CL_OPERATION_ID_MAX], cl_error *err)
+cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind, json_t *input,
+                              char id[CL_OPERATION_ID_MAX], cl_error *err)
 {
     char hex[33], now[32], newid[CL_OPERATION_ID_MAX];
     char *text;
@@ -180,8 +180,7 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st,
-                           err);
+        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);

@@ -42,8 +42,8 @@ static const char ddl_v1_sqlite[] =
 static const char ddl_v1_postgres[] =
     "CREATE TABLE cl_outbox (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, " OUTBOX_COLUMNS
     ";"
-    "CREATE TABLE cl_dead_letters (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, " DEAD_COLUMNS
-    ";" COMMON_DDL;
+    "CREATE TABLE cl_dead_letters (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY "
+    "KEY, " DEAD_COLUMNS ";" COMMON_DDL;
 
 bool cl__bus_is_postgres(cl_db *db)
 {

@@ -77,7 +77,7 @@ int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int worke
     static const char *const modules[] = {"pub", "sub", NULL};
     char relays_env[64], workers_env[64], nats_env[128];
     char *env[] = {relays_env, workers_env, "CLEAVE_BUS_POLL_MS=20", "CLEAVE_BUS_ACK_WAIT_MS=2000",
-                   nats_env, NULL};
+                   nats_env,   NULL};
     cl_error err = {0};
 
     memset(h, 0, sizeof(*h));

@@ -22,14 +22,15 @@
 static cl_db *shipping_db;
 static int64_t carrier_ms = 200;
 
-static const char insert_sql[] = "INSERT INTO shipments (order_ref, status, created_at, updated_at) "
-                                 "VALUES (?, 'pending', ?, ?) RETURNING id";
+static const char insert_sql[] =
+    "INSERT INTO shipments (order_ref, status, created_at, updated_at) "
+    "VALUES (?, 'pending', ?, ?) RETURNING id";
 static const char set_operation_sql[] = "UPDATE shipments SET operation_id = ? WHERE id = ?";
 static const char book_sql[] =
     "UPDATE shipments SET status = 'booked', carrier = ?, tracking = ?, updated_at = ? "
     "WHERE id = ? RETURNING order_ref";
 #define SHIPMENT_COLUMNS                                                                           \
-    "SELECT id, order_ref, status, carrier, tracking, operation_id, created_at, updated_at "        \
+    "SELECT id, order_ref, status, carrier, tracking, operation_id, created_at, updated_at "       \
     "FROM shipments "
 static const char get_sql[] = SHIPMENT_COLUMNS "WHERE id = ?";
 static const char by_order_sql[] = SHIPMENT_COLUMNS "WHERE order_ref = ? ORDER BY id LIMIT ?";
@@ -70,8 +71,8 @@ static bool valid_ref(const char *s)
  * Creates a pending shipment for order_ref, its carrier operation and its event, in the
  * open transaction on conn.
  */
-static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *order_ref,
-                                 int64_t *id, char op_id[CL_OPERATION_ID_MAX])
+static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *order_ref, int64_t *id,
+                                 char op_id[CL_OPERATION_ID_MAX])
 {
     char now[32], key[48];
     cl_stmt *st;
@@ -244,8 +245,7 @@ static cl_status carrier_complete(void *arg, cl_db_conn *conn, const char *op_id
     return rc;
 }
 
-static const cl_operation_kind carrier_kind = {CARRIER_KIND, carrier_work, carrier_complete,
-                                               NULL};
+static const cl_operation_kind carrier_kind = {CARRIER_KIND, carrier_work, carrier_complete, NULL};
 
 /* --- operations ------------------------------------------------------------------- */
 
@@ -354,8 +354,8 @@ static cl_status shipping_list_shipments(cl_ctx *ctx, const shipping_shipment_qu
     }
     rc = acquire(ctx, &conn);
     if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, req->order_ref != NULL ? by_order_sql : recent_sql, &st,
-                           &ctx->err);
+        rc =
+            cl_db_prepare(conn, req->order_ref != NULL ? by_order_sql : recent_sql, &st, &ctx->err);
     }
     if (rc == CL_OK && req->order_ref != NULL) {
         rc = cl_stmt_bind_text(st, 1, req->order_ref, &ctx->err);

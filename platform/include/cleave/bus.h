@@ -138,15 +138,15 @@ void cl_bus_stop(cl_bus *bus);
 /* --- figures (for the observability work) ----------------------------------------- */
 
 typedef struct cl_bus_stats {
-    int64_t outbox_backlog;   /* undelivered outbox rows in the local modules' databases */
-    int64_t dead_letters;     /* rows in the local modules' dead-letter tables */
-    int64_t published;        /* rows relayed by this process since start */
-    int64_t handled;          /* messages handled (committed) since start */
-    int64_t duplicates;       /* deliveries skipped because the inbox had the id */
-    int64_t retries;          /* failed handler attempts that were retried */
-    int64_t dead_lettered;    /* messages moved to a dead-letter table since start */
-    int64_t latency_count;    /* handled messages measured below */
-    int64_t latency_avg_ms;   /* publish (business commit) to handled, wall clock */
+    int64_t outbox_backlog; /* undelivered outbox rows in the local modules' databases */
+    int64_t dead_letters;   /* rows in the local modules' dead-letter tables */
+    int64_t published;      /* rows relayed by this process since start */
+    int64_t handled;        /* messages handled (committed) since start */
+    int64_t duplicates;     /* deliveries skipped because the inbox had the id */
+    int64_t retries;        /* failed handler attempts that were retried */
+    int64_t dead_lettered;  /* messages moved to a dead-letter table since start */
+    int64_t latency_count;  /* handled messages measured below */
+    int64_t latency_avg_ms; /* publish (business commit) to handled, wall clock */
     int64_t latency_max_ms;
 } cl_bus_stats;
 
@@ -205,7 +205,7 @@ CL_TYPE_DECLARE(cl_operation, CL_OPERATION)
 CL_TYPE_DECLARE(cl_operation_ref, CL_OPERATION_REF)
 
 /* The name of the operation every module with long-running work adds to its table. */
-#define CL_OPERATION_GET "get_operation"
+#define CL_OPERATION_GET    "get_operation"
 /* Longest operation id: "<module>-" and 32 hex digits. */
 #define CL_OPERATION_ID_MAX 96
 
@@ -221,8 +221,7 @@ CL_TYPE_DECLARE(cl_operation_ref, CL_OPERATION_REF)
  */
 typedef struct cl_operation_kind {
     const char *kind; /* "shipping.carrier_booking" */
-    cl_status (*work)(void *arg, const char *op_id, json_t *input, json_t **result,
-                      cl_error *err);
+    cl_status (*work)(void *arg, const char *op_id, json_t *input, json_t **result, cl_error *err);
     cl_status (*complete)(void *arg, cl_db_conn *conn, const char *op_id, json_t *input,
                           json_t *result, cl_error *err);
     void *arg;
@@ -236,8 +235,8 @@ cl_status cl_bus_operation_kind(cl_bus *bus, const char *module, const cl_operat
  * Queues an operation of kind for module inside the caller's transaction on conn; input
  * is borrowed. id receives "<module>-<32 hex>". The bus runs it after the commit.
  */
-cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind,
-                              json_t *input, char id[CL_OPERATION_ID_MAX], cl_error *err);
+cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind, json_t *input,
+                              char id[CL_OPERATION_ID_MAX], cl_error *err);
 /* Reads operation id from conn's database into *out (cl_schema_free). CL_NOT_FOUND. */
 cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, cl_error *err);
 
