@@ -53,7 +53,7 @@ typedef enum cfg_type {
     X(CLEAVE_HTTP_THREADS, CFG_INT(1, 256), "8", "HTTP worker threads")                            \
     X(CLEAVE_MAX_BODY_BYTES, CFG_INT(1024, 67108864), "1048576", "largest request body")           \
     X(CLEAVE_REQUEST_TIMEOUT_MS, CFG_INT(1, 600000), "10000", "deadline of one request")           \
-    X(CLEAVE_SERVICE_TOKEN, CFG_STRING, NULL, "shared secret between services")                   \
+    X(CLEAVE_SERVICE_TOKEN, CFG_STRING, NULL, "shared secret between services")                    \
     X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
       "how long a reservation holds stock unless the caller says")                                 \
     X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
