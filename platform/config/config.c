@@ -64,7 +64,13 @@ typedef enum cfg_type {
     X(CLEAVE_BUS_ACK_WAIT_MS, CFG_INT(100, 3600000), "30000", "NATS redelivery after")             \
     X(CLEAVE_SHIPPING_CARRIER_MS, CFG_INT(0, 600000), "200", "shipping: carrier step length")      \
     X(CLEAVE_TEST_CRASH_AT, CFG_STRING, NULL, "tests only: kill the process at a bus step")        \
-    X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")
+    X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")      \
+    X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
+      "how long a reservation holds stock unless the caller says")                                 \
+    X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
+      "how often expired reservations give their stock back")                                      \
+    X(CLEAVE_PAYMENTS_SNAPSHOT_EVERY, CFG_INT(1, 1000000), "50",                                   \
+      "events between snapshots of a payments stream")
 
 /* X(SUFFIX, type, help): CLEAVE_<MODULE>_<SUFFIX> for every module the host knows. */
 #define CL__CONFIG_MODULE_KEYS(X)                                                                  \

@@ -1,0 +1,32 @@
+/*
+ * The payments' types, operation list, remote binding and interface descriptor, all
+ * generated from the declarations in payments.h.
+ */
+#include "api.h"
+
+#include "cleave/rpc.h"
+
+CL_TYPE_DEFINE(payments_account_input, PAYMENTS_ACCOUNT_INPUT)
+CL_TYPE_DEFINE(payments_entry, PAYMENTS_ENTRY)
+CL_TYPE_DEFINE(payments_account, PAYMENTS_ACCOUNT)
+CL_TYPE_DEFINE(payments_account_ref, PAYMENTS_ACCOUNT_REF)
+CL_TYPE_DEFINE(payments_deposit, PAYMENTS_DEPOSIT)
+CL_TYPE_DEFINE(payments_authorization, PAYMENTS_AUTHORIZATION)
+CL_TYPE_DEFINE(payments_payment, PAYMENTS_PAYMENT)
+CL_TYPE_DEFINE(payments_payment_ref, PAYMENTS_PAYMENT_REF)
+CL_TYPE_DEFINE(payments_refund, PAYMENTS_REFUND)
+CL_TYPE_DEFINE(payments_rebuild_report, PAYMENTS_REBUILD_REPORT)
+
+CL_OPS_DEFINE(payments, PAYMENTS_OPERATIONS)
+CL_REMOTE_DEFINE(payments, PAYMENTS_OPERATIONS, PAYMENTS_OPS_VERSION)
+
+const cl_module_api payments_api = {
+    .name = "payments",
+    .ops_version = PAYMENTS_OPS_VERSION,
+    .ops = payments_op_list,
+    .nops = sizeof(payments_op_list) / sizeof(payments_op_list[0]),
+    .depends = (const char *const[]){NULL},
+    .routes = payments_rest_routes,
+    .seed = payments_seed,
+    .remote_ops = payments_remote_ops,
+};

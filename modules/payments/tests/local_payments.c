@@ -1,0 +1,75 @@
+/* Test support: a fresh local payments in a throwaway directory (local_payments.h). */
+#include "local_payments.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleave/migrate.h"
+
+/* Removes dir and the files in it (the database, its WAL and shared-memory files). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+
+    if (d == NULL) {
+        return;
+    }
+    for (e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int local_payments_open(local_payments *lc)
+{
+    const char *tmp = getenv("TMPDIR");
+    char path[512];
+    cl_module_env env = {0};
+    cl_error err = {0};
+    int applied = 0;
+
+    memset(lc, 0, sizeof(*lc));
+    snprintf(lc->dir, sizeof(lc->dir), "%s/cleave-payments-XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(lc->dir) == NULL) {
+        perror("mkdtemp");
+        lc->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/payments.db", lc->dir);
+    if (cl_db_open(&cl_db_sqlite, "payments", path, NULL, &lc->db, &err) != CL_OK ||
+        cl_migrate_apply(lc->db, CLEAVE_SOURCE_DIR "/migrations", "payments", &applied, &err) !=
+            CL_OK) {
+        goto fail;
+    }
+    env.db = lc->db;
+    if (payments_module.init(&env, &err) != CL_OK) {
+        goto fail;
+    }
+    return 0;
+fail:
+    fprintf(stderr, "local payments: %s: %s (%s)\n", cl_status_name(err.status), err.message,
+            err.field);
+    local_payments_close(lc);
+    return -1;
+}
+
+void local_payments_close(local_payments *lc)
+{
+    cl_db_close(lc->db);
+    lc->db = NULL;
+    if (lc->dir[0] != '\0') {
+        remove_dir(lc->dir);
+        lc->dir[0] = '\0';
+    }
+}

@@ -1,0 +1,265 @@
+/*
+ * The event store underneath the payments: optimistic concurrency on append, snapshots
+ * that fold to the same state as the whole stream, and a rebuild that repairs a
+ * damaged projection from the events.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "local_payments.h"
+
+static local_payments lp;
+static const payments_ops *ops;
+
+static int setup(void **state)
+{
+    (void)state;
+    ops = payments_module.ops;
+    payments__set_snapshot_every(PAYMENTS_DEFAULT_SNAPSHOT_EVERY);
+    return local_payments_open(&lp);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    local_payments_close(&lp);
+    return 0;
+}
+
+static void ok(cl_status got, const cl_ctx *ctx)
+{
+    if (got != CL_OK) {
+        fail_msg("%s: %s (%s)", cl_status_name(got), ctx->err.message, ctx->err.field);
+    }
+}
+
+/* --- concurrent appends ----------------------------------------------------------------- */
+
+typedef struct appender {
+    pthread_t thread;
+    cl_status got;
+} appender;
+
+static pthread_barrier_t start_line;
+
+static void *append_v1(void *arg)
+{
+    appender *me = arg;
+    cl_db_conn *conn = NULL;
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, 10000);
+    me->got = cl_db_acquire(lp.db, &ctx, &conn, &ctx.err);
+    pthread_barrier_wait(&start_line);
+    if (me->got == CL_OK) {
+        me->got = cl_db_begin(conn, &ctx.err);
+    }
+    if (me->got == CL_OK) {
+        me->got =
+            payments__append(&ctx, conn, "account-race", 0, "account_opened",
+                             "{\"owner\":\"x\",\"currency\":\"EUR\"}", "2026-01-01T00:00:00.000Z");
+    }
+    if (me->got == CL_OK) {
+        me->got = cl_db_commit(conn, &ctx.err);
+    }
+    cl_db_release(conn);
+    return NULL;
+}
+
+static void test_concurrent_appends_one_wins_one_conflicts(void **state)
+{
+    appender a[2];
+    int won = 0, conflict = 0;
+
+    (void)state;
+    pthread_barrier_init(&start_line, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&a[i].thread, NULL, append_v1, &a[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(a[i].thread, NULL);
+        won += a[i].got == CL_OK;
+        conflict += a[i].got == CL_CONFLICT;
+    }
+    pthread_barrier_destroy(&start_line);
+    assert_int_equal(won, 1);
+    assert_int_equal(conflict, 1);
+}
+
+static void test_append_with_a_stale_version_conflicts(void **state)
+{
+    cl_db_conn *conn = NULL;
+    cl_ctx ctx;
+
+    (void)state;
+    cl_ctx_init(&ctx, 10000);
+    ok(cl_db_acquire(lp.db, &ctx, &conn, &ctx.err), &ctx);
+    ok(payments__append(&ctx, conn, "account-s", 0, "account_opened", "{}", "t"), &ctx);
+    ok(payments__append(&ctx, conn, "account-s", 1, "funds_deposited", "{\"amount\":1}", "t"),
+       &ctx);
+    assert_int_equal(
+        payments__append(&ctx, conn, "account-s", 1, "funds_deposited", "{\"amount\":1}", "t"),
+        CL_CONFLICT);
+    assert_string_equal(ctx.err.field, "expected_version");
+    /* Ahead of the stream is no better: versions have no gaps. */
+    assert_int_equal(
+        payments__append(&ctx, conn, "account-s", 5, "funds_deposited", "{\"amount\":1}", "t"),
+        CL_CONFLICT);
+    cl_db_release(conn);
+}
+
+/* --- snapshots ------------------------------------------------------------------------------ */
+
+static char *fold(const char *id, bool use_snapshot, int64_t *version)
+{
+    payments__account_state a = {0};
+    cl_db_conn *conn = NULL;
+    json_t *j;
+    char *s;
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, 10000);
+    ok(cl_db_acquire(lp.db, &ctx, &conn, &ctx.err), &ctx);
+    ok(payments__load_account(&ctx, conn, id, use_snapshot, &a), &ctx);
+    cl_db_release(conn);
+    *version = a.version;
+    j = cl_schema_to_json(&payments__account_state_type, &a);
+    s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    cl_schema_free(&payments__account_state_type, &a);
+    return s;
+}
+
+static const char sql_snapshot_version[] = "SELECT version FROM snapshots WHERE stream_id = ?";
+
+static int64_t snapshot_version(const char *stream)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    int64_t v = 0;
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, 10000);
+    ok(cl_db_acquire(lp.db, &ctx, &conn, &ctx.err), &ctx);
+    ok(cl_db_prepare(conn, sql_snapshot_version, &st, &ctx.err), &ctx);
+    ok(cl_stmt_bind_text(st, 1, stream, &ctx.err), &ctx);
+    ok(cl_stmt_step(st, &row, &ctx.err), &ctx);
+    if (row) {
+        v = cl_stmt_i64(st, 0);
+        ok(cl_stmt_step(st, &row, &ctx.err), &ctx);
+    }
+    cl_db_release(conn);
+    return v;
+}
+
+static void test_snapshot_fold_equals_full_fold(void **state)
+{
+    payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
+    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_authorization auth = {
+        .payment_id = "pay-1", .account_id = "acc-1", .amount = {25, "EUR"}};
+    payments_payment_ref ref = {.payment_id = "pay-1"};
+    payments_account a = {0};
+    payments_payment p = {0};
+    int64_t v1 = 0, v2 = 0;
+    char *with, *without;
+    cl_ctx ctx;
+
+    (void)state;
+    payments__set_snapshot_every(3);
+    cl_ctx_init(&ctx, 10000);
+    ok(ops->open_account(&ctx, &in, &a), &ctx);
+    cl_schema_free(&payments_account_type, &a);
+    for (int i = 1; i <= 7; i++) {
+        d.amount.amount = (int64_t)i * 10;
+        ok(ops->deposit(&ctx, &d, &a), &ctx);
+        cl_schema_free(&payments_account_type, &a);
+    }
+    ok(ops->authorize_payment(&ctx, &auth, &p), &ctx);
+    cl_schema_free(&payments_payment_type, &p);
+    ok(ops->void_payment(&ctx, &ref, &p), &ctx);
+    cl_schema_free(&payments_payment_type, &p);
+    /* 1 + 7 + 1 + 1 = 10 events: snapshots at 3, 6 and 9, then one event after. */
+    assert_int_equal(snapshot_version("account-acc-1"), 9);
+    with = fold("acc-1", true, &v1);
+    without = fold("acc-1", false, &v2);
+    assert_int_equal(v1, 10);
+    assert_int_equal(v2, 10);
+    assert_string_equal(with, without);
+    free(with);
+    free(without);
+}
+
+/* --- rebuild ------------------------------------------------------------------------------- */
+
+static const char sql_damage[] = "UPDATE account_balances SET available = 1 WHERE account_id = ?";
+
+static int64_t available(const char *id)
+{
+    payments_account_ref ref = {.id = (char *)id};
+    payments_account a = {0};
+    int64_t v;
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, 10000);
+    ok(ops->get_account(&ctx, &ref, &a), &ctx);
+    v = a.available.amount;
+    cl_schema_free(&payments_account_type, &a);
+    return v;
+}
+
+static void test_rebuild_repairs_a_damaged_projection(void **state)
+{
+    payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
+    payments_deposit d = {.account_id = "acc-1", .amount = {900, "EUR"}};
+    payments_rebuild_report r = {0};
+    payments_account a = {0};
+    cl_empty none = {0};
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_ctx ctx;
+
+    (void)state;
+    cl_ctx_init(&ctx, 10000);
+    ok(ops->open_account(&ctx, &in, &a), &ctx);
+    cl_schema_free(&payments_account_type, &a);
+    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    cl_schema_free(&payments_account_type, &a);
+    ok(cl_db_acquire(lp.db, &ctx, &conn, &ctx.err), &ctx);
+    ok(cl_db_prepare(conn, sql_damage, &st, &ctx.err), &ctx);
+    ok(cl_stmt_bind_text(st, 1, "acc-1", &ctx.err), &ctx);
+    {
+        bool row;
+        ok(cl_stmt_step(st, &row, &ctx.err), &ctx);
+    }
+    cl_db_release(conn);
+    assert_int_equal(available("acc-1"), 1);
+    ok(ops->rebuild_projections(&ctx, &none, &r), &ctx);
+    assert_false(r.unchanged);
+    assert_int_equal(available("acc-1"), 900);
+    ok(ops->rebuild_projections(&ctx, &none, &r), &ctx);
+    assert_true(r.unchanged);
+    assert_int_equal(r.events, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_concurrent_appends_one_wins_one_conflicts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_append_with_a_stale_version_conflicts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_fold_equals_full_fold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_repairs_a_damaged_projection, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
