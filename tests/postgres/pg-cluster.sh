@@ -44,7 +44,7 @@ free_port() {
 
 # The settings of both servers; the replica must allow at least as many connections.
 server_opts() {
-    echo "-p $1 -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" \
+    echo "-p $1 -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" \
          "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB" \
          "-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on" \
          "-c hot_standby_feedback=on -c wal_receiver_status_interval=1s"

@@ -135,7 +135,7 @@ int pgtest_wait_replica(const pgtest *t, int timeout_ms)
     if (t->replica[0] == '\0') {
         return 0;
     }
-    if (exec_at(t->primary, "SELECT pg_current_wal_lsn()", target, sizeof(target)) != 0) {
+    if (exec_at(t->primary, "SELECT pg_current_wal_insert_lsn()", target, sizeof(target)) != 0) {
         return -1;
     }
     snprintf(sql, sizeof(sql), "SELECT coalesce(pg_last_wal_replay_lsn() >= '%s'::pg_lsn, false)",
