@@ -248,7 +248,7 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
         cl_db_conn *c = NULL;
 
         st = conn_create(db, &c, err);
-        if (st != CL_OK) {
+        if (st != CL_OK || c == NULL) {
             for (int j = 0; j < db->nall; j++) {
                 conn_destroy(db->all[j]);
             }
@@ -742,7 +742,7 @@ cl_status cl_db_attach_replica(cl_db *db, const char *target, const cl_db_option
     }
     snprintf(name, sizeof(name), "%.48s-replica", db->name);
     st = pool_new(db->drv, name, target, &ropt, false, &replica, err);
-    if (st != CL_OK) {
+    if (st != CL_OK || replica == NULL) {
         return st;
     }
     replica->primary = db;

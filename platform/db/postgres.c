@@ -28,9 +28,14 @@
 /* Module names become role and schema names; these bounds keep them valid identifiers. */
 #define CL__PG_MAX_MODULE 40
 
+/* Evicted statements waiting to be deallocated on the server, at most this many. */
+#define CL__PG_PENDING    8
+
 typedef struct pg_conn {
     PGconn *pg;
     unsigned next_stmt; /* names the connection's prepared statements: cl_1, cl_2, ... */
+    int npending;
+    char pending[CL__PG_PENDING][24];
 } pg_conn;
 
 typedef struct pg_stmt {
@@ -92,10 +97,8 @@ static cl_status pg_fail(PGconn *pg, const PGresult *res, const char *what, cl_e
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     cl_status st;
 
-    if (PQstatus(pg) != CONNECTION_OK) {
-        st = CL_UNAVAILABLE;
-    } else if (state == NULL) {
-        /* No SQLSTATE: libpq failed on its side, which means the connection is in doubt. */
+    /* No SQLSTATE: libpq failed on its side, which means the connection is in doubt. */
+    if (PQstatus(pg) != CONNECTION_OK || state == NULL) {
         st = CL_UNAVAILABLE;
     } else {
         st = pg_status_of_sqlstate(state);
@@ -289,11 +292,25 @@ static void pg_clear_values(pg_stmt *s)
     }
 }
 
+/*
+ * Deallocates the statements the cache evicted. Deferred to the next prepare (which is
+ * what evicts one), so that closing a connection does not pay a round trip per cached
+ * statement: the server forgets them all when the connection ends.
+ */
+static void pg_flush_pending(pg_conn *c)
+{
+    char sql[48];
+
+    for (int i = 0; i < c->npending; i++) {
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", c->pending[i]);
+        PQclear(PQexec(c->pg, sql));
+    }
+    c->npending = 0;
+}
+
 static void pg_finalize(void *stmt)
 {
     pg_stmt *s = stmt;
-    char sql[64];
-    PGresult *res;
 
     if (s == NULL) {
         return;
@@ -301,16 +318,10 @@ static void pg_finalize(void *stmt)
     PQclear(s->res);
     pg_clear_values(s);
     free(s->values);
-    /*
-     * The generic cache evicts a statement while its connection lives on: deallocate it
-     * on the server too. A broken connection has nothing left to deallocate.
-     */
-    if (PQstatus(s->conn->pg) == CONNECTION_OK &&
-        PQtransactionStatus(s->conn->pg) == PQTRANS_IDLE) {
-        snprintf(sql, sizeof(sql), "DEALLOCATE %s", s->name);
-        res = PQexec(s->conn->pg, sql);
-        PQclear(res);
+    if (s->conn->npending == CL__PG_PENDING) {
+        pg_flush_pending(s->conn);
     }
+    memcpy(s->conn->pending[s->conn->npending++], s->name, sizeof(s->name));
     free(s);
 }
 
@@ -323,6 +334,9 @@ static cl_status pg_prepare(void *conn, const char *sql, void **stmt, cl_error *
     PGresult *res = NULL;
     cl_status st;
 
+    if (c->npending > 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        pg_flush_pending(c);
+    }
     text = cl__pg_translate(sql, &nparams);
     if (text == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot translate \"%.64s\"", sql);
@@ -635,7 +649,7 @@ cl_status cl_db_pg_provision(const char *admin_target, const char *module, cl_er
         return cl_error_set(err, CL_INVALID, "module", "bad module name for PostgreSQL");
     }
     st = pg_connect(admin_target, &conn, err);
-    if (st != CL_OK) {
+    if (st != CL_OK || conn == NULL) {
         return st;
     }
     /*
@@ -705,7 +719,7 @@ cl_status cl_db_pg_seal_migrations(const char *admin_target, const char *module,
         return cl_error_set(err, CL_INVALID, "module", "bad module name for PostgreSQL");
     }
     st = pg_connect(admin_target, &conn, err);
-    if (st != CL_OK) {
+    if (st != CL_OK || conn == NULL) {
         return st;
     }
     if (!expand("REVOKE ALL ON @.cl_migrations FROM cleave_@;"

@@ -238,7 +238,7 @@ static void terminate(const char *app)
              "WHERE application_name = '%s' AND datname = current_database()",
              app);
     assert_int_equal(pgtest_query(admin, sql, out, sizeof(out)), 0);
-    assert_int_not_equal(atoi(out), 0);
+    assert_int_not_equal(strtol(out, NULL, 10), 0);
 }
 
 static void test_dead_connection_fails_fast_and_is_replaced(void **state)

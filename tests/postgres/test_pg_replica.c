@@ -123,7 +123,7 @@ static long on_server(const char *url, const char *sql)
     char out[64];
 
     assert_int_equal(pgtest_query(url, sql, out, sizeof(out)), 0);
-    return atol(out);
+    return strtol(out, NULL, 10);
 }
 
 static void test_reads_hit_the_replica_and_writes_never_do(void **state)
