@@ -25,6 +25,18 @@ static void chomp(char *s)
     }
 }
 
+/* Copies src into dst[size], cut to fit, always terminated. */
+static void copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 int pgtest_load(pgtest *t)
 {
     const char *path = getenv("CL_TEST_PG_ENV");
@@ -40,11 +52,11 @@ int pgtest_load(pgtest *t)
     while (fgets(line, sizeof(line), f) != NULL) {
         chomp(line);
         if (strncmp(line, "CLEAVE_TEST_PG_PRIMARY=", 23) == 0) {
-            snprintf(t->primary, sizeof(t->primary), "%s", line + 23);
+            copy(t->primary, sizeof(t->primary), line + 23);
         } else if (strncmp(line, "CLEAVE_TEST_PG_REPLICA=", 23) == 0) {
-            snprintf(t->replica, sizeof(t->replica), "%s", line + 23);
+            copy(t->replica, sizeof(t->replica), line + 23);
         } else if (strncmp(line, "CLEAVE_TEST_PG_DIR=", 19) == 0) {
-            snprintf(t->dir, sizeof(t->dir), "%s", line + 19);
+            copy(t->dir, sizeof(t->dir), line + 19);
         }
     }
     fclose(f);
