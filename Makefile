@@ -3,7 +3,7 @@
 
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
-	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev \
+	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 python3-yaml \
 	nats-server libnats-dev
 
@@ -48,6 +48,7 @@ test: deps
 bench: build
 	$(BUILD)/bin/bench_binding
 	$(BUILD)/bin/bench_bus
+	$(BUILD)/bin/bench_db
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).
 lint: deps

@@ -18,7 +18,9 @@ static void usage(FILE *out)
     fputs("\n"
           "commands:\n"
           "  serve              apply pending migrations, then serve until SIGINT/SIGTERM\n"
-          "  migrate [--status] apply pending migrations, or list them per module\n"
+          "  migrate [--status] [--admin-url URL]\n"
+          "                     apply pending migrations, or list them per module; on\n"
+          "                     PostgreSQL first create roles and schemas as URL's admin\n"
           "  seed               create the demo data of every module that has none\n"
           "  modules [--graph|--wire]\n"
           "                     list the modules, local or remote; --graph: dependencies;\n"
@@ -168,7 +170,7 @@ static int cmd_modules(const char *config, int argc, char **argv)
         fprintf(stderr, "cleave: modules: unknown option %s (try --graph or --wire)\n", argv[0]);
         return EXIT_USAGE;
     }
-    if (host_open(&h, config, &err) != CL_OK) {
+    if (host_open_with(&h, &(host_options){.config_file = config, .no_db = true}, &err) != CL_OK) {
         rc = fail("modules", &err);
         host_close(&h);
         return rc;
@@ -191,6 +193,7 @@ static int cmd_modules(const char *config, int argc, char **argv)
 static int cmd_migrate(const char *config, int argc, char **argv)
 {
     host h;
+    host_options opt = {.config_file = config, .provision = true};
     cl_error err = {0};
     int status = 0;
     int rc = EXIT_FAILURE;
@@ -198,14 +201,27 @@ static int cmd_migrate(const char *config, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--status") == 0) {
             status = 1;
+        } else if (strcmp(argv[i], "--admin-url") == 0 && i + 1 < argc) {
+            opt.admin_url = argv[++i];
         } else {
             fprintf(stderr, "cleave: migrate: unknown option %s\n", argv[i]);
             return EXIT_USAGE;
         }
     }
-    if (host_open(&h, config, &err) != CL_OK) {
+    if (host_open_with(&h, &opt, &err) != CL_OK) {
         rc = fail("migrate", &err);
         goto out;
+    }
+    for (int i = 0; i < h.nmodules; i++) {
+        if (h.modules[i].postgres && h.modules[i].admin_url == NULL) {
+            fprintf(stderr,
+                    "cleave: migrate: %s is on PostgreSQL: give admin credentials with "
+                    "--admin-url URL or CLEAVE_DATABASE_ADMIN_URL (its app role may not change "
+                    "the schema)\n",
+                    h.modules[i].binding->api->name);
+            rc = EXIT_FAILURE;
+            goto out;
+        }
     }
     if (!status) {
         rc = host_migrate(&h, true, &err) == CL_OK ? EXIT_SUCCESS : fail("migrate", &err);
@@ -216,13 +232,22 @@ static int cmd_migrate(const char *config, int argc, char **argv)
         cl_migration_info info[256];
         int n = 0;
         const char *name = h.modules[i].binding->api->name;
+        cl_db *db = NULL;
+        bool owned = false;
+        cl_status st;
 
         if (h.modules[i].db == NULL) {
             printf("%s: remote: run 'migrate --status' on its service\n", name);
             continue;
         }
-        if (cl_migrate_status(h.modules[i].db, h.migrations_dir, name, info, 256, &n, &err) !=
-            CL_OK) {
+        st = host_migration_db(&h, &h.modules[i], &db, &owned, &err);
+        if (st == CL_OK) {
+            st = cl_migrate_status(db, h.migrations_dir, name, info, 256, &n, &err);
+        }
+        if (owned) {
+            cl_db_close(db);
+        }
+        if (st != CL_OK) {
             rc = fail("migrate --status", &err);
             continue;
         }
@@ -263,6 +288,8 @@ static int cmd_seed(const char *config, int argc, char **argv)
 
         cl_ctx_init(&ctx, 0);
         cl_strlcpy(ctx.principal, "service:seed", sizeof(ctx.principal));
+        /* "Is it empty?" must be answered by the primary, not by a replica behind it. */
+        ctx.read_primary = 1;
         if (api->seed(h.modules[i].ops, &ctx, &created) != CL_OK) {
             rc = fail("seed", &ctx.err);
             break;
@@ -361,9 +388,10 @@ static int cmd_serve(const char *config, int argc)
     /* Before any thread exists, so that only cl_shutdown_wait sees the signals. */
     cl_shutdown_prepare();
     /* The process that owns a module's database migrates it (ADR 0007). */
-    if (host_open(&h, config, &err) != CL_OK || host_migrate(&h, false, &err) != CL_OK ||
-        host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK ||
-        host_start_bus(&h, &err) != CL_OK) {
+    if (host_open_with(&h, &(host_options){.config_file = config, .provision = true}, &err) !=
+            CL_OK ||
+        host_migrate(&h, false, &err) != CL_OK || host_start_modules(&h, &err) != CL_OK ||
+        host_build_router(&h, &err) != CL_OK || host_start_bus(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
     }

@@ -70,12 +70,19 @@ typedef enum cfg_type {
     X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
       "how often expired reservations give their stock back")                                      \
     X(CLEAVE_PAYMENTS_SNAPSHOT_EVERY, CFG_INT(1, 1000000), "50",                                   \
-      "events between snapshots of a payments stream")
+      "events between snapshots of a payments stream")                                             \
+    X(CLEAVE_DATABASE_URL, CFG_STRING, NULL, "PostgreSQL for every module, a schema each")         \
+    X(CLEAVE_DATABASE_REPLICA_URL, CFG_STRING, NULL, "a read replica of CLEAVE_DATABASE_URL")      \
+    X(CLEAVE_DATABASE_ADMIN_URL, CFG_STRING, NULL, "PostgreSQL admin: creates roles and schemas")  \
+    X(CLEAVE_DATABASE_POOL_MIN, CFG_INT(0, 256), "1", "connections each module keeps open")        \
+    X(CLEAVE_DATABASE_POOL_MAX, CFG_INT(1, 256), "8", "most connections of one module")            \
+    X(CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS, CFG_INT(1, 600000), "2000", "wait for a connection")
 
 /* X(SUFFIX, type, help): CLEAVE_<MODULE>_<SUFFIX> for every module the host knows. */
 #define CL__CONFIG_MODULE_KEYS(X)                                                                  \
     X(URL, CFG_URL, "base URL of the module's remote binding")                                     \
     X(DATABASE_URL, CFG_STRING, "the module's database")                                           \
+    X(DATABASE_ADMIN_URL, CFG_STRING, "admin credentials of the module's database server")         \
     X(REPLICA_URL, CFG_STRING, "a read replica of the module's database")                          \
     X(TIMEOUT_MS, CFG_INT(1, 600000), "deadline of one call to the module")
 

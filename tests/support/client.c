@@ -121,6 +121,12 @@ int test_http(const char *base, const char *method, const char *path, const char
     return 0;
 }
 
+void test_http_thread_done(void)
+{
+    curl_easy_cleanup(thread_curl);
+    thread_curl = NULL;
+}
+
 void test_resp_free(test_resp *r)
 {
     free(r->body);

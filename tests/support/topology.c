@@ -58,19 +58,63 @@ static int serve(topology *t, const char *name, char *const env[])
     return serve_in(t, t->nprocs - 1, name, env);
 }
 
+int topology_db_env(topology *t, char **env, int at, int admin)
+{
+    if (t->db_url_env[0] != '\0') {
+        env[at++] = t->db_url_env;
+    }
+    if (t->db_replica_env[0] != '\0') {
+        env[at++] = t->db_replica_env;
+    }
+    if (admin && t->admin_env[0] != '\0') {
+        env[at++] = t->admin_env;
+    }
+    env[at] = NULL;
+    return at;
+}
+
+/* A fresh database of the test run's PostgreSQL cluster for t (ADR 0011). */
+static int start_postgres(topology *t)
+{
+    char url[512];
+
+    if (pgtest_load(&t->pg) != 0 || pgtest_db_create(&t->pg) != 0) {
+        return -1;
+    }
+    pgtest_url(t->pg.primary, t->pg.db, url, sizeof(url));
+    snprintf(t->admin_env, sizeof(t->admin_env), "CLEAVE_DATABASE_ADMIN_URL=%s", url);
+    /* The user in the URL does not matter: each module connects as its own app role. */
+    snprintf(t->db_url_env, sizeof(t->db_url_env), "CLEAVE_DATABASE_URL=%s", url);
+    if (t->pg.replica[0] != '\0') {
+        pgtest_url(t->pg.replica, t->pg.db, url, sizeof(url));
+        snprintf(t->db_replica_env, sizeof(t->db_replica_env), "CLEAVE_DATABASE_REPLICA_URL=%s",
+                 url);
+    }
+    return 0;
+}
+
 int topology_start(topology *t, const char *name, int seed)
 {
     char data_env[512], url_env[128], host_bin[128], extracted[64] = "", cmd[1200], out[1024];
-    char *env[] = {data_env,       t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                   TOPOLOGY_TOKEN, url_env,           NULL};
-    char *svc_env[] = {t->service_data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                       TOPOLOGY_TOKEN, NULL};
+    char *env[12] = {data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0", TOPOLOGY_TOKEN,
+                     NULL};
+    char *admin_env[12];
+    char *svc_env[12] = {t->service_data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
+                         TOPOLOGY_TOKEN, NULL};
+    char *svc_admin_env[12];
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
     int port;
+    int n;
 
     memset(t, 0, sizeof(*t));
     url_env[0] = '\0';
-    env[4] = NULL;
+    if (pgtest_enabled() && start_postgres(t) != 0) {
+        return -1;
+    }
+    n = topology_db_env(t, env, 4, 0);
+    memcpy(svc_admin_env, svc_env, sizeof(svc_env));
+    topology_db_env(t, svc_env, 4, 0);
+    topology_db_env(t, svc_admin_env, 4, 1);
     /* "monolith", or "<module>-extracted": that module in its own service. */
     if (strcmp(name, "monolith") == 0) {
         snprintf(host_bin, sizeof(host_bin), "cleave");
@@ -105,6 +149,10 @@ int topology_start(topology *t, const char *name, int seed)
         snprintf(t->service_data_env, sizeof(t->service_data_env), "CLEAVE_DATA_DIR=%s/%s-data",
                  t->dir, extracted);
         snprintf(t->service, sizeof(t->service), "cleave-%s", extracted);
+        /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
+        if (t->admin_env[0] != '\0' && run_host(t, t->service, svc_admin_env, "migrate") != 0) {
+            return -1;
+        }
         port = serve(t, t->service, svc_env);
         if (port < 0) {
             return -1;
@@ -114,11 +162,21 @@ int topology_start(topology *t, const char *name, int seed)
             upper[i] = (char)toupper((unsigned char)extracted[i]);
         }
         snprintf(url_env, sizeof(url_env), "CLEAVE_%s_URL=http://127.0.0.1:%d", upper, port);
-        env[4] = url_env;
+        env[n++] = url_env;
+        env[n] = NULL;
         snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", port);
     }
-    if (run_host(t, host_bin, env, "migrate") != 0 ||
+    memcpy(admin_env, env, sizeof(env));
+    if (t->admin_env[0] != '\0') {
+        admin_env[n] = t->admin_env;
+        admin_env[n + 1] = NULL;
+    }
+    if (run_host(t, host_bin, admin_env, "migrate") != 0 ||
         (seed && run_host(t, host_bin, env, "seed") != 0)) {
+        return -1;
+    }
+    /* Data written by those processes must be on the replica before anyone reads it there. */
+    if (t->pg.db[0] != '\0' && pgtest_wait_replica(&t->pg, 30000) != 0) {
         return -1;
     }
     port = serve(t, host_bin, env);
@@ -139,8 +197,9 @@ int topology_stop_service(topology *t)
 int topology_restart_service(topology *t)
 {
     char listen[64];
-    char *env[] = {t->service_data_env, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
+    char *env[10] = {t->service_data_env, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
 
+    topology_db_env(t, env, 4, 0);
     snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_port);
     return serve_in(t, 0, t->service, env) == t->service_port ? 0 : -1;
 }
@@ -161,6 +220,9 @@ int topology_stop(topology *t)
         }
     }
     t->nprocs = 0;
+    if (pgtest_db_drop(&t->pg) != 0) {
+        rc = -1;
+    }
     if (rc == 0) {
         test_rmrf(t->dir);
     }

@@ -53,6 +53,18 @@ static cl_status publish_product(cl_ctx *ctx, cl_db_conn *conn, const char *even
     return rc;
 }
 
+/*
+ * For the read operations: a replica connection when the catalog has a replica and the
+ * caller did not ask to read its own writes (ctx->read_primary), the primary otherwise.
+ */
+static cl_status acquire_read(cl_ctx *ctx, cl_db_conn **conn)
+{
+    if (catalog_db == NULL) {
+        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the catalog is not initialised");
+    }
+    return cl_db_acquire_read(catalog_db, ctx, conn, &ctx->err);
+}
+
 /* Copies a text column; false only when out of memory (SQL NULL gives NULL). */
 static bool dup_column(cl_stmt *st, int col, char **out)
 {
@@ -447,7 +459,7 @@ static cl_status catalog_get_product(cl_ctx *ctx, const catalog_product_ref *req
     cl_db_conn *conn = NULL;
     cl_status rc;
 
-    rc = acquire(ctx, &conn);
+    rc = acquire_read(ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -565,6 +577,19 @@ static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query 
         return cl_fail(ctx, CL_INVALID, "name_prefix", "name_prefix must be at most %d bytes",
                        CATALOG_PREFIX_MAX);
     }
+    /*
+     * Stored text is valid UTF-8, and PostgreSQL refuses anything else as a parameter;
+     * refusing it here keeps both databases (and JSON, which cannot carry it) alike.
+     */
+    if (category != NULL && !catalog__utf8_valid(category)) {
+        return cl_fail(ctx, CL_INVALID, "category", "category must be valid UTF-8");
+    }
+    if (tag != NULL && !catalog__utf8_valid(tag)) {
+        return cl_fail(ctx, CL_INVALID, "tag", "tag must be valid UTF-8");
+    }
+    if (prefix != NULL && !catalog__utf8_valid(prefix)) {
+        return cl_fail(ctx, CL_INVALID, "name_prefix", "name_prefix must be valid UTF-8");
+    }
     digest = catalog__filters_digest(category, tag, prefix);
     if (req->cursor != NULL) {
         rc = catalog__cursor_decode(ctx, req->cursor, digest, &after);
@@ -572,7 +597,7 @@ static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query 
             return rc;
         }
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire_read(ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -610,7 +635,7 @@ static cl_status catalog_list_categories(cl_ctx *ctx, const cl_empty *req,
     cl_status rc;
 
     (void)req;
-    rc = acquire(ctx, &conn);
+    rc = acquire_read(ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
