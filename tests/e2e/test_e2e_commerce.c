@@ -150,8 +150,8 @@ static void test_accounts_open_deposit_and_show_history(void **state)
 static void test_payments_rebuild_command(void **state)
 {
     char data_env[512], url_env[160], bin[512], out[4096];
-    char *env[] = {data_env, topo.migrations_env, "CLEAVE_SERVICE_TOKEN=test-service-token", NULL,
-                   NULL};
+    char *env[10] = {data_env, topo.migrations_env, "CLEAVE_SERVICE_TOKEN=test-service-token",
+                     NULL};
     char gateway[128] = "cleave";
     char *argv[] = {gateway, "payments", "rebuild", NULL};
     int rc;
@@ -172,6 +172,8 @@ static void test_payments_rebuild_command(void **state)
         snprintf(url_env, sizeof(url_env), "CLEAVE_%s_URL=%s", upper, topo.service_url);
         env[3] = url_env;
     }
+    /* On PostgreSQL: the topology's database, which the gateway's modules live in. */
+    topology_db_env(&topo, env, env[3] != NULL ? 4 : 3, 0);
     rc = test_run(topology_bin(gateway, bin, sizeof(bin)), argv, env, out, sizeof(out));
     if (rc != 0 || strstr(out, "projections unchanged") == NULL) {
         fail_msg("payments rebuild exited %d:\n%s", rc, out);

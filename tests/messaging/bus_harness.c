@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pgtest.h"
 #include "proc.h"
 
 static const char seen_ddl[] = "CREATE TABLE IF NOT EXISTS seen (msg_key TEXT NOT NULL, "
@@ -55,13 +56,30 @@ static cl_status on_event(void *arg, cl_ctx *ctx, const cl_envelope *env, cl_db_
 
 static int setup_db(bus_harness *h, const char *name, cl_db **db, cl_error *err)
 {
-    char path[512];
+    char path[2048];
     cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
     cl_db_conn *conn = NULL;
 
-    snprintf(path, sizeof(path), "%s/%s.db", h->dir, name);
-    if (cl_db_open(&cl_db_sqlite, name, path, &opt, db, err) != CL_OK ||
-        cl_bus_schema_apply(*db, err) != CL_OK || cl_db_acquire(*db, NULL, &conn, err) != CL_OK) {
+    if (h->pg.db[0] != '\0') {
+        /* On PostgreSQL: a schema of its own in the harness's database, as a module has. */
+        char admin[512], sql[128], app[64], options[96];
+
+        pgtest_url(h->pg.primary, h->pg.db, admin, sizeof(admin));
+        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", name);
+        snprintf(app, sizeof(app), "cleave-test-%s", name);
+        snprintf(options, sizeof(options), "-c search_path=%s", name);
+        if (pgtest_query(admin, sql, NULL, 0) != 0 ||
+            cl_db_pg_target(admin, NULL, app, options, path, sizeof(path), err) != CL_OK ||
+            cl_db_open(&cl_db_postgres, name, path, &opt, db, err) != CL_OK) {
+            return -1;
+        }
+    } else {
+        snprintf(path, sizeof(path), "%s/%s.db", h->dir, name);
+        if (cl_db_open(&cl_db_sqlite, name, path, &opt, db, err) != CL_OK) {
+            return -1;
+        }
+    }
+    if (cl_bus_schema_apply(*db, err) != CL_OK || cl_db_acquire(*db, NULL, &conn, err) != CL_OK) {
         return -1;
     }
     if (cl_db_exec(conn, seen_ddl, err) != CL_OK) {
@@ -87,6 +105,9 @@ int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int worke
     if (nats_url == NULL) {
         env[4] = NULL;
     }
+    if (pgtest_enabled() && (pgtest_load(&h->pg) != 0 || pgtest_db_create(&h->pg) != 0)) {
+        return -1;
+    }
     if (test_tmpdir(h->dir, sizeof(h->dir)) != 0 ||
         cl_config_load(NULL, env, modules, &h->cfg, &err) != CL_OK ||
         cl_bus_new(h->cfg, &h->bus, &err) != CL_OK || setup_db(h, "pub", &h->pub, &err) != 0 ||
@@ -105,6 +126,7 @@ void bus_harness_close(bus_harness *h)
     cl_db_close(h->pub);
     cl_db_close(h->sub);
     cl_config_free(h->cfg);
+    pgtest_db_drop(&h->pg);
     if (h->dir[0] != '\0') {
         test_rmrf(h->dir);
     }

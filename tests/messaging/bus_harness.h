@@ -1,6 +1,7 @@
 /*
- * Test support: the bus over two throwaway SQLite databases, module "pub" publishing and
- * module "sub" consuming, in process or over NATS. The subscriber records every event
+ * Test support: the bus over two throwaway SQLite databases (with CL_TEST_DB=postgres: two
+ * schemas of a fresh PostgreSQL database), module "pub" publishing and module "sub"
+ * consuming, in process or over NATS. The subscriber records every event
  * it handles (key, seq) in its own table "seen", in the inbox transaction, and counts
  * any event that arrives after a later one of the same key.
  */
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "cleave/bus.h"
+#include "pgtest.h"
 
 typedef struct bus_harness {
     char dir[256];
@@ -17,6 +19,7 @@ typedef struct bus_harness {
     cl_db *pub;
     cl_db *sub;
     cl_bus *bus;
+    pgtest pg; /* the PostgreSQL database, when pg.db is set */
     atomic_long handled;
     atomic_long out_of_order;
 } bus_harness;

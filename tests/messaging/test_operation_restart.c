@@ -33,6 +33,7 @@
 #include "cleave/db.h"
 #include "client.h"
 #include "proc.h"
+#include "test_module.h"
 
 #define SHIPMENTS    3
 /* The two runners (CLEAVE_BUS_WORKERS) are busy this long with the first two shipments. */
@@ -57,6 +58,7 @@ typedef struct world {
     test_proc serve;
     char base[64];
     accepted shipments[SHIPMENTS];
+    test_db_env db; /* on PostgreSQL: the database both processes use */
 } world;
 
 static int64_t now_ms(void)
@@ -79,14 +81,17 @@ static void start(world *w, const char *carrier)
 {
     char log[512];
     char *argv[] = {"cleave", "serve", NULL};
-    char *env[] = {w->data_env,
-                   "CLEAVE_LISTEN=127.0.0.1:0",
-                   migrations_env,
-                   "CLEAVE_BUS_WORKERS=2",
-                   "CLEAVE_BUS_POLL_MS=20",
-                   (char *)carrier,
-                   NULL};
+    char *env[12] = {w->data_env,
+                     "CLEAVE_LISTEN=127.0.0.1:0",
+                     migrations_env,
+                     "CLEAVE_BUS_WORKERS=2",
+                     "CLEAVE_BUS_POLL_MS=20",
+                     (char *)carrier,
+                     NULL};
     int port;
+
+    /* On PostgreSQL with admin credentials, so that serve migrates as it does on SQLite. */
+    test_db_env_add(&w->db, env, 6, 1);
 
     snprintf(log, sizeof(log), "%s/cleave.log", w->dir);
     assert_int_equal(test_proc_start(&w->serve, CLEAVE_BIN_DIR "/cleave", argv, env, log), 0);
@@ -244,8 +249,8 @@ static void read_database(world *w, left_behind *out)
     bool row = false;
 
     memset(out, 0, sizeof(*out));
-    snprintf(path, sizeof(path), "%s/data/shipping.db", w->dir);
-    if (cl_db_open(&cl_db_sqlite, "shipping", path, NULL, &db, &err) != CL_OK ||
+    snprintf(path, sizeof(path), "%s/data", w->dir);
+    if (test_module_db_open(path, w->db.admin_url, "shipping", &db, &err) != CL_OK ||
         cl_db_acquire(db, NULL, &conn, &err) != CL_OK) {
         fail_msg("%s: %s", path, err.message);
     }
@@ -292,6 +297,7 @@ static void test_operations_survive_a_restart(void **state)
     (void)state;
     memset(&w, 0, sizeof(w));
     assert_int_equal(test_tmpdir(w.dir, sizeof(w.dir)), 0);
+    assert_int_equal(test_db_env_open(&w.db, 0), 0);
     snprintf(w.data_env, sizeof(w.data_env), "CLEAVE_DATA_DIR=%s/data", w.dir);
 
     start(&w, SLOW_CARRIER);
@@ -328,6 +334,7 @@ static void test_operations_survive_a_restart(void **state)
     assert_int_equal(count_status(&left, "succeeded"), SHIPMENTS);
     assert_int_equal(left.booked_events, SHIPMENTS);
     assert_int_equal(left.booked_keys, SHIPMENTS);
+    test_db_env_close(&w.db);
     test_rmrf(w.dir);
 }
 

@@ -1,23 +1,20 @@
-/* The catalog's contract suite against the local binding: the module in process. */
+/* The catalog module's contract suite against the local binding: the module in process. */
 #include <stdlib.h>
 
 #include "contract.h"
-#include "local_catalog.h"
+#include "test_module.h"
 
-static local_catalog current;
+static test_local current;
 
-/* Each test gets its own database file, so no test sees another's products. */
+/* Each test gets its own database, so no test sees another's products. */
 static const catalog_ops *local_setup(void)
 {
-    if (local_catalog_open(&current) != 0) {
-        return NULL;
-    }
-    return catalog_module.ops;
+    return test_local_open(&current, &catalog_module, NULL) == 0 ? catalog_module.ops : NULL;
 }
 
 static void local_teardown(void)
 {
-    local_catalog_close(&current);
+    test_local_close(&current);
 }
 
 int main(void)

@@ -15,10 +15,11 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "local_catalog.h"
+#include "catalog/catalog.h"
+#include "test_module.h"
 #include "store.h"
 
-static local_catalog lc;
+static test_local lc;
 static sqlite3 *raw;
 
 /* A catalog with products in two categories, with tags, so the planner sees real tables. */
@@ -31,7 +32,7 @@ static int setup(void **state)
     cl_ctx ctx;
 
     (void)state;
-    if (local_catalog_open(&lc) != 0) {
+    if (test_local_open(&lc, &catalog_module, NULL) != 0) {
         return -1;
     }
     ops = catalog_module.ops;
@@ -69,7 +70,7 @@ static int teardown(void **state)
     (void)state;
     sqlite3_close(raw);
     raw = NULL;
-    local_catalog_close(&lc);
+    test_local_close(&lc);
     return 0;
 }
 

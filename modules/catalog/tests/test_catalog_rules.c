@@ -14,7 +14,8 @@
 #include <cmocka.h>
 
 #include "internal.h"
-#include "local_catalog.h"
+#include "catalog/catalog.h"
+#include "test_module.h"
 
 static void test_utf8_validation(void **state)
 {
@@ -102,7 +103,7 @@ static void test_next_timestamp_always_moves_forward(void **state)
 
 static void test_local_refuses_bytes_json_cannot_carry(void **state)
 {
-    local_catalog lc;
+    test_local lc;
     const catalog_ops *ops;
     catalog_product_input in = {0};
     catalog_product_update up = {0};
@@ -112,7 +113,7 @@ static void test_local_refuses_bytes_json_cannot_carry(void **state)
     cl_ctx ctx;
 
     (void)state;
-    assert_int_equal(local_catalog_open(&lc), 0);
+    assert_int_equal(test_local_open(&lc, &catalog_module, NULL), 0);
     ops = catalog_module.ops;
     in.sku = "UTF-1";
     in.name = "Caf\xe9";
@@ -152,7 +153,7 @@ static void test_local_refuses_bytes_json_cannot_carry(void **state)
     assert_int_equal(ops->list_products(&ctx, &q, &page), CL_OK);
     assert_int_equal(page.items.n, 1);
     cl_schema_free(&catalog_product_page_type, &page);
-    local_catalog_close(&lc);
+    test_local_close(&lc);
 }
 
 int main(void)

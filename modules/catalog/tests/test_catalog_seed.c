@@ -14,7 +14,8 @@
 #include <cmocka.h>
 
 #include "api.h"
-#include "local_catalog.h"
+#include "catalog/catalog.h"
+#include "test_module.h"
 
 #define MAX_PRODUCTS 5000
 
@@ -70,7 +71,7 @@ static void free_lines(char **lines, size_t n)
 /* Seeds a fresh catalog, checks its spread, and returns its snapshot. */
 static size_t seed_fresh(char **lines)
 {
-    local_catalog lc;
+    test_local lc;
     const catalog_ops *ops;
     catalog_category_list cats = {0};
     cl_empty none = {0};
@@ -79,7 +80,7 @@ static size_t seed_fresh(char **lines)
     int64_t total = 0;
     size_t n;
 
-    assert_int_equal(local_catalog_open(&lc), 0);
+    assert_int_equal(test_local_open(&lc, &catalog_module, NULL), 0);
     ops = catalog_module.ops;
     cl_ctx_init(&ctx, 0);
     assert_int_equal(catalog_seed(ops, &ctx, &created), CL_OK);
@@ -102,7 +103,7 @@ static size_t seed_fresh(char **lines)
     /* A second run finds products and leaves them alone. */
     assert_int_equal(catalog_seed(ops, &ctx, &created), CL_OK);
     assert_int_equal(created, 0);
-    local_catalog_close(&lc);
+    test_local_close(&lc);
     return n;
 }
 
@@ -128,7 +129,7 @@ static void test_seed_is_deterministic_and_spread(void **state)
 
 static void test_seed_leaves_a_catalog_with_products_alone(void **state)
 {
-    local_catalog lc;
+    test_local lc;
     const catalog_ops *ops;
     catalog_product_input in = {0};
     catalog_product out = {0};
@@ -137,7 +138,7 @@ static void test_seed_leaves_a_catalog_with_products_alone(void **state)
     int created = -1;
 
     (void)state;
-    assert_int_equal(local_catalog_open(&lc), 0);
+    assert_int_equal(test_local_open(&lc, &catalog_module, NULL), 0);
     ops = catalog_module.ops;
     in.sku = "ONLY-1";
     in.name = "The only product";
@@ -151,7 +152,7 @@ static void test_seed_leaves_a_catalog_with_products_alone(void **state)
     assert_int_equal(created, 0);
     assert_int_equal(snapshot(ops, lines), 1);
     free_lines(lines, 1);
-    local_catalog_close(&lc);
+    test_local_close(&lc);
 }
 
 int main(void)

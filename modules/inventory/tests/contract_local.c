@@ -1,23 +1,20 @@
-/* The inventory's contract suite against the local binding: the module in process. */
+/* The inventory module's contract suite against the local binding: the module in process. */
 #include <stdlib.h>
 
 #include "contract.h"
-#include "local_inventory.h"
+#include "test_module.h"
 
-static local_inventory current;
+static test_local current;
 
-/* Each test gets its own database file, so no test sees another's stock. */
+/* Each test gets its own database, so no test sees another's stock. */
 static const inventory_ops *local_setup(void)
 {
-    if (local_inventory_open(&current) != 0) {
-        return NULL;
-    }
-    return inventory_module.ops;
+    return test_local_open(&current, &inventory_module, NULL) == 0 ? inventory_module.ops : NULL;
 }
 
 static void local_teardown(void)
 {
-    local_inventory_close(&current);
+    test_local_close(&current);
 }
 
 int main(void)

@@ -13,22 +13,23 @@
 
 #include "cleave/config.h"
 #include "internal.h"
-#include "local_inventory.h"
+#include "inventory/inventory.h"
+#include "test_module.h"
 
-static local_inventory inv;
+static test_local inv;
 static const inventory_ops *ops;
 
 static int setup(void **state)
 {
     (void)state;
     ops = inventory_module.ops;
-    return local_inventory_open(&inv);
+    return test_local_open(&inv, &inventory_module, NULL);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    local_inventory_close(&inv);
+    test_local_close(&inv);
     return 0;
 }
 

@@ -1,23 +1,20 @@
-/* The payments's contract suite against the local binding: the module in process. */
+/* The payments module's contract suite against the local binding: the module in process. */
 #include <stdlib.h>
 
 #include "contract.h"
-#include "local_payments.h"
+#include "test_module.h"
 
-static local_payments current;
+static test_local current;
 
-/* Each test gets its own database file, so no test sees another's accounts. */
+/* Each test gets its own database, so no test sees another's accounts. */
 static const payments_ops *local_setup(void)
 {
-    if (local_payments_open(&current) != 0) {
-        return NULL;
-    }
-    return payments_module.ops;
+    return test_local_open(&current, &payments_module, NULL) == 0 ? payments_module.ops : NULL;
 }
 
 static void local_teardown(void)
 {
-    local_payments_close(&current);
+    test_local_close(&current);
 }
 
 int main(void)

@@ -14,9 +14,10 @@
 #include <cmocka.h>
 
 #include "internal.h"
-#include "local_payments.h"
+#include "payments/payments.h"
+#include "test_module.h"
 
-static local_payments lp;
+static test_local lp;
 static const payments_ops *ops;
 
 static int setup(void **state)
@@ -24,13 +25,13 @@ static int setup(void **state)
     (void)state;
     ops = payments_module.ops;
     payments__set_snapshot_every(PAYMENTS_DEFAULT_SNAPSHOT_EVERY);
-    return local_payments_open(&lp);
+    return test_local_open(&lp, &payments_module, NULL);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    local_payments_close(&lp);
+    test_local_close(&lp);
     return 0;
 }
 

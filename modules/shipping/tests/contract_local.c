@@ -2,24 +2,23 @@
 #include <stdlib.h>
 
 #include "contract.h"
-#include "local_shipping.h"
+#include "test_module.h"
 
-static local_shipping current;
+static test_local current;
 
-/* Each test gets its own database file and bus, so no test sees another's shipments. */
+/* Each test gets its own database, so no test sees another's shipments. */
 static const shipping_ops *local_setup(void)
 {
     char *env[] = {SHIPPING_CONTRACT_CARRIER_MS_ENV, "CLEAVE_BUS_POLL_MS=20", NULL};
+    /* As the host: an in-process bus runs the carrier operations; a few connections. */
+    test_local_options opt = {.env = env, .bus = 1, .max_conns = 8};
 
-    if (local_shipping_open(&current, env) != 0) {
-        return NULL;
-    }
-    return shipping_module.ops;
+    return test_local_open(&current, &shipping_module, &opt) == 0 ? shipping_module.ops : NULL;
 }
 
 static void local_teardown(void)
 {
-    local_shipping_close(&current);
+    test_local_close(&current);
 }
 
 int main(void)

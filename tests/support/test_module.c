@@ -1,0 +1,326 @@
+/* Test support: one module on a fresh database, in process or as a service (test_module.h). */
+#include "test_module.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleave/migrate.h"
+
+/* --- a fresh database for child processes ------------------------------------------ */
+
+int test_db_env_open(test_db_env *e, int replica)
+{
+    char url[512];
+
+    memset(e, 0, sizeof(*e));
+    if (!pgtest_enabled()) {
+        return 0;
+    }
+    if (pgtest_load(&e->pg) != 0 || pgtest_db_create(&e->pg) != 0) {
+        return -1;
+    }
+    pgtest_url(e->pg.primary, e->pg.db, e->admin_url, sizeof(e->admin_url));
+    /* The user in the URL does not matter: each module connects as its own app role. */
+    snprintf(e->url_env, sizeof(e->url_env), "CLEAVE_DATABASE_URL=%s", e->admin_url);
+    snprintf(e->admin_env, sizeof(e->admin_env), "CLEAVE_DATABASE_ADMIN_URL=%s", e->admin_url);
+    if (replica && e->pg.replica[0] != '\0') {
+        pgtest_url(e->pg.replica, e->pg.db, url, sizeof(url));
+        snprintf(e->replica_env, sizeof(e->replica_env), "CLEAVE_DATABASE_REPLICA_URL=%s", url);
+    }
+    return 0;
+}
+
+int test_db_env_add(const test_db_env *e, char **env, int at, int admin)
+{
+    if (e->url_env[0] != '\0') {
+        env[at++] = (char *)e->url_env;
+    }
+    if (e->replica_env[0] != '\0') {
+        env[at++] = (char *)e->replica_env;
+    }
+    if (admin && e->admin_env[0] != '\0') {
+        env[at++] = (char *)e->admin_env;
+    }
+    env[at] = NULL;
+    return at;
+}
+
+void test_db_env_close(test_db_env *e)
+{
+    if (e->pg.db[0] != '\0') {
+        pgtest_db_drop(&e->pg);
+    }
+    e->admin_url[0] = '\0';
+}
+
+cl_status test_module_db_open(const char *data_dir, const char *admin_url, const char *module,
+                              cl_db **db, cl_error *err)
+{
+    char target[2048], options[128];
+
+    if (admin_url == NULL || admin_url[0] == '\0') {
+        snprintf(target, sizeof(target), "%s/%s.db", data_dir, module);
+        return cl_db_open(&cl_db_sqlite, module, target, NULL, db, err);
+    }
+    snprintf(options, sizeof(options), "-c search_path=%s", module);
+    if (cl_db_pg_target(admin_url, NULL, "cleave-test", options, target, sizeof(target), err) !=
+        CL_OK) {
+        return err->status;
+    }
+    return cl_db_open(&cl_db_postgres, module, target, NULL, db, err);
+}
+
+/* --- the module in process ---------------------------------------------------------- */
+
+/* Removes dir and the files in it (the database, its WAL and shared-memory files). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+
+    if (d == NULL) {
+        return;
+    }
+    for (e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* The module in a fresh PostgreSQL database: migrated as its owner, used as its app role. */
+static cl_status open_postgres(test_local *t, const cl_db_options *dbopt, cl_error *err)
+{
+    const char *name = t->module->name;
+    char replica[512], target[2048], role[96], app[96], app_replica[112], options[128];
+
+    if (pgtest_load(&t->pg) != 0 || pgtest_db_create(&t->pg) != 0) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL, "no PostgreSQL for the test");
+    }
+    snprintf(role, sizeof(role), "cleave_%s", name);
+    snprintf(app, sizeof(app), "cleave-%s", name);
+    snprintf(app_replica, sizeof(app_replica), "cleave-%s-replica", name);
+    snprintf(options, sizeof(options), "-c search_path=%s", name);
+    pgtest_url(t->pg.primary, t->pg.db, t->admin_url, sizeof(t->admin_url));
+    /* pgtest_migrate applies the bus's tables too, as the module's owner role. */
+    if (pgtest_migrate(t->admin_url, name, err) != CL_OK ||
+        cl_db_pg_target(t->admin_url, role, app, options, target, sizeof(target), err) != CL_OK ||
+        cl_db_open(&cl_db_postgres, name, target, dbopt, &t->db, err) != CL_OK) {
+        return err->status;
+    }
+    if (t->pg.replica[0] != '\0') {
+        pgtest_url(t->pg.replica, t->pg.db, replica, sizeof(replica));
+        if (cl_db_pg_target(replica, role, app_replica, options, target, sizeof(target), err) !=
+                CL_OK ||
+            cl_db_attach_replica(t->db, target, NULL, err) != CL_OK) {
+            return err->status;
+        }
+    }
+    /* The schema was written through another pool: read it from the primary for now. */
+    cl_db_mark_written(t->db);
+    return CL_OK;
+}
+
+static cl_status open_sqlite(test_local *t, const cl_db_options *dbopt, cl_error *err)
+{
+    const char *name = t->module->name;
+    char path[512];
+    int applied = 0;
+
+    snprintf(path, sizeof(path), "%s/%s.db", t->dir, name);
+    if (cl_db_open(&cl_db_sqlite, name, path, dbopt, &t->db, err) != CL_OK ||
+        cl_migrate_apply(t->db, CLEAVE_SOURCE_DIR "/migrations", name, &applied, err) != CL_OK ||
+        cl_bus_schema_apply(t->db, err) != CL_OK) {
+        return err->status;
+    }
+    return CL_OK;
+}
+
+int test_local_open(test_local *t, const cl_module *m, const test_local_options *opt)
+{
+    static const test_local_options defaults = {0};
+    const char *tmp = getenv("TMPDIR");
+    const char *modules[] = {m->name, NULL};
+    char *const no_env[] = {NULL};
+    /* As the host: a few connections, since runners, relays and callers share them. */
+    cl_db_options dbopt = {.acquire_timeout_ms = 10000};
+    cl_module_env env = {0};
+    cl_error err = {0};
+
+    memset(t, 0, sizeof(*t));
+    t->module = m;
+    if (opt == NULL) {
+        opt = &defaults;
+    }
+    dbopt.max_conns = opt->max_conns;
+    snprintf(t->dir, sizeof(t->dir), "%s/cleave-%s-XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", m->name);
+    if (mkdtemp(t->dir) == NULL) {
+        perror("mkdtemp");
+        t->dir[0] = '\0';
+        return -1;
+    }
+    /*
+     * Only opt->env is read (not this process's environment), so a CLEAVE_NATS_URL set
+     * around the test cannot turn the in-process bus into a networked one.
+     */
+    if ((opt->env != NULL || opt->bus) && cl_config_load(NULL, opt->env != NULL ? opt->env : no_env,
+                                                         modules, &t->cfg, &err) != CL_OK) {
+        goto fail;
+    }
+    if ((pgtest_enabled() ? open_postgres(t, opt->max_conns > 0 ? &dbopt : NULL, &err)
+                          : open_sqlite(t, opt->max_conns > 0 ? &dbopt : NULL, &err)) != CL_OK) {
+        goto fail;
+    }
+    if (opt->bus && (cl_bus_new(t->cfg, &t->bus, &err) != CL_OK ||
+                     cl_bus_add_module(t->bus, m->name, t->db, &err) != CL_OK)) {
+        goto fail;
+    }
+    env.config = t->cfg;
+    env.db = t->db;
+    env.bus = t->bus;
+    /* The host's order: the module subscribes and registers its kinds, then the bus runs. */
+    if (m->init(&env, &err) != CL_OK) {
+        goto fail;
+    }
+    if (t->bus != NULL && cl_bus_start(t->bus, &err) != CL_OK) {
+        goto fail;
+    }
+    if (opt->start) {
+        if (m->start(&err) != CL_OK) {
+            goto fail;
+        }
+        t->started = 1;
+    }
+    return 0;
+fail:
+    fprintf(stderr, "local %s: %s: %s (%s)\n", m->name, cl_status_name(err.status), err.message,
+            err.field);
+    test_local_close(t);
+    return -1;
+}
+
+void test_local_close(test_local *t)
+{
+    if (t->started) {
+        t->module->stop();
+        t->started = 0;
+    }
+    /* The bus first: its runners use the database until they stop. */
+    cl_bus_free(t->bus);
+    t->bus = NULL;
+    cl_db_close(t->db);
+    t->db = NULL;
+    cl_config_free(t->cfg);
+    t->cfg = NULL;
+    if (t->pg.db[0] != '\0') {
+        pgtest_db_drop(&t->pg);
+    }
+    t->admin_url[0] = '\0';
+    if (t->dir[0] != '\0') {
+        remove_dir(t->dir);
+        t->dir[0] = '\0';
+    }
+}
+
+/* --- the module as a service --------------------------------------------------------- */
+
+#define SERVICE_ENV_MAX 32
+
+/* The variables every run of the service gets, then extra; returns the end of env. */
+static int service_env(test_service *s, char **env, char *data_env, char *const *extra, int admin)
+{
+    static char migrations_env[] = "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations";
+    int n = 0;
+
+    env[n++] = data_env;
+    env[n++] = "CLEAVE_LISTEN=127.0.0.1:0";
+    env[n++] = "CLEAVE_SERVICE_TOKEN=" TEST_SERVICE_TOKEN;
+    env[n++] = migrations_env;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < SERVICE_ENV_MAX - 5; i++) {
+        env[n++] = extra[i];
+    }
+    return test_db_env_add(&s->db, env, n, admin);
+}
+
+int test_service_start(test_service *s, const cl_module_api *api, char *const *env)
+{
+    char data_env[512], name[96], out[4096];
+    char *argv[] = {name, "serve", NULL};
+    char *margv[] = {name, "migrate", NULL};
+    char *senv[SERVICE_ENV_MAX];
+    cl_rpc_options opt = {.token = TEST_SERVICE_TOKEN};
+    cl_error err = {0};
+    int port;
+
+    memset(s, 0, sizeof(*s));
+    s->api = api;
+    snprintf(name, sizeof(name), "cleave-%s", api->name);
+    if (test_tmpdir(s->dir, sizeof(s->dir)) != 0) {
+        s->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", s->dir);
+    snprintf(s->log, sizeof(s->log), "%s/%s.log", s->dir, name);
+    snprintf(s->bin, sizeof(s->bin), "%s/%s", CLEAVE_BIN_DIR, name);
+    if (test_db_env_open(&s->db, 1) != 0) {
+        return -1;
+    }
+    /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
+    if (s->db.admin_url[0] != '\0') {
+        service_env(s, senv, data_env, env, 1);
+        if (test_run(s->bin, margv, senv, out, sizeof(out)) != 0) {
+            fprintf(stderr, "%s migrate failed:\n%s\n", name, out);
+            return -1;
+        }
+        /* The schema must have reached the replica before the service reads there. */
+        if (pgtest_wait_replica(&s->db.pg, 30000) != 0) {
+            return -1;
+        }
+    }
+    service_env(s, senv, data_env, env, 0);
+    if (test_proc_start(&s->proc, s->bin, argv, senv, s->log) != 0) {
+        return -1;
+    }
+    port = test_proc_wait_port(&s->proc, 30000);
+    if (port < 0) {
+        fprintf(stderr, "%s did not start; see %s\n", name, s->log);
+        return -1;
+    }
+    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", port);
+    if (cl_rpc_client_new(api->name, s->url, &opt, &s->client, &err) != CL_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    s->ops = api->remote_ops(s->client);
+    return 0;
+}
+
+int test_service_stop(test_service *s)
+{
+    int status = 0;
+
+    if (s->proc.pid > 0) {
+        status = test_proc_stop(&s->proc, SIGTERM);
+    }
+    if (status != 0) {
+        fprintf(stderr, "%s exited with %d; log kept in %s\n", s->bin, status, s->dir);
+    } else if (s->dir[0] != '\0') {
+        test_rmrf(s->dir);
+    }
+    s->dir[0] = '\0';
+    cl_rpc_client_free(s->client);
+    s->client = NULL;
+    s->ops = NULL;
+    test_db_env_close(&s->db);
+    return status;
+}

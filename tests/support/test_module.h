@@ -1,0 +1,135 @@
+/*
+ * Test support: one module on a fresh database of its own, the same for every module and
+ * on both databases (ADR 0011), so that a module's tests are written once and run twice
+ * (`<test>` on SQLite, `<test>_pg` with CL_TEST_DB=postgres).
+ *
+ *   test_local    the module in this process (its local binding): a fresh database,
+ *                 migrated, with the bus's tables; optionally an in-process bus, started.
+ *   test_service  the module as a real service (cleave-<m> serve) on a free loopback
+ *                 port with a fresh data directory and database, called through its
+ *                 remote binding.
+ *   test_db_env   the variables that point child processes at a fresh PostgreSQL
+ *                 database (nothing on SQLite), for tests that run the real binaries.
+ *
+ * A new module's contract runners are a few lines each: see
+ * modules/inventory/tests/contract_local.c and contract_remote.c.
+ */
+#ifndef CLEAVE_TEST_MODULE_H
+#define CLEAVE_TEST_MODULE_H
+
+#include "cleave/bus.h"
+#include "cleave/config.h"
+#include "cleave/db.h"
+#include "cleave/module.h"
+#include "cleave/rpc.h"
+#include "pgtest.h"
+#include "proc.h"
+
+/* --- a fresh database for child processes ------------------------------------------ */
+
+typedef struct test_db_env {
+    pgtest pg;             /* the database, when pg.db is set (PostgreSQL only) */
+    char admin_url[512];   /* its admin URL (superuser), or empty on SQLite */
+    char url_env[600];     /* CLEAVE_DATABASE_URL=..., or empty */
+    char replica_env[600]; /* CLEAVE_DATABASE_REPLICA_URL=..., or empty */
+    char admin_env[600];   /* CLEAVE_DATABASE_ADMIN_URL=..., or empty */
+} test_db_env;
+
+/*
+ * On PostgreSQL (pgtest_enabled()): creates a fresh database of the test run's cluster and
+ * fills e's variables; with replica set, also the replica's URL (when the cluster has one).
+ * On SQLite: zeroes e and does nothing else. Returns 0, or -1 with the reason printed.
+ */
+int test_db_env_open(test_db_env *e, int replica);
+/*
+ * Appends e's variables (none on SQLite) to env[] from index at, the admin URL too when
+ * admin is set, and NULL-terminates; returns the new end. env must have room for 4 more.
+ */
+int test_db_env_add(const test_db_env *e, char **env, int at, int admin);
+/* Drops the database, when there is one. A zeroed e is a no-op. */
+void test_db_env_close(test_db_env *e);
+
+/*
+ * Opens module's database as a running system left it, for a test to read: on SQLite the
+ * file <data_dir>/<module>.db; on PostgreSQL (admin_url not empty) the database of
+ * admin_url as its superuser, in the module's schema. The caller owns *db (cl_db_close).
+ */
+cl_status test_module_db_open(const char *data_dir, const char *admin_url, const char *module,
+                              cl_db **db, cl_error *err);
+
+/* --- the module in process ---------------------------------------------------------- */
+
+typedef struct test_local_options {
+    /*
+     * Configuration ("CLEAVE_...=value", NULL-terminated), handed to init as env.config.
+     * Only these are read, never this process's environment. NULL: init gets no
+     * configuration (unless bus is set), as a tool that configures nothing would.
+     */
+    char *const *env;
+    int bus;       /* create an in-process bus for the module, and start it after init */
+    int start;     /* call the module's start hook after init (stop is called at close) */
+    int max_conns; /* the pool's size; 0: the driver's default */
+} test_local_options;
+
+typedef struct test_local {
+    const cl_module *module; /* borrowed */
+    char dir[256];           /* the throwaway directory (the SQLite file lives here) */
+    cl_config *cfg;          /* owned, or NULL; borrowed by the module and the bus */
+    cl_db *db;               /* owned; the module (and bus) borrow it until close */
+    cl_bus *bus;             /* owned and started, or NULL */
+    pgtest pg;               /* the PostgreSQL database, when pg.db is set */
+    char admin_url[512];     /* its admin URL, or empty on SQLite */
+    int started;             /* the module's start hook ran */
+} test_local;
+
+/*
+ * A fresh database for module m: on SQLite a file in a new temporary directory, migrated
+ * from the tree's migrations/; with CL_TEST_DB=postgres a new database of the test run's
+ * cluster, migrated as `cleave migrate` does (pgtest_migrate) and opened as the module's
+ * app role with the replica attached. Then the bus's tables, the bus when opt asks for
+ * one, m->init, and m->start when asked. opt may be NULL (no bus, no start, no config).
+ * Returns 0, or -1 after printing why (nothing left behind).
+ */
+int test_local_open(test_local *t, const cl_module *m, const test_local_options *opt);
+
+/*
+ * Stops the module (when started) and the bus, closes the database, drops it (PostgreSQL)
+ * and removes the directory. A zeroed t is a no-op.
+ */
+void test_local_close(test_local *t);
+
+/* --- the module as a service --------------------------------------------------------- */
+
+/* The service token test services require of their callers. */
+#define TEST_SERVICE_TOKEN "contract-test-token"
+
+typedef struct test_service {
+    const cl_module_api *api; /* borrowed */
+    char dir[256];            /* data directory and log; kept when the service failed */
+    char bin[512];
+    char log[512];
+    char url[64]; /* http://127.0.0.1:PORT */
+    test_proc proc;
+    cl_rpc_client *client; /* owned */
+    const void *ops;       /* api->remote_ops(client): the remote binding */
+    test_db_env db;
+} test_service;
+
+/*
+ * Starts cleave-<api->name> serve on a free loopback port with a fresh data directory, the
+ * service token and the tree's migrations, plus env ("CLEAVE_...=value", NULL-terminated,
+ * may be NULL); on PostgreSQL on a fresh database, migrated first by `cleave-<m> migrate`
+ * with admin credentials, the service itself running as the module's app role with the
+ * replica for its reads. Then builds the remote binding (s->ops).
+ * Returns 0, or -1 after printing why; test_service_stop cleans up either way.
+ */
+int test_service_start(test_service *s, const cl_module_api *api, char *const *env);
+
+/*
+ * Stops the service (SIGTERM) and frees the client; removes the directory when the
+ * service exited 0 (else keeps it and says where). Returns the exit status. A zeroed s is
+ * a no-op that returns 0.
+ */
+int test_service_stop(test_service *s);
+
+#endif /* CLEAVE_TEST_MODULE_H */
