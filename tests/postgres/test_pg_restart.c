@@ -150,13 +150,13 @@ static void test_restart_gives_fast_503s_then_recovers_without_restart(void **st
         wait_for_status("/api/v1/products?limit=1", 200, 10000);
     }
 
-    assert_int_equal(pgtest_cluster(&topo.pg, "stop-primary"), 0);
+    assert_int_equal(pgtest_cluster(&topo.db.pg, "stop-primary"), 0);
     wait_for_status("/api/v1/products?limit=5", 503, 10000);
     wait_for_status("/readyz", 503, 10000);
     /* Still 503 on the next call: down means down, promptly, every time. */
     wait_for_status("/api/v1/categories", 503, 10000);
 
-    assert_int_equal(pgtest_cluster(&topo.pg, "start-primary"), 0);
+    assert_int_equal(pgtest_cluster(&topo.db.pg, "start-primary"), 0);
     wait_for_status("/api/v1/products?limit=5", 200, 30000);
     for (int i = 0; i < 10; i++) {
         wait_for_status("/api/v1/products?limit=5", 200, 5000);

@@ -49,12 +49,10 @@ int test_db_env_add(const test_db_env *e, char **env, int at, int admin)
     return at;
 }
 
-void test_db_env_close(test_db_env *e)
+int test_db_env_close(test_db_env *e)
 {
-    if (e->pg.db[0] != '\0') {
-        pgtest_db_drop(&e->pg);
-    }
     e->admin_url[0] = '\0';
+    return pgtest_db_drop(&e->pg);
 }
 
 cl_status test_module_db_open(const char *data_dir, const char *admin_url, const char *module,

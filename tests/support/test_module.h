@@ -46,8 +46,8 @@ int test_db_env_open(test_db_env *e, int replica);
  * admin is set, and NULL-terminates; returns the new end. env must have room for 4 more.
  */
 int test_db_env_add(const test_db_env *e, char **env, int at, int admin);
-/* Drops the database, when there is one. A zeroed e is a no-op. */
-void test_db_env_close(test_db_env *e);
+/* Drops the database, when there is one; 0 or -1. A zeroed e is a no-op that returns 0. */
+int test_db_env_close(test_db_env *e);
 
 /*
  * Opens module's database as a running system left it, for a test to read: on SQLite the

@@ -60,37 +60,7 @@ static int serve(topology *t, const char *name, char *const env[])
 
 int topology_db_env(topology *t, char **env, int at, int admin)
 {
-    if (t->db_url_env[0] != '\0') {
-        env[at++] = t->db_url_env;
-    }
-    if (t->db_replica_env[0] != '\0') {
-        env[at++] = t->db_replica_env;
-    }
-    if (admin && t->admin_env[0] != '\0') {
-        env[at++] = t->admin_env;
-    }
-    env[at] = NULL;
-    return at;
-}
-
-/* A fresh database of the test run's PostgreSQL cluster for t (ADR 0011). */
-static int start_postgres(topology *t)
-{
-    char url[512];
-
-    if (pgtest_load(&t->pg) != 0 || pgtest_db_create(&t->pg) != 0) {
-        return -1;
-    }
-    pgtest_url(t->pg.primary, t->pg.db, url, sizeof(url));
-    snprintf(t->admin_env, sizeof(t->admin_env), "CLEAVE_DATABASE_ADMIN_URL=%s", url);
-    /* The user in the URL does not matter: each module connects as its own app role. */
-    snprintf(t->db_url_env, sizeof(t->db_url_env), "CLEAVE_DATABASE_URL=%s", url);
-    if (t->pg.replica[0] != '\0') {
-        pgtest_url(t->pg.replica, t->pg.db, url, sizeof(url));
-        snprintf(t->db_replica_env, sizeof(t->db_replica_env), "CLEAVE_DATABASE_REPLICA_URL=%s",
-                 url);
-    }
-    return 0;
+    return test_db_env_add(&t->db, env, at, admin);
 }
 
 int topology_start(topology *t, const char *name, int seed)
@@ -108,7 +78,7 @@ int topology_start(topology *t, const char *name, int seed)
 
     memset(t, 0, sizeof(*t));
     url_env[0] = '\0';
-    if (pgtest_enabled() && start_postgres(t) != 0) {
+    if (test_db_env_open(&t->db, 1) != 0) {
         return -1;
     }
     n = topology_db_env(t, env, 4, 0);
@@ -150,7 +120,7 @@ int topology_start(topology *t, const char *name, int seed)
                  t->dir, extracted);
         snprintf(t->service, sizeof(t->service), "cleave-%s", extracted);
         /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
-        if (t->admin_env[0] != '\0' && run_host(t, t->service, svc_admin_env, "migrate") != 0) {
+        if (t->db.admin_env[0] != '\0' && run_host(t, t->service, svc_admin_env, "migrate") != 0) {
             return -1;
         }
         port = serve(t, t->service, svc_env);
@@ -167,8 +137,8 @@ int topology_start(topology *t, const char *name, int seed)
         snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", port);
     }
     memcpy(admin_env, env, sizeof(env));
-    if (t->admin_env[0] != '\0') {
-        admin_env[n] = t->admin_env;
+    if (t->db.admin_env[0] != '\0') {
+        admin_env[n] = t->db.admin_env;
         admin_env[n + 1] = NULL;
     }
     if (run_host(t, host_bin, admin_env, "migrate") != 0 ||
@@ -176,7 +146,7 @@ int topology_start(topology *t, const char *name, int seed)
         return -1;
     }
     /* Data written by those processes must be on the replica before anyone reads it there. */
-    if (t->pg.db[0] != '\0' && pgtest_wait_replica(&t->pg, 30000) != 0) {
+    if (t->db.pg.db[0] != '\0' && pgtest_wait_replica(&t->db.pg, 30000) != 0) {
         return -1;
     }
     port = serve(t, host_bin, env);
@@ -220,7 +190,7 @@ int topology_stop(topology *t)
         }
     }
     t->nprocs = 0;
-    if (pgtest_db_drop(&t->pg) != 0) {
+    if (test_db_env_close(&t->db) != 0) {
         rc = -1;
     }
     if (rc == 0) {

@@ -8,6 +8,7 @@
 
 #include "pgtest.h"
 #include "proc.h"
+#include "test_module.h"
 
 #define TOPOLOGY_MAX_PROCS 8
 
@@ -25,12 +26,9 @@ typedef struct topology {
     /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
      * variables that point every process at it (empty strings on SQLite). Serving
-     * processes get db_env (app roles, replica); `migrate` also gets admin_env.
+     * processes get its URLs (app roles, replica); `migrate` also gets the admin URL.
      */
-    pgtest pg;
-    char db_url_env[600];
-    char db_replica_env[600];
-    char admin_env[600];
+    test_db_env db;
 } topology;
 
 /* Appends t's database variables (none on SQLite) to env[] from index at; returns the new end. */
