@@ -4,7 +4,8 @@
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev \
-	clang clang-format clang-tidy
+	clang clang-format clang-tidy \
+	nats-server libnats-dev
 
 BUILD      := build
 TEST_BUILD := build/test

@@ -22,6 +22,9 @@ static void usage(FILE *out)
           "  seed               create the demo data of every module that has none\n"
           "  modules [--graph]  list the modules, local or remote; --graph: dependencies\n"
           "  payments rebuild   drop the payments projections and replay them from events\n"
+          "  dlq list | replay MODULE:ID | drop MODULE:ID\n"
+          "                     dead letters of the bus: list, deliver again, delete\n"
+          "  bus stats          outbox backlog and dead letters per local module\n"
           "  version            print the version\n"
           "\n"
           "configuration: defaults < --config FILE < CLEAVE_* environment variables\n",
@@ -266,7 +269,8 @@ static int cmd_serve(const char *config, int argc)
     cl_shutdown_prepare();
     /* The process that owns a module's database migrates it (ADR 0007). */
     if (host_open(&h, config, &err) != CL_OK || host_migrate(&h, false, &err) != CL_OK ||
-        host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK) {
+        host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK ||
+        host_start_bus(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
     }
@@ -290,6 +294,125 @@ out:
     if (rc == EXIT_SUCCESS) {
         cl_log_info("host", "stopped");
     }
+    return rc;
+}
+
+/* "shipping:12" -> the local module and the dead letter's id; NULL after a message. */
+static host_module *dead_letter_ref(host *h, const char *ref, int64_t *id)
+{
+    const char *colon = strchr(ref, ':');
+    char *end = NULL;
+
+    if (colon != NULL) {
+        *id = strtoll(colon + 1, &end, 10);
+    }
+    if (colon == NULL || end == colon + 1 || *end != '\0' || *id <= 0) {
+        fprintf(stderr, "cleave: dlq: '%s' is not MODULE:ID (see 'cleave dlq list')\n", ref);
+        return NULL;
+    }
+    for (int i = 0; i < h->nmodules; i++) {
+        const char *name = h->modules[i].binding->api->name;
+        if (strlen(name) == (size_t)(colon - ref) && strncmp(name, ref, strlen(name)) == 0 &&
+            h->modules[i].db != NULL) {
+            return &h->modules[i];
+        }
+    }
+    fprintf(stderr, "cleave: dlq: no local module named in '%s'\n", ref);
+    return NULL;
+}
+
+static int cmd_dlq(const char *config, int argc, char **argv)
+{
+    host h;
+    cl_error err = {0};
+    host_module *m;
+    int64_t id = 0;
+    int rc = EXIT_FAILURE;
+    bool list = argc == 1 && strcmp(argv[0], "list") == 0;
+
+    if (!list && !(argc == 2 && (strcmp(argv[0], "replay") == 0 || strcmp(argv[0], "drop") == 0))) {
+        fprintf(stderr, "cleave: dlq: usage: dlq list | replay MODULE:ID | drop MODULE:ID\n");
+        return EXIT_USAGE;
+    }
+    /* Replaying runs the module's handler: the modules are initialised (not the bus). */
+    if (host_open(&h, config, &err) != CL_OK || host_check_migrations(&h, &err) != CL_OK ||
+        (!list && host_start_modules(&h, &err) != CL_OK)) {
+        rc = fail("dlq", &err);
+        goto out;
+    }
+    if (list) {
+        rc = EXIT_SUCCESS;
+        for (int i = 0; i < h.nmodules; i++) {
+            cl_dead_letter_list dl = {0};
+            if (h.modules[i].db == NULL) {
+                continue;
+            }
+            if (cl_bus_dlq_list(h.modules[i].db, &dl, &err) != CL_OK) {
+                rc = fail("dlq list", &err);
+                continue;
+            }
+            for (size_t j = 0; j < dl.items.n; j++) {
+                const cl_dead_letter *d = &dl.items.v[j];
+                printf("%s:%lld  %s  %s  key=%s  from=%s  attempts=%lld  failed_at=%s  %s\n",
+                       h.modules[i].binding->api->name, (long long)d->id, d->message_id, d->type,
+                       d->key, d->source, (long long)d->attempts, d->failed_at, d->last_error);
+            }
+            cl_schema_free(&cl_dead_letter_list_type, &dl);
+        }
+        goto out;
+    }
+    m = dead_letter_ref(&h, argv[1], &id);
+    if (m == NULL) {
+        goto out;
+    }
+    if (strcmp(argv[0], "replay") == 0) {
+        if (cl_bus_dlq_replay(h.bus, m->binding->api->name, id, &err) != CL_OK) {
+            rc = fail("dlq replay", &err);
+            goto out;
+        }
+        printf("%s: delivered again\n", argv[1]);
+    } else {
+        if (cl_bus_dlq_drop(m->db, id, &err) != CL_OK) {
+            rc = fail("dlq drop", &err);
+            goto out;
+        }
+        printf("%s: dropped\n", argv[1]);
+    }
+    rc = EXIT_SUCCESS;
+out:
+    host_close(&h);
+    return rc;
+}
+
+static int cmd_bus(const char *config, int argc, char **argv)
+{
+    host h;
+    cl_error err = {0};
+    int rc = EXIT_SUCCESS;
+
+    if (argc != 1 || strcmp(argv[0], "stats") != 0) {
+        fprintf(stderr, "cleave: bus: usage: bus stats\n");
+        return EXIT_USAGE;
+    }
+    if (host_open(&h, config, &err) != CL_OK || host_check_migrations(&h, &err) != CL_OK) {
+        rc = fail("bus", &err);
+        goto out;
+    }
+    printf("transport: %s\n", cl_bus_transport(h.bus));
+    for (int i = 0; i < h.nmodules; i++) {
+        int64_t backlog = 0, dead = 0;
+        if (h.modules[i].db == NULL) {
+            continue;
+        }
+        if (cl_bus_db_counts(h.modules[i].db, &backlog, &dead, &err) != CL_OK) {
+            rc = fail("bus stats", &err);
+            continue;
+        }
+        printf("%-12s outbox_backlog=%lld dead_letters=%lld\n", h.modules[i].binding->api->name,
+               (long long)backlog, (long long)dead);
+    }
+out:
+    host_close(&h);
     return rc;
 }
 
@@ -328,6 +451,12 @@ int cleave_main(int argc, char **argv)
     }
     if (strcmp(cmd, "modules") == 0) {
         return cmd_modules(config, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "dlq") == 0) {
+        return cmd_dlq(config, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "bus") == 0) {
+        return cmd_bus(config, argc - i, argv + i);
     }
     if (strcmp(cmd, "version") == 0) {
         return cmd_version();

@@ -131,7 +131,14 @@ cl_status host_open(host *h, const char *config_file, cl_error *err)
             return st;
         }
     }
-    return CL_OK;
+    /* The bus serves the local modules: their outboxes, inboxes and operations. */
+    st = cl_bus_new(h->config, &h->bus, err);
+    for (int i = 0; st == CL_OK && i < h->nmodules; i++) {
+        if (h->modules[i].db != NULL) {
+            st = cl_bus_add_module(h->bus, h->modules[i].binding->api->name, h->modules[i].db, err);
+        }
+    }
+    return st;
 }
 
 cl_status host_migrate(host *h, bool verbose, cl_error *err)
@@ -143,6 +150,11 @@ cl_status host_migrate(host *h, bool verbose, cl_error *err)
 
         if (m->db == NULL) {
             continue;
+        }
+        /* The platform's bus tables first; the module's migrations never depend on them. */
+        st = cl_bus_schema_apply(m->db, err);
+        if (st != CL_OK) {
+            return st;
         }
         st = cl_migrate_apply(m->db, h->migrations_dir, m->binding->api->name, &applied, err);
         if (st != CL_OK) {
@@ -166,6 +178,9 @@ cl_status host_check_migrations(host *h, cl_error *err)
             continue;
         }
         st = cl_migrate_check(m->db, h->migrations_dir, m->binding->api->name, err);
+        if (st == CL_OK) {
+            st = cl_bus_schema_check(m->db, err);
+        }
         if (st != CL_OK) {
             return st;
         }
@@ -184,8 +199,10 @@ cl_status host_start_modules(host *h, cl_error *err)
         if (local == NULL) {
             continue;
         }
+        memset(&env, 0, sizeof(env));
         env.config = h->config;
         env.db = m->db;
+        env.bus = h->bus;
         st = local->init(&env, err);
         if (st != CL_OK) {
             return st;
@@ -229,13 +246,21 @@ cl_status host_build_router(host *h, cl_error *err)
             return st;
         }
     }
-    return CL_OK;
+    return host_binary_role == HOST_GATEWAY ? host_operation_routes(h, h->router, err) : CL_OK;
+}
+
+cl_status host_start_bus(host *h, cl_error *err)
+{
+    return cl_bus_start(h->bus, err);
 }
 
 void host_close(host *h)
 {
     cl_http_stop(h->server);
     h->server = NULL;
+    /* Handlers run module code: the bus stops before any module does. */
+    cl_bus_free(h->bus);
+    h->bus = NULL;
     for (int i = h->nmodules - 1; i >= 0; i--) {
         host_module *m = &h->modules[i];
 

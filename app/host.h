@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "cleave/bus.h"
 #include "cleave/config.h"
 #include "cleave/db.h"
 #include "cleave/http.h"
@@ -41,6 +42,7 @@ typedef struct host {
     int nmodules;
     cl_router *router;
     cl_http_server *server;
+    cl_bus *bus; /* outbox relays, consumers, operations of the local modules (ADR 0012) */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
@@ -63,6 +65,10 @@ cl_status host_start_modules(host *h, cl_error *err);
  * service its local module's RPC routes.
  */
 cl_status host_build_router(host *h, cl_error *err);
+/* Starts the bus's relays, consumers and operation runners (after host_start_modules). */
+cl_status host_start_bus(host *h, cl_error *err);
+/* The operation resource: GET /api/v1/operations/{id} (operations.c). */
+cl_status host_operation_routes(host *h, cl_router *r, cl_error *err);
 /* Stops started modules in reverse order, closes databases, frees everything. */
 void host_close(host *h);
 

@@ -53,13 +53,24 @@ typedef enum cfg_type {
     X(CLEAVE_HTTP_THREADS, CFG_INT(1, 256), "8", "HTTP worker threads")                            \
     X(CLEAVE_MAX_BODY_BYTES, CFG_INT(1024, 67108864), "1048576", "largest request body")           \
     X(CLEAVE_REQUEST_TIMEOUT_MS, CFG_INT(1, 600000), "10000", "deadline of one request")           \
-    X(CLEAVE_SERVICE_TOKEN, CFG_STRING, NULL, "shared secret between services")                   \
+    X(CLEAVE_SERVICE_TOKEN, CFG_STRING, NULL, "shared secret between services")                    \
     X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
       "how long a reservation holds stock unless the caller says")                                 \
     X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
       "how often expired reservations give their stock back")                                      \
     X(CLEAVE_PAYMENTS_SNAPSHOT_EVERY, CFG_INT(1, 1000000), "50",                                   \
-      "events between snapshots of a payments stream")
+      "events between snapshots of a payments stream")                                             \
+    X(CLEAVE_NATS_URL, CFG_STRING, NULL, "NATS JetStream for the bus; unset: in-process")          \
+    X(CLEAVE_BUS_RELAYS, CFG_INT(1, 16), "1", "outbox relay threads per module")                   \
+    X(CLEAVE_BUS_WORKERS, CFG_INT(1, 64), "2", "handler threads per subscribing module")           \
+    X(CLEAVE_BUS_MAX_ATTEMPTS, CFG_INT(1, 100), "5", "handler attempts before dead letter")        \
+    X(CLEAVE_BUS_BACKOFF_MS, CFG_INT(1, 60000), "50", "first retry delay")                         \
+    X(CLEAVE_BUS_BACKOFF_MAX_MS, CFG_INT(1, 600000), "2000", "longest retry delay")                \
+    X(CLEAVE_BUS_POLL_MS, CFG_INT(1, 60000), "100", "outbox poll interval when idle")              \
+    X(CLEAVE_BUS_ACK_WAIT_MS, CFG_INT(100, 3600000), "30000", "NATS redelivery after")             \
+    X(CLEAVE_SHIPPING_CARRIER_MS, CFG_INT(0, 600000), "200", "shipping: carrier step length")      \
+    X(CLEAVE_TEST_CRASH_AT, CFG_STRING, NULL, "tests only: kill the process at a bus step")        \
+    X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")
 
 /* X(SUFFIX, type, help): CLEAVE_<MODULE>_<SUFFIX> for every module the host knows. */
 #define CL__CONFIG_MODULE_KEYS(X)                                                                  \

@@ -8,9 +8,11 @@
 #include "catalog/catalog.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleave/bus.h"
 #include "internal.h"
 #include "store.h"
 
@@ -28,6 +30,27 @@ static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
         return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the catalog is not initialised");
     }
     return cl_db_acquire(catalog_db, ctx, conn, &ctx->err);
+}
+
+/*
+ * Publishes catalog.<event> for p in the transaction on conn (ADR 0012), so the event
+ * exists exactly when the write does. Keyed by product id: a product's events stay in order.
+ */
+static cl_status publish_product(cl_ctx *ctx, cl_db_conn *conn, const char *event,
+                                 const catalog_product *p)
+{
+    char type[64], key[32];
+    json_t *payload = cl_schema_to_json(&catalog_product_type, p);
+    cl_status rc;
+
+    if (payload == NULL) {
+        return oom(ctx);
+    }
+    snprintf(type, sizeof(type), "catalog.%s", event);
+    snprintf(key, sizeof(key), "product:%" PRId64, p->id);
+    rc = cl_bus_publish(conn, ctx, type, key, payload, &ctx->err);
+    json_decref(payload);
+    return rc;
 }
 
 /* Copies a text column; false only when out of memory (SQL NULL gives NULL). */
@@ -268,6 +291,10 @@ static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input
         rc = oom(ctx);
         goto out;
     }
+    rc = publish_product(ctx, conn, "product_created", &p);
+    if (rc != CL_OK) {
+        goto out;
+    }
     rc = cl_db_commit(conn, &ctx->err);
     if (rc != CL_OK) {
         goto out;
@@ -438,6 +465,10 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
         if (rc != CL_OK) {
             goto out;
         }
+    }
+    rc = publish_product(ctx, conn, "product_updated", &p);
+    if (rc != CL_OK) {
+        goto out;
     }
     rc = cl_db_commit(conn, &ctx->err);
     if (rc != CL_OK) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cleave/bus.h"
 #include "cleave/migrate.h"
 
 /* Removes dir and the files in it (the database, its WAL and shared-memory files). */
@@ -47,7 +48,9 @@ int local_catalog_open(local_catalog *lc)
         return -1;
     }
     snprintf(path, sizeof(path), "%s/catalog.db", lc->dir);
+    /* The bus's tables too: the catalog publishes its events into its outbox. */
     if (cl_db_open(&cl_db_sqlite, "catalog", path, NULL, &lc->db, &err) != CL_OK ||
+        cl_bus_schema_apply(lc->db, &err) != CL_OK ||
         cl_migrate_apply(lc->db, CLEAVE_SOURCE_DIR "/migrations", "catalog", &applied, &err) !=
             CL_OK) {
         goto fail;

@@ -147,8 +147,10 @@ static void exec(const char *sql)
 
 static void test_dropping_any_index_is_noticed(void **state)
 {
+    /* The catalog's own indexes; the bus's tables (cl_*) belong to the platform. */
     static const char find[] = "SELECT name FROM sqlite_master WHERE type = 'index' AND "
-                               "sql IS NOT NULL ORDER BY name";
+                               "sql IS NOT NULL AND tbl_name NOT LIKE 'cl\\_%' ESCAPE '\\' "
+                               "ORDER BY name";
     char names[16][64];
     char sql[128];
     sqlite3_stmt *st = NULL;

@@ -39,9 +39,8 @@ static const char sql_set_stock[] =
     "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, ?, 0, 0, ?) "
     "ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at "
     "WHERE stock.reserved <= excluded.on_hand RETURNING sku";
-static const char sql_take[] =
-    "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
-    "WHERE sku = ? AND on_hand - reserved >= ? RETURNING sku";
+static const char sql_take[] = "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
+                               "WHERE sku = ? AND on_hand - reserved >= ? RETURNING sku";
 static const char sql_give_back[] =
     "UPDATE stock SET reserved = reserved - ?, updated_at = ? WHERE sku = ? RETURNING sku";
 static const char sql_sell[] =
@@ -270,7 +269,8 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
         rc = cl_db_begin(conn, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = prepare(ctx, conn, sql_set_stock, &st, "sis", req->sku, req->on_hand, (const char *)now);
+        rc = prepare(ctx, conn, sql_set_stock, &st, "sis", req->sku, req->on_hand,
+                     (const char *)now);
     }
     if (rc == CL_OK) {
         rc = drain(ctx, st, &rows);
@@ -331,8 +331,7 @@ static cl_status load_lines(cl_ctx *ctx, cl_db_conn *conn, inventory_reservation
 }
 
 /* Reads the reservation of order_id into *out (zeroed by the caller); out->found says. */
-static cl_status load_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *order_id,
-                                  stored *out)
+static cl_status load_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *order_id, stored *out)
 {
     cl_stmt *st;
     bool row = false;
@@ -447,8 +446,8 @@ static cl_status take(cl_ctx *ctx, cl_db_conn *conn, const inventory_line *l, si
     rc = load_stock(ctx, conn, l->sku, field, &s);
     if (rc == CL_OK) {
         rc = cl_fail(ctx, CL_CONFLICT, field,
-                     "not enough stock of %s: %" PRId64 " available, %" PRId64 " requested",
-                     l->sku, s.available, l->quantity);
+                     "not enough stock of %s: %" PRId64 " available, %" PRId64 " requested", l->sku,
+                     s.available, l->quantity);
     }
     cl_schema_free(&inventory_stock_type, &s);
     return rc;
@@ -615,8 +614,8 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
 }
 
 /* release and commit: one transaction that loads the order's reservation and acts on it. */
-typedef cl_status (*transition)(cl_ctx *ctx, cl_db_conn *conn, const char *order_id,
-                                stored *cur, const char *now, int64_t now_ms, bool *keep);
+typedef cl_status (*transition)(cl_ctx *ctx, cl_db_conn *conn, const char *order_id, stored *cur,
+                                const char *now, int64_t now_ms, bool *keep);
 
 static cl_status on_reservation(cl_ctx *ctx, const inventory_order_ref *req, transition act,
                                 inventory_reservation *resp)

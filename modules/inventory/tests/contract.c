@@ -125,8 +125,7 @@ static void expect(cl_status got, cl_status want, const cl_ctx *ctx, const char 
 {
     if (got != want || (field != NULL && strcmp(ctx->err.field, field) != 0)) {
         fail_msg("want %s on \"%s\", got %s on \"%s\" (%s)", cl_status_name(want),
-                 field != NULL ? field : "", cl_status_name(got), ctx->err.field,
-                 ctx->err.message);
+                 field != NULL ? field : "", cl_status_name(got), ctx->err.field, ctx->err.message);
     }
 }
 
@@ -163,7 +162,8 @@ static void test_set_then_get_stock(void **state)
 
 static void test_set_stock_rejects_bad_input(void **state)
 {
-    const char *bad_skus[] = {"", "mug-1", "MUG 1", "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLM"};
+    const char *bad_skus[] = {"", "mug-1", "MUG 1",
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLM"};
     inventory_stock s = {0};
 
     (void)state;
@@ -247,8 +247,7 @@ static void test_reserve_is_all_or_nothing(void **state)
     (void)state;
     set_stock("MUG-1", 5);
     set_stock("PLATE-2", 1);
-    expect(RESERVE(&ctx, "order-1", &r, "MUG-1:2", "PLATE-2:2"), CL_CONFLICT, &ctx,
-           "lines[1].sku");
+    expect(RESERVE(&ctx, "order-1", &r, "MUG-1:2", "PLATE-2:2"), CL_CONFLICT, &ctx, "lines[1].sku");
     assert_null(r.order_id);
     assert_stock("MUG-1", 5, 0, 0);
     assert_stock("PLATE-2", 1, 0, 0);
@@ -290,11 +289,10 @@ static void test_reserve_rejects_bad_input(void **state)
     ctx = new_ctx();
     expect(RESERVE(&ctx, "order-1", &r, "MUG-1:1", "mug:1"), CL_INVALID, &ctx, "lines[1].sku");
     ctx = new_ctx();
-    expect(RESERVE(&ctx, "order-1", &r, "MUG-1:1", "MUG-1:2"), CL_INVALID, &ctx,
-           "lines[1].sku");
+    expect(RESERVE(&ctx, "order-1", &r, "MUG-1:1", "MUG-1:2"), CL_INVALID, &ctx, "lines[1].sku");
     ctx = new_ctx();
-    expect(reserve_v(&ctx, "order-1", -5, &r, (const char *const[]){"MUG-1:1", NULL}),
-           CL_INVALID, &ctx, "ttl_ms");
+    expect(reserve_v(&ctx, "order-1", -5, &r, (const char *const[]){"MUG-1:1", NULL}), CL_INVALID,
+           &ctx, "ttl_ms");
     ctx = new_ctx();
     expect(reserve_v(&ctx, "order-1", INVENTORY_MAX_TTL_MS + 1, &r,
                      (const char *const[]){"MUG-1:1", NULL}),
@@ -397,8 +395,7 @@ static void test_commit_and_get_of_unknown_order_are_not_found(void **state)
     (void)state;
     expect(on_order(ops->commit, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx, "order_id");
     ctx = new_ctx();
-    expect(on_order(ops->get_reservation, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx,
-           "order_id");
+    expect(on_order(ops->get_reservation, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx, "order_id");
     ctx = new_ctx();
     expect(on_order(ops->get_reservation, &ctx, "bad id", &r), CL_INVALID, &ctx, "order_id");
     assert_null(r.order_id);

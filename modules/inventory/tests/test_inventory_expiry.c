@@ -117,8 +117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_expires_exactly_at_the_deadline, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_sweeper_gives_stock_back_by_itself, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sweeper_gives_stock_back_by_itself, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,8 +53,8 @@ static void open_account(cl_http_req *req, void *arg)
         return;
     }
     take_idempotency_key(req, ctx);
-    if (cl_schema_from_json(&payments_account_input_type, body, CL_DECODE_STRICT, &in,
-                            &ctx->err) != CL_OK ||
+    if (cl_schema_from_json(&payments_account_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
+            CL_OK ||
         ops->open_account(ctx, &in, &a) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;

@@ -12,8 +12,8 @@ cl_status payments_seed(const void *ops_, cl_ctx *ctx, int *created)
 {
     const payments_ops *ops = ops_;
     payments_account_ref ref = {.id = PAYMENTS_DEMO_ACCOUNT, .history_limit = 1};
-    payments_account_input in = {.id = PAYMENTS_DEMO_ACCOUNT, .owner = "Demo Shopper",
-                                 .currency = "EUR"};
+    payments_account_input in = {
+        .id = PAYMENTS_DEMO_ACCOUNT, .owner = "Demo Shopper", .currency = "EUR"};
     payments_deposit dep = {.account_id = PAYMENTS_DEMO_ACCOUNT,
                             .amount = {.amount = DEMO_DEPOSIT, .currency = "EUR"}};
     payments_account acc = {0};

@@ -167,8 +167,8 @@ static cl_status new_id(cl_ctx *ctx, const char *prefix, char *out, size_t size)
     if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
         return cl_fail(ctx, CL_INTERNAL, NULL, "no randomness for an id");
     }
-    snprintf(out, size, "%s_%02x%02x%02x%02x%02x%02x%02x%02x", prefix, b[0], b[1], b[2], b[3],
-             b[4], b[5], b[6], b[7]);
+    snprintf(out, size, "%s_%02x%02x%02x%02x%02x%02x%02x%02x", prefix, b[0], b[1], b[2], b[3], b[4],
+             b[5], b[6], b[7]);
     return CL_OK;
 }
 
@@ -366,9 +366,8 @@ static cl_status account_view(cl_ctx *ctx, cl_db_conn *conn, const payments__acc
     v.owner = cl_strdup(a->owner);
     v.currency = cl_strdup(a->currency);
     v.updated_at = cl_strdup(a->updated_at);
-    rc = v.id != NULL && v.owner != NULL && v.currency != NULL && v.updated_at != NULL
-             ? CL_OK
-             : oom(ctx);
+    rc = v.id != NULL && v.owner != NULL && v.currency != NULL && v.updated_at != NULL ? CL_OK
+                                                                                       : oom(ctx);
     if (rc == CL_OK) {
         rc = money(ctx, &v.available, a->available, a->currency);
     }
@@ -475,10 +474,10 @@ static cl_status run_write(cl_ctx *ctx, const char *op, const cl_type *req_t, co
             char now[32];
             cl_now_rfc3339(now);
             resp_text = dump(resp_t, tmp);
-            rc = resp_text != NULL ? prepare(ctx, conn, sql_idem_put, &st, "sssss", op, key,
-                                             (const char *)req_text, (const char *)resp_text,
-                                             (const char *)now)
-                                   : oom(ctx);
+            rc = resp_text != NULL
+                     ? prepare(ctx, conn, sql_idem_put, &st, "sssss", op, key,
+                               (const char *)req_text, (const char *)resp_text, (const char *)now)
+                     : oom(ctx);
             if (rc == CL_OK) {
                 rc = drain(ctx, st);
             }
@@ -533,9 +532,8 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
         rc = cl_fail(ctx, CL_CONFLICT, "id", "account %s exists already", id);
     }
     if (rc == CL_OK) {
-        rc = append_account(
-            ctx, conn, &a, "account_opened",
-            json_pack("{s:s,s:s}", "owner", req->owner, "currency", req->currency));
+        rc = append_account(ctx, conn, &a, "account_opened",
+                            json_pack("{s:s,s:s}", "owner", req->owner, "currency", req->currency));
     }
     if (rc == CL_OK) {
         rc = account_view(ctx, conn, &a, PAYMENTS_DEFAULT_HISTORY, resp);
@@ -547,8 +545,8 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
 static cl_status payments_open_account(cl_ctx *ctx, const payments_account_input *req,
                                        payments_account *resp)
 {
-    return run_write(ctx, "open_account", &payments_account_input_type, req,
-                     &payments_account_type, resp, cmd_open);
+    return run_write(ctx, "open_account", &payments_account_input_type, req, &payments_account_type,
+                     resp, cmd_open);
 }
 
 /* Loads an existing account, or CL_NOT_FOUND naming field. */
@@ -717,9 +715,9 @@ static cl_status cmd_authorize(cl_ctx *ctx, cl_db_conn *conn, const void *req_, 
                      a.id, a.available, a.currency, req->amount.amount);
     }
     if (rc == CL_OK) {
-        rc = append_account(ctx, conn, &a, "funds_held",
-                            json_pack("{s:s,s:I}", "payment_id", id, "amount",
-                                      (json_int_t)req->amount.amount));
+        rc = append_account(
+            ctx, conn, &a, "funds_held",
+            json_pack("{s:s,s:I}", "payment_id", id, "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
         rc = append_payment(ctx, conn, &p, "payment_authorized",
@@ -822,8 +820,7 @@ static cl_status payments_capture(cl_ctx *ctx, const payments_payment_ref *req,
                      &payments_payment_type, resp, cmd_capture);
 }
 
-static cl_status payments_void(cl_ctx *ctx, const payments_payment_ref *req,
-                               payments_payment *resp)
+static cl_status payments_void(cl_ctx *ctx, const payments_payment_ref *req, payments_payment *resp)
 {
     return run_write(ctx, "void_payment", &payments_payment_ref_type, req, &payments_payment_type,
                      resp, cmd_void);
@@ -841,8 +838,10 @@ static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, voi
         rc = check_amount(ctx, &req->amount, p.currency);
     }
     if (rc == CL_OK && strcmp(p.status, "captured") != 0) {
-        rc = cl_fail(ctx, CL_CONFLICT, "payment_id", "payment %s is %s; only a captured payment "
-                     "can be refunded", p.id, p.status);
+        rc = cl_fail(ctx, CL_CONFLICT, "payment_id",
+                     "payment %s is %s; only a captured payment "
+                     "can be refunded",
+                     p.id, p.status);
     }
     if (rc == CL_OK && req->amount.amount > p.captured - p.refunded) {
         rc = cl_fail(ctx, CL_CONFLICT, "amount",
@@ -857,9 +856,9 @@ static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, voi
                             json_pack("{s:I}", "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
-        rc = append_account(ctx, conn, &a, "funds_refunded",
-                            json_pack("{s:s,s:I}", "payment_id", p.id, "amount",
-                                      (json_int_t)req->amount.amount));
+        rc = append_account(
+            ctx, conn, &a, "funds_refunded",
+            json_pack("{s:s,s:I}", "payment_id", p.id, "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
         rc = payment_view(ctx, &p, resp);
@@ -869,8 +868,7 @@ static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, voi
     return rc;
 }
 
-static cl_status payments_refund_op(cl_ctx *ctx, const payments_refund *req,
-                                    payments_payment *resp)
+static cl_status payments_refund_op(cl_ctx *ctx, const payments_refund *req, payments_payment *resp)
 {
     return run_write(ctx, "refund_payment", &payments_refund_type, req, &payments_payment_type,
                      resp, cmd_refund);
@@ -924,8 +922,7 @@ static cl_status payments_get_payment(cl_ctx *ctx, const payments_payment_ref *r
         rc = drain(ctx, st);
     }
     if (rc == CL_OK && !found) {
-        rc = cl_fail(ctx, CL_NOT_FOUND, "payment_id", "payment %s does not exist",
-                     req->payment_id);
+        rc = cl_fail(ctx, CL_NOT_FOUND, "payment_id", "payment %s does not exist", req->payment_id);
     }
     if (rc == CL_OK) {
         rc = payment_view(ctx, &p, resp);

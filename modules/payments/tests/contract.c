@@ -59,8 +59,7 @@ static void expect(cl_status got, cl_status want, const cl_ctx *ctx, const char 
 {
     if (got != want || (field != NULL && strcmp(ctx->err.field, field) != 0)) {
         fail_msg("want %s on \"%s\", got %s on \"%s\" (%s)", cl_status_name(want),
-                 field != NULL ? field : "", cl_status_name(got), ctx->err.field,
-                 ctx->err.message);
+                 field != NULL ? field : "", cl_status_name(got), ctx->err.field, ctx->err.message);
     }
 }
 
@@ -120,8 +119,10 @@ static void assert_balance(const char *id, int64_t available, int64_t held)
 static cl_status authorize(cl_ctx *ctx, const char *pid, const char *account, int64_t amount,
                            payments_payment *out)
 {
-    payments_authorization in = {.payment_id = (char *)pid, .account_id = (char *)account,
-                                 .order_id = "order-1", .amount = {amount, "EUR"}};
+    payments_authorization in = {.payment_id = (char *)pid,
+                                 .account_id = (char *)account,
+                                 .order_id = "order-1",
+                                 .amount = {amount, "EUR"}};
 
     return ops->authorize_payment(ctx, &in, out);
 }
@@ -269,8 +270,8 @@ static void test_deposit_rejects_bad_amounts_and_unknown_accounts(void **state)
 
 static void test_deposit_with_stale_expected_version_conflicts(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {50, "EUR"},
-                          .expected_version = {true, 1}};
+    payments_deposit d = {
+        .account_id = "acc-1", .amount = {50, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
@@ -359,8 +360,7 @@ static void test_void_releases_the_hold(void **state)
     ctx = new_ctx();
     expect(on_payment(ops->capture_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx, "payment_id");
     ctx = new_ctx();
-    expect(on_payment(ops->capture_payment, &ctx, "pay-404", &p), CL_NOT_FOUND, &ctx,
-           "payment_id");
+    expect(on_payment(ops->capture_payment, &ctx, "pay-404", &p), CL_NOT_FOUND, &ctx, "payment_id");
 }
 
 static void test_insufficient_funds_fails_cleanly(void **state)
@@ -509,8 +509,8 @@ static pthread_barrier_t start_line;
 static void *race(void *arg)
 {
     racer *me = arg;
-    payments_deposit d = {.account_id = "acc-1", .amount = {10, "EUR"},
-                          .expected_version = {true, 1}};
+    payments_deposit d = {
+        .account_id = "acc-1", .amount = {10, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 

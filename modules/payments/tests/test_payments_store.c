@@ -63,9 +63,9 @@ static void *append_v1(void *arg)
         me->got = cl_db_begin(conn, &ctx.err);
     }
     if (me->got == CL_OK) {
-        me->got = payments__append(&ctx, conn, "account-race", 0, "account_opened",
-                                   "{\"owner\":\"x\",\"currency\":\"EUR\"}",
-                                   "2026-01-01T00:00:00.000Z");
+        me->got =
+            payments__append(&ctx, conn, "account-race", 0, "account_opened",
+                             "{\"owner\":\"x\",\"currency\":\"EUR\"}", "2026-01-01T00:00:00.000Z");
     }
     if (me->got == CL_OK) {
         me->got = cl_db_commit(conn, &ctx.err);
@@ -105,14 +105,14 @@ static void test_append_with_a_stale_version_conflicts(void **state)
     ok(payments__append(&ctx, conn, "account-s", 0, "account_opened", "{}", "t"), &ctx);
     ok(payments__append(&ctx, conn, "account-s", 1, "funds_deposited", "{\"amount\":1}", "t"),
        &ctx);
-    assert_int_equal(payments__append(&ctx, conn, "account-s", 1, "funds_deposited",
-                                      "{\"amount\":1}", "t"),
-                     CL_CONFLICT);
+    assert_int_equal(
+        payments__append(&ctx, conn, "account-s", 1, "funds_deposited", "{\"amount\":1}", "t"),
+        CL_CONFLICT);
     assert_string_equal(ctx.err.field, "expected_version");
     /* Ahead of the stream is no better: versions have no gaps. */
-    assert_int_equal(payments__append(&ctx, conn, "account-s", 5, "funds_deposited",
-                                      "{\"amount\":1}", "t"),
-                     CL_CONFLICT);
+    assert_int_equal(
+        payments__append(&ctx, conn, "account-s", 5, "funds_deposited", "{\"amount\":1}", "t"),
+        CL_CONFLICT);
     cl_db_release(conn);
 }
 
@@ -165,8 +165,8 @@ static void test_snapshot_fold_equals_full_fold(void **state)
 {
     payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
     payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
-    payments_authorization auth = {.payment_id = "pay-1", .account_id = "acc-1",
-                                   .amount = {25, "EUR"}};
+    payments_authorization auth = {
+        .payment_id = "pay-1", .account_id = "acc-1", .amount = {25, "EUR"}};
     payments_payment_ref ref = {.payment_id = "pay-1"};
     payments_account a = {0};
     payments_payment p = {0};
@@ -259,8 +259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_with_a_stale_version_conflicts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_fold_equals_full_fold, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rebuild_repairs_a_damaged_projection, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_repairs_a_damaged_projection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

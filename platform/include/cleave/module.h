@@ -82,10 +82,17 @@ CL_TYPE_DECLARE(cl_money, CL_MONEY)
 
 #define CL_MODULE_ABI 1
 
+struct cl_bus;
+
 /* What the host hands a module at init: its own database and nothing else of others'. */
 typedef struct cl_module_env {
     const cl_config *config;
     cl_db *db; /* the module's own database, borrowed for the process's life */
+    /*
+     * The process's message bus (cleave/bus.h), borrowed: subscribe to events and register
+     * long-running operation kinds here, at init. NULL where the host runs no bus.
+     */
+    struct cl_bus *bus;
 } cl_module_env;
 
 typedef struct cl_module {

@@ -21,14 +21,14 @@
 
 #include "cleave/module.h"
 
-#define INVENTORY_OPS_VERSION 1
+#define INVENTORY_OPS_VERSION  1
 
 /* Bounds of the inputs below; anything outside is CL_INVALID naming the field. */
-#define INVENTORY_SKU_MAX      64        /* sku: 1-64 of [A-Z0-9-], as in the catalog */
-#define INVENTORY_ORDER_ID_MAX 64        /* order_id: 1-64 of [A-Za-z0-9_.:-] */
-#define INVENTORY_MAX_LINES    100       /* lines per reservation */
-#define INVENTORY_MAX_QUANTITY 1000000   /* per line, and the largest on_hand */
-#define INVENTORY_MAX_TTL_MS   86400000  /* a reservation lives at most a day */
+#define INVENTORY_SKU_MAX      64       /* sku: 1-64 of [A-Z0-9-], as in the catalog */
+#define INVENTORY_ORDER_ID_MAX 64       /* order_id: 1-64 of [A-Za-z0-9_.:-] */
+#define INVENTORY_MAX_LINES    100      /* lines per reservation */
+#define INVENTORY_MAX_QUANTITY 1000000  /* per line, and the largest on_hand */
+#define INVENTORY_MAX_TTL_MS   86400000 /* a reservation lives at most a day */
 
 /* The stock of one SKU. */
 #define INVENTORY_STOCK(X, T)                                                                      \

@@ -29,13 +29,13 @@
 
 #include "cleave/module.h"
 
-#define PAYMENTS_OPS_VERSION       1
+#define PAYMENTS_OPS_VERSION     1
 
-#define PAYMENTS_OWNER_MAX         200       /* owner: 1-200 bytes */
-#define PAYMENTS_ID_MAX            64        /* ids: 1-64 of [A-Za-z0-9_.:-] */
-#define PAYMENTS_MAX_AMOUNT        INT64_C(1000000000000) /* per call, minor units */
-#define PAYMENTS_DEFAULT_HISTORY   20
-#define PAYMENTS_MAX_HISTORY       100
+#define PAYMENTS_OWNER_MAX       200                    /* owner: 1-200 bytes */
+#define PAYMENTS_ID_MAX          64                     /* ids: 1-64 of [A-Za-z0-9_.:-] */
+#define PAYMENTS_MAX_AMOUNT      INT64_C(1000000000000) /* per call, minor units */
+#define PAYMENTS_DEFAULT_HISTORY 20
+#define PAYMENTS_MAX_HISTORY     100
 
 /*
  * A new account: id (optional: 1-64 of [A-Za-z0-9_.:-], generated when absent), owner
@@ -170,7 +170,7 @@ CL_TYPE_DECLARE(payments_rebuild_report, PAYMENTS_REBUILD_REPORT)
  */
 #define PAYMENTS_OPERATIONS(X, M)                                                                  \
     X(M, open_account, payments_account_input, payments_account, CL_OP_WRITE)                      \
-    X(M, deposit, payments_deposit, payments_account, CL_OP_WRITE)                                \
+    X(M, deposit, payments_deposit, payments_account, CL_OP_WRITE)                                 \
     X(M, get_account, payments_account_ref, payments_account, CL_OP_READ)                          \
     X(M, authorize_payment, payments_authorization, payments_payment, CL_OP_WRITE)                 \
     X(M, capture_payment, payments_payment_ref, payments_payment, CL_OP_IDEMPOTENT)                \

@@ -1,0 +1,12 @@
+/* Internal to shipping's interface side: the pieces shipping_api is made of. */
+#ifndef SHIPPING_API_INTERNAL_H
+#define SHIPPING_API_INTERNAL_H
+
+#include "shipping/shipping.h"
+
+/* Adds the public REST routes (/api/v1/shipments) over ops. */
+cl_status shipping_rest_routes(cl_router *r, const void *ops, cl_error *err);
+/* Shipping has no demo data of its own: shipments come from events. *created = 0. */
+cl_status shipping_seed(const void *ops, cl_ctx *ctx, int *created);
+
+#endif /* SHIPPING_API_INTERNAL_H */

@@ -1,0 +1,28 @@
+/*
+ * Shipping's types, operation list, remote binding and interface descriptor, all
+ * generated from the declarations in shipping.h.
+ */
+#include "api.h"
+
+#include "cleave/rpc.h"
+
+CL_TYPE_DEFINE(shipping_shipment, SHIPPING_SHIPMENT)
+CL_TYPE_DEFINE(shipping_shipment_request, SHIPPING_SHIPMENT_REQUEST)
+CL_TYPE_DEFINE(shipping_accepted, SHIPPING_ACCEPTED)
+CL_TYPE_DEFINE(shipping_shipment_ref, SHIPPING_SHIPMENT_REF)
+CL_TYPE_DEFINE(shipping_shipment_query, SHIPPING_SHIPMENT_QUERY)
+CL_TYPE_DEFINE(shipping_shipment_list, SHIPPING_SHIPMENT_LIST)
+
+CL_OPS_DEFINE(shipping, SHIPPING_OPERATIONS)
+CL_REMOTE_DEFINE(shipping, SHIPPING_OPERATIONS, SHIPPING_OPS_VERSION)
+
+const cl_module_api shipping_api = {
+    .name = "shipping",
+    .ops_version = SHIPPING_OPS_VERSION,
+    .ops = shipping_op_list,
+    .nops = sizeof(shipping_op_list) / sizeof(shipping_op_list[0]),
+    .depends = (const char *const[]){NULL},
+    .routes = shipping_rest_routes,
+    .seed = shipping_seed,
+    .remote_ops = shipping_remote_ops,
+};

@@ -1,0 +1,1154 @@
+/*
+ * The bus: relays that read each module's outbox in order, worker pools that run the
+ * subscribers' handlers in inbox transactions, retries with backoff, dead letters.
+ *
+ * Ordering: a relay claims only the head of each key (the oldest undelivered row of that
+ * key), so a later event of a key cannot be delivered before an earlier one is marked
+ * delivered, however many relays run; a claimed row is leased to its relay. A subscriber's
+ * worker is chosen by a hash of the key, and each worker runs its queue in order.
+ *
+ * Durability: a row is marked delivered only after every local subscriber has committed
+ * its handler's transaction (or dead-lettered it), or after JetStream acknowledged it; a
+ * crash in between delivers it again and the subscriber's inbox skips it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+#include "cleave/log.h"
+
+/* Process-wide wake-up: a publish in any module wakes the relays of every bus. */
+static pthread_mutex_t kick_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t kick_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t kick_gen;
+
+/* A lease outlives any batch by far; leases of a previous process are cleared at start. */
+#define LEASE_MS        30000
+#define RETAIN_MS       (3600 * 1000)
+#define HANDLER_TIMEOUT 30000
+
+static const char claim_sql[] =
+    "SELECT o.seq, o.id, o.type, o.msg_key, o.occurred_at, o.occurred_ms, o.schema_version, "
+    "o.traceparent, o.payload FROM cl_outbox o "
+    "WHERE o.delivered_ms IS NULL AND (o.lease_until IS NULL OR o.lease_until < ?) "
+    "AND NOT EXISTS (SELECT 1 FROM cl_outbox p WHERE p.msg_key = o.msg_key "
+    "AND p.delivered_ms IS NULL AND p.seq < o.seq) ORDER BY o.seq LIMIT ?";
+/* PostgreSQL: concurrent relays skip the heads another relay is claiming. */
+static const char claim_pg_sql[] =
+    "SELECT o.seq, o.id, o.type, o.msg_key, o.occurred_at, o.occurred_ms, o.schema_version, "
+    "o.traceparent, o.payload FROM cl_outbox o "
+    "WHERE o.delivered_ms IS NULL AND (o.lease_until IS NULL OR o.lease_until < ?) "
+    "AND NOT EXISTS (SELECT 1 FROM cl_outbox p WHERE p.msg_key = o.msg_key "
+    "AND p.delivered_ms IS NULL AND p.seq < o.seq) ORDER BY o.seq LIMIT ? "
+    "FOR UPDATE OF o SKIP LOCKED";
+static const char lease_sql[] = "UPDATE cl_outbox SET lease_until = ? WHERE seq = ?";
+static const char release_sql[] = "UPDATE cl_outbox SET lease_until = NULL WHERE seq = ?";
+static const char delivered_sql[] =
+    "UPDATE cl_outbox SET delivered_ms = ?, lease_until = NULL WHERE seq = ?";
+static const char clear_leases_sql[] = "UPDATE cl_outbox SET lease_until = NULL "
+                                       "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL";
+static const char purge_sql[] =
+    "DELETE FROM cl_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?";
+static const char seen_sql[] = "SELECT 1 FROM cl_inbox WHERE message_id = ? "
+                               "UNION ALL SELECT 1 FROM cl_dead_letters WHERE message_id = ?";
+static const char inbox_sql[] =
+    "INSERT INTO cl_inbox (message_id, type, source, handled_at) VALUES (?, ?, ?, ?)";
+static const char dead_sql[] =
+    "INSERT INTO cl_dead_letters (message_id, type, msg_key, source, envelope, attempts, "
+    "last_error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char dead_get_sql[] = "SELECT envelope, attempts FROM cl_dead_letters WHERE id = ?";
+static const char dead_delete_sql[] = "DELETE FROM cl_dead_letters WHERE id = ?";
+static const char dead_fail_sql[] =
+    "UPDATE cl_dead_letters SET attempts = attempts + 1, last_error = ?, failed_at = ? "
+    "WHERE id = ?";
+
+/* --- small pieces ----------------------------------------------------------------- */
+
+void cl__bus_kick(void)
+{
+    pthread_mutex_lock(&kick_mu);
+    kick_gen++;
+    pthread_cond_broadcast(&kick_cv);
+    pthread_mutex_unlock(&kick_mu);
+}
+
+bool cl__bus_stopping(cl_bus *bus)
+{
+    bool s;
+
+    pthread_mutex_lock(&kick_mu);
+    s = bus->stopping;
+    pthread_mutex_unlock(&kick_mu);
+    return s;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms)
+{
+    struct timespec ts;
+    int r;
+
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&kick_mu);
+    if (!bus->stopping && kick_gen == *seen) {
+        (void)pthread_cond_timedwait(&kick_cv, &kick_mu, &ts);
+    }
+    r = bus->stopping ? -1 : (kick_gen != *seen ? 1 : 0);
+    *seen = kick_gen;
+    pthread_mutex_unlock(&kick_mu);
+    return r;
+}
+
+void cl__bus_crash_point(cl_bus *bus, const char *point)
+{
+    if (bus->crash_at[0] == '\0' || strcmp(bus->crash_at, point) != 0) {
+        return;
+    }
+    if (atomic_fetch_add(&bus->crash_hits, 1) + 1 == bus->crash_n) {
+        /* Test-only (CLEAVE_TEST_CRASH_AT): die as a power cut would, with no clean-up. */
+        static const char msg[] = "{\"level\":\"warn\",\"module\":\"bus\","
+                                  "\"msg\":\"CLEAVE_TEST_CRASH_AT: killing the process\"}\n";
+        (void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+        raise(SIGKILL);
+    }
+}
+
+int64_t cl__backoff_ms(const cl_bus *bus, int attempt)
+{
+    int64_t cap = bus->backoff_ms;
+    uint32_t r = 0;
+    char hex[33];
+
+    for (int i = 1; i < attempt && cap < bus->backoff_max_ms; i++) {
+        cap *= 2;
+    }
+    if (cap > bus->backoff_max_ms) {
+        cap = bus->backoff_max_ms;
+    }
+    /* Full jitter: uniform in [cap/2, cap], so retries of many consumers spread out. */
+    cl__random_hex(hex);
+    r = (uint32_t)strtoul(hex + 24, NULL, 16);
+    return cap / 2 + (int64_t)(r % (uint32_t)(cap / 2 + 1));
+}
+
+cl__module *cl__bus_module(cl_bus *bus, const char *name)
+{
+    for (int i = 0; i < bus->nmodules; i++) {
+        if (strcmp(bus->modules[i].name, name) == 0) {
+            return &bus->modules[i];
+        }
+    }
+    return NULL;
+}
+
+const cl__sub *cl__bus_sub(const cl__module *mod, const char *type)
+{
+    for (int i = 0; i < mod->nsubs; i++) {
+        if (strcmp(mod->subs[i].type, type) == 0) {
+            return &mod->subs[i];
+        }
+    }
+    return NULL;
+}
+
+static uint32_t key_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h;
+}
+
+void cl__bus_enqueue(cl__module *mod, cl__job *job)
+{
+    cl__worker *w;
+
+    job->next = NULL;
+    pthread_mutex_lock(&mod->mu);
+    if (mod->bus->stopping || mod->nworkers == 0) {
+        pthread_mutex_unlock(&mod->mu);
+        job->done(job, CL__ABORTED);
+        return;
+    }
+    w = &mod->workers[key_hash(job->msg->key) % (uint32_t)mod->nworkers];
+    if (w->tail != NULL) {
+        w->tail->next = job;
+    } else {
+        w->head = job;
+    }
+    w->tail = job;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&mod->mu);
+}
+
+/* --- settings --------------------------------------------------------------------- */
+
+static int64_t setting(const cl_config *cfg, const char *key, int64_t def)
+{
+    return cfg != NULL ? cl_config_int(cfg, key, def) : def;
+}
+
+cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
+{
+    cl_bus *bus = calloc(1, sizeof(*bus));
+    const char *s;
+
+    if (bus == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    bus->relays = (int)setting(cfg, "CLEAVE_BUS_RELAYS", 1);
+    bus->workers = (int)setting(cfg, "CLEAVE_BUS_WORKERS", 2);
+    bus->max_attempts = (int)setting(cfg, "CLEAVE_BUS_MAX_ATTEMPTS", 5);
+    bus->backoff_ms = setting(cfg, "CLEAVE_BUS_BACKOFF_MS", 50);
+    bus->backoff_max_ms = setting(cfg, "CLEAVE_BUS_BACKOFF_MAX_MS", 2000);
+    bus->poll_ms = setting(cfg, "CLEAVE_BUS_POLL_MS", 100);
+    bus->ack_wait_ms = setting(cfg, "CLEAVE_BUS_ACK_WAIT_MS", 30000);
+    if (bus->relays < 1 || bus->relays > CL__BUS_MAX_RELAYS || bus->workers < 1 ||
+        bus->workers > CL__BUS_MAX_WORKERS || bus->max_attempts < 1 || bus->backoff_ms < 1 ||
+        bus->backoff_max_ms < bus->backoff_ms || bus->poll_ms < 1 || bus->ack_wait_ms < 100) {
+        free(bus);
+        return cl_error_set(err, CL_INVALID, "CLEAVE_BUS_RELAYS", "bad CLEAVE_BUS_* setting");
+    }
+    s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_NATS_URL") : NULL;
+    if (s != NULL && s[0] != '\0' && cl_strlcpy(bus->nats_url, s, sizeof(bus->nats_url)) != 0) {
+        free(bus);
+        return cl_error_set(err, CL_INVALID, "CLEAVE_NATS_URL", "CLEAVE_NATS_URL is too long");
+    }
+    s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_CRASH_AT") : NULL;
+    if (s != NULL && s[0] != '\0') {
+        const char *colon = strchr(s, ':');
+        size_t n = colon != NULL ? (size_t)(colon - s) : strlen(s);
+
+        if (n >= sizeof(bus->crash_at)) {
+            free(bus);
+            return cl_error_set(err, CL_INVALID, "CLEAVE_TEST_CRASH_AT", "unknown crash point");
+        }
+        memcpy(bus->crash_at, s, n);
+        bus->crash_at[n] = '\0';
+        bus->crash_n = colon != NULL ? strtol(colon + 1, NULL, 10) : 1;
+        if (bus->crash_n < 1 || (strcmp(bus->crash_at, "after-commit") != 0 &&
+                                 strcmp(bus->crash_at, "after-deliver") != 0 &&
+                                 strcmp(bus->crash_at, "after-publish") != 0)) {
+            free(bus);
+            return cl_error_set(err, CL_INVALID, "CLEAVE_TEST_CRASH_AT",
+                                "CLEAVE_TEST_CRASH_AT must be after-commit, after-publish or "
+                                "after-deliver, optionally :N");
+        }
+    }
+    s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_POISON") : NULL;
+    if (s != NULL) {
+        cl_strlcpy(bus->poison, s, sizeof(bus->poison));
+    }
+    pthread_mutex_init(&bus->mu, NULL);
+    *out = bus;
+    return CL_OK;
+}
+
+const char *cl_bus_transport(const cl_bus *bus)
+{
+    return bus != NULL && bus->nats_url[0] != '\0' ? "nats" : "in-process";
+}
+
+cl_status cl_bus_add_module(cl_bus *bus, const char *module, cl_db *db, cl_error *err)
+{
+    cl__module *m;
+
+    if (bus == NULL || module == NULL || db == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_bus_add_module: missing argument");
+    }
+    if (bus->nmodules == CL_BUS_MAX_MODULES || strlen(module) >= CL__BUS_NAME ||
+        cl__bus_module(bus, module) != NULL) {
+        return cl_error_set(err, CL_INVALID, "module", "cannot add module %s to the bus", module);
+    }
+    m = &bus->modules[bus->nmodules++];
+    memset(m, 0, sizeof(*m));
+    m->bus = bus;
+    cl_strlcpy(m->name, module, sizeof(m->name));
+    m->db = db;
+    pthread_mutex_init(&m->mu, NULL);
+    return CL_OK;
+}
+
+cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl_bus_handler fn,
+                           void *arg, cl_error *err)
+{
+    cl__module *m = bus != NULL && module != NULL ? cl__bus_module(bus, module) : NULL;
+    cl__sub *s;
+
+    if (m == NULL || fn == NULL) {
+        return cl_error_set(err, CL_INVALID, "module", "%s is not a local module of the bus",
+                            module != NULL ? module : "(null)");
+    }
+    if (bus->running) {
+        return cl_error_set(err, CL_CONFLICT, NULL, "subscribe at init, before the bus runs");
+    }
+    if (type == NULL || strchr(type, '.') == NULL || strlen(type) >= CL_BUS_MAX_TYPE ||
+        cl__bus_sub(m, type) != NULL || m->nsubs == CL_BUS_MAX_SUBS) {
+        return cl_error_set(err, CL_INVALID, "type", "%s cannot subscribe to '%s'", module,
+                            type != NULL ? type : "");
+    }
+    s = &m->subs[m->nsubs++];
+    cl_strlcpy(s->type, type, sizeof(s->type));
+    s->fn = fn;
+    s->arg = arg;
+    return CL_OK;
+}
+
+cl_status cl_bus_operation_kind(cl_bus *bus, const char *module, const cl_operation_kind *kind,
+                                cl_error *err)
+{
+    cl__module *m = bus != NULL && module != NULL ? cl__bus_module(bus, module) : NULL;
+
+    if (m == NULL || kind == NULL || kind->kind == NULL || kind->work == NULL) {
+        return cl_error_set(err, CL_INVALID, "module", "bad operation kind for %s",
+                            module != NULL ? module : "(null)");
+    }
+    if (bus->running || m->nkinds == CL__BUS_MAX_KINDS) {
+        return cl_error_set(err, CL_CONFLICT, NULL, "register operation kinds at init");
+    }
+    m->kinds[m->nkinds++] = kind;
+    return CL_OK;
+}
+
+/* --- consuming: one message, one handler, one inbox transaction -------------------- */
+
+typedef enum attempt_result { HANDLED, DUPLICATE, FAILED } attempt_result;
+
+static void fill_ctx(cl_ctx *ctx, const cl__msg *m)
+{
+    cl_ctx_init(ctx, HANDLER_TIMEOUT);
+    cl_strlcpy(ctx->request_id, m->id, sizeof(ctx->request_id));
+    cl_strlcpy(ctx->principal, "service:bus", sizeof(ctx->principal));
+    /* traceparent: 00-<32 hex trace id>-<16 hex span id>-<flags> */
+    if (strlen(m->traceparent) == 55) {
+        memcpy(ctx->trace_id, m->traceparent + 3, 32);
+        ctx->trace_id[32] = '\0';
+        memcpy(ctx->span_id, m->traceparent + 36, 16);
+        ctx->span_id[16] = '\0';
+    }
+}
+
+static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *err)
+{
+    cl_status rc = CL_OK;
+
+    for (int i = 0; rc == CL_OK && i < n; i++) {
+        rc = cl_stmt_bind_text(st, i + 1, v[i], err);
+    }
+    return rc;
+}
+
+static cl_status step_all(cl_stmt *st, cl_error *err)
+{
+    bool row = true;
+    cl_status rc = CL_OK;
+
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    return rc;
+}
+
+/* Runs the handler once. On FAILED, err says why. */
+static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
+                              cl_error *err)
+{
+    cl_bus *bus = mod->bus;
+    cl_db_conn *conn = NULL;
+    cl_ctx ctx;
+    cl_envelope env;
+    json_error_t jerr;
+    json_t *payload = NULL;
+    cl_stmt *st;
+    bool row = false;
+    char now[32];
+    cl_status rc;
+
+    fill_ctx(&ctx, m);
+    rc = cl_db_acquire(mod->db, &ctx, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, seen_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = bind_texts(st, (const char *const[]){m->id, m->id}, 2, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK && row) {
+        cl_db_release(conn);
+        return DUPLICATE;
+    }
+    if (rc == CL_OK) {
+        /* Each handler gets its own copy: jansson's reference counts are not thread-safe. */
+        payload = json_loads(m->payload_text, 0, &jerr);
+        if (payload == NULL) {
+            rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s", jerr.text);
+        }
+    }
+    if (rc == CL_OK && bus->poison[0] != '\0' && strstr(m->payload_text, bus->poison) != NULL) {
+        rc = cl_error_set(err, CL_INTERNAL, NULL, "poisoned by CLEAVE_TEST_POISON");
+    }
+    if (rc == CL_OK) {
+        env = (cl_envelope){m->id,          m->type,           m->key, m->source, m->occurred_at,
+                            m->traceparent, m->schema_version, n,      payload};
+        rc = sub->fn(sub->arg, &ctx, &env, conn);
+        if (rc != CL_OK) {
+            *err = ctx.err;
+            err->status = rc;
+        }
+    }
+    if (rc == CL_OK) {
+        cl_now_rfc3339(now);
+        rc = cl_db_prepare(conn, inbox_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now}, 4, err);
+        }
+        if (rc == CL_OK) {
+            rc = step_all(st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    json_decref(payload);
+    cl_db_release(conn);
+    return rc == CL_OK ? HANDLED : FAILED;
+}
+
+static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, const cl_error *last,
+                             cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    char *envelope = NULL;
+    char now[32];
+    char reason[300];
+    cl__msg copy = *m;
+    cl_stmt *st;
+    json_error_t jerr;
+    cl_status rc;
+
+    copy.payload = json_loads(m->payload_text, 0, &jerr);
+    envelope = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
+    json_decref(copy.payload);
+    if (envelope == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot encode the envelope");
+    }
+    snprintf(reason, sizeof(reason), "%s: %s", cl_status_name(last->status), last->message);
+    cl_now_rfc3339(now);
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, dead_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = bind_texts(st, (const char *const[]){m->id, m->type, m->key, m->source, envelope}, 5,
+                        err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 6, attempts, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 7, reason, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 8, now, err);
+    }
+    if (rc == CL_OK) {
+        rc = step_all(st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    /* Already there: a redelivery of a message that was dead-lettered before. */
+    if (rc == CL_CONFLICT) {
+        rc = CL_OK;
+    }
+    cl_db_release(conn);
+    free(envelope);
+    return rc;
+}
+
+/* Waits ms on the worker's condition; false when the bus is stopping. */
+static bool worker_sleep(cl__worker *w, int64_t ms)
+{
+    cl__module *mod = w->mod;
+    struct timespec ts;
+    bool running;
+
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&mod->mu);
+    if (!mod->bus->stopping) {
+        (void)pthread_cond_timedwait(&w->cv, &mod->mu, &ts);
+    }
+    running = !mod->bus->stopping;
+    pthread_mutex_unlock(&mod->mu);
+    return running;
+}
+
+static cl__outcome process(cl__worker *w, cl__job *job)
+{
+    cl__module *mod = w->mod;
+    cl_bus *bus = mod->bus;
+    const cl__msg *m = job->msg;
+    cl_error err = {0};
+
+    for (int n = 1;; n++) {
+        attempt_result r = attempt(mod, job->sub, m, n, &err);
+        int64_t lat;
+
+        if (r == DUPLICATE) {
+            atomic_fetch_add(&bus->duplicates, 1);
+            return CL__DONE;
+        }
+        if (r == HANDLED) {
+            atomic_fetch_add(&bus->handled, 1);
+            lat = cl__wall_ms() - m->occurred_ms;
+            lat = lat < 0 ? 0 : lat;
+            atomic_fetch_add(&bus->latency_count, 1);
+            atomic_fetch_add(&bus->latency_sum_ms, lat);
+            for (long long max = atomic_load(&bus->latency_max_ms); lat > max;) {
+                if (atomic_compare_exchange_weak(&bus->latency_max_ms, &max, lat)) {
+                    break;
+                }
+            }
+            cl__bus_crash_point(bus, "after-deliver");
+            return CL__DONE;
+        }
+        if (n >= bus->max_attempts) {
+            cl_error derr = {0};
+
+            while (dead_letter(mod, m, n, &err, &derr) != CL_OK) {
+                cl_log_error("bus", "%s: cannot dead-letter %s: %s", mod->name, m->id,
+                             derr.message);
+                if (!worker_sleep(w, bus->backoff_max_ms)) {
+                    return CL__ABORTED;
+                }
+            }
+            atomic_fetch_add(&bus->dead_lettered, 1);
+            cl_log_with(CL_LOG_ERROR, "bus",
+                        json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
+                                  "subscriber", mod->name, "attempts", n),
+                        "%s: message %s dead-lettered after %d attempts: %s", mod->name, m->id, n,
+                        err.message);
+            return CL__DONE;
+        }
+        atomic_fetch_add(&bus->retries, 1);
+        cl_log_with(CL_LOG_WARN, "bus",
+                    json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
+                              "subscriber", mod->name, "attempt", n),
+                    "%s: handling %s failed (attempt %d): %s", mod->name, m->type, n, err.message);
+        if (!worker_sleep(w, cl__backoff_ms(bus, n))) {
+            return CL__ABORTED;
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    cl__worker *w = arg;
+    cl__module *mod = w->mod;
+
+    for (;;) {
+        cl__job *job;
+        cl__outcome outcome;
+
+        pthread_mutex_lock(&mod->mu);
+        while (w->head == NULL && !mod->bus->stopping) {
+            pthread_cond_wait(&w->cv, &mod->mu);
+        }
+        job = w->head;
+        if (job == NULL) {
+            pthread_mutex_unlock(&mod->mu);
+            return NULL;
+        }
+        w->head = job->next;
+        if (w->head == NULL) {
+            w->tail = NULL;
+        }
+        pthread_mutex_unlock(&mod->mu);
+        outcome = mod->bus->stopping ? CL__ABORTED : process(w, job);
+        job->done(job, outcome);
+    }
+}
+
+/* --- relaying ----------------------------------------------------------------------- */
+
+/* A relay's batch of in-process deliveries; the relay waits until every job is done. */
+typedef struct batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending;
+    bool *aborted; /* per message */
+} batch;
+
+typedef struct batch_job {
+    cl__job job;
+    batch *b;
+    int index;
+} batch_job;
+
+static void batch_done(cl__job *job, cl__outcome outcome)
+{
+    batch_job *bj = (batch_job *)job;
+    batch *b = bj->b;
+
+    pthread_mutex_lock(&b->mu);
+    if (outcome == CL__ABORTED) {
+        b->aborted[bj->index] = true;
+    }
+    if (--b->pending == 0) {
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Hands msgs to every local subscriber and waits; ok[i] tells which were fully handled. */
+static void deliver_local(cl_bus *bus, cl__msg *msgs, int n, bool *ok)
+{
+    batch_job *jobs = calloc((size_t)n * (size_t)bus->nmodules + 1, sizeof(*jobs));
+    bool aborted[CL__BUS_BATCH] = {false};
+    batch b = {.aborted = aborted};
+    int njobs = 0;
+
+    if (jobs == NULL) {
+        memset(ok, 0, (size_t)n * sizeof(*ok));
+        return;
+    }
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    /* Count first, so that a job finishing early cannot see pending reach zero. */
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < bus->nmodules; j++) {
+            const cl__sub *s = cl__bus_sub(&bus->modules[j], msgs[i].type);
+            if (s != NULL) {
+                jobs[njobs] = (batch_job){{NULL, &msgs[i], s, batch_done, NULL, NULL}, &b, i};
+                njobs++;
+            }
+        }
+    }
+    b.pending = njobs;
+    for (int k = 0, i = 0; i < n; i++) {
+        for (int j = 0; j < bus->nmodules; j++) {
+            if (cl__bus_sub(&bus->modules[j], msgs[i].type) != NULL) {
+                cl__bus_enqueue(&bus->modules[j], &jobs[k++].job);
+            }
+        }
+    }
+    pthread_mutex_lock(&b.mu);
+    while (b.pending > 0) {
+        pthread_cond_wait(&b.cv, &b.mu);
+    }
+    pthread_mutex_unlock(&b.mu);
+    for (int i = 0; i < n; i++) {
+        ok[i] = !aborted[i];
+    }
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
+    free(jobs);
+}
+
+static cl_status read_row(cl__module *mod, cl_stmt *st, cl__msg *m)
+{
+    const char *payload = cl_stmt_text(st, 8);
+
+    m->seq = cl_stmt_i64(st, 0);
+    cl_strlcpy(m->id, cl_stmt_text(st, 1), sizeof(m->id));
+    cl_strlcpy(m->type, cl_stmt_text(st, 2), sizeof(m->type));
+    cl_strlcpy(m->key, cl_stmt_text(st, 3), sizeof(m->key));
+    cl_strlcpy(m->occurred_at, cl_stmt_text(st, 4), sizeof(m->occurred_at));
+    m->occurred_ms = cl_stmt_i64(st, 5);
+    m->schema_version = (int)cl_stmt_i64(st, 6);
+    cl_strlcpy(m->traceparent, cl_stmt_text(st, 7), sizeof(m->traceparent));
+    cl_strlcpy(m->source, mod->name, sizeof(m->source));
+    m->payload_text = cl_strdup(payload != NULL ? payload : "{}");
+    return m->payload_text != NULL ? CL_OK : CL_INTERNAL;
+}
+
+/* Claims up to CL__BUS_BATCH key heads: one transaction, so concurrent relays serialise. */
+static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    int64_t now = cl__wall_ms();
+    cl_status rc;
+
+    *n = 0;
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 1, now, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 2, CL__BUS_BATCH, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    while (rc == CL_OK && row) {
+        rc = read_row(mod, st, &msgs[*n]);
+        (*n)++;
+        if (rc != CL_OK) {
+            cl_error_set(err, rc, NULL, "out of memory");
+            break;
+        }
+        rc = cl_stmt_step(st, &row, err);
+    }
+    for (int i = 0; rc == CL_OK && i < *n; i++) {
+        rc = cl_db_prepare(conn, lease_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_i64(st, 1, now + LEASE_MS, err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_i64(st, 2, msgs[i].seq, err);
+        }
+        if (rc == CL_OK) {
+            rc = step_all(st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    if (rc != CL_OK) {
+        for (int i = 0; i < *n; i++) {
+            cl__msg_free(&msgs[i]);
+        }
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Marks delivered the rows with ok[i], releases the others' leases. */
+static cl_status settle(cl__module *mod, cl__msg *msgs, int n, const bool *ok, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    int64_t now = cl__wall_ms();
+    cl_status rc;
+
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    for (int i = 0; rc == CL_OK && i < n; i++) {
+        if (ok[i]) {
+            rc = cl_db_prepare(conn, delivered_sql, &st, err);
+            if (rc == CL_OK) {
+                rc = cl_stmt_bind_i64(st, 1, now, err);
+            }
+            if (rc == CL_OK) {
+                rc = cl_stmt_bind_i64(st, 2, msgs[i].seq, err);
+            }
+        } else {
+            rc = cl_db_prepare(conn, release_sql, &st, err);
+            if (rc == CL_OK) {
+                rc = cl_stmt_bind_i64(st, 1, msgs[i].seq, err);
+            }
+        }
+        if (rc == CL_OK) {
+            rc = step_all(st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_status rc;
+
+    rc = cl_db_acquire(db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, sql, &st, err);
+    }
+    if (rc == CL_OK && bind) {
+        rc = cl_stmt_bind_i64(st, 1, v, err);
+    }
+    if (rc == CL_OK) {
+        rc = step_all(st, err);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+static void *relay_main(void *arg)
+{
+    cl__module *mod = arg;
+    cl_bus *bus = mod->bus;
+    cl__msg msgs[CL__BUS_BATCH];
+    bool ok[CL__BUS_BATCH];
+    int quick = 0;
+    int64_t last_purge = 0;
+    uint64_t seen = 0;
+
+    memset(msgs, 0, sizeof(msgs));
+    while (!cl__bus_stopping(bus)) {
+        cl_error err = {0};
+        int n = 0;
+
+        if (claim(mod, msgs, &n, &err) != CL_OK) {
+            cl_log_warn("bus", "%s: relay cannot read the outbox: %s", mod->name, err.message);
+            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+            continue;
+        }
+        if (n == 0) {
+            /*
+             * A publish wakes us before its transaction commits; look again soon a few
+             * times, then fall back to the poll interval.
+             */
+            int r = cl__bus_idle(bus, &seen, quick > 0 ? 2 : bus->poll_ms);
+            quick = r == 1 ? 5 : (quick > 0 ? quick - 1 : 0);
+            if (cl__wall_ms() - last_purge > 60000) {
+                last_purge = cl__wall_ms();
+                (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
+            }
+            continue;
+        }
+        quick = 5;
+        for (int i = 0; i < n; i++) {
+            cl__bus_crash_point(bus, "after-commit");
+        }
+        if (bus->nats != NULL) {
+            for (int i = 0; i < n; i++) {
+                ok[i] = i == 0 || ok[i - 1];
+                if (ok[i] && cl__nats_publish(bus, &msgs[i], &err) != CL_OK) {
+                    cl_log_warn("bus", "%s: publishing %s failed: %s", mod->name, msgs[i].id,
+                                err.message);
+                    ok[i] = false;
+                }
+                if (ok[i]) {
+                    cl__bus_crash_point(bus, "after-publish");
+                }
+            }
+        } else {
+            deliver_local(bus, msgs, n, ok);
+        }
+        for (int i = 0; i < n; i++) {
+            if (ok[i]) {
+                atomic_fetch_add(&bus->published, 1);
+            }
+        }
+        if (settle(mod, msgs, n, ok, &err) != CL_OK) {
+            /* The rows stay undelivered: delivered again later, skipped by the inboxes. */
+            cl_log_warn("bus", "%s: cannot mark delivered: %s", mod->name, err.message);
+        }
+        if (!ok[n - 1]) {
+            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+        }
+        for (int i = 0; i < n; i++) {
+            cl__msg_free(&msgs[i]);
+        }
+    }
+    return NULL;
+}
+
+/* --- lifecycle -------------------------------------------------------------------- */
+
+static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
+{
+    cl_status rc;
+
+    /* One process owns a module's database, so leases left behind are a dead process's. */
+    rc = exec_i64(mod->db, clear_leases_sql, false, 0, err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (mod->nsubs > 0) {
+        for (int i = 0; i < bus->workers; i++) {
+            cl__worker *w = &mod->workers[i];
+
+            w->mod = mod;
+            pthread_cond_init(&w->cv, NULL);
+            mod->nworkers++;
+            if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+                return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
+            }
+            w->started = true;
+        }
+    }
+    for (int i = 0; i < bus->relays; i++) {
+        if (pthread_create(&mod->relays[i], NULL, relay_main, mod) != 0) {
+            return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a relay");
+        }
+        mod->nrelays++;
+    }
+    if (mod->nkinds > 0) {
+        rc = cl__operation_resume(mod, err);
+        if (rc != CL_OK) {
+            return rc;
+        }
+        for (int i = 0; i < bus->workers; i++) {
+            if (pthread_create(&mod->runners[i], NULL, cl__operation_runner, mod) != 0) {
+                return cl_error_set(err, CL_INTERNAL, NULL, "cannot start an operation runner");
+            }
+            mod->nrunners++;
+        }
+    }
+    if (bus->nats != NULL && mod->nsubs > 0) {
+        return cl__nats_start_consumers(mod, err);
+    }
+    return CL_OK;
+}
+
+cl_status cl_bus_start(cl_bus *bus, cl_error *err)
+{
+    cl_status rc = CL_OK;
+
+    if (bus == NULL || bus->running) {
+        return CL_OK;
+    }
+    bus->running = true;
+    if (bus->nats_url[0] != '\0') {
+        rc = cl__nats_connect(bus, err);
+    }
+    for (int i = 0; rc == CL_OK && i < bus->nmodules; i++) {
+        rc = start_module(bus, &bus->modules[i], err);
+    }
+    if (rc != CL_OK) {
+        cl_bus_stop(bus);
+        return rc;
+    }
+    cl_log_with(CL_LOG_INFO, "bus",
+                json_pack("{s:s,s:i,s:i}", "transport", cl_bus_transport(bus), "relays",
+                          bus->relays, "workers", bus->workers),
+                "bus started (%s)", cl_bus_transport(bus));
+    return CL_OK;
+}
+
+void cl_bus_stop(cl_bus *bus)
+{
+    if (bus == NULL || !bus->running) {
+        return;
+    }
+    pthread_mutex_lock(&kick_mu);
+    bus->stopping = true;
+    pthread_cond_broadcast(&kick_cv);
+    pthread_mutex_unlock(&kick_mu);
+    for (int i = 0; i < bus->nmodules; i++) {
+        cl__module *mod = &bus->modules[i];
+
+        pthread_mutex_lock(&mod->mu);
+        for (int w = 0; w < mod->nworkers; w++) {
+            pthread_cond_broadcast(&mod->workers[w].cv);
+        }
+        pthread_mutex_unlock(&mod->mu);
+    }
+    /* Relays and fetchers first: they wait for jobs the workers finish or abandon. */
+    for (int i = 0; i < bus->nmodules; i++) {
+        cl__module *mod = &bus->modules[i];
+
+        for (int r = 0; r < mod->nrelays; r++) {
+            pthread_join(mod->relays[r], NULL);
+        }
+        mod->nrelays = 0;
+        cl__nats_stop_consumers(mod);
+    }
+    for (int i = 0; i < bus->nmodules; i++) {
+        cl__module *mod = &bus->modules[i];
+
+        for (int w = 0; w < mod->nworkers; w++) {
+            if (mod->workers[w].started) {
+                pthread_join(mod->workers[w].thread, NULL);
+            }
+            pthread_cond_destroy(&mod->workers[w].cv);
+            mod->workers[w].started = false;
+        }
+        mod->nworkers = 0;
+        for (int r = 0; r < mod->nrunners; r++) {
+            pthread_join(mod->runners[r], NULL);
+        }
+        mod->nrunners = 0;
+    }
+    cl__nats_free_consumers(bus);
+    cl__nats_close(bus);
+    bus->running = false;
+    pthread_mutex_lock(&kick_mu);
+    bus->stopping = false;
+    pthread_mutex_unlock(&kick_mu);
+}
+
+void cl_bus_free(cl_bus *bus)
+{
+    if (bus == NULL) {
+        return;
+    }
+    cl_bus_stop(bus);
+    for (int i = 0; i < bus->nmodules; i++) {
+        pthread_mutex_destroy(&bus->modules[i].mu);
+    }
+    pthread_mutex_destroy(&bus->mu);
+    free(bus);
+}
+
+cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err)
+{
+    cl_bus_stats s = {0};
+
+    for (int i = 0; i < bus->nmodules; i++) {
+        int64_t backlog = 0, dead = 0;
+        cl_status rc = cl_bus_db_counts(bus->modules[i].db, &backlog, &dead, err);
+
+        if (rc != CL_OK) {
+            return rc;
+        }
+        s.outbox_backlog += backlog;
+        s.dead_letters += dead;
+    }
+    s.published = atomic_load(&bus->published);
+    s.handled = atomic_load(&bus->handled);
+    s.duplicates = atomic_load(&bus->duplicates);
+    s.retries = atomic_load(&bus->retries);
+    s.dead_lettered = atomic_load(&bus->dead_lettered);
+    s.latency_count = atomic_load(&bus->latency_count);
+    s.latency_avg_ms =
+        s.latency_count > 0 ? atomic_load(&bus->latency_sum_ms) / s.latency_count : 0;
+    s.latency_max_ms = atomic_load(&bus->latency_max_ms);
+    *out = s;
+    return CL_OK;
+}
+
+/* --- dead-letter replay ------------------------------------------------------------- */
+
+cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_error *err)
+{
+    cl__module *mod = bus != NULL && module != NULL ? cl__bus_module(bus, module) : NULL;
+    const cl__sub *sub;
+    cl_db_conn *conn = NULL;
+    cl__msg m = {0};
+    cl_ctx ctx;
+    cl_envelope env;
+    cl_stmt *st;
+    bool row = false;
+    int64_t attempts = 0;
+    char now[32];
+    cl_status rc;
+
+    if (mod == NULL) {
+        return cl_error_set(err, CL_NOT_FOUND, "module", "%s is not a local module",
+                            module != NULL ? module : "(null)");
+    }
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, dead_get_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 1, id, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK && !row) {
+        rc = cl_error_set(err, CL_NOT_FOUND, "id", "no dead letter %lld in %s", (long long)id,
+                          module);
+    }
+    if (rc == CL_OK) {
+        const char *text = cl_stmt_text(st, 0);
+        attempts = cl_stmt_i64(st, 1);
+        rc = cl__msg_decode(text, strlen(text), &m, err);
+        (void)step_all(st, err);
+    }
+    sub = rc == CL_OK ? cl__bus_sub(mod, m.type) : NULL;
+    if (rc == CL_OK && sub == NULL) {
+        rc = cl_error_set(err, CL_NOT_FOUND, "type", "%s has no handler for %s", module, m.type);
+    }
+    if (rc == CL_OK && bus->poison[0] != '\0') {
+        char *text = json_dumps(m.payload, JSON_COMPACT);
+        if (text == NULL || strstr(text, bus->poison) != NULL) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "poisoned by CLEAVE_TEST_POISON");
+        }
+        free(text);
+    }
+    if (rc == CL_OK) {
+        fill_ctx(&ctx, &m);
+        env = (cl_envelope){m.id,
+                            m.type,
+                            m.key,
+                            m.source,
+                            m.occurred_at,
+                            m.traceparent,
+                            m.schema_version,
+                            (int)attempts + 1,
+                            m.payload};
+        rc = sub->fn(sub->arg, &ctx, &env, conn);
+        if (rc != CL_OK) {
+            *err = ctx.err;
+            err->status = rc;
+        }
+    }
+    if (rc == CL_OK) {
+        cl_now_rfc3339(now);
+        rc = cl_db_prepare(conn, inbox_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = bind_texts(st, (const char *const[]){m.id, m.type, m.source, now}, 4, err);
+        }
+        if (rc == CL_OK) {
+            rc = step_all(st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, dead_delete_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_i64(st, 1, id, err);
+        }
+        if (rc == CL_OK) {
+            rc = step_all(st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    } else if (m.id[0] != '\0' && rc != CL_NOT_FOUND) {
+        /* Failed again: keep it, with its new error. */
+        cl_error ignored;
+        char reason[300];
+        cl_db_rollback(conn);
+        snprintf(reason, sizeof(reason), "%s: %s", cl_status_name(rc), err->message);
+        cl_now_rfc3339(now);
+        if (cl_db_prepare(conn, dead_fail_sql, &st, &ignored) == CL_OK &&
+            cl_stmt_bind_text(st, 1, reason, &ignored) == CL_OK &&
+            cl_stmt_bind_text(st, 2, now, &ignored) == CL_OK &&
+            cl_stmt_bind_i64(st, 3, id, &ignored) == CL_OK) {
+            (void)step_all(st, &ignored);
+        }
+    }
+    cl_db_release(conn);
+    cl__msg_free(&m);
+    return rc;
+}

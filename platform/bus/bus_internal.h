@@ -1,0 +1,181 @@
+/*
+ * Internal to platform/bus: the structures the relay, the consumers, the NATS transport
+ * and the operation runners share. Names start with cl__ (platform internals).
+ */
+#ifndef CLEAVE_BUS_INTERNAL_H
+#define CLEAVE_BUS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cleave/bus.h"
+
+#define CL__BUS_SCHEMA_VERSION 1
+#define CL__BUS_MAX_WORKERS    64
+#define CL__BUS_MAX_RELAYS     16
+#define CL__BUS_BATCH          64
+#define CL__BUS_MAX_KINDS      8
+#define CL__BUS_NAME           64
+
+/* One message in flight: an outbox row, or a message fetched from NATS. Owned. */
+typedef struct cl__msg {
+    int64_t seq; /* outbox row, 0 for a message from NATS */
+    char id[40];
+    char type[CL_BUS_MAX_TYPE];
+    char key[CL_BUS_MAX_KEY + 1];
+    char source[CL__BUS_NAME];
+    char occurred_at[32];
+    int64_t occurred_ms; /* wall clock, for the delivery latency */
+    char traceparent[64];
+    int schema_version;
+    char *payload_text;
+    json_t *payload;
+} cl__msg;
+
+void cl__msg_free(cl__msg *m);
+/* The envelope as JSON text (NATS body, dead-letter row); caller frees with free(). */
+char *cl__msg_encode(const cl__msg *m);
+/* Parses an encoded envelope into *m (zeroed by the caller). CL_INVALID when malformed. */
+cl_status cl__msg_decode(const char *data, size_t len, cl__msg *m, cl_error *err);
+
+typedef struct cl__sub {
+    char type[CL_BUS_MAX_TYPE];
+    cl_bus_handler fn;
+    void *arg;
+} cl__sub;
+
+struct cl__module;
+struct cl__job;
+
+/* What happened to a job: handled (or skipped, or dead-lettered), or abandoned at stop. */
+typedef enum cl__outcome { CL__DONE, CL__ABORTED } cl__outcome;
+
+typedef struct cl__job {
+    struct cl__job *next;
+    cl__msg *msg; /* borrowed from whoever queued the job */
+    const cl__sub *sub;
+    void (*done)(struct cl__job *job, cl__outcome outcome);
+    void *owner; /* for done */
+    void *extra; /* for done (a NATS message) */
+} cl__job;
+
+typedef struct cl__worker {
+    struct cl__module *mod;
+    pthread_t thread;
+    bool started;
+    pthread_cond_t cv;
+    cl__job *head;
+    cl__job *tail;
+} cl__worker;
+
+typedef struct cl__module {
+    cl_bus *bus;
+    char name[CL__BUS_NAME];
+    cl_db *db;
+    cl__sub subs[CL_BUS_MAX_SUBS];
+    int nsubs;
+    const cl_operation_kind *kinds[CL__BUS_MAX_KINDS];
+    int nkinds;
+
+    pthread_mutex_t mu; /* the workers' queues */
+    cl__worker workers[CL__BUS_MAX_WORKERS];
+    int nworkers;
+    pthread_t relays[CL__BUS_MAX_RELAYS];
+    int nrelays;
+    pthread_t runners[CL__BUS_MAX_WORKERS];
+    int nrunners;
+
+    /* NATS: one durable consumer per publishing module this module subscribes to. */
+    pthread_t fetchers[CL_BUS_MAX_MODULES];
+    void *nats_subs[CL_BUS_MAX_MODULES];
+    int nfetchers;
+    atomic_int inflight;
+} cl__module;
+
+struct cl_bus {
+    /* settings */
+    char nats_url[256];
+    int relays;
+    int workers;
+    int max_attempts;
+    int64_t backoff_ms;
+    int64_t backoff_max_ms;
+    int64_t poll_ms;
+    int64_t ack_wait_ms;
+    char crash_at[32];
+    long crash_n;
+    atomic_long crash_hits;
+    char poison[128];
+
+    pthread_mutex_t mu; /* running/stopping, and the wait of idle threads */
+    pthread_cond_t cv;
+    bool running;
+    bool stopping;
+
+    cl__module modules[CL_BUS_MAX_MODULES];
+    int nmodules;
+
+    void *nats; /* cl__nats, when the transport is NATS */
+
+    atomic_llong published;
+    atomic_llong handled;
+    atomic_llong duplicates;
+    atomic_llong retries;
+    atomic_llong dead_lettered;
+    atomic_llong latency_count;
+    atomic_llong latency_sum_ms;
+    atomic_llong latency_max_ms;
+};
+
+/* Wakes idle relays and runners of every bus in the process (something was written). */
+void cl__bus_kick(void);
+/*
+ * Waits up to ms, or until a publish anywhere in the process since *seen (the caller's
+ * own counter), or until the bus stops. Returns -1 when stopping, 1 when kicked, else 0.
+ */
+int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms);
+bool cl__bus_stopping(cl_bus *bus);
+
+/*
+ * The test-only crash hook (CLEAVE_TEST_CRASH_AT=point[:n]): at the n-th time point is
+ * reached, the process kills itself with SIGKILL. A no-op unless configured.
+ */
+void cl__bus_crash_point(cl_bus *bus, const char *point);
+
+/* Finds a local module by name; NULL when absent. */
+cl__module *cl__bus_module(cl_bus *bus, const char *name);
+/* The subscription of mod for type, or NULL. */
+const cl__sub *cl__bus_sub(const cl__module *mod, const char *type);
+
+/* Queues job for mod's worker that owns the job's key (per-key order). */
+void cl__bus_enqueue(cl__module *mod, cl__job *job);
+
+/* Wall clock in milliseconds since the epoch (latency across processes). */
+int64_t cl__wall_ms(void);
+/* 32 random hex digits into out[33]. */
+void cl__random_hex(char out[33]);
+/* Full-jitter exponential backoff for attempt (1-based). */
+int64_t cl__backoff_ms(const cl_bus *bus, int attempt);
+
+/* The NATS transport (nats.c). */
+cl_status cl__nats_connect(cl_bus *bus, cl_error *err);
+/* Publishes m on subject cleave.<source>.<event> with Nats-Msg-Id; waits for the ack. */
+cl_status cl__nats_publish(cl_bus *bus, const cl__msg *m, cl_error *err);
+/* Starts the durable consumers of mod (one per publishing module it subscribes to). */
+cl_status cl__nats_start_consumers(cl__module *mod, cl_error *err);
+void cl__nats_stop_consumers(cl__module *mod);
+/* Frees the consumers' subscriptions once every worker has stopped. */
+void cl__nats_free_consumers(cl_bus *bus);
+void cl__nats_close(cl_bus *bus);
+
+/* Operation runners (operation.c). */
+void *cl__operation_runner(void *arg);
+/* Marks operations left running by a previous process pending again (resume). */
+cl_status cl__operation_resume(cl__module *mod, cl_error *err);
+
+/* SQL dialect of a database: true for PostgreSQL. */
+bool cl__bus_is_postgres(cl_db *db);
+
+#endif /* CLEAVE_BUS_INTERNAL_H */

@@ -1,0 +1,387 @@
+/*
+ * The NATS JetStream transport (ADR 0012): chosen when CLEAVE_NATS_URL is set.
+ *
+ *   stream   CLEAVE_<MODULE> per publishing module, subjects cleave.<module>.>, file storage
+ *   publish  js_Publish on cleave.<module>.<event> with Nats-Msg-Id = envelope id, after
+ *            which the relay marks the outbox row delivered (a re-publish after a crash is
+ *            dropped by JetStream's duplicate window, and skipped by the inbox anyway)
+ *   consume  a durable pull consumer named after the subscribing module on each stream it
+ *            subscribes to, explicit acks; a message is acked only after the handler's
+ *            inbox transaction committed (or it was dead-lettered)
+ *
+ * The consumer is created explicitly (js_AddConsumer) and the subscription binds to it, so
+ * that closing the subscription never deletes the durable consumer.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "bus_internal.h"
+#include "cleave/log.h"
+
+/* Messages handed to workers but not yet acked, per subscribing module. */
+#define MAX_INFLIGHT 512
+#define FETCH_MS     200
+
+typedef struct cl__nats {
+    natsConnection *nc;
+    jsCtx *js;
+} cl__nats;
+
+typedef struct fetcher {
+    cl__module *mod;
+    char publisher[CL__BUS_NAME];
+    char stream[CL__BUS_NAME + 8];
+    natsSubscription *sub;
+    pthread_t thread;
+} fetcher;
+
+typedef struct nats_job {
+    cl__job job;
+    cl__msg msg;
+    natsMsg *nm;
+    cl__module *mod;
+} nats_job;
+
+static void stream_name(const char *module, char *out, size_t size)
+{
+    size_t i = 0;
+
+    snprintf(out, size, "CLEAVE_%s", module);
+    for (char *p = out; *p != '\0'; p++, i++) {
+        *p = (char)toupper((unsigned char)*p);
+    }
+}
+
+static cl_status nats_fail(cl_error *err, const char *what, natsStatus s, jsErrCode jerr)
+{
+    return cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL", "NATS %s: %s (%d)", what,
+                        natsStatus_GetText(s), (int)jerr);
+}
+
+/* Creates the stream of module unless it exists. */
+static cl_status ensure_stream(cl__nats *n, const char *module, cl_error *err)
+{
+    char name[CL__BUS_NAME + 8], subject[CL__BUS_NAME + 16];
+    const char *subjects[1] = {subject};
+    jsStreamInfo *si = NULL;
+    jsStreamConfig cfg;
+    jsErrCode jerr = 0;
+    natsStatus s;
+
+    stream_name(module, name, sizeof(name));
+    snprintf(subject, sizeof(subject), "cleave.%s.>", module);
+    s = js_GetStreamInfo(&si, n->js, name, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return CL_OK;
+    }
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    s = js_AddStream(&si, n->js, &cfg, NULL, &jerr);
+    if (s != NATS_OK) {
+        /* Another process may have created it in between. */
+        if (js_GetStreamInfo(&si, n->js, name, NULL, &jerr) == NATS_OK) {
+            jsStreamInfo_Destroy(si);
+            return CL_OK;
+        }
+        return nats_fail(err, "add stream", s, jerr);
+    }
+    jsStreamInfo_Destroy(si);
+    return CL_OK;
+}
+
+cl_status cl__nats_connect(cl_bus *bus, cl_error *err)
+{
+    cl__nats *n = calloc(1, sizeof(*n));
+    natsOptions *opts = NULL;
+    natsStatus s;
+    cl_status rc = CL_OK;
+
+    if (n == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    s = natsOptions_Create(&opts);
+    if (s == NATS_OK) {
+        s = natsOptions_SetURL(opts, bus->nats_url);
+    }
+    if (s == NATS_OK) {
+        /* Keep reconnecting for as long as the process lives: the outbox holds the events. */
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    }
+    if (s == NATS_OK) {
+        s = natsOptions_SetReconnectWait(opts, 250);
+    }
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&n->nc, opts);
+    }
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+        free(n);
+        return cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL",
+                            "cannot connect to NATS at %s: %s", bus->nats_url,
+                            natsStatus_GetText(s));
+    }
+    s = natsConnection_JetStream(&n->js, n->nc, NULL);
+    if (s != NATS_OK) {
+        natsConnection_Destroy(n->nc);
+        free(n);
+        return nats_fail(err, "JetStream context", s, 0);
+    }
+    bus->nats = n;
+    for (int i = 0; rc == CL_OK && i < bus->nmodules; i++) {
+        rc = ensure_stream(n, bus->modules[i].name, err);
+    }
+    return rc;
+}
+
+void cl__nats_close(cl_bus *bus)
+{
+    cl__nats *n = bus->nats;
+
+    if (n == NULL) {
+        return;
+    }
+    /* Acks are sent asynchronously: make sure they leave before the connection closes. */
+    (void)natsConnection_FlushTimeout(n->nc, 2000);
+    jsCtx_Destroy(n->js);
+    natsConnection_Destroy(n->nc);
+    free(n);
+    bus->nats = NULL;
+}
+
+cl_status cl__nats_publish(cl_bus *bus, const cl__msg *m, cl_error *err)
+{
+    cl__nats *n = bus->nats;
+    char subject[CL_BUS_MAX_TYPE + 16];
+    cl__msg copy = *m;
+    json_error_t jerr_json;
+    jsPubOptions po;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    char *body;
+    natsStatus s;
+
+    snprintf(subject, sizeof(subject), "cleave.%s", m->type);
+    copy.payload = json_loads(m->payload_text, 0, &jerr_json);
+    body = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
+    json_decref(copy.payload);
+    if (body == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot encode message %s", m->id);
+    }
+    jsPubOptions_Init(&po);
+    po.MsgId = m->id;
+    po.MaxWait = 5000;
+    s = js_Publish(&pa, n->js, subject, body, (int)strlen(body), &po, &jerr);
+    free(body);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK) {
+        return nats_fail(err, "publish", s, jerr);
+    }
+    return CL_OK;
+}
+
+static void job_done(cl__job *job, cl__outcome outcome)
+{
+    nats_job *nj = (nats_job *)job;
+
+    if (outcome == CL__DONE) {
+        (void)natsMsg_Ack(nj->nm, NULL);
+    }
+    natsMsg_Destroy(nj->nm);
+    cl__msg_free(&nj->msg);
+    atomic_fetch_sub(&nj->mod->inflight, 1);
+    free(nj);
+}
+
+static void take(fetcher *f, natsMsg *nm)
+{
+    cl__module *mod = f->mod;
+    nats_job *nj = calloc(1, sizeof(*nj));
+    cl_error err = {0};
+    const cl__sub *sub;
+
+    if (nj == NULL) {
+        natsMsg_Destroy(nm); /* not acked: redelivered after the ack wait */
+        return;
+    }
+    nj->nm = nm;
+    nj->mod = mod;
+    if (cl__msg_decode(natsMsg_GetData(nm), (size_t)natsMsg_GetDataLength(nm), &nj->msg, &err) !=
+        CL_OK) {
+        /* Nothing can ever handle it; acking keeps it from blocking the stream. */
+        cl_log_error("bus", "%s: dropping a malformed message on %s: %s", mod->name,
+                     natsMsg_GetSubject(nm), err.message);
+        (void)natsMsg_Ack(nm, NULL);
+        natsMsg_Destroy(nm);
+        cl__msg_free(&nj->msg);
+        free(nj);
+        return;
+    }
+    nj->msg.payload_text = json_dumps(nj->msg.payload, JSON_COMPACT);
+    sub = cl__bus_sub(mod, nj->msg.type);
+    atomic_fetch_add(&mod->inflight, 1);
+    nj->job = (cl__job){NULL, &nj->msg, sub, job_done, NULL, NULL};
+    if (sub == NULL || nj->msg.payload_text == NULL) {
+        /* Another event of the publisher, which this module does not handle. */
+        job_done(&nj->job, sub == NULL ? CL__DONE : CL__ABORTED);
+        return;
+    }
+    cl__bus_enqueue(mod, &nj->job);
+}
+
+static void *fetch_main(void *arg)
+{
+    fetcher *f = arg;
+    cl_bus *bus = f->mod->bus;
+
+    while (!cl__bus_stopping(bus)) {
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        natsStatus s;
+
+        if (atomic_load(&f->mod->inflight) >= MAX_INFLIGHT) {
+            usleep(2000);
+            continue;
+        }
+        s = natsSubscription_Fetch(&list, f->sub, CL__BUS_BATCH, FETCH_MS, &jerr);
+        if (s == NATS_OK) {
+            for (int i = 0; i < list.Count; i++) {
+                natsMsg *nm = list.Msgs[i];
+                list.Msgs[i] = NULL;
+                take(f, nm);
+            }
+        } else if (s != NATS_TIMEOUT) {
+            cl_log_warn("bus", "%s: fetching from %s: %s", f->mod->name, f->stream,
+                        natsStatus_GetText(s));
+            usleep(100000);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    return NULL;
+}
+
+static cl_status start_fetcher(cl__module *mod, const char *publisher, cl_error *err)
+{
+    cl_bus *bus = mod->bus;
+    cl__nats *n = bus->nats;
+    fetcher *f;
+    jsConsumerConfig cc;
+    jsSubOptions so;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    char subject[CL__BUS_NAME + 16];
+    natsStatus s;
+    cl_status rc;
+
+    if (mod->nfetchers == CL_BUS_MAX_MODULES) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "too many streams");
+    }
+    rc = ensure_stream(n, publisher, err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    f->mod = mod;
+    cl_strlcpy(f->publisher, publisher, sizeof(f->publisher));
+    stream_name(publisher, f->stream, sizeof(f->stream));
+    snprintf(subject, sizeof(subject), "cleave.%s.>", publisher);
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = mod->name;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = bus->ack_wait_ms * 1000000; /* nanoseconds */
+    cc.MaxAckPending = MAX_INFLIGHT * 2;
+    cc.FilterSubject = subject;
+    cc.DeliverPolicy = js_DeliverAll;
+    s = js_AddConsumer(&ci, n->js, f->stream, &cc, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    ci = NULL;
+    if (s != NATS_OK &&
+        js_GetConsumerInfo(&ci, n->js, f->stream, mod->name, NULL, &jerr) != NATS_OK) {
+        free(f);
+        return nats_fail(err, "add consumer", s, jerr);
+    }
+    jsConsumerInfo_Destroy(ci);
+    jsSubOptions_Init(&so);
+    so.Stream = f->stream;
+    so.Consumer = mod->name;
+    s = js_PullSubscribe(&f->sub, n->js, subject, mod->name, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        free(f);
+        return nats_fail(err, "pull subscribe", s, jerr);
+    }
+    if (pthread_create(&f->thread, NULL, fetch_main, f) != 0) {
+        natsSubscription_Destroy(f->sub);
+        free(f);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a NATS fetcher");
+    }
+    mod->nats_subs[mod->nfetchers++] = f;
+    return CL_OK;
+}
+
+cl_status cl__nats_start_consumers(cl__module *mod, cl_error *err)
+{
+    /* One consumer per publishing module named by the subscriptions' type prefixes. */
+    for (int i = 0; i < mod->nsubs; i++) {
+        char publisher[CL__BUS_NAME];
+        size_t len = strcspn(mod->subs[i].type, ".");
+        bool seen = false;
+        cl_status rc;
+
+        if (len >= sizeof(publisher)) {
+            continue;
+        }
+        memcpy(publisher, mod->subs[i].type, len);
+        publisher[len] = '\0';
+        for (int j = 0; j < mod->nfetchers; j++) {
+            seen = seen || strcmp(((fetcher *)mod->nats_subs[j])->publisher, publisher) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        rc = start_fetcher(mod, publisher, err);
+        if (rc != CL_OK) {
+            return rc;
+        }
+    }
+    return CL_OK;
+}
+
+void cl__nats_stop_consumers(cl__module *mod)
+{
+    for (int i = 0; i < mod->nfetchers; i++) {
+        fetcher *f = mod->nats_subs[i];
+
+        pthread_join(f->thread, NULL);
+    }
+}
+
+/* Called after the workers are joined, so no job still refers to a subscription. */
+static void free_fetchers(cl__module *mod)
+{
+    for (int i = 0; i < mod->nfetchers; i++) {
+        fetcher *f = mod->nats_subs[i];
+
+        natsSubscription_Destroy(f->sub);
+        free(f);
+        mod->nats_subs[i] = NULL;
+    }
+    mod->nfetchers = 0;
+}
+
+void cl__nats_free_consumers(cl_bus *bus)
+{
+    for (int i = 0; i < bus->nmodules; i++) {
+        free_fetchers(&bus->modules[i]);
+    }
+}

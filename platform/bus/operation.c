@@ -1,0 +1,330 @@
+/*
+ * Long-running operations: rows of cl_operations in the module's own database, run by a
+ * bounded pool of runner threads per module.
+ *
+ * pending -> running -> succeeded | failed. A runner claims the oldest pending operation
+ * in a transaction (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's single writer
+ * serialises the claim), runs the kind's work outside any transaction, then records the
+ * outcome together with the kind's completion in one transaction. An operation found
+ * running at start belonged to a process that died: it is resumed (pending again), which
+ * is why work must be safe to run twice.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_internal.h"
+#include "cleave/log.h"
+
+CL_TYPE_DEFINE(cl_operation, CL_OPERATION)
+CL_TYPE_DEFINE(cl_operation_ref, CL_OPERATION_REF)
+
+static const char insert_sql[] =
+    "INSERT INTO cl_operations (id, kind, status, input, created_at, updated_at, created_ms) "
+    "VALUES (?, ?, 'pending', ?, ?, ?, ?)";
+static const char get_sql[] =
+    "SELECT id, kind, status, created_at, updated_at, result, problem_status, problem_detail "
+    "FROM cl_operations WHERE id = ?";
+static const char claim_sql[] = "SELECT id, kind, input FROM cl_operations "
+                                "WHERE status = 'pending' ORDER BY created_ms, id LIMIT 1";
+static const char claim_pg_sql[] = "SELECT id, kind, input FROM cl_operations "
+                                   "WHERE status = 'pending' ORDER BY created_ms, id LIMIT 1 "
+                                   "FOR UPDATE SKIP LOCKED";
+static const char running_sql[] =
+    "UPDATE cl_operations SET status = 'running', updated_at = ? WHERE id = ?";
+static const char succeeded_sql[] =
+    "UPDATE cl_operations SET status = 'succeeded', result = ?, updated_at = ? WHERE id = ?";
+static const char failed_sql[] = "UPDATE cl_operations SET status = 'failed', problem_status = ?, "
+                                 "problem_detail = ?, updated_at = ? WHERE id = ?";
+static const char resume_sql[] =
+    "UPDATE cl_operations SET status = 'pending', updated_at = ? WHERE status = 'running'";
+
+static cl_status step_all(cl_stmt *st, cl_error *err)
+{
+    bool row = true;
+    cl_status rc = CL_OK;
+
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    return rc;
+}
+
+cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind, json_t *input,
+                              char id[CL_OPERATION_ID_MAX], cl_error *err)
+{
+    char hex[33], now[32], newid[CL_OPERATION_ID_MAX];
+    char *text;
+    cl_stmt *st;
+    cl_status rc;
+
+    if (conn == NULL || module == NULL || kind == NULL || strlen(module) >= CL__BUS_NAME) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_operation_create: bad argument");
+    }
+    text = json_dumps(input != NULL ? input : json_object(), JSON_COMPACT);
+    if (text == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    cl__random_hex(hex);
+    snprintf(newid, sizeof(newid), "%s-%s", module, hex);
+    cl_now_rfc3339(now);
+    rc = cl_db_prepare(conn, insert_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, newid, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 2, kind, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 3, text, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 4, now, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 5, now, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 6, cl__wall_ms(), err);
+    }
+    if (rc == CL_OK) {
+        rc = step_all(st, err);
+    }
+    free(text);
+    if (rc == CL_OK) {
+        memcpy(id, newid, sizeof(newid));
+        cl__bus_kick();
+    }
+    return rc;
+}
+
+static char *dup_col(cl_stmt *st, int col)
+{
+    return cl_strdup(cl_stmt_text(st, col));
+}
+
+cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, cl_error *err)
+{
+    cl_operation op = {0};
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, get_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, id, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK && !row) {
+        return cl_error_set(err, CL_NOT_FOUND, "id", "operation %s does not exist", id);
+    }
+    if (rc == CL_OK) {
+        op.id = dup_col(st, 0);
+        op.kind = dup_col(st, 1);
+        op.status = dup_col(st, 2);
+        op.created_at = dup_col(st, 3);
+        op.updated_at = dup_col(st, 4);
+        op.result = dup_col(st, 5);
+        op.problem_status = dup_col(st, 6);
+        op.problem_detail = dup_col(st, 7);
+        if (op.id == NULL || op.kind == NULL || op.status == NULL || op.created_at == NULL ||
+            op.updated_at == NULL) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        }
+        (void)step_all(st, err);
+    }
+    if (rc == CL_OK) {
+        *out = op;
+    } else {
+        cl_schema_free(&cl_operation_type, &op);
+    }
+    return rc;
+}
+
+cl_status cl__operation_resume(cl__module *mod, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    char now[32];
+    cl_status rc;
+
+    cl_now_rfc3339(now);
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, resume_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, now, err);
+    }
+    if (rc == CL_OK) {
+        rc = step_all(st, err);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+/* Claims the oldest pending operation: *found false when there is none. */
+static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, size_t kindsize,
+                       json_t **input, bool *found, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    char now[32];
+    cl_status rc;
+
+    *found = false;
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK && row) {
+        json_error_t jerr;
+        cl_strlcpy(id, cl_stmt_text(st, 0), idsize);
+        cl_strlcpy(kind, cl_stmt_text(st, 1), kindsize);
+        *input = json_loads(cl_stmt_text(st, 2), 0, &jerr);
+        if (*input == NULL) {
+            *input = json_object();
+        }
+        *found = true;
+        rc = step_all(st, err);
+    }
+    if (rc == CL_OK && *found) {
+        cl_now_rfc3339(now);
+        rc = cl_db_prepare(conn, running_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 1, now, err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 2, id, err);
+        }
+        if (rc == CL_OK) {
+            rc = step_all(st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    if (rc != CL_OK && *found) {
+        json_decref(*input);
+        *input = NULL;
+        *found = false;
+    }
+    return rc;
+}
+
+static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char *id, json_t *input,
+                        json_t *result, const cl_error *failure, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    char now[32];
+    char *text = NULL;
+    cl_status rc;
+
+    cl_now_rfc3339(now);
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK && failure == NULL && k != NULL && k->complete != NULL) {
+        rc = k->complete(k->arg, conn, id, input, result, err);
+        if (rc != CL_OK) {
+            /* The completion failed: the operation fails with its reason, nothing else. */
+            cl_error why = *err;
+            why.status = rc;
+            cl_db_release(conn);
+            return finish(mod, NULL, id, input, NULL, &why, err);
+        }
+    }
+    if (rc == CL_OK && failure == NULL) {
+        text = json_dumps(result != NULL ? result : json_object(), JSON_COMPACT);
+        rc = cl_db_prepare(conn, succeeded_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 1, text != NULL ? text : "{}", err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 2, now, err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 3, id, err);
+        }
+    } else if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, failed_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 1, cl_status_name(failure->status), err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 2, failure->message, err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 3, now, err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_bind_text(st, 4, id, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = step_all(st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    free(text);
+    return rc;
+}
+
+void *cl__operation_runner(void *arg)
+{
+    cl__module *mod = arg;
+    cl_bus *bus = mod->bus;
+    uint64_t seen = 0;
+
+    while (!cl__bus_stopping(bus)) {
+        char id[CL_OPERATION_ID_MAX], kind[128];
+        const cl_operation_kind *k = NULL;
+        json_t *input = NULL;
+        json_t *result = NULL;
+        cl_error err = {0};
+        cl_error werr = {0};
+        bool found = false;
+        cl_status rc;
+
+        if (claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &found, &err) != CL_OK ||
+            !found) {
+            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+            continue;
+        }
+        for (int i = 0; i < mod->nkinds; i++) {
+            if (strcmp(mod->kinds[i]->kind, kind) == 0) {
+                k = mod->kinds[i];
+            }
+        }
+        if (k == NULL) {
+            rc = cl_error_set(&werr, CL_INTERNAL, NULL, "no runner for operation kind %s", kind);
+        } else {
+            rc = k->work(k->arg, id, input, &result, &werr);
+            werr.status = rc;
+        }
+        if (rc == CL_OK || !cl__bus_stopping(bus)) {
+            rc = finish(mod, k, id, input, result, rc == CL_OK ? NULL : &werr, &err);
+            if (rc != CL_OK) {
+                /* Left running: resumed at the next start. */
+                cl_log_error("bus", "%s: cannot record operation %s: %s", mod->name, id,
+                             err.message);
+            }
+        }
+        json_decref(result);
+        json_decref(input);
+    }
+    return NULL;
+}

@@ -1,0 +1,232 @@
+/*
+ * Publishing into the outbox, and the envelope's wire form.
+ *
+ * The envelope travels as one JSON object:
+ *   {"id","type","key","source","occurred_at","occurred_ms","schema_version",
+ *    "traceparent","payload":{...}}
+ * over NATS (the message body) and in the dead-letter table.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "bus_internal.h"
+
+static const char insert_sql[] =
+    "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "
+    "traceparent, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+int64_t cl__wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cl__random_hex(char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        /* RAND_bytes fails only without an entropy source; fall back on time and address. */
+        uint64_t t = (uint64_t)cl__wall_ms() ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < sizeof(b); i++) {
+            t = t * 6364136223846793005ULL + 1442695040888963407ULL;
+            b[i] = (unsigned char)(t >> 56);
+        }
+    }
+    for (size_t i = 0; i < sizeof(b); i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+/* "<module>.<event>": both parts [a-z0-9_], the module at most 63 bytes. */
+static bool valid_type(const char *type)
+{
+    const char *dot;
+    size_t n;
+
+    if (type == NULL) {
+        return false;
+    }
+    n = strlen(type);
+    dot = strchr(type, '.');
+    if (n == 0 || n >= CL_BUS_MAX_TYPE || dot == NULL || dot == type || dot[1] == '\0' ||
+        (size_t)(dot - type) >= CL__BUS_NAME || strchr(dot + 1, '.') != NULL) {
+        return false;
+    }
+    for (const char *p = type; *p != '\0'; p++) {
+        if (p != dot && !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool valid_key(const char *key)
+{
+    size_t n = key != NULL ? strlen(key) : 0;
+
+    if (n == 0 || n > CL_BUS_MAX_KEY) {
+        return false;
+    }
+    for (const char *p = key; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20) {
+            return false;
+        }
+    }
+    return true;
+}
+
+cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char *type,
+                                 const char *key, int schema_version, json_t *payload,
+                                 cl_error *err)
+{
+    char id[33], now[32], trace[64] = "";
+    char *text = NULL;
+    cl_stmt *st;
+    bool row;
+    cl_status rc;
+
+    if (conn == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_bus_publish: no connection");
+    }
+    if (!valid_type(type)) {
+        return cl_error_set(err, CL_INVALID, "type", "event type '%s' is not <module>.<event>",
+                            type != NULL ? type : "");
+    }
+    if (!valid_key(key)) {
+        return cl_error_set(err, CL_INVALID, "key", "event key must be 1-%d printable bytes",
+                            CL_BUS_MAX_KEY);
+    }
+    if (schema_version < 1) {
+        return cl_error_set(err, CL_INVALID, "schema_version", "schema version must be >= 1");
+    }
+    if (!json_is_object(payload)) {
+        return cl_error_set(err, CL_INVALID, "payload", "event payload must be a JSON object");
+    }
+    text = json_dumps(payload, JSON_COMPACT);
+    if (text == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    if (strlen(text) > CL_BUS_MAX_PAYLOAD) {
+        free(text);
+        return cl_error_set(err, CL_INVALID, "payload", "event payload is larger than %zu bytes",
+                            CL_BUS_MAX_PAYLOAD);
+    }
+    if (ctx != NULL && strlen(ctx->trace_id) == 32 && strlen(ctx->span_id) == 16) {
+        snprintf(trace, sizeof(trace), "00-%s-%s-01", ctx->trace_id, ctx->span_id);
+    }
+    cl__random_hex(id);
+    cl_now_rfc3339(now);
+    rc = cl_db_prepare(conn, insert_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, id, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 2, type, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 3, key, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 4, now, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 5, cl__wall_ms(), err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 6, schema_version, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 7, trace, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 8, text, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    free(text);
+    if (rc == CL_OK) {
+        /* Early: the relay re-checks shortly after, by when the caller has committed. */
+        cl__bus_kick();
+    }
+    return rc;
+}
+
+cl_status cl_bus_publish(cl_db_conn *conn, const cl_ctx *ctx, const char *type, const char *key,
+                         json_t *payload, cl_error *err)
+{
+    return cl_bus_publish_version(conn, ctx, type, key, 1, payload, err);
+}
+
+void cl__msg_free(cl__msg *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    free(m->payload_text);
+    json_decref(m->payload);
+    m->payload_text = NULL;
+    m->payload = NULL;
+}
+
+char *cl__msg_encode(const cl__msg *m)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:O}", "id", m->id, "type", m->type,
+                          "key", m->key, "source", m->source, "occurred_at", m->occurred_at,
+                          "occurred_ms", (json_int_t)m->occurred_ms, "schema_version",
+                          m->schema_version, "traceparent", m->traceparent, "payload", m->payload);
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+    json_decref(o);
+    return s;
+}
+
+static bool copy_field(json_t *o, const char *name, char *dst, size_t size)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+
+    return s != NULL && cl_strlcpy(dst, s, size) == 0;
+}
+
+cl_status cl__msg_decode(const char *data, size_t len, cl__msg *m, cl_error *err)
+{
+    json_error_t jerr;
+    json_t *o;
+    json_t *payload;
+
+    if (len > CL_BUS_MAX_PAYLOAD + 4096) {
+        return cl_error_set(err, CL_INVALID, NULL, "message of %zu bytes is too large", len);
+    }
+    o = json_loadb(data, len, 0, &jerr);
+    if (o == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "message is not JSON: %s", jerr.text);
+    }
+    payload = json_object_get(o, "payload");
+    if (!copy_field(o, "id", m->id, sizeof(m->id)) ||
+        !copy_field(o, "type", m->type, sizeof(m->type)) ||
+        !copy_field(o, "key", m->key, sizeof(m->key)) ||
+        !copy_field(o, "source", m->source, sizeof(m->source)) ||
+        !copy_field(o, "occurred_at", m->occurred_at, sizeof(m->occurred_at)) ||
+        !copy_field(o, "traceparent", m->traceparent, sizeof(m->traceparent)) ||
+        !json_is_object(payload) || !valid_type(m->type)) {
+        json_decref(o);
+        return cl_error_set(err, CL_INVALID, NULL, "message is not a cleave envelope");
+    }
+    m->occurred_ms = (int64_t)json_integer_value(json_object_get(o, "occurred_ms"));
+    m->schema_version = (int)json_integer_value(json_object_get(o, "schema_version"));
+    m->payload = json_incref(payload);
+    json_decref(o);
+    return CL_OK;
+}

@@ -1,0 +1,267 @@
+/*
+ * The bus's own tables, created in every local module's database (ADR 0012): the outbox
+ * of what the module publishes, the inbox and dead letters of what it consumes, and its
+ * long-running operations. Versioned in cl_bus_schema, separately from the module's own
+ * migrations (cl_migrations), so that the platform can evolve them without touching any
+ * module's migrations folder. Types are the portable subset (BIGINT, TEXT); only the
+ * auto-numbered keys differ between the dialects.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_internal.h"
+
+static const char schema_table_sql[] = "CREATE TABLE IF NOT EXISTS cl_bus_schema ("
+                                       "version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
+static const char schema_version_sql[] = "SELECT max(version) FROM cl_bus_schema";
+static const char schema_record_sql[] =
+    "INSERT INTO cl_bus_schema (version, applied_at) VALUES (?, ?)";
+
+#define OUTBOX_COLUMNS                                                                             \
+    "id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, msg_key TEXT NOT NULL, "                         \
+    "occurred_at TEXT NOT NULL, occurred_ms BIGINT NOT NULL, schema_version BIGINT NOT NULL, "     \
+    "traceparent TEXT NOT NULL, payload TEXT NOT NULL, lease_until BIGINT, delivered_ms BIGINT)"
+#define DEAD_COLUMNS                                                                               \
+    "message_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, msg_key TEXT NOT NULL, "                 \
+    "source TEXT NOT NULL, envelope TEXT NOT NULL, attempts BIGINT NOT NULL, "                     \
+    "last_error TEXT NOT NULL, failed_at TEXT NOT NULL)"
+#define COMMON_DDL                                                                                 \
+    "CREATE INDEX cl_outbox_pending ON cl_outbox (seq) WHERE delivered_ms IS NULL;"                \
+    "CREATE INDEX cl_outbox_pending_key ON cl_outbox (msg_key, seq) WHERE delivered_ms IS NULL;"   \
+    "CREATE TABLE cl_inbox (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, "                     \
+    "source TEXT NOT NULL, handled_at TEXT NOT NULL);"                                             \
+    "CREATE TABLE cl_operations (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, "  \
+    "input TEXT NOT NULL, result TEXT, problem_status TEXT, problem_detail TEXT, "                 \
+    "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, created_ms BIGINT NOT NULL);"             \
+    "CREATE INDEX cl_operations_open ON cl_operations (status, created_ms);"
+
+static const char ddl_v1_sqlite[] =
+    "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"
+    "CREATE TABLE cl_dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, " DEAD_COLUMNS
+    ";" COMMON_DDL;
+static const char ddl_v1_postgres[] =
+    "CREATE TABLE cl_outbox (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, " OUTBOX_COLUMNS
+    ";"
+    "CREATE TABLE cl_dead_letters (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY "
+    "KEY, " DEAD_COLUMNS ";" COMMON_DDL;
+
+bool cl__bus_is_postgres(cl_db *db)
+{
+    const cl_db_driver *drv = cl_db_driver_of(db);
+
+    return drv != NULL && drv->dialect != NULL && strcmp(drv->dialect, "postgres") == 0;
+}
+
+static cl_status read_version(cl_db_conn *conn, int64_t *version, cl_error *err)
+{
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, schema_version_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    *version = rc == CL_OK && row && !cl_stmt_null(st, 0) ? cl_stmt_i64(st, 0) : 0;
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    return rc;
+}
+
+cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    int64_t version = 0;
+    bool row;
+    char now[32];
+    cl_status rc;
+
+    rc = cl_db_acquire(db, NULL, &conn, err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    rc = cl_db_exec(conn, schema_table_sql, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = read_version(conn, &version, err);
+    }
+    if (rc == CL_OK && version < 1) {
+        rc = cl_db_exec(conn, cl__bus_is_postgres(db) ? ddl_v1_postgres : ddl_v1_sqlite, err);
+        if (rc == CL_OK) {
+            cl_now_rfc3339(now);
+            rc = cl_db_prepare(conn, schema_record_sql, &st, err);
+            if (rc == CL_OK) {
+                rc = cl_stmt_bind_i64(st, 1, 1, err);
+            }
+            if (rc == CL_OK) {
+                rc = cl_stmt_bind_text(st, 2, now, err);
+            }
+            if (rc == CL_OK) {
+                rc = cl_stmt_step(st, &row, err);
+            }
+        }
+        if (rc != CL_OK) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "bus schema v1 in %s: %s", cl_db_name(db),
+                              err != NULL ? err->message : "failed");
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+cl_status cl_bus_schema_check(cl_db *db, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    int64_t version = 0;
+    cl_status rc;
+
+    rc = cl_db_acquire(db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_exec(conn, schema_table_sql, err);
+    }
+    if (rc == CL_OK) {
+        rc = read_version(conn, &version, err);
+    }
+    cl_db_release(conn);
+    if (rc == CL_OK && version != CL__BUS_SCHEMA_VERSION) {
+        rc = cl_error_set(err, CL_CONFLICT, NULL,
+                          "%s: bus tables at version %lld, this binary needs %d (run migrate)",
+                          cl_db_name(db), (long long)version, CL__BUS_SCHEMA_VERSION);
+    }
+    return rc;
+}
+
+static const char count_backlog_sql[] = "SELECT count(*) FROM cl_outbox WHERE delivered_ms IS NULL";
+static const char count_dead_sql[] = "SELECT count(*) FROM cl_dead_letters";
+
+static cl_status count(cl_db_conn *conn, const char *sql, int64_t *out, cl_error *err)
+{
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    *out = rc == CL_OK && row ? cl_stmt_i64(st, 0) : 0;
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    return rc;
+}
+
+cl_status cl_bus_db_counts(cl_db *db, int64_t *backlog, int64_t *dead_letters, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_status rc;
+
+    rc = cl_db_acquire(db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = count(conn, count_backlog_sql, backlog, err);
+    }
+    if (rc == CL_OK) {
+        rc = count(conn, count_dead_sql, dead_letters, err);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+/* --- dead letters ----------------------------------------------------------------- */
+
+CL_TYPE_DEFINE(cl_dead_letter, CL_DEAD_LETTER)
+CL_TYPE_DEFINE(cl_dead_letter_list, CL_DEAD_LETTER_LIST)
+
+static const char dlq_list_sql[] =
+    "SELECT id, message_id, type, msg_key, source, attempts, last_error, failed_at "
+    "FROM cl_dead_letters ORDER BY id LIMIT 1000";
+static const char dlq_drop_sql[] = "DELETE FROM cl_dead_letters WHERE id = ? RETURNING id";
+
+cl_status cl_bus_dlq_list(cl_db *db, cl_dead_letter_list *out, cl_error *err)
+{
+    cl_dead_letter_list list = {0};
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_acquire(db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, dlq_list_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    while (rc == CL_OK && row) {
+        cl_dead_letter *d = CL_LIST_PUSH(list.items);
+
+        if (d == NULL) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+            break;
+        }
+        d->id = cl_stmt_i64(st, 0);
+        d->message_id = cl_strdup(cl_stmt_text(st, 1));
+        d->type = cl_strdup(cl_stmt_text(st, 2));
+        d->key = cl_strdup(cl_stmt_text(st, 3));
+        d->source = cl_strdup(cl_stmt_text(st, 4));
+        d->attempts = cl_stmt_i64(st, 5);
+        d->last_error = cl_strdup(cl_stmt_text(st, 6));
+        d->failed_at = cl_strdup(cl_stmt_text(st, 7));
+        if (d->message_id == NULL || d->type == NULL || d->key == NULL || d->source == NULL ||
+            d->last_error == NULL || d->failed_at == NULL) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+            break;
+        }
+        rc = cl_stmt_step(st, &row, err);
+    }
+    cl_db_release(conn);
+    if (rc == CL_OK) {
+        *out = list;
+    } else {
+        cl_schema_free(&cl_dead_letter_list_type, &list);
+    }
+    return rc;
+}
+
+cl_status cl_bus_dlq_drop(cl_db *db, int64_t id, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    bool found = false;
+    cl_status rc;
+
+    rc = cl_db_acquire(db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, dlq_drop_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 1, id, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    found = rc == CL_OK && row;
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK && !found) {
+        rc = cl_error_set(err, CL_NOT_FOUND, "id", "no dead letter %lld in %s", (long long)id,
+                          cl_db_name(db));
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    return rc;
+}

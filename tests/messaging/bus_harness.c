@@ -1,0 +1,172 @@
+/* Test support: the bus between two throwaway databases (bus_harness.h). */
+#include "bus_harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proc.h"
+
+static const char seen_ddl[] = "CREATE TABLE IF NOT EXISTS seen (msg_key TEXT NOT NULL, "
+                               "seq BIGINT NOT NULL)";
+static const char last_sql[] = "SELECT max(seq) FROM seen WHERE msg_key = ?";
+static const char insert_sql[] = "INSERT INTO seen (msg_key, seq) VALUES (?, ?)";
+static const char count_sql[] = "SELECT count(*), count(DISTINCT msg_key || ':' || seq) FROM seen";
+
+static cl_status on_event(void *arg, cl_ctx *ctx, const cl_envelope *env, cl_db_conn *conn)
+{
+    bus_harness *h = arg;
+    json_int_t seq = json_integer_value(json_object_get(env->payload, "seq"));
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, last_sql, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, env->key, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row && !cl_stmt_null(st, 0) && cl_stmt_i64(st, 0) >= seq) {
+        atomic_fetch_add(&h->out_of_order, 1);
+    }
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, insert_sql, &st, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, env->key, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 2, seq, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        atomic_fetch_add(&h->handled, 1);
+    }
+    return rc;
+}
+
+static int setup_db(bus_harness *h, const char *name, cl_db **db, cl_error *err)
+{
+    char path[512];
+    cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
+    cl_db_conn *conn = NULL;
+
+    snprintf(path, sizeof(path), "%s/%s.db", h->dir, name);
+    if (cl_db_open(&cl_db_sqlite, name, path, &opt, db, err) != CL_OK ||
+        cl_bus_schema_apply(*db, err) != CL_OK || cl_db_acquire(*db, NULL, &conn, err) != CL_OK) {
+        return -1;
+    }
+    if (cl_db_exec(conn, seen_ddl, err) != CL_OK) {
+        cl_db_release(conn);
+        return -1;
+    }
+    cl_db_release(conn);
+    return cl_bus_add_module(h->bus, name, *db, err) == CL_OK ? 0 : -1;
+}
+
+int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers)
+{
+    static const char *const modules[] = {"pub", "sub", NULL};
+    char relays_env[64], workers_env[64], nats_env[128];
+    char *env[] = {relays_env, workers_env, "CLEAVE_BUS_POLL_MS=20", "CLEAVE_BUS_ACK_WAIT_MS=2000",
+                   nats_env,   NULL};
+    cl_error err = {0};
+
+    memset(h, 0, sizeof(*h));
+    snprintf(relays_env, sizeof(relays_env), "CLEAVE_BUS_RELAYS=%d", relays);
+    snprintf(workers_env, sizeof(workers_env), "CLEAVE_BUS_WORKERS=%d", workers);
+    snprintf(nats_env, sizeof(nats_env), "CLEAVE_NATS_URL=%s", nats_url != NULL ? nats_url : "");
+    if (nats_url == NULL) {
+        env[4] = NULL;
+    }
+    if (test_tmpdir(h->dir, sizeof(h->dir)) != 0 ||
+        cl_config_load(NULL, env, modules, &h->cfg, &err) != CL_OK ||
+        cl_bus_new(h->cfg, &h->bus, &err) != CL_OK || setup_db(h, "pub", &h->pub, &err) != 0 ||
+        setup_db(h, "sub", &h->sub, &err) != 0 ||
+        cl_bus_subscribe(h->bus, "sub", "pub.happened", on_event, h, &err) != CL_OK ||
+        cl_bus_start(h->bus, &err) != CL_OK) {
+        fprintf(stderr, "bus harness: %s: %s\n", cl_status_name(err.status), err.message);
+        return -1;
+    }
+    return 0;
+}
+
+void bus_harness_close(bus_harness *h)
+{
+    cl_bus_free(h->bus);
+    cl_db_close(h->pub);
+    cl_db_close(h->sub);
+    cl_config_free(h->cfg);
+    if (h->dir[0] != '\0') {
+        test_rmrf(h->dir);
+    }
+    memset(h, 0, sizeof(*h));
+}
+
+int bus_harness_publish(bus_harness *h, const char *key, int first, int n, int batch)
+{
+    cl_error err = {0};
+
+    for (int i = 0; i < n;) {
+        cl_db_conn *conn = NULL;
+        cl_status rc = cl_db_acquire(h->pub, NULL, &conn, &err);
+
+        if (rc == CL_OK) {
+            rc = cl_db_begin(conn, &err);
+        }
+        for (int k = 0; rc == CL_OK && k < batch && i + k < n; k++) {
+            json_t *p = json_pack("{s:i}", "seq", first + i + k);
+            rc = cl_bus_publish(conn, NULL, "pub.happened", key, p, &err);
+            json_decref(p);
+        }
+        if (rc == CL_OK) {
+            rc = cl_db_commit(conn, &err);
+        }
+        cl_db_release(conn);
+        if (rc != CL_OK) {
+            fprintf(stderr, "publish: %s\n", err.message);
+            return -1;
+        }
+        i += batch;
+    }
+    return 0;
+}
+
+int bus_harness_wait(bus_harness *h, long total, int timeout_ms)
+{
+    struct timespec nap = {0, 2 * 1000000L};
+
+    for (int64_t end = cl_now_ms() + timeout_ms; cl_now_ms() < end;) {
+        if (atomic_load(&h->handled) >= total) {
+            return 0;
+        }
+        nanosleep(&nap, NULL);
+    }
+    return -1;
+}
+
+long bus_harness_seen(bus_harness *h, long *distinct)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_error err;
+    bool row = false;
+    long n = -1;
+
+    if (cl_db_acquire(h->sub, NULL, &conn, &err) == CL_OK &&
+        cl_db_prepare(conn, count_sql, &st, &err) == CL_OK &&
+        cl_stmt_step(st, &row, &err) == CL_OK && row) {
+        n = (long)cl_stmt_i64(st, 0);
+        *distinct = (long)cl_stmt_i64(st, 1);
+    }
+    cl_db_release(conn);
+    return n;
+}

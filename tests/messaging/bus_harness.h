@@ -1,0 +1,35 @@
+/*
+ * Test support: the bus over two throwaway SQLite databases, module "pub" publishing and
+ * module "sub" consuming, in process or over NATS. The subscriber records every event
+ * it handles (key, seq) in its own table "seen", in the inbox transaction, and counts
+ * any event that arrives after a later one of the same key.
+ */
+#ifndef CLEAVE_TEST_BUS_HARNESS_H
+#define CLEAVE_TEST_BUS_HARNESS_H
+
+#include <stdatomic.h>
+
+#include "cleave/bus.h"
+
+typedef struct bus_harness {
+    char dir[256];
+    cl_config *cfg;
+    cl_db *pub;
+    cl_db *sub;
+    cl_bus *bus;
+    atomic_long handled;
+    atomic_long out_of_order;
+} bus_harness;
+
+/* nats_url NULL: in process. Returns 0 or -1 (printed). The bus is started. */
+int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers);
+void bus_harness_close(bus_harness *h);
+
+/* Publishes events seq first..first+n-1 of key in transactions of batch events each. */
+int bus_harness_publish(bus_harness *h, const char *key, int first, int n, int batch);
+/* Waits until the subscriber handled total events, up to timeout_ms. 0 or -1. */
+int bus_harness_wait(bus_harness *h, long total, int timeout_ms);
+/* Rows in the subscriber's "seen" table, and distinct (key, seq) among them. */
+long bus_harness_seen(bus_harness *h, long *distinct);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * Per-key order with two relays and two consumers running concurrently: four threads
+ * publish interleaved events of eight keys while two relays drain the outbox and two
+ * workers handle them, in process or over a real nats-server (argv[1]: in-process|nats).
+ * Every event is handled exactly once and never after a later event of its key.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bus_harness.h"
+#include "nats_server.h"
+
+#define KEYS       8
+#define PER_KEY    60
+#define PUBLISHERS 4
+
+static const char *transport = "in-process";
+static bus_harness harness;
+
+static void *publisher(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    char keys[2][16];
+
+    snprintf(keys[0], sizeof(keys[0]), "key-%d", 2 * t);
+    snprintf(keys[1], sizeof(keys[1]), "key-%d", 2 * t + 1);
+    /* Interleave the two keys, in transactions of one to three events. */
+    for (int seq = 1; seq <= PER_KEY;) {
+        int n = 1 + seq % 3;
+        if (seq + n - 1 > PER_KEY) {
+            n = PER_KEY - seq + 1;
+        }
+        for (int k = 0; k < 2; k++) {
+            if (bus_harness_publish(&harness, keys[k], seq, n, n) != 0) {
+                return (void *)1;
+            }
+        }
+        seq += n;
+    }
+    return NULL;
+}
+
+static void test_per_key_order_holds_with_two_relays_and_two_consumers(void **state)
+{
+    char dir[256];
+    nats_server nats = {0};
+    pthread_t threads[PUBLISHERS];
+    long distinct = 0;
+    long seen;
+
+    (void)state;
+    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
+    if (strcmp(transport, "nats") == 0) {
+        assert_int_equal(nats_server_start(&nats, dir), 0);
+    }
+    assert_int_equal(bus_harness_open(&harness, nats.url[0] != '\0' ? nats.url : NULL, 2, 2), 0);
+    for (int t = 0; t < PUBLISHERS; t++) {
+        assert_int_equal(pthread_create(&threads[t], NULL, publisher, (void *)(intptr_t)t), 0);
+    }
+    for (int t = 0; t < PUBLISHERS; t++) {
+        void *r;
+        pthread_join(threads[t], &r);
+        assert_null(r);
+    }
+    assert_int_equal(bus_harness_wait(&harness, KEYS * PER_KEY, 60000), 0);
+    seen = bus_harness_seen(&harness, &distinct);
+    assert_int_equal(seen, KEYS * PER_KEY);
+    assert_int_equal(distinct, KEYS * PER_KEY);
+    assert_int_equal(atomic_load(&harness.out_of_order), 0);
+    bus_harness_close(&harness);
+    nats_server_stop(&nats);
+    test_rmrf(dir);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_key_order_holds_with_two_relays_and_two_consumers),
+    };
+
+    if (argc > 1) {
+        transport = argv[1];
+    }
+    return cmocka_run_group_tests_name(transport, tests, NULL, NULL);
+}
