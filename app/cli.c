@@ -268,8 +268,13 @@ static int cmd_serve(const char *config, int argc)
     /* Before any thread exists, so that only cl_shutdown_wait sees the signals. */
     cl_shutdown_prepare();
     /* The process that owns a module's database migrates it (ADR 0007). */
-    if (host_open(&h, config, &err) != CL_OK || host_migrate(&h, false, &err) != CL_OK ||
-        host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK ||
+    if (host_open(&h, config, &err) != CL_OK || host_migrate(&h, false, &err) != CL_OK) {
+        rc = fail("serve", &err);
+        goto out;
+    }
+    /* Only a serving process runs modules' background work (resuming sagas). */
+    h.serving = true;
+    if (host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK ||
         host_start_bus(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
