@@ -2,9 +2,11 @@
 #include "topology.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *topology_bin(const char *name, char *buf, size_t size)
 {
@@ -58,31 +60,70 @@ static int serve(topology *t, const char *name, char *const env[])
     return serve_in(t, t->nprocs - 1, name, env);
 }
 
+/* "a+b" into t->services; the gateway's binary is cleave-without-a-b. */
+static int parse_extracted(topology *t, const char *name, char *host_bin, size_t size)
+{
+    const char *dash = strstr(name, "-extracted");
+    const char *p = name;
+
+    if (dash == NULL || dash == name || dash[10] != '\0') {
+        fprintf(stderr, "unknown topology %s\n", name);
+        return -1;
+    }
+    snprintf(host_bin, size, "cleave-without-");
+    while (p < dash) {
+        const char *plus = memchr(p, '+', (size_t)(dash - p));
+        size_t n = (size_t)((plus != NULL ? plus : dash) - p);
+
+        if (n == 0 || n >= 64 || t->nservices == TOPOLOGY_MAX_SERVICES) {
+            fprintf(stderr, "unknown topology %s\n", name);
+            return -1;
+        }
+        snprintf(t->services[t->nservices], sizeof(t->services[0]), "cleave-%.*s", (int)n, p);
+        snprintf(host_bin + strlen(host_bin), size - strlen(host_bin), "%s%.*s",
+                 t->nservices > 0 ? "-" : "", (int)n, p);
+        t->nservices++;
+        p += n + (plus != NULL ? 1 : 0);
+    }
+    return 0;
+}
+
+/* The gateway's environment: data, migrations, token, every service's URL, then extra. */
+static void gateway_env(topology *t, const char *listen, char *const extra[], char **env)
+{
+    int n = 0;
+
+    env[n++] = t->data_env;
+    env[n++] = t->migrations_env;
+    env[n++] = (char *)listen;
+    env[n++] = TOPOLOGY_TOKEN;
+    for (int i = 0; i < t->nservices; i++) {
+        env[n++] = t->url_envs[i];
+    }
+    for (int i = 0; extra != NULL && extra[i] != NULL && i < 8; i++) {
+        env[n++] = extra[i];
+    }
+    env[n] = NULL;
+}
+
 int topology_start(topology *t, const char *name, int seed)
 {
-    char data_env[512], url_env[128], host_bin[128], extracted[64] = "", cmd[1200], out[1024];
-    char *env[] = {data_env,       t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                   TOPOLOGY_TOKEN, url_env,           NULL};
-    char *svc_env[] = {t->service_data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                       TOPOLOGY_TOKEN, NULL};
+    return topology_start_with(t, name, seed, NULL);
+}
+
+int topology_start_with(topology *t, const char *name, int seed, char *const extra[])
+{
+    char cmd[1200], out[1024];
+    char *env[4 + TOPOLOGY_MAX_SERVICES + 8 + 1];
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
     int port;
 
     memset(t, 0, sizeof(*t));
-    url_env[0] = '\0';
-    env[4] = NULL;
-    /* "monolith", or "<module>-extracted": that module in its own service. */
+    /* "monolith", or "<module>[+<module>...]-extracted": those modules in their own services. */
     if (strcmp(name, "monolith") == 0) {
-        snprintf(host_bin, sizeof(host_bin), "cleave");
-    } else {
-        const char *dash = strstr(name, "-extracted");
-        if (dash == NULL || dash == name || (size_t)(dash - name) >= sizeof(extracted)) {
-            fprintf(stderr, "unknown topology %s\n", name);
-            return -1;
-        }
-        memcpy(extracted, name, (size_t)(dash - name));
-        extracted[dash - name] = '\0';
-        snprintf(host_bin, sizeof(host_bin), "cleave-without-%s", extracted);
+        snprintf(t->gateway_bin, sizeof(t->gateway_bin), "cleave");
+    } else if (parse_extracted(t, name, t->gateway_bin, sizeof(t->gateway_bin)) != 0) {
+        return -1;
     }
     if (test_tmpdir(t->dir, sizeof(t->dir)) != 0) {
         return -1;
@@ -96,38 +137,126 @@ int topology_start(topology *t, const char *name, int seed)
         fprintf(stderr, "copying migrations failed: %s\n", out);
         return -1;
     }
-    snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", t->dir);
+    snprintf(t->data_env, sizeof(t->data_env), "CLEAVE_DATA_DIR=%s/data", t->dir);
     snprintf(t->migrations_env, sizeof(t->migrations_env), "CLEAVE_MIGRATIONS_DIR=%s",
              t->migrations_dir);
-    if (extracted[0] != '\0') {
+    for (int i = 0; i < t->nservices; i++) {
+        const char *module = t->services[i] + 7;
+        char *svc_env[] = {t->service_data_envs[i], t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
+                           TOPOLOGY_TOKEN, NULL};
         char upper[64];
-        /* The service owns its own data directory: no shared database. */
-        snprintf(t->service_data_env, sizeof(t->service_data_env), "CLEAVE_DATA_DIR=%s/%s-data",
-                 t->dir, extracted);
-        snprintf(t->service, sizeof(t->service), "cleave-%s", extracted);
-        port = serve(t, t->service, svc_env);
+        size_t k = 0;
+
+        /* Each service owns its own data directory: no shared database. */
+        snprintf(t->service_data_envs[i], sizeof(t->service_data_envs[i]),
+                 "CLEAVE_DATA_DIR=%s/%s-data", t->dir, module);
+        port = serve(t, t->services[i], svc_env);
         if (port < 0) {
             return -1;
         }
-        t->service_port = port;
-        for (size_t i = 0; i <= strlen(extracted); i++) {
-            upper[i] = (char)toupper((unsigned char)extracted[i]);
+        t->service_ports[i] = port;
+        for (; module[k] != '\0' && k < sizeof(upper) - 1; k++) {
+            upper[k] = (char)toupper((unsigned char)module[k]);
         }
-        snprintf(url_env, sizeof(url_env), "CLEAVE_%s_URL=http://127.0.0.1:%d", upper, port);
-        env[4] = url_env;
-        snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", port);
+        upper[k] = '\0';
+        snprintf(t->url_envs[i], sizeof(t->url_envs[i]), "CLEAVE_%s_URL=http://127.0.0.1:%d",
+                 upper, port);
     }
-    if (run_host(t, host_bin, env, "migrate") != 0 ||
-        (seed && run_host(t, host_bin, env, "seed") != 0)) {
+    if (t->nservices > 0) {
+        /* The first extracted module, for tests written for one. */
+        snprintf(t->service, sizeof(t->service), "%s", t->services[0]);
+        snprintf(t->service_data_env, sizeof(t->service_data_env), "%s", t->service_data_envs[0]);
+        t->service_port = t->service_ports[0];
+        snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", t->service_port);
+    }
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, env);
+    if (run_host(t, t->gateway_bin, env, "migrate") != 0 ||
+        (seed && run_host(t, t->gateway_bin, env, "seed") != 0)) {
         return -1;
     }
-    port = serve(t, host_bin, env);
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, env);
+    t->gateway_slot = t->nprocs;
+    port = serve(t, t->gateway_bin, env);
     if (port < 0) {
         return -1;
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
     return 0;
 }
+
+int topology_gateway_wait_exit(topology *t, int timeout_ms)
+{
+    test_proc *p = &t->procs[t->gateway_slot];
+    struct timespec until;
+    int eof;
+
+    if (p->pid == 0) {
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->eof && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0) {
+    }
+    eof = p->eof;
+    pthread_mutex_unlock(&p->mu);
+    /* Its output closed: it is gone (or going); reap it. */
+    return eof ? test_proc_stop(p, SIGKILL) : -1;
+}
+
+int topology_restart_gateway(topology *t, char *const extra[])
+{
+    char *env[4 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    int port;
+
+    if (t->procs[t->gateway_slot].pid != 0) {
+        return -1;
+    }
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, env);
+    port = serve_in(t, t->gateway_slot, t->gateway_bin, env);
+    if (port < 0) {
+        return -1;
+    }
+    snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
+    return 0;
+}
+
+static int service_index(const topology *t, const char *module)
+{
+    for (int i = 0; i < t->nservices; i++) {
+        if (strcmp(t->services[i] + 7, module) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int topology_stop_module(topology *t, const char *module)
+{
+    int i = service_index(t, module);
+
+    return i < 0 ? -1 : test_proc_stop(&t->procs[i], SIGTERM);
+}
+
+int topology_restart_module(topology *t, const char *module)
+{
+    int i = service_index(t, module);
+    char listen[64];
+    char *env[] = {NULL, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
+
+    if (i < 0) {
+        return -1;
+    }
+    env[0] = t->service_data_envs[i];
+    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_ports[i]);
+    return serve_in(t, i, t->services[i], env) == t->service_ports[i] ? 0 : -1;
+}
+
 int topology_stop_service(topology *t)
 {
     if (t->service[0] == '\0') {
