@@ -496,11 +496,9 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req,
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
     }
-    /* Read back before the saga starts, so that the answer is the order as placed. */
     if (rc == CL_OK) {
+        /* Read back before the saga starts, so that the answer is the order as placed. */
         rc = orders__load(ctx, conn, id, true, resp);
-    }
-    if (rc == CL_OK) {
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(orders__deps.bus, "orders.after-place");
         orders__saga_enqueue(id);
