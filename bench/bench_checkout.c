@@ -153,18 +153,21 @@ static int prepare(side *s)
 
 static void report(side *s, double *rate, double *p50, double *p99)
 {
+    size_t mid = s->n > 0 ? (s->n - 1) / 2 : 0;
+    size_t tail = s->n > 0 ? (size_t)((double)(s->n - 1) * 0.99) : 0;
+
     qsort(s->lat_us, s->n, sizeof(int64_t), cmp_i64);
     *rate = s->busy_ns > 0 ? (double)s->n * 1e9 / (double)s->busy_ns : 0;
-    *p50 = s->n > 0 ? (double)s->lat_us[(s->n - 1) / 2] / 1000.0 : 0;
-    *p99 = s->n > 0 ? (double)s->lat_us[(size_t)((double)(s->n - 1) * 0.99)] / 1000.0 : 0;
+    *p50 = s->n > 0 ? (double)s->lat_us[mid] / 1000.0 : 0;
+    *p99 = s->n > 0 ? (double)s->lat_us[tail] / 1000.0 : 0;
     printf("%-30s %8.1f checkouts/s   p50 %7.2f ms   p99 %7.2f ms   (%zu done, %d failed)\n",
            s->name, *rate, *p50, *p99, s->n, s->failed);
 }
 
 int main(int argc, char **argv)
 {
-    int total = argc > 1 ? atoi(argv[1]) : 400;
-    int threads = argc > 2 ? atoi(argv[2]) : 4;
+    int total = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 400;
+    int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 4;
     side sides[2] = {{.name = "monolith"}, {.name = "inventory+payments-extracted"}};
     double rate[2], p50[2], p99[2];
     int rc = EXIT_SUCCESS;

@@ -252,10 +252,10 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
         bus->crash_at[n] = '\0';
         bus->crash_n = colon != NULL ? strtol(colon + 1, NULL, 10) : 1;
         /* Points named "<module>.<point>" belong to modules (cl_bus_crash_point). */
-        if (bus->crash_n < 1 || (strcmp(bus->crash_at, "after-commit") != 0 &&
-                                 strcmp(bus->crash_at, "after-deliver") != 0 &&
-                                 strcmp(bus->crash_at, "after-publish") != 0 &&
-                                 strchr(bus->crash_at, '.') == NULL)) {
+        if (bus->crash_n < 1 ||
+            (strcmp(bus->crash_at, "after-commit") != 0 &&
+             strcmp(bus->crash_at, "after-deliver") != 0 &&
+             strcmp(bus->crash_at, "after-publish") != 0 && strchr(bus->crash_at, '.') == NULL)) {
             free(bus);
             return cl_error_set(err, CL_INVALID, "CLEAVE_TEST_CRASH_AT",
                                 "CLEAVE_TEST_CRASH_AT must be after-commit, after-publish, "

@@ -71,8 +71,8 @@ static void poll_pause(void)
 
 static void req(const char *method, const char *path, const char *body, test_resp *r)
 {
-    assert_int_equal(
-        test_http(topo.base_url, method, path, body, body ? strlen(body) : 0, NULL, r), 0);
+    assert_int_equal(test_http(topo.base_url, method, path, body, body ? strlen(body) : 0, NULL, r),
+                     0);
 }
 
 static int64_t num(json_t *obj, const char *key)
@@ -132,8 +132,8 @@ static const char *open_account(const char *owner, int64_t deposit)
  * POSTs an order of qty of sku (and qty2 of sku2 when sku2 is not NULL). Returns the HTTP
  * status (0 when the server went away) and the order's id into id[64].
  */
-static long place(const char *account, const char *sku, int64_t qty, const char *sku2,
-                  int64_t qty2, char id[64])
+static long place(const char *account, const char *sku, int64_t qty, const char *sku2, int64_t qty2,
+                  char id[64])
 {
     char body[512];
     test_resp r;
@@ -146,8 +146,8 @@ static long place(const char *account, const char *sku, int64_t qty, const char 
                  account, sku, (long long)qty, sku2, (long long)qty2);
     } else {
         snprintf(body, sizeof(body),
-                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"%s\",\"quantity\":%lld}]}",
-                 account, sku, (long long)qty);
+                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"%s\",\"quantity\":%lld}]}", account,
+                 sku, (long long)qty);
     }
     id[0] = '\0';
     if (test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), NULL, &r) != 0) {
@@ -229,8 +229,7 @@ static json_t *wait_all_final(void)
         size_t i;
         int open = 0;
 
-        json_array_foreach(all, i, o)
-        {
+        json_array_foreach (all, i, o) {
             open += !is_final(str(o, "status"));
         }
         if (open == 0) {
@@ -281,13 +280,12 @@ static void steps_of(json_t *order, char *out, size_t size)
     size_t i;
 
     out[0] = '\0';
-    json_array_foreach(json_object_get(order, "history"), i, e)
-    {
+    json_array_foreach (json_object_get(order, "history"), i, e) {
         if (strcmp(str(e, "outcome"), "retrying") == 0) {
             continue;
         }
-        snprintf(out + strlen(out), size - strlen(out), "%s%s%s", out[0] ? "," : "",
-                 str(e, "step"), strcmp(str(e, "outcome"), "ok") == 0 ? "" : "!");
+        snprintf(out + strlen(out), size - strlen(out), "%s%s%s", out[0] ? "," : "", str(e, "step"),
+                 strcmp(str(e, "outcome"), "ok") == 0 ? "" : "!");
     }
 }
 
@@ -319,13 +317,11 @@ static void assert_invariants(void)
         json_t *st = stock_of(world.sku[s]);
         int64_t bought = 0;
 
-        json_array_foreach(orders, i, o)
-        {
+        json_array_foreach (orders, i, o) {
             if (strcmp(str(o, "status"), "confirmed") != 0) {
                 continue;
             }
-            json_array_foreach(json_object_get(o, "lines"), k, l)
-            {
+            json_array_foreach (json_object_get(o, "lines"), k, l) {
                 bought += strcmp(str(l, "sku"), world.sku[s]) == 0 ? num(l, "quantity") : 0;
             }
         }
@@ -340,8 +336,7 @@ static void assert_invariants(void)
         int64_t spent = 0;
         int captured = 0, confirmed = 0;
 
-        json_array_foreach(orders, i, o)
-        {
+        json_array_foreach (orders, i, o) {
             char pay[96];
             int found = 0;
 
@@ -349,8 +344,7 @@ static void assert_invariants(void)
                 continue;
             }
             snprintf(pay, sizeof(pay), "pay-%s", str(o, "id"));
-            json_array_foreach(json_object_get(acc, "history"), k, e)
-            {
+            json_array_foreach (json_object_get(acc, "history"), k, e) {
                 found += strcmp(str(e, "type"), "hold_captured") == 0 && str(e, "payment_id") &&
                          strcmp(str(e, "payment_id"), pay) == 0;
             }
@@ -363,8 +357,7 @@ static void assert_invariants(void)
                 assert_int_equal(found, 0);
             }
         }
-        json_array_foreach(json_object_get(acc, "history"), k, e)
-        {
+        json_array_foreach (json_object_get(acc, "history"), k, e) {
             captured += strcmp(str(e, "type"), "hold_captured") == 0;
         }
         assert_int_equal(captured, confirmed);
@@ -387,7 +380,8 @@ static void test_happy_path_confirms_and_ships(void)
     int64_t until;
     test_resp r;
     const char *const key[] = {"Idempotency-Key: happy-1", NULL};
-    const char *body = "{\"account_id\":\"demo\",\"lines\":[{\"sku\":\"SKU-000003\",\"quantity\":1}]}";
+    const char *body =
+        "{\"account_id\":\"demo\",\"lines\":[{\"sku\":\"SKU-000003\",\"quantity\":1}]}";
 
     set_stock("SKU-000001", 10);
     set_stock("SKU-000002", 10);
@@ -423,13 +417,13 @@ static void test_happy_path_confirms_and_ships(void)
     json_decref(o);
 
     /* The same Idempotency-Key places one order, whatever the retries. */
-    assert_int_equal(test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), key, &r),
-                     0);
+    assert_int_equal(
+        test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), key, &r), 0);
     assert_int_equal(r.status, 202);
     snprintf(again, sizeof(again), "%s", str(r.json, "id"));
     test_resp_free(&r);
-    assert_int_equal(test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), key, &r),
-                     0);
+    assert_int_equal(
+        test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), key, &r), 0);
     assert_int_equal(r.status, 202);
     assert_string_equal(str(r.json, "id"), again);
     test_resp_free(&r);
@@ -536,8 +530,7 @@ static void test_crash_then_restart_ends_every_saga(void)
     assert_int_equal(topology_restart_gateway(&topo, NULL), 0);
     orders = wait_all_final();
     assert_true(json_array_size(orders) >= 1);
-    json_array_foreach(orders, i, o)
-    {
+    json_array_foreach (orders, i, o) {
         if (strcmp(str(o, "account_id"), rich) == 0) {
             assert_string_equal(str(o, "status"), "confirmed");
         } else {

@@ -159,8 +159,8 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
             upper[k] = (char)toupper((unsigned char)module[k]);
         }
         upper[k] = '\0';
-        snprintf(t->url_envs[i], sizeof(t->url_envs[i]), "CLEAVE_%s_URL=http://127.0.0.1:%d",
-                 upper, port);
+        snprintf(t->url_envs[i], sizeof(t->url_envs[i]), "CLEAVE_%s_URL=http://127.0.0.1:%d", upper,
+                 port);
     }
     if (t->nservices > 0) {
         /* The first extracted module, for tests written for one. */

@@ -46,11 +46,11 @@ int topology_start(topology *t, const char *name, int seed);
  * gateway cleave-without-inventory-payments), and gateway_env ("K=V", NULL-terminated, may
  * be NULL) is added to the gateway's `serve` only.
  */
-int topology_start_with(topology *t, const char *name, int seed, char *const gateway_env[]);
+int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
 /* Waits up to timeout_ms for the gateway to exit by itself; its exit status, or -1. */
 int topology_gateway_wait_exit(topology *t, int timeout_ms);
 /* Starts the gateway again on the same data (a new port: base_url changes); 0 or -1. */
-int topology_restart_gateway(topology *t, char *const gateway_env[]);
+int topology_restart_gateway(topology *t, char *const extra[]);
 /* Stops (SIGTERM) / starts again the service of an extracted module by name; as below. */
 int topology_stop_module(topology *t, const char *module);
 int topology_restart_module(topology *t, const char *module);

@@ -66,10 +66,7 @@ const char catalog__sql_insert_tag[] = "INSERT INTO product_tags (product_id, ta
 const char catalog__sql_delete_tags[] = "DELETE FROM product_tags WHERE product_id = ?";
 
 const char *const catalog__sql_reads[] = {
-    catalog__sql_get,
-    catalog__sql_get_by_sku,
-    catalog__sql_tags,
-    catalog__sql_category_exists,
-    catalog__sql_categories,
-    NULL,
+    catalog__sql_get,        catalog__sql_get_by_sku,
+    catalog__sql_tags,       catalog__sql_category_exists,
+    catalog__sql_categories, NULL,
 };

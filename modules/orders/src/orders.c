@@ -284,9 +284,9 @@ static cl_status price(cl_ctx *ctx, const orders_order_input *in, orders_order *
     }
     child_ctx(ctx, &call);
     if (orders__deps.catalog->get_products_by_sku(&call, &q, &found) != CL_OK) {
-        unsigned long i;
         ctx->err = call.err;
-        if (call.err.status == CL_NOT_FOUND && sscanf(call.err.field, "skus[%lu]", &i) == 1) {
+        if (call.err.status == CL_NOT_FOUND && strncmp(call.err.field, "skus[", 5) == 0) {
+            unsigned long i = strtoul(call.err.field + 5, NULL, 10);
             snprintf(ctx->err.field, sizeof(ctx->err.field), "lines[%lu].sku", i);
         } else if (call.err.status == CL_INVALID) {
             ctx->err.status = CL_INTERNAL; /* our request was checked: the catalog disagrees */
@@ -349,7 +349,7 @@ static cl_status new_id(cl_ctx *ctx, char out[ORDERS__ID_SIZE])
         }
         got += (size_t)n;
     }
-    memcpy(out, "ord-", 4);
+    snprintf(out, ORDERS__ID_SIZE, "ord-");
     for (size_t i = 0; i < sizeof(b); i++) {
         snprintf(out + 4 + 2 * i, 3, "%02x", b[i]);
     }
@@ -360,8 +360,7 @@ static cl_status new_id(cl_ctx *ctx, char out[ORDERS__ID_SIZE])
  * With an idempotency key already used: CL_OK and *found set when the same request made
  * an order, CL_CONFLICT when another one did. CL_OK and *found false when unused.
  */
-static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const char *request, char *id,
-                        bool *found)
+static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const char *request, char *id, bool *found)
 {
     cl_stmt *st;
     bool row = false;
@@ -388,17 +387,18 @@ static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const char *request, char
     return rc;
 }
 
-static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o,
-                        const char *request)
+static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, const char *request)
 {
     const char *key = ctx->idempotency_key[0] != '\0' ? ctx->idempotency_key : NULL;
     char detail[160];
     cl_stmt *st;
     cl_status rc;
 
-    rc = orders__prepare(ctx, conn, sql_insert_order, &st, "ssissss" "s", o->id, o->account_id,
-                         o->total.amount, o->total.currency, key, key != NULL ? request : NULL,
-                         o->created_at, o->updated_at);
+    rc = orders__prepare(ctx, conn, sql_insert_order, &st,
+                         "ssissss"
+                         "s",
+                         o->id, o->account_id, o->total.amount, o->total.currency, key,
+                         key != NULL ? request : NULL, o->created_at, o->updated_at);
     if (rc == CL_OK) {
         rc = orders__drain(ctx, st);
     }
@@ -434,8 +434,7 @@ static cl_status orders_get_order(cl_ctx *ctx, const orders_order_ref *req, orde
     return rc;
 }
 
-static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req,
-                                    orders_order *resp)
+static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, orders_order *resp)
 {
     orders_order o = {0};
     cl_db_conn *conn = NULL;
@@ -534,7 +533,7 @@ static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
     orders_order_page page = {0};
     cl_db_conn *conn = NULL;
     cl_stmt *st;
-    char (*ids)[ORDERS__ID_SIZE] = NULL;
+    char(*ids)[ORDERS__ID_SIZE] = NULL;
     int64_t after, limit = req->limit != 0 ? req->limit : ORDERS_DEFAULT_LIMIT, last = 0;
     bool row = false, known = req->status == NULL;
     size_t n = 0;
@@ -560,9 +559,9 @@ static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
     }
     rc = acquire(ctx, &conn);
     if (rc == CL_OK) {
-        rc = req->status != NULL
-                 ? orders__prepare(ctx, conn, sql_page_status, &st, "sii", req->status, after, limit)
-                 : orders__prepare(ctx, conn, sql_page, &st, "ii", after, limit);
+        rc = req->status != NULL ? orders__prepare(ctx, conn, sql_page_status, &st, "sii",
+                                                   req->status, after, limit)
+                                 : orders__prepare(ctx, conn, sql_page, &st, "ii", after, limit);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
@@ -600,7 +599,8 @@ static cl_status orders_init(const cl_module_env *env, cl_error *err)
         return cl_error_set(err, CL_INVALID, "db", "orders need their database");
     }
     if (env->module_ops == NULL) {
-        return cl_error_set(err, CL_INVALID, NULL, "orders need the catalog, inventory and payments");
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "orders need the catalog, inventory and payments");
     }
     memset(&orders__deps, 0, sizeof(orders__deps));
     orders__deps.db = env->db;
@@ -610,7 +610,8 @@ static cl_status orders_init(const cl_module_env *env, cl_error *err)
     orders__deps.payments = env->module_ops(env, "payments");
     if (orders__deps.catalog == NULL || orders__deps.inventory == NULL ||
         orders__deps.payments == NULL) {
-        return cl_error_set(err, CL_INVALID, NULL, "orders need the catalog, inventory and payments");
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "orders need the catalog, inventory and payments");
     }
     if (orders__deps.catalog->version < 2) {
         return cl_error_set(err, CL_INVALID, NULL, "orders need catalog operations version 2");

@@ -24,11 +24,11 @@
 #include "cleave/log.h"
 #include "internal.h"
 
-#define QUEUE_MAX      10000
-#define MAX_WORKERS    64
-#define BACKOFF_BASE   20   /* ms, first retry */
-#define BACKOFF_MAX    1000 /* ms, longest wait between two attempts */
-#define FOREVER        (-1)
+#define QUEUE_MAX    10000
+#define MAX_WORKERS  64
+#define BACKOFF_BASE 20   /* ms, first retry */
+#define BACKOFF_MAX  1000 /* ms, longest wait between two attempts */
+#define FOREVER      (-1)
 
 typedef enum step {
     S_RESERVE,
@@ -153,18 +153,18 @@ static cl_status publish_confirmed(cl_ctx *ctx, cl_db_conn *conn, const orders_o
     cl_status rc;
 
     for (size_t i = 0; lines != NULL && i < o->lines.n; i++) {
-        if (json_array_append_new(lines, json_pack("{s:s,s:I}", "sku", o->lines.v[i].sku,
-                                                   "quantity",
-                                                   (json_int_t)o->lines.v[i].quantity)) != 0) {
+        if (json_array_append_new(lines,
+                                  json_pack("{s:s,s:I}", "sku", o->lines.v[i].sku, "quantity",
+                                            (json_int_t)o->lines.v[i].quantity)) != 0) {
             json_decref(lines);
             lines = NULL;
         }
     }
-    payload = lines != NULL ? json_pack("{s:s,s:s,s:o,s:{s:I,s:s}}", "order_id", o->id,
-                                        "account_id", o->account_id, "lines", lines, "total",
-                                        "amount", (json_int_t)o->total.amount, "currency",
-                                        o->total.currency)
-                            : NULL;
+    payload = lines != NULL
+                  ? json_pack("{s:s,s:s,s:o,s:{s:I,s:s}}", "order_id", o->id, "account_id",
+                              o->account_id, "lines", lines, "total", "amount",
+                              (json_int_t)o->total.amount, "currency", o->total.currency)
+                  : NULL;
     if (payload == NULL) {
         return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
     }
@@ -425,10 +425,11 @@ static bool run_step(saga *s)
             return compensate(s, S_RELEASE, "reservation_expired", S_RESERVE);
         }
         return compensate(s, S_RELEASE,
-                          transient(rc, &err)                                   ? "inventory_unavailable"
-                          : rc == CL_NOT_FOUND                                  ? "unknown_sku"
-                          : rc == CL_CONFLICT && strncmp(err.field, "lines", 5) == 0 ? "out_of_stock"
-                                                                                : "reservation_refused",
+                          transient(rc, &err)  ? "inventory_unavailable"
+                          : rc == CL_NOT_FOUND ? "unknown_sku"
+                          : rc == CL_CONFLICT && strncmp(err.field, "lines", 5) == 0
+                              ? "out_of_stock"
+                              : "reservation_refused",
                           S_RESERVE);
     case S_AUTHORIZE:
         if (!call(s, S_AUTHORIZE, orders__deps.step_timeout_ms, call_authorize, &rc, &err)) {
@@ -443,10 +444,11 @@ static bool run_step(saga *s)
             return compensate(s, S_VOID, "payment_refused", S_AUTHORIZE);
         }
         return compensate(s, S_VOID,
-                          transient(rc, &err)                                    ? "payments_unavailable"
-                          : rc == CL_NOT_FOUND                                   ? "unknown_account"
-                          : rc == CL_CONFLICT && strcmp(err.field, "amount") == 0 ? "insufficient_funds"
-                                                                                 : "payment_refused",
+                          transient(rc, &err)  ? "payments_unavailable"
+                          : rc == CL_NOT_FOUND ? "unknown_account"
+                          : rc == CL_CONFLICT && strcmp(err.field, "amount") == 0
+                              ? "insufficient_funds"
+                              : "payment_refused",
                           S_AUTHORIZE);
     case S_COMMIT:
         /* The pivot: from here on the saga goes forward, however long it takes. */
@@ -486,7 +488,9 @@ static bool run_step(saga *s)
         crash_point("orders.after-void");
         ok = rc == CL_OK || rc == CL_NOT_FOUND;
         return persist(s, S_RELEASE, "compensating", NULL, "void", ok ? "ok" : "failed",
-                       rc == CL_OK ? s->got : rc == CL_NOT_FOUND ? "no payment was held" : s->detail);
+                       rc == CL_OK          ? s->got
+                       : rc == CL_NOT_FOUND ? "no payment was held"
+                                            : s->detail);
     case S_RELEASE:
         if (!call(s, S_RELEASE, FOREVER, call_release, &rc, &err)) {
             return false;
@@ -546,9 +550,11 @@ static void run(const char *id, unsigned seed)
     cl_schema_free(&orders_order_type, &s.o);
 }
 
+static unsigned seeds[MAX_WORKERS];
+
 static void *worker(void *arg)
 {
-    unsigned seed = (unsigned)(uintptr_t)arg ^ (unsigned)cl_now_ms();
+    unsigned seed = *(unsigned *)arg ^ (unsigned)cl_now_ms();
 
     pthread_mutex_lock(&mu);
     while (!stopping) {
@@ -631,7 +637,8 @@ cl_status orders__saga_start(cl_error *err)
     }
     running = true;
     for (nthreads = 0; nthreads < orders__deps.workers && nthreads < MAX_WORKERS; nthreads++) {
-        if (pthread_create(&threads[nthreads], NULL, worker, (void *)(uintptr_t)nthreads) != 0) {
+        seeds[nthreads] = (unsigned)nthreads * 2654435761u;
+        if (pthread_create(&threads[nthreads], NULL, worker, &seeds[nthreads]) != 0) {
             orders__saga_stop();
             return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga workers");
         }

@@ -95,7 +95,7 @@ CL_TYPE_DECLARE(catalog_category, CATALOG_CATEGORY)
 CL_TYPE_DECLARE(catalog_category_list, CATALOG_CATEGORY_LIST)
 
 /* Products by SKU (version 2): 1..CATALOG_MAX_SKUS SKUs, answered in the order asked. */
-#define CATALOG_MAX_SKUS 100
+#define CATALOG_MAX_SKUS        100
 #define CATALOG_SKU_QUERY(X, T) X(T, STRS, skus, _)
 CL_TYPE_DECLARE(catalog_sku_query, CATALOG_SKU_QUERY)
 
