@@ -3,8 +3,8 @@
 
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
-	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev \
-	clang clang-format clang-tidy \
+	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
+	clang clang-format clang-tidy python3 python3-yaml \
 	nats-server libnats-dev
 
 BUILD      := build
@@ -45,12 +45,14 @@ test: deps
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
-# An optimised build of their own: the checkout bench needs the test gateways.
+# An optimised build of their own, with the tests' gateways the checkout bench needs.
 BENCH_BUILD := build/bench
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON >/dev/null
-	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_checkout
+	cmake --build $(BENCH_BUILD) -j $(JOBS)
 	$(BENCH_BUILD)/bin/bench_binding
+	$(BENCH_BUILD)/bin/bench_bus
+	$(BENCH_BUILD)/bin/bench_db
 	$(BENCH_BUILD)/bin/bench_checkout
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).

@@ -47,19 +47,116 @@ static cl_status make_dirs(const char *path, cl_error *err)
     return CL_OK;
 }
 
-static cl_status open_local(host *h, host_module *m, cl_error *err)
+/*
+ * Rewrites err as "<prefix>: <its message><suffix>" with field (NULL keeps the field);
+ * copies first, because err is both the source and the destination.
+ */
+static cl_status error_wrap(cl_error *err, const char *field, const char *prefix,
+                            const char *suffix)
+{
+    char msg[sizeof(err->message)];
+    char fld[sizeof(err->field)];
+
+    cl_strlcpy(msg, err->message, sizeof(msg));
+    cl_strlcpy(fld, field != NULL ? field : err->field, sizeof(fld));
+    return cl_error_set(err, err->status, fld, "%s%s%s%s", prefix, prefix[0] != '\0' ? ": " : "",
+                        msg, suffix);
+}
+
+/* The module's own key when set, else the global one (NULL when neither is). */
+static const char *module_or_global(const host *h, const char *name, const char *suffix,
+                                    const char *global)
+{
+    const char *v = cl_config_module(h->config, name, suffix);
+
+    return v != NULL ? v : cl_config_get(h->config, global);
+}
+
+static cl_db_options pool_options(const host *h)
+{
+    cl_db_options opt = {0};
+
+    opt.min_conns = (int)cl_config_int(h->config, "CLEAVE_DATABASE_POOL_MIN", 1);
+    opt.max_conns = (int)cl_config_int(h->config, "CLEAVE_DATABASE_POOL_MAX", 8);
+    opt.acquire_timeout_ms = cl_config_int(h->config, "CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS", 2000);
+    if (opt.min_conns > opt.max_conns) {
+        opt.min_conns = opt.max_conns;
+    }
+    return opt;
+}
+
+/*
+ * A module on PostgreSQL (ADR 0011): its own schema, used through its own app role
+ * cleave_<module>, with its own application_name so that the server shows who is who.
+ */
+static cl_status open_postgres(host *h, host_module *m, const char *url, const host_options *o,
+                               cl_error *err)
 {
     const char *name = m->binding->api->name;
+    const char *replica = module_or_global(h, name, "REPLICA_URL", "CLEAVE_DATABASE_REPLICA_URL");
+    cl_db_options opt = pool_options(h);
+    char target[2048], role[96], app[96], options[256];
+    cl_status st;
+
+    m->postgres = true;
+    m->admin_url = o->admin_url != NULL ? o->admin_url
+                                        : module_or_global(h, name, "DATABASE_ADMIN_URL",
+                                                           "CLEAVE_DATABASE_ADMIN_URL");
+    if (o->provision && m->admin_url != NULL) {
+        st = cl_db_pg_target(m->admin_url, NULL, "cleave-admin", NULL, target, sizeof(target), err);
+        if (st == CL_OK) {
+            st = cl_db_pg_provision(target, name, err);
+        }
+        if (st != CL_OK) {
+            return error_wrap(err, "CLEAVE_DATABASE_ADMIN_URL", name, "");
+        }
+    }
+    snprintf(role, sizeof(role), "cleave_%s", name);
+    snprintf(app, sizeof(app), "cleave-%s", name);
+    /* No statement outlives the request that runs it. */
+    snprintf(options, sizeof(options), "-c search_path=%s -c statement_timeout=%lld", name,
+             (long long)cl_config_int(h->config, "CLEAVE_REQUEST_TIMEOUT_MS", 10000));
+    st = cl_db_pg_target(url, role, app, options, target, sizeof(target), err);
+    if (st == CL_OK) {
+        st = cl_db_open(&cl_db_postgres, name, target, &opt, &m->db, err);
+    }
+    if (st != CL_OK) {
+        return error_wrap(err, "CLEAVE_DATABASE_URL", name, "");
+    }
+    if (replica != NULL) {
+        snprintf(app, sizeof(app), "cleave-%s-replica", name);
+        st = cl_db_pg_target(replica, role, app, options, target, sizeof(target), err);
+        if (st == CL_OK) {
+            st = cl_db_attach_replica(m->db, target, &opt, err);
+        }
+        if (st != CL_OK) {
+            return error_wrap(err, "CLEAVE_DATABASE_REPLICA_URL", name, "");
+        }
+    }
+    return CL_OK;
+}
+
+static cl_status open_local(host *h, host_module *m, const host_options *o, cl_error *err)
+{
+    const char *name = m->binding->api->name;
+    const char *url = module_or_global(h, name, "DATABASE_URL", "CLEAVE_DATABASE_URL");
+    cl_db_options opt = pool_options(h);
     char path[4096];
     cl_status st;
 
+    m->ops = m->binding->local->ops;
+    if (o->no_db) {
+        return CL_OK;
+    }
+    if (url != NULL) {
+        return open_postgres(h, m, url, o, err);
+    }
     /* No shared database: each module gets a file of its own (ADR 0003). */
     snprintf(path, sizeof(path), "%s/%s.db", h->data_dir, name);
-    st = cl_db_open(&cl_db_sqlite, name, path, NULL, &m->db, err);
+    st = cl_db_open(&cl_db_sqlite, name, path, &opt, &m->db, err);
     if (st != CL_OK) {
         return st;
     }
-    m->ops = m->binding->local->ops;
     return CL_OK;
 }
 
@@ -89,7 +186,7 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
     opt.default_timeout_ms = timeout != NULL ? strtoll(timeout, NULL, 10) : 0;
     st = cl_rpc_client_new(name, url, &opt, &m->remote, err);
     if (st != CL_OK) {
-        return cl_error_set(err, st, key, "%s: %s", key, err->message);
+        return error_wrap(err, key, key, "");
     }
     m->ops = m->binding->api->remote_ops(m->remote);
     return CL_OK;
@@ -97,11 +194,19 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
 
 cl_status host_open(host *h, const char *config_file, cl_error *err)
 {
+    host_options opt = {0};
+
+    opt.config_file = config_file;
+    return host_open_with(h, &opt, err);
+}
+
+cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
+{
     cl_status st;
     cl_log_level level;
 
     memset(h, 0, sizeof(*h));
-    st = cl_config_load(config_file, environ, module_names(), &h->config, err);
+    st = cl_config_load(opt->config_file, environ, module_names(), &h->config, err);
     if (st != CL_OK) {
         return st;
     }
@@ -126,7 +231,7 @@ cl_status host_open(host *h, const char *config_file, cl_error *err)
         }
         m->binding = b;
         h->nmodules++;
-        st = b->local != NULL ? open_local(h, m, err) : open_remote(h, m, err);
+        st = b->local != NULL ? open_local(h, m, opt, err) : open_remote(h, m, err);
         if (st != CL_OK) {
             return st;
         }
@@ -141,22 +246,92 @@ cl_status host_open(host *h, const char *config_file, cl_error *err)
     return st;
 }
 
+cl_status host_migration_db(host *h, host_module *m, cl_db **db, bool *owned, cl_error *err)
+{
+    const char *name = m->binding->api->name;
+    cl_db_options opt = {.max_conns = 1};
+    char target[2048];
+    cl_status st;
+
+    (void)h;
+    *owned = false;
+    if (!m->postgres || m->admin_url == NULL) {
+        *db = m->db;
+        return CL_OK;
+    }
+    st = cl_migrate_owner_target(m->admin_url, name, target, sizeof(target), err);
+    if (st == CL_OK) {
+        st = cl_db_open(&cl_db_postgres, name, target, &opt, db, err);
+    }
+    if (st != CL_OK) {
+        return error_wrap(err, "CLEAVE_DATABASE_ADMIN_URL", name, "");
+    }
+    *owned = true;
+    return CL_OK;
+}
+
+/*
+ * The platform's bus tables in a module's database (ADR 0012), created by whoever may
+ * change its schema: on PostgreSQL the module's owner role, so that the app role gets
+ * them through the schema's default privileges like the module's own tables.
+ */
+static cl_status apply_bus_schema(host *h, host_module *m, cl_error *err)
+{
+    cl_db *db = NULL;
+    bool owned = false;
+    cl_status st = host_migration_db(h, m, &db, &owned, err);
+
+    if (st == CL_OK) {
+        st = cl_bus_schema_apply(db, err);
+    }
+    if (owned) {
+        cl_db_close(db);
+    }
+    return st;
+}
+
+/* Migrates one PostgreSQL module as its owner, then seals its history from the app role. */
+static cl_status migrate_postgres(host *h, host_module *m, int *applied, cl_error *err)
+{
+    cl_status st;
+
+    st = cl_migrate_postgres(m->admin_url, h->migrations_dir, m->binding->api->name, applied, err);
+    /* The owner's pool wrote the schema; the replica may not have it yet. */
+    if (st == CL_OK && *applied > 0) {
+        cl_db_mark_written(m->db);
+    }
+    return st;
+}
+
 cl_status host_migrate(host *h, bool verbose, cl_error *err)
 {
     for (int i = 0; i < h->nmodules; i++) {
         host_module *m = &h->modules[i];
+        const char *name = m->binding->api->name;
         int applied = 0;
         cl_status st;
 
         if (m->db == NULL) {
             continue;
         }
-        /* The platform's bus tables first; the module's migrations never depend on them. */
-        st = cl_bus_schema_apply(m->db, err);
-        if (st != CL_OK) {
-            return st;
+        if (m->postgres && m->admin_url == NULL) {
+            /* Least privilege at run time: the app role checks, an admin migrates. */
+            st = cl_migrate_check(m->db, h->migrations_dir, name, err);
+            if (st == CL_OK) {
+                st = cl_bus_schema_check(m->db, err);
+            }
+            if (st != CL_OK) {
+                return error_wrap(err, NULL, "",
+                                  " (run `cleave migrate` with CLEAVE_DATABASE_ADMIN_URL or "
+                                  "--admin-url)");
+            }
+            continue;
         }
-        st = cl_migrate_apply(m->db, h->migrations_dir, m->binding->api->name, &applied, err);
+        st = m->postgres ? migrate_postgres(h, m, &applied, err)
+                         : cl_migrate_apply(m->db, h->migrations_dir, name, &applied, err);
+        if (st == CL_OK) {
+            st = apply_bus_schema(h, m, err);
+        }
         if (st != CL_OK) {
             return st;
         }
@@ -284,6 +459,7 @@ void host_close(host *h)
             m->binding->local->stop();
         }
         cl_db_close(m->db);
+        m->db = NULL;
         cl_rpc_client_free(m->remote);
     }
     cl_router_free(h->router);

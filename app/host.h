@@ -27,6 +27,8 @@ extern const char host_binary_name[];
 typedef struct host_module {
     const cl_binding *binding;
     cl_db *db;             /* its own database; NULL when the module is remote */
+    bool postgres;         /* db is a PostgreSQL schema rather than an SQLite file */
+    const char *admin_url; /* PostgreSQL admin credentials for migrating it, or NULL */
     cl_rpc_client *remote; /* its service; NULL when the module is local */
     const void *ops;       /* the operations table callers use (local or remote) */
     cl_rpc_service rpc;    /* how a service binary serves it */
@@ -49,14 +51,33 @@ typedef struct host {
 /* The entry point of the cleave binary. Returns the process exit status. */
 int cleave_main(int argc, char **argv);
 
+/* How a command wants the host opened. */
+typedef struct host_options {
+    const char *config_file; /* may be NULL */
+    const char *admin_url;   /* PostgreSQL admin credentials given on the command line */
+    bool provision;          /* with admin credentials: create roles and schemas first */
+    bool no_db;              /* open no database (commands that only describe the wiring) */
+} host_options;
+
 /*
  * Loads the configuration (file may be NULL) from the environment and opens every local
- * module's database under the data directory. On failure err says what and host holds
- * nothing (host_close is still safe).
+ * module's database: its own PostgreSQL schema when CLEAVE_<MODULE>_DATABASE_URL or
+ * CLEAVE_DATABASE_URL is set, its own SQLite file under the data directory otherwise.
+ * On failure err says what and host holds nothing (host_close is still safe).
  */
 cl_status host_open(host *h, const char *config_file, cl_error *err);
-/* Applies pending migrations of every local module; prints what it did when verbose. */
+cl_status host_open_with(host *h, const host_options *opt, cl_error *err);
+/*
+ * Applies pending migrations of every local module; prints what it did when verbose.
+ * A PostgreSQL module without admin credentials is only checked (its app role may not
+ * change the schema): CL_UNAVAILABLE naming `cleave migrate` when it is behind.
+ */
 cl_status host_migrate(host *h, bool verbose, cl_error *err);
+/*
+ * The database migrations of m run on: for PostgreSQL with admin credentials a new
+ * pool acting as the module's owner role (*owned true: the caller closes it), else m->db.
+ */
+cl_status host_migration_db(host *h, host_module *m, cl_db **db, bool *owned, cl_error *err);
 /* Checks every local module's migrations are applied (used before init and by /readyz). */
 cl_status host_check_migrations(host *h, cl_error *err);
 /* Runs every module's init and start, in dependency order. */

@@ -30,7 +30,7 @@ static uint64_t kick_gen;
 
 /* A lease outlives any batch by far; leases of a previous process are cleared at start. */
 #define LEASE_MS        30000
-#define RETAIN_MS       (3600 * 1000)
+#define RETAIN_MS       ((int64_t)3600 * 1000)
 #define HANDLER_TIMEOUT 30000
 
 static const char claim_sql[] =
@@ -178,6 +178,9 @@ static uint32_t key_hash(const char *key)
 {
     uint32_t h = 2166136261u;
 
+    if (key == NULL) {
+        return h;
+    }
     for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
         h = (h ^ *p) * 16777619u;
     }
@@ -190,9 +193,11 @@ void cl__bus_enqueue(cl__module *mod, cl__job *job)
 
     job->next = NULL;
     pthread_mutex_lock(&mod->mu);
-    if (mod->bus->stopping || mod->nworkers == 0) {
+    if (mod->bus->stopping || mod->nworkers == 0 || job->msg == NULL) {
         pthread_mutex_unlock(&mod->mu);
-        job->done(job, CL__ABORTED);
+        if (job->done != NULL) {
+            job->done(job, CL__ABORTED);
+        }
         return;
     }
     w = &mod->workers[key_hash(job->msg->key) % (uint32_t)mod->nworkers];
@@ -1105,7 +1110,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
         }
         free(text);
     }
-    if (rc == CL_OK) {
+    if (rc == CL_OK && sub != NULL) {
         fill_ctx(&ctx, &m);
         env = (cl_envelope){m.id,
                             m.type,

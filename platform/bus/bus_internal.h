@@ -21,17 +21,17 @@
 
 /* One message in flight: an outbox row, or a message fetched from NATS. Owned. */
 typedef struct cl__msg {
-    int64_t seq; /* outbox row, 0 for a message from NATS */
+    int64_t seq;         /* outbox row, 0 for a message from NATS */
+    int64_t occurred_ms; /* wall clock, for the delivery latency */
+    char *payload_text;
+    json_t *payload;
+    int schema_version;
     char id[40];
     char type[CL_BUS_MAX_TYPE];
     char key[CL_BUS_MAX_KEY + 1];
     char source[CL__BUS_NAME];
     char occurred_at[32];
-    int64_t occurred_ms; /* wall clock, for the delivery latency */
     char traceparent[64];
-    int schema_version;
-    char *payload_text;
-    json_t *payload;
 } cl__msg;
 
 void cl__msg_free(cl__msg *m);

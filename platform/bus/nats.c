@@ -299,8 +299,8 @@ static cl_status start_fetcher(cl__module *mod, const char *publisher, cl_error 
     jsConsumerConfig_Init(&cc);
     cc.Durable = mod->name;
     cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = bus->ack_wait_ms * 1000000; /* nanoseconds */
-    cc.MaxAckPending = MAX_INFLIGHT * 2;
+    cc.AckWait = bus->ack_wait_ms * (int64_t)1000000; /* nanoseconds */
+    cc.MaxAckPending = (int64_t)MAX_INFLIGHT * 2;
     cc.FilterSubject = subject;
     cc.DeliverPolicy = js_DeliverAll;
     s = js_AddConsumer(&ci, n->js, f->stream, &cc, NULL, &jerr);

@@ -54,12 +54,6 @@ typedef enum cfg_type {
     X(CLEAVE_MAX_BODY_BYTES, CFG_INT(1024, 67108864), "1048576", "largest request body")           \
     X(CLEAVE_REQUEST_TIMEOUT_MS, CFG_INT(1, 600000), "10000", "deadline of one request")           \
     X(CLEAVE_SERVICE_TOKEN, CFG_STRING, NULL, "shared secret between services")                    \
-    X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
-      "how long a reservation holds stock unless the caller says")                                 \
-    X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
-      "how often expired reservations give their stock back")                                      \
-    X(CLEAVE_PAYMENTS_SNAPSHOT_EVERY, CFG_INT(1, 1000000), "50",                                   \
-      "events between snapshots of a payments stream")                                             \
     X(CLEAVE_NATS_URL, CFG_STRING, NULL, "NATS JetStream for the bus; unset: in-process")          \
     X(CLEAVE_BUS_RELAYS, CFG_INT(1, 16), "1", "outbox relay threads per module")                   \
     X(CLEAVE_BUS_WORKERS, CFG_INT(1, 64), "2", "handler threads per subscribing module")           \
@@ -76,12 +70,25 @@ typedef enum cfg_type {
       "orders: deadline of one call to inventory, payments or the catalog")                        \
     X(CLEAVE_TEST_CRASH_AT, CFG_STRING, NULL,                                                      \
       "tests only: kill the process at a bus or module step")                                      \
-    X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")
+    X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")      \
+    X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
+      "how long a reservation holds stock unless the caller says")                                 \
+    X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
+      "how often expired reservations give their stock back")                                      \
+    X(CLEAVE_PAYMENTS_SNAPSHOT_EVERY, CFG_INT(1, 1000000), "50",                                   \
+      "events between snapshots of a payments stream")                                             \
+    X(CLEAVE_DATABASE_URL, CFG_STRING, NULL, "PostgreSQL for every module, a schema each")         \
+    X(CLEAVE_DATABASE_REPLICA_URL, CFG_STRING, NULL, "a read replica of CLEAVE_DATABASE_URL")      \
+    X(CLEAVE_DATABASE_ADMIN_URL, CFG_STRING, NULL, "PostgreSQL admin: creates roles and schemas")  \
+    X(CLEAVE_DATABASE_POOL_MIN, CFG_INT(0, 256), "1", "connections each module keeps open")        \
+    X(CLEAVE_DATABASE_POOL_MAX, CFG_INT(1, 256), "8", "most connections of one module")            \
+    X(CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS, CFG_INT(1, 600000), "2000", "wait for a connection")
 
 /* X(SUFFIX, type, help): CLEAVE_<MODULE>_<SUFFIX> for every module the host knows. */
 #define CL__CONFIG_MODULE_KEYS(X)                                                                  \
     X(URL, CFG_URL, "base URL of the module's remote binding")                                     \
     X(DATABASE_URL, CFG_STRING, "the module's database")                                           \
+    X(DATABASE_ADMIN_URL, CFG_STRING, "admin credentials of the module's database server")         \
     X(REPLICA_URL, CFG_STRING, "a read replica of the module's database")                          \
     X(TIMEOUT_MS, CFG_INT(1, 600000), "deadline of one call to the module")
 

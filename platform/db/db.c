@@ -6,9 +6,12 @@
 #include "cleave/db.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "cleave/log.h"
 
 /*
  * A connection keeps at most this many prepared statements. Modules prepare a few dozen
@@ -20,6 +23,13 @@
 #define CL__DB_MAX_CONNS          256
 #define CL__DB_DEFAULT_CONNS      4
 #define CL__DB_DEFAULT_ACQUIRE_MS 2000
+#define CL__DB_DEFAULT_IDLE_CHECK 1000
+#define CL__DB_DEFAULT_MAX_IDLE   60000
+#define CL__DB_DEFAULT_READ_AFTER 1000
+/* A replica that failed is left alone this long before reads try it again. */
+#define CL__DB_REPLICA_BACKOFF_MS 3000
+/* Reads wait at most this long for a busy replica before taking the primary instead. */
+#define CL__DB_REPLICA_ACQUIRE_MS 250
 
 struct cl_stmt {
     cl_db_conn *conn;
@@ -32,7 +42,9 @@ struct cl_db_conn {
     cl_db *db;
     void *drv_conn;
     bool in_tx;
-    uint64_t tick; /* LRU clock for the statement cache */
+    bool suspect;       /* a sibling was found broken: ping this one before use */
+    int64_t idle_since; /* cl_now_ms() when it was last released */
+    uint64_t tick;      /* LRU clock for the statement cache */
     int nstmts;
     cl_stmt stmts[CL__DB_STMT_CACHE];
 };
@@ -42,7 +54,11 @@ struct cl_db {
     char name[64];
     char *target;
     int max_conns;
+    int min_conns;
     int64_t acquire_timeout_ms;
+    int64_t idle_check_ms;
+    int64_t max_idle_ms;
+    int64_t read_after_write_ms;
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* signalled when a connection is released or a slot frees up */
@@ -51,6 +67,13 @@ struct cl_db {
     cl_db_conn **idle; /* a stack, so that the warmest connection is reused first */
     int nidle;
     int nconnecting; /* slots reserved by acquirers that are connecting unlocked */
+    cl_db_stats stats;
+
+    /* Read replica (ADR 0011). Guarded by mu of the primary. */
+    cl_db *replica;
+    cl_db *primary;             /* set on a replica pool: the pool it serves reads for */
+    int64_t replica_down_until; /* cl_now_ms() before which reads skip the replica */
+    int64_t last_commit_ms;     /* the last commit of this process on this pool */
 };
 
 static void conn_destroy(cl_db_conn *c)
@@ -87,11 +110,59 @@ static cl_status conn_create(cl_db *db, cl_db_conn **out, cl_error *err)
     return CL_OK;
 }
 
-cl_status cl_db_open(const cl_db_driver *drv, const char *name, const char *target,
-                     const cl_db_options *opt, cl_db **out, cl_error *err)
+static bool conn_broken(const cl_db_conn *c)
+{
+    const cl_db_driver *drv = c->db->drv;
+
+    return drv->version >= 2 && drv->broken(c->drv_conn);
+}
+
+static cl_status check_options(const cl_db_options *opt, cl_error *err)
+{
+    if (opt == NULL) {
+        return CL_OK;
+    }
+    if (opt->max_conns < 0 || opt->max_conns > CL__DB_MAX_CONNS) {
+        return cl_error_set(err, CL_INVALID, "max_conns", "max_conns must be 0..%d",
+                            CL__DB_MAX_CONNS);
+    }
+    if (opt->min_conns < 0 || opt->min_conns > CL__DB_MAX_CONNS) {
+        return cl_error_set(err, CL_INVALID, "min_conns", "min_conns must be 0..%d",
+                            CL__DB_MAX_CONNS);
+    }
+    if (opt->acquire_timeout_ms < 0) {
+        return cl_error_set(err, CL_INVALID, "acquire_timeout_ms",
+                            "acquire_timeout_ms must not be negative");
+    }
+    if (opt->idle_check_ms < 0 || opt->max_idle_ms < 0) {
+        return cl_error_set(err, CL_INVALID, "idle_check_ms",
+                            "idle_check_ms and max_idle_ms must not be negative");
+    }
+    return CL_OK;
+}
+
+static void pool_free(cl_db *db, bool mu_ok, bool cv_ok)
+{
+    if (db == NULL) {
+        return;
+    }
+    if (cv_ok) {
+        pthread_cond_destroy(&db->cv);
+    }
+    if (mu_ok) {
+        pthread_mutex_destroy(&db->mu);
+    }
+    free(db->idle);
+    free(db->all);
+    free(db->target);
+    free(db);
+}
+
+/* A pool with no connection yet (the replica's), or with min_conns of them (connect). */
+static cl_status pool_new(const cl_db_driver *drv, const char *name, const char *target,
+                          const cl_db_options *opt, bool connect, cl_db **out, cl_error *err)
 {
     cl_db *db = NULL;
-    cl_db_conn *first = NULL;
     pthread_condattr_t ca;
     bool mu_ok = false;
     bool cv_ok = false;
@@ -107,13 +178,9 @@ cl_status cl_db_open(const cl_db_driver *drv, const char *name, const char *targ
     if (strlen(name) >= sizeof(db->name)) {
         return cl_error_set(err, CL_INVALID, "name", "database name is too long");
     }
-    if (opt != NULL && (opt->max_conns < 0 || opt->max_conns > CL__DB_MAX_CONNS)) {
-        return cl_error_set(err, CL_INVALID, "max_conns", "max_conns must be 0..%d",
-                            CL__DB_MAX_CONNS);
-    }
-    if (opt != NULL && opt->acquire_timeout_ms < 0) {
-        return cl_error_set(err, CL_INVALID, "acquire_timeout_ms",
-                            "acquire_timeout_ms must not be negative");
+    st = check_options(opt, err);
+    if (st != CL_OK) {
+        return st;
     }
 
     db = calloc(1, sizeof(*db));
@@ -124,13 +191,28 @@ cl_status cl_db_open(const cl_db_driver *drv, const char *name, const char *targ
     db->drv = drv;
     cl_strlcpy(db->name, name, sizeof(db->name));
     db->max_conns = CL__DB_DEFAULT_CONNS;
+    db->min_conns = 1;
     db->acquire_timeout_ms = CL__DB_DEFAULT_ACQUIRE_MS;
-    if (opt != NULL && opt->max_conns > 0) {
-        db->max_conns = opt->max_conns;
+    db->idle_check_ms = CL__DB_DEFAULT_IDLE_CHECK;
+    db->max_idle_ms = CL__DB_DEFAULT_MAX_IDLE;
+    db->read_after_write_ms = CL__DB_DEFAULT_READ_AFTER;
+    if (opt != NULL) {
+        db->max_conns = opt->max_conns > 0 ? opt->max_conns : db->max_conns;
+        db->min_conns = opt->min_conns > 0 ? opt->min_conns : db->min_conns;
+        db->acquire_timeout_ms =
+            opt->acquire_timeout_ms > 0 ? opt->acquire_timeout_ms : db->acquire_timeout_ms;
+        db->idle_check_ms = opt->idle_check_ms > 0 ? opt->idle_check_ms : db->idle_check_ms;
+        db->max_idle_ms = opt->max_idle_ms > 0 ? opt->max_idle_ms : db->max_idle_ms;
+        db->read_after_write_ms =
+            opt->read_after_write_ms != 0 ? opt->read_after_write_ms : db->read_after_write_ms;
     }
-    if (opt != NULL && opt->acquire_timeout_ms > 0) {
-        db->acquire_timeout_ms = opt->acquire_timeout_ms;
+    if (db->min_conns > db->max_conns) {
+        st = cl_error_set(err, CL_INVALID, "min_conns", "min_conns (%d) exceeds max_conns (%d)",
+                          db->min_conns, db->max_conns);
+        goto out;
     }
+    db->stats.min = db->min_conns;
+    db->stats.max = db->max_conns;
     db->target = strdup(target);
     db->all = calloc((size_t)db->max_conns, sizeof(*db->all));
     db->idle = calloc((size_t)db->max_conns, sizeof(*db->idle));
@@ -161,30 +243,34 @@ cl_status cl_db_open(const cl_db_driver *drv, const char *name, const char *targ
         goto out;
     }
 
-    /* Connecting once now turns a bad target into an error at startup, not at first use. */
-    st = conn_create(db, &first, err);
-    if (st != CL_OK) {
-        goto out;
+    /* Connecting now turns a bad target into an error at startup, not at first use. */
+    for (int i = 0; connect && i < db->min_conns; i++) {
+        cl_db_conn *c = NULL;
+
+        st = conn_create(db, &c, err);
+        if (st != CL_OK || c == NULL) {
+            for (int j = 0; j < db->nall; j++) {
+                conn_destroy(db->all[j]);
+            }
+            goto out;
+        }
+        c->idle_since = cl_now_ms();
+        db->all[db->nall++] = c;
+        db->idle[db->nidle++] = c;
+        db->stats.connects++;
     }
-    db->all[db->nall++] = first;
-    db->idle[db->nidle++] = first;
     *out = db;
     db = NULL;
     st = CL_OK;
 out:
-    if (db != NULL) {
-        if (cv_ok) {
-            pthread_cond_destroy(&db->cv);
-        }
-        if (mu_ok) {
-            pthread_mutex_destroy(&db->mu);
-        }
-        free(db->idle);
-        free(db->all);
-        free(db->target);
-        free(db);
-    }
+    pool_free(db, mu_ok, cv_ok);
     return st;
+}
+
+cl_status cl_db_open(const cl_db_driver *drv, const char *name, const char *target,
+                     const cl_db_options *opt, cl_db **out, cl_error *err)
+{
+    return pool_new(drv, name, target, opt, true, out, err);
 }
 
 void cl_db_close(cl_db *db)
@@ -192,15 +278,11 @@ void cl_db_close(cl_db *db)
     if (db == NULL) {
         return;
     }
+    cl_db_close(db->replica);
     for (int i = 0; i < db->nall; i++) {
         conn_destroy(db->all[i]);
     }
-    pthread_cond_destroy(&db->cv);
-    pthread_mutex_destroy(&db->mu);
-    free(db->idle);
-    free(db->all);
-    free(db->target);
-    free(db);
+    pool_free(db, true, true);
 }
 
 const char *cl_db_name(const cl_db *db)
@@ -224,12 +306,39 @@ static void pool_forget(cl_db *db, cl_db_conn *c)
     }
 }
 
+/*
+ * A connection was found broken: the server probably restarted, so every idle sibling
+ * is checked before its next use instead of failing one request each. With db->mu held.
+ */
+static void pool_suspect_all(cl_db *db)
+{
+    for (int i = 0; i < db->nidle; i++) {
+        db->idle[i]->suspect = true;
+    }
+}
+
+/* Marks the replica of a primary as down for a while (db is the replica pool). */
+static void replica_failed(cl_db *replica)
+{
+    cl_db *primary = replica->primary;
+
+    if (primary == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&primary->mu);
+    primary->replica_down_until = cl_now_ms() + CL__DB_REPLICA_BACKOFF_MS;
+    pthread_mutex_unlock(&primary->mu);
+}
+
 cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error *err)
 {
     cl_db_conn *c = NULL;
     int64_t now;
     int64_t end;
     bool ctx_ends_first = false;
+    bool waited = false;
+    bool dropped_any = false;
+    bool connect_failed = false;
     struct timespec ts;
     cl_status st = CL_OK;
 
@@ -251,8 +360,35 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
     pthread_mutex_lock(&db->mu);
     for (;;) {
         if (db->nidle > 0) {
+            cl_error perr;
+            bool alive;
+
             c = db->idle[--db->nidle];
-            break;
+            now = cl_now_ms();
+            if (!c->suspect && now - c->idle_since < db->idle_check_ms) {
+                break;
+            }
+            /*
+             * Idle long enough for the server (or a firewall) to have dropped it: one
+             * round trip now is cheaper than a failed request. Unlocked, as connecting.
+             */
+            db->stats.pings++;
+            pthread_mutex_unlock(&db->mu);
+            alive = db->drv->ping(c->drv_conn, &perr) == CL_OK && !conn_broken(c);
+            pthread_mutex_lock(&db->mu);
+            if (alive) {
+                c->suspect = false;
+                break;
+            }
+            pool_forget(db, c);
+            pool_suspect_all(db);
+            db->stats.dropped++;
+            dropped_any = true;
+            pthread_mutex_unlock(&db->mu);
+            conn_destroy(c);
+            pthread_mutex_lock(&db->mu);
+            c = NULL;
+            continue;
         }
         if (db->nall + db->nconnecting < db->max_conns) {
             /* Connecting can be slow (a network round trip): reserve a slot, then unlock. */
@@ -262,15 +398,20 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
             pthread_mutex_lock(&db->mu);
             db->nconnecting--;
             if (st != CL_OK) {
+                db->stats.connect_failures++;
+                db->stats.timeouts++;
+                connect_failed = true;
                 /* The slot is free again; a waiter may try its own luck. */
                 pthread_cond_signal(&db->cv);
                 c = NULL;
                 break;
             }
+            db->stats.connects++;
             db->all[db->nall++] = c;
             break;
         }
         if (cl_now_ms() >= end) {
+            db->stats.timeouts++;
             if (ctx_ends_first) {
                 st = cl_error_set(err, CL_DEADLINE_EXCEEDED, NULL,
                                   "deadline expired waiting for a connection to %s", db->name);
@@ -281,23 +422,55 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
             }
             break;
         }
+        if (!waited) {
+            waited = true;
+            db->stats.waits++;
+        }
         ts.tv_sec = (time_t)(end / 1000);
         ts.tv_nsec = (long)(end % 1000) * 1000000L;
         /* ETIMEDOUT and spurious wakeups both land in the checks above. */
         (void)pthread_cond_timedwait(&db->cv, &db->mu, &ts);
     }
+    if (st == CL_OK) {
+        db->stats.acquires++;
+    }
     pthread_mutex_unlock(&db->mu);
 
+    if (dropped_any) {
+        cl_log_warn("db", "%s: dropped a dead database connection", db->name);
+    }
+    /* A replica that cannot be reached is skipped for a while (cl_db_acquire_read). */
+    if (connect_failed) {
+        replica_failed(db);
+    }
     if (st == CL_OK) {
         *out = c;
     }
     return st;
 }
 
+/* Takes an idle connection beyond min_conns unused for max_idle_ms, or NULL. With mu held. */
+static cl_db_conn *pool_reap_one(cl_db *db, int64_t now)
+{
+    cl_db_conn *c;
+
+    /* The bottom of the stack is the coldest connection. */
+    if (db->nidle == 0 || db->nall <= db->min_conns ||
+        now - db->idle[0]->idle_since < db->max_idle_ms) {
+        return NULL;
+    }
+    c = db->idle[0];
+    memmove(&db->idle[0], &db->idle[1], (size_t)(db->nidle - 1) * sizeof(db->idle[0]));
+    db->nidle--;
+    pool_forget(db, c);
+    return c;
+}
+
 void cl_db_release(cl_db_conn *conn)
 {
     cl_db *db;
     const cl_db_driver *drv;
+    cl_db_conn *reaped;
     bool broken = false;
     cl_error e;
 
@@ -318,18 +491,26 @@ void cl_db_release(cl_db_conn *conn)
         /* A connection whose transaction state is unknown must not be handed out again. */
         broken = drv->exec(conn->drv_conn, "ROLLBACK", &e) != CL_OK;
     }
+    /* A connection whose server went away is dropped; the next acquire opens a new one. */
+    broken = broken || conn_broken(conn);
 
     pthread_mutex_lock(&db->mu);
+    conn->idle_since = cl_now_ms();
     if (broken) {
         pool_forget(db, conn);
+        pool_suspect_all(db);
+        db->stats.dropped++;
     } else {
         db->idle[db->nidle++] = conn;
     }
+    reaped = pool_reap_one(db, conn->idle_since);
     pthread_cond_signal(&db->cv);
     pthread_mutex_unlock(&db->mu);
     if (broken) {
         conn_destroy(conn);
+        replica_failed(db);
     }
+    conn_destroy(reaped);
 }
 
 cl_status cl_db_exec(cl_db_conn *conn, const char *sql, cl_error *err)
@@ -374,7 +555,12 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
     }
     drv = conn->db->drv;
     st = drv->exec(conn->drv_conn, "COMMIT", err);
-    if (st != CL_OK) {
+    if (st == CL_OK) {
+        /* Reads of this process go to the primary for a while (cl_db_acquire_read). */
+        pthread_mutex_lock(&conn->db->mu);
+        conn->db->last_commit_ms = cl_now_ms();
+        pthread_mutex_unlock(&conn->db->mu);
+    } else {
         /*
          * Some failed COMMITs leave the transaction open (SQLite on BUSY), others end it.
          * Rolling back makes the outcome the same for every driver: nothing committed.
@@ -516,5 +702,111 @@ cl_status cl_db_ping(cl_db *db, cl_error *err)
     }
     st = db->drv->ping(c->drv_conn, err);
     cl_db_release(c);
+    return st;
+}
+
+void cl_db_stats_get(cl_db *db, cl_db_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (db == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&db->mu);
+    *out = db->stats;
+    out->size = db->nall;
+    out->idle = db->nidle;
+    out->in_use = db->nall - db->nidle;
+    pthread_mutex_unlock(&db->mu);
+}
+
+cl_status cl_db_attach_replica(cl_db *db, const char *target, const cl_db_options *opt,
+                               cl_error *err)
+{
+    cl_db_options ropt = {0};
+    cl_db *replica = NULL;
+    char name[64];
+    cl_status st;
+
+    if (db == NULL || target == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_db_attach_replica: missing argument");
+    }
+    if (db->replica != NULL || db->primary != NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "%s already has a replica", db->name);
+    }
+    if (opt != NULL) {
+        ropt = *opt;
+    }
+    /* A busy replica is no reason to make a read wait: the primary can serve it. */
+    if (ropt.acquire_timeout_ms == 0 || ropt.acquire_timeout_ms > CL__DB_REPLICA_ACQUIRE_MS) {
+        ropt.acquire_timeout_ms = CL__DB_REPLICA_ACQUIRE_MS;
+    }
+    snprintf(name, sizeof(name), "%.48s-replica", db->name);
+    st = pool_new(db->drv, name, target, &ropt, false, &replica, err);
+    if (st != CL_OK || replica == NULL) {
+        return st;
+    }
+    replica->primary = db;
+    pthread_mutex_lock(&db->mu);
+    db->replica = replica;
+    pthread_mutex_unlock(&db->mu);
+    return CL_OK;
+}
+
+void cl_db_mark_written(cl_db *db)
+{
+    if (db == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&db->mu);
+    db->last_commit_ms = cl_now_ms();
+    pthread_mutex_unlock(&db->mu);
+}
+
+cl_db *cl_db_replica(cl_db *db)
+{
+    return db != NULL ? db->replica : NULL;
+}
+
+cl_status cl_db_acquire_read(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error *err)
+{
+    cl_error rerr;
+    bool use_replica = false;
+    int64_t now;
+    cl_status st;
+
+    if (db == NULL || out == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_db_acquire_read: missing argument");
+    }
+    now = cl_now_ms();
+    pthread_mutex_lock(&db->mu);
+    if (db->replica != NULL && (ctx == NULL || !ctx->read_primary) &&
+        now >= db->replica_down_until) {
+        /* The replica may not have replayed this process's last commit yet. */
+        use_replica = db->last_commit_ms == 0 || db->read_after_write_ms < 0 ||
+                      now - db->last_commit_ms >= db->read_after_write_ms;
+    }
+    pthread_mutex_unlock(&db->mu);
+
+    if (use_replica) {
+        st = cl_db_acquire(db->replica, ctx, out, &rerr);
+        if (st == CL_OK) {
+            pthread_mutex_lock(&db->mu);
+            db->stats.replica_reads++;
+            pthread_mutex_unlock(&db->mu);
+            return CL_OK;
+        }
+        if (st == CL_DEADLINE_EXCEEDED) {
+            return cl_error_set(err, st, NULL, "%s", rerr.message);
+        }
+        /* acquire marked it down; the primary serves this read and the next few. */
+        cl_log_warn("db", "%s: replica unavailable, reading from the primary: %s", db->name,
+                    rerr.message);
+    }
+    st = cl_db_acquire(db, ctx, out, err);
+    if (st == CL_OK && db->replica != NULL) {
+        pthread_mutex_lock(&db->mu);
+        db->stats.primary_reads++;
+        pthread_mutex_unlock(&db->mu);
+    }
     return st;
 }

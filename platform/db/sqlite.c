@@ -213,6 +213,13 @@ static cl_status sqlite_ping(void *conn, cl_error *err)
     return sqlite_exec(conn, "SELECT 1", err);
 }
 
+/* A file does not go away under an open connection the way a server does. */
+static bool sqlite_broken(void *conn)
+{
+    (void)conn;
+    return false;
+}
+
 const cl_db_driver cl_db_sqlite = {
     .version = CL_DB_DRIVER_VERSION,
     .name = "sqlite",
@@ -231,4 +238,5 @@ const cl_db_driver cl_db_sqlite = {
     .col_text = sqlite_col_text,
     .col_null = sqlite_col_null,
     .ping = sqlite_ping,
+    .broken = sqlite_broken,
 };

@@ -606,6 +606,16 @@ cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *
         if (st != CL_OK) {
             goto out;
         }
+        /*
+         * PostgreSQL's BEGIN takes no lock: this one makes a second migrator wait here,
+         * as SQLite's BEGIN IMMEDIATE does, instead of failing on a duplicate version.
+         */
+        if (strcmp(cl_db_driver_of(db)->dialect, "postgres") == 0) {
+            st = cl_db_exec(c, "LOCK TABLE cl_migrations IN SHARE ROW EXCLUSIVE MODE", err);
+            if (st != CL_OK) {
+                goto out;
+            }
+        }
         st = load_rows(&s, c, err);
         if (st != CL_OK) {
             goto out;

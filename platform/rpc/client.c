@@ -226,6 +226,10 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
     h = add_header(h, "X-Request-Id", ctx->request_id);
     h = add_header(h, "X-Cleave-Principal", ctx->principal);
     h = add_header(h, "Idempotency-Key", ctx->idempotency_key);
+    /* Read-your-writes survives extraction: the service routes the reads the same way. */
+    if (ctx->read_primary) {
+        h = add_header(h, "X-Cleave-Read-Primary", "1");
+    }
     if (ctx->trace_id[0] != '\0' && ctx->span_id[0] != '\0') {
         snprintf(buf, sizeof(buf), "00-%s-%s-01", ctx->trace_id, ctx->span_id);
         h = add_header(h, "traceparent", buf);

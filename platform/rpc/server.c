@@ -47,6 +47,8 @@ static void ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
     if (v != NULL) {
         cl__rpc_parse_traceparent(v, ctx);
     }
+    v = cl_http_header(req, "X-Cleave-Read-Primary");
+    ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
     v = cl_http_header(req, "X-Cleave-Deadline-Ms");
     if (v != NULL) {
         char *end;

@@ -24,9 +24,11 @@
 static const char *transport = "in-process";
 static bus_harness harness;
 
+static int thread_ids[PUBLISHERS];
+
 static void *publisher(void *arg)
 {
-    int t = (int)(intptr_t)arg;
+    int t = *(const int *)arg;
     char keys[2][16];
 
     snprintf(keys[0], sizeof(keys[0]), "key-%d", 2 * t);
@@ -62,17 +64,18 @@ static void test_per_key_order_holds_with_two_relays_and_two_consumers(void **st
     }
     assert_int_equal(bus_harness_open(&harness, nats.url[0] != '\0' ? nats.url : NULL, 2, 2), 0);
     for (int t = 0; t < PUBLISHERS; t++) {
-        assert_int_equal(pthread_create(&threads[t], NULL, publisher, (void *)(intptr_t)t), 0);
+        thread_ids[t] = t;
+        assert_int_equal(pthread_create(&threads[t], NULL, publisher, &thread_ids[t]), 0);
     }
     for (int t = 0; t < PUBLISHERS; t++) {
         void *r;
         pthread_join(threads[t], &r);
         assert_null(r);
     }
-    assert_int_equal(bus_harness_wait(&harness, KEYS * PER_KEY, 60000), 0);
+    assert_int_equal(bus_harness_wait(&harness, (long)KEYS * PER_KEY, 60000), 0);
     seen = bus_harness_seen(&harness, &distinct);
-    assert_int_equal(seen, KEYS * PER_KEY);
-    assert_int_equal(distinct, KEYS * PER_KEY);
+    assert_int_equal(seen, (long)KEYS * PER_KEY);
+    assert_int_equal(distinct, (long)KEYS * PER_KEY);
     assert_int_equal(atomic_load(&harness.out_of_order), 0);
     bus_harness_close(&harness);
     nats_server_stop(&nats);

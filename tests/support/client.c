@@ -65,12 +65,6 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
 
 static _Thread_local CURL *thread_curl;
 
-void test_http_thread_done(void)
-{
-    curl_easy_cleanup(thread_curl);
-    thread_curl = NULL;
-}
-
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out)
 {
@@ -125,6 +119,12 @@ int test_http(const char *base, const char *method, const char *path, const char
         out->json = json_loadb(out->body, out->body_len, 0, NULL);
     }
     return 0;
+}
+
+void test_http_thread_done(void)
+{
+    curl_easy_cleanup(thread_curl);
+    thread_curl = NULL;
 }
 
 void test_resp_free(test_resp *r)

@@ -26,7 +26,7 @@ typedef struct test_resp {
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out);
 void test_resp_free(test_resp *r);
-/* Frees the calling thread's connection; a thread that used test_http calls it at its end. */
+/* Releases the calling thread's handle; a thread that used test_http calls it before exiting. */
 void test_http_thread_done(void);
 
 /* True when r is an RFC 9457 problem with this status (type, title, status, detail). */

@@ -60,6 +60,41 @@ static int serve(topology *t, const char *name, char *const env[])
     return serve_in(t, t->nprocs - 1, name, env);
 }
 
+int topology_db_env(topology *t, char **env, int at, int admin)
+{
+    if (t->db_url_env[0] != '\0') {
+        env[at++] = t->db_url_env;
+    }
+    if (t->db_replica_env[0] != '\0') {
+        env[at++] = t->db_replica_env;
+    }
+    if (admin && t->admin_env[0] != '\0') {
+        env[at++] = t->admin_env;
+    }
+    env[at] = NULL;
+    return at;
+}
+
+/* A fresh database of the test run's PostgreSQL cluster for t (ADR 0011). */
+static int start_postgres(topology *t)
+{
+    char url[512];
+
+    if (pgtest_load(&t->pg) != 0 || pgtest_db_create(&t->pg) != 0) {
+        return -1;
+    }
+    pgtest_url(t->pg.primary, t->pg.db, url, sizeof(url));
+    snprintf(t->admin_env, sizeof(t->admin_env), "CLEAVE_DATABASE_ADMIN_URL=%s", url);
+    /* The user in the URL does not matter: each module connects as its own app role. */
+    snprintf(t->db_url_env, sizeof(t->db_url_env), "CLEAVE_DATABASE_URL=%s", url);
+    if (t->pg.replica[0] != '\0') {
+        pgtest_url(t->pg.replica, t->pg.db, url, sizeof(url));
+        snprintf(t->db_replica_env, sizeof(t->db_replica_env), "CLEAVE_DATABASE_REPLICA_URL=%s",
+                 url);
+    }
+    return 0;
+}
+
 /* "a+b" into t->services; the gateway's binary is cleave-without-a-b. */
 static int parse_extracted(topology *t, const char *name, char *host_bin, size_t size)
 {
@@ -88,8 +123,12 @@ static int parse_extracted(topology *t, const char *name, char *host_bin, size_t
     return 0;
 }
 
-/* The gateway's environment: data, migrations, token, every service's URL, then extra. */
-static void gateway_env(topology *t, const char *listen, char *const extra[], char **env)
+/*
+ * The gateway's environment: data, migrations, token, database (with the admin's when
+ * admin is set), every service's URL, then extra.
+ */
+static void gateway_env(topology *t, const char *listen, char *const extra[], int admin,
+                        char **env)
 {
     int n = 0;
 
@@ -97,6 +136,7 @@ static void gateway_env(topology *t, const char *listen, char *const extra[], ch
     env[n++] = t->migrations_env;
     env[n++] = (char *)listen;
     env[n++] = TOPOLOGY_TOKEN;
+    n = topology_db_env(t, env, n, admin);
     for (int i = 0; i < t->nservices; i++) {
         env[n++] = t->url_envs[i];
     }
@@ -114,11 +154,14 @@ int topology_start(topology *t, const char *name, int seed)
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[])
 {
     char cmd[1200], out[1024];
-    char *env[4 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    char *env[7 + TOPOLOGY_MAX_SERVICES + 8 + 1];
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
     int port;
 
     memset(t, 0, sizeof(*t));
+    if (pgtest_enabled() && start_postgres(t) != 0) {
+        return -1;
+    }
     /* "monolith", or "<module>[+<module>...]-extracted": those modules in their own services. */
     if (strcmp(name, "monolith") == 0) {
         snprintf(t->gateway_bin, sizeof(t->gateway_bin), "cleave");
@@ -142,14 +185,22 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
              t->migrations_dir);
     for (int i = 0; i < t->nservices; i++) {
         const char *module = t->services[i] + 7;
-        char *svc_env[] = {t->service_data_envs[i], t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                           TOPOLOGY_TOKEN, NULL};
+        char *svc_env[10] = {t->service_data_envs[i], t->migrations_env,
+                             "CLEAVE_LISTEN=127.0.0.1:0", TOPOLOGY_TOKEN, NULL};
         char upper[64];
         size_t k = 0;
 
         /* Each service owns its own data directory: no shared database. */
         snprintf(t->service_data_envs[i], sizeof(t->service_data_envs[i]),
                  "CLEAVE_DATA_DIR=%s/%s-data", t->dir, module);
+        /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
+        if (t->admin_env[0] != '\0') {
+            topology_db_env(t, svc_env, 4, 1);
+            if (run_host(t, t->services[i], svc_env, "migrate") != 0) {
+                return -1;
+            }
+        }
+        topology_db_env(t, svc_env, 4, 0);
         port = serve(t, t->services[i], svc_env);
         if (port < 0) {
             return -1;
@@ -169,12 +220,19 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
         t->service_port = t->service_ports[0];
         snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", t->service_port);
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, env);
-    if (run_host(t, t->gateway_bin, env, "migrate") != 0 ||
-        (seed && run_host(t, t->gateway_bin, env, "seed") != 0)) {
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, 1, env);
+    if (run_host(t, t->gateway_bin, env, "migrate") != 0) {
         return -1;
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, env);
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, 0, env);
+    if (seed && run_host(t, t->gateway_bin, env, "seed") != 0) {
+        return -1;
+    }
+    /* Data written by those processes must be on the replica before anyone reads it there. */
+    if (t->pg.db[0] != '\0' && pgtest_wait_replica(&t->pg, 30000) != 0) {
+        return -1;
+    }
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, 0, env);
     t->gateway_slot = t->nprocs;
     port = serve(t, t->gateway_bin, env);
     if (port < 0) {
@@ -211,13 +269,13 @@ int topology_gateway_wait_exit(topology *t, int timeout_ms)
 
 int topology_restart_gateway(topology *t, char *const extra[])
 {
-    char *env[4 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    char *env[7 + TOPOLOGY_MAX_SERVICES + 8 + 1];
     int port;
 
     if (t->procs[t->gateway_slot].pid != 0) {
         return -1;
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, env);
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, 0, env);
     port = serve_in(t, t->gateway_slot, t->gateway_bin, env);
     if (port < 0) {
         return -1;
@@ -247,12 +305,13 @@ int topology_restart_module(topology *t, const char *module)
 {
     int i = service_index(t, module);
     char listen[64];
-    char *env[] = {NULL, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
+    char *env[10] = {NULL, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
 
     if (i < 0) {
         return -1;
     }
     env[0] = t->service_data_envs[i];
+    topology_db_env(t, env, 4, 0);
     snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_ports[i]);
     return serve_in(t, i, t->services[i], env) == t->service_ports[i] ? 0 : -1;
 }
@@ -268,8 +327,9 @@ int topology_stop_service(topology *t)
 int topology_restart_service(topology *t)
 {
     char listen[64];
-    char *env[] = {t->service_data_env, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
+    char *env[10] = {t->service_data_env, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
 
+    topology_db_env(t, env, 4, 0);
     snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_port);
     return serve_in(t, 0, t->service, env) == t->service_port ? 0 : -1;
 }
@@ -290,6 +350,9 @@ int topology_stop(topology *t)
         }
     }
     t->nprocs = 0;
+    if (pgtest_db_drop(&t->pg) != 0) {
+        rc = -1;
+    }
     if (rc == 0) {
         test_rmrf(t->dir);
     }

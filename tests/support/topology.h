@@ -6,6 +6,7 @@
 #ifndef CLEAVE_TEST_TOPOLOGY_H
 #define CLEAVE_TEST_TOPOLOGY_H
 
+#include "pgtest.h"
 #include "proc.h"
 
 #define TOPOLOGY_MAX_PROCS    8
@@ -32,7 +33,19 @@ typedef struct topology {
     char data_env[512];
     char url_envs[TOPOLOGY_MAX_SERVICES][128];
     int gateway_slot;
+    /*
+     * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
+     * variables that point every process at it (empty strings on SQLite). Serving
+     * processes get db_env (app roles, replica); `migrate` also gets admin_env.
+     */
+    pgtest pg;
+    char db_url_env[600];
+    char db_replica_env[600];
+    char admin_env[600];
 } topology;
+
+/* Appends t's database variables (none on SQLite) to env[] from index at; returns the new end. */
+int topology_db_env(topology *t, char **env, int at, int admin);
 
 /*
  * Builds a data directory, migrates it, seeds it when seed is set, and starts the

@@ -53,6 +53,18 @@ static cl_status publish_product(cl_ctx *ctx, cl_db_conn *conn, const char *even
     return rc;
 }
 
+/*
+ * For the read operations: a replica connection when the catalog has a replica and the
+ * caller did not ask to read its own writes (ctx->read_primary), the primary otherwise.
+ */
+static cl_status acquire_read(cl_ctx *ctx, cl_db_conn **conn)
+{
+    if (catalog_db == NULL) {
+        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the catalog is not initialised");
+    }
+    return cl_db_acquire_read(catalog_db, ctx, conn, &ctx->err);
+}
+
 /* Copies a text column; false only when out of memory (SQL NULL gives NULL). */
 static bool dup_column(cl_stmt *st, int col, char **out)
 {
@@ -180,10 +192,7 @@ static cl_status insert_tags(cl_ctx *ctx, cl_db_conn *conn, int64_t id, const ca
     for (size_t i = 0; i < tags->n; i++) {
         rc = cl_db_prepare(conn, catalog__sql_insert_tag, &st, &ctx->err);
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_i64(st, 1, id, &ctx->err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_bind_text(st, 2, tags->v[i], &ctx->err);
+            rc = cl_stmt_bind_all(st, &ctx->err, "it", id, tags->v[i]);
         }
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, &ctx->err);
@@ -228,28 +237,8 @@ static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input
     cl_now_rfc3339(now);
     rc = cl_db_prepare(conn, catalog__sql_insert_product, &st, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 1, req->sku, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 2, req->name, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 3, req->description, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 4, req->price.amount, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 5, req->price.currency, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 6, req->category, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 7, now, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 8, now, &ctx->err);
+        rc = cl_stmt_bind_all(st, &ctx->err, "tttitttt", req->sku, req->name, req->description,
+                              req->price.amount, req->price.currency, req->category, now, now);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
@@ -335,28 +324,8 @@ static cl_status store_update(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p)
 
     rc = cl_db_prepare(conn, catalog__sql_update_product, &st, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 1, p->name, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 2, p->description, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 3, p->price.amount, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 4, p->price.currency, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 5, p->category, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 6, p->updated_at, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 7, p->id, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 8, p->version, &ctx->err);
+        rc = cl_stmt_bind_all(st, &ctx->err, "ttitttii", p->name, p->description, p->price.amount,
+                              p->price.currency, p->category, p->updated_at, p->id, p->version);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
@@ -490,7 +459,7 @@ static cl_status catalog_get_product(cl_ctx *ctx, const catalog_product_ref *req
     cl_db_conn *conn = NULL;
     cl_status rc;
 
-    rc = acquire(ctx, &conn);
+    rc = acquire_read(ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -675,6 +644,19 @@ static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query 
         return cl_fail(ctx, CL_INVALID, "name_prefix", "name_prefix must be at most %d bytes",
                        CATALOG_PREFIX_MAX);
     }
+    /*
+     * Stored text is valid UTF-8, and PostgreSQL refuses anything else as a parameter;
+     * refusing it here keeps both databases (and JSON, which cannot carry it) alike.
+     */
+    if (category != NULL && !catalog__utf8_valid(category)) {
+        return cl_fail(ctx, CL_INVALID, "category", "category must be valid UTF-8");
+    }
+    if (tag != NULL && !catalog__utf8_valid(tag)) {
+        return cl_fail(ctx, CL_INVALID, "tag", "tag must be valid UTF-8");
+    }
+    if (prefix != NULL && !catalog__utf8_valid(prefix)) {
+        return cl_fail(ctx, CL_INVALID, "name_prefix", "name_prefix must be valid UTF-8");
+    }
     digest = catalog__filters_digest(category, tag, prefix);
     if (req->cursor != NULL) {
         rc = catalog__cursor_decode(ctx, req->cursor, digest, &after);
@@ -682,7 +664,7 @@ static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query 
             return rc;
         }
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire_read(ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -720,7 +702,7 @@ static cl_status catalog_list_categories(cl_ctx *ctx, const cl_empty *req,
     cl_status rc;
 
     (void)req;
-    rc = acquire(ctx, &conn);
+    rc = acquire_read(ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }

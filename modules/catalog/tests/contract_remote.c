@@ -9,6 +9,7 @@
 
 #include "cleave/rpc.h"
 #include "contract.h"
+#include "pgtest.h"
 #include "proc.h"
 
 #define TOKEN "contract-test-token"
@@ -16,13 +17,50 @@
 static char dir[256];
 static test_proc service;
 static cl_rpc_client *client;
+static pgtest pg;
+
+/*
+ * On PostgreSQL (CL_TEST_DB=postgres): a fresh database, migrated by `cleave-catalog
+ * migrate` with admin credentials; the service then runs as the catalog's app role with
+ * the replica for its reads. Adds the service's variables to env from index at.
+ */
+static int setup_postgres(char **env, int at, char *db_env, char *replica_env, size_t size)
+{
+    char url[512], admin_env[600], out[4096], bin[512];
+    char *argv[] = {"cleave-catalog", "migrate", NULL};
+    char *menv[] = {env[0], env[3], db_env, admin_env, NULL};
+
+    if (pgtest_load(&pg) != 0 || pgtest_db_create(&pg) != 0) {
+        return -1;
+    }
+    pgtest_url(pg.primary, pg.db, url, sizeof(url));
+    snprintf(db_env, size, "CLEAVE_DATABASE_URL=%s", url);
+    snprintf(admin_env, sizeof(admin_env), "CLEAVE_DATABASE_ADMIN_URL=%s", url);
+    snprintf(bin, sizeof(bin), "%s/cleave-catalog", CLEAVE_BIN_DIR);
+    if (test_run(bin, argv, menv, out, sizeof(out)) != 0) {
+        fprintf(stderr, "cleave-catalog migrate failed:\n%s\n", out);
+        return -1;
+    }
+    env[at++] = db_env;
+    if (pg.replica[0] != '\0') {
+        pgtest_url(pg.replica, pg.db, url, sizeof(url));
+        snprintf(replica_env, size, "CLEAVE_DATABASE_REPLICA_URL=%s", url);
+        env[at++] = replica_env;
+        /* The schema must have reached the replica before the service reads there. */
+        if (pgtest_wait_replica(&pg, 30000) != 0) {
+            return -1;
+        }
+    }
+    env[at] = NULL;
+    return 0;
+}
 
 static const catalog_ops *remote_setup(void)
 {
-    char data_env[512], log[512], bin[512], url[64];
+    char data_env[512], log[512], bin[512], url[64], db_env[600], replica_env[600];
     char *argv[] = {"cleave-catalog", "serve", NULL};
-    char *env[] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0", "CLEAVE_SERVICE_TOKEN=" TOKEN,
-                   "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations", NULL};
+    char *env[8] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0", "CLEAVE_SERVICE_TOKEN=" TOKEN,
+                    "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations", NULL};
     cl_rpc_options opt = {.token = TOKEN};
     cl_error err = {0};
     int port;
@@ -33,6 +71,9 @@ static const catalog_ops *remote_setup(void)
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", dir);
     snprintf(log, sizeof(log), "%s/cleave-catalog.log", dir);
     snprintf(bin, sizeof(bin), "%s/cleave-catalog", CLEAVE_BIN_DIR);
+    if (pgtest_enabled() && setup_postgres(env, 4, db_env, replica_env, sizeof(db_env)) != 0) {
+        return NULL;
+    }
     if (test_proc_start(&service, bin, argv, env, log) != 0) {
         return NULL;
     }
@@ -60,6 +101,7 @@ static void remote_teardown(void)
     }
     cl_rpc_client_free(client);
     client = NULL;
+    pgtest_db_drop(&pg);
 }
 
 int main(void)

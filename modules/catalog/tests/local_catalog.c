@@ -31,6 +31,34 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* The catalog in a fresh PostgreSQL database: migrated as its owner, used as its app role. */
+static int open_postgres(local_catalog *lc, cl_error *err)
+{
+    char admin[512], replica[512], target[2048];
+
+    if (pgtest_load(&lc->pg) != 0 || pgtest_db_create(&lc->pg) != 0) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL, "no PostgreSQL for the test");
+    }
+    pgtest_url(lc->pg.primary, lc->pg.db, admin, sizeof(admin));
+    if (pgtest_migrate(admin, "catalog", err) != CL_OK ||
+        cl_db_pg_target(admin, "cleave_catalog", "cleave-catalog", "-c search_path=catalog", target,
+                        sizeof(target), err) != CL_OK ||
+        cl_db_open(&cl_db_postgres, "catalog", target, NULL, &lc->db, err) != CL_OK) {
+        return err->status;
+    }
+    if (lc->pg.replica[0] != '\0') {
+        pgtest_url(lc->pg.replica, lc->pg.db, replica, sizeof(replica));
+        if (cl_db_pg_target(replica, "cleave_catalog", "cleave-catalog-replica",
+                            "-c search_path=catalog", target, sizeof(target), err) != CL_OK ||
+            cl_db_attach_replica(lc->db, target, NULL, err) != CL_OK) {
+            return err->status;
+        }
+    }
+    /* The schema was written through another pool: read it from the primary for now. */
+    cl_db_mark_written(lc->db);
+    return CL_OK;
+}
+
 int local_catalog_open(local_catalog *lc)
 {
     const char *tmp = getenv("TMPDIR");
@@ -49,10 +77,14 @@ int local_catalog_open(local_catalog *lc)
     }
     snprintf(path, sizeof(path), "%s/catalog.db", lc->dir);
     /* The bus's tables too: the catalog publishes its events into its outbox. */
-    if (cl_db_open(&cl_db_sqlite, "catalog", path, NULL, &lc->db, &err) != CL_OK ||
-        cl_bus_schema_apply(lc->db, &err) != CL_OK ||
-        cl_migrate_apply(lc->db, CLEAVE_SOURCE_DIR "/migrations", "catalog", &applied, &err) !=
-            CL_OK) {
+    if (pgtest_enabled()) {
+        if (open_postgres(lc, &err) != CL_OK) {
+            goto fail;
+        }
+    } else if (cl_db_open(&cl_db_sqlite, "catalog", path, NULL, &lc->db, &err) != CL_OK ||
+               cl_migrate_apply(lc->db, CLEAVE_SOURCE_DIR "/migrations", "catalog", &applied,
+                                &err) != CL_OK ||
+               cl_bus_schema_apply(lc->db, &err) != CL_OK) {
         goto fail;
     }
     env.db = lc->db;
@@ -71,6 +103,9 @@ void local_catalog_close(local_catalog *lc)
 {
     cl_db_close(lc->db);
     lc->db = NULL;
+    if (lc->pg.db[0] != '\0') {
+        pgtest_db_drop(&lc->pg);
+    }
     if (lc->dir[0] != '\0') {
         remove_dir(lc->dir);
         lc->dir[0] = '\0';

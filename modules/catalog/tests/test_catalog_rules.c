@@ -133,12 +133,22 @@ static void test_local_refuses_bytes_json_cannot_carry(void **state)
     assert_int_equal(ops->update_product(&ctx, &up, &out), CL_INVALID);
     assert_string_equal(ctx.err.field, "changes.name");
 
-    /* A prefix of 0xFF bytes has no successor and can match no UTF-8 name. */
+    /*
+     * Filters are refused unless they are UTF-8, like the names they match: PostgreSQL
+     * cannot take such a parameter, and JSON cannot carry one. A valid prefix that ends
+     * on a character boundary still matches.
+     */
     q.name_prefix = "\xff";
-    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_OK);
-    assert_int_equal(page.items.n, 0);
-    cl_schema_free(&catalog_product_page_type, &page);
+    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_INVALID);
+    assert_string_equal(ctx.err.field, "name_prefix");
     q.name_prefix = "Caf\xc3";
+    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_INVALID);
+    q.name_prefix = NULL;
+    q.tag = "\xc0\x80";
+    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_INVALID);
+    assert_string_equal(ctx.err.field, "tag");
+    q.tag = NULL;
+    q.name_prefix = "Caf\xc3\xa9";
     assert_int_equal(ops->list_products(&ctx, &q, &page), CL_OK);
     assert_int_equal(page.items.n, 1);
     cl_schema_free(&catalog_product_page_type, &page);

@@ -180,7 +180,7 @@ static void test_snapshot_fold_equals_full_fold(void **state)
     ok(ops->open_account(&ctx, &in, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     for (int i = 1; i <= 7; i++) {
-        d.amount.amount = i * 10;
+        d.amount.amount = (int64_t)i * 10;
         ok(ops->deposit(&ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
     }

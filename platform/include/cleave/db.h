@@ -1,10 +1,11 @@
 /*
  * cleave/db.h - databases behind one driver table.
  *
- * A module is handed one cl_db: its own database (an SQLite file of its own, or later
- * its own PostgreSQL schema and role) and nothing else. A cl_db is a pool of
+ * A module is handed one cl_db: its own database (an SQLite file of its own, or its own
+ * PostgreSQL schema used through its own role) and nothing else. A cl_db is a pool of
  * connections; a unit of work acquires a connection, runs statements (optionally in a
- * transaction) and releases it. Prepared statements are cached per connection.
+ * transaction) and releases it. Prepared statements are cached per connection. A cl_db
+ * may have a read replica: read-only work acquires with cl_db_acquire_read (ADR 0011).
  *
  * SQL is written with positional `?` placeholders; each driver translates as needed.
  * Drivers implement cl_db_driver; the table is versioned and only grows at the end.
@@ -13,11 +14,12 @@
 #define CLEAVE_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cleave/status.h"
 
-#define CL_DB_DRIVER_VERSION 1
+#define CL_DB_DRIVER_VERSION 2
 
 /*
  * The driver table. conn and stmt are the driver's own opaque objects. Every slot is
@@ -47,10 +49,21 @@ typedef struct cl_db_driver {
     bool (*col_null)(void *stmt, int col);
     /* Cheap liveness check of a connection. */
     cl_status (*ping)(void *conn, cl_error *err);
+    /* Version 2. True when conn is known to be unusable (the server went away). */
+    bool (*broken)(void *conn);
 } cl_db_driver;
 
 /* The SQLite driver: target is a file path; WAL, foreign keys on, busy timeout. */
 extern const cl_db_driver cl_db_sqlite;
+/*
+ * The PostgreSQL driver (libpq): target is a libpq connection string or URL, best built
+ * with cl_db_pg_target. Placeholders become $1..$n (outside literals, identifiers and
+ * comments); statements are prepared per connection; text parameters and results.
+ * SQLSTATE 23505/23503 -> CL_CONFLICT; class 08, 57P01-57P03, 53xxx, 40001, 40P01 and a
+ * lost connection -> CL_UNAVAILABLE; 57014 (statement timeout) -> CL_DEADLINE_EXCEEDED;
+ * anything else -> CL_INTERNAL.
+ */
+extern const cl_db_driver cl_db_postgres;
 
 typedef struct cl_db cl_db;
 typedef struct cl_db_conn cl_db_conn;
@@ -59,7 +72,36 @@ typedef struct cl_stmt cl_stmt;
 typedef struct cl_db_options {
     int max_conns;              /* 0 means 4 */
     int64_t acquire_timeout_ms; /* 0 means 2000; waiting longer gives CL_UNAVAILABLE */
+    /* Connections opened at cl_db_open and kept open; 0 means 1. At most max_conns. */
+    int min_conns;
+    /* An idle connection older than this is pinged before it is handed out; 0 means 1000. */
+    int64_t idle_check_ms;
+    /* Idle connections beyond min_conns are closed after this long; 0 means 60000. */
+    int64_t max_idle_ms;
+    /*
+     * After a commit on the primary, reads go to the primary for this long, so that a
+     * process reads its own writes although the replica lags; 0 means 1000, < 0 never.
+     */
+    int64_t read_after_write_ms;
 } cl_db_options;
+
+/* Figures of one pool, for metrics. Counters only grow. */
+typedef struct cl_db_stats {
+    int size;   /* open connections */
+    int idle;   /* of which idle */
+    int in_use; /* of which borrowed */
+    int min;    /* configured bounds */
+    int max;
+    uint64_t acquires; /* successful acquires */
+    uint64_t waits;    /* acquires that had to wait for a free connection */
+    uint64_t timeouts; /* acquires that gave up (unavailable or deadline) */
+    uint64_t connects; /* connections opened */
+    uint64_t connect_failures;
+    uint64_t dropped;       /* connections closed because they were broken or failed a ping */
+    uint64_t pings;         /* health checks of idle connections */
+    uint64_t replica_reads; /* cl_db_acquire_read served by the replica */
+    uint64_t primary_reads; /* cl_db_acquire_read served by the primary */
+} cl_db_stats;
 
 /*
  * Opens a database (pool) for one module. name is the module name (logs, metrics).
@@ -98,6 +140,12 @@ cl_status cl_stmt_bind_i64(cl_stmt *st, int idx, int64_t v, cl_error *err);
 /* Binds text (copied); NULL binds SQL NULL. */
 cl_status cl_stmt_bind_text(cl_stmt *st, int idx, const char *s, cl_error *err);
 cl_status cl_stmt_bind_null(cl_stmt *st, int idx, cl_error *err);
+/*
+ * Binds parameters 1..n in one call, one letter of types per parameter:
+ *   't' const char * (NULL binds SQL NULL), 'i' int64_t, 'n' SQL NULL (no argument).
+ * Stops at the first failure. CL_INTERNAL for an unknown letter.
+ */
+cl_status cl_stmt_bind_all(cl_stmt *st, cl_error *err, const char *types, ...);
 /* Advances to the next row; *row false once done. */
 cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err);
 /* Columns are 0-based. Text is borrowed until the next step; NULL for SQL NULL. */
@@ -107,5 +155,61 @@ bool cl_stmt_null(cl_stmt *st, int col);
 
 /* Pings one connection from the pool: CL_OK when the database answers. */
 cl_status cl_db_ping(cl_db *db, cl_error *err);
+
+/* Copies the pool's figures into *out. */
+void cl_db_stats_get(cl_db *db, cl_db_stats *out);
+
+/*
+ * Gives db a read replica: a second pool (same driver, opt as for cl_db_open) at target.
+ * It does not connect yet: a replica that is down at start-up only sends reads to the
+ * primary. db owns the replica; cl_db_close closes it. CL_INVALID when db has one.
+ */
+cl_status cl_db_attach_replica(cl_db *db, const char *target, const cl_db_options *opt,
+                               cl_error *err);
+/*
+ * Tells db that its database was written outside of it (migrations through another
+ * pool, another process): reads go to the primary for read_after_write_ms from now.
+ */
+void cl_db_mark_written(cl_db *db);
+
+/* The replica pool (borrowed, for its figures), or NULL. */
+cl_db *cl_db_replica(cl_db *db);
+
+/*
+ * Takes a connection for read-only work: from the replica when db has one, ctx does not
+ * ask for the primary (ctx->read_primary), this process has not committed a write within
+ * read_after_write_ms, and the replica answers; from the primary otherwise. A replica
+ * that fails to connect or to answer a health check is not tried again for a few
+ * seconds. Statuses as cl_db_acquire. Release with cl_db_release.
+ */
+cl_status cl_db_acquire_read(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error *err);
+
+/* --- PostgreSQL administration (ADR 0011) ----------------------------------------- */
+
+/*
+ * Builds a libpq connection string into out[size] from url (a postgresql:// URL or a
+ * key=value string), overriding user, application_name and options (the -c settings)
+ * when they are not NULL, and adding connect_timeout and TCP keepalive defaults the URL
+ * does not set. CL_INVALID when url does not parse or out is too small.
+ */
+cl_status cl_db_pg_target(const char *url, const char *user, const char *application_name,
+                          const char *options, char *out, size_t size, cl_error *err);
+
+/*
+ * Creates, idempotently, what module needs on the server that admin_target (a superuser
+ * or a role with CREATEROLE and CREATE on the database) reaches: the owner role
+ * cleave_<module>_owner (NOLOGIN), the app role cleave_<module> (LOGIN), the schema
+ * <module> owned by the owner, USAGE for the app role, DML on the owner's future tables
+ * and sequences; and revokes what PUBLIC may do on schema public and on the database.
+ * module: lower-case letters, digits and '_'. CL_UNAVAILABLE when the server cannot be
+ * reached, CL_INTERNAL when a statement fails.
+ */
+cl_status cl_db_pg_provision(const char *admin_target, const char *module, cl_error *err);
+
+/*
+ * After migrations: takes back from the app role of module every right on its schema's
+ * cl_migrations table but SELECT, so that it can check but not forge the history.
+ */
+cl_status cl_db_pg_seal_migrations(const char *admin_target, const char *module, cl_error *err);
 
 #endif /* CLEAVE_DB_H */

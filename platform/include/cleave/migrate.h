@@ -44,4 +44,21 @@ cl_status cl_migrate_status(cl_db *db, const char *dir, const char *module, cl_m
 /* CL_OK when every migration file of module is applied with a matching checksum. */
 cl_status cl_migrate_check(cl_db *db, const char *dir, const char *module, cl_error *err);
 
+/*
+ * PostgreSQL (ADR 0011): with admin credentials (admin_url, a URL or connection string),
+ * creates module's roles and schema (cl_db_pg_provision), applies its pending migrations
+ * acting as its owner role with search_path set to its schema, then leaves its app role
+ * only SELECT on cl_migrations. Idempotent. Statuses as cl_migrate_apply and
+ * cl_db_pg_provision.
+ */
+cl_status cl_migrate_postgres(const char *admin_url, const char *dir, const char *module,
+                              int *applied, cl_error *err);
+
+/*
+ * The connection string of a pool acting as module's owner role (for migrations and
+ * their status) from admin_url, into out[size].
+ */
+cl_status cl_migrate_owner_target(const char *admin_url, const char *module, char *out, size_t size,
+                                  cl_error *err);
+
 #endif /* CLEAVE_MIGRATE_H */

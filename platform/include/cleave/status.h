@@ -78,6 +78,12 @@ typedef struct cl_ctx {
     char principal[128];       /* who is calling: "user:42", "service:orders", or empty */
     char idempotency_key[128]; /* makes a retried write safe, or empty */
     cl_error err;              /* details of the last failed operation */
+    /*
+     * Set by a caller that must see its own earlier write (reading an order right after
+     * creating it): reads go to the primary database, never to a replica. Travels as
+     * X-Cleave-Read-Primary: 1.
+     */
+    int read_primary;
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */

@@ -67,9 +67,9 @@ CL_TYPE_DECLARE(catalog_product_ref, CATALOG_PRODUCT_REF)
 
 /*
  * A page request. Filters (each optional, combined with AND): category id, tag, name
- * prefix (case-sensitive). cursor: the next_cursor of the previous page, opaque.
- * limit: 1..CATALOG_MAX_LIMIT, 0 means CATALOG_DEFAULT_LIMIT.
- * Products come in ascending id order.
+ * prefix (case-sensitive); filters must be valid UTF-8 (CL_INVALID otherwise). cursor: the
+ * next_cursor of the previous page, opaque. limit: 1..CATALOG_MAX_LIMIT, 0 means
+ * CATALOG_DEFAULT_LIMIT. Products come in ascending id order.
  */
 #define CATALOG_PRODUCT_QUERY(X, T)                                                                \
     X(T, STR, category, _)                                                                         \

@@ -1,0 +1,134 @@
+#!/bin/bash
+# A throwaway PostgreSQL primary with a streaming replica, for tests and benchmarks.
+#
+#   pg-cluster.sh start DIR [--no-replica]   start on free loopback ports; writes DIR/env
+#   pg-cluster.sh stop DIR                   stop both servers and remove DIR
+#   pg-cluster.sh stop-primary DIR           stop the primary only (fault injection)
+#   pg-cluster.sh start-primary DIR          start it again on the same port
+#
+# DIR/env holds shell-style KEY=value lines the tests read:
+#   CLEAVE_TEST_PG_PRIMARY  admin URL of the primary (superuser postgres, database postgres)
+#   CLEAVE_TEST_PG_REPLICA  the same for the replica (empty with --no-replica)
+#   CLEAVE_TEST_PG_DIR      DIR
+# Run as root the servers run as the postgres user (initdb refuses root); run as anyone
+# else they run as that user. Every wait polls a real condition with a deadline.
+set -euo pipefail
+
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+cmd=${1:-}
+dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|stop-primary|start-primary DIR" >&2; exit 2; }
+[ -x "$PG_BIN/postgres" ] || { echo "PostgreSQL server not found (PG_BIN=$PG_BIN)" >&2; exit 1; }
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        su postgres -s /bin/bash -c "$*"
+    else
+        bash -c "$*"
+    fi
+}
+
+# A port nobody listens on. Another process may take it before the server binds it; the
+# caller retries the start on a fresh port in that case.
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The settings of both servers; the replica must allow at least as many connections.
+server_opts() {
+    echo "-p $1 -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" \
+         "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB" \
+         "-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on" \
+         "-c hot_standby_feedback=on -c wal_receiver_status_interval=1s"
+}
+
+start_server() { # data dir, port, log
+    as_pg "$PG_BIN/pg_ctl -D '$1' -l '$3' -o '$(server_opts "$2")' -w -t 30 start" >/dev/null
+}
+
+psql_at() { # port, sql
+    as_pg "$PG_BIN/psql -X -A -t -h 127.0.0.1 -p $1 -U postgres -d postgres -c \"$2\""
+}
+
+case "$cmd" in
+start)
+    replica=1
+    [ "${3:-}" = "--no-replica" ] && replica=0
+    rm -rf "$dir"
+    mkdir -p "$(dirname "$dir")"
+    if [ "$(id -u)" = 0 ]; then
+        install -d -o postgres -g postgres -m 0700 "$dir"
+    else
+        install -d -m 0700 "$dir"
+    fi
+    as_pg "$PG_BIN/initdb -D '$dir/primary' -U postgres -A trust -E UTF8 --locale=C --no-sync" \
+        >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    for attempt in 1 2 3; do
+        pport=$(free_port)
+        if start_server "$dir/primary" "$pport" "$dir/primary.log"; then
+            break
+        fi
+        [ "$attempt" = 3 ] && { cat "$dir/primary.log" >&2; exit 1; }
+    done
+    echo "$pport" >"$dir/primary.port"
+    rport=""
+    if [ "$replica" = 1 ]; then
+        as_pg "$PG_BIN/pg_basebackup -h 127.0.0.1 -p $pport -U postgres -D '$dir/replica' -R -X stream -c fast" \
+            >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+        for attempt in 1 2 3; do
+            rport=$(free_port)
+            if start_server "$dir/replica" "$rport" "$dir/replica.log"; then
+                break
+            fi
+            [ "$attempt" = 3 ] && { cat "$dir/replica.log" >&2; exit 1; }
+        done
+        echo "$rport" >"$dir/replica.port"
+        # Streaming, not merely started: the primary sees its WAL sender in that state.
+        deadline=$((SECONDS + 30))
+        until [ "$(psql_at "$pport" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 1 ]; do
+            [ $SECONDS -lt $deadline ] || { echo "replica did not start streaming" >&2; cat "$dir/replica.log" >&2; exit 1; }
+            sleep 0.1
+        done
+    fi
+    {
+        echo "CLEAVE_TEST_PG_PRIMARY=postgresql://postgres@127.0.0.1:$pport/postgres"
+        if [ -n "$rport" ]; then
+            echo "CLEAVE_TEST_PG_REPLICA=postgresql://postgres@127.0.0.1:$rport/postgres"
+        else
+            echo "CLEAVE_TEST_PG_REPLICA="
+        fi
+        echo "CLEAVE_TEST_PG_DIR=$dir"
+    } >"$dir/env.tmp"
+    chmod 0644 "$dir/env.tmp"
+    chmod 0755 "$dir"
+    mv "$dir/env.tmp" "$dir/env"
+    echo "PostgreSQL primary on 127.0.0.1:$pport${rport:+, replica on 127.0.0.1:$rport}, in $dir"
+    ;;
+stop)
+    [ -d "$dir" ] || exit 0
+    for node in replica primary; do
+        if [ -f "$dir/$node/postmaster.pid" ]; then
+            as_pg "$PG_BIN/pg_ctl -D '$dir/$node' -m immediate -w -t 30 stop" >/dev/null 2>&1 || true
+        fi
+    done
+    rm -rf "$dir"
+    ;;
+stop-primary)
+    as_pg "$PG_BIN/pg_ctl -D '$dir/primary' -m fast -w -t 30 stop" >/dev/null
+    ;;
+start-primary)
+    start_server "$dir/primary" "$(cat "$dir/primary.port")" "$dir/primary.log"
+    ;;
+*)
+    echo "usage: $0 start|stop|stop-primary|start-primary DIR" >&2
+    exit 2
+    ;;
+esac
