@@ -127,8 +127,7 @@ static int parse_extracted(topology *t, const char *name, char *host_bin, size_t
  * The gateway's environment: data, migrations, token, database (with the admin's when
  * admin is set), every service's URL, then extra.
  */
-static void gateway_env(topology *t, const char *listen, char *const extra[], int admin,
-                        char **env)
+static void gateway_env(topology *t, const char *listen, char *const extra[], int admin, char **env)
 {
     int n = 0;
 
