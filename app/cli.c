@@ -390,8 +390,14 @@ static int cmd_serve(const char *config, int argc)
     /* The process that owns a module's database migrates it (ADR 0007). */
     if (host_open_with(&h, &(host_options){.config_file = config, .provision = true}, &err) !=
             CL_OK ||
-        host_migrate(&h, false, &err) != CL_OK || host_start_modules(&h, &err) != CL_OK ||
-        host_build_router(&h, &err) != CL_OK || host_start_bus(&h, &err) != CL_OK) {
+        host_migrate(&h, false, &err) != CL_OK) {
+        rc = fail("serve", &err);
+        goto out;
+    }
+    /* Only a serving process runs modules' background work (resuming sagas). */
+    h.serving = true;
+    if (host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK ||
+        host_start_bus(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
     }

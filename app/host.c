@@ -363,6 +363,19 @@ cl_status host_check_migrations(host *h, cl_error *err)
     return CL_OK;
 }
 
+/* cl_module_env.module_ops: another module's table, local or remote alike. */
+static const void *env_module_ops(const cl_module_env *env, const char *module)
+{
+    const host *h = env->host;
+
+    for (int i = 0; h != NULL && module != NULL && i < h->nmodules; i++) {
+        if (strcmp(h->modules[i].binding->api->name, module) == 0) {
+            return h->modules[i].ops;
+        }
+    }
+    return NULL;
+}
+
 cl_status host_start_modules(host *h, cl_error *err)
 {
     for (int i = 0; i < h->nmodules; i++) {
@@ -378,6 +391,9 @@ cl_status host_start_modules(host *h, cl_error *err)
         env.config = h->config;
         env.db = m->db;
         env.bus = h->bus;
+        env.module_ops = env_module_ops;
+        env.host = h;
+        env.serving = h->serving;
         st = local->init(&env, err);
         if (st != CL_OK) {
             return st;

@@ -44,7 +44,8 @@ typedef struct host {
     int nmodules;
     cl_router *router;
     cl_http_server *server;
-    cl_bus *bus; /* outbox relays, consumers, operations of the local modules (ADR 0012) */
+    cl_bus *bus;  /* outbox relays, consumers, operations of the local modules (ADR 0012) */
+    bool serving; /* set by `serve` before host_start_modules (cl_module_env.serving) */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "catalog/catalog.h"
+#include "cleave/bus.h"
 #include "cleave/migrate.h"
 #include "cleave/rpc.h"
 #include "proc.h"
@@ -65,6 +66,7 @@ static const catalog_ops *open_local(const char *dir, cl_db **db)
 
     snprintf(path, sizeof(path), "%s/catalog.db", dir);
     if (cl_db_open(&cl_db_sqlite, "catalog", path, NULL, db, &err) != CL_OK ||
+        cl_bus_schema_apply(*db, &err) != CL_OK ||
         cl_migrate_apply(*db, CLEAVE_SOURCE_DIR "/migrations", "catalog", NULL, &err) != CL_OK) {
         fprintf(stderr, "local catalog: %s\n", err.message);
         exit(1);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "cleave/bus.h"
 #include "cleave/migrate.h"
 #include "pgtest.h"
 #include "proc.h"
@@ -135,6 +136,23 @@ static void row(const char *name, int64_t *v, size_t n)
     printf("%-22s %10.1f %10.1f %10.1f\n", name, pct(v, n, 0.50), pct(v, n, 0.99), pct(v, n, 1.0));
 }
 
+/* The bus schema in the catalog's PostgreSQL schema, as its owner role (ADR 0012). */
+static cl_status apply_bus_schema_as_owner(const char *admin, cl_error *err)
+{
+    char owner[2048];
+    cl_db *db = NULL;
+    cl_status st = cl_migrate_owner_target(admin, "catalog", owner, sizeof(owner), err);
+
+    if (st == CL_OK) {
+        st = cl_db_open(&cl_db_postgres, "catalog", owner, NULL, &db, err);
+    }
+    if (st == CL_OK) {
+        st = cl_bus_schema_apply(db, err);
+    }
+    cl_db_close(db);
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     static const char *const categories[] = {NULL, "books", "kitchen", "toys", "garden"};
@@ -161,6 +179,7 @@ int main(int argc, char **argv)
 
     snprintf(path, sizeof(path), "%s/catalog.db", dir);
     if (cl_db_open(&cl_db_sqlite, "catalog", path, NULL, &sqlite, &err) != CL_OK ||
+        cl_bus_schema_apply(sqlite, &err) != CL_OK ||
         cl_migrate_apply(sqlite, CLEAVE_SOURCE_DIR "/migrations", "catalog", NULL, &err) != CL_OK) {
         die("SQLite", err.message);
     }
@@ -185,8 +204,10 @@ int main(int argc, char **argv)
         }
     }
     pgtest_url(pg.primary, pg.db, admin, sizeof(admin));
+    /* The bus's tables too (the catalog publishes events), made by the owner as the host does. */
     if (cl_migrate_postgres(admin, CLEAVE_SOURCE_DIR "/migrations", "catalog", NULL, &err) !=
             CL_OK ||
+        apply_bus_schema_as_owner(admin, &err) != CL_OK ||
         cl_db_pg_target(admin, "cleave_catalog", "cleave-catalog", "-c search_path=catalog",
                         app_target, sizeof(app_target), &err) != CL_OK) {
         die("migrating PostgreSQL", err.message);

@@ -129,6 +129,13 @@ void cl__bus_crash_point(cl_bus *bus, const char *point)
     }
 }
 
+void cl_bus_crash_point(cl_bus *bus, const char *point)
+{
+    if (bus != NULL && point != NULL) {
+        cl__bus_crash_point(bus, point);
+    }
+}
+
 int64_t cl__backoff_ms(const cl_bus *bus, int attempt)
 {
     int64_t cap = bus->backoff_ms;
@@ -249,13 +256,15 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
         memcpy(bus->crash_at, s, n);
         bus->crash_at[n] = '\0';
         bus->crash_n = colon != NULL ? strtol(colon + 1, NULL, 10) : 1;
-        if (bus->crash_n < 1 || (strcmp(bus->crash_at, "after-commit") != 0 &&
-                                 strcmp(bus->crash_at, "after-deliver") != 0 &&
-                                 strcmp(bus->crash_at, "after-publish") != 0)) {
+        /* Points named "<module>.<point>" belong to modules (cl_bus_crash_point). */
+        if (bus->crash_n < 1 ||
+            (strcmp(bus->crash_at, "after-commit") != 0 &&
+             strcmp(bus->crash_at, "after-deliver") != 0 &&
+             strcmp(bus->crash_at, "after-publish") != 0 && strchr(bus->crash_at, '.') == NULL)) {
             free(bus);
             return cl_error_set(err, CL_INVALID, "CLEAVE_TEST_CRASH_AT",
-                                "CLEAVE_TEST_CRASH_AT must be after-commit, after-publish or "
-                                "after-deliver, optionally :N");
+                                "CLEAVE_TEST_CRASH_AT must be after-commit, after-publish, "
+                                "after-deliver or a module's <module>.<point>, optionally :N");
         }
     }
     s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_POISON") : NULL;

@@ -63,7 +63,13 @@ typedef enum cfg_type {
     X(CLEAVE_BUS_POLL_MS, CFG_INT(1, 60000), "100", "outbox poll interval when idle")              \
     X(CLEAVE_BUS_ACK_WAIT_MS, CFG_INT(100, 3600000), "30000", "NATS redelivery after")             \
     X(CLEAVE_SHIPPING_CARRIER_MS, CFG_INT(0, 600000), "200", "shipping: carrier step length")      \
-    X(CLEAVE_TEST_CRASH_AT, CFG_STRING, NULL, "tests only: kill the process at a bus step")        \
+    X(CLEAVE_ORDERS_WORKERS, CFG_INT(1, 64), "4", "orders: saga executor threads")                 \
+    X(CLEAVE_ORDERS_STEP_TIMEOUT_MS, CFG_INT(1, 3600000), "10000",                                 \
+      "orders: how long a saga step retries an unavailable dependency before compensating")        \
+    X(CLEAVE_ORDERS_CALL_TIMEOUT_MS, CFG_INT(1, 600000), "2000",                                   \
+      "orders: deadline of one call to inventory, payments or the catalog")                        \
+    X(CLEAVE_TEST_CRASH_AT, CFG_STRING, NULL,                                                      \
+      "tests only: kill the process at a bus or module step")                                      \
     X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")      \
     X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
       "how long a reservation holds stock unless the caller says")                                 \

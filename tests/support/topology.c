@@ -2,9 +2,11 @@
 #include "topology.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const char *topology_bin(const char *name, char *buf, size_t size)
 {
@@ -63,40 +65,77 @@ int topology_db_env(topology *t, char **env, int at, int admin)
     return test_db_env_add(&t->db, env, at, admin);
 }
 
-int topology_start(topology *t, const char *name, int seed)
+/* "a+b" into t->services; the gateway's binary is cleave-without-a-b. */
+static int parse_extracted(topology *t, const char *name, char *host_bin, size_t size)
 {
-    char data_env[512], url_env[128], host_bin[128], extracted[64] = "", cmd[1200], out[1024];
-    char *env[12] = {data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0", TOPOLOGY_TOKEN,
-                     NULL};
-    char *admin_env[12];
-    char *svc_env[12] = {t->service_data_env, t->migrations_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                         TOPOLOGY_TOKEN, NULL};
-    char *svc_admin_env[12];
-    char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
-    int port;
-    int n;
+    const char *dash = strstr(name, "-extracted");
+    const char *p = name;
 
-    memset(t, 0, sizeof(*t));
-    url_env[0] = '\0';
-    if (test_db_env_open(&t->db, 1) != 0) {
+    if (dash == NULL || dash == name || dash[10] != '\0') {
+        fprintf(stderr, "unknown topology %s\n", name);
         return -1;
     }
-    n = topology_db_env(t, env, 4, 0);
-    memcpy(svc_admin_env, svc_env, sizeof(svc_env));
-    topology_db_env(t, svc_env, 4, 0);
-    topology_db_env(t, svc_admin_env, 4, 1);
-    /* "monolith", or "<module>-extracted": that module in its own service. */
-    if (strcmp(name, "monolith") == 0) {
-        snprintf(host_bin, sizeof(host_bin), "cleave");
-    } else {
-        const char *dash = strstr(name, "-extracted");
-        if (dash == NULL || dash == name || (size_t)(dash - name) >= sizeof(extracted)) {
+    snprintf(host_bin, size, "cleave-without-");
+    while (p < dash) {
+        const char *plus = memchr(p, '+', (size_t)(dash - p));
+        size_t n = (size_t)((plus != NULL ? plus : dash) - p);
+
+        if (n == 0 || n >= 64 || t->nservices == TOPOLOGY_MAX_SERVICES) {
             fprintf(stderr, "unknown topology %s\n", name);
             return -1;
         }
-        memcpy(extracted, name, (size_t)(dash - name));
-        extracted[dash - name] = '\0';
-        snprintf(host_bin, sizeof(host_bin), "cleave-without-%s", extracted);
+        snprintf(t->services[t->nservices], sizeof(t->services[0]), "cleave-%.*s", (int)n, p);
+        snprintf(host_bin + strlen(host_bin), size - strlen(host_bin), "%s%.*s",
+                 t->nservices > 0 ? "-" : "", (int)n, p);
+        t->nservices++;
+        p += n + (plus != NULL ? 1 : 0);
+    }
+    return 0;
+}
+
+/*
+ * The gateway's environment: data, migrations, token, database (with the admin's when
+ * admin is set), every service's URL, then extra.
+ */
+static void gateway_env(topology *t, const char *listen, char *const extra[], int admin, char **env)
+{
+    int n = 0;
+
+    env[n++] = t->data_env;
+    env[n++] = t->migrations_env;
+    env[n++] = (char *)listen;
+    env[n++] = TOPOLOGY_TOKEN;
+    n = topology_db_env(t, env, n, admin);
+    for (int i = 0; i < t->nservices; i++) {
+        env[n++] = t->url_envs[i];
+    }
+    for (int i = 0; extra != NULL && extra[i] != NULL && i < 8; i++) {
+        env[n++] = extra[i];
+    }
+    env[n] = NULL;
+}
+
+int topology_start(topology *t, const char *name, int seed)
+{
+    return topology_start_with(t, name, seed, NULL);
+}
+
+int topology_start_with(topology *t, const char *name, int seed, char *const extra[])
+{
+    char cmd[1200], out[1024];
+    char *env[7 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
+    int port;
+
+    memset(t, 0, sizeof(*t));
+    if (test_db_env_open(&t->db, 1) != 0) {
+        return -1;
+    }
+    /* "monolith", or "<module>[+<module>...]-extracted": those modules in their own services. */
+    if (strcmp(name, "monolith") == 0) {
+        snprintf(t->gateway_bin, sizeof(t->gateway_bin), "cleave");
+    } else if (parse_extracted(t, name, t->gateway_bin, sizeof(t->gateway_bin)) != 0) {
+        return -1;
     }
     if (test_tmpdir(t->dir, sizeof(t->dir)) != 0) {
         return -1;
@@ -110,52 +149,142 @@ int topology_start(topology *t, const char *name, int seed)
         fprintf(stderr, "copying migrations failed: %s\n", out);
         return -1;
     }
-    snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", t->dir);
+    snprintf(t->data_env, sizeof(t->data_env), "CLEAVE_DATA_DIR=%s/data", t->dir);
     snprintf(t->migrations_env, sizeof(t->migrations_env), "CLEAVE_MIGRATIONS_DIR=%s",
              t->migrations_dir);
-    if (extracted[0] != '\0') {
+    for (int i = 0; i < t->nservices; i++) {
+        const char *module = t->services[i] + 7;
+        char *svc_env[10] = {t->service_data_envs[i], t->migrations_env,
+                             "CLEAVE_LISTEN=127.0.0.1:0", TOPOLOGY_TOKEN, NULL};
         char upper[64];
-        /* The service owns its own data directory: no shared database. */
-        snprintf(t->service_data_env, sizeof(t->service_data_env), "CLEAVE_DATA_DIR=%s/%s-data",
-                 t->dir, extracted);
-        snprintf(t->service, sizeof(t->service), "cleave-%s", extracted);
+        size_t k = 0;
+
+        /* Each service owns its own data directory: no shared database. */
+        snprintf(t->service_data_envs[i], sizeof(t->service_data_envs[i]),
+                 "CLEAVE_DATA_DIR=%s/%s-data", t->dir, module);
         /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
-        if (t->db.admin_env[0] != '\0' && run_host(t, t->service, svc_admin_env, "migrate") != 0) {
-            return -1;
+        if (t->db.admin_env[0] != '\0') {
+            topology_db_env(t, svc_env, 4, 1);
+            if (run_host(t, t->services[i], svc_env, "migrate") != 0) {
+                return -1;
+            }
         }
-        port = serve(t, t->service, svc_env);
+        topology_db_env(t, svc_env, 4, 0);
+        port = serve(t, t->services[i], svc_env);
         if (port < 0) {
             return -1;
         }
-        t->service_port = port;
-        for (size_t i = 0; i <= strlen(extracted); i++) {
-            upper[i] = (char)toupper((unsigned char)extracted[i]);
+        t->service_ports[i] = port;
+        for (; module[k] != '\0' && k < sizeof(upper) - 1; k++) {
+            upper[k] = (char)toupper((unsigned char)module[k]);
         }
-        snprintf(url_env, sizeof(url_env), "CLEAVE_%s_URL=http://127.0.0.1:%d", upper, port);
-        env[n++] = url_env;
-        env[n] = NULL;
-        snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", port);
+        upper[k] = '\0';
+        snprintf(t->url_envs[i], sizeof(t->url_envs[i]), "CLEAVE_%s_URL=http://127.0.0.1:%d", upper,
+                 port);
     }
-    memcpy(admin_env, env, sizeof(env));
-    if (t->db.admin_env[0] != '\0') {
-        admin_env[n] = t->db.admin_env;
-        admin_env[n + 1] = NULL;
+    if (t->nservices > 0) {
+        /* The first extracted module, for tests written for one. */
+        snprintf(t->service, sizeof(t->service), "%s", t->services[0]);
+        snprintf(t->service_data_env, sizeof(t->service_data_env), "%s", t->service_data_envs[0]);
+        t->service_port = t->service_ports[0];
+        snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", t->service_port);
     }
-    if (run_host(t, host_bin, admin_env, "migrate") != 0 ||
-        (seed && run_host(t, host_bin, env, "seed") != 0)) {
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, 1, env);
+    if (run_host(t, t->gateway_bin, env, "migrate") != 0) {
+        return -1;
+    }
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, 0, env);
+    if (seed && run_host(t, t->gateway_bin, env, "seed") != 0) {
         return -1;
     }
     /* Data written by those processes must be on the replica before anyone reads it there. */
     if (t->db.pg.db[0] != '\0' && pgtest_wait_replica(&t->db.pg, 30000) != 0) {
         return -1;
     }
-    port = serve(t, host_bin, env);
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, 0, env);
+    t->gateway_slot = t->nprocs;
+    port = serve(t, t->gateway_bin, env);
     if (port < 0) {
         return -1;
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
     return 0;
 }
+
+int topology_gateway_wait_exit(topology *t, int timeout_ms)
+{
+    test_proc *p = &t->procs[t->gateway_slot];
+    struct timespec until;
+    int eof;
+
+    if (p->pid == 0) {
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->eof && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0) {
+    }
+    eof = p->eof;
+    pthread_mutex_unlock(&p->mu);
+    /* Its output closed: it is gone (or going); reap it. */
+    return eof ? test_proc_stop(p, SIGKILL) : -1;
+}
+
+int topology_restart_gateway(topology *t, char *const extra[])
+{
+    char *env[7 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    int port;
+
+    if (t->procs[t->gateway_slot].pid != 0) {
+        return -1;
+    }
+    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, 0, env);
+    port = serve_in(t, t->gateway_slot, t->gateway_bin, env);
+    if (port < 0) {
+        return -1;
+    }
+    snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
+    return 0;
+}
+
+static int service_index(const topology *t, const char *module)
+{
+    for (int i = 0; i < t->nservices; i++) {
+        if (strcmp(t->services[i] + 7, module) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int topology_stop_module(topology *t, const char *module)
+{
+    int i = service_index(t, module);
+
+    return i < 0 ? -1 : test_proc_stop(&t->procs[i], SIGTERM);
+}
+
+int topology_restart_module(topology *t, const char *module)
+{
+    int i = service_index(t, module);
+    char listen[64];
+    char *env[10] = {NULL, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
+
+    if (i < 0) {
+        return -1;
+    }
+    env[0] = t->service_data_envs[i];
+    topology_db_env(t, env, 4, 0);
+    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_ports[i]);
+    return serve_in(t, i, t->services[i], env) == t->service_ports[i] ? 0 : -1;
+}
+
 int topology_stop_service(topology *t)
 {
     if (t->service[0] == '\0') {

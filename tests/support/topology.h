@@ -6,11 +6,11 @@
 #ifndef CLEAVE_TEST_TOPOLOGY_H
 #define CLEAVE_TEST_TOPOLOGY_H
 
-#include "pgtest.h"
-#include "proc.h"
 #include "test_module.h"
+#include "proc.h"
 
-#define TOPOLOGY_MAX_PROCS 8
+#define TOPOLOGY_MAX_PROCS    8
+#define TOPOLOGY_MAX_SERVICES 4
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -23,10 +23,20 @@ typedef struct topology {
     char migrations_dir[512];   /* a private copy the test may change */
     test_proc procs[TOPOLOGY_MAX_PROCS];
     int nprocs;
+    /* Every extracted module ("a+b-extracted"): service i runs in procs[i]. */
+    int nservices;
+    char services[TOPOLOGY_MAX_SERVICES][80];
+    int service_ports[TOPOLOGY_MAX_SERVICES];
+    char service_data_envs[TOPOLOGY_MAX_SERVICES][512];
+    /* How the gateway was started, so that it can be started again. */
+    char gateway_bin[128];
+    char data_env[512];
+    char url_envs[TOPOLOGY_MAX_SERVICES][128];
+    int gateway_slot;
     /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
      * variables that point every process at it (empty strings on SQLite). Serving
-     * processes get its URLs (app roles, replica); `migrate` also gets the admin URL.
+     * processes get db_env (app roles, replica); `migrate` also gets admin_env.
      */
     test_db_env db;
 } topology;
@@ -41,6 +51,19 @@ int topology_db_env(topology *t, char **env, int at, int admin);
  * its URL). Returns 0, or -1 with the reason printed; topology_stop cleans up either way.
  */
 int topology_start(topology *t, const char *name, int seed);
+/*
+ * As topology_start; name may also extract several modules ("inventory+payments-extracted":
+ * gateway cleave-without-inventory-payments), and gateway_env ("K=V", NULL-terminated, may
+ * be NULL) is added to the gateway's `serve` only.
+ */
+int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
+/* Waits up to timeout_ms for the gateway to exit by itself; its exit status, or -1. */
+int topology_gateway_wait_exit(topology *t, int timeout_ms);
+/* Starts the gateway again on the same data (a new port: base_url changes); 0 or -1. */
+int topology_restart_gateway(topology *t, char *const extra[]);
+/* Stops (SIGTERM) / starts again the service of an extracted module by name; as below. */
+int topology_stop_module(topology *t, const char *module);
+int topology_restart_module(topology *t, const char *module);
 /* Stops every process (SIGTERM), returns 0 when all exited 0; removes the directory. */
 /* Stops the extracted module's service (SIGTERM); returns its exit status. */
 int topology_stop_service(topology *t);

@@ -480,6 +480,73 @@ out:
     return rc;
 }
 
+/* Reads the product with sku (with its tags) into *p; CL_NOT_FOUND naming field. */
+static cl_status load_by_sku(cl_ctx *ctx, cl_db_conn *conn, const char *sku, const char *field,
+                             catalog_product *p)
+{
+    cl_stmt *st;
+    bool row = false;
+    bool found = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, catalog__sql_get_by_sku, &st, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 1, sku, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        found = true;
+        rc = read_product(ctx, st, p);
+    }
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (!found) {
+        return cl_fail(ctx, CL_NOT_FOUND, field, "no product has SKU %s", sku);
+    }
+    return load_tags(ctx, conn, p);
+}
+
+/* The products of a list of SKUs: what a checkout prices its lines with. */
+static cl_status catalog_get_products_by_sku(cl_ctx *ctx, const catalog_sku_query *req,
+                                             catalog_product_list *resp)
+{
+    catalog_product_list list = {0};
+    cl_db_conn *conn = NULL;
+    char field[32];
+    cl_status rc;
+
+    if (req->skus.n == 0 || req->skus.n > CATALOG_MAX_SKUS) {
+        return cl_fail(ctx, CL_INVALID, "skus", "skus must name 1-%d SKUs", CATALOG_MAX_SKUS);
+    }
+    for (size_t i = 0; i < req->skus.n; i++) {
+        if (req->skus.v[i] == NULL || req->skus.v[i][0] == '\0') {
+            snprintf(field, sizeof(field), "skus[%zu]", i);
+            return cl_fail(ctx, CL_INVALID, field, "a SKU must not be empty");
+        }
+    }
+    /* No transaction, as in get_product: reads must not take the write lock. */
+    rc = acquire(ctx, &conn);
+    for (size_t i = 0; rc == CL_OK && i < req->skus.n; i++) {
+        catalog_product *p = CL_LIST_PUSH(list.items);
+
+        snprintf(field, sizeof(field), "skus[%zu]", i);
+        rc = p != NULL ? load_by_sku(ctx, conn, req->skus.v[i], field, p) : oom(ctx);
+    }
+    cl_db_release(conn);
+    if (rc != CL_OK) {
+        cl_schema_free(&catalog_product_list_type, &list);
+        return rc;
+    }
+    *resp = list;
+    return CL_OK;
+}
+
 /* A filter given as "" filters nothing, as if absent, which is what a form sends. */
 static const char *filter_value(const char *s)
 {
@@ -684,6 +751,7 @@ static const catalog_ops catalog_local_ops = {
     .get_product = catalog_get_product,
     .list_products = catalog_list_products,
     .list_categories = catalog_list_categories,
+    .get_products_by_sku = catalog_get_products_by_sku,
 };
 
 const cl_module catalog_module = {

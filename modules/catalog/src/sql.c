@@ -41,6 +41,8 @@ const char *const catalog__sql_list[CATALOG_FILTER_COMBINATIONS] = {
 
 const char catalog__sql_get[] = FROM_PRODUCTS "WHERE products.id = ?";
 
+const char catalog__sql_get_by_sku[] = FROM_PRODUCTS "WHERE products.sku = ?";
+
 const char catalog__sql_tags[] = "SELECT tag FROM product_tags WHERE product_id = ? ORDER BY tag";
 
 const char catalog__sql_category_exists[] = "SELECT 1 FROM categories WHERE id = ?";
@@ -64,9 +66,7 @@ const char catalog__sql_insert_tag[] = "INSERT INTO product_tags (product_id, ta
 const char catalog__sql_delete_tags[] = "DELETE FROM product_tags WHERE product_id = ?";
 
 const char *const catalog__sql_reads[] = {
-    catalog__sql_get,
-    catalog__sql_tags,
-    catalog__sql_category_exists,
-    catalog__sql_categories,
-    NULL,
+    catalog__sql_get,        catalog__sql_get_by_sku,
+    catalog__sql_tags,       catalog__sql_category_exists,
+    catalog__sql_categories, NULL,
 };

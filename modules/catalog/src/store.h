@@ -40,6 +40,8 @@ extern const char *const catalog__sql_list[CATALOG_FILTER_COMBINATIONS];
 
 /* (id) -> product columns. */
 extern const char catalog__sql_get[];
+/* (sku) -> product columns, through the sku's unique index. */
+extern const char catalog__sql_get_by_sku[];
 /* (product id) -> tag, sorted. */
 extern const char catalog__sql_tags[];
 /* (category id) -> one row when the category exists. */

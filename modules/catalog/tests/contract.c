@@ -581,6 +581,53 @@ static void test_get_missing_is_not_found(void **state)
     assert_int_equal(ops->get_product(&ctx, &ref, &p), CL_NOT_FOUND);
 }
 
+/* --- get_products_by_sku (operations version 2) ------------------------------------- */
+
+static void test_get_by_sku_answers_in_the_order_asked(void **state)
+{
+    char *tags[] = {"blue", NULL};
+    char *skus[] = {"SKU-B", "SKU-A"};
+    catalog_sku_query q = {.skus = {.v = skus, .n = 2, .set = true}};
+    catalog_product_list got = {0};
+    catalog_product a = {0};
+    catalog_product_ref ref = {0};
+    cl_ctx ctx = new_ctx();
+    int64_t id_a, id_b;
+
+    (void)state;
+    assert_true(ops->version >= 2);
+    id_a = make("SKU-A", "First", cat_a, tags);
+    id_b = make("SKU-B", "Second", cat_b, NULL);
+    assert_int_equal(ops->get_products_by_sku(&ctx, &q, &got), CL_OK);
+    assert_int_equal(got.items.n, 2);
+    assert_int_equal(got.items.v[0].id, id_b);
+    assert_int_equal(got.items.v[1].id, id_a);
+    assert_int_equal(got.items.v[1].price.amount, 1299);
+    assert_string_equal(got.items.v[1].price.currency, "EUR");
+    ref.id = id_a;
+    assert_int_equal(ops->get_product(&ctx, &ref, &a), CL_OK);
+    assert_same_product(&a, &got.items.v[1]);
+    cl_schema_free(&catalog_product_type, &a);
+    cl_schema_free(&catalog_product_list_type, &got);
+}
+
+static void test_get_by_sku_names_the_unknown_sku(void **state)
+{
+    char *skus[] = {"SKU-A", "NO-SUCH-SKU"};
+    catalog_sku_query q = {.skus = {.v = skus, .n = 2, .set = true}};
+    catalog_sku_query none = {0};
+    catalog_product_list got = {0};
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    make("SKU-A", "First", cat_a, NULL);
+    assert_int_equal(ops->get_products_by_sku(&ctx, &q, &got), CL_NOT_FOUND);
+    assert_string_equal(ctx.err.field, "skus[1]");
+    assert_int_equal(got.items.n, 0);
+    assert_int_equal(ops->get_products_by_sku(&ctx, &none, &got), CL_INVALID);
+    assert_string_equal(ctx.err.field, "skus");
+}
+
 /* --- update ------------------------------------------------------------------------- */
 
 static void test_update_changes_fields_and_bumps_version(void **state)
@@ -1087,6 +1134,8 @@ int catalog_contract_run(const char *binding_name, const catalog_ops *(*setup_fn
         CONTRACT_TEST(test_create_rejects_each_invalid_field),
         CONTRACT_TEST(test_create_duplicate_sku_conflicts),
         CONTRACT_TEST(test_get_missing_is_not_found),
+        CONTRACT_TEST(test_get_by_sku_answers_in_the_order_asked),
+        CONTRACT_TEST(test_get_by_sku_names_the_unknown_sku),
         CONTRACT_TEST(test_update_changes_fields_and_bumps_version),
         CONTRACT_TEST(test_update_with_stale_version_conflicts),
         CONTRACT_TEST(test_update_missing_is_not_found),

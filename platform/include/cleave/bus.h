@@ -240,4 +240,13 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
 /* Reads operation id from conn's database into *out (cl_schema_free). CL_NOT_FOUND. */
 cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, cl_error *err);
 
+/* --- test-only crash hook --------------------------------------------------------- */
+/*
+ * Tests only (CLEAVE_TEST_CRASH_AT=point[:n]): kills the process with SIGKILL, as a power
+ * cut would, the n-th time (default 1) execution reaches point. Besides the bus's own
+ * points, a module may declare points named "<module>.<point>" ("orders.after-reserve")
+ * and mark them with this call. A no-op unless configured; bus may be NULL.
+ */
+void cl_bus_crash_point(cl_bus *bus, const char *point);
+
 #endif /* CLEAVE_BUS_H */

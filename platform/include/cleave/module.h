@@ -15,6 +15,7 @@
 #ifndef CLEAVE_MODULE_H
 #define CLEAVE_MODULE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cleave/config.h"
@@ -85,7 +86,8 @@ CL_TYPE_DECLARE(cl_money, CL_MONEY)
 struct cl_bus;
 
 /* What the host hands a module at init: its own database and nothing else of others'. */
-typedef struct cl_module_env {
+typedef struct cl_module_env cl_module_env;
+struct cl_module_env {
     const cl_config *config;
     cl_db *db; /* the module's own database, borrowed for the process's life */
     /*
@@ -93,7 +95,20 @@ typedef struct cl_module_env {
      * long-running operation kinds here, at init. NULL where the host runs no bus.
      */
     struct cl_bus *bus;
-} cl_module_env;
+    /*
+     * The operations table (local or remote binding, borrowed for the process's life) of
+     * another module of this process's bindings, by name; NULL for a module the binary
+     * does not know. A module calls only modules its api->depends names. Set by the
+     * host; NULL outside one (a unit test's env), where a module has no others to call.
+     */
+    const void *(*module_ops)(const struct cl_module_env *env, const char *module);
+    void *host; /* the host's state, for module_ops only */
+    /*
+     * True when the process serves (cleave serve): background work such as resuming
+     * sagas runs only then, never in one-shot commands (seed, migrate, rebuild).
+     */
+    bool serving;
+};
 
 typedef struct cl_module {
     int abi;             /* CL_MODULE_ABI */

@@ -12,7 +12,7 @@
 
 #include "cleave/module.h"
 
-#define CATALOG_OPS_VERSION   1
+#define CATALOG_OPS_VERSION   2
 
 /* Largest page of list_products; larger limits are CL_INVALID. */
 #define CATALOG_MAX_LIMIT     100
@@ -94,6 +94,14 @@ CL_TYPE_DECLARE(catalog_category, CATALOG_CATEGORY)
 #define CATALOG_CATEGORY_LIST(X, T) X(T, OBJS, items, catalog_category)
 CL_TYPE_DECLARE(catalog_category_list, CATALOG_CATEGORY_LIST)
 
+/* Products by SKU (version 2): 1..CATALOG_MAX_SKUS SKUs, answered in the order asked. */
+#define CATALOG_MAX_SKUS        100
+#define CATALOG_SKU_QUERY(X, T) X(T, STRS, skus, _)
+CL_TYPE_DECLARE(catalog_sku_query, CATALOG_SKU_QUERY)
+
+#define CATALOG_PRODUCT_LIST(X, T) X(T, OBJS, items, catalog_product)
+CL_TYPE_DECLARE(catalog_product_list, CATALOG_PRODUCT_LIST)
+
 /*
  * The operations. Statuses each may return besides CL_OK:
  *   create_product   CL_INVALID (field named), CL_CONFLICT (sku taken)
@@ -101,6 +109,8 @@ CL_TYPE_DECLARE(catalog_category_list, CATALOG_CATEGORY_LIST)
  *   get_product      CL_NOT_FOUND
  *   list_products    CL_INVALID (cursor, limit)
  *   list_categories  -
+ *   get_products_by_sku  CL_INVALID (skus: none or more than CATALOG_MAX_SKUS),
+ *                    CL_NOT_FOUND (skus[i]: no product has that SKU)
  * and any of them CL_UNAVAILABLE, CL_DEADLINE_EXCEEDED, CL_INTERNAL.
  */
 #define CATALOG_OPERATIONS(X, M)                                                                   \
@@ -108,7 +118,8 @@ CL_TYPE_DECLARE(catalog_category_list, CATALOG_CATEGORY_LIST)
     X(M, update_product, catalog_product_update, catalog_product, CL_OP_WRITE)                     \
     X(M, get_product, catalog_product_ref, catalog_product, CL_OP_READ)                            \
     X(M, list_products, catalog_product_query, catalog_product_page, CL_OP_READ)                   \
-    X(M, list_categories, cl_empty, catalog_category_list, CL_OP_READ)
+    X(M, list_categories, cl_empty, catalog_category_list, CL_OP_READ)                             \
+    X(M, get_products_by_sku, catalog_sku_query, catalog_product_list, CL_OP_READ)
 CL_OPS_DECLARE(catalog, CATALOG_OPERATIONS)
 
 /* The catalog's interface side: REST routes, demo seed, operation list. */

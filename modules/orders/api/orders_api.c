@@ -1,0 +1,30 @@
+/*
+ * The orders' types, operation list, remote binding and interface descriptor, all
+ * generated from the declarations in orders.h.
+ */
+#include "api.h"
+
+#include "cleave/rpc.h"
+
+CL_TYPE_DEFINE(orders_line_input, ORDERS_LINE_INPUT)
+CL_TYPE_DEFINE(orders_order_input, ORDERS_ORDER_INPUT)
+CL_TYPE_DEFINE(orders_line, ORDERS_LINE)
+CL_TYPE_DEFINE(orders_saga_entry, ORDERS_SAGA_ENTRY)
+CL_TYPE_DEFINE(orders_order, ORDERS_ORDER)
+CL_TYPE_DEFINE(orders_order_ref, ORDERS_ORDER_REF)
+CL_TYPE_DEFINE(orders_order_query, ORDERS_ORDER_QUERY)
+CL_TYPE_DEFINE(orders_order_page, ORDERS_ORDER_PAGE)
+
+CL_OPS_DEFINE(orders, ORDERS_OPERATIONS)
+CL_REMOTE_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
+
+const cl_module_api orders_api = {
+    .name = "orders",
+    .ops_version = ORDERS_OPS_VERSION,
+    .ops = orders_op_list,
+    .nops = sizeof(orders_op_list) / sizeof(orders_op_list[0]),
+    .depends = (const char *const[]){"catalog", "inventory", "payments", NULL},
+    .routes = orders_rest_routes,
+    .seed = orders_seed,
+    .remote_ops = orders_remote_ops,
+};

@@ -1,0 +1,141 @@
+/*
+ * The orders' public REST API. Handlers call only through the operations table they are
+ * given, so they work unchanged whether orders are local or extracted.
+ *   POST /api/v1/orders        202 Accepted + Location: the order, its saga under way
+ *   GET  /api/v1/orders/{id}   status, lines, totals, saga history
+ *   GET  /api/v1/orders        pages of orders (?status=&cursor=&limit=)
+ * A client's Idempotency-Key header makes a retried POST return the same order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+static void reply_order(cl_http_req *req, int status, const orders_order *o)
+{
+    cl_http_reply_json(req, status, cl_schema_to_json(&orders_order_type, o));
+}
+
+static void place_order(cl_http_req *req, void *arg)
+{
+    const orders_ops *ops = arg;
+    const char *key = cl_http_header(req, "Idempotency-Key");
+    orders_order_input in = {0};
+    orders_order o = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+    json_t *body = NULL;
+    char location[96];
+
+    if (key != NULL && cl_strlcpy(ctx->idempotency_key, key, sizeof(ctx->idempotency_key)) != 0) {
+        cl_fail(ctx, CL_INVALID, "Idempotency-Key", "Idempotency-Key must be under %zu bytes",
+                sizeof(ctx->idempotency_key));
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    if (cl_http_read_json(req, 1, &body) != CL_OK) {
+        return;
+    }
+    if (cl_schema_from_json(&orders_order_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
+            CL_OK ||
+        ops->place_order(ctx, &in, &o) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        goto out;
+    }
+    snprintf(location, sizeof(location), "/api/v1/orders/%s", o.id);
+    cl_http_set_header(req, "Location", location);
+    reply_order(req, 202, &o);
+out:
+    cl_schema_free(&orders_order_type, &o);
+    cl_schema_free(&orders_order_input_type, &in);
+    json_decref(body);
+}
+
+static void get_order(cl_http_req *req, void *arg)
+{
+    const orders_ops *ops = arg;
+    orders_order_ref ref = {0};
+    orders_order o = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+
+    ref.id = (char *)cl_http_param(req, "id");
+    if (ops->get_order(ctx, &ref, &o) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    reply_order(req, 200, &o);
+    cl_schema_free(&orders_order_type, &o);
+}
+
+/* Copies query parameter name into *out (owned); -1 after replying 400. */
+static int query_text(cl_http_req *req, const char *name, char **out)
+{
+    char buf[128];
+    int n = cl_http_query(req, name, buf, sizeof(buf));
+
+    *out = NULL;
+    if (n == -1) {
+        return 0;
+    }
+    if (n < 0) {
+        cl_error err;
+        cl_error_set(&err, CL_INVALID, name, "%s is too long", name);
+        cl_http_reply_error(req, &err);
+        return -1;
+    }
+    *out = cl_strdup(buf);
+    return 0;
+}
+
+static void list_orders(cl_http_req *req, void *arg)
+{
+    const orders_ops *ops = arg;
+    orders_order_query q = {0};
+    orders_order_page page = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+    char limit[24];
+    int n;
+
+    if (query_text(req, "status", &q.status) != 0 || query_text(req, "cursor", &q.cursor) != 0) {
+        goto out;
+    }
+    n = cl_http_query(req, "limit", limit, sizeof(limit));
+    if (n != -1) {
+        char *end;
+        errno = 0;
+        q.limit = strtoll(limit, &end, 10);
+        if (n <= 0 || *end != '\0' || errno != 0 || q.limit <= 0) {
+            cl_fail(ctx, CL_INVALID, "limit", "limit must be an integer from 1 to %d",
+                    ORDERS_MAX_LIMIT);
+            cl_http_reply_error(req, &ctx->err);
+            goto out;
+        }
+    }
+    if (ops->list_orders(ctx, &q, &page) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        goto out;
+    }
+    cl_http_reply_json(req, 200, cl_schema_to_json(&orders_order_page_type, &page));
+out:
+    cl_schema_free(&orders_order_page_type, &page);
+    cl_schema_free(&orders_order_query_type, &q);
+}
+
+cl_status orders_rest_routes(cl_router *r, const void *ops, cl_error *err)
+{
+    void *arg = (void *)ops; /* handlers only read through it */
+    const cl_route routes[] = {
+        {"POST", "/api/v1/orders", "orders:write", place_order, arg},
+        {"GET", "/api/v1/orders", "orders:read", list_orders, arg},
+        {"GET", "/api/v1/orders/{id}", "orders:read", get_order, arg},
+    };
+
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        cl_status st = cl_router_add(r, &routes[i], err);
+        if (st != CL_OK) {
+            return st;
+        }
+    }
+    return CL_OK;
+}

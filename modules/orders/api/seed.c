@@ -1,0 +1,10 @@
+/* Orders have no demo data of their own: the walkthrough checks out instead. */
+#include "api.h"
+
+cl_status orders_seed(const void *ops, cl_ctx *ctx, int *created)
+{
+    (void)ops;
+    (void)ctx;
+    *created = 0;
+    return CL_OK;
+}

@@ -1,0 +1,659 @@
+/*
+ * The orders module's local binding: orders over its own database, and the module's
+ * lifecycle (the saga executor runs in saga.c).
+ *
+ * place_order prices the lines through the catalog, then records the order, its lines
+ * and the first saga log entry in one transaction, and hands the order to the executor
+ * after the commit: the 202 answer never waits for inventory or payments.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cleave/log.h"
+#include "internal.h"
+
+orders__env orders__deps;
+
+/* --- SQL (static storage: the statement cache is keyed by the text's address) --------- */
+
+static const char sql_insert_order[] =
+    "INSERT INTO orders (id, account_id, status, step, total_amount, currency, idem_key, "
+    "request, created_at, updated_at) VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?, ?)";
+static const char sql_insert_line[] =
+    "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount, currency) "
+    "VALUES (?, ?, ?, ?, ?, ?)";
+static const char sql_get_order[] =
+    "SELECT id, account_id, status, step, reason, total_amount, currency, created_at, "
+    "updated_at FROM orders WHERE id = ?";
+static const char sql_get_lines[] = "SELECT sku, quantity, unit_amount, currency "
+                                    "FROM order_lines WHERE order_id = ? ORDER BY line_no";
+static const char sql_get_log[] =
+    "SELECT step, outcome, detail, at FROM saga_log WHERE order_id = ? ORDER BY seq";
+static const char sql_by_key[] = "SELECT id, request FROM orders WHERE idem_key = ?";
+static const char sql_log[] =
+    "INSERT INTO saga_log (order_id, seq, step, outcome, detail, at) "
+    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM saga_log WHERE order_id = ?";
+static const char sql_page[] = "SELECT id, seq FROM orders WHERE seq > ? ORDER BY seq LIMIT ?";
+static const char sql_page_status[] =
+    "SELECT id, seq FROM orders WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?";
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+static cl_status oom(cl_ctx *ctx)
+{
+    return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
+}
+
+cl_status orders__prepare(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
+                          const char *fmt, ...)
+{
+    cl_stmt *st;
+    va_list ap;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, sql, &st, &ctx->err);
+    va_start(ap, fmt);
+    for (int i = 0; rc == CL_OK && fmt[i] != '\0'; i++) {
+        if (fmt[i] == 's') {
+            rc = cl_stmt_bind_text(st, i + 1, va_arg(ap, const char *), &ctx->err);
+        } else {
+            rc = cl_stmt_bind_i64(st, i + 1, va_arg(ap, int64_t), &ctx->err);
+        }
+    }
+    va_end(ap);
+    if (rc == CL_OK) {
+        *out = st;
+    }
+    return rc;
+}
+
+cl_status orders__drain(cl_ctx *ctx, cl_stmt *st)
+{
+    bool row = true;
+    cl_status rc = CL_OK;
+
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    return rc;
+}
+
+static bool dup_col(cl_stmt *st, int col, char **out)
+{
+    const char *s = cl_stmt_text(st, col);
+
+    *out = cl_strdup(s);
+    return s == NULL || *out != NULL;
+}
+
+cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char *step,
+                      const char *outcome, const char *detail)
+{
+    char now[32];
+    cl_stmt *st;
+    cl_status rc;
+
+    cl_now_rfc3339(now);
+    rc = orders__prepare(ctx, conn, sql_log, &st, "ssssss", id, step, outcome, detail, now, id);
+    return rc == CL_OK ? orders__drain(ctx, st) : rc;
+}
+
+static cl_status load_lines(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
+{
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = orders__prepare(ctx, conn, sql_get_lines, &st, "s", o->id);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    while (rc == CL_OK && row) {
+        orders_line *l = CL_LIST_PUSH(o->lines);
+
+        if (l == NULL || !dup_col(st, 0, &l->sku) || !dup_col(st, 3, &l->unit_price.currency) ||
+            !dup_col(st, 3, &l->line_total.currency)) {
+            return oom(ctx);
+        }
+        l->quantity = cl_stmt_i64(st, 1);
+        l->unit_price.amount = cl_stmt_i64(st, 2);
+        l->line_total.amount = l->unit_price.amount * l->quantity; /* checked when placed */
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    return rc;
+}
+
+static cl_status load_history(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
+{
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = orders__prepare(ctx, conn, sql_get_log, &st, "s", o->id);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    while (rc == CL_OK && row) {
+        orders_saga_entry *e = CL_LIST_PUSH(o->history);
+
+        if (e == NULL || !dup_col(st, 0, &e->step) || !dup_col(st, 1, &e->outcome) ||
+            !dup_col(st, 2, &e->detail) || !dup_col(st, 3, &e->at)) {
+            return oom(ctx);
+        }
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    return rc;
+}
+
+cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool history,
+                       orders_order *out)
+{
+    orders_order o = {0};
+    cl_stmt *st;
+    bool row = false;
+    char pay[ORDERS__ID_SIZE + 8];
+    cl_status rc;
+
+    rc = orders__prepare(ctx, conn, sql_get_order, &st, "s", id);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && !row) {
+        rc = cl_fail(ctx, CL_NOT_FOUND, "id", "order %s does not exist", id);
+    }
+    if (rc == CL_OK) {
+        if (!dup_col(st, 0, &o.id) || !dup_col(st, 1, &o.account_id) ||
+            !dup_col(st, 2, &o.status) || !dup_col(st, 3, &o.step) || !dup_col(st, 4, &o.reason) ||
+            !dup_col(st, 6, &o.total.currency) || !dup_col(st, 7, &o.created_at) ||
+            !dup_col(st, 8, &o.updated_at)) {
+            rc = oom(ctx);
+        }
+        o.total.amount = cl_stmt_i64(st, 5);
+    }
+    if (rc == CL_OK) {
+        rc = orders__drain(ctx, st);
+    }
+    if (rc == CL_OK) {
+        snprintf(pay, sizeof(pay), "pay-%s", o.id);
+        o.payment_id = cl_strdup(pay);
+        rc = o.payment_id != NULL ? load_lines(ctx, conn, &o) : oom(ctx);
+    }
+    if (rc == CL_OK && history) {
+        rc = load_history(ctx, conn, &o);
+    }
+    if (rc != CL_OK) {
+        cl_schema_free(&orders_order_type, &o);
+        return rc;
+    }
+    *out = o;
+    return CL_OK;
+}
+
+static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+{
+    if (orders__deps.db == NULL) {
+        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "orders are not initialised");
+    }
+    return cl_db_acquire(orders__deps.db, ctx, conn, &ctx->err);
+}
+
+/* --- validation ------------------------------------------------------------------- */
+
+static bool valid_chars(const char *s, size_t max, const char *extra, bool lower)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > max) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  (lower && *p >= 'a' && *p <= 'z') || strchr(extra, *p) != NULL;
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static cl_status check_input(cl_ctx *ctx, const orders_order_input *in)
+{
+    char field[48];
+
+    if (!valid_chars(in->account_id, ORDERS_ID_MAX, "_.:-", true)) {
+        return cl_fail(ctx, CL_INVALID, "account_id",
+                       "account_id must be 1-%d of A-Z a-z 0-9 _ . : -", ORDERS_ID_MAX);
+    }
+    if (in->lines.n == 0 || in->lines.n > ORDERS_MAX_LINES) {
+        return cl_fail(ctx, CL_INVALID, "lines", "an order has 1-%d lines", ORDERS_MAX_LINES);
+    }
+    for (size_t i = 0; i < in->lines.n; i++) {
+        const orders_line_input *l = &in->lines.v[i];
+
+        snprintf(field, sizeof(field), "lines[%zu].sku", i);
+        if (!valid_chars(l->sku, 64, "-", false)) {
+            return cl_fail(ctx, CL_INVALID, field, "a SKU is 1-64 of A-Z 0-9 -");
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(in->lines.v[j].sku, l->sku) == 0) {
+                return cl_fail(ctx, CL_INVALID, field, "SKU %s is named twice", l->sku);
+            }
+        }
+        if (l->quantity < 1 || l->quantity > ORDERS_MAX_QUANTITY) {
+            snprintf(field, sizeof(field), "lines[%zu].quantity", i);
+            return cl_fail(ctx, CL_INVALID, field, "quantity must be 1-%d", ORDERS_MAX_QUANTITY);
+        }
+    }
+    return CL_OK;
+}
+
+/* A call context for a dependency: the caller's trace, a deadline of its own. */
+static void child_ctx(const cl_ctx *parent, cl_ctx *child)
+{
+    int64_t left = cl_ctx_remaining_ms(parent);
+    int64_t t = orders__deps.call_timeout_ms;
+
+    cl_ctx_init(child, left < t ? (left > 0 ? left : 1) : t);
+    cl_strlcpy(child->request_id, parent->request_id, sizeof(child->request_id));
+    cl_strlcpy(child->trace_id, parent->trace_id, sizeof(child->trace_id));
+    cl_strlcpy(child->span_id, parent->span_id, sizeof(child->span_id));
+    cl_strlcpy(child->principal, "service:orders", sizeof(child->principal));
+}
+
+/* Prices every line from the catalog into o (lines and total). */
+static cl_status price(cl_ctx *ctx, const orders_order_input *in, orders_order *o)
+{
+    catalog_sku_query q = {0};
+    catalog_product_list found = {0};
+    cl_ctx call;
+    char field[48];
+    cl_status rc = CL_OK;
+
+    q.skus.v = calloc(in->lines.n, sizeof(char *));
+    if (q.skus.v == NULL) {
+        return oom(ctx);
+    }
+    q.skus.n = in->lines.n;
+    q.skus.set = true;
+    for (size_t i = 0; i < in->lines.n; i++) {
+        q.skus.v[i] = in->lines.v[i].sku; /* borrowed: freed by hand below */
+    }
+    child_ctx(ctx, &call);
+    if (orders__deps.catalog->get_products_by_sku(&call, &q, &found) != CL_OK) {
+        ctx->err = call.err;
+        if (call.err.status == CL_NOT_FOUND && strncmp(call.err.field, "skus[", 5) == 0) {
+            unsigned long i = strtoul(call.err.field + 5, NULL, 10);
+            snprintf(ctx->err.field, sizeof(ctx->err.field), "lines[%lu].sku", i);
+        } else if (call.err.status == CL_INVALID) {
+            ctx->err.status = CL_INTERNAL; /* our request was checked: the catalog disagrees */
+        }
+        rc = ctx->err.status;
+    }
+    free(q.skus.v);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (found.items.n != in->lines.n) {
+        cl_schema_free(&catalog_product_list_type, &found);
+        return cl_fail(ctx, CL_INTERNAL, NULL, "the catalog answered %zu of %zu SKUs",
+                       found.items.n, in->lines.n);
+    }
+    for (size_t i = 0; rc == CL_OK && i < in->lines.n; i++) {
+        const cl_money *p = &found.items.v[i].price;
+        orders_line *l = CL_LIST_PUSH(o->lines);
+        int64_t line_total;
+
+        snprintf(field, sizeof(field), "lines[%zu].sku", i);
+        if (l == NULL) {
+            rc = oom(ctx);
+        } else if (i > 0 && strcmp(p->currency, o->total.currency) != 0) {
+            rc = cl_fail(ctx, CL_INVALID, field, "%s is priced in %s, the order in %s",
+                         in->lines.v[i].sku, p->currency, o->total.currency);
+        } else if (__builtin_mul_overflow(p->amount, in->lines.v[i].quantity, &line_total) ||
+                   __builtin_add_overflow(o->total.amount, line_total, &o->total.amount)) {
+            rc = cl_fail(ctx, CL_INVALID, field, "the order's total is too large");
+        } else {
+            l->sku = cl_strdup(in->lines.v[i].sku);
+            l->quantity = in->lines.v[i].quantity;
+            l->unit_price.amount = p->amount;
+            l->unit_price.currency = cl_strdup(p->currency);
+            l->line_total.amount = line_total;
+            l->line_total.currency = cl_strdup(p->currency);
+            if (i == 0) {
+                o->total.currency = cl_strdup(p->currency);
+            }
+            if (l->sku == NULL || l->unit_price.currency == NULL ||
+                l->line_total.currency == NULL || o->total.currency == NULL) {
+                rc = oom(ctx);
+            }
+        }
+    }
+    cl_schema_free(&catalog_product_list_type, &found);
+    return rc;
+}
+
+/* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
+static cl_status new_id(cl_ctx *ctx, char out[ORDERS__ID_SIZE])
+{
+    unsigned char b[12];
+    size_t got = 0;
+
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n <= 0) {
+            return cl_fail(ctx, CL_INTERNAL, NULL, "no randomness for an order id");
+        }
+        got += (size_t)n;
+    }
+    snprintf(out, ORDERS__ID_SIZE, "ord-");
+    for (size_t i = 0; i < sizeof(b); i++) {
+        snprintf(out + 4 + 2 * i, 3, "%02x", b[i]);
+    }
+    return CL_OK;
+}
+
+/*
+ * With an idempotency key already used: CL_OK and *found set when the same request made
+ * an order, CL_CONFLICT when another one did. CL_OK and *found false when unused.
+ */
+static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const char *request, char *id, bool *found)
+{
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    *found = false;
+    rc = orders__prepare(ctx, conn, sql_by_key, &st, "s", ctx->idempotency_key);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        const char *was = cl_stmt_text(st, 1);
+        if (was == NULL || strcmp(was, request) != 0) {
+            rc = cl_fail(ctx, CL_CONFLICT, "idempotency_key",
+                         "idempotency key %s was used for another order", ctx->idempotency_key);
+        } else {
+            cl_strlcpy(id, cl_stmt_text(st, 0), ORDERS__ID_SIZE);
+            *found = true;
+        }
+    }
+    if (rc == CL_OK) {
+        rc = orders__drain(ctx, st);
+    }
+    return rc;
+}
+
+static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, const char *request)
+{
+    const char *key = ctx->idempotency_key[0] != '\0' ? ctx->idempotency_key : NULL;
+    char detail[160];
+    cl_stmt *st;
+    cl_status rc;
+
+    rc = orders__prepare(ctx, conn, sql_insert_order, &st,
+                         "ssissss"
+                         "s",
+                         o->id, o->account_id, o->total.amount, o->total.currency, key,
+                         key != NULL ? request : NULL, o->created_at, o->updated_at);
+    if (rc == CL_OK) {
+        rc = orders__drain(ctx, st);
+    }
+    for (size_t i = 0; rc == CL_OK && i < o->lines.n; i++) {
+        const orders_line *l = &o->lines.v[i];
+        rc = orders__prepare(ctx, conn, sql_insert_line, &st, "sisiis", o->id, (int64_t)i, l->sku,
+                             l->quantity, l->unit_price.amount, l->unit_price.currency);
+        if (rc == CL_OK) {
+            rc = orders__drain(ctx, st);
+        }
+    }
+    snprintf(detail, sizeof(detail), "%zu line%s, total %" PRId64 " %s", o->lines.n,
+             o->lines.n == 1 ? "" : "s", o->total.amount, o->total.currency);
+    return rc == CL_OK ? orders__log(ctx, conn, o->id, "place", "ok", detail) : rc;
+}
+
+/* --- operations ------------------------------------------------------------------- */
+
+static cl_status orders_get_order(cl_ctx *ctx, const orders_order_ref *req, orders_order *resp)
+{
+    cl_db_conn *conn = NULL;
+    cl_status rc;
+
+    if (req->id == NULL || strlen(req->id) >= ORDERS__ID_SIZE) {
+        return cl_fail(ctx, CL_NOT_FOUND, "id", "order %s does not exist",
+                       req->id != NULL ? req->id : "");
+    }
+    rc = acquire(ctx, &conn);
+    if (rc == CL_OK) {
+        rc = orders__load(ctx, conn, req->id, true, resp);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, orders_order *resp)
+{
+    orders_order o = {0};
+    cl_db_conn *conn = NULL;
+    char id[ORDERS__ID_SIZE], now[32], *request = NULL;
+    json_t *j;
+    bool found = false;
+    cl_status rc;
+
+    rc = check_input(ctx, req);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (!orders__saga_accepting()) {
+        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the checkout saga is not running");
+    }
+    j = cl_schema_to_json(&orders_order_input_type, req);
+    request = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (request == NULL) {
+        return oom(ctx);
+    }
+    rc = acquire(ctx, &conn);
+    /* A replay of a keyed request returns its order before anything is priced again. */
+    if (rc == CL_OK && ctx->idempotency_key[0] != '\0') {
+        rc = by_key(ctx, conn, request, id, &found);
+    }
+    if (rc == CL_OK && found) {
+        rc = orders__load(ctx, conn, id, true, resp);
+        goto out;
+    }
+    if (rc == CL_OK) {
+        cl_db_release(conn); /* no connection held while the catalog answers */
+        conn = NULL;
+        rc = price(ctx, req, &o);
+    }
+    if (rc == CL_OK) {
+        rc = new_id(ctx, id);
+    }
+    if (rc == CL_OK) {
+        cl_now_rfc3339(now);
+        o.id = cl_strdup(id);
+        o.account_id = cl_strdup(req->account_id);
+        o.created_at = cl_strdup(now);
+        o.updated_at = cl_strdup(now);
+        if (o.id == NULL || o.account_id == NULL || o.created_at == NULL || o.updated_at == NULL) {
+            rc = oom(ctx);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = acquire(ctx, &conn);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        rc = insert(ctx, conn, &o, request);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        /* Read back before the saga starts, so that the answer is the order as placed. */
+        rc = orders__load(ctx, conn, id, true, resp);
+        /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
+        cl_bus_crash_point(orders__deps.bus, "orders.after-place");
+        orders__saga_enqueue(id);
+    }
+out:
+    cl_db_release(conn);
+    cl_schema_free(&orders_order_type, &o);
+    free(request);
+    return rc;
+}
+
+static cl_status parse_cursor(cl_ctx *ctx, const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    *out = 0;
+    if (s == NULL || s[0] == '\0') {
+        return CL_OK;
+    }
+    v = strtoll(s, &end, 10);
+    if (*end != '\0' || v < 0 || s[0] < '0' || s[0] > '9' || strlen(s) > 18) {
+        return cl_fail(ctx, CL_INVALID, "cursor", "not a cursor of this list");
+    }
+    *out = v;
+    return CL_OK;
+}
+
+static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
+                                    orders_order_page *resp)
+{
+    static const char *const statuses[] = {"pending", "compensating", "confirmed", "rejected"};
+    orders_order_page page = {0};
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    char(*ids)[ORDERS__ID_SIZE] = NULL;
+    int64_t after, limit = req->limit != 0 ? req->limit : ORDERS_DEFAULT_LIMIT, last = 0;
+    bool row = false, known = req->status == NULL;
+    size_t n = 0;
+    cl_status rc;
+
+    for (size_t i = 0; !known && i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        known = strcmp(req->status, statuses[i]) == 0;
+    }
+    if (!known) {
+        return cl_fail(ctx, CL_INVALID, "status",
+                       "status must be pending, compensating, confirmed or rejected");
+    }
+    if (limit < 1 || limit > ORDERS_MAX_LIMIT) {
+        return cl_fail(ctx, CL_INVALID, "limit", "limit must be 1-%d", ORDERS_MAX_LIMIT);
+    }
+    rc = parse_cursor(ctx, req->cursor, &after);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    ids = calloc((size_t)limit, sizeof(*ids));
+    if (ids == NULL) {
+        return oom(ctx);
+    }
+    rc = acquire(ctx, &conn);
+    if (rc == CL_OK) {
+        rc = req->status != NULL ? orders__prepare(ctx, conn, sql_page_status, &st, "sii",
+                                                   req->status, after, limit)
+                                 : orders__prepare(ctx, conn, sql_page, &st, "ii", after, limit);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    while (rc == CL_OK && row) {
+        cl_strlcpy(ids[n++], cl_stmt_text(st, 0), ORDERS__ID_SIZE);
+        last = cl_stmt_i64(st, 1);
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    for (size_t i = 0; rc == CL_OK && i < n; i++) {
+        orders_order *o = CL_LIST_PUSH(page.items);
+        rc = o != NULL ? orders__load(ctx, conn, ids[i], false, o) : oom(ctx);
+    }
+    if (rc == CL_OK && (int64_t)n == limit) {
+        char cur[24];
+        snprintf(cur, sizeof(cur), "%" PRId64, last);
+        page.next_cursor = cl_strdup(cur);
+        rc = page.next_cursor != NULL ? CL_OK : oom(ctx);
+    }
+    cl_db_release(conn);
+    free(ids);
+    if (rc != CL_OK) {
+        cl_schema_free(&orders_order_page_type, &page);
+        return rc;
+    }
+    *resp = page;
+    return CL_OK;
+}
+
+/* --- lifecycle -------------------------------------------------------------------- */
+
+static cl_status orders_init(const cl_module_env *env, cl_error *err)
+{
+    if (env == NULL || env->db == NULL) {
+        return cl_error_set(err, CL_INVALID, "db", "orders need their database");
+    }
+    if (env->module_ops == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "orders need the catalog, inventory and payments");
+    }
+    memset(&orders__deps, 0, sizeof(orders__deps));
+    orders__deps.db = env->db;
+    orders__deps.bus = env->bus;
+    orders__deps.catalog = env->module_ops(env, "catalog");
+    orders__deps.inventory = env->module_ops(env, "inventory");
+    orders__deps.payments = env->module_ops(env, "payments");
+    if (orders__deps.catalog == NULL || orders__deps.inventory == NULL ||
+        orders__deps.payments == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "orders need the catalog, inventory and payments");
+    }
+    if (orders__deps.catalog->version < 2) {
+        return cl_error_set(err, CL_INVALID, NULL, "orders need catalog operations version 2");
+    }
+    orders__deps.step_timeout_ms = 10000;
+    orders__deps.call_timeout_ms = 2000;
+    orders__deps.workers = 4;
+    if (env->config != NULL) {
+        /* Validated as integers in range when the configuration was loaded. */
+        orders__deps.step_timeout_ms =
+            cl_config_int(env->config, "CLEAVE_ORDERS_STEP_TIMEOUT_MS", 10000);
+        orders__deps.call_timeout_ms =
+            cl_config_int(env->config, "CLEAVE_ORDERS_CALL_TIMEOUT_MS", 2000);
+        orders__deps.workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS", 4);
+    }
+    orders__deps.serving = env->serving;
+    return CL_OK;
+}
+
+static cl_status orders_start(cl_error *err)
+{
+    return orders__deps.serving ? orders__saga_start(err) : CL_OK;
+}
+
+static void orders_stop(void)
+{
+    orders__saga_stop();
+}
+
+static const orders_ops orders_local_ops = {
+    .version = ORDERS_OPS_VERSION,
+    .place_order = orders_place_order,
+    .get_order = orders_get_order,
+    .list_orders = orders_list_orders,
+};
+
+const cl_module orders_module = {
+    .abi = CL_MODULE_ABI,
+    .name = "orders",
+    .version = "1.0.0",
+    .ops = &orders_local_ops,
+    .init = orders_init,
+    .start = orders_start,
+    .stop = orders_stop,
+};

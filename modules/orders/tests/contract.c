@@ -1,0 +1,314 @@
+/*
+ * The orders' contract suite (see contract.h): through the operations tables only.
+ */
+#include "contract.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#define CALL_TIMEOUT_MS 30000
+#define FINAL_WAIT_MS   60000
+
+static int (*binding_setup)(orders_contract_world *w);
+static void (*binding_teardown)(void);
+static orders_contract_world w;
+static char category[64];
+
+static cl_ctx new_ctx(void)
+{
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
+    return ctx;
+}
+
+static int group_setup(void **state)
+{
+    catalog_category_list cats = {0};
+    cl_empty none = {0};
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    if (binding_setup(&w) != 0 || w.orders->version < ORDERS_OPS_VERSION) {
+        return -1;
+    }
+    if (w.catalog->list_categories(&ctx, &none, &cats) != CL_OK || cats.items.n == 0) {
+        fprintf(stderr, "setup: list_categories: %s\n", ctx.err.message);
+        cl_schema_free(&catalog_category_list_type, &cats);
+        return -1;
+    }
+    cl_strlcpy(category, cats.items.v[0].id, sizeof(category));
+    cl_schema_free(&catalog_category_list_type, &cats);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    binding_teardown();
+    return 0;
+}
+
+/* A product of price (EUR minor units) with stock on_hand. */
+static void product(const char *sku, int64_t price, int64_t on_hand)
+{
+    catalog_product_input in = {0};
+    catalog_product p = {0};
+    inventory_stock_set set = {.sku = (char *)sku, .on_hand = on_hand};
+    inventory_stock s = {0};
+    cl_ctx ctx = new_ctx();
+
+    in.sku = (char *)sku;
+    in.name = "Contract product";
+    in.price.amount = price;
+    in.price.currency = "EUR";
+    in.category = category;
+    assert_int_equal(w.catalog->create_product(&ctx, &in, &p), CL_OK);
+    cl_schema_free(&catalog_product_type, &p);
+    assert_int_equal(w.inventory->set_stock(&ctx, &set, &s), CL_OK);
+    cl_schema_free(&inventory_stock_type, &s);
+}
+
+static void account(const char *id, int64_t deposit)
+{
+    payments_account_input in = {.id = (char *)id, .owner = "Contract", .currency = "EUR"};
+    payments_deposit dep = {.account_id = (char *)id,
+                            .amount = {.amount = deposit, .currency = "EUR"}};
+    payments_account a = {0};
+    cl_ctx ctx = new_ctx();
+
+    assert_int_equal(w.payments->open_account(&ctx, &in, &a), CL_OK);
+    cl_schema_free(&payments_account_type, &a);
+    assert_int_equal(w.payments->deposit(&ctx, &dep, &a), CL_OK);
+    cl_schema_free(&payments_account_type, &a);
+}
+
+/* An order input of one line; the strings are borrowed. */
+static orders_order_input one_line(const char *acc, const char *sku, int64_t qty,
+                                   orders_line_input *line)
+{
+    orders_order_input in = {0};
+
+    line->sku = (char *)sku;
+    line->quantity = qty;
+    in.account_id = (char *)acc;
+    in.lines.v = line;
+    in.lines.n = 1;
+    return in;
+}
+
+static void wait_final(const char *id, orders_order *out)
+{
+    orders_order_ref ref = {.id = (char *)id};
+    struct timespec pause = {0, 20 * 1000000L};
+    int64_t until = cl_now_ms() + FINAL_WAIT_MS;
+
+    for (;;) {
+        cl_ctx ctx = new_ctx();
+        assert_int_equal(w.orders->get_order(&ctx, &ref, out), CL_OK);
+        if (strcmp(out->status, "confirmed") == 0 || strcmp(out->status, "rejected") == 0) {
+            return;
+        }
+        if (cl_now_ms() > until) {
+            fail_msg("order %s is still %s", id, out->status);
+        }
+        cl_schema_free(&orders_order_type, out);
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* --- the tests ------------------------------------------------------------------------ */
+
+static void test_place_prices_lines_and_the_saga_confirms(void **state)
+{
+    orders_line_input lines[2] = {{.sku = "CT-A", .quantity = 2}, {.sku = "CT-B", .quantity = 1}};
+    orders_order_input in = {.account_id = "ct-rich", .lines = {.v = lines, .n = 2}};
+    orders_order o = {0}, done = {0};
+    char pay[96];
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    product("CT-A", 250, 5);
+    product("CT-B", 1000, 5);
+    account("ct-rich", 10000);
+    assert_int_equal(w.orders->place_order(&ctx, &in, &o), CL_OK);
+    assert_non_null(o.id);
+    assert_string_equal(o.status, "pending");
+    assert_string_equal(o.account_id, "ct-rich");
+    assert_int_equal(o.lines.n, 2);
+    assert_string_equal(o.lines.v[0].sku, "CT-A");
+    assert_int_equal(o.lines.v[0].unit_price.amount, 250);
+    assert_int_equal(o.lines.v[0].line_total.amount, 500);
+    assert_string_equal(o.lines.v[1].unit_price.currency, "EUR");
+    assert_int_equal(o.total.amount, 1500);
+    assert_string_equal(o.total.currency, "EUR");
+    snprintf(pay, sizeof(pay), "pay-%s", o.id);
+    assert_string_equal(o.payment_id, pay);
+    assert_true(o.history.n >= 1);
+    assert_string_equal(o.history.v[0].step, "place");
+    wait_final(o.id, &done);
+    assert_string_equal(done.status, "confirmed");
+    assert_string_equal(done.step, "done");
+    assert_null(done.reason);
+    assert_string_equal(done.history.v[done.history.n - 1].step, "confirm");
+    cl_schema_free(&orders_order_type, &o);
+    cl_schema_free(&orders_order_type, &done);
+}
+
+static void test_out_of_stock_ends_rejected_with_its_reason(void **state)
+{
+    orders_line_input line;
+    orders_order_input in = one_line("ct-short", "CT-C", 3, &line);
+    orders_order o = {0}, done = {0};
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    product("CT-C", 100, 2);
+    account("ct-short", 10000);
+    assert_int_equal(w.orders->place_order(&ctx, &in, &o), CL_OK);
+    wait_final(o.id, &done);
+    assert_string_equal(done.status, "rejected");
+    assert_string_equal(done.reason, "out_of_stock");
+    cl_schema_free(&orders_order_type, &o);
+    cl_schema_free(&orders_order_type, &done);
+}
+
+static void expect_invalid(orders_order_input *in, const char *field)
+{
+    orders_order o = {0};
+    cl_ctx ctx = new_ctx();
+
+    assert_int_equal(w.orders->place_order(&ctx, in, &o), CL_INVALID);
+    assert_string_equal(ctx.err.field, field);
+    assert_null(o.id);
+}
+
+static void test_place_rejects_each_invalid_field(void **state)
+{
+    orders_line_input lines[2] = {{.sku = "CT-A", .quantity = 1}, {.sku = "CT-A", .quantity = 1}};
+    orders_order_input in = {.account_id = "ct-rich", .lines = {.v = lines, .n = 1}};
+
+    (void)state;
+    in.account_id = "bad account";
+    expect_invalid(&in, "account_id");
+    in.account_id = NULL;
+    expect_invalid(&in, "account_id");
+    in.account_id = "ct-rich";
+    in.lines.n = 0;
+    expect_invalid(&in, "lines");
+    in.lines.n = 2;
+    expect_invalid(&in, "lines[1].sku");
+    in.lines.n = 1;
+    lines[0].sku = "lower-case";
+    expect_invalid(&in, "lines[0].sku");
+    lines[0].sku = "CT-A";
+    lines[0].quantity = 0;
+    expect_invalid(&in, "lines[0].quantity");
+    lines[0].quantity = ORDERS_MAX_QUANTITY + 1;
+    expect_invalid(&in, "lines[0].quantity");
+}
+
+static void test_unknown_sku_and_order_are_not_found(void **state)
+{
+    orders_line_input line;
+    orders_order_input in = one_line("ct-rich", "CT-NOWHERE", 1, &line);
+    orders_order_ref ref = {.id = "ord-000000000000000000000000"};
+    orders_order o = {0};
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    assert_int_equal(w.orders->place_order(&ctx, &in, &o), CL_NOT_FOUND);
+    assert_string_equal(ctx.err.field, "lines[0].sku");
+    assert_int_equal(w.orders->get_order(&ctx, &ref, &o), CL_NOT_FOUND);
+    assert_null(o.id);
+}
+
+static void test_idempotency_key_places_one_order(void **state)
+{
+    orders_line_input line, other;
+    orders_order_input in = one_line("ct-keyed", "CT-D", 1, &line);
+    orders_order_input in2 = one_line("ct-keyed", "CT-D", 2, &other);
+    orders_order a = {0}, b = {0};
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    product("CT-D", 100, 10);
+    account("ct-keyed", 10000);
+    cl_strlcpy(ctx.idempotency_key, "contract-key-1", sizeof(ctx.idempotency_key));
+    assert_int_equal(w.orders->place_order(&ctx, &in, &a), CL_OK);
+    assert_int_equal(w.orders->place_order(&ctx, &in, &b), CL_OK);
+    assert_string_equal(a.id, b.id);
+    cl_schema_free(&orders_order_type, &b);
+    assert_int_equal(w.orders->place_order(&ctx, &in2, &b), CL_CONFLICT);
+    assert_string_equal(ctx.err.field, "idempotency_key");
+    wait_final(a.id, &b);
+    cl_schema_free(&orders_order_type, &a);
+    cl_schema_free(&orders_order_type, &b);
+}
+
+static void test_list_filters_by_status_and_pages(void **state)
+{
+    orders_order_query q = {.limit = 1};
+    orders_order_page page = {0};
+    cl_ctx ctx = new_ctx();
+    char cursor[32];
+    size_t seen = 0;
+
+    (void)state;
+    q.status = "confirmed";
+    do {
+        cl_schema_free(&orders_order_page_type, &page);
+        assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_OK);
+        assert_true(page.items.n <= 1);
+        for (size_t i = 0; i < page.items.n; i++) {
+            assert_string_equal(page.items.v[i].status, "confirmed");
+            assert_int_equal(page.items.v[i].history.n, 0);
+            seen++;
+        }
+        q.cursor = NULL;
+        if (page.next_cursor != NULL) {
+            cl_strlcpy(cursor, page.next_cursor, sizeof(cursor));
+            q.cursor = cursor;
+        }
+    } while (q.cursor != NULL && seen < 100);
+    assert_true(seen >= 2); /* confirmed by the tests before */
+    cl_schema_free(&orders_order_page_type, &page);
+    q.cursor = NULL;
+    q.limit = ORDERS_MAX_LIMIT + 1;
+    assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_INVALID);
+    assert_string_equal(ctx.err.field, "limit");
+    q.limit = 0;
+    q.status = "lost";
+    assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_INVALID);
+    assert_string_equal(ctx.err.field, "status");
+    q.status = NULL;
+    q.cursor = "x1";
+    assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_INVALID);
+    assert_string_equal(ctx.err.field, "cursor");
+}
+
+int orders_contract_run(const char *binding_name, int (*setup)(orders_contract_world *w),
+                        void (*teardown)(void))
+{
+    /* In this order: the list test counts the orders the earlier ones confirmed. */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_place_prices_lines_and_the_saga_confirms),
+        cmocka_unit_test(test_out_of_stock_ends_rejected_with_its_reason),
+        cmocka_unit_test(test_place_rejects_each_invalid_field),
+        cmocka_unit_test(test_unknown_sku_and_order_are_not_found),
+        cmocka_unit_test(test_idempotency_key_places_one_order),
+        cmocka_unit_test(test_list_filters_by_status_and_pages),
+    };
+
+    binding_setup = setup;
+    binding_teardown = teardown;
+    return cmocka_run_group_tests_name(binding_name, tests, group_setup, group_teardown);
+}

@@ -1,0 +1,657 @@
+/*
+ * The checkout saga end to end (ADR 0014): the real binaries over real HTTP, in the
+ * topology named by argv[1] ("monolith" or "inventory+payments-extracted"), one case
+ * named by argv[2]:
+ *   happy                 a two-line order confirms, sells, captures and ships
+ *   out_of_stock          rejected, its reservation released, nothing charged
+ *   insufficient_funds    rejected after void and release; an unknown account too
+ *   payments_unreachable  (extracted only) payments' service stopped: the order waits in
+ *                         compensating, and ends rejected with everything given back once
+ *                         the service returns
+ *   crash <point>         the gateway is killed with SIGKILL at a saga step boundary
+ *                         (CLEAVE_TEST_CRASH_AT), restarted, and every saga ends
+ *   concurrency           20 parallel checkouts of a SKU with stock 5: exactly 5 confirm
+ * After each case the invariants hold: every order final; for every SKU available +
+ * reserved + sold = the stock set, nothing reserved, sold = what confirmed orders bought;
+ * every account's held is 0 and its deposits minus its available = what its confirmed
+ * orders cost; the ledger's events replay into the same projections; a payment is
+ * captured exactly when its order is confirmed. No sleeps: every wait polls real state
+ * with a deadline.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "client.h"
+#include "topology.h"
+
+#define WAIT_MS     60000
+#define MAX_ORDERS  64
+#define MAX_SKUS    4
+#define MAX_ACCOUNT 4
+
+static const char *topology_name = "monolith";
+static const char *case_name = "happy";
+static const char *crash_at = "";
+static topology topo;
+
+/* What the test set up, for the invariants. */
+static struct {
+    char sku[MAX_SKUS][16];
+    int64_t initial[MAX_SKUS];
+    int nskus;
+    char account[MAX_ACCOUNT][64];
+    int64_t deposited[MAX_ACCOUNT];
+    int naccounts;
+} world;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A short pause between two polls of real state (not a wait for it). */
+static void poll_pause(void)
+{
+    struct timespec ts = {0, 20 * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static void req(const char *method, const char *path, const char *body, test_resp *r)
+{
+    assert_int_equal(test_http(topo.base_url, method, path, body, body ? strlen(body) : 0, NULL, r),
+                     0);
+}
+
+static int64_t num(json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
+
+static const char *str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* --- set-up through the public API ------------------------------------------------------ */
+
+static void set_stock(const char *sku, int64_t on_hand)
+{
+    char path[96], body[64];
+    test_resp r;
+
+    snprintf(path, sizeof(path), "/api/v1/inventory/%s", sku);
+    snprintf(body, sizeof(body), "{\"on_hand\":%lld}", (long long)on_hand);
+    req("PUT", path, body, &r);
+    assert_int_equal(r.status, 200);
+    test_resp_free(&r);
+    assert_true(world.nskus < MAX_SKUS);
+    snprintf(world.sku[world.nskus], sizeof(world.sku[0]), "%s", sku);
+    world.initial[world.nskus++] = on_hand;
+}
+
+/* Opens an account in EUR with deposit (minor units; 0: none); returns its id. */
+static const char *open_account(const char *owner, int64_t deposit)
+{
+    char path[128], body[128];
+    test_resp r;
+    const char *id;
+
+    snprintf(body, sizeof(body), "{\"owner\":\"%s\",\"currency\":\"EUR\"}", owner);
+    req("POST", "/api/v1/accounts", body, &r);
+    assert_int_equal(r.status, 201);
+    assert_true(world.naccounts < MAX_ACCOUNT);
+    snprintf(world.account[world.naccounts], sizeof(world.account[0]), "%s", str(r.json, "id"));
+    test_resp_free(&r);
+    id = world.account[world.naccounts];
+    world.deposited[world.naccounts++] = deposit;
+    if (deposit > 0) {
+        snprintf(path, sizeof(path), "/api/v1/accounts/%s/deposits", id);
+        snprintf(body, sizeof(body), "{\"amount\":{\"amount\":%lld,\"currency\":\"EUR\"}}",
+                 (long long)deposit);
+        req("POST", path, body, &r);
+        assert_int_equal(r.status, 200);
+        test_resp_free(&r);
+    }
+    return id;
+}
+
+/*
+ * POSTs an order of qty of sku (and qty2 of sku2 when sku2 is not NULL). Returns the HTTP
+ * status (0 when the server went away) and the order's id into id[64].
+ */
+static long place(const char *account, const char *sku, int64_t qty, const char *sku2, int64_t qty2,
+                  char id[64])
+{
+    char body[512];
+    test_resp r;
+    long status;
+
+    if (sku2 != NULL) {
+        snprintf(body, sizeof(body),
+                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"%s\",\"quantity\":%lld},"
+                 "{\"sku\":\"%s\",\"quantity\":%lld}]}",
+                 account, sku, (long long)qty, sku2, (long long)qty2);
+    } else {
+        snprintf(body, sizeof(body),
+                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"%s\",\"quantity\":%lld}]}", account,
+                 sku, (long long)qty);
+    }
+    id[0] = '\0';
+    if (test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), NULL, &r) != 0) {
+        return 0;
+    }
+    status = r.status;
+    if (status == 202) {
+        snprintf(id, 64, "%s", str(r.json, "id"));
+        assert_string_equal(str(r.json, "status"), "pending");
+    }
+    test_resp_free(&r);
+    return status;
+}
+
+static int is_final(const char *status)
+{
+    return status != NULL && (strcmp(status, "confirmed") == 0 || strcmp(status, "rejected") == 0);
+}
+
+/* Polls GET /orders/{id} until its status is want (NULL: any final one); the order JSON. */
+static json_t *wait_order(const char *id, const char *want)
+{
+    char path[128];
+    int64_t until = now_ms() + WAIT_MS;
+
+    snprintf(path, sizeof(path), "/api/v1/orders/%s", id);
+    for (;;) {
+        test_resp r;
+        const char *status;
+
+        req("GET", path, NULL, &r);
+        assert_int_equal(r.status, 200);
+        status = str(r.json, "status");
+        if (want != NULL ? strcmp(status, want) == 0 : is_final(status)) {
+            json_t *o = json_incref(r.json);
+            test_resp_free(&r);
+            return o;
+        }
+        if (now_ms() > until) {
+            fail_msg("order %s still %s after %d ms: %s", id, status, WAIT_MS, r.body);
+        }
+        test_resp_free(&r);
+        poll_pause();
+    }
+}
+
+/* Every order, through the list route (pages of 200). New reference: an array. */
+static json_t *all_orders(void)
+{
+    json_t *all = json_array();
+    char path[256], cursor[64] = "";
+
+    for (;;) {
+        test_resp r;
+        const char *next;
+
+        snprintf(path, sizeof(path), "/api/v1/orders?limit=200%s%s", cursor[0] ? "&cursor=" : "",
+                 cursor);
+        req("GET", path, NULL, &r);
+        assert_int_equal(r.status, 200);
+        json_array_extend(all, json_object_get(r.json, "items"));
+        next = str(r.json, "next_cursor");
+        if (next == NULL) {
+            test_resp_free(&r);
+            return all;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", next);
+        test_resp_free(&r);
+    }
+}
+
+/* Polls until every order is final; returns them all. */
+static json_t *wait_all_final(void)
+{
+    int64_t until = now_ms() + WAIT_MS;
+
+    for (;;) {
+        json_t *all = all_orders(), *o;
+        size_t i;
+        int open = 0;
+
+        json_array_foreach (all, i, o) {
+            open += !is_final(str(o, "status"));
+        }
+        if (open == 0) {
+            return all;
+        }
+        if (now_ms() > until) {
+            fail_msg("%d orders are not final after %d ms", open, WAIT_MS);
+        }
+        json_decref(all);
+        poll_pause();
+    }
+}
+
+static json_t *get_json(const char *path)
+{
+    test_resp r;
+    json_t *j;
+
+    req("GET", path, NULL, &r);
+    if (r.status != 200) {
+        fail_msg("GET %s: %ld %s", path, r.status, r.body);
+    }
+    j = json_incref(r.json);
+    test_resp_free(&r);
+    return j;
+}
+
+static json_t *stock_of(const char *sku)
+{
+    char path[96];
+
+    snprintf(path, sizeof(path), "/api/v1/inventory/%s", sku);
+    return get_json(path);
+}
+
+static json_t *account_of(const char *id)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "/api/v1/accounts/%s?history_limit=100", id);
+    return get_json(path);
+}
+
+/* The steps of an order's saga history, joined: "place,reserve,authorize,...". */
+static void steps_of(json_t *order, char *out, size_t size)
+{
+    json_t *e;
+    size_t i;
+
+    out[0] = '\0';
+    json_array_foreach (json_object_get(order, "history"), i, e) {
+        if (strcmp(str(e, "outcome"), "retrying") == 0) {
+            continue;
+        }
+        snprintf(out + strlen(out), size - strlen(out), "%s%s%s", out[0] ? "," : "", str(e, "step"),
+                 strcmp(str(e, "outcome"), "ok") == 0 ? "" : "!");
+    }
+}
+
+/* `payments rebuild` through the gateway binary: the ledger's events make its projections. */
+static void assert_ledger_replays_unchanged(void)
+{
+    char bin[512], out[4096];
+    char *env[3 + TOPOLOGY_MAX_SERVICES + 1] = {topo.data_env, topo.migrations_env,
+                                                "CLEAVE_SERVICE_TOKEN=test-service-token"};
+    char *argv[] = {topo.gateway_bin, "payments", "rebuild", NULL};
+    int rc;
+
+    for (int i = 0; i < topo.nservices; i++) {
+        env[3 + i] = topo.url_envs[i];
+    }
+    rc = test_run(topology_bin(topo.gateway_bin, bin, sizeof(bin)), argv, env, out, sizeof(out));
+    if (rc != 0 || strstr(out, "projections unchanged") == NULL) {
+        fail_msg("payments rebuild exited %d:\n%s", rc, out);
+    }
+}
+
+/* The invariants of the module header, checked through the public API only. */
+static void assert_invariants(void)
+{
+    json_t *orders = wait_all_final(), *o, *l, *e;
+    size_t i, k;
+
+    for (int s = 0; s < world.nskus; s++) {
+        json_t *st = stock_of(world.sku[s]);
+        int64_t bought = 0;
+
+        json_array_foreach (orders, i, o) {
+            if (strcmp(str(o, "status"), "confirmed") != 0) {
+                continue;
+            }
+            json_array_foreach (json_object_get(o, "lines"), k, l) {
+                bought += strcmp(str(l, "sku"), world.sku[s]) == 0 ? num(l, "quantity") : 0;
+            }
+        }
+        assert_int_equal(num(st, "available") + num(st, "reserved") + num(st, "sold"),
+                         world.initial[s]);
+        assert_int_equal(num(st, "reserved"), 0);
+        assert_int_equal(num(st, "sold"), bought);
+        json_decref(st);
+    }
+    for (int a = 0; a < world.naccounts; a++) {
+        json_t *acc = account_of(world.account[a]);
+        int64_t spent = 0;
+        int captured = 0, confirmed = 0;
+
+        json_array_foreach (orders, i, o) {
+            char pay[96];
+            int found = 0;
+
+            if (strcmp(str(o, "account_id"), world.account[a]) != 0) {
+                continue;
+            }
+            snprintf(pay, sizeof(pay), "pay-%s", str(o, "id"));
+            json_array_foreach (json_object_get(acc, "history"), k, e) {
+                found += strcmp(str(e, "type"), "hold_captured") == 0 && str(e, "payment_id") &&
+                         strcmp(str(e, "payment_id"), pay) == 0;
+            }
+            /* Captured exactly when confirmed, and only once. */
+            if (strcmp(str(o, "status"), "confirmed") == 0) {
+                assert_int_equal(found, 1);
+                spent += num(json_object_get(o, "total"), "amount");
+                confirmed++;
+            } else {
+                assert_int_equal(found, 0);
+            }
+        }
+        json_array_foreach (json_object_get(acc, "history"), k, e) {
+            captured += strcmp(str(e, "type"), "hold_captured") == 0;
+        }
+        assert_int_equal(captured, confirmed);
+        assert_int_equal(num(json_object_get(acc, "held"), "amount"), 0);
+        assert_int_equal(world.deposited[a] - num(json_object_get(acc, "available"), "amount"),
+                         spent);
+        json_decref(acc);
+    }
+    json_decref(orders);
+    assert_ledger_replays_unchanged();
+}
+
+/* --- the cases ----------------------------------------------------------------------------- */
+
+static void test_happy_path_confirms_and_ships(void)
+{
+    const char *acc = open_account("Happy", 100000);
+    char id[64], again[64], steps[256], path[160];
+    json_t *o, *sh;
+    int64_t until;
+    test_resp r;
+    const char *const key[] = {"Idempotency-Key: happy-1", NULL};
+    const char *body =
+        "{\"account_id\":\"demo\",\"lines\":[{\"sku\":\"SKU-000003\",\"quantity\":1}]}";
+
+    set_stock("SKU-000001", 10);
+    set_stock("SKU-000002", 10);
+    assert_int_equal(place(acc, "SKU-000001", 2, "SKU-000002", 1, id), 202);
+    o = wait_order(id, NULL);
+    assert_string_equal(str(o, "status"), "confirmed");
+    steps_of(o, steps, sizeof(steps));
+    assert_string_equal(steps, "place,reserve,authorize,commit,capture,confirm");
+    assert_int_equal(json_array_size(json_object_get(o, "lines")), 2);
+    {
+        json_t *l0 = json_array_get(json_object_get(o, "lines"), 0);
+        json_t *l1 = json_array_get(json_object_get(o, "lines"), 1);
+        int64_t total = num(json_object_get(l0, "line_total"), "amount") +
+                        num(json_object_get(l1, "line_total"), "amount");
+        assert_int_equal(num(json_object_get(l0, "line_total"), "amount"),
+                         2 * num(json_object_get(l0, "unit_price"), "amount"));
+        assert_int_equal(num(json_object_get(o, "total"), "amount"), total);
+        assert_string_equal(str(json_object_get(o, "total"), "currency"), "EUR");
+    }
+    /* Shipping reacts to orders.order_confirmed: one shipment for the order. */
+    snprintf(path, sizeof(path), "/api/v1/shipments?order=order:%s", id);
+    until = now_ms() + WAIT_MS;
+    for (;;) {
+        sh = get_json(path);
+        if (json_array_size(json_object_get(sh, "items")) > 0 || now_ms() > until) {
+            break;
+        }
+        json_decref(sh);
+        poll_pause();
+    }
+    assert_int_equal(json_array_size(json_object_get(sh, "items")), 1);
+    json_decref(sh);
+    json_decref(o);
+
+    /* The same Idempotency-Key places one order, whatever the retries. */
+    assert_int_equal(
+        test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), key, &r), 0);
+    assert_int_equal(r.status, 202);
+    snprintf(again, sizeof(again), "%s", str(r.json, "id"));
+    test_resp_free(&r);
+    assert_int_equal(
+        test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), key, &r), 0);
+    assert_int_equal(r.status, 202);
+    assert_string_equal(str(r.json, "id"), again);
+    test_resp_free(&r);
+    /* It is the demo account's (not one of this test's): only its end is checked. */
+    json_decref(wait_order(again, NULL));
+
+    /* Bad input names its field; an unknown SKU is 404; an unknown order too. */
+    req("POST", "/api/v1/orders", "{\"account_id\":\"demo\",\"lines\":[]}", &r);
+    assert_true(test_is_problem(&r, 400));
+    test_resp_free(&r);
+    req("POST", "/api/v1/orders",
+        "{\"account_id\":\"demo\",\"lines\":[{\"sku\":\"NO-SUCH\",\"quantity\":1}]}", &r);
+    assert_true(test_is_problem(&r, 404));
+    test_resp_free(&r);
+    req("GET", "/api/v1/orders/ord-nothing", NULL, &r);
+    assert_true(test_is_problem(&r, 404));
+    test_resp_free(&r);
+}
+
+static void test_out_of_stock_is_rejected(void)
+{
+    const char *acc = open_account("Short", 100000);
+    char id[64], steps[256];
+    json_t *o;
+
+    set_stock("SKU-000004", 1);
+    assert_int_equal(place(acc, "SKU-000004", 2, NULL, 0, id), 202);
+    o = wait_order(id, NULL);
+    assert_string_equal(str(o, "status"), "rejected");
+    assert_string_equal(str(o, "reason"), "out_of_stock");
+    steps_of(o, steps, sizeof(steps));
+    assert_string_equal(steps, "place,reserve!,release,reject");
+    json_decref(o);
+}
+
+static void test_insufficient_funds_is_rejected(void)
+{
+    const char *poor = open_account("Poor", 100);
+    char id[64], steps[256];
+    json_t *o;
+
+    set_stock("SKU-000005", 3);
+    assert_int_equal(place(poor, "SKU-000005", 1, NULL, 0, id), 202);
+    o = wait_order(id, NULL);
+    assert_string_equal(str(o, "status"), "rejected");
+    assert_string_equal(str(o, "reason"), "insufficient_funds");
+    steps_of(o, steps, sizeof(steps));
+    assert_string_equal(steps, "place,reserve,authorize!,void,release,reject");
+    json_decref(o);
+
+    assert_int_equal(place("nobody-has-this", "SKU-000005", 1, NULL, 0, id), 202);
+    o = wait_order(id, NULL);
+    assert_string_equal(str(o, "reason"), "unknown_account");
+    json_decref(o);
+}
+
+static void test_payments_unreachable_compensates(void)
+{
+    const char *acc = open_account("Waiting", 100000);
+    char id[64], steps[256];
+    json_t *o, *st;
+
+    set_stock("SKU-000006", 4);
+    assert_int_equal(topology_stop_module(&topo, "payments"), 0);
+    assert_int_equal(place(acc, "SKU-000006", 3, NULL, 0, id), 202);
+    /* Past its retry budget the saga compensates; the void waits for payments. */
+    o = wait_order(id, "compensating");
+    assert_string_equal(str(o, "reason"), "payments_unavailable");
+    json_decref(o);
+    st = stock_of("SKU-000006");
+    assert_int_equal(num(st, "reserved"), 3);
+    json_decref(st);
+    assert_int_equal(topology_restart_module(&topo, "payments"), 0);
+    o = wait_order(id, NULL);
+    assert_string_equal(str(o, "status"), "rejected");
+    assert_string_equal(str(o, "reason"), "payments_unavailable");
+    steps_of(o, steps, sizeof(steps));
+    assert_string_equal(steps, "place,reserve,authorize!,void,release,reject");
+    json_decref(o);
+}
+
+/*
+ * Two orders, one that can confirm and one that cannot pay, so that every crash point
+ * (forward and compensating) is reached. The gateway dies there; restarted, it resumes.
+ */
+static void test_crash_then_restart_ends_every_saga(void)
+{
+    const char *rich = open_account("Rich", 100000);
+    const char *poor = open_account("Poor", 100);
+    char a[64], b[64];
+    json_t *orders, *o;
+    size_t i;
+    int status;
+
+    set_stock("SKU-000007", 5);
+    set_stock("SKU-000008", 5);
+    /* Either POST may find the gateway gone already: the orders list is the truth. */
+    place(rich, "SKU-000007", 2, NULL, 0, a);
+    place(poor, "SKU-000008", 1, NULL, 0, b);
+    status = topology_gateway_wait_exit(&topo, WAIT_MS);
+    if (status != 128 + 9) {
+        fail_msg("the gateway should have been killed at %s; it exited %d", crash_at, status);
+    }
+    assert_int_equal(topology_restart_gateway(&topo, NULL), 0);
+    orders = wait_all_final();
+    assert_true(json_array_size(orders) >= 1);
+    json_array_foreach (orders, i, o) {
+        if (strcmp(str(o, "account_id"), rich) == 0) {
+            assert_string_equal(str(o, "status"), "confirmed");
+        } else {
+            assert_string_equal(str(o, "status"), "rejected");
+            assert_string_equal(str(o, "reason"), "insufficient_funds");
+        }
+    }
+    json_decref(orders);
+}
+
+#define PARALLEL 20
+#define STOCK    5
+
+static void *checkout_thread(void *arg)
+{
+    char *id = arg;
+    char body[256];
+    test_resp r;
+
+    snprintf(body, sizeof(body),
+             "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"SKU-000009\",\"quantity\":1}]}",
+             world.account[0]);
+    id[0] = '\0';
+    if (test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), NULL, &r) == 0) {
+        if (r.status == 202) {
+            snprintf(id, 64, "%s", json_string_value(json_object_get(r.json, "id")));
+        }
+        test_resp_free(&r);
+    }
+    test_http_thread_done();
+    return NULL;
+}
+
+static void test_parallel_checkouts_never_oversell(void)
+{
+    static char ids[PARALLEL][64];
+    pthread_t th[PARALLEL];
+    int confirmed = 0, rejected = 0;
+
+    open_account("Crowd", 100000000);
+    set_stock("SKU-000009", STOCK);
+    for (int i = 0; i < PARALLEL; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, checkout_thread, ids[i]), 0);
+    }
+    for (int i = 0; i < PARALLEL; i++) {
+        pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < PARALLEL; i++) {
+        json_t *o;
+
+        assert_true(ids[i][0] != '\0');
+        o = wait_order(ids[i], NULL);
+        if (strcmp(str(o, "status"), "confirmed") == 0) {
+            confirmed++;
+        } else {
+            assert_string_equal(str(o, "reason"), "out_of_stock");
+            rejected++;
+        }
+        json_decref(o);
+    }
+    assert_int_equal(confirmed, STOCK);
+    assert_int_equal(rejected, PARALLEL - STOCK);
+}
+
+static void test_case(void **state)
+{
+    (void)state;
+    if (strcmp(case_name, "happy") == 0) {
+        test_happy_path_confirms_and_ships();
+    } else if (strcmp(case_name, "out_of_stock") == 0) {
+        test_out_of_stock_is_rejected();
+    } else if (strcmp(case_name, "insufficient_funds") == 0) {
+        test_insufficient_funds_is_rejected();
+    } else if (strcmp(case_name, "payments_unreachable") == 0) {
+        test_payments_unreachable_compensates();
+    } else if (strcmp(case_name, "crash") == 0) {
+        test_crash_then_restart_ends_every_saga();
+    } else if (strcmp(case_name, "concurrency") == 0) {
+        test_parallel_checkouts_never_oversell();
+    } else {
+        fail_msg("unknown case %s", case_name);
+    }
+    assert_invariants();
+}
+
+static int setup(void **state)
+{
+    char crash_env[128];
+    char *env[4] = {"CLEAVE_SHIPPING_CARRIER_MS=10", NULL, NULL, NULL};
+
+    (void)state;
+    if (strcmp(case_name, "crash") == 0) {
+        snprintf(crash_env, sizeof(crash_env), "CLEAVE_TEST_CRASH_AT=%s", crash_at);
+        env[1] = crash_env;
+    } else if (strcmp(case_name, "payments_unreachable") == 0) {
+        env[1] = "CLEAVE_ORDERS_STEP_TIMEOUT_MS=1000";
+        env[2] = "CLEAVE_ORDERS_CALL_TIMEOUT_MS=500";
+    }
+    return topology_start_with(&topo, topology_name, 1, env);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return topology_stop(&topo);
+}
+
+int main(int argc, char **argv)
+{
+    char name[160];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_case),
+    };
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_saga <topology> <case> [crash point]\n");
+        return 2;
+    }
+    topology_name = argv[1];
+    case_name = argv[2];
+    crash_at = argc > 3 ? argv[3] : "";
+    snprintf(name, sizeof(name), "saga %s %s %s", topology_name, case_name, crash_at);
+    return cmocka_run_group_tests_name(name, tests, setup, teardown);
+}
