@@ -300,6 +300,33 @@ int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t si
     return -1;
 }
 
+int cl_http_query_dup(cl_http_req *req, const char *name, size_t max, char **out)
+{
+    char buf[1024];
+    int n;
+    cl_error err;
+
+    *out = NULL;
+    if (max >= sizeof(buf)) {
+        max = sizeof(buf) - 1;
+    }
+    n = cl_http_query(req, name, buf, max + 1);
+    if (n == -1) {
+        return 0;
+    }
+    if (n >= 0) {
+        *out = strdup(buf);
+        if (*out != NULL) {
+            return 0;
+        }
+        cl_error_set(&err, CL_INTERNAL, NULL, "out of memory");
+    } else {
+        cl_error_set(&err, CL_INVALID, name, "%s is longer than %zu bytes", name, max);
+    }
+    cl_http_reply_error(req, &err);
+    return -1;
+}
+
 const char *cl_http_header(const cl_http_req *req, const char *name)
 {
     if (req == NULL || name == NULL) {

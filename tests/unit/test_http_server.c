@@ -363,6 +363,19 @@ static void h_bytes(cl_http_req *req, void *arg)
     cl_http_reply_json(req, 500, json_string("late"));
 }
 
+/* Echoes the "name" query parameter through cl_http_query_dup, capped at 5 bytes. */
+static void h_dup(cl_http_req *req, void *arg)
+{
+    char *name = NULL;
+
+    (void)arg;
+    if (cl_http_query_dup(req, "name", 5, &name) != 0) {
+        return; /* the 400 was sent */
+    }
+    cl_http_reply_json(req, 200, json_pack("{s:s?}", "name", name));
+    free(name);
+}
+
 static cl_router *g_router;
 static cl_http_server *g_server;
 static int g_port;
@@ -378,6 +391,7 @@ static int group_setup(void **state)
         {"GET", "/fail/{kind}", CL_PERM_PUBLIC, h_fail, NULL},
         {"GET", "/custom", CL_PERM_PUBLIC, h_custom_problem, NULL},
         {"GET", "/bytes", CL_PERM_PUBLIC, h_bytes, NULL},
+        {"GET", "/dup", CL_PERM_PUBLIC, h_dup, NULL},
     };
     cl_http_options opt = {"127.0.0.1:0", 4, 1024, 8, 5000, "test"};
     cl_error err;
@@ -655,6 +669,25 @@ static void test_http_params_query_and_headers(void **state)
     assert_int_equal(resp->status, 200);
     assert_true(json_is_null(json_object_get(resp->json, "q")));
     assert_int_equal(json_integer_value(json_object_get(resp->json, "q_len")), -1);
+    response_free(resp);
+}
+
+static void test_http_query_dup_copies_or_refuses_naming_the_parameter(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/dup?name=ab%20c");
+
+    (void)state;
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(jstr(resp->json, "name"), "ab c");
+    response_free(resp);
+    resp = http_simple(g_port, "GET", "/dup");
+    assert_int_equal(resp->status, 200);
+    assert_true(json_is_null(json_object_get(resp->json, "name")));
+    response_free(resp);
+    resp = http_simple(g_port, "GET", "/dup?name=abcdef");
+    assert_int_equal(resp->status, 400);
+    assert_string_equal(
+        jstr(json_array_get(json_object_get(resp->json, "invalid_params"), 0), "name"), "name");
     response_free(resp);
 }
 
@@ -972,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_http_wrong_method_is_405_with_allow),
         cmocka_unit_test(test_http_request_id_echoed_or_generated),
         cmocka_unit_test(test_http_params_query_and_headers),
+        cmocka_unit_test(test_http_query_dup_copies_or_refuses_naming_the_parameter),
         cmocka_unit_test(test_http_handler_without_reply_is_500),
         cmocka_unit_test(test_http_reply_error_problem_shape),
         cmocka_unit_test(test_http_problem_extra_cannot_override),

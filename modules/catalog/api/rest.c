@@ -54,26 +54,6 @@ static int64_t path_id(cl_http_req *req)
     return id;
 }
 
-/* Copies query parameter name into *out (NULL when absent); 0 or -1 after replying 400. */
-static int query_str(cl_http_req *req, const char *name, char **out)
-{
-    char buf[1024];
-    int n = cl_http_query(req, name, buf, sizeof(buf));
-
-    *out = NULL;
-    if (n == -1) {
-        return 0;
-    }
-    if (n < 0) {
-        cl_error err;
-        cl_error_set(&err, CL_INVALID, name, "%s is too long", name);
-        cl_http_reply_error(req, &err);
-        return -1;
-    }
-    *out = cl_strdup(buf);
-    return 0;
-}
-
 static void list_products(cl_http_req *req, void *arg)
 {
     const catalog_ops *ops = arg;
@@ -83,9 +63,10 @@ static void list_products(cl_http_req *req, void *arg)
     char limit[32];
     int n;
 
-    if (query_str(req, "category", &q.category) != 0 || query_str(req, "tag", &q.tag) != 0 ||
-        query_str(req, "name_prefix", &q.name_prefix) != 0 ||
-        query_str(req, "cursor", &q.cursor) != 0) {
+    if (cl_http_query_dup(req, "category", 1023, &q.category) != 0 ||
+        cl_http_query_dup(req, "tag", 1023, &q.tag) != 0 ||
+        cl_http_query_dup(req, "name_prefix", 1023, &q.name_prefix) != 0 ||
+        cl_http_query_dup(req, "cursor", 1023, &q.cursor) != 0) {
         goto out;
     }
     n = cl_http_query(req, "limit", limit, sizeof(limit));

@@ -99,33 +99,6 @@ static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
     return cl_db_acquire(inventory_db, ctx, conn, &ctx->err);
 }
 
-/*
- * Prepares sql on conn and binds its parameters from fmt: 's' a string (const char *),
- * 'i' an int64_t. Callers pass exactly those types.
- */
-static cl_status prepare(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
-                         const char *fmt, ...)
-{
-    cl_stmt *st;
-    va_list ap;
-    cl_status rc;
-
-    rc = cl_db_prepare(conn, sql, &st, &ctx->err);
-    va_start(ap, fmt);
-    for (int i = 0; rc == CL_OK && fmt[i] != '\0'; i++) {
-        if (fmt[i] == 's') {
-            rc = cl_stmt_bind_text(st, i + 1, va_arg(ap, const char *), &ctx->err);
-        } else {
-            rc = cl_stmt_bind_i64(st, i + 1, va_arg(ap, int64_t), &ctx->err);
-        }
-    }
-    va_end(ap);
-    if (rc == CL_OK) {
-        *out = st;
-    }
-    return rc;
-}
-
 /* Steps st to its end; *rows (may be NULL) receives how many rows it returned. */
 static cl_status drain(cl_ctx *ctx, cl_stmt *st, int *rows)
 {
@@ -196,7 +169,7 @@ static cl_status load_stock(cl_ctx *ctx, cl_db_conn *conn, const char *sku, cons
     bool found = false;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_get_stock, &st, "s", sku);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_stock, &st, "s", sku);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -269,8 +242,8 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
         rc = cl_db_begin(conn, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = prepare(ctx, conn, sql_set_stock, &st, "sis", req->sku, req->on_hand,
-                     (const char *)now);
+        rc = cl_db_prepare_bind(ctx, conn, sql_set_stock, &st, "sis", req->sku, req->on_hand,
+                                (const char *)now);
     }
     if (rc == CL_OK) {
         rc = drain(ctx, st, &rows);
@@ -310,7 +283,7 @@ static cl_status load_lines(cl_ctx *ctx, cl_db_conn *conn, inventory_reservation
     bool row = false;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_get_lines, &st, "s", r->order_id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_lines, &st, "s", r->order_id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -337,7 +310,7 @@ static cl_status load_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *ord
     bool row = false;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_get_reservation, &st, "s", order_id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_reservation, &st, "s", order_id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -433,8 +406,8 @@ static cl_status take(cl_ctx *ctx, cl_db_conn *conn, const inventory_line *l, si
     int rows = 0;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_take, &st, "issi", l->quantity, now, (const char *)l->sku,
-                 l->quantity);
+    rc = cl_db_prepare_bind(ctx, conn, sql_take, &st, "issi", l->quantity, now,
+                            (const char *)l->sku, l->quantity);
     if (rc == CL_OK) {
         rc = drain(ctx, st, &rows);
     }
@@ -478,8 +451,8 @@ static cl_status insert_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *o
     cl_stmt *st;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_insert_reservation, &st, "sssiss", order_id, status, now,
-                 expires_ms, expires, now);
+    rc = cl_db_prepare_bind(ctx, conn, sql_insert_reservation, &st, "sssiss", order_id, status, now,
+                            expires_ms, expires, now);
     if (rc == CL_OK) {
         rc = drain(ctx, st, NULL);
     }
@@ -537,8 +510,8 @@ static cl_status inventory_reserve(cl_ctx *ctx, const inventory_reserve_request 
     }
     for (size_t i = 0; rc == CL_OK && i < req->lines.n; i++) {
         cl_stmt *st;
-        rc = prepare(ctx, conn, sql_insert_line, &st, "sisi", req->order_id, (int64_t)i,
-                     (const char *)req->lines.v[i].sku, req->lines.v[i].quantity);
+        rc = cl_db_prepare_bind(ctx, conn, sql_insert_line, &st, "sisi", req->order_id, (int64_t)i,
+                                (const char *)req->lines.v[i].sku, req->lines.v[i].quantity);
         if (rc == CL_OK) {
             rc = drain(ctx, st, NULL);
         }
@@ -576,7 +549,7 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
     int rows = 0;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_finish_reservation, &st, "sss", status, now, order_id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_finish_reservation, &st, "sss", status, now, order_id);
     if (rc == CL_OK) {
         rc = drain(ctx, st, &rows);
     }
@@ -588,11 +561,11 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
         const inventory_line *l = &cur->r.lines.v[i];
 
         if (sell) {
-            rc = prepare(ctx, conn, sql_sell, &st, "iiiss", l->quantity, l->quantity, l->quantity,
-                         now, (const char *)l->sku);
+            rc = cl_db_prepare_bind(ctx, conn, sql_sell, &st, "iiiss", l->quantity, l->quantity,
+                                    l->quantity, now, (const char *)l->sku);
         } else {
-            rc = prepare(ctx, conn, sql_give_back, &st, "iss", l->quantity, now,
-                         (const char *)l->sku);
+            rc = cl_db_prepare_bind(ctx, conn, sql_give_back, &st, "iss", l->quantity, now,
+                                    (const char *)l->sku);
         }
         if (rc == CL_OK) {
             rc = drain(ctx, st, &rows);
@@ -765,7 +738,7 @@ static cl_status expire_batch(cl_ctx *ctx, cl_db_conn *conn, int64_t now_ms, int
     format_ms(now_ms, now);
     rc = cl_db_begin(conn, &ctx->err);
     if (rc == CL_OK) {
-        rc = prepare(ctx, conn, sql_due, &st, "ii", now_ms, (int64_t)EXPIRY_BATCH);
+        rc = cl_db_prepare_bind(ctx, conn, sql_due, &st, "ii", now_ms, (int64_t)EXPIRY_BATCH);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);

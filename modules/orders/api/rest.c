@@ -68,26 +68,6 @@ static void get_order(cl_http_req *req, void *arg)
     cl_schema_free(&orders_order_type, &o);
 }
 
-/* Copies query parameter name into *out (owned); -1 after replying 400. */
-static int query_text(cl_http_req *req, const char *name, char **out)
-{
-    char buf[128];
-    int n = cl_http_query(req, name, buf, sizeof(buf));
-
-    *out = NULL;
-    if (n == -1) {
-        return 0;
-    }
-    if (n < 0) {
-        cl_error err;
-        cl_error_set(&err, CL_INVALID, name, "%s is too long", name);
-        cl_http_reply_error(req, &err);
-        return -1;
-    }
-    *out = cl_strdup(buf);
-    return 0;
-}
-
 static void list_orders(cl_http_req *req, void *arg)
 {
     const orders_ops *ops = arg;
@@ -97,7 +77,8 @@ static void list_orders(cl_http_req *req, void *arg)
     char limit[24];
     int n;
 
-    if (query_text(req, "status", &q.status) != 0 || query_text(req, "cursor", &q.cursor) != 0) {
+    if (cl_http_query_dup(req, "status", 127, &q.status) != 0 ||
+        cl_http_query_dup(req, "cursor", 127, &q.cursor) != 0) {
         goto out;
     }
     n = cl_http_query(req, "limit", limit, sizeof(limit));

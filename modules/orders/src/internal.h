@@ -32,12 +32,6 @@ extern orders__env orders__deps;
 /* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
 #define ORDERS__ID_SIZE 32
 
-/*
- * Prepares sql on conn and binds its parameters from fmt: 's' a string (const char *,
- * NULL binds SQL NULL), 'i' an int64_t.
- */
-cl_status orders__prepare(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
-                          const char *fmt, ...);
 /* Steps st to its end. */
 cl_status orders__drain(cl_ctx *ctx, cl_stmt *st);
 /* Reads order id into *out (zeroed by the caller); history too when asked. CL_NOT_FOUND. */

@@ -48,29 +48,6 @@ static cl_status oom(cl_ctx *ctx)
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
 }
 
-cl_status orders__prepare(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
-                          const char *fmt, ...)
-{
-    cl_stmt *st;
-    va_list ap;
-    cl_status rc;
-
-    rc = cl_db_prepare(conn, sql, &st, &ctx->err);
-    va_start(ap, fmt);
-    for (int i = 0; rc == CL_OK && fmt[i] != '\0'; i++) {
-        if (fmt[i] == 's') {
-            rc = cl_stmt_bind_text(st, i + 1, va_arg(ap, const char *), &ctx->err);
-        } else {
-            rc = cl_stmt_bind_i64(st, i + 1, va_arg(ap, int64_t), &ctx->err);
-        }
-    }
-    va_end(ap);
-    if (rc == CL_OK) {
-        *out = st;
-    }
-    return rc;
-}
-
 cl_status orders__drain(cl_ctx *ctx, cl_stmt *st)
 {
     bool row = true;
@@ -98,7 +75,7 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char 
     cl_status rc;
 
     cl_now_rfc3339(now);
-    rc = orders__prepare(ctx, conn, sql_log, &st, "ssssss", id, step, outcome, detail, now, id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "ssssss", id, step, outcome, detail, now, id);
     return rc == CL_OK ? orders__drain(ctx, st) : rc;
 }
 
@@ -108,7 +85,7 @@ static cl_status load_lines(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
     bool row = false;
     cl_status rc;
 
-    rc = orders__prepare(ctx, conn, sql_get_lines, &st, "s", o->id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_lines, &st, "s", o->id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -133,7 +110,7 @@ static cl_status load_history(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
     bool row = false;
     cl_status rc;
 
-    rc = orders__prepare(ctx, conn, sql_get_log, &st, "s", o->id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_log, &st, "s", o->id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -158,7 +135,7 @@ cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool histo
     char pay[ORDERS__ID_SIZE + 8];
     cl_status rc;
 
-    rc = orders__prepare(ctx, conn, sql_get_order, &st, "s", id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_order, &st, "s", id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -367,7 +344,7 @@ static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const char *request, char
     cl_status rc;
 
     *found = false;
-    rc = orders__prepare(ctx, conn, sql_by_key, &st, "s", ctx->idempotency_key);
+    rc = cl_db_prepare_bind(ctx, conn, sql_by_key, &st, "s", ctx->idempotency_key);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -394,18 +371,18 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
     cl_stmt *st;
     cl_status rc;
 
-    rc = orders__prepare(ctx, conn, sql_insert_order, &st,
-                         "ssissss"
-                         "s",
-                         o->id, o->account_id, o->total.amount, o->total.currency, key,
-                         key != NULL ? request : NULL, o->created_at, o->updated_at);
+    rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st,
+                            "ssissss"
+                            "s",
+                            o->id, o->account_id, o->total.amount, o->total.currency, key,
+                            key != NULL ? request : NULL, o->created_at, o->updated_at);
     if (rc == CL_OK) {
         rc = orders__drain(ctx, st);
     }
     for (size_t i = 0; rc == CL_OK && i < o->lines.n; i++) {
         const orders_line *l = &o->lines.v[i];
-        rc = orders__prepare(ctx, conn, sql_insert_line, &st, "sisiis", o->id, (int64_t)i, l->sku,
-                             l->quantity, l->unit_price.amount, l->unit_price.currency);
+        rc = cl_db_prepare_bind(ctx, conn, sql_insert_line, &st, "sisiis", o->id, (int64_t)i,
+                                l->sku, l->quantity, l->unit_price.amount, l->unit_price.currency);
         if (rc == CL_OK) {
             rc = orders__drain(ctx, st);
         }
@@ -559,9 +536,9 @@ static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
     }
     rc = acquire(ctx, &conn);
     if (rc == CL_OK) {
-        rc = req->status != NULL ? orders__prepare(ctx, conn, sql_page_status, &st, "sii",
-                                                   req->status, after, limit)
-                                 : orders__prepare(ctx, conn, sql_page, &st, "ii", after, limit);
+        rc = req->status != NULL ? cl_db_prepare_bind(ctx, conn, sql_page_status, &st, "sii",
+                                                      req->status, after, limit)
+                                 : cl_db_prepare_bind(ctx, conn, sql_page, &st, "ii", after, limit);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);

@@ -197,8 +197,8 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
             rc = cl_db_begin(conn, &ctx.err);
         }
         if (rc == CL_OK) {
-            rc = orders__prepare(&ctx, conn, sql_advance, &st, "sssss", step_names[next], status,
-                                 reason, now, s->o.id);
+            rc = cl_db_prepare_bind(&ctx, conn, sql_advance, &st, "sssss", step_names[next], status,
+                                    reason, now, s->o.id);
         }
         if (rc == CL_OK) {
             rc = orders__drain(&ctx, st);
@@ -596,7 +596,7 @@ static cl_status queue_in_flight(cl_error *err)
     cl_ctx_init(&ctx, 10000);
     rc = cl_db_acquire(orders__deps.db, &ctx, &conn, &ctx.err);
     if (rc == CL_OK) {
-        rc = orders__prepare(&ctx, conn, sql_in_flight, &st, "");
+        rc = cl_db_prepare_bind(&ctx, conn, sql_in_flight, &st, "");
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx.err);

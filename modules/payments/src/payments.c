@@ -89,30 +89,6 @@ static cl_status drain(cl_ctx *ctx, cl_stmt *st)
     return rc;
 }
 
-/* Prepares sql and binds fmt's parameters: 's' const char *, 'i' int64_t. */
-static cl_status prepare(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
-                         const char *fmt, ...)
-{
-    cl_stmt *st;
-    va_list ap;
-    cl_status rc;
-
-    rc = cl_db_prepare(conn, sql, &st, &ctx->err);
-    va_start(ap, fmt);
-    for (int i = 0; rc == CL_OK && fmt[i] != '\0'; i++) {
-        if (fmt[i] == 's') {
-            rc = cl_stmt_bind_text(st, i + 1, va_arg(ap, const char *), &ctx->err);
-        } else {
-            rc = cl_stmt_bind_i64(st, i + 1, va_arg(ap, int64_t), &ctx->err);
-        }
-    }
-    va_end(ap);
-    if (rc == CL_OK) {
-        *out = st;
-    }
-    return rc;
-}
-
 static bool valid_id(const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
@@ -189,9 +165,9 @@ static cl_status project_account(cl_ctx *ctx, cl_db_conn *conn, const payments__
     cl_stmt *st;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_project_account, &st, "sssiiis", (const char *)a->id,
-                 (const char *)a->owner, (const char *)a->currency, a->available, a->held,
-                 a->version, (const char *)a->updated_at);
+    rc = cl_db_prepare_bind(ctx, conn, sql_project_account, &st, "sssiiis", (const char *)a->id,
+                            (const char *)a->owner, (const char *)a->currency, a->available,
+                            a->held, a->version, (const char *)a->updated_at);
     return rc == CL_OK ? drain(ctx, st) : rc;
 }
 
@@ -200,10 +176,10 @@ static cl_status project_payment(cl_ctx *ctx, cl_db_conn *conn, const payments__
     cl_stmt *st;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_project_payment, &st, "sssissiiis", (const char *)p->id,
-                 (const char *)p->account_id, (const char *)p->order_id, p->amount,
-                 (const char *)p->currency, (const char *)p->status, p->captured, p->refunded,
-                 p->version, (const char *)p->updated_at);
+    rc = cl_db_prepare_bind(ctx, conn, sql_project_payment, &st, "sssissiiis", (const char *)p->id,
+                            (const char *)p->account_id, (const char *)p->order_id, p->amount,
+                            (const char *)p->currency, (const char *)p->status, p->captured,
+                            p->refunded, p->version, (const char *)p->updated_at);
     return rc == CL_OK ? drain(ctx, st) : rc;
 }
 
@@ -217,7 +193,8 @@ static cl_status snapshot(cl_ctx *ctx, cl_db_conn *conn, const char *stream, con
     if (text == NULL) {
         return oom(ctx);
     }
-    rc = prepare(ctx, conn, sql_snapshot_put, &st, "sis", stream, version, (const char *)text);
+    rc = cl_db_prepare_bind(ctx, conn, sql_snapshot_put, &st, "sis", stream, version,
+                            (const char *)text);
     if (rc == CL_OK) {
         rc = drain(ctx, st);
     }
@@ -317,7 +294,7 @@ static cl_status load_history(cl_ctx *ctx, cl_db_conn *conn, const payments__acc
     cl_status rc;
 
     snprintf(stream, sizeof(stream), "account-%s", a->id);
-    rc = prepare(ctx, conn, sql_history, &st, "si", (const char *)stream, limit);
+    rc = cl_db_prepare_bind(ctx, conn, sql_history, &st, "si", (const char *)stream, limit);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -448,7 +425,8 @@ static cl_status run_write(cl_ctx *ctx, const char *op, const cl_type *req_t, co
     }
     if (rc == CL_OK && key[0] != '\0') {
         req_text = dump(req_t, req);
-        rc = req_text != NULL ? prepare(ctx, conn, sql_idem_get, &st, "ss", op, key) : oom(ctx);
+        rc = req_text != NULL ? cl_db_prepare_bind(ctx, conn, sql_idem_get, &st, "ss", op, key)
+                              : oom(ctx);
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, &ctx->err);
         }
@@ -474,10 +452,10 @@ static cl_status run_write(cl_ctx *ctx, const char *op, const cl_type *req_t, co
             char now[32];
             cl_now_rfc3339(now);
             resp_text = dump(resp_t, tmp);
-            rc = resp_text != NULL
-                     ? prepare(ctx, conn, sql_idem_put, &st, "sssss", op, key,
-                               (const char *)req_text, (const char *)resp_text, (const char *)now)
-                     : oom(ctx);
+            rc = resp_text != NULL ? cl_db_prepare_bind(ctx, conn, sql_idem_put, &st, "sssss", op,
+                                                        key, (const char *)req_text,
+                                                        (const char *)resp_text, (const char *)now)
+                                   : oom(ctx);
             if (rc == CL_OK) {
                 rc = drain(ctx, st);
             }
@@ -606,7 +584,7 @@ static cl_status read_balance(cl_ctx *ctx, cl_db_conn *conn, const char *id,
     bool found = false;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_get_balance, &st, "s", id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_get_balance, &st, "s", id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -909,7 +887,7 @@ static cl_status payments_get_payment(cl_ctx *ctx, const payments_payment_ref *r
         rc = acquire(ctx, &conn);
     }
     if (rc == CL_OK) {
-        rc = prepare(ctx, conn, sql_get_payment, &st, "s", req->payment_id);
+        rc = cl_db_prepare_bind(ctx, conn, sql_get_payment, &st, "s", req->payment_id);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
@@ -949,7 +927,7 @@ static cl_status dump_projections(cl_ctx *ctx, cl_db_conn *conn, char **out, int
         cl_stmt *st;
         bool row = false;
 
-        rc = prepare(ctx, conn, queries[q], &st, "");
+        rc = cl_db_prepare_bind(ctx, conn, queries[q], &st, "");
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, &ctx->err);
         }
@@ -998,7 +976,7 @@ static cl_status list_streams(cl_ctx *ctx, cl_db_conn *conn, stream_list *l)
     bool row = false;
     cl_status rc;
 
-    rc = prepare(ctx, conn, sql_streams, &st, "");
+    rc = cl_db_prepare_bind(ctx, conn, sql_streams, &st, "");
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
@@ -1073,13 +1051,13 @@ static cl_status payments_rebuild(cl_ctx *ctx, const cl_empty *req, payments_reb
         rc = dump_projections(ctx, conn, &before, &n0, &n1);
     }
     if (rc == CL_OK) {
-        rc = prepare(ctx, conn, sql_clear_balances, &st, "");
+        rc = cl_db_prepare_bind(ctx, conn, sql_clear_balances, &st, "");
     }
     if (rc == CL_OK) {
         rc = drain(ctx, st);
     }
     if (rc == CL_OK) {
-        rc = prepare(ctx, conn, sql_clear_payments, &st, "");
+        rc = cl_db_prepare_bind(ctx, conn, sql_clear_payments, &st, "");
     }
     if (rc == CL_OK) {
         rc = drain(ctx, st);

@@ -142,10 +142,17 @@ cl_status cl_stmt_bind_text(cl_stmt *st, int idx, const char *s, cl_error *err);
 cl_status cl_stmt_bind_null(cl_stmt *st, int idx, cl_error *err);
 /*
  * Binds parameters 1..n in one call, one letter of types per parameter:
- *   't' const char * (NULL binds SQL NULL), 'i' int64_t, 'n' SQL NULL (no argument).
+ *   't' or 's' const char * (NULL binds SQL NULL), 'i' int64_t, 'n' SQL NULL (no argument).
  * Stops at the first failure. CL_INTERNAL for an unknown letter.
  */
 cl_status cl_stmt_bind_all(cl_stmt *st, cl_error *err, const char *types, ...);
+/*
+ * cl_db_prepare then cl_stmt_bind_all, reporting in ctx->err: the one call most module
+ * SQL needs. Letters as for cl_stmt_bind_all ('s' is accepted for text too).
+ * *out is written only on CL_OK.
+ */
+cl_status cl_db_prepare_bind(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
+                             const char *types, ...);
 /* Advances to the next row; *row false once done. */
 cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err);
 /* Columns are 0-based. Text is borrowed until the next step; NULL for SQL NULL. */

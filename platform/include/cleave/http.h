@@ -102,6 +102,12 @@ const char *cl_http_param(const cl_http_req *req, const char *name);
  * Returns its length, -1 when absent, -2 when longer than size - 1.
  */
 int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size);
+/*
+ * The percent-decoded query parameter name as a new string in *out (free), or NULL when
+ * absent. Returns 0, or -1 after replying 400 naming the parameter when it is longer than
+ * max bytes (max < 1024) or memory ran out.
+ */
+int cl_http_query_dup(cl_http_req *req, const char *name, size_t max, char **out);
 /* A request header, borrowed; NULL if absent. Case-insensitive name. */
 const char *cl_http_header(const cl_http_req *req, const char *name);
 /* The route that matched (borrowed). */
