@@ -1,8 +1,10 @@
 /*
- * Checkout, monolith vs inventory + payments extracted: checkouts per second and the time
- * from POST /api/v1/orders to the order's final state (p50, p99), both topologies
- * started side by side and measured in interleaved rounds in one run, so machine noise
- * hits both alike; the ratios are the figures to read.
+ * Checkout, monolith vs inventory + payments extracted (both on SQLite), and the monolith
+ * on SQLite vs on PostgreSQL (issue #4): checkouts per second and the time from
+ * POST /api/v1/orders to the order's final state (p50, p99). The three are started side by
+ * side and measured in interleaved rounds in one run, so machine noise hits them alike;
+ * the ratios are the figures to read. PostgreSQL is a throwaway server (no replica) the
+ * benchmark starts and stops itself, as bench_db does (tests/postgres/pg-cluster.sh).
  *
  *   bench_checkout [checkouts per topology, default 400] [client threads, default 4]
  *
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "topology.h"
@@ -21,9 +24,12 @@
 #define ROUNDS      8
 #define MAX_THREADS 32
 #define SKU         "SKU-000010"
+#define NSIDES      3
 
 typedef struct side {
-    const char *name;
+    const char *name;  /* the topology */
+    const char *label; /* as reported */
+    int postgres;      /* on the throwaway PostgreSQL server, not SQLite files */
     topology topo;
     int64_t *lat_us; /* time to final state of every checkout */
     size_t n;
@@ -36,6 +42,41 @@ typedef struct job {
     int count;
     pthread_mutex_t *mu;
 } job;
+
+/* The throwaway PostgreSQL server, stopped on every exit so that it never outlives us. */
+static pgtest pg;
+static int cluster_started;
+
+static void stop_cluster(void)
+{
+    if (cluster_started) {
+        cluster_started = 0;
+        pgtest_cluster(&pg, "stop");
+    }
+}
+
+/*
+ * Starts the server and points topologies started from now on at it: topology.c takes its
+ * database from the shared test fixture, which reads CL_TEST_DB and CL_TEST_PG_ENV.
+ */
+static int start_cluster(void)
+{
+    char script[512], out[4096], env_path[600];
+    char *args[] = {"pg-cluster.sh", "start", pg.dir, "--no-replica", NULL};
+
+    /* Not under a test directory: the server's user must be able to reach it. */
+    snprintf(pg.dir, sizeof(pg.dir), "/tmp/cleave-bench-checkout-pg-%d", (int)getpid());
+    snprintf(script, sizeof(script), "%s/tests/postgres/pg-cluster.sh", CLEAVE_SOURCE_DIR);
+    if (test_run(script, args, NULL, out, sizeof(out)) != 0) {
+        fprintf(stderr, "starting PostgreSQL failed:\n%s\n", out);
+        return -1;
+    }
+    cluster_started = 1;
+    snprintf(env_path, sizeof(env_path), "%s/env", pg.dir);
+    setenv("CL_TEST_PG_ENV", env_path, 1);
+    setenv("CL_TEST_DB", "postgres", 1);
+    return 0;
+}
 
 static int64_t now_ns(void)
 {
@@ -132,6 +173,9 @@ static int prepare(side *s)
     test_resp r;
     int ok;
 
+    if (s->postgres && start_cluster() != 0) {
+        return -1;
+    }
     if (topology_start_with(&s->topo, s->name, 1, env) != 0) {
         return -1;
     }
@@ -161,15 +205,20 @@ static void report(side *s, double *rate, double *p50, double *p99)
     *p50 = s->n > 0 ? (double)s->lat_us[mid] / 1000.0 : 0;
     *p99 = s->n > 0 ? (double)s->lat_us[tail] / 1000.0 : 0;
     printf("%-30s %8.1f checkouts/s   p50 %7.2f ms   p99 %7.2f ms   (%zu done, %d failed)\n",
-           s->name, *rate, *p50, *p99, s->n, s->failed);
+           s->label, *rate, *p50, *p99, s->n, s->failed);
 }
 
 int main(int argc, char **argv)
 {
     int total = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 400;
     int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 4;
-    side sides[2] = {{.name = "monolith"}, {.name = "inventory+payments-extracted"}};
-    double rate[2], p50[2], p99[2];
+    /* The PostgreSQL side last: topologies started after it would be on PostgreSQL too. */
+    side sides[NSIDES] = {
+        {.name = "monolith", .label = "monolith, sqlite"},
+        {.name = "inventory+payments-extracted", .label = "extracted, sqlite"},
+        {.name = "monolith", .label = "monolith, postgres", .postgres = 1},
+    };
+    double rate[NSIDES], p50[NSIDES], p99[NSIDES];
     int rc = EXIT_SUCCESS;
 
     if (total < ROUNDS || threads < 1 || threads > MAX_THREADS) {
@@ -177,40 +226,51 @@ int main(int argc, char **argv)
                 MAX_THREADS);
         return 2;
     }
-    for (int i = 0; i < 2; i++) {
+    if (getenv("CL_TEST_DB") != NULL) {
+        unsetenv("CL_TEST_DB"); /* the SQLite sides are on SQLite, whatever the caller's shell */
+    }
+    atexit(stop_cluster);
+    for (int i = 0; i < NSIDES; i++) {
         sides[i].lat_us = calloc((size_t)total, sizeof(int64_t));
         if (sides[i].lat_us == NULL || prepare(&sides[i]) != 0) {
-            fprintf(stderr, "could not start %s\n", sides[i].name);
+            fprintf(stderr, "could not start %s\n", sides[i].label);
             rc = EXIT_FAILURE;
             goto out;
         }
     }
     /* A warm-up checkout each, not measured. */
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NSIDES; i++) {
         (void)checkout(sides[i].topo.base_url);
     }
     printf("checkout to a final state, %d per topology, %d client threads, %d interleaved rounds\n",
            total, threads, ROUNDS);
     for (int r = 0; r < ROUNDS; r++) {
         int count = total / ROUNDS + (r < total % ROUNDS ? 1 : 0);
-        for (int i = 0; i < 2; i++) {
-            run_round(&sides[(r + i) % 2], count, threads);
+        for (int i = 0; i < NSIDES; i++) {
+            run_round(&sides[(r + i) % NSIDES], count, threads);
         }
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NSIDES; i++) {
         report(&sides[i], &rate[i], &p50[i], &p99[i]);
     }
     if (rate[1] > 0 && p50[0] > 0 && p99[0] > 0) {
         printf("monolith vs extracted: %.2fx the checkouts/s, %.2fx lower p50, %.2fx lower p99\n",
                rate[0] / rate[1], p50[1] / p50[0], p99[1] / p99[0]);
     }
+    if (rate[2] > 0 && p50[0] > 0 && p99[0] > 0) {
+        printf("monolith, sqlite vs postgres: %.2fx the checkouts/s, %.2fx lower p50, "
+               "%.2fx lower p99\n",
+               rate[0] / rate[2], p50[2] / p50[0], p99[2] / p99[0]);
+    }
 out:
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NSIDES; i++) {
         if (sides[i].topo.nprocs > 0) {
             topology_stop(&sides[i].topo);
         }
         free(sides[i].lat_us);
     }
+    /* After the topologies: dropping the PostgreSQL side's database needs the server. */
+    stop_cluster();
     test_http_thread_done();
     return rc;
 }

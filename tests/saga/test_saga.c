@@ -293,13 +293,16 @@ static void steps_of(json_t *order, char *out, size_t size)
 static void assert_ledger_replays_unchanged(void)
 {
     char bin[512], out[4096];
-    char *env[3 + TOPOLOGY_MAX_SERVICES + 1] = {topo.data_env, topo.migrations_env,
-                                                "CLEAVE_SERVICE_TOKEN=test-service-token"};
+    /* Data, migrations, token, up to 3 database variables, the services' URLs, NULL. */
+    char *env[3 + 3 + TOPOLOGY_MAX_SERVICES + 1] = {topo.data_env, topo.migrations_env,
+                                                    "CLEAVE_SERVICE_TOKEN=test-service-token"};
     char *argv[] = {topo.gateway_bin, "payments", "rebuild", NULL};
-    int rc;
+    int rc, n;
 
+    /* On PostgreSQL the ledger is in the topology's database, not under the data directory. */
+    n = topology_db_env(&topo, env, 3, 0);
     for (int i = 0; i < topo.nservices; i++) {
-        env[3 + i] = topo.url_envs[i];
+        env[n + i] = topo.url_envs[i];
     }
     rc = test_run(topology_bin(topo.gateway_bin, bin, sizeof(bin)), argv, env, out, sizeof(out));
     if (rc != 0 || strstr(out, "projections unchanged") == NULL) {

@@ -186,6 +186,8 @@ int test_local_open(test_local *t, const cl_module *m, const test_local_options 
     env.config = t->cfg;
     env.db = t->db;
     env.bus = t->bus;
+    env.module_ops = opt->module_ops;
+    env.serving = opt->serving != 0;
     /* The host's order: the module subscribes and registers its kinds, then the bus runs. */
     if (m->init(&env, &err) != CL_OK) {
         goto fail;

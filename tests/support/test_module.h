@@ -69,6 +69,13 @@ typedef struct test_local_options {
     int bus;       /* create an in-process bus for the module, and start it after init */
     int start;     /* call the module's start hook after init (stop is called at close) */
     int max_conns; /* the pool's size; 0: the driver's default */
+    /*
+     * For a module that calls others (api->depends): their operations tables by name, as
+     * the host hands them to init (cl_module_env.module_ops; env->host is NULL). NULL: the
+     * module has no others to call, as outside a host.
+     */
+    const void *(*module_ops)(const cl_module_env *env, const char *module);
+    int serving; /* cl_module_env.serving: the module runs its background work (sagas) */
 } test_local_options;
 
 typedef struct test_local {

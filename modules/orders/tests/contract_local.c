@@ -1,26 +1,23 @@
 /*
  * The orders' contract suite against the local binding: the catalog, inventory, payments
- * and orders implementations in this process, each on its own SQLite file in a throwaway
- * directory, wired to each other as the host wires them; the saga workers run.
+ * and orders implementations in this process, each on a fresh database of its own (the
+ * shared fixture, so on SQLite and with CL_TEST_DB=postgres on PostgreSQL), wired to each
+ * other as the host wires them; the saga workers run.
  */
-#include <dirent.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "cleave/bus.h"
-#include "cleave/migrate.h"
 #include "contract.h"
+#include "test_module.h"
 
 #define NMODULES 4
 
+/* Dependencies first: the orders' init looks the others up. */
 static const cl_module *const modules[NMODULES] = {&catalog_module, &inventory_module,
                                                    &payments_module, &orders_module};
-static cl_db *dbs[NMODULES];
-static bool started[NMODULES];
-static char dir[256];
+static test_local locals[NMODULES];
 
+/* The host's module_ops: every module of this process, by name. */
 static const void *lookup(const cl_module_env *env, const char *name)
 {
     (void)env;
@@ -32,85 +29,29 @@ static const void *lookup(const cl_module_env *env, const char *name)
     return NULL;
 }
 
-static void remove_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char file[512];
-
-    if (d == NULL) {
-        return;
-    }
-    for (e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-            unlink(file);
-        }
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 static void local_teardown(void)
 {
+    /* The orders first: their saga workers call the others until they stop. */
     for (int i = NMODULES - 1; i >= 0; i--) {
-        if (started[i]) {
-            modules[i]->stop();
-            started[i] = false;
-        }
-        cl_db_close(dbs[i]);
-        dbs[i] = NULL;
-    }
-    if (dir[0] != '\0') {
-        remove_dir(dir);
-        dir[0] = '\0';
+        test_local_close(&locals[i]);
     }
 }
 
 static int local_setup(orders_contract_world *w)
 {
-    const char *tmp = getenv("TMPDIR");
-    cl_error err = {0};
+    const test_local_options opt = {.start = 1, .module_ops = lookup, .serving = 1};
 
-    snprintf(dir, sizeof(dir), "%s/cleave-orders-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        dir[0] = '\0';
-        return -1;
-    }
     for (int i = 0; i < NMODULES; i++) {
-        char path[512];
-        int applied = 0;
-
-        snprintf(path, sizeof(path), "%s/%s.db", dir, modules[i]->name);
-        if (cl_db_open(&cl_db_sqlite, modules[i]->name, path, NULL, &dbs[i], &err) != CL_OK ||
-            cl_bus_schema_apply(dbs[i], &err) != CL_OK ||
-            cl_migrate_apply(dbs[i], CLEAVE_SOURCE_DIR "/migrations", modules[i]->name, &applied,
-                             &err) != CL_OK) {
-            goto fail;
+        if (test_local_open(&locals[i], modules[i], &opt) != 0) {
+            local_teardown();
+            return -1;
         }
-    }
-    for (int i = 0; i < NMODULES; i++) {
-        cl_module_env env = {0};
-
-        env.db = dbs[i];
-        env.module_ops = lookup;
-        env.serving = true;
-        if (modules[i]->init(&env, &err) != CL_OK || modules[i]->start(&err) != CL_OK) {
-            goto fail;
-        }
-        started[i] = true;
     }
     w->catalog = catalog_module.ops;
     w->inventory = inventory_module.ops;
     w->payments = payments_module.ops;
     w->orders = orders_module.ops;
     return 0;
-fail:
-    fprintf(stderr, "local orders: %s: %s (%s)\n", cl_status_name(err.status), err.message,
-            err.field);
-    local_teardown();
-    return -1;
 }
 
 int main(void)

@@ -1,104 +1,59 @@
 /*
  * The orders' contract suite against the remote binding: a real cleave-orders process,
  * itself calling real cleave-catalog, cleave-inventory and cleave-payments processes
- * (each on its own data directory and loopback port), all through generated stubs.
+ * (each on its own data directory, database and loopback port: the shared fixture, so on
+ * SQLite and with CL_TEST_DB=postgres on PostgreSQL), all through generated stubs.
  * Same assertions as the local run.
  */
 #include <ctype.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "cleave/rpc.h"
 #include "contract.h"
-#include "proc.h"
+#include "test_module.h"
 
-#define TOKEN    "contract-test-token"
 #define NSERVICE 4
 
 /* Dependencies first: cleave-orders is told where they listen. */
 static const cl_module_api *const apis[NSERVICE] = {&catalog_api, &inventory_api, &payments_api,
                                                     &orders_api};
-static char dir[256];
-static test_proc procs[NSERVICE];
-static bool running[NSERVICE];
-static cl_rpc_client *clients[NSERVICE];
+static test_service services[NSERVICE];
 static char url_envs[NSERVICE][128];
 
 static void remote_teardown(void)
 {
-    bool clean = true;
-
     for (int i = NSERVICE - 1; i >= 0; i--) {
-        if (running[i]) {
-            int status = test_proc_stop(&procs[i], SIGTERM);
-            if (status != 0) {
-                fprintf(stderr, "cleave-%s exited with %d\n", apis[i]->name, status);
-                clean = false;
-            }
-            running[i] = false;
-        }
-        cl_rpc_client_free(clients[i]);
-        clients[i] = NULL;
+        /* test_service_stop says which service exited badly and keeps its log. */
+        test_service_stop(&services[i]);
     }
-    if (clean && dir[0] != '\0') {
-        test_rmrf(dir);
-    } else if (dir[0] != '\0') {
-        fprintf(stderr, "logs kept in %s\n", dir);
-    }
-    dir[0] = '\0';
 }
 
 static int remote_setup(orders_contract_world *w)
 {
-    cl_rpc_options opt = {.token = TOKEN};
-    cl_error err = {0};
-
-    if (test_tmpdir(dir, sizeof(dir)) != 0) {
-        return -1;
-    }
     for (int i = 0; i < NSERVICE; i++) {
         const char *name = apis[i]->name;
-        char data_env[512], log[512], bin[512], url[64], upper[32];
-        char *argv[] = {bin, "serve", NULL};
-        char *env[5 + NSERVICE] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                                   "CLEAVE_SERVICE_TOKEN=" TOKEN,
-                                   "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations"};
-        size_t k = 0;
-        int port;
-
         /* Only cleave-orders calls the others; the rest would refuse unknown keys. */
+        char *env[NSERVICE + 1] = {NULL};
+        char upper[32];
+        size_t k = 0;
+
         for (int d = 0; apis[i] == &orders_api && d < i; d++) {
-            env[4 + d] = url_envs[d];
+            env[d] = url_envs[d];
         }
-        snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/%s-data", dir, name);
-        snprintf(log, sizeof(log), "%s/cleave-%s.log", dir, name);
-        snprintf(bin, sizeof(bin), "%s/cleave-%s", CLEAVE_BIN_DIR, name);
-        if (test_proc_start(&procs[i], bin, argv, env, log) != 0) {
-            return -1;
-        }
-        running[i] = true;
-        port = test_proc_wait_port(&procs[i], 30000);
-        if (port < 0) {
-            fprintf(stderr, "cleave-%s did not start; see %s\n", name, log);
+        if (test_service_start(&services[i], apis[i], env) != 0) {
+            remote_teardown();
             return -1;
         }
         for (; name[k] != '\0' && k < sizeof(upper) - 1; k++) {
             upper[k] = (char)toupper((unsigned char)name[k]);
         }
         upper[k] = '\0';
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-        snprintf(url_envs[i], sizeof(url_envs[i]), "CLEAVE_%s_URL=%s", upper, url);
-        if (cl_rpc_client_new(name, url, &opt, &clients[i], &err) != CL_OK) {
-            fprintf(stderr, "%s\n", err.message);
-            return -1;
-        }
+        snprintf(url_envs[i], sizeof(url_envs[i]), "CLEAVE_%s_URL=%s", upper, services[i].url);
     }
-    w->catalog = catalog_api.remote_ops(clients[0]);
-    w->inventory = inventory_api.remote_ops(clients[1]);
-    w->payments = payments_api.remote_ops(clients[2]);
-    w->orders = orders_api.remote_ops(clients[3]);
+    w->catalog = services[0].ops;
+    w->inventory = services[1].ops;
+    w->payments = services[2].ops;
+    w->orders = services[3].ops;
     return 0;
 }
 
