@@ -75,11 +75,5 @@ cl_status host_health_routes(host *h, cl_router *r, cl_error *err)
         {"GET", "/readyz", CL_PERM_PUBLIC, readyz, h},
     };
 
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        cl_status st = cl_router_add(r, &routes[i], err);
-        if (st != CL_OK) {
-            return st;
-        }
-    }
-    return CL_OK;
+    return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);
 }

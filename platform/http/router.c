@@ -442,6 +442,17 @@ static void append_allow(char *allow, size_t allow_size, const char *method)
     cl_strlcpy(allow + used, method, allow_size - used);
 }
 
+cl_status cl_router_add_all(cl_router *r, const cl_route *routes, size_t n, cl_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        cl_status st = cl_router_add(r, &routes[i], err);
+        if (st != CL_OK) {
+            return st;
+        }
+    }
+    return CL_OK;
+}
+
 cl_route_result cl_router_match(const cl_router *r, const char *method, const char *path,
                                 cl_route_match *m, char *allow, size_t allow_size)
 {

@@ -278,6 +278,26 @@ static void test_router_copies_route_strings(void **state)
     cl_router_free(NULL);
 }
 
+static void test_router_add_all_stops_at_the_first_refused_route(void **state)
+{
+    const cl_route routes[] = {
+        {"GET", "/a", CL_PERM_PUBLIC, handler_a, NULL},
+        {"GET", "/b", "", handler_b, NULL}, /* no permission: refused */
+        {"GET", "/c", CL_PERM_PUBLIC, handler_a, NULL},
+    };
+    cl_router *r = cl_router_new();
+    cl_error err;
+
+    (void)state;
+    assert_non_null(r);
+    assert_int_equal(cl_router_add_all(r, routes, 3, &err), CL_INVALID);
+    assert_non_null(strstr(err.message, "/b"));
+    assert_int_equal(cl_router_count(r), 1);
+    assert_int_equal(cl_router_add_all(r, &routes[2], 1, &err), CL_OK);
+    assert_int_equal(cl_router_count(r), 2);
+    cl_router_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_refuses_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_count_and_at, setup, teardown),
         cmocka_unit_test(test_router_copies_route_strings),
+        cmocka_unit_test(test_router_add_all_stops_at_the_first_refused_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

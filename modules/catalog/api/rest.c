@@ -251,11 +251,5 @@ cl_status catalog_rest_routes(cl_router *r, const void *ops, cl_error *err)
         {"GET", "/api/v1/categories", "catalog:read", list_categories, arg},
     };
 
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        cl_status st = cl_router_add(r, &routes[i], err);
-        if (st != CL_OK) {
-            return st;
-        }
-    }
-    return CL_OK;
+    return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);
 }

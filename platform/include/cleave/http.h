@@ -55,6 +55,8 @@ void cl_router_free(cl_router *r);
  * unknown method, a missing permission or handler, or a method+pattern already added.
  */
 cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err);
+/* Adds routes[0..n-1] in order, stopping at the first that cl_router_add refuses. */
+cl_status cl_router_add_all(cl_router *r, const cl_route *routes, size_t n, cl_error *err);
 /* Matches method and path (without query string). allow receives "GET, POST" for 405. */
 cl_route_result cl_router_match(const cl_router *r, const char *method, const char *path,
                                 cl_route_match *m, char *allow, size_t allow_size);
