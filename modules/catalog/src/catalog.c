@@ -119,36 +119,43 @@ static cl_status load_tags(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p)
     }
 }
 
+/*
+ * Reads the one product row that st selects (with its tags) into *p; *found says whether
+ * there was one. Steps to the end, so that no statement is left running on conn.
+ */
+static cl_status read_one(cl_ctx *ctx, cl_db_conn *conn, cl_stmt *st, catalog_product *p,
+                          bool *found)
+{
+    bool row = false;
+    cl_status rc = cl_stmt_step(st, &row, &ctx->err);
+
+    *found = rc == CL_OK && row;
+    if (*found) {
+        rc = read_product(ctx, st, p);
+    }
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && *found) {
+        rc = load_tags(ctx, conn, p);
+    }
+    return rc;
+}
+
 /* Reads product id (with its tags) into *p; CL_NOT_FOUND when there is none. */
 static cl_status load_product(cl_ctx *ctx, cl_db_conn *conn, int64_t id, catalog_product *p)
 {
     cl_stmt *st;
-    bool row;
     bool found = false;
-    cl_status rc;
+    cl_status rc = cl_db_prepare_bind(ctx, conn, catalog__sql_get, &st, "i", id);
 
-    rc = cl_db_prepare(conn, catalog__sql_get, &st, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 1, id, &ctx->err);
+        rc = read_one(ctx, conn, st, p, &found);
     }
-    if (rc == CL_OK) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
+    if (rc == CL_OK && !found) {
+        rc = cl_fail(ctx, CL_NOT_FOUND, "id", "product %" PRId64 " does not exist", id);
     }
-    if (rc == CL_OK && row) {
-        found = true;
-        rc = read_product(ctx, st, p);
-    }
-    /* Stepping to the end leaves no statement running on the connection. */
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    if (rc != CL_OK) {
-        return rc;
-    }
-    if (!found) {
-        return cl_fail(ctx, CL_NOT_FOUND, "id", "product %" PRId64 " does not exist", id);
-    }
-    return load_tags(ctx, conn, p);
+    return rc;
 }
 
 /* CL_OK when the category exists, CL_INVALID on field otherwise. */
@@ -485,31 +492,16 @@ static cl_status load_by_sku(cl_ctx *ctx, cl_db_conn *conn, const char *sku, con
                              catalog_product *p)
 {
     cl_stmt *st;
-    bool row = false;
     bool found = false;
-    cl_status rc;
+    cl_status rc = cl_db_prepare_bind(ctx, conn, catalog__sql_get_by_sku, &st, "t", sku);
 
-    rc = cl_db_prepare(conn, catalog__sql_get_by_sku, &st, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 1, sku, &ctx->err);
+        rc = read_one(ctx, conn, st, p, &found);
     }
-    if (rc == CL_OK) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
+    if (rc == CL_OK && !found) {
+        rc = cl_fail(ctx, CL_NOT_FOUND, field, "no product has SKU %s", sku);
     }
-    if (rc == CL_OK && row) {
-        found = true;
-        rc = read_product(ctx, st, p);
-    }
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    if (rc != CL_OK) {
-        return rc;
-    }
-    if (!found) {
-        return cl_fail(ctx, CL_NOT_FOUND, field, "no product has SKU %s", sku);
-    }
-    return load_tags(ctx, conn, p);
+    return rc;
 }
 
 /* The products of a list of SKUs: what a checkout prices its lines with. */
