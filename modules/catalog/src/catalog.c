@@ -65,6 +65,25 @@ static cl_status acquire_read(cl_ctx *ctx, cl_db_conn **conn)
     return cl_db_acquire_read(catalog_db, ctx, conn, &ctx->err);
 }
 
+/*
+ * Publishes the event for *p in the open transaction, commits, and on success moves *p
+ * into *resp: the event exists exactly when the write does.
+ */
+static cl_status commit_with_event(cl_ctx *ctx, cl_db_conn *conn, const char *event,
+                                   catalog_product *p, catalog_product *resp)
+{
+    cl_status rc = publish_product(ctx, conn, event, p);
+
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, &ctx->err);
+    }
+    if (rc == CL_OK) {
+        *resp = *p;
+        memset(p, 0, sizeof(*p));
+    }
+    return rc;
+}
+
 /* Copies a text column; false only when out of memory (SQL NULL gives NULL). */
 static bool dup_column(cl_stmt *st, int col, char **out)
 {
@@ -287,16 +306,7 @@ static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input
         rc = oom(ctx);
         goto out;
     }
-    rc = publish_product(ctx, conn, "product_created", &p);
-    if (rc != CL_OK) {
-        goto out;
-    }
-    rc = cl_db_commit(conn, &ctx->err);
-    if (rc != CL_OK) {
-        goto out;
-    }
-    *resp = p;
-    memset(&p, 0, sizeof(p));
+    rc = commit_with_event(ctx, conn, "product_created", &p, resp);
 out:
     cl_db_release(conn);
     cl_schema_free(&catalog_product_type, &p);
@@ -442,16 +452,7 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
             goto out;
         }
     }
-    rc = publish_product(ctx, conn, "product_updated", &p);
-    if (rc != CL_OK) {
-        goto out;
-    }
-    rc = cl_db_commit(conn, &ctx->err);
-    if (rc != CL_OK) {
-        goto out;
-    }
-    *resp = p;
-    memset(&p, 0, sizeof(p));
+    rc = commit_with_event(ctx, conn, "product_updated", &p, resp);
 out:
     cl_db_release(conn);
     cl_schema_free(&catalog_product_type, &p);

@@ -203,6 +203,29 @@ static cl_status snapshot(cl_ctx *ctx, cl_db_conn *conn, const char *stream, con
 }
 
 /*
+ * Appends one event (data is stolen) to the stream <kind>-<id> at the version the caller
+ * folded; stream receives the stream's name.
+ */
+static cl_status append_event(cl_ctx *ctx, cl_db_conn *conn, const char *kind, const char *id,
+                              int64_t version, const char *type, json_t *data,
+                              char stream[PAYMENTS_ID_MAX + 16])
+{
+    char now[32];
+    char *text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    cl_status rc;
+
+    json_decref(data);
+    if (text == NULL) {
+        return oom(ctx);
+    }
+    snprintf(stream, PAYMENTS_ID_MAX + 16, "%s-%s", kind, id);
+    cl_now_rfc3339(now);
+    rc = payments__append(ctx, conn, stream, version, type, text, now);
+    free(text);
+    return rc;
+}
+
+/*
  * Appends one event to the account's stream, then brings *a, its projection and its
  * snapshot up to date by reloading (the fold is the only place that knows the rules).
  * data is stolen.
@@ -211,19 +234,9 @@ static cl_status append_account(cl_ctx *ctx, cl_db_conn *conn, payments__account
                                 const char *type, json_t *data)
 {
     char stream[PAYMENTS_ID_MAX + 16];
-    char now[32];
-    char *text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *id = NULL;
-    cl_status rc;
+    cl_status rc = append_event(ctx, conn, "account", a->id, a->version, type, data, stream);
 
-    json_decref(data);
-    if (text == NULL) {
-        return oom(ctx);
-    }
-    snprintf(stream, sizeof(stream), "account-%s", a->id);
-    cl_now_rfc3339(now);
-    rc = payments__append(ctx, conn, stream, a->version, type, text, now);
-    free(text);
     if (rc != CL_OK) {
         return rc;
     }
@@ -241,23 +254,14 @@ static cl_status append_account(cl_ctx *ctx, cl_db_conn *conn, payments__account
     return rc;
 }
 
+/* As append_account, for a payment's stream. */
 static cl_status append_payment(cl_ctx *ctx, cl_db_conn *conn, payments__payment_state *p,
                                 const char *type, json_t *data)
 {
     char stream[PAYMENTS_ID_MAX + 16];
-    char now[32];
-    char *text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *id = NULL;
-    cl_status rc;
+    cl_status rc = append_event(ctx, conn, "payment", p->id, p->version, type, data, stream);
 
-    json_decref(data);
-    if (text == NULL) {
-        return oom(ctx);
-    }
-    snprintf(stream, sizeof(stream), "payment-%s", p->id);
-    cl_now_rfc3339(now);
-    rc = payments__append(ctx, conn, stream, p->version, type, text, now);
-    free(text);
     if (rc != CL_OK) {
         return rc;
     }
