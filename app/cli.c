@@ -62,6 +62,11 @@ static int print_graph(void)
         for (int d = 0; api->depends[d] != NULL; d++) {
             printf("    %s --> %s\n", api->name, api->depends[d]);
         }
+        /* An event edge points from the publisher to the subscriber, dotted: asynchronous. */
+        for (int e = 0; api->subscribes != NULL && api->subscribes[e] != NULL; e++) {
+            printf("    %s -. %s .-> %s\n", api->subscribes[e]->module, api->subscribes[e]->name,
+                   api->name);
+        }
     }
     return EXIT_SUCCESS;
 }
@@ -130,7 +135,9 @@ static int print_wire(void)
            "see `platform/include/cleave/rpc.h` for the protocol (headers, errors).\n"
            "Every call is `POST /rpc/v1/<module>/<operation>` with a JSON body; unknown\n"
            "request fields are ignored. Failures are `application/problem+json` with\n"
-           "`cleave_status` and `cleave_field`.\n");
+           "`cleave_status` and `cleave_field`.\n"
+           "Events travel in the bus's envelope (`platform/include/cleave/bus.h`) with the\n"
+           "payload below; over NATS JetStream on the subject shown.\n");
     for (int i = 0; cl_bindings[i].api != NULL; i++) {
         const cl_module_api *api = cl_bindings[i].api;
         const cl_type *seen[64];
@@ -146,9 +153,26 @@ static int print_wire(void)
                    : (op->flags & CL_OP_IDEMPOTENT) ? "idempotent write"
                                                     : "write");
         }
+        if (api->nevents > 0) {
+            printf("\n| event | subject | version | payload |\n|---|---|---|---|\n");
+        }
+        for (size_t k = 0; k < api->nevents; k++) {
+            const cl_event *ev = api->events[k];
+            printf("| `%s` | `%s` | %d | `%s` |\n", ev->type, ev->subject, ev->version,
+                   ev->payload->name);
+        }
+        for (int e = 0; api->subscribes != NULL && api->subscribes[e] != NULL; e++) {
+            printf("%s `%s`", e == 0 ? "\nHandles" : ",", api->subscribes[e]->type);
+        }
+        if (api->subscribes != NULL && api->subscribes[0] != NULL) {
+            printf(".\n");
+        }
         for (size_t k = 0; k < api->nops; k++) {
             print_type(api->ops[k].req, seen, &nseen);
             print_type(api->ops[k].resp, seen, &nseen);
+        }
+        for (size_t k = 0; k < api->nevents; k++) {
+            print_type(api->events[k]->payload, seen, &nseen);
         }
     }
     return EXIT_SUCCESS;

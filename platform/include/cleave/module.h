@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cleave/bus.h"
 #include "cleave/config.h"
 #include "cleave/db.h"
 #include "cleave/http.h"
@@ -134,6 +135,14 @@ typedef struct cl_module_api {
     const cl_op *ops; /* the operation list */
     size_t nops;
     const char *const *depends; /* modules whose interfaces it calls; NULL-terminated */
+    /* The events it publishes, declared in its public header (CL_EVENTS_DECLARE); may be 0. */
+    const cl_event *const *events;
+    size_t nevents;
+    /*
+     * The declared events of other modules it handles, NULL-terminated (NULL: none): the
+     * process it runs in must receive them wherever their publisher runs.
+     */
+    const cl_event *const *subscribes;
     /* Adds the module's public REST routes, which call only through ops. */
     cl_status (*routes)(cl_router *r, const void *ops, cl_error *err);
     /* Creates demo data through ops when the module has none. *created receives a count. */
