@@ -31,7 +31,7 @@
 /* The paragraph that opens the checkout walkthrough; its first sh block follows. */
 #define WALKTHROUGH_ANCHOR "Check out (ADR 0014)"
 #define SCRIPT_MAX         16384
-#define OUTPUT_MAX         (256 * 1024)
+#define OUTPUT_MAX         ((size_t)256 * 1024)
 
 static char dir[256];
 static char base[64];
@@ -137,6 +137,7 @@ static void walkthrough_script(char *script)
     p = strstr(readme, WALKTHROUGH_ANCHOR);
     if (p == NULL) {
         fail_msg("README.md has no \"%s\" section", WALKTHROUGH_ANCHOR);
+        return;
     }
     p = strstr(p, "\n```sh\n");
     assert_non_null(p);
@@ -204,13 +205,14 @@ static void run_walkthrough(const char *script, char *out, request *reqs, int *n
     }
     for (p = strstr(out, "\n@@ "); p != NULL; p = strstr(p + 1, "\n@@ ")) {
         request *r = &reqs[n];
-        long long t = 0;
+        char *rest;
 
         assert_true(n < 64);
-        if (sscanf(p, "\n@@ %lld %d %15s %255s", &t, &r->status, r->method, r->url) != 4) {
+        r->started_ms = strtoll(p + 4, &rest, 10);
+        r->status = (int)strtol(rest, &rest, 10);
+        if (r->started_ms <= 0 || sscanf(rest, "%15s %255s", r->method, r->url) != 2) {
             fail_msg("cannot read the request record at: %.80s", p + 1);
         }
-        r->started_ms = t;
         n++;
     }
     *nreqs = n;
@@ -228,6 +230,7 @@ static void placed_order(const char *out, char *id, size_t size)
 
     if (p == NULL) {
         fail_msg("the walkthrough placed no order (no Location header):\n%s", out);
+        return;
     }
     p += strlen("Location: /api/v1/orders/");
     while (p[n] != '\0' && p[n] != '\r' && p[n] != '\n' && n + 1 < size) {
@@ -237,19 +240,42 @@ static void placed_order(const char *out, char *id, size_t size)
     id[n] = '\0';
 }
 
-/* "2026-11-30T12:21:37.520Z" as wall-clock milliseconds; -1 when it is not that. */
+/* The len-digit number at s[at], or -1 when those are not all digits. */
+static int digits(const char *s, size_t at, size_t len)
+{
+    int v = 0;
+
+    for (size_t i = at; i < at + len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* "2026-11-30T12:21:37.520Z" (the server's timestamps) as wall-clock milliseconds, or -1. */
 static int64_t rfc3339_ms(const char *s)
 {
     struct tm tm;
-    int ms = 0;
+    int ms;
 
-    memset(&tm, 0, sizeof(tm));
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+    if (s == NULL || strlen(s) != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+        s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z') {
         return -1;
     }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = digits(s, 0, 4) - 1900;
+    tm.tm_mon = digits(s, 5, 2) - 1;
+    tm.tm_mday = digits(s, 8, 2);
+    tm.tm_hour = digits(s, 11, 2);
+    tm.tm_min = digits(s, 14, 2);
+    tm.tm_sec = digits(s, 17, 2);
+    ms = digits(s, 20, 3);
+    if (tm.tm_year < 0 || tm.tm_mon < 0 || tm.tm_mday < 0 || tm.tm_hour < 0 || tm.tm_min < 0 ||
+        tm.tm_sec < 0 || ms < 0) {
+        return -1;
+    }
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
