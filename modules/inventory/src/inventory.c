@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleave/bus.h"
 #include "cleave/log.h"
 #include "internal.h"
 
@@ -39,6 +40,14 @@ static const char sql_set_stock[] =
     "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, ?, 0, 0, ?) "
     "ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at "
     "WHERE stock.reserved <= excluded.on_hand RETURNING sku";
+/*
+ * Opens the stock record of a SKU the catalog just created, with nothing on hand. A SKU
+ * that already has a record keeps it untouched: the seed or a PUT may have set its stock
+ * before the catalog's event arrived, and the event must never undo that.
+ */
+static const char sql_open_stock[] =
+    "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, 0, 0, 0, ?) "
+    "ON CONFLICT (sku) DO NOTHING";
 static const char sql_take[] = "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
                                "WHERE sku = ? AND on_hand - reserved >= ? RETURNING sku";
 static const char sql_give_back[] =
@@ -265,6 +274,33 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
     }
     cl_db_release(conn);
     cl_schema_free(&inventory_stock_type, &s);
+    return rc;
+}
+
+/*
+ * catalog.product_created {id, sku, ...}: a new product is a new SKU the warehouse can
+ * stock, so it gets its stock record (on_hand 0) and can be read and set at once. Runs
+ * in the bus's inbox transaction on conn, so a redelivered event is skipped; and the
+ * insert leaves an existing record alone, so whichever of the event, the seed and a PUT
+ * comes first, the stock that was set stays.
+ */
+static cl_status on_product_created(void *arg, cl_ctx *ctx, const cl_envelope *env,
+                                    cl_db_conn *conn)
+{
+    const char *sku = json_string_value(json_object_get(env->payload, "sku"));
+    char now[32];
+    cl_stmt *st;
+    cl_status rc;
+
+    (void)arg;
+    if (!valid_sku(sku)) {
+        return cl_fail(ctx, CL_INVALID, "payload.sku", "%s without a valid sku", env->type);
+    }
+    format_ms(inventory__wall_ms(), now);
+    rc = cl_db_prepare_bind(ctx, conn, sql_open_stock, &st, "ss", sku, (const char *)now);
+    if (rc == CL_OK) {
+        rc = drain(ctx, st, NULL);
+    }
     return rc;
 }
 
@@ -905,6 +941,11 @@ static cl_status inventory_init(const cl_module_env *env, cl_error *err)
                                          INVENTORY_DEFAULT_TTL_MS);
         inventory_interval_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS",
                                               INVENTORY_DEFAULT_EXPIRY_INTERVAL_MS);
+    }
+    /* Without a bus (a tool that only reads or seeds) there is nothing to subscribe to. */
+    if (env->bus != NULL) {
+        return cl_bus_subscribe(env->bus, "inventory", "catalog.product_created",
+                                on_product_created, NULL, err);
     }
     return CL_OK;
 }
