@@ -69,6 +69,15 @@ test('an undocumented status fails', () => {
     assert.deepEqual(r.errors, ['status 201 is not documented']);
 });
 
+test('a range stands only for the statuses it lists', () => {
+    const refused = { ...problem, status: 414, title: 'the request target is too long',
+                      detail: 'the request target is longer than 8192 bytes', instance: '/healthz' };
+    assert.deepEqual(validator.check(exchange('GET', '/healthz', 414, 'application/problem+json', refused)).errors, []);
+    const teapot = { ...refused, status: 418 };
+    assert.deepEqual(validator.check(exchange('GET', '/healthz', 418, 'application/problem+json', teapot)).errors,
+                     ['status 418 is not documented (4XX stands for 400, 414, 431)']);
+});
+
 test('an undocumented content type fails', () => {
     const r = validator.check(exchange('POST', '/api/v1/products', 201, 'text/html', product()));
     assert.deepEqual(r.errors, ['status 201: content type text/html is not one of application/json']);
