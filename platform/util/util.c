@@ -93,8 +93,8 @@ cl_status cl_random_id(const char *prefix, size_t nbytes, char *out, size_t size
     if (rc != CL_OK) {
         return rc;
     }
-    if (plen > 0) {
-        memcpy(out, prefix, plen);
+    if (prefix != NULL) {
+        memcpy(out, prefix, plen + 1);
     }
     to_hex(b, nbytes, out + plen);
     return CL_OK;

@@ -26,6 +26,8 @@
 
 static atomic_llong wall_shift_s;
 
+/* Replaces the C library's clock_gettime, whose header names the parameters its own way. */
+// NOLINTNEXTLINE(readability-inconsistent-declaration-parameter-name)
 int clock_gettime(clockid_t id, struct timespec *ts)
 {
     int rc = (int)syscall(SYS_clock_gettime, id, ts);
