@@ -1,5 +1,6 @@
 /* The status table, error details and the call context. */
 #include "cleave/status.h"
+#include "cleave/util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -119,14 +120,7 @@ int64_t cl_now_ms(void)
 
 void cl_now_rfc3339(char buf[32])
 {
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    /* strftime bounds the year-sized fields that snprintf would warn about. */
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+    cl_rfc3339_format(cl_wall_ms(), buf);
 }
 
 void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms)

@@ -6,15 +6,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 #include "http_internal.h"
 
 #define HTTP_DEFAULT_THREADS    16
@@ -60,49 +59,6 @@ static int request_id_ok(const char *id)
         }
     }
     return 1;
-}
-
-static int fill_random(unsigned char *buf, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static void new_request_id(char out[33])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[16];
-
-    if (fill_random(raw, sizeof(raw)) != 0) {
-        /*
-         * Ids only correlate log lines: without randomness, the clock and a process-wide
-         * counter still make them unique.
-         */
-        static atomic_uint_fast64_t counter;
-        uint64_t now = (uint64_t)cl_now_ms();
-        uint64_t seq = atomic_fetch_add(&counter, 1);
-        for (size_t i = 0; i < 8; i++) {
-            raw[i] = (unsigned char)(now >> (i * 8));
-            raw[8 + i] = (unsigned char)(seq >> (i * 8));
-        }
-    }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 0x0f];
-    }
-    out[32] = '\0';
 }
 
 /* --- responses -------------------------------------------------------------------- */
@@ -673,7 +629,7 @@ static int dispatch(struct mg_connection *conn, void *arg)
         cl_strlcpy(req->ctx.request_id, rid, sizeof(req->ctx.request_id));
     } else {
         char fresh[33];
-        new_request_id(fresh);
+        cl_random_hex(fresh);
         cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
     }
 
@@ -707,23 +663,6 @@ static int log_civetweb(const struct mg_connection *conn, const char *message)
 }
 
 /* --- lifecycle -------------------------------------------------------------------- */
-
-/* The drain timeout is measured on the monotonic clock, immune to wall-clock jumps. */
-static int init_idle_cond(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    int rc;
-
-    if (pthread_condattr_init(&attr) != 0) {
-        return -1;
-    }
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0) {
-        rc = pthread_cond_init(cv, &attr);
-    }
-    pthread_condattr_destroy(&attr);
-    return rc == 0 ? 0 : -1;
-}
 
 cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,
                         cl_error *err)
@@ -759,7 +698,8 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         free(srv);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a mutex");
     }
-    if (init_idle_cond(&srv->idle) != 0) {
+    /* The drain timeout is measured on the monotonic clock, immune to wall-clock jumps. */
+    if (cl_cond_init_monotonic(&srv->idle) != 0) {
         pthread_mutex_destroy(&srv->mu);
         free(srv);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a condition variable");
@@ -857,13 +797,7 @@ void cl_http_stop(cl_http_server *srv)
      * timeout so that a stuck handler cannot hold the shutdown forever.
      */
     grace = srv->request_timeout_ms;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(grace / 1000);
-    until.tv_nsec += (long)(grace % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = cl_deadline_in(grace);
     pthread_mutex_lock(&srv->mu);
     srv->draining = 1;
     while (srv->inflight > 0) {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cleave/rpc.h"
-#include "rpc_internal.h"
+#include "cleave/util.h"
 
 /* Compares without an early exit, so timing does not reveal how much of a token matched. */
 static int token_equal(const char *a, const char *b)
@@ -43,10 +43,8 @@ static void ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
     cl_strlcpy(ctx->principal, v, sizeof(ctx->principal));
     v = cl_http_header(req, "Idempotency-Key");
     cl_strlcpy(ctx->idempotency_key, v, sizeof(ctx->idempotency_key));
-    v = cl_http_header(req, "traceparent");
-    if (v != NULL) {
-        cl__rpc_parse_traceparent(v, ctx);
-    }
+    /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */
+    (void)cl_traceparent_parse(cl_http_header(req, "traceparent"), ctx->trace_id, ctx->span_id);
     v = cl_http_header(req, "X-Cleave-Read-Primary");
     ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
     v = cl_http_header(req, "X-Cleave-Deadline-Ms");

@@ -41,17 +41,6 @@ static cl_status oom(cl_ctx *ctx)
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
 }
 
-static cl_status step_all(cl_stmt *st, cl_error *err)
-{
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, err);
-    }
-    return rc;
-}
-
 static bool valid_ref(const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
@@ -101,7 +90,7 @@ static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *orde
         return rc;
     }
     *id = cl_stmt_i64(st, 0);
-    rc = step_all(st, &ctx->err);
+    rc = cl_stmt_drain(st, NULL, &ctx->err);
     if (rc != CL_OK) {
         return rc;
     }
@@ -119,7 +108,7 @@ static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *orde
         rc = cl_stmt_bind_i64(st, 2, *id, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, &ctx->err);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc != CL_OK) {
         return rc;
@@ -214,7 +203,7 @@ static cl_status carrier_complete(void *arg, cl_db_conn *conn, const char *op_id
     }
     if (rc == CL_OK) {
         cl_strlcpy(order_ref, cl_stmt_text(st, 0), sizeof(order_ref));
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc != CL_OK) {
         return rc;
