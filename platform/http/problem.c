@@ -11,45 +11,6 @@
 /* The request path is echoed as "instance"; a client's endless path is not echoed whole. */
 #define PROBLEM_INSTANCE_MAX 2048
 
-/* The length of the well-formed UTF-8 character at p[0..left), or 0 when it is not one. */
-static size_t utf8_char_len(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    size_t need;
-    unsigned cp;
-
-    if (c < 0x80) {
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if (left < need) {
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3Fu);
-    }
-    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8. */
-    if ((need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return need;
-}
-
 json_t *cl__http_json_text(const char *s, size_t max)
 {
     static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
@@ -68,7 +29,7 @@ json_t *cl__http_json_text(const char *s, size_t max)
         return NULL;
     }
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_char_len(p + i, n - i);
+        size_t len = cl_utf8_len((const char *)p + i, n - i);
 
         if (len == 0) {
             memcpy(buf + o, replacement, 3);
