@@ -958,9 +958,10 @@ static raw_response raw_exchange(int port, const char *data, size_t len)
     }
     close(fd);
     r.text[got] = '\0';
-    if (sscanf(r.text, "HTTP/1.%*d %d", &r.status) != 1) {
+    if (got < 12 || strncmp(r.text, "HTTP/1.", 7) != 0) {
         fail_msg("no status line in %zu bytes: %.200s", got, r.text);
     }
+    r.status = (int)strtol(r.text + 9, NULL, 10);
     p = strstr(r.text, "\r\nContent-Type:"); /* both civetweb and we spell it so */
     if (p != NULL) {
         p += strlen("\r\nContent-Type:");
@@ -1000,16 +1001,27 @@ static void expect_raw_problem(raw_response *r, int status)
     assert_true(strlen(jstr(r->json, "request_id")) > 0);
 }
 
+/* Appends s to buf[size] at *len, failing the test when it does not fit. */
+static void append(char *buf, size_t size, size_t *len, const char *s)
+{
+    int n = snprintf(buf + *len, size - *len, "%s", s);
+
+    assert_true(n >= 0 && (size_t)n < size - *len);
+    *len += (size_t)n;
+}
+
 static char *repeat_into(const char *prefix, char c, size_t n, const char *suffix)
 {
-    size_t plen = strlen(prefix);
-    size_t slen = strlen(suffix);
-    char *s = malloc(plen + n + slen + 1);
+    size_t size = strlen(prefix) + n + strlen(suffix) + 1;
+    size_t len = 0;
+    char *s = malloc(size);
 
     assert_non_null(s);
-    memcpy(s, prefix, plen);
-    memset(s + plen, c, n);
-    memcpy(s + plen + n, suffix, slen + 1);
+    append(s, size, &len, prefix);
+    memset(s + len, c, n);
+    len += n;
+    s[len] = '\0';
+    append(s, size, &len, suffix);
     return s;
 }
 
@@ -1017,6 +1029,7 @@ static void test_http_civetweb_refusals_are_problems(void **state)
 {
     char buf[512];
     char *big;
+    size_t len;
     raw_response r;
 
     (void)state;
@@ -1040,12 +1053,13 @@ static void test_http_civetweb_refusals_are_problems(void **state)
     free(big);
     big = malloc(8192);
     assert_non_null(big);
-    strcpy(big, "GET /items/1 HTTP/1.1\r\nHost: x\r\n");
+    len = 0;
+    append(big, 8192, &len, "GET /items/1 HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < 70; i++) {
         snprintf(buf, sizeof(buf), "X-H%d: %d\r\n", i, i);
-        strcat(big, buf);
+        append(big, 8192, &len, buf);
     }
-    strcat(big, "\r\n");
+    append(big, 8192, &len, "\r\n");
     r = raw_str(g_port, big);
     expect_raw_problem(&r, 431);
     raw_free(&r);
@@ -1183,14 +1197,16 @@ static void expect_problem_text_ok(const json_t *problem)
 static void test_http_problems_survive_any_input_bytes(void **state)
 {
     char path[1024];
+    size_t len;
     response *resp;
     raw_response r;
 
     (void)state;
     /* A long non-ASCII value quoted in a message cut at 255 bytes: a 404, not a 500. */
-    strcpy(path, "/fail/sku-12?why="); /* 19 bytes before the euros: 255 - 19 splits one */
+    len = 0;
+    append(path, sizeof(path), &len, "/fail/sku-12?why="); /* 19 bytes before: 255 - 19 splits */
     for (int i = 0; i < 100; i++) {
-        strcat(path, "%E2%82%AC"); /* U+20AC, three bytes */
+        append(path, sizeof(path), &len, "%E2%82%AC"); /* U+20AC, three bytes */
     }
     resp = http_simple(g_port, "GET", path);
     expect_problem(resp, 404, "not-found", "/fail/sku-12");
@@ -1199,9 +1215,10 @@ static void test_http_problems_survive_any_input_bytes(void **state)
     response_free(resp);
 
     /* A long non-ASCII field name cut at 63 bytes: a 400 naming (the start of) it. */
-    strcpy(path, "/fail/ff");
+    len = 0;
+    append(path, sizeof(path), &len, "/fail/ff");
     for (int i = 0; i < 40; i++) {
-        strcat(path, "%C3%A9"); /* U+00E9, two bytes */
+        append(path, sizeof(path), &len, "%C3%A9"); /* U+00E9, two bytes */
     }
     resp = http_simple(g_port, "GET", path);
     assert_int_equal(resp->status, 400);

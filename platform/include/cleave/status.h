@@ -112,8 +112,8 @@ int cl_strlcpy(char *dst, const char *src, size_t size);
  * n itself unless the bytes just before it start a multi-byte sequence that n cuts short.
  */
 size_t cl_utf8_cut(const char *s, size_t n);
-/* The length of the well-formed UTF-8 character at s[0..len) (RFC 3629), or 0 when the
+/* The length of the well-formed UTF-8 character at text[0..len) (RFC 3629), or 0 when the
  * bytes there are not one (len > 0). */
-size_t cl_utf8_len(const char *s, size_t len);
+size_t cl_utf8_len(const char *text, size_t len);
 
 #endif /* CLEAVE_STATUS_H */
