@@ -271,7 +271,7 @@ static cl_status on_product_created(void *arg, cl_ctx *ctx, const cl_envelope *e
     if (!valid_sku(sku)) {
         return cl_fail(ctx, CL_INVALID, "payload.sku", "%s without a valid sku", env->type);
     }
-    format_ms(inventory__wall_ms(), now);
+    cl_rfc3339_format(inventory__wall_ms(), now);
     rc = cl_db_prepare_bind(ctx, conn, sql_open_stock, &st, "ss", sku, (const char *)now);
     if (rc == CL_OK) {
         rc = drain(ctx, st, NULL);
