@@ -869,7 +869,7 @@ static void *relay_main(void *arg)
         for (int i = 0; i < n; i++) {
             cl__bus_crash_point(bus, "after-commit");
         }
-        if (bus->nats != NULL) {
+        if (bus->transport != NULL) {
             for (int i = 0; i < n; i++) {
                 ok[i] = i == 0 || ok[i - 1];
                 if (ok[i] && bus->transport->publish(bus, &msgs[i], &err) != CL_OK) {
@@ -945,7 +945,7 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
             mod->nrunners++;
         }
     }
-    if (bus->nats != NULL && mod->nsubs > 0) {
+    if (bus->transport != NULL && mod->nsubs > 0) {
         return bus->transport->start_consumers(mod, err);
     }
     return CL_OK;
