@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "cleave/extension.h"
 #include "cleave/log.h"
 
 /*
@@ -203,6 +204,7 @@ static int64_t setting(const cl_config *cfg, const char *key, int64_t def)
 cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
 {
     cl_bus *bus = calloc(1, sizeof(*bus));
+    const void *transport = NULL;
     const char *s;
 
     if (bus == NULL) {
@@ -225,6 +227,16 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
     if (s != NULL && s[0] != '\0' && cl_strlcpy(bus->nats_url, s, sizeof(bus->nats_url)) != 0) {
         free(bus);
         return cl_error_set(err, CL_INVALID, "CLEAVE_NATS_URL", "CLEAVE_NATS_URL is too long");
+    }
+    /* The NATS transport is an extension (cleave_nats): a build may not have it. */
+    if (bus->nats_url[0] != '\0') {
+        cl_status st = cl_extension_require("bus", "nats", "CLEAVE_NATS_URL", &transport, err);
+
+        if (st != CL_OK) {
+            free(bus);
+            return st;
+        }
+        bus->transport = transport;
     }
     s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_CRASH_AT") : NULL;
     if (s != NULL && s[0] != '\0') {
@@ -822,10 +834,10 @@ static void *relay_main(void *arg)
         for (int i = 0; i < n; i++) {
             cl__bus_crash_point(bus, "after-commit");
         }
-        if (bus->nats != NULL) {
+        if (bus->transport != NULL) {
             for (int i = 0; i < n; i++) {
                 ok[i] = i == 0 || ok[i - 1];
-                if (ok[i] && cl__nats_publish(bus, &msgs[i], &err) != CL_OK) {
+                if (ok[i] && bus->transport->publish(bus, &msgs[i], &err) != CL_OK) {
                     cl_log_warn("bus", "%s: publishing %s failed: %s", mod->name, msgs[i].id,
                                 err.message);
                     ok[i] = false;
@@ -901,8 +913,8 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
             mod->nrunners++;
         }
     }
-    if (bus->nats != NULL && mod->nsubs > 0) {
-        return cl__nats_start_consumers(mod, err);
+    if (bus->transport != NULL && mod->nsubs > 0) {
+        return bus->transport->start_consumers(mod, err);
     }
     return CL_OK;
 }
@@ -915,8 +927,8 @@ cl_status cl_bus_start(cl_bus *bus, cl_error *err)
         return CL_OK;
     }
     bus->running = true;
-    if (bus->nats_url[0] != '\0') {
-        rc = cl__nats_connect(bus, err);
+    if (bus->transport != NULL) {
+        rc = bus->transport->connect(bus, err);
     }
     for (int i = 0; rc == CL_OK && i < bus->nmodules; i++) {
         rc = start_module(bus, &bus->modules[i], err);
@@ -959,7 +971,9 @@ void cl_bus_stop(cl_bus *bus)
             pthread_join(mod->relays[r], NULL);
         }
         mod->nrelays = 0;
-        cl__nats_stop_consumers(mod);
+        if (bus->transport != NULL) {
+            bus->transport->stop_consumers(mod);
+        }
     }
     for (int i = 0; i < bus->nmodules; i++) {
         cl__module *mod = &bus->modules[i];
@@ -977,8 +991,10 @@ void cl_bus_stop(cl_bus *bus)
         }
         mod->nrunners = 0;
     }
-    cl__nats_free_consumers(bus);
-    cl__nats_close(bus);
+    if (bus->transport != NULL) {
+        bus->transport->free_consumers(bus);
+        bus->transport->close(bus);
+    }
     bus->running = false;
     pthread_mutex_lock(&kick_mu);
     bus->stopping = false;

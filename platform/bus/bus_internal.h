@@ -118,7 +118,8 @@ struct cl_bus {
     cl__module modules[CL_BUS_MAX_MODULES];
     int nmodules;
 
-    void *nats; /* cl__nats, when the transport is NATS */
+    const struct cl__bus_transport *transport; /* NULL: in-process (CLEAVE_NATS_URL unset) */
+    void *nats;                                /* cl__nats, when the transport is NATS */
 
     atomic_llong published;
     atomic_llong handled;
@@ -153,16 +154,23 @@ const cl__sub *cl__bus_sub(const cl__module *mod, const char *type);
 /* Queues job for mod's worker that owns the job's key (per-key order). */
 void cl__bus_enqueue(cl__module *mod, cl__job *job);
 
-/* The NATS transport (nats.c). */
-cl_status cl__nats_connect(cl_bus *bus, cl_error *err);
-/* Publishes m on subject cleave.<source>.<event> with Nats-Msg-Id; waits for the ack. */
-cl_status cl__nats_publish(cl_bus *bus, const cl__msg *m, cl_error *err);
-/* Starts the durable consumers of mod (one per publishing module it subscribes to). */
-cl_status cl__nats_start_consumers(cl__module *mod, cl_error *err);
-void cl__nats_stop_consumers(cl__module *mod);
-/* Frees the consumers' subscriptions once every worker has stopped. */
-void cl__nats_free_consumers(cl_bus *bus);
-void cl__nats_close(cl_bus *bus);
+/*
+ * A transport other than the in-process one (the NATS transport, nats.c, in cleave_nats),
+ * registered as a cl_extension of kind "bus" (cleave/extension.h). The bus reaches it
+ * only through this table, so that a build without it links no NATS client.
+ */
+typedef struct cl__bus_transport {
+    int version; /* 1 */
+    cl_status (*connect)(cl_bus *bus, cl_error *err);
+    /* Publishes m on subject cleave.<source>.<event> with Nats-Msg-Id; waits for the ack. */
+    cl_status (*publish)(cl_bus *bus, const cl__msg *m, cl_error *err);
+    /* Starts the durable consumers of mod (one per publishing module it subscribes to). */
+    cl_status (*start_consumers)(cl__module *mod, cl_error *err);
+    void (*stop_consumers)(cl__module *mod);
+    /* Frees the consumers' subscriptions once every worker has stopped. */
+    void (*free_consumers)(cl_bus *bus);
+    void (*close)(cl_bus *bus);
+} cl__bus_transport;
 
 /* Operation runners (operation.c). */
 void *cl__operation_runner(void *arg);

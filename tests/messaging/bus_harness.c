@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleave/extension.h"
 #include "pgtest.h"
 #include "proc.h"
 
@@ -110,6 +111,8 @@ int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int worke
     }
     if (test_tmpdir(h->dir, sizeof(h->dir)) != 0 ||
         cl_config_load(NULL, env, modules, &h->cfg, &err) != CL_OK ||
+        /* As a host's generated wiring does: NATS is an extension (cleave/extension.h). */
+        cl_extension_register(&cl_nats_extension, &err) != CL_OK ||
         cl_bus_new(h->cfg, &h->bus, &err) != CL_OK || setup_db(h, "pub", &h->pub, &err) != 0 ||
         setup_db(h, "sub", &h->sub, &err) != 0 ||
         cl_bus_subscribe(h->bus, "sub", "pub.happened", on_event, h, &err) != CL_OK ||
