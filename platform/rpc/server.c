@@ -34,15 +34,17 @@ static int authorized(cl_http_req *req, const char *token)
     return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_equal(auth + 7, token);
 }
 
-/* Fills the call context from the caller's headers (request id comes from the HTTP layer). */
+/*
+ * Fills the call context from the caller's headers. The request id and the idempotency
+ * key come from the HTTP layer, which refuses a key longer than CL_IDEMPOTENCY_KEY_MAX
+ * rather than letting it be cut here.
+ */
 static void ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
 {
     const char *v;
 
     v = cl_http_header(req, "X-Cleave-Principal");
     cl_strlcpy(ctx->principal, v, sizeof(ctx->principal));
-    v = cl_http_header(req, "Idempotency-Key");
-    cl_strlcpy(ctx->idempotency_key, v, sizeof(ctx->idempotency_key));
     v = cl_http_header(req, "traceparent");
     if (v != NULL) {
         cl__rpc_parse_traceparent(v, ctx);
