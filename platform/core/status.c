@@ -200,6 +200,34 @@ void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms)
     }
 }
 
+cl_status cl_ctx_set_idempotency_key(cl_ctx *ctx, const char *key)
+{
+    size_t n = key != NULL ? strlen(key) : 0;
+
+    ctx->idempotency_key[0] = '\0';
+    if (key == NULL) {
+        return CL_OK;
+    }
+    if (n == 0 || n > CL_IDEMPOTENCY_KEY_MAX) {
+        return cl_fail(ctx, CL_INVALID, "Idempotency-Key", "Idempotency-Key must be 1 to %d bytes",
+                       CL_IDEMPOTENCY_KEY_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c < 0x20 || c == 0x7f) {
+            return cl_fail(ctx, CL_INVALID, "Idempotency-Key",
+                           "Idempotency-Key must not contain control characters");
+        }
+    }
+    memcpy(ctx->idempotency_key, key, n + 1);
+    return CL_OK;
+}
+
+cl_status cl_idempotency_conflict(cl_ctx *ctx)
+{
+    return cl_fail(ctx, CL_CONFLICT, "idempotency_key", "%s", CL_IDEMPOTENCY_CONFLICT_DETAIL);
+}
+
 int64_t cl_ctx_remaining_ms(const cl_ctx *ctx)
 {
     int64_t left;

@@ -824,7 +824,15 @@ static int dispatch(struct mg_connection *conn, void *arg)
         cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
     }
 
-    route_and_run(req, draining);
+    /*
+     * The one door for an Idempotency-Key: REST handlers and RPC dispatch alike find it in
+     * ctx, checked against the one limit, or the request is refused here, before it runs.
+     */
+    if (cl_ctx_set_idempotency_key(&req->ctx, mg_get_header(conn, "Idempotency-Key")) != CL_OK) {
+        cl_http_reply_error(req, &req->ctx.err);
+    } else {
+        route_and_run(req, draining);
+    }
 
     cl_log_with(CL_LOG_INFO, "http",
                 json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s}", "method", req->method, "path",

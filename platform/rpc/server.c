@@ -94,16 +94,16 @@ static int deadline_from_header(cl_http_req *req, cl_ctx *ctx)
 }
 
 /*
- * Fills the call context from the caller's headers (request id comes from the HTTP
- * layer). Returns -1 after refusing a header that is malformed or too long.
+ * Fills the call context from the caller's headers. The request id and the idempotency
+ * key come from the HTTP layer, which refuses a key longer than CL_IDEMPOTENCY_KEY_MAX
+ * rather than letting it be cut here. Returns -1 after refusing a header that is
+ * malformed or too long.
  */
 static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
 {
     const char *v;
 
-    if (copy_header(req, "X-Cleave-Principal", ctx->principal, sizeof(ctx->principal)) != 0 ||
-        copy_header(req, "Idempotency-Key", ctx->idempotency_key, sizeof(ctx->idempotency_key)) !=
-            0) {
+    if (copy_header(req, "X-Cleave-Principal", ctx->principal, sizeof(ctx->principal)) != 0) {
         return -1;
     }
     /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */

@@ -161,6 +161,71 @@ static int parse_if_match(const char *s, int64_t *version)
     return *version > 0 ? 1 : -1;
 }
 
+/* What a JSON merge patch removes: null members, taken out of the body before decoding. */
+typedef struct patch_removals {
+    bool description; /* removed */
+    bool tags;        /* removed: the product keeps no tags */
+} patch_removals;
+
+/*
+ * A JSON merge patch (RFC 7396) says "remove" with null, which the operation says with
+ * changes.clear: description null is removed, tags null leaves no tags, and a required
+ * field (name, price, category) cannot be removed. The null members are taken out of
+ * body, so that decoding sees only the values to set. "clear" is the operation's own
+ * spelling, not the patch's, and is refused like any unknown member.
+ */
+static cl_status take_merge_patch_nulls(json_t *body, patch_removals *rm, cl_error *err)
+{
+    const char *name;
+    json_t *v, *tmp;
+
+    memset(rm, 0, sizeof(*rm));
+    if (!json_is_object(body)) {
+        return CL_OK; /* decoding names the problem */
+    }
+    if (json_object_get(body, "clear") != NULL) {
+        return cl_error_set(err, CL_INVALID, "clear", "clear is not a member of a product");
+    }
+    json_object_foreach_safe(body, tmp, name, v)
+    {
+        if (!json_is_null(v)) {
+            continue;
+        }
+        if (strcmp(name, "description") == 0) {
+            rm->description = true;
+        } else if (strcmp(name, "tags") == 0) {
+            rm->tags = true;
+        } else {
+            return cl_error_set(err, CL_INVALID, name, "%s is required and cannot be removed",
+                                name);
+        }
+        json_object_del(body, name);
+    }
+    return CL_OK;
+}
+
+/* Puts the removals into the decoded changes; CL_INTERNAL when out of memory. */
+static cl_status apply_removals(const patch_removals *rm, catalog_product_changes *ch,
+                                cl_error *err)
+{
+    if (rm->tags) {
+        ch->tags.set = true;
+    }
+    if (!rm->description) {
+        return CL_OK;
+    }
+    ch->clear.v = calloc(2, sizeof(char *));
+    if (ch->clear.v != NULL) {
+        ch->clear.v[0] = cl_strdup("description");
+    }
+    if (ch->clear.v == NULL || ch->clear.v[0] == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    ch->clear.n = 1;
+    ch->clear.set = true;
+    return CL_OK;
+}
+
 static void update_product(cl_http_req *req, void *arg)
 {
     const catalog_ops *ops = arg;
@@ -169,6 +234,7 @@ static void update_product(cl_http_req *req, void *arg)
     cl_ctx *ctx = cl_http_ctx(req);
     const char *if_match = cl_http_header(req, "If-Match");
     json_t *body = NULL;
+    patch_removals removals;
     int m;
 
     up.id = path_id(req);
@@ -192,8 +258,10 @@ static void update_product(cl_http_req *req, void *arg)
     if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
-    if (cl_schema_from_json(&catalog_product_changes_type, body, CL_DECODE_STRICT, &up.changes,
-                            &ctx->err) != CL_OK) {
+    if (take_merge_patch_nulls(body, &removals, &ctx->err) != CL_OK ||
+        cl_schema_from_json(&catalog_product_changes_type, body, CL_DECODE_STRICT, &up.changes,
+                            &ctx->err) != CL_OK ||
+        apply_removals(&removals, &up.changes, &ctx->err) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
