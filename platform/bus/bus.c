@@ -880,15 +880,24 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
         return rc;
     }
     if (mod->nsubs > 0) {
+        /*
+         * Relays of modules started earlier already deliver here (cl__bus_enqueue): they
+         * must see every worker ready, and the same count from the first job on, since a
+         * key's worker is its hash modulo the count (per-key order).
+         */
+        for (int i = 0; i < bus->workers; i++) {
+            mod->workers[i].mod = mod;
+            /* worker_sleep's retry waits are deadlines on the monotonic clock. */
+            if (cl_cond_init_monotonic(&mod->workers[i].cv) != 0) {
+                return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
+            }
+        }
+        pthread_mutex_lock(&mod->mu);
+        mod->nworkers = bus->workers;
+        pthread_mutex_unlock(&mod->mu);
         for (int i = 0; i < bus->workers; i++) {
             cl__worker *w = &mod->workers[i];
 
-            w->mod = mod;
-            /* worker_sleep's retry waits are deadlines on the monotonic clock. */
-            if (cl_cond_init_monotonic(&w->cv) != 0) {
-                return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
-            }
-            mod->nworkers++;
             if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
                 return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
             }

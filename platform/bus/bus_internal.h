@@ -113,7 +113,12 @@ struct cl_bus {
     pthread_mutex_t mu; /* running/stopping, and the wait of idle threads */
     pthread_cond_t cv;
     bool running;
-    bool stopping;
+    /*
+     * Set by cl_bus_stop under the kick mutex, read by workers under their module's mutex
+     * and by relays and fetchers under the kick mutex: no one mutex covers every reader,
+     * so it is atomic (a data race otherwise, ThreadSanitizer's report in make tsan).
+     */
+    atomic_bool stopping;
 
     cl__module modules[CL_BUS_MAX_MODULES];
     int nmodules;

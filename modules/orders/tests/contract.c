@@ -76,6 +76,7 @@ static void product(const char *sku, int64_t price, int64_t on_hand)
     cl_schema_free(&catalog_product_type, &p);
     assert_int_equal(w.inventory->set_stock(&ctx, &set, &s), CL_OK);
     cl_schema_free(&inventory_stock_type, &s);
+    assert_int_equal(w.replica_catch_up(), 0);
 }
 
 static void account(const char *id, int64_t deposit)
