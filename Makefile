@@ -1,17 +1,21 @@
 # The README's two commands: `make run` and `make test`. Both install what they need
 # from Debian's repositories first (apt-get update only when something is missing).
 
+# Node.js and npm run the docs tests' tools (tests/docs/package.json), which need Node.js
+# 20.19 or later; Debian's packages are installed only when there is no node or no npm,
+# since a Node.js installed otherwise (which ships its own npm) conflicts with them.
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
-	clang clang-format clang-tidy python3 python3-yaml \
-	nats-server libnats-dev
+	clang clang-format clang-tidy python3 \
+	nats-server libnats-dev \
+	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
 BUILD      := build
 TEST_BUILD := build/test
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build run test bench lint format clean
+.PHONY: deps build run test tsan bench lint format clean
 
 deps:
 	@missing=""; \
@@ -39,16 +43,35 @@ run: build
 	exec $(BUILD)/bin/cleave serve
 
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
+# Warnings are errors here (CLEAVE_WERROR), as in lint, bench and tsan; never in build/run.
 test: deps
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON >/dev/null
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON \
+		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer over the threaded parts, in a build of its own: the HTTP server and its
+# shutdown, the connection pools (SQLite and PostgreSQL drivers), logging and migrations
+# from many threads, the bus (relays and consumers, in process and over NATS), the payments
+# store's concurrent appends, long-running operations across restarts, and the checkout
+# saga's happy path and 20 parallel checkouts, each on SQLite and PostgreSQL. Every binary
+# those tests start is built with TSan too; a report fails the test (halt_on_error).
+TSAN_BUILD := build/tsan
+TSAN_TESTS := ^(test_http_server|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_TSAN=ON \
+		-DCLEAVE_WERROR=ON >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
+		suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j $(JOBS) \
+		-R '$(TSAN_TESTS)'
 
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
 # An optimised build of their own, with the tests' gateways the checkout bench needs.
 BENCH_BUILD := build/bench
 bench: deps
-	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON >/dev/null
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON \
+		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout
 	$(BENCH_BUILD)/bin/bench_binding
 	$(BENCH_BUILD)/bin/bench_bus
@@ -57,7 +80,7 @@ bench: deps
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).
 lint: deps
-	cmake -S . -B build/lint -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B build/lint -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_WERROR=ON >/dev/null
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 	git ls-files 'platform/*.c' 'modules/*.c' 'app/*.c' 'tests/*.c' 'bench/*.c' | \
 		xargs clang-tidy -p build/lint --quiet --warnings-as-errors='*'

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cleave/extension.h"
 #include "cleave/log.h"
 #include "cleave/migrate.h"
 
@@ -96,16 +97,24 @@ static cl_status open_postgres(host *h, host_module *m, const char *url, const h
     const char *replica = module_or_global(h, name, "REPLICA_URL", "CLEAVE_DATABASE_REPLICA_URL");
     cl_db_options opt = pool_options(h);
     char target[2048], role[96], app[96], options[256];
+    const void *server = NULL;
     cl_status st;
 
+    /* The PostgreSQL driver is an extension (cleave_postgres): a build may not have it. */
+    st = cl_extension_require("db", "postgres", "CLEAVE_DATABASE_URL", &server, err);
+    if (st != CL_OK) {
+        return error_wrap(err, NULL, name, "");
+    }
+    m->server = server;
     m->postgres = true;
     m->admin_url = o->admin_url != NULL ? o->admin_url
                                         : module_or_global(h, name, "DATABASE_ADMIN_URL",
                                                            "CLEAVE_DATABASE_ADMIN_URL");
     if (o->provision && m->admin_url != NULL) {
-        st = cl_db_pg_target(m->admin_url, NULL, "cleave-admin", NULL, target, sizeof(target), err);
+        st = m->server->target(m->admin_url, NULL, "cleave-admin", NULL, target, sizeof(target),
+                               err);
         if (st == CL_OK) {
-            st = cl_db_pg_provision(target, name, err);
+            st = m->server->provision(target, name, err);
         }
         if (st != CL_OK) {
             return error_wrap(err, "CLEAVE_DATABASE_ADMIN_URL", name, "");
@@ -116,16 +125,16 @@ static cl_status open_postgres(host *h, host_module *m, const char *url, const h
     /* No statement outlives the request that runs it. */
     snprintf(options, sizeof(options), "-c search_path=%s -c statement_timeout=%lld", name,
              (long long)cl_config_int(h->config, "CLEAVE_REQUEST_TIMEOUT_MS", 10000));
-    st = cl_db_pg_target(url, role, app, options, target, sizeof(target), err);
+    st = m->server->target(url, role, app, options, target, sizeof(target), err);
     if (st == CL_OK) {
-        st = cl_db_open(&cl_db_postgres, name, target, &opt, &m->db, err);
+        st = cl_db_open(m->server->driver, name, target, &opt, &m->db, err);
     }
     if (st != CL_OK) {
         return error_wrap(err, "CLEAVE_DATABASE_URL", name, "");
     }
     if (replica != NULL) {
         snprintf(app, sizeof(app), "cleave-%s-replica", name);
-        st = cl_db_pg_target(replica, role, app, options, target, sizeof(target), err);
+        st = m->server->target(replica, role, app, options, target, sizeof(target), err);
         if (st == CL_OK) {
             st = cl_db_attach_replica(m->db, target, &opt, err);
         }
@@ -206,6 +215,13 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
     cl_log_level level;
 
     memset(h, 0, sizeof(*h));
+    /* Before any setting is read: a setting may ask for one of them. */
+    for (int i = 0; host_extensions[i] != NULL; i++) {
+        st = cl_extension_register(host_extensions[i], err);
+        if (st != CL_OK) {
+            return st;
+        }
+    }
     st = cl_config_load(opt->config_file, environ, module_names(), &h->config, err);
     if (st != CL_OK) {
         return st;
@@ -216,7 +232,7 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
     h->data_dir = cl_config_get(h->config, "CLEAVE_DATA_DIR");
     h->migrations_dir = cl_config_get(h->config, "CLEAVE_MIGRATIONS_DIR");
     if (h->migrations_dir == NULL) {
-        h->migrations_dir = CLEAVE_DEFAULT_MIGRATIONS_DIR;
+        h->migrations_dir = host_default_migrations_dir;
     }
     st = make_dirs(h->data_dir, err);
     if (st != CL_OK) {
@@ -259,9 +275,9 @@ cl_status host_migration_db(host *h, host_module *m, cl_db **db, bool *owned, cl
         *db = m->db;
         return CL_OK;
     }
-    st = cl_migrate_owner_target(m->admin_url, name, target, sizeof(target), err);
+    st = m->server->owner_target(m->admin_url, name, target, sizeof(target), err);
     if (st == CL_OK) {
-        st = cl_db_open(&cl_db_postgres, name, target, &opt, db, err);
+        st = cl_db_open(m->server->driver, name, target, &opt, db, err);
     }
     if (st != CL_OK) {
         return error_wrap(err, "CLEAVE_DATABASE_ADMIN_URL", name, "");
@@ -295,7 +311,7 @@ static cl_status migrate_postgres(host *h, host_module *m, int *applied, cl_erro
 {
     cl_status st;
 
-    st = cl_migrate_postgres(m->admin_url, h->migrations_dir, m->binding->api->name, applied, err);
+    st = m->server->migrate(m->admin_url, h->migrations_dir, m->binding->api->name, applied, err);
     /* The owner's pool wrote the schema; the replica may not have it yet. */
     if (st == CL_OK && *applied > 0) {
         cl_db_mark_written(m->db);

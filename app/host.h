@@ -11,7 +11,9 @@
 #include "cleave/bus.h"
 #include "cleave/config.h"
 #include "cleave/db.h"
+#include "cleave/extension.h"
 #include "cleave/http.h"
+#include "cleave/migrate.h"
 #include "cleave/module.h"
 #include "cleave/rpc.h"
 
@@ -23,15 +25,20 @@ typedef enum host_role { HOST_GATEWAY, HOST_SERVICE } host_role;
 /* Generated per binary by app/CMakeLists.txt (cleave_wire). */
 extern const host_role host_binary_role;
 extern const char host_binary_name[];
+/* Where migrations are unless CLEAVE_MIGRATIONS_DIR says otherwise (cleave_wire MIGRATIONS). */
+extern const char host_default_migrations_dir[];
+/* The optional subsystems wired in (cleave_wire WITH), NULL-terminated; registered by host_open. */
+extern const cl_extension *const host_extensions[];
 
 typedef struct host_module {
     const cl_binding *binding;
-    cl_db *db;             /* its own database; NULL when the module is remote */
-    bool postgres;         /* db is a PostgreSQL schema rather than an SQLite file */
-    const char *admin_url; /* PostgreSQL admin credentials for migrating it, or NULL */
-    cl_rpc_client *remote; /* its service; NULL when the module is local */
-    const void *ops;       /* the operations table callers use (local or remote) */
-    cl_rpc_service rpc;    /* how a service binary serves it */
+    cl_db *db;                  /* its own database; NULL when the module is remote */
+    bool postgres;              /* db is a PostgreSQL schema rather than an SQLite file */
+    const cl_db_server *server; /* when postgres: the registered server (cleave_postgres) */
+    const char *admin_url;      /* PostgreSQL admin credentials for migrating it, or NULL */
+    cl_rpc_client *remote;      /* its service; NULL when the module is local */
+    const void *ops;            /* the operations table callers use (local or remote) */
+    cl_rpc_service rpc;         /* how a service binary serves it */
     bool initialised;
     bool started;
 } host_module;

@@ -21,11 +21,16 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "cleave/extension.h"
 #include "cleave/log.h"
 
-/* Process-wide wake-up: a publish in any module wakes the relays of every bus. */
+/*
+ * Process-wide wake-up: a publish in any module wakes the relays of every bus. kick_cv
+ * measures its timed waits on the monotonic clock; kick_once sets that up before first use.
+ */
 static pthread_mutex_t kick_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kick_cv = PTHREAD_COND_INITIALIZER;
+static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
 static uint64_t kick_gen;
 
 /* A lease outlives any batch by far; leases of a previous process are cleared at start. */
@@ -70,8 +75,15 @@ static const char dead_fail_sql[] =
 
 /* --- small pieces ----------------------------------------------------------------- */
 
+static void kick_init(void)
+{
+    /* Fails only without memory; the static initializer then stays, on the wall clock. */
+    (void)cl_cond_init_monotonic(&kick_cv);
+}
+
 void cl__bus_kick(void)
 {
+    pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     kick_gen++;
     pthread_cond_broadcast(&kick_cv);
@@ -88,23 +100,12 @@ bool cl__bus_stopping(cl_bus *bus)
     return s;
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms)
 {
-    struct timespec ts;
+    struct timespec ts = cl_deadline_in(ms);
     int r;
 
-    deadline_in(&ts, ms);
+    pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     if (!bus->stopping && kick_gen == *seen) {
         (void)pthread_cond_timedwait(&kick_cv, &kick_mu, &ts);
@@ -134,24 +135,6 @@ void cl_bus_crash_point(cl_bus *bus, const char *point)
     if (bus != NULL && point != NULL) {
         cl__bus_crash_point(bus, point);
     }
-}
-
-int64_t cl__backoff_ms(const cl_bus *bus, int attempt)
-{
-    int64_t cap = bus->backoff_ms;
-    uint32_t r = 0;
-    char hex[33];
-
-    for (int i = 1; i < attempt && cap < bus->backoff_max_ms; i++) {
-        cap *= 2;
-    }
-    if (cap > bus->backoff_max_ms) {
-        cap = bus->backoff_max_ms;
-    }
-    /* Full jitter: uniform in [cap/2, cap], so retries of many consumers spread out. */
-    cl__random_hex(hex);
-    r = (uint32_t)strtoul(hex + 24, NULL, 16);
-    return cap / 2 + (int64_t)(r % (uint32_t)(cap / 2 + 1));
 }
 
 cl__module *cl__bus_module(cl_bus *bus, const char *name)
@@ -221,6 +204,7 @@ static int64_t setting(const cl_config *cfg, const char *key, int64_t def)
 cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
 {
     cl_bus *bus = calloc(1, sizeof(*bus));
+    const void *transport = NULL;
     const char *s;
 
     if (bus == NULL) {
@@ -243,6 +227,16 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
     if (s != NULL && s[0] != '\0' && cl_strlcpy(bus->nats_url, s, sizeof(bus->nats_url)) != 0) {
         free(bus);
         return cl_error_set(err, CL_INVALID, "CLEAVE_NATS_URL", "CLEAVE_NATS_URL is too long");
+    }
+    /* The NATS transport is an extension (cleave_nats): a build may not have it. */
+    if (bus->nats_url[0] != '\0') {
+        cl_status st = cl_extension_require("bus", "nats", "CLEAVE_NATS_URL", &transport, err);
+
+        if (st != CL_OK) {
+            free(bus);
+            return st;
+        }
+        bus->transport = transport;
     }
     s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_CRASH_AT") : NULL;
     if (s != NULL && s[0] != '\0') {
@@ -383,13 +377,8 @@ static void fill_ctx(cl_ctx *ctx, const cl__msg *m)
     cl_ctx_init(ctx, HANDLER_TIMEOUT);
     cl_strlcpy(ctx->request_id, m->id, sizeof(ctx->request_id));
     cl_strlcpy(ctx->principal, "service:bus", sizeof(ctx->principal));
-    /* traceparent: 00-<32 hex trace id>-<16 hex span id>-<flags> */
-    if (strlen(m->traceparent) == 55) {
-        memcpy(ctx->trace_id, m->traceparent + 3, 32);
-        ctx->trace_id[32] = '\0';
-        memcpy(ctx->span_id, m->traceparent + 36, 16);
-        ctx->span_id[16] = '\0';
-    }
+    /* A malformed traceparent only loses the trace: the message is handled all the same. */
+    (void)cl_traceparent_parse(m->traceparent, ctx->trace_id, ctx->span_id);
 }
 
 static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *err)
@@ -398,17 +387,6 @@ static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *
 
     for (int i = 0; rc == CL_OK && i < n; i++) {
         rc = cl_stmt_bind_text(st, i + 1, v[i], err);
-    }
-    return rc;
-}
-
-static cl_status step_all(cl_stmt *st, cl_error *err)
-{
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, err);
     }
     return rc;
 }
@@ -517,7 +495,7 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
             rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now}, 4, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -572,7 +550,7 @@ static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, co
         rc = cl_stmt_bind_text(st, 8, now, err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
@@ -590,10 +568,9 @@ static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, co
 static bool worker_sleep(cl__worker *w, int64_t ms)
 {
     cl__module *mod = w->mod;
-    struct timespec ts;
+    struct timespec ts = cl_deadline_in(ms);
     bool running;
 
-    deadline_in(&ts, ms);
     pthread_mutex_lock(&mod->mu);
     if (!mod->bus->stopping) {
         (void)pthread_cond_timedwait(&w->cv, &mod->mu, &ts);
@@ -620,7 +597,7 @@ static cl__outcome process(cl__worker *w, cl__job *job)
         }
         if (r == HANDLED) {
             atomic_fetch_add(&bus->handled, 1);
-            lat = cl__wall_ms() - m->occurred_ms;
+            lat = cl_wall_ms() - m->occurred_ms;
             lat = lat < 0 ? 0 : lat;
             atomic_fetch_add(&bus->latency_count, 1);
             atomic_fetch_add(&bus->latency_sum_ms, lat);
@@ -655,7 +632,7 @@ static cl__outcome process(cl__worker *w, cl__job *job)
                     json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
                               "subscriber", mod->name, "attempt", n),
                     "%s: handling %s failed (attempt %d): %s", mod->name, m->type, n, err.message);
-        if (!worker_sleep(w, cl__backoff_ms(bus, n))) {
+        if (!worker_sleep(w, cl_backoff_ms(bus->backoff_ms, bus->backoff_max_ms, n))) {
             return CL__ABORTED;
         }
     }
@@ -788,7 +765,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     bool row = false;
-    int64_t now = cl__wall_ms();
+    int64_t now = cl_wall_ms();
     cl_status rc;
 
     *n = 0;
@@ -826,7 +803,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
             rc = cl_stmt_bind_i64(st, 2, msgs[i].seq, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -847,7 +824,7 @@ static cl_status settle(cl__module *mod, cl__msg *msgs, int n, const bool *ok, c
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
-    int64_t now = cl__wall_ms();
+    int64_t now = cl_wall_ms();
     cl_status rc;
 
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
@@ -870,7 +847,7 @@ static cl_status settle(cl__module *mod, cl__msg *msgs, int n, const bool *ok, c
             }
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -894,7 +871,7 @@ static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_e
         rc = cl_stmt_bind_i64(st, 1, v, err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     cl_db_release(conn);
     return rc;
@@ -927,8 +904,8 @@ static void *relay_main(void *arg)
              */
             int r = cl__bus_idle(bus, &seen, quick > 0 ? 2 : bus->poll_ms);
             quick = r == 1 ? 5 : (quick > 0 ? quick - 1 : 0);
-            if (cl__wall_ms() - last_purge > 60000) {
-                last_purge = cl__wall_ms();
+            if (cl_wall_ms() - last_purge > 60000) {
+                last_purge = cl_wall_ms();
                 (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
             }
             continue;
@@ -937,10 +914,10 @@ static void *relay_main(void *arg)
         for (int i = 0; i < n; i++) {
             cl__bus_crash_point(bus, "after-commit");
         }
-        if (bus->nats != NULL) {
+        if (bus->transport != NULL) {
             for (int i = 0; i < n; i++) {
                 ok[i] = i == 0 || ok[i - 1];
-                if (ok[i] && cl__nats_publish(bus, &msgs[i], &err) != CL_OK) {
+                if (ok[i] && bus->transport->publish(bus, &msgs[i], &err) != CL_OK) {
                     cl_log_warn("bus", "%s: publishing %s failed: %s", mod->name, msgs[i].id,
                                 err.message);
                     ok[i] = false;
@@ -983,12 +960,24 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
         return rc;
     }
     if (mod->nsubs > 0) {
+        /*
+         * Relays of modules started earlier already deliver here (cl__bus_enqueue): they
+         * must see every worker ready, and the same count from the first job on, since a
+         * key's worker is its hash modulo the count (per-key order).
+         */
+        for (int i = 0; i < bus->workers; i++) {
+            mod->workers[i].mod = mod;
+            /* worker_sleep's retry waits are deadlines on the monotonic clock. */
+            if (cl_cond_init_monotonic(&mod->workers[i].cv) != 0) {
+                return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
+            }
+        }
+        pthread_mutex_lock(&mod->mu);
+        mod->nworkers = bus->workers;
+        pthread_mutex_unlock(&mod->mu);
         for (int i = 0; i < bus->workers; i++) {
             cl__worker *w = &mod->workers[i];
 
-            w->mod = mod;
-            pthread_cond_init(&w->cv, NULL);
-            mod->nworkers++;
             if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
                 return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
             }
@@ -1013,8 +1002,8 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
             mod->nrunners++;
         }
     }
-    if (bus->nats != NULL && mod->nsubs > 0) {
-        return cl__nats_start_consumers(mod, err);
+    if (bus->transport != NULL && mod->nsubs > 0) {
+        return bus->transport->start_consumers(mod, err);
     }
     return CL_OK;
 }
@@ -1027,8 +1016,8 @@ cl_status cl_bus_start(cl_bus *bus, cl_error *err)
         return CL_OK;
     }
     bus->running = true;
-    if (bus->nats_url[0] != '\0') {
-        rc = cl__nats_connect(bus, err);
+    if (bus->transport != NULL) {
+        rc = bus->transport->connect(bus, err);
     }
     for (int i = 0; rc == CL_OK && i < bus->nmodules; i++) {
         rc = start_module(bus, &bus->modules[i], err);
@@ -1049,6 +1038,7 @@ void cl_bus_stop(cl_bus *bus)
     if (bus == NULL || !bus->running) {
         return;
     }
+    pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     bus->stopping = true;
     pthread_cond_broadcast(&kick_cv);
@@ -1070,7 +1060,9 @@ void cl_bus_stop(cl_bus *bus)
             pthread_join(mod->relays[r], NULL);
         }
         mod->nrelays = 0;
-        cl__nats_stop_consumers(mod);
+        if (bus->transport != NULL) {
+            bus->transport->stop_consumers(mod);
+        }
     }
     for (int i = 0; i < bus->nmodules; i++) {
         cl__module *mod = &bus->modules[i];
@@ -1088,8 +1080,10 @@ void cl_bus_stop(cl_bus *bus)
         }
         mod->nrunners = 0;
     }
-    cl__nats_free_consumers(bus);
-    cl__nats_close(bus);
+    if (bus->transport != NULL) {
+        bus->transport->free_consumers(bus);
+        bus->transport->close(bus);
+    }
     bus->running = false;
     pthread_mutex_lock(&kick_mu);
     bus->stopping = false;
@@ -1177,7 +1171,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
         const char *text = cl_stmt_text(st, 0);
         attempts = cl_stmt_i64(st, 1);
         rc = cl__msg_decode(text, strlen(text), &m, err);
-        (void)step_all(st, err);
+        (void)cl_stmt_drain(st, NULL, err);
     }
     sub = rc == CL_OK ? cl__bus_sub(mod, m.type) : NULL;
     if (rc == CL_OK && sub == NULL) {
@@ -1211,7 +1205,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
             rc = bind_texts(st, (const char *const[]){m.id, m.type, m.source, now}, 4, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -1220,7 +1214,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
             rc = cl_stmt_bind_i64(st, 1, id, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -1236,7 +1230,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
             cl_stmt_bind_text(st, 1, reason, &ignored) == CL_OK &&
             cl_stmt_bind_text(st, 2, now, &ignored) == CL_OK &&
             cl_stmt_bind_i64(st, 3, id, &ignored) == CL_OK) {
-            (void)step_all(st, &ignored);
+            (void)cl_stmt_drain(st, NULL, &ignored);
         }
     }
     cl_db_release(conn);

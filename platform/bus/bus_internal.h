@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cleave/bus.h"
+#include "cleave/util.h"
 
 #define CL__BUS_SCHEMA_VERSION 1
 #define CL__BUS_MAX_WORKERS    64
@@ -114,12 +115,18 @@ struct cl_bus {
     pthread_mutex_t mu; /* running/stopping, and the wait of idle threads */
     pthread_cond_t cv;
     bool running;
-    bool stopping;
+    /*
+     * Set by cl_bus_stop under the kick mutex, read by workers under their module's mutex
+     * and by relays and fetchers under the kick mutex: no one mutex covers every reader,
+     * so it is atomic (a data race otherwise, ThreadSanitizer's report in make tsan).
+     */
+    atomic_bool stopping;
 
     cl__module modules[CL_BUS_MAX_MODULES];
     int nmodules;
 
-    void *nats; /* cl__nats, when the transport is NATS */
+    const struct cl__bus_transport *transport; /* NULL: in-process (CLEAVE_NATS_URL unset) */
+    void *nats;                                /* cl__nats, when the transport is NATS */
 
     atomic_llong published;
     atomic_llong handled;
@@ -154,23 +161,23 @@ const cl__sub *cl__bus_sub(const cl__module *mod, const char *type);
 /* Queues job for mod's worker that owns the job's key (per-key order). */
 void cl__bus_enqueue(cl__module *mod, cl__job *job);
 
-/* Wall clock in milliseconds since the epoch (latency across processes). */
-int64_t cl__wall_ms(void);
-/* 32 random hex digits into out[33]. */
-void cl__random_hex(char out[33]);
-/* Full-jitter exponential backoff for attempt (1-based). */
-int64_t cl__backoff_ms(const cl_bus *bus, int attempt);
-
-/* The NATS transport (nats.c). */
-cl_status cl__nats_connect(cl_bus *bus, cl_error *err);
-/* Publishes m on subject cleave.<source>.<event> with Nats-Msg-Id; waits for the ack. */
-cl_status cl__nats_publish(cl_bus *bus, const cl__msg *m, cl_error *err);
-/* Starts the durable consumers of mod (one per publishing module it subscribes to). */
-cl_status cl__nats_start_consumers(cl__module *mod, cl_error *err);
-void cl__nats_stop_consumers(cl__module *mod);
-/* Frees the consumers' subscriptions once every worker has stopped. */
-void cl__nats_free_consumers(cl_bus *bus);
-void cl__nats_close(cl_bus *bus);
+/*
+ * A transport other than the in-process one (the NATS transport, nats.c, in cleave_nats),
+ * registered as a cl_extension of kind "bus" (cleave/extension.h). The bus reaches it
+ * only through this table, so that a build without it links no NATS client.
+ */
+typedef struct cl__bus_transport {
+    int version; /* 1 */
+    cl_status (*connect)(cl_bus *bus, cl_error *err);
+    /* Publishes m on subject cleave.<source>.<event> with Nats-Msg-Id; waits for the ack. */
+    cl_status (*publish)(cl_bus *bus, const cl__msg *m, cl_error *err);
+    /* Starts the durable consumers of mod (one per publishing module it subscribes to). */
+    cl_status (*start_consumers)(cl__module *mod, cl_error *err);
+    void (*stop_consumers)(cl__module *mod);
+    /* Frees the consumers' subscriptions once every worker has stopped. */
+    void (*free_consumers)(cl_bus *bus);
+    void (*close)(cl_bus *bus);
+} cl__bus_transport;
 
 /* Operation runners (operation.c). */
 void *cl__operation_runner(void *arg);

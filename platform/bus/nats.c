@@ -21,6 +21,7 @@
 #include <nats/nats.h>
 
 #include "bus_internal.h"
+#include "cleave/extension.h"
 #include "cleave/log.h"
 
 /* Messages handed to workers but not yet acked, per subscribing module. */
@@ -98,7 +99,7 @@ static cl_status ensure_stream(cl__nats *n, const char *module, cl_error *err)
     return CL_OK;
 }
 
-cl_status cl__nats_connect(cl_bus *bus, cl_error *err)
+static cl_status transport_connect(cl_bus *bus, cl_error *err)
 {
     cl__nats *n = calloc(1, sizeof(*n));
     natsOptions *opts = NULL;
@@ -142,7 +143,7 @@ cl_status cl__nats_connect(cl_bus *bus, cl_error *err)
     return rc;
 }
 
-void cl__nats_close(cl_bus *bus)
+static void transport_close(cl_bus *bus)
 {
     cl__nats *n = bus->nats;
 
@@ -157,7 +158,7 @@ void cl__nats_close(cl_bus *bus)
     bus->nats = NULL;
 }
 
-cl_status cl__nats_publish(cl_bus *bus, const cl__msg *m, cl_error *err)
+static cl_status transport_publish(cl_bus *bus, const cl__msg *m, cl_error *err)
 {
     cl__nats *n = bus->nats;
     char subject[CL_BUS_MAX_TYPE + 16];
@@ -329,7 +330,7 @@ static cl_status start_fetcher(cl__module *mod, const char *publisher, cl_error 
     return CL_OK;
 }
 
-cl_status cl__nats_start_consumers(cl__module *mod, cl_error *err)
+static cl_status transport_start_consumers(cl__module *mod, cl_error *err)
 {
     /* One consumer per publishing module named by the subscriptions' type prefixes. */
     for (int i = 0; i < mod->nsubs; i++) {
@@ -357,7 +358,7 @@ cl_status cl__nats_start_consumers(cl__module *mod, cl_error *err)
     return CL_OK;
 }
 
-void cl__nats_stop_consumers(cl__module *mod)
+static void transport_stop_consumers(cl__module *mod)
 {
     for (int i = 0; i < mod->nfetchers; i++) {
         fetcher *f = mod->nats_subs[i];
@@ -379,9 +380,21 @@ static void free_fetchers(cl__module *mod)
     mod->nfetchers = 0;
 }
 
-void cl__nats_free_consumers(cl_bus *bus)
+static void transport_free_consumers(cl_bus *bus)
 {
     for (int i = 0; i < bus->nmodules; i++) {
         free_fetchers(&bus->modules[i]);
     }
 }
+
+static const cl__bus_transport nats_transport = {
+    .version = 1,
+    .connect = transport_connect,
+    .publish = transport_publish,
+    .start_consumers = transport_start_consumers,
+    .stop_consumers = transport_stop_consumers,
+    .free_consumers = transport_free_consumers,
+    .close = transport_close,
+};
+
+const cl_extension cl_nats_extension = {"bus", "nats", &nats_transport};

@@ -5,6 +5,7 @@
  */
 #include "cleave/db.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 
 /*
  * A connection keeps at most this many prepared statements. Modules prepare a few dozen
@@ -76,6 +78,37 @@ struct cl_db {
     int64_t last_commit_ms;     /* the last commit of this process on this pool */
 };
 
+/*
+ * A driver's message (SQLite's or PostgreSQL's text, with table, column and constraint
+ * names, sometimes values) is for the operator, never for a client: it goes to the log,
+ * with the request id bound to this thread, and err keeps only a generic message for
+ * the status. Every failure a driver reports passes through here.
+ */
+static cl_status driver_failed(const cl_db *db, const char *what, cl_status st, cl_error *err)
+{
+    const char *generic;
+
+    switch (st) {
+    case CL_CONFLICT:
+        generic = "the request conflicts with data already stored";
+        break;
+    case CL_UNAVAILABLE:
+        generic = "the database is unavailable";
+        break;
+    case CL_DEADLINE_EXCEEDED:
+        generic = "the database did not answer in time";
+        break;
+    default:
+        generic = "the database failed to carry out the request";
+        break;
+    }
+    cl_log_with(CL_LOG_ERROR, "db",
+                json_pack("{s:s,s:s,s:s,s:s}", "db", db->name, "driver", db->drv->name, "status",
+                          cl_status_name(st), "driver_message", err != NULL ? err->message : ""),
+                "%s: %s failed", db->name, what);
+    return cl_error_set(err, st, NULL, "%s", generic);
+}
+
 static void conn_destroy(cl_db_conn *c)
 {
     const cl_db_driver *drv;
@@ -104,7 +137,7 @@ static cl_status conn_create(cl_db *db, cl_db_conn **out, cl_error *err)
     st = db->drv->connect(db->target, &c->drv_conn, err);
     if (st != CL_OK) {
         free(c);
-        return st;
+        return driver_failed(db, "connect", st, err);
     }
     *out = c;
     return CL_OK;
@@ -163,7 +196,6 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
                           const cl_db_options *opt, bool connect, cl_db **out, cl_error *err)
 {
     cl_db *db = NULL;
-    pthread_condattr_t ca;
     bool mu_ok = false;
     bool cv_ok = false;
     cl_status st;
@@ -229,19 +261,11 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
      * Waits are measured on the monotonic clock (the one cl_now_ms and ctx deadlines use),
      * so that a wall clock step cannot stretch or cut short an acquire.
      */
-    if (pthread_condattr_init(&ca) != 0) {
+    if (cl_cond_init_monotonic(&db->cv) != 0) {
         st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool condition");
         goto out;
     }
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-        pthread_cond_init(&db->cv, &ca) == 0) {
-        cv_ok = true;
-    }
-    pthread_condattr_destroy(&ca);
-    if (!cv_ok) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool condition");
-        goto out;
-    }
+    cv_ok = true;
 
     /* Connecting now turns a bad target into an error at startup, not at first use. */
     for (int i = 0; connect && i < db->min_conns; i++) {
@@ -426,8 +450,7 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
             waited = true;
             db->stats.waits++;
         }
-        ts.tv_sec = (time_t)(end / 1000);
-        ts.tv_nsec = (long)(end % 1000) * 1000000L;
+        ts = cl_deadline_at(end);
         /* ETIMEDOUT and spurious wakeups both land in the checks above. */
         (void)pthread_cond_timedwait(&db->cv, &db->mu, &ts);
     }
@@ -515,10 +538,13 @@ void cl_db_release(cl_db_conn *conn)
 
 cl_status cl_db_exec(cl_db_conn *conn, const char *sql, cl_error *err)
 {
+    cl_status st;
+
     if (conn == NULL || sql == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_db_exec: missing argument");
     }
-    return conn->db->drv->exec(conn->drv_conn, sql, err);
+    st = conn->db->drv->exec(conn->drv_conn, sql, err);
+    return st == CL_OK ? CL_OK : driver_failed(conn->db, "exec", st, err);
 }
 
 cl_status cl_db_begin(cl_db_conn *conn, cl_error *err)
@@ -535,10 +561,11 @@ cl_status cl_db_begin(cl_db_conn *conn, cl_error *err)
     }
     /* The driver decides what kind of BEGIN this is (SQLite takes the write lock). */
     st = conn->db->drv->exec(conn->drv_conn, "BEGIN", err);
-    if (st == CL_OK) {
-        conn->in_tx = true;
+    if (st != CL_OK) {
+        return driver_failed(conn->db, "begin", st, err);
     }
-    return st;
+    conn->in_tx = true;
+    return CL_OK;
 }
 
 cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
@@ -566,6 +593,7 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
          * Rolling back makes the outcome the same for every driver: nothing committed.
          */
         (void)drv->exec(conn->drv_conn, "ROLLBACK", &ignored);
+        st = driver_failed(conn->db, "commit", st, err);
     }
     conn->in_tx = false;
     return st;
@@ -602,7 +630,7 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
     if (s != NULL) {
         st = drv->reset(s->drv_stmt, err);
         if (st != CL_OK) {
-            return st;
+            return driver_failed(conn->db, "reset", st, err);
         }
         s->last_used = ++conn->tick;
         *out = s;
@@ -611,7 +639,7 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
 
     st = drv->prepare(conn->drv_conn, sql, &drv_stmt, err);
     if (st != CL_OK) {
-        return st;
+        return driver_failed(conn->db, "prepare", st, err);
     }
     if (conn->nstmts < CL__DB_STMT_CACHE) {
         s = &conn->stmts[conn->nstmts++];
@@ -632,12 +660,18 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
     return CL_OK;
 }
 
+/* What a driver's bind call returned, its message kept out of err as driver_failed says. */
+static cl_status bind_done(const cl_stmt *st, cl_status rc, cl_error *err)
+{
+    return rc == CL_OK ? CL_OK : driver_failed(st->conn->db, "bind", rc, err);
+}
+
 cl_status cl_stmt_bind_i64(cl_stmt *st, int idx, int64_t v, cl_error *err)
 {
     if (st == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_bind_i64: missing statement");
     }
-    return st->conn->db->drv->bind_i64(st->drv_stmt, idx, v, err);
+    return bind_done(st, st->conn->db->drv->bind_i64(st->drv_stmt, idx, v, err), err);
 }
 
 cl_status cl_stmt_bind_text(cl_stmt *st, int idx, const char *s, cl_error *err)
@@ -646,9 +680,9 @@ cl_status cl_stmt_bind_text(cl_stmt *st, int idx, const char *s, cl_error *err)
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_bind_text: missing statement");
     }
     if (s == NULL) {
-        return st->conn->db->drv->bind_null(st->drv_stmt, idx, err);
+        return bind_done(st, st->conn->db->drv->bind_null(st->drv_stmt, idx, err), err);
     }
-    return st->conn->db->drv->bind_text(st->drv_stmt, idx, s, err);
+    return bind_done(st, st->conn->db->drv->bind_text(st->drv_stmt, idx, s, err), err);
 }
 
 cl_status cl_stmt_bind_null(cl_stmt *st, int idx, cl_error *err)
@@ -656,15 +690,34 @@ cl_status cl_stmt_bind_null(cl_stmt *st, int idx, cl_error *err)
     if (st == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_bind_null: missing statement");
     }
-    return st->conn->db->drv->bind_null(st->drv_stmt, idx, err);
+    return bind_done(st, st->conn->db->drv->bind_null(st->drv_stmt, idx, err), err);
 }
 
 cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err)
 {
+    cl_status rc;
+
     if (st == NULL || row == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_step: missing argument");
     }
-    return st->conn->db->drv->step(st->drv_stmt, row, err);
+    rc = st->conn->db->drv->step(st->drv_stmt, row, err);
+    return rc == CL_OK ? CL_OK : driver_failed(st->conn->db, "step", rc, err);
+}
+
+cl_status cl_stmt_drain(cl_stmt *st, int *rows, cl_error *err)
+{
+    bool row = true;
+    int n = 0;
+    cl_status rc = CL_OK;
+
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+        n += rc == CL_OK && row && n < INT_MAX ? 1 : 0;
+    }
+    if (rc == CL_OK && rows != NULL) {
+        *rows = n;
+    }
+    return rc;
 }
 
 int64_t cl_stmt_i64(cl_stmt *st, int col)
@@ -701,6 +754,9 @@ cl_status cl_db_ping(cl_db *db, cl_error *err)
         return st;
     }
     st = db->drv->ping(c->drv_conn, err);
+    if (st != CL_OK) {
+        st = driver_failed(db, "ping", st, err);
+    }
     cl_db_release(c);
     return st;
 }

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 
+#include "cleave/extension.h"
 #include "cleave/migrate.h"
 
 cl_status cl_migrate_owner_target(const char *admin_url, const char *module, char *out, size_t size,
@@ -52,3 +53,14 @@ cl_status cl_migrate_postgres(const char *admin_url, const char *dir, const char
     }
     return st;
 }
+
+static const cl_db_server postgres_server = {
+    .version = 1,
+    .driver = &cl_db_postgres,
+    .target = cl_db_pg_target,
+    .provision = cl_db_pg_provision,
+    .migrate = cl_migrate_postgres,
+    .owner_target = cl_migrate_owner_target,
+};
+
+const cl_extension cl_postgres_extension = {"db", "postgres", &postgres_server};

@@ -3,7 +3,6 @@
  * so calls reuse kept-alive connections; the call context travels as headers; every
  * answer maps back to the status, message and field the module returned.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,7 +12,7 @@
 #include <curl/curl.h>
 
 #include "cleave/rpc.h"
-#include "rpc_internal.h"
+#include "cleave/util.h"
 
 #define RPC_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE     64
@@ -35,29 +34,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-void cl__rpc_parse_traceparent(const char *v, cl_ctx *ctx)
-{
-    /* version(2) - trace id(32) - parent id(16) - flags(2) */
-    if (strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || !is_hex(v + 3, 32) ||
-        !is_hex(v + 36, 16)) {
-        return;
-    }
-    memcpy(ctx->trace_id, v + 3, 32);
-    ctx->trace_id[32] = '\0';
-    memcpy(ctx->span_id, v + 36, 16);
-    ctx->span_id[16] = '\0';
 }
 
 static int valid_base_url(const char *url)
@@ -201,20 +177,38 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
+/*
+ * A header whose line would not fit is left out and named in *cut: a key or principal
+ * cut short would mean another key, so the call must fail rather than send it.
+ */
+static struct curl_slist *add_header_checked(struct curl_slist *list, const char *name,
+                                             const char *value, const char **cut)
 {
     char line[512];
     struct curl_slist *next;
+    int n;
 
     if (value == NULL || value[0] == '\0') {
         return list;
     }
-    snprintf(line, sizeof(line), "%s: %s", name, value);
+    n = snprintf(line, sizeof(line), "%s: %s", name, value);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        *cut = name;
+        return list;
+    }
     next = curl_slist_append(list, line);
     return next != NULL ? next : list;
 }
 
-static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx, int64_t left)
+static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
+{
+    const char *cut = NULL;
+
+    return add_header_checked(list, name, value, &cut);
+}
+
+static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx, int64_t left,
+                                      const char **cut)
 {
     struct curl_slist *h = NULL;
     char buf[300];
@@ -224,14 +218,13 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
     /* Without this libcurl waits for a 100-continue on larger bodies: a needless round trip. */
     h = curl_slist_append(h, "Expect:");
     h = add_header(h, "X-Request-Id", ctx->request_id);
-    h = add_header(h, "X-Cleave-Principal", ctx->principal);
-    h = add_header(h, "Idempotency-Key", ctx->idempotency_key);
+    h = add_header_checked(h, "X-Cleave-Principal", ctx->principal, cut);
+    h = add_header_checked(h, "Idempotency-Key", ctx->idempotency_key, cut);
     /* Read-your-writes survives extraction: the service routes the reads the same way. */
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
     }
-    if (ctx->trace_id[0] != '\0' && ctx->span_id[0] != '\0') {
-        snprintf(buf, sizeof(buf), "00-%s-%s-01", ctx->trace_id, ctx->span_id);
+    if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
     }
     if (ctx->deadline_ms != 0) {
@@ -295,6 +288,7 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
     long http = 0;
     int64_t left = cl_ctx_remaining_ms(ctx);
     int64_t timeout;
+    const char *cut = NULL;
     cl_status st;
     int healthy = 0;
 
@@ -311,7 +305,11 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
         goto out;
     }
     snprintf(url, sizeof(url), "%s" CL_RPC_PREFIX "%s/%s", c->base_url, c->module, op->name);
-    headers = ctx_headers(c, ctx, left);
+    headers = ctx_headers(c, ctx, left, &cut);
+    if (cut != NULL) {
+        st = cl_fail(ctx, CL_INVALID, cut, "%s is too long to send to %s", cut, c->module);
+        goto out;
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);

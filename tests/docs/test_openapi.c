@@ -46,7 +46,10 @@ static int read_documented(op *ops)
             char *colon = strrchr(line, ':');
             assert_non_null(colon);
             *colon = '\0';
-            snprintf(path, sizeof(path), "%s", line + 2);
+            if (snprintf(path, sizeof(path), "%s", line + 2) >= (int)sizeof(path)) {
+                fail_msg("openapi.yaml: a path longer than %zu bytes: %s", sizeof(path) - 1,
+                         line + 2);
+            }
             continue;
         }
         for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {

@@ -151,6 +151,8 @@ static void test_modules_and_version(void **state)
     assert_int_equal(run(dir, NULL, out, sizeof(out), "modules", "--graph"), 0);
     assert_non_null(strstr(out, "graph LR"));
     assert_non_null(strstr(out, "catalog["));
+    /* From cleave_module(orders DEPENDS ...), the one place dependencies are declared. */
+    assert_non_null(strstr(out, "orders --> payments"));
     assert_int_equal(run(dir, NULL, out, sizeof(out), "version", NULL), 0);
     assert_non_null(strstr(out, "cleave "));
     test_rmrf(dir);

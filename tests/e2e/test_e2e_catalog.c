@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "cleave/status.h"
 #include "client.h"
 #include "topology.h"
 
@@ -199,6 +200,88 @@ static void test_create_get_update_with_etags(void **state)
     test_resp_free(&r);
 }
 
+/* A removed optional member is answered as null (as one never given), or left out. */
+static int removed(const json_t *obj, const char *name)
+{
+    const json_t *v = json_object_get(obj, name);
+    return v == NULL || json_is_null(v);
+}
+
+/*
+ * PATCH is a JSON merge patch (RFC 7396): null removes the description; a patch that
+ * changes nothing answers the product as it is, same version and ETag; a required field
+ * cannot be removed.
+ */
+static void test_merge_patch_null_removes_and_a_no_op_keeps_the_etag(void **state)
+{
+    test_resp r;
+    char path[256], if_match[80];
+    const char *h_match[] = {if_match, "Content-Type: application/merge-patch+json", NULL};
+    const char *h_any[] = {"If-Match: *", "Content-Type: application/merge-patch+json", NULL};
+
+    (void)state;
+    req("POST", "/api/v1/products",
+        "{\"sku\":\"E2E-MP\",\"name\":\"Patched mug\",\"description\":\"Blue\",\"price\":"
+        "{\"amount\":900,\"currency\":\"EUR\"},\"category\":\"kitchen\",\"tags\":[\"mug\"]}",
+        &r);
+    assert_int_equal(r.status, 201);
+    snprintf(path, sizeof(path), "%s", r.location);
+    snprintf(if_match, sizeof(if_match), "If-Match: %s", r.etag);
+    test_resp_free(&r);
+
+    req_h("PATCH", path, "{\"description\":null}", h_match, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.etag, "\"2\"");
+    assert_true(removed(r.json, "description"));
+    test_resp_free(&r);
+    req("GET", path, NULL, &r);
+    assert_true(removed(r.json, "description"));
+    assert_string_equal(json_string_value(json_object_get(r.json, "name")), "Patched mug");
+    test_resp_free(&r);
+
+    /* Nothing changes: removing what is gone, restating the name. */
+    req_h("PATCH", path, "{\"description\":null,\"name\":\"Patched mug\"}", h_any, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.etag, "\"2\"");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "version")), 2);
+    test_resp_free(&r);
+
+    req_h("PATCH", path, "{\"name\":null}", h_any, &r);
+    assert_true(test_is_problem(&r, 400));
+    assert_string_equal(problem_param(&r), "name");
+    test_resp_free(&r);
+    req_h("PATCH", path, "{\"clear\":[\"description\"]}", h_any, &r);
+    assert_true(test_is_problem(&r, 400));
+    assert_string_equal(problem_param(&r), "clear");
+    test_resp_free(&r);
+}
+
+/* A key longer than CL_IDEMPOTENCY_KEY_MAX is refused naming the header, never cut. */
+static void test_overlong_idempotency_key_is_400(void **state)
+{
+    char key[CL_IDEMPOTENCY_KEY_MAX + 2];
+    char header[sizeof(key) + 32];
+    const char *h[] = {header, NULL};
+    test_resp r;
+
+    (void)state;
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
+    req_h("POST", "/api/v1/products",
+          "{\"sku\":\"E2E-KEY\",\"name\":\"Keyed\",\"price\":{\"amount\":1,"
+          "\"currency\":\"EUR\"},\"category\":\"kitchen\"}",
+          h, &r);
+    assert_true(test_is_problem(&r, 400));
+    assert_string_equal(problem_param(&r), "Idempotency-Key");
+    test_resp_free(&r);
+    /* Refused before it ran: no product was made. */
+    req("GET", "/api/v1/products?name_prefix=Keyed", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 0);
+    test_resp_free(&r);
+}
+
 static void test_malformed_json_is_400(void **state)
 {
     test_resp r;
@@ -265,8 +348,19 @@ static void test_bad_cursor_and_limits_are_400(void **state)
         "/api/v1/products?limit=101",
         "/api/v1/products?limit=abc",
         "/api/v1/products?limit=-3",
+        /* Malformed, unparsable or undeclared: never ignored, always named. */
+        "/api/v1/products?cursor=%%%garbage",
+        "/api/v1/products?limit=%ZZ",
+        "/api/v1/products?limit=5%00",
+        "/api/v1/products?limit=+5",
+        "/api/v1/products?limit=%205",
+        "/api/v1/products?limit=5&limit=6",
+        "/api/v1/products?limti=5",
+        "/api/v1/products?limit=99999999999999999999999",
     };
-    static const char *const fields[] = {"cursor", "limit", "limit", "limit", "limit"};
+    static const char *const fields[] = {"cursor", "limit", "limit", "limit", "limit",
+                                         "cursor", "limit", "limit", "limit", "limit",
+                                         "limit",  "limti", "limit"};
     test_resp r;
 
     (void)state;
@@ -275,6 +369,34 @@ static void test_bad_cursor_and_limits_are_400(void **state)
         assert_true(test_is_problem(&r, 400));
         assert_string_equal(problem_param(&r), fields[i]);
         test_resp_free(&r);
+    }
+    assert_still_serving();
+}
+
+/* HEAD is GET without the body: same status and content type, for every kind of GET route. */
+static void test_head_answers_like_get(void **state)
+{
+    static const char *const paths[] = {
+        "/healthz",
+        "/readyz",
+        "/api/v1/products?limit=2",
+        "/api/v1/products/1",
+        "/api/v1/categories",
+        "/api/v1/products/999999",
+        "/api/v1/products?limit=0",
+    };
+    test_resp get;
+    test_resp head;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        req("GET", paths[i], NULL, &get);
+        req("HEAD", paths[i], NULL, &head);
+        assert_int_equal(head.status, get.status);
+        assert_int_equal(head.body_len, 0);
+        assert_string_equal(head.content_type, get.content_type);
+        test_resp_free(&get);
+        test_resp_free(&head);
     }
     assert_still_serving();
 }
@@ -333,11 +455,14 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pages_cover_whole_catalog_without_overlap),
         cmocka_unit_test(test_filters_and_categories),
         cmocka_unit_test(test_create_get_update_with_etags),
+        cmocka_unit_test(test_merge_patch_null_removes_and_a_no_op_keeps_the_etag),
+        cmocka_unit_test(test_overlong_idempotency_key_is_400),
         cmocka_unit_test(test_malformed_json_is_400),
         cmocka_unit_test(test_oversized_body_is_413),
         cmocka_unit_test(test_wrong_content_type_is_415),
         cmocka_unit_test(test_unknown_route_is_404_and_wrong_method_405),
         cmocka_unit_test(test_bad_cursor_and_limits_are_400),
+        cmocka_unit_test(test_head_answers_like_get),
         cmocka_unit_test(test_wrong_field_types_name_the_field),
         cmocka_unit_test(test_request_id_is_echoed),
     };

@@ -159,7 +159,10 @@ static void test_payments_rebuild_command(void **state)
     (void)state;
     /* The gateway of a "<module>-extracted" topology is cleave-without-<module>. */
     if (topo.service[0] != '\0') {
-        snprintf(gateway, sizeof(gateway), "cleave-without-%s", topo.service + 7);
+        if (snprintf(gateway, sizeof(gateway), "cleave-without-%s", topo.service + 7) >=
+            (int)sizeof(gateway)) {
+            fail_msg("gateway name too long: cleave-without-%s", topo.service + 7);
+        }
     }
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", topo.dir);
     if (topo.service_url[0] != '\0') {

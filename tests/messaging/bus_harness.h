@@ -8,8 +8,6 @@
 #ifndef CLEAVE_TEST_BUS_HARNESS_H
 #define CLEAVE_TEST_BUS_HARNESS_H
 
-#include <stdatomic.h>
-
 #include "cleave/bus.h"
 #include "pgtest.h"
 
@@ -20,9 +18,14 @@ typedef struct bus_harness {
     cl_db *sub;
     cl_bus *bus;
     pgtest pg; /* the PostgreSQL database, when pg.db is set */
-    atomic_long handled;
-    atomic_long out_of_order;
 } bus_harness;
+
+/* The subscriber's committed "seen" rows. */
+typedef struct bus_seen {
+    long rows;     /* events handled (committed) */
+    long distinct; /* distinct (key, seq) among them */
+    long late;     /* of which arrived after a later event of their key */
+} bus_seen;
 
 /* nats_url NULL: in process. Returns 0 or -1 (printed). The bus is started. */
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers);
@@ -36,9 +39,12 @@ void bus_harness_close(bus_harness *h);
 
 /* Publishes events seq first..first+n-1 of key in transactions of batch events each. */
 int bus_harness_publish(bus_harness *h, const char *key, int first, int n, int batch);
-/* Waits until the subscriber handled total events, up to timeout_ms. 0 or -1. */
+/*
+ * Waits until the subscriber's committed rows number total, up to timeout_ms (polling the
+ * table). 0, or -1 (printed).
+ */
 int bus_harness_wait(bus_harness *h, long total, int timeout_ms);
-/* Rows in the subscriber's "seen" table, and distinct (key, seq) among them. */
-long bus_harness_seen(bus_harness *h, long *distinct);
+/* Counts the subscriber's committed rows into *out. 0, or -1 (printed). */
+int bus_harness_seen(bus_harness *h, bus_seen *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cleave/db.h"
+#include "log_capture.h"
 #include "pgtest.h"
 
 /* Internal to the driver (platform/db/postgres.c), tested here directly. */
@@ -149,9 +150,14 @@ static void test_sqlstates_map_to_statuses(void **state)
     cl_db_conn *c = NULL;
     cl_stmt *st;
     cl_error err = {0};
+    log_capture lc;
+    char *logged;
+    cl_ctx ctx;
     bool row;
 
     (void)state;
+    cl_ctx_init(&ctx, 0);
+    cl_strlcpy(ctx.request_id, "req-pg-test", sizeof(ctx.request_id));
     assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
     exec_ok(c, "CREATE TABLE parent (id BIGINT PRIMARY KEY);"
                "CREATE TABLE child (parent_id BIGINT REFERENCES parent (id))");
@@ -160,8 +166,18 @@ static void test_sqlstates_map_to_statuses(void **state)
     assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
     assert_int_equal(cl_db_prepare(c, ins_parent, &st, &err), CL_OK);
     assert_int_equal(cl_stmt_bind_i64(st, 1, 1, &err), CL_OK);
+    cl_log_bind(&ctx);
+    assert_int_equal(log_capture_begin(&lc), 0);
     assert_int_equal(cl_stmt_step(st, &row, &err), CL_CONFLICT);
-    assert_non_null(strstr(err.message, "duplicate key"));
+    /* PostgreSQL's text goes to the log with the request id, never into the answer. */
+    logged = log_capture_text(&lc);
+    log_capture_end(&lc);
+    cl_log_bind(NULL);
+    assert_non_null(logged);
+    assert_null(strstr(err.message, "duplicate key"));
+    assert_non_null(strstr(logged, "duplicate key"));
+    assert_non_null(strstr(logged, "\"request_id\":\"req-pg-test\""));
+    free(logged);
     assert_int_equal(cl_db_prepare(c, ins_child, &st, &err), CL_OK);
     assert_int_equal(cl_stmt_bind_i64(st, 1, 42, &err), CL_OK);
     assert_int_equal(cl_stmt_step(st, &row, &err), CL_CONFLICT);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cleave/extension.h"
 #include "cleave/migrate.h"
 
 /* --- a fresh database for child processes ------------------------------------------ */
@@ -179,7 +180,9 @@ int test_local_open(test_local *t, const cl_module *m, const test_local_options 
                           : open_sqlite(t, opt->max_conns > 0 ? &dbopt : NULL, &err)) != CL_OK) {
         goto fail;
     }
-    if (opt->bus && (cl_bus_new(t->cfg, &t->bus, &err) != CL_OK ||
+    /* As a host's generated wiring does: NATS is an extension (cleave/extension.h). */
+    if (opt->bus && (cl_extension_register(&cl_nats_extension, &err) != CL_OK ||
+                     cl_bus_new(t->cfg, &t->bus, &err) != CL_OK ||
                      cl_bus_add_module(t->bus, m->name, t->db, &err) != CL_OK)) {
         goto fail;
     }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../support/log_capture.h"
 #include "cleave/db.h"
 
 typedef struct fixture {
@@ -237,6 +238,33 @@ static void test_db_statement_cache_evicts_and_reprepares(void **state)
     cl_db_release(c);
 }
 
+/*
+ * Runs a failing call's check: the driver's own text (want_logged) must be in the log
+ * line, with the request id bound to the thread, and never in err, which a handler
+ * may send to a client.
+ */
+static void expect_driver_text_logged_only(const cl_error *err, const log_capture *lc,
+                                           const char *want_logged)
+{
+    char *text = log_capture_text(lc);
+
+    assert_non_null(text);
+    assert_null(strstr(err->message, want_logged));
+    assert_true(err->message[0] != '\0');
+    assert_non_null(strstr(text, want_logged));
+    assert_non_null(strstr(text, "\"request_id\":\"req-db-test\""));
+    free(text);
+}
+
+static void bind_request_id(void)
+{
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, 0);
+    cl_strlcpy(ctx.request_id, "req-db-test", sizeof(ctx.request_id));
+    cl_log_bind(&ctx);
+}
+
 static void test_db_prepare_rejects_bad_and_multiple_statements(void **state)
 {
     fixture *f = *state;
@@ -245,11 +273,17 @@ static void test_db_prepare_rejects_bad_and_multiple_statements(void **state)
     cl_error err = {0};
     bool row = false;
 
+    log_capture lc;
+
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    bind_request_id();
+    assert_int_equal(log_capture_begin(&lc), 0);
     assert_int_equal(cl_db_prepare(c, "SELEC 1", &st, &err), CL_INTERNAL);
-    assert_non_null(strstr(err.message, "syntax error"));
+    expect_driver_text_logged_only(&err, &lc, "syntax error");
     assert_int_equal(cl_db_prepare(c, "SELECT 1; DELETE FROM items", &st, &err), CL_INTERNAL);
-    assert_non_null(strstr(err.message, "more than one"));
+    expect_driver_text_logged_only(&err, &lc, "more than one");
+    log_capture_end(&lc);
+    cl_log_bind(NULL);
     /* A trailing semicolon or comment is not a second statement. */
     assert_int_equal(cl_db_prepare(c, "SELECT 2; -- done\n", &st, &err), CL_OK);
     assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
@@ -263,11 +297,17 @@ static void test_db_unique_violation_is_conflict(void **state)
     cl_db_conn *c = NULL;
     cl_error err = {0};
 
+    log_capture lc;
+
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
     insert_item(c, "dup", 1, CL_OK);
     insert_item(c, "dup", 2, CL_CONFLICT);
+    bind_request_id();
+    assert_int_equal(log_capture_begin(&lc), 0);
     assert_int_equal(cl_db_exec(c, "INSERT INTO items (sku) VALUES ('dup')", &err), CL_CONFLICT);
-    assert_non_null(strstr(err.message, "UNIQUE constraint failed: items.sku"));
+    expect_driver_text_logged_only(&err, &lc, "UNIQUE constraint failed: items.sku");
+    log_capture_end(&lc);
+    cl_log_bind(NULL);
     /* NOT NULL is not a conflict with existing data. */
     assert_int_equal(cl_db_exec(c, "INSERT INTO items (sku) VALUES (NULL)", &err), CL_INTERNAL);
     cl_db_release(c);
@@ -515,10 +555,16 @@ static void test_db_open_unopenable_path_is_unavailable_naming_it(void **state)
     cl_db *db = NULL;
     cl_error err = {0};
 
+    log_capture lc;
+
     snprintf(path, sizeof(path), "%s/no-such-dir/x.db", f->dir);
+    bind_request_id();
+    assert_int_equal(log_capture_begin(&lc), 0);
     assert_int_equal(cl_db_open(&cl_db_sqlite, "test", path, NULL, &db, &err), CL_UNAVAILABLE);
     assert_null(db);
-    assert_non_null(strstr(err.message, path));
+    expect_driver_text_logged_only(&err, &lc, path);
+    log_capture_end(&lc);
+    cl_log_bind(NULL);
 }
 
 static void test_db_open_rejects_bad_options(void **state)
@@ -548,6 +594,7 @@ static void test_db_ping_answers_and_null_handles_are_noops(void **state)
 static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
 {
     fixture *f = *state;
+    log_capture lc;
     cl_db_conn *c = NULL;
     cl_stmt *st = NULL;
     cl_error err = {0};
@@ -563,9 +610,13 @@ static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
                                 "REFERENCES items(id))",
                                 &err),
                      CL_OK);
+    bind_request_id();
+    assert_int_equal(log_capture_begin(&lc), 0);
     assert_int_equal(cl_db_exec(c, "INSERT INTO lines (item_id) VALUES (12345)", &err),
                      CL_CONFLICT);
-    assert_non_null(strstr(err.message, "FOREIGN KEY"));
+    expect_driver_text_logged_only(&err, &lc, "FOREIGN KEY");
+    log_capture_end(&lc);
+    cl_log_bind(NULL);
     cl_db_release(c);
 }
 

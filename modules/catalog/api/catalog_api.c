@@ -21,12 +21,15 @@ CL_TYPE_DEFINE(catalog_product_list, CATALOG_PRODUCT_LIST)
 CL_OPS_DEFINE(catalog, CATALOG_OPERATIONS)
 CL_REMOTE_DEFINE(catalog, CATALOG_OPERATIONS, CATALOG_OPS_VERSION)
 
+/* Generated from cleave_module(catalog DEPENDS ...) in modules/catalog/CMakeLists.txt. */
+CL_MODULE_DEPENDS_DECLARE(catalog);
+
 const cl_module_api catalog_api = {
     .name = "catalog",
     .ops_version = CATALOG_OPS_VERSION,
     .ops = catalog_op_list,
     .nops = sizeof(catalog_op_list) / sizeof(catalog_op_list[0]),
-    .depends = (const char *const[]){NULL},
+    .depends = catalog_depends,
     .routes = catalog_rest_routes,
     .seed = catalog_seed,
     .remote_ops = catalog_remote_ops,

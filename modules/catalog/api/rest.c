@@ -60,8 +60,6 @@ static void list_products(cl_http_req *req, void *arg)
     catalog_product_query q = {0};
     catalog_product_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    char limit[32];
-    int n;
 
     if (cl_http_query_dup(req, "category", 1023, &q.category) != 0 ||
         cl_http_query_dup(req, "tag", 1023, &q.tag) != 0 ||
@@ -69,18 +67,8 @@ static void list_products(cl_http_req *req, void *arg)
         cl_http_query_dup(req, "cursor", 1023, &q.cursor) != 0) {
         goto out;
     }
-    n = cl_http_query(req, "limit", limit, sizeof(limit));
-    if (n != -1) {
-        char *end;
-        errno = 0;
-        q.limit = strtoll(limit, &end, 10);
-        if (n < 0 || n == 0 || *end != '\0' || errno != 0 || q.limit <= 0) {
-            cl_error err;
-            cl_error_set(&err, CL_INVALID, "limit", "limit must be an integer from 1 to %d",
-                         CATALOG_MAX_LIMIT);
-            cl_http_reply_error(req, &err);
-            goto out;
-        }
+    if (cl_http_query_int(req, "limit", 1, CATALOG_MAX_LIMIT, &q.limit) < 0) {
+        goto out;
     }
     if (ops->list_products(ctx, &q, &page) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
@@ -173,6 +161,71 @@ static int parse_if_match(const char *s, int64_t *version)
     return *version > 0 ? 1 : -1;
 }
 
+/* What a JSON merge patch removes: null members, taken out of the body before decoding. */
+typedef struct patch_removals {
+    bool description; /* removed */
+    bool tags;        /* removed: the product keeps no tags */
+} patch_removals;
+
+/*
+ * A JSON merge patch (RFC 7396) says "remove" with null, which the operation says with
+ * changes.clear: description null is removed, tags null leaves no tags, and a required
+ * field (name, price, category) cannot be removed. The null members are taken out of
+ * body, so that decoding sees only the values to set. "clear" is the operation's own
+ * spelling, not the patch's, and is refused like any unknown member.
+ */
+static cl_status take_merge_patch_nulls(json_t *body, patch_removals *rm, cl_error *err)
+{
+    const char *name;
+    json_t *v, *tmp;
+
+    memset(rm, 0, sizeof(*rm));
+    if (!json_is_object(body)) {
+        return CL_OK; /* decoding names the problem */
+    }
+    if (json_object_get(body, "clear") != NULL) {
+        return cl_error_set(err, CL_INVALID, "clear", "clear is not a member of a product");
+    }
+    json_object_foreach_safe(body, tmp, name, v)
+    {
+        if (!json_is_null(v)) {
+            continue;
+        }
+        if (strcmp(name, "description") == 0) {
+            rm->description = true;
+        } else if (strcmp(name, "tags") == 0) {
+            rm->tags = true;
+        } else {
+            return cl_error_set(err, CL_INVALID, name, "%s is required and cannot be removed",
+                                name);
+        }
+        json_object_del(body, name);
+    }
+    return CL_OK;
+}
+
+/* Puts the removals into the decoded changes; CL_INTERNAL when out of memory. */
+static cl_status apply_removals(const patch_removals *rm, catalog_product_changes *ch,
+                                cl_error *err)
+{
+    if (rm->tags) {
+        ch->tags.set = true;
+    }
+    if (!rm->description) {
+        return CL_OK;
+    }
+    ch->clear.v = calloc(2, sizeof(char *));
+    if (ch->clear.v != NULL) {
+        ch->clear.v[0] = cl_strdup("description");
+    }
+    if (ch->clear.v == NULL || ch->clear.v[0] == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    ch->clear.n = 1;
+    ch->clear.set = true;
+    return CL_OK;
+}
+
 static void update_product(cl_http_req *req, void *arg)
 {
     const catalog_ops *ops = arg;
@@ -181,6 +234,7 @@ static void update_product(cl_http_req *req, void *arg)
     cl_ctx *ctx = cl_http_ctx(req);
     const char *if_match = cl_http_header(req, "If-Match");
     json_t *body = NULL;
+    patch_removals removals;
     int m;
 
     up.id = path_id(req);
@@ -204,8 +258,10 @@ static void update_product(cl_http_req *req, void *arg)
     if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
-    if (cl_schema_from_json(&catalog_product_changes_type, body, CL_DECODE_STRICT, &up.changes,
-                            &ctx->err) != CL_OK) {
+    if (take_merge_patch_nulls(body, &removals, &ctx->err) != CL_OK ||
+        cl_schema_from_json(&catalog_product_changes_type, body, CL_DECODE_STRICT, &up.changes,
+                            &ctx->err) != CL_OK ||
+        apply_removals(&removals, &up.changes, &ctx->err) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -244,11 +300,12 @@ cl_status catalog_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops; /* handlers only read through it */
     const cl_route routes[] = {
-        {"GET", "/api/v1/products", "catalog:read", list_products, arg},
-        {"POST", "/api/v1/products", "catalog:write", create_product, arg},
-        {"GET", "/api/v1/products/{id}", "catalog:read", get_product, arg},
-        {"PATCH", "/api/v1/products/{id}", "catalog:write", update_product, arg},
-        {"GET", "/api/v1/categories", "catalog:read", list_categories, arg},
+        {"GET", "/api/v1/products", "catalog:read", list_products, arg,
+         "category tag name_prefix cursor limit"},
+        {"POST", "/api/v1/products", "catalog:write", create_product, arg, NULL},
+        {"GET", "/api/v1/products/{id}", "catalog:read", get_product, arg, NULL},
+        {"PATCH", "/api/v1/products/{id}", "catalog:write", update_product, arg, NULL},
+        {"GET", "/api/v1/categories", "catalog:read", list_categories, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

@@ -394,6 +394,43 @@ static cl_status replace_tags(cl_ctx *ctx, cl_db_conn *conn, catalog_product *p,
     return insert_tags(ctx, conn, p->id, tags, &p->tags);
 }
 
+/* True when a and b are both absent or hold the same text. */
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* True when the sorted, duplicate-free tags are exactly p's (stored in tag order). */
+static bool same_tags(const catalog_product *p, const catalog__tags *tags)
+{
+    if (p->tags.n != tags->n) {
+        return false;
+    }
+    for (size_t i = 0; i < tags->n; i++) {
+        if (strcmp(p->tags.v[i], tags->v[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * True when applying ch (its tags normalised into tags) to p would change something.
+ * A merge patch that restates what is stored is not an update: version, updated_at
+ * and the product_updated event stay as they are.
+ */
+static bool changes_anything(const catalog_product *p, const catalog_product_changes *ch,
+                             const catalog__tags *tags)
+{
+    return (ch->name != NULL && !same_text(ch->name, p->name)) ||
+           (ch->description != NULL && !same_text(ch->description, p->description)) ||
+           (ch->clear.n > 0 && p->description != NULL) ||
+           (ch->category != NULL && !same_text(ch->category, p->category)) ||
+           (ch->price != NULL && (ch->price->amount != p->price.amount ||
+                                  !same_text(ch->price->currency, p->price.currency))) ||
+           (ch->tags.set && !same_tags(p, tags));
+}
+
 static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_update *req,
                                         catalog_product *resp)
 {
@@ -426,6 +463,12 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
                      req->expected_version.v);
         goto out;
     }
+    if (!changes_anything(&p, ch, &tags)) {
+        /* Releasing the connection ends the transaction, which wrote nothing. */
+        *resp = p;
+        memset(&p, 0, sizeof(p));
+        goto out;
+    }
     if (ch->category != NULL && strcmp(ch->category, p.category) != 0) {
         rc = check_category(ctx, conn, ch->category, "changes.category");
         if (rc != CL_OK) {
@@ -441,6 +484,11 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
     }
     if (ch->price != NULL) {
         p.price.amount = ch->price->amount;
+    }
+    /* check_changes allowed only description in clear. */
+    if (ch->clear.n > 0) {
+        free(p.description);
+        p.description = NULL;
     }
     rc = store_update(ctx, conn, &p);
     if (rc != CL_OK) {

@@ -226,6 +226,15 @@ cl_status catalog__check_changes(cl_ctx *ctx, const catalog_product_changes *ch,
     if (ch->category != NULL && ch->category[0] == '\0') {
         return invalid(ctx, prefix, "category", "must not be empty");
     }
+    for (size_t i = 0; i < ch->clear.n; i++) {
+        if (strcmp(ch->clear.v[i], "description") != 0) {
+            return invalid(ctx, prefix, "clear",
+                           "only description can be removed; the other fields are required");
+        }
+        if (ch->description != NULL) {
+            return invalid(ctx, prefix, "description", "cannot be both set and removed");
+        }
+    }
     if (!ch->tags.set) {
         tags->v = NULL;
         tags->n = 0;

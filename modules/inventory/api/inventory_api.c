@@ -18,12 +18,15 @@ CL_TYPE_DEFINE(inventory_expiry_report, INVENTORY_EXPIRY_REPORT)
 CL_OPS_DEFINE(inventory, INVENTORY_OPERATIONS)
 CL_REMOTE_DEFINE(inventory, INVENTORY_OPERATIONS, INVENTORY_OPS_VERSION)
 
+/* Generated from cleave_module(inventory DEPENDS ...) in modules/inventory/CMakeLists.txt. */
+CL_MODULE_DEPENDS_DECLARE(inventory);
+
 const cl_module_api inventory_api = {
     .name = "inventory",
     .ops_version = INVENTORY_OPS_VERSION,
     .ops = inventory_op_list,
     .nops = sizeof(inventory_op_list) / sizeof(inventory_op_list[0]),
-    .depends = (const char *const[]){NULL},
+    .depends = inventory_depends,
     .routes = inventory_rest_routes,
     .seed = inventory_seed,
     .remote_ops = inventory_remote_ops,

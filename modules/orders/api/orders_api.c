@@ -18,12 +18,15 @@ CL_TYPE_DEFINE(orders_order_page, ORDERS_ORDER_PAGE)
 CL_OPS_DEFINE(orders, ORDERS_OPERATIONS)
 CL_REMOTE_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
 
+/* Generated from cleave_module(orders DEPENDS ...) in modules/orders/CMakeLists.txt. */
+CL_MODULE_DEPENDS_DECLARE(orders);
+
 const cl_module_api orders_api = {
     .name = "orders",
     .ops_version = ORDERS_OPS_VERSION,
     .ops = orders_op_list,
     .nops = sizeof(orders_op_list) / sizeof(orders_op_list[0]),
-    .depends = (const char *const[]){"catalog", "inventory", "payments", NULL},
+    .depends = orders_depends,
     .routes = orders_rest_routes,
     .seed = orders_seed,
     .remote_ops = orders_remote_ops,

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 #include "internal.h"
 
 orders__env orders__deps;
@@ -21,8 +21,8 @@ orders__env orders__deps;
 /* --- SQL (static storage: the statement cache is keyed by the text's address) --------- */
 
 static const char sql_insert_order[] =
-    "INSERT INTO orders (id, account_id, status, step, total_amount, currency, idem_key, "
-    "request, created_at, updated_at) VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO orders (id, account_id, status, step, total_amount, currency, created_at, "
+    "updated_at) VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?)";
 static const char sql_insert_line[] =
     "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount, currency) "
     "VALUES (?, ?, ?, ?, ?, ?)";
@@ -33,7 +33,13 @@ static const char sql_get_lines[] = "SELECT sku, quantity, unit_amount, currency
                                     "FROM order_lines WHERE order_id = ? ORDER BY line_no";
 static const char sql_get_log[] =
     "SELECT step, outcome, detail, at FROM saga_log WHERE order_id = ? ORDER BY seq";
-static const char sql_by_key[] = "SELECT id, request FROM orders WHERE idem_key = ?";
+/* A key is the caller's, for one account: see migrations/orders/0002_idempotency_scope. */
+static const char sql_by_key[] =
+    "SELECT order_id, request FROM order_idempotency WHERE principal = ? "
+    "AND operation = 'place_order' AND resource = ? AND idem_key = ?";
+static const char sql_put_key[] =
+    "INSERT INTO order_idempotency (principal, operation, resource, idem_key, request, order_id) "
+    "VALUES (?, 'place_order', ?, ?, ?, ?)";
 static const char sql_log[] =
     "INSERT INTO saga_log (order_id, seq, step, outcome, detail, at) "
     "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM saga_log WHERE order_id = ?";
@@ -50,13 +56,7 @@ static cl_status oom(cl_ctx *ctx)
 
 cl_status orders__drain(cl_ctx *ctx, cl_stmt *st)
 {
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    return rc;
+    return cl_stmt_drain(st, NULL, &ctx->err);
 }
 
 static bool dup_col(cl_stmt *st, int col, char **out)
@@ -313,46 +313,28 @@ static cl_status price(cl_ctx *ctx, const orders_order_input *in, orders_order *
     return rc;
 }
 
-/* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
-static cl_status new_id(cl_ctx *ctx, char out[ORDERS__ID_SIZE])
-{
-    unsigned char b[12];
-    size_t got = 0;
-
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n <= 0) {
-            return cl_fail(ctx, CL_INTERNAL, NULL, "no randomness for an order id");
-        }
-        got += (size_t)n;
-    }
-    snprintf(out, ORDERS__ID_SIZE, "ord-");
-    for (size_t i = 0; i < sizeof(b); i++) {
-        snprintf(out + 4 + 2 * i, 3, "%02x", b[i]);
-    }
-    return CL_OK;
-}
-
 /*
- * With an idempotency key already used: CL_OK and *found set when the same request made
- * an order, CL_CONFLICT when another one did. CL_OK and *found false when unused.
+ * With the caller's idempotency key already used for this account: CL_OK and *found set
+ * when the same request made an order, the documented CL_CONFLICT when another one did.
+ * CL_OK and *found false when unused.
  */
-static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const char *request, char *id, bool *found)
+static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const orders_order_input *req,
+                        const char *request, char *id, bool *found)
 {
     cl_stmt *st;
     bool row = false;
     cl_status rc;
 
     *found = false;
-    rc = cl_db_prepare_bind(ctx, conn, sql_by_key, &st, "s", ctx->idempotency_key);
+    rc = cl_db_prepare_bind(ctx, conn, sql_by_key, &st, "sss", ctx->principal, req->account_id,
+                            ctx->idempotency_key);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
     if (rc == CL_OK && row) {
         const char *was = cl_stmt_text(st, 1);
         if (was == NULL || strcmp(was, request) != 0) {
-            rc = cl_fail(ctx, CL_CONFLICT, "idempotency_key",
-                         "idempotency key %s was used for another order", ctx->idempotency_key);
+            rc = cl_idempotency_conflict(ctx);
         } else {
             cl_strlcpy(id, cl_stmt_text(st, 0), ORDERS__ID_SIZE);
             *found = true;
@@ -371,13 +353,22 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
     cl_stmt *st;
     cl_status rc;
 
-    rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st,
-                            "ssissss"
-                            "s",
-                            o->id, o->account_id, o->total.amount, o->total.currency, key,
-                            key != NULL ? request : NULL, o->created_at, o->updated_at);
+    rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st, "ssisss", o->id, o->account_id,
+                            o->total.amount, o->total.currency, o->created_at, o->updated_at);
     if (rc == CL_OK) {
         rc = orders__drain(ctx, st);
+    }
+    /*
+     * The key's row goes in with the order. Of two requests racing with one key, the
+     * second's insert fails on the primary key (after the first commits): place_order
+     * then answers from the first's row.
+     */
+    if (rc == CL_OK && key != NULL) {
+        rc = cl_db_prepare_bind(ctx, conn, sql_put_key, &st, "sssss", ctx->principal, o->account_id,
+                                key, request, o->id);
+        if (rc == CL_OK) {
+            rc = orders__drain(ctx, st);
+        }
     }
     for (size_t i = 0; rc == CL_OK && i < o->lines.n; i++) {
         const orders_line *l = &o->lines.v[i];
@@ -390,6 +381,27 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
     snprintf(detail, sizeof(detail), "%zu line%s, total %" PRId64 " %s", o->lines.n,
              o->lines.n == 1 ? "" : "s", o->total.amount, o->total.currency);
     return rc == CL_OK ? orders__log(ctx, conn, o->id, "place", "ok", detail) : rc;
+}
+
+/*
+ * A keyed insert failed with a conflict: most likely another request with the same key
+ * committed first. Its row, read after rolling back, decides: the same request is a
+ * replay (*found), another is the documented conflict. Without a row the conflict was
+ * something else, and stays the answer.
+ */
+static cl_status lost_race(cl_ctx *ctx, cl_db_conn *conn, const orders_order_input *req,
+                           const char *request, char *id, bool *found)
+{
+    cl_error lost = ctx->err;
+    cl_status rc;
+
+    cl_db_rollback(conn);
+    rc = by_key(ctx, conn, req, request, id, found);
+    if (rc == CL_OK && !*found) {
+        ctx->err = lost;
+        rc = lost.status;
+    }
+    return rc;
 }
 
 /* --- operations ------------------------------------------------------------------- */
@@ -436,11 +448,10 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
     rc = acquire(ctx, &conn);
     /* A replay of a keyed request returns its order before anything is priced again. */
     if (rc == CL_OK && ctx->idempotency_key[0] != '\0') {
-        rc = by_key(ctx, conn, request, id, &found);
+        rc = by_key(ctx, conn, req, request, id, &found);
     }
     if (rc == CL_OK && found) {
-        rc = orders__load(ctx, conn, id, true, resp);
-        goto out;
+        goto replay;
     }
     if (rc == CL_OK) {
         cl_db_release(conn); /* no connection held while the catalog answers */
@@ -448,7 +459,8 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
         rc = price(ctx, req, &o);
     }
     if (rc == CL_OK) {
-        rc = new_id(ctx, id);
+        /* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
+        rc = cl_random_id("ord-", 12, id, sizeof(id), &ctx->err);
     }
     if (rc == CL_OK) {
         cl_now_rfc3339(now);
@@ -472,6 +484,12 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
     }
+    if (rc == CL_CONFLICT && ctx->idempotency_key[0] != '\0') {
+        rc = lost_race(ctx, conn, req, request, id, &found);
+        if (rc == CL_OK && found) {
+            goto replay;
+        }
+    }
     if (rc == CL_OK) {
         /* Read back before the saga starts, so that the answer is the order as placed. */
         rc = orders__load(ctx, conn, id, true, resp);
@@ -479,6 +497,9 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
         cl_bus_crash_point(orders__deps.bus, "orders.after-place");
         orders__saga_enqueue(id);
     }
+    goto out;
+replay:
+    rc = orders__load(ctx, conn, id, true, resp);
 out:
     cl_db_release(conn);
     cl_schema_free(&orders_order_type, &o);

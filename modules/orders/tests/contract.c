@@ -3,6 +3,7 @@
  */
 #include "contract.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +76,7 @@ static void product(const char *sku, int64_t price, int64_t on_hand)
     cl_schema_free(&catalog_product_type, &p);
     assert_int_equal(w.inventory->set_stock(&ctx, &set, &s), CL_OK);
     cl_schema_free(&inventory_stock_type, &s);
+    assert_int_equal(w.replica_catch_up(), 0);
 }
 
 static void account(const char *id, int64_t deposit)
@@ -249,9 +251,116 @@ static void test_idempotency_key_places_one_order(void **state)
     cl_schema_free(&orders_order_type, &b);
     assert_int_equal(w.orders->place_order(&ctx, &in2, &b), CL_CONFLICT);
     assert_string_equal(ctx.err.field, "idempotency_key");
+    assert_string_equal(ctx.err.message, CL_IDEMPOTENCY_CONFLICT_DETAIL);
     wait_final(a.id, &b);
     cl_schema_free(&orders_order_type, &a);
     cl_schema_free(&orders_order_type, &b);
+}
+
+/* A key belongs to its account: the same key for another account places another order. */
+static void test_idempotency_key_is_scoped_to_the_account(void **state)
+{
+    orders_line_input la, lb;
+    orders_order_input in_a = one_line("ct-scope-a", "CT-D", 1, &la);
+    orders_order_input in_b = one_line("ct-scope-b", "CT-D", 1, &lb);
+    orders_order a = {0}, b = {0}, again = {0};
+    cl_ctx ctx = new_ctx();
+
+    (void)state;
+    account("ct-scope-a", 10000);
+    account("ct-scope-b", 10000);
+    cl_strlcpy(ctx.idempotency_key, "contract-key-scoped", sizeof(ctx.idempotency_key));
+    assert_int_equal(w.orders->place_order(&ctx, &in_a, &a), CL_OK);
+    if (w.orders->place_order(&ctx, &in_b, &b) != CL_OK) {
+        fail_msg("another account, same key: %s (%s)", cl_status_name(ctx.err.status),
+                 ctx.err.message);
+    }
+    assert_string_not_equal(a.id, b.id);
+    /* The first account's retry still replays its order. */
+    assert_int_equal(w.orders->place_order(&ctx, &in_a, &again), CL_OK);
+    assert_string_equal(again.id, a.id);
+    cl_schema_free(&orders_order_type, &again);
+    wait_final(a.id, &again);
+    cl_schema_free(&orders_order_type, &again);
+    wait_final(b.id, &again);
+    cl_schema_free(&orders_order_type, &again);
+    cl_schema_free(&orders_order_type, &a);
+    cl_schema_free(&orders_order_type, &b);
+}
+
+#define RACERS 6
+
+/* One of several requests sent at once with one key: half of them with another quantity. */
+typedef struct key_racer {
+    pthread_t thread;
+    pthread_barrier_t *start;
+    int64_t quantity;
+    cl_status got;
+    char id[64];
+    char detail[256];
+} key_racer;
+
+static void *race_with_key(void *arg)
+{
+    key_racer *me = arg;
+    orders_line_input line;
+    orders_order_input in = one_line("ct-race", "CT-D", me->quantity, &line);
+    orders_order o = {0};
+    cl_ctx ctx = new_ctx();
+
+    cl_strlcpy(ctx.idempotency_key, "contract-key-race", sizeof(ctx.idempotency_key));
+    pthread_barrier_wait(me->start);
+    me->got = w.orders->place_order(&ctx, &in, &o);
+    cl_strlcpy(me->id, o.id != NULL ? o.id : "", sizeof(me->id));
+    cl_strlcpy(me->detail, ctx.err.message, sizeof(me->detail));
+    cl_schema_free(&orders_order_type, &o);
+    return NULL;
+}
+
+/*
+ * Requests racing with one key get one answer: the winner's order for each request like
+ * the winner's, the documented conflict for every other one, never a database's words.
+ */
+static void test_racing_requests_with_one_key_get_one_answer(void **state)
+{
+    pthread_barrier_t start;
+    key_racer racers[RACERS];
+    orders_order done = {0};
+    int64_t won_quantity = 0;
+    char won_id[64] = "";
+
+    (void)state;
+    account("ct-race", 100000);
+    pthread_barrier_init(&start, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i].start = &start;
+        racers[i].quantity = 1 + i % 2;
+        assert_int_equal(pthread_create(&racers[i].thread, NULL, race_with_key, &racers[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(racers[i].thread, NULL);
+    }
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < RACERS; i++) {
+        if (racers[i].got == CL_OK && won_id[0] == '\0') {
+            cl_strlcpy(won_id, racers[i].id, sizeof(won_id));
+            won_quantity = racers[i].quantity;
+        }
+    }
+    assert_true(won_id[0] != '\0');
+    for (int i = 0; i < RACERS; i++) {
+        if (racers[i].quantity == won_quantity) {
+            if (racers[i].got != CL_OK) {
+                fail_msg("racer %d: %s (%s)", i, cl_status_name(racers[i].got), racers[i].detail);
+            }
+            assert_string_equal(racers[i].id, won_id);
+        } else {
+            assert_int_equal(racers[i].got, CL_CONFLICT);
+            assert_string_equal(racers[i].detail, CL_IDEMPOTENCY_CONFLICT_DETAIL);
+        }
+    }
+    wait_final(won_id, &done);
+    cl_schema_free(&orders_order_type, &done);
 }
 
 static void test_list_filters_by_status_and_pages(void **state)
@@ -305,6 +414,8 @@ int orders_contract_run(const char *binding_name, int (*setup)(orders_contract_w
         cmocka_unit_test(test_place_rejects_each_invalid_field),
         cmocka_unit_test(test_unknown_sku_and_order_are_not_found),
         cmocka_unit_test(test_idempotency_key_places_one_order),
+        cmocka_unit_test(test_idempotency_key_is_scoped_to_the_account),
+        cmocka_unit_test(test_racing_requests_with_one_key_get_one_answer),
         cmocka_unit_test(test_list_filters_by_status_and_pages),
     };
 

@@ -17,6 +17,12 @@ typedef struct orders_contract_world {
     const catalog_ops *catalog;
     const inventory_ops *inventory;
     const payments_ops *payments;
+    /*
+     * Waits until the catalog's read replica, if any, has what the suite wrote: the orders
+     * price lines from it, and a replica does not promise another caller's writes (ADR
+     * 0011). 0, or -1 after a deadline.
+     */
+    int (*replica_catch_up)(void);
 } orders_contract_world;
 
 /*

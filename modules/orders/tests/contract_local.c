@@ -37,6 +37,11 @@ static void local_teardown(void)
     }
 }
 
+static int local_catch_up(void)
+{
+    return pgtest_wait_replica(&locals[0].pg, 30000);
+}
+
 static int local_setup(orders_contract_world *w)
 {
     const test_local_options opt = {.start = 1, .module_ops = lookup, .serving = 1};
@@ -51,6 +56,7 @@ static int local_setup(orders_contract_world *w)
     w->inventory = inventory_module.ops;
     w->payments = payments_module.ops;
     w->orders = orders_module.ops;
+    w->replica_catch_up = local_catch_up;
     return 0;
 }
 

@@ -28,6 +28,11 @@ static void remote_teardown(void)
     }
 }
 
+static int remote_catch_up(void)
+{
+    return pgtest_wait_replica(&services[0].db.pg, 30000);
+}
+
 static int remote_setup(orders_contract_world *w)
 {
     for (int i = 0; i < NSERVICE; i++) {
@@ -54,6 +59,7 @@ static int remote_setup(orders_contract_world *w)
     w->inventory = services[1].ops;
     w->payments = services[2].ops;
     w->orders = services[3].ops;
+    w->replica_catch_up = remote_catch_up;
     return 0;
 }
 

@@ -20,12 +20,15 @@ CL_TYPE_DEFINE(payments_rebuild_report, PAYMENTS_REBUILD_REPORT)
 CL_OPS_DEFINE(payments, PAYMENTS_OPERATIONS)
 CL_REMOTE_DEFINE(payments, PAYMENTS_OPERATIONS, PAYMENTS_OPS_VERSION)
 
+/* Generated from cleave_module(payments DEPENDS ...) in modules/payments/CMakeLists.txt. */
+CL_MODULE_DEPENDS_DECLARE(payments);
+
 const cl_module_api payments_api = {
     .name = "payments",
     .ops_version = PAYMENTS_OPS_VERSION,
     .ops = payments_op_list,
     .nops = sizeof(payments_op_list) / sizeof(payments_op_list[0]),
-    .depends = (const char *const[]){NULL},
+    .depends = payments_depends,
     .routes = payments_rest_routes,
     .seed = payments_seed,
     .remote_ops = payments_remote_ops,

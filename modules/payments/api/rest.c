@@ -1,39 +1,14 @@
 /*
  * The payments' public REST API. Handlers call only through the operations table they
  * are given, so they work unchanged whether payments are local or extracted.
- * A client's Idempotency-Key header becomes the call's idempotency key, so a retried
- * POST opens one account and deposits once.
+ * A client's Idempotency-Key header becomes the call's idempotency key (the HTTP layer
+ * checks it and puts it in ctx), so a retried POST opens one account and deposits once.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
-
-static void take_idempotency_key(cl_http_req *req, cl_ctx *ctx)
-{
-    const char *key = cl_http_header(req, "Idempotency-Key");
-
-    if (key != NULL) {
-        cl_strlcpy(ctx->idempotency_key, key, sizeof(ctx->idempotency_key));
-    }
-}
-
-/* Idempotency keys are compared whole: a key that does not fit is refused, not cut. */
-static int key_too_long(cl_http_req *req)
-{
-    const char *key = cl_http_header(req, "Idempotency-Key");
-    cl_error err;
-
-    if (key == NULL || strlen(key) < sizeof(((cl_ctx *)NULL)->idempotency_key)) {
-        return 0;
-    }
-    cl_error_set(&err, CL_INVALID, "Idempotency-Key", "Idempotency-Key must be under %zu bytes",
-                 sizeof(((cl_ctx *)NULL)->idempotency_key));
-    cl_http_reply_error(req, &err);
-    return 1;
-}
 
 static void reply_account(cl_http_req *req, int status, const payments_account *a)
 {
@@ -49,10 +24,9 @@ static void open_account(cl_http_req *req, void *arg)
     json_t *body = NULL;
     char location[128];
 
-    if (key_too_long(req) || cl_http_read_json(req, 1, &body) != CL_OK) {
+    if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
-    take_idempotency_key(req, ctx);
     if (cl_schema_from_json(&payments_account_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
             CL_OK ||
         ops->open_account(ctx, &in, &a) != CL_OK) {
@@ -82,10 +56,9 @@ static void deposit(cl_http_req *req, void *arg)
     cl_ctx *ctx = cl_http_ctx(req);
     json_t *body = NULL;
 
-    if (key_too_long(req) || cl_http_read_json(req, 1, &body) != CL_OK) {
+    if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
-    take_idempotency_key(req, ctx);
     if (cl_schema_from_json(&deposit_body_type, body, CL_DECODE_STRICT, &in, &ctx->err) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
@@ -109,23 +82,10 @@ static void get_account(cl_http_req *req, void *arg)
     payments_account_ref ref = {0};
     payments_account a = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    char limit[32];
-    int n;
 
     ref.id = (char *)cl_http_param(req, "id");
-    n = cl_http_query(req, "history_limit", limit, sizeof(limit));
-    if (n != -1) {
-        char *end;
-        errno = 0;
-        ref.history_limit = strtoll(limit, &end, 10);
-        if (n <= 0 || *end != '\0' || errno != 0 || ref.history_limit < 1 ||
-            ref.history_limit > PAYMENTS_MAX_HISTORY) {
-            cl_error err;
-            cl_error_set(&err, CL_INVALID, "history_limit",
-                         "history_limit must be an integer from 1 to %d", PAYMENTS_MAX_HISTORY);
-            cl_http_reply_error(req, &err);
-            return;
-        }
+    if (cl_http_query_int(req, "history_limit", 1, PAYMENTS_MAX_HISTORY, &ref.history_limit) < 0) {
+        return;
     }
     if (ops->get_account(ctx, &ref, &a) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
@@ -139,9 +99,9 @@ cl_status payments_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops; /* handlers only read through it */
     const cl_route routes[] = {
-        {"POST", "/api/v1/accounts", "payments:write", open_account, arg},
-        {"GET", "/api/v1/accounts/{id}", "payments:read", get_account, arg},
-        {"POST", "/api/v1/accounts/{id}/deposits", "payments:write", deposit, arg},
+        {"POST", "/api/v1/accounts", "payments:write", open_account, arg, NULL},
+        {"GET", "/api/v1/accounts/{id}", "payments:read", get_account, arg, "history_limit"},
+        {"POST", "/api/v1/accounts/{id}/deposits", "payments:write", deposit, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "cleave/util.h"
 #include "internal.h"
 
 CL_TYPE_DEFINE(payments__account_state, PAYMENTS__ACCOUNT_STATE)
@@ -24,10 +24,13 @@ CL_TYPE_DEFINE(payments__payment_state, PAYMENTS__PAYMENT_STATE)
 /* Borrowed from the host at init for the process's life. */
 static cl_db *payments_db;
 
+/* A key is the caller's, for one operation on one resource (0002_idempotency_scope.sql). */
 static const char sql_idem_get[] =
-    "SELECT request, response FROM idempotency_keys WHERE operation = ? AND idem_key = ?";
-static const char sql_idem_put[] = "INSERT INTO idempotency_keys (operation, idem_key, request, "
-                                   "response, created_at) VALUES (?, ?, ?, ?, ?)";
+    "SELECT request, response FROM idempotency_records WHERE principal = ? AND operation = ? "
+    "AND resource = ? AND idem_key = ?";
+static const char sql_idem_put[] =
+    "INSERT INTO idempotency_records (principal, operation, resource, idem_key, request, "
+    "response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
 static const char sql_snapshot_put[] =
     "INSERT INTO snapshots (stream_id, version, state) VALUES (?, ?, ?) "
     "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state";
@@ -80,13 +83,7 @@ static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
 /* Steps st to its end. */
 static cl_status drain(cl_ctx *ctx, cl_stmt *st)
 {
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    return rc;
+    return cl_stmt_drain(st, NULL, &ctx->err);
 }
 
 static bool valid_id(const char *s)
@@ -132,19 +129,6 @@ static cl_status check_amount(cl_ctx *ctx, const cl_money *m, const char *want)
         return cl_fail(ctx, CL_INVALID, "amount.currency", "the account is in %s, not %s", want,
                        m->currency);
     }
-    return CL_OK;
-}
-
-/* A new id "<prefix>_<16 hex digits>" into out[size]. */
-static cl_status new_id(cl_ctx *ctx, const char *prefix, char *out, size_t size)
-{
-    unsigned char b[8];
-
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
-        return cl_fail(ctx, CL_INTERNAL, NULL, "no randomness for an id");
-    }
-    snprintf(out, size, "%s_%02x%02x%02x%02x%02x%02x%02x%02x", prefix, b[0], b[1], b[2], b[3], b[4],
-             b[5], b[6], b[7]);
     return CL_OK;
 }
 
@@ -402,22 +386,81 @@ static cl_status payment_view(cl_ctx *ctx, const payments__payment_state *p, pay
 
 typedef cl_status (*command)(cl_ctx *ctx, cl_db_conn *conn, const void *req, void *resp);
 
+/* Where a write happens: what an idempotency key is scoped to, besides its caller. */
+typedef struct write_scope {
+    const char *op;       /* the operation's name */
+    const char *resource; /* the account or payment it is about; NULL for none */
+} write_scope;
+
 /*
- * Runs cmd in one transaction. With ctx->idempotency_key, a key already used for op
- * returns its stored outcome (when the request is the same) or CL_CONFLICT; a new one
- * stores the outcome with the changes.
+ * Looks up the outcome stored for the caller's key in scope: *found and the outcome in
+ * resp when req_text is the request stored with it, the documented CL_CONFLICT when
+ * another request was; CL_OK and !*found when the key is unused there.
  */
-static cl_status run_write(cl_ctx *ctx, const char *op, const cl_type *req_t, const void *req,
-                           const cl_type *resp_t, void *resp, command cmd)
+static cl_status stored_outcome(cl_ctx *ctx, cl_db_conn *conn, const write_scope *scope,
+                                const char *req_text, const cl_type *resp_t, void *resp,
+                                bool *found)
 {
-    const char *key = ctx->idempotency_key;
+    const char *resource = scope->resource != NULL ? scope->resource : "";
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    *found = false;
+    rc = cl_db_prepare_bind(ctx, conn, sql_idem_get, &st, "ssss", ctx->principal, scope->op,
+                            resource, ctx->idempotency_key);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        if (strcmp(cl_stmt_text(st, 0), req_text) != 0) {
+            rc = cl_idempotency_conflict(ctx);
+        } else {
+            json_t *j = json_loads(cl_stmt_text(st, 1), 0, NULL);
+            rc = j != NULL ? cl_schema_from_json(resp_t, j, CL_DECODE_LENIENT, resp, &ctx->err)
+                           : cl_fail(ctx, CL_INTERNAL, NULL, "stored outcome does not parse");
+            json_decref(j);
+            *found = rc == CL_OK;
+        }
+    }
+    if (rc == CL_OK) {
+        rc = drain(ctx, st);
+    }
+    return rc;
+}
+
+/* Stores what the write answered, with its changes, for the caller's key in scope. */
+static cl_status store_outcome(cl_ctx *ctx, cl_db_conn *conn, const write_scope *scope,
+                               const char *req_text, const char *resp_text)
+{
+    char now[32];
+    cl_stmt *st;
+    cl_status rc;
+
+    cl_now_rfc3339(now);
+    rc = cl_db_prepare_bind(ctx, conn, sql_idem_put, &st, "sssssss", ctx->principal, scope->op,
+                            scope->resource != NULL ? scope->resource : "", ctx->idempotency_key,
+                            req_text, resp_text, (const char *)now);
+    return rc == CL_OK ? drain(ctx, st) : rc;
+}
+
+/*
+ * Runs cmd in one transaction. With ctx->idempotency_key, a key the caller already used
+ * in scope returns its stored outcome (when the request is the same) or the documented
+ * CL_CONFLICT; a new one stores the outcome with the changes. Two requests racing with
+ * one key: the loser's write fails with a conflict (its stream append or the key's row,
+ * after the winner commits), and the winner's stored outcome answers it instead.
+ */
+static cl_status run_write(cl_ctx *ctx, const write_scope *scope, const cl_type *req_t,
+                           const void *req, const cl_type *resp_t, void *resp, command cmd)
+{
+    const bool keyed = ctx->idempotency_key[0] != '\0';
     void *tmp = calloc(1, resp_t->size);
     cl_db_conn *conn = NULL;
     char *req_text = NULL;
     char *resp_text = NULL;
     bool replayed = false;
-    cl_stmt *st;
-    bool row = false;
+    bool ran = false;
     cl_status rc;
 
     if (tmp == NULL) {
@@ -427,45 +470,34 @@ static cl_status run_write(cl_ctx *ctx, const char *op, const cl_type *req_t, co
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
-    if (rc == CL_OK && key[0] != '\0') {
+    if (rc == CL_OK && keyed) {
         req_text = dump(req_t, req);
-        rc = req_text != NULL ? cl_db_prepare_bind(ctx, conn, sql_idem_get, &st, "ss", op, key)
+        rc = req_text != NULL ? stored_outcome(ctx, conn, scope, req_text, resp_t, tmp, &replayed)
                               : oom(ctx);
-        if (rc == CL_OK) {
-            rc = cl_stmt_step(st, &row, &ctx->err);
-        }
-        if (rc == CL_OK && row) {
-            replayed = true;
-            if (strcmp(cl_stmt_text(st, 0), req_text) != 0) {
-                rc = cl_fail(ctx, CL_CONFLICT, "idempotency_key",
-                             "idempotency key %s was used for another %s request", key, op);
-            } else {
-                json_t *j = json_loads(cl_stmt_text(st, 1), 0, NULL);
-                rc = j != NULL ? cl_schema_from_json(resp_t, j, CL_DECODE_LENIENT, tmp, &ctx->err)
-                               : cl_fail(ctx, CL_INTERNAL, NULL, "stored outcome does not parse");
-                json_decref(j);
-            }
-        }
-        if (rc == CL_OK) {
-            rc = drain(ctx, st);
-        }
     }
     if (rc == CL_OK && !replayed) {
+        ran = true;
         rc = cmd(ctx, conn, req, tmp);
-        if (rc == CL_OK && key[0] != '\0') {
-            char now[32];
-            cl_now_rfc3339(now);
+        if (rc == CL_OK && keyed) {
             resp_text = dump(resp_t, tmp);
-            rc = resp_text != NULL ? cl_db_prepare_bind(ctx, conn, sql_idem_put, &st, "sssss", op,
-                                                        key, (const char *)req_text,
-                                                        (const char *)resp_text, (const char *)now)
-                                   : oom(ctx);
-            if (rc == CL_OK) {
-                rc = drain(ctx, st);
-            }
+            rc =
+                resp_text != NULL ? store_outcome(ctx, conn, scope, req_text, resp_text) : oom(ctx);
         }
         if (rc == CL_OK) {
             rc = cl_db_commit(conn, &ctx->err);
+        }
+    }
+    if (rc == CL_CONFLICT && keyed && ran) {
+        cl_error lost = ctx->err;
+
+        cl_db_rollback(conn);
+        cl_schema_free(resp_t, tmp);
+        memset(tmp, 0, resp_t->size);
+        rc = stored_outcome(ctx, conn, scope, req_text, resp_t, tmp, &replayed);
+        if (rc == CL_OK && !replayed) {
+            /* No winner with this key: the conflict was the write's own, and stays. */
+            ctx->err = lost;
+            rc = lost.status;
         }
     }
     if (rc == CL_OK) {
@@ -497,7 +529,7 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
         }
         cl_strlcpy(id, req->id, sizeof(id));
     } else {
-        rc = new_id(ctx, "acc", id, sizeof(id));
+        rc = cl_random_id("acc_", 8, id, sizeof(id), &ctx->err);
         if (rc != CL_OK) {
             return rc;
         }
@@ -527,8 +559,10 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
 static cl_status payments_open_account(cl_ctx *ctx, const payments_account_input *req,
                                        payments_account *resp)
 {
-    return run_write(ctx, "open_account", &payments_account_input_type, req, &payments_account_type,
-                     resp, cmd_open);
+    const write_scope scope = {"open_account", req->id};
+
+    return run_write(ctx, &scope, &payments_account_input_type, req, &payments_account_type, resp,
+                     cmd_open);
 }
 
 /* Loads an existing account, or CL_NOT_FOUND naming field. */
@@ -575,7 +609,9 @@ static cl_status cmd_deposit(cl_ctx *ctx, cl_db_conn *conn, const void *req_, vo
 static cl_status payments_deposit_op(cl_ctx *ctx, const payments_deposit *req,
                                      payments_account *resp)
 {
-    return run_write(ctx, "deposit", &payments_deposit_type, req, &payments_account_type, resp,
+    const write_scope scope = {"deposit", req->account_id};
+
+    return run_write(ctx, &scope, &payments_deposit_type, req, &payments_account_type, resp,
                      cmd_deposit);
 }
 
@@ -665,7 +701,7 @@ static cl_status cmd_authorize(cl_ctx *ctx, cl_db_conn *conn, const void *req_, 
         rc = check_id(ctx, req->payment_id, "payment_id");
         cl_strlcpy(id, req->payment_id != NULL ? req->payment_id : "", sizeof(id));
     } else {
-        rc = new_id(ctx, "pay", id, sizeof(id));
+        rc = cl_random_id("pay_", 8, id, sizeof(id), &ctx->err);
     }
     if (rc == CL_OK && req->order_id != NULL) {
         rc = check_id(ctx, req->order_id, "order_id");
@@ -719,8 +755,10 @@ out:
 static cl_status payments_authorize(cl_ctx *ctx, const payments_authorization *req,
                                     payments_payment *resp)
 {
-    return run_write(ctx, "authorize_payment", &payments_authorization_type, req,
-                     &payments_payment_type, resp, cmd_authorize);
+    const write_scope scope = {"authorize_payment", req->account_id};
+
+    return run_write(ctx, &scope, &payments_authorization_type, req, &payments_payment_type, resp,
+                     cmd_authorize);
 }
 
 /* Loads an existing payment, or CL_NOT_FOUND naming payment_id. */
@@ -798,14 +836,18 @@ static cl_status cmd_void(cl_ctx *ctx, cl_db_conn *conn, const void *req, void *
 static cl_status payments_capture(cl_ctx *ctx, const payments_payment_ref *req,
                                   payments_payment *resp)
 {
-    return run_write(ctx, "capture_payment", &payments_payment_ref_type, req,
-                     &payments_payment_type, resp, cmd_capture);
+    const write_scope scope = {"capture_payment", req->payment_id};
+
+    return run_write(ctx, &scope, &payments_payment_ref_type, req, &payments_payment_type, resp,
+                     cmd_capture);
 }
 
 static cl_status payments_void(cl_ctx *ctx, const payments_payment_ref *req, payments_payment *resp)
 {
-    return run_write(ctx, "void_payment", &payments_payment_ref_type, req, &payments_payment_type,
-                     resp, cmd_void);
+    const write_scope scope = {"void_payment", req->payment_id};
+
+    return run_write(ctx, &scope, &payments_payment_ref_type, req, &payments_payment_type, resp,
+                     cmd_void);
 }
 
 static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void *resp)
@@ -852,8 +894,10 @@ static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, voi
 
 static cl_status payments_refund_op(cl_ctx *ctx, const payments_refund *req, payments_payment *resp)
 {
-    return run_write(ctx, "refund_payment", &payments_refund_type, req, &payments_payment_type,
-                     resp, cmd_refund);
+    const write_scope scope = {"refund_payment", req->payment_id};
+
+    return run_write(ctx, &scope, &payments_refund_type, req, &payments_payment_type, resp,
+                     cmd_refund);
 }
 
 /* Reads a payment's projection row from the current row of st. */

@@ -303,8 +303,72 @@ static void test_idempotency_key_replays_and_refuses_other_requests(void **state
     ctx = key_ctx("dep-1");
     cl_schema_free(&payments_account_type, &b);
     expect(ops->deposit(&ctx, &d, &b), CL_CONFLICT, &ctx, "idempotency_key");
+    assert_string_equal(ctx.err.message, CL_IDEMPOTENCY_CONFLICT_DETAIL);
     assert_balance("acc-1", 70, 0);
     cl_schema_free(&payments_account_type, &a);
+}
+
+static void test_idempotency_key_is_scoped_to_account_and_caller(void **state)
+{
+    payments_deposit d = {.account_id = "acc-1", .amount = {70, "EUR"}};
+    payments_account a = {0}, b = {0};
+    cl_ctx ctx = key_ctx("dep-shared");
+
+    (void)state;
+    open_with("acc-1", 0);
+    open_with("acc-2", 0);
+    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    /* The same key for a deposit to another account is another key: it deposits. */
+    d.account_id = "acc-2";
+    d.amount.amount = 30;
+    ctx = key_ctx("dep-shared");
+    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    assert_balance("acc-2", 30, 0);
+    cl_schema_free(&payments_account_type, &b);
+    /* Another caller's key is not this caller's, even for the same account. */
+    d.account_id = "acc-1";
+    d.amount.amount = 5;
+    ctx = key_ctx("dep-shared");
+    cl_strlcpy(ctx.principal, "user:other", sizeof(ctx.principal));
+    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    assert_balance("acc-1", 75, 0);
+    cl_schema_free(&payments_account_type, &b);
+    /* The first caller's retry still replays, once. */
+    d.amount.amount = 70;
+    ctx = key_ctx("dep-shared");
+    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    assert_int_equal(b.version, a.version);
+    assert_balance("acc-1", 75, 0);
+    cl_schema_free(&payments_account_type, &b);
+    cl_schema_free(&payments_account_type, &a);
+}
+
+/* A key of exactly CL_IDEMPOTENCY_KEY_MAX bytes arrives whole: one byte more is another key. */
+static void test_idempotency_key_of_max_length_travels_whole(void **state)
+{
+    payments_deposit d = {.account_id = "acc-1", .amount = {10, "EUR"}};
+    char key[CL_IDEMPOTENCY_KEY_MAX + 1];
+    payments_account a = {0};
+    cl_ctx ctx;
+
+    (void)state;
+    open_with("acc-1", 0);
+    memset(key, 'k', CL_IDEMPOTENCY_KEY_MAX);
+    key[CL_IDEMPOTENCY_KEY_MAX] = '\0';
+    for (int i = 0; i < 2; i++) {
+        ctx = new_ctx();
+        ok(cl_ctx_set_idempotency_key(&ctx, key), &ctx);
+        ok(ops->deposit(&ctx, &d, &a), &ctx);
+        cl_schema_free(&payments_account_type, &a);
+    }
+    assert_balance("acc-1", 10, 0);
+    /* Differing only in the last byte: were keys cut on the way, this would replay. */
+    key[CL_IDEMPOTENCY_KEY_MAX - 1] = 'x';
+    ctx = new_ctx();
+    ok(cl_ctx_set_idempotency_key(&ctx, key), &ctx);
+    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    cl_schema_free(&payments_account_type, &a);
+    assert_balance("acc-1", 20, 0);
 }
 
 /* --- payments --------------------------------------------------------------------------- */
@@ -520,6 +584,71 @@ static void *race(void *arg)
     return NULL;
 }
 
+/*
+ * Racers with one key, half of them with another amount: one deposit happens; every
+ * racer with the winner's request gets its outcome, every other one the documented
+ * conflict (never a database's words), whoever won.
+ */
+typedef struct key_racer {
+    pthread_t thread;
+    int64_t amount;
+    cl_status got;
+    int64_t version;
+    char detail[256];
+} key_racer;
+
+static void *race_with_key(void *arg)
+{
+    key_racer *me = arg;
+    payments_deposit d = {.account_id = "acc-1", .amount = {me->amount, "EUR"}};
+    payments_account a = {0};
+    cl_ctx ctx = key_ctx("race-key");
+
+    pthread_barrier_wait(&start_line);
+    me->got = ops->deposit(&ctx, &d, &a);
+    me->version = me->got == CL_OK ? a.version : -1;
+    cl_strlcpy(me->detail, ctx.err.message, sizeof(me->detail));
+    cl_schema_free(&payments_account_type, &a);
+    return NULL;
+}
+
+static void test_concurrent_requests_with_one_key_get_one_answer(void **state)
+{
+    key_racer racers[RACERS];
+    int64_t won_amount = 0, won_version = -1;
+
+    (void)state;
+    open_with("acc-1", 0);
+    pthread_barrier_init(&start_line, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i].amount = i % 2 == 0 ? 10 : 20;
+        assert_int_equal(pthread_create(&racers[i].thread, NULL, race_with_key, &racers[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(racers[i].thread, NULL);
+    }
+    pthread_barrier_destroy(&start_line);
+    for (int i = 0; i < RACERS; i++) {
+        if (racers[i].got == CL_OK) {
+            assert_true(won_version == -1 || won_amount == racers[i].amount);
+            assert_true(won_version == -1 || won_version == racers[i].version);
+            won_amount = racers[i].amount;
+            won_version = racers[i].version;
+        }
+    }
+    assert_int_not_equal(won_version, -1);
+    for (int i = 0; i < RACERS; i++) {
+        if (racers[i].amount == won_amount) {
+            assert_int_equal(racers[i].got, CL_OK);
+        } else {
+            assert_int_equal(racers[i].got, CL_CONFLICT);
+            assert_string_equal(racers[i].detail, CL_IDEMPOTENCY_CONFLICT_DETAIL);
+        }
+    }
+    assert_balance("acc-1", won_amount, 0);
+    assert_int_equal(get_balance("acc-1").version, 2);
+}
+
 static void test_concurrent_writers_of_one_version_one_wins(void **state)
 {
     racer racers[RACERS];
@@ -558,6 +687,9 @@ int payments_contract_run(const char *binding_name, const payments_ops *(*setup_
         CONTRACT_TEST(test_deposit_rejects_bad_amounts_and_unknown_accounts),
         CONTRACT_TEST(test_deposit_with_stale_expected_version_conflicts),
         CONTRACT_TEST(test_idempotency_key_replays_and_refuses_other_requests),
+        CONTRACT_TEST(test_idempotency_key_is_scoped_to_account_and_caller),
+        CONTRACT_TEST(test_idempotency_key_of_max_length_travels_whole),
+        CONTRACT_TEST(test_concurrent_requests_with_one_key_get_one_answer),
         CONTRACT_TEST(test_authorize_holds_then_capture_takes),
         CONTRACT_TEST(test_void_releases_the_hold),
         CONTRACT_TEST(test_insufficient_funds_fails_cleanly),

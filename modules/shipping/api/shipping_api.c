@@ -16,12 +16,15 @@ CL_TYPE_DEFINE(shipping_shipment_list, SHIPPING_SHIPMENT_LIST)
 CL_OPS_DEFINE(shipping, SHIPPING_OPERATIONS)
 CL_REMOTE_DEFINE(shipping, SHIPPING_OPERATIONS, SHIPPING_OPS_VERSION)
 
+/* Generated from cleave_module(shipping DEPENDS ...) in modules/shipping/CMakeLists.txt. */
+CL_MODULE_DEPENDS_DECLARE(shipping);
+
 const cl_module_api shipping_api = {
     .name = "shipping",
     .ops_version = SHIPPING_OPS_VERSION,
     .ops = shipping_op_list,
     .nops = sizeof(shipping_op_list) / sizeof(shipping_op_list[0]),
-    .depends = (const char *const[]){NULL},
+    .depends = shipping_depends,
     .routes = shipping_rest_routes,
     .seed = shipping_seed,
     .remote_ops = shipping_remote_ops,

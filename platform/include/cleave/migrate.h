@@ -61,4 +61,22 @@ cl_status cl_migrate_postgres(const char *admin_url, const char *dir, const char
 cl_status cl_migrate_owner_target(const char *admin_url, const char *module, char *out, size_t size,
                                   cl_error *err);
 
+/*
+ * A database server (PostgreSQL, ADR 0011) as the host drives it: registered by
+ * cleave_postgres as cl_postgres_extension (kind "db", cleave/extension.h), so that the
+ * host reaches it only through this table and a build without it links no libpq. The
+ * slots are the functions above and cl_db_pg_* of cleave/db.h; none is NULL.
+ */
+typedef struct cl_db_server {
+    int version; /* 1 */
+    const cl_db_driver *driver;
+    cl_status (*target)(const char *url, const char *user, const char *application_name,
+                        const char *options, char *out, size_t size, cl_error *err);
+    cl_status (*provision)(const char *admin_target, const char *module, cl_error *err);
+    cl_status (*migrate)(const char *admin_url, const char *dir, const char *module, int *applied,
+                         cl_error *err);
+    cl_status (*owner_target)(const char *admin_url, const char *module, char *out, size_t size,
+                              cl_error *err);
+} cl_db_server;
+
 #endif /* CLEAVE_MIGRATE_H */

@@ -66,18 +66,31 @@ cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const ch
 void cl_error_clear(cl_error *err);
 
 /*
+ * The longest Idempotency-Key, in bytes. Declared once: the REST side, the RPC server and
+ * cl_ctx all take their limit from here, so a key the API accepts travels whole to the
+ * module that stores it, and a longer one is refused everywhere alike, never cut.
+ */
+#define CL_IDEMPOTENCY_KEY_MAX         127
+/*
+ * The one answer (CL_CONFLICT, field "idempotency_key") for a key reused with another
+ * request, whichever module, binding or race produced it: clients match on it.
+ */
+#define CL_IDEMPOTENCY_CONFLICT_DETAIL "Idempotency-Key was already used with a different request"
+
+/*
  * The call context, passed to every module operation. Plain data, so that a remote
  * binding carries it across the network unchanged (as headers). It is owned by the
  * caller and lives on the caller's stack for the length of one call.
  */
 typedef struct cl_ctx {
-    int64_t deadline_ms;       /* absolute, cl_now_ms() clock; 0 means none */
-    char request_id[64];       /* X-Request-Id of the request that caused this call */
-    char trace_id[33];         /* W3C trace context: 32 hex digits, or empty */
-    char span_id[17];          /* 16 hex digits, or empty */
-    char principal[128];       /* who is calling: "user:42", "service:orders", or empty */
-    char idempotency_key[128]; /* makes a retried write safe, or empty */
-    cl_error err;              /* details of the last failed operation */
+    int64_t deadline_ms; /* absolute, cl_now_ms() clock; 0 means none */
+    char request_id[64]; /* X-Request-Id of the request that caused this call */
+    char trace_id[33];   /* W3C trace context: 32 hex digits, or empty */
+    char span_id[17];    /* 16 hex digits, or empty */
+    char principal[128]; /* who is calling: "user:42", "service:orders", or empty */
+    /* Makes a retried write safe, or empty; set it with cl_ctx_set_idempotency_key. */
+    char idempotency_key[CL_IDEMPOTENCY_KEY_MAX + 1];
+    cl_error err; /* details of the last failed operation */
     /*
      * Set by a caller that must see its own earlier write (reading an order right after
      * creating it): reads go to the primary database, never to a replica. Travels as
@@ -88,6 +101,14 @@ typedef struct cl_ctx {
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
 void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms);
+/*
+ * Sets ctx's idempotency key from an Idempotency-Key header value; NULL clears it.
+ * CL_INVALID (field "Idempotency-Key") for an empty key, one longer than
+ * CL_IDEMPOTENCY_KEY_MAX bytes or one with control characters; ctx keeps no key then.
+ */
+cl_status cl_ctx_set_idempotency_key(cl_ctx *ctx, const char *key);
+/* Fails ctx with the documented conflict of a reused key: CL_IDEMPOTENCY_CONFLICT_DETAIL. */
+cl_status cl_idempotency_conflict(cl_ctx *ctx);
 /* Milliseconds left before ctx's deadline (INT64_MAX without one, 0 once it has passed). */
 int64_t cl_ctx_remaining_ms(const cl_ctx *ctx);
 /* Sets ctx->err and returns st: the one-line way an operation fails. */
@@ -102,7 +123,18 @@ int64_t cl_now_ms(void);
 /* Wall clock as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z") into buf[32]. */
 void cl_now_rfc3339(char buf[32]);
 
-/* Copies src into dst[size] always NUL-terminated; returns 0, or -1 when truncated. */
+/*
+ * Copies src into dst[size] always NUL-terminated; returns 0, or -1 when truncated. A
+ * truncated copy ends on a UTF-8 character boundary, never inside a character.
+ */
 int cl_strlcpy(char *dst, const char *src, size_t size);
+/*
+ * The largest length <= n at which s[0..n) can be cut without splitting a UTF-8 character:
+ * n itself unless the bytes just before it start a multi-byte sequence that n cuts short.
+ */
+size_t cl_utf8_cut(const char *s, size_t n);
+/* The length of the well-formed UTF-8 character at text[0..len) (RFC 3629), or 0 when the
+ * bytes there are not one (len > 0). */
+size_t cl_utf8_len(const char *text, size_t len);
 
 #endif /* CLEAVE_STATUS_H */

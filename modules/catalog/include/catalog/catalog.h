@@ -12,7 +12,7 @@
 
 #include "cleave/module.h"
 
-#define CATALOG_OPS_VERSION   2
+#define CATALOG_OPS_VERSION   3
 
 /* Largest page of list_products; larger limits are CL_INVALID. */
 #define CATALOG_MAX_LIMIT     100
@@ -46,13 +46,19 @@ CL_TYPE_DECLARE(catalog_product, CATALOG_PRODUCT)
     X(T, STRS, tags, _)
 CL_TYPE_DECLARE(catalog_product_input, CATALOG_PRODUCT_INPUT)
 
-/* The fields an update may change; an absent field (NULL, unset) is left as it is. */
+/*
+ * The fields an update may change; an absent field (NULL, unset) is left as it is.
+ * clear (version 3) names the fields to remove, as null does in a JSON merge patch
+ * (RFC 7396): only "description" can be removed, the others being required, and a field
+ * cannot be both set and cleared. An update that changes nothing keeps the version.
+ */
 #define CATALOG_PRODUCT_CHANGES(X, T)                                                              \
     X(T, STR, name, _)                                                                             \
     X(T, STR, description, _)                                                                      \
     X(T, OPT_OBJ, price, cl_money)                                                                 \
     X(T, STR, category, _)                                                                         \
-    X(T, STRS, tags, _)
+    X(T, STRS, tags, _)                                                                            \
+    X(T, STRS, clear, _)
 CL_TYPE_DECLARE(catalog_product_changes, CATALOG_PRODUCT_CHANGES)
 
 /* An update: when expected_version is set and differs from the stored one: CL_CONFLICT. */
@@ -105,7 +111,8 @@ CL_TYPE_DECLARE(catalog_product_list, CATALOG_PRODUCT_LIST)
 /*
  * The operations. Statuses each may return besides CL_OK:
  *   create_product   CL_INVALID (field named), CL_CONFLICT (sku taken)
- *   update_product   CL_INVALID, CL_NOT_FOUND, CL_CONFLICT (version or sku)
+ *   update_product   CL_INVALID (changes.*, changes.clear), CL_NOT_FOUND,
+ *                    CL_CONFLICT (version or sku); nothing changed: the product as it is
  *   get_product      CL_NOT_FOUND
  *   list_products    CL_INVALID (cursor, limit)
  *   list_categories  -

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The platform as an installed package (ADR 0015): installs this build into a throwaway
+# prefix, builds tests/install/app (one module, one REST route) OUT OF TREE against it
+# with find_package(Cleave), checks that the application links neither libpq nor the
+# NATS client, serves it on a free loopback port with a throwaway data directory and
+# checks its route, its problem+json and the errors for missing optional subsystems;
+# then compiles a C file with nothing but pkg-config's flags for cleave-platform.
+# Usage: test_install.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1
+build=$2
+work=$(mktemp -d /tmp/cleave-test-install-XXXXXX)
+pid=
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+prefix=$work/prefix
+cmake --install "$build" --prefix "$prefix" >"$work/install.log" ||
+    { cat "$work/install.log"; fail "cmake --install"; }
+for f in include/cleave/module.h include/cleave/extension.h include/cleave-host/host.h; do
+    [ -f "$prefix/$f" ] || fail "$f is not installed"
+done
+pcdir=$(dirname "$(find "$prefix" -name cleave-platform.pc)")
+[ -f "$pcdir/cleave-platform.pc" ] || fail "cleave-platform.pc is not installed"
+
+# The application, out of tree: nothing of the source tree but its own folder.
+cp -r "$src/tests/install/app" "$work/app"
+cmake -S "$work/app" -B "$work/app/build" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_BUILD_TYPE=Debug >"$work/configure.log" 2>&1 ||
+    { cat "$work/configure.log"; fail "the application does not configure"; }
+cmake --build "$work/app/build" -j2 >"$work/build.log" 2>&1 ||
+    { cat "$work/build.log"; fail "the application does not build"; }
+app=$work/app/build/greeter-app
+[ -x "$app" ] || fail "no greeter-app binary"
+
+# Neither libpq nor libnats: not as libraries, not as code. The tree's own gateway
+# wires both in, so the same checks do see them where they are.
+# (Into files first: grep -q would cut the pipe and fail it under pipefail.)
+describe() { # describe BINARY OUT: its libraries and defined symbols into OUT
+    { ldd "$1" && nm --defined-only "$1"; } >"$2"
+}
+describe "$build/bin/cleave" "$work/cleave.txt"
+describe "$app" "$work/app.txt"
+grep -q 'libpq\.so' "$work/cleave.txt" || fail "the check cannot see libpq"
+grep -q 'libnats' "$work/cleave.txt" || fail "the check cannot see libnats"
+if grep -E 'libpq\.so|libnats|cl_postgres_extension|cl_nats_extension' "$work/app.txt"; then
+    fail "the application links PostgreSQL or NATS"
+fi
+grep -q 'cl_extension_register' "$work/app.txt" || fail "the application has no extension table"
+
+# Serve it on a free loopback port (port 0: the kernel picks one; the log says which).
+data=$work/data
+CLEAVE_DATA_DIR=$data CLEAVE_LISTEN=127.0.0.1:0 "$app" serve >"$work/serve.log" 2>&1 &
+pid=$!
+port=
+for _ in $(seq 1 300); do
+    port=$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p' "$work/serve.log" | head -1)
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; fail "the application exited"; }
+    sleep 0.1
+done
+[ -n "$port" ] || { cat "$work/serve.log"; fail "the application did not start serving"; }
+url=http://127.0.0.1:$port/api/v1/greetings
+
+post() { # post BODY: prints "<status> <content type>" then the body
+    curl -s -o "$work/body" -w '%{http_code} %{content_type}\n' -X POST \
+        -H 'Content-Type: application/json' --data "$1" "$url"
+    cat "$work/body"
+}
+out=$(post '{"name":"ada"}')
+echo "$out" | head -1 | grep -q '^201 application/json' || fail "greeting: $out"
+echo "$out" | grep -q '"message": *"hello, ada"' || fail "greeting message: $out"
+echo "$out" | grep -q '"count": *1' || fail "first greeting count: $out"
+out=$(post '{"name":"grace"}')
+echo "$out" | grep -q '"count": *2' || fail "second greeting count (its database): $out"
+out=$(post '{"name":""}')
+echo "$out" | head -1 | grep -q '^400 application/problem+json' || fail "empty name: $out"
+echo "$out" | grep -q '"name"' || fail "the problem does not name the field: $out"
+out=$(post '{"name":"ada","age":3}')
+echo "$out" | head -1 | grep -q '^400 application/problem+json' || fail "unknown field: $out"
+echo "$out" | grep -q 'age' || fail "the problem does not name the unknown field: $out"
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
+
+# Settings that ask for a subsystem this build lacks are errors naming its library.
+if CLEAVE_DATA_DIR=$data CLEAVE_LISTEN=127.0.0.1:0 CLEAVE_NATS_URL=nats://127.0.0.1:1 \
+    "$app" serve >"$work/nats.log" 2>&1; then
+    fail "serve with CLEAVE_NATS_URL but without cleave_nats succeeded"
+fi
+grep -q 'CLEAVE_NATS_URL asks for nats, but this binary was built without cleave_nats' \
+    "$work/nats.log" || { cat "$work/nats.log"; fail "the NATS error does not name cleave_nats"; }
+if CLEAVE_DATA_DIR=$data CLEAVE_DATABASE_URL=postgresql://127.0.0.1:1/x "$app" migrate \
+    >"$work/pg.log" 2>&1; then
+    fail "migrate with CLEAVE_DATABASE_URL but without cleave_postgres succeeded"
+fi
+grep -q 'CLEAVE_DATABASE_URL asks for postgres, but this binary was built without cleave_postgres' \
+    "$work/pg.log" || { cat "$work/pg.log"; fail "the PostgreSQL error does not name cleave_postgres"; }
+
+# pkg-config alone is enough to compile and link against the platform.
+flags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs cleave-platform) ||
+    fail "pkg-config does not know cleave-platform"
+cc -std=c11 -o "$work/pkgconfig_check" "$src/tests/install/pkgconfig_check.c" $flags ||
+    fail "a C file does not build with: $flags"
+[ "$("$work/pkgconfig_check" "$work/check.db")" = ok ] || fail "the pkg-config build does not run"
+echo "PASS: installed, built out of tree, served, no libpq/libnats, pkg-config works"
