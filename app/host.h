@@ -23,6 +23,10 @@ typedef enum host_role { HOST_GATEWAY, HOST_SERVICE } host_role;
 /* Generated per binary by app/CMakeLists.txt (cleave_wire). */
 extern const host_role host_binary_role;
 extern const char host_binary_name[];
+/* Every module of the deployment (bound in this binary or not), NULL-terminated. */
+extern const cl_module_api *const host_deployment[];
+/* The test hooks' settings in a test build (CLEAVE_TESTS=ON), else NULL. */
+extern const cl_settings *const host_test_hooks;
 
 typedef struct host_module {
     const cl_binding *binding;
@@ -38,6 +42,9 @@ typedef struct host_module {
 
 typedef struct host {
     cl_config *config;
+    /* The keys config knows beyond the platform's, borrowed by it (host_deployment). */
+    cl_settings settings[HOST_MAX_MODULES];
+    const cl_settings *owners[HOST_MAX_MODULES + 2];
     const char *data_dir;
     const char *migrations_dir;
     host_module modules[HOST_MAX_MODULES];
