@@ -1,11 +1,15 @@
 # The README's two commands: `make run` and `make test`. Both install what they need
 # from Debian's repositories first (apt-get update only when something is missing).
 
+# Node.js and npm run the docs tests' tools (tests/docs/package.json), which need Node.js
+# 20.19 or later; Debian's packages are installed only when there is no node or no npm,
+# since a Node.js installed otherwise (which ships its own npm) conflicts with them.
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
-	clang clang-format clang-tidy python3 python3-yaml \
-	nats-server libnats-dev
+	clang clang-format clang-tidy python3 \
+	nats-server libnats-dev \
+	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
 BUILD      := build
 TEST_BUILD := build/test

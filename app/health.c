@@ -71,8 +71,8 @@ static void readyz(cl_http_req *req, void *arg)
 cl_status host_health_routes(host *h, cl_router *r, cl_error *err)
 {
     const cl_route routes[] = {
-        {"GET", "/healthz", CL_PERM_PUBLIC, healthz, h},
-        {"GET", "/readyz", CL_PERM_PUBLIC, readyz, h},
+        {"GET", "/healthz", CL_PERM_PUBLIC, healthz, h, NULL},
+        {"GET", "/readyz", CL_PERM_PUBLIC, readyz, h, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

@@ -70,7 +70,8 @@ static void get_operation(cl_http_req *req, void *arg)
 
 cl_status host_operation_routes(host *h, cl_router *r, cl_error *err)
 {
-    const cl_route route = {"GET", "/api/v1/operations/{id}", "operations:read", get_operation, h};
+    const cl_route route = {"GET", "/api/v1/operations/{id}", "operations:read", get_operation, h,
+                            NULL};
 
     return cl_router_add(r, &route, err);
 }

@@ -23,9 +23,13 @@
 #include "bus_internal.h"
 #include "cleave/log.h"
 
-/* Process-wide wake-up: a publish in any module wakes the relays of every bus. */
+/*
+ * Process-wide wake-up: a publish in any module wakes the relays of every bus. kick_cv
+ * measures its timed waits on the monotonic clock; kick_once sets that up before first use.
+ */
 static pthread_mutex_t kick_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kick_cv = PTHREAD_COND_INITIALIZER;
+static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
 static uint64_t kick_gen;
 
 /* A lease outlives any batch by far; leases of a previous process are cleared at start. */
@@ -70,8 +74,15 @@ static const char dead_fail_sql[] =
 
 /* --- small pieces ----------------------------------------------------------------- */
 
+static void kick_init(void)
+{
+    /* Fails only without memory; the static initializer then stays, on the wall clock. */
+    (void)cl_cond_init_monotonic(&kick_cv);
+}
+
 void cl__bus_kick(void)
 {
+    pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     kick_gen++;
     pthread_cond_broadcast(&kick_cv);
@@ -88,23 +99,12 @@ bool cl__bus_stopping(cl_bus *bus)
     return s;
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms)
 {
-    struct timespec ts;
+    struct timespec ts = cl_deadline_in(ms);
     int r;
 
-    deadline_in(&ts, ms);
+    pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     if (!bus->stopping && kick_gen == *seen) {
         (void)pthread_cond_timedwait(&kick_cv, &kick_mu, &ts);
@@ -134,24 +134,6 @@ void cl_bus_crash_point(cl_bus *bus, const char *point)
     if (bus != NULL && point != NULL) {
         cl__bus_crash_point(bus, point);
     }
-}
-
-int64_t cl__backoff_ms(const cl_bus *bus, int attempt)
-{
-    int64_t cap = bus->backoff_ms;
-    uint32_t r = 0;
-    char hex[33];
-
-    for (int i = 1; i < attempt && cap < bus->backoff_max_ms; i++) {
-        cap *= 2;
-    }
-    if (cap > bus->backoff_max_ms) {
-        cap = bus->backoff_max_ms;
-    }
-    /* Full jitter: uniform in [cap/2, cap], so retries of many consumers spread out. */
-    cl__random_hex(hex);
-    r = (uint32_t)strtoul(hex + 24, NULL, 16);
-    return cap / 2 + (int64_t)(r % (uint32_t)(cap / 2 + 1));
 }
 
 cl__module *cl__bus_module(cl_bus *bus, const char *name)
@@ -352,13 +334,8 @@ static void fill_ctx(cl_ctx *ctx, const cl__msg *m)
     cl_ctx_init(ctx, HANDLER_TIMEOUT);
     cl_strlcpy(ctx->request_id, m->id, sizeof(ctx->request_id));
     cl_strlcpy(ctx->principal, "service:bus", sizeof(ctx->principal));
-    /* traceparent: 00-<32 hex trace id>-<16 hex span id>-<flags> */
-    if (strlen(m->traceparent) == 55) {
-        memcpy(ctx->trace_id, m->traceparent + 3, 32);
-        ctx->trace_id[32] = '\0';
-        memcpy(ctx->span_id, m->traceparent + 36, 16);
-        ctx->span_id[16] = '\0';
-    }
+    /* A malformed traceparent only loses the trace: the message is handled all the same. */
+    (void)cl_traceparent_parse(m->traceparent, ctx->trace_id, ctx->span_id);
 }
 
 static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *err)
@@ -367,17 +344,6 @@ static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *
 
     for (int i = 0; rc == CL_OK && i < n; i++) {
         rc = cl_stmt_bind_text(st, i + 1, v[i], err);
-    }
-    return rc;
-}
-
-static cl_status step_all(cl_stmt *st, cl_error *err)
-{
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, err);
     }
     return rc;
 }
@@ -441,7 +407,7 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
             rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now}, 4, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -493,7 +459,7 @@ static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, co
         rc = cl_stmt_bind_text(st, 8, now, err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
@@ -511,10 +477,9 @@ static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, co
 static bool worker_sleep(cl__worker *w, int64_t ms)
 {
     cl__module *mod = w->mod;
-    struct timespec ts;
+    struct timespec ts = cl_deadline_in(ms);
     bool running;
 
-    deadline_in(&ts, ms);
     pthread_mutex_lock(&mod->mu);
     if (!mod->bus->stopping) {
         (void)pthread_cond_timedwait(&w->cv, &mod->mu, &ts);
@@ -541,7 +506,7 @@ static cl__outcome process(cl__worker *w, cl__job *job)
         }
         if (r == HANDLED) {
             atomic_fetch_add(&bus->handled, 1);
-            lat = cl__wall_ms() - m->occurred_ms;
+            lat = cl_wall_ms() - m->occurred_ms;
             lat = lat < 0 ? 0 : lat;
             atomic_fetch_add(&bus->latency_count, 1);
             atomic_fetch_add(&bus->latency_sum_ms, lat);
@@ -576,7 +541,7 @@ static cl__outcome process(cl__worker *w, cl__job *job)
                     json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
                               "subscriber", mod->name, "attempt", n),
                     "%s: handling %s failed (attempt %d): %s", mod->name, m->type, n, err.message);
-        if (!worker_sleep(w, cl__backoff_ms(bus, n))) {
+        if (!worker_sleep(w, cl_backoff_ms(bus->backoff_ms, bus->backoff_max_ms, n))) {
             return CL__ABORTED;
         }
     }
@@ -709,7 +674,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     bool row = false;
-    int64_t now = cl__wall_ms();
+    int64_t now = cl_wall_ms();
     cl_status rc;
 
     *n = 0;
@@ -747,7 +712,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
             rc = cl_stmt_bind_i64(st, 2, msgs[i].seq, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -768,7 +733,7 @@ static cl_status settle(cl__module *mod, cl__msg *msgs, int n, const bool *ok, c
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
-    int64_t now = cl__wall_ms();
+    int64_t now = cl_wall_ms();
     cl_status rc;
 
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
@@ -791,7 +756,7 @@ static cl_status settle(cl__module *mod, cl__msg *msgs, int n, const bool *ok, c
             }
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -815,7 +780,7 @@ static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_e
         rc = cl_stmt_bind_i64(st, 1, v, err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     cl_db_release(conn);
     return rc;
@@ -848,8 +813,8 @@ static void *relay_main(void *arg)
              */
             int r = cl__bus_idle(bus, &seen, quick > 0 ? 2 : bus->poll_ms);
             quick = r == 1 ? 5 : (quick > 0 ? quick - 1 : 0);
-            if (cl__wall_ms() - last_purge > 60000) {
-                last_purge = cl__wall_ms();
+            if (cl_wall_ms() - last_purge > 60000) {
+                last_purge = cl_wall_ms();
                 (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
             }
             continue;
@@ -908,7 +873,10 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
             cl__worker *w = &mod->workers[i];
 
             w->mod = mod;
-            pthread_cond_init(&w->cv, NULL);
+            /* worker_sleep's retry waits are deadlines on the monotonic clock. */
+            if (cl_cond_init_monotonic(&w->cv) != 0) {
+                return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
+            }
             mod->nworkers++;
             if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
                 return cl_error_set(err, CL_INTERNAL, NULL, "cannot start a bus worker");
@@ -970,6 +938,7 @@ void cl_bus_stop(cl_bus *bus)
     if (bus == NULL || !bus->running) {
         return;
     }
+    pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     bus->stopping = true;
     pthread_cond_broadcast(&kick_cv);
@@ -1098,7 +1067,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
         const char *text = cl_stmt_text(st, 0);
         attempts = cl_stmt_i64(st, 1);
         rc = cl__msg_decode(text, strlen(text), &m, err);
-        (void)step_all(st, err);
+        (void)cl_stmt_drain(st, NULL, err);
     }
     sub = rc == CL_OK ? cl__bus_sub(mod, m.type) : NULL;
     if (rc == CL_OK && sub == NULL) {
@@ -1135,7 +1104,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
             rc = bind_texts(st, (const char *const[]){m.id, m.type, m.source, now}, 4, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -1144,7 +1113,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
             rc = cl_stmt_bind_i64(st, 1, id, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -1160,7 +1129,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
             cl_stmt_bind_text(st, 1, reason, &ignored) == CL_OK &&
             cl_stmt_bind_text(st, 2, now, &ignored) == CL_OK &&
             cl_stmt_bind_i64(st, 3, id, &ignored) == CL_OK) {
-            (void)step_all(st, &ignored);
+            (void)cl_stmt_drain(st, NULL, &ignored);
         }
     }
     cl_db_release(conn);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cleave/bus.h"
+#include "cleave/util.h"
 
 #define CL__BUS_SCHEMA_VERSION 1
 #define CL__BUS_MAX_WORKERS    64
@@ -151,13 +152,6 @@ const cl__sub *cl__bus_sub(const cl__module *mod, const char *type);
 
 /* Queues job for mod's worker that owns the job's key (per-key order). */
 void cl__bus_enqueue(cl__module *mod, cl__job *job);
-
-/* Wall clock in milliseconds since the epoch (latency across processes). */
-int64_t cl__wall_ms(void);
-/* 32 random hex digits into out[33]. */
-void cl__random_hex(char out[33]);
-/* Full-jitter exponential backoff for attempt (1-based). */
-int64_t cl__backoff_ms(const cl_bus *bus, int attempt);
 
 /* The NATS transport (nats.c). */
 cl_status cl__nats_connect(cl_bus *bus, cl_error *err);

@@ -38,17 +38,6 @@ static const char failed_sql[] = "UPDATE cl_operations SET status = 'failed', pr
 static const char resume_sql[] =
     "UPDATE cl_operations SET status = 'pending', updated_at = ? WHERE status = 'running'";
 
-static cl_status step_all(cl_stmt *st, cl_error *err)
-{
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, err);
-    }
-    return rc;
-}
-
 cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind, json_t *input,
                               char id[CL_OPERATION_ID_MAX], cl_error *err)
 {
@@ -64,7 +53,7 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
     if (text == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    cl__random_hex(hex);
+    cl_random_hex(hex);
     snprintf(newid, sizeof(newid), "%s-%s", module, hex);
     cl_now_rfc3339(now);
     rc = cl_db_prepare(conn, insert_sql, &st, err);
@@ -84,10 +73,10 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
         rc = cl_stmt_bind_text(st, 5, now, err);
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 6, cl__wall_ms(), err);
+        rc = cl_stmt_bind_i64(st, 6, cl_wall_ms(), err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     free(text);
     if (rc == CL_OK) {
@@ -132,7 +121,7 @@ cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, 
             op.updated_at == NULL) {
             rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
         }
-        (void)step_all(st, err);
+        (void)cl_stmt_drain(st, NULL, err);
     }
     if (rc == CL_OK) {
         *out = op;
@@ -158,7 +147,7 @@ cl_status cl__operation_resume(cl__module *mod, cl_error *err)
         rc = cl_stmt_bind_text(st, 1, now, err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     cl_db_release(conn);
     return rc;
@@ -194,7 +183,7 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
             *input = json_object();
         }
         *found = true;
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc == CL_OK && *found) {
         cl_now_rfc3339(now);
@@ -206,7 +195,7 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
             rc = cl_stmt_bind_text(st, 2, id, err);
         }
         if (rc == CL_OK) {
-            rc = step_all(st, err);
+            rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
@@ -273,7 +262,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
         }
     }
     if (rc == CL_OK) {
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);

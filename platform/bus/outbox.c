@@ -13,41 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
 #include "bus_internal.h"
 
 static const char insert_sql[] =
     "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "
     "traceparent, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-
-int64_t cl__wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void cl__random_hex(char out[33])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-
-    if (RAND_bytes(b, sizeof(b)) != 1) {
-        /* RAND_bytes fails only without an entropy source; fall back on time and address. */
-        uint64_t t = (uint64_t)cl__wall_ms() ^ (uint64_t)(uintptr_t)out;
-        for (size_t i = 0; i < sizeof(b); i++) {
-            t = t * 6364136223846793005ULL + 1442695040888963407ULL;
-            b[i] = (unsigned char)(t >> 56);
-        }
-    }
-    for (size_t i = 0; i < sizeof(b); i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[32] = '\0';
-}
 
 /* "<module>.<event>": both parts [a-z0-9_], the module at most 63 bytes. */
 static bool valid_type(const char *type)
@@ -123,10 +93,10 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
         return cl_error_set(err, CL_INVALID, "payload", "event payload is larger than %zu bytes",
                             CL_BUS_MAX_PAYLOAD);
     }
-    if (ctx != NULL && strlen(ctx->trace_id) == 32 && strlen(ctx->span_id) == 16) {
-        snprintf(trace, sizeof(trace), "00-%s-%s-01", ctx->trace_id, ctx->span_id);
+    if (ctx != NULL) {
+        (void)cl_traceparent_format(ctx->trace_id, ctx->span_id, trace);
     }
-    cl__random_hex(id);
+    cl_random_hex(id);
     cl_now_rfc3339(now);
     rc = cl_db_prepare(conn, insert_sql, &st, err);
     if (rc == CL_OK) {
@@ -142,7 +112,7 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
         rc = cl_stmt_bind_text(st, 4, now, err);
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 5, cl__wall_ms(), err);
+        rc = cl_stmt_bind_i64(st, 5, cl_wall_ms(), err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_bind_i64(st, 6, schema_version, err);

@@ -1,5 +1,6 @@
 /* The status table, error details and the call context. */
 #include "cleave/status.h"
+#include "cleave/util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,70 @@ cl_status cl_status_parse(const char *name, cl_status *out)
     return CL_INVALID;
 }
 
+size_t cl_utf8_len(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > len) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+size_t cl_utf8_cut(const char *s, size_t n)
+{
+    size_t start = n;
+    size_t need;
+    unsigned char lead;
+
+    /* Step back over at most three continuation bytes (10xxxxxx) to the lead byte. */
+    while (start > 0 && n - start < 3 && ((unsigned char)s[start - 1] & 0xC0) == 0x80) {
+        start--;
+    }
+    if (start == 0) {
+        return n;
+    }
+    lead = (unsigned char)s[start - 1];
+    if (lead >= 0xF0) {
+        need = 4;
+    } else if (lead >= 0xE0) {
+        need = 3;
+    } else if (lead >= 0xC0) {
+        need = 2;
+    } else {
+        return n; /* ASCII, or stray continuation bytes: nothing to keep whole */
+    }
+    /* The character starting at start - 1 has n - start + 1 of its need bytes. */
+    return n - start + 1 < need ? start - 1 : n;
+}
+
 int cl_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n;
@@ -69,8 +134,9 @@ int cl_strlcpy(char *dst, const char *src, size_t size)
     }
     n = strlen(src);
     if (n >= size) {
-        memcpy(dst, src, size - 1);
-        dst[size - 1] = '\0';
+        n = cl_utf8_cut(src, size - 1);
+        memcpy(dst, src, n);
+        dst[n] = '\0';
         return -1;
     }
     memcpy(dst, src, n + 1);
@@ -85,7 +151,11 @@ cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const ch
     err->status = st;
     cl_strlcpy(err->field, field, sizeof(err->field));
     if (fmt != NULL) {
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        int n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        /* A message cut short must not end inside a character of the input it quotes. */
+        if (n >= (int)sizeof(err->message)) {
+            err->message[cl_utf8_cut(err->message, sizeof(err->message) - 1)] = '\0';
+        }
     } else {
         cl_strlcpy(err->message, cl_status_message(st), sizeof(err->message));
     }
@@ -119,14 +189,7 @@ int64_t cl_now_ms(void)
 
 void cl_now_rfc3339(char buf[32])
 {
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    /* strftime bounds the year-sized fields that snprintf would warn about. */
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+    cl_rfc3339_format(cl_wall_ms(), buf);
 }
 
 void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms)

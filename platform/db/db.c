@@ -5,6 +5,7 @@
  */
 #include "cleave/db.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 
 /*
  * A connection keeps at most this many prepared statements. Modules prepare a few dozen
@@ -163,7 +165,6 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
                           const cl_db_options *opt, bool connect, cl_db **out, cl_error *err)
 {
     cl_db *db = NULL;
-    pthread_condattr_t ca;
     bool mu_ok = false;
     bool cv_ok = false;
     cl_status st;
@@ -229,19 +230,11 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
      * Waits are measured on the monotonic clock (the one cl_now_ms and ctx deadlines use),
      * so that a wall clock step cannot stretch or cut short an acquire.
      */
-    if (pthread_condattr_init(&ca) != 0) {
+    if (cl_cond_init_monotonic(&db->cv) != 0) {
         st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool condition");
         goto out;
     }
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-        pthread_cond_init(&db->cv, &ca) == 0) {
-        cv_ok = true;
-    }
-    pthread_condattr_destroy(&ca);
-    if (!cv_ok) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool condition");
-        goto out;
-    }
+    cv_ok = true;
 
     /* Connecting now turns a bad target into an error at startup, not at first use. */
     for (int i = 0; connect && i < db->min_conns; i++) {
@@ -426,8 +419,7 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
             waited = true;
             db->stats.waits++;
         }
-        ts.tv_sec = (time_t)(end / 1000);
-        ts.tv_nsec = (long)(end % 1000) * 1000000L;
+        ts = cl_deadline_at(end);
         /* ETIMEDOUT and spurious wakeups both land in the checks above. */
         (void)pthread_cond_timedwait(&db->cv, &db->mu, &ts);
     }
@@ -665,6 +657,22 @@ cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err)
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_step: missing argument");
     }
     return st->conn->db->drv->step(st->drv_stmt, row, err);
+}
+
+cl_status cl_stmt_drain(cl_stmt *st, int *rows, cl_error *err)
+{
+    bool row = true;
+    int n = 0;
+    cl_status rc = CL_OK;
+
+    while (rc == CL_OK && row) {
+        rc = cl_stmt_step(st, &row, err);
+        n += rc == CL_OK && row && n < INT_MAX ? 1 : 0;
+    }
+    if (rc == CL_OK && rows != NULL) {
+        *rows = n;
+    }
+    return rc;
 }
 
 int64_t cl_stmt_i64(cl_stmt *st, int col)

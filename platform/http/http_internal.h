@@ -41,6 +41,14 @@ struct cl_http_server {
     int draining;
 };
 
+/* One declared query parameter as it came in: raw (still percent-encoded), borrowed. */
+typedef struct cl__http_query_value {
+    const char *name; /* points into the route's declaration; not NUL-terminated there */
+    size_t name_len;
+    const char *raw; /* NULL when absent */
+    size_t raw_len;
+} cl__http_query_value;
+
 /* One request, owned by the dispatch that serves it, for the length of that dispatch. */
 struct cl_http_req {
     struct mg_connection *conn;
@@ -50,6 +58,9 @@ struct cl_http_req {
     const char *path;   /* raw (still percent-encoded) path, borrowed from civetweb */
     const char *query;  /* raw query string or NULL, borrowed from civetweb */
     cl_route_match match;
+    /* The route's declared query parameters and their values, filled before the handler. */
+    size_t nquery;
+    cl__http_query_value query_values[CL_ROUTE_MAX_QUERY];
     cl_ctx ctx;
     size_t nheaders;
     cl__http_header headers[CL__HTTP_MAX_HEADERS];
@@ -62,9 +73,25 @@ struct cl_http_req {
 /*
  * Percent-decodes src[0..n) into dst[size], NUL-terminated. plus_as_space turns '+' into
  * ' ' (query strings only). Returns the decoded length, -1 for a malformed escape or an
- * encoded NUL (which no C string can carry), -2 when dst is too small.
+ * encoded NUL (which no C string can carry), -2 when dst is too small. With dst NULL it
+ * only checks src and returns the length the decoded text would have (n fits in an int:
+ * callers bound it first).
  */
 int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst, size_t size);
+
+/*
+ * s as a new JSON string (a new reference; NULL when out of memory): at most max bytes,
+ * cut at a character boundary, each byte that is not part of well-formed UTF-8 replaced
+ * by U+FFFD. Problems quote client input, which may be any bytes; jansson refuses
+ * invalid UTF-8, so every string from input goes through here.
+ */
+json_t *cl__http_json_text(const char *s, size_t max);
+
+/*
+ * Checks the query of req against the route's declaration and fills req->query_values.
+ * Returns 0, or 1 after replying 400 naming the offending parameter.
+ */
+int cl__http_check_query(cl_http_req *req);
 
 /*
  * Sends the one response of req: status line, Content-Type (when ctype is not NULL),

@@ -7,7 +7,45 @@
 
 #include "http_internal.h"
 
-#define PROBLEM_TYPE_PREFIX "urn:cleave:problem:"
+#define PROBLEM_TYPE_PREFIX  "urn:cleave:problem:"
+/* The request path is echoed as "instance"; a client's endless path is not echoed whole. */
+#define PROBLEM_INSTANCE_MAX 2048
+
+json_t *cl__http_json_text(const char *s, size_t max)
+{
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+    size_t n = strlen((const char *)p);
+    size_t o = 0;
+    char *buf;
+    json_t *json;
+
+    if (n > max) {
+        n = cl_utf8_cut((const char *)p, max);
+    }
+    /* Every byte becomes at most the three bytes of U+FFFD. */
+    buf = malloc(n * 3 + 1);
+    if (buf == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t len = cl_utf8_len((const char *)p + i, n - i);
+
+        if (len == 0) {
+            memcpy(buf + o, replacement, 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(buf + o, p + i, len);
+            o += len;
+            i += len;
+        }
+    }
+    buf[o] = '\0';
+    json = json_stringn_nocheck(buf, o);
+    free(buf);
+    return json;
+}
 
 void cl_http_reply_problem(cl_http_req *req, int status, const char *slug, const char *title,
                            const char *detail, json_t *extra)
@@ -21,9 +59,14 @@ void cl_http_reply_problem(cl_http_req *req, int status, const char *slug, const
         return;
     }
     snprintf(type, sizeof(type), PROBLEM_TYPE_PREFIX "%s", slug != NULL ? slug : "internal");
-    body = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s}", "type", type, "title",
-                     title != NULL ? title : "error", "status", status, "detail",
-                     detail != NULL ? detail : "", "instance", req->path, "request_id",
+    /*
+     * Detail and instance quote the client's input, which may be any bytes: they are made
+     * valid UTF-8 here, so that a problem can always be built (jansson refuses the rest).
+     */
+    body = json_pack("{s:o,s:o,s:i,s:o,s:o,s:s}", "type", cl__http_json_text(type, sizeof(type)),
+                     "title", cl__http_json_text(title != NULL ? title : "error", 256), "status",
+                     status, "detail", cl__http_json_text(detail, 1024), "instance",
+                     cl__http_json_text(req->path, PROBLEM_INSTANCE_MAX), "request_id",
                      req->ctx.request_id);
     /* The standard members win: extra may add fields, never disguise the problem. */
     if (body != NULL && json_is_object(extra)) {
@@ -64,8 +107,9 @@ void cl_http_reply_error(cl_http_req *req, const cl_error *err)
     }
     detail = err != NULL && err->message[0] != '\0' ? err->message : cl_status_message(st);
     if (st == CL_INVALID && err != NULL && err->field[0] != '\0') {
-        extra =
-            json_pack("{s:[{s:s,s:s}]}", "invalid_params", "name", err->field, "reason", detail);
+        extra = json_pack("{s:[{s:o,s:o}]}", "invalid_params", "name",
+                          cl__http_json_text(err->field, sizeof(err->field)), "reason",
+                          cl__http_json_text(detail, sizeof(err->message)));
     }
     cl_http_reply_problem(req, cl_status_http(st), slug, cl_status_message(st), detail, extra);
 }

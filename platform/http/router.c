@@ -20,6 +20,7 @@ typedef struct route_entry {
     char *method;
     char *pattern;
     char *permission;
+    char *query;  /* the declared query parameter names, or NULL */
     char *segbuf; /* a copy of pattern cut into NUL-terminated segments */
     size_t nseg;
     const char *seg[ROUTER_SEGMENTS_MAX];
@@ -82,10 +83,16 @@ int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst,
             }
             i++;
         }
-        if (o + 1 >= size) {
-            return -2;
+        if (dst != NULL) {
+            if (o + 1 >= size) {
+                return -2;
+            }
+            dst[o] = c;
         }
-        dst[o++] = c;
+        o++;
+    }
+    if (dst == NULL) {
+        return (int)o;
     }
     if (size == 0) {
         return -2;
@@ -102,6 +109,7 @@ static void entry_free(route_entry *e)
     free(e->method);
     free(e->pattern);
     free(e->permission);
+    free(e->query);
     free(e->segbuf);
     free(e);
 }
@@ -244,6 +252,49 @@ static const char *parse_pattern(route_entry *e)
     return NULL;
 }
 
+/*
+ * Checks a query declaration: space-separated identifiers, none repeated, at most
+ * CL_ROUTE_MAX_QUERY. Returns NULL when it is well-formed, else why it is not.
+ */
+static const char *check_query_decl(const char *decl)
+{
+    const char *names[CL_ROUTE_MAX_QUERY];
+    size_t lens[CL_ROUTE_MAX_QUERY];
+    size_t n = 0;
+    const char *p = decl;
+
+    while (*p != '\0') {
+        size_t len = 0;
+
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        while (p[len] != '\0' && p[len] != ' ') {
+            if (!is_name_char(p[len], len == 0)) {
+                return "declares a query parameter name that is not an identifier";
+            }
+            len++;
+        }
+        if (len > CL_ROUTE_QUERY_NAME_MAX) {
+            return "declares a query parameter name that is too long";
+        }
+        if (n == CL_ROUTE_MAX_QUERY) {
+            return "declares too many query parameters";
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (lens[i] == len && memcmp(names[i], p, len) == 0) {
+                return "declares a query parameter twice";
+            }
+        }
+        names[n] = p;
+        lens[n] = len;
+        n++;
+        p += len;
+    }
+    return NULL;
+}
+
 /* Two routes with one method whose shapes coincide would make matching ambiguous. */
 static int same_shape(const route_entry *a, const route_entry *b)
 {
@@ -311,10 +362,20 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
         st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
         goto out;
     }
+    if (route->query != NULL) {
+        why = check_query_decl(route->query);
+        if (why != NULL) {
+            st = cl_error_set(err, CL_INVALID, "query", "route %s %s: the route %s", method,
+                              pattern, why);
+            goto out;
+        }
+    }
     e->method = strdup(route->method);
     e->pattern = strdup(route->pattern);
     e->permission = strdup(route->permission);
-    if (e->method == NULL || e->pattern == NULL || e->permission == NULL) {
+    e->query = route->query != NULL ? strdup(route->query) : NULL;
+    if (e->method == NULL || e->pattern == NULL || e->permission == NULL ||
+        (route->query != NULL && e->query == NULL)) {
         st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
         goto out;
     }
@@ -339,6 +400,7 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
     e->route.method = e->method;
     e->route.pattern = e->pattern;
     e->route.permission = e->permission;
+    e->route.query = e->query;
     r->routes[r->count++] = e;
     e = NULL;
 out:
@@ -460,6 +522,7 @@ cl_route_result cl_router_match(const cl_router *r, const char *method, const ch
     const route_entry *best = NULL;
     const char *others[ROUTER_METHODS_MAX];
     size_t nothers = 0;
+    const char *want = method;
 
     if (allow != NULL && allow_size > 0) {
         allow[0] = '\0';
@@ -467,13 +530,17 @@ cl_route_result cl_router_match(const cl_router *r, const char *method, const ch
     if (r == NULL || method == NULL || split_path(path, &ps) != 0) {
         return CL_ROUTE_NOT_FOUND;
     }
+    /* HEAD is GET without the body (RFC 9110 9.3.2): the server drops the body it sends. */
+    if (strcmp(method, "HEAD") == 0) {
+        want = "GET";
+    }
     for (size_t i = 0; i < r->count; i++) {
         const route_entry *e = r->routes[i];
 
         if (!entry_matches(e, &ps)) {
             continue;
         }
-        if (strcmp(e->method, method) == 0) {
+        if (strcmp(e->method, want) == 0) {
             if (best == NULL || more_specific(e, best)) {
                 best = e;
             }
@@ -495,6 +562,9 @@ cl_route_result cl_router_match(const cl_router *r, const char *method, const ch
         }
         for (size_t k = 0; k < nothers; k++) {
             append_allow(allow, allow_size, others[k]);
+            if (strcmp(others[k], "GET") == 0) {
+                append_allow(allow, allow_size, "HEAD");
+            }
         }
         return CL_ROUTE_BAD_METHOD;
     }

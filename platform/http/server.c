@@ -6,15 +6,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 #include "http_internal.h"
 
 #define HTTP_DEFAULT_THREADS    16
@@ -25,8 +26,15 @@
 #define HTTP_PATH_MAX           2048
 #define HTTP_QUERY_MAX          4096
 #define HTTP_SEGMENT_MAX        255
-/* civetweb refuses requests whose header block exceeds this (its max_request_size). */
-#define HTTP_HEADER_BLOCK_MAX   "16384"
+/*
+ * The request line and header fields together: civetweb's per-connection buffer for them
+ * (its max_request_size) is larger than our own limits, so that a request over a limit
+ * reaches us and gets its precise answer (414, 431). civetweb 1.15 answers a request that
+ * fills even this buffer with 400 "Malformed message", the same as one with a control
+ * character in its head: on_http_error cannot tell them apart (ADR declared-query-parameters).
+ */
+#define HTTP_HEAD_BUFFER        "65536"
+#define HTTP_HEADER_FIELDS_MAX  16384
 #define HTTP_REQUEST_ID_MAX     (sizeof(((cl_ctx *)0)->request_id) - 1)
 #define HTTP_LISTEN_MAX         128
 
@@ -60,49 +68,6 @@ static int request_id_ok(const char *id)
         }
     }
     return 1;
-}
-
-static int fill_random(unsigned char *buf, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static void new_request_id(char out[33])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[16];
-
-    if (fill_random(raw, sizeof(raw)) != 0) {
-        /*
-         * Ids only correlate log lines: without randomness, the clock and a process-wide
-         * counter still make them unique.
-         */
-        static atomic_uint_fast64_t counter;
-        uint64_t now = (uint64_t)cl_now_ms();
-        uint64_t seq = atomic_fetch_add(&counter, 1);
-        for (size_t i = 0; i < 8; i++) {
-            raw[i] = (unsigned char)(now >> (i * 8));
-            raw[8 + i] = (unsigned char)(seq >> (i * 8));
-        }
-    }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 0x0f];
-    }
-    out[32] = '\0';
 }
 
 /* --- responses -------------------------------------------------------------------- */
@@ -196,16 +161,19 @@ void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
         json_decref(body);
         return;
     }
+    /* A NULL body is a body that could not be built: never a success without content. */
     if (body != NULL) {
         text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(body);
-        if (text == NULL) {
-            cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
-                                  "the response could not be encoded", NULL);
-            return;
-        }
     }
-    cl__http_send(req, status, "application/json", text, text != NULL ? strlen(text) : 0);
+    if (text == NULL) {
+        cl_log_with(CL_LOG_ERROR, "http", NULL, "the %d response to %s %s could not be encoded",
+                    status, req->method, req->path);
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "the response could not be encoded", NULL);
+        return;
+    }
+    cl__http_send(req, status, "application/json", text, strlen(text));
     free(text);
 }
 
@@ -249,55 +217,168 @@ const char *cl_http_param(const cl_http_req *req, const char *name)
     return NULL;
 }
 
-int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size)
+/* The index of the declared query parameter name[0..len), or -1 when it is not declared. */
+static int query_slot(const cl_http_req *req, const char *name, size_t len)
 {
-    const char *p;
-    char key[256];
-
-    if (req == NULL || name == NULL || req->query == NULL) {
-        return -1;
+    for (size_t i = 0; i < req->nquery; i++) {
+        if (req->query_values[i].name_len == len &&
+            memcmp(req->query_values[i].name, name, len) == 0) {
+            return (int)i;
+        }
     }
-    p = req->query;
-    while (*p != '\0') {
+    return -1;
+}
+
+static cl_status refuse_query(cl_http_req *req, const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static cl_status refuse_query(cl_http_req *req, const char *field, const char *fmt, ...)
+{
+    cl_error err;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cl_error_vset(&err, CL_INVALID, field, fmt, ap);
+    va_end(ap);
+    cl_http_reply_error(req, &err);
+    return CL_INVALID;
+}
+
+int cl__http_check_query(cl_http_req *req)
+{
+    const char *decl = req->match.route->query;
+    const char *p = req->query;
+
+    /* The slots are the declared names, each absent until the query gives it. */
+    req->nquery = 0;
+    while (decl != NULL && *decl != '\0') {
+        size_t len = strcspn(decl, " ");
+
+        if (len > 0 && req->nquery < CL_ROUTE_MAX_QUERY) {
+            cl__http_query_value *v = &req->query_values[req->nquery++];
+            v->name = decl;
+            v->name_len = len;
+            v->raw = NULL;
+            v->raw_len = 0;
+        }
+        decl += len;
+        decl += strspn(decl, " ");
+    }
+    if (p == NULL || *p == '\0') {
+        return 0;
+    }
+    for (;;) {
         const char *amp = strchr(p, '&');
         size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', plen);
         size_t klen = eq != NULL ? (size_t)(eq - p) : plen;
+        const char *v = eq != NULL ? eq + 1 : p + plen;
+        size_t vlen = eq != NULL ? plen - klen - 1 : 0;
+        char key[CL_ROUTE_QUERY_NAME_MAX + 1];
+        char raw_key[CL_ROUTE_QUERY_NAME_MAX + 1];
+        cl__http_query_value *slot;
+        int kn;
+        int at;
 
-        /* A pair whose key or value is malformed is skipped as if it were absent. */
-        if (cl__http_pct_decode(p, klen, 1, key, sizeof(key)) >= 0 && strcmp(key, name) == 0) {
-            const char *v = eq != NULL ? eq + 1 : p + plen;
-            size_t vlen = eq != NULL ? plen - klen - 1 : 0;
-            char *tmp;
-            int n;
-
-            if (size == 0) {
-                return -2;
-            }
-            /* Decode into scratch first: buf is written only when the value fits. */
-            tmp = malloc(vlen + 1);
-            if (tmp == NULL) {
-                return -1;
-            }
-            n = cl__http_pct_decode(v, vlen, 1, tmp, vlen + 1);
-            if (n >= 0) {
-                if ((size_t)n >= size) {
-                    n = -2;
-                } else {
-                    memcpy(buf, tmp, (size_t)n + 1);
-                }
-            }
-            free(tmp);
-            if (n != -1) {
-                return n;
-            }
+        /* The raw key names the parameter when it cannot be decoded. */
+        snprintf(raw_key, sizeof(raw_key), "%.*s", (int)(klen < 63 ? klen : 63), p);
+        if (klen == 0) {
+            refuse_query(req, "query", "the query has a pair without a name");
+            return 1;
         }
+        kn = cl__http_pct_decode(p, klen, 1, key, sizeof(key));
+        if (kn == -1) {
+            refuse_query(req, raw_key, "query parameter name %s is malformed", raw_key);
+            return 1;
+        }
+        at = kn >= 0 ? query_slot(req, key, (size_t)kn) : -1;
+        if (at < 0) {
+            const char *name = kn >= 0 ? key : raw_key;
+            const char *accepted = req->match.route->query;
+
+            if (accepted == NULL || accepted[0] == '\0') {
+                refuse_query(req, name,
+                             "%s is not a query parameter of this resource (it has none)", name);
+            } else {
+                refuse_query(req, name,
+                             "%s is not a query parameter of this resource (accepted: %s)", name,
+                             accepted);
+            }
+            return 1;
+        }
+        slot = &req->query_values[at];
+        if (slot->raw != NULL) {
+            refuse_query(req, key, "%s is given more than once", key);
+            return 1;
+        }
+        if (cl__http_pct_decode(v, vlen, 1, NULL, 0) < 0) {
+            refuse_query(req, key, "%s has a malformed percent-escape or an encoded NUL", key);
+            return 1;
+        }
+        slot->raw = v;
+        slot->raw_len = vlen;
         if (amp == NULL) {
-            break;
+            return 0;
         }
         p = amp + 1;
     }
-    return -1;
+}
+
+int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size)
+{
+    const cl__http_query_value *slot;
+    int at;
+    int n;
+
+    if (req == NULL || name == NULL) {
+        return -1;
+    }
+    at = query_slot(req, name, strlen(name));
+    if (at < 0 || req->query_values[at].raw == NULL) {
+        return -1;
+    }
+    slot = &req->query_values[at];
+    /* Checked before the handler ran, so this only measures; buf is written if it fits. */
+    n = cl__http_pct_decode(slot->raw, slot->raw_len, 1, NULL, 0);
+    if (n < 0) {
+        return -1;
+    }
+    if ((size_t)n >= size) {
+        return -2;
+    }
+    return cl__http_pct_decode(slot->raw, slot->raw_len, 1, buf, size);
+}
+
+int cl_http_query_int(cl_http_req *req, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    char buf[32];
+    int n = cl_http_query(req, name, buf, sizeof(buf));
+    int64_t v = 0;
+    int ok = n > 0;
+
+    if (n == -1) {
+        return 0;
+    }
+    /* Digits only: strtoll would take "+5", " 5" and "5 " as 5. */
+    for (int i = 0; ok && i < n; i++) {
+        int d = buf[i] - '0';
+
+        if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10) {
+            ok = 0;
+        } else {
+            v = v * 10 + d;
+        }
+    }
+    if (!ok || v < min || v > max) {
+        refuse_query(req, name, "%s must be an integer from %lld to %lld", name, (long long)min,
+                     (long long)max);
+        return -1;
+    }
+    *out = v;
+    return 1;
 }
 
 int cl_http_query_dup(cl_http_req *req, const char *name, size_t max, char **out)
@@ -595,6 +676,67 @@ static int refuse_bad_target(cl_http_req *req)
     return 0;
 }
 
+static int is_digits(const char *s)
+{
+    if (*s == '\0') {
+        return 0;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Refuses a request head over our limits, and the framing civetweb would silently
+ * repair: a Content-Length that is not a number ("5abc" counts as 5 there) or one sent
+ * beside Transfer-Encoding (RFC 9112 6.3: a smuggling vector). Returns 1 when a problem
+ * was sent.
+ */
+static int refuse_bad_head(cl_http_req *req)
+{
+    const struct mg_request_info *ri = req->ri;
+    size_t fields = 0;
+    const char *cl;
+    cl_error err;
+
+    /* civetweb keeps the first MG_MAX_HEADERS fields and drops the rest unseen. */
+    if (ri->num_headers >= MG_MAX_HEADERS) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "a request may have at most %d header fields",
+                 MG_MAX_HEADERS - 1);
+        cl_http_reply_problem(req, 431, "request-header-fields-too-large",
+                              "the request header fields are too large", detail, NULL);
+        return 1;
+    }
+    for (int i = 0; i < ri->num_headers; i++) {
+        fields += strlen(ri->http_headers[i].name) + strlen(ri->http_headers[i].value) + 4;
+    }
+    if (fields > HTTP_HEADER_FIELDS_MAX) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "the header fields are limited to %d bytes",
+                 HTTP_HEADER_FIELDS_MAX);
+        cl_http_reply_problem(req, 431, "request-header-fields-too-large",
+                              "the request header fields are too large", detail, NULL);
+        return 1;
+    }
+    cl = mg_get_header(req->conn, "Content-Length");
+    if (cl != NULL && !is_digits(cl)) {
+        cl_error_set(&err, CL_INVALID, "Content-Length", "Content-Length must be digits only");
+        cl_http_reply_error(req, &err);
+        return 1;
+    }
+    if (cl != NULL && mg_get_header(req->conn, "Transfer-Encoding") != NULL) {
+        cl_error_set(&err, CL_INVALID, "Transfer-Encoding",
+                     "a request may not have both Transfer-Encoding and Content-Length");
+        cl_http_reply_error(req, &err);
+        return 1;
+    }
+    return 0;
+}
+
 static void route_and_run(cl_http_req *req, int draining)
 {
     char allow[64];
@@ -613,7 +755,9 @@ static void route_and_run(cl_http_req *req, int draining)
                               "the request target is not an absolute path", NULL);
         return;
     }
-    if (refuse_bad_target(req)) {
+    if (refuse_bad_head(req) || refuse_bad_target(req)) {
+        /* What follows the refused head cannot be trusted to frame a next request. */
+        mg_disable_keep_alive(req->conn);
         return;
     }
     res = cl_router_match(req->srv->router, req->method, req->path, &req->match, allow,
@@ -629,6 +773,9 @@ static void route_and_run(cl_http_req *req, int draining)
         cl_http_set_header(req, "Allow", allow);
         cl_http_reply_problem(req, 405, "method-not-allowed",
                               "the method is not allowed for this resource", detail, NULL);
+        return;
+    }
+    if (cl__http_check_query(req) != 0) {
         return;
     }
     cl_log_bind(&req->ctx);
@@ -673,7 +820,7 @@ static int dispatch(struct mg_connection *conn, void *arg)
         cl_strlcpy(req->ctx.request_id, rid, sizeof(req->ctx.request_id));
     } else {
         char fresh[33];
-        new_request_id(fresh);
+        cl_random_hex(fresh);
         cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
     }
 
@@ -706,24 +853,116 @@ static int log_civetweb(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-/* --- lifecycle -------------------------------------------------------------------- */
-
-/* The drain timeout is measured on the monotonic clock, immune to wall-clock jumps. */
-static int init_idle_cond(pthread_cond_t *cv)
+/* The problem slug and title for a status civetweb answers on its own. */
+static void civetweb_problem(int status, const char *errmsg, const char **slug, const char **title,
+                             const char **detail)
 {
-    pthread_condattr_t attr;
-    int rc;
-
-    if (pthread_condattr_init(&attr) != 0) {
-        return -1;
+    *detail = errmsg;
+    switch (status) {
+    case 400:
+        *slug = "malformed-request";
+        *title = "the request is malformed";
+        if (strcmp(errmsg, "Malformed message") == 0) {
+            /* The three causes civetweb 1.15 gives this one message for. */
+            *detail = "the request line and header fields have a control character, ended "
+                      "before their blank line, or exceed " HTTP_HEAD_BUFFER " bytes";
+        }
+        break;
+    case 411:
+        *slug = "malformed-request";
+        *title = "the request is malformed";
+        *detail = "Content-Length is not a number";
+        break;
+    case 413:
+    case 431:
+        *slug = "request-header-fields-too-large";
+        *title = "the request header fields are too large";
+        *detail = "the request line and header fields exceed " HTTP_HEAD_BUFFER " bytes";
+        break;
+    case 505:
+        *slug = "http-version-not-supported";
+        *title = "the HTTP version is not supported";
+        *detail = "only HTTP/1.0 and HTTP/1.1 are served";
+        break;
+    default:
+        *slug = status >= 500 ? "internal" : "malformed-request";
+        *title = status >= 500 ? cl_status_message(CL_INTERNAL) : "the request is malformed";
+        break;
     }
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0) {
-        rc = pthread_cond_init(cv, &attr);
-    }
-    pthread_condattr_destroy(&attr);
-    return rc == 0 ? 0 : -1;
 }
+
+/*
+ * Answers what civetweb refuses before any handler runs (a malformed or over-long request
+ * head, an unsupported HTTP version) with a problem like every other error, instead of
+ * its text/plain page. No allocation: this also answers when memory ran out. The
+ * response goes out in one write; civetweb closes the connection after it.
+ */
+static int on_http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *slug;
+    const char *title;
+    const char *detail;
+    const char *rid = mg_get_header(conn, "X-Request-Id");
+    char fresh[33];
+    char date[64];
+    char body[1024];
+    char out[2048];
+    time_t now = time(NULL);
+    struct tm tm;
+    int blen;
+    int olen;
+    int head_only =
+        ri != NULL && ri->request_method != NULL && strcmp(ri->request_method, "HEAD") == 0;
+
+    if (status < 400 || status > 599) {
+        return 1; /* not an error: let civetweb send it */
+    }
+    if (!request_id_ok(rid)) {
+        cl_random_hex(fresh);
+        rid = fresh;
+    }
+    civetweb_problem(status, errmsg != NULL ? errmsg : "", &slug, &title, &detail);
+    /*
+     * Every string here is either ours or checked to need no escaping: the request id
+     * (request_id_ok) and the detail (civetweb's fixed messages, or ours). The path is
+     * left out: it was not parsed, or not trusted, when civetweb gave up.
+     */
+    for (const char *p = detail; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
+            detail = "civetweb refused the request";
+            break;
+        }
+    }
+    blen = snprintf(body, sizeof(body),
+                    "{\"type\":\"urn:cleave:problem:%s\",\"title\":\"%s\",\"status\":%d,"
+                    "\"detail\":\"%s\",\"request_id\":\"%s\"}",
+                    slug, title, status, detail, rid);
+    if (blen < 0 || (size_t)blen >= sizeof(body)) {
+        return 1;
+    }
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    olen = snprintf(out, sizeof(out),
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
+                    "Content-Length: %d\r\nX-Request-Id: %s\r\nDate: %s\r\n"
+                    "Connection: close\r\n\r\n%s",
+                    status, mg_get_response_code_text(conn, status), blen, rid, date,
+                    head_only ? "" : body);
+    if (olen < 0 || (size_t)olen >= sizeof(out)) {
+        return 1;
+    }
+    mg_disable_keep_alive(conn);
+    mg_write(conn, out, (size_t)olen);
+    cl_log_with(CL_LOG_WARN, "http",
+                json_pack("{s:i,s:s,s:s,s:s}", "status", status, "reason",
+                          errmsg != NULL ? errmsg : "", "remote", ri != NULL ? ri->remote_addr : "",
+                          "request_id", rid),
+                "civetweb refused a request: %d %s", status, errmsg != NULL ? errmsg : "");
+    return 0;
+}
+
+/* --- lifecycle -------------------------------------------------------------------- */
 
 cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,
                         cl_error *err)
@@ -759,7 +998,8 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         free(srv);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a mutex");
     }
-    if (init_idle_cond(&srv->idle) != 0) {
+    /* The drain timeout is measured on the monotonic clock, immune to wall-clock jumps. */
+    if (cl_cond_init_monotonic(&srv->idle) != 0) {
         pthread_mutex_destroy(&srv->mu);
         free(srv);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a condition variable");
@@ -795,11 +1035,14 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         "tcp_nodelay",
         "1",
         "max_request_size",
-        HTTP_HEADER_BLOCK_MAX,
+        HTTP_HEAD_BUFFER,
+        "enable_auth_domain_check",
+        "no",
         NULL,
     };
     memset(&callbacks, 0, sizeof(callbacks));
     callbacks.log_message = log_civetweb;
+    callbacks.http_error = on_http_error;
     memset(&init, 0, sizeof(init));
     init.callbacks = &callbacks;
     init.user_data = srv;
@@ -857,13 +1100,7 @@ void cl_http_stop(cl_http_server *srv)
      * timeout so that a stuck handler cannot hold the shutdown forever.
      */
     grace = srv->request_timeout_ms;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(grace / 1000);
-    until.tv_nsec += (long)(grace % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = cl_deadline_in(grace);
     pthread_mutex_lock(&srv->mu);
     srv->draining = 1;
     while (srv->inflight > 0) {

@@ -82,43 +82,6 @@ void cl_log_bind(const cl_ctx *ctx)
     cl_strlcpy(log_bound.span_id, ctx->span_id, sizeof(log_bound.span_id));
 }
 
-/* The length of the UTF-8 sequence at s[0..len), or 0 when it is not valid (RFC 3629). */
-static size_t utf8_seq_len(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-
-    if (c < 0x80) {
-        return 1;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > len) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    return n;
-}
-
 /*
  * jansson refuses strings that are not UTF-8, and a log line must not be lost for a stray
  * byte in a message, so each invalid byte becomes '?' in place.
@@ -129,7 +92,7 @@ static void utf8_sanitize(char *s)
     size_t i = 0;
 
     while (i < len) {
-        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+        size_t n = cl_utf8_len(s + i, len - i);
 
         if (n == 0) {
             s[i] = '?';

@@ -3,7 +3,6 @@
  * so calls reuse kept-alive connections; the call context travels as headers; every
  * answer maps back to the status, message and field the module returned.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,7 +12,7 @@
 #include <curl/curl.h>
 
 #include "cleave/rpc.h"
-#include "rpc_internal.h"
+#include "cleave/util.h"
 
 #define RPC_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE     64
@@ -35,29 +34,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-void cl__rpc_parse_traceparent(const char *v, cl_ctx *ctx)
-{
-    /* version(2) - trace id(32) - parent id(16) - flags(2) */
-    if (strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || !is_hex(v + 3, 32) ||
-        !is_hex(v + 36, 16)) {
-        return;
-    }
-    memcpy(ctx->trace_id, v + 3, 32);
-    ctx->trace_id[32] = '\0';
-    memcpy(ctx->span_id, v + 36, 16);
-    ctx->span_id[16] = '\0';
 }
 
 static int valid_base_url(const char *url)
@@ -230,8 +206,7 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
     }
-    if (ctx->trace_id[0] != '\0' && ctx->span_id[0] != '\0') {
-        snprintf(buf, sizeof(buf), "00-%s-%s-01", ctx->trace_id, ctx->span_id);
+    if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
     }
     if (ctx->deadline_ms != 0) {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cleave/rpc.h"
-#include "rpc_internal.h"
+#include "cleave/util.h"
 
 /* Compares without an early exit, so timing does not reveal how much of a token matched. */
 static int token_equal(const char *a, const char *b)
@@ -34,33 +34,83 @@ static int authorized(cl_http_req *req, const char *token)
     return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_equal(auth + 7, token);
 }
 
-/* Fills the call context from the caller's headers (request id comes from the HTTP layer). */
-static void ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
+/* The longest deadline a caller may ask for; the request timeout is shorter anyway. */
+#define RPC_DEADLINE_MAX_MS ((int64_t)24 * 60 * 60 * 1000)
+
+/*
+ * Copies header name into dst[size]; -1 after refusing (400 naming the header) a value
+ * that does not fit, since a cut key or principal would silently become another one.
+ */
+static int copy_header(cl_http_req *req, const char *name, char *dst, size_t size)
+{
+    const char *v = cl_http_header(req, name);
+    cl_error err;
+
+    if (v == NULL || cl_strlcpy(dst, v, size) == 0) {
+        return 0;
+    }
+    cl_error_set(&err, CL_INVALID, name, "%s must be under %zu bytes", name, size);
+    cl_http_reply_error(req, &err);
+    return -1;
+}
+
+/*
+ * Parses X-Cleave-Deadline-Ms: milliseconds left, digits only. Values past a day are
+ * clamped: they only mean "no sooner than our own timeout", and now + an unbounded
+ * value would overflow. Returns -1 after refusing a malformed value (400 naming it).
+ */
+static int deadline_from_header(cl_http_req *req, cl_ctx *ctx)
+{
+    const char *v = cl_http_header(req, "X-Cleave-Deadline-Ms");
+    int64_t left = 0;
+    cl_error err;
+
+    if (v == NULL) {
+        return 0;
+    }
+    for (const char *p = v;; p++) {
+        if (*p == '\0' && p != v) {
+            break;
+        }
+        if (*p < '0' || *p > '9') {
+            cl_error_set(&err, CL_INVALID, "X-Cleave-Deadline-Ms",
+                         "X-Cleave-Deadline-Ms must be a number of milliseconds (digits only)");
+            cl_http_reply_error(req, &err);
+            return -1;
+        }
+        if (left < RPC_DEADLINE_MAX_MS) {
+            left = left * 10 + (*p - '0');
+        }
+    }
+    if (left > RPC_DEADLINE_MAX_MS) {
+        left = RPC_DEADLINE_MAX_MS;
+    }
+    /* The caller's deadline wins when it is sooner than our own request timeout. */
+    int64_t caller = cl_now_ms() + left;
+    if (ctx->deadline_ms == 0 || caller < ctx->deadline_ms) {
+        ctx->deadline_ms = caller;
+    }
+    return 0;
+}
+
+/*
+ * Fills the call context from the caller's headers (request id comes from the HTTP
+ * layer). Returns -1 after refusing a header that is malformed or too long.
+ */
+static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
 {
     const char *v;
 
-    v = cl_http_header(req, "X-Cleave-Principal");
-    cl_strlcpy(ctx->principal, v, sizeof(ctx->principal));
-    v = cl_http_header(req, "Idempotency-Key");
-    cl_strlcpy(ctx->idempotency_key, v, sizeof(ctx->idempotency_key));
-    v = cl_http_header(req, "traceparent");
-    if (v != NULL) {
-        cl__rpc_parse_traceparent(v, ctx);
+    if (copy_header(req, "X-Cleave-Principal", ctx->principal, sizeof(ctx->principal)) != 0 ||
+        copy_header(req, "Idempotency-Key", ctx->idempotency_key, sizeof(ctx->idempotency_key)) !=
+            0) {
+        return -1;
     }
+    /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */
+    (void)cl_traceparent_parse(cl_http_header(req, "traceparent"), ctx->trace_id, ctx->span_id);
     v = cl_http_header(req, "X-Cleave-Read-Primary");
     ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
-    v = cl_http_header(req, "X-Cleave-Deadline-Ms");
-    if (v != NULL) {
-        char *end;
-        long long left = strtoll(v, &end, 10);
-        /* The caller's deadline wins when it is sooner than our own request timeout. */
-        if (*end == '\0' && left >= 0) {
-            int64_t caller = cl_now_ms() + left;
-            if (ctx->deadline_ms == 0 || caller < ctx->deadline_ms) {
-                ctx->deadline_ms = caller;
-            }
-        }
-    }
+    return deadline_from_header(req, ctx);
 }
 
 static void reply_failure(cl_http_req *req, const cl_error *err)
@@ -108,7 +158,9 @@ static void dispatch(cl_http_req *req, void *arg)
         reply_failure(req, &ctx->err);
         return;
     }
-    ctx_from_headers(req, ctx);
+    if (ctx_from_headers(req, ctx) != 0) {
+        return;
+    }
     if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
@@ -137,7 +189,7 @@ out:
 cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err)
 {
     char pattern[128];
-    cl_route route = {"POST", pattern, "service", dispatch, (void *)svc};
+    cl_route route = {"POST", pattern, "service", dispatch, (void *)svc, NULL};
 
     snprintf(pattern, sizeof(pattern), CL_RPC_PREFIX "%s/{op}", svc->api->name);
     return cl_router_add(r, &route, err);

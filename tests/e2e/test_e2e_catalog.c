@@ -265,8 +265,19 @@ static void test_bad_cursor_and_limits_are_400(void **state)
         "/api/v1/products?limit=101",
         "/api/v1/products?limit=abc",
         "/api/v1/products?limit=-3",
+        /* Malformed, unparsable or undeclared: never ignored, always named. */
+        "/api/v1/products?cursor=%%%garbage",
+        "/api/v1/products?limit=%ZZ",
+        "/api/v1/products?limit=5%00",
+        "/api/v1/products?limit=+5",
+        "/api/v1/products?limit=%205",
+        "/api/v1/products?limit=5&limit=6",
+        "/api/v1/products?limti=5",
+        "/api/v1/products?limit=99999999999999999999999",
     };
-    static const char *const fields[] = {"cursor", "limit", "limit", "limit", "limit"};
+    static const char *const fields[] = {"cursor", "limit", "limit", "limit", "limit",
+                                         "cursor", "limit", "limit", "limit", "limit",
+                                         "limit",  "limti", "limit"};
     test_resp r;
 
     (void)state;
@@ -275,6 +286,34 @@ static void test_bad_cursor_and_limits_are_400(void **state)
         assert_true(test_is_problem(&r, 400));
         assert_string_equal(problem_param(&r), fields[i]);
         test_resp_free(&r);
+    }
+    assert_still_serving();
+}
+
+/* HEAD is GET without the body: same status and content type, for every kind of GET route. */
+static void test_head_answers_like_get(void **state)
+{
+    static const char *const paths[] = {
+        "/healthz",
+        "/readyz",
+        "/api/v1/products?limit=2",
+        "/api/v1/products/1",
+        "/api/v1/categories",
+        "/api/v1/products/999999",
+        "/api/v1/products?limit=0",
+    };
+    test_resp get;
+    test_resp head;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        req("GET", paths[i], NULL, &get);
+        req("HEAD", paths[i], NULL, &head);
+        assert_int_equal(head.status, get.status);
+        assert_int_equal(head.body_len, 0);
+        assert_string_equal(head.content_type, get.content_type);
+        test_resp_free(&get);
+        test_resp_free(&head);
     }
     assert_still_serving();
 }
@@ -338,6 +377,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wrong_content_type_is_415),
         cmocka_unit_test(test_unknown_route_is_404_and_wrong_method_405),
         cmocka_unit_test(test_bad_cursor_and_limits_are_400),
+        cmocka_unit_test(test_head_answers_like_get),
         cmocka_unit_test(test_wrong_field_types_name_the_field),
         cmocka_unit_test(test_request_id_is_echoed),
     };

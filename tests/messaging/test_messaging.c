@@ -1,13 +1,14 @@
 /*
- * The bus end to end, with the real binaries: catalog.product_created events make
- * shipments ("product:<id>"), and each product must end up with exactly one.
+ * The bus end to end, with the real binaries: catalog.product_created events open each new
+ * SKU's stock record in the inventory, and every product must end up with its record,
+ * each event recorded once in the inventory's inbox.
  *
  *   test_messaging in-process after-commit|after-deliver
  *       one `cleave serve`, killed with SIGKILL (CLEAVE_TEST_CRASH_AT) between the
  *       business commit and delivery, or between delivery and the outbox ack; restarted.
  *   test_messaging nats after-commit|after-publish|after-deliver
  *       two processes over a real nats-server: the gateway with the catalog
- *       (cleave-without-shipping) and cleave-shipping; the process at that step is killed
+ *       (cleave-without-inventory) and cleave-inventory; the process at that step is killed
  *       and restarted.
  *   test_messaging dlq
  *       a poisoned message is dead-lettered after N attempts; `cleave dlq replay` delivers
@@ -41,8 +42,8 @@ typedef struct world {
     nats_server nats;
     char nats_env[128];
     test_proc gateway;
-    test_proc shipping;
-    int shipping_port;
+    test_proc subscriber; /* the inventory's service, over NATS */
+    int subscriber_port;
     char base[64];
     test_db_env db; /* on PostgreSQL: one database, each module in its own schema */
 } world;
@@ -136,22 +137,24 @@ static int create_product(const char *base, int i)
     return rc;
 }
 
-static long shipments_of(const char *base, long product)
+/* How many stock records the inventory has for sku (0 or 1), or -1 on failure. */
+static long stock_records_of(const char *base, const char *sku)
 {
     char path[128];
     test_resp r = {0};
     long n = -1;
 
-    snprintf(path, sizeof(path), "/api/v1/shipments?order=product:%ld", product);
-    if (test_http(base, "GET", path, NULL, 0, NULL, &r) == 0 && r.status == 200) {
-        n = (long)json_array_size(json_object_get(r.json, "items"));
+    snprintf(path, sizeof(path), "/api/v1/inventory/%s", sku);
+    if (test_http(base, "GET", path, NULL, 0, NULL, &r) == 0 &&
+        (r.status == 200 || r.status == 404)) {
+        n = r.status == 200 ? 1 : 0;
     }
     test_resp_free(&r);
     return n;
 }
 
-/* The ids of every product in the catalog (the source of truth after a crash). */
-static int product_ids(const char *base, long *ids, int max)
+/* The SKUs of every product in the catalog (the source of truth after a crash). */
+static int product_skus(const char *base, char (*skus)[32], int max)
 {
     test_resp r = {0};
     json_t *items;
@@ -161,7 +164,8 @@ static int product_ids(const char *base, long *ids, int max)
     assert_int_equal(r.status, 200);
     items = json_object_get(r.json, "items");
     for (size_t i = 0; i < json_array_size(items) && n < max; i++) {
-        ids[n++] = (long)json_integer_value(json_object_get(json_array_get(items, i), "id"));
+        snprintf(skus[n++], 32, "%s",
+                 json_string_value(json_object_get(json_array_get(items, i), "sku")));
     }
     test_resp_free(&r);
     return n;
@@ -188,7 +192,7 @@ static long count_of(cl_db_conn *conn, const char *sql, const char *arg)
 /*
  * Polls, with a deadline, until delivery has settled: the catalog's outbox holds no
  * undelivered message, and every product_created it delivered is recorded in the
- * shipping module's inbox (so a redelivery still on its way is one the inbox drops).
+ * inventory's inbox (so a redelivery still on its way is one the inbox drops).
  * Reads both databases the way the processes left them.
  */
 static void wait_settled(world *w)
@@ -205,9 +209,9 @@ static void wait_settled(world *w)
     long backlog = -1, missing = -1;
 
     snprintf(pub_dir, sizeof(pub_dir), "%s/%s", w->dir, nats ? "gateway" : "data");
-    snprintf(sub_dir, sizeof(sub_dir), "%s/%s", w->dir, nats ? "shipping" : "data");
+    snprintf(sub_dir, sizeof(sub_dir), "%s/%s", w->dir, nats ? "inventory" : "data");
     if (test_module_db_open(pub_dir, w->db.admin_url, "catalog", &pub, &err) != CL_OK ||
-        test_module_db_open(sub_dir, w->db.admin_url, "shipping", &sub, &err) != CL_OK) {
+        test_module_db_open(sub_dir, w->db.admin_url, "inventory", &sub, &err) != CL_OK) {
         fail_msg("opening the databases: %s", err.message);
     }
     for (int64_t end = cl_now_ms() + 30000; cl_now_ms() < end; nanosleep(&nap, NULL)) {
@@ -247,29 +251,33 @@ static void wait_settled(world *w)
     }
 }
 
-/* Every product gets its shipment (polling a real condition), then exactly one each. */
+/*
+ * Every product's SKU gets its stock record (polling a real condition); then delivery
+ * settles with each delivered event in the inventory's inbox once, and every record is
+ * still there.
+ */
 static void assert_exactly_once(world *w, int min_products)
 {
-    long ids[128];
-    int n = product_ids(w->base, ids, 128);
+    char skus[128][32];
+    int n = product_skus(w->base, skus, 128);
     struct timespec nap = {0, 20 * 1000000L};
 
     assert_true(n >= min_products);
     for (int i = 0; i < n; i++) {
         long c = 0;
-        for (int t = 0; t < 1500 && (c = shipments_of(w->base, ids[i])) < 1; t++) {
+        for (int t = 0; t < 1500 && (c = stock_records_of(w->base, skus[i])) < 1; t++) {
             nanosleep(&nap, NULL);
         }
         if (c != 1) {
-            fail_msg("product %ld has %ld shipments, want 1", ids[i], c);
+            fail_msg("product %s has %ld stock records, want 1", skus[i], c);
         }
     }
-    /* Once every delivered message is in the inbox, no redelivery can add one: count again. */
+    /* Once every delivered message is in the inbox, no redelivery can change anything. */
     wait_settled(w);
     for (int i = 0; i < n; i++) {
-        long c = shipments_of(w->base, ids[i]);
+        long c = stock_records_of(w->base, skus[i]);
         if (c != 1) {
-            fail_msg("product %ld has %ld shipments after settling, want 1", ids[i], c);
+            fail_msg("product %s has %ld stock records after settling, want 1", skus[i], c);
         }
     }
 }
@@ -287,8 +295,8 @@ static void world_close(world *w)
     if (w->gateway.pid > 0) {
         assert_int_equal(test_proc_stop(&w->gateway, SIGTERM), 0);
     }
-    if (w->shipping.pid > 0) {
-        assert_int_equal(test_proc_stop(&w->shipping, SIGTERM), 0);
+    if (w->subscriber.pid > 0) {
+        assert_int_equal(test_proc_stop(&w->subscriber, SIGTERM), 0);
     }
     nats_server_stop(&w->nats);
     test_db_env_close(&w->db);
@@ -339,7 +347,7 @@ static void test_nats_crash_then_restart_gives_exactly_once(void **state)
 {
     world w;
     char crash[64], url[96], listen[64];
-    bool in_shipping = strcmp(point, "after-deliver") == 0;
+    bool in_subscriber = strcmp(point, "after-deliver") == 0;
     test_proc *victim;
     int port;
 
@@ -348,24 +356,25 @@ static void test_nats_crash_then_restart_gives_exactly_once(void **state)
     assert_int_equal(nats_server_start(&w.nats, w.dir), 0);
     snprintf(w.nats_env, sizeof(w.nats_env), "CLEAVE_NATS_URL=%s", w.nats.url);
     snprintf(crash, sizeof(crash), "CLEAVE_TEST_CRASH_AT=%s:3", point);
-    w.shipping_port = start(&w, &w.shipping, "cleave-shipping", "shipping",
-                            "CLEAVE_LISTEN=127.0.0.1:0", in_shipping ? crash : NULL, NULL);
-    assert_true(w.shipping_port > 0);
-    snprintf(url, sizeof(url), "CLEAVE_SHIPPING_URL=http://127.0.0.1:%d", w.shipping_port);
-    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", w.shipping_port);
-    port = start(&w, &w.gateway, "cleave-without-shipping", "gateway", "CLEAVE_LISTEN=127.0.0.1:0",
-                 url, in_shipping ? NULL : crash);
+    w.subscriber_port = start(&w, &w.subscriber, "cleave-inventory", "inventory",
+                              "CLEAVE_LISTEN=127.0.0.1:0", in_subscriber ? crash : NULL, NULL);
+    assert_true(w.subscriber_port > 0);
+    snprintf(url, sizeof(url), "CLEAVE_INVENTORY_URL=http://127.0.0.1:%d", w.subscriber_port);
+    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", w.subscriber_port);
+    port = start(&w, &w.gateway, "cleave-without-inventory", "gateway", "CLEAVE_LISTEN=127.0.0.1:0",
+                 url, in_subscriber ? NULL : crash);
     assert_true(port > 0);
     snprintf(w.base, sizeof(w.base), "http://127.0.0.1:%d", port);
     for (int i = 1; i <= PRODUCTS; i++) {
         (void)create_product(w.base, i);
     }
-    victim = in_shipping ? &w.shipping : &w.gateway;
+    victim = in_subscriber ? &w.subscriber : &w.gateway;
     assert_int_equal(wait_exit(victim, 30000), 128 + SIGKILL);
-    if (in_shipping) {
-        assert_true(start(&w, &w.shipping, "cleave-shipping", "shipping", listen, NULL, NULL) > 0);
+    if (in_subscriber) {
+        assert_true(start(&w, &w.subscriber, "cleave-inventory", "inventory", listen, NULL, NULL) >
+                    0);
     } else {
-        port = start(&w, &w.gateway, "cleave-without-shipping", "gateway",
+        port = start(&w, &w.gateway, "cleave-without-inventory", "gateway",
                      "CLEAVE_LISTEN=127.0.0.1:0", url, NULL);
         assert_true(port > 0);
         snprintf(w.base, sizeof(w.base), "http://127.0.0.1:%d", port);
@@ -395,7 +404,7 @@ static void test_poison_is_dead_lettered_and_replayed_once_fixed(void **state)
 {
     world w;
     char out[8192];
-    int port, poison, fine;
+    int port;
 
     (void)state;
     world_open(&w);
@@ -404,31 +413,30 @@ static void test_poison_is_dead_lettered_and_replayed_once_fixed(void **state)
                  "CLEAVE_TEST_POISON=POISON", NULL);
     assert_true(port > 0);
     snprintf(w.base, sizeof(w.base), "http://127.0.0.1:%d", port);
-    poison = create_product(w.base, 99);
-    fine = create_product(w.base, 1);
-    assert_true(poison > 0 && fine > 0);
-    assert_int_equal(wait_dead_letter(&w, "shipping:1 "), 0);
+    assert_true(create_product(w.base, 99) > 0);
+    assert_true(create_product(w.base, 1) > 0);
+    assert_int_equal(wait_dead_letter(&w, "inventory:1 "), 0);
     assert_int_equal(run_cli(&w, "dlq", "list", NULL, NULL, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "attempts=3"));
     assert_non_null(strstr(out, "poisoned by CLEAVE_TEST_POISON"));
-    assert_int_equal(shipments_of(w.base, poison), 0);
-    assert_int_equal(shipments_of(w.base, fine) >= 0, 1);
+    assert_int_equal(stock_records_of(w.base, "MSG-99"), 0);
+    assert_int_equal(stock_records_of(w.base, "MSG-1") >= 0, 1);
     assert_int_equal(test_proc_stop(&w.gateway, SIGTERM), 0);
 
     /* Still broken: the replay fails and the dead letter stays. */
     assert_int_not_equal(
-        run_cli(&w, "dlq", "replay", "shipping:1", "CLEAVE_TEST_POISON=POISON", out, sizeof(out)),
+        run_cli(&w, "dlq", "replay", "inventory:1", "CLEAVE_TEST_POISON=POISON", out, sizeof(out)),
         0);
     /* Bad ids: a message and a non-zero exit. */
-    assert_int_not_equal(run_cli(&w, "dlq", "replay", "shipping:999", NULL, out, sizeof(out)), 0);
+    assert_int_not_equal(run_cli(&w, "dlq", "replay", "inventory:999", NULL, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "999"));
     assert_int_not_equal(run_cli(&w, "dlq", "drop", "nonsense", NULL, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "MODULE:ID"));
     /* Fixed: delivered once, gone from the dead letters. */
-    assert_int_equal(run_cli(&w, "dlq", "replay", "shipping:1", NULL, out, sizeof(out)), 0);
+    assert_int_equal(run_cli(&w, "dlq", "replay", "inventory:1", NULL, out, sizeof(out)), 0);
     assert_int_equal(run_cli(&w, "dlq", "list", NULL, NULL, out, sizeof(out)), 0);
-    assert_null(strstr(out, "shipping:1 "));
-    assert_int_not_equal(run_cli(&w, "dlq", "replay", "shipping:1", NULL, out, sizeof(out)), 0);
+    assert_null(strstr(out, "inventory:1 "));
+    assert_int_not_equal(run_cli(&w, "dlq", "replay", "inventory:1", NULL, out, sizeof(out)), 0);
 
     port = start(&w, &w.gateway, "cleave", "data", "CLEAVE_LISTEN=127.0.0.1:0", NULL, NULL);
     assert_true(port > 0);

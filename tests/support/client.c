@@ -1,6 +1,9 @@
 /* A libcurl client for tests: one easy handle per thread, reused for keep-alive. */
 #include "client.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +66,65 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/*
+ * Appends the exchange to the JSON-lines file that CL_TEST_EXCHANGES names, when it
+ * is set: tests/docs/validate_exchanges.cjs then checks every response the suites saw
+ * against docs/openapi.yaml, so the document cannot drift from what the server sends.
+ * Suites with several client threads share the file, hence the lock; one line is
+ * written with one call so a line is never split.
+ */
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void record_exchange(const char *method, const char *path, const test_resp *r)
+{
+    const char *file = getenv("CL_TEST_EXCHANGES");
+    const char *failure = "out of memory";
+    json_t *line = NULL;
+    json_t *text = NULL;
+    char *out = NULL;
+    FILE *f = NULL;
+
+    if (file == NULL || file[0] == '\0') {
+        return;
+    }
+    line = json_pack("{s:s, s:s, s:I, s:s, s:I}", "method", method, "path", path, "status",
+                     (json_int_t)r->status, "content_type", r->content_type, "body_len",
+                     (json_int_t)r->body_len);
+    if (line == NULL) {
+        goto out;
+    }
+    if (r->json != NULL) {
+        json_object_set(line, "body", r->json);
+    } else if (r->body_len > 0) {
+        /* Not JSON (or not UTF-8, then null): the validator reports it where JSON is promised. */
+        text = json_stringn(r->body, r->body_len);
+        json_object_set(line, "body_text", text != NULL ? text : json_null());
+    }
+    out = json_dumps(line, JSON_COMPACT);
+    if (out == NULL) {
+        goto out;
+    }
+    pthread_mutex_lock(&record_lock);
+    f = fopen(file, "a");
+    if (f == NULL) {
+        failure = strerror(errno);
+    } else {
+        fprintf(f, "%s\n", out);
+        fclose(f);
+        failure = NULL;
+    }
+    pthread_mutex_unlock(&record_lock);
+out:
+    if (failure != NULL) {
+        /* A lost record would shrink what the validator checks without anyone noticing. */
+        fprintf(stderr, "test client: cannot record %s %s in %s: %s\n", method, path, file,
+                failure);
+    }
+    free(out);
+    json_decref(text);
+    json_decref(line);
+}
+
 static _Thread_local CURL *thread_curl;
 
 int test_http(const char *base, const char *method, const char *path, const char *body,
@@ -118,6 +180,7 @@ int test_http(const char *base, const char *method, const char *path, const char
     if (strstr(out->content_type, "json") != NULL) {
         out->json = json_loadb(out->body, out->body_len, 0, NULL);
     }
+    record_exchange(method, path, out);
     return 0;
 }
 

@@ -22,6 +22,9 @@ typedef struct test_resp {
  * Sends method base+path with the optional body and extra headers ("Name: value",
  * NULL-terminated). Content-Type defaults to application/json when body is given and
  * no Content-Type header is passed. Returns 0 (even for 4xx/5xx) or -1 on transport error.
+ * When the environment variable CL_TEST_EXCHANGES names a file, each answered exchange
+ * (method, path, status, content type, body) is appended to it as one JSON line, for the
+ * check of docs/openapi.yaml against what the server sends (tests/docs/).
  */
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out);

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cleave/util.h"
+
 extern char **environ;
 
 static char **make_env(char *const env_add[])
@@ -86,7 +88,6 @@ int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *con
 {
     int fds[2];
     char **env;
-    pthread_condattr_t ca;
 
     memset(p, 0, sizeof(*p));
     snprintf(p->log_path, sizeof(p->log_path), "%s", log_path);
@@ -117,25 +118,15 @@ int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *con
     close(fds[1]);
     p->out_fd = fds[0];
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cl_cond_init_monotonic(&p->cond);
     return pthread_create(&p->reader, NULL, reader_main, p) == 0 ? 0 : -1;
 }
 
 int test_proc_wait_port(test_proc *p, int timeout_ms)
 {
-    struct timespec until;
+    struct timespec until = cl_deadline_in(timeout_ms);
     int port;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&p->mu);
     while (p->port == 0 && !p->eof) {
         if (pthread_cond_timedwait(&p->cond, &p->mu, &until) == ETIMEDOUT) {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleave/util.h"
+
 const char *topology_bin(const char *name, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%s", CLEAVE_BIN_DIR, name);
@@ -220,13 +222,7 @@ int topology_gateway_wait_exit(topology *t, int timeout_ms)
     if (p->pid == 0) {
         return -1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = cl_deadline_in(timeout_ms);
     pthread_mutex_lock(&p->mu);
     while (!p->eof && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0) {
     }

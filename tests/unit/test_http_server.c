@@ -15,11 +15,17 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <cmocka.h>
 #include <curl/curl.h>
 
 #include "cleave/http.h"
 #include "cleave/log.h"
+#include "cleave/rpc.h"
 
 /* --- a small HTTP client -------------------------------------------------------------- */
 
@@ -154,6 +160,10 @@ static response *http_do_raw(int port, const request *rq, CURLcode *rc_out)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, rq->path);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, rq->method);
+    /* A HEAD response announces a body it does not send: curl must not wait for it. */
+    if (strcmp(rq->method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    }
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -334,15 +344,23 @@ static void h_silent(cl_http_req *req, void *arg)
 static void h_fail(cl_http_req *req, void *arg)
 {
     const char *kind = cl_http_param(req, "kind");
+    char why[1024];
     cl_error err;
 
     (void)arg;
     if (strcmp(kind, "invalid") == 0) {
         cl_error_set(&err, CL_INVALID, "price", "must be positive");
+    } else if (kind[0] == 'f') {
+        /* The field and the message quote the input, which may be long and non-ASCII. */
+        cl_error_set(&err, CL_INVALID, kind, "%s is not a field of this thing", kind);
     } else if (strcmp(kind, "deadline") == 0) {
         cl_error_set(&err, CL_DEADLINE_EXCEEDED, NULL, "the catalog took too long");
     } else {
-        cl_error_set(&err, CL_NOT_FOUND, NULL, "no product %s", kind);
+        if (cl_http_query(req, "why", why, sizeof(why)) >= 0) {
+            cl_error_set(&err, CL_NOT_FOUND, NULL, "no product %s (%s)", kind, why);
+        } else {
+            cl_error_set(&err, CL_NOT_FOUND, NULL, "no product %s", kind);
+        }
     }
     cl_http_reply_error(req, &err);
 }
@@ -376,6 +394,25 @@ static void h_dup(cl_http_req *req, void *arg)
     free(name);
 }
 
+/* Replies with the strict integer query parameter n (1..100). */
+static void h_num(cl_http_req *req, void *arg)
+{
+    int64_t n = -1;
+
+    (void)arg;
+    if (cl_http_query_int(req, "n", 1, 100, &n) < 0) {
+        return; /* the 400 was sent */
+    }
+    cl_http_reply_json(req, 200, json_pack("{s:I}", "n", (json_int_t)n));
+}
+
+/* A handler whose body could not be built (cl_schema_to_json returned NULL, say). */
+static void h_nobody(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    cl_http_reply_json(req, 200, NULL);
+}
+
 static cl_router *g_router;
 static cl_http_server *g_server;
 static int g_port;
@@ -383,15 +420,17 @@ static int g_port;
 static int group_setup(void **state)
 {
     const cl_route routes[] = {
-        {"POST", "/echo", CL_PERM_PUBLIC, h_echo, NULL},
-        {"POST", "/objects", "things:write", h_object, NULL},
-        {"GET", "/items/{id}", "things:read", h_item, NULL},
-        {"DELETE", "/items/{id}", "things:write", h_delete, NULL},
-        {"GET", "/silent", CL_PERM_PUBLIC, h_silent, NULL},
-        {"GET", "/fail/{kind}", CL_PERM_PUBLIC, h_fail, NULL},
-        {"GET", "/custom", CL_PERM_PUBLIC, h_custom_problem, NULL},
-        {"GET", "/bytes", CL_PERM_PUBLIC, h_bytes, NULL},
-        {"GET", "/dup", CL_PERM_PUBLIC, h_dup, NULL},
+        {"POST", "/echo", CL_PERM_PUBLIC, h_echo, NULL, NULL},
+        {"POST", "/objects", "things:write", h_object, NULL, NULL},
+        {"GET", "/items/{id}", "things:read", h_item, NULL, "q x"},
+        {"DELETE", "/items/{id}", "things:write", h_delete, NULL, NULL},
+        {"GET", "/silent", CL_PERM_PUBLIC, h_silent, NULL, NULL},
+        {"GET", "/fail/{kind}", CL_PERM_PUBLIC, h_fail, NULL, "why"},
+        {"GET", "/custom", CL_PERM_PUBLIC, h_custom_problem, NULL, NULL},
+        {"GET", "/bytes", CL_PERM_PUBLIC, h_bytes, NULL, NULL},
+        {"GET", "/dup", CL_PERM_PUBLIC, h_dup, NULL, "name"},
+        {"GET", "/num", CL_PERM_PUBLIC, h_num, NULL, "n"},
+        {"GET", "/nobody", CL_PERM_PUBLIC, h_nobody, NULL, NULL},
     };
     cl_http_options opt = {"127.0.0.1:0", 4, 1024, 8, 5000, "test"};
     cl_error err;
@@ -594,7 +633,7 @@ static void test_http_wrong_method_is_405_with_allow(void **state)
     (void)state;
     expect_problem(resp, 405, "method-not-allowed", "/items/7");
     assert_non_null(header(resp, "Allow"));
-    assert_string_equal(header(resp, "Allow"), "GET, DELETE");
+    assert_string_equal(header(resp, "Allow"), "GET, HEAD, DELETE");
     response_free(resp);
 }
 
@@ -647,7 +686,7 @@ static void test_http_request_id_echoed_or_generated(void **state)
 
 static void test_http_params_query_and_headers(void **state)
 {
-    response *resp = http_simple(g_port, "GET", "/items/a%2Fb%20c?x=1&q=x+y%26z&q=second");
+    response *resp = http_simple(g_port, "GET", "/items/a%2Fb%20c?x=1&q=x+y%26z");
 
     (void)state;
     assert_int_equal(resp->status, 200);
@@ -869,6 +908,450 @@ static void test_http_start_refuses_taken_port(void **state)
     cl_http_stop(NULL);
 }
 
+/* --- raw bytes over a socket -------------------------------------------------------- */
+
+typedef struct raw_response {
+    int status;
+    char content_type[128];
+    json_t *json; /* the body parsed, when it is JSON */
+    char *text;   /* the whole response, NUL-terminated */
+} raw_response;
+
+/*
+ * Sends data as it is (no client fixes it up) and reads the answer until the server
+ * closes the connection, which it does after every refusal: requests that ask for a
+ * success send "Connection: close" themselves.
+ */
+static raw_response raw_exchange(int port, const char *data, size_t len)
+{
+    raw_response r = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    struct timeval tv = {10, 0};
+    size_t cap = 1 << 16;
+    size_t got = 0;
+    size_t sent = 0;
+    const char *p;
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    while (sent < len) {
+        ssize_t n = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0) {
+            break; /* the server may answer and close before it read everything */
+        }
+        sent += (size_t)n;
+    }
+    r.text = malloc(cap + 1);
+    assert_non_null(r.text);
+    for (;;) {
+        ssize_t n = recv(fd, r.text + got, cap - got, 0);
+        if (n <= 0 || got + (size_t)n == cap) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    r.text[got] = '\0';
+    if (got < 12 || strncmp(r.text, "HTTP/1.", 7) != 0) {
+        fail_msg("no status line in %zu bytes: %.200s", got, r.text);
+    }
+    r.status = (int)strtol(r.text + 9, NULL, 10);
+    p = strstr(r.text, "\r\nContent-Type:"); /* both civetweb and we spell it so */
+    if (p != NULL) {
+        p += strlen("\r\nContent-Type:");
+        p += strspn(p, " ");
+        snprintf(r.content_type, sizeof(r.content_type), "%.*s", (int)strcspn(p, "\r\n"), p);
+    }
+    p = strstr(r.text, "\r\n\r\n");
+    if (p != NULL) {
+        r.json = json_loads(p + 4, JSON_DECODE_ANY, NULL);
+    }
+    return r;
+}
+
+static raw_response raw_str(int port, const char *data)
+{
+    return raw_exchange(port, data, strlen(data));
+}
+
+static void raw_free(raw_response *r)
+{
+    json_decref(r->json);
+    free(r->text);
+}
+
+/* A problem+json answer with this status, whoever produced it (civetweb or our router). */
+static void expect_raw_problem(raw_response *r, int status)
+{
+    if (r->status != status) {
+        fail_msg("want %d, got: %.300s", status, r->text);
+    }
+    assert_string_equal(r->content_type, "application/problem+json");
+    assert_non_null(r->json);
+    assert_int_equal(json_integer_value(json_object_get(r->json, "status")), status);
+    assert_non_null(strstr(jstr(r->json, "type"), "urn:cleave:problem:"));
+    assert_true(strlen(jstr(r->json, "title")) > 0);
+    assert_true(json_is_string(json_object_get(r->json, "detail")));
+    assert_true(strlen(jstr(r->json, "request_id")) > 0);
+}
+
+/* Appends s to buf[size] at *len, failing the test when it does not fit. */
+static void append(char *buf, size_t size, size_t *len, const char *s)
+{
+    int n = snprintf(buf + *len, size - *len, "%s", s);
+
+    assert_true(n >= 0 && (size_t)n < size - *len);
+    *len += (size_t)n;
+}
+
+static char *repeat_into(const char *prefix, char c, size_t n, const char *suffix)
+{
+    size_t size = strlen(prefix) + n + strlen(suffix) + 1;
+    size_t len = 0;
+    char *s = malloc(size);
+
+    assert_non_null(s);
+    append(s, size, &len, prefix);
+    memset(s + len, c, n);
+    len += n;
+    s[len] = '\0';
+    append(s, size, &len, suffix);
+    return s;
+}
+
+static void test_http_civetweb_refusals_are_problems(void **state)
+{
+    char buf[512];
+    char *big;
+    size_t len;
+    raw_response r;
+
+    (void)state;
+    /* An over-long request line: 414, whether the path or the query is long. */
+    big = repeat_into("GET /items/1?q=", 'a', 20000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    r = raw_str(g_port, big);
+    expect_raw_problem(&r, 414);
+    raw_free(&r);
+    free(big);
+    big = repeat_into("GET /items/", 'a', 20000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    r = raw_str(g_port, big);
+    expect_raw_problem(&r, 414);
+    raw_free(&r);
+    free(big);
+
+    /* A header block over the limit, by size or by count: 431. */
+    big = repeat_into("GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Big: ", 'b', 30000, "\r\n\r\n");
+    r = raw_str(g_port, big);
+    expect_raw_problem(&r, 431);
+    raw_free(&r);
+    free(big);
+    big = malloc(8192);
+    assert_non_null(big);
+    len = 0;
+    append(big, 8192, &len, "GET /items/1 HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 70; i++) {
+        snprintf(buf, sizeof(buf), "X-H%d: %d\r\n", i, i);
+        append(big, 8192, &len, buf);
+    }
+    append(big, 8192, &len, "\r\n");
+    r = raw_str(g_port, big);
+    expect_raw_problem(&r, 431);
+    raw_free(&r);
+    free(big);
+
+    /* What civetweb refuses itself: a head that fills its whole buffer, a control
+     * character, an HTTP version it does not speak. */
+    big = repeat_into("GET /", 'a', 65536 - 5, "");
+    r = raw_str(g_port, big);
+    expect_raw_problem(&r, 400);
+    raw_free(&r);
+    free(big);
+    r = raw_str(g_port, "GET /items/1 HTTP/1.1\r\nHost: x\r\nX-A: a\001b\r\n\r\n");
+    expect_raw_problem(&r, 400);
+    raw_free(&r);
+    r = raw_str(g_port, "GET /items/1 HTTP/3.0\r\nHost: x\r\n\r\n");
+    expect_raw_problem(&r, 505);
+    raw_free(&r);
+
+    /* Framing civetweb would repair silently is refused, naming the header. */
+    r = raw_str(g_port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 2abc\r\n\r\n{}");
+    expect_raw_problem(&r, 400);
+    assert_string_equal(jstr(json_array_get(json_object_get(r.json, "invalid_params"), 0), "name"),
+                        "Content-Length");
+    raw_free(&r);
+
+    /* The absolute form (RFC 9112 3.2.2) is served like the origin form. */
+    snprintf(buf, sizeof(buf),
+             "GET http://127.0.0.1:%d/items/7?q=abs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Connection: close\r\n\r\n",
+             g_port);
+    r = raw_str(g_port, buf);
+    if (r.status != 200) {
+        fail_msg("absolute form: %.300s", r.text);
+    }
+    assert_string_equal(r.content_type, "application/json");
+    assert_string_equal(jstr(r.json, "id"), "7");
+    assert_string_equal(jstr(r.json, "q"), "abs");
+    raw_free(&r);
+
+    /* And the server still serves. */
+    response *resp = http_simple(g_port, "GET", "/items/1");
+    assert_int_equal(resp->status, 200);
+    response_free(resp);
+}
+
+/* The name in invalid_params[0] of a 400 problem. */
+static const char *invalid_param(response *resp)
+{
+    return jstr(json_array_get(json_object_get(resp->json, "invalid_params"), 0), "name");
+}
+
+static void test_http_query_is_checked_before_the_handler(void **state)
+{
+    static const struct {
+        const char *path;
+        const char *param;
+    } bad[] = {
+        {"/items/1?q=%%%garbage", "q"}, {"/items/1?q=%ZZ", "q"},     {"/items/1?q=a%00b", "q"},
+        {"/items/1?q=abc%", "q"},       {"/items/1?nope=1", "nope"}, {"/items/1?q=1&q=2", "q"},
+        {"/items/1?q=1&&x=2", "query"}, {"/items/1?%zz=1", "%zz"},   {"/silent?x=1", "x"},
+        {"/items/1?x=1&", "query"},
+    };
+    response *resp;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *instance = bad[i].path;
+        char path[64];
+
+        snprintf(path, sizeof(path), "%.*s", (int)strcspn(instance, "?"), instance);
+        resp = http_simple(g_port, "GET", bad[i].path);
+        expect_problem(resp, 400, "invalid", path);
+        assert_string_equal(invalid_param(resp), bad[i].param);
+        response_free(resp);
+    }
+    /* A declared name without a value is present and empty. */
+    resp = http_simple(g_port, "GET", "/items/1?q=&x");
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(jstr(resp->json, "q"), "");
+    response_free(resp);
+}
+
+static void test_http_query_int_is_strict(void **state)
+{
+    static const char *const bad[] = {
+        "/num?n=+5",
+        "/num?n=%205",
+        "/num?n=5%00",
+        "/num?n=%ZZ",
+        "/num?n=",
+        "/num?n=5x",
+        "/num?n=0",
+        "/num?n=101",
+        "/num?n=-1",
+        "/num?n=5%20",
+        "/num?n",
+        "/num?n=0x10",
+        "/num?n=99999999999999999999999",
+    };
+    response *resp;
+
+    (void)state;
+    resp = http_simple(g_port, "GET", "/num?n=42");
+    assert_int_equal(resp->status, 200);
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "n")), 42);
+    response_free(resp);
+    resp = http_simple(g_port, "GET", "/num?n=%31%30%30");
+    assert_int_equal(resp->status, 200);
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "n")), 100);
+    response_free(resp);
+    resp = http_simple(g_port, "GET", "/num");
+    assert_int_equal(resp->status, 200);
+    assert_int_equal(json_integer_value(json_object_get(resp->json, "n")), -1);
+    response_free(resp);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        resp = http_simple(g_port, "GET", bad[i]);
+        if (resp->status != 400) {
+            fail_msg("%s: %ld", bad[i], resp->status);
+        }
+        expect_problem(resp, 400, "invalid", "/num");
+        assert_string_equal(invalid_param(resp), "n");
+        response_free(resp);
+    }
+}
+
+/* Every byte of s is part of well-formed UTF-8 (jansson would not have parsed it else). */
+static void expect_problem_text_ok(const json_t *problem)
+{
+    assert_non_null(problem);
+    assert_true(strlen(jstr(problem, "detail")) > 0);
+}
+
+static void test_http_problems_survive_any_input_bytes(void **state)
+{
+    char path[1024];
+    size_t len;
+    response *resp;
+    raw_response r;
+
+    (void)state;
+    /* A long non-ASCII value quoted in a message cut at 255 bytes: a 404, not a 500. */
+    len = 0;
+    append(path, sizeof(path), &len, "/fail/sku-12?why="); /* 19 bytes before: 255 - 19 splits */
+    for (int i = 0; i < 100; i++) {
+        append(path, sizeof(path), &len, "%E2%82%AC"); /* U+20AC, three bytes */
+    }
+    resp = http_simple(g_port, "GET", path);
+    expect_problem(resp, 404, "not-found", "/fail/sku-12");
+    assert_non_null(strstr(jstr(resp->json, "detail"), "no product sku-12 (\xE2\x82\xAC"));
+    assert_true(strlen(jstr(resp->json, "detail")) > 240);
+    response_free(resp);
+
+    /* A long non-ASCII field name cut at 63 bytes: a 400 naming (the start of) it. */
+    len = 0;
+    append(path, sizeof(path), &len, "/fail/ff");
+    for (int i = 0; i < 40; i++) {
+        append(path, sizeof(path), &len, "%C3%A9"); /* U+00E9, two bytes */
+    }
+    resp = http_simple(g_port, "GET", path);
+    assert_int_equal(resp->status, 400);
+    assert_non_null(resp->json);
+    assert_int_equal(strncmp(invalid_param(resp), "ff\xC3\xA9", 4), 0);
+    assert_int_equal(strlen(invalid_param(resp)) % 2, 0); /* "ff" + whole characters */
+    expect_problem_text_ok(resp->json);
+    response_free(resp);
+
+    /* Bytes that are not UTF-8 at all are replaced, never refused by the encoder. */
+    resp = http_simple(g_port, "GET", "/fail/%FF%FE");
+    expect_problem(resp, 404, "not-found", "/fail/%FF%FE");
+    assert_string_equal(jstr(resp->json, "detail"), "no product \xEF\xBF\xBD\xEF\xBF\xBD");
+    response_free(resp);
+    /* Raw bytes that are not ASCII in the target: civetweb refuses them, as a problem. */
+    r = raw_str(g_port, "GET /fail/\xFF\xC3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect_raw_problem(&r, 400);
+    raw_free(&r);
+}
+
+static void test_http_unencodable_body_is_500(void **state)
+{
+    response *resp = http_simple(g_port, "GET", "/nobody");
+
+    (void)state;
+    expect_problem(resp, 500, "internal", "/nobody");
+    response_free(resp);
+}
+
+static void test_http_head_answers_like_get(void **state)
+{
+    static const char *const paths[] = {"/bytes",   "/fail/sku-1", "/fail/invalid",
+                                        "/nowhere", "/num?n=7",    "/num?n=x"};
+    request rq = {"GET", NULL, NULL, NULL, 0, 0, "head-check"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        response *get;
+        response *head;
+        char length[32];
+        char ctype[128];
+
+        rq.path = paths[i];
+        rq.method = "GET";
+        get = http_do(g_port, &rq);
+        snprintf(length, sizeof(length), "%s", header(get, "Content-Length"));
+        snprintf(ctype, sizeof(ctype), "%s", header(get, "Content-Type"));
+        rq.method = "HEAD";
+        head = http_do(g_port, &rq);
+        assert_int_equal(head->status, get->status);
+        assert_int_equal(head->body_len, 0);
+        assert_string_equal(header(head, "Content-Length"), length);
+        assert_string_equal(header(head, "Content-Type"), ctype);
+        assert_int_equal(strtol(length, NULL, 10), (long)get->body_len);
+        response_free(get);
+        response_free(head);
+    }
+}
+
+/* --- the RPC server ------------------------------------------------------------------- */
+
+static int64_t g_rpc_deadline;
+
+static cl_status fake_ping(const void *ops, cl_ctx *ctx, const void *req, void *resp)
+{
+    (void)ops;
+    (void)req;
+    (void)resp;
+    g_rpc_deadline = ctx->deadline_ms;
+    return CL_OK;
+}
+
+static raw_response rpc_call(int port, const char *deadline)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf),
+             "POST /rpc/v1/fake/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 2\r\nX-Cleave-Deadline-Ms: %s\r\nConnection: close\r\n\r\n{}",
+             deadline);
+    return raw_str(port, buf);
+}
+
+static void test_rpc_deadline_header_is_bounded(void **state)
+{
+    static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
+    static const cl_module_api api = {"fake", 1, ops, 1, NULL, NULL, NULL, NULL};
+    cl_rpc_service svc = {&api, NULL, NULL};
+    cl_http_options opt = {"127.0.0.1:0", 2, 0, 0, 5000, "test"};
+    cl_router *r = cl_router_new();
+    cl_http_server *srv = NULL;
+    cl_error err;
+    raw_response resp;
+    int64_t before;
+
+    (void)state;
+    assert_int_equal(cl_rpc_routes(r, &svc, &err), CL_OK);
+    assert_int_equal(cl_http_start(&opt, r, &srv, &err), CL_OK);
+
+    /* Past any sane deadline: clamped to the server's own timeout, no overflow. */
+    before = cl_now_ms();
+    resp = rpc_call(cl_http_port(srv), "9223372036854775807");
+    assert_int_equal(resp.status, 200);
+    raw_free(&resp);
+    assert_true(g_rpc_deadline > before);
+    assert_true(g_rpc_deadline <= cl_now_ms() + 5000);
+
+    /* A sooner deadline wins. */
+    before = cl_now_ms();
+    resp = rpc_call(cl_http_port(srv), "250");
+    assert_int_equal(resp.status, 200);
+    raw_free(&resp);
+    assert_true(g_rpc_deadline >= before + 250 && g_rpc_deadline <= cl_now_ms() + 250);
+
+    /* Malformed: refused naming the header, never ignored. */
+    resp = rpc_call(cl_http_port(srv), "-5");
+    expect_raw_problem(&resp, 400);
+    assert_string_equal(
+        jstr(json_array_get(json_object_get(resp.json, "invalid_params"), 0), "name"),
+        "X-Cleave-Deadline-Ms");
+    raw_free(&resp);
+    resp = rpc_call(cl_http_port(srv), "12abc");
+    expect_raw_problem(&resp, 400);
+    raw_free(&resp);
+
+    /* Still up. */
+    resp = rpc_call(cl_http_port(srv), "1000");
+    assert_int_equal(resp.status, 200);
+    raw_free(&resp);
+    cl_http_stop(srv);
+    cl_router_free(r);
+}
+
 /* --- stop with a request in flight -------------------------------------------------- */
 
 typedef struct slow_gate {
@@ -927,8 +1410,8 @@ static void test_http_stop_lets_inflight_request_finish(void **state)
 {
     slow_gate g;
     cl_router *r = cl_router_new();
-    cl_route slow = {"GET", "/slow", CL_PERM_PUBLIC, h_slow, &g};
-    cl_route ping = {"GET", "/ping", CL_PERM_PUBLIC, h_ping, NULL};
+    cl_route slow = {"GET", "/slow", CL_PERM_PUBLIC, h_slow, &g, NULL};
+    cl_route ping = {"GET", "/ping", CL_PERM_PUBLIC, h_ping, NULL, NULL};
     cl_http_options opt = {"127.0.0.1:0", 2, 0, 0, 0, "test"};
     pthread_t client;
     pthread_t stop;
@@ -1013,6 +1496,13 @@ int main(void)
         cmocka_unit_test(test_http_bounds_on_the_target),
         cmocka_unit_test(test_http_writes_access_log),
         cmocka_unit_test(test_http_start_refuses_taken_port),
+        cmocka_unit_test(test_http_civetweb_refusals_are_problems),
+        cmocka_unit_test(test_http_query_is_checked_before_the_handler),
+        cmocka_unit_test(test_http_query_int_is_strict),
+        cmocka_unit_test(test_http_problems_survive_any_input_bytes),
+        cmocka_unit_test(test_http_unencodable_body_is_500),
+        cmocka_unit_test(test_http_head_answers_like_get),
+        cmocka_unit_test(test_rpc_deadline_header_is_bounded),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
     };
     int rc;

@@ -26,14 +26,15 @@ static int setup(void **state)
     cl_router *r = cl_router_new();
     static int tag_get;
     const cl_route routes[] = {
-        {"GET", "/api/v1/products", "catalog:read", handler_a, NULL},
-        {"POST", "/api/v1/products", "catalog:write", handler_b, NULL},
-        {"GET", "/api/v1/products/{id}", "catalog:read", handler_a, &tag_get},
-        {"DELETE", "/api/v1/products/{id}", "catalog:write", handler_b, NULL},
-        {"GET", "/api/v1/products/new", "catalog:read", handler_b, NULL},
-        {"GET", "/api/v1/orders/{order}/items/{item}", "orders:read", handler_a, NULL},
-        {"GET", "/", CL_PERM_PUBLIC, handler_a, NULL},
-        {"GET", "/healthz", CL_PERM_PUBLIC, handler_a, NULL},
+        {"GET", "/api/v1/products", "catalog:read", handler_a, NULL,
+         "category tag name_prefix cursor limit"},
+        {"POST", "/api/v1/products", "catalog:write", handler_b, NULL, NULL},
+        {"GET", "/api/v1/products/{id}", "catalog:read", handler_a, &tag_get, NULL},
+        {"DELETE", "/api/v1/products/{id}", "catalog:write", handler_b, NULL, NULL},
+        {"GET", "/api/v1/products/new", "catalog:read", handler_b, NULL, NULL},
+        {"GET", "/api/v1/orders/{order}/items/{item}", "orders:read", handler_a, NULL, NULL},
+        {"GET", "/", CL_PERM_PUBLIC, handler_a, NULL, NULL},
+        {"GET", "/healthz", CL_PERM_PUBLIC, handler_a, NULL, NULL},
     };
 
     assert_non_null(r);
@@ -138,16 +139,16 @@ static void test_router_bad_method_lists_allow(void **state)
 
     assert_int_equal(cl_router_match(*state, "PUT", "/api/v1/products", &m, allow, sizeof(allow)),
                      CL_ROUTE_BAD_METHOD);
-    assert_string_equal(allow, "GET, POST");
+    assert_string_equal(allow, "GET, HEAD, POST");
     assert_int_equal(
         cl_router_match(*state, "PATCH", "/api/v1/products/7", &m, allow, sizeof(allow)),
         CL_ROUTE_BAD_METHOD);
-    assert_string_equal(allow, "GET, DELETE");
+    assert_string_equal(allow, "GET, HEAD, DELETE");
     /* /products/new matches both the literal GET and the {id} routes: methods once each. */
     assert_int_equal(
         cl_router_match(*state, "POST", "/api/v1/products/new", &m, allow, sizeof(allow)),
         CL_ROUTE_BAD_METHOD);
-    assert_string_equal(allow, "GET, DELETE");
+    assert_string_equal(allow, "GET, HEAD, DELETE");
     /* An allow buffer too small is truncated, never overrun. */
     char tiny[6];
     assert_int_equal(cl_router_match(*state, "PUT", "/api/v1/products", &m, tiny, sizeof(tiny)),
@@ -159,7 +160,7 @@ static void expect_refused(const char *method, const char *pattern, const char *
                            cl_http_handler handler, const char *field)
 {
     cl_router *r = cl_router_new();
-    cl_route route = {method, pattern, permission, handler, NULL};
+    cl_route route = {method, pattern, permission, handler, NULL, NULL};
     cl_error err;
 
     assert_non_null(r);
@@ -222,10 +223,13 @@ static void test_router_refuses_missing_permission(void **state)
 static void test_router_refuses_duplicates(void **state)
 {
     cl_router *r = *state;
-    cl_route same = {"GET", "/api/v1/products", "catalog:read", handler_b, NULL};
+    cl_route same = {"GET",          "/api/v1/products",
+                     "catalog:read", handler_b,
+                     NULL,           "category tag name_prefix cursor limit"};
     /* Same shape with another parameter name would be ambiguous too. */
-    cl_route renamed = {"GET", "/api/v1/products/{sku}", "catalog:read", handler_b, NULL};
-    cl_route other_method = {"PUT", "/api/v1/products/{sku}", "catalog:write", handler_b, NULL};
+    cl_route renamed = {"GET", "/api/v1/products/{sku}", "catalog:read", handler_b, NULL, NULL};
+    cl_route other_method = {"PUT", "/api/v1/products/{sku}", "catalog:write", handler_b, NULL,
+                             NULL};
     cl_error err;
     size_t before = cl_router_count(r);
 
@@ -262,7 +266,7 @@ static void test_router_copies_route_strings(void **state)
     char method[] = "GET";
     char pattern[] = "/copied/{x}";
     char perm[] = "p:q";
-    cl_route route = {method, pattern, perm, handler_a, NULL};
+    cl_route route = {method, pattern, perm, handler_a, NULL, NULL};
     cl_route_match m;
     cl_error err;
 
@@ -281,9 +285,9 @@ static void test_router_copies_route_strings(void **state)
 static void test_router_add_all_stops_at_the_first_refused_route(void **state)
 {
     const cl_route routes[] = {
-        {"GET", "/a", CL_PERM_PUBLIC, handler_a, NULL},
-        {"GET", "/b", "", handler_b, NULL}, /* no permission: refused */
-        {"GET", "/c", CL_PERM_PUBLIC, handler_a, NULL},
+        {"GET", "/a", CL_PERM_PUBLIC, handler_a, NULL, NULL},
+        {"GET", "/b", "", handler_b, NULL, NULL}, /* no permission: refused */
+        {"GET", "/c", CL_PERM_PUBLIC, handler_a, NULL, NULL},
     };
     cl_router *r = cl_router_new();
     cl_error err;
@@ -298,9 +302,88 @@ static void test_router_add_all_stops_at_the_first_refused_route(void **state)
     cl_router_free(r);
 }
 
+/* HEAD is served by the GET route of every path that has one, and listed in Allow. */
+static void test_router_head_matches_every_get_route(void **state)
+{
+    cl_router *r = *state;
+    size_t checked = 0;
+
+    for (size_t i = 0; i < cl_router_count(r); i++) {
+        const cl_route *route = cl_router_at(r, i);
+        char path[256];
+        size_t o = 0;
+        cl_route_match m;
+
+        if (strcmp(route->method, "GET") != 0) {
+            continue;
+        }
+        /* A concrete path for the pattern: each {param} becomes "x1". */
+        for (const char *p = route->pattern; *p != '\0' && o + 3 < sizeof(path); p++) {
+            if (*p == '{') {
+                p = strchr(p, '}');
+                path[o++] = 'x';
+                path[o++] = '1';
+            } else {
+                path[o++] = *p;
+            }
+        }
+        path[o] = '\0';
+        if (cl_router_match(r, "HEAD", path, &m, NULL, 0) != CL_ROUTE_FOUND) {
+            fail_msg("HEAD %s (route GET %s) is not served", path, route->pattern);
+        }
+        /* The very route GET finds, not just any route. */
+        cl_route_match g;
+        assert_int_equal(cl_router_match(r, "GET", path, &g, NULL, 0), CL_ROUTE_FOUND);
+        assert_ptr_equal(m.route, g.route);
+        checked++;
+    }
+    assert_true(checked >= 5);
+}
+
+static void test_router_allow_lists_head_with_get(void **state)
+{
+    cl_route_match m;
+    char allow[64];
+
+    assert_int_equal(cl_router_match(*state, "PUT", "/api/v1/products/7", &m, allow, sizeof(allow)),
+                     CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD, DELETE");
+    /* HEAD on a path no route has is a 404, like GET. */
+    assert_int_equal(cl_router_match(*state, "HEAD", "/nope", &m, NULL, 0), CL_ROUTE_NOT_FOUND);
+}
+
+static void test_router_refuses_malformed_query_declarations(void **state)
+{
+    static const char *const bad[] = {
+        "limit limit",
+        "1abc",
+        "a-b",
+        "ok b%d",
+        "a,b",
+        "q1 q2 q3 q4 q5 q6 q7 q8 q9 q10 q11 q12 q13 q14 q15 q16 q17",
+        "a123456789012345678901234567890123456789012345678901234567890123",
+    };
+    cl_router *r = cl_router_new();
+    cl_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cl_route route = {"GET", "/q", CL_PERM_PUBLIC, handler_a, NULL, bad[i]};
+        assert_int_equal(cl_router_add(r, &route, &err), CL_INVALID);
+        assert_string_equal(err.field, "query");
+    }
+    cl_route ok = {"GET", "/q", CL_PERM_PUBLIC, handler_a, NULL, " cursor  limit name_prefix "};
+    assert_int_equal(cl_router_add(r, &ok, &err), CL_OK);
+    assert_string_equal(cl_router_at(r, 0)->query, " cursor  limit name_prefix ");
+    cl_router_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_router_head_matches_every_get_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_allow_lists_head_with_get, setup, teardown),
+        cmocka_unit_test(test_router_refuses_malformed_query_declarations),
         cmocka_unit_test_setup_teardown(test_router_matches_literal_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_matches_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_percent_decodes_params, setup, teardown),

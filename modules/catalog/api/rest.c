@@ -60,8 +60,6 @@ static void list_products(cl_http_req *req, void *arg)
     catalog_product_query q = {0};
     catalog_product_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    char limit[32];
-    int n;
 
     if (cl_http_query_dup(req, "category", 1023, &q.category) != 0 ||
         cl_http_query_dup(req, "tag", 1023, &q.tag) != 0 ||
@@ -69,18 +67,8 @@ static void list_products(cl_http_req *req, void *arg)
         cl_http_query_dup(req, "cursor", 1023, &q.cursor) != 0) {
         goto out;
     }
-    n = cl_http_query(req, "limit", limit, sizeof(limit));
-    if (n != -1) {
-        char *end;
-        errno = 0;
-        q.limit = strtoll(limit, &end, 10);
-        if (n < 0 || n == 0 || *end != '\0' || errno != 0 || q.limit <= 0) {
-            cl_error err;
-            cl_error_set(&err, CL_INVALID, "limit", "limit must be an integer from 1 to %d",
-                         CATALOG_MAX_LIMIT);
-            cl_http_reply_error(req, &err);
-            goto out;
-        }
+    if (cl_http_query_int(req, "limit", 1, CATALOG_MAX_LIMIT, &q.limit) < 0) {
+        goto out;
     }
     if (ops->list_products(ctx, &q, &page) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
@@ -244,11 +232,12 @@ cl_status catalog_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops; /* handlers only read through it */
     const cl_route routes[] = {
-        {"GET", "/api/v1/products", "catalog:read", list_products, arg},
-        {"POST", "/api/v1/products", "catalog:write", create_product, arg},
-        {"GET", "/api/v1/products/{id}", "catalog:read", get_product, arg},
-        {"PATCH", "/api/v1/products/{id}", "catalog:write", update_product, arg},
-        {"GET", "/api/v1/categories", "catalog:read", list_categories, arg},
+        {"GET", "/api/v1/products", "catalog:read", list_products, arg,
+         "category tag name_prefix cursor limit"},
+        {"POST", "/api/v1/products", "catalog:write", create_product, arg, NULL},
+        {"GET", "/api/v1/products/{id}", "catalog:read", get_product, arg, NULL},
+        {"PATCH", "/api/v1/products/{id}", "catalog:write", update_product, arg, NULL},
+        {"GET", "/api/v1/categories", "catalog:read", list_categories, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

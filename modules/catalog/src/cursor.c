@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleave/util.h"
+
 /* Longer cursors are refused unread; ours are about 50 characters. */
 #define CURSOR_MAX 128
 
@@ -214,62 +216,13 @@ bool catalog__prefix_successor(const char *prefix, char *hi, size_t size)
     return true;
 }
 
-/* Reads exactly n decimal digits at s + at; -1 when any is not a digit. */
-static int digits_at(const char *s, size_t at, size_t n)
-{
-    int v = 0;
-
-    for (size_t i = at; i < at + n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-/* Parses "YYYY-MM-DDTHH:MM:SS.mmmZ" (what cl_now_rfc3339 writes) into epoch milliseconds. */
-static bool parse_rfc3339_ms(const char *s, int64_t *out)
-{
-    struct tm tm;
-    int ms;
-
-    if (s == NULL || strlen(s) != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
-        s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z') {
-        return false;
-    }
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = digits_at(s, 0, 4) - 1900;
-    tm.tm_mon = digits_at(s, 5, 2) - 1;
-    tm.tm_mday = digits_at(s, 8, 2);
-    tm.tm_hour = digits_at(s, 11, 2);
-    tm.tm_min = digits_at(s, 14, 2);
-    tm.tm_sec = digits_at(s, 17, 2);
-    ms = digits_at(s, 20, 3);
-    if (tm.tm_year < 0 || tm.tm_mon < 0 || tm.tm_mday < 0 || tm.tm_hour < 0 || tm.tm_min < 0 ||
-        tm.tm_sec < 0 || ms < 0) {
-        return false;
-    }
-    *out = (int64_t)timegm(&tm) * 1000 + ms;
-    return true;
-}
-
 void catalog__next_timestamp(const char *prev, char out[32])
 {
     int64_t ms;
-    time_t secs;
-    struct tm tm;
-    char buf[96];
 
     cl_now_rfc3339(out);
-    if (prev == NULL || strcmp(out, prev) > 0 || !parse_rfc3339_ms(prev, &ms)) {
+    if (prev == NULL || strcmp(out, prev) > 0 || cl_rfc3339_parse(prev, &ms) != CL_OK) {
         return;
     }
-    ms++;
-    secs = (time_t)(ms / 1000);
-    gmtime_r(&secs, &tm);
-    /* Room for any int the compiler can imagine; real timestamps take 24 bytes. */
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    cl_strlcpy(out, buf, 32);
+    cl_rfc3339_format(ms + 1, out);
 }

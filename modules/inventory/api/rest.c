@@ -69,8 +69,8 @@ cl_status inventory_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops; /* handlers only read through it */
     const cl_route routes[] = {
-        {"GET", "/api/v1/inventory/{sku}", "inventory:read", get_stock, arg},
-        {"PUT", "/api/v1/inventory/{sku}", "inventory:write", set_stock, arg},
+        {"GET", "/api/v1/inventory/{sku}", "inventory:read", get_stock, arg, NULL},
+        {"PUT", "/api/v1/inventory/{sku}", "inventory:write", set_stock, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

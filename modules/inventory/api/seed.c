@@ -4,6 +4,7 @@
  * tests can name both. Made only through the operations table, so a remote inventory
  * is seeded the same way as a local one.
  */
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "api.h"
@@ -16,30 +17,48 @@ static int64_t demo_quantity(int i)
     return 5 + (int64_t)((i * 37) % 100);
 }
 
+/*
+ * True when sku has stock that someone set: the seed leaves it alone. A record with
+ * nothing on hand, reserved or sold is only the one the catalog's product_created event
+ * opened (it may arrive before the seed when `cleave seed` runs beside `cleave serve`),
+ * so the seed still stocks it. CL_OK or the error of get_stock.
+ */
+static cl_status stocked(const inventory_ops *ops, cl_ctx *ctx, const char *sku, bool *out)
+{
+    inventory_sku_ref ref = {.sku = (char *)sku};
+    inventory_stock s = {0};
+    cl_status rc;
+
+    rc = ops->get_stock(ctx, &ref, &s);
+    *out = rc == CL_OK && (s.on_hand != 0 || s.reserved != 0 || s.sold != 0);
+    cl_schema_free(&inventory_stock_type, &s);
+    return rc == CL_NOT_FOUND ? CL_OK : rc;
+}
+
 cl_status inventory_seed(const void *ops_, cl_ctx *ctx, int *created)
 {
     const inventory_ops *ops = ops_;
-    inventory_sku_ref first = {.sku = "SKU-000001"};
     inventory_stock s = {0};
     char sku[16];
-    int n;
+    bool done = false;
+    int n = 0;
     cl_status rc;
 
-    rc = ops->get_stock(ctx, &first, &s);
-    cl_schema_free(&inventory_stock_type, &s);
-    if (rc == CL_OK) {
+    rc = stocked(ops, ctx, "SKU-000001", &done);
+    if (rc != CL_OK || done) {
         *created = 0;
-        return CL_OK;
-    }
-    if (rc != CL_NOT_FOUND) {
         return rc;
     }
-    for (n = 0; n < SEED_SKUS; n++) {
-        inventory_stock_set in = {.sku = sku, .on_hand = demo_quantity(n + 1)};
+    for (int i = 1; i <= SEED_SKUS; i++) {
+        inventory_stock_set in = {.sku = sku, .on_hand = demo_quantity(i)};
 
-        snprintf(sku, sizeof(sku), "SKU-%06d", n + 1);
-        rc = ops->set_stock(ctx, &in, &s);
-        cl_schema_free(&inventory_stock_type, &s);
+        snprintf(sku, sizeof(sku), "SKU-%06d", i);
+        rc = stocked(ops, ctx, sku, &done);
+        if (rc == CL_OK && !done) {
+            rc = ops->set_stock(ctx, &in, &s);
+            cl_schema_free(&inventory_stock_type, &s);
+            n++;
+        }
         if (rc != CL_OK) {
             return rc;
         }

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleave/bus.h"
 #include "cleave/log.h"
+#include "cleave/util.h"
 #include "internal.h"
 
 /* Borrowed from the host at init for the process's life. */
@@ -40,6 +42,14 @@ static const char sql_set_stock[] =
     "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, ?, 0, 0, ?) "
     "ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at "
     "WHERE stock.reserved <= excluded.on_hand RETURNING sku";
+/*
+ * Opens the stock record of a SKU the catalog just created, with nothing on hand. A SKU
+ * that already has a record keeps it untouched: the seed or a PUT may have set its stock
+ * before the catalog's event arrived, and the event must never undo that.
+ */
+static const char sql_open_stock[] =
+    "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, 0, 0, 0, ?) "
+    "ON CONFLICT (sku) DO NOTHING";
 static const char sql_take[] = "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
                                "WHERE sku = ? AND on_hand - reserved >= ? RETURNING sku";
 static const char sql_give_back[] =
@@ -74,22 +84,7 @@ static cl_status oom(cl_ctx *ctx)
 
 int64_t inventory__wall_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* RFC 3339 UTC with milliseconds of a wall-clock instant, into out[32]. */
-static void format_ms(int64_t ms, char out[32])
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[24];
-
-    gmtime_r(&secs, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+    return cl_wall_ms();
 }
 
 static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
@@ -103,18 +98,7 @@ static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
 /* Steps st to its end; *rows (may be NULL) receives how many rows it returned. */
 static cl_status drain(cl_ctx *ctx, cl_stmt *st, int *rows)
 {
-    bool row = true;
-    int n = 0;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-        n += rc == CL_OK && row ? 1 : 0;
-    }
-    if (rows != NULL) {
-        *rows = n;
-    }
-    return rc;
+    return cl_stmt_drain(st, rows, &ctx->err);
 }
 
 static bool valid_sku(const char *s)
@@ -237,7 +221,7 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
         return cl_fail(ctx, CL_INVALID, "on_hand", "on_hand must be 0 to %d",
                        INVENTORY_MAX_QUANTITY);
     }
-    format_ms(inventory__wall_ms(), now);
+    cl_rfc3339_format(inventory__wall_ms(), now);
     rc = acquire(ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -266,6 +250,33 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
     }
     cl_db_release(conn);
     cl_schema_free(&inventory_stock_type, &s);
+    return rc;
+}
+
+/*
+ * catalog.product_created {id, sku, ...}: a new product is a new SKU the warehouse can
+ * stock, so it gets its stock record (on_hand 0) and can be read and set at once. Runs
+ * in the bus's inbox transaction on conn, so a redelivered event is skipped; and the
+ * insert leaves an existing record alone, so whichever of the event, the seed and a PUT
+ * comes first, the stock that was set stays.
+ */
+static cl_status on_product_created(void *arg, cl_ctx *ctx, const cl_envelope *env,
+                                    cl_db_conn *conn)
+{
+    const char *sku = json_string_value(json_object_get(env->payload, "sku"));
+    char now[32];
+    cl_stmt *st;
+    cl_status rc;
+
+    (void)arg;
+    if (!valid_sku(sku)) {
+        return cl_fail(ctx, CL_INVALID, "payload.sku", "%s without a valid sku", env->type);
+    }
+    cl_rfc3339_format(inventory__wall_ms(), now);
+    rc = cl_db_prepare_bind(ctx, conn, sql_open_stock, &st, "ss", sku, (const char *)now);
+    if (rc == CL_OK) {
+        rc = drain(ctx, st, NULL);
+    }
     return rc;
 }
 
@@ -478,8 +489,8 @@ static cl_status inventory_reserve(cl_ctx *ctx, const inventory_reserve_request 
     }
     ttl = req->ttl_ms > 0 ? req->ttl_ms : inventory_ttl_ms;
     expires_ms = now_ms + ttl;
-    format_ms(now_ms, now);
-    format_ms(expires_ms, expires);
+    cl_rfc3339_format(now_ms, now);
+    cl_rfc3339_format(expires_ms, expires);
     rc = acquire(ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -605,7 +616,7 @@ static cl_status on_reservation(cl_ctx *ctx, const inventory_order_ref *req, tra
     if (rc != CL_OK) {
         return rc;
     }
-    format_ms(now_ms, now);
+    cl_rfc3339_format(now_ms, now);
     rc = acquire(ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -736,7 +747,7 @@ static cl_status expire_batch(cl_ctx *ctx, cl_db_conn *conn, int64_t now_ms, int
     char now[32];
     cl_status rc;
 
-    format_ms(now_ms, now);
+    cl_rfc3339_format(now_ms, now);
     rc = cl_db_begin(conn, &ctx->err);
     if (rc == CL_OK) {
         rc = cl_db_prepare_bind(ctx, conn, sql_due, &st, "ii", now_ms, (int64_t)EXPIRY_BATCH);
@@ -829,13 +840,7 @@ static void *sweep_loop(void *arg)
         int64_t n = 0;
         cl_ctx ctx;
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)(inventory_interval_ms / 1000);
-        until.tv_nsec += (long)(inventory_interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        until = cl_deadline_in(inventory_interval_ms);
         while (!sweeper_stopping &&
                pthread_cond_timedwait(&sweeper_cond, &sweeper_mu, &until) == 0) {
         }
@@ -858,16 +863,15 @@ static void *sweep_loop(void *arg)
 
 static cl_status inventory_start(cl_error *err)
 {
-    pthread_condattr_t attr;
     int rc;
 
     if (sweeper_running) {
         return CL_OK;
     }
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&sweeper_cond, &attr);
-    pthread_condattr_destroy(&attr);
+    rc = cl_cond_init_monotonic(&sweeper_cond);
+    if (rc != 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the expiry sweeper");
+    }
     sweeper_stopping = false;
     rc = pthread_create(&sweeper, NULL, sweep_loop, NULL);
     if (rc != 0) {
@@ -904,6 +908,11 @@ static cl_status inventory_init(const cl_module_env *env, cl_error *err)
     /* Declared in inventory_api.c and validated in range when the configuration was loaded. */
     inventory_ttl_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_RESERVATION_TTL_MS");
     inventory_interval_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS");
+    /* Without a bus (a tool that only reads or seeds) there is nothing to subscribe to. */
+    if (env->bus != NULL) {
+        return cl_bus_subscribe(env->bus, "inventory", "catalog.product_created",
+                                on_product_created, NULL, err);
+    }
     return CL_OK;
 }
 

@@ -6,7 +6,6 @@
  *   GET  /api/v1/orders        pages of orders (?status=&cursor=&limit=)
  * A client's Idempotency-Key header makes a retried POST return the same order.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,24 +73,13 @@ static void list_orders(cl_http_req *req, void *arg)
     orders_order_query q = {0};
     orders_order_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    char limit[24];
-    int n;
 
     if (cl_http_query_dup(req, "status", 127, &q.status) != 0 ||
         cl_http_query_dup(req, "cursor", 127, &q.cursor) != 0) {
         goto out;
     }
-    n = cl_http_query(req, "limit", limit, sizeof(limit));
-    if (n != -1) {
-        char *end;
-        errno = 0;
-        q.limit = strtoll(limit, &end, 10);
-        if (n <= 0 || *end != '\0' || errno != 0 || q.limit <= 0) {
-            cl_fail(ctx, CL_INVALID, "limit", "limit must be an integer from 1 to %d",
-                    ORDERS_MAX_LIMIT);
-            cl_http_reply_error(req, &ctx->err);
-            goto out;
-        }
+    if (cl_http_query_int(req, "limit", 1, ORDERS_MAX_LIMIT, &q.limit) < 0) {
+        goto out;
     }
     if (ops->list_orders(ctx, &q, &page) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
@@ -107,9 +95,9 @@ cl_status orders_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops; /* handlers only read through it */
     const cl_route routes[] = {
-        {"POST", "/api/v1/orders", "orders:write", place_order, arg},
-        {"GET", "/api/v1/orders", "orders:read", list_orders, arg},
-        {"GET", "/api/v1/orders/{id}", "orders:read", get_order, arg},
+        {"POST", "/api/v1/orders", "orders:write", place_order, arg, NULL},
+        {"GET", "/api/v1/orders", "orders:read", list_orders, arg, "status cursor limit"},
+        {"GET", "/api/v1/orders/{id}", "orders:read", get_order, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 #include "internal.h"
 
 orders__env orders__deps;
@@ -50,13 +50,7 @@ static cl_status oom(cl_ctx *ctx)
 
 cl_status orders__drain(cl_ctx *ctx, cl_stmt *st)
 {
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    return rc;
+    return cl_stmt_drain(st, NULL, &ctx->err);
 }
 
 static bool dup_col(cl_stmt *st, int col, char **out)
@@ -313,26 +307,6 @@ static cl_status price(cl_ctx *ctx, const orders_order_input *in, orders_order *
     return rc;
 }
 
-/* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
-static cl_status new_id(cl_ctx *ctx, char out[ORDERS__ID_SIZE])
-{
-    unsigned char b[12];
-    size_t got = 0;
-
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n <= 0) {
-            return cl_fail(ctx, CL_INTERNAL, NULL, "no randomness for an order id");
-        }
-        got += (size_t)n;
-    }
-    snprintf(out, ORDERS__ID_SIZE, "ord-");
-    for (size_t i = 0; i < sizeof(b); i++) {
-        snprintf(out + 4 + 2 * i, 3, "%02x", b[i]);
-    }
-    return CL_OK;
-}
-
 /*
  * With an idempotency key already used: CL_OK and *found set when the same request made
  * an order, CL_CONFLICT when another one did. CL_OK and *found false when unused.
@@ -448,7 +422,8 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
         rc = price(ctx, req, &o);
     }
     if (rc == CL_OK) {
-        rc = new_id(ctx, id);
+        /* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
+        rc = cl_random_id("ord-", 12, id, sizeof(id), &ctx->err);
     }
     if (rc == CL_OK) {
         cl_now_rfc3339(now);

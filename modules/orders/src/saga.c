@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 #include "internal.h"
 
 #define QUEUE_MAX    10000
@@ -55,7 +56,6 @@ typedef struct saga {
     char pay_id[ORDERS__ID_SIZE + 8];
     char got[24];     /* status of the last successful call's resource */
     char detail[400]; /* of the last failed call */
-    unsigned seed;
 } saga;
 
 typedef struct qnode {
@@ -107,16 +107,9 @@ void orders__saga_enqueue(const char *id)
 /* Waits ms unless the executor stops first; false when it stops. */
 static bool pause_ms(int64_t ms)
 {
-    struct timespec until;
+    struct timespec until = cl_deadline_in(ms);
     bool go;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&mu);
     while (!stopping && pthread_cond_timedwait(&cv, &mu, &until) == 0) {
     }
@@ -125,18 +118,10 @@ static bool pause_ms(int64_t ms)
     return go;
 }
 
-/* Exponential backoff with jitter: a random wait in [cap/2, cap], cap doubling per attempt. */
-static int64_t backoff_ms(saga *s, int attempt)
+/* Exponential backoff with jitter; attempt counts from 0 here, from 1 in cl_backoff_ms. */
+static int64_t backoff_ms(int attempt)
 {
-    int64_t cap = BACKOFF_BASE;
-
-    for (int i = 0; i < attempt && cap < BACKOFF_MAX; i++) {
-        cap *= 2;
-    }
-    if (cap > BACKOFF_MAX) {
-        cap = BACKOFF_MAX;
-    }
-    return cap / 2 + (int64_t)(rand_r(&s->seed) % (unsigned)(cap / 2 + 1));
+    return cl_backoff_ms(BACKOFF_BASE, BACKOFF_MAX, attempt + 1);
 }
 
 /* --- persisting ------------------------------------------------------------------------ */
@@ -220,7 +205,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         }
         cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, log_step,
                     ctx.err.message);
-        if (!pause_ms(backoff_ms(s, attempt))) {
+        if (!pause_ms(backoff_ms(attempt))) {
             return false;
         }
     }
@@ -384,7 +369,7 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
         if (budget_ms != FOREVER && cl_now_ms() - started >= budget_ms) {
             return true;
         }
-        if (!pause_ms(backoff_ms(s, attempt))) {
+        if (!pause_ms(backoff_ms(attempt))) {
             return false;
         }
     }
@@ -508,13 +493,12 @@ static bool run_step(saga *s)
 }
 
 /* Runs order id's saga from its recorded step to a final state, or until stop. */
-static void run(const char *id, unsigned seed)
+static void run(const char *id)
 {
     saga s;
     int attempt = 0;
 
     memset(&s, 0, sizeof(s));
-    s.seed = seed;
     for (;;) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
@@ -533,7 +517,7 @@ static void run(const char *id, unsigned seed)
             cl_log_error("orders", "order %s vanished from the saga queue", id);
             return;
         }
-        if (!pause_ms(backoff_ms(&s, attempt++))) {
+        if (!pause_ms(backoff_ms(attempt++))) {
             return;
         }
     }
@@ -550,12 +534,9 @@ static void run(const char *id, unsigned seed)
     cl_schema_free(&orders_order_type, &s.o);
 }
 
-static unsigned seeds[MAX_WORKERS];
-
 static void *worker(void *arg)
 {
-    unsigned seed = *(unsigned *)arg ^ (unsigned)cl_now_ms();
-
+    (void)arg;
     pthread_mutex_lock(&mu);
     while (!stopping) {
         qnode *n = head;
@@ -570,7 +551,7 @@ static void *worker(void *arg)
         }
         qlen--;
         pthread_mutex_unlock(&mu);
-        run(n->id, seed++);
+        run(n->id);
         free(n);
         pthread_mutex_lock(&mu);
     }
@@ -619,16 +600,15 @@ static cl_status queue_in_flight(cl_error *err)
 
 cl_status orders__saga_start(cl_error *err)
 {
-    pthread_condattr_t attr;
     cl_status rc;
 
     if (running) {
         return CL_OK;
     }
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&cv, &attr);
-    pthread_condattr_destroy(&attr);
+    /* pause_ms waits on a deadline of the monotonic clock. */
+    if (cl_cond_init_monotonic(&cv) != 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga workers");
+    }
     stopping = false;
     rc = queue_in_flight(err);
     if (rc != CL_OK) {
@@ -637,8 +617,7 @@ cl_status orders__saga_start(cl_error *err)
     }
     running = true;
     for (nthreads = 0; nthreads < orders__deps.workers && nthreads < MAX_WORKERS; nthreads++) {
-        seeds[nthreads] = (unsigned)nthreads * 2654435761u;
-        if (pthread_create(&threads[nthreads], NULL, worker, &seeds[nthreads]) != 0) {
+        if (pthread_create(&threads[nthreads], NULL, worker, NULL) != 0) {
             orders__saga_stop();
             return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga workers");
         }

@@ -4,7 +4,6 @@
  * A client's Idempotency-Key header becomes the call's idempotency key, so a retried
  * POST opens one account and deposits once.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,23 +108,10 @@ static void get_account(cl_http_req *req, void *arg)
     payments_account_ref ref = {0};
     payments_account a = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    char limit[32];
-    int n;
 
     ref.id = (char *)cl_http_param(req, "id");
-    n = cl_http_query(req, "history_limit", limit, sizeof(limit));
-    if (n != -1) {
-        char *end;
-        errno = 0;
-        ref.history_limit = strtoll(limit, &end, 10);
-        if (n <= 0 || *end != '\0' || errno != 0 || ref.history_limit < 1 ||
-            ref.history_limit > PAYMENTS_MAX_HISTORY) {
-            cl_error err;
-            cl_error_set(&err, CL_INVALID, "history_limit",
-                         "history_limit must be an integer from 1 to %d", PAYMENTS_MAX_HISTORY);
-            cl_http_reply_error(req, &err);
-            return;
-        }
+    if (cl_http_query_int(req, "history_limit", 1, PAYMENTS_MAX_HISTORY, &ref.history_limit) < 0) {
+        return;
     }
     if (ops->get_account(ctx, &ref, &a) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
@@ -139,9 +125,9 @@ cl_status payments_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops; /* handlers only read through it */
     const cl_route routes[] = {
-        {"POST", "/api/v1/accounts", "payments:write", open_account, arg},
-        {"GET", "/api/v1/accounts/{id}", "payments:read", get_account, arg},
-        {"POST", "/api/v1/accounts/{id}/deposits", "payments:write", deposit, arg},
+        {"POST", "/api/v1/accounts", "payments:write", open_account, arg, NULL},
+        {"GET", "/api/v1/accounts/{id}", "payments:read", get_account, arg, "history_limit"},
+        {"POST", "/api/v1/accounts/{id}/deposits", "payments:write", deposit, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

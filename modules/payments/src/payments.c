@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "cleave/util.h"
 #include "internal.h"
 
 CL_TYPE_DEFINE(payments__account_state, PAYMENTS__ACCOUNT_STATE)
@@ -80,13 +80,7 @@ static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
 /* Steps st to its end. */
 static cl_status drain(cl_ctx *ctx, cl_stmt *st)
 {
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    return rc;
+    return cl_stmt_drain(st, NULL, &ctx->err);
 }
 
 static bool valid_id(const char *s)
@@ -132,19 +126,6 @@ static cl_status check_amount(cl_ctx *ctx, const cl_money *m, const char *want)
         return cl_fail(ctx, CL_INVALID, "amount.currency", "the account is in %s, not %s", want,
                        m->currency);
     }
-    return CL_OK;
-}
-
-/* A new id "<prefix>_<16 hex digits>" into out[size]. */
-static cl_status new_id(cl_ctx *ctx, const char *prefix, char *out, size_t size)
-{
-    unsigned char b[8];
-
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
-        return cl_fail(ctx, CL_INTERNAL, NULL, "no randomness for an id");
-    }
-    snprintf(out, size, "%s_%02x%02x%02x%02x%02x%02x%02x%02x", prefix, b[0], b[1], b[2], b[3], b[4],
-             b[5], b[6], b[7]);
     return CL_OK;
 }
 
@@ -497,7 +478,7 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
         }
         cl_strlcpy(id, req->id, sizeof(id));
     } else {
-        rc = new_id(ctx, "acc", id, sizeof(id));
+        rc = cl_random_id("acc_", 8, id, sizeof(id), &ctx->err);
         if (rc != CL_OK) {
             return rc;
         }
@@ -665,7 +646,7 @@ static cl_status cmd_authorize(cl_ctx *ctx, cl_db_conn *conn, const void *req_, 
         rc = check_id(ctx, req->payment_id, "payment_id");
         cl_strlcpy(id, req->payment_id != NULL ? req->payment_id : "", sizeof(id));
     } else {
-        rc = new_id(ctx, "pay", id, sizeof(id));
+        rc = cl_random_id("pay_", 8, id, sizeof(id), &ctx->err);
     }
     if (rc == CL_OK && req->order_id != NULL) {
         rc = check_id(ctx, req->order_id, "order_id");

@@ -37,13 +37,7 @@ static cl_status oom(cl_ctx *ctx)
 /* Steps st to its end. */
 static cl_status drain(cl_ctx *ctx, cl_stmt *st)
 {
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    return rc;
+    return cl_stmt_drain(st, NULL, &ctx->err);
 }
 
 cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, int64_t expected,

@@ -101,9 +101,9 @@ cl_status shipping_rest_routes(cl_router *r, const void *ops, cl_error *err)
 {
     void *arg = (void *)ops;
     const cl_route routes[] = {
-        {"POST", "/api/v1/shipments", "shipping:write", request_shipment, arg},
-        {"GET", "/api/v1/shipments", "shipping:read", list_shipments, arg},
-        {"GET", "/api/v1/shipments/{id}", "shipping:read", get_shipment, arg},
+        {"POST", "/api/v1/shipments", "shipping:write", request_shipment, arg, NULL},
+        {"GET", "/api/v1/shipments", "shipping:read", list_shipments, arg, "order"},
+        {"GET", "/api/v1/shipments/{id}", "shipping:read", get_shipment, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

@@ -1,6 +1,6 @@
 /*
- * Shipping's local binding: shipments over its own database, made from events and booked
- * by a long-running carrier operation (ADR 0012).
+ * Shipping's local binding: shipments over its own database, made from confirmed orders
+ * (or on request) and booked by a long-running carrier operation (ADR 0012).
  *
  * Every shipment is created in one transaction with its carrier operation and its
  * shipping.shipment_created event; when created from an event, that transaction is the
@@ -39,17 +39,6 @@ static const char recent_sql[] = SHIPMENT_COLUMNS "ORDER BY id DESC LIMIT ?";
 static cl_status oom(cl_ctx *ctx)
 {
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
-}
-
-static cl_status step_all(cl_stmt *st, cl_error *err)
-{
-    bool row = true;
-    cl_status rc = CL_OK;
-
-    while (rc == CL_OK && row) {
-        rc = cl_stmt_step(st, &row, err);
-    }
-    return rc;
 }
 
 static bool valid_ref(const char *s)
@@ -101,7 +90,7 @@ static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *orde
         return rc;
     }
     *id = cl_stmt_i64(st, 0);
-    rc = step_all(st, &ctx->err);
+    rc = cl_stmt_drain(st, NULL, &ctx->err);
     if (rc != CL_OK) {
         return rc;
     }
@@ -119,7 +108,7 @@ static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *orde
         rc = cl_stmt_bind_i64(st, 2, *id, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = step_all(st, &ctx->err);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc != CL_OK) {
         return rc;
@@ -133,22 +122,6 @@ static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *orde
 }
 
 /* --- event handlers (inside the bus's inbox transaction) ---------------------------- */
-
-/* Until orders exist, every new product gets a sample shipment ("product:<id>"). */
-static cl_status on_product_created(void *arg, cl_ctx *ctx, const cl_envelope *env,
-                                    cl_db_conn *conn)
-{
-    json_t *id = json_object_get(env->payload, "id");
-    char ref[48], op[CL_OPERATION_ID_MAX];
-    int64_t shipment;
-
-    (void)arg;
-    if (!json_is_integer(id)) {
-        return cl_fail(ctx, CL_INVALID, "payload.id", "%s without a product id", env->type);
-    }
-    snprintf(ref, sizeof(ref), "product:%" JSON_INTEGER_FORMAT, json_integer_value(id));
-    return create_shipment(ctx, conn, ref, &shipment, op);
-}
 
 /* orders.order_confirmed {order_id, lines}: one shipment per confirmed order. */
 static cl_status on_order_confirmed(void *arg, cl_ctx *ctx, const cl_envelope *env,
@@ -230,7 +203,7 @@ static cl_status carrier_complete(void *arg, cl_db_conn *conn, const char *op_id
     }
     if (rc == CL_OK) {
         cl_strlcpy(order_ref, cl_stmt_text(st, 0), sizeof(order_ref));
-        rc = step_all(st, err);
+        rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc != CL_OK) {
         return rc;
@@ -417,12 +390,12 @@ static cl_status shipping_init(const cl_module_env *env, cl_error *err)
     carrier_ms = cl_config_int(env->config, "CLEAVE_SHIPPING_CARRIER_MS");
     /* Without a bus (a tool that only reads) there is nothing to subscribe to. */
     if (env->bus != NULL) {
-        rc = cl_bus_subscribe(env->bus, "shipping", "catalog.product_created", on_product_created,
+        /*
+         * Only a confirmed order is a reason to ship something. The catalog's events are
+         * not: a new product is a new SKU for the inventory to stock (ADR 0012).
+         */
+        rc = cl_bus_subscribe(env->bus, "shipping", "orders.order_confirmed", on_order_confirmed,
                               NULL, err);
-        if (rc == CL_OK) {
-            rc = cl_bus_subscribe(env->bus, "shipping", "orders.order_confirmed",
-                                  on_order_confirmed, NULL, err);
-        }
         if (rc == CL_OK) {
             rc = cl_bus_operation_kind(env->bus, "shipping", &carrier_kind, err);
         }

@@ -155,6 +155,12 @@ cl_status cl_db_prepare_bind(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_
                              const char *types, ...);
 /* Advances to the next row; *row false once done. */
 cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err);
+/*
+ * Steps st to its end (a write, or rows nobody reads). *rows (may be NULL) receives how
+ * many rows it returned, at most INT_MAX, and is written only on CL_OK. Statuses as for
+ * cl_stmt_step.
+ */
+cl_status cl_stmt_drain(cl_stmt *st, int *rows, cl_error *err);
 /* Columns are 0-based. Text is borrowed until the next step; NULL for SQL NULL. */
 int64_t cl_stmt_i64(cl_stmt *st, int col);
 const char *cl_stmt_text(cl_stmt *st, int col);

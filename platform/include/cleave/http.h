@@ -9,6 +9,7 @@
 #define CLEAVE_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -21,16 +22,26 @@ typedef struct cl_http_req cl_http_req;
 typedef void (*cl_http_handler)(cl_http_req *req, void *arg);
 
 typedef struct cl_route {
-    const char *method;     /* "GET", "POST", "PATCH", "PUT", "DELETE" */
+    const char *method;     /* "GET", "POST", "PATCH", "PUT", "DELETE" (GET also serves HEAD) */
     const char *pattern;    /* "/api/v1/products/{id}": literal segments and {name} params */
     const char *permission; /* "widgets:write", or CL_PERM_PUBLIC; never NULL or empty */
     cl_http_handler handler;
     void *arg; /* passed to handler */
+    /*
+     * The query parameters the route accepts, separated by spaces ("cursor limit"), each
+     * at most once; NULL or "" accepts none. The server refuses (400 naming the parameter)
+     * a query with a malformed pair, an encoded NUL, an undeclared or a repeated name
+     * before the handler runs (ADR declared-query-parameters).
+     */
+    const char *query;
 } cl_route;
 
 /* --- router ----------------------------------------------------------------------- */
 
-#define CL_ROUTE_MAX_PARAMS 8
+#define CL_ROUTE_MAX_PARAMS     8
+/* Most query parameters a route may declare, and the longest name. */
+#define CL_ROUTE_MAX_QUERY      16
+#define CL_ROUTE_QUERY_NAME_MAX 63
 
 typedef struct cl_router cl_router;
 
@@ -52,12 +63,16 @@ cl_router *cl_router_new(void);
 void cl_router_free(cl_router *r);
 /*
  * Adds a copy of route. CL_INVALID (naming the route) for a malformed pattern, an
- * unknown method, a missing permission or handler, or a method+pattern already added.
+ * unknown method, a missing permission or handler, a method+pattern already added, or a
+ * query declaration with a name that is not an identifier, repeated, or too many names.
  */
 cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err);
 /* Adds routes[0..n-1] in order, stopping at the first that cl_router_add refuses. */
 cl_status cl_router_add_all(cl_router *r, const cl_route *routes, size_t n, cl_error *err);
-/* Matches method and path (without query string). allow receives "GET, POST" for 405. */
+/*
+ * Matches method and path (without query string). HEAD matches the GET route of the path.
+ * allow receives "GET, HEAD, POST" for 405.
+ */
 cl_route_result cl_router_match(const cl_router *r, const char *method, const char *path,
                                 cl_route_match *m, char *allow, size_t allow_size);
 /* Number of routes and the i-th route (borrowed), in the order they were added. */
@@ -100,10 +115,19 @@ const char *cl_http_path(const cl_http_req *req);
 /* A path parameter ("id" in /products/{id}), percent-decoded, borrowed; NULL if none. */
 const char *cl_http_param(const cl_http_req *req, const char *name);
 /*
- * Copies the percent-decoded query parameter name into buf[size].
- * Returns its length, -1 when absent, -2 when longer than size - 1.
+ * Copies the percent-decoded query parameter name into buf[size] (buf is written only
+ * when the value fits). name must be declared by the route (cl_route.query): the server
+ * has already refused malformed, undeclared and repeated parameters.
+ * Returns its length, -1 when absent (or undeclared), -2 when longer than size - 1.
  */
 int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size);
+/*
+ * Parses the query parameter name as a decimal integer in [min, max]: digits only (no
+ * sign, space or other characters). Returns 0 when absent (*out untouched), 1 with *out
+ * set, or -1 after replying 400 naming the parameter ("limit must be an integer from 1
+ * to 100").
+ */
+int cl_http_query_int(cl_http_req *req, const char *name, int64_t min, int64_t max, int64_t *out);
 /*
  * The percent-decoded query parameter name as a new string in *out (free), or NULL when
  * absent. Returns 0, or -1 after replying 400 naming the parameter when it is longer than
@@ -132,7 +156,11 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out);
 
 /* Adds a response header (copied). At most 16 per response; -1 when full or too long. */
 int cl_http_set_header(cl_http_req *req, const char *name, const char *value);
-/* Sends body with status as application/json. Steals body (may be NULL: empty body). */
+/*
+ * Sends body with status as application/json. Steals body. A NULL body means building
+ * it failed (cl_schema_to_json or json_pack returned NULL): the client gets a 500
+ * problem, never the status with an empty body. Use cl_http_reply_empty for no body.
+ */
 void cl_http_reply_json(cl_http_req *req, int status, json_t *body);
 /* Sends an empty response (204, 304). */
 void cl_http_reply_empty(cl_http_req *req, int status);

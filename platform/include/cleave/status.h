@@ -102,7 +102,18 @@ int64_t cl_now_ms(void);
 /* Wall clock as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z") into buf[32]. */
 void cl_now_rfc3339(char buf[32]);
 
-/* Copies src into dst[size] always NUL-terminated; returns 0, or -1 when truncated. */
+/*
+ * Copies src into dst[size] always NUL-terminated; returns 0, or -1 when truncated. A
+ * truncated copy ends on a UTF-8 character boundary, never inside a character.
+ */
 int cl_strlcpy(char *dst, const char *src, size_t size);
+/*
+ * The largest length <= n at which s[0..n) can be cut without splitting a UTF-8 character:
+ * n itself unless the bytes just before it start a multi-byte sequence that n cuts short.
+ */
+size_t cl_utf8_cut(const char *s, size_t n);
+/* The length of the well-formed UTF-8 character at text[0..len) (RFC 3629), or 0 when the
+ * bytes there are not one (len > 0). */
+size_t cl_utf8_len(const char *text, size_t len);
 
 #endif /* CLEAVE_STATUS_H */

@@ -15,6 +15,11 @@
  * back; commit moves them from reserved (and on_hand) to sold. So for a SKU whose stock
  * is not set again meanwhile, available + reserved + sold stays constant. No quantity
  * ever goes negative, whatever runs concurrently.
+ *
+ * Events it consumes (cleave/bus.h): catalog.product_created opens the new SKU's stock
+ * record with nothing on hand (as set_stock with on_hand 0 would), unless the SKU has
+ * stock already: stock set by the seed or set_stock is never overwritten by the event,
+ * whichever comes first. So get_stock finds every catalog SKU once its event arrived.
  */
 #ifndef INVENTORY_INVENTORY_H
 #define INVENTORY_INVENTORY_H

@@ -1,10 +1,10 @@
 /*
  * shipping/shipping.h - the shipping module's public interface: shipments.
  *
- * Shipments are made asynchronously: from events (orders.order_confirmed once the orders
- * module publishes it; catalog.product_created makes a sample shipment until then) or by
- * request_shipment, which answers at once with the long-running operation that books the
- * carrier (202 Accepted + Location: /api/v1/operations/{id} over REST). The carrier step
+ * Shipments are made asynchronously: one per confirmed order, from the orders module's
+ * orders.order_confirmed event (order_ref "order:<order id>"), or by request_shipment,
+ * which answers at once with the long-running operation that books the carrier
+ * (202 Accepted + Location: /api/v1/operations/{id} over REST). The carrier step
  * takes CLEAVE_SHIPPING_CARRIER_MS; when it completes the shipment is booked.
  *
  * Events it publishes (cleave/bus.h), keyed "shipment:<id>":

@@ -1,0 +1,320 @@
+/* Random ids, backoff, RFC 3339, monotonic deadlines and trace context (cleave/util.h). */
+#include "cleave/util.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* --- randomness and ids ------------------------------------------------------------ */
+
+static const char hex_digits[] = "0123456789abcdef";
+
+cl_status cl_random_bytes(void *buf, size_t n, cl_error *err)
+{
+    unsigned char *p = buf;
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom(p + got, n - got, 0);
+
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return cl_error_set(err, CL_INTERNAL, NULL, "no randomness available");
+        }
+        got += (size_t)r;
+    }
+    return CL_OK;
+}
+
+/*
+ * Without kernel randomness: the wall clock, the monotonic clock and a process-wide
+ * counter, mixed by splitmix64, so that two calls never give the same value in a process.
+ */
+static uint64_t fallback_u64(void)
+{
+    static atomic_uint_fast64_t counter;
+    uint64_t z = (uint64_t)cl_wall_ms() * 1000003u ^ (uint64_t)cl_now_ms() ^
+                 (uint64_t)atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15ULL;
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t cl_random_u64(void)
+{
+    uint64_t v;
+
+    if (cl_random_bytes(&v, sizeof(v), NULL) != CL_OK) {
+        v = fallback_u64();
+    }
+    return v;
+}
+
+static void to_hex(const unsigned char *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex_digits[b[i] >> 4];
+        out[2 * i + 1] = hex_digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void cl_random_hex(char out[CL_RANDOM_HEX_SIZE])
+{
+    unsigned char b[16];
+
+    if (cl_random_bytes(b, sizeof(b), NULL) != CL_OK) {
+        uint64_t hi = fallback_u64(), lo = fallback_u64();
+
+        for (size_t i = 0; i < 8; i++) {
+            b[i] = (unsigned char)(hi >> (i * 8));
+            b[8 + i] = (unsigned char)(lo >> (i * 8));
+        }
+    }
+    to_hex(b, sizeof(b), out);
+}
+
+cl_status cl_random_id(const char *prefix, size_t nbytes, char *out, size_t size, cl_error *err)
+{
+    unsigned char b[32];
+    size_t plen = prefix != NULL ? strlen(prefix) : 0;
+    cl_status rc;
+
+    if (out == NULL || nbytes < 1 || nbytes > sizeof(b) || plen + 2 * nbytes >= size) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_random_id: %zu bytes do not fit", nbytes);
+    }
+    rc = cl_random_bytes(b, nbytes, err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    if (prefix != NULL) {
+        memcpy(out, prefix, plen + 1);
+    }
+    to_hex(b, nbytes, out + plen);
+    return CL_OK;
+}
+
+/* --- retries ---------------------------------------------------------------------- */
+
+int64_t cl_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt)
+{
+    int64_t cap = base_ms < 1 ? 1 : base_ms;
+
+    if (max_ms < cap) {
+        max_ms = cap;
+    }
+    /* Doubling stops at max_ms, so cap never exceeds it and never overflows. */
+    for (int i = 1; i < attempt && cap < max_ms; i++) {
+        cap = cap > max_ms / 2 ? max_ms : cap * 2;
+    }
+    return cap / 2 + (int64_t)(cl_random_u64() % (uint64_t)(cap / 2 + 1));
+}
+
+/* --- wall-clock timestamps (RFC 3339) ----------------------------------------------- */
+
+int64_t cl_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Days since 1970-01-01 of a proleptic Gregorian date, and back (Howard Hinnant's
+ * algorithms): exact for any year, unlike timegm, which is not standard C and depends on
+ * the width of time_t.
+ */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    int64_t era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* Floor division, so that instants before 1970 land in the right day and second. */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+void cl_rfc3339_format(int64_t epoch_ms, char out[CL_RFC3339_SIZE])
+{
+    int64_t days = floor_div(epoch_ms, 86400000);
+    int64_t in_day = epoch_ms - days * 86400000;
+    int64_t year;
+    int month, day;
+
+    civil_from_days(days, &year, &month, &day);
+    snprintf(out, CL_RFC3339_SIZE, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month,
+             day, (int)(in_day / 3600000), (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60),
+             (int)(in_day % 1000));
+}
+
+/* The n decimal digits at s as a number, or -1 when one of them is not a digit. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+cl_status cl_rfc3339_parse(const char *s, int64_t *epoch_ms)
+{
+    int y, mo, d, h, mi, se, ms;
+
+    if (s == NULL || epoch_ms == NULL || strlen(s) != 24 || s[4] != '-' || s[7] != '-' ||
+        s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z') {
+        return CL_INVALID;
+    }
+    y = digits(s, 4);
+    mo = digits(s + 5, 2);
+    d = digits(s + 8, 2);
+    h = digits(s + 11, 2);
+    mi = digits(s + 14, 2);
+    se = digits(s + 17, 2);
+    ms = digits(s + 20, 3);
+    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h < 0 || h > 23 ||
+        mi < 0 || mi > 59 || se < 0 || se > 59 || ms < 0) {
+        return CL_INVALID;
+    }
+    *epoch_ms = days_from_civil(y, mo, d) * 86400000 + (int64_t)h * 3600000 + (int64_t)mi * 60000 +
+                (int64_t)se * 1000 + ms;
+    return CL_OK;
+}
+
+/* --- monotonic deadlines ------------------------------------------------------------- */
+
+int cl_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0) {
+        rc = pthread_cond_init(cv, &attr);
+    }
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+struct timespec cl_deadline_in(int64_t ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ms > 0) {
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    return ts;
+}
+
+struct timespec cl_deadline_at(int64_t at_ms)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)floor_div(at_ms, 1000);
+    ts.tv_nsec = (long)(at_ms - floor_div(at_ms, 1000) * 1000) * 1000000L;
+    return ts;
+}
+
+/* --- W3C trace context ----------------------------------------------------------------- */
+
+/* n lowercase hex digits (the specification forbids capitals), not all of them zero. */
+static bool lower_hex(const char *s, size_t n, bool nonzero)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+        any = any || s[i] != '0';
+    }
+    return any || !nonzero;
+}
+
+cl_status cl_traceparent_parse(const char *value, char trace_id[33], char span_id[17])
+{
+    size_t n;
+
+    if (value == NULL) {
+        return CL_INVALID;
+    }
+    /* version(2) - trace id(32) - parent id(16) - flags(2) */
+    n = strlen(value);
+    if (n < 55 || value[2] != '-' || value[35] != '-' || value[52] != '-' ||
+        !lower_hex(value, 2, false) || strncmp(value, "ff", 2) == 0 ||
+        !lower_hex(value + 3, 32, true) || !lower_hex(value + 36, 16, true) ||
+        !lower_hex(value + 53, 2, false)) {
+        return CL_INVALID;
+    }
+    /* Version 00 ends at the flags; a later version may only add "-" and more fields. */
+    if (n > 55 && (strncmp(value, "00", 2) == 0 || value[55] != '-')) {
+        return CL_INVALID;
+    }
+    memcpy(trace_id, value + 3, 32);
+    trace_id[32] = '\0';
+    memcpy(span_id, value + 36, 16);
+    span_id[16] = '\0';
+    return CL_OK;
+}
+
+cl_status cl_traceparent_format(const char *trace_id, const char *span_id,
+                                char out[CL_TRACEPARENT_SIZE])
+{
+    if (trace_id == NULL || span_id == NULL || strlen(trace_id) != 32 || strlen(span_id) != 16 ||
+        !lower_hex(trace_id, 32, true) || !lower_hex(span_id, 16, true)) {
+        return CL_INVALID;
+    }
+    snprintf(out, CL_TRACEPARENT_SIZE, "00-%s-%s-01", trace_id, span_id);
+    return CL_OK;
+}
