@@ -204,11 +204,12 @@ function(cleave_wire target)
     endif()
     string(APPEND deployment "    &${m}_api,\n")
   endforeach()
-  # A test build's binaries also know the test hooks' keys (tests/hooks); others do not.
-  if(CLEAVE_TESTS AND TARGET cleave_test_hooks)
+  # A test build's binaries also know the test hooks' keys (CLEAVE_TEST_HOOKS_LIBRARY, set
+  # by the tree's test build); others do not.
+  if(CLEAVE_TEST_HOOKS_LIBRARY)
     string(APPEND decls "#include \"test_hooks.h\"\n")
     set(CLEAVE_TEST_HOOKS "&cleave_test_hooks")
-    list(APPEND libs cleave_test_hooks)
+    list(APPEND libs ${CLEAVE_TEST_HOOKS_LIBRARY})
   else()
     set(CLEAVE_TEST_HOOKS "NULL")
   endif()
