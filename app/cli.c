@@ -426,9 +426,9 @@ static int cmd_serve(const char *config, int argc)
         goto out;
     }
     opt.listen = cl_config_get(h.config, "CLEAVE_LISTEN");
-    opt.threads = (int)cl_config_int(h.config, "CLEAVE_HTTP_THREADS", 8);
-    opt.max_body = (size_t)cl_config_int(h.config, "CLEAVE_MAX_BODY_BYTES", 1 << 20);
-    opt.request_timeout_ms = cl_config_int(h.config, "CLEAVE_REQUEST_TIMEOUT_MS", 10000);
+    opt.threads = (int)cl_config_int(h.config, "CLEAVE_HTTP_THREADS");
+    opt.max_body = (size_t)cl_config_int(h.config, "CLEAVE_MAX_BODY_BYTES");
+    opt.request_timeout_ms = cl_config_int(h.config, "CLEAVE_REQUEST_TIMEOUT_MS");
     opt.service = host_binary_name;
     if (cl_http_start(&opt, h.router, &h.server, &err) != CL_OK) {
         rc = fail("serve", &err);

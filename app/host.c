@@ -14,14 +14,25 @@
 
 extern char **environ;
 
-static const char *const *module_names(void)
+/*
+ * The owners of the keys the configuration knows beyond the platform's: every module of
+ * the deployment, so that each binary validates a shared file alike, and the test hooks
+ * in a test build. h->owners is NULL-terminated and borrowed by h->config.
+ */
+static void config_owners(host *h)
 {
-    static const char *names[HOST_MAX_MODULES + 1];
+    size_t n = 0;
 
-    for (int i = 0; cl_bindings[i].api != NULL && i < HOST_MAX_MODULES; i++) {
-        names[i] = cl_bindings[i].api->name;
+    for (size_t i = 0; host_deployment[i] != NULL && i < HOST_MAX_MODULES; i++) {
+        const cl_module_api *api = host_deployment[i];
+
+        h->settings[i] = (cl_settings){api->name, true, api->settings, api->nsettings};
+        h->owners[n++] = &h->settings[i];
     }
-    return names;
+    if (host_test_hooks != NULL) {
+        h->owners[n++] = host_test_hooks;
+    }
+    h->owners[n] = NULL;
 }
 
 /* mkdir -p for the data directory: a fresh checkout has none. */
@@ -77,9 +88,9 @@ static cl_db_options pool_options(const host *h)
 {
     cl_db_options opt = {0};
 
-    opt.min_conns = (int)cl_config_int(h->config, "CLEAVE_DATABASE_POOL_MIN", 1);
-    opt.max_conns = (int)cl_config_int(h->config, "CLEAVE_DATABASE_POOL_MAX", 8);
-    opt.acquire_timeout_ms = cl_config_int(h->config, "CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS", 2000);
+    opt.min_conns = (int)cl_config_int(h->config, "CLEAVE_DATABASE_POOL_MIN");
+    opt.max_conns = (int)cl_config_int(h->config, "CLEAVE_DATABASE_POOL_MAX");
+    opt.acquire_timeout_ms = cl_config_int(h->config, "CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS");
     if (opt.min_conns > opt.max_conns) {
         opt.min_conns = opt.max_conns;
     }
@@ -124,7 +135,7 @@ static cl_status open_postgres(host *h, host_module *m, const char *url, const h
     snprintf(app, sizeof(app), "cleave-%s", name);
     /* No statement outlives the request that runs it. */
     snprintf(options, sizeof(options), "-c search_path=%s -c statement_timeout=%lld", name,
-             (long long)cl_config_int(h->config, "CLEAVE_REQUEST_TIMEOUT_MS", 10000));
+             (long long)cl_config_int(h->config, "CLEAVE_REQUEST_TIMEOUT_MS"));
     st = m->server->target(url, role, app, options, target, sizeof(target), err);
     if (st == CL_OK) {
         st = cl_db_open(m->server->driver, name, target, &opt, &m->db, err);
@@ -222,7 +233,8 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
             return st;
         }
     }
-    st = cl_config_load(opt->config_file, environ, module_names(), &h->config, err);
+    config_owners(h);
+    st = cl_config_load(opt->config_file, environ, h->owners, &h->config, err);
     if (st != CL_OK) {
         return st;
     }

@@ -22,13 +22,17 @@
 /* What a binary is: the public gateway, or one module's standalone service. */
 typedef enum host_role { HOST_GATEWAY, HOST_SERVICE } host_role;
 
-/* Generated per binary by app/CMakeLists.txt (cleave_wire). */
+/* Generated per binary by cleave_wire (cmake/CleaveModule.cmake). */
 extern const host_role host_binary_role;
 extern const char host_binary_name[];
 /* Where migrations are unless CLEAVE_MIGRATIONS_DIR says otherwise (cleave_wire MIGRATIONS). */
 extern const char host_default_migrations_dir[];
 /* The optional subsystems wired in (cleave_wire WITH), NULL-terminated; registered by host_open. */
 extern const cl_extension *const host_extensions[];
+/* Every module of the deployment (bound in this binary or not), NULL-terminated. */
+extern const cl_module_api *const host_deployment[];
+/* The test hooks' settings in a test build (CLEAVE_TESTS=ON), else NULL. */
+extern const cl_settings *const host_test_hooks;
 
 typedef struct host_module {
     const cl_binding *binding;
@@ -45,6 +49,9 @@ typedef struct host_module {
 
 typedef struct host {
     cl_config *config;
+    /* The keys config knows beyond the platform's, borrowed by it (host_deployment). */
+    cl_settings settings[HOST_MAX_MODULES];
+    const cl_settings *owners[HOST_MAX_MODULES + 2];
     const char *data_dir;
     const char *migrations_dir;
     host_module modules[HOST_MAX_MODULES];

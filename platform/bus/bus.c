@@ -196,11 +196,6 @@ void cl__bus_enqueue(cl__module *mod, cl__job *job)
 
 /* --- settings --------------------------------------------------------------------- */
 
-static int64_t setting(const cl_config *cfg, const char *key, int64_t def)
-{
-    return cfg != NULL ? cl_config_int(cfg, key, def) : def;
-}
-
 cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
 {
     cl_bus *bus = calloc(1, sizeof(*bus));
@@ -210,20 +205,25 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
     if (bus == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    bus->relays = (int)setting(cfg, "CLEAVE_BUS_RELAYS", 1);
-    bus->workers = (int)setting(cfg, "CLEAVE_BUS_WORKERS", 2);
-    bus->max_attempts = (int)setting(cfg, "CLEAVE_BUS_MAX_ATTEMPTS", 5);
-    bus->backoff_ms = setting(cfg, "CLEAVE_BUS_BACKOFF_MS", 50);
-    bus->backoff_max_ms = setting(cfg, "CLEAVE_BUS_BACKOFF_MAX_MS", 2000);
-    bus->poll_ms = setting(cfg, "CLEAVE_BUS_POLL_MS", 100);
-    bus->ack_wait_ms = setting(cfg, "CLEAVE_BUS_ACK_WAIT_MS", 30000);
+    if (cfg == NULL) {
+        free(bus);
+        return cl_error_set(err, CL_INVALID, NULL, "cl_bus_new: missing configuration");
+    }
+    /* The defaults are declared once, with the keys, in platform/config. */
+    bus->relays = (int)cl_config_int(cfg, "CLEAVE_BUS_RELAYS");
+    bus->workers = (int)cl_config_int(cfg, "CLEAVE_BUS_WORKERS");
+    bus->max_attempts = (int)cl_config_int(cfg, "CLEAVE_BUS_MAX_ATTEMPTS");
+    bus->backoff_ms = cl_config_int(cfg, "CLEAVE_BUS_BACKOFF_MS");
+    bus->backoff_max_ms = cl_config_int(cfg, "CLEAVE_BUS_BACKOFF_MAX_MS");
+    bus->poll_ms = cl_config_int(cfg, "CLEAVE_BUS_POLL_MS");
+    bus->ack_wait_ms = cl_config_int(cfg, "CLEAVE_BUS_ACK_WAIT_MS");
     if (bus->relays < 1 || bus->relays > CL__BUS_MAX_RELAYS || bus->workers < 1 ||
         bus->workers > CL__BUS_MAX_WORKERS || bus->max_attempts < 1 || bus->backoff_ms < 1 ||
         bus->backoff_max_ms < bus->backoff_ms || bus->poll_ms < 1 || bus->ack_wait_ms < 100) {
         free(bus);
         return cl_error_set(err, CL_INVALID, "CLEAVE_BUS_RELAYS", "bad CLEAVE_BUS_* setting");
     }
-    s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_NATS_URL") : NULL;
+    s = cl_config_get(cfg, "CLEAVE_NATS_URL");
     if (s != NULL && s[0] != '\0' && cl_strlcpy(bus->nats_url, s, sizeof(bus->nats_url)) != 0) {
         free(bus);
         return cl_error_set(err, CL_INVALID, "CLEAVE_NATS_URL", "CLEAVE_NATS_URL is too long");
@@ -238,7 +238,8 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
         }
         bus->transport = transport;
     }
-    s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_CRASH_AT") : NULL;
+    /* Test hooks: keys that only a test build declares (tests/hooks), unset elsewhere. */
+    s = cl_config_get(cfg, "CLEAVE_TEST_CRASH_AT");
     if (s != NULL && s[0] != '\0') {
         const char *colon = strchr(s, ':');
         size_t n = colon != NULL ? (size_t)(colon - s) : strlen(s);
@@ -261,7 +262,7 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
                                 "after-deliver or a module's <module>.<point>, optionally :N");
         }
     }
-    s = cfg != NULL ? cl_config_get(cfg, "CLEAVE_TEST_POISON") : NULL;
+    s = cl_config_get(cfg, "CLEAVE_TEST_POISON");
     if (s != NULL) {
         cl_strlcpy(bus->poison, s, sizeof(bus->poison));
     }

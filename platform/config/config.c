@@ -1,8 +1,9 @@
 /*
  * Configuration: built-in defaults < config file < environment.
  *
- * Every key the platform knows is declared once, in CL__CONFIG_KEYS below; the per-module
- * keys are the product of the host's module list and CL__CONFIG_MODULE_KEYS. Each value is
+ * The platform declares its own keys once, in cfg_keys below; every other key is declared
+ * by its owner (a module's interface, a test build's hooks) and handed to cl_config_load,
+ * and each module also gets the per-module keys of cfg_module_keys. Each value is
  * validated as it is set, so that an error names the key, the value and where it came
  * from, and start-up stops before anything runs with a half-understood configuration.
  */
@@ -27,93 +28,48 @@
 /* How much of an offending value an error message quotes; the message buffer is 256 bytes. */
 #define CFG_QUOTE_BYTES     48
 
-typedef enum cfg_type {
-    CFG_T_STRING,
-    CFG_T_PATH,
-    CFG_T_LISTEN,
-    CFG_T_LEVEL,
-    CFG_T_URL,
-    CFG_T_INT,
-} cfg_type;
+#define CFG_COUNT(a)        (sizeof(a) / sizeof((a)[0]))
 
-/* The type argument of the tables expands to the type and, for integers, the bounds. */
-#define CFG_STRING      CFG_T_STRING, 0, 0
-#define CFG_PATH        CFG_T_PATH, 0, 0
-#define CFG_LISTEN      CFG_T_LISTEN, 0, 0
-#define CFG_LEVEL       CFG_T_LEVEL, 0, 0
-#define CFG_URL         CFG_T_URL, 0, 0
-#define CFG_INT(lo, hi) CFG_T_INT, (lo), (hi)
-
-/* X(KEY, type, default or NULL, help) */
-#define CL__CONFIG_KEYS(X)                                                                         \
-    X(CLEAVE_LISTEN, CFG_LISTEN, "127.0.0.1:8080", "address the HTTP server listens on")           \
-    X(CLEAVE_DATA_DIR, CFG_PATH, "./var", "directory for databases and other state")               \
-    X(CLEAVE_LOG_LEVEL, CFG_LEVEL, "info", "lowest level logged: debug, info, warn, error")        \
-    X(CLEAVE_MIGRATIONS_DIR, CFG_PATH, NULL, "directory of SQL migrations")                        \
-    X(CLEAVE_HTTP_THREADS, CFG_INT(1, 256), "8", "HTTP worker threads")                            \
-    X(CLEAVE_MAX_BODY_BYTES, CFG_INT(1024, 67108864), "1048576", "largest request body")           \
-    X(CLEAVE_REQUEST_TIMEOUT_MS, CFG_INT(1, 600000), "10000", "deadline of one request")           \
-    X(CLEAVE_SERVICE_TOKEN, CFG_STRING, NULL, "shared secret between services")                    \
-    X(CLEAVE_NATS_URL, CFG_STRING, NULL, "NATS JetStream for the bus; unset: in-process")          \
-    X(CLEAVE_BUS_RELAYS, CFG_INT(1, 16), "1", "outbox relay threads per module")                   \
-    X(CLEAVE_BUS_WORKERS, CFG_INT(1, 64), "2", "handler threads per subscribing module")           \
-    X(CLEAVE_BUS_MAX_ATTEMPTS, CFG_INT(1, 100), "5", "handler attempts before dead letter")        \
-    X(CLEAVE_BUS_BACKOFF_MS, CFG_INT(1, 60000), "50", "first retry delay")                         \
-    X(CLEAVE_BUS_BACKOFF_MAX_MS, CFG_INT(1, 600000), "2000", "longest retry delay")                \
-    X(CLEAVE_BUS_POLL_MS, CFG_INT(1, 60000), "100", "outbox poll interval when idle")              \
-    X(CLEAVE_BUS_ACK_WAIT_MS, CFG_INT(100, 3600000), "30000", "NATS redelivery after")             \
-    X(CLEAVE_SHIPPING_CARRIER_MS, CFG_INT(0, 600000), "200", "shipping: carrier step length")      \
-    X(CLEAVE_ORDERS_WORKERS, CFG_INT(1, 64), "4", "orders: saga executor threads")                 \
-    X(CLEAVE_ORDERS_STEP_TIMEOUT_MS, CFG_INT(1, 3600000), "10000",                                 \
-      "orders: how long a saga step retries an unavailable dependency before compensating")        \
-    X(CLEAVE_ORDERS_CALL_TIMEOUT_MS, CFG_INT(1, 600000), "2000",                                   \
-      "orders: deadline of one call to inventory, payments or the catalog")                        \
-    X(CLEAVE_TEST_CRASH_AT, CFG_STRING, NULL,                                                      \
-      "tests only: kill the process at a bus or module step")                                      \
-    X(CLEAVE_TEST_POISON, CFG_STRING, NULL, "tests only: fail handlers of matching payloads")      \
-    X(CLEAVE_INVENTORY_RESERVATION_TTL_MS, CFG_INT(1, 86400000), "900000",                         \
-      "how long a reservation holds stock unless the caller says")                                 \
-    X(CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS, CFG_INT(10, 3600000), "1000",                           \
-      "how often expired reservations give their stock back")                                      \
-    X(CLEAVE_PAYMENTS_SNAPSHOT_EVERY, CFG_INT(1, 1000000), "50",                                   \
-      "events between snapshots of a payments stream")                                             \
-    X(CLEAVE_DATABASE_URL, CFG_STRING, NULL, "PostgreSQL for every module, a schema each")         \
-    X(CLEAVE_DATABASE_REPLICA_URL, CFG_STRING, NULL, "a read replica of CLEAVE_DATABASE_URL")      \
-    X(CLEAVE_DATABASE_ADMIN_URL, CFG_STRING, NULL, "PostgreSQL admin: creates roles and schemas")  \
-    X(CLEAVE_DATABASE_POOL_MIN, CFG_INT(0, 256), "1", "connections each module keeps open")        \
-    X(CLEAVE_DATABASE_POOL_MAX, CFG_INT(1, 256), "8", "most connections of one module")            \
-    X(CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS, CFG_INT(1, 600000), "2000", "wait for a connection")
-
-/* X(SUFFIX, type, help): CLEAVE_<MODULE>_<SUFFIX> for every module the host knows. */
-#define CL__CONFIG_MODULE_KEYS(X)                                                                  \
-    X(URL, CFG_URL, "base URL of the module's remote binding")                                     \
-    X(DATABASE_URL, CFG_STRING, "the module's database")                                           \
-    X(DATABASE_ADMIN_URL, CFG_STRING, "admin credentials of the module's database server")         \
-    X(REPLICA_URL, CFG_STRING, "a read replica of the module's database")                          \
-    X(TIMEOUT_MS, CFG_INT(1, 600000), "deadline of one call to the module")
-
-typedef struct cfg_key {
-    const char *name;
-    cfg_type type;
-    int64_t min;
-    int64_t max;
-    const char *def;
-    const char *help;
-} cfg_key;
-
-static const cfg_key cfg_keys[] = {
-#define CFG__KEY_ROW(key, type, def, help) {#key, type, def, help},
-    CL__CONFIG_KEYS(CFG__KEY_ROW)
-#undef CFG__KEY_ROW
+/* The platform's own keys. A module's keys belong in its interface (cl_module_api). */
+static const cl_setting cfg_keys[] = {
+    {"CLEAVE_LISTEN", CL_SETTING_LISTEN, "127.0.0.1:8080", "address the HTTP server listens on"},
+    {"CLEAVE_DATA_DIR", CL_SETTING_PATH, "./var", "directory for databases and other state"},
+    {"CLEAVE_LOG_LEVEL", CL_SETTING_LEVEL, "info", "lowest level logged: debug, info, warn, error"},
+    {"CLEAVE_MIGRATIONS_DIR", CL_SETTING_PATH, NULL, "directory of SQL migrations"},
+    {"CLEAVE_HTTP_THREADS", CL_SETTING_INT(1, 256), "8", "HTTP worker threads"},
+    {"CLEAVE_MAX_BODY_BYTES", CL_SETTING_INT(1024, 67108864), "1048576", "largest request body"},
+    {"CLEAVE_REQUEST_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "10000", "deadline of one request"},
+    {"CLEAVE_SERVICE_TOKEN", CL_SETTING_STRING, NULL, "shared secret between services"},
+    {"CLEAVE_NATS_URL", CL_SETTING_STRING, NULL, "NATS JetStream for the bus; unset: in-process"},
+    {"CLEAVE_BUS_RELAYS", CL_SETTING_INT(1, 16), "1", "outbox relay threads per module"},
+    {"CLEAVE_BUS_WORKERS", CL_SETTING_INT(1, 64), "2", "handler threads per subscribing module"},
+    {"CLEAVE_BUS_MAX_ATTEMPTS", CL_SETTING_INT(1, 100), "5", "handler attempts before dead letter"},
+    {"CLEAVE_BUS_BACKOFF_MS", CL_SETTING_INT(1, 60000), "50", "first retry delay"},
+    {"CLEAVE_BUS_BACKOFF_MAX_MS", CL_SETTING_INT(1, 600000), "2000", "longest retry delay"},
+    {"CLEAVE_BUS_POLL_MS", CL_SETTING_INT(1, 60000), "100", "outbox poll interval when idle"},
+    {"CLEAVE_BUS_ACK_WAIT_MS", CL_SETTING_INT(100, 3600000), "30000", "NATS redelivery after"},
+    {"CLEAVE_DATABASE_URL", CL_SETTING_STRING, NULL, "PostgreSQL for every module, a schema each"},
+    {"CLEAVE_DATABASE_REPLICA_URL", CL_SETTING_STRING, NULL,
+     "a read replica of CLEAVE_DATABASE_URL"},
+    {"CLEAVE_DATABASE_ADMIN_URL", CL_SETTING_STRING, NULL,
+     "PostgreSQL admin: creates roles and schemas"},
+    {"CLEAVE_DATABASE_POOL_MIN", CL_SETTING_INT(0, 256), "1", "connections each module keeps open"},
+    {"CLEAVE_DATABASE_POOL_MAX", CL_SETTING_INT(1, 256), "8", "most connections of one module"},
+    {"CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "2000",
+     "wait for a connection"},
 };
-#define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
+#define CFG_NKEYS CFG_COUNT(cfg_keys)
 
-static const cfg_key cfg_module_keys[] = {
-#define CFG__MODULE_ROW(suffix, type, help) {#suffix, type, NULL, help},
-    CL__CONFIG_MODULE_KEYS(CFG__MODULE_ROW)
-#undef CFG__MODULE_ROW
+/* CLEAVE_<MODULE>_<suffix> for every module: here the name is the suffix alone. */
+static const cl_setting cfg_module_keys[] = {
+    {"URL", CL_SETTING_URL, NULL, "base URL of the module's remote binding"},
+    {"DATABASE_URL", CL_SETTING_STRING, NULL, "the module's database"},
+    {"DATABASE_ADMIN_URL", CL_SETTING_STRING, NULL,
+     "admin credentials of the module's database server"},
+    {"REPLICA_URL", CL_SETTING_STRING, NULL, "a read replica of the module's database"},
+    {"TIMEOUT_MS", CL_SETTING_INT(1, 600000), NULL, "deadline of one call to the module"},
 };
-#define CFG_NMODULE_KEYS (sizeof(cfg_module_keys) / sizeof(cfg_module_keys[0]))
+#define CFG_NMODULE_KEYS CFG_COUNT(cfg_module_keys)
 
 typedef enum cfg_source { CFG_SRC_UNSET, CFG_SRC_DEFAULT, CFG_SRC_FILE, CFG_SRC_ENV } cfg_source;
 
@@ -122,13 +78,20 @@ typedef struct cfg_value {
     cfg_source source;
 } cfg_value;
 
+/* An owner of keys beyond the platform's, as handed to cl_config_load. */
+typedef struct cfg_owner {
+    char prefix[CFG_MAX_MODULE_NAME + 2]; /* "WIDGETS_": the owner upper-cased, then '_' */
+    const cl_settings *settings;          /* borrowed */
+    size_t first;                         /* its first slot: module keys, then its list */
+} cfg_owner;
+
 /*
- * Slots 0..CFG_NKEYS-1 hold the fixed keys; then one run of CFG_NMODULE_KEYS slots per
- * module, in the order of the host's module list.
+ * Slots 0..CFG_NKEYS-1 hold the platform's keys; then, per owner in the order given, the
+ * CFG_NMODULE_KEYS per-module keys (modules only) and the keys of its own list.
  */
 struct cl_config {
-    size_t nmodules;
-    char modules[CFG_MAX_MODULES][CFG_MAX_MODULE_NAME + 1]; /* upper-cased */
+    size_t nowners;
+    cfg_owner owners[CFG_MAX_MODULES];
     size_t nslots;
     cfg_value *slots;
 };
@@ -155,35 +118,50 @@ static void origin_describe(const cfg_origin *o, char *buf, size_t size)
     }
 }
 
-/* Finds the slot of key and its description, or returns -1 for an unknown key. */
-static long config_lookup(const cl_config *cfg, const char *key, const cfg_key **desc)
+/* Finds key among owner's keys: its slot, or -1. */
+static long owner_lookup(const cfg_owner *o, const char *key, const cl_setting **desc)
 {
     static const char prefix[] = "CLEAVE_";
     const size_t plen = sizeof(prefix) - 1;
+    const cl_settings *s = o->settings;
+    size_t olen = strlen(o->prefix);
+    size_t own = o->first;
 
+    if (strncmp(key, prefix, plen) != 0 || strncmp(key + plen, o->prefix, olen) != 0) {
+        return -1;
+    }
+    if (s->module) {
+        for (size_t k = 0; k < CFG_NMODULE_KEYS; k++) {
+            if (strcmp(cfg_module_keys[k].name, key + plen + olen) == 0) {
+                *desc = &cfg_module_keys[k];
+                return (long)(o->first + k);
+            }
+        }
+        own += CFG_NMODULE_KEYS;
+    }
+    for (size_t k = 0; k < s->count; k++) {
+        if (strcmp(s->list[k].name, key) == 0) {
+            *desc = &s->list[k];
+            return (long)(own + k);
+        }
+    }
+    return -1;
+}
+
+/* Finds the slot of key and its description, or returns -1 for an unknown key. */
+static long config_lookup(const cl_config *cfg, const char *key, const cl_setting **desc)
+{
     for (size_t i = 0; i < CFG_NKEYS; i++) {
         if (strcmp(cfg_keys[i].name, key) == 0) {
             *desc = &cfg_keys[i];
             return (long)i;
         }
     }
-    if (strncmp(key, prefix, plen) != 0) {
-        return -1;
-    }
-    for (size_t m = 0; m < cfg->nmodules; m++) {
-        const char *mod = cfg->modules[m];
-        size_t mlen = strlen(mod);
-        const char *rest = key + plen;
+    for (size_t i = 0; i < cfg->nowners; i++) {
+        long slot = owner_lookup(&cfg->owners[i], key, desc);
 
-        if (strncmp(rest, mod, mlen) != 0 || rest[mlen] != '_') {
-            continue;
-        }
-        rest += mlen + 1;
-        for (size_t s = 0; s < CFG_NMODULE_KEYS; s++) {
-            if (strcmp(cfg_module_keys[s].name, rest) == 0) {
-                *desc = &cfg_module_keys[s];
-                return (long)(CFG_NKEYS + m * CFG_NMODULE_KEYS + s);
-            }
+        if (slot >= 0) {
+            return slot;
         }
     }
     return -1;
@@ -265,29 +243,29 @@ static int valid_url(const char *s)
 }
 
 /* Returns NULL when value is valid for desc, or the reason it is not. */
-static const char *check_value(const cfg_key *desc, const char *value, char *why, size_t size)
+static const char *check_value(const cl_setting *desc, const char *value, char *why, size_t size)
 {
     int64_t n;
     cl_log_level level;
 
     switch (desc->type) {
-    case CFG_T_STRING:
+    case CL_SETTING_TYPE_STRING:
         return has_control_chars(value) ? "contains control characters" : NULL;
-    case CFG_T_PATH:
+    case CL_SETTING_TYPE_PATH:
         if (value[0] == '\0' || has_control_chars(value)) {
             return "is not a path";
         }
         return NULL;
-    case CFG_T_LISTEN:
+    case CL_SETTING_TYPE_LISTEN:
         return valid_listen(value) ? NULL : "is not host:port with a port 0-65535";
-    case CFG_T_LEVEL:
+    case CL_SETTING_TYPE_LEVEL:
         if (cl_log_parse_level(value, &level) != CL_OK) {
             return "is not one of debug, info, warn, error";
         }
         return NULL;
-    case CFG_T_URL:
+    case CL_SETTING_TYPE_URL:
         return valid_url(value) ? NULL : "is not an http:// or https:// URL";
-    case CFG_T_INT:
+    case CL_SETTING_TYPE_INT:
         if (parse_int(value, &n) != 0 || n < desc->min || n > desc->max) {
             snprintf(why, size, "is not an integer %" PRId64 "-%" PRId64, desc->min, desc->max);
             return why;
@@ -303,7 +281,7 @@ static cl_status config_set(cl_config *cfg, const char *key, const char *value,
 {
     char where[160];
     char why[64];
-    const cfg_key *desc = NULL;
+    const cl_setting *desc = NULL;
     const char *problem;
     long slot;
     char *copy;
@@ -523,74 +501,168 @@ static cl_status load_env(cl_config *cfg, char *const *env, cl_error *err)
     return CL_OK;
 }
 
-static cl_status add_modules(cl_config *cfg, const char *const *modules, cl_error *err)
+/* An owner's name becomes the prefix of its keys: "widgets" -> "WIDGETS_". */
+static cl_status owner_prefix(const char *name, char *prefix, cl_error *err)
 {
-    if (modules == NULL) {
-        return CL_OK;
+    size_t len = name != NULL ? strlen(name) : 0;
+
+    if (len == 0 || len > CFG_MAX_MODULE_NAME) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "settings owner '%.*s' is not 1-%d bytes",
+                            CFG_QUOTE_BYTES, name != NULL ? name : "", CFG_MAX_MODULE_NAME);
     }
-    for (size_t i = 0; modules[i] != NULL; i++) {
-        const char *name = modules[i];
-        size_t len = strlen(name);
+    for (size_t j = 0; j < len; j++) {
+        unsigned char c = (unsigned char)name[j];
 
-        if (i >= CFG_MAX_MODULES) {
-            return cl_error_set(err, CL_INVALID, NULL, "more than %d modules", CFG_MAX_MODULES);
+        if (!islower(c) && !isdigit(c) && c != '_') {
+            return cl_error_set(err, CL_INTERNAL, NULL,
+                                "settings owner '%.*s' is not lower-case letters, digits, '_'",
+                                CFG_QUOTE_BYTES, name);
         }
-        if (len == 0 || len > CFG_MAX_MODULE_NAME) {
-            return cl_error_set(err, CL_INVALID, NULL, "module name '%.*s' is not 1-%d bytes",
-                                CFG_QUOTE_BYTES, name, CFG_MAX_MODULE_NAME);
-        }
-        for (size_t j = 0; j < len; j++) {
-            unsigned char c = (unsigned char)name[j];
+        prefix[j] = (char)toupper(c);
+    }
+    prefix[len] = '_';
+    prefix[len + 1] = '\0';
+    return CL_OK;
+}
 
-            if (!islower(c) && !isdigit(c) && c != '_') {
-                return cl_error_set(err, CL_INVALID, NULL,
-                                    "module name '%.*s' is not lower-case letters, digits, '_'",
-                                    CFG_QUOTE_BYTES, name);
-            }
-            cfg->modules[i][j] = (char)toupper(c);
-        }
-        cfg->modules[i][len] = '\0';
-        cfg->nmodules = i + 1;
+/*
+ * Checks that key, declared by o for slot, is found there: not taken by the platform, an
+ * earlier owner or a per-module key, nor declared twice (the first of two wins a lookup).
+ */
+static cl_status check_unique(const cl_config *cfg, const cfg_owner *o, const char *key,
+                              size_t slot, cl_error *err)
+{
+    const cl_setting *found = NULL;
+
+    if (config_lookup(cfg, key, &found) != (long)slot) {
+        return cl_error_set(err, CL_INTERNAL, key, "%s declares %s, a key known already",
+                            o->settings->owner, key);
     }
     return CL_OK;
 }
 
-cl_status cl_config_load(const char *file, char *const *env, const char *const *modules,
+/* Checks the declaration of o's own key at list[k]: named after its owner, bounds in order. */
+static cl_status check_declaration(const cl_config *cfg, const cfg_owner *o, size_t k,
+                                   cl_error *err)
+{
+    const cl_settings *owner = o->settings;
+    const cl_setting *s = &owner->list[k];
+    size_t olen = strlen(o->prefix);
+    size_t own = o->first + (owner->module ? CFG_NMODULE_KEYS : 0);
+
+    if (s->name == NULL || strncmp(s->name, "CLEAVE_", 7) != 0 ||
+        strncmp(s->name + 7, o->prefix, olen) != 0 || s->name[7 + olen] == '\0' ||
+        strlen(s->name) > CFG_MAX_KEY_BYTES) {
+        return cl_error_set(err, CL_INTERNAL, s->name, "%s declares '%.*s', not a key CLEAVE_%s...",
+                            owner->owner, CFG_MAX_KEY_BYTES, s->name != NULL ? s->name : "(null)",
+                            o->prefix);
+    }
+    if (s->type == CL_SETTING_TYPE_INT && s->min > s->max) {
+        return cl_error_set(err, CL_INTERNAL, s->name,
+                            "%s: bounds %" PRId64 "-%" PRId64 " are out of order", s->name, s->min,
+                            s->max);
+    }
+    return check_unique(cfg, o, s->name, own + k, err);
+}
+
+/* Registers each owner's keys; a declaration that could confuse keys stops start-up. */
+static cl_status add_owners(cl_config *cfg, const cl_settings *const *owners, cl_error *err)
+{
+    cl_status st;
+
+    cfg->nslots = CFG_NKEYS;
+    for (size_t i = 0; owners != NULL && owners[i] != NULL; i++) {
+        const cl_settings *s = owners[i];
+        cfg_owner *o = &cfg->owners[i];
+
+        if (i >= CFG_MAX_MODULES) {
+            return cl_error_set(err, CL_INTERNAL, NULL, "more than %d settings owners",
+                                CFG_MAX_MODULES);
+        }
+        st = owner_prefix(s->owner, o->prefix, err);
+        if (st != CL_OK) {
+            return st;
+        }
+        if (s->count > 0 && s->list == NULL) {
+            return cl_error_set(err, CL_INTERNAL, NULL, "%s declares %zu keys but no list",
+                                s->owner, s->count);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->owners[j].prefix, o->prefix) == 0) {
+                return cl_error_set(err, CL_INTERNAL, NULL, "settings owner %s is given twice",
+                                    s->owner);
+            }
+        }
+        o->settings = s;
+        o->first = cfg->nslots;
+        cfg->nowners = i + 1;
+        cfg->nslots += (s->module ? CFG_NMODULE_KEYS : 0) + s->count;
+        for (size_t k = 0; s->module && k < CFG_NMODULE_KEYS; k++) {
+            char key[CFG_MAX_KEY_BYTES + 1];
+
+            snprintf(key, sizeof(key), "CLEAVE_%s%s", o->prefix, cfg_module_keys[k].name);
+            st = check_unique(cfg, o, key, o->first + k, err);
+            if (st != CL_OK) {
+                return st;
+            }
+        }
+        for (size_t k = 0; k < s->count; k++) {
+            st = check_declaration(cfg, o, k, err);
+            if (st != CL_OK) {
+                return st;
+            }
+        }
+    }
+    return CL_OK;
+}
+
+/* Sets every declared default through the same validation, so a bad one fails loudly. */
+static cl_status set_defaults(cl_config *cfg, const cl_setting *list, size_t n, cl_error *err)
+{
+    const cfg_origin def_origin = {CFG_SRC_DEFAULT, NULL, 0};
+
+    for (size_t i = 0; i < n; i++) {
+        cl_error def_err;
+
+        if (list[i].def == NULL) {
+            continue;
+        }
+        if (config_set(cfg, list[i].name, list[i].def, &def_origin, &def_err) != CL_OK) {
+            return cl_error_set(err, CL_INTERNAL, list[i].name, "bad built-in default: %s",
+                                def_err.message);
+        }
+    }
+    return CL_OK;
+}
+
+cl_status cl_config_load(const char *file, char *const *env, const cl_settings *const *owners,
                          cl_config **out, cl_error *err)
 {
     cl_status st;
     cl_config *cfg;
-    const cfg_origin def_origin = {CFG_SRC_DEFAULT, NULL, 0};
 
     cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL) {
         st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
         goto out;
     }
-    st = add_modules(cfg, modules, err);
+    st = add_owners(cfg, owners, err);
     if (st != CL_OK) {
         goto out;
     }
-    cfg->nslots = CFG_NKEYS + cfg->nmodules * CFG_NMODULE_KEYS;
     cfg->slots = calloc(cfg->nslots, sizeof(*cfg->slots));
     if (cfg->slots == NULL) {
         st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
         goto out;
     }
-    /* Defaults go through the same validation, so a bad edit of the table fails loudly. */
-    for (size_t i = 0; i < CFG_NKEYS; i++) {
-        cl_error def_err;
+    st = set_defaults(cfg, cfg_keys, CFG_NKEYS, err);
+    for (size_t i = 0; st == CL_OK && i < cfg->nowners; i++) {
+        const cl_settings *s = cfg->owners[i].settings;
 
-        if (cfg_keys[i].def == NULL) {
-            continue;
-        }
-
-        st = config_set(cfg, cfg_keys[i].name, cfg_keys[i].def, &def_origin, &def_err);
-        if (st != CL_OK) {
-            st = cl_error_set(err, CL_INTERNAL, cfg_keys[i].name, "bad built-in default: %s",
-                              def_err.message);
-            goto out;
-        }
+        st = set_defaults(cfg, s->list, s->count, err);
+    }
+    if (st != CL_OK) {
+        goto out;
     }
     if (file != NULL) {
         st = load_file(cfg, file, err);
@@ -623,7 +695,7 @@ void cl_config_free(cl_config *cfg)
 
 static const cfg_value *config_slot(const cl_config *cfg, const char *key)
 {
-    const cfg_key *desc = NULL;
+    const cl_setting *desc = NULL;
     long slot;
 
     if (cfg == NULL || key == NULL) {
@@ -643,13 +715,13 @@ const char *cl_config_get(const cl_config *cfg, const char *key)
     return v != NULL ? v->value : NULL;
 }
 
-int64_t cl_config_int(const cl_config *cfg, const char *key, int64_t def)
+int64_t cl_config_int(const cl_config *cfg, const char *key)
 {
     const char *s = cl_config_get(cfg, key);
     int64_t n;
 
     if (s == NULL || parse_int(s, &n) != 0) {
-        return def;
+        return 0;
     }
     return n;
 }

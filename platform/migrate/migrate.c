@@ -143,7 +143,7 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Orders by version, the plain file before the dialect-specific one. */
+/* Sorts by version, the plain file before the dialect-specific one. */
 static int file_cmp(const void *a, const void *b)
 {
     const mig_file *x = a;

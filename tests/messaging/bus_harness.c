@@ -107,7 +107,9 @@ int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int worke
 int bus_harness_open_with(bus_harness *h, const char *nats_url, int relays, int workers,
                           int (*before_start)(bus_harness *h, void *arg), void *arg)
 {
-    static const char *const modules[] = {"pub", "sub", NULL};
+    static const cl_settings pub = {"pub", true, NULL, 0};
+    static const cl_settings sub = {"sub", true, NULL, 0};
+    static const cl_settings *const modules[] = {&pub, &sub, NULL};
     char relays_env[64], workers_env[64], nats_env[128];
     char *env[] = {relays_env, workers_env, "CLEAVE_BUS_POLL_MS=20", "CLEAVE_BUS_ACK_WAIT_MS=2000",
                    nats_env,   NULL};

@@ -148,7 +148,7 @@ int test_local_open(test_local *t, const cl_module *m, const test_local_options 
 {
     static const test_local_options defaults = {0};
     const char *tmp = getenv("TMPDIR");
-    const char *modules[] = {m->name, NULL};
+    const cl_settings *owners[] = {&t->settings, NULL};
     char *const no_env[] = {NULL};
     /* As the host: a few connections, since runners, relays and callers share them. */
     cl_db_options dbopt = {.acquire_timeout_ms = 10000};
@@ -170,10 +170,16 @@ int test_local_open(test_local *t, const cl_module *m, const test_local_options 
     }
     /*
      * Only opt->env is read (not this process's environment), so a CLEAVE_NATS_URL set
-     * around the test cannot turn the in-process bus into a networked one.
+     * around the test cannot turn the in-process bus into a networked one. The module's
+     * settings are declared by its interface (m->api).
      */
-    if ((opt->env != NULL || opt->bus) && cl_config_load(NULL, opt->env != NULL ? opt->env : no_env,
-                                                         modules, &t->cfg, &err) != CL_OK) {
+    t->settings = (cl_settings){m->name, true, NULL, 0};
+    if (m->api != NULL) {
+        t->settings.list = m->api->settings;
+        t->settings.count = m->api->nsettings;
+    }
+    if (cl_config_load(NULL, opt->env != NULL ? opt->env : no_env, owners, &t->cfg, &err) !=
+        CL_OK) {
         goto fail;
     }
     if ((pgtest_enabled() ? open_postgres(t, opt->max_conns > 0 ? &dbopt : NULL, &err)

@@ -62,8 +62,8 @@ cl_status test_module_db_open(const char *data_dir, const char *admin_url, const
 typedef struct test_local_options {
     /*
      * Configuration ("CLEAVE_...=value", NULL-terminated), handed to init as env.config.
-     * Only these are read, never this process's environment. NULL: init gets no
-     * configuration (unless bus is set), as a tool that configures nothing would.
+     * Only these are read, never this process's environment. NULL: init gets the
+     * declared defaults, as a tool that configures nothing would.
      */
     char *const *env;
     int bus;       /* create an in-process bus for the module, and start it after init */
@@ -81,7 +81,8 @@ typedef struct test_local_options {
 typedef struct test_local {
     const cl_module *module; /* borrowed */
     char dir[256];           /* the throwaway directory (the SQLite file lives here) */
-    cl_config *cfg;          /* owned, or NULL; borrowed by the module and the bus */
+    cl_config *cfg;          /* owned; borrowed by the module and the bus */
+    cl_settings settings;    /* the module's settings (m->api), borrowed by cfg */
     cl_db *db;               /* owned; the module (and bus) borrow it until close */
     cl_bus *bus;             /* owned and started, or NULL */
     pgtest pg;               /* the PostgreSQL database, when pg.db is set */
@@ -94,7 +95,7 @@ typedef struct test_local {
  * from the tree's migrations/; with CL_TEST_DB=postgres a new database of the test run's
  * cluster, migrated as `cleave migrate` does (pgtest_migrate) and opened as the module's
  * app role with the replica attached. Then the bus's tables, the bus when opt asks for
- * one, m->init, and m->start when asked. opt may be NULL (no bus, no start, no config).
+ * one, m->init, and m->start when asked. opt may be NULL (no bus, no start, defaults).
  * Returns 0, or -1 after printing why (nothing left behind).
  */
 int test_local_open(test_local *t, const cl_module *m, const test_local_options *opt);

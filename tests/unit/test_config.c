@@ -12,8 +12,19 @@
 
 #include "cleave/config.h"
 
-static const char *const no_modules[] = {NULL};
-static const char *const catalog_only[] = {"catalog", NULL};
+/* A module with no settings of its own: only the per-module keys. */
+static const cl_settings catalog = {"catalog", true, NULL, 0};
+static const cl_settings *const no_modules[] = {NULL};
+static const cl_settings *const catalog_only[] = {&catalog, NULL};
+
+/* A module that declares settings, as a module's interface does. */
+static const cl_setting widgets_list[] = {
+    {"CLEAVE_WIDGETS_SPEED", CL_SETTING_INT(1, 10), "3", "widgets per second"},
+    {"CLEAVE_WIDGETS_COLOUR", CL_SETTING_STRING, NULL, "paint"},
+    {"CLEAVE_WIDGETS_HOME", CL_SETTING_URL, "http://widgets.example", "where widgets live"},
+};
+static const cl_settings widgets = {"widgets", true, widgets_list, 3};
+static const cl_settings *const widgets_only[] = {&widgets, NULL};
 
 /* A temporary config file holding text; its path is written to path[64]. */
 static void write_temp(char path[64], const char *text, size_t len)
@@ -28,7 +39,7 @@ static void write_temp(char path[64], const char *text, size_t len)
 }
 
 /* Loads from text (NULL: no file) and env; the file is removed again. */
-static cl_status load(const char *text, char *const *env, const char *const *modules,
+static cl_status load(const char *text, char *const *env, const cl_settings *const *modules,
                       cl_config **out, cl_error *err, char path[64])
 {
     char local[64];
@@ -50,23 +61,30 @@ static cl_status load(const char *text, char *const *env, const char *const *mod
 /* Stands in for "an output the function must not write". */
 static char untouched;
 
-/* Expects load to be refused with CL_INVALID naming field and containing each needle. */
-static void expect_refused(const char *text, char *const *env, const char *const *modules,
-                           const char *field, const char *needle)
+/* Expects load to fail with status, naming field (unless NULL) and containing needle. */
+static void expect_failure(const char *text, char *const *env, const cl_settings *const *modules,
+                           cl_status status, const char *field, const char *needle)
 {
     cl_config *cfg = (cl_config *)(void *)&untouched;
     cl_error err;
 
-    assert_int_equal(load(text, env, modules, &cfg, &err, NULL), CL_INVALID);
+    assert_int_equal(load(text, env, modules, &cfg, &err, NULL), status);
     /* Outputs are written only on success. */
     assert_ptr_equal(cfg, (cl_config *)(void *)&untouched);
-    assert_int_equal(err.status, CL_INVALID);
+    assert_int_equal(err.status, status);
     if (field != NULL) {
         assert_string_equal(err.field, field);
     }
     if (strstr(err.message, needle) == NULL) {
         fail_msg("message '%s' lacks '%s'", err.message, needle);
     }
+}
+
+/* Expects load to be refused with CL_INVALID naming field and containing needle. */
+static void expect_refused(const char *text, char *const *env, const cl_settings *const *modules,
+                           const char *field, const char *needle)
+{
+    expect_failure(text, env, modules, CL_INVALID, field, needle);
 }
 
 static void test_config_defaults(void **state)
@@ -82,11 +100,13 @@ static void test_config_defaults(void **state)
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LOG_LEVEL"), "info");
     assert_null(cl_config_get(cfg, "CLEAVE_MIGRATIONS_DIR"));
     assert_null(cl_config_get(cfg, "CLEAVE_SERVICE_TOKEN"));
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS", -1), 8);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES", -1), 1048576);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_REQUEST_TIMEOUT_MS", -1), 10000);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_MIGRATIONS_DIR", 77), 77);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_NO_SUCH_KEY", 5), 5);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 8);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES"), 1048576);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_REQUEST_TIMEOUT_MS"), 10000);
+    /* Unset, unknown, or no configuration at all: 0, as documented. */
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_MIGRATIONS_DIR"), 0);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_NO_SUCH_KEY"), 0);
+    assert_int_equal(cl_config_int(NULL, "CLEAVE_HTTP_THREADS"), 0);
     assert_null(cl_config_get(cfg, "CLEAVE_NO_SUCH_KEY"));
     cl_config_free(cfg);
     cl_config_free(NULL);
@@ -114,7 +134,7 @@ static void test_config_file_overrides_default(void **state)
                           &cfg, &err, NULL),
                      CL_OK);
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LISTEN"), "0.0.0.0:9090");
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS", -1), 4);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 4);
     assert_string_equal(cl_config_get(cfg, "CLEAVE_DATA_DIR"), "./var");
     cl_config_free(cfg);
 }
@@ -131,7 +151,7 @@ static void test_config_env_overrides_file(void **state)
                           no_modules, &cfg, &err, NULL),
                      CL_OK);
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LISTEN"), "10.0.0.1:7000");
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS", -1), 4);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 4);
     cl_config_free(cfg);
 }
 
@@ -261,9 +281,9 @@ static void test_config_refuses_bad_ints(void **state)
     expect_refused(NULL, env, no_modules, "CLEAVE_HTTP_THREADS",
                    "CLEAVE_HTTP_THREADS: '0' is not an integer 1-256 (from environment)");
     assert_int_equal(load(NULL, edges, no_modules, &cfg, &err, NULL), CL_OK);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS", -1), 256);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES", -1), 1024);
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_REQUEST_TIMEOUT_MS", -1), 1);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 256);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES"), 1024);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_REQUEST_TIMEOUT_MS"), 1);
     cl_config_free(cfg);
 }
 
@@ -394,7 +414,7 @@ static void test_config_module_keys_only_for_listed_modules(void **state)
     assert_string_equal(cl_config_source(cfg, "CLEAVE_CATALOG_DATABASE_URL"), "file");
     assert_null(cl_config_module(cfg, "catalog", "REPLICA_URL"));
     assert_null(cl_config_source(cfg, "CLEAVE_CATALOG_REPLICA_URL"));
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_CATALOG_TIMEOUT_MS", -1), 500);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_CATALOG_TIMEOUT_MS"), 500);
     assert_null(cl_config_module(cfg, "nope", "URL"));
     cl_config_free(cfg);
 
@@ -406,6 +426,126 @@ static void test_config_module_keys_only_for_listed_modules(void **state)
     expect_refused(NULL, bad_suffix, catalog_only, "CLEAVE_CATALOG_COLOUR", "unknown");
     expect_refused(NULL, bad_timeout, catalog_only, "CLEAVE_CATALOG_TIMEOUT_MS",
                    "is not an integer 1-600000");
+}
+
+static void test_config_module_settings_have_declared_defaults(void **state)
+{
+    char *env[] = {"CLEAVE_WIDGETS_COLOUR=blue", NULL};
+    cl_config *cfg = NULL;
+    cl_error err;
+
+    (void)state;
+    assert_int_equal(load("CLEAVE_WIDGETS_SPEED = 7\n", env, widgets_only, &cfg, &err, NULL),
+                     CL_OK);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_WIDGETS_SPEED"), 7);
+    assert_string_equal(cl_config_source(cfg, "CLEAVE_WIDGETS_SPEED"), "file");
+    assert_string_equal(cl_config_get(cfg, "CLEAVE_WIDGETS_COLOUR"), "blue");
+    assert_string_equal(cl_config_source(cfg, "CLEAVE_WIDGETS_COLOUR"), "environment");
+    assert_string_equal(cl_config_get(cfg, "CLEAVE_WIDGETS_HOME"), "http://widgets.example");
+    assert_string_equal(cl_config_source(cfg, "CLEAVE_WIDGETS_HOME"), "default");
+    /* A module with settings still has the per-module keys. */
+    assert_null(cl_config_module(cfg, "widgets", "URL"));
+    cl_config_free(cfg);
+
+    /* Nothing configured: the default stated once, in the declaration. */
+    assert_int_equal(load(NULL, NULL, widgets_only, &cfg, &err, NULL), CL_OK);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_WIDGETS_SPEED"), 3);
+    assert_string_equal(cl_config_source(cfg, "CLEAVE_WIDGETS_SPEED"), "default");
+    assert_null(cl_config_get(cfg, "CLEAVE_WIDGETS_COLOUR"));
+    cl_config_free(cfg);
+}
+
+static void test_config_refuses_bad_module_value_naming_its_bounds(void **state)
+{
+    char *high[] = {"CLEAVE_WIDGETS_SPEED=11", NULL};
+    char *low[] = {"CLEAVE_WIDGETS_SPEED=0", NULL};
+    char *word[] = {"CLEAVE_WIDGETS_SPEED=fast", NULL};
+    char *url[] = {"CLEAVE_WIDGETS_HOME=widgets.example", NULL};
+
+    (void)state;
+    expect_refused(NULL, high, widgets_only, "CLEAVE_WIDGETS_SPEED",
+                   "CLEAVE_WIDGETS_SPEED: '11' is not an integer 1-10 (from environment)");
+    expect_refused(NULL, low, widgets_only, "CLEAVE_WIDGETS_SPEED", "is not an integer 1-10");
+    expect_refused(NULL, word, widgets_only, "CLEAVE_WIDGETS_SPEED", "is not an integer 1-10");
+    expect_refused("CLEAVE_WIDGETS_SPEED = 99\n", NULL, widgets_only, "CLEAVE_WIDGETS_SPEED",
+                   "is not an integer 1-10 (from ");
+    expect_refused(NULL, url, widgets_only, "CLEAVE_WIDGETS_HOME",
+                   "is not an http:// or https:// URL");
+}
+
+static void test_config_refuses_keys_of_modules_not_in_the_build(void **state)
+{
+    char *env[] = {"CLEAVE_WIDGETS_SPEED=3", NULL};
+    char *typo[] = {"CLEAVE_WIDGETS_SPEEED=3", NULL};
+
+    (void)state;
+    expect_refused(NULL, env, no_modules, "CLEAVE_WIDGETS_SPEED",
+                   "unknown configuration key CLEAVE_WIDGETS_SPEED (from environment)");
+    expect_refused(NULL, env, catalog_only, "CLEAVE_WIDGETS_SPEED", "unknown configuration key");
+    expect_refused("CLEAVE_WIDGETS_SPEED = 3\n", NULL, catalog_only, "CLEAVE_WIDGETS_SPEED",
+                   "unknown configuration key");
+    expect_refused(NULL, typo, widgets_only, "CLEAVE_WIDGETS_SPEEED", "unknown configuration key");
+}
+
+static void test_config_hooks_get_no_module_keys(void **state)
+{
+    static const cl_setting list[] = {{"CLEAVE_TEST_CRASH_AT", CL_SETTING_STRING, NULL, "crash"}};
+    static const cl_settings hooks = {"test", false, list, 1};
+    const cl_settings *const owners[] = {&hooks, NULL};
+    char *env[] = {"CLEAVE_TEST_CRASH_AT=after-commit", NULL};
+    char *url[] = {"CLEAVE_TEST_URL=http://x", NULL};
+    cl_config *cfg = NULL;
+    cl_error err;
+
+    (void)state;
+    assert_int_equal(load(NULL, env, owners, &cfg, &err, NULL), CL_OK);
+    assert_string_equal(cl_config_get(cfg, "CLEAVE_TEST_CRASH_AT"), "after-commit");
+    cl_config_free(cfg);
+    expect_refused(NULL, url, owners, "CLEAVE_TEST_URL", "unknown configuration key");
+    /* Without the hooks (a production build), the hook is an unknown key. */
+    expect_refused(NULL, env, no_modules, "CLEAVE_TEST_CRASH_AT", "unknown configuration key");
+}
+
+/* Expects the declarations in owners to be refused as a programming error naming needle. */
+static void expect_bad_declaration(const cl_settings *const *owners, const char *needle)
+{
+    expect_failure(NULL, NULL, owners, CL_INTERNAL, NULL, needle);
+}
+
+static void test_config_refuses_bad_declarations(void **state)
+{
+    static const cl_setting outside[] = {{"CLEAVE_GADGETS_SPEED", CL_SETTING_INT(1, 2), "1", ""}};
+    static const cl_setting module_key[] = {{"CLEAVE_WIDGETS_URL", CL_SETTING_URL, NULL, ""}};
+    static const cl_setting twice[] = {{"CLEAVE_WIDGETS_A", CL_SETTING_STRING, NULL, ""},
+                                       {"CLEAVE_WIDGETS_A", CL_SETTING_STRING, NULL, ""}};
+    static const cl_setting bad_default[] = {{"CLEAVE_WIDGETS_N", CL_SETTING_INT(1, 10), "0", ""}};
+    static const cl_setting reversed[] = {{"CLEAVE_WIDGETS_N", CL_SETTING_INT(10, 1), NULL, ""}};
+    static const cl_setting platform[] = {{"CLEAVE_BUS_RELAYS", CL_SETTING_INT(1, 2), NULL, ""}};
+    static const cl_settings s_outside = {"widgets", true, outside, 1};
+    static const cl_settings s_module_key = {"widgets", true, module_key, 1};
+    static const cl_settings s_twice = {"widgets", true, twice, 2};
+    static const cl_settings s_bad_default = {"widgets", true, bad_default, 1};
+    static const cl_settings s_reversed = {"widgets", true, reversed, 1};
+    static const cl_settings s_platform = {"bus", false, platform, 1};
+    static const cl_settings s_upper = {"Widgets", true, NULL, 0};
+    static const cl_settings *const o_outside[] = {&s_outside, NULL};
+    static const cl_settings *const o_module_key[] = {&s_module_key, NULL};
+    static const cl_settings *const o_twice[] = {&s_twice, NULL};
+    static const cl_settings *const o_bad_default[] = {&s_bad_default, NULL};
+    static const cl_settings *const o_reversed[] = {&s_reversed, NULL};
+    static const cl_settings *const o_platform[] = {&s_platform, NULL};
+    static const cl_settings *const o_upper[] = {&s_upper, NULL};
+    static const cl_settings *const o_same_owner[] = {&widgets, &s_module_key, NULL};
+
+    (void)state;
+    expect_bad_declaration(o_outside, "widgets declares 'CLEAVE_GADGETS_SPEED'");
+    expect_bad_declaration(o_module_key, "widgets declares CLEAVE_WIDGETS_URL, a key known");
+    expect_bad_declaration(o_twice, "widgets declares CLEAVE_WIDGETS_A, a key known");
+    expect_bad_declaration(o_bad_default, "bad built-in default: CLEAVE_WIDGETS_N: '0' is not");
+    expect_bad_declaration(o_reversed, "CLEAVE_WIDGETS_N: bounds 10-1 are out of order");
+    expect_bad_declaration(o_platform, "bus declares CLEAVE_BUS_RELAYS, a key known");
+    expect_bad_declaration(o_upper, "'Widgets' is not lower-case");
+    expect_bad_declaration(o_same_owner, "settings owner widgets is given twice");
 }
 
 int main(void)
@@ -426,6 +566,11 @@ int main(void)
         cmocka_unit_test(test_config_refuses_bad_lines),
         cmocka_unit_test(test_config_enforces_size_caps),
         cmocka_unit_test(test_config_module_keys_only_for_listed_modules),
+        cmocka_unit_test(test_config_module_settings_have_declared_defaults),
+        cmocka_unit_test(test_config_refuses_bad_module_value_naming_its_bounds),
+        cmocka_unit_test(test_config_refuses_keys_of_modules_not_in_the_build),
+        cmocka_unit_test(test_config_hooks_get_no_module_keys),
+        cmocka_unit_test(test_config_refuses_bad_declarations),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,11 +16,11 @@
 static cl_config *config_with_nats(void)
 {
     char *env[] = {"CLEAVE_NATS_URL=nats://127.0.0.1:1", NULL};
-    const char *modules[] = {NULL};
+    const cl_settings *const owners[] = {NULL};
     cl_config *cfg = NULL;
     cl_error err = {0};
 
-    assert_int_equal(cl_config_load(NULL, env, modules, &cfg, &err), CL_OK);
+    assert_int_equal(cl_config_load(NULL, env, owners, &cfg, &err), CL_OK);
     return cfg;
 }
 

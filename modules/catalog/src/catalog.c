@@ -803,4 +803,5 @@ const cl_module catalog_module = {
     .init = catalog_init,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .api = &catalog_api,
 };

@@ -21,6 +21,14 @@ CL_REMOTE_DEFINE(inventory, INVENTORY_OPERATIONS, INVENTORY_OPS_VERSION)
 /* Generated from cleave_module(inventory DEPENDS ...) in modules/inventory/CMakeLists.txt. */
 CL_MODULE_DEPENDS_DECLARE(inventory);
 
+/* The inventory's configuration keys; inventory.c reads them. */
+static const cl_setting inventory_settings[] = {
+    {"CLEAVE_INVENTORY_RESERVATION_TTL_MS", CL_SETTING_INT(1, 86400000), "900000",
+     "how long a reservation holds stock unless the caller says"},
+    {"CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS", CL_SETTING_INT(10, 3600000), "1000",
+     "how often expired reservations give their stock back"},
+};
+
 const cl_module_api inventory_api = {
     .name = "inventory",
     .ops_version = INVENTORY_OPS_VERSION,
@@ -30,4 +38,6 @@ const cl_module_api inventory_api = {
     .routes = inventory_rest_routes,
     .seed = inventory_seed,
     .remote_ops = inventory_remote_ops,
+    .settings = inventory_settings,
+    .nsettings = sizeof(inventory_settings) / sizeof(inventory_settings[0]),
 };

@@ -9,10 +9,6 @@
 
 #include "inventory/inventory.h"
 
-/* Defaults of the configuration keys the inventory reads at init. */
-#define INVENTORY_DEFAULT_TTL_MS             900000 /* CLEAVE_INVENTORY_RESERVATION_TTL_MS */
-#define INVENTORY_DEFAULT_EXPIRY_INTERVAL_MS 1000   /* CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS */
-
 /* Wall-clock milliseconds since the epoch: reservation deadlines survive restarts. */
 int64_t inventory__wall_ms(void);
 

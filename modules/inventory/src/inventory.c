@@ -26,8 +26,9 @@
 
 /* Borrowed from the host at init for the process's life. */
 static cl_db *inventory_db;
-static int64_t inventory_ttl_ms = INVENTORY_DEFAULT_TTL_MS;
-static int64_t inventory_interval_ms = INVENTORY_DEFAULT_EXPIRY_INTERVAL_MS;
+/* CLEAVE_INVENTORY_RESERVATION_TTL_MS and _EXPIRY_INTERVAL_MS, set at init. */
+static int64_t inventory_ttl_ms;
+static int64_t inventory_interval_ms;
 
 /* How many reservations one sweep transaction expires: keeps write transactions short. */
 #define EXPIRY_BATCH 100
@@ -901,15 +902,12 @@ static cl_status inventory_init(const cl_module_env *env, cl_error *err)
         return cl_error_set(err, CL_INVALID, "db", "the inventory needs its database");
     }
     inventory_db = env->db;
-    inventory_ttl_ms = INVENTORY_DEFAULT_TTL_MS;
-    inventory_interval_ms = INVENTORY_DEFAULT_EXPIRY_INTERVAL_MS;
-    if (env->config != NULL) {
-        /* Both validated as integers in range when the configuration was loaded. */
-        inventory_ttl_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_RESERVATION_TTL_MS",
-                                         INVENTORY_DEFAULT_TTL_MS);
-        inventory_interval_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS",
-                                              INVENTORY_DEFAULT_EXPIRY_INTERVAL_MS);
+    if (env->config == NULL) {
+        return cl_error_set(err, CL_INVALID, "config", "the inventory needs its configuration");
     }
+    /* Declared in inventory_api.c and validated in range when the configuration was loaded. */
+    inventory_ttl_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_RESERVATION_TTL_MS");
+    inventory_interval_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS");
     /* Without a bus (a tool that only reads or seeds) there is nothing to subscribe to. */
     if (env->bus != NULL) {
         return cl_bus_subscribe(env->bus, "inventory", "catalog.product_created",
@@ -937,4 +935,5 @@ const cl_module inventory_module = {
     .init = inventory_init,
     .start = inventory_start,
     .stop = inventory_stop,
+    .api = &inventory_api,
 };

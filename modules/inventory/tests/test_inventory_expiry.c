@@ -89,7 +89,9 @@ static void test_sweep_expires_exactly_at_the_deadline(void **state)
 static void test_sweeper_gives_stock_back_by_itself(void **state)
 {
     char *env[] = {"CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS=10", NULL};
-    const char *modules[] = {"inventory", NULL};
+    const cl_settings settings = {"inventory", true, inventory_api.settings,
+                                  inventory_api.nsettings};
+    const cl_settings *modules[] = {&settings, NULL};
     struct timespec pause = {0, 5 * 1000000L};
     cl_module_env menv = {0};
     cl_config *cfg = NULL;

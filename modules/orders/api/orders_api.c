@@ -21,6 +21,15 @@ CL_REMOTE_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
 /* Generated from cleave_module(orders DEPENDS ...) in modules/orders/CMakeLists.txt. */
 CL_MODULE_DEPENDS_DECLARE(orders);
 
+/* The orders' configuration keys; orders.c reads them. */
+static const cl_setting orders_settings[] = {
+    {"CLEAVE_ORDERS_WORKERS", CL_SETTING_INT(1, 64), "4", "checkout saga executor threads"},
+    {"CLEAVE_ORDERS_STEP_TIMEOUT_MS", CL_SETTING_INT(1, 3600000), "10000",
+     "how long a saga step retries an unavailable dependency before compensating"},
+    {"CLEAVE_ORDERS_CALL_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "2000",
+     "deadline of one call to inventory, payments or the catalog"},
+};
+
 const cl_module_api orders_api = {
     .name = "orders",
     .ops_version = ORDERS_OPS_VERSION,
@@ -30,4 +39,6 @@ const cl_module_api orders_api = {
     .routes = orders_rest_routes,
     .seed = orders_seed,
     .remote_ops = orders_remote_ops,
+    .settings = orders_settings,
+    .nsettings = sizeof(orders_settings) / sizeof(orders_settings[0]),
 };

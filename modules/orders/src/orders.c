@@ -614,17 +614,13 @@ static cl_status orders_init(const cl_module_env *env, cl_error *err)
     if (orders__deps.catalog->version < 2) {
         return cl_error_set(err, CL_INVALID, NULL, "orders need catalog operations version 2");
     }
-    orders__deps.step_timeout_ms = 10000;
-    orders__deps.call_timeout_ms = 2000;
-    orders__deps.workers = 4;
-    if (env->config != NULL) {
-        /* Validated as integers in range when the configuration was loaded. */
-        orders__deps.step_timeout_ms =
-            cl_config_int(env->config, "CLEAVE_ORDERS_STEP_TIMEOUT_MS", 10000);
-        orders__deps.call_timeout_ms =
-            cl_config_int(env->config, "CLEAVE_ORDERS_CALL_TIMEOUT_MS", 2000);
-        orders__deps.workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS", 4);
+    if (env->config == NULL) {
+        return cl_error_set(err, CL_INVALID, "config", "orders need their configuration");
     }
+    /* Declared in orders_api.c and validated in range when the configuration was loaded. */
+    orders__deps.step_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_STEP_TIMEOUT_MS");
+    orders__deps.call_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_CALL_TIMEOUT_MS");
+    orders__deps.workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS");
     orders__deps.serving = env->serving;
     return CL_OK;
 }
@@ -654,4 +650,5 @@ const cl_module orders_module = {
     .init = orders_init,
     .start = orders_start,
     .stop = orders_stop,
+    .api = &orders_api,
 };

@@ -23,6 +23,12 @@ CL_REMOTE_DEFINE(payments, PAYMENTS_OPERATIONS, PAYMENTS_OPS_VERSION)
 /* Generated from cleave_module(payments DEPENDS ...) in modules/payments/CMakeLists.txt. */
 CL_MODULE_DEPENDS_DECLARE(payments);
 
+/* The payments' configuration keys; payments.c reads them. */
+static const cl_setting payments_settings[] = {
+    {"CLEAVE_PAYMENTS_SNAPSHOT_EVERY", CL_SETTING_INT(1, 1000000), "50",
+     "events between snapshots of a payments stream"},
+};
+
 const cl_module_api payments_api = {
     .name = "payments",
     .ops_version = PAYMENTS_OPS_VERSION,
@@ -32,4 +38,6 @@ const cl_module_api payments_api = {
     .routes = payments_rest_routes,
     .seed = payments_seed,
     .remote_ops = payments_remote_ops,
+    .settings = payments_settings,
+    .nsettings = sizeof(payments_settings) / sizeof(payments_settings[0]),
 };

@@ -13,8 +13,6 @@
 
 #include "payments/payments.h"
 
-#define PAYMENTS_DEFAULT_SNAPSHOT_EVERY 50 /* CLEAVE_PAYMENTS_SNAPSHOT_EVERY */
-
 /*
  * The state of an account, folded from its stream "account-<id>". version is the
  * number of events folded; updated_at the time of the last one. Also what a snapshot

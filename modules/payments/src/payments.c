@@ -1143,10 +1143,11 @@ static cl_status payments_init(const cl_module_env *env, cl_error *err)
         return cl_error_set(err, CL_INVALID, "db", "payments need their database");
     }
     payments_db = env->db;
-    if (env->config != NULL) {
-        payments__set_snapshot_every(cl_config_int(env->config, "CLEAVE_PAYMENTS_SNAPSHOT_EVERY",
-                                                   PAYMENTS_DEFAULT_SNAPSHOT_EVERY));
+    if (env->config == NULL) {
+        return cl_error_set(err, CL_INVALID, "config", "payments need their configuration");
     }
+    /* Declared in payments_api.c and validated in range when the configuration was loaded. */
+    payments__set_snapshot_every(cl_config_int(env->config, "CLEAVE_PAYMENTS_SNAPSHOT_EVERY"));
     return CL_OK;
 }
 
@@ -1171,4 +1172,5 @@ const cl_module payments_module = {
     .init = payments_init,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .api = &payments_api,
 };

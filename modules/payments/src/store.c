@@ -14,7 +14,8 @@
 
 #include "internal.h"
 
-static int64_t snapshot_every = PAYMENTS_DEFAULT_SNAPSHOT_EVERY;
+/* CLEAVE_PAYMENTS_SNAPSHOT_EVERY, set at init; never 0, since it divides. */
+static int64_t snapshot_every = 1;
 
 static const char sql_head[] = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?";
 static const char sql_append[] =

@@ -24,7 +24,7 @@ static int setup(void **state)
 {
     (void)state;
     ops = payments_module.ops;
-    payments__set_snapshot_every(PAYMENTS_DEFAULT_SNAPSHOT_EVERY);
+    /* Opening runs init, which sets the snapshot interval from its declared default. */
     return test_local_open(&lp, &payments_module, NULL);
 }
 

@@ -19,6 +19,12 @@ CL_REMOTE_DEFINE(shipping, SHIPPING_OPERATIONS, SHIPPING_OPS_VERSION)
 /* Generated from cleave_module(shipping DEPENDS ...) in modules/shipping/CMakeLists.txt. */
 CL_MODULE_DEPENDS_DECLARE(shipping);
 
+/* Shipping's configuration keys; shipping.c reads them. */
+static const cl_setting shipping_settings[] = {
+    {"CLEAVE_SHIPPING_CARRIER_MS", CL_SETTING_INT(0, 600000), "200",
+     "length of shipping's long-running carrier step"},
+};
+
 const cl_module_api shipping_api = {
     .name = "shipping",
     .ops_version = SHIPPING_OPS_VERSION,
@@ -28,4 +34,6 @@ const cl_module_api shipping_api = {
     .routes = shipping_rest_routes,
     .seed = shipping_seed,
     .remote_ops = shipping_remote_ops,
+    .settings = shipping_settings,
+    .nsettings = sizeof(shipping_settings) / sizeof(shipping_settings[0]),
 };

@@ -20,7 +20,7 @@
 
 /* Borrowed from the host at init for the process's life. */
 static cl_db *shipping_db;
-static int64_t carrier_ms = 200;
+static int64_t carrier_ms; /* CLEAVE_SHIPPING_CARRIER_MS, set at init */
 
 static const char insert_sql[] =
     "INSERT INTO shipments (order_ref, status, created_at, updated_at) "
@@ -383,9 +383,11 @@ static cl_status shipping_init(const cl_module_env *env, cl_error *err)
         return cl_error_set(err, CL_INVALID, "db", "shipping needs its database");
     }
     shipping_db = env->db;
-    if (env->config != NULL) {
-        carrier_ms = cl_config_int(env->config, "CLEAVE_SHIPPING_CARRIER_MS", 200);
+    if (env->config == NULL) {
+        return cl_error_set(err, CL_INVALID, "config", "shipping needs its configuration");
     }
+    /* Declared in shipping_api.c and validated in range when the configuration was loaded. */
+    carrier_ms = cl_config_int(env->config, "CLEAVE_SHIPPING_CARRIER_MS");
     /* Without a bus (a tool that only reads) there is nothing to subscribe to. */
     if (env->bus != NULL) {
         /*
@@ -417,4 +419,5 @@ const cl_module shipping_module = {
     .init = shipping_init,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .api = &shipping_api,
 };

@@ -63,8 +63,8 @@ cl_status cl_bus_schema_check(cl_db *db, cl_error *err);
 /*
  * Inserts an event into the outbox of the database conn belongs to, inside the caller's
  * open transaction (the event commits or rolls back with the business write).
- * type is "<module>.<event>" ("catalog.product_created"); key is the aggregate id that
- * orders the events (events with the same key are delivered in publish order); payload
+ * type is "<module>.<event>" ("widgets.widget_created"); key is the aggregate id that
+ * sequences the events (events with the same key are delivered in publish order); payload
  * is a JSON object, borrowed. The envelope gets a fresh unique id, the wall-clock time,
  * schema version 1 and ctx's trace context (ctx may be NULL).
  * CL_INVALID for a malformed type, key or payload; db errors as cleave/db.h.
@@ -303,7 +303,7 @@ CL_TYPE_DECLARE(cl_operation_ref, CL_OPERATION_REF)
  * Failing statuses mark the operation failed with that status and message.
  */
 typedef struct cl_operation_kind {
-    const char *kind; /* "shipping.carrier_booking" */
+    const char *kind; /* "widgets.paint_job" */
     cl_status (*work)(void *arg, const char *op_id, json_t *input, json_t **result, cl_error *err);
     cl_status (*complete)(void *arg, cl_db_conn *conn, const char *op_id, json_t *input,
                           json_t *result, cl_error *err);
@@ -327,7 +327,7 @@ cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, 
 /*
  * Tests only (CLEAVE_TEST_CRASH_AT=point[:n]): kills the process with SIGKILL, as a power
  * cut would, the n-th time (default 1) execution reaches point. Besides the bus's own
- * points, a module may declare points named "<module>.<point>" ("orders.after-reserve")
+ * points, a module may declare points named "<module>.<point>" ("widgets.after-paint")
  * and mark them with this call. A no-op unless configured; bus may be NULL.
  */
 void cl_bus_crash_point(cl_bus *bus, const char *point);

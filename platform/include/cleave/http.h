@@ -24,7 +24,7 @@ typedef void (*cl_http_handler)(cl_http_req *req, void *arg);
 typedef struct cl_route {
     const char *method;     /* "GET", "POST", "PATCH", "PUT", "DELETE" (GET also serves HEAD) */
     const char *pattern;    /* "/api/v1/products/{id}": literal segments and {name} params */
-    const char *permission; /* "catalog:write", or CL_PERM_PUBLIC; never NULL or empty */
+    const char *permission; /* "widgets:write", or CL_PERM_PUBLIC; never NULL or empty */
     cl_http_handler handler;
     void *arg; /* passed to handler */
     /*
@@ -87,7 +87,7 @@ typedef struct cl_http_options {
     size_t max_body;            /* largest accepted request body; 0 means 1 MiB */
     int max_json_depth;         /* deepest accepted JSON nesting; 0 means 32 */
     int64_t request_timeout_ms; /* deadline given to each request's ctx; 0 means 10 s */
-    const char *service;        /* name used in logs ("cleave", "cleave-catalog") */
+    const char *service;        /* name used in logs ("cleave", "cleave-widgets") */
 } cl_http_options;
 
 typedef struct cl_http_server cl_http_server;

@@ -89,6 +89,11 @@ struct cl_bus;
 /* What the host hands a module at init: its own database and nothing else of others'. */
 typedef struct cl_module_env cl_module_env;
 struct cl_module_env {
+    /*
+     * The process's configuration, borrowed: the module's declared settings (defaults
+     * applied) among the rest. The host always gives one; a module that reads settings
+     * refuses to start without it.
+     */
     const cl_config *config;
     cl_db *db; /* the module's own database, borrowed for the process's life */
     /*
@@ -113,12 +118,17 @@ struct cl_module_env {
 
 typedef struct cl_module {
     int abi;             /* CL_MODULE_ABI */
-    const char *name;    /* "catalog": also its migrations folder */
+    const char *name;    /* "widgets": also its migrations folder */
     const char *version; /* semantic version of the implementation */
     const void *ops;     /* its operations table, local binding */
     cl_status (*init)(const cl_module_env *env, cl_error *err);
     cl_status (*start)(cl_error *err);
     void (*stop)(void);
+    /*
+     * Its interface side, where its settings are declared: whoever loads a configuration
+     * for the implementation alone (a test) finds them here.
+     */
+    const struct cl_module_api *api;
 } cl_module;
 
 /* Default no-op hooks, so that no slot is ever NULL. */
@@ -130,7 +140,7 @@ void cl_module_noop_stop(void);
 struct cl_rpc_client;
 
 typedef struct cl_module_api {
-    const char *name; /* "catalog" */
+    const char *name; /* "widgets" */
     int ops_version;  /* version of the operations table */
     const cl_op *ops; /* the operation list */
     size_t nops;
@@ -153,6 +163,15 @@ typedef struct cl_module_api {
     cl_status (*seed)(const void *ops, cl_ctx *ctx, int *created);
     /* The remote binding: the operations table that calls the module's service. */
     const void *(*remote_ops)(struct cl_rpc_client *client);
+    /*
+     * Its configuration keys (cleave/config.h), each named CLEAVE_<NAME>_..., with type,
+     * bounds, default and help; NULL when nsettings is 0. Declared on the interface side
+     * because every binary of a deployment validates one shared configuration, including
+     * the keys of modules it reaches over the network; the implementation reads them
+     * (cl_config_int, cl_config_get) and states no default of its own.
+     */
+    const cl_setting *settings;
+    size_t nsettings;
 } cl_module_api;
 
 /* Declares M_depends, the list the build generates from cleave_module(M DEPENDS ...). */

@@ -87,7 +87,7 @@ typedef struct cl_ctx {
     char request_id[64]; /* X-Request-Id of the request that caused this call */
     char trace_id[33];   /* W3C trace context: 32 hex digits, or empty */
     char span_id[17];    /* 16 hex digits, or empty */
-    char principal[128]; /* who is calling: "user:42", "service:orders", or empty */
+    char principal[128]; /* who is calling: "user:42", "service:widgets", or empty */
     /* Makes a retried write safe, or empty; set it with cl_ctx_set_idempotency_key. */
     char idempotency_key[CL_IDEMPOTENCY_KEY_MAX + 1];
     cl_error err; /* details of the last failed operation */
