@@ -314,7 +314,7 @@ static int cmd_seed(const char *config, int argc, char **argv)
         cl_strlcpy(ctx.principal, "service:seed", sizeof(ctx.principal));
         /* "Is it empty?" must be answered by the primary, not by a replica behind it. */
         ctx.read_primary = 1;
-        if (api->seed(h.modules[i].ops, &ctx, &created) != CL_OK) {
+        if (api->seed(&h.modules[i].handle, &ctx, &created) != CL_OK) {
             rc = fail("seed", &ctx.err);
             break;
         }
@@ -337,7 +337,7 @@ out:
 static int cmd_payments(const char *config, int argc, char **argv)
 {
     const cl_op *op = NULL;
-    const void *ops = NULL;
+    const cl_handle *module = NULL;
     cl_empty none = {0};
     cl_error err = {0};
     void *report = NULL;
@@ -359,7 +359,7 @@ static int cmd_payments(const char *config, int argc, char **argv)
         const cl_module_api *api = h.modules[i].binding->api;
         if (strcmp(api->name, "payments") == 0) {
             op = cl_op_find(api->ops, api->nops, "rebuild_projections");
-            ops = h.modules[i].ops;
+            module = &h.modules[i].handle;
         }
     }
     if (op == NULL || op->req != &cl_empty_type) {
@@ -372,7 +372,7 @@ static int cmd_payments(const char *config, int argc, char **argv)
     }
     cl_ctx_init(&ctx, 0);
     cl_strlcpy(ctx.principal, "service:cli", sizeof(ctx.principal));
-    if (op->invoke(ops, &ctx, &none, report) != CL_OK) {
+    if (op->invoke(module, &ctx, &none, report) != CL_OK) {
         rc = fail("payments rebuild", &ctx.err);
         goto out;
     }

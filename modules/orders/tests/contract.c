@@ -82,7 +82,7 @@ static void product(const char *sku, int64_t price, int64_t on_hand)
 static void account(const char *id, int64_t deposit)
 {
     payments_account_input in = {.id = (char *)id, .owner = "Contract", .currency = "EUR"};
-    payments_deposit dep = {.account_id = (char *)id,
+    payments_deposit_request dep = {.account_id = (char *)id,
                             .amount = {.amount = deposit, .currency = "EUR"}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();

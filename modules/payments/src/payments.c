@@ -582,7 +582,7 @@ static cl_status existing_account(cl_ctx *ctx, cl_db_conn *conn, const char *id,
 
 static cl_status cmd_deposit(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void *resp)
 {
-    const payments_deposit *req = req_;
+    const payments_deposit_request *req = req_;
     payments__account_state a = {0};
     cl_status rc;
 
@@ -606,7 +606,7 @@ static cl_status cmd_deposit(cl_ctx *ctx, cl_db_conn *conn, const void *req_, vo
     return rc;
 }
 
-static cl_status payments_deposit_op(cl_ctx *ctx, const payments_deposit *req,
+static cl_status payments_deposit_op(cl_ctx *ctx, const payments_deposit_request *req,
                                      payments_account *resp)
 {
     const write_scope scope = {"deposit", req->account_id};

@@ -80,7 +80,7 @@ static void open_with(const char *id, int64_t deposit)
     ok(ops->open_account(&ctx, &in, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     if (deposit > 0) {
-        payments_deposit d = {.account_id = (char *)id, .amount = {deposit, "EUR"}};
+        payments_deposit_request d = {.account_id = (char *)id, .amount = {deposit, "EUR"}};
         ctx = new_ctx();
         ok(ops->deposit(&ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
@@ -217,7 +217,7 @@ static void test_get_unknown_account_is_not_found(void **state)
 
 static void test_deposits_add_up_with_history_newest_first(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_account_ref ref = {.id = "acc-1", .history_limit = 2};
     payments_account a = {0};
     cl_ctx ctx;
@@ -246,7 +246,7 @@ static void test_deposits_add_up_with_history_newest_first(void **state)
 
 static void test_deposit_rejects_bad_amounts_and_unknown_accounts(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
@@ -270,7 +270,7 @@ static void test_deposit_rejects_bad_amounts_and_unknown_accounts(void **state)
 
 static void test_deposit_with_stale_expected_version_conflicts(void **state)
 {
-    payments_deposit d = {
+    payments_deposit_request d = {
         .account_id = "acc-1", .amount = {50, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
@@ -286,7 +286,7 @@ static void test_deposit_with_stale_expected_version_conflicts(void **state)
 
 static void test_idempotency_key_replays_and_refuses_other_requests(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {70, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {70, "EUR"}};
     payments_account a = {0}, b = {0};
     cl_ctx ctx = key_ctx("dep-1");
 
@@ -310,7 +310,7 @@ static void test_idempotency_key_replays_and_refuses_other_requests(void **state
 
 static void test_idempotency_key_is_scoped_to_account_and_caller(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {70, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {70, "EUR"}};
     payments_account a = {0}, b = {0};
     cl_ctx ctx = key_ctx("dep-shared");
 
@@ -346,7 +346,7 @@ static void test_idempotency_key_is_scoped_to_account_and_caller(void **state)
 /* A key of exactly CL_IDEMPOTENCY_KEY_MAX bytes arrives whole: one byte more is another key. */
 static void test_idempotency_key_of_max_length_travels_whole(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {10, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {10, "EUR"}};
     char key[CL_IDEMPOTENCY_KEY_MAX + 1];
     payments_account a = {0};
     cl_ctx ctx;
@@ -573,7 +573,7 @@ static pthread_barrier_t start_line;
 static void *race(void *arg)
 {
     racer *me = arg;
-    payments_deposit d = {
+    payments_deposit_request d = {
         .account_id = "acc-1", .amount = {10, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
@@ -600,7 +600,7 @@ typedef struct key_racer {
 static void *race_with_key(void *arg)
 {
     key_racer *me = arg;
-    payments_deposit d = {.account_id = "acc-1", .amount = {me->amount, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {me->amount, "EUR"}};
     payments_account a = {0};
     cl_ctx ctx = key_ctx("race-key");
 

@@ -165,7 +165,7 @@ static int64_t snapshot_version(const char *stream)
 static void test_snapshot_fold_equals_full_fold(void **state)
 {
     payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
-    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_authorization auth = {
         .payment_id = "pay-1", .account_id = "acc-1", .amount = {25, "EUR"}};
     payments_payment_ref ref = {.payment_id = "pay-1"};
@@ -221,7 +221,7 @@ static int64_t available(const char *id)
 static void test_rebuild_repairs_a_damaged_projection(void **state)
 {
     payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
-    payments_deposit d = {.account_id = "acc-1", .amount = {900, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {900, "EUR"}};
     payments_rebuild_report r = {0};
     payments_account a = {0};
     cl_empty none = {0};
