@@ -1,4 +1,4 @@
-# Building modules and wiring hosts (ADR 0015). Used by the tree's own CMakeLists.txt and
+# Building modules and wiring hosts (ADR 0019). Used by the tree's own CMakeLists.txt and
 # shipped with the installed package (find_package(Cleave)), so that an application
 # outside the tree builds its modules and its host with the same few lines:
 #

@@ -115,7 +115,7 @@ typedef int (*test_contract_run_fn)(const char *name, const cl_handle *(*setup)(
 
 /*
  * Runs a module's contract suite against two instances of m in this one process, each on
- * a database of its own (ADR 0016): for every test, setup opens both instances fresh (as
+ * a database of its own (ADR 0021): for every test, setup opens both instances fresh (as
  * test_local_open with opt), hands the suite one and leaves the other idle, and teardown
  * checks that not one row of the idle instance's database changed - so an instance that
  * kept state where another can reach it (a file static) fails. The suite runs twice, once

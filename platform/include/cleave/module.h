@@ -3,7 +3,7 @@
  *
  * A module is a value, as a SQLite connection is: its state lives in an instance that its
  * lifecycle hooks and operations receive, never in file statics, so two instances of a
- * module can live in one process on two databases (ADR 0015).
+ * module can live in one process on two databases (ADR 0021).
  *
  * A module's public header declares its operations once, as an X-macro list of
  * X(M, name, Request, Response, flags). From that list come
