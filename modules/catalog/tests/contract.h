@@ -1,7 +1,8 @@
 /*
- * The catalog's contract suite: written once against catalog_ops (through a cl_handle), run against
- * every binding (local: contract_local.c; remote: its own runner). It uses nothing but the
- * operations table, so a binding passes it exactly when callers cannot tell it apart.
+ * The catalog's contract suite: written once against catalog_ops (through a cl_handle), run
+ * against every binding (local: contract_local.c; remote: contract_remote.c; two instances in
+ * one process: contract_twins.c). It uses nothing but the operations table, so a binding
+ * passes it exactly when callers cannot tell it apart.
  */
 #ifndef CATALOG_TESTS_CONTRACT_H
 #define CATALOG_TESTS_CONTRACT_H
