@@ -1,5 +1,5 @@
 /*
- * The cleave command line: serve, migrate, seed, modules, version.
+ * The cleave command line: serve, migrate, seed, modules, new, version.
  * Errors go to stderr with a message naming what is wrong, and a non-zero exit.
  */
 #include <stdio.h>
@@ -28,6 +28,9 @@ static void usage(FILE *out)
           "  dlq list | replay MODULE:ID | drop MODULE:ID\n"
           "                     dead letters of the bus: list, deliver again, delete\n"
           "  bus stats          outbox backlog and dead letters per local module\n"
+          "  new module NAME [--templates DIR] [--root DIR]\n"
+          "                     scaffold modules/NAME (interface, implementation, tests,\n"
+          "                     migrations) and add it to the tree's module list\n"
           "  payments rebuild   drop the payments projections and replay them from events\n"
           "  version            print the version\n"
           "\n"
@@ -611,6 +614,9 @@ int cleave_main(int argc, char **argv)
     }
     if (strcmp(cmd, "version") == 0) {
         return cmd_version();
+    }
+    if (strcmp(cmd, "new") == 0) {
+        return cleave_new(argc - i, argv + i);
     }
     if (strcmp(cmd, "payments") == 0) {
         return cmd_payments(config, argc - i, argv + i);

@@ -63,6 +63,8 @@ typedef struct host {
 
 /* The entry point of the cleave binary. Returns the process exit status. */
 int cleave_main(int argc, char **argv);
+/* `new module NAME [--templates DIR] [--root DIR]` (new_module.c): the arguments after "new". */
+int cleave_new(int argc, char **argv);
 
 /* How a command wants the host opened. */
 typedef struct host_options {
