@@ -234,6 +234,8 @@ void test_local_close(test_local *t)
     t->handle.self = NULL;
     cl_db_close(t->db);
     t->db = NULL;
+    free(t->rows_sql);
+    t->rows_sql = NULL;
     cl_config_free(t->cfg);
     t->cfg = NULL;
     if (t->pg.db[0] != '\0') {
@@ -246,43 +248,77 @@ void test_local_close(test_local *t)
     }
 }
 
-long test_local_rows(test_local *t)
+/*
+ * Builds t->rows_sql: one statement that sums count(*) over every table of t's database.
+ * One statement kept for t's life, because cl_db_prepare caches statements by the text's
+ * address: a count built per table in one buffer would run the first table's count for
+ * all of them. Returns 0, or -1 when the tables cannot be listed or memory runs out.
+ */
+static int rows_sql_build(test_local *t, cl_db_conn *conn)
 {
     static const char sqlite_tables[] =
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'";
     static const char pg_tables[] = "SELECT table_name FROM information_schema.tables "
                                     "WHERE table_schema = current_schema()";
-    char names[64][128];
-    int n = 0;
-    long total = 0;
+    /* Each table adds at most this much: its name (< 128) quoted inside the subquery. */
+    const size_t per_table = 128 + 40;
+    const size_t max_tables = 64;
+    size_t cap = sizeof("SELECT 0") + max_tables * per_table;
+    size_t len;
+    char *sql;
+    cl_stmt *st;
+    cl_error err = {0};
+    bool row = false;
+    const char *name;
+    size_t n = 0;
+
+    if (cl_db_prepare(conn, t->pg.db[0] != '\0' ? pg_tables : sqlite_tables, &st, &err) != CL_OK) {
+        return -1;
+    }
+    sql = malloc(cap);
+    if (sql == NULL) {
+        (void)cl_stmt_drain(st, NULL, &err);
+        return -1;
+    }
+    len = (size_t)snprintf(sql, cap, "SELECT 0");
+    for (;;) {
+        if (cl_stmt_step(st, &row, &err) != CL_OK) {
+            free(sql);
+            return -1;
+        }
+        if (!row) {
+            break;
+        }
+        name = cl_stmt_text(st, 0);
+        if (n == max_tables || name == NULL || strlen(name) >= 128 || strchr(name, '"') != NULL) {
+            (void)cl_stmt_drain(st, NULL, &err);
+            free(sql);
+            return -1;
+        }
+        len += (size_t)snprintf(sql + len, cap - len, " + (SELECT count(*) FROM \"%s\")", name);
+        n++;
+    }
+    t->rows_sql = sql;
+    return 0;
+}
+
+long test_local_rows(test_local *t)
+{
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     cl_error err = {0};
     bool row = false;
+    long total = -1;
 
     if (cl_db_acquire(t->db, NULL, &conn, &err) != CL_OK) {
         return -1;
     }
-    if (cl_db_prepare(conn, t->pg.db[0] != '\0' ? pg_tables : sqlite_tables, &st, &err) != CL_OK) {
-        total = -1;
+    if (t->rows_sql == NULL && rows_sql_build(t, conn) != 0) {
         goto out;
     }
-    while (cl_stmt_step(st, &row, &err) == CL_OK && row) {
-        if (n < 64) {
-            cl_strlcpy(names[n++], cl_stmt_text(st, 0), sizeof(names[0]));
-        }
-    }
-    for (int i = 0; i < n && total >= 0; i++) {
-        char sql[200];
-
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", names[i]);
-        row = false;
-        if (cl_db_prepare(conn, sql, &st, &err) != CL_OK || cl_stmt_step(st, &row, &err) != CL_OK ||
-            !row) {
-            total = -1;
-            break;
-        }
-        total += (long)cl_stmt_i64(st, 0);
+    if (cl_db_prepare(conn, t->rows_sql, &st, &err) == CL_OK &&
+        cl_stmt_step(st, &row, &err) == CL_OK && row) {
+        total = (long)cl_stmt_i64(st, 0);
         (void)cl_stmt_drain(st, NULL, &err);
     }
 out:

@@ -89,6 +89,11 @@ typedef struct test_local {
     char admin_url[512];     /* its admin URL, or empty on SQLite */
     cl_handle handle;        /* the instance: m->ops and what m->create made */
     int started;             /* the module's start hook ran */
+    /*
+     * test_local_rows's query, built on its first call and kept until close: the
+     * statement cache is keyed by the text's address, so the text must outlive db.
+     */
+    char *rows_sql;
 } test_local;
 
 /*
