@@ -246,6 +246,29 @@ void test_local_close(test_local *t)
     }
 }
 
+/*
+ * sql as a string that lives as long as the program, one per distinct text: cl_db_prepare
+ * caches statements by the address of their SQL, so text built in a buffer would be
+ * answered by whichever statement was first prepared from that buffer. NULL when the
+ * table is full or out of memory. Not thread-safe (tests call it from one thread).
+ */
+static const char *interned_sql(const char *sql)
+{
+    static char *texts[256];
+    static size_t n;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(texts[i], sql) == 0) {
+            return texts[i];
+        }
+    }
+    if (n == sizeof(texts) / sizeof(texts[0])) {
+        return NULL;
+    }
+    texts[n] = strdup(sql);
+    return texts[n] != NULL ? texts[n++] : NULL;
+}
+
 long test_local_rows(test_local *t)
 {
     static const char sqlite_tables[] =
@@ -274,11 +297,13 @@ long test_local_rows(test_local *t)
     }
     for (int i = 0; i < n && total >= 0; i++) {
         char sql[200];
+        const char *text;
 
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", names[i]);
+        text = interned_sql(sql);
         row = false;
-        if (cl_db_prepare(conn, sql, &st, &err) != CL_OK || cl_stmt_step(st, &row, &err) != CL_OK ||
-            !row) {
+        if (text == NULL || cl_db_prepare(conn, text, &st, &err) != CL_OK ||
+            cl_stmt_step(st, &row, &err) != CL_OK || !row) {
             total = -1;
             break;
         }
