@@ -20,15 +20,21 @@
 static test_local lp;
 static const cl_handle *module;
 
-static int setup(void **state)
+/* Opens a fresh instance on opt (may be NULL: the declared defaults) as module. */
+static int open_instance(const test_local_options *opt)
 {
-    (void)state;
-    /* Opening runs create, which reads the snapshot interval's declared default. */
-    if (test_local_open(&lp, &payments_module, NULL) != 0) {
+    if (test_local_open(&lp, &payments_module, opt) != 0) {
         return -1;
     }
     module = &lp.handle;
     return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    /* Opening runs create, which reads the snapshot interval's declared default. */
+    return open_instance(NULL);
 }
 
 /* As setup, on an instance configured to snapshot every third event of a stream. */
@@ -38,11 +44,7 @@ static int setup_snapshot_every_3(void **state)
     test_local_options opt = {.env = env};
 
     (void)state;
-    if (test_local_open(&lp, &payments_module, &opt) != 0) {
-        return -1;
-    }
-    module = &lp.handle;
-    return 0;
+    return open_instance(&opt);
 }
 
 static int teardown(void **state)
