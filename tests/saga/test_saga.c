@@ -155,6 +155,9 @@ static long place(const char *account, const char *sku, int64_t qty, const char 
     }
     status = r.status;
     if (status == 202) {
+        if (str(r.json, "id") == NULL || str(r.json, "status") == NULL) {
+            fail_msg("202 without an order: %.200s", r.body);
+        }
         snprintf(id, 64, "%s", str(r.json, "id"));
         assert_string_equal(str(r.json, "status"), "pending");
     }

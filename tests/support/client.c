@@ -63,6 +63,10 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     header_value(line, n, "ETag", r->etag, sizeof(r->etag));
     header_value(line, n, "Location", r->location, sizeof(r->location));
     header_value(line, n, "Allow", r->allow, sizeof(r->allow));
+    /* The blank line that ends the header block (of the final answer, after any 1xx). */
+    if (n == 2 && line[0] == '\r' && line[1] == '\n') {
+        r->complete = 1;
+    }
     return n;
 }
 
@@ -170,8 +174,13 @@ int test_http(const char *base, const char *method, const char *path, const char
     }
     rc = curl_easy_perform(thread_curl);
     curl_slist_free_all(hdrs);
-    if (rc != CURLE_OK) {
+    /*
+     * An answer cut short (the server killed while writing it) is no answer, even when
+     * curl got a status line: its headers and body may be missing.
+     */
+    if (rc != CURLE_OK || !out->complete) {
         free(b.data);
+        memset(out, 0, sizeof(*out));
         return -1;
     }
     curl_easy_getinfo(thread_curl, CURLINFO_RESPONSE_CODE, &out->status);

@@ -16,6 +16,7 @@ typedef struct test_resp {
     char *body; /* NUL-terminated, owned */
     size_t body_len;
     json_t *json; /* parsed body when it is JSON, else NULL; owned */
+    int complete; /* the header block ended (a process killed mid-answer leaves it open) */
 } test_resp;
 
 /*
