@@ -1,5 +1,5 @@
 /*
- * The cleave command line: serve, migrate, seed, modules, version.
+ * The cleave command line: serve, migrate, seed, modules, new, version.
  * Errors go to stderr with a message naming what is wrong, and a non-zero exit.
  */
 #include <stdio.h>
@@ -28,6 +28,9 @@ static void usage(FILE *out)
           "  dlq list | replay MODULE:ID | drop MODULE:ID\n"
           "                     dead letters of the bus: list, deliver again, delete\n"
           "  bus stats          outbox backlog and dead letters per local module\n"
+          "  new module NAME [--templates DIR] [--root DIR]\n"
+          "                     scaffold modules/NAME (interface, implementation, tests,\n"
+          "                     migrations) and add it to the tree's module list\n"
           "  payments rebuild   drop the payments projections and replay them from events\n"
           "  version            print the version\n"
           "\n"
@@ -61,6 +64,11 @@ static int print_graph(void)
                cl_bindings[i].local != NULL ? "" : " (remote)");
         for (int d = 0; api->depends[d] != NULL; d++) {
             printf("    %s --> %s\n", api->name, api->depends[d]);
+        }
+        /* An event edge points from the publisher to the subscriber, dotted: asynchronous. */
+        for (int e = 0; api->subscribes != NULL && api->subscribes[e] != NULL; e++) {
+            printf("    %s -. %s .-> %s\n", api->subscribes[e]->module, api->subscribes[e]->name,
+                   api->name);
         }
     }
     return EXIT_SUCCESS;
@@ -130,7 +138,9 @@ static int print_wire(void)
            "see `platform/include/cleave/rpc.h` for the protocol (headers, errors).\n"
            "Every call is `POST /rpc/v1/<module>/<operation>` with a JSON body; unknown\n"
            "request fields are ignored. Failures are `application/problem+json` with\n"
-           "`cleave_status` and `cleave_field`.\n");
+           "`cleave_status` and `cleave_field`.\n"
+           "Events travel in the bus's envelope (`platform/include/cleave/bus.h`) with the\n"
+           "payload below; over NATS JetStream on the subject shown.\n");
     for (int i = 0; cl_bindings[i].api != NULL; i++) {
         const cl_module_api *api = cl_bindings[i].api;
         const cl_type *seen[64];
@@ -146,9 +156,26 @@ static int print_wire(void)
                    : (op->flags & CL_OP_IDEMPOTENT) ? "idempotent write"
                                                     : "write");
         }
+        if (api->nevents > 0) {
+            printf("\n| event | subject | version | payload |\n|---|---|---|---|\n");
+        }
+        for (size_t k = 0; k < api->nevents; k++) {
+            const cl_event *ev = api->events[k];
+            printf("| `%s` | `%s` | %d | `%s` |\n", ev->type, ev->subject, ev->version,
+                   ev->payload->name);
+        }
+        for (int e = 0; api->subscribes != NULL && api->subscribes[e] != NULL; e++) {
+            printf("%s `%s`", e == 0 ? "\nHandles" : ",", api->subscribes[e]->type);
+        }
+        if (api->subscribes != NULL && api->subscribes[0] != NULL) {
+            printf(".\n");
+        }
         for (size_t k = 0; k < api->nops; k++) {
             print_type(api->ops[k].req, seen, &nseen);
             print_type(api->ops[k].resp, seen, &nseen);
+        }
+        for (size_t k = 0; k < api->nevents; k++) {
+            print_type(api->events[k]->payload, seen, &nseen);
         }
     }
     return EXIT_SUCCESS;
@@ -290,7 +317,7 @@ static int cmd_seed(const char *config, int argc, char **argv)
         cl_strlcpy(ctx.principal, "service:seed", sizeof(ctx.principal));
         /* "Is it empty?" must be answered by the primary, not by a replica behind it. */
         ctx.read_primary = 1;
-        if (api->seed(h.modules[i].ops, &ctx, &created) != CL_OK) {
+        if (api->seed(&h.modules[i].handle, &ctx, &created) != CL_OK) {
             rc = fail("seed", &ctx.err);
             break;
         }
@@ -313,7 +340,7 @@ out:
 static int cmd_payments(const char *config, int argc, char **argv)
 {
     const cl_op *op = NULL;
-    const void *ops = NULL;
+    const cl_handle *module = NULL;
     cl_empty none = {0};
     cl_error err = {0};
     void *report = NULL;
@@ -335,7 +362,7 @@ static int cmd_payments(const char *config, int argc, char **argv)
         const cl_module_api *api = h.modules[i].binding->api;
         if (strcmp(api->name, "payments") == 0) {
             op = cl_op_find(api->ops, api->nops, "rebuild_projections");
-            ops = h.modules[i].ops;
+            module = &h.modules[i].handle;
         }
     }
     if (op == NULL || op->req != &cl_empty_type) {
@@ -348,7 +375,7 @@ static int cmd_payments(const char *config, int argc, char **argv)
     }
     cl_ctx_init(&ctx, 0);
     cl_strlcpy(ctx.principal, "service:cli", sizeof(ctx.principal));
-    if (op->invoke(ops, &ctx, &none, report) != CL_OK) {
+    if (op->invoke(module, &ctx, &none, report) != CL_OK) {
         rc = fail("payments rebuild", &ctx.err);
         goto out;
     }
@@ -587,6 +614,9 @@ int cleave_main(int argc, char **argv)
     }
     if (strcmp(cmd, "version") == 0) {
         return cmd_version();
+    }
+    if (strcmp(cmd, "new") == 0) {
+        return cleave_new(argc - i, argv + i);
     }
     if (strcmp(cmd, "payments") == 0) {
         return cmd_payments(config, argc - i, argv + i);

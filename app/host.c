@@ -164,7 +164,7 @@ static cl_status open_local(host *h, host_module *m, const host_options *o, cl_e
     char path[4096];
     cl_status st;
 
-    m->ops = m->binding->local->ops;
+    m->handle.ops = m->binding->local->ops;
     if (o->no_db) {
         return CL_OK;
     }
@@ -208,7 +208,7 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
     if (st != CL_OK) {
         return error_wrap(err, key, key, "");
     }
-    m->ops = m->binding->api->remote_ops(m->remote);
+    m->handle = (cl_handle){m->binding->api->remote_ops, m->remote};
     return CL_OK;
 }
 
@@ -391,14 +391,14 @@ cl_status host_check_migrations(host *h, cl_error *err)
     return CL_OK;
 }
 
-/* cl_module_env.module_ops: another module's table, local or remote alike. */
-static const void *env_module_ops(const cl_module_env *env, const char *module)
+/* cl_module_env.module: another module, local or remote alike. */
+static const cl_handle *env_module(const cl_module_env *env, const char *module)
 {
     const host *h = env->host;
 
     for (int i = 0; h != NULL && module != NULL && i < h->nmodules; i++) {
         if (strcmp(h->modules[i].binding->api->name, module) == 0) {
-            return h->modules[i].ops;
+            return &h->modules[i].handle;
         }
     }
     return NULL;
@@ -419,15 +419,14 @@ cl_status host_start_modules(host *h, cl_error *err)
         env.config = h->config;
         env.db = m->db;
         env.bus = h->bus;
-        env.module_ops = env_module_ops;
+        env.module = env_module;
         env.host = h;
         env.serving = h->serving;
-        st = local->init(&env, err);
+        st = local->create(&env, &m->handle.self, err);
         if (st != CL_OK) {
             return st;
         }
-        m->initialised = true;
-        st = local->start(err);
+        st = local->start(m->handle.self, err);
         if (st != CL_OK) {
             return st;
         }
@@ -452,10 +451,10 @@ cl_status host_build_router(host *h, cl_error *err)
         host_module *m = &h->modules[i];
 
         if (host_binary_role == HOST_GATEWAY) {
-            st = m->binding->api->routes(h->router, m->ops, err);
+            st = m->binding->api->routes(h->router, &m->handle, err);
         } else if (m->binding->local != NULL) {
             m->rpc.api = m->binding->api;
-            m->rpc.ops = m->ops;
+            m->rpc.module = &m->handle;
             m->rpc.token = cl_config_get(h->config, "CLEAVE_SERVICE_TOKEN");
             st = cl_rpc_routes(h->router, &m->rpc, err);
         } else {
@@ -484,7 +483,10 @@ void host_close(host *h)
         host_module *m = &h->modules[i];
 
         if (m->started) {
-            m->binding->local->stop();
+            m->binding->local->stop(m->handle.self);
+        }
+        if (m->binding->local != NULL) {
+            m->binding->local->destroy(m->handle.self);
         }
         cl_db_close(m->db);
         m->db = NULL;

@@ -41,9 +41,8 @@ typedef struct host_module {
     const cl_db_server *server; /* when postgres: the registered server (cleave_postgres) */
     const char *admin_url;      /* PostgreSQL admin credentials for migrating it, or NULL */
     cl_rpc_client *remote;      /* its service; NULL when the module is local */
-    const void *ops;            /* the operations table callers use (local or remote) */
+    cl_handle handle;           /* what callers use: local table and instance, or remote */
     cl_rpc_service rpc;         /* how a service binary serves it */
-    bool initialised;
     bool started;
 } host_module;
 
@@ -64,6 +63,8 @@ typedef struct host {
 
 /* The entry point of the cleave binary. Returns the process exit status. */
 int cleave_main(int argc, char **argv);
+/* `new module NAME [--templates DIR] [--root DIR]` (new_module.c): the arguments after "new". */
+int cleave_new(int argc, char **argv);
 
 /* How a command wants the host opened. */
 typedef struct host_options {
@@ -92,9 +93,9 @@ cl_status host_migrate(host *h, bool verbose, cl_error *err);
  * pool acting as the module's owner role (*owned true: the caller closes it), else m->db.
  */
 cl_status host_migration_db(host *h, host_module *m, cl_db **db, bool *owned, cl_error *err);
-/* Checks every local module's migrations are applied (used before init and by /readyz). */
+/* Checks every local module's migrations are applied (used before create and by /readyz). */
 cl_status host_check_migrations(host *h, cl_error *err);
-/* Runs every module's init and start, in dependency order. */
+/* Creates and starts an instance of every local module, in dependency order. */
 cl_status host_start_modules(host *h, cl_error *err);
 /*
  * Builds the router: health routes, then on a gateway every module's public routes, on a
@@ -105,7 +106,7 @@ cl_status host_build_router(host *h, cl_error *err);
 cl_status host_start_bus(host *h, cl_error *err);
 /* The operation resource: GET /api/v1/operations/{id} (operations.c). */
 cl_status host_operation_routes(host *h, cl_router *r, cl_error *err);
-/* Stops started modules in reverse order, closes databases, frees everything. */
+/* Stops and destroys the instances in reverse order, closes databases, frees everything. */
 void host_close(host *h);
 
 /* The health routes: GET /healthz and GET /readyz. */

@@ -40,7 +40,7 @@ static double pct(int64_t *v, size_t n, double p)
 }
 
 /* One call, timed; exits on failure so that a broken binding cannot look fast. */
-static int64_t timed_get(const catalog_ops *ops, int64_t id)
+static int64_t timed_get(const cl_handle *m, int64_t id)
 {
     catalog_product_ref ref = {id};
     catalog_product p = {0};
@@ -49,7 +49,7 @@ static int64_t timed_get(const catalog_ops *ops, int64_t id)
 
     cl_ctx_init(&ctx, 5000);
     t0 = now_ns();
-    if (ops->get_product(&ctx, &ref, &p) != CL_OK) {
+    if (catalog_get_product(m, &ctx, &ref, &p) != CL_OK) {
         fprintf(stderr, "get_product(%lld): %s\n", (long long)id, ctx.err.message);
         exit(1);
     }
@@ -58,8 +58,10 @@ static int64_t timed_get(const catalog_ops *ops, int64_t id)
     return t1 - t0;
 }
 
-static const catalog_ops *open_local(const char *dir, cl_db **db)
+/* A catalog instance on a new database in dir (*db receives it); exits on failure. */
+static cl_handle open_local(const char *dir, cl_db **db)
 {
+    cl_handle m = {catalog_module.ops, NULL};
     char path[600];
     cl_error err = {0};
     cl_module_env env = {0};
@@ -72,20 +74,20 @@ static const catalog_ops *open_local(const char *dir, cl_db **db)
         exit(1);
     }
     env.db = *db;
-    if (catalog_module.init(&env, &err) != CL_OK) {
-        fprintf(stderr, "catalog init: %s\n", err.message);
+    if (catalog_module.create(&env, &m.self, &err) != CL_OK) {
+        fprintf(stderr, "catalog create: %s\n", err.message);
         exit(1);
     }
-    return catalog_module.ops;
+    return m;
 }
 
-static void seed(const catalog_ops *ops, const char *what)
+static void seed(const cl_handle *m, const char *what)
 {
     cl_ctx ctx;
     int created = 0;
 
     cl_ctx_init(&ctx, 0);
-    if (catalog_api.seed(ops, &ctx, &created) != CL_OK || created == 0) {
+    if (catalog_api.seed(m, &ctx, &created) != CL_OK || created == 0) {
         fprintf(stderr, "seeding the %s catalog failed: %s\n", what, ctx.err.message);
         exit(1);
     }
@@ -99,7 +101,7 @@ int main(int argc, char **argv)
     char *svc_env[] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0",
                        "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations", NULL};
     int64_t *local_ns, *remote_ns;
-    const catalog_ops *local, *remote;
+    cl_handle local, remote;
     cl_rpc_client *client = NULL;
     cl_error err = {0};
     cl_db *db = NULL;
@@ -121,7 +123,7 @@ int main(int argc, char **argv)
         exit(1);
     }
     local = open_local(dir, &db);
-    seed(local, "local");
+    seed(&local, "local");
 
     snprintf(svc_dir, sizeof(svc_dir), "%s/service", dir);
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s", svc_dir);
@@ -139,21 +141,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         exit(1);
     }
-    remote = catalog_api.remote_ops(client);
-    seed(remote, "remote");
+    remote = (cl_handle){catalog_api.remote_ops, client};
+    seed(&remote, "remote");
 
     /* Warm both paths (statement cache, connection, page cache) before measuring. */
     for (int i = 0; i < 200; i++) {
-        timed_get(local, 1 + i % 1000);
-        timed_get(remote, 1 + i % 1000);
+        timed_get(&local, 1 + i % 1000);
+        timed_get(&remote, 1 + i % 1000);
     }
     for (int round = 0; round < ROUNDS; round++) {
         size_t from = per / ROUNDS * (size_t)round;
         size_t to = round == ROUNDS - 1 ? per : from + per / ROUNDS;
         for (size_t i = from; i < to; i++) {
             int64_t id = 1 + (int64_t)((rng = rng * 1103515245u + 12345u) >> 8) % 1000;
-            local_ns[i] = timed_get(local, id);
-            remote_ns[i] = timed_get(remote, id);
+            local_ns[i] = timed_get(&local, id);
+            remote_ns[i] = timed_get(&remote, id);
         }
     }
     qsort(local_ns, per, sizeof(*local_ns), cmp_i64);
@@ -172,7 +174,7 @@ int main(int argc, char **argv)
 
     test_proc_stop(&svc, SIGTERM);
     cl_rpc_client_free(client);
-    catalog_module.stop();
+    catalog_module.destroy(local.self);
     cl_db_close(db);
     test_rmrf(dir);
     free(local_ns);

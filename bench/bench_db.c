@@ -64,20 +64,28 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
-static void use(cl_db *db)
+/* A catalog instance on db (borrowed for the instance's life); exits on failure. */
+static cl_handle open_catalog(cl_db *db)
 {
     cl_module_env env = {.db = db};
+    cl_handle m = {catalog_module.ops, NULL};
     cl_error err = {0};
 
-    if (catalog_module.init(&env, &err) != CL_OK) {
-        die("catalog init", err.message);
+    if (catalog_module.create(&env, &m.self, &err) != CL_OK) {
+        die("catalog create", err.message);
     }
+    return m;
 }
 
-/* One page, timed; exits on failure so that a broken variant cannot look fast. */
-static int64_t timed_list(const char *category)
+static void close_catalog(cl_handle *m)
 {
-    const catalog_ops *ops = catalog_module.ops;
+    catalog_module.destroy(m->self);
+    m->self = NULL;
+}
+
+/* One page through m, timed; exits on failure so that a broken variant cannot look fast. */
+static int64_t timed_list(const cl_handle *m, const char *category)
+{
     catalog_product_query q = {.limit = PAGE, .category = (char *)category};
     catalog_product_page page = {0};
     cl_ctx ctx;
@@ -85,7 +93,7 @@ static int64_t timed_list(const char *category)
 
     cl_ctx_init(&ctx, 10000);
     t0 = now_ns();
-    if (ops->list_products(&ctx, &q, &page) != CL_OK || page.items.n == 0) {
+    if (catalog_list_products(m, &ctx, &q, &page) != CL_OK || page.items.n == 0) {
         die("list_products", ctx.err.message);
     }
     t1 = now_ns();
@@ -111,22 +119,23 @@ static int64_t timed_list_unpooled(const char *category)
 {
     int64_t t0 = now_ns(), t1;
     cl_db *db = open_pg();
+    cl_handle m = open_catalog(db);
 
-    use(db);
-    (void)timed_list(category);
+    (void)timed_list(&m, category);
+    close_catalog(&m);
     cl_db_close(db);
     t1 = now_ns();
     return t1 - t0;
 }
 
-static void seed(const char *what)
+static void seed(const cl_handle *m, const char *what)
 {
     cl_ctx ctx;
     int created = 0;
 
     cl_ctx_init(&ctx, 0);
     ctx.read_primary = 1;
-    if (catalog_api.seed(catalog_module.ops, &ctx, &created) != CL_OK || created == 0) {
+    if (catalog_api.seed(m, &ctx, &created) != CL_OK || created == 0) {
         die(what, ctx.err.message);
     }
 }
@@ -161,6 +170,7 @@ int main(int argc, char **argv)
     int64_t *lite, *pool, *nopool;
     cl_error err = {0};
     cl_db *sqlite = NULL, *pooled = NULL;
+    cl_handle on_sqlite, on_pooled;
 
     if (per < ROUNDS) {
         fprintf(stderr, "usage: bench_db [calls >= %d]\n", ROUNDS);
@@ -183,8 +193,8 @@ int main(int argc, char **argv)
         cl_migrate_apply(sqlite, CLEAVE_SOURCE_DIR "/migrations", "catalog", NULL, &err) != CL_OK) {
         die("SQLite", err.message);
     }
-    use(sqlite);
-    seed("seeding SQLite");
+    on_sqlite = open_catalog(sqlite);
+    seed(&on_sqlite, "seeding SQLite");
 
     /* Not under dir: the server's user must be able to reach its directory. */
     snprintf(pg.dir, sizeof(pg.dir), "/tmp/cleave-bench-pg-%d", (int)getpid());
@@ -213,15 +223,13 @@ int main(int argc, char **argv)
         die("migrating PostgreSQL", err.message);
     }
     pooled = open_pg();
-    use(pooled);
-    seed("seeding PostgreSQL");
+    on_pooled = open_catalog(pooled);
+    seed(&on_pooled, "seeding PostgreSQL");
 
     /* Warm every path (statement caches, pools, page caches) before measuring. */
     for (int i = 0; i < 50; i++) {
-        use(sqlite);
-        (void)timed_list(categories[i % 5]);
-        use(pooled);
-        (void)timed_list(categories[i % 5]);
+        (void)timed_list(&on_sqlite, categories[i % 5]);
+        (void)timed_list(&on_pooled, categories[i % 5]);
         (void)timed_list_unpooled(categories[i % 5]);
     }
     for (int round = 0; round < ROUNDS; round++) {
@@ -231,10 +239,8 @@ int main(int argc, char **argv)
         for (size_t i = from; i < to; i++) {
             const char *cat = categories[i % 5];
 
-            use(sqlite);
-            lite[i] = timed_list(cat);
-            use(pooled);
-            pool[i] = timed_list(cat);
+            lite[i] = timed_list(&on_sqlite, cat);
+            pool[i] = timed_list(&on_pooled, cat);
             nopool[i] = timed_list_unpooled(cat);
         }
     }
@@ -256,7 +262,8 @@ int main(int argc, char **argv)
            pct(nopool, per, 0.99) / pct(pool, per, 0.99));
     printf("checkout on sqlite vs postgres: see bench_checkout\n");
 
-    catalog_module.stop();
+    close_catalog(&on_pooled);
+    close_catalog(&on_sqlite);
     cl_db_close(pooled);
     cl_db_close(sqlite);
     pgtest_db_drop(&pg);

@@ -1,4 +1,4 @@
-# `cmake --install`: the platform as a package (ADR 0015). It installs
+# `cmake --install`: the platform as a package (ADR 0019). It installs
 #   include/cleave/*.h                    the public headers
 #   include/cleave-host/host.h            the host's header (for generated bindings)
 #   lib/libcleave_<subsystem>.a           core, http, db, postgres, bus, nats, rpc, host

@@ -1,4 +1,4 @@
-# Building modules and wiring hosts (ADR 0015). Used by the tree's own CMakeLists.txt and
+# Building modules and wiring hosts (ADR 0019). Used by the tree's own CMakeLists.txt and
 # shipped with the installed package (find_package(Cleave)), so that an application
 # outside the tree builds its modules and its host with the same few lines:
 #
@@ -29,13 +29,15 @@ if(NOT COMMAND cleave_target_options)
   endfunction()
 endif()
 
-# cleave_module(<m> [DEPENDS <modules it calls>...])
+# cleave_module(<m> [DEPENDS <modules it calls>...] [EVENTS_FROM <modules>...])
 # In modules/<m>/ (api/*.c, include/, src/*.c): creates <m>_api, the interface side
 # (types, operation list, remote binding, REST routes, seed; linked into every host that
 # calls <m>) and <m>_impl, the implementation (the local binding; linked only where <m>
-# is compiled in). Only include/ is visible to others.
+# is compiled in). Only include/ is visible to others. EVENTS_FROM names the modules whose
+# declared events it handles: it decodes them with their publisher's codec, so both of
+# its sides link their interfaces (calling them is what DEPENDS says, not this).
 function(cleave_module m)
-  cmake_parse_arguments(M "" "" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(M "" "" "DEPENDS;EVENTS_FROM" ${ARGN})
   if(M_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "cleave_module(${m}): unexpected arguments '${M_UNPARSED_ARGUMENTS}'")
   endif()
@@ -67,8 +69,9 @@ const char *const ${m}_depends[] = {${items}NULL};
   add_library(${m}_api STATIC ${api_sources} ${depends_c})
   target_include_directories(${m}_api PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
   # What a module may use: never the optional subsystems (cleave/extension.h).
+  list(TRANSFORM M_EVENTS_FROM APPEND _api OUTPUT_VARIABLE publisher_apis)
   target_link_libraries(${m}_api PUBLIC Cleave::core Cleave::http Cleave::db Cleave::bus
-                        Cleave::rpc)
+                        Cleave::rpc ${publisher_apis})
   cleave_target_options(${m}_api)
 
   file(GLOB impl_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.c)

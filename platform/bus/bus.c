@@ -296,13 +296,13 @@ cl_status cl_bus_add_module(cl_bus *bus, const char *module, cl_db *db, cl_error
     return CL_OK;
 }
 
-cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl_bus_handler fn,
-                           void *arg, cl_error *err)
+/* Adds a subscription of module to type; *out receives it for the caller to fill. */
+static cl_status add_sub(cl_bus *bus, const char *module, const char *type, bool has_fn,
+                         cl__sub **out, cl_error *err)
 {
     cl__module *m = bus != NULL && module != NULL ? cl__bus_module(bus, module) : NULL;
-    cl__sub *s;
 
-    if (m == NULL || fn == NULL) {
+    if (m == NULL || !has_fn) {
         return cl_error_set(err, CL_INVALID, "module", "%s is not a local module of the bus",
                             module != NULL ? module : "(null)");
     }
@@ -314,11 +314,42 @@ cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl
         return cl_error_set(err, CL_INVALID, "type", "%s cannot subscribe to '%s'", module,
                             type != NULL ? type : "");
     }
-    s = &m->subs[m->nsubs++];
-    cl_strlcpy(s->type, type, sizeof(s->type));
-    s->fn = fn;
-    s->arg = arg;
+    *out = &m->subs[m->nsubs++];
+    memset(*out, 0, sizeof(**out));
+    cl_strlcpy((*out)->type, type, sizeof((*out)->type));
     return CL_OK;
+}
+
+cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl_bus_handler fn,
+                           void *arg, cl_error *err)
+{
+    cl__sub *s = NULL;
+    cl_status rc = add_sub(bus, module, type, fn != NULL, &s, err);
+
+    if (rc == CL_OK) {
+        s->fn = fn;
+        s->arg = arg;
+    }
+    return rc;
+}
+
+cl_status cl_bus_on(cl_bus *bus, const char *module, const cl_event *ev, cl_event_handler fn,
+                    void *arg, cl_error *err)
+{
+    cl__sub *s = NULL;
+    cl_status rc;
+
+    if (ev == NULL || ev->payload == NULL || ev->version < 1) {
+        return cl_error_set(err, CL_INVALID, "event", "%s: not a declared event",
+                            module != NULL ? module : "(null)");
+    }
+    rc = add_sub(bus, module, ev->type, fn != NULL, &s, err);
+    if (rc == CL_OK) {
+        s->event = ev;
+        s->efn = fn;
+        s->arg = arg;
+    }
+    return rc;
 }
 
 cl_status cl_bus_operation_kind(cl_bus *bus, const char *module, const cl_operation_kind *kind,
@@ -339,7 +370,8 @@ cl_status cl_bus_operation_kind(cl_bus *bus, const char *module, const cl_operat
 
 /* --- consuming: one message, one handler, one inbox transaction -------------------- */
 
-typedef enum attempt_result { HANDLED, DUPLICATE, FAILED } attempt_result;
+/* REJECTED: the subscriber cannot understand the message; retrying cannot help. */
+typedef enum attempt_result { HANDLED, DUPLICATE, FAILED, REJECTED } attempt_result;
 
 static void fill_ctx(cl_ctx *ctx, const cl__msg *m)
 {
@@ -360,6 +392,54 @@ static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *
     return rc;
 }
 
+/*
+ * Runs sub's handler for env in the transaction on conn. For a declared event, decodes the
+ * payload with the event's codec first; *rejected is set when it cannot be understood (a
+ * payload that does not decode, a newer schema version), which no retry can fix.
+ */
+static cl_status call_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
+                              cl_db_conn *conn, bool *rejected, cl_error *err)
+{
+    const cl_event *ev = sub->event;
+    void *payload = NULL;
+    cl_error derr = {0};
+    cl_status rc;
+
+    *rejected = false;
+    if (ev == NULL) {
+        rc = sub->fn(sub->arg, ctx, env, conn);
+        goto out;
+    }
+    if (env->schema_version > ev->version) {
+        *rejected = true;
+        return cl_error_set(err, CL_INVALID, "schema_version",
+                            "%s version %d is newer than this subscriber's version %d", ev->type,
+                            env->schema_version, ev->version);
+    }
+    payload = calloc(1, ev->payload->size);
+    if (payload == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    /* Lenient: a publisher's newer optional fields do not break an older subscriber. */
+    rc = cl_schema_from_json(ev->payload, env->payload, CL_DECODE_LENIENT, payload, &derr);
+    if (rc != CL_OK) {
+        free(payload);
+        *rejected = rc == CL_INVALID;
+        return cl_error_set(err, rc, derr.field, "%s version %d does not decode: %s%s%s", ev->type,
+                            env->schema_version, derr.field, derr.field[0] != '\0' ? ": " : "",
+                            derr.message);
+    }
+    rc = sub->efn(sub->arg, ctx, env, payload, conn);
+    cl_schema_free(ev->payload, payload);
+    free(payload);
+out:
+    if (rc != CL_OK) {
+        *err = ctx->err;
+        err->status = rc;
+    }
+    return rc;
+}
+
 /* Runs the handler once. On FAILED, err says why. */
 static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
                               cl_error *err)
@@ -372,6 +452,7 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
     json_t *payload = NULL;
     cl_stmt *st;
     bool row = false;
+    bool rejected = false;
     char now[32];
     cl_status rc;
 
@@ -406,11 +487,7 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
     if (rc == CL_OK) {
         env = (cl_envelope){m->id,          m->type,           m->key, m->source, m->occurred_at,
                             m->traceparent, m->schema_version, n,      payload};
-        rc = sub->fn(sub->arg, &ctx, &env, conn);
-        if (rc != CL_OK) {
-            *err = ctx.err;
-            err->status = rc;
-        }
+        rc = call_handler(sub, &ctx, &env, conn, &rejected, err);
     }
     if (rc == CL_OK) {
         cl_now_rfc3339(now);
@@ -427,7 +504,10 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
     }
     json_decref(payload);
     cl_db_release(conn);
-    return rc == CL_OK ? HANDLED : FAILED;
+    if (rc == CL_OK) {
+        return HANDLED;
+    }
+    return rejected ? REJECTED : FAILED;
 }
 
 static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, const cl_error *last,
@@ -530,7 +610,7 @@ static cl__outcome process(cl__worker *w, cl__job *job)
             cl__bus_crash_point(bus, "after-deliver");
             return CL__DONE;
         }
-        if (n >= bus->max_attempts) {
+        if (n >= bus->max_attempts || r == REJECTED) {
             cl_error derr = {0};
 
             while (dead_letter(mod, m, n, &err, &derr) != CL_OK) {
@@ -1116,11 +1196,8 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
                             m.schema_version,
                             (int)attempts + 1,
                             m.payload};
-        rc = sub->fn(sub->arg, &ctx, &env, conn);
-        if (rc != CL_OK) {
-            *err = ctx.err;
-            err->status = rc;
-        }
+        bool rejected;
+        rc = call_handler(sub, &ctx, &env, conn, &rejected, err);
     }
     if (rc == CL_OK) {
         cl_now_rfc3339(now);

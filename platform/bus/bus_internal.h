@@ -43,7 +43,9 @@ cl_status cl__msg_decode(const char *data, size_t len, cl__msg *m, cl_error *err
 
 typedef struct cl__sub {
     char type[CL_BUS_MAX_TYPE];
-    cl_bus_handler fn;
+    cl_bus_handler fn;     /* a raw subscription (cl_bus_subscribe), or NULL */
+    const cl_event *event; /* a declared event (cl_bus_on), or NULL */
+    cl_event_handler efn;  /* its handler */
     void *arg;
 } cl__sub;
 

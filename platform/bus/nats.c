@@ -75,7 +75,7 @@ static cl_status ensure_stream(cl__nats *n, const char *module, cl_error *err)
     natsStatus s;
 
     stream_name(module, name, sizeof(name));
-    snprintf(subject, sizeof(subject), "cleave.%s.>", module);
+    snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s.>", module);
     s = js_GetStreamInfo(&si, n->js, name, NULL, &jerr);
     if (s == NATS_OK) {
         jsStreamInfo_Destroy(si);
@@ -170,7 +170,7 @@ static cl_status transport_publish(cl_bus *bus, const cl__msg *m, cl_error *err)
     char *body;
     natsStatus s;
 
-    snprintf(subject, sizeof(subject), "cleave.%s", m->type);
+    snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", m->type);
     copy.payload = json_loads(m->payload_text, 0, &jerr_json);
     body = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
     json_decref(copy.payload);
@@ -296,7 +296,7 @@ static cl_status start_fetcher(cl__module *mod, const char *publisher, cl_error 
     f->mod = mod;
     cl_strlcpy(f->publisher, publisher, sizeof(f->publisher));
     stream_name(publisher, f->stream, sizeof(f->stream));
-    snprintf(subject, sizeof(subject), "cleave.%s.>", publisher);
+    snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s.>", publisher);
     jsConsumerConfig_Init(&cc);
     cc.Durable = mod->name;
     cc.AckPolicy = js_AckExplicit;

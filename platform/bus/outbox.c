@@ -140,6 +140,24 @@ cl_status cl_bus_publish(cl_db_conn *conn, const cl_ctx *ctx, const char *type, 
     return cl_bus_publish_version(conn, ctx, type, key, 1, payload, err);
 }
 
+cl_status cl_event_publish(cl_db_conn *conn, const cl_ctx *ctx, const cl_event *ev, const char *key,
+                           const void *payload, cl_error *err)
+{
+    json_t *j;
+    cl_status rc;
+
+    if (ev == NULL || payload == NULL) {
+        return cl_error_set(err, CL_INVALID, "event", "cl_event_publish: missing argument");
+    }
+    j = cl_schema_to_json(ev->payload, payload);
+    if (j == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    rc = cl_bus_publish_version(conn, ctx, ev->type, key, ev->version, j, err);
+    json_decref(j);
+    return rc;
+}
+
 void cl__msg_free(cl__msg *m)
 {
     if (m == NULL) {

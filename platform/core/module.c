@@ -18,12 +18,14 @@ const cl_op *cl_op_find(const cl_op *list, size_t n, const char *name)
     return NULL;
 }
 
-cl_status cl_module_noop_start(cl_error *err)
+cl_status cl_module_noop_start(void *self, cl_error *err)
 {
+    (void)self;
     (void)err;
     return CL_OK;
 }
 
-void cl_module_noop_stop(void)
+void cl_module_noop_stop(void *self)
 {
+    (void)self;
 }

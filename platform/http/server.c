@@ -31,7 +31,7 @@
  * (its max_request_size) is larger than our own limits, so that a request over a limit
  * reaches us and gets its precise answer (414, 431). civetweb 1.15 answers a request that
  * fills even this buffer with 400 "Malformed message", the same as one with a control
- * character in its head: on_http_error cannot tell them apart (ADR declared-query-parameters).
+ * character in its head: on_http_error cannot tell them apart (ADR 0015).
  */
 #define HTTP_HEAD_BUFFER        "65536"
 #define HTTP_HEADER_FIELDS_MAX  16384

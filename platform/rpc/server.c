@@ -173,7 +173,7 @@ static void dispatch(cl_http_req *req, void *arg)
     }
     /* Lenient: a newer caller may send fields this service does not know yet. */
     if (cl_schema_from_json(op->req, body, CL_DECODE_LENIENT, in, &ctx->err) != CL_OK ||
-        op->invoke(svc->ops, ctx, in, out) != CL_OK) {
+        op->invoke(svc->module, ctx, in, out) != CL_OK) {
         reply_failure(req, &ctx->err);
         goto out;
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The platform as an installed package (ADR 0015): installs this build into a throwaway
+# The platform as an installed package (ADR 0019): installs this build into a throwaway
 # prefix, builds tests/install/app (one module, one REST route) OUT OF TREE against it
 # with find_package(Cleave), checks that the application links neither libpq nor the
 # NATS client, serves it on a free loopback port with a throwaway data directory and

@@ -101,6 +101,12 @@ static int setup_db(bus_harness *h, const char *name, cl_db **db, cl_error *err)
 
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers)
 {
+    return bus_harness_open_with(h, nats_url, relays, workers, NULL, NULL);
+}
+
+int bus_harness_open_with(bus_harness *h, const char *nats_url, int relays, int workers,
+                          int (*before_start)(bus_harness *h, void *arg), void *arg)
+{
     static const cl_settings pub = {"pub", true, NULL, 0};
     static const cl_settings sub = {"sub", true, NULL, 0};
     static const cl_settings *const modules[] = {&pub, &sub, NULL};
@@ -126,6 +132,7 @@ int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int worke
         cl_bus_new(h->cfg, &h->bus, &err) != CL_OK || setup_db(h, "pub", &h->pub, &err) != 0 ||
         setup_db(h, "sub", &h->sub, &err) != 0 ||
         cl_bus_subscribe(h->bus, "sub", "pub.happened", on_event, h, &err) != CL_OK ||
+        (before_start != NULL && before_start(h, arg) != 0) ||
         cl_bus_start(h->bus, &err) != CL_OK) {
         fprintf(stderr, "bus harness: %s: %s\n", cl_status_name(err.status), err.message);
         return -1;

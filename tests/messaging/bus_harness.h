@@ -29,6 +29,12 @@ typedef struct bus_seen {
 
 /* nats_url NULL: in process. Returns 0 or -1 (printed). The bus is started. */
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers);
+/*
+ * As bus_harness_open, calling before_start(h, arg) once both databases are on the bus and
+ * before it starts (to add subscriptions or tables); it returns 0, or -1 to fail the open.
+ */
+int bus_harness_open_with(bus_harness *h, const char *nats_url, int relays, int workers,
+                          int (*before_start)(bus_harness *h, void *arg), void *arg);
 void bus_harness_close(bus_harness *h);
 
 /* Publishes events seq first..first+n-1 of key in transactions of batch events each. */

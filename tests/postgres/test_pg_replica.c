@@ -45,9 +45,16 @@ static int teardown(void **state)
     return pgtest_db_drop(&pg);
 }
 
+/* A catalog instance and the database it runs on, which the test owns. */
+typedef struct test_catalog {
+    cl_db *db;
+    cl_handle m;
+} test_catalog;
+
 /* The catalog over its app role, with replica (a URL) attached, as the host wires it. */
-static cl_db *open_catalog(const char *replica, int64_t read_after_write_ms)
+static test_catalog open_catalog(const char *replica, int64_t read_after_write_ms)
 {
+    test_catalog c = {NULL, {catalog_module.ops, NULL}};
     cl_db_options opt = {.read_after_write_ms = read_after_write_ms};
     char target[2048];
     cl_module_env env = {0};
@@ -63,13 +70,20 @@ static cl_db *open_catalog(const char *replica, int64_t read_after_write_ms)
                      CL_OK);
     assert_int_equal(cl_db_attach_replica(db, target, &opt, &err), CL_OK);
     env.db = db;
-    assert_int_equal(catalog_module.init(&env, &err), CL_OK);
-    return db;
+    assert_int_equal(catalog_module.create(&env, &c.m.self, &err), CL_OK);
+    c.db = db;
+    return c;
 }
 
-static int64_t create(const char *sku)
+static void close_catalog(test_catalog *c)
 {
-    const catalog_ops *ops = catalog_module.ops;
+    catalog_module.destroy(c->m.self);
+    cl_db_close(c->db);
+    *c = (test_catalog){0};
+}
+
+static int64_t create(const cl_handle *m, const char *sku)
+{
     catalog_product_input in = {0};
     catalog_product out = {0};
     cl_ctx ctx;
@@ -81,15 +95,14 @@ static int64_t create(const char *sku)
     in.price.currency = "EUR";
     in.category = "kitchen";
     cl_ctx_init(&ctx, 5000);
-    assert_int_equal(ops->create_product(&ctx, &in, &out), CL_OK);
+    assert_int_equal(catalog_create_product(m, &ctx, &in, &out), CL_OK);
     id = out.id;
     cl_schema_free(&catalog_product_type, &out);
     return id;
 }
 
-static cl_status get(int64_t id, int read_primary)
+static cl_status get(const cl_handle *m, int64_t id, int read_primary)
 {
-    const catalog_ops *ops = catalog_module.ops;
     catalog_product_ref ref = {.id = id};
     catalog_product out = {0};
     cl_ctx ctx;
@@ -97,20 +110,19 @@ static cl_status get(int64_t id, int read_primary)
 
     cl_ctx_init(&ctx, 5000);
     ctx.read_primary = read_primary;
-    st = ops->get_product(&ctx, &ref, &out);
+    st = catalog_get_product(m, &ctx, &ref, &out);
     cl_schema_free(&catalog_product_type, &out);
     return st;
 }
 
-static void list(void)
+static void list(const cl_handle *m)
 {
-    const catalog_ops *ops = catalog_module.ops;
     catalog_product_query q = {.limit = 10};
     catalog_product_page page = {0};
     cl_ctx ctx;
 
     cl_ctx_init(&ctx, 5000);
-    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_OK);
+    assert_int_equal(catalog_list_products(m, &ctx, &q, &page), CL_OK);
     assert_true(page.items.n >= 1);
     cl_schema_free(&catalog_product_page_type, &page);
 }
@@ -126,19 +138,19 @@ static long on_server(const char *url, const char *sql)
 
 static void test_reads_hit_the_replica_and_writes_never_do(void **state)
 {
-    cl_db *db = open_catalog(replica_url, -1); /* route every read to the replica */
+    test_catalog c = open_catalog(replica_url, -1); /* route every read to the replica */
     cl_db_stats s;
     int64_t id;
 
     (void)state;
     /* A write: the replica is read-only, so it would fail there. */
-    id = create("REP-1");
+    id = create(&c.m, "REP-1");
     /* The product reaches the replica by streaming; wait for that, not for a time. */
     assert_int_equal(pgtest_wait_replica(&pg, 30000), 0);
-    list();
-    list();
-    assert_int_equal(get(id, 0), CL_OK);
-    cl_db_stats_get(db, &s);
+    list(&c.m);
+    list(&c.m);
+    assert_int_equal(get(&c.m, id, 0), CL_OK);
+    cl_db_stats_get(c.db, &s);
     assert_int_equal(s.replica_reads, 3);
     assert_int_equal(s.primary_reads, 0);
 
@@ -154,54 +166,54 @@ static void test_reads_hit_the_replica_and_writes_never_do(void **state)
     assert_int_equal(on_server(primary_url, "SELECT count(*) FROM pg_stat_activity WHERE "
                                             "application_name = 'cleave-catalog-replica'"),
                      0);
-    cl_db_close(db);
+    close_catalog(&c);
 }
 
 static void test_reads_that_must_see_own_write_go_to_the_primary(void **state)
 {
-    cl_db *db = open_catalog(replica_url, 60000);
+    test_catalog c = open_catalog(replica_url, 60000);
     cl_db_stats s;
     int64_t id;
 
     (void)state;
     /* Right after the commit the replica may lag: this process reads the primary. */
-    id = create("REP-2");
-    assert_int_equal(get(id, 0), CL_OK);
-    cl_db_stats_get(db, &s);
+    id = create(&c.m, "REP-2");
+    assert_int_equal(get(&c.m, id, 0), CL_OK);
+    cl_db_stats_get(c.db, &s);
     assert_int_equal(s.primary_reads, 1);
     assert_int_equal(s.replica_reads, 0);
-    cl_db_close(db);
+    close_catalog(&c);
 
     /* A caller can ask for it explicitly (it travels as X-Cleave-Read-Primary). */
-    db = open_catalog(replica_url, -1);
-    assert_int_equal(get(id, 1), CL_OK);
-    cl_db_stats_get(db, &s);
+    c = open_catalog(replica_url, -1);
+    assert_int_equal(get(&c.m, id, 1), CL_OK);
+    cl_db_stats_get(c.db, &s);
     assert_int_equal(s.primary_reads, 1);
     assert_int_equal(s.replica_reads, 0);
-    cl_db_close(db);
+    close_catalog(&c);
 }
 
 static void test_primary_serves_reads_when_the_replica_is_down(void **state)
 {
     /* Nothing listens on port 1: a replica that is down, refusing connections. */
-    cl_db *db = open_catalog("postgresql://127.0.0.1:1/nothing", -1);
+    test_catalog c = open_catalog("postgresql://127.0.0.1:1/nothing", -1);
     cl_db_stats s, r;
     int64_t t0;
 
     (void)state;
-    create("REP-3");
+    create(&c.m, "REP-3");
     t0 = cl_now_ms();
-    list();
-    list();
-    list();
-    cl_db_stats_get(db, &s);
-    cl_db_stats_get(cl_db_replica(db), &r);
+    list(&c.m);
+    list(&c.m);
+    list(&c.m);
+    cl_db_stats_get(c.db, &s);
+    cl_db_stats_get(cl_db_replica(c.db), &r);
     assert_int_equal(s.primary_reads, 3);
     assert_int_equal(s.replica_reads, 0);
     /* Tried once, then remembered as down rather than tried on every read. */
     assert_int_equal(r.connect_failures, 1);
     assert_true(cl_now_ms() - t0 < 3000);
-    cl_db_close(db);
+    close_catalog(&c);
 }
 
 int main(void)

@@ -195,17 +195,18 @@ int test_local_open(test_local *t, const cl_module *m, const test_local_options 
     env.config = t->cfg;
     env.db = t->db;
     env.bus = t->bus;
-    env.module_ops = opt->module_ops;
+    env.module = opt->module;
     env.serving = opt->serving != 0;
     /* The host's order: the module subscribes and registers its kinds, then the bus runs. */
-    if (m->init(&env, &err) != CL_OK) {
+    t->handle.ops = m->ops;
+    if (m->create(&env, &t->handle.self, &err) != CL_OK) {
         goto fail;
     }
     if (t->bus != NULL && cl_bus_start(t->bus, &err) != CL_OK) {
         goto fail;
     }
     if (opt->start) {
-        if (m->start(&err) != CL_OK) {
+        if (m->start(t->handle.self, &err) != CL_OK) {
             goto fail;
         }
         t->started = 1;
@@ -221,14 +222,20 @@ fail:
 void test_local_close(test_local *t)
 {
     if (t->started) {
-        t->module->stop();
+        t->module->stop(t->handle.self);
         t->started = 0;
     }
-    /* The bus first: its runners use the database until they stop. */
+    /* The bus first: its runners use the database and the instance until they stop. */
     cl_bus_free(t->bus);
     t->bus = NULL;
+    if (t->module != NULL) {
+        t->module->destroy(t->handle.self);
+    }
+    t->handle.self = NULL;
     cl_db_close(t->db);
     t->db = NULL;
+    free(t->rows_sql);
+    t->rows_sql = NULL;
     cl_config_free(t->cfg);
     t->cfg = NULL;
     if (t->pg.db[0] != '\0') {
@@ -239,6 +246,142 @@ void test_local_close(test_local *t)
         remove_dir(t->dir);
         t->dir[0] = '\0';
     }
+}
+
+/*
+ * Builds t->rows_sql: one statement that sums count(*) over every table of t's database.
+ * One statement kept for t's life, because cl_db_prepare caches statements by the text's
+ * address: a count built per table in one buffer would run the first table's count for
+ * all of them. Returns 0, or -1 when the tables cannot be listed or memory runs out.
+ */
+static int rows_sql_build(test_local *t, cl_db_conn *conn)
+{
+    static const char sqlite_tables[] =
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'";
+    static const char pg_tables[] = "SELECT table_name FROM information_schema.tables "
+                                    "WHERE table_schema = current_schema()";
+    /* Each table adds at most this much: its name (< 128) quoted inside the subquery. */
+    const size_t per_table = 128 + 40;
+    const size_t max_tables = 64;
+    size_t cap = sizeof("SELECT 0") + max_tables * per_table;
+    size_t len;
+    char *sql;
+    cl_stmt *st;
+    cl_error err = {0};
+    bool row = false;
+    const char *name;
+    size_t n = 0;
+
+    if (cl_db_prepare(conn, t->pg.db[0] != '\0' ? pg_tables : sqlite_tables, &st, &err) != CL_OK) {
+        return -1;
+    }
+    sql = malloc(cap);
+    if (sql == NULL) {
+        (void)cl_stmt_drain(st, NULL, &err);
+        return -1;
+    }
+    len = (size_t)snprintf(sql, cap, "SELECT 0");
+    for (;;) {
+        if (cl_stmt_step(st, &row, &err) != CL_OK) {
+            free(sql);
+            return -1;
+        }
+        if (!row) {
+            break;
+        }
+        name = cl_stmt_text(st, 0);
+        if (n == max_tables || name == NULL || strlen(name) >= 128 || strchr(name, '"') != NULL) {
+            (void)cl_stmt_drain(st, NULL, &err);
+            free(sql);
+            return -1;
+        }
+        len += (size_t)snprintf(sql + len, cap - len, " + (SELECT count(*) FROM \"%s\")", name);
+        n++;
+    }
+    t->rows_sql = sql;
+    return 0;
+}
+
+long test_local_rows(test_local *t)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_error err = {0};
+    bool row = false;
+    long total = -1;
+
+    if (cl_db_acquire(t->db, NULL, &conn, &err) != CL_OK) {
+        return -1;
+    }
+    if (t->rows_sql == NULL && rows_sql_build(t, conn) != 0) {
+        goto out;
+    }
+    if (cl_db_prepare(conn, t->rows_sql, &st, &err) == CL_OK &&
+        cl_stmt_step(st, &row, &err) == CL_OK && row) {
+        total = (long)cl_stmt_i64(st, 0);
+        (void)cl_stmt_drain(st, NULL, &err);
+    }
+out:
+    cl_db_release(conn);
+    return total;
+}
+
+/* The state of test_twins_run between its setup and teardown (the runners take no arg). */
+static struct {
+    const cl_module *module;
+    const test_local_options *opt;
+    test_local twin[2];
+    int active;     /* the instance the suite runs against this pass */
+    long idle_rows; /* the idle instance's rows when the test started */
+    int failures;   /* idle databases found touched */
+} twins;
+
+static const cl_handle *twins_setup(void)
+{
+    int idle = 1 - twins.active;
+
+    if (test_local_open(&twins.twin[0], twins.module, twins.opt) != 0) {
+        return NULL;
+    }
+    if (test_local_open(&twins.twin[1], twins.module, twins.opt) != 0) {
+        test_local_close(&twins.twin[0]);
+        return NULL;
+    }
+    twins.idle_rows = test_local_rows(&twins.twin[idle]);
+    return &twins.twin[twins.active].handle;
+}
+
+static void twins_teardown(void)
+{
+    int idle = 1 - twins.active;
+    long rows = test_local_rows(&twins.twin[idle]);
+
+    if (rows < 0 || rows != twins.idle_rows) {
+        fprintf(stderr,
+                "two instances of %s: the idle one's database went from %ld to %ld rows "
+                "while the suite ran against the other\n",
+                twins.module->name, twins.idle_rows, rows);
+        twins.failures++;
+    }
+    test_local_close(&twins.twin[1]);
+    test_local_close(&twins.twin[0]);
+}
+
+int test_twins_run(const char *name, const cl_module *m, const test_local_options *opt,
+                   test_contract_run_fn run)
+{
+    char pass_name[128];
+    int failed = 0;
+
+    twins.module = m;
+    twins.opt = opt;
+    twins.failures = 0;
+    for (twins.active = 0; twins.active < 2; twins.active++) {
+        snprintf(pass_name, sizeof(pass_name), "%s (instance %c of 2)", name,
+                 twins.active == 0 ? 'A' : 'B');
+        failed += run(pass_name, twins_setup, twins_teardown);
+    }
+    return failed + twins.failures;
 }
 
 /* --- the module as a service --------------------------------------------------------- */
@@ -310,7 +453,7 @@ int test_service_start(test_service *s, const cl_module_api *api, char *const *e
         fprintf(stderr, "%s\n", err.message);
         return -1;
     }
-    s->ops = api->remote_ops(s->client);
+    s->handle = (cl_handle){api->remote_ops, s->client};
     return 0;
 }
 
@@ -329,7 +472,7 @@ int test_service_stop(test_service *s)
     s->dir[0] = '\0';
     cl_rpc_client_free(s->client);
     s->client = NULL;
-    s->ops = NULL;
+    s->handle = (cl_handle){NULL, NULL};
     test_db_env_close(&s->db);
     return status;
 }

@@ -70,11 +70,11 @@ typedef struct test_local_options {
     int start;     /* call the module's start hook after init (stop is called at close) */
     int max_conns; /* the pool's size; 0: the driver's default */
     /*
-     * For a module that calls others (api->depends): their operations tables by name, as
-     * the host hands them to init (cl_module_env.module_ops; env->host is NULL). NULL: the
-     * module has no others to call, as outside a host.
+     * For a module that calls others (api->depends): their handles by name, as the host
+     * hands them to create (cl_module_env.module; env->host is NULL). NULL: the module has
+     * no others to call, as outside a host.
      */
-    const void *(*module_ops)(const cl_module_env *env, const char *module);
+    const cl_handle *(*module)(const cl_module_env *env, const char *name);
     int serving; /* cl_module_env.serving: the module runs its background work (sagas) */
 } test_local_options;
 
@@ -87,7 +87,13 @@ typedef struct test_local {
     cl_bus *bus;             /* owned and started, or NULL */
     pgtest pg;               /* the PostgreSQL database, when pg.db is set */
     char admin_url[512];     /* its admin URL, or empty on SQLite */
+    cl_handle handle;        /* the instance: m->ops and what m->create made */
     int started;             /* the module's start hook ran */
+    /*
+     * test_local_rows's query, built on its first call and kept until close: the
+     * statement cache is keyed by the text's address, so the text must outlive db.
+     */
+    char *rows_sql;
 } test_local;
 
 /*
@@ -95,16 +101,40 @@ typedef struct test_local {
  * from the tree's migrations/; with CL_TEST_DB=postgres a new database of the test run's
  * cluster, migrated as `cleave migrate` does (pgtest_migrate) and opened as the module's
  * app role with the replica attached. Then the bus's tables, the bus when opt asks for
- * one, m->init, and m->start when asked. opt may be NULL (no bus, no start, defaults).
- * Returns 0, or -1 after printing why (nothing left behind).
+ * one, m->create (t->handle is the new instance), and m->start when asked. opt may be NULL
+ * (no bus, no start, defaults). Returns 0, or -1 after printing why (nothing left behind).
  */
 int test_local_open(test_local *t, const cl_module *m, const test_local_options *opt);
 
 /*
- * Stops the module (when started) and the bus, closes the database, drops it (PostgreSQL)
- * and removes the directory. A zeroed t is a no-op.
+ * Stops the instance (when started) and the bus, destroys the instance, closes the
+ * database, drops it (PostgreSQL) and removes the directory. A zeroed t is a no-op.
  */
 void test_local_close(test_local *t);
+
+/* --- two instances in one process ------------------------------------------------- */
+
+/* A module's contract runner: runs every test, each between setup and teardown. */
+typedef int (*test_contract_run_fn)(const char *name, const cl_handle *(*setup)(void),
+                                    void (*teardown)(void));
+
+/*
+ * Runs a module's contract suite against two instances of m in this one process, each on
+ * a database of its own (ADR 0021): for every test, setup opens both instances fresh (as
+ * test_local_open with opt), hands the suite one and leaves the other idle, and teardown
+ * checks that not one row of the idle instance's database changed - so an instance that
+ * kept state where another can reach it (a file static) fails. The suite runs twice, once
+ * against each instance. Returns the number of failures (failed tests and touched idle
+ * databases), printed as they happen.
+ */
+int test_twins_run(const char *name, const cl_module *m, const test_local_options *opt,
+                   test_contract_run_fn run);
+
+/*
+ * The number of rows in every table of t's database (the module's own and the platform's
+ * bus tables), or -1 when it cannot be read.
+ */
+long test_local_rows(test_local *t);
 
 /* --- the module as a service --------------------------------------------------------- */
 
@@ -119,7 +149,7 @@ typedef struct test_service {
     char url[64]; /* http://127.0.0.1:PORT */
     test_proc proc;
     cl_rpc_client *client; /* owned */
-    const void *ops;       /* api->remote_ops(client): the remote binding */
+    cl_handle handle;      /* {api->remote_ops, client}: the remote binding */
     test_db_env db;
 } test_service;
 
@@ -128,7 +158,7 @@ typedef struct test_service {
  * service token and the tree's migrations, plus env ("CLEAVE_...=value", NULL-terminated,
  * may be NULL); on PostgreSQL on a fresh database, migrated first by `cleave-<m> migrate`
  * with admin credentials, the service itself running as the module's app role with the
- * replica for its reads. Then builds the remote binding (s->ops).
+ * replica for its reads. Then builds the remote binding (s->handle).
  * Returns 0, or -1 after printing why; test_service_stop cleans up either way.
  */
 int test_service_start(test_service *s, const cl_module_api *api, char *const *env);

@@ -1282,9 +1282,9 @@ static void test_http_head_answers_like_get(void **state)
 
 static int64_t g_rpc_deadline;
 
-static cl_status fake_ping(const void *ops, cl_ctx *ctx, const void *req, void *resp)
+static cl_status fake_ping(const cl_handle *module, cl_ctx *ctx, const void *req, void *resp)
 {
-    (void)ops;
+    (void)module;
     (void)req;
     (void)resp;
     g_rpc_deadline = ctx->deadline_ms;
@@ -1305,7 +1305,7 @@ static raw_response rpc_call(int port, const char *deadline)
 static void test_rpc_deadline_header_is_bounded(void **state)
 {
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
-    static const cl_module_api api = {"fake", 1, ops, 1, NULL, NULL, NULL, NULL, NULL, 0};
+    static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
     cl_rpc_service svc = {&api, NULL, NULL};
     cl_http_options opt = {"127.0.0.1:0", 2, 0, 0, 5000, "test"};
     cl_router *r = cl_router_new();

@@ -19,6 +19,7 @@ CL_TYPE_DEFINE(catalog_sku_query, CATALOG_SKU_QUERY)
 CL_TYPE_DEFINE(catalog_product_list, CATALOG_PRODUCT_LIST)
 
 CL_OPS_DEFINE(catalog, CATALOG_OPERATIONS)
+CL_EVENTS_DEFINE(catalog, CATALOG_EVENTS)
 CL_REMOTE_DEFINE(catalog, CATALOG_OPERATIONS, CATALOG_OPS_VERSION)
 
 /* Generated from cleave_module(catalog DEPENDS ...) in modules/catalog/CMakeLists.txt. */
@@ -32,5 +33,7 @@ const cl_module_api catalog_api = {
     .depends = catalog_depends,
     .routes = catalog_rest_routes,
     .seed = catalog_seed,
-    .remote_ops = catalog_remote_ops,
+    .remote_ops = &catalog_remote_ops,
+    .events = catalog_events,
+    .nevents = sizeof(catalog_events) / sizeof(catalog_events[0]),
 };

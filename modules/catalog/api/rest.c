@@ -56,7 +56,7 @@ static int64_t path_id(cl_http_req *req)
 
 static void list_products(cl_http_req *req, void *arg)
 {
-    const catalog_ops *ops = arg;
+    const cl_handle *module = arg;
     catalog_product_query q = {0};
     catalog_product_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -70,7 +70,7 @@ static void list_products(cl_http_req *req, void *arg)
     if (cl_http_query_int(req, "limit", 1, CATALOG_MAX_LIMIT, &q.limit) < 0) {
         goto out;
     }
-    if (ops->list_products(ctx, &q, &page) != CL_OK) {
+    if (catalog_list_products(module, ctx, &q, &page) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -82,7 +82,7 @@ out:
 
 static void get_product(cl_http_req *req, void *arg)
 {
-    const catalog_ops *ops = arg;
+    const cl_handle *module = arg;
     catalog_product_ref ref = {0};
     catalog_product p = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -93,7 +93,7 @@ static void get_product(cl_http_req *req, void *arg)
     if (ref.id < 0) {
         return;
     }
-    if (ops->get_product(ctx, &ref, &p) != CL_OK) {
+    if (catalog_get_product(module, ctx, &ref, &p) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -111,7 +111,7 @@ static void get_product(cl_http_req *req, void *arg)
 
 static void create_product(cl_http_req *req, void *arg)
 {
-    const catalog_ops *ops = arg;
+    const cl_handle *module = arg;
     catalog_product_input in = {0};
     catalog_product p = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -123,7 +123,7 @@ static void create_product(cl_http_req *req, void *arg)
     }
     if (cl_schema_from_json(&catalog_product_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
             CL_OK ||
-        ops->create_product(ctx, &in, &p) != CL_OK) {
+        catalog_create_product(module, ctx, &in, &p) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -228,7 +228,7 @@ static cl_status apply_removals(const patch_removals *rm, catalog_product_change
 
 static void update_product(cl_http_req *req, void *arg)
 {
-    const catalog_ops *ops = arg;
+    const cl_handle *module = arg;
     catalog_product_update up = {0};
     catalog_product p = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -265,7 +265,7 @@ static void update_product(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
-    if (ops->update_product(ctx, &up, &p) != CL_OK) {
+    if (catalog_update_product(module, ctx, &up, &p) != CL_OK) {
         if (ctx->err.status == CL_CONFLICT && up.expected_version.set) {
             cl_http_reply_problem(req, 412, "precondition-failed", "Precondition Failed",
                                   ctx->err.message, NULL);
@@ -283,12 +283,12 @@ out:
 
 static void list_categories(cl_http_req *req, void *arg)
 {
-    const catalog_ops *ops = arg;
+    const cl_handle *module = arg;
     cl_empty none = {0};
     catalog_category_list list = {0};
     cl_ctx *ctx = cl_http_ctx(req);
 
-    if (ops->list_categories(ctx, &none, &list) != CL_OK) {
+    if (catalog_list_categories(module, ctx, &none, &list) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -296,9 +296,9 @@ static void list_categories(cl_http_req *req, void *arg)
     cl_schema_free(&catalog_category_list_type, &list);
 }
 
-cl_status catalog_rest_routes(cl_router *r, const void *ops, cl_error *err)
+cl_status catalog_rest_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
-    void *arg = (void *)ops; /* handlers only read through it */
+    void *arg = (void *)module; /* handlers only call through it */
     const cl_route routes[] = {
         {"GET", "/api/v1/products", "catalog:read", list_products, arg,
          "category tag name_prefix cursor limit"},

@@ -52,13 +52,13 @@ static size_t pick(uint64_t *state, size_t n)
     return (size_t)(next_random(state) % n);
 }
 
-static cl_status catalog_has_products(const catalog_ops *ops, cl_ctx *ctx, bool *any)
+static cl_status catalog_has_products(const cl_handle *module, cl_ctx *ctx, bool *any)
 {
     catalog_product_query q = {.limit = 1};
     catalog_product_page page = {0};
     cl_status rc;
 
-    rc = ops->list_products(ctx, &q, &page);
+    rc = catalog_list_products(module, ctx, &q, &page);
     if (rc == CL_OK) {
         *any = page.items.n > 0;
     }
@@ -67,7 +67,7 @@ static cl_status catalog_has_products(const catalog_ops *ops, cl_ctx *ctx, bool 
 }
 
 /* Creates product number i (1-based) from the generator's next values. */
-static cl_status create_one(const catalog_ops *ops, cl_ctx *ctx, uint64_t *state, int i,
+static cl_status create_one(const cl_handle *module, cl_ctx *ctx, uint64_t *state, int i,
                             const catalog_category_list *cats)
 {
     const catalog_category *cat = &cats->items.v[pick(state, cats->items.n)];
@@ -99,14 +99,13 @@ static cl_status create_one(const catalog_ops *ops, cl_ctx *ctx, uint64_t *state
     in.tags.v = tags;
     in.tags.n = ntags;
     in.tags.set = true;
-    rc = ops->create_product(ctx, &in, &out);
+    rc = catalog_create_product(module, ctx, &in, &out);
     cl_schema_free(&catalog_product_type, &out);
     return rc;
 }
 
-cl_status catalog_seed(const void *ops_, cl_ctx *ctx, int *created)
+cl_status catalog_seed(const cl_handle *module, cl_ctx *ctx, int *created)
 {
-    const catalog_ops *ops = ops_;
     catalog_category_list cats = {0};
     cl_empty none = {0};
     uint64_t state = SEED_STATE;
@@ -114,7 +113,7 @@ cl_status catalog_seed(const void *ops_, cl_ctx *ctx, int *created)
     int n = 0;
     cl_status rc;
 
-    rc = catalog_has_products(ops, ctx, &any);
+    rc = catalog_has_products(module, ctx, &any);
     if (rc != CL_OK) {
         return rc;
     }
@@ -122,7 +121,7 @@ cl_status catalog_seed(const void *ops_, cl_ctx *ctx, int *created)
         *created = 0;
         return CL_OK;
     }
-    rc = ops->list_categories(ctx, &none, &cats);
+    rc = catalog_list_categories(module, ctx, &none, &cats);
     if (rc != CL_OK) {
         return rc;
     }
@@ -131,7 +130,7 @@ cl_status catalog_seed(const void *ops_, cl_ctx *ctx, int *created)
         goto out;
     }
     for (n = 0; n < SEED_PRODUCTS; n++) {
-        rc = create_one(ops, ctx, &state, n + 1, &cats);
+        rc = create_one(module, ctx, &state, n + 1, &cats);
         if (rc != CL_OK) {
             goto out;
         }

@@ -16,63 +16,57 @@
 #include "internal.h"
 #include "store.h"
 
-/* The catalog's database: borrowed from the host at init for the process's life. */
-static cl_db *catalog_db;
+/* An instance of the catalog (cleave/module.h): everything it runs on. */
+struct catalog_self {
+    cl_db *db; /* borrowed from the host for the instance's life */
+};
+
+CL_LOCAL_DEFINE(catalog, CATALOG_OPERATIONS, CATALOG_OPS_VERSION)
+
+/* A typed publish function of catalog.h's events, all of which carry the product. */
+typedef cl_status (*publish_fn)(cl_db_conn *conn, const cl_ctx *ctx, const char *key,
+                                const catalog_product *payload, cl_error *err);
 
 static cl_status oom(cl_ctx *ctx)
 {
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
 }
 
-static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+static cl_status acquire(struct catalog_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
-    if (catalog_db == NULL) {
-        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the catalog is not initialised");
-    }
-    return cl_db_acquire(catalog_db, ctx, conn, &ctx->err);
+    return cl_db_acquire(self->db, ctx, conn, &ctx->err);
 }
 
 /*
- * Publishes catalog.<event> for p in the transaction on conn (ADR 0012), so the event
+ * Publishes an event for p with publish in the transaction on conn (ADR 0012), so the event
  * exists exactly when the write does. Keyed by product id: a product's events stay in order.
  */
-static cl_status publish_product(cl_ctx *ctx, cl_db_conn *conn, const char *event,
+static cl_status publish_product(cl_ctx *ctx, cl_db_conn *conn, publish_fn publish,
                                  const catalog_product *p)
 {
-    char type[64], key[32];
-    json_t *payload = cl_schema_to_json(&catalog_product_type, p);
-    cl_status rc;
+    char key[32];
 
-    if (payload == NULL) {
-        return oom(ctx);
-    }
-    snprintf(type, sizeof(type), "catalog.%s", event);
     snprintf(key, sizeof(key), "product:%" PRId64, p->id);
-    rc = cl_bus_publish(conn, ctx, type, key, payload, &ctx->err);
-    json_decref(payload);
-    return rc;
+    return publish(conn, ctx, key, p, &ctx->err);
 }
 
 /*
  * For the read operations: a replica connection when the catalog has a replica and the
  * caller did not ask to read its own writes (ctx->read_primary), the primary otherwise.
  */
-static cl_status acquire_read(cl_ctx *ctx, cl_db_conn **conn)
+static cl_status acquire_read(struct catalog_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
-    if (catalog_db == NULL) {
-        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the catalog is not initialised");
-    }
-    return cl_db_acquire_read(catalog_db, ctx, conn, &ctx->err);
+    return cl_db_acquire_read(self->db, ctx, conn, &ctx->err);
 }
 
 /*
  * Publishes the event for *p in the open transaction, commits, and on success moves *p
  * into *resp: the event exists exactly when the write does.
  */
-static cl_status commit_with_event(cl_ctx *ctx, cl_db_conn *conn, const char *event,
+static cl_status commit_with_event(cl_ctx *ctx, cl_db_conn *conn, publish_fn publish,
                                    catalog_product *p, catalog_product *resp)
 {
-    cl_status rc = publish_product(ctx, conn, event, p);
+    cl_status rc = publish_product(ctx, conn, publish, p);
 
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
@@ -233,8 +227,9 @@ static cl_status insert_tags(cl_ctx *ctx, cl_db_conn *conn, int64_t id, const ca
     return CL_OK;
 }
 
-static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input *req,
-                                        catalog_product *resp)
+static cl_status catalog_local_create_product(struct catalog_self *self, cl_ctx *ctx,
+                                              const catalog_product_input *req,
+                                              catalog_product *resp)
 {
     catalog_product p = {0};
     catalog__tags tags = {0};
@@ -248,7 +243,7 @@ static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input
     if (rc != CL_OK) {
         return rc;
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -306,7 +301,7 @@ static cl_status catalog_create_product(cl_ctx *ctx, const catalog_product_input
         rc = oom(ctx);
         goto out;
     }
-    rc = commit_with_event(ctx, conn, "product_created", &p, resp);
+    rc = commit_with_event(ctx, conn, catalog_publish_product_created, &p, resp);
 out:
     cl_db_release(conn);
     cl_schema_free(&catalog_product_type, &p);
@@ -431,8 +426,9 @@ static bool changes_anything(const catalog_product *p, const catalog_product_cha
            (ch->tags.set && !same_tags(p, tags));
 }
 
-static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_update *req,
-                                        catalog_product *resp)
+static cl_status catalog_local_update_product(struct catalog_self *self, cl_ctx *ctx,
+                                              const catalog_product_update *req,
+                                              catalog_product *resp)
 {
     const catalog_product_changes *ch = &req->changes;
     catalog_product p = {0};
@@ -445,7 +441,7 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
     if (rc != CL_OK) {
         return rc;
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -500,7 +496,7 @@ static cl_status catalog_update_product(cl_ctx *ctx, const catalog_product_updat
             goto out;
         }
     }
-    rc = commit_with_event(ctx, conn, "product_updated", &p, resp);
+    rc = commit_with_event(ctx, conn, catalog_publish_product_updated, &p, resp);
 out:
     cl_db_release(conn);
     cl_schema_free(&catalog_product_type, &p);
@@ -508,14 +504,14 @@ out:
     return rc;
 }
 
-static cl_status catalog_get_product(cl_ctx *ctx, const catalog_product_ref *req,
-                                     catalog_product *resp)
+static cl_status catalog_local_get_product(struct catalog_self *self, cl_ctx *ctx,
+                                           const catalog_product_ref *req, catalog_product *resp)
 {
     catalog_product p = {0};
     cl_db_conn *conn = NULL;
     cl_status rc;
 
-    rc = acquire_read(ctx, &conn);
+    rc = acquire_read(self, ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -554,8 +550,9 @@ static cl_status load_by_sku(cl_ctx *ctx, cl_db_conn *conn, const char *sku, con
 }
 
 /* The products of a list of SKUs: what a checkout prices its lines with. */
-static cl_status catalog_get_products_by_sku(cl_ctx *ctx, const catalog_sku_query *req,
-                                             catalog_product_list *resp)
+static cl_status catalog_local_get_products_by_sku(struct catalog_self *self, cl_ctx *ctx,
+                                                   const catalog_sku_query *req,
+                                                   catalog_product_list *resp)
 {
     catalog_product_list list = {0};
     cl_db_conn *conn = NULL;
@@ -572,7 +569,7 @@ static cl_status catalog_get_products_by_sku(cl_ctx *ctx, const catalog_sku_quer
         }
     }
     /* No transaction, as in get_product: reads must not take the write lock. */
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     for (size_t i = 0; rc == CL_OK && i < req->skus.n; i++) {
         catalog_product *p = CL_LIST_PUSH(list.items);
 
@@ -656,8 +653,9 @@ static cl_status query_page(cl_ctx *ctx, cl_db_conn *conn, const char *category,
     return rc;
 }
 
-static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query *req,
-                                       catalog_product_page *resp)
+static cl_status catalog_local_list_products(struct catalog_self *self, cl_ctx *ctx,
+                                             const catalog_product_query *req,
+                                             catalog_product_page *resp)
 {
     const char *category = filter_value(req->category);
     const char *tag = filter_value(req->tag);
@@ -705,7 +703,7 @@ static cl_status catalog_list_products(cl_ctx *ctx, const catalog_product_query 
             return rc;
         }
     }
-    rc = acquire_read(ctx, &conn);
+    rc = acquire_read(self, ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -733,8 +731,8 @@ out:
     return rc;
 }
 
-static cl_status catalog_list_categories(cl_ctx *ctx, const cl_empty *req,
-                                         catalog_category_list *resp)
+static cl_status catalog_local_list_categories(struct catalog_self *self, cl_ctx *ctx,
+                                               const cl_empty *req, catalog_category_list *resp)
 {
     catalog_category_list list = {0};
     cl_db_conn *conn = NULL;
@@ -743,7 +741,7 @@ static cl_status catalog_list_categories(cl_ctx *ctx, const cl_empty *req,
     cl_status rc;
 
     (void)req;
-    rc = acquire_read(ctx, &conn);
+    rc = acquire_read(self, ctx, &conn);
     if (rc != CL_OK) {
         goto out;
     }
@@ -776,32 +774,35 @@ out:
     return rc;
 }
 
-static cl_status catalog_init(const cl_module_env *env, cl_error *err)
+static void catalog_destroy(void *self)
 {
+    free(self);
+}
+
+static cl_status catalog_create(const cl_module_env *env, void **out, cl_error *err)
+{
+    struct catalog_self *self;
+
     if (env == NULL || env->db == NULL) {
         return cl_error_set(err, CL_INVALID, "db", "the catalog needs its database");
     }
-    catalog_db = env->db;
+    self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    self->db = env->db;
+    *out = self;
     return CL_OK;
 }
-
-static const catalog_ops catalog_local_ops = {
-    .version = CATALOG_OPS_VERSION,
-    .create_product = catalog_create_product,
-    .update_product = catalog_update_product,
-    .get_product = catalog_get_product,
-    .list_products = catalog_list_products,
-    .list_categories = catalog_list_categories,
-    .get_products_by_sku = catalog_get_products_by_sku,
-};
 
 const cl_module catalog_module = {
     .abi = CL_MODULE_ABI,
     .name = "catalog",
     .version = "1.0.0",
     .ops = &catalog_local_ops,
-    .init = catalog_init,
+    .create = catalog_create,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .destroy = catalog_destroy,
     .api = &catalog_api,
 };

@@ -19,9 +19,9 @@
 #define CALL_TIMEOUT_MS 30000
 #define MAX_IDS         256
 
-static const catalog_ops *(*binding_setup)(void);
+static const cl_handle *(*binding_setup)(void);
 static void (*binding_teardown)(void);
-static const catalog_ops *ops;
+static const cl_handle *module;
 
 /* Two distinct reference categories, found through list_categories in each setup. */
 static char cat_a[64];
@@ -34,12 +34,12 @@ static int setup(void **state)
     cl_ctx ctx;
 
     (void)state;
-    ops = binding_setup();
-    if (ops == NULL || ops->version < CATALOG_OPS_VERSION) {
+    module = binding_setup();
+    if (module == NULL || ((const catalog_ops *)module->ops)->version < CATALOG_OPS_VERSION) {
         return -1;
     }
     cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
-    if (ops->list_categories(&ctx, &none, &cats) != CL_OK || cats.items.n < 2) {
+    if (catalog_list_categories(module, &ctx, &none, &cats) != CL_OK || cats.items.n < 2) {
         fprintf(stderr, "setup: list_categories: %s (%zu categories)\n", ctx.err.message,
                 cats.items.n);
         cl_schema_free(&catalog_category_list_type, &cats);
@@ -55,7 +55,7 @@ static int teardown(void **state)
 {
     (void)state;
     binding_teardown();
-    ops = NULL;
+    module = NULL;
     return 0;
 }
 
@@ -105,7 +105,7 @@ static int64_t make(const char *sku, const char *name, const char *category, cha
     cl_status st;
     int64_t id;
 
-    st = ops->create_product(&ctx, &in, &p);
+    st = catalog_create_product(module, &ctx, &in, &p);
     if (st != CL_OK) {
         fail_msg("create %s: %s: %s (%s)", sku, cl_status_name(st), ctx.err.message, ctx.err.field);
     }
@@ -132,7 +132,7 @@ static void get(int64_t id, catalog_product *out)
     catalog_product_ref ref = {.id = id};
     cl_ctx ctx = new_ctx();
 
-    assert_int_equal(ops->get_product(&ctx, &ref, out), CL_OK);
+    assert_int_equal(catalog_get_product(module, &ctx, &ref, out), CL_OK);
 }
 
 static void assert_str_eq_or_null(const char *a, const char *b)
@@ -194,7 +194,7 @@ static void expect_create_invalid(const catalog_product_input *in, const char *f
     cl_ctx ctx = new_ctx();
     cl_status st;
 
-    st = ops->create_product(&ctx, in, &p);
+    st = catalog_create_product(module, &ctx, in, &p);
     if (st != CL_INVALID || strcmp(ctx.err.field, field) != 0) {
         fail_msg("%s: want invalid on %s, got %s on \"%s\" (%s)", label, field, cl_status_name(st),
                  ctx.err.field, ctx.err.message);
@@ -227,7 +227,7 @@ static size_t list_all(const char *category, const char *tag, const char *prefix
         q.name_prefix = (char *)prefix;
         q.limit = limit;
         q.cursor = cursor;
-        st = ops->list_products(&ctx, &q, &page);
+        st = catalog_list_products(module, &ctx, &q, &page);
         if (st != CL_OK) {
             fail_msg("list: %s: %s (%s)", cl_status_name(st), ctx.err.message, ctx.err.field);
         }
@@ -284,7 +284,7 @@ static cl_status list_page(const catalog_product_query *q, catalog_product_page 
                            cl_error *err)
 {
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->list_products(&ctx, q, page);
+    cl_status st = catalog_list_products(module, &ctx, q, page);
 
     *err = ctx.err;
     return st;
@@ -301,7 +301,7 @@ static void test_create_then_get_round_trips(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    assert_int_equal(ops->create_product(&ctx, &in, &made), CL_OK);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &made), CL_OK);
     assert_true(made.id > 0);
     assert_string_equal(made.sku, "MUG-001");
     assert_string_equal(made.name, "Blue Mug");
@@ -351,7 +351,7 @@ static void test_create_accepts_the_bounds(void **state)
     in = input(sku, name, cat_b, tags);
     in.description = description;
     in.price.amount = 0;
-    assert_int_equal(ops->create_product(&ctx, &in, &made), CL_OK);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &made), CL_OK);
     assert_int_equal(strlen(made.sku), 64);
     assert_int_equal(strlen(made.name), 200);
     assert_int_equal(strlen(made.description), 4000);
@@ -365,7 +365,7 @@ static void test_create_accepts_the_bounds(void **state)
     /* No description and no tags at all. */
     in = input("PLAIN-1", "Plain", cat_a, NULL);
     in.description = NULL;
-    assert_int_equal(ops->create_product(&ctx, &in, &made), CL_OK);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &made), CL_OK);
     assert_null(made.description);
     assert_int_equal(made.tags.n, 0);
     get(made.id, &got);
@@ -565,7 +565,7 @@ static void test_create_duplicate_sku_conflicts(void **state)
 
     (void)state;
     make("SAME-SKU", "First", cat_a, NULL);
-    assert_int_equal(ops->create_product(&ctx, &in, &p), CL_CONFLICT);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &p), CL_CONFLICT);
     assert_string_equal(ctx.err.field, "sku");
     assert_null(p.sku);
     assert_int_equal(list_all(NULL, NULL, NULL, 10, ids), 1);
@@ -578,12 +578,12 @@ static void test_get_missing_is_not_found(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    assert_int_equal(ops->get_product(&ctx, &ref, &p), CL_NOT_FOUND);
+    assert_int_equal(catalog_get_product(module, &ctx, &ref, &p), CL_NOT_FOUND);
     assert_null(p.sku);
     ref.id = 0;
-    assert_int_equal(ops->get_product(&ctx, &ref, &p), CL_NOT_FOUND);
+    assert_int_equal(catalog_get_product(module, &ctx, &ref, &p), CL_NOT_FOUND);
     ref.id = -5;
-    assert_int_equal(ops->get_product(&ctx, &ref, &p), CL_NOT_FOUND);
+    assert_int_equal(catalog_get_product(module, &ctx, &ref, &p), CL_NOT_FOUND);
 }
 
 /* --- get_products_by_sku (operations version 2) ------------------------------------- */
@@ -600,17 +600,17 @@ static void test_get_by_sku_answers_in_the_order_asked(void **state)
     int64_t id_a, id_b;
 
     (void)state;
-    assert_true(ops->version >= 2);
+    assert_true(((const catalog_ops *)module->ops)->version >= 2);
     id_a = make("SKU-A", "First", cat_a, tags);
     id_b = make("SKU-B", "Second", cat_b, NULL);
-    assert_int_equal(ops->get_products_by_sku(&ctx, &q, &got), CL_OK);
+    assert_int_equal(catalog_get_products_by_sku(module, &ctx, &q, &got), CL_OK);
     assert_int_equal(got.items.n, 2);
     assert_int_equal(got.items.v[0].id, id_b);
     assert_int_equal(got.items.v[1].id, id_a);
     assert_int_equal(got.items.v[1].price.amount, 1299);
     assert_string_equal(got.items.v[1].price.currency, "EUR");
     ref.id = id_a;
-    assert_int_equal(ops->get_product(&ctx, &ref, &a), CL_OK);
+    assert_int_equal(catalog_get_product(module, &ctx, &ref, &a), CL_OK);
     assert_same_product(&a, &got.items.v[1]);
     cl_schema_free(&catalog_product_type, &a);
     cl_schema_free(&catalog_product_list_type, &got);
@@ -626,10 +626,10 @@ static void test_get_by_sku_names_the_unknown_sku(void **state)
 
     (void)state;
     make("SKU-A", "First", cat_a, NULL);
-    assert_int_equal(ops->get_products_by_sku(&ctx, &q, &got), CL_NOT_FOUND);
+    assert_int_equal(catalog_get_products_by_sku(module, &ctx, &q, &got), CL_NOT_FOUND);
     assert_string_equal(ctx.err.field, "skus[1]");
     assert_int_equal(got.items.n, 0);
-    assert_int_equal(ops->get_products_by_sku(&ctx, &none, &got), CL_INVALID);
+    assert_int_equal(catalog_get_products_by_sku(module, &ctx, &none, &got), CL_INVALID);
     assert_string_equal(ctx.err.field, "skus");
 }
 
@@ -653,7 +653,7 @@ static void test_update_changes_fields_and_bumps_version(void **state)
     up.expected_version.v = 1;
     up.changes.name = "New Name";
     up.changes.price = &price;
-    assert_int_equal(ops->update_product(&ctx, &up, &after), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &after), CL_OK);
     assert_int_equal(after.id, before.id);
     assert_int_equal(after.version, 2);
     assert_string_equal(after.name, "New Name");
@@ -682,7 +682,7 @@ static void test_update_changes_fields_and_bumps_version(void **state)
     cl_schema_free(&catalog_product_type, &before);
     before = after;
     memset(&after, 0, sizeof(after));
-    assert_int_equal(ops->update_product(&ctx, &up, &after), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &after), CL_OK);
     assert_int_equal(after.version, 3);
     assert_string_equal(after.description, "Now with a lid.");
     assert_string_equal(after.category, cat_b);
@@ -700,7 +700,7 @@ static void test_update_changes_fields_and_bumps_version(void **state)
     cl_schema_free(&catalog_product_type, &before);
     before = after;
     memset(&after, 0, sizeof(after));
-    assert_int_equal(ops->update_product(&ctx, &up, &after), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &after), CL_OK);
     assert_int_equal(after.version, 4);
     assert_int_equal(after.tags.n, 0);
     get(before.id, &got);
@@ -728,7 +728,7 @@ static void test_update_clears_description_and_a_no_op_keeps_the_version(void **
     up.changes.clear.v = (char *[]){"description"};
     up.changes.clear.n = 1;
     up.changes.clear.set = true;
-    assert_int_equal(ops->update_product(&ctx, &up, &after), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &after), CL_OK);
     assert_null(after.description);
     assert_int_equal(after.version, before.version + 1);
     get(before.id, &got);
@@ -743,14 +743,14 @@ static void test_update_clears_description_and_a_no_op_keeps_the_version(void **
     up.changes.tags.set = true;
     up.expected_version.set = true;
     up.expected_version.v = after.version;
-    assert_int_equal(ops->update_product(&ctx, &up, &same), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &same), CL_OK);
     assert_same_product(&after, &same);
     assert_int_equal(same.version, after.version);
     assert_string_equal(same.updated_at, after.updated_at);
     cl_schema_free(&catalog_product_type, &same);
     /* A stale version is still refused, even when nothing would change. */
     up.expected_version.v = before.version;
-    assert_int_equal(ops->update_product(&ctx, &up, &same), CL_CONFLICT);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &same), CL_CONFLICT);
 
     /* Only description can be removed, and not while it is also set. */
     memset(&up.changes, 0, sizeof(up.changes));
@@ -758,11 +758,11 @@ static void test_update_clears_description_and_a_no_op_keeps_the_version(void **
     up.changes.clear.v = (char *[]){"name"};
     up.changes.clear.n = 1;
     up.changes.clear.set = true;
-    assert_int_equal(ops->update_product(&ctx, &up, &same), CL_INVALID);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &same), CL_INVALID);
     assert_string_equal(ctx.err.field, "changes.clear");
     up.changes.clear.v = (char *[]){"description"};
     up.changes.description = "Both";
-    assert_int_equal(ops->update_product(&ctx, &up, &same), CL_INVALID);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &same), CL_INVALID);
     assert_string_equal(ctx.err.field, "changes.description");
     get(before.id, &got);
     assert_int_equal(got.version, after.version);
@@ -781,14 +781,14 @@ static void test_update_with_stale_version_conflicts(void **state)
     (void)state;
     up.id = make("VER-1", "Versioned", cat_a, NULL);
     up.changes.name = "First";
-    assert_int_equal(ops->update_product(&ctx, &up, &p), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &p), CL_OK);
     assert_int_equal(p.version, 2);
     cl_schema_free(&catalog_product_type, &p);
 
     up.expected_version.set = true;
     up.expected_version.v = 1;
     up.changes.name = "Lost update";
-    assert_int_equal(ops->update_product(&ctx, &up, &p), CL_CONFLICT);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &p), CL_CONFLICT);
     assert_null(p.name);
     /* The message tells the caller which version to reload. */
     assert_non_null(strstr(ctx.err.message, "2"));
@@ -798,7 +798,7 @@ static void test_update_with_stale_version_conflicts(void **state)
     cl_schema_free(&catalog_product_type, &got);
 
     up.expected_version.v = 2;
-    assert_int_equal(ops->update_product(&ctx, &up, &p), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &p), CL_OK);
     assert_int_equal(p.version, 3);
     cl_schema_free(&catalog_product_type, &p);
 }
@@ -812,11 +812,11 @@ static void test_update_missing_is_not_found(void **state)
     (void)state;
     up.id = 987654321;
     up.changes.name = "Ghost";
-    assert_int_equal(ops->update_product(&ctx, &up, &p), CL_NOT_FOUND);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &p), CL_NOT_FOUND);
     assert_null(p.name);
     up.expected_version.set = true;
     up.expected_version.v = 1;
-    assert_int_equal(ops->update_product(&ctx, &up, &p), CL_NOT_FOUND);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &p), CL_NOT_FOUND);
 }
 
 static void test_update_rejects_each_invalid_change(void **state)
@@ -883,7 +883,7 @@ static void test_update_rejects_each_invalid_change(void **state)
             up.changes.tags.set = true;
             break;
         }
-        st = ops->update_product(&ctx, &up, &p);
+        st = catalog_update_product(module, &ctx, &up, &p);
         if (st != CL_INVALID || strcmp(ctx.err.field, fields[c]) != 0) {
             fail_msg("case %zu: want invalid on %s, got %s on \"%s\" (%s)", c, fields[c],
                      cl_status_name(st), ctx.err.field, ctx.err.message);
@@ -1163,10 +1163,10 @@ static void test_list_categories_counts_products(void **state)
     make("CNT-4", "Counted", cat_b, NULL);
     /* Moving a product moves its count. */
     up.changes.category = cat_b;
-    assert_int_equal(ops->update_product(&ctx, &up, &p), CL_OK);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &p), CL_OK);
     cl_schema_free(&catalog_product_type, &p);
 
-    assert_int_equal(ops->list_categories(&ctx, &none, &cats), CL_OK);
+    assert_int_equal(catalog_list_categories(module, &ctx, &none, &cats), CL_OK);
     assert_true(cats.items.n >= 2);
     for (size_t i = 0; i < cats.items.n; i++) {
         const catalog_category *c = &cats.items.v[i];
@@ -1190,7 +1190,7 @@ static void test_list_categories_counts_products(void **state)
 
 #define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int catalog_contract_run(const char *binding_name, const catalog_ops *(*setup_fn)(void),
+int catalog_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                          void (*teardown_fn)(void))
 {
     const struct CMUnitTest tests[] = {

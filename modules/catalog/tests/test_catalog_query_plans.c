@@ -25,7 +25,7 @@ static sqlite3 *raw;
 /* A catalog with products in two categories, with tags, so the planner sees real tables. */
 static int setup(void **state)
 {
-    const catalog_ops *ops;
+    const cl_handle *module;
     char path[512];
     char sku[32];
     char name[32];
@@ -35,7 +35,7 @@ static int setup(void **state)
     if (test_local_open(&lc, &catalog_module, NULL) != 0) {
         return -1;
     }
-    ops = catalog_module.ops;
+    module = &lc.handle;
     for (int i = 0; i < 40; i++) {
         char *tags[] = {"sale", i % 3 == 0 ? "new" : "gift"};
         catalog_product_input in = {0};
@@ -52,7 +52,7 @@ static int setup(void **state)
         in.tags.n = 2;
         in.tags.set = true;
         cl_ctx_init(&ctx, 0);
-        if (ops->create_product(&ctx, &in, &out) != CL_OK) {
+        if (catalog_create_product(module, &ctx, &in, &out) != CL_OK) {
             fprintf(stderr, "create: %s\n", ctx.err.message);
             return -1;
         }

@@ -104,7 +104,7 @@ static void test_next_timestamp_always_moves_forward(void **state)
 static void test_local_refuses_bytes_json_cannot_carry(void **state)
 {
     test_local lc;
-    const catalog_ops *ops;
+    const cl_handle *module;
     catalog_product_input in = {0};
     catalog_product_update up = {0};
     catalog_product_query q = {0};
@@ -114,24 +114,24 @@ static void test_local_refuses_bytes_json_cannot_carry(void **state)
 
     (void)state;
     assert_int_equal(test_local_open(&lc, &catalog_module, NULL), 0);
-    ops = catalog_module.ops;
+    module = &lc.handle;
     in.sku = "UTF-1";
     in.name = "Caf\xe9";
     in.price.currency = "EUR";
     in.category = "books";
     cl_ctx_init(&ctx, 0);
-    assert_int_equal(ops->create_product(&ctx, &in, &out), CL_INVALID);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &out), CL_INVALID);
     assert_string_equal(ctx.err.field, "name");
     in.name = "Caf\xc3\xa9";
     in.description = "\xff";
-    assert_int_equal(ops->create_product(&ctx, &in, &out), CL_INVALID);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &out), CL_INVALID);
     assert_string_equal(ctx.err.field, "description");
     in.description = NULL;
-    assert_int_equal(ops->create_product(&ctx, &in, &out), CL_OK);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &out), CL_OK);
     up.id = out.id;
     up.changes.name = "\xc0\x80";
     cl_schema_free(&catalog_product_type, &out);
-    assert_int_equal(ops->update_product(&ctx, &up, &out), CL_INVALID);
+    assert_int_equal(catalog_update_product(module, &ctx, &up, &out), CL_INVALID);
     assert_string_equal(ctx.err.field, "changes.name");
 
     /*
@@ -140,18 +140,18 @@ static void test_local_refuses_bytes_json_cannot_carry(void **state)
      * on a character boundary still matches.
      */
     q.name_prefix = "\xff";
-    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_INVALID);
+    assert_int_equal(catalog_list_products(module, &ctx, &q, &page), CL_INVALID);
     assert_string_equal(ctx.err.field, "name_prefix");
     q.name_prefix = "Caf\xc3";
-    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_INVALID);
+    assert_int_equal(catalog_list_products(module, &ctx, &q, &page), CL_INVALID);
     q.name_prefix = NULL;
     q.tag = "\xc0\x80";
-    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_INVALID);
+    assert_int_equal(catalog_list_products(module, &ctx, &q, &page), CL_INVALID);
     assert_string_equal(ctx.err.field, "tag");
     q.tag = NULL;
     q.name_prefix = "Caf\xc3\xa9";
     ctx.read_primary = 1; /* the product created above, which a replica may not have yet */
-    assert_int_equal(ops->list_products(&ctx, &q, &page), CL_OK);
+    assert_int_equal(catalog_list_products(module, &ctx, &q, &page), CL_OK);
     assert_int_equal(page.items.n, 1);
     cl_schema_free(&catalog_product_page_type, &page);
     test_local_close(&lc);

@@ -40,7 +40,7 @@ static char *describe(const catalog_product *p)
  * snapshot follows this test's own writes, and a replica promises them only to a reader
  * that asks for the primary (ADR 0011), so it does.
  */
-static size_t snapshot(const catalog_ops *ops, char **lines)
+static size_t snapshot(const cl_handle *module, char **lines)
 {
     char *cursor = NULL;
     size_t n = 0;
@@ -52,7 +52,7 @@ static size_t snapshot(const catalog_ops *ops, char **lines)
 
         cl_ctx_init(&ctx, 0);
         ctx.read_primary = 1;
-        assert_int_equal(ops->list_products(&ctx, &q, &page), CL_OK);
+        assert_int_equal(catalog_list_products(module, &ctx, &q, &page), CL_OK);
         for (size_t i = 0; i < page.items.n; i++) {
             assert_true(n < MAX_PRODUCTS);
             lines[n] = describe(&page.items.v[i]);
@@ -77,7 +77,7 @@ static void free_lines(char **lines, size_t n)
 static size_t seed_fresh(char **lines)
 {
     test_local lc;
-    const catalog_ops *ops;
+    const cl_handle *module;
     catalog_category_list cats = {0};
     cl_empty none = {0};
     cl_ctx ctx;
@@ -86,14 +86,14 @@ static size_t seed_fresh(char **lines)
     size_t n;
 
     assert_int_equal(test_local_open(&lc, &catalog_module, NULL), 0);
-    ops = catalog_module.ops;
+    module = &lc.handle;
     cl_ctx_init(&ctx, 0);
     /* Reads after the seed's writes, and the second seed's "is it empty?", as `cleave seed`. */
     ctx.read_primary = 1;
-    assert_int_equal(catalog_seed(ops, &ctx, &created), CL_OK);
+    assert_int_equal(catalog_seed(module, &ctx, &created), CL_OK);
     assert_true(created >= 1000);
 
-    assert_int_equal(ops->list_categories(&ctx, &none, &cats), CL_OK);
+    assert_int_equal(catalog_list_categories(module, &ctx, &none, &cats), CL_OK);
     assert_true(cats.items.n >= 8);
     for (size_t i = 0; i < cats.items.n; i++) {
         if (cats.items.v[i].product_count == 0) {
@@ -104,11 +104,11 @@ static size_t seed_fresh(char **lines)
     assert_int_equal(total, created);
     cl_schema_free(&catalog_category_list_type, &cats);
 
-    n = snapshot(ops, lines);
+    n = snapshot(module, lines);
     assert_int_equal(n, (size_t)created);
 
     /* A second run finds products and leaves them alone. */
-    assert_int_equal(catalog_seed(ops, &ctx, &created), CL_OK);
+    assert_int_equal(catalog_seed(module, &ctx, &created), CL_OK);
     assert_int_equal(created, 0);
     test_local_close(&lc);
     return n;
@@ -137,7 +137,7 @@ static void test_seed_is_deterministic_and_spread(void **state)
 static void test_seed_leaves_a_catalog_with_products_alone(void **state)
 {
     test_local lc;
-    const catalog_ops *ops;
+    const cl_handle *module;
     catalog_product_input in = {0};
     catalog_product out = {0};
     char *lines[4] = {NULL};
@@ -146,7 +146,7 @@ static void test_seed_leaves_a_catalog_with_products_alone(void **state)
 
     (void)state;
     assert_int_equal(test_local_open(&lc, &catalog_module, NULL), 0);
-    ops = catalog_module.ops;
+    module = &lc.handle;
     in.sku = "ONLY-1";
     in.name = "The only product";
     in.price.amount = 1;
@@ -154,11 +154,11 @@ static void test_seed_leaves_a_catalog_with_products_alone(void **state)
     in.category = "books";
     cl_ctx_init(&ctx, 0);
     ctx.read_primary = 1; /* the seed must see the product just created */
-    assert_int_equal(ops->create_product(&ctx, &in, &out), CL_OK);
+    assert_int_equal(catalog_create_product(module, &ctx, &in, &out), CL_OK);
     cl_schema_free(&catalog_product_type, &out);
-    assert_int_equal(catalog_seed(ops, &ctx, &created), CL_OK);
+    assert_int_equal(catalog_seed(module, &ctx, &created), CL_OK);
     assert_int_equal(created, 0);
-    assert_int_equal(snapshot(ops, lines), 1);
+    assert_int_equal(snapshot(module, lines), 1);
     free_lines(lines, 1);
     test_local_close(&lc);
 }

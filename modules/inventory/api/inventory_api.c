@@ -5,6 +5,7 @@
 #include "api.h"
 
 #include "cleave/rpc.h"
+#include "catalog/catalog.h"
 
 CL_TYPE_DEFINE(inventory_stock, INVENTORY_STOCK)
 CL_TYPE_DEFINE(inventory_sku_ref, INVENTORY_SKU_REF)
@@ -37,7 +38,8 @@ const cl_module_api inventory_api = {
     .depends = inventory_depends,
     .routes = inventory_rest_routes,
     .seed = inventory_seed,
-    .remote_ops = inventory_remote_ops,
+    .remote_ops = &inventory_remote_ops,
+    .subscribes = (const cl_event *const[]){&catalog_event_product_created, NULL},
     .settings = inventory_settings,
     .nsettings = sizeof(inventory_settings) / sizeof(inventory_settings[0]),
 };

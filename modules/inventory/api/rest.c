@@ -10,13 +10,13 @@
 
 static void get_stock(cl_http_req *req, void *arg)
 {
-    const inventory_ops *ops = arg;
+    const cl_handle *module = arg;
     inventory_sku_ref ref = {0};
     inventory_stock s = {0};
     cl_ctx *ctx = cl_http_ctx(req);
 
     ref.sku = (char *)cl_http_param(req, "sku");
-    if (ops->get_stock(ctx, &ref, &s) != CL_OK) {
+    if (inventory_get_stock(module, ctx, &ref, &s) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -27,7 +27,7 @@ static void get_stock(cl_http_req *req, void *arg)
 /* PUT {"on_hand": N}: the SKU comes from the path; a "sku" in the body must agree. */
 static void set_stock(cl_http_req *req, void *arg)
 {
-    const inventory_ops *ops = arg;
+    const cl_handle *module = arg;
     const char *sku = cl_http_param(req, "sku");
     inventory_stock_set in = {0};
     inventory_stock s = {0};
@@ -54,7 +54,7 @@ static void set_stock(cl_http_req *req, void *arg)
     }
     free(in.sku);
     in.sku = cl_strdup(sku);
-    if (ops->set_stock(ctx, &in, &s) != CL_OK) {
+    if (inventory_set_stock(module, ctx, &in, &s) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -65,9 +65,9 @@ out:
     json_decref(body);
 }
 
-cl_status inventory_rest_routes(cl_router *r, const void *ops, cl_error *err)
+cl_status inventory_rest_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
-    void *arg = (void *)ops; /* handlers only read through it */
+    void *arg = (void *)module; /* handlers only call through it */
     const cl_route routes[] = {
         {"GET", "/api/v1/inventory/{sku}", "inventory:read", get_stock, arg, NULL},
         {"PUT", "/api/v1/inventory/{sku}", "inventory:write", set_stock, arg, NULL},

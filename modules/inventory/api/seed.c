@@ -23,28 +23,27 @@ static int64_t demo_quantity(int i)
  * opened (it may arrive before the seed when `cleave seed` runs beside `cleave serve`),
  * so the seed still stocks it. CL_OK or the error of get_stock.
  */
-static cl_status stocked(const inventory_ops *ops, cl_ctx *ctx, const char *sku, bool *out)
+static cl_status stocked(const cl_handle *module, cl_ctx *ctx, const char *sku, bool *out)
 {
     inventory_sku_ref ref = {.sku = (char *)sku};
     inventory_stock s = {0};
     cl_status rc;
 
-    rc = ops->get_stock(ctx, &ref, &s);
+    rc = inventory_get_stock(module, ctx, &ref, &s);
     *out = rc == CL_OK && (s.on_hand != 0 || s.reserved != 0 || s.sold != 0);
     cl_schema_free(&inventory_stock_type, &s);
     return rc == CL_NOT_FOUND ? CL_OK : rc;
 }
 
-cl_status inventory_seed(const void *ops_, cl_ctx *ctx, int *created)
+cl_status inventory_seed(const cl_handle *module, cl_ctx *ctx, int *created)
 {
-    const inventory_ops *ops = ops_;
     inventory_stock s = {0};
     char sku[16];
     bool done = false;
     int n = 0;
     cl_status rc;
 
-    rc = stocked(ops, ctx, "SKU-000001", &done);
+    rc = stocked(module, ctx, "SKU-000001", &done);
     if (rc != CL_OK || done) {
         *created = 0;
         return rc;
@@ -53,9 +52,9 @@ cl_status inventory_seed(const void *ops_, cl_ctx *ctx, int *created)
         inventory_stock_set in = {.sku = sku, .on_hand = demo_quantity(i)};
 
         snprintf(sku, sizeof(sku), "SKU-%06d", i);
-        rc = stocked(ops, ctx, sku, &done);
+        rc = stocked(module, ctx, sku, &done);
         if (rc == CL_OK && !done) {
-            rc = ops->set_stock(ctx, &in, &s);
+            rc = inventory_set_stock(module, ctx, &in, &s);
             cl_schema_free(&inventory_stock_type, &s);
             n++;
         }

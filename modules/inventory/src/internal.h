@@ -9,14 +9,21 @@
 
 #include "inventory/inventory.h"
 
+/*
+ * An instance of the inventory: what inventory_module.create makes and every operation
+ * runs on (defined in inventory.c; a test gets it as test_local's handle.self).
+ */
+struct inventory_self;
+
 /* Wall-clock milliseconds since the epoch: reservation deadlines survive restarts. */
 int64_t inventory__wall_ms(void);
 
 /*
- * The expiry sweep with an injected clock: gives back every reservation whose deadline
- * is at or before now_ms. *expired receives how many. The public operation and the
- * background sweeper call it with inventory__wall_ms().
+ * The expiry sweep of instance self with an injected clock: gives back every reservation
+ * of its database whose deadline is at or before now_ms. *expired receives how many. The
+ * public operation and the instance's background sweeper call it with inventory__wall_ms().
  */
-cl_status inventory__expire_at(cl_ctx *ctx, int64_t now_ms, int64_t *expired);
+cl_status inventory__expire_at(struct inventory_self *self, cl_ctx *ctx, int64_t now_ms,
+                               int64_t *expired);
 
 #endif /* INVENTORY_SRC_INTERNAL_H */

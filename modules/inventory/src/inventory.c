@@ -19,16 +19,29 @@
 #include <string.h>
 #include <time.h>
 
+#include "catalog/catalog.h"
 #include "cleave/bus.h"
 #include "cleave/log.h"
 #include "cleave/util.h"
 #include "internal.h"
 
-/* Borrowed from the host at init for the process's life. */
-static cl_db *inventory_db;
-/* CLEAVE_INVENTORY_RESERVATION_TTL_MS and _EXPIRY_INTERVAL_MS, set at init. */
-static int64_t inventory_ttl_ms;
-static int64_t inventory_interval_ms;
+/* An instance of the inventory (cleave/module.h): everything it runs on. */
+struct inventory_self {
+    cl_db *db;           /* borrowed from the host for the instance's life */
+    int64_t ttl_ms;      /* CLEAVE_INVENTORY_RESERVATION_TTL_MS */
+    int64_t interval_ms; /* CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS */
+    /*
+     * The instance's own expiry sweeper, so that every instance gives back the stock of
+     * its own database. mu guards stopping; cond wakes the sweeper when stop asks.
+     */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_t sweeper;
+    bool running;  /* the sweeper thread exists (touched by start and stop only) */
+    bool stopping; /* under mu */
+};
+
+CL_LOCAL_DEFINE(inventory, INVENTORY_OPERATIONS, INVENTORY_OPS_VERSION)
 
 /* How many reservations one sweep transaction expires: keeps write transactions short. */
 #define EXPIRY_BATCH 100
@@ -87,12 +100,9 @@ int64_t inventory__wall_ms(void)
     return cl_wall_ms();
 }
 
-static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+static cl_status acquire(struct inventory_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
-    if (inventory_db == NULL) {
-        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the inventory is not initialised");
-    }
-    return cl_db_acquire(inventory_db, ctx, conn, &ctx->err);
+    return cl_db_acquire(self->db, ctx, conn, &ctx->err);
 }
 
 /* Steps st to its end; *rows (may be NULL) receives how many rows it returned. */
@@ -179,8 +189,8 @@ static cl_status load_stock(cl_ctx *ctx, cl_db_conn *conn, const char *sku, cons
     return rc;
 }
 
-static cl_status inventory_get_stock(cl_ctx *ctx, const inventory_sku_ref *req,
-                                     inventory_stock *resp)
+static cl_status inventory_local_get_stock(struct inventory_self *self, cl_ctx *ctx,
+                                           const inventory_sku_ref *req, inventory_stock *resp)
 {
     inventory_stock s = {0};
     cl_db_conn *conn = NULL;
@@ -188,7 +198,7 @@ static cl_status inventory_get_stock(cl_ctx *ctx, const inventory_sku_ref *req,
 
     rc = check_sku(ctx, req->sku, "sku");
     if (rc == CL_OK) {
-        rc = acquire(ctx, &conn);
+        rc = acquire(self, ctx, &conn);
     }
     /* A single-row read needs no transaction (which would take SQLite's write lock). */
     if (rc == CL_OK) {
@@ -203,8 +213,8 @@ static cl_status inventory_get_stock(cl_ctx *ctx, const inventory_sku_ref *req,
     return rc;
 }
 
-static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req,
-                                     inventory_stock *resp)
+static cl_status inventory_local_set_stock(struct inventory_self *self, cl_ctx *ctx,
+                                           const inventory_stock_set *req, inventory_stock *resp)
 {
     inventory_stock s = {0};
     cl_db_conn *conn = NULL;
@@ -222,7 +232,7 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
                        INVENTORY_MAX_QUANTITY);
     }
     cl_rfc3339_format(inventory__wall_ms(), now);
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
@@ -254,16 +264,17 @@ static cl_status inventory_set_stock(cl_ctx *ctx, const inventory_stock_set *req
 }
 
 /*
- * catalog.product_created {id, sku, ...}: a new product is a new SKU the warehouse can
- * stock, so it gets its stock record (on_hand 0) and can be read and set at once. Runs
- * in the bus's inbox transaction on conn, so a redelivered event is skipped; and the
- * insert leaves an existing record alone, so whichever of the event, the seed and a PUT
- * comes first, the stock that was set stays.
+ * catalog.product_created (catalog/catalog.h, a catalog_product): a new product is a new SKU the
+ * warehouse can stock, so it gets its stock record (on_hand 0) and can be read and set at once.
+ * Runs in the bus's inbox transaction on conn, so a redelivered event is skipped; and the insert
+ * leaves an existing record alone, so whichever of the event, the seed and a PUT comes first, the
+ * stock that was set stays.
  */
 static cl_status on_product_created(void *arg, cl_ctx *ctx, const cl_envelope *env,
-                                    cl_db_conn *conn)
+                                    const void *payload, cl_db_conn *conn)
 {
-    const char *sku = json_string_value(json_object_get(env->payload, "sku"));
+    const catalog_product *p = payload;
+    const char *sku = p->sku;
     char now[32];
     cl_stmt *st;
     cl_status rc;
@@ -471,8 +482,9 @@ static cl_status insert_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *o
     return rc;
 }
 
-static cl_status inventory_reserve(cl_ctx *ctx, const inventory_reserve_request *req,
-                                   inventory_reservation *resp)
+static cl_status inventory_local_reserve(struct inventory_self *self, cl_ctx *ctx,
+                                         const inventory_reserve_request *req,
+                                         inventory_reservation *resp)
 {
     stored cur = {0};
     cl_db_conn *conn = NULL;
@@ -487,11 +499,11 @@ static cl_status inventory_reserve(cl_ctx *ctx, const inventory_reserve_request 
     if (rc != CL_OK) {
         return rc;
     }
-    ttl = req->ttl_ms > 0 ? req->ttl_ms : inventory_ttl_ms;
+    ttl = req->ttl_ms > 0 ? req->ttl_ms : self->ttl_ms;
     expires_ms = now_ms + ttl;
     cl_rfc3339_format(now_ms, now);
     cl_rfc3339_format(expires_ms, expires);
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
@@ -602,7 +614,8 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
 typedef cl_status (*transition)(cl_ctx *ctx, cl_db_conn *conn, const char *order_id, stored *cur,
                                 const char *now, int64_t now_ms, bool *keep);
 
-static cl_status on_reservation(cl_ctx *ctx, const inventory_order_ref *req, transition act,
+static cl_status on_reservation(struct inventory_self *self, cl_ctx *ctx,
+                                const inventory_order_ref *req, transition act,
                                 inventory_reservation *resp)
 {
     stored cur = {0};
@@ -617,7 +630,7 @@ static cl_status on_reservation(cl_ctx *ctx, const inventory_order_ref *req, tra
         return rc;
     }
     cl_rfc3339_format(now_ms, now);
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
@@ -692,20 +705,22 @@ static cl_status do_commit(cl_ctx *ctx, cl_db_conn *conn, const char *order_id, 
                    cur->r.status);
 }
 
-static cl_status inventory_release(cl_ctx *ctx, const inventory_order_ref *req,
-                                   inventory_reservation *resp)
+static cl_status inventory_local_release(struct inventory_self *self, cl_ctx *ctx,
+                                         const inventory_order_ref *req,
+                                         inventory_reservation *resp)
 {
-    return on_reservation(ctx, req, do_release, resp);
+    return on_reservation(self, ctx, req, do_release, resp);
 }
 
-static cl_status inventory_commit(cl_ctx *ctx, const inventory_order_ref *req,
-                                  inventory_reservation *resp)
+static cl_status inventory_local_commit(struct inventory_self *self, cl_ctx *ctx,
+                                        const inventory_order_ref *req, inventory_reservation *resp)
 {
-    return on_reservation(ctx, req, do_commit, resp);
+    return on_reservation(self, ctx, req, do_commit, resp);
 }
 
-static cl_status inventory_get_reservation(cl_ctx *ctx, const inventory_order_ref *req,
-                                           inventory_reservation *resp)
+static cl_status inventory_local_get_reservation(struct inventory_self *self, cl_ctx *ctx,
+                                                 const inventory_order_ref *req,
+                                                 inventory_reservation *resp)
 {
     stored cur = {0};
     cl_db_conn *conn = NULL;
@@ -713,7 +728,7 @@ static cl_status inventory_get_reservation(cl_ctx *ctx, const inventory_order_re
 
     rc = check_order_id(ctx, req->order_id);
     if (rc == CL_OK) {
-        rc = acquire(ctx, &conn);
+        rc = acquire(self, ctx, &conn);
     }
     /*
      * A transaction, so that the row and its lines are one snapshot; reads of a
@@ -790,14 +805,15 @@ static cl_status expire_batch(cl_ctx *ctx, cl_db_conn *conn, int64_t now_ms, int
     return rc;
 }
 
-cl_status inventory__expire_at(cl_ctx *ctx, int64_t now_ms, int64_t *expired)
+cl_status inventory__expire_at(struct inventory_self *self, cl_ctx *ctx, int64_t now_ms,
+                               int64_t *expired)
 {
     cl_db_conn *conn = NULL;
     int64_t total = 0;
     int64_t n = EXPIRY_BATCH;
     cl_status rc;
 
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     while (rc == CL_OK && n == EXPIRY_BATCH) {
         rc = expire_batch(ctx, conn, now_ms, &n);
         total += rc == CL_OK ? n : 0;
@@ -809,14 +825,15 @@ cl_status inventory__expire_at(cl_ctx *ctx, int64_t now_ms, int64_t *expired)
     return rc;
 }
 
-static cl_status inventory_expire_reservations(cl_ctx *ctx, const cl_empty *req,
-                                               inventory_expiry_report *resp)
+static cl_status inventory_local_expire_reservations(struct inventory_self *self, cl_ctx *ctx,
+                                                     const cl_empty *req,
+                                                     inventory_expiry_report *resp)
 {
     int64_t n = 0;
     cl_status rc;
 
     (void)req;
-    rc = inventory__expire_at(ctx, inventory__wall_ms(), &n);
+    rc = inventory__expire_at(self, ctx, inventory__wall_ms(), &n);
     if (rc == CL_OK) {
         resp->expired = n;
     }
@@ -825,115 +842,131 @@ static cl_status inventory_expire_reservations(cl_ctx *ctx, const cl_empty *req,
 
 /* --- the expiry sweeper: reservations give their stock back by themselves ---------------- */
 
-static pthread_mutex_t sweeper_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sweeper_cond;
-static pthread_t sweeper;
-static bool sweeper_running;
-static bool sweeper_stopping;
-
 static void *sweep_loop(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&sweeper_mu);
-    while (!sweeper_stopping) {
+    struct inventory_self *self = arg;
+
+    pthread_mutex_lock(&self->mu);
+    while (!self->stopping) {
         struct timespec until;
         int64_t n = 0;
         cl_ctx ctx;
 
-        until = cl_deadline_in(inventory_interval_ms);
-        while (!sweeper_stopping &&
-               pthread_cond_timedwait(&sweeper_cond, &sweeper_mu, &until) == 0) {
+        until = cl_deadline_in(self->interval_ms);
+        while (!self->stopping && pthread_cond_timedwait(&self->cond, &self->mu, &until) == 0) {
         }
-        if (sweeper_stopping) {
+        if (self->stopping) {
             break;
         }
-        pthread_mutex_unlock(&sweeper_mu);
+        pthread_mutex_unlock(&self->mu);
         cl_ctx_init(&ctx, 10000);
         cl_strlcpy(ctx.principal, "service:inventory-expiry", sizeof(ctx.principal));
-        if (inventory__expire_at(&ctx, inventory__wall_ms(), &n) != CL_OK) {
+        if (inventory__expire_at(self, &ctx, inventory__wall_ms(), &n) != CL_OK) {
             cl_log_warn("inventory", "expiry sweep failed: %s", ctx.err.message);
         } else if (n > 0) {
             cl_log_info("inventory", "expired %" PRId64 " reservation%s", n, n == 1 ? "" : "s");
         }
-        pthread_mutex_lock(&sweeper_mu);
+        pthread_mutex_lock(&self->mu);
     }
-    pthread_mutex_unlock(&sweeper_mu);
+    pthread_mutex_unlock(&self->mu);
     return NULL;
 }
 
-static cl_status inventory_start(cl_error *err)
+static cl_status inventory_start(void *self_, cl_error *err)
 {
+    struct inventory_self *self = self_;
     int rc;
 
-    if (sweeper_running) {
+    if (self->running) {
         return CL_OK;
     }
-    rc = cl_cond_init_monotonic(&sweeper_cond);
+    rc = cl_cond_init_monotonic(&self->cond);
     if (rc != 0) {
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the expiry sweeper");
     }
-    sweeper_stopping = false;
-    rc = pthread_create(&sweeper, NULL, sweep_loop, NULL);
+    self->stopping = false;
+    rc = pthread_create(&self->sweeper, NULL, sweep_loop, self);
     if (rc != 0) {
-        pthread_cond_destroy(&sweeper_cond);
+        pthread_cond_destroy(&self->cond);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the expiry sweeper");
     }
-    sweeper_running = true;
+    self->running = true;
     return CL_OK;
 }
 
-static void inventory_stop(void)
+static void inventory_stop(void *self_)
 {
-    if (!sweeper_running) {
+    struct inventory_self *self = self_;
+
+    if (!self->running) {
         return;
     }
-    pthread_mutex_lock(&sweeper_mu);
-    sweeper_stopping = true;
-    pthread_cond_signal(&sweeper_cond);
-    pthread_mutex_unlock(&sweeper_mu);
-    pthread_join(sweeper, NULL);
-    pthread_cond_destroy(&sweeper_cond);
-    sweeper_running = false;
+    pthread_mutex_lock(&self->mu);
+    self->stopping = true;
+    pthread_cond_signal(&self->cond);
+    pthread_mutex_unlock(&self->mu);
+    pthread_join(self->sweeper, NULL);
+    pthread_cond_destroy(&self->cond);
+    self->running = false;
 }
 
-static cl_status inventory_init(const cl_module_env *env, cl_error *err)
+static void inventory_destroy(void *self_)
 {
+    struct inventory_self *self = self_;
+
+    if (self == NULL) {
+        return;
+    }
+    /* The host stops an instance before destroying it; stopping again is harmless. */
+    inventory_stop(self);
+    pthread_mutex_destroy(&self->mu);
+    free(self);
+}
+
+static cl_status inventory_create(const cl_module_env *env, void **out, cl_error *err)
+{
+    struct inventory_self *self;
+    cl_status rc = CL_OK;
+
     if (env == NULL || env->db == NULL) {
         return cl_error_set(err, CL_INVALID, "db", "the inventory needs its database");
     }
-    inventory_db = env->db;
     if (env->config == NULL) {
         return cl_error_set(err, CL_INVALID, "config", "the inventory needs its configuration");
     }
+    self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    if (pthread_mutex_init(&self->mu, NULL) != 0) {
+        free(self);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot create the sweeper's mutex");
+    }
+    self->db = env->db;
     /* Declared in inventory_api.c and validated in range when the configuration was loaded. */
-    inventory_ttl_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_RESERVATION_TTL_MS");
-    inventory_interval_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS");
+    self->ttl_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_RESERVATION_TTL_MS");
+    self->interval_ms = cl_config_int(env->config, "CLEAVE_INVENTORY_EXPIRY_INTERVAL_MS");
     /* Without a bus (a tool that only reads or seeds) there is nothing to subscribe to. */
     if (env->bus != NULL) {
-        return cl_bus_subscribe(env->bus, "inventory", "catalog.product_created",
-                                on_product_created, NULL, err);
+        rc = cl_bus_on(env->bus, "inventory", &catalog_event_product_created, on_product_created,
+                       self, err);
     }
+    if (rc != CL_OK) {
+        inventory_destroy(self);
+        return rc;
+    }
+    *out = self;
     return CL_OK;
 }
-
-static const inventory_ops inventory_local_ops = {
-    .version = INVENTORY_OPS_VERSION,
-    .get_stock = inventory_get_stock,
-    .set_stock = inventory_set_stock,
-    .reserve = inventory_reserve,
-    .release = inventory_release,
-    .commit = inventory_commit,
-    .get_reservation = inventory_get_reservation,
-    .expire_reservations = inventory_expire_reservations,
-};
 
 const cl_module inventory_module = {
     .abi = CL_MODULE_ABI,
     .name = "inventory",
     .version = "1.0.0",
     .ops = &inventory_local_ops,
-    .init = inventory_init,
+    .create = inventory_create,
     .start = inventory_start,
     .stop = inventory_stop,
+    .destroy = inventory_destroy,
     .api = &inventory_api,
 };

@@ -20,22 +20,24 @@
 #define CALL_TIMEOUT_MS 30000
 #define RACERS          16
 
-static const inventory_ops *(*binding_setup)(void);
+static const cl_handle *(*binding_setup)(void);
 static void (*binding_teardown)(void);
-static const inventory_ops *ops;
+static const cl_handle *module;
 
 static int setup(void **state)
 {
     (void)state;
-    ops = binding_setup();
-    return ops != NULL && ops->version >= INVENTORY_OPS_VERSION ? 0 : -1;
+    module = binding_setup();
+    return module != NULL && ((const inventory_ops *)module->ops)->version >= INVENTORY_OPS_VERSION
+               ? 0
+               : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
     binding_teardown();
-    ops = NULL;
+    module = NULL;
     return 0;
 }
 
@@ -54,7 +56,7 @@ static void set_stock(const char *sku, int64_t on_hand)
     inventory_stock_set in = {.sku = (char *)sku, .on_hand = on_hand};
     inventory_stock s = {0};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->set_stock(&ctx, &in, &s);
+    cl_status st = inventory_set_stock(module, &ctx, &in, &s);
 
     if (st != CL_OK) {
         fail_msg("set_stock %s: %s: %s", sku, cl_status_name(st), ctx.err.message);
@@ -69,7 +71,7 @@ static inventory_stock stock(const char *sku)
     inventory_sku_ref ref = {.sku = (char *)sku};
     inventory_stock s = {0};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->get_stock(&ctx, &ref, &s);
+    cl_status st = inventory_get_stock(module, &ctx, &ref, &s);
 
     if (st != CL_OK) {
         fail_msg("get_stock %s: %s: %s", sku, cl_status_name(st), ctx.err.message);
@@ -115,7 +117,7 @@ static cl_status reserve_v(cl_ctx *ctx, const char *order, int64_t ttl_ms,
     }
     req.lines.v = buf;
     req.lines.n = n;
-    return ops->reserve(ctx, &req, out);
+    return inventory_reserve(module, ctx, &req, out);
 }
 
 #define RESERVE(ctx, order, out, ...)                                                              \
@@ -129,13 +131,13 @@ static void expect(cl_status got, cl_status want, const cl_ctx *ctx, const char 
     }
 }
 
-static cl_status on_order(cl_status (*op)(cl_ctx *, const inventory_order_ref *,
+static cl_status on_order(cl_status (*op)(const cl_handle *, cl_ctx *, const inventory_order_ref *,
                                           inventory_reservation *),
                           cl_ctx *ctx, const char *order, inventory_reservation *out)
 {
     inventory_order_ref ref = {.order_id = (char *)order};
 
-    return op(ctx, &ref, out);
+    return op(module, ctx, &ref, out);
 }
 
 static void free_res(inventory_reservation *r)
@@ -156,7 +158,7 @@ static void test_set_then_get_stock(void **state)
     assert_stock("MUG-1", 12, 0, 0);
     set_stock("MUG-1", 3);
     assert_stock("MUG-1", 3, 0, 0);
-    expect(ops->get_stock(&ctx, &ref, &s), CL_NOT_FOUND, &ctx, "sku");
+    expect(inventory_get_stock(module, &ctx, &ref, &s), CL_NOT_FOUND, &ctx, "sku");
     assert_null(s.sku);
 }
 
@@ -170,15 +172,15 @@ static void test_set_stock_rejects_bad_input(void **state)
     for (size_t i = 0; i < sizeof(bad_skus) / sizeof(bad_skus[0]); i++) {
         inventory_stock_set in = {.sku = (char *)bad_skus[i], .on_hand = 1};
         cl_ctx ctx = new_ctx();
-        expect(ops->set_stock(&ctx, &in, &s), CL_INVALID, &ctx, "sku");
+        expect(inventory_set_stock(module, &ctx, &in, &s), CL_INVALID, &ctx, "sku");
     }
     {
         inventory_stock_set in = {.sku = "MUG-1", .on_hand = -1};
         cl_ctx ctx = new_ctx();
-        expect(ops->set_stock(&ctx, &in, &s), CL_INVALID, &ctx, "on_hand");
+        expect(inventory_set_stock(module, &ctx, &in, &s), CL_INVALID, &ctx, "on_hand");
         in.on_hand = INVENTORY_MAX_QUANTITY + 1;
         ctx = new_ctx();
-        expect(ops->set_stock(&ctx, &in, &s), CL_INVALID, &ctx, "on_hand");
+        expect(inventory_set_stock(module, &ctx, &in, &s), CL_INVALID, &ctx, "on_hand");
     }
     assert_null(s.sku);
 }
@@ -195,7 +197,7 @@ static void test_set_stock_below_reserved_conflicts(void **state)
     assert_int_equal(RESERVE(&ctx, "o-1", &r, "MUG-1:4"), CL_OK);
     free_res(&r);
     ctx = new_ctx();
-    expect(ops->set_stock(&ctx, &in, &s), CL_CONFLICT, &ctx, "on_hand");
+    expect(inventory_set_stock(module, &ctx, &in, &s), CL_CONFLICT, &ctx, "on_hand");
     assert_stock("MUG-1", 10, 4, 0);
     set_stock("MUG-1", 4); /* exactly what is reserved is fine */
     assert_stock("MUG-1", 4, 4, 0);
@@ -225,7 +227,7 @@ static void test_reserve_then_commit_sells(void **state)
     assert_int_equal(stock("PLATE-2").available, 0);
 
     ctx = new_ctx();
-    assert_int_equal(on_order(ops->commit, &ctx, "order-1", &r), CL_OK);
+    assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
     assert_string_equal(r.status, "committed");
     free_res(&r);
     /* Sold units left the warehouse: available + reserved + sold is what there was. */
@@ -233,7 +235,7 @@ static void test_reserve_then_commit_sells(void **state)
     assert_stock("PLATE-2", 0, 0, 5);
     /* Committing again is a replay: same reservation, nothing sold twice. */
     ctx = new_ctx();
-    assert_int_equal(on_order(ops->commit, &ctx, "order-1", &r), CL_OK);
+    assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
     assert_string_equal(r.status, "committed");
     free_res(&r);
     assert_stock("MUG-1", 7, 0, 3);
@@ -279,7 +281,7 @@ static void test_reserve_rejects_bad_input(void **state)
     (void)state;
     set_stock("MUG-1", 5);
     ctx = new_ctx();
-    expect(ops->reserve(&ctx, &empty, &r), CL_INVALID, &ctx, "lines");
+    expect(inventory_reserve(module, &ctx, &empty, &r), CL_INVALID, &ctx, "lines");
     ctx = new_ctx();
     expect(RESERVE(&ctx, "order 1", &r, "MUG-1:1"), CL_INVALID, &ctx, "order_id");
     ctx = new_ctx();
@@ -337,7 +339,7 @@ static void test_release_gives_back_and_is_idempotent(void **state)
     free_res(&r);
     for (int i = 0; i < 2; i++) {
         ctx = new_ctx();
-        assert_int_equal(on_order(ops->release, &ctx, "order-1", &r), CL_OK);
+        assert_int_equal(on_order(inventory_release, &ctx, "order-1", &r), CL_OK);
         assert_string_equal(r.status, "released");
         assert_int_equal(r.lines.n, 1);
         free_res(&r);
@@ -345,7 +347,7 @@ static void test_release_gives_back_and_is_idempotent(void **state)
     }
     /* Its stock went back: it cannot be sold any more. */
     ctx = new_ctx();
-    expect(on_order(ops->commit, &ctx, "order-1", &r), CL_CONFLICT, &ctx, "order_id");
+    expect(on_order(inventory_commit, &ctx, "order-1", &r), CL_CONFLICT, &ctx, "order_id");
     /* A replayed reserve reports the released reservation and takes nothing. */
     ctx = new_ctx();
     assert_int_equal(RESERVE(&ctx, "order-1", &r, "MUG-1:4"), CL_OK);
@@ -364,10 +366,10 @@ static void test_release_after_commit_conflicts(void **state)
     assert_int_equal(RESERVE(&ctx, "order-1", &r, "MUG-1:1"), CL_OK);
     free_res(&r);
     ctx = new_ctx();
-    assert_int_equal(on_order(ops->commit, &ctx, "order-1", &r), CL_OK);
+    assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
     free_res(&r);
     ctx = new_ctx();
-    expect(on_order(ops->release, &ctx, "order-1", &r), CL_CONFLICT, &ctx, "order_id");
+    expect(on_order(inventory_release, &ctx, "order-1", &r), CL_CONFLICT, &ctx, "order_id");
     assert_stock("MUG-1", 4, 0, 1);
 }
 
@@ -378,7 +380,7 @@ static void test_release_before_reserve_blocks_a_late_reserve(void **state)
 
     (void)state;
     set_stock("MUG-1", 5);
-    assert_int_equal(on_order(ops->release, &ctx, "order-9", &r), CL_OK);
+    assert_int_equal(on_order(inventory_release, &ctx, "order-9", &r), CL_OK);
     assert_string_equal(r.status, "released");
     assert_int_equal(r.lines.n, 0);
     free_res(&r);
@@ -393,11 +395,12 @@ static void test_commit_and_get_of_unknown_order_are_not_found(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    expect(on_order(ops->commit, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx, "order_id");
+    expect(on_order(inventory_commit, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx, "order_id");
     ctx = new_ctx();
-    expect(on_order(ops->get_reservation, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx, "order_id");
+    expect(on_order(inventory_get_reservation, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx,
+           "order_id");
     ctx = new_ctx();
-    expect(on_order(ops->get_reservation, &ctx, "bad id", &r), CL_INVALID, &ctx, "order_id");
+    expect(on_order(inventory_get_reservation, &ctx, "bad id", &r), CL_INVALID, &ctx, "order_id");
     assert_null(r.order_id);
 }
 
@@ -414,9 +417,9 @@ static void wait_expired(const char *order)
         cl_ctx ctx = new_ctx();
         bool expired;
 
-        assert_int_equal(ops->expire_reservations(&ctx, &none, &rep), CL_OK);
+        assert_int_equal(inventory_expire_reservations(module, &ctx, &none, &rep), CL_OK);
         ctx = new_ctx();
-        assert_int_equal(on_order(ops->get_reservation, &ctx, order, &r), CL_OK);
+        assert_int_equal(on_order(inventory_get_reservation, &ctx, order, &r), CL_OK);
         expired = strcmp(r.status, "expired") == 0;
         free_res(&r);
         if (expired) {
@@ -444,9 +447,9 @@ static void test_expired_reservation_gives_stock_back(void **state)
     /* Only the expired one gave its stock back. */
     assert_stock("MUG-1", 5, 1, 0);
     ctx = new_ctx();
-    expect(on_order(ops->commit, &ctx, "short", &r), CL_CONFLICT, &ctx, "order_id");
+    expect(on_order(inventory_commit, &ctx, "short", &r), CL_CONFLICT, &ctx, "order_id");
     ctx = new_ctx();
-    assert_int_equal(on_order(ops->commit, &ctx, "long", &r), CL_OK);
+    assert_int_equal(on_order(inventory_commit, &ctx, "long", &r), CL_OK);
     free_res(&r);
     assert_stock("MUG-1", 4, 0, 1);
 }
@@ -511,7 +514,7 @@ static void test_concurrent_reservations_never_oversell(void **state)
 
 #define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int inventory_contract_run(const char *binding_name, const inventory_ops *(*setup_fn)(void),
+int inventory_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                            void (*teardown_fn)(void))
 {
     const struct CMUnitTest tests[] = {

@@ -1,7 +1,8 @@
 /*
- * The inventory's contract suite: written once against inventory_ops, run against every
- * binding (local: contract_local.c; remote: contract_remote.c). It uses nothing but the
- * operations table, so a binding passes it exactly when callers cannot tell it apart.
+ * The inventory's contract suite: written once against inventory_ops (through a
+ * cl_handle), run against every binding (local: contract_local.c; remote:
+ * contract_remote.c; two instances in one process: contract_twins.c). It uses nothing but
+ * the operations table, so a binding passes it exactly when callers cannot tell it apart.
  */
 #ifndef INVENTORY_TESTS_CONTRACT_H
 #define INVENTORY_TESTS_CONTRACT_H
@@ -10,10 +11,10 @@
 
 /*
  * Runs every contract test as one cmocka group named after binding_name. Before each
- * test, setup must create a fresh, empty inventory and return its operations table (NULL
+ * test, setup must create a fresh, empty inventory and return its handle (NULL
  * on failure); teardown releases it afterwards. Returns the number of failed tests.
  */
-int inventory_contract_run(const char *binding_name, const inventory_ops *(*setup)(void),
+int inventory_contract_run(const char *binding_name, const cl_handle *(*setup)(void),
                            void (*teardown)(void));
 
 #endif /* INVENTORY_TESTS_CONTRACT_H */

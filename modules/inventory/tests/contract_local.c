@@ -7,9 +7,9 @@
 static test_local current;
 
 /* Each test gets its own database, so no test sees another's stock. */
-static const inventory_ops *local_setup(void)
+static const cl_handle *local_setup(void)
 {
-    return test_local_open(&current, &inventory_module, NULL) == 0 ? inventory_module.ops : NULL;
+    return test_local_open(&current, &inventory_module, NULL) == 0 ? &current.handle : NULL;
 }
 
 static void local_teardown(void)

@@ -10,9 +10,9 @@
 
 static test_service service;
 
-static const inventory_ops *remote_setup(void)
+static const cl_handle *remote_setup(void)
 {
-    return test_service_start(&service, &inventory_api, NULL) == 0 ? service.ops : NULL;
+    return test_service_start(&service, &inventory_api, NULL) == 0 ? &service.handle : NULL;
 }
 
 static void remote_teardown(void)

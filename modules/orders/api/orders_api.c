@@ -15,7 +15,10 @@ CL_TYPE_DEFINE(orders_order_ref, ORDERS_ORDER_REF)
 CL_TYPE_DEFINE(orders_order_query, ORDERS_ORDER_QUERY)
 CL_TYPE_DEFINE(orders_order_page, ORDERS_ORDER_PAGE)
 
+CL_TYPE_DEFINE(orders_order_confirmed, ORDERS_ORDER_CONFIRMED)
+
 CL_OPS_DEFINE(orders, ORDERS_OPERATIONS)
+CL_EVENTS_DEFINE(orders, ORDERS_EVENTS)
 CL_REMOTE_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
 
 /* Generated from cleave_module(orders DEPENDS ...) in modules/orders/CMakeLists.txt. */
@@ -38,7 +41,9 @@ const cl_module_api orders_api = {
     .depends = orders_depends,
     .routes = orders_rest_routes,
     .seed = orders_seed,
-    .remote_ops = orders_remote_ops,
+    .remote_ops = &orders_remote_ops,
+    .events = orders_events,
+    .nevents = sizeof(orders_events) / sizeof(orders_events[0]),
     .settings = orders_settings,
     .nsettings = sizeof(orders_settings) / sizeof(orders_settings[0]),
 };

@@ -20,7 +20,7 @@ static void reply_order(cl_http_req *req, int status, const orders_order *o)
 
 static void place_order(cl_http_req *req, void *arg)
 {
-    const orders_ops *ops = arg;
+    const cl_handle *module = arg;
     orders_order_input in = {0};
     orders_order o = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -32,7 +32,7 @@ static void place_order(cl_http_req *req, void *arg)
     }
     if (cl_schema_from_json(&orders_order_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
             CL_OK ||
-        ops->place_order(ctx, &in, &o) != CL_OK) {
+        orders_place_order(module, ctx, &in, &o) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -47,13 +47,13 @@ out:
 
 static void get_order(cl_http_req *req, void *arg)
 {
-    const orders_ops *ops = arg;
+    const cl_handle *module = arg;
     orders_order_ref ref = {0};
     orders_order o = {0};
     cl_ctx *ctx = cl_http_ctx(req);
 
     ref.id = (char *)cl_http_param(req, "id");
-    if (ops->get_order(ctx, &ref, &o) != CL_OK) {
+    if (orders_get_order(module, ctx, &ref, &o) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -63,7 +63,7 @@ static void get_order(cl_http_req *req, void *arg)
 
 static void list_orders(cl_http_req *req, void *arg)
 {
-    const orders_ops *ops = arg;
+    const cl_handle *module = arg;
     orders_order_query q = {0};
     orders_order_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -75,7 +75,7 @@ static void list_orders(cl_http_req *req, void *arg)
     if (cl_http_query_int(req, "limit", 1, ORDERS_MAX_LIMIT, &q.limit) < 0) {
         goto out;
     }
-    if (ops->list_orders(ctx, &q, &page) != CL_OK) {
+    if (orders_list_orders(module, ctx, &q, &page) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -85,9 +85,9 @@ out:
     cl_schema_free(&orders_order_query_type, &q);
 }
 
-cl_status orders_rest_routes(cl_router *r, const void *ops, cl_error *err)
+cl_status orders_rest_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
-    void *arg = (void *)ops; /* handlers only read through it */
+    void *arg = (void *)module; /* handlers only call through it */
     const cl_route routes[] = {
         {"POST", "/api/v1/orders", "orders:write", place_order, arg, NULL},
         {"GET", "/api/v1/orders", "orders:read", list_orders, arg, "status cursor limit"},

@@ -16,7 +16,7 @@
 #include "cleave/util.h"
 #include "internal.h"
 
-orders__env orders__deps;
+CL_LOCAL_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
 
 /* --- SQL (static storage: the statement cache is keyed by the text's address) --------- */
 
@@ -170,12 +170,9 @@ cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool histo
     return CL_OK;
 }
 
-static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+static cl_status acquire(struct orders_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
-    if (orders__deps.db == NULL) {
-        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "orders are not initialised");
-    }
-    return cl_db_acquire(orders__deps.db, ctx, conn, &ctx->err);
+    return cl_db_acquire(self->db, ctx, conn, &ctx->err);
 }
 
 /* --- validation ------------------------------------------------------------------- */
@@ -229,10 +226,10 @@ static cl_status check_input(cl_ctx *ctx, const orders_order_input *in)
 }
 
 /* A call context for a dependency: the caller's trace, a deadline of its own. */
-static void child_ctx(const cl_ctx *parent, cl_ctx *child)
+static void child_ctx(const struct orders_self *self, const cl_ctx *parent, cl_ctx *child)
 {
     int64_t left = cl_ctx_remaining_ms(parent);
-    int64_t t = orders__deps.call_timeout_ms;
+    int64_t t = self->call_timeout_ms;
 
     cl_ctx_init(child, left < t ? (left > 0 ? left : 1) : t);
     cl_strlcpy(child->request_id, parent->request_id, sizeof(child->request_id));
@@ -242,7 +239,8 @@ static void child_ctx(const cl_ctx *parent, cl_ctx *child)
 }
 
 /* Prices every line from the catalog into o (lines and total). */
-static cl_status price(cl_ctx *ctx, const orders_order_input *in, orders_order *o)
+static cl_status price(struct orders_self *self, cl_ctx *ctx, const orders_order_input *in,
+                       orders_order *o)
 {
     catalog_sku_query q = {0};
     catalog_product_list found = {0};
@@ -259,8 +257,8 @@ static cl_status price(cl_ctx *ctx, const orders_order_input *in, orders_order *
     for (size_t i = 0; i < in->lines.n; i++) {
         q.skus.v[i] = in->lines.v[i].sku; /* borrowed: freed by hand below */
     }
-    child_ctx(ctx, &call);
-    if (orders__deps.catalog->get_products_by_sku(&call, &q, &found) != CL_OK) {
+    child_ctx(self, ctx, &call);
+    if (catalog_get_products_by_sku(self->catalog, &call, &q, &found) != CL_OK) {
         ctx->err = call.err;
         if (call.err.status == CL_NOT_FOUND && strncmp(call.err.field, "skus[", 5) == 0) {
             unsigned long i = strtoul(call.err.field + 5, NULL, 10);
@@ -406,7 +404,8 @@ static cl_status lost_race(cl_ctx *ctx, cl_db_conn *conn, const orders_order_inp
 
 /* --- operations ------------------------------------------------------------------- */
 
-static cl_status orders_get_order(cl_ctx *ctx, const orders_order_ref *req, orders_order *resp)
+static cl_status orders_local_get_order(struct orders_self *self, cl_ctx *ctx,
+                                        const orders_order_ref *req, orders_order *resp)
 {
     cl_db_conn *conn = NULL;
     cl_status rc;
@@ -415,7 +414,7 @@ static cl_status orders_get_order(cl_ctx *ctx, const orders_order_ref *req, orde
         return cl_fail(ctx, CL_NOT_FOUND, "id", "order %s does not exist",
                        req->id != NULL ? req->id : "");
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = orders__load(ctx, conn, req->id, true, resp);
     }
@@ -423,7 +422,8 @@ static cl_status orders_get_order(cl_ctx *ctx, const orders_order_ref *req, orde
     return rc;
 }
 
-static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, orders_order *resp)
+static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
+                                          const orders_order_input *req, orders_order *resp)
 {
     orders_order o = {0};
     cl_db_conn *conn = NULL;
@@ -436,7 +436,7 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
     if (rc != CL_OK) {
         return rc;
     }
-    if (!orders__saga_accepting()) {
+    if (!orders__saga_accepting(self)) {
         return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the checkout saga is not running");
     }
     j = cl_schema_to_json(&orders_order_input_type, req);
@@ -445,7 +445,7 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
     if (request == NULL) {
         return oom(ctx);
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     /* A replay of a keyed request returns its order before anything is priced again. */
     if (rc == CL_OK && ctx->idempotency_key[0] != '\0') {
         rc = by_key(ctx, conn, req, request, id, &found);
@@ -456,7 +456,7 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
     if (rc == CL_OK) {
         cl_db_release(conn); /* no connection held while the catalog answers */
         conn = NULL;
-        rc = price(ctx, req, &o);
+        rc = price(self, ctx, req, &o);
     }
     if (rc == CL_OK) {
         /* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
@@ -473,7 +473,7 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
         }
     }
     if (rc == CL_OK) {
-        rc = acquire(ctx, &conn);
+        rc = acquire(self, ctx, &conn);
     }
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -494,8 +494,8 @@ static cl_status orders_place_order(cl_ctx *ctx, const orders_order_input *req, 
         /* Read back before the saga starts, so that the answer is the order as placed. */
         rc = orders__load(ctx, conn, id, true, resp);
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
-        cl_bus_crash_point(orders__deps.bus, "orders.after-place");
-        orders__saga_enqueue(id);
+        cl_bus_crash_point(self->bus, "orders.after-place");
+        orders__saga_enqueue(self, id);
     }
     goto out;
 replay:
@@ -524,8 +524,8 @@ static cl_status parse_cursor(cl_ctx *ctx, const char *s, int64_t *out)
     return CL_OK;
 }
 
-static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
-                                    orders_order_page *resp)
+static cl_status orders_local_list_orders(struct orders_self *self, cl_ctx *ctx,
+                                          const orders_order_query *req, orders_order_page *resp)
 {
     static const char *const statuses[] = {"pending", "compensating", "confirmed", "rejected"};
     orders_order_page page = {0};
@@ -555,7 +555,7 @@ static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
     if (ids == NULL) {
         return oom(ctx);
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = req->status != NULL ? cl_db_prepare_bind(ctx, conn, sql_page_status, &st, "sii",
                                                       req->status, after, limit)
@@ -591,64 +591,91 @@ static cl_status orders_list_orders(cl_ctx *ctx, const orders_order_query *req,
 
 /* --- lifecycle -------------------------------------------------------------------- */
 
-static cl_status orders_init(const cl_module_env *env, cl_error *err)
+static void orders_destroy(void *arg)
 {
+    struct orders_self *self = arg;
+
+    if (self == NULL) {
+        return;
+    }
+    orders__saga_fini(self);
+    free(self);
+}
+
+/* The modules the orders call, from the host; CL_INVALID naming what is missing. */
+static cl_status find_deps(const cl_module_env *env, struct orders_self *self, cl_error *err)
+{
+    if (env->module != NULL) {
+        self->catalog = env->module(env, "catalog");
+        self->inventory = env->module(env, "inventory");
+        self->payments = env->module(env, "payments");
+    }
+    if (self->catalog == NULL || self->inventory == NULL || self->payments == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "orders need the catalog, inventory and payments");
+    }
+    if (((const catalog_ops *)self->catalog->ops)->version < 2) {
+        return cl_error_set(err, CL_INVALID, NULL, "orders need catalog operations version 2");
+    }
+    return CL_OK;
+}
+
+static cl_status orders_create(const cl_module_env *env, void **out, cl_error *err)
+{
+    struct orders_self *self;
+    cl_status rc;
+
     if (env == NULL || env->db == NULL) {
         return cl_error_set(err, CL_INVALID, "db", "orders need their database");
-    }
-    if (env->module_ops == NULL) {
-        return cl_error_set(err, CL_INVALID, NULL,
-                            "orders need the catalog, inventory and payments");
-    }
-    memset(&orders__deps, 0, sizeof(orders__deps));
-    orders__deps.db = env->db;
-    orders__deps.bus = env->bus;
-    orders__deps.catalog = env->module_ops(env, "catalog");
-    orders__deps.inventory = env->module_ops(env, "inventory");
-    orders__deps.payments = env->module_ops(env, "payments");
-    if (orders__deps.catalog == NULL || orders__deps.inventory == NULL ||
-        orders__deps.payments == NULL) {
-        return cl_error_set(err, CL_INVALID, NULL,
-                            "orders need the catalog, inventory and payments");
-    }
-    if (orders__deps.catalog->version < 2) {
-        return cl_error_set(err, CL_INVALID, NULL, "orders need catalog operations version 2");
     }
     if (env->config == NULL) {
         return cl_error_set(err, CL_INVALID, "config", "orders need their configuration");
     }
+    self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    rc = find_deps(env, self, err);
+    if (rc != CL_OK) {
+        free(self);
+        return rc;
+    }
+    rc = orders__saga_init(self, err);
+    if (rc != CL_OK) {
+        free(self);
+        return rc;
+    }
+    self->db = env->db;
+    self->bus = env->bus;
     /* Declared in orders_api.c and validated in range when the configuration was loaded. */
-    orders__deps.step_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_STEP_TIMEOUT_MS");
-    orders__deps.call_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_CALL_TIMEOUT_MS");
-    orders__deps.workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS");
-    orders__deps.serving = env->serving;
+    self->step_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_STEP_TIMEOUT_MS");
+    self->call_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_CALL_TIMEOUT_MS");
+    self->workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS");
+    self->serving = env->serving;
+    *out = self;
     return CL_OK;
 }
 
-static cl_status orders_start(cl_error *err)
+static cl_status orders_start(void *arg, cl_error *err)
 {
-    return orders__deps.serving ? orders__saga_start(err) : CL_OK;
+    struct orders_self *self = arg;
+
+    return self->serving ? orders__saga_start(self, err) : CL_OK;
 }
 
-static void orders_stop(void)
+static void orders_stop(void *arg)
 {
-    orders__saga_stop();
+    orders__saga_stop(arg);
 }
-
-static const orders_ops orders_local_ops = {
-    .version = ORDERS_OPS_VERSION,
-    .place_order = orders_place_order,
-    .get_order = orders_get_order,
-    .list_orders = orders_list_orders,
-};
 
 const cl_module orders_module = {
     .abi = CL_MODULE_ABI,
     .name = "orders",
     .version = "1.0.0",
     .ops = &orders_local_ops,
-    .init = orders_init,
+    .create = orders_create,
     .start = orders_start,
     .stop = orders_stop,
+    .destroy = orders_destroy,
     .api = &orders_api,
 };

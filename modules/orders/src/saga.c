@@ -26,7 +26,6 @@
 #include "internal.h"
 
 #define QUEUE_MAX    10000
-#define MAX_WORKERS  64
 #define BACKOFF_BASE 20   /* ms, first retry */
 #define BACKOFF_MAX  1000 /* ms, longest wait between two attempts */
 #define FOREVER      (-1)
@@ -50,7 +49,8 @@ static const char *const step_names[S_COUNT] = {
 
 /* One order's saga as a worker runs it. */
 typedef struct saga {
-    orders_order o; /* as loaded (no history) */
+    struct orders_self *self; /* the instance whose executor runs it */
+    orders_order o;           /* as loaded (no history) */
     step next;
     char reason[48];
     char pay_id[ORDERS__ID_SIZE + 8];
@@ -58,33 +58,27 @@ typedef struct saga {
     char detail[400]; /* of the last failed call */
 } saga;
 
-typedef struct qnode {
-    struct qnode *next;
+typedef struct orders__qnode {
+    struct orders__qnode *next;
     char id[ORDERS__ID_SIZE];
 } qnode;
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv;
-static qnode *head, *tail;
-static size_t qlen;
-static bool running, stopping;
-static pthread_t threads[MAX_WORKERS];
-static int nthreads;
-
 /* --- the queue ----------------------------------------------------------------------- */
 
-bool orders__saga_accepting(void)
+bool orders__saga_accepting(struct orders_self *self)
 {
+    orders__executor *x = &self->saga;
     bool ok;
 
-    pthread_mutex_lock(&mu);
-    ok = running && !stopping && qlen < QUEUE_MAX;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_lock(&x->mu);
+    ok = x->running && !x->stopping && x->qlen < QUEUE_MAX;
+    pthread_mutex_unlock(&x->mu);
     return ok;
 }
 
-void orders__saga_enqueue(const char *id)
+void orders__saga_enqueue(struct orders_self *self, const char *id)
 {
+    orders__executor *x = &self->saga;
     qnode *n = calloc(1, sizeof(*n));
 
     if (n == NULL) {
@@ -92,29 +86,30 @@ void orders__saga_enqueue(const char *id)
         return;
     }
     cl_strlcpy(n->id, id, sizeof(n->id));
-    pthread_mutex_lock(&mu);
-    if (tail != NULL) {
-        tail->next = n;
+    pthread_mutex_lock(&x->mu);
+    if (x->tail != NULL) {
+        x->tail->next = n;
     } else {
-        head = n;
+        x->head = n;
     }
-    tail = n;
-    qlen++;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    x->tail = n;
+    x->qlen++;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
 }
 
 /* Waits ms unless the executor stops first; false when it stops. */
-static bool pause_ms(int64_t ms)
+static bool pause_ms(struct orders_self *self, int64_t ms)
 {
+    orders__executor *x = &self->saga;
     struct timespec until = cl_deadline_in(ms);
     bool go;
 
-    pthread_mutex_lock(&mu);
-    while (!stopping && pthread_cond_timedwait(&cv, &mu, &until) == 0) {
+    pthread_mutex_lock(&x->mu);
+    while (!x->stopping && pthread_cond_timedwait(&x->cv, &x->mu, &until) == 0) {
     }
-    go = !stopping;
-    pthread_mutex_unlock(&mu);
+    go = !x->stopping;
+    pthread_mutex_unlock(&x->mu);
     return go;
 }
 
@@ -130,32 +125,30 @@ static const char sql_advance[] =
     "UPDATE orders SET step = ?, status = ?, reason = COALESCE(?, reason), updated_at = ? "
     "WHERE id = ?";
 
-/* orders.order_confirmed {order_id, account_id, lines[{sku, quantity}], total}. */
-static cl_status publish_confirmed(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o)
+/* orders.order_confirmed (orders/orders.h): what o bought, from which account, for how much. */
+static cl_status publish_confirmed(struct orders_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                                   const orders_order *o)
 {
-    json_t *lines = json_array(), *payload;
+    orders_order_confirmed ev = {0};
     char key[ORDERS__ID_SIZE + 8];
     cl_status rc;
 
-    for (size_t i = 0; lines != NULL && i < o->lines.n; i++) {
-        if (json_array_append_new(lines,
-                                  json_pack("{s:s,s:I}", "sku", o->lines.v[i].sku, "quantity",
-                                            (json_int_t)o->lines.v[i].quantity)) != 0) {
-            json_decref(lines);
-            lines = NULL;
-        }
-    }
-    payload = lines != NULL
-                  ? json_pack("{s:s,s:s,s:o,s:{s:I,s:s}}", "order_id", o->id, "account_id",
-                              o->account_id, "lines", lines, "total", "amount",
-                              (json_int_t)o->total.amount, "currency", o->total.currency)
-                  : NULL;
-    if (payload == NULL) {
+    ev.lines.v = calloc(o->lines.n, sizeof(orders_line_input));
+    if (ev.lines.v == NULL) {
         return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
     }
+    ev.lines.n = o->lines.n;
+    /* Every string is borrowed from o: only the list itself is freed below. */
+    for (size_t i = 0; i < o->lines.n; i++) {
+        ev.lines.v[i].sku = o->lines.v[i].sku;
+        ev.lines.v[i].quantity = o->lines.v[i].quantity;
+    }
+    ev.order_id = o->id;
+    ev.account_id = o->account_id;
+    ev.total = o->total;
     snprintf(key, sizeof(key), "order:%s", o->id);
-    rc = cl_bus_publish(conn, ctx, "orders.order_confirmed", key, payload, &ctx->err);
-    json_decref(payload);
+    rc = self->bus != NULL ? orders_publish_order_confirmed(conn, ctx, key, &ev, &ctx->err) : CL_OK;
+    free(ev.lines.v);
     return rc;
 }
 
@@ -177,7 +170,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         cl_ctx_init(&ctx, 10000);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         cl_now_rfc3339(now);
-        rc = cl_db_acquire(orders__deps.db, &ctx, &conn, &ctx.err);
+        rc = cl_db_acquire(s->self->db, &ctx, &conn, &ctx.err);
         if (rc == CL_OK) {
             rc = cl_db_begin(conn, &ctx.err);
         }
@@ -191,9 +184,8 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         if (rc == CL_OK) {
             rc = orders__log(&ctx, conn, s->o.id, log_step, outcome, detail);
         }
-        if (rc == CL_OK && next == S_DONE && strcmp(status, "confirmed") == 0 &&
-            orders__deps.bus != NULL) {
-            rc = publish_confirmed(&ctx, conn, &s->o);
+        if (rc == CL_OK && next == S_DONE && strcmp(status, "confirmed") == 0) {
+            rc = publish_confirmed(s->self, &ctx, conn, &s->o);
         }
         if (rc == CL_OK) {
             rc = cl_db_commit(conn, &ctx.err);
@@ -205,7 +197,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         }
         cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, log_step,
                     ctx.err.message);
-        if (!pause_ms(backoff_ms(attempt))) {
+        if (!pause_ms(s->self, backoff_ms(attempt))) {
             return false;
         }
     }
@@ -218,7 +210,7 @@ static void note(saga *s, const char *log_step, const char *outcome, const char 
     cl_ctx ctx;
 
     cl_ctx_init(&ctx, 5000);
-    if (cl_db_acquire(orders__deps.db, &ctx, &conn, &ctx.err) == CL_OK &&
+    if (cl_db_acquire(s->self->db, &ctx, &conn, &ctx.err) == CL_OK &&
         orders__log(&ctx, conn, s->o.id, log_step, outcome, detail) != CL_OK) {
         cl_log_warn("orders", "order %s: %s", s->o.id, ctx.err.message);
     }
@@ -250,7 +242,7 @@ static cl_status call_reserve(saga *s, cl_ctx *ctx)
         req.lines.v[i].sku = s->o.lines.v[i].sku; /* borrowed */
         req.lines.v[i].quantity = s->o.lines.v[i].quantity;
     }
-    rc = orders__deps.inventory->reserve(ctx, &req, &r);
+    rc = inventory_reserve(s->self->inventory, ctx, &req, &r);
     free(req.lines.v);
     if (rc == CL_OK) {
         keep_status(s, r.status);
@@ -269,7 +261,7 @@ static cl_status call_authorize(saga *s, cl_ctx *ctx)
     req.account_id = s->o.account_id;
     req.order_id = s->o.id;
     req.amount = s->o.total;
-    rc = orders__deps.payments->authorize_payment(ctx, &req, &p);
+    rc = payments_authorize_payment(s->self->payments, ctx, &req, &p);
     if (rc == CL_OK) {
         keep_status(s, p.status);
         cl_schema_free(&payments_payment_type, &p);
@@ -281,8 +273,8 @@ static cl_status call_inventory(saga *s, cl_ctx *ctx, bool commit)
 {
     inventory_order_ref ref = {.order_id = s->o.id};
     inventory_reservation r = {0};
-    cl_status rc = commit ? orders__deps.inventory->commit(ctx, &ref, &r)
-                          : orders__deps.inventory->release(ctx, &ref, &r);
+    cl_status rc = commit ? inventory_commit(s->self->inventory, ctx, &ref, &r)
+                          : inventory_release(s->self->inventory, ctx, &ref, &r);
 
     if (rc == CL_OK) {
         keep_status(s, r.status);
@@ -305,8 +297,8 @@ static cl_status call_payment(saga *s, cl_ctx *ctx, bool capture)
 {
     payments_payment_ref ref = {.payment_id = s->pay_id};
     payments_payment p = {0};
-    cl_status rc = capture ? orders__deps.payments->capture_payment(ctx, &ref, &p)
-                           : orders__deps.payments->void_payment(ctx, &ref, &p);
+    cl_status rc = capture ? payments_capture_payment(s->self->payments, ctx, &ref, &p)
+                           : payments_void_payment(s->self->payments, ctx, &ref, &p);
 
     if (rc == CL_OK) {
         keep_status(s, p.status);
@@ -346,7 +338,7 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
         cl_ctx ctx;
         cl_status rc;
 
-        cl_ctx_init(&ctx, orders__deps.call_timeout_ms);
+        cl_ctx_init(&ctx, s->self->call_timeout_ms);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         cl_strlcpy(ctx.principal, "service:orders", sizeof(ctx.principal));
         snprintf(ctx.idempotency_key, sizeof(ctx.idempotency_key), "%s:%s", s->o.id,
@@ -369,15 +361,15 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
         if (budget_ms != FOREVER && cl_now_ms() - started >= budget_ms) {
             return true;
         }
-        if (!pause_ms(backoff_ms(attempt))) {
+        if (!pause_ms(s->self, backoff_ms(attempt))) {
             return false;
         }
     }
 }
 
-static void crash_point(const char *point)
+static void crash_point(const saga *s, const char *point)
 {
-    cl_bus_crash_point(orders__deps.bus, point);
+    cl_bus_crash_point(s->self->bus, point);
 }
 
 /* Starts the compensations at from: status compensating with reason. */
@@ -398,11 +390,11 @@ static bool run_step(saga *s)
 
     switch (s->next) {
     case S_RESERVE:
-        if (!call(s, S_RESERVE, orders__deps.step_timeout_ms, call_reserve, &rc, &err)) {
+        if (!call(s, S_RESERVE, s->self->step_timeout_ms, call_reserve, &rc, &err)) {
             return false;
         }
         if (rc == CL_OK) {
-            crash_point("orders.after-reserve");
+            crash_point(s, "orders.after-reserve");
             if (strcmp(s->got, "reserved") == 0 || strcmp(s->got, "committed") == 0) {
                 return persist(s, S_AUTHORIZE, "pending", NULL, "reserve", "ok", s->got);
             }
@@ -417,11 +409,11 @@ static bool run_step(saga *s)
                               : "reservation_refused",
                           S_RESERVE);
     case S_AUTHORIZE:
-        if (!call(s, S_AUTHORIZE, orders__deps.step_timeout_ms, call_authorize, &rc, &err)) {
+        if (!call(s, S_AUTHORIZE, s->self->step_timeout_ms, call_authorize, &rc, &err)) {
             return false;
         }
         if (rc == CL_OK) {
-            crash_point("orders.after-authorize");
+            crash_point(s, "orders.after-authorize");
             if (strcmp(s->got, "authorized") == 0 || strcmp(s->got, "captured") == 0) {
                 return persist(s, S_COMMIT, "pending", NULL, "authorize", "ok", s->pay_id);
             }
@@ -441,7 +433,7 @@ static bool run_step(saga *s)
             return false;
         }
         if (rc == CL_OK && strcmp(s->got, "committed") == 0) {
-            crash_point("orders.after-commit");
+            crash_point(s, "orders.after-commit");
             return persist(s, S_CAPTURE, "pending", NULL, "commit", "ok", s->got);
         }
         if (rc == CL_OK) {
@@ -454,7 +446,7 @@ static bool run_step(saga *s)
             return false;
         }
         if (rc == CL_OK) {
-            crash_point("orders.after-capture");
+            crash_point(s, "orders.after-capture");
             return persist(s, S_CONFIRM, "pending", NULL, "capture", "ok", s->got);
         }
         /*
@@ -464,13 +456,13 @@ static bool run_step(saga *s)
         cl_log_error("orders", "order %s: capture failed after commit: %s", s->o.id, s->detail);
         return persist(s, S_DONE, "rejected", "payment_voided", "capture", "failed", s->detail);
     case S_CONFIRM:
-        crash_point("orders.before-confirm");
+        crash_point(s, "orders.before-confirm");
         return persist(s, S_DONE, "confirmed", NULL, "confirm", "ok", "orders.order_confirmed");
     case S_VOID:
         if (!call(s, S_VOID, FOREVER, call_void, &rc, &err)) {
             return false;
         }
-        crash_point("orders.after-void");
+        crash_point(s, "orders.after-void");
         ok = rc == CL_OK || rc == CL_NOT_FOUND;
         return persist(s, S_RELEASE, "compensating", NULL, "void", ok ? "ok" : "failed",
                        rc == CL_OK          ? s->got
@@ -480,7 +472,7 @@ static bool run_step(saga *s)
         if (!call(s, S_RELEASE, FOREVER, call_release, &rc, &err)) {
             return false;
         }
-        crash_point("orders.after-release");
+        crash_point(s, "orders.after-release");
         return persist(s, S_REJECT, "compensating", NULL, "release", rc == CL_OK ? "ok" : "failed",
                        rc == CL_OK ? s->got : s->detail);
     case S_REJECT:
@@ -493,19 +485,20 @@ static bool run_step(saga *s)
 }
 
 /* Runs order id's saga from its recorded step to a final state, or until stop. */
-static void run(const char *id)
+static void run(struct orders_self *self, const char *id)
 {
     saga s;
     int attempt = 0;
 
     memset(&s, 0, sizeof(s));
+    s.self = self;
     for (;;) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
         cl_status rc;
 
         cl_ctx_init(&ctx, 10000);
-        rc = cl_db_acquire(orders__deps.db, &ctx, &conn, &ctx.err);
+        rc = cl_db_acquire(self->db, &ctx, &conn, &ctx.err);
         if (rc == CL_OK) {
             rc = orders__load(&ctx, conn, id, false, &s.o);
         }
@@ -517,7 +510,7 @@ static void run(const char *id)
             cl_log_error("orders", "order %s vanished from the saga queue", id);
             return;
         }
-        if (!pause_ms(backoff_ms(attempt++))) {
+        if (!pause_ms(self, backoff_ms(attempt++))) {
             return;
         }
     }
@@ -536,26 +529,28 @@ static void run(const char *id)
 
 static void *worker(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&mu);
-    while (!stopping) {
-        qnode *n = head;
+    struct orders_self *self = arg;
+    orders__executor *x = &self->saga;
+
+    pthread_mutex_lock(&x->mu);
+    while (!x->stopping) {
+        qnode *n = x->head;
 
         if (n == NULL) {
-            pthread_cond_wait(&cv, &mu);
+            pthread_cond_wait(&x->cv, &x->mu);
             continue;
         }
-        head = n->next;
-        if (head == NULL) {
-            tail = NULL;
+        x->head = n->next;
+        if (x->head == NULL) {
+            x->tail = NULL;
         }
-        qlen--;
-        pthread_mutex_unlock(&mu);
-        run(n->id);
+        x->qlen--;
+        pthread_mutex_unlock(&x->mu);
+        run(self, n->id);
         free(n);
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&x->mu);
     }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&x->mu);
     return NULL;
 }
 
@@ -565,7 +560,7 @@ static const char sql_in_flight[] =
     "SELECT id FROM orders WHERE status IN ('pending', 'compensating') ORDER BY seq";
 
 /* Queues every order whose saga is not final: they resume where they stopped. */
-static cl_status queue_in_flight(cl_error *err)
+static cl_status queue_in_flight(struct orders_self *self, cl_error *err)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -575,7 +570,7 @@ static cl_status queue_in_flight(cl_error *err)
     cl_status rc;
 
     cl_ctx_init(&ctx, 10000);
-    rc = cl_db_acquire(orders__deps.db, &ctx, &conn, &ctx.err);
+    rc = cl_db_acquire(self->db, &ctx, &conn, &ctx.err);
     if (rc == CL_OK) {
         rc = cl_db_prepare_bind(&ctx, conn, sql_in_flight, &st, "");
     }
@@ -583,7 +578,7 @@ static cl_status queue_in_flight(cl_error *err)
         rc = cl_stmt_step(st, &row, &ctx.err);
     }
     while (rc == CL_OK && row) {
-        orders__saga_enqueue(cl_stmt_text(st, 0));
+        orders__saga_enqueue(self, cl_stmt_text(st, 0));
         n++;
         rc = cl_stmt_step(st, &row, &ctx.err);
     }
@@ -598,53 +593,84 @@ static cl_status queue_in_flight(cl_error *err)
     return CL_OK;
 }
 
-cl_status orders__saga_start(cl_error *err)
+/* Frees every queued order id; the caller holds x->mu or runs alone. */
+static void drop_queue(orders__executor *x)
 {
-    cl_status rc;
+    while (x->head != NULL) {
+        qnode *n = x->head;
+        x->head = n->next;
+        free(n);
+    }
+    x->tail = NULL;
+    x->qlen = 0;
+}
 
-    if (running) {
-        return CL_OK;
+cl_status orders__saga_init(struct orders_self *self, cl_error *err)
+{
+    orders__executor *x = &self->saga;
+
+    if (pthread_mutex_init(&x->mu, NULL) != 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
     }
     /* pause_ms waits on a deadline of the monotonic clock. */
-    if (cl_cond_init_monotonic(&cv) != 0) {
-        return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga workers");
+    if (cl_cond_init_monotonic(&x->cv) != 0) {
+        pthread_mutex_destroy(&x->mu);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
     }
-    stopping = false;
-    rc = queue_in_flight(err);
+    return CL_OK;
+}
+
+void orders__saga_fini(struct orders_self *self)
+{
+    orders__executor *x = &self->saga;
+
+    drop_queue(x);
+    pthread_cond_destroy(&x->cv);
+    pthread_mutex_destroy(&x->mu);
+}
+
+cl_status orders__saga_start(struct orders_self *self, cl_error *err)
+{
+    orders__executor *x = &self->saga;
+    cl_status rc;
+
+    if (x->running) {
+        return CL_OK;
+    }
+    x->stopping = false;
+    rc = queue_in_flight(self, err);
     if (rc != CL_OK) {
-        pthread_cond_destroy(&cv);
+        drop_queue(x);
         return rc;
     }
-    running = true;
-    for (nthreads = 0; nthreads < orders__deps.workers && nthreads < MAX_WORKERS; nthreads++) {
-        if (pthread_create(&threads[nthreads], NULL, worker, NULL) != 0) {
-            orders__saga_stop();
+    x->running = true;
+    for (x->nthreads = 0; x->nthreads < self->workers && x->nthreads < ORDERS__MAX_WORKERS;
+         x->nthreads++) {
+        if (pthread_create(&x->threads[x->nthreads], NULL, worker, self) != 0) {
+            orders__saga_stop(self);
             return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga workers");
         }
     }
     return CL_OK;
 }
 
-void orders__saga_stop(void)
+void orders__saga_stop(struct orders_self *self)
 {
-    if (!running) {
+    orders__executor *x = &self->saga;
+
+    if (!x->running) {
         return;
     }
-    pthread_mutex_lock(&mu);
-    stopping = true;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i], NULL);
+    pthread_mutex_lock(&x->mu);
+    x->stopping = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < x->nthreads; i++) {
+        pthread_join(x->threads[i], NULL);
     }
-    nthreads = 0;
-    while (head != NULL) {
-        qnode *n = head;
-        head = n->next;
-        free(n);
-    }
-    tail = NULL;
-    qlen = 0;
-    pthread_cond_destroy(&cv);
-    running = false;
+    x->nthreads = 0;
+    pthread_mutex_lock(&x->mu);
+    drop_queue(x);
+    x->running = false;
+    pthread_mutex_unlock(&x->mu);
 }

@@ -1,5 +1,5 @@
 /*
- * The orders' contract suite (see contract.h): through the operations tables only.
+ * The orders' contract suite (see contract.h): through the modules' handles only.
  */
 #include "contract.h"
 
@@ -38,10 +38,11 @@ static int group_setup(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    if (binding_setup(&w) != 0 || w.orders->version < ORDERS_OPS_VERSION) {
+    if (binding_setup(&w) != 0 ||
+        ((const orders_ops *)w.orders->ops)->version < ORDERS_OPS_VERSION) {
         return -1;
     }
-    if (w.catalog->list_categories(&ctx, &none, &cats) != CL_OK || cats.items.n == 0) {
+    if (catalog_list_categories(w.catalog, &ctx, &none, &cats) != CL_OK || cats.items.n == 0) {
         fprintf(stderr, "setup: list_categories: %s\n", ctx.err.message);
         cl_schema_free(&catalog_category_list_type, &cats);
         return -1;
@@ -72,9 +73,9 @@ static void product(const char *sku, int64_t price, int64_t on_hand)
     in.price.amount = price;
     in.price.currency = "EUR";
     in.category = category;
-    assert_int_equal(w.catalog->create_product(&ctx, &in, &p), CL_OK);
+    assert_int_equal(catalog_create_product(w.catalog, &ctx, &in, &p), CL_OK);
     cl_schema_free(&catalog_product_type, &p);
-    assert_int_equal(w.inventory->set_stock(&ctx, &set, &s), CL_OK);
+    assert_int_equal(inventory_set_stock(w.inventory, &ctx, &set, &s), CL_OK);
     cl_schema_free(&inventory_stock_type, &s);
     assert_int_equal(w.replica_catch_up(), 0);
 }
@@ -82,14 +83,14 @@ static void product(const char *sku, int64_t price, int64_t on_hand)
 static void account(const char *id, int64_t deposit)
 {
     payments_account_input in = {.id = (char *)id, .owner = "Contract", .currency = "EUR"};
-    payments_deposit dep = {.account_id = (char *)id,
-                            .amount = {.amount = deposit, .currency = "EUR"}};
+    payments_deposit_request dep = {.account_id = (char *)id,
+                                    .amount = {.amount = deposit, .currency = "EUR"}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
-    assert_int_equal(w.payments->open_account(&ctx, &in, &a), CL_OK);
+    assert_int_equal(payments_open_account(w.payments, &ctx, &in, &a), CL_OK);
     cl_schema_free(&payments_account_type, &a);
-    assert_int_equal(w.payments->deposit(&ctx, &dep, &a), CL_OK);
+    assert_int_equal(payments_deposit(w.payments, &ctx, &dep, &a), CL_OK);
     cl_schema_free(&payments_account_type, &a);
 }
 
@@ -115,7 +116,7 @@ static void wait_final(const char *id, orders_order *out)
 
     for (;;) {
         cl_ctx ctx = new_ctx();
-        assert_int_equal(w.orders->get_order(&ctx, &ref, out), CL_OK);
+        assert_int_equal(orders_get_order(w.orders, &ctx, &ref, out), CL_OK);
         if (strcmp(out->status, "confirmed") == 0 || strcmp(out->status, "rejected") == 0) {
             return;
         }
@@ -141,7 +142,7 @@ static void test_place_prices_lines_and_the_saga_confirms(void **state)
     product("CT-A", 250, 5);
     product("CT-B", 1000, 5);
     account("ct-rich", 10000);
-    assert_int_equal(w.orders->place_order(&ctx, &in, &o), CL_OK);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in, &o), CL_OK);
     assert_non_null(o.id);
     assert_string_equal(o.status, "pending");
     assert_string_equal(o.account_id, "ct-rich");
@@ -175,7 +176,7 @@ static void test_out_of_stock_ends_rejected_with_its_reason(void **state)
     (void)state;
     product("CT-C", 100, 2);
     account("ct-short", 10000);
-    assert_int_equal(w.orders->place_order(&ctx, &in, &o), CL_OK);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in, &o), CL_OK);
     wait_final(o.id, &done);
     assert_string_equal(done.status, "rejected");
     assert_string_equal(done.reason, "out_of_stock");
@@ -188,7 +189,7 @@ static void expect_invalid(orders_order_input *in, const char *field)
     orders_order o = {0};
     cl_ctx ctx = new_ctx();
 
-    assert_int_equal(w.orders->place_order(&ctx, in, &o), CL_INVALID);
+    assert_int_equal(orders_place_order(w.orders, &ctx, in, &o), CL_INVALID);
     assert_string_equal(ctx.err.field, field);
     assert_null(o.id);
 }
@@ -227,9 +228,9 @@ static void test_unknown_sku_and_order_are_not_found(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    assert_int_equal(w.orders->place_order(&ctx, &in, &o), CL_NOT_FOUND);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in, &o), CL_NOT_FOUND);
     assert_string_equal(ctx.err.field, "lines[0].sku");
-    assert_int_equal(w.orders->get_order(&ctx, &ref, &o), CL_NOT_FOUND);
+    assert_int_equal(orders_get_order(w.orders, &ctx, &ref, &o), CL_NOT_FOUND);
     assert_null(o.id);
 }
 
@@ -245,11 +246,11 @@ static void test_idempotency_key_places_one_order(void **state)
     product("CT-D", 100, 10);
     account("ct-keyed", 10000);
     cl_strlcpy(ctx.idempotency_key, "contract-key-1", sizeof(ctx.idempotency_key));
-    assert_int_equal(w.orders->place_order(&ctx, &in, &a), CL_OK);
-    assert_int_equal(w.orders->place_order(&ctx, &in, &b), CL_OK);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in, &a), CL_OK);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in, &b), CL_OK);
     assert_string_equal(a.id, b.id);
     cl_schema_free(&orders_order_type, &b);
-    assert_int_equal(w.orders->place_order(&ctx, &in2, &b), CL_CONFLICT);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in2, &b), CL_CONFLICT);
     assert_string_equal(ctx.err.field, "idempotency_key");
     assert_string_equal(ctx.err.message, CL_IDEMPOTENCY_CONFLICT_DETAIL);
     wait_final(a.id, &b);
@@ -270,14 +271,14 @@ static void test_idempotency_key_is_scoped_to_the_account(void **state)
     account("ct-scope-a", 10000);
     account("ct-scope-b", 10000);
     cl_strlcpy(ctx.idempotency_key, "contract-key-scoped", sizeof(ctx.idempotency_key));
-    assert_int_equal(w.orders->place_order(&ctx, &in_a, &a), CL_OK);
-    if (w.orders->place_order(&ctx, &in_b, &b) != CL_OK) {
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in_a, &a), CL_OK);
+    if (orders_place_order(w.orders, &ctx, &in_b, &b) != CL_OK) {
         fail_msg("another account, same key: %s (%s)", cl_status_name(ctx.err.status),
                  ctx.err.message);
     }
     assert_string_not_equal(a.id, b.id);
     /* The first account's retry still replays its order. */
-    assert_int_equal(w.orders->place_order(&ctx, &in_a, &again), CL_OK);
+    assert_int_equal(orders_place_order(w.orders, &ctx, &in_a, &again), CL_OK);
     assert_string_equal(again.id, a.id);
     cl_schema_free(&orders_order_type, &again);
     wait_final(a.id, &again);
@@ -310,7 +311,7 @@ static void *race_with_key(void *arg)
 
     cl_strlcpy(ctx.idempotency_key, "contract-key-race", sizeof(ctx.idempotency_key));
     pthread_barrier_wait(me->start);
-    me->got = w.orders->place_order(&ctx, &in, &o);
+    me->got = orders_place_order(w.orders, &ctx, &in, &o);
     cl_strlcpy(me->id, o.id != NULL ? o.id : "", sizeof(me->id));
     cl_strlcpy(me->detail, ctx.err.message, sizeof(me->detail));
     cl_schema_free(&orders_order_type, &o);
@@ -375,7 +376,7 @@ static void test_list_filters_by_status_and_pages(void **state)
     q.status = "confirmed";
     do {
         cl_schema_free(&orders_order_page_type, &page);
-        assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_OK);
+        assert_int_equal(orders_list_orders(w.orders, &ctx, &q, &page), CL_OK);
         assert_true(page.items.n <= 1);
         for (size_t i = 0; i < page.items.n; i++) {
             assert_string_equal(page.items.v[i].status, "confirmed");
@@ -392,15 +393,15 @@ static void test_list_filters_by_status_and_pages(void **state)
     cl_schema_free(&orders_order_page_type, &page);
     q.cursor = NULL;
     q.limit = ORDERS_MAX_LIMIT + 1;
-    assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_INVALID);
+    assert_int_equal(orders_list_orders(w.orders, &ctx, &q, &page), CL_INVALID);
     assert_string_equal(ctx.err.field, "limit");
     q.limit = 0;
     q.status = "lost";
-    assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_INVALID);
+    assert_int_equal(orders_list_orders(w.orders, &ctx, &q, &page), CL_INVALID);
     assert_string_equal(ctx.err.field, "status");
     q.status = NULL;
     q.cursor = "x1";
-    assert_int_equal(w.orders->list_orders(&ctx, &q, &page), CL_INVALID);
+    assert_int_equal(orders_list_orders(w.orders, &ctx, &q, &page), CL_INVALID);
     assert_string_equal(ctx.err.field, "cursor");
 }
 

@@ -1,6 +1,7 @@
 /*
- * The orders' contract suite: written once against orders_ops, run against every binding
- * (local: contract_local.c; remote: contract_remote.c, a real cleave-orders process).
+ * The orders' contract suite: written once against orders_ops (through a cl_handle), run
+ * against every binding (local: contract_local.c; remote: contract_remote.c, a real
+ * cleave-orders process; twins: contract_twins.c, two local worlds in one process).
  * Orders call the catalog, inventory and payments, so a binding comes with theirs: the
  * suite makes its products, stock and accounts through them, never through SQL.
  */
@@ -13,10 +14,10 @@
 #include "payments/payments.h"
 
 typedef struct orders_contract_world {
-    const orders_ops *orders;
-    const catalog_ops *catalog;
-    const inventory_ops *inventory;
-    const payments_ops *payments;
+    const cl_handle *orders; /* each borrowed from the binding until teardown */
+    const cl_handle *catalog;
+    const cl_handle *inventory;
+    const cl_handle *payments;
     /*
      * Waits until the catalog's read replica, if any, has what the suite wrote: the orders
      * price lines from it, and a replica does not promise another caller's writes (ADR

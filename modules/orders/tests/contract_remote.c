@@ -55,10 +55,10 @@ static int remote_setup(orders_contract_world *w)
         upper[k] = '\0';
         snprintf(url_envs[i], sizeof(url_envs[i]), "CLEAVE_%s_URL=%s", upper, services[i].url);
     }
-    w->catalog = services[0].ops;
-    w->inventory = services[1].ops;
-    w->payments = services[2].ops;
-    w->orders = services[3].ops;
+    w->catalog = &services[0].handle;
+    w->inventory = &services[1].handle;
+    w->payments = &services[2].handle;
+    w->orders = &services[3].handle;
     w->replica_catch_up = remote_catch_up;
     return 0;
 }

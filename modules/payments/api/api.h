@@ -7,12 +7,12 @@
 /* The demo account the seed opens: walkthroughs and tests may name it. */
 #define PAYMENTS_DEMO_ACCOUNT "demo"
 
-/* Adds the public REST routes (/api/v1/accounts...) over ops. */
-cl_status payments_rest_routes(cl_router *r, const void *ops, cl_error *err);
+/* Adds the public REST routes (/api/v1/accounts...) over module. */
+cl_status payments_rest_routes(cl_router *r, const cl_handle *module, cl_error *err);
 /*
- * Opens the demo account (PAYMENTS_DEMO_ACCOUNT, EUR) with a deposit through ops when it
+ * Opens the demo account (PAYMENTS_DEMO_ACCOUNT, EUR) with a deposit through module when it
  * does not exist. *created receives 1 when it was opened, else 0.
  */
-cl_status payments_seed(const void *ops, cl_ctx *ctx, int *created);
+cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, int *created);
 
 #endif /* PAYMENTS_API_INTERNAL_H */

@@ -10,7 +10,7 @@ CL_TYPE_DEFINE(payments_account_input, PAYMENTS_ACCOUNT_INPUT)
 CL_TYPE_DEFINE(payments_entry, PAYMENTS_ENTRY)
 CL_TYPE_DEFINE(payments_account, PAYMENTS_ACCOUNT)
 CL_TYPE_DEFINE(payments_account_ref, PAYMENTS_ACCOUNT_REF)
-CL_TYPE_DEFINE(payments_deposit, PAYMENTS_DEPOSIT)
+CL_TYPE_DEFINE(payments_deposit_request, PAYMENTS_DEPOSIT)
 CL_TYPE_DEFINE(payments_authorization, PAYMENTS_AUTHORIZATION)
 CL_TYPE_DEFINE(payments_payment, PAYMENTS_PAYMENT)
 CL_TYPE_DEFINE(payments_payment_ref, PAYMENTS_PAYMENT_REF)
@@ -37,7 +37,7 @@ const cl_module_api payments_api = {
     .depends = payments_depends,
     .routes = payments_rest_routes,
     .seed = payments_seed,
-    .remote_ops = payments_remote_ops,
+    .remote_ops = &payments_remote_ops,
     .settings = payments_settings,
     .nsettings = sizeof(payments_settings) / sizeof(payments_settings[0]),
 };

@@ -17,7 +17,7 @@ static void reply_account(cl_http_req *req, int status, const payments_account *
 
 static void open_account(cl_http_req *req, void *arg)
 {
-    const payments_ops *ops = arg;
+    const cl_handle *module = arg;
     payments_account_input in = {0};
     payments_account a = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -29,7 +29,7 @@ static void open_account(cl_http_req *req, void *arg)
     }
     if (cl_schema_from_json(&payments_account_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
             CL_OK ||
-        ops->open_account(ctx, &in, &a) != CL_OK) {
+        payments_open_account(module, ctx, &in, &a) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -49,9 +49,9 @@ CL_TYPE_DEFINE(deposit_body, DEPOSIT_BODY)
 
 static void deposit(cl_http_req *req, void *arg)
 {
-    const payments_ops *ops = arg;
+    const cl_handle *module = arg;
     deposit_body in = {0};
-    payments_deposit dep = {0};
+    payments_deposit_request dep = {0};
     payments_account a = {0};
     cl_ctx *ctx = cl_http_ctx(req);
     json_t *body = NULL;
@@ -65,7 +65,7 @@ static void deposit(cl_http_req *req, void *arg)
     }
     dep.account_id = (char *)cl_http_param(req, "id");
     dep.amount = in.amount;
-    if (ops->deposit(ctx, &dep, &a) != CL_OK) {
+    if (payments_deposit(module, ctx, &dep, &a) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -78,7 +78,7 @@ out:
 
 static void get_account(cl_http_req *req, void *arg)
 {
-    const payments_ops *ops = arg;
+    const cl_handle *module = arg;
     payments_account_ref ref = {0};
     payments_account a = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -87,7 +87,7 @@ static void get_account(cl_http_req *req, void *arg)
     if (cl_http_query_int(req, "history_limit", 1, PAYMENTS_MAX_HISTORY, &ref.history_limit) < 0) {
         return;
     }
-    if (ops->get_account(ctx, &ref, &a) != CL_OK) {
+    if (payments_get_account(module, ctx, &ref, &a) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -95,9 +95,9 @@ static void get_account(cl_http_req *req, void *arg)
     cl_schema_free(&payments_account_type, &a);
 }
 
-cl_status payments_rest_routes(cl_router *r, const void *ops, cl_error *err)
+cl_status payments_rest_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
-    void *arg = (void *)ops; /* handlers only read through it */
+    void *arg = (void *)module; /* handlers only call through it */
     const cl_route routes[] = {
         {"POST", "/api/v1/accounts", "payments:write", open_account, arg, NULL},
         {"GET", "/api/v1/accounts/{id}", "payments:read", get_account, arg, "history_limit"},

@@ -60,10 +60,16 @@ cl_status payments__load_account(cl_ctx *ctx, cl_db_conn *conn, const char *id, 
 cl_status payments__load_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool use_snapshot,
                                  payments__payment_state *out);
 
-/* Whether the append that made a stream reach version is followed by a snapshot. */
-bool payments__snapshot_due(int64_t version);
+/*
+ * An instance of payments (cleave/module.h): everything it runs on. Made by create in
+ * payments.c; the store's functions read what they need of it.
+ */
+struct payments_self {
+    cl_db *db;              /* borrowed from the host for the instance's life */
+    int64_t snapshot_every; /* CLEAVE_PAYMENTS_SNAPSHOT_EVERY: >= 1, since it divides */
+};
 
-/* Changes the snapshot interval (tests); n >= 1. Not thread-safe: call before traffic. */
-void payments__set_snapshot_every(int64_t n);
+/* Whether the append that made a stream of self reach version is followed by a snapshot. */
+bool payments__snapshot_due(const struct payments_self *self, int64_t version);
 
 #endif /* PAYMENTS_SRC_INTERNAL_H */

@@ -21,8 +21,7 @@
 CL_TYPE_DEFINE(payments__account_state, PAYMENTS__ACCOUNT_STATE)
 CL_TYPE_DEFINE(payments__payment_state, PAYMENTS__PAYMENT_STATE)
 
-/* Borrowed from the host at init for the process's life. */
-static cl_db *payments_db;
+CL_LOCAL_DEFINE(payments, PAYMENTS_OPERATIONS, PAYMENTS_OPS_VERSION)
 
 /* A key is the caller's, for one operation on one resource (0002_idempotency_scope.sql). */
 static const char sql_idem_get[] =
@@ -72,12 +71,9 @@ static cl_status oom(cl_ctx *ctx)
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
 }
 
-static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+static cl_status acquire(const struct payments_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
-    if (payments_db == NULL) {
-        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "payments are not initialised");
-    }
-    return cl_db_acquire(payments_db, ctx, conn, &ctx->err);
+    return cl_db_acquire(self->db, ctx, conn, &ctx->err);
 }
 
 /* Steps st to its end. */
@@ -214,8 +210,8 @@ static cl_status append_event(cl_ctx *ctx, cl_db_conn *conn, const char *kind, c
  * snapshot up to date by reloading (the fold is the only place that knows the rules).
  * data is stolen.
  */
-static cl_status append_account(cl_ctx *ctx, cl_db_conn *conn, payments__account_state *a,
-                                const char *type, json_t *data)
+static cl_status append_account(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                                payments__account_state *a, const char *type, json_t *data)
 {
     char stream[PAYMENTS_ID_MAX + 16];
     char *id = NULL;
@@ -232,15 +228,15 @@ static cl_status append_account(cl_ctx *ctx, cl_db_conn *conn, payments__account
     if (rc == CL_OK) {
         rc = project_account(ctx, conn, a);
     }
-    if (rc == CL_OK && payments__snapshot_due(a->version)) {
+    if (rc == CL_OK && payments__snapshot_due(self, a->version)) {
         rc = snapshot(ctx, conn, stream, &payments__account_state_type, a, a->version);
     }
     return rc;
 }
 
 /* As append_account, for a payment's stream. */
-static cl_status append_payment(cl_ctx *ctx, cl_db_conn *conn, payments__payment_state *p,
-                                const char *type, json_t *data)
+static cl_status append_payment(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                                payments__payment_state *p, const char *type, json_t *data)
 {
     char stream[PAYMENTS_ID_MAX + 16];
     char *id = NULL;
@@ -257,7 +253,7 @@ static cl_status append_payment(cl_ctx *ctx, cl_db_conn *conn, payments__payment
     if (rc == CL_OK) {
         rc = project_payment(ctx, conn, p);
     }
-    if (rc == CL_OK && payments__snapshot_due(p->version)) {
+    if (rc == CL_OK && payments__snapshot_due(self, p->version)) {
         rc = snapshot(ctx, conn, stream, &payments__payment_state_type, p, p->version);
     }
     return rc;
@@ -384,7 +380,8 @@ static cl_status payment_view(cl_ctx *ctx, const payments__payment_state *p, pay
 
 /* --- the write runner: transaction + idempotency key ----------------------------------- */
 
-typedef cl_status (*command)(cl_ctx *ctx, cl_db_conn *conn, const void *req, void *resp);
+typedef cl_status (*command)(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                             const void *req, void *resp);
 
 /* Where a write happens: what an idempotency key is scoped to, besides its caller. */
 typedef struct write_scope {
@@ -451,8 +448,9 @@ static cl_status store_outcome(cl_ctx *ctx, cl_db_conn *conn, const write_scope 
  * one key: the loser's write fails with a conflict (its stream append or the key's row,
  * after the winner commits), and the winner's stored outcome answers it instead.
  */
-static cl_status run_write(cl_ctx *ctx, const write_scope *scope, const cl_type *req_t,
-                           const void *req, const cl_type *resp_t, void *resp, command cmd)
+static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const write_scope *scope,
+                           const cl_type *req_t, const void *req, const cl_type *resp_t, void *resp,
+                           command cmd)
 {
     const bool keyed = ctx->idempotency_key[0] != '\0';
     void *tmp = calloc(1, resp_t->size);
@@ -466,7 +464,7 @@ static cl_status run_write(cl_ctx *ctx, const write_scope *scope, const cl_type 
     if (tmp == NULL) {
         return oom(ctx);
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
@@ -477,7 +475,7 @@ static cl_status run_write(cl_ctx *ctx, const write_scope *scope, const cl_type 
     }
     if (rc == CL_OK && !replayed) {
         ran = true;
-        rc = cmd(ctx, conn, req, tmp);
+        rc = cmd(self, ctx, conn, req, tmp);
         if (rc == CL_OK && keyed) {
             resp_text = dump(resp_t, tmp);
             rc =
@@ -515,7 +513,8 @@ static cl_status run_write(cl_ctx *ctx, const write_scope *scope, const cl_type 
 
 /* --- accounts --------------------------------------------------------------------------- */
 
-static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void *resp)
+static cl_status cmd_open(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                          const void *req_, void *resp)
 {
     const payments_account_input *req = req_;
     payments__account_state a = {0};
@@ -546,7 +545,7 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
         rc = cl_fail(ctx, CL_CONFLICT, "id", "account %s exists already", id);
     }
     if (rc == CL_OK) {
-        rc = append_account(ctx, conn, &a, "account_opened",
+        rc = append_account(self, ctx, conn, &a, "account_opened",
                             json_pack("{s:s,s:s}", "owner", req->owner, "currency", req->currency));
     }
     if (rc == CL_OK) {
@@ -556,13 +555,14 @@ static cl_status cmd_open(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void 
     return rc;
 }
 
-static cl_status payments_open_account(cl_ctx *ctx, const payments_account_input *req,
-                                       payments_account *resp)
+static cl_status payments_local_open_account(struct payments_self *self, cl_ctx *ctx,
+                                             const payments_account_input *req,
+                                             payments_account *resp)
 {
     const write_scope scope = {"open_account", req->id};
 
-    return run_write(ctx, &scope, &payments_account_input_type, req, &payments_account_type, resp,
-                     cmd_open);
+    return run_write(self, ctx, &scope, &payments_account_input_type, req, &payments_account_type,
+                     resp, cmd_open);
 }
 
 /* Loads an existing account, or CL_NOT_FOUND naming field. */
@@ -580,9 +580,10 @@ static cl_status existing_account(cl_ctx *ctx, cl_db_conn *conn, const char *id,
     return rc;
 }
 
-static cl_status cmd_deposit(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void *resp)
+static cl_status cmd_deposit(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                             const void *req_, void *resp)
 {
-    const payments_deposit *req = req_;
+    const payments_deposit_request *req = req_;
     payments__account_state a = {0};
     cl_status rc;
 
@@ -596,7 +597,7 @@ static cl_status cmd_deposit(cl_ctx *ctx, cl_db_conn *conn, const void *req_, vo
                      req->expected_version.v);
     }
     if (rc == CL_OK) {
-        rc = append_account(ctx, conn, &a, "funds_deposited",
+        rc = append_account(self, ctx, conn, &a, "funds_deposited",
                             json_pack("{s:I}", "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
@@ -606,13 +607,13 @@ static cl_status cmd_deposit(cl_ctx *ctx, cl_db_conn *conn, const void *req_, vo
     return rc;
 }
 
-static cl_status payments_deposit_op(cl_ctx *ctx, const payments_deposit *req,
-                                     payments_account *resp)
+static cl_status payments_local_deposit(struct payments_self *self, cl_ctx *ctx,
+                                        const payments_deposit_request *req, payments_account *resp)
 {
     const write_scope scope = {"deposit", req->account_id};
 
-    return run_write(ctx, &scope, &payments_deposit_type, req, &payments_account_type, resp,
-                     cmd_deposit);
+    return run_write(self, ctx, &scope, &payments_deposit_request_type, req, &payments_account_type,
+                     resp, cmd_deposit);
 }
 
 /* Reads account id from its projection into *a; CL_NOT_FOUND naming "id". */
@@ -650,8 +651,8 @@ static cl_status read_balance(cl_ctx *ctx, cl_db_conn *conn, const char *id,
     return rc;
 }
 
-static cl_status payments_get_account(cl_ctx *ctx, const payments_account_ref *req,
-                                      payments_account *resp)
+static cl_status payments_local_get_account(struct payments_self *self, cl_ctx *ctx,
+                                            const payments_account_ref *req, payments_account *resp)
 {
     payments__account_state a = {0};
     cl_db_conn *conn = NULL;
@@ -666,7 +667,7 @@ static cl_status payments_get_account(cl_ctx *ctx, const payments_account_ref *r
         return cl_fail(ctx, CL_INVALID, "history_limit", "history_limit must be 0 to %d",
                        PAYMENTS_MAX_HISTORY);
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     /* A transaction, so that the balance and its history are one snapshot of the ledger. */
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -689,7 +690,8 @@ static bool str_eq(const char *a, const char *b)
     return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
 }
 
-static cl_status cmd_authorize(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void *resp)
+static cl_status cmd_authorize(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                               const void *req_, void *resp)
 {
     const payments_authorization *req = req_;
     payments__payment_state p = {0};
@@ -734,11 +736,11 @@ static cl_status cmd_authorize(cl_ctx *ctx, cl_db_conn *conn, const void *req_, 
     }
     if (rc == CL_OK) {
         rc = append_account(
-            ctx, conn, &a, "funds_held",
+            self, ctx, conn, &a, "funds_held",
             json_pack("{s:s,s:I}", "payment_id", id, "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
-        rc = append_payment(ctx, conn, &p, "payment_authorized",
+        rc = append_payment(self, ctx, conn, &p, "payment_authorized",
                             json_pack("{s:s,s:s?,s:I,s:s}", "account_id", req->account_id,
                                       "order_id", req->order_id, "amount",
                                       (json_int_t)req->amount.amount, "currency", a.currency));
@@ -752,13 +754,14 @@ out:
     return rc;
 }
 
-static cl_status payments_authorize(cl_ctx *ctx, const payments_authorization *req,
-                                    payments_payment *resp)
+static cl_status payments_local_authorize_payment(struct payments_self *self, cl_ctx *ctx,
+                                                  const payments_authorization *req,
+                                                  payments_payment *resp)
 {
     const write_scope scope = {"authorize_payment", req->account_id};
 
-    return run_write(ctx, &scope, &payments_authorization_type, req, &payments_payment_type, resp,
-                     cmd_authorize);
+    return run_write(self, ctx, &scope, &payments_authorization_type, req, &payments_payment_type,
+                     resp, cmd_authorize);
 }
 
 /* Loads an existing payment, or CL_NOT_FOUND naming payment_id. */
@@ -781,9 +784,9 @@ static cl_status existing_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id,
  * (with the held amount) to its account; from done_status (or "refunded" for capture)
  * return the payment unchanged; from anything else CL_CONFLICT.
  */
-static cl_status settle(cl_ctx *ctx, cl_db_conn *conn, const payments_payment_ref *req,
-                        const char *event, const char *account_event, const char *done_status,
-                        payments_payment *resp)
+static cl_status settle(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                        const payments_payment_ref *req, const char *event,
+                        const char *account_event, const char *done_status, payments_payment *resp)
 {
     payments__payment_state p = {0};
     payments__account_state a = {0};
@@ -805,13 +808,13 @@ static cl_status settle(cl_ctx *ctx, cl_db_conn *conn, const payments_payment_re
     }
     rc = existing_account(ctx, conn, p.account_id, "account_id", &a);
     if (rc == CL_OK) {
-        rc = append_payment(ctx, conn, &p, event,
+        rc = append_payment(self, ctx, conn, &p, event,
                             capture ? json_pack("{s:I}", "amount", (json_int_t)p.amount)
                                     : json_object());
     }
     if (rc == CL_OK) {
         rc = append_account(
-            ctx, conn, &a, account_event,
+            self, ctx, conn, &a, account_event,
             json_pack("{s:s,s:I}", "payment_id", p.id, "amount", (json_int_t)p.amount));
     }
     if (rc == CL_OK) {
@@ -823,34 +826,40 @@ out:
     return rc;
 }
 
-static cl_status cmd_capture(cl_ctx *ctx, cl_db_conn *conn, const void *req, void *resp)
+static cl_status cmd_capture(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                             const void *req, void *resp)
 {
-    return settle(ctx, conn, req, "payment_captured", "hold_captured", "captured", resp);
+    return settle(self, ctx, conn, req, "payment_captured", "hold_captured", "captured", resp);
 }
 
-static cl_status cmd_void(cl_ctx *ctx, cl_db_conn *conn, const void *req, void *resp)
+static cl_status cmd_void(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                          const void *req, void *resp)
 {
-    return settle(ctx, conn, req, "payment_voided", "hold_released", "voided", resp);
+    return settle(self, ctx, conn, req, "payment_voided", "hold_released", "voided", resp);
 }
 
-static cl_status payments_capture(cl_ctx *ctx, const payments_payment_ref *req,
-                                  payments_payment *resp)
+static cl_status payments_local_capture_payment(struct payments_self *self, cl_ctx *ctx,
+                                                const payments_payment_ref *req,
+                                                payments_payment *resp)
 {
     const write_scope scope = {"capture_payment", req->payment_id};
 
-    return run_write(ctx, &scope, &payments_payment_ref_type, req, &payments_payment_type, resp,
-                     cmd_capture);
+    return run_write(self, ctx, &scope, &payments_payment_ref_type, req, &payments_payment_type,
+                     resp, cmd_capture);
 }
 
-static cl_status payments_void(cl_ctx *ctx, const payments_payment_ref *req, payments_payment *resp)
+static cl_status payments_local_void_payment(struct payments_self *self, cl_ctx *ctx,
+                                             const payments_payment_ref *req,
+                                             payments_payment *resp)
 {
     const write_scope scope = {"void_payment", req->payment_id};
 
-    return run_write(ctx, &scope, &payments_payment_ref_type, req, &payments_payment_type, resp,
-                     cmd_void);
+    return run_write(self, ctx, &scope, &payments_payment_ref_type, req, &payments_payment_type,
+                     resp, cmd_void);
 }
 
-static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, void *resp)
+static cl_status cmd_refund(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                            const void *req_, void *resp)
 {
     const payments_refund *req = req_;
     payments__payment_state p = {0};
@@ -876,12 +885,12 @@ static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, voi
         rc = existing_account(ctx, conn, p.account_id, "account_id", &a);
     }
     if (rc == CL_OK) {
-        rc = append_payment(ctx, conn, &p, "payment_refunded",
+        rc = append_payment(self, ctx, conn, &p, "payment_refunded",
                             json_pack("{s:I}", "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
         rc = append_account(
-            ctx, conn, &a, "funds_refunded",
+            self, ctx, conn, &a, "funds_refunded",
             json_pack("{s:s,s:I}", "payment_id", p.id, "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
@@ -892,11 +901,12 @@ static cl_status cmd_refund(cl_ctx *ctx, cl_db_conn *conn, const void *req_, voi
     return rc;
 }
 
-static cl_status payments_refund_op(cl_ctx *ctx, const payments_refund *req, payments_payment *resp)
+static cl_status payments_local_refund_payment(struct payments_self *self, cl_ctx *ctx,
+                                               const payments_refund *req, payments_payment *resp)
 {
     const write_scope scope = {"refund_payment", req->payment_id};
 
-    return run_write(ctx, &scope, &payments_refund_type, req, &payments_payment_type, resp,
+    return run_write(self, ctx, &scope, &payments_refund_type, req, &payments_payment_type, resp,
                      cmd_refund);
 }
 
@@ -920,8 +930,8 @@ static cl_status read_payment_row(cl_ctx *ctx, cl_stmt *st, payments__payment_st
     return CL_OK;
 }
 
-static cl_status payments_get_payment(cl_ctx *ctx, const payments_payment_ref *req,
-                                      payments_payment *resp)
+static cl_status payments_local_get_payment(struct payments_self *self, cl_ctx *ctx,
+                                            const payments_payment_ref *req, payments_payment *resp)
 {
     payments__payment_state p = {0};
     cl_db_conn *conn = NULL;
@@ -932,7 +942,7 @@ static cl_status payments_get_payment(cl_ctx *ctx, const payments_payment_ref *r
 
     rc = check_id(ctx, req->payment_id, "payment_id");
     if (rc == CL_OK) {
-        rc = acquire(ctx, &conn);
+        rc = acquire(self, ctx, &conn);
     }
     if (rc == CL_OK) {
         rc = cl_db_prepare_bind(ctx, conn, sql_get_payment, &st, "s", req->payment_id);
@@ -1078,7 +1088,9 @@ static cl_status replay(cl_ctx *ctx, cl_db_conn *conn, const char *stream)
     return rc;
 }
 
-static cl_status payments_rebuild(cl_ctx *ctx, const cl_empty *req, payments_rebuild_report *resp)
+static cl_status payments_local_rebuild_projections(struct payments_self *self, cl_ctx *ctx,
+                                                    const cl_empty *req,
+                                                    payments_rebuild_report *resp)
 {
     payments_rebuild_report r = {0};
     stream_list streams = {0};
@@ -1090,7 +1102,7 @@ static cl_status payments_rebuild(cl_ctx *ctx, const cl_empty *req, payments_reb
     cl_status rc;
 
     (void)req;
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     /* One transaction: readers see the old projections or the new, never a half. */
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -1137,40 +1149,50 @@ static cl_status payments_rebuild(cl_ctx *ctx, const cl_empty *req, payments_reb
 
 /* --- the module ---------------------------------------------------------------------------- */
 
-static cl_status payments_init(const cl_module_env *env, cl_error *err)
+static void payments_destroy(void *self)
 {
+    free(self);
+}
+
+static cl_status payments_create(const cl_module_env *env, void **out, cl_error *err)
+{
+    struct payments_self *self;
+    int64_t snapshot_every;
+
     if (env == NULL || env->db == NULL) {
         return cl_error_set(err, CL_INVALID, "db", "payments need their database");
     }
-    payments_db = env->db;
     if (env->config == NULL) {
         return cl_error_set(err, CL_INVALID, "config", "payments need their configuration");
     }
-    /* Declared in payments_api.c and validated in range when the configuration was loaded. */
-    payments__set_snapshot_every(cl_config_int(env->config, "CLEAVE_PAYMENTS_SNAPSHOT_EVERY"));
+    /*
+     * Declared in payments_api.c and validated in range when the configuration was loaded;
+     * 0 only from a configuration loaded without the payments' settings, which cannot run
+     * them (the interval divides).
+     */
+    snapshot_every = cl_config_int(env->config, "CLEAVE_PAYMENTS_SNAPSHOT_EVERY");
+    if (snapshot_every < 1) {
+        return cl_error_set(err, CL_INVALID, "CLEAVE_PAYMENTS_SNAPSHOT_EVERY",
+                            "CLEAVE_PAYMENTS_SNAPSHOT_EVERY must be at least 1");
+    }
+    self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    self->db = env->db;
+    self->snapshot_every = snapshot_every;
+    *out = self;
     return CL_OK;
 }
-
-static const payments_ops payments_local_ops = {
-    .version = PAYMENTS_OPS_VERSION,
-    .open_account = payments_open_account,
-    .deposit = payments_deposit_op,
-    .get_account = payments_get_account,
-    .authorize_payment = payments_authorize,
-    .capture_payment = payments_capture,
-    .void_payment = payments_void,
-    .refund_payment = payments_refund_op,
-    .get_payment = payments_get_payment,
-    .rebuild_projections = payments_rebuild,
-};
 
 const cl_module payments_module = {
     .abi = CL_MODULE_ABI,
     .name = "payments",
     .version = "1.0.0",
     .ops = &payments_local_ops,
-    .init = payments_init,
+    .create = payments_create,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .destroy = payments_destroy,
     .api = &payments_api,
 };

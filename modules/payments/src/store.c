@@ -14,20 +14,12 @@
 
 #include "internal.h"
 
-/* CLEAVE_PAYMENTS_SNAPSHOT_EVERY, set at init; never 0, since it divides. */
-static int64_t snapshot_every = 1;
-
 static const char sql_head[] = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?";
 static const char sql_append[] =
     "INSERT INTO events (stream_id, version, type, data, occurred_at) VALUES (?, ?, ?, ?, ?)";
 static const char sql_snapshot_get[] = "SELECT version, state FROM snapshots WHERE stream_id = ?";
 static const char sql_events_after[] = "SELECT version, type, data, occurred_at FROM events "
                                        "WHERE stream_id = ? AND version > ? ORDER BY version";
-
-void payments__set_snapshot_every(int64_t n)
-{
-    snapshot_every = n >= 1 ? n : 1;
-}
 
 static cl_status oom(cl_ctx *ctx)
 {
@@ -274,7 +266,7 @@ cl_status payments__load_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id, 
     return rc;
 }
 
-bool payments__snapshot_due(int64_t version)
+bool payments__snapshot_due(const struct payments_self *self, int64_t version)
 {
-    return version % snapshot_every == 0;
+    return version % self->snapshot_every == 0;
 }

@@ -18,22 +18,24 @@
 #define CALL_TIMEOUT_MS 30000
 #define RACERS          8
 
-static const payments_ops *(*binding_setup)(void);
+static const cl_handle *(*binding_setup)(void);
 static void (*binding_teardown)(void);
-static const payments_ops *ops;
+static const cl_handle *module;
 
 static int setup(void **state)
 {
     (void)state;
-    ops = binding_setup();
-    return ops != NULL && ops->version >= PAYMENTS_OPS_VERSION ? 0 : -1;
+    module = binding_setup();
+    return module != NULL && ((const payments_ops *)module->ops)->version >= PAYMENTS_OPS_VERSION
+               ? 0
+               : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
     binding_teardown();
-    ops = NULL;
+    module = NULL;
     return 0;
 }
 
@@ -77,12 +79,12 @@ static void open_with(const char *id, int64_t deposit)
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
-    ok(ops->open_account(&ctx, &in, &a), &ctx);
+    ok(payments_open_account(module, &ctx, &in, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     if (deposit > 0) {
-        payments_deposit d = {.account_id = (char *)id, .amount = {deposit, "EUR"}};
+        payments_deposit_request d = {.account_id = (char *)id, .amount = {deposit, "EUR"}};
         ctx = new_ctx();
-        ok(ops->deposit(&ctx, &d, &a), &ctx);
+        ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
     }
 }
@@ -98,7 +100,7 @@ static balance get_balance(const char *id)
     cl_ctx ctx = new_ctx();
     balance b;
 
-    ok(ops->get_account(&ctx, &ref, &a), &ctx);
+    ok(payments_get_account(module, &ctx, &ref, &a), &ctx);
     assert_string_equal(a.available.currency, a.currency);
     assert_string_equal(a.held.currency, a.currency);
     b.available = a.available.amount;
@@ -124,23 +126,23 @@ static cl_status authorize(cl_ctx *ctx, const char *pid, const char *account, in
                                  .order_id = "order-1",
                                  .amount = {amount, "EUR"}};
 
-    return ops->authorize_payment(ctx, &in, out);
+    return payments_authorize_payment(module, ctx, &in, out);
 }
 
-static cl_status on_payment(cl_status (*op)(cl_ctx *, const payments_payment_ref *,
-                                            payments_payment *),
+static cl_status on_payment(cl_status (*op)(const cl_handle *, cl_ctx *,
+                                            const payments_payment_ref *, payments_payment *),
                             cl_ctx *ctx, const char *pid, payments_payment *out)
 {
     payments_payment_ref ref = {.payment_id = (char *)pid};
 
-    return op(ctx, &ref, out);
+    return op(module, ctx, &ref, out);
 }
 
 static cl_status refund(cl_ctx *ctx, const char *pid, int64_t amount, payments_payment *out)
 {
     payments_refund in = {.payment_id = (char *)pid, .amount = {amount, "EUR"}};
 
-    return ops->refund_payment(ctx, &in, out);
+    return payments_refund_payment(module, ctx, &in, out);
 }
 
 static void free_pay(payments_payment *p)
@@ -158,7 +160,7 @@ static void test_open_account_then_get(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    ok(ops->open_account(&ctx, &in, &a), &ctx);
+    ok(payments_open_account(module, &ctx, &in, &a), &ctx);
     assert_non_null(a.id);
     assert_string_equal(a.owner, "Bea");
     assert_string_equal(a.currency, "USD");
@@ -170,7 +172,7 @@ static void test_open_account_then_get(void **state)
     assert_string_equal(a.history.v[0].type, "account_opened");
     ref.id = a.id;
     ctx = new_ctx();
-    ok(ops->get_account(&ctx, &ref, &b), &ctx);
+    ok(payments_get_account(module, &ctx, &ref, &b), &ctx);
     assert_string_equal(b.id, a.id);
     assert_int_equal(b.version, 1);
     assert_string_equal(b.updated_at, a.updated_at);
@@ -185,20 +187,20 @@ static void test_open_account_rejects_bad_input_and_taken_ids(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    expect(ops->open_account(&ctx, &in, &a), CL_INVALID, &ctx, "owner");
+    expect(payments_open_account(module, &ctx, &in, &a), CL_INVALID, &ctx, "owner");
     in.owner = "Ann";
     in.currency = "eur";
     ctx = new_ctx();
-    expect(ops->open_account(&ctx, &in, &a), CL_INVALID, &ctx, "currency");
+    expect(payments_open_account(module, &ctx, &in, &a), CL_INVALID, &ctx, "currency");
     in.currency = "EUR";
     in.id = "has space";
     ctx = new_ctx();
-    expect(ops->open_account(&ctx, &in, &a), CL_INVALID, &ctx, "id");
+    expect(payments_open_account(module, &ctx, &in, &a), CL_INVALID, &ctx, "id");
     assert_null(a.id);
     open_with("acc-1", 0);
     in.id = "acc-1";
     ctx = new_ctx();
-    expect(ops->open_account(&ctx, &in, &a), CL_CONFLICT, &ctx, "id");
+    expect(payments_open_account(module, &ctx, &in, &a), CL_CONFLICT, &ctx, "id");
     assert_int_equal(get_balance("acc-1").version, 1);
 }
 
@@ -209,15 +211,15 @@ static void test_get_unknown_account_is_not_found(void **state)
     cl_ctx ctx = new_ctx();
 
     (void)state;
-    expect(ops->get_account(&ctx, &ref, &a), CL_NOT_FOUND, &ctx, "id");
+    expect(payments_get_account(module, &ctx, &ref, &a), CL_NOT_FOUND, &ctx, "id");
     ref.history_limit = PAYMENTS_MAX_HISTORY + 1;
     ctx = new_ctx();
-    expect(ops->get_account(&ctx, &ref, &a), CL_INVALID, &ctx, "history_limit");
+    expect(payments_get_account(module, &ctx, &ref, &a), CL_INVALID, &ctx, "history_limit");
 }
 
 static void test_deposits_add_up_with_history_newest_first(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_account_ref ref = {.id = "acc-1", .history_limit = 2};
     payments_account a = {0};
     cl_ctx ctx;
@@ -227,13 +229,13 @@ static void test_deposits_add_up_with_history_newest_first(void **state)
     for (int64_t i = 1; i <= 3; i++) {
         d.amount.amount = i * 100;
         ctx = new_ctx();
-        ok(ops->deposit(&ctx, &d, &a), &ctx);
+        ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         assert_int_equal(a.version, 1 + i);
         cl_schema_free(&payments_account_type, &a);
     }
     assert_balance("acc-1", 600, 0);
     ctx = new_ctx();
-    ok(ops->get_account(&ctx, &ref, &a), &ctx);
+    ok(payments_get_account(module, &ctx, &ref, &a), &ctx);
     assert_int_equal(a.history.n, 2);
     assert_int_equal(a.history.v[0].version, 4);
     assert_string_equal(a.history.v[0].type, "funds_deposited");
@@ -246,55 +248,55 @@ static void test_deposits_add_up_with_history_newest_first(void **state)
 
 static void test_deposit_rejects_bad_amounts_and_unknown_accounts(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
     (void)state;
     open_with("acc-1", 0);
-    expect(ops->deposit(&ctx, &d, &a), CL_INVALID, &ctx, "amount.amount");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_INVALID, &ctx, "amount.amount");
     d.amount.amount = -5;
     ctx = new_ctx();
-    expect(ops->deposit(&ctx, &d, &a), CL_INVALID, &ctx, "amount.amount");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_INVALID, &ctx, "amount.amount");
     d.amount.amount = 5;
     d.amount.currency = "USD";
     ctx = new_ctx();
-    expect(ops->deposit(&ctx, &d, &a), CL_INVALID, &ctx, "amount.currency");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_INVALID, &ctx, "amount.currency");
     d.amount.currency = "EUR";
     d.account_id = "nobody";
     ctx = new_ctx();
-    expect(ops->deposit(&ctx, &d, &a), CL_NOT_FOUND, &ctx, "account_id");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_NOT_FOUND, &ctx, "account_id");
     assert_null(a.id);
     assert_balance("acc-1", 0, 0);
 }
 
 static void test_deposit_with_stale_expected_version_conflicts(void **state)
 {
-    payments_deposit d = {
+    payments_deposit_request d = {
         .account_id = "acc-1", .amount = {50, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
     (void)state;
     open_with("acc-1", 0);
-    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     ctx = new_ctx();
-    expect(ops->deposit(&ctx, &d, &a), CL_CONFLICT, &ctx, "expected_version");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_CONFLICT, &ctx, "expected_version");
     assert_balance("acc-1", 50, 0);
 }
 
 static void test_idempotency_key_replays_and_refuses_other_requests(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {70, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {70, "EUR"}};
     payments_account a = {0}, b = {0};
     cl_ctx ctx = key_ctx("dep-1");
 
     (void)state;
     open_with("acc-1", 0);
-    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     ctx = key_ctx("dep-1");
-    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &b), &ctx);
     /* The stored outcome, not a second deposit. */
     assert_int_equal(b.version, a.version);
     assert_int_equal(b.available.amount, 70);
@@ -302,7 +304,7 @@ static void test_idempotency_key_replays_and_refuses_other_requests(void **state
     d.amount.amount = 71;
     ctx = key_ctx("dep-1");
     cl_schema_free(&payments_account_type, &b);
-    expect(ops->deposit(&ctx, &d, &b), CL_CONFLICT, &ctx, "idempotency_key");
+    expect(payments_deposit(module, &ctx, &d, &b), CL_CONFLICT, &ctx, "idempotency_key");
     assert_string_equal(ctx.err.message, CL_IDEMPOTENCY_CONFLICT_DETAIL);
     assert_balance("acc-1", 70, 0);
     cl_schema_free(&payments_account_type, &a);
@@ -310,19 +312,19 @@ static void test_idempotency_key_replays_and_refuses_other_requests(void **state
 
 static void test_idempotency_key_is_scoped_to_account_and_caller(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {70, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {70, "EUR"}};
     payments_account a = {0}, b = {0};
     cl_ctx ctx = key_ctx("dep-shared");
 
     (void)state;
     open_with("acc-1", 0);
     open_with("acc-2", 0);
-    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     /* The same key for a deposit to another account is another key: it deposits. */
     d.account_id = "acc-2";
     d.amount.amount = 30;
     ctx = key_ctx("dep-shared");
-    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &b), &ctx);
     assert_balance("acc-2", 30, 0);
     cl_schema_free(&payments_account_type, &b);
     /* Another caller's key is not this caller's, even for the same account. */
@@ -330,13 +332,13 @@ static void test_idempotency_key_is_scoped_to_account_and_caller(void **state)
     d.amount.amount = 5;
     ctx = key_ctx("dep-shared");
     cl_strlcpy(ctx.principal, "user:other", sizeof(ctx.principal));
-    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &b), &ctx);
     assert_balance("acc-1", 75, 0);
     cl_schema_free(&payments_account_type, &b);
     /* The first caller's retry still replays, once. */
     d.amount.amount = 70;
     ctx = key_ctx("dep-shared");
-    ok(ops->deposit(&ctx, &d, &b), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &b), &ctx);
     assert_int_equal(b.version, a.version);
     assert_balance("acc-1", 75, 0);
     cl_schema_free(&payments_account_type, &b);
@@ -346,7 +348,7 @@ static void test_idempotency_key_is_scoped_to_account_and_caller(void **state)
 /* A key of exactly CL_IDEMPOTENCY_KEY_MAX bytes arrives whole: one byte more is another key. */
 static void test_idempotency_key_of_max_length_travels_whole(void **state)
 {
-    payments_deposit d = {.account_id = "acc-1", .amount = {10, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {10, "EUR"}};
     char key[CL_IDEMPOTENCY_KEY_MAX + 1];
     payments_account a = {0};
     cl_ctx ctx;
@@ -358,7 +360,7 @@ static void test_idempotency_key_of_max_length_travels_whole(void **state)
     for (int i = 0; i < 2; i++) {
         ctx = new_ctx();
         ok(cl_ctx_set_idempotency_key(&ctx, key), &ctx);
-        ok(ops->deposit(&ctx, &d, &a), &ctx);
+        ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
     }
     assert_balance("acc-1", 10, 0);
@@ -366,7 +368,7 @@ static void test_idempotency_key_of_max_length_travels_whole(void **state)
     key[CL_IDEMPOTENCY_KEY_MAX - 1] = 'x';
     ctx = new_ctx();
     ok(cl_ctx_set_idempotency_key(&ctx, key), &ctx);
-    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     assert_balance("acc-1", 20, 0);
 }
@@ -391,18 +393,18 @@ static void test_authorize_holds_then_capture_takes(void **state)
     assert_balance("acc-1", 700, 300);
     for (int i = 0; i < 2; i++) { /* the second capture is a replay */
         ctx = new_ctx();
-        ok(on_payment(ops->capture_payment, &ctx, "pay-1", &p), &ctx);
+        ok(on_payment(payments_capture_payment, &ctx, "pay-1", &p), &ctx);
         assert_string_equal(p.status, "captured");
         assert_int_equal(p.captured.amount, 300);
         free_pay(&p);
         assert_balance("acc-1", 700, 0);
     }
     ctx = new_ctx();
-    ok(on_payment(ops->get_payment, &ctx, "pay-1", &p), &ctx);
+    ok(on_payment(payments_get_payment, &ctx, "pay-1", &p), &ctx);
     assert_string_equal(p.status, "captured");
     free_pay(&p);
     ctx = new_ctx();
-    expect(on_payment(ops->void_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx, "payment_id");
+    expect(on_payment(payments_void_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx, "payment_id");
 }
 
 static void test_void_releases_the_hold(void **state)
@@ -416,15 +418,17 @@ static void test_void_releases_the_hold(void **state)
     free_pay(&p);
     for (int i = 0; i < 2; i++) {
         ctx = new_ctx();
-        ok(on_payment(ops->void_payment, &ctx, "pay-1", &p), &ctx);
+        ok(on_payment(payments_void_payment, &ctx, "pay-1", &p), &ctx);
         assert_string_equal(p.status, "voided");
         free_pay(&p);
         assert_balance("acc-1", 1000, 0);
     }
     ctx = new_ctx();
-    expect(on_payment(ops->capture_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx, "payment_id");
+    expect(on_payment(payments_capture_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx,
+           "payment_id");
     ctx = new_ctx();
-    expect(on_payment(ops->capture_payment, &ctx, "pay-404", &p), CL_NOT_FOUND, &ctx, "payment_id");
+    expect(on_payment(payments_capture_payment, &ctx, "pay-404", &p), CL_NOT_FOUND, &ctx,
+           "payment_id");
 }
 
 static void test_insufficient_funds_fails_cleanly(void **state)
@@ -443,7 +447,7 @@ static void test_insufficient_funds_fails_cleanly(void **state)
     assert_int_equal(get_balance("acc-1").version, before.version);
     assert_balance("acc-1", 500, 0);
     ctx = new_ctx();
-    expect(on_payment(ops->get_payment, &ctx, "pay-1", &p), CL_NOT_FOUND, &ctx, "payment_id");
+    expect(on_payment(payments_get_payment, &ctx, "pay-1", &p), CL_NOT_FOUND, &ctx, "payment_id");
     /* Exactly what is there may be held. */
     ctx = new_ctx();
     ok(authorize(&ctx, "pay-2", "acc-1", 500, &p), &ctx);
@@ -496,7 +500,7 @@ static void test_refunds_up_to_what_was_captured(void **state)
     ctx = new_ctx();
     expect(refund(&ctx, "pay-1", 10, &p), CL_CONFLICT, &ctx, "payment_id"); /* not captured */
     ctx = new_ctx();
-    ok(on_payment(ops->capture_payment, &ctx, "pay-1", &p), &ctx);
+    ok(on_payment(payments_capture_payment, &ctx, "pay-1", &p), &ctx);
     free_pay(&p);
     ctx = key_ctx("refund-1");
     ok(refund(&ctx, "pay-1", 100, &p), &ctx);
@@ -533,7 +537,7 @@ static void test_rebuild_gives_the_same_projections(void **state)
     ok(authorize(&ctx, "pay-1", "acc-a", 300, &p), &ctx);
     free_pay(&p);
     ctx = new_ctx();
-    ok(on_payment(ops->capture_payment, &ctx, "pay-1", &p), &ctx);
+    ok(on_payment(payments_capture_payment, &ctx, "pay-1", &p), &ctx);
     free_pay(&p);
     ctx = new_ctx();
     ok(refund(&ctx, "pay-1", 20, &p), &ctx);
@@ -544,7 +548,7 @@ static void test_rebuild_gives_the_same_projections(void **state)
     a_before = get_balance("acc-a");
     b_before = get_balance("acc-b");
     ctx = new_ctx();
-    ok(ops->rebuild_projections(&ctx, &none, &r), &ctx);
+    ok(payments_rebuild_projections(module, &ctx, &none, &r), &ctx);
     assert_true(r.unchanged);
     assert_int_equal(r.streams, 4);
     assert_int_equal(r.accounts, 2);
@@ -556,7 +560,7 @@ static void test_rebuild_gives_the_same_projections(void **state)
     assert_balance("acc-b", b_before.available, b_before.held);
     assert_int_equal(get_balance("acc-a").version, a_before.version);
     ctx = new_ctx();
-    ok(on_payment(ops->get_payment, &ctx, "pay-1", &p), &ctx);
+    ok(on_payment(payments_get_payment, &ctx, "pay-1", &p), &ctx);
     assert_int_equal(p.refunded.amount, 20);
     free_pay(&p);
 }
@@ -573,13 +577,13 @@ static pthread_barrier_t start_line;
 static void *race(void *arg)
 {
     racer *me = arg;
-    payments_deposit d = {
+    payments_deposit_request d = {
         .account_id = "acc-1", .amount = {10, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
     cl_ctx ctx = new_ctx();
 
     pthread_barrier_wait(&start_line);
-    me->got = ops->deposit(&ctx, &d, &a);
+    me->got = payments_deposit(module, &ctx, &d, &a);
     cl_schema_free(&payments_account_type, &a);
     return NULL;
 }
@@ -600,12 +604,12 @@ typedef struct key_racer {
 static void *race_with_key(void *arg)
 {
     key_racer *me = arg;
-    payments_deposit d = {.account_id = "acc-1", .amount = {me->amount, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {me->amount, "EUR"}};
     payments_account a = {0};
     cl_ctx ctx = key_ctx("race-key");
 
     pthread_barrier_wait(&start_line);
-    me->got = ops->deposit(&ctx, &d, &a);
+    me->got = payments_deposit(module, &ctx, &d, &a);
     me->version = me->got == CL_OK ? a.version : -1;
     cl_strlcpy(me->detail, ctx.err.message, sizeof(me->detail));
     cl_schema_free(&payments_account_type, &a);
@@ -676,7 +680,7 @@ static void test_concurrent_writers_of_one_version_one_wins(void **state)
 
 #define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int payments_contract_run(const char *binding_name, const payments_ops *(*setup_fn)(void),
+int payments_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                           void (*teardown_fn)(void))
 {
     const struct CMUnitTest tests[] = {

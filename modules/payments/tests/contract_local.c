@@ -7,9 +7,9 @@
 static test_local current;
 
 /* Each test gets its own database, so no test sees another's accounts. */
-static const payments_ops *local_setup(void)
+static const cl_handle *local_setup(void)
 {
-    return test_local_open(&current, &payments_module, NULL) == 0 ? payments_module.ops : NULL;
+    return test_local_open(&current, &payments_module, NULL) == 0 ? &current.handle : NULL;
 }
 
 static void local_teardown(void)

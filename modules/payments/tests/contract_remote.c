@@ -20,9 +20,9 @@
 
 static test_service service;
 
-static const payments_ops *remote_setup(void)
+static const cl_handle *remote_setup(void)
 {
-    return test_service_start(&service, &payments_api, NULL) == 0 ? service.ops : NULL;
+    return test_service_start(&service, &payments_api, NULL) == 0 ? &service.handle : NULL;
 }
 
 static void remote_teardown(void)

@@ -18,20 +18,40 @@
 #include "test_module.h"
 
 static test_local lp;
-static const payments_ops *ops;
+static const cl_handle *module;
+
+/* Opens a fresh instance on opt (may be NULL: the declared defaults) as module. */
+static int open_instance(const test_local_options *opt)
+{
+    if (test_local_open(&lp, &payments_module, opt) != 0) {
+        return -1;
+    }
+    module = &lp.handle;
+    return 0;
+}
 
 static int setup(void **state)
 {
     (void)state;
-    ops = payments_module.ops;
-    /* Opening runs init, which sets the snapshot interval from its declared default. */
-    return test_local_open(&lp, &payments_module, NULL);
+    /* Opening runs create, which reads the snapshot interval's declared default. */
+    return open_instance(NULL);
+}
+
+/* As setup, on an instance configured to snapshot every third event of a stream. */
+static int setup_snapshot_every_3(void **state)
+{
+    char *env[] = {"CLEAVE_PAYMENTS_SNAPSHOT_EVERY=3", NULL};
+    test_local_options opt = {.env = env};
+
+    (void)state;
+    return open_instance(&opt);
 }
 
 static int teardown(void **state)
 {
     (void)state;
     test_local_close(&lp);
+    module = NULL;
     return 0;
 }
 
@@ -165,7 +185,7 @@ static int64_t snapshot_version(const char *stream)
 static void test_snapshot_fold_equals_full_fold(void **state)
 {
     payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
-    payments_deposit d = {.account_id = "acc-1", .amount = {0, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_authorization auth = {
         .payment_id = "pay-1", .account_id = "acc-1", .amount = {25, "EUR"}};
     payments_payment_ref ref = {.payment_id = "pay-1"};
@@ -176,18 +196,18 @@ static void test_snapshot_fold_equals_full_fold(void **state)
     cl_ctx ctx;
 
     (void)state;
-    payments__set_snapshot_every(3);
+    assert_int_equal(((const struct payments_self *)module->self)->snapshot_every, 3);
     cl_ctx_init(&ctx, 10000);
-    ok(ops->open_account(&ctx, &in, &a), &ctx);
+    ok(payments_open_account(module, &ctx, &in, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     for (int i = 1; i <= 7; i++) {
         d.amount.amount = (int64_t)i * 10;
-        ok(ops->deposit(&ctx, &d, &a), &ctx);
+        ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
     }
-    ok(ops->authorize_payment(&ctx, &auth, &p), &ctx);
+    ok(payments_authorize_payment(module, &ctx, &auth, &p), &ctx);
     cl_schema_free(&payments_payment_type, &p);
-    ok(ops->void_payment(&ctx, &ref, &p), &ctx);
+    ok(payments_void_payment(module, &ctx, &ref, &p), &ctx);
     cl_schema_free(&payments_payment_type, &p);
     /* 1 + 7 + 1 + 1 = 10 events: snapshots at 3, 6 and 9, then one event after. */
     assert_int_equal(snapshot_version("account-acc-1"), 9);
@@ -212,7 +232,7 @@ static int64_t available(const char *id)
     cl_ctx ctx;
 
     cl_ctx_init(&ctx, 10000);
-    ok(ops->get_account(&ctx, &ref, &a), &ctx);
+    ok(payments_get_account(module, &ctx, &ref, &a), &ctx);
     v = a.available.amount;
     cl_schema_free(&payments_account_type, &a);
     return v;
@@ -221,7 +241,7 @@ static int64_t available(const char *id)
 static void test_rebuild_repairs_a_damaged_projection(void **state)
 {
     payments_account_input in = {.id = "acc-1", .owner = "Ann", .currency = "EUR"};
-    payments_deposit d = {.account_id = "acc-1", .amount = {900, "EUR"}};
+    payments_deposit_request d = {.account_id = "acc-1", .amount = {900, "EUR"}};
     payments_rebuild_report r = {0};
     payments_account a = {0};
     cl_empty none = {0};
@@ -231,9 +251,9 @@ static void test_rebuild_repairs_a_damaged_projection(void **state)
 
     (void)state;
     cl_ctx_init(&ctx, 10000);
-    ok(ops->open_account(&ctx, &in, &a), &ctx);
+    ok(payments_open_account(module, &ctx, &in, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
-    ok(ops->deposit(&ctx, &d, &a), &ctx);
+    ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     ok(cl_db_acquire(lp.db, &ctx, &conn, &ctx.err), &ctx);
     ok(cl_db_prepare(conn, sql_damage, &st, &ctx.err), &ctx);
@@ -244,10 +264,10 @@ static void test_rebuild_repairs_a_damaged_projection(void **state)
     }
     cl_db_release(conn);
     assert_int_equal(available("acc-1"), 1);
-    ok(ops->rebuild_projections(&ctx, &none, &r), &ctx);
+    ok(payments_rebuild_projections(module, &ctx, &none, &r), &ctx);
     assert_false(r.unchanged);
     assert_int_equal(available("acc-1"), 900);
-    ok(ops->rebuild_projections(&ctx, &none, &r), &ctx);
+    ok(payments_rebuild_projections(module, &ctx, &none, &r), &ctx);
     assert_true(r.unchanged);
     assert_int_equal(r.events, 2);
 }
@@ -259,7 +279,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_append_with_a_stale_version_conflicts, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_fold_equals_full_fold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_fold_equals_full_fold, setup_snapshot_every_3,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_repairs_a_damaged_projection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,7 @@
 
 static void request_shipment(cl_http_req *req, void *arg)
 {
-    const shipping_ops *ops = arg;
+    const cl_handle *module = arg;
     shipping_shipment_request in = {0};
     shipping_accepted out = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -31,7 +31,7 @@ static void request_shipment(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &err);
         goto out;
     }
-    if (ops->request_shipment(ctx, &in, &out) != CL_OK) {
+    if (shipping_request_shipment(module, ctx, &in, &out) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -49,7 +49,7 @@ out:
 
 static void get_shipment(cl_http_req *req, void *arg)
 {
-    const shipping_ops *ops = arg;
+    const cl_handle *module = arg;
     shipping_shipment_ref ref = {0};
     shipping_shipment s = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -64,7 +64,7 @@ static void get_shipment(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &err);
         return;
     }
-    if (ops->get_shipment(ctx, &ref, &s) != CL_OK) {
+    if (shipping_get_shipment(module, ctx, &ref, &s) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -74,7 +74,7 @@ static void get_shipment(cl_http_req *req, void *arg)
 
 static void list_shipments(cl_http_req *req, void *arg)
 {
-    const shipping_ops *ops = arg;
+    const cl_handle *module = arg;
     shipping_shipment_query q = {0};
     shipping_shipment_list list = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -89,7 +89,7 @@ static void list_shipments(cl_http_req *req, void *arg)
         return;
     }
     q.order_ref = n >= 0 ? order : NULL;
-    if (ops->list_shipments(ctx, &q, &list) != CL_OK) {
+    if (shipping_list_shipments(module, ctx, &q, &list) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
@@ -97,9 +97,9 @@ static void list_shipments(cl_http_req *req, void *arg)
     cl_schema_free(&shipping_shipment_list_type, &list);
 }
 
-cl_status shipping_rest_routes(cl_router *r, const void *ops, cl_error *err)
+cl_status shipping_rest_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
-    void *arg = (void *)ops;
+    void *arg = (void *)module; /* handlers only call through it */
     const cl_route routes[] = {
         {"POST", "/api/v1/shipments", "shipping:write", request_shipment, arg, NULL},
         {"GET", "/api/v1/shipments", "shipping:read", list_shipments, arg, "order"},

@@ -1,9 +1,9 @@
 /* Shipping's demo data: none of its own; the demo catalog's events make shipments. */
 #include "api.h"
 
-cl_status shipping_seed(const void *ops, cl_ctx *ctx, int *created)
+cl_status shipping_seed(const cl_handle *module, cl_ctx *ctx, int *created)
 {
-    (void)ops;
+    (void)module;
     (void)ctx;
     *created = 0;
     return CL_OK;

@@ -5,6 +5,7 @@
 #include "api.h"
 
 #include "cleave/rpc.h"
+#include "orders/orders.h"
 
 CL_TYPE_DEFINE(shipping_shipment, SHIPPING_SHIPMENT)
 CL_TYPE_DEFINE(shipping_shipment_request, SHIPPING_SHIPMENT_REQUEST)
@@ -13,7 +14,11 @@ CL_TYPE_DEFINE(shipping_shipment_ref, SHIPPING_SHIPMENT_REF)
 CL_TYPE_DEFINE(shipping_shipment_query, SHIPPING_SHIPMENT_QUERY)
 CL_TYPE_DEFINE(shipping_shipment_list, SHIPPING_SHIPMENT_LIST)
 
+CL_TYPE_DEFINE(shipping_shipment_created, SHIPPING_SHIPMENT_CREATED)
+CL_TYPE_DEFINE(shipping_shipment_booked, SHIPPING_SHIPMENT_BOOKED)
+
 CL_OPS_DEFINE(shipping, SHIPPING_OPERATIONS)
+CL_EVENTS_DEFINE(shipping, SHIPPING_EVENTS)
 CL_REMOTE_DEFINE(shipping, SHIPPING_OPERATIONS, SHIPPING_OPS_VERSION)
 
 /* Generated from cleave_module(shipping DEPENDS ...) in modules/shipping/CMakeLists.txt. */
@@ -33,7 +38,10 @@ const cl_module_api shipping_api = {
     .depends = shipping_depends,
     .routes = shipping_rest_routes,
     .seed = shipping_seed,
-    .remote_ops = shipping_remote_ops,
+    .remote_ops = &shipping_remote_ops,
+    .events = shipping_events,
+    .nevents = sizeof(shipping_events) / sizeof(shipping_events[0]),
+    .subscribes = (const cl_event *const[]){&orders_event_order_confirmed, NULL},
     .settings = shipping_settings,
     .nsettings = sizeof(shipping_settings) / sizeof(shipping_settings[0]),
 };

@@ -15,12 +15,18 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "orders/orders.h"
 
 #define CARRIER_KIND "shipping.carrier_booking"
 
-/* Borrowed from the host at init for the process's life. */
-static cl_db *shipping_db;
-static int64_t carrier_ms; /* CLEAVE_SHIPPING_CARRIER_MS, set at init */
+/* An instance of shipping (cleave/module.h): everything it runs on. */
+struct shipping_self {
+    cl_db *db;                 /* borrowed from the host for the instance's life */
+    int64_t carrier_ms;        /* CLEAVE_SHIPPING_CARRIER_MS */
+    cl_operation_kind carrier; /* the carrier step, with this instance as its arg */
+};
+
+CL_LOCAL_DEFINE(shipping, SHIPPING_OPERATIONS, SHIPPING_OPS_VERSION)
 
 static const char insert_sql[] =
     "INSERT INTO shipments (order_ref, status, created_at, updated_at) "
@@ -114,29 +120,24 @@ static cl_status create_shipment(cl_ctx *ctx, cl_db_conn *conn, const char *orde
         return rc;
     }
     snprintf(key, sizeof(key), "shipment:%" PRId64, *id);
-    j = json_pack("{s:I,s:s}", "id", (json_int_t)*id, "order_ref", order_ref);
-    rc = j != NULL ? cl_bus_publish(conn, ctx, "shipping.shipment_created", key, j, &ctx->err)
-                   : oom(ctx);
-    json_decref(j);
-    return rc;
+    return shipping_publish_shipment_created(
+        conn, ctx, key, &(shipping_shipment_created){*id, (char *)order_ref}, &ctx->err);
 }
 
 /* --- event handlers (inside the bus's inbox transaction) ---------------------------- */
 
-/* orders.order_confirmed {order_id, lines}: one shipment per confirmed order. */
+/* orders.order_confirmed (orders/orders.h): one shipment per confirmed order. */
 static cl_status on_order_confirmed(void *arg, cl_ctx *ctx, const cl_envelope *env,
-                                    cl_db_conn *conn)
+                                    const void *payload, cl_db_conn *conn)
 {
-    json_t *id = json_object_get(env->payload, "order_id");
+    const orders_order_confirmed *o = payload;
     char ref[SHIPPING_ORDER_REF_MAX + 1], op[CL_OPERATION_ID_MAX];
     int64_t shipment;
+    int n;
 
     (void)arg;
-    if (json_is_integer(id)) {
-        snprintf(ref, sizeof(ref), "order:%" JSON_INTEGER_FORMAT, json_integer_value(id));
-    } else if (json_is_string(id) && strlen(json_string_value(id)) < sizeof(ref) - 7) {
-        snprintf(ref, sizeof(ref), "order:%s", json_string_value(id));
-    } else {
+    n = o->order_id != NULL ? snprintf(ref, sizeof(ref), "order:%s", o->order_id) : -1;
+    if (n <= 6 || (size_t)n >= sizeof(ref)) {
         return cl_fail(ctx, CL_INVALID, "payload.order_id", "%s without an order id", env->type);
     }
     return create_shipment(ctx, conn, ref, &shipment, op);
@@ -147,11 +148,12 @@ static cl_status on_order_confirmed(void *arg, cl_ctx *ctx, const cl_envelope *e
 static cl_status carrier_work(void *arg, const char *op_id, json_t *input, json_t **result,
                               cl_error *err)
 {
+    const struct shipping_self *self = arg;
     json_int_t id = json_integer_value(json_object_get(input, "shipment_id"));
     char tracking[32];
-    struct timespec ts = {(time_t)(carrier_ms / 1000), (long)(carrier_ms % 1000) * 1000000L};
+    struct timespec ts = {(time_t)(self->carrier_ms / 1000),
+                          (long)(self->carrier_ms % 1000) * 1000000L};
 
-    (void)arg;
     (void)op_id;
     if (id <= 0) {
         return cl_error_set(err, CL_INVALID, "shipment_id", "no shipment to book");
@@ -175,7 +177,6 @@ static cl_status carrier_complete(void *arg, cl_db_conn *conn, const char *op_id
     cl_ctx ctx;
     cl_stmt *st;
     bool row = false;
-    json_t *j;
     cl_status rc;
 
     (void)arg;
@@ -210,28 +211,23 @@ static cl_status carrier_complete(void *arg, cl_db_conn *conn, const char *op_id
     }
     cl_ctx_init(&ctx, 0);
     snprintf(key, sizeof(key), "shipment:%lld", (long long)id);
-    j = json_pack("{s:I,s:s,s:s,s:s}", "id", id, "order_ref", order_ref, "carrier",
-                  carrier != NULL ? carrier : "", "tracking", tracking != NULL ? tracking : "");
-    rc = j != NULL ? cl_bus_publish(conn, &ctx, "shipping.shipment_booked", key, j, err)
-                   : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-    json_decref(j);
-    return rc;
+    return shipping_publish_shipment_booked(
+        conn, &ctx, key,
+        &(shipping_shipment_booked){id, order_ref, (char *)(carrier != NULL ? carrier : ""),
+                                    (char *)(tracking != NULL ? tracking : "")},
+        err);
 }
-
-static const cl_operation_kind carrier_kind = {CARRIER_KIND, carrier_work, carrier_complete, NULL};
 
 /* --- operations ------------------------------------------------------------------- */
 
-static cl_status acquire(cl_ctx *ctx, cl_db_conn **conn)
+static cl_status acquire(struct shipping_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
-    if (shipping_db == NULL) {
-        return cl_fail(ctx, CL_UNAVAILABLE, NULL, "shipping is not initialised");
-    }
-    return cl_db_acquire(shipping_db, ctx, conn, &ctx->err);
+    return cl_db_acquire(self->db, ctx, conn, &ctx->err);
 }
 
-static cl_status shipping_request_shipment(cl_ctx *ctx, const shipping_shipment_request *req,
-                                           shipping_accepted *resp)
+static cl_status shipping_local_request_shipment(struct shipping_self *self, cl_ctx *ctx,
+                                                 const shipping_shipment_request *req,
+                                                 shipping_accepted *resp)
 {
     cl_db_conn *conn = NULL;
     char op[CL_OPERATION_ID_MAX];
@@ -242,7 +238,7 @@ static cl_status shipping_request_shipment(cl_ctx *ctx, const shipping_shipment_
         return cl_fail(ctx, CL_INVALID, "order_ref", "order_ref must be 1-%d printable bytes",
                        SHIPPING_ORDER_REF_MAX);
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
@@ -278,8 +274,9 @@ static cl_status read_shipment(cl_ctx *ctx, cl_stmt *st, shipping_shipment *s)
     return CL_OK;
 }
 
-static cl_status shipping_get_shipment(cl_ctx *ctx, const shipping_shipment_ref *req,
-                                       shipping_shipment *resp)
+static cl_status shipping_local_get_shipment(struct shipping_self *self, cl_ctx *ctx,
+                                             const shipping_shipment_ref *req,
+                                             shipping_shipment *resp)
 {
     shipping_shipment s = {0};
     cl_db_conn *conn = NULL;
@@ -287,7 +284,7 @@ static cl_status shipping_get_shipment(cl_ctx *ctx, const shipping_shipment_ref 
     bool row = false;
     cl_status rc;
 
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_prepare(conn, get_sql, &st, &ctx->err);
     }
@@ -312,8 +309,9 @@ static cl_status shipping_get_shipment(cl_ctx *ctx, const shipping_shipment_ref 
     return rc;
 }
 
-static cl_status shipping_list_shipments(cl_ctx *ctx, const shipping_shipment_query *req,
-                                         shipping_shipment_list *resp)
+static cl_status shipping_local_list_shipments(struct shipping_self *self, cl_ctx *ctx,
+                                               const shipping_shipment_query *req,
+                                               shipping_shipment_list *resp)
 {
     shipping_shipment_list list = {0};
     cl_db_conn *conn = NULL;
@@ -325,7 +323,7 @@ static cl_status shipping_list_shipments(cl_ctx *ctx, const shipping_shipment_qu
         return cl_fail(ctx, CL_INVALID, "order_ref", "order_ref must be 1-%d printable bytes",
                        SHIPPING_ORDER_REF_MAX);
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc =
             cl_db_prepare(conn, req->order_ref != NULL ? by_order_sql : recent_sql, &st, &ctx->err);
@@ -356,8 +354,8 @@ static cl_status shipping_list_shipments(cl_ctx *ctx, const shipping_shipment_qu
     return rc;
 }
 
-static cl_status shipping_get_operation(cl_ctx *ctx, const cl_operation_ref *req,
-                                        cl_operation *resp)
+static cl_status shipping_local_get_operation(struct shipping_self *self, cl_ctx *ctx,
+                                              const cl_operation_ref *req, cl_operation *resp)
 {
     cl_db_conn *conn = NULL;
     cl_status rc;
@@ -367,7 +365,7 @@ static cl_status shipping_get_operation(cl_ctx *ctx, const cl_operation_ref *req
         return cl_fail(ctx, CL_NOT_FOUND, "id", "operation %s does not exist",
                        req->id != NULL ? req->id : "");
     }
-    rc = acquire(ctx, &conn);
+    rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_operation_get(conn, req->id, resp, &ctx->err);
     }
@@ -375,49 +373,53 @@ static cl_status shipping_get_operation(cl_ctx *ctx, const cl_operation_ref *req
     return rc;
 }
 
-static cl_status shipping_init(const cl_module_env *env, cl_error *err)
+static void shipping_destroy(void *self)
 {
+    free(self);
+}
+
+static cl_status shipping_create(const cl_module_env *env, void **out, cl_error *err)
+{
+    struct shipping_self *self;
     cl_status rc = CL_OK;
 
     if (env == NULL || env->db == NULL) {
         return cl_error_set(err, CL_INVALID, "db", "shipping needs its database");
     }
-    shipping_db = env->db;
     if (env->config == NULL) {
         return cl_error_set(err, CL_INVALID, "config", "shipping needs its configuration");
     }
-    /* Declared in shipping_api.c and validated in range when the configuration was loaded. */
-    carrier_ms = cl_config_int(env->config, "CLEAVE_SHIPPING_CARRIER_MS");
+    self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    self->db = env->db;
+    self->carrier_ms = cl_config_int(env->config, "CLEAVE_SHIPPING_CARRIER_MS");
+    self->carrier = (cl_operation_kind){CARRIER_KIND, carrier_work, carrier_complete, self};
     /* Without a bus (a tool that only reads) there is nothing to subscribe to. */
     if (env->bus != NULL) {
-        /*
-         * Only a confirmed order is a reason to ship something. The catalog's events are
-         * not: a new product is a new SKU for the inventory to stock (ADR 0012).
-         */
-        rc = cl_bus_subscribe(env->bus, "shipping", "orders.order_confirmed", on_order_confirmed,
-                              NULL, err);
+        rc = cl_bus_on(env->bus, "shipping", &orders_event_order_confirmed, on_order_confirmed,
+                       self, err);
         if (rc == CL_OK) {
-            rc = cl_bus_operation_kind(env->bus, "shipping", &carrier_kind, err);
+            rc = cl_bus_operation_kind(env->bus, "shipping", &self->carrier, err);
         }
     }
-    return rc;
+    if (rc != CL_OK) {
+        shipping_destroy(self);
+        return rc;
+    }
+    *out = self;
+    return CL_OK;
 }
-
-static const shipping_ops shipping_local_ops = {
-    .version = SHIPPING_OPS_VERSION,
-    .request_shipment = shipping_request_shipment,
-    .get_shipment = shipping_get_shipment,
-    .list_shipments = shipping_list_shipments,
-    .get_operation = shipping_get_operation,
-};
 
 const cl_module shipping_module = {
     .abi = CL_MODULE_ABI,
     .name = "shipping",
     .version = "1.0.0",
     .ops = &shipping_local_ops,
-    .init = shipping_init,
+    .create = shipping_create,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .destroy = shipping_destroy,
     .api = &shipping_api,
 };

@@ -28,22 +28,24 @@
 #define CARRIER_KIND          "shipping.carrier_booking"
 #define CARRIER_NAME          "cleave-post"
 
-static const shipping_ops *(*binding_setup)(void);
+static const cl_handle *(*binding_setup)(void);
 static void (*binding_teardown)(void);
-static const shipping_ops *ops;
+static const cl_handle *module;
 
 static int setup(void **state)
 {
     (void)state;
-    ops = binding_setup();
-    return ops != NULL && ops->version >= SHIPPING_OPS_VERSION ? 0 : -1;
+    module = binding_setup();
+    return module != NULL && ((const shipping_ops *)module->ops)->version >= SHIPPING_OPS_VERSION
+               ? 0
+               : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
     binding_teardown();
-    ops = NULL;
+    module = NULL;
     return 0;
 }
 
@@ -107,7 +109,7 @@ static void request(const char *order_ref, shipping_accepted *out)
 {
     shipping_shipment_request in = {.order_ref = (char *)order_ref};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->request_shipment(&ctx, &in, out);
+    cl_status st = shipping_request_shipment(module, &ctx, &in, out);
 
     if (st != CL_OK) {
         fail_msg("request %s: %s: %s (%s)", order_ref, cl_status_name(st), ctx.err.message,
@@ -126,7 +128,7 @@ static void expect_request_invalid(const char *order_ref, const char *label)
     shipping_shipment_request in = {.order_ref = (char *)order_ref};
     shipping_accepted out = {0};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->request_shipment(&ctx, &in, &out);
+    cl_status st = shipping_request_shipment(module, &ctx, &in, &out);
 
     if (st != CL_INVALID || strcmp(ctx.err.field, "order_ref") != 0) {
         fail_msg("%s: want invalid on order_ref, got %s on \"%s\" (%s)", label, cl_status_name(st),
@@ -141,7 +143,7 @@ static void get_shipment(int64_t id, shipping_shipment *out)
 {
     shipping_shipment_ref ref = {.id = id};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->get_shipment(&ctx, &ref, out);
+    cl_status st = shipping_get_shipment(module, &ctx, &ref, out);
 
     if (st != CL_OK) {
         fail_msg("get_shipment %" PRId64 ": %s: %s", id, cl_status_name(st), ctx.err.message);
@@ -155,7 +157,7 @@ static void get_operation(const char *id, cl_operation *out)
 {
     cl_operation_ref ref = {.id = (char *)id};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->get_operation(&ctx, &ref, out);
+    cl_status st = shipping_get_operation(module, &ctx, &ref, out);
 
     if (st != CL_OK) {
         fail_msg("get_operation %s: %s: %s", id, cl_status_name(st), ctx.err.message);
@@ -269,7 +271,7 @@ static void list(const char *order_ref, shipping_shipment_list *out)
 {
     shipping_shipment_query q = {.order_ref = (char *)order_ref};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->list_shipments(&ctx, &q, out);
+    cl_status st = shipping_list_shipments(module, &ctx, &q, out);
 
     if (st != CL_OK) {
         fail_msg("list %s: %s: %s (%s)", order_ref != NULL ? order_ref : "(all)",
@@ -283,7 +285,7 @@ static void expect_list_invalid(const char *order_ref, const char *label)
     shipping_shipment_query q = {.order_ref = (char *)order_ref};
     shipping_shipment_list out = {0};
     cl_ctx ctx = new_ctx();
-    cl_status st = ops->list_shipments(&ctx, &q, &out);
+    cl_status st = shipping_list_shipments(module, &ctx, &q, &out);
 
     if (st != CL_INVALID || strcmp(ctx.err.field, "order_ref") != 0) {
         fail_msg("%s: want invalid on order_ref, got %s on \"%s\" (%s)", label, cl_status_name(st),
@@ -432,7 +434,7 @@ static void test_get_shipment_of_an_unknown_id_is_not_found(void **state)
         shipping_shipment_ref ref = {.id = ids[i]};
         shipping_shipment s = {0};
         cl_ctx ctx = new_ctx();
-        cl_status st = ops->get_shipment(&ctx, &ref, &s);
+        cl_status st = shipping_get_shipment(module, &ctx, &ref, &s);
 
         if (st != CL_NOT_FOUND || strcmp(ctx.err.field, "id") != 0) {
             fail_msg("get_shipment %" PRId64 ": want not_found on id, got %s on \"%s\"", ids[i],
@@ -448,7 +450,7 @@ static void test_get_shipment_of_an_unknown_id_is_not_found(void **state)
         shipping_shipment s = {0};
         cl_ctx ctx = new_ctx();
 
-        assert_int_equal(ops->get_shipment(&ctx, &ref, &s), CL_NOT_FOUND);
+        assert_int_equal(shipping_get_shipment(module, &ctx, &ref, &s), CL_NOT_FOUND);
     }
     cl_schema_free(&shipping_accepted_type, &a);
 }
@@ -478,7 +480,7 @@ static void test_get_operation_of_an_unknown_id_is_not_found(void **state)
         cl_operation_ref ref = {.id = (char *)ids[i]};
         cl_operation op = {0};
         cl_ctx ctx = new_ctx();
-        cl_status st = ops->get_operation(&ctx, &ref, &op);
+        cl_status st = shipping_get_operation(module, &ctx, &ref, &op);
 
         if (st != CL_NOT_FOUND || strcmp(ctx.err.field, "id") != 0) {
             fail_msg("get_operation \"%s\": want not_found on id, got %s on \"%s\"",
@@ -582,7 +584,7 @@ static void test_list_returns_at_most_list_max(void **state)
 
 #define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int shipping_contract_run(const char *binding_name, const shipping_ops *(*setup_fn)(void),
+int shipping_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                           void (*teardown_fn)(void))
 {
     const struct CMUnitTest tests[] = {

@@ -1,7 +1,7 @@
 /*
- * The shipping module's contract suite: written once against shipping_ops, run against
- * every binding (local: contract_local.c; remote: contract_remote.c). It uses nothing but
- * the operations table, so a binding passes it exactly when callers cannot tell it apart,
+ * The shipping module's contract suite: written once against shipping_ops (through a cl_handle),
+ * run against every binding (local: contract_local.c; remote: contract_remote.c). It uses nothing
+ * but the operations table, so a binding passes it exactly when callers cannot tell it apart,
  * long-running carrier operations included.
  */
 #ifndef SHIPPING_TESTS_CONTRACT_H
@@ -24,7 +24,7 @@
  * return its operations table (NULL on failure); teardown releases it afterwards.
  * Returns the number of failed tests (0: all passed).
  */
-int shipping_contract_run(const char *binding_name, const shipping_ops *(*setup)(void),
+int shipping_contract_run(const char *binding_name, const cl_handle *(*setup)(void),
                           void (*teardown)(void));
 
 #endif /* SHIPPING_TESTS_CONTRACT_H */

@@ -7,13 +7,13 @@
 static test_local current;
 
 /* Each test gets its own database, so no test sees another's shipments. */
-static const shipping_ops *local_setup(void)
+static const cl_handle *local_setup(void)
 {
     char *env[] = {SHIPPING_CONTRACT_CARRIER_MS_ENV, "CLEAVE_BUS_POLL_MS=20", NULL};
     /* As the host: an in-process bus runs the carrier operations; a few connections. */
     test_local_options opt = {.env = env, .bus = 1, .max_conns = 8};
 
-    return test_local_open(&current, &shipping_module, &opt) == 0 ? shipping_module.ops : NULL;
+    return test_local_open(&current, &shipping_module, &opt) == 0 ? &current.handle : NULL;
 }
 
 static void local_teardown(void)

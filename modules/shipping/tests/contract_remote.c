@@ -10,11 +10,11 @@
 
 static test_service service;
 
-static const shipping_ops *remote_setup(void)
+static const cl_handle *remote_setup(void)
 {
     char *env[] = {SHIPPING_CONTRACT_CARRIER_MS_ENV, "CLEAVE_BUS_POLL_MS=20", NULL};
 
-    return test_service_start(&service, &shipping_api, env) == 0 ? service.ops : NULL;
+    return test_service_start(&service, &shipping_api, env) == 0 ? &service.handle : NULL;
 }
 
 static void remote_teardown(void)

@@ -76,6 +76,71 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
                                  const char *key, int schema_version, json_t *payload,
                                  cl_error *err);
 
+/* --- events declared once ------------------------------------------------------------ */
+/*
+ * A module declares the events it publishes once, in its public header, next to its
+ * operations: an X-macro list of X(M, name, version, Payload), Payload being a type
+ * declared with CL_TYPE_DECLARE (cleave/schema.h):
+ *
+ *     #define WIDGETS_EVENTS(X, M) X(M, widget_made, 1, widgets_widget)
+ *     CL_EVENTS_DECLARE(widgets, WIDGETS_EVENTS)      (in the public header)
+ *     CL_EVENTS_DEFINE(widgets, WIDGETS_EVENTS)       (in one .c file of its interface)
+ *
+ * which gives, per event, the descriptor widgets_event_widget_made and a typed
+ * widgets_publish_widget_made(conn, ctx, key, payload, err), plus the list
+ * widgets_events[widgets_nevents]. The publisher encodes and every subscriber decodes
+ * with the same generated codec, so the asynchronous contract is as checked as the
+ * synchronous one. version is the payload's schema version: a compatible change (a new
+ * optional field) keeps it, anything else bumps it.
+ */
+
+/* The prefix of every NATS subject: an event of type "<module>.<name>" travels on
+ * CL_BUS_SUBJECT_PREFIX "<module>.<name>". */
+#define CL_BUS_SUBJECT_PREFIX "cleave."
+
+typedef struct cl_event {
+    const char *module;     /* the publishing module */
+    const char *name;       /* the event's name within it */
+    const char *type;       /* "<module>.<name>": the envelope's type */
+    const char *subject;    /* the NATS subject it travels on */
+    int version;            /* the payload's schema version */
+    const cl_type *payload; /* the payload's declared type */
+} cl_event;
+
+/*
+ * Encodes payload (of ev->payload's type, borrowed) and inserts the event into the outbox
+ * inside the caller's transaction on conn, as cl_bus_publish_version with ev's type and
+ * version. CL_INVALID for a bad key; CL_INTERNAL when out of memory; db errors.
+ */
+cl_status cl_event_publish(cl_db_conn *conn, const cl_ctx *ctx, const cl_event *ev, const char *key,
+                           const void *payload, cl_error *err);
+
+#define CL__EVENT_EXTERN(M, name, version, Payload) extern const cl_event M##_event_##name;
+#define CL__EVENT_PUBLISH(M, name, version, Payload)                                               \
+    static inline cl_status M##_publish_##name(cl_db_conn *conn, const cl_ctx *ctx,                \
+                                               const char *key, const Payload *payload,            \
+                                               cl_error *err)                                      \
+    {                                                                                              \
+        return cl_event_publish(conn, ctx, &M##_event_##name, key, payload, err);                  \
+    }
+#define CL__EVENT_DEFINE(M, name, version, Payload)                                                \
+    const cl_event M##_event_##name = {                                                            \
+        #M, #name, #M "." #name, CL_BUS_SUBJECT_PREFIX #M "." #name, version, &Payload##_type};
+#define CL__EVENT_REF(M, name, version, Payload) &M##_event_##name,
+
+/* In the public header: the descriptors, the typed publish functions and the list. */
+#define CL_EVENTS_DECLARE(M, LIST)                                                                 \
+    LIST(CL__EVENT_EXTERN, M)                                                                      \
+    LIST(CL__EVENT_PUBLISH, M)                                                                     \
+    extern const cl_event *const M##_events[];                                                     \
+    extern const size_t M##_nevents;
+
+/* In one .c file of the module's interface library. */
+#define CL_EVENTS_DEFINE(M, LIST)                                                                  \
+    LIST(CL__EVENT_DEFINE, M)                                                                      \
+    const cl_event *const M##_events[] = {LIST(CL__EVENT_REF, M)};                                 \
+    const size_t M##_nevents = sizeof(M##_events) / sizeof(M##_events[0]);
+
 /* --- the bus ---------------------------------------------------------------------- */
 
 typedef struct cl_bus cl_bus;
@@ -122,6 +187,24 @@ cl_status cl_bus_add_module(cl_bus *bus, const char *module, cl_db *db, cl_error
  */
 cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl_bus_handler fn,
                            void *arg, cl_error *err);
+
+/*
+ * A subscriber's handler for a declared event: payload is the decoded payload, of the
+ * event's declared type (cast it to that type), borrowed for the call. Otherwise as
+ * cl_bus_handler.
+ */
+typedef cl_status (*cl_event_handler)(void *arg, cl_ctx *ctx, const cl_envelope *env,
+                                      const void *payload, cl_db_conn *conn);
+
+/*
+ * As cl_bus_subscribe, for a declared event: the bus decodes each payload with the
+ * event's generated codec before calling fn. A message this subscriber cannot
+ * understand - a payload that does not decode as the declared type, or a schema version
+ * newer than the declared one - is not retried: it goes to the dead-letter table at once,
+ * with a last error naming the event, the version and the offending field.
+ */
+cl_status cl_bus_on(cl_bus *bus, const char *module, const cl_event *ev, cl_event_handler fn,
+                    void *arg, cl_error *err);
 
 /*
  * Starts the relays, consumers and operation runners (threads, a bounded number per

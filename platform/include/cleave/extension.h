@@ -1,5 +1,5 @@
 /*
- * cleave/extension.h - optional subsystems that register themselves (ADR 0015).
+ * cleave/extension.h - optional subsystems that register themselves (ADR 0019).
  *
  * The core never calls an optional subsystem (the PostgreSQL driver, the NATS transport)
  * directly: each ships in a library of its own (cleave_postgres, cleave_nats) that

@@ -31,7 +31,7 @@ typedef struct cl_route {
      * The query parameters the route accepts, separated by spaces ("cursor limit"), each
      * at most once; NULL or "" accepts none. The server refuses (400 naming the parameter)
      * a query with a malformed pair, an encoded NUL, an undeclared or a repeated name
-     * before the handler runs (ADR declared-query-parameters).
+     * before the handler runs (ADR 0015).
      */
     const char *query;
 } cl_route;

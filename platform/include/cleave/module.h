@@ -1,14 +1,23 @@
 /*
- * cleave/module.h - modules, their operations tables, and the host's wiring.
+ * cleave/module.h - modules: instances, their operations tables, and the host's wiring.
+ *
+ * A module is a value, as a SQLite connection is: its state lives in an instance that its
+ * lifecycle hooks and operations receive, never in file statics, so two instances of a
+ * module can live in one process on two databases (ADR 0021).
  *
  * A module's public header declares its operations once, as an X-macro list of
  * X(M, name, Request, Response, flags). From that list come
- *   - the operations table: a versioned struct of function pointers (CL_OPS_DECLARE),
- *   - an operation list (name, request/response descriptors, flags, a typed
- *     trampoline) that the RPC server dispatch and the remote stub are driven by
- *     (CL_OPS_DEFINE).
+ *   - the operations table M_ops: a versioned struct of function pointers, each taking
+ *     the instance first (CL_OPS_DECLARE);
+ *   - a typed call per operation, M_name(handle, ctx, req, resp), through a cl_handle
+ *     (CL_OPS_DECLARE);
+ *   - an operation list (name, request/response descriptors, flags, a typed trampoline)
+ *     that the RPC server dispatch and the remote stub are driven by (CL_OPS_DEFINE);
+ *   - the local table from the implementation's functions M_local_name, so that a missing
+ *     implementation does not build (CL_LOCAL_DEFINE);
+ *   - the remote table, whose instance is an RPC client (CL_REMOTE_DEFINE, cleave/rpc.h).
  * Every operation has the signature
- *     cl_status op(cl_ctx *ctx, const Request *req, Response *resp);
+ *     cl_status op(void *self, cl_ctx *ctx, const Request *req, Response *resp);
  * writes *resp only on CL_OK (the caller frees it with cl_schema_free), and reports
  * failures in ctx->err. Requests and responses are plain data (cleave/schema.h).
  */
@@ -18,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cleave/bus.h"
 #include "cleave/config.h"
 #include "cleave/db.h"
 #include "cleave/http.h"
@@ -29,32 +39,53 @@
 #define CL_OP_READ       1u /* read-only; safe to retry and to serve from a replica */
 #define CL_OP_IDEMPOTENT 2u /* safe to retry (reads are implicitly) */
 
-typedef cl_status (*cl_op_invoke)(const void *ops, cl_ctx *ctx, const void *req, void *resp);
+/*
+ * A module as its callers hold it: an operations table (local or remote) and the instance
+ * it runs on (the module's state, or an RPC client). Callers cannot tell the two apart.
+ * Borrowed from whoever created the instance (the host), for the instance's life.
+ */
+typedef struct cl_handle {
+    const void *ops; /* an M_ops */
+    void *self;
+} cl_handle;
+
+typedef cl_status (*cl_op_invoke)(const cl_handle *m, cl_ctx *ctx, const void *req, void *resp);
 
 typedef struct cl_op {
     const char *name;
     const cl_type *req;
     const cl_type *resp;
     unsigned flags;
-    cl_op_invoke invoke; /* calls this operation's slot of an operations table */
+    cl_op_invoke invoke; /* calls this operation's slot of m's table on m's instance */
 } cl_op;
 
 #define CL__OP_SLOT(M, name, Req, Resp, flags)                                                     \
-    cl_status (*name)(cl_ctx * ctx, const Req *req, Resp *resp);
-#define CL__OP_TRAMPOLINE(M, name, Req, Resp, flags)                                               \
-    static cl_status M##__invoke_##name(const void *ops, cl_ctx *ctx, const void *req, void *resp) \
+    cl_status (*name)(void *self, cl_ctx *ctx, const Req *req, Resp *resp);
+#define CL__OP_CALL(M, name, Req, Resp, flags)                                                     \
+    static inline cl_status M##_##name(const cl_handle *m, cl_ctx *ctx, const Req *req,           \
+                                       Resp *resp)                                                 \
     {                                                                                              \
-        return ((const M##_ops *)ops)->name(ctx, (const Req *)req, (Resp *)resp);                  \
+        return ((const M##_ops *)m->ops)->name(m->self, ctx, req, resp);                           \
+    }
+#define CL__OP_TRAMPOLINE(M, name, Req, Resp, flags)                                               \
+    static cl_status M##__invoke_##name(const cl_handle *m, cl_ctx *ctx, const void *req,        \
+                                        void *resp)                                                \
+    {                                                                                              \
+        return M##_##name(m, ctx, (const Req *)req, (Resp *)resp);                                 \
     }
 #define CL__OP_ENTRY(M, name, Req, Resp, flags)                                                    \
     {#name, &Req##_type, &Resp##_type, flags, M##__invoke_##name},
 
-/* In the public header: the table type M_ops and the operation list M_op_list. */
+/*
+ * In the public header: the table type M_ops, a typed call M_<op>(handle, ctx, req, resp)
+ * per operation, and the operation list M_op_list.
+ */
 #define CL_OPS_DECLARE(M, LIST)                                                                    \
     typedef struct M##_ops {                                                                       \
         int version;                                                                               \
         LIST(CL__OP_SLOT, M)                                                                       \
     } M##_ops;                                                                                     \
+    LIST(CL__OP_CALL, M)                                                                           \
     extern const cl_op M##_op_list[];                                                              \
     extern const size_t M##_op_count;
 
@@ -63,6 +94,27 @@ typedef struct cl_op {
     LIST(CL__OP_TRAMPOLINE, M)                                                                     \
     const cl_op M##_op_list[] = {LIST(CL__OP_ENTRY, M)};                                           \
     const size_t M##_op_count = sizeof(M##_op_list) / sizeof(M##_op_list[0]);
+
+#define CL__LOCAL_PROTO(M, name, Req, Resp, flags)                                                 \
+    static cl_status M##_local_##name(struct M##_self *self, cl_ctx *ctx, const Req *req,        \
+                                      Resp *resp);
+#define CL__LOCAL_SLOT_FN(M, name, Req, Resp, flags)                                               \
+    static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)       \
+    {                                                                                              \
+        return M##_local_##name((struct M##_self *)self, ctx, req, resp);                          \
+    }
+#define CL__LOCAL_SLOT(M, name, Req, Resp, flags) .name = M##__slot_##name,
+
+/*
+ * In the implementation file that holds the operations (after `struct M_self`, the
+ * instance, is declared): declares `static cl_status M_local_<op>(struct M_self *self,
+ * cl_ctx *ctx, const Req *req, Resp *resp)` for every operation of LIST - the file must
+ * define each, or it does not build - and the local table M_local_ops from them.
+ */
+#define CL_LOCAL_DEFINE(M, LIST, VERSION)                                                          \
+    LIST(CL__LOCAL_PROTO, M)                                                                       \
+    LIST(CL__LOCAL_SLOT_FN, M)                                                                     \
+    static const M##_ops M##_local_ops = {.version = VERSION, LIST(CL__LOCAL_SLOT, M)};
 
 /* Finds an operation by name in list[n]; NULL when absent. */
 const cl_op *cl_op_find(const cl_op *list, size_t n, const char *name);
@@ -81,11 +133,11 @@ CL_TYPE_DECLARE(cl_money, CL_MONEY)
 
 /* --- the module descriptor (the implementation: the local binding) ----------------- */
 
-#define CL_MODULE_ABI 1
+#define CL_MODULE_ABI 2
 
 struct cl_bus;
 
-/* What the host hands a module at init: its own database and nothing else of others'. */
+/* What the host hands a new instance: its own database and nothing else of others'. */
 typedef struct cl_module_env cl_module_env;
 struct cl_module_env {
     /*
@@ -94,20 +146,20 @@ struct cl_module_env {
      * refuses to start without it.
      */
     const cl_config *config;
-    cl_db *db; /* the module's own database, borrowed for the process's life */
+    cl_db *db; /* the instance's own database, borrowed for its life */
     /*
      * The process's message bus (cleave/bus.h), borrowed: subscribe to events and register
-     * long-running operation kinds here, at init. NULL where the host runs no bus.
+     * long-running operation kinds here, in create. NULL where the host runs no bus.
      */
     struct cl_bus *bus;
     /*
-     * The operations table (local or remote binding, borrowed for the process's life) of
-     * another module of this process's bindings, by name; NULL for a module the binary
-     * does not know. A module calls only modules its api->depends names. Set by the
-     * host; NULL outside one (a unit test's env), where a module has no others to call.
+     * Another module of this process's deployment by name - local or remote, callers
+     * cannot tell - borrowed for the instance's life; NULL for a module the process does
+     * not know. An instance calls only modules its api->depends names. NULL outside a
+     * host (a unit test's env), where a module has no others to call.
      */
-    const void *(*module_ops)(const struct cl_module_env *env, const char *module);
-    void *host; /* the host's state, for module_ops only */
+    const cl_handle *(*module)(const struct cl_module_env *env, const char *name);
+    void *host; /* the host's state, for module only */
     /*
      * True when the process serves (cleave serve): background work such as resuming
      * sagas runs only then, never in one-shot commands (seed, migrate, rebuild).
@@ -115,14 +167,25 @@ struct cl_module_env {
     bool serving;
 };
 
+/*
+ * The implementation, a constant descriptor (nginx's ngx_module_t). No slot is NULL: the
+ * cl_module_noop_* hooks are the defaults.
+ *   create   makes an instance on env (which it may keep: everything in it outlives the
+ *            instance); *self receives it, owned by the caller, released with destroy.
+ *            CL_INVALID for a bad setting or a missing database; others as the module says.
+ *   start    starts its background work (threads), after every instance is created.
+ *   stop     stops that work; in-flight operations finish. Called before destroy.
+ *   destroy  frees the instance. NULL is a no-op.
+ */
 typedef struct cl_module {
     int abi;             /* CL_MODULE_ABI */
     const char *name;    /* "widgets": also its migrations folder */
     const char *version; /* semantic version of the implementation */
-    const void *ops;     /* its operations table, local binding */
-    cl_status (*init)(const cl_module_env *env, cl_error *err);
-    cl_status (*start)(cl_error *err);
-    void (*stop)(void);
+    const void *ops;     /* its local operations table (CL_LOCAL_DEFINE) */
+    cl_status (*create)(const cl_module_env *env, void **self, cl_error *err);
+    cl_status (*start)(void *self, cl_error *err);
+    void (*stop)(void *self);
+    void (*destroy)(void *self);
     /*
      * Its interface side, where its settings are declared: whoever loads a configuration
      * for the implementation alone (a test) finds them here.
@@ -131,8 +194,8 @@ typedef struct cl_module {
 } cl_module;
 
 /* Default no-op hooks, so that no slot is ever NULL. */
-cl_status cl_module_noop_start(cl_error *err);
-void cl_module_noop_stop(void);
+cl_status cl_module_noop_start(void *self, cl_error *err);
+void cl_module_noop_stop(void *self);
 
 /* --- the module's interface side (compiled into every host that calls it) ---------- */
 
@@ -148,12 +211,23 @@ typedef struct cl_module_api {
      * the build from cleave_module(M DEPENDS ...), the one place they are declared.
      */
     const char *const *depends;
-    /* Adds the module's public REST routes, which call only through ops. */
-    cl_status (*routes)(cl_router *r, const void *ops, cl_error *err);
-    /* Creates demo data through ops when the module has none. *created receives a count. */
-    cl_status (*seed)(const void *ops, cl_ctx *ctx, int *created);
-    /* The remote binding: the operations table that calls the module's service. */
-    const void *(*remote_ops)(struct cl_rpc_client *client);
+    /* The events it publishes, declared in its public header (CL_EVENTS_DECLARE); may be 0. */
+    const cl_event *const *events;
+    size_t nevents;
+    /*
+     * The declared events of other modules it handles, NULL-terminated (NULL: none): the
+     * process it runs in must receive them wherever their publisher runs.
+     */
+    const cl_event *const *subscribes;
+    /* Adds the module's public REST routes, which call only through m (borrowed, kept). */
+    cl_status (*routes)(cl_router *r, const cl_handle *m, cl_error *err);
+    /* Creates demo data through m when the module has none. *created receives a count. */
+    cl_status (*seed)(const cl_handle *m, cl_ctx *ctx, int *created);
+    /*
+     * The remote binding: the operations table that calls the module's service, whose
+     * instance is a cl_rpc_client (cleave/rpc.h) (CL_REMOTE_DEFINE).
+     */
+    const void *remote_ops;
     /*
      * Its configuration keys (cleave/config.h), each named CLEAVE_<NAME>_..., with type,
      * bounds, default and help; NULL when nsettings is 0. Declared on the interface side

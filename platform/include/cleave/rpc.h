@@ -27,8 +27,8 @@
 /* A module served over RPC. Owned by the caller; must outlive the router. */
 typedef struct cl_rpc_service {
     const cl_module_api *api;
-    const void *ops;   /* the module's local operations table */
-    const char *token; /* when non-empty, calls must carry it as a bearer token (else 401) */
+    const cl_handle *module; /* the instance served (borrowed) */
+    const char *token;       /* when non-empty, calls must carry it as a bearer token (else 401) */
 } cl_rpc_service;
 
 /* Adds POST /rpc/v1/<module>/{op} dispatching to svc. The route's permission is "service". */
@@ -64,28 +64,21 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
 
 #define CL__REMOTE_INDEX(M, name, Req, Resp, flags) M##__op_index_##name,
 #define CL__REMOTE_STUB(M, name, Req, Resp, flags)                                                 \
-    static cl_status M##__remote_##name(cl_ctx *ctx, const Req *req, Resp *resp)                   \
+    static cl_status M##__remote_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)     \
     {                                                                                              \
-        return cl_rpc_call(M##__remote_client, &M##_op_list[M##__op_index_##name], ctx, req,       \
+        return cl_rpc_call((cl_rpc_client *)self, &M##_op_list[M##__op_index_##name], ctx, req,   \
                            resp);                                                                  \
     }
 #define CL__REMOTE_SLOT(M, name, Req, Resp, flags) .name = M##__remote_##name,
 
 /*
- * In one .c file of the module's interface library: the remote binding of M's table.
- * Defines `const void *M_remote_ops(cl_rpc_client *client)`, which points every slot of
- * a static M_ops at the service behind client (borrowed, lives as long as the process).
+ * In one .c file of the module's interface library: the remote binding of M's table,
+ * `const M_ops M_remote_ops`, whose instance is the cl_rpc_client of the module's
+ * service: {&M_remote_ops, client} is a cl_handle like any other.
  */
 #define CL_REMOTE_DEFINE(M, LIST, VERSION)                                                         \
     enum { LIST(CL__REMOTE_INDEX, M) M##__op_index_count };                                        \
-    static cl_rpc_client *M##__remote_client;                                                      \
     LIST(CL__REMOTE_STUB, M)                                                                       \
-    static const M##_ops M##__remote_table = {.version = VERSION, LIST(CL__REMOTE_SLOT, M)};       \
-    const void *M##_remote_ops(cl_rpc_client *client);                                             \
-    const void *M##_remote_ops(cl_rpc_client *client)                                              \
-    {                                                                                              \
-        M##__remote_client = client;                                                               \
-        return &M##__remote_table;                                                                 \
-    }
+    const M##_ops M##_remote_ops = {.version = VERSION, LIST(CL__REMOTE_SLOT, M)};
 
 #endif /* CLEAVE_RPC_H */

@@ -129,6 +129,18 @@ CL_TYPE_DECLARE(catalog_product_list, CATALOG_PRODUCT_LIST)
     X(M, get_products_by_sku, catalog_sku_query, catalog_product_list, CL_OP_READ)
 CL_OPS_DECLARE(catalog, CATALOG_OPERATIONS)
 
+/*
+ * The events it publishes (cleave/bus.h), keyed "product:<id>", each carrying the product
+ * as stored after the write:
+ *   catalog.product_created  a new product
+ *   catalog.product_updated  a product that changed (an update that changes nothing
+ *                            publishes nothing)
+ */
+#define CATALOG_EVENTS(X, M)                                                                       \
+    X(M, product_created, 1, catalog_product)                                                      \
+    X(M, product_updated, 1, catalog_product)
+CL_EVENTS_DECLARE(catalog, CATALOG_EVENTS)
+
 /* The catalog's interface side: REST routes, demo seed, operation list. */
 extern const cl_module_api catalog_api;
 /* The local binding: the implementation, when the catalog is compiled in. */

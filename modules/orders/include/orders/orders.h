@@ -20,9 +20,7 @@
  * dependency is down. A serving process resumes every order that is not final at start.
  *
  * Money is integer minor units plus a currency code (cl_money); unit prices come from
- * the catalog when the order is placed. Events it publishes (cleave/bus.h), keyed
- * "order:<id>":
- *   orders.order_confirmed {order_id, account_id, lines[{sku, quantity}], total}
+ * the catalog when the order is placed. The events it publishes are declared below.
  */
 #ifndef ORDERS_ORDERS_H
 #define ORDERS_ORDERS_H
@@ -123,6 +121,18 @@ CL_TYPE_DECLARE(orders_order_page, ORDERS_ORDER_PAGE)
     X(M, get_order, orders_order_ref, orders_order, CL_OP_READ)                                    \
     X(M, list_orders, orders_order_query, orders_order_page, CL_OP_READ)
 CL_OPS_DECLARE(orders, ORDERS_OPERATIONS)
+
+/* An order whose payment is captured: what it bought, from which account, for how much. */
+#define ORDERS_ORDER_CONFIRMED(X, T)                                                               \
+    X(T, STR, order_id, _)                                                                         \
+    X(T, STR, account_id, _)                                                                       \
+    X(T, OBJS, lines, orders_line_input)                                                           \
+    X(T, OBJ, total, cl_money)
+CL_TYPE_DECLARE(orders_order_confirmed, ORDERS_ORDER_CONFIRMED)
+
+/* The events it publishes (cleave/bus.h), keyed "order:<id>". */
+#define ORDERS_EVENTS(X, M) X(M, order_confirmed, 1, orders_order_confirmed)
+CL_EVENTS_DECLARE(orders, ORDERS_EVENTS)
 
 /* The orders' interface side: REST routes, seed, operation list. */
 extern const cl_module_api orders_api;

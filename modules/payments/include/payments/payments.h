@@ -89,7 +89,7 @@ CL_TYPE_DECLARE(payments_account_ref, PAYMENTS_ACCOUNT_REF)
     X(T, STR, account_id, _)                                                                       \
     X(T, OBJ, amount, cl_money)                                                                    \
     X(T, OPT_I64, expected_version, _)
-CL_TYPE_DECLARE(payments_deposit, PAYMENTS_DEPOSIT)
+CL_TYPE_DECLARE(payments_deposit_request, PAYMENTS_DEPOSIT)
 
 /*
  * Authorize amount (> 0, the account's currency) for order_id (optional, 0-64 of the id
@@ -170,7 +170,7 @@ CL_TYPE_DECLARE(payments_rebuild_report, PAYMENTS_REBUILD_REPORT)
  */
 #define PAYMENTS_OPERATIONS(X, M)                                                                  \
     X(M, open_account, payments_account_input, payments_account, CL_OP_WRITE)                      \
-    X(M, deposit, payments_deposit, payments_account, CL_OP_WRITE)                                 \
+    X(M, deposit, payments_deposit_request, payments_account, CL_OP_WRITE)                                 \
     X(M, get_account, payments_account_ref, payments_account, CL_OP_READ)                          \
     X(M, authorize_payment, payments_authorization, payments_payment, CL_OP_WRITE)                 \
     X(M, capture_payment, payments_payment_ref, payments_payment, CL_OP_IDEMPOTENT)                \

@@ -5,11 +5,8 @@
  * orders.order_confirmed event (order_ref "order:<order id>"), or by request_shipment,
  * which answers at once with the long-running operation that books the carrier
  * (202 Accepted + Location: /api/v1/operations/{id} over REST). The carrier step
- * takes CLEAVE_SHIPPING_CARRIER_MS; when it completes the shipment is booked.
- *
- * Events it publishes (cleave/bus.h), keyed "shipment:<id>":
- *   shipping.shipment_created {id, order_ref}
- *   shipping.shipment_booked  {id, order_ref, carrier, tracking}
+ * takes CLEAVE_SHIPPING_CARRIER_MS; when it completes the shipment is booked. The events
+ * it publishes are declared below.
  */
 #ifndef SHIPPING_SHIPPING_H
 #define SHIPPING_SHIPPING_H
@@ -68,6 +65,27 @@ CL_TYPE_DECLARE(shipping_shipment_list, SHIPPING_SHIPMENT_LIST)
     X(M, list_shipments, shipping_shipment_query, shipping_shipment_list, CL_OP_READ)              \
     X(M, get_operation, cl_operation_ref, cl_operation, CL_OP_READ)
 CL_OPS_DECLARE(shipping, SHIPPING_OPERATIONS)
+
+#define SHIPPING_SHIPMENT_CREATED(X, T)                                                            \
+    X(T, I64, id, _)                                                                               \
+    X(T, STR, order_ref, _)
+CL_TYPE_DECLARE(shipping_shipment_created, SHIPPING_SHIPMENT_CREATED)
+
+#define SHIPPING_SHIPMENT_BOOKED(X, T)                                                             \
+    X(T, I64, id, _)                                                                               \
+    X(T, STR, order_ref, _)                                                                        \
+    X(T, STR, carrier, _)                                                                          \
+    X(T, STR, tracking, _)
+CL_TYPE_DECLARE(shipping_shipment_booked, SHIPPING_SHIPMENT_BOOKED)
+
+/*
+ * The events it publishes (cleave/bus.h), keyed "shipment:<id>": a shipment was made
+ * (pending), and its carrier booked it. It handles orders.order_confirmed (orders.h).
+ */
+#define SHIPPING_EVENTS(X, M)                                                                      \
+    X(M, shipment_created, 1, shipping_shipment_created)                                           \
+    X(M, shipment_booked, 1, shipping_shipment_booked)
+CL_EVENTS_DECLARE(shipping, SHIPPING_EVENTS)
 
 /* The shipping module's interface side: REST routes, seed, operation list. */
 extern const cl_module_api shipping_api;

@@ -13,7 +13,7 @@ CL_REMOTE_DEFINE(greeter, GREETER_OPERATIONS, GREETER_OPS_VERSION)
 /* POST /api/v1/greetings {"name": ...} -> 201 {"message": ..., "count": n} */
 static void greet(cl_http_req *req, void *arg)
 {
-    const greeter_ops *ops = arg;
+    const cl_handle *module = arg;
     greeter_request in = {0};
     greeter_greeting out = {0};
     cl_ctx *ctx = cl_http_ctx(req);
@@ -27,7 +27,7 @@ static void greet(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &err);
         goto out;
     }
-    if (ops->greet(ctx, &in, &out) != CL_OK) {
+    if (greeter_greet(module, ctx, &in, &out) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
@@ -38,18 +38,18 @@ out:
     cl_schema_free(&greeter_greeting_type, &out);
 }
 
-static cl_status greeter_routes(cl_router *r, const void *ops, cl_error *err)
+static cl_status greeter_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
     const cl_route routes[] = {
-        {"POST", "/api/v1/greetings", "greeter:write", greet, (void *)ops},
+        {"POST", "/api/v1/greetings", "greeter:write", greet, (void *)module, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);
 }
 
-static cl_status greeter_seed(const void *ops, cl_ctx *ctx, int *created)
+static cl_status greeter_seed(const cl_handle *module, cl_ctx *ctx, int *created)
 {
-    (void)ops;
+    (void)module;
     (void)ctx;
     *created = 0;
     return CL_OK;
@@ -65,5 +65,5 @@ const cl_module_api greeter_api = {
     .depends = greeter_depends,
     .routes = greeter_routes,
     .seed = greeter_seed,
-    .remote_ops = greeter_remote_ops,
+    .remote_ops = &greeter_remote_ops,
 };

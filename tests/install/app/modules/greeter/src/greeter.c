@@ -1,12 +1,19 @@
 /* The greeter's implementation: one table in its own database. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "greeter/greeter.h"
 
-static cl_db *greeter_db;
+/* An instance of the greeter: its database. */
+struct greeter_self {
+    cl_db *db;
+};
 
-static cl_status greet(cl_ctx *ctx, const greeter_request *req, greeter_greeting *resp)
+CL_LOCAL_DEFINE(greeter, GREETER_OPERATIONS, GREETER_OPS_VERSION)
+
+static cl_status greeter_local_greet(struct greeter_self *self, cl_ctx *ctx,
+                                     const greeter_request *req, greeter_greeting *resp)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st = NULL;
@@ -18,7 +25,7 @@ static cl_status greet(cl_ctx *ctx, const greeter_request *req, greeter_greeting
         return cl_error_set(&ctx->err, CL_INVALID, "name", "name must be 1-%d bytes",
                             GREETER_NAME_MAX);
     }
-    rc = cl_db_acquire(greeter_db, ctx, &conn, &ctx->err);
+    rc = cl_db_acquire(self->db, ctx, &conn, &ctx->err);
     if (rc == CL_OK) {
         rc = cl_db_prepare_bind(ctx, conn, "INSERT INTO greetings (name) VALUES (?)", &st, "t",
                                 req->name);
@@ -43,14 +50,24 @@ static cl_status greet(cl_ctx *ctx, const greeter_request *req, greeter_greeting
     return rc;
 }
 
-static const greeter_ops greeter_local_ops = {.version = GREETER_OPS_VERSION, .greet = greet};
-
-static cl_status greeter_init(const cl_module_env *env, cl_error *err)
+static void greeter_destroy(void *self)
 {
+    free(self);
+}
+
+static cl_status greeter_create(const cl_module_env *env, void **out, cl_error *err)
+{
+    struct greeter_self *self;
+
     if (env == NULL || env->db == NULL) {
         return cl_error_set(err, CL_INVALID, "db", "greeter needs its database");
     }
-    greeter_db = env->db;
+    self = calloc(1, sizeof(*self));
+    if (self == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    self->db = env->db;
+    *out = self;
     return CL_OK;
 }
 
@@ -59,7 +76,9 @@ const cl_module greeter_module = {
     .name = "greeter",
     .version = "1.0.0",
     .ops = &greeter_local_ops,
-    .init = greeter_init,
+    .create = greeter_create,
     .start = cl_module_noop_start,
     .stop = cl_module_noop_stop,
+    .destroy = greeter_destroy,
+    .api = &greeter_api,
 };
