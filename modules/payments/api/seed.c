@@ -14,7 +14,7 @@ cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, int *created)
     payments_account_input in = {
         .id = PAYMENTS_DEMO_ACCOUNT, .owner = "Demo Shopper", .currency = "EUR"};
     payments_deposit_request dep = {.account_id = PAYMENTS_DEMO_ACCOUNT,
-                            .amount = {.amount = DEMO_DEPOSIT, .currency = "EUR"}};
+                                    .amount = {.amount = DEMO_DEPOSIT, .currency = "EUR"}};
     payments_account acc = {0};
     int64_t version = 0;
     cl_status rc;

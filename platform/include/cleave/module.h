@@ -62,13 +62,13 @@ typedef struct cl_op {
 #define CL__OP_SLOT(M, name, Req, Resp, flags)                                                     \
     cl_status (*name)(void *self, cl_ctx *ctx, const Req *req, Resp *resp);
 #define CL__OP_CALL(M, name, Req, Resp, flags)                                                     \
-    static inline cl_status M##_##name(const cl_handle *m, cl_ctx *ctx, const Req *req,           \
+    static inline cl_status M##_##name(const cl_handle *m, cl_ctx *ctx, const Req *req,            \
                                        Resp *resp)                                                 \
     {                                                                                              \
         return ((const M##_ops *)m->ops)->name(m->self, ctx, req, resp);                           \
     }
 #define CL__OP_TRAMPOLINE(M, name, Req, Resp, flags)                                               \
-    static cl_status M##__invoke_##name(const cl_handle *m, cl_ctx *ctx, const void *req,        \
+    static cl_status M##__invoke_##name(const cl_handle *m, cl_ctx *ctx, const void *req,          \
                                         void *resp)                                                \
     {                                                                                              \
         return M##_##name(m, ctx, (const Req *)req, (Resp *)resp);                                 \
@@ -96,10 +96,10 @@ typedef struct cl_op {
     const size_t M##_op_count = sizeof(M##_op_list) / sizeof(M##_op_list[0]);
 
 #define CL__LOCAL_PROTO(M, name, Req, Resp, flags)                                                 \
-    static cl_status M##_local_##name(struct M##_self *self, cl_ctx *ctx, const Req *req,        \
+    static cl_status M##_local_##name(struct M##_self *self, cl_ctx *ctx, const Req *req,          \
                                       Resp *resp);
 #define CL__LOCAL_SLOT_FN(M, name, Req, Resp, flags)                                               \
-    static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)       \
+    static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)         \
     {                                                                                              \
         return M##_local_##name((struct M##_self *)self, ctx, req, resp);                          \
     }

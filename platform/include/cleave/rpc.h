@@ -64,9 +64,9 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
 
 #define CL__REMOTE_INDEX(M, name, Req, Resp, flags) M##__op_index_##name,
 #define CL__REMOTE_STUB(M, name, Req, Resp, flags)                                                 \
-    static cl_status M##__remote_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)     \
+    static cl_status M##__remote_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)       \
     {                                                                                              \
-        return cl_rpc_call((cl_rpc_client *)self, &M##_op_list[M##__op_index_##name], ctx, req,   \
+        return cl_rpc_call((cl_rpc_client *)self, &M##_op_list[M##__op_index_##name], ctx, req,    \
                            resp);                                                                  \
     }
 #define CL__REMOTE_SLOT(M, name, Req, Resp, flags) .name = M##__remote_##name,

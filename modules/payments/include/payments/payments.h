@@ -170,7 +170,7 @@ CL_TYPE_DECLARE(payments_rebuild_report, PAYMENTS_REBUILD_REPORT)
  */
 #define PAYMENTS_OPERATIONS(X, M)                                                                  \
     X(M, open_account, payments_account_input, payments_account, CL_OP_WRITE)                      \
-    X(M, deposit, payments_deposit_request, payments_account, CL_OP_WRITE)                                 \
+    X(M, deposit, payments_deposit_request, payments_account, CL_OP_WRITE)                         \
     X(M, get_account, payments_account_ref, payments_account, CL_OP_READ)                          \
     X(M, authorize_payment, payments_authorization, payments_payment, CL_OP_WRITE)                 \
     X(M, capture_payment, payments_payment_ref, payments_payment, CL_OP_IDEMPOTENT)                \
