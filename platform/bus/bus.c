@@ -326,7 +326,7 @@ cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl
     cl__sub *s = NULL;
     cl_status rc = add_sub(bus, module, type, fn != NULL, &s, err);
 
-    if (rc == CL_OK) {
+    if (rc == CL_OK && s != NULL) {
         s->fn = fn;
         s->arg = arg;
     }
@@ -344,7 +344,7 @@ cl_status cl_bus_on(cl_bus *bus, const char *module, const cl_event *ev, cl_even
                             module != NULL ? module : "(null)");
     }
     rc = add_sub(bus, module, ev->type, fn != NULL, &s, err);
-    if (rc == CL_OK) {
+    if (rc == CL_OK && s != NULL) {
         s->event = ev;
         s->efn = fn;
         s->arg = arg;
