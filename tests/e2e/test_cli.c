@@ -153,6 +153,9 @@ static void test_modules_and_version(void **state)
     assert_non_null(strstr(out, "catalog["));
     /* From cleave_module(orders DEPENDS ...), the one place dependencies are declared. */
     assert_non_null(strstr(out, "orders --> payments"));
+    /* Event edges, from the subscribers' declarations: publisher -. event .-> subscriber. */
+    assert_non_null(strstr(out, "orders -. order_confirmed .-> shipping"));
+    assert_non_null(strstr(out, "catalog -. product_created .-> inventory"));
     assert_int_equal(run(dir, NULL, out, sizeof(out), "version", NULL), 0);
     assert_non_null(strstr(out, "cleave "));
     test_rmrf(dir);

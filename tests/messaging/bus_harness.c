@@ -140,9 +140,25 @@ int bus_harness_open_with(bus_harness *h, const char *nats_url, int relays, int 
     return 0;
 }
 
+int bus_harness_add_module(bus_harness *h, const char *name, cl_db **db)
+{
+    cl_error err = {0};
+
+    if (h->nextra == (int)(sizeof(h->extra) / sizeof(h->extra[0])) ||
+        setup_db(h, name, &h->extra[h->nextra], &err) != 0) {
+        fprintf(stderr, "bus harness: cannot add %s: %s\n", name, err.message);
+        return -1;
+    }
+    *db = h->extra[h->nextra++];
+    return 0;
+}
+
 void bus_harness_close(bus_harness *h)
 {
     cl_bus_free(h->bus);
+    for (int i = 0; i < h->nextra; i++) {
+        cl_db_close(h->extra[i]);
+    }
     cl_db_close(h->pub);
     cl_db_close(h->sub);
     cl_config_free(h->cfg);

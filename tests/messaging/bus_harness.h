@@ -16,6 +16,8 @@ typedef struct bus_harness {
     cl_config *cfg;
     cl_db *pub;
     cl_db *sub;
+    cl_db *extra[8]; /* modules added by bus_harness_add_module */
+    int nextra;
     cl_bus *bus;
     pgtest pg; /* the PostgreSQL database, when pg.db is set */
 } bus_harness;
@@ -36,6 +38,13 @@ int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int worke
 int bus_harness_open_with(bus_harness *h, const char *nats_url, int relays, int workers,
                           int (*before_start)(bus_harness *h, void *arg), void *arg);
 void bus_harness_close(bus_harness *h);
+
+/*
+ * In before_start: adds a module named name on a throwaway database of its own (a file, or
+ * a schema of the harness's PostgreSQL database) with the bus's tables. *db is borrowed
+ * (closed by bus_harness_close). 0, or -1 (printed).
+ */
+int bus_harness_add_module(bus_harness *h, const char *name, cl_db **db);
 
 /* Publishes events seq first..first+n-1 of key in transactions of batch events each. */
 int bus_harness_publish(bus_harness *h, const char *key, int first, int n, int batch);
