@@ -164,17 +164,29 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+/* The instants RFC 3339's four-digit years can name: 0000-01-01 to 9999-12-31. */
+#define RFC3339_MIN_MS ((int64_t)-62167219200000)
+#define RFC3339_MAX_MS ((int64_t)253402300799999)
+
 void cl_rfc3339_format(int64_t epoch_ms, char out[CL_RFC3339_SIZE])
 {
-    int64_t days = floor_div(epoch_ms, 86400000);
-    int64_t in_day = epoch_ms - days * 86400000;
-    int64_t year;
+    int64_t days, in_day, year;
     int month, day;
+    /* Room for any int the format could print: the compiler cannot see the clamps. */
+    char buf[80];
 
+    if (epoch_ms < RFC3339_MIN_MS) {
+        epoch_ms = RFC3339_MIN_MS;
+    } else if (epoch_ms > RFC3339_MAX_MS) {
+        epoch_ms = RFC3339_MAX_MS;
+    }
+    days = floor_div(epoch_ms, 86400000);
+    in_day = epoch_ms - days * 86400000;
     civil_from_days(days, &year, &month, &day);
-    snprintf(out, CL_RFC3339_SIZE, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month,
+    snprintf(buf, sizeof(buf), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month,
              day, (int)(in_day / 3600000), (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60),
              (int)(in_day % 1000));
+    cl_strlcpy(out, buf, CL_RFC3339_SIZE);
 }
 
 /* The n decimal digits at s as a number, or -1 when one of them is not a digit. */
