@@ -183,8 +183,8 @@ void cl_rfc3339_format(int64_t epoch_ms, char out[CL_RFC3339_SIZE])
     days = floor_div(epoch_ms, 86400000);
     in_day = epoch_ms - days * 86400000;
     civil_from_days(days, &year, &month, &day);
-    snprintf(buf, sizeof(buf), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month,
-             day, (int)(in_day / 3600000), (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60),
+    snprintf(buf, sizeof(buf), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month, day,
+             (int)(in_day / 3600000), (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60),
              (int)(in_day % 1000));
     cl_strlcpy(out, buf, CL_RFC3339_SIZE);
 }
