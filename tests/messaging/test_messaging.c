@@ -144,7 +144,9 @@ static long stock_records_of(const char *base, const char *sku)
     test_resp r = {0};
     long n = -1;
 
-    snprintf(path, sizeof(path), "/api/v1/inventory/%s", sku);
+    if (snprintf(path, sizeof(path), "/api/v1/inventory/%s", sku) >= (int)sizeof(path)) {
+        fail_msg("SKU %.40s... does not fit a path", sku);
+    }
     if (test_http(base, "GET", path, NULL, 0, NULL, &r) == 0 &&
         (r.status == 200 || r.status == 404)) {
         n = r.status == 200 ? 1 : 0;
