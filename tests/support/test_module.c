@@ -326,6 +326,42 @@ out:
     return total;
 }
 
+static struct {
+    const cl_handle *(*setup)(void);
+    void (*teardown)(void);
+    int min_version;
+} contract;
+
+void test_contract_bind(const cl_handle *(*setup)(void), void (*teardown)(void), int min_version)
+{
+    contract.setup = setup;
+    contract.teardown = teardown;
+    contract.min_version = min_version;
+}
+
+int test_contract_setup(const cl_handle **module)
+{
+    /* Every operations table starts with its version (cleave/module.h). */
+    *module = contract.setup();
+    return *module != NULL && *(const int *)(*module)->ops >= contract.min_version ? 0 : -1;
+}
+
+int test_contract_teardown(void **state)
+{
+    (void)state;
+    contract.teardown();
+    return 0;
+}
+
+cl_ctx test_contract_ctx(void)
+{
+    cl_ctx ctx;
+
+    cl_ctx_init(&ctx, TEST_CONTRACT_CALL_MS);
+    ctx.read_primary = 1;
+    return ctx;
+}
+
 /* The state of test_twins_run between its setup and teardown (the runners take no arg). */
 static struct {
     const cl_module *module;

@@ -112,6 +112,31 @@ int test_local_open(test_local *t, const cl_module *m, const test_local_options 
  */
 void test_local_close(test_local *t);
 
+/* --- what every contract suite shares ----------------------------------------------- */
+
+/* The deadline of one contract call: generous (a remote binding under sanitizers), but a
+ * hang still fails. */
+#define TEST_CONTRACT_CALL_MS 30000
+
+/*
+ * A contract suite is written once and run against every binding: each runner hands it
+ * the binding's setup (a fresh, empty module; NULL on failure) and teardown. Call before
+ * running the suite's tests; min_version is the operations table version it needs.
+ */
+void test_contract_bind(const cl_handle *(*setup)(void), void (*teardown)(void), int min_version);
+/*
+ * cmocka's per-test setup: runs the binding's setup and stores the module it made in
+ * *module; -1 when there is none or its table is older than min_version.
+ */
+int test_contract_setup(const cl_handle **module);
+/* cmocka's per-test teardown: runs the binding's teardown. Always 0. */
+int test_contract_teardown(void **state);
+/*
+ * A call context with the suite's deadline. Reads go to the primary: a suite reads what it
+ * has just written, which behind a replica only such a caller is promised (ADR 0011).
+ */
+cl_ctx test_contract_ctx(void);
+
 /* --- two instances in one process ------------------------------------------------- */
 
 /* A module's contract runner: runs every test, each between setup and teardown. */

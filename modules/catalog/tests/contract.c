@@ -15,12 +15,11 @@
 
 #include <cmocka.h>
 
-/* Generous: a remote binding may be slow under sanitizers, but a hang must still fail. */
-#define CALL_TIMEOUT_MS 30000
-#define MAX_IDS         256
+#include "test_module.h"
 
-static const cl_handle *(*binding_setup)(void);
-static void (*binding_teardown)(void);
+/* Generous: a remote binding may be slow under sanitizers, but a hang must still fail. */
+#define MAX_IDS 256
+
 static const cl_handle *module;
 
 /* Two distinct reference categories, found through list_categories in each setup. */
@@ -34,11 +33,10 @@ static int setup(void **state)
     cl_ctx ctx;
 
     (void)state;
-    module = binding_setup();
-    if (module == NULL || ((const catalog_ops *)module->ops)->version < CATALOG_OPS_VERSION) {
+    if (test_contract_setup(&module) != 0) {
         return -1;
     }
-    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
+    ctx = test_contract_ctx();
     if (catalog_list_categories(module, &ctx, &none, &cats) != CL_OK || cats.items.n < 2) {
         fprintf(stderr, "setup: list_categories: %s (%zu categories)\n", ctx.err.message,
                 cats.items.n);
@@ -51,28 +49,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    binding_teardown();
-    module = NULL;
-    return 0;
-}
-
 /* --- helpers ------------------------------------------------------------------------ */
-
-static cl_ctx new_ctx(void)
-{
-    cl_ctx ctx;
-
-    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
-    /*
-     * The suite reads what it has just written; behind a replica only a caller that asks
-     * for the primary is promised that (ADR 0011), whatever the binding.
-     */
-    ctx.read_primary = 1;
-    return ctx;
-}
 
 /* A valid product input; tags is a NULL-terminated list or NULL for none. */
 static catalog_product_input input(const char *sku, const char *name, const char *category,
@@ -101,7 +78,7 @@ static int64_t make(const char *sku, const char *name, const char *category, cha
 {
     catalog_product_input in = input(sku, name, category, tags);
     catalog_product p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st;
     int64_t id;
 
@@ -130,7 +107,7 @@ static void make_many(const char *sku_base, const char *name_base, int n, int64_
 static void get(int64_t id, catalog_product *out)
 {
     catalog_product_ref ref = {.id = id};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     assert_int_equal(catalog_get_product(module, &ctx, &ref, out), CL_OK);
 }
@@ -191,7 +168,7 @@ static void expect_create_invalid(const catalog_product_input *in, const char *f
                                   const char *label)
 {
     catalog_product p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st;
 
     st = catalog_create_product(module, &ctx, in, &p);
@@ -219,7 +196,7 @@ static size_t list_all(const char *category, const char *tag, const char *prefix
     for (;;) {
         catalog_product_query q = {0};
         catalog_product_page page = {0};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         cl_status st;
 
         q.category = (char *)category;
@@ -283,7 +260,7 @@ static void expect_ids(const char *category, const char *tag, const char *prefix
 static cl_status list_page(const catalog_product_query *q, catalog_product_page *page,
                            cl_error *err)
 {
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = catalog_list_products(module, &ctx, q, page);
 
     *err = ctx.err;
@@ -298,7 +275,7 @@ static void test_create_then_get_round_trips(void **state)
     catalog_product_input in = input("MUG-001", "Blue Mug", cat_a, tags);
     catalog_product made = {0};
     catalog_product got = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     assert_int_equal(catalog_create_product(module, &ctx, &in, &made), CL_OK);
@@ -331,7 +308,7 @@ static void test_create_accepts_the_bounds(void **state)
     catalog_product_input in;
     catalog_product made = {0};
     catalog_product got = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     memset(sku, 'Z', 64);
@@ -560,7 +537,7 @@ static void test_create_duplicate_sku_conflicts(void **state)
 {
     catalog_product_input in = input("SAME-SKU", "Second", cat_b, NULL);
     catalog_product p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     int64_t ids[MAX_IDS];
 
     (void)state;
@@ -575,7 +552,7 @@ static void test_get_missing_is_not_found(void **state)
 {
     catalog_product_ref ref = {.id = 987654321};
     catalog_product p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     assert_int_equal(catalog_get_product(module, &ctx, &ref, &p), CL_NOT_FOUND);
@@ -596,7 +573,7 @@ static void test_get_by_sku_answers_in_the_order_asked(void **state)
     catalog_product_list got = {0};
     catalog_product a = {0};
     catalog_product_ref ref = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     int64_t id_a, id_b;
 
     (void)state;
@@ -622,7 +599,7 @@ static void test_get_by_sku_names_the_unknown_sku(void **state)
     catalog_sku_query q = {.skus = {.v = skus, .n = 2, .set = true}};
     catalog_sku_query none = {0};
     catalog_product_list got = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     make("SKU-A", "First", cat_a, NULL);
@@ -643,7 +620,7 @@ static void test_update_changes_fields_and_bumps_version(void **state)
     catalog_product after = {0};
     catalog_product got = {0};
     catalog_product_update up = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     get(make("UPD-1", "Old Name", cat_a, tags), &before);
@@ -719,7 +696,7 @@ static void test_update_clears_description_and_a_no_op_keeps_the_version(void **
     char *tags[] = {"mug", NULL};
     catalog_product before = {0}, after = {0}, same = {0}, got = {0};
     catalog_product_update up = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     get(make("CLR-1", "Clear Me", cat_a, tags), &before);
@@ -776,7 +753,7 @@ static void test_update_with_stale_version_conflicts(void **state)
     catalog_product_update up = {0};
     catalog_product p = {0};
     catalog_product got = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     up.id = make("VER-1", "Versioned", cat_a, NULL);
@@ -807,7 +784,7 @@ static void test_update_missing_is_not_found(void **state)
 {
     catalog_product_update up = {0};
     catalog_product p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     up.id = 987654321;
@@ -847,7 +824,7 @@ static void test_update_rejects_each_invalid_change(void **state)
         catalog_product_update up = {0};
         cl_money price = {.amount = 100, .currency = "EUR"};
         catalog_product p = {0};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         cl_status st;
 
         up.id = id;
@@ -1154,7 +1131,7 @@ static void test_list_categories_counts_products(void **state)
     catalog_product_update up = {0};
     catalog_product p = {0};
     cl_empty none = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     make("CNT-1", "Counted", cat_a, NULL);
@@ -1188,7 +1165,7 @@ static void test_list_categories_counts_products(void **state)
 
 /* --- the runner --------------------------------------------------------------------- */
 
-#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, test_contract_teardown)
 
 int catalog_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                          void (*teardown_fn)(void))
@@ -1218,7 +1195,6 @@ int catalog_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(
         CONTRACT_TEST(test_list_categories_counts_products),
     };
 
-    binding_setup = setup_fn;
-    binding_teardown = teardown_fn;
+    test_contract_bind(setup_fn, teardown_fn, CATALOG_OPS_VERSION);
     return cmocka_run_group_tests_name(binding_name, tests, NULL, NULL);
 }

@@ -16,46 +16,26 @@
 
 #include <cmocka.h>
 
-/* Generous: a remote binding may be slow under sanitizers, but a hang must still fail. */
-#define CALL_TIMEOUT_MS 30000
-#define RACERS          16
+#include "test_module.h"
 
-static const cl_handle *(*binding_setup)(void);
-static void (*binding_teardown)(void);
+/* Generous: a remote binding may be slow under sanitizers, but a hang must still fail. */
+#define RACERS 16
+
 static const cl_handle *module;
 
 static int setup(void **state)
 {
     (void)state;
-    module = binding_setup();
-    return module != NULL && ((const inventory_ops *)module->ops)->version >= INVENTORY_OPS_VERSION
-               ? 0
-               : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    binding_teardown();
-    module = NULL;
-    return 0;
+    return test_contract_setup(&module);
 }
 
 /* --- helpers ------------------------------------------------------------------------ */
-
-static cl_ctx new_ctx(void)
-{
-    cl_ctx ctx;
-
-    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
-    return ctx;
-}
 
 static void set_stock(const char *sku, int64_t on_hand)
 {
     inventory_stock_set in = {.sku = (char *)sku, .on_hand = on_hand};
     inventory_stock s = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = inventory_set_stock(module, &ctx, &in, &s);
 
     if (st != CL_OK) {
@@ -70,7 +50,7 @@ static inventory_stock stock(const char *sku)
 {
     inventory_sku_ref ref = {.sku = (char *)sku};
     inventory_stock s = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = inventory_get_stock(module, &ctx, &ref, &s);
 
     if (st != CL_OK) {
@@ -151,7 +131,7 @@ static void test_set_then_get_stock(void **state)
 {
     inventory_sku_ref ref = {.sku = "NOPE-1"};
     inventory_stock s = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 12);
@@ -171,15 +151,15 @@ static void test_set_stock_rejects_bad_input(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad_skus) / sizeof(bad_skus[0]); i++) {
         inventory_stock_set in = {.sku = (char *)bad_skus[i], .on_hand = 1};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         expect(inventory_set_stock(module, &ctx, &in, &s), CL_INVALID, &ctx, "sku");
     }
     {
         inventory_stock_set in = {.sku = "MUG-1", .on_hand = -1};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         expect(inventory_set_stock(module, &ctx, &in, &s), CL_INVALID, &ctx, "on_hand");
         in.on_hand = INVENTORY_MAX_QUANTITY + 1;
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         expect(inventory_set_stock(module, &ctx, &in, &s), CL_INVALID, &ctx, "on_hand");
     }
     assert_null(s.sku);
@@ -190,13 +170,13 @@ static void test_set_stock_below_reserved_conflicts(void **state)
     inventory_reservation r = {0};
     inventory_stock_set in = {.sku = "MUG-1", .on_hand = 2};
     inventory_stock s = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 10);
     assert_int_equal(RESERVE(&ctx, "o-1", &r, "MUG-1:4"), CL_OK);
     free_res(&r);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(inventory_set_stock(module, &ctx, &in, &s), CL_CONFLICT, &ctx, "on_hand");
     assert_stock("MUG-1", 10, 4, 0);
     set_stock("MUG-1", 4); /* exactly what is reserved is fine */
@@ -208,7 +188,7 @@ static void test_set_stock_below_reserved_conflicts(void **state)
 static void test_reserve_then_commit_sells(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 10);
@@ -226,7 +206,7 @@ static void test_reserve_then_commit_sells(void **state)
     assert_stock("MUG-1", 10, 3, 0);
     assert_int_equal(stock("PLATE-2").available, 0);
 
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
     assert_string_equal(r.status, "committed");
     free_res(&r);
@@ -234,7 +214,7 @@ static void test_reserve_then_commit_sells(void **state)
     assert_stock("MUG-1", 7, 0, 3);
     assert_stock("PLATE-2", 0, 0, 5);
     /* Committing again is a replay: same reservation, nothing sold twice. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
     assert_string_equal(r.status, "committed");
     free_res(&r);
@@ -244,7 +224,7 @@ static void test_reserve_then_commit_sells(void **state)
 static void test_reserve_is_all_or_nothing(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
@@ -254,7 +234,7 @@ static void test_reserve_is_all_or_nothing(void **state)
     assert_stock("MUG-1", 5, 0, 0);
     assert_stock("PLATE-2", 1, 0, 0);
     /* Nothing of the failed call stays: the order can reserve what there is. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(RESERVE(&ctx, "order-1", &r, "MUG-1:2", "PLATE-2:1"), CL_OK);
     free_res(&r);
     assert_stock("PLATE-2", 1, 1, 0);
@@ -263,7 +243,7 @@ static void test_reserve_is_all_or_nothing(void **state)
 static void test_reserve_unknown_sku_is_not_found(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
@@ -280,22 +260,22 @@ static void test_reserve_rejects_bad_input(void **state)
 
     (void)state;
     set_stock("MUG-1", 5);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(inventory_reserve(module, &ctx, &empty, &r), CL_INVALID, &ctx, "lines");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "order 1", &r, "MUG-1:1"), CL_INVALID, &ctx, "order_id");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "", &r, "MUG-1:1"), CL_INVALID, &ctx, "order_id");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "order-1", &r, "MUG-1:0"), CL_INVALID, &ctx, "lines[0].quantity");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "order-1", &r, "MUG-1:1", "mug:1"), CL_INVALID, &ctx, "lines[1].sku");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "order-1", &r, "MUG-1:1", "MUG-1:2"), CL_INVALID, &ctx, "lines[1].sku");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(reserve_v(&ctx, "order-1", -5, &r, (const char *const[]){"MUG-1:1", NULL}), CL_INVALID,
            &ctx, "ttl_ms");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(reserve_v(&ctx, "order-1", INVENTORY_MAX_TTL_MS + 1, &r,
                      (const char *const[]){"MUG-1:1", NULL}),
            CL_INVALID, &ctx, "ttl_ms");
@@ -306,14 +286,14 @@ static void test_reserve_rejects_bad_input(void **state)
 static void test_reserve_replay_takes_stock_once(void **state)
 {
     inventory_reservation a = {0}, b = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
     set_stock("PLATE-2", 5);
     assert_int_equal(RESERVE(&ctx, "order-1", &a, "MUG-1:2", "PLATE-2:1"), CL_OK);
     /* The same lines, in another order: the same reservation back. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(RESERVE(&ctx, "order-1", &b, "PLATE-2:1", "MUG-1:2"), CL_OK);
     assert_string_equal(a.created_at, b.created_at);
     assert_string_equal(a.expires_at, b.expires_at);
@@ -321,7 +301,7 @@ static void test_reserve_replay_takes_stock_once(void **state)
     free_res(&b);
     assert_stock("MUG-1", 5, 2, 0);
     /* Other lines under the same order id: a clash, not a second reservation. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "order-1", &b, "MUG-1:3"), CL_CONFLICT, &ctx, "order_id");
     assert_null(b.order_id);
     assert_stock("MUG-1", 5, 2, 0);
@@ -331,14 +311,14 @@ static void test_reserve_replay_takes_stock_once(void **state)
 static void test_release_gives_back_and_is_idempotent(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
     assert_int_equal(RESERVE(&ctx, "order-1", &r, "MUG-1:4"), CL_OK);
     free_res(&r);
     for (int i = 0; i < 2; i++) {
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         assert_int_equal(on_order(inventory_release, &ctx, "order-1", &r), CL_OK);
         assert_string_equal(r.status, "released");
         assert_int_equal(r.lines.n, 1);
@@ -346,10 +326,10 @@ static void test_release_gives_back_and_is_idempotent(void **state)
         assert_stock("MUG-1", 5, 0, 0);
     }
     /* Its stock went back: it cannot be sold any more. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_order(inventory_commit, &ctx, "order-1", &r), CL_CONFLICT, &ctx, "order_id");
     /* A replayed reserve reports the released reservation and takes nothing. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(RESERVE(&ctx, "order-1", &r, "MUG-1:4"), CL_OK);
     assert_string_equal(r.status, "released");
     free_res(&r);
@@ -359,16 +339,16 @@ static void test_release_gives_back_and_is_idempotent(void **state)
 static void test_release_after_commit_conflicts(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
     assert_int_equal(RESERVE(&ctx, "order-1", &r, "MUG-1:1"), CL_OK);
     free_res(&r);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
     free_res(&r);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_order(inventory_release, &ctx, "order-1", &r), CL_CONFLICT, &ctx, "order_id");
     assert_stock("MUG-1", 4, 0, 1);
 }
@@ -376,7 +356,7 @@ static void test_release_after_commit_conflicts(void **state)
 static void test_release_before_reserve_blocks_a_late_reserve(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
@@ -384,7 +364,7 @@ static void test_release_before_reserve_blocks_a_late_reserve(void **state)
     assert_string_equal(r.status, "released");
     assert_int_equal(r.lines.n, 0);
     free_res(&r);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(RESERVE(&ctx, "order-9", &r, "MUG-1:1"), CL_CONFLICT, &ctx, "order_id");
     assert_stock("MUG-1", 5, 0, 0);
 }
@@ -392,14 +372,14 @@ static void test_release_before_reserve_blocks_a_late_reserve(void **state)
 static void test_commit_and_get_of_unknown_order_are_not_found(void **state)
 {
     inventory_reservation r = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     expect(on_order(inventory_commit, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx, "order_id");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_order(inventory_get_reservation, &ctx, "order-404", &r), CL_NOT_FOUND, &ctx,
            "order_id");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_order(inventory_get_reservation, &ctx, "bad id", &r), CL_INVALID, &ctx, "order_id");
     assert_null(r.order_id);
 }
@@ -414,11 +394,11 @@ static void wait_expired(const char *order)
         inventory_expiry_report rep = {0};
         inventory_reservation r = {0};
         cl_empty none = {0};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         bool expired;
 
         assert_int_equal(inventory_expire_reservations(module, &ctx, &none, &rep), CL_OK);
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         assert_int_equal(on_order(inventory_get_reservation, &ctx, order, &r), CL_OK);
         expired = strcmp(r.status, "expired") == 0;
         free_res(&r);
@@ -433,22 +413,22 @@ static void wait_expired(const char *order)
 static void test_expired_reservation_gives_stock_back(void **state)
 {
     inventory_reservation r = {0}, keep = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     set_stock("MUG-1", 5);
     assert_int_equal(reserve_v(&ctx, "short", 1, &r, (const char *const[]){"MUG-1:2", NULL}),
                      CL_OK);
     free_res(&r);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(RESERVE(&ctx, "long", &keep, "MUG-1:1"), CL_OK);
     free_res(&keep);
     wait_expired("short");
     /* Only the expired one gave its stock back. */
     assert_stock("MUG-1", 5, 1, 0);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_order(inventory_commit, &ctx, "short", &r), CL_CONFLICT, &ctx, "order_id");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     assert_int_equal(on_order(inventory_commit, &ctx, "long", &r), CL_OK);
     free_res(&r);
     assert_stock("MUG-1", 4, 0, 1);
@@ -470,7 +450,7 @@ static void *race(void *arg)
     racer *me = arg;
     inventory_reservation r = {0};
     char order[32];
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     snprintf(order, sizeof(order), "racer-%d", me->n);
     pthread_barrier_wait(&start_line);
@@ -512,7 +492,7 @@ static void test_concurrent_reservations_never_oversell(void **state)
 
 /* --- the runner --------------------------------------------------------------------------- */
 
-#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, test_contract_teardown)
 
 int inventory_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                            void (*teardown_fn)(void))
@@ -534,7 +514,6 @@ int inventory_contract_run(const char *binding_name, const cl_handle *(*setup_fn
         CONTRACT_TEST(test_concurrent_reservations_never_oversell),
     };
 
-    binding_setup = setup_fn;
-    binding_teardown = teardown_fn;
+    test_contract_bind(setup_fn, teardown_fn, INVENTORY_OPS_VERSION);
     return cmocka_run_group_tests_name(binding_name, tests, NULL, NULL);
 }

@@ -15,43 +15,23 @@
 
 #include <cmocka.h>
 
-#define CALL_TIMEOUT_MS 30000
-#define RACERS          8
+#include "test_module.h"
 
-static const cl_handle *(*binding_setup)(void);
-static void (*binding_teardown)(void);
+#define RACERS 8
+
 static const cl_handle *module;
 
 static int setup(void **state)
 {
     (void)state;
-    module = binding_setup();
-    return module != NULL && ((const payments_ops *)module->ops)->version >= PAYMENTS_OPS_VERSION
-               ? 0
-               : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    binding_teardown();
-    module = NULL;
-    return 0;
+    return test_contract_setup(&module);
 }
 
 /* --- helpers ------------------------------------------------------------------------ */
 
-static cl_ctx new_ctx(void)
-{
-    cl_ctx ctx;
-
-    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
-    return ctx;
-}
-
 static cl_ctx key_ctx(const char *key)
 {
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     cl_strlcpy(ctx.idempotency_key, key, sizeof(ctx.idempotency_key));
     return ctx;
@@ -77,13 +57,13 @@ static void open_with(const char *id, int64_t deposit)
 {
     payments_account_input in = {.id = (char *)id, .owner = "Ann", .currency = "EUR"};
     payments_account a = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     ok(payments_open_account(module, &ctx, &in, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
     if (deposit > 0) {
         payments_deposit_request d = {.account_id = (char *)id, .amount = {deposit, "EUR"}};
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
     }
@@ -97,7 +77,7 @@ static balance get_balance(const char *id)
 {
     payments_account_ref ref = {.id = (char *)id};
     payments_account a = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     balance b;
 
     ok(payments_get_account(module, &ctx, &ref, &a), &ctx);
@@ -157,7 +137,7 @@ static void test_open_account_then_get(void **state)
     payments_account_input in = {.owner = "Bea", .currency = "USD"};
     payments_account a = {0}, b = {0};
     payments_account_ref ref = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     ok(payments_open_account(module, &ctx, &in, &a), &ctx);
@@ -171,7 +151,7 @@ static void test_open_account_then_get(void **state)
     assert_int_equal(a.history.n, 1);
     assert_string_equal(a.history.v[0].type, "account_opened");
     ref.id = a.id;
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(payments_get_account(module, &ctx, &ref, &b), &ctx);
     assert_string_equal(b.id, a.id);
     assert_int_equal(b.version, 1);
@@ -184,22 +164,22 @@ static void test_open_account_rejects_bad_input_and_taken_ids(void **state)
 {
     payments_account a = {0};
     payments_account_input in = {.owner = "", .currency = "EUR"};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     expect(payments_open_account(module, &ctx, &in, &a), CL_INVALID, &ctx, "owner");
     in.owner = "Ann";
     in.currency = "eur";
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_open_account(module, &ctx, &in, &a), CL_INVALID, &ctx, "currency");
     in.currency = "EUR";
     in.id = "has space";
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_open_account(module, &ctx, &in, &a), CL_INVALID, &ctx, "id");
     assert_null(a.id);
     open_with("acc-1", 0);
     in.id = "acc-1";
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_open_account(module, &ctx, &in, &a), CL_CONFLICT, &ctx, "id");
     assert_int_equal(get_balance("acc-1").version, 1);
 }
@@ -208,12 +188,12 @@ static void test_get_unknown_account_is_not_found(void **state)
 {
     payments_account_ref ref = {.id = "nobody"};
     payments_account a = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     expect(payments_get_account(module, &ctx, &ref, &a), CL_NOT_FOUND, &ctx, "id");
     ref.history_limit = PAYMENTS_MAX_HISTORY + 1;
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_get_account(module, &ctx, &ref, &a), CL_INVALID, &ctx, "history_limit");
 }
 
@@ -228,13 +208,13 @@ static void test_deposits_add_up_with_history_newest_first(void **state)
     open_with("acc-1", 0);
     for (int64_t i = 1; i <= 3; i++) {
         d.amount.amount = i * 100;
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         assert_int_equal(a.version, 1 + i);
         cl_schema_free(&payments_account_type, &a);
     }
     assert_balance("acc-1", 600, 0);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(payments_get_account(module, &ctx, &ref, &a), &ctx);
     assert_int_equal(a.history.n, 2);
     assert_int_equal(a.history.v[0].version, 4);
@@ -250,21 +230,21 @@ static void test_deposit_rejects_bad_amounts_and_unknown_accounts(void **state)
 {
     payments_deposit_request d = {.account_id = "acc-1", .amount = {0, "EUR"}};
     payments_account a = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 0);
     expect(payments_deposit(module, &ctx, &d, &a), CL_INVALID, &ctx, "amount.amount");
     d.amount.amount = -5;
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_deposit(module, &ctx, &d, &a), CL_INVALID, &ctx, "amount.amount");
     d.amount.amount = 5;
     d.amount.currency = "USD";
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_deposit(module, &ctx, &d, &a), CL_INVALID, &ctx, "amount.currency");
     d.amount.currency = "EUR";
     d.account_id = "nobody";
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_deposit(module, &ctx, &d, &a), CL_NOT_FOUND, &ctx, "account_id");
     assert_null(a.id);
     assert_balance("acc-1", 0, 0);
@@ -275,13 +255,13 @@ static void test_deposit_with_stale_expected_version_conflicts(void **state)
     payments_deposit_request d = {
         .account_id = "acc-1", .amount = {50, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 0);
     ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(payments_deposit(module, &ctx, &d, &a), CL_CONFLICT, &ctx, "expected_version");
     assert_balance("acc-1", 50, 0);
 }
@@ -358,7 +338,7 @@ static void test_idempotency_key_of_max_length_travels_whole(void **state)
     memset(key, 'k', CL_IDEMPOTENCY_KEY_MAX);
     key[CL_IDEMPOTENCY_KEY_MAX] = '\0';
     for (int i = 0; i < 2; i++) {
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         ok(cl_ctx_set_idempotency_key(&ctx, key), &ctx);
         ok(payments_deposit(module, &ctx, &d, &a), &ctx);
         cl_schema_free(&payments_account_type, &a);
@@ -366,7 +346,7 @@ static void test_idempotency_key_of_max_length_travels_whole(void **state)
     assert_balance("acc-1", 10, 0);
     /* Differing only in the last byte: were keys cut on the way, this would replay. */
     key[CL_IDEMPOTENCY_KEY_MAX - 1] = 'x';
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(cl_ctx_set_idempotency_key(&ctx, key), &ctx);
     ok(payments_deposit(module, &ctx, &d, &a), &ctx);
     cl_schema_free(&payments_account_type, &a);
@@ -378,7 +358,7 @@ static void test_idempotency_key_of_max_length_travels_whole(void **state)
 static void test_authorize_holds_then_capture_takes(void **state)
 {
     payments_payment p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 1000);
@@ -392,41 +372,41 @@ static void test_authorize_holds_then_capture_takes(void **state)
     free_pay(&p);
     assert_balance("acc-1", 700, 300);
     for (int i = 0; i < 2; i++) { /* the second capture is a replay */
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         ok(on_payment(payments_capture_payment, &ctx, "pay-1", &p), &ctx);
         assert_string_equal(p.status, "captured");
         assert_int_equal(p.captured.amount, 300);
         free_pay(&p);
         assert_balance("acc-1", 700, 0);
     }
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(on_payment(payments_get_payment, &ctx, "pay-1", &p), &ctx);
     assert_string_equal(p.status, "captured");
     free_pay(&p);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_payment(payments_void_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx, "payment_id");
 }
 
 static void test_void_releases_the_hold(void **state)
 {
     payments_payment p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 1000);
     ok(authorize(&ctx, "pay-1", "acc-1", 400, &p), &ctx);
     free_pay(&p);
     for (int i = 0; i < 2; i++) {
-        ctx = new_ctx();
+        ctx = test_contract_ctx();
         ok(on_payment(payments_void_payment, &ctx, "pay-1", &p), &ctx);
         assert_string_equal(p.status, "voided");
         free_pay(&p);
         assert_balance("acc-1", 1000, 0);
     }
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_payment(payments_capture_payment, &ctx, "pay-1", &p), CL_CONFLICT, &ctx,
            "payment_id");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_payment(payments_capture_payment, &ctx, "pay-404", &p), CL_NOT_FOUND, &ctx,
            "payment_id");
 }
@@ -435,7 +415,7 @@ static void test_insufficient_funds_fails_cleanly(void **state)
 {
     payments_payment p = {0};
     balance before;
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 500);
@@ -446,10 +426,10 @@ static void test_insufficient_funds_fails_cleanly(void **state)
     /* Nothing held, nothing appended, no payment. */
     assert_int_equal(get_balance("acc-1").version, before.version);
     assert_balance("acc-1", 500, 0);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(on_payment(payments_get_payment, &ctx, "pay-1", &p), CL_NOT_FOUND, &ctx, "payment_id");
     /* Exactly what is there may be held. */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(authorize(&ctx, "pay-2", "acc-1", 500, &p), &ctx);
     free_pay(&p);
     assert_balance("acc-1", 0, 500);
@@ -458,18 +438,18 @@ static void test_insufficient_funds_fails_cleanly(void **state)
 static void test_authorize_replay_holds_once(void **state)
 {
     payments_payment p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 1000);
     ok(authorize(&ctx, "pay-1", "acc-1", 100, &p), &ctx);
     free_pay(&p);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(authorize(&ctx, "pay-1", "acc-1", 100, &p), &ctx);
     assert_string_equal(p.status, "authorized");
     free_pay(&p);
     assert_balance("acc-1", 900, 100);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(authorize(&ctx, "pay-1", "acc-1", 200, &p), CL_CONFLICT, &ctx, "payment_id");
     assert_balance("acc-1", 900, 100);
     /* Without a payment id, the idempotency key makes a retry safe. */
@@ -491,15 +471,15 @@ static void test_authorize_replay_holds_once(void **state)
 static void test_refunds_up_to_what_was_captured(void **state)
 {
     payments_payment p = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-1", 1000);
     ok(authorize(&ctx, "pay-1", "acc-1", 300, &p), &ctx);
     free_pay(&p);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(refund(&ctx, "pay-1", 10, &p), CL_CONFLICT, &ctx, "payment_id"); /* not captured */
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(on_payment(payments_capture_payment, &ctx, "pay-1", &p), &ctx);
     free_pay(&p);
     ctx = key_ctx("refund-1");
@@ -511,15 +491,15 @@ static void test_refunds_up_to_what_was_captured(void **state)
     ok(refund(&ctx, "pay-1", 100, &p), &ctx);
     free_pay(&p);
     assert_balance("acc-1", 800, 0);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(refund(&ctx, "pay-1", 201, &p), CL_CONFLICT, &ctx, "amount");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(refund(&ctx, "pay-1", 200, &p), &ctx);
     assert_string_equal(p.status, "refunded");
     assert_int_equal(p.refunded.amount, 300);
     free_pay(&p);
     assert_balance("acc-1", 1000, 0);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     expect(refund(&ctx, "pay-1", 1, &p), CL_CONFLICT, &ctx, "payment_id");
 }
 
@@ -529,25 +509,25 @@ static void test_rebuild_gives_the_same_projections(void **state)
     payments_payment p = {0};
     cl_empty none = {0};
     balance a_before, b_before;
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     (void)state;
     open_with("acc-a", 1000);
     open_with("acc-b", 50);
     ok(authorize(&ctx, "pay-1", "acc-a", 300, &p), &ctx);
     free_pay(&p);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(on_payment(payments_capture_payment, &ctx, "pay-1", &p), &ctx);
     free_pay(&p);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(refund(&ctx, "pay-1", 20, &p), &ctx);
     free_pay(&p);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(authorize(&ctx, "pay-2", "acc-b", 50, &p), &ctx);
     free_pay(&p);
     a_before = get_balance("acc-a");
     b_before = get_balance("acc-b");
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(payments_rebuild_projections(module, &ctx, &none, &r), &ctx);
     assert_true(r.unchanged);
     assert_int_equal(r.streams, 4);
@@ -559,7 +539,7 @@ static void test_rebuild_gives_the_same_projections(void **state)
     assert_balance("acc-a", a_before.available, a_before.held);
     assert_balance("acc-b", b_before.available, b_before.held);
     assert_int_equal(get_balance("acc-a").version, a_before.version);
-    ctx = new_ctx();
+    ctx = test_contract_ctx();
     ok(on_payment(payments_get_payment, &ctx, "pay-1", &p), &ctx);
     assert_int_equal(p.refunded.amount, 20);
     free_pay(&p);
@@ -580,7 +560,7 @@ static void *race(void *arg)
     payments_deposit_request d = {
         .account_id = "acc-1", .amount = {10, "EUR"}, .expected_version = {true, 1}};
     payments_account a = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
 
     pthread_barrier_wait(&start_line);
     me->got = payments_deposit(module, &ctx, &d, &a);
@@ -678,7 +658,7 @@ static void test_concurrent_writers_of_one_version_one_wins(void **state)
 
 /* --- the runner ----------------------------------------------------------------------------- */
 
-#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, test_contract_teardown)
 
 int payments_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                           void (*teardown_fn)(void))
@@ -703,7 +683,6 @@ int payments_contract_run(const char *binding_name, const cl_handle *(*setup_fn)
         CONTRACT_TEST(test_concurrent_writers_of_one_version_one_wins),
     };
 
-    binding_setup = setup_fn;
-    binding_teardown = teardown_fn;
+    test_contract_bind(setup_fn, teardown_fn, PAYMENTS_OPS_VERSION);
     return cmocka_run_group_tests_name(binding_name, tests, NULL, NULL);
 }

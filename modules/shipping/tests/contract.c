@@ -20,44 +20,24 @@
 
 #include <cmocka.h>
 
+#include "test_module.h"
+
 /* Generous: a remote binding may be slow under sanitizers, but a hang must still fail. */
-#define CALL_TIMEOUT_MS       30000
 /* How long a carrier operation may take to finish, from its request, before we give up. */
 #define OPERATION_DEADLINE_MS 30000
 #define POLL_MS               5
 #define CARRIER_KIND          "shipping.carrier_booking"
 #define CARRIER_NAME          "cleave-post"
 
-static const cl_handle *(*binding_setup)(void);
-static void (*binding_teardown)(void);
 static const cl_handle *module;
 
 static int setup(void **state)
 {
     (void)state;
-    module = binding_setup();
-    return module != NULL && ((const shipping_ops *)module->ops)->version >= SHIPPING_OPS_VERSION
-               ? 0
-               : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    binding_teardown();
-    module = NULL;
-    return 0;
+    return test_contract_setup(&module);
 }
 
 /* --- helpers ------------------------------------------------------------------------ */
-
-static cl_ctx new_ctx(void)
-{
-    cl_ctx ctx;
-
-    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
-    return ctx;
-}
 
 static int64_t now_ms(void)
 {
@@ -108,7 +88,7 @@ static char *repeat(char *buf, size_t size, char c, size_t n)
 static void request(const char *order_ref, shipping_accepted *out)
 {
     shipping_shipment_request in = {.order_ref = (char *)order_ref};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = shipping_request_shipment(module, &ctx, &in, out);
 
     if (st != CL_OK) {
@@ -127,7 +107,7 @@ static void expect_request_invalid(const char *order_ref, const char *label)
 {
     shipping_shipment_request in = {.order_ref = (char *)order_ref};
     shipping_accepted out = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = shipping_request_shipment(module, &ctx, &in, &out);
 
     if (st != CL_INVALID || strcmp(ctx.err.field, "order_ref") != 0) {
@@ -142,7 +122,7 @@ static void expect_request_invalid(const char *order_ref, const char *label)
 static void get_shipment(int64_t id, shipping_shipment *out)
 {
     shipping_shipment_ref ref = {.id = id};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = shipping_get_shipment(module, &ctx, &ref, out);
 
     if (st != CL_OK) {
@@ -156,7 +136,7 @@ static void get_shipment(int64_t id, shipping_shipment *out)
 static void get_operation(const char *id, cl_operation *out)
 {
     cl_operation_ref ref = {.id = (char *)id};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = shipping_get_operation(module, &ctx, &ref, out);
 
     if (st != CL_OK) {
@@ -270,7 +250,7 @@ static void assert_booked(int64_t id, const char *order_ref, const char *op_id)
 static void list(const char *order_ref, shipping_shipment_list *out)
 {
     shipping_shipment_query q = {.order_ref = (char *)order_ref};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = shipping_list_shipments(module, &ctx, &q, out);
 
     if (st != CL_OK) {
@@ -284,7 +264,7 @@ static void expect_list_invalid(const char *order_ref, const char *label)
 {
     shipping_shipment_query q = {.order_ref = (char *)order_ref};
     shipping_shipment_list out = {0};
-    cl_ctx ctx = new_ctx();
+    cl_ctx ctx = test_contract_ctx();
     cl_status st = shipping_list_shipments(module, &ctx, &q, &out);
 
     if (st != CL_INVALID || strcmp(ctx.err.field, "order_ref") != 0) {
@@ -433,7 +413,7 @@ static void test_get_shipment_of_an_unknown_id_is_not_found(void **state)
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         shipping_shipment_ref ref = {.id = ids[i]};
         shipping_shipment s = {0};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         cl_status st = shipping_get_shipment(module, &ctx, &ref, &s);
 
         if (st != CL_NOT_FOUND || strcmp(ctx.err.field, "id") != 0) {
@@ -448,7 +428,7 @@ static void test_get_shipment_of_an_unknown_id_is_not_found(void **state)
     {
         shipping_shipment_ref ref = {.id = a.shipment_id + 1};
         shipping_shipment s = {0};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
 
         assert_int_equal(shipping_get_shipment(module, &ctx, &ref, &s), CL_NOT_FOUND);
     }
@@ -479,7 +459,7 @@ static void test_get_operation_of_an_unknown_id_is_not_found(void **state)
     for (size_t i = 0; i < n; i++) {
         cl_operation_ref ref = {.id = (char *)ids[i]};
         cl_operation op = {0};
-        cl_ctx ctx = new_ctx();
+        cl_ctx ctx = test_contract_ctx();
         cl_status st = shipping_get_operation(module, &ctx, &ref, &op);
 
         if (st != CL_NOT_FOUND || strcmp(ctx.err.field, "id") != 0) {
@@ -582,7 +562,7 @@ static void test_list_returns_at_most_list_max(void **state)
 
 /* --- the runner ------------------------------------------------------------------------ */
 
-#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define CONTRACT_TEST(f) cmocka_unit_test_setup_teardown(f, setup, test_contract_teardown)
 
 int shipping_contract_run(const char *binding_name, const cl_handle *(*setup_fn)(void),
                           void (*teardown_fn)(void))
@@ -599,7 +579,6 @@ int shipping_contract_run(const char *binding_name, const cl_handle *(*setup_fn)
         CONTRACT_TEST(test_list_returns_at_most_list_max),
     };
 
-    binding_setup = setup_fn;
-    binding_teardown = teardown_fn;
+    test_contract_bind(setup_fn, teardown_fn, SHIPPING_OPS_VERSION);
     return cmocka_run_group_tests_name(binding_name, tests, NULL, NULL);
 }
