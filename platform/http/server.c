@@ -494,18 +494,44 @@ static int json_depth(const char *text, size_t len, int limit)
     return 0;
 }
 
+/* What a refused upload may still send us after the 413, and for how long we take it. */
+#define LINGER_MAX_BYTES ((size_t)16 * 1024 * 1024)
+#define LINGER_MAX_MS    2000
+
 static void refuse_too_large(cl_http_req *req)
 {
+    const char *expect = cl_http_header(req, "Expect");
+    int64_t until = cl_now_ms() + LINGER_MAX_MS;
+    size_t drained = 0;
+    char detail[128];
+    char sink[16384];
+
     /*
      * Without this civetweb would read and discard the rest of the body to keep the
      * connection alive, which lets a client hold a worker with an endless upload.
      * mg_disable_keep_alive is a Debian addition to civetweb 1.15 (our only target).
      */
     mg_disable_keep_alive(req->conn);
-    char detail[128];
     snprintf(detail, sizeof(detail), "the body is larger than %zu bytes", req->srv->max_body);
     cl_http_reply_problem(req, 413, "content-too-large", "the request body is too large", detail,
                           NULL);
+    /*
+     * A lingering close, as nginx does: a client that sends its whole body before it reads
+     * (no Expect: 100-continue) is still sending when we answer. Closing a socket with
+     * unread data sends a reset, and a reset makes the client's kernel drop our answer
+     * before the client reads it. So take what it sends, bounded in bytes and time, and
+     * close only then. A client that asked to continue waits for us instead: nothing to take.
+     */
+    if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
+        return;
+    }
+    while (drained < LINGER_MAX_BYTES && cl_now_ms() < until) {
+        int n = mg_read(req->conn, sink, sizeof(sink));
+        if (n <= 0) {
+            break;
+        }
+        drained += (size_t)n;
+    }
 }
 
 /* Reads at most max_body + 1 bytes: one byte more than allowed proves the body too large. */
