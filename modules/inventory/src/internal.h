@@ -15,13 +15,11 @@
  */
 struct inventory_self;
 
-/* Wall-clock milliseconds since the epoch: reservation deadlines survive restarts. */
-int64_t inventory__wall_ms(void);
-
 /*
  * The expiry sweep of instance self with an injected clock: gives back every reservation
  * of its database whose deadline is at or before now_ms. *expired receives how many. The
- * public operation and the instance's background sweeper call it with inventory__wall_ms().
+ * public operation and the instance's background sweeper call it with cl_wall_ms() (wall clock:
+ * reservation deadlines survive restarts).
  */
 cl_status inventory__expire_at(struct inventory_self *self, cl_ctx *ctx, int64_t now_ms,
                                int64_t *expired);

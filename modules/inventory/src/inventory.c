@@ -95,22 +95,12 @@ static cl_status oom(cl_ctx *ctx)
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
 }
 
-int64_t inventory__wall_ms(void)
-{
-    return cl_wall_ms();
-}
-
 static cl_status acquire(struct inventory_self *self, cl_ctx *ctx, cl_db_conn **conn)
 {
     return cl_db_acquire(self->db, ctx, conn, &ctx->err);
 }
 
 /* Steps st to its end; *rows (may be NULL) receives how many rows it returned. */
-static cl_status drain(cl_ctx *ctx, cl_stmt *st, int *rows)
-{
-    return cl_stmt_drain(st, rows, &ctx->err);
-}
-
 static bool valid_sku(const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
@@ -181,7 +171,7 @@ static cl_status load_stock(cl_ctx *ctx, cl_db_conn *conn, const char *sku, cons
         }
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st, NULL);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK && !found) {
         rc = cl_fail(ctx, CL_NOT_FOUND, field, "no stock is recorded for sku %s", sku);
@@ -231,7 +221,7 @@ static cl_status inventory_local_set_stock(struct inventory_self *self, cl_ctx *
         return cl_fail(ctx, CL_INVALID, "on_hand", "on_hand must be 0 to %d",
                        INVENTORY_MAX_QUANTITY);
     }
-    cl_rfc3339_format(inventory__wall_ms(), now);
+    cl_rfc3339_format(cl_wall_ms(), now);
     rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
@@ -241,7 +231,7 @@ static cl_status inventory_local_set_stock(struct inventory_self *self, cl_ctx *
                                 (const char *)now);
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st, &rows);
+        rc = cl_stmt_drain(st, &rows, &ctx->err);
     }
     if (rc == CL_OK) {
         rc = load_stock(ctx, conn, req->sku, "sku", &s);
@@ -283,10 +273,10 @@ static cl_status on_product_created(void *arg, cl_ctx *ctx, const cl_envelope *e
     if (!valid_sku(sku)) {
         return cl_fail(ctx, CL_INVALID, "payload.sku", "%s without a valid sku", env->type);
     }
-    cl_rfc3339_format(inventory__wall_ms(), now);
+    cl_rfc3339_format(cl_wall_ms(), now);
     rc = cl_db_prepare_bind(ctx, conn, sql_open_stock, &st, "ss", sku, (const char *)now);
     if (rc == CL_OK) {
-        rc = drain(ctx, st, NULL);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     return rc;
 }
@@ -351,7 +341,7 @@ static cl_status load_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *ord
         }
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st, NULL);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK && out->found) {
         out->r.lines.n = 0;
@@ -432,7 +422,7 @@ static cl_status take(cl_ctx *ctx, cl_db_conn *conn, const inventory_line *l, si
     rc = cl_db_prepare_bind(ctx, conn, sql_take, &st, "issi", l->quantity, now,
                             (const char *)l->sku, l->quantity);
     if (rc == CL_OK) {
-        rc = drain(ctx, st, &rows);
+        rc = cl_stmt_drain(st, &rows, &ctx->err);
     }
     if (rc != CL_OK || rows == 1) {
         return rc;
@@ -477,7 +467,7 @@ static cl_status insert_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *o
     rc = cl_db_prepare_bind(ctx, conn, sql_insert_reservation, &st, "sssiss", order_id, status, now,
                             expires_ms, expires, now);
     if (rc == CL_OK) {
-        rc = drain(ctx, st, NULL);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     return rc;
 }
@@ -489,7 +479,7 @@ static cl_status inventory_local_reserve(struct inventory_self *self, cl_ctx *ct
     stored cur = {0};
     cl_db_conn *conn = NULL;
     size_t order[INVENTORY_MAX_LINES];
-    int64_t now_ms = inventory__wall_ms();
+    int64_t now_ms = cl_wall_ms();
     int64_t ttl;
     int64_t expires_ms;
     char now[32], expires[32];
@@ -537,7 +527,7 @@ static cl_status inventory_local_reserve(struct inventory_self *self, cl_ctx *ct
         rc = cl_db_prepare_bind(ctx, conn, sql_insert_line, &st, "sisi", req->order_id, (int64_t)i,
                                 (const char *)req->lines.v[i].sku, req->lines.v[i].quantity);
         if (rc == CL_OK) {
-            rc = drain(ctx, st, NULL);
+            rc = cl_stmt_drain(st, NULL, &ctx->err);
         }
     }
     if (rc == CL_OK) {
@@ -575,7 +565,7 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
 
     rc = cl_db_prepare_bind(ctx, conn, sql_finish_reservation, &st, "sss", status, now, order_id);
     if (rc == CL_OK) {
-        rc = drain(ctx, st, &rows);
+        rc = cl_stmt_drain(st, &rows, &ctx->err);
     }
     if (rc == CL_OK && rows != 1) {
         return cl_fail(ctx, CL_INTERNAL, NULL, "reservation %s changed under a transaction",
@@ -592,7 +582,7 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
                                     (const char *)l->sku);
         }
         if (rc == CL_OK) {
-            rc = drain(ctx, st, &rows);
+            rc = cl_stmt_drain(st, &rows, &ctx->err);
         }
         if (rc == CL_OK && rows != 1) {
             rc = cl_fail(ctx, CL_INTERNAL, NULL, "stock of %s vanished", l->sku);
@@ -620,7 +610,7 @@ static cl_status on_reservation(struct inventory_self *self, cl_ctx *ctx,
 {
     stored cur = {0};
     cl_db_conn *conn = NULL;
-    int64_t now_ms = inventory__wall_ms();
+    int64_t now_ms = cl_wall_ms();
     char now[32];
     bool keep = false;
     cl_status rc;
@@ -780,7 +770,7 @@ static cl_status expire_batch(cl_ctx *ctx, cl_db_conn *conn, int64_t now_ms, int
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st, NULL);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     for (size_t i = 0; rc == CL_OK && i < ndue; i++) {
         stored cur = {0};
@@ -833,7 +823,7 @@ static cl_status inventory_local_expire_reservations(struct inventory_self *self
     cl_status rc;
 
     (void)req;
-    rc = inventory__expire_at(self, ctx, inventory__wall_ms(), &n);
+    rc = inventory__expire_at(self, ctx, cl_wall_ms(), &n);
     if (rc == CL_OK) {
         resp->expired = n;
     }
@@ -861,7 +851,7 @@ static void *sweep_loop(void *arg)
         pthread_mutex_unlock(&self->mu);
         cl_ctx_init(&ctx, 10000);
         cl_strlcpy(ctx.principal, "service:inventory-expiry", sizeof(ctx.principal));
-        if (inventory__expire_at(self, &ctx, inventory__wall_ms(), &n) != CL_OK) {
+        if (inventory__expire_at(self, &ctx, cl_wall_ms(), &n) != CL_OK) {
             cl_log_warn("inventory", "expiry sweep failed: %s", ctx.err.message);
         } else if (n > 0) {
             cl_log_info("inventory", "expired %" PRId64 " reservation%s", n, n == 1 ? "" : "s");

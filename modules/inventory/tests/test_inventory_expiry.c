@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "cleave/util.h"
 #include "internal.h"
 #include "inventory/inventory.h"
 #include "test_module.h"
@@ -109,7 +110,7 @@ static void wait_until_nothing_reserved(const cl_handle *m)
 
 static void test_sweep_expires_exactly_at_the_deadline(void **state)
 {
-    int64_t before = inventory__wall_ms();
+    int64_t before = cl_wall_ms();
     int64_t n = -1;
     cl_ctx ctx;
 

@@ -51,8 +51,6 @@ struct orders_self {
 /* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
 #define ORDERS__ID_SIZE 32
 
-/* Steps st to its end. */
-cl_status orders__drain(cl_ctx *ctx, cl_stmt *st);
 /* Reads order id into *out (zeroed by the caller); history too when asked. CL_NOT_FOUND. */
 cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool history,
                        orders_order *out);

@@ -54,11 +54,6 @@ static cl_status oom(cl_ctx *ctx)
     return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory");
 }
 
-cl_status orders__drain(cl_ctx *ctx, cl_stmt *st)
-{
-    return cl_stmt_drain(st, NULL, &ctx->err);
-}
-
 static bool dup_col(cl_stmt *st, int col, char **out)
 {
     const char *s = cl_stmt_text(st, col);
@@ -76,7 +71,7 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char 
 
     cl_now_rfc3339(now);
     rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "ssssss", id, step, outcome, detail, now, id);
-    return rc == CL_OK ? orders__drain(ctx, st) : rc;
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
 static cl_status load_lines(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
@@ -152,7 +147,7 @@ cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool histo
         o.total.amount = cl_stmt_i64(st, 5);
     }
     if (rc == CL_OK) {
-        rc = orders__drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK) {
         snprintf(pay, sizeof(pay), "pay-%s", o.id);
@@ -339,7 +334,7 @@ static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const orders_order_input 
         }
     }
     if (rc == CL_OK) {
-        rc = orders__drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     return rc;
 }
@@ -354,7 +349,7 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
     rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st, "ssisss", o->id, o->account_id,
                             o->total.amount, o->total.currency, o->created_at, o->updated_at);
     if (rc == CL_OK) {
-        rc = orders__drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     /*
      * The key's row goes in with the order. Of two requests racing with one key, the
@@ -365,7 +360,7 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
         rc = cl_db_prepare_bind(ctx, conn, sql_put_key, &st, "sssss", ctx->principal, o->account_id,
                                 key, request, o->id);
         if (rc == CL_OK) {
-            rc = orders__drain(ctx, st);
+            rc = cl_stmt_drain(st, NULL, &ctx->err);
         }
     }
     for (size_t i = 0; rc == CL_OK && i < o->lines.n; i++) {
@@ -373,7 +368,7 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
         rc = cl_db_prepare_bind(ctx, conn, sql_insert_line, &st, "sisiis", o->id, (int64_t)i,
                                 l->sku, l->quantity, l->unit_price.amount, l->unit_price.currency);
         if (rc == CL_OK) {
-            rc = orders__drain(ctx, st);
+            rc = cl_stmt_drain(st, NULL, &ctx->err);
         }
     }
     snprintf(detail, sizeof(detail), "%zu line%s, total %" PRId64 " %s", o->lines.n,

@@ -179,7 +179,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
                                     reason, now, s->o.id);
         }
         if (rc == CL_OK) {
-            rc = orders__drain(&ctx, st);
+            rc = cl_stmt_drain(st, NULL, &ctx.err);
         }
         if (rc == CL_OK) {
             rc = orders__log(&ctx, conn, s->o.id, log_step, outcome, detail);

@@ -77,11 +77,6 @@ static cl_status acquire(const struct payments_self *self, cl_ctx *ctx, cl_db_co
 }
 
 /* Steps st to its end. */
-static cl_status drain(cl_ctx *ctx, cl_stmt *st)
-{
-    return cl_stmt_drain(st, NULL, &ctx->err);
-}
-
 static bool valid_id(const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
@@ -148,7 +143,7 @@ static cl_status project_account(cl_ctx *ctx, cl_db_conn *conn, const payments__
     rc = cl_db_prepare_bind(ctx, conn, sql_project_account, &st, "sssiiis", (const char *)a->id,
                             (const char *)a->owner, (const char *)a->currency, a->available,
                             a->held, a->version, (const char *)a->updated_at);
-    return rc == CL_OK ? drain(ctx, st) : rc;
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
 static cl_status project_payment(cl_ctx *ctx, cl_db_conn *conn, const payments__payment_state *p)
@@ -160,7 +155,7 @@ static cl_status project_payment(cl_ctx *ctx, cl_db_conn *conn, const payments__
                             (const char *)p->account_id, (const char *)p->order_id, p->amount,
                             (const char *)p->currency, (const char *)p->status, p->captured,
                             p->refunded, p->version, (const char *)p->updated_at);
-    return rc == CL_OK ? drain(ctx, st) : rc;
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
 static cl_status snapshot(cl_ctx *ctx, cl_db_conn *conn, const char *stream, const cl_type *t,
@@ -176,7 +171,7 @@ static cl_status snapshot(cl_ctx *ctx, cl_db_conn *conn, const char *stream, con
     rc = cl_db_prepare_bind(ctx, conn, sql_snapshot_put, &st, "sis", stream, version,
                             (const char *)text);
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     free(text);
     return rc;
@@ -421,7 +416,7 @@ static cl_status stored_outcome(cl_ctx *ctx, cl_db_conn *conn, const write_scope
         }
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     return rc;
 }
@@ -438,7 +433,7 @@ static cl_status store_outcome(cl_ctx *ctx, cl_db_conn *conn, const write_scope 
     rc = cl_db_prepare_bind(ctx, conn, sql_idem_put, &st, "sssssss", ctx->principal, scope->op,
                             scope->resource != NULL ? scope->resource : "", ctx->idempotency_key,
                             req_text, resp_text, (const char *)now);
-    return rc == CL_OK ? drain(ctx, st) : rc;
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
 /*
@@ -643,7 +638,7 @@ static cl_status read_balance(cl_ctx *ctx, cl_db_conn *conn, const char *id,
         }
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK && !found) {
         rc = cl_fail(ctx, CL_NOT_FOUND, "id", "account %s does not exist", id);
@@ -955,7 +950,7 @@ static cl_status payments_local_get_payment(struct payments_self *self, cl_ctx *
         rc = read_payment_row(ctx, st, &p);
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK && !found) {
         rc = cl_fail(ctx, CL_NOT_FOUND, "payment_id", "payment %s does not exist", req->payment_id);
@@ -1114,13 +1109,13 @@ static cl_status payments_local_rebuild_projections(struct payments_self *self, 
         rc = cl_db_prepare_bind(ctx, conn, sql_clear_balances, &st, "");
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK) {
         rc = cl_db_prepare_bind(ctx, conn, sql_clear_payments, &st, "");
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK) {
         rc = list_streams(ctx, conn, &streams);

@@ -27,11 +27,6 @@ static cl_status oom(cl_ctx *ctx)
 }
 
 /* Steps st to its end. */
-static cl_status drain(cl_ctx *ctx, cl_stmt *st)
-{
-    return cl_stmt_drain(st, NULL, &ctx->err);
-}
-
 cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, int64_t expected,
                            const char *type, const char *data, const char *occurred_at)
 {
@@ -51,7 +46,7 @@ cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, in
         head = cl_stmt_i64(st, 0);
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc != CL_OK) {
         return rc;
@@ -77,7 +72,7 @@ cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, in
         rc = cl_stmt_bind_text(st, 5, occurred_at, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = drain(ctx, st);
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_CONFLICT) {
         return cl_fail(ctx, CL_CONFLICT, "expected_version",
@@ -195,7 +190,7 @@ static cl_status load(cl_ctx *ctx, cl_db_conn *conn, const char *stream, bool us
             }
         }
         if (rc == CL_OK) {
-            rc = drain(ctx, st);
+            rc = cl_stmt_drain(st, NULL, &ctx->err);
         }
     }
     if (rc == CL_OK) {
