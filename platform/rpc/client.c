@@ -380,7 +380,9 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
     if (h == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    snprintf(url, sizeof(url), "%s/readyz", c->base_url);
+    /* Only the module it serves: asking for the whole process would recurse between two
+     * processes that each call a module of the other. */
+    snprintf(url, sizeof(url), "%s/readyz?module=%s", c->base_url, c->module);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
@@ -396,6 +398,11 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
     if (rc != CURLE_OK) {
         return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is unreachable: %s",
                             c->module, c->base_url, curl_easy_strerror(rc));
+    }
+    if (http == 404) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL,
+                            "%s is not served at %s: that process does not run it", c->module,
+                            c->base_url);
     }
     if (http != 200) {
         return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is not ready (HTTP %ld)",
