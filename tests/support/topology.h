@@ -44,13 +44,8 @@ typedef struct topology {
     int gateway_port;
     char url_envs[TOPOLOGY_MAX_MODULES][128];
     int nurl_envs;
-    /*
-     * CLEAVE_NATS_URL=... of an account of its own on the run's shared nats-server
-     * (tests/support/nats-fixture.sh, CL_TEST_NATS_DIR), or on nats, a server of its own:
-     * with modules extracted events cross processes. Empty on a monolith.
-     */
-    char nats_env[160];
-    nats_server nats;
+    /* With modules extracted events cross processes: the bus (nats.env empty on a monolith). */
+    test_nats nats;
     int gateway_slot;
     /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
