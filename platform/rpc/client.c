@@ -224,6 +224,9 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
     }
+    if (ctx->own_only) {
+        h = add_header(h, "X-Cleave-Own-Only", "1");
+    }
     if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
     }

@@ -114,6 +114,8 @@ static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
     (void)cl_traceparent_parse(cl_http_header(req, "traceparent"), ctx->trace_id, ctx->span_id);
     v = cl_http_header(req, "X-Cleave-Read-Primary");
     ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
+    v = cl_http_header(req, "X-Cleave-Own-Only");
+    ctx->own_only = v != NULL && strcmp(v, "1") == 0;
     return deadline_from_header(req, ctx);
 }
 

@@ -9,7 +9,7 @@
  *              "cleave_field" (the field named by the error, if any) and, for invalid
  *              input, "invalid_params":[{"name","reason"}]
  * The call context travels in headers:
- *   X-Request-Id, traceparent (W3C), X-Cleave-Principal, Idempotency-Key,
+ *   X-Request-Id, traceparent (W3C), X-Cleave-Principal, X-Cleave-Own-Only, Idempotency-Key,
  *   X-Cleave-Deadline-Ms (milliseconds left), Authorization: Bearer <service token>.
  * A caller sees exactly the status, message and field the module returned; transport
  * failures become CL_UNAVAILABLE, or CL_DEADLINE_EXCEEDED when the deadline ran out.
