@@ -7,7 +7,7 @@
 
 /* --- backoff ---------------------------------------------------------------------- */
 
-int64_t cl_retry_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt)
+int64_t cl_retry_ceiling_ms(int64_t base_ms, int64_t max_ms, int attempt)
 {
     int64_t cap = base_ms < 1 ? 1 : base_ms;
 
@@ -18,10 +18,15 @@ int64_t cl_retry_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt)
     for (int i = 1; i < attempt && cap < max_ms; i++) {
         cap = cap > max_ms / 2 ? max_ms : cap * 2;
     }
-    if (cap == INT64_MAX) {
-        return (int64_t)(cl_random_u64() % (uint64_t)cap);
-    }
-    return (int64_t)(cl_random_u64() % (uint64_t)(cap + 1));
+    return cap;
+}
+
+int64_t cl_retry_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt)
+{
+    int64_t cap = cl_retry_ceiling_ms(base_ms, max_ms, attempt);
+
+    /* cap + 1 would overflow at the very top; a wait one millisecond short is harmless. */
+    return (int64_t)(cl_random_u64() % (uint64_t)(cap == INT64_MAX ? cap : cap + 1));
 }
 
 /* --- retry budget ----------------------------------------------------------------- */

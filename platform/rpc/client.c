@@ -17,13 +17,18 @@
 #include "cleave/rpc.h"
 #include "cleave/util.h"
 
-#define RPC_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
-#define RPC_MAX_IDLE     64
+#define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
+#define RPC_MAX_IDLE          64
 /* Tokens a target's retry budget saves at most: the retries a quiet spell can bank. */
 #define RPC_BUDGET_MAX_TOKENS 10
 
 /* A test build's injected fault (cl_rpc_options.fault). */
-typedef enum rpc_fault { RPC_FAULT_NONE, RPC_FAULT_UNAVAILABLE, RPC_FAULT_FAIL, RPC_FAULT_DELAY } rpc_fault;
+typedef enum rpc_fault {
+    RPC_FAULT_NONE,
+    RPC_FAULT_UNAVAILABLE,
+    RPC_FAULT_FAIL,
+    RPC_FAULT_DELAY
+} rpc_fault;
 
 struct cl_rpc_client {
     char module[64];
@@ -586,7 +591,8 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
         pthread_mutex_lock(&c->mu);
         cl_breaker_record(&c->breaker, cl_now_ms(), probe, target_failed(st));
         pthread_mutex_unlock(&c->mu);
-        if (st == CL_OK || !may_retry(c, op, ctx, st, n, &wait_ms)) {
+        /* A probe that failed opened the circuit again: a retry would only be refused. */
+        if (st == CL_OK || probe || !may_retry(c, op, ctx, st, n, &wait_ms)) {
             goto out;
         }
         sleep_ms(wait_ms);

@@ -10,6 +10,8 @@
  *     restored, the circuit goes half-open after its cool-down and a probe closes it.
  *   - an outage that resets every connection: the attempts reaching the proxy stay under
  *     (1 + budget) x the calls offered; operations not declared idempotent are never retried.
+ *   - added latency, a thin link and a half-open connection: calls still end by their
+ *     deadline.
  *   - the test build's fault hook fails calls without a network call.
  */
 #include <setjmp.h>
@@ -97,8 +99,8 @@ static cl_rpc_client *client_new(const cl_rpc_options *extra)
 }
 
 /* get_stock of a seeded SKU through c with a deadline; the status, and the time in *us. */
-static cl_status get_stock_op(cl_rpc_client *c, const cl_op *op, int64_t deadline_ms,
-                              int64_t *us, cl_ctx *ctx)
+static cl_status get_stock_op(cl_rpc_client *c, const cl_op *op, int64_t deadline_ms, int64_t *us,
+                              cl_ctx *ctx)
 {
     inventory_sku_ref ref = {.sku = "SKU-000001"};
     inventory_stock stock = {0};
@@ -143,8 +145,7 @@ static long gateway_circuit(char *buf, size_t size, int64_t *us)
     *us = now_us() - t0;
     status = r.status;
     checks = json_object_get(r.json, "checks");
-    json_array_foreach(checks, i, check)
-    {
+    json_array_foreach (checks, i, check) {
         if (strcmp(json_string_value(json_object_get(check, "module")), "inventory") == 0) {
             const char *circuit = json_string_value(json_object_get(check, "circuit"));
 
@@ -163,6 +164,8 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
     int64_t us, until;
     cl_ctx ctx;
     test_resp r = {0};
+    int failed = 0;
+    long status;
 
     (void)state;
     assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
@@ -171,13 +174,18 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
 
     /* A hung service: every call ends at its deadline, not later. */
     fault_proxy_set(proxy, FAULT_BLACKHOLE, 0);
-    for (int i = 0; i < BREAKER_MIN_CALLS; i++) {
-        assert_int_equal(circuit_of(c), CL_CIRCUIT_CLOSED);
+    while (circuit_of(c) == CL_CIRCUIT_CLOSED && failed < 2 * BREAKER_MIN_CALLS) {
         assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_DEADLINE_EXCEEDED);
         assert_true(us >= (CALL_DEADLINE_MS - 5) * 1000);
         assert_true(us <= (CALL_DEADLINE_MS + SLACK_MS) * 1000);
+        failed++;
     }
-    /* Enough failures: the circuit is open and calls fail at once, without the network. */
+    /*
+     * It opens on the failure that makes the window hold BREAKER_MIN_CALLS calls of which
+     * at least half failed: with the one success above, the third (3 of 4).
+     */
+    assert_int_equal(failed, BREAKER_MIN_CALLS - 1);
+    /* Open: calls fail at once, without the network. */
     assert_int_equal(circuit_of(c), CL_CIRCUIT_OPEN);
     for (int i = 0; i < 20; i++) {
         fault_proxy_stats before, after;
@@ -194,9 +202,8 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
 
     /* The gateway's circuit opens the same way on its own calls ... */
     for (int i = 0; i < BREAKER_MIN_CALLS; i++) {
-        assert_int_equal(test_http(topo.base_url, "GET", "/api/v1/inventory/SKU-000001", NULL, 0,
-                                   NULL, &r),
-                         0);
+        assert_int_equal(
+            test_http(topo.base_url, "GET", "/api/v1/inventory/SKU-000001", NULL, 0, NULL, &r), 0);
         assert_true(r.status == 503 || r.status == 504);
         test_resp_free(&r);
     }
@@ -221,12 +228,12 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
     /* The gateway: its next call probes and closes its circuit; /readyz follows. */
     until = now_us() + 5000 * 1000;
     do {
-        assert_int_equal(test_http(topo.base_url, "GET", "/api/v1/inventory/SKU-000001", NULL, 0,
-                                   NULL, &r),
-                         0);
+        assert_int_equal(
+            test_http(topo.base_url, "GET", "/api/v1/inventory/SKU-000001", NULL, 0, NULL, &r), 0);
+        status = r.status;
         test_resp_free(&r);
-    } while (r.status != 200 && now_us() < until);
-    assert_int_equal(r.status, 200);
+    } while (status != 200 && now_us() < until);
+    assert_int_equal(status, 200);
     assert_int_equal(gateway_circuit(circuit, sizeof(circuit), &us), 200);
     assert_string_equal(circuit, "closed");
     cl_rpc_client_free(c);
@@ -304,6 +311,34 @@ static void test_retry_only_idempotent_operations(void **state)
     cl_rpc_client_free(c);
 }
 
+static void test_circuit_deadlines_hold_under_slow_and_half_open_links(void **state)
+{
+    cl_rpc_options opt = {.breaker = {.min_calls = 100000}};
+    cl_rpc_client *c = client_new(&opt);
+    cl_ctx ctx;
+    int64_t us;
+
+    (void)state;
+    /* Slow but working: the answer comes, late by the added latency. */
+    fault_proxy_set(proxy, FAULT_LATENCY, 150);
+    assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
+    assert_true(us >= 150 * 1000);
+    /* Slower than the deadline: the call ends at its deadline. */
+    fault_proxy_set(proxy, FAULT_LATENCY, 2000);
+    assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_DEADLINE_EXCEEDED);
+    assert_true(us <= (CALL_DEADLINE_MS + SLACK_MS) * 1000);
+    /* A thin link still delivers. */
+    fault_proxy_set(proxy, FAULT_BANDWIDTH, 20000);
+    assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
+    /* A peer that vanished without a FIN: nothing comes back, the deadline ends it. */
+    fault_proxy_set(proxy, FAULT_HALF_OPEN, 0);
+    assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_DEADLINE_EXCEEDED);
+    assert_true(us <= (CALL_DEADLINE_MS + SLACK_MS) * 1000);
+    fault_proxy_set(proxy, FAULT_PASS, 0);
+    assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
+    cl_rpc_client_free(c);
+}
+
 static void test_circuit_fault_hook_fails_calls_without_the_network(void **state)
 {
     cl_rpc_options opt = {.fault = "catalog=delay:5,inventory=unavailable"};
@@ -343,6 +378,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_circuit_blackhole_opens_fails_fast_and_recovers),
         cmocka_unit_test(test_retry_outage_stays_within_the_budget),
         cmocka_unit_test(test_retry_only_idempotent_operations),
+        cmocka_unit_test(test_circuit_deadlines_hold_under_slow_and_half_open_links),
         cmocka_unit_test(test_circuit_fault_hook_fails_calls_without_the_network),
     };
 

@@ -2,6 +2,7 @@
 #include "fault_proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -19,8 +20,8 @@
 /* Connections served at once; more are reset, which a test would notice. */
 #define PROXY_MAX_CONNS 256
 /* How often a connection's thread looks at the mode and the stop flag. */
-#define PROXY_TICK_MS 10
-#define PROXY_CHUNK   16384
+#define PROXY_TICK_MS   10
+#define PROXY_CHUNK     16384
 
 typedef struct proxy_conn {
     fault_proxy *proxy;
@@ -275,8 +276,10 @@ static void *accept_main(void *arg)
         if (poll(&pfd, 1, PROXY_TICK_MS) <= 0) {
             continue;
         }
-        fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        fd = accept(p->listen_fd, NULL, NULL);
         if (fd >= 0) {
+            /* Not inherited by the processes the test starts. */
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
             accept_one(p, fd);
         }
     }

@@ -18,6 +18,13 @@
 /* --- backoff ---------------------------------------------------------------------- */
 
 /*
+ * The ceiling of the wait before retry number attempt (1 for the first retry):
+ * base_ms * 2^(attempt - 1), at most max_ms. attempt below 1 counts as 1, base_ms below 1
+ * as 1, max_ms below base_ms as base_ms; no attempt count overflows.
+ */
+int64_t cl_retry_ceiling_ms(int64_t base_ms, int64_t max_ms, int attempt);
+
+/*
  * How long to wait before retry number attempt (1 for the first retry): a uniformly
  * random wait in [0, ceiling], where ceiling is base_ms * 2^(attempt - 1) but at most
  * max_ms ("full jitter": the retries of many callers spread over the whole interval

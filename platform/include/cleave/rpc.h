@@ -55,10 +55,10 @@ typedef struct cl_rpc_options {
      * least 20 calls within 10 s, refuse for 5 s, then let 1 probe through.
      */
     cl_breaker_options breaker;
-    int retry_max_attempts;     /* attempts of a retryable call; 0 means 3, 1 never retries */
-    int64_t retry_backoff_ms;   /* ceiling of the first retry's wait; 0 means 25 */
+    int retry_max_attempts;       /* attempts of a retryable call; 0 means 3, 1 never retries */
+    int64_t retry_backoff_ms;     /* ceiling of the first retry's wait; 0 means 25 */
     int64_t retry_backoff_max_ms; /* largest ceiling; 0 means 1000 */
-    int retry_budget_pct;       /* retries per 100 calls at most; 0 means 10, -1 means none */
+    int retry_budget_pct;         /* retries per 100 calls at most; 0 means 10, -1 means none */
     /*
      * Test builds only (CLEAVE_TEST_RPC_FAULT): faults injected into every attempt,
      * "<module>=<fault>[,<module>=<fault>...]" where a fault is "unavailable" (fail as an
