@@ -33,6 +33,8 @@
 #define BREAKER_MIN_CALLS 4
 #define BREAKER_OPEN_MS   400
 #define CALL_DEADLINE_MS  300
+/* Milliseconds as microseconds, what now_us counts in. */
+#define MS_US(ms)         ((int64_t)(ms)*1000)
 /* Scheduling slack over a deadline, for a loaded machine and sanitizers. */
 #define SLACK_MS          250
 #define SERVICE_TOKEN     "test-service-token"
@@ -176,8 +178,8 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
     fault_proxy_set(proxy, FAULT_BLACKHOLE, 0);
     while (circuit_of(c) == CL_CIRCUIT_CLOSED && failed < 2 * BREAKER_MIN_CALLS) {
         assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_DEADLINE_EXCEEDED);
-        assert_true(us >= (CALL_DEADLINE_MS - 5) * 1000);
-        assert_true(us <= (CALL_DEADLINE_MS + SLACK_MS) * 1000);
+        assert_true(us >= MS_US(CALL_DEADLINE_MS - 5));
+        assert_true(us <= MS_US(CALL_DEADLINE_MS + SLACK_MS));
         failed++;
     }
     /*
@@ -193,7 +195,7 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
         fault_proxy_stats_get(proxy, &before);
         assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_UNAVAILABLE);
         fault_proxy_stats_get(proxy, &after);
-        assert_true(us < 1000);
+        assert_true(us < MS_US(1));
         assert_int_equal(after.requests, before.requests);
     }
     assert_non_null(strstr(ctx.err.message, "inventory service at"));
@@ -210,11 +212,11 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
     /* ... and /readyz says so at once, without waiting on the hung service. */
     assert_int_equal(gateway_circuit(circuit, sizeof(circuit), &us), 503);
     assert_string_equal(circuit, "open");
-    assert_true(us < 200 * 1000);
+    assert_true(us < MS_US(200));
 
     /* Restored: after the cool-down the circuit is half-open, and one good probe closes it. */
     fault_proxy_set(proxy, FAULT_PASS, 0);
-    until = now_us() + 5000 * 1000;
+    until = now_us() + MS_US(5000);
     while (circuit_of(c) == CL_CIRCUIT_OPEN && now_us() < until) {
         struct timespec ts = {0, 10 * 1000000L};
 
@@ -226,7 +228,7 @@ static void test_circuit_blackhole_opens_fails_fast_and_recovers(void **state)
     assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
 
     /* The gateway: its next call probes and closes its circuit; /readyz follows. */
-    until = now_us() + 5000 * 1000;
+    until = now_us() + MS_US(5000);
     do {
         assert_int_equal(
             test_http(topo.base_url, "GET", "/api/v1/inventory/SKU-000001", NULL, 0, NULL, &r), 0);
@@ -322,18 +324,18 @@ static void test_circuit_deadlines_hold_under_slow_and_half_open_links(void **st
     /* Slow but working: the answer comes, late by the added latency. */
     fault_proxy_set(proxy, FAULT_LATENCY, 150);
     assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
-    assert_true(us >= 150 * 1000);
+    assert_true(us >= MS_US(150));
     /* Slower than the deadline: the call ends at its deadline. */
     fault_proxy_set(proxy, FAULT_LATENCY, 2000);
     assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_DEADLINE_EXCEEDED);
-    assert_true(us <= (CALL_DEADLINE_MS + SLACK_MS) * 1000);
+    assert_true(us <= MS_US(CALL_DEADLINE_MS + SLACK_MS));
     /* A thin link still delivers. */
     fault_proxy_set(proxy, FAULT_BANDWIDTH, 20000);
     assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
     /* A peer that vanished without a FIN: nothing comes back, the deadline ends it. */
     fault_proxy_set(proxy, FAULT_HALF_OPEN, 0);
     assert_int_equal(get_stock(c, CALL_DEADLINE_MS, &us, &ctx), CL_DEADLINE_EXCEEDED);
-    assert_true(us <= (CALL_DEADLINE_MS + SLACK_MS) * 1000);
+    assert_true(us <= MS_US(CALL_DEADLINE_MS + SLACK_MS));
     fault_proxy_set(proxy, FAULT_PASS, 0);
     assert_int_equal(get_stock(c, 5000, &us, &ctx), CL_OK);
     cl_rpc_client_free(c);
