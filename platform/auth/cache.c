@@ -55,6 +55,8 @@ cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
         s->slots = calloc(s->size, sizeof(cache_slot));
         if (s->slots == NULL || pthread_mutex_init(&s->lock, NULL) != 0) {
             free(s->slots);
+            s->slots = NULL;
+            s->size = 0;
             cl_jwt_cache_free(c);
             return NULL;
         }
@@ -130,6 +132,8 @@ void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_
     hash_token(token, hash);
     s = locate(c, hash, &home);
     pthread_mutex_lock(&s->lock);
+    /* The home slot is live or free: either way a valid victim for the comparisons below. */
+    soonest = &s->slots[home];
     for (size_t i = 0; i < PROBES && i < s->size; i++) {
         cache_slot *slot = &s->slots[(home + i) % s->size];
 
@@ -139,7 +143,7 @@ void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_
         }
         if (slot->claims == NULL || slot->exp <= now) {
             free_slot = free_slot == NULL ? slot : free_slot;
-        } else if (soonest == NULL || slot->exp < soonest->exp) {
+        } else if (slot->exp < soonest->exp) {
             soonest = slot;
         }
     }

@@ -424,7 +424,7 @@ static cl_status rsa_from_json(const json_t *jwk, EVP_PKEY **out, cl_error *err)
     if (st != CL_OK) {
         goto out;
     }
-    if ((ebytes[elen - 1] & 1) == 0 || (elen == 1 && ebytes[0] < 3)) {
+    if (elen == 0 || (ebytes[elen - 1] & 1) == 0 || (elen == 1 && ebytes[0] < 3)) {
         st = cl_error_set(err, CL_INVALID, NULL, "\"e\" must be an odd exponent of at least 3");
         goto out;
     }
@@ -564,6 +564,9 @@ static cl_status jwks_take(cl_jwks *s, cl_jwk *k, cl_error *err)
 {
     cl_status st = CL_OK;
 
+    if (k == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "no key to add");
+    }
     if (cl_jwks_find(s, k->kid) != NULL) {
         st = cl_error_set(err, CL_INVALID, "kid", "the set already has a key with kid %s", k->kid);
     } else if (s->count == CL_JWKS_MAX_KEYS) {
@@ -642,8 +645,8 @@ cl_status cl_jwks_parse(const char *json, size_t len, cl_jwks **out, cl_error *e
     cl_status st = CL_OK;
 
     if (json == NULL || len > CL_JWKS_MAX_LEN) {
-        st = cl_error_set(err, CL_INVALID, NULL, "a JWKS document is at most %d bytes",
-                          CL_JWKS_MAX_LEN);
+        st = cl_error_set(err, CL_INVALID, NULL, "a JWKS document is at most %zu bytes",
+                          (size_t)CL_JWKS_MAX_LEN);
         goto out;
     }
     doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -154,6 +154,9 @@ static const char *loggable(const char *s)
     return cl__kid_valid(s) ? s : "(not printable)";
 }
 
+/* refuse() for the functions that answer with a pointer: always NULL. */
+#define refused(...) (refuse(__VA_ARGS__), NULL)
+
 /* Parses part (a decoded header or payload) as a JSON object, or says why not. */
 static cl_status parse_object(const char *what, const unsigned char *text, size_t n, json_t **out,
                               cl_error *err)
@@ -178,11 +181,11 @@ static cl_status parse_object(const char *what, const unsigned char *text, size_
 }
 
 /*
- * The header's alg, checked against the two algorithms there are and then against the
- * key the kid names: a token never picks its own verification.
+ * The key the header names, after its alg is checked against the two algorithms there
+ * are and then against that key: a token never picks its own verification. NULL when the
+ * token is refused (err says why).
  */
-static cl_status check_header(const json_t *header, const cl_jwks *keys, const cl_jwk **key,
-                              cl_error *err)
+static const cl_jwk *header_key(const json_t *header, const cl_jwks *keys, cl_error *err)
 {
     const char *alg = json_string_value(json_object_get(header, "alg"));
     const json_t *typ = json_object_get(header, "typ");
@@ -191,44 +194,43 @@ static cl_status check_header(const json_t *header, const cl_jwks *keys, const c
     const cl_jwk *k = NULL;
 
     if (alg == NULL) {
-        return refuse(err, "header has no alg");
+        return refused(err, "header has no alg");
     }
     if (strcasecmp(alg, "none") == 0) {
-        return refuse(err, "alg none is refused: tokens must be signed");
+        return refused(err, "alg none is refused: tokens must be signed");
     }
     if (strncasecmp(alg, "HS", 2) == 0) {
-        return refuse(err, "HMAC alg %s is refused: only ES256 and RS256 are accepted",
-                      loggable(alg));
+        return refused(err, "HMAC alg %s is refused: only ES256 and RS256 are accepted",
+                       loggable(alg));
     }
     if (strcmp(alg, "ES256") != 0 && strcmp(alg, "RS256") != 0) {
-        return refuse(err, "alg %s is not accepted (ES256, RS256)", loggable(alg));
+        return refused(err, "alg %s is not accepted (ES256, RS256)", loggable(alg));
     }
     /* RFC 7515 section 4.1.11: a critical extension we do not know makes the token invalid. */
     if (json_object_get(header, "crit") != NULL) {
-        return refuse(err, "header has crit extensions, none of which are supported");
+        return refused(err, "header has crit extensions, none of which are supported");
     }
     if (typ != NULL &&
         (!json_is_string(typ) || (strcasecmp(json_string_value(typ), "JWT") != 0 &&
                                   strcasecmp(json_string_value(typ), "at+jwt") != 0 &&
                                   strcasecmp(json_string_value(typ), "application/at+jwt") != 0))) {
-        return refuse(err, "typ is neither JWT nor at+jwt");
+        return refused(err, "typ is neither JWT nor at+jwt");
     }
     if (kidv == NULL) {
-        return refuse(err, "header has no kid");
+        return refused(err, "header has no kid");
     }
     if (!cl__kid_valid(kid)) {
-        return refuse(err, "kid is not 1 to %d printable characters", CL_JWK_KID_MAX);
+        return refused(err, "kid is not 1 to %d printable characters", CL_JWK_KID_MAX);
     }
     k = cl_jwks_find(keys, kid);
     if (k == NULL) {
-        return refuse(err, "no key has kid %s", kid);
+        return refused(err, "no key has kid %s", kid);
     }
     if (strcmp(alg, cl__jwk_type_alg(k->type)) != 0) {
-        return refuse(err, "alg %s does not match key %s, which is %s", alg, kid,
-                      cl__jwk_type_alg(k->type));
+        return refused(err, "alg %s does not match key %s, which is %s", alg, kid,
+                       cl__jwk_type_alg(k->type));
     }
-    *key = k;
-    return CL_OK;
+    return k;
 }
 
 /* Checks sig over input[n] with key; for ES256, sig is R || S and becomes DER here. */
@@ -442,8 +444,15 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
         goto out;
     }
     st = parse_object("header", header_bytes, header_len, &header, err);
-    st = st == CL_OK ? check_header(header, keys, &key, err) : st;
-    st = st == CL_OK ? check_signature(key, token, (size_t)(dot2 - token), sig, sig_len, err) : st;
+    if (st != CL_OK) {
+        goto out;
+    }
+    key = header_key(header, keys, err);
+    if (key == NULL) {
+        st = CL_UNAUTHORIZED;
+        goto out;
+    }
+    st = check_signature(key, token, (size_t)(dot2 - token), sig, sig_len, err);
     /* Only a payload whose signature holds is parsed at all. */
     st = st == CL_OK ? parse_object("payload", payload_bytes, payload_len, &payload, err) : st;
     st = st == CL_OK ? check_claims(payload, p, now, err) : st;

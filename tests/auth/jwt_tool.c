@@ -29,7 +29,7 @@ static json_t *claims_for(const char *iss, const char *aud, const char *sub)
 
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:[s,s]}", "iss", iss, "aud", aud,
                      "sub", sub, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
-                     (json_int_t)(now + 600), "jti", "jti-1", "scope", "orders:read orders:write",
+                     (json_int_t)now + 600, "jti", "jti-1", "scope", "orders:read orders:write",
                      "roles", "customer", "support");
 }
 

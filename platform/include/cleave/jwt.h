@@ -1,7 +1,7 @@
 /*
  * cleave/jwt.h - signed tokens (JWT, RFC 7519) with asymmetric keys (JWK and JWKS,
  * RFC 7517/7518), a cache of verified tokens and a constant-time comparison for secrets.
- * Library cleave_auth (Cleave::auth); ADR 0023 says why it is shaped this way.
+ * Library cleave_auth (Cleave::auth); ADR 0023 (signed tokens) says why it is shaped so.
  *
  * Algorithms: ES256 (ECDSA on P-256 with SHA-256, the signature the 64-byte R||S form of
  * RFC 7518 section 3.4) and RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RSA keys of 2048 to
@@ -29,7 +29,7 @@
 #define CL_JWK_KID_MAX    128
 /* The most keys a JWKS may hold, and the longest JWKS document cl_jwks_parse reads. */
 #define CL_JWKS_MAX_KEYS  64
-#define CL_JWKS_MAX_LEN   (256 * 1024)
+#define CL_JWKS_MAX_LEN   ((size_t)256 * 1024)
 /* The largest clock skew a policy may allow, in seconds. */
 #define CL_JWT_MAX_LEEWAY 300
 
@@ -187,7 +187,9 @@ void cl_jwt_cache_free(cl_jwt_cache *c);
 /*
  * cl_jwt_verify through cache c (which may be NULL): a hit returns the cached claims
  * (shared, read-only) without checking the signature again; a miss verifies and caches
- * the claims until their exp. Same statuses as cl_jwt_verify.
+ * the claims until their exp. Same statuses as cl_jwt_verify. A cache remembers what
+ * passed one policy and one key set: use one cache per policy, and clear it when a key
+ * is removed from the set.
  */
 cl_status cl_jwt_verify_cached(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
                                const cl_jwt_policy *p, json_t **claims, cl_error *err);
