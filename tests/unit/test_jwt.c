@@ -648,6 +648,11 @@ static void test_jwt_cache_hits_until_exp(void **state)
     got = cl_jwt_cache_get(c, "t1", NOW + 9);
     assert_non_null(got);
     assert_string_equal(json_string_value(json_object_get(got, "sub")), "user-1");
+    /* What a hit returns is the caller's: changing it leaves the cache as it was. */
+    json_object_set_new(got, "sub", json_string("mine"));
+    json_decref(got);
+    got = cl_jwt_cache_get(c, "t1", NOW + 9);
+    assert_string_equal(json_string_value(json_object_get(got, "sub")), "user-1");
     json_decref(got);
     assert_null(cl_jwt_cache_get(c, "t1", NOW + 10));
     assert_null(cl_jwt_cache_get(c, "t2", NOW));

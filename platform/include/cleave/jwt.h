@@ -157,7 +157,8 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
  * Verified tokens' claims by the SHA-256 of the token, each until its exp. At most
  * capacity entries: when a token's slots are full the one that expires first makes room.
  * Thread-safe: the table is split into 16 stripes, each behind its own mutex, chosen by
- * the hash, so concurrent readers rarely meet.
+ * the hash, so concurrent readers rarely meet. A hit costs a SHA-256, a lock and a copy
+ * of the claims; no object is shared between threads.
  */
 typedef struct cl_jwt_cache cl_jwt_cache;
 
@@ -165,8 +166,8 @@ typedef struct cl_jwt_cache cl_jwt_cache;
 cl_jwt_cache *cl_jwt_cache_new(size_t capacity);
 
 /*
- * The claims cached for token if it is there and now_s < its exp (new ref), else NULL.
- * The object is shared with the cache and other callers: read it, never modify it.
+ * A copy of the claims cached for token if it is there and now_s < its exp (new ref, the
+ * caller's alone), else NULL (also when out of memory).
  */
 json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s);
 
@@ -185,8 +186,8 @@ size_t cl_jwt_cache_count(cl_jwt_cache *c, int64_t now_s);
 void cl_jwt_cache_free(cl_jwt_cache *c);
 
 /*
- * cl_jwt_verify through cache c (which may be NULL): a hit returns the cached claims
- * (shared, read-only) without checking the signature again; a miss verifies and caches
+ * cl_jwt_verify through cache c (which may be NULL): a hit returns a copy of the cached
+ * claims without checking the signature again; a miss verifies and caches
  * the claims until their exp. Same statuses as cl_jwt_verify. A cache remembers what
  * passed one policy and one key set: use one cache per policy, and clear it when a key
  * is removed from the set.
