@@ -62,6 +62,14 @@ out:
     return st;
 }
 
+static cl_status check_signer(const cl_jwk *key, cl_error *err)
+{
+    if (key == NULL || !key->has_private) {
+        return cl_error_set(err, CL_INVALID, "key", "signing needs a key with its private part");
+    }
+    return CL_OK;
+}
+
 cl_status cl_jws_sign_raw(const cl_jwk *key, const void *header, size_t header_len,
                           const void *payload, size_t payload_len, char **out, cl_error *err)
 {
@@ -73,8 +81,8 @@ cl_status cl_jws_sign_raw(const cl_jwk *key, const void *header, size_t header_l
     char *jws = NULL;
     cl_status st = CL_OK;
 
-    if (key == NULL || !key->has_private) {
-        st = cl_error_set(err, CL_INVALID, "key", "signing needs a key with its private part");
+    st = check_signer(key, err);
+    if (st != CL_OK) {
         goto out;
     }
     if (header_len == 0 || payload_len == 0) {
@@ -109,7 +117,11 @@ cl_status cl_jwt_sign(const cl_jwk *key, json_t *claims, char **out, cl_error *e
     char *ptext = NULL;
     cl_status st = CL_OK;
 
-    if (key == NULL || !json_is_object(claims)) {
+    st = check_signer(key, err);
+    if (st != CL_OK) {
+        goto out;
+    }
+    if (!json_is_object(claims)) {
         st = cl_error_set(err, CL_INVALID, "claims", "the claims must be a JSON object");
         goto out;
     }

@@ -295,6 +295,21 @@ static void test_jwks_round_trip_and_lookup(void **state)
     assert_false(cl_jwk_has_private(cl_jwks_find(parsed, "rsa-1")));
     assert_null(cl_jwks_find(parsed, "nope"));
     /* A set never signs: it holds public keys only. */
+    {
+        json_t *claims = claims_at(NOW, NOW + 60);
+        json_t *list = json_array();
+        char *token = NULL;
+
+        assert_null(cl_jwk_private_pem(cl_jwks_find(parsed, "ec-s")));
+        assert_int_equal(cl_jwt_sign(cl_jwks_find(parsed, "ec-s"), claims, &token, &err),
+                         CL_INVALID);
+        assert_string_equal(err.field, "key");
+        assert_int_equal(cl_jwt_sign(k, list, &token, &err), CL_INVALID);
+        assert_string_equal(err.field, "claims");
+        assert_null(token);
+        json_decref(claims);
+        json_decref(list);
+    }
     assert_int_equal(cl_jwks_add(keys, k, &err), CL_INVALID);
     assert_non_null(strstr(err.message, "already has a key with kid ec-s"));
     json_decref(doc);
