@@ -1,7 +1,7 @@
 /*
  * cleave/jwt.h - signed tokens (JWT, RFC 7519) with asymmetric keys (JWK and JWKS,
  * RFC 7517/7518), a cache of verified tokens and a constant-time comparison for secrets.
- * Library cleave_auth (Cleave::auth); ADR 0023 (signed tokens) says why it is shaped so.
+ * Library cleave_auth (Cleave::auth); ADR 0024 (signed tokens) says why it is shaped so.
  *
  * Algorithms: ES256 (ECDSA on P-256 with SHA-256, the signature the 64-byte R||S form of
  * RFC 7518 section 3.4) and RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RSA keys of 2048 to
