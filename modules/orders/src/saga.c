@@ -504,7 +504,7 @@ static void run(struct orders_self *self, const char *id)
         cl_ctx_init(&ctx, 10000);
         rc = cl_db_acquire(self->db, &ctx, &conn, &ctx.err);
         if (rc == CL_OK) {
-            rc = orders__load(&ctx, conn, id, false, &s.o);
+            rc = orders__load(&ctx, conn, id, false, NULL, &s.o);
         }
         cl_db_release(conn);
         if (rc == CL_OK) {
