@@ -24,12 +24,16 @@ static int token_equal(const char *a, const char *b)
     return diff == 0;
 }
 
+/*
+ * Default deny: a process configured with no token accepts no call, since its RPC routes
+ * reach every operation of its modules with no permission check of their own.
+ */
 static int authorized(cl_http_req *req, const char *token)
 {
     const char *auth;
 
     if (token == NULL || token[0] == '\0') {
-        return 1;
+        return 0;
     }
     auth = cl_http_header(req, "Authorization");
     return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_equal(auth + 7, token);
@@ -101,6 +105,7 @@ cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_err
     /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */
     (void)cl_traceparent_parse(h->traceparent, ctx->trace_id, ctx->span_id);
     ctx->read_primary = h->read_primary != NULL && strcmp(h->read_primary, "1") == 0;
+    ctx->own_only = h->own_only != NULL && strcmp(h->own_only, "1") == 0;
     return deadline_from_header(h->deadline_ms, ctx, err);
 }
 
@@ -111,6 +116,7 @@ static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
         .principal = cl_http_header(req, "X-Cleave-Principal"),
         .traceparent = cl_http_header(req, "traceparent"),
         .read_primary = cl_http_header(req, "X-Cleave-Read-Primary"),
+        .own_only = cl_http_header(req, "X-Cleave-Own-Only"),
         .deadline_ms = cl_http_header(req, "X-Cleave-Deadline-Ms"),
     };
     cl_error err;
@@ -156,7 +162,11 @@ static void dispatch(cl_http_req *req, void *arg)
     void *out = NULL;
 
     if (!authorized(req, svc->token)) {
-        cl_error_set(&ctx->err, CL_UNAUTHORIZED, NULL, "a valid service token is required");
+        cl_error_set(&ctx->err, CL_UNAUTHORIZED, NULL,
+                     svc->token != NULL && svc->token[0] != '\0'
+                         ? "a valid service token is required"
+                         : "this process accepts no service calls: it has no "
+                           "CLEAVE_SERVICE_TOKEN");
         cl_http_set_header(req, "WWW-Authenticate", "Bearer");
         reply_failure(req, &ctx->err);
         return;

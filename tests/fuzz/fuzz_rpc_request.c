@@ -4,8 +4,9 @@
  * wire API decodes).
  *
  * Input: byte 0 picks an operation of any module; then one line each for
- * X-Cleave-Principal, traceparent, X-Cleave-Read-Primary, X-Cleave-Deadline-Ms and
- * Idempotency-Key (an empty line: the header is absent); the rest is the body.
+ * X-Cleave-Principal, traceparent, X-Cleave-Read-Primary, X-Cleave-Own-Only,
+ * X-Cleave-Deadline-Ms and Idempotency-Key (an empty line: the header is absent); the
+ * rest is the body.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static void rpc_decode_body(const cl_op *op, const uint8_t *data, size_t size, c
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *lines[5];
+    char *lines[6];
     cl__rpc_headers h;
     const cl_op *op;
     cl_ctx ctx;
@@ -64,17 +65,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     op = fuzz_op(data[0] % fuzz_op_count());
     data++;
     size--;
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 6; i++) {
         lines[i] = fuzz_line(&data, &size);
     }
     h = (cl__rpc_headers){
         .principal = lines[0][0] != '\0' ? lines[0] : NULL,
         .traceparent = lines[1][0] != '\0' ? lines[1] : NULL,
         .read_primary = lines[2][0] != '\0' ? lines[2] : NULL,
-        .deadline_ms = lines[3][0] != '\0' ? lines[3] : NULL,
+        .own_only = lines[3][0] != '\0' ? lines[3] : NULL,
+        .deadline_ms = lines[4][0] != '\0' ? lines[4] : NULL,
     };
     cl_ctx_init(&ctx, 10000);
-    if (lines[4][0] != '\0' && cl_ctx_set_idempotency_key(&ctx, lines[4]) != CL_OK) {
+    if (lines[5][0] != '\0' && cl_ctx_set_idempotency_key(&ctx, lines[5]) != CL_OK) {
         FUZZ_CHECK(ctx.idempotency_key[0] == '\0');
         goto out;
     }
@@ -89,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(h.principal == NULL || strcmp(ctx.principal, h.principal) == 0);
     rpc_decode_body(op, data, size, &ctx);
 out:
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 6; i++) {
         free(lines[i]);
     }
     return 0;
