@@ -15,7 +15,7 @@ BUILD      := build
 TEST_BUILD := build/test
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build run test tsan bench lint format clean
+.PHONY: deps build run test tsan fuzz bench lint format clean
 
 deps:
 	@missing=""; \
@@ -44,11 +44,15 @@ run: build
 
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
 # Warnings are errors here (CLEAVE_WERROR), as in lint, bench and tsan; never in build/run.
+# Then, since clang is in PACKAGES, a short real run of every fuzz target (ADR 0024):
+# FUZZ_TEST_SECONDS each, JOBS at a time, in the fuzz build (about 20 s to build).
+FUZZ_TEST_SECONDS ?= 10
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 # ThreadSanitizer over the threaded parts, in a build of its own: the HTTP server and its
 # shutdown, the connection pools (SQLite and PostgreSQL drivers), logging and migrations
@@ -65,6 +69,19 @@ tsan: deps
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
 		suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j $(JOBS) \
 		-R '$(TSAN_TESTS)'
+
+# libFuzzer over every parser of outside input (tests/fuzz, ADR 0024), in a clang build of
+# its own with ASan and UBSan: each target runs FUZZ_SECONDS, JOBS at a time, and prints its
+# executions; a crash fails, leaving the input in build/fuzz/fuzz-crashes/<target>/.
+# FUZZ_TARGETS picks some (FUZZ_TARGETS="codec router").
+FUZZ_BUILD   := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCLEAVE_FUZZ=ON -DCLEAVE_TESTS=OFF -DCLEAVE_WERROR=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target cleave_fuzz_targets
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(JOBS) $(FUZZ_TARGETS)
 
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
 # An optimised build of their own, with the tests' gateways the checkout bench needs.
