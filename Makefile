@@ -44,15 +44,12 @@ run: build
 
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
 # Warnings are errors here (CLEAVE_WERROR), as in lint, bench and tsan; never in build/run.
-# Then, since clang is in PACKAGES, a short real run of every fuzz target (ADR 0024):
-# FUZZ_TEST_SECONDS each, JOBS at a time, in the fuzz build (about 20 s to build).
-FUZZ_TEST_SECONDS ?= 10
+# Among the tests, a short real run of every fuzz target in a clang build (ADR 0026).
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 # ThreadSanitizer over the threaded parts, in a build of its own: the HTTP server and its
 # shutdown, the connection pools (SQLite and PostgreSQL drivers), logging and migrations
@@ -70,7 +67,7 @@ tsan: deps
 		suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j $(JOBS) \
 		-R '$(TSAN_TESTS)'
 
-# libFuzzer over every parser of outside input (tests/fuzz, ADR 0024), in a clang build of
+# libFuzzer over every parser of outside input (tests/fuzz, ADR 0026), in a clang build of
 # its own with ASan and UBSan: each target runs FUZZ_SECONDS, JOBS at a time, and prints its
 # executions; a crash fails, leaving the input in build/fuzz/fuzz-crashes/<target>/.
 # FUZZ_TARGETS picks some (FUZZ_TARGETS="codec router").

@@ -1,5 +1,5 @@
 /*
- * fuzz.h - what the fuzz targets share (ADR 0024).
+ * fuzz.h - what the fuzz targets share (ADR 0026).
  *
  * Every target is one file defining LLVMFuzzerTestOneInput. It builds twice: with clang
  * and libFuzzer (make fuzz: CLEAVE_FUZZ=ON), and with the test build's compiler and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each fuzz target of a CLEAVE_FUZZ build for a bounded time (ADR 0024):
+# Runs each fuzz target of a CLEAVE_FUZZ build for a bounded time (ADR 0026):
 #   run.sh <fuzz build dir> <seconds per target> <parallel jobs> [target...]
 # Each target starts from its committed corpus (tests/fuzz/corpus/<t>) and its
 # regression inputs, adds what it finds to <build>/fuzz-corpus/<t> (never to the tree),
