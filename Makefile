@@ -7,7 +7,7 @@
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
-	clang clang-format clang-tidy python3 \
+	clang clang-format clang-tidy python3 libargon2-dev \
 	nats-server libnats-dev \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 

@@ -662,6 +662,166 @@ out:
     return st;
 }
 
+/* --- form bodies ---------------------------------------------------------------- */
+
+static int is_form_media_type(const char *ct)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    size_t n = sizeof(form) - 1;
+
+    if (ct == NULL) {
+        return 0;
+    }
+    ct += strspn(ct, " \t");
+    if (strncasecmp(ct, form, n) != 0) {
+        return 0;
+    }
+    ct += n;
+    ct += strspn(ct, " \t");
+    return *ct == '\0' || *ct == ';';
+}
+
+static cl_status refuse_form(cl_http_req *req, const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static cl_status refuse_form(cl_http_req *req, const char *name, const char *fmt, ...)
+{
+    cl_error err;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cl_error_vset(&err, CL_INVALID, name, fmt, ap);
+    va_end(ap);
+    cl_http_reply_error(req, &err);
+    return CL_INVALID;
+}
+
+/* Decodes one name or value of a form into a new string (free); NULL when malformed. */
+static char *form_decode(const char *src, size_t n)
+{
+    int len = cl__http_pct_decode(src, n, 1, NULL, 0);
+    char *out = len >= 0 ? malloc((size_t)len + 1) : NULL;
+
+    if (out != NULL && cl__http_pct_decode(src, n, 1, out, (size_t)len + 1) != len) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/* Splits body into obj; 0, or -1 after the refusal was sent. */
+static int parse_form(cl_http_req *req, const char *body, json_t *obj)
+{
+    size_t nfields = 0;
+
+    for (const char *p = body; *p != '\0';) {
+        size_t plen = strcspn(p, "&");
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq != NULL ? (size_t)(eq - p) : plen;
+        char raw_key[64];
+        char *key = NULL;
+        char *value = NULL;
+        json_t *v = NULL;
+        int rc = -1;
+
+        snprintf(raw_key, sizeof(raw_key), "%.*s", (int)(klen < 63 ? klen : 63), p);
+        if (plen == 0) {
+            /* "a=1&&b=2" or a trailing '&': an empty pair carries nothing; skip it. */
+            p += p[0] == '&' ? 1 : 0;
+            continue;
+        }
+        if (++nfields > CL_HTTP_FORM_MAX_FIELDS) {
+            refuse_form(req, "body", "the form has more than %d fields", CL_HTTP_FORM_MAX_FIELDS);
+            return -1;
+        }
+        key = klen > 0 ? form_decode(p, klen) : NULL;
+        value = key != NULL
+                    ? form_decode(eq != NULL ? eq + 1 : p + plen, eq != NULL ? plen - klen - 1 : 0)
+                    : NULL;
+        v = value != NULL ? json_string(value) : NULL;
+        if (klen == 0) {
+            refuse_form(req, "body", "the form has a pair without a name");
+        } else if (key == NULL) {
+            refuse_form(req, raw_key, "form field name %s is malformed", raw_key);
+        } else if (value == NULL) {
+            refuse_form(req, key, "%s has a malformed percent-escape or an encoded NUL", key);
+        } else if (v == NULL) {
+            refuse_form(req, key, "%s is not UTF-8", key);
+        } else if (json_object_get(obj, key) != NULL) {
+            refuse_form(req, key, "%s is given more than once", key);
+        } else if (json_object_set(obj, key, v) != 0) {
+            refuse_form(req, key, "%s cannot be stored", key);
+        } else {
+            rc = 0;
+        }
+        json_decref(v);
+        free(key);
+        free(value);
+        if (rc != 0) {
+            return -1;
+        }
+        p += plen;
+        p += *p == '&' ? 1 : 0;
+    }
+    return 0;
+}
+
+cl_status cl_http_read_form(cl_http_req *req, json_t **out)
+{
+    char *body = NULL;
+    size_t len = 0;
+    json_t *obj = NULL;
+    cl_status st;
+
+    if (req == NULL || out == NULL) {
+        return CL_INTERNAL;
+    }
+    if (req->body_read) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "the request body was already read", NULL);
+        return CL_INTERNAL;
+    }
+    req->body_read = 1;
+    if (!is_form_media_type(mg_get_header(req->conn, "Content-Type"))) {
+        cl_http_reply_problem(req, 415, "unsupported-media-type", "the request body must be a form",
+                              "Content-Type must be application/x-www-form-urlencoded", NULL);
+        return CL_INVALID;
+    }
+    st = read_body(req, &body, &len);
+    if (st != CL_OK) {
+        goto out;
+    }
+    if (strlen(body) != len) {
+        st = refuse_form(req, "body", "the body contains a NUL byte");
+        goto out;
+    }
+    obj = json_object();
+    if (obj == NULL) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "out of memory while reading the body", NULL);
+        st = CL_INTERNAL;
+        goto out;
+    }
+    if (parse_form(req, body, obj) != 0) {
+        st = CL_INVALID;
+        goto out;
+    }
+    *out = obj;
+    obj = NULL;
+    st = CL_OK;
+out:
+    json_decref(obj);
+    free(body);
+    return st;
+}
+
+const char *cl_http_remote_addr(const cl_http_req *req)
+{
+    return req != NULL && req->ri != NULL ? req->ri->remote_addr : "";
+}
+
 /* --- dispatch --------------------------------------------------------------------- */
 
 /*

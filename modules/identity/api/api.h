@@ -4,9 +4,9 @@
 
 #include "identity/identity.h"
 
-/* Adds the public REST routes (/api/v1/identity/items) over module. */
+/* Adds the OAuth 2.0 / OpenID Connect endpoints (rest.c) over module. */
 cl_status identity_rest_routes(cl_router *r, const cl_handle *module, cl_error *err);
-/* identity has no demo data yet: *created = 0. */
+/* The demo users and client (seed.c); *created counts what it added. */
 cl_status identity_seed(const cl_handle *module, cl_ctx *ctx, int *created);
 
 #endif /* IDENTITY_API_INTERNAL_H */

@@ -1,50 +1,328 @@
 /*
- * identity's public REST API. Handlers call only through the module handle they are given,
- * so they work unchanged whether identity is local or extracted.
+ * identity's public HTTP endpoints: OpenID Connect Discovery 1.0, the JWKS (RFC 7517),
+ * the token endpoint (RFC 6749), userinfo (OIDC Core 5.3) and revocation (RFC 7009).
+ * Handlers call only through the module handle they are given, so they work unchanged
+ * whether identity is local or extracted.
  *
- *   POST /api/v1/identity/items     {"name":...} -> 201 Created, the item,
- *                                 Location: /api/v1/identity/items/{id}
+ * The token and revocation endpoints answer errors as OAuth's JSON
+ * {"error":"invalid_grant","error_description":...} (RFC 6749 section 5.2): that is what
+ * OAuth clients parse, so there it replaces problem+json. A body that is not a form at
+ * all, and the rate limit (429), are the HTTP layer's problems and stay problem+json.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "api.h"
 
-static void create_item(cl_http_req *req, void *arg)
-{
-    const cl_handle *module = arg;
-    identity_item_request in = {0};
-    identity_item out = {0};
-    cl_ctx *ctx = cl_http_ctx(req);
-    cl_error err = {0};
-    json_t *body = NULL;
-    char location[96];
+/* --- client authentication ----------------------------------------------------------- */
 
-    if (cl_http_read_json(req, 1, &body) != CL_OK) {
+static int b64_value(char c)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c != '\0' ? strchr(alphabet, c) : NULL;
+
+    return p != NULL ? (int)(p - alphabet) : -1;
+}
+
+/* Decodes standard base64 (padding required) into out[size]; its length or -1. */
+static int b64_decode(const char *s, char *out, size_t size)
+{
+    size_t n = strlen(s);
+    size_t len = 0;
+
+    if (n % 4 != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        int pad = 0;
+
+        for (int k = 0; k < 4; k++) {
+            v[k] = s[i + k] == '=' && i + 4 == n && k >= 2 ? 0 : b64_value(s[i + k]);
+            pad += s[i + k] == '=' ? 1 : 0;
+            if (v[k] < 0) {
+                return -1;
+            }
+        }
+        if (len + 3 - (size_t)pad >= size) {
+            return -1;
+        }
+        out[len++] = (char)((v[0] << 2) | (v[1] >> 4));
+        if (pad < 2) {
+            out[len++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
+        }
+        if (pad < 1) {
+            out[len++] = (char)(((v[2] & 3) << 6) | v[3]);
+        }
+    }
+    out[len] = '\0';
+    return strlen(out) == len ? (int)len : -1;
+}
+
+/* Percent-decodes s in place (RFC 6749 section 2.3.1 form-encodes both halves of Basic). */
+static int pct_decode_inplace(char *s)
+{
+    char *w = s;
+
+    for (const char *r = s; *r != '\0'; r++) {
+        if (*r == '%') {
+            unsigned int c = 0;
+            if (sscanf(r + 1, "%2x", &c) != 1 || c == 0 || r[1] == '\0' || r[2] == '\0') {
+                return -1;
+            }
+            *w++ = (char)c;
+            r += 2;
+        } else {
+            *w++ = *r == '+' ? ' ' : *r;
+        }
+    }
+    *w = '\0';
+    return 0;
+}
+
+/* Sends an OAuth error (RFC 6749 section 5.2) with status. */
+static void reply_oauth(cl_http_req *req, int status, const char *error, const char *description)
+{
+    cl_http_set_header(req, "Cache-Control", "no-store");
+    if (status == 401) {
+        cl_http_set_header(req, "WWW-Authenticate", "Basic realm=\"cleave\"");
+    }
+    cl_http_reply_json(req, status,
+                       json_pack("{s:s,s:s}", "error", error, "error_description", description));
+}
+
+/*
+ * Takes the client's credentials from HTTP Basic or from the form (client_secret_post),
+ * into *id and *secret (new strings, free). Returns 0, or -1 after replying.
+ */
+static int client_credentials(cl_http_req *req, json_t *form, char **id, char **secret)
+{
+    const char *auth = cl_http_header(req, "Authorization");
+    const char *form_id = json_string_value(json_object_get(form, "client_id"));
+    const char *form_secret = json_string_value(json_object_get(form, "client_secret"));
+    char decoded[600];
+    char *colon;
+
+    if (auth == NULL) {
+        *id = form_id != NULL ? strdup(form_id) : NULL;
+        *secret = form_secret != NULL ? strdup(form_secret) : NULL;
+        return 0;
+    }
+    if (form_secret != NULL) {
+        reply_oauth(req, 400, "invalid_request", "use one client authentication method, not two");
+        return -1;
+    }
+    if (strncasecmp(auth, "Basic ", 6) != 0 || b64_decode(auth + 6, decoded, sizeof(decoded)) < 0 ||
+        (colon = strchr(decoded, ':')) == NULL) {
+        reply_oauth(req, 401, "invalid_client", "the Authorization header is not HTTP Basic");
+        return -1;
+    }
+    *colon = '\0';
+    if (pct_decode_inplace(decoded) != 0 || pct_decode_inplace(colon + 1) != 0 ||
+        (form_id != NULL && strcmp(form_id, decoded) != 0)) {
+        reply_oauth(req, 401, "invalid_client", "the client credentials are malformed");
+        return -1;
+    }
+    *id = strdup(decoded);
+    *secret = strdup(colon + 1);
+    return 0;
+}
+
+/* Answers a failed token or revocation call: OAuth's error, or the rate limit's 429. */
+static void reply_failure(cl_http_req *req, const cl_error *err)
+{
+    static const char *const oauth[] = {"invalid_request",        "invalid_client",
+                                        "invalid_grant",          "unauthorized_client",
+                                        "unsupported_grant_type", "invalid_scope"};
+    char retry[16];
+
+    if (err->status == CL_UNAVAILABLE && strcmp(err->field, "rate_limit") == 0) {
+        /* The module's window is the wall-clock minute. */
+        snprintf(retry, sizeof(retry), "%d", 60 - (int)(time(NULL) % 60));
+        cl_http_set_header(req, "Retry-After", retry);
+        cl_http_reply_problem(req, 429, "too-many-requests", "too many requests", err->message,
+                              NULL);
         return;
     }
-    if (cl_schema_from_json(&identity_item_request_type, body, CL_DECODE_STRICT, &in, &err) !=
-        CL_OK) {
-        cl_http_reply_error(req, &err);
+    for (size_t i = 0; i < sizeof(oauth) / sizeof(oauth[0]); i++) {
+        if (strcmp(err->field, oauth[i]) == 0) {
+            reply_oauth(req, err->status == CL_UNAUTHORIZED ? 401 : 400, oauth[i], err->message);
+            return;
+        }
+    }
+    cl_http_reply_error(req, err);
+}
+
+static char *form_str(json_t *form, const char *name)
+{
+    const char *s = json_string_value(json_object_get(form, name));
+
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* --- endpoints --------------------------------------------------------------------- */
+
+static void token(cl_http_req *req, void *arg)
+{
+    const cl_handle *module = arg;
+    identity_token_request in = {0};
+    identity_token out = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+    json_t *form = NULL;
+
+    if (cl_http_read_form(req, &form) != CL_OK) {
+        return;
+    }
+    if (client_credentials(req, form, &in.client_id, &in.client_secret) != 0) {
         goto out;
     }
-    if (identity_create_item(module, ctx, &in, &out) != CL_OK) {
-        cl_http_reply_error(req, &ctx->err);
+    in.grant_type = form_str(form, "grant_type");
+    in.username = form_str(form, "username");
+    in.password = form_str(form, "password");
+    in.refresh_token = form_str(form, "refresh_token");
+    in.scope = form_str(form, "scope");
+    in.remote_addr = strdup(cl_http_remote_addr(req));
+    if (identity_issue_token(module, ctx, &in, &out) != CL_OK) {
+        reply_failure(req, &ctx->err);
         goto out;
     }
-    snprintf(location, sizeof(location), "/api/v1/identity/items/%lld", (long long)out.id);
-    cl_http_set_header(req, "Location", location);
-    cl_http_reply_json(req, 201, cl_schema_to_json(&identity_item_type, &out));
+    /* RFC 6749 section 5.1: a response with tokens is never cached. */
+    cl_http_set_header(req, "Cache-Control", "no-store");
+    cl_http_set_header(req, "Pragma", "no-cache");
+    cl_http_reply_json(req, 200, cl_schema_to_json(&identity_token_type, &out));
 out:
-    json_decref(body);
-    cl_schema_free(&identity_item_request_type, &in);
-    cl_schema_free(&identity_item_type, &out);
+    json_decref(form);
+    cl_schema_free(&identity_token_request_type, &in);
+    cl_schema_free(&identity_token_type, &out);
+}
+
+static void revoke(cl_http_req *req, void *arg)
+{
+    const cl_handle *module = arg;
+    identity_revoke_request in = {0};
+    cl_empty none = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+    json_t *form = NULL;
+
+    if (cl_http_read_form(req, &form) != CL_OK) {
+        return;
+    }
+    if (client_credentials(req, form, &in.client_id, &in.client_secret) != 0) {
+        goto out;
+    }
+    in.token = form_str(form, "token");
+    in.token_type_hint = form_str(form, "token_type_hint");
+    in.remote_addr = strdup(cl_http_remote_addr(req));
+    if (identity_revoke(module, ctx, &in, &none) != CL_OK) {
+        reply_failure(req, &ctx->err);
+        goto out;
+    }
+    cl_http_reply_empty(req, 200);
+out:
+    json_decref(form);
+    cl_schema_free(&identity_revoke_request_type, &in);
+}
+
+static void userinfo(cl_http_req *req, void *arg)
+{
+    const cl_handle *module = arg;
+    const char *auth = cl_http_header(req, "Authorization");
+    identity_userinfo_request in = {0};
+    identity_userinfo out = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+        /* RFC 6750 section 3.1: no credentials, no error code. */
+        cl_http_set_header(req, "WWW-Authenticate", "Bearer realm=\"cleave\"");
+        cl_http_reply_problem(req, 401, "unauthorized", "authentication is required",
+                              "send an access token: Authorization: Bearer <token>", NULL);
+        return;
+    }
+    in.access_token = (char *)auth + 7;
+    if (identity_get_userinfo(module, ctx, &in, &out) != CL_OK) {
+        if (ctx->err.status == CL_UNAUTHORIZED) {
+            cl_http_set_header(req, "WWW-Authenticate",
+                               "Bearer realm=\"cleave\", error=\"invalid_token\"");
+        }
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    cl_http_reply_json(req, 200, cl_schema_to_json(&identity_userinfo_type, &out));
+    cl_schema_free(&identity_userinfo_type, &out);
+}
+
+static void jwks(cl_http_req *req, void *arg)
+{
+    const cl_handle *module = arg;
+    identity_jwks out = {0};
+    cl_empty none = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+
+    if (identity_get_jwks(module, ctx, &none, &out) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    /* Verifiers cache it; a rotated-in key must still be seen within minutes. */
+    cl_http_set_header(req, "Cache-Control", "public, max-age=300");
+    cl_http_reply_json(req, 200, cl_schema_to_json(&identity_jwks_type, &out));
+    cl_schema_free(&identity_jwks_type, &out);
+}
+
+/* Joins the issuer and path into a new JSON string. */
+static json_t *endpoint(const char *issuer, const char *path)
+{
+    char url[512];
+
+    snprintf(url, sizeof(url), "%s%s", issuer, path);
+    return json_string(url);
+}
+
+static void discovery(cl_http_req *req, void *arg)
+{
+    const cl_handle *module = arg;
+    identity_configuration conf = {0};
+    cl_empty none = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+    const char *iss;
+
+    if (identity_get_configuration(module, ctx, &none, &conf) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    iss = conf.issuer;
+    cl_http_reply_json(
+        req, 200,
+        json_pack("{s:s,s:o,s:o,s:o,s:o,s:[sss],s:[ss],s:[s],s:[s],s:[s],s:[s],s:[sss],s:[s]}",
+                  "issuer", iss, "jwks_uri", endpoint(iss, "/oauth2/jwks"), "token_endpoint",
+                  endpoint(iss, "/oauth2/token"), "userinfo_endpoint",
+                  endpoint(iss, "/oauth2/userinfo"), "revocation_endpoint",
+                  endpoint(iss, "/oauth2/revoke"), "grant_types_supported", "password",
+                  "client_credentials", "refresh_token", "token_endpoint_auth_methods_supported",
+                  "client_secret_basic", "client_secret_post",
+                  "id_token_signing_alg_values_supported", "ES256", "response_types_supported",
+                  "token", "subject_types_supported", "public",
+                  "revocation_endpoint_auth_methods_supported", "client_secret_basic",
+                  "scopes_supported", "openid", "profile", "service", "claims_supported", "sub"));
+    cl_schema_free(&identity_configuration_type, &conf);
 }
 
 cl_status identity_rest_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
     void *arg = (void *)module; /* handlers only call through it */
+    /*
+     * Public by design: discovery and keys are for anyone; the token and revocation
+     * endpoints authenticate the client themselves, userinfo checks its bearer token.
+     */
     const cl_route routes[] = {
-        {"POST", "/api/v1/identity/items", "identity:write", create_item, arg, NULL},
+        {"GET", "/.well-known/openid-configuration", CL_PERM_PUBLIC, discovery, arg, NULL},
+        {"GET", "/oauth2/jwks", CL_PERM_PUBLIC, jwks, arg, NULL},
+        {"POST", "/oauth2/token", CL_PERM_PUBLIC, token, arg, NULL},
+        {"POST", "/oauth2/revoke", CL_PERM_PUBLIC, revoke, arg, NULL},
+        {"GET", "/oauth2/userinfo", CL_PERM_PUBLIC, userinfo, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

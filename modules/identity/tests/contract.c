@@ -1,11 +1,10 @@
 /*
  * The identity module's contract suite (see contract.h). Every test starts from a fresh
- * identity module with no item and goes through the operations only: no SQL, no knowledge
+ * identity module with no user and goes through the operations only: no SQL, no knowledge
  * of how a binding stores or transports anything.
  */
 #include "contract.h"
 
-#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,160 +29,382 @@ static int setup(void **state)
 
 /* --- helpers ------------------------------------------------------------------------ */
 
-/* RFC 3339 UTC with milliseconds: "2026-01-02T03:04:05.678Z". */
-static void assert_timestamp(const char *ts)
+static void add_user(const char *name, const char *password, const char *role)
 {
-    assert_non_null(ts);
-    assert_int_equal(strlen(ts), 24);
-    assert_int_equal(ts[4], '-');
-    assert_int_equal(ts[10], 'T');
-    assert_int_equal(ts[19], '.');
-    assert_int_equal(ts[23], 'Z');
-}
-
-/* A string of n copies of c (n < size). */
-static char *repeat(char *buf, size_t size, char c, size_t n)
-{
-    assert_true(n < size);
-    memset(buf, c, n);
-    buf[n] = '\0';
-    return buf;
-}
-
-/* Creates an item that must be accepted; *out: cl_schema_free. */
-static void create(const char *name, identity_item *out)
-{
-    identity_item_request in = {.name = (char *)name};
+    identity_user_request in = {(char *)name, (char *)password, (char *)role};
+    identity_user out = {0};
     cl_ctx ctx = test_contract_ctx();
-    cl_status st = identity_create_item(module, &ctx, &in, out);
+    cl_status st = identity_add_user(module, &ctx, &in, &out);
 
     if (st != CL_OK) {
-        fail_msg("create %s: %s: %s (%s)", name, cl_status_name(st), ctx.err.message,
-                 ctx.err.field);
+        fail_msg("add_user %s: %s: %s", name, cl_status_name(st), ctx.err.message);
     }
-    assert_true(out->id > 0);
-    assert_string_equal(out->name, name);
-    assert_timestamp(out->created_at);
+    assert_true(out.id > 0);
+    assert_string_equal(out.username, name);
+    assert_string_equal(out.role, role);
+    cl_schema_free(&identity_user_type, &out);
 }
 
-/* Reads an item that must exist; *out: cl_schema_free. */
-static void get(int64_t id, identity_item *out)
+/* Adds a client with grants (space-separated); *secret (free) receives its secret. */
+static void add_client(const char *id, const char *grants, const char *aud, char **secret)
 {
-    identity_item_ref ref = {.id = id};
+    char buf[128];
+    char *v[4];
+    size_t n = 0;
+    identity_client_request in = {0};
+    identity_client out = {0};
     cl_ctx ctx = test_contract_ctx();
-    cl_status st = identity_get_item(module, &ctx, &ref, out);
+    cl_status st;
+
+    snprintf(buf, sizeof(buf), "%s", grants);
+    for (char *save = NULL, *g = strtok_r(buf, " ", &save); g != NULL && n < 4;
+         g = strtok_r(NULL, " ", &save)) {
+        v[n++] = g;
+    }
+    in.client_id = (char *)id;
+    in.grants = (cl_strs){.v = v, .n = n, .set = true};
+    in.audience = (char *)aud;
+    st = identity_add_client(module, &ctx, &in, &out);
+    if (st != CL_OK) {
+        fail_msg("add_client %s: %s: %s", id, cl_status_name(st), ctx.err.message);
+    }
+    assert_non_null(out.client_secret);
+    assert_true(strlen(out.client_secret) >= 32);
+    *secret = strdup(out.client_secret);
+    cl_schema_free(&identity_client_type, &out);
+}
+
+/* A token request; returns its status, with ctx's error in *err. */
+static cl_status token(identity_token_request *in, identity_token *out, cl_error *err)
+{
+    cl_ctx ctx = test_contract_ctx();
+    cl_status st;
+
+    in->remote_addr = "192.0.2.1";
+    st = identity_issue_token(module, &ctx, in, out);
+    *err = ctx.err;
+    return st;
+}
+
+static void expect_oauth_error(identity_token_request *in, cl_status status, const char *code)
+{
+    identity_token out = {0};
+    cl_error err;
+    cl_status st = token(in, &out, &err);
+
+    if (st != status || strcmp(err.field, code) != 0) {
+        fail_msg("want %s %s, got %s %s (%s)", cl_status_name(status), code, cl_status_name(st),
+                 err.field, err.message);
+    }
+    assert_null(out.access_token);
+}
+
+/* A demo user and a first-party client that may use the password and refresh grants. */
+static char *first_party(void)
+{
+    char *secret = NULL;
+
+    add_user("alice", "alice-password", "customer");
+    add_client("web", "password refresh_token", "cleave", &secret);
+    return secret;
+}
+
+static void password_grant(const char *secret, identity_token *out)
+{
+    identity_token_request in = {.grant_type = "password",
+                                 .client_id = "web",
+                                 .client_secret = (char *)secret,
+                                 .username = "alice",
+                                 .password = "alice-password"};
+    cl_error err;
+    cl_status st = token(&in, out, &err);
 
     if (st != CL_OK) {
-        fail_msg("get %" PRId64 ": %s: %s", id, cl_status_name(st), ctx.err.message);
+        fail_msg("password grant: %s %s: %s", cl_status_name(st), err.field, err.message);
     }
+    assert_string_equal(out->token_type, "Bearer");
+    assert_int_equal(out->expires_in, IDENTITY_CONTRACT_TTL);
+    assert_non_null(out->refresh_token);
+    /* A compact JWS: three base64url parts. */
+    assert_non_null(strchr(strchr(out->access_token, '.') + 1, '.'));
 }
 
-static void expect_create_invalid(const char *name, const char *why)
+static cl_status refresh(const char *secret, const char *rt, identity_token *out, cl_error *err)
 {
-    identity_item_request in = {.name = (char *)name};
-    identity_item out = {0};
-    cl_ctx ctx = test_contract_ctx();
-    cl_status st = identity_create_item(module, &ctx, &in, &out);
-
-    if (st != CL_INVALID || strcmp(ctx.err.field, "name") != 0) {
-        fail_msg("create with a %s name: want invalid on name, got %s on \"%s\"", why,
-                 cl_status_name(st), ctx.err.field);
-    }
-    assert_null(out.name);
-    assert_int_equal(out.id, 0);
+    identity_token_request in = {.grant_type = "refresh_token",
+                                 .client_id = "web",
+                                 .client_secret = (char *)secret,
+                                 .refresh_token = (char *)rt};
+    return token(&in, out, err);
 }
 
-/* --- creating ---------------------------------------------------------------------- */
+/* --- users and clients ------------------------------------------------------------ */
 
-static void test_create_answers_with_the_item_as_stored(void **state)
+static void test_add_user_refuses_bad_input_and_taken_names(void **state)
 {
-    identity_item a = {0}, got = {0};
+    static const struct {
+        const char *name, *password, *role, *field;
+    } bad[] = {
+        {NULL, "long-enough", "customer", "username"},
+        {"", "long-enough", "customer", "username"},
+        {"has space", "long-enough", "customer", "username"},
+        {"bob", "short", "customer", "password"},
+        {"bob", NULL, "customer", "password"},
+        {"bob", "long-enough", "root", "role"},
+        {"bob", "long-enough", NULL, "role"},
+    };
+    identity_user_request dup = {"bob", "long-enough", "staff"};
+    identity_user out = {0};
+    cl_ctx ctx;
 
     (void)state;
-    create("first", &a);
-    get(a.id, &got);
-    assert_int_equal(got.id, a.id);
-    assert_string_equal(got.name, "first");
-    assert_string_equal(got.created_at, a.created_at);
-    cl_schema_free(&identity_item_type, &got);
-    cl_schema_free(&identity_item_type, &a);
-}
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        identity_user_request in = {(char *)bad[i].name, (char *)bad[i].password,
+                                    (char *)bad[i].role};
+        cl_status st;
 
-static void test_each_create_makes_its_own_item(void **state)
-{
-    identity_item a = {0}, b = {0}, got = {0};
-
-    (void)state;
-    create("same", &a);
-    create("same", &b);
-    assert_true(b.id > a.id);
-    get(a.id, &got);
-    assert_string_equal(got.name, "same");
-    cl_schema_free(&identity_item_type, &got);
-    memset(&got, 0, sizeof(got));
-    get(b.id, &got);
-    assert_int_equal(got.id, b.id);
-    assert_string_equal(got.created_at, b.created_at);
-    cl_schema_free(&identity_item_type, &got);
-    cl_schema_free(&identity_item_type, &a);
-    cl_schema_free(&identity_item_type, &b);
-}
-
-static void test_create_rejects_a_bad_name_and_writes_nothing(void **state)
-{
-    char buf[IDENTITY_CONTRACT_NAME_MAX + 2];
-    identity_item before = {0}, longest = {0}, after = {0};
-
-    (void)state;
-    create("before", &before);
-    expect_create_invalid(NULL, "absent");
-    expect_create_invalid("", "empty");
-    /* The configured limit (CLEAVE_IDENTITY_NAME_MAX), not the default, applies. */
-    expect_create_invalid(repeat(buf, sizeof(buf), 'x', IDENTITY_CONTRACT_NAME_MAX + 1),
-                          "too long");
-    expect_create_invalid("new\nline", "newline");
-    expect_create_invalid("\ttab", "tab");
-    create(repeat(buf, sizeof(buf), 'x', IDENTITY_CONTRACT_NAME_MAX), &longest);
-    create("after", &after);
-    /* The refusals took no id: nothing was written for them. */
-    assert_int_equal(longest.id, before.id + 1);
-    assert_int_equal(after.id, longest.id + 1);
-    cl_schema_free(&identity_item_type, &before);
-    cl_schema_free(&identity_item_type, &longest);
-    cl_schema_free(&identity_item_type, &after);
-}
-
-/* --- reading --------------------------------------------------------------------------- */
-
-static void test_get_of_an_unknown_id_is_not_found(void **state)
-{
-    static const int64_t ids[] = {1, 424242, 0, -1};
-    identity_item a = {0};
-
-    (void)state;
-    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        identity_item_ref ref = {.id = ids[i]};
-        identity_item item = {0};
-        cl_ctx ctx = test_contract_ctx();
-        cl_status st = identity_get_item(module, &ctx, &ref, &item);
-
-        if (st != CL_NOT_FOUND || strcmp(ctx.err.field, "id") != 0) {
-            fail_msg("get_item %" PRId64 ": want not_found on id, got %s on \"%s\"", ids[i],
-                     cl_status_name(st), ctx.err.field);
+        ctx = test_contract_ctx();
+        st = identity_add_user(module, &ctx, &in, &out);
+        if (st != CL_INVALID || strcmp(ctx.err.field, bad[i].field) != 0) {
+            fail_msg("case %zu: want invalid %s, got %s %s", i, bad[i].field, cl_status_name(st),
+                     ctx.err.field);
         }
-        assert_null(item.name);
-        assert_int_equal(item.id, 0);
+        assert_null(out.username);
     }
-    /* Known ids stay apart from unknown ones. */
-    create("known", &a);
-    {
-        identity_item_ref ref = {.id = a.id + 1};
-        identity_item item = {0};
-        cl_ctx ctx = test_contract_ctx();
+    add_user("bob", "long-enough", "customer");
+    ctx = test_contract_ctx();
+    assert_int_equal(identity_add_user(module, &ctx, &dup, &out), CL_CONFLICT);
+    assert_string_equal(ctx.err.field, "username");
+}
 
-        assert_int_equal(identity_get_item(module, &ctx, &ref, &item), CL_NOT_FOUND);
-    }
-    cl_schema_free(&identity_item_type, &a);
+/* --- the grants ----------------------------------------------------------------------- */
+
+static void test_password_grant_checks_the_password(void **state)
+{
+    char *secret = first_party();
+    identity_token tok = {0};
+    identity_token_request wrong = {.grant_type = "password",
+                                    .client_id = "web",
+                                    .client_secret = secret,
+                                    .username = "alice",
+                                    .password = "alice-passworD"};
+    identity_token_request nobody = {.grant_type = "password",
+                                     .client_id = "web",
+                                     .client_secret = secret,
+                                     .username = "nobody",
+                                     .password = "alice-password"};
+
+    (void)state;
+    password_grant(secret, &tok);
+    assert_string_equal(tok.scope, "openid profile");
+    cl_schema_free(&identity_token_type, &tok);
+    expect_oauth_error(&wrong, CL_INVALID, "invalid_grant");
+    expect_oauth_error(&nobody, CL_INVALID, "invalid_grant");
+    free(secret);
+}
+
+static void test_client_authentication_and_grant_rules(void **state)
+{
+    char *secret = first_party();
+    char *svc = NULL;
+    identity_token tok = {0};
+    cl_error err;
+    identity_token_request bad_secret = {.grant_type = "password",
+                                         .client_id = "web",
+                                         .client_secret = "not-the-secret",
+                                         .username = "alice",
+                                         .password = "alice-password"};
+    identity_token_request unknown = {
+        .grant_type = "client_credentials", .client_id = "ghost", .client_secret = secret};
+    identity_token_request not_allowed = {
+        .grant_type = "client_credentials", .client_id = "web", .client_secret = secret};
+    identity_token_request unsupported = {
+        .grant_type = "implicit", .client_id = "web", .client_secret = secret};
+    identity_token_request no_grant = {.client_id = "web", .client_secret = secret};
+    identity_token_request cc = {.grant_type = "client_credentials", .client_id = "orders"};
+
+    (void)state;
+    expect_oauth_error(&bad_secret, CL_UNAUTHORIZED, "invalid_client");
+    expect_oauth_error(&unknown, CL_UNAUTHORIZED, "invalid_client");
+    expect_oauth_error(&not_allowed, CL_INVALID, "unauthorized_client");
+    expect_oauth_error(&unsupported, CL_INVALID, "unsupported_grant_type");
+    expect_oauth_error(&no_grant, CL_INVALID, "invalid_request");
+    add_client("orders", "client_credentials", "payments", &svc);
+    cc.client_secret = svc;
+    assert_int_equal(token(&cc, &tok, &err), CL_OK);
+    /* A service gets no refresh token: it can always ask again. */
+    assert_null(tok.refresh_token);
+    assert_string_equal(tok.scope, "service");
+    cl_schema_free(&identity_token_type, &tok);
+    free(svc);
+    free(secret);
+}
+
+static void test_refresh_rotates_and_reuse_revokes_the_family(void **state)
+{
+    char *secret = first_party();
+    identity_token first = {0}, second = {0}, third = {0}, again = {0};
+    cl_error err;
+
+    (void)state;
+    password_grant(secret, &first);
+    assert_int_equal(refresh(secret, first.refresh_token, &second, &err), CL_OK);
+    assert_non_null(second.refresh_token);
+    assert_string_not_equal(second.refresh_token, first.refresh_token);
+    assert_string_equal(second.scope, "openid profile");
+    /* The first token again: someone else holds it, so the whole family goes. */
+    assert_int_equal(refresh(secret, first.refresh_token, &again, &err), CL_INVALID);
+    assert_string_equal(err.field, "invalid_grant");
+    /* Including the token the legitimate holder got by rotation. */
+    assert_int_equal(refresh(secret, second.refresh_token, &third, &err), CL_INVALID);
+    assert_string_equal(err.field, "invalid_grant");
+    assert_null(third.access_token);
+    /* A new login starts a new family that works. */
+    cl_schema_free(&identity_token_type, &third);
+    cl_schema_free(&identity_token_type, &first);
+    password_grant(secret, &first);
+    assert_int_equal(refresh(secret, first.refresh_token, &third, &err), CL_OK);
+    cl_schema_free(&identity_token_type, &first);
+    cl_schema_free(&identity_token_type, &second);
+    cl_schema_free(&identity_token_type, &third);
+    free(secret);
+}
+
+static void test_refresh_token_is_bound_to_its_client(void **state)
+{
+    char *secret = first_party();
+    char *other = NULL;
+    identity_token first = {0}, stolen = {0}, mine = {0};
+    identity_token_request in = {.grant_type = "refresh_token", .client_id = "other"};
+    cl_error err;
+
+    (void)state;
+    add_client("other", "password refresh_token", "cleave", &other);
+    password_grant(secret, &first);
+    in.client_secret = other;
+    in.refresh_token = first.refresh_token;
+    assert_int_equal(token(&in, &stolen, &err), CL_INVALID);
+    assert_string_equal(err.field, "invalid_grant");
+    /* The owner can still use it: another client's attempt did not consume it. */
+    assert_int_equal(refresh(secret, first.refresh_token, &mine, &err), CL_OK);
+    cl_schema_free(&identity_token_type, &first);
+    cl_schema_free(&identity_token_type, &mine);
+    free(other);
+    free(secret);
+}
+
+static void test_revoke_ends_the_family(void **state)
+{
+    char *secret = first_party();
+    identity_token first = {0}, after = {0};
+    identity_revoke_request rv = {.client_id = "web", .remote_addr = "192.0.2.1"};
+    cl_empty none = {0};
+    cl_ctx ctx = test_contract_ctx();
+    cl_error err;
+
+    (void)state;
+    password_grant(secret, &first);
+    rv.client_secret = secret;
+    rv.token = first.refresh_token;
+    assert_int_equal(identity_revoke(module, &ctx, &rv, &none), CL_OK);
+    assert_int_equal(refresh(secret, first.refresh_token, &after, &err), CL_INVALID);
+    /* An unknown token is no error (RFC 7009 section 2.2). */
+    rv.token = "never-issued";
+    ctx = test_contract_ctx();
+    assert_int_equal(identity_revoke(module, &ctx, &rv, &none), CL_OK);
+    cl_schema_free(&identity_token_type, &first);
+    free(secret);
+}
+
+/* --- tokens, userinfo and keys -------------------------------------------------------- */
+
+static void test_userinfo_answers_for_the_token_holder(void **state)
+{
+    char *secret = first_party();
+    identity_token tok = {0};
+    identity_userinfo u = {0};
+    identity_userinfo_request in = {0};
+    cl_ctx ctx = test_contract_ctx();
+    char *tampered;
+
+    (void)state;
+    password_grant(secret, &tok);
+    in.access_token = tok.access_token;
+    assert_int_equal(identity_get_userinfo(module, &ctx, &in, &u), CL_OK);
+    assert_string_equal(u.preferred_username, "alice");
+    assert_int_equal(u.roles.n, 1);
+    assert_string_equal(u.roles.v[0], "customer");
+    assert_memory_equal(u.sub, "user:", 5);
+    cl_schema_free(&identity_userinfo_type, &u);
+    /* One character of the signature changed: refused. */
+    tampered = strdup(tok.access_token);
+    tampered[strlen(tampered) - 2] = tampered[strlen(tampered) - 2] == 'A' ? 'B' : 'A';
+    in.access_token = tampered;
+    ctx = test_contract_ctx();
+    assert_int_equal(identity_get_userinfo(module, &ctx, &in, &u), CL_UNAUTHORIZED);
+    assert_string_equal(ctx.err.field, "invalid_token");
+    free(tampered);
+    cl_schema_free(&identity_token_type, &tok);
+    free(secret);
+}
+
+static void jwks(identity_jwks *out)
+{
+    cl_empty none = {0};
+    cl_ctx ctx = test_contract_ctx();
+
+    assert_int_equal(identity_get_jwks(module, &ctx, &none, out), CL_OK);
+}
+
+static void test_rotation_keeps_the_old_key_until_its_tokens_expire(void **state)
+{
+    char *secret = first_party();
+    identity_jwks before = {0}, after = {0};
+    identity_key_rotation rot = {0};
+    identity_token tok = {0};
+    identity_userinfo u = {0};
+    identity_userinfo_request in = {0};
+    cl_empty none = {0};
+    cl_ctx ctx = test_contract_ctx();
+
+    (void)state;
+    jwks(&before);
+    assert_int_equal(before.keys.n, 1);
+    assert_string_equal(before.keys.v[0].kty, "EC");
+    assert_string_equal(before.keys.v[0].crv, "P-256");
+    assert_string_equal(before.keys.v[0].alg, "ES256");
+    /* A token signed before the rotation. */
+    password_grant(secret, &tok);
+    assert_int_equal(identity_rotate_keys(module, &ctx, &none, &rot), CL_OK);
+    assert_string_equal(rot.previous_kid, before.keys.v[0].kid);
+    assert_string_not_equal(rot.kid, rot.previous_kid);
+    jwks(&after);
+    assert_int_equal(after.keys.n, 2);
+    assert_string_equal(after.keys.v[0].kid, rot.kid);
+    assert_string_equal(after.keys.v[1].kid, rot.previous_kid);
+    /* The old key still verifies its token. */
+    in.access_token = tok.access_token;
+    ctx = test_contract_ctx();
+    assert_int_equal(identity_get_userinfo(module, &ctx, &in, &u), CL_OK);
+    cl_schema_free(&identity_userinfo_type, &u);
+    cl_schema_free(&identity_jwks_type, &before);
+    cl_schema_free(&identity_jwks_type, &after);
+    cl_schema_free(&identity_key_rotation_type, &rot);
+    cl_schema_free(&identity_token_type, &tok);
+    free(secret);
+}
+
+static void test_configuration_reports_the_settings(void **state)
+{
+    identity_configuration conf = {0};
+    cl_empty none = {0};
+    cl_ctx ctx = test_contract_ctx();
+
+    (void)state;
+    assert_int_equal(identity_get_configuration(module, &ctx, &none, &conf), CL_OK);
+    assert_int_equal(conf.access_token_seconds, IDENTITY_CONTRACT_TTL);
+    assert_memory_equal(conf.issuer, "http", 4);
+    cl_schema_free(&identity_configuration_type, &conf);
 }
 
 /* --- the runner ------------------------------------------------------------------------ */
@@ -194,10 +415,15 @@ int identity_contract_run(const char *binding_name, const cl_handle *(*setup_fn)
                           void (*teardown_fn)(void))
 {
     const struct CMUnitTest tests[] = {
-        CONTRACT_TEST(test_create_answers_with_the_item_as_stored),
-        CONTRACT_TEST(test_each_create_makes_its_own_item),
-        CONTRACT_TEST(test_create_rejects_a_bad_name_and_writes_nothing),
-        CONTRACT_TEST(test_get_of_an_unknown_id_is_not_found),
+        CONTRACT_TEST(test_add_user_refuses_bad_input_and_taken_names),
+        CONTRACT_TEST(test_password_grant_checks_the_password),
+        CONTRACT_TEST(test_client_authentication_and_grant_rules),
+        CONTRACT_TEST(test_refresh_rotates_and_reuse_revokes_the_family),
+        CONTRACT_TEST(test_refresh_token_is_bound_to_its_client),
+        CONTRACT_TEST(test_revoke_ends_the_family),
+        CONTRACT_TEST(test_userinfo_answers_for_the_token_holder),
+        CONTRACT_TEST(test_rotation_keeps_the_old_key_until_its_tokens_expire),
+        CONTRACT_TEST(test_configuration_reports_the_settings),
     };
 
     test_contract_bind(setup_fn, teardown_fn, IDENTITY_OPS_VERSION);

@@ -9,7 +9,8 @@ static test_local current;
 /* Each test gets its own database, so no test sees another's items. */
 static const cl_handle *local_setup(void)
 {
-    char *env[] = {IDENTITY_CONTRACT_NAME_MAX_ENV, "CLEAVE_BUS_POLL_MS=20", NULL};
+    char *env[] = {IDENTITY_CONTRACT_ENV_ARGON2, IDENTITY_CONTRACT_ENV_TTL, "CLEAVE_BUS_POLL_MS=20",
+                   NULL};
     /* As the host: an in-process bus relays the outbox; a few connections. */
     test_local_options opt = {.env = env, .bus = 1, .max_conns = 8};
 

@@ -12,7 +12,8 @@ static test_service service;
 
 static const cl_handle *remote_setup(void)
 {
-    char *env[] = {IDENTITY_CONTRACT_NAME_MAX_ENV, "CLEAVE_BUS_POLL_MS=20", NULL};
+    char *env[] = {IDENTITY_CONTRACT_ENV_ARGON2, IDENTITY_CONTRACT_ENV_TTL, "CLEAVE_BUS_POLL_MS=20",
+                   NULL};
 
     return test_service_start(&service, &identity_api, env) == 0 ? &service.handle : NULL;
 }

@@ -10,7 +10,8 @@
 
 int main(void)
 {
-    char *env[] = {IDENTITY_CONTRACT_NAME_MAX_ENV, "CLEAVE_BUS_POLL_MS=20", NULL};
+    char *env[] = {IDENTITY_CONTRACT_ENV_ARGON2, IDENTITY_CONTRACT_ENV_TTL, "CLEAVE_BUS_POLL_MS=20",
+                   NULL};
     test_local_options opt = {.env = env, .bus = 1, .max_conns = 8};
 
     return test_twins_run("identity_contract_twins", &identity_module, &opt,
