@@ -157,6 +157,25 @@ static void reply_failure(cl_http_req *req, const cl_error *err)
     cl_http_reply_error(req, err);
 }
 
+/*
+ * RFC 6749 section 5.1 leaves an absent member out; a null refresh_token is not a string
+ * and openid-client rightly refuses the response (found by test_oidc_clients_against_cleave).
+ */
+static json_t *without_nulls(json_t *obj)
+{
+    const char *key;
+    json_t *value;
+    void *tmp;
+
+    json_object_foreach_safe(obj, tmp, key, value)
+    {
+        if (json_is_null(value)) {
+            json_object_del(obj, key);
+        }
+    }
+    return obj;
+}
+
 static char *form_str(json_t *form, const char *name)
 {
     const char *s = json_string_value(json_object_get(form, name));
@@ -193,7 +212,7 @@ static void token(cl_http_req *req, void *arg)
     /* RFC 6749 section 5.1: a response with tokens is never cached. */
     cl_http_set_header(req, "Cache-Control", "no-store");
     cl_http_set_header(req, "Pragma", "no-cache");
-    cl_http_reply_json(req, 200, cl_schema_to_json(&identity_token_type, &out));
+    cl_http_reply_json(req, 200, without_nulls(cl_schema_to_json(&identity_token_type, &out)));
 out:
     json_decref(form);
     cl_schema_free(&identity_token_request_type, &in);
