@@ -63,6 +63,20 @@ static int b64_decode(const char *s, char *out, size_t size)
     return strlen(out) == len ? (int)len : -1;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 /* Percent-decodes s in place (RFC 6749 section 2.3.1 form-encodes both halves of Basic). */
 static int pct_decode_inplace(char *s)
 {
@@ -70,11 +84,12 @@ static int pct_decode_inplace(char *s)
 
     for (const char *r = s; *r != '\0'; r++) {
         if (*r == '%') {
-            unsigned int c = 0;
-            if (sscanf(r + 1, "%2x", &c) != 1 || c == 0 || r[1] == '\0' || r[2] == '\0') {
+            int hi = hex_value(r[1]);
+            int lo = hi >= 0 ? hex_value(r[2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0)) {
                 return -1;
             }
-            *w++ = (char)c;
+            *w++ = (char)(hi * 16 + lo);
             r += 2;
         } else {
             *w++ = *r == '+' ? ' ' : *r;

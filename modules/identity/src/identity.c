@@ -1,6 +1,6 @@
 /*
  * identity's local binding: users, OAuth clients and refresh token families over its own
- * database (ADR 0023). Access tokens and signing keys are in tokens.c, password hashing
+ * database (ADR 0024). Access tokens and signing keys are in tokens.c, password hashing
  * in password.c, the token endpoint's rate limit in ratelimit.c.
  *
  * The module's state lives in its instance (struct identity_self, internal.h), never in
@@ -15,6 +15,7 @@
 
 #include "cleave/config.h"
 #include "cleave/db.h"
+#include "cleave/jwt.h"
 #include "cleave/util.h"
 #include "internal.h"
 
@@ -375,7 +376,7 @@ static cl_status authenticate_client(struct identity_self *self, cl_ctx *ctx, co
         return rc;
     }
     identity_digest(secret, digest);
-    if (!identity_secret_equal(digest, stored) || !row) {
+    if (!cl_secret_equal(digest, strlen(digest), stored, strlen(stored)) || !row) {
         return cl_fail(ctx, CL_UNAUTHORIZED, "invalid_client", "client authentication failed");
     }
     return CL_OK;

@@ -45,8 +45,6 @@ int identity_password_verify(const char *encoded, const char *password);
 cl_status identity_secret_new(char out[IDENTITY_SECRET_SIZE], cl_error *err);
 /* SHA-256 of s as lowercase hex. */
 void identity_digest(const char *s, char out[IDENTITY_DIGEST_SIZE]);
-/* 1 when a and b (NUL-terminated) are equal, in time that depends only on their lengths. */
-int identity_secret_equal(const char *a, const char *b);
 
 /* --- the token endpoint's rate limit (ratelimit.c) ----------------------------------- */
 
@@ -83,6 +81,7 @@ int identity_rate_take(identity_rate *r, const char *key, int64_t now_ms, int64_
 
 struct cl_db;
 struct cl_db_conn;
+struct cl_jwk;
 
 /* An instance of identity (cleave/module.h): everything it runs on. */
 struct identity_self {
@@ -96,8 +95,8 @@ struct identity_self {
     char decoy[IDENTITY_HASH_MAX];
     /* The current signer, parsed once: kid says which row it is (tokens.c). */
     pthread_mutex_t signer_lock;
-    char signer_kid[64];
-    void *signer; /* EVP_PKEY */
+    char signer_kid[128];
+    struct cl_jwk *signer;
 };
 
 /* --- access tokens and signing keys (tokens.c) ---------------------------------------- */
