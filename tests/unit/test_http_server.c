@@ -413,6 +413,19 @@ static void h_nobody(cl_http_req *req, void *arg)
     cl_http_reply_json(req, 200, NULL);
 }
 
+/* Echoes a form body as the JSON object cl_http_read_form made of it, with the peer. */
+static void h_form(cl_http_req *req, void *arg)
+{
+    json_t *form = NULL;
+
+    (void)arg;
+    if (cl_http_read_form(req, &form) != CL_OK) {
+        return;
+    }
+    cl_http_set_header(req, "X-Peer", cl_http_remote_addr(req));
+    cl_http_reply_json(req, 200, form);
+}
+
 static cl_router *g_router;
 static cl_http_server *g_server;
 static int g_port;
@@ -421,6 +434,7 @@ static int group_setup(void **state)
 {
     const cl_route routes[] = {
         {"POST", "/echo", CL_PERM_PUBLIC, h_echo, NULL, NULL},
+        {"POST", "/form", CL_PERM_PUBLIC, h_form, NULL, NULL},
         {"POST", "/objects", "things:write", h_object, NULL, NULL},
         {"GET", "/items/{id}", "things:read", h_item, NULL, "q x"},
         {"DELETE", "/items/{id}", "things:write", h_delete, NULL, NULL},
@@ -528,6 +542,73 @@ static void test_http_wrong_content_type_is_415(void **state)
     response_free(resp);
     resp = http_json(g_port, "/echo", NULL, "{}");
     expect_problem(resp, 415, "unsupported-media-type", "/echo");
+    response_free(resp);
+}
+
+static void test_http_reads_form_bodies(void **state)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    response *resp;
+    json_t *want;
+
+    (void)state;
+    /* '+' is a space, escapes are decoded, an empty value is kept, empty pairs skipped. */
+    resp = http_json(g_port, "/form", "application/x-www-form-urlencoded; charset=UTF-8",
+                     "grant_type=password&user+name=a%2Bb%20c&empty=&&scope=openid+profile&");
+    assert_int_equal(resp->status, 200);
+    want = json_pack("{s:s,s:s,s:s,s:s}", "grant_type", "password", "user name", "a+b c", "empty",
+                     "", "scope", "openid profile");
+    assert_true(json_equal(resp->json, want));
+    assert_string_equal(header(resp, "X-Peer"), "127.0.0.1");
+    json_decref(want);
+    response_free(resp);
+    resp = http_json(g_port, "/form", form, "");
+    assert_int_equal(resp->status, 200);
+    assert_int_equal(json_object_size(resp->json), 0);
+    response_free(resp);
+}
+
+/* Each refusal is a 400 problem naming the field (or 415 for another media type). */
+static void test_http_refuses_malformed_form_bodies(void **state)
+{
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"a=1&a=2", "a"}, /* RFC 6749 section 3.2: never twice */
+        {"a=%zz", "a"},   /* malformed escape */
+        {"a=%00", "a"},   /* encoded NUL */
+        {"a=%ff", "a"},   /* not UTF-8 */
+        {"=1", "body"},   /* a value without a name */
+        {"%zz=1", "%zz"}, /* a name that cannot be decoded */
+    };
+    static const char form[] = "application/x-www-form-urlencoded";
+    char many[1024];
+    size_t len = 0;
+    response *resp;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *params;
+
+        resp = http_json(g_port, "/form", form, bad[i].body);
+        expect_problem(resp, 400, "invalid", "/form");
+        params = json_array_get(json_object_get(resp->json, "invalid_params"), 0);
+        if (params == NULL || strcmp(jstr(params, "name"), bad[i].field) != 0) {
+            fail_msg("%s: want the problem to name %s", bad[i].body, bad[i].field);
+        }
+        response_free(resp);
+    }
+    for (int i = 0; i <= CL_HTTP_FORM_MAX_FIELDS; i++) {
+        len += (size_t)snprintf(many + len, sizeof(many) - len, "%sf%d=1", i > 0 ? "&" : "", i);
+    }
+    resp = http_json(g_port, "/form", form, many);
+    expect_problem(resp, 400, "invalid", "/form");
+    response_free(resp);
+    resp = http_json(g_port, "/form", "application/json", "{}");
+    expect_problem(resp, 415, "unsupported-media-type", "/form");
+    response_free(resp);
+    resp = http_json(g_port, "/form", "application/x-www-form-urlencodedx", "a=1");
+    expect_problem(resp, 415, "unsupported-media-type", "/form");
     response_free(resp);
 }
 
@@ -1504,6 +1585,8 @@ int main(void)
         cmocka_unit_test(test_http_head_answers_like_get),
         cmocka_unit_test(test_rpc_deadline_header_is_bounded),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
+        cmocka_unit_test(test_http_reads_form_bodies),
+        cmocka_unit_test(test_http_refuses_malformed_form_bodies),
     };
     int rc;
 
