@@ -40,6 +40,9 @@ build: deps
 run: build
 	$(BUILD)/bin/cleave migrate
 	$(BUILD)/bin/cleave seed --if-empty
+	@echo "a token for the demo customer (README, Walkthrough): curl -s localhost:8080/oauth2/token" \
+		"-u cleave-demo:cleave-demo-secret-for-make-run-only -d grant_type=password" \
+		"-d username=alice -d password=alice-customer-pw"
 	exec $(BUILD)/bin/cleave serve
 
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
