@@ -603,6 +603,29 @@ out:
     return st;
 }
 
+/*
+ * Reads the body once, of a media type accepted_type says yes to, into *out (free) and
+ * *out_len. On failure the problem (415 with title and detail, 413, 400, 500) was sent.
+ */
+static cl_status read_typed_body(cl_http_req *req, int (*accepted_type)(const char *),
+                                 const char *title, const char *detail, char **out, size_t *out_len)
+{
+    if (req == NULL) {
+        return CL_INTERNAL;
+    }
+    if (req->body_read) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "the request body was already read", NULL);
+        return CL_INTERNAL;
+    }
+    req->body_read = 1;
+    if (!accepted_type(mg_get_header(req->conn, "Content-Type"))) {
+        cl_http_reply_problem(req, 415, "unsupported-media-type", title, detail, NULL);
+        return CL_INVALID;
+    }
+    return read_body(req, out, out_len);
+}
+
 cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
 {
     char *body = NULL;
@@ -612,21 +635,12 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
     char detail[256];
     cl_status st;
 
-    if (req == NULL || out == NULL) {
+    if (out == NULL) {
         return CL_INTERNAL;
     }
-    if (req->body_read) {
-        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
-                              "the request body was already read", NULL);
-        return CL_INTERNAL;
-    }
-    req->body_read = 1;
-    if (!is_json_media_type(mg_get_header(req->conn, "Content-Type"))) {
-        cl_http_reply_problem(req, 415, "unsupported-media-type", "the request body must be JSON",
-                              "Content-Type must be application/json or application/*+json", NULL);
-        return CL_INVALID;
-    }
-    st = read_body(req, &body, &len);
+    st =
+        read_typed_body(req, is_json_media_type, "the request body must be JSON",
+                        "Content-Type must be application/json or application/*+json", &body, &len);
     if (st != CL_OK) {
         goto out;
     }
@@ -775,21 +789,11 @@ cl_status cl_http_read_form(cl_http_req *req, json_t **out)
     json_t *obj = NULL;
     cl_status st;
 
-    if (req == NULL || out == NULL) {
+    if (out == NULL) {
         return CL_INTERNAL;
     }
-    if (req->body_read) {
-        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
-                              "the request body was already read", NULL);
-        return CL_INTERNAL;
-    }
-    req->body_read = 1;
-    if (!is_form_media_type(mg_get_header(req->conn, "Content-Type"))) {
-        cl_http_reply_problem(req, 415, "unsupported-media-type", "the request body must be a form",
-                              "Content-Type must be application/x-www-form-urlencoded", NULL);
-        return CL_INVALID;
-    }
-    st = read_body(req, &body, &len);
+    st = read_typed_body(req, is_form_media_type, "the request body must be a form",
+                         "Content-Type must be application/x-www-form-urlencoded", &body, &len);
     if (st != CL_OK) {
         goto out;
     }
@@ -815,6 +819,86 @@ out:
     json_decref(obj);
     free(body);
     return st;
+}
+
+int cl_http_form_decode(const char *s, char *out, size_t size)
+{
+    return s != NULL ? cl__http_pct_decode(s, strlen(s), 1, out, size) : -1;
+}
+
+/* The value of a standard base64 digit (RFC 4648 section 4), or -1. */
+static int b64_digit(char c)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c != '\0' ? strchr(digits, c) : NULL;
+
+    return p != NULL ? (int)(p - digits) : -1;
+}
+
+/* Decodes padded standard base64 s into out[size] with a NUL; its length, or -1. */
+static int b64_decode(const char *s, char *out, size_t size)
+{
+    size_t n = strlen(s);
+    size_t len = 0;
+
+    if (n % 4 != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        int pad = 0;
+
+        for (int k = 0; k < 4; k++) {
+            /* '=' only as the last one or two characters of the whole input. */
+            int is_pad = s[i + k] == '=' && i + 4 == n && (k == 3 || (k == 2 && s[i + 3] == '='));
+            v[k] = is_pad ? 0 : b64_digit(s[i + k]);
+            pad += is_pad;
+            if (v[k] < 0) {
+                return -1;
+            }
+        }
+        if (len + 3 - (size_t)pad >= size) {
+            return -1;
+        }
+        out[len++] = (char)((v[0] << 2) | (v[1] >> 4));
+        if (pad < 2) {
+            out[len++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
+        }
+        if (pad < 1) {
+            out[len++] = (char)(((v[2] & 3) << 6) | v[3]);
+        }
+    }
+    out[len] = '\0';
+    return strlen(out) == len ? (int)len : -1;
+}
+
+int cl_http_basic_auth(const cl_http_req *req, char *user, size_t usize, char *password,
+                       size_t psize)
+{
+    const char *auth = cl_http_header(req, "Authorization");
+    char decoded[1024];
+    char *colon;
+
+    if (auth == NULL) {
+        return 0;
+    }
+    if (strncasecmp(auth, "Basic ", 6) != 0) {
+        return -1;
+    }
+    auth += 6;
+    auth += strspn(auth, " ");
+    if (b64_decode(auth, decoded, sizeof(decoded)) < 0) {
+        return -1;
+    }
+    colon = strchr(decoded, ':');
+    if (colon == NULL) {
+        return -1;
+    }
+    *colon = '\0';
+    if (cl_strlcpy(user, decoded, usize) != 0 || cl_strlcpy(password, colon + 1, psize) != 0) {
+        return -1;
+    }
+    return 1;
 }
 
 const char *cl_http_remote_addr(const cl_http_req *req)

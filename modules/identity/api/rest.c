@@ -19,86 +19,6 @@
 
 /* --- client authentication ----------------------------------------------------------- */
 
-static int b64_value(char c)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char *p = c != '\0' ? strchr(alphabet, c) : NULL;
-
-    return p != NULL ? (int)(p - alphabet) : -1;
-}
-
-/* Decodes standard base64 (padding required) into out[size]; its length or -1. */
-static int b64_decode(const char *s, char *out, size_t size)
-{
-    size_t n = strlen(s);
-    size_t len = 0;
-
-    if (n % 4 != 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-
-        for (int k = 0; k < 4; k++) {
-            v[k] = s[i + k] == '=' && i + 4 == n && k >= 2 ? 0 : b64_value(s[i + k]);
-            pad += s[i + k] == '=' ? 1 : 0;
-            if (v[k] < 0) {
-                return -1;
-            }
-        }
-        if (len + 3 - (size_t)pad >= size) {
-            return -1;
-        }
-        out[len++] = (char)((v[0] << 2) | (v[1] >> 4));
-        if (pad < 2) {
-            out[len++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
-        }
-        if (pad < 1) {
-            out[len++] = (char)(((v[2] & 3) << 6) | v[3]);
-        }
-    }
-    out[len] = '\0';
-    return strlen(out) == len ? (int)len : -1;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes s in place (RFC 6749 section 2.3.1 form-encodes both halves of Basic). */
-static int pct_decode_inplace(char *s)
-{
-    char *w = s;
-
-    for (const char *r = s; *r != '\0'; r++) {
-        if (*r == '%') {
-            int hi = hex_value(r[1]);
-            int lo = hi >= 0 ? hex_value(r[2]) : -1;
-            if (lo < 0 || (hi == 0 && lo == 0)) {
-                return -1;
-            }
-            *w++ = (char)(hi * 16 + lo);
-            r += 2;
-        } else {
-            *w++ = *r == '+' ? ' ' : *r;
-        }
-    }
-    *w = '\0';
-    return 0;
-}
-
 /* Sends an OAuth error (RFC 6749 section 5.2) with status. */
 static void reply_oauth(cl_http_req *req, int status, const char *error, const char *description)
 {
@@ -110,41 +30,57 @@ static void reply_oauth(cl_http_req *req, int status, const char *error, const c
                        json_pack("{s:s,s:s}", "error", error, "error_description", description));
 }
 
+/* The longest client id and secret the token endpoint reads. */
+#define CREDENTIAL_MAX 256
+
 /*
- * Takes the client's credentials from HTTP Basic or from the form (client_secret_post),
- * into *id and *secret (new strings, free). Returns 0, or -1 after replying.
+ * Takes the client's credentials from HTTP Basic, both halves form-encoded as RFC 6749
+ * section 2.3.1 says, or from the form (client_secret_post), into *id and *secret (new
+ * strings, free). Returns 0, or -1 after replying.
  */
 static int client_credentials(cl_http_req *req, json_t *form, char **id, char **secret)
 {
-    const char *auth = cl_http_header(req, "Authorization");
     const char *form_id = json_string_value(json_object_get(form, "client_id"));
     const char *form_secret = json_string_value(json_object_get(form, "client_secret"));
-    char decoded[600];
-    char *colon;
+    char user[CREDENTIAL_MAX + 1];
+    char pass[CREDENTIAL_MAX + 1];
+    char user_dec[CREDENTIAL_MAX + 1];
+    char pass_dec[CREDENTIAL_MAX + 1];
+    int basic = cl_http_basic_auth(req, user, sizeof(user), pass, sizeof(pass));
 
-    if (auth == NULL) {
+    if (basic == 0) {
         *id = form_id != NULL ? strdup(form_id) : NULL;
         *secret = form_secret != NULL ? strdup(form_secret) : NULL;
         return 0;
     }
-    if (form_secret != NULL) {
+    if (basic > 0 && form_secret != NULL) {
         reply_oauth(req, 400, "invalid_request", "use one client authentication method, not two");
         return -1;
     }
-    if (strncasecmp(auth, "Basic ", 6) != 0 || b64_decode(auth + 6, decoded, sizeof(decoded)) < 0 ||
-        (colon = strchr(decoded, ':')) == NULL) {
-        reply_oauth(req, 401, "invalid_client", "the Authorization header is not HTTP Basic");
+    if (basic < 0 || cl_http_form_decode(user, user_dec, sizeof(user_dec)) < 0 ||
+        cl_http_form_decode(pass, pass_dec, sizeof(pass_dec)) < 0 ||
+        (form_id != NULL && strcmp(form_id, user_dec) != 0)) {
+        reply_oauth(req, 401, "invalid_client", "the client credentials are not valid HTTP Basic");
         return -1;
     }
-    *colon = '\0';
-    if (pct_decode_inplace(decoded) != 0 || pct_decode_inplace(colon + 1) != 0 ||
-        (form_id != NULL && strcmp(form_id, decoded) != 0)) {
-        reply_oauth(req, 401, "invalid_client", "the client credentials are malformed");
-        return -1;
-    }
-    *id = strdup(decoded);
-    *secret = strdup(colon + 1);
+    *id = strdup(user_dec);
+    *secret = strdup(pass_dec);
     return 0;
+}
+
+/*
+ * Reads a token or revocation request's form and its client's credentials into *form (a
+ * new reference), *id and *secret; remote_addr receives the caller's address. Returns 0,
+ * or -1 after replying.
+ */
+static int read_client_form(cl_http_req *req, json_t **form, char **id, char **secret,
+                            char **remote_addr)
+{
+    if (cl_http_read_form(req, form) != CL_OK) {
+        return -1;
+    }
+    *remote_addr = strdup(cl_http_remote_addr(req));
+    return client_credentials(req, *form, id, secret);
 }
 
 /* Answers a failed token or revocation call: OAuth's error, or the rate limit's 429. */
@@ -208,10 +144,7 @@ static void token(cl_http_req *req, void *arg)
     cl_ctx *ctx = cl_http_ctx(req);
     json_t *form = NULL;
 
-    if (cl_http_read_form(req, &form) != CL_OK) {
-        return;
-    }
-    if (client_credentials(req, form, &in.client_id, &in.client_secret) != 0) {
+    if (read_client_form(req, &form, &in.client_id, &in.client_secret, &in.remote_addr) != 0) {
         goto out;
     }
     in.grant_type = form_str(form, "grant_type");
@@ -219,7 +152,6 @@ static void token(cl_http_req *req, void *arg)
     in.password = form_str(form, "password");
     in.refresh_token = form_str(form, "refresh_token");
     in.scope = form_str(form, "scope");
-    in.remote_addr = strdup(cl_http_remote_addr(req));
     if (identity_issue_token(module, ctx, &in, &out) != CL_OK) {
         reply_failure(req, &ctx->err);
         goto out;
@@ -242,15 +174,11 @@ static void revoke(cl_http_req *req, void *arg)
     cl_ctx *ctx = cl_http_ctx(req);
     json_t *form = NULL;
 
-    if (cl_http_read_form(req, &form) != CL_OK) {
-        return;
-    }
-    if (client_credentials(req, form, &in.client_id, &in.client_secret) != 0) {
+    if (read_client_form(req, &form, &in.client_id, &in.client_secret, &in.remote_addr) != 0) {
         goto out;
     }
     in.token = form_str(form, "token");
     in.token_type_hint = form_str(form, "token_type_hint");
-    in.remote_addr = strdup(cl_http_remote_addr(req));
     if (identity_revoke(module, ctx, &in, &none) != CL_OK) {
         reply_failure(req, &ctx->err);
         goto out;

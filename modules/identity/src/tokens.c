@@ -32,7 +32,6 @@ static const char retire_sql[] = "UPDATE signing_keys SET not_after_ms = ? "
                                  "WHERE not_after_ms IS NULL RETURNING kid";
 static const char insert_key_sql[] = "INSERT INTO signing_keys (kid, private_pem, created_ms) "
                                      "VALUES (?, ?, ?)";
-static const char count_keys_sql[] = "SELECT COUNT(*) FROM signing_keys WHERE not_after_ms IS NULL";
 
 /* --- keys ---------------------------------------------------------------------------- */
 
@@ -109,30 +108,39 @@ static cl_status live_keys(struct identity_self *self, cl_ctx *ctx, cl_jwks **ou
     return rc;
 }
 
-cl_status identity_tokens_ensure(struct identity_self *self, cl_ctx *ctx)
+/*
+ * In one transaction: runs sql (retiring the signer, or only looking for it), whose first
+ * row's first column is the signer it found, into previous; then makes a new signer
+ * (kid), unless only_if_none and there was one.
+ */
+static cl_status new_signer(struct identity_self *self, cl_ctx *ctx, const char *sql,
+                            int64_t not_after, bool only_if_none, char previous[KID_SIZE],
+                            char kid[KID_SIZE])
 {
-    char kid[KID_SIZE];
     cl_db_conn *conn = NULL;
     cl_stmt *st = NULL;
     bool row = false;
-    int64_t n = 0;
     cl_status rc;
 
+    previous[0] = '\0';
     rc = cl_db_acquire(self->db, ctx, &conn, &ctx->err);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = cl_db_prepare_bind(ctx, conn, count_keys_sql, &st, "");
+        rc = only_if_none ? cl_db_prepare_bind(ctx, conn, sql, &st, "")
+                          : cl_db_prepare_bind(ctx, conn, sql, &st, "i", not_after);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
+    if (rc == CL_OK && row) {
+        cl_strlcpy(previous, cl_stmt_text(st, 0), KID_SIZE);
+    }
     if (rc == CL_OK) {
-        n = row ? cl_stmt_i64(st, 0) : 0;
         rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
-    if (rc == CL_OK && n == 0) {
+    if (rc == CL_OK && !(only_if_none && row)) {
         rc = insert_new_key(ctx, conn, kid);
     }
     if (rc == CL_OK) {
@@ -142,41 +150,23 @@ cl_status identity_tokens_ensure(struct identity_self *self, cl_ctx *ctx)
     return rc;
 }
 
+cl_status identity_tokens_ensure(struct identity_self *self, cl_ctx *ctx)
+{
+    char previous[KID_SIZE];
+    char kid[KID_SIZE];
+
+    return new_signer(self, ctx, signer_sql, 0, true, previous, kid);
+}
+
 cl_status identity_tokens_rotate(struct identity_self *self, cl_ctx *ctx,
                                  identity_key_rotation *out)
 {
     char kid[KID_SIZE];
-    char previous[KID_SIZE] = "";
+    char previous[KID_SIZE];
     char until[CL_RFC3339_SIZE];
     int64_t not_after = cl_wall_ms() + self->access_s * 1000;
-    cl_db_conn *conn = NULL;
-    cl_stmt *st = NULL;
-    bool row = false;
-    cl_status rc;
+    cl_status rc = new_signer(self, ctx, retire_sql, not_after, false, previous, kid);
 
-    rc = cl_db_acquire(self->db, ctx, &conn, &ctx->err);
-    if (rc == CL_OK) {
-        rc = cl_db_begin(conn, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_db_prepare_bind(ctx, conn, retire_sql, &st, "i", not_after);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_step(st, &row, &ctx->err);
-    }
-    if (rc == CL_OK && row) {
-        cl_strlcpy(previous, cl_stmt_text(st, 0), sizeof(previous));
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, NULL, &ctx->err);
-    }
-    if (rc == CL_OK) {
-        rc = insert_new_key(ctx, conn, kid);
-    }
-    if (rc == CL_OK) {
-        rc = cl_db_commit(conn, &ctx->err);
-    }
-    cl_db_release(conn);
     if (rc != CL_OK) {
         return rc;
     }

@@ -163,6 +163,20 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out);
  */
 #define CL_HTTP_FORM_MAX_FIELDS 64
 cl_status cl_http_read_form(cl_http_req *req, json_t **out);
+/*
+ * The credentials of an "Authorization: Basic" header (RFC 7617) into user[usize] and
+ * password[psize]: base64 of "user:password", split at the first ':'. Returns 1 with both
+ * set, 0 when the request has no Authorization header, -1 when it has one that is not
+ * well-formed Basic credentials (another scheme, bad base64, no ':', a NUL, too long).
+ */
+int cl_http_basic_auth(const cl_http_req *req, char *user, size_t usize, char *password,
+                       size_t psize);
+/*
+ * Decodes s as one application/x-www-form-urlencoded name or value ('+' is a space,
+ * %XX escapes) into out[size]. Returns the length, -1 for a malformed escape or an
+ * encoded NUL, -2 when out is too small.
+ */
+int cl_http_form_decode(const char *s, char *out, size_t size);
 /* The address of the peer that sent the request ("127.0.0.1", "::1"), borrowed. */
 const char *cl_http_remote_addr(const cl_http_req *req);
 
