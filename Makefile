@@ -7,7 +7,7 @@
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
-	clang clang-format clang-tidy python3 libargon2-dev \
+	clang clang-format clang-tidy python3 gdb libargon2-dev \
 	nats-server libnats-dev \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
@@ -15,7 +15,7 @@ BUILD      := build
 TEST_BUILD := build/test
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build run test tsan bench lint format clean
+.PHONY: deps build run test tsan fuzz bench lint format clean
 
 deps:
 	@missing=""; \
@@ -47,11 +47,15 @@ run: build
 
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
 # Warnings are errors here (CLEAVE_WERROR), as in lint, bench and tsan; never in build/run.
+# Then, since clang is in PACKAGES, a short real run of every fuzz target (ADR 0024):
+# FUZZ_TEST_SECONDS each, JOBS at a time, in the fuzz build (about 20 s to build).
+FUZZ_TEST_SECONDS ?= 10
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_SANITIZE=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 # ThreadSanitizer over the threaded parts, in a build of its own: the HTTP server and its
 # shutdown, the connection pools (SQLite and PostgreSQL drivers), logging and migrations
@@ -60,7 +64,7 @@ test: deps
 # saga's happy path and 20 parallel checkouts, each on SQLite and PostgreSQL. Every binary
 # those tests start is built with TSan too; a report fails the test (halt_on_error).
 TSAN_BUILD := build/tsan
-TSAN_TESTS := ^(test_http_server|(inventory|orders)_contract_twins(_pg)?|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
+TSAN_TESTS := ^(test_http_server|test_jwt|(inventory|orders)_contract_twins(_pg)?|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_TSAN=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
@@ -68,6 +72,19 @@ tsan: deps
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
 		suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure -j $(JOBS) \
 		-R '$(TSAN_TESTS)'
+
+# libFuzzer over every parser of outside input (tests/fuzz, ADR 0024), in a clang build of
+# its own with ASan and UBSan: each target runs FUZZ_SECONDS, JOBS at a time, and prints its
+# executions; a crash fails, leaving the input in build/fuzz/fuzz-crashes/<target>/.
+# FUZZ_TARGETS picks some (FUZZ_TARGETS="codec router").
+FUZZ_BUILD   := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCLEAVE_FUZZ=ON -DCLEAVE_TESTS=OFF -DCLEAVE_WERROR=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target cleave_fuzz_targets
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(JOBS) $(FUZZ_TARGETS)
 
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
 # An optimised build of their own, with the tests' gateways the checkout bench needs.

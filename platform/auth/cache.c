@@ -103,7 +103,13 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
 
         if (slot->claims != NULL && slot->exp > now_s &&
             CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0) {
-            found = json_incref(slot->claims);
+            /*
+             * A copy made under the lock, never the cached object itself: jansson's
+             * reference counts are not safe to share between threads (json_decref reads
+             * the count without an atomic load, which ThreadSanitizer reports), and the
+             * caller may then change its claims as it likes.
+             */
+            found = json_deep_copy(slot->claims);
             break;
         }
     }
@@ -114,7 +120,7 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
 void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_t exp_s)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
-    /* A copy: the caller may change its object afterwards, readers share this one. */
+    /* A copy: the caller may change its object afterwards. Only the cache refers to it. */
     json_t *copy = NULL;
     json_t *old = NULL;
     cache_slot *victim = NULL, *same = NULL, *free_slot = NULL, *soonest = NULL;

@@ -55,25 +55,31 @@ static cl_status check_kid(const char *kid, cl_error *err)
     return CL_OK;
 }
 
-static cl_jwk *jwk_wrap(const char *kid, cl__jwk_type type, EVP_PKEY *pkey, bool has_private)
+/*
+ * Hands *pkey over to a new key named kid in *out; *pkey is then NULL. On failure *pkey
+ * stays the caller's to free.
+ */
+static cl_status jwk_wrap(const char *kid, cl__jwk_type type, EVP_PKEY **pkey, bool has_private,
+                          cl_jwk **out, cl_error *err)
 {
     cl_jwk *k = calloc(1, sizeof(*k));
 
     if (k == NULL) {
-        return NULL;
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    /* check_kid has bounded the length. */
+    /* The kid has been checked: it fits. */
     memcpy(k->kid, kid, strlen(kid) + 1);
     k->type = type;
-    k->pkey = pkey;
+    k->pkey = *pkey;
     k->has_private = has_private;
-    return k;
+    *pkey = NULL;
+    *out = k;
+    return CL_OK;
 }
 
 cl_status cl_jwk_generate(const char *kid, cl_jwk **out, cl_error *err)
 {
     EVP_PKEY *pkey = NULL;
-    cl_jwk *k = NULL;
     cl_status st = check_kid(kid, err);
 
     if (st != CL_OK) {
@@ -84,13 +90,7 @@ cl_status cl_jwk_generate(const char *kid, cl_jwk **out, cl_error *err)
         st = cl_error_set(err, CL_INTERNAL, NULL, "OpenSSL could not generate a P-256 key");
         goto out;
     }
-    k = jwk_wrap(kid, CL__JWK_EC, pkey, true);
-    if (k == NULL) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        goto out;
-    }
-    pkey = NULL;
-    *out = k;
+    st = jwk_wrap(kid, CL__JWK_EC, &pkey, true, out, err);
 out:
     EVP_PKEY_free(pkey);
     return st;
@@ -147,7 +147,6 @@ cl_status cl_jwk_from_pem(const char *kid, const char *pem, cl_jwk **out, cl_err
     static const char pkcs8[] = "-----BEGIN PRIVATE KEY-----";
     BIO *bio = NULL;
     EVP_PKEY *pkey = NULL;
-    cl_jwk *k = NULL;
     cl__jwk_type type = CL__JWK_EC;
     cl_status st = check_kid(kid, err);
 
@@ -183,13 +182,7 @@ cl_status cl_jwk_from_pem(const char *kid, const char *pem, cl_jwk **out, cl_err
         }
         goto out;
     }
-    k = jwk_wrap(kid, type, pkey, true);
-    if (k == NULL) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        goto out;
-    }
-    pkey = NULL;
-    *out = k;
+    st = jwk_wrap(kid, type, &pkey, true, out, err);
 out:
     EVP_PKEY_free(pkey);
     BIO_free(bio);
@@ -491,7 +484,6 @@ static cl_status jwk_from_json(const json_t *jwk, cl_jwk **out, cl_error *err)
     const char *kid = NULL;
     cl__jwk_type type = CL__JWK_EC;
     EVP_PKEY *pkey = NULL;
-    cl_jwk *k = NULL;
     cl_status st = CL_OK;
 
     if (!json_is_object(jwk)) {
@@ -527,13 +519,7 @@ static cl_status jwk_from_json(const json_t *jwk, cl_jwk **out, cl_error *err)
     if (st != CL_OK) {
         goto out;
     }
-    k = jwk_wrap(kid, type, pkey, false);
-    if (k == NULL) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        goto out;
-    }
-    pkey = NULL;
-    *out = k;
+    st = jwk_wrap(kid, type, &pkey, false, out, err);
 out:
     EVP_PKEY_free(pkey);
     return st;

@@ -62,6 +62,14 @@ out:
     return st;
 }
 
+static cl_status check_signer(const cl_jwk *key, cl_error *err)
+{
+    if (key == NULL || !key->has_private) {
+        return cl_error_set(err, CL_INVALID, "key", "signing needs a key with its private part");
+    }
+    return CL_OK;
+}
+
 cl_status cl_jws_sign_raw(const cl_jwk *key, const void *header, size_t header_len,
                           const void *payload, size_t payload_len, char **out, cl_error *err)
 {
@@ -73,8 +81,8 @@ cl_status cl_jws_sign_raw(const cl_jwk *key, const void *header, size_t header_l
     char *jws = NULL;
     cl_status st = CL_OK;
 
-    if (key == NULL || !key->has_private) {
-        st = cl_error_set(err, CL_INVALID, "key", "signing needs a key with its private part");
+    st = check_signer(key, err);
+    if (st != CL_OK) {
         goto out;
     }
     if (header_len == 0 || payload_len == 0) {
@@ -109,7 +117,11 @@ cl_status cl_jwt_sign(const cl_jwk *key, json_t *claims, char **out, cl_error *e
     char *ptext = NULL;
     cl_status st = CL_OK;
 
-    if (key == NULL || !json_is_object(claims)) {
+    st = check_signer(key, err);
+    if (st != CL_OK) {
+        goto out;
+    }
+    if (!json_is_object(claims)) {
         st = cl_error_set(err, CL_INVALID, "claims", "the claims must be a JSON object");
         goto out;
     }
@@ -311,9 +323,26 @@ static cl_status time_claim(const json_t *claims, const char *name, int64_t *out
     return CL_OK;
 }
 
+/* An optional time claim must not lie more than leeway in the future. */
+static cl_status check_not_future(const json_t *claims, const char *name, const char *what,
+                                  int64_t now, int64_t leeway, cl_error *err)
+{
+    int64_t at = 0;
+    cl_status st = time_claim(claims, name, &at, err);
+
+    if (st == CL_NOT_FOUND) {
+        return CL_OK;
+    }
+    if (st == CL_OK && at > now + leeway) {
+        return refuse(err, "token %s %lld (%s; now %lld, leeway %lld s)", what, (long long)at, name,
+                      (long long)now, (long long)leeway);
+    }
+    return st;
+}
+
 static cl_status check_times(const json_t *claims, int64_t now, int64_t leeway, cl_error *err)
 {
-    int64_t exp = 0, nbf = 0, iat = 0;
+    int64_t exp = 0;
     cl_status st = time_claim(claims, "exp", &exp, err);
 
     if (st == CL_NOT_FOUND) {
@@ -327,23 +356,11 @@ static cl_status check_times(const json_t *claims, int64_t now, int64_t leeway, 
         return refuse(err, "token expired at %lld (now %lld, leeway %lld s)", (long long)exp,
                       (long long)now, (long long)leeway);
     }
-    st = time_claim(claims, "nbf", &nbf, err);
-    if (st == CL_OK && nbf > now + leeway) {
-        return refuse(err, "token is not valid before %lld (nbf; now %lld, leeway %lld s)",
-                      (long long)nbf, (long long)now, (long long)leeway);
-    }
-    if (st != CL_OK && st != CL_NOT_FOUND) {
+    st = check_not_future(claims, "nbf", "is not valid before", now, leeway, err);
+    if (st != CL_OK) {
         return st;
     }
-    st = time_claim(claims, "iat", &iat, err);
-    if (st == CL_OK && iat > now + leeway) {
-        return refuse(err, "token is issued in the future at %lld (iat; now %lld, leeway %lld s)",
-                      (long long)iat, (long long)now, (long long)leeway);
-    }
-    if (st != CL_OK && st != CL_NOT_FOUND) {
-        return st;
-    }
-    return CL_OK;
+    return check_not_future(claims, "iat", "is issued in the future at", now, leeway, err);
 }
 
 static cl_status check_audience(const json_t *claims, const char *audience, cl_error *err)

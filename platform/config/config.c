@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cleave/log.h"
+#include "config_internal.h"
 
 /* Hard caps, so that a hostile or mistaken file cannot make us allocate without bound. */
 #define CFG_MAX_FILE_BYTES  ((size_t)64 * 1024)
@@ -57,6 +58,22 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_DATABASE_POOL_MAX", CL_SETTING_INT(1, 256), "8", "most connections of one module"},
     {"CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "2000",
      "wait for a connection"},
+    /* Remote calls (ADR 0023); each module's CLEAVE_<MODULE>_... of the same name overrides. */
+    {"CLEAVE_RPC_BREAKER_FAILURE_PCT", CL_SETTING_INT(1, 100), "50",
+     "a remote target's circuit opens at this share of failed calls"},
+    {"CLEAVE_RPC_BREAKER_MIN_CALLS", CL_SETTING_INT(1, 100000), "20",
+     "calls in the window before the failure share counts"},
+    {"CLEAVE_RPC_BREAKER_WINDOW_MS", CL_SETTING_INT(10, 3600000), "10000",
+     "rolling window of the failure share"},
+    {"CLEAVE_RPC_BREAKER_OPEN_MS", CL_SETTING_INT(1, 3600000), "5000",
+     "how long an open circuit refuses calls before a probe"},
+    {"CLEAVE_RPC_RETRY_MAX_ATTEMPTS", CL_SETTING_INT(1, 10), "3",
+     "attempts of a call to a read or idempotent operation"},
+    {"CLEAVE_RPC_RETRY_BACKOFF_MS", CL_SETTING_INT(1, 60000), "25", "first retry's wait ceiling"},
+    {"CLEAVE_RPC_RETRY_BACKOFF_MAX_MS", CL_SETTING_INT(1, 600000), "1000",
+     "largest retry wait ceiling"},
+    {"CLEAVE_RPC_RETRY_BUDGET_PCT", CL_SETTING_INT(0, 100), "10",
+     "retries at most this share of calls, per target"},
 };
 #define CFG_NKEYS CFG_COUNT(cfg_keys)
 
@@ -68,6 +85,12 @@ static const cl_setting cfg_module_keys[] = {
      "admin credentials of the module's database server"},
     {"REPLICA_URL", CL_SETTING_STRING, NULL, "a read replica of the module's database"},
     {"TIMEOUT_MS", CL_SETTING_INT(1, 600000), NULL, "deadline of one call to the module"},
+    {"BREAKER_FAILURE_PCT", CL_SETTING_INT(1, 100), NULL, "CLEAVE_RPC_... for this module"},
+    {"BREAKER_MIN_CALLS", CL_SETTING_INT(1, 100000), NULL, "CLEAVE_RPC_... for this module"},
+    {"BREAKER_WINDOW_MS", CL_SETTING_INT(10, 3600000), NULL, "CLEAVE_RPC_... for this module"},
+    {"BREAKER_OPEN_MS", CL_SETTING_INT(1, 3600000), NULL, "CLEAVE_RPC_... for this module"},
+    {"RETRY_MAX_ATTEMPTS", CL_SETTING_INT(1, 10), NULL, "CLEAVE_RPC_... for this module"},
+    {"RETRY_BUDGET_PCT", CL_SETTING_INT(0, 100), NULL, "CLEAVE_RPC_... for this module"},
 };
 #define CFG_NMODULE_KEYS CFG_COUNT(cfg_module_keys)
 
@@ -423,18 +446,13 @@ out:
     return st;
 }
 
-static cl_status load_file(cl_config *cfg, const char *file, cl_error *err)
+/* Parses buf[0..len) (writable, with room for a NUL at buf[len]), read from file. */
+static cl_status load_text(cl_config *cfg, const char *file, char *buf, size_t len, cl_error *err)
 {
-    cl_status st;
-    char *buf = NULL;
-    size_t len = 0;
+    cl_status st = CL_OK;
     size_t pos = 0;
     cfg_origin origin = {CFG_SRC_FILE, file, 0};
 
-    st = read_file(file, &buf, &len, err);
-    if (st != CL_OK) {
-        goto out;
-    }
     while (pos < len) {
         char *line = buf + pos;
         char *nl = memchr(line, '\n', len - pos);
@@ -442,26 +460,22 @@ static cl_status load_file(cl_config *cfg, const char *file, cl_error *err)
 
         origin.line++;
         if (llen > CFG_MAX_LINE_BYTES) {
-            st = cl_error_set(err, CL_INVALID, NULL,
-                              "line is longer than %d bytes (from %s line %d)", CFG_MAX_LINE_BYTES,
-                              file, origin.line);
-            goto out;
+            return cl_error_set(err, CL_INVALID, NULL,
+                                "line is longer than %d bytes (from %s line %d)",
+                                CFG_MAX_LINE_BYTES, file, origin.line);
         }
         /* A NUL would silently cut the line short; say so instead. */
         if (memchr(line, '\0', llen) != NULL) {
-            st = cl_error_set(err, CL_INVALID, NULL, "line contains a NUL byte (from %s line %d)",
-                              file, origin.line);
-            goto out;
+            return cl_error_set(err, CL_INVALID, NULL, "line contains a NUL byte (from %s line %d)",
+                                file, origin.line);
         }
         line[llen] = '\0';
         st = parse_line(cfg, line, &origin, err);
         if (st != CL_OK) {
-            goto out;
+            return st;
         }
         pos += llen + 1;
     }
-out:
-    free(buf);
     return st;
 }
 
@@ -635,11 +649,16 @@ static cl_status set_defaults(cl_config *cfg, const cl_setting *list, size_t n, 
     return CL_OK;
 }
 
-cl_status cl_config_load(const char *file, char *const *env, const cl_settings *const *owners,
-                         cl_config **out, cl_error *err)
+/*
+ * cl_config_load, with the file's content either read from file (text NULL) or given as
+ * text[0..len) (file only names it in messages).
+ */
+static cl_status config_load(const char *file, const char *text, size_t len, char *const *env,
+                             const cl_settings *const *owners, cl_config **out, cl_error *err)
 {
     cl_status st;
     cl_config *cfg;
+    char *buf = NULL;
 
     cfg = calloc(1, sizeof(*cfg));
     if (cfg == NULL) {
@@ -664,8 +683,27 @@ cl_status cl_config_load(const char *file, char *const *env, const cl_settings *
     if (st != CL_OK) {
         goto out;
     }
-    if (file != NULL) {
-        st = load_file(cfg, file, err);
+    if (text != NULL) {
+        if (len > CFG_MAX_FILE_BYTES) {
+            st = cl_error_set(err, CL_INVALID, NULL, "config file %s is larger than %zu bytes",
+                              file, CFG_MAX_FILE_BYTES);
+            goto out;
+        }
+        buf = malloc(len + 1);
+        if (buf == NULL) {
+            st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+            goto out;
+        }
+        memcpy(buf, text, len);
+        buf[len] = '\0';
+    } else if (file != NULL) {
+        st = read_file(file, &buf, &len, err);
+        if (st != CL_OK) {
+            goto out;
+        }
+    }
+    if (buf != NULL) {
+        st = load_text(cfg, file, buf, len, err);
         if (st != CL_OK) {
             goto out;
         }
@@ -677,8 +715,21 @@ cl_status cl_config_load(const char *file, char *const *env, const cl_settings *
     *out = cfg;
     cfg = NULL;
 out:
+    free(buf);
     cl_config_free(cfg);
     return st;
+}
+
+cl_status cl_config_load(const char *file, char *const *env, const cl_settings *const *owners,
+                         cl_config **out, cl_error *err)
+{
+    return config_load(file, NULL, 0, env, owners, out, err);
+}
+
+cl_status cl__config_load_text(const char *name, const char *text, size_t len, char *const *env,
+                               const cl_settings *const *owners, cl_config **out, cl_error *err)
+{
+    return config_load(name, text, len, env, owners, out, err);
 }
 
 void cl_config_free(cl_config *cfg)

@@ -88,10 +88,37 @@ int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst,
 json_t *cl__http_json_text(const char *s, size_t max);
 
 /*
+ * Checks query (the raw query string, NULL when none) against decl, a route's declared
+ * names (cl_route.query, NULL when none), and fills values[CL_ROUTE_MAX_QUERY] with a
+ * slot per declared name (pointing into decl and query, which must outlive them) and
+ * *nvalues with their number. CL_INVALID naming the parameter (err->field) for a pair
+ * without a name, a malformed name or value, an undeclared or a repeated name. Pure: the
+ * HTTP side is cl__http_check_query, which replies; fuzzing calls this directly.
+ */
+cl_status cl__http_parse_query(const char *decl, const char *query, cl__http_query_value *values,
+                               size_t *nvalues, cl_error *err);
+
+/*
  * Checks the query of req against the route's declaration and fills req->query_values.
  * Returns 0, or 1 after replying 400 naming the offending parameter.
  */
 int cl__http_check_query(cl_http_req *req);
+
+/* What cl__http_parse_json made of a body; the caller turns a refusal into its problem. */
+typedef enum cl__http_json_result {
+    CL__HTTP_JSON_OK,
+    CL__HTTP_JSON_TOO_DEEP,   /* nests arrays and objects deeper than max_depth */
+    CL__HTTP_JSON_MALFORMED,  /* not JSON, or an object repeats a key: *jerr says where */
+    CL__HTTP_JSON_NOT_OBJECT, /* valid JSON, but object_only and not an object */
+} cl__http_json_result;
+
+/*
+ * Parses a request body text[0..len) as cl_http_read_json does, without the transport:
+ * nesting checked against max_depth before jansson sees it, duplicate keys refused, any
+ * value accepted unless object_only. On CL__HTTP_JSON_OK *out is a new reference.
+ */
+cl__http_json_result cl__http_parse_json(const char *text, size_t len, int max_depth,
+                                         int object_only, json_t **out, json_error_t *jerr);
 
 /*
  * Sends the one response of req: status line, Content-Type (when ctype is not NULL),

@@ -218,11 +218,10 @@ const char *cl_http_param(const cl_http_req *req, const char *name)
 }
 
 /* The index of the declared query parameter name[0..len), or -1 when it is not declared. */
-static int query_slot(const cl_http_req *req, const char *name, size_t len)
+static int query_slot(const cl__http_query_value *values, size_t n, const char *name, size_t len)
 {
-    for (size_t i = 0; i < req->nquery; i++) {
-        if (req->query_values[i].name_len == len &&
-            memcmp(req->query_values[i].name, name, len) == 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (values[i].name_len == len && memcmp(values[i].name, name, len) == 0) {
             return (int)i;
         }
     }
@@ -247,18 +246,20 @@ static cl_status refuse_query(cl_http_req *req, const char *field, const char *f
     return CL_INVALID;
 }
 
-int cl__http_check_query(cl_http_req *req)
+cl_status cl__http_parse_query(const char *decl, const char *query, cl__http_query_value *values,
+                               size_t *nvalues, cl_error *err)
 {
-    const char *decl = req->match.route->query;
-    const char *p = req->query;
+    const char *accepted = decl;
+    const char *p = query;
+    size_t n = 0;
 
     /* The slots are the declared names, each absent until the query gives it. */
-    req->nquery = 0;
+    *nvalues = 0;
     while (decl != NULL && *decl != '\0') {
         size_t len = strcspn(decl, " ");
 
-        if (len > 0 && req->nquery < CL_ROUTE_MAX_QUERY) {
-            cl__http_query_value *v = &req->query_values[req->nquery++];
+        if (len > 0 && n < CL_ROUTE_MAX_QUERY) {
+            cl__http_query_value *v = &values[n++];
             v->name = decl;
             v->name_len = len;
             v->raw = NULL;
@@ -267,8 +268,9 @@ int cl__http_check_query(cl_http_req *req)
         decl += len;
         decl += strspn(decl, " ");
     }
+    *nvalues = n;
     if (p == NULL || *p == '\0') {
-        return 0;
+        return CL_OK;
     }
     for (;;) {
         const char *amp = strchr(p, '&');
@@ -286,45 +288,53 @@ int cl__http_check_query(cl_http_req *req)
         /* The raw key names the parameter when it cannot be decoded. */
         snprintf(raw_key, sizeof(raw_key), "%.*s", (int)(klen < 63 ? klen : 63), p);
         if (klen == 0) {
-            refuse_query(req, "query", "the query has a pair without a name");
-            return 1;
+            return cl_error_set(err, CL_INVALID, "query", "the query has a pair without a name");
         }
         kn = cl__http_pct_decode(p, klen, 1, key, sizeof(key));
         if (kn == -1) {
-            refuse_query(req, raw_key, "query parameter name %s is malformed", raw_key);
-            return 1;
+            return cl_error_set(err, CL_INVALID, raw_key, "query parameter name %s is malformed",
+                                raw_key);
         }
-        at = kn >= 0 ? query_slot(req, key, (size_t)kn) : -1;
+        at = kn >= 0 ? query_slot(values, n, key, (size_t)kn) : -1;
         if (at < 0) {
             const char *name = kn >= 0 ? key : raw_key;
-            const char *accepted = req->match.route->query;
 
             if (accepted == NULL || accepted[0] == '\0') {
-                refuse_query(req, name,
-                             "%s is not a query parameter of this resource (it has none)", name);
-            } else {
-                refuse_query(req, name,
-                             "%s is not a query parameter of this resource (accepted: %s)", name,
-                             accepted);
+                return cl_error_set(err, CL_INVALID, name,
+                                    "%s is not a query parameter of this resource (it has none)",
+                                    name);
             }
-            return 1;
+            return cl_error_set(err, CL_INVALID, name,
+                                "%s is not a query parameter of this resource (accepted: %s)", name,
+                                accepted);
         }
-        slot = &req->query_values[at];
+        slot = &values[at];
         if (slot->raw != NULL) {
-            refuse_query(req, key, "%s is given more than once", key);
-            return 1;
+            return cl_error_set(err, CL_INVALID, key, "%s is given more than once", key);
         }
         if (cl__http_pct_decode(v, vlen, 1, NULL, 0) < 0) {
-            refuse_query(req, key, "%s has a malformed percent-escape or an encoded NUL", key);
-            return 1;
+            return cl_error_set(err, CL_INVALID, key,
+                                "%s has a malformed percent-escape or an encoded NUL", key);
         }
         slot->raw = v;
         slot->raw_len = vlen;
         if (amp == NULL) {
-            return 0;
+            return CL_OK;
         }
         p = amp + 1;
     }
+}
+
+int cl__http_check_query(cl_http_req *req)
+{
+    cl_error err;
+
+    if (cl__http_parse_query(req->match.route->query, req->query, req->query_values, &req->nquery,
+                             &err) != CL_OK) {
+        cl_http_reply_error(req, &err);
+        return 1;
+    }
+    return 0;
 }
 
 int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t size)
@@ -336,7 +346,7 @@ int cl_http_query(const cl_http_req *req, const char *name, char *buf, size_t si
     if (req == NULL || name == NULL) {
         return -1;
     }
-    at = query_slot(req, name, strlen(name));
+    at = query_slot(req->query_values, req->nquery, name, strlen(name));
     if (at < 0 || req->query_values[at].raw == NULL) {
         return -1;
     }
@@ -626,6 +636,26 @@ static cl_status read_typed_body(cl_http_req *req, int (*accepted_type)(const ch
     return read_body(req, out, out_len);
 }
 
+cl__http_json_result cl__http_parse_json(const char *text, size_t len, int max_depth,
+                                         int object_only, json_t **out, json_error_t *jerr)
+{
+    json_t *json;
+
+    if (json_depth(text, len, max_depth) > 0) {
+        return CL__HTTP_JSON_TOO_DEEP;
+    }
+    json = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
+    if (json == NULL) {
+        return CL__HTTP_JSON_MALFORMED;
+    }
+    if (object_only && !json_is_object(json)) {
+        json_decref(json);
+        return CL__HTTP_JSON_NOT_OBJECT;
+    }
+    *out = json;
+    return CL__HTTP_JSON_OK;
+}
+
 cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
 {
     char *body = NULL;
@@ -644,34 +674,33 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
     if (st != CL_OK) {
         goto out;
     }
-    if (json_depth(body, len, req->srv->max_json_depth) > 0) {
+    switch (cl__http_parse_json(body, len, req->srv->max_json_depth, object_only, &json, &jerr)) {
+    case CL__HTTP_JSON_OK:
+        *out = json;
+        st = CL_OK;
+        break;
+    case CL__HTTP_JSON_TOO_DEEP:
         snprintf(detail, sizeof(detail), "the body nests arrays and objects deeper than %d",
                  req->srv->max_json_depth);
         cl_http_reply_problem(req, 400, "json-too-deep", "the JSON body is nested too deeply",
                               detail, NULL);
         st = CL_INVALID;
-        goto out;
-    }
-    json = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (json == NULL) {
+        break;
+    case CL__HTTP_JSON_MALFORMED:
         snprintf(detail, sizeof(detail), "line %d, column %d: %s", jerr.line, jerr.column,
                  jerr.text);
         cl_http_reply_problem(req, 400, "malformed-json", "the body is not valid JSON", detail,
                               json_pack("{s:i,s:i}", "line", jerr.line, "column", jerr.column));
         st = CL_INVALID;
-        goto out;
-    }
-    if (object_only && !json_is_object(json)) {
+        break;
+    case CL__HTTP_JSON_NOT_OBJECT:
+    default:
         cl_http_reply_problem(req, 400, "not-an-object", "the JSON body must be an object",
                               "the body is valid JSON but not an object", NULL);
         st = CL_INVALID;
-        goto out;
+        break;
     }
-    *out = json;
-    json = NULL;
-    st = CL_OK;
 out:
-    json_decref(json);
     free(body);
     return st;
 }

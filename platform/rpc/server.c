@@ -10,6 +10,7 @@
 
 #include "cleave/rpc.h"
 #include "cleave/util.h"
+#include "rpc_internal.h"
 
 /* Compares without an early exit, so timing does not reveal how much of a token matched. */
 static int token_equal(const char *a, const char *b)
@@ -42,45 +43,37 @@ static int authorized(cl_http_req *req, const char *token)
 #define RPC_DEADLINE_MAX_MS ((int64_t)24 * 60 * 60 * 1000)
 
 /*
- * Copies header name into dst[size]; -1 after refusing (400 naming the header) a value
- * that does not fit, since a cut key or principal would silently become another one.
+ * Copies the value of header name (v, NULL when absent) into dst[size]. A value that does
+ * not fit is refused, since a cut key or principal would silently become another one.
  */
-static int copy_header(cl_http_req *req, const char *name, char *dst, size_t size)
+static cl_status copy_header(const char *name, const char *v, char *dst, size_t size, cl_error *err)
 {
-    const char *v = cl_http_header(req, name);
-    cl_error err;
-
     if (v == NULL || cl_strlcpy(dst, v, size) == 0) {
-        return 0;
+        return CL_OK;
     }
-    cl_error_set(&err, CL_INVALID, name, "%s must be under %zu bytes", name, size);
-    cl_http_reply_error(req, &err);
-    return -1;
+    return cl_error_set(err, CL_INVALID, name, "%s must be under %zu bytes", name, size);
 }
 
 /*
- * Parses X-Cleave-Deadline-Ms: milliseconds left, digits only. Values past a day are
- * clamped: they only mean "no sooner than our own timeout", and now + an unbounded
- * value would overflow. Returns -1 after refusing a malformed value (400 naming it).
+ * Parses X-Cleave-Deadline-Ms (v, NULL when absent): milliseconds left, digits only.
+ * Values past a day are clamped: they only mean "no sooner than our own timeout", and
+ * now + an unbounded value would overflow.
  */
-static int deadline_from_header(cl_http_req *req, cl_ctx *ctx)
+static cl_status deadline_from_header(const char *v, cl_ctx *ctx, cl_error *err)
 {
-    const char *v = cl_http_header(req, "X-Cleave-Deadline-Ms");
     int64_t left = 0;
-    cl_error err;
 
     if (v == NULL) {
-        return 0;
+        return CL_OK;
     }
     for (const char *p = v;; p++) {
         if (*p == '\0' && p != v) {
             break;
         }
         if (*p < '0' || *p > '9') {
-            cl_error_set(&err, CL_INVALID, "X-Cleave-Deadline-Ms",
-                         "X-Cleave-Deadline-Ms must be a number of milliseconds (digits only)");
-            cl_http_reply_error(req, &err);
-            return -1;
+            return cl_error_set(
+                err, CL_INVALID, "X-Cleave-Deadline-Ms",
+                "X-Cleave-Deadline-Ms must be a number of milliseconds (digits only)");
         }
         if (left < RPC_DEADLINE_MAX_MS) {
             left = left * 10 + (*p - '0');
@@ -94,29 +87,45 @@ static int deadline_from_header(cl_http_req *req, cl_ctx *ctx)
     if (ctx->deadline_ms == 0 || caller < ctx->deadline_ms) {
         ctx->deadline_ms = caller;
     }
-    return 0;
+    return CL_OK;
 }
 
 /*
- * Fills the call context from the caller's headers. The request id and the idempotency
- * key come from the HTTP layer, which refuses a key longer than CL_IDEMPOTENCY_KEY_MAX
- * rather than letting it be cut here. Returns -1 after refusing a header that is
- * malformed or too long.
+ * The request id and the idempotency key come from the HTTP layer, which refuses a key
+ * longer than CL_IDEMPOTENCY_KEY_MAX rather than letting it be cut here.
  */
-static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
+cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_error *err)
 {
-    const char *v;
+    cl_status st = copy_header("X-Cleave-Principal", h->principal, ctx->principal,
+                               sizeof(ctx->principal), err);
 
-    if (copy_header(req, "X-Cleave-Principal", ctx->principal, sizeof(ctx->principal)) != 0) {
-        return -1;
+    if (st != CL_OK) {
+        return st;
     }
     /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */
-    (void)cl_traceparent_parse(cl_http_header(req, "traceparent"), ctx->trace_id, ctx->span_id);
-    v = cl_http_header(req, "X-Cleave-Read-Primary");
-    ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
-    v = cl_http_header(req, "X-Cleave-Own-Only");
-    ctx->own_only = v != NULL && strcmp(v, "1") == 0;
-    return deadline_from_header(req, ctx);
+    (void)cl_traceparent_parse(h->traceparent, ctx->trace_id, ctx->span_id);
+    ctx->read_primary = h->read_primary != NULL && strcmp(h->read_primary, "1") == 0;
+    ctx->own_only = h->own_only != NULL && strcmp(h->own_only, "1") == 0;
+    return deadline_from_header(h->deadline_ms, ctx, err);
+}
+
+/* Fills the call context from the caller's headers; -1 after refusing one (400 naming it). */
+static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
+{
+    cl__rpc_headers h = {
+        .principal = cl_http_header(req, "X-Cleave-Principal"),
+        .traceparent = cl_http_header(req, "traceparent"),
+        .read_primary = cl_http_header(req, "X-Cleave-Read-Primary"),
+        .own_only = cl_http_header(req, "X-Cleave-Own-Only"),
+        .deadline_ms = cl_http_header(req, "X-Cleave-Deadline-Ms"),
+    };
+    cl_error err;
+
+    if (cl__rpc_ctx_from_headers(&h, ctx, &err) != CL_OK) {
+        cl_http_reply_error(req, &err);
+        return -1;
+    }
+    return 0;
 }
 
 static void reply_failure(cl_http_req *req, const cl_error *err)
@@ -199,7 +208,7 @@ out:
 cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err)
 {
     char pattern[128];
-    cl_route route = {"POST", pattern, "service", dispatch, (void *)svc, NULL};
+    cl_route route = {"POST", pattern, CL_PERM_SERVICE, dispatch, (void *)svc, NULL};
 
     snprintf(pattern, sizeof(pattern), CL_RPC_PREFIX "%s/{op}", svc->api->name);
     return cl_router_add(r, &route, err);

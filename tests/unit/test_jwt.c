@@ -295,6 +295,21 @@ static void test_jwks_round_trip_and_lookup(void **state)
     assert_false(cl_jwk_has_private(cl_jwks_find(parsed, "rsa-1")));
     assert_null(cl_jwks_find(parsed, "nope"));
     /* A set never signs: it holds public keys only. */
+    {
+        json_t *claims = claims_at(NOW, NOW + 60);
+        json_t *list = json_array();
+        char *token = NULL;
+
+        assert_null(cl_jwk_private_pem(cl_jwks_find(parsed, "ec-s")));
+        assert_int_equal(cl_jwt_sign(cl_jwks_find(parsed, "ec-s"), claims, &token, &err),
+                         CL_INVALID);
+        assert_string_equal(err.field, "key");
+        assert_int_equal(cl_jwt_sign(k, list, &token, &err), CL_INVALID);
+        assert_string_equal(err.field, "claims");
+        assert_null(token);
+        json_decref(claims);
+        json_decref(list);
+    }
     assert_int_equal(cl_jwks_add(keys, k, &err), CL_INVALID);
     assert_non_null(strstr(err.message, "already has a key with kid ec-s"));
     json_decref(doc);
@@ -647,6 +662,11 @@ static void test_jwt_cache_hits_until_exp(void **state)
     json_object_set_new(claims, "sub", json_string("changed"));
     got = cl_jwt_cache_get(c, "t1", NOW + 9);
     assert_non_null(got);
+    assert_string_equal(json_string_value(json_object_get(got, "sub")), "user-1");
+    /* What a hit returns is the caller's: changing it leaves the cache as it was. */
+    json_object_set_new(got, "sub", json_string("mine"));
+    json_decref(got);
+    got = cl_jwt_cache_get(c, "t1", NOW + 9);
     assert_string_equal(json_string_value(json_object_get(got, "sub")), "user-1");
     json_decref(got);
     assert_null(cl_jwt_cache_get(c, "t1", NOW + 10));

@@ -1,7 +1,7 @@
 /*
  * Access tokens and signing keys: JWTs signed with the platform's cleave_auth
  * (cleave/jwt.h, ES256 over P-256 keys) whose keys this module keeps as PKCS#8 PEM in
- * signing_keys (ADR 0024).
+ * signing_keys (ADR 0026).
  *
  * The newest key without not_after signs. rotate_keys gives the signer a not_after of now
  * plus one access token lifetime and makes a new signer: the old key stays in the JWKS
@@ -18,7 +18,7 @@
 #include "cleave/util.h"
 #include "internal.h"
 
-/* Tolerated clock difference for exp and nbf, in seconds (the gateway's too, ADR 0023). */
+/* Tolerated clock difference for exp and nbf, in seconds (the gateway's too, ADR 0024). */
 #define LEEWAY_S 30
 /* "k" and 16 hex digits: a kid says nothing about the key, it only names it. */
 #define KID_SIZE 40

@@ -51,9 +51,12 @@ struct orders_self {
 /* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
 #define ORDERS__ID_SIZE 32
 
-/* Reads order id into *out (zeroed by the caller); history too when asked. CL_NOT_FOUND. */
+/*
+ * Reads order id into *out (zeroed by the caller); history too when asked. CL_NOT_FOUND,
+ * also when owner is not NULL and the order is not that principal's.
+ */
 cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool history,
-                       orders_order *out);
+                       const char *owner, orders_order *out);
 /* Appends an entry to the saga log of order id, in the caller's transaction. */
 cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char *step,
                       const char *outcome, const char *detail);

@@ -22,13 +22,13 @@ CL_LOCAL_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
 
 static const char sql_insert_order[] =
     "INSERT INTO orders (id, account_id, status, step, total_amount, currency, created_at, "
-    "updated_at) VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?)";
+    "updated_at, principal) VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?)";
 static const char sql_insert_line[] =
     "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount, currency) "
     "VALUES (?, ?, ?, ?, ?, ?)";
 static const char sql_get_order[] =
     "SELECT id, account_id, status, step, reason, total_amount, currency, created_at, "
-    "updated_at FROM orders WHERE id = ?";
+    "updated_at, principal FROM orders WHERE id = ?";
 static const char sql_get_lines[] = "SELECT sku, quantity, unit_amount, currency "
                                     "FROM order_lines WHERE order_id = ? ORDER BY line_no";
 static const char sql_get_log[] =
@@ -46,6 +46,11 @@ static const char sql_log[] =
 static const char sql_page[] = "SELECT id, seq FROM orders WHERE seq > ? ORDER BY seq LIMIT ?";
 static const char sql_page_status[] =
     "SELECT id, seq FROM orders WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?";
+/* An own_only caller's pages: its orders only (0003_order_principal.sql). */
+static const char sql_page_mine[] =
+    "SELECT id, seq FROM orders WHERE principal = ? AND seq > ? ORDER BY seq LIMIT ?";
+static const char sql_page_mine_status[] = "SELECT id, seq FROM orders WHERE principal = ? "
+                                           "AND status = ? AND seq > ? ORDER BY seq LIMIT ?";
 
 /* --- helpers ---------------------------------------------------------------------- */
 
@@ -121,8 +126,18 @@ static cl_status load_history(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
     return rc;
 }
 
+/*
+ * The principal whose orders an own_only caller sees (ADR "object-level-access"): its
+ * own, or, without a principal, none (no order has the empty principal: see insert).
+ * NULL for every other caller: no object-level restriction.
+ */
+static const char *only_of(const cl_ctx *ctx)
+{
+    return ctx->own_only ? ctx->principal : NULL;
+}
+
 cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool history,
-                       orders_order *out)
+                       const char *owner, orders_order *out)
 {
     orders_order o = {0};
     cl_stmt *st;
@@ -133,6 +148,12 @@ cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool histo
     rc = cl_db_prepare_bind(ctx, conn, sql_get_order, &st, "s", id);
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    /* Another principal's order is answered exactly as one that does not exist. */
+    if (rc == CL_OK && row && owner != NULL &&
+        (cl_stmt_null(st, 9) || strcmp(cl_stmt_text(st, 9), owner) != 0)) {
+        row = false;
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
     if (rc == CL_OK && !row) {
         rc = cl_fail(ctx, CL_NOT_FOUND, "id", "order %s does not exist", id);
@@ -231,6 +252,43 @@ static void child_ctx(const struct orders_self *self, const cl_ctx *parent, cl_c
     cl_strlcpy(child->trace_id, parent->trace_id, sizeof(child->trace_id));
     cl_strlcpy(child->span_id, parent->span_id, sizeof(child->span_id));
     cl_strlcpy(child->principal, "service:orders", sizeof(child->principal));
+}
+
+/*
+ * For an own_only caller: the account must be one payments show that caller, asked with
+ * the caller's principal and own_only, so that payments alone say whose an account is.
+ * Another's account is answered as one that does not exist: CL_NOT_FOUND naming
+ * account_id. Other callers may order for any account (the saga rejects unknown ones).
+ */
+static cl_status check_account(struct orders_self *self, cl_ctx *ctx, const char *account_id)
+{
+    payments_account_ref ref = {.id = (char *)account_id, .history_limit = 1};
+    payments_account acc = {0};
+    cl_ctx call;
+    cl_status rc;
+
+    if (!ctx->own_only) {
+        return CL_OK;
+    }
+    child_ctx(self, ctx, &call);
+    cl_strlcpy(call.principal, ctx->principal, sizeof(call.principal));
+    call.own_only = 1;
+    /* A check of who may pay: an account opened a moment ago must not look absent. */
+    call.read_primary = 1;
+    rc = payments_get_account(self->payments, &call, &ref, &acc);
+    cl_schema_free(&payments_account_type, &acc);
+    if (rc == CL_NOT_FOUND) {
+        return cl_fail(ctx, CL_NOT_FOUND, "account_id", "account %s does not exist", account_id);
+    }
+    if (rc != CL_OK) {
+        ctx->err = call.err;
+        if (rc == CL_INVALID) {
+            /* account_id was checked: payments disagree, which is ours to fix. */
+            ctx->err.status = CL_INTERNAL;
+        }
+        rc = ctx->err.status;
+    }
+    return rc;
 }
 
 /* Prices every line from the catalog into o (lines and total). */
@@ -346,8 +404,10 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
     cl_stmt *st;
     cl_status rc;
 
-    rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st, "ssisss", o->id, o->account_id,
-                            o->total.amount, o->total.currency, o->created_at, o->updated_at);
+    /* The caller owns the order; an anonymous one makes it nobody's (NULL). */
+    rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st, "ssissss", o->id, o->account_id,
+                            o->total.amount, o->total.currency, o->created_at, o->updated_at,
+                            ctx->principal[0] != '\0' ? ctx->principal : NULL);
     if (rc == CL_OK) {
         rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
@@ -411,7 +471,7 @@ static cl_status orders_local_get_order(struct orders_self *self, cl_ctx *ctx,
     }
     rc = acquire(self, ctx, &conn);
     if (rc == CL_OK) {
-        rc = orders__load(ctx, conn, req->id, true, resp);
+        rc = orders__load(ctx, conn, req->id, true, only_of(ctx), resp);
     }
     cl_db_release(conn);
     return rc;
@@ -433,6 +493,11 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     }
     if (!orders__saga_accepting(self)) {
         return cl_fail(ctx, CL_UNAVAILABLE, NULL, "the checkout saga is not running");
+    }
+    /* Before a replay too: a key names no account the caller may no longer pay from. */
+    rc = check_account(self, ctx, req->account_id);
+    if (rc != CL_OK) {
+        return rc;
     }
     j = cl_schema_to_json(&orders_order_input_type, req);
     request = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -487,14 +552,14 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     }
     if (rc == CL_OK) {
         /* Read back before the saga starts, so that the answer is the order as placed. */
-        rc = orders__load(ctx, conn, id, true, resp);
+        rc = orders__load(ctx, conn, id, true, NULL, resp);
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(self->bus, "orders.after-place");
         orders__saga_enqueue(self, id);
     }
     goto out;
 replay:
-    rc = orders__load(ctx, conn, id, true, resp);
+    rc = orders__load(ctx, conn, id, true, NULL, resp);
 out:
     cl_db_release(conn);
     cl_schema_free(&orders_order_type, &o);
@@ -551,7 +616,12 @@ static cl_status orders_local_list_orders(struct orders_self *self, cl_ctx *ctx,
         return oom(ctx);
     }
     rc = acquire(self, ctx, &conn);
-    if (rc == CL_OK) {
+    if (rc == CL_OK && only_of(ctx) != NULL) {
+        rc = req->status != NULL ? cl_db_prepare_bind(ctx, conn, sql_page_mine_status, &st, "ssii",
+                                                      ctx->principal, req->status, after, limit)
+                                 : cl_db_prepare_bind(ctx, conn, sql_page_mine, &st, "sii",
+                                                      ctx->principal, after, limit);
+    } else if (rc == CL_OK) {
         rc = req->status != NULL ? cl_db_prepare_bind(ctx, conn, sql_page_status, &st, "sii",
                                                       req->status, after, limit)
                                  : cl_db_prepare_bind(ctx, conn, sql_page, &st, "ii", after, limit);
@@ -566,7 +636,7 @@ static cl_status orders_local_list_orders(struct orders_self *self, cl_ctx *ctx,
     }
     for (size_t i = 0; rc == CL_OK && i < n; i++) {
         orders_order *o = CL_LIST_PUSH(page.items);
-        rc = o != NULL ? orders__load(ctx, conn, ids[i], false, o) : oom(ctx);
+        rc = o != NULL ? orders__load(ctx, conn, ids[i], false, NULL, o) : oom(ctx);
     }
     if (rc == CL_OK && (int64_t)n == limit) {
         char cur[24];

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -405,6 +406,168 @@ static void test_list_filters_by_status_and_pages(void **state)
     assert_string_equal(ctx.err.field, "cursor");
 }
 
+/* --- object-level access: own_only ------------------------------------------------ */
+
+/* The orders the own_only tests placed: A's and B's, for the tests that read them. */
+static char order_of_a[64], order_of_b[64];
+
+/* A caller who may act only on what it owns (a customer, as the gateway marks one). */
+static cl_ctx own_ctx(const char *principal)
+{
+    cl_ctx ctx = new_ctx();
+
+    cl_strlcpy(ctx.principal, principal, sizeof(ctx.principal));
+    ctx.own_only = 1;
+    return ctx;
+}
+
+/* Opens account id as principal (own_only), with deposit in it. */
+static void own_account(const char *principal, const char *id, int64_t deposit)
+{
+    payments_account_input in = {.id = (char *)id, .owner = "Own", .currency = "EUR"};
+    payments_deposit_request dep = {.account_id = (char *)id,
+                                    .amount = {.amount = deposit, .currency = "EUR"}};
+    payments_account a = {0};
+    cl_ctx ctx = own_ctx(principal);
+
+    assert_int_equal(payments_open_account(w.payments, &ctx, &in, &a), CL_OK);
+    cl_schema_free(&payments_account_type, &a);
+    assert_int_equal(payments_deposit(w.payments, &ctx, &dep, &a), CL_OK);
+    cl_schema_free(&payments_account_type, &a);
+}
+
+/* Places one line of sku for account as ctx; the order's id into id on success. */
+static cl_status place_as(cl_ctx *ctx, const char *account_id, const char *sku, char id[64])
+{
+    orders_line_input line;
+    orders_order_input in = one_line(account_id, sku, 1, &line);
+    orders_order o = {0};
+    cl_status rc = orders_place_order(w.orders, ctx, &in, &o);
+
+    if (rc == CL_OK) {
+        cl_strlcpy(id, o.id, 64);
+    } else {
+        assert_null(o.id);
+    }
+    cl_schema_free(&orders_order_type, &o);
+    return rc;
+}
+
+/*
+ * A customer orders only for its own account: another's (like one that does not exist)
+ * is not_found naming account_id, and nothing is placed; its own order is confirmed by
+ * the saga, which runs as service:orders.
+ */
+static void test_own_only_caller_orders_for_its_own_account_only(void **state)
+{
+    orders_order done = {0};
+    char id[64] = "";
+    cl_ctx ctx = own_ctx("user:ct-a");
+
+    (void)state;
+    product("CT-OWN", 100, 10);
+    own_account("user:ct-a", "ct-own-a", 10000);
+    own_account("user:ct-b", "ct-own-b", 10000);
+    assert_int_equal(place_as(&ctx, "ct-own-a", "CT-OWN", order_of_a), CL_OK);
+    ctx = own_ctx("user:ct-b");
+    assert_int_equal(place_as(&ctx, "ct-own-b", "CT-OWN", order_of_b), CL_OK);
+    ctx = own_ctx("user:ct-a");
+    assert_int_equal(place_as(&ctx, "ct-own-b", "CT-OWN", id), CL_NOT_FOUND);
+    assert_string_equal(ctx.err.field, "account_id");
+    ctx = own_ctx("user:ct-a");
+    assert_int_equal(place_as(&ctx, "ct-own-none", "CT-OWN", id), CL_NOT_FOUND);
+    assert_string_equal(ctx.err.field, "account_id");
+    wait_final(order_of_a, &done);
+    assert_string_equal(done.status, "confirmed");
+    cl_schema_free(&orders_order_type, &done);
+    wait_final(order_of_b, &done);
+    assert_string_equal(done.status, "confirmed");
+    cl_schema_free(&orders_order_type, &done);
+}
+
+/* The ids of every order ctx's list shows (status filter: status, or none), page by page. */
+static size_t list_ids(const cl_ctx *proto, const char *status, char (*ids)[64], size_t max)
+{
+    orders_order_query q = {.status = (char *)status, .limit = 50};
+    orders_order_page page = {0};
+    char cursor[32];
+    size_t n = 0;
+
+    do {
+        cl_ctx ctx = *proto;
+        cl_schema_free(&orders_order_page_type, &page);
+        memset(&page, 0, sizeof(page));
+        assert_int_equal(orders_list_orders(w.orders, &ctx, &q, &page), CL_OK);
+        for (size_t i = 0; i < page.items.n && n < max; i++) {
+            cl_strlcpy(ids[n++], page.items.v[i].id, 64);
+        }
+        q.cursor = NULL;
+        if (page.next_cursor != NULL) {
+            cl_strlcpy(cursor, page.next_cursor, sizeof(cursor));
+            q.cursor = cursor;
+        }
+    } while (q.cursor != NULL && n < max);
+    cl_schema_free(&orders_order_page_type, &page);
+    return n;
+}
+
+static bool among(char (*ids)[64], size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ids[i], id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * A customer reads only its own orders: another's is not_found by id and absent from its
+ * lists, which hold its own alone; staff (own_only 0) read and list everyone's.
+ */
+static void test_own_only_caller_sees_only_its_own_orders(void **state)
+{
+    static char ids[400][64];
+    orders_order_ref ref_a = {.id = order_of_a}, ref_b = {.id = order_of_b};
+    orders_order o = {0};
+    cl_ctx ctx = own_ctx("user:ct-b");
+    size_t n;
+
+    (void)state;
+    assert_true(order_of_a[0] != '\0' && order_of_b[0] != '\0');
+    assert_int_equal(orders_get_order(w.orders, &ctx, &ref_a, &o), CL_NOT_FOUND);
+    assert_string_equal(ctx.err.field, "id");
+    assert_null(o.id);
+    ctx = own_ctx("user:ct-a");
+    assert_int_equal(orders_get_order(w.orders, &ctx, &ref_b, &o), CL_NOT_FOUND);
+    assert_int_equal(orders_get_order(w.orders, &ctx, &ref_a, &o), CL_OK);
+    assert_string_equal(o.id, order_of_a);
+    cl_schema_free(&orders_order_type, &o);
+    ctx = new_ctx();
+    assert_int_equal(orders_get_order(w.orders, &ctx, &ref_b, &o), CL_OK);
+    cl_schema_free(&orders_order_type, &o);
+
+    ctx = own_ctx("user:ct-a");
+    n = list_ids(&ctx, NULL, ids, 400);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], order_of_a);
+    n = list_ids(&ctx, "confirmed", ids, 400);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], order_of_a);
+    assert_int_equal(list_ids(&ctx, "pending", ids, 400), 0);
+    ctx = own_ctx("user:ct-b");
+    n = list_ids(&ctx, NULL, ids, 400);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], order_of_b);
+    /* A customer without a principal owns nothing. */
+    ctx = own_ctx("");
+    assert_int_equal(list_ids(&ctx, NULL, ids, 400), 0);
+    ctx = new_ctx();
+    n = list_ids(&ctx, NULL, ids, 400);
+    assert_true(n > 2);
+    assert_true(among(ids, n, order_of_a) && among(ids, n, order_of_b));
+}
+
 int orders_contract_run(const char *binding_name, int (*setup)(orders_contract_world *w),
                         void (*teardown)(void))
 {
@@ -418,6 +581,8 @@ int orders_contract_run(const char *binding_name, int (*setup)(orders_contract_w
         cmocka_unit_test(test_idempotency_key_is_scoped_to_the_account),
         cmocka_unit_test(test_racing_requests_with_one_key_get_one_answer),
         cmocka_unit_test(test_list_filters_by_status_and_pages),
+        cmocka_unit_test(test_own_only_caller_orders_for_its_own_account_only),
+        cmocka_unit_test(test_own_only_caller_sees_only_its_own_orders),
     };
 
     binding_setup = setup;

@@ -15,8 +15,10 @@
 
 /*
  * The state of an account, folded from its stream "account-<id>". version is the
- * number of events folded; updated_at the time of the last one. Also what a snapshot
- * stores (as JSON, through this descriptor).
+ * number of events folded; updated_at the time of the last one; principal the caller
+ * that opened it (NULL: nobody's, see ADR "object-level-access"). Also what a snapshot
+ * stores (as JSON, through this descriptor: a snapshot from before principal was kept
+ * decodes without it, which is right, since its opening event had none either).
  */
 #define PAYMENTS__ACCOUNT_STATE(X, T)                                                              \
     X(T, STR, id, _)                                                                               \
@@ -25,7 +27,8 @@
     X(T, I64, available, _)                                                                        \
     X(T, I64, held, _)                                                                             \
     X(T, I64, version, _)                                                                          \
-    X(T, STR, updated_at, _)
+    X(T, STR, updated_at, _)                                                                       \
+    X(T, STR, principal, _)
 CL_TYPE_DECLARE(payments__account_state, PAYMENTS__ACCOUNT_STATE)
 
 /* The state of a payment, folded from "payment-<id>". */

@@ -35,9 +35,10 @@ static const char sql_snapshot_put[] =
     "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state";
 static const char sql_project_account[] =
     "INSERT INTO account_balances (account_id, owner, currency, available, held, version, "
-    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET "
-    "owner = excluded.owner, currency = excluded.currency, available = excluded.available, "
-    "held = excluded.held, version = excluded.version, updated_at = excluded.updated_at";
+    "updated_at, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE "
+    "SET owner = excluded.owner, currency = excluded.currency, available = excluded.available, "
+    "held = excluded.held, version = excluded.version, updated_at = excluded.updated_at, "
+    "principal = excluded.principal";
 static const char sql_project_payment[] =
     "INSERT INTO payment_history (payment_id, account_id, order_id, amount, currency, status, "
     "captured, refunded, version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -46,15 +47,18 @@ static const char sql_project_payment[] =
     "status = excluded.status, captured = excluded.captured, refunded = excluded.refunded, "
     "version = excluded.version, updated_at = excluded.updated_at";
 static const char sql_get_balance[] =
-    "SELECT account_id, owner, currency, available, held, version, updated_at "
+    "SELECT account_id, owner, currency, available, held, version, updated_at, principal "
     "FROM account_balances WHERE account_id = ?";
+/* Whose an account is (0003_account_principal.sql), for the payments on it. */
+static const char sql_account_principal[] =
+    "SELECT principal FROM account_balances WHERE account_id = ?";
 static const char sql_get_payment[] =
     "SELECT payment_id, account_id, order_id, currency, amount, status, captured, refunded, "
     "version, updated_at FROM payment_history WHERE payment_id = ?";
 static const char sql_history[] = "SELECT version, type, data, occurred_at FROM events "
                                   "WHERE stream_id = ? ORDER BY version DESC LIMIT ?";
 static const char sql_all_balances[] =
-    "SELECT account_id, owner, currency, available, held, version, updated_at "
+    "SELECT account_id, owner, currency, available, held, version, updated_at, principal "
     "FROM account_balances ORDER BY account_id";
 static const char sql_all_payments[] =
     "SELECT payment_id, account_id, order_id, currency, amount, status, captured, refunded, "
@@ -123,6 +127,18 @@ static cl_status check_amount(cl_ctx *ctx, const cl_money *m, const char *want)
     return CL_OK;
 }
 
+/*
+ * Whether ctx may reach an object of principal owner (ADR "object-level-access"): any
+ * caller may, unless marked own_only (a customer); then only the owner itself. An object
+ * of no principal (NULL) is nobody's, and a caller without a principal owns nothing.
+ * Callers answer CL_NOT_FOUND otherwise, exactly as for an object that does not exist.
+ */
+static bool reachable(const cl_ctx *ctx, const char *owner)
+{
+    return !ctx->own_only ||
+           (owner != NULL && ctx->principal[0] != '\0' && strcmp(owner, ctx->principal) == 0);
+}
+
 /* JSON text of obj (compact, sorted keys) that the caller frees, or NULL. */
 static char *dump(const cl_type *t, const void *obj)
 {
@@ -140,9 +156,10 @@ static cl_status project_account(cl_ctx *ctx, cl_db_conn *conn, const payments__
     cl_stmt *st;
     cl_status rc;
 
-    rc = cl_db_prepare_bind(ctx, conn, sql_project_account, &st, "sssiiis", (const char *)a->id,
-                            (const char *)a->owner, (const char *)a->currency, a->available,
-                            a->held, a->version, (const char *)a->updated_at);
+    rc =
+        cl_db_prepare_bind(ctx, conn, sql_project_account, &st, "sssiiiss", (const char *)a->id,
+                           (const char *)a->owner, (const char *)a->currency, a->available, a->held,
+                           a->version, (const char *)a->updated_at, (const char *)a->principal);
     return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
@@ -540,8 +557,11 @@ static cl_status cmd_open(const struct payments_self *self, cl_ctx *ctx, cl_db_c
         rc = cl_fail(ctx, CL_CONFLICT, "id", "account %s exists already", id);
     }
     if (rc == CL_OK) {
+        /* The opener owns the account; an anonymous one makes it nobody's (NULL). */
         rc = append_account(self, ctx, conn, &a, "account_opened",
-                            json_pack("{s:s,s:s}", "owner", req->owner, "currency", req->currency));
+                            json_pack("{s:s,s:s,s:s?}", "owner", req->owner, "currency",
+                                      req->currency, "principal",
+                                      ctx->principal[0] != '\0' ? ctx->principal : NULL));
     }
     if (rc == CL_OK) {
         rc = account_view(ctx, conn, &a, PAYMENTS_DEFAULT_HISTORY, resp);
@@ -560,7 +580,7 @@ static cl_status payments_local_open_account(struct payments_self *self, cl_ctx 
                      resp, cmd_open);
 }
 
-/* Loads an existing account, or CL_NOT_FOUND naming field. */
+/* Loads an existing account ctx may reach, or CL_NOT_FOUND naming field. */
 static cl_status existing_account(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char *field,
                                   payments__account_state *a)
 {
@@ -569,7 +589,7 @@ static cl_status existing_account(cl_ctx *ctx, cl_db_conn *conn, const char *id,
     if (rc == CL_OK) {
         rc = payments__load_account(ctx, conn, id, true, a);
     }
-    if (rc == CL_OK && a->version == 0) {
+    if (rc == CL_OK && (a->version == 0 || !reachable(ctx, a->principal))) {
         rc = cl_fail(ctx, CL_NOT_FOUND, field, "account %s does not exist", id);
     }
     return rc;
@@ -611,7 +631,7 @@ static cl_status payments_local_deposit(struct payments_self *self, cl_ctx *ctx,
                      resp, cmd_deposit);
 }
 
-/* Reads account id from its projection into *a; CL_NOT_FOUND naming "id". */
+/* Reads account id, if ctx may reach it, from its projection into *a; CL_NOT_FOUND naming "id". */
 static cl_status read_balance(cl_ctx *ctx, cl_db_conn *conn, const char *id,
                               payments__account_state *a)
 {
@@ -625,7 +645,6 @@ static cl_status read_balance(cl_ctx *ctx, cl_db_conn *conn, const char *id,
         rc = cl_stmt_step(st, &row, &ctx->err);
     }
     if (rc == CL_OK && row) {
-        found = true;
         a->id = cl_strdup(cl_stmt_text(st, 0));
         a->owner = cl_strdup(cl_stmt_text(st, 1));
         a->currency = cl_strdup(cl_stmt_text(st, 2));
@@ -633,9 +652,12 @@ static cl_status read_balance(cl_ctx *ctx, cl_db_conn *conn, const char *id,
         a->held = cl_stmt_i64(st, 4);
         a->version = cl_stmt_i64(st, 5);
         a->updated_at = cl_strdup(cl_stmt_text(st, 6));
-        if (a->id == NULL || a->owner == NULL || a->currency == NULL || a->updated_at == NULL) {
+        a->principal = cl_strdup(cl_stmt_text(st, 7));
+        if (a->id == NULL || a->owner == NULL || a->currency == NULL || a->updated_at == NULL ||
+            (!cl_stmt_null(st, 7) && a->principal == NULL)) {
             rc = oom(ctx);
         }
+        found = rc == CL_OK && reachable(ctx, a->principal);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_drain(st, NULL, &ctx->err);
@@ -759,16 +781,44 @@ static cl_status payments_local_authorize_payment(struct payments_self *self, cl
                      resp, cmd_authorize);
 }
 
-/* Loads an existing payment, or CL_NOT_FOUND naming payment_id. */
+/*
+ * Whether ctx may reach a payment on account_id: it is the account's, so its owner's
+ * (read from the projection, which is written in the transaction of every append).
+ */
+static cl_status payment_reachable(cl_ctx *ctx, cl_db_conn *conn, const char *account_id, bool *yes)
+{
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    *yes = !ctx->own_only;
+    if (*yes) {
+        return CL_OK;
+    }
+    rc = cl_db_prepare_bind(ctx, conn, sql_account_principal, &st, "s", account_id);
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        *yes = reachable(ctx, cl_stmt_text(st, 0));
+    }
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
+}
+
+/* Loads an existing payment ctx may reach, or CL_NOT_FOUND naming payment_id. */
 static cl_status existing_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id,
                                   payments__payment_state *p)
 {
+    bool mine = true;
     cl_status rc = check_id(ctx, id, "payment_id");
 
     if (rc == CL_OK) {
         rc = payments__load_payment(ctx, conn, id, true, p);
     }
-    if (rc == CL_OK && p->version == 0) {
+    if (rc == CL_OK && p->version > 0) {
+        rc = payment_reachable(ctx, conn, p->account_id, &mine);
+    }
+    if (rc == CL_OK && (p->version == 0 || !mine)) {
         rc = cl_fail(ctx, CL_NOT_FOUND, "payment_id", "payment %s does not exist", id);
     }
     return rc;
@@ -952,6 +1002,9 @@ static cl_status payments_local_get_payment(struct payments_self *self, cl_ctx *
     if (rc == CL_OK) {
         rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
+    if (rc == CL_OK && found) {
+        rc = payment_reachable(ctx, conn, p.account_id, &found);
+    }
     if (rc == CL_OK && !found) {
         rc = cl_fail(ctx, CL_NOT_FOUND, "payment_id", "payment %s does not exist", req->payment_id);
     }
@@ -970,7 +1023,7 @@ static cl_status dump_projections(cl_ctx *ctx, cl_db_conn *conn, char **out, int
                                   int64_t *payments)
 {
     const char *const queries[2] = {sql_all_balances, sql_all_payments};
-    const int ncols[2] = {7, 10};
+    const int ncols[2] = {8, 10};
     json_t *all = json_array();
     cl_status rc = all != NULL ? CL_OK : oom(ctx);
 
@@ -1097,6 +1150,10 @@ static cl_status payments_local_rebuild_projections(struct payments_self *self, 
     cl_status rc;
 
     (void)req;
+    /* It is about every account: not something a caller limited to its own may run. */
+    if (ctx->own_only) {
+        return cl_fail(ctx, CL_FORBIDDEN, NULL, "rebuild_projections is not for own_only callers");
+    }
     rc = acquire(self, ctx, &conn);
     /* One transaction: readers see the old projections or the new, never a half. */
     if (rc == CL_OK) {

@@ -109,7 +109,8 @@ static cl_status apply_account(cl_ctx *ctx, void *state, const char *type, json_
     int64_t amount = get_i64(data, "amount");
 
     if (strcmp(type, "account_opened") == 0) {
-        if (!set_str(&a->owner, data, "owner") || !set_str(&a->currency, data, "currency")) {
+        if (!set_str(&a->owner, data, "owner") || !set_str(&a->currency, data, "currency") ||
+            !set_str(&a->principal, data, "principal")) {
             return oom(ctx);
         }
     } else if (strcmp(type, "funds_deposited") == 0 || strcmp(type, "funds_refunded") == 0) {

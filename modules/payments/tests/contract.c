@@ -545,6 +545,170 @@ static void test_rebuild_gives_the_same_projections(void **state)
     free_pay(&p);
 }
 
+/* --- object-level access: own_only ------------------------------------------------------ */
+
+/* A caller who may act only on what it owns (a customer, as the gateway marks one). */
+static cl_ctx own_ctx(const char *principal)
+{
+    cl_ctx ctx = test_contract_ctx();
+
+    cl_strlcpy(ctx.principal, principal, sizeof(ctx.principal));
+    ctx.own_only = 1;
+    return ctx;
+}
+
+/* Staff: a named caller who may act on everything (own_only 0). */
+static cl_ctx staff_ctx(void)
+{
+    cl_ctx ctx = test_contract_ctx();
+
+    cl_strlcpy(ctx.principal, "user:staff", sizeof(ctx.principal));
+    return ctx;
+}
+
+/* Opens account id as principal (own_only), with deposit minor units in it. */
+static void open_as(const char *principal, const char *id, int64_t deposit)
+{
+    payments_account_input in = {.id = (char *)id, .owner = "Own", .currency = "EUR"};
+    payments_deposit_request d = {.account_id = (char *)id, .amount = {deposit, "EUR"}};
+    payments_account a = {0};
+    cl_ctx ctx = own_ctx(principal);
+
+    ok(payments_open_account(module, &ctx, &in, &a), &ctx);
+    cl_schema_free(&payments_account_type, &a);
+    ctx = own_ctx(principal);
+    ok(payments_deposit(module, &ctx, &d, &a), &ctx);
+    cl_schema_free(&payments_account_type, &a);
+}
+
+/* What get_account answers ctx for id: the status, with ctx->err on failure. */
+static cl_status get_as(cl_ctx *ctx, const char *id)
+{
+    payments_account_ref ref = {.id = (char *)id};
+    payments_account a = {0};
+    cl_status rc = payments_get_account(module, ctx, &ref, &a);
+
+    cl_schema_free(&payments_account_type, &a);
+    return rc;
+}
+
+/*
+ * A customer reads and pays into its own account only: another's, or one of nobody's,
+ * answers not_found as if it did not exist (even for a request that would be invalid
+ * there); staff see them all.
+ */
+static void test_own_only_caller_reaches_only_its_own_accounts(void **state)
+{
+    payments_deposit_request d = {.account_id = "own-b", .amount = {5, "EUR"}};
+    payments_account a = {0};
+    payments_payment p = {0};
+    cl_ctx ctx = own_ctx("user:a");
+
+    (void)state;
+    open_as("user:a", "own-a", 100);
+    open_as("user:b", "own-b", 200);
+    ok(get_as(&ctx, "own-a"), &ctx);
+    ctx = own_ctx("user:a");
+    expect(get_as(&ctx, "own-b"), CL_NOT_FOUND, &ctx, "id");
+    ctx = own_ctx("user:b");
+    ok(get_as(&ctx, "own-b"), &ctx);
+    ctx = own_ctx("user:a");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_NOT_FOUND, &ctx, "account_id");
+    /* The account's currency is not revealed by the answer either. */
+    d.amount.currency = "USD";
+    ctx = own_ctx("user:a");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_NOT_FOUND, &ctx, "account_id");
+    ctx = own_ctx("user:a");
+    expect(authorize(&ctx, "pay-x", "own-b", 10, &p), CL_NOT_FOUND, &ctx, "account_id");
+    /* Nothing of it reached B's account; staff see both, unchanged. */
+    ctx = staff_ctx();
+    ok(get_as(&ctx, "own-a"), &ctx);
+    ctx = staff_ctx();
+    ok(get_as(&ctx, "own-b"), &ctx);
+    assert_balance("own-a", 100, 0);
+    assert_balance("own-b", 200, 0);
+    /* An own_only caller without a principal owns nothing. */
+    ctx = own_ctx("");
+    expect(get_as(&ctx, "own-a"), CL_NOT_FOUND, &ctx, "id");
+    /* An account opened anonymously (or before owners were kept) is nobody's. */
+    open_with("acc-anon", 100);
+    ctx = own_ctx("user:a");
+    expect(get_as(&ctx, "acc-anon"), CL_NOT_FOUND, &ctx, "id");
+    ctx = own_ctx("");
+    expect(get_as(&ctx, "acc-anon"), CL_NOT_FOUND, &ctx, "id");
+    ctx = staff_ctx();
+    ok(get_as(&ctx, "acc-anon"), &ctx);
+}
+
+/*
+ * A payment is its account's: an own_only caller reaches the payments of its own
+ * accounts only, while the saga (service:orders, own_only 0) settles anyone's.
+ */
+static void test_own_only_caller_reaches_only_payments_of_its_accounts(void **state)
+{
+    payments_payment p = {0};
+    cl_ctx ctx = test_contract_ctx();
+
+    (void)state;
+    open_as("user:a", "own-a", 100);
+    open_as("user:b", "own-b", 200);
+    cl_strlcpy(ctx.principal, "service:orders", sizeof(ctx.principal));
+    ok(authorize(&ctx, "pay-b", "own-b", 50, &p), &ctx);
+    free_pay(&p);
+    ctx = own_ctx("user:a");
+    expect(on_payment(payments_get_payment, &ctx, "pay-b", &p), CL_NOT_FOUND, &ctx, "payment_id");
+    ctx = own_ctx("user:a");
+    expect(on_payment(payments_capture_payment, &ctx, "pay-b", &p), CL_NOT_FOUND, &ctx,
+           "payment_id");
+    ctx = own_ctx("user:a");
+    expect(on_payment(payments_void_payment, &ctx, "pay-b", &p), CL_NOT_FOUND, &ctx, "payment_id");
+    ctx = own_ctx("user:b");
+    ok(on_payment(payments_get_payment, &ctx, "pay-b", &p), &ctx);
+    assert_string_equal(p.status, "authorized");
+    free_pay(&p);
+    ctx = test_contract_ctx();
+    cl_strlcpy(ctx.principal, "service:orders", sizeof(ctx.principal));
+    ok(on_payment(payments_capture_payment, &ctx, "pay-b", &p), &ctx);
+    free_pay(&p);
+    ctx = own_ctx("user:a");
+    expect(refund(&ctx, "pay-b", 10, &p), CL_NOT_FOUND, &ctx, "payment_id");
+    assert_balance("own-b", 150, 0);
+}
+
+/*
+ * Ownership lives in the events: it survives snapshots (CLEAVE_PAYMENTS_SNAPSHOT_EVERY is
+ * 50 by default, crossed here) and a rebuild of the projections, which an own_only caller
+ * may not run (it is about every account).
+ */
+static void test_ownership_survives_snapshots_and_rebuilds(void **state)
+{
+    payments_deposit_request d = {.account_id = "own-a", .amount = {1, "EUR"}};
+    payments_rebuild_report r = {0};
+    payments_account a = {0};
+    cl_empty none = {0};
+    cl_ctx ctx;
+
+    (void)state;
+    open_as("user:a", "own-a", 100);
+    for (int i = 0; i < 60; i++) {
+        ctx = own_ctx("user:a");
+        ok(payments_deposit(module, &ctx, &d, &a), &ctx);
+        cl_schema_free(&payments_account_type, &a);
+    }
+    ctx = own_ctx("user:b");
+    expect(payments_deposit(module, &ctx, &d, &a), CL_NOT_FOUND, &ctx, "account_id");
+    ctx = own_ctx("user:a");
+    expect(payments_rebuild_projections(module, &ctx, &none, &r), CL_FORBIDDEN, &ctx, NULL);
+    ctx = staff_ctx();
+    ok(payments_rebuild_projections(module, &ctx, &none, &r), &ctx);
+    assert_true(r.unchanged);
+    ctx = own_ctx("user:a");
+    ok(get_as(&ctx, "own-a"), &ctx);
+    ctx = own_ctx("user:b");
+    expect(get_as(&ctx, "own-a"), CL_NOT_FOUND, &ctx, "id");
+    assert_balance("own-a", 160, 0);
+}
+
 /* --- concurrency ------------------------------------------------------------------------ */
 
 typedef struct racer {
@@ -681,6 +845,9 @@ int payments_contract_run(const char *binding_name, const cl_handle *(*setup_fn)
         CONTRACT_TEST(test_refunds_up_to_what_was_captured),
         CONTRACT_TEST(test_rebuild_gives_the_same_projections),
         CONTRACT_TEST(test_concurrent_writers_of_one_version_one_wins),
+        CONTRACT_TEST(test_own_only_caller_reaches_only_its_own_accounts),
+        CONTRACT_TEST(test_own_only_caller_reaches_only_payments_of_its_accounts),
+        CONTRACT_TEST(test_ownership_survives_snapshots_and_rebuilds),
     };
 
     test_contract_bind(setup_fn, teardown_fn, PAYMENTS_OPS_VERSION);

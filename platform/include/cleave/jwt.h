@@ -1,7 +1,7 @@
 /*
  * cleave/jwt.h - signed tokens (JWT, RFC 7519) with asymmetric keys (JWK and JWKS,
  * RFC 7517/7518), a cache of verified tokens and a constant-time comparison for secrets.
- * Library cleave_auth (Cleave::auth); ADR 0023 (signed tokens) says why it is shaped so.
+ * Library cleave_auth (Cleave::auth); ADR 0024 (signed tokens) says why it is shaped so.
  *
  * Algorithms: ES256 (ECDSA on P-256 with SHA-256, the signature the 64-byte R||S form of
  * RFC 7518 section 3.4) and RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RSA keys of 2048 to
@@ -157,7 +157,8 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
  * Verified tokens' claims by the SHA-256 of the token, each until its exp. At most
  * capacity entries: when a token's slots are full the one that expires first makes room.
  * Thread-safe: the table is split into 16 stripes, each behind its own mutex, chosen by
- * the hash, so concurrent readers rarely meet.
+ * the hash, so concurrent readers rarely meet. A hit costs a SHA-256, a lock and a copy
+ * of the claims; no object is shared between threads.
  */
 typedef struct cl_jwt_cache cl_jwt_cache;
 
@@ -165,8 +166,8 @@ typedef struct cl_jwt_cache cl_jwt_cache;
 cl_jwt_cache *cl_jwt_cache_new(size_t capacity);
 
 /*
- * The claims cached for token if it is there and now_s < its exp (new ref), else NULL.
- * The object is shared with the cache and other callers: read it, never modify it.
+ * A copy of the claims cached for token if it is there and now_s < its exp (new ref, the
+ * caller's alone), else NULL (also when out of memory).
  */
 json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s);
 
@@ -185,8 +186,8 @@ size_t cl_jwt_cache_count(cl_jwt_cache *c, int64_t now_s);
 void cl_jwt_cache_free(cl_jwt_cache *c);
 
 /*
- * cl_jwt_verify through cache c (which may be NULL): a hit returns the cached claims
- * (shared, read-only) without checking the signature again; a miss verifies and caches
+ * cl_jwt_verify through cache c (which may be NULL): a hit returns a copy of the cached
+ * claims without checking the signature again; a miss verifies and caches
  * the claims until their exp. Same statuses as cl_jwt_verify. A cache remembers what
  * passed one policy and one key set: use one cache per policy, and clear it when a key
  * is removed from the set.

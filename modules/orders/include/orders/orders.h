@@ -21,6 +21,14 @@
  *
  * Money is integer minor units plus a currency code (cl_money); unit prices come from
  * the catalog when the order is placed. The events it publishes are declared below.
+ *
+ * Ownership (ADR "object-level-access"): an order belongs to the principal that placed
+ * it (ctx->principal; none for an anonymous caller or an order placed before owners
+ * were kept: then it is nobody's). A caller with ctx->own_only (a customer) pays only
+ * from an account the payments module shows it (asked with its principal and
+ * own_only), reads only its own orders (another's is CL_NOT_FOUND exactly as one that
+ * does not exist) and lists only its own. Callers without own_only (staff, seed, CLI)
+ * order for any account and see every order; the saga runs as "service:orders".
  */
 #ifndef ORDERS_ORDERS_H
 #define ORDERS_ORDERS_H
@@ -109,11 +117,15 @@ CL_TYPE_DECLARE(orders_order_page, ORDERS_ORDER_PAGE)
  *   place_order  CL_INVALID (account_id, lines, lines[i].sku, lines[i].quantity; a SKU
  *                named twice is lines[j].sku; prices in more than one currency is
  *                lines[j].sku); CL_NOT_FOUND (lines[i].sku: not in the catalog);
- *                CL_CONFLICT (idempotency_key: used for another order).
+ *                CL_NOT_FOUND (account_id: with own_only, an account payments do not
+ *                show the caller: another's, or none; checked before anything is
+ *                priced or replayed); CL_CONFLICT (idempotency_key: used for another
+ *                order).
  *                With ctx->idempotency_key, placing again returns the same order.
- *                CL_UNAVAILABLE also when the catalog cannot be reached.
- *   get_order    CL_NOT_FOUND (id)
- *   list_orders  CL_INVALID (status, cursor, limit)
+ *                CL_UNAVAILABLE also when the catalog (or, with own_only, payments)
+ *                cannot be reached.
+ *   get_order    CL_NOT_FOUND (id; with own_only: not the caller's)
+ *   list_orders  CL_INVALID (status, cursor, limit); with own_only, the caller's only
  * and any of them CL_UNAVAILABLE, CL_DEADLINE_EXCEEDED, CL_INTERNAL.
  */
 #define ORDERS_OPERATIONS(X, M)                                                                    \

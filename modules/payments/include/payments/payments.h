@@ -23,6 +23,16 @@
  * "idempotency_key". Failed calls are not stored: they changed nothing, so a retry is
  * safe. Besides, authorize_payment with a payment_id, capture_payment and void_payment
  * are idempotent by themselves (see below).
+ *
+ * Ownership (ADR "object-level-access"): an account belongs to the principal that opened
+ * it (ctx->principal; none for an anonymous caller or an account opened before owners
+ * were kept: then it is nobody's), and a payment to its account's owner. A caller with
+ * ctx->own_only (a customer) reaches only its own: another principal's account or
+ * payment, or one of nobody's, answers CL_NOT_FOUND exactly as one that does not exist,
+ * before anything else about it is checked. Callers without own_only (staff, the saga's
+ * "service:orders", seed, CLI) reach every account and payment. The owner is not part of
+ * the account as answered; the free-text owner field is the holder's name, not a
+ * principal.
  */
 #ifndef PAYMENTS_PAYMENTS_H
 #define PAYMENTS_PAYMENTS_H
@@ -140,30 +150,35 @@ CL_TYPE_DECLARE(payments_rebuild_report, PAYMENTS_REBUILD_REPORT)
 
 /*
  * The operations. Statuses each may return besides CL_OK:
- *   open_account       CL_INVALID (id, owner, currency); CL_CONFLICT (id: taken;
- *                      idempotency_key)
+ *   open_account       CL_INVALID (id, owner, currency); CL_CONFLICT (id: taken, by
+ *                      whoever; idempotency_key). The caller's principal owns it.
  *   deposit            CL_INVALID (account_id, amount.amount, amount.currency);
- *                      CL_NOT_FOUND (account_id); CL_CONFLICT (expected_version: the
- *                      account moved on; idempotency_key)
- *   get_account        CL_INVALID (id, history_limit); CL_NOT_FOUND (id)
+ *                      CL_NOT_FOUND (account_id; with own_only: not the caller's);
+ *                      CL_CONFLICT (expected_version: the account moved on;
+ *                      idempotency_key)
+ *   get_account        CL_INVALID (id, history_limit); CL_NOT_FOUND (id; with own_only:
+ *                      not the caller's)
  *   authorize_payment  CL_INVALID (payment_id, account_id, order_id, amount.amount,
- *                      amount.currency); CL_NOT_FOUND (account_id);
+ *                      amount.currency); CL_NOT_FOUND (account_id; with own_only:
+ *                      not the caller's);
  *                      CL_CONFLICT (amount: insufficient funds, nothing held;
  *                      payment_id: that id names a payment with another account,
  *                      order or amount; idempotency_key). The same payment_id with the
  *                      same request returns the payment as it is now, holding nothing
  *                      twice.
- *   capture_payment    CL_INVALID (payment_id); CL_NOT_FOUND (payment_id);
+ *   capture_payment    CL_INVALID (payment_id); CL_NOT_FOUND (payment_id; with
+ *                      own_only: not on the caller's account);
  *                      CL_CONFLICT (payment_id: voided). Capturing a captured or
  *                      refunded payment returns it unchanged.
  *   void_payment       CL_INVALID, CL_NOT_FOUND as capture; CL_CONFLICT (payment_id:
  *                      captured or refunded). Voiding a voided payment returns it.
  *   refund_payment     CL_INVALID (payment_id, amount.amount, amount.currency);
- *                      CL_NOT_FOUND (payment_id); CL_CONFLICT (payment_id: not captured;
+ *                      CL_NOT_FOUND (payment_id, as capture); CL_CONFLICT (payment_id:
+ *                      not captured;
  *                      amount: more than captured and not yet refunded;
  *                      idempotency_key). Without an idempotency key every call refunds.
- *   get_payment        CL_INVALID (payment_id), CL_NOT_FOUND (payment_id)
- *   rebuild_projections  -
+ *   get_payment        CL_INVALID (payment_id), CL_NOT_FOUND (payment_id, as capture)
+ *   rebuild_projections  CL_FORBIDDEN with own_only (it is about every account)
  * and any of them CL_UNAVAILABLE, CL_DEADLINE_EXCEEDED, CL_INTERNAL. A concurrent
  * writer to the same stream makes an append fail with CL_CONFLICT; nothing is written
  * then and the call may be retried.
