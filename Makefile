@@ -7,7 +7,7 @@
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
-	clang clang-format clang-tidy python3 gdb \
+	clang clang-format clang-tidy python3 gdb libargon2-dev \
 	nats-server libnats-dev \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
@@ -40,6 +40,9 @@ build: deps
 run: build
 	$(BUILD)/bin/cleave migrate
 	$(BUILD)/bin/cleave seed --if-empty
+	@echo "a token for the demo customer (README, Walkthrough): curl -s localhost:8080/oauth2/token" \
+		"-u cleave-demo:cleave-demo-secret-for-make-run-only -d grant_type=password" \
+		"-d username=alice -d password=alice-customer-pw"
 	exec $(BUILD)/bin/cleave serve
 
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.

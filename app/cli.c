@@ -32,6 +32,12 @@ static void usage(FILE *out)
           "                     scaffold modules/NAME (interface, implementation, tests,\n"
           "                     migrations) and add it to the tree's module list\n"
           "  payments rebuild   drop the payments projections and replay them from events\n"
+          "  users add NAME --role customer|staff|admin\n"
+          "                     add a user; the password is read from stdin\n"
+          "  clients add ID --grant GRANT [--grant GRANT]... --audience AUD\n"
+          "                     add an OAuth client and print its secret (once)\n"
+          "  keys rotate        make a new token signing key; the old one verifies until\n"
+          "                     its last token expires\n"
           "  version            print the version\n"
           "\n"
           "configuration: defaults < --config FILE < CLEAVE_* environment variables\n",
@@ -334,70 +340,200 @@ out:
 }
 
 /*
- * `payments rebuild`: calls the payments' rebuild_projections through its operations
- * table, local or remote alike. The host knows modules only by their operation lists,
- * so it finds the operation by name and prints the report the module returns.
+ * Calls operation op of module (local or remote alike) with the request req (JSON,
+ * borrowed) and sets *out to the response as JSON (json_decref). The host knows modules
+ * only by their operation lists, so it finds the operation by name; module commands
+ * (`payments rebuild`, `users add`, ...) are this call plus their own printing.
  */
-static int cmd_payments(const char *config, int argc, char **argv)
+static int call_op(const char *config, const char *what, const char *module_name,
+                   const char *op_name, json_t *req, json_t **out)
 {
     const cl_op *op = NULL;
     const cl_handle *module = NULL;
-    cl_empty none = {0};
     cl_error err = {0};
-    void *report = NULL;
-    json_t *j = NULL;
+    void *in = NULL;
+    void *resp = NULL;
     cl_ctx ctx;
     host h;
     int rc = EXIT_FAILURE;
 
-    if (argc != 1 || strcmp(argv[0], "rebuild") != 0) {
-        fprintf(stderr, "cleave: payments: the only subcommand is 'rebuild'\n");
-        return EXIT_USAGE;
-    }
     if (host_open(&h, config, &err) != CL_OK || host_check_migrations(&h, &err) != CL_OK ||
         host_start_modules(&h, &err) != CL_OK) {
-        rc = fail("payments rebuild", &err);
+        rc = fail(what, &err);
         goto out;
     }
     for (int i = 0; i < h.nmodules; i++) {
         const cl_module_api *api = h.modules[i].binding->api;
-        if (strcmp(api->name, "payments") == 0) {
-            op = cl_op_find(api->ops, api->nops, "rebuild_projections");
+        if (strcmp(api->name, module_name) == 0) {
+            op = cl_op_find(api->ops, api->nops, op_name);
             module = &h.modules[i].handle;
         }
     }
-    if (op == NULL || op->req != &cl_empty_type) {
-        fprintf(stderr, "cleave: payments rebuild: %s has no payments module\n", host_binary_name);
+    if (op == NULL) {
+        fprintf(stderr, "cleave: %s: %s has no %s module\n", what, host_binary_name, module_name);
         goto out;
     }
-    report = calloc(1, op->resp->size);
-    if (report == NULL) {
+    in = calloc(1, op->req->size);
+    resp = calloc(1, op->resp->size);
+    if (in == NULL || resp == NULL) {
+        goto out;
+    }
+    if (cl_schema_from_json(op->req, req, CL_DECODE_STRICT, in, &err) != CL_OK) {
+        rc = fail(what, &err);
         goto out;
     }
     cl_ctx_init(&ctx, 0);
     cl_strlcpy(ctx.principal, "service:cli", sizeof(ctx.principal));
-    if (op->invoke(module, &ctx, &none, report) != CL_OK) {
-        rc = fail("payments rebuild", &ctx.err);
+    if (op->invoke(module, &ctx, in, resp) != CL_OK) {
+        rc = fail(what, &ctx.err);
         goto out;
     }
-    j = cl_schema_to_json(op->resp, report);
-    printf("payments: replayed %lld events of %lld streams into %lld accounts and %lld "
-           "payments; projections %s\n",
-           (long long)json_integer_value(json_object_get(j, "events")),
-           (long long)json_integer_value(json_object_get(j, "streams")),
-           (long long)json_integer_value(json_object_get(j, "accounts")),
-           (long long)json_integer_value(json_object_get(j, "payments")),
-           json_is_true(json_object_get(j, "unchanged"))
-               ? "unchanged"
-               : "CHANGED (the old ones disagreed with the events and were repaired)");
-    rc = EXIT_SUCCESS;
+    *out = cl_schema_to_json(op->resp, resp);
+    rc = *out != NULL ? EXIT_SUCCESS : EXIT_FAILURE;
 out:
-    json_decref(j);
-    if (report != NULL) {
-        cl_schema_free(op->resp, report);
-        free(report);
+    if (in != NULL) {
+        cl_schema_free(op->req, in);
+        free(in);
+    }
+    if (resp != NULL) {
+        cl_schema_free(op->resp, resp);
+        free(resp);
     }
     host_close(&h);
+    return rc;
+}
+
+/* `payments rebuild`: the payments' rebuild_projections, and the report it returns. */
+static int cmd_payments(const char *config, int argc, char **argv)
+{
+    json_t *none = json_object();
+    json_t *j = NULL;
+    int rc;
+
+    if (argc != 1 || strcmp(argv[0], "rebuild") != 0) {
+        fprintf(stderr, "cleave: payments: the only subcommand is 'rebuild'\n");
+        json_decref(none);
+        return EXIT_USAGE;
+    }
+    rc = call_op(config, "payments rebuild", "payments", "rebuild_projections", none, &j);
+    if (rc == EXIT_SUCCESS) {
+        printf("payments: replayed %lld events of %lld streams into %lld accounts and %lld "
+               "payments; projections %s\n",
+               (long long)json_integer_value(json_object_get(j, "events")),
+               (long long)json_integer_value(json_object_get(j, "streams")),
+               (long long)json_integer_value(json_object_get(j, "accounts")),
+               (long long)json_integer_value(json_object_get(j, "payments")),
+               json_is_true(json_object_get(j, "unchanged"))
+                   ? "unchanged"
+                   : "CHANGED (the old ones disagreed with the events and were repaired)");
+    }
+    json_decref(j);
+    json_decref(none);
+    return rc;
+}
+
+/* `users add NAME --role R`: the password comes from stdin, never from argv (ps shows argv). */
+static int cmd_users(const char *config, int argc, char **argv)
+{
+    char password[1100];
+    json_t *req = NULL;
+    json_t *j = NULL;
+    size_t n;
+    int rc;
+
+    if (argc != 4 || strcmp(argv[0], "add") != 0 || strcmp(argv[2], "--role") != 0) {
+        fprintf(stderr, "cleave: usage: users add NAME --role customer|staff|admin "
+                        "(password on stdin)\n");
+        return EXIT_USAGE;
+    }
+    if (fgets(password, sizeof(password), stdin) == NULL) {
+        fprintf(stderr, "cleave: users add: no password on stdin\n");
+        return EXIT_FAILURE;
+    }
+    n = strcspn(password, "\r\n");
+    password[n] = '\0';
+    req = json_pack("{s:s,s:s,s:s}", "username", argv[1], "password", password, "role", argv[3]);
+    rc = req != NULL ? call_op(config, "users add", "identity", "add_user", req, &j) : EXIT_FAILURE;
+    if (rc == EXIT_SUCCESS) {
+        printf("user %s (id %lld, role %s) added\n", argv[1],
+               (long long)json_integer_value(json_object_get(j, "id")), argv[3]);
+    }
+    json_decref(j);
+    json_decref(req);
+    return rc;
+}
+
+/* `clients add ID --grant G [--grant G]... --audience AUD`: prints the secret once. */
+static int cmd_clients(const char *config, int argc, char **argv)
+{
+    json_t *grants = json_array();
+    json_t *req = NULL;
+    json_t *j = NULL;
+    const char *audience = NULL;
+    int rc = EXIT_USAGE;
+
+    if (argc < 2 || strcmp(argv[0], "add") != 0) {
+        goto usage;
+    }
+    for (int i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            goto usage;
+        }
+        if (strcmp(argv[i], "--grant") == 0) {
+            json_array_append_new(grants, json_string(argv[i + 1]));
+        } else if (strcmp(argv[i], "--audience") == 0) {
+            audience = argv[i + 1];
+        } else {
+            goto usage;
+        }
+    }
+    if (audience == NULL || json_array_size(grants) == 0) {
+        goto usage;
+    }
+    req = json_pack("{s:s,s:O,s:s}", "client_id", argv[1], "grants", grants, "audience", audience);
+    rc = req != NULL ? call_op(config, "clients add", "identity", "add_client", req, &j)
+                     : EXIT_FAILURE;
+    if (rc == EXIT_SUCCESS) {
+        printf("client_id=%s\nclient_secret=%s\n(the secret is shown once; only its hash is "
+               "stored)\n",
+               argv[1], json_string_value(json_object_get(j, "client_secret")));
+    }
+    goto out;
+usage:
+    fprintf(stderr, "cleave: usage: clients add ID --grant GRANT [--grant GRANT]... "
+                    "--audience AUD\n");
+out:
+    json_decref(j);
+    json_decref(req);
+    json_decref(grants);
+    return rc;
+}
+
+/* `keys rotate`: a new signer; the old key verifies until its last token expires. */
+static int cmd_keys(const char *config, int argc, char **argv)
+{
+    json_t *none = json_object();
+    json_t *j = NULL;
+    int rc;
+
+    if (argc != 1 || strcmp(argv[0], "rotate") != 0) {
+        fprintf(stderr, "cleave: keys: the only subcommand is 'rotate'\n");
+        json_decref(none);
+        return EXIT_USAGE;
+    }
+    rc = call_op(config, "keys rotate", "identity", "rotate_keys", none, &j);
+    if (rc == EXIT_SUCCESS) {
+        printf("signing key %s; the previous key %s stays in the JWKS until %s\n",
+               json_string_value(json_object_get(j, "kid")),
+               json_is_string(json_object_get(j, "previous_kid"))
+                   ? json_string_value(json_object_get(j, "previous_kid"))
+                   : "(none)",
+               json_is_string(json_object_get(j, "previous_not_after"))
+                   ? json_string_value(json_object_get(j, "previous_not_after"))
+                   : "-");
+    }
+    json_decref(j);
+    json_decref(none);
     return rc;
 }
 
@@ -621,6 +757,15 @@ int cleave_main(int argc, char **argv)
     }
     if (strcmp(cmd, "payments") == 0) {
         return cmd_payments(config, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "users") == 0) {
+        return cmd_users(config, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "clients") == 0) {
+        return cmd_clients(config, argc - i, argv + i);
+    }
+    if (strcmp(cmd, "keys") == 0) {
+        return cmd_keys(config, argc - i, argv + i);
     }
     fprintf(stderr, "cleave: unknown command '%s'\n", cmd);
     usage(stderr);

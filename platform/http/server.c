@@ -613,6 +613,29 @@ out:
     return st;
 }
 
+/*
+ * Reads the body once, of a media type accepted_type says yes to, into *out (free) and
+ * *out_len. On failure the problem (415 with title and detail, 413, 400, 500) was sent.
+ */
+static cl_status read_typed_body(cl_http_req *req, int (*accepted_type)(const char *),
+                                 const char *title, const char *detail, char **out, size_t *out_len)
+{
+    if (req == NULL) {
+        return CL_INTERNAL;
+    }
+    if (req->body_read) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "the request body was already read", NULL);
+        return CL_INTERNAL;
+    }
+    req->body_read = 1;
+    if (!accepted_type(mg_get_header(req->conn, "Content-Type"))) {
+        cl_http_reply_problem(req, 415, "unsupported-media-type", title, detail, NULL);
+        return CL_INVALID;
+    }
+    return read_body(req, out, out_len);
+}
+
 cl__http_json_result cl__http_parse_json(const char *text, size_t len, int max_depth,
                                          int object_only, json_t **out, json_error_t *jerr)
 {
@@ -642,21 +665,12 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
     char detail[256];
     cl_status st;
 
-    if (req == NULL || out == NULL) {
+    if (out == NULL) {
         return CL_INTERNAL;
     }
-    if (req->body_read) {
-        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
-                              "the request body was already read", NULL);
-        return CL_INTERNAL;
-    }
-    req->body_read = 1;
-    if (!is_json_media_type(mg_get_header(req->conn, "Content-Type"))) {
-        cl_http_reply_problem(req, 415, "unsupported-media-type", "the request body must be JSON",
-                              "Content-Type must be application/json or application/*+json", NULL);
-        return CL_INVALID;
-    }
-    st = read_body(req, &body, &len);
+    st =
+        read_typed_body(req, is_json_media_type, "the request body must be JSON",
+                        "Content-Type must be application/json or application/*+json", &body, &len);
     if (st != CL_OK) {
         goto out;
     }
@@ -689,6 +703,236 @@ cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out)
 out:
     free(body);
     return st;
+}
+
+/* --- form bodies ---------------------------------------------------------------- */
+
+static int is_form_media_type(const char *ct)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    size_t n = sizeof(form) - 1;
+
+    if (ct == NULL) {
+        return 0;
+    }
+    ct += strspn(ct, " \t");
+    if (strncasecmp(ct, form, n) != 0) {
+        return 0;
+    }
+    ct += n;
+    ct += strspn(ct, " \t");
+    return *ct == '\0' || *ct == ';';
+}
+
+static cl_status refuse_form(cl_http_req *req, const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static cl_status refuse_form(cl_http_req *req, const char *name, const char *fmt, ...)
+{
+    cl_error err;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cl_error_vset(&err, CL_INVALID, name, fmt, ap);
+    va_end(ap);
+    cl_http_reply_error(req, &err);
+    return CL_INVALID;
+}
+
+/* Decodes one name or value of a form into a new string (free); NULL when malformed. */
+static char *form_decode(const char *src, size_t n)
+{
+    int len = cl__http_pct_decode(src, n, 1, NULL, 0);
+    char *out = len >= 0 ? malloc((size_t)len + 1) : NULL;
+
+    if (out != NULL && cl__http_pct_decode(src, n, 1, out, (size_t)len + 1) != len) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/* Splits body into obj; 0, or -1 after the refusal was sent. */
+static int parse_form(cl_http_req *req, const char *body, json_t *obj)
+{
+    size_t nfields = 0;
+
+    for (const char *p = body; *p != '\0';) {
+        size_t plen = strcspn(p, "&");
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq != NULL ? (size_t)(eq - p) : plen;
+        char raw_key[64];
+        char *key = NULL;
+        char *value = NULL;
+        json_t *v = NULL;
+        int rc = -1;
+
+        snprintf(raw_key, sizeof(raw_key), "%.*s", (int)(klen < 63 ? klen : 63), p);
+        if (plen == 0) {
+            /* "a=1&&b=2" or a trailing '&': an empty pair carries nothing; skip it. */
+            p += p[0] == '&' ? 1 : 0;
+            continue;
+        }
+        if (++nfields > CL_HTTP_FORM_MAX_FIELDS) {
+            refuse_form(req, "body", "the form has more than %d fields", CL_HTTP_FORM_MAX_FIELDS);
+            return -1;
+        }
+        key = klen > 0 ? form_decode(p, klen) : NULL;
+        value = key != NULL
+                    ? form_decode(eq != NULL ? eq + 1 : p + plen, eq != NULL ? plen - klen - 1 : 0)
+                    : NULL;
+        v = value != NULL ? json_string(value) : NULL;
+        if (klen == 0) {
+            refuse_form(req, "body", "the form has a pair without a name");
+        } else if (key == NULL) {
+            refuse_form(req, raw_key, "form field name %s is malformed", raw_key);
+        } else if (value == NULL) {
+            refuse_form(req, key, "%s has a malformed percent-escape or an encoded NUL", key);
+        } else if (v == NULL) {
+            refuse_form(req, key, "%s is not UTF-8", key);
+        } else if (json_object_get(obj, key) != NULL) {
+            refuse_form(req, key, "%s is given more than once", key);
+        } else if (json_object_set(obj, key, v) != 0) {
+            refuse_form(req, key, "%s cannot be stored", key);
+        } else {
+            rc = 0;
+        }
+        json_decref(v);
+        free(key);
+        free(value);
+        if (rc != 0) {
+            return -1;
+        }
+        p += plen;
+        p += *p == '&' ? 1 : 0;
+    }
+    return 0;
+}
+
+cl_status cl_http_read_form(cl_http_req *req, json_t **out)
+{
+    char *body = NULL;
+    size_t len = 0;
+    json_t *obj = NULL;
+    cl_status st;
+
+    if (out == NULL) {
+        return CL_INTERNAL;
+    }
+    st = read_typed_body(req, is_form_media_type, "the request body must be a form",
+                         "Content-Type must be application/x-www-form-urlencoded", &body, &len);
+    if (st != CL_OK) {
+        goto out;
+    }
+    if (strlen(body) != len) {
+        st = refuse_form(req, "body", "the body contains a NUL byte");
+        goto out;
+    }
+    obj = json_object();
+    if (obj == NULL) {
+        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                              "out of memory while reading the body", NULL);
+        st = CL_INTERNAL;
+        goto out;
+    }
+    if (parse_form(req, body, obj) != 0) {
+        st = CL_INVALID;
+        goto out;
+    }
+    *out = obj;
+    obj = NULL;
+    st = CL_OK;
+out:
+    json_decref(obj);
+    free(body);
+    return st;
+}
+
+int cl_http_form_decode(const char *s, char *out, size_t size)
+{
+    return s != NULL ? cl__http_pct_decode(s, strlen(s), 1, out, size) : -1;
+}
+
+/* The value of a standard base64 digit (RFC 4648 section 4), or -1. */
+static int b64_digit(char c)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c != '\0' ? strchr(digits, c) : NULL;
+
+    return p != NULL ? (int)(p - digits) : -1;
+}
+
+/* Decodes padded standard base64 s into out[size] with a NUL; its length, or -1. */
+static int b64_decode(const char *s, char *out, size_t size)
+{
+    size_t n = strlen(s);
+    size_t len = 0;
+
+    if (n % 4 != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        int pad = 0;
+
+        for (int k = 0; k < 4; k++) {
+            /* '=' only as the last one or two characters of the whole input. */
+            int is_pad = s[i + k] == '=' && i + 4 == n && (k == 3 || (k == 2 && s[i + 3] == '='));
+            v[k] = is_pad ? 0 : b64_digit(s[i + k]);
+            pad += is_pad;
+            if (v[k] < 0) {
+                return -1;
+            }
+        }
+        if (len + 3 - (size_t)pad >= size) {
+            return -1;
+        }
+        out[len++] = (char)((v[0] << 2) | (v[1] >> 4));
+        if (pad < 2) {
+            out[len++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
+        }
+        if (pad < 1) {
+            out[len++] = (char)(((v[2] & 3) << 6) | v[3]);
+        }
+    }
+    out[len] = '\0';
+    return strlen(out) == len ? (int)len : -1;
+}
+
+int cl_http_basic_auth(const cl_http_req *req, char *user, size_t usize, char *password,
+                       size_t psize)
+{
+    const char *auth = cl_http_header(req, "Authorization");
+    char decoded[1024];
+    char *colon;
+
+    if (auth == NULL) {
+        return 0;
+    }
+    if (strncasecmp(auth, "Basic ", 6) != 0) {
+        return -1;
+    }
+    auth += 6;
+    auth += strspn(auth, " ");
+    if (b64_decode(auth, decoded, sizeof(decoded)) < 0) {
+        return -1;
+    }
+    colon = strchr(decoded, ':');
+    if (colon == NULL) {
+        return -1;
+    }
+    *colon = '\0';
+    if (cl_strlcpy(user, decoded, usize) != 0 || cl_strlcpy(password, colon + 1, psize) != 0) {
+        return -1;
+    }
+    return 1;
+}
+
+const char *cl_http_remote_addr(const cl_http_req *req)
+{
+    return req != NULL && req->ri != NULL ? req->ri->remote_addr : "";
 }
 
 /* --- dispatch --------------------------------------------------------------------- */

@@ -136,6 +136,7 @@ typedef struct request {
     size_t body_len;
     int chunked;            /* send the body without Content-Length */
     const char *request_id; /* NULL: no X-Request-Id */
+    const char *header;     /* one more header line ("Name: value"), or NULL */
 } request;
 
 /*
@@ -184,6 +185,9 @@ static response *http_do_raw(int port, const request *rq, CURLcode *rc_out)
         snprintf(line, sizeof(line), "X-Request-Id: %s", rq->request_id);
         hdrs = curl_slist_append(hdrs, line);
     }
+    if (rq->header != NULL) {
+        hdrs = curl_slist_append(hdrs, rq->header);
+    }
     if (rq->body != NULL) {
         if (rq->chunked) {
             hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
@@ -221,13 +225,13 @@ static response *http_do(int port, const request *rq)
 
 static response *http_simple(int port, const char *method, const char *path)
 {
-    request rq = {method, path, NULL, NULL, 0, 0, NULL};
+    request rq = {method, path, NULL, NULL, 0, 0, NULL, NULL};
     return http_do(port, &rq);
 }
 
 static response *http_json(int port, const char *path, const char *ctype, const char *body)
 {
-    request rq = {"POST", path, ctype, body, strlen(body), 0, NULL};
+    request rq = {"POST", path, ctype, body, strlen(body), 0, NULL, NULL};
     return http_do(port, &rq);
 }
 
@@ -413,6 +417,32 @@ static void h_nobody(cl_http_req *req, void *arg)
     cl_http_reply_json(req, 200, NULL);
 }
 
+/* Echoes a form body as the JSON object cl_http_read_form made of it, with the peer. */
+static void h_form(cl_http_req *req, void *arg)
+{
+    json_t *form = NULL;
+
+    (void)arg;
+    if (cl_http_read_form(req, &form) != CL_OK) {
+        return;
+    }
+    cl_http_set_header(req, "X-Peer", cl_http_remote_addr(req));
+    cl_http_reply_json(req, 200, form);
+}
+
+/* Answers what cl_http_basic_auth made of the Authorization header. */
+static void h_basic(cl_http_req *req, void *arg)
+{
+    char user[16];
+    char pass[16];
+    int rc = cl_http_basic_auth(req, user, sizeof(user), pass, sizeof(pass));
+
+    (void)arg;
+    cl_http_reply_json(req, 200,
+                       rc > 0 ? json_pack("{s:i,s:s,s:s}", "rc", rc, "user", user, "pass", pass)
+                              : json_pack("{s:i}", "rc", rc));
+}
+
 static cl_router *g_router;
 static cl_http_server *g_server;
 static int g_port;
@@ -421,6 +451,8 @@ static int group_setup(void **state)
 {
     const cl_route routes[] = {
         {"POST", "/echo", CL_PERM_PUBLIC, h_echo, NULL, NULL},
+        {"POST", "/form", CL_PERM_PUBLIC, h_form, NULL, NULL},
+        {"GET", "/basic", CL_PERM_PUBLIC, h_basic, NULL, NULL},
         {"POST", "/objects", "things:write", h_object, NULL, NULL},
         {"GET", "/items/{id}", "things:read", h_item, NULL, "q x"},
         {"DELETE", "/items/{id}", "things:write", h_delete, NULL, NULL},
@@ -531,6 +563,123 @@ static void test_http_wrong_content_type_is_415(void **state)
     response_free(resp);
 }
 
+static void test_http_reads_form_bodies(void **state)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    response *resp;
+    json_t *want;
+
+    (void)state;
+    /* '+' is a space, escapes are decoded, an empty value is kept, empty pairs skipped. */
+    resp = http_json(g_port, "/form", "application/x-www-form-urlencoded; charset=UTF-8",
+                     "grant_type=password&user+name=a%2Bb%20c&empty=&&scope=openid+profile&");
+    assert_int_equal(resp->status, 200);
+    want = json_pack("{s:s,s:s,s:s,s:s}", "grant_type", "password", "user name", "a+b c", "empty",
+                     "", "scope", "openid profile");
+    assert_true(json_equal(resp->json, want));
+    assert_string_equal(header(resp, "X-Peer"), "127.0.0.1");
+    json_decref(want);
+    response_free(resp);
+    resp = http_json(g_port, "/form", form, "");
+    assert_int_equal(resp->status, 200);
+    assert_int_equal(json_object_size(resp->json), 0);
+    response_free(resp);
+}
+
+/* Each refusal is a 400 problem naming the field (or 415 for another media type). */
+static void test_http_refuses_malformed_form_bodies(void **state)
+{
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"a=1&a=2", "a"}, /* RFC 6749 section 3.2: never twice */
+        {"a=%zz", "a"},   /* malformed escape */
+        {"a=%00", "a"},   /* encoded NUL */
+        {"a=%ff", "a"},   /* not UTF-8 */
+        {"=1", "body"},   /* a value without a name */
+        {"%zz=1", "%zz"}, /* a name that cannot be decoded */
+    };
+    static const char form[] = "application/x-www-form-urlencoded";
+    char many[1024];
+    size_t len = 0;
+    response *resp;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *params;
+
+        resp = http_json(g_port, "/form", form, bad[i].body);
+        expect_problem(resp, 400, "invalid", "/form");
+        params = json_array_get(json_object_get(resp->json, "invalid_params"), 0);
+        if (params == NULL || strcmp(jstr(params, "name"), bad[i].field) != 0) {
+            fail_msg("%s: want the problem to name %s", bad[i].body, bad[i].field);
+        }
+        response_free(resp);
+    }
+    for (int i = 0; i <= CL_HTTP_FORM_MAX_FIELDS; i++) {
+        len += (size_t)snprintf(many + len, sizeof(many) - len, "%sf%d=1", i > 0 ? "&" : "", i);
+    }
+    resp = http_json(g_port, "/form", form, many);
+    expect_problem(resp, 400, "invalid", "/form");
+    response_free(resp);
+    resp = http_json(g_port, "/form", "application/json", "{}");
+    expect_problem(resp, 415, "unsupported-media-type", "/form");
+    response_free(resp);
+    resp = http_json(g_port, "/form", "application/x-www-form-urlencodedx", "a=1");
+    expect_problem(resp, 415, "unsupported-media-type", "/form");
+    response_free(resp);
+}
+
+static void test_http_basic_auth_decodes_or_refuses(void **state)
+{
+    static const struct {
+        const char *header; /* NULL: no Authorization */
+        int rc;
+        const char *user, *pass;
+    } cases[] = {
+        {NULL, 0, NULL, NULL},
+        {"Authorization: Basic d2ViOnMzY3I6dA==", 1, "web", "s3cr:t"}, /* web:s3cr:t */
+        {"Authorization: basic d2ViOg==", 1, "web", ""},               /* web: */
+        {"Authorization: Basic OnB3", 1, "", "pw"},                    /* :pw */
+        {"Authorization: Bearer d2ViOnB3", -1, NULL, NULL},
+        {"Authorization: Basic d2ViOnB3=", -1, NULL, NULL},    /* bad length */
+        {"Authorization: Basic d2Vi", -1, NULL, NULL},         /* "web": no ':' */
+        {"Authorization: Basic d2=iOnB3", -1, NULL, NULL},     /* '=' inside */
+        {"Authorization: Basic d2ViAHg6cHc=", -1, NULL, NULL}, /* a NUL */
+        /* a user longer than the caller's buffer: "aaaaaaaaaaaaaaaaaaaa:p" */
+        {"Authorization: Basic YWFhYWFhYWFhYWFhYWFhYWFhYWE6cA==", -1, NULL, NULL},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        request rq = {"GET", "/basic", NULL, NULL, 0, 0, NULL, cases[i].header};
+        response *resp = http_do(g_port, &rq);
+
+        assert_int_equal(resp->status, 200);
+        if (json_integer_value(json_object_get(resp->json, "rc")) != cases[i].rc) {
+            fail_msg("case %zu (%s): want %d", i, cases[i].header, cases[i].rc);
+        }
+        if (cases[i].rc > 0) {
+            assert_string_equal(jstr(resp->json, "user"), cases[i].user);
+            assert_string_equal(jstr(resp->json, "pass"), cases[i].pass);
+        }
+        response_free(resp);
+    }
+}
+
+static void test_http_form_decode(void **state)
+{
+    char out[8];
+
+    (void)state;
+    assert_int_equal(cl_http_form_decode("a+b%2B%3a", out, sizeof(out)), 5);
+    assert_string_equal(out, "a b+:");
+    assert_int_equal(cl_http_form_decode("%zz", out, sizeof(out)), -1);
+    assert_int_equal(cl_http_form_decode("%00", out, sizeof(out)), -1);
+    assert_int_equal(cl_http_form_decode("12345678", out, sizeof(out)), -2);
+    assert_int_equal(cl_http_form_decode(NULL, out, sizeof(out)), -1);
+}
+
 static char *make_array_body(size_t len)
 {
     char *s = malloc(len + 1);
@@ -549,7 +698,7 @@ static void test_http_oversized_body_is_413(void **state)
 {
     char *big = make_array_body(4001);
     char *fits = make_array_body(1023);
-    request rq = {"POST", "/echo", "application/json", big, strlen(big), 0, NULL};
+    request rq = {"POST", "/echo", "application/json", big, strlen(big), 0, NULL, NULL};
     response *resp;
 
     (void)state;
@@ -639,7 +788,7 @@ static void test_http_wrong_method_is_405_with_allow(void **state)
 
 static void test_http_request_id_echoed_or_generated(void **state)
 {
-    request rq = {"GET", "/items/1", NULL, NULL, 0, 0, "abc-123_x.Y"};
+    request rq = {"GET", "/items/1", NULL, NULL, 0, 0, "abc-123_x.Y", NULL};
     char too_long[65];
     response *resp;
 
@@ -865,7 +1014,7 @@ static json_t *read_access_line(int fd, const char *path)
 static void test_http_writes_access_log(void **state)
 {
     int fds[2];
-    request rq = {"GET", "/items/logged?q=1", NULL, NULL, 0, 0, "log-check-1"};
+    request rq = {"GET", "/items/logged?q=1", NULL, NULL, 0, 0, "log-check-1", NULL};
     response *resp;
     json_t *line;
 
@@ -1252,7 +1401,7 @@ static void test_http_head_answers_like_get(void **state)
 {
     static const char *const paths[] = {"/bytes",   "/fail/sku-1", "/fail/invalid",
                                         "/nowhere", "/num?n=7",    "/num?n=x"};
-    request rq = {"GET", NULL, NULL, NULL, 0, 0, "head-check"};
+    request rq = {"GET", NULL, NULL, NULL, 0, 0, "head-check", NULL};
 
     (void)state;
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -1422,7 +1571,7 @@ static void h_ping(cl_http_req *req, void *arg)
 static void *slow_client(void *arg)
 {
     slow_gate *g = arg;
-    request rq = {"GET", "/slow", NULL, NULL, 0, 0, NULL};
+    request rq = {"GET", "/slow", NULL, NULL, 0, 0, NULL, NULL};
 
     g->resp = http_do_raw(g->port, &rq, &g->rc);
     return NULL;
@@ -1538,6 +1687,10 @@ int main(void)
         cmocka_unit_test(test_rpc_deadline_header_is_bounded),
         cmocka_unit_test(test_rpc_without_a_token_accepts_no_call),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
+        cmocka_unit_test(test_http_reads_form_bodies),
+        cmocka_unit_test(test_http_basic_auth_decodes_or_refuses),
+        cmocka_unit_test(test_http_form_decode),
+        cmocka_unit_test(test_http_refuses_malformed_form_bodies),
     };
     int rc;
 

@@ -154,6 +154,34 @@ cl_ctx *cl_http_ctx(cl_http_req *req);
  */
 cl_status cl_http_read_json(cl_http_req *req, int object_only, json_t **out);
 
+/*
+ * Reads an application/x-www-form-urlencoded body (HTML forms; the OAuth 2.0 token
+ * endpoint, RFC 6749 appendix B) into *out, a new JSON object (json_decref) of every
+ * name with its percent-decoded value as a string ('+' is a space). Checks Content-Type
+ * (parameters such as charset ignored) and the size limit. Refuses, with the problem
+ * response already sent (400 naming the parameter, 413 or 415), a pair without a name, a
+ * malformed percent-escape or an encoded NUL, a value that is not UTF-8, a name given
+ * more than once (RFC 6749 section 3.2) and more than CL_HTTP_FORM_MAX_FIELDS pairs.
+ */
+#define CL_HTTP_FORM_MAX_FIELDS 64
+cl_status cl_http_read_form(cl_http_req *req, json_t **out);
+/*
+ * The credentials of an "Authorization: Basic" header (RFC 7617) into user[usize] and
+ * password[psize]: base64 of "user:password", split at the first ':'. Returns 1 with both
+ * set, 0 when the request has no Authorization header, -1 when it has one that is not
+ * well-formed Basic credentials (another scheme, bad base64, no ':', a NUL, too long).
+ */
+int cl_http_basic_auth(const cl_http_req *req, char *user, size_t usize, char *password,
+                       size_t psize);
+/*
+ * Decodes s as one application/x-www-form-urlencoded name or value ('+' is a space,
+ * %XX escapes) into out[size]. Returns the length, -1 for a malformed escape or an
+ * encoded NUL, -2 when out is too small.
+ */
+int cl_http_form_decode(const char *s, char *out, size_t size);
+/* The address of the peer that sent the request ("127.0.0.1", "::1"), borrowed. */
+const char *cl_http_remote_addr(const cl_http_req *req);
+
 /* --- response --------------------------------------------------------------------- */
 
 /* Adds a response header (copied). At most 16 per response; -1 when full or too long. */
