@@ -1,6 +1,6 @@
 /*
  * identity's local binding: users, OAuth clients and refresh token families over its own
- * database (ADR 0026). Access tokens and signing keys are in tokens.c, password hashing
+ * database (ADR 0027). Access tokens and signing keys are in tokens.c, password hashing
  * in password.c, the token endpoint's rate limit in ratelimit.c.
  *
  * The module's state lives in its instance (struct identity_self, internal.h), never in

@@ -2,7 +2,7 @@
  * Passwords and secrets: argon2id (Debian's libargon2) for what people choose, SHA-256
  * for what the module makes itself. A generated secret has 256 random bits, so a fast
  * hash is enough to make its stored form useless; a password has far fewer, so its hash
- * must be slow and memory-hard (ADR 0026).
+ * must be slow and memory-hard (ADR 0027).
  */
 #include "internal.h"
 

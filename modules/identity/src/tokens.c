@@ -1,7 +1,7 @@
 /*
  * Access tokens and signing keys: JWTs signed with the platform's cleave_auth
  * (cleave/jwt.h, ES256 over P-256 keys) whose keys this module keeps as PKCS#8 PEM in
- * signing_keys (ADR 0026).
+ * signing_keys (ADR 0027).
  *
  * The newest key without not_after signs. rotate_keys gives the signer a not_after of now
  * plus one access token lifetime and makes a new signer: the old key stays in the JWKS

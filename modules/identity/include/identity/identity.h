@@ -1,6 +1,6 @@
 /*
  * identity/identity.h - the identity module's public interface: an OAuth 2.0 / OpenID
- * Connect provider (ADR 0026).
+ * Connect provider (ADR 0027).
  *
  * It owns users (argon2id password hashes, one role each), OAuth clients (hashed
  * secrets, the grants they may use, the audience of their tokens), refresh tokens
