@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "auth.h"
 #include "cleave/extension.h"
 #include "cleave/log.h"
 #include "cleave/migrate.h"
@@ -526,6 +527,7 @@ void host_close(host *h)
         cl_rpc_client_free(m->remote);
     }
     cl_router_free(h->router);
+    host_auth_free(h->auth);
     cl_config_free(h->config);
     memset(h, 0, sizeof(*h));
 }

@@ -59,6 +59,7 @@ typedef struct host {
     cl_http_server *server;
     cl_bus *bus;  /* outbox relays, consumers, operations of the local modules (ADR 0012) */
     bool serving; /* set by `serve` before host_start_modules (cl_module_env.serving) */
+    struct host_auth *auth; /* a gateway's token verifier (auth.h), once serving */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
@@ -118,6 +119,12 @@ void host_close(host *h);
  */
 cl_status host_check_placement(const host *h, cl_error *err);
 void host_print_placement(const host *h);
+
+/*
+ * A gateway's authentication (auth.c): the verifier of the deployment's token issuer,
+ * into h->auth, for cl_http_options.guard. A service binary needs none (NULL).
+ */
+cl_status host_open_auth(host *h, cl_error *err);
 
 /* The health routes: GET /healthz and GET /readyz. */
 cl_status host_health_routes(host *h, cl_router *r, cl_error *err);

@@ -30,6 +30,8 @@ struct cl_http_server {
     int64_t request_timeout_ms;
     int port;
     char service[64];
+    cl_http_guard guard;
+    void *guard_arg;
     /*
      * civetweb drops every write once mg_stop has begun, so a graceful stop must drain
      * our in-flight requests before calling it: mu guards inflight and draining, and idle

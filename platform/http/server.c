@@ -1074,6 +1074,14 @@ static void route_and_run(cl_http_req *req, int draining)
                               "the method is not allowed for this resource", detail, NULL);
         return;
     }
+    /* Who may call it comes first: a caller without the right learns nothing more. */
+    if (req->srv->guard != NULL &&
+        req->srv->guard(req->srv->guard_arg, req, req->match.route->permission) != CL_OK) {
+        if (!req->replied) {
+            cl_http_reply_error(req, &req->ctx.err);
+        }
+        return;
+    }
     if (cl__http_check_query(req) != 0) {
         return;
     }
@@ -1317,6 +1325,8 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     srv->request_timeout_ms =
         opt->request_timeout_ms > 0 ? opt->request_timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
     cl_strlcpy(srv->service, opt->service != NULL ? opt->service : "cleave", sizeof(srv->service));
+    srv->guard = opt->guard;
+    srv->guard_arg = opt->guard_arg;
     snprintf(threads, sizeof(threads), "%d",
              opt->threads > 0 ? opt->threads : HTTP_DEFAULT_THREADS);
     snprintf(timeout, sizeof(timeout), "%lld", (long long)srv->request_timeout_ms);

@@ -77,7 +77,7 @@ static int cleave(const char *a1, const char *a2, char *out, size_t size)
 /* As `make run`: cleave migrate; cleave seed --if-empty; exec cleave serve. */
 static int setup(void **state)
 {
-    char data_env[512], log[512], out[4096];
+    char data_env[512], log[512], out[4096], token[4096];
     char *env[4];
     char *argv[] = {"cleave", "serve", NULL};
     int port;
@@ -102,6 +102,11 @@ static int setup(void **state)
     }
     snprintf(hostport, sizeof(hostport), "127.0.0.1:%d", port);
     snprintf(base, sizeof(base), "http://%s", hostport);
+    /* The test's own checks act as the seeded admin; the README's commands get their own. */
+    if (test_password_token(base, TEST_ADMIN, TEST_ADMIN_PASSWORD, token, sizeof(token)) != 0) {
+        return -1;
+    }
+    test_http_set_bearer(token);
     return 0;
 }
 

@@ -131,13 +131,25 @@ out:
 
 static _Thread_local CURL *thread_curl;
 
+/* "Authorization: Bearer <token>" for requests that name no Authorization, or empty. */
+static char default_authorization[8192];
+
+void test_http_set_bearer(const char *token)
+{
+    default_authorization[0] = '\0';
+    if (token != NULL) {
+        snprintf(default_authorization, sizeof(default_authorization), "Authorization: Bearer %s",
+                 token);
+    }
+}
+
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out)
 {
     struct curl_slist *hdrs = NULL;
     buf b = {0};
     char url[4096];
-    int has_ct = 0;
+    int has_ct = 0, has_auth = 0;
     CURLcode rc;
 
     memset(out, 0, sizeof(*out));
@@ -152,6 +164,12 @@ int test_http(const char *base, const char *method, const char *path, const char
         if (strncasecmp(headers[i], "Content-Type:", 13) == 0) {
             has_ct = 1;
         }
+        if (strncasecmp(headers[i], "Authorization:", 14) == 0) {
+            has_auth = 1;
+        }
+    }
+    if (!has_auth && default_authorization[0] != '\0') {
+        hdrs = curl_slist_append(hdrs, default_authorization);
     }
     if (body != NULL && !has_ct) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -215,4 +233,33 @@ int test_is_problem(const test_resp *r, long status)
            json_is_string(json_object_get(j, "title")) &&
            json_integer_value(json_object_get(j, "status")) == status &&
            json_is_string(json_object_get(j, "detail"));
+}
+
+int test_password_token(const char *base, const char *user, const char *password, char *out,
+                        size_t size)
+{
+    const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                                   "Authorization:", NULL};
+    char body[512];
+    test_resp r = {0};
+    const char *token;
+    int rc = -1;
+
+    snprintf(body, sizeof(body),
+             "grant_type=password&username=%s&password=%s&client_id=" TEST_DEMO_CLIENT
+             "&client_secret=" TEST_DEMO_CLIENT_SECRET,
+             user, password);
+    if (test_http(base, "POST", "/oauth2/token", body, strlen(body), headers, &r) != 0) {
+        fprintf(stderr, "token for %s: no answer from %s\n", user, base);
+        return -1;
+    }
+    token = json_string_value(json_object_get(r.json, "access_token"));
+    if (r.status == 200 && token != NULL && strlen(token) < size) {
+        snprintf(out, size, "%s", token);
+        rc = 0;
+    } else {
+        fprintf(stderr, "token for %s: %ld %.300s\n", user, r.status, r.body);
+    }
+    test_resp_free(&r);
+    return rc;
 }

@@ -30,6 +30,29 @@ typedef struct test_resp {
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out);
 void test_resp_free(test_resp *r);
+/*
+ * Sends "Authorization: Bearer <token>" with every later request that names no
+ * Authorization header of its own (NULL: none). A request may pass "Authorization:" (no
+ * value) to go without. Set it before any thread sends requests.
+ */
+void test_http_set_bearer(const char *token);
+
+/* The demo data `cleave seed` makes (README): the first-party client and one user per role. */
+#define TEST_DEMO_CLIENT        "cleave-demo"
+#define TEST_DEMO_CLIENT_SECRET "cleave-demo-secret-for-make-run-only"
+#define TEST_ADMIN              "ada"
+#define TEST_ADMIN_PASSWORD     "ada-admin-pw"
+#define TEST_STAFF              "sam"
+#define TEST_STAFF_PASSWORD     "sam-staff-pw"
+#define TEST_CUSTOMER           "alice"
+#define TEST_CUSTOMER_PASSWORD  "alice-customer-pw"
+
+/*
+ * An access token for a seeded user from base's token endpoint (password grant, the demo
+ * client) into out[size]; 0, or -1 after printing why.
+ */
+int test_password_token(const char *base, const char *user, const char *password, char *out,
+                        size_t size);
 /* Releases the calling thread's handle; a thread that used test_http calls it before exiting. */
 void test_http_thread_done(void);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client.h"
 #include "cleave/util.h"
 
 const char *topology_bin(const char *name, char *buf, size_t size)
@@ -304,6 +305,15 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
         return -1;
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
+    if (seed) {
+        char token[4096];
+
+        if (test_password_token(t->base_url, TEST_ADMIN, TEST_ADMIN_PASSWORD, token,
+                                sizeof(token)) != 0) {
+            return -1;
+        }
+        test_http_set_bearer(token);
+    }
     return 0;
 }
 

@@ -79,6 +79,11 @@ int topology_start(topology *t, const char *name, int seed);
  * be NULL) is added to the gateway's `serve` only.
  */
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
+/*
+ * A topology started with seed set makes the seeded admin's token (test_password_token)
+ * its client's default bearer (test_http_set_bearer): tests act with every permission
+ * unless they say otherwise.
+ */
 /* Waits up to timeout_ms for the gateway to exit by itself; its exit status, or -1. */
 int topology_gateway_wait_exit(topology *t, int timeout_ms);
 /* Starts the gateway again on the same data (a new port: base_url changes); 0 or -1. */

@@ -4,6 +4,9 @@
  */
 #include "api.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "cleave/rpc.h"
 
 CL_TYPE_DEFINE(identity_user, IDENTITY_USER)
@@ -49,6 +52,39 @@ static const cl_setting identity_settings[] = {
      "token and revocation requests a minute, per client and per address"},
 };
 
+/* cl_module_api.token_keys: the key set and issuer a gateway verifies tokens with. */
+static cl_status token_keys(const cl_handle *m, cl_ctx *ctx, char **jwks, char **issuer)
+{
+    cl_empty none = {0};
+    identity_jwks keys = {0};
+    identity_configuration conf = {0};
+    json_t *doc = NULL;
+    cl_status st;
+
+    *jwks = NULL;
+    *issuer = NULL;
+    st = identity_get_jwks(m, ctx, &none, &keys);
+    if (st == CL_OK) {
+        st = identity_get_configuration(m, ctx, &none, &conf);
+    }
+    if (st == CL_OK) {
+        doc = cl_schema_to_json(&identity_jwks_type, &keys);
+        *jwks = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+        *issuer = conf.issuer != NULL ? strdup(conf.issuer) : NULL;
+        if (*jwks == NULL || *issuer == NULL) {
+            free(*jwks);
+            free(*issuer);
+            *jwks = NULL;
+            *issuer = NULL;
+            st = cl_error_set(&ctx->err, CL_INTERNAL, NULL, "out of memory");
+        }
+    }
+    json_decref(doc);
+    cl_schema_free(&identity_jwks_type, &keys);
+    cl_schema_free(&identity_configuration_type, &conf);
+    return st;
+}
+
 const cl_module_api identity_api = {
     .name = "identity",
     .ops_version = IDENTITY_OPS_VERSION,
@@ -63,4 +99,5 @@ const cl_module_api identity_api = {
     .subscribes = NULL,
     .settings = identity_settings,
     .nsettings = sizeof(identity_settings) / sizeof(identity_settings[0]),
+    .token_keys = token_keys,
 };

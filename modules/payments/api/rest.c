@@ -101,7 +101,7 @@ cl_status payments_rest_routes(cl_router *r, const cl_handle *module, cl_error *
     const cl_route routes[] = {
         {"POST", "/api/v1/accounts", "payments:write", open_account, arg, NULL},
         {"GET", "/api/v1/accounts/{id}", "payments:read", get_account, arg, "history_limit"},
-        {"POST", "/api/v1/accounts/{id}/deposits", "payments:write", deposit, arg, NULL},
+        {"POST", "/api/v1/accounts/{id}/deposits", "payments:deposit", deposit, arg, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

@@ -83,6 +83,14 @@ const cl_route *cl_router_at(const cl_router *r, size_t i);
 
 /* --- server ----------------------------------------------------------------------- */
 
+/*
+ * The gateway's check of every matched route before its handler runs (authentication
+ * and RBAC, in the application): CL_OK lets the handler run; any other status answers
+ * the request with cl_http_ctx(req)->err (the guard may set headers first, such as
+ * WWW-Authenticate). It may set the context's principal.
+ */
+typedef cl_status (*cl_http_guard)(void *arg, cl_http_req *req, const char *permission);
+
 typedef struct cl_http_options {
     const char *listen;         /* "127.0.0.1:8080"; port 0 picks a free port */
     int threads;                /* worker threads; 0 means a default */
@@ -90,6 +98,8 @@ typedef struct cl_http_options {
     int max_json_depth;         /* deepest accepted JSON nesting; 0 means 32 */
     int64_t request_timeout_ms; /* deadline given to each request's ctx; 0 means 10 s */
     const char *service;        /* name used in logs ("cleave", "cleave-widgets") */
+    cl_http_guard guard;        /* checks every route before its handler; NULL: none */
+    void *guard_arg;
 } cl_http_options;
 
 typedef struct cl_http_server cl_http_server;

@@ -41,7 +41,7 @@ out:
 static cl_status greeter_routes(cl_router *r, const cl_handle *module, cl_error *err)
 {
     const cl_route routes[] = {
-        {"POST", "/api/v1/greetings", "greeter:write", greet, (void *)module, NULL},
+        {"POST", "/api/v1/greetings", CL_PERM_PUBLIC, greet, (void *)module, NULL},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);
