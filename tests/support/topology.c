@@ -270,6 +270,11 @@ static int plan_bus(topology *t)
     return -1;
 }
 
+int topology_claim_nats(topology *t)
+{
+    return t->nats_env[0] != '\0' ? 0 : plan_bus(t);
+}
+
 int topology_start(topology *t, const char *name, int seed)
 {
     return topology_start_with(t, name, seed, NULL);

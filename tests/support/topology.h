@@ -84,6 +84,12 @@ int topology_start(topology *t, const char *name, int seed);
  * be NULL) is added to the gateway's `serve` only.
  */
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
+/*
+ * Gives t the NATS transport (t->nats_env) when it has none yet: an account of its own on
+ * the run's shared nats-server, else a server of its own, as a split topology gets. From
+ * then on the gateway is (re)started with it; for processes a test starts itself. 0 or -1.
+ */
+int topology_claim_nats(topology *t);
 /* Waits up to timeout_ms for the gateway to exit by itself; its exit status, or -1. */
 int topology_gateway_wait_exit(topology *t, int timeout_ms);
 /* Starts the gateway again on the same data (a new port: base_url changes); 0 or -1. */
