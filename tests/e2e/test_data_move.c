@@ -30,11 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <cmocka.h>
 
 #include "client.h"
+#include "shop.h"
 #include "topology.h"
 
 #include "cleave/util.h"
@@ -69,14 +69,6 @@ static struct {
 
 /* --- HTTP ------------------------------------------------------------------------------ */
 
-/* A short pause between two polls of real state (not a wait for it). */
-static void poll_pause(void)
-{
-    struct timespec ts = {0, 20 * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 static void req(const char *method, const char *path, const char *body, test_resp *r)
 {
     assert_int_equal(test_http(base, method, path, body, body ? strlen(body) : 0, NULL, r), 0);
@@ -109,29 +101,20 @@ static json_t *get_or_null(const char *path)
     return j;
 }
 
-static json_t *get_json(const char *path)
+/* Sends method path with body and expects status; the answer's JSON (new reference). */
+static json_t *call(const char *method, const char *path, const char *body, long status)
 {
-    json_t *j = get_or_null(path);
+    json_t *j = test_call(base, method, path, body, status);
 
     if (j == NULL) {
-        fail_msg("GET %s: 404", path);
+        fail_msg("%s %s failed", method, path);
     }
     return j;
 }
 
-/* Sends method path with body and expects status; the answer's JSON (new reference). */
-static json_t *call(const char *method, const char *path, const char *body, long status)
+static json_t *get_json(const char *path)
 {
-    test_resp r;
-    json_t *j;
-
-    req(method, path, body, &r);
-    if (r.status != status) {
-        fail_msg("%s %s: %ld (wanted %ld) %s", method, path, r.status, status, r.body);
-    }
-    j = json_incref(r.json);
-    test_resp_free(&r);
-    return j;
+    return call("GET", path, NULL, 200);
 }
 
 static json_t *stock_of(const char *sku)
@@ -142,56 +125,26 @@ static json_t *stock_of(const char *sku)
     return get_or_null(path);
 }
 
-/* Every page of a keyset-paginated list (items, next_cursor). New reference: an array. */
+/* Every item of a paginated list, or the test fails. New reference: an array. */
 static json_t *all_pages(const char *path)
 {
-    json_t *all = json_array();
-    char url[512], cursor[128] = "";
+    json_t *all = test_list_all(base, path);
 
-    for (;;) {
-        json_t *page;
-        const char *next;
-
-        snprintf(url, sizeof(url), "%s%s%s", path, cursor[0] ? "&cursor=" : "", cursor);
-        page = get_json(url);
-        json_array_extend(all, json_object_get(page, "items"));
-        next = str(page, "next_cursor");
-        if (next == NULL) {
-            json_decref(page);
-            return all;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", next);
-        json_decref(page);
+    if (all == NULL) {
+        fail_msg("cannot list %s", path);
     }
-}
-
-static int is_final(const char *status)
-{
-    return status != NULL && (strcmp(status, "confirmed") == 0 || strcmp(status, "rejected") == 0);
+    return all;
 }
 
 /* Polls until every order is final; returns them all (new reference). */
 static json_t *wait_all_final(void)
 {
-    int64_t until = cl_now_ms() + WAIT_MS;
+    json_t *all = test_orders_wait_final(base, WAIT_MS);
 
-    for (;;) {
-        json_t *all = all_pages("/api/v1/orders?limit=200"), *o;
-        size_t i;
-        int open = 0;
-
-        json_array_foreach (all, i, o) {
-            open += !is_final(str(o, "status"));
-        }
-        if (open == 0) {
-            return all;
-        }
-        if (cl_now_ms() > until) {
-            fail_msg("%d orders are not final after %d ms", open, WAIT_MS);
-        }
-        json_decref(all);
-        poll_pause();
+    if (all == NULL) {
+        fail_msg("the orders did not all end");
     }
+    return all;
 }
 
 /* Polls until the order's shipment is booked; returns its shipments (new reference). */
@@ -214,7 +167,7 @@ static json_t *wait_shipment_booked(const char *order_id)
                      json_dumps(sh, 0));
         }
         json_decref(sh);
-        poll_pause();
+        test_poll_pause();
     }
 }
 
@@ -232,7 +185,7 @@ static json_t *wait_stock(const char *sku)
         if (cl_now_ms() > until) {
             fail_msg("%s has no stock record after %d ms", sku, WAIT_MS);
         }
-        poll_pause();
+        test_poll_pause();
     }
 }
 
@@ -287,7 +240,7 @@ static void wait_backlog(const char *module, long want)
         if (cl_now_ms() > until) {
             fail_msg("%s's outbox backlog is %ld, not %ld, after %d ms", module, n, want, WAIT_MS);
         }
-        poll_pause();
+        test_poll_pause();
     }
 }
 
@@ -367,7 +320,7 @@ static void wait_log(const test_proc *p, const char *text)
         if (cl_now_ms() > until) {
             fail_msg("%s never logged \"%s\"", p->log_path, text);
         }
-        poll_pause();
+        test_poll_pause();
     }
 }
 
@@ -561,22 +514,13 @@ static void compare(json_t *want, json_t *got, const char *when, const char *con
  */
 static void assert_invariants(json_t *snap)
 {
-    json_t *orders = json_object_get(snap, "orders"), *o, *l;
+    json_t *orders = json_object_get(snap, "orders"), *o;
     const char *key;
-    size_t k;
 
     for (int s = 0; s < NPRODUCTS; s++) {
         json_t *st = json_object_get(json_object_get(snap, "stock"), world.sku[s]);
-        int64_t bought = 0;
+        int64_t bought = test_confirmed_quantity(orders, world.sku[s]);
 
-        json_object_foreach (orders, key, o) {
-            if (strcmp(str(o, "status"), "confirmed") != 0) {
-                continue;
-            }
-            json_array_foreach (json_object_get(o, "lines"), k, l) {
-                bought += strcmp(str(l, "sku"), world.sku[s]) == 0 ? num(l, "quantity") : 0;
-            }
-        }
         assert_int_equal(num(st, "available") + num(st, "reserved") + num(st, "sold"),
                          world.initial[s]);
         assert_int_equal(num(st, "reserved"), 0);
@@ -618,12 +562,12 @@ static void checkout_confirms_and_ships(int account, int sku)
 
     place(world.account[account], world.sku[sku], 1, id);
     snprintf(path, sizeof(path), "/api/v1/orders/%s", id);
-    for (o = get_json(path); !is_final(str(o, "status")); o = get_json(path)) {
+    for (o = get_json(path); !test_order_is_final(str(o, "status")); o = get_json(path)) {
         if (cl_now_ms() > until) {
             fail_msg("order %s not final after %d ms", id, WAIT_MS);
         }
         json_decref(o);
-        poll_pause();
+        test_poll_pause();
     }
     assert_string_equal(str(o, "status"), "confirmed");
     json_decref(o);
