@@ -21,6 +21,7 @@
  *  4. The roll-back the same way, and the same checks, with what was written while extracted.
  * No sleeps: every wait polls real state with a deadline.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -211,34 +212,50 @@ static void shell(const char *script, const char *a1, const char *a2, const char
     run_ok(argv, NULL, out, sizeof(out));
 }
 
-/* The outbox backlog of module in `<bin> bus stats` (the monolith's data and database). */
-static long backlog_of(const char *bin_name, const char *module)
+/*
+ * The outbox backlog of every module in `cleave bus stats` on the monolith's data (what the
+ * playbook has an operator look at before the stop), into backlog[NMODULES].
+ */
+static void backlogs(long backlog[])
 {
     char bin[512], out[4096], key[64];
     char *env[TOPOLOGY_ENV_MAX];
     char *argv[] = {NULL, "bus", "stats", NULL};
-    const char *p;
 
     topology_env(&topo, 0, env);
-    argv[0] = (char *)topology_bin(bin_name, bin, sizeof(bin));
+    argv[0] = (char *)topology_bin("cleave", bin, sizeof(bin));
     run_ok(argv, env, out, sizeof(out));
-    snprintf(key, sizeof(key), "\n%s ", module);
-    p = strstr(out, key);
-    p = p != NULL ? strstr(p, "outbox_backlog=") : NULL;
-    if (p == NULL) {
-        fail_msg("no backlog of %s in:\n%s", module, out);
+    for (int m = 0; m < NMODULES; m++) {
+        const char *p;
+
+        snprintf(key, sizeof(key), "\n%s ", modules[m]);
+        p = strstr(out, key);
+        p = p != NULL ? strstr(p, "outbox_backlog=") : NULL;
+        backlog[m] = p != NULL ? strtol(p + strlen("outbox_backlog="), NULL, 10) : -1;
+        if (p == NULL) {
+            fail_msg("no backlog of %s in:\n%s", modules[m], out);
+        }
     }
-    return strtol(p + strlen("outbox_backlog="), NULL, 10);
 }
 
-static void wait_backlog(const char *module, long want)
+/* Polls `cleave bus stats` until no module has anything left to deliver. */
+static void wait_no_backlog(void)
 {
     int64_t until = cl_now_ms() + WAIT_MS;
-    long n;
+    long backlog[NMODULES];
 
-    while ((n = backlog_of("cleave", module)) != want) {
+    for (;;) {
+        long total = 0;
+
+        backlogs(backlog);
+        for (int m = 0; m < NMODULES; m++) {
+            total += backlog[m];
+        }
+        if (total == 0) {
+            return;
+        }
         if (cl_now_ms() > until) {
-            fail_msg("%s's outbox backlog is %ld, not %ld, after %d ms", module, n, want, WAIT_MS);
+            fail_msg("%ld events still undelivered after %d ms", total, WAIT_MS);
         }
         test_poll_pause();
     }
@@ -417,6 +434,30 @@ static void fill(void)
 
 /* --- snapshots and invariants ------------------------------------------------------------ */
 
+/* Readers of the stock records in parallel: a snapshot reads every product's. */
+#define READERS 4
+
+typedef struct stock_reader {
+    pthread_t thread;
+    json_t *products; /* borrowed: the catalog */
+    json_t **stock;   /* stock[i]: product i's record, or NULL when it could not be read */
+    size_t first, step;
+} stock_reader;
+
+static void *read_stock(void *arg)
+{
+    stock_reader *r = arg;
+    char path[128];
+
+    for (size_t i = r->first; i < json_array_size(r->products); i += r->step) {
+        snprintf(path, sizeof(path), "/api/v1/inventory/%s",
+                 str(json_array_get(r->products, i), "sku"));
+        r->stock[i] = test_call(base, "GET", path, NULL, 200);
+    }
+    test_http_thread_done();
+    return NULL;
+}
+
 /*
  * Everything the API shows of what the move touches, keyed for comparison: the stock of
  * every product in the catalog, every order, the test's accounts (and the seed's "demo"),
@@ -428,17 +469,27 @@ static json_t *snapshot(void)
                              "accounts", json_object(), "shipments", json_object());
     json_t *products = all_pages("/api/v1/products?limit=100");
     json_t *orders = wait_all_final(), *o;
+    json_t **stock = calloc(json_array_size(products) + 1, sizeof(*stock));
+    stock_reader readers[READERS];
     char path[160];
     size_t i;
 
+    assert_non_null(stock);
+    for (int k = 0; k < READERS; k++) {
+        readers[k] = (stock_reader){
+            .products = products, .stock = stock, .first = (size_t)k, .step = READERS};
+        assert_int_equal(pthread_create(&readers[k].thread, NULL, read_stock, &readers[k]), 0);
+    }
+    for (int k = 0; k < READERS; k++) {
+        pthread_join(readers[k].thread, NULL);
+    }
     json_array_foreach (products, i, o) {
-        json_t *st = stock_of(str(o, "sku"));
-
-        if (st == NULL) {
+        if (stock[i] == NULL) {
             fail_msg("product %s has no stock record", str(o, "sku"));
         }
-        json_object_set_new(json_object_get(snap, "stock"), str(o, "sku"), st);
+        json_object_set_new(json_object_get(snap, "stock"), str(o, "sku"), stock[i]);
     }
+    free(stock);
     json_array_foreach (orders, i, o) {
         json_object_set(json_object_get(snap, "orders"), str(o, "id"), o);
         snprintf(path, sizeof(path), "/api/v1/shipments?order=order:%s", str(o, "id"));
@@ -669,7 +720,7 @@ static void start_extracted(void)
     for (int i = 0; i < NMODULES; i++) {
         env[n++] = urls[i];
     }
-    n = test_db_env_add(&svc_db, env, n, 0);
+    (void)test_db_env_add(&svc_db, env, n, 0);
     serve(&svc, "cleave-inventory", env, svc_port);
 
     n = 0;
@@ -681,7 +732,7 @@ static void start_extracted(void)
     for (int i = 0; i < NMODULES; i++) {
         env[n++] = urls[i];
     }
-    n = topology_db_env(&topo, env, n, 0);
+    (void)topology_db_env(&topo, env, n, 0);
     serve(&host, "cleave-without-inventory", env, host_port);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", host_port);
 }
@@ -694,6 +745,18 @@ static void restart_monolith(char *const extra[])
 
 /* --- the rehearsal ---------------------------------------------------------------------- */
 
+/* Prints how long the phase that ends took, for the note on the suite's time. */
+static void phase_done(const char *phase)
+{
+    static int64_t last;
+    int64_t now = cl_now_ms();
+
+    if (last != 0) {
+        printf("  %s: %lld ms\n", phase, (long long)(now - last));
+    }
+    last = now;
+}
+
 static void test_inventory_moves_out_and_back(void **state)
 {
     char *const poisoned[] = {"CLEAVE_TEST_POISON=" INFLIGHT_1, "CLEAVE_BUS_MAX_ATTEMPTS=100",
@@ -703,21 +766,23 @@ static void test_inventory_moves_out_and_back(void **state)
     char pending[256], id1[128], id2[128], handled_1[512], row[512], count_before[32], count[32];
     char category[64];
     const char *comma;
+    long backlog[NMODULES];
     json_t *before, *after, *extracted, *back, *st;
     int64_t started = cl_now_ms();
 
     (void)state;
+    phase_done(NULL);
     /* 1. The monolith, seeded and filled; the "before". */
     assert_int_equal(topology_start_with(&topo, "monolith", 1, poisoned), 0);
     snprintf(base, sizeof(base), "%s", topo.base_url);
     snprintf(data_dir, sizeof(data_dir), "%s", topo.data_env + strlen("CLEAVE_DATA_DIR="));
     snprintf(svc_dir, sizeof(svc_dir), "%s/inventory-data", topo.dir);
     fill();
-    for (int m = 0; m < NMODULES; m++) {
-        wait_backlog(modules[m], 0);
-    }
+    phase_done("start and fill");
+    wait_no_backlog();
     before = snapshot();
     assert_invariants(before);
+    phase_done("snapshot");
 
     /* 2. In flight: the first product's event keeps failing, the second waits behind it. */
     {
@@ -730,9 +795,9 @@ static void test_inventory_moves_out_and_back(void **state)
     create_product(INFLIGHT_1, "In flight one", 1500, category);
     wait_log(&topo.procs[topo.gateway_slot], "handling catalog.product_created failed");
     create_product(INFLIGHT_2, "In flight two", 1500, category);
+    backlogs(backlog);
     for (int m = 0; m < NMODULES; m++) {
-        assert_int_equal(backlog_of("cleave", modules[m]),
-                         strcmp(modules[m], "catalog") == 0 ? 2 : 0);
+        assert_int_equal(backlog[m], strcmp(modules[m], "catalog") == 0 ? 2 : 0);
     }
     /* Playbook step 1: stop the monolith (SIGTERM). */
     assert_int_equal(test_proc_stop(&topo.procs[topo.gateway_slot], SIGTERM), 0);
@@ -743,6 +808,8 @@ static void test_inventory_moves_out_and_back(void **state)
     snprintf(id1, sizeof(id1), "%.*s", (int)(comma - pending), pending);
     snprintf(id2, sizeof(id2), "%s", comma + 1);
     /* Started again, it handles the first and dies before the outbox records the delivery. */
+    printf("the monolith is started to die after its first delivery (CLEAVE_TEST_CRASH_AT): "
+           "it may not get to serve\n");
     (void)topology_restart_gateway(&topo, crash);
     assert_int_equal(topology_gateway_wait_exit(&topo, WAIT_MS), 128 + SIGKILL);
     wait_log(&topo.procs[topo.gateway_slot], "CLEAVE_TEST_CRASH_AT: killing the process");
@@ -756,9 +823,11 @@ static void test_inventory_moves_out_and_back(void **state)
     db_rows(data_dir, topo.db.admin_url, "inventory", inbox_count_sql, NULL, count_before,
             sizeof(count_before));
 
+    phase_done("messages in flight");
     /* 3. The move, then the split deployment. */
     move_out();
     start_extracted();
+    phase_done("move and start the split");
     /* The event in flight reaches cleave-inventory: the record opens, once. */
     st = wait_stock(INFLIGHT_2);
     assert_int_equal(num(st, "on_hand") + num(st, "reserved") + num(st, "sold"), 0);
@@ -766,6 +835,7 @@ static void test_inventory_moves_out_and_back(void **state)
     after = snapshot();
     compare(before, after, "after the move", inflight);
     assert_invariants(after);
+    phase_done("snapshot");
     /* The host's catalog relayed both again; the inbox that moved skipped the first. */
     db_rows(data_dir, topo.db.admin_url, "catalog", undelivered_sql, NULL, row, sizeof(row));
     assert_string_equal(row, "");
@@ -781,18 +851,23 @@ static void test_inventory_moves_out_and_back(void **state)
     /* The split keeps working: a stock write, a checkout that confirms and ships. */
     set_stock(INFLIGHT_1, 3);
     checkout_confirms_and_ships(0, NPRODUCTS - 1);
+    phase_done("checkout while extracted");
     extracted = snapshot();
     assert_invariants(extracted);
+    phase_done("snapshot");
 
     /* 4. Roll back the same way: stop both, data back, the monolith. */
     assert_int_equal(test_proc_stop(&host, SIGTERM), 0);
     assert_int_equal(test_proc_stop(&svc, SIGTERM), 0);
     move_back();
     restart_monolith(NULL);
+    phase_done("roll back");
     back = snapshot();
     compare(extracted, back, "after the roll-back", NULL);
     assert_invariants(back);
+    phase_done("snapshot");
     checkout_confirms_and_ships(1, NPRODUCTS - 2);
+    phase_done("checkout after the roll-back");
     printf("the rehearsal took %lld ms\n", (long long)(cl_now_ms() - started));
 
     json_decref(before);

@@ -243,13 +243,13 @@ static int plan_bus(topology *t)
     }
     snprintf(path, sizeof(path), "%s/port", dir);
     f = fopen(path, "r");
-    port = f != NULL && fgets(buf, sizeof(buf), f) != NULL ? atoi(buf) : -1;
+    port = f != NULL && fgets(buf, sizeof(buf), f) != NULL ? (int)strtol(buf, NULL, 10) : -1;
     if (f != NULL) {
         fclose(f);
     }
     snprintf(path, sizeof(path), "%s/accounts", dir);
     f = fopen(path, "r");
-    accounts = f != NULL && fgets(buf, sizeof(buf), f) != NULL ? atoi(buf) : 0;
+    accounts = f != NULL && fgets(buf, sizeof(buf), f) != NULL ? (int)strtol(buf, NULL, 10) : 0;
     if (f != NULL) {
         fclose(f);
     }
