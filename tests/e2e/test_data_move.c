@@ -737,6 +737,10 @@ static void start_extracted(void)
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", host_port);
 }
 
+/*
+ * The monolith again on its data; since start_extracted it has CLEAVE_NATS_URL, as the
+ * playbook rolls back: what JetStream acknowledged but nobody consumed yet is taken there.
+ */
 static void restart_monolith(char *const extra[])
 {
     assert_int_equal(topology_restart_gateway(&topo, extra), 0);
@@ -761,6 +765,10 @@ static void test_inventory_moves_out_and_back(void **state)
 {
     char *const poisoned[] = {"CLEAVE_TEST_POISON=" INFLIGHT_1, "CLEAVE_BUS_MAX_ATTEMPTS=100",
                               NULL};
+    /*
+     * One handler thread: both events are claimed together at start and queue in order, so
+     * the first is handled and the process dies before the second is.
+     */
     char *const crash[] = {"CLEAVE_TEST_CRASH_AT=after-deliver", "CLEAVE_BUS_WORKERS=1", NULL};
     static const char *const inflight[] = {INFLIGHT_1, INFLIGHT_2, NULL};
     char pending[256], id1[128], id2[128], handled_1[512], row[512], count_before[32], count[32];
