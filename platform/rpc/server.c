@@ -114,6 +114,8 @@ static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
     (void)cl_traceparent_parse(cl_http_header(req, "traceparent"), ctx->trace_id, ctx->span_id);
     v = cl_http_header(req, "X-Cleave-Read-Primary");
     ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
+    v = cl_http_header(req, "X-Cleave-Own-Only");
+    ctx->own_only = v != NULL && strcmp(v, "1") == 0;
     return deadline_from_header(req, ctx);
 }
 
@@ -197,7 +199,7 @@ out:
 cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err)
 {
     char pattern[128];
-    cl_route route = {"POST", pattern, "service", dispatch, (void *)svc, NULL};
+    cl_route route = {"POST", pattern, CL_PERM_SERVICE, dispatch, (void *)svc, NULL};
 
     snprintf(pattern, sizeof(pattern), CL_RPC_PREFIX "%s/{op}", svc->api->name);
     return cl_router_add(r, &route, err);

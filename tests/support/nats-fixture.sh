@@ -1,13 +1,13 @@
 #!/bin/bash
 # One nats-server with JetStream for a whole test run, shared by the tests whose
 # topologies carry events between processes (tests/support/topology.c). Every topology
-# claims an account of its own, so their streams and consumers never meet; an account is
-# never handed out twice in a run, since its streams would still hold the last test's events.
+# holds an account of its own while it runs (tests/support/nats_server.c claims one and
+# empties it of the streams an earlier holder left), so their streams never meet.
 #   nats-fixture.sh start DIR   start on a free loopback port; writes DIR/port
 #   nats-fixture.sh stop DIR    stop it and remove DIR
 set -euo pipefail
 
-ACCOUNTS=256
+ACCOUNTS=64
 cmd=${1:-}
 dir=${2:-}
 if [ -z "$dir" ]; then

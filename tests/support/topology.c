@@ -2,10 +2,6 @@
 #include "topology.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
-#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -129,8 +125,8 @@ static int common_env(topology *t, int admin, char **env, int n)
 {
     env[n++] = TOPOLOGY_TOKEN;
     n = topology_db_env(t, env, n, admin);
-    if (t->nats_env[0] != '\0') {
-        env[n++] = t->nats_env;
+    if (t->nats.env[0] != '\0') {
+        env[n++] = t->nats.env;
     }
     for (int i = 0; i < t->nurl_envs; i++) {
         env[n++] = t->url_envs[i];
@@ -222,59 +218,6 @@ static int plan_ports(topology *t)
     return 0;
 }
 
-/*
- * The bus of a split topology: an account never used before on the run's shared
- * nats-server when there is one (CL_TEST_NATS_DIR, tests/support/nats-fixture.sh), else
- * a nats-server of the topology's own.
- */
-static int plan_bus(topology *t)
-{
-    const char *dir = getenv("CL_TEST_NATS_DIR");
-    char path[600], buf[32] = "";
-    int accounts, port, fd;
-    FILE *f;
-
-    if (dir == NULL || dir[0] == '\0') {
-        if (nats_server_start(&t->nats, t->dir) != 0) {
-            return -1;
-        }
-        snprintf(t->nats_env, sizeof(t->nats_env), "CLEAVE_NATS_URL=%s", t->nats.url);
-        return 0;
-    }
-    snprintf(path, sizeof(path), "%s/port", dir);
-    f = fopen(path, "r");
-    port = f != NULL && fgets(buf, sizeof(buf), f) != NULL ? (int)strtol(buf, NULL, 10) : -1;
-    if (f != NULL) {
-        fclose(f);
-    }
-    snprintf(path, sizeof(path), "%s/accounts", dir);
-    f = fopen(path, "r");
-    accounts = f != NULL && fgets(buf, sizeof(buf), f) != NULL ? (int)strtol(buf, NULL, 10) : 0;
-    if (f != NULL) {
-        fclose(f);
-    }
-    for (int i = 0; port > 0 && i < accounts; i++) {
-        snprintf(path, sizeof(path), "%s/claims/%d", dir, i);
-        fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
-        if (fd >= 0) {
-            close(fd);
-            snprintf(t->nats_env, sizeof(t->nats_env),
-                     "CLEAVE_NATS_URL=nats://t%d:t%d@127.0.0.1:%d", i, i, port);
-            return 0;
-        }
-        if (errno != EEXIST) {
-            break;
-        }
-    }
-    fprintf(stderr, "no NATS account left on the shared server in %s\n", dir);
-    return -1;
-}
-
-int topology_claim_nats(topology *t)
-{
-    return t->nats_env[0] != '\0' ? 0 : plan_bus(t);
-}
-
 int topology_start(topology *t, const char *name, int seed)
 {
     return topology_start_with(t, name, seed, NULL);
@@ -300,7 +243,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     if (test_tmpdir(t->dir, sizeof(t->dir)) != 0) {
         return -1;
     }
-    if (t->nservices > 0 && (plan_ports(t) != 0 || plan_bus(t) != 0)) {
+    if (t->nservices > 0 && (plan_ports(t) != 0 || test_nats_open(&t->nats, t->dir) != 0)) {
         return -1;
     }
     /* A private copy of the migrations, so that a test may change them. */
@@ -462,7 +405,7 @@ int topology_stop(topology *t)
         }
     }
     t->nprocs = 0;
-    nats_server_stop(&t->nats);
+    test_nats_close(&t->nats);
     if (test_db_env_close(&t->db) != 0) {
         rc = -1;
     }

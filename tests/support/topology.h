@@ -44,13 +44,8 @@ typedef struct topology {
     int gateway_port;
     char url_envs[TOPOLOGY_MAX_MODULES][128];
     int nurl_envs;
-    /*
-     * CLEAVE_NATS_URL=... of an account of its own on the run's shared nats-server
-     * (tests/support/nats-fixture.sh, CL_TEST_NATS_DIR), or on nats, a server of its own:
-     * with modules extracted events cross processes. Empty on a monolith.
-     */
-    char nats_env[160];
-    nats_server nats;
+    /* With modules extracted events cross processes: the bus (nats.env empty on a monolith). */
+    test_nats nats;
     int gateway_slot;
     /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
@@ -84,12 +79,6 @@ int topology_start(topology *t, const char *name, int seed);
  * be NULL) is added to the gateway's `serve` only.
  */
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
-/*
- * Gives t the NATS transport (t->nats_env) when it has none yet: an account of its own on
- * the run's shared nats-server, else a server of its own, as a split topology gets. From
- * then on the gateway is (re)started with it; for processes a test starts itself. 0 or -1.
- */
-int topology_claim_nats(topology *t);
 /* Waits up to timeout_ms for the gateway to exit by itself; its exit status, or -1. */
 int topology_gateway_wait_exit(topology *t, int timeout_ms);
 /* Starts the gateway again on the same data (a new port: base_url changes); 0 or -1. */

@@ -17,6 +17,8 @@
 
 /* The permission of routes that anyone may call (health checks, discovery). */
 #define CL_PERM_PUBLIC "public"
+/* The permission of RPC routes (cleave/rpc.h), whose callers the RPC layer authenticates. */
+#define CL_PERM_SERVICE "service"
 
 typedef struct cl_http_req cl_http_req;
 typedef void (*cl_http_handler)(cl_http_req *req, void *arg);
