@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "client.h"
+#include "shop.h"
 #include "topology.h"
 
 #define WAIT_MS     60000
@@ -59,14 +60,6 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A short pause between two polls of real state (not a wait for it). */
-static void poll_pause(void)
-{
-    struct timespec ts = {0, 20 * 1000000L};
-
-    nanosleep(&ts, NULL);
 }
 
 static void req(const char *method, const char *path, const char *body, test_resp *r)
@@ -165,11 +158,6 @@ static long place(const char *account, const char *sku, int64_t qty, const char 
     return status;
 }
 
-static int is_final(const char *status)
-{
-    return status != NULL && (strcmp(status, "confirmed") == 0 || strcmp(status, "rejected") == 0);
-}
-
 /* Polls GET /orders/{id} until its status is want (NULL: any final one); the order JSON. */
 static json_t *wait_order(const char *id, const char *want)
 {
@@ -184,7 +172,7 @@ static json_t *wait_order(const char *id, const char *want)
         req("GET", path, NULL, &r);
         assert_int_equal(r.status, 200);
         status = str(r.json, "status");
-        if (want != NULL ? strcmp(status, want) == 0 : is_final(status)) {
+        if (want != NULL ? strcmp(status, want) == 0 : test_order_is_final(status)) {
             json_t *o = json_incref(r.json);
             test_resp_free(&r);
             return o;
@@ -193,70 +181,28 @@ static json_t *wait_order(const char *id, const char *want)
             fail_msg("order %s still %s after %d ms: %s", id, status, WAIT_MS, r.body);
         }
         test_resp_free(&r);
-        poll_pause();
-    }
-}
-
-/* Every order, through the list route (pages of 200). New reference: an array. */
-static json_t *all_orders(void)
-{
-    json_t *all = json_array();
-    char path[256], cursor[64] = "";
-
-    for (;;) {
-        test_resp r;
-        const char *next;
-
-        snprintf(path, sizeof(path), "/api/v1/orders?limit=200%s%s", cursor[0] ? "&cursor=" : "",
-                 cursor);
-        req("GET", path, NULL, &r);
-        assert_int_equal(r.status, 200);
-        json_array_extend(all, json_object_get(r.json, "items"));
-        next = str(r.json, "next_cursor");
-        if (next == NULL) {
-            test_resp_free(&r);
-            return all;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", next);
-        test_resp_free(&r);
+        test_poll_pause();
     }
 }
 
 /* Polls until every order is final; returns them all. */
 static json_t *wait_all_final(void)
 {
-    int64_t until = now_ms() + WAIT_MS;
+    json_t *all = test_orders_wait_final(topo.base_url, WAIT_MS);
 
-    for (;;) {
-        json_t *all = all_orders(), *o;
-        size_t i;
-        int open = 0;
-
-        json_array_foreach (all, i, o) {
-            open += !is_final(str(o, "status"));
-        }
-        if (open == 0) {
-            return all;
-        }
-        if (now_ms() > until) {
-            fail_msg("%d orders are not final after %d ms", open, WAIT_MS);
-        }
-        json_decref(all);
-        poll_pause();
+    if (all == NULL) {
+        fail_msg("the orders did not all end");
     }
+    return all;
 }
 
 static json_t *get_json(const char *path)
 {
-    test_resp r;
-    json_t *j;
+    json_t *j = test_call(topo.base_url, "GET", path, NULL, 200);
 
-    req("GET", path, NULL, &r);
-    if (r.status != 200) {
-        fail_msg("GET %s: %ld %s", path, r.status, r.body);
+    if (j == NULL) {
+        fail_msg("GET %s failed", path);
     }
-    j = json_incref(r.json);
-    test_resp_free(&r);
     return j;
 }
 
@@ -311,21 +257,13 @@ static void assert_ledger_replays_unchanged(void)
 /* The invariants of the module header, checked through the public API only. */
 static void assert_invariants(void)
 {
-    json_t *orders = wait_all_final(), *o, *l, *e;
+    json_t *orders = wait_all_final(), *o, *e;
     size_t i, k;
 
     for (int s = 0; s < world.nskus; s++) {
         json_t *st = stock_of(world.sku[s]);
-        int64_t bought = 0;
+        int64_t bought = test_confirmed_quantity(orders, world.sku[s]);
 
-        json_array_foreach (orders, i, o) {
-            if (strcmp(str(o, "status"), "confirmed") != 0) {
-                continue;
-            }
-            json_array_foreach (json_object_get(o, "lines"), k, l) {
-                bought += strcmp(str(l, "sku"), world.sku[s]) == 0 ? num(l, "quantity") : 0;
-            }
-        }
         assert_int_equal(num(st, "available") + num(st, "reserved") + num(st, "sold"),
                          world.initial[s]);
         assert_int_equal(num(st, "reserved"), 0);
@@ -411,7 +349,7 @@ static void test_happy_path_confirms_and_ships(void)
             break;
         }
         json_decref(sh);
-        poll_pause();
+        test_poll_pause();
     }
     assert_int_equal(json_array_size(json_object_get(sh, "items")), 1);
     json_decref(sh);
