@@ -721,6 +721,7 @@ static void start_extracted(void)
     env[n++] = topo.migrations_env;
     env[n++] = svc_listen;
     env[n++] = TOKEN_ENV;
+    env[n++] = TOPOLOGY_ISSUER_ENV;
     env[n++] = topo.nats.env;
     env[n++] = "CLEAVE_BUS_WORKERS=1";
     for (int i = 0; i < NMODULES; i++) {
@@ -734,6 +735,7 @@ static void start_extracted(void)
     env[n++] = topo.migrations_env;
     env[n++] = host_listen;
     env[n++] = TOKEN_ENV;
+    env[n++] = TOPOLOGY_ISSUER_ENV;
     env[n++] = topo.nats.env;
     for (int i = 0; i < NMODULES; i++) {
         env[n++] = urls[i];

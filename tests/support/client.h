@@ -46,6 +46,8 @@ void test_http_set_bearer(const char *token);
 #define TEST_STAFF_PASSWORD     "sam-staff-pw"
 #define TEST_CUSTOMER           "alice"
 #define TEST_CUSTOMER_PASSWORD  "alice-customer-pw"
+#define TEST_CUSTOMER2          "bob"
+#define TEST_CUSTOMER2_PASSWORD "bob-customer-pw"
 
 /*
  * An access token for a seeded user from base's token endpoint (password grant, the demo

@@ -125,6 +125,7 @@ static int parse_extracted(topology *t, const char *name, char *host_bin, size_t
 static int common_env(topology *t, int admin, char **env, int n)
 {
     env[n++] = TOPOLOGY_TOKEN;
+    env[n++] = TOPOLOGY_ISSUER_ENV;
     n = topology_db_env(t, env, n, admin);
     if (t->nats.env[0] != '\0') {
         env[n++] = t->nats.env;

@@ -14,8 +14,9 @@
 #define TOPOLOGY_MAX_PROCS    8
 #define TOPOLOGY_MAX_SERVICES 6
 #define TOPOLOGY_MAX_MODULES  8
-/* The most variables a topology gives one process, with its NULL. */
-#define TOPOLOGY_ENV_MAX      (7 + TOPOLOGY_MAX_MODULES + 8 + 1)
+/* The most variables a topology gives one process: data, migrations, listen, token, issuer,
+ * up to 3 database ones, the bus, the modules' URLs, 8 extra, NULL. */
+#define TOPOLOGY_ENV_MAX      (9 + TOPOLOGY_MAX_MODULES + 8 + 1)
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -54,6 +55,13 @@ typedef struct topology {
      */
     test_db_env db;
 } topology;
+
+/*
+ * The issuer every process of a topology names in its tokens: fixed, so that tokens stay
+ * valid when the gateway moves to another port or identity to another process (in a
+ * deployment, the public URL of the gateway).
+ */
+#define TOPOLOGY_ISSUER_ENV "CLEAVE_IDENTITY_ISSUER=http://cleave.test"
 
 /* Appends t's database variables (none on SQLite) to env[] from index at; returns the new end. */
 int topology_db_env(topology *t, char **env, int at, int admin);

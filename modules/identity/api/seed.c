@@ -9,6 +9,7 @@
 
 static const identity_user_request demo_users[] = {
     {.username = "alice", .password = "alice-customer-pw", .role = "customer"},
+    {.username = "bob", .password = "bob-customer-pw", .role = "customer"},
     {.username = "sam", .password = "sam-staff-pw", .role = "staff"},
     {.username = "ada", .password = "ada-admin-pw", .role = "admin"},
 };
