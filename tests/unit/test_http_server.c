@@ -432,7 +432,12 @@ static int group_setup(void **state)
         {"GET", "/num", CL_PERM_PUBLIC, h_num, NULL, "n"},
         {"GET", "/nobody", CL_PERM_PUBLIC, h_nobody, NULL, NULL},
     };
-    cl_http_options opt = {"127.0.0.1:0", 4, 1024, 8, 5000, "test"};
+    cl_http_options opt = {.listen = "127.0.0.1:0",
+                           .threads = 4,
+                           .max_body = 1024,
+                           .max_json_depth = 8,
+                           .request_timeout_ms = 5000,
+                           .service = "test"};
     cl_error err;
 
     (void)state;
@@ -892,7 +897,7 @@ static void test_http_writes_access_log(void **state)
 
 static void test_http_start_refuses_taken_port(void **state)
 {
-    cl_http_options opt = {NULL, 1, 0, 0, 0, "test"};
+    cl_http_options opt = {.threads = 1, .service = "test"};
     char listen[64];
     cl_http_server *srv = NULL;
     cl_error err;
@@ -1307,7 +1312,8 @@ static void test_rpc_deadline_header_is_bounded(void **state)
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
     static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
     cl_rpc_service svc = {&api, NULL, NULL};
-    cl_http_options opt = {"127.0.0.1:0", 2, 0, 0, 5000, "test"};
+    cl_http_options opt = {
+        .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
     cl_router *r = cl_router_new();
     cl_http_server *srv = NULL;
     cl_error err;
@@ -1412,7 +1418,7 @@ static void test_http_stop_lets_inflight_request_finish(void **state)
     cl_router *r = cl_router_new();
     cl_route slow = {"GET", "/slow", CL_PERM_PUBLIC, h_slow, &g, NULL};
     cl_route ping = {"GET", "/ping", CL_PERM_PUBLIC, h_ping, NULL, NULL};
-    cl_http_options opt = {"127.0.0.1:0", 2, 0, 0, 0, "test"};
+    cl_http_options opt = {.listen = "127.0.0.1:0", .threads = 2, .service = "test"};
     pthread_t client;
     pthread_t stop;
     cl_error err;
