@@ -28,7 +28,7 @@
 #define HTTP_DEFAULT_MIN_RATE   1024
 #define HTTP_DEFAULT_KEEP_ALIVE 2000
 /* Accepted connections waiting for a worker, and handshakes waiting for accept. */
-#define HTTP_LISTEN_BACKLOG     "128"
+#define HTTP_LISTEN_BACKLOG     "511"
 /* Bounds on what a client sends before any handler runs. */
 #define HTTP_PATH_MAX           2048
 #define HTTP_QUERY_MAX          4096
