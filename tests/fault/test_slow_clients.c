@@ -40,16 +40,16 @@
 #include "cleave/http.h"
 #include "cleave/log.h"
 
-#define HEAD_TIMEOUT_MS 2000
-#define BODY_TIMEOUT_MS 3000
+#define HEAD_TIMEOUT_MS 2000LL
+#define BODY_TIMEOUT_MS 3000LL
 /* What civetweb's head timeout and our checks may add: one trickle interval and a poll. */
-#define CUT_SLACK_MS    1500
+#define CUT_SLACK_MS    1500LL
 #define NSLOW_HEAD      64
 #define NSLOW_BODY      64
 #define NIDLE           500
 #define NATTACK         (NSLOW_HEAD + NSLOW_BODY + NIDLE)
 #define TRICKLE_MS      200
-#define P99_BOUND_MS    100
+#define P99_BOUND_MS    100LL
 
 /* --- time and a tiny HTTP client ------------------------------------------------------ */
 
@@ -84,6 +84,19 @@ static int connect_from(const char *source, int port)
         return -1;
     }
     return fd;
+}
+
+/* The status of a response that starts "HTTP/1.1 NNN", or 0. */
+static int status_of(const char *buf)
+{
+    char *end = NULL;
+    long status;
+
+    if (strncmp(buf, "HTTP/1.1 ", 9) != 0) {
+        return 0;
+    }
+    status = strtol(buf + 9, &end, 10);
+    return end == buf + 12 && status >= 100 && status <= 999 ? (int)status : 0;
 }
 
 /*
@@ -129,9 +142,7 @@ static int exchange(const char *source, int port, const char *request, int limit
     }
     close(fd);
     buf[len] = '\0';
-    if (sscanf(buf, "HTTP/1.1 %d", &status) != 1) {
-        status = 0;
-    }
+    status = status_of(buf);
     if (head_size > 0) {
         snprintf(head, head_size, "%s", buf);
     }
@@ -330,7 +341,7 @@ static void drain(attacker *a)
         if (n > 0) {
             buf[n] = '\0';
             if (a->status == 0) {
-                sscanf(buf, "HTTP/1.1 %d", &a->status);
+                a->status = status_of(buf);
             }
             continue;
         }
@@ -501,10 +512,10 @@ static void test_slow_and_idle_clients_cannot_starve_the_server(void **state)
 
 /* --- overload ---------------------------------------------------------------------------- */
 
-#define OVERLOAD_CAPACITY   4  /* the product route's pool */
-#define OVERLOAD_SERVICE_MS 50 /* what one product read holds a slot for */
-#define OVERLOAD_CLIENTS    (4 * OVERLOAD_CAPACITY)
-#define OVERLOAD_SECONDS    3
+#define OVERLOAD_CAPACITY   4    /* the product route's pool */
+#define OVERLOAD_SERVICE_MS 50LL /* what one product read holds a slot for */
+#define OVERLOAD_CLIENTS    16   /* four times the capacity */
+#define OVERLOAD_SECONDS    3LL
 
 typedef struct load_client {
     int port;
@@ -564,8 +575,8 @@ static void test_overload_is_shed_at_once_and_accepted_requests_keep_their_laten
     cl_http_server *srv;
     load_client *cs = calloc(OVERLOAD_CLIENTS, sizeof(*cs));
     pthread_t th[OVERLOAD_CLIENTS];
-    int64_t *ok = calloc(OVERLOAD_CLIENTS * 512, sizeof(*ok));
-    int64_t *shed = calloc(OVERLOAD_CLIENTS * 4096, sizeof(*shed));
+    int64_t *ok = calloc((size_t)OVERLOAD_CLIENTS * 512, sizeof(*ok));
+    int64_t *shed = calloc((size_t)OVERLOAD_CLIENTS * 4096, sizeof(*shed));
     size_t nok = 0;
     size_t nshed = 0;
     size_t nother = 0;
@@ -582,7 +593,7 @@ static void test_overload_is_shed_at_once_and_accepted_requests_keep_their_laten
     assert_non_null(ok);
     assert_non_null(shed);
     g_pool_free = OVERLOAD_CAPACITY;
-    g_service_ms = OVERLOAD_SERVICE_MS;
+    g_service_ms = (int)OVERLOAD_SERVICE_MS;
     srv = start_server(r, &opt);
     until = cl_now_ms() + OVERLOAD_SECONDS * 1000;
     for (int i = 0; i < OVERLOAD_CLIENTS; i++) {
@@ -612,10 +623,9 @@ static void test_overload_is_shed_at_once_and_accepted_requests_keep_their_laten
     ok_p99 = percentile(ok, nok, 99);
     shed_p50 = percentile(shed, nshed, 50);
     shed_p99 = percentile(shed, nshed, 99);
-    printf("fault: overload %d clients x %d s on capacity %d (service %d ms): %zu accepted "
+    printf("fault: overload %d clients x %lld s on capacity %d (service %lld ms): %zu accepted "
            "(p50 %lld ms, p99 %lld ms), %zu shed 503 (p50 %lld ms, p99 %lld ms, %d without "
-           "Retry-After or "
-           "problem+json), %zu other\n",
+           "Retry-After or problem+json), %zu other\n",
            OVERLOAD_CLIENTS, OVERLOAD_SECONDS, OVERLOAD_CAPACITY, OVERLOAD_SERVICE_MS, nok,
            (long long)ok_p50, (long long)ok_p99, nshed, (long long)shed_p50, (long long)shed_p99,
            missing, nother);
@@ -710,9 +720,37 @@ static void test_a_full_bulkhead_refuses_its_route_only(void **state)
     assert_int_equal(shed, 4);
 }
 
+/*
+ * A body that stops before its Content-Length is a slow client, not a complete body:
+ * before, civetweb's read timeout ended the read and the handler parsed what had come.
+ */
+static void test_a_body_that_stops_short_is_a_timeout_not_a_truncated_body(void **state)
+{
+    cl_router *r = new_router();
+    cl_http_options opt = {.threads = 4, .head_timeout_ms = 500};
+    cl_http_server *srv;
+    char head[2048];
+    int status;
+
+    (void)state;
+    srv = start_server(r, &opt);
+    /* "[1]" is valid JSON: parsed truncated it would be taken. */
+    status = exchange("127.0.0.1", cl_http_port(srv),
+                      "POST /api/v1/products HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n[1]",
+                      5000, head, sizeof(head));
+    cl_http_stop(srv);
+    cl_router_free(r);
+    printf("fault: a body stopped short got %d\n", status);
+    assert_int_equal(status, 408);
+    assert_non_null(strstr(head, "urn:cleave:problem:request-timeout"));
+    assert_non_null(strstr(head, "Connection: close"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_body_that_stops_short_is_a_timeout_not_a_truncated_body),
         cmocka_unit_test(test_a_full_bulkhead_refuses_its_route_only),
         cmocka_unit_test(test_overload_is_shed_at_once_and_accepted_requests_keep_their_latency),
         cmocka_unit_test(test_slow_and_idle_clients_cannot_starve_the_server),
