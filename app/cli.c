@@ -446,7 +446,6 @@ static int cmd_serve(const char *config, int argc)
     opt.keep_alive_ms = cl_config_int(h.config, "CLEAVE_HTTP_KEEP_ALIVE_MS");
     opt.max_conns_per_client =
         (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_CONNECTIONS_PER_CLIENT");
-    opt.max_conns_per_client = opt.max_conns_per_client > 0 ? opt.max_conns_per_client : -1;
     opt.max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_INFLIGHT");
     opt.route_max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_ROUTE_MAX_INFLIGHT");
     /* Probes must answer while load shedding refuses other requests (ADR 0023). */

@@ -26,7 +26,7 @@
 #define HTTP_DEFAULT_HEAD_MS    10000
 #define HTTP_DEFAULT_BODY_MS    30000
 #define HTTP_DEFAULT_MIN_RATE   1024
-#define HTTP_DEFAULT_KEEP_ALIVE 2000
+#define HTTP_DEFAULT_KEEP_ALIVE 500
 /* Accepted connections waiting for a worker, and handshakes waiting for accept. */
 #define HTTP_LISTEN_BACKLOG     "511"
 /* Bounds on what a client sends before any handler runs. */
@@ -1353,9 +1353,11 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     srv->max_inflight = opt->max_inflight > 0 ? opt->max_inflight : nthreads;
     srv->route_max_inflight =
         opt->route_max_inflight > 0 ? opt->route_max_inflight : srv->max_inflight;
-    srv->max_conns_per_client = opt->max_conns_per_client == 0  ? (nthreads + 1) / 2
-                                : opt->max_conns_per_client < 0 ? 0
-                                                                : opt->max_conns_per_client;
+    /*
+     * No cap unless asked: behind a gateway or an edge proxy every request comes from one
+     * address, and a cap would throttle exactly the pooled connections that carry them.
+     */
+    srv->max_conns_per_client = opt->max_conns_per_client > 0 ? opt->max_conns_per_client : 0;
     /* One slot per worker: a worker holds one connection, so no more addresses than that. */
     srv->nclients = nthreads;
     srv->nroutes = cl_router_count(router);

@@ -112,9 +112,9 @@ typedef struct cl_http_options {
     int64_t body_timeout_ms;  /* the whole body, in total (not per byte); 30 s */
     int64_t min_body_rate;    /* bytes per second a body must keep after its first
                                  second, -1 for no minimum; 1024 */
-    int64_t keep_alive_ms;    /* idle time between requests on a connection; 2 s */
+    int64_t keep_alive_ms;    /* idle time between requests on a connection; 500 ms */
     int max_conns_per_client; /* connections one address may hold; more are answered
-                                 503 and closed; -1 for no cap; threads / 2 */
+                                 503 and closed; 0 or -1: no cap */
     /*
      * Load shedding: requests running handlers at once, over all routes but the
      * unbounded ones; one more is answered 503 with Retry-After at once. 0 means threads.
