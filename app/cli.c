@@ -213,6 +213,7 @@ static int cmd_modules(const char *config, int argc, char **argv)
                    b->api->ops_version, cl_rpc_client_url(m->remote));
         }
     }
+    host_print_placement(&h);
     host_close(&h);
     return EXIT_SUCCESS;
 }
@@ -422,7 +423,7 @@ static int cmd_serve(const char *config, int argc)
     /* The process that owns a module's database migrates it (ADR 0007). */
     if (host_open_with(&h, &(host_options){.config_file = config, .provision = true}, &err) !=
             CL_OK ||
-        host_migrate(&h, false, &err) != CL_OK) {
+        host_check_placement(&h, &err) != CL_OK || host_migrate(&h, false, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
     }

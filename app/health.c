@@ -1,7 +1,7 @@
 /*
  * Liveness and readiness. /healthz says the process answers; /readyz says every local
  * module's database is reachable and fully migrated and every remote module's service is
- * ready, and names the one that is not.
+ * ready, and names the one that is not. /readyz?module=M answers for local module M alone.
  */
 #include <string.h>
 
@@ -45,12 +45,34 @@ static json_t *module_check(host *h, host_module *m, int *ok)
 static void readyz(cl_http_req *req, void *arg)
 {
     host *h = arg;
-    json_t *checks = json_array();
+    json_t *checks;
     int ok = 1;
     char detail[256] = "";
+    char only[64] = "";
+    int found = 0;
+    bool asked;
+    cl_error err = {0};
 
+    /* ?module=M: another process asks about the one module it calls here (cl_rpc_ready). */
+    asked = cl_http_query(req, "module", only, sizeof(only)) != -1;
+    for (int i = 0; asked && i < h->nmodules; i++) {
+        found |= h->modules[i].binding->local != NULL &&
+                 strcmp(h->modules[i].binding->api->name, only) == 0;
+    }
+    if (asked && !found) {
+        cl_error_set(&err, CL_NOT_FOUND, "module", "%s does not run module '%s'", host_binary_name,
+                     only);
+        cl_http_reply_error(req, &err);
+        return;
+    }
+    checks = json_array();
     for (int i = 0; i < h->nmodules; i++) {
-        json_t *check = module_check(h, &h->modules[i], &ok);
+        json_t *check;
+
+        if (asked && strcmp(h->modules[i].binding->api->name, only) != 0) {
+            continue;
+        }
+        check = module_check(h, &h->modules[i], &ok);
         const char *d = json_string_value(json_object_get(check, "detail"));
 
         if (d != NULL && detail[0] == '\0') {
@@ -72,7 +94,7 @@ cl_status host_health_routes(host *h, cl_router *r, cl_error *err)
 {
     const cl_route routes[] = {
         {"GET", "/healthz", CL_PERM_PUBLIC, healthz, h, NULL},
-        {"GET", "/readyz", CL_PERM_PUBLIC, readyz, h, NULL},
+        {"GET", "/readyz", CL_PERM_PUBLIC, readyz, h, "module"},
     };
 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);

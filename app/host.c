@@ -450,15 +450,20 @@ cl_status host_build_router(host *h, cl_error *err)
     for (int i = 0; i < h->nmodules; i++) {
         host_module *m = &h->modules[i];
 
+        st = CL_OK;
         if (host_binary_role == HOST_GATEWAY) {
             st = m->binding->api->routes(h->router, &m->handle, err);
-        } else if (m->binding->local != NULL) {
+        }
+        /*
+         * Every module compiled in is served over RPC too, on the gateway as on a service,
+         * so that a module extracted from this process reaches the ones left in it: its
+         * dependencies resolve on whichever side of the split they are (ADR 0010).
+         */
+        if (st == CL_OK && m->binding->local != NULL) {
             m->rpc.api = m->binding->api;
             m->rpc.module = &m->handle;
             m->rpc.token = cl_config_get(h->config, "CLEAVE_SERVICE_TOKEN");
             st = cl_rpc_routes(h->router, &m->rpc, err);
-        } else {
-            st = CL_OK;
         }
         if (st != CL_OK) {
             return st;

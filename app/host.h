@@ -42,7 +42,7 @@ typedef struct host_module {
     const char *admin_url;      /* PostgreSQL admin credentials for migrating it, or NULL */
     cl_rpc_client *remote;      /* its service; NULL when the module is local */
     cl_handle handle;           /* what callers use: local table and instance, or remote */
-    cl_rpc_service rpc;         /* how a service binary serves it */
+    cl_rpc_service rpc;         /* how it is served to other processes, when local */
     bool started;
 } host_module;
 
@@ -98,8 +98,9 @@ cl_status host_check_migrations(host *h, cl_error *err);
 /* Creates and starts an instance of every local module, in dependency order. */
 cl_status host_start_modules(host *h, cl_error *err);
 /*
- * Builds the router: health routes, then on a gateway every module's public routes, on a
- * service its local module's RPC routes.
+ * Builds the router: health routes, on a gateway every module's public routes, and in
+ * every binary the RPC routes of its local modules, for the processes they were extracted
+ * from or into.
  */
 cl_status host_build_router(host *h, cl_error *err);
 /* Starts the bus's relays, consumers and operation runners (after host_start_modules). */
@@ -108,6 +109,15 @@ cl_status host_start_bus(host *h, cl_error *err);
 cl_status host_operation_routes(host *h, cl_router *r, cl_error *err);
 /* Stops and destroys the instances in reverse order, closes databases, frees everything. */
 void host_close(host *h);
+
+/*
+ * Placement (placement.c): refuses, naming the event, both modules and CLEAVE_NATS_URL,
+ * a process on the in-process bus with an event whose publisher and subscriber are not
+ * both in it. host_print_placement prints what this process runs, calls, serves to other
+ * processes and exchanges with them (`cleave modules`).
+ */
+cl_status host_check_placement(const host *h, cl_error *err);
+void host_print_placement(const host *h);
 
 /* The health routes: GET /healthz and GET /readyz. */
 cl_status host_health_routes(host *h, cl_router *r, cl_error *err);

@@ -224,6 +224,9 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
     }
+    if (ctx->own_only) {
+        h = add_header(h, "X-Cleave-Own-Only", "1");
+    }
     if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
     }
@@ -380,7 +383,9 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
     if (h == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    snprintf(url, sizeof(url), "%s/readyz", c->base_url);
+    /* Only the module it serves: asking for the whole process would recurse between two
+     * processes that each call a module of the other. */
+    snprintf(url, sizeof(url), "%s/readyz?module=%s", c->base_url, c->module);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
@@ -396,6 +401,11 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
     if (rc != CURLE_OK) {
         return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is unreachable: %s",
                             c->module, c->base_url, curl_easy_strerror(rc));
+    }
+    if (http == 404) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL,
+                            "%s is not served at %s: that process does not run it", c->module,
+                            c->base_url);
     }
     if (http != 200) {
         return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is not ready (HTTP %ld)",

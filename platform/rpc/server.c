@@ -23,12 +23,16 @@ static int token_equal(const char *a, const char *b)
     return diff == 0;
 }
 
+/*
+ * Default deny: a process configured with no token accepts no call, since its RPC routes
+ * reach every operation of its modules with no permission check of their own.
+ */
 static int authorized(cl_http_req *req, const char *token)
 {
     const char *auth;
 
     if (token == NULL || token[0] == '\0') {
-        return 1;
+        return 0;
     }
     auth = cl_http_header(req, "Authorization");
     return auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && token_equal(auth + 7, token);
@@ -110,6 +114,8 @@ static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
     (void)cl_traceparent_parse(cl_http_header(req, "traceparent"), ctx->trace_id, ctx->span_id);
     v = cl_http_header(req, "X-Cleave-Read-Primary");
     ctx->read_primary = v != NULL && strcmp(v, "1") == 0;
+    v = cl_http_header(req, "X-Cleave-Own-Only");
+    ctx->own_only = v != NULL && strcmp(v, "1") == 0;
     return deadline_from_header(req, ctx);
 }
 
@@ -147,7 +153,11 @@ static void dispatch(cl_http_req *req, void *arg)
     void *out = NULL;
 
     if (!authorized(req, svc->token)) {
-        cl_error_set(&ctx->err, CL_UNAUTHORIZED, NULL, "a valid service token is required");
+        cl_error_set(&ctx->err, CL_UNAUTHORIZED, NULL,
+                     svc->token != NULL && svc->token[0] != '\0'
+                         ? "a valid service token is required"
+                         : "this process accepts no service calls: it has no "
+                           "CLEAVE_SERVICE_TOKEN");
         cl_http_set_header(req, "WWW-Authenticate", "Bearer");
         reply_failure(req, &ctx->err);
         return;

@@ -296,17 +296,12 @@ static void steps_of(json_t *order, char *out, size_t size)
 static void assert_ledger_replays_unchanged(void)
 {
     char bin[512], out[4096];
-    /* Data, migrations, token, up to 3 database variables, the services' URLs, NULL. */
-    char *env[3 + 3 + TOPOLOGY_MAX_SERVICES + 1] = {topo.data_env, topo.migrations_env,
-                                                    "CLEAVE_SERVICE_TOKEN=test-service-token"};
+    char *env[TOPOLOGY_ENV_MAX];
     char *argv[] = {topo.gateway_bin, "payments", "rebuild", NULL};
-    int rc, n;
+    int rc;
 
     /* On PostgreSQL the ledger is in the topology's database, not under the data directory. */
-    n = topology_db_env(&topo, env, 3, 0);
-    for (int i = 0; i < topo.nservices; i++) {
-        env[n + i] = topo.url_envs[i];
-    }
+    topology_env(&topo, 0, env);
     rc = test_run(topology_bin(topo.gateway_bin, bin, sizeof(bin)), argv, env, out, sizeof(out));
     if (rc != 0 || strstr(out, "projections unchanged") == NULL) {
         fail_msg("payments rebuild exited %d:\n%s", rc, out);

@@ -1,13 +1,17 @@
 /* Child processes for tests: the real binaries, stopped by their PID, even on failure. */
 #include "proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -206,6 +210,33 @@ int test_run(const char *bin, char *const argv[], char *const env_add[], char *o
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int test_free_port(void)
+{
+    static atomic_uint counter;
+    unsigned seed =
+        (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^ atomic_fetch_add(&counter, 7919u);
+
+    for (int i = 0; i < 200; i++) {
+        struct sockaddr_in a = {0};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int port = 10000 + (int)(rand_r(&seed) % 22000u);
+        int ok;
+
+        if (fd < 0) {
+            return -1;
+        }
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)port);
+        ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        if (ok) {
+            return port;
+        }
+    }
+    return -1;
 }
 
 int test_tmpdir(char *buf, size_t size)

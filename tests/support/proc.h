@@ -37,6 +37,13 @@ int test_proc_stop(test_proc *p, int sig);
  */
 int test_run(const char *bin, char *const argv[], char *const env_add[], char *out, size_t size);
 
+/*
+ * A loopback port nobody listens on, for a server whose address others must know before
+ * it starts; below the kernel's ephemeral range, so that no outgoing connection takes it
+ * meanwhile. -1 when none was found.
+ */
+int test_free_port(void);
+
 /* Creates a fresh temporary directory into buf[size]; 0 or -1. */
 int test_tmpdir(char *buf, size_t size);
 /* rm -rf path (only under /tmp). */

@@ -434,6 +434,8 @@ static int service_env(test_service *s, char **env, char *data_env, char *const 
     env[n++] = "CLEAVE_LISTEN=127.0.0.1:0";
     env[n++] = "CLEAVE_SERVICE_TOKEN=" TEST_SERVICE_TOKEN;
     env[n++] = migrations_env;
+    /* Its events' subscribers (or publishers) run elsewhere: a real broker carries them. */
+    env[n++] = s->nats.env;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < SERVICE_ENV_MAX - 5; i++) {
         env[n++] = extra[i];
     }
@@ -460,7 +462,7 @@ int test_service_start(test_service *s, const cl_module_api *api, char *const *e
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", s->dir);
     snprintf(s->log, sizeof(s->log), "%s/%s.log", s->dir, name);
     snprintf(s->bin, sizeof(s->bin), "%s/%s", CLEAVE_BIN_DIR, name);
-    if (test_db_env_open(&s->db, 1) != 0) {
+    if (test_db_env_open(&s->db, 1) != 0 || test_nats_open(&s->nats, s->dir) != 0) {
         return -1;
     }
     /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
@@ -510,5 +512,6 @@ int test_service_stop(test_service *s)
     s->client = NULL;
     s->handle = (cl_handle){NULL, NULL};
     test_db_env_close(&s->db);
+    test_nats_close(&s->nats);
     return status;
 }

@@ -22,6 +22,7 @@
 #include "cleave/db.h"
 #include "cleave/module.h"
 #include "cleave/rpc.h"
+#include "nats_server.h"
 #include "pgtest.h"
 #include "proc.h"
 
@@ -176,6 +177,7 @@ typedef struct test_service {
     cl_rpc_client *client; /* owned */
     cl_handle handle;      /* {api->remote_ops, client}: the remote binding */
     test_db_env db;
+    test_nats nats; /* its bus: events cross to and from the processes around it */
 } test_service;
 
 /*

@@ -67,6 +67,26 @@ int topology_db_env(topology *t, char **env, int at, int admin)
     return test_db_env_add(&t->db, env, at, admin);
 }
 
+/* "a b c" (the build's module list) into t->services. */
+static int parse_modules(topology *t, const char *list)
+{
+    const char *p = list;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, " ");
+
+        if (n > 0) {
+            if (t->nservices == TOPOLOGY_MAX_SERVICES) {
+                fprintf(stderr, "too many modules for a topology: %s\n", list);
+                return -1;
+            }
+            snprintf(t->services[t->nservices++], sizeof(t->services[0]), "cleave-%.*s", (int)n, p);
+        }
+        p += n + (p[n] != '\0' ? 1 : 0);
+    }
+    return 0;
+}
+
 /* "a+b" into t->services; the gateway's binary is cleave-without-a-b. */
 static int parse_extracted(topology *t, const char *name, char *host_bin, size_t size)
 {
@@ -78,6 +98,11 @@ static int parse_extracted(topology *t, const char *name, char *host_bin, size_t
         return -1;
     }
     snprintf(host_bin, size, "cleave-without-");
+    if (strcmp(name, "all-extracted") == 0) {
+        /* Every module in a service of its own; the gateway only routes. */
+        snprintf(host_bin, size, "cleave-without-all");
+        return parse_modules(t, CLEAVE_TEST_MODULES);
+    }
     while (p < dash) {
         const char *plus = memchr(p, '+', (size_t)(dash - p));
         size_t n = (size_t)((plus != NULL ? plus : dash) - p);
@@ -95,10 +120,22 @@ static int parse_extracted(topology *t, const char *name, char *host_bin, size_t
     return 0;
 }
 
-/*
- * The gateway's environment: data, migrations, token, database (with the admin's when
- * admin is set), every service's URL, then extra.
- */
+/* t's process variables: token, database (with the admin's when admin is set), bus, URLs. */
+static int common_env(topology *t, int admin, char **env, int n)
+{
+    env[n++] = TOPOLOGY_TOKEN;
+    n = topology_db_env(t, env, n, admin);
+    if (t->nats.env[0] != '\0') {
+        env[n++] = t->nats.env;
+    }
+    for (int i = 0; i < t->nurl_envs; i++) {
+        env[n++] = t->url_envs[i];
+    }
+    env[n] = NULL;
+    return n;
+}
+
+/* The gateway's environment: data, migrations, listen, the common variables, then extra. */
 static void gateway_env(topology *t, const char *listen, char *const extra[], int admin, char **env)
 {
     int n = 0;
@@ -106,15 +143,79 @@ static void gateway_env(topology *t, const char *listen, char *const extra[], in
     env[n++] = t->data_env;
     env[n++] = t->migrations_env;
     env[n++] = (char *)listen;
-    env[n++] = TOPOLOGY_TOKEN;
-    n = topology_db_env(t, env, n, admin);
-    for (int i = 0; i < t->nservices; i++) {
-        env[n++] = t->url_envs[i];
-    }
+    n = common_env(t, admin, env, n);
     for (int i = 0; extra != NULL && extra[i] != NULL && i < 8; i++) {
         env[n++] = extra[i];
     }
     env[n] = NULL;
+}
+
+void topology_env(topology *t, int admin, char **env)
+{
+    int n = 0;
+
+    env[n++] = t->data_env;
+    env[n++] = t->migrations_env;
+    common_env(t, admin, env, n);
+}
+
+/* Service i's environment: its own data directory, migrations, its port, the common ones. */
+static void service_env(topology *t, int i, char *listen, size_t size, int admin, char **env)
+{
+    snprintf(listen, size, "CLEAVE_LISTEN=127.0.0.1:%d", t->service_ports[i]);
+    env[0] = t->service_data_envs[i];
+    env[1] = t->migrations_env;
+    env[2] = listen;
+    common_env(t, admin, env, 3);
+}
+
+/* "CLEAVE_<MODULE>_URL=http://127.0.0.1:<port>" into url_envs. */
+static void add_url_env(topology *t, const char *module, size_t len, int port)
+{
+    char upper[64];
+    size_t k = 0;
+
+    for (; k < len && k < sizeof(upper) - 1; k++) {
+        upper[k] = (char)toupper((unsigned char)module[k]);
+    }
+    upper[k] = '\0';
+    snprintf(t->url_envs[t->nurl_envs++], sizeof(t->url_envs[0]),
+             "CLEAVE_%s_URL=http://127.0.0.1:%d", upper, port);
+}
+
+/*
+ * Before any process starts: a fixed port for each, and where every module runs, so that
+ * extracted modules and the gateway can call each other whatever the order they start in.
+ */
+static int plan_ports(topology *t)
+{
+    const char *p = CLEAVE_TEST_MODULES;
+
+    t->gateway_port = test_free_port();
+    for (int i = 0; i < t->nservices; i++) {
+        t->service_ports[i] = test_free_port();
+        if (t->service_ports[i] < 0) {
+            return -1;
+        }
+    }
+    if (t->gateway_port < 0) {
+        return -1;
+    }
+    while (*p != '\0' && t->nurl_envs < TOPOLOGY_MAX_MODULES) {
+        size_t n = strcspn(p, " ");
+        int port = t->gateway_port;
+
+        for (int i = 0; i < t->nservices; i++) {
+            if (strlen(t->services[i] + 7) == n && strncmp(t->services[i] + 7, p, n) == 0) {
+                port = t->service_ports[i];
+            }
+        }
+        if (n > 0) {
+            add_url_env(t, p, n, port);
+        }
+        p += n + (p[n] != '\0' ? 1 : 0);
+    }
+    return 0;
 }
 
 int topology_start(topology *t, const char *name, int seed)
@@ -124,8 +225,8 @@ int topology_start(topology *t, const char *name, int seed)
 
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[])
 {
-    char cmd[1200], out[1024];
-    char *env[7 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    char cmd[1200], out[1024], listen[64];
+    char *env[TOPOLOGY_ENV_MAX];
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
     int port;
 
@@ -142,6 +243,9 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     if (test_tmpdir(t->dir, sizeof(t->dir)) != 0) {
         return -1;
     }
+    if (t->nservices > 0 && (plan_ports(t) != 0 || test_nats_open(&t->nats, t->dir) != 0)) {
+        return -1;
+    }
     /* A private copy of the migrations, so that a test may change them. */
     snprintf(t->migrations_dir, sizeof(t->migrations_dir), "%s/migrations", t->dir);
     snprintf(cmd, sizeof(cmd), "%s/migrations", CLEAVE_SOURCE_DIR);
@@ -156,33 +260,22 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
              t->migrations_dir);
     for (int i = 0; i < t->nservices; i++) {
         const char *module = t->services[i] + 7;
-        char *svc_env[10] = {t->service_data_envs[i], t->migrations_env,
-                             "CLEAVE_LISTEN=127.0.0.1:0", TOPOLOGY_TOKEN, NULL};
-        char upper[64];
-        size_t k = 0;
 
         /* Each service owns its own data directory: no shared database. */
         snprintf(t->service_data_envs[i], sizeof(t->service_data_envs[i]),
                  "CLEAVE_DATA_DIR=%s/%s-data", t->dir, module);
         /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
         if (t->db.admin_env[0] != '\0') {
-            topology_db_env(t, svc_env, 4, 1);
-            if (run_host(t, t->services[i], svc_env, "migrate") != 0) {
+            service_env(t, i, listen, sizeof(listen), 1, env);
+            if (run_host(t, t->services[i], env, "migrate") != 0) {
                 return -1;
             }
         }
-        topology_db_env(t, svc_env, 4, 0);
-        port = serve(t, t->services[i], svc_env);
-        if (port < 0) {
+        service_env(t, i, listen, sizeof(listen), 0, env);
+        port = serve(t, t->services[i], env);
+        if (port != t->service_ports[i]) {
             return -1;
         }
-        t->service_ports[i] = port;
-        for (; module[k] != '\0' && k < sizeof(upper) - 1; k++) {
-            upper[k] = (char)toupper((unsigned char)module[k]);
-        }
-        upper[k] = '\0';
-        snprintf(t->url_envs[i], sizeof(t->url_envs[i]), "CLEAVE_%s_URL=http://127.0.0.1:%d", upper,
-                 port);
     }
     if (t->nservices > 0) {
         /* The first extracted module, for tests written for one. */
@@ -191,11 +284,12 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
         t->service_port = t->service_ports[0];
         snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", t->service_port);
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, 1, env);
+    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->gateway_port);
+    gateway_env(t, listen, NULL, 1, env);
     if (run_host(t, t->gateway_bin, env, "migrate") != 0) {
         return -1;
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", NULL, 0, env);
+    gateway_env(t, listen, NULL, 0, env);
     if (seed && run_host(t, t->gateway_bin, env, "seed") != 0) {
         return -1;
     }
@@ -203,7 +297,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     if (t->db.pg.db[0] != '\0' && pgtest_wait_replica(&t->db.pg, 30000) != 0) {
         return -1;
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, 0, env);
+    gateway_env(t, listen, extra, 0, env);
     t->gateway_slot = t->nprocs;
     port = serve(t, t->gateway_bin, env);
     if (port < 0) {
@@ -234,13 +328,16 @@ int topology_gateway_wait_exit(topology *t, int timeout_ms)
 
 int topology_restart_gateway(topology *t, char *const extra[])
 {
-    char *env[7 + TOPOLOGY_MAX_SERVICES + 8 + 1];
+    char *env[TOPOLOGY_ENV_MAX];
+    char listen[64];
     int port;
 
     if (t->procs[t->gateway_slot].pid != 0) {
         return -1;
     }
-    gateway_env(t, "CLEAVE_LISTEN=127.0.0.1:0", extra, 0, env);
+    /* On the same port when others call it (t->gateway_port), else on a new one. */
+    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->gateway_port);
+    gateway_env(t, listen, extra, 0, env);
     port = serve_in(t, t->gateway_slot, t->gateway_bin, env);
     if (port < 0) {
         return -1;
@@ -270,14 +367,12 @@ int topology_restart_module(topology *t, const char *module)
 {
     int i = service_index(t, module);
     char listen[64];
-    char *env[10] = {NULL, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
+    char *env[TOPOLOGY_ENV_MAX];
 
     if (i < 0) {
         return -1;
     }
-    env[0] = t->service_data_envs[i];
-    topology_db_env(t, env, 4, 0);
-    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_ports[i]);
+    service_env(t, i, listen, sizeof(listen), 0, env);
     return serve_in(t, i, t->services[i], env) == t->service_ports[i] ? 0 : -1;
 }
 
@@ -291,12 +386,7 @@ int topology_stop_service(topology *t)
 
 int topology_restart_service(topology *t)
 {
-    char listen[64];
-    char *env[10] = {t->service_data_env, t->migrations_env, listen, TOPOLOGY_TOKEN, NULL};
-
-    topology_db_env(t, env, 4, 0);
-    snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->service_port);
-    return serve_in(t, 0, t->service, env) == t->service_port ? 0 : -1;
+    return t->nservices > 0 ? topology_restart_module(t, t->services[0] + 7) : -1;
 }
 
 int topology_stop(topology *t)
@@ -315,6 +405,7 @@ int topology_stop(topology *t)
         }
     }
     t->nprocs = 0;
+    test_nats_close(&t->nats);
     if (test_db_env_close(&t->db) != 0) {
         rc = -1;
     }

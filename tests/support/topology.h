@@ -9,8 +9,13 @@
 #include "test_module.h"
 #include "proc.h"
 
+#include "nats_server.h"
+
 #define TOPOLOGY_MAX_PROCS    8
-#define TOPOLOGY_MAX_SERVICES 4
+#define TOPOLOGY_MAX_SERVICES 6
+#define TOPOLOGY_MAX_MODULES  8
+/* The most variables a topology gives one process, with its NULL. */
+#define TOPOLOGY_ENV_MAX      (7 + TOPOLOGY_MAX_MODULES + 8 + 1)
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -31,7 +36,16 @@ typedef struct topology {
     /* How the gateway was started, so that it can be started again. */
     char gateway_bin[128];
     char data_env[512];
-    char url_envs[TOPOLOGY_MAX_SERVICES][128];
+    /*
+     * With modules extracted every process is told, before any starts, where every
+     * module runs: CLEAVE_<MODULE>_URL of the gateway or of the module's service, so the
+     * gateway keeps its port across restarts (gateway_port; 0 on a monolith).
+     */
+    int gateway_port;
+    char url_envs[TOPOLOGY_MAX_MODULES][128];
+    int nurl_envs;
+    /* With modules extracted events cross processes: the bus (nats.env empty on a monolith). */
+    test_nats nats;
     int gateway_slot;
     /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
@@ -43,12 +57,20 @@ typedef struct topology {
 
 /* Appends t's database variables (none on SQLite) to env[] from index at; returns the new end. */
 int topology_db_env(topology *t, char **env, int at, int admin);
+/*
+ * The gateway's variables but its listen address, for running one of its commands:
+ * data, migrations, token, database (with the admin's when admin is set), bus, every
+ * module's URL; env[TOPOLOGY_ENV_MAX], NULL-terminated.
+ */
+void topology_env(topology *t, int admin, char **env);
 
 /*
  * Builds a data directory, migrates it, seeds it when seed is set, and starts the
  * processes of the named topology: "monolith", or "<module>-extracted" (cleave-<module>
  * on its own port and data directory, and the gateway built without it, configured with
- * its URL). Returns 0, or -1 with the reason printed; topology_stop cleans up either way.
+ * its URL), or "all-extracted" (every module in its own service). With modules extracted
+ * every process also gets the NATS transport. Returns 0, or -1 with the reason printed;
+ * topology_stop cleans up either way.
  */
 int topology_start(topology *t, const char *name, int seed);
 /*

@@ -9,7 +9,7 @@
  *              "cleave_field" (the field named by the error, if any) and, for invalid
  *              input, "invalid_params":[{"name","reason"}]
  * The call context travels in headers:
- *   X-Request-Id, traceparent (W3C), X-Cleave-Principal, Idempotency-Key,
+ *   X-Request-Id, traceparent (W3C), X-Cleave-Principal, X-Cleave-Own-Only, Idempotency-Key,
  *   X-Cleave-Deadline-Ms (milliseconds left), Authorization: Bearer <service token>.
  * A caller sees exactly the status, message and field the module returned; transport
  * failures become CL_UNAVAILABLE, or CL_DEADLINE_EXCEEDED when the deadline ran out.
@@ -28,7 +28,7 @@
 typedef struct cl_rpc_service {
     const cl_module_api *api;
     const cl_handle *module; /* the instance served (borrowed) */
-    const char *token;       /* when non-empty, calls must carry it as a bearer token (else 401) */
+    const char *token; /* calls must carry it as a bearer token (else 401); NULL or "": none may */
 } cl_rpc_service;
 
 /* Adds POST /rpc/v1/<module>/{op} dispatching to svc. The route's permission is "service". */
@@ -57,7 +57,10 @@ const char *cl_rpc_client_url(const cl_rpc_client *c);
 /* Calls op on the service. Same contract as the operation itself. Thread-safe. */
 cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp);
 
-/* GET <base_url>/readyz with a short timeout: CL_OK when the service is ready. */
+/*
+ * GET <base_url>/readyz?module=<module> with a short timeout: CL_OK when the process there
+ * runs the module and it is ready; CL_UNAVAILABLE saying which otherwise.
+ */
 cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
 
 /* --- the generated remote binding -------------------------------------------------- */

@@ -97,6 +97,12 @@ typedef struct cl_ctx {
      * X-Cleave-Read-Primary: 1.
      */
     int read_primary;
+    /*
+     * Set by the gateway for a caller who may act only on what it owns (a customer, by
+     * its role): modules answer not_found for another principal's objects and list only
+     * the caller's. Travels as X-Cleave-Own-Only: 1.
+     */
+    int own_only;
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
