@@ -449,7 +449,7 @@ static int cmd_serve(const char *config, int argc)
         (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_CONNECTIONS_PER_CLIENT");
     opt.max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_INFLIGHT");
     opt.route_max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_ROUTE_MAX_INFLIGHT");
-    /* Probes must answer while load shedding refuses other requests (ADR 0023). */
+    /* Probes must answer while load shedding refuses other requests (ADR 0025). */
     opt.bulkheads = probe_bulkheads;
     opt.nbulkheads = sizeof(probe_bulkheads) / sizeof(probe_bulkheads[0]);
     if (cl_http_start(&opt, h.router, &h.server, &err) != CL_OK) {

@@ -1,8 +1,12 @@
 /*
  * Liveness and readiness. /healthz says the process answers; /readyz says every local
  * module's database is reachable and fully migrated and every remote module's service is
- * ready, and names the one that is not. /readyz?module=M answers for local module M alone.
+ * ready, and names the one that is not. A remote module's check shows its circuit
+ * ("closed", "open", "half_open"); while open, the service is not asked at all.
+ * /readyz?module=M answers for local module M alone.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cleave/migrate.h"
@@ -21,15 +25,32 @@ static json_t *module_check(host *h, host_module *m, int *ok)
     cl_status st;
 
     if (m->remote != NULL) {
+        cl_rpc_circuit c;
+        const char *circuit;
+
+        cl_rpc_client_circuit(m->remote, &c);
+        circuit = cl_circuit_state_name(c.breaker.state);
+        /* An open circuit already knows the service is failing: asking it again would wait. */
+        if (c.breaker.state == CL_CIRCUIT_OPEN) {
+            *ok = 0;
+            snprintf(err.message, sizeof(err.message),
+                     "circuit open: %" PRId64 " of %" PRId64 " calls failed; next probe in %" PRId64
+                     " ms",
+                     c.breaker.window_failures, c.breaker.window_calls, c.breaker.retry_in_ms);
+            return json_pack("{s:s,s:s,s:s,s:s,s:s}", "module", name, "status", "down", "url",
+                             cl_rpc_client_url(m->remote), "circuit", circuit, "detail",
+                             err.message);
+        }
         /* A gateway is ready only when the services it depends on are. */
         st = cl_rpc_ready(m->remote, 1000, &err);
         if (st != CL_OK) {
             *ok = 0;
-            return json_pack("{s:s,s:s,s:s,s:s}", "module", name, "status", "down", "url",
-                             cl_rpc_client_url(m->remote), "detail", err.message);
+            return json_pack("{s:s,s:s,s:s,s:s,s:s}", "module", name, "status", "down", "url",
+                             cl_rpc_client_url(m->remote), "circuit", circuit, "detail",
+                             err.message);
         }
-        return json_pack("{s:s,s:s,s:s}", "module", name, "status", "up", "url",
-                         cl_rpc_client_url(m->remote));
+        return json_pack("{s:s,s:s,s:s,s:s}", "module", name, "status", "up", "url",
+                         cl_rpc_client_url(m->remote), "circuit", circuit);
     }
     st = cl_db_ping(m->db, &err);
     if (st == CL_OK) {

@@ -180,6 +180,22 @@ static cl_status open_local(host *h, host_module *m, const host_options *o, cl_e
     return CL_OK;
 }
 
+/*
+ * A remote-call setting for module name: CLEAVE_<MODULE>_<suffix> when set, else the
+ * platform's CLEAVE_RPC_<suffix> (both validated as integers at load).
+ */
+static int64_t rpc_setting(host *h, const char *name, const char *suffix)
+{
+    const char *v = cl_config_module(h->config, name, suffix);
+    char key[96];
+
+    if (v != NULL) {
+        return strtoll(v, NULL, 10);
+    }
+    snprintf(key, sizeof(key), "CLEAVE_RPC_%s", suffix);
+    return cl_config_int(h->config, key);
+}
+
 /* A module left out of this build is reached through its remote binding (ADR 0010). */
 static cl_status open_remote(host *h, host_module *m, cl_error *err)
 {
@@ -204,6 +220,18 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
     timeout = cl_config_module(h->config, name, "TIMEOUT_MS");
     /* Validated as an integer when the configuration was loaded. */
     opt.default_timeout_ms = timeout != NULL ? strtoll(timeout, NULL, 10) : 0;
+    opt.breaker.failure_pct = (int)rpc_setting(h, name, "BREAKER_FAILURE_PCT");
+    opt.breaker.min_calls = (int)rpc_setting(h, name, "BREAKER_MIN_CALLS");
+    opt.breaker.window_ms = rpc_setting(h, name, "BREAKER_WINDOW_MS");
+    opt.breaker.open_ms = rpc_setting(h, name, "BREAKER_OPEN_MS");
+    opt.retry_max_attempts = (int)rpc_setting(h, name, "RETRY_MAX_ATTEMPTS");
+    opt.retry_backoff_ms = cl_config_int(h->config, "CLEAVE_RPC_RETRY_BACKOFF_MS");
+    opt.retry_backoff_max_ms = cl_config_int(h->config, "CLEAVE_RPC_RETRY_BACKOFF_MAX_MS");
+    opt.retry_budget_pct = (int)rpc_setting(h, name, "RETRY_BUDGET_PCT");
+    /* No budget is -1 to the client, whose 0 means its default. */
+    opt.retry_budget_pct = opt.retry_budget_pct == 0 ? -1 : opt.retry_budget_pct;
+    /* Known to a test build only (tests/hooks): a production build refuses the key. */
+    opt.fault = cl_config_get(h->config, "CLEAVE_TEST_RPC_FAULT");
     st = cl_rpc_client_new(name, url, &opt, &m->remote, err);
     if (st != CL_OK) {
         return error_wrap(err, key, key, "");

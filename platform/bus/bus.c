@@ -23,6 +23,7 @@
 #include "bus_internal.h"
 #include "cleave/extension.h"
 #include "cleave/log.h"
+#include "cleave/retry.h"
 
 /*
  * Process-wide wake-up: a publish in any module wakes the relays of every bus. kick_cv
@@ -633,7 +634,7 @@ static cl__outcome process(cl__worker *w, cl__job *job)
                     json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
                               "subscriber", mod->name, "attempt", n),
                     "%s: handling %s failed (attempt %d): %s", mod->name, m->type, n, err.message);
-        if (!worker_sleep(w, cl_backoff_ms(bus->backoff_ms, bus->backoff_max_ms, n))) {
+        if (!worker_sleep(w, cl_retry_backoff_ms(bus->backoff_ms, bus->backoff_max_ms, n))) {
             return CL__ABORTED;
         }
     }

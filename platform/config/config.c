@@ -37,7 +37,7 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_LOG_LEVEL", CL_SETTING_LEVEL, "info", "lowest level logged: debug, info, warn, error"},
     {"CLEAVE_MIGRATIONS_DIR", CL_SETTING_PATH, NULL, "directory of SQL migrations"},
     {"CLEAVE_HTTP_THREADS", CL_SETTING_INT(1, 1024), "64",
-     "HTTP worker threads: each holds one open connection (ADR 0023)"},
+     "HTTP worker threads: each holds one open connection (ADR 0025)"},
     {"CLEAVE_HTTP_HEAD_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "10000",
      "time for a request line and header fields, in total"},
     {"CLEAVE_HTTP_BODY_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "30000",
@@ -51,7 +51,7 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_HTTP_MAX_INFLIGHT", CL_SETTING_INT(1, 1024), "48",
      "requests running at once; more are answered 503 with Retry-After"},
     {"CLEAVE_HTTP_ROUTE_MAX_INFLIGHT", CL_SETTING_INT(1, 1024), "32",
-     "requests one route runs at once unless it declares its own bulkhead"},
+     "requests one route runs at once unless the host gives it its own bulkhead"},
     {"CLEAVE_MAX_BODY_BYTES", CL_SETTING_INT(1024, 67108864), "1048576", "largest request body"},
     {"CLEAVE_REQUEST_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "10000", "deadline of one request"},
     {"CLEAVE_SERVICE_TOKEN", CL_SETTING_STRING, NULL, "shared secret between services"},
@@ -72,6 +72,22 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_DATABASE_POOL_MAX", CL_SETTING_INT(1, 256), "8", "most connections of one module"},
     {"CLEAVE_DATABASE_ACQUIRE_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "2000",
      "wait for a connection"},
+    /* Remote calls (ADR 0023); each module's CLEAVE_<MODULE>_... of the same name overrides. */
+    {"CLEAVE_RPC_BREAKER_FAILURE_PCT", CL_SETTING_INT(1, 100), "50",
+     "a remote target's circuit opens at this share of failed calls"},
+    {"CLEAVE_RPC_BREAKER_MIN_CALLS", CL_SETTING_INT(1, 100000), "20",
+     "calls in the window before the failure share counts"},
+    {"CLEAVE_RPC_BREAKER_WINDOW_MS", CL_SETTING_INT(10, 3600000), "10000",
+     "rolling window of the failure share"},
+    {"CLEAVE_RPC_BREAKER_OPEN_MS", CL_SETTING_INT(1, 3600000), "5000",
+     "how long an open circuit refuses calls before a probe"},
+    {"CLEAVE_RPC_RETRY_MAX_ATTEMPTS", CL_SETTING_INT(1, 10), "3",
+     "attempts of a call to a read or idempotent operation"},
+    {"CLEAVE_RPC_RETRY_BACKOFF_MS", CL_SETTING_INT(1, 60000), "25", "first retry's wait ceiling"},
+    {"CLEAVE_RPC_RETRY_BACKOFF_MAX_MS", CL_SETTING_INT(1, 600000), "1000",
+     "largest retry wait ceiling"},
+    {"CLEAVE_RPC_RETRY_BUDGET_PCT", CL_SETTING_INT(0, 100), "10",
+     "retries at most this share of calls, per target"},
 };
 #define CFG_NKEYS CFG_COUNT(cfg_keys)
 
@@ -83,6 +99,12 @@ static const cl_setting cfg_module_keys[] = {
      "admin credentials of the module's database server"},
     {"REPLICA_URL", CL_SETTING_STRING, NULL, "a read replica of the module's database"},
     {"TIMEOUT_MS", CL_SETTING_INT(1, 600000), NULL, "deadline of one call to the module"},
+    {"BREAKER_FAILURE_PCT", CL_SETTING_INT(1, 100), NULL, "CLEAVE_RPC_... for this module"},
+    {"BREAKER_MIN_CALLS", CL_SETTING_INT(1, 100000), NULL, "CLEAVE_RPC_... for this module"},
+    {"BREAKER_WINDOW_MS", CL_SETTING_INT(10, 3600000), NULL, "CLEAVE_RPC_... for this module"},
+    {"BREAKER_OPEN_MS", CL_SETTING_INT(1, 3600000), NULL, "CLEAVE_RPC_... for this module"},
+    {"RETRY_MAX_ATTEMPTS", CL_SETTING_INT(1, 10), NULL, "CLEAVE_RPC_... for this module"},
+    {"RETRY_BUDGET_PCT", CL_SETTING_INT(0, 100), NULL, "CLEAVE_RPC_... for this module"},
 };
 #define CFG_NMODULE_KEYS CFG_COUNT(cfg_module_keys)
 

@@ -38,7 +38,7 @@ struct cl_http_server {
     int64_t min_body_rate; /* bytes per second; 0 for none */
     int port;
     /*
-     * Admission (ADR 0023), all under mu: handler slots in use over all bounded routes,
+     * Admission (ADR 0025), all under mu: handler slots in use over all bounded routes,
      * and per route (indexed as cl_router_at); the connections of each client address,
      * one slot per worker thread since a worker holds at most one connection.
      */

@@ -22,7 +22,7 @@
 #define HTTP_DEFAULT_MAX_BODY   ((size_t)1 << 20)
 #define HTTP_DEFAULT_JSON_DEPTH 32
 #define HTTP_DEFAULT_TIMEOUT_MS 10000
-/* Slow and idle clients (ADR 0023). */
+/* Slow and idle clients (ADR 0025). */
 #define HTTP_DEFAULT_HEAD_MS    10000
 #define HTTP_DEFAULT_BODY_MS    30000
 #define HTTP_DEFAULT_MIN_RATE   1024
@@ -579,7 +579,7 @@ static void refuse_slow_body(cl_http_req *req, const char *detail)
 
 /*
  * Checks the body's total deadline and minimum rate after got bytes in elapsed_ms (ADR
- * 0023): returns 1 and says why in detail when the client is too slow.
+ * 0025): returns 1 and says why in detail when the client is too slow.
  */
 static int body_too_slow(const cl_http_server *srv, size_t got, int64_t elapsed_ms, char *detail,
                          size_t size)
@@ -881,7 +881,7 @@ static int refuse_bad_head(cl_http_req *req)
     return 0;
 }
 
-/* --- admission (ADR 0023) ------------------------------------------------------- */
+/* --- admission (ADR 0025) ------------------------------------------------------- */
 
 /* route's index in the router, or nroutes for a route added after the server started. */
 static size_t route_index(const cl_http_server *srv, const cl_route *route)
@@ -1388,7 +1388,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
      * request_timeout_ms is civetweb's deadline for a whole request head (and each wait
      * of a read or write); keep_alive_timeout_ms the one for the next head on a kept
      * connection, idle time included. connection_queue and listen_backlog bound what
-     * waits for a worker (ADR 0023).
+     * waits for a worker (ADR 0025).
      */
     const char *options[] = {
         "listening_ports",

@@ -1,21 +1,34 @@
 /*
  * The remote binding's transport: libcurl easy handles kept in a small pool per target,
  * so calls reuse kept-alive connections; the call context travels as headers; every
- * answer maps back to the status, message and field the module returned.
+ * answer maps back to the status, message and field the module returned. Each target
+ * has a circuit breaker and a retry budget (ADR 0023).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
 #include "cleave/rpc.h"
 #include "cleave/util.h"
 
-#define RPC_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
-#define RPC_MAX_IDLE     64
+#define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
+#define RPC_MAX_IDLE          64
+/* Tokens a target's retry budget saves at most: the retries a quiet spell can bank. */
+#define RPC_BUDGET_MAX_TOKENS 10
+
+/* A test build's injected fault (cl_rpc_options.fault). */
+typedef enum rpc_fault {
+    RPC_FAULT_NONE,
+    RPC_FAULT_UNAVAILABLE,
+    RPC_FAULT_FAIL,
+    RPC_FAULT_DELAY
+} rpc_fault;
 
 struct cl_rpc_client {
     char module[64];
@@ -24,9 +37,19 @@ struct cl_rpc_client {
     int64_t default_timeout_ms;
     int64_t connect_timeout_ms;
     int max_idle;
-    pthread_mutex_t mu;
+    int max_attempts;
+    int64_t backoff_ms;
+    int64_t backoff_max_ms;
+    rpc_fault fault;
+    int64_t fault_arg;
+    pthread_mutex_t mu; /* guards the pool, the breaker, the budget and the counters */
     CURL *idle[RPC_MAX_IDLE];
     int nidle;
+    cl_breaker breaker;
+    cl_retry_budget budget;
+    int64_t calls;
+    int64_t attempts;
+    int64_t faults_injected;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -58,16 +81,79 @@ static int valid_base_url(const char *url)
     return 1;
 }
 
+/*
+ * Finds module's entry in a fault list "<module>=<fault>,...": its kind and argument.
+ * CL_INVALID naming the entry when it cannot be read; no entry for module is no fault.
+ */
+static cl_status parse_fault(const char *module, const char *list, rpc_fault *kind, int64_t *arg,
+                             cl_error *err)
+{
+    size_t mlen = strlen(module);
+    const char *p = list;
+
+    *kind = RPC_FAULT_NONE;
+    *arg = 0;
+    while (p != NULL && *p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        char entry[96];
+        char *num = NULL;
+        const char *f;
+
+        if (len < mlen + 1 || strncmp(p, module, mlen) != 0 || p[mlen] != '=') {
+            p = end != NULL ? end + 1 : NULL;
+            continue;
+        }
+        if (len >= sizeof(entry)) {
+            goto bad;
+        }
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        f = entry + mlen + 1;
+        if (strcmp(f, "unavailable") == 0) {
+            *kind = RPC_FAULT_UNAVAILABLE;
+            return CL_OK;
+        }
+        if (strncmp(f, "fail:", 5) == 0 || strncmp(f, "delay:", 6) == 0) {
+            const char *digits = strchr(f, ':') + 1;
+
+            errno = 0;
+            *arg = strtoll(digits, &num, 10);
+            if (errno != 0 || num == digits || *num != '\0' || *arg < 0 || *arg > 600000) {
+                goto bad;
+            }
+            *kind = f[0] == 'f' ? RPC_FAULT_FAIL : RPC_FAULT_DELAY;
+            return CL_OK;
+        }
+    bad:
+        return cl_error_set(err, CL_INVALID, "fault",
+                            "fault '%.*s' for %s is not unavailable, fail:N or delay:MS",
+                            (int)(len < 80 ? len : 80), p, module);
+    }
+    return CL_OK;
+}
+
 cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_rpc_options *opt,
                             cl_rpc_client **out, cl_error *err)
 {
+    static const cl_rpc_options none = {0};
     cl_rpc_client *c;
+    cl_breaker_options bo;
+    rpc_fault fault = RPC_FAULT_NONE;
+    int64_t fault_arg = 0;
+    int pct;
     size_t n;
 
     if (base_url == NULL || !valid_base_url(base_url) || strlen(base_url) >= sizeof(c->base_url)) {
         return cl_error_set(err, CL_INVALID, "url",
                             "%s service URL '%s' is not http(s)://host[:port]", module,
                             base_url != NULL ? base_url : "");
+    }
+    if (opt == NULL) {
+        opt = &none;
+    }
+    if (opt->fault != NULL && parse_fault(module, opt->fault, &fault, &fault_arg, err) != CL_OK) {
+        return CL_INVALID;
     }
     pthread_once(&curl_once, curl_init_once);
     c = calloc(1, sizeof(*c));
@@ -80,17 +166,28 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     while (n > 0 && c->base_url[n - 1] == '/') {
         c->base_url[--n] = '\0';
     }
-    c->max_idle = opt != NULL && opt->max_idle > 0 ? opt->max_idle : 8;
+    c->max_idle = opt->max_idle > 0 ? opt->max_idle : 8;
     if (c->max_idle > RPC_MAX_IDLE) {
         c->max_idle = RPC_MAX_IDLE;
     }
-    c->default_timeout_ms =
-        opt != NULL && opt->default_timeout_ms > 0 ? opt->default_timeout_ms : 10000;
-    c->connect_timeout_ms =
-        opt != NULL && opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 1000;
-    if (opt != NULL && opt->token != NULL) {
+    c->default_timeout_ms = opt->default_timeout_ms > 0 ? opt->default_timeout_ms : 10000;
+    c->connect_timeout_ms = opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 1000;
+    if (opt->token != NULL) {
         cl_strlcpy(c->token, opt->token, sizeof(c->token));
     }
+    bo.failure_pct = opt->breaker.failure_pct > 0 ? opt->breaker.failure_pct : 50;
+    bo.min_calls = opt->breaker.min_calls > 0 ? opt->breaker.min_calls : 20;
+    bo.window_ms = opt->breaker.window_ms > 0 ? opt->breaker.window_ms : 10000;
+    bo.open_ms = opt->breaker.open_ms > 0 ? opt->breaker.open_ms : 5000;
+    bo.half_open_probes = opt->breaker.half_open_probes > 0 ? opt->breaker.half_open_probes : 1;
+    cl_breaker_init(&c->breaker, &bo);
+    pct = opt->retry_budget_pct == 0 ? 10 : opt->retry_budget_pct < 0 ? 0 : opt->retry_budget_pct;
+    cl_retry_budget_init(&c->budget, pct, RPC_BUDGET_MAX_TOKENS);
+    c->max_attempts = opt->retry_max_attempts > 0 ? opt->retry_max_attempts : 3;
+    c->backoff_ms = opt->retry_backoff_ms > 0 ? opt->retry_backoff_ms : 25;
+    c->backoff_max_ms = opt->retry_backoff_max_ms > 0 ? opt->retry_backoff_max_ms : 1000;
+    c->fault = fault;
+    c->fault_arg = fault_arg;
     pthread_mutex_init(&c->mu, NULL);
     *out = c;
     return CL_OK;
@@ -279,31 +376,68 @@ static cl_status map_failure(cl_rpc_client *c, long http, const body_buf *b, cl_
     return st;
 }
 
-cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
+/* Sleeps ms milliseconds (signals do not cut it short). */
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/*
+ * A test build's injected fault, before an attempt: CL_OK to go on (after the delay of
+ * "delay:MS"), or the status of an unreachable target for "unavailable" and the first
+ * N attempts of "fail:N".
+ */
+static cl_status inject_fault(cl_rpc_client *c, cl_ctx *ctx)
+{
+    int fail = 0;
+
+    if (c->fault == RPC_FAULT_NONE) {
+        return CL_OK;
+    }
+    if (c->fault == RPC_FAULT_DELAY) {
+        int64_t left = cl_ctx_remaining_ms(ctx);
+
+        sleep_ms(ctx->deadline_ms != 0 && left < c->fault_arg ? left : c->fault_arg);
+        return CL_OK;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->fault == RPC_FAULT_UNAVAILABLE || c->faults_injected < c->fault_arg) {
+        c->faults_injected++;
+        fail = 1;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!fail) {
+        return CL_OK;
+    }
+    return cl_fail(ctx, CL_UNAVAILABLE, NULL, "%s service at %s is unreachable: injected fault",
+                   c->module, c->base_url);
+}
+
+/* One request to the service: the body is already encoded. */
+static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const char *body,
+                         void *resp)
 {
     char url[512];
-    json_t *body_json = NULL;
-    char *body = NULL;
     body_buf b = {0};
     struct curl_slist *headers = NULL;
     CURL *h = NULL;
     CURLcode rc;
     long http = 0;
     int64_t left = cl_ctx_remaining_ms(ctx);
-    int64_t timeout;
+    int64_t timeout = ctx->deadline_ms != 0 ? left : c->default_timeout_ms;
     const char *cut = NULL;
     cl_status st;
     int healthy = 0;
 
-    if (left == 0) {
-        return cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "deadline expired before calling %s.%s",
-                       c->module, op->name);
+    st = inject_fault(c, ctx);
+    if (st != CL_OK) {
+        return st;
     }
-    timeout = ctx->deadline_ms != 0 ? left : c->default_timeout_ms;
-    body_json = cl_schema_to_json(op->req, req);
-    body = body_json != NULL ? json_dumps(body_json, JSON_COMPACT) : NULL;
     h = take_handle(c);
-    if (body == NULL || h == NULL) {
+    if (h == NULL) {
         st = cl_fail(ctx, CL_INTERNAL, NULL, "out of memory calling %s.%s", c->module, op->name);
         goto out;
     }
@@ -328,7 +462,15 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     rc = curl_easy_perform(h);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        st = ctx->deadline_ms != 0 && cl_ctx_remaining_ms(ctx) == 0
+        curl_off_t spent_us = 0;
+
+        /*
+         * The whole transfer ran for the deadline's time (rather than the connect
+         * timeout): the deadline ran out, even when the clock read a millisecond short.
+         */
+        curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &spent_us);
+        st = ctx->deadline_ms != 0 &&
+                     (cl_ctx_remaining_ms(ctx) == 0 || spent_us >= (timeout - 1) * 1000)
                  ? cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL,
                            "%s.%s did not answer before the deadline", c->module, op->name)
                  : cl_fail(ctx, CL_UNAVAILABLE, NULL, "%s service at %s timed out", c->module,
@@ -367,9 +509,113 @@ out:
     give_handle(c, h, healthy);
     curl_slist_free_all(headers);
     free(b.data);
+    return st;
+}
+
+/* The target failed (rather than refused the call): what the breaker counts. */
+static bool target_failed(cl_status st)
+{
+    return st == CL_UNAVAILABLE || st == CL_DEADLINE_EXCEEDED;
+}
+
+/*
+ * May the call be tried again after failing with st, waiting *wait_ms first? Only
+ * operations declared safe to repeat, only when the target was unavailable (a deadline
+ * that ran out leaves no time), within the attempts, the deadline and the budget.
+ */
+static bool may_retry(cl_rpc_client *c, const cl_op *op, const cl_ctx *ctx, cl_status st, int n,
+                      int64_t *wait_ms)
+{
+    bool ok;
+
+    if (st != CL_UNAVAILABLE || (op->flags & (CL_OP_READ | CL_OP_IDEMPOTENT)) == 0 ||
+        n >= c->max_attempts) {
+        return false;
+    }
+    *wait_ms = cl_retry_backoff_ms(c->backoff_ms, c->backoff_max_ms, n);
+    /* A retry that could not finish before the deadline is load for nothing. */
+    if (ctx->deadline_ms != 0 && cl_ctx_remaining_ms(ctx) <= *wait_ms) {
+        return false;
+    }
+    pthread_mutex_lock(&c->mu);
+    ok = cl_retry_budget_take(&c->budget);
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
+{
+    json_t *body_json = NULL;
+    char *body = NULL;
+    cl_status st;
+    cl_breaker_stats bs;
+    int64_t wait_ms = 0;
+    bool probe = false;
+
+    if (cl_ctx_remaining_ms(ctx) == 0) {
+        return cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "deadline expired before calling %s.%s",
+                       c->module, op->name);
+    }
+    body_json = cl_schema_to_json(op->req, req);
+    body = body_json != NULL ? json_dumps(body_json, JSON_COMPACT) : NULL;
+    if (body == NULL) {
+        st = cl_fail(ctx, CL_INTERNAL, NULL, "out of memory calling %s.%s", c->module, op->name);
+        goto out;
+    }
+    for (int n = 1;; n++) {
+        int64_t now = cl_now_ms();
+
+        pthread_mutex_lock(&c->mu);
+        st = cl_breaker_admit(&c->breaker, now, &probe);
+        cl_breaker_stats_at(&c->breaker, now, &bs);
+        if (st == CL_OK) {
+            c->attempts++;
+            if (n == 1) {
+                c->calls++;
+                cl_retry_budget_call(&c->budget);
+            }
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (st != CL_OK && bs.state == CL_CIRCUIT_HALF_OPEN) {
+            st = cl_fail(ctx, CL_UNAVAILABLE, NULL,
+                         "%s service at %s: circuit open, a probe call is under way", c->module,
+                         c->base_url);
+            goto out;
+        }
+        if (st != CL_OK) {
+            st = cl_fail(ctx, CL_UNAVAILABLE, NULL,
+                         "%s service at %s: circuit open after %" PRId64 " of %" PRId64
+                         " calls failed; next try in %" PRId64 " ms",
+                         c->module, c->base_url, bs.window_failures, bs.window_calls,
+                         bs.retry_in_ms);
+            goto out;
+        }
+        st = attempt(c, op, ctx, body, resp);
+        pthread_mutex_lock(&c->mu);
+        cl_breaker_record(&c->breaker, cl_now_ms(), probe, target_failed(st));
+        pthread_mutex_unlock(&c->mu);
+        /* A probe that failed opened the circuit again: a retry would only be refused. */
+        if (st == CL_OK || probe || !may_retry(c, op, ctx, st, n, &wait_ms)) {
+            goto out;
+        }
+        sleep_ms(wait_ms);
+    }
+out:
     free(body);
     json_decref(body_json);
     return st;
+}
+
+void cl_rpc_client_circuit(cl_rpc_client *c, cl_rpc_circuit *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&c->mu);
+    cl_breaker_stats_at(&c->breaker, cl_now_ms(), &out->breaker);
+    out->calls = c->calls;
+    out->attempts = c->attempts;
+    out->retries = c->budget.retries;
+    out->retries_refused = c->budget.exhausted;
+    pthread_mutex_unlock(&c->mu);
 }
 
 cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)

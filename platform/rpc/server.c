@@ -199,7 +199,7 @@ out:
 cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err)
 {
     char pattern[128];
-    cl_route route = {"POST", pattern, "service", dispatch, (void *)svc, NULL};
+    cl_route route = {"POST", pattern, CL_PERM_SERVICE, dispatch, (void *)svc, NULL};
 
     snprintf(pattern, sizeof(pattern), CL_RPC_PREFIX "%s/{op}", svc->api->name);
     return cl_router_add(r, &route, err);

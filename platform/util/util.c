@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cleave/retry.h"
+
 /* --- randomness and ids ------------------------------------------------------------ */
 
 static const char hex_digits[] = "0123456789abcdef";
@@ -104,15 +106,8 @@ cl_status cl_random_id(const char *prefix, size_t nbytes, char *out, size_t size
 
 int64_t cl_backoff_ms(int64_t base_ms, int64_t max_ms, int attempt)
 {
-    int64_t cap = base_ms < 1 ? 1 : base_ms;
+    int64_t cap = cl_retry_ceiling_ms(base_ms, max_ms, attempt);
 
-    if (max_ms < cap) {
-        max_ms = cap;
-    }
-    /* Doubling stops at max_ms, so cap never exceeds it and never overflows. */
-    for (int i = 1; i < attempt && cap < max_ms; i++) {
-        cap = cap > max_ms / 2 ? max_ms : cap * 2;
-    }
     return cap / 2 + (int64_t)(cl_random_u64() % (uint64_t)(cap / 2 + 1));
 }
 

@@ -1,5 +1,5 @@
 /*
- * Slow, idle and too many clients against the HTTP server (issue #13, ADR 0023), over
+ * Slow, idle and too many clients against the HTTP server (issue #13, ADR 0025), over
  * loopback only, each scenario bounded in seconds:
  *
  * - attack: 64 clients trickle their request heads, 64 trickle their bodies and 500 connect
@@ -407,7 +407,7 @@ static void test_slow_and_idle_clients_cannot_starve_the_server(void **state)
 {
     cl_router *r = new_router();
     cl_http_options opt = {
-        /* A worker per connection: more than the attack opens, as ADR 0023 sizes it. */
+        /* A worker per connection: more than the attack opens, as ADR 0025 sizes it. */
         .threads = 800,
         .head_timeout_ms = HEAD_TIMEOUT_MS,
         .body_timeout_ms = BODY_TIMEOUT_MS,

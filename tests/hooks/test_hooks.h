@@ -4,7 +4,7 @@
 
 #include "cleave/config.h"
 
-/* The owner "test": CLEAVE_TEST_CRASH_AT and CLEAVE_TEST_POISON. */
+/* The owner "test": CLEAVE_TEST_CRASH_AT, CLEAVE_TEST_POISON and CLEAVE_TEST_RPC_FAULT. */
 extern const cl_settings cleave_test_hooks;
 
 #endif /* CLEAVE_TEST_HOOKS_H */

@@ -142,15 +142,58 @@ int test_proc_wait_port(test_proc *p, int timeout_ms)
     return port;
 }
 
+/*
+ * A process that has not exited this long after the signal is hung: its threads' stacks
+ * go to its log (gdb, when installed) and it is killed, so that a hang fails the test
+ * with the evidence instead of running into ctest's timeout without any.
+ */
+#define STOP_WAIT_MS 60000
+
+static void dump_stacks(const test_proc *p)
+{
+    char pid[16], out[65536];
+    char *argv[] = {"gdb", "-p", pid, "-batch", "-ex", "thread apply all bt", NULL};
+    FILE *log;
+
+    snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+    if (test_run("/usr/bin/gdb", argv, NULL, out, sizeof(out)) < 0) {
+        snprintf(out, sizeof(out), "(no gdb to show the stacks)\n");
+    }
+    fprintf(stderr, "process %d did not exit within %d ms of the signal:\n%s\n", (int)p->pid,
+            STOP_WAIT_MS, out);
+    log = fopen(p->log_path, "a");
+    if (log != NULL) {
+        fprintf(log, "\n--- hung on stop; stacks:\n%s\n", out);
+        fclose(log);
+    }
+}
+
 int test_proc_stop(test_proc *p, int sig)
 {
+    struct timespec nap = {0, 10 * 1000000L};
+    struct timespec until = cl_deadline_in(STOP_WAIT_MS), now;
     int status = 0;
+    pid_t r;
 
     if (p->pid <= 0) {
         return -1;
     }
     kill(p->pid, sig);
-    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    for (;;) {
+        r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid || (r < 0 && errno != EINTR)) {
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > until.tv_sec ||
+            (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) {
+            dump_stacks(p);
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            break;
+        }
+        nanosleep(&nap, NULL);
     }
     p->pid = 0;
     pthread_join(p->reader, NULL);

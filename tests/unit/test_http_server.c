@@ -1296,22 +1296,56 @@ static cl_status fake_ping(const cl_handle *module, cl_ctx *ctx, const void *req
     return CL_OK;
 }
 
-static raw_response rpc_call(int port, const char *deadline)
+#define RPC_TOKEN "unit-token"
+
+static raw_response rpc_call_as(int port, const char *deadline, const char *authorization)
 {
     char buf[512];
 
     snprintf(buf, sizeof(buf),
              "POST /rpc/v1/fake/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-             "Content-Length: 2\r\nX-Cleave-Deadline-Ms: %s\r\nConnection: close\r\n\r\n{}",
-             deadline);
+             "Content-Length: 2\r\nX-Cleave-Deadline-Ms: %s\r\n%sConnection: close\r\n\r\n{}",
+             deadline, authorization);
     return raw_str(port, buf);
+}
+
+static raw_response rpc_call(int port, const char *deadline)
+{
+    return rpc_call_as(port, deadline, "Authorization: Bearer " RPC_TOKEN "\r\n");
+}
+
+/* Default deny: a process configured with no token accepts no service call at all. */
+static void test_rpc_without_a_token_accepts_no_call(void **state)
+{
+    static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
+    static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
+    cl_rpc_service open = {&api, NULL, NULL};
+    cl_http_options opt = {
+        .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
+    cl_router *r = cl_router_new();
+    cl_http_server *srv = NULL;
+    cl_error err;
+    raw_response resp;
+
+    (void)state;
+    assert_int_equal(cl_rpc_routes(r, &open, &err), CL_OK);
+    assert_int_equal(cl_http_start(&opt, r, &srv, &err), CL_OK);
+    resp = rpc_call_as(cl_http_port(srv), "1000", "");
+    assert_int_equal(resp.status, 401);
+    assert_non_null(strstr(resp.text, "accepts no service calls"));
+    raw_free(&resp);
+    resp = rpc_call_as(cl_http_port(srv), "1000", "Authorization: Bearer anything\r\n");
+    assert_int_equal(resp.status, 401);
+    raw_free(&resp);
+    cl_http_stop(srv);
+    cl_router_free(r);
 }
 
 static void test_rpc_deadline_header_is_bounded(void **state)
 {
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
     static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
-    cl_rpc_service svc = {&api, NULL, NULL};
+    cl_rpc_service svc = {&api, NULL, RPC_TOKEN};
     cl_http_options opt = {
         .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
     cl_router *r = cl_router_new();
@@ -1509,6 +1543,7 @@ int main(void)
         cmocka_unit_test(test_http_unencodable_body_is_500),
         cmocka_unit_test(test_http_head_answers_like_get),
         cmocka_unit_test(test_rpc_deadline_header_is_bounded),
+        cmocka_unit_test(test_rpc_without_a_token_accepts_no_call),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
     };
     int rc;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/retry.h"
 #include "cleave/util.h"
 #include "internal.h"
 
@@ -113,10 +114,13 @@ static bool pause_ms(struct orders_self *self, int64_t ms)
     return go;
 }
 
-/* Exponential backoff with jitter; attempt counts from 0 here, from 1 in cl_backoff_ms. */
+/*
+ * Exponential backoff with full jitter, the platform's one retry policy (cleave/retry.h);
+ * attempt counts from 0 here, from 1 in cl_retry_backoff_ms.
+ */
 static int64_t backoff_ms(int attempt)
 {
-    return cl_backoff_ms(BACKOFF_BASE, BACKOFF_MAX, attempt + 1);
+    return cl_retry_backoff_ms(BACKOFF_BASE, BACKOFF_MAX, attempt + 1);
 }
 
 /* --- persisting ------------------------------------------------------------------------ */

@@ -15,9 +15,9 @@
  *     acks, the envelope id as Nats-Msg-Id.
  * A consumer runs each handler in a transaction on the subscriber's own database that also
  * records the message id in its inbox table; a message already in the inbox is skipped,
- * so effects happen once. A failing handler is retried with exponential backoff and
- * jitter (cl_backoff_ms); after CLEAVE_BUS_MAX_ATTEMPTS the message goes to the subscriber's
- * dead-letter table with its last error (cl_bus_dlq_*).
+ * so effects happen once. A failing handler is retried with exponential backoff and full
+ * jitter (cl_retry_backoff_ms); after CLEAVE_BUS_MAX_ATTEMPTS the message goes to the
+ * subscriber's dead-letter table with its last error (cl_bus_dlq_*).
  *
  * Long-running operations: cl_operation_create queues work in the module's own database
  * (in the caller's transaction); the bus runs it on a worker thread through the kind's

@@ -17,6 +17,8 @@
 
 /* The permission of routes that anyone may call (health checks, discovery). */
 #define CL_PERM_PUBLIC "public"
+/* The permission of RPC routes (cleave/rpc.h), whose callers the RPC layer authenticates. */
+#define CL_PERM_SERVICE "service"
 
 typedef struct cl_http_req cl_http_req;
 typedef void (*cl_http_handler)(cl_http_req *req, void *arg);
@@ -87,7 +89,7 @@ const cl_route *cl_router_at(const cl_router *r, size_t i);
 /*
  * A route's bulkhead: the most requests it may run at once; one more is answered 503
  * with Retry-After at once, so that one slow route cannot take every handler slot
- * (ADR 0023). CL_HTTP_UNBOUNDED exempts the route from this and from max_inflight: only
+ * (ADR 0025). CL_HTTP_UNBOUNDED exempts the route from this and from max_inflight: only
  * for cheap routes that must answer under load (liveness and readiness probes).
  */
 typedef struct cl_http_bulkhead {
@@ -104,7 +106,7 @@ typedef struct cl_http_options {
     int64_t request_timeout_ms; /* deadline given to each request's ctx; 0 means 10 s */
     const char *service;        /* name used in logs ("cleave", "cleave-widgets") */
     /*
-     * Slow and idle clients (ADR 0023). Each worker thread holds one connection, so these
+     * Slow and idle clients (ADR 0025). Each worker thread holds one connection, so these
      * bound how long a client that sends slowly, or nothing, can hold one; 0 means the
      * default given.
      */

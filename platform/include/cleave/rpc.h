@@ -13,12 +13,19 @@
  *   X-Cleave-Deadline-Ms (milliseconds left), Authorization: Bearer <service token>.
  * A caller sees exactly the status, message and field the module returned; transport
  * failures become CL_UNAVAILABLE, or CL_DEADLINE_EXCEEDED when the deadline ran out.
+ *
+ * Each client guards its target (ADR 0023): a circuit breaker that fails calls at once
+ * while the target is failing, and retries of operations declared CL_OP_READ or
+ * CL_OP_IDEMPOTENT only, with backoff and full jitter, within the call's deadline and a
+ * retry budget (retries at most a share of calls), so that an outage cannot multiply
+ * the load on the target.
  */
 #ifndef CLEAVE_RPC_H
 #define CLEAVE_RPC_H
 
 #include "cleave/http.h"
 #include "cleave/module.h"
+#include "cleave/retry.h"
 
 #define CL_RPC_PREFIX "/rpc/v1/"
 
@@ -43,6 +50,23 @@ typedef struct cl_rpc_options {
     int64_t default_timeout_ms; /* used when the call has no deadline; 0 means 10 s */
     int64_t connect_timeout_ms; /* 0 means 1000 */
     const char *token;          /* service token sent as Authorization: Bearer, or NULL */
+    /*
+     * The circuit breaker; a field left 0 takes its default: open at 50 % failures of at
+     * least 20 calls within 10 s, refuse for 5 s, then let 1 probe through.
+     */
+    cl_breaker_options breaker;
+    int retry_max_attempts;       /* attempts of a retryable call; 0 means 3, 1 never retries */
+    int64_t retry_backoff_ms;     /* ceiling of the first retry's wait; 0 means 25 */
+    int64_t retry_backoff_max_ms; /* largest ceiling; 0 means 1000 */
+    int retry_budget_pct;         /* retries per 100 calls at most; 0 means 10, -1 means none */
+    /*
+     * Test builds only (CLEAVE_TEST_RPC_FAULT): faults injected into every attempt,
+     * "<module>=<fault>[,<module>=<fault>...]" where a fault is "unavailable" (fail as an
+     * unreachable target, without a network call), "fail:N" (the first N attempts so),
+     * or "delay:MS" (wait MS before each attempt, within the deadline). Entries for other
+     * modules are ignored. NULL: none.
+     */
+    const char *fault;
 } cl_rpc_options;
 
 /*
@@ -54,8 +78,26 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
 void cl_rpc_client_free(cl_rpc_client *c);
 const char *cl_rpc_client_url(const cl_rpc_client *c);
 
-/* Calls op on the service. Same contract as the operation itself. Thread-safe. */
+/*
+ * Calls op on the service. Same contract as the operation itself. Thread-safe.
+ * While the target's circuit is open it returns CL_UNAVAILABLE at once, naming the
+ * target and that its circuit is open, without a network call. A call of an operation
+ * flagged CL_OP_READ or CL_OP_IDEMPOTENT that failed with CL_UNAVAILABLE is retried
+ * while attempts, the retry budget and the deadline allow; others are made once.
+ */
 cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp);
+
+/* The target's circuit and what the client did, since it was made. */
+typedef struct cl_rpc_circuit {
+    cl_breaker_stats breaker; /* state, window, times opened, calls refused */
+    int64_t calls;            /* calls that reached the point of sending */
+    int64_t attempts;         /* requests sent (calls and their retries) */
+    int64_t retries;          /* retries made */
+    int64_t retries_refused;  /* retries the budget refused */
+} cl_rpc_circuit;
+
+/* Fills *out with c's circuit state and counters now. Thread-safe; no network call. */
+void cl_rpc_client_circuit(cl_rpc_client *c, cl_rpc_circuit *out);
 
 /*
  * GET <base_url>/readyz?module=<module> with a short timeout: CL_OK when the process there

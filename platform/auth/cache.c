@@ -1,0 +1,240 @@
+/* The cache of verified tokens (cleave/jwt.h). */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth_internal.h"
+
+/*
+ * The table is split into stripes, each behind its own mutex and chosen by the first
+ * bytes of the token's hash, so that threads verifying different tokens rarely wait on
+ * each other. A token may sit in any of PROBES slots from its home slot; when they are
+ * all taken by live entries, the one that expires first is replaced. Entries are never
+ * removed but overwritten, so a lookup scans the same PROBES slots a put did.
+ */
+#define STRIPES 16
+#define PROBES  8
+
+typedef struct cache_slot {
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    int64_t exp;
+    json_t *claims; /* NULL: the slot is free */
+} cache_slot;
+
+typedef struct cache_stripe {
+    pthread_mutex_t lock;
+    cache_slot *slots;
+    size_t size;
+} cache_stripe;
+
+struct cl_jwt_cache {
+    cache_stripe stripes[STRIPES];
+    size_t nstripes;
+};
+
+cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
+{
+    cl_jwt_cache *c = NULL;
+    size_t n = capacity < STRIPES ? capacity : STRIPES;
+
+    if (capacity == 0 || capacity > SIZE_MAX / sizeof(cache_slot)) {
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    /* capacity is split exactly, so that the cache never holds more than it was given. */
+    for (size_t i = 0; i < n; i++) {
+        cache_stripe *s = &c->stripes[i];
+
+        s->size = capacity / n + (i < capacity % n ? 1 : 0);
+        s->slots = calloc(s->size, sizeof(cache_slot));
+        if (s->slots == NULL || pthread_mutex_init(&s->lock, NULL) != 0) {
+            free(s->slots);
+            s->slots = NULL;
+            s->size = 0;
+            cl_jwt_cache_free(c);
+            return NULL;
+        }
+        c->nstripes = i + 1;
+    }
+    return c;
+}
+
+/* The stripe and home slot of a hash. */
+static cache_stripe *locate(cl_jwt_cache *c, const unsigned char *hash, size_t *home)
+{
+    uint32_t top =
+        (uint32_t)hash[0] << 24 | (uint32_t)hash[1] << 16 | (uint32_t)hash[2] << 8 | hash[3];
+    uint64_t low = 0;
+    cache_stripe *s = &c->stripes[top % c->nstripes];
+
+    for (size_t i = 4; i < 12; i++) {
+        low = low << 8 | hash[i];
+    }
+    *home = (size_t)(low % s->size);
+    return s;
+}
+
+static void hash_token(const char *token, unsigned char *hash)
+{
+    SHA256((const unsigned char *)token, strlen(token), hash);
+}
+
+json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
+{
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    json_t *found = NULL;
+    size_t home = 0;
+    cache_stripe *s = NULL;
+
+    if (c == NULL || token == NULL) {
+        return NULL;
+    }
+    hash_token(token, hash);
+    s = locate(c, hash, &home);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < PROBES && i < s->size; i++) {
+        cache_slot *slot = &s->slots[(home + i) % s->size];
+
+        if (slot->claims != NULL && slot->exp > now_s &&
+            CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0) {
+            /*
+             * A copy made under the lock, never the cached object itself: jansson's
+             * reference counts are not safe to share between threads (json_decref reads
+             * the count without an atomic load, which ThreadSanitizer reports), and the
+             * caller may then change its claims as it likes.
+             */
+            found = json_deep_copy(slot->claims);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_t exp_s)
+{
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    /* A copy: the caller may change its object afterwards. Only the cache refers to it. */
+    json_t *copy = NULL;
+    json_t *old = NULL;
+    cache_slot *victim = NULL, *same = NULL, *free_slot = NULL, *soonest = NULL;
+    size_t home = 0;
+    cache_stripe *s = NULL;
+    int64_t now = (int64_t)time(NULL);
+
+    if (c == NULL || token == NULL || claims == NULL) {
+        return;
+    }
+    copy = json_deep_copy(claims);
+    if (copy == NULL) {
+        return;
+    }
+    hash_token(token, hash);
+    s = locate(c, hash, &home);
+    pthread_mutex_lock(&s->lock);
+    /* The home slot is live or free: either way a valid victim for the comparisons below. */
+    soonest = &s->slots[home];
+    for (size_t i = 0; i < PROBES && i < s->size; i++) {
+        cache_slot *slot = &s->slots[(home + i) % s->size];
+
+        if (slot->claims != NULL && memcmp(slot->hash, hash, sizeof(hash)) == 0) {
+            same = slot;
+            break;
+        }
+        if (slot->claims == NULL || slot->exp <= now) {
+            free_slot = free_slot == NULL ? slot : free_slot;
+        } else if (slot->exp < soonest->exp) {
+            soonest = slot;
+        }
+    }
+    /* The token's own slot, else a free or dead one, else the live one that dies first. */
+    victim = same != NULL ? same : (free_slot != NULL ? free_slot : soonest);
+    old = victim->claims;
+    memcpy(victim->hash, hash, sizeof(hash));
+    victim->exp = exp_s;
+    victim->claims = copy;
+    pthread_mutex_unlock(&s->lock);
+    json_decref(old);
+}
+
+void cl_jwt_cache_clear(cl_jwt_cache *c)
+{
+    for (size_t i = 0; c != NULL && i < c->nstripes; i++) {
+        cache_stripe *s = &c->stripes[i];
+
+        pthread_mutex_lock(&s->lock);
+        for (size_t j = 0; j < s->size; j++) {
+            json_decref(s->slots[j].claims);
+            s->slots[j].claims = NULL;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+size_t cl_jwt_cache_count(cl_jwt_cache *c, int64_t now_s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; c != NULL && i < c->nstripes; i++) {
+        cache_stripe *s = &c->stripes[i];
+
+        pthread_mutex_lock(&s->lock);
+        for (size_t j = 0; j < s->size; j++) {
+            n += s->slots[j].claims != NULL && s->slots[j].exp > now_s ? 1 : 0;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return n;
+}
+
+void cl_jwt_cache_free(cl_jwt_cache *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->nstripes; i++) {
+        cache_stripe *s = &c->stripes[i];
+
+        for (size_t j = 0; j < s->size; j++) {
+            json_decref(s->slots[j].claims);
+        }
+        free(s->slots);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(c);
+}
+
+cl_status cl_jwt_verify_cached(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
+                               const cl_jwt_policy *p, json_t **claims, cl_error *err)
+{
+    int64_t now = p != NULL && p->now_s != 0 ? p->now_s : (int64_t)time(NULL);
+    json_t *hit = NULL;
+    json_t *fresh = NULL;
+    const json_t *exp = NULL;
+    cl_status st = CL_OK;
+
+    if (token != NULL && strnlen(token, CL_JWT_MAX_LEN + 1) <= CL_JWT_MAX_LEN) {
+        hit = cl_jwt_cache_get(c, token, now);
+    }
+    if (hit != NULL) {
+        *claims = hit;
+        return CL_OK;
+    }
+    st = cl_jwt_verify(token, keys, p, &fresh, err);
+    if (st != CL_OK) {
+        return st;
+    }
+    /* Verification has made sure exp is there and a number. */
+    exp = json_object_get(fresh, "exp");
+    cl_jwt_cache_put(c, token, fresh,
+                     json_is_integer(exp) ? (int64_t)json_integer_value(exp)
+                                          : (int64_t)json_real_value(exp));
+    *claims = fresh;
+    return CL_OK;
+}
