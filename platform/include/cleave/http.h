@@ -16,7 +16,7 @@
 #include "cleave/status.h"
 
 /* The permission of routes that anyone may call (health checks, discovery). */
-#define CL_PERM_PUBLIC "public"
+#define CL_PERM_PUBLIC  "public"
 /* The permission of RPC routes (cleave/rpc.h), whose callers the RPC layer authenticates. */
 #define CL_PERM_SERVICE "service"
 
