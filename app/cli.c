@@ -538,6 +538,11 @@ static int cmd_keys(const char *config, int argc, char **argv)
     return rc;
 }
 
+static const cl_http_bulkhead probe_bulkheads[] = {
+    {"GET", "/healthz", CL_HTTP_UNBOUNDED},
+    {"GET", "/readyz", CL_HTTP_UNBOUNDED},
+};
+
 static int cmd_serve(const char *config, int argc)
 {
     host h;
@@ -575,6 +580,20 @@ static int cmd_serve(const char *config, int argc)
         opt.guard = host_auth_guard;
         opt.guard_arg = h.auth;
     }
+
+    opt.head_timeout_ms = cl_config_int(h.config, "CLEAVE_HTTP_HEAD_TIMEOUT_MS");
+    opt.body_timeout_ms = cl_config_int(h.config, "CLEAVE_HTTP_BODY_TIMEOUT_MS");
+    /* In the settings 0 turns a limit off; in cl_http_options 0 means its default. */
+    opt.min_body_rate = cl_config_int(h.config, "CLEAVE_HTTP_MIN_BODY_RATE");
+    opt.min_body_rate = opt.min_body_rate > 0 ? opt.min_body_rate : -1;
+    opt.keep_alive_ms = cl_config_int(h.config, "CLEAVE_HTTP_KEEP_ALIVE_MS");
+    opt.max_conns_per_client =
+        (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_CONNECTIONS_PER_CLIENT");
+    opt.max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_INFLIGHT");
+    opt.route_max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_ROUTE_MAX_INFLIGHT");
+    /* Probes must answer while load shedding refuses other requests (ADR 0029). */
+    opt.bulkheads = probe_bulkheads;
+    opt.nbulkheads = sizeof(probe_bulkheads) / sizeof(probe_bulkheads[0]);
     if (cl_http_start(&opt, h.router, &h.server, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;

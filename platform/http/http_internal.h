@@ -22,13 +22,35 @@ typedef struct cl__http_header {
     char value[CL__HTTP_HEADER_VALUE_MAX];
 } cl__http_header;
 
+/* The connections one client address holds (a worker thread each), for the per-address cap. */
+typedef struct cl__http_client {
+    char addr[48]; /* civetweb's remote_addr; "" when the slot is free */
+    int conns;
+} cl__http_client;
+
 struct cl_http_server {
     struct mg_context *mg;
     const cl_router *router;
     size_t max_body;
     int max_json_depth;
     int64_t request_timeout_ms;
+    int64_t body_timeout_ms;
+    int64_t min_body_rate; /* bytes per second; 0 for none */
     int port;
+    /*
+     * Admission (ADR 0029), all under mu: handler slots in use over all bounded routes,
+     * and per route (indexed as cl_router_at); the connections of each client address,
+     * one slot per worker thread since a worker holds at most one connection.
+     */
+    int max_inflight;
+    int route_max_inflight;
+    int max_conns_per_client; /* 0 for no cap */
+    int admitted;
+    size_t nroutes;
+    int *route_admitted;
+    int *route_limit; /* each route's bulkhead, CL_HTTP_UNBOUNDED for none */
+    int nclients;
+    cl__http_client *clients;
     char service[64];
     cl_http_guard guard;
     void *guard_arg;
@@ -68,6 +90,8 @@ struct cl_http_req {
     cl__http_header headers[CL__HTTP_MAX_HEADERS];
     int replied;   /* a response has been sent; nothing more may be written */
     int body_read; /* cl_http_read_json consumed the body */
+    int body_done; /* the body was read to its end */
+    int closing;   /* the connection closes after this response (cl__http_close_after) */
     int status;    /* the status sent, for the access log */
     size_t bytes;  /* body bytes sent, for the access log */
 };
@@ -128,5 +152,11 @@ cl__http_json_result cl__http_parse_json(const char *text, size_t len, int max_d
  * call is ignored, so a handler cannot corrupt the connection by replying twice.
  */
 void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len);
+
+/*
+ * Closes the connection after this response: what the client still sends cannot be
+ * trusted, or waited for, to frame a next request.
+ */
+void cl__http_close_after(cl_http_req *req);
 
 #endif /* CLEAVE_HTTP_INTERNAL_H */

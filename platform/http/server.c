@@ -22,6 +22,13 @@
 #define HTTP_DEFAULT_MAX_BODY   ((size_t)1 << 20)
 #define HTTP_DEFAULT_JSON_DEPTH 32
 #define HTTP_DEFAULT_TIMEOUT_MS 10000
+/* Slow and idle clients (ADR 0029). */
+#define HTTP_DEFAULT_HEAD_MS    10000
+#define HTTP_DEFAULT_BODY_MS    30000
+#define HTTP_DEFAULT_MIN_RATE   1024
+#define HTTP_DEFAULT_KEEP_ALIVE 500
+/* Accepted connections waiting for a worker, and handshakes waiting for accept. */
+#define HTTP_LISTEN_BACKLOG     "511"
 /* Bounds on what a client sends before any handler runs. */
 #define HTTP_PATH_MAX           2048
 #define HTTP_QUERY_MAX          4096
@@ -107,6 +114,13 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
             req->bytes = len;
         }
     }
+}
+
+void cl__http_close_after(cl_http_req *req)
+{
+    /* mg_disable_keep_alive is a Debian addition to civetweb 1.15 (our only target). */
+    mg_disable_keep_alive(req->conn);
+    req->closing = 1;
 }
 
 static int is_token_char(char c)
@@ -504,6 +518,26 @@ static int json_depth(const char *text, size_t len, int limit)
     return 0;
 }
 
+/*
+ * How much the next mg_read may ask for. civetweb returns from mg_read only when it has
+ * all it was asked for, or after its own read timeout (our head timeout), so asking for
+ * much from a trickling client would blind the deadline checks for that long. Asking for
+ * what the client sent in the last quarter second at its rate so far keeps each call
+ * short; a fast client quickly earns the whole buffer (the size doubles each call).
+ */
+static size_t body_chunk(size_t got, int64_t elapsed_ms, size_t room)
+{
+    size_t chunk = elapsed_ms < 250 ? got : (size_t)((double)got * 250.0 / (double)elapsed_ms);
+
+    if (chunk < 1) {
+        chunk = 1;
+    }
+    if (chunk > 65536) {
+        chunk = 65536;
+    }
+    return chunk < room ? chunk : room;
+}
+
 /* What a refused upload may still send us after the 413, and for how long we take it. */
 #define LINGER_MAX_BYTES ((size_t)16 * 1024 * 1024)
 #define LINGER_MAX_MS    2000
@@ -519,9 +553,8 @@ static void refuse_too_large(cl_http_req *req)
     /*
      * Without this civetweb would read and discard the rest of the body to keep the
      * connection alive, which lets a client hold a worker with an endless upload.
-     * mg_disable_keep_alive is a Debian addition to civetweb 1.15 (our only target).
      */
-    mg_disable_keep_alive(req->conn);
+    cl__http_close_after(req);
     snprintf(detail, sizeof(detail), "the body is larger than %zu bytes", req->srv->max_body);
     cl_http_reply_problem(req, 413, "content-too-large", "the request body is too large", detail,
                           NULL);
@@ -536,7 +569,8 @@ static void refuse_too_large(cl_http_req *req)
         return;
     }
     while (drained < LINGER_MAX_BYTES && cl_now_ms() < until) {
-        int n = mg_read(req->conn, sink, sizeof(sink));
+        int n = mg_read(req->conn, sink,
+                        body_chunk(drained, cl_now_ms() - (until - LINGER_MAX_MS), sizeof(sink)));
         if (n <= 0) {
             break;
         }
@@ -544,13 +578,80 @@ static void refuse_too_large(cl_http_req *req)
     }
 }
 
-/* Reads at most max_body + 1 bytes: one byte more than allowed proves the body too large. */
+/* A client that sends its body too slowly loses the connection with a 408 problem. */
+static void refuse_slow_body(cl_http_req *req, const char *detail)
+{
+    /* The rest of the body may still come: it cannot frame a next request. */
+    cl__http_close_after(req);
+    cl_http_reply_problem(req, 408, "request-timeout", "the request body came too slowly", detail,
+                          NULL);
+}
+
+/*
+ * Checks the body's total deadline and minimum rate after got bytes in elapsed_ms (ADR
+ * 0025): returns 1 and says why in detail when the client is too slow.
+ */
+static int body_too_slow(const cl_http_server *srv, size_t got, int64_t elapsed_ms, char *detail,
+                         size_t size)
+{
+    if (elapsed_ms > srv->body_timeout_ms) {
+        snprintf(detail, size, "the body did not arrive within %lld ms",
+                 (long long)srv->body_timeout_ms);
+        return 1;
+    }
+    /* The first second is free: a client may be slow to start (TCP slow start, Expect). */
+    if (srv->min_body_rate > 0 && elapsed_ms > 1000 &&
+        (double)got * 1000.0 / (double)elapsed_ms < (double)srv->min_body_rate) {
+        snprintf(detail, size, "the body came slower than %lld bytes per second",
+                 (long long)srv->min_body_rate);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Reads and drops what is left of a body the handler did not read, under the same
+ * deadline and rate, so that the connection can serve its next request. Without this
+ * civetweb would drop it with only its per-read timeout, which a trickle defeats; a body
+ * that is too slow or too large closes the connection instead.
+ */
+static void drain_body(cl_http_req *req)
+{
+    int64_t start = cl_now_ms();
+    size_t got = 0;
+    char sink[16384];
+    char why[160];
+
+    for (;;) {
+        int n = mg_read(req->conn, sink, body_chunk(got, cl_now_ms() - start, sizeof(sink)));
+
+        if (n == 0 && (req->ri->content_length < 0 || (long long)got >= req->ri->content_length)) {
+            return;
+        }
+        if (n > 0) {
+            got += (size_t)n;
+        }
+        if (n <= 0 || got > req->srv->max_body ||
+            body_too_slow(req->srv, got, cl_now_ms() - start, why, sizeof(why))) {
+            cl__http_close_after(req);
+            return;
+        }
+    }
+}
+
+/*
+ * Reads at most max_body + 1 bytes: one byte more than allowed proves the body too large.
+ * The whole body must arrive within body_timeout_ms and keep min_body_rate: civetweb's
+ * own read timeout restarts with every byte, so a trickle would hold the worker forever.
+ */
 static cl_status read_body(cl_http_req *req, char **out, size_t *out_len)
 {
     size_t max = req->srv->max_body;
     long long declared = req->ri->content_length;
     size_t cap = declared >= 0 ? (size_t)declared + 1 : 4096;
     size_t len = 0;
+    int64_t start = cl_now_ms();
+    char detail[160];
     char *buf = NULL;
     cl_status st = CL_OK;
 
@@ -567,6 +668,7 @@ static cl_status read_body(cl_http_req *req, char **out, size_t *out_len)
     }
     for (;;) {
         int n;
+        int64_t elapsed;
 
         if (len == cap) {
             if (cap == max + 1) {
@@ -582,23 +684,39 @@ static cl_status read_body(cl_http_req *req, char **out, size_t *out_len)
             buf = nbuf;
             cap = ncap;
         }
-        n = mg_read(req->conn, buf + len, cap - len);
+        n = mg_read(req->conn, buf + len, body_chunk(len, cl_now_ms() - start, cap - len));
         if (n < 0) {
             cl_http_reply_problem(req, 400, "unreadable-body", "the request body is unreadable",
                                   "the connection failed while reading the body", NULL);
             st = CL_INVALID;
             goto out;
         }
-        if (n == 0) {
+        len += (size_t)n;
+        elapsed = cl_now_ms() - start;
+        /*
+         * civetweb also answers 0 when its read timeout passed with nothing read: with a
+         * declared length, a body that ends early is a slow one, not a complete one.
+         */
+        if (n == 0 && (declared < 0 || (unsigned long long)len >= (unsigned long long)declared)) {
             break;
         }
-        len += (size_t)n;
+        if (n == 0) {
+            refuse_slow_body(req, "the body stopped before its Content-Length");
+            st = CL_INVALID;
+            goto out;
+        }
+        if (body_too_slow(req->srv, len, elapsed, detail, sizeof(detail))) {
+            refuse_slow_body(req, detail);
+            st = CL_INVALID;
+            goto out;
+        }
     }
     if (len > max) {
         refuse_too_large(req);
         st = CL_INVALID;
         goto out;
     }
+    req->body_done = 1;
     buf[len] = '\0';
     *out = buf;
     *out_len = len;
@@ -1036,17 +1154,190 @@ static int refuse_bad_head(cl_http_req *req)
     return 0;
 }
 
+/* --- admission (ADR 0029) ------------------------------------------------------- */
+
+/* route's index in the router, or nroutes for a route added after the server started. */
+static size_t route_index(const cl_http_server *srv, const cl_route *route)
+{
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        if (cl_router_at(srv->router, i) == route) {
+            return i;
+        }
+    }
+    return srv->nroutes;
+}
+
+/* Each route's bulkhead: the configured one, or the server's route_max_inflight. */
+static cl_status set_bulkheads(cl_http_server *srv, const cl_http_options *opt, cl_error *err)
+{
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        srv->route_limit[i] = srv->route_max_inflight;
+    }
+    for (size_t b = 0; b < opt->nbulkheads; b++) {
+        const cl_http_bulkhead *bh = &opt->bulkheads[b];
+        size_t i = 0;
+
+        while (i < srv->nroutes && bh->method != NULL && bh->pattern != NULL &&
+               (strcmp(cl_router_at(srv->router, i)->method, bh->method) != 0 ||
+                strcmp(cl_router_at(srv->router, i)->pattern, bh->pattern) != 0)) {
+            i++;
+        }
+        if (i == srv->nroutes) {
+            return cl_error_set(err, CL_INVALID, "bulkheads", "bulkhead %s %s names no route",
+                                bh->method != NULL ? bh->method : "(null)",
+                                bh->pattern != NULL ? bh->pattern : "(null)");
+        }
+        if (bh->max_inflight < 1 && bh->max_inflight != CL_HTTP_UNBOUNDED) {
+            return cl_error_set(err, CL_INVALID, "bulkheads",
+                                "bulkhead %s %s: max_inflight must be positive or unbounded",
+                                bh->method, bh->pattern);
+        }
+        srv->route_limit[i] = bh->max_inflight;
+    }
+    return CL_OK;
+}
+
+/*
+ * Takes a handler slot for the matched route: one of max_inflight over all bounded routes
+ * and one of the route's own bulkhead. When either is taken up the request is answered
+ * 503 with Retry-After at once instead of waiting: a client retries later, or elsewhere,
+ * sooner than a queue would serve it. Returns 1 with *held set when admitted (release
+ * with release()), 0 after replying 503.
+ */
+static int admit(cl_http_req *req, size_t *held)
+{
+    cl_http_server *srv = req->srv;
+    const cl_route *route = req->match.route;
+    size_t at = route_index(srv, route);
+    int limit = at < srv->nroutes ? srv->route_limit[at] : srv->route_max_inflight;
+    int full = 0;
+    int route_full = 0;
+    char detail[160];
+
+    *held = SIZE_MAX;
+    if (limit == CL_HTTP_UNBOUNDED) {
+        return 1;
+    }
+    pthread_mutex_lock(&srv->mu);
+    if (srv->admitted >= srv->max_inflight) {
+        full = 1;
+    } else if (at < srv->nroutes && srv->route_admitted[at] >= limit) {
+        route_full = 1;
+    } else {
+        srv->admitted++;
+        if (at < srv->nroutes) {
+            srv->route_admitted[at]++;
+        }
+        *held = at;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (!full && !route_full) {
+        return 1;
+    }
+    if (full) {
+        snprintf(detail, sizeof(detail), "all %d request slots are busy; retry shortly",
+                 srv->max_inflight);
+    } else {
+        snprintf(detail, sizeof(detail), "all %d request slots of %s %s are busy; retry shortly",
+                 limit, route->method, route->pattern);
+    }
+    cl_http_set_header(req, "Retry-After", "1");
+    cl_http_reply_problem(req, 503, "overloaded", cl_status_message(CL_UNAVAILABLE), detail, NULL);
+    return 0;
+}
+
+static void release(cl_http_server *srv, size_t held)
+{
+    if (held == SIZE_MAX) {
+        return;
+    }
+    pthread_mutex_lock(&srv->mu);
+    srv->admitted--;
+    if (held < srv->nroutes) {
+        srv->route_admitted[held]--;
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/*
+ * Counts a connection against its client address at its first request, and answers 503
+ * (closing it) when the address already holds max_conns_per_client. civetweb 1.15 gives
+ * no earlier moment: init_connection runs before the request info (the address) exists.
+ * So a connection that never sends a head is not counted; the head timeout bounds it.
+ * The connection's data is its client's slot, or the server itself when it was refused.
+ * Returns 1 when a problem was sent.
+ */
+static int refuse_over_cap(cl_http_req *req)
+{
+    cl_http_server *srv = req->srv;
+    void *data = mg_get_user_connection_data(req->conn);
+    cl__http_client *slot = NULL;
+    cl__http_client *free_slot = NULL;
+    char detail[128];
+
+    if (data == NULL && srv->max_conns_per_client > 0) {
+        pthread_mutex_lock(&srv->mu);
+        for (int i = 0; i < srv->nclients && slot == NULL; i++) {
+            if (srv->clients[i].conns > 0 &&
+                strcmp(srv->clients[i].addr, req->ri->remote_addr) == 0) {
+                slot = &srv->clients[i];
+            } else if (srv->clients[i].conns == 0 && free_slot == NULL) {
+                free_slot = &srv->clients[i];
+            }
+        }
+        if (slot == NULL && free_slot != NULL) {
+            slot = free_slot;
+            cl_strlcpy(slot->addr, req->ri->remote_addr, sizeof(slot->addr));
+        }
+        if (slot == NULL || slot->conns >= srv->max_conns_per_client) {
+            data = srv;
+        } else {
+            slot->conns++;
+            data = slot;
+        }
+        pthread_mutex_unlock(&srv->mu);
+        mg_set_user_connection_data(req->conn, data);
+    }
+    if (data != (void *)srv) {
+        return 0;
+    }
+    snprintf(detail, sizeof(detail), "one client address may hold at most %d connections",
+             srv->max_conns_per_client);
+    cl__http_close_after(req);
+    cl_http_set_header(req, "Retry-After", "1");
+    cl_http_reply_problem(req, 503, "too-many-connections", cl_status_message(CL_UNAVAILABLE),
+                          detail, NULL);
+    return 1;
+}
+
+static void on_connection_close(const struct mg_connection *conn)
+{
+    cl_http_server *srv = mg_get_user_data(mg_get_context(conn));
+    void *data = mg_get_user_connection_data(conn);
+
+    if (srv == NULL || data == NULL || data == (void *)srv) {
+        return;
+    }
+    pthread_mutex_lock(&srv->mu);
+    ((cl__http_client *)data)->conns--;
+    pthread_mutex_unlock(&srv->mu);
+}
+
 static void route_and_run(cl_http_req *req, int draining)
 {
     char allow[64];
     cl_route_result res;
+    size_t held;
 
     if (draining) {
         /* Close the connection too, so that keep-alive clients reconnect elsewhere. */
-        mg_disable_keep_alive(req->conn);
+        cl__http_close_after(req);
         cl_http_set_header(req, "Retry-After", "1");
         cl_http_reply_problem(req, 503, "shutting-down", cl_status_message(CL_UNAVAILABLE),
                               "the server is shutting down", NULL);
+        return;
+    }
+    if (refuse_over_cap(req)) {
         return;
     }
     if (req->path[0] != '/') {
@@ -1056,7 +1347,7 @@ static void route_and_run(cl_http_req *req, int draining)
     }
     if (refuse_bad_head(req) || refuse_bad_target(req)) {
         /* What follows the refused head cannot be trusted to frame a next request. */
-        mg_disable_keep_alive(req->conn);
+        cl__http_close_after(req);
         return;
     }
     res = cl_router_match(req->srv->router, req->method, req->path, &req->match, allow,
@@ -1082,12 +1373,13 @@ static void route_and_run(cl_http_req *req, int draining)
         }
         return;
     }
-    if (cl__http_check_query(req) != 0) {
+    if (cl__http_check_query(req) != 0 || !admit(req, &held)) {
         return;
     }
     cl_log_bind(&req->ctx);
     req->match.route->handler(req, req->match.route->arg);
     cl_log_bind(NULL);
+    release(req->srv, held);
     if (!req->replied) {
         cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
                               "the handler did not send a response", NULL);
@@ -1139,6 +1431,10 @@ static int dispatch(struct mg_connection *conn, void *arg)
         cl_http_reply_error(req, &req->ctx.err);
     } else {
         route_and_run(req, draining);
+    }
+    if (!req->body_done && !req->closing &&
+        (req->ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding") != NULL)) {
+        drain_body(req);
     }
 
     cl_log_with(CL_LOG_INFO, "http",
@@ -1284,7 +1580,10 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
 {
     cl_http_server *srv = NULL;
     char threads[16];
-    char timeout[32];
+    char queue[16];
+    char head_timeout[32];
+    char keep_alive[32];
+    int nthreads;
     char errtext[256] = "";
     unsigned errcode = 0;
     struct mg_callbacks callbacks;
@@ -1301,10 +1600,13 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         return cl_error_set(err, CL_INVALID, "listen", "listen must be one \"host:port\"");
     }
     if (opt->threads < 0 || opt->threads > 1024 || opt->max_json_depth < 0 ||
-        opt->request_timeout_ms < 0) {
+        opt->request_timeout_ms < 0 || opt->head_timeout_ms < 0 || opt->body_timeout_ms < 0 ||
+        opt->min_body_rate < -1 || opt->keep_alive_ms < 0 || opt->max_conns_per_client < -1 ||
+        opt->max_inflight < 0 || opt->route_max_inflight < 0) {
         return cl_error_set(err, CL_INVALID, NULL,
-                            "threads, max_json_depth and request_timeout_ms must be in range");
+                            "threads, limits and timeouts of the HTTP options must be in range");
     }
+    nthreads = opt->threads > 0 ? opt->threads : HTTP_DEFAULT_THREADS;
     srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
@@ -1327,9 +1629,38 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     cl_strlcpy(srv->service, opt->service != NULL ? opt->service : "cleave", sizeof(srv->service));
     srv->guard = opt->guard;
     srv->guard_arg = opt->guard_arg;
-    snprintf(threads, sizeof(threads), "%d",
-             opt->threads > 0 ? opt->threads : HTTP_DEFAULT_THREADS);
-    snprintf(timeout, sizeof(timeout), "%lld", (long long)srv->request_timeout_ms);
+    srv->body_timeout_ms = opt->body_timeout_ms > 0 ? opt->body_timeout_ms : HTTP_DEFAULT_BODY_MS;
+    srv->min_body_rate = opt->min_body_rate == 0  ? HTTP_DEFAULT_MIN_RATE
+                         : opt->min_body_rate < 0 ? 0
+                                                  : opt->min_body_rate;
+    srv->max_inflight = opt->max_inflight > 0 ? opt->max_inflight : nthreads;
+    srv->route_max_inflight =
+        opt->route_max_inflight > 0 ? opt->route_max_inflight : srv->max_inflight;
+    /*
+     * No cap unless asked: behind a gateway or an edge proxy every request comes from one
+     * address, and a cap would throttle exactly the pooled connections that carry them.
+     */
+    srv->max_conns_per_client = opt->max_conns_per_client > 0 ? opt->max_conns_per_client : 0;
+    /* One slot per worker: a worker holds one connection, so no more addresses than that. */
+    srv->nclients = nthreads;
+    srv->nroutes = cl_router_count(router);
+    srv->clients = calloc((size_t)nthreads, sizeof(*srv->clients));
+    srv->route_admitted = calloc(srv->nroutes + 1, sizeof(*srv->route_admitted));
+    srv->route_limit = calloc(srv->nroutes + 1, sizeof(*srv->route_limit));
+    if (srv->clients == NULL || srv->route_admitted == NULL || srv->route_limit == NULL) {
+        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    st = set_bulkheads(srv, opt, err);
+    if (st != CL_OK) {
+        goto out;
+    }
+    snprintf(threads, sizeof(threads), "%d", nthreads);
+    snprintf(queue, sizeof(queue), "%d", nthreads);
+    snprintf(head_timeout, sizeof(head_timeout), "%lld",
+             (long long)(opt->head_timeout_ms > 0 ? opt->head_timeout_ms : HTTP_DEFAULT_HEAD_MS));
+    snprintf(keep_alive, sizeof(keep_alive), "%lld",
+             (long long)(opt->keep_alive_ms > 0 ? opt->keep_alive_ms : HTTP_DEFAULT_KEEP_ALIVE));
 
     /*
      * decode_url=no: the router must see the raw path, or an encoded '/' inside a
@@ -1337,6 +1668,10 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
      * No document_root: nothing is ever served from the file system.
      * tcp_nodelay=1: a response goes out as headers then body; with Nagle's algorithm
      * the body waits for the client's delayed ACK (~40 ms per keep-alive request).
+     * request_timeout_ms is civetweb's deadline for a whole request head (and each wait
+     * of a read or write); keep_alive_timeout_ms the one for the next head on a kept
+     * connection, idle time included. connection_queue and listen_backlog bound what
+     * waits for a worker (ADR 0029).
      */
     const char *options[] = {
         "listening_ports",
@@ -1344,7 +1679,13 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         "num_threads",
         threads,
         "request_timeout_ms",
-        timeout,
+        head_timeout,
+        "keep_alive_timeout_ms",
+        keep_alive,
+        "connection_queue",
+        queue,
+        "listen_backlog",
+        HTTP_LISTEN_BACKLOG,
         "enable_keep_alive",
         "yes",
         "decode_url",
@@ -1360,6 +1701,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     memset(&callbacks, 0, sizeof(callbacks));
     callbacks.log_message = log_civetweb;
     callbacks.http_error = on_http_error;
+    callbacks.connection_close = on_connection_close;
     memset(&init, 0, sizeof(init));
     init.callbacks = &callbacks;
     init.user_data = srv;
@@ -1393,6 +1735,9 @@ out:
         }
         pthread_cond_destroy(&srv->idle);
         pthread_mutex_destroy(&srv->mu);
+        free(srv->clients);
+        free(srv->route_admitted);
+        free(srv->route_limit);
         free(srv);
     }
     return st;
@@ -1432,6 +1777,9 @@ void cl_http_stop(cl_http_server *srv)
     mg_stop(srv->mg);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->mu);
+    free(srv->clients);
+    free(srv->route_admitted);
+    free(srv->route_limit);
     free(srv);
 }
 

@@ -100,7 +100,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LOG_LEVEL"), "info");
     assert_null(cl_config_get(cfg, "CLEAVE_MIGRATIONS_DIR"));
     assert_null(cl_config_get(cfg, "CLEAVE_SERVICE_TOKEN"));
-    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 8);
+    assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 64);
     assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES"), 1048576);
     assert_int_equal(cl_config_int(cfg, "CLEAVE_REQUEST_TIMEOUT_MS"), 10000);
     /* Unset, unknown, or no configuration at all: 0, as documented. */
@@ -254,7 +254,7 @@ static void test_config_refuses_bad_level(void **state)
 static void test_config_refuses_bad_ints(void **state)
 {
     static const char *const bad[] = {"CLEAVE_HTTP_THREADS=0",
-                                      "CLEAVE_HTTP_THREADS=257",
+                                      "CLEAVE_HTTP_THREADS=1025",
                                       "CLEAVE_HTTP_THREADS=8x",
                                       "CLEAVE_HTTP_THREADS=",
                                       "CLEAVE_HTTP_THREADS= 8",
@@ -279,7 +279,7 @@ static void test_config_refuses_bad_ints(void **state)
     }
     env[0] = "CLEAVE_HTTP_THREADS=0";
     expect_refused(NULL, env, no_modules, "CLEAVE_HTTP_THREADS",
-                   "CLEAVE_HTTP_THREADS: '0' is not an integer 1-256 (from environment)");
+                   "CLEAVE_HTTP_THREADS: '0' is not an integer 1-1024 (from environment)");
     assert_int_equal(load(NULL, edges, no_modules, &cfg, &err, NULL), CL_OK);
     assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 256);
     assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES"), 1024);

@@ -1469,12 +1469,8 @@ static void test_rpc_without_a_token_accepts_no_call(void **state)
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
     static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
     cl_rpc_service open = {&api, NULL, NULL};
-    cl_http_options opt = {.listen = "127.0.0.1:0",
-                           .threads = 2,
-                           .max_body = 0,
-                           .max_json_depth = 0,
-                           .request_timeout_ms = 5000,
-                           .service = "test"};
+    cl_http_options opt = {
+        .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
     cl_router *r = cl_router_new();
     cl_http_server *srv = NULL;
     cl_error err;
@@ -1499,12 +1495,8 @@ static void test_rpc_deadline_header_is_bounded(void **state)
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
     static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
     cl_rpc_service svc = {&api, NULL, RPC_TOKEN};
-    cl_http_options opt = {.listen = "127.0.0.1:0",
-                           .threads = 2,
-                           .max_body = 0,
-                           .max_json_depth = 0,
-                           .request_timeout_ms = 5000,
-                           .service = "test"};
+    cl_http_options opt = {
+        .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
     cl_router *r = cl_router_new();
     cl_http_server *srv = NULL;
     cl_error err;
@@ -1609,12 +1601,7 @@ static void test_http_stop_lets_inflight_request_finish(void **state)
     cl_router *r = cl_router_new();
     cl_route slow = {"GET", "/slow", CL_PERM_PUBLIC, h_slow, &g, NULL};
     cl_route ping = {"GET", "/ping", CL_PERM_PUBLIC, h_ping, NULL, NULL};
-    cl_http_options opt = {.listen = "127.0.0.1:0",
-                           .threads = 2,
-                           .max_body = 0,
-                           .max_json_depth = 0,
-                           .request_timeout_ms = 0,
-                           .service = "test"};
+    cl_http_options opt = {.listen = "127.0.0.1:0", .threads = 2, .service = "test"};
     pthread_t client;
     pthread_t stop;
     cl_error err;

@@ -16,7 +16,7 @@
 #include "cleave/status.h"
 
 /* The permission of routes that anyone may call (health checks, discovery). */
-#define CL_PERM_PUBLIC "public"
+#define CL_PERM_PUBLIC  "public"
 /* The permission of RPC routes (cleave/rpc.h), whose callers the RPC layer authenticates. */
 #define CL_PERM_SERVICE "service"
 
@@ -90,6 +90,20 @@ const cl_route *cl_router_at(const cl_router *r, size_t i);
  * WWW-Authenticate). It may set the context's principal.
  */
 typedef cl_status (*cl_http_guard)(void *arg, cl_http_req *req, const char *permission);
+/* A bulkhead's max_inflight that exempts its route from admission limits altogether. */
+#define CL_HTTP_UNBOUNDED (-1)
+
+/*
+ * A route's bulkhead: the most requests it may run at once; one more is answered 503
+ * with Retry-After at once, so that one slow route cannot take every handler slot
+ * (ADR 0029). CL_HTTP_UNBOUNDED exempts the route from this and from max_inflight: only
+ * for cheap routes that must answer under load (liveness and readiness probes).
+ */
+typedef struct cl_http_bulkhead {
+    const char *method; /* the route's method and pattern exactly as added */
+    const char *pattern;
+    int max_inflight; /* > 0, or CL_HTTP_UNBOUNDED */
+} cl_http_bulkhead;
 
 typedef struct cl_http_options {
     const char *listen;         /* "127.0.0.1:8080"; port 0 picks a free port */
@@ -100,13 +114,35 @@ typedef struct cl_http_options {
     const char *service;        /* name used in logs ("cleave", "cleave-widgets") */
     cl_http_guard guard;        /* checks every route before its handler; NULL: none */
     void *guard_arg;
+    /*
+     * Slow and idle clients (ADR 0029). Each worker thread holds one connection, so these
+     * bound how long a client that sends slowly, or nothing, can hold one; 0 means the
+     * default given.
+     */
+    int64_t head_timeout_ms;  /* the request line and header fields, in total; 10 s */
+    int64_t body_timeout_ms;  /* the whole body, in total (not per byte); 30 s */
+    int64_t min_body_rate;    /* bytes per second a body must keep after its first
+                                 second, -1 for no minimum; 1024 */
+    int64_t keep_alive_ms;    /* idle time between requests on a connection; 500 ms */
+    int max_conns_per_client; /* connections one address may hold; more are answered
+                                 503 and closed; 0 or -1: no cap */
+    /*
+     * Load shedding: requests running handlers at once, over all routes but the
+     * unbounded ones; one more is answered 503 with Retry-After at once. 0 means threads.
+     */
+    int max_inflight;
+    int route_max_inflight; /* a route's bulkhead unless bulkheads name it; 0: max_inflight */
+    const cl_http_bulkhead *bulkheads; /* borrowed during cl_http_start; may be NULL */
+    size_t nbulkheads;
 } cl_http_options;
 
 typedef struct cl_http_server cl_http_server;
 
 /*
- * Starts serving. router is borrowed and must outlive the server. On success *out is
- * owned by the caller (cl_http_stop). CL_UNAVAILABLE when the address cannot be bound.
+ * Starts serving. router is borrowed and must outlive the server, and gets no routes
+ * after this. On success *out is owned by the caller (cl_http_stop). CL_INVALID for an
+ * option out of range or a bulkhead naming no route; CL_UNAVAILABLE when the address
+ * cannot be bound.
  */
 cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,
                         cl_error *err);
