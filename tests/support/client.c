@@ -63,6 +63,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     header_value(line, n, "ETag", r->etag, sizeof(r->etag));
     header_value(line, n, "Location", r->location, sizeof(r->location));
     header_value(line, n, "Allow", r->allow, sizeof(r->allow));
+    header_value(line, n, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
     /* The blank line that ends the header block (of the final answer, after any 1xx). */
     if (n == 2 && line[0] == '\r' && line[1] == '\n') {
         r->complete = 1;

@@ -13,6 +13,7 @@ typedef struct test_resp {
     char etag[64];
     char location[256];
     char allow[128];
+    char www_authenticate[256];
     char *body; /* NUL-terminated, owned */
     size_t body_len;
     json_t *json; /* parsed body when it is JSON, else NULL; owned */
