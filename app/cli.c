@@ -22,7 +22,8 @@ static void usage(FILE *out)
           "  migrate [--status] [--admin-url URL]\n"
           "                     apply pending migrations, or list them per module; on\n"
           "                     PostgreSQL first create roles and schemas as URL's admin\n"
-          "  seed               create the demo data of every module that has none\n"
+          "  seed [--module NAME]\n"
+          "                     create the demo data of every module (or NAME) that has none\n"
           "  modules [--graph|--wire]\n"
           "                     list the modules, local or remote; --graph: dependencies;\n"
           "                     --wire: the RPC API of every module, as Markdown\n"
@@ -303,9 +304,13 @@ static int cmd_seed(const char *config, int argc, char **argv)
     cl_error err = {0};
     int rc = EXIT_FAILURE;
 
+    const char *only = NULL;
+
     for (int i = 0; i < argc; i++) {
         /* --if-empty is what seed always does; accepted so scripts can say so. */
-        if (strcmp(argv[i], "--if-empty") != 0) {
+        if (strcmp(argv[i], "--module") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--if-empty") != 0) {
             fprintf(stderr, "cleave: seed: unknown option %s\n", argv[i]);
             return EXIT_USAGE;
         }
@@ -316,10 +321,24 @@ static int cmd_seed(const char *config, int argc, char **argv)
         goto out;
     }
     rc = EXIT_SUCCESS;
+    for (int i = 0; only != NULL && i <= h.nmodules; i++) {
+        if (i == h.nmodules) {
+            fprintf(stderr, "cleave: seed: %s has no module '%s'\n", host_binary_name, only);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        if (strcmp(h.modules[i].binding->api->name, only) == 0) {
+            break;
+        }
+    }
     for (int i = 0; i < h.nmodules; i++) {
         const cl_module_api *api = h.modules[i].binding->api;
         cl_ctx ctx;
         int created = 0;
+
+        if (only != NULL && strcmp(api->name, only) != 0) {
+            continue;
+        }
 
         cl_ctx_init(&ctx, 0);
         cl_strlcpy(ctx.principal, "service:seed", sizeof(ctx.principal));

@@ -88,6 +88,8 @@ static void start(world *w, const char *carrier)
                      "CLEAVE_BUS_POLL_MS=20",
                      (char *)carrier,
                      NULL};
+    char *seed_argv[] = {"cleave", "seed", "--module", "identity", NULL};
+    char out[4096] = "", token[4096];
     int port;
 
     /* On PostgreSQL with admin credentials, so that serve migrates as it does on SQLite. */
@@ -100,6 +102,12 @@ static void start(world *w, const char *carrier)
         fail_msg("cleave serve did not start; see %s", log);
     }
     snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
+    /* The public API needs a token: the seeded admin's (seeding again finds it there). */
+    if (test_run(CLEAVE_BIN_DIR "/cleave", seed_argv, env, out, sizeof(out)) != 0 ||
+        test_password_token(w->base, TEST_ADMIN, TEST_ADMIN_PASSWORD, token, sizeof(token)) != 0) {
+        fail_msg("no token for the operation's requests: %s", out);
+    }
+    test_http_set_bearer(token);
 }
 
 /* POST /api/v1/shipments: 202, Location naming the operation, the body agreeing with it. */
