@@ -81,7 +81,11 @@ start)
     echo "$pport" >"$dir/primary.port"
     rport=""
     if [ "$replica" = 1 ]; then
-        as_pg "$PG_BIN/pg_basebackup -h 127.0.0.1 -p $pport -U postgres -D '$dir/replica' -R -X stream -c fast" \
+        # A replication slot of its own (-C -S): the primary keeps every WAL segment until
+        # the replica has it. Without one, the checkpoints of the run's many CREATE DATABASE
+        # recycled segments a briefly disconnected replica still needed, and it never caught
+        # up again ("requested WAL segment ... has already been removed").
+        as_pg "$PG_BIN/pg_basebackup -h 127.0.0.1 -p $pport -U postgres -D '$dir/replica' -R -X stream -c fast -C -S cleave_test_replica" \
             >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
         for attempt in 1 2 3; do
             rport=$(free_port)
