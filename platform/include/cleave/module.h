@@ -238,8 +238,8 @@ typedef struct cl_module_api {
     const cl_setting *settings;
     size_t nsettings;
     /*
-     * Only for the module that issues the access tokens a gateway checks (an identity
-     * provider), else NULL: its key set as a JWKS document and the issuer its tokens name,
+     * Only for the module that issues the access tokens a gateway checks (the OpenID
+     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its tokens name,
      * asked through m, local or remote (both malloc'd, the caller frees). A gateway whose
      * deployment has no such module accepts no token.
      */
