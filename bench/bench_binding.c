@@ -16,6 +16,7 @@
 #include "cleave/bus.h"
 #include "cleave/migrate.h"
 #include "cleave/rpc.h"
+#include "nats_server.h"
 #include "proc.h"
 
 #define ROUNDS 10
@@ -98,8 +99,15 @@ int main(int argc, char **argv)
     size_t per = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 20000;
     char dir[256], svc_dir[600], data_env[700], log[700], url[64], bin[512];
     char *svc_argv[] = {"cleave-catalog", "serve", NULL};
-    char *svc_env[] = {data_env, "CLEAVE_LISTEN=127.0.0.1:0",
-                       "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations", NULL};
+    /* A service accepts calls with the deployment's token only, and its events need NATS. */
+    static test_nats nats;
+    char *svc_env[] = {data_env,
+                       "CLEAVE_LISTEN=127.0.0.1:0",
+                       "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations",
+                       "CLEAVE_SERVICE_TOKEN=bench-token",
+                       nats.env,
+                       NULL};
+    cl_rpc_options opt = {.token = "bench-token"};
     int64_t *local_ns, *remote_ns;
     cl_handle local, remote;
     cl_rpc_client *client = NULL;
@@ -125,6 +133,9 @@ int main(int argc, char **argv)
     local = open_local(dir, &db);
     seed(&local, "local");
 
+    if (test_nats_open(&nats, dir) != 0) {
+        exit(1);
+    }
     snprintf(svc_dir, sizeof(svc_dir), "%s/service", dir);
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s", svc_dir);
     snprintf(log, sizeof(log), "%s/service.log", dir);
@@ -137,7 +148,7 @@ int main(int argc, char **argv)
         exit(1);
     }
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-    if (cl_rpc_client_new("catalog", url, NULL, &client, &err) != CL_OK) {
+    if (cl_rpc_client_new("catalog", url, &opt, &client, &err) != CL_OK) {
         fprintf(stderr, "%s\n", err.message);
         exit(1);
     }
@@ -173,6 +184,7 @@ int main(int argc, char **argv)
            pct(remote_ns, per, 0.50) - pct(local_ns, per, 0.50));
 
     test_proc_stop(&svc, SIGTERM);
+    test_nats_close(&nats);
     cl_rpc_client_free(client);
     catalog_module.destroy(local.self);
     cl_db_close(db);

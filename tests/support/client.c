@@ -132,16 +132,56 @@ out:
 
 static _Thread_local CURL *thread_curl;
 
-/* "Authorization: Bearer <token>" for requests that name no Authorization, or empty. */
+/*
+ * "Authorization: Bearer <token>" for requests that name no Authorization: the one set
+ * for their base URL, else the default one, else none. Set before threads send requests.
+ */
+#define BEARER_BASES 8
 static char default_authorization[8192];
+static struct {
+    char base[64];
+    char header[8192];
+} bearers[BEARER_BASES];
+
+static void bearer_header(char *out, size_t size, const char *token)
+{
+    out[0] = '\0';
+    if (token != NULL) {
+        snprintf(out, size, "Authorization: Bearer %s", token);
+    }
+}
 
 void test_http_set_bearer(const char *token)
 {
-    default_authorization[0] = '\0';
-    if (token != NULL) {
-        snprintf(default_authorization, sizeof(default_authorization), "Authorization: Bearer %s",
-                 token);
+    bearer_header(default_authorization, sizeof(default_authorization), token);
+}
+
+void test_http_set_bearer_for(const char *base, const char *token)
+{
+    int free_slot = -1;
+
+    for (int i = 0; i < BEARER_BASES; i++) {
+        if (strcmp(bearers[i].base, base) == 0 || (free_slot < 0 && bearers[i].base[0] == '\0')) {
+            free_slot = i;
+            if (strcmp(bearers[i].base, base) == 0) {
+                break;
+            }
+        }
     }
+    /* Full: the oldest entry makes room (tests start few gateways). */
+    free_slot = free_slot < 0 ? 0 : free_slot;
+    snprintf(bearers[free_slot].base, sizeof(bearers[free_slot].base), "%s", base);
+    bearer_header(bearers[free_slot].header, sizeof(bearers[free_slot].header), token);
+}
+
+static const char *bearer_of(const char *base)
+{
+    for (int i = 0; i < BEARER_BASES; i++) {
+        if (bearers[i].base[0] != '\0' && strcmp(bearers[i].base, base) == 0) {
+            return bearers[i].header;
+        }
+    }
+    return default_authorization;
 }
 
 int test_http(const char *base, const char *method, const char *path, const char *body,
@@ -169,8 +209,8 @@ int test_http(const char *base, const char *method, const char *path, const char
             has_auth = 1;
         }
     }
-    if (!has_auth && default_authorization[0] != '\0') {
-        hdrs = curl_slist_append(hdrs, default_authorization);
+    if (!has_auth && bearer_of(base)[0] != '\0') {
+        hdrs = curl_slist_append(hdrs, bearer_of(base));
     }
     if (body != NULL && !has_ct) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");

@@ -37,6 +37,8 @@ void test_resp_free(test_resp *r);
  * value) to go without. Set it before any thread sends requests.
  */
 void test_http_set_bearer(const char *token);
+/* The same for requests to base ("http://127.0.0.1:PORT") only; it wins over the default. */
+void test_http_set_bearer_for(const char *base, const char *token);
 
 /* The demo data `cleave seed` makes (README): the first-party client and one user per role. */
 #define TEST_DEMO_CLIENT        "cleave-demo"

@@ -307,13 +307,12 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
     if (seed) {
-        char token[4096];
-
-        if (test_password_token(t->base_url, TEST_ADMIN, TEST_ADMIN_PASSWORD, token,
-                                sizeof(token)) != 0) {
+        if (test_password_token(t->base_url, TEST_ADMIN, TEST_ADMIN_PASSWORD, t->token,
+                                sizeof(t->token)) != 0) {
             return -1;
         }
-        test_http_set_bearer(token);
+        test_http_set_bearer_for(t->base_url, t->token);
+        test_http_set_bearer(t->token);
     }
     return 0;
 }
@@ -354,6 +353,10 @@ int topology_restart_gateway(topology *t, char *const extra[])
         return -1;
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);
+    /* Its tokens outlive it (the issuer is fixed): they go to its new address too. */
+    if (t->token[0] != '\0') {
+        test_http_set_bearer_for(t->base_url, t->token);
+    }
     return 0;
 }
 

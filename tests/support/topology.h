@@ -48,6 +48,7 @@ typedef struct topology {
     /* With modules extracted events cross processes: the bus (nats.env empty on a monolith). */
     test_nats nats;
     int gateway_slot;
+    char token[4096]; /* the seeded admin's access token, when seeded */
     /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
      * variables that point every process at it (empty strings on SQLite). Serving
@@ -88,9 +89,9 @@ int topology_start(topology *t, const char *name, int seed);
  */
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
 /*
- * A topology started with seed set makes the seeded admin's token (test_password_token)
- * its client's default bearer (test_http_set_bearer): tests act with every permission
- * unless they say otherwise.
+ * A topology started with seed set makes the seeded admin's token (test_password_token,
+ * in t->token) the bearer of requests to its gateway (test_http_set_bearer_for) and the
+ * default one: tests act with every permission unless they say otherwise.
  */
 /* Waits up to timeout_ms for the gateway to exit by itself; its exit status, or -1. */
 int topology_gateway_wait_exit(topology *t, int timeout_ms);
