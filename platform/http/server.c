@@ -76,6 +76,34 @@ static int request_id_ok(const char *id)
     }
     return 1;
 }
+/*
+ * Sent with every answer, the server's own refusals included: a JSON API is never a
+ * page to render, frame or sniff, and names no referrer (OWASP secure headers).
+ */
+static const struct {
+    const char *name, *value;
+} security_headers[] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Referrer-Policy", "no-referrer"},
+};
+
+/* The security headers as header lines into buf[size] ("Name: value\r\n" each). */
+static void security_header_lines(char *buf, size_t size)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
+        int n = snprintf(buf + used, size - used, "%s: %s\r\n", security_headers[i].name,
+                         security_headers[i].value);
+        if (n < 0 || (size_t)n >= size - used) {
+            break;
+        }
+        used += (size_t)n;
+    }
+}
 
 /* --- responses -------------------------------------------------------------------- */
 
@@ -105,6 +133,9 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
         mg_response_header_add(conn, "Content-Length", length, -1);
     }
     mg_response_header_add(conn, "X-Request-Id", req->ctx.request_id, -1);
+    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
+        mg_response_header_add(conn, security_headers[i].name, security_headers[i].value, -1);
+    }
     for (size_t i = 0; i < req->nheaders; i++) {
         mg_response_header_add(conn, req->headers[i].name, req->headers[i].value, -1);
     }
@@ -1518,6 +1549,7 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     char fresh[33];
     char date[64];
     char body[1024];
+    char security[256];
     char out[2048];
     time_t now = time(NULL);
     struct tm tm;
@@ -1554,11 +1586,12 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     }
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    security_header_lines(security, sizeof(security));
     olen = snprintf(out, sizeof(out),
                     "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                     "Content-Length: %d\r\nX-Request-Id: %s\r\nDate: %s\r\n"
-                    "Connection: close\r\n\r\n%s",
-                    status, mg_get_response_code_text(conn, status), blen, rid, date,
+                    "%sConnection: close\r\n\r\n%s",
+                    status, mg_get_response_code_text(conn, status), blen, rid, date, security,
                     head_only ? "" : body);
     if (olen < 0 || (size_t)olen >= sizeof(out)) {
         return 1;

@@ -1179,6 +1179,46 @@ static char *repeat_into(const char *prefix, char c, size_t n, const char *suffi
     return s;
 }
 
+/* The headers every answer carries, the server's own refusals included (OWASP). */
+static void assert_security_headers(const char *text)
+{
+    static const char *const want[] = {
+        "X-Content-Type-Options: nosniff\r\n",
+        "X-Frame-Options: DENY\r\n",
+        "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n",
+        "Referrer-Policy: no-referrer\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (strstr(text, want[i]) == NULL) {
+            fail_msg("no %.*s in:\n%.600s", (int)strlen(want[i]) - 2, want[i], text);
+        }
+    }
+}
+
+static void test_http_every_answer_has_the_security_headers(void **state)
+{
+    raw_response r;
+    char *big;
+
+    (void)state;
+    r = raw_str(g_port, "GET /items/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(r.status, 200);
+    assert_security_headers(r.text);
+    raw_free(&r);
+    r = raw_str(g_port, "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(r.status, 404);
+    assert_security_headers(r.text);
+    raw_free(&r);
+    /* civetweb's own refusal, written by the server in one piece. */
+    big = repeat_into("GET /items/1?q=", 'a', 20000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    r = raw_str(g_port, big);
+    assert_int_equal(r.status, 414);
+    assert_security_headers(r.text);
+    raw_free(&r);
+    free(big);
+}
+
 static void test_http_civetweb_refusals_are_problems(void **state)
 {
     char buf[512];
@@ -1686,6 +1726,7 @@ int main(void)
         cmocka_unit_test(test_http_writes_access_log),
         cmocka_unit_test(test_http_start_refuses_taken_port),
         cmocka_unit_test(test_http_civetweb_refusals_are_problems),
+        cmocka_unit_test(test_http_every_answer_has_the_security_headers),
         cmocka_unit_test(test_http_query_is_checked_before_the_handler),
         cmocka_unit_test(test_http_query_int_is_strict),
         cmocka_unit_test(test_http_problems_survive_any_input_bytes),
