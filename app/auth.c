@@ -22,12 +22,12 @@
 /* Verified tokens remembered at once; beyond that the soonest to expire make room. */
 #define AUTH_CACHE_TOKENS     4096
 /* How long fetched keys are used before identity is asked again, at the latest. */
-#define AUTH_KEYS_TTL_MS      (5 * 60 * 1000)
+#define AUTH_KEYS_TTL_MS      ((int64_t)5 * 60 * 1000)
 /*
  * A token that does not verify may be signed by a key newer than those held: they are
  * fetched again, but not more often than this, so bad tokens cannot flood identity.
  */
-#define AUTH_REFETCH_MS       (10 * 1000)
+#define AUTH_REFETCH_MS       ((int64_t)10 * 1000)
 /* The deadline of a call to identity for its keys. */
 #define AUTH_FETCH_TIMEOUT_MS 2000
 

@@ -101,12 +101,10 @@ int main(int argc, char **argv)
     char *svc_argv[] = {"cleave-catalog", "serve", NULL};
     /* A service accepts calls with the deployment's token only, and its events need NATS. */
     static test_nats nats;
-    char *svc_env[] = {data_env,
-                       "CLEAVE_LISTEN=127.0.0.1:0",
-                       "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations",
-                       "CLEAVE_SERVICE_TOKEN=bench-token",
-                       nats.env,
-                       NULL};
+    static char migrations_env[] = "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations";
+    char *svc_env[] = {data_env,       "CLEAVE_LISTEN=127.0.0.1:0",
+                       migrations_env, "CLEAVE_SERVICE_TOKEN=bench-token",
+                       nats.env,       NULL};
     cl_rpc_options opt = {.token = "bench-token"};
     int64_t *local_ns, *remote_ns;
     cl_handle local, remote;
