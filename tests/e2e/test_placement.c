@@ -14,33 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
 #include "client.h"
+#include "cleave/util.h"
+#include "shop.h"
 #include "topology.h"
 
 #define WAIT_MS 30000
 
 static const char *placement = "monolith";
 static topology topo;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A short pause between two polls of real state (not a wait for it). */
-static void poll_pause(void)
-{
-    struct timespec ts = {0, 20 * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 static const char *str(json_t *obj, const char *key)
 {
@@ -64,10 +49,10 @@ static void call(const char *method, const char *path, const char *body, long wa
 
 static void call_free(const char *method, const char *path, const char *body, long want)
 {
-    test_resp r = {0};
+    json_t *j = test_call(topo.base_url, method, path, body, want);
 
-    call(method, path, body, want, &r);
-    test_resp_free(&r);
+    assert_non_null(j);
+    json_decref(j);
 }
 
 static int setup(void **state)
@@ -128,7 +113,7 @@ static void test_browse(void **state)
 static void create_stocked_product(const char *sku, int64_t on_hand)
 {
     char body[256], path[96];
-    int64_t until = now_ms() + WAIT_MS;
+    int64_t until = cl_now_ms() + WAIT_MS;
     test_resp r = {0};
 
     snprintf(body, sizeof(body),
@@ -142,12 +127,12 @@ static void create_stocked_product(const char *sku, int64_t on_hand)
         if (r.status == 200) {
             break;
         }
-        if (r.status != 404 || now_ms() > until) {
+        if (r.status != 404 || cl_now_ms() > until) {
             fail_msg("no stock record for %s after catalog.product_created: %ld %.200s", sku,
                      r.status, r.body);
         }
         test_resp_free(&r);
-        poll_pause();
+        test_poll_pause();
     }
     assert_int_equal(num(r.json, "on_hand"), 0);
     test_resp_free(&r);
@@ -158,7 +143,7 @@ static void create_stocked_product(const char *sku, int64_t on_hand)
 /* Polls path until its JSON member key equals want; the last answer's JSON (new ref). */
 static json_t *wait_member(const char *path, const char *array, const char *key, const char *want)
 {
-    int64_t until = now_ms() + WAIT_MS;
+    int64_t until = cl_now_ms() + WAIT_MS;
 
     for (;;) {
         test_resp r = {0};
@@ -173,12 +158,12 @@ static json_t *wait_member(const char *path, const char *array, const char *key,
             test_resp_free(&r);
             return o;
         }
-        if (now_ms() > until) {
+        if (cl_now_ms() > until) {
             fail_msg("%s: %s is %s after %d ms, wanted %s: %.300s", path, key, v ? v : "(none)",
                      WAIT_MS, want, r.body);
         }
         test_resp_free(&r);
-        poll_pause();
+        test_poll_pause();
     }
 }
 
