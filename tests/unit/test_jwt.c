@@ -3,6 +3,7 @@
  * refuse (each with its own reason), key rotation, the verified-token cache and the
  * constant-time comparison.
  */
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -438,6 +439,77 @@ static char *with_claim(const cl_jwk *key, const char *member, json_t *value)
     return sign(key, c);
 }
 
+/* The RSA key's modulus minus delta, then made odd or even as asked, as base64url. */
+static json_t *modulus_changed(const json_t *rsa, BN_ULONG delta, bool odd)
+{
+    const char *n64 = json_string_value(json_object_get(rsa, "n"));
+    unsigned char bytes[1024];
+    char text[CL_BASE64URL_LEN(sizeof(bytes)) + 1];
+    size_t len = 0;
+    cl_error err;
+    BIGNUM *n;
+
+    assert_int_equal(cl_base64url_decode(n64, strlen(n64), bytes, sizeof(bytes), &len, &err),
+                     CL_OK);
+    n = BN_bin2bn(bytes, (int)len, NULL);
+    assert_non_null(n);
+    assert_int_equal(BN_sub_word(n, delta), 1);
+    if (BN_is_odd(n) != odd) {
+        /* Three keeps a multiple of three one, and flips odd and even. */
+        assert_int_equal(BN_sub_word(n, 3), 1);
+    }
+    len = (size_t)BN_bn2bin(n, bytes);
+    BN_free(n);
+    (void)cl_base64url_encode(bytes, len, text, sizeof(text));
+    return json_string(text);
+}
+
+/*
+ * An RSA modulus is checked the same way on every parse: OpenSSL's own check tests it
+ * with random Miller-Rabin bases, and a fuzzer found a modulus it passed only sometimes
+ * (tests/fuzz/regressions/jwks/rsa-modulus-checked-at-random).
+ */
+static void test_jwks_rsa_modulus_checks_are_deterministic(void **state)
+{
+    json_t *rsa = cl_jwk_public_json(rsa_key);
+    const char *n64 = json_string_value(json_object_get(rsa, "n"));
+    unsigned char bytes[1024];
+    size_t len = 0;
+    cl_error err;
+    BIGNUM *n;
+    BN_ULONG to_three;
+    FILE *f =
+        fopen(CLEAVE_SOURCE_DIR "/tests/fuzz/regressions/jwks/rsa-modulus-checked-at-random", "rb");
+    char doc[16384];
+    size_t doc_len;
+    int accepted = 0;
+
+    (void)state;
+    expect_jwks_refused(rsa, "n", modulus_changed(rsa, 1, false), "modulus is even");
+    assert_int_equal(cl_base64url_decode(n64, strlen(n64), bytes, sizeof(bytes), &len, &err),
+                     CL_OK);
+    n = BN_bin2bn(bytes, (int)len, NULL);
+    to_three = BN_mod_word(n, 3);
+    BN_free(n);
+    expect_jwks_refused(rsa, "n", modulus_changed(rsa, to_three, true), "small factor");
+
+    assert_non_null(f);
+    doc_len = fread(doc, 1, sizeof(doc), f);
+    fclose(f);
+    for (int i = 0; i < 50; i++) {
+        cl_jwks *s = NULL;
+
+        if (cl_jwks_parse(doc, doc_len, &s, &err) == CL_OK) {
+            accepted++;
+        }
+        cl_jwks_free(s);
+    }
+    if (accepted != 0 && accepted != 50) {
+        fail_msg("one JWKS accepted %d times out of 50", accepted);
+    }
+    json_decref(rsa);
+}
+
 static void test_jwt_refuses_every_attack_for_its_own_reason(void **state)
 {
     cl_jwk *ec = new_ec("ec-a");
@@ -836,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_jwk_from_pem_refuses_other_keys),
         cmocka_unit_test(test_jwks_round_trip_and_lookup),
         cmocka_unit_test(test_jwks_parse_names_the_bad_key),
+        cmocka_unit_test(test_jwks_rsa_modulus_checks_are_deterministic),
         cmocka_unit_test(test_jwt_refuses_every_attack_for_its_own_reason),
         cmocka_unit_test(test_jwt_leeway_and_audience_lists),
         cmocka_unit_test(test_jwt_rotation_old_key_verifies_until_removed),
