@@ -118,6 +118,8 @@ typedef enum cfg_source { CFG_SRC_UNSET, CFG_SRC_DEFAULT, CFG_SRC_FILE, CFG_SRC_
 typedef struct cfg_value {
     char *value; /* owned; NULL when unset */
     cfg_source source;
+    char *name;             /* owned: the key */
+    const cl_setting *desc; /* borrowed: its declaration */
 } cfg_value;
 
 /* An owner of keys beyond the platform's, as handed to cl_config_load. */
@@ -136,6 +138,8 @@ struct cl_config {
     cfg_owner owners[CFG_MAX_MODULES];
     size_t nslots;
     cfg_value *slots;
+    /* The slots sorted by key (then by slot), so that a lookup is a binary search. */
+    cfg_value **by_name;
 };
 
 /* Where a value came from, for messages: "environment" or "config.conf line 3". */
@@ -160,53 +164,34 @@ static void origin_describe(const cfg_origin *o, char *buf, size_t size)
     }
 }
 
-/* Finds key among owner's keys: its slot, or -1. */
-static long owner_lookup(const cfg_owner *o, const char *key, const cl_setting **desc)
+static int slot_order(const void *a, const void *b)
 {
-    static const char prefix[] = "CLEAVE_";
-    const size_t plen = sizeof(prefix) - 1;
-    const cl_settings *s = o->settings;
-    size_t olen = strlen(o->prefix);
-    size_t own = o->first;
+    const cfg_value *x = *(const cfg_value *const *)a;
+    const cfg_value *y = *(const cfg_value *const *)b;
+    int c = strcmp(x->name, y->name);
 
-    if (strncmp(key, prefix, plen) != 0 || strncmp(key + plen, o->prefix, olen) != 0) {
-        return -1;
+    if (c != 0) {
+        return c;
     }
-    if (s->module) {
-        for (size_t k = 0; k < CFG_NMODULE_KEYS; k++) {
-            if (strcmp(cfg_module_keys[k].name, key + plen + olen) == 0) {
-                *desc = &cfg_module_keys[k];
-                return (long)(o->first + k);
-            }
-        }
-        own += CFG_NMODULE_KEYS;
-    }
-    for (size_t k = 0; k < s->count; k++) {
-        if (strcmp(s->list[k].name, key) == 0) {
-            *desc = &s->list[k];
-            return (long)(own + k);
-        }
-    }
-    return -1;
+    return x < y ? -1 : x > y;
+}
+
+static int key_order(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const cfg_value *const *)elem)->name);
 }
 
 /* Finds the slot of key and its description, or returns -1 for an unknown key. */
 static long config_lookup(const cl_config *cfg, const char *key, const cl_setting **desc)
 {
-    for (size_t i = 0; i < CFG_NKEYS; i++) {
-        if (strcmp(cfg_keys[i].name, key) == 0) {
-            *desc = &cfg_keys[i];
-            return (long)i;
-        }
-    }
-    for (size_t i = 0; i < cfg->nowners; i++) {
-        long slot = owner_lookup(&cfg->owners[i], key, desc);
+    cfg_value *const *found =
+        bsearch(key, cfg->by_name, cfg->nslots, sizeof(*cfg->by_name), key_order);
 
-        if (slot >= 0) {
-            return slot;
-        }
+    if (found == NULL) {
+        return -1;
     }
-    return -1;
+    *desc = (*found)->desc;
+    return (long)(*found - cfg->slots);
 }
 
 static int has_control_chars(const char *s)
@@ -558,30 +543,12 @@ static cl_status owner_prefix(const char *name, char *prefix, cl_error *err)
     return CL_OK;
 }
 
-/*
- * Checks that key, declared by o for slot, is found there: not taken by the platform, an
- * earlier owner or a per-module key, nor declared twice (the first of two wins a lookup).
- */
-static cl_status check_unique(const cl_config *cfg, const cfg_owner *o, const char *key,
-                              size_t slot, cl_error *err)
-{
-    const cl_setting *found = NULL;
-
-    if (config_lookup(cfg, key, &found) != (long)slot) {
-        return cl_error_set(err, CL_INTERNAL, key, "%s declares %s, a key known already",
-                            o->settings->owner, key);
-    }
-    return CL_OK;
-}
-
 /* Checks the declaration of o's own key at list[k]: named after its owner, bounds in order. */
-static cl_status check_declaration(const cl_config *cfg, const cfg_owner *o, size_t k,
-                                   cl_error *err)
+static cl_status check_declaration(const cfg_owner *o, size_t k, cl_error *err)
 {
     const cl_settings *owner = o->settings;
     const cl_setting *s = &owner->list[k];
     size_t olen = strlen(o->prefix);
-    size_t own = o->first + (owner->module ? CFG_NMODULE_KEYS : 0);
 
     if (s->name == NULL || strncmp(s->name, "CLEAVE_", 7) != 0 ||
         strncmp(s->name + 7, o->prefix, olen) != 0 || s->name[7 + olen] == '\0' ||
@@ -595,7 +562,7 @@ static cl_status check_declaration(const cl_config *cfg, const cfg_owner *o, siz
                             "%s: bounds %" PRId64 "-%" PRId64 " are out of order", s->name, s->min,
                             s->max);
     }
-    return check_unique(cfg, o, s->name, own + k, err);
+    return CL_OK;
 }
 
 /* Registers each owner's keys; a declaration that could confuse keys stops start-up. */
@@ -630,20 +597,81 @@ static cl_status add_owners(cl_config *cfg, const cl_settings *const *owners, cl
         o->first = cfg->nslots;
         cfg->nowners = i + 1;
         cfg->nslots += (s->module ? CFG_NMODULE_KEYS : 0) + s->count;
-        for (size_t k = 0; s->module && k < CFG_NMODULE_KEYS; k++) {
-            char key[CFG_MAX_KEY_BYTES + 1];
-
-            snprintf(key, sizeof(key), "CLEAVE_%s%s", o->prefix, cfg_module_keys[k].name);
-            st = check_unique(cfg, o, key, o->first + k, err);
+        for (size_t k = 0; k < s->count; k++) {
+            st = check_declaration(o, k, err);
             if (st != CL_OK) {
                 return st;
             }
         }
-        for (size_t k = 0; k < s->count; k++) {
-            st = check_declaration(cfg, o, k, err);
-            if (st != CL_OK) {
-                return st;
-            }
+    }
+    return CL_OK;
+}
+
+/* The owner of an owner's slot (slots below CFG_NKEYS are the platform's). */
+static const cfg_owner *slot_owner(const cl_config *cfg, size_t slot)
+{
+    size_t i = 0;
+
+    while (i + 1 < cfg->nowners && cfg->owners[i + 1].first <= slot) {
+        i++;
+    }
+    return &cfg->owners[i];
+}
+
+/* Names slot with key (copied) and its declaration. */
+static cl_status name_slot(cl_config *cfg, size_t slot, const char *key, const cl_setting *desc,
+                           cl_error *err)
+{
+    cfg->slots[slot].name = strdup(key);
+    cfg->slots[slot].desc = desc;
+    cfg->by_name[slot] = &cfg->slots[slot];
+    return cfg->slots[slot].name != NULL ? CL_OK
+                                         : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+}
+
+/*
+ * Makes the slots, names them and sorts them by key. A key declared twice (by an owner and
+ * the platform, two owners, or one owner twice) stops start-up, since a lookup could find
+ * only one of them: the later declaration is named.
+ */
+static cl_status index_slots(cl_config *cfg, cl_error *err)
+{
+    cl_status st = CL_OK;
+
+    cfg->slots = calloc(cfg->nslots, sizeof(*cfg->slots));
+    cfg->by_name = calloc(cfg->nslots, sizeof(*cfg->by_name));
+    if (cfg->slots == NULL || cfg->by_name == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    for (size_t i = 0; st == CL_OK && i < CFG_NKEYS; i++) {
+        st = name_slot(cfg, i, cfg_keys[i].name, &cfg_keys[i], err);
+    }
+    for (size_t i = 0; st == CL_OK && i < cfg->nowners; i++) {
+        const cfg_owner *o = &cfg->owners[i];
+        const cl_settings *s = o->settings;
+        size_t own = o->first + (s->module ? CFG_NMODULE_KEYS : 0);
+
+        for (size_t k = 0; st == CL_OK && s->module && k < CFG_NMODULE_KEYS; k++) {
+            char key[CFG_MAX_KEY_BYTES + 1];
+
+            snprintf(key, sizeof(key), "CLEAVE_%s%s", o->prefix, cfg_module_keys[k].name);
+            st = name_slot(cfg, o->first + k, key, &cfg_module_keys[k], err);
+        }
+        for (size_t k = 0; st == CL_OK && k < s->count; k++) {
+            st = name_slot(cfg, own + k, s->list[k].name, &s->list[k], err);
+        }
+    }
+    if (st != CL_OK) {
+        return st;
+    }
+    qsort(cfg->by_name, cfg->nslots, sizeof(*cfg->by_name), slot_order);
+    for (size_t i = 1; i < cfg->nslots; i++) {
+        const cfg_value *later = cfg->by_name[i];
+
+        if (strcmp(cfg->by_name[i - 1]->name, later->name) == 0) {
+            return cl_error_set(
+                err, CL_INTERNAL, later->name, "%s declares %s, a key known already",
+                slot_owner(cfg, (size_t)(later - cfg->slots))->settings->owner, later->name);
         }
     }
     return CL_OK;
@@ -685,12 +713,10 @@ static cl_status config_load(const char *file, const char *text, size_t len, cha
         goto out;
     }
     st = add_owners(cfg, owners, err);
-    if (st != CL_OK) {
-        goto out;
+    if (st == CL_OK) {
+        st = index_slots(cfg, err);
     }
-    cfg->slots = calloc(cfg->nslots, sizeof(*cfg->slots));
-    if (cfg->slots == NULL) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    if (st != CL_OK) {
         goto out;
     }
     st = set_defaults(cfg, cfg_keys, CFG_NKEYS, err);
@@ -758,8 +784,10 @@ void cl_config_free(cl_config *cfg)
     }
     for (size_t i = 0; cfg->slots != NULL && i < cfg->nslots; i++) {
         free(cfg->slots[i].value);
+        free(cfg->slots[i].name);
     }
     free(cfg->slots);
+    free(cfg->by_name);
     free(cfg);
 }
 
