@@ -8,7 +8,7 @@ PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 gdb libargon2-dev \
-	nats-server libnats-dev \
+	nats-server libnats-dev wrk \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
 BUILD      := build
@@ -89,11 +89,13 @@ BENCH_BUILD := build/bench
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
-	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout \
+		bench_gateway
 	$(BENCH_BUILD)/bin/bench_binding
 	$(BENCH_BUILD)/bin/bench_bus
 	$(BENCH_BUILD)/bin/bench_db
 	$(BENCH_BUILD)/bin/bench_checkout
+	$(BENCH_BUILD)/bin/bench_gateway
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).
 lint: deps

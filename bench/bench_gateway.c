@@ -1,0 +1,167 @@
+/*
+ * The gateway's cost of authentication: GET /api/v1/products/1 on the seeded monolith
+ * with a valid bearer token (verified, RBAC-checked; after the first request its
+ * verification is a cache hit) vs without one (an anonymous catalog read), measured by wrk
+ * in interleaved rounds in one run, so that machine noise hits both alike.
+ *
+ *   bench_gateway [seconds per round, default 3] [rounds, default 4]
+ *
+ * wrk (Debian's package) runs with 2 threads and 32 keep-alive connections, as the
+ * project's performance targets are stated (TARGETS.md). Prints requests/s and latency
+ * per side and their ratios; it never fails on timing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "topology.h"
+
+#define MAX_ROUNDS 20
+
+typedef struct side {
+    const char *label;
+    const char *header; /* the extra request header, or NULL */
+    double rps[MAX_ROUNDS];
+    double p50_ms[MAX_ROUNDS];
+    double p99_ms[MAX_ROUNDS];
+    int n;
+} side;
+
+/* wrk prints latencies as "1.23ms", "456.00us" or "1.01s": in milliseconds. */
+static double wrk_ms(const char *s)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+
+    if (end == NULL || end == s) {
+        return -1;
+    }
+    if (strncmp(end, "us", 2) == 0) {
+        return v / 1000.0;
+    }
+    if (strncmp(end, "ms", 2) == 0) {
+        return v;
+    }
+    if (*end == 's') {
+        return v * 1000.0;
+    }
+    return -1;
+}
+
+/* One wrk run against url; the figures of side s's next round. */
+static int run_wrk(side *s, const char *url, int seconds)
+{
+    char cmd[8192], line[512];
+    double rps = -1, p50 = -1, p99 = -1;
+    int non_2xx = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "wrk -t2 -c32 -d%ds --latency %s%s%s '%s' 2>&1", seconds,
+             s->header != NULL ? "-H '" : "", s->header != NULL ? s->header : "",
+             s->header != NULL ? "'" : "", url);
+    p = popen(cmd, "r");
+    if (p == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), p) != NULL) {
+        const char *req = strstr(line, "Requests/sec:");
+        const char *q50 = strstr(line, " 50% ");
+        const char *q99 = strstr(line, " 99% ");
+
+        if (req != NULL) {
+            rps = strtod(req + strlen("Requests/sec:"), NULL);
+        } else if (q50 != NULL) {
+            p50 = wrk_ms(q50 + 5 + strspn(q50 + 5, " "));
+        } else if (q99 != NULL) {
+            p99 = wrk_ms(q99 + 5 + strspn(q99 + 5, " "));
+        } else if (strstr(line, "Non-2xx") != NULL) {
+            fprintf(stderr, "%s: wrk saw answers other than 2xx: %s", s->label, line);
+            non_2xx = 1;
+        }
+    }
+    if (pclose(p) != 0 || non_2xx || rps <= 0 || p50 < 0 || p99 < 0) {
+        fprintf(stderr, "%s: wrk failed or printed no figures (is wrk installed?)\n", s->label);
+        return -1;
+    }
+    s->rps[s->n] = rps;
+    s->p50_ms[s->n] = p50;
+    s->p99_ms[s->n] = p99;
+    s->n++;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n), reordering v. */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv)
+{
+    int seconds = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 3;
+    int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 4;
+    char url[128], bearer[4200];
+    side sides[2] = {{.label = "without a token (anonymous)"}, {.label = "with a valid token"}};
+    double rps[2], p50[2], p99[2];
+    topology t = {0};
+    test_resp r = {0};
+    int rc = EXIT_FAILURE;
+
+    if (seconds < 1 || seconds > 60 || rounds < 1 || rounds > MAX_ROUNDS) {
+        fprintf(stderr, "usage: bench_gateway [seconds 1-60] [rounds 1-%d]\n", MAX_ROUNDS);
+        return 2;
+    }
+    if (getenv("CL_TEST_DB") != NULL) {
+        unsetenv("CL_TEST_DB"); /* the monolith on SQLite, whatever the caller's shell */
+    }
+    if (topology_start_with(&t, "monolith", 1, NULL) != 0 || t.token[0] == '\0') {
+        fprintf(stderr, "could not start the seeded monolith\n");
+        goto out;
+    }
+    snprintf(url, sizeof(url), "%s/api/v1/products/1", t.base_url);
+    snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", t.token);
+    sides[1].header = bearer;
+    /* Both answers must be the product, or the figures compare different work. */
+    if (test_http(t.base_url, "GET", "/api/v1/products/1", NULL, 0, NULL, &r) != 0 ||
+        r.status != 200) {
+        fprintf(stderr, "GET /api/v1/products/1 answered %ld\n", r.status);
+        goto out;
+    }
+    printf("GET /api/v1/products/1, monolith on SQLite, wrk -t2 -c32, %d interleaved rounds of "
+           "%d s\n",
+           rounds, seconds);
+    for (int i = 0; i < rounds; i++) {
+        for (int k = 0; k < 2; k++) {
+            if (run_wrk(&sides[(i + k) % 2], url, seconds) != 0) {
+                goto out;
+            }
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        rps[k] = median(sides[k].rps, sides[k].n);
+        p50[k] = median(sides[k].p50_ms, sides[k].n);
+        p99[k] = median(sides[k].p99_ms, sides[k].n);
+        printf("%-30s %9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   (medians of %d rounds)\n",
+               sides[k].label, rps[k], p50[k], p99[k], sides[k].n);
+    }
+    printf("with a token vs without: %.2fx the throughput, %.2fx the p50, %.2fx the p99\n",
+           rps[1] / rps[0], p50[1] / p50[0], p99[1] / p99[0]);
+    rc = EXIT_SUCCESS;
+out:
+    test_resp_free(&r);
+    if (t.nprocs > 0) {
+        topology_stop(&t);
+    }
+    test_http_thread_done();
+    return rc;
+}
