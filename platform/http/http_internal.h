@@ -17,6 +17,17 @@
 #define CL__HTTP_HEADER_NAME_MAX  64
 #define CL__HTTP_HEADER_VALUE_MAX 1024
 
+/*
+ * A response's head and body are sent in one write when they fit in this many bytes (a
+ * buffer per worker thread); the head alone always fits: every extra header at its limits,
+ * and the status line and our own headers in the rest.
+ */
+#define CL__HTTP_RESPONSE_BYTES   32768
+_Static_assert(CL__HTTP_MAX_HEADERS *(CL__HTTP_HEADER_NAME_MAX + CL__HTTP_HEADER_VALUE_MAX + 4) +
+                       4096 <
+                   CL__HTTP_RESPONSE_BYTES,
+               "a response head must fit the response buffer");
+
 typedef struct cl__http_header {
     char name[CL__HTTP_HEADER_NAME_MAX];
     char value[CL__HTTP_HEADER_VALUE_MAX];

@@ -107,10 +107,115 @@ static void security_header_lines(char *buf, size_t size)
 
 /* --- responses -------------------------------------------------------------------- */
 
+/* The Date header's value (RFC 9110 IMF-fixdate) of this second, formatted once a second. */
+static const char *http_date(void)
+{
+    static _Thread_local time_t last;
+    static _Thread_local char text[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != last || text[0] == '\0') {
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return text;
+}
+
+/* Whether the comma-separated header value list names token (any case). */
+static int has_token(const char *list, const char *token)
+{
+    size_t n = strlen(token);
+
+    while (*list != '\0') {
+        size_t len;
+
+        list += strspn(list, " \t,");
+        len = strcspn(list, " \t,");
+        if (len == n && strncasecmp(list, token, n) == 0) {
+            return 1;
+        }
+        list += len;
+    }
+    return 0;
+}
+
+/*
+ * Whether civetweb keeps the connection open after this response, as its own header
+ * functions decide it (RFC 9112 section 9.3): not when we close it, else as the client
+ * asked, else by default from HTTP/1.1 on (keep-alive is enabled on every server).
+ */
+static int keeps_alive(const cl_http_req *req)
+{
+    const char *connection = mg_get_header(req->conn, "Connection");
+    const char *version = req->ri != NULL ? req->ri->http_version : NULL;
+
+    if (req->closing) {
+        return 0;
+    }
+    if (connection != NULL) {
+        return has_token(connection, "keep-alive");
+    }
+    return version != NULL && strcmp(version, "1.1") == 0;
+}
+
+/* Appends "name: value\r\n" to buf[size] at *used; 0 when it does not fit. */
+static int put_header(char *buf, size_t size, size_t *used, const char *name, const char *value)
+{
+    int n = snprintf(buf + *used, size - *used, "%s: %s\r\n", name, value);
+
+    if (n < 0 || (size_t)n >= size - *used) {
+        return 0;
+    }
+    *used += (size_t)n;
+    return 1;
+}
+
+/*
+ * Each worker thread's response buffer, made on its first response and freed when the
+ * thread ends: not on the stack, which civetweb makes small, nor allocated per request.
+ */
+static pthread_once_t response_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t response_key;
+
+static void response_key_init(void)
+{
+    if (pthread_key_create(&response_key, free) != 0) {
+        cl_log_with(CL_LOG_ERROR, "http", NULL, "no thread key for response buffers");
+    }
+}
+
+static char *response_buffer(void)
+{
+    char *buf;
+
+    pthread_once(&response_key_once, response_key_init);
+    buf = pthread_getspecific(response_key);
+    if (buf == NULL) {
+        buf = malloc(CL__HTTP_RESPONSE_BYTES);
+        if (buf != NULL && pthread_setspecific(response_key, buf) != 0) {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    return buf;
+}
+
+/*
+ * Sends the status line, the headers and the body in one write when they fit in
+ * CL__HTTP_RESPONSE_BYTES (every answer but large lists), else the head and then the body:
+ * civetweb's header functions send each header line on its own, which with TCP_NODELAY is
+ * a packet each (issue #16 counted 13 sendto calls per product read).
+ */
 void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len)
 {
     struct mg_connection *conn = req->conn;
+    char *buf = response_buffer();
+    const size_t size = CL__HTTP_RESPONSE_BYTES;
     char length[32];
+    size_t used = 0;
+    int n, ok, alive, body;
 
     if (req->replied) {
         cl_log_with(CL_LOG_WARN, "http", NULL, "second response to %s %s ignored (status %d)",
@@ -118,32 +223,61 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
         return;
     }
     req->replied = 1;
-    req->status = status;
     if (status < 100 || status > 999) {
         status = 500;
-        req->status = status;
     }
-    mg_response_header_start(conn, status);
-    if (ctype != NULL) {
-        mg_response_header_add(conn, "Content-Type", ctype, -1);
+    req->status = status;
+    if (buf == NULL) {
+        cl_log_with(CL_LOG_ERROR, "http", NULL, "out of memory answering %s %s", req->method,
+                    req->path);
+        mg_disable_keep_alive(conn);
+        return;
+    }
+    alive = keeps_alive(req);
+    if (!alive) {
+        mg_disable_keep_alive(conn);
+    }
+    n = snprintf(buf, size, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(conn, status));
+    ok = n > 0 && (size_t)n < size;
+    used = ok ? (size_t)n : 0;
+    if (ok && ctype != NULL) {
+        ok = put_header(buf, size, &used, "Content-Type", ctype);
     }
     /* RFC 9110 forbids Content-Length on 1xx and 204; 304 describes the cached body. */
-    if (status >= 200 && status != 204 && status != 304) {
+    if (ok && status >= 200 && status != 204 && status != 304) {
         snprintf(length, sizeof(length), "%zu", len);
-        mg_response_header_add(conn, "Content-Length", length, -1);
+        ok = put_header(buf, size, &used, "Content-Length", length);
     }
-    mg_response_header_add(conn, "X-Request-Id", req->ctx.request_id, -1);
-    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
-        mg_response_header_add(conn, security_headers[i].name, security_headers[i].value, -1);
+    ok = ok && put_header(buf, size, &used, "X-Request-Id", req->ctx.request_id);
+    for (size_t i = 0; ok && i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
+        ok = put_header(buf, size, &used, security_headers[i].name, security_headers[i].value);
     }
-    for (size_t i = 0; i < req->nheaders; i++) {
-        mg_response_header_add(conn, req->headers[i].name, req->headers[i].value, -1);
+    for (size_t i = 0; ok && i < req->nheaders; i++) {
+        ok = put_header(buf, size, &used, req->headers[i].name, req->headers[i].value);
     }
-    mg_response_header_send(conn);
-    if (len > 0 && data != NULL && strcmp(req->method, "HEAD") != 0) {
-        if (mg_write(conn, data, len) > 0) {
-            req->bytes = len;
-        }
+    ok = ok && put_header(buf, size, &used, "Date", http_date());
+    ok = ok && put_header(buf, size, &used, "Connection", alive ? "keep-alive" : "close");
+    if (!ok || size - used < 3) {
+        /* The headers are bounded in number and size (CL__HTTP_MAX_HEADERS): never here. */
+        cl_log_with(CL_LOG_ERROR, "http", NULL, "response head of %s %s too large", req->method,
+                    req->path);
+        mg_disable_keep_alive(conn);
+        return;
+    }
+    memcpy(buf + used, "\r\n", 2);
+    used += 2;
+    body = len > 0 && data != NULL && strcmp(req->method, "HEAD") != 0;
+    if (body && len <= size - used) {
+        memcpy(buf + used, data, len);
+        used += len;
+        body = 0;
+        req->bytes = len;
+    }
+    if (mg_write(conn, buf, used) <= 0) {
+        return;
+    }
+    if (body && mg_write(conn, data, len) > 0) {
+        req->bytes = len;
     }
 }
 
