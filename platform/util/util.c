@@ -2,6 +2,7 @@
 #include "cleave/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -67,11 +68,61 @@ static void to_hex(const unsigned char *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/*
+ * Ids (request, message, token ids) come from a per-thread pool of the kernel's
+ * randomness, refilled ID_POOL_BYTES at a time: one getrandom per 256 ids instead of one
+ * per id (issue #16 counted one per request). Bytes are wiped as they are handed out, and
+ * a child after fork() refills before its first id, so parent and child never share one.
+ * The pool is the kernel's randomness read in bulk, so cl_random_id still suits secrets.
+ */
+#define ID_POOL_BYTES 4096
+
+static atomic_uint fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_in_child(void)
+{
+    atomic_fetch_add(&fork_generation, 1);
+}
+
+static void watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+static _Thread_local struct {
+    unsigned char bytes[ID_POOL_BYTES];
+    size_t used;
+    unsigned generation;
+    bool filled;
+} id_pool;
+
+/* n (at most ID_POOL_BYTES) random bytes for an id into out; false without randomness. */
+static bool id_random(unsigned char *out, size_t n)
+{
+    unsigned generation;
+
+    pthread_once(&fork_once, watch_forks);
+    generation = atomic_load(&fork_generation);
+    if (!id_pool.filled || id_pool.generation != generation || ID_POOL_BYTES - id_pool.used < n) {
+        id_pool.filled = cl_random_bytes(id_pool.bytes, ID_POOL_BYTES, NULL) == CL_OK;
+        id_pool.used = 0;
+        id_pool.generation = generation;
+        if (!id_pool.filled) {
+            return false;
+        }
+    }
+    memcpy(out, id_pool.bytes + id_pool.used, n);
+    memset(id_pool.bytes + id_pool.used, 0, n);
+    id_pool.used += n;
+    return true;
+}
+
 void cl_random_hex(char out[CL_RANDOM_HEX_SIZE])
 {
     unsigned char b[16];
 
-    if (cl_random_bytes(b, sizeof(b), NULL) != CL_OK) {
+    if (!id_random(b, sizeof(b))) {
         uint64_t hi = fallback_u64(), lo = fallback_u64();
 
         for (size_t i = 0; i < 8; i++) {
@@ -91,7 +142,8 @@ cl_status cl_random_id(const char *prefix, size_t nbytes, char *out, size_t size
     if (out == NULL || nbytes < 1 || nbytes > sizeof(b) || plen + 2 * nbytes >= size) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_random_id: %zu bytes do not fit", nbytes);
     }
-    rc = cl_random_bytes(b, nbytes, err);
+    rc = id_random(b, nbytes) ? CL_OK
+                              : cl_error_set(err, CL_INTERNAL, NULL, "no randomness available");
     if (rc != CL_OK) {
         return rc;
     }

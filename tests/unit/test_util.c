@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +80,57 @@ static void test_random_id_has_prefix_and_digits(void **state)
     assert_string_not_equal(a, b);
     assert_int_equal(cl_random_id(NULL, 8, a, 17, NULL), CL_OK);
     assert_int_equal(strlen(a), 16);
+}
+
+/*
+ * Ids come from a per-thread pool of randomness: a child after fork() must not hand out
+ * the ids its parent has yet to use.
+ */
+static void test_random_ids_differ_between_parent_and_forked_child(void **state)
+{
+    char first[CL_RANDOM_HEX_SIZE], parent[CL_RANDOM_HEX_SIZE], child[CL_RANDOM_HEX_SIZE];
+    int fds[2];
+    pid_t pid;
+    int status = 0;
+
+    (void)state;
+    cl_random_hex(first); /* the pool is filled */
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char id[CL_RANDOM_HEX_SIZE];
+
+        cl_random_hex(id);
+        _exit(write(fds[1], id, sizeof(id)) == (ssize_t)sizeof(id) ? 0 : 1);
+    }
+    cl_random_hex(parent);
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_string_not_equal(parent, child);
+    assert_string_not_equal(first, child);
+}
+
+/* Ids of other threads are not the ids of this one (each has its own pool). */
+static void *hex_in_thread(void *arg)
+{
+    cl_random_hex(arg);
+    return NULL;
+}
+
+static void test_random_ids_differ_between_threads(void **state)
+{
+    char mine[CL_RANDOM_HEX_SIZE], theirs[CL_RANDOM_HEX_SIZE];
+    pthread_t t;
+
+    (void)state;
+    assert_int_equal(pthread_create(&t, NULL, hex_in_thread, theirs), 0);
+    cl_random_hex(mine);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_not_equal(mine, theirs);
 }
 
 static void test_random_id_refuses_what_does_not_fit(void **state)
@@ -346,6 +398,8 @@ int main(void)
         cmocka_unit_test(test_random_hex_is_well_formed_and_unique),
         cmocka_unit_test(test_random_id_has_prefix_and_digits),
         cmocka_unit_test(test_random_id_refuses_what_does_not_fit),
+        cmocka_unit_test(test_random_ids_differ_between_parent_and_forked_child),
+        cmocka_unit_test(test_random_ids_differ_between_threads),
         cmocka_unit_test(test_backoff_doubles_within_jitter_bounds),
         cmocka_unit_test(test_backoff_never_overflows),
         cmocka_unit_test(test_rfc3339_formats_known_instants),
