@@ -150,7 +150,7 @@ static void test_accounts_open_deposit_and_show_history(void **state)
 static void test_payments_rebuild_command(void **state)
 {
     char data_env[512], url_env[160], bin[512], out[4096];
-    char *env[10] = {data_env, topo.migrations_env, "CLEAVE_SERVICE_TOKEN=test-service-token",
+    char *env[10] = {data_env, topo.migrations_env, "CLEAVE_DEV_SERVICE_TOKEN=test-service-token",
                      NULL};
     char gateway[128] = "cleave";
     char *argv[] = {gateway, "payments", "rebuild", NULL};

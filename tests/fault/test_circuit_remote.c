@@ -95,7 +95,7 @@ static cl_rpc_client *client_new(const cl_rpc_options *extra)
     if (extra != NULL) {
         opt = *extra;
     }
-    opt.token = SERVICE_TOKEN;
+    opt.dev_token = SERVICE_TOKEN;
     assert_int_equal(cl_rpc_client_new("inventory", proxy_url, &opt, &c, &err), CL_OK);
     return c;
 }
@@ -368,7 +368,7 @@ static void test_circuit_fault_hook_fails_calls_without_the_network(void **state
     cl_rpc_client_free(c);
 
     opt.fault = "inventory=sometimes";
-    opt.token = SERVICE_TOKEN;
+    opt.dev_token = SERVICE_TOKEN;
     assert_int_equal(cl_rpc_client_new("inventory", proxy_url, &opt, &bad, &err), CL_INVALID);
     assert_string_equal(err.field, "fault");
     assert_null(bad);
