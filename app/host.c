@@ -199,7 +199,7 @@ static int64_t rpc_setting(host *h, const char *name, const char *suffix)
 
 /*
  * How this process proves itself to another: its client credentials when it has them,
- * else the development mode's static token (ADR service-tokens), else nothing.
+ * else the development mode's static token (ADR 0030), else nothing.
  */
 static void set_credential(host *h, cl_rpc_options *opt)
 {

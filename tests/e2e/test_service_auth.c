@@ -1,5 +1,5 @@
 /*
- * Service-to-service authentication (ADR "service-tokens"), with identity, inventory and
+ * Service-to-service authentication (ADR 0030), with identity, inventory and
  * payments each in a service of its own and orders in the gateway: every call between the
  * processes carries a client_credentials JWT for the callee's audience, and the end user
  * travels as their own signed access token, never as a header the callee trusts.

@@ -41,7 +41,7 @@
 /*
  * Served over RPC without a service token: the operation authenticates its callers itself
  * (token issuance, by client secret) or is public (the issuer's keys). Without it the
- * services of a deployment could not get their first token (ADR service-tokens).
+ * services of a deployment could not get their first token (ADR 0030).
  */
 #define CL_OP_PUBLIC     4u
 

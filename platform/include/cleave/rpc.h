@@ -13,7 +13,7 @@
  *   left), Authorization: Bearer <the caller's service token, a JWT for this module>,
  *   X-Cleave-User-Token (the end user's access token, when the call acts for one).
  * The callee derives principal and own_only from the verified tokens, never from a header
- * the caller asserts (ADR service-tokens). Only in the insecure development mode (a shared
+ * the caller asserts (ADR 0030). Only in the insecure development mode (a shared
  * static token, cl_rpc_service.dev_token) do X-Cleave-Principal and X-Cleave-Own-Only
  * travel and get trusted as sent. Operations flagged CL_OP_PUBLIC need no service token.
  * A caller sees exactly the status, message and field the module returned; transport

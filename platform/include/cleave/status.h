@@ -107,7 +107,7 @@ typedef struct cl_ctx {
      * Set by the gateway for a caller who may act only on what it owns (a customer, by
      * its role): modules answer not_found for another principal's objects and list only
      * the caller's. Between services it never travels as a claim of the caller: the callee
-     * derives it from user_token's verified roles (ADR service-tokens).
+     * derives it from user_token's verified roles (ADR 0030).
      */
     int own_only;
     /*
