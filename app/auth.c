@@ -197,7 +197,10 @@ static cl_status unauthorized(cl_http_req *req, const char *error, const char *w
     return unauthorized_in(req, "cleave", error, why);
 }
 
-/* Whether any of the token's roles has permission, and whether only on its own objects. */
+/*
+ * Whether any of the token's roles has permission, and whether only on its own objects.
+ * permission NULL asks about the roles alone (a callee knows no route): any known role.
+ */
 static bool roles_allow(json_t *claims, const char *permission, bool *own_only)
 {
     json_t *roles = json_object_get(claims, "roles");
@@ -209,7 +212,9 @@ static bool roles_allow(json_t *claims, const char *permission, bool *own_only)
     json_array_foreach (roles, i, r) {
         bool own = false;
 
-        if (json_is_string(r) && host_rbac_allows(json_string_value(r), permission, &own)) {
+        if (json_is_string(r) &&
+            (permission != NULL ? host_rbac_allows(json_string_value(r), permission, &own)
+                                : host_rbac_role_own_only(json_string_value(r), &own))) {
             allowed = true;
             /* The widest role wins: staff who also shop see everything. */
             *own_only = *own_only && own;
@@ -302,18 +307,10 @@ cl_status host_auth_add_service(host_auth *a, const char *module, cl_error *err)
  */
 static void user_from_claims(json_t *claims, const char *sub, cl_ctx *ctx)
 {
-    json_t *roles = json_object_get(claims, "roles");
     bool own_only = true;
-    size_t i;
-    json_t *r;
 
-    json_array_foreach (roles, i, r) {
-        bool own = true;
-
-        if (json_is_string(r) && host_rbac_role_own_only(json_string_value(r), &own)) {
-            own_only = own_only && own;
-        }
-    }
+    /* No known role leaves own_only set: the narrowest answer. */
+    (void)roles_allow(claims, NULL, &own_only);
     snprintf(ctx->principal, sizeof(ctx->principal), "user:%s", sub);
     ctx->own_only = own_only;
 }
@@ -615,7 +612,7 @@ cl_status host_open_auth(host *h, cl_error *err)
     }
     st = host_auth_new(h->issuer_api, h->issuer, cl_config_get(h->config, "CLEAVE_AUTH_AUDIENCE"),
                        cl_config_int(h->config, "CLEAVE_AUTH_LEEWAY_S"), &h->auth, err);
-    for (int i = 0; st == CL_OK && i < h->nmodules; i++) {
+    for (int i = 0; st == CL_OK && h->auth != NULL && i < h->nmodules; i++) {
         if (h->modules[i].binding->local != NULL) {
             st = host_auth_add_service(h->auth, h->modules[i].binding->api->name, err);
         }

@@ -241,11 +241,12 @@ static cl_jwk *identity_signing_key(void)
 /* A service token for payments signed by key, expiring exp_s from now (may be negative). */
 static char *signed_token(const cl_jwk *key, int64_t exp_s)
 {
-    int64_t now = cl_wall_ms() / 1000;
+    json_int_t now = (json_int_t)(cl_wall_ms() / 1000);
+    json_int_t exp = now + (json_int_t)exp_s;
+    json_int_t past = now - 900;
     json_t *claims = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s}", "iss", "http://cleave.test", "aud",
-                               "cleave-payments", "sub", "service:cleave-gateway", "exp",
-                               (json_int_t)(now + exp_s), "iat", (json_int_t)(now - 900), "nbf",
-                               (json_int_t)(now - 900), "jti", "test-service-auth");
+                               "cleave-payments", "sub", "service:cleave-gateway", "exp", exp,
+                               "iat", past, "nbf", past, "jti", "test-service-auth");
     char *out = NULL;
     cl_error err;
 
