@@ -585,8 +585,8 @@ static int cmd_serve(const char *config, int argc)
     }
     /* Only a serving process runs modules' background work (resuming sagas). */
     h.serving = true;
-    if (host_start_modules(&h, &err) != CL_OK || host_build_router(&h, &err) != CL_OK ||
-        host_open_auth(&h, &err) != CL_OK || host_start_bus(&h, &err) != CL_OK) {
+    if (host_open_auth(&h, &err) != CL_OK || host_start_modules(&h, &err) != CL_OK ||
+        host_build_router(&h, &err) != CL_OK || host_start_bus(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;
     }
@@ -595,7 +595,7 @@ static int cmd_serve(const char *config, int argc)
     opt.max_body = (size_t)cl_config_int(h.config, "CLEAVE_MAX_BODY_BYTES");
     opt.request_timeout_ms = cl_config_int(h.config, "CLEAVE_REQUEST_TIMEOUT_MS");
     opt.service = host_binary_name;
-    if (h.auth != NULL) {
+    if (host_binary_role == HOST_GATEWAY) {
         opt.guard = host_auth_guard;
         opt.guard_arg = h.auth;
     }

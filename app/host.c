@@ -197,6 +197,68 @@ static int64_t rpc_setting(host *h, const char *name, const char *suffix)
     return cl_config_int(h->config, key);
 }
 
+/*
+ * How this process proves itself to another: its client credentials when it has them,
+ * else the development mode's static token (ADR 0030), else nothing.
+ */
+static void set_credential(host *h, cl_rpc_options *opt)
+{
+    if (h->creds != NULL) {
+        opt->credential = host_creds_token;
+        opt->credential_arg = h->creds;
+    } else {
+        opt->dev_token = cl_config_get(h->config, "CLEAVE_DEV_SERVICE_TOKEN");
+    }
+}
+
+/*
+ * The token issuer: a module bound here (local or remote), or else the deployment's issuer
+ * at its URL, which a service binary reaches for its keys and its tokens only (public
+ * operations). Without a URL there is none (host_open_auth says whether that may serve).
+ */
+static cl_status open_issuer(host *h, cl_error *err)
+{
+    const cl_module_api *api = NULL;
+    const char *url;
+    cl_rpc_options opt = {0};
+    char key[96];
+
+    for (int i = 0; i < h->nmodules; i++) {
+        if (h->modules[i].binding->api->token_keys != NULL) {
+            h->issuer_api = h->modules[i].binding->api;
+            h->issuer = &h->modules[i].handle;
+        }
+    }
+    for (size_t i = 0; h->issuer_api == NULL && host_deployment[i] != NULL; i++) {
+        if (host_deployment[i]->token_keys != NULL) {
+            api = host_deployment[i];
+        }
+    }
+    if (api == NULL) {
+        goto out;
+    }
+    url = cl_config_module(h->config, api->name, "URL");
+    if (url == NULL) {
+        goto out;
+    }
+    set_credential(h, &opt);
+    snprintf(key, sizeof(key), "CLEAVE_%s_URL", api->name);
+    for (char *p = key; *p != '\0'; p++) {
+        *p = (char)toupper((unsigned char)*p);
+    }
+    if (cl_rpc_client_new(api->name, url, &opt, &h->issuer_remote, err) != CL_OK) {
+        return error_wrap(err, key, key, "");
+    }
+    h->issuer_handle = (cl_handle){api->remote_ops, h->issuer_remote};
+    h->issuer_api = api;
+    h->issuer = &h->issuer_handle;
+out:
+    if (h->creds != NULL) {
+        host_creds_set_issuer(h->creds, h->issuer_api, h->issuer);
+    }
+    return CL_OK;
+}
+
 /* A module left out of this build is reached through its remote binding (ADR 0010). */
 static cl_status open_remote(host *h, host_module *m, cl_error *err)
 {
@@ -217,7 +279,7 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
                             "its service (cleave-%s)",
                             name, host_binary_name, key, name);
     }
-    opt.token = cl_config_get(h->config, "CLEAVE_SERVICE_TOKEN");
+    set_credential(h, &opt);
     timeout = cl_config_module(h->config, name, "TIMEOUT_MS");
     /* Validated as an integer when the configuration was loaded. */
     opt.default_timeout_ms = timeout != NULL ? strtoll(timeout, NULL, 10) : 0;
@@ -279,6 +341,14 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
     if (st != CL_OK) {
         return st;
     }
+    if (cl_config_get(h->config, "CLEAVE_CLIENT_ID") != NULL ||
+        cl_config_get(h->config, "CLEAVE_CLIENT_SECRET") != NULL) {
+        st = host_creds_new(cl_config_get(h->config, "CLEAVE_CLIENT_ID"),
+                            cl_config_get(h->config, "CLEAVE_CLIENT_SECRET"), &h->creds, err);
+        if (st != CL_OK) {
+            return st;
+        }
+    }
     for (int i = 0; cl_bindings[i].api != NULL; i++) {
         host_module *m = &h->modules[h->nmodules];
         const cl_binding *b = &cl_bindings[i];
@@ -292,6 +362,10 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
         if (st != CL_OK) {
             return st;
         }
+    }
+    st = open_issuer(h, err);
+    if (st != CL_OK) {
+        return st;
     }
     /* The bus serves the local modules: their outboxes, inboxes and operations. */
     st = cl_bus_new(h->config, &h->bus, err);
@@ -491,7 +565,11 @@ cl_status host_build_router(host *h, cl_error *err)
         if (st == CL_OK && m->binding->local != NULL) {
             m->rpc.api = m->binding->api;
             m->rpc.module = &m->handle;
-            m->rpc.token = cl_config_get(h->config, "CLEAVE_SERVICE_TOKEN");
+            m->rpc.dev_token = cl_config_get(h->config, "CLEAVE_DEV_SERVICE_TOKEN");
+            if (h->auth != NULL) {
+                m->rpc.authenticate = host_auth_rpc;
+                m->rpc.auth_arg = h->auth;
+            }
             st = cl_rpc_routes(h->router, &m->rpc, err);
         }
         if (st != CL_OK) {
@@ -528,6 +606,8 @@ void host_close(host *h)
     }
     cl_router_free(h->router);
     host_auth_free(h->auth);
+    cl_rpc_client_free(h->issuer_remote);
+    host_creds_free(h->creds);
     cl_config_free(h->config);
     memset(h, 0, sizeof(*h));
 }

@@ -59,7 +59,17 @@ typedef struct host {
     cl_http_server *server;
     cl_bus *bus;  /* outbox relays, consumers, operations of the local modules (ADR 0012) */
     bool serving; /* set by `serve` before host_start_modules (cl_module_env.serving) */
-    struct host_auth *auth; /* a gateway's token verifier (auth.h), once serving */
+    struct host_auth *auth; /* the token verifier (auth.h), once serving */
+    /*
+     * The module that issues tokens (cl_module_api.token_keys), or NULL: one of the modules
+     * when bound here, else reached at CLEAVE_<ISSUER>_URL through issuer_remote.
+     */
+    const cl_module_api *issuer_api;
+    const cl_handle *issuer;
+    cl_rpc_client *issuer_remote;
+    cl_handle issuer_handle;
+    /* This process's client credentials for calling other processes (auth.h), or NULL. */
+    struct host_creds *creds;
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
@@ -121,8 +131,11 @@ cl_status host_check_placement(const host *h, cl_error *err);
 void host_print_placement(const host *h);
 
 /*
- * A gateway's authentication (auth.c): the verifier of the deployment's token issuer,
- * into h->auth, for cl_http_options.guard. A service binary needs none (NULL).
+ * Authentication (auth.c), before host_build_router: the verifier of the deployment's
+ * token issuer, into h->auth: on a gateway for cl_http_options.guard, in every binary for
+ * the RPC endpoints of its modules. CL_INVALID naming the setting when the process could
+ * not authenticate its callers (no issuer) or could not call the modules it reaches in
+ * other processes (no client credentials), unless CLEAVE_DEV_SERVICE_TOKEN is set.
  */
 cl_status host_open_auth(host *h, cl_error *err);
 

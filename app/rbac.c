@@ -60,3 +60,14 @@ bool host_rbac_allows(const char *role, const char *permission, bool *own_only)
     }
     return false;
 }
+
+bool host_rbac_role_own_only(const char *role, bool *own_only)
+{
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (strcmp(roles[i].name, role) == 0) {
+            *own_only = roles[i].own_only;
+            return true;
+        }
+    }
+    return false;
+}

@@ -103,9 +103,9 @@ int main(int argc, char **argv)
     static test_nats nats;
     static char migrations_env[] = "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations";
     char *svc_env[] = {data_env,       "CLEAVE_LISTEN=127.0.0.1:0",
-                       migrations_env, "CLEAVE_SERVICE_TOKEN=bench-token",
+                       migrations_env, "CLEAVE_DEV_SERVICE_TOKEN=bench-token",
                        nats.env,       NULL};
-    cl_rpc_options opt = {.token = "bench-token"};
+    cl_rpc_options opt = {.dev_token = "bench-token"};
     int64_t *local_ns, *remote_ns;
     cl_handle local, remote;
     cl_rpc_client *client = NULL;

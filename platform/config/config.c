@@ -55,7 +55,12 @@ static const cl_setting cfg_keys[] = {
      "requests one route runs at once unless the host gives it its own bulkhead"},
     {"CLEAVE_MAX_BODY_BYTES", CL_SETTING_INT(1024, 67108864), "1048576", "largest request body"},
     {"CLEAVE_REQUEST_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "10000", "deadline of one request"},
-    {"CLEAVE_SERVICE_TOKEN", CL_SETTING_STRING, NULL, "shared secret between services"},
+    {"CLEAVE_CLIENT_ID", CL_SETTING_STRING, NULL,
+     "this process's OAuth client (client_credentials) for calling modules in other processes"},
+    {"CLEAVE_CLIENT_SECRET", CL_SETTING_STRING, NULL, "the secret of CLEAVE_CLIENT_ID"},
+    {"CLEAVE_DEV_SERVICE_TOKEN", CL_SETTING_STRING, NULL,
+     "INSECURE, development only: a static token services accept instead of service JWTs, "
+     "trusting the caller's principal headers"},
     {"CLEAVE_AUTH_AUDIENCE", CL_SETTING_STRING, "cleave",
      "the aud a gateway requires of every access token"},
     {"CLEAVE_AUTH_LEEWAY_S", CL_SETTING_INT(0, 300), "30",

@@ -200,6 +200,13 @@ void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms)
     }
 }
 
+void cl_ctx_act_for(cl_ctx *ctx, const cl_ctx *from)
+{
+    memcpy(ctx->principal, from->principal, sizeof(ctx->principal));
+    memcpy(ctx->user_token, from->user_token, sizeof(ctx->user_token));
+    ctx->own_only = from->own_only;
+}
+
 cl_status cl_ctx_set_idempotency_key(cl_ctx *ctx, const char *key)
 {
     size_t n = key != NULL ? strlen(key) : 0;

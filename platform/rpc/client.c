@@ -33,7 +33,9 @@ typedef enum rpc_fault {
 struct cl_rpc_client {
     char module[64];
     char base_url[256];
-    char token[256];
+    char dev_token[256];
+    cl_status (*credential)(void *arg, const char *module, char *token, size_t size, cl_error *err);
+    void *credential_arg;
     int64_t default_timeout_ms;
     int64_t connect_timeout_ms;
     int max_idle;
@@ -172,9 +174,11 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     }
     c->default_timeout_ms = opt->default_timeout_ms > 0 ? opt->default_timeout_ms : 10000;
     c->connect_timeout_ms = opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 1000;
-    if (opt->token != NULL) {
-        cl_strlcpy(c->token, opt->token, sizeof(c->token));
+    if (opt->dev_token != NULL) {
+        cl_strlcpy(c->dev_token, opt->dev_token, sizeof(c->dev_token));
     }
+    c->credential = opt->credential;
+    c->credential_arg = opt->credential_arg;
     bo.failure_pct = opt->breaker.failure_pct > 0 ? opt->breaker.failure_pct : 50;
     bo.min_calls = opt->breaker.min_calls > 0 ? opt->breaker.min_calls : 20;
     bo.window_ms = opt->breaker.window_ms > 0 ? opt->breaker.window_ms : 10000;
@@ -274,6 +278,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* The longest header line sent: a bearer token of the longest user token fits. */
+#define RPC_HEADER_LINE_MAX (CL_CTX_USER_TOKEN_MAX + 64)
+
 /*
  * A header whose line would not fit is left out and named in *cut: a key or principal
  * cut short would mean another key, so the call must fail rather than send it.
@@ -281,7 +288,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 static struct curl_slist *add_header_checked(struct curl_slist *list, const char *name,
                                              const char *value, const char **cut)
 {
-    char line[512];
+    char line[RPC_HEADER_LINE_MAX];
     struct curl_slist *next;
     int n;
 
@@ -304,25 +311,35 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     return add_header_checked(list, name, value, &cut);
 }
 
-static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx, int64_t left,
+/*
+ * The call context's headers. bearer is the service token for this call (the credential's
+ * JWT, the development token, or NULL for a public operation). The principal travels
+ * signed, as the user's own token; only to a development-mode service does it travel as
+ * the bare principal headers that such a service trusts.
+ */
+static struct curl_slist *ctx_headers(const cl_ctx *ctx, int64_t left, const char *bearer, bool dev,
                                       const char **cut)
 {
     struct curl_slist *h = NULL;
-    char buf[300];
+    char buf[RPC_HEADER_LINE_MAX];
 
     h = add_header(h, "Content-Type", "application/json");
     h = add_header(h, "Accept", "application/json");
     /* Without this libcurl waits for a 100-continue on larger bodies: a needless round trip. */
     h = curl_slist_append(h, "Expect:");
     h = add_header(h, "X-Request-Id", ctx->request_id);
-    h = add_header_checked(h, "X-Cleave-Principal", ctx->principal, cut);
+    if (dev) {
+        h = add_header_checked(h, "X-Cleave-Principal", ctx->principal, cut);
+        if (ctx->own_only) {
+            h = add_header(h, "X-Cleave-Own-Only", "1");
+        }
+    } else {
+        h = add_header_checked(h, "X-Cleave-User-Token", ctx->user_token, cut);
+    }
     h = add_header_checked(h, "Idempotency-Key", ctx->idempotency_key, cut);
     /* Read-your-writes survives extraction: the service routes the reads the same way. */
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
-    }
-    if (ctx->own_only) {
-        h = add_header(h, "X-Cleave-Own-Only", "1");
     }
     if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
@@ -331,11 +348,44 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
         snprintf(buf, sizeof(buf), "%" PRId64, left);
         h = add_header(h, "X-Cleave-Deadline-Ms", buf);
     }
-    if (c->token[0] != '\0') {
-        snprintf(buf, sizeof(buf), "Bearer %s", c->token);
-        h = add_header(h, "Authorization", buf);
+    if (bearer != NULL && bearer[0] != '\0') {
+        snprintf(buf, sizeof(buf), "Bearer %s", bearer);
+        h = add_header_checked(h, "Authorization", buf, cut);
     }
     return h;
+}
+
+/*
+ * The service token of a call of op into bearer[size] (empty for a public operation), and
+ * whether it is the development mode's. A call restricted to its user's objects that
+ * carries no user token is refused: sent without it, the callee would see the service
+ * alone, which may reach everyone's objects.
+ */
+static cl_status call_bearer(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, char *bearer,
+                             size_t size, bool *dev)
+{
+    cl_error err;
+
+    bearer[0] = '\0';
+    *dev = c->credential == NULL;
+    if ((op->flags & CL_OP_PUBLIC) != 0) {
+        return CL_OK;
+    }
+    if (c->credential == NULL) {
+        cl_strlcpy(bearer, c->dev_token, size);
+        return CL_OK;
+    }
+    if (ctx->own_only && ctx->user_token[0] == '\0') {
+        return cl_fail(ctx, CL_INTERNAL, NULL,
+                       "%s.%s: a call restricted to its principal's objects carries no user "
+                       "token to prove it",
+                       c->module, op->name);
+    }
+    if (c->credential(c->credential_arg, c->module, bearer, size, &err) != CL_OK) {
+        return cl_fail(ctx, err.status, NULL, "no service token to call %s: %s", c->module,
+                       err.message);
+    }
+    return CL_OK;
 }
 
 /* A status for an HTTP error without our own status name (a proxy, an older service). */
@@ -416,9 +466,9 @@ static cl_status inject_fault(cl_rpc_client *c, cl_ctx *ctx)
                    c->module, c->base_url);
 }
 
-/* One request to the service: the body is already encoded. */
+/* One request to the service: the body is already encoded, the bearer chosen (call_bearer). */
 static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const char *body,
-                         void *resp)
+                         const char *bearer, bool dev, void *resp)
 {
     char url[512];
     body_buf b = {0};
@@ -442,7 +492,7 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
         goto out;
     }
     snprintf(url, sizeof(url), "%s" CL_RPC_PREFIX "%s/%s", c->base_url, c->module, op->name);
-    headers = ctx_headers(c, ctx, left, &cut);
+    headers = ctx_headers(ctx, left, bearer, dev, &cut);
     if (cut != NULL) {
         st = cl_fail(ctx, CL_INVALID, cut, "%s is too long to send to %s", cut, c->module);
         goto out;
@@ -547,6 +597,9 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
 {
     json_t *body_json = NULL;
     char *body = NULL;
+    /* Chosen once, before the breaker: no token is no failure of the target. */
+    char bearer[CL_CTX_USER_TOKEN_MAX + 1];
+    bool dev = false;
     cl_status st;
     cl_breaker_stats bs;
     int64_t wait_ms = 0;
@@ -555,6 +608,10 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
     if (cl_ctx_remaining_ms(ctx) == 0) {
         return cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "deadline expired before calling %s.%s",
                        c->module, op->name);
+    }
+    st = call_bearer(c, op, ctx, bearer, sizeof(bearer), &dev);
+    if (st != CL_OK) {
+        return st;
     }
     body_json = cl_schema_to_json(op->req, req);
     body = body_json != NULL ? json_dumps(body_json, JSON_COMPACT) : NULL;
@@ -590,7 +647,7 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
                          bs.retry_in_ms);
             goto out;
         }
-        st = attempt(c, op, ctx, body, resp);
+        st = attempt(c, op, ctx, body, bearer, dev, resp);
         pthread_mutex_lock(&c->mu);
         cl_breaker_record(&c->breaker, cl_now_ms(), probe, target_failed(st));
         pthread_mutex_unlock(&c->mu);

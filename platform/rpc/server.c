@@ -24,11 +24,8 @@ static int token_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-/*
- * Default deny: a process configured with no token accepts no call, since its RPC routes
- * reach every operation of its modules with no permission check of their own.
- */
-static int authorized(cl_http_req *req, const char *token)
+/* Whether the call presents the development mode's static token (never when it has none). */
+static int dev_token_presented(cl_http_req *req, const char *token)
 {
     const char *auth;
 
@@ -105,18 +102,25 @@ cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_err
     /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */
     (void)cl_traceparent_parse(h->traceparent, ctx->trace_id, ctx->span_id);
     ctx->read_primary = h->read_primary != NULL && strcmp(h->read_primary, "1") == 0;
-    ctx->own_only = h->own_only != NULL && strcmp(h->own_only, "1") == 0;
+    if (h->principal != NULL || h->own_only != NULL) {
+        ctx->own_only = h->own_only != NULL && strcmp(h->own_only, "1") == 0;
+    }
     return deadline_from_header(h->deadline_ms, ctx, err);
 }
 
-/* Fills the call context from the caller's headers; -1 after refusing one (400 naming it). */
-static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx)
+/*
+ * Fills the call context from the caller's headers; -1 after refusing one (400 naming it).
+ * The principal headers are read only when trusted (development mode): otherwise the
+ * authenticator has set principal and own_only from verified tokens, and a caller's claim
+ * of either is ignored.
+ */
+static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx, int trusted)
 {
     cl__rpc_headers h = {
-        .principal = cl_http_header(req, "X-Cleave-Principal"),
+        .principal = trusted ? cl_http_header(req, "X-Cleave-Principal") : NULL,
         .traceparent = cl_http_header(req, "traceparent"),
         .read_primary = cl_http_header(req, "X-Cleave-Read-Primary"),
-        .own_only = cl_http_header(req, "X-Cleave-Own-Only"),
+        .own_only = trusted ? cl_http_header(req, "X-Cleave-Own-Only") : NULL,
         .deadline_ms = cl_http_header(req, "X-Cleave-Deadline-Ms"),
     };
     cl_error err;
@@ -151,6 +155,38 @@ static void reply_failure(cl_http_req *req, const cl_error *err)
                           err->message, extra);
 }
 
+/*
+ * Default deny: a call is served only when it proves who makes it, since the RPC routes
+ * reach every operation of a module with no permission check of their own. A public
+ * operation (it authenticates its callers itself) acts for nobody; the development mode's
+ * static token makes the principal headers trusted (*trusted); anything else goes to the
+ * service's authenticator. A process with neither accepts no call but public ones.
+ */
+static cl_status authenticate(cl_http_req *req, const cl_rpc_service *svc, const cl_op *op,
+                              cl_ctx *ctx, int *trusted)
+{
+    *trusted = 0;
+    ctx->principal[0] = '\0';
+    ctx->user_token[0] = '\0';
+    ctx->own_only = 0;
+    if ((op->flags & CL_OP_PUBLIC) != 0) {
+        return CL_OK;
+    }
+    if (dev_token_presented(req, svc->dev_token)) {
+        *trusted = 1;
+        return CL_OK;
+    }
+    if (svc->authenticate != NULL) {
+        return svc->authenticate(svc->auth_arg, req, svc->api->name, ctx);
+    }
+    cl_http_set_header(req, "WWW-Authenticate", "Bearer");
+    return cl_error_set(&ctx->err, CL_UNAUTHORIZED, NULL,
+                        svc->dev_token != NULL && svc->dev_token[0] != '\0'
+                            ? "a valid service token is required"
+                            : "this process accepts no service calls: it has no way to "
+                              "authenticate them");
+}
+
 static void dispatch(cl_http_req *req, void *arg)
 {
     const cl_rpc_service *svc = arg;
@@ -160,24 +196,19 @@ static void dispatch(cl_http_req *req, void *arg)
     json_t *body = NULL;
     void *in = NULL;
     void *out = NULL;
+    int trusted = 0;
 
-    if (!authorized(req, svc->token)) {
-        cl_error_set(&ctx->err, CL_UNAUTHORIZED, NULL,
-                     svc->token != NULL && svc->token[0] != '\0'
-                         ? "a valid service token is required"
-                         : "this process accepts no service calls: it has no "
-                           "CLEAVE_SERVICE_TOKEN");
-        cl_http_set_header(req, "WWW-Authenticate", "Bearer");
-        reply_failure(req, &ctx->err);
-        return;
-    }
     if (op == NULL) {
         cl_error_set(&ctx->err, CL_NOT_FOUND, NULL, "%s has no operation '%s'", svc->api->name,
                      name != NULL ? name : "");
         reply_failure(req, &ctx->err);
         return;
     }
-    if (ctx_from_headers(req, ctx) != 0) {
+    if (authenticate(req, svc, op, ctx, &trusted) != CL_OK) {
+        reply_failure(req, &ctx->err);
+        return;
+    }
+    if (ctx_from_headers(req, ctx, trusted) != 0) {
         return;
     }
     if (cl_http_read_json(req, 1, &body) != CL_OK) {

@@ -44,7 +44,7 @@
 #define NPRODUCTS  8
 #define NACCOUNTS  6
 #define NORDERS    24
-#define TOKEN_ENV  "CLEAVE_SERVICE_TOKEN=data-move-token"
+#define TOKEN_ENV  "CLEAVE_DEV_SERVICE_TOKEN=data-move-token"
 /* The text that makes the inventory's handler fail in the monolith: the first product's SKU. */
 #define INFLIGHT_1 "MOVE-INFLIGHT-1"
 #define INFLIGHT_2 "MOVE-INFLIGHT-2"

@@ -149,35 +149,15 @@ static void test_accounts_open_deposit_and_show_history(void **state)
 /* `payments rebuild` through the gateway binary of this topology, on its live data. */
 static void test_payments_rebuild_command(void **state)
 {
-    char data_env[512], url_env[160], bin[512], out[4096];
-    char *env[10] = {data_env, topo.migrations_env, "CLEAVE_SERVICE_TOKEN=test-service-token",
-                     NULL};
-    char gateway[128] = "cleave";
-    char *argv[] = {gateway, "payments", "rebuild", NULL};
+    char bin[512], out[4096];
+    char *env[TOPOLOGY_ENV_MAX];
+    char *argv[] = {topo.gateway_bin, "payments", "rebuild", NULL};
     int rc;
 
     (void)state;
-    /* The gateway of a "<module>-extracted" topology is cleave-without-<module>. */
-    if (topo.service[0] != '\0') {
-        if (snprintf(gateway, sizeof(gateway), "cleave-without-%s", topo.service + 7) >=
-            (int)sizeof(gateway)) {
-            fail_msg("gateway name too long: cleave-without-%s", topo.service + 7);
-        }
-    }
-    snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", topo.dir);
-    if (topo.service_url[0] != '\0') {
-        char upper[64];
-        size_t i = 0;
-        for (; topo.service[7 + i] != '\0' && i < sizeof(upper) - 1; i++) {
-            upper[i] = (char)(topo.service[7 + i] - 'a' + 'A');
-        }
-        upper[i] = '\0';
-        snprintf(url_env, sizeof(url_env), "CLEAVE_%s_URL=%s", upper, topo.service_url);
-        env[3] = url_env;
-    }
-    /* On PostgreSQL: the topology's database, which the gateway's modules live in. */
-    topology_db_env(&topo, env, env[3] != NULL ? 4 : 3, 0);
-    rc = test_run(topology_bin(gateway, bin, sizeof(bin)), argv, env, out, sizeof(out));
+    /* The gateway's variables: its data, its client credentials, every module's URL. */
+    topology_env(&topo, 0, env);
+    rc = test_run(topology_bin(topo.gateway_bin, bin, sizeof(bin)), argv, env, out, sizeof(out));
     if (rc != 0 || strstr(out, "projections unchanged") == NULL) {
         fail_msg("payments rebuild exited %d:\n%s", rc, out);
     }

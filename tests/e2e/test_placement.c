@@ -262,14 +262,28 @@ static void test_bad_input_is_refused(void **state)
  */
 static void test_local_modules_are_served_over_rpc_to_callers_with_the_token(void **state)
 {
-    const char *const with_token[] = {"Authorization: Bearer test-service-token", NULL};
+    char bearer[4200], other[4200];
+    const char *const with_token[] = {bearer, NULL};
     const char *const wrong_token[] = {"Authorization: Bearer guess", NULL};
+    const char *const other_audience[] = {other, NULL};
     const char *body = "{\"id\":1}";
-    char url[64];
+    char url[64], token[4096], secret[300];
     test_resp r = {0};
     int i;
 
     (void)state;
+    /* A client of the test's own, registered like any service's (a monolith has none). */
+    assert_int_equal(topology_add_client(&topo, "placement-test", "cleave-catalog cleave-inventory",
+                                         secret, sizeof(secret)),
+                     0);
+    assert_int_equal(test_client_token(topo.base_url, "placement-test", secret, "cleave-catalog",
+                                       token, sizeof(token)),
+                     0);
+    snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", token);
+    assert_int_equal(test_client_token(topo.base_url, "placement-test", secret, "cleave-inventory",
+                                       token, sizeof(token)),
+                     0);
+    snprintf(other, sizeof(other), "Authorization: Bearer %s", token);
     snprintf(url, sizeof(url), "%s", topo.base_url);
     for (i = 0; i < topo.nservices; i++) {
         if (strcmp(topo.services[i], "cleave-catalog") == 0) {
@@ -287,6 +301,12 @@ static void test_local_modules_are_served_over_rpc_to_callers_with_the_token(voi
     assert_int_equal(
         test_http(url, "POST", "/rpc/v1/catalog/get_product", body, strlen(body), wrong_token, &r),
         0);
+    assert_true(test_is_problem(&r, 401));
+    test_resp_free(&r);
+    /* A valid token for another service is not one for this. */
+    assert_int_equal(test_http(url, "POST", "/rpc/v1/catalog/get_product", body, strlen(body),
+                               other_audience, &r),
+                     0);
     assert_true(test_is_problem(&r, 401));
     test_resp_free(&r);
     assert_int_equal(
@@ -329,13 +349,13 @@ static void test_an_in_process_bus_across_the_split_refuses_to_start(void **stat
     char *env[8] = {data,
                     topo.migrations_env,
                     "CLEAVE_LISTEN=127.0.0.1:0",
-                    "CLEAVE_SERVICE_TOKEN=test-service-token",
+                    "CLEAVE_DEV_SERVICE_TOKEN=test-service-token",
                     "CLEAVE_ORDERS_URL=http://127.0.0.1:9",
                     NULL};
     char *orders_env[8] = {data,
                            topo.migrations_env,
                            "CLEAVE_LISTEN=127.0.0.1:0",
-                           "CLEAVE_SERVICE_TOKEN=test-service-token",
+                           "CLEAVE_DEV_SERVICE_TOKEN=test-service-token",
                            urls[0],
                            urls[1],
                            urls[2],

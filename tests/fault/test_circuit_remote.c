@@ -37,11 +37,23 @@
 #define MS_US(ms)         ((int64_t)(ms)*1000)
 /* Scheduling slack over a deadline, for a loaded machine and sanitizers. */
 #define SLACK_MS          250
-#define SERVICE_TOKEN     "test-service-token"
 
 static topology topo;
 static fault_proxy *proxy;
 static char proxy_url[64];
+/* A service token for inventory, of the gateway's client: what the gateway itself sends. */
+static char service_token[4096];
+
+/* cl_rpc_options.credential: the token got at setup (it outlives the test). */
+static cl_status credential(void *arg, const char *module, char *token, size_t size, cl_error *err)
+{
+    (void)arg;
+    (void)module;
+    if (cl_strlcpy(token, service_token, size) != 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "service token too long");
+    }
+    return CL_OK;
+}
 
 static int64_t now_us(void)
 {
@@ -73,7 +85,8 @@ static int setup(void **state)
         return -1;
     }
     fault_proxy_set_upstream(proxy, topo.service_port);
-    return 0;
+    return topology_service_token(&topo, TOPOLOGY_GATEWAY_CLIENT, "cleave-inventory", service_token,
+                                  sizeof(service_token));
 }
 
 static int teardown(void **state)
@@ -95,7 +108,7 @@ static cl_rpc_client *client_new(const cl_rpc_options *extra)
     if (extra != NULL) {
         opt = *extra;
     }
-    opt.token = SERVICE_TOKEN;
+    opt.credential = credential;
     assert_int_equal(cl_rpc_client_new("inventory", proxy_url, &opt, &c, &err), CL_OK);
     return c;
 }
@@ -368,7 +381,7 @@ static void test_circuit_fault_hook_fails_calls_without_the_network(void **state
     cl_rpc_client_free(c);
 
     opt.fault = "inventory=sometimes";
-    opt.token = SERVICE_TOKEN;
+    opt.credential = credential;
     assert_int_equal(cl_rpc_client_new("inventory", proxy_url, &opt, &bad, &err), CL_INVALID);
     assert_string_equal(err.field, "fault");
     assert_null(bad);

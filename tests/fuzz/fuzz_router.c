@@ -41,7 +41,7 @@ static void router_init(void)
 
         FUZZ_CHECK(api->routes(router_all, &router_handle, &err) == CL_OK);
         FUZZ_CHECK(n < sizeof(router_rpc) / sizeof(router_rpc[0]));
-        router_rpc[n] = (cl_rpc_service){api, &router_handle, NULL};
+        router_rpc[n] = (cl_rpc_service){.api = api, .module = &router_handle};
         FUZZ_CHECK(cl_rpc_routes(router_all, &router_rpc[n], &err) == CL_OK);
         n++;
     }

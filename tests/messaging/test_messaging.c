@@ -65,7 +65,7 @@ static void env_common(char **env, int *n, const char *dir, const char *data)
     env[(*n)++] = "CLEAVE_BUS_BACKOFF_MAX_MS=20";
     env[(*n)++] = "CLEAVE_BUS_MAX_ATTEMPTS=3";
     env[(*n)++] = "CLEAVE_BUS_ACK_WAIT_MS=1000";
-    env[(*n)++] = "CLEAVE_SERVICE_TOKEN=messaging-test";
+    env[(*n)++] = "CLEAVE_DEV_SERVICE_TOKEN=messaging-test";
     /*
      * On PostgreSQL every process gets admin credentials too, so that `serve` migrates
      * as it does on SQLite; it then runs as each module's app role. No replica: these

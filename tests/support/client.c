@@ -276,22 +276,18 @@ int test_is_problem(const test_resp *r, long status)
            json_is_string(json_object_get(j, "detail"));
 }
 
-int test_password_token(const char *base, const char *user, const char *password, char *out,
-                        size_t size)
+/* POSTs the form body to base's token endpoint; its access token into out[size]. */
+static int token_request(const char *base, const char *body, const char *who, char *out,
+                         size_t size)
 {
     const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
                                    "Authorization:", NULL};
-    char body[512];
     test_resp r = {0};
     const char *token;
     int rc = -1;
 
-    snprintf(body, sizeof(body),
-             "grant_type=password&username=%s&password=%s&client_id=" TEST_DEMO_CLIENT
-             "&client_secret=" TEST_DEMO_CLIENT_SECRET,
-             user, password);
     if (test_http(base, "POST", "/oauth2/token", body, strlen(body), headers, &r) != 0) {
-        fprintf(stderr, "token for %s: no answer from %s\n", user, base);
+        fprintf(stderr, "token for %s: no answer from %s\n", who, base);
         return -1;
     }
     token = json_string_value(json_object_get(r.json, "access_token"));
@@ -299,8 +295,31 @@ int test_password_token(const char *base, const char *user, const char *password
         snprintf(out, size, "%s", token);
         rc = 0;
     } else {
-        fprintf(stderr, "token for %s: %ld %.300s\n", user, r.status, r.body);
+        fprintf(stderr, "token for %s: %ld %.300s\n", who, r.status, r.body);
     }
     test_resp_free(&r);
     return rc;
+}
+
+int test_password_token(const char *base, const char *user, const char *password, char *out,
+                        size_t size)
+{
+    char body[512];
+
+    snprintf(body, sizeof(body),
+             "grant_type=password&username=%s&password=%s&client_id=" TEST_DEMO_CLIENT
+             "&client_secret=" TEST_DEMO_CLIENT_SECRET,
+             user, password);
+    return token_request(base, body, user, out, size);
+}
+
+int test_client_token(const char *base, const char *client_id, const char *secret,
+                      const char *audience, char *out, size_t size)
+{
+    char body[1024];
+
+    snprintf(body, sizeof(body),
+             "grant_type=client_credentials&client_id=%s&client_secret=%s&audience=%s", client_id,
+             secret, audience);
+    return token_request(base, body, client_id, out, size);
 }

@@ -58,6 +58,13 @@ void test_http_set_bearer_for(const char *base, const char *token);
  */
 int test_password_token(const char *base, const char *user, const char *password, char *out,
                         size_t size);
+/*
+ * A service token (client_credentials grant) for client_id with aud audience from base's
+ * token endpoint into out[size]; 0, or -1 after printing why. The secret must need no
+ * form encoding (generated secrets do not).
+ */
+int test_client_token(const char *base, const char *client_id, const char *secret,
+                      const char *audience, char *out, size_t size);
 /* Releases the calling thread's handle; a thread that used test_http calls it before exiting. */
 void test_http_thread_done(void);
 

@@ -432,7 +432,7 @@ static int service_env(test_service *s, char **env, char *data_env, char *const 
 
     env[n++] = data_env;
     env[n++] = "CLEAVE_LISTEN=127.0.0.1:0";
-    env[n++] = "CLEAVE_SERVICE_TOKEN=" TEST_SERVICE_TOKEN;
+    env[n++] = "CLEAVE_DEV_SERVICE_TOKEN=" TEST_SERVICE_TOKEN;
     env[n++] = migrations_env;
     /* Its events' subscribers (or publishers) run elsewhere: a real broker carries them. */
     env[n++] = s->nats.env;
@@ -448,7 +448,7 @@ int test_service_start(test_service *s, const cl_module_api *api, char *const *e
     char *argv[] = {name, "serve", NULL};
     char *margv[] = {name, "migrate", NULL};
     char *senv[SERVICE_ENV_MAX];
-    cl_rpc_options opt = {.token = TEST_SERVICE_TOKEN};
+    cl_rpc_options opt = {.dev_token = TEST_SERVICE_TOKEN};
     cl_error err = {0};
     int port;
 

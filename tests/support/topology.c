@@ -17,21 +17,31 @@ const char *topology_bin(const char *name, char *buf, size_t size)
     return buf;
 }
 
-/* The shared secret services require of their callers in every test topology. */
-#define TOPOLOGY_TOKEN "CLEAVE_SERVICE_TOKEN=test-service-token"
-
-static int run_host(topology *t, const char *host_bin, char *const env[], const char *cmd)
+/* Runs `<host_bin> <argv...>` (argv[0] is the command) with env; its output into out. */
+static int run_host_argv(topology *t, const char *host_bin, char *const env[], char **argv,
+                         char *out, size_t size)
 {
     char bin[512];
-    char out[8192];
-    char *argv[] = {(char *)host_bin, (char *)cmd, NULL};
-    int rc = test_run(topology_bin(host_bin, bin, sizeof(bin)), argv, env, out, sizeof(out));
+    char *full[12] = {(char *)host_bin};
+    int rc;
 
+    for (int i = 0; argv[i] != NULL && i < 10; i++) {
+        full[i + 1] = argv[i];
+    }
+    rc = test_run(topology_bin(host_bin, bin, sizeof(bin)), full, env, out, size);
     if (rc != 0) {
-        fprintf(stderr, "%s %s failed (%d) in %s:\n%s\n", host_bin, cmd, rc, t->dir, out);
+        fprintf(stderr, "%s %s failed (%d) in %s:\n%s\n", host_bin, argv[0], rc, t->dir, out);
         return -1;
     }
     return 0;
+}
+
+static int run_host(topology *t, const char *host_bin, char *const env[], const char *cmd)
+{
+    char out[8192];
+    char *argv[] = {(char *)cmd, NULL};
+
+    return run_host_argv(t, host_bin, env, argv, out, sizeof(out));
 }
 
 /* Starts `<bin> serve` with env as process slot, and returns its port (-1 on failure). */
@@ -121,10 +131,16 @@ static int parse_extracted(topology *t, const char *name, char *host_bin, size_t
     return 0;
 }
 
-/* t's process variables: token, database (with the admin's when admin is set), bus, URLs. */
-static int common_env(topology *t, int admin, char **env, int n)
+/*
+ * t's process variables: the client credentials of slot client (when registered), the
+ * issuer, database (with the admin's when admin is set), bus, URLs.
+ */
+static int common_env(topology *t, int client, int admin, char **env, int n)
 {
-    env[n++] = TOPOLOGY_TOKEN;
+    if (t->client_ids[client][0] != '\0') {
+        env[n++] = t->client_ids[client];
+        env[n++] = t->client_secrets[client];
+    }
     env[n++] = TOPOLOGY_ISSUER_ENV;
     n = topology_db_env(t, env, n, admin);
     if (t->nats.env[0] != '\0') {
@@ -145,7 +161,7 @@ static void gateway_env(topology *t, const char *listen, char *const extra[], in
     env[n++] = t->data_env;
     env[n++] = t->migrations_env;
     env[n++] = (char *)listen;
-    n = common_env(t, admin, env, n);
+    n = common_env(t, TOPOLOGY_GATEWAY_CLIENT, admin, env, n);
     for (int i = 0; extra != NULL && extra[i] != NULL && i < 8; i++) {
         env[n++] = extra[i];
     }
@@ -158,7 +174,7 @@ void topology_env(topology *t, int admin, char **env)
 
     env[n++] = t->data_env;
     env[n++] = t->migrations_env;
-    common_env(t, admin, env, n);
+    common_env(t, TOPOLOGY_GATEWAY_CLIENT, admin, env, n);
 }
 
 /* Service i's environment: its own data directory, migrations, its port, the common ones. */
@@ -168,7 +184,7 @@ static void service_env(topology *t, int i, char *listen, size_t size, int admin
     env[0] = t->service_data_envs[i];
     env[1] = t->migrations_env;
     env[2] = listen;
-    common_env(t, admin, env, 3);
+    common_env(t, i, admin, env, 3);
 }
 
 /* "CLEAVE_<MODULE>_URL=http://127.0.0.1:<port>" into url_envs. */
@@ -220,6 +236,129 @@ static int plan_ports(topology *t)
     return 0;
 }
 
+static int service_index(const topology *t, const char *module);
+
+/* `seed` on the gateway's data; then waits for the replica to have what it wrote. */
+static int seed_gateway(topology *t, const char *listen)
+{
+    char *env[TOPOLOGY_ENV_MAX];
+
+    gateway_env(t, listen, NULL, 0, env);
+    if (run_host(t, t->gateway_bin, env, "seed") != 0) {
+        return -1;
+    }
+    /* Data written by those processes must be on the replica before anyone reads it there. */
+    if (t->db.pg.db[0] != '\0' && pgtest_wait_replica(&t->db.pg, 30000) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int topology_add_client(topology *t, const char *client_id, const char *audiences, char *secret,
+                        size_t size)
+{
+    char out[8192], listen[64];
+    char *env[TOPOLOGY_ENV_MAX];
+    char *argv[] = {
+        "clients",         "add", (char *)client_id, "--grant", "client_credentials", "--audience",
+        (char *)audiences, NULL};
+    int i = service_index(t, "identity");
+    const char *line;
+    size_t n;
+
+    /* Identity's own process registers it: no credential is needed to do so there. */
+    if (i >= 0) {
+        service_env(t, i, listen, sizeof(listen), 0, env);
+    } else {
+        topology_env(t, 0, env);
+    }
+    if (run_host_argv(t, i >= 0 ? t->services[i] : t->gateway_bin, env, argv, out, sizeof(out)) !=
+        0) {
+        return -1;
+    }
+    line = strstr(out, "client_secret=");
+    if (line == NULL) {
+        fprintf(stderr, "clients add printed no secret:\n%s\n", out);
+        return -1;
+    }
+    line += strlen("client_secret=");
+    n = strcspn(line, "\n");
+    if (n == 0 || n >= size) {
+        return -1;
+    }
+    memcpy(secret, line, n);
+    secret[n] = '\0';
+    return 0;
+}
+
+int topology_service_token(topology *t, int slot, const char *audience, char *out, size_t size)
+{
+    const char *id = strchr(t->client_ids[slot], '=');
+    const char *secret = strchr(t->client_secrets[slot], '=');
+
+    if (id == NULL || secret == NULL) {
+        fprintf(stderr, "topology %s has no client in slot %d\n", t->dir, slot);
+        return -1;
+    }
+    return test_client_token(t->base_url, id + 1, secret + 1, audience, out, size);
+}
+
+/* Registers client id in slot (the gateway's or service i's) and fills its variables. */
+static int register_client(topology *t, int slot, const char *id, const char *audiences)
+{
+    char secret[300];
+
+    if (topology_add_client(t, id, audiences, secret, sizeof(secret)) != 0) {
+        return -1;
+    }
+    snprintf(t->client_ids[slot], sizeof(t->client_ids[slot]), "CLEAVE_CLIENT_ID=%s", id);
+    snprintf(t->client_secrets[slot], sizeof(t->client_secrets[slot]), "CLEAVE_CLIENT_SECRET=%s",
+             secret);
+    return 0;
+}
+
+/*
+ * With modules extracted, before any process serves: identity's database migrated by the
+ * process that holds it, then a client_credentials client for every process, allowed to
+ * call every module ("cleave-<module>"), so that every call between them carries a real
+ * service JWT. *gateway_migrated says whether the gateway's migrate ran here.
+ */
+static int register_clients(topology *t, int *gateway_migrated)
+{
+    char audiences[512] = "", listen[64];
+    char *env[TOPOLOGY_ENV_MAX];
+    const char *p = CLEAVE_TEST_MODULES;
+    int i = service_index(t, "identity");
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, " ");
+
+        if (n > 0) {
+            snprintf(audiences + strlen(audiences), sizeof(audiences) - strlen(audiences),
+                     "%scleave-%.*s", audiences[0] != '\0' ? " " : "", (int)n, p);
+        }
+        p += n + (p[n] != '\0' ? 1 : 0);
+    }
+    if (i >= 0) {
+        service_env(t, i, listen, sizeof(listen), 1, env);
+        if (run_host(t, t->services[i], env, "migrate") != 0) {
+            return -1;
+        }
+    } else {
+        topology_env(t, 1, env);
+        if (run_host(t, t->gateway_bin, env, "migrate") != 0) {
+            return -1;
+        }
+        *gateway_migrated = 1;
+    }
+    for (int k = 0; k < t->nservices; k++) {
+        if (register_client(t, k, t->services[k], audiences) != 0) {
+            return -1;
+        }
+    }
+    return register_client(t, TOPOLOGY_GATEWAY_CLIENT, "cleave-gateway", audiences);
+}
+
 int topology_start(topology *t, const char *name, int seed)
 {
     return topology_start_with(t, name, seed, NULL);
@@ -230,6 +369,8 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     char cmd[1200], out[1024], listen[64];
     char *env[TOPOLOGY_ENV_MAX];
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
+    int gateway_migrated = 0;
+    int seed_late;
     int port;
 
     memset(t, 0, sizeof(*t));
@@ -266,6 +407,11 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
         /* Each service owns its own data directory: no shared database. */
         snprintf(t->service_data_envs[i], sizeof(t->service_data_envs[i]),
                  "CLEAVE_DATA_DIR=%s/%s-data", t->dir, module);
+    }
+    if (t->nservices > 0 && register_clients(t, &gateway_migrated) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < t->nservices; i++) {
         /* On PostgreSQL an admin migrates; the service itself runs as its app role. */
         if (t->db.admin_env[0] != '\0') {
             service_env(t, i, listen, sizeof(listen), 1, env);
@@ -288,21 +434,26 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     }
     snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->gateway_port);
     gateway_env(t, listen, NULL, 1, env);
-    if (run_host(t, t->gateway_bin, env, "migrate") != 0) {
+    if (!gateway_migrated && run_host(t, t->gateway_bin, env, "migrate") != 0) {
         return -1;
     }
-    gateway_env(t, listen, NULL, 0, env);
-    if (seed && run_host(t, t->gateway_bin, env, "seed") != 0) {
+    /*
+     * Services verify the seed's calls with identity's keys: when identity is the gateway's,
+     * the gateway must be serving them before the seed runs.
+     */
+    seed_late = t->nservices > 0 && service_index(t, "identity") < 0;
+    if (seed && !seed_late && seed_gateway(t, listen) != 0) {
         return -1;
     }
-    /* Data written by those processes must be on the replica before anyone reads it there. */
-    if (t->db.pg.db[0] != '\0' && pgtest_wait_replica(&t->db.pg, 30000) != 0) {
+    /* What the migrations wrote must be on the replica before anyone reads it there. */
+    if ((!seed || seed_late) && t->db.pg.db[0] != '\0' &&
+        pgtest_wait_replica(&t->db.pg, 30000) != 0) {
         return -1;
     }
     gateway_env(t, listen, extra, 0, env);
     t->gateway_slot = t->nprocs;
     port = serve(t, t->gateway_bin, env);
-    if (port < 0) {
+    if (port < 0 || (seed && seed_late && seed_gateway(t, listen) != 0)) {
         return -1;
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);

@@ -14,9 +14,9 @@
 #define TOPOLOGY_MAX_PROCS    8
 #define TOPOLOGY_MAX_SERVICES 6
 #define TOPOLOGY_MAX_MODULES  8
-/* The most variables a topology gives one process: data, migrations, listen, token, issuer,
- * up to 3 database ones, the bus, the modules' URLs, 8 extra, NULL. */
-#define TOPOLOGY_ENV_MAX      (9 + TOPOLOGY_MAX_MODULES + 8 + 1)
+/* The most variables a topology gives one process: data, migrations, listen, client id and
+ * secret, issuer, up to 3 database ones, the bus, the modules' URLs, 8 extra, NULL. */
+#define TOPOLOGY_ENV_MAX      (10 + TOPOLOGY_MAX_MODULES + 8 + 1)
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -50,6 +50,13 @@ typedef struct topology {
     int gateway_slot;
     char token[4096]; /* the seeded admin's access token, when seeded */
     /*
+     * With modules extracted every process calls the others with its own client_credentials
+     * client, registered in identity before any serves: CLEAVE_CLIENT_ID and
+     * CLEAVE_CLIENT_SECRET of the gateway (slot TOPOLOGY_MAX_SERVICES) and of service i.
+     */
+    char client_ids[TOPOLOGY_MAX_SERVICES + 1][128];
+    char client_secrets[TOPOLOGY_MAX_SERVICES + 1][400];
+    /*
      * With CL_TEST_DB=postgres: a fresh database of the test run's cluster, and the
      * variables that point every process at it (empty strings on SQLite). Serving
      * processes get db_env (app roles, replica); `migrate` also gets admin_env.
@@ -62,7 +69,23 @@ typedef struct topology {
  * valid when the gateway moves to another port or identity to another process (in a
  * deployment, the public URL of the gateway).
  */
-#define TOPOLOGY_ISSUER_ENV "CLEAVE_IDENTITY_ISSUER=http://cleave.test"
+#define TOPOLOGY_ISSUER_ENV     "CLEAVE_IDENTITY_ISSUER=http://cleave.test"
+
+/* The gateway's slot in client_ids and client_secrets. */
+#define TOPOLOGY_GATEWAY_CLIENT TOPOLOGY_MAX_SERVICES
+
+/*
+ * Registers one more client_credentials client in t's identity (whichever process holds
+ * it), allowed the audiences (space-separated); its secret into secret[size]. 0 or -1.
+ */
+int topology_add_client(topology *t, const char *client_id, const char *audiences, char *secret,
+                        size_t size);
+
+/*
+ * A service token of the gateway's client (slot TOPOLOGY_GATEWAY_CLIENT) or of service i's
+ * for audience ("cleave-<module>") into out[size]; 0 or -1.
+ */
+int topology_service_token(topology *t, int slot, const char *audience, char *out, size_t size);
 
 /* Appends t's database variables (none on SQLite) to env[] from index at; returns the new end. */
 int topology_db_env(topology *t, char **env, int at, int admin);

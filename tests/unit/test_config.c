@@ -99,7 +99,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(cl_config_get(cfg, "CLEAVE_DATA_DIR"), "./var");
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LOG_LEVEL"), "info");
     assert_null(cl_config_get(cfg, "CLEAVE_MIGRATIONS_DIR"));
-    assert_null(cl_config_get(cfg, "CLEAVE_SERVICE_TOKEN"));
+    assert_null(cl_config_get(cfg, "CLEAVE_DEV_SERVICE_TOKEN"));
     assert_int_equal(cl_config_int(cfg, "CLEAVE_HTTP_THREADS"), 64);
     assert_int_equal(cl_config_int(cfg, "CLEAVE_MAX_BODY_BYTES"), 1048576);
     assert_int_equal(cl_config_int(cfg, "CLEAVE_REQUEST_TIMEOUT_MS"), 10000);
@@ -309,7 +309,7 @@ static void test_config_file_syntax(void **state)
     const char *text = "  # a comment\n"
                        "\n"
                        "\t CLEAVE_DATA_DIR\t=  \"/srv/my data\"  # trailing comment\n"
-                       "CLEAVE_SERVICE_TOKEN = abc#def\n"
+                       "CLEAVE_DEV_SERVICE_TOKEN = abc#def\n"
                        "CLEAVE_LISTEN=1.2.3.4:80 # inline comment\r\n"
                        "CLEAVE_MIGRATIONS_DIR = \"/m#x\"\n"
                        "   \n"
@@ -318,7 +318,7 @@ static void test_config_file_syntax(void **state)
     (void)state;
     assert_int_equal(load(text, env, no_modules, &cfg, &err, NULL), CL_OK);
     assert_string_equal(cl_config_get(cfg, "CLEAVE_DATA_DIR"), "/srv/my data");
-    assert_string_equal(cl_config_get(cfg, "CLEAVE_SERVICE_TOKEN"), "abc#def");
+    assert_string_equal(cl_config_get(cfg, "CLEAVE_DEV_SERVICE_TOKEN"), "abc#def");
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LISTEN"), "1.2.3.4:80");
     assert_string_equal(cl_config_get(cfg, "CLEAVE_MIGRATIONS_DIR"), "/m#x");
     assert_string_equal(cl_config_get(cfg, "CLEAVE_LOG_LEVEL"), "warn");
@@ -359,14 +359,14 @@ static void test_config_enforces_size_caps(void **state)
     (void)state;
     assert_non_null(big);
     /* A value of 1025 bytes, in the environment and in the file. */
-    memcpy(big, "CLEAVE_SERVICE_TOKEN=", 21);
+    memcpy(big, "CLEAVE_CLIENT_SECRET=", 21);
     memset(big + 21, 'v', 1025);
     big[21 + 1025] = '\0';
     env[0] = big;
-    expect_refused(NULL, env, no_modules, "CLEAVE_SERVICE_TOKEN", "longer than 1024");
+    expect_refused(NULL, env, no_modules, "CLEAVE_CLIENT_SECRET", "longer than 1024");
     big[21 + 1024] = '\0';
     assert_int_equal(load(NULL, env, no_modules, &cfg, &err, NULL), CL_OK);
-    assert_int_equal(strlen(cl_config_get(cfg, "CLEAVE_SERVICE_TOKEN")), 1024);
+    assert_int_equal(strlen(cl_config_get(cfg, "CLEAVE_CLIENT_SECRET")), 1024);
     cl_config_free(cfg);
 
     /* A line of 4097 bytes. */

@@ -1508,7 +1508,7 @@ static void test_rpc_without_a_token_accepts_no_call(void **state)
 {
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
     static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
-    cl_rpc_service open = {&api, NULL, NULL};
+    cl_rpc_service open = {&api, NULL, NULL, NULL, NULL};
     cl_http_options opt = {
         .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
     cl_router *r = cl_router_new();
@@ -1534,7 +1534,7 @@ static void test_rpc_deadline_header_is_bounded(void **state)
 {
     static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
     static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
-    cl_rpc_service svc = {&api, NULL, RPC_TOKEN};
+    cl_rpc_service svc = {.api = &api, .dev_token = RPC_TOKEN};
     cl_http_options opt = {
         .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
     cl_router *r = cl_router_new();

@@ -85,6 +85,29 @@ static cl_status token_keys(const cl_handle *m, cl_ctx *ctx, char **jwks, char *
     return st;
 }
 
+/* cl_module_api.client_token: a client_credentials grant through identity's interface. */
+static cl_status client_token(const cl_handle *m, cl_ctx *ctx, const char *client_id,
+                              const char *secret, const char *audience, char **token,
+                              int64_t *expires_in)
+{
+    identity_token_request req = {.grant_type = "client_credentials",
+                                  .client_id = (char *)client_id,
+                                  .client_secret = (char *)secret,
+                                  .audience = (char *)audience};
+    identity_token resp = {0};
+    cl_status st = identity_issue_token(m, ctx, &req, &resp);
+
+    *token = NULL;
+    *expires_in = 0;
+    if (st == CL_OK) {
+        *token = resp.access_token;
+        *expires_in = resp.expires_in;
+        resp.access_token = NULL;
+    }
+    cl_schema_free(&identity_token_type, &resp);
+    return st;
+}
+
 const cl_module_api identity_api = {
     .name = "identity",
     .ops_version = IDENTITY_OPS_VERSION,
@@ -100,4 +123,5 @@ const cl_module_api identity_api = {
     .settings = identity_settings,
     .nsettings = sizeof(identity_settings) / sizeof(identity_settings[0]),
     .token_keys = token_keys,
+    .client_token = client_token,
 };

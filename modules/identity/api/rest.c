@@ -86,9 +86,9 @@ static int read_client_form(cl_http_req *req, json_t **form, char **id, char **s
 /* Answers a failed token or revocation call: OAuth's error, or the rate limit's 429. */
 static void reply_failure(cl_http_req *req, const cl_error *err)
 {
-    static const char *const oauth[] = {"invalid_request",        "invalid_client",
-                                        "invalid_grant",          "unauthorized_client",
-                                        "unsupported_grant_type", "invalid_scope"};
+    static const char *const oauth[] = {
+        "invalid_request",        "invalid_client", "invalid_grant", "unauthorized_client",
+        "unsupported_grant_type", "invalid_scope",  "invalid_target"};
     char retry[16];
 
     if (err->status == CL_UNAVAILABLE && strcmp(err->field, "rate_limit") == 0) {
@@ -152,6 +152,7 @@ static void token(cl_http_req *req, void *arg)
     in.password = form_str(form, "password");
     in.refresh_token = form_str(form, "refresh_token");
     in.scope = form_str(form, "scope");
+    in.audience = form_str(form, "audience");
     if (identity_issue_token(module, ctx, &in, &out) != CL_OK) {
         reply_failure(req, &ctx->err);
         goto out;

@@ -242,6 +242,40 @@ static cl_status join_grants(cl_ctx *ctx, const cl_strs *grants, char *out, size
     return CL_OK;
 }
 
+/*
+ * Whether s is a client's audience list: 1 to IDENTITY_AUDIENCES_MAX names, each a valid
+ * name, separated by single spaces, none twice.
+ */
+static bool valid_audiences(const char *s)
+{
+    char seen[IDENTITY_AUDIENCES_MAX * (IDENTITY_NAME_MAX + 1)] = "";
+    char name[IDENTITY_NAME_MAX + 1];
+    size_t len = 0;
+    int n = 0;
+
+    if (s == NULL || s[0] == '\0') {
+        return false;
+    }
+    for (const char *p = s;; p++) {
+        size_t w = strcspn(p, " ");
+
+        if (w == 0 || w > IDENTITY_NAME_MAX || n == IDENTITY_AUDIENCES_MAX) {
+            return false;
+        }
+        memcpy(name, p, w);
+        name[w] = '\0';
+        if (!valid_name(name) || has_word(seen, name)) {
+            return false;
+        }
+        len += (size_t)snprintf(seen + len, sizeof(seen) - len, "%s%s", n > 0 ? " " : "", name);
+        n++;
+        p += w;
+        if (*p == '\0') {
+            return true;
+        }
+    }
+}
+
 static cl_status identity_local_add_client(struct identity_self *self, cl_ctx *ctx,
                                            const identity_client_request *req,
                                            identity_client *resp)
@@ -258,9 +292,11 @@ static cl_status identity_local_add_client(struct identity_self *self, cl_ctx *c
         return cl_fail(ctx, CL_INVALID, "client_id",
                        "client_id must be 1-%d letters, digits or ._@-", IDENTITY_NAME_MAX);
     }
-    if (!valid_name(req->audience)) {
-        return cl_fail(ctx, CL_INVALID, "audience", "audience must be 1-%d letters, digits or ._@-",
-                       IDENTITY_NAME_MAX);
+    if (!valid_audiences(req->audience)) {
+        return cl_fail(ctx, CL_INVALID, "audience",
+                       "audience must be 1-%d different space-separated names of 1-%d letters, "
+                       "digits or ._@-",
+                       IDENTITY_AUDIENCES_MAX, IDENTITY_NAME_MAX);
     }
     if (req->client_secret != NULL &&
         (strlen(req->client_secret) < 32 || strlen(req->client_secret) > 256 ||
@@ -310,8 +346,27 @@ static cl_status identity_local_add_client(struct identity_self *self, cl_ctx *c
 /* A client as the token endpoint sees it, once authenticated. */
 typedef struct client_row {
     char grants[64];
-    char audience[IDENTITY_NAME_MAX + 1];
+    /* Its audiences as registered; once a token request is read, the one it asked for. */
+    char audience[IDENTITY_AUDIENCES_MAX * (IDENTITY_NAME_MAX + 1)];
 } client_row;
+
+/*
+ * Narrows client->audience to the token's: the requested one, which must be among the
+ * client's (RFC 8707's invalid_target otherwise), or without a request the first.
+ */
+static cl_status choose_audience(cl_ctx *ctx, const char *requested, client_row *client)
+{
+    if (requested == NULL) {
+        client->audience[strcspn(client->audience, " ")] = '\0';
+        return CL_OK;
+    }
+    if (!valid_name(requested) || !has_word(client->audience, requested)) {
+        return cl_fail(ctx, CL_INVALID, "invalid_target",
+                       "this client may not have tokens for that audience");
+    }
+    cl_strlcpy(client->audience, requested, sizeof(client->audience));
+    return CL_OK;
+}
 
 /*
  * Counts the request against its client's and its address's minute. Both are counted
@@ -645,6 +700,10 @@ static cl_status identity_local_issue_token(struct identity_self *self, cl_ctx *
     if (req->scope != NULL && !valid_scope(req->scope)) {
         return cl_fail(ctx, CL_INVALID, "invalid_scope",
                        "scope must be space-separated printable words");
+    }
+    rc = choose_audience(ctx, req->audience, &client);
+    if (rc != CL_OK) {
+        return rc;
     }
     if (strcmp(req->grant_type, "password") == 0) {
         return password_grant(self, ctx, req, &client,

@@ -271,8 +271,8 @@ static cl_status check_account(struct orders_self *self, cl_ctx *ctx, const char
         return CL_OK;
     }
     child_ctx(self, ctx, &call);
-    cl_strlcpy(call.principal, ctx->principal, sizeof(call.principal));
-    call.own_only = 1;
+    /* With the user's token: a payments service elsewhere derives the principal from it. */
+    cl_ctx_act_for(&call, ctx);
     /* A check of who may pay: an account opened a moment ago must not look absent. */
     call.read_primary = 1;
     rc = payments_get_account(self->payments, &call, &ref, &acc);

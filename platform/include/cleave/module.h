@@ -38,6 +38,12 @@
 #define CL_OP_WRITE      0u
 #define CL_OP_READ       1u /* read-only; safe to retry and to serve from a replica */
 #define CL_OP_IDEMPOTENT 2u /* safe to retry (reads are implicitly) */
+/*
+ * Served over RPC without a service token: the operation authenticates its callers itself
+ * (token issuance, by client secret) or is public (the issuer's keys). Without it the
+ * services of a deployment could not get their first token (ADR 0030).
+ */
+#define CL_OP_PUBLIC     4u
 
 /*
  * A module as its callers hold it: an operations table (local or remote) and the instance
@@ -239,11 +245,20 @@ typedef struct cl_module_api {
     size_t nsettings;
     /*
      * Only for the module that issues the access tokens a gateway checks (the OpenID
-     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its tokens name,
-     * asked through m, local or remote (both malloc'd, the caller frees). A gateway whose
-     * deployment has no such module accepts no token.
+     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its
+     * tokens name, asked through m, local or remote (both malloc'd, the caller frees). A gateway
+     * whose deployment has no such module accepts no token.
      */
     cl_status (*token_keys)(const cl_handle *m, cl_ctx *ctx, char **jwks, char **issuer);
+    /*
+     * Only for the token issuer, else NULL: a client_credentials access token for
+     * client_id (authenticated by secret) with aud audience, asked through m, local or
+     * remote (*token malloc'd, the caller frees; *expires_in its lifetime in seconds).
+     * The statuses of the issuer's token operation.
+     */
+    cl_status (*client_token)(const cl_handle *m, cl_ctx *ctx, const char *client_id,
+                              const char *secret, const char *audience, char **token,
+                              int64_t *expires_in);
 } cl_module_api;
 
 /* Declares M_depends, the list the build generates from cleave_module(M DEPENDS ...). */

@@ -9,8 +9,13 @@
  *              "cleave_field" (the field named by the error, if any) and, for invalid
  *              input, "invalid_params":[{"name","reason"}]
  * The call context travels in headers:
- *   X-Request-Id, traceparent (W3C), X-Cleave-Principal, X-Cleave-Own-Only, Idempotency-Key,
- *   X-Cleave-Deadline-Ms (milliseconds left), Authorization: Bearer <service token>.
+ *   X-Request-Id, traceparent (W3C), Idempotency-Key, X-Cleave-Deadline-Ms (milliseconds
+ *   left), Authorization: Bearer <the caller's service token, a JWT for this module>,
+ *   X-Cleave-User-Token (the end user's access token, when the call acts for one).
+ * The callee derives principal and own_only from the verified tokens, never from a header
+ * the caller asserts (ADR 0030). Only in the insecure development mode (a shared
+ * static token, cl_rpc_service.dev_token) do X-Cleave-Principal and X-Cleave-Own-Only
+ * travel and get trusted as sent. Operations flagged CL_OP_PUBLIC need no service token.
  * A caller sees exactly the status, message and field the module returned; transport
  * failures become CL_UNAVAILABLE, or CL_DEADLINE_EXCEEDED when the deadline ran out.
  *
@@ -32,10 +37,27 @@
 /* --- server ----------------------------------------------------------------------- */
 
 /* A module served over RPC. Owned by the caller; must outlive the router. */
+/*
+ * Authenticates the caller of one call of module, before its body is read: on CL_OK it has
+ * set ctx's principal, own_only and user_token from what it verified. Otherwise ctx->err
+ * says why, with CL_UNAUTHORIZED (the answer is a 401; the authenticator sets its
+ * WWW-Authenticate header) or CL_UNAVAILABLE (the keys could not be had: a 503).
+ */
+typedef cl_status (*cl_rpc_authenticate)(void *arg, cl_http_req *req, const char *module,
+                                         cl_ctx *ctx);
+
 typedef struct cl_rpc_service {
     const cl_module_api *api;
     const cl_handle *module; /* the instance served (borrowed) */
-    const char *token; /* calls must carry it as a bearer token (else 401); NULL or "": none may */
+    /*
+     * Development only: a shared static token a caller may present instead of a service
+     * JWT; its caller's X-Cleave-Principal and X-Cleave-Own-Only are then trusted as sent.
+     * NULL or "": not accepted.
+     */
+    const char *dev_token;
+    /* Verifies every other call (NULL: none is accepted); auth_arg is its argument. */
+    cl_rpc_authenticate authenticate;
+    void *auth_arg;
 } cl_rpc_service;
 
 /* Adds POST /rpc/v1/<module>/{op} dispatching to svc. The route's permission is "service". */
@@ -49,7 +71,19 @@ typedef struct cl_rpc_options {
     int max_idle;               /* kept-alive connections per target; 0 means 8 */
     int64_t default_timeout_ms; /* used when the call has no deadline; 0 means 10 s */
     int64_t connect_timeout_ms; /* 0 means 1000 */
-    const char *token;          /* service token sent as Authorization: Bearer, or NULL */
+    /*
+     * The caller's service credential for module, called before each request of an
+     * operation not flagged CL_OP_PUBLIC: writes a bearer token for the module's audience
+     * into token[size] (it caches and renews). Its failure fails the call with its status.
+     * NULL: dev_token, if any, is sent instead.
+     */
+    cl_status (*credential)(void *arg, const char *module, char *token, size_t size, cl_error *err);
+    void *credential_arg;
+    /*
+     * Development only: a shared static token sent as Authorization: Bearer with the
+     * principal headers, when there is no credential. NULL: none.
+     */
+    const char *dev_token;
     /*
      * The circuit breaker; a field left 0 takes its default: open at 50 % failures of at
      * least 20 calls within 10 s, refuse for 5 s, then let 1 probe through.

@@ -78,6 +78,12 @@ void cl_error_clear(cl_error *err);
 #define CL_IDEMPOTENCY_CONFLICT_DETAIL "Idempotency-Key was already used with a different request"
 
 /*
+ * The longest end user's access token a call context carries (cl_ctx.user_token). The
+ * gateway refuses a longer bearer token rather than let a call lose the user it acts for.
+ */
+#define CL_CTX_USER_TOKEN_MAX          4096
+
+/*
  * The call context, passed to every module operation. Plain data, so that a remote
  * binding carries it across the network unchanged (as headers). It is owned by the
  * caller and lives on the caller's stack for the length of one call.
@@ -100,9 +106,18 @@ typedef struct cl_ctx {
     /*
      * Set by the gateway for a caller who may act only on what it owns (a customer, by
      * its role): modules answer not_found for another principal's objects and list only
-     * the caller's. Travels as X-Cleave-Own-Only: 1.
+     * the caller's. Between services it never travels as a claim of the caller: the callee
+     * derives it from user_token's verified roles (ADR 0030).
      */
     int own_only;
+    /*
+     * The end user's access token the gateway verified, or empty (sagas, relays, other
+     * background work act as the service alone). It travels to extracted modules as
+     * X-Cleave-User-Token, where principal and own_only are derived from it again, so
+     * that the user's identity crosses the network signed. A call that copies principal
+     * and own_only into a new context copies this too (cl_ctx_act_for).
+     */
+    char user_token[CL_CTX_USER_TOKEN_MAX + 1];
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
@@ -115,6 +130,12 @@ void cl_ctx_init(cl_ctx *ctx, int64_t timeout_ms);
 cl_status cl_ctx_set_idempotency_key(cl_ctx *ctx, const char *key);
 /* Fails ctx with the documented conflict of a reused key: CL_IDEMPOTENCY_CONFLICT_DETAIL. */
 cl_status cl_idempotency_conflict(cl_ctx *ctx);
+/*
+ * Makes ctx act for the same caller as from: principal, own_only and user token. Use it
+ * instead of copying principal and own_only alone, which would lose the signed token and
+ * with it the user at a remote callee.
+ */
+void cl_ctx_act_for(cl_ctx *ctx, const cl_ctx *from);
 /* Milliseconds left before ctx's deadline (INT64_MAX without one, 0 once it has passed). */
 int64_t cl_ctx_remaining_ms(const cl_ctx *ctx);
 /* Sets ctx->err and returns st: the one-line way an operation fails. */

@@ -20,10 +20,12 @@
 #include "cleave/bus.h"
 #include "cleave/module.h"
 
-#define IDENTITY_OPS_VERSION  1
+#define IDENTITY_OPS_VERSION   1
 /* Longest username and client id, in bytes; longest password. */
-#define IDENTITY_NAME_MAX     64
-#define IDENTITY_PASSWORD_MAX 1024
+#define IDENTITY_NAME_MAX      64
+/* The most audiences one client may be registered with (space-separated in audience). */
+#define IDENTITY_AUDIENCES_MAX 16
+#define IDENTITY_PASSWORD_MAX  1024
 
 /* role: "customer", "staff" or "admin". */
 #define IDENTITY_USER(X, T)                                                                        \
@@ -42,9 +44,12 @@ CL_TYPE_DECLARE(identity_user_request, IDENTITY_USER_REQUEST)
 
 /*
  * A new OAuth client. grants: any of "password", "client_credentials", "refresh_token";
- * audience: the aud of its access tokens. client_secret: absent, the module makes one (256
- * random bits); given, 32-256 printable bytes (the seeded demo client's documented one).
- * It is returned once, in identity_client; only its hash is stored.
+ * audience: the audiences its access tokens may name, space-separated (1 to
+ * IDENTITY_AUDIENCES_MAX names; a service client lists the services it calls,
+ * "cleave-payments cleave-inventory"): a token names one of them, the one the token request
+ * asks for (RFC 8707's resource indicator, here by name) or else the first. client_secret: absent,
+ * the module makes one (256 random bits); given, 32-256 printable bytes (the seeded demo client's
+ * documented one). It is returned once, in identity_client; only its hash is stored.
  */
 #define IDENTITY_CLIENT_REQUEST(X, T)                                                              \
     X(T, STR, client_id, _)                                                                        \
@@ -63,7 +68,9 @@ CL_TYPE_DECLARE(identity_client, IDENTITY_CLIENT)
 /*
  * A token request as RFC 6749 section 4 sends it, the client authenticated either way
  * (HTTP Basic or client_secret_post, the REST side decodes both into client_id and
- * client_secret). remote_addr is the caller's address, for the rate limit.
+ * client_secret). remote_addr is the caller's address, for the rate limit. audience, when
+ * present, is the one of the client's audiences the token is for ("invalid_target" when
+ * the client has no such audience, as RFC 8707 section 2 answers an unknown resource).
  */
 #define IDENTITY_TOKEN_REQUEST(X, T)                                                               \
     X(T, STR, grant_type, _)                                                                       \
@@ -73,7 +80,8 @@ CL_TYPE_DECLARE(identity_client, IDENTITY_CLIENT)
     X(T, STR, password, _)                                                                         \
     X(T, STR, refresh_token, _)                                                                    \
     X(T, STR, scope, _)                                                                            \
-    X(T, STR, remote_addr, _)
+    X(T, STR, remote_addr, _)                                                                      \
+    X(T, STR, audience, _)
 CL_TYPE_DECLARE(identity_token_request, IDENTITY_TOKEN_REQUEST)
 
 /* RFC 6749 section 5.1; refresh_token only for the password and refresh_token grants. */
@@ -145,11 +153,11 @@ CL_TYPE_DECLARE(identity_key_rotation, IDENTITY_KEY_ROTATION)
 #define IDENTITY_OPERATIONS(X, M)                                                                  \
     X(M, add_user, identity_user_request, identity_user, CL_OP_WRITE)                              \
     X(M, add_client, identity_client_request, identity_client, CL_OP_WRITE)                        \
-    X(M, issue_token, identity_token_request, identity_token, CL_OP_WRITE)                         \
+    X(M, issue_token, identity_token_request, identity_token, CL_OP_WRITE | CL_OP_PUBLIC)          \
     X(M, revoke, identity_revoke_request, cl_empty, CL_OP_WRITE)                                   \
     X(M, get_userinfo, identity_userinfo_request, identity_userinfo, CL_OP_READ)                   \
-    X(M, get_jwks, cl_empty, identity_jwks, CL_OP_READ)                                            \
-    X(M, get_configuration, cl_empty, identity_configuration, CL_OP_READ)                          \
+    X(M, get_jwks, cl_empty, identity_jwks, CL_OP_READ | CL_OP_PUBLIC)                             \
+    X(M, get_configuration, cl_empty, identity_configuration, CL_OP_READ | CL_OP_PUBLIC)           \
     X(M, rotate_keys, cl_empty, identity_key_rotation, CL_OP_WRITE)
 CL_OPS_DECLARE(identity, IDENTITY_OPERATIONS)
 
