@@ -31,6 +31,7 @@
 #include "cleave/config.h"
 #include "cleave/db.h"
 #include "cleave/http.h"
+#include "cleave/metrics.h"
 #include "cleave/schema.h"
 #include "cleave/status.h"
 
@@ -101,7 +102,10 @@ typedef struct cl_op {
 #define CL__LOCAL_SLOT_FN(M, name, Req, Resp, flags)                                               \
     static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)         \
     {                                                                                              \
-        return M##_local_##name((struct M##_self *)self, ctx, req, resp);                          \
+        int64_t start_ns = cl_metrics_now_ns();                                                    \
+        cl_status st = M##_local_##name((struct M##_self *)self, ctx, req, resp);                  \
+        cl_metrics_operation(#M, #name, "local", st, start_ns);                                    \
+        return st;                                                                                 \
     }
 #define CL__LOCAL_SLOT(M, name, Req, Resp, flags) .name = M##__slot_##name,
 
@@ -239,9 +243,9 @@ typedef struct cl_module_api {
     size_t nsettings;
     /*
      * Only for the module that issues the access tokens a gateway checks (the OpenID
-     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its tokens name,
-     * asked through m, local or remote (both malloc'd, the caller frees). A gateway whose
-     * deployment has no such module accepts no token.
+     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its
+     * tokens name, asked through m, local or remote (both malloc'd, the caller frees). A gateway
+     * whose deployment has no such module accepts no token.
      */
     cl_status (*token_keys)(const cl_handle *m, cl_ctx *ctx, char **jwks, char **issuer);
 } cl_module_api;
