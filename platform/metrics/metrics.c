@@ -85,7 +85,9 @@ static void atomic_double_add(_Atomic uint64_t *word, double v)
 
 void cl_metric_add(cl_series *s, double v)
 {
-    if (s == NULL || s->family->kind == CL_METRIC_HISTOGRAM || !(v >= 0)) {
+    /* A counter only grows: a negative or NaN addition is a bug at the site, not a value. */
+    if (s == NULL || s->family->kind == CL_METRIC_HISTOGRAM ||
+        (s->family->kind == CL_METRIC_COUNTER && !(v >= 0))) {
         return;
     }
     atomic_double_add(&s->value, v);
@@ -747,4 +749,12 @@ void cl_metrics_saga_step(const char *saga, const char *step, const char *outcom
 void cl_metrics_saga_done(const char *saga, const char *outcome)
 {
     cl_metric_add(cl_metric_series(&saga_done, (const char *[]){saga, outcome}), 1);
+}
+
+static cl_metric saga_running = CL_METRIC_GAUGE(
+    "cleave_sagas_running", "Saga instances being run by this process, by saga.", "saga");
+
+void cl_metrics_saga_running(const char *saga, int delta)
+{
+    cl_metric_add(cl_metric_series(&saga_running, (const char *[]){saga}), (double)delta);
 }

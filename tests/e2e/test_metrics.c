@@ -4,7 +4,8 @@
  * Every scrape passes `promtool check metrics`; requests sent are counted exactly under
  * their route pattern (never the raw path); the catalog's operations show up with the
  * binding they went through, "remote" on a gateway without the catalog and "local" in
- * the process that runs it.
+ * the process that runs it. A checkout the saga rejects (an unknown account) shows up in
+ * the saga's outcomes and steps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +17,9 @@
 
 #include <cmocka.h>
 
+#include "cleave/util.h"
 #include "client.h"
+#include "shop.h"
 #include "topology.h"
 
 #define REQUESTS 7
@@ -179,10 +182,66 @@ out:
     free(after);
 }
 
+#define SAGAS_REJECTED "cleave_sagas_total{saga=\"checkout\",outcome=\"rejected\"}"
+#define SAGA_STEP(step, outcome)                                                                   \
+    "cleave_saga_steps_total{saga=\"checkout\",step=\"" step "\",outcome=\"" outcome "\"}"
+
+static void test_metrics_count_saga_outcomes_and_steps(void **state)
+{
+    json_t *products = test_call(topo.base_url, "GET", "/api/v1/products?limit=1", NULL, 200);
+    const char *sku = json_string_value(
+        json_object_get(json_array_get(json_object_get(products, "items"), 0), "sku"));
+    char body[256];
+    json_t *order;
+    char *before;
+    char *after = NULL;
+    int64_t until = cl_now_ms() + 20000;
+
+    (void)state;
+    assert_non_null(sku);
+    before = scrape(topo.base_url);
+    /* No such account: the payment is refused, and the saga compensates and rejects. */
+    snprintf(body, sizeof(body),
+             "{\"account_id\":\"acc-metrics-nobody\",\"lines\":[{\"sku\":\"%s\",\"quantity\":1}]}",
+             sku);
+    order = test_call(topo.base_url, "POST", "/api/v1/orders", body, 202);
+    assert_non_null(order);
+    json_decref(order);
+    json_decref(products);
+    for (;;) {
+        after = scrape(topo.base_url);
+        /* The saga stops running just after its end is counted: wait for both. */
+        if ((sum(after, SAGAS_REJECTED, NULL) > sum(before, SAGAS_REJECTED, NULL) &&
+             sum(after, "cleave_sagas_running{saga=\"checkout\"}", NULL) == 0) ||
+            cl_now_ms() > until) {
+            break;
+        }
+        free(after);
+        test_poll_pause();
+    }
+    assert_true(sum(after, SAGAS_REJECTED, NULL) == sum(before, SAGAS_REJECTED, NULL) + 1);
+    assert_true(sum(after, SAGA_STEP("reserve", "ok"), NULL) ==
+                sum(before, SAGA_STEP("reserve", "ok"), NULL) + 1);
+    assert_true(sum(after, SAGA_STEP("authorize", "failed"), NULL) ==
+                sum(before, SAGA_STEP("authorize", "failed"), NULL) + 1);
+    assert_true(sum(after, SAGA_STEP("reject", "ok"), NULL) ==
+                sum(before, SAGA_STEP("reject", "ok"), NULL) + 1);
+    assert_true(
+        sum(after, "cleave_saga_step_duration_seconds_count{saga=\"checkout\",step=\"reserve\"}",
+            NULL) ==
+        sum(before, "cleave_saga_step_duration_seconds_count{saga=\"checkout\",step=\"reserve\"}",
+            NULL) +
+            1);
+    assert_true(sum(after, "cleave_sagas_running{saga=\"checkout\"}", NULL) == 0);
+    free(before);
+    free(after);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_count_requests_by_route_and_calls_by_binding),
+        cmocka_unit_test(test_metrics_count_saga_outcomes_and_steps),
     };
 
     if (argc > 1) {

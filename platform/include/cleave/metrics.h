@@ -86,7 +86,7 @@ typedef struct cl_series cl_series;
  */
 cl_series *cl_metric_series(cl_metric *m, const char *const *values);
 
-/* Adds v (>= 0) to a counter or a gauge. Lock-free. */
+/* Adds v to a gauge, or v >= 0 to a counter (a negative one is ignored). Lock-free. */
 void cl_metric_add(cl_series *s, double v);
 /*
  * Sets a gauge, or a counter that mirrors a cumulative figure kept elsewhere (a pool's
@@ -157,5 +157,7 @@ void cl_metrics_remote_outcome(const char *target, const char *outcome);
  */
 void cl_metrics_saga_step(const char *saga, const char *step, const char *outcome, double seconds);
 void cl_metrics_saga_done(const char *saga, const char *outcome);
+/* A saga instance began (+1) or stopped (-1) running in this process: cleave_sagas_running. */
+void cl_metrics_saga_running(const char *saga, int delta);
 
 #endif /* CLEAVE_METRICS_H */
