@@ -61,15 +61,15 @@ static void collect_pool(const char *name, cl_db *db)
     cl_error err = {0};
 
     cl_db_stats_get(db, &s);
-    cl_metric_set(cl_metric_series(&pool_connections, (const char *[]){name, "idle"}), s.idle);
-    cl_metric_set(cl_metric_series(&pool_connections, (const char *[]){name, "in_use"}), s.in_use);
-    cl_metric_set(cl_metric_series(&pool_max, (const char *[]){name}), s.max);
-    cl_metric_set(cl_metric_series(&pool_waits, (const char *[]){name}), (double)s.waits);
-    cl_metric_set(cl_metric_series(&pool_timeouts, (const char *[]){name}), (double)s.timeouts);
+    cl_metric_set(CL_METRIC_SERIES(&pool_connections, name, "idle"), s.idle);
+    cl_metric_set(CL_METRIC_SERIES(&pool_connections, name, "in_use"), s.in_use);
+    cl_metric_set(CL_METRIC_SERIES(&pool_max, name), s.max);
+    cl_metric_set(CL_METRIC_SERIES(&pool_waits, name), (double)s.waits);
+    cl_metric_set(CL_METRIC_SERIES(&pool_timeouts, name), (double)s.timeouts);
     /* A database the bus tables are not in yet (before migrate) has no figures to give. */
     if (cl_bus_db_counts(db, &backlog, &dead, &err) == CL_OK) {
-        cl_metric_set(cl_metric_series(&outbox_backlog, (const char *[]){name}), (double)backlog);
-        cl_metric_set(cl_metric_series(&dead_letters, (const char *[]){name}), (double)dead);
+        cl_metric_set(CL_METRIC_SERIES(&outbox_backlog, name), (double)backlog);
+        cl_metric_set(CL_METRIC_SERIES(&dead_letters, name), (double)dead);
     }
 }
 
@@ -81,15 +81,12 @@ static void collect_circuit(const char *name, cl_rpc_client *remote)
 
     cl_rpc_client_circuit(remote, &c);
     for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
-        cl_metric_set(cl_metric_series(&circuit_state,
-                                       (const char *[]){name, cl_circuit_state_name(states[i])}),
+        cl_metric_set(CL_METRIC_SERIES(&circuit_state, name, cl_circuit_state_name(states[i])),
                       c.breaker.state == states[i] ? 1 : 0);
     }
-    cl_metric_set(cl_metric_series(&circuit_opened, (const char *[]){name}),
-                  (double)c.breaker.opened);
-    cl_metric_set(cl_metric_series(&rpc_retries, (const char *[]){name}), (double)c.retries);
-    cl_metric_set(cl_metric_series(&rpc_retries_refused, (const char *[]){name}),
-                  (double)c.retries_refused);
+    cl_metric_set(CL_METRIC_SERIES(&circuit_opened, name), (double)c.breaker.opened);
+    cl_metric_set(CL_METRIC_SERIES(&rpc_retries, name), (double)c.retries);
+    cl_metric_set(CL_METRIC_SERIES(&rpc_retries_refused, name), (double)c.retries_refused);
 }
 
 static void collect_bus(cl_bus *bus)
@@ -100,12 +97,12 @@ static void collect_bus(cl_bus *bus)
     if (cl_bus_stats_get(bus, &s, &err) != CL_OK) {
         return;
     }
-    cl_metric_set(cl_metric_series(&bus_published, NULL), (double)s.published);
-    cl_metric_set(cl_metric_series(&bus_handled, NULL), (double)s.handled);
-    cl_metric_set(cl_metric_series(&bus_retries, NULL), (double)s.retries);
-    cl_metric_set(cl_metric_series(&bus_dead_lettered, NULL), (double)s.dead_lettered);
-    cl_metric_set(cl_metric_series(&bus_lag_avg, NULL), (double)s.latency_avg_ms / 1000.0);
-    cl_metric_set(cl_metric_series(&bus_lag_max, NULL), (double)s.latency_max_ms / 1000.0);
+    cl_metric_set(cl_metric_series(&bus_published, NULL, 0), (double)s.published);
+    cl_metric_set(cl_metric_series(&bus_handled, NULL, 0), (double)s.handled);
+    cl_metric_set(cl_metric_series(&bus_retries, NULL, 0), (double)s.retries);
+    cl_metric_set(cl_metric_series(&bus_dead_lettered, NULL, 0), (double)s.dead_lettered);
+    cl_metric_set(cl_metric_series(&bus_lag_avg, NULL, 0), (double)s.latency_avg_ms / 1000.0);
+    cl_metric_set(cl_metric_series(&bus_lag_max, NULL, 0), (double)s.latency_max_ms / 1000.0);
 }
 
 static void collect_host(void *arg)

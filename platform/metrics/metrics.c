@@ -21,7 +21,7 @@
 #include "cleave/metrics.h"
 
 /* Twice the series bound, so that probes stay short when a family is full. */
-#define SLOTS (2 * CL_METRIC_MAX_SERIES)
+#define SLOTS ((size_t)2 * CL_METRIC_MAX_SERIES)
 
 struct cl_series {
     const cl_metric *family;
@@ -309,12 +309,13 @@ fail:
 }
 
 /*
- * Probes from values' home slot: the series when found; else NULL with *free_slot the
+ * Probes from values[n]'s home slot: the series when found; else NULL with *free_slot the
  * first empty slot seen (SLOTS when none).
  */
-static cl_series *probe(struct cl__metric_state *st, const char *const *values, size_t *free_slot)
+static cl_series *probe(struct cl__metric_state *st, const char *const *values, size_t n,
+                        size_t *free_slot)
 {
-    size_t at = (size_t)(hash_values(values, st->nlabels) % SLOTS);
+    size_t at = (size_t)(hash_values(values, n) % SLOTS);
 
     *free_slot = SLOTS;
     for (size_t i = 0; i < SLOTS; i++) {
@@ -325,19 +326,20 @@ static cl_series *probe(struct cl__metric_state *st, const char *const *values, 
             *free_slot = k;
             return NULL;
         }
-        if (same_values(s, values, st->nlabels)) {
+        if (same_values(s, values, n)) {
             return s;
         }
     }
     return NULL;
 }
 
-cl_series *cl_metric_series(cl_metric *m, const char *const *values)
+cl_series *cl_metric_series(cl_metric *m, const char *const *values, size_t nvalues)
 {
     static const char *const none[1] = {NULL};
     struct cl__metric_state *st;
     cl_series *s;
     size_t slot;
+    size_t n;
 
     if (m == NULL) {
         return NULL;
@@ -346,24 +348,26 @@ cl_series *cl_metric_series(cl_metric *m, const char *const *values)
     if (st == NULL) {
         return NULL;
     }
+    /* Fixed at registration; read once, so that every use below agrees on it. */
+    n = st->nlabels;
+    if (nvalues != n || (values == NULL && n != 0)) {
+        return NULL;
+    }
     if (values == NULL) {
-        if (st->nlabels != 0) {
-            return NULL;
-        }
         values = none;
     }
-    for (size_t i = 0; i < st->nlabels; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (values[i] == NULL) {
             return NULL;
         }
     }
-    s = probe(st, values, &slot);
+    s = probe(st, values, n, &slot);
     if (s != NULL) {
         return s;
     }
     pthread_mutex_lock(&st->mu);
     /* Another thread may have added it since the lock-free probe. */
-    s = probe(st, values, &slot);
+    s = probe(st, values, n, &slot);
     if (s != NULL) {
         goto out;
     }
@@ -372,7 +376,7 @@ cl_series *cl_metric_series(cl_metric *m, const char *const *values)
         atomic_fetch_add_explicit(&series_dropped, 1, memory_order_relaxed);
         goto out;
     }
-    s = series_new(m, values, st->nlabels);
+    s = series_new(m, values, n);
     if (s == NULL) {
         goto out;
     }
@@ -457,15 +461,19 @@ static double boot_time(void)
     return btime;
 }
 
-/* Fields 14 (utime), 15 (stime), 22 (starttime), 23 (vsize) and 24 (rss) of stat(5). */
+/*
+ * Fields 14 (utime), 15 (stime), 22 (starttime), 23 (vsize) and 24 (rss) of proc(5)'s
+ * /proc/[pid]/stat, as doubles: exact for every figure a process reaches.
+ */
 static void collect_stat(void)
 {
     char buf[1024];
     FILE *f = fopen("/proc/self/stat", "re");
     size_t n;
-    const char *p;
-    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
-    long long rss = 0;
+    char *p;
+    char *save = NULL;
+    int field = 3;
+    double v[25] = {0};
     double ticks = (double)sysconf(_SC_CLK_TCK);
     double page = (double)sysconf(_SC_PAGESIZE);
 
@@ -477,17 +485,20 @@ static void collect_stat(void)
     buf[n] = '\0';
     /* The command name (field 2) may hold spaces and parentheses: start after its last ')'. */
     p = strrchr(buf, ')');
-    if (p == NULL ||
-        sscanf(p + 2,
-               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-               "%llu %llu %lld",
-               &utime, &stime, &start, &vsize, &rss) != 5) {
+    if (p == NULL) {
         return;
     }
-    cl_metric_set(cl_metric_series(&process_cpu, NULL), (double)(utime + stime) / ticks);
-    cl_metric_set(cl_metric_series(&process_vsize, NULL), (double)vsize);
-    cl_metric_set(cl_metric_series(&process_rss, NULL), (double)rss * page);
-    cl_metric_set(cl_metric_series(&process_start, NULL), boot_time() + (double)start / ticks);
+    for (char *tok = strtok_r(p + 1, " ", &save); tok != NULL && field < 25;
+         tok = strtok_r(NULL, " ", &save), field++) {
+        v[field] = strtod(tok, NULL);
+    }
+    if (field < 25) {
+        return;
+    }
+    cl_metric_set(cl_metric_series(&process_cpu, NULL, 0), (v[14] + v[15]) / ticks);
+    cl_metric_set(cl_metric_series(&process_vsize, NULL, 0), v[23]);
+    cl_metric_set(cl_metric_series(&process_rss, NULL, 0), v[24] * page);
+    cl_metric_set(cl_metric_series(&process_start, NULL, 0), boot_time() + v[22] / ticks);
 }
 
 static void collect_process(void)
@@ -506,12 +517,12 @@ static void collect_process(void)
         }
         closedir(d);
         /* Less the descriptor of the listing itself. */
-        cl_metric_set(cl_metric_series(&process_fds, NULL), (double)(fds - 1));
+        cl_metric_set(cl_metric_series(&process_fds, NULL, 0), (double)(fds - 1));
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        cl_metric_set(cl_metric_series(&process_max_fds, NULL), (double)rl.rlim_cur);
+        cl_metric_set(cl_metric_series(&process_max_fds, NULL, 0), (double)rl.rlim_cur);
     }
-    cl_metric_set(cl_metric_series(&dropped_family, NULL),
+    cl_metric_set(cl_metric_series(&dropped_family, NULL, 0),
                   (double)atomic_load_explicit(&series_dropped, memory_order_relaxed));
 }
 
@@ -663,7 +674,7 @@ static cl_metric build_info = CL_METRIC_GAUGE(
 
 void cl_metrics_build_info(const char *service, const char *version)
 {
-    cl_metric_set(cl_metric_series(&build_info, (const char *[]){service, version}), 1);
+    cl_metric_set(CL_METRIC_SERIES(&build_info, service, version), 1);
 }
 
 static cl_metric http_requests =
@@ -696,9 +707,8 @@ void cl_metrics_http(const char *route, const char *method, int status, int64_t 
     const char *r = route != NULL ? route : "unmatched";
     const char *meth = method_label(method);
 
-    cl_metric_add(cl_metric_series(&http_requests, (const char *[]){r, meth, cls}), 1);
-    cl_metric_observe(cl_metric_series(&http_duration, (const char *[]){r, meth}),
-                      cl_metrics_since(start_ns));
+    cl_metric_add(CL_METRIC_SERIES(&http_requests, r, meth, cls), 1);
+    cl_metric_observe(CL_METRIC_SERIES(&http_duration, r, meth), cl_metrics_since(start_ns));
 }
 
 static cl_metric op_calls = CL_METRIC_COUNTER(
@@ -713,10 +723,8 @@ static cl_metric op_duration =
 void cl_metrics_operation(const char *module, const char *operation, const char *binding,
                           cl_status st, int64_t start_ns)
 {
-    cl_metric_add(cl_metric_series(
-                      &op_calls, (const char *[]){module, operation, binding, cl_status_name(st)}),
-                  1);
-    cl_metric_observe(cl_metric_series(&op_duration, (const char *[]){module, operation, binding}),
+    cl_metric_add(CL_METRIC_SERIES(&op_calls, module, operation, binding, cl_status_name(st)), 1);
+    cl_metric_observe(CL_METRIC_SERIES(&op_duration, module, operation, binding),
                       cl_metrics_since(start_ns));
 }
 
@@ -726,7 +734,7 @@ static cl_metric remote_outcomes = CL_METRIC_COUNTER(
 
 void cl_metrics_remote_outcome(const char *target, const char *outcome)
 {
-    cl_metric_add(cl_metric_series(&remote_outcomes, (const char *[]){target, outcome}), 1);
+    cl_metric_add(CL_METRIC_SERIES(&remote_outcomes, target, outcome), 1);
 }
 
 static const double step_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -742,13 +750,13 @@ static cl_metric saga_done =
 
 void cl_metrics_saga_step(const char *saga, const char *step, const char *outcome, double seconds)
 {
-    cl_metric_add(cl_metric_series(&saga_steps, (const char *[]){saga, step, outcome}), 1);
-    cl_metric_observe(cl_metric_series(&saga_step_duration, (const char *[]){saga, step}), seconds);
+    cl_metric_add(CL_METRIC_SERIES(&saga_steps, saga, step, outcome), 1);
+    cl_metric_observe(CL_METRIC_SERIES(&saga_step_duration, saga, step), seconds);
 }
 
 void cl_metrics_saga_done(const char *saga, const char *outcome)
 {
-    cl_metric_add(cl_metric_series(&saga_done, (const char *[]){saga, outcome}), 1);
+    cl_metric_add(CL_METRIC_SERIES(&saga_done, saga, outcome), 1);
 }
 
 static cl_metric saga_running = CL_METRIC_GAUGE(
@@ -756,5 +764,5 @@ static cl_metric saga_running = CL_METRIC_GAUGE(
 
 void cl_metrics_saga_running(const char *saga, int delta)
 {
-    cl_metric_add(cl_metric_series(&saga_running, (const char *[]){saga}), (double)delta);
+    cl_metric_add(CL_METRIC_SERIES(&saga_running, saga), (double)delta);
 }

@@ -50,7 +50,7 @@ static void test_metrics_escape_label_values_and_help(void **state)
     char *text;
 
     (void)state;
-    cl_metric_add(cl_metric_series(&escaped, (const char *[]){"quote \" back \\ nl \n end"}), 2);
+    cl_metric_add(CL_METRIC_SERIES(&escaped, "quote \" back \\ nl \n end"), 2);
     text = render();
     assert_non_null(strstr(text, "# HELP test_escaped_total Help with a backslash \\\\ and "
                                  "a\\nnewline.\n# TYPE test_escaped_total counter\n"));
@@ -64,7 +64,7 @@ static cl_metric hist = CL_METRIC_HISTOGRAM("test_wait_seconds", "Waits.", bucke
 
 static void test_metrics_histogram_buckets_are_cumulative(void **state)
 {
-    cl_series *s = cl_metric_series(&hist, (const char *[]){"a"});
+    cl_series *s = CL_METRIC_SERIES(&hist, "a");
     char *text;
 
     (void)state;
@@ -90,7 +90,7 @@ static void test_metrics_gauge_without_labels(void **state)
     char *text;
 
     (void)state;
-    cl_metric_set(cl_metric_series(&gauge, NULL), 0.25);
+    cl_metric_set(cl_metric_series(&gauge, NULL, 0), 0.25);
     text = render();
     assert_true(sample(text, "test_level") == 0.25);
     assert_non_null(strstr(text, "\ntest_level 0.25\n"));
@@ -105,14 +105,17 @@ static cl_metric twin = CL_METRIC_GAUGE("test_level", "The same name again.", NU
 static void test_metrics_refuse_malformed_families(void **state)
 {
     (void)state;
-    assert_null(cl_metric_series(&bad_name, NULL));
-    assert_null(cl_metric_series(&bad_label, (const char *[]){"x"}));
-    assert_null(cl_metric_series(&bad_le, (const char *[]){"x"}));
+    assert_null(cl_metric_series(&bad_name, NULL, 0));
+    assert_null(CL_METRIC_SERIES(&bad_label, "x"));
+    assert_null(CL_METRIC_SERIES(&bad_le, "x"));
     /* A second family under a name already registered would render twice. */
-    assert_non_null(cl_metric_series(&gauge, NULL));
-    assert_null(cl_metric_series(&twin, NULL));
+    assert_non_null(cl_metric_series(&gauge, NULL, 0));
+    assert_null(cl_metric_series(&twin, NULL, 0));
+    /* A value count other than the family's label count is refused. */
+    assert_null(cl_metric_series(&escaped, (const char *[]){"a", "b"}, 2));
+    assert_null(cl_metric_series(&escaped, NULL, 0));
     /* A missing label value is refused, not recorded under a made-up one. */
-    assert_null(cl_metric_series(&escaped, (const char *[]){NULL}));
+    assert_null(CL_METRIC_SERIES(&escaped, NULL));
     cl_metric_add(NULL, 1); /* recording into a refused series does nothing */
 }
 
@@ -127,14 +130,14 @@ static void test_metrics_bound_the_label_combinations(void **state)
     (void)state;
     for (int i = 0; i < CL_METRIC_MAX_SERIES; i++) {
         snprintf(value, sizeof(value), "%d", i);
-        assert_non_null(cl_metric_series(&many, (const char *[]){value}));
+        assert_non_null(CL_METRIC_SERIES(&many, value));
     }
     text = render();
     dropped = sample(text, "cleave_metrics_series_dropped_total");
     free(text);
-    assert_null(cl_metric_series(&many, (const char *[]){"one too many"}));
+    assert_null(CL_METRIC_SERIES(&many, "one too many"));
     /* Existing combinations are still found. */
-    assert_non_null(cl_metric_series(&many, (const char *[]){"7"}));
+    assert_non_null(CL_METRIC_SERIES(&many, "7"));
     text = render();
     assert_true(sample(text, "cleave_metrics_series_dropped_total") == dropped + 1);
     assert_null(strstr(text, "one too many"));
@@ -143,6 +146,8 @@ static void test_metrics_bound_the_label_combinations(void **state)
 
 #define THREADS    8
 #define INCREMENTS 20000
+/* What each lane must hold at the end: half of all increments. */
+#define PER_LANE   ((double)THREADS * INCREMENTS / 2)
 
 static cl_metric racing = CL_METRIC_COUNTER("test_racing_total", "Raced.", "lane");
 static cl_metric racing_hist =
@@ -155,8 +160,8 @@ static void *race(void *arg)
     for (int i = 0; i < INCREMENTS; i++) {
         const char *lane = i % 2 == 0 ? "even" : "odd";
 
-        cl_metric_add(cl_metric_series(&racing, (const char *[]){lane}), 1);
-        cl_metric_observe(cl_metric_series(&racing_hist, (const char *[]){lane}), 0.5);
+        cl_metric_add(CL_METRIC_SERIES(&racing, lane), 1);
+        cl_metric_observe(CL_METRIC_SERIES(&racing_hist, lane), 0.5);
     }
     return NULL;
 }
@@ -176,19 +181,17 @@ static void test_metrics_concurrent_increments_add_up(void **state)
         pthread_join(t[i], NULL);
     }
     text = render();
-    assert_true(sample(text, "test_racing_total{lane=\"even\"}") == THREADS * INCREMENTS / 2);
-    assert_true(sample(text, "test_racing_total{lane=\"odd\"}") == THREADS * INCREMENTS / 2);
-    assert_true(sample(text, "test_racing_seconds_count{lane=\"odd\"}") ==
-                THREADS * INCREMENTS / 2);
-    assert_true(sample(text, "test_racing_seconds_sum{lane=\"odd\"}") ==
-                0.5 * THREADS * INCREMENTS / 2);
+    assert_true(sample(text, "test_racing_total{lane=\"even\"}") == PER_LANE);
+    assert_true(sample(text, "test_racing_total{lane=\"odd\"}") == PER_LANE);
+    assert_true(sample(text, "test_racing_seconds_count{lane=\"odd\"}") == PER_LANE);
+    assert_true(sample(text, "test_racing_seconds_sum{lane=\"odd\"}") == 0.5 * PER_LANE);
     free(text);
 }
 
 static int collected;
 static void collect(void *arg)
 {
-    cl_metric_set(cl_metric_series(&gauge, NULL), *(double *)arg);
+    cl_metric_set(cl_metric_series(&gauge, NULL, 0), *(double *)arg);
     collected++;
 }
 

@@ -6,7 +6,7 @@
  *
  *     static cl_metric widgets_made = CL_METRIC_COUNTER(
  *         "cleave_widgets_made_total", "Widgets made, by colour.", "colour");
- *     cl_metric_add(cl_metric_series(&widgets_made, (const char *[]){"red"}), 1);
+ *     cl_metric_add(CL_METRIC_SERIES(&widgets_made, "red"), 1);
  *
  * Label values must come from bounded sets (route patterns, module and operation names,
  * outcomes), never from request data such as paths or ids: a family holds at most
@@ -77,14 +77,18 @@ extern const double cl_metric_duration_buckets[14];
 typedef struct cl_series cl_series;
 
 /*
- * The series of m for values (one per label name of m, in order; none when m has no
- * labels, then values may be NULL). Registers m on its first use. NULL when m is
+ * The series of m for values[nvalues] (one per label name of m, in order; none when m
+ * has no labels, then values may be NULL). Registers m on its first use. NULL when m is
  * malformed (a name or label that Prometheus does not accept, too many buckets, a name
- * registered already as a different family), when a value is NULL or when m holds
- * CL_METRIC_MAX_SERIES combinations already; recording into NULL does nothing.
- * Thread-safe; lock-free once the combination exists.
+ * registered already as a different family), when nvalues is not m's label count, when a
+ * value is NULL or when m holds CL_METRIC_MAX_SERIES combinations already; recording into
+ * NULL does nothing. Thread-safe; lock-free once the combination exists.
  */
-cl_series *cl_metric_series(cl_metric *m, const char *const *values);
+cl_series *cl_metric_series(cl_metric *m, const char *const *values, size_t nvalues);
+/* cl_metric_series(m, {values...}, their count), for a family with labels. */
+#define CL_METRIC_SERIES(m, ...)                                                                   \
+    cl_metric_series((m), (const char *const[]){__VA_ARGS__},                                      \
+                     sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 /* Adds v to a gauge, or v >= 0 to a counter (a negative one is ignored). Lock-free. */
 void cl_metric_add(cl_series *s, double v);
