@@ -4,11 +4,12 @@
 # Node.js and npm run the docs tests' tools (tests/docs/package.json), which need Node.js
 # 20.19 or later; Debian's packages are installed only when there is no node or no npm,
 # since a Node.js installed otherwise (which ships its own npm) conflicts with them.
+# prometheus ships promtool, which checks /metrics and deploy/monitoring in the tests.
 PACKAGES := build-essential cmake pkg-config curl ca-certificates \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 gdb libargon2-dev \
-	nats-server libnats-dev wrk \
+	nats-server libnats-dev wrk prometheus \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
 BUILD      := build
@@ -55,13 +56,13 @@ test: deps
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # ThreadSanitizer over the threaded parts, in a build of its own: the HTTP server and its
-# shutdown, the connection pools (SQLite and PostgreSQL drivers), logging and migrations
-# from many threads, the bus (relays and consumers, in process and over NATS), the payments
+# shutdown, the metrics registry's concurrent recording, the connection pools (SQLite and
+# PostgreSQL drivers), logging and migrations from many threads, the bus (relays and consumers, in process and over NATS), the payments
 # store's concurrent appends, long-running operations across restarts, and the checkout
 # saga's happy path and 20 parallel checkouts, each on SQLite and PostgreSQL. Every binary
 # those tests start is built with TSan too; a report fails the test (halt_on_error).
 TSAN_BUILD := build/tsan
-TSAN_TESTS := ^(test_http_server|test_jwt|(inventory|orders)_contract_twins(_pg)?|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
+TSAN_TESTS := ^(test_http_server|test_metrics|test_jwt|(inventory|orders)_contract_twins(_pg)?|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_TSAN=ON \
 		-DCLEAVE_WERROR=ON >/dev/null

@@ -547,6 +547,9 @@ cl_status host_build_router(host *h, cl_error *err)
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     st = host_health_routes(h, h->router, err);
+    if (st == CL_OK) {
+        st = host_metrics_routes(h, h->router, err);
+    }
     if (st != CL_OK) {
         return st;
     }
@@ -586,6 +589,7 @@ cl_status host_start_bus(host *h, cl_error *err)
 
 void host_close(host *h)
 {
+    host_metrics_stop(h);
     cl_http_stop(h->server);
     h->server = NULL;
     /* Handlers run module code: the bus stops before any module does. */

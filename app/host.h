@@ -141,5 +141,11 @@ cl_status host_open_auth(host *h, cl_error *err);
 
 /* The health routes: GET /healthz and GET /readyz. */
 cl_status host_health_routes(host *h, cl_router *r, cl_error *err);
+/*
+ * GET /metrics (metrics.c), public, on every binary; registers the collector of h's
+ * pools, bus and circuits, which host_metrics_stop removes (host_close calls it).
+ */
+cl_status host_metrics_routes(host *h, cl_router *r, cl_error *err);
+void host_metrics_stop(host *h);
 
 #endif /* CLEAVE_APP_HOST_H */

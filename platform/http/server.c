@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/metrics.h"
 #include "cleave/util.h"
 #include "http_internal.h"
 
@@ -1556,6 +1557,7 @@ static int dispatch(struct mg_connection *conn, void *arg)
     cl_http_server *srv = arg;
     cl_http_req *req;
     int64_t start = cl_now_ms();
+    int64_t start_ns = cl_metrics_now_ns();
     const char *rid;
     int status;
     int draining;
@@ -1601,6 +1603,8 @@ static int dispatch(struct mg_connection *conn, void *arg)
         (req->ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding") != NULL)) {
         drain_body(req);
     }
+    cl_metrics_http(req->match.route != NULL ? req->match.route->pattern : NULL, req->method,
+                    req->status, start_ns);
 
     cl_log_with(CL_LOG_INFO, "http",
                 json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s}", "method", req->method, "path",

@@ -604,6 +604,7 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
     cl_breaker_stats bs;
     int64_t wait_ms = 0;
     bool probe = false;
+    bool refused = false;
 
     if (cl_ctx_remaining_ms(ctx) == 0) {
         return cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "deadline expired before calling %s.%s",
@@ -633,6 +634,7 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
             }
         }
         pthread_mutex_unlock(&c->mu);
+        refused = st != CL_OK;
         if (st != CL_OK && bs.state == CL_CIRCUIT_HALF_OPEN) {
             st = cl_fail(ctx, CL_UNAVAILABLE, NULL,
                          "%s service at %s: circuit open, a probe call is under way", c->module,
@@ -658,6 +660,7 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
         sleep_ms(wait_ms);
     }
 out:
+    cl_metrics_remote_outcome(c->module, refused ? "circuit_open" : cl_status_name(st));
     free(body);
     json_decref(body_json);
     return st;

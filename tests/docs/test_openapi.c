@@ -78,6 +78,9 @@ static cl_router *build_router(void)
     memset(&h, 0, sizeof(h));
     assert_non_null(r);
     assert_int_equal(host_health_routes(&h, r, &err), CL_OK);
+    assert_int_equal(host_metrics_routes(&h, r, &err), CL_OK);
+    /* Only the route is wanted here: nothing renders h's figures. */
+    host_metrics_stop(&h);
     assert_int_equal(host_operation_routes(&h, r, &err), CL_OK);
     for (int i = 0; cl_bindings[i].api != NULL; i++) {
         /* Registering routes never calls an operation: no table needed here. */

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/metrics.h"
 #include "cleave/retry.h"
 #include "cleave/util.h"
 #include "internal.h"
@@ -55,9 +56,23 @@ typedef struct saga {
     step next;
     char reason[48];
     char pay_id[ORDERS__ID_SIZE + 8];
-    char got[24];     /* status of the last successful call's resource */
-    char detail[400]; /* of the last failed call */
+    char got[24];          /* status of the last successful call's resource */
+    char detail[400];      /* of the last failed call */
+    int64_t step_start_ns; /* when run_step began the current step (metrics) */
 } saga;
+
+/* The saga's name in metrics (cleave_saga_*). */
+#define SAGA_NAME "checkout"
+
+/* A step recorded as ended: its outcome and duration, and the saga's end when next is done. */
+static void observe_step(const saga *s, step next, const char *status, const char *log_step,
+                         const char *outcome)
+{
+    cl_metrics_saga_step(SAGA_NAME, log_step, outcome, cl_metrics_since(s->step_start_ns));
+    if (next == S_DONE) {
+        cl_metrics_saga_done(SAGA_NAME, status);
+    }
+}
 
 typedef struct orders__qnode {
     struct orders__qnode *next;
@@ -197,6 +212,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         cl_db_release(conn);
         if (rc == CL_OK) {
             s->next = next;
+            observe_step(s, next, status, log_step, outcome);
             return true;
         }
         cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, log_step,
@@ -392,6 +408,7 @@ static bool run_step(saga *s)
     cl_error err = {0};
     bool ok;
 
+    s->step_start_ns = cl_metrics_now_ns();
     switch (s->next) {
     case S_RESERVE:
         if (!call(s, S_RESERVE, s->self->step_timeout_ms, call_reserve, &rc, &err)) {
@@ -526,8 +543,10 @@ static void run(struct orders_self *self, const char *id)
     }
     cl_strlcpy(s.reason, s.o.reason != NULL ? s.o.reason : "", sizeof(s.reason));
     snprintf(s.pay_id, sizeof(s.pay_id), "pay-%s", s.o.id);
+    cl_metrics_saga_running(SAGA_NAME, 1);
     while (s.next != S_DONE && run_step(&s)) {
     }
+    cl_metrics_saga_running(SAGA_NAME, -1);
     cl_schema_free(&orders_order_type, &s.o);
 }
 

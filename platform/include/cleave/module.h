@@ -31,6 +31,7 @@
 #include "cleave/config.h"
 #include "cleave/db.h"
 #include "cleave/http.h"
+#include "cleave/metrics.h"
 #include "cleave/schema.h"
 #include "cleave/status.h"
 
@@ -107,7 +108,10 @@ typedef struct cl_op {
 #define CL__LOCAL_SLOT_FN(M, name, Req, Resp, flags)                                               \
     static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)         \
     {                                                                                              \
-        return M##_local_##name((struct M##_self *)self, ctx, req, resp);                          \
+        int64_t start_ns = cl_metrics_now_ns();                                                    \
+        cl_status st = M##_local_##name((struct M##_self *)self, ctx, req, resp);                  \
+        cl_metrics_operation(#M, #name, "local", st, start_ns);                                    \
+        return st;                                                                                 \
     }
 #define CL__LOCAL_SLOT(M, name, Req, Resp, flags) .name = M##__slot_##name,
 

@@ -29,6 +29,7 @@
 #define CLEAVE_RPC_H
 
 #include "cleave/http.h"
+#include "cleave/metrics.h"
 #include "cleave/module.h"
 #include "cleave/retry.h"
 
@@ -145,8 +146,11 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
 #define CL__REMOTE_STUB(M, name, Req, Resp, flags)                                                 \
     static cl_status M##__remote_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)       \
     {                                                                                              \
-        return cl_rpc_call((cl_rpc_client *)self, &M##_op_list[M##__op_index_##name], ctx, req,    \
-                           resp);                                                                  \
+        int64_t start_ns = cl_metrics_now_ns();                                                    \
+        cl_status st = cl_rpc_call((cl_rpc_client *)self, &M##_op_list[M##__op_index_##name], ctx, \
+                                   req, resp);                                                     \
+        cl_metrics_operation(#M, #name, "remote", st, start_ns);                                   \
+        return st;                                                                                 \
     }
 #define CL__REMOTE_SLOT(M, name, Req, Resp, flags) .name = M##__remote_##name,
 
