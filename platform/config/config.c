@@ -97,6 +97,12 @@ static const cl_setting cfg_keys[] = {
      "largest retry wait ceiling"},
     {"CLEAVE_RPC_RETRY_BUDGET_PCT", CL_SETTING_INT(0, 100), "10",
      "retries at most this share of calls, per target"},
+    {"CLEAVE_RPC_STALE_MAX_ENTRIES", CL_SETTING_INT(0, 1000000), "1000",
+     "last good answers of stale-tolerant reads kept per target; 0: no stale fallback"},
+    {"CLEAVE_RPC_STALE_MAX_BYTES", CL_SETTING_INT(1024, 1073741824), "4194304",
+     "bytes of those answers kept per target"},
+    {"CLEAVE_RPC_STALE_MAX_AGE_S", CL_SETTING_INT(1, 86400), "300",
+     "oldest answer served stale while its service is unavailable (ADR 0031)"},
 };
 #define CFG_NKEYS CFG_COUNT(cfg_keys)
 

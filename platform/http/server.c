@@ -112,6 +112,23 @@ static void security_header_lines(char *buf, size_t size)
 
 /* --- responses -------------------------------------------------------------------- */
 
+/*
+ * An answer built from a stale read (ADR 0031) says so in the standard headers: Age (RFC
+ * 9111) in seconds, and Cache-Status (RFC 9211) as a hit whose freshness ran out that long
+ * ago (a negative ttl), served because the module's service was unavailable.
+ */
+static void stale_headers(struct mg_connection *conn, int64_t age_ms)
+{
+    char age[32];
+    char status[128];
+    long long s = (long long)(age_ms / 1000);
+
+    snprintf(age, sizeof(age), "%lld", s);
+    snprintf(status, sizeof(status), "cleave; hit; ttl=%lld; detail=stale-service-unavailable", -s);
+    mg_response_header_add(conn, "Age", age, -1);
+    mg_response_header_add(conn, "Cache-Status", status, -1);
+}
+
 void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len)
 {
     struct mg_connection *conn = req->conn;
@@ -140,6 +157,9 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     mg_response_header_add(conn, "X-Request-Id", req->ctx.request_id, -1);
     for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
         mg_response_header_add(conn, security_headers[i].name, security_headers[i].value, -1);
+    }
+    if (req->ctx.stale && status >= 200 && status < 300) {
+        stale_headers(conn, req->ctx.stale_age_ms);
     }
     for (size_t i = 0; i < req->nheaders; i++) {
         mg_response_header_add(conn, req->headers[i].name, req->headers[i].value, -1);

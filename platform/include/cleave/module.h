@@ -38,6 +38,12 @@
 #define CL_OP_WRITE      0u
 #define CL_OP_READ       1u /* read-only; safe to retry and to serve from a replica */
 #define CL_OP_IDEMPOTENT 2u /* safe to retry (reads are implicitly) */
+/*
+ * A read whose last good answer a remote caller may get while the module's service is
+ * unavailable, marked stale (ADR 0031): only for answers that are the same for every
+ * caller and that no decision depends on (never stock, money, orders, identity).
+ */
+#define CL_OP_STALE_OK   4u
 
 /*
  * A module as its callers hold it: an operations table (local or remote) and the instance
@@ -239,9 +245,9 @@ typedef struct cl_module_api {
     size_t nsettings;
     /*
      * Only for the module that issues the access tokens a gateway checks (the OpenID
-     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its tokens name,
-     * asked through m, local or remote (both malloc'd, the caller frees). A gateway whose
-     * deployment has no such module accepts no token.
+     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its
+     * tokens name, asked through m, local or remote (both malloc'd, the caller frees). A gateway
+     * whose deployment has no such module accepts no token.
      */
     cl_status (*token_keys)(const cl_handle *m, cl_ctx *ctx, char **jwks, char **issuer);
 } cl_module_api;

@@ -103,6 +103,13 @@ typedef struct cl_ctx {
      * the caller's. Travels as X-Cleave-Own-Only: 1.
      */
     int own_only;
+    /*
+     * Set by the remote binding when an answer of this call came from its stale fallback
+     * (ADR 0031), with the oldest such answer's age: the HTTP server then marks the
+     * response (Cache-Status, Age). Never sent across the network.
+     */
+    int stale;
+    int64_t stale_age_ms;
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
