@@ -7,6 +7,7 @@
 #include "stale.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,9 +49,7 @@ static char *make_key(const char *op, const char *req)
     char *key = malloc(olen + rlen + 2);
 
     if (key != NULL) {
-        memcpy(key, op, olen);
-        key[olen] = '\n';
-        memcpy(key + olen + 1, req, rlen + 1);
+        snprintf(key, olen + rlen + 2, "%s\n%s", op, req);
     }
     return key;
 }
@@ -125,11 +124,19 @@ cl__stale_cache *cl__stale_new(const cl__stale_options *opt)
 
 void cl__stale_free(cl__stale_cache *c)
 {
+    stale_entry *e;
+
     if (c == NULL) {
         return;
     }
-    while (c->head != NULL) {
-        drop(c, c->head);
+    e = c->head;
+    while (e != NULL) {
+        stale_entry *next = e->next;
+
+        free(e->key);
+        free(e->answer);
+        free(e);
+        e = next;
     }
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -140,6 +147,7 @@ void cl__stale_put(cl__stale_cache *c, const char *op, const char *req, const ch
 {
     stale_entry *e;
     stale_entry *old;
+    stale_entry *victim;
     char *key;
     size_t bytes;
 
@@ -168,9 +176,13 @@ void cl__stale_put(cl__stale_cache *c, const char *op, const char *req, const ch
     if (old != NULL) {
         drop(c, old);
     }
-    while (c->tail != NULL &&
+    victim = c->tail;
+    while (victim != NULL &&
            (c->count + 1 > c->opt.max_entries || c->bytes + bytes > c->opt.max_bytes)) {
-        drop(c, c->tail);
+        stale_entry *prev = victim->prev;
+
+        drop(c, victim);
+        victim = prev;
     }
     push_front(c, e);
     c->count++;

@@ -623,7 +623,7 @@ static void follow_order(const char *id)
 
 static void *load_thread(void *arg)
 {
-    int n = (int)(intptr_t)arg;
+    int n = *(const int *)arg;
     char body[256], path[96];
 
     for (int i = 0; now_ms() < load.until; i++) {
@@ -672,6 +672,7 @@ static void wait_load(const int *counter, int want, const char *what)
 static void test_kill_restart_under_load(void)
 {
     pthread_t th[LOAD_CLIENTS];
+    static int client[LOAD_CLIENTS];
     test_proc *inventory = NULL;
     int reads_before;
 
@@ -689,7 +690,8 @@ static void test_kill_restart_under_load(void)
     assert_non_null(inventory);
     load.until = now_ms() + LOAD_MS;
     for (int i = 0; i < LOAD_CLIENTS; i++) {
-        assert_int_equal(pthread_create(&th[i], NULL, load_thread, (void *)(intptr_t)i), 0);
+        client[i] = i;
+        assert_int_equal(pthread_create(&th[i], NULL, load_thread, &client[i]), 0);
     }
     wait_load(&load.placed, 2 * LOAD_CLIENTS, "checkouts before the kill");
     assert_int_equal(test_proc_stop(inventory, SIGKILL), 128 + SIGKILL);
