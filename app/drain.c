@@ -12,7 +12,9 @@
 #include "host.h"
 
 /* How long the waits of a phase last at most between two checks for a second signal. */
-#define DRAIN_SLICE_MS 50
+#define DRAIN_SLICE_MS        50
+/* The outbox phase ends when the backlog has not shrunk for this long. */
+#define DRAIN_OUTBOX_STALL_MS 1000
 
 /* The rest of the grace period, at most cap; 0 once it ran out. */
 static int64_t remaining(int64_t deadline, int64_t cap)
@@ -60,6 +62,7 @@ int host_drain(host *h, int sig)
     int again = 0;
     int idle = 0;
     int64_t backlog = 0;
+    int64_t progress;
     cl_http_activity left = {0};
     cl_error err = {0};
 
@@ -89,16 +92,29 @@ int host_drain(host *h, int sig)
     }
     log_phase("requests", phase, "listener closed; requests in flight finished");
 
-    /* What the finished requests wrote to the outboxes goes out before the relays stop. */
+    /*
+     * What the finished requests wrote to the outboxes goes out before the relays stop,
+     * while it goes out: a message whose handler keeps failing would hold the drain to the
+     * end of the grace, and the outbox is durable, so it waits for the next start.
+     */
     phase = cl_now_ms();
     backlog = outbox_backlog(h);
-    while (!again && backlog > 0 && remaining(deadline, 1) > 0) {
+    progress = cl_now_ms();
+    while (!again && backlog > 0 && remaining(deadline, 1) > 0 &&
+           cl_now_ms() - progress < DRAIN_OUTBOX_STALL_MS) {
+        int64_t before = backlog;
+
         again = cl_shutdown_wait_ms(remaining(deadline, DRAIN_SLICE_MS));
         backlog = outbox_backlog(h);
+        progress = backlog < before ? cl_now_ms() : progress;
     }
     log_phase("outbox", phase, "outbox relays flushed");
+    if (backlog > 0) {
+        cl_log_with(CL_LOG_WARN, "drain", json_pack("{s:I}", "outbox_backlog", (json_int_t)backlog),
+                    "%lld outbox messages left for the next start", (long long)backlog);
+    }
 
-    if (left.requests > 0 || left.connections > 0 || backlog > 0) {
+    if (left.requests > 0 || left.connections > 0) {
         cl_log_with(CL_LOG_WARN, "drain",
                     json_pack("{s:s,s:i,s:i,s:I,s:I}", "cut_by",
                               again ? "second signal" : "grace period", "requests", left.requests,
