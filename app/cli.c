@@ -569,6 +569,8 @@ static int cmd_serve(const char *config, int argc)
     cl_http_options opt = {0};
     int rc = EXIT_FAILURE;
     int sig;
+    int64_t drain_start = 0;
+    int64_t stop_start = 0;
 
     if (argc > 0) {
         fprintf(stderr, "cleave: serve takes no arguments (configure with CLEAVE_*)\n");
@@ -621,10 +623,19 @@ static int cmd_serve(const char *config, int argc)
                 json_pack("{s:s,s:i}", "listen", opt.listen, "port", cl_http_port(h.server)),
                 "serving on port %d", cl_http_port(h.server));
     sig = cl_shutdown_wait();
-    cl_log_info("host", "signal %d: finishing in-flight requests", sig);
-    rc = EXIT_SUCCESS;
+    drain_start = cl_now_ms();
+    rc = host_drain(&h, sig) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    stop_start = cl_now_ms();
 out:
+    /* The bus's relays and consumers, then the modules: their workers end their saga steps. */
     host_close(&h);
+    if (drain_start > 0) {
+        cl_log_with(CL_LOG_INFO, "drain",
+                    json_pack("{s:s,s:I,s:I}", "phase", "stop", "duration_ms",
+                              cl_now_ms() - stop_start, "drain_ms", cl_now_ms() - drain_start),
+                    "bus and modules stopped in %lld ms; drained in %lld ms",
+                    (long long)(cl_now_ms() - stop_start), (long long)(cl_now_ms() - drain_start));
+    }
     if (rc == EXIT_SUCCESS) {
         cl_log_info("host", "stopped");
     }

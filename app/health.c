@@ -74,6 +74,14 @@ static void readyz(cl_http_req *req, void *arg)
     bool asked;
     cl_error err = {0};
 
+    /* Draining (ADR 0032): a load balancer must stop sending before the listener closes. */
+    if (atomic_load(&h->draining)) {
+        cl_http_set_header(req, "Retry-After", "1");
+        cl_http_reply_problem(req, 503, "not-ready", "Not ready",
+                              "draining: the process is stopping", NULL);
+        return;
+    }
+
     /* ?module=M: another process asks about the one module it calls here (cl_rpc_ready). */
     asked = cl_http_query(req, "module", only, sizeof(only)) != -1;
     for (int i = 0; asked && i < h->nmodules; i++) {

@@ -293,6 +293,11 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
     opt.retry_budget_pct = (int)rpc_setting(h, name, "RETRY_BUDGET_PCT");
     /* No budget is -1 to the client, whose 0 means its default. */
     opt.retry_budget_pct = opt.retry_budget_pct == 0 ? -1 : opt.retry_budget_pct;
+    /* The stale fallback (ADR 0033); 0 entries turns it off, which is -1 to the client. */
+    opt.stale_max_entries = (int)cl_config_int(h->config, "CLEAVE_RPC_STALE_MAX_ENTRIES");
+    opt.stale_max_entries = opt.stale_max_entries == 0 ? -1 : opt.stale_max_entries;
+    opt.stale_max_bytes = cl_config_int(h->config, "CLEAVE_RPC_STALE_MAX_BYTES");
+    opt.stale_max_age_ms = cl_config_int(h->config, "CLEAVE_RPC_STALE_MAX_AGE_S") * 1000;
     /* Known to a test build only (tests/hooks): a production build refuses the key. */
     opt.fault = cl_config_get(h->config, "CLEAVE_TEST_RPC_FAULT");
     st = cl_rpc_client_new(name, url, &opt, &m->remote, err);

@@ -6,6 +6,7 @@
 #ifndef CLEAVE_APP_HOST_H
 #define CLEAVE_APP_HOST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cleave/bus.h"
@@ -70,6 +71,7 @@ typedef struct host {
     cl_handle issuer_handle;
     /* This process's client credentials for calling other processes (auth.h), or NULL. */
     struct host_creds *creds;
+    atomic_bool draining;   /* set at SIGTERM: /readyz answers 503 (host_drain) */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
@@ -118,6 +120,14 @@ cl_status host_build_router(host *h, cl_error *err);
 cl_status host_start_bus(host *h, cl_error *err);
 /* The operation resource: GET /api/v1/operations/{id} (operations.c). */
 cl_status host_operation_routes(host *h, cl_router *r, cl_error *err);
+/*
+ * Graceful drain after signal sig (drain.c, ADR 0032): /readyz answers 503, then after
+ * CLEAVE_DRAIN_DELAY_MS the listener closes, the requests in flight finish and the
+ * outboxes are flushed, within CLEAVE_DRAIN_GRACE_S of the signal. Returns 0, or 1 when a
+ * second signal or the grace period cut it short (logged with what was cut). host_close
+ * then stops the bus and the modules.
+ */
+int host_drain(host *h, int sig);
 /* Stops and destroys the instances in reverse order, closes databases, frees everything. */
 void host_close(host *h);
 

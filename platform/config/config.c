@@ -53,6 +53,10 @@ static const cl_setting cfg_keys[] = {
      "requests running at once; more are answered 503 with Retry-After"},
     {"CLEAVE_HTTP_ROUTE_MAX_INFLIGHT", CL_SETTING_INT(1, 1024), "32",
      "requests one route runs at once unless the host gives it its own bulkhead"},
+    {"CLEAVE_DRAIN_DELAY_MS", CL_SETTING_INT(0, 600000), "5000",
+     "after SIGTERM, how long /readyz answers 503 before the listener closes (ADR 0032)"},
+    {"CLEAVE_DRAIN_GRACE_S", CL_SETTING_INT(1, 3600), "25",
+     "after SIGTERM, the most time for requests, saga steps and relays to finish"},
     {"CLEAVE_MAX_BODY_BYTES", CL_SETTING_INT(1024, 67108864), "1048576", "largest request body"},
     {"CLEAVE_REQUEST_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "10000", "deadline of one request"},
     {"CLEAVE_CLIENT_ID", CL_SETTING_STRING, NULL,
@@ -98,6 +102,12 @@ static const cl_setting cfg_keys[] = {
      "largest retry wait ceiling"},
     {"CLEAVE_RPC_RETRY_BUDGET_PCT", CL_SETTING_INT(0, 100), "10",
      "retries at most this share of calls, per target"},
+    {"CLEAVE_RPC_STALE_MAX_ENTRIES", CL_SETTING_INT(0, 1000000), "1000",
+     "last good answers of stale-tolerant reads kept per target; 0: no stale fallback"},
+    {"CLEAVE_RPC_STALE_MAX_BYTES", CL_SETTING_INT(1024, 1073741824), "4194304",
+     "bytes of those answers kept per target"},
+    {"CLEAVE_RPC_STALE_MAX_AGE_S", CL_SETTING_INT(1, 86400), "300",
+     "oldest answer served stale while its service is unavailable (ADR 0033)"},
 };
 #define CFG_NKEYS CFG_COUNT(cfg_keys)
 

@@ -74,6 +74,13 @@ struct cl_http_server {
     pthread_cond_t idle;
     int inflight;
     int draining;
+    /*
+     * Graceful drain (ADR 0032), under mu: the connections workers hold (from civetweb's
+     * init_connection to its connection_close), and whether the listener was closed, after
+     * which every answer closes its connection.
+     */
+    int conns;
+    int not_accepting;
 };
 
 /* One declared query parameter as it came in: raw (still percent-encoded), borrowed. */

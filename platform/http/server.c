@@ -3,7 +3,9 @@
  * everything every request gets (request id, deadline, bounds, access log, a response
  * even when the handler forgets one).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleave/log.h"
 #include "cleave/metrics.h"
@@ -174,6 +179,23 @@ static int put_header(char *buf, size_t size, size_t *used, const char *name, co
 }
 
 /*
+ * An answer built from a stale read (ADR 0033) says so in the standard headers: Age (RFC
+ * 9111) in seconds, and Cache-Status (RFC 9211) as a hit whose freshness ran out that long
+ * ago (a negative ttl), served because the module's service was unavailable.
+ */
+static int stale_headers(char *buf, size_t size, size_t *used, int64_t age_ms)
+{
+    char age[32];
+    char status[128];
+    long long s = (long long)(age_ms / 1000);
+
+    snprintf(age, sizeof(age), "%lld", s);
+    snprintf(status, sizeof(status), "cleave; hit; ttl=%lld; detail=stale-service-unavailable", -s);
+    return put_header(buf, size, used, "Age", age) &&
+           put_header(buf, size, used, "Cache-Status", status);
+}
+
+/*
  * Each worker thread's response buffer, made on its first response and freed when the
  * thread ends: not on the stack, which civetweb makes small, nor allocated per request.
  */
@@ -252,6 +274,9 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     ok = ok && put_header(buf, size, &used, "X-Request-Id", req->ctx.request_id);
     for (size_t i = 0; ok && i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
         ok = put_header(buf, size, &used, security_headers[i].name, security_headers[i].value);
+    }
+    if (ok && req->ctx.stale && status >= 200 && status < 300) {
+        ok = stale_headers(buf, size, &used, req->ctx.stale_age_ms);
     }
     for (size_t i = 0; ok && i < req->nheaders; i++) {
         ok = put_header(buf, size, &used, req->headers[i].name, req->headers[i].value);
@@ -1476,16 +1501,36 @@ static int refuse_over_cap(cl_http_req *req)
     return 1;
 }
 
+/* A worker took a connection: a drain waits for it to close (cl_http_wait_idle). */
+static int on_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+    cl_http_server *srv = mg_get_user_data(mg_get_context(conn));
+
+    (void)conn_data;
+    if (srv != NULL) {
+        pthread_mutex_lock(&srv->mu);
+        srv->conns++;
+        pthread_mutex_unlock(&srv->mu);
+    }
+    return 0;
+}
+
 static void on_connection_close(const struct mg_connection *conn)
 {
     cl_http_server *srv = mg_get_user_data(mg_get_context(conn));
     void *data = mg_get_user_connection_data(conn);
 
-    if (srv == NULL || data == NULL || data == (void *)srv) {
+    if (srv == NULL) {
         return;
     }
     pthread_mutex_lock(&srv->mu);
-    ((cl__http_client *)data)->conns--;
+    if (data != NULL && data != (void *)srv) {
+        ((cl__http_client *)data)->conns--;
+    }
+    srv->conns--;
+    if (srv->conns == 0 && srv->inflight == 0) {
+        pthread_cond_broadcast(&srv->idle);
+    }
     pthread_mutex_unlock(&srv->mu);
 }
 
@@ -1561,9 +1606,11 @@ static int dispatch(struct mg_connection *conn, void *arg)
     const char *rid;
     int status;
     int draining;
+    int not_accepting;
 
     pthread_mutex_lock(&srv->mu);
     draining = srv->draining;
+    not_accepting = srv->not_accepting;
     srv->inflight++;
     pthread_mutex_unlock(&srv->mu);
 
@@ -1580,6 +1627,13 @@ static int dispatch(struct mg_connection *conn, void *arg)
     req->method = req->ri->request_method != NULL ? req->ri->request_method : "";
     req->path = req->ri->local_uri_raw != NULL ? req->ri->local_uri_raw : "";
     req->query = req->ri->query_string;
+    /*
+     * Draining: a request on a connection opened before the listener closed gets its
+     * answer, and that answer ends the connection, so that kept-alive clients leave.
+     */
+    if (not_accepting) {
+        cl__http_close_after(req);
+    }
     cl_ctx_init(&req->ctx, srv->request_timeout_ms);
     rid = mg_get_header(conn, "X-Request-Id");
     if (request_id_ok(rid)) {
@@ -1619,6 +1673,7 @@ out:
     pthread_mutex_lock(&srv->mu);
     srv->inflight--;
     if (srv->inflight == 0) {
+        /* cl_http_stop waits for no request, cl_http_wait_idle for no connection either. */
         pthread_cond_broadcast(&srv->idle);
     }
     pthread_mutex_unlock(&srv->mu);
@@ -1873,6 +1928,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     callbacks.log_message = log_civetweb;
     callbacks.http_error = on_http_error;
     callbacks.connection_close = on_connection_close;
+    callbacks.init_connection = on_init_connection;
     memset(&init, 0, sizeof(init));
     init.callbacks = &callbacks;
     init.user_data = srv;
@@ -1932,11 +1988,12 @@ void cl_http_stop(cl_http_server *srv)
      * while civetweb still writes their responses. The wait is bounded by the request
      * timeout so that a stuck handler cannot hold the shutdown forever.
      */
-    grace = srv->request_timeout_ms;
-    until = cl_deadline_in(grace);
     pthread_mutex_lock(&srv->mu);
+    /* After cl_http_stop_accepting the caller has waited already, within its own grace. */
+    grace = srv->not_accepting ? 0 : srv->request_timeout_ms;
+    until = cl_deadline_in(grace);
     srv->draining = 1;
-    while (srv->inflight > 0) {
+    while (srv->inflight > 0 && grace > 0) {
         if (pthread_cond_timedwait(&srv->idle, &srv->mu, &until) == ETIMEDOUT) {
             cl_log_with(CL_LOG_WARN, "http", json_pack("{s:i}", "inflight", srv->inflight),
                         "stopping with requests still in flight");
@@ -1952,6 +2009,111 @@ void cl_http_stop(cl_http_server *srv)
     free(srv->route_admitted);
     free(srv->route_limit);
     free(srv);
+}
+
+/* --- graceful drain (ADR 0032) ------------------------------------------------------ */
+
+/* The listening socket of port: a TCP socket of ours that accepts, bound to it; or -1. */
+static int find_listener(int port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int found = -1;
+
+    if (d == NULL) {
+        return -1;
+    }
+    e = readdir(d);
+    while (e != NULL && found < 0) {
+        char *end = NULL;
+        long fd = strtol(e->d_name, &end, 10);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int accepting = 0;
+        socklen_t alen = sizeof(accepting);
+
+        if (end != e->d_name && *end == '\0' && fd != dirfd(d) &&
+            getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) == 0 && accepting &&
+            getsockname((int)fd, (struct sockaddr *)&ss, &len) == 0) {
+            int p = ss.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                    : ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                               : -1;
+            found = p == port ? (int)fd : -1;
+        }
+        e = readdir(d);
+    }
+    closedir(d);
+    return found;
+}
+
+cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err)
+{
+    int fd;
+    int old;
+    int quiet;
+    cl_status st = CL_OK;
+
+    if (srv == NULL) {
+        return CL_OK;
+    }
+    pthread_mutex_lock(&srv->mu);
+    srv->not_accepting = 1;
+    pthread_mutex_unlock(&srv->mu);
+    /*
+     * civetweb 1.15 can close its listeners only in mg_stop, which also drops every write
+     * of the requests still running. So the listening socket is closed under it: the
+     * kernel stops accepting at once (connects are refused), and the descriptor number
+     * civetweb polls now holds an eventfd that never becomes readable, which mg_stop
+     * closes later like its own socket. The socket is shut down through a duplicate
+     * because a poll already in progress holds it open until it returns.
+     */
+    fd = find_listener(srv->port);
+    if (fd < 0) {
+        return cl_error_set(err, CL_INTERNAL, "listen",
+                            "cannot find the listening socket of port %d", srv->port);
+    }
+    old = dup(fd);
+    quiet = eventfd(0, EFD_CLOEXEC);
+    if (old < 0 || quiet < 0 || dup2(quiet, fd) < 0) {
+        st = cl_error_set(err, CL_INTERNAL, "listen", "cannot close the listener of port %d: %s",
+                          srv->port, strerror(errno));
+        goto out;
+    }
+    shutdown(old, SHUT_RDWR);
+out:
+    if (quiet >= 0) {
+        close(quiet);
+    }
+    if (old >= 0) {
+        close(old);
+    }
+    return st;
+}
+
+int cl_http_wait_idle(cl_http_server *srv, int64_t timeout_ms, cl_http_activity *left)
+{
+    struct timespec until = cl_deadline_in(timeout_ms > 0 ? timeout_ms : 0);
+    int idle;
+
+    if (srv == NULL) {
+        if (left != NULL) {
+            *left = (cl_http_activity){0};
+        }
+        return 1;
+    }
+    pthread_mutex_lock(&srv->mu);
+    while (srv->inflight > 0 || srv->conns > 0) {
+        if (pthread_cond_timedwait(&srv->idle, &srv->mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    idle = srv->inflight == 0 && srv->conns == 0;
+    if (left != NULL) {
+        left->requests = srv->inflight;
+        left->connections = srv->conns;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return idle;
 }
 
 /* --- shutdown signals ------------------------------------------------------------- */
@@ -1970,6 +2132,22 @@ void cl_shutdown_prepare(void)
     /* Threads inherit the mask, so only the thread in sigwait ever sees these signals. */
     shutdown_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int cl_shutdown_wait_ms(int64_t timeout_ms)
+{
+    sigset_t set;
+    struct timespec ts;
+    int sig;
+
+    shutdown_set(&set);
+    ts.tv_sec = (time_t)(timeout_ms > 0 ? timeout_ms / 1000 : 0);
+    ts.tv_nsec = (long)(timeout_ms > 0 ? timeout_ms % 1000 : 0) * 1000000L;
+    do {
+        sig = sigtimedwait(&set, NULL, &ts);
+        /* EINTR: another signal (not ours) interrupted the wait; wait again. */
+    } while (sig < 0 && errno == EINTR);
+    return sig > 0 ? sig : 0;
 }
 
 int cl_shutdown_wait(void)

@@ -15,7 +15,9 @@
 #include <curl/curl.h>
 
 #include "cleave/rpc.h"
+#include "cleave/log.h"
 #include "cleave/util.h"
+#include "stale.h"
 
 #define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE          64
@@ -52,6 +54,7 @@ struct cl_rpc_client {
     int64_t calls;
     int64_t attempts;
     int64_t faults_injected;
+    cl__stale_cache *stale; /* last good answers of CL_OP_STALE_OK operations, or NULL */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -192,6 +195,10 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     c->backoff_max_ms = opt->retry_backoff_max_ms > 0 ? opt->retry_backoff_max_ms : 1000;
     c->fault = fault;
     c->fault_arg = fault_arg;
+    c->stale = cl__stale_new(&(cl__stale_options){
+        .max_entries = opt->stale_max_entries == 0 ? 1000 : opt->stale_max_entries,
+        .max_bytes = opt->stale_max_bytes > 0 ? (size_t)opt->stale_max_bytes : 4194304,
+        .max_age_ms = opt->stale_max_age_ms > 0 ? opt->stale_max_age_ms : 300000});
     pthread_mutex_init(&c->mu, NULL);
     *out = c;
     return CL_OK;
@@ -206,6 +213,7 @@ void cl_rpc_client_free(cl_rpc_client *c)
         curl_easy_cleanup(c->idle[i]);
     }
     pthread_mutex_destroy(&c->mu);
+    cl__stale_free(c->stale);
     free(c);
 }
 
@@ -593,6 +601,52 @@ static bool may_retry(cl_rpc_client *c, const cl_op *op, const cl_ctx *ctx, cl_s
     return ok;
 }
 
+/*
+ * The stale fallback (ADR 0033), for operations declared CL_OP_STALE_OK only: a good
+ * answer is remembered for its request; a call that failed because the target did (down,
+ * hung, circuit open) gets the last good answer when one is young enough, and ctx says
+ * that it is stale and how old. Any other failure stands. Returns the call's status.
+ */
+static cl_status stale_fallback(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const char *body,
+                                void *resp, cl_status st)
+{
+    char *text = NULL;
+    json_t *j = NULL;
+    int64_t age = 0;
+    cl_error err = {0};
+
+    if ((op->flags & CL_OP_STALE_OK) == 0 || body == NULL || c->stale == NULL) {
+        return st;
+    }
+    if (st == CL_OK) {
+        j = cl_schema_to_json(op->resp, resp);
+        text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text != NULL) {
+            cl__stale_put(c->stale, op->name, body, text, cl_now_ms());
+        }
+        goto out;
+    }
+    if (!target_failed(st) || !cl__stale_get(c->stale, op->name, body, cl_now_ms(), &text, &age)) {
+        goto out;
+    }
+    j = json_loads(text, 0, NULL);
+    if (j == NULL || cl_schema_from_json(op->resp, j, CL_DECODE_LENIENT, resp, &err) != CL_OK) {
+        goto out;
+    }
+    cl_log_with(CL_LOG_WARN, "rpc",
+                json_pack("{s:s,s:s,s:I,s:s}", "module", c->module, "op", op->name, "age_ms",
+                          (json_int_t)age, "cause", ctx->err.message),
+                "%s.%s answered from its last good answer, %lld ms old: %s", c->module, op->name,
+                (long long)age, ctx->err.message);
+    ctx->stale = 1;
+    ctx->stale_age_ms = age > ctx->stale_age_ms ? age : ctx->stale_age_ms;
+    st = CL_OK;
+out:
+    json_decref(j);
+    free(text);
+    return st;
+}
+
 cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
 {
     json_t *body_json = NULL;
@@ -660,6 +714,7 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
         sleep_ms(wait_ms);
     }
 out:
+    st = stale_fallback(c, op, ctx, body, resp, st);
     cl_metrics_remote_outcome(c->module, refused ? "circuit_open" : cl_status_name(st));
     free(body);
     json_decref(body_json);

@@ -11,6 +11,10 @@
  *   crash <point>         the gateway is killed with SIGKILL at a saga step boundary
  *                         (CLEAVE_TEST_CRASH_AT), restarted, and every saga ends
  *   concurrency           20 parallel checkouts of a SKU with stock 5: exactly 5 confirm
+ *   kill_restart          (extracted only; label fault) inventory's service SIGKILLed and
+ *                         restarted under 15 s of checkouts from 4 clients, each following
+ *                         its order and reading stock: no request outlives its deadline,
+ *                         and every checkout ends
  * After each case the invariants hold: every order final; for every SKU available +
  * reserved + sold = the stock set, nothing reserved, sold = what confirmed orders bought;
  * every account's held is 0 and its deposits minus its available = what its confirmed
@@ -20,6 +24,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -534,6 +539,183 @@ static void test_parallel_checkouts_never_oversell(void)
     assert_int_equal(rejected, PARALLEL - STOCK);
 }
 
+#define LOAD_CLIENTS      4
+#define LOAD_MS           15000
+/* The gateway's CLEAVE_REQUEST_TIMEOUT_MS in this case, and the slack a loaded machine adds. */
+#define LOAD_DEADLINE_MS  2000
+#define DEADLINE_SLACK_MS 1000
+/* How long a client of the load follows its order before placing the next. */
+#define ORDER_POLL_MS     3000
+
+/* What the load's clients saw; written under load_mu, asserted by the main thread. */
+static struct {
+    pthread_mutex_t mu;
+    int64_t until;
+    int placed, refused, reads_ok, reads_failed, unexpected;
+    int64_t slowest_ms;
+    char slowest[160];
+    char what[256];
+} load = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/*
+ * One request of the load, timed: its answer's JSON into *out when out is given and it
+ * answered as hoped (new reference), else NULL there.
+ */
+static void load_request(const char *method, const char *path, const char *body, json_t **out)
+{
+    test_resp r;
+    int64_t t0 = now_ms(), took;
+    long status = 0;
+    int post = strcmp(method, "POST") == 0;
+    int ok;
+
+    memset(&r, 0, sizeof(r));
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (test_http(topo.base_url, method, path, body, body ? strlen(body) : 0, NULL, &r) == 0) {
+        status = r.status;
+    }
+    took = now_ms() - t0;
+    /* Checkouts are accepted, reads answered, or refused 503/504 while inventory is away. */
+    ok = post ? status == 202 : status == 200;
+    if (ok && out != NULL) {
+        *out = json_incref(r.json);
+    }
+    test_resp_free(&r);
+    pthread_mutex_lock(&load.mu);
+    if (took > load.slowest_ms) {
+        load.slowest_ms = took;
+        snprintf(load.slowest, sizeof(load.slowest), "%s %s: %ld", method, path, status);
+    }
+    if (ok) {
+        *(post ? &load.placed : &load.reads_ok) += 1;
+    } else if (status == 503 || status == 504) {
+        *(post ? &load.refused : &load.reads_failed) += 1;
+    } else {
+        load.unexpected++;
+        snprintf(load.what, sizeof(load.what), "%s %s answered %ld", method, path, status);
+    }
+    pthread_mutex_unlock(&load.mu);
+}
+
+/* Polls an order the load placed until it is final or ORDER_POLL_MS passed (then the
+ * invariants wait for it). */
+static void follow_order(const char *id)
+{
+    char path[128];
+    int64_t until = now_ms() + ORDER_POLL_MS;
+
+    snprintf(path, sizeof(path), "/api/v1/orders/%s", id);
+    while (now_ms() < until) {
+        json_t *o = NULL;
+        int final;
+
+        load_request("GET", path, NULL, &o);
+        final = o != NULL && test_order_is_final(str(o, "status"));
+        json_decref(o);
+        if (final) {
+            return;
+        }
+        test_poll_pause();
+    }
+}
+
+static void *load_thread(void *arg)
+{
+    int n = *(const int *)arg;
+    char body[256], path[96];
+
+    for (int i = 0; now_ms() < load.until; i++) {
+        int s = (n + i) % world.nskus;
+        json_t *placed = NULL;
+
+        snprintf(body, sizeof(body),
+                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"%s\",\"quantity\":%d}]}",
+                 world.account[(n + i) % world.naccounts], world.sku[s], 1 + i % 2);
+        load_request("POST", "/api/v1/orders", body, &placed);
+        if (placed != NULL && str(placed, "id") != NULL) {
+            follow_order(str(placed, "id"));
+        }
+        json_decref(placed);
+        snprintf(path, sizeof(path), "/api/v1/inventory/%s", world.sku[s]);
+        load_request("GET", path, NULL, NULL);
+    }
+    test_http_thread_done();
+    return NULL;
+}
+
+/* Reads a load counter under its lock. */
+static int load_count(const int *counter)
+{
+    int v;
+
+    pthread_mutex_lock(&load.mu);
+    v = *counter;
+    pthread_mutex_unlock(&load.mu);
+    return v;
+}
+
+/* Polls until *counter reaches at least want, for at most WAIT_MS. */
+static void wait_load(const int *counter, int want, const char *what)
+{
+    int64_t until = now_ms() + WAIT_MS;
+
+    while (load_count(counter) < want) {
+        if (now_ms() > until) {
+            fail_msg("%s: still %d of %d after %d ms", what, load_count(counter), want, WAIT_MS);
+        }
+        test_poll_pause();
+    }
+}
+
+static void test_kill_restart_under_load(void)
+{
+    pthread_t th[LOAD_CLIENTS];
+    static int client[LOAD_CLIENTS];
+    test_proc *inventory = NULL;
+    int reads_before;
+
+    open_account("Load A", 100000000);
+    open_account("Load B", 100000000);
+    open_account("Load Poor", 1500);
+    set_stock("SKU-000001", 40);
+    set_stock("SKU-000002", 25);
+    set_stock("SKU-000003", 10);
+    for (int i = 0; i < topo.nservices; i++) {
+        if (strcmp(topo.services[i], "cleave-inventory") == 0) {
+            inventory = &topo.procs[i];
+        }
+    }
+    assert_non_null(inventory);
+    load.until = now_ms() + LOAD_MS;
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        client[i] = i;
+        assert_int_equal(pthread_create(&th[i], NULL, load_thread, &client[i]), 0);
+    }
+    wait_load(&load.placed, 2 * LOAD_CLIENTS, "checkouts before the kill");
+    assert_int_equal(test_proc_stop(inventory, SIGKILL), 128 + SIGKILL);
+    wait_load(&load.reads_failed, LOAD_CLIENTS, "reads refused while inventory is down");
+    assert_int_equal(topology_restart_module(&topo, "inventory"), 0);
+    reads_before = load_count(&load.reads_ok);
+    wait_load(&load.reads_ok, reads_before + LOAD_CLIENTS, "reads after the restart");
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    printf("kill_restart: %d checkouts accepted, %d refused; %d reads answered, %d "
+           "refused; slowest request %lld ms (%s), deadline %d ms\n",
+           load.placed, load.refused, load.reads_ok, load.reads_failed, (long long)load.slowest_ms,
+           load.slowest, LOAD_DEADLINE_MS);
+    if (load.unexpected > 0) {
+        fail_msg("%d unexpected answers, e.g. %s", load.unexpected, load.what);
+    }
+    if (load.slowest_ms > LOAD_DEADLINE_MS + DEADLINE_SLACK_MS) {
+        fail_msg("%s took %lld ms, past its %d ms deadline", load.slowest,
+                 (long long)load.slowest_ms, LOAD_DEADLINE_MS);
+    }
+    /* The invariants (test_case) wait for every order to end confirmed or rejected. */
+}
+
 static void test_case(void **state)
 {
     (void)state;
@@ -549,6 +731,8 @@ static void test_case(void **state)
         test_crash_then_restart_ends_every_saga();
     } else if (strcmp(case_name, "concurrency") == 0) {
         test_parallel_checkouts_never_oversell();
+    } else if (strcmp(case_name, "kill_restart") == 0) {
+        test_kill_restart_under_load();
     } else {
         fail_msg("unknown case %s", case_name);
     }
@@ -567,6 +751,8 @@ static int setup(void **state)
     } else if (strcmp(case_name, "payments_unreachable") == 0) {
         env[1] = "CLEAVE_ORDERS_STEP_TIMEOUT_MS=1000";
         env[2] = "CLEAVE_ORDERS_CALL_TIMEOUT_MS=500";
+    } else if (strcmp(case_name, "kill_restart") == 0) {
+        env[1] = "CLEAVE_REQUEST_TIMEOUT_MS=2000";
     }
     return topology_start_with(&topo, topology_name, 1, env);
 }

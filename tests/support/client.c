@@ -64,6 +64,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     header_value(line, n, "Location", r->location, sizeof(r->location));
     header_value(line, n, "Allow", r->allow, sizeof(r->allow));
     header_value(line, n, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
+    header_value(line, n, "Cache-Status", r->cache_status, sizeof(r->cache_status));
+    header_value(line, n, "Age", r->age, sizeof(r->age));
     /* The blank line that ends the header block (of the final answer, after any 1xx). */
     if (n == 2 && line[0] == '\r' && line[1] == '\n') {
         r->complete = 1;

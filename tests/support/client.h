@@ -14,6 +14,8 @@ typedef struct test_resp {
     char location[256];
     char allow[128];
     char www_authenticate[256];
+    char cache_status[128]; /* an answer served stale (ADR 0033) */
+    char age[32];
     char *body; /* NUL-terminated, owned */
     size_t body_len;
     json_t *json; /* parsed body when it is JSON, else NULL; owned */

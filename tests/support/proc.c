@@ -20,10 +20,25 @@
 
 extern char **environ;
 
+/*
+ * A process a test starts waits no load balancer's delay when it drains (ADR 0032):
+ * nothing routes to it but the test, which stops it when it is done with it. A test that
+ * measures the delay sets the variable itself.
+ */
+#define NO_DRAIN_DELAY "CLEAVE_DRAIN_DELAY_MS=0"
+
+static int env_names(const char *a, const char *b)
+{
+    size_t len = strcspn(a, "=");
+
+    return strncmp(a, b, len) == 0 && (b[len] == '=' || b[len] == '\0');
+}
+
 static char **make_env(char *const env_add[])
 {
     size_t n = 0, k = 0, j = 0;
     char **env;
+    int delay_set = getenv("CLEAVE_DRAIN_DELAY_MS") != NULL;
 
     while (environ[n] != NULL) {
         n++;
@@ -31,7 +46,10 @@ static char **make_env(char *const env_add[])
     while (env_add != NULL && env_add[k] != NULL) {
         k++;
     }
-    env = calloc(n + k + 1, sizeof(*env));
+    for (size_t a = 0; a < k; a++) {
+        delay_set |= env_names(NO_DRAIN_DELAY, env_add[a]);
+    }
+    env = calloc(n + k + 2, sizeof(*env));
     if (env == NULL) {
         return NULL;
     }
@@ -50,6 +68,9 @@ static char **make_env(char *const env_add[])
     }
     for (size_t a = 0; a < k; a++) {
         env[j++] = env_add[a];
+    }
+    if (!delay_set) {
+        env[j++] = NO_DRAIN_DELAY;
     }
     return env;
 }

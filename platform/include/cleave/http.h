@@ -151,10 +151,33 @@ int cl_http_port(const cl_http_server *srv);
 /* Stops accepting, lets in-flight requests finish, frees the server. NULL is a no-op. */
 void cl_http_stop(cl_http_server *srv);
 
+/*
+ * Graceful drain (ADR 0032): closes the listening socket, so that new connections are
+ * refused at once, while the connections already open keep being served; from now on
+ * every answer closes its connection. CL_INTERNAL when the socket cannot be found or
+ * replaced. NULL is a no-op.
+ */
+cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err);
+
+/* What a server still has open: requests running, connections held by workers. */
+typedef struct cl_http_activity {
+    int requests;
+    int connections;
+} cl_http_activity;
+
+/*
+ * Waits up to timeout_ms for no request in flight and no connection open (after
+ * cl_http_stop_accepting, so that none comes). Returns 1 when idle, 0 when the time ran
+ * out; *left (may be NULL) receives what is still open either way.
+ */
+int cl_http_wait_idle(cl_http_server *srv, int64_t timeout_ms, cl_http_activity *left);
+
 /* Blocks SIGINT and SIGTERM in the calling thread (call before starting any thread). */
 void cl_shutdown_prepare(void);
 /* Waits for SIGINT or SIGTERM; returns the signal number. */
 int cl_shutdown_wait(void);
+/* Waits at most timeout_ms (0: only checks) for SIGINT or SIGTERM; the signal, or 0. */
+int cl_shutdown_wait_ms(int64_t timeout_ms);
 
 /* --- request ---------------------------------------------------------------------- */
 

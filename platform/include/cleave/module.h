@@ -45,6 +45,12 @@
  * services of a deployment could not get their first token (ADR 0030).
  */
 #define CL_OP_PUBLIC     4u
+/*
+ * A read whose last good answer a remote caller may get while the module's service is
+ * unavailable, marked stale (ADR 0033): only for answers that are the same for every
+ * caller and that no decision depends on (never stock, money, orders, identity).
+ */
+#define CL_OP_STALE_OK   8u
 
 /*
  * A module as its callers hold it: an operations table (local or remote) and the instance

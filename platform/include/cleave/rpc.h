@@ -102,6 +102,14 @@ typedef struct cl_rpc_options {
      * modules are ignored. NULL: none.
      */
     const char *fault;
+    /*
+     * The stale fallback of operations declared CL_OP_STALE_OK (ADR 0033): the last good
+     * answers kept, at most this many (0 means 1000, -1 none), this many bytes (0 means
+     * 4 MiB) and this old (0 means 300 s).
+     */
+    int stale_max_entries;
+    int64_t stale_max_bytes;
+    int64_t stale_max_age_ms;
 } cl_rpc_options;
 
 /*

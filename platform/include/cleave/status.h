@@ -118,6 +118,13 @@ typedef struct cl_ctx {
      * and own_only into a new context copies this too (cl_ctx_act_for).
      */
     char user_token[CL_CTX_USER_TOKEN_MAX + 1];
+    /*
+     * Set by the remote binding when an answer of this call came from its stale fallback
+     * (ADR 0033), with the oldest such answer's age: the HTTP server then marks the
+     * response (Cache-Status, Age). Never sent across the network.
+     */
+    int stale;
+    int64_t stale_age_ms;
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
