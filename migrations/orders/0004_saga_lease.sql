@@ -4,9 +4,13 @@
 -- since the epoch on the DATABASE's clock (never a host's), and lease_epoch the fencing
 -- version, incremented on every acquisition: every write of the saga is conditional on
 -- the owner and epoch it holds, so a stale executor's writes are refused.
+-- lease_host is the owner's host (CLEAVE_HOST_ID): one process at a time runs under a host
+-- id, so a restarted process takes back its predecessor's leases at once instead of
+-- waiting for them to lapse.
 -- Orders placed before have no lease (NULL, epoch 0): free, so the next start runs them.
 -- Portable SQL (SQLite and PostgreSQL).
 ALTER TABLE orders ADD COLUMN lease_owner TEXT;
+ALTER TABLE orders ADD COLUMN lease_host TEXT;
 ALTER TABLE orders ADD COLUMN lease_until BIGINT;
 ALTER TABLE orders ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
 

@@ -21,9 +21,10 @@
 struct orders__qnode;
 
 /* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
-#define ORDERS__ID_SIZE 32
-/* An executor's id: "exe-" and 32 hex digits, with NUL. */
-#define ORDERS__EXECUTOR_ID_SIZE 40
+#define ORDERS__ID_SIZE          32
+/* A host id (CLEAVE_HOST_ID, truncated), and an executor's: "<host id>/<32 hex digits>". */
+#define ORDERS__HOST_ID_SIZE     64
+#define ORDERS__EXECUTOR_ID_SIZE (ORDERS__HOST_ID_SIZE + 34)
 
 /*
  * The checkout saga's executor (saga.c): a queue of order ids, the workers that run them
@@ -42,8 +43,9 @@ typedef struct orders__executor {
     bool sweeping; /* the sweeper thread was started */
     /* The orders a worker of this executor runs now: one worker per order in a process. */
     char active[ORDERS__MAX_WORKERS][ORDERS__ID_SIZE];
-    /* Owner of this executor's leases, random per instance (ADR "saga-leases"). */
+    /* Owner of this executor's leases, random per instance, and its host (ADR "saga-leases"). */
     char id[ORDERS__EXECUTOR_ID_SIZE];
+    char host[ORDERS__HOST_ID_SIZE];
 } orders__executor;
 
 /*
@@ -88,12 +90,14 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const order
 /* --- leases (saga.c; ADR "saga-leases") ---------------------------------------------- */
 
 /*
- * Takes the lease of order id's saga for owner for self->lease_ms, on the database's
- * clock, when the order is in flight and its lease is free, lapsed or already owner's;
- * the epoch goes up by one. *taken says whether it was; fence->epoch is the new epoch.
+ * Takes the lease of order id's saga for owner (of host) for self->lease_ms, on the
+ * database's clock, when the order is in flight and its lease is free, lapsed or held
+ * under the same host id (this process's, or its dead predecessor's); the epoch goes up
+ * by one. *taken says whether it was; fence->epoch is the new epoch.
  */
 cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *id,
-                             const char *owner, orders__fence *fence, bool *taken);
+                             const char *host, const char *owner, orders__fence *fence,
+                             bool *taken);
 /*
  * Records, in one transaction, that the saga of order id moves to step next_step with
  * status (reason, when not NULL, is set), renews the lease, and appends the log entry
@@ -102,10 +106,9 @@ cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *
  * confirmed, when not NULL, is published as orders.order_confirmed in the transaction.
  */
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
-                              const orders__fence *fence, const char *next_step,
-                              const char *status, const char *reason, const char *log_step,
-                              const char *outcome, const char *detail,
-                              const orders_order *confirmed);
+                              const orders__fence *fence, const char *next_step, const char *status,
+                              const char *reason, const char *log_step, const char *outcome,
+                              const char *detail, const orders_order *confirmed);
 /*
  * The database's clock as milliseconds since the epoch, in SQL: lease expiry is read on
  * one clock, the database's, never on the hosts' own (ADR "saga-leases"). SQL texts

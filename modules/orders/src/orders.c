@@ -28,8 +28,8 @@ CL_LOCAL_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
  */
 #define SQL_INSERT_ORDER(now)                                                                      \
     "INSERT INTO orders (id, account_id, status, step, total_amount, currency, created_at, "       \
-    "updated_at, principal, lease_owner, lease_until, lease_epoch) "                              \
-    "VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?, ?, " now " + ?, 0)"
+    "updated_at, principal, lease_owner, lease_host, lease_until, lease_epoch) "                   \
+    "VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?, ?, ?, " now " + ?, 0)"
 static const char sql_insert_order[] = SQL_INSERT_ORDER(ORDERS__NOW_SQLITE);
 static const char sql_insert_order_pg[] = SQL_INSERT_ORDER(ORDERS__NOW_PG);
 static const char sql_insert_line[] =
@@ -418,11 +418,11 @@ static cl_status insert(struct orders_self *self, cl_ctx *ctx, cl_db_conn *conn,
     cl_status rc;
 
     /* The caller owns the order; an anonymous one makes it nobody's (NULL). */
-    rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_insert_order_pg : sql_insert_order,
-                            &st, "ssisssssi", o->id, o->account_id, o->total.amount,
-                            o->total.currency, o->created_at, o->updated_at,
+    rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_insert_order_pg : sql_insert_order, &st,
+                            "ssissssssi", o->id, o->account_id, o->total.amount, o->total.currency,
+                            o->created_at, o->updated_at,
                             ctx->principal[0] != '\0' ? ctx->principal : NULL, self->saga.id,
-                            self->lease_ms);
+                            self->saga.host, self->lease_ms);
     if (rc == CL_OK) {
         rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
@@ -727,6 +727,7 @@ static cl_status orders_create(const cl_module_env *env, void **out, cl_error *e
         free(self);
         return rc;
     }
+    cl_config_host_id(env->config, self->saga.host, sizeof(self->saga.host));
     rc = orders__saga_init(self, err);
     if (rc != CL_OK) {
         free(self);

@@ -135,9 +135,10 @@ static int64_t backoff_ms(int attempt)
 
 /* SQL texts that read the database's clock, in both dialects (internal.h). */
 #define SQL_TAKE(now)                                                                              \
-    "UPDATE orders SET lease_owner = ?, lease_epoch = lease_epoch + 1, lease_until = " now        \
-    " + ? WHERE id = ? AND status IN ('pending', 'compensating') AND (lease_owner IS NULL OR "     \
-    "lease_until IS NULL OR lease_until < " now " OR lease_owner = ?) RETURNING lease_epoch"
+    "UPDATE orders SET lease_owner = ?, lease_host = ?, lease_epoch = lease_epoch + 1, "           \
+    "lease_until = " now " + ? WHERE id = ? AND status IN ('pending', 'compensating') AND "        \
+    "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < " now " OR lease_host = ?) "     \
+    "RETURNING lease_epoch"
 #define SQL_ADVANCE(now)                                                                           \
     "UPDATE orders SET step = ?, status = ?, reason = COALESCE(?, reason), updated_at = ?, "       \
     "lease_until = " now " + ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ? "              \
@@ -146,8 +147,8 @@ static int64_t backoff_ms(int attempt)
     "UPDATE orders SET lease_until = " now " + ? WHERE id = ? AND lease_owner = ? "                \
     "AND lease_epoch = ? RETURNING lease_epoch"
 #define SQL_IN_FLIGHT(now)                                                                         \
-    "SELECT id FROM orders WHERE status IN ('pending', 'compensating') AND (lease_until IS NULL " \
-    "OR lease_until < " now ") ORDER BY seq LIMIT ?"
+    "SELECT id FROM orders WHERE status IN ('pending', 'compensating') AND (lease_until IS NULL "  \
+    "OR lease_until < " now " OR (lease_host = ? AND lease_owner <> ?)) ORDER BY seq LIMIT ?"
 
 static const char sql_take[] = SQL_TAKE(ORDERS__NOW_SQLITE);
 static const char sql_take_pg[] = SQL_TAKE(ORDERS__NOW_PG);
@@ -172,7 +173,7 @@ static cl_status fenced(cl_ctx *ctx, cl_stmt *st, const char *id)
 }
 
 cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *id,
-                             const char *owner, orders__fence *fence, bool *taken)
+                             const char *host, const char *owner, orders__fence *fence, bool *taken)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -182,8 +183,8 @@ cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *
     *taken = false;
     rc = cl_db_acquire(self->db, ctx, &conn, &ctx->err);
     if (rc == CL_OK) {
-        rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_take_pg : sql_take, &st, "siss",
-                                owner, self->lease_ms, id, owner);
+        rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_take_pg : sql_take, &st, "ssiss",
+                                owner, host, self->lease_ms, id, host);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
@@ -238,10 +239,9 @@ static cl_status publish_confirmed(struct orders_self *self, cl_ctx *ctx, cl_db_
 }
 
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
-                              const orders__fence *fence, const char *next_step,
-                              const char *status, const char *reason, const char *log_step,
-                              const char *outcome, const char *detail,
-                              const orders_order *confirmed)
+                              const orders__fence *fence, const char *next_step, const char *status,
+                              const char *reason, const char *log_step, const char *outcome,
+                              const char *detail, const orders_order *confirmed)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -659,7 +659,7 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
         cl_status rc;
 
         cl_ctx_init(&ctx, 10000);
-        rc = orders__lease_take(self, &ctx, id, self->saga.id, fence, &taken);
+        rc = orders__lease_take(self, &ctx, id, self->saga.host, self->saga.id, fence, &taken);
         if (rc == CL_OK) {
             return taken;
         }
@@ -772,9 +772,10 @@ static bool known(orders__executor *x, const char *id)
 }
 
 /*
- * Queues at most limit orders whose saga is not final and whose lease is free or lapsed
- * (their executor died): they resume where they stopped. Orders this executor knows
- * already are skipped. *queued (may be NULL) receives how many were queued.
+ * Queues at most limit orders whose saga is not final and whose lease is free, lapsed
+ * (their executor died) or this host's previous process's (dead: one process per host id):
+ * they resume where they stopped. Orders this executor knows already are skipped.
+ * *queued (may be NULL) receives how many were queued.
  */
 static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *queued,
                                  cl_error *err)
@@ -791,7 +792,7 @@ static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *q
     rc = cl_db_acquire(self->db, &ctx, &conn, &ctx.err);
     if (rc == CL_OK) {
         rc = cl_db_prepare_bind(&ctx, conn, self->postgres ? sql_in_flight_pg : sql_in_flight, &st,
-                                "i", limit);
+                                "ssi", x->host, x->id, limit);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx.err);
@@ -869,9 +870,12 @@ cl_status orders__saga_init(struct orders_self *self, cl_error *err)
 
     char hex[CL_RANDOM_HEX_SIZE];
 
-    /* Random per instance: a restarted process is another executor, with leases of its own. */
+    /*
+     * The host's id (a restarted process takes back its predecessor's leases) and a
+     * random part: each process, each instance, is another executor with leases of its own.
+     */
     cl_random_hex(hex);
-    snprintf(x->id, sizeof(x->id), "exe-%s", hex);
+    snprintf(x->id, sizeof(x->id), "%s/%s", x->host, hex);
     if (pthread_mutex_init(&x->mu, NULL) != 0) {
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
     }
