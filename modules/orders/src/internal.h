@@ -110,13 +110,12 @@ cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char 
                               const char *reason, const char *log_step, const char *outcome,
                               const char *detail, const orders_order *confirmed);
 /*
- * The database's clock as milliseconds since the epoch, in SQL: lease expiry is read on
- * one clock, the database's, never on the hosts' own (ADR "saga-leases"). SQL texts
- * must be static (the statement cache is keyed by their address): each SQL that reads
- * the clock comes in both dialects, chosen by orders_self.postgres.
+ * The database's clock (cleave/db.h): lease expiry is read on one clock, the database's,
+ * never on the hosts' own (ADR "saga-leases"). Each SQL that reads it comes in both
+ * dialects, chosen by orders_self.postgres.
  */
-#define ORDERS__NOW_SQLITE "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS BIGINT)"
-#define ORDERS__NOW_PG     "CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT)"
+#define ORDERS__NOW_SQLITE CL_DB_NOW_MS_SQLITE
+#define ORDERS__NOW_PG     CL_DB_NOW_MS_POSTGRES
 
 /* --- the saga executor (saga.c) --------------------------------------------------- */
 
