@@ -68,7 +68,8 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
     if (conn == NULL || module == NULL || kind == NULL || strlen(module) >= CL__BUS_NAME) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_operation_create: bad argument");
     }
-    text = json_dumps(input != NULL ? input : json_object(), JSON_COMPACT);
+    /* No input is an empty object, made here and freed here. */
+    text = input != NULL ? json_dumps(input, JSON_COMPACT) : cl_strdup("{}");
     if (text == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
@@ -220,6 +221,18 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     return rc;
 }
 
+/* Binds the operation and the lease it is written under from parameter at on. */
+static cl_status bind_fence(cl_stmt *st, int at, const char *id, const char *owner, int64_t epoch,
+                            cl_error *err)
+{
+    cl_status rc = cl_stmt_bind_text(st, at, id, err);
+
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, at + 1, owner, err);
+    }
+    return rc == CL_OK ? cl_stmt_bind_i64(st, at + 2, epoch, err) : rc;
+}
+
 /*
  * Records the outcome (with the kind's completion on success) in one transaction, only
  * while the lease of epoch is still this process's: CL_CONFLICT on "lease" otherwise,
@@ -260,7 +273,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             rc = cl_stmt_bind_text(st, 2, now, err);
         }
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_all(st, err, "ssi", id, mod->bus->op_owner, epoch);
+            rc = bind_fence(st, 3, id, mod->bus->op_owner, epoch, err);
         }
     } else if (rc == CL_OK) {
         rc = cl_db_prepare(conn, failed_sql, &st, err);
@@ -274,7 +287,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             rc = cl_stmt_bind_text(st, 3, now, err);
         }
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_all(st, err, "ssi", id, mod->bus->op_owner, epoch);
+            rc = bind_fence(st, 4, id, mod->bus->op_owner, epoch, err);
         }
     }
     if (rc == CL_OK) {
