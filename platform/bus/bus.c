@@ -218,6 +218,22 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
     bus->backoff_max_ms = cl_config_int(cfg, "CLEAVE_BUS_BACKOFF_MAX_MS");
     bus->poll_ms = cl_config_int(cfg, "CLEAVE_BUS_POLL_MS");
     bus->ack_wait_ms = cl_config_int(cfg, "CLEAVE_BUS_ACK_WAIT_MS");
+    bus->op_lease_ms = cl_config_int(cfg, "CLEAVE_BUS_OPERATION_LEASE_MS");
+    bus->op_renew_ms = cl_config_int(cfg, "CLEAVE_BUS_OPERATION_RENEW_MS");
+    if (bus->op_renew_ms >= bus->op_lease_ms) {
+        free(bus);
+        return cl_error_set(err, CL_INVALID, "CLEAVE_BUS_OPERATION_RENEW_MS",
+                            "CLEAVE_BUS_OPERATION_RENEW_MS must be less than "
+                            "CLEAVE_BUS_OPERATION_LEASE_MS");
+    }
+    {
+        char hex[CL_RANDOM_HEX_SIZE];
+
+        /* A process is an owner of its own; its host id lets its successor take over at once. */
+        cl_config_host_id(cfg, bus->op_host, sizeof(bus->op_host));
+        cl_random_hex(hex);
+        snprintf(bus->op_owner, sizeof(bus->op_owner), "%s/%s", bus->op_host, hex);
+    }
     if (bus->relays < 1 || bus->relays > CL__BUS_MAX_RELAYS || bus->workers < 1 ||
         bus->workers > CL__BUS_MAX_WORKERS || bus->max_attempts < 1 || bus->backoff_ms < 1 ||
         bus->backoff_max_ms < bus->backoff_ms || bus->poll_ms < 1 || bus->ack_wait_ms < 100) {
@@ -993,10 +1009,14 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
         mod->nrelays++;
     }
     if (mod->nkinds > 0) {
-        rc = cl__operation_resume(mod, err);
-        if (rc != CL_OK) {
-            return rc;
+        /*
+         * Operations left running by a dead process are claimed again by the runners once
+         * their lease lapsed, at once when it was this host id's (ADR 0034).
+         */
+        if (pthread_create(&mod->keeper, NULL, cl__operation_keeper, mod) != 0) {
+            return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the operation lease keeper");
         }
+        mod->keeping = true;
         for (int i = 0; i < bus->workers; i++) {
             if (pthread_create(&mod->runners[i], NULL, cl__operation_runner, mod) != 0) {
                 return cl_error_set(err, CL_INTERNAL, NULL, "cannot start an operation runner");
@@ -1081,6 +1101,10 @@ void cl_bus_stop(cl_bus *bus)
             pthread_join(mod->runners[r], NULL);
         }
         mod->nrunners = 0;
+        if (mod->keeping) {
+            pthread_join(mod->keeper, NULL);
+            mod->keeping = false;
+        }
     }
     if (bus->transport != NULL) {
         bus->transport->free_consumers(bus);

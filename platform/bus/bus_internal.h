@@ -13,7 +13,7 @@
 #include "cleave/bus.h"
 #include "cleave/util.h"
 
-#define CL__BUS_SCHEMA_VERSION 1
+#define CL__BUS_SCHEMA_VERSION 2
 #define CL__BUS_MAX_WORKERS    64
 #define CL__BUS_MAX_RELAYS     16
 #define CL__BUS_BATCH          64
@@ -89,6 +89,8 @@ typedef struct cl__module {
     int nrelays;
     pthread_t runners[CL__BUS_MAX_WORKERS];
     int nrunners;
+    pthread_t keeper; /* renews this process's operation leases (operation.c) */
+    bool keeping;
 
     /* NATS: one durable consumer per publishing module this module subscribes to. */
     pthread_t fetchers[CL_BUS_MAX_MODULES];
@@ -107,6 +109,11 @@ struct cl_bus {
     int64_t backoff_max_ms;
     int64_t poll_ms;
     int64_t ack_wait_ms;
+    int64_t op_lease_ms; /* CLEAVE_BUS_OPERATION_LEASE_MS */
+    int64_t op_renew_ms; /* CLEAVE_BUS_OPERATION_RENEW_MS */
+    /* Owner of this process's operation leases ("<host id>/<random>") and its host id. */
+    char op_host[64];
+    char op_owner[100];
     char crash_at[32];
     long crash_n;
     atomic_long crash_hits;
@@ -181,8 +188,11 @@ typedef struct cl__bus_transport {
 
 /* Operation runners (operation.c). */
 void *cl__operation_runner(void *arg);
-/* Marks operations left running by a previous process pending again (resume). */
-cl_status cl__operation_resume(cl__module *mod, cl_error *err);
+/*
+ * Renews, every op_renew_ms, the leases of the operations this process runs (one thread
+ * per module with operation kinds).
+ */
+void *cl__operation_keeper(void *arg);
 
 /* SQL dialect of a database: true for PostgreSQL. */
 bool cl__bus_is_postgres(cl_db *db);

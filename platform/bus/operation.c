@@ -5,9 +5,15 @@
  * pending -> running -> succeeded | failed. A runner claims the oldest pending operation
  * in a transaction (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's single writer
  * serialises the claim), runs the kind's work outside any transaction, then records the
- * outcome together with the kind's completion in one transaction. An operation found
- * running at start belonged to a process that died: it is resumed (pending again), which
- * is why work must be safe to run twice.
+ * outcome together with the kind's completion in one transaction.
+ *
+ * Several processes may share the database (ADR 0034): a claim leases the
+ * operation to this process (owner, its host id, expiry on the database's clock, and an
+ * epoch raised on every claim), a keeper thread renews the process's leases, and the
+ * final write is conditional on owner and epoch, so a stale runner's outcome is refused
+ * (its transaction, the kind's completion included, rolls back). An operation left
+ * running is claimed again once its lease lapsed, or at once by the next process of the
+ * same host id (the previous one is dead); work may thus run twice, and must be safe to.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,19 +30,32 @@ static const char insert_sql[] =
 static const char get_sql[] =
     "SELECT id, kind, status, created_at, updated_at, result, problem_status, problem_detail "
     "FROM cl_operations WHERE id = ?";
-static const char claim_sql[] = "SELECT id, kind, input FROM cl_operations "
-                                "WHERE status = 'pending' ORDER BY created_ms, id LIMIT 1";
-static const char claim_pg_sql[] = "SELECT id, kind, input FROM cl_operations "
-                                   "WHERE status = 'pending' ORDER BY created_ms, id LIMIT 1 "
-                                   "FOR UPDATE SKIP LOCKED";
-static const char running_sql[] =
-    "UPDATE cl_operations SET status = 'running', updated_at = ? WHERE id = ?";
+/* Pending, or running under a lease that lapsed or is this host id's previous process's. */
+#define CLAIM_SQL(now)                                                                             \
+    "SELECT id, kind, input FROM cl_operations WHERE status = 'pending' OR (status = 'running' "   \
+    "AND (lease_until IS NULL OR lease_until < " now                                               \
+    " OR (lease_host = ? AND lease_owner <> ?))) "                                                 \
+    "ORDER BY created_ms, id LIMIT 1"
+static const char claim_sql[] = CLAIM_SQL(CL_DB_NOW_MS_SQLITE);
+static const char claim_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES) " FOR UPDATE SKIP LOCKED";
+#define RUNNING_SQL(now)                                                                           \
+    "UPDATE cl_operations SET status = 'running', updated_at = ?, lease_owner = ?, "               \
+    "lease_host = ?, lease_epoch = lease_epoch + 1, lease_until = " now " + ? WHERE id = ? "       \
+    "RETURNING lease_epoch"
+static const char running_sql[] = RUNNING_SQL(CL_DB_NOW_MS_SQLITE);
+static const char running_pg_sql[] = RUNNING_SQL(CL_DB_NOW_MS_POSTGRES);
+/* The outcome, only while the lease is still the runner's. */
 static const char succeeded_sql[] =
-    "UPDATE cl_operations SET status = 'succeeded', result = ?, updated_at = ? WHERE id = ?";
+    "UPDATE cl_operations SET status = 'succeeded', result = ?, updated_at = ? WHERE id = ? "
+    "AND lease_owner = ? AND lease_epoch = ? RETURNING id";
 static const char failed_sql[] = "UPDATE cl_operations SET status = 'failed', problem_status = ?, "
-                                 "problem_detail = ?, updated_at = ? WHERE id = ?";
-static const char resume_sql[] =
-    "UPDATE cl_operations SET status = 'pending', updated_at = ? WHERE status = 'running'";
+                                 "problem_detail = ?, updated_at = ? WHERE id = ? "
+                                 "AND lease_owner = ? AND lease_epoch = ? RETURNING id";
+#define RENEW_SQL(now)                                                                             \
+    "UPDATE cl_operations SET lease_until = " now " + ? WHERE status = 'running' "                 \
+    "AND lease_owner = ?"
+static const char renew_sql[] = RENEW_SQL(CL_DB_NOW_MS_SQLITE);
+static const char renew_pg_sql[] = RENEW_SQL(CL_DB_NOW_MS_POSTGRES);
 
 cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *kind, json_t *input,
                               char id[CL_OPERATION_ID_MAX], cl_error *err)
@@ -49,7 +68,8 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
     if (conn == NULL || module == NULL || kind == NULL || strlen(module) >= CL__BUS_NAME) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_operation_create: bad argument");
     }
-    text = json_dumps(input != NULL ? input : json_object(), JSON_COMPACT);
+    /* No input is an empty object, made here and freed here. */
+    text = input != NULL ? json_dumps(input, JSON_COMPACT) : cl_strdup("{}");
     if (text == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
@@ -131,32 +151,15 @@ cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, 
     return rc;
 }
 
-cl_status cl__operation_resume(cl__module *mod, cl_error *err)
-{
-    cl_db_conn *conn = NULL;
-    cl_stmt *st;
-    char now[32];
-    cl_status rc;
-
-    cl_now_rfc3339(now);
-    rc = cl_db_acquire(mod->db, NULL, &conn, err);
-    if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, resume_sql, &st, err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_text(st, 1, now, err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, NULL, err);
-    }
-    cl_db_release(conn);
-    return rc;
-}
-
-/* Claims the oldest pending operation: *found false when there is none. */
+/*
+ * Claims the oldest claimable operation under a new lease (its epoch into *epoch): *found
+ * false when there is none.
+ */
 static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, size_t kindsize,
-                       json_t **input, bool *found, cl_error *err)
+                       json_t **input, int64_t *epoch, bool *found, cl_error *err)
 {
+    cl_bus *bus = mod->bus;
+    bool pg = cl__bus_is_postgres(mod->db);
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     bool row = false;
@@ -169,7 +172,10 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st, err);
+        rc = cl_db_prepare(conn, pg ? claim_pg_sql : claim_sql, &st, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_all(st, err, "ss", bus->op_host, bus->op_owner);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);
@@ -187,15 +193,20 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     }
     if (rc == CL_OK && *found) {
         cl_now_rfc3339(now);
-        rc = cl_db_prepare(conn, running_sql, &st, err);
+        rc = cl_db_prepare(conn, pg ? running_pg_sql : running_sql, &st, err);
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_text(st, 1, now, err);
+            rc = cl_stmt_bind_all(st, err, "sssis", now, bus->op_owner, bus->op_host,
+                                  bus->op_lease_ms, id);
         }
+        row = false;
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_text(st, 2, id, err);
+            rc = cl_stmt_step(st, &row, err);
         }
-        if (rc == CL_OK) {
+        if (rc == CL_OK && row) {
+            *epoch = cl_stmt_i64(st, 0);
             rc = cl_stmt_drain(st, NULL, err);
+        } else if (rc == CL_OK) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "operation %s vanished", id);
         }
     }
     if (rc == CL_OK) {
@@ -210,9 +221,27 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     return rc;
 }
 
-static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char *id, json_t *input,
-                        json_t *result, const cl_error *failure, cl_error *err)
+/* Binds the operation and the lease it is written under from parameter at on. */
+static cl_status bind_fence(cl_stmt *st, int at, const char *id, const char *owner, int64_t epoch,
+                            cl_error *err)
 {
+    cl_status rc = cl_stmt_bind_text(st, at, id, err);
+
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, at + 1, owner, err);
+    }
+    return rc == CL_OK ? cl_stmt_bind_i64(st, at + 2, epoch, err) : rc;
+}
+
+/*
+ * Records the outcome (with the kind's completion on success) in one transaction, only
+ * while the lease of epoch is still this process's: CL_CONFLICT on "lease" otherwise,
+ * and nothing is written.
+ */
+static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char *id, int64_t epoch,
+                        json_t *input, json_t *result, const cl_error *failure, cl_error *err)
+{
+    int rows = 0;
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     char now[32];
@@ -231,7 +260,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             cl_error why = *err;
             why.status = rc;
             cl_db_release(conn);
-            return finish(mod, NULL, id, input, NULL, &why, err);
+            return finish(mod, NULL, id, epoch, input, NULL, &why, err);
         }
     }
     if (rc == CL_OK && failure == NULL) {
@@ -244,7 +273,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             rc = cl_stmt_bind_text(st, 2, now, err);
         }
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_text(st, 3, id, err);
+            rc = bind_fence(st, 3, id, mod->bus->op_owner, epoch, err);
         }
     } else if (rc == CL_OK) {
         rc = cl_db_prepare(conn, failed_sql, &st, err);
@@ -258,11 +287,16 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             rc = cl_stmt_bind_text(st, 3, now, err);
         }
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_text(st, 4, id, err);
+            rc = bind_fence(st, 4, id, mod->bus->op_owner, epoch, err);
         }
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, NULL, err);
+        rc = cl_stmt_drain(st, &rows, err);
+    }
+    if (rc == CL_OK && rows == 0) {
+        rc = cl_error_set(err, CL_CONFLICT, "lease",
+                          "operation %s: its lease went to another process (epoch %lld was ours)",
+                          id, (long long)epoch);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
@@ -286,9 +320,10 @@ void *cl__operation_runner(void *arg)
         cl_error err = {0};
         cl_error werr = {0};
         bool found = false;
+        int64_t epoch = 0;
         cl_status rc;
 
-        if (claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &found, &err) != CL_OK ||
+        if (claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &epoch, &found, &err) != CL_OK ||
             !found) {
             (void)cl__bus_idle(bus, &seen, bus->poll_ms);
             continue;
@@ -305,15 +340,54 @@ void *cl__operation_runner(void *arg)
             werr.status = rc;
         }
         if (rc == CL_OK || !cl__bus_stopping(bus)) {
-            rc = finish(mod, k, id, input, result, rc == CL_OK ? NULL : &werr, &err);
+            rc = finish(mod, k, id, epoch, input, result, rc == CL_OK ? NULL : &werr, &err);
             if (rc != CL_OK) {
-                /* Left running: resumed at the next start. */
+                /* Left running: claimed again once its lease lapses (or was taken over). */
                 cl_log_error("bus", "%s: cannot record operation %s: %s", mod->name, id,
                              err.message);
             }
         }
         json_decref(result);
         json_decref(input);
+    }
+    return NULL;
+}
+
+void *cl__operation_keeper(void *arg)
+{
+    cl__module *mod = arg;
+    cl_bus *bus = mod->bus;
+    uint64_t seen = 0;
+    int64_t last = 0;
+
+    while (!cl__bus_stopping(bus)) {
+        if (cl_now_ms() - last >= bus->op_renew_ms) {
+            cl_db_conn *conn = NULL;
+            cl_stmt *st;
+            cl_error err = {0};
+            cl_status rc;
+
+            /* One statement renews every operation this process runs in the module. */
+            rc = cl_db_acquire(mod->db, NULL, &conn, &err);
+            if (rc == CL_OK) {
+                rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? renew_pg_sql : renew_sql,
+                                   &st, &err);
+            }
+            if (rc == CL_OK) {
+                rc = cl_stmt_bind_all(st, &err, "is", bus->op_lease_ms, bus->op_owner);
+            }
+            if (rc == CL_OK) {
+                rc = cl_stmt_drain(st, NULL, &err);
+            }
+            cl_db_release(conn);
+            if (rc == CL_OK) {
+                last = cl_now_ms();
+            } else {
+                cl_log_warn("bus", "%s: cannot renew the operations' leases: %s", mod->name,
+                            err.message);
+            }
+        }
+        (void)cl__bus_idle(bus, &seen, bus->op_renew_ms);
     }
     return NULL;
 }

@@ -35,6 +35,17 @@ static const char schema_record_sql[] =
     "created_at TEXT NOT NULL, updated_at TEXT NOT NULL, created_ms BIGINT NOT NULL);"             \
     "CREATE INDEX cl_operations_open ON cl_operations (status, created_ms);"
 
+/*
+ * v2: operations are leased to the process that runs them (ADR 0034): owner,
+ * its host id, expiry on the database's clock, and the fencing epoch raised on every
+ * claim, which the runner's final write is conditional on.
+ */
+static const char ddl_v2[] = "ALTER TABLE cl_operations ADD COLUMN lease_owner TEXT;"
+                             "ALTER TABLE cl_operations ADD COLUMN lease_host TEXT;"
+                             "ALTER TABLE cl_operations ADD COLUMN lease_until BIGINT;"
+                             "ALTER TABLE cl_operations ADD COLUMN lease_epoch BIGINT "
+                             "NOT NULL DEFAULT 0;";
+
 static const char ddl_v1_sqlite[] =
     "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"
     "CREATE TABLE cl_dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, " DEAD_COLUMNS
@@ -89,13 +100,18 @@ cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
     if (rc == CL_OK) {
         rc = read_version(conn, &version, err);
     }
-    if (rc == CL_OK && version < 1) {
-        rc = cl_db_exec(conn, cl__bus_is_postgres(db) ? ddl_v1_postgres : ddl_v1_sqlite, err);
+    /* Each version once, in order, in this one transaction; a shipped version never changes. */
+    for (int64_t v = version + 1; rc == CL_OK && v <= CL__BUS_SCHEMA_VERSION; v++) {
+        const char *ddl = v == 2                    ? ddl_v2
+                          : cl__bus_is_postgres(db) ? ddl_v1_postgres
+                                                    : ddl_v1_sqlite;
+
+        rc = cl_db_exec(conn, ddl, err);
         if (rc == CL_OK) {
             cl_now_rfc3339(now);
             rc = cl_db_prepare(conn, schema_record_sql, &st, err);
             if (rc == CL_OK) {
-                rc = cl_stmt_bind_i64(st, 1, 1, err);
+                rc = cl_stmt_bind_i64(st, 1, v, err);
             }
             if (rc == CL_OK) {
                 rc = cl_stmt_bind_text(st, 2, now, err);
@@ -105,8 +121,8 @@ cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
             }
         }
         if (rc != CL_OK) {
-            rc = cl_error_set(err, CL_INTERNAL, NULL, "bus schema v1 in %s: %s", cl_db_name(db),
-                              err != NULL ? err->message : "failed");
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "bus schema v%lld in %s: %s", (long long)v,
+                              cl_db_name(db), err != NULL ? err->message : "failed");
         }
     }
     if (rc == CL_OK) {

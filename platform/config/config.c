@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleave/log.h"
 #include "config_internal.h"
@@ -77,6 +78,13 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_BUS_BACKOFF_MAX_MS", CL_SETTING_INT(1, 600000), "2000", "longest retry delay"},
     {"CLEAVE_BUS_POLL_MS", CL_SETTING_INT(1, 60000), "100", "outbox poll interval when idle"},
     {"CLEAVE_BUS_ACK_WAIT_MS", CL_SETTING_INT(100, 3600000), "30000", "NATS redelivery after"},
+    {"CLEAVE_BUS_OPERATION_LEASE_MS", CL_SETTING_INT(1000, 3600000), "30000",
+     "how long a runner's lease on a running operation lasts unrenewed"},
+    {"CLEAVE_BUS_OPERATION_RENEW_MS", CL_SETTING_INT(100, 600000), "10000",
+     "how often a process renews its operations' leases; less than the lease"},
+    {"CLEAVE_HOST_ID", CL_SETTING_STRING, NULL,
+     "this host's name in saga and operation leases, one process at a time; unset: the "
+     "machine's host name"},
     {"CLEAVE_DATABASE_URL", CL_SETTING_STRING, NULL, "PostgreSQL for every module, a schema each"},
     {"CLEAVE_DATABASE_REPLICA_URL", CL_SETTING_STRING, NULL,
      "a read replica of CLEAVE_DATABASE_URL"},
@@ -837,6 +845,22 @@ int64_t cl_config_int(const cl_config *cfg, const char *key)
         return 0;
     }
     return n;
+}
+
+void cl_config_host_id(const cl_config *cfg, char *out, size_t size)
+{
+    const char *s = cl_config_get(cfg, "CLEAVE_HOST_ID");
+
+    if (size == 0) {
+        return;
+    }
+    out[0] = '\0';
+    if (s != NULL && s[0] != '\0') {
+        snprintf(out, size, "%s", s);
+    } else if (gethostname(out, size) != 0) {
+        snprintf(out, size, "localhost");
+    }
+    out[size - 1] = '\0';
 }
 
 const char *cl_config_module(const cl_config *cfg, const char *module, const char *suffix)

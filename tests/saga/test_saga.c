@@ -15,6 +15,11 @@
  *                         restarted under 15 s of checkouts from 4 clients, each following
  *                         its order and reading stock: no request outlives its deadline,
  *                         and every checkout ends
+ *   two_hosts             (PostgreSQL only) a second host on the same database, killed
+ *                         with SIGKILL (or by a crash point mid-saga) and restarted every
+ *                         few seconds while checkouts go to both: every saga ends, and the
+ *                         saga log shows each step run by one executor under one lease,
+ *                         no write of a stale lease accepted (ADR 0034)
  * After each case the invariants hold: every order final; for every SKU available +
  * reserved + sold = the stock set, nothing reserved, sold = what confirmed orders bought;
  * every account's held is 0 and its deposits minus its available = what its confirmed
@@ -539,6 +544,242 @@ static void test_parallel_checkouts_never_oversell(void)
     assert_int_equal(rejected, PARALLEL - STOCK);
 }
 
+/* --- two hosts on one database (ADR 0034) ----------------------------------- */
+
+#define TWO_HOSTS_RUN_MS   30000 /* how long host B is killed and restarted */
+#define TWO_HOSTS_CYCLE_MS 3000  /* how long each life of host B lasts at most */
+#define TWO_HOSTS_ORDERS   90    /* at most: keeps each account's history in one page */
+#define TWO_HOSTS_CLIENTS  2
+/* Short leases, so that a dead host's sagas move to the other within the run. */
+
+static struct {
+    pthread_mutex_t mu;
+    int stop;
+    int placed; /* POSTs sent */
+    int accepted;
+    char ids[TWO_HOSTS_ORDERS][64];
+    char b_url[64];
+} hosts = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static test_proc host_b;
+static char host_b_listen[64];
+
+/*
+ * Starts host B: the gateway's binary on the same database, its port fixed across lives.
+ * 0 once it serves; 1 when it reached its crash point before it served (resuming its
+ * predecessor's sagas at start), and is gone.
+ */
+static int start_host_b(const char *crash)
+{
+    char *env[TOPOLOGY_ENV_MAX + 8];
+    char bin[512], log[600], crash_env[96];
+    char *argv[] = {topo.gateway_bin, "serve", NULL};
+    int n = 0;
+
+    topology_env(&topo, 0, env);
+    while (env[n] != NULL) {
+        n++;
+    }
+    env[n++] = host_b_listen;
+    env[n++] = "CLEAVE_HOST_ID=host-b"; /* the same machine as host A, another host */
+    env[n++] = "CLEAVE_SHIPPING_CARRIER_MS=10";
+    env[n++] = "CLEAVE_ORDERS_LEASE_MS=2000";
+    env[n++] = "CLEAVE_ORDERS_LEASE_RENEW_MS=500";
+    if (crash != NULL) {
+        snprintf(crash_env, sizeof(crash_env), "CLEAVE_TEST_CRASH_AT=%s", crash);
+        env[n++] = crash_env;
+    }
+    env[n] = NULL;
+    snprintf(log, sizeof(log), "%s/host-b.log", topo.dir);
+    assert_int_equal(
+        test_proc_start(&host_b, topology_bin(topo.gateway_bin, bin, sizeof(bin)), argv, env, log),
+        0);
+    if (test_proc_wait_port(&host_b, 30000) < 0) {
+        FILE *f;
+        char tail[2048];
+        size_t got = 0;
+
+        if (test_proc_wait_exit(&host_b, 5000) == 128 + 9) {
+            return 1;
+        }
+        /* The directory goes at teardown: show the end of its log here. */
+        f = fopen(log, "rb");
+        if (f != NULL) {
+            (void)fseek(f, -(long)(sizeof(tail) - 1), SEEK_END);
+            got = fread(tail, 1, sizeof(tail) - 1, f);
+            (void)fclose(f);
+        }
+        tail[got] = '\0';
+        fail_msg("host B did not start:\n%s", tail);
+    }
+    return 0;
+}
+
+/* Places orders of one unit on host A and B in turn until told to stop or the cap. */
+static void *two_hosts_client(void *arg)
+{
+    int me = *(const int *)arg;
+    char body[256], base[64];
+    test_resp r;
+
+    for (int i = 0;; i++) {
+        const struct timespec pace = {0, 250 * 1000000L}; /* the offered load, not a wait */
+        int slot;
+
+        pthread_mutex_lock(&hosts.mu);
+        slot = hosts.stop || hosts.placed == TWO_HOSTS_ORDERS ? -1 : hosts.placed++;
+        snprintf(base, sizeof(base), "%s", (i + me) % 2 == 0 ? topo.base_url : hosts.b_url);
+        pthread_mutex_unlock(&hosts.mu);
+        if (slot < 0) {
+            break;
+        }
+        snprintf(body, sizeof(body),
+                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"%s\",\"quantity\":1}]}",
+                 world.account[slot % 3], world.sku[slot % 2]);
+        /* A host killed meanwhile may have placed the order or not: the list is the truth. */
+        if (test_http(base, "POST", "/api/v1/orders", body, strlen(body), NULL, &r) == 0) {
+            if (r.status == 202) {
+                pthread_mutex_lock(&hosts.mu);
+                snprintf(hosts.ids[hosts.accepted++], sizeof(hosts.ids[0]), "%s", str(r.json, "id"));
+                pthread_mutex_unlock(&hosts.mu);
+            }
+            test_resp_free(&r);
+        }
+        nanosleep(&pace, NULL);
+    }
+    test_http_thread_done();
+    return NULL;
+}
+
+/* The first column of the first row of sql on the topology's database, as a number. */
+static long long pg_number(const char *sql)
+{
+    char out[64];
+
+    if (pgtest_query(topo.db.admin_url, sql, out, sizeof(out)) != 0) {
+        fail_msg("query failed: %s", sql);
+    }
+    return strtoll(out, NULL, 10);
+}
+
+static void test_two_hosts_one_executor_per_saga(void)
+{
+    /* Host B dies by itself at these points (lease held, step half done) or by SIGKILL. */
+    static const char *const crashes[] = {
+        "orders.after-reserve:2", "orders.after-authorize:2", "orders.after-commit:2",
+        "orders.after-capture:2", "orders.before-confirm:2",  NULL,
+    };
+    static const int client_no[TWO_HOSTS_CLIENTS] = {0, 1};
+    pthread_t th[TWO_HOSTS_CLIENTS];
+    json_t *orders, *o;
+    int64_t until;
+    size_t i;
+    int lives = 0, crashed = 0;
+    long long stale, shared, twice, taken_over;
+
+    if (topo.db.admin_url[0] == '\0') {
+        fail_msg("two_hosts needs PostgreSQL (CL_TEST_DB=postgres): hosts share one database");
+    }
+    open_account("Rich", 100000000);
+    open_account("Wealthy", 100000000);
+    open_account("Poor", 1);
+    set_stock("SKU-000011", 40);
+    set_stock("SKU-000012", 40);
+    snprintf(host_b_listen, sizeof(host_b_listen), "CLEAVE_LISTEN=127.0.0.1:%d", test_free_port());
+    snprintf(hosts.b_url, sizeof(hosts.b_url), "http://%s", host_b_listen + strlen("CLEAVE_LISTEN="));
+    test_http_set_bearer_for(hosts.b_url, topo.token);
+    assert_int_equal(start_host_b(NULL), 0);
+    for (int c = 0; c < TWO_HOSTS_CLIENTS; c++) {
+        assert_int_equal(pthread_create(&th[c], NULL, two_hosts_client, (void *)&client_no[c]), 0);
+    }
+    until = now_ms() + TWO_HOSTS_RUN_MS;
+    while (now_ms() < until) {
+        int status = 128 + 9, at_point = 1;
+
+        /* One life of host B: it ends by its crash point, or by SIGKILL at the cycle's end. */
+        if (host_b.pid != 0) {
+            status = test_proc_wait_exit(&host_b, TWO_HOSTS_CYCLE_MS);
+            if (status < 0) {
+                status = test_proc_stop(&host_b, SIGKILL);
+                at_point = 0;
+            } else {
+                crashed++;
+            }
+        } else {
+            crashed++; /* at its crash point while it started */
+        }
+        assert_int_equal(status, 128 + 9);
+        lives++;
+        /*
+         * Killed at a crash point, host B left a saga half-way: it stays down until host
+         * A took over every saga it left (their leases must lapse first). Killed by
+         * SIGKILL it comes straight back and takes its sagas back itself (a restarted
+         * host id is known dead).
+         */
+        if (at_point) {
+            int64_t deadline = now_ms() + WAIT_MS;
+
+            while (pg_number("SELECT count(*) FROM orders.orders WHERE status IN "
+                             "('pending', 'compensating') AND lease_host = 'host-b'") > 0) {
+                if (now_ms() > deadline) {
+                    fail_msg("host A did not take over host B's sagas in %d ms", WAIT_MS);
+                }
+                test_poll_pause();
+            }
+        }
+        (void)start_host_b(crashes[lives % (int)(sizeof(crashes) / sizeof(crashes[0]))]);
+    }
+    pthread_mutex_lock(&hosts.mu);
+    hosts.stop = 1;
+    pthread_mutex_unlock(&hosts.mu);
+    for (int c = 0; c < TWO_HOSTS_CLIENTS; c++) {
+        pthread_join(th[c], NULL);
+    }
+    print_message("host B: %d lives, %d ended at a crash point; %d orders accepted of %d placed\n",
+                  lives, crashed, hosts.accepted, hosts.placed);
+    assert_true(lives >= 5);
+    assert_true(hosts.accepted > 0);
+
+    /* Every accepted order ends, whichever host took it and whichever finished it. */
+    orders = wait_all_final();
+    for (int k = 0; k < hosts.accepted; k++) {
+        int found = 0;
+
+        json_array_foreach (orders, i, o) {
+            found += strcmp(str(o, "id"), hosts.ids[k]) == 0;
+        }
+        assert_int_equal(found, 1);
+    }
+    json_decref(orders);
+
+    /*
+     * The log, written only under a lease: an entry never carries an epoch older than one
+     * before it in the same order (no stale executor's write was accepted), one epoch is
+     * one executor's, and no step was recorded twice (two executors running it at once).
+     */
+    stale = pg_number("SELECT count(*) FROM (SELECT epoch, max(epoch) OVER (PARTITION BY order_id "
+                      "ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before "
+                      "FROM orders.saga_log) x WHERE epoch < before");
+    shared = pg_number("SELECT count(*) FROM (SELECT order_id, epoch FROM orders.saga_log "
+                       "WHERE epoch > 0 GROUP BY order_id, epoch "
+                       "HAVING count(DISTINCT executor) > 1) x");
+    twice = pg_number("SELECT count(*) FROM (SELECT order_id, step FROM orders.saga_log "
+                      "WHERE outcome <> 'retrying' GROUP BY order_id, step "
+                      "HAVING count(*) > 1) x");
+    /* Sagas that host B placed or started and host A finished, or the other way round. */
+    taken_over = pg_number("SELECT count(*) FROM (SELECT order_id FROM orders.saga_log "
+                           "WHERE executor IS NOT NULL GROUP BY order_id HAVING "
+                           "count(DISTINCT executor LIKE 'host-b/%') > 1) x");
+    print_message("saga log: %lld stale writes, %lld shared epochs, %lld steps recorded twice, "
+                  "%lld sagas run by both hosts\n",
+                  stale, shared, twice, taken_over);
+    assert_int_equal(stale, 0);
+    assert_int_equal(shared, 0);
+    assert_int_equal(twice, 0);
+    /* The run did what it is for: sagas left by a dead host were taken over. */
+    assert_true(taken_over > 0);
+}
+
 #define LOAD_CLIENTS      4
 #define LOAD_MS           15000
 /* The gateway's CLEAVE_REQUEST_TIMEOUT_MS in this case, and the slack a loaded machine adds. */
@@ -731,6 +972,8 @@ static void test_case(void **state)
         test_crash_then_restart_ends_every_saga();
     } else if (strcmp(case_name, "concurrency") == 0) {
         test_parallel_checkouts_never_oversell();
+    } else if (strcmp(case_name, "two_hosts") == 0) {
+        test_two_hosts_one_executor_per_saga();
     } else if (strcmp(case_name, "kill_restart") == 0) {
         test_kill_restart_under_load();
     } else {
@@ -753,6 +996,9 @@ static int setup(void **state)
         env[2] = "CLEAVE_ORDERS_CALL_TIMEOUT_MS=500";
     } else if (strcmp(case_name, "kill_restart") == 0) {
         env[1] = "CLEAVE_REQUEST_TIMEOUT_MS=2000";
+    } else if (strcmp(case_name, "two_hosts") == 0) {
+        env[1] = "CLEAVE_ORDERS_LEASE_MS=2000";
+        env[2] = "CLEAVE_ORDERS_LEASE_RENEW_MS=500";
     }
     return topology_start_with(&topo, topology_name, 1, env);
 }
@@ -760,6 +1006,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (host_b.pid != 0) {
+        (void)test_proc_stop(&host_b, SIGTERM);
+    }
     return topology_stop(&topo);
 }
 

@@ -189,6 +189,24 @@ static void dump_stacks(const test_proc *p)
     }
 }
 
+int test_proc_wait_exit(test_proc *p, int timeout_ms)
+{
+    struct timespec until;
+    int eof;
+
+    if (p->pid == 0) {
+        return -1;
+    }
+    until = cl_deadline_in(timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    while (!p->eof && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0) {
+    }
+    eof = p->eof;
+    pthread_mutex_unlock(&p->mu);
+    /* Its output closed: it is gone (or going); reap it. */
+    return eof ? test_proc_stop(p, SIGKILL) : -1;
+}
+
 int test_proc_stop(test_proc *p, int sig)
 {
     struct timespec nap = {0, 10 * 1000000L};

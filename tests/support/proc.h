@@ -28,6 +28,11 @@ int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *con
                     const char *log_path);
 /* Waits until the child logs its port (returns it) or exits/timeout_ms passes (-1). */
 int test_proc_wait_port(test_proc *p, int timeout_ms);
+/*
+ * Waits up to timeout_ms for the child to exit by itself (its output closes); its exit
+ * status (128+signal when killed), or -1 when it still runs (or never started).
+ */
+int test_proc_wait_exit(test_proc *p, int timeout_ms);
 /* Sends sig and waits for the exit; returns the exit status, or 128+signal. */
 int test_proc_stop(test_proc *p, int sig);
 

@@ -470,21 +470,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
 
 int topology_gateway_wait_exit(topology *t, int timeout_ms)
 {
-    test_proc *p = &t->procs[t->gateway_slot];
-    struct timespec until;
-    int eof;
-
-    if (p->pid == 0) {
-        return -1;
-    }
-    until = cl_deadline_in(timeout_ms);
-    pthread_mutex_lock(&p->mu);
-    while (!p->eof && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0) {
-    }
-    eof = p->eof;
-    pthread_mutex_unlock(&p->mu);
-    /* Its output closed: it is gone (or going); reap it. */
-    return eof ? test_proc_stop(p, SIGKILL) : -1;
+    return test_proc_wait_exit(&t->procs[t->gateway_slot], timeout_ms);
 }
 
 int topology_restart_gateway(topology *t, char *const extra[])

@@ -31,6 +31,12 @@ static const cl_setting orders_settings[] = {
      "how long a saga step retries an unavailable dependency before compensating"},
     {"CLEAVE_ORDERS_CALL_TIMEOUT_MS", CL_SETTING_INT(1, 600000), "2000",
      "deadline of one call to inventory, payments or the catalog"},
+    {"CLEAVE_ORDERS_LEASE_MS", CL_SETTING_INT(1000, 3600000), "30000",
+     "how long an executor's lease on a saga lasts unrenewed (other hosts wait that long "
+     "before taking over the saga of a host that died)"},
+    {"CLEAVE_ORDERS_LEASE_RENEW_MS", CL_SETTING_INT(100, 600000), "10000",
+     "how often a live executor renews its leases and looks for sagas whose lease lapsed; "
+     "less than CLEAVE_ORDERS_LEASE_MS"},
 };
 
 const cl_module_api orders_api = {

@@ -20,9 +20,16 @@
 
 struct orders__qnode;
 
+/* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
+#define ORDERS__ID_SIZE          32
+/* A host id (CLEAVE_HOST_ID, truncated), and an executor's: "<host id>/<32 hex digits>". */
+#define ORDERS__HOST_ID_SIZE     64
+#define ORDERS__EXECUTOR_ID_SIZE (ORDERS__HOST_ID_SIZE + 34)
+
 /*
- * The checkout saga's executor (saga.c): a queue of order ids and the workers that run
- * them. mu guards everything but threads and nthreads, which only start and stop touch.
+ * The checkout saga's executor (saga.c): a queue of order ids, the workers that run them
+ * and the sweeper that queues sagas whose lease lapsed. mu guards everything but id,
+ * threads, nthreads and sweeper, which only init, start and stop touch.
  */
 typedef struct orders__executor {
     pthread_mutex_t mu;
@@ -32,7 +39,23 @@ typedef struct orders__executor {
     bool running, stopping;
     pthread_t threads[ORDERS__MAX_WORKERS];
     int nthreads;
+    pthread_t sweeper;
+    bool sweeping; /* the sweeper thread was started */
+    /* The orders a worker of this executor runs now: one worker per order in a process. */
+    char active[ORDERS__MAX_WORKERS][ORDERS__ID_SIZE];
+    /* Owner of this executor's leases, random per instance, and its host (ADR 0034). */
+    char id[ORDERS__EXECUTOR_ID_SIZE];
+    char host[ORDERS__HOST_ID_SIZE];
 } orders__executor;
+
+/*
+ * What an executor holds on one order's saga: its id as lease owner and the fencing
+ * epoch of its acquisition. Every write of the saga is conditional on both.
+ */
+typedef struct orders__fence {
+    const char *owner;
+    int64_t epoch;
+} orders__fence;
 
 /* An instance of orders (cleave/module.h): everything it runs on. */
 struct orders_self {
@@ -44,12 +67,12 @@ struct orders_self {
     int64_t step_timeout_ms; /* CLEAVE_ORDERS_STEP_TIMEOUT_MS */
     int64_t call_timeout_ms; /* CLEAVE_ORDERS_CALL_TIMEOUT_MS */
     int workers;             /* CLEAVE_ORDERS_WORKERS */
+    int64_t lease_ms;        /* CLEAVE_ORDERS_LEASE_MS */
+    int64_t renew_ms;        /* CLEAVE_ORDERS_LEASE_RENEW_MS */
+    bool postgres;           /* the database's dialect: its clock reads differently */
     bool serving;            /* run the saga executor (cl_module_env.serving) */
     orders__executor saga;
 };
-
-/* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
-#define ORDERS__ID_SIZE 32
 
 /*
  * Reads order id into *out (zeroed by the caller); history too when asked. CL_NOT_FOUND,
@@ -57,9 +80,42 @@ struct orders_self {
  */
 cl_status orders__load(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool history,
                        const char *owner, orders_order *out);
-/* Appends an entry to the saga log of order id, in the caller's transaction. */
-cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char *step,
-                      const char *outcome, const char *detail);
+/*
+ * Appends an entry to the saga log of order id, in the caller's transaction, naming the
+ * executor and epoch of fence (NULL: none, for the entry place_order writes).
+ */
+cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const orders__fence *fence,
+                      const char *step, const char *outcome, const char *detail);
+
+/* --- leases (saga.c; ADR 0034) ---------------------------------------------- */
+
+/*
+ * Takes the lease of order id's saga for owner (of host) for self->lease_ms, on the
+ * database's clock, when the order is in flight and its lease is free, lapsed or held
+ * under the same host id (this process's, or its dead predecessor's); the epoch goes up
+ * by one. *taken says whether it was; fence->epoch is the new epoch.
+ */
+cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *id,
+                             const char *host, const char *owner, orders__fence *fence,
+                             bool *taken);
+/*
+ * Records, in one transaction, that the saga of order id moves to step next_step with
+ * status (reason, when not NULL, is set), renews the lease, and appends the log entry
+ * (log_step, outcome, detail), all only while fence still holds the lease: CL_CONFLICT
+ * with field "lease" when another executor took it over (nothing is written then).
+ * confirmed, when not NULL, is published as orders.order_confirmed in the transaction.
+ */
+cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
+                              const orders__fence *fence, const char *next_step, const char *status,
+                              const char *reason, const char *log_step, const char *outcome,
+                              const char *detail, const orders_order *confirmed);
+/*
+ * The database's clock (cleave/db.h): lease expiry is read on one clock, the database's,
+ * never on the hosts' own (ADR 0034). Each SQL that reads it comes in both
+ * dialects, chosen by orders_self.postgres.
+ */
+#define ORDERS__NOW_SQLITE CL_DB_NOW_MS_SQLITE
+#define ORDERS__NOW_PG     CL_DB_NOW_MS_POSTGRES
 
 /* --- the saga executor (saga.c) --------------------------------------------------- */
 

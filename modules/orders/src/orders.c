@@ -20,9 +20,18 @@ CL_LOCAL_DEFINE(orders, ORDERS_OPERATIONS, ORDERS_OPS_VERSION)
 
 /* --- SQL (static storage: the statement cache is keyed by the text's address) --------- */
 
-static const char sql_insert_order[] =
-    "INSERT INTO orders (id, account_id, status, step, total_amount, currency, created_at, "
-    "updated_at, principal) VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?)";
+/*
+ * A new order is leased to the executor of the instance that placed it (epoch 0: its
+ * worker's acquisition makes it 1), so that no other host's sweeper queues it while it
+ * waits in this instance's queue; should this host die, the lease lapses and another
+ * host's sweeper takes the saga over (ADR 0034).
+ */
+#define SQL_INSERT_ORDER(now)                                                                      \
+    "INSERT INTO orders (id, account_id, status, step, total_amount, currency, created_at, "       \
+    "updated_at, principal, lease_owner, lease_host, lease_until, lease_epoch) "                   \
+    "VALUES (?, ?, 'pending', 'reserve', ?, ?, ?, ?, ?, ?, ?, " now " + ?, 0)"
+static const char sql_insert_order[] = SQL_INSERT_ORDER(ORDERS__NOW_SQLITE);
+static const char sql_insert_order_pg[] = SQL_INSERT_ORDER(ORDERS__NOW_PG);
 static const char sql_insert_line[] =
     "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount, currency) "
     "VALUES (?, ?, ?, ?, ?, ?)";
@@ -41,8 +50,8 @@ static const char sql_put_key[] =
     "INSERT INTO order_idempotency (principal, operation, resource, idem_key, request, order_id) "
     "VALUES (?, 'place_order', ?, ?, ?, ?)";
 static const char sql_log[] =
-    "INSERT INTO saga_log (order_id, seq, step, outcome, detail, at) "
-    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM saga_log WHERE order_id = ?";
+    "INSERT INTO saga_log (order_id, seq, step, outcome, detail, at, executor, epoch) "
+    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM saga_log WHERE order_id = ?";
 static const char sql_page[] = "SELECT id, seq FROM orders WHERE seq > ? ORDER BY seq LIMIT ?";
 static const char sql_page_status[] =
     "SELECT id, seq FROM orders WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?";
@@ -67,15 +76,17 @@ static bool dup_col(cl_stmt *st, int col, char **out)
     return s == NULL || *out != NULL;
 }
 
-cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char *step,
-                      const char *outcome, const char *detail)
+cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const orders__fence *fence,
+                      const char *step, const char *outcome, const char *detail)
 {
     char now[32];
     cl_stmt *st;
     cl_status rc;
 
     cl_now_rfc3339(now);
-    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "ssssss", id, step, outcome, detail, now, id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "ssssssis", id, step, outcome, detail, now,
+                            fence != NULL ? fence->owner : NULL,
+                            fence != NULL ? fence->epoch : (int64_t)0, id);
     return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
@@ -397,17 +408,21 @@ static cl_status by_key(cl_ctx *ctx, cl_db_conn *conn, const orders_order_input 
     return rc;
 }
 
-static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, const char *request)
+static cl_status insert(struct orders_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                        const orders_order *o, const char *request)
 {
+    orders__fence placed = {.owner = self->saga.id, .epoch = 0};
     const char *key = ctx->idempotency_key[0] != '\0' ? ctx->idempotency_key : NULL;
     char detail[160];
     cl_stmt *st;
     cl_status rc;
 
     /* The caller owns the order; an anonymous one makes it nobody's (NULL). */
-    rc = cl_db_prepare_bind(ctx, conn, sql_insert_order, &st, "ssissss", o->id, o->account_id,
-                            o->total.amount, o->total.currency, o->created_at, o->updated_at,
-                            ctx->principal[0] != '\0' ? ctx->principal : NULL);
+    rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_insert_order_pg : sql_insert_order, &st,
+                            "ssissssssi", o->id, o->account_id, o->total.amount, o->total.currency,
+                            o->created_at, o->updated_at,
+                            ctx->principal[0] != '\0' ? ctx->principal : NULL, self->saga.id,
+                            self->saga.host, self->lease_ms);
     if (rc == CL_OK) {
         rc = cl_stmt_drain(st, NULL, &ctx->err);
     }
@@ -433,7 +448,7 @@ static cl_status insert(cl_ctx *ctx, cl_db_conn *conn, const orders_order *o, co
     }
     snprintf(detail, sizeof(detail), "%zu line%s, total %" PRId64 " %s", o->lines.n,
              o->lines.n == 1 ? "" : "s", o->total.amount, o->total.currency);
-    return rc == CL_OK ? orders__log(ctx, conn, o->id, "place", "ok", detail) : rc;
+    return rc == CL_OK ? orders__log(ctx, conn, o->id, &placed, "place", "ok", detail) : rc;
 }
 
 /*
@@ -539,7 +554,7 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         rc = cl_db_begin(conn, &ctx->err);
     }
     if (rc == CL_OK) {
-        rc = insert(ctx, conn, &o, request);
+        rc = insert(self, ctx, conn, &o, request);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
@@ -667,6 +682,13 @@ static void orders_destroy(void *arg)
     free(self);
 }
 
+static bool is_postgres(cl_db *db)
+{
+    const cl_db_driver *drv = cl_db_driver_of(db);
+
+    return drv != NULL && drv->dialect != NULL && strcmp(drv->dialect, "postgres") == 0;
+}
+
 /* The modules the orders call, from the host; CL_INVALID naming what is missing. */
 static cl_status find_deps(const cl_module_env *env, struct orders_self *self, cl_error *err)
 {
@@ -705,6 +727,7 @@ static cl_status orders_create(const cl_module_env *env, void **out, cl_error *e
         free(self);
         return rc;
     }
+    cl_config_host_id(env->config, self->saga.host, sizeof(self->saga.host));
     rc = orders__saga_init(self, err);
     if (rc != CL_OK) {
         free(self);
@@ -716,7 +739,17 @@ static cl_status orders_create(const cl_module_env *env, void **out, cl_error *e
     self->step_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_STEP_TIMEOUT_MS");
     self->call_timeout_ms = cl_config_int(env->config, "CLEAVE_ORDERS_CALL_TIMEOUT_MS");
     self->workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS");
+    self->lease_ms = cl_config_int(env->config, "CLEAVE_ORDERS_LEASE_MS");
+    self->renew_ms = cl_config_int(env->config, "CLEAVE_ORDERS_LEASE_RENEW_MS");
+    self->postgres = is_postgres(env->db);
     self->serving = env->serving;
+    if (self->renew_ms >= self->lease_ms) {
+        /* A lease renewed no sooner than it lapses would be taken over from a live host. */
+        orders_destroy(self);
+        return cl_error_set(err, CL_INVALID, "CLEAVE_ORDERS_LEASE_RENEW_MS",
+                            "CLEAVE_ORDERS_LEASE_RENEW_MS must be less than "
+                            "CLEAVE_ORDERS_LEASE_MS");
+    }
     *out = self;
     return CL_OK;
 }

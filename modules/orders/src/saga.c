@@ -9,6 +9,12 @@
  * by payment id ("pay-<order id>"), capture and void by themselves; each call also
  * carries the idempotency key "<order id>:<step>".
  *
+ * Several hosts may share the database (ADR 0034): an executor runs a saga only
+ * under a lease it took on the order (owner, expiry on the database's clock, and a fencing
+ * epoch raised on every acquisition), renews it while it works, and every write of the
+ * saga is conditional on the owner and epoch it holds. A sweeper queues the sagas whose
+ * lease lapsed (their host died), so they resume elsewhere without waiting for a restart.
+ *
  * Retries: a dependency that is unavailable (or answers too late) is retried with
  * exponential backoff and jitter. Before the pivot (reserve, authorize) for at most
  * CLEAVE_ORDERS_STEP_TIMEOUT_MS, then the saga compensates; from commit on, and for
@@ -53,6 +59,8 @@ static const char *const step_names[S_COUNT] = {
 typedef struct saga {
     struct orders_self *self; /* the instance whose executor runs it */
     orders_order o;           /* as loaded (no history) */
+    orders__fence fence;      /* the lease it runs under */
+    int64_t renewed_ms;       /* when the lease was last renewed (cl_now_ms) */
     step next;
     char reason[48];
     char pay_id[ORDERS__ID_SIZE + 8];
@@ -138,11 +146,85 @@ static int64_t backoff_ms(int attempt)
     return cl_retry_backoff_ms(BACKOFF_BASE, BACKOFF_MAX, attempt + 1);
 }
 
-/* --- persisting ------------------------------------------------------------------------ */
+/* --- leases and persisting ------------------------------------------------------------- */
 
-static const char sql_advance[] =
-    "UPDATE orders SET step = ?, status = ?, reason = COALESCE(?, reason), updated_at = ? "
-    "WHERE id = ?";
+/* SQL texts that read the database's clock, in both dialects (internal.h). */
+#define SQL_TAKE(now)                                                                              \
+    "UPDATE orders SET lease_owner = ?, lease_host = ?, lease_epoch = lease_epoch + 1, "           \
+    "lease_until = " now " + ? WHERE id = ? AND status IN ('pending', 'compensating') AND "        \
+    "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < " now " OR lease_host = ?) "     \
+    "RETURNING lease_epoch"
+#define SQL_ADVANCE(now)                                                                           \
+    "UPDATE orders SET step = ?, status = ?, reason = COALESCE(?, reason), updated_at = ?, "       \
+    "lease_until = " now " + ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ? "              \
+    "RETURNING lease_epoch"
+#define SQL_RENEW(now)                                                                             \
+    "UPDATE orders SET lease_until = " now " + ? WHERE id = ? AND lease_owner = ? "                \
+    "AND lease_epoch = ? RETURNING lease_epoch"
+#define SQL_IN_FLIGHT(now)                                                                         \
+    "SELECT id FROM orders WHERE status IN ('pending', 'compensating') AND (lease_until IS NULL "  \
+    "OR lease_until < " now " OR (lease_host = ? AND lease_owner <> ?)) ORDER BY seq LIMIT ?"
+
+static const char sql_take[] = SQL_TAKE(ORDERS__NOW_SQLITE);
+static const char sql_take_pg[] = SQL_TAKE(ORDERS__NOW_PG);
+static const char sql_advance[] = SQL_ADVANCE(ORDERS__NOW_SQLITE);
+static const char sql_advance_pg[] = SQL_ADVANCE(ORDERS__NOW_PG);
+static const char sql_renew[] = SQL_RENEW(ORDERS__NOW_SQLITE);
+static const char sql_renew_pg[] = SQL_RENEW(ORDERS__NOW_PG);
+static const char sql_in_flight[] = SQL_IN_FLIGHT(ORDERS__NOW_SQLITE);
+static const char sql_in_flight_pg[] = SQL_IN_FLIGHT(ORDERS__NOW_PG);
+
+/* Steps a fenced write (ending RETURNING): CL_CONFLICT on "lease" when it changed no row. */
+static cl_status fenced(cl_ctx *ctx, cl_stmt *st, const char *id)
+{
+    int rows = 0;
+    cl_status rc = cl_stmt_drain(st, &rows, &ctx->err);
+
+    if (rc == CL_OK && rows == 0) {
+        rc = cl_fail(ctx, CL_CONFLICT, "lease", "order %s: the saga's lease is another executor's",
+                     id);
+    }
+    return rc;
+}
+
+cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *id,
+                             const char *host, const char *owner, orders__fence *fence, bool *taken)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    *taken = false;
+    rc = cl_db_acquire(self->db, ctx, &conn, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_take_pg : sql_take, &st, "ssiss",
+                                owner, host, self->lease_ms, id, host);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && row) {
+        fence->owner = owner;
+        fence->epoch = cl_stmt_i64(st, 0);
+        *taken = true;
+        rc = cl_stmt_drain(st, NULL, &ctx->err);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+/* Renews the lease in the caller's transaction (or alone); CL_CONFLICT when it was lost. */
+static cl_status renew(struct orders_self *self, cl_ctx *ctx, cl_db_conn *conn, const char *id,
+                       const orders__fence *fence)
+{
+    cl_stmt *st;
+    cl_status rc;
+
+    rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_renew_pg : sql_renew, &st, "issi",
+                            self->lease_ms, id, fence->owner, fence->epoch);
+    return rc == CL_OK ? fenced(ctx, st, id) : rc;
+}
 
 /* orders.order_confirmed (orders/orders.h): what o bought, from which account, for how much. */
 static cl_status publish_confirmed(struct orders_self *self, cl_ctx *ctx, cl_db_conn *conn,
@@ -171,49 +253,81 @@ static cl_status publish_confirmed(struct orders_self *self, cl_ctx *ctx, cl_db_
     return rc;
 }
 
+cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
+                              const orders__fence *fence, const char *next_step, const char *status,
+                              const char *reason, const char *log_step, const char *outcome,
+                              const char *detail, const orders_order *confirmed)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    char now[32];
+    cl_status rc;
+
+    cl_now_rfc3339(now);
+    rc = cl_db_acquire(self->db, ctx, &conn, &ctx->err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, &ctx->err);
+    }
+    /* The order row first: its row lock orders this write after any takeover's. */
+    if (rc == CL_OK) {
+        rc = cl_db_prepare_bind(ctx, conn, self->postgres ? sql_advance_pg : sql_advance, &st,
+                                "ssssissi", next_step, status, reason, now, self->lease_ms, id,
+                                fence->owner, fence->epoch);
+    }
+    if (rc == CL_OK) {
+        rc = fenced(ctx, st, id);
+    }
+    if (rc == CL_OK) {
+        rc = orders__log(ctx, conn, id, fence, log_step, outcome, detail);
+    }
+    if (rc == CL_OK && confirmed != NULL) {
+        rc = publish_confirmed(self, ctx, conn, confirmed);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, &ctx->err);
+    }
+    cl_db_release(conn); /* rolls back what did not commit */
+    return rc;
+}
+
+/* True when rc says the lease went to another executor: this one stops the saga. */
+static bool lost(const saga *s, cl_status rc, const cl_error *err)
+{
+    if (rc != CL_CONFLICT || strcmp(err->field, "lease") != 0) {
+        return false;
+    }
+    cl_log_warn("orders", "order %s: executor %s lost the lease (epoch %" PRId64 "); stopping",
+                s->o.id, s->fence.owner, s->fence.epoch);
+    return true;
+}
+
 /*
  * Records, in one transaction, that the saga moves to next with status (reason, when not
  * NULL, is set), the log entry (log_step, outcome, detail) and, when confirming, the
- * event. Retries until the database takes it; false when the executor stops first.
+ * event; only while the saga's lease is still this executor's. Retries until the
+ * database takes it; false when the executor stops first or the lease was lost.
  */
 static bool persist(saga *s, step next, const char *status, const char *reason,
                     const char *log_step, const char *outcome, const char *detail)
 {
+    bool confirming = next == S_DONE && strcmp(status, "confirmed") == 0;
+
     for (int attempt = 0;; attempt++) {
-        cl_db_conn *conn = NULL;
-        cl_stmt *st;
-        char now[32];
         cl_ctx ctx;
         cl_status rc;
 
         cl_ctx_init(&ctx, 10000);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
-        cl_now_rfc3339(now);
-        rc = cl_db_acquire(s->self->db, &ctx, &conn, &ctx.err);
-        if (rc == CL_OK) {
-            rc = cl_db_begin(conn, &ctx.err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_db_prepare_bind(&ctx, conn, sql_advance, &st, "sssss", step_names[next], status,
-                                    reason, now, s->o.id);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_drain(st, NULL, &ctx.err);
-        }
-        if (rc == CL_OK) {
-            rc = orders__log(&ctx, conn, s->o.id, log_step, outcome, detail);
-        }
-        if (rc == CL_OK && next == S_DONE && strcmp(status, "confirmed") == 0) {
-            rc = publish_confirmed(s->self, &ctx, conn, &s->o);
-        }
-        if (rc == CL_OK) {
-            rc = cl_db_commit(conn, &ctx.err);
-        }
-        cl_db_release(conn);
+        rc = orders__saga_record(s->self, &ctx, s->o.id, &s->fence, step_names[next], status,
+                                 reason, log_step, outcome, detail, confirming ? &s->o : NULL);
         if (rc == CL_OK) {
             s->next = next;
+            s->renewed_ms = cl_now_ms();
             observe_step(s, next, status, log_step, outcome);
             return true;
+        }
+        if (lost(s, rc, &ctx.err)) {
+            return false;
         }
         cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, log_step,
                     ctx.err.message);
@@ -223,18 +337,45 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
     }
 }
 
-/* A log entry alone (a step that is retrying); best effort. */
-static void note(saga *s, const char *log_step, const char *outcome, const char *detail)
+/*
+ * Renews the saga's lease when renew_ms passed since the last renewal, and with log_step
+ * (not NULL) appends a log entry (a step that is retrying) in the same transaction. false
+ * only when the lease was lost; a database that does not answer is only logged (the
+ * lease holds for lease_ms, and the step's record is fenced anyway).
+ */
+static bool keep_lease(saga *s, const char *log_step, const char *outcome, const char *detail)
 {
     cl_db_conn *conn = NULL;
     cl_ctx ctx;
+    cl_status rc;
 
+    if (log_step == NULL && cl_now_ms() - s->renewed_ms < s->self->renew_ms) {
+        return true;
+    }
     cl_ctx_init(&ctx, 5000);
-    if (cl_db_acquire(s->self->db, &ctx, &conn, &ctx.err) == CL_OK &&
-        orders__log(&ctx, conn, s->o.id, log_step, outcome, detail) != CL_OK) {
-        cl_log_warn("orders", "order %s: %s", s->o.id, ctx.err.message);
+    rc = cl_db_acquire(s->self->db, &ctx, &conn, &ctx.err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, &ctx.err);
+    }
+    if (rc == CL_OK) {
+        rc = renew(s->self, &ctx, conn, s->o.id, &s->fence);
+    }
+    if (rc == CL_OK && log_step != NULL) {
+        rc = orders__log(&ctx, conn, s->o.id, &s->fence, log_step, outcome, detail);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, &ctx.err);
     }
     cl_db_release(conn);
+    if (rc == CL_OK) {
+        s->renewed_ms = cl_now_ms();
+        return true;
+    }
+    if (lost(s, rc, &ctx.err)) {
+        return false;
+    }
+    cl_log_warn("orders", "order %s: %s", s->o.id, ctx.err.message);
+    return true;
 }
 
 /* --- the calls --------------------------------------------------------------------------- */
@@ -347,7 +488,7 @@ static bool transient(cl_status rc, const cl_error *err)
 /*
  * Runs fn for step st until it answers something other than a transient failure, or
  * budget_ms (FOREVER: no limit) has passed. *err receives the last failure. false when
- * the executor stopped meanwhile.
+ * the executor stopped meanwhile or the saga's lease was lost.
  */
 static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out, cl_error *err)
 {
@@ -358,6 +499,10 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
         cl_ctx ctx;
         cl_status rc;
 
+        /* A saga that retries for long keeps its lease; one that lost it stops here. */
+        if (!keep_lease(s, NULL, NULL, NULL)) {
+            return false;
+        }
         cl_ctx_init(&ctx, s->self->call_timeout_ms);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         cl_strlcpy(ctx.principal, "service:orders", sizeof(ctx.principal));
@@ -375,7 +520,9 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
             return true;
         }
         if (!noted) {
-            note(s, step_names[st], "retrying", s->detail);
+            if (!keep_lease(s, step_names[st], "retrying", s->detail)) {
+                return false;
+            }
             noted = true;
         }
         if (budget_ms != FOREVER && cl_now_ms() - started >= budget_ms) {
@@ -505,6 +652,41 @@ static bool run_step(saga *s)
     return false;
 }
 
+/*
+ * Marks order id active in this executor (one worker per order in a process): false when
+ * another worker runs it already. The caller holds x->mu.
+ */
+static bool activate(orders__executor *x, int slot, const char *id)
+{
+    for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
+        if (strcmp(x->active[i], id) == 0) {
+            return false;
+        }
+    }
+    cl_strlcpy(x->active[slot], id, sizeof(x->active[slot]));
+    return true;
+}
+
+/* Takes order id's lease for this executor; false when it is another's, final, or on stop. */
+static bool take(struct orders_self *self, const char *id, orders__fence *fence)
+{
+    for (int attempt = 0;; attempt++) {
+        bool taken = false;
+        cl_ctx ctx;
+        cl_status rc;
+
+        cl_ctx_init(&ctx, 10000);
+        rc = orders__lease_take(self, &ctx, id, self->saga.host, self->saga.id, fence, &taken);
+        if (rc == CL_OK) {
+            return taken;
+        }
+        cl_log_warn("orders", "order %s: cannot take its saga's lease: %s", id, ctx.err.message);
+        if (!pause_ms(self, backoff_ms(attempt))) {
+            return false;
+        }
+    }
+}
+
 /* Runs order id's saga from its recorded step to a final state, or until stop. */
 static void run(struct orders_self *self, const char *id)
 {
@@ -513,6 +695,11 @@ static void run(struct orders_self *self, const char *id)
 
     memset(&s, 0, sizeof(s));
     s.self = self;
+    /* Another host runs it, or it ended: nothing to do here. */
+    if (!take(self, id, &s.fence)) {
+        return;
+    }
+    s.renewed_ms = cl_now_ms();
     for (;;) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
@@ -554,8 +741,13 @@ static void *worker(void *arg)
 {
     struct orders_self *self = arg;
     orders__executor *x = &self->saga;
+    int slot;
 
     pthread_mutex_lock(&x->mu);
+    /* Threads start in order, each under mu: the count so far is this one's slot. */
+    for (slot = 0; slot < ORDERS__MAX_WORKERS - 1 && x->active[slot][0] != '\0'; slot++) {
+    }
+    x->active[slot][0] = '-'; /* taken, running nothing */
     while (!x->stopping) {
         qnode *n = x->head;
 
@@ -568,10 +760,13 @@ static void *worker(void *arg)
             x->tail = NULL;
         }
         x->qlen--;
-        pthread_mutex_unlock(&x->mu);
-        run(self, n->id);
+        if (activate(x, slot, n->id)) {
+            pthread_mutex_unlock(&x->mu);
+            run(self, n->id);
+            pthread_mutex_lock(&x->mu);
+            cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
+        }
         free(n);
-        pthread_mutex_lock(&x->mu);
     }
     pthread_mutex_unlock(&x->mu);
     return NULL;
@@ -579,12 +774,32 @@ static void *worker(void *arg)
 
 /* --- start and stop -------------------------------------------------------------------- */
 
-static const char sql_in_flight[] =
-    "SELECT id FROM orders WHERE status IN ('pending', 'compensating') ORDER BY seq";
-
-/* Queues every order whose saga is not final: they resume where they stopped. */
-static cl_status queue_in_flight(struct orders_self *self, cl_error *err)
+/* True when order id waits in x's queue or runs in one of its workers; x->mu held. */
+static bool known(orders__executor *x, const char *id)
 {
+    for (qnode *n = x->head; n != NULL; n = n->next) {
+        if (strcmp(n->id, id) == 0) {
+            return true;
+        }
+    }
+    for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
+        if (strcmp(x->active[i], id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Queues at most limit orders whose saga is not final and whose lease is free, lapsed
+ * (their executor died) or this host's previous process's (dead: one process per host id):
+ * they resume where they stopped. Orders this executor knows already are skipped.
+ * *queued (may be NULL) receives how many were queued.
+ */
+static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *queued,
+                                 cl_error *err)
+{
+    orders__executor *x = &self->saga;
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     bool row = false;
@@ -595,14 +810,23 @@ static cl_status queue_in_flight(struct orders_self *self, cl_error *err)
     cl_ctx_init(&ctx, 10000);
     rc = cl_db_acquire(self->db, &ctx, &conn, &ctx.err);
     if (rc == CL_OK) {
-        rc = cl_db_prepare_bind(&ctx, conn, sql_in_flight, &st, "");
+        rc = cl_db_prepare_bind(&ctx, conn, self->postgres ? sql_in_flight_pg : sql_in_flight, &st,
+                                "ssi", x->host, x->id, limit);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx.err);
     }
     while (rc == CL_OK && row) {
-        orders__saga_enqueue(self, cl_stmt_text(st, 0));
-        n++;
+        const char *id = cl_stmt_text(st, 0);
+        bool fresh;
+
+        pthread_mutex_lock(&x->mu);
+        fresh = !known(x, id);
+        pthread_mutex_unlock(&x->mu);
+        if (fresh) {
+            orders__saga_enqueue(self, id);
+            n++;
+        }
         rc = cl_stmt_step(st, &row, &ctx.err);
     }
     cl_db_release(conn);
@@ -610,10 +834,41 @@ static cl_status queue_in_flight(struct orders_self *self, cl_error *err)
         *err = ctx.err;
         return rc;
     }
-    if (n > 0) {
-        cl_log_info("orders", "resuming %d checkout saga%s", n, n == 1 ? "" : "s");
+    if (queued != NULL) {
+        *queued = n;
     }
     return CL_OK;
+}
+
+/*
+ * Every renew_ms, while this executor has idle workers, queues sagas whose lease lapsed:
+ * a host that died leaves its sagas to whoever has room, without waiting for its restart.
+ * A busy executor takes nothing more, so the sagas go where there is capacity.
+ */
+static void *sweeper(void *arg)
+{
+    struct orders_self *self = arg;
+    orders__executor *x = &self->saga;
+
+    while (pause_ms(self, self->renew_ms)) {
+        int64_t room;
+        int n = 0;
+        cl_error err = {0};
+
+        pthread_mutex_lock(&x->mu);
+        room = (int64_t)x->nthreads - (int64_t)x->qlen;
+        pthread_mutex_unlock(&x->mu);
+        if (room <= 0) {
+            continue;
+        }
+        if (queue_in_flight(self, room, &n, &err) != CL_OK) {
+            cl_log_warn("orders", "looking for sagas to take over: %s", err.message);
+        } else if (n > 0) {
+            cl_log_info("orders", "taking over %d checkout saga%s whose lease lapsed", n,
+                        n == 1 ? "" : "s");
+        }
+    }
+    return NULL;
 }
 
 /* Frees every queued order id; the caller holds x->mu or runs alone. */
@@ -632,6 +887,14 @@ cl_status orders__saga_init(struct orders_self *self, cl_error *err)
 {
     orders__executor *x = &self->saga;
 
+    char hex[CL_RANDOM_HEX_SIZE];
+
+    /*
+     * The host's id (a restarted process takes back its predecessor's leases) and a
+     * random part: each process, each instance, is another executor with leases of its own.
+     */
+    cl_random_hex(hex);
+    snprintf(x->id, sizeof(x->id), "%s/%s", x->host, hex);
     if (pthread_mutex_init(&x->mu, NULL) != 0) {
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
     }
@@ -660,11 +923,17 @@ cl_status orders__saga_start(struct orders_self *self, cl_error *err)
     if (x->running) {
         return CL_OK;
     }
+    int n = 0;
+
     x->stopping = false;
-    rc = queue_in_flight(self, err);
+    memset(x->active, 0, sizeof(x->active));
+    rc = queue_in_flight(self, QUEUE_MAX, &n, err);
     if (rc != CL_OK) {
         drop_queue(x);
         return rc;
+    }
+    if (n > 0) {
+        cl_log_info("orders", "resuming %d checkout saga%s", n, n == 1 ? "" : "s");
     }
     x->running = true;
     for (x->nthreads = 0; x->nthreads < self->workers && x->nthreads < ORDERS__MAX_WORKERS;
@@ -674,6 +943,11 @@ cl_status orders__saga_start(struct orders_self *self, cl_error *err)
             return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga workers");
         }
     }
+    if (pthread_create(&x->sweeper, NULL, sweeper, self) != 0) {
+        orders__saga_stop(self);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the saga sweeper");
+    }
+    x->sweeping = true;
     return CL_OK;
 }
 
@@ -692,6 +966,10 @@ void orders__saga_stop(struct orders_self *self)
         pthread_join(x->threads[i], NULL);
     }
     x->nthreads = 0;
+    if (x->sweeping) {
+        pthread_join(x->sweeper, NULL);
+        x->sweeping = false;
+    }
     pthread_mutex_lock(&x->mu);
     drop_queue(x);
     x->running = false;

@@ -87,6 +87,13 @@ const char *cl_config_get(const cl_config *cfg, const char *key);
  * which a key declared with a default never is.
  */
 int64_t cl_config_int(const cl_config *cfg, const char *key);
+/*
+ * This host's name for leases (ADR 0034) into out[size], NUL-terminated and
+ * possibly truncated: CLEAVE_HOST_ID, else the machine's host name. One process at a time
+ * runs under a host id, so a process may take back the leases of that id's previous
+ * process at once: it is dead.
+ */
+void cl_config_host_id(const cl_config *cfg, char *out, size_t size);
 /* The per-module key CLEAVE_<MODULE>_<suffix> ("widgets", "URL"), or NULL when unset. */
 const char *cl_config_module(const cl_config *cfg, const char *module, const char *suffix);
 /* Where key's value came from: "default", "file", "environment", or NULL when unset. */

@@ -166,6 +166,15 @@ int64_t cl_stmt_i64(cl_stmt *st, int col);
 const char *cl_stmt_text(cl_stmt *st, int col);
 bool cl_stmt_null(cl_stmt *st, int col);
 
+/*
+ * The database's clock as milliseconds since the Unix epoch, as an SQL expression per
+ * dialect, for expiries every process must read on one clock (leases: ADR 0034).
+ * Macros, so that SQL texts using them stay static (the statement cache is keyed by the
+ * text's address). PostgreSQL's is clock_timestamp(): now() stands still in a transaction.
+ */
+#define CL_DB_NOW_MS_SQLITE   "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS BIGINT)"
+#define CL_DB_NOW_MS_POSTGRES "CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT)"
+
 /* Pings one connection from the pool: CL_OK when the database answers. */
 cl_status cl_db_ping(cl_db *db, cl_error *err);
 

@@ -1,0 +1,213 @@
+/*
+ * A long-running operation runs in one process at a time, and a stale runner's outcome is
+ * refused (ADR 0034): two buses (two "processes", hosts a and b) share one
+ * module database. a claims the operation and its work blocks, as a paused or
+ * partitioned process would; its lease lapses (the test moves its expiry behind the
+ * database's clock), b claims it under a new epoch and completes it. When a's work
+ * returns, its completion and outcome are refused: the operation keeps b's result and
+ * only b's completion left an effect, though a's completion ran (and rolled back).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cleave/bus.h"
+#include "cleave/config.h"
+#include "cleave/db.h"
+#include "cleave/util.h"
+#include "proc.h"
+#include "shop.h"
+
+#define WAIT_MS 20000
+
+/* One runner's side: a's work blocks until released. */
+typedef struct side {
+    const char *name;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, release, completes;
+} side;
+
+static side a = {"a", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+static side b = {"b", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0};
+
+static cl_status work(void *arg, const char *op_id, json_t *input, json_t **result, cl_error *err)
+{
+    side *s = arg;
+
+    (void)op_id;
+    (void)input;
+    (void)err;
+    pthread_mutex_lock(&s->mu);
+    s->started++;
+    while (!s->release) {
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    *result = json_pack("{s:s}", "by", s->name);
+    return CL_OK;
+}
+
+static const char effect_sql[] = "INSERT INTO effects (op, by_runner) VALUES (?, ?)";
+
+static cl_status complete(void *arg, cl_db_conn *conn, const char *op_id, json_t *input,
+                          json_t *result, cl_error *err)
+{
+    side *s = arg;
+    cl_stmt *st;
+    cl_status rc;
+
+    (void)input;
+    (void)result;
+    pthread_mutex_lock(&s->mu);
+    s->completes++;
+    pthread_mutex_unlock(&s->mu);
+    rc = cl_db_prepare(conn, effect_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_all(st, err, "ss", op_id, s->name);
+    }
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, err) : rc;
+}
+
+static const cl_operation_kind kind_a = {"widgets.paint", work, complete, &a};
+static const cl_operation_kind kind_b = {"widgets.paint", work, complete, &b};
+
+static int counter(side *s, int which)
+{
+    int v;
+
+    pthread_mutex_lock(&s->mu);
+    v = which == 0 ? s->started : s->completes;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+/* The first column of the first row of sql (text) into out[size]; "" for NULL. */
+static void query(cl_db *db, const char *sql, char *out, size_t size)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_prepare(conn, sql, &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    snprintf(out, size, "%s", row && cl_stmt_text(st, 0) != NULL ? cl_stmt_text(st, 0) : "");
+    assert_int_equal(cl_stmt_drain(st, NULL, &err), CL_OK);
+    cl_db_release(conn);
+}
+
+static cl_bus *bus_for(const char *host, const cl_operation_kind *kind, cl_db *db, cl_config **cfg)
+{
+    static const cl_settings widgets = {"widgets", true, NULL, 0};
+    static const cl_settings *const modules[] = {&widgets, NULL};
+    char host_env[64];
+    char *env[] = {host_env, "CLEAVE_BUS_POLL_MS=20", "CLEAVE_BUS_WORKERS=1",
+                   /* Renewal rare: the test alone decides when a's lease lapses. */
+                   "CLEAVE_BUS_OPERATION_LEASE_MS=3600000", "CLEAVE_BUS_OPERATION_RENEW_MS=600000",
+                   NULL};
+    cl_bus *bus = NULL;
+    cl_error err = {0};
+
+    snprintf(host_env, sizeof(host_env), "CLEAVE_HOST_ID=%s", host);
+    if (cl_config_load(NULL, env, modules, cfg, &err) != CL_OK ||
+        cl_bus_new(*cfg, &bus, &err) != CL_OK ||
+        cl_bus_add_module(bus, "widgets", db, &err) != CL_OK ||
+        cl_bus_operation_kind(bus, "widgets", kind, &err) != CL_OK ||
+        cl_bus_start(bus, &err) != CL_OK) {
+        fail_msg("bus for %s: %s", host, err.message);
+    }
+    return bus;
+}
+
+static void test_operation_lease_refuses_a_stale_runner(void **state)
+{
+    char dir[256], path[300], id[CL_OPERATION_ID_MAX], out[256];
+    cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
+    cl_config *cfg_a = NULL, *cfg_b = NULL;
+    cl_bus *bus_a, *bus_b;
+    cl_db *db = NULL;
+    cl_db_conn *conn = NULL;
+    cl_error err = {0};
+    int64_t until;
+
+    (void)state;
+    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/widgets.db", dir);
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "widgets", path, &opt, &db, &err), CL_OK);
+    assert_int_equal(cl_bus_schema_apply(db, &err), CL_OK);
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_exec(conn, "CREATE TABLE effects (op TEXT, by_runner TEXT)", &err),
+                     CL_OK);
+    bus_a = bus_for("a", &kind_a, db, &cfg_a);
+    assert_int_equal(cl_operation_create(conn, "widgets", "widgets.paint", NULL, id, &err), CL_OK);
+    cl_db_release(conn);
+
+    /* a claims it and works (blocked). */
+    until = cl_now_ms() + WAIT_MS;
+    while (counter(&a, 0) == 0) {
+        assert_true(cl_now_ms() < until);
+        test_poll_pause();
+    }
+    query(db, "SELECT lease_owner || ' ' || CAST(lease_epoch AS TEXT) FROM cl_operations", out,
+          sizeof(out));
+    assert_true(strncmp(out, "a/", 2) == 0 && strstr(out, " 1") != NULL);
+
+    /* a's lease lapses; b, another host, takes the operation over and completes it. */
+    bus_b = bus_for("b", &kind_b, db, &cfg_b);
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    assert_int_equal(
+        cl_db_exec(conn, "UPDATE cl_operations SET lease_until = lease_until - 7200000", &err),
+        CL_OK);
+    cl_db_release(conn);
+    until = cl_now_ms() + WAIT_MS;
+    for (;;) {
+        query(db, "SELECT status FROM cl_operations", out, sizeof(out));
+        if (strcmp(out, "succeeded") == 0) {
+            break;
+        }
+        assert_true(cl_now_ms() < until);
+        test_poll_pause();
+    }
+    query(db, "SELECT lease_owner || ' ' || CAST(lease_epoch AS TEXT) FROM cl_operations", out,
+          sizeof(out));
+    assert_true(strncmp(out, "b/", 2) == 0 && strstr(out, " 2") != NULL);
+
+    /* a comes back: its completion runs and is refused with its outcome (stop waits for it). */
+    pthread_mutex_lock(&a.mu);
+    a.release = 1;
+    pthread_cond_broadcast(&a.cv);
+    pthread_mutex_unlock(&a.mu);
+    cl_bus_stop(bus_a);
+    assert_int_equal(counter(&a, 1), 1);
+    assert_int_equal(counter(&b, 1), 1);
+    query(db, "SELECT result FROM cl_operations", out, sizeof(out));
+    assert_string_equal(out, "{\"by\":\"b\"}");
+    query(db, "SELECT group_concat(by_runner) FROM effects", out, sizeof(out));
+    assert_string_equal(out, "b");
+
+    cl_bus_stop(bus_b);
+    cl_bus_free(bus_a);
+    cl_bus_free(bus_b);
+    cl_config_free(cfg_a);
+    cl_config_free(cfg_b);
+    cl_db_close(db);
+    test_rmrf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_operation_lease_refuses_a_stale_runner),
+    };
+
+    return cmocka_run_group_tests_name("operation_lease", tests, NULL, NULL);
+}
