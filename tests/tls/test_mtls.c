@@ -1,7 +1,8 @@
 /*
  * Mutual TLS between the host and a service (ADR "TLS between services"): a real
  * cleave-inventory serving with CLEAVE_TLS_CERT, _KEY and _CLIENT_CA, and a throwaway CA,
- * server and client certificates made by the openssl command in a temporary directory.
+ * server and client certificates made by the openssl command in a temporary directory
+ * (tls_certs.h).
  *
  *   - the remote binding with the CA's client certificate calls operations, over
  *     connections that stay open between requests;
@@ -25,73 +26,17 @@
 #include "inventory/inventory.h"
 #include "proc.h"
 #include "test_module.h"
+#include "tls_certs.h"
 
 #define PATH_LEN 320
 
 static char dir[256];
 static test_service svc;
 
-/* <dir>/<name>.<ext> into buf. */
+/* <dir>/<name>.<ext> into buf[PATH_LEN]. */
 static void file_in(char *buf, const char *name, const char *ext)
 {
-    snprintf(buf, PATH_LEN, "%s/%s.%s", dir, name, ext);
-}
-
-/* Runs the openssl command; 0, or -1 after printing what it said. */
-static int run_openssl(char *const argv[])
-{
-    char out[4096];
-
-    if (test_run(CLEAVE_OPENSSL, argv, NULL, out, sizeof(out)) != 0) {
-        fprintf(stderr, "openssl %s failed:\n%s\n", argv[1], out);
-        return -1;
-    }
-    return 0;
-}
-
-/* A self-signed CA <name>.crt with its key <name>.key (P-256, valid for a day). */
-static int make_ca(const char *name)
-{
-    char key[PATH_LEN], crt[PATH_LEN], subj[64];
-    char *argv[] = {
-        "openssl", "req",     "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes",  "-keyout", key,     "-out",    crt,  "-subj",    subj,
-        "-days",   "1",       NULL};
-
-    file_in(key, name, "key");
-    file_in(crt, name, "crt");
-    snprintf(subj, sizeof(subj), "/CN=%s", name);
-    return run_openssl(argv);
-}
-
-/* A certificate <name>.crt and key <name>.key signed by ca, with the extensions ext. */
-static int make_leaf(const char *name, const char *ca, const char *ext)
-{
-    char key[PATH_LEN], csr[PATH_LEN], crt[PATH_LEN], extf[PATH_LEN];
-    char ca_crt[PATH_LEN], ca_key[PATH_LEN], subj[64];
-    char *req[] = {
-        "openssl", "req",     "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes",  "-keyout", key,    "-out",    csr,  "-subj",    subj,
-        NULL};
-    char *sign[] = {"openssl", "x509", "-req", "-in",   csr, "-CA",      ca_crt, "-CAkey",
-                    ca_key,    "-out", crt,    "-days", "1", "-extfile", extf,   "-CAcreateserial",
-                    NULL};
-    FILE *f;
-
-    file_in(key, name, "key");
-    file_in(csr, name, "csr");
-    file_in(crt, name, "crt");
-    file_in(extf, name, "ext");
-    file_in(ca_crt, ca, "crt");
-    file_in(ca_key, ca, "key");
-    snprintf(subj, sizeof(subj), "/CN=%s", name);
-    f = fopen(extf, "w");
-    if (f == NULL) {
-        return -1;
-    }
-    fputs(ext, f);
-    fclose(f);
-    return run_openssl(req) == 0 && run_openssl(sign) == 0 ? 0 : -1;
+    test_tls_file(buf, PATH_LEN, dir, name, ext);
 }
 
 /* "KEY=<dir>/<name>.<ext>" into a static slot of 8, for a service's environment. */
@@ -101,8 +46,7 @@ static char *setting(const char *key, const char *name, const char *ext)
     static int next;
     char *s = slots[next++ % 8];
 
-    snprintf(s, sizeof(slots[0]), "%s=%s/%s.%s", key, dir, name, ext);
-    return s;
+    return test_tls_setting(s, sizeof(slots[0]), key, dir, name, ext);
 }
 
 static int setup(void **state)
@@ -110,12 +54,7 @@ static int setup(void **state)
     char *env[7];
 
     (void)state;
-    if (test_tmpdir(dir, sizeof(dir)) != 0 || make_ca("ca") != 0 || make_ca("other-ca") != 0 ||
-        make_leaf("server", "ca",
-                  "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n") !=
-            0 ||
-        make_leaf("host", "ca", "extendedKeyUsage=clientAuth\n") != 0 ||
-        make_leaf("stranger", "other-ca", "extendedKeyUsage=clientAuth\n") != 0) {
+    if (test_tmpdir(dir, sizeof(dir)) != 0 || test_tls_make(dir) != 0) {
         return -1;
     }
     env[0] = setting("CLEAVE_TLS_CERT", "server", "crt");
