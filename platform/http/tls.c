@@ -3,11 +3,14 @@
  * civetweb (its external_ssl_ctx callback), and the compatibility objects that civetweb
  * 1.15 as packaged needs to run TLS with OpenSSL 3 at all (ADR "TLS between services").
  */
+/* dlinfo() and Dl_serinfo are GNU extensions. */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,9 +52,48 @@ static const char *openssl_reason(char *buf, size_t len)
 }
 
 /*
+ * dlopen()s lib from each folder the executable's own search path names: its RUNPATH (a
+ * binary built against the installed platform gets the install's lib/cleave there),
+ * LD_LIBRARY_PATH, the system's. Done here rather than by dlopen(lib): glibc searches the
+ * RUNPATH of the object that calls dlopen, and under AddressSanitizer that is the
+ * sanitizer's runtime, not the executable.
+ */
+static void *open_on_search_path(const char *lib)
+{
+    void *self = dlopen(NULL, RTLD_LAZY);
+    Dl_serinfo size;
+    Dl_serinfo *info = NULL;
+    void *h = NULL;
+
+    if (self == NULL || dlinfo(self, RTLD_DI_SERINFOSIZE, &size) != 0) {
+        goto out;
+    }
+    info = malloc(size.dls_size);
+    if (info == NULL) {
+        goto out;
+    }
+    *info = size;
+    if (dlinfo(self, RTLD_DI_SERINFOSIZE, info) != 0 || dlinfo(self, RTLD_DI_SERINFO, info) != 0) {
+        goto out;
+    }
+    for (unsigned i = 0; h == NULL && i < info->dls_cnt; i++) {
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s/%s", info->dls_serpath[i].dls_name, lib);
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+out:
+    free(info);
+    if (self != NULL) {
+        dlclose(self);
+    }
+    return h;
+}
+
+/*
  * dlopen()s lib from the folder the build and the install put it in, relative to this
- * binary, else by its bare name (LD_LIBRARY_PATH, the binary's RUNPATH, ld.so.cache), so
- * that a binary built against the installed platform elsewhere can still find it.
+ * binary, else from the executable's search path, so that a binary built against the
+ * installed platform elsewhere finds it too (cleave_add_host gives it the RUNPATH).
  */
 static void *open_compat(const char *lib, char *why, size_t whylen)
 {
@@ -72,12 +114,11 @@ static void *open_compat(const char *lib, char *why, size_t whylen)
         }
     }
     if (h == NULL) {
-        h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+        h = open_on_search_path(lib);
     }
     if (h == NULL) {
-        const char *e = dlerror();
-
-        snprintf(why, whylen, "%s", e != NULL ? e : lib);
+        snprintf(why, whylen, "%s: not next to the binary (%s) nor on its library path", lib,
+                 CLEAVE_TLS_COMPAT_RELDIR);
     }
     return h;
 }
