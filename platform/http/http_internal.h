@@ -170,11 +170,11 @@ cl_status cl__http_tls_load_compat(cl_error *err);
 /*
  * The server's SSL_CTX for mutual TLS from opt's tls_cert, tls_key and tls_client_ca: TLS
  * 1.2 or newer, a client certificate required and verified against tls_client_ca only.
- * On success *ctx is owned by the caller (cl__http_tls_free). CL_INVALID naming the
+ * On success *out is owned by the caller (cl__http_tls_free). CL_INVALID naming the
  * setting (CLEAVE_TLS_...) that is missing, unreadable or unusable; CL_UNAVAILABLE when
  * the compatibility objects cannot be loaded.
  */
-cl_status cl__http_tls_server_ctx(const cl_http_options *opt, void **ctx, cl_error *err);
+cl_status cl__http_tls_server_ctx(const cl_http_options *opt, void **out, cl_error *err);
 /* Frees a context from cl__http_tls_server_ctx; NULL is a no-op. */
 void cl__http_tls_free(void *ctx);
 
