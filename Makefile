@@ -4,7 +4,7 @@
 # Node.js and npm run the docs tests' tools (tests/docs/package.json), which need Node.js
 # 20.19 or later; Debian's packages are installed only when there is no node or no npm,
 # since a Node.js installed otherwise (which ships its own npm) conflicts with them.
-PACKAGES := build-essential cmake pkg-config curl ca-certificates \
+PACKAGES := build-essential cmake pkg-config curl ca-certificates openssl \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 gdb libargon2-dev \
