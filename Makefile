@@ -5,7 +5,7 @@
 # 20.19 or later; Debian's packages are installed only when there is no node or no npm,
 # since a Node.js installed otherwise (which ships its own npm) conflicts with them.
 # prometheus ships promtool, which checks /metrics and deploy/monitoring in the tests.
-PACKAGES := build-essential cmake pkg-config curl ca-certificates \
+PACKAGES := build-essential cmake pkg-config curl ca-certificates openssl \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 gdb libargon2-dev \

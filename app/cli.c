@@ -615,6 +615,9 @@ static int cmd_serve(const char *config, int argc)
     /* Probes must answer while load shedding refuses other requests (ADR 0029). */
     opt.bulkheads = probe_bulkheads;
     opt.nbulkheads = sizeof(probe_bulkheads) / sizeof(probe_bulkheads[0]);
+    opt.tls_cert = cl_config_get(h.config, "CLEAVE_TLS_CERT");
+    opt.tls_key = cl_config_get(h.config, "CLEAVE_TLS_KEY");
+    opt.tls_client_ca = cl_config_get(h.config, "CLEAVE_TLS_CLIENT_CA");
     if (cl_http_start(&opt, h.router, &h.server, &err) != CL_OK) {
         rc = fail("serve", &err);
         goto out;

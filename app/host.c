@@ -300,6 +300,9 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
     opt.stale_max_age_ms = cl_config_int(h->config, "CLEAVE_RPC_STALE_MAX_AGE_S") * 1000;
     /* Known to a test build only (tests/hooks): a production build refuses the key. */
     opt.fault = cl_config_get(h->config, "CLEAVE_TEST_RPC_FAULT");
+    opt.tls_cert = cl_config_get(h->config, "CLEAVE_TLS_CLIENT_CERT");
+    opt.tls_key = cl_config_get(h->config, "CLEAVE_TLS_CLIENT_KEY");
+    opt.tls_ca = cl_config_get(h->config, "CLEAVE_TLS_CA");
     st = cl_rpc_client_new(name, url, &opt, &m->remote, err);
     if (st != CL_OK) {
         return error_wrap(err, key, key, "");

@@ -2,6 +2,8 @@
 #   include/cleave/*.h                    the public headers
 #   include/cleave-host/host.h            the host's header (for generated bindings)
 #   lib/libcleave_<subsystem>.a           core, http, db, postgres, bus, nats, rpc, auth, host
+#   lib/cleave/libcleave-compat-*.so      what civetweb needs for TLS with OpenSSL 3, found by
+#                                         the binaries relative to their own bin/ folder
 #   lib/cmake/Cleave/                     find_package(Cleave): Cleave::<subsystem>,
 #                                         cleave_module(), cleave_wire(), cleave_add_host()
 #   lib/pkgconfig/cleave-platform.pc      pkg-config: every platform library
@@ -20,6 +22,8 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/platform/include/cleave
 install(FILES ${CMAKE_SOURCE_DIR}/app/host.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cleave-host)
 install(TARGETS ${CLEAVE_PLATFORM_LIBRARIES} cleave_platform cleave_host EXPORT CleaveTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS ${CLEAVE_TLS_COMPAT_LIBRARIES}
+        LIBRARY DESTINATION ${CLEAVE_TLS_COMPAT_DIR})
 install(EXPORT CleaveTargets NAMESPACE Cleave:: DESTINATION ${CLEAVE_INSTALL_CMAKEDIR})
 
 configure_file(${CMAKE_SOURCE_DIR}/cmake/CleaveConfig.cmake.in

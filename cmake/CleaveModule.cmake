@@ -245,4 +245,10 @@ function(cleave_add_host target)
   cleave_wire(${target} ROLE gateway NAME ${target} MODULES ${H_MODULES} LOCAL ${H_LOCAL}
               ${with} MIGRATIONS "${H_MIGRATIONS}")
   cleave_target_options(${target})
+  # Built against the installed platform, a binary does not live in its bin/: its RUNPATH
+  # leads it to the objects civetweb needs for TLS (ADR 0035).
+  if(CLEAVE_TLS_COMPAT_RUNPATH)
+    set_property(TARGET ${target} APPEND PROPERTY BUILD_RPATH ${CLEAVE_TLS_COMPAT_RUNPATH})
+    set_property(TARGET ${target} APPEND PROPERTY INSTALL_RPATH ${CLEAVE_TLS_COMPAT_RUNPATH})
+  endif()
 endfunction()

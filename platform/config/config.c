@@ -66,6 +66,17 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_DEV_SERVICE_TOKEN", CL_SETTING_STRING, NULL,
      "INSECURE, development only: a static token services accept instead of service JWTs, "
      "trusting the caller's principal headers"},
+    /* Mutual TLS between the host and the services (ADR 0035). */
+    {"CLEAVE_TLS_CERT", CL_SETTING_PATH, NULL,
+     "PEM certificate chain: the HTTP server serves only mutual TLS"},
+    {"CLEAVE_TLS_KEY", CL_SETTING_PATH, NULL, "private key of CLEAVE_TLS_CERT (PEM)"},
+    {"CLEAVE_TLS_CLIENT_CA", CL_SETTING_PATH, NULL,
+     "CA whose client certificates the HTTP server requires"},
+    {"CLEAVE_TLS_CLIENT_CERT", CL_SETTING_PATH, NULL,
+     "PEM certificate this process presents to the services it calls"},
+    {"CLEAVE_TLS_CLIENT_KEY", CL_SETTING_PATH, NULL, "private key of CLEAVE_TLS_CLIENT_CERT"},
+    {"CLEAVE_TLS_CA", CL_SETTING_PATH, NULL,
+     "CA that signs the services' certificates; unset: the system's"},
     {"CLEAVE_AUTH_AUDIENCE", CL_SETTING_STRING, "cleave",
      "the aud a gateway requires of every access token"},
     {"CLEAVE_AUTH_LEEWAY_S", CL_SETTING_INT(0, 300), "30",

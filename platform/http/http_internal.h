@@ -81,6 +81,7 @@ struct cl_http_server {
      */
     int conns;
     int not_accepting;
+    void *tls; /* the SSL_CTX civetweb serves TLS with (tls.c), or NULL for plain HTTP */
 };
 
 /* One declared query parameter as it came in: raw (still percent-encoded), borrowed. */
@@ -176,5 +177,23 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
  * trusted, or waited for, to frame a next request.
  */
 void cl__http_close_after(cl_http_req *req);
+
+/* --- TLS (tls.c) ------------------------------------------------------------------ */
+
+/*
+ * Loads, once per process, the objects civetweb 1.15 needs to run TLS with OpenSSL 3.
+ * CL_OK, or CL_UNAVAILABLE saying what could not be loaded.
+ */
+cl_status cl__http_tls_load_compat(cl_error *err);
+/*
+ * The server's SSL_CTX for mutual TLS from opt's tls_cert, tls_key and tls_client_ca: TLS
+ * 1.2 or newer, a client certificate required and verified against tls_client_ca only.
+ * On success *out is owned by the caller (cl__http_tls_free). CL_INVALID naming the
+ * setting (CLEAVE_TLS_...) that is missing, unreadable or unusable; CL_UNAVAILABLE when
+ * the compatibility objects cannot be loaded.
+ */
+cl_status cl__http_tls_server_ctx(const cl_http_options *opt, void **out, cl_error *err);
+/* Frees a context from cl__http_tls_server_ctx; NULL is a no-op. */
+void cl__http_tls_free(void *ctx);
 
 #endif /* CLEAVE_HTTP_INTERNAL_H */

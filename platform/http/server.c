@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1801,6 +1802,25 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
 
 /* --- lifecycle -------------------------------------------------------------------- */
 
+/*
+ * civetweb asks for the TLS context when it starts (and again when it stops, to learn
+ * whether to free it): 1 says the context is ours, made and freed by us.
+ */
+static int on_external_ssl_ctx(void **ssl_ctx, void *user_data)
+{
+    cl_http_server *srv = user_data;
+
+    *ssl_ctx = srv->tls;
+    return 1;
+}
+
+static bool tls_wanted(const cl_http_options *opt)
+{
+    return (opt->tls_cert != NULL && opt->tls_cert[0] != '\0') ||
+           (opt->tls_key != NULL && opt->tls_key[0] != '\0') ||
+           (opt->tls_client_ca != NULL && opt->tls_client_ca[0] != '\0');
+}
+
 cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,
                         cl_error *err)
 {
@@ -1809,6 +1829,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     char queue[16];
     char head_timeout[32];
     char keep_alive[32];
+    char listen[HTTP_LISTEN_MAX + 2];
     int nthreads;
     char errtext[256] = "";
     unsigned errcode = 0;
@@ -1881,6 +1902,15 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     if (st != CL_OK) {
         goto out;
     }
+    /* civetweb serves TLS on a port whose number ends in 's'. */
+    snprintf(listen, sizeof(listen), "%s", opt->listen);
+    if (tls_wanted(opt)) {
+        st = cl__http_tls_server_ctx(opt, &srv->tls, err);
+        if (st != CL_OK) {
+            goto out;
+        }
+        snprintf(listen, sizeof(listen), "%ss", opt->listen);
+    }
     snprintf(threads, sizeof(threads), "%d", nthreads);
     snprintf(queue, sizeof(queue), "%d", nthreads);
     snprintf(head_timeout, sizeof(head_timeout), "%lld",
@@ -1901,7 +1931,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
      */
     const char *options[] = {
         "listening_ports",
-        opt->listen,
+        listen,
         "num_threads",
         threads,
         "request_timeout_ms",
@@ -1929,6 +1959,9 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     callbacks.http_error = on_http_error;
     callbacks.connection_close = on_connection_close;
     callbacks.init_connection = on_init_connection;
+    if (srv->tls != NULL) {
+        callbacks.external_ssl_ctx = on_external_ssl_ctx;
+    }
     memset(&init, 0, sizeof(init));
     init.callbacks = &callbacks;
     init.user_data = srv;
@@ -1960,6 +1993,7 @@ out:
         if (srv->mg != NULL) {
             mg_stop(srv->mg);
         }
+        cl__http_tls_free(srv->tls);
         pthread_cond_destroy(&srv->idle);
         pthread_mutex_destroy(&srv->mu);
         free(srv->clients);
@@ -2003,6 +2037,7 @@ void cl_http_stop(cl_http_server *srv)
     pthread_mutex_unlock(&srv->mu);
     /* Closes the listeners and joins the workers (and any handler still running). */
     mg_stop(srv->mg);
+    cl__http_tls_free(srv->tls);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->mu);
     free(srv->clients);

@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -38,6 +40,10 @@ struct cl_rpc_client {
     char dev_token[256];
     cl_status (*credential)(void *arg, const char *module, char *token, size_t size, cl_error *err);
     void *credential_arg;
+    /* Mutual TLS (cl_rpc_options): PEM paths, "" when unset. */
+    char tls_cert[512];
+    char tls_key[512];
+    char tls_ca[512];
     int64_t default_timeout_ms;
     int64_t connect_timeout_ms;
     int max_idle;
@@ -138,6 +144,66 @@ static cl_status parse_fault(const char *module, const char *list, rpc_fault *ki
     return CL_OK;
 }
 
+/*
+ * Checks the TLS files of opt, as given (all may be NULL): a certificate and its key come
+ * together, and every file set can be read. CL_INVALID naming the setting otherwise.
+ */
+static cl_status check_tls(const cl_rpc_options *opt, cl_error *err)
+{
+    const struct {
+        const char *setting;
+        const char *path;
+    } files[] = {
+        {"CLEAVE_TLS_CLIENT_CERT", opt->tls_cert},
+        {"CLEAVE_TLS_CLIENT_KEY", opt->tls_key},
+        {"CLEAVE_TLS_CA", opt->tls_ca},
+    };
+    bool has_cert = opt->tls_cert != NULL && opt->tls_cert[0] != '\0';
+    bool has_key = opt->tls_key != NULL && opt->tls_key[0] != '\0';
+
+    if (has_cert != has_key) {
+        return cl_error_set(err, CL_INVALID,
+                            has_cert ? "CLEAVE_TLS_CLIENT_KEY" : "CLEAVE_TLS_CLIENT_CERT",
+                            "TLS is half configured: %s is set but %s is not",
+                            has_cert ? "CLEAVE_TLS_CLIENT_CERT" : "CLEAVE_TLS_CLIENT_KEY",
+                            has_cert ? "CLEAVE_TLS_CLIENT_KEY" : "CLEAVE_TLS_CLIENT_CERT");
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        const char *path = files[i].path;
+
+        if (path == NULL || path[0] == '\0') {
+            continue;
+        }
+        if (strlen(path) >= sizeof(((cl_rpc_client *)NULL)->tls_cert)) {
+            return cl_error_set(err, CL_INVALID, files[i].setting, "%s is too long",
+                                files[i].setting);
+        }
+        if (access(path, R_OK) != 0) {
+            return cl_error_set(err, CL_INVALID, files[i].setting, "%s: cannot read '%s': %s",
+                                files[i].setting, path, strerror(errno));
+        }
+    }
+    return CL_OK;
+}
+
+/*
+ * Sets the TLS options of a request to c's target, on a handle that curl_easy_reset may
+ * have cleared. The same options on every request, so that curl reuses the connection.
+ */
+static void set_tls(const cl_rpc_client *c, CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->tls_cert[0] != '\0') {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->tls_cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->tls_key);
+    }
+    if (c->tls_ca[0] != '\0') {
+        /* This CA only: the system's directory of CAs vouches for the whole web. */
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->tls_ca);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
+}
+
 cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_rpc_options *opt,
                             cl_rpc_client **out, cl_error *err)
 {
@@ -158,6 +224,9 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
         opt = &none;
     }
     if (opt->fault != NULL && parse_fault(module, opt->fault, &fault, &fault_arg, err) != CL_OK) {
+        return CL_INVALID;
+    }
+    if (check_tls(opt, err) != CL_OK) {
         return CL_INVALID;
     }
     pthread_once(&curl_once, curl_init_once);
@@ -182,6 +251,9 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     }
     c->credential = opt->credential;
     c->credential_arg = opt->credential_arg;
+    cl_strlcpy(c->tls_cert, opt->tls_cert != NULL ? opt->tls_cert : "", sizeof(c->tls_cert));
+    cl_strlcpy(c->tls_key, opt->tls_key != NULL ? opt->tls_key : "", sizeof(c->tls_key));
+    cl_strlcpy(c->tls_ca, opt->tls_ca != NULL ? opt->tls_ca : "", sizeof(c->tls_ca));
     bo.failure_pct = opt->breaker.failure_pct > 0 ? opt->breaker.failure_pct : 50;
     bo.min_calls = opt->breaker.min_calls > 0 ? opt->breaker.min_calls : 20;
     bo.window_ms = opt->breaker.window_ms > 0 ? opt->breaker.window_ms : 10000;
@@ -518,6 +590,7 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
     /* Worker threads must not get SIGALRM from name resolution timeouts. */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    set_tls(c, h);
     rc = curl_easy_perform(h);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         curl_off_t spent_us = 0;
@@ -753,6 +826,7 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    set_tls(c, h);
     rc = curl_easy_perform(h);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);

@@ -54,16 +54,21 @@ grep -q 'cl_extension_register' "$work/app.txt" || fail "the application has no 
 
 # Serve it on a free loopback port (port 0: the kernel picks one; the log says which).
 data=$work/data
-CLEAVE_DATA_DIR=$data CLEAVE_LISTEN=127.0.0.1:0 "$app" serve >"$work/serve.log" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 1 300); do
-    port=$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p' "$work/serve.log" | head -1)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log"; fail "the application exited"; }
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$work/serve.log"; fail "the application did not start serving"; }
+serve() { # serve LOG [K=V...]: starts the application serving; sets pid and port
+    local log=$1
+    shift
+    env CLEAVE_DATA_DIR="$data" CLEAVE_LISTEN=127.0.0.1:0 "$@" "$app" serve >"$log" 2>&1 &
+    pid=$!
+    port=
+    for _ in $(seq 1 300); do
+        port=$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$log"; fail "the application exited"; }
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$log"; fail "the application did not start serving"; }
+}
+serve "$work/serve.log"
 url=http://127.0.0.1:$port/api/v1/greetings
 
 post() { # post BODY: prints "<status> <content type>" then the body
@@ -83,6 +88,39 @@ echo "$out" | grep -q '"name"' || fail "the problem does not name the field: $ou
 out=$(post '{"name":"ada","age":3}')
 echo "$out" | head -1 | grep -q '^400 application/problem+json' || fail "unknown field: $out"
 echo "$out" | grep -q 'age' || fail "the problem does not name the unknown field: $out"
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
+
+# Mutual TLS (ADR 0035): civetweb needs the installed compatibility
+# objects, which the application finds through the RUNPATH cleave_add_host gives it.
+for lib in ssl crypto; do
+    so=$(find "$prefix" -name "libcleave-compat-$lib.so")
+    [ -n "$so" ] || fail "libcleave-compat-$lib.so is not installed"
+    readelf -d "$so" | grep -q "SONAME.*\[lib$lib\.so\]" || fail "$so's SONAME is not lib$lib.so"
+done
+pki=$work/pki
+mkdir "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ca \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+for leaf in server client; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$leaf" \
+        -keyout "$pki/$leaf.key" -out "$pki/$leaf.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/$leaf.ext"
+    openssl x509 -req -in "$pki/$leaf.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+        -CAcreateserial -days 1 -extfile "$pki/$leaf.ext" -out "$pki/$leaf.crt" 2>/dev/null
+done
+serve "$work/tls.log" CLEAVE_TLS_CERT="$pki/server.crt" CLEAVE_TLS_KEY="$pki/server.key" \
+    CLEAVE_TLS_CLIENT_CA="$pki/ca.crt"
+tls_url=https://127.0.0.1:$port/api/v1/greetings
+out=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.crt" --cert "$pki/client.crt" \
+    --key "$pki/client.key" -X POST -H 'Content-Type: application/json' \
+    --data '{"name":"tls"}' "$tls_url") || true
+[ "$out" = 201 ] || { cat "$work/tls.log"; fail "greeting over mutual TLS: $out"; }
+if curl -s -o /dev/null --cacert "$pki/ca.crt" "$tls_url"; then
+    fail "a client without a certificate was answered"
+fi
+kill -0 "$pid" 2>/dev/null || { cat "$work/tls.log"; fail "the application died serving TLS"; }
 kill "$pid"
 wait "$pid" 2>/dev/null || true
 pid=
@@ -107,4 +145,4 @@ flags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs cleave-platform) ||
 cc -std=c11 -o "$work/pkgconfig_check" "$src/tests/install/pkgconfig_check.c" $flags ||
     fail "a C file does not build with: $flags"
 [ "$("$work/pkgconfig_check" "$work/check.db")" = ok ] || fail "the pkg-config build does not run"
-echo "PASS: installed, built out of tree, served, no libpq/libnats, pkg-config works"
+echo "PASS: installed, built out of tree, served (also over mutual TLS), no libpq/libnats, pkg-config works"

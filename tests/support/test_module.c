@@ -442,6 +442,19 @@ static int service_env(test_service *s, char **env, char *data_env, char *const 
     return test_db_env_add(&s->db, env, n, admin);
 }
 
+/* The value of key ("CLEAVE_...") in env ("K=V" strings, NULL-terminated), or NULL. */
+static const char *env_value(char *const *env, const char *key)
+{
+    size_t len = strlen(key);
+
+    for (int i = 0; env != NULL && env[i] != NULL; i++) {
+        if (strncmp(env[i], key, len) == 0 && env[i][len] == '=') {
+            return env[i] + len + 1;
+        }
+    }
+    return NULL;
+}
+
 int test_service_start(test_service *s, const cl_module_api *api, char *const *env)
 {
     char data_env[512], name[96], out[4096];
@@ -486,7 +499,13 @@ int test_service_start(test_service *s, const cl_module_api *api, char *const *e
         fprintf(stderr, "%s did not start; see %s\n", name, s->log);
         return -1;
     }
-    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", port);
+    /* A service given CLEAVE_TLS_CERT serves mutual TLS only: the client uses env's
+     * client certificate and CA, as a host given the same settings would. */
+    snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d",
+             env_value(env, "CLEAVE_TLS_CERT") != NULL ? "https" : "http", port);
+    opt.tls_cert = env_value(env, "CLEAVE_TLS_CLIENT_CERT");
+    opt.tls_key = env_value(env, "CLEAVE_TLS_CLIENT_KEY");
+    opt.tls_ca = env_value(env, "CLEAVE_TLS_CA");
     if (cl_rpc_client_new(api->name, s->url, &opt, &s->client, &err) != CL_OK) {
         fprintf(stderr, "%s\n", err.message);
         return -1;

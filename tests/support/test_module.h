@@ -172,7 +172,7 @@ typedef struct test_service {
     char dir[256];            /* data directory and log; kept when the service failed */
     char bin[512];
     char log[512];
-    char url[64]; /* http://127.0.0.1:PORT */
+    char url[64]; /* http://127.0.0.1:PORT (https:// with TLS) */
     test_proc proc;
     cl_rpc_client *client; /* owned */
     cl_handle handle;      /* {api->remote_ops, client}: the remote binding */
@@ -185,7 +185,9 @@ typedef struct test_service {
  * service token and the tree's migrations, plus env ("CLEAVE_...=value", NULL-terminated,
  * may be NULL); on PostgreSQL on a fresh database, migrated first by `cleave-<m> migrate`
  * with admin credentials, the service itself running as the module's app role with the
- * replica for its reads. Then builds the remote binding (s->handle).
+ * replica for its reads. Then builds the remote binding (s->handle). With
+ * CLEAVE_TLS_CERT in env the service serves mutual TLS: s->url is https:// and the remote
+ * binding presents env's CLEAVE_TLS_CLIENT_CERT and _KEY and trusts its CLEAVE_TLS_CA.
  * Returns 0, or -1 after printing why; test_service_stop cleans up either way.
  */
 int test_service_start(test_service *s, const cl_module_api *api, char *const *env);

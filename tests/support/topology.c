@@ -4,12 +4,14 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "client.h"
 #include "cleave/util.h"
+#include "tls_certs.h"
 
 const char *topology_bin(const char *name, char *buf, size_t size)
 {
@@ -149,6 +151,9 @@ static int common_env(topology *t, int client, int admin, char **env, int n)
     for (int i = 0; i < t->nurl_envs; i++) {
         env[n++] = t->url_envs[i];
     }
+    for (int i = 0; t->mtls && i < 3; i++) {
+        env[n++] = t->tls_envs[i];
+    }
     env[n] = NULL;
     return n;
 }
@@ -180,11 +185,17 @@ void topology_env(topology *t, int admin, char **env)
 /* Service i's environment: its own data directory, migrations, its port, the common ones. */
 static void service_env(topology *t, int i, char *listen, size_t size, int admin, char **env)
 {
+    int n;
+
     snprintf(listen, size, "CLEAVE_LISTEN=127.0.0.1:%d", t->service_ports[i]);
     env[0] = t->service_data_envs[i];
     env[1] = t->migrations_env;
     env[2] = listen;
-    common_env(t, i, admin, env, 3);
+    n = common_env(t, i, admin, env, 3);
+    for (int k = 3; t->mtls && k < 6; k++) {
+        env[n++] = t->tls_envs[k];
+    }
+    env[n] = NULL;
 }
 
 /* "CLEAVE_<MODULE>_URL=http://127.0.0.1:<port>" into url_envs. */
@@ -197,8 +208,9 @@ static void add_url_env(topology *t, const char *module, size_t len, int port)
         upper[k] = (char)toupper((unsigned char)module[k]);
     }
     upper[k] = '\0';
-    snprintf(t->url_envs[t->nurl_envs++], sizeof(t->url_envs[0]),
-             "CLEAVE_%s_URL=http://127.0.0.1:%d", upper, port);
+    /* Over mutual TLS the services are https://; the gateway's own modules are not. */
+    snprintf(t->url_envs[t->nurl_envs++], sizeof(t->url_envs[0]), "CLEAVE_%s_URL=%s://127.0.0.1:%d",
+             upper, t->mtls && port != t->gateway_port ? "https" : "http", port);
 }
 
 /*
@@ -364,9 +376,39 @@ int topology_start(topology *t, const char *name, int seed)
     return topology_start_with(t, name, seed, NULL);
 }
 
+/*
+ * A throwaway PKI in <dir>/tls and the settings that use it: every process's client
+ * certificate and CA, and the services' server certificate and client CA.
+ */
+static int make_tls(topology *t)
+{
+    static const struct {
+        const char *key, *name, *ext;
+    } settings[6] = {
+        {"CLEAVE_TLS_CLIENT_CERT", "host", "crt"},
+        {"CLEAVE_TLS_CLIENT_KEY", "host", "key"},
+        {"CLEAVE_TLS_CA", "ca", "crt"},
+        {"CLEAVE_TLS_CERT", "server", "crt"},
+        {"CLEAVE_TLS_KEY", "server", "key"},
+        {"CLEAVE_TLS_CLIENT_CA", "ca", "crt"},
+    };
+    char dir[300];
+
+    snprintf(dir, sizeof(dir), "%s/tls", t->dir);
+    if (mkdir(dir, 0700) != 0 || test_tls_make(dir) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 6; i++) {
+        test_tls_setting(t->tls_envs[i], sizeof(t->tls_envs[i]), settings[i].key, dir,
+                         settings[i].name, settings[i].ext);
+    }
+    return 0;
+}
+
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[])
 {
-    char cmd[1200], out[1024], listen[64];
+    char cmd[1200], out[1024], listen[64], plain[128];
+    const char *suffix;
     char *env[TOPOLOGY_ENV_MAX];
     char *cp_argv[] = {"cp", "-r", NULL, NULL, NULL};
     int gateway_migrated = 0;
@@ -377,6 +419,13 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     if (test_db_env_open(&t->db, 1) != 0) {
         return -1;
     }
+    /* "<extracted topology>:mtls": the same processes, the services behind mutual TLS. */
+    suffix = strstr(name, ":mtls");
+    if (suffix != NULL && suffix[5] == '\0' && (size_t)(suffix - name) < sizeof(plain)) {
+        snprintf(plain, sizeof(plain), "%.*s", (int)(suffix - name), name);
+        name = plain;
+        t->mtls = 1;
+    }
     /* "monolith", or "<module>[+<module>...]-extracted": those modules in their own services. */
     if (strcmp(name, "monolith") == 0) {
         snprintf(t->gateway_bin, sizeof(t->gateway_bin), "cleave");
@@ -384,6 +433,9 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
         return -1;
     }
     if (test_tmpdir(t->dir, sizeof(t->dir)) != 0) {
+        return -1;
+    }
+    if (t->mtls && (t->nservices == 0 || make_tls(t) != 0)) {
         return -1;
     }
     if (t->nservices > 0 && (plan_ports(t) != 0 || test_nats_open(&t->nats, t->dir) != 0)) {
@@ -430,7 +482,8 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
         snprintf(t->service, sizeof(t->service), "%s", t->services[0]);
         snprintf(t->service_data_env, sizeof(t->service_data_env), "%s", t->service_data_envs[0]);
         t->service_port = t->service_ports[0];
-        snprintf(t->service_url, sizeof(t->service_url), "http://127.0.0.1:%d", t->service_port);
+        snprintf(t->service_url, sizeof(t->service_url), "%s://127.0.0.1:%d",
+                 t->mtls ? "https" : "http", t->service_port);
     }
     snprintf(listen, sizeof(listen), "CLEAVE_LISTEN=127.0.0.1:%d", t->gateway_port);
     gateway_env(t, listen, NULL, 1, env);

@@ -15,8 +15,8 @@
 #define TOPOLOGY_MAX_SERVICES 6
 #define TOPOLOGY_MAX_MODULES  8
 /* The most variables a topology gives one process: data, migrations, listen, client id and
- * secret, issuer, up to 3 database ones, the bus, the modules' URLs, 8 extra, NULL. */
-#define TOPOLOGY_ENV_MAX      (10 + TOPOLOGY_MAX_MODULES + 8 + 1)
+ * secret, issuer, up to 3 database ones, the bus, the modules' URLs, 8 extra, 6 of TLS, NULL. */
+#define TOPOLOGY_ENV_MAX      (10 + TOPOLOGY_MAX_MODULES + 8 + 6 + 1)
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -62,6 +62,14 @@ typedef struct topology {
      * processes get db_env (app roles, replica); `migrate` also gets admin_env.
      */
     test_db_env db;
+    /*
+     * A topology named "...-extracted:mtls": the services serve mutual TLS only and every
+     * process calls them over https:// with a client certificate (tls_certs.h, in
+     * <dir>/tls). tls_envs[0..2] are every process's client settings, [3..5] the services'
+     * server settings.
+     */
+    int mtls;
+    char tls_envs[6][600];
 } topology;
 
 /*
@@ -101,8 +109,9 @@ void topology_env(topology *t, int admin, char **env);
  * processes of the named topology: "monolith", or "<module>-extracted" (cleave-<module>
  * on its own port and data directory, and the gateway built without it, configured with
  * its URL), or "all-extracted" (every module in its own service). With modules extracted
- * every process also gets the NATS transport. Returns 0, or -1 with the reason printed;
- * topology_stop cleans up either way.
+ * every process also gets the NATS transport. An extracted topology's name may end in
+ * ":mtls" ("inventory+payments-extracted:mtls"): its services then serve mutual TLS only
+ * (t->mtls). Returns 0, or -1 with the reason printed; topology_stop cleans up either way.
  */
 int topology_start(topology *t, const char *name, int seed);
 /*

@@ -134,6 +134,14 @@ typedef struct cl_http_options {
     int route_max_inflight; /* a route's bulkhead unless bulkheads name it; 0: max_inflight */
     const cl_http_bulkhead *bulkheads; /* borrowed during cl_http_start; may be NULL */
     size_t nbulkheads;
+    /*
+     * Mutual TLS (ADR 0035): PEM files, read once at start. All three
+     * set: the listener serves only HTTPS and completes a handshake only with a client
+     * whose certificate tls_client_ca signed. None set: plain HTTP. Some: CL_INVALID.
+     */
+    const char *tls_cert;      /* CLEAVE_TLS_CERT: the server's certificate chain */
+    const char *tls_key;       /* CLEAVE_TLS_KEY: its private key, unencrypted */
+    const char *tls_client_ca; /* CLEAVE_TLS_CLIENT_CA: the CA(s) client certificates need */
 } cl_http_options;
 
 typedef struct cl_http_server cl_http_server;
@@ -141,7 +149,8 @@ typedef struct cl_http_server cl_http_server;
 /*
  * Starts serving. router is borrowed and must outlive the server, and gets no routes
  * after this. On success *out is owned by the caller (cl_http_stop). CL_INVALID for an
- * option out of range or a bulkhead naming no route; CL_UNAVAILABLE when the address
+ * option out of range, a bulkhead naming no route or TLS half configured or with a file
+ * that cannot be used (naming its CLEAVE_TLS_ setting); CL_UNAVAILABLE when the address
  * cannot be bound.
  */
 cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_http_server **out,

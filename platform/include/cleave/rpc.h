@@ -110,11 +110,21 @@ typedef struct cl_rpc_options {
     int stale_max_entries;
     int64_t stale_max_bytes;
     int64_t stale_max_age_ms;
+    /*
+     * Mutual TLS for https:// targets (ADR 0035), PEM files, or NULL:
+     * the certificate and key this client presents (both or neither), and the CA the
+     * target's certificate must chain to (NULL: the system's). Ignored for http://.
+     */
+    const char *tls_cert; /* CLEAVE_TLS_CLIENT_CERT */
+    const char *tls_key;  /* CLEAVE_TLS_CLIENT_KEY */
+    const char *tls_ca;   /* CLEAVE_TLS_CA */
 } cl_rpc_options;
 
 /*
  * A client for the module service at base_url ("http://127.0.0.1:9101").
- * CL_INVALID for a URL that is not http(s)://host[:port]. Owned by the caller.
+ * CL_INVALID for a URL that is not http(s)://host[:port], or for a TLS file that is set
+ * alone (certificate without key) or cannot be read, naming its CLEAVE_TLS_ setting.
+ * Owned by the caller.
  */
 cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_rpc_options *opt,
                             cl_rpc_client **out, cl_error *err);
