@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "cleave/rpc.h"
+#include "cleave/trace.h"
 #include "cleave/util.h"
 
 #define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
@@ -324,8 +325,12 @@ static struct curl_slist *ctx_headers(const cl_rpc_client *c, const cl_ctx *ctx,
     if (ctx->own_only) {
         h = add_header(h, "X-Cleave-Own-Only", "1");
     }
-    if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
+    /* The parent is the client span cl_rpc_call made current. */
+    if (cl_trace_format(ctx, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
+        if (ctx->tracestate[0] != '\0') {
+            h = add_header(h, "tracestate", ctx->tracestate);
+        }
     }
     if (ctx->deadline_ms != 0) {
         snprintf(buf, sizeof(buf), "%" PRId64, left);
@@ -543,7 +548,28 @@ static bool may_retry(cl_rpc_client *c, const cl_op *op, const cl_ctx *ctx, cl_s
     return ok;
 }
 
+static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
+                          void *resp);
+
+/* The remote binding's client span wraps the call, retries included (cleave/trace.h). */
 cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
+{
+    char name[CL_SPAN_NAME_MAX];
+    cl_span span;
+    cl_status st;
+
+    snprintf(name, sizeof(name), "%s.%s", c->module, op->name);
+    cl_span_start(&span, ctx, CL_SPAN_CLIENT, name);
+    cl_span_set_str(&span, "rpc.system", "cleave");
+    cl_span_set_str(&span, "rpc.service", c->module);
+    cl_span_set_str(&span, "rpc.method", op->name);
+    st = cl_span_status(&span, rpc_call(c, op, ctx, req, resp));
+    cl_span_end(&span);
+    return st;
+}
+
+static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
+                          void *resp)
 {
     json_t *body_json = NULL;
     char *body = NULL;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/trace.h"
 #include "cleave/retry.h"
 #include "cleave/util.h"
 #include "internal.h"
@@ -57,11 +58,13 @@ typedef struct saga {
     char pay_id[ORDERS__ID_SIZE + 8];
     char got[24];     /* status of the last successful call's resource */
     char detail[400]; /* of the last failed call */
+    cl_ctx *trace;    /* its trace context: the checkout's, current span the step's */
 } saga;
 
 typedef struct orders__qnode {
     struct orders__qnode *next;
     char id[ORDERS__ID_SIZE];
+    char traceparent[CL_TRACEPARENT_SIZE]; /* the checkout's, or "" (a resumed saga) */
 } qnode;
 
 /* --- the queue ----------------------------------------------------------------------- */
@@ -77,7 +80,7 @@ bool orders__saga_accepting(struct orders_self *self)
     return ok;
 }
 
-void orders__saga_enqueue(struct orders_self *self, const char *id)
+void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx *ctx)
 {
     orders__executor *x = &self->saga;
     qnode *n = calloc(1, sizeof(*n));
@@ -87,6 +90,9 @@ void orders__saga_enqueue(struct orders_self *self, const char *id)
         return;
     }
     cl_strlcpy(n->id, id, sizeof(n->id));
+    if (ctx != NULL) {
+        (void)cl_trace_format(ctx, n->traceparent);
+    }
     pthread_mutex_lock(&x->mu);
     if (x->tail != NULL) {
         x->tail->next = n;
@@ -172,6 +178,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         cl_status rc;
 
         cl_ctx_init(&ctx, 10000);
+        cl_trace_inherit(&ctx, s->trace);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         cl_now_rfc3339(now);
         rc = cl_db_acquire(s->self->db, &ctx, &conn, &ctx.err);
@@ -343,6 +350,7 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
         cl_status rc;
 
         cl_ctx_init(&ctx, s->self->call_timeout_ms);
+        cl_trace_inherit(&ctx, s->trace);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         cl_strlcpy(ctx.principal, "service:orders", sizeof(ctx.principal));
         snprintf(ctx.idempotency_key, sizeof(ctx.idempotency_key), "%s:%s", s->o.id,
@@ -489,13 +497,18 @@ static bool run_step(saga *s)
 }
 
 /* Runs order id's saga from its recorded step to a final state, or until stop. */
-static void run(struct orders_self *self, const char *id)
+static void run(struct orders_self *self, const char *id, const char *traceparent)
 {
     saga s;
     int attempt = 0;
+    cl_ctx trace;
 
     memset(&s, 0, sizeof(s));
     s.self = self;
+    /* The checkout's trace goes on in the saga's steps (a resumed saga starts its own). */
+    cl_ctx_init(&trace, 0);
+    cl_trace_enter(&trace, traceparent, NULL);
+    s.trace = &trace;
     for (;;) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
@@ -526,7 +539,14 @@ static void run(struct orders_self *self, const char *id)
     }
     cl_strlcpy(s.reason, s.o.reason != NULL ? s.o.reason : "", sizeof(s.reason));
     snprintf(s.pay_id, sizeof(s.pay_id), "pay-%s", s.o.id);
-    while (s.next != S_DONE && run_step(&s)) {
+    for (bool go = true; go && s.next != S_DONE;) {
+        char name[CL_SPAN_NAME_MAX];
+        cl_span span;
+
+        snprintf(name, sizeof(name), "orders.checkout %s", step_names[s.next]);
+        cl_span_start(&span, &trace, CL_SPAN_INTERNAL, name);
+        go = run_step(&s);
+        cl_span_end(&span);
     }
     cl_schema_free(&orders_order_type, &s.o);
 }
@@ -550,7 +570,7 @@ static void *worker(void *arg)
         }
         x->qlen--;
         pthread_mutex_unlock(&x->mu);
-        run(self, n->id);
+        run(self, n->id, n->traceparent);
         free(n);
         pthread_mutex_lock(&x->mu);
     }
@@ -582,7 +602,7 @@ static cl_status queue_in_flight(struct orders_self *self, cl_error *err)
         rc = cl_stmt_step(st, &row, &ctx.err);
     }
     while (rc == CL_OK && row) {
-        orders__saga_enqueue(self, cl_stmt_text(st, 0));
+        orders__saga_enqueue(self, cl_stmt_text(st, 0), NULL);
         n++;
         rc = cl_stmt_step(st, &row, &ctx.err);
     }

@@ -33,6 +33,7 @@
 #include "cleave/http.h"
 #include "cleave/schema.h"
 #include "cleave/status.h"
+#include "cleave/trace.h"
 
 /* Operation flags. */
 #define CL_OP_WRITE      0u
@@ -98,10 +99,20 @@ typedef struct cl_op {
 #define CL__LOCAL_PROTO(M, name, Req, Resp, flags)                                                 \
     static cl_status M##_local_##name(struct M##_self *self, cl_ctx *ctx, const Req *req,          \
                                       Resp *resp);
+/* Each operation of the local binding is a child span of its caller's (cleave/trace.h). */
 #define CL__LOCAL_SLOT_FN(M, name, Req, Resp, flags)                                               \
     static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)         \
     {                                                                                              \
-        return M##_local_##name((struct M##_self *)self, ctx, req, resp);                          \
+        cl_span span_;                                                                             \
+        cl_status st_;                                                                             \
+                                                                                                   \
+        if (ctx == NULL) {                                                                         \
+            return M##_local_##name((struct M##_self *)self, ctx, req, resp);                      \
+        }                                                                                          \
+        cl_span_start(&span_, ctx, CL_SPAN_INTERNAL, #M "." #name);                                \
+        st_ = cl_span_status(&span_, M##_local_##name((struct M##_self *)self, ctx, req, resp));   \
+        cl_span_end(&span_);                                                                       \
+        return st_;                                                                                \
     }
 #define CL__LOCAL_SLOT(M, name, Req, Resp, flags) .name = M##__slot_##name,
 
