@@ -12,7 +12,7 @@
 #include "auth.h"
 #include "host.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE    2
 /* How long a stopping server waits for the collector to take the last spans. */
 #define OTLP_FLUSH_MS 2000
 

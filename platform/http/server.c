@@ -1442,9 +1442,8 @@ static void access_log(const cl_http_req *req, int64_t start_ns)
     json_t *f = json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s}", "http.request.method", req->method,
                           "url.path", req->path, "http.response.status_code", req->status,
                           "http.response.body.bytes", (json_int_t)req->bytes, "event.duration",
-                          (json_int_t)(mono_ns() - start_ns), "client.ip",
-                          req->ri->remote_addr, "service.name", req->srv->service,
-                          "event.dataset", "http.access");
+                          (json_int_t)(mono_ns() - start_ns), "client.ip", req->ri->remote_addr,
+                          "service.name", req->srv->service, "event.dataset", "http.access");
 
     cl_log_with(CL_LOG_INFO, "http", f, "%s %s %d", req->method, req->path, req->status);
 }
@@ -1486,7 +1485,8 @@ static int dispatch(struct mg_connection *conn, void *arg)
         cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
     }
     /* Every line logged from here on, the access line included, names the request's span. */
-    cl_trace_enter(&req->ctx, mg_get_header(conn, "traceparent"), mg_get_header(conn, "tracestate"));
+    cl_trace_enter(&req->ctx, mg_get_header(conn, "traceparent"),
+                   mg_get_header(conn, "tracestate"));
     cl_log_bind(&req->ctx);
     cl_span_start(&req->span, &req->ctx, CL_SPAN_SERVER, req->method);
     cl_span_set_str(&req->span, "http.request.method", req->method);

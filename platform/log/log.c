@@ -31,7 +31,7 @@ static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 /* The version of the Elastic Common Schema whose field names the lines use. */
 #define LOG_ECS_VERSION "8.11.0"
 #define LOG_SERVICE_MAX 64
-#define LOG_NLEVELS (sizeof(log_level_names) / sizeof(log_level_names[0]))
+#define LOG_NLEVELS     (sizeof(log_level_names) / sizeof(log_level_names[0]))
 
 static atomic_int log_level = CL_LOG_INFO;
 static atomic_int log_fd = STDOUT_FILENO;

@@ -18,14 +18,14 @@
 #include "cleave/util.h"
 #include "trace_internal.h"
 
-#define OTLP_URL_MAX      512
-#define OTLP_NAME_MAX     128
+#define OTLP_URL_MAX   512
+#define OTLP_NAME_MAX  128
 /* One post may take this long; the queue fills (and drops) meanwhile, requests do not wait. */
-#define OTLP_POST_MS      2000
+#define OTLP_POST_MS   2000
 /* A batch is posted when it is full or after this long. */
-#define OTLP_LINGER_MS    500
+#define OTLP_LINGER_MS 500
 /* The encoded request's cap: a full batch of the largest spans stays well below it. */
-#define OTLP_BODY_MAX     (8u << 20)
+#define OTLP_BODY_MAX  (8u << 20)
 
 /* Protobuf wire types. */
 enum { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2 };
@@ -270,8 +270,7 @@ static void *export_loop(void *arg)
         cl__trace_count(n, ok);
         /* One line when the collector goes away, not one per batch. */
         if (!ok && !warned) {
-            cl_log_warn("trace", "the collector at %s did not take %zu spans; dropping", ex.url,
-                        n);
+            cl_log_warn("trace", "the collector at %s did not take %zu spans; dropping", ex.url, n);
         }
         warned = !ok;
     }

@@ -411,7 +411,8 @@ static void test_log_keeps_lines_with_bad_utf8_or_huge_fields(void **state)
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 3);
     assert_string_equal(field(json_array_get(lines, 0), "message"), "bad ? byte and ? cut");
-    assert_string_equal(field(json_array_get(lines, 1), "message"), "controls \x01\x1f are escaped");
+    assert_string_equal(field(json_array_get(lines, 1), "message"),
+                        "controls \x01\x1f are escaped");
     line = json_array_get(lines, 2);
     assert_string_equal(field(line, "message"), "with a huge field");
     assert_null(json_object_get(line, "blob"));

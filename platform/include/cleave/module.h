@@ -250,9 +250,9 @@ typedef struct cl_module_api {
     size_t nsettings;
     /*
      * Only for the module that issues the access tokens a gateway checks (the OpenID
-     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its tokens name,
-     * asked through m, local or remote (both malloc'd, the caller frees). A gateway whose
-     * deployment has no such module accepts no token.
+     * provider of the deployment), else NULL: its key set as a JWKS document and the issuer its
+     * tokens name, asked through m, local or remote (both malloc'd, the caller frees). A gateway
+     * whose deployment has no such module accepts no token.
      */
     cl_status (*token_keys)(const cl_handle *m, cl_ctx *ctx, char **jwks, char **issuer);
 } cl_module_api;
