@@ -62,7 +62,7 @@ test: deps
 # saga's happy path and 20 parallel checkouts, each on SQLite and PostgreSQL. Every binary
 # those tests start is built with TSan too; a report fails the test (halt_on_error).
 TSAN_BUILD := build/tsan
-TSAN_TESTS := ^(test_http_server|test_metrics|test_jwt|(inventory|orders)_contract_twins(_pg)?|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
+TSAN_TESTS := ^(test_http_server|test_metrics|test_trace|test_jwt|(inventory|orders)_contract_twins(_pg)?|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|saga_.*_(happy|concurrency)(_pg)?)$$
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_TSAN=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
@@ -91,12 +91,13 @@ bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout \
-		bench_gateway
+		bench_gateway bench_trace
 	$(BENCH_BUILD)/bin/bench_binding
 	$(BENCH_BUILD)/bin/bench_bus
 	$(BENCH_BUILD)/bin/bench_db
 	$(BENCH_BUILD)/bin/bench_checkout
 	$(BENCH_BUILD)/bin/bench_gateway
+	$(BENCH_BUILD)/bin/bench_trace
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).
 lint: deps

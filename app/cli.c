@@ -7,11 +7,14 @@
 #include <string.h>
 
 #include "cleave/log.h"
+#include "cleave/otlp.h"
 #include "cleave/migrate.h"
 #include "auth.h"
 #include "host.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE    2
+/* How long a stopping server waits for the collector to take the last spans. */
+#define OTLP_FLUSH_MS 2000
 
 static void usage(FILE *out)
 {
@@ -587,6 +590,12 @@ static int cmd_serve(const char *config, int argc)
     }
     /* Only a serving process runs modules' background work (resuming sagas). */
     h.serving = true;
+    if (cl_config_get(h.config, "CLEAVE_OTLP_ENDPOINT") != NULL &&
+        cl_otlp_start(cl_config_get(h.config, "CLEAVE_OTLP_ENDPOINT"), host_binary_name,
+                      CLEAVE_VERSION, &err) != CL_OK) {
+        rc = fail("serve", &err);
+        goto out;
+    }
     if (host_open_auth(&h, &err) != CL_OK || host_start_modules(&h, &err) != CL_OK ||
         host_build_router(&h, &err) != CL_OK || host_start_bus(&h, &err) != CL_OK) {
         rc = fail("serve", &err);
@@ -639,6 +648,8 @@ out:
                     "bus and modules stopped in %lld ms; drained in %lld ms",
                     (long long)(cl_now_ms() - stop_start), (long long)(cl_now_ms() - drain_start));
     }
+    /* After the last request and handler: their spans are queued by now. */
+    cl_otlp_stop(OTLP_FLUSH_MS);
     if (rc == EXIT_SUCCESS) {
         cl_log_info("host", "stopped");
     }

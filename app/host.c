@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "cleave/extension.h"
 #include "cleave/log.h"
+#include "cleave/trace.h"
 #include "cleave/migrate.h"
 
 extern char **environ;
@@ -323,6 +324,7 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
 {
     cl_status st;
     cl_log_level level;
+    double ratio = 1;
 
     memset(h, 0, sizeof(*h));
     /* Before any setting is read: a setting may ask for one of them. */
@@ -340,6 +342,12 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
     if (cl_log_parse_level(cl_config_get(h->config, "CLEAVE_LOG_LEVEL"), &level) == CL_OK) {
         cl_log_set_level(level);
     }
+    cl_log_set_service(host_binary_name);
+    if (cl_trace_parse_ratio(cl_config_get(h->config, "CLEAVE_TRACE_SAMPLE"), &ratio) != CL_OK) {
+        return cl_error_set(err, CL_INVALID, "CLEAVE_TRACE_SAMPLE",
+                            "CLEAVE_TRACE_SAMPLE must be a number from 0 to 1");
+    }
+    cl_trace_set_ratio(ratio);
     h->data_dir = cl_config_get(h->config, "CLEAVE_DATA_DIR");
     h->migrations_dir = cl_config_get(h->config, "CLEAVE_MIGRATIONS_DIR");
     if (h->migrations_dir == NULL) {

@@ -24,6 +24,7 @@
 #include "cleave/extension.h"
 #include "cleave/log.h"
 #include "cleave/retry.h"
+#include "cleave/trace.h"
 
 /*
  * Process-wide wake-up: a publish in any module wakes the relays of every bus. kick_cv
@@ -396,7 +397,7 @@ static void fill_ctx(cl_ctx *ctx, const cl__msg *m)
     cl_strlcpy(ctx->request_id, m->id, sizeof(ctx->request_id));
     cl_strlcpy(ctx->principal, "service:bus", sizeof(ctx->principal));
     /* A malformed traceparent only loses the trace: the message is handled all the same. */
-    (void)cl_traceparent_parse(m->traceparent, ctx->trace_id, ctx->span_id);
+    cl_trace_enter(ctx, m->traceparent, NULL);
 }
 
 static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *err)
@@ -414,8 +415,27 @@ static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *
  * payload with the event's codec first; *rejected is set when it cannot be understood (a
  * payload that does not decode, a newer schema version), which no retry can fix.
  */
+static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
+                             cl_db_conn *conn, bool *rejected, cl_error *err);
+
+/* The handler's span is a child of the publisher's (the envelope's traceparent). */
 static cl_status call_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
                               cl_db_conn *conn, bool *rejected, cl_error *err)
+{
+    cl_span span;
+    cl_status rc;
+
+    cl_span_start(&span, ctx, CL_SPAN_CONSUMER, env->type);
+    cl_span_set_str(&span, "messaging.system", "cleave");
+    cl_span_set_str(&span, "messaging.operation", "process");
+    cl_span_set_str(&span, "messaging.message.id", env->id);
+    rc = cl_span_status(&span, run_handler(sub, ctx, env, conn, rejected, err));
+    cl_span_end(&span);
+    return rc;
+}
+
+static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
+                             cl_db_conn *conn, bool *rejected, cl_error *err)
 {
     const cl_event *ev = sub->event;
     void *payload = NULL;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cleave/trace.h"
 #include "bus_internal.h"
 
 static const char insert_sql[] =
@@ -63,6 +64,7 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
 {
     char id[33], now[32], trace[64] = "";
     char *text = NULL;
+    cl_span span;
     cl_stmt *st;
     bool row;
     cl_status rc;
@@ -93,9 +95,11 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
         return cl_error_set(err, CL_INVALID, "payload", "event payload is larger than %zu bytes",
                             CL_BUS_MAX_PAYLOAD);
     }
-    if (ctx != NULL) {
-        (void)cl_traceparent_format(ctx->trace_id, ctx->span_id, trace);
-    }
+    /* The publish span is the parent the handler's span names (cleave/trace.h). */
+    cl_span_start_detached(&span, ctx, CL_SPAN_PRODUCER, type);
+    cl_span_set_str(&span, "messaging.system", "cleave");
+    cl_span_set_str(&span, "messaging.operation", "publish");
+    (void)cl_span_traceparent(&span, trace);
     cl_random_hex(id);
     cl_now_rfc3339(now);
     rc = cl_db_prepare(conn, insert_sql, &st, err);
@@ -127,6 +131,8 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
         rc = cl_stmt_step(st, &row, err);
     }
     free(text);
+    cl_span_status(&span, rc);
+    cl_span_end(&span);
     if (rc == CL_OK) {
         /* Early: the relay re-checks shortly after, by when the caller has committed. */
         cl__bus_kick();

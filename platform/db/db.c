@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cleave/log.h"
+#include "cleave/trace.h"
 #include "cleave/util.h"
 
 /*
@@ -49,6 +50,8 @@ struct cl_db_conn {
     uint64_t tick;      /* LRU clock for the statement cache */
     int nstmts;
     cl_stmt stmts[CL__DB_STMT_CACHE];
+    /* From acquire to release: the statements of one borrower (cleave/trace.h). */
+    cl_span span;
 };
 
 struct cl_db {
@@ -467,6 +470,10 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
         replica_failed(db);
     }
     if (st == CL_OK) {
+        /* One span per borrowing, named by the database: statements carry parameters. */
+        cl_span_start_detached(&c->span, ctx, CL_SPAN_CLIENT, db->name);
+        cl_span_set_str(&c->span, "db.system", db->drv->name);
+        cl_span_set_str(&c->span, "db.namespace", db->name);
         *out = c;
     }
     return st;
@@ -502,6 +509,7 @@ void cl_db_release(cl_db_conn *conn)
     }
     db = conn->db;
     drv = db->drv;
+    cl_span_end(&conn->span);
     /*
      * A statement left mid-result keeps a read snapshot open (and in SQLite blocks WAL
      * checkpoints), so every cached statement is rewound before the next borrower.

@@ -11,6 +11,7 @@
 #include <civetweb.h>
 
 #include "cleave/http.h"
+#include "cleave/trace.h"
 
 /* Extra response headers a handler may set, and their size limits (header docs say 16). */
 #define CL__HTTP_MAX_HEADERS      16
@@ -113,6 +114,7 @@ struct cl_http_req {
     int closing;   /* the connection closes after this response (cl__http_close_after) */
     int status;    /* the status sent, for the access log */
     size_t bytes;  /* body bytes sent, for the access log */
+    cl_span span;  /* the request's server span (cleave/trace.h) */
 };
 
 /*

@@ -1535,6 +1535,16 @@ static void on_connection_close(const struct mg_connection *conn)
     pthread_mutex_unlock(&srv->mu);
 }
 
+/* The server span is named by the route pattern: raw paths would make names unbounded. */
+static void name_span(cl_http_req *req)
+{
+    char name[CL_SPAN_NAME_MAX];
+
+    snprintf(name, sizeof(name), "%s %s", req->method, req->match.route->pattern);
+    cl_span_set_name(&req->span, name);
+    cl_span_set_str(&req->span, "http.route", req->match.route->pattern);
+}
+
 static void route_and_run(cl_http_req *req, int draining)
 {
     char allow[64];
@@ -1564,6 +1574,9 @@ static void route_and_run(cl_http_req *req, int draining)
     }
     res = cl_router_match(req->srv->router, req->method, req->path, &req->match, allow,
                           sizeof(allow));
+    if (res == CL_ROUTE_FOUND) {
+        name_span(req);
+    }
     if (res == CL_ROUTE_NOT_FOUND) {
         cl_http_reply_problem(req, 404, "not-found", cl_status_message(CL_NOT_FOUND),
                               "no route matches this path", NULL);
@@ -1588,9 +1601,7 @@ static void route_and_run(cl_http_req *req, int draining)
     if (cl__http_check_query(req) != 0 || !admit(req, &held)) {
         return;
     }
-    cl_log_bind(&req->ctx);
     req->match.route->handler(req, req->match.route->arg);
-    cl_log_bind(NULL);
     release(req->srv, held);
     if (!req->replied) {
         cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
@@ -1598,11 +1609,22 @@ static void route_and_run(cl_http_req *req, int draining)
     }
 }
 
+/* One line per request, with Elastic Common Schema field names (ADR 0036). */
+static void access_log(const cl_http_req *req, int64_t start_ns)
+{
+    json_t *f = json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s}", "http.request.method", req->method,
+                          "url.path", req->path, "http.response.status_code", req->status,
+                          "http.response.body.bytes", (json_int_t)req->bytes, "event.duration",
+                          (json_int_t)(cl_metrics_now_ns() - start_ns), "client.ip", req->ri->remote_addr,
+                          "service.name", req->srv->service, "event.dataset", "http.access");
+
+    cl_log_with(CL_LOG_INFO, "http", f, "%s %s %d", req->method, req->path, req->status);
+}
+
 static int dispatch(struct mg_connection *conn, void *arg)
 {
     cl_http_server *srv = arg;
     cl_http_req *req;
-    int64_t start = cl_now_ms();
     int64_t start_ns = cl_metrics_now_ns();
     const char *rid;
     int status;
@@ -1644,6 +1666,12 @@ static int dispatch(struct mg_connection *conn, void *arg)
         cl_random_hex(fresh);
         cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
     }
+    /* Every line logged from here on, the access line included, names the request's span. */
+    cl_trace_enter(&req->ctx, mg_get_header(conn, "traceparent"),
+                   mg_get_header(conn, "tracestate"));
+    cl_log_bind(&req->ctx);
+    cl_span_start(&req->span, &req->ctx, CL_SPAN_SERVER, req->method);
+    cl_span_set_str(&req->span, "http.request.method", req->method);
 
     /*
      * The one door for an Idempotency-Key: REST handlers and RPC dispatch alike find it in
@@ -1661,14 +1689,14 @@ static int dispatch(struct mg_connection *conn, void *arg)
     cl_metrics_http(req->match.route != NULL ? req->match.route->pattern : NULL, req->method,
                     req->status, start_ns);
 
-    cl_log_with(CL_LOG_INFO, "http",
-                json_pack("{s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s}", "method", req->method, "path",
-                          req->path, "status", req->status, "bytes", (json_int_t)req->bytes,
-                          "duration_ms", (json_int_t)(cl_now_ms() - start), "remote",
-                          req->ri->remote_addr, "request_id", req->ctx.request_id, "service",
-                          srv->service),
-                "%s %s %d", req->method, req->path, req->status);
+    access_log(req, start_ns);
     status = req->status;
+    cl_span_set_int(&req->span, "http.response.status_code", req->status);
+    if (req->status >= 500) {
+        cl_span_status(&req->span, CL_INTERNAL);
+    }
+    cl_span_end(&req->span);
+    cl_log_bind(NULL);
     free(req);
 out:
     pthread_mutex_lock(&srv->mu);

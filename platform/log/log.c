@@ -8,6 +8,8 @@
  */
 #include "cleave/log.h"
 
+#include "../trace/trace_internal.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,10 +28,15 @@
 #define LOG_ELLIPSIS   "\xe2\x80\xa6"
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
-#define LOG_NLEVELS (sizeof(log_level_names) / sizeof(log_level_names[0]))
+/* The version of the Elastic Common Schema whose field names the lines use. */
+#define LOG_ECS_VERSION "8.11.0"
+#define LOG_SERVICE_MAX 64
+#define LOG_NLEVELS     (sizeof(log_level_names) / sizeof(log_level_names[0]))
 
 static atomic_int log_level = CL_LOG_INFO;
 static atomic_int log_fd = STDOUT_FILENO;
+/* Set once at startup, before threads log; read on every line. */
+static char log_service[LOG_SERVICE_MAX];
 
 /*
  * A copy, not a pointer: the ctx lives on a caller's stack and may be gone before the
@@ -42,6 +49,8 @@ typedef struct log_binding {
 } log_binding;
 
 static _Thread_local log_binding log_bound;
+
+static void utf8_sanitize(char *s);
 /* Per thread rather than on the stack, so that small worker stacks are not at risk. */
 static _Thread_local char log_line[LOG_LINE_MAX + 1];
 
@@ -69,6 +78,26 @@ cl_status cl_log_parse_level(const char *s, cl_log_level *out)
 void cl_log_set_fd(int fd)
 {
     atomic_store(&log_fd, fd);
+}
+
+void cl_log_set_service(const char *name)
+{
+    cl_strlcpy(log_service, name != NULL ? name : "", sizeof(log_service));
+    utf8_sanitize(log_service);
+}
+
+void cl__log_swap_trace(const char *trace_id, const char *span_id, char saved_trace[33],
+                        char saved_span[17])
+{
+    char t[sizeof(log_bound.trace_id)];
+    char s[sizeof(log_bound.span_id)];
+
+    cl_strlcpy(t, trace_id, sizeof(t));
+    cl_strlcpy(s, span_id, sizeof(s));
+    cl_strlcpy(saved_trace, log_bound.trace_id, sizeof(log_bound.trace_id));
+    cl_strlcpy(saved_span, log_bound.span_id, sizeof(log_bound.span_id));
+    cl_strlcpy(log_bound.trace_id, t, sizeof(log_bound.trace_id));
+    cl_strlcpy(log_bound.span_id, s, sizeof(log_bound.span_id));
 }
 
 void cl_log_bind(const cl_ctx *ctx)
@@ -146,18 +175,23 @@ static json_t *log_base(cl_log_level level, const char *module, const char *msg)
         return NULL;
     }
     cl_now_rfc3339(ts);
-    if (set_string(obj, "ts", ts) != 0 || set_string(obj, "level", log_level_names[level]) != 0 ||
-        set_string(obj, "module", module) != 0 || set_string(obj, "msg", msg) != 0) {
+    if (set_string(obj, "@timestamp", ts) != 0 ||
+        set_string(obj, "log.level", log_level_names[level]) != 0 ||
+        set_string(obj, "log.logger", module) != 0 || set_string(obj, "message", msg) != 0 ||
+        set_string(obj, "ecs.version", LOG_ECS_VERSION) != 0) {
+        goto fail;
+    }
+    if (log_service[0] != '\0' && set_string(obj, "service.name", log_service) != 0) {
         goto fail;
     }
     if (log_bound.request_id[0] != '\0' &&
-        set_string(obj, "request_id", log_bound.request_id) != 0) {
+        set_string(obj, "http.request.id", log_bound.request_id) != 0) {
         goto fail;
     }
-    if (log_bound.trace_id[0] != '\0' && set_string(obj, "trace_id", log_bound.trace_id) != 0) {
+    if (log_bound.trace_id[0] != '\0' && set_string(obj, "trace.id", log_bound.trace_id) != 0) {
         goto fail;
     }
-    if (log_bound.span_id[0] != '\0' && set_string(obj, "span_id", log_bound.span_id) != 0) {
+    if (log_bound.span_id[0] != '\0' && set_string(obj, "span.id", log_bound.span_id) != 0) {
         goto fail;
     }
     return obj;

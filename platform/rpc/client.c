@@ -18,6 +18,7 @@
 
 #include "cleave/rpc.h"
 #include "cleave/log.h"
+#include "cleave/trace.h"
 #include "cleave/util.h"
 #include "stale.h"
 
@@ -421,8 +422,11 @@ static struct curl_slist *ctx_headers(const cl_ctx *ctx, int64_t left, const cha
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
     }
-    if (cl_traceparent_format(ctx->trace_id, ctx->span_id, buf) == CL_OK) {
+    if (cl_trace_format(ctx, buf) == CL_OK) {
         h = add_header(h, "traceparent", buf);
+        if (ctx->tracestate[0] != '\0') {
+            h = add_header(h, "tracestate", ctx->tracestate);
+        }
     }
     if (ctx->deadline_ms != 0) {
         snprintf(buf, sizeof(buf), "%" PRId64, left);
@@ -720,7 +724,29 @@ out:
     return st;
 }
 
+
+static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
+                          void *resp);
+
+/* The remote binding's client span wraps the call, retries included (cleave/trace.h). */
 cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
+{
+    char name[CL_SPAN_NAME_MAX];
+    cl_span span;
+    cl_status st;
+
+    snprintf(name, sizeof(name), "%s.%s", c->module, op->name);
+    cl_span_start(&span, ctx, CL_SPAN_CLIENT, name);
+    cl_span_set_str(&span, "rpc.system", "cleave");
+    cl_span_set_str(&span, "rpc.service", c->module);
+    cl_span_set_str(&span, "rpc.method", op->name);
+    st = cl_span_status(&span, rpc_call(c, op, ctx, req, resp));
+    cl_span_end(&span);
+    return st;
+}
+
+static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
+                          void *resp)
 {
     json_t *body_json = NULL;
     char *body = NULL;
@@ -787,8 +813,8 @@ cl_status cl_rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void
         sleep_ms(wait_ms);
     }
 out:
-    st = stale_fallback(c, op, ctx, body, resp, st);
     cl_metrics_remote_outcome(c->module, refused ? "circuit_open" : cl_status_name(st));
+    st = stale_fallback(c, op, ctx, body, resp, st);
     free(body);
     json_decref(body_json);
     return st;

@@ -10,7 +10,6 @@
 /* The call context's headers of one RPC request, as received: borrowed, NULL when absent. */
 typedef struct cl__rpc_headers {
     const char *principal;    /* X-Cleave-Principal */
-    const char *traceparent;  /* traceparent (W3C Trace Context) */
     const char *read_primary; /* X-Cleave-Read-Primary */
     const char *own_only;     /* X-Cleave-Own-Only */
     const char *deadline_ms;  /* X-Cleave-Deadline-Ms */

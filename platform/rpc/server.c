@@ -99,8 +99,7 @@ cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_err
     if (st != CL_OK) {
         return st;
     }
-    /* A malformed traceparent only loses the trace (W3C Trace Context says to restart it). */
-    (void)cl_traceparent_parse(h->traceparent, ctx->trace_id, ctx->span_id);
+    /* The trace (traceparent) was continued where the request came in (cl_trace_enter). */
     ctx->read_primary = h->read_primary != NULL && strcmp(h->read_primary, "1") == 0;
     if (h->principal != NULL || h->own_only != NULL) {
         ctx->own_only = h->own_only != NULL && strcmp(h->own_only, "1") == 0;
@@ -118,7 +117,6 @@ static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx, int trusted)
 {
     cl__rpc_headers h = {
         .principal = trusted ? cl_http_header(req, "X-Cleave-Principal") : NULL,
-        .traceparent = cl_http_header(req, "traceparent"),
         .read_primary = cl_http_header(req, "X-Cleave-Read-Primary"),
         .own_only = trusted ? cl_http_header(req, "X-Cleave-Own-Only") : NULL,
         .deadline_ms = cl_http_header(req, "X-Cleave-Deadline-Ms"),

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleave/trace.h"
 #include "cleave/util.h"
 #include "fuzz.h"
 #include "http_internal.h"
@@ -70,12 +71,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     h = (cl__rpc_headers){
         .principal = lines[0][0] != '\0' ? lines[0] : NULL,
-        .traceparent = lines[1][0] != '\0' ? lines[1] : NULL,
         .read_primary = lines[2][0] != '\0' ? lines[2] : NULL,
         .own_only = lines[3][0] != '\0' ? lines[3] : NULL,
         .deadline_ms = lines[4][0] != '\0' ? lines[4] : NULL,
     };
     cl_ctx_init(&ctx, 10000);
+    /* The HTTP layer continues or restarts the trace before the RPC headers are read. */
+    cl_trace_enter(&ctx, lines[1][0] != '\0' ? lines[1] : NULL, NULL);
     if (lines[5][0] != '\0' && cl_ctx_set_idempotency_key(&ctx, lines[5]) != CL_OK) {
         FUZZ_CHECK(ctx.idempotency_key[0] == '\0');
         goto out;
@@ -84,9 +86,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(err.status == CL_INVALID && err.field[0] != '\0');
         goto out;
     }
-    /* A trace is either kept whole or lost; a deadline never moves later than our own. */
-    FUZZ_CHECK((ctx.trace_id[0] == '\0' && ctx.span_id[0] == '\0') ||
-               (is_hex(ctx.trace_id, 32) && is_hex(ctx.span_id, 16)));
+    /*
+     * A trace is kept whole or restarted (no parent then); a deadline never moves later
+     * than our own.
+     */
+    FUZZ_CHECK(is_hex(ctx.trace_id, 32) && (ctx.span_id[0] == '\0' || is_hex(ctx.span_id, 16)));
     FUZZ_CHECK(ctx.deadline_ms > 0 && ctx.deadline_ms <= cl_now_ms() + 10000);
     FUZZ_CHECK(h.principal == NULL || strcmp(ctx.principal, h.principal) == 0);
     rpc_decode_body(op, data, size, &ctx);

@@ -176,7 +176,7 @@ static void test_sqlstates_map_to_statuses(void **state)
     assert_non_null(logged);
     assert_null(strstr(err.message, "duplicate key"));
     assert_non_null(strstr(logged, "duplicate key"));
-    assert_non_null(strstr(logged, "\"request_id\":\"req-pg-test\""));
+    assert_non_null(strstr(logged, "\"http.request.id\":\"req-pg-test\""));
     free(logged);
     assert_int_equal(cl_db_prepare(c, ins_child, &st, &err), CL_OK);
     assert_int_equal(cl_stmt_bind_i64(st, 1, 42, &err), CL_OK);

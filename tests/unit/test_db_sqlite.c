@@ -252,7 +252,7 @@ static void expect_driver_text_logged_only(const cl_error *err, const log_captur
     assert_null(strstr(err->message, want_logged));
     assert_true(err->message[0] != '\0');
     assert_non_null(strstr(text, want_logged));
-    assert_non_null(strstr(text, "\"request_id\":\"req-db-test\""));
+    assert_non_null(strstr(text, "\"http.request.id\":\"req-db-test\""));
     free(text);
 }
 

@@ -1007,8 +1007,8 @@ static json_t *read_access_line(int fd, const char *path)
             line = json_loads(buf, 0, NULL);
             memmove(buf, nl + 1, len - (size_t)(nl + 1 - buf) + 1);
             len = strlen(buf);
-            if (line != NULL && json_is_string(json_object_get(line, "path")) &&
-                strcmp(json_string_value(json_object_get(line, "path")), path) == 0) {
+            if (line != NULL && json_is_string(json_object_get(line, "url.path")) &&
+                strcmp(json_string_value(json_object_get(line, "url.path")), path) == 0) {
                 return line;
             }
             json_decref(line);
@@ -1031,13 +1031,20 @@ static void test_http_writes_access_log(void **state)
     /* The line is written after the response, so wait for it rather than expect it. */
     line = read_access_line(fds[0], "/items/logged");
     cl_log_set_fd(1);
-    assert_string_equal(jstr(line, "module"), "http");
-    assert_string_equal(jstr(line, "method"), "GET");
-    assert_int_equal(json_integer_value(json_object_get(line, "status")), 200);
-    assert_int_equal(json_integer_value(json_object_get(line, "bytes")), (long)resp->body_len);
-    assert_true(json_is_integer(json_object_get(line, "duration_ms")));
-    assert_string_equal(jstr(line, "remote"), "127.0.0.1");
-    assert_string_equal(jstr(line, "request_id"), "log-check-1");
+    assert_string_equal(jstr(line, "log.logger"), "http");
+    assert_string_equal(jstr(line, "ecs.version"), "8.11.0");
+    assert_string_equal(jstr(line, "http.request.method"), "GET");
+    assert_string_equal(jstr(line, "url.path"), "/items/logged");
+    assert_int_equal(json_integer_value(json_object_get(line, "http.response.status_code")), 200);
+    assert_int_equal(json_integer_value(json_object_get(line, "http.response.body.bytes")),
+                     (long)resp->body_len);
+    /* Nanoseconds (ECS event.duration): a local request takes more than one. */
+    assert_true(json_integer_value(json_object_get(line, "event.duration")) > 0);
+    assert_string_equal(jstr(line, "client.ip"), "127.0.0.1");
+    assert_string_equal(jstr(line, "http.request.id"), "log-check-1");
+    /* A request that came without a trace starts one; its access line names it. */
+    assert_int_equal(strlen(jstr(line, "trace.id")), 32);
+    assert_int_equal(strlen(jstr(line, "span.id")), 16);
     json_decref(line);
     response_free(resp);
     close(fds[0]);

@@ -108,28 +108,31 @@ static void test_log_writes_the_fixed_fields_in_order(void **state)
     cl_log_info("http", "hello %d", 42);
     raw = read_log(state);
     /* The fixed fields come first, in this order, on one line. */
-    assert_true(strncmp(raw, "{\"ts\":\"", 7) == 0);
-    assert_true(strstr(raw, "\"level\":") < strstr(raw, "\"module\":"));
-    assert_true(strstr(raw, "\"module\":") < strstr(raw, "\"msg\":"));
-    assert_non_null(strstr(raw, "\"level\":\"info\",\"module\":\"http\",\"msg\":\"hello 42\""));
+    assert_true(strncmp(raw, "{\"@timestamp\":\"", 15) == 0);
+    assert_true(strstr(raw, "\"log.level\":") < strstr(raw, "\"log.logger\":"));
+    assert_true(strstr(raw, "\"log.logger\":") < strstr(raw, "\"message\":"));
+    assert_non_null(
+        strstr(raw, "\"log.level\":\"info\",\"log.logger\":\"http\",\"message\":\"hello 42\","
+                    "\"ecs.version\":\"8.11.0\""));
     free(raw);
 
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 1);
     line = json_array_get(lines, 0);
-    ts = field(line, "ts");
+    ts = field(line, "@timestamp");
     assert_non_null(ts);
     assert_int_equal(strlen(ts), 24); /* 2026-01-02T03:04:05.678Z */
     assert_int_equal(ts[4], '-');
     assert_int_equal(ts[10], 'T');
     assert_int_equal(ts[19], '.');
     assert_int_equal(ts[23], 'Z');
-    assert_string_equal(field(line, "level"), "info");
-    assert_string_equal(field(line, "module"), "http");
-    assert_string_equal(field(line, "msg"), "hello 42");
-    assert_null(json_object_get(line, "request_id"));
-    assert_null(json_object_get(line, "trace_id"));
-    assert_int_equal(json_object_size(line), 4);
+    assert_string_equal(field(line, "log.level"), "info");
+    assert_string_equal(field(line, "log.logger"), "http");
+    assert_string_equal(field(line, "message"), "hello 42");
+    assert_null(json_object_get(line, "http.request.id"));
+    assert_null(json_object_get(line, "trace.id"));
+    assert_string_equal(field(line, "ecs.version"), "8.11.0");
+    assert_int_equal(json_object_size(line), 5);
     json_decref(lines);
 }
 
@@ -158,9 +161,9 @@ static void test_log_drops_lines_below_the_level(void **state)
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 6);
     for (size_t i = 0; i < 5; i++) {
-        assert_string_equal(field(json_array_get(lines, i), "level"), want[i]);
+        assert_string_equal(field(json_array_get(lines, i), "log.level"), want[i]);
     }
-    assert_string_equal(field(json_array_get(lines, 5), "msg"), "debug at debug");
+    assert_string_equal(field(json_array_get(lines, 5), "message"), "debug at debug");
     json_decref(lines);
 }
 
@@ -210,18 +213,18 @@ static void test_log_carries_the_bound_request(void **state)
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 4);
     line = json_array_get(lines, 0);
-    assert_string_equal(field(line, "request_id"), "req-1");
-    assert_string_equal(field(line, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
-    assert_string_equal(field(line, "span_id"), "b7ad6b7169203331");
-    assert_string_equal(field(json_array_get(lines, 1), "request_id"), "req-1");
+    assert_string_equal(field(line, "http.request.id"), "req-1");
+    assert_string_equal(field(line, "trace.id"), "0af7651916cd43dd8448eb211c80319c");
+    assert_string_equal(field(line, "span.id"), "b7ad6b7169203331");
+    assert_string_equal(field(json_array_get(lines, 1), "http.request.id"), "req-1");
     line = json_array_get(lines, 2);
-    assert_null(json_object_get(line, "request_id"));
-    assert_null(json_object_get(line, "trace_id"));
-    assert_null(json_object_get(line, "span_id"));
+    assert_null(json_object_get(line, "http.request.id"));
+    assert_null(json_object_get(line, "trace.id"));
+    assert_null(json_object_get(line, "span.id"));
     line = json_array_get(lines, 3);
-    assert_string_equal(field(line, "request_id"), "req-2");
-    assert_null(json_object_get(line, "trace_id"));
-    assert_null(json_object_get(line, "span_id"));
+    assert_string_equal(field(line, "http.request.id"), "req-2");
+    assert_null(json_object_get(line, "trace.id"));
+    assert_null(json_object_get(line, "span.id"));
     json_decref(lines);
 }
 
@@ -246,7 +249,7 @@ static void test_log_binding_is_per_thread(void **state)
 
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 1);
-    assert_null(json_object_get(json_array_get(lines, 0), "request_id"));
+    assert_null(json_object_get(json_array_get(lines, 0), "http.request.id"));
     json_decref(lines);
 }
 
@@ -260,8 +263,9 @@ static void test_log_merges_extra_fields_without_override(void **state)
     strcpy(ctx.request_id, "req-9");
     cl_log_bind(&ctx);
     cl_log_with(CL_LOG_INFO, "db",
-                json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "rows", 3, "msg", "evil", "level",
-                          "fake", "ts", "never", "module", "other", "request_id", "forged"),
+                json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "rows", 3, "message", "evil",
+                          "log.level", "fake", "@timestamp", "never", "log.logger", "other",
+                          "http.request.id", "forged"),
                 "query done in %d ms", 7);
     /* Fields of a dropped line are still released (the leak checker would say otherwise). */
     cl_log_with(CL_LOG_DEBUG, "db", json_pack("{s:s}", "dropped", "yes"), "below level");
@@ -273,13 +277,14 @@ static void test_log_merges_extra_fields_without_override(void **state)
     assert_int_equal(json_array_size(lines), 3);
     line = json_array_get(lines, 0);
     assert_int_equal(json_integer_value(json_object_get(line, "rows")), 3);
-    assert_string_equal(field(line, "msg"), "query done in 7 ms");
-    assert_string_equal(field(line, "level"), "info");
-    assert_string_equal(field(line, "module"), "db");
-    assert_string_equal(field(line, "request_id"), "req-9");
-    assert_string_not_equal(field(line, "ts"), "never");
-    assert_int_equal(json_object_size(json_array_get(lines, 1)), 5);
-    assert_string_equal(field(json_array_get(lines, 2), "msg"), "no fields");
+    assert_string_equal(field(line, "message"), "query done in 7 ms");
+    assert_string_equal(field(line, "log.level"), "info");
+    assert_string_equal(field(line, "log.logger"), "db");
+    assert_string_equal(field(line, "http.request.id"), "req-9");
+    assert_string_not_equal(field(line, "@timestamp"), "never");
+    /* @timestamp, log.level, log.logger, message, ecs.version and http.request.id. */
+    assert_int_equal(json_object_size(json_array_get(lines, 1)), 6);
+    assert_string_equal(field(json_array_get(lines, 2), "message"), "no fields");
     json_decref(lines);
 }
 
@@ -336,7 +341,7 @@ static void test_log_lines_from_threads_never_interleave(void **state)
         assert_in_range(t, 0, LOG_THREADS - 1);
         assert_in_range(seq, 0, LOG_PER_THREAD - 1);
         snprintf(want, sizeof(want), "thread-%d", (int)t);
-        assert_string_equal(field(line, "request_id"), want);
+        assert_string_equal(field(line, "http.request.id"), want);
         seen[t][seq]++;
     }
     for (int t = 0; t < LOG_THREADS; t++) {
@@ -372,19 +377,19 @@ static void test_log_truncates_long_messages(void **state)
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 3);
     for (size_t i = 0; i < 2; i++) {
-        msg = field(json_array_get(lines, i), "msg");
+        msg = field(json_array_get(lines, i), "message");
         assert_non_null(msg);
         len = strlen(msg);
         assert_true(len < 4096);
         assert_true(len > 4000);
         assert_string_equal(msg + len - 3, ELLIPSIS);
     }
-    assert_true(strncmp(field(json_array_get(lines, 0), "msg"), big, 4000) == 0);
+    assert_true(strncmp(field(json_array_get(lines, 0), "message"), big, 4000) == 0);
     /* The cut fell on a whole character: nothing was replaced as invalid UTF-8. */
-    msg = field(json_array_get(lines, 1), "msg");
+    msg = field(json_array_get(lines, 1), "message");
     assert_null(strchr(msg, '?'));
     assert_true(memcmp(msg + strlen(msg) - 5, "\xc3\xa9" ELLIPSIS, 5) == 0);
-    assert_string_equal(field(json_array_get(lines, 2), "msg"), "short enough");
+    assert_string_equal(field(json_array_get(lines, 2), "message"), "short enough");
     json_decref(lines);
     free(big);
     free(wide);
@@ -405,10 +410,11 @@ static void test_log_keeps_lines_with_bad_utf8_or_huge_fields(void **state)
 
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), 3);
-    assert_string_equal(field(json_array_get(lines, 0), "msg"), "bad ? byte and ? cut");
-    assert_string_equal(field(json_array_get(lines, 1), "msg"), "controls \x01\x1f are escaped");
+    assert_string_equal(field(json_array_get(lines, 0), "message"), "bad ? byte and ? cut");
+    assert_string_equal(field(json_array_get(lines, 1), "message"),
+                        "controls \x01\x1f are escaped");
     line = json_array_get(lines, 2);
-    assert_string_equal(field(line, "msg"), "with a huge field");
+    assert_string_equal(field(line, "message"), "with a huge field");
     assert_null(json_object_get(line, "blob"));
     assert_true(json_is_true(json_object_get(line, "fields_dropped")));
     json_decref(lines);

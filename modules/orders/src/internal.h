@@ -130,6 +130,6 @@ void orders__saga_stop(struct orders_self *self);
 /* True when the executor runs and can take one more order. */
 bool orders__saga_accepting(struct orders_self *self);
 /* Hands order id, committed as pending, to the executor. */
-void orders__saga_enqueue(struct orders_self *self, const char *id);
+void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx *ctx);
 
 #endif /* ORDERS_SRC_INTERNAL_H */

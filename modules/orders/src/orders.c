@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cleave/log.h"
+#include "cleave/trace.h"
 #include "cleave/util.h"
 #include "internal.h"
 
@@ -260,8 +261,7 @@ static void child_ctx(const struct orders_self *self, const cl_ctx *parent, cl_c
 
     cl_ctx_init(child, left < t ? (left > 0 ? left : 1) : t);
     cl_strlcpy(child->request_id, parent->request_id, sizeof(child->request_id));
-    cl_strlcpy(child->trace_id, parent->trace_id, sizeof(child->trace_id));
-    cl_strlcpy(child->span_id, parent->span_id, sizeof(child->span_id));
+    cl_trace_inherit(child, parent);
     cl_strlcpy(child->principal, "service:orders", sizeof(child->principal));
 }
 
@@ -570,7 +570,7 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         rc = orders__load(ctx, conn, id, true, NULL, resp);
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(self->bus, "orders.after-place");
-        orders__saga_enqueue(self, id);
+        orders__saga_enqueue(self, id, ctx);
     }
     goto out;
 replay:

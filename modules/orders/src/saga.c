@@ -29,6 +29,7 @@
 
 #include "cleave/log.h"
 #include "cleave/metrics.h"
+#include "cleave/trace.h"
 #include "cleave/retry.h"
 #include "cleave/util.h"
 #include "internal.h"
@@ -67,6 +68,7 @@ typedef struct saga {
     char got[24];          /* status of the last successful call's resource */
     char detail[400];      /* of the last failed call */
     int64_t step_start_ns; /* when run_step began the current step (metrics) */
+    cl_ctx *trace;         /* its trace context: the checkout's, current span the step's */
 } saga;
 
 /* The saga's name in metrics (cleave_saga_*). */
@@ -85,6 +87,7 @@ static void observe_step(const saga *s, step next, const char *status, const cha
 typedef struct orders__qnode {
     struct orders__qnode *next;
     char id[ORDERS__ID_SIZE];
+    char traceparent[CL_TRACEPARENT_SIZE]; /* the checkout's, or "" (a resumed saga) */
 } qnode;
 
 /* --- the queue ----------------------------------------------------------------------- */
@@ -100,7 +103,7 @@ bool orders__saga_accepting(struct orders_self *self)
     return ok;
 }
 
-void orders__saga_enqueue(struct orders_self *self, const char *id)
+void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx *ctx)
 {
     orders__executor *x = &self->saga;
     qnode *n = calloc(1, sizeof(*n));
@@ -110,6 +113,9 @@ void orders__saga_enqueue(struct orders_self *self, const char *id)
         return;
     }
     cl_strlcpy(n->id, id, sizeof(n->id));
+    if (ctx != NULL) {
+        (void)cl_trace_format(ctx, n->traceparent);
+    }
     pthread_mutex_lock(&x->mu);
     if (x->tail != NULL) {
         x->tail->next = n;
@@ -317,6 +323,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         cl_status rc;
 
         cl_ctx_init(&ctx, 10000);
+        cl_trace_inherit(&ctx, s->trace);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         rc = orders__saga_record(s->self, &ctx, s->o.id, &s->fence, step_names[next], status,
                                  reason, log_step, outcome, detail, confirming ? &s->o : NULL);
@@ -504,6 +511,7 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
             return false;
         }
         cl_ctx_init(&ctx, s->self->call_timeout_ms);
+        cl_trace_inherit(&ctx, s->trace);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         cl_strlcpy(ctx.principal, "service:orders", sizeof(ctx.principal));
         snprintf(ctx.idempotency_key, sizeof(ctx.idempotency_key), "%s:%s", s->o.id,
@@ -688,10 +696,11 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
 }
 
 /* Runs order id's saga from its recorded step to a final state, or until stop. */
-static void run(struct orders_self *self, const char *id)
+static void run(struct orders_self *self, const char *id, const char *traceparent)
 {
     saga s;
     int attempt = 0;
+    cl_ctx trace;
 
     memset(&s, 0, sizeof(s));
     s.self = self;
@@ -700,6 +709,10 @@ static void run(struct orders_self *self, const char *id)
         return;
     }
     s.renewed_ms = cl_now_ms();
+    /* The checkout's trace goes on in the saga's steps (a resumed saga starts its own). */
+    cl_ctx_init(&trace, 0);
+    cl_trace_enter(&trace, traceparent, NULL);
+    s.trace = &trace;
     for (;;) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
@@ -731,7 +744,14 @@ static void run(struct orders_self *self, const char *id)
     cl_strlcpy(s.reason, s.o.reason != NULL ? s.o.reason : "", sizeof(s.reason));
     snprintf(s.pay_id, sizeof(s.pay_id), "pay-%s", s.o.id);
     cl_metrics_saga_running(SAGA_NAME, 1);
-    while (s.next != S_DONE && run_step(&s)) {
+    for (bool go = true; go && s.next != S_DONE;) {
+        char name[CL_SPAN_NAME_MAX];
+        cl_span span;
+
+        snprintf(name, sizeof(name), "orders.checkout %s", step_names[s.next]);
+        cl_span_start(&span, &trace, CL_SPAN_INTERNAL, name);
+        go = run_step(&s);
+        cl_span_end(&span);
     }
     cl_metrics_saga_running(SAGA_NAME, -1);
     cl_schema_free(&orders_order_type, &s.o);
@@ -762,7 +782,7 @@ static void *worker(void *arg)
         x->qlen--;
         if (activate(x, slot, n->id)) {
             pthread_mutex_unlock(&x->mu);
-            run(self, n->id);
+            run(self, n->id, n->traceparent);
             pthread_mutex_lock(&x->mu);
             cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
         }
@@ -824,7 +844,7 @@ static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *q
         fresh = !known(x, id);
         pthread_mutex_unlock(&x->mu);
         if (fresh) {
-            orders__saga_enqueue(self, id);
+            orders__saga_enqueue(self, id, NULL);
             n++;
         }
         rc = cl_stmt_step(st, &row, &ctx.err);

@@ -1,10 +1,12 @@
 /*
  * cleave/log.h - structured logs: one JSON object per line on stdout.
  *
- * Each line carries ts, level, module, msg, and the request id (and trace ids) bound to
- * the current thread, so a log shipper ingests them without parsing rules:
- *   {"ts":"2026-01-02T03:04:05.678Z","level":"info","module":"http","msg":"...",
- *    "request_id":"..."}
+ * Field names are the Elastic Common Schema's, so that a log shipper (Filebeat, Loki)
+ * ingests them without parsing rules: @timestamp (RFC 3339 UTC, milliseconds), log.level,
+ * log.logger (the module), message, ecs.version, service.name, and the request id
+ * (http.request.id), trace.id and span.id bound to the current thread:
+ *   {"@timestamp":"2026-01-02T03:04:05.678Z","log.level":"info","log.logger":"http",
+ *    "message":"...","ecs.version":"8.11.0","service.name":"cleave","trace.id":"..."}
  * Lines are written with one write(2) each, so lines from worker threads never interleave.
  */
 #ifndef CLEAVE_LOG_H
@@ -22,6 +24,9 @@ void cl_log_set_level(cl_log_level level);
 cl_status cl_log_parse_level(const char *s, cl_log_level *out);
 /* Sends log lines to fd instead of stdout (tests). */
 void cl_log_set_fd(int fd);
+
+/* Names the process in every line (service.name); call once at startup. NULL clears. */
+void cl_log_set_service(const char *name);
 
 /* Binds the request id and trace ids of ctx to the calling thread; NULL unbinds. */
 void cl_log_bind(const cl_ctx *ctx);

@@ -34,6 +34,7 @@
 #include "cleave/metrics.h"
 #include "cleave/schema.h"
 #include "cleave/status.h"
+#include "cleave/trace.h"
 
 /* Operation flags. */
 #define CL_OP_WRITE      0u
@@ -111,13 +112,23 @@ typedef struct cl_op {
 #define CL__LOCAL_PROTO(M, name, Req, Resp, flags)                                                 \
     static cl_status M##_local_##name(struct M##_self *self, cl_ctx *ctx, const Req *req,          \
                                       Resp *resp);
+/* Each operation of the local binding is a child span of its caller's (cleave/trace.h). */
 #define CL__LOCAL_SLOT_FN(M, name, Req, Resp, flags)                                               \
     static cl_status M##__slot_##name(void *self, cl_ctx *ctx, const Req *req, Resp *resp)         \
     {                                                                                              \
-        int64_t start_ns = cl_metrics_now_ns();                                                    \
-        cl_status st = M##_local_##name((struct M##_self *)self, ctx, req, resp);                  \
-        cl_metrics_operation(#M, #name, "local", st, start_ns);                                    \
-        return st;                                                                                 \
+        cl_span span_;                                                                             \
+        cl_status st_;                                                                             \
+        int64_t start_ns_;                                                                         \
+                                                                                                   \
+        if (ctx == NULL) {                                                                         \
+            return M##_local_##name((struct M##_self *)self, ctx, req, resp);                      \
+        }                                                                                          \
+        start_ns_ = cl_metrics_now_ns();                                                           \
+        cl_span_start(&span_, ctx, CL_SPAN_INTERNAL, #M "." #name);                                \
+        st_ = cl_span_status(&span_, M##_local_##name((struct M##_self *)self, ctx, req, resp));   \
+        cl_span_end(&span_);                                                                       \
+        cl_metrics_operation(#M, #name, "local", st_, start_ns_);                                  \
+        return st_;                                                                                \
     }
 #define CL__LOCAL_SLOT(M, name, Req, Resp, flags) .name = M##__slot_##name,
 

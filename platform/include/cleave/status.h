@@ -88,11 +88,16 @@ void cl_error_clear(cl_error *err);
  * binding carries it across the network unchanged (as headers). It is owned by the
  * caller and lives on the caller's stack for the length of one call.
  */
+/* W3C Trace Context: at least 512 characters of tracestate are to be passed on. */
+#define CL_TRACESTATE_MAX              512
+
 typedef struct cl_ctx {
-    int64_t deadline_ms; /* absolute, cl_now_ms() clock; 0 means none */
-    char request_id[64]; /* X-Request-Id of the request that caused this call */
-    char trace_id[33];   /* W3C trace context: 32 hex digits, or empty */
-    char span_id[17];    /* 16 hex digits, or empty */
+    int64_t deadline_ms;                    /* absolute, cl_now_ms() clock; 0 means none */
+    char request_id[64];                    /* X-Request-Id of the request that caused this call */
+    char trace_id[33];                      /* W3C trace context: 32 hex digits, or empty */
+    char span_id[17];                       /* 16 hex digits, or empty */
+    int trace_sampled;                      /* the trace's spans are recorded (cleave/trace.h) */
+    char tracestate[CL_TRACESTATE_MAX + 1]; /* W3C tracestate, passed on as it came */
     char principal[128]; /* who is calling: "user:42", "service:widgets", or empty */
     /* Makes a retried write safe, or empty; set it with cl_ctx_set_idempotency_key. */
     char idempotency_key[CL_IDEMPOTENCY_KEY_MAX + 1];
