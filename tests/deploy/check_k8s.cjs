@@ -94,7 +94,9 @@ function checkDeployment(overlay, d, objs, config) {
     const need = sleep + Math.ceil(delayMs / 1000) + graceS + 1;
     if (!(spec.terminationGracePeriodSeconds >= need))
         fail(`${where}: terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} < preStop ${sleep} + drain ${delayMs / 1000} + grace ${graceS} + 1`);
-    if (!app.envFrom?.some((e) => e.configMapRef?.name === 'cleave-config')) fail(`${where}: does not read cleave-config`);
+    for (const c of all)
+        if (!c.envFrom?.some((e) => /^cleave-config-/.test(e.configMapRef?.name || '')))
+            fail(`${where}: container ${c.name} does not read the generated cleave-config`);
     const name = d.metadata.name;
     const sel = JSON.stringify(d.spec.selector.matchLabels);
     if (!objs.some((o) => o.kind === 'Service' && JSON.stringify(o.spec.selector) === sel)) fail(`${where}: no Service`);
@@ -122,7 +124,8 @@ function doRender() {
                 fail(`${overlay}: ${obj.kind} ${obj.metadata?.name}: ${e.message}`);
             }
         }
-        const config = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'cleave-config')?.data || {};
+        // The generator names the ConfigMap cleave-config-<hash of its content>.
+        const config = objs.find((o) => o.kind === 'ConfigMap' && /^cleave-config-/.test(o.metadata.name))?.data || {};
         const deployments = objs.filter((o) => o.kind === 'Deployment');
         for (const d of deployments) checkDeployment(overlay, d, objs, config);
         // Secrets hold placeholders only.
@@ -132,7 +135,7 @@ function doRender() {
         console.log(`${overlay}: ${objs.length} objects rendered, ${n} valid against the schemas, ` +
             `${deployments.length} Deployments: ${deployments.map((d) => d.metadata.name).join(', ')}`);
     }
-    const want = ['extracted', 'monolith'];
+    const want = ['extracted', 'monolith', 'monolith-nats'];
     if (JSON.stringify(overlays) !== JSON.stringify(want)) fail(`overlays are ${overlays}, expected ${want}`);
 }
 
