@@ -36,7 +36,7 @@ build: deps
 		-DCLEAVE_EXTRACT="$(EXTRACT)" >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Container images (deploy/container, ADR 0030) with podman, or docker where present:
+# Container images (deploy/container, docs/adr/images-and-edge-proxy.md) with podman, or docker where present:
 # MODULES="catalog inventory payments" builds cleave:host without them and cleave:<m> for
 # each; no MODULES builds cleave:monolith. TESTBED=1 also builds cleave-testbed:bookworm
 # (PostgreSQL, NATS, nginx for the container topology test).

@@ -55,7 +55,7 @@ poll() {
 "$src/deploy/container/build-images.sh" --testbed catalog inventory payments || fail "image build"
 echo "images ready after $((SECONDS - start)) s"
 
-# Sizes: each module service at most 40 MB (the target, ADR 0030).
+# Sizes: each module service at most 40 MB (the target, docs/adr/images-and-edge-proxy.md).
 for tag in host catalog inventory payments; do
     bytes=$(podman image inspect --format '{{.Size}}' "localhost/cleave:$tag")
     echo "image cleave:$tag: $((bytes / 1000000)).$(((bytes / 100000) % 10)) MB"
