@@ -34,6 +34,9 @@ cleanup() {
 trap cleanup EXIT
 fail() {
     echo "FAIL $*"
+    for f in "$tmp"/status.json "$tmp"/ship.json; do
+        [ -s "$f" ] && echo "--- last $(basename "$f"): $(cat "$f")"
+    done
     for c in $(podman ps -aq --filter "label=org.cleave.test=$run"); do
         echo "--- $(podman inspect --format '{{.Name}}' "$c")"
         podman logs --tail 15 "$c" 2>&1
@@ -42,10 +45,11 @@ fail() {
 }
 # poll SECONDS DESCRIPTION COMMAND...: runs COMMAND until it succeeds, for at most SECONDS.
 poll() {
-    local deadline=$((SECONDS + $1)) what=$2
+    local limit=$1 what=$2
+    local deadline=$((SECONDS + limit))
     shift 2
     until "$@"; do
-        [ $SECONDS -lt $deadline ] || fail "$what (waited $(($1)) s)"
+        [ $SECONDS -lt $deadline ] || fail "$what (waited $limit s)"
         sleep 0.2
     done
 }
@@ -86,7 +90,7 @@ podman run -d "${common[@]}" --name "$run-postgres" --network-alias postgres --u
 podman run -d "${common[@]}" --name "$run-nats" --network-alias nats --user 65532 \
     localhost/cleave-testbed:bookworm nats-server -js -sd /tmp/nats -p 4222 >/dev/null ||
     fail "nats container"
-poll 30 "PostgreSQL did not start" podman exec "$run-postgres" \
+poll 60 "PostgreSQL did not start" podman exec "$run-postgres" \
     /usr/lib/postgresql/15/bin/pg_isready -q -h 127.0.0.1
 podman exec "$run-postgres" psql -q -h 127.0.0.1 -U postgres -c 'CREATE DATABASE shop' ||
     fail "create database"
@@ -142,10 +146,10 @@ podman run -d "${common[@]}" --name "$run-edge" --read-only --user 65532:65532 -
 edge=https://localhost:$edge_port
 h2() { curl -s --http2 --cacert "$tmp/tls/tls.crt" --resolve "localhost:$edge_port:127.0.0.1" "$@"; }
 up() { [ "$(h2 -o /dev/null -w '%{http_code}' "$edge/healthz")" = 200 ]; }
-poll 30 "the edge did not answer /healthz" up
+poll 60 "the edge did not answer /healthz" up
 # The host's /readyz is not public; a catalog read through the edge shows the whole chain.
 served() { [ "$(h2 -o /dev/null -w '%{http_code}' "$edge/api/v1/categories")" = 200 ]; }
-poll 30 "the shop did not answer through the edge" served
+poll 60 "the shop did not answer through the edge" served
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 version=$(h2 -o "$tmp/page.json" -w '%{http_version}' "$edge/api/v1/products?limit=5")
@@ -174,13 +178,13 @@ confirmed() {
     grep -q '"status": *"rejected"' "$tmp/status.json" && fail "order $order rejected: $(cat "$tmp/status.json")"
     grep -q '"status": *"confirmed"' "$tmp/status.json"
 }
-poll 20 "order $order not confirmed: $(cat "$tmp/status.json" 2>/dev/null)" confirmed
+poll 60 "order $order not confirmed" confirmed
 echo "ok   order $order checked out to confirmed (orders in the host, inventory and payments services)"
 booked() {
     h2 "${auth[@]}" "$edge/api/v1/shipments?order=order:$order" >"$tmp/ship.json"
     grep -q '"status": *"booked"' "$tmp/ship.json"
 }
-poll 20 "no booked shipment for $order: $(cat "$tmp/ship.json" 2>/dev/null)" booked
+poll 60 "no booked shipment for $order" booked
 echo "ok   shipment booked for $order (shipping, on the order's event over NATS)"
 
 # Each Cleave container ran read-only as 65532 the whole time.
