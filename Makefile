@@ -10,13 +10,14 @@ PACKAGES := build-essential cmake pkg-config curl ca-certificates openssl \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 gdb libargon2-dev \
 	nats-server libnats-dev wrk prometheus \
+	nginx-light podman runc debootstrap uidmap netavark aardvark-dns \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
 BUILD      := build
 TEST_BUILD := build/test
 JOBS       ?= $(shell nproc)
 
-.PHONY: deps build run test tsan fuzz bench lint format clean
+.PHONY: deps build run test tsan fuzz bench lint format clean image
 
 deps:
 	@missing=""; \
@@ -35,6 +36,18 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=OFF \
 		-DCLEAVE_EXTRACT="$(EXTRACT)" >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Container images (deploy/container, docs/adr/0037-images-and-edge-proxy.md) with podman, or docker where present:
+# MODULES="catalog inventory payments" builds cleave:host without them and cleave:<m> for
+# each; no MODULES builds cleave:monolith. TESTBED=1 also builds cleave-testbed:bookworm
+# (PostgreSQL, NATS, nginx for the container topology test).
+# IMAGE_JOBS bounds the compiler inside the build.
+MODULES    ?=
+TESTBED    ?=
+IMAGE_JOBS ?= 2
+image: deps
+	JOBS=$(IMAGE_JOBS) deploy/container/build-images.sh \
+		$(if $(TESTBED),--testbed) $(MODULES)
 
 # Builds the monolith on SQLite, applies migrations, seeds the demo catalog when empty,
 # and serves on CLEAVE_LISTEN (default 127.0.0.1:8080) until SIGINT/SIGTERM.
