@@ -60,6 +60,7 @@ typedef struct host {
     cl_bus *bus;  /* outbox relays, consumers, operations of the local modules (ADR 0012) */
     bool serving; /* set by `serve` before host_start_modules (cl_module_env.serving) */
     struct host_auth *auth; /* a gateway's token verifier (auth.h), once serving */
+    struct host_graphql *graphql; /* a gateway's GraphQL endpoint (graphql.c) */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
@@ -125,6 +126,14 @@ void host_print_placement(const host *h);
  * into h->auth, for cl_http_options.guard. A service binary needs none (NULL).
  */
 cl_status host_open_auth(host *h, cl_error *err);
+
+/*
+ * The GraphQL endpoint (graphql.c, ADR 0030): POST and GET /graphql, whose fields resolve
+ * through the modules' operations with the permissions of their REST routes. Keeps its
+ * state in h->graphql (host_graphql_free).
+ */
+cl_status host_graphql_routes(host *h, cl_router *r, cl_error *err);
+void host_graphql_free(struct host_graphql *g);
 
 /* The health routes: GET /healthz and GET /readyz. */
 cl_status host_health_routes(host *h, cl_router *r, cl_error *err);
