@@ -572,14 +572,6 @@ static bool is_list(const cl__gql_tref *t)
 /* Walks the operation with fragments expanded; false once a limit is passed (l->why). */
 static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int frag_depth)
 {
-    /* Names and their response keys in this selection set, for the alias limit. */
-    struct {
-        const char *name;
-        const char *keys[64];
-        int n;
-    } seen[64];
-    int nseen = 0;
-
     *cost = 0;
     if (depth > l->lim->max_depth) {
         snprintf(l->why, sizeof(l->why), "the query nests deeper than %d levels",
@@ -609,33 +601,19 @@ static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int 
             return false;
         }
         if (s->alias != NULL) {
-            const char *key = s->alias;
-            int i = 0;
+            /* Other response keys for this field in this selection set (an alias flood). */
+            int others = 0;
 
-            while (i < nseen && strcmp(seen[i].name, s->name) != 0) {
-                i++;
+            for (const cl__gql_sel *o = sels; o != s; o = o->next) {
+                others += o->kind == CL__GQL_FIELD && strcmp(o->name, s->name) == 0 &&
+                          strcmp(o->alias != NULL ? o->alias : o->name, s->alias) != 0;
             }
-            if (i == nseen && nseen < 64) {
-                seen[nseen].name = s->name;
-                seen[nseen].n = 0;
-                nseen++;
-            }
-            if (i < 64) {
-                bool known = false;
-
-                for (int k = 0; k < seen[i].n; k++) {
-                    known = known || strcmp(seen[i].keys[k], key) == 0;
-                }
-                if (!known && seen[i].n >= l->lim->max_aliases) {
-                    snprintf(l->why, sizeof(l->why),
-                             "the query names field \"%s\" under more than %d aliases in one "
-                             "selection",
-                             s->name, l->lim->max_aliases);
-                    return false;
-                }
-                if (!known && seen[i].n < 64) {
-                    seen[i].keys[seen[i].n++] = key;
-                }
+            if (others >= l->lim->max_aliases) {
+                snprintf(l->why, sizeof(l->why),
+                         "the query names field \"%s\" under more than %d aliases in one "
+                         "selection",
+                         s->name, l->lim->max_aliases);
+                return false;
             }
         }
         if (s->sels != NULL && !measure(l, s->sels, depth + 1, &sub, frag_depth)) {
