@@ -115,7 +115,11 @@ static cl_status call_op(cl_gql_call *call, const char *module, const char *oper
     }
     drop_nulls(request);
     memset(&ctx.err, 0, sizeof(ctx.err));
-    cl_ctx_set_idempotency_key(&ctx, idempotency_key);
+    /* Without the argument, the Idempotency-Key header of the request (ctx) stands. */
+    if (idempotency_key != NULL && cl_ctx_set_idempotency_key(&ctx, idempotency_key) != CL_OK) {
+        st = cl_gql_call_error(call, CL_INVALID, "idempotency_key: %s", ctx.err.message);
+        goto out;
+    }
     st = cl_schema_from_json(op->req, request, CL_DECODE_STRICT, req, &ctx.err);
     if (st == CL_OK) {
         snprintf(key, sizeof(key), "%s.%s", module, operation);

@@ -46,6 +46,7 @@ typedef struct exec {
     void *app;
     pending *queue;
     bool oom;
+    size_t nfrags; /* fragment definitions, numbered by cl__gql_def.index */
 } exec;
 
 struct cl_gql_call {
@@ -164,9 +165,8 @@ static void groups_free(fgroups *g)
     memset(g, 0, sizeof(*g));
 }
 
-/* CollectFields: fragments are entered once each per selection set (visited). */
-static int collect(exec *ex, cl__gql_sel *sels, fgroups *out, const cl__gql_def **visited,
-                   size_t *nvisited)
+/* CollectFields: fragments are entered once each per selection set (visited, by index). */
+static int collect(exec *ex, cl__gql_sel *sels, fgroups *out, bool *visited)
 {
     for (cl__gql_sel *s = sels; s != NULL; s = s->next) {
         if (skipped(ex, s->dirs)) {
@@ -177,21 +177,17 @@ static int collect(exec *ex, cl__gql_sel *sels, fgroups *out, const cl__gql_def 
                 return -1;
             }
         } else if (s->kind == CL__GQL_INLINE) {
-            if (collect(ex, s->sels, out, visited, nvisited) != 0) {
+            if (collect(ex, s->sels, out, visited) != 0) {
                 return -1;
             }
         } else {
             const cl__gql_def *frag = find_fragment(ex, s->name);
-            bool seen = false;
 
-            for (size_t i = 0; i < *nvisited; i++) {
-                seen = seen || visited[i] == frag;
-            }
-            if (frag == NULL || seen || *nvisited == 64) {
+            if (frag == NULL || visited[frag->index]) {
                 continue;
             }
-            visited[(*nvisited)++] = frag;
-            if (collect(ex, frag->sels, out, visited, nvisited) != 0) {
+            visited[frag->index] = true;
+            if (collect(ex, frag->sels, out, visited) != 0) {
                 return -1;
             }
         }
@@ -202,15 +198,14 @@ static int collect(exec *ex, cl__gql_sel *sels, fgroups *out, const cl__gql_def 
 /* The fields of every node's selection set, merged. */
 static int collect_sub(exec *ex, const fgroup *g, fgroups *out)
 {
-    const cl__gql_def *visited[64];
-    size_t nvisited = 0;
+    bool *visited = calloc(ex->nfrags + 1, sizeof(*visited));
+    int r = visited != NULL ? 0 : -1;
 
-    for (size_t i = 0; i < g->n; i++) {
-        if (collect(ex, g->nodes[i]->sels, out, visited, &nvisited) != 0) {
-            return -1;
-        }
+    for (size_t i = 0; r == 0 && i < g->n; i++) {
+        r = collect(ex, g->nodes[i]->sels, out, visited);
     }
-    return 0;
+    free(visited);
+    return r;
 }
 
 static bool selects(exec *ex, cl__gql_sel *sels, const char *name, int depth)
@@ -542,10 +537,13 @@ typedef struct limiter {
     char why[256];
 } limiter;
 
-/* A list field's expected length: its first or limit argument, else its declared size. */
-static double list_size(limiter *l, const cl__gql_sel *f)
+/*
+ * A field's first or limit argument when it has one (a page size), else 0. A connection
+ * field's page size sizes the lists within it (its nodes).
+ */
+static double page_arg(limiter *l, const cl__gql_sel *f)
 {
-    for (const cl__gql_arg *a = f->args; a != NULL; a = a->next) {
+    for (const cl__gql_arg *a = f->args; f->def != NULL && a != NULL; a = a->next) {
         const cl__gql_sarg *d = cl__gql_find_arg(f->def->args, f->def->nargs, a->name);
 
         if (d != NULL && (strcmp(a->name, "first") == 0 || strcmp(a->name, "limit") == 0)) {
@@ -558,7 +556,15 @@ static double list_size(limiter *l, const cl__gql_sel *f)
             }
         }
     }
-    return f->def->src->list_size > 0 ? f->def->src->list_size : 10;
+    for (size_t i = 0; f->def != NULL && i < f->def->nargs; i++) {
+        const cl__gql_sarg *d = &f->def->args[i];
+
+        if ((strcmp(d->name, "first") == 0 || strcmp(d->name, "limit") == 0) &&
+            d->default_value != NULL && d->default_value->kind == CL__GQL_V_INT) {
+            return strtod(d->default_value->s, NULL);
+        }
+    }
+    return 0;
 }
 
 static bool is_list(const cl__gql_tref *t)
@@ -570,7 +576,8 @@ static bool is_list(const cl__gql_tref *t)
 }
 
 /* Walks the operation with fragments expanded; false once a limit is passed (l->why). */
-static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int frag_depth)
+static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int frag_depth,
+                    double page)
 {
     *cost = 0;
     if (depth > l->lim->max_depth) {
@@ -579,7 +586,8 @@ static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int 
         return false;
     }
     for (cl__gql_sel *s = sels; s != NULL; s = s->next) {
-        double sub = 0;
+        double sub = 0, own;
+        bool list;
 
         if (s->kind == CL__GQL_SPREAD || s->kind == CL__GQL_INLINE) {
             const cl__gql_def *frag = s->kind == CL__GQL_SPREAD ? find_fragment(l->ex, s->name)
@@ -589,7 +597,8 @@ static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int 
                 snprintf(l->why, sizeof(l->why), "fragments spread too deep");
                 return false;
             }
-            if (!measure(l, frag != NULL ? frag->sels : s->sels, depth, &sub, frag_depth + 1)) {
+            if (!measure(l, frag != NULL ? frag->sels : s->sels, depth, &sub, frag_depth + 1,
+                         page)) {
                 return false;
             }
             *cost += sub;
@@ -616,11 +625,19 @@ static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int 
                 return false;
             }
         }
-        if (s->sels != NULL && !measure(l, s->sels, depth + 1, &sub, frag_depth)) {
+        own = page_arg(l, s);
+        list = s->def != NULL && is_list(s->def->type);
+        if (s->sels != NULL &&
+            !measure(l, s->sels, depth + 1, &sub, frag_depth, list ? 0 : own)) {
             return false;
         }
-        if (s->def != NULL && is_list(s->def->type)) {
-            *cost += 1 + list_size(l, s) * sub;
+        if (list) {
+            double n = own > 0    ? own
+                       : page > 0 ? page
+                       : s->def->src->list_size > 0 ? s->def->src->list_size
+                                                    : 10;
+
+            *cost += 1 + n * sub;
         } else {
             *cost += 1 + sub;
         }
@@ -1044,6 +1061,11 @@ cl_status cl_gql_execute(const cl_gql_schema *schema, const cl_gql_request *req,
     }
     ex.s = s;
     ex.doc = doc;
+    for (cl__gql_def *d = doc->defs; d != NULL; d = d->next) {
+        if (d->fragment) {
+            d->index = (int)ex.nfrags++;
+        }
+    }
     ex.app = req->app;
     ex.errors = errors;
     ex.vars = json_object();
@@ -1066,23 +1088,23 @@ cl_status cl_gql_execute(const cl_gql_schema *schema, const cl_gql_request *req,
     memset(&l, 0, sizeof(l));
     l.ex = &ex;
     l.lim = &lim;
-    if (!measure(&l, ex.op->sels, 1, &cost, 0)) {
+    if (!measure(&l, ex.op->sels, 1, &cost, 0, 0)) {
         *response = limit_error(l.why);
         goto out;
     }
     {
         fgroups top = {0};
-        const cl__gql_def *visited[64];
-        size_t nvisited = 0;
+        bool *visited = calloc(ex.nfrags + 1, sizeof(*visited));
         json_t *path = json_array(), *root_value = json_object();
         const cl__gql_stype *root = ex.op->op == CL__GQL_MUTATION ? s->mutation : s->query;
 
-        if (collect(&ex, ex.op->sels, &top, visited, &nvisited) == 0 &&
+        if (visited != NULL && collect(&ex, ex.op->sels, &top, visited) == 0 &&
             execute_fields(&ex, root, root_value, &top, path, &data) != 0) {
             data = NULL;
         }
         run_batches(&ex);
         groups_free(&top);
+        free(visited);
         json_decref(path);
         json_decref(root_value);
     }

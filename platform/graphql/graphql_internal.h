@@ -116,7 +116,9 @@ typedef struct cl__gql_def {
     cl__gql_typeref *type_cond; /* fragments */
     cl__gql_loc loc;
     bool used;
-    int visiting; /* cycle search */
+    int visiting;       /* cycle search: 0 not yet, 1 on the path, 2 explored */
+    const void *walked; /* validation: the operation whose walk entered it last */
+    int index;          /* fragments: 0, 1, ... in document order */
     struct cl__gql_def *next;
 } cl__gql_def;
 

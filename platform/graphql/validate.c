@@ -22,9 +22,6 @@ typedef struct validator {
     json_t *errors;
     walk_mode mode;
     cl__gql_def *op; /* WALK_VARS */
-    /* Fragments entered by the current WALK_VARS walk (a fragment is walked once per op). */
-    const cl__gql_def *entered[256];
-    size_t nentered;
     /* Field pairs OverlappingFieldsCanBeMerged may still compare: its cost is quadratic. */
     long long overlap_budget;
     bool too_large;
@@ -508,16 +505,13 @@ static void walk_field(validator *v, const cl__gql_stype *type, cl__gql_sel *f)
     }
 }
 
-static bool entered(validator *v, const cl__gql_def *frag)
+/* Whether the current operation's walk entered frag already (and marks it entered). */
+static bool entered(validator *v, cl__gql_def *frag)
 {
-    for (size_t i = 0; i < v->nentered; i++) {
-        if (v->entered[i] == frag) {
-            return true;
-        }
+    if (frag->walked == v->op) {
+        return true;
     }
-    if (v->nentered < sizeof(v->entered) / sizeof(v->entered[0])) {
-        v->entered[v->nentered++] = frag;
-    }
+    frag->walked = v->op;
     return false;
 }
 
@@ -802,10 +796,11 @@ static void cycles(validator *v, cl__gql_def *frag, cl__gql_sel *sels, cl__gql_l
             cl__gql_add_error(v->errors, path, (size_t)depth + 1, "%s", msg);
             continue;
         }
+        /* Each fragment is explored once: a cycle is reported once, and never exponentially. */
         if (target->visiting == 0) {
             target->visiting = 1;
             cycles(v, frag, target->sels, path, names, depth + 1);
-            target->visiting = 0;
+            target->visiting = 2;
         }
     }
 }
@@ -873,7 +868,6 @@ void cl__gql_validate(const cl__gql_schema_t *s, cl__gql_doc *doc, json_t *error
         }
         v->mode = WALK_VARS;
         v->op = d;
-        v->nentered = 0;
         walk_sels(v, root_of(v, d), d->sels);
         for (cl__gql_vardef *vd = d->vars; vd != NULL; vd = vd->next) {
             if (vd->used) {
@@ -897,9 +891,11 @@ void cl__gql_validate(const cl__gql_schema_t *s, cl__gql_doc *doc, json_t *error
         if (!d->used) {
             err1(v, d->loc, "Fragment \"%s\" is never used.", d->name);
         }
-        d->visiting = 1;
-        cycles(v, d, d->sels, path, names, 0);
-        d->visiting = 0;
+        if (d->visiting == 0) {
+            d->visiting = 1;
+            cycles(v, d, d->sels, path, names, 0);
+            d->visiting = 2;
+        }
     }
     free(v);
 }
