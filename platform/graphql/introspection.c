@@ -173,7 +173,7 @@ static cl_status schema_field(cl_gql_call *call, json_t *parent, json_t *args, j
                 p += *p == ' ';
             }
             json_array_append_new(list,
-                                  json_pack("{sssssosob}", "name", d->name, "description",
+                                  json_pack("{sssssososb}", "name", d->name, "description",
                                             d->description, "locations", locations, "args",
                                             input_values_json(d->args, d->nargs),
                                             "isRepeatable", 0));

@@ -894,8 +894,7 @@ static cl__gql_vardef *parse_vardefs(parser *p)
         if (!expect(p, '$')) {
             return NULL;
         }
-        v->name_loc = v->loc;
-        v->name = parse_name(p, NULL);
+        v->name = parse_name(p, &v->name_loc);
         if (v->name == NULL || !expect(p, ':')) {
             return NULL;
         }
