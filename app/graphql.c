@@ -74,7 +74,8 @@ static void drop_nulls(json_t *obj)
     json_t *v;
     void *tmp;
 
-    json_object_foreach_safe (obj, tmp, k, v) {
+    json_object_foreach_safe(obj, tmp, k, v)
+    {
         if (json_is_null(v)) {
             json_object_del(obj, k);
         } else if (json_is_object(v)) {
@@ -93,9 +94,8 @@ static cl_status call_op(cl_gql_call *call, const char *module, const char *oper
 {
     gql_request *r = cl_gql_call_app(call);
     const host_module *m = find_module(r->g->h, module);
-    const cl_op *op = m != NULL ? cl_op_find(m->binding->api->ops, m->binding->api->nops,
-                                             operation)
-                                : NULL;
+    const cl_op *op =
+        m != NULL ? cl_op_find(m->binding->api->ops, m->binding->api->nops, operation) : NULL;
     void *req = NULL, *resp = NULL;
     cl_ctx ctx = *cl_http_ctx(r->req);
     char key[128];
@@ -103,8 +103,8 @@ static cl_status call_op(cl_gql_call *call, const char *module, const char *oper
 
     *response = NULL;
     if (op == NULL || request == NULL) {
-        st = cl_gql_call_error(call, CL_UNAVAILABLE, "%s.%s is not part of this deployment",
-                               module, operation);
+        st = cl_gql_call_error(call, CL_UNAVAILABLE, "%s.%s is not part of this deployment", module,
+                               operation);
         goto out;
     }
     req = calloc(1, op->req->size);
@@ -275,8 +275,8 @@ static cl_status q_stock(cl_gql_call *call, json_t *parent, json_t *args, json_t
     if (sku == NULL) {
         sku = json_object_get(args, "sku");
     }
-    return read_one(call, "inventory:read", "inventory", "get_stock", json_pack("{sO*}", "sku", sku),
-                    out);
+    return read_one(call, "inventory:read", "inventory", "get_stock",
+                    json_pack("{sO*}", "sku", sku), out);
 }
 
 static cl_status q_orders(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
@@ -319,9 +319,9 @@ static cl_status q_account(cl_gql_call *call, json_t *parent, json_t *args, json
         return cl_gql_call_error(call, CL_INVALID, "history_limit must be an integer from 1 to %d",
                                  GQL_HISTORY_MAX);
     }
-    return read_one(call, "payments:read", "payments", "get_account",
-                    json_pack("{sO*sO*}", "id", json_object_get(args, "id"), "history_limit", limit),
-                    out);
+    return read_one(
+        call, "payments:read", "payments", "get_account",
+        json_pack("{sO*sO*}", "id", json_object_get(args, "id"), "history_limit", limit), out);
 }
 
 /* Query.shipments(order_id) and Order.shipments: shipping's list for "order:<id>". */
@@ -380,8 +380,8 @@ static cl_status b_line_product(cl_gql_call *call, json_t *parents, json_t *args
         for (j = at; j < json_array_size(skus) && j < at + GQL_SKUS_PER_CALL; j++) {
             json_array_append(chunk, json_array_get(skus, j));
         }
-        st = call_op(call, "catalog", "get_products_by_sku", json_pack("{so}", "skus", chunk),
-                     NULL, &list);
+        st = call_op(call, "catalog", "get_products_by_sku", json_pack("{so}", "skus", chunk), NULL,
+                     &list);
         json_array_foreach (json_object_get(list, "items"), j, item) {
             json_object_set(found, json_string_value(json_object_get(item, "sku")), item);
         }
@@ -461,10 +461,19 @@ static cl_status m_set_stock(cl_gql_call *call, json_t *parent, json_t *args, js
 
 /* --- the schema ------------------------------------------------------------------------------ */
 
-#define END {NULL, NULL, NULL, NULL}
-#define FEND {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0}
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL                                                                     \
+    }
+#define FEND                                                                                       \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0                                                \
+    }
 /* A plain member of the module's answer. */
-#define F(name, type, desc) {name, type, desc, NULL, NULL, NULL, NULL, 0}
+#define F(name, type, desc)                                                                        \
+    {                                                                                              \
+        name, type, desc, NULL, NULL, NULL, NULL, 0                                                \
+    }
 
 static const cl_gql_arg products_args[] = {
     {"first", "Int", "20", "How many products (1-100)."},
@@ -512,13 +521,11 @@ static const cl_gql_field query_fields[] = {
      products_args, q_products, NULL, NULL, 0},
     {"product", "Product", "A product by id, or null (catalog:read).", id_arg, q_product, NULL,
      NULL, 0},
-    {"categories", "[Category!]!", "Every category (catalog:read).", NULL, q_categories, NULL,
-     NULL, 20},
-    {"stock", "Stock", "A SKU's stock, or null (inventory:read).", sku_arg, q_stock, NULL, NULL,
-     0},
-    {"orders", "OrderConnection!",
-     "Orders, oldest first: a customer's own only (orders:read).", orders_args, q_orders, NULL,
-     NULL, 0},
+    {"categories", "[Category!]!", "Every category (catalog:read).", NULL, q_categories, NULL, NULL,
+     20},
+    {"stock", "Stock", "A SKU's stock, or null (inventory:read).", sku_arg, q_stock, NULL, NULL, 0},
+    {"orders", "OrderConnection!", "Orders, oldest first: a customer's own only (orders:read).",
+     orders_args, q_orders, NULL, NULL, 0},
     {"order", "Order", "An order, or null: a customer sees only its own (orders:read).", id_arg,
      q_order, NULL, NULL, 0},
     {"account", "Account",
@@ -559,8 +566,8 @@ static const cl_gql_field product_fields[] = {
     F("created_at", "String!", NULL),
     F("updated_at", "String!", NULL),
     F("version", "Int!", "Starts at 1, one more with every change."),
-    {"stock", "Stock", "Its stock, or null when none was ever set (inventory:read).", NULL,
-     q_stock, NULL, NULL, 0},
+    {"stock", "Stock", "Its stock, or null when none was ever set (inventory:read).", NULL, q_stock,
+     NULL, NULL, 0},
     FEND,
 };
 
@@ -626,8 +633,8 @@ static const cl_gql_field order_fields[] = {
      NULL, NULL, 8},
     F("created_at", "String!", NULL),
     F("updated_at", "String!", NULL),
-    {"shipments", "[Shipment!]!", "Its shipments (shipping:read).", NULL, q_shipments, NULL,
-     NULL, 2},
+    {"shipments", "[Shipment!]!", "Its shipments (shipping:read).", NULL, q_shipments, NULL, NULL,
+     2},
     FEND,
 };
 
@@ -638,12 +645,8 @@ static const cl_gql_field order_connection_fields[] = {
 };
 
 static const cl_gql_field account_entry_fields[] = {
-    F("version", "Int!", NULL),
-    F("type", "String!", NULL),
-    F("amount", "Money", NULL),
-    F("payment_id", "String", NULL),
-    F("occurred_at", "String!", NULL),
-    FEND,
+    F("version", "Int!", NULL),      F("type", "String!", NULL),        F("amount", "Money", NULL),
+    F("payment_id", "String", NULL), F("occurred_at", "String!", NULL), FEND,
 };
 
 static const cl_gql_field account_fields[] = {
@@ -654,8 +657,7 @@ static const cl_gql_field account_fields[] = {
     F("held", "Money!", NULL),
     F("version", "Int!", NULL),
     F("updated_at", "String!", NULL),
-    {"history", "[AccountEntry!]!", "Its latest events, newest first.", NULL, NULL, NULL, NULL,
-     20},
+    {"history", "[AccountEntry!]!", "Its latest events, newest first.", NULL, NULL, NULL, NULL, 20},
     FEND,
 };
 
@@ -730,8 +732,8 @@ static const cl_gql_type shop_types[] = {
     {CL_GQL_INPUT_OBJECT, "CheckoutInput", NULL, NULL, checkout_input, NULL},
     {CL_GQL_INPUT_OBJECT, "MoneyInput", NULL, NULL, money_input, NULL},
     {CL_GQL_INPUT_OBJECT, "ProductInput", NULL, NULL, product_input, NULL},
-    {CL_GQL_INPUT_OBJECT, "ProductChanges", "Only the fields given change.", NULL,
-     product_changes, NULL},
+    {CL_GQL_INPUT_OBJECT, "ProductChanges", "Only the fields given change.", NULL, product_changes,
+     NULL},
     {0, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -59,7 +59,7 @@ typedef struct host {
     cl_http_server *server;
     cl_bus *bus;  /* outbox relays, consumers, operations of the local modules (ADR 0012) */
     bool serving; /* set by `serve` before host_start_modules (cl_module_env.serving) */
-    struct host_auth *auth; /* a gateway's token verifier (auth.h), once serving */
+    struct host_auth *auth;       /* a gateway's token verifier (auth.h), once serving */
     struct host_graphql *graphql; /* a gateway's GraphQL endpoint (graphql.c) */
 } host;
 

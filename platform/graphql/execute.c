@@ -336,7 +336,8 @@ static json_t *coerce_json(json_t *in, const cl__gql_tref *t, char *why, size_t 
         }
         snprintf(why, size, "Value is not a valid \"%s\" enum value.", named->name);
         return NULL;
-    default: break;
+    default:
+        break;
     }
     if (strcmp(named->name, "Int") == 0) {
         double d = json_number_value(in);
@@ -385,8 +386,7 @@ static json_t *coerce_json(json_t *in, const cl__gql_tref *t, char *why, size_t 
  * A literal (validated) as JSON of type t, variables substituted. *absent is set for a
  * variable that was not provided (the argument then takes its default).
  */
-static json_t *literal_json(exec *ex, const cl__gql_value *v, const cl__gql_tref *t,
-                            bool *absent)
+static json_t *literal_json(exec *ex, const cl__gql_value *v, const cl__gql_tref *t, bool *absent)
 {
     const cl__gql_stype *named;
 
@@ -441,7 +441,8 @@ static json_t *literal_json(exec *ex, const cl__gql_value *v, const cl__gql_tref
                 }
             }
             if (missing && a->default_value != NULL) {
-                json_object_set_new(out, a->name, literal_json(ex, a->default_value, a->type, NULL));
+                json_object_set_new(out, a->name,
+                                    literal_json(ex, a->default_value, a->type, NULL));
             }
         }
         return out;
@@ -455,17 +456,20 @@ static json_t *literal_json(exec *ex, const cl__gql_value *v, const cl__gql_tref
             return json_real(strtod(v->s, NULL));
         }
         return json_integer(strtoll(v->s, NULL, 10));
-    case CL__GQL_V_FLOAT: return json_real(strtod(v->s, NULL));
+    case CL__GQL_V_FLOAT:
+        return json_real(strtod(v->s, NULL));
     case CL__GQL_V_STRING:
-    case CL__GQL_V_ENUM: return json_string(v->s);
-    case CL__GQL_V_BOOL: return json_boolean(v->b);
-    default: return json_null();
+    case CL__GQL_V_ENUM:
+        return json_string(v->s);
+    case CL__GQL_V_BOOL:
+        return json_boolean(v->b);
+    default:
+        return json_null();
     }
 }
 
 /* The arguments of a field or directive: given ones, then defaults. */
-static json_t *args_json(exec *ex, const cl__gql_arg *given, const cl__gql_sarg *defs,
-                         size_t ndefs)
+static json_t *args_json(exec *ex, const cl__gql_arg *given, const cl__gql_sarg *defs, size_t ndefs)
 {
     json_t *out = json_object();
 
@@ -518,8 +522,8 @@ static void coerce_variables(exec *ex, json_t *given, json_t *errors)
         }
         c = coerce_json(val, d->rtype, why, sizeof(why));
         if (c == NULL) {
-            cl__gql_add_error(errors, &d->loc, 1, "Variable \"$%s\" got invalid value; %s",
-                              d->name, why);
+            cl__gql_add_error(errors, &d->loc, 1, "Variable \"$%s\" got invalid value; %s", d->name,
+                              why);
             continue;
         }
         json_object_set_new(ex->vars, d->name, c);
@@ -590,8 +594,8 @@ static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int 
         bool list;
 
         if (s->kind == CL__GQL_SPREAD || s->kind == CL__GQL_INLINE) {
-            const cl__gql_def *frag = s->kind == CL__GQL_SPREAD ? find_fragment(l->ex, s->name)
-                                                                : NULL;
+            const cl__gql_def *frag =
+                s->kind == CL__GQL_SPREAD ? find_fragment(l->ex, s->name) : NULL;
 
             if (frag_depth > 32) {
                 snprintf(l->why, sizeof(l->why), "fragments spread too deep");
@@ -627,13 +631,12 @@ static bool measure(limiter *l, cl__gql_sel *sels, int depth, double *cost, int 
         }
         own = page_arg(l, s);
         list = s->def != NULL && is_list(s->def->type);
-        if (s->sels != NULL &&
-            !measure(l, s->sels, depth + 1, &sub, frag_depth, list ? 0 : own)) {
+        if (s->sels != NULL && !measure(l, s->sels, depth + 1, &sub, frag_depth, list ? 0 : own)) {
             return false;
         }
         if (list) {
-            double n = own > 0    ? own
-                       : page > 0 ? page
+            double n = own > 0                      ? own
+                       : page > 0                   ? page
                        : s->def->src->list_size > 0 ? s->def->src->list_size
                                                     : 10;
 
@@ -662,8 +665,7 @@ static json_t *path_with(json_t *path, json_t *segment)
     return p;
 }
 
-static void field_error(exec *ex, const fgroup *g, json_t *path, cl_status st,
-                        const char *message)
+static void field_error(exec *ex, const fgroup *g, json_t *path, cl_status st, const char *message)
 {
     json_t *e;
     size_t before = json_array_size(ex->errors);
@@ -713,8 +715,8 @@ static json_t *serialize(const cl__gql_stype *t, json_t *v)
     return json_is_string(v) ? json_incref(v) : NULL;
 }
 
-static int complete(exec *ex, const cl__gql_tref *t, const fgroup *g, json_t *value,
-                    json_t *path, json_t **out);
+static int complete(exec *ex, const cl__gql_tref *t, const fgroup *g, json_t *value, json_t *path,
+                    json_t **out);
 
 /* CompleteValue of a nullable type: -1 when an error must make the parent null. */
 static int complete_inner(exec *ex, const cl__gql_tref *t, const fgroup *g, json_t *value,
@@ -774,8 +776,8 @@ static int complete_inner(exec *ex, const cl__gql_tref *t, const fgroup *g, json
     return 0;
 }
 
-static int complete(exec *ex, const cl__gql_tref *t, const fgroup *g, json_t *value,
-                    json_t *path, json_t **out)
+static int complete(exec *ex, const cl__gql_tref *t, const fgroup *g, json_t *value, json_t *path,
+                    json_t **out)
 {
     char msg[300];
     int r;
@@ -866,8 +868,7 @@ static int execute_field(exec *ex, const cl__gql_stype *type, json_t *parent, co
     }
     json_decref(args);
     if (st != CL_OK) {
-        field_error(ex, g, p, st,
-                    call.message[0] != '\0' ? call.message : cl_status_message(st));
+        field_error(ex, g, p, st, call.message[0] != '\0' ? call.message : cl_status_message(st));
         json_decref(value);
         value = NULL;
         r = def->type->kind == CL__GQL_T_NON_NULL ? -1 : 0;
@@ -989,8 +990,9 @@ static cl__gql_def *select_operation(cl__gql_doc *doc, const char *name, json_t 
         }
     }
     if (name == NULL && n > 1) {
-        cl__gql_add_error(errors, NULL, 0, "Must provide operation name if query contains "
-                                           "multiple operations.");
+        cl__gql_add_error(errors, NULL, 0,
+                          "Must provide operation name if query contains "
+                          "multiple operations.");
         return NULL;
     }
     if (found == NULL) {

@@ -99,8 +99,12 @@ static cl_status type_field(cl_gql_call *call, json_t *parent, json_t *args, jso
         return cl_gql_call_error(call, CL_INTERNAL, "unknown type in introspection");
     }
     switch (which) {
-    case TF_KIND: *out = json_string(kinds[t->kind]); break;
-    case TF_NAME: *out = json_string(t->name); break;
+    case TF_KIND:
+        *out = json_string(kinds[t->kind]);
+        break;
+    case TF_NAME:
+        *out = json_string(t->name);
+        break;
     case TF_DESCRIPTION:
         *out = t->description != NULL ? json_string(t->description) : json_null();
         break;
@@ -125,17 +129,18 @@ static cl_status type_field(cl_gql_call *call, json_t *parent, json_t *args, jso
         }
         list = json_array();
         for (size_t i = 0; list != NULL && i < t->nvalues; i++) {
-            json_array_append_new(list, json_pack("{sssnsbsn}", "name", t->values[i],
-                                                  "description", "isDeprecated", 0,
-                                                  "deprecationReason"));
+            json_array_append_new(list, json_pack("{sssnsbsn}", "name", t->values[i], "description",
+                                                  "isDeprecated", 0, "deprecationReason"));
         }
         *out = list;
         break;
     case TF_INPUT_FIELDS:
-        *out = t->kind == CL_GQL_INPUT_OBJECT ? input_values_json(t->inputs, t->ninputs)
-                                              : json_null();
+        *out =
+            t->kind == CL_GQL_INPUT_OBJECT ? input_values_json(t->inputs, t->ninputs) : json_null();
         break;
-    default: *out = json_null(); break;
+    default:
+        *out = json_null();
+        break;
     }
     return *out != NULL ? CL_OK : oom(call);
 }
@@ -172,11 +177,10 @@ static cl_status schema_field(cl_gql_call *call, json_t *parent, json_t *args, j
                 p += n;
                 p += *p == ' ';
             }
-            json_array_append_new(list,
-                                  json_pack("{sssssososb}", "name", d->name, "description",
-                                            d->description, "locations", locations, "args",
-                                            input_values_json(d->args, d->nargs),
-                                            "isRepeatable", 0));
+            json_array_append_new(list, json_pack("{sssssososb}", "name", d->name, "description",
+                                                  d->description, "locations", locations, "args",
+                                                  input_values_json(d->args, d->nargs),
+                                                  "isRepeatable", 0));
         }
         *out = list;
     } else {
@@ -199,8 +203,7 @@ cl_status cl__gql_meta_schema(cl_gql_call *call, json_t *parent, json_t *args, j
 cl_status cl__gql_meta_type(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
 {
     const cl__gql_schema_t *s = cl__gql_call_schema(call);
-    const cl__gql_stype *t =
-        cl__gql_find_type(s, json_string_value(json_object_get(args, "name")));
+    const cl__gql_stype *t = cl__gql_find_type(s, json_string_value(json_object_get(args, "name")));
 
     (void)parent;
     *out = t != NULL ? json_pack("{ss}", "__t", t->name) : json_null();
@@ -208,9 +211,13 @@ cl_status cl__gql_meta_type(cl_gql_call *call, json_t *parent, json_t *args, jso
 }
 
 #define TF(name, type, which, args)                                                                \
-    {name, type, NULL, args, type_field, NULL, (const void *)(intptr_t)(which), 0}
+    {                                                                                              \
+        name, type, NULL, args, type_field, NULL, (const void *)(intptr_t)(which), 0               \
+    }
 #define SF(name, type, desc)                                                                       \
-    {name, type, desc, NULL, schema_field, NULL, name, 0}
+    {                                                                                              \
+        name, type, desc, NULL, schema_field, NULL, name, 0                                        \
+    }
 
 static const cl_gql_arg include_deprecated[] = {
     {"includeDeprecated", "Boolean", "false", NULL},
@@ -261,8 +268,8 @@ static const cl_gql_field input_value_fields[] = {
     {"description", "String", NULL, NULL, NULL, NULL, NULL, 0},
     {"type", "__Type!", NULL, NULL, NULL, NULL, NULL, 0},
     {"defaultValue", "String",
-     "A GraphQL-formatted string representing the default value for this input value.", NULL,
-     NULL, NULL, NULL, 0},
+     "A GraphQL-formatted string representing the default value for this input value.", NULL, NULL,
+     NULL, NULL, 0},
     {"isDeprecated", "Boolean!", NULL, NULL, NULL, NULL, NULL, 0},
     {"deprecationReason", "String", NULL, NULL, NULL, NULL, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0},
@@ -285,16 +292,29 @@ static const cl_gql_field directive_fields[] = {
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };
 
-static const char *const type_kinds[] = {"SCALAR",       "OBJECT", "INTERFACE",    "UNION",
-                                         "ENUM",         "INPUT_OBJECT", "LIST", "NON_NULL",
-                                         NULL};
+static const char *const type_kinds[] = {"SCALAR",       "OBJECT", "INTERFACE", "UNION", "ENUM",
+                                         "INPUT_OBJECT", "LIST",   "NON_NULL",  NULL};
 
-static const char *const directive_locations[] = {
-    "QUERY",           "MUTATION",           "SUBSCRIPTION",        "FIELD",
-    "FRAGMENT_DEFINITION", "FRAGMENT_SPREAD", "INLINE_FRAGMENT",     "VARIABLE_DEFINITION",
-    "SCHEMA",          "SCALAR",             "OBJECT",              "FIELD_DEFINITION",
-    "ARGUMENT_DEFINITION", "INTERFACE",      "UNION",               "ENUM",
-    "ENUM_VALUE",      "INPUT_OBJECT",       "INPUT_FIELD_DEFINITION", NULL};
+static const char *const directive_locations[] = {"QUERY",
+                                                  "MUTATION",
+                                                  "SUBSCRIPTION",
+                                                  "FIELD",
+                                                  "FRAGMENT_DEFINITION",
+                                                  "FRAGMENT_SPREAD",
+                                                  "INLINE_FRAGMENT",
+                                                  "VARIABLE_DEFINITION",
+                                                  "SCHEMA",
+                                                  "SCALAR",
+                                                  "OBJECT",
+                                                  "FIELD_DEFINITION",
+                                                  "ARGUMENT_DEFINITION",
+                                                  "INTERFACE",
+                                                  "UNION",
+                                                  "ENUM",
+                                                  "ENUM_VALUE",
+                                                  "INPUT_OBJECT",
+                                                  "INPUT_FIELD_DEFINITION",
+                                                  NULL};
 
 const cl_gql_type cl__gql_introspection_types[] = {
     {CL_GQL_OBJECT, "__Schema",
@@ -306,8 +326,8 @@ const cl_gql_type cl__gql_introspection_types[] = {
      "The fundamental unit of any GraphQL Schema is the type. There are many kinds of types "
      "in GraphQL as represented by the `__TypeKind` enum.",
      type_fields, NULL, NULL},
-    {CL_GQL_ENUM, "__TypeKind", "An enum describing what kind of type a given `__Type` is.",
-     NULL, NULL, type_kinds},
+    {CL_GQL_ENUM, "__TypeKind", "An enum describing what kind of type a given `__Type` is.", NULL,
+     NULL, type_kinds},
     {CL_GQL_OBJECT, "__Field",
      "Object and Interface types are described by a list of Fields, each of which has a "
      "name, potentially a list of arguments, and a return type.",

@@ -113,7 +113,8 @@ typedef struct parser {
     bool failed;
 } parser;
 
-static void fail(parser *p, cl__gql_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(parser *p, cl__gql_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void fail(parser *p, cl__gql_loc loc, const char *fmt, ...)
 {
@@ -274,9 +275,8 @@ static void lex_string(parser *p)
             }
             p->pos += 6;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (p->pos + 6 > p->len || p->text[p->pos] != '\\' ||
-                    p->text[p->pos + 1] != 'u' || hex4(p->text + p->pos + 2, &lo) != 0 ||
-                    lo < 0xDC00 || lo > 0xDFFF) {
+                if (p->pos + 6 > p->len || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u' ||
+                    hex4(p->text + p->pos + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
                     fail(p, here(p), "Syntax Error: Invalid Unicode escape sequence.");
                     return;
                 }
@@ -290,14 +290,30 @@ static void lex_string(parser *p)
             continue;
         }
         switch (c) {
-        case '"': out[n++] = '"'; break;
-        case '\\': out[n++] = '\\'; break;
-        case '/': out[n++] = '/'; break;
-        case 'b': out[n++] = '\b'; break;
-        case 'f': out[n++] = '\f'; break;
-        case 'n': out[n++] = '\n'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 't': out[n++] = '\t'; break;
+        case '"':
+            out[n++] = '"';
+            break;
+        case '\\':
+            out[n++] = '\\';
+            break;
+        case '/':
+            out[n++] = '/';
+            break;
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
         default:
             fail(p, here(p), "Syntax Error: Invalid character escape sequence.");
             return;
@@ -341,7 +357,8 @@ static char *block_value(parser *p, const char *raw, size_t len)
             i++;
         }
         end = i;
-        while (start + indent < end && (raw[start + indent] == ' ' || raw[start + indent] == '\t')) {
+        while (start + indent < end &&
+               (raw[start + indent] == ' ' || raw[start + indent] == '\t')) {
             indent++;
         }
         if (!first && start + indent < end && indent < common) {
@@ -558,8 +575,9 @@ static void next(parser *p)
             lex_string(p);
         }
     } else if (c == '\'') {
-        fail(p, p->tok.loc, "Syntax Error: Unexpected single quote character ('), did you mean "
-                            "to use a double quote (\")?");
+        fail(p, p->tok.loc,
+             "Syntax Error: Unexpected single quote character ('), did you mean "
+             "to use a double quote (\")?");
     } else {
         fail(p, p->tok.loc, "Syntax Error: Unexpected character: 0x%02x.", c);
     }
@@ -574,14 +592,22 @@ static void next(parser *p)
 static const char *describe(const token *t, char *buf, size_t size)
 {
     switch (t->kind) {
-    case TOK_EOF: return "<EOF>";
+    case TOK_EOF:
+        return "<EOF>";
     case TOK_PUNCT:
         snprintf(buf, size, "\"%s\"", t->punct == '.' ? "..." : (char[]){t->punct, '\0'});
         return buf;
-    case TOK_NAME: snprintf(buf, size, "Name \"%.64s\"", t->value); return buf;
-    case TOK_INT: snprintf(buf, size, "Int \"%.64s\"", t->value); return buf;
-    case TOK_FLOAT: snprintf(buf, size, "Float \"%.64s\"", t->value); return buf;
-    case TOK_STRING: return "String";
+    case TOK_NAME:
+        snprintf(buf, size, "Name \"%.64s\"", t->value);
+        return buf;
+    case TOK_INT:
+        snprintf(buf, size, "Int \"%.64s\"", t->value);
+        return buf;
+    case TOK_FLOAT:
+        snprintf(buf, size, "Float \"%.64s\"", t->value);
+        return buf;
+    case TOK_STRING:
+        return "String";
     }
     return "?";
 }
@@ -964,8 +990,8 @@ static cl__gql_def *parse_definition(parser *p)
     return NULL;
 }
 
-static void parser_init(parser *p, const char *text, size_t len, int max_tokens,
-                        cl__gql_arena *a, cl__gql_error *e)
+static void parser_init(parser *p, const char *text, size_t len, int max_tokens, cl__gql_arena *a,
+                        cl__gql_error *e)
 {
     memset(p, 0, sizeof(*p));
     p->text = text;

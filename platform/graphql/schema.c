@@ -122,25 +122,30 @@ bool cl__gql_is_input(const cl__gql_stype *t)
 /* --- building ----------------------------------------------------------------------- */
 
 static const cl_gql_type builtin_scalars[] = {
-    {CL_GQL_SCALAR, "Int", "The `Int` scalar type represents non-fractional signed whole "
-                           "numeric values. Int can represent values between -(2^31) and "
-                           "2^31 - 1.", NULL, NULL, NULL},
-    {CL_GQL_SCALAR, "Float", "The `Float` scalar type represents signed double-precision "
-                             "fractional values as specified by [IEEE 754]"
-                             "(https://en.wikipedia.org/wiki/IEEE_floating_point).",
+    {CL_GQL_SCALAR, "Int",
+     "The `Int` scalar type represents non-fractional signed whole "
+     "numeric values. Int can represent values between -(2^31) and "
+     "2^31 - 1.",
      NULL, NULL, NULL},
-    {CL_GQL_SCALAR, "String", "The `String` scalar type represents textual data, represented "
-                              "as UTF-8 character sequences. The String type is most often "
-                              "used by GraphQL to represent free-form human-readable text.",
+    {CL_GQL_SCALAR, "Float",
+     "The `Float` scalar type represents signed double-precision "
+     "fractional values as specified by [IEEE 754]"
+     "(https://en.wikipedia.org/wiki/IEEE_floating_point).",
+     NULL, NULL, NULL},
+    {CL_GQL_SCALAR, "String",
+     "The `String` scalar type represents textual data, represented "
+     "as UTF-8 character sequences. The String type is most often "
+     "used by GraphQL to represent free-form human-readable text.",
      NULL, NULL, NULL},
     {CL_GQL_SCALAR, "Boolean", "The `Boolean` scalar type represents `true` or `false`.", NULL,
      NULL, NULL},
-    {CL_GQL_SCALAR, "ID", "The `ID` scalar type represents a unique identifier, often used to "
-                          "refetch an object or as key for a cache. The ID type appears in a "
-                          "JSON response as a String; however, it is not intended to be "
-                          "human-readable. When expected as an input type, any string (such "
-                          "as `\"4\"`) or integer (such as `4`) input value will be accepted "
-                          "as an ID.",
+    {CL_GQL_SCALAR, "ID",
+     "The `ID` scalar type represents a unique identifier, often used to "
+     "refetch an object or as key for a cache. The ID type appears in a "
+     "JSON response as a String; however, it is not intended to be "
+     "human-readable. When expected as an input type, any string (such "
+     "as `\"4\"`) or integer (such as `4`) input value will be accepted "
+     "as an ID.",
      NULL, NULL, NULL},
     {0, NULL, NULL, NULL, NULL, NULL},
 };
@@ -335,8 +340,8 @@ cl_status cl__gql_meta_type(cl_gql_call *call, json_t *parent, json_t *args, jso
 static const cl_gql_field meta_src[CL__GQL_META_COUNT] = {
     {"__schema", "__Schema!", "Access the current type schema of this server.", NULL,
      cl__gql_meta_schema, NULL, NULL, 0},
-    {"__type", "__Type", "Request the type information of a single type.", NULL,
-     cl__gql_meta_type, NULL, NULL, 0},
+    {"__type", "__Type", "Request the type information of a single type.", NULL, cl__gql_meta_type,
+     NULL, NULL, 0},
     {"__typename", "String!", "The name of the current Object type at runtime.", NULL, NULL, NULL,
      NULL, 0},
 };

@@ -27,8 +27,7 @@ typedef struct validator {
     bool too_large;
 } validator;
 
-void cl__gql_add_error(json_t *errors, const cl__gql_loc *locs, size_t nlocs, const char *fmt,
-                       ...)
+void cl__gql_add_error(json_t *errors, const cl__gql_loc *locs, size_t nlocs, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -112,15 +111,29 @@ static void print_typeref(const cl__gql_typeref *t, char *buf, size_t size)
 static void print_value(const cl__gql_value *v, char *buf, size_t size)
 {
     switch (v->kind) {
-    case CL__GQL_V_VAR: snprintf(buf, size, "$%s", v->s); break;
+    case CL__GQL_V_VAR:
+        snprintf(buf, size, "$%s", v->s);
+        break;
     case CL__GQL_V_INT:
     case CL__GQL_V_FLOAT:
-    case CL__GQL_V_ENUM: snprintf(buf, size, "%s", v->s); break;
-    case CL__GQL_V_STRING: snprintf(buf, size, "\"%.100s\"", v->s); break;
-    case CL__GQL_V_BOOL: snprintf(buf, size, "%s", v->b ? "true" : "false"); break;
-    case CL__GQL_V_NULL: snprintf(buf, size, "null"); break;
-    case CL__GQL_V_LIST: snprintf(buf, size, "[...]"); break;
-    case CL__GQL_V_OBJECT: snprintf(buf, size, "{...}"); break;
+    case CL__GQL_V_ENUM:
+        snprintf(buf, size, "%s", v->s);
+        break;
+    case CL__GQL_V_STRING:
+        snprintf(buf, size, "\"%.100s\"", v->s);
+        break;
+    case CL__GQL_V_BOOL:
+        snprintf(buf, size, "%s", v->b ? "true" : "false");
+        break;
+    case CL__GQL_V_NULL:
+        snprintf(buf, size, "null");
+        break;
+    case CL__GQL_V_LIST:
+        snprintf(buf, size, "[...]");
+        break;
+    case CL__GQL_V_OBJECT:
+        snprintf(buf, size, "{...}");
+        break;
     }
 }
 
@@ -361,7 +374,8 @@ static void check_value(validator *v, const cl__gql_value *val, const cl__gql_tr
     }
 }
 
-/* --- arguments and directives ------------------------------------------------------------------ */
+/* --- arguments and directives ------------------------------------------------------------------
+ */
 
 static void check_args(validator *v, const cl__gql_arg *args, const cl__gql_sarg *defs,
                        size_t ndefs, const char *owner_kind, const char *owner, cl__gql_loc at)
@@ -373,8 +387,7 @@ static void check_args(validator *v, const cl__gql_arg *args, const cl__gql_sarg
 
         for (const cl__gql_arg *b = args; v->mode == WALK_STRUCT && b != a; b = b->next) {
             if (strcmp(a->name, b->name) == 0) {
-                snprintf(msg, sizeof(msg), "There can be only one argument named \"%s\".",
-                         a->name);
+                snprintf(msg, sizeof(msg), "There can be only one argument named \"%s\".", a->name);
                 err2(v, b->loc, a->loc, msg);
                 break;
             }
@@ -382,8 +395,7 @@ static void check_args(validator *v, const cl__gql_arg *args, const cl__gql_sarg
         if (d == NULL && v->mode == WALK_STRUCT) {
             err1(v, a->loc, "Unknown argument \"%s\" on %s \"%s\".", a->name, owner_kind, owner);
         }
-        check_value(v, a->value, d != NULL ? d->type : NULL,
-                    d != NULL && d->default_value != NULL);
+        check_value(v, a->value, d != NULL ? d->type : NULL, d != NULL && d->default_value != NULL);
     }
     for (size_t i = 0; v->mode == WALK_STRUCT && i < ndefs; i++) {
         bool given = false;
@@ -521,7 +533,9 @@ static void walk_sel(validator *v, const cl__gql_stype *type, cl__gql_sel *sel)
     cl__gql_def *frag;
 
     switch (sel->kind) {
-    case CL__GQL_FIELD: walk_field(v, type, sel); break;
+    case CL__GQL_FIELD:
+        walk_field(v, type, sel);
+        break;
     case CL__GQL_SPREAD:
         check_directives(v, sel->dirs, "FRAGMENT_SPREAD");
         frag = find_fragment(v, sel->name);
@@ -532,8 +546,7 @@ static void walk_sel(validator *v, const cl__gql_stype *type, cl__gql_sel *sel)
             break;
         }
         cond = cl__gql_find_type(v->s, frag->type_cond->name);
-        if (v->mode == WALK_STRUCT && cond != NULL && cond->kind == CL_GQL_OBJECT &&
-            cond != type) {
+        if (v->mode == WALK_STRUCT && cond != NULL && cond->kind == CL_GQL_OBJECT && cond != type) {
             err1(v, sel->loc,
                  "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can never be "
                  "of type \"%s\".",
@@ -585,8 +598,10 @@ static bool same_value(const cl__gql_value *a, const cl__gql_value *b)
         return false;
     }
     switch (a->kind) {
-    case CL__GQL_V_BOOL: return a->b == b->b;
-    case CL__GQL_V_NULL: return true;
+    case CL__GQL_V_BOOL:
+        return a->b == b->b;
+    case CL__GQL_V_NULL:
+        return true;
     case CL__GQL_V_LIST:
     case CL__GQL_V_OBJECT:
         for (x = a->items, y = b->items; x != NULL && y != NULL; x = x->next, y = y->next) {
@@ -595,7 +610,8 @@ static bool same_value(const cl__gql_value *a, const cl__gql_value *b)
             }
         }
         return x == NULL && y == NULL;
-    default: return strcmp(a->s, b->s) == 0;
+    default:
+        return strcmp(a->s, b->s) == 0;
     }
 }
 
@@ -675,8 +691,7 @@ static void check_overlaps(validator *v, cl__gql_sel *sels)
         const char *ki = f->fields[i]->alias != NULL ? f->fields[i]->alias : f->fields[i]->name;
 
         for (size_t j = 0; j < i; j++) {
-            const char *kj =
-                f->fields[j]->alias != NULL ? f->fields[j]->alias : f->fields[j]->name;
+            const char *kj = f->fields[j]->alias != NULL ? f->fields[j]->alias : f->fields[j]->name;
 
             if (strcmp(ki, kj) != 0) {
                 continue;
@@ -714,14 +729,18 @@ static void walk_sels(validator *v, const cl__gql_stype *type, cl__gql_sel *sels
     }
 }
 
-/* --- definitions --------------------------------------------------------------------------------- */
+/* --- definitions ---------------------------------------------------------------------------------
+ */
 
 static const cl__gql_stype *root_of(validator *v, const cl__gql_def *op)
 {
     switch (op->op) {
-    case CL__GQL_QUERY: return v->s->query;
-    case CL__GQL_MUTATION: return v->s->mutation;
-    case CL__GQL_SUBSCRIPTION: return NULL;
+    case CL__GQL_QUERY:
+        return v->s->query;
+    case CL__GQL_MUTATION:
+        return v->s->mutation;
+    case CL__GQL_SUBSCRIPTION:
+        return NULL;
     }
     return NULL;
 }
@@ -751,8 +770,7 @@ static void check_vardefs(validator *v, cl__gql_def *op)
         }
         if (!cl__gql_is_input(cl__gql_named(d->rtype))) {
             print_typeref(d->type, tn, sizeof(tn));
-            err1(v, d->type->loc, "Variable \"$%s\" cannot be non-input type \"%s\".", d->name,
-                 tn);
+            err1(v, d->type->loc, "Variable \"$%s\" cannot be non-input type \"%s\".", d->name, tn);
             d->rtype = NULL;
             continue;
         }
@@ -783,12 +801,13 @@ static void cycles(validator *v, cl__gql_def *frag, cl__gql_sel *sels, cl__gql_l
         path[depth] = s->loc;
         names[depth] = s->name;
         if (target == frag) {
-            size_t n = (size_t)snprintf(msg, sizeof(msg), "Cannot spread fragment \"%s\" within "
-                                                          "itself",
+            size_t n = (size_t)snprintf(msg, sizeof(msg),
+                                        "Cannot spread fragment \"%s\" within "
+                                        "itself",
                                         frag->name);
             for (int i = 0; i < depth && n < sizeof(msg); i++) {
-                n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s\"%s\"",
-                                      i == 0 ? " via " : ", ", names[i]);
+                n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s\"%s\"", i == 0 ? " via " : ", ",
+                                      names[i]);
             }
             if (n < sizeof(msg)) {
                 snprintf(msg + n, sizeof(msg) - n, ".");
@@ -851,9 +870,10 @@ void cl__gql_validate(const cl__gql_schema_t *s, cl__gql_doc *doc, json_t *error
             err1(v, d->loc, "This anonymous operation must be the only defined operation.");
         }
         check_vardefs(v, d);
-        check_directives(v, d->dirs, d->op == CL__GQL_MUTATION ? "MUTATION"
-                                     : d->op == CL__GQL_QUERY  ? "QUERY"
-                                                               : "SUBSCRIPTION");
+        check_directives(v, d->dirs,
+                         d->op == CL__GQL_MUTATION ? "MUTATION"
+                         : d->op == CL__GQL_QUERY  ? "QUERY"
+                                                   : "SUBSCRIPTION");
         if (root_of(v, d) == NULL) {
             err1(v, d->loc, "Schema is not configured to execute %s operation.",
                  d->op == CL__GQL_MUTATION ? "mutation" : "subscription");

@@ -21,8 +21,8 @@ static cl_status item(cl_gql_call *call, json_t *parent, json_t *args, json_t **
     (void)parent;
     *out = id != NULL && strcmp(id, "0") == 0
                ? json_null()
-               : json_pack("{sssss[ss]}", "id", id != NULL ? id : "1", "name", "thing", "tags",
-                           "a", "b");
+               : json_pack("{sssss[ss]}", "id", id != NULL ? id : "1", "name", "thing", "tags", "a",
+                           "b");
     return CL_OK;
 }
 
@@ -61,8 +61,8 @@ static cl_status next_batch(cl_gql_call *call, json_t *parents, json_t *args, js
     (void)call;
     (void)args;
     json_array_foreach (parents, i, p) {
-        json_array_append_new(outs, json_pack("{sOss}", "id", json_object_get(p, "id"), "name",
-                                              "x"));
+        json_array_append_new(outs,
+                              json_pack("{sOss}", "id", json_object_get(p, "id"), "name", "x"));
     }
     return CL_OK;
 }
@@ -80,12 +80,14 @@ static cl_status set(cl_gql_call *call, json_t *parent, json_t *args, json_t **o
 static const cl_gql_arg id_arg[] = {{"id", "ID!", NULL, NULL}, {NULL, NULL, NULL, NULL}};
 static const cl_gql_arg first_arg[] = {{"first", "Int", "2", NULL}, {NULL, NULL, NULL, NULL}};
 static const cl_gql_arg echo_args[] = {
-    {"s", "String", "\"d\"", NULL}, {"i", "Int", NULL, NULL},     {"e", "Color", "RED", NULL},
+    {"s", "String", "\"d\"", NULL}, {"i", "Int", NULL, NULL},      {"e", "Color", "RED", NULL},
     {"in", "Input", NULL, NULL},    {"l", "[[Int!]]", NULL, NULL}, {NULL, NULL, NULL, NULL},
 };
 static const cl_gql_arg v_arg[] = {{"v", "Int!", NULL, NULL}, {NULL, NULL, NULL, NULL}};
 static const cl_gql_arg input_fields[] = {
-    {"a", "Int!", NULL, NULL}, {"b", "[String]", NULL, NULL}, {"c", "Float", "1.5", NULL},
+    {"a", "Int!", NULL, NULL},
+    {"b", "[String]", NULL, NULL},
+    {"c", "Float", "1.5", NULL},
     {NULL, NULL, NULL, NULL},
 };
 

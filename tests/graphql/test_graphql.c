@@ -116,8 +116,8 @@ static int setup(void **state)
                             sizeof(alice)) != 0 ||
         test_password_token(topo.base_url, TEST_CUSTOMER2, TEST_CUSTOMER2_PASSWORD, bob,
                             sizeof(bob)) != 0 ||
-        test_password_token(topo.base_url, TEST_STAFF, TEST_STAFF_PASSWORD, staff,
-                            sizeof(staff)) != 0) {
+        test_password_token(topo.base_url, TEST_STAFF, TEST_STAFF_PASSWORD, staff, sizeof(staff)) !=
+            0) {
         return -1;
     }
     /* Alice's account, funded by staff, and 20 orders of two SKUs each (40 distinct). */
@@ -231,14 +231,14 @@ static void test_a_customer_sees_only_its_own_orders(void **state)
     graphql(NULL, "{ product(id: \"1\") { sku } order(id: \"x\") { id } }", &r);
     assert_int_equal(r.status, 200);
     data = json_object_get(r.json, "data");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(data, "product"), "sku")), "SKU-000001");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(data, "product"), "sku")),
+                        "SKU-000001");
     assert_true(json_is_null(json_object_get(data, "order")));
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_array_get(json_object_get(r.json, "errors"), 0),
-                                            "extensions"),
-                            "code")),
-                        "unauthorized");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(r.json, "errors"), 0), "extensions"),
+            "code")),
+        "unauthorized");
     test_resp_free(&r);
 }
 

@@ -25,8 +25,7 @@ typedef struct cl_gql_call cl_gql_call;
  * status reports the message set with cl_gql_call_error (or the status's own) as a field
  * error with its path and location, and the field is null.
  */
-typedef cl_status (*cl_gql_resolver)(cl_gql_call *call, json_t *parent, json_t *args,
-                                     json_t **out);
+typedef cl_status (*cl_gql_resolver)(cl_gql_call *call, json_t *parent, json_t *args, json_t **out);
 /*
  * Resolves a field for every parent of one level of the response at once (parents: an
  * array, borrowed): on CL_OK outs (an empty array, borrowed) receives one value per parent
@@ -47,11 +46,11 @@ typedef struct cl_gql_field {
     const char *name;
     const char *type;
     const char *description;
-    const cl_gql_arg *args;        /* NULL: none */
-    cl_gql_resolver resolve;       /* NULL (and no batch): the parent's member of this name */
-    cl_gql_batch_resolver batch;   /* or NULL */
-    const void *data;              /* for the resolver (cl_gql_call_field_data) */
-    int list_size;                 /* a list's expected length for the cost; 0: 10 */
+    const cl_gql_arg *args;      /* NULL: none */
+    cl_gql_resolver resolve;     /* NULL (and no batch): the parent's member of this name */
+    cl_gql_batch_resolver batch; /* or NULL */
+    const void *data;            /* for the resolver (cl_gql_call_field_data) */
+    int list_size;               /* a list's expected length for the cost; 0: 10 */
 } cl_gql_field;
 
 typedef enum cl_gql_kind {
@@ -65,9 +64,9 @@ typedef struct cl_gql_type {
     cl_gql_kind kind;
     const char *name;
     const char *description;
-    const cl_gql_field *fields;      /* objects */
-    const cl_gql_arg *input_fields;  /* input objects */
-    const char *const *values;       /* enums, NULL-terminated */
+    const cl_gql_field *fields;     /* objects */
+    const cl_gql_arg *input_fields; /* input objects */
+    const char *const *values;      /* enums, NULL-terminated */
 } cl_gql_type;
 
 typedef struct cl_gql_schema cl_gql_schema;
@@ -84,12 +83,12 @@ void cl_gql_schema_free(cl_gql_schema *s);
 
 /* Refused before anything executes, each with its own message. 0 means the default given. */
 typedef struct cl_gql_limits {
-    size_t max_bytes;  /* the query text; 16 KiB */
-    int max_depth;     /* nested selections; 15 (the standard introspection query needs 13) */
-    int max_nodes;     /* fields once fragments are expanded; 2000 */
-    int max_aliases;   /* response keys naming one field in one selection set; 10 */
-    int64_t max_cost;  /* fields weighted by the lists they are in; 50000 */
-    int max_tokens;    /* lexical tokens; 20000 */
+    size_t max_bytes; /* the query text; 16 KiB */
+    int max_depth;    /* nested selections; 15 (the standard introspection query needs 15) */
+    int max_nodes;    /* fields once fragments are expanded; 2000 */
+    int max_aliases;  /* response keys naming one field in one selection set; 10 */
+    int64_t max_cost; /* fields weighted by the lists they are in; 50000 */
+    int max_tokens;   /* lexical tokens; 20000 */
 } cl_gql_limits;
 
 typedef struct cl_gql_request {
