@@ -8,6 +8,7 @@
 
 #include "schema_internal.h"
 
+/* Which __Type field a resolver answers: cl_gql_field.data points at one of these. */
 enum type_field {
     TF_KIND,
     TF_NAME,
@@ -73,6 +74,10 @@ static const cl__gql_stype *named_of(const cl__gql_schema_t *s, json_t *t)
     return cl__gql_find_type(s, json_string_value(json_object_get(t, "__t")));
 }
 
+static const int type_field_ids[] = {TF_KIND,       TF_NAME,        TF_DESCRIPTION, TF_FIELDS,
+                                     TF_INTERFACES, TF_POSSIBLE,    TF_ENUM_VALUES, TF_INPUT_FIELDS,
+                                     TF_OF_TYPE,    TF_SPECIFIED_BY};
+
 static const char *const kinds[] = {"SCALAR", "OBJECT", "INPUT_OBJECT", "ENUM"};
 
 static cl_status type_field(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
@@ -80,7 +85,7 @@ static cl_status type_field(cl_gql_call *call, json_t *parent, json_t *args, jso
     const cl__gql_schema_t *s = cl__gql_call_schema(call);
     const cl__gql_stype *t = named_of(s, parent);
     const char *wrapper = json_string_value(json_object_get(parent, "__w"));
-    int which = (int)(intptr_t)cl_gql_call_field_data(call);
+    int which = *(const int *)cl_gql_call_field_data(call);
     json_t *list;
 
     (void)args;
@@ -212,7 +217,7 @@ cl_status cl__gql_meta_type(cl_gql_call *call, json_t *parent, json_t *args, jso
 
 #define TF(name, type, which, args)                                                                \
     {                                                                                              \
-        name, type, NULL, args, type_field, NULL, (const void *)(intptr_t)(which), 0               \
+        name, type, NULL, args, type_field, NULL, &type_field_ids[which], 0                        \
     }
 #define SF(name, type, desc)                                                                       \
     {                                                                                              \

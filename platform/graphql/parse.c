@@ -434,8 +434,10 @@ static void lex_block_string(parser *p)
             break;
         }
         if (c == '\\' && peekc(p, 1) == '"' && peekc(p, 2) == '"' && peekc(p, 3) == '"') {
-            memcpy(raw + n, "\"\"\"", 3);
-            n += 3;
+            /* An escaped triple quote is three quotes of the value. */
+            raw[n++] = '"';
+            raw[n++] = '"';
+            raw[n++] = '"';
             p->pos += 4;
             continue;
         }

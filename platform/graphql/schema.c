@@ -263,7 +263,7 @@ cl_status cl_gql_schema_new(const cl_gql_type *types, const char *query, const c
     cl_status st = CL_OK;
 
     *out = NULL;
-    if (s == NULL || (s->types = calloc(n, sizeof(*s->types))) == NULL ||
+    if (s == NULL || (s->types = calloc(n + 1, sizeof(*s->types))) == NULL ||
         (s->arena = cl__gql_arena_new()) == NULL) {
         cl_gql_schema_free((cl_gql_schema *)s);
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");

@@ -466,7 +466,7 @@ static void check_directives(validator *v, const cl__gql_directive *dirs, const 
 static cl__gql_def *find_fragment(const validator *v, const char *name)
 {
     for (cl__gql_def *d = v->doc->defs; d != NULL; d = d->next) {
-        if (d->fragment && strcmp(d->name, name) == 0) {
+        if (d->fragment && d->name != NULL && strcmp(d->name, name) == 0) {
             return d;
         }
     }
@@ -605,7 +605,8 @@ static bool same_value(const cl__gql_value *a, const cl__gql_value *b)
     case CL__GQL_V_LIST:
     case CL__GQL_V_OBJECT:
         for (x = a->items, y = b->items; x != NULL && y != NULL; x = x->next, y = y->next) {
-            if (!same_value(x, y) || (a->kind == CL__GQL_V_OBJECT && strcmp(x->field, y->field))) {
+            if (!same_value(x, y) ||
+                (a->kind == CL__GQL_V_OBJECT && strcmp(x->field, y->field) != 0)) {
                 return false;
             }
         }
@@ -671,7 +672,7 @@ static void flatten(validator *v, cl__gql_sel *sels, flat *out)
 /* OverlappingFieldsCanBeMerged, for the fields of one selection set. */
 static void check_overlaps(validator *v, cl__gql_sel *sels)
 {
-    flat *f = calloc(1, sizeof(*f));
+    flat *f = sels != NULL ? calloc(1, sizeof(*f)) : NULL;
     char msg[512];
 
     if (f == NULL) {
