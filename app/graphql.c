@@ -210,30 +210,43 @@ static json_t *connection(json_t *page)
 
 /* --- resolvers ------------------------------------------------------------------------------- */
 
-static cl_status q_products(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
+/*
+ * A page of a module's list operation as a connection: request (stolen) gets the page size
+ * (first, 1..max) as limit and the cursor (after), and the caller needs permission.
+ */
+static cl_status page(cl_gql_call *call, json_t *args, const char *permission, const char *module,
+                      const char *operation, int64_t max, json_t *request, json_t **out)
 {
-    json_t *page = NULL;
-    int64_t limit;
-    cl_status st;
+    json_t *items = NULL;
+    int64_t limit = 0;
+    cl_status st = allow(call, permission);
 
-    (void)parent;
-    st = allow(call, "catalog:read");
-    if (st != CL_OK) {
-        return st;
-    }
-    st = page_size(call, args, GQL_PRODUCTS_MAX, &limit);
     if (st == CL_OK) {
-        st = call_op(call, "catalog", "list_products",
-                     json_pack("{sO*sO*sO*sO*sI}", "category", json_object_get(args, "category"),
-                               "tag", json_object_get(args, "tag"), "name_prefix",
-                               json_object_get(args, "name_prefix"), "cursor",
-                               json_object_get(args, "after"), "limit", (json_int_t)limit),
-                     NULL, &page);
+        st = page_size(call, args, max, &limit);
     }
+    if (st != CL_OK || request == NULL) {
+        json_decref(request);
+        return st != CL_OK ? st : cl_gql_call_error(call, CL_INTERNAL, "out of memory");
+    }
+    json_object_set_new(request, "limit", json_integer((json_int_t)limit));
+    if (json_is_string(json_object_get(args, "after"))) {
+        json_object_set(request, "cursor", json_object_get(args, "after"));
+    }
+    st = call_op(call, module, operation, request, NULL, &items);
     if (st == CL_OK) {
-        *out = connection(page);
+        *out = connection(items);
     }
     return st;
+}
+
+static cl_status q_products(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
+{
+    (void)parent;
+    return page(call, args, "catalog:read", "catalog", "list_products", GQL_PRODUCTS_MAX,
+                json_pack("{sO*sO*sO*}", "category", json_object_get(args, "category"), "tag",
+                          json_object_get(args, "tag"), "name_prefix",
+                          json_object_get(args, "name_prefix")),
+                out);
 }
 
 static cl_status q_product(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
@@ -281,26 +294,9 @@ static cl_status q_stock(cl_gql_call *call, json_t *parent, json_t *args, json_t
 
 static cl_status q_orders(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)
 {
-    json_t *page = NULL;
-    int64_t limit;
-    cl_status st;
-
     (void)parent;
-    st = allow(call, "orders:read");
-    if (st != CL_OK) {
-        return st;
-    }
-    st = page_size(call, args, GQL_ORDERS_MAX, &limit);
-    if (st == CL_OK) {
-        st = call_op(call, "orders", "list_orders",
-                     json_pack("{sO*sO*sI}", "status", json_object_get(args, "status"), "cursor",
-                               json_object_get(args, "after"), "limit", (json_int_t)limit),
-                     NULL, &page);
-    }
-    if (st == CL_OK) {
-        *out = connection(page);
-    }
-    return st;
+    return page(call, args, "orders:read", "orders", "list_orders", GQL_ORDERS_MAX,
+                json_pack("{sO*}", "status", json_object_get(args, "status")), out);
 }
 
 static cl_status q_order(cl_gql_call *call, json_t *parent, json_t *args, json_t **out)

@@ -289,34 +289,16 @@ static void lex_string(parser *p)
             n += put_utf8(out + n, cp);
             continue;
         }
-        switch (c) {
-        case '"':
-            out[n++] = '"';
-            break;
-        case '\\':
-            out[n++] = '\\';
-            break;
-        case '/':
-            out[n++] = '/';
-            break;
-        case 'b':
-            out[n++] = '\b';
-            break;
-        case 'f':
-            out[n++] = '\f';
-            break;
-        case 'n':
-            out[n++] = '\n';
-            break;
-        case 'r':
-            out[n++] = '\r';
-            break;
-        case 't':
-            out[n++] = '\t';
-            break;
-        default:
-            fail(p, here(p), "Syntax Error: Invalid character escape sequence.");
-            return;
+        {
+            /* The single-character escapes and what each stands for, position by position. */
+            static const char escapes[] = "\"\\/bfnrt", meanings[] = "\"\\/\b\f\n\r\t";
+            const char *e = c > 0 ? strchr(escapes, c) : NULL;
+
+            if (e == NULL) {
+                fail(p, here(p), "Syntax Error: Invalid character escape sequence.");
+                return;
+            }
+            out[n++] = meanings[e - escapes];
         }
         p->pos += 2;
     }

@@ -14,6 +14,7 @@
 // environment: GQL_URL (http://127.0.0.1:PORT/graphql), GQL_TOKEN_ADMIN, GQL_TOKEN_ALICE,
 // GQL_TOKEN_BOB (bearer tokens of the seeded users), GQL_ORDER (one of alice's orders).
 import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,14 +44,33 @@ function check(cond, what, detail) {
   }
 }
 
-async function post(body, who) {
+// One connection per request (no keep-alive): the server closes idle connections after
+// CLEAVE_HTTP_KEEP_ALIVE_MS, and a pooled connection closing as it is reused would fail a
+// request for a reason that is not the endpoint's.
+function post(body, who) {
   const headers = {
     'content-type': 'application/json',
     accept: 'application/graphql-response+json',
   };
   if (who && who !== 'anonymous') headers.authorization = `Bearer ${tokens[who]}`;
-  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
-  return { status: res.status, type: res.headers.get('content-type'), json: await res.json() };
+  const data = JSON.stringify(body);
+  headers['content-length'] = Buffer.byteLength(data);
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode, type: res.headers['content-type'],
+            json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
 }
 
 // 1. Introspection.
