@@ -595,7 +595,11 @@ cl_status host_build_router(host *h, cl_error *err)
             return st;
         }
     }
-    return host_binary_role == HOST_GATEWAY ? host_operation_routes(h, h->router, err) : CL_OK;
+    if (host_binary_role != HOST_GATEWAY) {
+        return CL_OK;
+    }
+    st = host_operation_routes(h, h->router, err);
+    return st == CL_OK ? host_graphql_routes(h, h->router, err) : st;
 }
 
 cl_status host_start_bus(host *h, cl_error *err)
@@ -625,6 +629,7 @@ void host_close(host *h)
         cl_rpc_client_free(m->remote);
     }
     cl_router_free(h->router);
+    host_graphql_free(h->graphql);
     host_auth_free(h->auth);
     cl_rpc_client_free(h->issuer_remote);
     host_creds_free(h->creds);

@@ -72,6 +72,7 @@ typedef struct host {
     /* This process's client credentials for calling other processes (auth.h), or NULL. */
     struct host_creds *creds;
     atomic_bool draining;   /* set at SIGTERM: /readyz answers 503 (host_drain) */
+    struct host_graphql *graphql; /* a gateway's GraphQL endpoint (graphql.c) */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
@@ -148,6 +149,14 @@ void host_print_placement(const host *h);
  * other processes (no client credentials), unless CLEAVE_DEV_SERVICE_TOKEN is set.
  */
 cl_status host_open_auth(host *h, cl_error *err);
+
+/*
+ * The GraphQL endpoint (graphql.c, ADR 0038): POST and GET /graphql, whose fields resolve
+ * through the modules' operations with the permissions of their REST routes. Keeps its
+ * state in h->graphql (host_graphql_free).
+ */
+cl_status host_graphql_routes(host *h, cl_router *r, cl_error *err);
+void host_graphql_free(struct host_graphql *g);
 
 /* The health routes: GET /healthz and GET /readyz. */
 cl_status host_health_routes(host *h, cl_router *r, cl_error *err);

@@ -82,6 +82,8 @@ static cl_router *build_router(void)
     /* Only the route is wanted here: nothing renders h's figures. */
     host_metrics_stop(&h);
     assert_int_equal(host_operation_routes(&h, r, &err), CL_OK);
+    assert_int_equal(host_graphql_routes(&h, r, &err), CL_OK);
+    host_graphql_free(h.graphql);
     for (int i = 0; cl_bindings[i].api != NULL; i++) {
         /* Registering routes never calls an operation: no table needed here. */
         assert_int_equal(cl_bindings[i].api->routes(r, NULL, &err), CL_OK);
