@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cleave/metrics.h"
+#include "cleave/trace.h"
 #include "host.h"
 
 static cl_metric pool_connections = CL_METRIC_GAUGE(
@@ -52,6 +53,12 @@ static cl_metric rpc_retries = CL_METRIC_COUNTER(
 static cl_metric rpc_retries_refused = CL_METRIC_COUNTER(
     "cleave_rpc_retries_refused_total",
     "Retries of remote calls the retry budget refused, by target module.", "target");
+
+static cl_metric spans = CL_METRIC_COUNTER(
+    "cleave_trace_spans_total",
+    "Finished sampled spans by what became of them: queued for export, exported (the collector "
+    "accepted them), dropped (queue full, collector slow, down or refusing).",
+    "outcome");
 
 static void collect_pool(const char *name, cl_db *db)
 {
@@ -105,9 +112,22 @@ static void collect_bus(cl_bus *bus)
     cl_metric_set(cl_metric_series(&bus_lag_max, NULL, 0), (double)s.latency_max_ms / 1000.0);
 }
 
+/* The span exporter's counts (cleave/trace.h): a growing "dropped" means a lost collector. */
+static void collect_spans(void)
+{
+    cl_trace_stats t;
+
+    cl_trace_stats_get(&t);
+    cl_metric_set(CL_METRIC_SERIES(&spans, "queued"), (double)t.queued);
+    cl_metric_set(CL_METRIC_SERIES(&spans, "exported"), (double)t.exported);
+    cl_metric_set(CL_METRIC_SERIES(&spans, "dropped"), (double)t.dropped);
+}
+
 static void collect_host(void *arg)
 {
     host *h = arg;
+
+    collect_spans();
 
     for (int i = 0; i < h->nmodules; i++) {
         const host_module *m = &h->modules[i];
