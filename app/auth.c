@@ -479,7 +479,8 @@ static creds_token *creds_slot(host_creds *c, const char *audience)
 /* Asks the issuer for a token for t's audience; t is replaced only on success. */
 static cl_status creds_fetch(host_creds *c, creds_token *t, cl_error *err)
 {
-    cl_ctx ctx;
+    /* On the heap: this runs inside a remote call, on a worker's small stack. */
+    cl_ctx *ctx = NULL;
     char *token = NULL;
     int64_t expires_in = 0;
     int64_t now = cl_now_ms();
@@ -490,15 +491,19 @@ static cl_status creds_fetch(host_creds *c, creds_token *t, cl_error *err)
                             "no module of this deployment issues service tokens (set "
                             "CLEAVE_IDENTITY_URL)");
     }
-    cl_ctx_init(&ctx, AUTH_FETCH_TIMEOUT_MS);
-    st = c->issuer_api->client_token(c->issuer, &ctx, c->client_id, c->secret, t->audience, &token,
+    ctx = malloc(sizeof(*ctx));
+    if (ctx == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    cl_ctx_init(ctx, AUTH_FETCH_TIMEOUT_MS);
+    st = c->issuer_api->client_token(c->issuer, ctx, c->client_id, c->secret, t->audience, &token,
                                      &expires_in);
     if (st != CL_OK) {
         cl_error_set(err,
                      st == CL_UNAVAILABLE || st == CL_DEADLINE_EXCEEDED ? CL_UNAVAILABLE
                                                                         : CL_UNAUTHORIZED,
                      NULL, "%s refused client %s a token for %s: %s", c->issuer_api->name,
-                     c->client_id, t->audience, ctx.err.message);
+                     c->client_id, t->audience, ctx->err.message);
         goto out;
     }
     if (token == NULL || expires_in <= 0 || cl_strlcpy(t->token, token, sizeof(t->token)) != 0) {
@@ -519,6 +524,7 @@ out:
         OPENSSL_cleanse(token, strlen(token));
     }
     free(token);
+    free(ctx);
     return st;
 }
 

@@ -523,7 +523,33 @@ static const cl_handle *env_module(const cl_module_env *env, const char *module)
     return NULL;
 }
 
+static cl_status start_modules(host *h, bool issuers, cl_error *err);
+
+/* Whether m issues tokens (cl_module_api.client_token): the identity module. */
+static bool issues_tokens(const host_module *m)
+{
+    return m->binding->api->client_token != NULL;
+}
+
+/*
+ * Creates and starts the local modules, the token issuer first: a module's start may call
+ * remote modules at once (the saga resumes checkouts), and each such call needs a service
+ * token from the issuer (ADR 0030), whose handle has no instance before it is created.
+ */
 cl_status host_start_modules(host *h, cl_error *err)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        cl_status st = start_modules(h, pass == 0, err);
+
+        if (st != CL_OK) {
+            return st;
+        }
+    }
+    return CL_OK;
+}
+
+/* host_start_modules' pass over the local modules that issue tokens, or over the others. */
+static cl_status start_modules(host *h, bool issuers, cl_error *err)
 {
     for (int i = 0; i < h->nmodules; i++) {
         host_module *m = &h->modules[i];
@@ -531,7 +557,7 @@ cl_status host_start_modules(host *h, cl_error *err)
         cl_module_env env;
         cl_status st;
 
-        if (local == NULL) {
+        if (local == NULL || issues_tokens(m) != issuers) {
             continue;
         }
         memset(&env, 0, sizeof(env));
@@ -615,18 +641,24 @@ void host_close(host *h)
     /* Handlers run module code: the bus stops before any module does. */
     cl_bus_free(h->bus);
     h->bus = NULL;
-    for (int i = h->nmodules - 1; i >= 0; i--) {
-        host_module *m = &h->modules[i];
+    /* In the reverse of the start's order: the token issuer last (host_start_modules). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = h->nmodules - 1; i >= 0; i--) {
+            host_module *m = &h->modules[i];
 
-        if (m->started) {
-            m->binding->local->stop(m->handle.self);
+            if (issues_tokens(m) != (pass == 1)) {
+                continue;
+            }
+            if (m->started) {
+                m->binding->local->stop(m->handle.self);
+            }
+            if (m->binding->local != NULL) {
+                m->binding->local->destroy(m->handle.self);
+            }
+            cl_db_close(m->db);
+            m->db = NULL;
+            cl_rpc_client_free(m->remote);
         }
-        if (m->binding->local != NULL) {
-            m->binding->local->destroy(m->handle.self);
-        }
-        cl_db_close(m->db);
-        m->db = NULL;
-        cl_rpc_client_free(m->remote);
     }
     cl_router_free(h->router);
     host_graphql_free(h->graphql);

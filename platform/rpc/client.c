@@ -46,6 +46,7 @@ struct cl_rpc_client {
     char tls_key[512];
     char tls_ca[512];
     int64_t default_timeout_ms;
+    int64_t call_timeout_ms; /* cl_rpc_options.default_timeout_ms as given: 0 when unset */
     int64_t connect_timeout_ms;
     int max_idle;
     int max_attempts;
@@ -246,6 +247,7 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
         c->max_idle = RPC_MAX_IDLE;
     }
     c->default_timeout_ms = opt->default_timeout_ms > 0 ? opt->default_timeout_ms : 10000;
+    c->call_timeout_ms = opt->default_timeout_ms > 0 ? opt->default_timeout_ms : 0;
     c->connect_timeout_ms = opt->connect_timeout_ms > 0 ? opt->connect_timeout_ms : 1000;
     if (opt->dev_token != NULL) {
         cl_strlcpy(c->dev_token, opt->dev_token, sizeof(c->dev_token));
@@ -363,33 +365,44 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 #define RPC_HEADER_LINE_MAX (CL_CTX_USER_TOKEN_MAX + 64)
 
 /*
- * A header whose line would not fit is left out and named in *cut: a key or principal
- * cut short would mean another key, so the call must fail rather than send it.
+ * Appends "name: <prefix><value>". A line longer than RPC_HEADER_LINE_MAX (or one that
+ * cannot be allocated) is left out and named in *cut: a key or principal cut short would
+ * mean another key, so the call must fail rather than send it. The line is built on the
+ * heap: these calls nest (a call's credential may call identity), on worker threads whose
+ * stacks civetweb keeps small.
  */
 static struct curl_slist *add_header_checked(struct curl_slist *list, const char *name,
-                                             const char *value, const char **cut)
+                                             const char *prefix, const char *value,
+                                             const char **cut)
 {
-    char line[RPC_HEADER_LINE_MAX];
+    size_t len;
+    char *line;
     struct curl_slist *next;
-    int n;
 
     if (value == NULL || value[0] == '\0') {
         return list;
     }
-    n = snprintf(line, sizeof(line), "%s: %s", name, value);
-    if (n < 0 || (size_t)n >= sizeof(line)) {
+    len = strlen(name) + 2 + strlen(prefix) + strlen(value);
+    line = len < RPC_HEADER_LINE_MAX ? malloc(len + 1) : NULL;
+    if (line == NULL) {
         *cut = name;
         return list;
     }
+    snprintf(line, len + 1, "%s: %s%s", name, prefix, value);
     next = curl_slist_append(list, line);
-    return next != NULL ? next : list;
+    free(line);
+    if (next == NULL) {
+        *cut = name;
+        return list;
+    }
+    return next;
 }
 
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
 {
     const char *cut = NULL;
 
-    return add_header_checked(list, name, value, &cut);
+    return add_header_checked(list, name, "", value, &cut);
 }
 
 /*
@@ -402,7 +415,7 @@ static struct curl_slist *ctx_headers(const cl_ctx *ctx, int64_t left, const cha
                                       const char **cut)
 {
     struct curl_slist *h = NULL;
-    char buf[RPC_HEADER_LINE_MAX];
+    char buf[CL_TRACEPARENT_SIZE + 32];
 
     h = add_header(h, "Content-Type", "application/json");
     h = add_header(h, "Accept", "application/json");
@@ -410,14 +423,14 @@ static struct curl_slist *ctx_headers(const cl_ctx *ctx, int64_t left, const cha
     h = curl_slist_append(h, "Expect:");
     h = add_header(h, "X-Request-Id", ctx->request_id);
     if (dev) {
-        h = add_header_checked(h, "X-Cleave-Principal", ctx->principal, cut);
+        h = add_header_checked(h, "X-Cleave-Principal", "", ctx->principal, cut);
         if (ctx->own_only) {
             h = add_header(h, "X-Cleave-Own-Only", "1");
         }
     } else {
-        h = add_header_checked(h, "X-Cleave-User-Token", ctx->user_token, cut);
+        h = add_header_checked(h, "X-Cleave-User-Token", "", ctx->user_token, cut);
     }
-    h = add_header_checked(h, "Idempotency-Key", ctx->idempotency_key, cut);
+    h = add_header_checked(h, "Idempotency-Key", "", ctx->idempotency_key, cut);
     /* Read-your-writes survives extraction: the service routes the reads the same way. */
     if (ctx->read_primary) {
         h = add_header(h, "X-Cleave-Read-Primary", "1");
@@ -433,8 +446,7 @@ static struct curl_slist *ctx_headers(const cl_ctx *ctx, int64_t left, const cha
         h = add_header(h, "X-Cleave-Deadline-Ms", buf);
     }
     if (bearer != NULL && bearer[0] != '\0') {
-        snprintf(buf, sizeof(buf), "Bearer %s", bearer);
-        h = add_header_checked(h, "Authorization", buf, cut);
+        h = add_header_checked(h, "Authorization", "Bearer ", bearer, cut);
     }
     return h;
 }
@@ -561,7 +573,13 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
     CURLcode rc;
     long http = 0;
     int64_t left = cl_ctx_remaining_ms(ctx);
-    int64_t timeout = ctx->deadline_ms != 0 ? left : c->default_timeout_ms;
+    /*
+     * The module's own timeout (CLEAVE_<MODULE>_TIMEOUT_MS) bounds every call, the caller's
+     * deadline too when it is nearer; without either, 10 s. The service is told the nearer.
+     */
+    int64_t timeout = ctx->deadline_ms == 0                                 ? c->default_timeout_ms
+                      : c->call_timeout_ms > 0 && c->call_timeout_ms < left ? c->call_timeout_ms
+                                                                            : left;
     const char *cut = NULL;
     cl_status st;
     int healthy = 0;
@@ -576,7 +594,7 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
         goto out;
     }
     snprintf(url, sizeof(url), "%s" CL_RPC_PREFIX "%s/%s", c->base_url, c->module, op->name);
-    headers = ctx_headers(ctx, left, bearer, dev, &cut);
+    headers = ctx_headers(ctx, timeout, bearer, dev, &cut);
     if (cut != NULL) {
         st = cl_fail(ctx, CL_INVALID, cut, "%s is too long to send to %s", cut, c->module);
         goto out;
@@ -724,7 +742,6 @@ out:
     return st;
 }
 
-
 static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const void *req,
                           void *resp);
 
@@ -750,8 +767,11 @@ static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const 
 {
     json_t *body_json = NULL;
     char *body = NULL;
-    /* Chosen once, before the breaker: no token is no failure of the target. */
-    char bearer[CL_CTX_USER_TOKEN_MAX + 1];
+    /*
+     * Chosen once, before the breaker: no token is no failure of the target. On the heap:
+     * calls nest (a credential may call identity) on civetweb's small worker stacks.
+     */
+    char *bearer = NULL;
     bool dev = false;
     cl_status st;
     cl_breaker_stats bs;
@@ -763,8 +783,13 @@ static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const 
         return cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL, "deadline expired before calling %s.%s",
                        c->module, op->name);
     }
-    st = call_bearer(c, op, ctx, bearer, sizeof(bearer), &dev);
+    bearer = malloc(CL_CTX_USER_TOKEN_MAX + 1);
+    if (bearer == NULL) {
+        return cl_fail(ctx, CL_INTERNAL, NULL, "out of memory calling %s.%s", c->module, op->name);
+    }
+    st = call_bearer(c, op, ctx, bearer, CL_CTX_USER_TOKEN_MAX + 1, &dev);
     if (st != CL_OK) {
+        free(bearer);
         return st;
     }
     body_json = cl_schema_to_json(op->req, req);
@@ -815,6 +840,7 @@ static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const 
 out:
     cl_metrics_remote_outcome(c->module, refused ? "circuit_open" : cl_status_name(st));
     st = stale_fallback(c, op, ctx, body, resp, st);
+    free(bearer);
     free(body);
     json_decref(body_json);
     return st;

@@ -69,8 +69,12 @@ cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err);
 typedef struct cl_rpc_client cl_rpc_client;
 
 typedef struct cl_rpc_options {
-    int max_idle;               /* kept-alive connections per target; 0 means 8 */
-    int64_t default_timeout_ms; /* used when the call has no deadline; 0 means 10 s */
+    int max_idle; /* kept-alive connections per target; 0 means 8 */
+    /*
+     * The longest one call may take (CLEAVE_<MODULE>_TIMEOUT_MS): it caps the caller's
+     * deadline, and is the deadline of calls without one; 0: the caller's deadline, or 10 s.
+     */
+    int64_t default_timeout_ms;
     int64_t connect_timeout_ms; /* 0 means 1000 */
     /*
      * The caller's service credential for module, called before each request of an
