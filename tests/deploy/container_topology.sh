@@ -152,17 +152,19 @@ process_opts() {
     [ "$1" = host ] || opts+=("${service_env[@]}")
 }
 
-# The services, then the host (its readiness waits for theirs), each under its Kubernetes
-# name on the network.
-for m in catalog inventory payments host; do
+# serving M: process M has its listener open.
+serving() { podman logs "$run-$1" 2>&1 | grep -q '"serving on port'; }
+# The host first, then the services, each under its Kubernetes name on the network. A
+# service verifies every call with the keys it fetches from identity, in the host, and
+# after a failed fetch waits 10 s before the next (ADR 0030): the host serves before any
+# service does, so that no call, the seeding included, waits out that pause. (The host's
+# readiness waits for the services; its listener does not.)
+for m in host catalog inventory payments; do
     process_opts "$m"
     podman run -d "${common[@]}" "${hardened[@]}" "${env[@]}" "${opts[@]}" --name "$run-$m" \
         --network-alias "cleave-$m" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
+    poll 60 "cleave:$m did not start serving" serving "$m"
 done
-# The services verify every call with the keys they fetch from identity, in the host: the
-# host must serve before anything calls them, the seeding included (ADR 0030).
-host_serving() { podman logs "$run-host" 2>&1 | grep -q '"serving on port'; }
-poll 60 "cleave:host did not start serving" host_serving
 for image in catalog inventory payments host; do
     process_opts "$image"
     cleave "$image" "${opts[@]}" -- seed >"$tmp/seed-$image.log" 2>&1 || {
