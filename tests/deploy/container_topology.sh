@@ -165,6 +165,13 @@ for m in host catalog inventory payments; do
         --network-alias "cleave-$m" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
     poll 60 "cleave:$m did not start serving" serving "$m"
 done
+# Seeding the host calls the services: first the host's /readyz must say every one of them
+# is ready (asked from the NATS container, which has bash; the host exposes no port here).
+host_ready() {
+    podman exec "$run-nats" bash -c 'exec 3<>/dev/tcp/cleave-host/8080 &&
+        printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 && head -1 <&3' 2>/dev/null | grep -q ' 200 '
+}
+poll 60 "cleave:host's /readyz did not report every service ready" host_ready
 for image in catalog inventory payments host; do
     process_opts "$image"
     cleave "$image" "${opts[@]}" -- seed >"$tmp/seed-$image.log" 2>&1 || {
