@@ -3,17 +3,20 @@
 //            the Kubernetes API's schemas (npm kubernetes-models, not our own reading), and
 //            every Deployment has what deploy/README.md promises (probes, hardening, rolling
 //            updates without unavailability, a grace period covering the drain, resources,
-//            a PodDisruptionBudget and an autoscaler);
+//            a PodDisruptionBudget and an autoscaler), and every container's CLEAVE_*
+//            environment (ConfigMap, Secrets, its own env) is one its binary accepts: the
+//            binary of its image (BIN_DIR) loads it with `modules`, which refuses an
+//            unknown setting as serve does;
 //   edges    the NetworkPolicies' allow-graph is exactly the edge list of deploy/README.md
 //            ("Network edges"), and the graph builder sees a policy that allows more.
-// Usage: node check_k8s.cjs render|edges SOURCE_DIR NODE_DIR
+// Usage: node check_k8s.cjs render|edges SOURCE_DIR NODE_DIR BIN_DIR
 // Exits 77 (ctest's skip) with a message when kubectl is not installed.
 'use strict';
 const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
-const [mode, source, nodeDir] = process.argv.slice(2);
+const [mode, source, nodeDir, binDir] = process.argv.slice(2);
 const YAML = require(path.join(nodeDir, 'node_modules/yaml'));
 const overlaysDir = path.join(source, 'deploy/k8s/overlays');
 const overlays = fs.readdirSync(overlaysDir).sort();
@@ -51,6 +54,46 @@ const env = (c, name) => {
     for (const e of c.env || []) if (e.name === name) return e;
     return null;
 };
+
+// The environment container c gets: the ConfigMaps it reads, then its own env, secrets
+// resolved from the rendered Secrets (placeholders, but of the setting's type).
+function containerEnv(c, objs) {
+    const out = {};
+    const byName = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+    for (const e of c.envFrom || [])
+        if (e.configMapRef) Object.assign(out, byName('ConfigMap', e.configMapRef.name)?.data || {});
+    for (const e of c.env || []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref) {
+            const v = byName('Secret', ref.name)?.stringData?.[ref.key];
+            if (v === undefined) fail(`container ${c.name}: ${e.name} names ${ref.name}/${ref.key}, which no Secret holds`);
+            out[e.name] = v ?? '';
+        } else {
+            out[e.name] = e.value ?? '';
+        }
+    }
+    return out;
+}
+
+// Does the binary of image accept env? `modules` loads the configuration and refuses an
+// unknown CLEAVE_* setting or a malformed value, without connecting anywhere.
+function checkSettings(where, image, env) {
+    const tag = image.split(':')[1];
+    const bin = path.join(binDir, tag === 'monolith' || tag === 'host' ? 'cleave' : `cleave-${tag}`);
+    const dir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'k8s-settings-'));
+    const vars = { PATH: process.env.PATH };
+    for (const [k, v] of Object.entries(env)) if (k.startsWith('CLEAVE_')) vars[k] = v;
+    // The pod's data and migrations folders are in the image, not here.
+    vars.CLEAVE_DATA_DIR = dir;
+    delete vars.CLEAVE_MIGRATIONS_DIR;
+    try {
+        execFileSync(bin, ['modules'], { env: vars, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+        fail(`${where}: ${path.basename(bin)} refuses its settings: ${(e.stderr || e.message).toString().trim()}`);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
 
 function checkDeployment(overlay, d, objs, config) {
     const where = `${overlay}: Deployment ${d.metadata.name}`;
@@ -105,6 +148,17 @@ function checkDeployment(overlay, d, objs, config) {
     if (!objs.some((o) => o.kind === 'HorizontalPodAutoscaler' && o.spec.scaleTargetRef.name === name))
         fail(`${where}: no HorizontalPodAutoscaler`);
     if (!app.image.startsWith('localhost/cleave:')) fail(`${where}: image ${app.image} is not one make image builds`);
+    for (const c of all) checkSettings(`${where}: container ${c.name}`, c.image, containerEnv(c, objs));
+    // Service calls carry JWTs (ADR 0030): where modules run in several processes, each
+    // has its client, a service verifies with identity's keys, and nobody runs the
+    // insecure development token.
+    const appEnv = containerEnv(app, objs);
+    if ('CLEAVE_DEV_SERVICE_TOKEN' in appEnv) fail(`${where}: sets CLEAVE_DEV_SERVICE_TOKEN (development only)`);
+    const split = objs.filter((o) => o.kind === 'Deployment').length > 1;
+    if (split && !(appEnv.CLEAVE_CLIENT_ID && 'CLEAVE_CLIENT_SECRET' in appEnv))
+        fail(`${where}: calls other processes without CLEAVE_CLIENT_ID / CLEAVE_CLIENT_SECRET`);
+    if (d.metadata.labels?.['app.kubernetes.io/component'] === 'service' && !appEnv.CLEAVE_IDENTITY_URL)
+        fail(`${where}: a service without CLEAVE_IDENTITY_URL cannot verify its callers`);
 }
 
 function doRender() {

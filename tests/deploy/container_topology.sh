@@ -3,7 +3,9 @@
 # catalog, inventory and payments, those three as services, PostgreSQL and NATS, and the
 # edge proxy (deploy/edge, unchanged) in front, on a podman network of their own. Every
 # Cleave container runs as it would on a cluster: --read-only --user 65532, no
-# capabilities, migrated by a one-off run of the same image with the admin URL. Then the
+# capabilities, migrated by a one-off run of the same image with the admin URL. Every call
+# between them carries a service JWT (ADR 0030): a client_credentials client per process,
+# registered with identity in the host before anything serves. Then the
 # end-to-end smoke over HTTPS and HTTP/2 through the proxy: browse, an order checked out
 # to confirmed, its shipment booked. Everything it started is removed, also on failure.
 #   container_topology.sh SOURCE_DIR
@@ -73,10 +75,13 @@ common=(--label "org.cleave.test=$run" --network "$run")
 # What the Kubernetes pods run with (deploy/k8s): read-only root, uid 65532, no capabilities.
 hardened=(--read-only --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges)
 env=(-e CLEAVE_LISTEN=0.0.0.0:8080 -e CLEAVE_DATABASE_URL=postgresql://cleave@postgres:5432/shop
-    -e CLEAVE_NATS_URL=nats://nats:4222 -e CLEAVE_SERVICE_TOKEN=container-test-token-$run
+    -e CLEAVE_NATS_URL=nats://nats:4222
     -e CLEAVE_CATALOG_URL=http://cleave-catalog:8080 -e CLEAVE_INVENTORY_URL=http://cleave-inventory:8080
     -e CLEAVE_PAYMENTS_URL=http://cleave-payments:8080 -e CLEAVE_HTTP_KEEP_ALIVE_MS=60000
     -e CLEAVE_IDENTITY_ISSUER=https://localhost)
+# Identity stays in the host: the services verify their callers' tokens with its keys and
+# get their own tokens there, as deploy/k8s/overlays/extracted does.
+service_env=(-e CLEAVE_IDENTITY_URL=http://cleave-host:8080)
 admin=(-e CLEAVE_DATABASE_ADMIN_URL=postgresql://postgres@postgres:5432/shop)
 
 # PostgreSQL and NATS from the testbed image. Trust authentication is for this throwaway
@@ -115,14 +120,61 @@ for image in catalog inventory payments host; do
     }
 done
 
-# The services, then the host (its readiness waits for theirs), each under its Kubernetes
-# name on the network.
+# A client per process, registered by the host (identity's process) before any serves, as
+# deploy/README.md ("Service clients") does on a cluster. Each may get a token for every
+# module outside its own process; the secret is printed once and passed only to its process.
+declare -A client_env
 for m in catalog inventory payments host; do
-    podman run -d "${common[@]}" "${hardened[@]}" "${env[@]}" --name "$run-$m" \
-        --network-alias "cleave-$m" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
+    audiences=""
+    for other in catalog inventory payments identity orders shipping; do
+        case $m:$other in
+        host:identity | host:orders | host:shipping | "$m:$m") ;;
+        *) audiences+="${audiences:+ }cleave-$other" ;;
+        esac
+    done
+    cleave host -- clients add "cleave-$m" --grant client_credentials --audience "$audiences" \
+        >"$tmp/client-$m.log" 2>&1 || {
+        cat "$tmp/client-$m.log"
+        fail "register the client cleave-$m"
+    }
+    secret=$(sed -n 's/^client_secret=//p' "$tmp/client-$m.log")
+    [ -n "$secret" ] || fail "clients add printed no secret for cleave-$m: $(cat "$tmp/client-$m.log")"
+    client_env[$m]="CLEAVE_CLIENT_ID=cleave-$m CLEAVE_CLIENT_SECRET=$secret"
 done
+rm -f "$tmp"/client-*.log
+
+# process_opts M: the podman options of process M's own settings, in opts.
+process_opts() {
+    opts=()
+    for kv in ${client_env[$1]}; do
+        opts+=(-e "$kv")
+    done
+    [ "$1" = host ] || opts+=("${service_env[@]}")
+}
+
+# serving M: process M has its listener open.
+serving() { podman logs "$run-$1" 2>&1 | grep -q '"serving on port'; }
+# The host first, then the services, each under its Kubernetes name on the network. A
+# service verifies every call with the keys it fetches from identity, in the host, and
+# after a failed fetch waits 10 s before the next (ADR 0030): the host serves before any
+# service does, so that no call, the seeding included, waits out that pause. (The host's
+# readiness waits for the services; its listener does not.)
+for m in host catalog inventory payments; do
+    process_opts "$m"
+    podman run -d "${common[@]}" "${hardened[@]}" "${env[@]}" "${opts[@]}" --name "$run-$m" \
+        --network-alias "cleave-$m" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
+    poll 60 "cleave:$m did not start serving" serving "$m"
+done
+# Seeding the host calls the services: first the host's /readyz must say every one of them
+# is ready (asked from the NATS container, which has bash; the host exposes no port here).
+host_ready() {
+    podman exec "$run-nats" bash -c 'exec 3<>/dev/tcp/cleave-host/8080 &&
+        printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 && head -1 <&3' 2>/dev/null | grep -q ' 200 '
+}
+poll 60 "cleave:host's /readyz did not report every service ready" host_ready
 for image in catalog inventory payments host; do
-    cleave "$image" -- seed >"$tmp/seed-$image.log" 2>&1 || {
+    process_opts "$image"
+    cleave "$image" "${opts[@]}" -- seed >"$tmp/seed-$image.log" 2>&1 || {
         cat "$tmp/seed-$image.log"
         fail "seed with cleave:$image"
     }
