@@ -125,8 +125,8 @@ void cl__bus_crash_point(cl_bus *bus, const char *point)
     }
     if (atomic_fetch_add(&bus->crash_hits, 1) + 1 == bus->crash_n) {
         /* Test-only (CLEAVE_TEST_CRASH_AT): die as a power cut would, with no clean-up. */
-        static const char msg[] = "{\"level\":\"warn\",\"module\":\"bus\","
-                                  "\"msg\":\"CLEAVE_TEST_CRASH_AT: killing the process\"}\n";
+        static const char msg[] = "{\"log.level\":\"warn\",\"log.logger\":\"bus\","
+                                  "\"message\":\"CLEAVE_TEST_CRASH_AT: killing the process\"}\n";
         (void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
         raise(SIGKILL);
     }

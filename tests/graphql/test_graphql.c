@@ -76,7 +76,7 @@ static int catalog_calls(const char *path)
     if (strcmp(topology_name, "catalog-extracted") != 0) {
         return -1;
     }
-    snprintf(needle, sizeof(needle), "\"path\":\"%s\"", path);
+    snprintf(needle, sizeof(needle), "\"url.path\":\"%s\"", path);
     f = fopen(topo.procs[0].log_path, "r");
     assert_non_null(f);
     while (fgets(line, sizeof(line), f) != NULL) {
@@ -99,7 +99,7 @@ static int catalog_rpc_calls(void)
     f = fopen(topo.procs[0].log_path, "r");
     assert_non_null(f);
     while (fgets(line, sizeof(line), f) != NULL) {
-        n += strstr(line, "\"path\":\"/rpc/v1/catalog/") != NULL;
+        n += strstr(line, "\"url.path\":\"/rpc/v1/catalog/") != NULL;
     }
     fclose(f);
     return n;
