@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "proc.h"
 #include "topology.h"
 
 #define MAX_ROUNDS 20
@@ -49,26 +50,41 @@ static double wrk_ms(const char *s)
     return -1;
 }
 
+/* Debian's wrk (the Makefile's PACKAGES), run without a shell. */
+#define WRK_BIN "/usr/bin/wrk"
+
 /* One wrk run against url; the figures of side s's next round. */
 static int run_wrk(side *s, const char *url, int seconds)
 {
-    char cmd[8192], line[512];
+    static char out[16384];
+    char duration[32];
+    char *argv[10];
     double rps = -1, p50 = -1, p99 = -1;
     int non_2xx = 0;
-    FILE *p;
+    int n = 0, rc;
 
-    snprintf(cmd, sizeof(cmd), "wrk -t2 -c32 -d%ds --latency %s%s%s '%s' 2>&1", seconds,
-             s->header != NULL ? "-H '" : "", s->header != NULL ? s->header : "",
-             s->header != NULL ? "'" : "", url);
-    p = popen(cmd, "r");
-    if (p == NULL) {
-        return -1;
+    snprintf(duration, sizeof(duration), "-d%ds", seconds);
+    argv[n++] = "wrk";
+    argv[n++] = "-t2";
+    argv[n++] = "-c32";
+    argv[n++] = duration;
+    argv[n++] = "--latency";
+    if (s->header != NULL) {
+        argv[n++] = "-H";
+        argv[n++] = (char *)s->header;
     }
-    while (fgets(line, sizeof(line), p) != NULL) {
+    argv[n++] = (char *)url;
+    argv[n] = NULL;
+    rc = test_run(WRK_BIN, argv, NULL, out, sizeof(out));
+    for (char *line = out; line != NULL && *line != '\0';) {
+        char *end = strchr(line, '\n');
         const char *req = strstr(line, "Requests/sec:");
         const char *q50 = strstr(line, " 50% ");
         const char *q99 = strstr(line, " 99% ");
 
+        if (end != NULL) {
+            *end = '\0';
+        }
         if (req != NULL) {
             rps = strtod(req + strlen("Requests/sec:"), NULL);
         } else if (q50 != NULL) {
@@ -76,12 +92,15 @@ static int run_wrk(side *s, const char *url, int seconds)
         } else if (q99 != NULL) {
             p99 = wrk_ms(q99 + 5 + strspn(q99 + 5, " "));
         } else if (strstr(line, "Non-2xx") != NULL) {
-            fprintf(stderr, "%s: wrk saw answers other than 2xx: %s", s->label, line);
+            fprintf(stderr, "%s: wrk saw answers other than 2xx: %s\n", s->label, line);
             non_2xx = 1;
         }
+        line = end != NULL ? end + 1 : NULL;
     }
-    if (pclose(p) != 0 || non_2xx || rps <= 0 || p50 < 0 || p99 < 0) {
-        fprintf(stderr, "%s: wrk failed or printed no figures (is wrk installed?)\n", s->label);
+    if (rc != 0 || non_2xx || rps <= 0 || p50 < 0 || p99 < 0) {
+        fprintf(stderr,
+                "%s: wrk failed (exit %d) or printed no figures (is " WRK_BIN " installed?)\n%s\n",
+                s->label, rc, out);
         return -1;
     }
     s->rps[s->n] = rps;

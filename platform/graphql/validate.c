@@ -93,18 +93,35 @@ void cl__gql_print_tref(const cl__gql_tref *t, char *buf, size_t size)
     print_tref(t, buf, size);
 }
 
+/* buf = pre + in + post, cut to size (for messages only: a cut type name is fine). */
+static void wrap(char *buf, size_t size, const char *pre, const char *in, const char *post)
+{
+    const char *parts[3] = {pre, in, post};
+    size_t used = 0;
+
+    if (size == 0) {
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        for (const char *p = parts[i]; *p != '\0' && used + 1 < size; p++) {
+            buf[used++] = *p;
+        }
+    }
+    buf[used] = '\0';
+}
+
 static void print_typeref(const cl__gql_typeref *t, char *buf, size_t size)
 {
     char inner[200];
 
     if (t->kind == CL__GQL_T_NAMED) {
-        snprintf(buf, size, "%s", t->name);
+        wrap(buf, size, "", t->name, "");
     } else if (t->kind == CL__GQL_T_LIST) {
         print_typeref(t->of, inner, sizeof(inner));
-        snprintf(buf, size, "[%s]", inner);
+        wrap(buf, size, "[", inner, "]");
     } else {
         print_typeref(t->of, inner, sizeof(inner));
-        snprintf(buf, size, "%s!", inner);
+        wrap(buf, size, "", inner, "!");
     }
 }
 

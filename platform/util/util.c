@@ -120,7 +120,7 @@ static bool id_random(unsigned char *out, size_t n)
 
 void cl_random_hex(char out[CL_RANDOM_HEX_SIZE])
 {
-    unsigned char b[16];
+    unsigned char b[16] = {0};
 
     if (!id_random(b, sizeof(b))) {
         uint64_t hi = fallback_u64(), lo = fallback_u64();
@@ -135,7 +135,7 @@ void cl_random_hex(char out[CL_RANDOM_HEX_SIZE])
 
 cl_status cl_random_id(const char *prefix, size_t nbytes, char *out, size_t size, cl_error *err)
 {
-    unsigned char b[32];
+    unsigned char b[32] = {0};
     size_t plen = prefix != NULL ? strlen(prefix) : 0;
     cl_status rc;
 
