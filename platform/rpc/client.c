@@ -368,7 +368,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
  * Appends "name: <prefix><value>". A line longer than RPC_HEADER_LINE_MAX (or one that
  * cannot be allocated) is left out and named in *cut: a key or principal cut short would
  * mean another key, so the call must fail rather than send it. The line is built on the
- * heap: these calls nest (a call's credential may call identity), on worker threads whose
+ * heap: these calls nest (a call's credential may call the token issuer), on worker threads whose
  * stacks civetweb keeps small.
  */
 static struct curl_slist *add_header_checked(struct curl_slist *list, const char *name,
@@ -769,7 +769,7 @@ static cl_status rpc_call(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const 
     char *body = NULL;
     /*
      * Chosen once, before the breaker: no token is no failure of the target. On the heap:
-     * calls nest (a credential may call identity) on civetweb's small worker stacks.
+     * calls nest (a credential may call the token issuer) on civetweb's small worker stacks.
      */
     char *bearer = NULL;
     bool dev = false;

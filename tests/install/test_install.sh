@@ -68,6 +68,15 @@ serve() { # serve LOG [K=V...]: starts the application serving; sets pid and por
     done
     [ -n "$port" ] || { cat "$log"; fail "the application did not start serving"; }
 }
+# Default deny (ADR 0030): an application with no token issuer compiled in and none to reach
+# cannot authenticate its modules' RPC callers, so it refuses to serve and says why ...
+if CLEAVE_DATA_DIR=$data CLEAVE_LISTEN=127.0.0.1:0 "$app" serve >"$work/noauth.log" 2>&1; then
+    fail "serve without any way to authenticate callers succeeded"
+fi
+grep -q 'cannot authenticate the callers of its modules' "$work/noauth.log" ||
+    { cat "$work/noauth.log"; fail "the refusal does not say why"; }
+# ... so this test serves it in the development mode (no identity service to point it at).
+export CLEAVE_DEV_SERVICE_TOKEN=install-test-dev-token
 serve "$work/serve.log"
 url=http://127.0.0.1:$port/api/v1/greetings
 

@@ -49,7 +49,7 @@
 /*
  * A read whose last good answer a remote caller may get while the module's service is
  * unavailable, marked stale (ADR 0033): only for answers that are the same for every
- * caller and that no decision depends on (never stock, money, orders, identity).
+ * caller and that no decision depends on (never stock, money, a customer's own data, keys).
  */
 #define CL_OP_STALE_OK   8u
 

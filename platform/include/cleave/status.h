@@ -119,7 +119,7 @@ typedef struct cl_ctx {
      * The end user's access token the gateway verified, or empty (sagas, relays, other
      * background work act as the service alone). It travels to extracted modules as
      * X-Cleave-User-Token, where principal and own_only are derived from it again, so
-     * that the user's identity crosses the network signed. A call that copies principal
+     * that who the user is crosses the network signed. A call that copies principal
      * and own_only into a new context copies this too (cl_ctx_act_for).
      */
     char user_token[CL_CTX_USER_TOKEN_MAX + 1];
