@@ -452,12 +452,13 @@ static cl_status rsa_from_json(const json_t *jwk, EVP_PKEY **out, cl_error *err)
     if (st != CL_OK) {
         goto out;
     }
-    if (elen == 0 || (ebytes[elen - 1] & 1) == 0 || (elen == 1 && ebytes[0] < 3)) {
+    n = BN_bin2bn(nbytes, (int)nlen, NULL);
+    e = BN_bin2bn(ebytes, (int)elen, NULL);
+    /* On the value, not the bytes: "AAAB" is 1 with leading zero bytes (found by fuzzing). */
+    if (e != NULL && (!BN_is_odd(e) || BN_num_bits(e) < 2)) {
         st = cl_error_set(err, CL_INVALID, NULL, "\"e\" must be an odd exponent of at least 3");
         goto out;
     }
-    n = BN_bin2bn(nbytes, (int)nlen, NULL);
-    e = BN_bin2bn(ebytes, (int)elen, NULL);
     bits = n == NULL ? 0 : BN_num_bits(n);
     if (n != NULL && (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS)) {
         st = cl_error_set(err, CL_INVALID, NULL, "RSA key of %d bits (%d to %d accepted)", bits,

@@ -375,6 +375,8 @@ static void test_jwks_parse_names_the_bad_key(void **state)
     expect_jwks_refused(ec, "y", json_string(y), "not a valid EC public key");
     expect_jwks_refused(rsa, "n", json_string(short_rsa), "RSA key of");
     expect_jwks_refused(rsa, "e", json_string("AAAAAAAAAAAAAAAA"), "\"e\" is not base64url");
+    /* 1 with leading zero bytes (a fuzzer found it accepted, then refused once printed). */
+    expect_jwks_refused(rsa, "e", json_string("AAAB"), "odd exponent of at least 3");
     expect_jwks_refused(rsa, "alg", json_string("ES256"), "\"alg\" must be RS256");
     expect_jwks_refused(ec, "kid", NULL, "\"kid\" is missing");
     expect_jwks_refused(ec, "kid", json_string("ec-good"), "already has a key with kid ec-good");
