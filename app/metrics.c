@@ -1,6 +1,6 @@
 /*
  * GET /metrics: the process's metrics in the Prometheus text format, on the gateway and
- * on every module service alike (ADR: metrics). Public like /healthz: it is for the
+ * on every module service alike (ADR 0031). Public like /healthz: it is for the
  * monitoring network, and the edge proxy does not forward it.
  *
  * The figures the host's own objects keep (each local module's pool and bus tables, each

@@ -1,4 +1,4 @@
--- Object-level access (ADR "object-level-access"): an order belongs to the principal
+-- Object-level access (ADR 0025): an order belongs to the principal
 -- that placed it (cl_ctx.principal). A caller marked own_only (a customer) reads and
 -- lists only its own orders.
 --

@@ -1,4 +1,4 @@
--- Object-level access (ADR "object-level-access"): an account belongs to the principal
+-- Object-level access (ADR 0025): an account belongs to the principal
 -- that opened it (cl_ctx.principal), and a caller marked own_only (a customer) reaches
 -- only its own accounts and their payments.
 --

@@ -81,16 +81,7 @@ static int teardown(void **state)
 static long send_as(const char *token, const char *method, const char *path, const char *body,
                     test_resp *r)
 {
-    char auth[4200];
-    const char *headers[] = {auth, NULL};
-
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    } else {
-        snprintf(auth, sizeof(auth), "Authorization:");
-    }
-    assert_int_equal(
-        test_http(topo.base_url, method, path, body, body ? strlen(body) : 0, headers, r), 0);
+    assert_int_equal(test_http_as(topo.base_url, token, method, path, body, r), 0);
     return r->status;
 }
 

@@ -325,3 +325,17 @@ int test_client_token(const char *base, const char *client_id, const char *secre
              secret, audience);
     return token_request(base, body, client_id, out, size);
 }
+
+int test_http_as(const char *base, const char *token, const char *method, const char *path,
+                 const char *body, test_resp *out)
+{
+    char auth[4200];
+    const char *headers[] = {auth, NULL};
+
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    } else {
+        snprintf(auth, sizeof(auth), "Authorization:");
+    }
+    return test_http(base, method, path, body, body != NULL ? strlen(body) : 0, headers, out);
+}

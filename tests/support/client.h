@@ -34,6 +34,12 @@ int test_http(const char *base, const char *method, const char *path, const char
               size_t body_len, const char *const *headers, test_resp *out);
 void test_resp_free(test_resp *r);
 /*
+ * test_http as token's user: "Authorization: Bearer <token>", or with token NULL none at
+ * all (not even the default bearer of test_http_set_bearer). Same returns as test_http.
+ */
+int test_http_as(const char *base, const char *token, const char *method, const char *path,
+                 const char *body, test_resp *out);
+/*
  * Sends "Authorization: Bearer <token>" with every later request that names no
  * Authorization header of its own (NULL: none). A request may pass "Authorization:" (no
  * value) to go without. Set it before any thread sends requests.

@@ -139,7 +139,7 @@ static cl_status load_history(cl_ctx *ctx, cl_db_conn *conn, orders_order *o)
 }
 
 /*
- * The principal whose orders an own_only caller sees (ADR "object-level-access"): its
+ * The principal whose orders an own_only caller sees (ADR 0025): its
  * own, or, without a principal, none (no order has the empty principal: see insert).
  * NULL for every other caller: no object-level restriction.
  */

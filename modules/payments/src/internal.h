@@ -16,7 +16,7 @@
 /*
  * The state of an account, folded from its stream "account-<id>". version is the
  * number of events folded; updated_at the time of the last one; principal the caller
- * that opened it (NULL: nobody's, see ADR "object-level-access"). Also what a snapshot
+ * that opened it (NULL: nobody's, see ADR 0025). Also what a snapshot
  * stores (as JSON, through this descriptor: a snapshot from before principal was kept
  * decodes without it, which is right, since its opening event had none either).
  */

@@ -128,7 +128,7 @@ static cl_status check_amount(cl_ctx *ctx, const cl_money *m, const char *want)
 }
 
 /*
- * Whether ctx may reach an object of principal owner (ADR "object-level-access"): any
+ * Whether ctx may reach an object of principal owner (ADR 0025): any
  * caller may, unless marked own_only (a customer); then only the owner itself. An object
  * of no principal (NULL) is nobody's, and a caller without a principal owns nothing.
  * Callers answer CL_NOT_FOUND otherwise, exactly as for an object that does not exist.

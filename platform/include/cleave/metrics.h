@@ -1,5 +1,5 @@
 /*
- * cleave/metrics.h - process metrics in the Prometheus text format (ADR: metrics).
+ * cleave/metrics.h - process metrics in the Prometheus text format (ADR 0031).
  *
  * A metric family is a static value at the site that records it, registered with the
  * process's one registry the first time it is used:

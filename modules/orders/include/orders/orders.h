@@ -22,7 +22,7 @@
  * Money is integer minor units plus a currency code (cl_money); unit prices come from
  * the catalog when the order is placed. The events it publishes are declared below.
  *
- * Ownership (ADR "object-level-access"): an order belongs to the principal that placed
+ * Ownership (ADR 0025): an order belongs to the principal that placed
  * it (ctx->principal; none for an anonymous caller or an order placed before owners
  * were kept: then it is nobody's). A caller with ctx->own_only (a customer) pays only
  * from an account the payments module shows it (asked with its principal and

@@ -24,7 +24,7 @@
  * safe. Besides, authorize_payment with a payment_id, capture_payment and void_payment
  * are idempotent by themselves (see below).
  *
- * Ownership (ADR "object-level-access"): an account belongs to the principal that opened
+ * Ownership (ADR 0025): an account belongs to the principal that opened
  * it (ctx->principal; none for an anonymous caller or an account opened before owners
  * were kept: then it is nobody's), and a payment to its account's owner. A caller with
  * ctx->own_only (a customer) reaches only its own: another principal's account or
