@@ -73,18 +73,44 @@ static void err2(validator *v, cl__gql_loc a, cl__gql_loc b, const char *msg)
 
 /* --- printing, for messages -------------------------------------------------------------- */
 
+/* Appends s to buf[size] holding *len bytes, cutting what does not fit. */
+static void put_text(char *buf, size_t size, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*len + 1 >= size) {
+        return;
+    }
+    if (n > size - 1 - *len) {
+        n = size - 1 - *len;
+    }
+    memcpy(buf + *len, s, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* A type reference as written ("[Product!]!"), appended in place: no copy per level. */
+static void put_tref(const cl__gql_tref *t, char *buf, size_t size, size_t *len)
+{
+    if (t->kind == CL__GQL_T_NAMED) {
+        put_text(buf, size, len, t->named->name);
+    } else if (t->kind == CL__GQL_T_LIST) {
+        put_text(buf, size, len, "[");
+        put_tref(t->of, buf, size, len);
+        put_text(buf, size, len, "]");
+    } else {
+        put_tref(t->of, buf, size, len);
+        put_text(buf, size, len, "!");
+    }
+}
+
 static void print_tref(const cl__gql_tref *t, char *buf, size_t size)
 {
-    char inner[200];
+    size_t len = 0;
 
-    if (t->kind == CL__GQL_T_NAMED) {
-        snprintf(buf, size, "%s", t->named->name);
-    } else if (t->kind == CL__GQL_T_LIST) {
-        print_tref(t->of, inner, sizeof(inner));
-        snprintf(buf, size, "[%s]", inner);
-    } else {
-        print_tref(t->of, inner, sizeof(inner));
-        snprintf(buf, size, "%s!", inner);
+    if (size > 0) {
+        buf[0] = '\0';
+        put_tref(t, buf, size, &len);
     }
 }
 

@@ -312,6 +312,16 @@ static CURL *take_handle(cl_rpc_client *c)
         /* Reset options but keep the handle's live connection for reuse. */
         curl_easy_reset(h);
     }
+    if (h != NULL) {
+        /*
+         * A timeout ends the name lookup too: without QUICK_EXIT curl waits for its
+         * resolver thread, which a DNS server that does not answer holds for many seconds
+         * whatever the timeout (the thread is left to finish on its own). Worker threads
+         * get no SIGALRM.
+         */
+        curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    }
     return h;
 }
 
@@ -609,8 +619,6 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(c->connect_timeout_ms < timeout ? c->connect_timeout_ms : timeout));
-    /* Worker threads must not get SIGALRM from name resolution timeouts. */
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     set_tls(c, h);
     rc = curl_easy_perform(h);
@@ -877,7 +885,6 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     set_tls(c, h);
     rc = curl_easy_perform(h);
     if (rc == CURLE_OK) {

@@ -231,6 +231,8 @@ static bool post(CURL *curl, const pb_buf *body, int64_t timeout_ms)
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    /* The timeout bounds a name lookup too (see take_handle in platform/rpc/client.c). */
+    curl_easy_setopt(curl, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     rc = curl_easy_perform(curl);
     if (rc == CURLE_OK) {

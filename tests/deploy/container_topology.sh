@@ -34,15 +34,18 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+# step WHAT: says what the test does next, and when (seconds since it started).
+step() { echo "[$((SECONDS - start)) s] $*"; }
+# fail WHY: every container's last lines, then WHY last, where a shortened output keeps it.
 fail() {
-    echo "FAIL $*"
-    for f in "$tmp"/status.json "$tmp"/ship.json; do
-        [ -s "$f" ] && echo "--- last $(basename "$f"): $(cat "$f")"
-    done
     for c in $(podman ps -aq --filter "label=org.cleave.test=$run"); do
         echo "--- $(podman inspect --format '{{.Name}}' "$c")"
         podman logs --tail 15 "$c" 2>&1
     done
+    for f in "$tmp"/status.json "$tmp"/ship.json; do
+        [ -s "$f" ] && echo "--- last $(basename "$f"): $(cat "$f")"
+    done
+    echo "FAIL after $((SECONDS - start)) s: $*"
     exit 1
 }
 # poll SECONDS DESCRIPTION COMMAND...: runs COMMAND until it succeeds, for at most SECONDS.
@@ -70,6 +73,7 @@ for tag in host catalog inventory payments; do
     fi
 done
 
+step "PostgreSQL and NATS"
 podman network create "$run" >/dev/null || fail "network"
 common=(--label "org.cleave.test=$run" --network "$run")
 # What the Kubernetes pods run with (deploy/k8s): read-only root, uid 65532, no capabilities.
@@ -113,6 +117,7 @@ cleave() {
     podman run --rm "${common[@]}" "${hardened[@]}" "${env[@]}" "${opts[@]}" \
         "localhost/cleave:$image" "$@"
 }
+step "migrations"
 for image in catalog inventory payments host; do
     cleave "$image" "${admin[@]}" -- migrate >"$tmp/migrate-$image.log" 2>&1 || {
         cat "$tmp/migrate-$image.log"
@@ -123,6 +128,7 @@ done
 # A client per process, registered by the host (identity's process) before any serves, as
 # deploy/README.md ("Service clients") does on a cluster. Each may get a token for every
 # module outside its own process; the secret is printed once and passed only to its process.
+step "service clients"
 declare -A client_env
 for m in catalog inventory payments host; do
     audiences=""
@@ -160,6 +166,7 @@ serving() { podman logs "$run-$1" 2>&1 | grep -q '"serving on port'; }
 # service does, so that no call, the seeding included, waits out that pause. (The host's
 # readiness waits for the services; its listener does not.)
 for m in host catalog inventory payments; do
+    step "start cleave:$m"
     process_opts "$m"
     podman run -d "${common[@]}" "${hardened[@]}" "${env[@]}" "${opts[@]}" --name "$run-$m" \
         --network-alias "cleave-$m" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
@@ -171,10 +178,12 @@ host_ready() {
     podman exec "$run-nats" bash -c 'exec 3<>/dev/tcp/cleave-host/8080 &&
         printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 && head -1 <&3' 2>/dev/null | grep -q ' 200 '
 }
+step "wait for the host's /readyz"
 poll 60 "cleave:host's /readyz did not report every service ready" host_ready
 # Each seeds in its own running container (as `kubectl exec` would): a fresh container's
 # first name lookups on the podman network can outlast a call's 1 s connect timeout.
 for image in catalog inventory payments host; do
+    step "seed with cleave:$image"
     podman exec "$run-$image" /usr/local/bin/app seed >"$tmp/seed-$image.log" 2>&1 || {
         cat "$tmp/seed-$image.log"
         fail "seed with cleave:$image"
@@ -182,6 +191,7 @@ for image in catalog inventory payments host; do
 done
 
 # The edge proxy: the committed configuration, read-only, a throwaway certificate.
+step "the edge proxy"
 mkdir -p "$tmp/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
     -keyout "$tmp/tls/tls.key" -out "$tmp/tls/tls.crt" 2>/dev/null
@@ -205,6 +215,7 @@ served() { [ "$(h2 -o /dev/null -w '%{http_code}' "$edge/api/v1/categories")" = 
 poll 60 "the shop did not answer through the edge" served
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+step "the smoke through the edge"
 version=$(h2 -o "$tmp/page.json" -w '%{http_version}' "$edge/api/v1/products?limit=5")
 [ "$version" = 2 ] || fail "browse answered over HTTP/$version, not HTTP/2"
 n=$(json 'len(d["items"])' <"$tmp/page.json") && [ "$n" = 5 ] || fail "browse listed '$n' products: $(cat "$tmp/page.json")"
