@@ -74,8 +74,27 @@ for tag in host catalog inventory payments; do
 done
 
 step "PostgreSQL and NATS"
-podman network create "$run" >/dev/null || fail "network"
+# The network, on a subnet of its own so that every long-running container has a fixed
+# address that every container finds in its /etc/hosts. Podman's DNS server (aardvark-dns
+# 1.4 here) was seen to leave one container's queries unanswered for most of a minute
+# after others came and went on the network; the images look in /etc/hosts first
+# (deploy/container/Containerfile), as a pod's hostAliases would have them.
+net=""
+for _ in 1 2 3 4 5; do
+    prefix=10.$((100 + RANDOM % 100)).$((RANDOM % 250))
+    if podman network create --subnet "$prefix.0/24" "$run" >/dev/null 2>&1; then
+        net=$prefix
+        break
+    fi
+done
+[ -n "$net" ] || fail "network: no free subnet after 5 tries"
+declare -A addr=([postgres]=$net.200 [nats]=$net.201 [cleave-host]=$net.210
+    [cleave-catalog]=$net.211 [cleave-inventory]=$net.212 [cleave-payments]=$net.213
+    [edge]=$net.220)
 common=(--label "org.cleave.test=$run" --network "$run")
+for name in "${!addr[@]}"; do
+    common+=(--add-host "$name:${addr[$name]}")
+done
 # What the Kubernetes pods run with (deploy/k8s): read-only root, uid 65532, no capabilities.
 hardened=(--read-only --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges)
 env=(-e CLEAVE_LISTEN=0.0.0.0:8080 -e CLEAVE_DATABASE_URL=postgresql://cleave@postgres:5432/shop
@@ -90,13 +109,13 @@ admin=(-e CLEAVE_DATABASE_ADMIN_URL=postgresql://postgres@postgres:5432/shop)
 
 # PostgreSQL and NATS from the testbed image. Trust authentication is for this throwaway
 # network only; a deployment gives every role a password (deploy/README.md).
-podman run -d "${common[@]}" --name "$run-postgres" --network-alias postgres --user postgres \
+podman run -d "${common[@]}" --name "$run-postgres" --ip "${addr[postgres]}" --user postgres \
     localhost/cleave-testbed:bookworm bash -c '
         /usr/lib/postgresql/15/bin/initdb -D /tmp/pg -U postgres -A trust >/dev/null &&
         echo "host all all 0.0.0.0/0 trust" >>/tmp/pg/pg_hba.conf &&
         exec /usr/lib/postgresql/15/bin/postgres -D /tmp/pg -c listen_addresses=* -c fsync=off' \
     >/dev/null || fail "postgres container"
-podman run -d "${common[@]}" --name "$run-nats" --network-alias nats --user 65532 \
+podman run -d "${common[@]}" --name "$run-nats" --ip "${addr[nats]}" --user 65532 \
     localhost/cleave-testbed:bookworm nats-server -js -sd /tmp/nats -p 4222 >/dev/null ||
     fail "nats container"
 poll 60 "PostgreSQL did not start" podman exec "$run-postgres" \
@@ -169,7 +188,7 @@ for m in host catalog inventory payments; do
     step "start cleave:$m"
     process_opts "$m"
     podman run -d "${common[@]}" "${hardened[@]}" "${env[@]}" "${opts[@]}" --name "$run-$m" \
-        --network-alias "cleave-$m" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
+        --ip "${addr[cleave-$m]}" "localhost/cleave:$m" >/dev/null || fail "start cleave:$m"
     poll 60 "cleave:$m did not start serving" serving "$m"
 done
 # Seeding the host calls the services: first the host's /readyz must say every one of them
@@ -180,8 +199,7 @@ host_ready() {
 }
 step "wait for the host's /readyz"
 poll 60 "cleave:host's /readyz did not report every service ready" host_ready
-# Each seeds in its own running container (as `kubectl exec` would): a fresh container's
-# first name lookups on the podman network can outlast a call's 1 s connect timeout.
+# Each seeds in its own running container, as `kubectl exec` would.
 for image in catalog inventory payments host; do
     step "seed with cleave:$image"
     podman exec "$run-$image" /usr/local/bin/app seed >"$tmp/seed-$image.log" 2>&1 || {
@@ -197,7 +215,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
     -keyout "$tmp/tls/tls.key" -out "$tmp/tls/tls.crt" 2>/dev/null
 chmod 644 "$tmp/tls/tls.key"
 edge_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-podman run -d "${common[@]}" --name "$run-edge" --read-only --user 65532:65532 --cap-drop ALL \
+podman run -d "${common[@]}" --name "$run-edge" --ip "${addr[edge]}" --read-only --user 65532:65532 --cap-drop ALL \
     --tmpfs /tmp:rw,mode=1777 -p "127.0.0.1:$edge_port:8443" \
     -v "$src/deploy/edge/nginx.conf:/etc/cleave-edge/nginx.conf:ro" \
     -v "$src/deploy/edge/cleave-edge.conf:/etc/cleave-edge/cleave-edge.conf:ro" \
