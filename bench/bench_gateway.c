@@ -15,129 +15,22 @@
 #include <string.h>
 
 #include "client.h"
-#include "proc.h"
 #include "topology.h"
-
-#define MAX_ROUNDS 20
-
-typedef struct side {
-    const char *label;
-    const char *header; /* the extra request header, or NULL */
-    double rps[MAX_ROUNDS];
-    double p50_ms[MAX_ROUNDS];
-    double p99_ms[MAX_ROUNDS];
-    int n;
-} side;
-
-/* wrk prints latencies as "1.23ms", "456.00us" or "1.01s": in milliseconds. */
-static double wrk_ms(const char *s)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-
-    if (end == NULL || end == s) {
-        return -1;
-    }
-    if (strncmp(end, "us", 2) == 0) {
-        return v / 1000.0;
-    }
-    if (strncmp(end, "ms", 2) == 0) {
-        return v;
-    }
-    if (*end == 's') {
-        return v * 1000.0;
-    }
-    return -1;
-}
-
-/* Debian's wrk (the Makefile's PACKAGES), run without a shell. */
-#define WRK_BIN "/usr/bin/wrk"
-
-/* One wrk run against url; the figures of side s's next round. */
-static int run_wrk(side *s, const char *url, int seconds)
-{
-    static char out[16384];
-    char duration[32];
-    char *argv[10];
-    double rps = -1, p50 = -1, p99 = -1;
-    int non_2xx = 0;
-    int n = 0, rc;
-
-    snprintf(duration, sizeof(duration), "-d%ds", seconds);
-    argv[n++] = "wrk";
-    argv[n++] = "-t2";
-    argv[n++] = "-c32";
-    argv[n++] = duration;
-    argv[n++] = "--latency";
-    if (s->header != NULL) {
-        argv[n++] = "-H";
-        argv[n++] = (char *)s->header;
-    }
-    argv[n++] = (char *)url;
-    argv[n] = NULL;
-    rc = test_run(WRK_BIN, argv, NULL, out, sizeof(out));
-    for (char *line = out; line != NULL && *line != '\0';) {
-        char *end = strchr(line, '\n');
-        const char *req = strstr(line, "Requests/sec:");
-        const char *q50 = strstr(line, " 50% ");
-        const char *q99 = strstr(line, " 99% ");
-
-        if (end != NULL) {
-            *end = '\0';
-        }
-        if (req != NULL) {
-            rps = strtod(req + strlen("Requests/sec:"), NULL);
-        } else if (q50 != NULL) {
-            p50 = wrk_ms(q50 + 5 + strspn(q50 + 5, " "));
-        } else if (q99 != NULL) {
-            p99 = wrk_ms(q99 + 5 + strspn(q99 + 5, " "));
-        } else if (strstr(line, "Non-2xx") != NULL) {
-            fprintf(stderr, "%s: wrk saw answers other than 2xx: %s\n", s->label, line);
-            non_2xx = 1;
-        }
-        line = end != NULL ? end + 1 : NULL;
-    }
-    if (rc != 0 || non_2xx || rps <= 0 || p50 < 0 || p99 < 0) {
-        fprintf(stderr,
-                "%s: wrk failed (exit %d) or printed no figures (is " WRK_BIN " installed?)\n%s\n",
-                s->label, rc, out);
-        return -1;
-    }
-    s->rps[s->n] = rps;
-    s->p50_ms[s->n] = p50;
-    s->p99_ms[s->n] = p99;
-    s->n++;
-    return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* The median of v[0..n), reordering v. */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "wrk.h"
 
 int main(int argc, char **argv)
 {
     int seconds = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 3;
     int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 4;
     char url[128], bearer[4200];
-    side sides[2] = {{.label = "without a token (anonymous)"}, {.label = "with a valid token"}};
-    double rps[2], p50[2], p99[2];
+    wrk_side sides[2] = {{.label = "without a token (anonymous)"}, {.label = "with a valid token"}};
+    wrk_figures f[2];
     topology t = {0};
     test_resp r = {0};
     int rc = EXIT_FAILURE;
 
-    if (seconds < 1 || seconds > 60 || rounds < 1 || rounds > MAX_ROUNDS) {
-        fprintf(stderr, "usage: bench_gateway [seconds 1-60] [rounds 1-%d]\n", MAX_ROUNDS);
+    if (seconds < 1 || seconds > 60 || rounds < 1 || rounds > WRK_MAX_ROUNDS) {
+        fprintf(stderr, "usage: bench_gateway [seconds 1-60] [rounds 1-%d]\n", WRK_MAX_ROUNDS);
         return 2;
     }
     if (getenv("CL_TEST_DB") != NULL) {
@@ -149,6 +42,8 @@ int main(int argc, char **argv)
     }
     snprintf(url, sizeof(url), "%s/api/v1/products/1", t.base_url);
     snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", t.token);
+    sides[0].url = url;
+    sides[1].url = url;
     sides[1].header = bearer;
     /* Both answers must be the product, or the figures compare different work. */
     if (test_http(t.base_url, "GET", "/api/v1/products/1", NULL, 0, NULL, &r) != 0 ||
@@ -161,20 +56,18 @@ int main(int argc, char **argv)
            rounds, seconds);
     for (int i = 0; i < rounds; i++) {
         for (int k = 0; k < 2; k++) {
-            if (run_wrk(&sides[(i + k) % 2], url, seconds) != 0) {
+            if (wrk_round(&sides[(i + k) % 2], seconds) != 0) {
                 goto out;
             }
         }
     }
     for (int k = 0; k < 2; k++) {
-        rps[k] = median(sides[k].rps, sides[k].n);
-        p50[k] = median(sides[k].p50_ms, sides[k].n);
-        p99[k] = median(sides[k].p99_ms, sides[k].n);
+        f[k] = wrk_medians(&sides[k]);
         printf("%-30s %9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   (medians of %d rounds)\n",
-               sides[k].label, rps[k], p50[k], p99[k], sides[k].n);
+               sides[k].label, f[k].rps, f[k].p50_ms, f[k].p99_ms, sides[k].n);
     }
     printf("with a token vs without: %.2fx the throughput, %.2fx the p50, %.2fx the p99\n",
-           rps[1] / rps[0], p50[1] / p50[0], p99[1] / p99[0]);
+           f[1].rps / f[0].rps, f[1].p50_ms / f[0].p50_ms, f[1].p99_ms / f[0].p99_ms);
     rc = EXIT_SUCCESS;
 out:
     test_resp_free(&r);

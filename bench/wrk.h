@@ -1,0 +1,37 @@
+/*
+ * wrk (Debian's package) as the benchmarks' load generator: one run against a side's URL
+ * adds a round of figures to it; the medians over the rounds are what the benches print.
+ * Every run is wrk -t2 -c32 --latency, keep-alive, as TARGETS.md states the targets.
+ */
+#ifndef CLEAVE_BENCH_WRK_H
+#define CLEAVE_BENCH_WRK_H
+
+#define WRK_MAX_ROUNDS 20
+
+typedef struct wrk_side {
+    const char *label;
+    const char *url;
+    const char *header; /* an extra request header ("Name: value"), or NULL */
+    double rps[WRK_MAX_ROUNDS];
+    double p50_ms[WRK_MAX_ROUNDS];
+    double p99_ms[WRK_MAX_ROUNDS];
+    int n;
+} wrk_side;
+
+/* The medians of a side's rounds. */
+typedef struct wrk_figures {
+    double rps;
+    double p50_ms;
+    double p99_ms;
+} wrk_figures;
+
+/*
+ * One wrk run of seconds against s->url: its figures become s's next round. -1, with the
+ * reason and wrk's output on stderr, when wrk failed, printed no figures or saw an answer
+ * other than 2xx (the figures would then measure other work).
+ */
+int wrk_round(wrk_side *s, int seconds);
+/* The medians of s's rounds so far (s->n > 0). Reorders the rounds. */
+wrk_figures wrk_medians(wrk_side *s);
+
+#endif
