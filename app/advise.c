@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "cleave/metrics.h"
+#include "cleave/rpc.h"
 #include "host.h"
 
 #define EXIT_USAGE           2
@@ -48,6 +49,11 @@ typedef struct advise_scrape {
     size_t ncalls;
     double api_requests;  /* answered requests of /api/ routes and /graphql */
     double start_seconds; /* process_start_time_seconds, 0 when absent */
+    /* The probe operation's local calls there (probe below): their time and count. */
+    const char *probe_module;
+    const char *probe_op;
+    double probe_seconds;
+    double probe_calls;
 } advise_scrape;
 
 /* The prediction for one module. */
@@ -57,6 +63,20 @@ typedef struct advise_module {
     double calls_out; /* local calls from it to what stays */
     bool remote;      /* already reached through its remote binding here */
 } advise_module;
+
+/* One run of advise: where, and the remote binding's cost measured there. */
+typedef struct advise_run {
+    const char *url;
+    double uptime;
+    int samples;
+    const char *probe_module; /* the operation calls were timed with (probe_op) */
+    const char *probe_op;
+    double rtt_mean; /* its remote round trip: the mean, */
+    double rtt;      /* the median */
+    double rtt_p90;  /* and the 90th percentile */
+    double local;    /* its mean local time in the process, while probed */
+    double overhead; /* what the remote binding adds per call: rtt_mean - local */
+} advise_run;
 
 /* A response body, bounded. */
 typedef struct advise_body {
@@ -246,6 +266,18 @@ static bool api_route(const char *route)
     return strncmp(route, "/api/", 5) == 0 || strcmp(route, "/graphql") == 0;
 }
 
+/* Whether s is the probe operation's local duration histogram's series suffix. */
+static bool is_probe(const sample *s, const advise_scrape *sc, const char *suffix)
+{
+    static const char family[] = "cleave_module_operation_duration_seconds";
+    size_t n = sizeof(family) - 1;
+
+    return strncmp(s->name, family, n) == 0 && strcmp(s->name + n, suffix) == 0 &&
+           strcmp(label(s, "module"), sc->probe_module) == 0 &&
+           strcmp(label(s, "operation"), sc->probe_op) == 0 &&
+           strcmp(label(s, "binding"), "local") == 0;
+}
+
 /* Reads what advise needs from text; 0, or -1 after printing the first bad line. */
 static int parse_scrape(char *text, const char *url, advise_scrape *sc)
 {
@@ -297,6 +329,10 @@ static int parse_scrape(char *text, const char *url, advise_scrape *sc)
                 sc->api_requests += s.value;
             } else if (strcmp(s.name, "process_start_time_seconds") == 0) {
                 sc->start_seconds = s.value;
+            } else if (sc->probe_op != NULL && is_probe(&s, sc, "_sum")) {
+                sc->probe_seconds += s.value;
+            } else if (sc->probe_op != NULL && is_probe(&s, sc, "_count")) {
+                sc->probe_calls += s.value;
             }
         }
         line = nl != NULL ? nl + 1 : NULL;
@@ -330,39 +366,79 @@ static double now_seconds(void)
 }
 
 /*
- * n round trips GET base/healthz over one kept-alive connection, as the remote binding's
- * pooled handles make them: the median into *median, the 90th percentile into *p90.
+ * The operation advise calls to measure the remote binding: the first of the deployment
+ * that anyone may call (CL_OP_PUBLIC), that reads (CL_OP_READ) and that takes no request,
+ * so that calling it needs no credential and changes nothing (identity's get_jwks in the
+ * shop). NULL when the deployment has none.
  */
-static int probe(CURL *c, const char *base, int n, double *median, double *p90)
+static const cl_op *find_probe(const char **module)
 {
-    char url[1100];
-    advise_body b = {0};
-    double *t = calloc((size_t)n, sizeof(*t));
+    for (int i = 0; host_deployment[i] != NULL; i++) {
+        const cl_module_api *api = host_deployment[i];
+
+        for (size_t k = 0; k < api->nops; k++) {
+            const cl_op *op = &api->ops[k];
+
+            if ((op->flags & CL_OP_PUBLIC) != 0 && (op->flags & CL_OP_READ) != 0 &&
+                op->req == &cl_empty_type) {
+                *module = api->name;
+                return op;
+            }
+        }
+    }
+    return NULL;
+}
+
+/*
+ * r->samples calls of op at base through the remote binding itself (cl_rpc_call, one kept
+ * connection, no retries), each timed: their median and 90th percentile into r. 0, or -1
+ * after printing why.
+ */
+static int probe(const char *base, const cl_op *op, advise_run *r)
+{
+    cl_rpc_options opt = {.max_idle = 1, .retry_max_attempts = 1};
+    cl_rpc_client *c = NULL;
+    cl_error err = {0};
+    int n = r->samples;
+    double *t = calloc((size_t)n + 1, sizeof(*t));
+    void *resp = calloc(1, op->resp->size);
+    cl_empty req = {0};
     int rc = -1;
 
-    if (t == NULL) {
+    if (t == NULL || resp == NULL) {
         fprintf(stderr, "cleave: advise: out of memory\n");
-        return -1;
-    }
-    snprintf(url, sizeof(url), "%s/healthz", base);
-    /* The first one opens the connection, which a pooled handle has open already. */
-    if (get(c, url, &b) != 0) {
         goto out;
     }
-    for (int i = 0; i < n; i++) {
+    if (cl_rpc_client_new(r->probe_module, base, &opt, &c, &err) != CL_OK) {
+        fprintf(stderr, "cleave: advise: --url: %s\n", err.message);
+        goto out;
+    }
+    /* Call 0 opens the connection, which a caller's pool holds open already: not timed. */
+    for (int i = 0; i <= n; i++) {
+        cl_ctx ctx;
         double start = now_seconds();
 
-        if (get(c, url, &b) != 0) {
+        cl_ctx_init(&ctx, 10000);
+        if (cl_rpc_call(c, op, &ctx, &req, resp) != CL_OK) {
+            fprintf(stderr,
+                    "cleave: advise: calling %s.%s at %s to measure the remote binding: %s\n",
+                    r->probe_module, op->name, base, ctx.err.message);
             goto out;
         }
         t[i] = now_seconds() - start;
+        cl_schema_free(op->resp, resp);
+        memset(resp, 0, op->resp->size);
     }
-    qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    *median = t[n / 2];
-    *p90 = t[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
+    for (int i = 1; i <= n; i++) {
+        r->rtt_mean += t[i] / n;
+    }
+    qsort(t + 1, (size_t)n, sizeof(*t), cmp_double);
+    r->rtt = t[1 + n / 2];
+    r->rtt_p90 = t[1 + (n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
     rc = 0;
 out:
-    free(b.data);
+    cl_rpc_client_free(c);
+    free(resp);
     free(t);
     return rc;
 }
@@ -396,14 +472,6 @@ static bool crosses(const advise_call *c, const char *module)
     return c->local && (strcmp(c->callee, module) == 0) != (strcmp(c->caller, module) == 0);
 }
 
-typedef struct advise_run {
-    const char *url;
-    double uptime;
-    double overhead; /* seconds per call, the median */
-    double overhead_p90;
-    int samples;
-} advise_run;
-
 static double per(double a, double b)
 {
     return b > 0 ? a / b : 0;
@@ -414,9 +482,10 @@ static void print_table(const advise_run *r, const advise_scrape *sc, const advi
 {
     printf("Extraction advice from %s/metrics: %.0f API requests in %.1f s of uptime.\n", r->url,
            sc->api_requests, r->uptime);
-    printf("Remote binding's cost per call: %.3f ms (median of %d loopback round trips to "
-           "/healthz; p90 %.3f ms).\n\n",
-           r->overhead * 1e3, r->samples, r->overhead_p90 * 1e3);
+    printf("Remote binding's cost per call: %.3f ms: %d calls of %s.%s through it took %.3f ms "
+           "on average (median %.3f, p90 %.3f), %.3f ms of which inside the process.\n\n",
+           r->overhead * 1e3, r->samples, r->probe_module, r->probe_op, r->rtt_mean * 1e3,
+           r->rtt * 1e3, r->rtt_p90 * 1e3, r->local * 1e3);
     printf("%-12s %10s %10s %10s %10s %12s %14s\n", "module", "calls in", "calls out", "crossing",
            "per s", "per request", "added ms/req");
     for (int i = 0; i < n; i++) {
@@ -452,10 +521,12 @@ static void print_table(const advise_run *r, const advise_scrape *sc, const advi
 static int print_json(const advise_run *r, const advise_scrape *sc, const advise_module *mods,
                       int n)
 {
-    json_t *out = json_pack("{s:s, s:f, s:f, s:f, s:f, s:i, s:[]}", "url", r->url, "uptime_seconds",
-                            r->uptime, "api_requests", sc->api_requests, "overhead_seconds",
-                            r->overhead, "overhead_p90_seconds", r->overhead_p90,
-                            "overhead_samples", r->samples, "modules");
+    json_t *out = json_pack(
+        "{s:s, s:f, s:f, s:f, s:{s:s, s:s, s:i, s:f, s:f, s:f, s:f}, s:[]}", "url", r->url,
+        "uptime_seconds", r->uptime, "api_requests", sc->api_requests, "overhead_seconds",
+        r->overhead, "probe", "module", r->probe_module, "operation", r->probe_op, "calls",
+        r->samples, "round_trip_mean_seconds", r->rtt_mean, "round_trip_median_seconds", r->rtt,
+        "round_trip_p90_seconds", r->rtt_p90, "local_mean_seconds", r->local, "modules");
     json_t *list = json_object_get(out, "modules");
     int rc = EXIT_FAILURE;
 
@@ -584,13 +655,44 @@ static int parse_args(int argc, char **argv, advise_run *r, bool *json, advise_m
     return EXIT_SUCCESS;
 }
 
+/* GET base/metrics with c and reads it into *sc; 0, or -1 after printing why. */
+static int read_metrics(CURL *c, const char *base, advise_scrape *sc)
+{
+    char url[1100];
+    advise_body b = {0};
+    int rc;
+
+    snprintf(url, sizeof(url), "%s/metrics", base);
+    rc = get(c, url, &b) == 0 && parse_scrape(b.data, base, sc) == 0 ? 0 : -1;
+    free(b.data);
+    return rc;
+}
+
+/*
+ * Times the remote binding on the process at base (probe), and takes off the operation's
+ * own time there, read from the process's metrics before and after (into after).
+ */
+static int measure_overhead(CURL *c, const char *base, const cl_op *op, const advise_scrape *sc,
+                            advise_scrape *after, advise_run *r)
+{
+    double calls;
+
+    if (probe(base, op, r) != 0 || read_metrics(c, base, after) != 0) {
+        return -1;
+    }
+    calls = after->probe_calls - sc->probe_calls;
+    r->local = calls > 0 ? (after->probe_seconds - sc->probe_seconds) / calls : 0;
+    /* Means on both sides: what the calls add in total is what a prediction multiplies. */
+    r->overhead = r->rtt_mean > r->local ? r->rtt_mean - r->local : 0;
+    return 0;
+}
+
 int cleave_advise(int argc, char **argv)
 {
-    advise_run r = {ADVISE_DEFAULT_URL, 0, 0, 0, ADVISE_DEFAULT_PROBE};
+    advise_run r = {.url = ADVISE_DEFAULT_URL, .samples = ADVISE_DEFAULT_PROBE};
     advise_module mods[ADVISE_MAX_MODULES];
-    advise_scrape *sc = calloc(1, sizeof(*sc));
-    advise_body b = {0};
-    char url[1100];
+    advise_scrape *sc = calloc(2, sizeof(*sc));
+    const cl_op *op = find_probe(&r.probe_module);
     char base[1024];
     bool json = false;
     bool all;
@@ -607,6 +709,11 @@ int cleave_advise(int argc, char **argv)
         goto out;
     }
     rc = EXIT_FAILURE;
+    if (op == NULL) {
+        fprintf(stderr, "cleave: advise: no module has a public read operation without a "
+                        "request to time the remote binding with\n");
+        goto out;
+    }
     if (strlen(r.url) >= sizeof(base)) {
         fprintf(stderr, "cleave: advise: --url: longer than %zu characters\n", sizeof(base) - 1);
         goto out;
@@ -617,6 +724,11 @@ int cleave_advise(int argc, char **argv)
         base[strlen(base) - 1] = '\0';
     }
     r.url = base;
+    r.probe_op = op->name;
+    for (int i = 0; i < 2; i++) {
+        sc[i].probe_module = r.probe_module;
+        sc[i].probe_op = r.probe_op;
+    }
     /* No --module: every module of the deployment. */
     all = n == 0;
     for (int i = 0; all && host_deployment[i] != NULL && n < ADVISE_MAX_MODULES; i++) {
@@ -628,29 +740,25 @@ int cleave_advise(int argc, char **argv)
         fprintf(stderr, "cleave: advise: out of memory\n");
         goto out;
     }
-    snprintf(url, sizeof(url), "%s/metrics", base);
-    if (get(c, url, &b) != 0 || parse_scrape(b.data, base, sc) != 0) {
+    /* The prediction's scrape first, so that the probe's calls are not among its counts. */
+    if (read_metrics(c, base, &sc[0]) != 0 ||
+        measure_overhead(c, base, op, &sc[0], &sc[1], &r) != 0) {
         goto out;
     }
-    /* After the scrape, so that the probes are not among the requests it counted. */
-    if (probe(c, base, r.samples, &r.overhead, &r.overhead_p90) != 0) {
-        goto out;
-    }
-    if (sc->start_seconds > 0) {
-        r.uptime = (double)time(NULL) - sc->start_seconds;
+    if (sc[0].start_seconds > 0) {
+        r.uptime = (double)time(NULL) - sc[0].start_seconds;
     }
     for (int i = 0; i < n; i++) {
-        predict(sc, &mods[i]);
+        predict(&sc[0], &mods[i]);
     }
     if (json) {
-        rc = print_json(&r, sc, mods, n);
+        rc = print_json(&r, &sc[0], mods, n);
     } else {
-        print_table(&r, sc, mods, n);
+        print_table(&r, &sc[0], mods, n);
         rc = EXIT_SUCCESS;
     }
 out:
     curl_easy_cleanup(c);
-    free(b.data);
     free(sc);
     return rc;
 }
