@@ -170,7 +170,7 @@ static void test_advise_refuses_bad_input(void **state)
 {
     static char out[65536];
     topology mono = {0};
-    not_metrics other;
+    not_metrics other = {.fd = -1};
     char url[200];
     int port = test_free_port();
 
