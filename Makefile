@@ -104,13 +104,14 @@ bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout \
-		bench_gateway bench_trace bench_peers cleave_bench_peers
+		bench_gateway bench_trace bench_advise bench_peers cleave_bench_peers
 	$(BENCH_BUILD)/bin/bench_binding
 	$(BENCH_BUILD)/bin/bench_bus
 	$(BENCH_BUILD)/bin/bench_db
 	$(BENCH_BUILD)/bin/bench_checkout
 	$(BENCH_BUILD)/bin/bench_gateway
 	$(BENCH_BUILD)/bin/bench_trace
+	$(BENCH_BUILD)/bin/bench_advise
 	$(BENCH_BUILD)/bin/bench_peers
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).

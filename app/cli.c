@@ -33,6 +33,10 @@ static void usage(FILE *out)
           "  dlq list | replay MODULE:ID | drop MODULE:ID\n"
           "                     dead letters of the bus: list, deliver again, delete\n"
           "  bus stats          outbox backlog and dead letters per local module\n"
+          "  advise [--url URL] [--module NAME]... [--samples N] [--json]\n"
+          "                     from a running process's /metrics (default URL\n"
+          "                     http://127.0.0.1:8080): the calls and latency that\n"
+          "                     extracting each module (or NAME) would add\n"
           "  new module NAME [--templates DIR] [--root DIR]\n"
           "                     scaffold modules/NAME (interface, implementation, tests,\n"
           "                     migrations) and add it to the tree's module list\n"
@@ -819,6 +823,9 @@ int cleave_main(int argc, char **argv)
     }
     if (strcmp(cmd, "version") == 0) {
         return cmd_version();
+    }
+    if (strcmp(cmd, "advise") == 0) {
+        return cleave_advise(argc - i, argv + i);
     }
     if (strcmp(cmd, "new") == 0) {
         return cleave_new(argc - i, argv + i);

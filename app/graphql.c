@@ -125,7 +125,7 @@ static cl_status call_op(cl_gql_call *call, const char *module, const char *oper
         snprintf(key, sizeof(key), "%s.%s", module, operation);
         json_object_set_new(r->calls, key,
                             json_integer(json_integer_value(json_object_get(r->calls, key)) + 1));
-        st = op->invoke(&m->handle, &ctx, req, resp);
+        st = op->invoke(&m->gateway, &ctx, req, resp);
     }
     if (st == CL_OK) {
         *response = cl_schema_to_json(op->resp, resp);

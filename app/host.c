@@ -260,6 +260,28 @@ out:
     return CL_OK;
 }
 
+/*
+ * The handles every caller in this process gets (host_module.callers, .gateway): one per
+ * calling module and one for the gateway, so that cleave_module_calls_total says who
+ * calls whom. They point at the callee's handle, whose instance is set later, at create.
+ */
+static void wire_callers(host *h)
+{
+    for (int j = 0; j < h->nmodules; j++) {
+        host_module *callee = &h->modules[j];
+        const char *binding = callee->binding->local != NULL ? "local" : "remote";
+
+        callee->owner = h;
+        callee->from_gateway = (cl_caller){CL_CALLER_GATEWAY, binding, &callee->handle};
+        callee->gateway = (cl_handle){callee->binding->caller_ops, &callee->from_gateway};
+        for (int i = 0; i < h->nmodules; i++) {
+            callee->from[i] =
+                (cl_caller){h->modules[i].binding->api->name, binding, &callee->handle};
+            callee->callers[i] = (cl_handle){callee->binding->caller_ops, &callee->from[i]};
+        }
+    }
+}
+
 /* A module left out of this build is reached through its remote binding (ADR 0010). */
 static cl_status open_remote(host *h, host_module *m, cl_error *err)
 {
@@ -379,6 +401,7 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
             return st;
         }
     }
+    wire_callers(h);
     st = open_issuer(h, err);
     if (st != CL_OK) {
         return st;
@@ -510,14 +533,18 @@ cl_status host_check_migrations(host *h, cl_error *err)
     return CL_OK;
 }
 
-/* cl_module_env.module: another module, local or remote alike. */
+/*
+ * cl_module_env.module: another module, local or remote alike, through the handle that
+ * counts the asking module's calls to it (ADR 0039).
+ */
 static const cl_handle *env_module(const cl_module_env *env, const char *module)
 {
-    const host *h = env->host;
+    const host_module *caller = env->host;
+    const host *h = caller != NULL ? caller->owner : NULL;
 
     for (int i = 0; h != NULL && module != NULL && i < h->nmodules; i++) {
         if (strcmp(h->modules[i].binding->api->name, module) == 0) {
-            return &h->modules[i].handle;
+            return &h->modules[i].callers[caller - h->modules];
         }
     }
     return NULL;
@@ -565,7 +592,7 @@ static cl_status start_modules(host *h, bool issuers, cl_error *err)
         env.db = m->db;
         env.bus = h->bus;
         env.module = env_module;
-        env.host = h;
+        env.host = m;
         env.serving = h->serving;
         st = local->create(&env, &m->handle.self, err);
         if (st != CL_OK) {
@@ -600,7 +627,7 @@ cl_status host_build_router(host *h, cl_error *err)
 
         st = CL_OK;
         if (host_binary_role == HOST_GATEWAY) {
-            st = m->binding->api->routes(h->router, &m->handle, err);
+            st = m->binding->api->routes(h->router, &m->gateway, err);
         }
         /*
          * Every module compiled in is served over RPC too, on the gateway as on a service,

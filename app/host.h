@@ -42,8 +42,18 @@ typedef struct host_module {
     const cl_db_server *server; /* when postgres: the registered server (cleave_postgres) */
     const char *admin_url;      /* PostgreSQL admin credentials for migrating it, or NULL */
     cl_rpc_client *remote;      /* its service; NULL when the module is local */
-    cl_handle handle;           /* what callers use: local table and instance, or remote */
-    cl_rpc_service rpc;         /* how it is served to other processes, when local */
+    cl_handle handle;           /* the module: local table and instance, or remote */
+    /*
+     * What callers use (ADR 0039): the handle through which module i of the host calls
+     * this one is callers[i], the public routes' and the host's own is gateway; each
+     * counts its calls (cl_caller) and makes them through handle.
+     */
+    cl_caller from[HOST_MAX_MODULES];
+    cl_handle callers[HOST_MAX_MODULES];
+    cl_caller from_gateway;
+    cl_handle gateway;
+    struct host *owner; /* the host, for cl_module_env.module (env.host is the module) */
+    cl_rpc_service rpc; /* how it is served to other processes, when local */
     bool started;
 } host_module;
 
@@ -71,12 +81,17 @@ typedef struct host {
     cl_handle issuer_handle;
     /* This process's client credentials for calling other processes (auth.h), or NULL. */
     struct host_creds *creds;
-    atomic_bool draining;   /* set at SIGTERM: /readyz answers 503 (host_drain) */
+    atomic_bool draining;         /* set at SIGTERM: /readyz answers 503 (host_drain) */
     struct host_graphql *graphql; /* a gateway's GraphQL endpoint (graphql.c) */
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */
 int cleave_main(int argc, char **argv);
+/*
+ * `advise [--url URL] [--module NAME]... [--samples N] [--json]` (advise.c): what extracting
+ * each module would put on the network, from a running process's /metrics (ADR 0039).
+ */
+int cleave_advise(int argc, char **argv);
 /* `new module NAME [--templates DIR] [--root DIR]` (new_module.c): the arguments after "new". */
 int cleave_new(int argc, char **argv);
 

@@ -60,7 +60,7 @@ static void get_operation(cl_http_req *req, void *arg)
         return;
     }
     ref.id = (char *)id;
-    if (getter->invoke(&m->handle, ctx, &ref, &op) != CL_OK) {
+    if (getter->invoke(&m->gateway, ctx, &ref, &op) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }

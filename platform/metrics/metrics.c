@@ -728,6 +728,18 @@ void cl_metrics_operation(const char *module, const char *operation, const char 
                       cl_metrics_since(start_ns));
 }
 
+static cl_metric module_calls = CL_METRIC_COUNTER(
+    "cleave_module_calls_total",
+    "Calls between modules, by calling module (gateway: routes and the host), called module, "
+    "operation and the called module's binding (local or remote), counted by the caller.",
+    "caller", "callee", "operation", "binding");
+
+void cl_metrics_module_call(const char *caller, const char *callee, const char *operation,
+                            const char *binding)
+{
+    cl_metric_add(CL_METRIC_SERIES(&module_calls, caller, callee, operation, binding), 1);
+}
+
 static cl_metric remote_outcomes = CL_METRIC_COUNTER(
     "cleave_rpc_client_calls_total",
     "Remote calls made by this process, by target module and outcome.", "target", "outcome");

@@ -8,7 +8,6 @@
  * the saga's outcomes and steps.
  */
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,40 +68,6 @@ static char *scrape(const char *base)
     return text;
 }
 
-/*
- * The sum of the samples whose line starts with prefix and contains every one of the
- * NULL-terminated parts; 0 when there is none.
- */
-static double sum(const char *text, const char *prefix, ...)
-{
-    size_t n = strlen(prefix);
-    double total = 0;
-
-    for (const char *p = text; *p != '\0';) {
-        const char *end = strchr(p, '\n');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        char line[1024];
-        int match = len < sizeof(line) && strncmp(p, prefix, n) == 0;
-        va_list ap;
-
-        if (match) {
-            memcpy(line, p, len);
-            line[len] = '\0';
-            va_start(ap, prefix);
-            for (const char *part = va_arg(ap, const char *); match && part != NULL;
-                 part = va_arg(ap, const char *)) {
-                match = strstr(line, part) != NULL;
-            }
-            va_end(ap);
-            if (match) {
-                total += strtod(strrchr(line, ' ') + 1, NULL);
-            }
-        }
-        p += len + (end != NULL);
-    }
-    return total;
-}
-
 #define PRODUCTS_REQUESTS                                                                          \
     "cleave_http_requests_total{route=\"/api/v1/products\",method=\"GET\",status_class=\"2xx\"}"
 #define PRODUCTS_DURATION                                                                          \
@@ -135,46 +100,58 @@ static void test_metrics_count_requests_by_route_and_calls_by_binding(void **sta
     test_resp_free(&r);
     after = scrape(topo.base_url);
 
-    assert_true(sum(after, PRODUCTS_REQUESTS, NULL) ==
-                sum(before, PRODUCTS_REQUESTS, NULL) + REQUESTS);
-    assert_true(sum(after, PRODUCTS_DURATION, NULL) ==
-                sum(before, PRODUCTS_DURATION, NULL) + REQUESTS);
-    assert_true(sum(after, "cleave_http_requests_total{route=\"/api/v1/products/{id}\"", NULL) ==
-                sum(before, "cleave_http_requests_total{route=\"/api/v1/products/{id}\"", NULL) +
+    assert_true(test_metrics_sum(after, PRODUCTS_REQUESTS, NULL) ==
+                test_metrics_sum(before, PRODUCTS_REQUESTS, NULL) + REQUESTS);
+    assert_true(test_metrics_sum(after, PRODUCTS_DURATION, NULL) ==
+                test_metrics_sum(before, PRODUCTS_DURATION, NULL) + REQUESTS);
+    assert_true(test_metrics_sum(
+                    after, "cleave_http_requests_total{route=\"/api/v1/products/{id}\"", NULL) ==
+                test_metrics_sum(
+                    before, "cleave_http_requests_total{route=\"/api/v1/products/{id}\"", NULL) +
                     1);
     assert_null(strstr(after, "zz-no-such-product-4711"));
-    assert_true(sum(after, "cleave_build_info{", "version=\"", NULL) == 1);
-    assert_true(sum(after, "process_resident_memory_bytes", NULL) > 0);
-    assert_true(sum(after, "process_open_fds", NULL) > 0);
+    assert_true(test_metrics_sum(after, "cleave_build_info{", "version=\"", NULL) == 1);
+    assert_true(test_metrics_sum(after, "process_resident_memory_bytes", NULL) > 0);
+    assert_true(test_metrics_sum(after, "process_open_fds", NULL) > 0);
 
     if (service == NULL) {
         /* The monolith runs the catalog: every call is local, none remote. */
-        assert_true(sum(after, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) >=
-                    sum(before, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) +
-                        REQUESTS);
-        assert_true(sum(after, CATALOG_CALLS, "binding=\"remote\"", NULL) == 0);
-        assert_true(sum(after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) > 0);
+        assert_true(
+            test_metrics_sum(after, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) >=
+            test_metrics_sum(before, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) +
+                REQUESTS);
+        assert_true(test_metrics_sum(after, CATALOG_CALLS, "binding=\"remote\"", NULL) == 0);
+        assert_true(
+            test_metrics_sum(after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) > 0);
         goto out;
     }
     /* The gateway reaches the catalog over RPC, through a closed circuit... */
-    assert_true(sum(after, CATALOG_CALLS, "binding=\"remote\"", "outcome=\"ok\"", NULL) >=
-                sum(before, CATALOG_CALLS, "binding=\"remote\"", "outcome=\"ok\"", NULL) +
-                    REQUESTS);
-    assert_true(sum(after, CATALOG_CALLS, "binding=\"local\"", NULL) == 0);
     assert_true(
-        sum(after, "cleave_rpc_client_calls_total{target=\"catalog\",outcome=\"ok\"}", NULL) >=
-        sum(before, "cleave_rpc_client_calls_total{target=\"catalog\",outcome=\"ok\"}", NULL) +
+        test_metrics_sum(after, CATALOG_CALLS, "binding=\"remote\"", "outcome=\"ok\"", NULL) >=
+        test_metrics_sum(before, CATALOG_CALLS, "binding=\"remote\"", "outcome=\"ok\"", NULL) +
             REQUESTS);
-    assert_true(sum(after, "cleave_rpc_circuit_state{target=\"catalog\",state=\"closed\"}", NULL) ==
-                1);
-    assert_true(sum(after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) == 0);
+    assert_true(test_metrics_sum(after, CATALOG_CALLS, "binding=\"local\"", NULL) == 0);
+    assert_true(
+        test_metrics_sum(after, "cleave_rpc_client_calls_total{target=\"catalog\",outcome=\"ok\"}",
+                         NULL) >=
+        test_metrics_sum(before, "cleave_rpc_client_calls_total{target=\"catalog\",outcome=\"ok\"}",
+                         NULL) +
+            REQUESTS);
+    assert_true(test_metrics_sum(after,
+                                 "cleave_rpc_circuit_state{target=\"catalog\",state=\"closed\"}",
+                                 NULL) == 1);
+    assert_true(test_metrics_sum(after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) ==
+                0);
     /* ...and the service runs those calls locally, and serves its own /metrics. */
     svc_after = scrape(service);
-    assert_true(sum(svc_after, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) >=
-                sum(svc_before, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) +
-                    REQUESTS);
-    assert_true(sum(svc_after, "cleave_build_info{service=\"cleave-catalog\"", NULL) == 1);
-    assert_true(sum(svc_after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) > 0);
+    assert_true(
+        test_metrics_sum(svc_after, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) >=
+        test_metrics_sum(svc_before, CATALOG_CALLS, "binding=\"local\"", "outcome=\"ok\"", NULL) +
+            REQUESTS);
+    assert_true(test_metrics_sum(svc_after, "cleave_build_info{service=\"cleave-catalog\"", NULL) ==
+                1);
+    assert_true(
+        test_metrics_sum(svc_after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) > 0);
     free(svc_after);
 out:
     free(svc_before);
@@ -211,28 +188,32 @@ static void test_metrics_count_saga_outcomes_and_steps(void **state)
     for (;;) {
         after = scrape(topo.base_url);
         /* The saga stops running just after its end is counted: wait for both. */
-        if ((sum(after, SAGAS_REJECTED, NULL) > sum(before, SAGAS_REJECTED, NULL) &&
-             sum(after, "cleave_sagas_running{saga=\"checkout\"}", NULL) == 0) ||
+        if ((test_metrics_sum(after, SAGAS_REJECTED, NULL) >
+                 test_metrics_sum(before, SAGAS_REJECTED, NULL) &&
+             test_metrics_sum(after, "cleave_sagas_running{saga=\"checkout\"}", NULL) == 0) ||
             cl_now_ms() > until) {
             break;
         }
         free(after);
         test_poll_pause();
     }
-    assert_true(sum(after, SAGAS_REJECTED, NULL) == sum(before, SAGAS_REJECTED, NULL) + 1);
-    assert_true(sum(after, SAGA_STEP("reserve", "ok"), NULL) ==
-                sum(before, SAGA_STEP("reserve", "ok"), NULL) + 1);
-    assert_true(sum(after, SAGA_STEP("authorize", "failed"), NULL) ==
-                sum(before, SAGA_STEP("authorize", "failed"), NULL) + 1);
-    assert_true(sum(after, SAGA_STEP("reject", "ok"), NULL) ==
-                sum(before, SAGA_STEP("reject", "ok"), NULL) + 1);
+    assert_true(test_metrics_sum(after, SAGAS_REJECTED, NULL) ==
+                test_metrics_sum(before, SAGAS_REJECTED, NULL) + 1);
+    assert_true(test_metrics_sum(after, SAGA_STEP("reserve", "ok"), NULL) ==
+                test_metrics_sum(before, SAGA_STEP("reserve", "ok"), NULL) + 1);
+    assert_true(test_metrics_sum(after, SAGA_STEP("authorize", "failed"), NULL) ==
+                test_metrics_sum(before, SAGA_STEP("authorize", "failed"), NULL) + 1);
+    assert_true(test_metrics_sum(after, SAGA_STEP("reject", "ok"), NULL) ==
+                test_metrics_sum(before, SAGA_STEP("reject", "ok"), NULL) + 1);
     assert_true(
-        sum(after, "cleave_saga_step_duration_seconds_count{saga=\"checkout\",step=\"reserve\"}",
+        test_metrics_sum(
+            after, "cleave_saga_step_duration_seconds_count{saga=\"checkout\",step=\"reserve\"}",
             NULL) ==
-        sum(before, "cleave_saga_step_duration_seconds_count{saga=\"checkout\",step=\"reserve\"}",
+        test_metrics_sum(
+            before, "cleave_saga_step_duration_seconds_count{saga=\"checkout\",step=\"reserve\"}",
             NULL) +
             1);
-    assert_true(sum(after, "cleave_sagas_running{saga=\"checkout\"}", NULL) == 0);
+    assert_true(test_metrics_sum(after, "cleave_sagas_running{saga=\"checkout\"}", NULL) == 0);
     free(before);
     free(after);
 }

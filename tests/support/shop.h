@@ -43,4 +43,32 @@ json_t *test_orders_wait_final(const char *base, int timeout_ms);
  */
 int64_t test_confirmed_quantity(json_t *orders, const char *sku);
 
+/*
+ * The metrics text of base's /metrics (malloc'd, the caller frees), or NULL after printing
+ * why.
+ */
+char *test_scrape(const char *base);
+
+/*
+ * The sum of the samples of a metrics text whose line starts with prefix and contains every
+ * one of the NULL-terminated parts; 0 when there is none.
+ */
+double test_metrics_sum(const char *text, const char *prefix, ...);
+
+/* The SKU the load below buys and reads. */
+#define TEST_LOAD_SKU "SKU-000010"
+
+/*
+ * A bounded, deterministic load on a seeded topology at base (ADR 0039): prepare makes the
+ * account "load" with ample funds and ample stock of TEST_LOAD_SKU; run places n checkouts
+ * one after the other, each polled to its final state (their durations in microseconds into
+ * checkout_us[n] when not NULL), and reads the product and its stock n times. 0, or -1 after
+ * printing what failed (an order that ended rejected is a failure: every one can confirm).
+ */
+int test_load_prepare(const char *base);
+int test_load_run(const char *base, int n, int64_t *checkout_us);
+
+/* Waits up to timeout_ms until no checkout saga runs at base; 0, or -1. */
+int test_load_settle(const char *base, int timeout_ms);
+
 #endif

@@ -149,6 +149,15 @@ void cl_metrics_operation(const char *module, const char *operation, const char 
                           cl_status st, int64_t start_ns);
 
 /*
+ * One call of module callee's operation made by caller (a module, or "gateway" for code
+ * of no module: routes, GraphQL, the host), through callee's "local" or "remote" binding:
+ * cleave_module_calls_total, from which `cleave advise` reads what an extraction would
+ * put on the network (ADR 0039). Counted where the call is made, once per call.
+ */
+void cl_metrics_module_call(const char *caller, const char *callee, const char *operation,
+                            const char *binding);
+
+/*
  * One remote call's outcome by target module: "ok", "circuit_open" (refused without a
  * network call), or the status name of the failure ("deadline_exceeded", "unavailable").
  */

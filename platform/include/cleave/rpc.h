@@ -179,11 +179,13 @@ cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err);
 /*
  * In one .c file of the module's interface library: the remote binding of M's table,
  * `const M_ops M_remote_ops`, whose instance is the cl_rpc_client of the module's
- * service: {&M_remote_ops, client} is a cl_handle like any other.
+ * service: {&M_remote_ops, client} is a cl_handle like any other. Also the table that
+ * counts one caller's calls, `const M_ops M_caller_ops` (cleave/module.h, cl_caller).
  */
 #define CL_REMOTE_DEFINE(M, LIST, VERSION)                                                         \
     enum { LIST(CL__REMOTE_INDEX, M) M##__op_index_count };                                        \
     LIST(CL__REMOTE_STUB, M)                                                                       \
-    const M##_ops M##_remote_ops = {.version = VERSION, LIST(CL__REMOTE_SLOT, M)};
+    const M##_ops M##_remote_ops = {.version = VERSION, LIST(CL__REMOTE_SLOT, M)};                 \
+    CL__CALLER_DEFINE(M, LIST, VERSION)
 
 #endif /* CLEAVE_RPC_H */
