@@ -14,8 +14,8 @@
 
 struct cl_cached {
     const cl_module_api *api;
-    cl_handle inner;
-    cl_cache *lru; /* NULL: caching is off, every call passes through */
+    const cl_handle *inner; /* borrowed: its instance may be set after the decorator is made */
+    cl_cache *lru;          /* NULL: caching is off, every call passes through */
     int64_t ttl_ms;
     const cl_cache_shared *shared;
     void *shared_self;
@@ -45,7 +45,7 @@ cl_status cl_cached_new(const cl_module_api *api, const cl_handle *inner,
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     d->api = api;
-    d->inner = *inner;
+    d->inner = inner;
     d->ttl_ms = opt->ttl_ms;
     if (opt->ttl_ms > 0) {
         d->lru = cl_cache_new(&(cl_cache_options){.name = api->name,
@@ -124,7 +124,7 @@ static cl_status load(void *arg, char **value, int64_t *stored_ms, int *keep, cl
             return CL_OK;
         }
     }
-    st = a->op->invoke(&d->inner, a->ctx, a->req, a->resp);
+    st = a->op->invoke(d->inner, a->ctx, a->req, a->resp);
     if (st != CL_OK) {
         if (err != &a->ctx->err) {
             *err = a->ctx->err;
@@ -176,7 +176,7 @@ cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void 
     cl_status st;
 
     if (d->lru == NULL || (op->flags & CL_OP_CACHED) == 0 || ctx == NULL) {
-        st = op->invoke(&d->inner, ctx, req, resp);
+        st = op->invoke(d->inner, ctx, req, resp);
         if ((op->flags & CL_OP_READ) == 0 && d->lru != NULL && may_have_written(st)) {
             /* After the write, so that no load begun before it is kept (cl_cache_clear). */
             cl_cache_clear(d->lru);

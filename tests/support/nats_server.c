@@ -35,22 +35,6 @@ static int free_port(void)
     return port;
 }
 
-static int accepts(int port)
-{
-    struct sockaddr_in a = {0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int ok;
-
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok;
-}
-
 int nats_server_start(nats_server *s, const char *dir)
 {
     char port[16], store[512], log[512];
@@ -70,7 +54,7 @@ int nats_server_start(nats_server *s, const char *dir)
         return -1;
     }
     for (int i = 0; i < 500; i++) {
-        if (accepts(s->port)) {
+        if (test_port_accepts(s->port)) {
             return 0;
         }
         nanosleep(&nap, NULL);

@@ -321,6 +321,22 @@ int test_free_port(void)
     return -1;
 }
 
+int test_port_accepts(int port)
+{
+    struct sockaddr_in a = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int ok;
+
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 int test_tmpdir(char *buf, size_t size)
 {
     snprintf(buf, size, "/tmp/cleave-test-XXXXXX");

@@ -49,6 +49,9 @@ int test_run(const char *bin, char *const argv[], char *const env_add[], char *o
  */
 int test_free_port(void);
 
+/* Whether something accepts connections on 127.0.0.1:port now: 1 or 0. */
+int test_port_accepts(int port);
+
 /* Creates a fresh temporary directory into buf[size]; 0 or -1. */
 int test_tmpdir(char *buf, size_t size);
 /* rm -rf path (only under /tmp). */
