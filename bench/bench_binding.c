@@ -9,6 +9,7 @@
  *   bench_binding [calls per binding, default 20000]
  */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,7 +209,9 @@ int main(int argc, char **argv)
     printf("remote overhead (p50 remote - p50 local): %.1f us per call\n",
            pct(ns[3], per, 0.50) - pct(ns[0], per, 0.50));
     for (int b = 0; b < 2; b++) {
-        const int64_t *none = ns[b * 3], *cold = ns[b * 3 + 1], *warm = ns[b * 3 + 2];
+        const int64_t *none = ns[(ptrdiff_t)b * 3];
+        const int64_t *cold = ns[(ptrdiff_t)b * 3 + 1];
+        const int64_t *warm = ns[(ptrdiff_t)b * 3 + 2];
 
         printf("%s, cache cold/none: p50 %.2fx; cold/warm: p50 %.1fx, p99 %.1fx\n",
                b == 0 ? "local" : "remote", pct(cold, per, 0.50) / pct(none, per, 0.50),

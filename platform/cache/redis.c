@@ -104,7 +104,7 @@ bad:
 
 static redisContext *connect_to(const cl_redis_cache *r)
 {
-    struct timeval tv = {0, TIMEOUT_MS * 1000};
+    struct timeval tv = {0, (suseconds_t)TIMEOUT_MS * 1000};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
 
     if (c != NULL && c->err != 0) {
@@ -372,6 +372,7 @@ static void listen_on(cl_redis_cache *r, redisContext *c)
             return;
         }
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+            reply->element[0]->type == REDIS_REPLY_STRING &&
             reply->element[2]->type == REDIS_REPLY_STRING &&
             strcmp(reply->element[0]->str, "message") == 0) {
             on_message(r, reply->element[2]->str);

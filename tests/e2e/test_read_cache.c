@@ -153,7 +153,7 @@ static void test_two_hosts_see_an_update_within_the_bound(void)
     /* Host A's own write at once; host B's within the bound, polled until the deadline. */
     name_on(a, path, name, sizeof(name));
     assert_string_equal(name, "Seen everywhere");
-    while (cl_now_ms() - written_ms < 5 * INVALIDATION_BOUND_MS) {
+    while (cl_now_ms() - written_ms < (int64_t)5 * INVALIDATION_BOUND_MS) {
         struct timespec nap = {0, 10 * 1000000L};
 
         name_on(host_b_url, path, name, sizeof(name));
@@ -188,21 +188,6 @@ static void test_one_host_sees_its_own_write_at_once(void)
     assert_string_equal(name, "Seen at once");
 }
 
-/* How many lines of the file at path contain needle. */
-static int lines_with(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int n = 0;
-
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f) != NULL) {
-        n += strstr(line, needle) != NULL;
-    }
-    fclose(f);
-    return n;
-}
-
 static void test_reads_and_writes_work_while_redis_is_down(void)
 {
     const char *a = topo.base_url;
@@ -218,7 +203,7 @@ static void test_reads_and_writes_work_while_redis_is_down(void)
     }
     assert_true(
         metric(a, "cleave_cache_shared_requests_total{cache=\"catalog\",result=\"error\"}") >= 1);
-    assert_int_equal(lines_with(topo.procs[topo.gateway_slot].log_path, "unreachable"), 1);
+    assert_int_equal(test_lines_with(topo.procs[topo.gateway_slot].log_path, "unreachable"), 1);
 }
 
 static void test_case(void **state)

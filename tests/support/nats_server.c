@@ -39,8 +39,6 @@ int nats_server_start(nats_server *s, const char *dir)
 {
     char port[16], store[512], log[512];
     char *argv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store, NULL};
-    struct timespec nap = {0, 20 * 1000000L};
-
     memset(s, 0, sizeof(*s));
     s->port = free_port();
     if (s->port < 0) {
@@ -50,18 +48,7 @@ int nats_server_start(nats_server *s, const char *dir)
     snprintf(store, sizeof(store), "%s/jetstream", dir);
     snprintf(log, sizeof(log), "%s/nats-server.log", dir);
     snprintf(s->url, sizeof(s->url), "nats://127.0.0.1:%d", s->port);
-    if (test_proc_start(&s->proc, "/usr/sbin/nats-server", argv, NULL, log) != 0) {
-        return -1;
-    }
-    for (int i = 0; i < 500; i++) {
-        if (test_port_accepts(s->port)) {
-            return 0;
-        }
-        nanosleep(&nap, NULL);
-    }
-    fprintf(stderr, "nats-server did not start; see %s\n", log);
-    nats_server_stop(s);
-    return -1;
+    return test_proc_start_server(&s->proc, "/usr/sbin/nats-server", argv, log, s->port);
 }
 
 void nats_server_stop(nats_server *s)

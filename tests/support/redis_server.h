@@ -17,6 +17,8 @@ typedef struct redis_server {
 
 /* Starts redis-server with dir as its working directory; waits until it accepts. 0 or -1. */
 int redis_server_start(redis_server *s, const char *dir);
+/* Starts it again (stopping it first if it runs) on the same port, empty. 0 or -1. */
+int redis_server_restart(redis_server *s, const char *dir);
 /* Stops it (SIGTERM) and waits. A server that never started (or was stopped) is a no-op. */
 void redis_server_stop(redis_server *s);
 
