@@ -69,7 +69,7 @@ static int read_int(const char *dir, const char *name)
     f = fopen(path, "r");
     if (f != NULL) {
         if (fgets(buf, sizeof(buf), f) != NULL) {
-            v = atoi(buf);
+            v = (int)strtol(buf, NULL, 10);
         }
         fclose(f);
     }

@@ -380,6 +380,15 @@ static cl_status read_name(const cl_handle *h, int64_t id, char *name, size_t si
     return st;
 }
 
+/* A decorator of inner that keeps answers a minute; the handle its callers use. */
+static cl_handle new_decorator(const cl_handle *inner, cl_cached **d)
+{
+    cl_cached_options opt = {.max_entries = 100, .max_bytes = 10000, .ttl_ms = 60000};
+
+    assert_int_equal(cl_cached_new(&widgets_api, inner, &opt, d, NULL), CL_OK);
+    return (cl_handle){widgets_api.cached_ops, *d};
+}
+
 static void test_cached_decorator_answers_reads_and_clears_on_writes(void **state)
 {
     store s = {.name = "first"};
@@ -394,12 +403,7 @@ static void test_cached_decorator_answers_reads_and_clears_on_writes(void **stat
     cl_cache_stats st;
 
     (void)state;
-    assert_int_equal(
-        cl_cached_new(&widgets_api, &inner,
-                      &(cl_cached_options){.max_entries = 100, .max_bytes = 10000, .ttl_ms = 60000},
-                      &d, NULL),
-        CL_OK);
-    h = (cl_handle){widgets_api.cached_ops, d};
+    h = new_decorator(&inner, &d);
     assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
     assert_string_equal(name, "first");
     assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
@@ -438,12 +442,7 @@ static void test_cached_decorator_keeps_no_stale_fallback_answer(void **state)
     char name[64];
 
     (void)state;
-    assert_int_equal(
-        cl_cached_new(&widgets_api, &inner,
-                      &(cl_cached_options){.max_entries = 100, .max_bytes = 10000, .ttl_ms = 60000},
-                      &d, NULL),
-        CL_OK);
-    h = (cl_handle){widgets_api.cached_ops, d};
+    h = new_decorator(&inner, &d);
     assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
     assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
     assert_int_equal(s.reads, 2);
