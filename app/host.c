@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "auth.h"
+#include "cleave/cache.h"
 #include "cleave/extension.h"
 #include "cleave/log.h"
 #include "cleave/trace.h"
@@ -166,7 +167,7 @@ static cl_status open_local(host *h, host_module *m, const host_options *o, cl_e
     char path[4096];
     cl_status st;
 
-    m->handle.ops = m->binding->local->ops;
+    m->bound.ops = m->binding->local->ops;
     if (o->no_db) {
         return CL_OK;
     }
@@ -330,7 +331,70 @@ static cl_status open_remote(host *h, host_module *m, cl_error *err)
     if (st != CL_OK) {
         return error_wrap(err, key, key, "");
     }
-    m->handle = (cl_handle){m->binding->api->remote_ops, m->remote};
+    m->bound = (cl_handle){m->binding->api->remote_ops, m->remote};
+    return CL_OK;
+}
+
+/* The shared level's word that scope's cached answers changed on some host: drop them here. */
+static void cache_invalidated(void *arg, const char *scope)
+{
+    host *h = arg;
+
+    for (int i = 0; i < h->nmodules; i++) {
+        if (h->modules[i].cached != NULL && strcmp(h->modules[i].binding->api->name, scope) == 0) {
+            cl_cached_invalidate(h->modules[i].cached);
+        }
+    }
+}
+
+/*
+ * The read cache (ADR 0042): a caching decorator in front of every module that declares
+ * cached operations, local or remote alike, which its callers (REST routes, GraphQL,
+ * other modules, the RPC endpoint) then use instead of its binding; and, with
+ * CLEAVE_REDIS_URL, the shared level behind them all. The decorators exist before the
+ * shared level's subscriber thread starts, which only ever clears them.
+ */
+static cl_status open_caches(host *h, cl_error *err)
+{
+    const char *url = cl_config_get(h->config, "CLEAVE_REDIS_URL");
+    cl_cached_options opt = {0};
+    const void *server = NULL;
+    cl_status st = CL_OK;
+
+    opt.ttl_ms = cl_config_int(h->config, "CLEAVE_CACHE_TTL_MS");
+    opt.max_entries = (int)cl_config_int(h->config, "CLEAVE_CACHE_MAX_ENTRIES");
+    opt.max_bytes = (size_t)cl_config_int(h->config, "CLEAVE_CACHE_MAX_BYTES");
+    for (int i = 0; i < h->nmodules; i++) {
+        host_module *m = &h->modules[i];
+
+        m->handle = m->bound;
+        if (m->binding->api->cached_ops == NULL || opt.ttl_ms <= 0) {
+            continue;
+        }
+        st = cl_cached_new(m->binding->api, &m->bound, &opt, &m->cached, err);
+        if (st != CL_OK) {
+            return st;
+        }
+        m->handle = (cl_handle){m->binding->api->cached_ops, m->cached};
+    }
+    if (url == NULL || opt.ttl_ms <= 0) {
+        return CL_OK;
+    }
+    /* The Redis client is an extension (cleave_redis): a build may not have it. */
+    st = cl_extension_require("cache", "redis", "CLEAVE_REDIS_URL", &server, err);
+    if (st == CL_OK) {
+        h->cache_server = server;
+        st = h->cache_server->open(url, cache_invalidated, h, &h->cache_shared, err);
+    }
+    if (st != CL_OK) {
+        h->cache_server = NULL;
+        return st;
+    }
+    for (int i = 0; i < h->nmodules; i++) {
+        if (h->modules[i].cached != NULL) {
+            cl_cached_share(h->modules[i].cached, h->cache_server->ops, h->cache_shared);
+        }
+    }
     return CL_OK;
 }
 
@@ -400,6 +464,10 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
         if (st != CL_OK) {
             return st;
         }
+    }
+    st = open_caches(h, err);
+    if (st != CL_OK) {
+        return st;
     }
     wire_callers(h);
     st = open_issuer(h, err);
@@ -594,11 +662,15 @@ static cl_status start_modules(host *h, bool issuers, cl_error *err)
         env.module = env_module;
         env.host = m;
         env.serving = h->serving;
-        st = local->create(&env, &m->handle.self, err);
+        st = local->create(&env, &m->bound.self, err);
         if (st != CL_OK) {
             return st;
         }
-        st = local->start(m->handle.self, err);
+        /* The cache holds bound by reference; without one, callers use bound itself. */
+        if (m->cached == NULL) {
+            m->handle = m->bound;
+        }
+        st = local->start(m->bound.self, err);
         if (st != CL_OK) {
             return st;
         }
@@ -668,6 +740,10 @@ void host_close(host *h)
     /* Handlers run module code: the bus stops before any module does. */
     cl_bus_free(h->bus);
     h->bus = NULL;
+    /* Its subscriber clears the caches: it stops before they go. */
+    if (h->cache_server != NULL) {
+        h->cache_server->close(h->cache_shared);
+    }
     /* In the reverse of the start's order: the token issuer last (host_start_modules). */
     for (int pass = 0; pass < 2; pass++) {
         for (int i = h->nmodules - 1; i >= 0; i--) {
@@ -677,11 +753,12 @@ void host_close(host *h)
                 continue;
             }
             if (m->started) {
-                m->binding->local->stop(m->handle.self);
+                m->binding->local->stop(m->bound.self);
             }
             if (m->binding->local != NULL) {
-                m->binding->local->destroy(m->handle.self);
+                m->binding->local->destroy(m->bound.self);
             }
+            cl_cached_free(m->cached);
             cl_db_close(m->db);
             m->db = NULL;
             cl_rpc_client_free(m->remote);

@@ -42,7 +42,13 @@ typedef struct host_module {
     const cl_db_server *server; /* when postgres: the registered server (cleave_postgres) */
     const char *admin_url;      /* PostgreSQL admin credentials for migrating it, or NULL */
     cl_rpc_client *remote;      /* its service; NULL when the module is local */
-    cl_handle handle;           /* the module: local table and instance, or remote */
+    cl_handle bound;            /* its binding: local table and instance, or remote */
+    /*
+     * The read cache in front of bound (ADR 0042) when the module declares cached
+     * operations and CLEAVE_CACHE_TTL_MS is not 0; else NULL.
+     */
+    struct cl_cached *cached;
+    cl_handle handle; /* the module as called: the cache's table, or bound's */
     /*
      * What callers use (ADR 0039): the handle through which module i of the host calls
      * this one is callers[i], the public routes' and the host's own is gateway; each
@@ -83,6 +89,9 @@ typedef struct host {
     struct host_creds *creds;
     atomic_bool draining;         /* set at SIGTERM: /readyz answers 503 (host_drain) */
     struct host_graphql *graphql; /* a gateway's GraphQL endpoint (graphql.c) */
+    /* The read cache's shared level (CLEAVE_REDIS_URL) and its instance, or NULL. */
+    const struct cl_cache_shared_server *cache_server;
+    void *cache_shared;
 } host;
 
 /* The entry point of the cleave binary. Returns the process exit status. */

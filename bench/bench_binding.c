@@ -2,11 +2,14 @@
  * Local vs remote binding of the catalog: catalog.get_product through the in-process
  * operations table, and through the remote binding to a real cleave-catalog on
  * loopback. Both run interleaved in rounds in one process, so machine noise hits both
- * alike; the ratio is the figure to read.
+ * alike; the ratio is the figure to read. Beside them the read cache (ADR 0042): the
+ * caching decorator over each binding, cold (cleared before every call, so each call
+ * misses and loads) and warm (each call a hit).
  *
  *   bench_binding [calls per binding, default 20000]
  */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +17,14 @@
 
 #include "catalog/catalog.h"
 #include "cleave/bus.h"
+#include "cleave/cache.h"
 #include "cleave/migrate.h"
 #include "cleave/rpc.h"
 #include "nats_server.h"
 #include "proc.h"
 
 #define ROUNDS 10
+#define NSIDES 6
 
 static int64_t now_ns(void)
 {
@@ -34,7 +39,7 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double pct(int64_t *v, size_t n, double p)
+static double pct(const int64_t *v, size_t n, double p)
 {
     size_t i = (size_t)(p * (double)(n - 1));
     return (double)v[i] / 1000.0;
@@ -106,8 +111,12 @@ int main(int argc, char **argv)
                        migrations_env, "CLEAVE_DEV_SERVICE_TOKEN=bench-token",
                        nats.env,       NULL};
     cl_rpc_options opt = {.dev_token = "bench-token"};
-    int64_t *local_ns, *remote_ns;
-    cl_handle local, remote;
+    cl_cached_options copt = {.max_entries = 10000, .max_bytes = 16 << 20, .ttl_ms = 3600000};
+    static const char *const labels[NSIDES] = {"local",  "local+cache cold",  "local+cache warm",
+                                               "remote", "remote+cache cold", "remote+cache warm"};
+    int64_t *ns[NSIDES];
+    cl_handle local, remote, sides[NSIDES];
+    cl_cached *cached[2] = {NULL, NULL};
     cl_rpc_client *client = NULL;
     cl_error err = {0};
     cl_db *db = NULL;
@@ -122,11 +131,12 @@ int main(int argc, char **argv)
     if (test_tmpdir(dir, sizeof(dir)) != 0) {
         return 1;
     }
-    local_ns = calloc(per, sizeof(*local_ns));
-    remote_ns = calloc(per, sizeof(*remote_ns));
-    if (local_ns == NULL || remote_ns == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
+    for (int k = 0; k < NSIDES; k++) {
+        ns[k] = calloc(per, sizeof(*ns[k]));
+        if (ns[k] == NULL) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
     }
     local = open_local(dir, &db);
     seed(&local, "local");
@@ -153,41 +163,72 @@ int main(int argc, char **argv)
     remote = (cl_handle){catalog_api.remote_ops, client};
     seed(&remote, "remote");
 
-    /* Warm both paths (statement cache, connection, page cache) before measuring. */
-    for (int i = 0; i < 200; i++) {
-        timed_get(&local, 1 + i % 1000);
-        timed_get(&remote, 1 + i % 1000);
+    if (cl_cached_new(&catalog_api, &local, &copt, &cached[0], &err) != CL_OK ||
+        cl_cached_new(&catalog_api, &remote, &copt, &cached[1], &err) != CL_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        exit(1);
+    }
+    sides[0] = local;
+    sides[1] = sides[2] = (cl_handle){catalog_api.cached_ops, cached[0]};
+    sides[3] = remote;
+    sides[4] = sides[5] = (cl_handle){catalog_api.cached_ops, cached[1]};
+
+    /* Warm every path (statement cache, connection, page cache, the caches) first. */
+    for (int i = 0; i < 1000; i++) {
+        for (int k = 0; k < NSIDES; k++) {
+            timed_get(&sides[k], 1 + i % 1000);
+        }
     }
     for (int round = 0; round < ROUNDS; round++) {
         size_t from = per / ROUNDS * (size_t)round;
         size_t to = round == ROUNDS - 1 ? per : from + per / ROUNDS;
         for (size_t i = from; i < to; i++) {
             int64_t id = 1 + (int64_t)((rng = rng * 1103515245u + 12345u) >> 8) % 1000;
-            local_ns[i] = timed_get(&local, id);
-            remote_ns[i] = timed_get(&remote, id);
+
+            for (int k = 0; k < NSIDES; k++) {
+                /* Cold: nothing kept, so the call misses, loads and keeps the answer. */
+                if (k == 1 || k == 4) {
+                    cl_cached_invalidate(cached[k / 3]);
+                }
+                ns[k][i] = timed_get(&sides[k], id);
+            }
         }
     }
-    qsort(local_ns, per, sizeof(*local_ns), cmp_i64);
-    qsort(remote_ns, per, sizeof(*remote_ns), cmp_i64);
+    for (int k = 0; k < NSIDES; k++) {
+        qsort(ns[k], per, sizeof(*ns[k]), cmp_i64);
+    }
     printf("catalog.get_product, %zu calls per binding, interleaved in %d rounds\n", per, ROUNDS);
-    printf("%-8s %10s %10s %10s\n", "binding", "p50 us", "p99 us", "max us");
-    printf("%-8s %10.1f %10.1f %10.1f\n", "local", pct(local_ns, per, 0.50),
-           pct(local_ns, per, 0.99), pct(local_ns, per, 1.0));
-    printf("%-8s %10.1f %10.1f %10.1f\n", "remote", pct(remote_ns, per, 0.50),
-           pct(remote_ns, per, 0.99), pct(remote_ns, per, 1.0));
+    printf("%-18s %10s %10s %10s\n", "binding", "p50 us", "p99 us", "max us");
+    for (int k = 0; k < NSIDES; k++) {
+        printf("%-18s %10.1f %10.1f %10.1f\n", labels[k], pct(ns[k], per, 0.50),
+               pct(ns[k], per, 0.99), pct(ns[k], per, 1.0));
+    }
     printf("ratio remote/local: p50 %.1fx, p99 %.1fx\n",
-           pct(remote_ns, per, 0.50) / pct(local_ns, per, 0.50),
-           pct(remote_ns, per, 0.99) / pct(local_ns, per, 0.99));
+           pct(ns[3], per, 0.50) / pct(ns[0], per, 0.50),
+           pct(ns[3], per, 0.99) / pct(ns[0], per, 0.99));
     printf("remote overhead (p50 remote - p50 local): %.1f us per call\n",
-           pct(remote_ns, per, 0.50) - pct(local_ns, per, 0.50));
+           pct(ns[3], per, 0.50) - pct(ns[0], per, 0.50));
+    for (int b = 0; b < 2; b++) {
+        const int64_t *none = ns[(ptrdiff_t)b * 3];
+        const int64_t *cold = ns[(ptrdiff_t)b * 3 + 1];
+        const int64_t *warm = ns[(ptrdiff_t)b * 3 + 2];
+
+        printf("%s, cache cold/none: p50 %.2fx; cold/warm: p50 %.1fx, p99 %.1fx\n",
+               b == 0 ? "local" : "remote", pct(cold, per, 0.50) / pct(none, per, 0.50),
+               pct(cold, per, 0.50) / pct(warm, per, 0.50),
+               pct(cold, per, 0.99) / pct(warm, per, 0.99));
+    }
 
     test_proc_stop(&svc, SIGTERM);
     test_nats_close(&nats);
+    cl_cached_free(cached[0]);
+    cl_cached_free(cached[1]);
     cl_rpc_client_free(client);
     catalog_module.destroy(local.self);
     cl_db_close(db);
     test_rmrf(dir);
-    free(local_ns);
-    free(remote_ns);
+    for (int k = 0; k < NSIDES; k++) {
+        free(ns[k]);
+    }
     return 0;
 }

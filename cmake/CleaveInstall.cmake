@@ -1,7 +1,7 @@
 # `cmake --install`: the platform as a package (ADR 0019). It installs
 #   include/cleave/*.h                    the public headers
 #   include/cleave-host/host.h            the host's header (for generated bindings)
-#   lib/libcleave_<subsystem>.a           core, http, db, postgres, bus, nats, rpc, otlp, auth,
+#   lib/libcleave_<subsystem>.a           core, http, db, postgres, bus, nats, redis, rpc, otlp, auth,
 #                                         host
 #   lib/cleave/libcleave-compat-*.so      what civetweb needs for TLS with OpenSSL 3, found by
 #                                         the binaries relative to their own bin/ folder
@@ -40,7 +40,7 @@ install(FILES ${CMAKE_BINARY_DIR}/CleaveConfig.cmake ${CMAKE_BINARY_DIR}/CleaveC
 file(RELATIVE_PATH CLEAVE_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
 # Libraries before the ones they use, for static linking.
 set(CLEAVE_PC_LIBS "")
-foreach(lib auth otlp rpc nats bus postgres db http core)
+foreach(lib auth otlp rpc redis nats bus postgres db http core)
   string(APPEND CLEAVE_PC_LIBS " -lcleave_${lib}")
 endforeach()
 configure_file(${CMAKE_SOURCE_DIR}/cmake/cleave-platform.pc.in

@@ -154,7 +154,7 @@ endfunction()
 #             [MODULES <modules>] [WITH <extensions>] [MIGRATIONS <dir>])
 # Generates <target>'s bindings (every module of MODULES, default CLEAVE_MODULES, local
 # or remote, in that order) and links the implementations of the LOCAL ones. WITH names
-# the optional subsystems compiled in and registered at startup (postgres, nats; default
+# the optional subsystems compiled in and registered at startup (postgres, nats, redis; default
 # CLEAVE_WIRE_WITH); MIGRATIONS is the default migrations directory (default
 # CLEAVE_DEFAULT_MIGRATIONS_DIR).
 function(cleave_wire target)
@@ -190,8 +190,8 @@ function(cleave_wire target)
   endforeach()
   set(extension_rows "")
   foreach(x IN LISTS W_WITH)
-    if(NOT x MATCHES "^(postgres|nats)$")
-      message(FATAL_ERROR "cleave_wire(${target}): WITH names '${x}'; the optional subsystems are postgres and nats")
+    if(NOT x MATCHES "^(postgres|nats|redis)$")
+      message(FATAL_ERROR "cleave_wire(${target}): WITH names '${x}'; the optional subsystems are postgres, nats and redis")
     endif()
     string(APPEND extension_rows "    &cl_${x}_extension,\n")
     list(APPEND libs Cleave::${x})

@@ -131,6 +131,16 @@ static const cl_setting cfg_keys[] = {
      "bytes of those answers kept per target"},
     {"CLEAVE_RPC_STALE_MAX_AGE_S", CL_SETTING_INT(1, 86400), "300",
      "oldest answer served stale while its service is unavailable (ADR 0033)"},
+    /* The read cache (ADR 0042): one per module with cached operations. */
+    {"CLEAVE_CACHE_TTL_MS", CL_SETTING_INT(0, 3600000), "5000",
+     "longest a cached read answer is served, and the bound on its staleness; 0: no cache"},
+    {"CLEAVE_CACHE_MAX_ENTRIES", CL_SETTING_INT(1, 10000000), "10000",
+     "answers kept per cached module"},
+    {"CLEAVE_CACHE_MAX_BYTES", CL_SETTING_INT(1024, 4294967296), "16777216",
+     "bytes of those answers (keys and values) kept per cached module"},
+    {"CLEAVE_REDIS_URL", CL_SETTING_STRING, NULL,
+     "redis://host[:port]: the read cache's shared level and its invalidations between "
+     "hosts; unset: each host's cache alone"},
 };
 #define CFG_NKEYS CFG_COUNT(cfg_keys)
 

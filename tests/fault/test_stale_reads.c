@@ -5,6 +5,7 @@
  * problem+json. With inventory and payments extracted, stock and balances are never
  * served stale: 503 as soon as their services are down, however recently they were read.
  * And no operation but the catalog's three public reads is declared stale-tolerant.
+ * The gateway's read cache is off here: within its TTL it answers before the fallback.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,8 +140,15 @@ static void test_only_catalog_reads_are_declared_stale_tolerant(void **state)
 
 static int start_catalog(void **state)
 {
+    /*
+     * The gateway's read cache (ADR 0042) would answer a read made within its TTL, fresh
+     * and unmarked, before the remote binding is asked: off, so that every read here
+     * reaches the binding whose fallback is under test.
+     */
+    char *const extra[] = {"CLEAVE_CACHE_TTL_MS=0", NULL};
+
     (void)state;
-    return topology_start(&topo, "catalog-extracted", 1);
+    return topology_start_with(&topo, "catalog-extracted", 1, extra);
 }
 
 static int start_inventory_payments(void **state)

@@ -64,39 +64,28 @@ static void graphql(const char *token, const char *query, test_resp *r)
  */
 static int catalog_calls(const char *path)
 {
-    char line[8192], needle[160];
-    int n = 0;
-    FILE *f;
+    char needle[160];
+    int n;
 
     if (strcmp(topology_name, "catalog-extracted") != 0) {
         return -1;
     }
     snprintf(needle, sizeof(needle), "\"url.path\":\"%s\"", path);
-    f = fopen(topo.procs[0].log_path, "r");
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f) != NULL) {
-        n += strstr(line, needle) != NULL;
-    }
-    fclose(f);
+    n = test_lines_with(topo.procs[0].log_path, needle);
+    assert_true(n >= 0);
     return n;
 }
 
 /* Any request to the catalog's service at all (its RPC routes). */
 static int catalog_rpc_calls(void)
 {
-    char line[8192];
-    int n = 0;
-    FILE *f;
+    int n;
 
     if (strcmp(topology_name, "catalog-extracted") != 0) {
         return -1;
     }
-    f = fopen(topo.procs[0].log_path, "r");
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f) != NULL) {
-        n += strstr(line, "\"url.path\":\"/rpc/v1/catalog/") != NULL;
-    }
-    fclose(f);
+    n = test_lines_with(topo.procs[0].log_path, "\"url.path\":\"/rpc/v1/catalog/");
+    assert_true(n >= 0);
     return n;
 }
 

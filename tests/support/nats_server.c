@@ -35,28 +35,10 @@ static int free_port(void)
     return port;
 }
 
-static int accepts(int port)
-{
-    struct sockaddr_in a = {0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int ok;
-
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok;
-}
-
 int nats_server_start(nats_server *s, const char *dir)
 {
     char port[16], store[512], log[512];
     char *argv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store, NULL};
-    struct timespec nap = {0, 20 * 1000000L};
-
     memset(s, 0, sizeof(*s));
     s->port = free_port();
     if (s->port < 0) {
@@ -66,18 +48,7 @@ int nats_server_start(nats_server *s, const char *dir)
     snprintf(store, sizeof(store), "%s/jetstream", dir);
     snprintf(log, sizeof(log), "%s/nats-server.log", dir);
     snprintf(s->url, sizeof(s->url), "nats://127.0.0.1:%d", s->port);
-    if (test_proc_start(&s->proc, "/usr/sbin/nats-server", argv, NULL, log) != 0) {
-        return -1;
-    }
-    for (int i = 0; i < 500; i++) {
-        if (accepts(s->port)) {
-            return 0;
-        }
-        nanosleep(&nap, NULL);
-    }
-    fprintf(stderr, "nats-server did not start; see %s\n", log);
-    nats_server_stop(s);
-    return -1;
+    return test_proc_start_server(&s->proc, "/usr/sbin/nats-server", argv, log, s->port);
 }
 
 void nats_server_stop(nats_server *s)
@@ -98,7 +69,7 @@ static int read_int(const char *dir, const char *name)
     f = fopen(path, "r");
     if (f != NULL) {
         if (fgets(buf, sizeof(buf), f) != NULL) {
-            v = atoi(buf);
+            v = (int)strtol(buf, NULL, 10);
         }
         fclose(f);
     }

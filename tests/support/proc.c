@@ -321,6 +321,58 @@ int test_free_port(void)
     return -1;
 }
 
+static int port_accepts(int port)
+{
+    struct sockaddr_in a = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int ok;
+
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+int test_proc_start_server(test_proc *p, const char *bin, char *const argv[], const char *log_path,
+                           int port)
+{
+    struct timespec nap = {0, 20 * 1000000L};
+
+    if (test_proc_start(p, bin, argv, NULL, log_path) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 500; i++) {
+        if (port_accepts(port)) {
+            return 0;
+        }
+        nanosleep(&nap, NULL);
+    }
+    fprintf(stderr, "%s did not start; see %s\n", bin, log_path);
+    (void)test_proc_stop(p, SIGTERM);
+    p->pid = 0;
+    return -1;
+}
+
+int test_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int n = 0;
+
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        n += strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return n;
+}
+
 int test_tmpdir(char *buf, size_t size)
 {
     snprintf(buf, size, "/tmp/cleave-test-XXXXXX");

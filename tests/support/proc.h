@@ -49,6 +49,17 @@ int test_run(const char *bin, char *const argv[], char *const env_add[], char *o
  */
 int test_free_port(void);
 
+/*
+ * Starts a server (bin, argv as for test_proc_start, its output into log_path) and waits
+ * up to 10 s until it accepts connections on 127.0.0.1:port. 0, or -1 with the server
+ * stopped and the reason printed.
+ */
+int test_proc_start_server(test_proc *p, const char *bin, char *const argv[], const char *log_path,
+                           int port);
+
+/* How many lines of the file at path (a process's log) contain needle; -1 when unreadable. */
+int test_lines_with(const char *path, const char *needle);
+
 /* Creates a fresh temporary directory into buf[size]; 0 or -1. */
 int test_tmpdir(char *buf, size_t size);
 /* rm -rf path (only under /tmp). */

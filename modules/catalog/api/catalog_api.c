@@ -4,6 +4,7 @@
  */
 #include "api.h"
 
+#include "cleave/cache.h"
 #include "cleave/rpc.h"
 
 CL_TYPE_DEFINE(catalog_product, CATALOG_PRODUCT)
@@ -21,6 +22,7 @@ CL_TYPE_DEFINE(catalog_product_list, CATALOG_PRODUCT_LIST)
 CL_OPS_DEFINE(catalog, CATALOG_OPERATIONS)
 CL_EVENTS_DEFINE(catalog, CATALOG_EVENTS)
 CL_REMOTE_DEFINE(catalog, CATALOG_OPERATIONS, CATALOG_OPS_VERSION)
+CL_CACHED_DEFINE(catalog, CATALOG_OPERATIONS, CATALOG_OPS_VERSION)
 
 /* Generated from cleave_module(catalog DEPENDS ...) in modules/catalog/CMakeLists.txt. */
 CL_MODULE_DEPENDS_DECLARE(catalog);
@@ -34,6 +36,7 @@ const cl_module_api catalog_api = {
     .routes = catalog_rest_routes,
     .seed = catalog_seed,
     .remote_ops = &catalog_remote_ops,
+    .cached_ops = &catalog_cached_ops,
     .events = catalog_events,
     .nevents = sizeof(catalog_events) / sizeof(catalog_events[0]),
 };

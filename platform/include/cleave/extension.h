@@ -17,7 +17,8 @@
 #define CL_MAX_EXTENSIONS 8
 
 typedef struct cl_extension {
-    const char *kind; /* what it extends: "db" (a cl_db_server), "bus" (a cl_bus_transport_ops) */
+    const char *kind; /* what it extends: "db" (a cl_db_server), "bus" (a cl_bus_transport_ops),
+                         "cache" (a cl_cache_shared_server) */
     const char *name; /* "postgres", "nats": the library is cleave_<name> */
     const void *impl; /* the kind's table, borrowed for the process's life */
 } cl_extension;
@@ -25,6 +26,7 @@ typedef struct cl_extension {
 /* The extensions the platform ships, each defined in its own library. */
 extern const cl_extension cl_postgres_extension; /* cleave_postgres: kind "db" */
 extern const cl_extension cl_nats_extension;     /* cleave_nats: kind "bus" */
+extern const cl_extension cl_redis_extension;    /* cleave_redis: kind "cache" */
 
 /*
  * Registers ext (borrowed for the process's life). Registering the same kind and name

@@ -52,6 +52,12 @@
  * caller and that no decision depends on (never stock, money, a customer's own data, keys).
  */
 #define CL_OP_STALE_OK   8u
+/*
+ * A read the caching decorator answers from the read cache (ADR 0042), keyed by the
+ * request alone: the same rules as CL_OP_STALE_OK (the same answer for every caller), and
+ * the module's writes must all go through its table, so that each one clears it.
+ */
+#define CL_OP_CACHED     16u
 
 /*
  * A module as its callers hold it: an operations table (local or remote) and the instance
@@ -316,6 +322,11 @@ typedef struct cl_module_api {
     cl_status (*client_token)(const cl_handle *m, cl_ctx *ctx, const char *client_id,
                               const char *secret, const char *audience, char **token,
                               int64_t *expires_in);
+    /*
+     * The caching decorator's table (CL_CACHED_DEFINE, cleave/cache.h), whose instance is
+     * a cl_cached, when operations are declared CL_OP_CACHED; else NULL.
+     */
+    const void *cached_ops;
 } cl_module_api;
 
 /* Declares M_depends, the list the build generates from cleave_module(M DEPENDS ...). */

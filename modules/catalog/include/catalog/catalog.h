@@ -123,9 +123,11 @@ CL_TYPE_DECLARE(catalog_product_list, CATALOG_PRODUCT_LIST)
 #define CATALOG_OPERATIONS(X, M)                                                                   \
     X(M, create_product, catalog_product_input, catalog_product, CL_OP_WRITE)                      \
     X(M, update_product, catalog_product_update, catalog_product, CL_OP_WRITE)                     \
-    X(M, get_product, catalog_product_ref, catalog_product, CL_OP_READ | CL_OP_STALE_OK)           \
+    X(M, get_product, catalog_product_ref, catalog_product,                                        \
+      CL_OP_READ | CL_OP_STALE_OK | CL_OP_CACHED)                                                  \
     X(M, list_products, catalog_product_query, catalog_product_page, CL_OP_READ | CL_OP_STALE_OK)  \
-    X(M, list_categories, cl_empty, catalog_category_list, CL_OP_READ | CL_OP_STALE_OK)            \
+    X(M, list_categories, cl_empty, catalog_category_list,                                         \
+      CL_OP_READ | CL_OP_STALE_OK | CL_OP_CACHED)                                                  \
     X(M, get_products_by_sku, catalog_sku_query, catalog_product_list, CL_OP_READ)
 CL_OPS_DECLARE(catalog, CATALOG_OPERATIONS)
 

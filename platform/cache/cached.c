@@ -1,0 +1,207 @@
+/*
+ * The caching decorator (cleave/cache.h, ADR 0042). An answer is cached as the JSON text of
+ * the response, keyed by the operation's name and the request's JSON, so that the same
+ * text can sit in the shared level that other hosts read. The caller that loaded an
+ * answer keeps the typed response it got; every other caller decodes the text.
+ */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleave/cache.h"
+
+struct cl_cached {
+    const cl_module_api *api;
+    const cl_handle *inner; /* borrowed: its instance may be set after the decorator is made */
+    cl_cache *lru;          /* NULL: caching is off, every call passes through */
+    int64_t ttl_ms;
+    const cl_cache_shared *shared;
+    void *shared_self;
+};
+
+/* One load of a missing answer: the call, and whether it filled the caller's response. */
+typedef struct load_arg {
+    cl_cached *d;
+    const cl_op *op;
+    cl_ctx *ctx;
+    const void *req;
+    void *resp;
+    const char *key;
+    bool filled;
+} load_arg;
+
+cl_status cl_cached_new(const cl_module_api *api, const cl_handle *inner,
+                        const cl_cached_options *opt, cl_cached **out, cl_error *err)
+{
+    cl_cached *d;
+
+    if (api == NULL || api->cached_ops == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "the module has no cached operations");
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    d->api = api;
+    d->inner = inner;
+    d->ttl_ms = opt->ttl_ms;
+    if (opt->ttl_ms > 0) {
+        d->lru = cl_cache_new(&(cl_cache_options){.name = api->name,
+                                                  .max_entries = opt->max_entries,
+                                                  .max_bytes = opt->max_bytes,
+                                                  .ttl_ms = opt->ttl_ms});
+        if (d->lru == NULL) {
+            free(d);
+            return cl_error_set(err, CL_INVALID, NULL, "bad read cache bounds");
+        }
+    }
+    *out = d;
+    return CL_OK;
+}
+
+void cl_cached_free(cl_cached *d)
+{
+    if (d != NULL) {
+        cl_cache_free(d->lru);
+        free(d);
+    }
+}
+
+void cl_cached_share(cl_cached *d, const cl_cache_shared *shared, void *self)
+{
+    if (d->lru != NULL) {
+        d->shared = shared;
+        d->shared_self = self;
+    }
+}
+
+void cl_cached_invalidate(cl_cached *d)
+{
+    if (d != NULL && d->lru != NULL) {
+        cl_cache_clear(d->lru);
+    }
+}
+
+void cl_cached_stats(cl_cached *d, cl_cache_stats *out)
+{
+    if (d->lru != NULL) {
+        cl_cache_stats_get(d->lru, out);
+    } else {
+        memset(out, 0, sizeof(*out));
+    }
+}
+
+/* The JSON text of a request or response (malloc'd), or NULL when out of memory. */
+static char *to_text(const cl_type *type, const void *obj)
+{
+    json_t *json = cl_schema_to_json(type, obj);
+    char *text = NULL;
+
+    if (json != NULL) {
+        /* Sorted keys: two equal requests make one key whatever the encoder's order. */
+        text = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(json);
+    }
+    return text;
+}
+
+/* cl_cache_loader: the shared level, else the wrapped table. */
+static cl_status load(void *arg, char **value, int64_t *stored_ms, int *keep, cl_error *err)
+{
+    load_arg *a = arg;
+    cl_cached *d = a->d;
+    int64_t gen = 0;
+    int64_t age_ms = 0;
+    cl_status st;
+
+    if (d->shared != NULL) {
+        gen = d->shared->generation(d->shared_self, d->api->name);
+        if (d->shared->get(d->shared_self, d->api->name, gen, a->key, d->ttl_ms, value, &age_ms)) {
+            /* It ages from when some host loaded it, so the TTL bounds it across hosts. */
+            *stored_ms -= age_ms;
+            return CL_OK;
+        }
+    }
+    st = a->op->invoke(d->inner, a->ctx, a->req, a->resp);
+    if (st != CL_OK) {
+        if (err != &a->ctx->err) {
+            *err = a->ctx->err;
+        }
+        return st;
+    }
+    a->filled = true;
+    *value = to_text(a->op->resp, a->resp);
+    if (*value == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    /* A last good answer served while the source is down (ADR 0033) is not a fresh one. */
+    if (a->ctx->stale) {
+        *keep = 0;
+    } else if (d->shared != NULL) {
+        d->shared->set(d->shared_self, d->api->name, gen, a->key, *value, d->ttl_ms);
+    }
+    return CL_OK;
+}
+
+/* Whether a write that ended with st may have changed what the cache holds. */
+static bool may_have_written(cl_status st)
+{
+    return st == CL_OK || st == CL_UNAVAILABLE || st == CL_DEADLINE_EXCEEDED || st == CL_INTERNAL;
+}
+
+static cl_status decode(const cl_op *op, const char *text, void *resp, cl_error *err)
+{
+    json_error_t jerr;
+    json_t *json = json_loads(text, 0, &jerr);
+    cl_status st;
+
+    if (json == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cached %s answer is not JSON: %s", op->name,
+                            jerr.text);
+    }
+    st = cl_schema_from_json(op->resp, json, CL_DECODE_LENIENT, resp, err);
+    json_decref(json);
+    return st;
+}
+
+cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
+{
+    load_arg a = {d, op, ctx, req, resp, NULL, false};
+    char *req_text = NULL;
+    char *key = NULL;
+    char *text = NULL;
+    size_t size;
+    cl_status st;
+
+    if (d->lru == NULL || (op->flags & CL_OP_CACHED) == 0 || ctx == NULL) {
+        st = op->invoke(d->inner, ctx, req, resp);
+        if ((op->flags & CL_OP_READ) == 0 && d->lru != NULL && may_have_written(st)) {
+            /* After the write, so that no load begun before it is kept (cl_cache_clear). */
+            cl_cache_clear(d->lru);
+            if (d->shared != NULL) {
+                d->shared->invalidate(d->shared_self, d->api->name);
+            }
+        }
+        return st;
+    }
+    req_text = to_text(op->req, req);
+    size = req_text != NULL ? strlen(op->name) + strlen(req_text) + 2 : 0;
+    key = req_text != NULL ? malloc(size) : NULL;
+    if (key == NULL) {
+        st = cl_error_set(&ctx->err, CL_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    snprintf(key, size, "%s\n%s", op->name, req_text);
+    a.key = key;
+    st = cl_cache_fetch(d->lru, key, load, &a, &text, NULL, &ctx->err);
+    if (st == CL_OK && !a.filled) {
+        st = decode(op, text, resp, &ctx->err);
+    }
+out:
+    free(text);
+    free(key);
+    free(req_text);
+    return st;
+}

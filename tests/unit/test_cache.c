@@ -1,0 +1,467 @@
+/*
+ * The read cache (cleave/cache.h, ADR 0042): the LRU's bounds, TTL and clearing, one load
+ * per key under concurrent misses, and the caching decorator of an operations table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleave/cache.h"
+#include "cleave/util.h"
+
+static cl_cache *new_cache(int entries, size_t bytes, int64_t ttl_ms)
+{
+    cl_cache *c = cl_cache_new(
+        &(cl_cache_options){.max_entries = entries, .max_bytes = bytes, .ttl_ms = ttl_ms});
+
+    assert_non_null(c);
+    return c;
+}
+
+static int has(cl_cache *c, const char *key, int64_t now_ms, const char *want)
+{
+    char *v = NULL;
+    int found = cl_cache_get(c, key, now_ms, &v, NULL);
+
+    if (found && want != NULL) {
+        assert_string_equal(v, want);
+    }
+    free(v);
+    return found;
+}
+
+static void test_cache_serves_a_value_until_its_ttl(void **state)
+{
+    cl_cache *c = new_cache(10, 1000, 100);
+    char *v = NULL;
+    int64_t age = -1;
+    cl_cache_stats s;
+
+    (void)state;
+    cl_cache_put(c, "k", "v1", 1000);
+    assert_int_equal(cl_cache_get(c, "k", 1099, &v, &age), 1);
+    assert_string_equal(v, "v1");
+    assert_int_equal(age, 99);
+    free(v);
+    assert_false(has(c, "k", 1100, NULL));
+    assert_false(has(c, "other", 1000, NULL));
+    cl_cache_stats_get(c, &s);
+    assert_int_equal(s.hits, 1);
+    assert_int_equal(s.misses, 2);
+    assert_int_equal(s.entries, 0); /* the expired entry was dropped */
+    cl_cache_free(c);
+}
+
+static void test_cache_evicts_the_least_recently_used(void **state)
+{
+    cl_cache *c = new_cache(2, 1000, 1000);
+    cl_cache_stats s;
+
+    (void)state;
+    cl_cache_put(c, "a", "1", 0);
+    cl_cache_put(c, "b", "2", 0);
+    assert_true(has(c, "a", 1, "1")); /* a is now more recent than b */
+    cl_cache_put(c, "c", "3", 0);
+    assert_true(has(c, "a", 1, "1"));
+    assert_false(has(c, "b", 1, NULL));
+    assert_true(has(c, "c", 1, "3"));
+    cl_cache_put(c, "a", "4", 0); /* a replaced, not added */
+    assert_true(has(c, "a", 1, "4"));
+    cl_cache_stats_get(c, &s);
+    assert_int_equal(s.entries, 2);
+    assert_int_equal(s.evictions, 1);
+    cl_cache_free(c);
+}
+
+static void test_cache_stays_within_its_bytes(void **state)
+{
+    cl_cache *c = new_cache(100, 10, 1000);
+    cl_cache_stats s;
+
+    (void)state;
+    cl_cache_put(c, "a", "1234", 0); /* 5 bytes */
+    cl_cache_put(c, "b", "1234", 0); /* 10 */
+    cl_cache_put(c, "c", "1234", 0); /* a goes */
+    assert_false(has(c, "a", 1, NULL));
+    assert_true(has(c, "b", 1, "1234"));
+    assert_true(has(c, "c", 1, "1234"));
+    cl_cache_put(c, "d", "12345678910", 0); /* larger than the whole bound: not kept */
+    assert_false(has(c, "d", 1, NULL));
+    assert_true(has(c, "b", 1, "1234"));
+    cl_cache_stats_get(c, &s);
+    assert_true(s.bytes <= 10);
+    cl_cache_free(c);
+}
+
+/* A loader that clears the cache while it loads, as a write landing meanwhile does. */
+static cl_status clearing_loader(void *arg, char **value, int64_t *stored_ms, int *keep,
+                                 cl_error *err)
+{
+    (void)stored_ms;
+    (void)keep;
+    (void)err;
+    cl_cache_clear(arg);
+    *value = strdup("read before the write");
+    return CL_OK;
+}
+
+static void test_cache_clear_refuses_loads_in_flight(void **state)
+{
+    cl_cache *c = new_cache(10, 1000, 60000);
+    char *v = NULL;
+    int loaded = 0;
+
+    (void)state;
+    cl_cache_put(c, "x", "old", cl_now_ms());
+    cl_cache_clear(c);
+    assert_false(has(c, "x", cl_now_ms(), NULL));
+    assert_int_equal(cl_cache_fetch(c, "k", clearing_loader, c, &v, &loaded, NULL), CL_OK);
+    assert_string_equal(v, "read before the write"); /* served to its caller */
+    assert_int_equal(loaded, 1);
+    free(v);
+    assert_false(has(c, "k", cl_now_ms(), NULL)); /* but not kept */
+    cl_cache_free(c);
+}
+
+/* --- one load per key ------------------------------------------------------------------ */
+
+#define CALLERS 12
+
+typedef struct herd {
+    cl_cache *c;
+    atomic_int loads;
+    cl_status outcome; /* what the loader answers */
+    cl_status got[CALLERS];
+    char *values[CALLERS];
+    char messages[CALLERS][256];
+} herd;
+
+typedef struct caller {
+    herd *h;
+    int i;
+} caller;
+
+/* Loads only once every other caller waits on this load: a second load would be a herd. */
+static cl_status slow_loader(void *arg, char **value, int64_t *stored_ms, int *keep, cl_error *err)
+{
+    herd *h = arg;
+    int64_t deadline = cl_now_ms() + 5000;
+    cl_cache_stats s;
+
+    (void)stored_ms;
+    (void)keep;
+    atomic_fetch_add(&h->loads, 1);
+    do {
+        struct timespec nap = {0, 1000000};
+
+        nanosleep(&nap, NULL);
+        cl_cache_stats_get(h->c, &s);
+    } while (s.waits < CALLERS - 1 && cl_now_ms() < deadline);
+    if (h->outcome != CL_OK) {
+        return cl_error_set(err, h->outcome, "id", "the source is down");
+    }
+    *value = strdup("loaded");
+    return CL_OK;
+}
+
+static void *call(void *arg)
+{
+    caller *k = arg;
+    cl_error err = {0};
+
+    k->h->got[k->i] =
+        cl_cache_fetch(k->h->c, "hot", slow_loader, k->h, &k->h->values[k->i], NULL, &err);
+    snprintf(k->h->messages[k->i], sizeof(k->h->messages[k->i]), "%s", err.message);
+    return NULL;
+}
+
+static void run_herd(herd *h)
+{
+    pthread_t t[CALLERS];
+    caller k[CALLERS];
+
+    for (int i = 0; i < CALLERS; i++) {
+        k[i] = (caller){h, i};
+        assert_int_equal(pthread_create(&t[i], NULL, call, &k[i]), 0);
+    }
+    for (int i = 0; i < CALLERS; i++) {
+        pthread_join(t[i], NULL);
+    }
+}
+
+static void test_cache_loads_a_missing_key_once_for_concurrent_callers(void **state)
+{
+    herd h = {.c = new_cache(10, 1000, 60000), .outcome = CL_OK};
+    cl_cache_stats s;
+
+    (void)state;
+    run_herd(&h);
+    assert_int_equal(atomic_load(&h.loads), 1);
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(h.got[i], CL_OK);
+        assert_string_equal(h.values[i], "loaded");
+        free(h.values[i]);
+    }
+    cl_cache_stats_get(h.c, &s);
+    assert_int_equal(s.loads, 1);
+    assert_int_equal(s.waits, CALLERS - 1);
+    assert_true(has(h.c, "hot", cl_now_ms(), "loaded"));
+    cl_cache_free(h.c);
+}
+
+static void test_cache_shares_a_failed_load_and_keeps_nothing(void **state)
+{
+    herd h = {.c = new_cache(10, 1000, 60000), .outcome = CL_UNAVAILABLE};
+
+    (void)state;
+    run_herd(&h);
+    assert_int_equal(atomic_load(&h.loads), 1);
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(h.got[i], CL_UNAVAILABLE);
+        assert_string_equal(h.messages[i], "the source is down");
+        assert_null(h.values[i]);
+    }
+    assert_false(has(h.c, "hot", cl_now_ms(), NULL));
+    cl_cache_free(h.c);
+}
+
+/* --- many threads at once (run under TSan too) ----------------------------------------- */
+
+#define WORKERS 6
+#define ROUNDS  3000
+
+static cl_status echo_loader(void *arg, char **value, int64_t *stored_ms, int *keep, cl_error *err)
+{
+    (void)stored_ms;
+    (void)keep;
+    (void)err;
+    *value = strdup(arg);
+    return *value != NULL ? CL_OK : CL_INTERNAL;
+}
+
+static void *churn(void *arg)
+{
+    cl_cache *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+
+    for (int i = 0; i < ROUNDS; i++) {
+        char key[32];
+        char *v = NULL;
+        int r = rand_r(&seed);
+
+        snprintf(key, sizeof(key), "key-%d", r % 300);
+        switch (r % 7) {
+        case 0:
+            cl_cache_put(c, key, key, cl_now_ms());
+            break;
+        case 1:
+            if (r % 50 == 1) {
+                cl_cache_clear(c);
+            }
+            break;
+        case 2:
+            if (cl_cache_get(c, key, cl_now_ms(), &v, NULL)) {
+                assert_string_equal(v, key);
+            }
+            break;
+        default:
+            assert_int_equal(cl_cache_fetch(c, key, echo_loader, key, &v, NULL, NULL), CL_OK);
+            assert_string_equal(v, key);
+            break;
+        }
+        free(v);
+    }
+    return NULL;
+}
+
+static void test_cache_under_concurrent_use_stays_consistent(void **state)
+{
+    /* Enough entries for several shards, few enough to evict all the time. */
+    cl_cache *c = new_cache(256, 4096, 60000);
+    pthread_t t[WORKERS];
+    cl_cache_stats s;
+
+    (void)state;
+    for (int i = 0; i < WORKERS; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, churn, c), 0);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_join(t[i], NULL);
+    }
+    cl_cache_stats_get(c, &s);
+    assert_true(s.entries <= 256);
+    assert_true(s.bytes <= 4096);
+    assert_true(s.hits > 0);
+    assert_true(s.evictions > 0);
+    cl_cache_free(c);
+}
+
+/* --- the decorator ----------------------------------------------------------------------- */
+
+#define WIDGET(X, T)                                                                               \
+    X(T, I64, id, _)                                                                               \
+    X(T, STR, name, _)
+CL_TYPE_DECLARE(widget, WIDGET)
+CL_TYPE_DEFINE(widget, WIDGET)
+#define WIDGET_REF(X, T) X(T, I64, id, _)
+CL_TYPE_DECLARE(widget_ref, WIDGET_REF)
+CL_TYPE_DEFINE(widget_ref, WIDGET_REF)
+
+#define WIDGETS_OPERATIONS(X, M)                                                                   \
+    X(M, get, widget_ref, widget, CL_OP_READ | CL_OP_CACHED)                                       \
+    X(M, peek, widget_ref, widget, CL_OP_READ)                                                     \
+    X(M, rename, widget, widget, CL_OP_WRITE)
+CL_OPS_DECLARE(widgets, WIDGETS_OPERATIONS)
+CL_OPS_DEFINE(widgets, WIDGETS_OPERATIONS)
+CL_CACHED_DEFINE(widgets, WIDGETS_OPERATIONS, 1)
+
+/* The wrapped table: one widget whose name a write changes; counts the reads it answers. */
+typedef struct store {
+    char name[64];
+    int reads;
+    int stale; /* answer as a stale fallback would */
+} store;
+
+static cl_status store_get(void *self, cl_ctx *ctx, const widget_ref *req, widget *resp)
+{
+    store *s = self;
+
+    s->reads++;
+    if (req->id != 1) {
+        return cl_error_set(&ctx->err, CL_NOT_FOUND, "id", "no widget %lld", (long long)req->id);
+    }
+    ctx->stale = s->stale;
+    resp->id = 1;
+    resp->name = strdup(s->name);
+    return CL_OK;
+}
+
+static cl_status store_rename(void *self, cl_ctx *ctx, const widget *req, widget *resp)
+{
+    store *s = self;
+
+    (void)ctx;
+    snprintf(s->name, sizeof(s->name), "%s", req->name);
+    resp->id = 1;
+    resp->name = strdup(s->name);
+    return CL_OK;
+}
+
+static const widgets_ops store_ops = {
+    .version = 1, .get = store_get, .peek = store_get, .rename = store_rename};
+
+static const cl_module_api widgets_api = {
+    .name = "widgets",
+    .ops = widgets_op_list,
+    .cached_ops = &widgets_cached_ops,
+};
+
+/* The name widget id has through h, or the status when the read fails. */
+static cl_status read_name(const cl_handle *h, int64_t id, char *name, size_t size)
+{
+    cl_ctx ctx = {0};
+    widget_ref ref = {.id = id};
+    widget w = {0};
+    cl_status st = widgets_get(h, &ctx, &ref, &w);
+
+    if (st == CL_OK) {
+        snprintf(name, size, "%s", w.name);
+    }
+    cl_schema_free(&widget_type, &w);
+    return st;
+}
+
+/* A decorator of inner that keeps answers a minute; the handle its callers use. */
+static cl_handle new_decorator(const cl_handle *inner, cl_cached **d)
+{
+    cl_cached_options opt = {.max_entries = 100, .max_bytes = 10000, .ttl_ms = 60000};
+
+    assert_int_equal(cl_cached_new(&widgets_api, inner, &opt, d, NULL), CL_OK);
+    return (cl_handle){widgets_api.cached_ops, *d};
+}
+
+static void test_cached_decorator_answers_reads_and_clears_on_writes(void **state)
+{
+    store s = {.name = "first"};
+    cl_handle inner = {&store_ops, &s};
+    cl_cached *d = NULL;
+    cl_handle h;
+    cl_ctx ctx = {0};
+    widget w = {.id = 1, .name = "second"};
+    widget out = {0};
+    widget_ref ref = {.id = 1};
+    char name[64];
+    cl_cache_stats st;
+
+    (void)state;
+    h = new_decorator(&inner, &d);
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_string_equal(name, "first");
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_string_equal(name, "first");
+    assert_int_equal(s.reads, 1); /* the second from the cache */
+    /* An operation not declared cached passes through every time. */
+    assert_int_equal(widgets_peek(&h, &ctx, &ref, &out), CL_OK);
+    cl_schema_free(&widget_type, &out);
+    assert_int_equal(s.reads, 2);
+    /* A failure is the source's, and nothing is kept of it. */
+    assert_int_equal(read_name(&h, 2, name, sizeof(name)), CL_NOT_FOUND);
+    assert_int_equal(read_name(&h, 2, name, sizeof(name)), CL_NOT_FOUND);
+    assert_int_equal(s.reads, 4);
+    /* Its own write is visible at once. */
+    assert_int_equal(widgets_rename(&h, &ctx, &w, &out), CL_OK);
+    cl_schema_free(&widget_type, &out);
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_string_equal(name, "second");
+    assert_int_equal(s.reads, 5);
+    /* So is another host's, once the shared level says so. */
+    snprintf(s.name, sizeof(s.name), "third");
+    cl_cached_invalidate(d);
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_string_equal(name, "third");
+    cl_cached_stats(d, &st);
+    assert_int_equal(st.hits, 1);
+    cl_cached_free(d);
+}
+
+static void test_cached_decorator_keeps_no_stale_fallback_answer(void **state)
+{
+    store s = {.name = "last good", .stale = 1};
+    cl_handle inner = {&store_ops, &s};
+    cl_cached *d = NULL;
+    cl_handle h;
+    char name[64];
+
+    (void)state;
+    h = new_decorator(&inner, &d);
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_int_equal(s.reads, 2);
+    cl_cached_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cache_serves_a_value_until_its_ttl),
+        cmocka_unit_test(test_cache_evicts_the_least_recently_used),
+        cmocka_unit_test(test_cache_stays_within_its_bytes),
+        cmocka_unit_test(test_cache_clear_refuses_loads_in_flight),
+        cmocka_unit_test(test_cache_loads_a_missing_key_once_for_concurrent_callers),
+        cmocka_unit_test(test_cache_shares_a_failed_load_and_keeps_nothing),
+        cmocka_unit_test(test_cache_under_concurrent_use_stays_consistent),
+        cmocka_unit_test(test_cached_decorator_answers_reads_and_clears_on_writes),
+        cmocka_unit_test(test_cached_decorator_keeps_no_stale_fallback_answer),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
