@@ -315,19 +315,24 @@ static void *log_many(void *arg)
     return NULL;
 }
 
-/* LOG_THREADS threads log LOG_PER_THREAD lines each, at the same time; returns once done. */
-static void log_from_threads(void)
+/* LOG_THREADS threads log LOG_PER_THREAD lines each, at once. 0 when all ran, else -1. */
+static int log_from_threads(void)
 {
     int ids[LOG_THREADS];
     pthread_t threads[LOG_THREADS];
+    int started = 0;
 
     for (int t = 0; t < LOG_THREADS; t++) {
         ids[t] = t;
-        assert_int_equal(pthread_create(&threads[t], NULL, log_many, &ids[t]), 0);
+        if (pthread_create(&threads[t], NULL, log_many, &ids[t]) != 0) {
+            break;
+        }
+        started++;
     }
-    for (int t = 0; t < LOG_THREADS; t++) {
-        assert_int_equal(pthread_join(threads[t], NULL), 0);
+    for (int t = 0; t < started; t++) {
+        pthread_join(threads[t], NULL);
     }
+    return started == LOG_THREADS ? 0 : -1;
 }
 
 /*
@@ -368,23 +373,27 @@ static void expect_every_line_in_thread_order(void **state)
 
 static void test_log_lines_from_threads_never_interleave(void **state)
 {
-    log_from_threads();
+    assert_int_equal(log_from_threads(), 0);
     expect_every_line_in_thread_order(state);
 }
 
 /*
  * A process that logs and exits normally loses nothing: its last lines are still in the
- * buffer when it calls exit, and no cl_log_flush is called here.
+ * buffer when it calls exit, and no cl_log_flush is called. The process is this test
+ * program run afresh (exec, so that ThreadSanitizer sees a clean start) as log_and_exit.
  */
 static void test_log_keeps_every_line_at_exit(void **state)
 {
-    pid_t pid = fork();
+    char fdarg[16];
+    pid_t pid;
     int status = 0;
 
+    snprintf(fdarg, sizeof(fdarg), "%d", *(int *)*state);
+    pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        log_from_threads();
-        exit(0);
+        execl("/proc/self/exe", "test_log", "--log-and-exit", fdarg, (char *)NULL);
+        _exit(127);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
@@ -533,8 +542,13 @@ static void test_log_keeps_lines_with_bad_utf8_or_huge_fields(void **state)
     free(huge);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* test_log_keeps_every_line_at_exit's child: log, then return from main. */
+    if (argc == 3 && strcmp(argv[1], "--log-and-exit") == 0) {
+        cl_log_set_fd((int)strtol(argv[2], NULL, 10));
+        return log_from_threads() == 0 ? 0 : 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_writes_the_fixed_fields_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_drops_lines_below_the_level, setup, teardown),
