@@ -420,7 +420,7 @@ static void test_log_writes_an_idle_line_within_the_bound(void **state)
     cl_log_info("idle", "alone");
     /* Poll the file, not the log: the flusher thread is the only one that can write it. */
     while (log_size(state) == 0 && cl_now_ms() - start < 2000) {
-        struct timespec pause = {0, 2 * 1000 * 1000};
+        struct timespec pause = {0, 2000000L};
 
         nanosleep(&pause, NULL);
     }
