@@ -118,11 +118,17 @@ cl_status cl_log_parse_level(const char *s, cl_log_level *out)
 
 static void write_all(int fd, const char *buf, size_t len);
 
-/* Takes the buffered lines (and the descriptor they go to); call with write_mu and mu held. */
-static size_t take_locked(const char **out, int *fd)
+/*
+ * Takes write_mu and mu (in that order; the caller releases them) and the buffered lines,
+ * with the descriptor they go to.
+ */
+static size_t lock_and_take(const char **out, int *fd)
 {
-    size_t n = log_out.len;
+    size_t n;
 
+    pthread_mutex_lock(&log_out.write_mu);
+    pthread_mutex_lock(&log_out.mu);
+    n = log_out.len;
     *out = log_out.half[log_out.active];
     *fd = log_out.fd;
     log_out.active ^= 1;
@@ -137,9 +143,7 @@ static void flush_switch(int newfd)
     size_t n;
     int fd;
 
-    pthread_mutex_lock(&log_out.write_mu);
-    pthread_mutex_lock(&log_out.mu);
-    n = take_locked(&out, &fd);
+    n = lock_and_take(&out, &fd);
     if (newfd >= 0) {
         log_out.fd = newfd;
     }
@@ -216,9 +220,7 @@ static void before_fork(void)
     size_t n;
     int fd;
 
-    pthread_mutex_lock(&log_out.write_mu);
-    pthread_mutex_lock(&log_out.mu);
-    n = take_locked(&out, &fd);
+    n = lock_and_take(&out, &fd);
     write_all(fd, out, n);
 }
 
