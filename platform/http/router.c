@@ -331,7 +331,7 @@ static const char *check_query_decl(const char *decl)
     return NULL;
 }
 
-/* Orders literal segments: by length, then bytes (any total order would do). */
+/* Sorts literal segments: by length, then bytes (any total order would do). */
 static int seg_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen) {
