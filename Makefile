@@ -104,7 +104,8 @@ bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout \
-		bench_gateway bench_trace bench_advise bench_peers cleave_bench_peers
+		bench_gateway bench_trace bench_advise bench_peers cleave_bench_peers bench_router
+	$(BENCH_BUILD)/bin/bench_router
 	$(BENCH_BUILD)/bin/bench_binding
 	$(BENCH_BUILD)/bin/bench_bus
 	$(BENCH_BUILD)/bin/bench_db

@@ -127,6 +127,8 @@ void cl__bus_crash_point(cl_bus *bus, const char *point)
         /* Test-only (CLEAVE_TEST_CRASH_AT): die as a power cut would, with no clean-up. */
         static const char msg[] = "{\"log.level\":\"warn\",\"log.logger\":\"bus\","
                                   "\"message\":\"CLEAVE_TEST_CRASH_AT: killing the process\"}\n";
+        /* The lines before it are evidence for the test that crashed it: out first. */
+        cl_log_flush();
         (void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
         raise(SIGKILL);
     }

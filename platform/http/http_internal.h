@@ -127,6 +127,14 @@ struct cl_http_req {
 int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst, size_t size);
 
 /*
+ * cl_router_match by comparing the path with every route in turn: the router's definition
+ * of a match, which the trie it uses must agree with on every path (test_router checks
+ * that on many; bench_router measures what the trie saves). Same results and outputs.
+ */
+cl_route_result cl__router_match_scan(const cl_router *r, const char *method, const char *path,
+                                      cl_route_match *m, char *allow, size_t allow_size);
+
+/*
  * s as a new JSON string (a new reference; NULL when out of memory): at most max bytes,
  * cut at a character boundary, each byte that is not part of well-formed UTF-8 replaced
  * by U+FFFD. Problems quote client input, which may be any bytes; jansson refuses

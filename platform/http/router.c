@@ -1,10 +1,15 @@
 /*
  * The router: method + path patterns with literal and {name} segments.
  *
- * Routes are few (tens) and matched by a linear scan; a trie would only pay off with
- * thousands of routes. The router is written once at start-up and only read while the
- * server runs, so concurrent matches from civetweb's workers need no lock.
+ * Routes are kept in a trie of segments (ADR 0041): a node's literal children sorted by
+ * their text, at most one parameter child (any name), and at each node the routes whose
+ * pattern ends there, one per method. A lookup walks the request's segments, trying the
+ * literal child before the parameter child, so it touches only the nodes that share a
+ * prefix with the path, not every route: with a hundred routes under /api/v1 the scan it
+ * replaced compared each of them. The router is written once at start-up and only read
+ * while the server runs, so concurrent matches from civetweb's workers need no lock.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +19,12 @@
 #define ROUTER_SEGMENTS_MAX   32
 #define ROUTER_PARAM_NAME_MAX 63
 #define ROUTER_METHODS_MAX    8
+#define ROUTER_NMETHODS       (sizeof(known_methods) / sizeof(known_methods[0]))
 
 typedef struct route_entry {
-    cl_route route; /* its strings point into method, pattern and permission below */
+    cl_route route;   /* its strings point into method, pattern and permission below */
+    size_t index;     /* its place in the order of adding (cl_router_at) */
+    size_t method_id; /* its method's index in known_methods */
     char *method;
     char *pattern;
     char *permission;
@@ -29,14 +37,26 @@ typedef struct route_entry {
     size_t nparams;
 } route_entry;
 
+static const char *const known_methods[] = {"GET", "POST", "PATCH", "PUT", "DELETE"};
+
+typedef struct route_node {
+    const char *seg; /* a literal child's text (borrowed from the first route through it) */
+    size_t seglen;
+    struct route_node **lit; /* literal children, ordered by seglen, then bytes */
+    size_t nlit;
+    size_t litcap;
+    struct route_node *param; /* the {name} child */
+    /* The routes that end here, by method: two would have the same shape and method. */
+    route_entry *here[ROUTER_NMETHODS];
+} route_node;
+
 struct cl_router {
     /* Pointers, so that the cl_route handed out stays put when the array grows. */
     route_entry **routes;
     size_t count;
     size_t cap;
+    route_node root; /* the pattern "/" ends at the root */
 };
-
-static const char *const known_methods[] = {"GET", "POST", "PATCH", "PUT", "DELETE"};
 
 static int hex_value(char c)
 {
@@ -119,6 +139,20 @@ cl_router *cl_router_new(void)
     return calloc(1, sizeof(cl_router));
 }
 
+/* Frees what node owns (its children), not node itself. */
+static void node_clear(route_node *node)
+{
+    for (size_t i = 0; i < node->nlit; i++) {
+        node_clear(node->lit[i]);
+        free(node->lit[i]);
+    }
+    free(node->lit);
+    if (node->param != NULL) {
+        node_clear(node->param);
+        free(node->param);
+    }
+}
+
 void cl_router_free(cl_router *r)
 {
     if (r == NULL) {
@@ -128,17 +162,19 @@ void cl_router_free(cl_router *r)
         entry_free(r->routes[i]);
     }
     free(r->routes);
+    node_clear(&r->root);
     free(r);
 }
 
-static int is_known_method(const char *method)
+/* The method's index in known_methods, or -1 for one the router does not know. */
+static int method_id(const char *method)
 {
-    for (size_t i = 0; i < sizeof(known_methods) / sizeof(known_methods[0]); i++) {
+    for (size_t i = 0; i < ROUTER_NMETHODS; i++) {
         if (strcmp(method, known_methods[i]) == 0) {
-            return 1;
+            return (int)i;
         }
     }
-    return 0;
+    return -1;
 }
 
 /* RFC 3986 pchar without percent-encodings: patterns are plain text, never encoded. */
@@ -295,21 +331,91 @@ static const char *check_query_decl(const char *decl)
     return NULL;
 }
 
-/* Two routes with one method whose shapes coincide would make matching ambiguous. */
-static int same_shape(const route_entry *a, const route_entry *b)
+/* Sorts literal segments: by length, then bytes (any total order would do). */
+static int seg_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-    if (a->nseg != b->nseg) {
-        return 0;
+    if (alen != blen) {
+        return alen < blen ? -1 : 1;
     }
-    for (size_t i = 0; i < a->nseg; i++) {
-        if (a->is_param[i] != b->is_param[i]) {
-            return 0;
+    return memcmp(a, b, alen);
+}
+
+/* The literal child of node for seg[0..len), or where it would go (*at) when there is none. */
+static route_node *find_literal(const route_node *node, const char *seg, size_t len, size_t *at)
+{
+    size_t lo = 0;
+    size_t hi = node->nlit;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = seg_cmp(node->lit[mid]->seg, node->lit[mid]->seglen, seg, len);
+
+        if (c == 0) {
+            return node->lit[mid];
         }
-        if (!a->is_param[i] && strcmp(a->seg[i], b->seg[i]) != 0) {
-            return 0;
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
-    return 1;
+    if (at != NULL) {
+        *at = lo;
+    }
+    return NULL;
+}
+
+/* The child of node for segment i of e, made when missing; NULL when out of memory. */
+static route_node *node_child(route_node *node, const route_entry *e, size_t i)
+{
+    route_node *child;
+    size_t at = 0;
+
+    if (e->is_param[i]) {
+        if (node->param == NULL) {
+            node->param = calloc(1, sizeof(*node->param));
+        }
+        return node->param;
+    }
+    child = find_literal(node, e->seg[i], e->seglen[i], &at);
+    if (child != NULL) {
+        return child;
+    }
+    if (node->nlit == node->litcap) {
+        size_t cap = node->litcap == 0 ? 4 : node->litcap * 2;
+        route_node **lit = realloc(node->lit, cap * sizeof(*lit));
+
+        if (lit == NULL) {
+            return NULL;
+        }
+        node->lit = lit;
+        node->litcap = cap;
+    }
+    child = calloc(1, sizeof(*child));
+    if (child == NULL) {
+        return NULL;
+    }
+    child->seg = e->seg[i];
+    child->seglen = e->seglen[i];
+    memmove(node->lit + at + 1, node->lit + at, (node->nlit - at) * sizeof(*node->lit));
+    node->lit[at] = child;
+    node->nlit++;
+    return child;
+}
+
+/*
+ * The node where e's pattern ends, made as needed; NULL when out of memory. Routes of one
+ * method and one shape (the same literals, parameters at the same places, whatever their
+ * names) end at the same node, which is how a duplicate is found.
+ */
+static route_node *node_for(cl_router *r, const route_entry *e)
+{
+    route_node *node = &r->root;
+
+    for (size_t i = 0; i < e->nseg && node != NULL; i++) {
+        node = node_child(node, e, i);
+    }
+    return node;
 }
 
 static int router_grow(cl_router *r)
@@ -331,6 +437,7 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
     const char *why;
     const char *method;
     const char *pattern;
+    route_node *node;
     cl_status st = CL_OK;
 
     if (r == NULL || route == NULL) {
@@ -338,7 +445,7 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
     }
     method = route->method != NULL ? route->method : "(null)";
     pattern = route->pattern != NULL ? route->pattern : "(null)";
-    if (route->method == NULL || !is_known_method(route->method)) {
+    if (route->method == NULL || method_id(route->method) < 0) {
         st =
             cl_error_set(err, CL_INVALID, "method", "route %s %s: unknown method", method, pattern);
         goto out;
@@ -385,17 +492,20 @@ cl_status cl_router_add(cl_router *r, const cl_route *route, cl_error *err)
                           pattern, why);
         goto out;
     }
-    for (size_t i = 0; i < r->count; i++) {
-        if (strcmp(r->routes[i]->method, e->method) == 0 && same_shape(r->routes[i], e)) {
-            st = cl_error_set(err, CL_INVALID, "pattern", "route %s %s: already added (as %s)",
-                              method, pattern, r->routes[i]->pattern);
-            goto out;
-        }
-    }
-    if (r->count == r->cap && router_grow(r) != 0) {
+    e->method_id = (size_t)method_id(e->method);
+    node = node_for(r, e);
+    if (node == NULL || (r->count == r->cap && router_grow(r) != 0)) {
+        /* Nodes made on the way stay: empty ones match nothing. */
         st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
         goto out;
     }
+    if (node->here[e->method_id] != NULL) {
+        st = cl_error_set(err, CL_INVALID, "pattern", "route %s %s: already added (as %s)", method,
+                          pattern, node->here[e->method_id]->pattern);
+        goto out;
+    }
+    e->index = r->count;
+    node->here[e->method_id] = e;
     e->route = *route;
     e->route.method = e->method;
     e->route.pattern = e->pattern;
@@ -457,38 +567,6 @@ static int split_path(const char *path, path_segs *ps)
     }
 }
 
-static int entry_matches(const route_entry *e, const path_segs *ps)
-{
-    char scratch[sizeof(((cl_route_match *)0)->values[0])];
-
-    if (e->nseg != ps->n) {
-        return 0;
-    }
-    for (size_t i = 0; i < e->nseg; i++) {
-        if (e->is_param[i]) {
-            /* A value must be present and decodable into the fixed match buffer. */
-            if (ps->len[i] == 0 ||
-                cl__http_pct_decode(ps->seg[i], ps->len[i], 0, scratch, sizeof(scratch)) < 0) {
-                return 0;
-            }
-        } else if (e->seglen[i] != ps->len[i] || memcmp(e->seg[i], ps->seg[i], ps->len[i]) != 0) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* /products/new beats /products/{id}: the first literal where the other has a param wins. */
-static int more_specific(const route_entry *a, const route_entry *b)
-{
-    for (size_t i = 0; i < a->nseg; i++) {
-        if (a->is_param[i] != b->is_param[i]) {
-            return !a->is_param[i];
-        }
-    }
-    return 0;
-}
-
 static void append_allow(char *allow, size_t allow_size, const char *method)
 {
     size_t used;
@@ -515,24 +593,196 @@ cl_status cl_router_add_all(cl_router *r, const cl_route *routes, size_t n, cl_e
     return CL_OK;
 }
 
+/* A parameter's value must be present and decodable into the fixed match buffer. */
+static int param_value_ok(const char *seg, size_t len)
+{
+    char scratch[sizeof(((cl_route_match *)0)->values[0])];
+
+    return len > 0 && cl__http_pct_decode(seg, len, 0, scratch, sizeof(scratch)) >= 0;
+}
+
+/* The method to look for: HEAD is GET without the body (RFC 9110 9.3.2). */
+static const char *wanted_method(const char *method)
+{
+    return strcmp(method, "HEAD") == 0 ? "GET" : method;
+}
+
+/* The Allow list of a 405: the matching routes' methods, ordered by their first route. */
+static void fill_allow(char *allow, size_t allow_size, const size_t first[ROUTER_NMETHODS])
+{
+    size_t done[ROUTER_NMETHODS] = {0};
+
+    for (;;) {
+        size_t pick = ROUTER_NMETHODS;
+
+        for (size_t k = 0; k < ROUTER_NMETHODS; k++) {
+            if (!done[k] && first[k] != SIZE_MAX &&
+                (pick == ROUTER_NMETHODS || first[k] < first[pick])) {
+                pick = k;
+            }
+        }
+        if (pick == ROUTER_NMETHODS) {
+            return;
+        }
+        done[pick] = 1;
+        append_allow(allow, allow_size, known_methods[pick]);
+        if (pick == 0) {
+            append_allow(allow, allow_size, "HEAD");
+        }
+    }
+}
+
+/* The match of a found route: its parameters' names and decoded values. */
+static void fill_match(const route_entry *best, const path_segs *ps, cl_route_match *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    /* Not a memset of the whole: the values are 2 KiB, and each is written below or emptied. */
+    m->route = &best->route;
+    m->nparams = 0;
+    memset(m->names, 0, sizeof(m->names));
+    for (size_t i = 0; i < best->nseg; i++) {
+        if (!best->is_param[i]) {
+            continue;
+        }
+        m->names[m->nparams] = best->seg[i];
+        /* Cannot fail: matching decoded the same bytes into a buffer this size. */
+        cl__http_pct_decode(ps->seg[i], ps->len[i], 0, m->values[m->nparams],
+                            sizeof(m->values[m->nparams]));
+        m->nparams++;
+    }
+    for (size_t k = m->nparams; k < CL_ROUTE_MAX_PARAMS; k++) {
+        m->values[k][0] = '\0';
+    }
+}
+
+/* The result of a lookup from the best route (or none) and the other methods' first routes. */
+static cl_route_result finish_match(const route_entry *best, const path_segs *ps,
+                                    const size_t first[ROUTER_NMETHODS], cl_route_match *m,
+                                    char *allow, size_t allow_size)
+{
+    if (best != NULL) {
+        fill_match(best, ps, m);
+        return CL_ROUTE_FOUND;
+    }
+    for (size_t k = 0; k < ROUTER_NMETHODS; k++) {
+        if (first[k] != SIZE_MAX) {
+            fill_allow(allow, allow_size, first);
+            return CL_ROUTE_BAD_METHOD;
+        }
+    }
+    return CL_ROUTE_NOT_FOUND;
+}
+
+typedef struct route_walk {
+    const path_segs *ps;
+    int want; /* the method's index in known_methods, -1 for one no route has */
+    const route_entry *best;
+    size_t first[ROUTER_NMETHODS]; /* per method, the least index of a matching route */
+} route_walk;
+
+/*
+ * Visits the nodes that match the path from segment depth on, the literal child before the
+ * parameter child: the first route of the wanted method so found is the one whose first
+ * literal-versus-parameter difference from any other is a literal (/products/new beats
+ * /products/{id}). Each node is visited at most once, so a lookup costs at most the trie's
+ * size even on a path made to match many patterns.
+ */
+static void walk(const route_node *node, size_t depth, route_walk *w)
+{
+    const route_node *lit;
+
+    if (depth == w->ps->n) {
+        if (w->want >= 0 && node->here[w->want] != NULL) {
+            w->best = node->here[w->want];
+            return;
+        }
+        for (size_t k = 0; k < ROUTER_NMETHODS; k++) {
+            if (node->here[k] != NULL && node->here[k]->index < w->first[k]) {
+                w->first[k] = node->here[k]->index;
+            }
+        }
+        return;
+    }
+    lit = find_literal(node, w->ps->seg[depth], w->ps->len[depth], NULL);
+    if (lit != NULL) {
+        walk(lit, depth + 1, w);
+    }
+    if (w->best == NULL && node->param != NULL &&
+        param_value_ok(w->ps->seg[depth], w->ps->len[depth])) {
+        walk(node->param, depth + 1, w);
+    }
+}
+
+static void reset_allow(char *allow, size_t allow_size)
+{
+    if (allow != NULL && allow_size > 0) {
+        allow[0] = '\0';
+    }
+}
+
 cl_route_result cl_router_match(const cl_router *r, const char *method, const char *path,
                                 cl_route_match *m, char *allow, size_t allow_size)
 {
     path_segs ps = {0};
-    const route_entry *best = NULL;
-    const char *others[ROUTER_METHODS_MAX];
-    size_t nothers = 0;
-    const char *want = method;
+    route_walk w = {.ps = &ps};
 
-    if (allow != NULL && allow_size > 0) {
-        allow[0] = '\0';
-    }
+    reset_allow(allow, allow_size);
     if (r == NULL || method == NULL || split_path(path, &ps) != 0) {
         return CL_ROUTE_NOT_FOUND;
     }
-    /* HEAD is GET without the body (RFC 9110 9.3.2): the server drops the body it sends. */
-    if (strcmp(method, "HEAD") == 0) {
-        want = "GET";
+    w.want = method_id(wanted_method(method));
+    for (size_t k = 0; k < ROUTER_NMETHODS; k++) {
+        w.first[k] = SIZE_MAX;
+    }
+    walk(&r->root, 0, &w);
+    return finish_match(w.best, &ps, w.first, m, allow, allow_size);
+}
+
+static int entry_matches(const route_entry *e, const path_segs *ps)
+{
+    if (e->nseg != ps->n) {
+        return 0;
+    }
+    for (size_t i = 0; i < e->nseg; i++) {
+        if (e->is_param[i]) {
+            if (!param_value_ok(ps->seg[i], ps->len[i])) {
+                return 0;
+            }
+        } else if (e->seglen[i] != ps->len[i] || memcmp(e->seg[i], ps->seg[i], ps->len[i]) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* /products/new beats /products/{id}: the first literal where the other has a param wins. */
+static int more_specific(const route_entry *a, const route_entry *b)
+{
+    for (size_t i = 0; i < a->nseg; i++) {
+        if (a->is_param[i] != b->is_param[i]) {
+            return !a->is_param[i];
+        }
+    }
+    return 0;
+}
+
+cl_route_result cl__router_match_scan(const cl_router *r, const char *method, const char *path,
+                                      cl_route_match *m, char *allow, size_t allow_size)
+{
+    path_segs ps = {0};
+    const route_entry *best = NULL;
+    size_t first[ROUTER_NMETHODS];
+    const char *want;
+
+    reset_allow(allow, allow_size);
+    if (r == NULL || method == NULL || split_path(path, &ps) != 0) {
+        return CL_ROUTE_NOT_FOUND;
+    }
+    want = wanted_method(method);
+    for (size_t k = 0; k < ROUTER_NMETHODS; k++) {
+        first[k] = SIZE_MAX;
     }
     for (size_t i = 0; i < r->count; i++) {
         const route_entry *e = r->routes[i];
@@ -544,43 +794,9 @@ cl_route_result cl_router_match(const cl_router *r, const char *method, const ch
             if (best == NULL || more_specific(e, best)) {
                 best = e;
             }
-            continue;
-        }
-        int seen = 0;
-        for (size_t k = 0; k < nothers; k++) {
-            if (strcmp(others[k], e->method) == 0) {
-                seen = 1;
-            }
-        }
-        if (!seen && nothers < ROUTER_METHODS_MAX) {
-            others[nothers++] = e->method;
+        } else if (first[e->method_id] == SIZE_MAX) {
+            first[e->method_id] = i;
         }
     }
-    if (best == NULL) {
-        if (nothers == 0) {
-            return CL_ROUTE_NOT_FOUND;
-        }
-        for (size_t k = 0; k < nothers; k++) {
-            append_allow(allow, allow_size, others[k]);
-            if (strcmp(others[k], "GET") == 0) {
-                append_allow(allow, allow_size, "HEAD");
-            }
-        }
-        return CL_ROUTE_BAD_METHOD;
-    }
-    if (m != NULL) {
-        memset(m, 0, sizeof(*m));
-        m->route = &best->route;
-        for (size_t i = 0; i < best->nseg; i++) {
-            if (!best->is_param[i]) {
-                continue;
-            }
-            m->names[m->nparams] = best->seg[i];
-            /* Cannot fail: entry_matches decoded the same bytes into a buffer this size. */
-            cl__http_pct_decode(ps.seg[i], ps.len[i], 0, m->values[m->nparams],
-                                sizeof(m->values[m->nparams]));
-            m->nparams++;
-        }
-    }
-    return CL_ROUTE_FOUND;
+    return finish_match(best, &ps, first, m, allow, allow_size);
 }

@@ -1609,6 +1609,14 @@ static void route_and_run(cl_http_req *req, int draining)
     }
 }
 
+/* civetweb's own authorization: every request passes on to dispatch, which decides. */
+static int civetweb_auth_off(struct mg_connection *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return 1;
+}
+
 /* One line per request, with Elastic Common Schema field names (ADR 0036). */
 static void access_log(const cl_http_req *req, int64_t start_ns)
 {
@@ -2008,6 +2016,13 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
     }
     /* "**" matches every path, so all requests go through our router. */
     mg_set_request_handler(srv->mg, "**", dispatch, srv);
+    /*
+     * Authentication is ours (per route, in dispatch). Without a handler of its own here
+     * civetweb looks for a .htpasswd file on every request: a stat(2) each (issue #16), and
+     * a file of that name at the root of the file system would put every route behind
+     * digest authentication.
+     */
+    mg_set_auth_handler(srv->mg, "**", civetweb_auth_off, NULL);
     memset(ports, 0, sizeof(ports));
     if (mg_get_server_ports(srv->mg, 4, ports) < 1) {
         st =

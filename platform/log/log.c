@@ -1,18 +1,24 @@
 /*
  * Structured logs: one JSON object per line.
  *
- * Each line is formatted into bounded per-thread buffers and written with one write(2), so
- * that concurrent threads need no lock: the kernel keeps one write whole (for pipes up to
- * PIPE_BUF bytes; for regular files always on Linux). The level and the descriptor are
- * atomics; the request binding is thread-local.
+ * Each line is formatted into a bounded per-thread buffer without any lock, then copied
+ * into the process's output buffer under a short lock (ADR 0041): a write(2) per line was
+ * a system call per request for the access log alone. The buffer goes out when it fills
+ * (LOG_BUF_SIZE), at most LOG_FLUSH_MS after its oldest line (a background flusher), at
+ * once for an error line, on cl_log_flush, on cl_log_set_fd, before fork and at exit. The
+ * level is an atomic; the request binding is thread-local.
  */
 #include "cleave/log.h"
 
 #include "../trace/trace_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,8 +39,43 @@ static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 #define LOG_SERVICE_MAX 64
 #define LOG_NLEVELS     (sizeof(log_level_names) / sizeof(log_level_names[0]))
 
+/*
+ * The output buffer: one line at most is LOG_LINE_MAX + 1 bytes, so any line fits an empty
+ * buffer. 64 KiB is some 150 access lines, one write(2) under load.
+ */
+#define LOG_BUF_SIZE    65536
+/* The longest a line waits in the buffer while the process is idle. */
+#define LOG_FLUSH_MS    100
+
 static atomic_int log_level = CL_LOG_INFO;
-static atomic_int log_fd = STDOUT_FILENO;
+
+/*
+ * One buffer for the process rather than one per thread: the order of the output is the
+ * order in which lines were appended, so each thread's lines keep their order and lines of
+ * different threads come out in the order they were logged (their timestamps ascend, up
+ * to the formatting time of each). Under the lock only a memcpy runs; the JSON is built
+ * before it. Two halves: a flush swaps them under mu and writes the full one outside it,
+ * so appending never waits for a write(2); write_mu keeps one flush at a time, which keeps
+ * the halves in order.
+ */
+static struct {
+    pthread_mutex_t write_mu; /* taken before mu, never after it */
+    pthread_mutex_t mu;       /* everything below */
+    pthread_cond_t wake;      /* the flusher waits on it, on CLOCK_MONOTONIC */
+    char half[2][LOG_BUF_SIZE];
+    int active;       /* the half being appended to */
+    size_t len;       /* bytes in it */
+    int64_t first_ms; /* cl_now_ms() when its first line came */
+    int fd;
+    bool flusher_idle;   /* waiting without a deadline: an append must wake it */
+    bool flusher_up;     /* the flusher thread runs */
+    bool flusher_failed; /* it could not be started: every line is written at once */
+} log_out = {
+    .write_mu = PTHREAD_MUTEX_INITIALIZER,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .fd = STDOUT_FILENO,
+};
+static pthread_once_t log_out_once = PTHREAD_ONCE_INIT;
 /* Set once at startup, before threads log; read on every line. */
 static char log_service[LOG_SERVICE_MAX];
 
@@ -75,9 +116,173 @@ cl_status cl_log_parse_level(const char *s, cl_log_level *out)
     return CL_INVALID;
 }
 
+static void write_all(int fd, const char *buf, size_t len);
+
+/*
+ * Takes write_mu and mu (in that order; the caller releases them) and the buffered lines,
+ * with the descriptor they go to.
+ */
+static size_t lock_and_take(const char **out, int *fd)
+{
+    size_t n;
+
+    pthread_mutex_lock(&log_out.write_mu);
+    pthread_mutex_lock(&log_out.mu);
+    n = log_out.len;
+    *out = log_out.half[log_out.active];
+    *fd = log_out.fd;
+    log_out.active ^= 1;
+    log_out.len = 0;
+    return n;
+}
+
+/* Writes out what is buffered, newfd (>= 0) becoming the descriptor for what follows. */
+static void flush_switch(int newfd)
+{
+    const char *out;
+    size_t n;
+    int fd;
+
+    n = lock_and_take(&out, &fd);
+    if (newfd >= 0) {
+        log_out.fd = newfd;
+    }
+    pthread_mutex_unlock(&log_out.mu);
+    write_all(fd, out, n);
+    pthread_mutex_unlock(&log_out.write_mu);
+}
+
+void cl_log_flush(void)
+{
+    flush_switch(-1);
+}
+
 void cl_log_set_fd(int fd)
 {
-    atomic_store(&log_fd, fd);
+    /* What was logged before goes where it was meant to go. */
+    flush_switch(fd >= 0 ? fd : STDOUT_FILENO);
+}
+
+/* Writes out the buffer once its oldest line is LOG_FLUSH_MS old; runs for good. */
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&log_out.mu);
+    for (;;) {
+        if (log_out.len == 0) {
+            log_out.flusher_idle = true;
+            pthread_cond_wait(&log_out.wake, &log_out.mu);
+            log_out.flusher_idle = false;
+        } else if (cl_now_ms() < log_out.first_ms + LOG_FLUSH_MS) {
+            struct timespec due = cl_deadline_at(log_out.first_ms + LOG_FLUSH_MS);
+
+            pthread_cond_timedwait(&log_out.wake, &log_out.mu, &due);
+        } else {
+            pthread_mutex_unlock(&log_out.mu);
+            cl_log_flush();
+            pthread_mutex_lock(&log_out.mu);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Starts the flusher; call with mu held. It blocks every signal: the server waits for
+ * SIGINT/SIGTERM with sigwait in one thread and has them blocked in all others, and a
+ * thread started before that mask was set must not take them (ADR 0032).
+ */
+static void start_flusher_locked(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all;
+    sigset_t old;
+    int rc;
+
+    if (pthread_attr_init(&attr) != 0) {
+        log_out.flusher_failed = true;
+        return;
+    }
+    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&t, &attr, flusher_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    log_out.flusher_up = rc == 0;
+    log_out.flusher_failed = rc != 0;
+}
+
+/* fork: the child gets an empty buffer and starts a flusher of its own when it logs. */
+static void before_fork(void)
+{
+    const char *out;
+    size_t n;
+    int fd;
+
+    n = lock_and_take(&out, &fd);
+    write_all(fd, out, n);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&log_out.mu);
+    pthread_mutex_unlock(&log_out.write_mu);
+}
+
+static void after_fork_child(void)
+{
+    log_out.flusher_up = false;
+    log_out.flusher_idle = false;
+    log_out.flusher_failed = false;
+    pthread_mutex_unlock(&log_out.mu);
+    pthread_mutex_unlock(&log_out.write_mu);
+}
+
+static void log_out_init(void)
+{
+    if (cl_cond_init_monotonic(&log_out.wake) != 0) {
+        log_out.flusher_failed = true;
+    }
+    /* A normal exit (return from main, exit) writes out what is buffered. */
+    (void)atexit(cl_log_flush);
+    (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/*
+ * Appends one line (newline included). An error line is written out at once, with every
+ * line before it, so that it is never lost in a buffer when the process crashes next.
+ */
+static void log_append(const char *line, size_t n, bool urgent)
+{
+    bool wake;
+
+    pthread_once(&log_out_once, log_out_init);
+    pthread_mutex_lock(&log_out.mu);
+    if (!log_out.flusher_up && !log_out.flusher_failed) {
+        start_flusher_locked();
+    }
+    /* Without a flusher nothing bounds the wait, so nothing waits. */
+    urgent = urgent || log_out.flusher_failed;
+    while (log_out.len + n > LOG_BUF_SIZE) {
+        pthread_mutex_unlock(&log_out.mu);
+        cl_log_flush();
+        pthread_mutex_lock(&log_out.mu);
+    }
+    if (log_out.len == 0) {
+        log_out.first_ms = cl_now_ms();
+    }
+    memcpy(log_out.half[log_out.active] + log_out.len, line, n);
+    log_out.len += n;
+    wake = log_out.flusher_idle;
+    log_out.flusher_idle = false;
+    pthread_mutex_unlock(&log_out.mu);
+    if (wake) {
+        pthread_cond_signal(&log_out.wake);
+    }
+    if (urgent) {
+        cl_log_flush();
+    }
 }
 
 void cl_log_set_service(const char *name)
@@ -276,7 +481,7 @@ log_emit(cl_log_level level, const char *module, json_t *fields, const char *fmt
         }
     }
     log_line[n] = '\n';
-    write_all(atomic_load(&log_fd), log_line, n + 1);
+    log_append(log_line, n + 1, level >= CL_LOG_ERROR);
 out:
     json_decref(obj);
     json_decref(fields);

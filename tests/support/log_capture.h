@@ -33,6 +33,8 @@ static inline char *log_capture_text(const log_capture *lc)
     long n;
     char *text;
 
+    /* Lines sit in the log's buffer for a while; the caller wants them all now. */
+    cl_log_flush();
     if (lc->f == NULL || fseek(lc->f, 0, SEEK_END) != 0) {
         return NULL;
     }

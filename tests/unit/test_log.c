@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleave/log.h"
+#include "cleave/util.h"
 
 #define ELLIPSIS "\xe2\x80\xa6"
 
@@ -59,6 +62,7 @@ static char *read_log(void **state)
     struct stat st;
     char *buf;
 
+    cl_log_flush();
     assert_int_equal(fstat(fd, &st), 0);
     buf = malloc((size_t)st.st_size + 1);
     assert_non_null(buf);
@@ -311,26 +315,39 @@ static void *log_many(void *arg)
     return NULL;
 }
 
-static void test_log_lines_from_threads_never_interleave(void **state)
+/* LOG_THREADS threads log LOG_PER_THREAD lines each, at once. 0 when all ran, else -1. */
+static int log_from_threads(void)
 {
     int ids[LOG_THREADS];
     pthread_t threads[LOG_THREADS];
+    int started = 0;
+
+    for (int t = 0; t < LOG_THREADS; t++) {
+        ids[t] = t;
+        if (pthread_create(&threads[t], NULL, log_many, &ids[t]) != 0) {
+            break;
+        }
+        started++;
+    }
+    for (int t = 0; t < started; t++) {
+        pthread_join(threads[t], NULL);
+    }
+    return started == LOG_THREADS ? 0 : -1;
+}
+
+/*
+ * Every line of every thread once, and each thread's lines in the order it logged them
+ * (the output is buffered, ADR 0041: ordering is the buffer's promise, not the kernel's).
+ */
+static void expect_every_line_in_thread_order(void **state)
+{
     int seen[LOG_THREADS][LOG_PER_THREAD];
+    int next[LOG_THREADS] = {0};
     json_t *lines;
     size_t i;
     json_t *line;
 
-    for (int t = 0; t < LOG_THREADS; t++) {
-        ids[t] = t;
-    }
     memset(seen, 0, sizeof(seen));
-    for (int t = 0; t < LOG_THREADS; t++) {
-        assert_int_equal(pthread_create(&threads[t], NULL, log_many, &ids[t]), 0);
-    }
-    for (int t = 0; t < LOG_THREADS; t++) {
-        assert_int_equal(pthread_join(threads[t], NULL), 0);
-    }
-
     lines = read_lines(state);
     assert_int_equal(json_array_size(lines), LOG_THREADS * LOG_PER_THREAD);
     json_array_foreach (lines, i, line) {
@@ -342,6 +359,8 @@ static void test_log_lines_from_threads_never_interleave(void **state)
         assert_in_range(seq, 0, LOG_PER_THREAD - 1);
         snprintf(want, sizeof(want), "thread-%d", (int)t);
         assert_string_equal(field(line, "http.request.id"), want);
+        assert_int_equal(seq, next[t]);
+        next[t] = (int)seq + 1;
         seen[t][seq]++;
     }
     for (int t = 0; t < LOG_THREADS; t++) {
@@ -350,6 +369,108 @@ static void test_log_lines_from_threads_never_interleave(void **state)
         }
     }
     json_decref(lines);
+}
+
+static void test_log_lines_from_threads_never_interleave(void **state)
+{
+    assert_int_equal(log_from_threads(), 0);
+    expect_every_line_in_thread_order(state);
+}
+
+/*
+ * A process that logs and exits normally loses nothing: its last lines are still in the
+ * buffer when it calls exit, and no cl_log_flush is called. The process is this test
+ * program run afresh (exec, so that ThreadSanitizer sees a clean start) as log_and_exit.
+ */
+static void test_log_keeps_every_line_at_exit(void **state)
+{
+    char fdarg[16];
+    pid_t pid;
+    int status = 0;
+
+    snprintf(fdarg, sizeof(fdarg), "%d", *(int *)*state);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_log", "--log-and-exit", fdarg, (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    expect_every_line_in_thread_order(state);
+}
+
+/* The log file's size, read without flushing (which would defeat the point). */
+static off_t log_size(void **state)
+{
+    struct stat st;
+
+    assert_int_equal(fstat(*(int *)*state, &st), 0);
+    return st.st_size;
+}
+
+/* A line logged while nothing else happens is out within the time bound (100 ms). */
+static void test_log_writes_an_idle_line_within_the_bound(void **state)
+{
+    int64_t start;
+    int64_t waited;
+
+    start = cl_now_ms();
+    cl_log_info("idle", "alone");
+    /* Poll the file, not the log: the flusher thread is the only one that can write it. */
+    while (log_size(state) == 0 && cl_now_ms() - start < 2000) {
+        struct timespec pause = {0, 2000000L};
+
+        nanosleep(&pause, NULL);
+    }
+    waited = cl_now_ms() - start;
+    assert_true(log_size(state) > 0);
+    /* The bound plus scheduling slack on a loaded machine; never the 2 s of giving up. */
+    assert_true(waited < 1000);
+}
+
+/* An error line and every line before it are out before cl_log returns. */
+static void test_log_writes_error_lines_at_once(void **state)
+{
+    char *buf = malloc(65536);
+    ssize_t n;
+
+    assert_non_null(buf);
+    cl_log_info("m", "before the error");
+    cl_log_error("m", "the error");
+    n = pread(*(int *)*state, buf, 65535, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "before the error"));
+    assert_non_null(strstr(buf, "the error"));
+    assert_true(strstr(buf, "before the error") < strstr(buf, "\"the error"));
+    free(buf);
+}
+
+/* Changing the descriptor writes what was logged before to the old one. */
+static void test_log_set_fd_writes_out_the_old_lines(void **state)
+{
+    int other[2];
+    char buf[4096];
+    ssize_t n;
+
+    assert_int_equal(pipe(other), 0);
+    cl_log_info("m", "for the file");
+    cl_log_set_fd(other[1]);
+    cl_log_info("m", "for the pipe");
+    cl_log_set_fd(*(int *)*state);
+    n = pread(*(int *)*state, buf, sizeof(buf) - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "for the file"));
+    assert_null(strstr(buf, "for the pipe"));
+    n = read(other[0], buf, sizeof(buf) - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "for the pipe"));
+    close(other[0]);
+    close(other[1]);
 }
 
 static void test_log_truncates_long_messages(void **state)
@@ -421,8 +542,13 @@ static void test_log_keeps_lines_with_bad_utf8_or_huge_fields(void **state)
     free(huge);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* test_log_keeps_every_line_at_exit's child: log, then return from main. */
+    if (argc == 3 && strcmp(argv[1], "--log-and-exit") == 0) {
+        cl_log_set_fd((int)strtol(argv[2], NULL, 10));
+        return log_from_threads() == 0 ? 0 : 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_writes_the_fixed_fields_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_drops_lines_below_the_level, setup, teardown),
@@ -433,6 +559,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_lines_from_threads_never_interleave, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_log_keeps_every_line_at_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_writes_an_idle_line_within_the_bound, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_log_writes_error_lines_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_set_fd_writes_out_the_old_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_truncates_long_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_keeps_lines_with_bad_utf8_or_huge_fields, setup,
                                         teardown),

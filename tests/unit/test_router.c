@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "../../platform/http/http_internal.h"
 #include "cleave/http.h"
 
 static void handler_a(cl_http_req *req, void *arg)
@@ -378,6 +379,221 @@ static void test_router_refuses_malformed_query_declarations(void **state)
     cl_router_free(r);
 }
 
+/* A router of the given routes (all handler_a); fails the test when one is refused. */
+static cl_router *router_of(const char *const (*routes)[2], size_t n)
+{
+    cl_router *r = cl_router_new();
+    cl_error err;
+
+    assert_non_null(r);
+    for (size_t i = 0; i < n; i++) {
+        cl_route route = {routes[i][0], routes[i][1], CL_PERM_PUBLIC, handler_a, NULL, NULL};
+        assert_int_equal(cl_router_add(r, &route, &err), CL_OK);
+    }
+    return r;
+}
+
+static const char *found_pattern(const cl_router *r, const char *method, const char *path)
+{
+    cl_route_match m;
+
+    if (cl_router_match(r, method, path, &m, NULL, 0) != CL_ROUTE_FOUND) {
+        fail_msg("%s %s: not found", method, path);
+    }
+    return m.route->pattern;
+}
+
+/* A literal segment that leads nowhere gives way to the parameter beside it. */
+static void test_router_backtracks_from_a_literal_dead_end(void **state)
+{
+    static const char *const routes[][2] = {
+        {"GET", "/a/b/c"},
+        {"GET", "/a/{x}/d"},
+        {"GET", "/a/b"},
+    };
+    cl_router *r = router_of(routes, sizeof(routes) / sizeof(routes[0]));
+    cl_route_match m;
+
+    (void)state;
+    assert_string_equal(found_pattern(r, "GET", "/a/b/c"), "/a/b/c");
+    assert_string_equal(found_pattern(r, "GET", "/a/b/d"), "/a/{x}/d");
+    assert_int_equal(cl_router_match(r, "GET", "/a/b/d", &m, NULL, 0), CL_ROUTE_FOUND);
+    assert_int_equal(m.nparams, 1);
+    assert_string_equal(m.values[0], "b");
+    assert_string_equal(found_pattern(r, "GET", "/a/b"), "/a/b");
+    assert_int_equal(cl_router_match(r, "GET", "/a/c", &m, NULL, 0), CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(r, "GET", "/a/b/e", &m, NULL, 0), CL_ROUTE_NOT_FOUND);
+    cl_router_free(r);
+}
+
+/* Parameters at different depths: the first literal where the other has one wins. */
+static void test_router_params_at_different_depths(void **state)
+{
+    static const char *const routes[][2] = {
+        {"GET", "/{p}/x/{q}"},
+        {"GET", "/k/{p}/{q}"},
+        {"GET", "/k/y/{q}"},
+        {"GET", "/{p}/{q}/z"},
+    };
+    cl_router *r = router_of(routes, sizeof(routes) / sizeof(routes[0]));
+    cl_route_match m;
+
+    (void)state;
+    assert_string_equal(found_pattern(r, "GET", "/k/y/w"), "/k/y/{q}");
+    assert_string_equal(found_pattern(r, "GET", "/k/w/w"), "/k/{p}/{q}");
+    /* /k/x/z matches all four: k is a literal at the first segment in two, y is not x. */
+    assert_string_equal(found_pattern(r, "GET", "/k/x/z"), "/k/{p}/{q}");
+    assert_string_equal(found_pattern(r, "GET", "/m/x/z"), "/{p}/x/{q}");
+    assert_string_equal(found_pattern(r, "GET", "/m/w/z"), "/{p}/{q}/z");
+    assert_int_equal(cl_router_match(r, "GET", "/m/x/z", &m, NULL, 0), CL_ROUTE_FOUND);
+    assert_int_equal(m.nparams, 2);
+    assert_string_equal(m.names[0], "p");
+    assert_string_equal(m.values[0], "m");
+    assert_string_equal(m.names[1], "q");
+    assert_string_equal(m.values[1], "z");
+    /* A value that does not decode is no match for a parameter, so the path is not found. */
+    assert_int_equal(cl_router_match(r, "GET", "/m/w/%zz", &m, NULL, 0), CL_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_router_match(r, "GET", "/m/w/", &m, NULL, 0), CL_ROUTE_NOT_FOUND);
+    cl_router_free(r);
+}
+
+/* 405 gathers the methods of every matching route, on every branch, in order of adding. */
+static void test_router_bad_method_across_branches(void **state)
+{
+    static const char *const routes[][2] = {
+        {"POST", "/a/b"},
+        {"GET", "/a/{x}"},
+        {"DELETE", "/a/b"},
+        {"PUT", "/a/c"},
+    };
+    cl_router *r = router_of(routes, sizeof(routes) / sizeof(routes[0]));
+    char allow[64];
+
+    (void)state;
+    assert_int_equal(cl_router_match(r, "PATCH", "/a/b", NULL, allow, sizeof(allow)),
+                     CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "POST, GET, HEAD, DELETE");
+    assert_int_equal(cl_router_match(r, "POST", "/a/c", NULL, allow, sizeof(allow)),
+                     CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD, PUT");
+    /* An unknown method is a 405 too, where the path exists. */
+    assert_int_equal(cl_router_match(r, "OPTIONS", "/a/z", NULL, allow, sizeof(allow)),
+                     CL_ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD");
+    assert_int_equal(cl_router_match(r, "GET", "/a/b/c", NULL, allow, sizeof(allow)),
+                     CL_ROUTE_NOT_FOUND);
+    assert_string_equal(allow, "");
+    assert_int_equal(cl_router_match(r, "GET", "/a", NULL, allow, sizeof(allow)),
+                     CL_ROUTE_NOT_FOUND);
+    cl_router_free(r);
+}
+
+static uint32_t next_random(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+#define AGREE_ROUTES 400
+#define AGREE_PATHS  20000
+
+/*
+ * Many routes of every shape, and the trie agrees with comparing every route on every
+ * path: the same result, route, parameters and Allow list. Segments come from a small
+ * alphabet so that paths hit literals, parameters and both; some do not decode.
+ */
+static void test_router_many_routes_agree_with_the_scan(void **state)
+{
+    static const char *const methods[] = {"GET",    "POST", "PATCH",  "PUT",
+                                          "DELETE", "HEAD", "OPTIONS"};
+    static const char *const lits[] = {"a", "b", "c", "api", "v1"};
+    static const char *const segs[] = {"a", "b", "c", "api", "v1", "%61", "%zz", "", "x y"};
+    cl_router *r = cl_router_new();
+    uint32_t seed = 0x2545f491u;
+    size_t added = 0;
+    size_t found = 0;
+    size_t bad_method = 0;
+
+    (void)state;
+    assert_non_null(r);
+    for (int i = 0; i < AGREE_ROUTES; i++) {
+        char pattern[128] = "";
+        size_t nseg = next_random(&seed) % 5;
+        int nparam = 0;
+        cl_route route = {
+            methods[next_random(&seed) % 5], pattern, CL_PERM_PUBLIC, handler_a, NULL, NULL};
+        cl_error err;
+
+        for (size_t k = 0; k < nseg; k++) {
+            size_t o = strlen(pattern);
+
+            if (next_random(&seed) % 3 == 0) {
+                snprintf(pattern + o, sizeof(pattern) - o, "/{p%d}", nparam++);
+            } else {
+                snprintf(pattern + o, sizeof(pattern) - o, "/%s",
+                         lits[next_random(&seed) % (sizeof(lits) / sizeof(lits[0]))]);
+            }
+        }
+        if (nseg == 0) {
+            strcpy(pattern, "/");
+        }
+        /* Duplicates come up and are refused; everything else is added. */
+        if (cl_router_add(r, &route, &err) == CL_OK) {
+            added++;
+        } else {
+            assert_int_equal(err.status, CL_INVALID);
+            assert_string_equal(err.field, "pattern");
+        }
+    }
+    assert_true(added > 100);
+    for (int i = 0; i < AGREE_PATHS; i++) {
+        char path[128] = "";
+        size_t nseg = next_random(&seed) % 6;
+        const char *method = methods[next_random(&seed) % (sizeof(methods) / sizeof(methods[0]))];
+        cl_route_match mt;
+        cl_route_match ms;
+        char at[64];
+        char as[64];
+        cl_route_result rt;
+        cl_route_result rs;
+
+        for (size_t k = 0; k < nseg; k++) {
+            size_t o = strlen(path);
+
+            snprintf(path + o, sizeof(path) - o, "/%s",
+                     segs[next_random(&seed) % (sizeof(segs) / sizeof(segs[0]))]);
+        }
+        if (nseg == 0) {
+            strcpy(path, "/");
+        }
+        rt = cl_router_match(r, method, path, &mt, at, sizeof(at));
+        rs = cl__router_match_scan(r, method, path, &ms, as, sizeof(as));
+        if (rt != rs || strcmp(at, as) != 0) {
+            fail_msg("%s %s: trie %d [%s], scan %d [%s]", method, path, rt, at, rs, as);
+        }
+        if (rt == CL_ROUTE_FOUND) {
+            found++;
+            if (mt.route != ms.route) {
+                fail_msg("%s %s: trie %s, scan %s", method, path, mt.route->pattern,
+                         ms.route->pattern);
+            }
+            assert_int_equal(mt.nparams, ms.nparams);
+            for (size_t k = 0; k < mt.nparams; k++) {
+                assert_string_equal(mt.names[k], ms.names[k]);
+                assert_string_equal(mt.values[k], ms.values[k]);
+            }
+        } else if (rt == CL_ROUTE_BAD_METHOD) {
+            bad_method++;
+        }
+    }
+    /* The paths exercised every outcome, not only 404. */
+    assert_true(found > 1000);
+    assert_true(bad_method > 1000);
+    cl_router_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +613,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_count_and_at, setup, teardown),
         cmocka_unit_test(test_router_copies_route_strings),
         cmocka_unit_test(test_router_add_all_stops_at_the_first_refused_route),
+        cmocka_unit_test(test_router_backtracks_from_a_literal_dead_end),
+        cmocka_unit_test(test_router_params_at_different_depths),
+        cmocka_unit_test(test_router_bad_method_across_branches),
+        cmocka_unit_test(test_router_many_routes_agree_with_the_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

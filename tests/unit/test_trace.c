@@ -250,7 +250,10 @@ static void test_detached_span_needs_a_trace_and_leaves_ctx(void **state)
 static json_t *last_line(int fd)
 {
     static char buf[65536];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    ssize_t n;
+
+    cl_log_flush();
+    n = read(fd, buf, sizeof(buf) - 1);
     char *start;
     char *nl;
 

@@ -7,7 +7,11 @@
  * (http.request.id), trace.id and span.id bound to the current thread:
  *   {"@timestamp":"2026-01-02T03:04:05.678Z","log.level":"info","log.logger":"http",
  *    "message":"...","ecs.version":"8.11.0","service.name":"cleave","trace.id":"..."}
- * Lines are written with one write(2) each, so lines from worker threads never interleave.
+ * Lines are buffered and written whole, so lines from worker threads never interleave; they
+ * come out in the order they were logged, each thread's in its own order. The buffer is
+ * written out when full (64 KiB), at most 100 ms after its oldest line, at once for an
+ * error line, on cl_log_flush and cl_log_set_fd, before fork() and at a normal exit
+ * (ADR 0041). A process killed by a signal loses up to 100 ms of lines below error.
  */
 #ifndef CLEAVE_LOG_H
 #define CLEAVE_LOG_H
@@ -22,8 +26,10 @@ typedef enum cl_log_level { CL_LOG_DEBUG, CL_LOG_INFO, CL_LOG_WARN, CL_LOG_ERROR
 void cl_log_set_level(cl_log_level level);
 /* Parses "debug", "info", "warn", "error". CL_OK or CL_INVALID. */
 cl_status cl_log_parse_level(const char *s, cl_log_level *out);
-/* Sends log lines to fd instead of stdout (tests). */
+/* Writes out the lines logged so far and sends what follows to fd (tests); -1 is stdout. */
 void cl_log_set_fd(int fd);
+/* Writes out every line logged so far (before the caller reads the log, or dies). */
+void cl_log_flush(void);
 
 /* Names the process in every line (service.name); call once at startup. NULL clears. */
 void cl_log_set_service(const char *name);
