@@ -2128,7 +2128,7 @@ static int find_listener(int port)
 /*
  * ThreadSanitizer builds: the descriptor swap below is hidden from it. civetweb, which is
  * not built with it, closes the listener's descriptor number in its master thread when
- * mg_stop (called later on this thread) raises its stop flag; that flag orders the close
+ * mg_stop (called later on this thread) raises its stop flag; that flag puts the close
  * after the swap, but the sanitizer cannot see a flag of an uninstrumented library, so it
  * would report the two as a race.
  */
