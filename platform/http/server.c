@@ -269,7 +269,7 @@ static void plan_send(const cl_http_req *req, struct send_plan *p)
     p->etag_slot = handler_header(req, "ETag");
     p->cc_slot = handler_header(req, "Cache-Control");
     p->etag[0] = '\0';
-    p->vary = req->srv->gzip && p->status >= 200 && p->status < 300 && p->status != 204 &&
+    p->vary = req->srv->gzip && p->status >= 200 && p->status != 204 && p->status != 304 &&
               p->data != NULL && p->len >= CL__HTTP_GZIP_MIN_BYTES &&
               p->len <= CL__HTTP_GZIP_MAX_BYTES && cl__http_compressible(p->ctype);
     /* A HEAD answer describes the identity body: compressing one nobody gets costs time. */

@@ -66,6 +66,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     header_value(line, n, "WWW-Authenticate", r->www_authenticate, sizeof(r->www_authenticate));
     header_value(line, n, "Cache-Status", r->cache_status, sizeof(r->cache_status));
     header_value(line, n, "Age", r->age, sizeof(r->age));
+    header_value(line, n, "Cache-Control", r->cache_control, sizeof(r->cache_control));
+    header_value(line, n, "Vary", r->vary, sizeof(r->vary));
+    header_value(line, n, "Content-Encoding", r->content_encoding, sizeof(r->content_encoding));
     /* The blank line that ends the header block (of the final answer, after any 1xx). */
     if (n == 2 && line[0] == '\r' && line[1] == '\n') {
         r->complete = 1;
@@ -203,6 +206,15 @@ int test_http(const char *base, const char *method, const char *path, const char
     }
     snprintf(url, sizeof(url), "%s%s", base, path);
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
+        /*
+         * curl sends Accept-Encoding itself and then decodes the body with its own zlib, a
+         * decoder independent of the server's encoder; out->content_encoding says it did.
+         */
+        if (strncasecmp(headers[i], "Accept-Encoding:", 16) == 0) {
+            curl_easy_setopt(thread_curl, CURLOPT_ACCEPT_ENCODING,
+                             headers[i] + 16 + strspn(headers[i] + 16, " "));
+            continue;
+        }
         hdrs = curl_slist_append(hdrs, headers[i]);
         if (strncasecmp(headers[i], "Content-Type:", 13) == 0) {
             has_ct = 1;

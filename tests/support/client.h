@@ -16,7 +16,10 @@ typedef struct test_resp {
     char www_authenticate[256];
     char cache_status[128]; /* an answer served stale (ADR 0033) */
     char age[32];
-    char *body; /* NUL-terminated, owned */
+    char cache_control[128];
+    char vary[64];
+    char content_encoding[32]; /* "" unless the server encoded the body (it is decoded) */
+    char *body;                /* NUL-terminated, owned */
     size_t body_len;
     json_t *json; /* parsed body when it is JSON, else NULL; owned */
     int complete; /* the header block ended (a process killed mid-answer leaves it open) */
@@ -25,10 +28,11 @@ typedef struct test_resp {
 /*
  * Sends method base+path with the optional body and extra headers ("Name: value",
  * NULL-terminated). Content-Type defaults to application/json when body is given and
- * no Content-Type header is passed. Returns 0 (even for 4xx/5xx) or -1 on transport error.
- * When the environment variable CL_TEST_EXCHANGES names a file, each answered exchange
- * (method, path, status, content type, body) is appended to it as one JSON line, for the
- * check of docs/openapi.yaml against what the server sends (tests/docs/).
+ * no Content-Type header is passed. An Accept-Encoding header is left to curl, which then
+ * decodes the body (out->content_encoding names the coding it undid). Returns 0 (even for 4xx/5xx)
+ * or -1 on transport error. When the environment variable CL_TEST_EXCHANGES names a file, each
+ * answered exchange (method, path, status, content type, body) is appended to it as one JSON line,
+ * for the check of docs/openapi.yaml against what the server sends (tests/docs/).
  */
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out);
