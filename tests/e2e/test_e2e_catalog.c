@@ -407,7 +407,8 @@ static void test_head_answers_like_get(void **state)
  * A read with its own ETag again: 304 without a body, the same ETag and Cache-Control.
  * Returns the ETag (copied to etag[size]) the first read gave.
  */
-static void expect_revalidates(const char *path, char *etag, size_t size)
+static void expect_revalidates_for(const char *path, const char *cache_control, char *etag,
+                                   size_t size)
 {
     test_resp r;
     char inm[128];
@@ -416,7 +417,7 @@ static void expect_revalidates(const char *path, char *etag, size_t size)
     req("GET", path, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_true(r.etag[0] == '"');
-    assert_string_equal(r.cache_control, "public, max-age=10");
+    assert_string_equal(r.cache_control, cache_control);
     snprintf(etag, size, "%s", r.etag);
     test_resp_free(&r);
     snprintf(inm, sizeof(inm), "If-None-Match: \"nope\", %s", etag);
@@ -424,8 +425,13 @@ static void expect_revalidates(const char *path, char *etag, size_t size)
     assert_int_equal(r.status, 304);
     assert_int_equal(r.body_len, 0);
     assert_string_equal(r.etag, etag);
-    assert_string_equal(r.cache_control, "public, max-age=10");
+    assert_string_equal(r.cache_control, cache_control);
     test_resp_free(&r);
+}
+
+static void expect_revalidates(const char *path, char *etag, size_t size)
+{
+    expect_revalidates_for(path, "public, max-age=10", etag, size);
 }
 
 /* A read with an ETag that is no longer current: 200, a body and a new ETag. */
@@ -486,6 +492,23 @@ static void test_catalog_reads_revalidate_until_they_change(void **state)
     /* Errors are never kept. */
     req("GET", "/api/v1/products/999999999", NULL, &r);
     assert_true(test_is_problem(&r, 404));
+    assert_string_equal(r.cache_control, "no-store");
+    assert_string_equal(r.etag, "");
+    test_resp_free(&r);
+}
+
+/* The identity provider's public documents revalidate; a caller's own data is never kept. */
+static void test_identity_documents_revalidate_and_per_user_answers_are_not_kept(void **state)
+{
+    test_resp r;
+    char etag[64];
+
+    (void)state;
+    expect_revalidates_for("/oauth2/jwks", "public, max-age=300", etag, sizeof(etag));
+    expect_revalidates_for("/.well-known/openid-configuration", "public, max-age=300", etag,
+                           sizeof(etag));
+    req("GET", "/oauth2/userinfo", NULL, &r);
+    assert_int_equal(r.status, 200);
     assert_string_equal(r.cache_control, "no-store");
     assert_string_equal(r.etag, "");
     test_resp_free(&r);
@@ -690,6 +713,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wrong_field_types_name_the_field),
         cmocka_unit_test(test_request_id_is_echoed),
         cmocka_unit_test(test_catalog_reads_revalidate_until_they_change),
+        cmocka_unit_test(test_identity_documents_revalidate_and_per_user_answers_are_not_kept),
         cmocka_unit_test(test_malformed_if_none_match_is_400),
         cmocka_unit_test(test_fields_select_top_level_product_fields),
         cmocka_unit_test(test_unknown_or_empty_fields_are_400),
