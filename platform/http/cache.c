@@ -330,7 +330,7 @@ int cl__http_gzip(const void *data, size_t len, const unsigned char **out, size_
     if (deflateReset(&g->zs) != Z_OK) {
         return -1;
     }
-    g->zs.next_in = (Bytef *)(uintptr_t)data; /* zlib's API is not const; it only reads */
+    g->zs.next_in = (Bytef *)data; /* zlib's API is not const; it only reads */
     g->zs.avail_in = (uInt)len;
     g->zs.next_out = g->out;
     g->zs.avail_out = (uInt)g->cap;

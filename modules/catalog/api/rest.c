@@ -146,7 +146,7 @@ static void list_products(cl_http_req *req, void *arg)
     catalog_product_query q = {0};
     catalog_product_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    bool keep[PRODUCT_NFIELDS];
+    bool keep[PRODUCT_NFIELDS] = {false};
     json_t *body;
     int sparse;
 
@@ -189,7 +189,7 @@ static void get_product(cl_http_req *req, void *arg)
     catalog_product_ref ref = {0};
     catalog_product p = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    bool keep[PRODUCT_NFIELDS];
+    bool keep[PRODUCT_NFIELDS] = {false};
     json_t *body;
     int sparse;
 
