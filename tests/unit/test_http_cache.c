@@ -170,14 +170,10 @@ static int python_gunzips_to(const char *gz, size_t gz_len, const char *plain, s
     char gz_path[] = "/tmp/cleave-gzip-XXXXXX";
     char plain_path[] = "/tmp/cleave-plain-XXXXXX";
     char out[4096];
-    char *argv[] = {"python3",
-                    "-c",
-                    "import gzip,sys\n"
-                    "got = gzip.decompress(open(sys.argv[1], 'rb').read())\n"
-                    "sys.exit(0 if got == open(sys.argv[2], 'rb').read() else 3)\n",
-                    gz_path,
-                    plain_path,
-                    NULL};
+    static char script[] = "import gzip,sys\n"
+                           "got = gzip.decompress(open(sys.argv[1], 'rb').read())\n"
+                           "sys.exit(0 if got == open(sys.argv[2], 'rb').read() else 3)\n";
+    char *argv[] = {"python3", "-c", script, gz_path, plain_path, NULL};
     int rc;
 
     write_temp(gz_path, gz, gz_len);
