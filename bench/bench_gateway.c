@@ -108,14 +108,16 @@ static int run_wrk(side *s, const char *url, int seconds)
     rc = test_run(WRK_BIN, argv, NULL, out, sizeof(out));
     for (char *line = out; line != NULL && *line != '\0';) {
         char *end = strchr(line, '\n');
-        const char *req = strstr(line, "Requests/sec:");
-        const char *q50 = strstr(line, " 50% ");
-        const char *q99 = strstr(line, " 99% ");
-        const char *tps = strstr(line, "Transfer/sec:");
+        const char *req, *q50, *q99, *tps;
 
+        /* Each search looks at this line only, so the line ends first. */
         if (end != NULL) {
             *end = '\0';
         }
+        req = strstr(line, "Requests/sec:");
+        q50 = strstr(line, " 50% ");
+        q99 = strstr(line, " 99% ");
+        tps = strstr(line, "Transfer/sec:");
         if (req != NULL) {
             rps = strtod(req + strlen("Requests/sec:"), NULL);
         } else if (q50 != NULL) {
