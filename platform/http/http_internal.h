@@ -198,7 +198,7 @@ void cl__http_close_after(cl_http_req *req);
 /*
  * Whether an Accept-Encoding value (NULL when absent) accepts gzip: named as gzip or x-gzip
  * with a qvalue above 0, or not named and "*" with a qvalue above 0. A malformed member
- * accepts nothing (identity is always acceptable, so the answer is still one the client
+ * accepts nothing (an unencoded body is always acceptable, so the answer is still one the client
  * reads).
  */
 int cl__http_accepts_gzip(const char *accept_encoding);

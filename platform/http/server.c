@@ -272,7 +272,7 @@ static void plan_send(const cl_http_req *req, struct send_plan *p)
     p->vary = req->srv->gzip && p->status >= 200 && p->status != 204 && p->status != 304 &&
               p->data != NULL && p->len >= CL__HTTP_GZIP_MIN_BYTES &&
               p->len <= CL__HTTP_GZIP_MAX_BYTES && cl__http_compressible(p->ctype);
-    /* A HEAD answer describes the identity body: compressing one nobody gets costs time. */
+    /* A HEAD answer describes the unencoded body: compressing one nobody gets costs time. */
     p->gzip =
         p->vary && !head && cl__http_accepts_gzip(mg_get_header(req->conn, "Accept-Encoding"));
     if (p->etag_slot >= 0) {
@@ -304,7 +304,7 @@ static void plan_send(const cl_http_req *req, struct send_plan *p)
     }
 }
 
-/* Gzips p's body when planned; without memory the identity body goes out with its own tag. */
+/* Gzips p's body when planned; without memory the body goes out unencoded, with its own tag. */
 static void encode_body(struct send_plan *p)
 {
     const unsigned char *gz;

@@ -18,7 +18,8 @@ typedef struct test_resp {
     char age[32];
     char cache_control[128];
     char vary[64];
-    char content_encoding[32]; /* "" unless the server encoded the body (it is decoded) */
+    char content_encoding[32]; /* "" unless the server encoded the body */
+    char content_length[32];   /* "" when the answer had none */
     char *body;                /* NUL-terminated, owned */
     size_t body_len;
     json_t *json; /* parsed body when it is JSON, else NULL; owned */
@@ -36,6 +37,12 @@ typedef struct test_resp {
  */
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out);
+/*
+ * test_http as on the wire: the headers are sent as given (Accept-Encoding too), the body
+ * is kept as sent (curl undoes no content coding), and the exchange is not recorded.
+ */
+int test_http_raw(const char *base, const char *method, const char *path, const char *body,
+                  size_t body_len, const char *const *headers, test_resp *out);
 void test_resp_free(test_resp *r);
 /*
  * test_http as token's user: "Authorization: Bearer <token>", or with token NULL none at
