@@ -3,7 +3,6 @@
  * Accept-Encoding weighed for gzip, entity-tag lists matched (If-None-Match), an ETag made
  * from a body, and gzip itself with a zlib stream kept per worker thread.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,46 +249,34 @@ int cl__http_body_etag(const void *data, size_t len, char *out, size_t size)
 }
 
 /*
- * Each worker thread's deflate stream and output buffer: deflateInit2 allocates about
- * 256 KiB and clears part of it, which per response would cost more than compressing a
- * small body; deflateReset makes the stream as new.
+ * A worker thread's deflate stream and output buffer (cl__http_worker.gzip): deflateInit2
+ * allocates about 256 KiB and clears part of it, which per response would cost more than
+ * compressing a small body; deflateReset makes the stream as new.
  */
 typedef struct gzip_state {
     z_stream zs;
-    int ready;
     unsigned char *out;
     size_t cap;
 } gzip_state;
 
-static pthread_once_t gzip_key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t gzip_key;
-
-static void gzip_state_free(void *p)
+void cl__http_gzip_free(void *gzip)
 {
-    gzip_state *g = p;
+    gzip_state *g = gzip;
 
-    if (g->ready) {
+    if (g != NULL) {
         deflateEnd(&g->zs);
-    }
-    free(g->out);
-    free(g);
-}
-
-static void gzip_key_init(void)
-{
-    if (pthread_key_create(&gzip_key, gzip_state_free) != 0) {
-        cl_log_with(CL_LOG_ERROR, "http", NULL, "no thread key for gzip streams");
+        free(g->out);
+        free(g);
     }
 }
 
 static gzip_state *gzip_thread_state(void)
 {
+    cl__http_worker *w = cl__http_worker_get();
     gzip_state *g;
 
-    pthread_once(&gzip_key_once, gzip_key_init);
-    g = pthread_getspecific(gzip_key);
-    if (g != NULL) {
-        return g;
+    if (w == NULL || w->gzip != NULL) {
+        return w != NULL ? w->gzip : NULL;
     }
     g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -301,11 +288,7 @@ static gzip_state *gzip_thread_state(void)
         free(g);
         return NULL;
     }
-    g->ready = 1;
-    if (pthread_setspecific(gzip_key, g) != 0) {
-        gzip_state_free(g);
-        return NULL;
-    }
+    w->gzip = g;
     return g;
 }
 

@@ -39,6 +39,15 @@ _Static_assert(CL__HTTP_MAX_HEADERS *(CL__HTTP_HEADER_NAME_MAX + CL__HTTP_HEADER
 #define CL__HTTP_GZIP_MAX_BYTES ((size_t)1 << 20)
 #define CL__HTTP_GZIP_LEVEL     1
 
+/* What each worker thread keeps between answers: made on its first, freed when it ends. */
+typedef struct cl__http_worker {
+    char response[CL__HTTP_RESPONSE_BYTES]; /* head and body, written at once */
+    void *gzip; /* cache.c's deflate stream, NULL until the thread's first gzipped answer */
+} cl__http_worker;
+
+/* This thread's worker buffers, or NULL when out of memory. */
+cl__http_worker *cl__http_worker_get(void);
+
 typedef struct cl__http_header {
     char name[CL__HTTP_HEADER_NAME_MAX];
     char value[CL__HTTP_HEADER_VALUE_MAX];
@@ -217,6 +226,8 @@ int cl__http_body_etag(const void *data, size_t len, char *out, size_t size);
  * next call) and *out_len. 0, or -1 when out of memory.
  */
 int cl__http_gzip(const void *data, size_t len, const unsigned char **out, size_t *out_len);
+/* Frees a cl__http_worker's gzip stream; NULL is a no-op. */
+void cl__http_gzip_free(void *gzip);
 
 /* --- TLS (tls.c) ------------------------------------------------------------------ */
 

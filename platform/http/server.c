@@ -197,33 +197,41 @@ static int stale_headers(char *buf, size_t size, size_t *used, int64_t age_ms)
 }
 
 /*
- * Each worker thread's response buffer, made on its first response and freed when the
- * thread ends: not on the stack, which civetweb makes small, nor allocated per request.
+ * Each worker thread's buffers, made on its first response and freed when the thread ends:
+ * not on the stack, which civetweb makes small, nor allocated per request.
  */
-static pthread_once_t response_key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t response_key;
+static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t worker_key;
 
-static void response_key_init(void)
+static void worker_free(void *p)
 {
-    if (pthread_key_create(&response_key, free) != 0) {
+    cl__http_worker *w = p;
+
+    cl__http_gzip_free(w->gzip);
+    free(w);
+}
+
+static void worker_key_init(void)
+{
+    if (pthread_key_create(&worker_key, worker_free) != 0) {
         cl_log_with(CL_LOG_ERROR, "http", NULL, "no thread key for response buffers");
     }
 }
 
-static char *response_buffer(void)
+cl__http_worker *cl__http_worker_get(void)
 {
-    char *buf;
+    cl__http_worker *w;
 
-    pthread_once(&response_key_once, response_key_init);
-    buf = pthread_getspecific(response_key);
-    if (buf == NULL) {
-        buf = malloc(CL__HTTP_RESPONSE_BYTES);
-        if (buf != NULL && pthread_setspecific(response_key, buf) != 0) {
-            free(buf);
-            buf = NULL;
+    pthread_once(&worker_key_once, worker_key_init);
+    w = pthread_getspecific(worker_key);
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w != NULL && pthread_setspecific(worker_key, w) != 0) {
+            free(w);
+            w = NULL;
         }
     }
-    return buf;
+    return w;
 }
 
 /* The index of the handler's header name in req->headers, -1 when it set none. */
@@ -358,7 +366,8 @@ static int cache_headers(char *buf, size_t size, size_t *used, const struct send
 void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len)
 {
     struct mg_connection *conn = req->conn;
-    char *buf = response_buffer();
+    cl__http_worker *worker = cl__http_worker_get();
+    char *buf = worker != NULL ? worker->response : NULL;
     const size_t size = CL__HTTP_RESPONSE_BYTES;
     char length[32];
     size_t used = 0;
