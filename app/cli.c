@@ -621,6 +621,7 @@ static int cmd_serve(const char *config, int argc)
     opt.min_body_rate = cl_config_int(h.config, "CLEAVE_HTTP_MIN_BODY_RATE");
     opt.min_body_rate = opt.min_body_rate > 0 ? opt.min_body_rate : -1;
     opt.keep_alive_ms = cl_config_int(h.config, "CLEAVE_HTTP_KEEP_ALIVE_MS");
+    opt.gzip_off = cl_config_int(h.config, "CLEAVE_HTTP_GZIP") == 0;
     opt.max_conns_per_client =
         (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_CONNECTIONS_PER_CLIENT");
     opt.max_inflight = (int)cl_config_int(h.config, "CLEAVE_HTTP_MAX_INFLIGHT");

@@ -15,6 +15,7 @@ typedef struct wrk_side {
     double rps[WRK_MAX_ROUNDS];
     double p50_ms[WRK_MAX_ROUNDS];
     double p99_ms[WRK_MAX_ROUNDS];
+    double bytes[WRK_MAX_ROUNDS]; /* per answer on the wire, head included */
     int n;
 } wrk_side;
 
@@ -23,6 +24,7 @@ typedef struct wrk_figures {
     double rps;
     double p50_ms;
     double p99_ms;
+    double bytes;
 } wrk_figures;
 
 /*

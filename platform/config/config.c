@@ -54,6 +54,9 @@ static const cl_setting cfg_keys[] = {
      "requests running at once; more are answered 503 with Retry-After"},
     {"CLEAVE_HTTP_ROUTE_MAX_INFLIGHT", CL_SETTING_INT(1, 1024), "32",
      "requests one route runs at once unless the host gives it its own bulkhead"},
+    {"CLEAVE_HTTP_GZIP", CL_SETTING_INT(0, 1), "1",
+     "1: gzip JSON and text answers of 1 KiB and more for clients that accept it; 0: never "
+     "(ADR 0040)"},
     {"CLEAVE_DRAIN_DELAY_MS", CL_SETTING_INT(0, 600000), "5000",
      "after SIGTERM, how long /readyz answers 503 before the listener closes (ADR 0032)"},
     {"CLEAVE_DRAIN_GRACE_S", CL_SETTING_INT(1, 3600), "25",

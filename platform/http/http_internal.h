@@ -29,6 +29,25 @@ _Static_assert(CL__HTTP_MAX_HEADERS *(CL__HTTP_HEADER_NAME_MAX + CL__HTTP_HEADER
                    CL__HTTP_RESPONSE_BYTES,
                "a response head must fit the response buffer");
 
+/*
+ * Content coding (ADR 0040): a body of a compressible type from CL__HTTP_GZIP_MIN_BYTES to
+ * CL__HTTP_GZIP_MAX_BYTES is gzipped at zlib's level CL__HTTP_GZIP_LEVEL (its fastest: the
+ * ratio on JSON is close to level 6's at a fraction of the time, bench_gzip). Smaller
+ * bodies fit a packet anyway; larger ones would make each worker keep a large buffer.
+ */
+#define CL__HTTP_GZIP_MIN_BYTES 1024
+#define CL__HTTP_GZIP_MAX_BYTES ((size_t)1 << 20)
+#define CL__HTTP_GZIP_LEVEL     1
+
+/* What each worker thread keeps between answers: made on its first, freed when it ends. */
+typedef struct cl__http_worker {
+    char response[CL__HTTP_RESPONSE_BYTES]; /* head and body, written at once */
+    void *gzip; /* cache.c's deflate stream, NULL until the thread's first gzipped answer */
+} cl__http_worker;
+
+/* This thread's worker buffers, or NULL when out of memory. */
+cl__http_worker *cl__http_worker_get(void);
+
 typedef struct cl__http_header {
     char name[CL__HTTP_HEADER_NAME_MAX];
     char value[CL__HTTP_HEADER_VALUE_MAX];
@@ -83,6 +102,7 @@ struct cl_http_server {
     int conns;
     int not_accepting;
     void *tls; /* the SSL_CTX civetweb serves TLS with (tls.c), or NULL for plain HTTP */
+    int gzip;  /* answers may be gzipped (cl_http_options.gzip_off not set) */
 };
 
 /* One declared query parameter as it came in: raw (still percent-encoded), borrowed. */
@@ -108,13 +128,15 @@ struct cl_http_req {
     cl_ctx ctx;
     size_t nheaders;
     cl__http_header headers[CL__HTTP_MAX_HEADERS];
-    int replied;   /* a response has been sent; nothing more may be written */
-    int body_read; /* cl_http_read_json consumed the body */
-    int body_done; /* the body was read to its end */
-    int closing;   /* the connection closes after this response (cl__http_close_after) */
-    int status;    /* the status sent, for the access log */
-    size_t bytes;  /* body bytes sent, for the access log */
-    cl_span span;  /* the request's server span (cleave/trace.h) */
+    int replied;       /* a response has been sent; nothing more may be written */
+    int body_read;     /* cl_http_read_json consumed the body */
+    int body_done;     /* the body was read to its end */
+    int closing;       /* the connection closes after this response (cl__http_close_after) */
+    int status;        /* the status sent, for the access log */
+    size_t bytes;      /* body bytes sent, for the access log */
+    int cache_public;  /* cl_http_cache_public was called: a 200 to GET is cacheable */
+    int cache_max_age; /* its max-age in seconds */
+    cl_span span;      /* the request's server span (cleave/trace.h) */
 };
 
 /*
@@ -187,6 +209,33 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
  * trusted, or waited for, to frame a next request.
  */
 void cl__http_close_after(cl_http_req *req);
+
+/* --- caching and content coding (cache.c, ADR 0040) ------------------------------ */
+
+/*
+ * Whether an Accept-Encoding value (NULL when absent) accepts gzip: named as gzip or x-gzip
+ * with a qvalue above 0, or not named and "*" with a qvalue above 0. A malformed member
+ * accepts nothing (an unencoded body is always acceptable, so the answer is still one the client
+ * reads).
+ */
+int cl__http_accepts_gzip(const char *accept_encoding);
+/* Whether a body of media type ctype is worth gzipping: text/ *, application/json, +json. */
+int cl__http_compressible(const char *ctype);
+/*
+ * Matches an If-None-Match value against etag (one entity-tag, or NULL when the
+ * representation has none) by weak comparison: 1 when list is "*" or names etag, 0 when
+ * not, -1 when list is not "*" or a comma-separated list of entity-tags.
+ */
+int cl__http_etag_match(const char *list, const char *etag);
+/* A strong ETag ("..." with 32 hex digits of SHA-256) of data into out[size >= 35]; 0 or -1. */
+int cl__http_body_etag(const void *data, size_t len, char *out, size_t size);
+/*
+ * Gzips data[0..len) with this thread's stream: *out (borrowed, valid until this thread's
+ * next call) and *out_len. 0, or -1 when out of memory.
+ */
+int cl__http_gzip(const void *data, size_t len, const unsigned char **out, size_t *out_len);
+/* Frees a cl__http_worker's gzip stream; NULL is a no-op. */
+void cl__http_gzip_free(void *gzip);
 
 /* --- TLS (tls.c) ------------------------------------------------------------------ */
 

@@ -197,33 +197,164 @@ static int stale_headers(char *buf, size_t size, size_t *used, int64_t age_ms)
 }
 
 /*
- * Each worker thread's response buffer, made on its first response and freed when the
- * thread ends: not on the stack, which civetweb makes small, nor allocated per request.
+ * Each worker thread's buffers, made on its first response and freed when the thread ends:
+ * not on the stack, which civetweb makes small, nor allocated per request.
  */
-static pthread_once_t response_key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t response_key;
+static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t worker_key;
 
-static void response_key_init(void)
+static void worker_free(void *p)
 {
-    if (pthread_key_create(&response_key, free) != 0) {
+    cl__http_worker *w = p;
+
+    cl__http_gzip_free(w->gzip);
+    free(w);
+}
+
+static void worker_key_init(void)
+{
+    if (pthread_key_create(&worker_key, worker_free) != 0) {
         cl_log_with(CL_LOG_ERROR, "http", NULL, "no thread key for response buffers");
     }
 }
 
-static char *response_buffer(void)
+cl__http_worker *cl__http_worker_get(void)
 {
-    char *buf;
+    cl__http_worker *w;
 
-    pthread_once(&response_key_once, response_key_init);
-    buf = pthread_getspecific(response_key);
-    if (buf == NULL) {
-        buf = malloc(CL__HTTP_RESPONSE_BYTES);
-        if (buf != NULL && pthread_setspecific(response_key, buf) != 0) {
-            free(buf);
-            buf = NULL;
+    pthread_once(&worker_key_once, worker_key_init);
+    w = pthread_getspecific(worker_key);
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w != NULL && pthread_setspecific(worker_key, w) != 0) {
+            free(w);
+            w = NULL;
         }
     }
-    return buf;
+    return w;
+}
+
+/* The index of the handler's header name in req->headers, -1 when it set none. */
+static int handler_header(const cl_http_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* What one answer says about caching and its content coding (ADR 0040). */
+struct send_plan {
+    int status;
+    const char *ctype;
+    const void *data;
+    size_t len;
+    int gzip;                  /* the body is gzipped: Content-Encoding: gzip */
+    int vary;                  /* the answer depends on Accept-Encoding */
+    int etag_slot;             /* the handler's ETag in req->headers, -1 for none */
+    int cc_slot;               /* the handler's Cache-Control, -1 for none */
+    const char *cache_control; /* ours, or NULL when the handler's goes out */
+    char etag[CL__HTTP_HEADER_VALUE_MAX + sizeof(CL_HTTP_GZIP_ETAG_SUFFIX)]; /* "" for none */
+    char cache_buf[48];
+};
+
+/*
+ * Decides an answer's caching and content coding: whether its body is gzipped, its ETag
+ * (the handler's, else for a cacheable answer a hash of the body; a gzipped body's strong
+ * tag gets CL_HTTP_GZIP_ETAG_SUFFIX), whether If-None-Match turns it into a 304, and its
+ * Cache-Control.
+ */
+static void plan_send(const cl_http_req *req, struct send_plan *p)
+{
+    int head = strcmp(req->method, "HEAD") == 0;
+    int read = head || strcmp(req->method, "GET") == 0;
+    int cacheable = req->cache_public && read && p->status == 200;
+    const char *inm = cacheable ? mg_get_header(req->conn, "If-None-Match") : NULL;
+    size_t n;
+
+    p->etag_slot = handler_header(req, "ETag");
+    p->cc_slot = handler_header(req, "Cache-Control");
+    p->etag[0] = '\0';
+    p->vary = req->srv->gzip && p->status >= 200 && p->status != 204 && p->status != 304 &&
+              p->data != NULL && p->len >= CL__HTTP_GZIP_MIN_BYTES &&
+              p->len <= CL__HTTP_GZIP_MAX_BYTES && cl__http_compressible(p->ctype);
+    /* A HEAD answer describes the unencoded body: compressing one nobody gets costs time. */
+    p->gzip =
+        p->vary && !head && cl__http_accepts_gzip(mg_get_header(req->conn, "Accept-Encoding"));
+    if (p->etag_slot >= 0) {
+        cl_strlcpy(p->etag, req->headers[p->etag_slot].value, sizeof(p->etag));
+    } else if (cacheable && cl__http_body_etag(p->data != NULL ? p->data : "", p->len, p->etag,
+                                               sizeof(p->etag)) != 0) {
+        p->etag[0] = '\0';
+    }
+    n = strlen(p->etag);
+    if (p->gzip && n >= 2 && p->etag[0] == '"' && p->etag[n - 1] == '"') {
+        memcpy(p->etag + n - 1, CL_HTTP_GZIP_ETAG_SUFFIX "\"",
+               sizeof(CL_HTTP_GZIP_ETAG_SUFFIX) + 1);
+    }
+    if (inm != NULL && p->etag[0] != '\0' && cl__http_etag_match(inm, p->etag) == 1) {
+        /* RFC 9110 15.4.5: a 304 keeps the 200's ETag, Cache-Control and Vary, and no body. */
+        p->status = 304;
+        p->ctype = NULL;
+        p->data = NULL;
+        p->len = 0;
+        p->gzip = 0;
+    }
+    /* Errors are never kept, whatever the handler said; a cacheable read says for how long. */
+    p->cache_control = "no-store";
+    if (p->status < 400 && p->cc_slot >= 0) {
+        p->cache_control = NULL;
+    } else if (p->status < 400 && cacheable) {
+        snprintf(p->cache_buf, sizeof(p->cache_buf), "public, max-age=%d", req->cache_max_age);
+        p->cache_control = p->cache_buf;
+    }
+}
+
+/* Gzips p's body when planned; without memory the body goes out unencoded, with its own tag. */
+static void encode_body(struct send_plan *p)
+{
+    const unsigned char *gz;
+    size_t gz_len;
+    size_t n;
+
+    if (!p->gzip) {
+        return;
+    }
+    if (cl__http_gzip(p->data, p->len, &gz, &gz_len) == 0) {
+        p->data = gz;
+        p->len = gz_len;
+        return;
+    }
+    cl_log_with(CL_LOG_WARN, "http", NULL, "gzip failed: answering uncompressed");
+    p->gzip = 0;
+    n = strlen(p->etag);
+    if (n > sizeof(CL_HTTP_GZIP_ETAG_SUFFIX) &&
+        strcmp(p->etag + n - sizeof(CL_HTTP_GZIP_ETAG_SUFFIX), CL_HTTP_GZIP_ETAG_SUFFIX "\"") ==
+            0) {
+        memcpy(p->etag + n - sizeof(CL_HTTP_GZIP_ETAG_SUFFIX), "\"", 2);
+    }
+}
+
+/* The caching and coding header lines of p into buf[size] at *used; 0 when they do not fit. */
+static int cache_headers(char *buf, size_t size, size_t *used, const struct send_plan *p)
+{
+    int ok = 1;
+
+    if (p->gzip) {
+        ok = put_header(buf, size, used, "Content-Encoding", "gzip");
+    }
+    if (ok && p->vary) {
+        ok = put_header(buf, size, used, "Vary", "Accept-Encoding");
+    }
+    if (ok && p->etag[0] != '\0') {
+        ok = put_header(buf, size, used, "ETag", p->etag);
+    }
+    if (ok && p->cache_control != NULL) {
+        ok = put_header(buf, size, used, "Cache-Control", p->cache_control);
+    }
+    return ok;
 }
 
 /*
@@ -235,11 +366,13 @@ static char *response_buffer(void)
 void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len)
 {
     struct mg_connection *conn = req->conn;
-    char *buf = response_buffer();
+    cl__http_worker *worker = cl__http_worker_get();
+    char *buf = worker != NULL ? worker->response : NULL;
     const size_t size = CL__HTTP_RESPONSE_BYTES;
     char length[32];
     size_t used = 0;
     int n, ok, alive, body;
+    struct send_plan plan;
 
     if (req->replied) {
         cl_log_with(CL_LOG_WARN, "http", NULL, "second response to %s %s ignored (status %d)",
@@ -250,13 +383,24 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     if (status < 100 || status > 999) {
         status = 500;
     }
-    req->status = status;
     if (buf == NULL) {
+        req->status = status;
         cl_log_with(CL_LOG_ERROR, "http", NULL, "out of memory answering %s %s", req->method,
                     req->path);
         mg_disable_keep_alive(conn);
         return;
     }
+    plan.status = status;
+    plan.ctype = ctype;
+    plan.data = data;
+    plan.len = len;
+    plan_send(req, &plan);
+    encode_body(&plan);
+    status = plan.status;
+    ctype = plan.ctype;
+    data = plan.data;
+    len = plan.len;
+    req->status = status;
     alive = keeps_alive(req);
     if (!alive) {
         mg_disable_keep_alive(conn);
@@ -279,7 +423,12 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     if (ok && req->ctx.stale && status >= 200 && status < 300) {
         ok = stale_headers(buf, size, &used, req->ctx.stale_age_ms);
     }
+    ok = ok && cache_headers(buf, size, &used, &plan);
     for (size_t i = 0; ok && i < req->nheaders; i++) {
+        /* The plan's ETag and Cache-Control stand for the handler's. */
+        if ((int)i == plan.etag_slot || ((int)i == plan.cc_slot && plan.cache_control != NULL)) {
+            continue;
+        }
         ok = put_header(buf, size, &used, req->headers[i].name, req->headers[i].value);
     }
     ok = ok && put_header(buf, size, &used, "Date", http_date());
@@ -305,6 +454,14 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     }
     if (body && mg_write(conn, data, len) > 0) {
         req->bytes = len;
+    }
+}
+
+void cl_http_cache_public(cl_http_req *req, int max_age_s)
+{
+    if (req != NULL) {
+        req->cache_public = 1;
+        req->cache_max_age = max_age_s > 0 ? max_age_s : 0;
     }
 }
 
@@ -1346,6 +1503,25 @@ static int refuse_bad_head(cl_http_req *req)
     return 0;
 }
 
+/*
+ * Refuses an If-None-Match that is neither "*" nor a list of entity tags: a precondition
+ * we cannot read is not taken as "no match" (ADR 0040). The request is framed well, so the
+ * connection stays open. Returns 1 when a problem was sent.
+ */
+static int refuse_bad_precondition(cl_http_req *req)
+{
+    const char *inm = mg_get_header(req->conn, "If-None-Match");
+    cl_error err;
+
+    if (inm == NULL || cl__http_etag_match(inm, NULL) >= 0) {
+        return 0;
+    }
+    cl_error_set(&err, CL_INVALID, "If-None-Match",
+                 "If-None-Match must be * or a list of entity tags like \"3\"");
+    cl_http_reply_error(req, &err);
+    return 1;
+}
+
 /* --- admission (ADR 0029) ------------------------------------------------------- */
 
 /* route's index in the router, or nroutes for a route added after the server started. */
@@ -1570,6 +1746,9 @@ static void route_and_run(cl_http_req *req, int draining)
     if (refuse_bad_head(req) || refuse_bad_target(req)) {
         /* What follows the refused head cannot be trusted to frame a next request. */
         cl__http_close_after(req);
+        return;
+    }
+    if (refuse_bad_precondition(req)) {
         return;
     }
     res = cl_router_match(req->srv->router, req->method, req->path, &req->match, allow,
@@ -1918,6 +2097,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
                          : opt->min_body_rate < 0 ? 0
                                                   : opt->min_body_rate;
     srv->max_inflight = opt->max_inflight > 0 ? opt->max_inflight : nthreads;
+    srv->gzip = !opt->gzip_off;
     srv->route_max_inflight =
         opt->route_max_inflight > 0 ? opt->route_max_inflight : srv->max_inflight;
     /*

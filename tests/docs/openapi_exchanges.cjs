@@ -15,6 +15,11 @@
  * HTTP layer refuses before routing) must be answered with a 4xx RFC 9457 problem that
  * validates against components/schemas/HttpProblem. Calls of the RPC wire API (/rpc/,
  * documented in docs/wire-api.md and checked by test_wire_doc) are counted, not checked.
+ *
+ * A query parameter with x-sparse-fieldset ({in: JSON pointer of the objects it trims,
+ * "*" for every array index; always: members kept anyway}) names the members those
+ * objects keep: when the request has it, each such object must have exactly the members
+ * named (and the ones kept always), and only the members it does not name may be missing.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -143,15 +148,14 @@ function createValidator(specText) {
         return (contentType || '').split(';')[0].trim().toLowerCase();
     }
 
+    function errorText(e) {
+        const prop = e.params && (e.params.additionalProperty || e.params.unevaluatedProperty);
+        const extra = prop ? ` (${prop})` : '';
+        return `${e.instancePath || '(body)'} ${e.message}${extra}`;
+    }
+
     function schemaErrors(validate, body) {
-        if (validate(body)) {
-            return [];
-        }
-        return validate.errors.map((e) => {
-            const prop = e.params && (e.params.additionalProperty || e.params.unevaluatedProperty);
-            const extra = prop ? ` (${prop})` : '';
-            return `${e.instancePath || '(body)'} ${e.message}${extra}`;
-        });
+        return validate(body) ? [] : validate.errors.map(errorText);
     }
 
     function checkBody(ex, media, schemaPointer) {
@@ -159,6 +163,60 @@ function createValidator(specText) {
             return [`a ${media} response whose body is not JSON`];
         }
         return schemaErrors(schemaValidator(schemaPointer), ex.body);
+    }
+
+    /* The sparse fieldset the request asked for: {at, keep} or null (see the top). */
+    function sparseFieldset(op, pathItem, rawPath) {
+        const query = new URLSearchParams(rawPath.includes('?') ? rawPath.slice(rawPath.indexOf('?') + 1) : '');
+        const params = [...(pathItem.parameters || []), ...(op.parameters || [])];
+        for (const param of params) {
+            const rule = param['x-sparse-fieldset'];
+            if (param.in === 'query' && rule && query.has(param.name)) {
+                const keep = new Set([...(rule.always || []), ...query.get(param.name).split(',')]);
+                const at = new RegExp(`^${rule.in.split('/').map((seg) => (seg === '*' ? '\\d+' : seg)).join('/')}$`);
+                return { at, keep };
+            }
+        }
+        return null;
+    }
+
+    /* The objects of body at the pointers sparse.at matches, with their pointers. */
+    function trimmedObjects(node, pointer, sparse, out) {
+        if (sparse.at.test(pointer) && node !== null && typeof node === 'object' && !Array.isArray(node)) {
+            out.push({ pointer, node });
+        }
+        if (node !== null && typeof node === 'object') {
+            for (const [k, v] of Object.entries(node)) {
+                trimmedObjects(v, `${pointer}/${escapePointer(String(k))}`, sparse, out);
+            }
+        }
+        return out;
+    }
+
+    function checkSparseBody(ex, media, schemaPointer, sparse) {
+        if (!('body' in ex)) {
+            return [`a ${media} response whose body is not JSON`];
+        }
+        const validate = schemaValidator(schemaPointer);
+        const errors = [];
+        if (!validate(ex.body)) {
+            for (const e of validate.errors) {
+                /* A member the fieldset leaves out may be missing where it trims. */
+                if (e.keyword === 'required' && sparse.at.test(e.instancePath) &&
+                    !sparse.keep.has(e.params.missingProperty)) {
+                    continue;
+                }
+                errors.push(errorText(e));
+            }
+        }
+        for (const { pointer, node } of trimmedObjects(ex.body, '', sparse, [])) {
+            for (const k of Object.keys(node)) {
+                if (!sparse.keep.has(k)) {
+                    errors.push(`${pointer || '(body)'} has ${k}, which the fieldset does not name`);
+                }
+            }
+        }
+        return errors;
     }
 
     /* Returns {operation, errors}: operation names what was matched, for the report. */
@@ -213,7 +271,9 @@ function createValidator(specText) {
         if (pointerGet(doc, schemaPointer) === undefined) {
             return { operation, errors: [] };
         }
-        return { operation, errors: checkBody(ex, media, schemaPointer).map((e) => `status ${ex.status}: ${e}`) };
+        const sparse = ex.status < 300 ? sparseFieldset(found.op, doc.paths[found.template], ex.path) : null;
+        const errors = sparse ? checkSparseBody(ex, media, schemaPointer, sparse) : checkBody(ex, media, schemaPointer);
+        return { operation, errors: errors.map((e) => `status ${ex.status}: ${e}`) };
     }
 
     function documentedOperations() {

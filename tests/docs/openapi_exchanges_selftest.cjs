@@ -64,6 +64,33 @@ test('a required field that is missing fails', () => {
     assert.deepEqual(r.errors, ["status 200: (body) must have required property 'sku'"]);
 });
 
+test('a sparse fieldset answers exactly the fields asked for', () => {
+    const sparse = { id: 7, name: 'Blue mug' };
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products/7?fields=name', 200,
+                                              'application/json', sparse)).errors, []);
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products/7?fields=name', 200,
+                                              'application/json', { ...sparse, sku: 'MUG-1' })).errors,
+                     ['status 200: (body) has sku, which the fieldset does not name']);
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products/7?fields=name,sku', 200,
+                                              'application/json', sparse)).errors,
+                     ["status 200: (body) must have required property 'sku'"]);
+    /* Without fields= every field is still required. */
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products/7', 200, 'application/json',
+                                              sparse)).errors.length, 8);
+});
+
+test('a sparse fieldset trims the items of a page, not the page', () => {
+    const page = { items: [{ id: 7, sku: 'MUG-1' }], next_cursor: null };
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products?fields=sku', 200,
+                                              'application/json', page)).errors, []);
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products?fields=sku', 200,
+                                              'application/json', { items: page.items })).errors,
+                     ["status 200: (body) must have required property 'next_cursor'"]);
+    assert.deepEqual(validator.check(exchange('GET', '/api/v1/products?fields=sku', 200, 'application/json',
+                                              { ...page, items: [{ id: 7 }] })).errors,
+                     ["status 200: /items/0 must have required property 'sku'"]);
+});
+
 test('an undocumented status fails', () => {
     const r = validator.check(exchange('GET', '/api/v1/products', 201, 'application/json', { items: [] }));
     assert.deepEqual(r.errors, ['status 201 is not documented']);

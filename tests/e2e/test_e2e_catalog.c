@@ -401,6 +401,253 @@ static void test_head_answers_like_get(void **state)
     assert_still_serving();
 }
 
+/* --- caching, validators and sparse fieldsets (ADR 0040) ------------------------------- */
+
+/*
+ * A read with its own ETag again: 304 without a body, the same ETag and Cache-Control.
+ * Returns the ETag (copied to etag[size]) the first read gave.
+ */
+static void expect_revalidates_for(const char *path, const char *cache_control, char *etag,
+                                   size_t size)
+{
+    test_resp r;
+    char inm[128];
+    const char *h[] = {inm, NULL};
+
+    req("GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(r.etag[0] == '"');
+    assert_string_equal(r.cache_control, cache_control);
+    snprintf(etag, size, "%s", r.etag);
+    test_resp_free(&r);
+    snprintf(inm, sizeof(inm), "If-None-Match: \"nope\", %s", etag);
+    req_h("GET", path, NULL, h, &r);
+    assert_int_equal(r.status, 304);
+    assert_int_equal(r.body_len, 0);
+    assert_string_equal(r.etag, etag);
+    assert_string_equal(r.cache_control, cache_control);
+    test_resp_free(&r);
+}
+
+static void expect_revalidates(const char *path, char *etag, size_t size)
+{
+    expect_revalidates_for(path, "public, max-age=10", etag, size);
+}
+
+/* A read with an ETag that is no longer current: 200, a body and a new ETag. */
+static void expect_changed(const char *path, const char *old_etag)
+{
+    test_resp r;
+    char inm[128];
+    const char *h[] = {inm, NULL};
+
+    snprintf(inm, sizeof(inm), "If-None-Match: %s", old_etag);
+    req_h("GET", path, NULL, h, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(r.body_len > 0);
+    assert_true(r.etag[0] == '"');
+    assert_string_not_equal(r.etag, old_etag);
+    test_resp_free(&r);
+}
+
+static void test_catalog_reads_revalidate_until_they_change(void **state)
+{
+    test_resp r;
+    char path[256], if_match[96];
+    char product_tag[64], list_tag[64], categories_tag[64];
+    const char *h_match[] = {if_match, NULL};
+    const char *list = "/api/v1/products?name_prefix=Revalidated&limit=10";
+
+    (void)state;
+    req("POST", "/api/v1/products",
+        "{\"sku\":\"E2E-CACHE-1\",\"name\":\"Revalidated kettle\",\"price\":{\"amount\":990,"
+        "\"currency\":\"EUR\"},\"category\":\"kitchen\"}",
+        &r);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.cache_control, "no-store"); /* a write's answer is not kept */
+    snprintf(path, sizeof(path), "%s", r.location);
+    test_resp_free(&r);
+
+    expect_revalidates(path, product_tag, sizeof(product_tag));
+    assert_string_equal(product_tag, "\"1\""); /* the product's version */
+    expect_revalidates(list, list_tag, sizeof(list_tag));
+    expect_revalidates("/api/v1/categories", categories_tag, sizeof(categories_tag));
+
+    snprintf(if_match, sizeof(if_match), "If-Match: %s", product_tag);
+    req_h("PATCH", path, "{\"name\":\"Revalidated teapot\"}", h_match, &r);
+    assert_int_equal(r.status, 200);
+    test_resp_free(&r);
+    expect_changed(path, product_tag);
+    expect_changed(list, list_tag);
+
+    /* A product more in the category changes its count. */
+    req("POST", "/api/v1/products",
+        "{\"sku\":\"E2E-CACHE-2\",\"name\":\"Counted cup\",\"price\":{\"amount\":5,"
+        "\"currency\":\"EUR\"},\"category\":\"kitchen\"}",
+        &r);
+    assert_int_equal(r.status, 201);
+    test_resp_free(&r);
+    expect_changed("/api/v1/categories", categories_tag);
+
+    /* Errors are never kept. */
+    req("GET", "/api/v1/products/999999999", NULL, &r);
+    assert_true(test_is_problem(&r, 404));
+    assert_string_equal(r.cache_control, "no-store");
+    assert_string_equal(r.etag, "");
+    test_resp_free(&r);
+}
+
+/* The identity provider's public documents revalidate; a caller's own data is never kept. */
+static void test_identity_documents_revalidate_and_per_user_answers_are_not_kept(void **state)
+{
+    test_resp r;
+    char etag[64];
+
+    (void)state;
+    expect_revalidates_for("/oauth2/jwks", "public, max-age=300", etag, sizeof(etag));
+    expect_revalidates_for("/.well-known/openid-configuration", "public, max-age=300", etag,
+                           sizeof(etag));
+    req("GET", "/oauth2/userinfo", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.cache_control, "no-store");
+    assert_string_equal(r.etag, "");
+    test_resp_free(&r);
+}
+
+static void test_malformed_if_none_match_is_400(void **state)
+{
+    test_resp r;
+    const char *h[] = {"If-None-Match: 1", NULL};
+
+    (void)state;
+    req_h("GET", "/api/v1/products/1", NULL, h, &r);
+    assert_true(test_is_problem(&r, 400));
+    assert_string_equal(problem_param(&r), "If-None-Match");
+    test_resp_free(&r);
+    assert_still_serving();
+}
+
+/* Whether obj has exactly the members named in names (NULL-terminated). */
+static int has_exactly(const json_t *obj, const char *const *names)
+{
+    size_t n = 0;
+
+    for (; names[n] != NULL; n++) {
+        if (json_object_get(obj, names[n]) == NULL) {
+            return 0;
+        }
+    }
+    return json_object_size(obj) == n;
+}
+
+static void test_fields_select_top_level_product_fields(void **state)
+{
+    test_resp r;
+    char inm[96];
+    const char *h_inm[] = {inm, NULL};
+    const char *id_name_price[] = {"id", "name", "price", NULL};
+    const char *id_sku[] = {"id", "sku", NULL};
+    json_t *items;
+
+    (void)state;
+    req("GET", "/api/v1/products/1?fields=name,price", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(has_exactly(r.json, id_name_price));
+    /* The version still tags it, and revalidates it. */
+    snprintf(inm, sizeof(inm), "If-None-Match: %s", r.etag);
+    test_resp_free(&r);
+    req_h("GET", "/api/v1/products/1?fields=name,price", NULL, h_inm, &r);
+    assert_int_equal(r.status, 304);
+    test_resp_free(&r);
+
+    req("GET", "/api/v1/products?limit=3&fields=sku,id", NULL, &r);
+    assert_int_equal(r.status, 200);
+    items = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(items), 3);
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        assert_true(has_exactly(json_array_get(items, i), id_sku));
+    }
+    assert_true(json_is_string(json_object_get(r.json, "next_cursor")));
+    test_resp_free(&r);
+}
+
+static void test_unknown_or_empty_fields_are_400(void **state)
+{
+    static const char *const paths[] = {
+        "/api/v1/products/1?fields=name,bogus",
+        "/api/v1/products?fields=bogus",
+        "/api/v1/products/1?fields=",
+        "/api/v1/products?fields=name,,price",
+        "/api/v1/products/1?fields=price.amount",
+    };
+    test_resp r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        req("GET", paths[i], NULL, &r);
+        if (!test_is_problem(&r, 400)) {
+            fail_msg("%s: %ld %s", paths[i], r.status, r.body);
+        }
+        assert_string_equal(problem_param(&r), "fields");
+        assert_string_equal(r.cache_control, "no-store");
+        test_resp_free(&r);
+    }
+    req("GET", paths[0], NULL, &r);
+    assert_non_null(strstr(json_string_value(json_object_get(r.json, "detail")), "\"bogus\""));
+    test_resp_free(&r);
+}
+
+/*
+ * Through the whole stack with gzip, decoded by curl's own zlib: a gzipped answer has its
+ * own strong ETag, which revalidates it and serves If-Match on PATCH like the plain one.
+ */
+static void test_gzipped_reads_revalidate_and_their_etag_updates(void **state)
+{
+    test_resp r;
+    char body[2600], path[256], tag[64], inm[96], if_match[96];
+    const char *h_gzip[] = {"Accept-Encoding: gzip", NULL};
+    const char *h_inm[] = {"Accept-Encoding: gzip", inm, NULL};
+    const char *h_match[] = {if_match, NULL};
+    char description[2001];
+
+    (void)state;
+    memset(description, 'd', sizeof(description) - 1);
+    description[sizeof(description) - 1] = '\0';
+    snprintf(body, sizeof(body),
+             "{\"sku\":\"E2E-GZIP-1\",\"name\":\"Long mug\",\"description\":\"%s\","
+             "\"price\":{\"amount\":700,\"currency\":\"EUR\"},\"category\":\"kitchen\"}",
+             description);
+    req("POST", "/api/v1/products", body, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(path, sizeof(path), "%s", r.location);
+    test_resp_free(&r);
+
+    req_h("GET", path, NULL, h_gzip, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_encoding, "gzip");
+    assert_string_equal(r.vary, "Accept-Encoding");
+    assert_string_equal(r.etag, "\"1-gzip\"");
+    assert_string_equal(json_string_value(json_object_get(r.json, "description")), description);
+    snprintf(tag, sizeof(tag), "%s", r.etag);
+    test_resp_free(&r);
+    snprintf(inm, sizeof(inm), "If-None-Match: %s", tag);
+    req_h("GET", path, NULL, h_inm, &r);
+    assert_int_equal(r.status, 304);
+    test_resp_free(&r);
+
+    snprintf(if_match, sizeof(if_match), "If-Match: %s", tag);
+    req_h("PATCH", path, "{\"name\":\"Longer mug\"}", h_match, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.etag, "\"2\"");
+    test_resp_free(&r);
+
+    req_h("GET", "/api/v1/products?limit=50", NULL, h_gzip, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_encoding, "gzip");
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 50);
+    test_resp_free(&r);
+}
+
 static void test_wrong_field_types_name_the_field(void **state)
 {
     static const char *const bodies[] = {
@@ -465,6 +712,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_head_answers_like_get),
         cmocka_unit_test(test_wrong_field_types_name_the_field),
         cmocka_unit_test(test_request_id_is_echoed),
+        cmocka_unit_test(test_catalog_reads_revalidate_until_they_change),
+        cmocka_unit_test(test_identity_documents_revalidate_and_per_user_answers_are_not_kept),
+        cmocka_unit_test(test_malformed_if_none_match_is_400),
+        cmocka_unit_test(test_fields_select_top_level_product_fields),
+        cmocka_unit_test(test_unknown_or_empty_fields_are_400),
+        cmocka_unit_test(test_gzipped_reads_revalidate_and_their_etag_updates),
     };
 
     if (argc > 1) {

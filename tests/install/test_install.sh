@@ -57,6 +57,9 @@ data=$work/data
 serve() { # serve LOG [K=V...]: starts the application serving; sets pid and port
     local log=$1
     shift
+    # The log exists before the loop reads it: the background job may not have opened it yet,
+    # and a sed that cannot read it ends the script (set -e, pipefail).
+    : >"$log"
     env CLEAVE_DATA_DIR="$data" CLEAVE_LISTEN=127.0.0.1:0 "$@" "$app" serve >"$log" 2>&1 &
     pid=$!
     port=

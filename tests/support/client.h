@@ -16,7 +16,11 @@ typedef struct test_resp {
     char www_authenticate[256];
     char cache_status[128]; /* an answer served stale (ADR 0033) */
     char age[32];
-    char *body; /* NUL-terminated, owned */
+    char cache_control[128];
+    char vary[64];
+    char content_encoding[32]; /* "" unless the server encoded the body */
+    char content_length[32];   /* "" when the answer had none */
+    char *body;                /* NUL-terminated, owned */
     size_t body_len;
     json_t *json; /* parsed body when it is JSON, else NULL; owned */
     int complete; /* the header block ended (a process killed mid-answer leaves it open) */
@@ -25,13 +29,20 @@ typedef struct test_resp {
 /*
  * Sends method base+path with the optional body and extra headers ("Name: value",
  * NULL-terminated). Content-Type defaults to application/json when body is given and
- * no Content-Type header is passed. Returns 0 (even for 4xx/5xx) or -1 on transport error.
- * When the environment variable CL_TEST_EXCHANGES names a file, each answered exchange
- * (method, path, status, content type, body) is appended to it as one JSON line, for the
- * check of docs/openapi.yaml against what the server sends (tests/docs/).
+ * no Content-Type header is passed. An Accept-Encoding header is left to curl, which then
+ * decodes the body (out->content_encoding names the coding it undid). Returns 0 (even for 4xx/5xx)
+ * or -1 on transport error. When the environment variable CL_TEST_EXCHANGES names a file, each
+ * answered exchange (method, path, status, content type, body) is appended to it as one JSON line,
+ * for the check of docs/openapi.yaml against what the server sends (tests/docs/).
  */
 int test_http(const char *base, const char *method, const char *path, const char *body,
               size_t body_len, const char *const *headers, test_resp *out);
+/*
+ * test_http as on the wire: the headers are sent as given (Accept-Encoding too), the body
+ * is kept as sent (curl undoes no content coding), and the exchange is not recorded.
+ */
+int test_http_raw(const char *base, const char *method, const char *path, const char *body,
+                  size_t body_len, const char *const *headers, test_resp *out);
 void test_resp_free(test_resp *r);
 /*
  * test_http as token's user: "Authorization: Bearer <token>", or with token NULL none at

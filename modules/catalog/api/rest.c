@@ -27,6 +27,19 @@ static int64_t parse_id(const char *s)
     return (int64_t)v;
 }
 
+/*
+ * How long any cache may serve a catalog read without asking again (ADR 0040): an edit
+ * shows within this many seconds, and a burst of reads of one page costs one.
+ */
+#define CATALOG_MAX_AGE_S               10
+/* The number of a product's fields, counted from its one declaration. */
+#define COUNT_FIELD(T, kind, name, sub) +1
+enum { PRODUCT_NFIELDS = 0 CATALOG_PRODUCT(COUNT_FIELD, _) };
+#undef COUNT_FIELD
+
+/* The longest fields= value: every field of a product, named once, fits many times over. */
+#define CATALOG_FIELDS_MAX 512
+
 static void set_etag(cl_http_req *req, int64_t version)
 {
     char etag[32];
@@ -54,12 +67,88 @@ static int64_t path_id(cl_http_req *req)
     return id;
 }
 
+/* The index in catalog_product_type of the field named s[0..n), -1 when none has it. */
+static int product_field(const char *s, size_t n)
+{
+    for (size_t i = 0; i < catalog_product_type.nfields; i++) {
+        const char *name = catalog_product_type.fields[i].name;
+        if (strlen(name) == n && strncmp(name, s, n) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Reads fields= (a sparse fieldset: top-level product fields, comma-separated) into
+ * keep[catalog_product_type.nfields], one flag per field in declaration order. id is
+ * always kept, so that a partial product still says which it is. Returns 0 when absent,
+ * 1 with the flags set, -1 after replying 400 naming the parameter and the field it does
+ * not know.
+ */
+static int read_fields(cl_http_req *req, bool *keep)
+{
+    char buf[CATALOG_FIELDS_MAX + 1];
+    const char *s = buf;
+    cl_error err;
+    int n = cl_http_query(req, "fields", buf, sizeof(buf));
+
+    if (n == -1) {
+        return 0;
+    }
+    if (n == -2) {
+        cl_error_set(&err, CL_INVALID, "fields", "fields may be at most %d bytes",
+                     CATALOG_FIELDS_MAX);
+        goto refuse;
+    }
+    for (size_t i = 0; i < catalog_product_type.nfields; i++) {
+        keep[i] = strcmp(catalog_product_type.fields[i].name, "id") == 0;
+    }
+    for (;;) {
+        size_t len = strcspn(s, ",");
+        int field = product_field(s, len);
+
+        if (len == 0) {
+            cl_error_set(&err, CL_INVALID, "fields",
+                         "fields must be product field names separated by commas");
+            goto refuse;
+        }
+        if (field < 0) {
+            cl_error_set(&err, CL_INVALID, "fields", "a product has no field \"%.*s\"",
+                         (int)(len < 64 ? len : 64), s);
+            goto refuse;
+        }
+        keep[field] = true;
+        if (s[len] == '\0') {
+            break;
+        }
+        s += len + 1;
+    }
+    return 1;
+refuse:
+    cl_http_reply_error(req, &err);
+    return -1;
+}
+
+/* Takes the fields keep does not flag out of the product object obj (NULL: no-op). */
+static void keep_fields(json_t *obj, const bool *keep)
+{
+    for (size_t i = 0; obj != NULL && i < catalog_product_type.nfields; i++) {
+        if (!keep[i]) {
+            json_object_del(obj, catalog_product_type.fields[i].name);
+        }
+    }
+}
+
 static void list_products(cl_http_req *req, void *arg)
 {
     const cl_handle *module = arg;
     catalog_product_query q = {0};
     catalog_product_page page = {0};
     cl_ctx *ctx = cl_http_ctx(req);
+    bool keep[PRODUCT_NFIELDS] = {false};
+    json_t *body;
+    int sparse;
 
     if (cl_http_query_dup(req, "category", 1023, &q.category) != 0 ||
         cl_http_query_dup(req, "tag", 1023, &q.tag) != 0 ||
@@ -70,11 +159,25 @@ static void list_products(cl_http_req *req, void *arg)
     if (cl_http_query_int(req, "limit", 1, CATALOG_MAX_LIMIT, &q.limit) < 0) {
         goto out;
     }
+    sparse = read_fields(req, keep);
+    if (sparse < 0) {
+        goto out;
+    }
     if (catalog_list_products(module, ctx, &q, &page) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&catalog_product_page_type, &page));
+    body = cl_schema_to_json(&catalog_product_page_type, &page);
+    if (sparse) {
+        size_t i;
+        json_t *item;
+        json_array_foreach (json_object_get(body, "items"), i, item) {
+            keep_fields(item, keep);
+        }
+    }
+    /* The same page for every caller: the server hashes it into the ETag. */
+    cl_http_cache_public(req, CATALOG_MAX_AGE_S);
+    cl_http_reply_json(req, 200, body);
     cl_schema_free(&catalog_product_page_type, &page);
 out:
     cl_schema_free(&catalog_product_query_type, &q);
@@ -86,26 +189,34 @@ static void get_product(cl_http_req *req, void *arg)
     catalog_product_ref ref = {0};
     catalog_product p = {0};
     cl_ctx *ctx = cl_http_ctx(req);
-    const char *inm;
-    char etag[32];
+    bool keep[PRODUCT_NFIELDS] = {false};
+    json_t *body;
+    int sparse;
 
     ref.id = path_id(req);
     if (ref.id < 0) {
+        return;
+    }
+    sparse = read_fields(req, keep);
+    if (sparse < 0) {
         return;
     }
     if (catalog_get_product(module, ctx, &ref, &p) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         return;
     }
-    /* A client holding the current version gets 304 and no body. */
-    inm = cl_http_header(req, "If-None-Match");
-    snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", p.version);
-    if (inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0)) {
-        set_etag(req, p.version);
-        cl_http_reply_empty(req, 304);
-    } else {
-        reply_product(req, 200, &p);
+    /*
+     * The version is the ETag of every representation of the product, a sparse one too
+     * (fields= makes it another URI): the server answers a matching If-None-Match with
+     * 304, and the same tag serves If-Match on PATCH.
+     */
+    body = cl_schema_to_json(&catalog_product_type, &p);
+    if (sparse) {
+        keep_fields(body, keep);
     }
+    set_etag(req, p.version);
+    cl_http_cache_public(req, CATALOG_MAX_AGE_S);
+    cl_http_reply_json(req, 200, body);
     cl_schema_free(&catalog_product_type, &p);
 }
 
@@ -137,7 +248,7 @@ out:
 }
 
 /*
- * Parses If-Match: "*" (any version) or one entity tag "N" as sent in ETag.
+ * Parses If-Match: "*" (any version) or one entity tag "N" (or "N-gzip") as sent in ETag.
  * Returns 1 with *version set, 0 for "*", -1 when malformed.
  */
 static int parse_if_match(const char *s, int64_t *version)
@@ -152,11 +263,22 @@ static int parse_if_match(const char *s, int64_t *version)
         return -1; /* weak tags never match for If-Match (RFC 9110 13.1.1) */
     }
     n = strlen(s);
-    if (n < 3 || n > sizeof(digits) || s[0] != '"' || s[n - 1] != '"') {
+    if (n < 3 || n > sizeof(digits) + sizeof(CL_HTTP_GZIP_ETAG_SUFFIX) || s[0] != '"' ||
+        s[n - 1] != '"') {
         return -1;
     }
-    memcpy(digits, s + 1, n - 2);
-    digits[n - 2] = '\0';
+    n -= 2; /* the quotes */
+    /* A gzipped answer carried the version's tag with the coding's suffix (ADR 0040). */
+    if (n > strlen(CL_HTTP_GZIP_ETAG_SUFFIX) &&
+        strncmp(s + 1 + n - strlen(CL_HTTP_GZIP_ETAG_SUFFIX), CL_HTTP_GZIP_ETAG_SUFFIX,
+                strlen(CL_HTTP_GZIP_ETAG_SUFFIX)) == 0) {
+        n -= strlen(CL_HTTP_GZIP_ETAG_SUFFIX);
+    }
+    if (n >= sizeof(digits)) {
+        return -1;
+    }
+    memcpy(digits, s + 1, n);
+    digits[n] = '\0';
     *version = parse_id(digits);
     return *version > 0 ? 1 : -1;
 }
@@ -292,6 +414,7 @@ static void list_categories(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
+    cl_http_cache_public(req, CATALOG_MAX_AGE_S);
     cl_http_reply_json(req, 200, cl_schema_to_json(&catalog_category_list_type, &list));
     cl_schema_free(&catalog_category_list_type, &list);
 }
@@ -301,9 +424,9 @@ cl_status catalog_rest_routes(cl_router *r, const cl_handle *module, cl_error *e
     void *arg = (void *)module; /* handlers only call through it */
     const cl_route routes[] = {
         {"GET", "/api/v1/products", "catalog:read", list_products, arg,
-         "category tag name_prefix cursor limit"},
+         "category tag name_prefix cursor limit fields"},
         {"POST", "/api/v1/products", "catalog:write", create_product, arg, NULL},
-        {"GET", "/api/v1/products/{id}", "catalog:read", get_product, arg, NULL},
+        {"GET", "/api/v1/products/{id}", "catalog:read", get_product, arg, "fields"},
         {"PATCH", "/api/v1/products/{id}", "catalog:write", update_product, arg, NULL},
         {"GET", "/api/v1/categories", "catalog:read", list_categories, arg, NULL},
     };

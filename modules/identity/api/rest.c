@@ -20,6 +20,9 @@
 /* --- client authentication ----------------------------------------------------------- */
 
 /* Sends an OAuth error (RFC 6749 section 5.2) with status. */
+/* How long caches keep the key set and the provider's metadata (seconds). */
+#define IDENTITY_METADATA_MAX_AGE_S 300
+
 static void reply_oauth(cl_http_req *req, int status, const char *error, const char *description)
 {
     cl_http_set_header(req, "Cache-Control", "no-store");
@@ -229,8 +232,11 @@ static void jwks(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
-    /* Verifiers cache it; a rotated-in key must still be seen within minutes. */
-    cl_http_set_header(req, "Cache-Control", "public, max-age=300");
+    /*
+     * Verifiers cache it, and revalidate it with its ETag (ADR 0040); a rotated-in key must
+     * still be seen within minutes.
+     */
+    cl_http_cache_public(req, IDENTITY_METADATA_MAX_AGE_S);
     cl_http_reply_json(req, 200, cl_schema_to_json(&identity_jwks_type, &out));
     cl_schema_free(&identity_jwks_type, &out);
 }
@@ -257,6 +263,7 @@ static void discovery(cl_http_req *req, void *arg)
         return;
     }
     iss = conf.issuer;
+    cl_http_cache_public(req, IDENTITY_METADATA_MAX_AGE_S);
     cl_http_reply_json(
         req, 200,
         json_pack("{s:s,s:o,s:o,s:o,s:o,s:[sss],s:[ss],s:[s],s:[s],s:[s],s:[s],s:[sss],s:[s]}",

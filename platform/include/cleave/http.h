@@ -142,6 +142,12 @@ typedef struct cl_http_options {
     const char *tls_cert;      /* CLEAVE_TLS_CERT: the server's certificate chain */
     const char *tls_key;       /* CLEAVE_TLS_KEY: its private key, unencrypted */
     const char *tls_client_ca; /* CLEAVE_TLS_CLIENT_CA: the CA(s) client certificates need */
+    /*
+     * Content coding (ADR 0040): answers of 1 KiB and more of a JSON or text type are
+     * gzipped for clients that accept it, unless this is set (CLEAVE_HTTP_GZIP=0): behind
+     * a proxy that compresses anyway, say.
+     */
+    int gzip_off;
 } cl_http_options;
 
 typedef struct cl_http_server cl_http_server;
@@ -262,8 +268,29 @@ const char *cl_http_remote_addr(const cl_http_req *req);
 
 /* --- response --------------------------------------------------------------------- */
 
-/* Adds a response header (copied). At most 16 per response; -1 when full or too long. */
+/*
+ * Adds a response header (copied). At most 16 per response; -1 when full or too long.
+ * Unless the handler sets Cache-Control itself, the server sends "Cache-Control: no-store"
+ * with every answer but a cacheable one (cl_http_cache_public).
+ */
 int cl_http_set_header(cl_http_req *req, const char *name, const char *value);
+
+/*
+ * Caching (ADR 0040). Says that a 200 answer to this GET (or HEAD) is the same for every
+ * caller and may be kept by any cache for max_age_s seconds (0: revalidated each time):
+ * it then carries "Cache-Control: public, max-age=<max_age_s>" and an ETag, the handler's
+ * own (set with cl_http_set_header before replying, a version say) or else a hash of the
+ * body; a request whose If-None-Match matches it is answered 304 without a body. A
+ * malformed If-None-Match is refused with 400 before any handler runs. Errors are never
+ * cacheable, whatever the handler said.
+ */
+void cl_http_cache_public(cl_http_req *req, int max_age_s);
+/*
+ * A gzipped answer's strong ETag is the handler's with this inside its closing quote ("3"
+ * becomes "3-gzip"): RFC 9110 8.8.3 wants distinct tags for distinct content codings. A
+ * handler that checks If-Match against its own tags accepts both forms.
+ */
+#define CL_HTTP_GZIP_ETAG_SUFFIX "-gzip"
 /*
  * Sends body with status as application/json. Steals body. A NULL body means building
  * it failed (cl_schema_to_json or json_pack returned NULL): the client gets a 500
