@@ -27,6 +27,7 @@
 
 #include "client.h"
 #include "proc.h"
+#include "shop.h"
 #include "topology.h"
 #include "wrk.h"
 
@@ -167,8 +168,7 @@ static int same_body(const char *label, const char *base, const char *path, cons
         if (test_http_as(base, NULL, "GET", path, NULL, &r) == 0) {
             break;
         }
-        struct timespec pause = {0, 50 * 1000 * 1000};
-        nanosleep(&pause, NULL);
+        test_poll_pause();
     }
     if (r.status == 200 && r.body_len == want->body_len &&
         memcmp(r.body, want->body, r.body_len) == 0) {
