@@ -100,11 +100,14 @@ fuzz: deps
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
 # An optimised build of their own, with the tests' gateways the checkout bench needs.
 BENCH_BUILD := build/bench
+# Seconds of load in bench_footprint's RSS samples; TARGETS.md's soak is `make bench FOOTPRINT_SECONDS=600`.
+FOOTPRINT_SECONDS ?= 60
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_TESTS=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout \
-		bench_gateway bench_trace bench_advise bench_peers cleave_bench_peers bench_router
+		bench_gateway bench_trace bench_advise bench_peers cleave_bench_peers bench_router \
+		bench_footprint
 	$(BENCH_BUILD)/bin/bench_router
 	$(BENCH_BUILD)/bin/bench_binding
 	$(BENCH_BUILD)/bin/bench_bus
@@ -114,6 +117,7 @@ bench: deps
 	$(BENCH_BUILD)/bin/bench_trace
 	$(BENCH_BUILD)/bin/bench_advise
 	$(BENCH_BUILD)/bin/bench_peers
+	$(BENCH_BUILD)/bin/bench_footprint $(FOOTPRINT_SECONDS)
 
 # Format check and clang-tidy over our sources, tests included (their own compile database).
 lint: deps

@@ -1,0 +1,215 @@
+/*
+ * The monolith's footprint, as `make run` starts it (SQLite, the demo data): the time from
+ * exec to the first 200 from /readyz, over several starts, and its resident memory idle and
+ * sampled while wrk loads it (GET product, anonymous and with a token in turn), so that a
+ * growth under load shows. Never fails on timing.
+ *
+ *   bench_footprint [seconds of load, default 60] [starts, default 15]
+ *
+ * TARGETS.md: start-up to ready <= 50 ms; <= 10 MB idle, flat under a 10-minute load
+ * (`bench_footprint 600`).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "proc.h"
+#include "shop.h"
+#include "wrk.h"
+
+#define PRODUCT    "/api/v1/products/1"
+#define MAX_STARTS 50
+#define SLICE_S    10 /* seconds of load between two samples */
+
+static char dir[256];
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* VmRSS of pid in MB, or -1. */
+static double rss_mb(int pid)
+{
+    char path[64], line[256];
+    double kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtod(line + 6, NULL);
+        }
+    }
+    fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The environment of every cleave process here: the data directory and a listen address. */
+static void env_for(char *data, size_t dsize, char *listen, size_t lsize, int port)
+{
+    snprintf(data, dsize, "CLEAVE_DATA_DIR=%s/data", dir);
+    snprintf(listen, lsize, "CLEAVE_LISTEN=127.0.0.1:%d", port);
+}
+
+/* `cleave <cmd> [arg]` to completion, as `make run` does before serving. */
+static int run_cleave(const char *cmd, const char *arg)
+{
+    char data[320], listen[64], out[8192];
+    char *argv[] = {"cleave", (char *)cmd, (char *)arg, NULL};
+    char *env[] = {data, listen, NULL};
+
+    env_for(data, sizeof(data), listen, sizeof(listen), 0);
+    if (test_run(CLEAVE_BIN, argv, env, out, sizeof(out)) != 0) {
+        fprintf(stderr, "cleave %s failed:\n%s\n", cmd, out);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Starts `cleave serve` and waits for /readyz to answer 200: the milliseconds from just
+ * before the fork to that answer, or -1 (the process is stopped then).
+ */
+static double start_serving(test_proc *p, int port, char *base, size_t size)
+{
+    char data[320], listen[64], log[300];
+    char *argv[] = {"cleave", "serve", NULL};
+    char *env[] = {data, listen, NULL};
+    double t0, deadline;
+    test_resp r = {0};
+
+    env_for(data, sizeof(data), listen, sizeof(listen), port);
+    snprintf(log, sizeof(log), "%s/serve.log", dir);
+    snprintf(base, size, "http://127.0.0.1:%d", port);
+    t0 = now_ms();
+    deadline = t0 + 10000;
+    if (test_proc_start(p, CLEAVE_BIN, argv, env, log) != 0) {
+        return -1;
+    }
+    while (now_ms() < deadline) {
+        int rc = test_http_as(base, NULL, "GET", "/readyz", NULL, &r);
+        long status = r.status;
+
+        test_resp_free(&r);
+        if (rc == 0 && status == 200) {
+            return now_ms() - t0;
+        }
+        /* Polls the real state; the pause is short so that it hardly adds to the figure. */
+        {
+            struct timespec pause = {0, 200000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    fprintf(stderr, "cleave serve was not ready in 10 s; see %s\n", log);
+    test_proc_stop(p, SIGKILL);
+    return -1;
+}
+
+/* The password grant of the demo customer, as the README's walkthrough does. */
+static int demo_token(const char *base, char *token, size_t size)
+{
+    return test_password_token(base, TEST_CUSTOMER, TEST_CUSTOMER_PASSWORD, token, size);
+}
+
+int main(int argc, char **argv)
+{
+    int seconds = argc > 1 ? atoi(argv[1]) : 60;
+    int starts = argc > 2 ? atoi(argv[2]) : 15;
+    double ready[MAX_STARTS], idle = -1, first = -1, last = -1, peak = -1;
+    char base[64], url[128], token[4096], bearer[4200];
+    wrk_side side[2] = {{.label = "anonymous"}, {.label = "with a token"}};
+    test_proc p = {0};
+    int rc = EXIT_FAILURE, port;
+
+    if (seconds < SLICE_S || seconds > 3600 || starts < 1 || starts > MAX_STARTS) {
+        fprintf(stderr, "usage: bench_footprint [seconds of load %d-3600] [starts 1-%d]\n", SLICE_S,
+                MAX_STARTS);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (test_tmpdir(dir, sizeof(dir)) != 0 || run_cleave("migrate", NULL) != 0 ||
+        run_cleave("seed", "--if-empty") != 0) {
+        goto out;
+    }
+    port = test_free_port();
+    for (int i = 0; i < starts; i++) {
+        ready[i] = start_serving(&p, port, base, sizeof(base));
+        if (ready[i] < 0) {
+            goto out;
+        }
+        if (i + 1 < starts && test_proc_stop(&p, SIGTERM) != 0) {
+            fprintf(stderr, "cleave serve did not stop cleanly\n");
+            goto out;
+        }
+    }
+    qsort(ready, (size_t)starts, sizeof(ready[0]), cmp_double);
+    printf("start-up to ready (exec to the first 200 from /readyz), %d starts: "
+           "median %.1f ms, max %.1f ms   (target <= 50 ms)\n",
+           starts, ready[starts / 2], ready[starts - 1]);
+
+    /* The process of the last start: idle first, then under load. */
+    if (demo_token(base, token, sizeof(token)) != 0) {
+        fprintf(stderr, "no token for the demo customer\n");
+        goto out;
+    }
+    snprintf(url, sizeof(url), "%s" PRODUCT, base);
+    snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s", token);
+    side[0].url = url;
+    side[1].url = url;
+    side[1].header = bearer;
+    idle = rss_mb(p.pid);
+    printf("RSS idle: %.1f MB   (target <= 10 MB)\n", idle);
+    printf("RSS under load (GET " PRODUCT ", wrk -t2 -c32, anonymous and with a token in "
+           "turn), sampled every %d s:\n",
+           SLICE_S);
+    for (int t = 0; t < seconds / SLICE_S; t++) {
+        wrk_side *s = &side[t % 2];
+
+        if (s->n == WRK_MAX_ROUNDS) {
+            s->n = 0; /* only the latest rounds feed the medians */
+        }
+        if (wrk_round(s, SLICE_S) != 0) {
+            goto out;
+        }
+        last = rss_mb(p.pid);
+        if (first < 0) {
+            first = last;
+        }
+        if (last > peak) {
+            peak = last;
+        }
+        printf("  %4d s  %6.1f MB  %9.0f req/s (%s)\n", (t + 1) * SLICE_S, last, s->rps[s->n - 1],
+               s->label);
+        fflush(stdout);
+    }
+    printf("RSS: idle %.1f MB, after the first %d s %.1f MB, at the end %.1f MB, peak %.1f MB; "
+           "growth after the first %d s: %+.1f MB\n",
+           idle, SLICE_S, first, last, peak, SLICE_S, last - first);
+    rc = EXIT_SUCCESS;
+out:
+    if (p.pid > 0) {
+        test_proc_stop(&p, SIGTERM);
+    }
+    if (dir[0] != '\0') {
+        test_rmrf(dir);
+    }
+    return rc;
+}
