@@ -129,10 +129,23 @@ static int demo_token(const char *base, char *token, size_t size)
     return test_password_token(base, TEST_CUSTOMER, TEST_CUSTOMER_PASSWORD, token, size);
 }
 
+/* argv[i] as a whole decimal number, def when absent, or -1 when it is not one. */
+static int arg_int(int argc, char **argv, int i, int def)
+{
+    char *end;
+    long v;
+
+    if (argc <= i) {
+        return def;
+    }
+    v = strtol(argv[i], &end, 10);
+    return end == argv[i] || *end != '\0' || v < 0 || v > 1000000 ? -1 : (int)v;
+}
+
 int main(int argc, char **argv)
 {
-    int seconds = argc > 1 ? atoi(argv[1]) : 60;
-    int starts = argc > 2 ? atoi(argv[2]) : 15;
+    int seconds = arg_int(argc, argv, 1, 60);
+    int starts = arg_int(argc, argv, 2, 15);
     double ready[MAX_STARTS], idle = -1, first = -1, last = -1, peak = -1;
     char base[64], url[128], token[4096], bearer[4200];
     wrk_side side[2] = {{.label = "anonymous"}, {.label = "with a token"}};
