@@ -24,6 +24,16 @@
 
 #define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE          64
+/*
+ * Idle connections kept per target by default. Each kept-alive connection holds one worker
+ * of the service while it waits for its next request (civetweb; up to the keep-alive time,
+ * 500 ms), and a process serves with 64 workers unless told otherwise
+ * (CLEAVE_HTTP_THREADS): 16 lets a burst of up to 16 calls find its connections kept from
+ * the last one while holding at most a quarter of a default service's workers. 8 closed
+ * the surplus after every burst wider than that, and opened it again on the next (ADR
+ * 0045).
+ */
+#define RPC_DEFAULT_IDLE      16
 /* Tokens a target's retry budget saves at most: the retries a quiet spell can bank. */
 #define RPC_BUDGET_MAX_TOKENS 10
 
@@ -242,7 +252,7 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     while (n > 0 && c->base_url[n - 1] == '/') {
         c->base_url[--n] = '\0';
     }
-    c->max_idle = opt->max_idle > 0 ? opt->max_idle : 8;
+    c->max_idle = opt->max_idle > 0 ? opt->max_idle : RPC_DEFAULT_IDLE;
     if (c->max_idle > RPC_MAX_IDLE) {
         c->max_idle = RPC_MAX_IDLE;
     }
