@@ -24,6 +24,16 @@
 
 #define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE          64
+/*
+ * Idle connections kept per target by default. Each kept-alive connection holds one worker
+ * of the service while it waits for its next request (civetweb; up to the keep-alive time,
+ * 500 ms), and a process serves with 64 workers unless told otherwise
+ * (CLEAVE_HTTP_THREADS): 16 lets a burst of up to 16 calls find its connections kept from
+ * the last one while holding at most a quarter of a default service's workers. 8 closed
+ * the surplus after every burst wider than that, and opened it again on the next (ADR
+ * 0045).
+ */
+#define RPC_DEFAULT_IDLE      16
 /* Tokens a target's retry budget saves at most: the retries a quiet spell can bank. */
 #define RPC_BUDGET_MAX_TOKENS 10
 
@@ -242,7 +252,7 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     while (n > 0 && c->base_url[n - 1] == '/') {
         c->base_url[--n] = '\0';
     }
-    c->max_idle = opt->max_idle > 0 ? opt->max_idle : 8;
+    c->max_idle = opt->max_idle > 0 ? opt->max_idle : RPC_DEFAULT_IDLE;
     if (c->max_idle > RPC_MAX_IDLE) {
         c->max_idle = RPC_MAX_IDLE;
     }
@@ -663,6 +673,12 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
             /* The service broke the contract: that is not the caller's invalid input. */
             st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered an unreadable %s: %s", c->module,
                          op->name, op->resp->name, ctx->err.message);
+        } else if ((op->flags & CL_OP_STALE_OK) != 0) {
+            /*
+             * The stale fallback keeps the answer as it came (it just decoded): encoding
+             * the decoded answer again would cost a second JSON encode on every call.
+             */
+            cl__stale_put(c->stale, op->name, body, b.data, cl_now_ms());
         }
         json_decref(j);
     }
@@ -706,9 +722,9 @@ static bool may_retry(cl_rpc_client *c, const cl_op *op, const cl_ctx *ctx, cl_s
 
 /*
  * The stale fallback (ADR 0033), for operations declared CL_OP_STALE_OK only: a good
- * answer is remembered for its request; a call that failed because the target did (down,
- * hung, circuit open) gets the last good answer when one is young enough, and ctx says
- * that it is stale and how old. Any other failure stands. Returns the call's status.
+ * answer is remembered for its request (by attempt, as received); a call that failed because the
+ * target did (down, hung, circuit open) gets the last good answer when one is young enough, and ctx
+ * says that it is stale and how old. Any other failure stands. Returns the call's status.
  */
 static cl_status stale_fallback(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const char *body,
                                 void *resp, cl_status st)
@@ -721,15 +737,9 @@ static cl_status stale_fallback(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, 
     if ((op->flags & CL_OP_STALE_OK) == 0 || body == NULL || c->stale == NULL) {
         return st;
     }
-    if (st == CL_OK) {
-        j = cl_schema_to_json(op->resp, resp);
-        text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (text != NULL) {
-            cl__stale_put(c->stale, op->name, body, text, cl_now_ms());
-        }
-        goto out;
-    }
-    if (!target_failed(st) || !cl__stale_get(c->stale, op->name, body, cl_now_ms(), &text, &age)) {
+    /* A good answer was kept where it arrived (attempt). */
+    if (st == CL_OK || !target_failed(st) ||
+        !cl__stale_get(c->stale, op->name, body, cl_now_ms(), &text, &age)) {
         goto out;
     }
     j = json_loads(text, 0, NULL);

@@ -69,7 +69,11 @@ cl_status cl_rpc_routes(cl_router *r, const cl_rpc_service *svc, cl_error *err);
 typedef struct cl_rpc_client cl_rpc_client;
 
 typedef struct cl_rpc_options {
-    int max_idle; /* kept-alive connections per target; 0 means 8 */
+    /*
+     * Kept-alive connections per target, at most 64; 0 means 16. Each holds a worker of
+     * the service while idle, a quarter of a default service's 64 (ADR 0045).
+     */
+    int max_idle;
     /*
      * The longest one call may take (CLEAVE_<MODULE>_TIMEOUT_MS): it caps the caller's
      * deadline, and is the deadline of calls without one; 0: the caller's deadline, or 10 s.
