@@ -548,9 +548,9 @@ void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
                     status, req->method, req->path);
         cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
                               "the response could not be encoded", NULL);
-        return;
+    } else {
+        cl__http_send(req, status, "application/json", text, len);
     }
-    cl__http_send(req, status, "application/json", text, len);
     free(heap);
 }
 
