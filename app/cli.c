@@ -11,6 +11,7 @@
 #include "cleave/migrate.h"
 #include "auth.h"
 #include "host.h"
+#include "memory.h"
 
 #define EXIT_USAGE    2
 /* How long a stopping server waits for the collector to take the last spans. */
@@ -786,6 +787,7 @@ int cleave_main(int argc, char **argv)
     const char *cmd;
     int i = 1;
 
+    host_memory_policy();
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[i + 1];

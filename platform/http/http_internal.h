@@ -39,15 +39,6 @@ _Static_assert(CL__HTTP_MAX_HEADERS *(CL__HTTP_HEADER_NAME_MAX + CL__HTTP_HEADER
 #define CL__HTTP_GZIP_MAX_BYTES ((size_t)1 << 20)
 #define CL__HTTP_GZIP_LEVEL     1
 
-/* What each worker thread keeps between answers: made on its first, freed when it ends. */
-typedef struct cl__http_worker {
-    char response[CL__HTTP_RESPONSE_BYTES]; /* head and body, written at once */
-    void *gzip; /* cache.c's deflate stream, NULL until the thread's first gzipped answer */
-} cl__http_worker;
-
-/* This thread's worker buffers, or NULL when out of memory. */
-cl__http_worker *cl__http_worker_get(void);
-
 typedef struct cl__http_header {
     char name[CL__HTTP_HEADER_NAME_MAX];
     char value[CL__HTTP_HEADER_VALUE_MAX];
@@ -122,12 +113,9 @@ struct cl_http_req {
     const char *path;   /* raw (still percent-encoded) path, borrowed from civetweb */
     const char *query;  /* raw query string or NULL, borrowed from civetweb */
     cl_route_match match;
-    /* The route's declared query parameters and their values, filled before the handler. */
-    size_t nquery;
-    cl__http_query_value query_values[CL_ROUTE_MAX_QUERY];
+    size_t nquery; /* query_values filled (before the handler) */
     cl_ctx ctx;
     size_t nheaders;
-    cl__http_header headers[CL__HTTP_MAX_HEADERS];
     int replied;       /* a response has been sent; nothing more may be written */
     int body_read;     /* cl_http_read_json consumed the body */
     int body_done;     /* the body was read to its end */
@@ -137,7 +125,39 @@ struct cl_http_req {
     int cache_public;  /* cl_http_cache_public was called: a 200 to GET is cacheable */
     int cache_max_age; /* its max-age in seconds */
     cl_span span;      /* the request's server span (cleave/trace.h) */
+    /*
+     * Last, and not cleared between requests (CL__HTTP_REQ_CLEARED): only the first
+     * nquery and nheaders entries are ever read. The route's declared query parameters and
+     * their values; the extra response headers the handler set.
+     */
+    cl__http_query_value query_values[CL_ROUTE_MAX_QUERY];
+    cl__http_header headers[CL__HTTP_MAX_HEADERS];
 };
+
+/*
+ * A JSON response body is encoded into a buffer of the worker when it fits in this many
+ * bytes (a product is some 600), else into one of its own from the heap.
+ */
+#define CL__HTTP_JSON_BYTES  8192
+
+/* The bytes of a cl_http_req that each request starts with zeroed: all but the arrays. */
+#define CL__HTTP_REQ_CLEARED offsetof(struct cl_http_req, query_values)
+
+/*
+ * What each worker thread keeps between requests (ADR 0046): made on its first, freed
+ * when it ends; not on the stack, which civetweb makes small (100 KiB), nor allocated per
+ * request (a 30 KiB calloc made malloc consolidate its free lists each time).
+ */
+typedef struct cl__http_worker {
+    char response[CL__HTTP_RESPONSE_BYTES]; /* head and body, written at once */
+    char json[CL__HTTP_JSON_BYTES];         /* cl_http_reply_json's text, when it fits */
+    void *gzip; /* cache.c's deflate stream, NULL until the thread's first gzipped answer */
+    int busy;   /* req serves a request now (a handler never runs dispatch again) */
+    struct cl_http_req req; /* the request the thread serves */
+} cl__http_worker;
+
+/* This thread's worker buffers, or NULL when out of memory. */
+cl__http_worker *cl__http_worker_get(void);
 
 /*
  * Percent-decodes src[0..n) into dst[size], NUL-terminated. plus_as_space turns '+' into

@@ -11,6 +11,7 @@
 #include "cleave/log.h"
 
 #include "../trace/trace_internal.h"
+#include "log_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +30,8 @@
  * fits; beyond the cap the caller's extra fields are dropped rather than the line lost.
  */
 #define LOG_LINE_MAX   32768
+/* What a line is first written into, on the stack: an access line is some 500 bytes. */
+#define LOG_SMALL_LINE 2048
 #define LOG_MODULE_MAX 64
 /* U+2026 HORIZONTAL ELLIPSIS, the mark of a truncated message. */
 #define LOG_ELLIPSIS   "\xe2\x80\xa6"
@@ -92,8 +95,6 @@ typedef struct log_binding {
 static _Thread_local log_binding log_bound;
 
 static void utf8_sanitize(char *s);
-/* Per thread rather than on the stack, so that small worker stacks are not at risk. */
-static _Thread_local char log_line[LOG_LINE_MAX + 1];
 
 void cl_log_set_level(cl_log_level level)
 {
@@ -365,48 +366,161 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-static int set_string(json_t *obj, const char *key, const char *value)
+/*
+ * A line being written as JSON into a fixed buffer, without jansson's objects (ADR 0046):
+ * building the fixed fields as a json_t cost some 15 allocations a line, and the access
+ * line's fields as many again. full is set, and nothing more written, once something does
+ * not fit; keys lists the fixed fields written, which the caller's fields may not repeat.
+ */
+typedef struct log_writer {
+    char *buf;
+    size_t size; /* room for the line and its newline */
+    size_t len;
+    bool full;
+    const char *keys[9];
+    size_t nkeys;
+} log_writer;
+
+static void put_bytes(log_writer *w, const char *s, size_t n)
 {
-    return json_object_set_new(obj, key, json_string(value));
+    if (w->full || n >= w->size - w->len) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
 }
 
-/* The fixed fields and the bound ids; a new reference, or NULL when out of memory. */
-static json_t *log_base(cl_log_level level, const char *module, const char *msg)
+static void put_char(log_writer *w, char c)
+{
+    put_bytes(w, &c, 1);
+}
+
+/*
+ * s as a JSON string, escaped as jansson escapes (quote, backslash, control characters),
+ * each byte that is not part of well-formed UTF-8 written as '?', as messages are: a line
+ * must not be lost for a stray byte in a path.
+ */
+static void put_string(log_writer *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = strlen(s);
+    size_t i = 0;
+
+    put_char(w, '"');
+    while (i < len && !w->full) {
+        unsigned char c = (unsigned char)s[i];
+        size_t run = i;
+
+        /* The bytes that need nothing, copied at once. */
+        while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 &&
+               s[run] != '"' && s[run] != '\\') {
+            run++;
+        }
+        if (run > i) {
+            put_bytes(w, s + i, run - i);
+            i = run;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t n = cl_utf8_len(s + i, len - i);
+
+            put_bytes(w, n > 0 ? s + i : "?", n > 0 ? n : 1);
+            i += n > 0 ? n : 1;
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+
+            put_bytes(w, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            const char *named = c == '\b'   ? "\\b"
+                                : c == '\f' ? "\\f"
+                                : c == '\n' ? "\\n"
+                                : c == '\r' ? "\\r"
+                                : c == '\t' ? "\\t"
+                                            : NULL;
+
+            put_bytes(w, named != NULL ? named : esc, named != NULL ? 2 : 6);
+        }
+        i++;
+    }
+    put_char(w, '"');
+}
+
+static void put_int(log_writer *w, int64_t v)
+{
+    char digits[24];
+    size_t at = sizeof(digits);
+    /* In unsigned arithmetic, so that INT64_MIN has a magnitude. */
+    uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        digits[--at] = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag > 0);
+    if (v < 0) {
+        digits[--at] = '-';
+    }
+    put_bytes(w, digits + at, sizeof(digits) - at);
+}
+
+/* ,"key": before a value; the first field of the line opens it instead. */
+static void put_key(log_writer *w, const char *key)
+{
+    put_char(w, w->len == 0 ? '{' : ',');
+    put_string(w, key);
+    put_char(w, ':');
+}
+
+/* One of the fixed fields, remembered so that no caller's field repeats it. */
+static void put_fixed(log_writer *w, const char *key, const char *value)
+{
+    put_key(w, key);
+    put_string(w, value);
+    if (w->nkeys < sizeof(w->keys) / sizeof(w->keys[0])) {
+        w->keys[w->nkeys++] = key;
+    }
+}
+
+static bool is_fixed(const log_writer *w, const char *key)
+{
+    for (size_t i = 0; i < w->nkeys; i++) {
+        if (strcmp(w->keys[i], key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The fixed fields and the bound ids, in this order. */
+static void put_base(log_writer *w, cl_log_level level, const char *module, const char *msg)
 {
     char ts[32];
-    json_t *obj = json_object();
 
-    if (obj == NULL) {
-        return NULL;
-    }
     cl_now_rfc3339(ts);
-    if (set_string(obj, "@timestamp", ts) != 0 ||
-        set_string(obj, "log.level", log_level_names[level]) != 0 ||
-        set_string(obj, "log.logger", module) != 0 || set_string(obj, "message", msg) != 0 ||
-        set_string(obj, "ecs.version", LOG_ECS_VERSION) != 0) {
-        goto fail;
+    put_fixed(w, "@timestamp", ts);
+    put_fixed(w, "log.level", log_level_names[level]);
+    put_fixed(w, "log.logger", module);
+    put_fixed(w, "message", msg);
+    put_fixed(w, "ecs.version", LOG_ECS_VERSION);
+    if (log_service[0] != '\0') {
+        put_fixed(w, "service.name", log_service);
     }
-    if (log_service[0] != '\0' && set_string(obj, "service.name", log_service) != 0) {
-        goto fail;
+    if (log_bound.request_id[0] != '\0') {
+        put_fixed(w, "http.request.id", log_bound.request_id);
     }
-    if (log_bound.request_id[0] != '\0' &&
-        set_string(obj, "http.request.id", log_bound.request_id) != 0) {
-        goto fail;
+    if (log_bound.trace_id[0] != '\0') {
+        put_fixed(w, "trace.id", log_bound.trace_id);
     }
-    if (log_bound.trace_id[0] != '\0' && set_string(obj, "trace.id", log_bound.trace_id) != 0) {
-        goto fail;
+    if (log_bound.span_id[0] != '\0') {
+        put_fixed(w, "span.id", log_bound.span_id);
     }
-    if (log_bound.span_id[0] != '\0' && set_string(obj, "span.id", log_bound.span_id) != 0) {
-        goto fail;
-    }
-    return obj;
-fail:
-    json_decref(obj);
-    return NULL;
 }
 
-/* Adds the caller's fields that do not collide with one already on the line. */
-static void merge_fields(json_t *obj, json_t *fields)
+/* The caller's jansson fields that do not collide with a fixed one, in their order. */
+static void put_json_fields(log_writer *w, json_t *fields)
 {
     const char *key;
     json_t *value;
@@ -415,33 +529,76 @@ static void merge_fields(json_t *obj, json_t *fields)
         return;
     }
     json_object_foreach (fields, key, value) {
-        if (json_object_get(obj, key) == NULL) {
-            json_object_set(obj, key, value);
+        size_t n;
+
+        if (is_fixed(w, key)) {
+            continue;
+        }
+        put_key(w, key);
+        if (w->full) {
+            return;
+        }
+        n = json_dumpb(value, w->buf + w->len, w->size - w->len - 1,
+                       JSON_COMPACT | JSON_ENCODE_ANY);
+        if (n == 0 || n >= w->size - w->len) {
+            w->full = true;
+            return;
+        }
+        w->len += n;
+    }
+}
+
+/* The caller's typed fields that do not collide with a fixed one, in their order. */
+static void put_typed_fields(log_writer *w, const cl__log_field *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].key == NULL || is_fixed(w, fields[i].key)) {
+            continue;
+        }
+        put_key(w, fields[i].key);
+        if (fields[i].text != NULL) {
+            put_string(w, fields[i].text);
+        } else {
+            put_int(w, fields[i].number);
         }
     }
 }
 
-/* Dumps obj into line[size - 1] and returns its length, or 0 when it does not fit. */
-static size_t dump_line(const json_t *obj, char *line, size_t size)
+/* A whole line into w (reset first): the fixed fields, then the caller's, then '}'. */
+static void write_line(log_writer *w, cl_log_level level, const char *module, const char *msg,
+                       json_t *fields, const cl__log_field *typed, size_t ntyped, bool drop_fields)
 {
-    size_t n = json_dumpb(obj, line, size - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-    if (n == 0 || n > size - 1) {
-        return 0;
+    w->len = 0;
+    w->full = false;
+    w->nkeys = 0;
+    put_base(w, level, module, msg);
+    if (drop_fields) {
+        put_key(w, "fields_dropped");
+        put_bytes(w, "true", 4);
+    } else {
+        put_json_fields(w, fields);
+        put_typed_fields(w, typed, ntyped);
     }
-    return n;
+    put_char(w, '}');
 }
 
+/*
+ * Formats and appends one line. It is written into a buffer on the stack, which an access
+ * line fits, and only a line that does not fit takes a buffer of LOG_LINE_MAX from the
+ * heap; beyond that the caller's fields are dropped rather than the line lost.
+ */
 #if defined(__GNUC__)
-__attribute__((format(printf, 4, 0)))
+__attribute__((format(printf, 6, 0)))
 #endif
 static void
-log_emit(cl_log_level level, const char *module, json_t *fields, const char *fmt, va_list ap)
+log_emit(cl_log_level level, const char *module, json_t *fields, const cl__log_field *typed,
+         size_t ntyped, const char *fmt, va_list ap)
 {
     char msg[LOG_MSG_MAX];
     char mod[LOG_MODULE_MAX];
-    json_t *obj = NULL;
-    size_t n;
+    char small[LOG_SMALL_LINE];
+    char *big = NULL;
+    log_writer w = {.buf = small, .size = sizeof(small)};
     int len;
 
     if ((int)level < 0 || (size_t)level >= LOG_NLEVELS || (int)level < atomic_load(&log_level)) {
@@ -462,28 +619,26 @@ log_emit(cl_log_level level, const char *module, json_t *fields, const char *fmt
     cl_strlcpy(mod, module != NULL ? module : "", sizeof(mod));
     utf8_sanitize(mod);
 
-    obj = log_base(level, mod, msg);
-    if (obj == NULL) {
-        goto out;
+    write_line(&w, level, mod, msg, fields, typed, ntyped, false);
+    if (w.full) {
+        big = malloc(LOG_LINE_MAX + 1);
+        if (big == NULL) {
+            goto out;
+        }
+        w.buf = big;
+        w.size = LOG_LINE_MAX + 1;
+        write_line(&w, level, mod, msg, fields, typed, ntyped, false);
     }
-    merge_fields(obj, fields);
-    n = dump_line(obj, log_line, sizeof(log_line));
-    if (n == 0) {
+    if (w.full) {
         /* Too big with the caller's fields: keep the line, say what was dropped. */
-        json_decref(obj);
-        obj = log_base(level, mod, msg);
-        if (obj == NULL || json_object_set_new(obj, "fields_dropped", json_true()) != 0) {
-            goto out;
-        }
-        n = dump_line(obj, log_line, sizeof(log_line));
-        if (n == 0) {
-            goto out;
-        }
+        write_line(&w, level, mod, msg, NULL, NULL, 0, true);
     }
-    log_line[n] = '\n';
-    log_append(log_line, n + 1, level >= CL_LOG_ERROR);
+    if (!w.full) {
+        w.buf[w.len] = '\n';
+        log_append(w.buf, w.len + 1, level >= CL_LOG_ERROR);
+    }
 out:
-    json_decref(obj);
+    free(big);
     json_decref(fields);
 }
 
@@ -492,7 +647,7 @@ void cl_log(cl_log_level level, const char *module, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_emit(level, module, NULL, fmt, ap);
+    log_emit(level, module, NULL, NULL, 0, fmt, ap);
     va_end(ap);
 }
 
@@ -501,6 +656,16 @@ void cl_log_with(cl_log_level level, const char *module, json_t *fields, const c
     va_list ap;
 
     va_start(ap, fmt);
-    log_emit(level, module, fields, fmt, ap);
+    log_emit(level, module, fields, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void cl__log_fields(cl_log_level level, const char *module, const cl__log_field *fields, size_t n,
+                    const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_emit(level, module, NULL, fields, n, fmt, ap);
     va_end(ap);
 }
