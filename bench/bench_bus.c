@@ -35,6 +35,7 @@ static double run(const char *nats_url, long *handled)
             return -1;
         }
     }
+    fprintf(stderr, "published in %lld ms\n", (long long)(cl_now_ms() - start));
     if (bus_harness_wait(&h, (long)(EVENTS / KEYS) * KEYS, 120000) != 0) {
         fprintf(stderr, "bench: not every event arrived\n");
     }

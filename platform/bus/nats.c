@@ -2,9 +2,10 @@
  * The NATS JetStream transport (ADR 0012): chosen when CLEAVE_NATS_URL is set.
  *
  *   stream   CLEAVE_<MODULE> per publishing module, subjects cleave.<module>.>, file storage
- *   publish  js_Publish on cleave.<module>.<event> with Nats-Msg-Id = envelope id, after
- *            which the relay marks the outbox row delivered (a re-publish after a crash is
- *            dropped by JetStream's duplicate window, and skipped by the inbox anyway)
+ *   publish  js_PublishAsync on cleave.<module>.<event> with Nats-Msg-Id = envelope id, a
+ *            relay's batch in waves (one message per key in flight, acks awaited in bulk),
+ *            after which the relay marks the acknowledged rows delivered (a re-publish after
+ *            a crash is dropped by JetStream's duplicate window, and skipped by the inbox)
  *   consume  a durable pull consumer named after the subscribing module on each stream it
  *            subscribes to, explicit acks; a message is acked only after the handler's
  *            inbox transaction committed (or it was dead-lettered)
@@ -158,35 +159,198 @@ static void transport_close(cl_bus *bus)
     bus->nats = NULL;
 }
 
-static cl_status transport_publish(cl_bus *bus, const cl__msg *m, cl_error *err)
-{
-    cl__nats *n = bus->nats;
-    char subject[CL_BUS_MAX_TYPE + 16];
-    cl__msg copy = *m;
-    json_error_t jerr_json;
-    jsPubOptions po;
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    char *body;
-    natsStatus s;
+/* Acks awaited per wave of a batch at most (ms); a message without one counts as failed. */
+#define PUBLISH_WAIT_MS 5000
 
-    snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", m->type);
-    copy.payload = json_loads(m->payload_text, 0, &jerr_json);
+/* One publish_batch call: which messages JetStream acknowledged, fed by ack_handler. */
+typedef struct pub_batch {
+    pthread_mutex_t mu;
+    const cl__msg *msgs;
+    int n;
+    int hint;    /* where the next ack's message is looked for first: acks come in order */
+    char *state; /* per message: 0 unsent, 's' sent, 'a' acked, 'f' failed */
+    char why[160];
+} pub_batch;
+
+static int find_msg(pub_batch *b, const char *id)
+{
+    for (int k = 0; k < b->n; k++) {
+        int i = (b->hint + k) % b->n;
+
+        if (strcmp(b->msgs[i].id, id) == 0) {
+            b->hint = (i + 1) % b->n;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Runs on the connection's reply thread, once per published message. */
+static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    pub_batch *b = closure;
+    const char *id = NULL;
+
+    (void)js;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != NULL) {
+        int i;
+
+        pthread_mutex_lock(&b->mu);
+        i = find_msg(b, id);
+        if (i >= 0 && b->state[i] == 's') {
+            b->state[i] = pa != NULL && pae == NULL ? 'a' : 'f';
+            if (b->state[i] == 'f' && b->why[0] == '\0') {
+                snprintf(b->why, sizeof(b->why), "%s (%d)",
+                         pae != NULL ? natsStatus_GetText(pae->Err) : "no ack",
+                         pae != NULL ? (int)pae->ErrCode : 0);
+            }
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* The envelope of m as a NATS body; caller frees. NULL without memory. */
+static char *encode_body(const cl__msg *m)
+{
+    cl__msg copy = *m;
+    json_error_t jerr;
+    char *body;
+
+    copy.payload = json_loads(m->payload_text, 0, &jerr);
     body = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
     json_decref(copy.payload);
-    if (body == NULL) {
-        return cl_error_set(err, CL_INTERNAL, NULL, "cannot encode message %s", m->id);
+    return body;
+}
+
+/*
+ * Sends, asynchronously, every unsent message whose previous message of the same key
+ * (prev[i], -1 for none) was acknowledged, and marks failed those whose previous one
+ * failed. Returns how many it sent.
+ */
+static int send_wave(jsCtx *js, pub_batch *b, const int *prev)
+{
+    int sent = 0;
+
+    for (int i = 0; i < b->n; i++) {
+        char subject[CL_BUS_MAX_TYPE + 16];
+        jsPubOptions po;
+        char *body;
+        char before;
+        natsStatus s;
+
+        bool go;
+
+        pthread_mutex_lock(&b->mu);
+        before = prev[i] >= 0 ? b->state[prev[i]] : 'a';
+        if (b->state[i] == 0 && before == 'f') {
+            b->state[i] = 'f';
+        }
+        go = b->state[i] == 0 && before == 'a';
+        pthread_mutex_unlock(&b->mu);
+        if (!go) {
+            continue;
+        }
+        body = encode_body(&b->msgs[i]);
+        pthread_mutex_lock(&b->mu);
+        b->state[i] = body != NULL ? 's' : 'f';
+        pthread_mutex_unlock(&b->mu);
+        if (body == NULL) {
+            continue;
+        }
+        snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", b->msgs[i].type);
+        jsPubOptions_Init(&po);
+        po.MsgId = b->msgs[i].id;
+        s = js_PublishAsync(js, subject, body, (int)strlen(body), &po);
+        free(body);
+        if (s != NATS_OK) {
+            pthread_mutex_lock(&b->mu);
+            b->state[i] = 'f';
+            if (b->why[0] == '\0') {
+                snprintf(b->why, sizeof(b->why), "%s", natsStatus_GetText(s));
+            }
+            pthread_mutex_unlock(&b->mu);
+            continue;
+        }
+        sent++;
     }
-    jsPubOptions_Init(&po);
-    po.MsgId = m->id;
-    po.MaxWait = 5000;
-    s = js_Publish(&pa, n->js, subject, body, (int)strlen(body), &po, &jerr);
-    free(body);
-    jsPubAck_Destroy(pa);
+    return sent;
+}
+
+/*
+ * Publishes in waves: all keys' next messages go out together and their acks are awaited
+ * in bulk (js_PublishAsyncComplete), then the next wave. A message is never in flight
+ * before the previous one of its key is acknowledged, so a lost publish cannot let a later
+ * message of its key into the stream ahead of it.
+ */
+static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, bool *ok,
+                                    cl_error *err)
+{
+    cl__nats *n_ = bus->nats;
+    pub_batch b = {.msgs = msgs, .n = n};
+    int prev[CL__BUS_BATCH];
+    char state[CL__BUS_BATCH] = {0};
+    jsOptions jo;
+    jsCtx *js = NULL;
+    natsStatus s;
+
+    memset(ok, 0, (size_t)n * sizeof(*ok));
+    b.state = state;
+    for (int i = 0; i < n; i++) {
+        prev[i] = -1;
+        for (int j = i - 1; j >= 0; j--) {
+            if (strcmp(msgs[j].key, msgs[i].key) == 0) {
+                prev[i] = j;
+                break;
+            }
+        }
+    }
+    pthread_mutex_init(&b.mu, NULL);
+    /* A context of this call's own: its acks and its pending count are this batch's. */
+    jsOptions_Init(&jo);
+    jo.PublishAsync.AckHandler = ack_handler;
+    jo.PublishAsync.AckHandlerClosure = &b;
+    jo.PublishAsync.MaxPending = CL__BUS_BATCH;
+    s = natsConnection_JetStream(&js, n_->nc, &jo);
     if (s != NATS_OK) {
-        return nats_fail(err, "publish", s, jerr);
+        nats_fail(err, "JetStream context", s, 0);
+        pthread_mutex_destroy(&b.mu);
+        return;
     }
-    return CL_OK;
+    while (send_wave(js, &b, prev) > 0) {
+        jsPubOptions po;
+
+        jsPubOptions_Init(&po);
+        po.MaxWait = PUBLISH_WAIT_MS;
+        if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
+            natsMsgList pending = {0};
+
+            /* Unacknowledged in time: taken back, so that no late ack can count them. */
+            if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) {
+                natsMsgList_Destroy(&pending);
+            }
+            /* An ack being handled as the wait ended has finished with b once this returns. */
+            (void)js_PublishAsyncComplete(js, &po);
+            pthread_mutex_lock(&b.mu);
+            for (int i = 0; i < n; i++) {
+                if (state[i] == 's') {
+                    state[i] = 'f';
+                }
+            }
+            if (b.why[0] == '\0') {
+                snprintf(b.why, sizeof(b.why), "no acknowledgement within %d ms", PUBLISH_WAIT_MS);
+            }
+            pthread_mutex_unlock(&b.mu);
+        }
+    }
+    jsCtx_Destroy(js);
+    for (int i = 0; i < n; i++) {
+        ok[i] = state[i] == 'a';
+    }
+    if (b.why[0] != '\0') {
+        cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL", "NATS publish: %s", b.why);
+    }
+    pthread_mutex_destroy(&b.mu);
 }
 
 static void job_done(cl__job *job, cl__outcome outcome)
@@ -388,9 +552,9 @@ static void transport_free_consumers(cl_bus *bus)
 }
 
 static const cl__bus_transport nats_transport = {
-    .version = 1,
+    .version = 2,
     .connect = transport_connect,
-    .publish = transport_publish,
+    .publish_batch = transport_publish_batch,
     .start_consumers = transport_start_consumers,
     .stop_consumers = transport_stop_consumers,
     .free_consumers = transport_free_consumers,
