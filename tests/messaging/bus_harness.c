@@ -28,13 +28,13 @@ static const char count_sql[] = "SELECT count(*), count(DISTINCT msg_key || ':' 
 
 static cl_status on_event(void *arg, cl_ctx *ctx, const cl_envelope *env, cl_db_conn *conn)
 {
+    bus_harness *h = arg;
     json_int_t seq = json_integer_value(json_object_get(env->payload, "seq"));
     cl_stmt *st;
     bool row = false;
     int64_t late = 0;
     cl_status rc;
 
-    (void)arg;
     rc = cl_db_prepare(conn, last_sql, &st, &ctx->err);
     if (rc == CL_OK) {
         rc = cl_stmt_bind_text(st, 1, env->key, &ctx->err);
@@ -62,6 +62,10 @@ static cl_status on_event(void *arg, cl_ctx *ctx, const cl_envelope *env, cl_db_
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);
+    }
+    if (rc == CL_OK && h->fail_once_seq != 0 && seq == h->fail_once_seq &&
+        atomic_compare_exchange_strong(&h->failures, &(int){0}, 1)) {
+        rc = cl_error_set(&ctx->err, CL_UNAVAILABLE, NULL, "failing seq %lld once", (long long)seq);
     }
     return rc;
 }

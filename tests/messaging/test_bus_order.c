@@ -20,6 +20,7 @@
 #define KEYS       8
 #define PER_KEY    60
 #define PUBLISHERS 4
+#define BURST      200
 
 static const char *transport = "in-process";
 static bus_harness harness;
@@ -81,10 +82,49 @@ static void test_per_key_order_holds_with_two_relays_and_two_consumers(void **st
     test_rmrf(dir);
 }
 
+/*
+ * Workers handle what is queued in one transaction, a savepoint per message (ADR 0043).
+ * One key, so one worker gets the whole burst in order; the handler of one event in the
+ * middle writes its row and fails once. Its effects must go with its savepoint while the
+ * events before it stay committed, and it and every later event must then be handled
+ * once, in order: any doubled or lost row, or one out of order, shows in the counts.
+ */
+static void test_a_failing_handler_in_a_batch_rolls_back_alone(void **state)
+{
+    char dir[256];
+    nats_server nats = {0};
+    bus_seen seen = {0};
+    cl_bus_stats stats = {0};
+    cl_error err = {0};
+
+    (void)state;
+    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
+    if (strcmp(transport, "nats") == 0) {
+        assert_int_equal(nats_server_start(&nats, dir), 0);
+    }
+    assert_int_equal(bus_harness_open(&harness, nats.url[0] != '\0' ? nats.url : NULL, 1, 2), 0);
+    harness.fail_once_seq = BURST / 3;
+    assert_int_equal(bus_harness_publish(&harness, "the-key", 1, BURST, BURST), 0);
+    assert_int_equal(bus_harness_wait(&harness, BURST, 60000), 0);
+    assert_int_equal(bus_harness_seen(&harness, &seen), 0);
+    assert_int_equal(seen.rows, BURST);
+    assert_int_equal(seen.distinct, BURST);
+    assert_int_equal(seen.late, 0);
+    assert_int_equal(atomic_load(&harness.failures), 1);
+    /* The failed attempt counts as the message's first: one retry, nothing else. */
+    assert_int_equal(cl_bus_stats_get(harness.bus, &stats, &err), CL_OK);
+    assert_int_equal(stats.retries, 1);
+    assert_int_equal(stats.dead_lettered, 0);
+    bus_harness_close(&harness);
+    nats_server_stop(&nats);
+    test_rmrf(dir);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_key_order_holds_with_two_relays_and_two_consumers),
+        cmocka_unit_test(test_a_failing_handler_in_a_batch_rolls_back_alone),
     };
 
     if (argc > 1) {
