@@ -14,6 +14,7 @@
  * that closing the subscription never deletes the durable consumer.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,18 +160,41 @@ static void transport_close(cl_bus *bus)
     bus->nats = NULL;
 }
 
-/* Acks awaited per wave of a batch at most (ms); a message without one counts as failed. */
+/* Acks awaited for a batch at most (ms); a message without one by then counts as failed. */
 #define PUBLISH_WAIT_MS 5000
 
-/* One publish_batch call: which messages JetStream acknowledged, fed by ack_handler. */
+/*
+ * One publish_batch call: which messages JetStream acknowledged, fed by ack_handler on the
+ * connection's thread. On the heap with a reference per message in flight (dropped by its
+ * ack, or when taken back unacknowledged) and one for the relay, so that an ack arriving
+ * late, after the relay gave up on the batch, never touches freed memory.
+ */
 typedef struct pub_batch {
     pthread_mutex_t mu;
-    const cl__msg *msgs;
+    pthread_cond_t cv;
+    int refs;
+    bool closed;         /* the relay gave up waiting: msgs is no longer to be read */
+    const cl__msg *msgs; /* the relay's, while !closed */
     int n;
-    int hint;    /* where the next ack's message is looked for first: acks come in order */
-    char *state; /* per message: 0 unsent, 's' sent, 'a' acked, 'f' failed */
+    int hint;       /* where the next ack's message is looked for first: acks come in order */
+    int unresolved; /* messages neither acknowledged nor failed */
+    char state[CL__BUS_BATCH]; /* per message: 0 unsent, 's' sent, 'a' acked, 'f' failed */
+    int prev[CL__BUS_BATCH];   /* the previous message of the same key, or -1 */
     char why[160];
 } pub_batch;
+
+/* Drops a reference with b->mu held; frees b (and unlocks) when it was the last. */
+static void batch_unref_locked(pub_batch *b)
+{
+    bool last = --b->refs == 0;
+
+    pthread_mutex_unlock(&b->mu);
+    if (last) {
+        pthread_cond_destroy(&b->cv);
+        pthread_mutex_destroy(&b->mu);
+        free(b);
+    }
+}
 
 static int find_msg(pub_batch *b, const char *id)
 {
@@ -185,28 +209,47 @@ static int find_msg(pub_batch *b, const char *id)
     return -1;
 }
 
+/* Sets the state of i, with b->mu held; a failure fails the later messages of its key. */
+static void resolve(pub_batch *b, int i, char state)
+{
+    b->state[i] = state;
+    b->unresolved--;
+    if (state != 'f') {
+        return;
+    }
+    for (int j = i + 1; j < b->n; j++) {
+        if (b->state[j] == 0 && b->prev[j] >= 0 && b->state[b->prev[j]] == 'f') {
+            b->state[j] = 'f';
+            b->unresolved--;
+        }
+    }
+}
+
 /* Runs on the connection's reply thread, once per published message. */
 static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     pub_batch *b = closure;
     const char *id = NULL;
+    int i;
 
     (void)js;
-    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != NULL) {
-        int i;
-
-        pthread_mutex_lock(&b->mu);
-        i = find_msg(b, id);
-        if (i >= 0 && b->state[i] == 's') {
-            b->state[i] = pa != NULL && pae == NULL ? 'a' : 'f';
-            if (b->state[i] == 'f' && b->why[0] == '\0') {
-                snprintf(b->why, sizeof(b->why), "%s (%d)",
-                         pae != NULL ? natsStatus_GetText(pae->Err) : "no ack",
-                         pae != NULL ? (int)pae->ErrCode : 0);
-            }
-        }
-        pthread_mutex_unlock(&b->mu);
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK) {
+        id = NULL;
     }
+    pthread_mutex_lock(&b->mu);
+    i = !b->closed && id != NULL ? find_msg(b, id) : -1;
+    if (i >= 0 && b->state[i] == 's') {
+        bool acked = pa != NULL && pae == NULL;
+
+        if (!acked && b->why[0] == '\0') {
+            snprintf(b->why, sizeof(b->why), "%s (%d)",
+                     pae != NULL ? natsStatus_GetText(pae->Err) : "no ack",
+                     pae != NULL ? (int)pae->ErrCode : 0);
+        }
+        resolve(b, i, acked ? 'a' : 'f');
+        pthread_cond_signal(&b->cv);
+    }
+    batch_unref_locked(b);
     natsMsg_Destroy(msg);
 }
 
@@ -224,133 +267,132 @@ static char *encode_body(const cl__msg *m)
 }
 
 /*
- * Sends, asynchronously, every unsent message whose previous message of the same key
- * (prev[i], -1 for none) was acknowledged, and marks failed those whose previous one
- * failed. Returns how many it sent.
+ * Sends every unsent message whose previous message of its key was acknowledged (or that
+ * has none): the relay's thread, outside b->mu (the library calls ack_handler with locks
+ * of its own held).
  */
-static int send_wave(jsCtx *js, pub_batch *b, const int *prev)
+static void send_ready(jsCtx *js, pub_batch *b)
 {
-    int sent = 0;
-
     for (int i = 0; i < b->n; i++) {
         char subject[CL_BUS_MAX_TYPE + 16];
         jsPubOptions po;
         char *body;
-        char before;
+        bool go;
         natsStatus s;
 
-        bool go;
-
         pthread_mutex_lock(&b->mu);
-        before = prev[i] >= 0 ? b->state[prev[i]] : 'a';
-        if (b->state[i] == 0 && before == 'f') {
-            b->state[i] = 'f';
+        go = b->state[i] == 0 && (b->prev[i] < 0 || b->state[b->prev[i]] == 'a');
+        if (go) {
+            b->state[i] = 's';
+            b->refs++; /* the message's, until its ack */
         }
-        go = b->state[i] == 0 && before == 'a';
         pthread_mutex_unlock(&b->mu);
         if (!go) {
             continue;
         }
         body = encode_body(&b->msgs[i]);
-        pthread_mutex_lock(&b->mu);
-        b->state[i] = body != NULL ? 's' : 'f';
-        pthread_mutex_unlock(&b->mu);
-        if (body == NULL) {
-            continue;
-        }
         snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", b->msgs[i].type);
         jsPubOptions_Init(&po);
         po.MsgId = b->msgs[i].id;
-        s = js_PublishAsync(js, subject, body, (int)strlen(body), &po);
+        s = body != NULL ? js_PublishAsync(js, subject, body, (int)strlen(body), &po)
+                         : NATS_NO_MEMORY;
         free(body);
         if (s != NATS_OK) {
             pthread_mutex_lock(&b->mu);
-            b->state[i] = 'f';
             if (b->why[0] == '\0') {
                 snprintf(b->why, sizeof(b->why), "%s", natsStatus_GetText(s));
             }
+            resolve(b, i, 'f');
+            b->refs--; /* never in flight; the relay's own reference keeps b */
             pthread_mutex_unlock(&b->mu);
-            continue;
         }
-        sent++;
     }
-    return sent;
 }
 
 /*
- * Publishes in waves: all keys' next messages go out together and their acks are awaited
- * in bulk (js_PublishAsyncComplete), then the next wave. A message is never in flight
- * before the previous one of its key is acknowledged, so a lost publish cannot let a later
- * message of its key into the stream ahead of it.
+ * Publishes a batch with acks awaited in bulk: every key's first message goes out at once,
+ * and a key's next message as soon as the previous one is acknowledged. A message is never
+ * in flight before the previous one of its key is acknowledged, so a lost publish cannot
+ * let a later message of its key into the stream ahead of it (per-key order).
  */
 static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, bool *ok,
                                     cl_error *err)
 {
-    cl__nats *n_ = bus->nats;
-    pub_batch b = {.msgs = msgs, .n = n};
-    int prev[CL__BUS_BATCH];
-    char state[CL__BUS_BATCH] = {0};
+    cl__nats *nats = bus->nats;
+    pub_batch *b = calloc(1, sizeof(*b));
+    struct timespec deadline = cl_deadline_in(PUBLISH_WAIT_MS);
     jsOptions jo;
     jsCtx *js = NULL;
     natsStatus s;
 
     memset(ok, 0, (size_t)n * sizeof(*ok));
-    b.state = state;
+    if (b == NULL || cl_cond_init_monotonic(&b->cv) != 0) {
+        free(b);
+        cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    b->refs = 1;
+    b->msgs = msgs;
+    b->n = n;
+    b->unresolved = n;
     for (int i = 0; i < n; i++) {
-        prev[i] = -1;
+        b->prev[i] = -1;
         for (int j = i - 1; j >= 0; j--) {
             if (strcmp(msgs[j].key, msgs[i].key) == 0) {
-                prev[i] = j;
+                b->prev[i] = j;
                 break;
             }
         }
     }
-    pthread_mutex_init(&b.mu, NULL);
-    /* A context of this call's own: its acks and its pending count are this batch's. */
+    /* A context of this call's own: its acks, and the messages it may take back, are ours. */
     jsOptions_Init(&jo);
     jo.PublishAsync.AckHandler = ack_handler;
-    jo.PublishAsync.AckHandlerClosure = &b;
+    jo.PublishAsync.AckHandlerClosure = b;
     jo.PublishAsync.MaxPending = CL__BUS_BATCH;
-    s = natsConnection_JetStream(&js, n_->nc, &jo);
+    s = natsConnection_JetStream(&js, nats->nc, &jo);
     if (s != NATS_OK) {
         nats_fail(err, "JetStream context", s, 0);
-        pthread_mutex_destroy(&b.mu);
+        pthread_mutex_lock(&b->mu);
+        batch_unref_locked(b);
         return;
     }
-    while (send_wave(js, &b, prev) > 0) {
-        jsPubOptions po;
+    pthread_mutex_lock(&b->mu);
+    while (b->unresolved > 0) {
+        pthread_mutex_unlock(&b->mu);
+        send_ready(js, b);
+        pthread_mutex_lock(&b->mu);
+        /* Woken by each ack: the next message of its key goes out at once. */
+        if (b->unresolved > 0 && pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    if (b->unresolved > 0 && b->why[0] == '\0') {
+        snprintf(b->why, sizeof(b->why), "no acknowledgement within %d ms", PUBLISH_WAIT_MS);
+    }
+    /* Unacknowledged by now counts as failed; a late ack finds the batch closed. */
+    b->closed = true;
+    for (int i = 0; i < n; i++) {
+        ok[i] = b->state[i] == 'a';
+    }
+    if (b->why[0] != '\0') {
+        cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL", "NATS publish: %s", b->why);
+    }
+    pthread_mutex_unlock(&b->mu);
+    {
+        natsMsgList pending = {0};
 
-        jsPubOptions_Init(&po);
-        po.MaxWait = PUBLISH_WAIT_MS;
-        if (js_PublishAsyncComplete(js, &po) != NATS_OK) {
-            natsMsgList pending = {0};
-
-            /* Unacknowledged in time: taken back, so that no late ack can count them. */
-            if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) {
-                natsMsgList_Destroy(&pending);
-            }
-            /* An ack being handled as the wait ended has finished with b once this returns. */
-            (void)js_PublishAsyncComplete(js, &po);
-            pthread_mutex_lock(&b.mu);
-            for (int i = 0; i < n; i++) {
-                if (state[i] == 's') {
-                    state[i] = 'f';
-                }
-            }
-            if (b.why[0] == '\0') {
-                snprintf(b.why, sizeof(b.why), "no acknowledgement within %d ms", PUBLISH_WAIT_MS);
-            }
-            pthread_mutex_unlock(&b.mu);
+        /* Taken back, they get no ack: their references go with them. */
+        if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) {
+            pthread_mutex_lock(&b->mu);
+            b->refs -= pending.Count;
+            pthread_mutex_unlock(&b->mu);
+            natsMsgList_Destroy(&pending);
         }
     }
     jsCtx_Destroy(js);
-    for (int i = 0; i < n; i++) {
-        ok[i] = state[i] == 'a';
-    }
-    if (b.why[0] != '\0') {
-        cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL", "NATS publish: %s", b.why);
-    }
-    pthread_mutex_destroy(&b.mu);
+    pthread_mutex_lock(&b->mu);
+    batch_unref_locked(b);
 }
 
 static void job_done(cl__job *job, cl__outcome outcome)
