@@ -2,10 +2,11 @@
  * The bus: relays that read each module's outbox in order, worker pools that run the
  * subscribers' handlers in inbox transactions, retries with backoff, dead letters.
  *
- * Ordering: a relay claims only the head of each key (the oldest undelivered row of that
- * key), so a later event of a key cannot be delivered before an earlier one is marked
- * delivered, however many relays run; a claimed row is leased to its relay. A subscriber's
- * worker is chosen by a hash of the key, and each worker runs its queue in order.
+ * Ordering: a relay claims, in order, a prefix of the undelivered rows of keys no other
+ * relay holds a lease on (ADR 0043), so a later event of a key cannot overtake an earlier
+ * one, however many relays run; a claimed row is leased to its relay. A subscriber's
+ * worker is chosen by a hash of the key, and each worker runs its queue in order, in
+ * batches of one transaction with a savepoint per message.
  *
  * Durability: a row is marked delivered only after every local subscriber has committed
  * its handler's transaction (or dead-lettered it), or after JetStream acknowledged it; a
@@ -1098,8 +1099,10 @@ static cl_status claim(cl__module *mod, int per_key, cl__msg *msgs, int *n, cons
     int ngot = 0;
     cl_status rc;
 
-    rc = got != NULL ? cl_db_acquire(mod->db, NULL, &conn, err)
-                     : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    if (got == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK && *n == 0) {
         rc = cl_db_prepare(conn, peek_sql, &st, err);
         if (rc == CL_OK) {

@@ -90,7 +90,6 @@ typedef struct cl__module {
      * handler (which sleeps 1, 2, 5, 10... ms between tries).
      */
     pthread_mutex_t tx_mu;
-    bool serial_tx;
     cl__worker workers[CL__BUS_MAX_WORKERS];
     int nworkers;
     pthread_t relays[CL__BUS_MAX_RELAYS];
@@ -99,6 +98,7 @@ typedef struct cl__module {
     int nrunners;
     pthread_t keeper; /* renews this process's operation leases (operation.c) */
     bool keeping;
+    bool serial_tx; /* tx_mu is taken: the database is SQLite */
 
     /* NATS: one durable consumer per publishing module this module subscribes to. */
     pthread_t fetchers[CL_BUS_MAX_MODULES];
