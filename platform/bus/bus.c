@@ -2,10 +2,11 @@
  * The bus: relays that read each module's outbox in order, worker pools that run the
  * subscribers' handlers in inbox transactions, retries with backoff, dead letters.
  *
- * Ordering: a relay claims only the head of each key (the oldest undelivered row of that
- * key), so a later event of a key cannot be delivered before an earlier one is marked
- * delivered, however many relays run; a claimed row is leased to its relay. A subscriber's
- * worker is chosen by a hash of the key, and each worker runs its queue in order.
+ * Ordering: a relay claims, in order, a prefix of the undelivered rows of keys no other
+ * relay holds a lease on (ADR 0043), so a later event of a key cannot overtake an earlier
+ * one, however many relays run; a claimed row is leased to its relay. A subscriber's
+ * worker is chosen by a hash of the key, and each worker runs its queue in order, in
+ * batches of one transaction with a savepoint per message.
  *
  * Durability: a row is marked delivered only after every local subscriber has committed
  * its handler's transaction (or dead-lettered it), or after JetStream acknowledged it; a
@@ -34,30 +35,56 @@ static pthread_mutex_t kick_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kick_cv = PTHREAD_COND_INITIALIZER;
 static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
 static uint64_t kick_gen;
+static int kick_waiters; /* threads in cl__bus_idle's wait */
 
 /* A lease outlives any batch by far; leases of a previous process are cleared at start. */
 #define LEASE_MS        30000
 #define RETAIN_MS       ((int64_t)3600 * 1000)
 #define HANDLER_TIMEOUT 30000
 
+/*
+ * A relay claims, in seq order, undelivered rows of the keys that no live lease holds:
+ * several rows of a key at once (a prefix of that key's undelivered rows, since a key
+ * qualifies or not as a whole), so that one round moves a batch, not one row per key. A
+ * key some relay is working on is left alone until that relay settles it, which is what
+ * keeps per-key order with any number of relays. The leased keys are read once per claim
+ * (an uncorrelated subquery on the index of leases), not once per candidate row.
+ */
+#define CLAIM_COLUMNS                                                                              \
+    "seq, o.id, o.type, o.msg_key, o.occurred_at, o.occurred_ms, o.schema_version, "               \
+    "o.traceparent, o.payload"
+#define CLAIM_FREE                                                                                 \
+    "o.delivered_ms IS NULL AND o.msg_key NOT IN (SELECT l.msg_key FROM cl_outbox l "              \
+    "WHERE l.delivered_ms IS NULL AND l.lease_until >= ?)"
 static const char claim_sql[] =
-    "SELECT o.seq, o.id, o.type, o.msg_key, o.occurred_at, o.occurred_ms, o.schema_version, "
-    "o.traceparent, o.payload FROM cl_outbox o "
-    "WHERE o.delivered_ms IS NULL AND (o.lease_until IS NULL OR o.lease_until < ?) "
-    "AND NOT EXISTS (SELECT 1 FROM cl_outbox p WHERE p.msg_key = o.msg_key "
-    "AND p.delivered_ms IS NULL AND p.seq < o.seq) ORDER BY o.seq LIMIT ?";
-/* PostgreSQL: concurrent relays skip the heads another relay is claiming. */
-static const char claim_pg_sql[] =
-    "SELECT o.seq, o.id, o.type, o.msg_key, o.occurred_at, o.occurred_ms, o.schema_version, "
-    "o.traceparent, o.payload FROM cl_outbox o "
-    "WHERE o.delivered_ms IS NULL AND (o.lease_until IS NULL OR o.lease_until < ?) "
-    "AND NOT EXISTS (SELECT 1 FROM cl_outbox p WHERE p.msg_key = o.msg_key "
-    "AND p.delivered_ms IS NULL AND p.seq < o.seq) ORDER BY o.seq LIMIT ? "
-    "FOR UPDATE OF o SKIP LOCKED";
-static const char lease_sql[] = "UPDATE cl_outbox SET lease_until = ? WHERE seq = ?";
-static const char release_sql[] = "UPDATE cl_outbox SET lease_until = NULL WHERE seq = ?";
+    "SELECT o." CLAIM_COLUMNS " FROM cl_outbox o WHERE " CLAIM_FREE " ORDER BY o.seq LIMIT ?";
+/*
+ * The same, with at most `?` rows per key (rn counts from a key's oldest row, so still a
+ * prefix): the NATS transport sends a key's rows one acknowledged after the other, so a
+ * batch is worth more spread over many keys.
+ */
+static const char claim_capped_sql[] =
+    "SELECT o." CLAIM_COLUMNS " FROM cl_outbox o WHERE o.seq IN (SELECT c.seq FROM (SELECT "
+    "o.seq, row_number() OVER (PARTITION BY o.msg_key ORDER BY o.seq) AS rn FROM cl_outbox o "
+    "WHERE " CLAIM_FREE ") c WHERE c.rn <= ? ORDER BY c.seq LIMIT ?) ORDER BY o.seq";
+/*
+ * PostgreSQL: relays of a module take turns to claim (a transaction-scoped advisory lock),
+ * as SQLite's single writer makes them. Row locks with SKIP LOCKED cannot do it: a relay
+ * would skip the rows of a key another relay is claiming and take that key's later rows.
+ */
+static const char claim_lock_pg_sql[] =
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.cl_outbox'))";
+/* Rows are leased and settled 16 at a time; unused places are bound to seq -1 (no row). */
+#define SEQS_PER_UPDATE   16
+/* Rows of one key a relay claims per round over NATS (relay_main). */
+#define NATS_ROWS_PER_KEY 4
+#define SEQ_LIST          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+static const char lease_sql[] = "UPDATE cl_outbox SET lease_until = ? WHERE seq IN " SEQ_LIST;
+static const char release_sql[] = "UPDATE cl_outbox SET lease_until = NULL WHERE seq IN " SEQ_LIST;
 static const char delivered_sql[] =
-    "UPDATE cl_outbox SET delivered_ms = ?, lease_until = NULL WHERE seq = ?";
+    "UPDATE cl_outbox SET delivered_ms = ?, lease_until = NULL WHERE seq IN " SEQ_LIST;
+/* Anything to relay? Asked without a transaction, so an idle relay takes no write lock. */
+static const char peek_sql[] = "SELECT 1 FROM cl_outbox WHERE delivered_ms IS NULL LIMIT 1";
 static const char clear_leases_sql[] = "UPDATE cl_outbox SET lease_until = NULL "
                                        "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL";
 static const char purge_sql[] =
@@ -88,7 +115,10 @@ void cl__bus_kick(void)
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     kick_gen++;
-    pthread_cond_broadcast(&kick_cv);
+    /* Every publish kicks: wake only when a relay is waiting (a busy one looks again). */
+    if (kick_waiters > 0) {
+        pthread_cond_broadcast(&kick_cv);
+    }
     pthread_mutex_unlock(&kick_mu);
 }
 
@@ -110,7 +140,9 @@ int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms)
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     if (!bus->stopping && kick_gen == *seen) {
+        kick_waiters++;
         (void)pthread_cond_timedwait(&kick_cv, &kick_mu, &ts);
+        kick_waiters--;
     }
     r = bus->stopping ? -1 : (kick_gen != *seen ? 1 : 0);
     *seen = kick_gen;
@@ -313,6 +345,8 @@ cl_status cl_bus_add_module(cl_bus *bus, const char *module, cl_db *db, cl_error
     cl_strlcpy(m->name, module, sizeof(m->name));
     m->db = db;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->tx_mu, NULL);
+    m->serial_tx = !cl__bus_is_postgres(db);
     return CL_OK;
 }
 
@@ -390,8 +424,14 @@ cl_status cl_bus_operation_kind(cl_bus *bus, const char *module, const cl_operat
 
 /* --- consuming: one message, one handler, one inbox transaction -------------------- */
 
-/* REJECTED: the subscriber cannot understand the message; retrying cannot help. */
-typedef enum attempt_result { HANDLED, DUPLICATE, FAILED, REJECTED } attempt_result;
+/*
+ * REJECTED: the subscriber cannot understand the message; retrying cannot help.
+ * NOT_TRIED: no attempt counted yet (a batch's transaction was lost before it got there).
+ */
+typedef enum attempt_result { HANDLED, DUPLICATE, FAILED, REJECTED, NOT_TRIED } attempt_result;
+
+/* Messages a worker handles in one transaction at most (batch_attempt). */
+#define WORKER_BATCH 64
 
 static void fill_ctx(cl_ctx *ctx, const cl__msg *m)
 {
@@ -479,12 +519,14 @@ out:
     return rc;
 }
 
-/* Runs the handler once. On FAILED, err says why. */
-static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
-                              cl_error *err)
+/*
+ * The inbox check, the handler and the inbox row of m's n-th attempt, in the transaction
+ * open on conn; nothing is committed here. On FAILED or REJECTED, err says why.
+ */
+static attempt_result handle_in(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
+                                cl_db_conn *conn, cl_error *err)
 {
     cl_bus *bus = mod->bus;
-    cl_db_conn *conn = NULL;
     cl_ctx ctx;
     cl_envelope env;
     json_error_t jerr;
@@ -496,13 +538,7 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
     cl_status rc;
 
     fill_ctx(&ctx, m);
-    rc = cl_db_acquire(mod->db, &ctx, &conn, err);
-    if (rc == CL_OK) {
-        rc = cl_db_begin(conn, err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, seen_sql, &st, err);
-    }
+    rc = cl_db_prepare(conn, seen_sql, &st, err);
     if (rc == CL_OK) {
         rc = bind_texts(st, (const char *const[]){m->id, m->id}, 2, err);
     }
@@ -510,7 +546,7 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
         rc = cl_stmt_step(st, &row, err);
     }
     if (rc == CL_OK && row) {
-        cl_db_release(conn);
+        (void)cl_stmt_drain(st, NULL, err);
         return DUPLICATE;
     }
     if (rc == CL_OK) {
@@ -538,15 +574,171 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg
             rc = cl_stmt_drain(st, NULL, err);
         }
     }
-    if (rc == CL_OK) {
-        rc = cl_db_commit(conn, err);
-    }
     json_decref(payload);
-    cl_db_release(conn);
     if (rc == CL_OK) {
         return HANDLED;
     }
     return rejected ? REJECTED : FAILED;
+}
+
+static void tx_lock(cl__module *mod)
+{
+    if (mod->serial_tx) {
+        pthread_mutex_lock(&mod->tx_mu);
+    }
+}
+
+static void tx_unlock(cl__module *mod)
+{
+    if (mod->serial_tx) {
+        pthread_mutex_unlock(&mod->tx_mu);
+    }
+}
+
+/* Runs the handler once, in a transaction of its own. On FAILED, err says why. */
+static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
+                              cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    attempt_result r = FAILED;
+    cl_status rc;
+
+    tx_lock(mod);
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        r = handle_in(mod, sub, m, n, conn, err);
+    }
+    if (rc == CL_OK && r == HANDLED) {
+        rc = cl_db_commit(conn, err);
+        r = rc == CL_OK ? HANDLED : FAILED;
+    }
+    /* Released without a commit, the transaction rolls back (a duplicate wrote nothing). */
+    cl_db_release(conn);
+    tx_unlock(mod);
+    return r;
+}
+
+/* The figures and the crash point of a message whose handling was committed. */
+static void count_handled(cl_bus *bus, const cl__msg *m)
+{
+    int64_t lat = cl_wall_ms() - m->occurred_ms;
+
+    atomic_fetch_add(&bus->handled, 1);
+    lat = lat < 0 ? 0 : lat;
+    atomic_fetch_add(&bus->latency_count, 1);
+    atomic_fetch_add(&bus->latency_sum_ms, lat);
+    for (long long max = atomic_load(&bus->latency_max_ms); lat > max;) {
+        if (atomic_compare_exchange_weak(&bus->latency_max_ms, &max, lat)) {
+            break;
+        }
+    }
+    cl__bus_crash_point(bus, "after-deliver");
+}
+
+/*
+ * True when the crash hook would kill the process at point after `ahead` more hits: a
+ * batch ends at that message, so that the hook still dies right after the N-th delivery
+ * is committed, not after a batch that took later ones with it.
+ */
+static bool crash_due(cl_bus *bus, const char *point, long ahead)
+{
+    return bus->crash_at[0] != '\0' && strcmp(bus->crash_at, point) == 0 &&
+           atomic_load(&bus->crash_hits) + ahead == bus->crash_n;
+}
+
+static const char savepoint_sql[] = "SAVEPOINT cl_bus_msg";
+static const char release_savepoint_sql[] = "RELEASE SAVEPOINT cl_bus_msg";
+static const char rollback_savepoint_sql[] = "ROLLBACK TO SAVEPOINT cl_bus_msg";
+
+/*
+ * Runs one of the savepoint statements: prepared once per connection on SQLite (three per
+ * message, parsed each time otherwise); PostgreSQL runs it as plain text.
+ */
+static cl_status savepoint(cl__module *mod, cl_db_conn *conn, const char *sql, cl_error *err)
+{
+    cl_stmt *st;
+    cl_status rc;
+
+    if (cl__bus_is_postgres(mod->db)) {
+        return cl_db_exec(conn, sql, err);
+    }
+    rc = cl_db_prepare(conn, sql, &st, err);
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, err) : rc;
+}
+
+/*
+ * Handles jobs[0..n) in one transaction, each message in a savepoint of its own, and
+ * commits once: one commit for the batch instead of one per message. A failing handler's
+ * effects are rolled back to its savepoint and the batch ends before it, so the messages
+ * committed are a prefix of the queue (per-key order). Returns how many jobs, from the
+ * first, were settled (handled or skipped as duplicates, committed); *r and err tell what
+ * happened to the next one's first attempt (NOT_TRIED when the transaction was lost).
+ */
+static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result *r, cl_error *err)
+{
+    cl_bus *bus = mod->bus;
+    cl_db_conn *conn = NULL;
+    attempt_result res[WORKER_BATCH];
+    cl_error ignored = {0};
+    long handled = 0;
+    int done = 0;
+    cl_status rc;
+
+    *r = NOT_TRIED;
+    tx_lock(mod);
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    while (rc == CL_OK && done < n) {
+        rc = savepoint(mod, conn, savepoint_sql, err);
+        if (rc != CL_OK) {
+            break;
+        }
+        res[done] = handle_in(mod, jobs[done]->sub, jobs[done]->msg, 1, conn, err);
+        if (res[done] != HANDLED && res[done] != DUPLICATE) {
+            *r = res[done];
+            /* Its effects go; the ones before it stay. Failing that, the batch is lost. */
+            rc = savepoint(mod, conn, rollback_savepoint_sql, &ignored);
+            if (rc == CL_OK) {
+                rc = savepoint(mod, conn, release_savepoint_sql, &ignored);
+            }
+            if (rc != CL_OK) {
+                *r = NOT_TRIED;
+                *err = ignored;
+            }
+            break;
+        }
+        rc = savepoint(mod, conn, release_savepoint_sql, err);
+        if (rc != CL_OK) {
+            break;
+        }
+        done++;
+        if (res[done - 1] == HANDLED && crash_due(bus, "after-deliver", ++handled)) {
+            break;
+        }
+    }
+    if (rc == CL_OK && done > 0) {
+        rc = cl_db_commit(conn, err);
+    }
+    cl_db_release(conn);
+    tx_unlock(mod);
+    if (rc != CL_OK) {
+        /* Nothing was committed: every job of the batch is tried again, one by one. */
+        *r = NOT_TRIED;
+        return 0;
+    }
+    for (int i = 0; i < done; i++) {
+        if (res[i] == HANDLED) {
+            count_handled(bus, jobs[i]->msg);
+        } else {
+            atomic_fetch_add(&bus->duplicates, 1);
+        }
+    }
+    return done;
 }
 
 static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, const cl_error *last,
@@ -620,39 +812,33 @@ static bool worker_sleep(cl__worker *w, int64_t ms)
     return running;
 }
 
-static cl__outcome process(cl__worker *w, cl__job *job)
+/*
+ * Settles job: tries it until it is handled, skipped or dead-lettered, with backoff. n
+ * attempts were made already, the last with result r and error *err (n == 0: none).
+ */
+static cl__outcome process(cl__worker *w, cl__job *job, int n, attempt_result r, cl_error *err)
 {
     cl__module *mod = w->mod;
     cl_bus *bus = mod->bus;
     const cl__msg *m = job->msg;
-    cl_error err = {0};
 
-    for (int n = 1;; n++) {
-        attempt_result r = attempt(mod, job->sub, m, n, &err);
-        int64_t lat;
-
+    if (n == 0 || r == NOT_TRIED) {
+        n = 1;
+        r = attempt(mod, job->sub, m, n, err);
+    }
+    for (;; r = attempt(mod, job->sub, m, ++n, err)) {
         if (r == DUPLICATE) {
             atomic_fetch_add(&bus->duplicates, 1);
             return CL__DONE;
         }
         if (r == HANDLED) {
-            atomic_fetch_add(&bus->handled, 1);
-            lat = cl_wall_ms() - m->occurred_ms;
-            lat = lat < 0 ? 0 : lat;
-            atomic_fetch_add(&bus->latency_count, 1);
-            atomic_fetch_add(&bus->latency_sum_ms, lat);
-            for (long long max = atomic_load(&bus->latency_max_ms); lat > max;) {
-                if (atomic_compare_exchange_weak(&bus->latency_max_ms, &max, lat)) {
-                    break;
-                }
-            }
-            cl__bus_crash_point(bus, "after-deliver");
+            count_handled(bus, m);
             return CL__DONE;
         }
         if (n >= bus->max_attempts || r == REJECTED) {
             cl_error derr = {0};
 
-            while (dead_letter(mod, m, n, &err, &derr) != CL_OK) {
+            while (dead_letter(mod, m, n, err, &derr) != CL_OK) {
                 cl_log_error("bus", "%s: cannot dead-letter %s: %s", mod->name, m->id,
                              derr.message);
                 if (!worker_sleep(w, bus->backoff_max_ms)) {
@@ -664,16 +850,49 @@ static cl__outcome process(cl__worker *w, cl__job *job)
                         json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
                                   "subscriber", mod->name, "attempts", n),
                         "%s: message %s dead-lettered after %d attempts: %s", mod->name, m->id, n,
-                        err.message);
+                        err->message);
             return CL__DONE;
         }
         atomic_fetch_add(&bus->retries, 1);
         cl_log_with(CL_LOG_WARN, "bus",
                     json_pack("{s:s,s:s,s:s,s:i}", "message_id", m->id, "type", m->type,
                               "subscriber", mod->name, "attempt", n),
-                    "%s: handling %s failed (attempt %d): %s", mod->name, m->type, n, err.message);
+                    "%s: handling %s failed (attempt %d): %s", mod->name, m->type, n, err->message);
         if (!worker_sleep(w, cl_retry_backoff_ms(bus->backoff_ms, bus->backoff_max_ms, n))) {
             return CL__ABORTED;
+        }
+    }
+}
+
+/*
+ * Runs jobs[0..n) in queue order: as many as possible in batches of one transaction
+ * (batch_attempt), a job whose handler fails on its own with retries (process), then the
+ * rest. Each job's done is called once it is settled.
+ */
+static void run_jobs(cl__worker *w, cl__job **jobs, int n)
+{
+    cl__module *mod = w->mod;
+
+    for (int i = 0; i < n;) {
+        attempt_result r = NOT_TRIED;
+        cl_error err = {0};
+        int k = 0;
+
+        if (mod->bus->stopping) {
+            jobs[i]->done(jobs[i], CL__ABORTED);
+            i++;
+            continue;
+        }
+        if (n - i > 1) {
+            k = batch_attempt(mod, &jobs[i], n - i, &r, &err);
+        }
+        for (int j = 0; j < k; j++) {
+            jobs[i + j]->done(jobs[i + j], CL__DONE);
+        }
+        i += k;
+        if (i < n) {
+            jobs[i]->done(jobs[i], process(w, jobs[i], r == NOT_TRIED ? 0 : 1, r, &err));
+            i++;
         }
     }
 }
@@ -682,27 +901,29 @@ static void *worker_main(void *arg)
 {
     cl__worker *w = arg;
     cl__module *mod = w->mod;
+    cl__job *jobs[WORKER_BATCH];
 
     for (;;) {
-        cl__job *job;
-        cl__outcome outcome;
+        int n = 0;
 
         pthread_mutex_lock(&mod->mu);
         while (w->head == NULL && !mod->bus->stopping) {
             pthread_cond_wait(&w->cv, &mod->mu);
         }
-        job = w->head;
-        if (job == NULL) {
+        if (w->head == NULL) {
             pthread_mutex_unlock(&mod->mu);
             return NULL;
         }
-        w->head = job->next;
+        /* Whatever is queued now, up to a batch: waiting for more would only add latency. */
+        while (w->head != NULL && n < WORKER_BATCH) {
+            jobs[n++] = w->head;
+            w->head = w->head->next;
+        }
         if (w->head == NULL) {
             w->tail = NULL;
         }
         pthread_mutex_unlock(&mod->mu);
-        outcome = mod->bus->stopping ? CL__ABORTED : process(w, job);
-        job->done(job, outcome);
+        run_jobs(w, jobs, n);
     }
 }
 
@@ -799,102 +1020,180 @@ static cl_status read_row(cl__module *mod, cl_stmt *st, cl__msg *m)
     return m->payload_text != NULL ? CL_OK : CL_INTERNAL;
 }
 
-/* Claims up to CL__BUS_BATCH key heads: one transaction, so concurrent relays serialise. */
-static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, cl_error *err)
+/*
+ * Runs sql (an UPDATE with the leading parameter lead, when has_lead, then SEQS_PER_UPDATE
+ * seqs) over the rows i of msgs with pick[i] == want (pick NULL: every row), so that a batch
+ * costs a few statements instead of one per row.
+ */
+static cl_status update_rows(cl_db_conn *conn, const char *sql, bool has_lead, int64_t lead,
+                             const cl__msg *msgs, int n, const bool *pick, bool want, cl_error *err)
+{
+    cl_status rc = CL_OK;
+    int first = has_lead ? 2 : 1;
+
+    for (int i = 0; rc == CL_OK && i < n;) {
+        cl_stmt *st = NULL;
+        int bound = 0;
+
+        while (i < n && pick != NULL && pick[i] != want) {
+            i++;
+        }
+        if (i == n) {
+            break;
+        }
+        rc = cl_db_prepare(conn, sql, &st, err);
+        if (rc == CL_OK && has_lead) {
+            rc = cl_stmt_bind_i64(st, 1, lead, err);
+        }
+        for (; rc == CL_OK && i < n && bound < SEQS_PER_UPDATE; i++) {
+            if (pick == NULL || pick[i] == want) {
+                rc = cl_stmt_bind_i64(st, first + bound++, msgs[i].seq, err);
+            }
+        }
+        for (; rc == CL_OK && bound < SEQS_PER_UPDATE; bound++) {
+            rc = cl_stmt_bind_i64(st, first + bound, -1, err);
+        }
+        if (rc == CL_OK) {
+            rc = cl_stmt_drain(st, NULL, err);
+        }
+    }
+    return rc;
+}
+
+/* Marks delivered the rows with ok[i], releases the others' leases, on conn. */
+static cl_status settle_on(cl_db_conn *conn, const cl__msg *msgs, int n, const bool *ok,
+                           cl_error *err)
+{
+    cl_status rc = update_rows(conn, delivered_sql, true, cl_wall_ms(), msgs, n, ok, true, err);
+
+    if (rc == CL_OK) {
+        rc = update_rows(conn, release_sql, false, 0, msgs, n, ok, false, err);
+    }
+    return rc;
+}
+
+static void free_msgs(cl__msg *msgs, int *n)
+{
+    for (int i = 0; i < *n; i++) {
+        cl__msg_free(&msgs[i]);
+    }
+    *n = 0;
+}
+
+/*
+ * In one transaction (so concurrent relays serialise, and a round takes the write lock
+ * once): settles the previous round's *n rows of msgs (ok[i]: delivered, else released),
+ * then claims up to CL__BUS_BATCH rows into msgs (up to per_key per key, in order) and
+ * leases them; *n is their count. On failure nothing changed in the database, and msgs
+ * still holds the previous round's rows.
+ */
+static cl_status claim(cl__module *mod, int per_key, cl__msg *msgs, int *n, const bool *ok,
+                       cl_error *err)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
+    cl__msg *got = calloc(CL__BUS_BATCH, sizeof(*got));
     bool row = false;
+    bool capped = per_key < CL__BUS_BATCH;
     int64_t now = cl_wall_ms();
+    int ngot = 0;
     cl_status rc;
 
-    *n = 0;
+    if (got == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK && *n == 0) {
+        rc = cl_db_prepare(conn, peek_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_step(st, &row, err);
+        }
+        if (rc == CL_OK && row) {
+            rc = cl_stmt_drain(st, NULL, err);
+        }
+        if (rc == CL_OK && !row) {
+            goto out;
+        }
+        row = false;
+    }
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, err);
     }
+    if (rc == CL_OK && *n > 0) {
+        rc = settle_on(conn, msgs, *n, ok, err);
+    }
+    if (rc == CL_OK && cl__bus_is_postgres(mod->db)) {
+        rc = cl_db_prepare(conn, claim_lock_pg_sql, &st, err);
+        if (rc == CL_OK) {
+            rc = cl_stmt_drain(st, NULL, err);
+        }
+    }
     if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? claim_pg_sql : claim_sql, &st, err);
+        rc = cl_db_prepare(conn, capped ? claim_capped_sql : claim_sql, &st, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_bind_i64(st, 1, now, err);
     }
+    if (rc == CL_OK && capped) {
+        rc = cl_stmt_bind_i64(st, 2, per_key, err);
+    }
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 2, CL__BUS_BATCH, err);
+        rc = cl_stmt_bind_i64(st, capped ? 3 : 2, CL__BUS_BATCH, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);
     }
     while (rc == CL_OK && row) {
-        rc = read_row(mod, st, &msgs[*n]);
-        (*n)++;
+        rc = read_row(mod, st, &got[ngot]);
+        ngot++;
         if (rc != CL_OK) {
             cl_error_set(err, rc, NULL, "out of memory");
             break;
         }
         rc = cl_stmt_step(st, &row, err);
     }
-    for (int i = 0; rc == CL_OK && i < *n; i++) {
-        rc = cl_db_prepare(conn, lease_sql, &st, err);
-        if (rc == CL_OK) {
-            rc = cl_stmt_bind_i64(st, 1, now + LEASE_MS, err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_bind_i64(st, 2, msgs[i].seq, err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_drain(st, NULL, err);
-        }
+    if (rc == CL_OK) {
+        rc = update_rows(conn, lease_sql, true, now + LEASE_MS, got, ngot, NULL, true, err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
     }
+out:
     cl_db_release(conn);
-    if (rc != CL_OK) {
-        for (int i = 0; i < *n; i++) {
-            cl__msg_free(&msgs[i]);
-        }
-        *n = 0;
+    if (rc == CL_OK) {
+        free_msgs(msgs, n);
+        memcpy(msgs, got, (size_t)ngot * sizeof(*got));
+        *n = ngot;
+    } else {
+        free_msgs(got, &ngot);
     }
+    free(got);
     return rc;
 }
 
-/* Marks delivered the rows with ok[i], releases the others' leases. */
-static cl_status settle(cl__module *mod, cl__msg *msgs, int n, const bool *ok, cl_error *err)
+/* settle_on in a transaction of its own; then frees msgs, whatever happened. */
+static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
 {
     cl_db_conn *conn = NULL;
-    cl_stmt *st;
-    int64_t now = cl_wall_ms();
+    cl_error err = {0};
     cl_status rc;
 
-    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    rc = cl_db_acquire(mod->db, NULL, &conn, &err);
     if (rc == CL_OK) {
-        rc = cl_db_begin(conn, err);
-    }
-    for (int i = 0; rc == CL_OK && i < n; i++) {
-        if (ok[i]) {
-            rc = cl_db_prepare(conn, delivered_sql, &st, err);
-            if (rc == CL_OK) {
-                rc = cl_stmt_bind_i64(st, 1, now, err);
-            }
-            if (rc == CL_OK) {
-                rc = cl_stmt_bind_i64(st, 2, msgs[i].seq, err);
-            }
-        } else {
-            rc = cl_db_prepare(conn, release_sql, &st, err);
-            if (rc == CL_OK) {
-                rc = cl_stmt_bind_i64(st, 1, msgs[i].seq, err);
-            }
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_drain(st, NULL, err);
-        }
+        rc = cl_db_begin(conn, &err);
     }
     if (rc == CL_OK) {
-        rc = cl_db_commit(conn, err);
+        rc = settle_on(conn, msgs, *n, ok, &err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, &err);
     }
     cl_db_release(conn);
-    return rc;
+    if (rc != CL_OK) {
+        /* The rows stay undelivered: delivered again later, skipped by the inboxes. */
+        cl_log_warn("bus", "%s: cannot mark delivered: %s", mod->name, err.message);
+    }
+    free_msgs(msgs, n);
 }
 
 static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_error *err)
@@ -921,19 +1220,32 @@ static void *relay_main(void *arg)
 {
     cl__module *mod = arg;
     cl_bus *bus = mod->bus;
-    cl__msg msgs[CL__BUS_BATCH];
+    cl__msg *msgs = calloc(CL__BUS_BATCH, sizeof(*msgs));
     bool ok[CL__BUS_BATCH];
     int quick = 0;
+    int n = 0; /* rows in msgs: handed out, to be settled by the next claim */
     int64_t last_purge = 0;
     uint64_t seen = 0;
+    /*
+     * In process, a key's rows are handled in order by one worker, in batches: no reason to
+     * cap them. Over NATS, a key's rows go out one round trip after the other (per-key
+     * order): a few per key leave room in the batch for other keys, sent side by side.
+     */
+    int per_key = bus->transport != NULL ? NATS_ROWS_PER_KEY : CL__BUS_BATCH;
 
-    memset(msgs, 0, sizeof(msgs));
+    if (msgs == NULL) {
+        cl_log_error("bus", "%s: relay out of memory", mod->name);
+        return NULL;
+    }
     while (!cl__bus_stopping(bus)) {
         cl_error err = {0};
-        int n = 0;
+        bool failed = false;
 
-        if (claim(mod, msgs, &n, &err) != CL_OK) {
+        if (claim(mod, per_key, msgs, &n, ok, &err) != CL_OK) {
             cl_log_warn("bus", "%s: relay cannot read the outbox: %s", mod->name, err.message);
+            if (n > 0) {
+                settle(mod, msgs, &n, ok);
+            }
             (void)cl__bus_idle(bus, &seen, bus->poll_ms);
             continue;
         }
@@ -955,16 +1267,14 @@ static void *relay_main(void *arg)
             cl__bus_crash_point(bus, "after-commit");
         }
         if (bus->transport != NULL) {
+            bus->transport->publish_batch(bus, msgs, n, ok, &err);
             for (int i = 0; i < n; i++) {
-                ok[i] = i == 0 || ok[i - 1];
-                if (ok[i] && bus->transport->publish(bus, &msgs[i], &err) != CL_OK) {
-                    cl_log_warn("bus", "%s: publishing %s failed: %s", mod->name, msgs[i].id,
-                                err.message);
-                    ok[i] = false;
-                }
                 if (ok[i]) {
                     cl__bus_crash_point(bus, "after-publish");
                 }
+            }
+            if (err.message[0] != '\0') {
+                cl_log_warn("bus", "%s: publishing failed: %s", mod->name, err.message);
             }
         } else {
             deliver_local(bus, msgs, n, ok);
@@ -973,18 +1283,19 @@ static void *relay_main(void *arg)
             if (ok[i]) {
                 atomic_fetch_add(&bus->published, 1);
             }
+            failed = failed || !ok[i];
         }
-        if (settle(mod, msgs, n, ok, &err) != CL_OK) {
-            /* The rows stay undelivered: delivered again later, skipped by the inboxes. */
-            cl_log_warn("bus", "%s: cannot mark delivered: %s", mod->name, err.message);
-        }
-        if (!ok[n - 1]) {
+        if (failed) {
+            /* Something failed (a publish, a stop): settle now, back off before retrying. */
+            settle(mod, msgs, &n, ok);
             (void)cl__bus_idle(bus, &seen, bus->poll_ms);
         }
-        for (int i = 0; i < n; i++) {
-            cl__msg_free(&msgs[i]);
-        }
     }
+    /* The last round's rows, settled before the relay ends. */
+    if (n > 0) {
+        settle(mod, msgs, &n, ok);
+    }
+    free(msgs);
     return NULL;
 }
 
@@ -1146,6 +1457,7 @@ void cl_bus_free(cl_bus *bus)
     cl_bus_stop(bus);
     for (int i = 0; i < bus->nmodules; i++) {
         pthread_mutex_destroy(&bus->modules[i].mu);
+        pthread_mutex_destroy(&bus->modules[i].tx_mu);
     }
     pthread_mutex_destroy(&bus->mu);
     free(bus);

@@ -13,10 +13,11 @@
 #include "cleave/bus.h"
 #include "cleave/util.h"
 
-#define CL__BUS_SCHEMA_VERSION 2
+#define CL__BUS_SCHEMA_VERSION 3
 #define CL__BUS_MAX_WORKERS    64
 #define CL__BUS_MAX_RELAYS     16
-#define CL__BUS_BATCH          64
+/* Outbox rows a relay claims, publishes and settles per round; messages fetched per pull. */
+#define CL__BUS_BATCH          256
 #define CL__BUS_MAX_KINDS      8
 #define CL__BUS_NAME           64
 
@@ -83,6 +84,12 @@ typedef struct cl__module {
     int nkinds;
 
     pthread_mutex_t mu; /* the workers' queues */
+    /*
+     * Held by a worker for its inbox transaction when the database is SQLite: it has one
+     * writer anyway, and workers queue on this (woken at once) instead of SQLite's busy
+     * handler (which sleeps 1, 2, 5, 10... ms between tries).
+     */
+    pthread_mutex_t tx_mu;
     cl__worker workers[CL__BUS_MAX_WORKERS];
     int nworkers;
     pthread_t relays[CL__BUS_MAX_RELAYS];
@@ -91,6 +98,7 @@ typedef struct cl__module {
     int nrunners;
     pthread_t keeper; /* renews this process's operation leases (operation.c) */
     bool keeping;
+    bool serial_tx; /* tx_mu is taken: the database is SQLite */
 
     /* NATS: one durable consumer per publishing module this module subscribes to. */
     pthread_t fetchers[CL_BUS_MAX_MODULES];
@@ -174,10 +182,16 @@ void cl__bus_enqueue(cl__module *mod, cl__job *job);
  * only through this table, so that a build without it links no NATS client.
  */
 typedef struct cl__bus_transport {
-    int version; /* 1 */
+    int version; /* 2 */
     cl_status (*connect)(cl_bus *bus, cl_error *err);
-    /* Publishes m on subject cleave.<source>.<event> with Nats-Msg-Id; waits for the ack. */
-    cl_status (*publish)(cl_bus *bus, const cl__msg *m, cl_error *err);
+    /*
+     * Publishes msgs[0..n) (in seq order) on subjects cleave.<source>.<event> with
+     * Nats-Msg-Id, and sets ok[i] once JetStream acknowledged msgs[i]. A message is sent
+     * only after every earlier message of its key in msgs was acknowledged, and not at all
+     * when one of them failed (per-key order); different keys are in flight together.
+     * err says why the first failure failed.
+     */
+    void (*publish_batch)(cl_bus *bus, const cl__msg *msgs, int n, bool *ok, cl_error *err);
     /* Starts the durable consumers of mod (one per publishing module it subscribes to). */
     cl_status (*start_consumers)(cl__module *mod, cl_error *err);
     void (*stop_consumers)(cl__module *mod);

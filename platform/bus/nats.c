@@ -2,9 +2,10 @@
  * The NATS JetStream transport (ADR 0012): chosen when CLEAVE_NATS_URL is set.
  *
  *   stream   CLEAVE_<MODULE> per publishing module, subjects cleave.<module>.>, file storage
- *   publish  js_Publish on cleave.<module>.<event> with Nats-Msg-Id = envelope id, after
- *            which the relay marks the outbox row delivered (a re-publish after a crash is
- *            dropped by JetStream's duplicate window, and skipped by the inbox anyway)
+ *   publish  js_PublishAsync on cleave.<module>.<event> with Nats-Msg-Id = envelope id, a
+ *            relay's batch in waves (one message per key in flight, acks awaited in bulk),
+ *            after which the relay marks the acknowledged rows delivered (a re-publish after
+ *            a crash is dropped by JetStream's duplicate window, and skipped by the inbox)
  *   consume  a durable pull consumer named after the subscribing module on each stream it
  *            subscribes to, explicit acks; a message is acked only after the handler's
  *            inbox transaction committed (or it was dead-lettered)
@@ -13,6 +14,7 @@
  * that closing the subscription never deletes the durable consumer.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,35 +160,239 @@ static void transport_close(cl_bus *bus)
     bus->nats = NULL;
 }
 
-static cl_status transport_publish(cl_bus *bus, const cl__msg *m, cl_error *err)
-{
-    cl__nats *n = bus->nats;
-    char subject[CL_BUS_MAX_TYPE + 16];
-    cl__msg copy = *m;
-    json_error_t jerr_json;
-    jsPubOptions po;
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    char *body;
-    natsStatus s;
+/* Acks awaited for a batch at most (ms); a message without one by then counts as failed. */
+#define PUBLISH_WAIT_MS 5000
 
-    snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", m->type);
-    copy.payload = json_loads(m->payload_text, 0, &jerr_json);
+/*
+ * One publish_batch call: which messages JetStream acknowledged, fed by ack_handler on the
+ * connection's thread. On the heap with a reference per message in flight (dropped by its
+ * ack, or when taken back unacknowledged) and one for the relay, so that an ack arriving
+ * late, after the relay gave up on the batch, never touches freed memory.
+ */
+typedef struct pub_batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    bool closed;         /* the relay gave up waiting: msgs is no longer to be read */
+    const cl__msg *msgs; /* the relay's, while !closed */
+    int n;
+    int hint;       /* where the next ack's message is looked for first: acks come in order */
+    int unresolved; /* messages neither acknowledged nor failed */
+    char state[CL__BUS_BATCH]; /* per message: 0 unsent, 's' sent, 'a' acked, 'f' failed */
+    int prev[CL__BUS_BATCH];   /* the previous message of the same key, or -1 */
+    char why[160];
+} pub_batch;
+
+/* Drops a reference with b->mu held; frees b (and unlocks) when it was the last. */
+static void batch_unref_locked(pub_batch *b)
+{
+    bool last = --b->refs == 0;
+
+    pthread_mutex_unlock(&b->mu);
+    if (last) {
+        pthread_cond_destroy(&b->cv);
+        pthread_mutex_destroy(&b->mu);
+        free(b);
+    }
+}
+
+static int find_msg(pub_batch *b, const char *id)
+{
+    for (int k = 0; k < b->n; k++) {
+        int i = (b->hint + k) % b->n;
+
+        if (strcmp(b->msgs[i].id, id) == 0) {
+            b->hint = (i + 1) % b->n;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Sets the state of i, with b->mu held; a failure fails the later messages of its key. */
+static void resolve(pub_batch *b, int i, char state)
+{
+    b->state[i] = state;
+    b->unresolved--;
+    if (state != 'f') {
+        return;
+    }
+    for (int j = i + 1; j < b->n; j++) {
+        if (b->state[j] == 0 && b->prev[j] >= 0 && b->state[b->prev[j]] == 'f') {
+            b->state[j] = 'f';
+            b->unresolved--;
+        }
+    }
+}
+
+/* Runs on the connection's reply thread, once per published message. */
+static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    pub_batch *b = closure;
+    const char *id = NULL;
+    int i;
+
+    (void)js;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK) {
+        id = NULL;
+    }
+    pthread_mutex_lock(&b->mu);
+    i = !b->closed && id != NULL ? find_msg(b, id) : -1;
+    if (i >= 0 && b->state[i] == 's') {
+        bool acked = pa != NULL && pae == NULL;
+
+        if (!acked && b->why[0] == '\0') {
+            snprintf(b->why, sizeof(b->why), "%s (%d)",
+                     pae != NULL ? natsStatus_GetText(pae->Err) : "no ack",
+                     pae != NULL ? (int)pae->ErrCode : 0);
+        }
+        resolve(b, i, acked ? 'a' : 'f');
+        pthread_cond_signal(&b->cv);
+    }
+    batch_unref_locked(b);
+    natsMsg_Destroy(msg);
+}
+
+/* The envelope of m as a NATS body; caller frees. NULL without memory. */
+static char *encode_body(const cl__msg *m)
+{
+    cl__msg copy = *m;
+    json_error_t jerr;
+    char *body;
+
+    copy.payload = json_loads(m->payload_text, 0, &jerr);
     body = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
     json_decref(copy.payload);
-    if (body == NULL) {
-        return cl_error_set(err, CL_INTERNAL, NULL, "cannot encode message %s", m->id);
+    return body;
+}
+
+/*
+ * Sends every unsent message whose previous message of its key was acknowledged (or that
+ * has none): the relay's thread, outside b->mu (the library calls ack_handler with locks
+ * of its own held).
+ */
+static void send_ready(jsCtx *js, pub_batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        char subject[CL_BUS_MAX_TYPE + 16];
+        jsPubOptions po;
+        char *body;
+        bool go;
+        natsStatus s;
+
+        pthread_mutex_lock(&b->mu);
+        go = b->state[i] == 0 && (b->prev[i] < 0 || b->state[b->prev[i]] == 'a');
+        if (go) {
+            b->state[i] = 's';
+            b->refs++; /* the message's, until its ack */
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (!go) {
+            continue;
+        }
+        body = encode_body(&b->msgs[i]);
+        snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", b->msgs[i].type);
+        jsPubOptions_Init(&po);
+        po.MsgId = b->msgs[i].id;
+        s = body != NULL ? js_PublishAsync(js, subject, body, (int)strlen(body), &po)
+                         : NATS_NO_MEMORY;
+        free(body);
+        if (s != NATS_OK) {
+            pthread_mutex_lock(&b->mu);
+            if (b->why[0] == '\0') {
+                snprintf(b->why, sizeof(b->why), "%s", natsStatus_GetText(s));
+            }
+            resolve(b, i, 'f');
+            b->refs--; /* never in flight; the relay's own reference keeps b */
+            pthread_mutex_unlock(&b->mu);
+        }
     }
-    jsPubOptions_Init(&po);
-    po.MsgId = m->id;
-    po.MaxWait = 5000;
-    s = js_Publish(&pa, n->js, subject, body, (int)strlen(body), &po, &jerr);
-    free(body);
-    jsPubAck_Destroy(pa);
+}
+
+/*
+ * Publishes a batch with acks awaited in bulk: every key's first message goes out at once,
+ * and a key's next message as soon as the previous one is acknowledged. A message is never
+ * in flight before the previous one of its key is acknowledged, so a lost publish cannot
+ * let a later message of its key into the stream ahead of it (per-key order).
+ */
+static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, bool *ok,
+                                    cl_error *err)
+{
+    cl__nats *nats = bus->nats;
+    pub_batch *b = calloc(1, sizeof(*b));
+    struct timespec deadline = cl_deadline_in(PUBLISH_WAIT_MS);
+    jsOptions jo;
+    jsCtx *js = NULL;
+    natsStatus s;
+
+    memset(ok, 0, (size_t)n * sizeof(*ok));
+    if (b == NULL || cl_cond_init_monotonic(&b->cv) != 0) {
+        free(b);
+        cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    b->refs = 1;
+    b->msgs = msgs;
+    b->n = n;
+    b->unresolved = n;
+    for (int i = 0; i < n; i++) {
+        b->prev[i] = -1;
+        for (int j = i - 1; j >= 0; j--) {
+            if (strcmp(msgs[j].key, msgs[i].key) == 0) {
+                b->prev[i] = j;
+                break;
+            }
+        }
+    }
+    /* A context of this call's own: its acks, and the messages it may take back, are ours. */
+    jsOptions_Init(&jo);
+    jo.PublishAsync.AckHandler = ack_handler;
+    jo.PublishAsync.AckHandlerClosure = b;
+    jo.PublishAsync.MaxPending = CL__BUS_BATCH;
+    s = natsConnection_JetStream(&js, nats->nc, &jo);
     if (s != NATS_OK) {
-        return nats_fail(err, "publish", s, jerr);
+        nats_fail(err, "JetStream context", s, 0);
+        pthread_mutex_lock(&b->mu);
+        batch_unref_locked(b);
+        return;
     }
-    return CL_OK;
+    pthread_mutex_lock(&b->mu);
+    while (b->unresolved > 0) {
+        pthread_mutex_unlock(&b->mu);
+        send_ready(js, b);
+        pthread_mutex_lock(&b->mu);
+        /* Woken by each ack: the next message of its key goes out at once. */
+        if (b->unresolved > 0 && pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    if (b->unresolved > 0 && b->why[0] == '\0') {
+        snprintf(b->why, sizeof(b->why), "no acknowledgement within %d ms", PUBLISH_WAIT_MS);
+    }
+    /* Unacknowledged by now counts as failed; a late ack finds the batch closed. */
+    b->closed = true;
+    for (int i = 0; i < n; i++) {
+        ok[i] = b->state[i] == 'a';
+    }
+    if (b->why[0] != '\0') {
+        cl_error_set(err, CL_UNAVAILABLE, "CLEAVE_NATS_URL", "NATS publish: %s", b->why);
+    }
+    pthread_mutex_unlock(&b->mu);
+    {
+        natsMsgList pending = {0};
+
+        /* Taken back, they get no ack: their references go with them. */
+        if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) {
+            pthread_mutex_lock(&b->mu);
+            b->refs -= pending.Count;
+            pthread_mutex_unlock(&b->mu);
+            natsMsgList_Destroy(&pending);
+        }
+    }
+    jsCtx_Destroy(js);
+    pthread_mutex_lock(&b->mu);
+    batch_unref_locked(b);
 }
 
 static void job_done(cl__job *job, cl__outcome outcome)
@@ -388,9 +594,9 @@ static void transport_free_consumers(cl_bus *bus)
 }
 
 static const cl__bus_transport nats_transport = {
-    .version = 1,
+    .version = 2,
     .connect = transport_connect,
-    .publish = transport_publish,
+    .publish_batch = transport_publish_batch,
     .start_consumers = transport_start_consumers,
     .stop_consumers = transport_stop_consumers,
     .free_consumers = transport_free_consumers,

@@ -46,6 +46,14 @@ static const char ddl_v2[] = "ALTER TABLE cl_operations ADD COLUMN lease_owner T
                              "ALTER TABLE cl_operations ADD COLUMN lease_epoch BIGINT "
                              "NOT NULL DEFAULT 0;";
 
+/*
+ * v3: the relay's claim asks which keys hold a live lease (ADR 0043); only the rows being
+ * relayed have one, and this index holds just those, so the question costs no scan and a
+ * publish no index entry.
+ */
+static const char ddl_v3[] = "CREATE INDEX cl_outbox_leased ON cl_outbox (lease_until) "
+                             "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL;";
+
 static const char ddl_v1_sqlite[] =
     "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"
     "CREATE TABLE cl_dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, " DEAD_COLUMNS
@@ -102,7 +110,8 @@ cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
     }
     /* Each version once, in order, in this one transaction; a shipped version never changes. */
     for (int64_t v = version + 1; rc == CL_OK && v <= CL__BUS_SCHEMA_VERSION; v++) {
-        const char *ddl = v == 2                    ? ddl_v2
+        const char *ddl = v == 3                    ? ddl_v3
+                          : v == 2                  ? ddl_v2
                           : cl__bus_is_postgres(db) ? ddl_v1_postgres
                                                     : ddl_v1_sqlite;
 

@@ -8,6 +8,8 @@
 #ifndef CLEAVE_TEST_BUS_HARNESS_H
 #define CLEAVE_TEST_BUS_HARNESS_H
 
+#include <stdatomic.h>
+
 #include "cleave/bus.h"
 #include "pgtest.h"
 
@@ -20,6 +22,12 @@ typedef struct bus_harness {
     int nextra;
     cl_bus *bus;
     pgtest pg; /* the PostgreSQL database, when pg.db is set */
+    /*
+     * Set before publishing: the handler of the event with this seq fails once, after
+     * writing its "seen" row (effects its transaction must roll back). 0: none.
+     */
+    long fail_once_seq;
+    atomic_int failures; /* how many times the handler failed so */
 } bus_harness;
 
 /* The subscriber's committed "seen" rows. */
