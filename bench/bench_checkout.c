@@ -11,7 +11,10 @@
  * figures to read. PostgreSQL is a throwaway server (no replica, fsync off as in the tests:
  * its commits cost no flush) the benchmark starts and stops itself (tests/postgres/pg-cluster.sh).
  *
- *   bench_checkout [checkouts per topology, default 400] [client threads, default 4]
+ *   bench_checkout [checkouts per topology, default 400] [client threads, default 4] [only]
+ *
+ * With only, just the sides whose label starts with it run ("monolith, sqlite"): one
+ * topology under load, for a profiler attached to its processes.
  *
  * Each client thread places an order and polls it until it is final (every order can
  * confirm: stock and funds are ample), then places the next. The client cannot see the
@@ -51,6 +54,7 @@ typedef struct side {
     int64_t polls;     /* GETs of its orders, over all its checkouts */
     int64_t cpu_ticks; /* CPU of its processes during its rounds, in clock ticks */
     int failed;
+    int off; /* left out by the only argument */
 } side;
 
 typedef struct job {
@@ -387,6 +391,7 @@ int main(int argc, char **argv)
 {
     int total = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 400;
     int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 4;
+    const char *only = argc > 3 ? argv[3] : "";
     /* The PostgreSQL side last: topologies started after it would be on PostgreSQL too. */
     side sides[NSIDES] = {
         {.name = "monolith", .label = "monolith, sqlite"},
@@ -398,7 +403,7 @@ int main(int argc, char **argv)
     int rc = EXIT_SUCCESS;
 
     if (total < ROUNDS || threads < 1 || threads > MAX_THREADS) {
-        fprintf(stderr, "usage: bench_checkout [checkouts >= %d] [threads 1-%d]\n", ROUNDS,
+        fprintf(stderr, "usage: bench_checkout [checkouts >= %d] [threads 1-%d] [only]\n", ROUNDS,
                 MAX_THREADS);
         return 2;
     }
@@ -407,7 +412,11 @@ int main(int argc, char **argv)
     }
     atexit(stop_cluster);
     for (int i = 0; i < NSIDES; i++) {
+        sides[i].off = strncmp(sides[i].label, only, strlen(only)) != 0;
         sides[i].lat_us = calloc((size_t)total, sizeof(int64_t));
+        if (sides[i].off) {
+            continue;
+        }
         if (sides[i].lat_us == NULL || prepare(&sides[i]) != 0) {
             fprintf(stderr, "could not start %s\n", sides[i].label);
             rc = EXIT_FAILURE;
@@ -417,18 +426,22 @@ int main(int argc, char **argv)
     /* A warm-up checkout each, not measured. */
     for (int i = 0; i < NSIDES; i++) {
         outcome o;
-        (void)checkout(sides[i].topo.base_url, &o);
+        if (!sides[i].off) {
+            (void)checkout(sides[i].topo.base_url, &o);
+        }
     }
     printf("checkout to a final state, %d per topology, %d client threads, %d interleaved rounds\n",
            total, threads, ROUNDS);
     for (int r = 0; r < ROUNDS; r++) {
         int count = total / ROUNDS + (r < total % ROUNDS ? 1 : 0);
         for (int i = 0; i < NSIDES; i++) {
-            run_round(&sides[(r + i) % NSIDES], count, threads);
+            if (!sides[(r + i) % NSIDES].off) {
+                run_round(&sides[(r + i) % NSIDES], count, threads);
+            }
         }
     }
     for (int i = 0; i < NSIDES; i++) {
-        f[i] = report(&sides[i]);
+        f[i] = sides[i].off ? (figures){0} : report(&sides[i]);
     }
     compare("monolith vs all extracted", &f[0], &f[1]);
     compare("monolith vs inventory+payments extracted", &f[0], &f[2]);
