@@ -129,7 +129,13 @@ cl_status orders__saga_start(struct orders_self *self, cl_error *err);
 void orders__saga_stop(struct orders_self *self);
 /* True when the executor runs and can take one more order. */
 bool orders__saga_accepting(struct orders_self *self);
-/* Hands order id, committed as pending, to the executor. */
-void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx *ctx);
+/*
+ * Hands order id, committed as pending, to the executor. leased_ms (cl_now_ms), when not 0,
+ * says this executor placed the order holding its lease (epoch 0) from that time on: a
+ * worker that starts it within renew_ms runs it under that lease instead of taking it
+ * again. ctx (may be NULL) is the checkout's, whose trace the saga continues.
+ */
+void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
+                          const cl_ctx *ctx);
 
 #endif /* ORDERS_SRC_INTERNAL_H */
