@@ -108,19 +108,19 @@ static int start_cluster(void)
 /* The PostgreSQL server's process (postmaster.pid's first line), or 0. */
 static pid_t postmaster_pid(void)
 {
-    char path[300];
+    char path[300], line[32] = "";
     long pid = 0;
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/primary/postmaster.pid", pg.dir);
     f = fopen(path, "r");
     if (f != NULL) {
-        if (fscanf(f, "%ld", &pid) != 1) {
-            pid = 0;
+        if (fgets(line, sizeof(line), f) != NULL) {
+            pid = strtol(line, NULL, 10);
         }
         fclose(f);
     }
-    return (pid_t)pid;
+    return pid > 0 ? (pid_t)pid : 0;
 }
 
 /* One process as /proc/<pid>/stat shows it. */
@@ -134,9 +134,9 @@ typedef struct proc_cpu {
 static int read_stat(pid_t pid, proc_cpu *p)
 {
     char path[64], buf[1024];
+    long long field[16] = {0};
     const char *rp;
-    long long ut, st, cut, cst;
-    int ppid;
+    char *end;
     size_t n;
     FILE *f;
 
@@ -148,16 +148,25 @@ static int read_stat(pid_t pid, proc_cpu *p)
     n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
-    /* The command may hold spaces and parentheses: the fields start after the last ')'. */
+    /*
+     * The command may hold spaces and parentheses: the fields start after the last ')',
+     * with the state (1), then ppid (2) ... utime, stime, cutime, cstime (12-15).
+     */
     rp = strrchr(buf, ')');
-    if (rp == NULL ||
-        sscanf(rp + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &ppid,
-               &ut, &st, &cut, &cst) != 5) {
+    if (rp == NULL || rp[1] != ' ' || rp[2] == '\0') {
         return -1;
     }
+    rp += 3; /* past ") S" */
+    for (int i = 2; i < 16; i++) {
+        field[i] = strtoll(rp, &end, 10);
+        if (end == rp) {
+            return -1;
+        }
+        rp = end;
+    }
     p->pid = pid;
-    p->ppid = (pid_t)ppid;
-    p->ticks = ut + st + cut + cst;
+    p->ppid = (pid_t)field[2];
+    p->ticks = field[12] + field[13] + field[14] + field[15];
     p->in = 0;
     return 0;
 }
@@ -177,7 +186,7 @@ static int64_t tree_ticks(const pid_t *roots, int nroots)
 
     while (d != NULL && n < MAX_PIDS && (e = readdir(d)) != NULL) {
         if (isdigit((unsigned char)e->d_name[0]) &&
-            read_stat((pid_t)atol(e->d_name), &all[n]) == 0) {
+            read_stat((pid_t)strtol(e->d_name, NULL, 10), &all[n]) == 0) {
             for (int r = 0; r < nroots; r++) {
                 all[n].in |= all[n].pid == roots[r];
             }

@@ -33,7 +33,8 @@ struct orders__qnode;
  */
 typedef struct orders__executor {
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* on the monotonic clock (cl_cond_init_monotonic) */
+    pthread_cond_t cv;   /* stop, for timed pauses; on the monotonic clock */
+    pthread_cond_t work; /* an order was queued: one idle worker takes it */
     struct orders__qnode *head, *tail;
     size_t qlen;
     bool running, stopping;

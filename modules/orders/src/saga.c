@@ -127,7 +127,11 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
     }
     x->tail = n;
     x->qlen++;
-    pthread_cond_broadcast(&x->cv);
+    /*
+     * One idle worker is enough (a busy one looks at the queue when it is done); waking
+     * every worker, and every saga pausing for a retry, cost a futex round each per order.
+     */
+    pthread_cond_signal(&x->work);
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -788,7 +792,7 @@ static void *worker(void *arg)
         qnode *n = x->head;
 
         if (n == NULL) {
-            pthread_cond_wait(&x->cv, &x->mu);
+            pthread_cond_wait(&x->work, &x->mu);
             continue;
         }
         x->head = n->next;
@@ -939,6 +943,11 @@ cl_status orders__saga_init(struct orders_self *self, cl_error *err)
         pthread_mutex_destroy(&x->mu);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
     }
+    if (pthread_cond_init(&x->work, NULL) != 0) {
+        pthread_cond_destroy(&x->cv);
+        pthread_mutex_destroy(&x->mu);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
+    }
     return CL_OK;
 }
 
@@ -947,6 +956,7 @@ void orders__saga_fini(struct orders_self *self)
     orders__executor *x = &self->saga;
 
     drop_queue(x);
+    pthread_cond_destroy(&x->work);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
 }
@@ -997,6 +1007,7 @@ void orders__saga_stop(struct orders_self *self)
     pthread_mutex_lock(&x->mu);
     x->stopping = true;
     pthread_cond_broadcast(&x->cv);
+    pthread_cond_broadcast(&x->work);
     pthread_mutex_unlock(&x->mu);
     for (int i = 0; i < x->nthreads; i++) {
         pthread_join(x->threads[i], NULL);
