@@ -1,16 +1,31 @@
 /*
- * Checkout, monolith vs inventory + payments extracted (both on SQLite), and the monolith
- * on SQLite vs on PostgreSQL (issue #4): checkouts per second and the time from
- * POST /api/v1/orders to the order's final state (p50, p99). The three are started side by
- * side and measured in interleaved rounds in one run, so machine noise hits them alike;
- * the ratios are the figures to read. PostgreSQL is a throwaway server (no replica) the
- * benchmark starts and stops itself, as bench_db does (tests/postgres/pg-cluster.sh).
+ * Checkout through the saga (issue #16): the monolith vs every module extracted (all-extracted:
+ * the gateway only routes, each module is a service of its own, events cross NATS), vs
+ * inventory + payments extracted, all on SQLite; and the monolith on SQLite vs on PostgreSQL.
+ * For each: checkouts per second, the time from POST /api/v1/orders to the order's final
+ * state (p50, p99) and the CPU seconds each checkout costs, summed over every process of the
+ * topology (its cleave processes, its nats-server, the PostgreSQL server and its backends)
+ * from /proc/<pid>/stat (utime + stime, and cutime + cstime for children that exited) read
+ * before and after each measured round. The topologies are started side by side and measured
+ * in interleaved rounds in one run, so machine noise hits them alike; the ratios are the
+ * figures to read. PostgreSQL is a throwaway server (no replica, fsync off as in the tests:
+ * its commits cost no flush) the benchmark starts and stops itself (tests/postgres/pg-cluster.sh).
  *
- *   bench_checkout [checkouts per topology, default 400] [client threads, default 4]
+ *   bench_checkout [checkouts per topology, default 400] [client threads, default 4] [only]
  *
- * Each client thread places an order and polls it until it is confirmed (every order
- * can confirm: stock and funds are ample), then places the next.
+ * With only, just the sides whose label starts with it run ("monolith, sqlite"): one
+ * topology under load, for a profiler attached to its processes.
+ *
+ * Each client thread places an order and polls it until it is final (every order can
+ * confirm: stock and funds are ample), then places the next. The client cannot see the
+ * instant the order became final, only a window: after the last answer that was still
+ * pending and no later than the answer that was final. The latency reported is the window's
+ * end (what a client waits); the mean window width and the polls per checkout are printed
+ * too, so that the poll's share of the figure is on the page. The polls are part of each
+ * topology's load, and of its CPU per checkout, alike.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +39,22 @@
 #define ROUNDS      8
 #define MAX_THREADS 32
 #define SKU         "SKU-000010"
-#define NSIDES      3
+#define NSIDES      4
+#define MAX_PIDS    4096
 
 typedef struct side {
     const char *name;  /* the topology */
     const char *label; /* as reported */
     int postgres;      /* on the throwaway PostgreSQL server, not SQLite files */
     topology topo;
-    int64_t *lat_us; /* time to final state of every checkout */
+    int64_t *lat_us; /* time to final state of every checkout (the window's end) */
     size_t n;
-    int64_t busy_ns; /* wall time of its rounds */
+    int64_t busy_ns;   /* wall time of its rounds */
+    int64_t window_us; /* sum over its checkouts of the window the final state fell in */
+    int64_t polls;     /* GETs of its orders, over all its checkouts */
+    int64_t cpu_ticks; /* CPU of its processes during its rounds, in clock ticks */
     int failed;
+    int off; /* left out by the only argument */
 } side;
 
 typedef struct job {
@@ -42,6 +62,13 @@ typedef struct job {
     int count;
     pthread_mutex_t *mu;
 } job;
+
+/* One checkout as the client saw it. */
+typedef struct outcome {
+    int64_t us;        /* from the POST to the answer that said final */
+    int64_t window_us; /* from the last answer that said pending to that one */
+    int polls;
+} outcome;
 
 /* The throwaway PostgreSQL server, stopped on every exit so that it never outlives us. */
 static pgtest pg;
@@ -78,6 +105,133 @@ static int start_cluster(void)
     return 0;
 }
 
+/* The PostgreSQL server's process (postmaster.pid's first line), or 0. */
+static pid_t postmaster_pid(void)
+{
+    char path[300], line[32] = "";
+    long pid = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/primary/postmaster.pid", pg.dir);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) != NULL) {
+            pid = strtol(line, NULL, 10);
+        }
+        fclose(f);
+    }
+    return pid > 0 ? (pid_t)pid : 0;
+}
+
+/* One process as /proc/<pid>/stat shows it. */
+typedef struct proc_cpu {
+    pid_t pid, ppid;
+    int64_t ticks; /* utime + stime + cutime + cstime */
+    int in;        /* one of the roots or a descendant of one */
+} proc_cpu;
+
+/* Reads /proc/<pid>/stat into *p; 0, or -1 when the process is gone. */
+static int read_stat(pid_t pid, proc_cpu *p)
+{
+    char path[64], buf[1024];
+    long long field[16] = {0};
+    const char *rp;
+    char *end;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /*
+     * The command may hold spaces and parentheses: the fields start after the last ')',
+     * with the state (1), then ppid (2) ... utime, stime, cutime, cstime (12-15).
+     */
+    rp = strrchr(buf, ')');
+    if (rp == NULL || rp[1] != ' ' || rp[2] == '\0') {
+        return -1;
+    }
+    rp += 3; /* past ") S" */
+    for (int i = 2; i < 16; i++) {
+        field[i] = strtoll(rp, &end, 10);
+        if (end == rp) {
+            return -1;
+        }
+        rp = end;
+    }
+    p->pid = pid;
+    p->ppid = (pid_t)field[2];
+    p->ticks = field[12] + field[13] + field[14] + field[15];
+    p->in = 0;
+    return 0;
+}
+
+/*
+ * CPU clock ticks so far of the roots and every descendant of theirs (PostgreSQL's backends
+ * are the postmaster's children). A child that exited is in its parent's cutime/cstime once
+ * reaped, so the sum only grows.
+ */
+static int64_t tree_ticks(const pid_t *roots, int nroots)
+{
+    static proc_cpu all[MAX_PIDS];
+    int n = 0, grew = 1;
+    int64_t sum = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    while (d != NULL && n < MAX_PIDS && (e = readdir(d)) != NULL) {
+        if (isdigit((unsigned char)e->d_name[0]) &&
+            read_stat((pid_t)strtol(e->d_name, NULL, 10), &all[n]) == 0) {
+            for (int r = 0; r < nroots; r++) {
+                all[n].in |= all[n].pid == roots[r];
+            }
+            n++;
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    while (grew) {
+        grew = 0;
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; !all[i].in && k < n; k++) {
+                if (all[k].in && all[i].ppid == all[k].pid) {
+                    all[i].in = 1;
+                    grew = 1;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        sum += all[i].in ? all[i].ticks : 0;
+    }
+    return sum;
+}
+
+/* The CPU so far of every process of s's topology, in clock ticks. */
+static int64_t side_ticks(const side *s)
+{
+    pid_t roots[TOPOLOGY_MAX_PROCS + 2];
+    int n = 0;
+
+    for (int i = 0; i < s->topo.nprocs; i++) {
+        roots[n++] = s->topo.procs[i].pid;
+    }
+    if (s->topo.nats.own.proc.pid > 0) {
+        roots[n++] = s->topo.nats.own.proc.pid;
+    }
+    if (s->postgres) {
+        roots[n] = postmaster_pid();
+        n += roots[n] > 0;
+    }
+    return tree_ticks(roots, n);
+}
+
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -92,13 +246,14 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* One checkout to its final state; its duration in microseconds, or -1. */
-static int64_t checkout(const char *base)
+/* One checkout to its final state into *out; 0, or -1 when a request failed. */
+static int checkout(const char *base, outcome *out)
 {
     static const char body[] =
         "{\"account_id\":\"bench\",\"lines\":[{\"sku\":\"" SKU "\",\"quantity\":1}]}";
-    struct timespec pause = {0, 200000L};
-    int64_t t0 = now_ns();
+    /* Between two polls: short next to the figures measured, so that the window stays narrow. */
+    struct timespec pause = {0, 100000L};
+    int64_t t0 = now_ns(), pending_at;
     char path[128];
     test_resp r;
 
@@ -107,23 +262,31 @@ static int64_t checkout(const char *base)
         test_resp_free(&r);
         return -1;
     }
+    pending_at = now_ns(); /* the answer said pending (202) */
     snprintf(path, sizeof(path), "/api/v1/orders/%s",
              json_string_value(json_object_get(r.json, "id")));
     test_resp_free(&r);
+    out->polls = 0;
     for (;;) {
         const char *st;
         int done;
+        int64_t t;
 
+        out->polls++;
         if (test_http(base, "GET", path, NULL, 0, NULL, &r) != 0 || r.status != 200) {
             test_resp_free(&r);
             return -1;
         }
+        t = now_ns();
         st = json_string_value(json_object_get(r.json, "status"));
         done = st != NULL && (strcmp(st, "confirmed") == 0 || strcmp(st, "rejected") == 0);
         test_resp_free(&r);
         if (done) {
-            return (now_ns() - t0) / 1000;
+            out->us = (t - t0) / 1000;
+            out->window_us = (t - pending_at) / 1000;
+            return 0;
         }
+        pending_at = t;
         nanosleep(&pause, NULL);
     }
 }
@@ -133,13 +296,16 @@ static void *client(void *arg)
     job *j = arg;
 
     for (int i = 0; i < j->count; i++) {
-        int64_t us = checkout(j->s->topo.base_url);
+        outcome o;
+        int rc = checkout(j->s->topo.base_url, &o);
 
         pthread_mutex_lock(j->mu);
-        if (us < 0) {
+        if (rc != 0) {
             j->s->failed++;
         } else {
-            j->s->lat_us[j->s->n++] = us;
+            j->s->lat_us[j->s->n++] = o.us;
+            j->s->window_us += o.window_us;
+            j->s->polls += o.polls;
         }
         pthread_mutex_unlock(j->mu);
     }
@@ -152,6 +318,7 @@ static void run_round(side *s, int count, int threads)
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_t th[MAX_THREADS];
     job jobs[MAX_THREADS];
+    int64_t ticks0 = side_ticks(s);
     int64_t t0 = now_ns();
 
     for (int i = 0; i < threads; i++) {
@@ -162,6 +329,7 @@ static void run_round(side *s, int count, int threads)
         pthread_join(th[i], NULL);
     }
     s->busy_ns += now_ns() - t0;
+    s->cpu_ticks += side_ticks(s) - ticks0;
 }
 
 static int prepare(side *s)
@@ -195,34 +363,56 @@ static int prepare(side *s)
     return ok ? 0 : -1;
 }
 
-static void report(side *s, double *rate, double *p50, double *p99)
+/* The figures of one side, as compared below. */
+typedef struct figures {
+    double rate, p50, p99, cpu_ms; /* checkouts/s, ms, ms, CPU ms per checkout */
+} figures;
+
+static figures report(side *s)
 {
     size_t mid = s->n > 0 ? (s->n - 1) / 2 : 0;
     size_t tail = s->n > 0 ? (size_t)((double)(s->n - 1) * 0.99) : 0;
+    double n = s->n > 0 ? (double)s->n : 1;
+    figures f;
 
     qsort(s->lat_us, s->n, sizeof(int64_t), cmp_i64);
-    *rate = s->busy_ns > 0 ? (double)s->n * 1e9 / (double)s->busy_ns : 0;
-    *p50 = s->n > 0 ? (double)s->lat_us[mid] / 1000.0 : 0;
-    *p99 = s->n > 0 ? (double)s->lat_us[tail] / 1000.0 : 0;
-    printf("%-30s %8.1f checkouts/s   p50 %7.2f ms   p99 %7.2f ms   (%zu done, %d failed)\n",
-           s->label, *rate, *p50, *p99, s->n, s->failed);
+    f.rate = s->busy_ns > 0 ? (double)s->n * 1e9 / (double)s->busy_ns : 0;
+    f.p50 = s->n > 0 ? (double)s->lat_us[mid] / 1000.0 : 0;
+    f.p99 = s->n > 0 ? (double)s->lat_us[tail] / 1000.0 : 0;
+    f.cpu_ms = (double)s->cpu_ticks * 1000.0 / (double)sysconf(_SC_CLK_TCK) / n;
+    printf("%-22s %7.1f checkouts/s  p50 %6.2f ms  p99 %7.2f ms  CPU %6.2f ms/checkout  "
+           "(poll window %.2f ms, %.1f polls; %zu done, %d failed)\n",
+           s->label, f.rate, f.p50, f.p99, f.cpu_ms, (double)s->window_us / 1000.0 / n,
+           (double)s->polls / n, s->n, s->failed);
+    return f;
+}
+
+static void compare(const char *what, const figures *a, const figures *b)
+{
+    if (b->rate > 0 && a->p50 > 0 && a->p99 > 0 && a->cpu_ms > 0) {
+        printf("%s: %.2fx the checkouts/s, %.2fx lower p50, %.2fx lower p99, %.2fx less CPU "
+               "per checkout\n",
+               what, a->rate / b->rate, b->p50 / a->p50, b->p99 / a->p99, b->cpu_ms / a->cpu_ms);
+    }
 }
 
 int main(int argc, char **argv)
 {
     int total = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 400;
     int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 4;
+    const char *only = argc > 3 ? argv[3] : "";
     /* The PostgreSQL side last: topologies started after it would be on PostgreSQL too. */
     side sides[NSIDES] = {
         {.name = "monolith", .label = "monolith, sqlite"},
-        {.name = "inventory+payments-extracted", .label = "extracted, sqlite"},
+        {.name = "all-extracted", .label = "all extracted, sqlite"},
+        {.name = "inventory+payments-extracted", .label = "inv+pay extr., sqlite"},
         {.name = "monolith", .label = "monolith, postgres", .postgres = 1},
     };
-    double rate[NSIDES], p50[NSIDES], p99[NSIDES];
+    figures f[NSIDES];
     int rc = EXIT_SUCCESS;
 
     if (total < ROUNDS || threads < 1 || threads > MAX_THREADS) {
-        fprintf(stderr, "usage: bench_checkout [checkouts >= %d] [threads 1-%d]\n", ROUNDS,
+        fprintf(stderr, "usage: bench_checkout [checkouts >= %d] [threads 1-%d] [only]\n", ROUNDS,
                 MAX_THREADS);
         return 2;
     }
@@ -231,7 +421,11 @@ int main(int argc, char **argv)
     }
     atexit(stop_cluster);
     for (int i = 0; i < NSIDES; i++) {
+        sides[i].off = strncmp(sides[i].label, only, strlen(only)) != 0;
         sides[i].lat_us = calloc((size_t)total, sizeof(int64_t));
+        if (sides[i].off) {
+            continue;
+        }
         if (sides[i].lat_us == NULL || prepare(&sides[i]) != 0) {
             fprintf(stderr, "could not start %s\n", sides[i].label);
             rc = EXIT_FAILURE;
@@ -240,28 +434,27 @@ int main(int argc, char **argv)
     }
     /* A warm-up checkout each, not measured. */
     for (int i = 0; i < NSIDES; i++) {
-        (void)checkout(sides[i].topo.base_url);
+        outcome o;
+        if (!sides[i].off) {
+            (void)checkout(sides[i].topo.base_url, &o);
+        }
     }
     printf("checkout to a final state, %d per topology, %d client threads, %d interleaved rounds\n",
            total, threads, ROUNDS);
     for (int r = 0; r < ROUNDS; r++) {
         int count = total / ROUNDS + (r < total % ROUNDS ? 1 : 0);
         for (int i = 0; i < NSIDES; i++) {
-            run_round(&sides[(r + i) % NSIDES], count, threads);
+            if (!sides[(r + i) % NSIDES].off) {
+                run_round(&sides[(r + i) % NSIDES], count, threads);
+            }
         }
     }
     for (int i = 0; i < NSIDES; i++) {
-        report(&sides[i], &rate[i], &p50[i], &p99[i]);
+        f[i] = sides[i].off ? (figures){0} : report(&sides[i]);
     }
-    if (rate[1] > 0 && p50[0] > 0 && p99[0] > 0) {
-        printf("monolith vs extracted: %.2fx the checkouts/s, %.2fx lower p50, %.2fx lower p99\n",
-               rate[0] / rate[1], p50[1] / p50[0], p99[1] / p99[0]);
-    }
-    if (rate[2] > 0 && p50[0] > 0 && p99[0] > 0) {
-        printf("monolith, sqlite vs postgres: %.2fx the checkouts/s, %.2fx lower p50, "
-               "%.2fx lower p99\n",
-               rate[0] / rate[2], p50[2] / p50[0], p99[2] / p99[0]);
-    }
+    compare("monolith vs all extracted", &f[0], &f[1]);
+    compare("monolith vs inventory+payments extracted", &f[0], &f[2]);
+    compare("monolith, sqlite vs postgres", &f[0], &f[3]);
 out:
     for (int i = 0; i < NSIDES; i++) {
         if (sides[i].topo.nprocs > 0) {

@@ -9,14 +9,49 @@
 #include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "../support/log_capture.h"
 #include "cleave/db.h"
+
+/*
+ * SQLite's default VFS with its sleep counted: SQLite's own busy timeout waits for a lock in
+ * xSleep calls (1, 2, 5 ... 100 ms), whatever happens meanwhile.
+ */
+static sqlite3_vfs counting_vfs;
+static int (*real_sleep)(sqlite3_vfs *vfs, int us);
+static atomic_int sqlite_sleeps;
+
+static int counting_sleep(sqlite3_vfs *vfs, int us)
+{
+    atomic_fetch_add(&sqlite_sleeps, 1);
+    return real_sleep(vfs, us);
+}
+
+/* Makes counting_vfs, a copy of the default one but for xSleep, the default. 0 or -1. */
+static int count_sqlite_sleeps(void)
+{
+    sqlite3_vfs *def = sqlite3_vfs_find(NULL);
+
+    if (def == NULL) {
+        return -1;
+    }
+    counting_vfs = *def;
+    counting_vfs.zName = "cleave-test-counting";
+    counting_vfs.pNext = NULL;
+    real_sleep = def->xSleep;
+    counting_vfs.xSleep = counting_sleep;
+    return sqlite3_vfs_register(&counting_vfs, 1) == SQLITE_OK ? 0 : -1;
+}
 
 typedef struct fixture {
     char dir[64];
@@ -548,6 +583,71 @@ static void test_db_concurrent_writers_all_succeed(void **state)
     cl_db_close(db);
 }
 
+/* A writer that waits for the write lock on another connection of the pool. */
+typedef struct lock_waiter {
+    cl_db *db;
+    atomic_int started; /* about to ask for the lock */
+    cl_status st;
+    cl_error err;
+} lock_waiter;
+
+static void *lock_waiter_main(void *arg)
+{
+    lock_waiter *w = arg;
+    cl_db_conn *c = NULL;
+
+    w->st = cl_db_acquire(w->db, NULL, &c, &w->err);
+    atomic_store(&w->started, 1);
+    if (w->st == CL_OK) {
+        w->st = cl_db_begin(c, &w->err);
+    }
+    if (w->st == CL_OK) {
+        insert_item(c, "B", 2, CL_OK);
+        w->st = cl_db_commit(c, &w->err);
+    }
+    cl_db_release(c);
+    return NULL;
+}
+
+/*
+ * A writer queued behind another connection's write transaction is woken when it commits,
+ * not by SQLite's busy timeout, which sleeps 1, 2, 5 ... 100 ms between tries whatever
+ * happens meanwhile (a checkout spent most of its time in those sleeps, issue #16).
+ */
+static void test_db_waiting_writer_is_woken_by_the_commit_not_by_sleeps(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 2, 10000);
+    struct timespec hold = {0, 200000000L};
+    lock_waiter w = {.db = db};
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    pthread_t t;
+
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    insert_item(c, "A", 1, CL_OK);
+    atomic_store(&sqlite_sleeps, 0);
+    assert_int_equal(pthread_create(&t, NULL, lock_waiter_main, &w), 0);
+    while (atomic_load(&w.started) == 0) {
+        sched_yield();
+    }
+    /*
+     * Holding the lock while the waiter queues for it: not a wait for a result but the
+     * contention under test. Long enough for SQLite's timeout to have slept several times.
+     */
+    nanosleep(&hold, NULL);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    if (w.st != CL_OK) {
+        fail_msg("the waiting writer: %s: %s", cl_status_name(w.st), w.err.message);
+    }
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items WHERE sku IN ('A', 'B')"), 2);
+    assert_int_equal(atomic_load(&sqlite_sleeps), 0);
+    cl_db_close(db);
+}
+
 static void test_db_open_unopenable_path_is_unavailable_naming_it(void **state)
 {
     fixture *f = *state;
@@ -637,11 +737,17 @@ int main(void)
         T(test_db_acquire_waiting_past_ctx_deadline_is_deadline_exceeded),
         T(test_db_release_hands_connection_to_waiter),
         T(test_db_concurrent_writers_all_succeed),
+        T(test_db_waiting_writer_is_woken_by_the_commit_not_by_sleeps),
         T(test_db_open_unopenable_path_is_unavailable_naming_it),
         T(test_db_open_rejects_bad_options),
         T(test_db_ping_answers_and_null_handles_are_noops),
         T(test_db_sqlite_uses_wal_and_foreign_keys),
 #undef T
     };
+
+    if (count_sqlite_sleeps() != 0) {
+        fprintf(stderr, "cannot register the counting VFS\n");
+        return 1;
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,8 @@ struct orders__qnode;
  */
 typedef struct orders__executor {
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* on the monotonic clock (cl_cond_init_monotonic) */
+    pthread_cond_t cv;   /* stop, for timed pauses; on the monotonic clock */
+    pthread_cond_t work; /* an order was queued: one idle worker takes it */
     struct orders__qnode *head, *tail;
     size_t qlen;
     bool running, stopping;
@@ -129,7 +130,13 @@ cl_status orders__saga_start(struct orders_self *self, cl_error *err);
 void orders__saga_stop(struct orders_self *self);
 /* True when the executor runs and can take one more order. */
 bool orders__saga_accepting(struct orders_self *self);
-/* Hands order id, committed as pending, to the executor. */
-void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx *ctx);
+/*
+ * Hands order id, committed as pending, to the executor. leased_ms (cl_now_ms), when not 0,
+ * says this executor placed the order holding its lease (epoch 0) from that time on: a
+ * worker that starts it within renew_ms runs it under that lease instead of taking it
+ * again. ctx (may be NULL) is the checkout's, whose trace the saga continues.
+ */
+void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
+                          const cl_ctx *ctx);
 
 #endif /* ORDERS_SRC_INTERNAL_H */

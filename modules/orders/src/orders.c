@@ -498,6 +498,7 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     orders_order o = {0};
     cl_db_conn *conn = NULL;
     char id[ORDERS__ID_SIZE], now[32], *request = NULL;
+    int64_t leased_ms = 0;
     json_t *j;
     bool found = false;
     cl_status rc;
@@ -554,6 +555,8 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         rc = cl_db_begin(conn, &ctx->err);
     }
     if (rc == CL_OK) {
+        /* Not later than the lease the insert gives this executor starts. */
+        leased_ms = cl_now_ms();
         rc = insert(self, ctx, conn, &o, request);
     }
     if (rc == CL_OK) {
@@ -570,7 +573,7 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         rc = orders__load(ctx, conn, id, true, NULL, resp);
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(self->bus, "orders.after-place");
-        orders__saga_enqueue(self, id, ctx);
+        orders__saga_enqueue(self, id, leased_ms, ctx);
     }
     goto out;
 replay:

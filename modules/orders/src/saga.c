@@ -88,6 +88,7 @@ typedef struct orders__qnode {
     struct orders__qnode *next;
     char id[ORDERS__ID_SIZE];
     char traceparent[CL_TRACEPARENT_SIZE]; /* the checkout's, or "" (a resumed saga) */
+    int64_t leased_ms; /* placed here under this executor's lease since then, or 0 */
 } qnode;
 
 /* --- the queue ----------------------------------------------------------------------- */
@@ -103,7 +104,8 @@ bool orders__saga_accepting(struct orders_self *self)
     return ok;
 }
 
-void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx *ctx)
+void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
+                          const cl_ctx *ctx)
 {
     orders__executor *x = &self->saga;
     qnode *n = calloc(1, sizeof(*n));
@@ -113,6 +115,7 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx
         return;
     }
     cl_strlcpy(n->id, id, sizeof(n->id));
+    n->leased_ms = leased_ms;
     if (ctx != NULL) {
         (void)cl_trace_format(ctx, n->traceparent);
     }
@@ -124,7 +127,11 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, const cl_ctx
     }
     x->tail = n;
     x->qlen++;
-    pthread_cond_broadcast(&x->cv);
+    /*
+     * One idle worker is enough (a busy one looks at the queue when it is done); waking
+     * every worker, and every saga pausing for a retry, cost a futex round each per order.
+     */
+    pthread_cond_signal(&x->work);
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -695,23 +702,36 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
     }
 }
 
-/* Runs order id's saga from its recorded step to a final state, or until stop. */
-static void run(struct orders_self *self, const char *id, const char *traceparent)
+/*
+ * Runs order n->id's saga from its recorded step to a final state, or until stop.
+ *
+ * An order this executor placed a moment ago is its own already: place_order inserted it
+ * with this executor's lease at epoch 0, which nobody else can take before it lapses.
+ * Taking it again would cost a write transaction per checkout for nothing; its lease is
+ * renewed as any other, counting from when it was placed. Past renew_ms in the queue it is
+ * taken as a resumed one is, so that no saga starts on a lease close to lapsing.
+ */
+static void run(struct orders_self *self, const qnode *n)
 {
+    const char *id = n->id;
     saga s;
     int attempt = 0;
     cl_ctx trace;
 
     memset(&s, 0, sizeof(s));
     s.self = self;
-    /* Another host runs it, or it ended: nothing to do here. */
-    if (!take(self, id, &s.fence)) {
-        return;
+    if (n->leased_ms > 0 && cl_now_ms() - n->leased_ms < self->renew_ms) {
+        s.fence.owner = self->saga.id;
+        s.fence.epoch = 0;
+        s.renewed_ms = n->leased_ms;
+    } else if (take(self, id, &s.fence)) {
+        s.renewed_ms = cl_now_ms();
+    } else {
+        return; /* another host runs it, or it ended: nothing to do here */
     }
-    s.renewed_ms = cl_now_ms();
     /* The checkout's trace goes on in the saga's steps (a resumed saga starts its own). */
     cl_ctx_init(&trace, 0);
-    cl_trace_enter(&trace, traceparent, NULL);
+    cl_trace_enter(&trace, n->traceparent, NULL);
     s.trace = &trace;
     for (;;) {
         cl_db_conn *conn = NULL;
@@ -772,7 +792,7 @@ static void *worker(void *arg)
         qnode *n = x->head;
 
         if (n == NULL) {
-            pthread_cond_wait(&x->cv, &x->mu);
+            pthread_cond_wait(&x->work, &x->mu);
             continue;
         }
         x->head = n->next;
@@ -782,7 +802,7 @@ static void *worker(void *arg)
         x->qlen--;
         if (activate(x, slot, n->id)) {
             pthread_mutex_unlock(&x->mu);
-            run(self, n->id, n->traceparent);
+            run(self, n);
             pthread_mutex_lock(&x->mu);
             cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
         }
@@ -844,7 +864,7 @@ static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *q
         fresh = !known(x, id);
         pthread_mutex_unlock(&x->mu);
         if (fresh) {
-            orders__saga_enqueue(self, id, NULL);
+            orders__saga_enqueue(self, id, 0, NULL);
             n++;
         }
         rc = cl_stmt_step(st, &row, &ctx.err);
@@ -923,6 +943,11 @@ cl_status orders__saga_init(struct orders_self *self, cl_error *err)
         pthread_mutex_destroy(&x->mu);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
     }
+    if (pthread_cond_init(&x->work, NULL) != 0) {
+        pthread_cond_destroy(&x->cv);
+        pthread_mutex_destroy(&x->mu);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot make the saga executor");
+    }
     return CL_OK;
 }
 
@@ -931,6 +956,7 @@ void orders__saga_fini(struct orders_self *self)
     orders__executor *x = &self->saga;
 
     drop_queue(x);
+    pthread_cond_destroy(&x->work);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
 }
@@ -981,6 +1007,7 @@ void orders__saga_stop(struct orders_self *self)
     pthread_mutex_lock(&x->mu);
     x->stopping = true;
     pthread_cond_broadcast(&x->cv);
+    pthread_cond_broadcast(&x->work);
     pthread_mutex_unlock(&x->mu);
     for (int i = 0; i < x->nthreads; i++) {
         pthread_join(x->threads[i], NULL);
