@@ -23,6 +23,7 @@
 #include <nats/nats.h>
 
 #include "bus_internal.h"
+#include "nats_internal.h"
 #include "cleave/extension.h"
 #include "cleave/log.h"
 
@@ -444,6 +445,38 @@ static void take(fetcher *f, natsMsg *nm)
     cl__bus_enqueue(mod, &nj->job);
 }
 
+/*
+ * The NATS C client of Debian 12 (3.4.1) writes past its message array in a fetch that
+ * starts with more than half a batch of messages already waiting in the subscription (a
+ * pull whose answer came after the fetch gave up); nats.c fixed it in 3.10 (#749). So no
+ * fetch here starts that way: messages already waiting are taken one per fetch (a batch
+ * of one cannot overflow), a batch is asked with no_wait, which the server answers at once
+ * and in full and so leaves nothing behind, and only when nothing is there does a fetch of
+ * one wait, which leaves at most one message behind.
+ */
+natsStatus cl__nats_fetch(natsMsgList *list, natsSubscription *sub, int batch, int64_t wait_ms)
+{
+    jsFetchRequest req;
+    jsErrCode jerr = 0;
+    int waiting = 0, bytes = 0;
+    natsStatus s;
+
+    s = natsSubscription_GetPending(sub, &waiting, &bytes);
+    if (s != NATS_OK || waiting > 0) {
+        return natsSubscription_Fetch(list, sub, 1, wait_ms, &jerr);
+    }
+    jsFetchRequest_Init(&req);
+    req.Batch = batch;
+    req.NoWait = true;
+    req.Expires = (int64_t)wait_ms * 1000000; /* only the client's wait: no_wait answers now */
+    s = natsSubscription_FetchRequest(list, sub, &req);
+    if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT) {
+        natsMsgList_Destroy(list);
+        s = natsSubscription_Fetch(list, sub, 1, wait_ms, &jerr);
+    }
+    return s;
+}
+
 static void *fetch_main(void *arg)
 {
     fetcher *f = arg;
@@ -451,14 +484,13 @@ static void *fetch_main(void *arg)
 
     while (!cl__bus_stopping(bus)) {
         natsMsgList list = {0};
-        jsErrCode jerr = 0;
         natsStatus s;
 
         if (atomic_load(&f->mod->inflight) >= MAX_INFLIGHT) {
             usleep(2000);
             continue;
         }
-        s = natsSubscription_Fetch(&list, f->sub, CL__BUS_BATCH, FETCH_MS, &jerr);
+        s = cl__nats_fetch(&list, f->sub, CL__BUS_BATCH, FETCH_MS);
         if (s == NATS_OK) {
             for (int i = 0; i < list.Count; i++) {
                 natsMsg *nm = list.Msgs[i];
