@@ -1222,7 +1222,6 @@ static void *relay_main(void *arg)
     cl_bus *bus = mod->bus;
     cl__msg *msgs = calloc(CL__BUS_BATCH, sizeof(*msgs));
     bool ok[CL__BUS_BATCH];
-    int quick = 0;
     int n = 0; /* rows in msgs: handed out, to be settled by the next claim */
     int64_t last_purge = 0;
     uint64_t seen = 0;
@@ -1251,18 +1250,16 @@ static void *relay_main(void *arg)
         }
         if (n == 0) {
             /*
-             * A publish wakes us before its transaction commits; look again soon a few
-             * times, then fall back to the poll interval.
+             * A publish in this process wakes us once its transaction committed
+             * (cl_db_after_commit); the poll interval covers rows written by others.
              */
-            int r = cl__bus_idle(bus, &seen, quick > 0 ? 2 : bus->poll_ms);
-            quick = r == 1 ? 5 : (quick > 0 ? quick - 1 : 0);
+            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
             if (cl_wall_ms() - last_purge > 60000) {
                 last_purge = cl_wall_ms();
                 (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
             }
             continue;
         }
-        quick = 5;
         for (int i = 0; i < n; i++) {
             cl__bus_crash_point(bus, "after-commit");
         }

@@ -101,7 +101,8 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
     free(text);
     if (rc == CL_OK) {
         memcpy(id, newid, sizeof(newid));
-        cl__bus_kick();
+        /* Runners look once the operation is there to see: after the caller's commit. */
+        cl_db_after_commit(conn, cl__bus_kick);
     }
     return rc;
 }

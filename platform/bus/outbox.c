@@ -134,8 +134,8 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
     cl_span_status(&span, rc);
     cl_span_end(&span);
     if (rc == CL_OK) {
-        /* Early: the relay re-checks shortly after, by when the caller has committed. */
-        cl__bus_kick();
+        /* The relay looks once the row is there to see: after the caller's commit. */
+        cl_db_after_commit(conn, cl__bus_kick);
     }
     return rc;
 }

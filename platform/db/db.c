@@ -22,6 +22,7 @@
  * at run time and would otherwise grow the cache without limit.
  */
 #define CL__DB_STMT_CACHE         64
+#define CL__DB_TX_ENDED           4 /* distinct cl_db_after_commit callbacks per transaction */
 /* More connections than this to one embedded or remote database is a configuration error. */
 #define CL__DB_MAX_CONNS          256
 #define CL__DB_DEFAULT_CONNS      4
@@ -45,9 +46,11 @@ struct cl_db_conn {
     cl_db *db;
     void *drv_conn;
     bool in_tx;
-    bool suspect;       /* a sibling was found broken: ping this one before use */
-    int64_t idle_since; /* cl_now_ms() when it was last released */
-    uint64_t tick;      /* LRU clock for the statement cache */
+    int nended;
+    void (*ended[CL__DB_TX_ENDED])(void); /* cl_db_after_commit's, run when in_tx ends */
+    bool suspect;                         /* a sibling was found broken: ping this one before use */
+    int64_t idle_since;                   /* cl_now_ms() when it was last released */
+    uint64_t tick;                        /* LRU clock for the statement cache */
     int nstmts;
     cl_stmt stmts[CL__DB_STMT_CACHE];
     /* From acquire to release: the statements of one borrower (cleave/trace.h). */
@@ -496,6 +499,38 @@ static cl_db_conn *pool_reap_one(cl_db *db, int64_t now)
     return c;
 }
 
+/* Runs, once each, what cl_db_after_commit asked of the transaction that just ended. */
+static void tx_ended(cl_db_conn *conn)
+{
+    int n = conn->nended;
+
+    conn->nended = 0;
+    for (int i = 0; i < n; i++) {
+        conn->ended[i]();
+    }
+}
+
+void cl_db_after_commit(cl_db_conn *conn, void (*fn)(void))
+{
+    if (conn == NULL || fn == NULL) {
+        return;
+    }
+    if (!conn->in_tx) {
+        fn();
+        return;
+    }
+    for (int i = 0; i < conn->nended; i++) {
+        if (conn->ended[i] == fn) {
+            return;
+        }
+    }
+    if (conn->nended == CL__DB_TX_ENDED) {
+        fn(); /* early rather than never: the callbacks only wake someone to look */
+        return;
+    }
+    conn->ended[conn->nended++] = fn;
+}
+
 void cl_db_release(cl_db_conn *conn)
 {
     cl_db *db;
@@ -522,6 +557,7 @@ void cl_db_release(cl_db_conn *conn)
         /* A connection whose transaction state is unknown must not be handed out again. */
         broken = drv->exec(conn->drv_conn, "ROLLBACK", &e) != CL_OK;
     }
+    tx_ended(conn);
     /* A connection whose server went away is dropped; the next acquire opens a new one. */
     broken = broken || conn_broken(conn);
 
@@ -604,6 +640,7 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
         st = driver_failed(conn->db, "commit", st, err);
     }
     conn->in_tx = false;
+    tx_ended(conn);
     return st;
 }
 
@@ -616,6 +653,7 @@ void cl_db_rollback(cl_db_conn *conn)
     }
     conn->in_tx = false;
     (void)conn->db->drv->exec(conn->drv_conn, "ROLLBACK", &ignored);
+    tx_ended(conn);
 }
 
 cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_error *err)

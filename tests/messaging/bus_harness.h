@@ -37,6 +37,9 @@ typedef struct bus_seen {
     long late;     /* of which arrived after a later event of their key */
 } bus_seen;
 
+/* The relays' idle poll interval (CLEAVE_BUS_POLL_MS) of harnesses opened from now on; 20. */
+extern int bus_harness_poll_ms;
+
 /* nats_url NULL: in process. Returns 0 or -1 (printed). The bus is started. */
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers);
 /*

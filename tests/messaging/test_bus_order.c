@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -128,11 +129,43 @@ static void test_a_failing_handler_in_a_batch_rolls_back_alone(void **state)
     close_bus(dir, &nats);
 }
 
+/*
+ * A publish wakes the relay once its transaction has committed, not before: here the
+ * transaction stays open a while after the publish, and the relays' idle poll is far
+ * longer than the wait allowed, so the event arrives in time only if the commit woke them.
+ * (Woken at the publish, a relay found nothing committed, looked again for 10 ms and then
+ * slept out its poll.)
+ */
+static void test_a_publish_wakes_the_relay_after_its_commit(void **state)
+{
+    char dir[256];
+    nats_server nats = {0};
+    cl_db_conn *conn = NULL;
+    cl_error err = {0};
+    json_t *payload = json_pack("{s:i}", "seq", 1);
+    struct timespec open_a_while = {0, 100 * 1000000L}; /* the scenario: a long transaction */
+
+    (void)state;
+    bus_harness_poll_ms = 30000;
+    open_bus(dir, sizeof(dir), &nats, 1, 1);
+    bus_harness_poll_ms = 20;
+    assert_int_equal(cl_db_acquire(harness.pub, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_begin(conn, &err), CL_OK);
+    assert_int_equal(cl_bus_publish(conn, NULL, "pub.happened", "slow", payload, &err), CL_OK);
+    nanosleep(&open_a_while, NULL);
+    assert_int_equal(cl_db_commit(conn, &err), CL_OK);
+    cl_db_release(conn);
+    json_decref(payload);
+    assert_int_equal(bus_harness_wait(&harness, 1, 5000), 0);
+    close_bus(dir, &nats);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_key_order_holds_with_two_relays_and_two_consumers),
         cmocka_unit_test(test_a_failing_handler_in_a_batch_rolls_back_alone),
+        cmocka_unit_test(test_a_publish_wakes_the_relay_after_its_commit),
     };
 
     if (argc > 1) {

@@ -128,6 +128,13 @@ cl_status cl_db_begin(cl_db_conn *conn, cl_error *err);
 cl_status cl_db_commit(cl_db_conn *conn, cl_error *err);
 /* Rolls back the open transaction; a no-op without one. */
 void cl_db_rollback(cl_db_conn *conn);
+/*
+ * Has fn run once the transaction open on conn ends: after its COMMIT (or its rollback, or
+ * the release of the connection, where it ends too), once however often it was asked; at
+ * once when no transaction is open. For wake-ups that must not come before the commit they
+ * announce, such as a publish waking the bus's relay: fn must be cheap and must not use conn.
+ */
+void cl_db_after_commit(cl_db_conn *conn, void (*fn)(void));
 
 /*
  * A prepared statement for sql, cached on conn by its text: sql must be a string that
