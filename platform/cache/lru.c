@@ -529,7 +529,8 @@ static int wait_flight(shard *s, flight *f, char **value, cl_cache_json **parsed
 
 /* Runs load for key as f's loader, then keeps and shares what it made. */
 static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
-                          cl_cache_loader load, void *arg, char **value, cl_error *err)
+                          cl_cache_loader load, void *arg, char **value, cl_cache_json **parsed,
+                          cl_error *err)
 {
     char *text = NULL;
     int64_t stored_ms = cl_now_ms();
@@ -543,6 +544,10 @@ static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
         e = entry_new(c, s, f->key, f->hash, text, stored_ms);
         f->value = strdup(text);
         f->parsed = e != NULL ? json_ref(e->parsed) : NULL;
+        /* Its loader's caller takes it parsed too: a shared level's value is parsed once. */
+        if (parsed != NULL && f->parsed != NULL) {
+            *parsed = json_ref(f->parsed);
+        }
     }
     pthread_mutex_lock(&s->mu);
     unlink_flight(s, f);
@@ -565,7 +570,7 @@ static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
     if (e != NULL) {
         entry_free(e);
     }
-    if (st == CL_OK) {
+    if (st == CL_OK && (parsed == NULL || *parsed == NULL)) {
         *value = text;
     } else {
         free(text);
@@ -634,7 +639,7 @@ static cl_status fetch(cl_cache *c, const char *key, cl_cache_loader load, void 
     if (loaded != NULL) {
         *loaded = 1;
     }
-    return run_load(c, s, f, generation, load, arg, value, err);
+    return run_load(c, s, f, generation, load, arg, value, parsed, err);
 }
 
 cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, void *arg,

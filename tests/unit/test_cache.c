@@ -305,6 +305,13 @@ static void test_cache_under_concurrent_use_stays_consistent(void **state)
     cl_cache_free(c);
 }
 
+static cl_status unkept_loader(void *arg, char **value, int64_t *stored_ms, int *keep,
+                               cl_error *err)
+{
+    *keep = 0;
+    return echo_loader(arg, value, stored_ms, keep, err);
+}
+
 /* A cache made with parse_json hands a kept value out parsed and shared, never re-parsed. */
 static void test_cache_shares_parsed_values(void **state)
 {
@@ -319,13 +326,19 @@ static void test_cache_shares_parsed_values(void **state)
 
     (void)state;
     assert_non_null(c);
-    /* The loader's own caller gets its text back. */
-    assert_int_equal(cl_cache_fetch_json(c, "k", echo_loader, (void *)text, &v, &p1, &loaded, NULL),
+    /* An answer served to its loader alone comes as text, and is not kept. */
+    assert_int_equal(cl_cache_fetch_json(c, "k", unkept_loader, (void *)text, &v, &p1, NULL, NULL),
                      CL_OK);
-    assert_int_equal(loaded, 1);
     assert_string_equal(v, text);
     assert_null(p1);
     free(v);
+    /* The loader's own caller gets the value parsed, as kept. */
+    assert_int_equal(cl_cache_fetch_json(c, "k", echo_loader, (void *)text, &v, &p1, &loaded, NULL),
+                     CL_OK);
+    assert_int_equal(loaded, 1);
+    assert_null(v);
+    assert_non_null(p1);
+    cl_cache_json_release(p1);
     /* Every hit gets the one parsed value. */
     assert_int_equal(cl_cache_fetch_json(c, "k", echo_loader, "{}", &v, &p1, &loaded, NULL), CL_OK);
     assert_int_equal(loaded, 0);

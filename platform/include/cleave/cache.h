@@ -108,10 +108,10 @@ const json_t *cl_cache_json_value(const cl_cache_json *v);
 void cl_cache_json_release(cl_cache_json *v);
 
 /*
- * cl_cache_fetch for a cache made with parse_json: on CL_OK exactly one of *value (a new
- * string the caller frees: this caller's own load, or a value too large to keep) and
- * *parsed (a new reference the caller releases: a kept value, without parsing it again)
- * is set; the other is NULL.
+ * cl_cache_fetch for a cache made with parse_json: on CL_OK exactly one of *parsed (a
+ * new reference the caller releases: a value the cache keeps parsed, never parsed again)
+ * and *value (a new string the caller frees: a value not kept, as too large, not JSON or
+ * served to its loader alone) is set; the other is NULL.
  */
 cl_status cl_cache_fetch_json(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
                               char **value, cl_cache_json **parsed, int *loaded, cl_error *err);
