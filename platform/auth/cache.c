@@ -1,7 +1,9 @@
 /* The cache of verified tokens (cleave/jwt.h). */
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,14 +16,25 @@
  * each other. A token may sit in any of PROBES slots from its home slot; when they are
  * all taken by live entries, the one that expires first is replaced. Entries are never
  * removed but overwritten, so a lookup scans the same PROBES slots a put did.
+ *
+ * A slot's claims are immutable and counted by reference (with an atomic count of ours:
+ * jansson's json_decref reads its count without an atomic load, which ThreadSanitizer
+ * reports), so that a hit takes a reference under the lock and copies the claims after
+ * releasing it: the lock is held for a probe, not for an allocation per claim.
  */
 #define STRIPES 16
 #define PROBES  8
 
+/* Claims shared by a slot and the hits copying them; never changed once made. */
+typedef struct shared_claims {
+    atomic_int refs;
+    json_t *json; /* the only jansson reference */
+} shared_claims;
+
 typedef struct cache_slot {
     unsigned char hash[SHA256_DIGEST_LENGTH];
     int64_t exp;
-    json_t *claims; /* NULL: the slot is free */
+    shared_claims *claims; /* NULL: the slot is free */
 } cache_slot;
 
 typedef struct cache_stripe {
@@ -35,12 +48,34 @@ struct cl_jwt_cache {
     size_t nstripes;
 };
 
+/*
+ * SHA-256 fetched once: the one-shot SHA256() of OpenSSL 3 looks the algorithm up in the
+ * provider store on every call, which costs as much as hashing a token.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static void claims_release(shared_claims *c)
+{
+    /* acq_rel: every copy made from it happens before the one that frees it. */
+    if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+        json_decref(c->json);
+        free(c);
+    }
+}
+
 cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
 {
     cl_jwt_cache *c = NULL;
     size_t n = capacity < STRIPES ? capacity : STRIPES;
 
-    if (capacity == 0 || capacity > SIZE_MAX / sizeof(cache_slot)) {
+    if (capacity == 0 || capacity > SIZE_MAX / sizeof(cache_slot) ||
+        pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL) {
         return NULL;
     }
     c = calloc(1, sizeof(*c));
@@ -80,22 +115,23 @@ static cache_stripe *locate(cl_jwt_cache *c, const unsigned char *hash, size_t *
     return s;
 }
 
-static void hash_token(const char *token, unsigned char *hash)
+/* 0, or -1 when OpenSSL fails (out of memory): the token is then neither found nor kept. */
+static int hash_token(const char *token, unsigned char *hash)
 {
-    SHA256((const unsigned char *)token, strlen(token), hash);
+    return EVP_Digest(token, strlen(token), hash, NULL, sha256_md, NULL) == 1 ? 0 : -1;
 }
 
 json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
-    json_t *found = NULL;
+    shared_claims *found = NULL;
+    json_t *copy = NULL;
     size_t home = 0;
     cache_stripe *s = NULL;
 
-    if (c == NULL || token == NULL) {
+    if (c == NULL || token == NULL || hash_token(token, hash) != 0) {
         return NULL;
     }
-    hash_token(token, hash);
     s = locate(c, hash, &home);
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < PROBES && i < s->size; i++) {
@@ -103,26 +139,26 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
 
         if (slot->claims != NULL && slot->exp > now_s &&
             CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0) {
-            /*
-             * A copy made under the lock, never the cached object itself: jansson's
-             * reference counts are not safe to share between threads (json_decref reads
-             * the count without an atomic load, which ThreadSanitizer reports), and the
-             * caller may then change its claims as it likes.
-             */
-            found = json_deep_copy(slot->claims);
+            found = slot->claims;
+            atomic_fetch_add_explicit(&found->refs, 1, memory_order_relaxed);
             break;
         }
     }
     pthread_mutex_unlock(&s->lock);
-    return found;
+    if (found != NULL) {
+        /* A copy, never the cached object: the caller may change its claims as it likes. */
+        copy = json_deep_copy(found->json);
+        claims_release(found);
+    }
+    return copy;
 }
 
 void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_t exp_s)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
     /* A copy: the caller may change its object afterwards. Only the cache refers to it. */
-    json_t *copy = NULL;
-    json_t *old = NULL;
+    shared_claims *copy = NULL;
+    shared_claims *old = NULL;
     cache_slot *victim = NULL, *same = NULL, *free_slot = NULL, *soonest = NULL;
     size_t home = 0;
     cache_stripe *s = NULL;
@@ -131,11 +167,19 @@ void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_
     if (c == NULL || token == NULL || claims == NULL) {
         return;
     }
-    copy = json_deep_copy(claims);
+    if (hash_token(token, hash) != 0) {
+        return;
+    }
+    copy = malloc(sizeof(*copy));
     if (copy == NULL) {
         return;
     }
-    hash_token(token, hash);
+    atomic_init(&copy->refs, 1);
+    copy->json = json_deep_copy(claims);
+    if (copy->json == NULL) {
+        free(copy);
+        return;
+    }
     s = locate(c, hash, &home);
     pthread_mutex_lock(&s->lock);
     /* The home slot is live or free: either way a valid victim for the comparisons below. */
@@ -160,7 +204,7 @@ void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_
     victim->exp = exp_s;
     victim->claims = copy;
     pthread_mutex_unlock(&s->lock);
-    json_decref(old);
+    claims_release(old);
 }
 
 void cl_jwt_cache_clear(cl_jwt_cache *c)
@@ -170,7 +214,7 @@ void cl_jwt_cache_clear(cl_jwt_cache *c)
 
         pthread_mutex_lock(&s->lock);
         for (size_t j = 0; j < s->size; j++) {
-            json_decref(s->slots[j].claims);
+            claims_release(s->slots[j].claims);
             s->slots[j].claims = NULL;
         }
         pthread_mutex_unlock(&s->lock);
@@ -202,7 +246,7 @@ void cl_jwt_cache_free(cl_jwt_cache *c)
         cache_stripe *s = &c->stripes[i];
 
         for (size_t j = 0; j < s->size; j++) {
-            json_decref(s->slots[j].claims);
+            claims_release(s->slots[j].claims);
         }
         free(s->slots);
         pthread_mutex_destroy(&s->lock);

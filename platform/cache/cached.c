@@ -2,7 +2,10 @@
  * The caching decorator (cleave/cache.h, ADR 0042). An answer is cached as the JSON text of
  * the response, keyed by the operation's name and the request's JSON, so that the same
  * text can sit in the shared level that other hosts read. The caller that loaded an
- * answer keeps the typed response it got; every other caller decodes the text.
+ * answer keeps the typed response it got; every other caller decodes the answer the LRU
+ * keeps parsed (parse_json), which it reads but never changes: the response it decodes
+ * into owns copies of everything, so nothing downstream (ETags, sparse fieldsets, links)
+ * can reach the shared value.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -51,7 +54,8 @@ cl_status cl_cached_new(const cl_module_api *api, const cl_handle *inner,
         d->lru = cl_cache_new(&(cl_cache_options){.name = api->name,
                                                   .max_entries = opt->max_entries,
                                                   .max_bytes = opt->max_bytes,
-                                                  .ttl_ms = opt->ttl_ms});
+                                                  .ttl_ms = opt->ttl_ms,
+                                                  .parse_json = true});
         if (d->lru == NULL) {
             free(d);
             return cl_error_set(err, CL_INVALID, NULL, "bad read cache bounds");
@@ -151,12 +155,20 @@ static bool may_have_written(cl_status st)
     return st == CL_OK || st == CL_UNAVAILABLE || st == CL_DEADLINE_EXCEEDED || st == CL_INTERNAL;
 }
 
-static cl_status decode(const cl_op *op, const char *text, void *resp, cl_error *err)
+/* Decodes a kept answer, parsed already, or else its text. */
+static cl_status decode(const cl_op *op, const char *text, const cl_cache_json *parsed, void *resp,
+                        cl_error *err)
 {
     json_error_t jerr;
-    json_t *json = json_loads(text, 0, &jerr);
+    json_t *json = NULL;
     cl_status st;
 
+    if (parsed != NULL) {
+        /* cl_schema_from_json only reads json: the shared value stays as it was. */
+        return cl_schema_from_json(op->resp, (json_t *)cl_cache_json_value(parsed),
+                                   CL_DECODE_LENIENT, resp, err);
+    }
+    json = json_loads(text, 0, &jerr);
     if (json == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "cached %s answer is not JSON: %s", op->name,
                             jerr.text);
@@ -172,6 +184,7 @@ cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void 
     char *req_text = NULL;
     char *key = NULL;
     char *text = NULL;
+    cl_cache_json *parsed = NULL;
     size_t size;
     cl_status st;
 
@@ -195,11 +208,12 @@ cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void 
     }
     snprintf(key, size, "%s\n%s", op->name, req_text);
     a.key = key;
-    st = cl_cache_fetch(d->lru, key, load, &a, &text, NULL, &ctx->err);
+    st = cl_cache_fetch_json(d->lru, key, load, &a, &text, &parsed, NULL, &ctx->err);
     if (st == CL_OK && !a.filled) {
-        st = decode(op, text, resp, &ctx->err);
+        st = decode(op, text, parsed, resp, &ctx->err);
     }
 out:
+    cl_cache_json_release(parsed);
     free(text);
     free(key);
     free(req_text);

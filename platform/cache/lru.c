@@ -8,6 +8,10 @@
  * caller is loading waits on that load's condition instead of loading too. A clearing
  * bumps the shard's generation, and a load that began under an older one is served to its
  * callers but not kept.
+ *
+ * With parse_json an entry also holds its value parsed (a cl_cache_json), made outside the
+ * lock when the entry is made, and a hit hands out a reference to it under the lock: the
+ * text is parsed once per load instead of once per hit.
  */
 #include "cleave/cache.h"
 
@@ -30,9 +34,15 @@ typedef struct entry {
     uint64_t hash;
     char *key;
     char *value;
+    cl_cache_json *parsed; /* NULL: not parsed (parse_json off, or not JSON) */
     size_t bytes;
     int64_t stored_ms;
 } entry;
+
+struct cl_cache_json {
+    atomic_int refs;
+    json_t *json; /* the only jansson reference: never shared, so never counted by jansson */
+};
 
 typedef struct flight {
     struct flight *next;
@@ -43,7 +53,8 @@ typedef struct flight {
     int waiters;
     cl_status status;
     cl_error err;
-    char *value; /* NULL with CL_OK: an answer the loader did not share */
+    char *value;           /* NULL with CL_OK: an answer the loader did not share */
+    cl_cache_json *parsed; /* the kept entry's, when parsed; a reference of the flight's */
     int64_t stored_ms;
 } flight;
 
@@ -130,10 +141,79 @@ static void list_push_front(shard *s, entry *e)
     }
 }
 
+const json_t *cl_cache_json_value(const cl_cache_json *v)
+{
+    return v->json;
+}
+
+static cl_cache_json *json_ref(cl_cache_json *v)
+{
+    if (v != NULL) {
+        atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    }
+    return v;
+}
+
+void cl_cache_json_release(cl_cache_json *v)
+{
+    /* acq_rel: every reader's last access happens before the one that frees it. */
+    if (v != NULL && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
+        json_decref(v->json);
+        free(v);
+    }
+}
+
+/* Roughly what jansson allocates for json (glibc malloc rounding included). */
+static size_t json_bytes(const json_t *json)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    size_t n;
+
+    switch (json_typeof(json)) {
+    case JSON_OBJECT:
+        n = 96 + 16 * json_object_size(json);
+        json_object_foreach ((json_t *)json, key, v) {
+            n += 48 + strlen(key) + json_bytes(v);
+        }
+        return n;
+    case JSON_ARRAY:
+        n = 48 + 8 * json_array_size(json);
+        json_array_foreach (json, i, v) {
+            n += json_bytes(v);
+        }
+        return n;
+    case JSON_STRING:
+        return 64 + json_string_length(json);
+    default:
+        return 32;
+    }
+}
+
+/* The parsed form of text, or NULL when it is not JSON or out of memory. */
+static cl_cache_json *parse(const char *text, size_t *bytes)
+{
+    cl_cache_json *v = malloc(sizeof(*v));
+
+    if (v == NULL) {
+        return NULL;
+    }
+    v->json = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (v->json == NULL) {
+        free(v);
+        return NULL;
+    }
+    atomic_init(&v->refs, 1);
+    *bytes = json_bytes(v->json);
+    return v;
+}
+
 static void entry_free(entry *e)
 {
     free(e->key);
     free(e->value);
+    cl_cache_json_release(e->parsed);
     free(e);
 }
 
@@ -295,10 +375,11 @@ static void insert_locked(cl_cache *c, shard *s, entry *e)
 }
 
 /* A new entry for key and value, or NULL when out of memory or too large for s. */
-static entry *entry_new(const shard *s, const char *key, uint64_t hash, const char *value,
-                        int64_t stored_ms)
+static entry *entry_new(const cl_cache *c, const shard *s, const char *key, uint64_t hash,
+                        const char *value, int64_t stored_ms)
 {
     size_t bytes = strlen(key) + strlen(value);
+    size_t parsed_bytes = 0;
     entry *e;
 
     if (bytes > s->max_bytes) {
@@ -314,6 +395,15 @@ static entry *entry_new(const shard *s, const char *key, uint64_t hash, const ch
         entry_free(e);
         return NULL;
     }
+    if (c->opt.parse_json) {
+        /* A text that is not JSON is kept as text: its readers report it when they parse. */
+        e->parsed = parse(value, &parsed_bytes);
+        bytes += parsed_bytes;
+        if (bytes > s->max_bytes) {
+            entry_free(e);
+            return NULL;
+        }
+    }
     e->hash = hash;
     e->bytes = bytes;
     e->stored_ms = stored_ms;
@@ -324,7 +414,7 @@ void cl_cache_put(cl_cache *c, const char *key, const char *value, int64_t store
 {
     uint64_t hash = hash_key(key);
     shard *s = shard_of(c, hash);
-    entry *e = entry_new(s, key, hash, value, stored_ms);
+    entry *e = entry_new(c, s, key, hash, value, stored_ms);
 
     if (e == NULL) {
         return;
@@ -381,6 +471,7 @@ static void flight_free(flight *f)
     pthread_cond_destroy(&f->done_cv);
     free(f->key);
     free(f->value);
+    cl_cache_json_release(f->parsed);
     free(f);
 }
 
@@ -394,8 +485,24 @@ static void unlink_flight(shard *s, flight *f)
     *p = f->next;
 }
 
+/*
+ * The value of a kept entry or a finished load (s locked): a reference to parsed when the
+ * caller takes one (want_parsed) and there is one, else a copy of text.
+ */
+static cl_status hand_out(const char *text, cl_cache_json *parsed, char **value,
+                          cl_cache_json **want_parsed, cl_error *err)
+{
+    if (want_parsed != NULL && parsed != NULL) {
+        *want_parsed = json_ref(parsed);
+        return CL_OK;
+    }
+    *value = strdup(text);
+    return *value != NULL ? CL_OK : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+}
+
 /* Waits (s locked) for another caller's load f; its outcome, or -1 to load alone. */
-static int wait_flight(shard *s, flight *f, char **value, cl_status *st, cl_error *err)
+static int wait_flight(shard *s, flight *f, char **value, cl_cache_json **parsed, cl_status *st,
+                       cl_error *err)
 {
     int share = 1;
 
@@ -411,10 +518,7 @@ static int wait_flight(shard *s, flight *f, char **value, cl_status *st, cl_erro
     } else if (f->value == NULL) {
         share = -1;
     } else {
-        *value = strdup(f->value);
-        if (*value == NULL) {
-            *st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        }
+        *st = hand_out(f->value, f->parsed, value, parsed, err);
     }
     f->waiters--;
     if (f->waiters == 0) {
@@ -425,7 +529,8 @@ static int wait_flight(shard *s, flight *f, char **value, cl_status *st, cl_erro
 
 /* Runs load for key as f's loader, then keeps and shares what it made. */
 static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
-                          cl_cache_loader load, void *arg, char **value, cl_error *err)
+                          cl_cache_loader load, void *arg, char **value, cl_cache_json **parsed,
+                          cl_error *err)
 {
     char *text = NULL;
     int64_t stored_ms = cl_now_ms();
@@ -436,8 +541,13 @@ static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
     atomic_fetch_add(&c->loads, 1);
     st = load(arg, &text, &stored_ms, &keep, err);
     if (st == CL_OK && keep) {
-        e = entry_new(s, f->key, f->hash, text, stored_ms);
+        e = entry_new(c, s, f->key, f->hash, text, stored_ms);
         f->value = strdup(text);
+        f->parsed = e != NULL ? json_ref(e->parsed) : NULL;
+        /* Its loader's caller takes it parsed too: a shared level's value is parsed once. */
+        if (parsed != NULL && f->parsed != NULL) {
+            *parsed = json_ref(f->parsed);
+        }
     }
     pthread_mutex_lock(&s->mu);
     unlink_flight(s, f);
@@ -460,7 +570,7 @@ static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
     if (e != NULL) {
         entry_free(e);
     }
-    if (st == CL_OK) {
+    if (st == CL_OK && (parsed == NULL || *parsed == NULL)) {
         *value = text;
     } else {
         free(text);
@@ -468,8 +578,9 @@ static cl_status run_load(cl_cache *c, shard *s, flight *f, uint64_t generation,
     return st;
 }
 
-cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
-                         char **value, int *loaded, cl_error *err)
+/* cl_cache_fetch, handing out parsed values when parsed is not NULL. */
+static cl_status fetch(cl_cache *c, const char *key, cl_cache_loader load, void *arg, char **value,
+                       cl_cache_json **parsed, int *loaded, cl_error *err)
 {
     uint64_t hash = hash_key(key);
     shard *s = shard_of(c, hash);
@@ -486,10 +597,10 @@ cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, voi
     pthread_mutex_lock(&s->mu);
     e = lookup_locked(c, s, key, hash, cl_now_ms());
     if (e != NULL) {
-        *value = strdup(e->value);
+        st = hand_out(e->value, e->parsed, value, parsed, err);
         pthread_mutex_unlock(&s->mu);
         count_lookup(c, true);
-        return *value != NULL ? CL_OK : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        return st;
     }
     count_lookup(c, false);
     f = find_flight(s, key, hash);
@@ -497,7 +608,7 @@ cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, voi
         int share;
 
         atomic_fetch_add(&c->waits, 1);
-        share = wait_flight(s, f, value, &st, err);
+        share = wait_flight(s, f, value, parsed, &st, err);
         pthread_mutex_unlock(&s->mu);
         if (share > 0) {
             return st;
@@ -528,5 +639,19 @@ cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, voi
     if (loaded != NULL) {
         *loaded = 1;
     }
-    return run_load(c, s, f, generation, load, arg, value, err);
+    return run_load(c, s, f, generation, load, arg, value, parsed, err);
+}
+
+cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
+                         char **value, int *loaded, cl_error *err)
+{
+    return fetch(c, key, load, arg, value, NULL, loaded, err);
+}
+
+cl_status cl_cache_fetch_json(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
+                              char **value, cl_cache_json **parsed, int *loaded, cl_error *err)
+{
+    *value = NULL;
+    *parsed = NULL;
+    return fetch(c, key, load, arg, value, parsed, loaded, err);
 }

@@ -305,6 +305,127 @@ static void test_cache_under_concurrent_use_stays_consistent(void **state)
     cl_cache_free(c);
 }
 
+static cl_status unkept_loader(void *arg, char **value, int64_t *stored_ms, int *keep,
+                               cl_error *err)
+{
+    *keep = 0;
+    return echo_loader(arg, value, stored_ms, keep, err);
+}
+
+/* A cache made with parse_json hands a kept value out parsed and shared, never re-parsed. */
+static void test_cache_shares_parsed_values(void **state)
+{
+    cl_cache *c = cl_cache_new(&(cl_cache_options){
+        .max_entries = 8, .max_bytes = 4096, .ttl_ms = 60000, .parse_json = true});
+    const char *text = "{\"name\":\"gear\"}";
+    char *v = NULL;
+    cl_cache_json *p1 = NULL;
+    cl_cache_json *p2 = NULL;
+    int loaded = 0;
+    cl_cache_stats s;
+
+    (void)state;
+    assert_non_null(c);
+    /* An answer served to its loader alone comes as text, and is not kept. */
+    assert_int_equal(cl_cache_fetch_json(c, "k", unkept_loader, (void *)text, &v, &p1, NULL, NULL),
+                     CL_OK);
+    assert_string_equal(v, text);
+    assert_null(p1);
+    free(v);
+    /* The loader's own caller gets the value parsed, as kept. */
+    assert_int_equal(cl_cache_fetch_json(c, "k", echo_loader, (void *)text, &v, &p1, &loaded, NULL),
+                     CL_OK);
+    assert_int_equal(loaded, 1);
+    assert_null(v);
+    assert_non_null(p1);
+    cl_cache_json_release(p1);
+    /* Every hit gets the one parsed value. */
+    assert_int_equal(cl_cache_fetch_json(c, "k", echo_loader, "{}", &v, &p1, &loaded, NULL), CL_OK);
+    assert_int_equal(loaded, 0);
+    assert_null(v);
+    assert_non_null(p1);
+    assert_string_equal(json_string_value(json_object_get(cl_cache_json_value(p1), "name")),
+                        "gear");
+    assert_int_equal(cl_cache_fetch_json(c, "k", echo_loader, "{}", &v, &p2, NULL, NULL), CL_OK);
+    assert_ptr_equal(cl_cache_json_value(p1), cl_cache_json_value(p2));
+    /* The text API still serves the text. */
+    assert_true(has(c, "k", cl_now_ms(), text));
+    /* The byte bound counts the parsed value too, not the text alone. */
+    cl_cache_stats_get(c, &s);
+    assert_true(s.bytes > strlen("k") + strlen(text) + 64);
+    /* A reader's reference outlives the entry (ASan: no use after free). */
+    cl_cache_clear(c);
+    cl_cache_json_release(p2);
+    assert_string_equal(json_string_value(json_object_get(cl_cache_json_value(p1), "name")),
+                        "gear");
+    cl_cache_json_release(p1);
+    /* A text that is not JSON is kept and handed out as text. */
+    assert_int_equal(cl_cache_fetch_json(c, "t", echo_loader, "not json", &v, &p1, NULL, NULL),
+                     CL_OK);
+    free(v);
+    assert_int_equal(cl_cache_fetch_json(c, "t", echo_loader, "{}", &v, &p1, &loaded, NULL), CL_OK);
+    assert_int_equal(loaded, 0);
+    assert_null(p1);
+    assert_string_equal(v, "not json");
+    free(v);
+    cl_cache_json_release(NULL);
+    cl_cache_free(c);
+}
+
+/* Parsed values read by several threads while others replace, evict and clear them. */
+static void *churn_parsed(void *arg)
+{
+    cl_cache *c = arg;
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+
+    for (int i = 0; i < ROUNDS; i++) {
+        char key[32];
+        char text[48];
+        char *v = NULL;
+        cl_cache_json *p = NULL;
+        int r = rand_r(&seed);
+
+        snprintf(key, sizeof(key), "key-%d", r % 100);
+        snprintf(text, sizeof(text), "{\"k\":\"%s\"}", key);
+        if (r % 40 == 0) {
+            cl_cache_clear(c);
+            continue;
+        }
+        assert_int_equal(cl_cache_fetch_json(c, key, echo_loader, text, &v, &p, NULL, NULL), CL_OK);
+        if (p != NULL) {
+            assert_string_equal(json_string_value(json_object_get(cl_cache_json_value(p), "k")),
+                                key);
+        } else {
+            assert_string_equal(v, text);
+        }
+        cl_cache_json_release(p);
+        free(v);
+    }
+    return NULL;
+}
+
+static void test_cache_shares_parsed_values_between_threads(void **state)
+{
+    cl_cache *c = cl_cache_new(&(cl_cache_options){
+        .max_entries = 128, .max_bytes = 16384, .ttl_ms = 60000, .parse_json = true});
+    pthread_t t[WORKERS];
+    cl_cache_stats s;
+
+    (void)state;
+    assert_non_null(c);
+    for (int i = 0; i < WORKERS; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, churn_parsed, c), 0);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_join(t[i], NULL);
+    }
+    cl_cache_stats_get(c, &s);
+    assert_true(s.entries <= 128);
+    assert_true(s.bytes <= 16384);
+    assert_true(s.hits > 0);
+    cl_cache_free(c);
+}
+
 /* --- the decorator ----------------------------------------------------------------------- */
 
 #define WIDGET(X, T)                                                                               \
@@ -459,6 +580,8 @@ int main(void)
         cmocka_unit_test(test_cache_loads_a_missing_key_once_for_concurrent_callers),
         cmocka_unit_test(test_cache_shares_a_failed_load_and_keeps_nothing),
         cmocka_unit_test(test_cache_under_concurrent_use_stays_consistent),
+        cmocka_unit_test(test_cache_shares_parsed_values),
+        cmocka_unit_test(test_cache_shares_parsed_values_between_threads),
         cmocka_unit_test(test_cached_decorator_answers_reads_and_clears_on_writes),
         cmocka_unit_test(test_cached_decorator_keeps_no_stale_fallback_answer),
     };

@@ -19,6 +19,8 @@
 #ifndef CLEAVE_CACHE_H
 #define CLEAVE_CACHE_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +37,11 @@ typedef struct cl_cache_options {
     int max_entries;  /* at least 1 */
     size_t max_bytes; /* keys and values together; at least 1 */
     int64_t ttl_ms;   /* an entry older than this is never served; at least 1 */
+    /*
+     * Also keep each value parsed as JSON, for cl_cache_fetch_json: a hit then costs no
+     * parse. The byte bound then counts an estimate of the parsed value's memory too.
+     */
+    bool parse_json;
 } cl_cache_options;
 
 /* What a cache did since it was made. */
@@ -86,6 +93,28 @@ typedef cl_status (*cl_cache_loader)(void *arg, char **value, int64_t *stored_ms
  */
 cl_status cl_cache_fetch(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
                          char **value, int *loaded, cl_error *err);
+
+/*
+ * A parsed value shared by reference between the cache and its readers, made once when
+ * the value is kept. It is read-only: no caller may change the JSON it holds (take a
+ * json_deep_copy to change one). Its own count is atomic, unlike jansson's reference
+ * counts, whose json_decref reads the count without an atomic load.
+ */
+typedef struct cl_cache_json cl_cache_json;
+
+/* The JSON of v, valid until v is released. */
+const json_t *cl_cache_json_value(const cl_cache_json *v);
+/* Drops the caller's reference; NULL is a no-op. */
+void cl_cache_json_release(cl_cache_json *v);
+
+/*
+ * cl_cache_fetch for a cache made with parse_json: on CL_OK exactly one of *parsed (a
+ * new reference the caller releases: a value the cache keeps parsed, never parsed again)
+ * and *value (a new string the caller frees: a value not kept, as too large, not JSON or
+ * served to its loader alone) is set; the other is NULL.
+ */
+cl_status cl_cache_fetch_json(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
+                              char **value, cl_cache_json **parsed, int *loaded, cl_error *err);
 
 /* --- the shared level (a Redis server, cleave/cache_redis.h) ------------------------ */
 

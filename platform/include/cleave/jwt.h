@@ -157,8 +157,8 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
  * Verified tokens' claims by the SHA-256 of the token, each until its exp. At most
  * capacity entries: when a token's slots are full the one that expires first makes room.
  * Thread-safe: the table is split into 16 stripes, each behind its own mutex, chosen by
- * the hash, so concurrent readers rarely meet. A hit costs a SHA-256, a lock and a copy
- * of the claims; no object is shared between threads.
+ * the hash, so concurrent readers rarely meet. A hit costs a SHA-256 and a lock, then a
+ * copy of the claims made outside the lock; the caller's claims are never shared.
  */
 typedef struct cl_jwt_cache cl_jwt_cache;
 
