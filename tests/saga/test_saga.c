@@ -640,7 +640,8 @@ static void *two_hosts_client(void *arg)
         if (test_http(base, "POST", "/api/v1/orders", body, strlen(body), NULL, &r) == 0) {
             if (r.status == 202) {
                 pthread_mutex_lock(&hosts.mu);
-                snprintf(hosts.ids[hosts.accepted++], sizeof(hosts.ids[0]), "%s", str(r.json, "id"));
+                snprintf(hosts.ids[hosts.accepted++], sizeof(hosts.ids[0]), "%s",
+                         str(r.json, "id"));
                 pthread_mutex_unlock(&hosts.mu);
             }
             test_resp_free(&r);
@@ -686,7 +687,8 @@ static void test_two_hosts_one_executor_per_saga(void)
     set_stock("SKU-000011", 40);
     set_stock("SKU-000012", 40);
     snprintf(host_b_listen, sizeof(host_b_listen), "CLEAVE_LISTEN=127.0.0.1:%d", test_free_port());
-    snprintf(hosts.b_url, sizeof(hosts.b_url), "http://%s", host_b_listen + strlen("CLEAVE_LISTEN="));
+    snprintf(hosts.b_url, sizeof(hosts.b_url), "http://%s",
+             host_b_listen + strlen("CLEAVE_LISTEN="));
     test_http_set_bearer_for(hosts.b_url, topo.token);
     assert_int_equal(start_host_b(NULL), 0);
     for (int c = 0; c < TWO_HOSTS_CLIENTS; c++) {
