@@ -92,7 +92,7 @@ static double start_serving(test_proc *p, int port, char *base, size_t size)
 {
     char data[320], listen[64], log[300];
     char *argv[] = {"cleave", "serve", NULL};
-    char *env[] = {data, listen, NULL};
+    char *env[] = {data, listen, WRK_SERVER_SLOTS, NULL};
     double t0, deadline;
     test_resp r = {0};
 

@@ -129,6 +129,7 @@ int main(int argc, char **argv)
     wrk_figures f[2];
     topology t = {0};
     test_resp r = {0};
+    char *env[] = {WRK_SERVER_SLOTS, NULL};
     int rc = EXIT_FAILURE;
 
     if (seconds < 1 || seconds > 60 || rounds < 1 || rounds > WRK_MAX_ROUNDS) {
@@ -138,7 +139,7 @@ int main(int argc, char **argv)
     if (getenv("CL_TEST_DB") != NULL) {
         unsetenv("CL_TEST_DB"); /* the monolith on SQLite, whatever the caller's shell */
     }
-    if (topology_start_with(&t, "monolith", 1, NULL) != 0 || t.token[0] == '\0') {
+    if (topology_start_with(&t, "monolith", 1, env) != 0 || t.token[0] == '\0') {
         fprintf(stderr, "could not start the seeded monolith\n");
         goto out;
     }

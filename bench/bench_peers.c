@@ -232,7 +232,7 @@ int main(int argc, char **argv)
 {
     int seconds = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 3;
     int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 3;
-    char *gateway_env[] = {"CLEAVE_TRACE_SAMPLE=0.01", NULL};
+    char *gateway_env[] = {"CLEAVE_TRACE_SAMPLE=0.01", WRK_SERVER_SLOTS, NULL};
     char urls[NSIDES][256], bearer[4200], dir[256] = "", bases[3][64];
     wrk_side s[NSIDES] = {
         [H_CLEAVE] = {.label = "healthz  cleave"},
