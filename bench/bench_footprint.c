@@ -34,27 +34,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* VmRSS of pid in MB, or -1. */
-static double rss_mb(int pid)
-{
-    char path[64], line[256];
-    double kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtod(line + 6, NULL);
-        }
-    }
-    fclose(f);
-    return kb < 0 ? -1 : kb / 1024;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -176,7 +155,9 @@ int main(int argc, char **argv)
     qsort(ready, (size_t)starts, sizeof(ready[0]), cmp_double);
     printf("start-up to ready (exec to the first 200 from /readyz), %d starts: "
            "median %.1f ms, max %.1f ms   (target <= 50 ms)\n",
-           starts, ready[starts / 2], ready[starts - 1]);
+           starts,
+           starts % 2 == 1 ? ready[starts / 2] : (ready[starts / 2 - 1] + ready[starts / 2]) / 2,
+           ready[starts - 1]);
 
     /* The process of the last start: idle first, then under load. */
     if (demo_token(base, token, sizeof(token)) != 0) {
@@ -188,7 +169,7 @@ int main(int argc, char **argv)
     side[0].url = url;
     side[1].url = url;
     side[1].header = bearer;
-    idle = rss_mb(p.pid);
+    idle = test_proc_rss(p.pid).total;
     printf("RSS idle: %.1f MB   (target <= 10 MB)\n", idle);
     printf("RSS under load (GET " PRODUCT ", wrk -t2 -c32, anonymous and with a token in "
            "turn), sampled every %d s:\n",
@@ -202,7 +183,7 @@ int main(int argc, char **argv)
         if (wrk_round(s, SLICE_S) != 0) {
             goto out;
         }
-        last = rss_mb(p.pid);
+        last = test_proc_rss(p.pid).total;
         if (first < 0) {
             first = last;
         }

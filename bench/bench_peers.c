@@ -181,40 +181,6 @@ static int same_body(const char *label, const char *base, const char *path, cons
     return rc;
 }
 
-/* A process's resident memory, in MB (-1 when unknown), and its threads. */
-typedef struct rss_figures {
-    double total; /* VmRSS */
-    double anon;  /* RssAnon: heap, arenas, stacks */
-    double file;  /* RssFile: the executable's and shared libraries' pages */
-    int threads;
-} rss_figures;
-
-static rss_figures rss_of(int pid)
-{
-    rss_figures r = {-1, -1, -1, 0};
-    char path[64], line[256];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        return r;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            r.total = strtod(line + 6, NULL) / 1024;
-        } else if (strncmp(line, "RssAnon:", 8) == 0) {
-            r.anon = strtod(line + 8, NULL) / 1024;
-        } else if (strncmp(line, "RssFile:", 8) == 0) {
-            r.file = strtod(line + 8, NULL) / 1024;
-        } else if (strncmp(line, "Threads:", 8) == 0) {
-            r.threads = (int)strtol(line + 8, NULL, 10);
-        }
-    }
-    fclose(f);
-    return r;
-}
-
 enum {
     H_CLEAVE,
     H_BARE,
@@ -250,7 +216,7 @@ int main(int argc, char **argv)
     test_resp healthz = {0}, product = {0};
     test_proc nginx = {0}, fastify = {0};
     struct mg_context *bare = NULL;
-    rss_figures rss_idle, rss_loaded;
+    test_rss rss_idle, rss_loaded;
     int ports[3], pid;
     int rc = EXIT_FAILURE;
 
@@ -296,7 +262,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    rss_idle = rss_of(pid);
+    rss_idle = test_proc_rss(pid);
     snprintf(urls[H_CLEAVE], sizeof(urls[0]), "%s" HEALTHZ, t.base_url);
     snprintf(urls[P_CLEAVE], sizeof(urls[0]), "%s" PRODUCT, t.base_url);
     snprintf(urls[P_TOKEN], sizeof(urls[0]), "%s" PRODUCT, t.base_url);
@@ -318,7 +284,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    rss_loaded = rss_of(pid);
+    rss_loaded = test_proc_rss(pid);
     for (int k = 0; k < NSIDES; k++) {
         f[k] = wrk_medians(&s[k]);
         printf("%-30s %9.0f req/s   p50 %7.3f ms   p99 %7.3f ms\n", s[k].label, f[k].rps,

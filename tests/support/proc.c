@@ -390,3 +390,29 @@ void test_rmrf(const char *path)
     argv[2] = (char *)path;
     test_run("/bin/rm", argv, NULL, out, sizeof(out));
 }
+
+test_rss test_proc_rss(int pid)
+{
+    test_rss r = {-1, -1, -1, 0};
+    char path[64], line[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return r;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            r.total = strtod(line + 6, NULL) / 1024;
+        } else if (strncmp(line, "RssAnon:", 8) == 0) {
+            r.anon = strtod(line + 8, NULL) / 1024;
+        } else if (strncmp(line, "RssFile:", 8) == 0) {
+            r.file = strtod(line + 8, NULL) / 1024;
+        } else if (strncmp(line, "Threads:", 8) == 0) {
+            r.threads = (int)strtol(line + 8, NULL, 10);
+        }
+    }
+    fclose(f);
+    return r;
+}

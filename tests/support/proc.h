@@ -60,6 +60,16 @@ int test_proc_start_server(test_proc *p, const char *bin, char *const argv[], co
 /* How many lines of the file at path (a process's log) contain needle; -1 when unreadable. */
 int test_lines_with(const char *path, const char *needle);
 
+/* A process's resident memory, in MB (-1 when unknown), and its threads: /proc/<pid>/status. */
+typedef struct test_rss {
+    double total; /* VmRSS */
+    double anon;  /* RssAnon: heap, arenas, stacks */
+    double file;  /* RssFile: the executable's and shared libraries' pages */
+    int threads;
+} test_rss;
+
+test_rss test_proc_rss(int pid);
+
 /* Creates a fresh temporary directory into buf[size]; 0 or -1. */
 int test_tmpdir(char *buf, size_t size);
 /* rm -rf path (only under /tmp). */
