@@ -21,8 +21,8 @@
 #include "cleave/trace.h"
 #include "cleave/util.h"
 #include "stale.h"
+#include "wire.h"
 
-#define RPC_MAX_RESPONSE      ((size_t)16 * 1024 * 1024)
 #define RPC_MAX_IDLE          64
 /*
  * Idle connections kept per target by default. Each kept-alive connection holds one worker
@@ -48,6 +48,11 @@ typedef enum rpc_fault {
 struct cl_rpc_client {
     char module[64];
     char base_url[256];
+    /* base_url's parts: where curl connects, the Host header, the path prefix of every call. */
+    char origin[256];
+    char host[256];
+    const char *path_prefix; /* into base_url: "" or "/prefix" */
+    bool tls;
     char dev_token[256];
     cl_status (*credential)(void *arg, const char *module, char *token, size_t size, cl_error *err);
     void *credential_arg;
@@ -216,6 +221,25 @@ static void set_tls(const cl_rpc_client *c, CURL *h)
     }
 }
 
+/*
+ * Splits c's base URL (valid_base_url) into where to connect (scheme and authority), the
+ * Host header (the authority without user information) and the path prefix of calls.
+ */
+static void split_base_url(cl_rpc_client *c)
+{
+    const char *authority = strstr(c->base_url, "://") + 3;
+    const char *slash = strchr(authority, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - authority) : strlen(authority);
+    const char *at = memchr(authority, '@', alen);
+    const char *host = at != NULL ? at + 1 : authority;
+
+    c->tls = strncmp(c->base_url, "https://", 8) == 0;
+    c->path_prefix = slash != NULL ? slash : "";
+    snprintf(c->origin, sizeof(c->origin), "%.*s/", (int)(authority + alen - c->base_url),
+             c->base_url);
+    snprintf(c->host, sizeof(c->host), "%.*s", (int)(authority + alen - host), host);
+}
+
 cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_rpc_options *opt,
                             cl_rpc_client **out, cl_error *err)
 {
@@ -252,6 +276,7 @@ cl_status cl_rpc_client_new(const char *module, const char *base_url, const cl_r
     while (n > 0 && c->base_url[n - 1] == '/') {
         c->base_url[--n] = '\0';
     }
+    split_base_url(c);
     c->max_idle = opt->max_idle > 0 ? opt->max_idle : RPC_DEFAULT_IDLE;
     if (c->max_idle > RPC_MAX_IDLE) {
         c->max_idle = RPC_MAX_IDLE;
@@ -307,41 +332,85 @@ const char *cl_rpc_client_url(const cl_rpc_client *c)
     return c->base_url;
 }
 
-static CURL *take_handle(cl_rpc_client *c)
+/*
+ * Opens a connection to c's target on a new handle (*out), within timeout_ms: curl looks
+ * the name up, connects and, for https, does the TLS handshake, then leaves the
+ * connection to us (CURLOPT_CONNECT_ONLY).
+ */
+static CURLcode open_conn(cl_rpc_client *c, int64_t timeout_ms, CURL **out)
 {
-    CURL *h = NULL;
+    CURL *h = curl_easy_init();
+    CURLcode rc;
 
-    pthread_mutex_lock(&c->mu);
-    if (c->nidle > 0) {
-        h = c->idle[--c->nidle];
-    }
-    pthread_mutex_unlock(&c->mu);
+    *out = NULL;
     if (h == NULL) {
-        h = curl_easy_init();
-    } else {
-        /* Reset options but keep the handle's live connection for reuse. */
-        curl_easy_reset(h);
+        return CURLE_OUT_OF_MEMORY;
     }
-    if (h != NULL) {
-        /*
-         * A timeout ends the name lookup too: without QUICK_EXIT curl waits for its
-         * resolver thread, which a DNS server that does not answer holds for many seconds
-         * whatever the timeout (the thread is left to finish on its own). Worker threads
-         * get no SIGALRM.
-         */
-        curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_URL, c->origin);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    /*
+     * A timeout ends the name lookup too: without QUICK_EXIT curl waits for its resolver
+     * thread, which a DNS server that does not answer holds for many seconds whatever the
+     * timeout (the thread is left to finish on its own). Worker threads get no SIGALRM.
+     */
+    curl_easy_setopt(h, CURLOPT_QUICK_EXIT, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    /*
+     * Straight to the target: the requests framed here are for it (origin-form), and a
+     * proxy named by the environment would receive them as its own.
+     */
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(c->connect_timeout_ms < timeout_ms ? c->connect_timeout_ms
+                                                               : timeout_ms > 0 ? timeout_ms
+                                                                                : 1));
+    set_tls(c, h);
+    rc = curl_easy_perform(h);
+    if (rc != CURLE_OK) {
+        curl_easy_cleanup(h);
+        return rc;
     }
-    return h;
+    *out = h;
+    return CURLE_OK;
 }
 
-/* Returns a handle to the pool; a handle whose transfer failed is dropped instead. */
-static void give_handle(cl_rpc_client *c, CURL *h, int healthy)
+/*
+ * A connection for one exchange (*out): the most recently used idle one that is still
+ * open (*fresh false), else a new one. Idle connections the service closed meanwhile
+ * (its keep-alive ran out) are dropped on the way.
+ */
+static CURLcode take_conn(cl_rpc_client *c, int64_t timeout_ms, CURL **out, bool *fresh)
+{
+    for (;;) {
+        CURL *h = NULL;
+
+        pthread_mutex_lock(&c->mu);
+        if (c->nidle > 0) {
+            h = c->idle[--c->nidle];
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (h == NULL) {
+            *fresh = true;
+            return open_conn(c, timeout_ms, out);
+        }
+        if (cl__rpc_conn_idle_ok(h)) {
+            *fresh = false;
+            *out = h;
+            return CURLE_OK;
+        }
+        curl_easy_cleanup(h);
+    }
+}
+
+/* Returns a connection to the pool; one that cannot carry another request is closed. */
+static void give_conn(cl_rpc_client *c, CURL *h, bool reusable)
 {
     if (h == NULL) {
         return;
     }
-    if (healthy) {
+    if (reusable) {
         pthread_mutex_lock(&c->mu);
         if (c->nidle < c->max_idle) {
             c->idle[c->nidle++] = h;
@@ -349,126 +418,170 @@ static void give_handle(cl_rpc_client *c, CURL *h, int healthy)
         }
         pthread_mutex_unlock(&c->mu);
     }
-    if (h != NULL) {
-        curl_easy_cleanup(h);
-    }
+    curl_easy_cleanup(h);
 }
 
-typedef struct body_buf {
-    char *data;
-    size_t len;
-    int too_big;
-} body_buf;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+/*
+ * One request (req[len], a whole HTTP/1.1 message) and its answer (*a, whose buf the caller
+ * frees), within timeout_ms. *spent_ms: how long it took. A kept connection that breaks
+ * before any byte of the answer came is one the service closed as the request went out
+ * (its keep-alive ran out): the request goes once more, on a new connection, as curl does.
+ */
+static CURLcode exchange(cl_rpc_client *c, const char *req, size_t len, int64_t timeout_ms,
+                         cl__rpc_answer *a, int64_t *spent_ms)
 {
-    body_buf *b = arg;
-    size_t n = size * nmemb;
-    char *d;
+    int64_t start = cl__rpc_now_ns();
+    int64_t deadline = start + timeout_ms * 1000000;
+    CURLcode rc;
 
-    if (b->len + n > RPC_MAX_RESPONSE) {
-        b->too_big = 1;
-        return 0;
+    memset(a, 0, sizeof(*a));
+    for (;;) {
+        CURL *h = NULL;
+        bool fresh = true;
+
+        rc = take_conn(c, (deadline - cl__rpc_now_ns()) / 1000000, &h, &fresh);
+        if (rc != CURLE_OK) {
+            break;
+        }
+        rc = cl__rpc_exchange(h, c->tls, req, len, deadline, a);
+        give_conn(c, h, rc == CURLE_OK && a->keep);
+        if (rc == CURLE_OK || fresh || a->received ||
+            (rc != CURLE_SEND_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_GOT_NOTHING)) {
+            break;
+        }
+        free(a->buf);
+        memset(a, 0, sizeof(*a));
     }
-    d = realloc(b->data, b->len + n + 1);
-    if (d == NULL) {
-        return 0;
+    *spent_ms = (cl__rpc_now_ns() - start) / 1000000;
+    return rc;
+}
+
+/* A request being framed; failed once a header could not be added or memory ran out. */
+typedef struct req_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool oom;
+} req_buf;
+
+static void put(req_buf *b, const char *s, size_t n)
+{
+    if (b->oom) {
+        return;
     }
-    memcpy(d + b->len, ptr, n);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 1024;
+        char *p;
+
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
     b->len += n;
-    d[b->len] = '\0';
-    b->data = d;
-    return n;
+    b->p[b->len] = '\0';
+}
+
+static void puts_(req_buf *b, const char *s)
+{
+    put(b, s, strlen(s));
 }
 
 /* The longest header line sent: a bearer token of the longest user token fits. */
 #define RPC_HEADER_LINE_MAX (CL_CTX_USER_TOKEN_MAX + 64)
 
 /*
- * Appends "name: <prefix><value>". A line longer than RPC_HEADER_LINE_MAX (or one that
- * cannot be allocated) is left out and named in *cut: a key or principal cut short would
- * mean another key, so the call must fail rather than send it. The line is built on the
- * heap: these calls nest (a call's credential may call the token issuer), on worker threads whose
- * stacks civetweb keeps small.
+ * Appends "name: <prefix><value>" (nothing for an empty value). A line longer than
+ * RPC_HEADER_LINE_MAX, or a value that is not one line, is left out and named in *cut: a
+ * key or principal cut short would mean another key, and a line break would start a
+ * header of the value's choosing, so the call must fail rather than send it.
  */
-static struct curl_slist *add_header_checked(struct curl_slist *list, const char *name,
-                                             const char *prefix, const char *value,
-                                             const char **cut)
+static void add_header_checked(req_buf *b, const char *name, const char *prefix,
+                               const char *value, const char **cut)
 {
-    size_t len;
-    char *line;
-    struct curl_slist *next;
-
     if (value == NULL || value[0] == '\0') {
-        return list;
+        return;
     }
-    len = strlen(name) + 2 + strlen(prefix) + strlen(value);
-    line = len < RPC_HEADER_LINE_MAX ? malloc(len + 1) : NULL;
-    if (line == NULL) {
+    if (strlen(name) + 2 + strlen(prefix) + strlen(value) >= RPC_HEADER_LINE_MAX ||
+        strpbrk(value, "\r\n") != NULL) {
         *cut = name;
-        return list;
+        return;
     }
-    snprintf(line, len + 1, "%s: %s%s", name, prefix, value);
-    next = curl_slist_append(list, line);
-    free(line);
-    if (next == NULL) {
-        *cut = name;
-        return list;
-    }
-    return next;
+    puts_(b, name);
+    put(b, ": ", 2);
+    puts_(b, prefix);
+    puts_(b, value);
+    put(b, "\r\n", 2);
 }
 
-static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value)
+static void add_header(req_buf *b, const char *name, const char *value)
 {
     const char *cut = NULL;
 
-    return add_header_checked(list, name, "", value, &cut);
+    add_header_checked(b, name, "", value, &cut);
+}
+
+/*
+ * The request line and the headers every request to c carries, for method on path (after
+ * the target's path prefix, with its query).
+ */
+static void start_request(const cl_rpc_client *c, req_buf *b, const char *method,
+                          const char *path)
+{
+    puts_(b, method);
+    put(b, " ", 1);
+    puts_(b, c->path_prefix);
+    puts_(b, path);
+    put(b, " HTTP/1.1\r\n", 11);
+    add_header(b, "Host", c->host);
+    add_header(b, "Accept", "application/json");
 }
 
 /*
  * The call context's headers. bearer is the service token for this call (the credential's
  * JWT, the development token, or NULL for a public operation). The principal travels
  * signed, as the user's own token; only to a development-mode service does it travel as
- * the bare principal headers that such a service trusts.
+ * the bare principal headers that such a service trusts. No "Expect": the body goes with
+ * the head, without waiting for a 100 Continue.
  */
-static struct curl_slist *ctx_headers(const cl_ctx *ctx, int64_t left, const char *bearer, bool dev,
-                                      const char **cut)
+static void ctx_headers(req_buf *b, const cl_ctx *ctx, int64_t left, const char *bearer, bool dev,
+                        const char **cut)
 {
-    struct curl_slist *h = NULL;
     char buf[CL_TRACEPARENT_SIZE + 32];
 
-    h = add_header(h, "Content-Type", "application/json");
-    h = add_header(h, "Accept", "application/json");
-    /* Without this libcurl waits for a 100-continue on larger bodies: a needless round trip. */
-    h = curl_slist_append(h, "Expect:");
-    h = add_header(h, "X-Request-Id", ctx->request_id);
+    add_header(b, "Content-Type", "application/json");
+    add_header_checked(b, "X-Request-Id", "", ctx->request_id, cut);
     if (dev) {
-        h = add_header_checked(h, "X-Cleave-Principal", "", ctx->principal, cut);
+        add_header_checked(b, "X-Cleave-Principal", "", ctx->principal, cut);
         if (ctx->own_only) {
-            h = add_header(h, "X-Cleave-Own-Only", "1");
+            add_header(b, "X-Cleave-Own-Only", "1");
         }
     } else {
-        h = add_header_checked(h, "X-Cleave-User-Token", "", ctx->user_token, cut);
+        add_header_checked(b, "X-Cleave-User-Token", "", ctx->user_token, cut);
     }
-    h = add_header_checked(h, "Idempotency-Key", "", ctx->idempotency_key, cut);
+    add_header_checked(b, "Idempotency-Key", "", ctx->idempotency_key, cut);
     /* Read-your-writes survives extraction: the service routes the reads the same way. */
     if (ctx->read_primary) {
-        h = add_header(h, "X-Cleave-Read-Primary", "1");
+        add_header(b, "X-Cleave-Read-Primary", "1");
     }
     if (cl_trace_format(ctx, buf) == CL_OK) {
-        h = add_header(h, "traceparent", buf);
-        if (ctx->tracestate[0] != '\0') {
-            h = add_header(h, "tracestate", ctx->tracestate);
-        }
+        add_header(b, "traceparent", buf);
+        add_header_checked(b, "tracestate", "", ctx->tracestate, cut);
     }
     if (ctx->deadline_ms != 0) {
         snprintf(buf, sizeof(buf), "%" PRId64, left);
-        h = add_header(h, "X-Cleave-Deadline-Ms", buf);
+        add_header(b, "X-Cleave-Deadline-Ms", buf);
     }
     if (bearer != NULL && bearer[0] != '\0') {
-        h = add_header_checked(h, "Authorization", "Bearer ", bearer, cut);
+        add_header_checked(b, "Authorization", "Bearer ", bearer, cut);
     }
-    return h;
 }
 
 /*
@@ -522,9 +635,10 @@ static cl_status status_of_http(long http)
 }
 
 /* Maps a problem+json answer back to exactly what the module reported. */
-static cl_status map_failure(cl_rpc_client *c, long http, const body_buf *b, cl_ctx *ctx)
+static cl_status map_failure(cl_rpc_client *c, const cl__rpc_answer *a, cl_ctx *ctx)
 {
-    json_t *j = b->data != NULL ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+    long http = a->http;
+    json_t *j = a->len > 0 ? json_loadb(a->body, a->len, 0, NULL) : NULL;
     const char *name = json_string_value(json_object_get(j, "cleave_status"));
     const char *detail = json_string_value(json_object_get(j, "detail"));
     const char *field = json_string_value(json_object_get(j, "cleave_field"));
@@ -586,12 +700,10 @@ static cl_status inject_fault(cl_rpc_client *c, cl_ctx *ctx)
 static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const char *body,
                          const char *bearer, bool dev, void *resp)
 {
-    char url[512];
-    body_buf b = {0};
-    struct curl_slist *headers = NULL;
-    CURL *h = NULL;
+    char path[256];
+    req_buf rb = {0};
+    cl__rpc_answer a = {0};
     CURLcode rc;
-    long http = 0;
     int64_t left = cl_ctx_remaining_ms(ctx);
     /*
      * The module's own timeout (CLEAVE_<MODULE>_TIMEOUT_MS) bounds every call, the caller's
@@ -600,48 +712,39 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
     int64_t timeout = ctx->deadline_ms == 0                                 ? c->default_timeout_ms
                       : c->call_timeout_ms > 0 && c->call_timeout_ms < left ? c->call_timeout_ms
                                                                             : left;
+    int64_t spent_ms = 0;
+    size_t body_len = strlen(body);
+    char length[32];
     const char *cut = NULL;
     cl_status st;
-    int healthy = 0;
 
     st = inject_fault(c, ctx);
     if (st != CL_OK) {
         return st;
     }
-    h = take_handle(c);
-    if (h == NULL) {
+    snprintf(path, sizeof(path), CL_RPC_PREFIX "%s/%s", c->module, op->name);
+    snprintf(length, sizeof(length), "%zu", body_len);
+    start_request(c, &rb, "POST", path);
+    ctx_headers(&rb, ctx, timeout, bearer, dev, &cut);
+    add_header(&rb, "Content-Length", length);
+    put(&rb, "\r\n", 2);
+    put(&rb, body, body_len);
+    if (cut != NULL) {
+        st = cl_fail(ctx, CL_INVALID, cut, "%s is too long or not one line: not sent to %s", cut,
+                     c->module);
+        goto out;
+    }
+    if (rb.oom) {
         st = cl_fail(ctx, CL_INTERNAL, NULL, "out of memory calling %s.%s", c->module, op->name);
         goto out;
     }
-    snprintf(url, sizeof(url), "%s" CL_RPC_PREFIX "%s/%s", c->base_url, c->module, op->name);
-    headers = ctx_headers(ctx, timeout, bearer, dev, &cut);
-    if (cut != NULL) {
-        st = cl_fail(ctx, CL_INVALID, cut, "%s is too long to send to %s", cut, c->module);
-        goto out;
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(c->connect_timeout_ms < timeout ? c->connect_timeout_ms : timeout));
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    set_tls(c, h);
-    rc = curl_easy_perform(h);
+    rc = exchange(c, rb.p, rb.len, timeout, &a, &spent_ms);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        curl_off_t spent_us = 0;
-
         /*
-         * The whole transfer ran for the deadline's time (rather than the connect
+         * The whole exchange ran for the deadline's time (rather than the connect
          * timeout): the deadline ran out, even when the clock read a millisecond short.
          */
-        curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &spent_us);
-        st = ctx->deadline_ms != 0 &&
-                     (cl_ctx_remaining_ms(ctx) == 0 || spent_us >= (timeout - 1) * 1000)
+        st = ctx->deadline_ms != 0 && (cl_ctx_remaining_ms(ctx) == 0 || spent_ms >= timeout - 1)
                  ? cl_fail(ctx, CL_DEADLINE_EXCEEDED, NULL,
                            "%s.%s did not answer before the deadline", c->module, op->name)
                  : cl_fail(ctx, CL_UNAVAILABLE, NULL, "%s service at %s timed out", c->module,
@@ -649,20 +752,18 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
         goto out;
     }
     if (rc != CURLE_OK) {
-        st = cl_fail(ctx, b.too_big ? CL_INTERNAL : CL_UNAVAILABLE, NULL,
+        st = cl_fail(ctx, a.too_big ? CL_INTERNAL : CL_UNAVAILABLE, NULL,
                      "%s service at %s is unreachable: %s", c->module, c->base_url,
-                     b.too_big ? "response too large" : curl_easy_strerror(rc));
+                     a.too_big ? "response too large" : curl_easy_strerror(rc));
         goto out;
     }
-    healthy = 1;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
-    if (http != 200) {
-        st = map_failure(c, http, &b, ctx);
+    if (a.http != 200) {
+        st = map_failure(c, &a, ctx);
         goto out;
     }
     {
         json_error_t jerr;
-        json_t *j = json_loadb(b.data != NULL ? b.data : "", b.len, 0, &jerr);
+        json_t *j = json_loadb(a.body, a.len, 0, &jerr);
         if (j == NULL) {
             st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered malformed JSON: %s", c->module,
                          op->name, jerr.text);
@@ -678,14 +779,13 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
              * The stale fallback keeps the answer as it came (it just decoded): encoding
              * the decoded answer again would cost a second JSON encode on every call.
              */
-            cl__stale_put(c->stale, op->name, body, b.data, cl_now_ms());
+            cl__stale_put(c->stale, op->name, body, a.body, cl_now_ms());
         }
         json_decref(j);
     }
 out:
-    give_handle(c, h, healthy);
-    curl_slist_free_all(headers);
-    free(b.data);
+    free(rb.p);
+    free(a.buf);
     return st;
 }
 
@@ -878,30 +978,22 @@ void cl_rpc_client_circuit(cl_rpc_client *c, cl_rpc_circuit *out)
 
 cl_status cl_rpc_ready(cl_rpc_client *c, int64_t timeout_ms, cl_error *err)
 {
-    char url[512];
-    CURL *h = take_handle(c);
-    body_buf b = {0};
+    char path[128];
+    req_buf rb = {0};
+    cl__rpc_answer a = {0};
+    int64_t spent_ms = 0;
     CURLcode rc;
-    long http = 0;
+    long http;
 
-    if (h == NULL) {
-        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-    }
     /* Only the module it serves: asking for the whole process would recurse between two
      * processes that each call a module of the other. */
-    snprintf(url, sizeof(url), "%s/readyz?module=%s", c->base_url, c->module);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    set_tls(c, h);
-    rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
-    }
-    give_handle(c, h, rc == CURLE_OK);
-    free(b.data);
+    snprintf(path, sizeof(path), "/readyz?module=%s", c->module);
+    start_request(c, &rb, "GET", path);
+    put(&rb, "\r\n", 2);
+    rc = rb.oom ? CURLE_OUT_OF_MEMORY : exchange(c, rb.p, rb.len, timeout_ms, &a, &spent_ms);
+    http = a.http;
+    free(a.buf);
+    free(rb.p);
     if (rc != CURLE_OK) {
         return cl_error_set(err, CL_UNAVAILABLE, NULL, "%s service at %s is unreachable: %s",
                             c->module, c->base_url, curl_easy_strerror(rc));
