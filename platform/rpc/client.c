@@ -364,8 +364,8 @@ static CURLcode open_conn(cl_rpc_client *c, int64_t timeout_ms, CURL **out)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(c->connect_timeout_ms < timeout_ms ? c->connect_timeout_ms
-                                                               : timeout_ms > 0 ? timeout_ms
-                                                                                : 1));
+                            : timeout_ms > 0                   ? timeout_ms
+                                                               : 1));
     set_tls(c, h);
     rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
@@ -503,8 +503,8 @@ static void puts_(req_buf *b, const char *s)
  * key or principal cut short would mean another key, and a line break would start a
  * header of the value's choosing, so the call must fail rather than send it.
  */
-static void add_header_checked(req_buf *b, const char *name, const char *prefix,
-                               const char *value, const char **cut)
+static void add_header_checked(req_buf *b, const char *name, const char *prefix, const char *value,
+                               const char **cut)
 {
     if (value == NULL || value[0] == '\0') {
         return;
@@ -532,8 +532,7 @@ static void add_header(req_buf *b, const char *name, const char *value)
  * The request line and the headers every request to c carries, for method on path (after
  * the target's path prefix, with its query).
  */
-static void start_request(const cl_rpc_client *c, req_buf *b, const char *method,
-                          const char *path)
+static void start_request(const cl_rpc_client *c, req_buf *b, const char *method, const char *path)
 {
     puts_(b, method);
     put(b, " ", 1);

@@ -362,7 +362,8 @@ static bool complete(const reader *r, bool closed, bool *extra)
     }
 }
 
-/* Reads what is there into r (waiting for it first when wait_first): *closed at the end of stream. */
+/* Reads what is there into r (waiting for it first when wait_first): *closed at the end of stream.
+ */
 static CURLcode read_some(CURL *h, curl_socket_t fd, reader *r, bool *wait_first, bool *closed,
                           int64_t deadline_ns)
 {
@@ -463,7 +464,8 @@ CURLcode cl__rpc_exchange(CURL *h, bool tls, const char *req, size_t len, int64_
             rc = r.end == 0 ? CURLE_GOT_NOTHING : CURLE_RECV_ERROR;
             break;
         }
-        if (r.body_at == 0 && (r.end > CL__RPC_MAX_HEAD || (r.end > 0 && memchr(r.buf, '\0', r.end) != NULL))) {
+        if (r.body_at == 0 &&
+            (r.end > CL__RPC_MAX_HEAD || (r.end > 0 && memchr(r.buf, '\0', r.end) != NULL))) {
             rc = CURLE_WEIRD_SERVER_REPLY;
             break;
         }

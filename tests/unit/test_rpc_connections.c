@@ -7,7 +7,11 @@
  *   - a slow call holds only its own connection: a call made while it is under way is
  *     answered while the server still holds the slow one;
  *   - callers that come in bursts of 12 at once reuse their 12 connections burst after
- *     burst, rather than closing some between bursts and opening them again.
+ *     burst, rather than closing some between bursts and opening them again;
+ *   - the client frames HTTP/1.1 itself (ADR rpc-own-framing): chunked answers, answers
+ *     that close the connection, a kept connection the server closed, and malformed or
+ *     oversized answers are each handled, and a header value that is not one line is
+ *     refused rather than sent.
  *
  * Nothing is timed: the server holds answers until a condition on its own state holds,
  * with a deadline only so that a broken client fails instead of hanging.
@@ -69,6 +73,7 @@ typedef struct server {
     int slow_answered; /* the "slow" request was answered */
     int gave_up;       /* a hold ran out: hold no more answers, so a broken client fails fast */
     int round_arrived; /* "round" requests read so far */
+    int dropped;       /* "droponce" requests closed without an answer */
 } server;
 
 static server srv;
@@ -152,17 +157,52 @@ static ssize_t read_request(int fd, char *buf, size_t size, size_t *head_len)
     return (ssize_t)len;
 }
 
+#define OK_BODY "{\"text\":\"ok\"}"
+
+/*
+ * The answer to a request whose body is text (see conn_main); *then_close: the server
+ * closes the connection after it.
+ */
+static const char *answer_for(const char *text, int *then_close)
+{
+    *then_close = 1;
+    if (strstr(text, "\"chunked\"") != NULL) {
+        /* {"text":"ok"} in three chunks, one with an extension, and a trailer. */
+        *then_close = 0;
+        return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n"
+               "4\r\n{\"te\r\n5;x=1\r\nxt\":\"\r\n4\r\nok\"}\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    }
+    if (strstr(text, "\"close\"") != NULL) {
+        return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 13\r\n\r\n" OK_BODY;
+    }
+    if (strstr(text, "\"idleclose\"") != NULL) {
+        /* As a keep-alive that runs out: a normal answer, then the server closes. */
+        return "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n" OK_BODY;
+    }
+    if (strstr(text, "\"huge\"") != NULL) {
+        return "HTTP/1.1 200 OK\r\nContent-Length: 17000000\r\n\r\n";
+    }
+    if (strstr(text, "\"weird\"") != NULL) {
+        return "HTTP/1.1 2x0 OK\r\nContent-Length: 13\r\n\r\n" OK_BODY;
+    }
+    *then_close = 0;
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+           "Content-Length: 13\r\n\r\n" OK_BODY;
+}
+
 /* arg: the connection's slot in srv.fds, set before the thread starts. */
 static void *conn_main(void *arg)
 {
     int fd = *(const int *)arg;
-    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                 "Content-Length: 13\r\n\r\n{\"text\":\"ok\"}";
     char *buf = malloc(REQUEST_MAX);
     size_t head_len = 0;
 
     while (buf != NULL && read_request(fd, buf, REQUEST_MAX, &head_len) > 0) {
         const char *body = buf + head_len;
+        int then_close = 0;
+        const char *answer = answer_for(body, &then_close);
+        int drop = 0;
 
         pthread_mutex_lock(&srv.mu);
         srv.requests++;
@@ -179,9 +219,21 @@ static void *conn_main(void *arg)
 
             pthread_cond_broadcast(&srv.cond);
             hold(&srv.round_arrived, (round + 1) * ROUND_CALLERS);
+        } else if (strstr(body, "\"droponce\"") != NULL && srv.dropped == 0) {
+            /* Closed as the request arrived, unanswered: a keep-alive running out just then. */
+            srv.dropped++;
+            drop = 1;
         }
         pthread_mutex_unlock(&srv.mu);
-        if (write(fd, answer, sizeof(answer) - 1) != (ssize_t)(sizeof(answer) - 1)) {
+        if (drop) {
+            shutdown(fd, SHUT_RDWR);
+            break;
+        }
+        if (write(fd, answer, strlen(answer)) != (ssize_t)strlen(answer)) {
+            break;
+        }
+        if (then_close) {
+            shutdown(fd, SHUT_RDWR);
             break;
         }
         if (strstr(body, "\"slow\"") != NULL) {
@@ -420,6 +472,71 @@ static void test_concurrent_callers_keep_their_connections(void **state)
     cl_rpc_client_free(c);
 }
 
+static void test_chunked_answers_are_read_on_a_kept_connection(void **state)
+{
+    cl_rpc_client *c = new_client();
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(call(c, "chunked", 5000), CL_OK);
+    }
+    assert_int_equal(call(c, "small", 5000), CL_OK);
+    assert_int_equal(server_count(&srv.requests), 4);
+    assert_int_equal(server_count(&srv.nconns), 1);
+    cl_rpc_client_free(c);
+}
+
+static void test_a_connection_the_server_closes_is_not_reused(void **state)
+{
+    cl_rpc_client *c = new_client();
+
+    (void)state;
+    /* "Connection: close": a client that kept it would wait for an answer that never comes. */
+    assert_int_equal(call(c, "close", 5000), CL_OK);
+    assert_int_equal(call(c, "small", 5000), CL_OK);
+    assert_int_equal(server_count(&srv.nconns), 2);
+    /* Closed after a normal answer, as a keep-alive that ran out. */
+    assert_int_equal(call(c, "idleclose", 5000), CL_OK);
+    assert_int_equal(call(c, "small", 5000), CL_OK);
+    assert_int_equal(server_count(&srv.nconns), 3);
+    /* Closed as the request arrived: sent once more, on a new connection. */
+    assert_int_equal(call(c, "droponce", 5000), CL_OK);
+    assert_int_equal(server_count(&srv.dropped), 1);
+    assert_int_equal(server_count(&srv.nconns), 4);
+    assert_int_equal(server_count(&srv.requests), 6);
+    cl_rpc_client_free(c);
+}
+
+static void test_malformed_and_oversized_answers_fail_clearly(void **state)
+{
+    cl_rpc_client *c = new_client();
+
+    (void)state;
+    assert_int_equal(call(c, "weird", 2000), CL_UNAVAILABLE);
+    /* Refused on its announced length, before 16 MiB are read. */
+    assert_int_equal(call(c, "huge", 2000), CL_INTERNAL);
+    assert_int_equal(call(c, "small", 2000), CL_OK);
+    cl_rpc_client_free(c);
+}
+
+static void test_a_header_value_with_a_line_break_is_not_sent(void **state)
+{
+    cl_rpc_client *c = new_client();
+    echo_msg req = {.text = "small"};
+    echo_msg resp = {0};
+    cl_ctx ctx;
+
+    (void)state;
+    cl_ctx_init(&ctx, 5000);
+    /* Sent as is, the line break would start a header of the principal's choosing. */
+    cl_strlcpy(ctx.principal, "alice\r\nX-Cleave-Own-Only: 0", sizeof(ctx.principal));
+    assert_int_equal(cl_rpc_call(c, &echo_op, &ctx, &req, &resp), CL_INVALID);
+    assert_string_equal(ctx.err.field, "X-Cleave-Principal");
+    assert_int_equal(server_count(&srv.requests), 0);
+    cl_schema_free(&echo_msg_type, &resp);
+    cl_rpc_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +545,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_slow_call_does_not_stall_a_concurrent_fast_call,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_callers_keep_their_connections, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_answers_are_read_on_a_kept_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_connection_the_server_closes_is_not_reused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_and_oversized_answers_fail_clearly, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_header_value_with_a_line_break_is_not_sent, setup,
                                         teardown),
     };
 
