@@ -221,11 +221,9 @@ static CURLcode parse_head(reader *r, size_t head_end, cl__rpc_answer *a)
             size_t n = 0;
             const char *p = v;
 
+            /* Past the bound the digits only need to be read: the answer is refused anyway. */
             for (; p < s + e && *p >= '0' && *p <= '9'; p++) {
-                if (n > CL__RPC_MAX_RESPONSE) {
-                    break;
-                }
-                n = n * 10 + (size_t)(*p - '0');
+                n = n > CL__RPC_MAX_RESPONSE ? n : n * 10 + (size_t)(*p - '0');
             }
             while (p < s + e && (*p == ' ' || *p == '\t')) {
                 p++;
@@ -298,7 +296,10 @@ static CURLcode chunk_size(const char *p, const char *e, size_t *out)
 /* Decodes the chunked bytes that arrived, in place; r->ch becomes CH_DONE at the end. */
 static CURLcode dechunk(reader *r)
 {
-    while (r->ch != CH_DONE && r->rd < r->end) {
+    CURLcode rc = CURLE_OK;
+    bool more = true;
+
+    while (more && r->ch != CH_DONE && r->rd < r->end) {
         if (r->ch == CH_DATA) {
             size_t n = r->end - r->rd < r->chunk_left ? r->end - r->rd : r->chunk_left;
 
@@ -310,27 +311,31 @@ static CURLcode dechunk(reader *r)
             continue;
         }
         if (r->ch == CH_DATA_END) {
-            if (r->end - r->rd < 2) {
-                return CURLE_OK;
-            }
-            if (r->buf[r->rd] != '\r' || r->buf[r->rd + 1] != '\n') {
+            more = r->end - r->rd >= 2;
+            if (more && (r->buf[r->rd] != '\r' || r->buf[r->rd + 1] != '\n')) {
                 return CURLE_WEIRD_SERVER_REPLY;
             }
-            r->rd += 2;
-            r->ch = CH_SIZE;
+            if (more) {
+                r->rd += 2;
+                r->ch = CH_SIZE;
+            }
             continue;
         }
         size_t e = find_crlf(r->buf, r->rd, r->end);
         if (e == r->end) {
-            return r->end - r->rd > WIRE_LINE_MAX ? CURLE_WEIRD_SERVER_REPLY : CURLE_OK;
+            if (r->end - r->rd > WIRE_LINE_MAX) {
+                return CURLE_WEIRD_SERVER_REPLY;
+            }
+            more = false;
+            continue;
         }
         if (r->ch == CH_TRAILER) {
             /* Trailers are skipped; the empty line ends the message. */
             r->ch = e == r->rd ? CH_DONE : CH_TRAILER;
         } else {
             size_t n = 0;
-            CURLcode rc = chunk_size(r->buf + r->rd, r->buf + e, &n);
 
+            rc = chunk_size(r->buf + r->rd, r->buf + e, &n);
             if (rc != CURLE_OK) {
                 return rc;
             }
@@ -342,7 +347,13 @@ static CURLcode dechunk(reader *r)
         }
         r->rd = e + 2;
     }
-    return CURLE_OK;
+    /* What is left undecoded moves down to the decoded bytes: the buffer holds no framing. */
+    if (r->rd > r->wr) {
+        memmove(r->buf + r->wr, r->buf + r->rd, r->end - r->rd + 1);
+        r->end -= r->rd - r->wr;
+        r->rd = r->wr;
+    }
+    return rc;
 }
 
 /* Whether the whole answer arrived (the head already read); *extra: bytes past its end. */

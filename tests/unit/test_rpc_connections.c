@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -166,7 +167,7 @@ static ssize_t read_request(int fd, char *buf, size_t size, size_t *head_len)
 static const char *answer_for(const char *text, int *then_close)
 {
     *then_close = 1;
-    if (strstr(text, "\"chunked\"") != NULL) {
+    if (strstr(text, "\"chunked\"") != NULL || strstr(text, "\"trickle\"") != NULL) {
         /* {"text":"ok"} in three chunks, one with an extension, and a trailer. */
         *then_close = 0;
         return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -229,7 +230,19 @@ static void *conn_main(void *arg)
             shutdown(fd, SHUT_RDWR);
             break;
         }
-        if (write(fd, answer, strlen(answer)) != (ssize_t)strlen(answer)) {
+        if (strstr(body, "\"trickle\"") != NULL) {
+            int one = 1;
+            size_t i = 0;
+
+            /* A byte per segment: the client meets every part of the answer cut anywhere. */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            while (answer[i] != '\0' && write(fd, answer + i, 1) == 1) {
+                i++;
+            }
+            if (answer[i] != '\0') {
+                break;
+            }
+        } else if (write(fd, answer, strlen(answer)) != (ssize_t)strlen(answer)) {
             break;
         }
         if (then_close) {
@@ -480,8 +493,9 @@ static void test_chunked_answers_are_read_on_a_kept_connection(void **state)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(call(c, "chunked", 5000), CL_OK);
     }
+    assert_int_equal(call(c, "trickle", 5000), CL_OK);
     assert_int_equal(call(c, "small", 5000), CL_OK);
-    assert_int_equal(server_count(&srv.requests), 4);
+    assert_int_equal(server_count(&srv.requests), 5);
     assert_int_equal(server_count(&srv.nconns), 1);
     cl_rpc_client_free(c);
 }
