@@ -13,7 +13,8 @@
     R(natsStatus, natsOptions_SetURL, (natsOptions * opts, const char *url), (opts, url))          \
     R(natsStatus, natsOptions_SetMaxReconnect, (natsOptions * opts, int max), (opts, max))         \
     R(natsStatus, natsOptions_SetReconnectWait, (natsOptions * opts, int64_t wait), (opts, wait))  \
-    R(natsStatus, natsConnection_Connect, (natsConnection * *nc, natsOptions * opts), (nc, opts))  \
+    R(natsStatus, natsConnection_Connect, (natsConnection * *nc, natsOptions * options),           \
+      (nc, options))                                                                               \
     V(natsConnection_Destroy, (natsConnection * nc), (nc))                                         \
     R(natsStatus, natsConnection_FlushTimeout, (natsConnection * nc, int64_t timeout),             \
       (nc, timeout))                                                                               \
@@ -41,7 +42,7 @@
     R(natsStatus, jsPubOptions_Init, (jsPubOptions * opts), (opts))                                \
     R(natsStatus, jsSubOptions_Init, (jsSubOptions * opts), (opts))                                \
     R(natsStatus, jsStreamConfig_Init, (jsStreamConfig * cfg), (cfg))                              \
-    R(natsStatus, jsConsumerConfig_Init, (jsConsumerConfig * cfg), (cfg))                          \
+    R(natsStatus, jsConsumerConfig_Init, (jsConsumerConfig * cc), (cc))                            \
     R(natsStatus, jsFetchRequest_Init, (jsFetchRequest * request), (request))                      \
     V(jsCtx_Destroy, (jsCtx * js), (js))                                                           \
     V(jsStreamInfo_Destroy, (jsStreamInfo * si), (si))                                             \
@@ -67,7 +68,7 @@
       (pending, js))                                                                               \
     R(natsStatus, js_PullSubscribe,                                                                \
       (natsSubscription * *sub, jsCtx * js, const char *subject, const char *durable,              \
-       jsOptions *opts, jsSubOptions *sub_opts, jsErrCode *err),                                   \
-      (sub, js, subject, durable, opts, sub_opts, err))
+       jsOptions *opts, jsSubOptions *subOpts, jsErrCode *err),                                    \
+      (sub, js, subject, durable, opts, subOpts, err))
 
 CL__LAZY_SHIM(NATS_FUNCTIONS, CLEAVE_LAZY_SONAME)

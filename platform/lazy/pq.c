@@ -28,15 +28,17 @@
       (conn, name, query, n, types))                                                               \
     R(PGresult *, PQexecPrepared,                                                                  \
       (PGconn * conn, const char *name, int n, const char *const *values, const int *lengths,      \
-       const int *formats, int result_format),                                                     \
-      (conn, name, n, values, lengths, formats, result_format))                                    \
+       const int *formats, int resultFormat),                                                      \
+      (conn, name, n, values, lengths, formats, resultFormat))                                     \
     R(ExecStatusType, PQresultStatus, (const PGresult *res), (res))                                \
     R(char *, PQresultErrorMessage, (const PGresult *res), (res))                                  \
     R(char *, PQresultErrorField, (const PGresult *res, int code), (res, code))                    \
     R(int, PQntuples, (const PGresult *res), (res))                                                \
     R(int, PQnfields, (const PGresult *res), (res))                                                \
-    R(char *, PQgetvalue, (const PGresult *res, int row, int col), (res, row, col))                \
-    R(int, PQgetisnull, (const PGresult *res, int row, int col), (res, row, col))                  \
+    R(char *, PQgetvalue, (const PGresult *res, int tup_num, int field_num),                       \
+      (res, tup_num, field_num))                                                                   \
+    R(int, PQgetisnull, (const PGresult *res, int tup_num, int field_num),                         \
+      (res, tup_num, field_num))                                                                   \
     V(PQclear, (PGresult * res), (res))                                                            \
     V(PQfreemem, (void *ptr), (ptr))
 
