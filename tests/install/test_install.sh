@@ -37,17 +37,21 @@ cmake --build "$work/app/build" -j2 >"$work/build.log" 2>&1 ||
 app=$work/app/build/greeter-app
 [ -x "$app" ] || fail "no greeter-app binary"
 
-# Neither libpq nor libnats: not as libraries, not as code. The tree's own gateway
-# wires both in, so the same checks do see them where they are.
+# Neither libpq nor libnats: not as libraries, not as code (the extensions, nor the shims
+# that load the libraries on first call, ADR 0047). The tree's own gateway wires both in,
+# so the same checks do see them where they are.
 # (Into files first: grep -q would cut the pipe and fail it under pipefail.)
 describe() { # describe BINARY OUT: its libraries and defined symbols into OUT
     { ldd "$1" && nm --defined-only "$1"; } >"$2"
 }
 describe "$build/bin/cleave" "$work/cleave.txt"
 describe "$app" "$work/app.txt"
-grep -q 'libpq\.so' "$work/cleave.txt" || fail "the check cannot see libpq"
-grep -q 'libnats' "$work/cleave.txt" || fail "the check cannot see libnats"
-if grep -E 'libpq\.so|libnats|cl_postgres_extension|cl_nats_extension' "$work/app.txt"; then
+grep -q 'cl_postgres_extension' "$work/cleave.txt" || fail "the check cannot see PostgreSQL"
+grep -q 'PQconnectdbParams' "$work/cleave.txt" || fail "the check cannot see libpq's shim"
+grep -q 'cl_nats_extension' "$work/cleave.txt" || fail "the check cannot see NATS"
+grep -q 'natsConnection_Connect' "$work/cleave.txt" || fail "the check cannot see libnats's shim"
+if grep -E 'libpq\.so|libnats|cl_postgres_extension|cl_nats_extension|PQconnectdbParams|natsConnection_Connect' \
+    "$work/app.txt"; then
     fail "the application links PostgreSQL or NATS"
 fi
 grep -q 'cl_extension_register' "$work/app.txt" || fail "the application has no extension table"

@@ -34,6 +34,14 @@ cl_status identity_password_hash(const identity_argon2 *cost, const char *passwo
  * The comparison inside argon2 is constant-time.
  */
 int identity_password_verify(const char *encoded, const char *password);
+/*
+ * A stored form no password matches, with cost's parameters: random salt and random
+ * "hash" bytes encoded as argon2 encodes them. Verifying a password against it costs one
+ * argon2id run at cost (what a known user's check costs) and always fails, yet making it
+ * costs no hash. CL_INTERNAL in err when there is no randomness.
+ */
+cl_status identity_password_decoy(const identity_argon2 *cost, char out[IDENTITY_HASH_MAX],
+                                  cl_error *err);
 
 /* --- secrets (password.c) ------------------------------------------------------------ */
 
@@ -91,7 +99,7 @@ struct identity_self {
     int64_t refresh_s;    /* CLEAVE_IDENTITY_REFRESH_TOKEN_SECONDS */
     identity_argon2 cost; /* CLEAVE_IDENTITY_ARGON2_* */
     identity_rate rate;   /* CLEAVE_IDENTITY_TOKEN_RATE */
-    /* A password hash of nothing, verified when a user is unknown (see identity.c). */
+    /* A stored form no password matches, verified when a user is unknown (identity.c). */
     char decoy[IDENTITY_HASH_MAX];
     /* The current signer, parsed once: kid says which row it is (tokens.c). */
     pthread_mutex_t signer_lock;

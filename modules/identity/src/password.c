@@ -44,6 +44,44 @@ int identity_password_verify(const char *encoded, const char *password)
     return argon2id_verify(encoded, password, strlen(password)) == ARGON2_OK;
 }
 
+/*
+ * argon2 writes salt and hash in standard base64 without padding (its encoding.c), so the
+ * base64url text is translated: the two alphabets differ only in '+' and '/'.
+ */
+static void base64_std(const unsigned char *in, size_t n, char *out, size_t size)
+{
+    cl_base64url_encode(in, n, out, size);
+    for (char *c = out; *c != '\0'; c++) {
+        if (*c == '-') {
+            *c = '+';
+        } else if (*c == '_') {
+            *c = '/';
+        }
+    }
+}
+
+cl_status identity_password_decoy(const identity_argon2 *cost, char out[IDENTITY_HASH_MAX],
+                                  cl_error *err)
+{
+    /* One draw: a salt, then hash bytes that no hashing made, so that nothing verifies. */
+    unsigned char bytes[SALT_BYTES + HASH_BYTES];
+    char salt[SALT_BYTES * 2];
+    char hash[HASH_BYTES * 2];
+    int n;
+
+    if (cl_random_bytes(bytes, sizeof(bytes), err) != CL_OK) {
+        return CL_INTERNAL;
+    }
+    base64_std(bytes, SALT_BYTES, salt, sizeof(salt));
+    base64_std(bytes + SALT_BYTES, HASH_BYTES, hash, sizeof(hash));
+    n = snprintf(out, IDENTITY_HASH_MAX, "$argon2id$v=%d$m=%u,t=%u,p=%u$%s$%s", ARGON2_VERSION_13,
+                 cost->m_kib, cost->t, cost->p, salt, hash);
+    if (n < 0 || n >= IDENTITY_HASH_MAX) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "the argon2id decoy does not fit");
+    }
+    return CL_OK;
+}
+
 cl_status identity_secret_new(char out[IDENTITY_SECRET_SIZE], cl_error *err)
 {
     return cl_random_id("", 32, out, IDENTITY_SECRET_SIZE, err);

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <argon2.h>
 #include <cmocka.h>
 
 #include "internal.h"
+#include "test_module.h"
 
 /* Cheap parameters, except where a test is about the parameters. */
 static const identity_argon2 cheap = {.t = 1, .m_kib = 1024, .p = 1};
@@ -79,6 +81,54 @@ static void test_argon2id_refuses_what_is_not_an_argon2id_hash(void **state)
     assert_false(identity_password_verify(hash, "pw-12345"));
 }
 
+/*
+ * A decoy is well-formed: argon2 decodes it and runs the hash, and only the comparison
+ * fails (a malformed string would fail fast, at no cost, and give unknown users away).
+ */
+static void test_argon2id_decoy_is_checked_at_full_cost_and_fails(void **state)
+{
+    static const identity_argon2 owasp = {.t = 2, .m_kib = 19456, .p = 1};
+    char a[IDENTITY_HASH_MAX];
+    char b[IDENTITY_HASH_MAX];
+    cl_error err = {0};
+
+    (void)state;
+    assert_int_equal(identity_password_decoy(&cheap, a, &err), CL_OK);
+    assert_int_equal(identity_password_decoy(&cheap, b, &err), CL_OK);
+    assert_string_not_equal(a, b);
+    assert_non_null(strstr(a, "$m=1024,t=1,p=1$"));
+    assert_int_equal(argon2id_verify(a, "", 0), ARGON2_VERIFY_MISMATCH);
+    assert_int_equal(argon2id_verify(a, "password", 8), ARGON2_VERIFY_MISMATCH);
+    assert_false(identity_password_verify(a, ""));
+    /* The same length as a real hash at that cost: salt and hash sizes are the same. */
+    assert_int_equal(identity_password_hash(&cheap, "x", b, &err), CL_OK);
+    assert_int_equal(strlen(a), strlen(b));
+    assert_int_equal(identity_password_decoy(&owasp, a, &err), CL_OK);
+    assert_non_null(strstr(a, "$m=19456,t=2,p=1$"));
+}
+
+/*
+ * An unknown user's login is checked against the instance's decoy: it carries the
+ * configured cost (so it costs what a real check costs) and no password matches it, not
+ * even the empty one.
+ */
+static void test_identity_decoy_has_the_cost_and_matches_nothing(void **state)
+{
+    char *env[] = {"CLEAVE_IDENTITY_ARGON2_M_KIB=4096", "CLEAVE_IDENTITY_ARGON2_T=1", NULL};
+    test_local_options opt = {.env = env};
+    test_local t = {0};
+    const struct identity_self *self;
+
+    (void)state;
+    assert_int_equal(test_local_open(&t, &identity_module, &opt), 0);
+    self = t.handle.self;
+    assert_memory_equal(self->decoy, "$argon2id$v=19$", 15);
+    assert_non_null(strstr(self->decoy, "$m=4096,t=1,p=1$"));
+    assert_false(identity_password_verify(self->decoy, ""));
+    assert_false(identity_password_verify(self->decoy, "password"));
+    test_local_close(&t);
+}
+
 static void test_digest_is_sha256_hex(void **state)
 {
     char d[IDENTITY_DIGEST_SIZE];
@@ -136,6 +186,8 @@ int main(void)
         cmocka_unit_test(test_argon2id_salts_every_hash),
         cmocka_unit_test(test_argon2id_records_its_parameters),
         cmocka_unit_test(test_argon2id_refuses_what_is_not_an_argon2id_hash),
+        cmocka_unit_test(test_argon2id_decoy_is_checked_at_full_cost_and_fails),
+        cmocka_unit_test(test_identity_decoy_has_the_cost_and_matches_nothing),
         cmocka_unit_test(test_digest_is_sha256_hex),
         cmocka_unit_test(test_rate_limit_counts_per_key_per_minute),
         cmocka_unit_test(test_rate_limit_never_lets_a_key_over_when_full),
