@@ -21,6 +21,10 @@
     R(struct curl_slist *, curl_slist_append, (struct curl_slist * list, const char *data),        \
       (list, data))                                                                                \
     V(curl_slist_free_all, (struct curl_slist * list), (list))                                     \
+    R(CURLcode, curl_easy_send, (CURL * curl, const void *buffer, size_t buflen, size_t *n),       \
+      (curl, buffer, buflen, n))                                                                   \
+    R(CURLcode, curl_easy_recv, (CURL * curl, void *buffer, size_t buflen, size_t *n),             \
+      (curl, buffer, buflen, n))                                                                   \
     N(curl_easy_setopt)                                                                            \
     N(curl_easy_getinfo)
 
