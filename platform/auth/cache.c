@@ -11,25 +11,28 @@
 #include "auth_internal.h"
 
 /*
- * The table is split into stripes, each behind its own mutex and chosen by the first
- * bytes of the token's hash, so that threads verifying different tokens rarely wait on
- * each other. A token may sit in any of PROBES slots from its home slot; when they are
- * all taken by live entries, the one that expires first is replaced. Entries are never
- * removed but overwritten, so a lookup scans the same PROBES slots a put did.
+ * The table is split into stripes, each behind its own read-write lock, and chosen by the
+ * first bytes of the token's hash, so that threads verifying different tokens rarely wait
+ * on each other, and lookups, which change nothing in a slot, share the lock: under load
+ * most requests bear a few tokens, and with a mutex every one of them queued on one stripe
+ * (a futex wait whenever a holder was preempted). A token may sit in any of PROBES slots from its
+ * home slot; when they are all taken by live entries, the one that expires first is replaced.
+ * Entries are never removed but overwritten, so a lookup scans the same PROBES slots a put did.
  *
  * A slot's claims are immutable and counted by reference (with an atomic count of ours:
  * jansson's json_decref reads its count without an atomic load, which ThreadSanitizer
- * reports), so that a hit takes a reference under the lock and copies the claims after
- * releasing it: the lock is held for a probe, not for an allocation per claim.
+ * reports), so that a hit takes a reference under the lock and either hands it out
+ * (cl_jwt_verify_shared: no allocation) or copies the claims after releasing it.
  */
 #define STRIPES 16
 #define PROBES  8
 
-/* Claims shared by a slot and the hits copying them; never changed once made. */
-typedef struct shared_claims {
+/* Claims shared by a slot and its hits; never changed once made. */
+struct cl_jwt_claims {
     atomic_int refs;
     json_t *json; /* the only jansson reference */
-} shared_claims;
+};
+typedef struct cl_jwt_claims shared_claims;
 
 typedef struct cache_slot {
     unsigned char hash[SHA256_DIGEST_LENGTH];
@@ -38,7 +41,7 @@ typedef struct cache_slot {
 } cache_slot;
 
 typedef struct cache_stripe {
-    pthread_mutex_t lock;
+    pthread_rwlock_t lock;
     cache_slot *slots;
     size_t size;
 } cache_stripe;
@@ -62,11 +65,35 @@ static void sha256_fetch(void)
 
 static void claims_release(shared_claims *c)
 {
-    /* acq_rel: every copy made from it happens before the one that frees it. */
+    /* acq_rel: every read of it happens before the one that frees it. */
     if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
         json_decref(c->json);
         free(c);
     }
+}
+
+/* Shares claims (stolen), or NULL (claims released) when out of memory. */
+static shared_claims *claims_share(json_t *claims)
+{
+    shared_claims *c = claims != NULL ? malloc(sizeof(*c)) : NULL;
+
+    if (c == NULL) {
+        json_decref(claims);
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    c->json = claims;
+    return c;
+}
+
+const json_t *cl_jwt_claims_json(const cl_jwt_claims *c)
+{
+    return c->json;
+}
+
+void cl_jwt_claims_release(cl_jwt_claims *c)
+{
+    claims_release(c);
 }
 
 cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
@@ -88,7 +115,7 @@ cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
 
         s->size = capacity / n + (i < capacity % n ? 1 : 0);
         s->slots = calloc(s->size, sizeof(cache_slot));
-        if (s->slots == NULL || pthread_mutex_init(&s->lock, NULL) != 0) {
+        if (s->slots == NULL || pthread_rwlock_init(&s->lock, NULL) != 0) {
             free(s->slots);
             s->slots = NULL;
             s->size = 0;
@@ -121,11 +148,11 @@ static int hash_token(const char *token, unsigned char *hash)
     return EVP_Digest(token, strlen(token), hash, NULL, sha256_md, NULL) == 1 ? 0 : -1;
 }
 
-json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
+/* A new reference to token's unexpired claims at now_s, or NULL. */
+static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
     shared_claims *found = NULL;
-    json_t *copy = NULL;
     size_t home = 0;
     cache_stripe *s = NULL;
 
@@ -133,9 +160,9 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
         return NULL;
     }
     s = locate(c, hash, &home);
-    pthread_mutex_lock(&s->lock);
+    pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i < PROBES && i < s->size; i++) {
-        cache_slot *slot = &s->slots[(home + i) % s->size];
+        const cache_slot *slot = &s->slots[(home + i) % s->size];
 
         if (slot->claims != NULL && slot->exp > now_s &&
             CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0) {
@@ -144,7 +171,15 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
             break;
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_rwlock_unlock(&s->lock);
+    return found;
+}
+
+json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
+{
+    shared_claims *found = lookup(c, token, now_s);
+    json_t *copy = NULL;
+
     if (found != NULL) {
         /* A copy, never the cached object: the caller may change its claims as it likes. */
         copy = json_deep_copy(found->json);
@@ -153,35 +188,22 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
     return copy;
 }
 
-void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_t exp_s)
+/* Keeps a reference to shared (the caller keeps its own) for token until exp_s. */
+static void insert(cl_jwt_cache *c, const char *token, shared_claims *shared, int64_t exp_s)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
-    /* A copy: the caller may change its object afterwards. Only the cache refers to it. */
-    shared_claims *copy = NULL;
     shared_claims *old = NULL;
     cache_slot *victim = NULL, *same = NULL, *free_slot = NULL, *soonest = NULL;
     size_t home = 0;
     cache_stripe *s = NULL;
     int64_t now = (int64_t)time(NULL);
 
-    if (c == NULL || token == NULL || claims == NULL) {
-        return;
-    }
     if (hash_token(token, hash) != 0) {
         return;
     }
-    copy = malloc(sizeof(*copy));
-    if (copy == NULL) {
-        return;
-    }
-    atomic_init(&copy->refs, 1);
-    copy->json = json_deep_copy(claims);
-    if (copy->json == NULL) {
-        free(copy);
-        return;
-    }
+    atomic_fetch_add_explicit(&shared->refs, 1, memory_order_relaxed);
     s = locate(c, hash, &home);
-    pthread_mutex_lock(&s->lock);
+    pthread_rwlock_wrlock(&s->lock);
     /* The home slot is live or free: either way a valid victim for the comparisons below. */
     soonest = &s->slots[home];
     for (size_t i = 0; i < PROBES && i < s->size; i++) {
@@ -202,9 +224,24 @@ void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_
     old = victim->claims;
     memcpy(victim->hash, hash, sizeof(hash));
     victim->exp = exp_s;
-    victim->claims = copy;
-    pthread_mutex_unlock(&s->lock);
+    victim->claims = shared;
+    pthread_rwlock_unlock(&s->lock);
     claims_release(old);
+}
+
+void cl_jwt_cache_put(cl_jwt_cache *c, const char *token, json_t *claims, int64_t exp_s)
+{
+    shared_claims *copy = NULL;
+
+    if (c == NULL || token == NULL || claims == NULL) {
+        return;
+    }
+    /* A copy: the caller may change its object afterwards. Only the cache refers to it. */
+    copy = claims_share(json_deep_copy(claims));
+    if (copy != NULL) {
+        insert(c, token, copy, exp_s);
+        claims_release(copy);
+    }
 }
 
 void cl_jwt_cache_clear(cl_jwt_cache *c)
@@ -212,12 +249,12 @@ void cl_jwt_cache_clear(cl_jwt_cache *c)
     for (size_t i = 0; c != NULL && i < c->nstripes; i++) {
         cache_stripe *s = &c->stripes[i];
 
-        pthread_mutex_lock(&s->lock);
+        pthread_rwlock_wrlock(&s->lock);
         for (size_t j = 0; j < s->size; j++) {
             claims_release(s->slots[j].claims);
             s->slots[j].claims = NULL;
         }
-        pthread_mutex_unlock(&s->lock);
+        pthread_rwlock_unlock(&s->lock);
     }
 }
 
@@ -228,11 +265,11 @@ size_t cl_jwt_cache_count(cl_jwt_cache *c, int64_t now_s)
     for (size_t i = 0; c != NULL && i < c->nstripes; i++) {
         cache_stripe *s = &c->stripes[i];
 
-        pthread_mutex_lock(&s->lock);
+        pthread_rwlock_rdlock(&s->lock);
         for (size_t j = 0; j < s->size; j++) {
             n += s->slots[j].claims != NULL && s->slots[j].exp > now_s ? 1 : 0;
         }
-        pthread_mutex_unlock(&s->lock);
+        pthread_rwlock_unlock(&s->lock);
     }
     return n;
 }
@@ -249,25 +286,26 @@ void cl_jwt_cache_free(cl_jwt_cache *c)
             claims_release(s->slots[j].claims);
         }
         free(s->slots);
-        pthread_mutex_destroy(&s->lock);
+        pthread_rwlock_destroy(&s->lock);
     }
     free(c);
 }
 
-cl_status cl_jwt_verify_cached(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
-                               const cl_jwt_policy *p, json_t **claims, cl_error *err)
+cl_status cl_jwt_verify_shared(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
+                               const cl_jwt_policy *p, cl_jwt_claims **claims, cl_error *err)
 {
     int64_t now = p != NULL && p->now_s != 0 ? p->now_s : (int64_t)time(NULL);
-    json_t *hit = NULL;
+    shared_claims *shared = NULL;
     json_t *fresh = NULL;
     const json_t *exp = NULL;
+    int64_t exp_s;
     cl_status st = CL_OK;
 
     if (token != NULL && strnlen(token, CL_JWT_MAX_LEN + 1) <= CL_JWT_MAX_LEN) {
-        hit = cl_jwt_cache_get(c, token, now);
+        shared = lookup(c, token, now);
     }
-    if (hit != NULL) {
-        *claims = hit;
+    if (shared != NULL) {
+        *claims = shared;
         return CL_OK;
     }
     st = cl_jwt_verify(token, keys, p, &fresh, err);
@@ -276,9 +314,34 @@ cl_status cl_jwt_verify_cached(cl_jwt_cache *c, const char *token, const cl_jwks
     }
     /* Verification has made sure exp is there and a number. */
     exp = json_object_get(fresh, "exp");
-    cl_jwt_cache_put(c, token, fresh,
-                     json_is_integer(exp) ? (int64_t)json_integer_value(exp)
-                                          : (int64_t)json_real_value(exp));
-    *claims = fresh;
+    exp_s = json_is_integer(exp) ? (int64_t)json_integer_value(exp) : (int64_t)json_real_value(exp);
+    shared = claims_share(fresh);
+    if (shared == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    if (c != NULL) {
+        insert(c, token, shared, exp_s);
+    }
+    *claims = shared;
+    return CL_OK;
+}
+
+cl_status cl_jwt_verify_cached(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
+                               const cl_jwt_policy *p, json_t **claims, cl_error *err)
+{
+    shared_claims *shared = NULL;
+    json_t *copy = NULL;
+    cl_status st = cl_jwt_verify_shared(c, token, keys, p, &shared, err);
+
+    if (st != CL_OK) {
+        return st;
+    }
+    /* The caller's own claims, which it may change: never the cached object. */
+    copy = json_deep_copy(shared->json);
+    claims_release(shared);
+    if (copy == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    *claims = copy;
     return CL_OK;
 }
