@@ -22,6 +22,14 @@ typedef struct cl__log_field {
  * field whose key is one of the fixed fields is left out; keys must differ from each other.
  * Strings need not be valid UTF-8 (a bad byte is written as '?').
  */
+/*
+ * cl__log_fields with the message as it is, not a format: for a caller that has its message
+ * at hand (the access line), the cost of printf's format parsing saved. A message longer
+ * than a formatted one may be is cut and marked the same way.
+ */
+void cl__log_fields_msg(cl_log_level level, const char *module, const cl__log_field *fields,
+                        size_t n, const char *msg);
+
 void cl__log_fields(cl_log_level level, const char *module, const cl__log_field *fields, size_t n,
                     const char *fmt, ...)
 #if defined(__GNUC__)
