@@ -280,4 +280,11 @@ cl_status cl__http_tls_server_ctx(const cl_http_options *opt, void **out, cl_err
 /* Frees a context from cl__http_tls_server_ctx; NULL is a no-op. */
 void cl__http_tls_free(void *ctx);
 
+/*
+ * json as json_dumpb(JSON_COMPACT | JSON_ENCODE_ANY) writes it, into buf[size], without
+ * an allocation (json.c): the text's length, or 0 when this writer leaves it to json_dumpb
+ * (the text does not fit, a string is not UTF-8, the nesting is deep, json is NULL).
+ */
+size_t cl__http_json_encode(json_t *json, char *buf, size_t size);
+
 #endif /* CLEAVE_HTTP_INTERNAL_H */

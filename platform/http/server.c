@@ -566,14 +566,18 @@ void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
     }
     /*
      * A NULL body is a body that could not be built: never a success without content.
-     * Encoded into the worker's buffer when it fits, else into one allocation of the size
-     * the first pass measured: json_dumps grows a string from 16 bytes by reallocation.
+     * Encoded into the worker's buffer when it fits (json.c, else json_dumpb for what that
+     * writer leaves), else into one allocation of the size the first pass measured:
+     * json_dumps grows a string from 16 bytes by reallocation.
      */
     if (body != NULL) {
         char *buf = worker != NULL ? worker->json : NULL;
         size_t room = worker != NULL ? sizeof(worker->json) : 0;
 
-        len = json_dumpb(body, buf, room, JSON_COMPACT | JSON_ENCODE_ANY);
+        len = buf != NULL ? cl__http_json_encode(body, buf, room) : 0;
+        if (len == 0) {
+            len = json_dumpb(body, buf, room, JSON_COMPACT | JSON_ENCODE_ANY);
+        }
         if (len > room) {
             heap = malloc(len);
             buf = heap;
