@@ -4,6 +4,8 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,7 +51,33 @@ typedef struct cache_stripe {
 struct cl_jwt_cache {
     cache_stripe stripes[STRIPES];
     size_t nstripes;
+    uint64_t id;                     /* unique in the process: a memo names its cache by it */
+    atomic_uint_fast64_t generation; /* counts clears: a memo from before one is void */
 };
+
+/* Caches' ids, never reused (an address may be, after a free). */
+static atomic_uint_fast64_t next_cache_id = 1;
+
+/*
+ * Each thread's last hit, so that the next request bearing the same token (a client on a
+ * kept-alive connection stays on one worker) is found by comparing the token with the one
+ * remembered, not by hashing it: SHA-256 of a token was most of a hit's cost. The memo
+ * holds a reference to the claims and is void after a clear of its cache (generation),
+ * past the token's exp, or when the token differs. Freed with the thread.
+ */
+typedef struct thread_memo {
+    uint64_t cache_id;
+    uint64_t generation;
+    int64_t exp;
+    shared_claims *claims; /* a reference, or NULL: nothing remembered */
+    char *token;
+    size_t len;
+    size_t cap;
+} thread_memo;
+
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+static bool memo_ready;
 
 /*
  * SHA-256 fetched once: the one-shot SHA256() of OpenSSL 3 looks the algorithm up in the
@@ -86,6 +114,77 @@ static shared_claims *claims_share(json_t *claims)
     return c;
 }
 
+static void memo_free(void *p)
+{
+    thread_memo *m = p;
+
+    claims_release(m->claims);
+    free(m->token);
+    free(m);
+}
+
+static void memo_init(void)
+{
+    memo_ready = pthread_key_create(&memo_key, memo_free) == 0;
+}
+
+/* The thread's memo, or NULL when out of memory (a lookup then hashes). */
+static thread_memo *memo_get(void)
+{
+    thread_memo *m = NULL;
+
+    if (pthread_once(&memo_once, memo_init) != 0 || !memo_ready) {
+        return NULL;
+    }
+    m = pthread_getspecific(memo_key);
+    if (m == NULL) {
+        m = calloc(1, sizeof(*m));
+        if (m != NULL && pthread_setspecific(memo_key, m) != 0) {
+            free(m);
+            m = NULL;
+        }
+    }
+    return m;
+}
+
+/* A new reference to the memo's claims when they are token's in c, still valid. */
+static shared_claims *memo_hit(const thread_memo *m, const cl_jwt_cache *c, const char *token,
+                               size_t len, uint64_t generation, int64_t now_s)
+{
+    if (m == NULL || m->claims == NULL || m->cache_id != c->id || m->generation != generation ||
+        m->exp <= now_s || m->len != len || CRYPTO_memcmp(m->token, token, len) != 0) {
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&m->claims->refs, 1, memory_order_relaxed);
+    return m->claims;
+}
+
+/* Remembers claims (a reference of the memo's own) as token's in c, found at generation. */
+static void memo_keep(thread_memo *m, const cl_jwt_cache *c, const char *token, size_t len,
+                      uint64_t generation, shared_claims *claims, int64_t exp)
+{
+    if (m == NULL) {
+        return;
+    }
+    if (m->cap < len + 1) {
+        char *grown = realloc(m->token, len + 1);
+
+        if (grown == NULL) {
+            return;
+        }
+        m->token = grown;
+        m->cap = len + 1;
+    }
+    claims_release(m->claims);
+    atomic_fetch_add_explicit(&claims->refs, 1, memory_order_relaxed);
+    m->claims = claims;
+    memcpy(m->token, token, len);
+    m->len = len;
+    m->cache_id = c->id;
+    m->generation = generation;
+    m->exp = exp;
+}
+
 const json_t *cl_jwt_claims_json(const cl_jwt_claims *c)
 {
     return c->json;
@@ -109,6 +208,8 @@ cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
     if (c == NULL) {
         return NULL;
     }
+    c->id = atomic_fetch_add(&next_cache_id, 1);
+    atomic_init(&c->generation, 0);
     /* capacity is split exactly, so that the cache never holds more than it was given. */
     for (size_t i = 0; i < n; i++) {
         cache_stripe *s = &c->stripes[i];
@@ -153,11 +254,23 @@ static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
     shared_claims *found = NULL;
+    thread_memo *memo = NULL;
+    uint64_t generation;
+    int64_t exp = 0;
+    size_t len;
     size_t home = 0;
     cache_stripe *s = NULL;
 
-    if (c == NULL || token == NULL || hash_token(token, hash) != 0) {
+    if (c == NULL || token == NULL) {
         return NULL;
+    }
+    /* Read before the slots: a clear that empties them afterwards voids what is kept here. */
+    generation = atomic_load_explicit(&c->generation, memory_order_acquire);
+    len = strlen(token);
+    memo = memo_get();
+    found = memo_hit(memo, c, token, len, generation, now_s);
+    if (found != NULL || hash_token(token, hash) != 0) {
+        return found;
     }
     s = locate(c, hash, &home);
     pthread_rwlock_rdlock(&s->lock);
@@ -167,11 +280,15 @@ static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
         if (slot->claims != NULL && slot->exp > now_s &&
             CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0) {
             found = slot->claims;
+            exp = slot->exp;
             atomic_fetch_add_explicit(&found->refs, 1, memory_order_relaxed);
             break;
         }
     }
     pthread_rwlock_unlock(&s->lock);
+    if (found != NULL) {
+        memo_keep(memo, c, token, len, generation, found, exp);
+    }
     return found;
 }
 
@@ -255,6 +372,10 @@ void cl_jwt_cache_clear(cl_jwt_cache *c)
             s->slots[j].claims = NULL;
         }
         pthread_rwlock_unlock(&s->lock);
+    }
+    /* After the slots are empty, so that no memo made from one of them outlives this. */
+    if (c != NULL) {
+        atomic_fetch_add_explicit(&c->generation, 1, memory_order_acq_rel);
     }
 }
 

@@ -754,6 +754,44 @@ static void test_jwt_cache_hits_until_exp(void **state)
     cl_jwt_cache_free(NULL);
 }
 
+/*
+ * A thread remembers its last hit: never across caches (each is one policy's), never after
+ * a clear, never past the token's exp, and only for the very same token.
+ */
+static void test_jwt_cache_memo_stays_within_its_cache(void **state)
+{
+    cl_jwt_cache *a = cl_jwt_cache_new(8);
+    cl_jwt_cache *b = cl_jwt_cache_new(8);
+    json_t *claims = json_pack("{s:s}", "sub", "user-1");
+    json_t *got = NULL;
+
+    (void)state;
+    cl_jwt_cache_put(a, "tok", claims, NOW + 10);
+    got = cl_jwt_cache_get(a, "tok", NOW);
+    assert_non_null(got);
+    json_decref(got);
+    assert_null(cl_jwt_cache_get(b, "tok", NOW));
+    assert_null(cl_jwt_cache_get(a, "tok2", NOW));
+    assert_null(cl_jwt_cache_get(a, "to", NOW));
+    got = cl_jwt_cache_get(a, "tok", NOW);
+    assert_non_null(got);
+    json_decref(got);
+    assert_null(cl_jwt_cache_get(a, "tok", NOW + 10));
+    /* A cache freed and another made (perhaps at the same address) knows nothing. */
+    cl_jwt_cache_free(a);
+    a = cl_jwt_cache_new(8);
+    assert_null(cl_jwt_cache_get(a, "tok", NOW));
+    cl_jwt_cache_put(a, "tok", claims, NOW + 10);
+    got = cl_jwt_cache_get(a, "tok", NOW);
+    assert_non_null(got);
+    json_decref(got);
+    cl_jwt_cache_clear(a);
+    assert_null(cl_jwt_cache_get(a, "tok", NOW));
+    json_decref(claims);
+    cl_jwt_cache_free(a);
+    cl_jwt_cache_free(b);
+}
+
 static void test_jwt_cache_is_bounded(void **state)
 {
     int64_t far = (int64_t)time(NULL) + 3600;
@@ -1010,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_jwt_leeway_and_audience_lists),
         cmocka_unit_test(test_jwt_rotation_old_key_verifies_until_removed),
         cmocka_unit_test(test_jwt_cache_hits_until_exp),
+        cmocka_unit_test(test_jwt_cache_memo_stays_within_its_cache),
         cmocka_unit_test(test_jwt_cache_is_bounded),
         cmocka_unit_test(test_jwt_cache_serves_concurrent_readers),
         cmocka_unit_test(test_jwt_verify_cached_skips_verification_on_a_hit),
