@@ -14,6 +14,8 @@
  */
 #include "http_internal.h"
 
+#include "../log/log_internal.h"
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -44,56 +46,20 @@ static void out_char(json_out *o, char c)
     out_bytes(o, &c, 1);
 }
 
-/* s[0..n) as a JSON string, escaped as jansson escapes without flags; fails on bad UTF-8. */
+/* s[0..n) as a JSON string (cl__json_escape); fails on a string that is not UTF-8. */
 static void out_string(json_out *o, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t i = 0;
+    size_t k;
 
-    out_char(o, '"');
-    while (i < n && !o->failed) {
-        unsigned char c = (unsigned char)s[i];
-        size_t run = i;
-
-        /* The bytes that need nothing, copied at once. */
-        while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 &&
-               s[run] != '"' && s[run] != '\\') {
-            run++;
-        }
-        if (run > i) {
-            out_bytes(o, s + i, run - i);
-            i = run;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t len = cl_utf8_len(s + i, n - i);
-
-            if (len == 0) {
-                o->failed = true;
-                return;
-            }
-            out_bytes(o, s + i, len);
-            i += len;
-            continue;
-        }
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-
-            out_bytes(o, esc, 2);
-        } else {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            const char *named = c == '\b'   ? "\\b"
-                                : c == '\f' ? "\\f"
-                                : c == '\n' ? "\\n"
-                                : c == '\r' ? "\\r"
-                                : c == '\t' ? "\\t"
-                                            : NULL;
-
-            out_bytes(o, named != NULL ? named : esc, named != NULL ? 2 : 6);
-        }
-        i++;
+    if (o->failed) {
+        return;
     }
-    out_char(o, '"');
+    k = cl__json_escape(o->buf + o->len, o->size - o->len, s, n, '\0');
+    if (k == SIZE_MAX) {
+        o->failed = true;
+        return;
+    }
+    o->len += k;
 }
 
 static void out_integer(json_out *o, json_int_t v)

@@ -396,43 +396,47 @@ static void put_char(log_writer *w, char c)
     put_bytes(w, &c, 1);
 }
 
-/*
- * s as a JSON string, escaped as jansson escapes (quote, backslash, control characters),
- * each byte that is not part of well-formed UTF-8 written as '?', as messages are: a line
- * must not be lost for a stray byte in a path.
- */
-static void put_string(log_writer *w, const char *s)
+/* Appends the k bytes at p to out[0..room) at *len; false when they do not fit. */
+static bool escape_put(char *out, size_t room, size_t *len, const void *p, size_t k)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t len = strlen(s);
-    size_t i = 0;
+    if (k > room - *len) {
+        return false;
+    }
+    memcpy(out + *len, p, k);
+    *len += k;
+    return true;
+}
 
-    put_char(w, '"');
-    while (i < len && !w->full) {
+size_t cl__json_escape(char *out, size_t room, const char *s, size_t n, char bad)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = 0;
+    size_t i = 0;
+    bool ok = escape_put(out, room, &len, "\"", 1);
+
+    while (ok && i < n) {
         unsigned char c = (unsigned char)s[i];
         size_t run = i;
 
         /* The bytes that need nothing, copied at once. */
-        while (run < len && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 &&
+        while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 &&
                s[run] != '"' && s[run] != '\\') {
             run++;
         }
         if (run > i) {
-            put_bytes(w, s + i, run - i);
+            ok = escape_put(out, room, &len, s + i, run - i);
             i = run;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t n = cl_utf8_len(s + i, len - i);
+        } else if (c >= 0x80) {
+            size_t k = cl_utf8_len(s + i, n - i);
 
-            put_bytes(w, n > 0 ? s + i : "?", n > 0 ? n : 1);
-            i += n > 0 ? n : 1;
-            continue;
-        }
-        if (c == '"' || c == '\\') {
+            ok = (k > 0 || bad != '\0') &&
+                 escape_put(out, room, &len, k > 0 ? s + i : &bad, k > 0 ? k : 1);
+            i += k > 0 ? k : 1;
+        } else if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
 
-            put_bytes(w, esc, 2);
+            ok = escape_put(out, room, &len, esc, 2);
+            i++;
         } else {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             const char *named = c == '\b'   ? "\\b"
@@ -442,11 +446,32 @@ static void put_string(log_writer *w, const char *s)
                                 : c == '\t' ? "\\t"
                                             : NULL;
 
-            put_bytes(w, named != NULL ? named : esc, named != NULL ? 2 : 6);
+            ok = escape_put(out, room, &len, named != NULL ? named : esc, named != NULL ? 2 : 6);
+            i++;
         }
-        i++;
     }
-    put_char(w, '"');
+    ok = ok && escape_put(out, room, &len, "\"", 1);
+    return ok ? len : SIZE_MAX;
+}
+
+/*
+ * s as a JSON string (cl__json_escape), each byte that is not part of well-formed UTF-8
+ * written as '?', as messages are: a line must not be lost for a stray byte in a path.
+ */
+static void put_string(log_writer *w, const char *s)
+{
+    size_t n;
+
+    if (w->full) {
+        return;
+    }
+    /* One byte stays free, as put_bytes keeps it: the line's '\n'. */
+    n = cl__json_escape(w->buf + w->len, w->size - w->len - 1, s, strlen(s), '?');
+    if (n == SIZE_MAX) {
+        w->full = true;
+        return;
+    }
+    w->len += n;
 }
 
 static void put_int(log_writer *w, int64_t v)

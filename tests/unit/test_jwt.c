@@ -841,16 +841,16 @@ static void *reader(void *p)
     return NULL;
 }
 
-static void test_jwt_cache_serves_concurrent_readers(void **state)
+/* Four threads running reader over six tokens through a cache of four: none may fail. */
+static void run_readers(void *(*reader_fn)(void *), const char *kid)
 {
-    cl_jwk *ec = new_ec("ec-c");
+    cl_jwk *ec = new_ec(kid);
     cl_jwks *keys = set_of(ec, NULL);
     char *tokens[6];
     pthread_t threads[4];
     reader_arg args[4];
     cl_jwt_cache *c = cl_jwt_cache_new(4);
 
-    (void)state;
     for (int i = 0; i < 6; i++) {
         json_t *claims = claims_at(NOW, NOW + 600);
 
@@ -859,7 +859,7 @@ static void test_jwt_cache_serves_concurrent_readers(void **state)
     }
     for (int i = 0; i < 4; i++) {
         args[i] = (reader_arg){c, keys, tokens, 6, 0};
-        assert_int_equal(pthread_create(&threads[i], NULL, reader, &args[i]), 0);
+        assert_int_equal(pthread_create(&threads[i], NULL, reader_fn, &args[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
         assert_int_equal(pthread_join(threads[i], NULL), 0);
@@ -872,6 +872,12 @@ static void test_jwt_cache_serves_concurrent_readers(void **state)
     cl_jwt_cache_free(c);
     cl_jwks_free(keys);
     cl_jwk_free(ec);
+}
+
+static void test_jwt_cache_serves_concurrent_readers(void **state)
+{
+    (void)state;
+    run_readers(reader, "ec-c");
 }
 
 static void test_jwt_verify_cached_skips_verification_on_a_hit(void **state)
@@ -965,34 +971,8 @@ static void *shared_reader(void *p)
 /* More tokens than slots, shared claims, clears: every reader reads whole claims. */
 static void test_jwt_verify_shared_serves_concurrent_readers(void **state)
 {
-    cl_jwk *ec = new_ec("ec-t");
-    cl_jwks *keys = set_of(ec, NULL);
-    char *tokens[6];
-    pthread_t threads[4];
-    reader_arg args[4];
-    cl_jwt_cache *c = cl_jwt_cache_new(4);
-
     (void)state;
-    for (int i = 0; i < 6; i++) {
-        json_t *claims = claims_at(NOW, NOW + 600);
-
-        json_object_set_new(claims, "jti", json_integer(i));
-        tokens[i] = sign(ec, claims);
-    }
-    for (int i = 0; i < 4; i++) {
-        args[i] = (reader_arg){c, keys, tokens, 6, 0};
-        assert_int_equal(pthread_create(&threads[i], NULL, shared_reader, &args[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        assert_int_equal(pthread_join(threads[i], NULL), 0);
-        assert_int_equal(args[i].failures, 0);
-    }
-    for (int i = 0; i < 6; i++) {
-        free(tokens[i]);
-    }
-    cl_jwt_cache_free(c);
-    cl_jwks_free(keys);
-    cl_jwk_free(ec);
+    run_readers(shared_reader, "ec-t");
 }
 
 /* --- helpers ---------------------------------------------------------------------- */
