@@ -139,8 +139,17 @@ out:
  * Verifies with the keys held, for audience with its cache; *stale says whether fetching
  * again may change the answer.
  */
+/*
+ * The shared claims' object, to read: jansson's getters take no const, and nothing here
+ * writes to it (other requests read the same object, ADR 0046).
+ */
+static json_t *claims_json(const cl_jwt_claims *claims)
+{
+    return (json_t *)cl_jwt_claims_json(claims);
+}
+
 static cl_status verify_held(host_auth *a, cl_jwt_cache *cache, const char *audience,
-                             const char *token, json_t **claims, bool *stale, cl_error *err)
+                             const char *token, cl_jwt_claims **claims, bool *stale, cl_error *err)
 {
     cl_status st;
     int64_t now = cl_now_ms();
@@ -152,7 +161,7 @@ static cl_status verify_held(host_auth *a, cl_jwt_cache *cache, const char *audi
     } else {
         cl_jwt_policy p = {a->issuer, audience, a->leeway_s, 0};
 
-        st = cl_jwt_verify_cached(cache, token, a->keys, &p, claims, err);
+        st = cl_jwt_verify_shared(cache, token, a->keys, &p, claims, err);
         *stale = st != CL_OK && now - a->fetched_ms > AUTH_REFETCH_MS;
     }
     pthread_rwlock_unlock(&a->lock);
@@ -160,7 +169,7 @@ static cl_status verify_held(host_auth *a, cl_jwt_cache *cache, const char *audi
 }
 
 static cl_status verify(host_auth *a, cl_jwt_cache *cache, const char *audience, const char *token,
-                        json_t **claims, cl_error *err)
+                        cl_jwt_claims **claims, cl_error *err)
 {
     bool stale = false;
     cl_status st = verify_held(a, cache, audience, token, claims, &stale, err);
@@ -201,9 +210,9 @@ static cl_status unauthorized(cl_http_req *req, const char *error, const char *w
  * Whether any of the token's roles has permission, and whether only on its own objects.
  * permission NULL asks about the roles alone (a callee knows no route): any known role.
  */
-static bool roles_allow(json_t *claims, const char *permission, bool *own_only)
+static bool roles_allow(const cl_jwt_claims *claims, const char *permission, bool *own_only)
 {
-    json_t *roles = json_object_get(claims, "roles");
+    json_t *roles = json_object_get(claims_json(claims), "roles");
     bool allowed = false;
     size_t i;
     json_t *r;
@@ -229,7 +238,7 @@ cl_status host_auth_guard(void *arg, cl_http_req *req, const char *permission)
     cl_ctx *ctx = cl_http_ctx(req);
     const char *header = cl_http_header(req, "Authorization");
     const char *sub;
-    json_t *claims = NULL;
+    cl_jwt_claims *claims = NULL;
     bool own_only = false;
     cl_status st;
 
@@ -255,24 +264,24 @@ cl_status host_auth_guard(void *arg, cl_http_req *req, const char *permission)
         cl_log_info("auth", "token refused: %s", ctx->err.message);
         return unauthorized(req, "invalid_token", "the bearer token is not valid");
     }
-    sub = json_string_value(json_object_get(claims, "sub"));
+    sub = json_string_value(json_object_get(claims_json(claims), "sub"));
     if (sub == NULL || sub[0] == '\0') {
-        json_decref(claims);
+        cl_jwt_claims_release(claims);
         return unauthorized(req, "invalid_token", "the bearer token names no subject");
     }
     /* It travels to extracted modules whole, or the call would lose its user (cl_ctx). */
     if (cl_strlcpy(ctx->user_token, header + 7, sizeof(ctx->user_token)) != 0) {
-        json_decref(claims);
+        cl_jwt_claims_release(claims);
         return unauthorized(req, "invalid_token", "the bearer token is too long");
     }
     if (!roles_allow(claims, permission, &own_only)) {
-        json_decref(claims);
+        cl_jwt_claims_release(claims);
         return cl_error_set(&ctx->err, CL_FORBIDDEN, NULL, "your roles do not allow %s",
                             permission);
     }
     snprintf(ctx->principal, sizeof(ctx->principal), "user:%s", sub);
     ctx->own_only = own_only;
-    json_decref(claims);
+    cl_jwt_claims_release(claims);
     return CL_OK;
 }
 
@@ -305,7 +314,7 @@ cl_status host_auth_add_service(host_auth *a, const char *module, cl_error *err)
  * principal's objects (the widest role wins, as at the gateway). A role this table does
  * not know widens nothing.
  */
-static void user_from_claims(json_t *claims, const char *sub, cl_ctx *ctx)
+static void user_from_claims(const cl_jwt_claims *claims, const char *sub, cl_ctx *ctx)
 {
     bool own_only = true;
 
@@ -317,7 +326,7 @@ static void user_from_claims(json_t *claims, const char *sub, cl_ctx *ctx)
 
 /* Verifies token for audience (cache); its sub must start with prefix. CL_OK or a reason. */
 static cl_status verify_subject(host_auth *a, cl_jwt_cache *cache, const char *audience,
-                                const char *token, const char *prefix, json_t **claims,
+                                const char *token, const char *prefix, cl_jwt_claims **claims,
                                 const char **sub, cl_error *err)
 {
     cl_status st = verify(a, cache, audience, token, claims, err);
@@ -325,10 +334,10 @@ static cl_status verify_subject(host_auth *a, cl_jwt_cache *cache, const char *a
     if (st != CL_OK) {
         return st;
     }
-    *sub = json_string_value(json_object_get(*claims, "sub"));
+    *sub = json_string_value(json_object_get(claims_json(*claims), "sub"));
     if (*sub == NULL || strncmp(*sub, prefix, strlen(prefix)) != 0 ||
         (*sub)[strlen(prefix)] == '\0') {
-        json_decref(*claims);
+        cl_jwt_claims_release(*claims);
         *claims = NULL;
         return cl_error_set(err, CL_UNAUTHORIZED, NULL, "the token's subject is not a %s one",
                             prefix);
@@ -342,7 +351,7 @@ cl_status host_auth_rpc(void *arg, cl_http_req *req, const char *module, cl_ctx 
     const char *header = cl_http_header(req, "Authorization");
     const char *user = cl_http_header(req, "X-Cleave-User-Token");
     service_audience *svc = NULL;
-    json_t *claims = NULL;
+    cl_jwt_claims *claims = NULL;
     const char *sub = NULL;
     cl_error why = {0};
     cl_status st;
@@ -372,7 +381,7 @@ cl_status host_auth_rpc(void *arg, cl_http_req *req, const char *module, cl_ctx 
                                "the service token is not valid for this service");
     }
     cl_strlcpy(ctx->principal, sub, sizeof(ctx->principal));
-    json_decref(claims);
+    cl_jwt_claims_release(claims);
     claims = NULL;
     if (user == NULL) {
         return CL_OK;
@@ -383,7 +392,7 @@ cl_status host_auth_rpc(void *arg, cl_http_req *req, const char *module, cl_ctx 
         return cl_error_set(&ctx->err, st, NULL, "%s", why.message);
     }
     if (st != CL_OK || cl_strlcpy(ctx->user_token, user, sizeof(ctx->user_token)) != 0) {
-        json_decref(claims);
+        cl_jwt_claims_release(claims);
         ctx->principal[0] = '\0';
         ctx->user_token[0] = '\0';
         cl_log_info("auth", "user token refused for %s: %s", svc->audience,
@@ -392,7 +401,7 @@ cl_status host_auth_rpc(void *arg, cl_http_req *req, const char *module, cl_ctx 
                                "X-Cleave-User-Token is not a valid access token");
     }
     user_from_claims(claims, sub, ctx);
-    json_decref(claims);
+    cl_jwt_claims_release(claims);
     return CL_OK;
 }
 

@@ -12,8 +12,9 @@
  *     build folder) reading the monolith's own catalog.db: what a team might pick instead.
  *
  * It checks first that every side answers each path with exactly Cleave's body, then
- * prints the medians per side, the ratios the targets name, and the monolith's RSS idle
- * and after the load. It never fails on timing.
+ * prints the medians per side, the server's CPU per request (the monolith's, this process's
+ * for the bare handler, Node's; not nginx's worker processes), the ratios the targets name,
+ * and the monolith's RSS idle and after the load. It never fails on timing.
  *
  *   bench_peers [seconds per round, default 3] [rounds, default 3]
  */
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "proc.h"
@@ -56,6 +58,22 @@ static size_t frame(char *out, size_t size, const test_resp *r)
     }
     memcpy(out + n, r->body, r->body_len);
     return (size_t)n + r->body_len;
+}
+
+/*
+ * CPU seconds so far of process pid, all its threads, or -1. CPU per request is the figure
+ * that other work on a shared machine moves least: it is printed next to the rates.
+ */
+static double cpu_seconds(int pid)
+{
+    clockid_t clock;
+    struct timespec ts;
+
+    if (pid <= 0 || clock_getcpuclockid((pid_t)pid, &clock) != 0 ||
+        clock_gettime(clock, &ts) != 0) {
+        return -1;
+    }
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int bare_handler(struct mg_connection *conn, void *arg)
@@ -212,6 +230,9 @@ int main(int argc, char **argv)
         [P_FASTIFY] = {.label = "product  node+fastify+sqlite"},
     };
     wrk_figures f[NSIDES];
+    /* Whose CPU serves each side: nginx's workers are processes of their own, not counted. */
+    int cpu_pid[NSIDES] = {0};
+    double cpu_s[NSIDES] = {0}, requests[NSIDES] = {0}, us[NSIDES];
     topology t = {0};
     test_resp healthz = {0}, product = {0};
     test_proc nginx = {0}, fastify = {0};
@@ -277,18 +298,40 @@ int main(int argc, char **argv)
     }
     printf("the same bytes from each, wrk -t2 -c32, %d interleaved rounds of %d s\n", rounds,
            seconds);
+    cpu_pid[H_CLEAVE] = cpu_pid[P_CLEAVE] = cpu_pid[P_TOKEN] = pid;
+    cpu_pid[H_BARE] = cpu_pid[P_BARE] = (int)getpid(); /* wrk is a child: not counted */
+    cpu_pid[H_FASTIFY] = cpu_pid[P_FASTIFY] = fastify.pid;
     for (int i = 0; i < rounds; i++) {
         for (int k = 0; k < NSIDES; k++) {
-            if (wrk_round(&s[(i + k) % NSIDES], seconds) != 0) {
+            int at = (i + k) % NSIDES;
+            double before = cpu_seconds(cpu_pid[at]);
+            double after;
+
+            if (wrk_round(&s[at], seconds) != 0) {
                 goto out;
+            }
+            after = cpu_seconds(cpu_pid[at]);
+            if (before >= 0 && after >= before) {
+                cpu_s[at] += after - before;
+                requests[at] += s[at].rps[s[at].n - 1] * seconds;
             }
         }
     }
     rss_loaded = test_proc_rss(pid);
     for (int k = 0; k < NSIDES; k++) {
         f[k] = wrk_medians(&s[k]);
-        printf("%-30s %9.0f req/s   p50 %7.3f ms   p99 %7.3f ms\n", s[k].label, f[k].rps,
-               f[k].p50_ms, f[k].p99_ms);
+        us[k] = requests[k] > 0 ? cpu_s[k] * 1e6 / requests[k] : 0;
+        printf("%-30s %9.0f req/s   p50 %7.3f ms   p99 %7.3f ms", s[k].label, f[k].rps, f[k].p50_ms,
+               f[k].p99_ms);
+        if (us[k] > 0) {
+            printf("   server CPU %6.1f us/req", us[k]);
+        }
+        printf("\n");
+    }
+    if (us[H_CLEAVE] > 0 && us[P_TOKEN] > 0) {
+        printf("server CPU per request, bare civetweb / cleave: healthz %.2fx, product with token "
+               "%.2fx\n",
+               us[H_BARE] / us[H_CLEAVE], us[P_BARE] / us[P_TOKEN]);
     }
     printf("healthz: cleave / bare civetweb            %.2fx throughput   (target >= 0.8)\n",
            f[H_CLEAVE].rps / f[H_BARE].rps);

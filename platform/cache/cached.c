@@ -178,14 +178,55 @@ static cl_status decode(const cl_op *op, const char *text, const cl_cache_json *
     return st;
 }
 
+/*
+ * The key of op's call with req: the operation's name, a newline and the request's JSON
+ * (sorted keys: two equal requests make one key whatever the encoder's order), into
+ * buf[size] when it fits, which a read's small request does, else into *heap (malloc'd).
+ * NULL when out of memory.
+ */
+static const char *make_key(const cl_op *op, const void *req, char *buf, size_t size, char **heap)
+{
+    json_t *json = cl_schema_to_json(op->req, req);
+    size_t name_len = strlen(op->name);
+    size_t n = 0;
+    const char *key = NULL;
+
+    *heap = NULL;
+    if (json == NULL) {
+        return NULL;
+    }
+    if (name_len + 2 < size) {
+        n = json_dumpb(json, buf + name_len + 1, size - name_len - 2,
+                       JSON_COMPACT | JSON_SORT_KEYS);
+    }
+    if (n > 0 && name_len + n + 2 <= size) {
+        memcpy(buf, op->name, name_len);
+        buf[name_len] = '\n';
+        buf[name_len + 1 + n] = '\0';
+        key = buf;
+    } else {
+        char *text = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
+        size_t len = text != NULL ? name_len + strlen(text) + 2 : 0;
+
+        *heap = text != NULL ? malloc(len) : NULL;
+        if (*heap != NULL) {
+            snprintf(*heap, len, "%s\n%s", op->name, text);
+            key = *heap;
+        }
+        free(text);
+    }
+    json_decref(json);
+    return key;
+}
+
 cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void *req, void *resp)
 {
     load_arg a = {d, op, ctx, req, resp, NULL, false};
-    char *req_text = NULL;
-    char *key = NULL;
+    char key_buf[256];
+    char *key_heap = NULL;
+    const char *key = NULL;
     char *text = NULL;
     cl_cache_json *parsed = NULL;
-    size_t size;
     cl_status st;
 
     if (d->lru == NULL || (op->flags & CL_OP_CACHED) == 0 || ctx == NULL) {
@@ -199,14 +240,12 @@ cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void 
         }
         return st;
     }
-    req_text = to_text(op->req, req);
-    size = req_text != NULL ? strlen(op->name) + strlen(req_text) + 2 : 0;
-    key = req_text != NULL ? malloc(size) : NULL;
+    /* On the stack: a hit then allocates only what the typed response owns. */
+    key = make_key(op, req, key_buf, sizeof(key_buf), &key_heap);
     if (key == NULL) {
         st = cl_error_set(&ctx->err, CL_INTERNAL, NULL, "out of memory");
         goto out;
     }
-    snprintf(key, size, "%s\n%s", op->name, req_text);
     a.key = key;
     st = cl_cache_fetch_json(d->lru, key, load, &a, &text, &parsed, NULL, &ctx->err);
     if (st == CL_OK && !a.filled) {
@@ -215,7 +254,6 @@ cl_status cl_cached_call(cl_cached *d, const cl_op *op, cl_ctx *ctx, const void 
 out:
     cl_cache_json_release(parsed);
     free(text);
-    free(key);
-    free(req_text);
+    free(key_heap);
     return st;
 }

@@ -5,6 +5,7 @@
 #define CLEAVE_HTTP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,20 +79,24 @@ struct cl_http_server {
     void *guard_arg;
     /*
      * civetweb drops every write once mg_stop has begun, so a graceful stop must drain
-     * our in-flight requests before calling it: mu guards inflight and draining, and idle
-     * is signalled when inflight drops to zero.
+     * our in-flight requests before calling it. inflight and draining are atomics, so that
+     * a request counts itself without a lock (two lock round trips per request were a
+     * queue on one mutex among 32 busy workers); a request increments inflight before it
+     * reads draining and a stop sets draining before it reads inflight (both sequentially
+     * consistent), so either the request sees the drain or the stop waits for it. idle is
+     * signalled under mu when inflight drops to zero, and waiters test it under mu.
      */
     pthread_mutex_t mu;
     pthread_cond_t idle;
-    int inflight;
-    int draining;
+    atomic_int inflight;
+    atomic_int draining;
     /*
-     * Graceful drain (ADR 0032), under mu: the connections workers hold (from civetweb's
-     * init_connection to its connection_close), and whether the listener was closed, after
-     * which every answer closes its connection.
+     * Graceful drain (ADR 0032): under mu, the connections workers hold (from civetweb's
+     * init_connection to its connection_close); an atomic, whether the listener was closed,
+     * after which every answer closes its connection.
      */
     int conns;
-    int not_accepting;
+    atomic_int not_accepting;
     void *tls; /* the SSL_CTX civetweb serves TLS with (tls.c), or NULL for plain HTTP */
     int gzip;  /* answers may be gzipped (cl_http_options.gzip_off not set) */
 };
@@ -274,5 +279,12 @@ cl_status cl__http_tls_load_compat(cl_error *err);
 cl_status cl__http_tls_server_ctx(const cl_http_options *opt, void **out, cl_error *err);
 /* Frees a context from cl__http_tls_server_ctx; NULL is a no-op. */
 void cl__http_tls_free(void *ctx);
+
+/*
+ * json as json_dumpb(JSON_COMPACT | JSON_ENCODE_ANY) writes it, into buf[size], without
+ * an allocation (json.c): the text's length, or 0 when this writer leaves it to json_dumpb
+ * (the text does not fit, a string is not UTF-8, the nesting is deep, json is NULL).
+ */
+size_t cl__http_json_encode(json_t *json, char *buf, size_t size);
 
 #endif /* CLEAVE_HTTP_INTERNAL_H */

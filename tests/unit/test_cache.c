@@ -439,6 +439,7 @@ CL_TYPE_DEFINE(widget_ref, WIDGET_REF)
 
 #define WIDGETS_OPERATIONS(X, M)                                                                   \
     X(M, get, widget_ref, widget, CL_OP_READ | CL_OP_CACHED)                                       \
+    X(M, find, widget, widget, CL_OP_READ | CL_OP_CACHED)                                          \
     X(M, peek, widget_ref, widget, CL_OP_READ)                                                     \
     X(M, rename, widget, widget, CL_OP_WRITE)
 CL_OPS_DECLARE(widgets, WIDGETS_OPERATIONS)
@@ -466,6 +467,18 @@ static cl_status store_get(void *self, cl_ctx *ctx, const widget_ref *req, widge
     return CL_OK;
 }
 
+/* Answers the widget asked for, whatever its name. */
+static cl_status store_find(void *self, cl_ctx *ctx, const widget *req, widget *resp)
+{
+    store *s = self;
+
+    (void)ctx;
+    s->reads++;
+    resp->id = req->id;
+    resp->name = strdup(req->name);
+    return CL_OK;
+}
+
 static cl_status store_rename(void *self, cl_ctx *ctx, const widget *req, widget *resp)
 {
     store *s = self;
@@ -478,7 +491,7 @@ static cl_status store_rename(void *self, cl_ctx *ctx, const widget *req, widget
 }
 
 static const widgets_ops store_ops = {
-    .version = 1, .get = store_get, .peek = store_get, .rename = store_rename};
+    .version = 1, .get = store_get, .find = store_find, .peek = store_get, .rename = store_rename};
 
 static const cl_module_api widgets_api = {
     .name = "widgets",
@@ -554,6 +567,37 @@ static void test_cached_decorator_answers_reads_and_clears_on_writes(void **stat
     cl_cached_free(d);
 }
 
+/* Requests longer than the key's buffer on the stack are keyed whole, not by a prefix. */
+static void test_cached_decorator_keys_long_requests_whole(void **state)
+{
+    store s = {.name = "unused"};
+    cl_handle inner = {&store_ops, &s};
+    cl_cached *d = NULL;
+    cl_handle h;
+    char names[3][600];
+    const char *want[] = {"a", "b", "a"};
+
+    (void)state;
+    h = new_decorator(&inner, &d);
+    for (int i = 0; i < 3; i++) {
+        /* The same 590 bytes, then the one that differs. */
+        memset(names[i], 'x', 590);
+        snprintf(names[i] + 590, 10, "%s", want[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        cl_ctx ctx = {0};
+        widget req = {.id = 7, .name = names[i]};
+        widget out = {0};
+
+        assert_int_equal(widgets_find(&h, &ctx, &req, &out), CL_OK);
+        assert_string_equal(out.name, names[i]);
+        cl_schema_free(&widget_type, &out);
+    }
+    /* "a" twice, "b" once: the third came from the cache, the second did not. */
+    assert_int_equal(s.reads, 2);
+    cl_cached_free(d);
+}
+
 static void test_cached_decorator_keeps_no_stale_fallback_answer(void **state)
 {
     store s = {.name = "last good", .stale = 1};
@@ -583,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_cache_shares_parsed_values),
         cmocka_unit_test(test_cache_shares_parsed_values_between_threads),
         cmocka_unit_test(test_cached_decorator_answers_reads_and_clears_on_writes),
+        cmocka_unit_test(test_cached_decorator_keys_long_requests_whole),
         cmocka_unit_test(test_cached_decorator_keeps_no_stale_fallback_answer),
     };
 

@@ -754,6 +754,44 @@ static void test_jwt_cache_hits_until_exp(void **state)
     cl_jwt_cache_free(NULL);
 }
 
+/*
+ * A thread remembers its last hit: never across caches (each is one policy's), never after
+ * a clear, never past the token's exp, and only for the very same token.
+ */
+static void test_jwt_cache_memo_stays_within_its_cache(void **state)
+{
+    cl_jwt_cache *a = cl_jwt_cache_new(8);
+    cl_jwt_cache *b = cl_jwt_cache_new(8);
+    json_t *claims = json_pack("{s:s}", "sub", "user-1");
+    json_t *got = NULL;
+
+    (void)state;
+    cl_jwt_cache_put(a, "tok", claims, NOW + 10);
+    got = cl_jwt_cache_get(a, "tok", NOW);
+    assert_non_null(got);
+    json_decref(got);
+    assert_null(cl_jwt_cache_get(b, "tok", NOW));
+    assert_null(cl_jwt_cache_get(a, "tok2", NOW));
+    assert_null(cl_jwt_cache_get(a, "to", NOW));
+    got = cl_jwt_cache_get(a, "tok", NOW);
+    assert_non_null(got);
+    json_decref(got);
+    assert_null(cl_jwt_cache_get(a, "tok", NOW + 10));
+    /* A cache freed and another made (perhaps at the same address) knows nothing. */
+    cl_jwt_cache_free(a);
+    a = cl_jwt_cache_new(8);
+    assert_null(cl_jwt_cache_get(a, "tok", NOW));
+    cl_jwt_cache_put(a, "tok", claims, NOW + 10);
+    got = cl_jwt_cache_get(a, "tok", NOW);
+    assert_non_null(got);
+    json_decref(got);
+    cl_jwt_cache_clear(a);
+    assert_null(cl_jwt_cache_get(a, "tok", NOW));
+    json_decref(claims);
+    cl_jwt_cache_free(a);
+    cl_jwt_cache_free(b);
+}
+
 static void test_jwt_cache_is_bounded(void **state)
 {
     int64_t far = (int64_t)time(NULL) + 3600;
@@ -803,16 +841,16 @@ static void *reader(void *p)
     return NULL;
 }
 
-static void test_jwt_cache_serves_concurrent_readers(void **state)
+/* Four threads running reader over six tokens through a cache of four: none may fail. */
+static void run_readers(void *(*reader_fn)(void *), const char *kid)
 {
-    cl_jwk *ec = new_ec("ec-c");
+    cl_jwk *ec = new_ec(kid);
     cl_jwks *keys = set_of(ec, NULL);
     char *tokens[6];
     pthread_t threads[4];
     reader_arg args[4];
     cl_jwt_cache *c = cl_jwt_cache_new(4);
 
-    (void)state;
     for (int i = 0; i < 6; i++) {
         json_t *claims = claims_at(NOW, NOW + 600);
 
@@ -821,7 +859,7 @@ static void test_jwt_cache_serves_concurrent_readers(void **state)
     }
     for (int i = 0; i < 4; i++) {
         args[i] = (reader_arg){c, keys, tokens, 6, 0};
-        assert_int_equal(pthread_create(&threads[i], NULL, reader, &args[i]), 0);
+        assert_int_equal(pthread_create(&threads[i], NULL, reader_fn, &args[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
         assert_int_equal(pthread_join(threads[i], NULL), 0);
@@ -834,6 +872,12 @@ static void test_jwt_cache_serves_concurrent_readers(void **state)
     cl_jwt_cache_free(c);
     cl_jwks_free(keys);
     cl_jwk_free(ec);
+}
+
+static void test_jwt_cache_serves_concurrent_readers(void **state)
+{
+    (void)state;
+    run_readers(reader, "ec-c");
 }
 
 static void test_jwt_verify_cached_skips_verification_on_a_hit(void **state)
@@ -860,6 +904,75 @@ static void test_jwt_verify_cached_skips_verification_on_a_hit(void **state)
     cl_jwks_free(empty);
     cl_jwks_free(keys);
     cl_jwk_free(ec);
+}
+
+/* A hit shares the cached claims: the same object, readable after a clear until released. */
+static void test_jwt_verify_shared_hands_out_the_cached_claims(void **state)
+{
+    cl_jwk *ec = new_ec("ec-s");
+    cl_jwks *keys = set_of(ec, NULL);
+    cl_jwks *empty = cl_jwks_new();
+    char *token = sign(ec, claims_at(NOW, NOW + 600));
+    cl_jwt_cache *c = cl_jwt_cache_new(16);
+    cl_jwt_claims *first = NULL;
+    cl_jwt_claims *second = NULL;
+    cl_error err = {0};
+
+    (void)state;
+    assert_int_equal(cl_jwt_verify_shared(c, token, keys, &policy, &first, &err), CL_OK);
+    /* A hit needs no key, and hands out the very claims the miss cached. */
+    assert_int_equal(cl_jwt_verify_shared(c, token, empty, &policy, &second, &err), CL_OK);
+    assert_ptr_equal(cl_jwt_claims_json(first), cl_jwt_claims_json(second));
+    assert_string_equal(
+        json_string_value(json_object_get((json_t *)cl_jwt_claims_json(second), "sub")), "user-1");
+    cl_jwt_claims_release(first);
+    /* Cleared from the cache, the claims still held stay readable (ASan sees any misuse). */
+    cl_jwt_cache_clear(c);
+    assert_string_equal(
+        json_string_value(json_object_get((json_t *)cl_jwt_claims_json(second), "sub")), "user-1");
+    cl_jwt_claims_release(second);
+    cl_jwt_claims_release(NULL);
+    assert_int_equal(cl_jwt_verify_shared(c, token, empty, &policy, &first, &err), CL_UNAUTHORIZED);
+    /* Without a cache, fresh claims of the caller's own. */
+    assert_int_equal(cl_jwt_verify_shared(NULL, token, keys, &policy, &first, &err), CL_OK);
+    assert_string_equal(
+        json_string_value(json_object_get((json_t *)cl_jwt_claims_json(first), "sub")), "user-1");
+    cl_jwt_claims_release(first);
+    free(token);
+    cl_jwt_cache_free(c);
+    cl_jwks_free(empty);
+    cl_jwks_free(keys);
+    cl_jwk_free(ec);
+}
+
+static void *shared_reader(void *p)
+{
+    reader_arg *a = p;
+
+    for (int round = 0; round < 200; round++) {
+        const char *token = a->tokens[round % a->ntokens];
+        cl_jwt_claims *claims = NULL;
+        cl_error err;
+
+        if (cl_jwt_verify_shared(a->cache, token, a->keys, &policy, &claims, &err) != CL_OK ||
+            strcmp(json_string_value(json_object_get((json_t *)cl_jwt_claims_json(claims), "sub")),
+                   "user-1") != 0) {
+            a->failures++;
+        }
+        cl_jwt_claims_release(claims);
+        if (round % 50 == 49) {
+            /* A clear while others hold claims: they keep reading what they hold. */
+            cl_jwt_cache_clear(a->cache);
+        }
+    }
+    return NULL;
+}
+
+/* More tokens than slots, shared claims, clears: every reader reads whole claims. */
+static void test_jwt_verify_shared_serves_concurrent_readers(void **state)
+{
+    (void)state;
+    run_readers(shared_reader, "ec-t");
 }
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -915,9 +1028,12 @@ int main(void)
         cmocka_unit_test(test_jwt_leeway_and_audience_lists),
         cmocka_unit_test(test_jwt_rotation_old_key_verifies_until_removed),
         cmocka_unit_test(test_jwt_cache_hits_until_exp),
+        cmocka_unit_test(test_jwt_cache_memo_stays_within_its_cache),
         cmocka_unit_test(test_jwt_cache_is_bounded),
         cmocka_unit_test(test_jwt_cache_serves_concurrent_readers),
         cmocka_unit_test(test_jwt_verify_cached_skips_verification_on_a_hit),
+        cmocka_unit_test(test_jwt_verify_shared_hands_out_the_cached_claims),
+        cmocka_unit_test(test_jwt_verify_shared_serves_concurrent_readers),
         cmocka_unit_test(test_secret_equal),
         cmocka_unit_test(test_base64url_is_strict),
     };

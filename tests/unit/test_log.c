@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,49 @@ static void test_log_writes_the_fixed_fields_in_order(void **state)
     assert_null(json_object_get(line, "trace.id"));
     assert_string_equal(field(line, "ecs.version"), "8.11.0");
     assert_int_equal(json_object_size(line), 5);
+    json_decref(lines);
+}
+
+/*
+ * Each line's @timestamp is the time it was written, to the millisecond, also when lines
+ * of one thread cross into the next second (the writer keeps a second's text per thread).
+ */
+static void test_log_timestamps_each_line_across_a_second(void **state)
+{
+    int64_t start = cl_wall_ms();
+    int64_t before[64], after[64];
+    int n = 0;
+    json_t *lines;
+
+    /* Lines until the wall clock has passed a second boundary (bounded: ~1 s). */
+    while (n < 64) {
+        before[n] = cl_wall_ms();
+        cl_log_info("t", "line %d", n);
+        after[n] = cl_wall_ms();
+        n++;
+        if (after[n - 1] / 1000 != start / 1000 && n >= 4) {
+            break;
+        }
+        if (n == 60) {
+            /* Wait for the next second, so that the last lines come after it. */
+            while (cl_wall_ms() / 1000 == start / 1000) {
+                sched_yield();
+            }
+        }
+    }
+    lines = read_lines(state);
+    assert_int_equal((int)json_array_size(lines), n);
+    for (int i = 0; i < n; i++) {
+        int64_t at = 0;
+
+        assert_int_equal(
+            cl_rfc3339_parse(field(json_array_get(lines, (size_t)i), "@timestamp"), &at), CL_OK);
+        if (at < before[i] || at > after[i]) {
+            fail_msg("line %d stamped %lld, written between %lld and %lld", i, (long long)at,
+                     (long long)before[i], (long long)after[i]);
+        }
+    }
+    assert_true(before[0] / 1000 != after[n - 1] / 1000);
     json_decref(lines);
 }
 
@@ -602,6 +646,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_writes_the_fixed_fields_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_drops_lines_below_the_level, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_timestamps_each_line_across_a_second, setup,
+                                        teardown),
         cmocka_unit_test(test_log_parses_levels),
         cmocka_unit_test_setup_teardown(test_log_carries_the_bound_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_binding_is_per_thread, setup, teardown),

@@ -156,9 +156,11 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
 /*
  * Verified tokens' claims by the SHA-256 of the token, each until its exp. At most
  * capacity entries: when a token's slots are full the one that expires first makes room.
- * Thread-safe: the table is split into 16 stripes, each behind its own mutex, chosen by
- * the hash, so concurrent readers rarely meet. A hit costs a SHA-256 and a lock, then a
- * copy of the claims made outside the lock; the caller's claims are never shared.
+ * Thread-safe: the table is split into 16 stripes, each behind its own read-write lock,
+ * chosen by the hash; lookups share a stripe's read lock, so the many requests bearing one
+ * token do not queue behind each other. A hit costs a SHA-256 and a read lock; the claims
+ * it hands out are either a copy (cl_jwt_cache_get, cl_jwt_verify_cached) or the cached
+ * claims themselves, read-only and counted (cl_jwt_verify_shared).
  */
 typedef struct cl_jwt_cache cl_jwt_cache;
 
@@ -194,6 +196,26 @@ void cl_jwt_cache_free(cl_jwt_cache *c);
  */
 cl_status cl_jwt_verify_cached(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
                                const cl_jwt_policy *p, json_t **claims, cl_error *err);
+
+/*
+ * Verified claims shared by the cache and its readers: immutable once made, counted by
+ * reference (an atomic count), freed with the last reference.
+ */
+typedef struct cl_jwt_claims cl_jwt_claims;
+
+/* The claims object (borrowed, valid while c is held). Read it only: others share it. */
+const json_t *cl_jwt_claims_json(const cl_jwt_claims *c);
+
+/* Gives back a reference from cl_jwt_verify_shared; NULL is a no-op. */
+void cl_jwt_claims_release(cl_jwt_claims *c);
+
+/*
+ * cl_jwt_verify_cached without the copy: *claims is a new reference to the cached claims
+ * (or, when the cache is NULL or full of nothing, to fresh ones), to be given back with
+ * cl_jwt_claims_release. A hit allocates nothing. Same statuses as cl_jwt_verify.
+ */
+cl_status cl_jwt_verify_shared(cl_jwt_cache *c, const char *token, const cl_jwks *keys,
+                               const cl_jwt_policy *p, cl_jwt_claims **claims, cl_error *err);
 
 /* --- helpers ---------------------------------------------------------------------- */
 
