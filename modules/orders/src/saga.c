@@ -135,6 +135,77 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
     pthread_mutex_unlock(&x->mu);
 }
 
+/* --- waiting for a saga's end (get_order's wait_ms) ------------------------------------- */
+
+cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const char *id,
+                             cl_error *err)
+{
+    orders__executor *x = &self->saga;
+
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    if (cl_cond_init_monotonic(&w->cv) != 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot wait for order %s", id);
+    }
+    pthread_mutex_lock(&x->mu);
+    w->next = x->waiters;
+    x->waiters = w;
+    pthread_mutex_unlock(&x->mu);
+    return CL_OK;
+}
+
+bool orders__saga_await(struct orders_self *self, orders__waiter *w, int64_t ms)
+{
+    orders__executor *x = &self->saga;
+    struct timespec until = cl_deadline_in(ms);
+    bool go;
+
+    pthread_mutex_lock(&x->mu);
+    while (!x->stopping && !w->ended && pthread_cond_timedwait(&w->cv, &x->mu, &until) == 0) {
+    }
+    go = !x->stopping;
+    /*
+     * Heard once: a read that still finds the order in flight (a replica behind the
+     * primary) waits the full ms next time rather than spinning.
+     */
+    w->ended = false;
+    pthread_mutex_unlock(&x->mu);
+    return go;
+}
+
+void orders__saga_unwatch(struct orders_self *self, orders__waiter *w)
+{
+    orders__executor *x = &self->saga;
+
+    pthread_mutex_lock(&x->mu);
+    for (orders__waiter **p = &x->waiters; *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/*
+ * Wakes the get_order calls waiting for order id, whose saga just ended (its final state
+ * committed): only those, so that an order's end costs no wake-up of the others' waiters.
+ */
+static void ended(struct orders_self *self, const char *id)
+{
+    orders__executor *x = &self->saga;
+
+    pthread_mutex_lock(&x->mu);
+    for (orders__waiter *w = x->waiters; w != NULL; w = w->next) {
+        if (strcmp(w->id, id) == 0) {
+            w->ended = true;
+            pthread_cond_signal(&w->cv);
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
 /* Waits ms unless the executor stops first; false when it stops. */
 static bool pause_ms(struct orders_self *self, int64_t ms)
 {
@@ -338,6 +409,9 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
             s->next = next;
             s->renewed_ms = cl_now_ms();
             observe_step(s, next, status, log_step, outcome);
+            if (next == S_DONE) {
+                ended(s->self, s->o.id);
+            }
             return true;
         }
         if (lost(s, rc, &ctx.err)) {
@@ -1008,6 +1082,10 @@ void orders__saga_stop(struct orders_self *self)
     x->stopping = true;
     pthread_cond_broadcast(&x->cv);
     pthread_cond_broadcast(&x->work);
+    /* A get_order waiting for a saga's end answers now: no saga ends here any more. */
+    for (orders__waiter *w = x->waiters; w != NULL; w = w->next) {
+        pthread_cond_signal(&w->cv);
+    }
     pthread_mutex_unlock(&x->mu);
     for (int i = 0; i < x->nthreads; i++) {
         pthread_join(x->threads[i], NULL);
