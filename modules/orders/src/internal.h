@@ -112,17 +112,22 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const order
 cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *id,
                              const char *host, const char *owner, orders__fence *fence,
                              bool *taken);
+/* One entry of a saga's log: the step, its outcome ("ok", "failed", "retrying"), a detail. */
+typedef struct orders__entry {
+    const char *step, *outcome, *detail;
+} orders__entry;
+
 /*
  * Records, in one transaction, that the saga of order id moves to step next_step with
- * status (reason, when not NULL, is set), renews the lease, and appends the log entry
- * (log_step, outcome, detail), all only while fence still holds the lease: CL_CONFLICT
- * with field "lease" when another executor took it over (nothing is written then).
- * confirmed, when not NULL, is published as orders.order_confirmed in the transaction.
+ * status (reason, when not NULL, is set), renews the lease, and appends the nlog entries
+ * of log in order, all only while fence still holds the lease: CL_CONFLICT with field
+ * "lease" when another executor took it over (nothing is written then). confirmed, when
+ * not NULL, is published as orders.order_confirmed in the transaction.
  */
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
                               const orders__fence *fence, const char *next_step, const char *status,
-                              const char *reason, const char *log_step, const char *outcome,
-                              const char *detail, const orders_order *confirmed);
+                              const char *reason, const orders__entry *log, size_t nlog,
+                              const orders_order *confirmed);
 /*
  * The database's clock (cleave/db.h): lease expiry is read on one clock, the database's,
  * never on the hosts' own (ADR 0034). Each SQL that reads it comes in both
