@@ -65,7 +65,7 @@ static int prefer_wait(const char *h, int64_t *ms)
         while (*h == ' ' || *h == '\t' || *h == ',') {
             h++;
         }
-        if (strncasecmp(h, "wait", 4) != 0 || (h[4] != '=' && h[4] != ' ' && h[4] != '\t')) {
+        if (strncasecmp(h, "wait", 4) != 0 || strchr("= \t,;", h[4]) == NULL) {
             h = strchr(h, ',');
             continue;
         }
