@@ -28,14 +28,26 @@
 #include "cleave/trace.h"
 
 /*
- * Process-wide wake-up: a publish in any module wakes the relays of every bus. kick_cv
- * measures its timed waits on the monotonic clock; kick_once sets that up before first use.
+ * Process-wide wake-ups, per kind of row (cl__bus_kind) and per database: a publish wakes
+ * the relays of the database it was written to, an operation created the runners of its
+ * database; no other thread, which would only look and find nothing (a checkout's three
+ * publishes woke every module's relays and runners, a query each). A slot with db NULL
+ * hears every kick of its kind. Slots are made on first use and kept (a database freed and
+ * another allocated at its address costs a spurious wake-up at most); with every slot
+ * taken, a waiter uses its kind's NULL slot. The cvs measure their timed waits on the
+ * monotonic clock; kick_once sets that up before first use. kick_mu guards them all.
  */
+#define KICK_SLOTS 64
 static pthread_mutex_t kick_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t kick_cv = PTHREAD_COND_INITIALIZER;
 static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
-static uint64_t kick_gen;
-static int kick_waiters; /* threads in cl__bus_idle's wait */
+static struct kick_slot {
+    bool used;
+    cl__bus_kind kind;
+    const cl_db *db;
+    pthread_cond_t cv;
+    uint64_t gen;
+    int waiters; /* threads in cl__bus_idle_for's wait */
+} kicks[KICK_SLOTS];
 
 /* A lease outlives any batch by far; leases of a previous process are cleared at start. */
 #define LEASE_MS        30000
@@ -106,20 +118,81 @@ static const char dead_fail_sql[] =
 
 static void kick_init(void)
 {
-    /* Fails only without memory; the static initializer then stays, on the wall clock. */
-    (void)cl_cond_init_monotonic(&kick_cv);
+    /* The first slots are the NULL ones, one per kind: kick_slot always finds those. */
+    for (int k = 0; k < CL__BUS_KINDS; k++) {
+        kicks[k].used = true;
+        kicks[k].kind = (cl__bus_kind)k;
+    }
+    for (int i = 0; i < KICK_SLOTS; i++) {
+        /* Fails only without memory; the cv then waits on the wall clock. */
+        if (cl_cond_init_monotonic(&kicks[i].cv) != 0) {
+            (void)pthread_cond_init(&kicks[i].cv, NULL);
+        }
+    }
 }
 
-void cl__bus_kick(void)
+/* Wakes every waiter; kick_mu held. */
+static void kick_all(void)
 {
+    for (int i = 0; i < KICK_SLOTS; i++) {
+        pthread_cond_broadcast(&kicks[i].cv);
+    }
+}
+
+/* The slot of kind k and db, made when missing (NULL's slot when all are taken); kick_mu held. */
+static struct kick_slot *kick_slot(cl__bus_kind k, const cl_db *db)
+{
+    struct kick_slot *spare = NULL;
+
+    for (int i = 0; i < KICK_SLOTS; i++) {
+        if (kicks[i].used && kicks[i].kind == k && kicks[i].db == db) {
+            return &kicks[i];
+        }
+        if (!kicks[i].used && spare == NULL) {
+            spare = &kicks[i];
+        }
+    }
+    if (spare == NULL) {
+        return &kicks[k]; /* its kind's NULL slot (kick_init) */
+    }
+    spare->used = true;
+    spare->kind = k;
+    spare->db = db;
+    return spare;
+}
+
+/* Bumps slot s and wakes its waiters, if any (a busy thread looks again anyway). */
+static void kick_one(struct kick_slot *s)
+{
+    s->gen++;
+    if (s->waiters > 0) {
+        pthread_cond_broadcast(&s->cv);
+    }
+}
+
+static void kick(cl__bus_kind k, const cl_db *db)
+{
+    struct kick_slot *s;
+
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
-    kick_gen++;
-    /* Every publish kicks: wake only when a relay is waiting (a busy one looks again). */
-    if (kick_waiters > 0) {
-        pthread_cond_broadcast(&kick_cv);
+    s = kick_slot(k, db);
+    kick_one(s);
+    /* Those waiting for any database hear it too. */
+    if (s != &kicks[k]) {
+        kick_one(&kicks[k]);
     }
     pthread_mutex_unlock(&kick_mu);
+}
+
+void cl__bus_kick(cl_db *db)
+{
+    kick(CL__BUS_OUTBOX, db);
+}
+
+void cl__bus_kick_operations(cl_db *db)
+{
+    kick(CL__BUS_OPERATIONS, db);
 }
 
 bool cl__bus_stopping(cl_bus *bus)
@@ -132,22 +205,29 @@ bool cl__bus_stopping(cl_bus *bus)
     return s;
 }
 
-int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms)
+int cl__bus_idle_for(cl_bus *bus, cl__bus_kind k, const cl_db *db, uint64_t *seen, int64_t ms)
 {
     struct timespec ts = cl_deadline_in(ms);
+    struct kick_slot *s;
     int r;
 
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
-    if (!bus->stopping && kick_gen == *seen) {
-        kick_waiters++;
-        (void)pthread_cond_timedwait(&kick_cv, &kick_mu, &ts);
-        kick_waiters--;
+    s = kick_slot(k, db);
+    if (!bus->stopping && s->gen == *seen) {
+        s->waiters++;
+        (void)pthread_cond_timedwait(&s->cv, &kick_mu, &ts);
+        s->waiters--;
     }
-    r = bus->stopping ? -1 : (kick_gen != *seen ? 1 : 0);
-    *seen = kick_gen;
+    r = bus->stopping ? -1 : (s->gen != *seen ? 1 : 0);
+    *seen = s->gen;
     pthread_mutex_unlock(&kick_mu);
     return r;
+}
+
+int cl__bus_idle(cl_bus *bus, const cl_db *db, uint64_t *seen, int64_t ms)
+{
+    return cl__bus_idle_for(bus, CL__BUS_OUTBOX, db, seen, ms);
 }
 
 void cl__bus_crash_point(cl_bus *bus, const char *point)
@@ -1245,7 +1325,7 @@ static void *relay_main(void *arg)
             if (n > 0) {
                 settle(mod, msgs, &n, ok);
             }
-            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
             continue;
         }
         if (n == 0) {
@@ -1253,7 +1333,7 @@ static void *relay_main(void *arg)
              * A publish in this process wakes us once its transaction committed
              * (cl_db_after_commit); the poll interval covers rows written by others.
              */
-            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
             if (cl_wall_ms() - last_purge > 60000) {
                 last_purge = cl_wall_ms();
                 (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
@@ -1285,7 +1365,7 @@ static void *relay_main(void *arg)
         if (failed) {
             /* Something failed (a publish, a stop): settle now, back off before retrying. */
             settle(mod, msgs, &n, ok);
-            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
         }
     }
     /* The last round's rows, settled before the relay ends. */
@@ -1393,7 +1473,7 @@ void cl_bus_stop(cl_bus *bus)
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     bus->stopping = true;
-    pthread_cond_broadcast(&kick_cv);
+    kick_all();
     pthread_mutex_unlock(&kick_mu);
     for (int i = 0; i < bus->nmodules; i++) {
         cl__module *mod = &bus->modules[i];

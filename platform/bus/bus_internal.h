@@ -153,13 +153,25 @@ struct cl_bus {
     atomic_llong latency_max_ms;
 };
 
-/* Wakes idle relays and runners of every bus in the process (something was written). */
-void cl__bus_kick(void);
+/* The kinds of rows whose writing wakes the threads that wait for them. */
+typedef enum cl__bus_kind {
+    CL__BUS_OUTBOX,     /* a publish: the relays */
+    CL__BUS_OPERATIONS, /* an operation created: the runners */
+    CL__BUS_KINDS
+} cl__bus_kind;
+
+/* Wakes the idle relays of db (an outbox row was written to it) in every bus of the process. */
+void cl__bus_kick(cl_db *db);
+/* Wakes the idle operation runners of db (an operation was created in it). */
+void cl__bus_kick_operations(cl_db *db);
 /*
- * Waits up to ms, or until a publish anywhere in the process since *seen (the caller's
- * own counter), or until the bus stops. Returns -1 when stopping, 1 when kicked, else 0.
+ * Waits up to ms, or until a write of kind k to db (NULL: to any database) anywhere in the
+ * process since *seen (the caller's own counter, 0 at first), or until the bus stops.
+ * Returns -1 when stopping, 1 when kicked, else 0.
  */
-int cl__bus_idle(cl_bus *bus, uint64_t *seen, int64_t ms);
+int cl__bus_idle_for(cl_bus *bus, cl__bus_kind k, const cl_db *db, uint64_t *seen, int64_t ms);
+/* cl__bus_idle_for of the outbox: what relays wait for. */
+int cl__bus_idle(cl_bus *bus, const cl_db *db, uint64_t *seen, int64_t ms);
 bool cl__bus_stopping(cl_bus *bus);
 
 /*

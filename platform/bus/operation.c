@@ -102,7 +102,7 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
     if (rc == CL_OK) {
         memcpy(id, newid, sizeof(newid));
         /* Runners look once the operation is there to see: after the caller's commit. */
-        cl_db_after_commit(conn, cl__bus_kick);
+        cl_db_after_commit(conn, cl__bus_kick_operations);
     }
     return rc;
 }
@@ -326,7 +326,7 @@ void *cl__operation_runner(void *arg)
 
         if (claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &epoch, &found, &err) != CL_OK ||
             !found) {
-            (void)cl__bus_idle(bus, &seen, bus->poll_ms);
+            (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->poll_ms);
             continue;
         }
         for (int i = 0; i < mod->nkinds; i++) {
@@ -388,7 +388,7 @@ void *cl__operation_keeper(void *arg)
                             err.message);
             }
         }
-        (void)cl__bus_idle(bus, &seen, bus->op_renew_ms);
+        (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->op_renew_ms);
     }
     return NULL;
 }

@@ -47,10 +47,10 @@ struct cl_db_conn {
     void *drv_conn;
     bool in_tx;
     int nended;
-    void (*ended[CL__DB_TX_ENDED])(void); /* cl_db_after_commit's, run when in_tx ends */
-    bool suspect;                         /* a sibling was found broken: ping this one before use */
-    int64_t idle_since;                   /* cl_now_ms() when it was last released */
-    uint64_t tick;                        /* LRU clock for the statement cache */
+    void (*ended[CL__DB_TX_ENDED])(cl_db *); /* cl_db_after_commit's, run when in_tx ends */
+    bool suspect;       /* a sibling was found broken: ping this one before use */
+    int64_t idle_since; /* cl_now_ms() when it was last released */
+    uint64_t tick;      /* LRU clock for the statement cache */
     int nstmts;
     cl_stmt stmts[CL__DB_STMT_CACHE];
     /* From acquire to release: the statements of one borrower (cleave/trace.h). */
@@ -506,17 +506,17 @@ static void tx_ended(cl_db_conn *conn)
 
     conn->nended = 0;
     for (int i = 0; i < n; i++) {
-        conn->ended[i]();
+        conn->ended[i](conn->db);
     }
 }
 
-void cl_db_after_commit(cl_db_conn *conn, void (*fn)(void))
+void cl_db_after_commit(cl_db_conn *conn, void (*fn)(cl_db *db))
 {
     if (conn == NULL || fn == NULL) {
         return;
     }
     if (!conn->in_tx) {
-        fn();
+        fn(conn->db);
         return;
     }
     for (int i = 0; i < conn->nended; i++) {
@@ -525,7 +525,7 @@ void cl_db_after_commit(cl_db_conn *conn, void (*fn)(void))
         }
     }
     if (conn->nended == CL__DB_TX_ENDED) {
-        fn(); /* early rather than never: the callbacks only wake someone to look */
+        fn(conn->db); /* early rather than never: the callbacks only wake someone to look */
         return;
     }
     conn->ended[conn->nended++] = fn;

@@ -195,6 +195,28 @@ static json_t *wait_order(const char *id, const char *want)
     }
 }
 
+/*
+ * GET /orders/{id} once with the header prefer ("Prefer: ..."): the answer into *r, the
+ * milliseconds it took into *took_ms.
+ */
+static void get_preferring(const char *id, const char *prefer, test_resp *r, int64_t *took_ms)
+{
+    const char *const headers[] = {prefer, NULL};
+    char path[128];
+    int64_t t0 = now_ms();
+
+    snprintf(path, sizeof(path), "/api/v1/orders/%s", id);
+    assert_int_equal(test_http(topo.base_url, "GET", path, NULL, 0, headers, r), 0);
+    *took_ms = now_ms() - t0;
+}
+
+/* The name of the first invalid parameter of a problem answer, or "". */
+static const char *problem_param(const test_resp *r)
+{
+    const char *name = str(json_array_get(json_object_get(r->json, "invalid_params"), 0), "name");
+    return name != NULL ? name : "";
+}
+
 /* Polls until every order is final; returns them all. */
 static json_t *wait_all_final(void)
 {
@@ -326,7 +348,7 @@ static void test_happy_path_confirms_and_ships(void)
     const char *acc = open_account("Happy", 100000);
     char id[64], again[64], steps[256], path[160];
     json_t *o, *sh;
-    int64_t until;
+    int64_t until, took;
     test_resp r;
     const char *const key[] = {"Idempotency-Key: happy-1", NULL};
     const char *body =
@@ -335,6 +357,19 @@ static void test_happy_path_confirms_and_ships(void)
     set_stock("SKU-000001", 10);
     set_stock("SKU-000002", 10);
     assert_int_equal(place(acc, "SKU-000001", 2, "SKU-000002", 1, id), 202);
+    /*
+     * Prefer: wait (RFC 7240), among other preferences: one GET, sent as soon as the order
+     * is placed, answers once the saga ended.
+     */
+    get_preferring(id, "Prefer: respond-async, wait=30; x=1", &r, &took);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(str(r.json, "status"), "confirmed");
+    test_resp_free(&r);
+    /* A wait that is not a number of seconds is refused, naming the header. */
+    get_preferring(id, "Prefer: wait=soon", &r, &took);
+    assert_true(test_is_problem(&r, 400));
+    assert_string_equal(problem_param(&r), "Prefer");
+    test_resp_free(&r);
     o = wait_order(id, NULL);
     assert_string_equal(str(o, "status"), "confirmed");
     steps_of(o, steps, sizeof(steps));
@@ -434,6 +469,8 @@ static void test_payments_unreachable_compensates(void)
     const char *acc = open_account("Waiting", 100000);
     char id[64], steps[256];
     json_t *o, *st;
+    test_resp r;
+    int64_t took;
 
     set_stock("SKU-000006", 4);
     assert_int_equal(topology_stop_module(&topo, "payments"), 0);
@@ -442,10 +479,21 @@ static void test_payments_unreachable_compensates(void)
     o = wait_order(id, "compensating");
     assert_string_equal(str(o, "reason"), "payments_unavailable");
     json_decref(o);
+    /* A saga that does not end: Prefer: wait=1 answers after that second, as it is then. */
+    get_preferring(id, "Prefer: wait=1", &r, &took);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(str(r.json, "status"), "compensating");
+    assert_true(took >= 1000);
+    test_resp_free(&r);
     st = stock_of("SKU-000006");
     assert_int_equal(num(st, "reserved"), 3);
     json_decref(st);
     assert_int_equal(topology_restart_module(&topo, "payments"), 0);
+    /* Payments is back: one waiting GET sees the compensation through to its end. */
+    get_preferring(id, "Prefer: wait=60", &r, &took);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(str(r.json, "status"), "rejected");
+    test_resp_free(&r);
     o = wait_order(id, NULL);
     assert_string_equal(str(o, "status"), "rejected");
     assert_string_equal(str(o, "reason"), "payments_unavailable");

@@ -2,14 +2,17 @@
  * The orders' public REST API. Handlers call only through the operations table they are
  * given, so they work unchanged whether orders are local or extracted.
  *   POST /api/v1/orders        202 Accepted + Location: the order, its saga under way
- *   GET  /api/v1/orders/{id}   status, lines, totals, saga history
+ *   GET  /api/v1/orders/{id}   status, lines, totals, saga history; with "Prefer: wait=N"
+ *                              (RFC 7240) once the saga ended, or after N seconds
  *   GET  /api/v1/orders        pages of orders (?status=&cursor=&limit=)
  * A client's Idempotency-Key header (checked and put in ctx by the HTTP layer) makes a
  * retried POST return the same order.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 
@@ -45,6 +48,57 @@ out:
     json_decref(body);
 }
 
+/*
+ * The wait preference of a Prefer header (RFC 7240: preferences separated by commas, each
+ * a token, "=" and a value, then parameters after ";"; tokens are case-insensitive): its
+ * seconds into *ms, 0 without one. Other preferences are not ours and are left alone, as
+ * the RFC says; a wait whose value is not a number of seconds is -1.
+ */
+static int prefer_wait(const char *h, int64_t *ms)
+{
+    *ms = 0;
+    while (h != NULL && *h != '\0') {
+        const char *v;
+        char *end;
+        long long secs;
+
+        while (*h == ' ' || *h == '\t' || *h == ',') {
+            h++;
+        }
+        if (strncasecmp(h, "wait", 4) != 0 || strchr("= \t,;", h[4]) == NULL) {
+            h = strchr(h, ',');
+            continue;
+        }
+        v = h + 4;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        if (*v != '=') {
+            return -1;
+        }
+        v++;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        v += *v == '"';
+        if (!isdigit((unsigned char)*v)) {
+            return -1;
+        }
+        secs = strtoll(v, &end, 10);
+        end += *end == '"';
+        while (*end == ' ' || *end == '\t') {
+            end++;
+        }
+        if (*end != '\0' && *end != ',' && *end != ';') {
+            return -1;
+        }
+        /* More than the longest wait is that wait (RFC 7240: the server may wait less). */
+        *ms = secs > ORDERS_MAX_WAIT_MS / 1000 ? ORDERS_MAX_WAIT_MS : (int64_t)secs * 1000;
+        return 0;
+    }
+    return 0;
+}
+
 static void get_order(cl_http_req *req, void *arg)
 {
     const cl_handle *module = arg;
@@ -52,6 +106,12 @@ static void get_order(cl_http_req *req, void *arg)
     orders_order o = {0};
     cl_ctx *ctx = cl_http_ctx(req);
 
+    if (prefer_wait(cl_http_header(req, "Prefer"), &ref.wait_ms) != 0) {
+        cl_error_set(&ctx->err, CL_INVALID, "Prefer",
+                     "Prefer: wait takes a number of seconds (wait=5)");
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
     ref.id = (char *)cl_http_param(req, "id");
     if (orders_get_order(module, ctx, &ref, &o) != CL_OK) {
         cl_http_reply_error(req, &ctx->err);

@@ -20,6 +20,18 @@
 
 struct orders__qnode;
 
+/*
+ * A get_order call waiting for an order's saga to end (orders__saga_watch): id, borrowed
+ * for as long as it is watched; ended once that saga ended here; cv, on the monotonic clock,
+ * is signalled then. Lives on the caller's stack, linked into the executor under its mu.
+ */
+typedef struct orders__waiter {
+    struct orders__waiter *next;
+    const char *id;
+    pthread_cond_t cv;
+    bool ended;
+} orders__waiter;
+
 /* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
 #define ORDERS__ID_SIZE          32
 /* A host id (CLEAVE_HOST_ID, truncated), and an executor's: "<host id>/<32 hex digits>". */
@@ -37,6 +49,7 @@ typedef struct orders__executor {
     pthread_cond_t work; /* an order was queued: one idle worker takes it */
     struct orders__qnode *head, *tail;
     size_t qlen;
+    orders__waiter *waiters; /* get_order calls waiting for a saga's end */
     bool running, stopping;
     pthread_t threads[ORDERS__MAX_WORKERS];
     int nthreads;
@@ -99,17 +112,22 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const order
 cl_status orders__lease_take(struct orders_self *self, cl_ctx *ctx, const char *id,
                              const char *host, const char *owner, orders__fence *fence,
                              bool *taken);
+/* One entry of a saga's log: the step, its outcome ("ok", "failed", "retrying"), a detail. */
+typedef struct orders__entry {
+    const char *step, *outcome, *detail;
+} orders__entry;
+
 /*
  * Records, in one transaction, that the saga of order id moves to step next_step with
- * status (reason, when not NULL, is set), renews the lease, and appends the log entry
- * (log_step, outcome, detail), all only while fence still holds the lease: CL_CONFLICT
- * with field "lease" when another executor took it over (nothing is written then).
- * confirmed, when not NULL, is published as orders.order_confirmed in the transaction.
+ * status (reason, when not NULL, is set), renews the lease, and appends the nlog entries
+ * of log in order, all only while fence still holds the lease: CL_CONFLICT with field
+ * "lease" when another executor took it over (nothing is written then). confirmed, when
+ * not NULL, is published as orders.order_confirmed in the transaction.
  */
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
                               const orders__fence *fence, const char *next_step, const char *status,
-                              const char *reason, const char *log_step, const char *outcome,
-                              const char *detail, const orders_order *confirmed);
+                              const char *reason, const orders__entry *log, size_t nlog,
+                              const orders_order *confirmed);
 /*
  * The database's clock (cleave/db.h): lease expiry is read on one clock, the database's,
  * never on the hosts' own (ADR 0034). Each SQL that reads it comes in both
@@ -138,5 +156,19 @@ bool orders__saga_accepting(struct orders_self *self);
  */
 void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
                           const cl_ctx *ctx);
+/*
+ * Registers w to hear when the saga of order id ends in this executor (a saga run by
+ * another host is not heard of: the caller reads the order again now and then). id is
+ * borrowed until orders__saga_unwatch. CL_INTERNAL when the system has no room for it.
+ */
+cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const char *id,
+                             cl_error *err);
+/*
+ * Waits until w's saga ended (since the last call), ms passed or the executor stops; false
+ * when it stopped: the caller waits no longer.
+ */
+bool orders__saga_await(struct orders_self *self, orders__waiter *w, int64_t ms);
+/* Unlinks w (registered by orders__saga_watch) and frees what it holds. */
+void orders__saga_unwatch(struct orders_self *self, orders__waiter *w);
 
 #endif /* ORDERS_SRC_INTERNAL_H */

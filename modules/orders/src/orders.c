@@ -474,21 +474,73 @@ static cl_status lost_race(cl_ctx *ctx, cl_db_conn *conn, const orders_order_inp
 
 /* --- operations ------------------------------------------------------------------- */
 
+/* Order id as get_order answers it, with its history, into *resp (zeroed by the caller). */
+static cl_status load_one(struct orders_self *self, cl_ctx *ctx, const char *id, orders_order *resp)
+{
+    cl_db_conn *conn = NULL;
+    cl_status rc = acquire(self, ctx, &conn);
+
+    if (rc == CL_OK) {
+        rc = orders__load(ctx, conn, id, true, only_of(ctx), resp);
+    }
+    cl_db_release(conn);
+    return rc;
+}
+
+static bool final(const orders_order *o)
+{
+    return strcmp(o->status, "confirmed") == 0 || strcmp(o->status, "rejected") == 0;
+}
+
+/*
+ * How long a waiting get_order sleeps at most before it reads the order again: the saga may
+ * run on another host (ADR 0034), whose end this executor does not hear of.
+ */
+#define RECHECK_MS 100
+
 static cl_status orders_local_get_order(struct orders_self *self, cl_ctx *ctx,
                                         const orders_order_ref *req, orders_order *resp)
 {
-    cl_db_conn *conn = NULL;
+    orders__waiter w;
+    int64_t wait_ms, until;
     cl_status rc;
 
     if (req->id == NULL || strlen(req->id) >= ORDERS__ID_SIZE) {
         return cl_fail(ctx, CL_NOT_FOUND, "id", "order %s does not exist",
                        req->id != NULL ? req->id : "");
     }
-    rc = acquire(self, ctx, &conn);
-    if (rc == CL_OK) {
-        rc = orders__load(ctx, conn, req->id, true, only_of(ctx), resp);
+    if (req->wait_ms < 0) {
+        return cl_fail(ctx, CL_INVALID, "wait_ms", "wait_ms must not be negative");
     }
-    cl_db_release(conn);
+    /* The answer must leave before the caller's deadline: the wait ends a little earlier. */
+    wait_ms = req->wait_ms < ORDERS_MAX_WAIT_MS ? req->wait_ms : ORDERS_MAX_WAIT_MS;
+    if (wait_ms > cl_ctx_remaining_ms(ctx) - RECHECK_MS) {
+        wait_ms = cl_ctx_remaining_ms(ctx) - RECHECK_MS;
+    }
+    if (wait_ms <= 0) {
+        return load_one(self, ctx, req->id, resp);
+    }
+    /*
+     * Watched before the first read: a saga that ends between the read and the wait has
+     * marked the waiter already, so its end is never missed.
+     */
+    rc = orders__saga_watch(self, &w, req->id, &ctx->err);
+    if (rc != CL_OK) {
+        return rc;
+    }
+    until = cl_now_ms() + wait_ms;
+    for (;;) {
+        int64_t left;
+
+        rc = load_one(self, ctx, req->id, resp);
+        left = until - cl_now_ms();
+        if (rc != CL_OK || final(resp) || left <= 0 ||
+            !orders__saga_await(self, &w, left < RECHECK_MS ? left : RECHECK_MS)) {
+            break;
+        }
+        cl_schema_free(&orders_order_type, resp);
+    }
+    orders__saga_unwatch(self, &w);
     return rc;
 }
 

@@ -68,7 +68,17 @@ typedef struct saga {
     char got[24];          /* status of the last successful call's resource */
     char detail[400];      /* of the last failed call */
     int64_t step_start_ns; /* when run_step began the current step (metrics) */
-    cl_ctx *trace;         /* its trace context: the checkout's, current span the step's */
+    /*
+     * Steps that succeeded and are not recorded yet (at most two: reserve, or commit and
+     * capture), logged with the saga's next record; see defer.
+     */
+    struct {
+        step st;
+        char detail[ORDERS__ID_SIZE + 8];
+    } done[2];
+    int ndone;
+    bool fresh;    /* this run started at the order's placing: no step of it ran before */
+    cl_ctx *trace; /* its trace context: the checkout's, current span the step's */
 } saga;
 
 /* The saga's name in metrics (cleave_saga_*). */
@@ -132,6 +142,77 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
      * every worker, and every saga pausing for a retry, cost a futex round each per order.
      */
     pthread_cond_signal(&x->work);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* --- waiting for a saga's end (get_order's wait_ms) ------------------------------------- */
+
+cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const char *id,
+                             cl_error *err)
+{
+    orders__executor *x = &self->saga;
+
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    if (cl_cond_init_monotonic(&w->cv) != 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot wait for order %s", id);
+    }
+    pthread_mutex_lock(&x->mu);
+    w->next = x->waiters;
+    x->waiters = w;
+    pthread_mutex_unlock(&x->mu);
+    return CL_OK;
+}
+
+bool orders__saga_await(struct orders_self *self, orders__waiter *w, int64_t ms)
+{
+    orders__executor *x = &self->saga;
+    struct timespec until = cl_deadline_in(ms);
+    bool go;
+
+    pthread_mutex_lock(&x->mu);
+    while (!x->stopping && !w->ended && pthread_cond_timedwait(&w->cv, &x->mu, &until) == 0) {
+    }
+    go = !x->stopping;
+    /*
+     * Heard once: a read that still finds the order in flight (a replica behind the
+     * primary) waits the full ms next time rather than spinning.
+     */
+    w->ended = false;
+    pthread_mutex_unlock(&x->mu);
+    return go;
+}
+
+void orders__saga_unwatch(struct orders_self *self, orders__waiter *w)
+{
+    orders__executor *x = &self->saga;
+
+    pthread_mutex_lock(&x->mu);
+    for (orders__waiter **p = &x->waiters; *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/*
+ * Wakes the get_order calls waiting for order id, whose saga just ended (its final state
+ * committed): only those, so that an order's end costs no wake-up of the others' waiters.
+ */
+static void ended(struct orders_self *self, const char *id)
+{
+    orders__executor *x = &self->saga;
+
+    pthread_mutex_lock(&x->mu);
+    for (orders__waiter *w = x->waiters; w != NULL; w = w->next) {
+        if (strcmp(w->id, id) == 0) {
+            w->ended = true;
+            pthread_cond_signal(&w->cv);
+        }
+    }
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -268,8 +349,8 @@ static cl_status publish_confirmed(struct orders_self *self, cl_ctx *ctx, cl_db_
 
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
                               const orders__fence *fence, const char *next_step, const char *status,
-                              const char *reason, const char *log_step, const char *outcome,
-                              const char *detail, const orders_order *confirmed)
+                              const char *reason, const orders__entry *log, size_t nlog,
+                              const orders_order *confirmed)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -290,8 +371,8 @@ cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char 
     if (rc == CL_OK) {
         rc = fenced(ctx, st, id);
     }
-    if (rc == CL_OK) {
-        rc = orders__log(ctx, conn, id, fence, log_step, outcome, detail);
+    for (size_t i = 0; rc == CL_OK && i < nlog; i++) {
+        rc = orders__log(ctx, conn, id, fence, log[i].step, log[i].outcome, log[i].detail);
     }
     if (rc == CL_OK && confirmed != NULL) {
         rc = publish_confirmed(self, ctx, conn, confirmed);
@@ -324,7 +405,16 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
                     const char *log_step, const char *outcome, const char *detail)
 {
     bool confirming = next == S_DONE && strcmp(status, "confirmed") == 0;
+    orders__entry log[3];
+    size_t nlog = 0;
 
+    /* The steps deferred first, in the order they ran; log_step NULL records only them. */
+    for (int i = 0; i < s->ndone; i++) {
+        log[nlog++] = (orders__entry){step_names[s->done[i].st], "ok", s->done[i].detail};
+    }
+    if (log_step != NULL) {
+        log[nlog++] = (orders__entry){log_step, outcome, detail};
+    }
     for (int attempt = 0;; attempt++) {
         cl_ctx ctx;
         cl_status rc;
@@ -333,22 +423,47 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         cl_trace_inherit(&ctx, s->trace);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         rc = orders__saga_record(s->self, &ctx, s->o.id, &s->fence, step_names[next], status,
-                                 reason, log_step, outcome, detail, confirming ? &s->o : NULL);
+                                 reason, log, nlog, confirming ? &s->o : NULL);
         if (rc == CL_OK) {
             s->next = next;
+            s->ndone = 0;
             s->renewed_ms = cl_now_ms();
-            observe_step(s, next, status, log_step, outcome);
+            if (log_step != NULL) {
+                observe_step(s, next, status, log_step, outcome);
+            }
+            if (next == S_DONE) {
+                ended(s->self, s->o.id);
+            }
             return true;
         }
         if (lost(s, rc, &ctx.err)) {
             return false;
         }
-        cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, log_step,
+        cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, step_names[next],
                     ctx.err.message);
         if (!pause_ms(s->self, backoff_ms(attempt))) {
             return false;
         }
     }
+}
+
+/*
+ * Moves the saga on to next after step st succeeded (detail), without a transaction of its
+ * own: the step is recorded, with its log entry, by the saga's next record (persist), one
+ * write instead of two. A process that dies before that record re-runs st, which is safe
+ * for the reason every re-run is (each step is idempotent and replays its first answer),
+ * and only for the forward steps deferred: reserve (recorded with authorize) and commit and
+ * capture (recorded with confirm). A saga resumed at reserve therefore may have had its
+ * payment authorized already: its compensation starts with the void (see run_step).
+ */
+static bool defer(saga *s, step st, step next, const char *detail)
+{
+    cl_strlcpy(s->done[s->ndone].detail, detail, sizeof(s->done[s->ndone].detail));
+    s->done[s->ndone].st = st;
+    s->ndone++;
+    cl_metrics_saga_step(SAGA_NAME, step_names[st], "ok", cl_metrics_since(s->step_start_ns));
+    s->next = next;
+    return true;
 }
 
 /*
@@ -535,6 +650,13 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
             return true;
         }
         if (!noted) {
+            /*
+             * A step that must wait first records those deferred before it, as they ran:
+             * a retry can take long, and the order should show how far it got.
+             */
+            if (s->ndone > 0 && !persist(s, s->next, "pending", NULL, NULL, NULL, NULL)) {
+                return false;
+            }
             if (!keep_lease(s, step_names[st], "retrying", s->detail)) {
                 return false;
             }
@@ -579,12 +701,13 @@ static bool run_step(saga *s)
         if (rc == CL_OK) {
             crash_point(s, "orders.after-reserve");
             if (strcmp(s->got, "reserved") == 0 || strcmp(s->got, "committed") == 0) {
-                return persist(s, S_AUTHORIZE, "pending", NULL, "reserve", "ok", s->got);
+                return defer(s, S_RESERVE, S_AUTHORIZE, s->got);
             }
             snprintf(s->detail, sizeof(s->detail), "the reservation is %s", s->got);
-            return compensate(s, S_RELEASE, "reservation_expired", S_RESERVE);
+            return compensate(s, s->fresh ? S_RELEASE : S_VOID, "reservation_expired", S_RESERVE);
         }
-        return compensate(s, S_RELEASE,
+        /* Resumed, the saga may have authorized before it died (defer): void that first. */
+        return compensate(s, s->fresh ? S_RELEASE : S_VOID,
                           transient(rc, &err)  ? "inventory_unavailable"
                           : rc == CL_NOT_FOUND ? "unknown_sku"
                           : rc == CL_CONFLICT && strncmp(err.field, "lines", 5) == 0
@@ -617,7 +740,7 @@ static bool run_step(saga *s)
         }
         if (rc == CL_OK && strcmp(s->got, "committed") == 0) {
             crash_point(s, "orders.after-commit");
-            return persist(s, S_CAPTURE, "pending", NULL, "commit", "ok", s->got);
+            return defer(s, S_COMMIT, S_CAPTURE, s->got);
         }
         if (rc == CL_OK) {
             snprintf(s->detail, sizeof(s->detail), "the reservation is %s", s->got);
@@ -630,7 +753,7 @@ static bool run_step(saga *s)
         }
         if (rc == CL_OK) {
             crash_point(s, "orders.after-capture");
-            return persist(s, S_CONFIRM, "pending", NULL, "capture", "ok", s->got);
+            return defer(s, S_CAPTURE, S_CONFIRM, s->got);
         }
         /*
          * Voided behind the saga's back after the stock was sold: nothing can give the
@@ -720,6 +843,7 @@ static void run(struct orders_self *self, const qnode *n)
 
     memset(&s, 0, sizeof(s));
     s.self = self;
+    s.fresh = n->leased_ms > 0;
     if (n->leased_ms > 0 && cl_now_ms() - n->leased_ms < self->renew_ms) {
         s.fence.owner = self->saga.id;
         s.fence.epoch = 0;
@@ -1008,6 +1132,10 @@ void orders__saga_stop(struct orders_self *self)
     x->stopping = true;
     pthread_cond_broadcast(&x->cv);
     pthread_cond_broadcast(&x->work);
+    /* A get_order waiting for a saga's end answers now: no saga ends here any more. */
+    for (orders__waiter *w = x->waiters; w != NULL; w = w->next) {
+        pthread_cond_signal(&w->cv);
+    }
     pthread_mutex_unlock(&x->mu);
     for (int i = 0; i < x->nthreads; i++) {
         pthread_join(x->threads[i], NULL);

@@ -112,9 +112,11 @@ static bool take(const char *owner, orders__fence *fence)
 
 static cl_status record(const orders__fence *fence, const char *next, cl_ctx *ctx)
 {
+    const orders__entry entry = {"reserve", "ok", "reserved"};
+
     cl_ctx_init(ctx, 10000);
-    return orders__saga_record(t.handle.self, ctx, ORDER, fence, next, "pending", NULL, "reserve",
-                               "ok", "reserved", NULL);
+    return orders__saga_record(t.handle.self, ctx, ORDER, fence, next, "pending", NULL, &entry, 1,
+                               NULL);
 }
 
 static void test_orders_lease_refuses_a_stale_executors_write(void **state)

@@ -133,8 +133,9 @@ void cl_db_rollback(cl_db_conn *conn);
  * the release of the connection, where it ends too), once however often it was asked; at
  * once when no transaction is open. For wake-ups that must not come before the commit they
  * announce, such as a publish waking the bus's relay: fn must be cheap and must not use conn.
+ * fn is given conn's database (borrowed), so that it wakes only who reads that one.
  */
-void cl_db_after_commit(cl_db_conn *conn, void (*fn)(void));
+void cl_db_after_commit(cl_db_conn *conn, void (*fn)(cl_db *db));
 
 /*
  * A prepared statement for sql, cached on conn by its text: sql must be a string that

@@ -42,6 +42,7 @@
 #define ORDERS_ID_MAX        64      /* account_id: 1-64 of [A-Za-z0-9_.:-] */
 #define ORDERS_DEFAULT_LIMIT 20
 #define ORDERS_MAX_LIMIT     200
+#define ORDERS_MAX_WAIT_MS   60000 /* get_order's longest wait for a saga's end */
 
 /* One line asked for: quantity 1..ORDERS_MAX_QUANTITY of sku (distinct per order). */
 #define ORDERS_LINE_INPUT(X, T)                                                                    \
@@ -94,7 +95,16 @@ CL_TYPE_DECLARE(orders_saga_entry, ORDERS_SAGA_ENTRY)
     X(T, STR, updated_at, _)
 CL_TYPE_DECLARE(orders_order, ORDERS_ORDER)
 
-#define ORDERS_ORDER_REF(X, T) X(T, STR, id, _)
+/*
+ * id names the order. wait_ms (0: answer at once) asks, for an order whose saga has not
+ * ended (status pending or compensating), to answer as soon as it ends, or after wait_ms
+ * with the order as it is then: at most ORDERS_MAX_WAIT_MS, and never past the caller's
+ * deadline. A caller that gets a pending order asks again. An older service, which does not
+ * know the field, answers at once (the wire API decodes leniently).
+ */
+#define ORDERS_ORDER_REF(X, T)                                                                     \
+    X(T, STR, id, _)                                                                               \
+    X(T, I64, wait_ms, _)
 CL_TYPE_DECLARE(orders_order_ref, ORDERS_ORDER_REF)
 
 /*
@@ -124,7 +134,8 @@ CL_TYPE_DECLARE(orders_order_page, ORDERS_ORDER_PAGE)
  *                With ctx->idempotency_key, placing again returns the same order.
  *                CL_UNAVAILABLE also when the catalog (or, with own_only, payments)
  *                cannot be reached.
- *   get_order    CL_NOT_FOUND (id; with own_only: not the caller's)
+ *   get_order    CL_NOT_FOUND (id; with own_only: not the caller's); CL_INVALID (wait_ms:
+ *                negative)
  *   list_orders  CL_INVALID (status, cursor, limit); with own_only, the caller's only
  * and any of them CL_UNAVAILABLE, CL_DEADLINE_EXCEEDED, CL_INTERNAL.
  */
