@@ -3,7 +3,7 @@
  * operations table, and through the remote binding to a real cleave-catalog on
  * loopback. Both run interleaved in rounds in one process, so machine noise hits both
  * alike; what the remote binding adds (remote - local, at p50 and at p99) is the figure
- * to read (ADR 0045; the transport: 00xx-rpc-own-http-framing). Beside them the read
+ * to read (ADR 0045; the transport: ADR 0048). Beside them the read
  * cache (ADR 0042): the caching decorator over each binding, cold (cleared before every call, so
  * each call misses and loads) and warm (each call a hit). Then the same local/remote pair from
  * several threads at once, which share the remote binding's pool of connections, and the CPU one
