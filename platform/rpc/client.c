@@ -1,7 +1,7 @@
 /*
  * The remote binding's transport: connections that libcurl opened (name lookup, connect,
  * TLS) kept in a small pool per target, so calls reuse them; each call frames its HTTP/1.1
- * exchange itself (wire.h, ADR rpc-own-http-framing); the call context travels as headers; every
+ * exchange itself (wire.h, ADR 0048); the call context travels as headers; every
  * answer maps back to the status, message and field the module returned. Each target
  * has a circuit breaker and a retry budget (ADR 0023).
  */
