@@ -78,8 +78,18 @@ static const char clear_leases_sql[] = "UPDATE cl_outbox SET lease_until = NULL 
                                        "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL";
 static const char purge_sql[] =
     "DELETE FROM cl_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?";
-static const char seen_sql[] = "SELECT 1 FROM cl_inbox WHERE message_id = ? "
-                               "UNION ALL SELECT 1 FROM cl_dead_letters WHERE message_id = ?";
+/*
+ * A message's inbox row, unless it is there already or the message was dead-lettered: one
+ * statement is the inbox check and the row (a row back: written, none: handled before).
+ */
+#define INBOX_CLAIM                                                                                \
+    "INSERT INTO cl_inbox (message_id, type, source, handled_at) SELECT ?, ?, ?, ? "               \
+    "WHERE NOT EXISTS (SELECT 1 FROM cl_dead_letters WHERE message_id = ?) "                       \
+    "ON CONFLICT (message_id) DO NOTHING"
+static const char inbox_claim_pg_sql[] = INBOX_CLAIM " RETURNING 1";
+/* SQLite buffers RETURNING rows in a temporary table per run: it asks changes() instead. */
+static const char inbox_claim_sqlite_sql[] = INBOX_CLAIM;
+static const char changes_sqlite_sql[] = "SELECT changes()";
 static const char inbox_sql[] =
     "INSERT INTO cl_inbox (message_id, type, source, handled_at) VALUES (?, ?, ?, ?)";
 static const char dead_sql[] =
@@ -510,8 +520,43 @@ out:
 }
 
 /*
- * The inbox check, the handler and the inbox row of m's n-th attempt, in the transaction
- * open on conn; nothing is committed here. On FAILED or REJECTED, err says why.
+ * Writes m's inbox row unless it is there already or m was dead-lettered, in the
+ * transaction open on conn; *inserted tells which.
+ */
+static cl_status inbox_claim(const cl__module *mod, cl_db_conn *conn, const cl__msg *m,
+                             const char *now, bool *inserted, cl_error *err)
+{
+    bool pg = cl__bus_is_postgres(mod->db);
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, pg ? inbox_claim_pg_sql : inbox_claim_sqlite_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now, m->id}, 5, err);
+    }
+    if (rc == CL_OK && !pg) {
+        rc = cl_stmt_drain(st, NULL, err);
+        if (rc == CL_OK) {
+            rc = cl_db_prepare(conn, changes_sqlite_sql, &st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK) {
+        *inserted = row && (pg || cl_stmt_i64(st, 0) > 0);
+        rc = row ? cl_stmt_drain(st, NULL, err) : CL_OK;
+    }
+    return rc;
+}
+
+/*
+ * The inbox row and the handler of m's n-th attempt, in the transaction open on conn;
+ * nothing is committed here. The inbox row goes first: that it can be written is the
+ * check that m was neither handled nor dead-lettered before, and a handler that fails
+ * takes it with it when its transaction (or savepoint) rolls back. On FAILED or REJECTED,
+ * err says why.
  */
 static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m, int n,
                                 cl_db_conn *conn, cl_error *err)
@@ -521,24 +566,17 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
     cl_envelope env;
     json_error_t jerr;
     json_t *payload = NULL;
-    cl_stmt *st;
-    bool row = false;
+    bool inserted = false;
     bool rejected = false;
     char now[32];
     cl_status rc;
 
-    fill_ctx(&ctx, m);
-    rc = cl_db_prepare(conn, seen_sql, &st, err);
-    if (rc == CL_OK) {
-        rc = bind_texts(st, (const char *const[]){m->id, m->id}, 2, err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_step(st, &row, err);
-    }
-    if (rc == CL_OK && row) {
-        (void)cl_stmt_drain(st, NULL, err);
+    cl_now_rfc3339(now);
+    rc = inbox_claim(mod, conn, m, now, &inserted, err);
+    if (rc == CL_OK && !inserted) {
         return DUPLICATE;
     }
+    fill_ctx(&ctx, m);
     if (rc == CL_OK && bus->poison[0] != '\0' &&
         (cl__msg_text(m) == NULL || strstr(m->payload_text, bus->poison) != NULL)) {
         rc = cl_error_set(err, CL_INTERNAL, NULL, "poisoned by CLEAVE_TEST_POISON");
@@ -562,16 +600,6 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
         env = (cl_envelope){m->id,          m->type,           m->key, m->source, m->occurred_at,
                             m->traceparent, m->schema_version, n,      payload};
         rc = call_handler(sub, &ctx, &env, conn, &rejected, err);
-    }
-    if (rc == CL_OK) {
-        cl_now_rfc3339(now);
-        rc = cl_db_prepare(conn, inbox_sql, &st, err);
-        if (rc == CL_OK) {
-            rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now}, 4, err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_drain(st, NULL, err);
-        }
     }
     json_decref(payload);
     if (rc == CL_OK) {
@@ -1104,6 +1132,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
     cl__msg *got = calloc(CL__BUS_BATCH, sizeof(*got));
     bool row = false;
     int64_t now = cl_wall_ms();
+    bool lease = leasing(mod);
     int ngot = 0;
     cl_status rc;
 
@@ -1111,7 +1140,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
-    if (rc == CL_OK && *n == 0) {
+    if (rc == CL_OK && *n == 0 && lease) {
         rc = cl_db_prepare(conn, peek_sql, &st, err);
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, err);
@@ -1124,13 +1153,24 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
         }
         row = false;
     }
-    if (rc == CL_OK) {
+    /*
+     * A lone relay writes only the settlement: it holds the write lock, which the
+     * publishers wait for, just for that, and reads the next round in one statement after
+     * (a consistent read of its own; nothing to settle, an idle relay writes nothing).
+     */
+    if (rc == CL_OK && (lease || *n > 0)) {
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK && *n > 0) {
         rc = settle_on(mod, conn, msgs, *n, ok, err);
     }
-    if (rc == CL_OK && cl__bus_is_postgres(mod->db)) {
+    if (rc == CL_OK && !lease && *n > 0) {
+        rc = cl_db_commit(conn, err);
+        if (rc == CL_OK) {
+            free_msgs(msgs, n);
+        }
+    }
+    if (rc == CL_OK && lease && cl__bus_is_postgres(mod->db)) {
         rc = cl_db_prepare(conn, claim_lock_pg_sql, &st, err);
         if (rc == CL_OK) {
             rc = cl_stmt_drain(st, NULL, err);
@@ -1157,10 +1197,10 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
         }
         rc = cl_stmt_step(st, &row, err);
     }
-    if (rc == CL_OK && leasing(mod)) {
+    if (rc == CL_OK && lease) {
         rc = update_rows(conn, lease_sql, true, now + LEASE_MS, got, ngot, NULL, true, err);
     }
-    if (rc == CL_OK) {
+    if (rc == CL_OK && lease) {
         rc = cl_db_commit(conn, err);
     }
 out:
