@@ -50,6 +50,7 @@ static double proc_cpu_s(int pid)
     char path[64], buf[1024];
     unsigned long ut = 0, st = 0;
     const char *p;
+    char *end;
     FILE *f;
     size_t n;
 
@@ -64,12 +65,19 @@ static double proc_cpu_s(int pid)
     n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
-    /* The fields after the command name, which may hold spaces: from its closing ')'. */
+    /*
+     * The fields after the command name, which may hold spaces: from its closing ')', the
+     * state is field 3; utime and stime are fields 14 and 15.
+     */
     p = strrchr(buf, ')');
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
+    for (int field = 2; p != NULL && field < 14; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    if (p == NULL) {
         return 0;
     }
+    ut = strtoul(p + 1, &end, 10);
+    st = strtoul(end, NULL, 10);
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -124,7 +132,7 @@ static void print(const char *name, const result *r)
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "both";
-    int rounds = argc > 2 ? atoi(argv[2]) : 1;
+    long rounds = argc > 2 ? strtol(argv[2], NULL, 10) : 1;
     bool local = strcmp(which, "nats") != 0;
     bool remote = strcmp(which, "local") != 0;
     char dir[256] = "";
@@ -142,7 +150,7 @@ int main(int argc, char **argv)
     }
     printf("bus end to end (%d events, %d keys, outbox transactions of %d):\n", EVENTS, KEYS,
            BATCH);
-    for (int i = 0; i < rounds && status == EXIT_SUCCESS; i++) {
+    for (long i = 0; i < rounds && status == EXIT_SUCCESS; i++) {
         result a = {0}, b = {0};
 
         if (local && run(NULL, 0, &a) != 0) {

@@ -1087,15 +1087,16 @@ static cl_status update_rows(cl_db_conn *conn, const char *sql, bool has_lead, i
 }
 
 /*
- * True when mod's relays lease the rows they claim: only when there are several, to keep
- * each other off the keys they work on. A lone relay has no one to keep off (a module's
- * database belongs to one process, start_module), and the rows it has not settled are
- * simply undelivered still, relayed again after a crash as leased ones are: it saves the
- * two writes per row of a lease and its release.
+ * True when mod's relays lease the rows they claim, to keep each other off the keys they
+ * work on: when there are several, and on PostgreSQL, where replicas of a process share a
+ * module's schema (docs/extracting-a-module.md). A lone relay on SQLite (the file belongs
+ * to one process) has no one to keep off, and the rows it has not settled are simply
+ * undelivered still, relayed again after a crash as leased ones are: it saves the two
+ * writes per row of a lease and its release.
  */
 static bool leasing(const cl__module *mod)
 {
-    return mod->bus->relays > 1;
+    return mod->bus->relays > 1 || cl__bus_is_postgres(mod->db);
 }
 
 /* Marks delivered the rows with ok[i], releases the others' leases, on conn. */

@@ -3,7 +3,8 @@
  *
  *   stream   CLEAVE_<MODULE> per publishing module, subjects cleave.<module>.>, file storage
  *   publish  js_PublishAsync on cleave.<module>.<event> with Nats-Msg-Id = envelope id, a
- *            relay's batch in waves (one message per key in flight, acks awaited in bulk),
+ *            relay's batch all in flight, each chained to the one before it (acks awaited
+ *            in bulk; one message per key in flight once a chain broke),
  *            after which the relay marks the acknowledged rows delivered (a re-publish after
  *            a crash is dropped by JetStream's duplicate window, and skipped by the inbox)
  *   consume  a durable pull consumer named after the subscribing module on each stream it
@@ -183,7 +184,9 @@ typedef struct pub_batch {
     int n;
     int hint;     /* where the next ack's message is looked for first: acks come in order */
     int inflight; /* messages sent and not yet answered */
+    bool waves;   /* the chain broke: one message per key in flight (send_ready) */
     char state[CL__BUS_BATCH];
+    int prev[CL__BUS_BATCH]; /* in waves: the previous message of the same key, or -1 */
     char why[160];
 } pub_batch;
 
@@ -336,17 +339,19 @@ static char *encode_body(const cl__msg *m)
 }
 
 /*
- * Sends, in order, every unsent message: the first of them with no condition, each next
- * one on condition that the one sent before it is the stream's last message (JetStream's
- * Nats-Expected-Last-Msg-Id). Messages on one connection reach JetStream in order, so the
- * chain holds unless one of them is lost or refused, and then every later one is refused:
- * nothing gets into the stream ahead of an earlier message of its round, whatever its key.
- * Runs on the relay's thread, outside b->mu (the library calls ack_handler with locks of
- * its own held). Stops at a message it cannot send (its successors stay unsent).
+ * Sends, in order, unsent messages (the relay's thread, outside b->mu: the library calls
+ * ack_handler with locks of its own held). Chained (b->waves false): every unsent
+ * message, the first with no condition, each next one on condition that the one sent
+ * before it is the stream's last message (JetStream's Nats-Expected-Last-Msg-Id).
+ * Messages on one connection reach JetStream in order, so the chain holds unless one of
+ * them is lost or refused, and then every later one is refused: nothing gets into the
+ * stream ahead of an earlier message of its round, whatever its key. It stops at a
+ * message it cannot send. In waves (b->waves): each unsent message whose previous message
+ * of its key in the round is acknowledged (or that has none), with no condition.
  */
-static void send_chain(jsCtx *js, pub_batch *b)
+static void send_ready(jsCtx *js, pub_batch *b)
 {
-    const char *last = NULL; /* the id of the message sent before, NULL: the chain's start */
+    const char *last = NULL; /* chained: the id of the message sent before, NULL at the start */
 
     for (int i = 0; i < b->n; i++) {
         char subject[CL_BUS_MAX_TYPE + 16];
@@ -356,7 +361,7 @@ static void send_chain(jsCtx *js, pub_batch *b)
         natsStatus s;
 
         pthread_mutex_lock(&b->mu);
-        go = b->state[i] == 0;
+        go = b->state[i] == 0 && (!b->waves || b->prev[i] < 0 || b->state[b->prev[i]] == 'a');
         if (go) {
             b->state[i] = 's';
             b->inflight++;
@@ -370,7 +375,7 @@ static void send_chain(jsCtx *js, pub_batch *b)
         snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", b->msgs[i].type);
         jsPubOptions_Init(&po);
         po.MsgId = b->msgs[i].id;
-        po.ExpectLastMsgId = last;
+        po.ExpectLastMsgId = b->waves ? NULL : last;
         s = body != NULL ? js_PublishAsync(js, subject, body, (int)strlen(body), &po)
                          : NATS_NO_MEMORY;
         free(body);
@@ -383,27 +388,32 @@ static void send_chain(jsCtx *js, pub_batch *b)
             b->inflight--;
             b->refs--; /* never in flight; the relay's own reference keeps b */
             pthread_mutex_unlock(&b->mu);
-            return;
+            if (!b->waves) {
+                return;
+            }
+            continue;
         }
         last = b->msgs[i].id;
     }
 }
 
 /*
- * With b->mu held and nothing in flight: true when the batch should go on with a new
- * chain, its refused messages made unsent again. That is when the first message not
- * acknowledged was refused for its chain only: every message before it is in the stream,
- * so it may go without a condition. It happens after a restart, when a message of the
- * round was already in the stream (acknowledged as a duplicate, so not the stream's last).
+ * With b->mu held and nothing in flight: true when the batch goes on, in waves. That is
+ * when the chain broke without a failure of its own: the first message not acknowledged
+ * was refused only because the message it was chained to is not the stream's last. Either
+ * that one was in the stream already (a relay that died after JetStream's ack publishes
+ * it again, and a duplicate does not become the stream's last) or another process
+ * published into the stream meanwhile (replicas of a module on one PostgreSQL). The
+ * refused messages are sent again in waves, one per key in flight, which needs no chain.
  */
-static bool rechain(pub_batch *b)
+static bool unchain(pub_batch *b)
 {
     int first = 0;
 
     while (first < b->n && b->state[first] == 'a') {
         first++;
     }
-    if (first == b->n || b->state[first] != 'b') {
+    if (b->waves || first == b->n || b->state[first] != 'b') {
         return false;
     }
     for (int i = first; i < b->n; i++) {
@@ -416,13 +426,35 @@ static bool rechain(pub_batch *b)
             b->state[i] = 0;
         }
     }
+    for (int i = 0; i < b->n; i++) {
+        b->prev[i] = -1;
+        for (int j = i - 1; j >= 0; j--) {
+            if (strcmp(b->msgs[j].key, b->msgs[i].key) == 0) {
+                b->prev[i] = j;
+                break;
+            }
+        }
+    }
+    b->waves = true;
     return true;
+}
+
+/* With b->mu held, in waves: whether a message can go out now (send_ready's rule). */
+static bool ready(const pub_batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (b->state[i] == 0 && (b->prev[i] < 0 || b->state[b->prev[i]] == 'a')) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /*
  * Publishes a batch with acks awaited in bulk: every message is in flight at once, chained
- * to the one before it (send_chain), so that a lost or refused publish cannot let a later
- * message of its key into the stream ahead of it (per-key order).
+ * to the one before it (send_ready), so that a lost or refused publish cannot let a later
+ * message of its key into the stream ahead of it (per-key order). A chain broken by
+ * another publisher or by a duplicate goes on in waves (unchain).
  */
 static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, bool *ok,
                                     cl_error *err)
@@ -457,14 +489,14 @@ static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, boo
         batch_unref_locked(b);
         return;
     }
-    /* Nothing is unsent once send_chain returns: each rechain starts one more chain. */
+    /* One chain; if it broke on its own, waves until no message can go out any more. */
     for (bool more = true; more && !timed_out;) {
-        send_chain(js, b);
+        send_ready(js, b);
         pthread_mutex_lock(&b->mu);
         while (b->inflight > 0 && !timed_out) {
             timed_out = pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT;
         }
-        more = !timed_out && rechain(b);
+        more = !timed_out && (b->waves ? ready(b) : unchain(b));
         pthread_mutex_unlock(&b->mu);
     }
     pthread_mutex_lock(&b->mu);
