@@ -585,10 +585,12 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
         /*
          * Each handler gets its own copy: jansson's reference counts are not thread-safe.
          * A message from NATS comes parsed, its job's own: its first attempt takes that.
+         * An outbox row's message is shared by the subscribers' workers: only read here.
          */
-        payload = m->payload;
-        m->payload = NULL;
-        if (payload == NULL) {
+        if (m->payload != NULL) {
+            payload = m->payload;
+            m->payload = NULL;
+        } else {
             payload = cl__msg_text(m) != NULL ? json_loads(m->payload_text, 0, &jerr) : NULL;
         }
         if (payload == NULL) {
