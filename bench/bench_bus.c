@@ -4,10 +4,19 @@
  * The in-process transport and NATS JetStream (a throwaway nats-server) side by side in
  * one run, and their ratio. Never fails on timing. The time publishing alone took is shown
  * too: the relay runs while the publisher is still writing, so it bounds the end-to-end rate.
+ *
+ * CPU per event is the load-insensitive figure: this process's (every thread: publisher,
+ * relay, workers, the NATS client), and nats-server's, from getrusage and /proc.
+ *
+ *   bench_bus [local|nats|both] [rounds]     (both, 1 round by default)
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "bus_harness.h"
 #include "nats_server.h"
@@ -17,17 +26,75 @@
 #define KEYS   64
 #define BATCH  50
 
-/* Events per second end to end; *handled and *publish_ms (publishing alone) filled. */
-static double run(const char *nats_url, long *handled, int64_t *publish_ms)
+typedef struct result {
+    double rate;           /* events/s end to end */
+    long handled;          /* events committed by the subscriber */
+    int64_t publish_ms;    /* publishing alone */
+    double cpu_us;         /* this process's CPU per event, microseconds */
+    double server_us;      /* nats-server's CPU per event, microseconds (0 in process) */
+    double publish_cpu_ms; /* the publishing thread's CPU while publishing */
+} result;
+
+static double cpu_s(int who)
+{
+    struct rusage ru;
+
+    getrusage(who, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of pid from /proc/<pid>/stat, in seconds; 0 when unknown. */
+static double proc_cpu_s(int pid)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    const char *p;
+    char *end;
+    FILE *f;
+    size_t n;
+
+    if (pid <= 0) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /*
+     * The fields after the command name, which may hold spaces: from its closing ')', the
+     * state is field 3; utime and stime are fields 14 and 15.
+     */
+    p = strrchr(buf, ')');
+    for (int field = 2; p != NULL && field < 14; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    if (p == NULL) {
+        return 0;
+    }
+    ut = strtoul(p + 1, &end, 10);
+    st = strtoul(end, NULL, 10);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* One run end to end; 0 and *r filled, or -1. */
+static int run(const char *nats_url, int server_pid, result *r)
 {
     bus_harness h;
     int64_t start;
-    double secs;
+    double secs, cpu0, pub0, srv0;
     bus_seen seen = {0};
 
     if (bus_harness_open(&h, nats_url, 1, 2) != 0) {
         return -1;
     }
+    cpu0 = cpu_s(RUSAGE_SELF);
+    pub0 = cpu_s(RUSAGE_THREAD);
+    srv0 = proc_cpu_s(server_pid);
     start = cl_now_ms();
     for (int k = 0; k < KEYS; k++) {
         char key[16];
@@ -37,40 +104,77 @@ static double run(const char *nats_url, long *handled, int64_t *publish_ms)
             return -1;
         }
     }
-    *publish_ms = cl_now_ms() - start;
+    r->publish_ms = cl_now_ms() - start;
+    r->publish_cpu_ms = (cpu_s(RUSAGE_THREAD) - pub0) * 1e3;
     if (bus_harness_wait(&h, (long)(EVENTS / KEYS) * KEYS, 120000) != 0) {
         fprintf(stderr, "bench: not every event arrived\n");
     }
     secs = (double)(cl_now_ms() - start) / 1000.0;
-    *handled = bus_harness_seen(&h, &seen) == 0 ? seen.rows : -1;
+    r->cpu_us = (cpu_s(RUSAGE_SELF) - cpu0) * 1e6 / EVENTS;
+    r->server_us = (proc_cpu_s(server_pid) - srv0) * 1e6 / EVENTS;
+    r->handled = bus_harness_seen(&h, &seen) == 0 ? seen.rows : -1;
     bus_harness_close(&h);
-    return secs > 0 ? (double)*handled / secs : 0;
+    r->rate = secs > 0 ? (double)r->handled / secs : 0;
+    return 0;
 }
 
-int main(void)
+static void print(const char *name, const result *r)
 {
-    char dir[256];
-    nats_server nats;
-    long n_local = 0, n_nats = 0;
-    int64_t p_local = 0, p_nats = 0;
-    double local, remote;
+    printf("  %-12s %8.0f events/s  (%ld handled; publishing alone took %lld ms, %.0f ms CPU)  "
+           "cpu %.1f us/event",
+           name, r->rate, r->handled, (long long)r->publish_ms, r->publish_cpu_ms, r->cpu_us);
+    if (r->server_us > 0) {
+        printf(" + nats-server %.1f us/event", r->server_us);
+    }
+    printf("\n");
+}
 
-    local = run(NULL, &n_local, &p_local);
-    if (test_tmpdir(dir, sizeof(dir)) != 0 || nats_server_start(&nats, dir) != 0) {
+int main(int argc, char **argv)
+{
+    const char *which = argc > 1 ? argv[1] : "both";
+    long rounds = argc > 2 ? strtol(argv[2], NULL, 10) : 1;
+    bool local = strcmp(which, "nats") != 0;
+    bool remote = strcmp(which, "local") != 0;
+    char dir[256] = "";
+    nats_server nats;
+    int status = EXIT_SUCCESS;
+
+    if (rounds < 1 ||
+        (strcmp(which, "both") != 0 && strcmp(which, "local") != 0 && strcmp(which, "nats") != 0)) {
+        fprintf(stderr, "usage: bench_bus [local|nats|both] [rounds]\n");
+        return EXIT_FAILURE;
+    }
+    if (remote && (test_tmpdir(dir, sizeof(dir)) != 0 || nats_server_start(&nats, dir) != 0)) {
         fprintf(stderr, "bench_bus: cannot start nats-server\n");
         return EXIT_FAILURE;
     }
-    remote = run(nats.url, &n_nats, &p_nats);
-    nats_server_stop(&nats);
-    test_rmrf(dir);
     printf("bus end to end (%d events, %d keys, outbox transactions of %d):\n", EVENTS, KEYS,
            BATCH);
-    printf("  in-process   %8.0f events/s  (%ld handled; publishing alone took %lld ms)\n", local,
-           n_local, (long long)p_local);
-    printf("  nats         %8.0f events/s  (%ld handled; publishing alone took %lld ms)\n", remote,
-           n_nats, (long long)p_nats);
-    if (remote > 0) {
-        printf("  ratio        in-process is %.1fx nats\n", local / remote);
+    for (long i = 0; i < rounds && status == EXIT_SUCCESS; i++) {
+        result a = {0}, b = {0};
+
+        if (local && run(NULL, 0, &a) != 0) {
+            status = EXIT_FAILURE;
+            break;
+        }
+        if (remote && run(nats.url, nats.proc.pid, &b) != 0) {
+            status = EXIT_FAILURE;
+            break;
+        }
+        if (local) {
+            print("in-process", &a);
+        }
+        if (remote) {
+            print("nats", &b);
+        }
+        if (local && remote && b.rate > 0) {
+            printf("  ratio        in-process is %.1fx nats\n", a.rate / b.rate);
+        }
     }
-    return EXIT_SUCCESS;
+    if (remote) {
+        nats_server_stop(&nats);
+        test_rmrf(dir);
+    }
+    fflush(stdout);
+    return status;
 }

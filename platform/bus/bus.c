@@ -71,15 +71,6 @@ static struct kick_slot {
 static const char claim_sql[] =
     "SELECT o." CLAIM_COLUMNS " FROM cl_outbox o WHERE " CLAIM_FREE " ORDER BY o.seq LIMIT ?";
 /*
- * The same, with at most `?` rows per key (rn counts from a key's oldest row, so still a
- * prefix): the NATS transport sends a key's rows one acknowledged after the other, so a
- * batch is worth more spread over many keys.
- */
-static const char claim_capped_sql[] =
-    "SELECT o." CLAIM_COLUMNS " FROM cl_outbox o WHERE o.seq IN (SELECT c.seq FROM (SELECT "
-    "o.seq, row_number() OVER (PARTITION BY o.msg_key ORDER BY o.seq) AS rn FROM cl_outbox o "
-    "WHERE " CLAIM_FREE ") c WHERE c.rn <= ? ORDER BY c.seq LIMIT ?) ORDER BY o.seq";
-/*
  * PostgreSQL: relays of a module take turns to claim (a transaction-scoped advisory lock),
  * as SQLite's single writer makes them. Row locks with SKIP LOCKED cannot do it: a relay
  * would skip the rows of a key another relay is claiming and take that key's later rows.
@@ -87,10 +78,8 @@ static const char claim_capped_sql[] =
 static const char claim_lock_pg_sql[] =
     "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.cl_outbox'))";
 /* Rows are leased and settled 16 at a time; unused places are bound to seq -1 (no row). */
-#define SEQS_PER_UPDATE   16
-/* Rows of one key a relay claims per round over NATS (relay_main). */
-#define NATS_ROWS_PER_KEY 4
-#define SEQ_LIST          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define SEQS_PER_UPDATE 16
+#define SEQ_LIST        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 static const char lease_sql[] = "UPDATE cl_outbox SET lease_until = ? WHERE seq IN " SEQ_LIST;
 static const char release_sql[] = "UPDATE cl_outbox SET lease_until = NULL WHERE seq IN " SEQ_LIST;
 static const char delivered_sql[] =
@@ -101,8 +90,18 @@ static const char clear_leases_sql[] = "UPDATE cl_outbox SET lease_until = NULL 
                                        "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL";
 static const char purge_sql[] =
     "DELETE FROM cl_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?";
-static const char seen_sql[] = "SELECT 1 FROM cl_inbox WHERE message_id = ? "
-                               "UNION ALL SELECT 1 FROM cl_dead_letters WHERE message_id = ?";
+/*
+ * A message's inbox row, unless it is there already or the message was dead-lettered: one
+ * statement is the inbox check and the row (a row back: written, none: handled before).
+ */
+#define INBOX_CLAIM                                                                                \
+    "INSERT INTO cl_inbox (message_id, type, source, handled_at) SELECT ?, ?, ?, ? "               \
+    "WHERE NOT EXISTS (SELECT 1 FROM cl_dead_letters WHERE message_id = ?) "                       \
+    "ON CONFLICT (message_id) DO NOTHING"
+static const char inbox_claim_pg_sql[] = INBOX_CLAIM " RETURNING 1";
+/* SQLite buffers RETURNING rows in a temporary table per run: it asks changes() instead. */
+static const char inbox_claim_sqlite_sql[] = INBOX_CLAIM;
+static const char changes_sqlite_sql[] = "SELECT changes()";
 static const char inbox_sql[] =
     "INSERT INTO cl_inbox (message_id, type, source, handled_at) VALUES (?, ?, ?, ?)";
 static const char dead_sql[] =
@@ -426,6 +425,7 @@ cl_status cl_bus_add_module(cl_bus *bus, const char *module, cl_db *db, cl_error
     m->db = db;
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->tx_mu, NULL);
+    pthread_mutex_init(&m->publish_mu, NULL);
     m->serial_tx = !cl__bus_is_postgres(db);
     return CL_OK;
 }
@@ -600,10 +600,45 @@ out:
 }
 
 /*
- * The inbox check, the handler and the inbox row of m's n-th attempt, in the transaction
- * open on conn; nothing is committed here. On FAILED or REJECTED, err says why.
+ * Writes m's inbox row unless it is there already or m was dead-lettered, in the
+ * transaction open on conn; *inserted tells which.
  */
-static attempt_result handle_in(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
+static cl_status inbox_claim(const cl__module *mod, cl_db_conn *conn, const cl__msg *m,
+                             const char *now, bool *inserted, cl_error *err)
+{
+    bool pg = cl__bus_is_postgres(mod->db);
+    cl_stmt *st;
+    bool row = false;
+    cl_status rc;
+
+    rc = cl_db_prepare(conn, pg ? inbox_claim_pg_sql : inbox_claim_sqlite_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now, m->id}, 5, err);
+    }
+    if (rc == CL_OK && !pg) {
+        rc = cl_stmt_drain(st, NULL, err);
+        if (rc == CL_OK) {
+            rc = cl_db_prepare(conn, changes_sqlite_sql, &st, err);
+        }
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, &row, err);
+    }
+    if (rc == CL_OK) {
+        *inserted = row && (pg || cl_stmt_i64(st, 0) > 0);
+        rc = row ? cl_stmt_drain(st, NULL, err) : CL_OK;
+    }
+    return rc;
+}
+
+/*
+ * The inbox row and the handler of m's n-th attempt, in the transaction open on conn;
+ * nothing is committed here. The inbox row goes first: that it can be written is the
+ * check that m was neither handled nor dead-lettered before, and a handler that fails
+ * takes it with it when its transaction (or savepoint) rolls back. On FAILED or REJECTED,
+ * err says why.
+ */
+static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m, int n,
                                 cl_db_conn *conn, cl_error *err)
 {
     cl_bus *bus = mod->bus;
@@ -611,48 +646,42 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, const cl__m
     cl_envelope env;
     json_error_t jerr;
     json_t *payload = NULL;
-    cl_stmt *st;
-    bool row = false;
+    bool inserted = false;
     bool rejected = false;
     char now[32];
     cl_status rc;
 
-    fill_ctx(&ctx, m);
-    rc = cl_db_prepare(conn, seen_sql, &st, err);
-    if (rc == CL_OK) {
-        rc = bind_texts(st, (const char *const[]){m->id, m->id}, 2, err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_step(st, &row, err);
-    }
-    if (rc == CL_OK && row) {
-        (void)cl_stmt_drain(st, NULL, err);
+    cl_now_rfc3339(now);
+    rc = inbox_claim(mod, conn, m, now, &inserted, err);
+    if (rc == CL_OK && !inserted) {
         return DUPLICATE;
     }
-    if (rc == CL_OK) {
-        /* Each handler gets its own copy: jansson's reference counts are not thread-safe. */
-        payload = json_loads(m->payload_text, 0, &jerr);
-        if (payload == NULL) {
-            rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s", jerr.text);
-        }
-    }
-    if (rc == CL_OK && bus->poison[0] != '\0' && strstr(m->payload_text, bus->poison) != NULL) {
+    fill_ctx(&ctx, m);
+    if (rc == CL_OK && bus->poison[0] != '\0' &&
+        (cl__msg_text(m) == NULL || strstr(m->payload_text, bus->poison) != NULL)) {
         rc = cl_error_set(err, CL_INTERNAL, NULL, "poisoned by CLEAVE_TEST_POISON");
+    }
+    if (rc == CL_OK) {
+        /*
+         * Each handler gets its own copy: jansson's reference counts are not thread-safe.
+         * A message from NATS comes parsed, its job's own: its first attempt takes that.
+         * An outbox row's message is shared by the subscribers' workers: only read here.
+         */
+        if (m->payload != NULL) {
+            payload = m->payload;
+            m->payload = NULL;
+        } else {
+            payload = cl__msg_text(m) != NULL ? json_loads(m->payload_text, 0, &jerr) : NULL;
+        }
+        if (payload == NULL) {
+            rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s",
+                              m->payload_text != NULL ? jerr.text : "unreadable envelope");
+        }
     }
     if (rc == CL_OK) {
         env = (cl_envelope){m->id,          m->type,           m->key, m->source, m->occurred_at,
                             m->traceparent, m->schema_version, n,      payload};
         rc = call_handler(sub, &ctx, &env, conn, &rejected, err);
-    }
-    if (rc == CL_OK) {
-        cl_now_rfc3339(now);
-        rc = cl_db_prepare(conn, inbox_sql, &st, err);
-        if (rc == CL_OK) {
-            rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now}, 4, err);
-        }
-        if (rc == CL_OK) {
-            rc = cl_stmt_drain(st, NULL, err);
-        }
     }
     json_decref(payload);
     if (rc == CL_OK) {
@@ -676,8 +705,7 @@ static void tx_unlock(cl__module *mod)
 }
 
 /* Runs the handler once, in a transaction of its own. On FAILED, err says why. */
-static attempt_result attempt(cl__module *mod, const cl__sub *sub, const cl__msg *m, int n,
-                              cl_error *err)
+static attempt_result attempt(cl__module *mod, const cl__sub *sub, cl__msg *m, int n, cl_error *err)
 {
     cl_db_conn *conn = NULL;
     attempt_result r = FAILED;
@@ -821,7 +849,7 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
     return done;
 }
 
-static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, const cl_error *last,
+static cl_status dead_letter(cl__module *mod, cl__msg *m, int attempts, const cl_error *last,
                              cl_error *err)
 {
     cl_db_conn *conn = NULL;
@@ -833,7 +861,7 @@ static cl_status dead_letter(cl__module *mod, const cl__msg *m, int attempts, co
     json_error_t jerr;
     cl_status rc;
 
-    copy.payload = json_loads(m->payload_text, 0, &jerr);
+    copy.payload = cl__msg_text(m) != NULL ? json_loads(m->payload_text, 0, &jerr) : NULL;
     envelope = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
     json_decref(copy.payload);
     if (envelope == NULL) {
@@ -900,7 +928,7 @@ static cl__outcome process(cl__worker *w, cl__job *job, int n, attempt_result r,
 {
     cl__module *mod = w->mod;
     cl_bus *bus = mod->bus;
-    const cl__msg *m = job->msg;
+    cl__msg *m = job->msg;
 
     if (n == 0 || r == NOT_TRIED) {
         n = 1;
@@ -1140,13 +1168,26 @@ static cl_status update_rows(cl_db_conn *conn, const char *sql, bool has_lead, i
     return rc;
 }
 
+/*
+ * True when mod's relays lease the rows they claim, to keep each other off the keys they
+ * work on: when there are several, and on PostgreSQL, where replicas of a process share a
+ * module's schema (docs/extracting-a-module.md). A lone relay on SQLite (the file belongs
+ * to one process) has no one to keep off, and the rows it has not settled are simply
+ * undelivered still, relayed again after a crash as leased ones are: it saves the two
+ * writes per row of a lease and its release.
+ */
+static bool leasing(const cl__module *mod)
+{
+    return mod->bus->relays > 1 || cl__bus_is_postgres(mod->db);
+}
+
 /* Marks delivered the rows with ok[i], releases the others' leases, on conn. */
-static cl_status settle_on(cl_db_conn *conn, const cl__msg *msgs, int n, const bool *ok,
-                           cl_error *err)
+static cl_status settle_on(const cl__module *mod, cl_db_conn *conn, const cl__msg *msgs, int n,
+                           const bool *ok, cl_error *err)
 {
     cl_status rc = update_rows(conn, delivered_sql, true, cl_wall_ms(), msgs, n, ok, true, err);
 
-    if (rc == CL_OK) {
+    if (rc == CL_OK && leasing(mod)) {
         rc = update_rows(conn, release_sql, false, 0, msgs, n, ok, false, err);
     }
     return rc;
@@ -1163,19 +1204,18 @@ static void free_msgs(cl__msg *msgs, int *n)
 /*
  * In one transaction (so concurrent relays serialise, and a round takes the write lock
  * once): settles the previous round's *n rows of msgs (ok[i]: delivered, else released),
- * then claims up to CL__BUS_BATCH rows into msgs (up to per_key per key, in order) and
- * leases them; *n is their count. On failure nothing changed in the database, and msgs
+ * then claims up to CL__BUS_BATCH rows into msgs (in order) and, when leasing, leases
+ * them; *n is their count. On failure nothing changed in the database, and msgs
  * still holds the previous round's rows.
  */
-static cl_status claim(cl__module *mod, int per_key, cl__msg *msgs, int *n, const bool *ok,
-                       cl_error *err)
+static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, cl_error *err)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     cl__msg *got = calloc(CL__BUS_BATCH, sizeof(*got));
     bool row = false;
-    bool capped = per_key < CL__BUS_BATCH;
     int64_t now = cl_wall_ms();
+    bool lease = leasing(mod);
     int ngot = 0;
     cl_status rc;
 
@@ -1183,7 +1223,7 @@ static cl_status claim(cl__module *mod, int per_key, cl__msg *msgs, int *n, cons
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
-    if (rc == CL_OK && *n == 0) {
+    if (rc == CL_OK && *n == 0 && lease) {
         rc = cl_db_prepare(conn, peek_sql, &st, err);
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, err);
@@ -1196,29 +1236,37 @@ static cl_status claim(cl__module *mod, int per_key, cl__msg *msgs, int *n, cons
         }
         row = false;
     }
-    if (rc == CL_OK) {
+    /*
+     * A lone relay writes only the settlement: it holds the write lock, which the
+     * publishers wait for, just for that, and reads the next round in one statement after
+     * (a consistent read of its own; nothing to settle, an idle relay writes nothing).
+     */
+    if (rc == CL_OK && (lease || *n > 0)) {
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK && *n > 0) {
-        rc = settle_on(conn, msgs, *n, ok, err);
+        rc = settle_on(mod, conn, msgs, *n, ok, err);
     }
-    if (rc == CL_OK && cl__bus_is_postgres(mod->db)) {
+    if (rc == CL_OK && !lease && *n > 0) {
+        rc = cl_db_commit(conn, err);
+        if (rc == CL_OK) {
+            free_msgs(msgs, n);
+        }
+    }
+    if (rc == CL_OK && lease && cl__bus_is_postgres(mod->db)) {
         rc = cl_db_prepare(conn, claim_lock_pg_sql, &st, err);
         if (rc == CL_OK) {
             rc = cl_stmt_drain(st, NULL, err);
         }
     }
     if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, capped ? claim_capped_sql : claim_sql, &st, err);
+        rc = cl_db_prepare(conn, claim_sql, &st, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_bind_i64(st, 1, now, err);
     }
-    if (rc == CL_OK && capped) {
-        rc = cl_stmt_bind_i64(st, 2, per_key, err);
-    }
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, capped ? 3 : 2, CL__BUS_BATCH, err);
+        rc = cl_stmt_bind_i64(st, 2, CL__BUS_BATCH, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);
@@ -1232,10 +1280,10 @@ static cl_status claim(cl__module *mod, int per_key, cl__msg *msgs, int *n, cons
         }
         rc = cl_stmt_step(st, &row, err);
     }
-    if (rc == CL_OK) {
+    if (rc == CL_OK && lease) {
         rc = update_rows(conn, lease_sql, true, now + LEASE_MS, got, ngot, NULL, true, err);
     }
-    if (rc == CL_OK) {
+    if (rc == CL_OK && lease) {
         rc = cl_db_commit(conn, err);
     }
 out:
@@ -1263,7 +1311,7 @@ static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
         rc = cl_db_begin(conn, &err);
     }
     if (rc == CL_OK) {
-        rc = settle_on(conn, msgs, *n, ok, &err);
+        rc = settle_on(mod, conn, msgs, *n, ok, &err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &err);
@@ -1305,12 +1353,6 @@ static void *relay_main(void *arg)
     int n = 0; /* rows in msgs: handed out, to be settled by the next claim */
     int64_t last_purge = 0;
     uint64_t seen = 0;
-    /*
-     * In process, a key's rows are handled in order by one worker, in batches: no reason to
-     * cap them. Over NATS, a key's rows go out one round trip after the other (per-key
-     * order): a few per key leave room in the batch for other keys, sent side by side.
-     */
-    int per_key = bus->transport != NULL ? NATS_ROWS_PER_KEY : CL__BUS_BATCH;
 
     if (msgs == NULL) {
         cl_log_error("bus", "%s: relay out of memory", mod->name);
@@ -1320,7 +1362,7 @@ static void *relay_main(void *arg)
         cl_error err = {0};
         bool failed = false;
 
-        if (claim(mod, per_key, msgs, &n, ok, &err) != CL_OK) {
+        if (claim(mod, msgs, &n, ok, &err) != CL_OK) {
             cl_log_warn("bus", "%s: relay cannot read the outbox: %s", mod->name, err.message);
             if (n > 0) {
                 settle(mod, msgs, &n, ok);
@@ -1344,7 +1386,13 @@ static void *relay_main(void *arg)
             cl__bus_crash_point(bus, "after-commit");
         }
         if (bus->transport != NULL) {
+            /*
+             * A round's messages are chained in the stream (nats.c): the relays of a module
+             * publish one round at a time, or their chains would break each other's.
+             */
+            pthread_mutex_lock(&mod->publish_mu);
             bus->transport->publish_batch(bus, msgs, n, ok, &err);
+            pthread_mutex_unlock(&mod->publish_mu);
             for (int i = 0; i < n; i++) {
                 if (ok[i]) {
                     cl__bus_crash_point(bus, "after-publish");
@@ -1535,6 +1583,7 @@ void cl_bus_free(cl_bus *bus)
     for (int i = 0; i < bus->nmodules; i++) {
         pthread_mutex_destroy(&bus->modules[i].mu);
         pthread_mutex_destroy(&bus->modules[i].tx_mu);
+        pthread_mutex_destroy(&bus->modules[i].publish_mu);
     }
     pthread_mutex_destroy(&bus->mu);
     free(bus);

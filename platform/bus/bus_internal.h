@@ -13,7 +13,7 @@
 #include "cleave/bus.h"
 #include "cleave/util.h"
 
-#define CL__BUS_SCHEMA_VERSION 3
+#define CL__BUS_SCHEMA_VERSION 4
 #define CL__BUS_MAX_WORKERS    64
 #define CL__BUS_MAX_RELAYS     16
 /* Outbox rows a relay claims, publishes and settles per round; messages fetched per pull. */
@@ -25,8 +25,14 @@
 typedef struct cl__msg {
     int64_t seq;         /* outbox row, 0 for a message from NATS */
     int64_t occurred_ms; /* wall clock, for the delivery latency */
+    /*
+     * The payload as text (an outbox row's; NULL for a message from NATS until it is needed,
+     * cl__msg_text) and parsed (a message from NATS, until its first attempt takes it).
+     */
     char *payload_text;
     json_t *payload;
+    const char *raw; /* a message from NATS: its envelope, borrowed from the NATS message */
+    size_t raw_len;
     int schema_version;
     char id[40];
     char type[CL_BUS_MAX_TYPE];
@@ -37,6 +43,12 @@ typedef struct cl__msg {
 } cl__msg;
 
 void cl__msg_free(cl__msg *m);
+/*
+ * m's payload as text (m->payload_text), printed from the parsed payload or the raw
+ * envelope the first time it is asked for; NULL without memory. Only a message with one
+ * owner (from NATS) lacks the text, so only such a message is written to here.
+ */
+const char *cl__msg_text(cl__msg *m);
 /* The envelope as JSON text (NATS body, dead-letter row); caller frees with free(). */
 char *cl__msg_encode(const cl__msg *m);
 /* Parses an encoded envelope into *m (zeroed by the caller). CL_INVALID when malformed. */
@@ -90,6 +102,8 @@ typedef struct cl__module {
      * handler (which sleeps 1, 2, 5, 10... ms between tries).
      */
     pthread_mutex_t tx_mu;
+    /* Held by a relay while it publishes a round to NATS: one chain at a time (nats.c). */
+    pthread_mutex_t publish_mu;
     cl__worker workers[CL__BUS_MAX_WORKERS];
     int nworkers;
     pthread_t relays[CL__BUS_MAX_RELAYS];
@@ -198,10 +212,11 @@ typedef struct cl__bus_transport {
     cl_status (*connect)(cl_bus *bus, cl_error *err);
     /*
      * Publishes msgs[0..n) (in seq order) on subjects cleave.<source>.<event> with
-     * Nats-Msg-Id, and sets ok[i] once JetStream acknowledged msgs[i]. A message is sent
-     * only after every earlier message of its key in msgs was acknowledged, and not at all
-     * when one of them failed (per-key order); different keys are in flight together.
-     * err says why the first failure failed.
+     * Nats-Msg-Id, and sets ok[i] once JetStream acknowledged msgs[i]. All are in flight
+     * together, each on condition that the one before it is the stream's last, so that a
+     * message never gets into the stream ahead of an earlier one that was lost or refused
+     * (per-key order); the caller publishes one batch of a module at a time. err says why
+     * the first failure failed.
      */
     void (*publish_batch)(cl_bus *bus, const cl__msg *msgs, int n, bool *ok, cl_error *err);
     /* Starts the durable consumers of mod (one per publishing module it subscribes to). */

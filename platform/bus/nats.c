@@ -3,7 +3,8 @@
  *
  *   stream   CLEAVE_<MODULE> per publishing module, subjects cleave.<module>.>, file storage
  *   publish  js_PublishAsync on cleave.<module>.<event> with Nats-Msg-Id = envelope id, a
- *            relay's batch in waves (one message per key in flight, acks awaited in bulk),
+ *            relay's batch all in flight, each chained to the one before it (acks awaited
+ *            in bulk; one message per key in flight once a chain broke),
  *            after which the relay marks the acknowledged rows delivered (a re-publish after
  *            a crash is dropped by JetStream's duplicate window, and skipped by the inbox)
  *   consume  a durable pull consumer named after the subscribing module on each stream it
@@ -169,6 +170,10 @@ static void transport_close(cl_bus *bus)
  * connection's thread. On the heap with a reference per message in flight (dropped by its
  * ack, or when taken back unacknowledged) and one for the relay, so that an ack arriving
  * late, after the relay gave up on the batch, never touches freed memory.
+ *
+ * Message states: 0 unsent, 's' sent, 'a' acknowledged (stored, or a duplicate already in
+ * the stream), 'b' refused because the message it was chained to is not the stream's last
+ * (JetStream's wrong-last-msg-id), 'f' failed otherwise.
  */
 typedef struct pub_batch {
     pthread_mutex_t mu;
@@ -177,10 +182,11 @@ typedef struct pub_batch {
     bool closed;         /* the relay gave up waiting: msgs is no longer to be read */
     const cl__msg *msgs; /* the relay's, while !closed */
     int n;
-    int hint;       /* where the next ack's message is looked for first: acks come in order */
-    int unresolved; /* messages neither acknowledged nor failed */
-    char state[CL__BUS_BATCH]; /* per message: 0 unsent, 's' sent, 'a' acked, 'f' failed */
-    int prev[CL__BUS_BATCH];   /* the previous message of the same key, or -1 */
+    int hint;     /* where the next ack's message is looked for first: acks come in order */
+    int inflight; /* messages sent and not yet answered */
+    bool waves;   /* the chain broke: one message per key in flight (send_ready) */
+    char state[CL__BUS_BATCH];
+    int prev[CL__BUS_BATCH]; /* in waves: the previous message of the same key, or -1 */
     char why[160];
 } pub_batch;
 
@@ -210,22 +216,6 @@ static int find_msg(pub_batch *b, const char *id)
     return -1;
 }
 
-/* Sets the state of i, with b->mu held; a failure fails the later messages of its key. */
-static void resolve(pub_batch *b, int i, char state)
-{
-    b->state[i] = state;
-    b->unresolved--;
-    if (state != 'f') {
-        return;
-    }
-    for (int j = i + 1; j < b->n; j++) {
-        if (b->state[j] == 0 && b->prev[j] >= 0 && b->state[b->prev[j]] == 'f') {
-            b->state[j] = 'f';
-            b->unresolved--;
-        }
-    }
-}
-
 /* Runs on the connection's reply thread, once per published message. */
 static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
@@ -241,39 +231,128 @@ static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
     i = !b->closed && id != NULL ? find_msg(b, id) : -1;
     if (i >= 0 && b->state[i] == 's') {
         bool acked = pa != NULL && pae == NULL;
+        bool unchained = !acked && pae != NULL && pae->ErrCode == JSStreamWrongLastMsgIDErr;
 
-        if (!acked && b->why[0] == '\0') {
+        if (!acked && !unchained && b->why[0] == '\0') {
             snprintf(b->why, sizeof(b->why), "%s (%d)",
                      pae != NULL ? natsStatus_GetText(pae->Err) : "no ack",
                      pae != NULL ? (int)pae->ErrCode : 0);
         }
-        resolve(b, i, acked ? 'a' : 'f');
-        pthread_cond_signal(&b->cv);
+        b->state[i] = acked ? 'a' : (unchained ? 'b' : 'f');
+        b->inflight--;
+        if (b->inflight == 0) {
+            pthread_cond_signal(&b->cv);
+        }
     }
     batch_unref_locked(b);
     natsMsg_Destroy(msg);
 }
 
-/* The envelope of m as a NATS body; caller frees. NULL without memory. */
+/*
+ * Writes s as a JSON string (quoted) at *p, at most end - *p bytes. False when s holds a
+ * byte the fast path does not write itself (beyond ASCII: jansson checks its UTF-8), or
+ * when it does not fit.
+ */
+static bool put_str(char **p, const char *end, const char *s)
+{
+    char *o = *p;
+
+    if (o >= end) {
+        return false;
+    }
+    *o++ = '"';
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c < 0x20 || c >= 0x80 || end - o < 3) {
+            return false;
+        }
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+        }
+        *o++ = (char)c;
+    }
+    if (o >= end) {
+        return false;
+    }
+    *o++ = '"';
+    *p = o;
+    return true;
+}
+
+static bool put_raw(char **p, const char *end, const char *s, size_t len)
+{
+    if ((size_t)(end - *p) < len) {
+        return false;
+    }
+    memcpy(*p, s, len);
+    *p += len;
+    return true;
+}
+
+/*
+ * The envelope of m as a NATS body, as cl__msg_encode writes it; caller frees. NULL without
+ * memory. The payload is the outbox row's text, compact JSON written by cl_bus_publish,
+ * copied as it is: parsing it only to print it again cost a third of the relay's CPU. The
+ * other fields are ours (hex ids, checked type, RFC 3339 time, traceparent) and the key,
+ * which goes through jansson when it is not plain ASCII.
+ */
 static char *encode_body(const cl__msg *m)
 {
-    cl__msg copy = *m;
-    json_error_t jerr;
-    char *body;
+    size_t plen = strlen(m->payload_text);
+    size_t size = plen +
+                  2 * (sizeof(m->id) + sizeof(m->type) + sizeof(m->key) + sizeof(m->source) +
+                       sizeof(m->occurred_at) + sizeof(m->traceparent)) +
+                  192;
+    char *body = malloc(size);
+    char *p = body;
+    const char *end = body + size;
+    char num[64];
+    bool fits;
 
-    copy.payload = json_loads(m->payload_text, 0, &jerr);
-    body = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
-    json_decref(copy.payload);
+    if (body == NULL) {
+        return NULL;
+    }
+    fits = put_raw(&p, end, "{\"id\":", 6) && put_str(&p, end, m->id) &&
+           put_raw(&p, end, ",\"type\":", 8) && put_str(&p, end, m->type) &&
+           put_raw(&p, end, ",\"key\":", 7) && put_str(&p, end, m->key) &&
+           put_raw(&p, end, ",\"source\":", 10) && put_str(&p, end, m->source) &&
+           put_raw(&p, end, ",\"occurred_at\":", 15) && put_str(&p, end, m->occurred_at);
+    if (fits) {
+        int k = snprintf(num, sizeof(num), ",\"occurred_ms\":%lld,\"schema_version\":%d",
+                         (long long)m->occurred_ms, m->schema_version);
+        fits = k > 0 && put_raw(&p, end, num, (size_t)k) &&
+               put_raw(&p, end, ",\"traceparent\":", 15) && put_str(&p, end, m->traceparent) &&
+               put_raw(&p, end, ",\"payload\":", 11) && put_raw(&p, end, m->payload_text, plen) &&
+               put_raw(&p, end, "}", 2);
+    }
+    if (!fits) {
+        cl__msg copy = *m;
+        json_error_t jerr;
+
+        free(body);
+        copy.payload = json_loads(m->payload_text, 0, &jerr);
+        body = copy.payload != NULL ? cl__msg_encode(&copy) : NULL;
+        json_decref(copy.payload);
+    }
     return body;
 }
 
 /*
- * Sends every unsent message whose previous message of its key was acknowledged (or that
- * has none): the relay's thread, outside b->mu (the library calls ack_handler with locks
- * of its own held).
+ * Sends, in order, unsent messages (the relay's thread, outside b->mu: the library calls
+ * ack_handler with locks of its own held). Chained (b->waves false): every unsent
+ * message, the first with no condition, each next one on condition that the one sent
+ * before it is the stream's last message (JetStream's Nats-Expected-Last-Msg-Id).
+ * Messages on one connection reach JetStream in order, so the chain holds unless one of
+ * them is lost or refused, and then every later one is refused: nothing gets into the
+ * stream ahead of an earlier message of its round, whatever its key. It stops at a
+ * message it cannot send. In waves (b->waves): each unsent message whose previous message
+ * of its key in the round is acknowledged (or that has none), with no condition.
  */
 static void send_ready(jsCtx *js, pub_batch *b)
 {
+    const char *last = NULL; /* chained: the id of the message sent before, NULL at the start */
+
     for (int i = 0; i < b->n; i++) {
         char subject[CL_BUS_MAX_TYPE + 16];
         jsPubOptions po;
@@ -282,9 +361,10 @@ static void send_ready(jsCtx *js, pub_batch *b)
         natsStatus s;
 
         pthread_mutex_lock(&b->mu);
-        go = b->state[i] == 0 && (b->prev[i] < 0 || b->state[b->prev[i]] == 'a');
+        go = b->state[i] == 0 && (!b->waves || b->prev[i] < 0 || b->state[b->prev[i]] == 'a');
         if (go) {
             b->state[i] = 's';
+            b->inflight++;
             b->refs++; /* the message's, until its ack */
         }
         pthread_mutex_unlock(&b->mu);
@@ -295,6 +375,7 @@ static void send_ready(jsCtx *js, pub_batch *b)
         snprintf(subject, sizeof(subject), CL_BUS_SUBJECT_PREFIX "%s", b->msgs[i].type);
         jsPubOptions_Init(&po);
         po.MsgId = b->msgs[i].id;
+        po.ExpectLastMsgId = b->waves ? NULL : last;
         s = body != NULL ? js_PublishAsync(js, subject, body, (int)strlen(body), &po)
                          : NATS_NO_MEMORY;
         free(body);
@@ -303,18 +384,77 @@ static void send_ready(jsCtx *js, pub_batch *b)
             if (b->why[0] == '\0') {
                 snprintf(b->why, sizeof(b->why), "%s", natsStatus_GetText(s));
             }
-            resolve(b, i, 'f');
+            b->state[i] = 'f';
+            b->inflight--;
             b->refs--; /* never in flight; the relay's own reference keeps b */
             pthread_mutex_unlock(&b->mu);
+            if (!b->waves) {
+                return;
+            }
+            continue;
         }
+        last = b->msgs[i].id;
     }
 }
 
 /*
- * Publishes a batch with acks awaited in bulk: every key's first message goes out at once,
- * and a key's next message as soon as the previous one is acknowledged. A message is never
- * in flight before the previous one of its key is acknowledged, so a lost publish cannot
- * let a later message of its key into the stream ahead of it (per-key order).
+ * With b->mu held and nothing in flight: true when the batch goes on, in waves. That is
+ * when the chain broke without a failure of its own: the first message not acknowledged
+ * was refused only because the message it was chained to is not the stream's last. Either
+ * that one was in the stream already (a relay that died after JetStream's ack publishes
+ * it again, and a duplicate does not become the stream's last) or another process
+ * published into the stream meanwhile (replicas of a module on one PostgreSQL). The
+ * refused messages are sent again in waves, one per key in flight, which needs no chain.
+ */
+static bool unchain(pub_batch *b)
+{
+    int first = 0;
+
+    while (first < b->n && b->state[first] == 'a') {
+        first++;
+    }
+    if (b->waves || first == b->n || b->state[first] != 'b') {
+        return false;
+    }
+    for (int i = first; i < b->n; i++) {
+        if (b->state[i] == 'f') {
+            return false;
+        }
+    }
+    for (int i = first; i < b->n; i++) {
+        if (b->state[i] == 'b') {
+            b->state[i] = 0;
+        }
+    }
+    for (int i = 0; i < b->n; i++) {
+        b->prev[i] = -1;
+        for (int j = i - 1; j >= 0; j--) {
+            if (strcmp(b->msgs[j].key, b->msgs[i].key) == 0) {
+                b->prev[i] = j;
+                break;
+            }
+        }
+    }
+    b->waves = true;
+    return true;
+}
+
+/* With b->mu held, in waves: whether a message can go out now (send_ready's rule). */
+static bool ready(const pub_batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (b->state[i] == 0 && (b->prev[i] < 0 || b->state[b->prev[i]] == 'a')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Publishes a batch with acks awaited in bulk: every message is in flight at once, chained
+ * to the one before it (send_ready), so that a lost or refused publish cannot let a later
+ * message of its key into the stream ahead of it (per-key order). A chain broken by
+ * another publisher or by a duplicate goes on in waves (unchain).
  */
 static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, bool *ok,
                                     cl_error *err)
@@ -322,6 +462,7 @@ static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, boo
     cl__nats *nats = bus->nats;
     pub_batch *b = calloc(1, sizeof(*b));
     struct timespec deadline = cl_deadline_in(PUBLISH_WAIT_MS);
+    bool timed_out = false;
     jsOptions jo;
     jsCtx *js = NULL;
     natsStatus s;
@@ -336,16 +477,6 @@ static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, boo
     b->refs = 1;
     b->msgs = msgs;
     b->n = n;
-    b->unresolved = n;
-    for (int i = 0; i < n; i++) {
-        b->prev[i] = -1;
-        for (int j = i - 1; j >= 0; j--) {
-            if (strcmp(msgs[j].key, msgs[i].key) == 0) {
-                b->prev[i] = j;
-                break;
-            }
-        }
-    }
     /* A context of this call's own: its acks, and the messages it may take back, are ours. */
     jsOptions_Init(&jo);
     jo.PublishAsync.AckHandler = ack_handler;
@@ -358,18 +489,27 @@ static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, boo
         batch_unref_locked(b);
         return;
     }
-    pthread_mutex_lock(&b->mu);
-    while (b->unresolved > 0) {
-        pthread_mutex_unlock(&b->mu);
+    /* One chain; if it broke on its own, waves until no message can go out any more. */
+    for (bool more = true; more && !timed_out;) {
         send_ready(js, b);
         pthread_mutex_lock(&b->mu);
-        /* Woken by each ack: the next message of its key goes out at once. */
-        if (b->unresolved > 0 && pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT) {
-            break;
+        while (b->inflight > 0 && !timed_out) {
+            timed_out = pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT;
         }
+        more = !timed_out && (b->waves ? ready(b) : unchain(b));
+        pthread_mutex_unlock(&b->mu);
     }
-    if (b->unresolved > 0 && b->why[0] == '\0') {
+    pthread_mutex_lock(&b->mu);
+    if (timed_out && b->why[0] == '\0') {
         snprintf(b->why, sizeof(b->why), "no acknowledgement within %d ms", PUBLISH_WAIT_MS);
+    }
+    if (b->why[0] == '\0') {
+        for (int i = 0; i < n; i++) {
+            if (b->state[i] != 'a') {
+                snprintf(b->why, sizeof(b->why), "refused after an earlier message failed");
+                break;
+            }
+        }
     }
     /* Unacknowledged by now counts as failed; a late ack finds the batch closed. */
     b->closed = true;
@@ -433,13 +573,15 @@ static void take(fetcher *f, natsMsg *nm)
         free(nj);
         return;
     }
-    nj->msg.payload_text = json_dumps(nj->msg.payload, JSON_COMPACT);
+    /* Parsed once: the payload's text is printed only if a retry or a dead letter needs it. */
+    nj->msg.raw = natsMsg_GetData(nm);
+    nj->msg.raw_len = (size_t)natsMsg_GetDataLength(nm);
     sub = cl__bus_sub(mod, nj->msg.type);
     atomic_fetch_add(&mod->inflight, 1);
     nj->job = (cl__job){NULL, &nj->msg, sub, job_done, NULL, NULL};
-    if (sub == NULL || nj->msg.payload_text == NULL) {
+    if (sub == NULL) {
         /* Another event of the publisher, which this module does not handle. */
-        job_done(&nj->job, sub == NULL ? CL__DONE : CL__ABORTED);
+        job_done(&nj->job, CL__DONE);
         return;
     }
     cl__bus_enqueue(mod, &nj->job);

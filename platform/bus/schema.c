@@ -54,6 +54,12 @@ static const char ddl_v2[] = "ALTER TABLE cl_operations ADD COLUMN lease_owner T
 static const char ddl_v3[] = "CREATE INDEX cl_outbox_leased ON cl_outbox (lease_until) "
                              "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL;";
 
+/*
+ * v4: the index of pending rows by key served the relay's claim of each key's head (ADR
+ * 0012), which ADR 0043 replaced; nothing reads it, and every publish and settle wrote it.
+ */
+static const char ddl_v4[] = "DROP INDEX IF EXISTS cl_outbox_pending_key;";
+
 static const char ddl_v1_sqlite[] =
     "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"
     "CREATE TABLE cl_dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, " DEAD_COLUMNS
@@ -110,7 +116,8 @@ cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
     }
     /* Each version once, in order, in this one transaction; a shipped version never changes. */
     for (int64_t v = version + 1; rc == CL_OK && v <= CL__BUS_SCHEMA_VERSION; v++) {
-        const char *ddl = v == 3                    ? ddl_v3
+        const char *ddl = v == 4                    ? ddl_v4
+                          : v == 3                  ? ddl_v3
                           : v == 2                  ? ddl_v2
                           : cl__bus_is_postgres(db) ? ddl_v1_postgres
                                                     : ddl_v1_sqlite;
