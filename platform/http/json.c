@@ -64,18 +64,9 @@ static void out_string(json_out *o, const char *s, size_t n)
 
 static void out_integer(json_out *o, json_int_t v)
 {
-    char digits[24];
-    size_t at = sizeof(digits);
-    /* In unsigned arithmetic, so that the smallest integer has a magnitude. */
-    unsigned long long mag = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char digits[CL__JSON_INT_MAX];
+    size_t at = cl__json_int(digits, (int64_t)v);
 
-    do {
-        digits[--at] = (char)('0' + mag % 10);
-        mag /= 10;
-    } while (mag > 0);
-    if (v < 0) {
-        digits[--at] = '-';
-    }
     out_bytes(o, digits + at, sizeof(digits) - at);
 }
 

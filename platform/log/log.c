@@ -474,10 +474,9 @@ static void put_string(log_writer *w, const char *s)
     w->len += n;
 }
 
-static void put_int(log_writer *w, int64_t v)
+size_t cl__json_int(char digits[CL__JSON_INT_MAX], int64_t v)
 {
-    char digits[24];
-    size_t at = sizeof(digits);
+    size_t at = CL__JSON_INT_MAX;
     /* In unsigned arithmetic, so that INT64_MIN has a magnitude. */
     uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
@@ -488,6 +487,14 @@ static void put_int(log_writer *w, int64_t v)
     if (v < 0) {
         digits[--at] = '-';
     }
+    return at;
+}
+
+static void put_int(log_writer *w, int64_t v)
+{
+    char digits[CL__JSON_INT_MAX];
+    size_t at = cl__json_int(digits, v);
+
     put_bytes(w, digits + at, sizeof(digits) - at);
 }
 

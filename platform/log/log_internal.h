@@ -32,6 +32,13 @@ typedef struct cl__log_field {
 size_t cl__json_escape(char *out, size_t room, const char *s, size_t n, char bad);
 
 /*
+ * v in decimal, as JSON writes an integer, at the end of digits[0..CL__JSON_INT_MAX):
+ * returns where the text starts (it runs to the end). Both writers of JSON text use it.
+ */
+#define CL__JSON_INT_MAX 24
+size_t cl__json_int(char digits[CL__JSON_INT_MAX], int64_t v);
+
+/*
  * cl__log_fields with the message as it is, not a format: for a caller that has its message
  * at hand (the access line), the cost of printf's format parsing saved. A message longer
  * than a formatted one may be is cut and marked the same way.
