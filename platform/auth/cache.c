@@ -326,7 +326,6 @@ static void insert(cl_jwt_cache *c, const char *token, shared_claims *shared, in
     if (hash_token(token, hash) != 0) {
         return;
     }
-    atomic_fetch_add_explicit(&shared->refs, 1, memory_order_relaxed);
     s = locate(c, hash, &home);
     pthread_rwlock_wrlock(&s->lock);
     if (s->slots == NULL) {
@@ -335,9 +334,9 @@ static void insert(cl_jwt_cache *c, const char *token, shared_claims *shared, in
     if (s->slots == NULL) {
         /* Out of memory: the token is not kept, as if it had been replaced at once. */
         pthread_rwlock_unlock(&s->lock);
-        claims_release(shared);
         return;
     }
+    atomic_fetch_add_explicit(&shared->refs, 1, memory_order_relaxed);
     /* The home slot is live or free: either way a valid victim for the comparisons below. */
     soonest = &s->slots[home];
     for (size_t i = 0; i < PROBES && i < s->size; i++) {

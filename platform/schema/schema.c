@@ -15,14 +15,14 @@
 /*
  * calloc's result, through malloc: glibc's calloc (2.36) skips the per-thread cache and
  * takes its arena's lock on every call, where malloc does not; a decode makes a few such
- * blocks per request, on every worker at once (ADR 0049). NULL on overflow or without
- * memory.
+ * blocks per request, on every worker at once (ADR 0049). NULL for no bytes, on overflow or
+ * without memory.
  */
 static void *zalloc(size_t count, size_t size)
 {
     void *p;
 
-    if (size != 0 && count > SIZE_MAX / size) {
+    if (count == 0 || size == 0 || count > SIZE_MAX / size) {
         return NULL;
     }
     p = malloc(count * size);
