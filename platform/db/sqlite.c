@@ -22,7 +22,7 @@
  */
 #define CL__SQLITE_BUSY_NAP_US       500
 /* The WAL's size, in frames, from which a commit checkpoints it (SQLite's default). */
-#define CL__SQLITE_CHECKPOINT_FRAMES 1000
+#define CL__SQLITE_CHECKPOINT_FRAMES 4000
 
 /*
  * Writers of this process that wait for the write lock sleep on busy_cv until any
@@ -147,6 +147,13 @@ static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static void config_init(void)
 {
     (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)NULL, 0, 0);
+    /*
+     * SQLite counts the memory it holds (sqlite3_memory_used) under one process-wide
+     * mutex taken by every allocation and free it makes: with a few threads in SQLite at
+     * once that mutex was most of the futex calls a checkout made. Nothing here reads the
+     * counts or sets a heap limit, which is all they are for.
+     */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)

@@ -1,4 +1,8 @@
-/* cl_stmt_bind_all binds each letter's argument to its parameter, in order. */
+/*
+ * cl_stmt_bind_all binds each letter's argument to its parameter, in order; and the SQLite
+ * driver's process-wide settings, which this file's process is the first to make (nothing
+ * here calls SQLite before the driver's first open).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "cleave/db.h"
 
@@ -80,11 +85,27 @@ static void test_bind_all_refuses_an_unknown_letter(void **state)
     assert_non_null(strstr(err.message, "'x'"));
 }
 
+/*
+ * SQLite's memory statistics are off: with them on, every allocation SQLite makes takes one
+ * process-wide mutex (ADR 0044, "Checkpoints"). They are counted from SQLite's start, so a
+ * process whose SQLite holds memory (an open connection and its statements) reads 0.
+ */
+static void test_sqlite_keeps_no_memory_statistics(void **state)
+{
+    sqlite3_int64 used = -1, highwater = -1;
+
+    (void)state;
+    assert_int_equal(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &used, &highwater, 0), SQLITE_OK);
+    assert_int_equal(used, 0);
+    assert_int_equal(highwater, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bind_all_binds_in_order_with_nulls),
         cmocka_unit_test(test_bind_all_refuses_an_unknown_letter),
+        cmocka_unit_test(test_sqlite_keeps_no_memory_statistics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
