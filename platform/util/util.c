@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -74,47 +75,83 @@ static void to_hex(const unsigned char *b, size_t n, char *out)
  * per id (issue #16 counted one per request). Bytes are wiped as they are handed out, and
  * a child after fork() refills before its first id, so parent and child never share one.
  * The pool is the kernel's randomness read in bulk, so cl_random_id still suits secrets.
+ *
+ * The pool is on the heap, made by a thread's first id, and only a pointer is thread-local:
+ * glibc zeroes every thread's static TLS when it starts the thread, so 4 KiB there cost
+ * each of the monolith's 86 threads a resident page, though most (idle HTTP workers, the
+ * relays) never make an id (ADR 0047).
  */
 #define ID_POOL_BYTES 4096
 
+struct id_pool {
+    unsigned char bytes[ID_POOL_BYTES];
+    size_t used;
+    unsigned generation;
+    bool filled;
+};
+
 static atomic_uint fork_generation;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+static pthread_key_t id_pool_key; /* frees a thread's pool when the thread ends */
+static bool id_pool_keyed;
+static _Thread_local struct id_pool *id_pool;
 
 static void after_fork_in_child(void)
 {
     atomic_fetch_add(&fork_generation, 1);
 }
 
-static void watch_forks(void)
+/* At a thread's end: the bytes not handed out are wiped too, they were never used. */
+static void id_pool_free(void *p)
 {
-    (void)pthread_atfork(NULL, NULL, after_fork_in_child);
+    explicit_bzero(p, sizeof(struct id_pool));
+    free(p);
+    id_pool = NULL;
 }
 
-static _Thread_local struct {
-    unsigned char bytes[ID_POOL_BYTES];
-    size_t used;
-    unsigned generation;
-    bool filled;
-} id_pool;
+static void id_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, after_fork_in_child);
+    id_pool_keyed = pthread_key_create(&id_pool_key, id_pool_free) == 0;
+}
+
+/* The calling thread's pool (borrowed), made on its first call; NULL when out of memory. */
+static struct id_pool *thread_pool(void)
+{
+    struct id_pool *p = id_pool;
+
+    pthread_once(&id_once, id_init);
+    if (p == NULL && id_pool_keyed) {
+        p = calloc(1, sizeof(*p));
+        if (p != NULL && pthread_setspecific(id_pool_key, p) != 0) {
+            free(p);
+            p = NULL;
+        }
+        id_pool = p;
+    }
+    return p;
+}
 
 /* n (at most ID_POOL_BYTES) random bytes for an id into out; false without randomness. */
 static bool id_random(unsigned char *out, size_t n)
 {
-    unsigned generation;
+    struct id_pool *pool = thread_pool();
+    unsigned generation = atomic_load(&fork_generation);
 
-    pthread_once(&fork_once, watch_forks);
-    generation = atomic_load(&fork_generation);
-    if (!id_pool.filled || id_pool.generation != generation || ID_POOL_BYTES - id_pool.used < n) {
-        id_pool.filled = cl_random_bytes(id_pool.bytes, ID_POOL_BYTES, NULL) == CL_OK;
-        id_pool.used = 0;
-        id_pool.generation = generation;
-        if (!id_pool.filled) {
+    if (pool == NULL) {
+        return false;
+    }
+    if (!pool->filled || pool->generation != generation || ID_POOL_BYTES - pool->used < n) {
+        pool->filled = cl_random_bytes(pool->bytes, ID_POOL_BYTES, NULL) == CL_OK;
+        pool->used = 0;
+        pool->generation = generation;
+        if (!pool->filled) {
             return false;
         }
     }
-    memcpy(out, id_pool.bytes + id_pool.used, n);
-    memset(id_pool.bytes + id_pool.used, 0, n);
-    id_pool.used += n;
+    memcpy(out, pool->bytes + pool->used, n);
+    memset(pool->bytes + pool->used, 0, n);
+    pool->used += n;
     return true;
 }
 

@@ -1,8 +1,8 @@
 /*
  * End to end: the monolith as `make run` starts it (SQLite, the demo data) maps none of
  * the libraries only other deployments call (ADR 0047) - libpq and what it links (GnuTLS,
- * LDAP, Kerberos), libcurl, the NATS client, hiredis - neither at start nor after a login
- * and a few reads.
+ * LDAP, Kerberos), libcurl, the NATS client, hiredis, and libssl without TLS configured -
+ * neither at start nor after a login and a few reads.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -41,8 +41,8 @@ static int maps_with(int pid, const char *name)
 
 static void test_monolith_on_sqlite_maps_no_optional_library(void **state)
 {
-    static const char *const optional[] = {"libpq.so", "libcurl.so", "libgnutls.so", "libldap",
-                                           "libkrb5",  "libnats.so", "libhiredis.so"};
+    static const char *const optional[] = {"libpq.so", "libcurl.so", "libgnutls.so",  "libldap",
+                                           "libkrb5",  "libnats.so", "libhiredis.so", "libssl.so"};
     char data_env[512], log[512], out[4096], base[64], token[4096];
     char *env[4];
     char *migrate[] = {"cleave", "migrate", NULL};
