@@ -669,11 +669,12 @@ static cl_status inbox_claim(const cl__module *mod, cl_db_conn *conn, const cl__
  * The inbox row and the handler of m's n-th attempt, in the transaction open on conn;
  * nothing is committed here. The inbox row goes first: that it can be written is the
  * check that m was neither handled nor dead-lettered before, and a handler that fails
- * takes it with it when its transaction (or savepoint) rolls back. On FAILED or REJECTED,
- * err says why.
+ * takes it with it when its transaction (or savepoint) rolls back. now is the inbox row's
+ * handled_at: one per transaction, formatted once for a batch. On FAILED or REJECTED, err
+ * says why.
  */
 static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m, int n,
-                                cl_db_conn *conn, cl_error *err)
+                                const char *now, cl_db_conn *conn, cl_error *err)
 {
     cl_bus *bus = mod->bus;
     cl_ctx ctx;
@@ -682,10 +683,8 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
     json_t *payload = NULL;
     bool inserted = false;
     bool rejected = false;
-    char now[32];
     cl_status rc;
 
-    cl_now_rfc3339(now);
     rc = inbox_claim(mod, conn, m, now, &inserted, err);
     if (rc == CL_OK && !inserted) {
         return DUPLICATE;
@@ -751,7 +750,10 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, cl__msg *m, i
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK) {
-        r = handle_in(mod, sub, m, n, conn, err);
+        char now[32];
+
+        cl_now_rfc3339(now);
+        r = handle_in(mod, sub, m, n, now, conn, err);
     }
     if (rc == CL_OK && r == HANDLED) {
         rc = cl_db_commit(conn, err);
@@ -829,11 +831,13 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
     attempt_result res[WORKER_BATCH];
     cl_error ignored = {0};
     long handled = 0;
+    char now[32];
     int done = 0;
     cl_status rc;
 
     *r = NOT_TRIED;
     tx_lock(mod);
+    cl_now_rfc3339(now);
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, err);
@@ -843,7 +847,7 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
         if (rc != CL_OK) {
             break;
         }
-        res[done] = handle_in(mod, jobs[done]->sub, jobs[done]->msg, 1, conn, err);
+        res[done] = handle_in(mod, jobs[done]->sub, jobs[done]->msg, 1, now, conn, err);
         if (res[done] != HANDLED && res[done] != DUPLICATE) {
             *r = res[done];
             /* Its effects go; the ones before it stay. Failing that, the batch is lost. */
