@@ -7,6 +7,8 @@
  *
  * CPU per event is the load-insensitive figure: this process's (every thread: publisher,
  * relay, workers, the NATS client), and nats-server's, from getrusage and /proc.
+ * Events per inbox commit: how many messages the subscriber's workers handle per
+ * transaction (cl_bus_stats.inbox_commits), which the WAL writes per event follow.
  *
  *   bench_bus [local|nats|both] [rounds]     (both, 1 round by default)
  */
@@ -33,6 +35,7 @@ typedef struct result {
     double cpu_us;         /* this process's CPU per event, microseconds */
     double server_us;      /* nats-server's CPU per event, microseconds (0 in process) */
     double publish_cpu_ms; /* the publishing thread's CPU while publishing */
+    double per_commit;     /* events per inbox transaction of the subscriber's workers */
 } result;
 
 static double cpu_s(int who)
@@ -113,6 +116,14 @@ static int run(const char *nats_url, int server_pid, result *r)
     r->cpu_us = (cpu_s(RUSAGE_SELF) - cpu0) * 1e6 / EVENTS;
     r->server_us = (proc_cpu_s(server_pid) - srv0) * 1e6 / EVENTS;
     r->handled = bus_harness_seen(&h, &seen) == 0 ? seen.rows : -1;
+    {
+        cl_bus_stats stats = {0};
+        cl_error err = {0};
+
+        r->per_commit = cl_bus_stats_get(h.bus, &stats, &err) == CL_OK && stats.inbox_commits > 0
+                            ? (double)stats.handled / (double)stats.inbox_commits
+                            : 0;
+    }
     bus_harness_close(&h);
     r->rate = secs > 0 ? (double)r->handled / secs : 0;
     return 0;
@@ -121,8 +132,9 @@ static int run(const char *nats_url, int server_pid, result *r)
 static void print(const char *name, const result *r)
 {
     printf("  %-12s %8.0f events/s  (%ld handled; publishing alone took %lld ms, %.0f ms CPU)  "
-           "cpu %.1f us/event",
-           name, r->rate, r->handled, (long long)r->publish_ms, r->publish_cpu_ms, r->cpu_us);
+           "cpu %.1f us/event, %.0f events/inbox commit",
+           name, r->rate, r->handled, (long long)r->publish_ms, r->publish_cpu_ms, r->cpu_us,
+           r->per_commit);
     if (r->server_us > 0) {
         printf(" + nats-server %.1f us/event", r->server_us);
     }

@@ -285,28 +285,62 @@ static uint32_t key_hash(const char *key)
     return h;
 }
 
-void cl__bus_enqueue(cl__module *mod, cl__job *job)
+/* Calls done(CL__ABORTED) for each job of chain: nobody will run them. */
+static void abort_jobs(cl__job *chain)
 {
-    cl__worker *w;
+    while (chain != NULL) {
+        cl__job *next = chain->next;
 
-    job->next = NULL;
-    pthread_mutex_lock(&mod->mu);
-    if (mod->bus->stopping || mod->nworkers == 0 || job->msg == NULL) {
-        pthread_mutex_unlock(&mod->mu);
-        if (job->done != NULL) {
-            job->done(job, CL__ABORTED);
+        if (chain->done != NULL) {
+            chain->done(chain, CL__ABORTED);
         }
+        chain = next;
+    }
+}
+
+/*
+ * Each worker that got jobs is signalled once, after the whole chain is queued: signalled
+ * per job, a worker woke at the first, took it alone (a transaction and a commit for one
+ * message) and the rest a few at a time, so a relay round of 256 cost dozens of commits.
+ */
+void cl__bus_enqueue(cl__module *mod, cl__job *chain)
+{
+    bool woken[CL__BUS_MAX_WORKERS] = {false};
+    cl__job *aborted = NULL;
+
+    pthread_mutex_lock(&mod->mu);
+    if (mod->bus->stopping || mod->nworkers == 0) {
+        pthread_mutex_unlock(&mod->mu);
+        abort_jobs(chain);
         return;
     }
-    w = &mod->workers[key_hash(job->msg->key) % (uint32_t)mod->nworkers];
-    if (w->tail != NULL) {
-        w->tail->next = job;
-    } else {
-        w->head = job;
+    while (chain != NULL) {
+        cl__job *job = chain;
+        int i;
+
+        chain = job->next;
+        if (job->msg == NULL) {
+            job->next = aborted;
+            aborted = job;
+            continue;
+        }
+        job->next = NULL;
+        i = (int)(key_hash(job->msg->key) % (uint32_t)mod->nworkers);
+        if (mod->workers[i].tail != NULL) {
+            mod->workers[i].tail->next = job;
+        } else {
+            mod->workers[i].head = job;
+        }
+        mod->workers[i].tail = job;
+        woken[i] = true;
     }
-    w->tail = job;
-    pthread_cond_signal(&w->cv);
+    for (int i = 0; i < mod->nworkers; i++) {
+        if (woken[i]) {
+            pthread_cond_signal(&mod->workers[i].cv);
+        }
+    }
     pthread_mutex_unlock(&mod->mu);
+    abort_jobs(aborted);
 }
 
 /* --- settings --------------------------------------------------------------------- */
@@ -635,11 +669,12 @@ static cl_status inbox_claim(const cl__module *mod, cl_db_conn *conn, const cl__
  * The inbox row and the handler of m's n-th attempt, in the transaction open on conn;
  * nothing is committed here. The inbox row goes first: that it can be written is the
  * check that m was neither handled nor dead-lettered before, and a handler that fails
- * takes it with it when its transaction (or savepoint) rolls back. On FAILED or REJECTED,
- * err says why.
+ * takes it with it when its transaction (or savepoint) rolls back. now is the inbox row's
+ * handled_at: one per transaction, formatted once for a batch. On FAILED or REJECTED, err
+ * says why.
  */
 static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m, int n,
-                                cl_db_conn *conn, cl_error *err)
+                                const char *now, cl_db_conn *conn, cl_error *err)
 {
     cl_bus *bus = mod->bus;
     cl_ctx ctx;
@@ -648,10 +683,8 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
     json_t *payload = NULL;
     bool inserted = false;
     bool rejected = false;
-    char now[32];
     cl_status rc;
 
-    cl_now_rfc3339(now);
     rc = inbox_claim(mod, conn, m, now, &inserted, err);
     if (rc == CL_OK && !inserted) {
         return DUPLICATE;
@@ -717,11 +750,17 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, cl__msg *m, i
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK) {
-        r = handle_in(mod, sub, m, n, conn, err);
+        char now[32];
+
+        cl_now_rfc3339(now);
+        r = handle_in(mod, sub, m, n, now, conn, err);
     }
     if (rc == CL_OK && r == HANDLED) {
         rc = cl_db_commit(conn, err);
         r = rc == CL_OK ? HANDLED : FAILED;
+    }
+    if (r == HANDLED) {
+        atomic_fetch_add(&mod->bus->inbox_commits, 1);
     }
     /* Released without a commit, the transaction rolls back (a duplicate wrote nothing). */
     cl_db_release(conn);
@@ -792,11 +831,13 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
     attempt_result res[WORKER_BATCH];
     cl_error ignored = {0};
     long handled = 0;
+    char now[32];
     int done = 0;
     cl_status rc;
 
     *r = NOT_TRIED;
     tx_lock(mod);
+    cl_now_rfc3339(now);
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, err);
@@ -806,7 +847,7 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
         if (rc != CL_OK) {
             break;
         }
-        res[done] = handle_in(mod, jobs[done]->sub, jobs[done]->msg, 1, conn, err);
+        res[done] = handle_in(mod, jobs[done]->sub, jobs[done]->msg, 1, now, conn, err);
         if (res[done] != HANDLED && res[done] != DUPLICATE) {
             *r = res[done];
             /* Its effects go; the ones before it stay. Failing that, the batch is lost. */
@@ -838,6 +879,9 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
         /* Nothing was committed: every job of the batch is tried again, one by one. */
         *r = NOT_TRIED;
         return 0;
+    }
+    if (done > 0) {
+        atomic_fetch_add(&bus->inbox_commits, 1);
     }
     for (int i = 0; i < done; i++) {
         if (res[i] == HANDLED) {
@@ -1072,6 +1116,7 @@ static void deliver_local(cl_bus *bus, cl__msg *msgs, int n, bool *ok)
     batch_job *jobs = calloc((size_t)n * (size_t)bus->nmodules + 1, sizeof(*jobs));
     bool aborted[CL__BUS_BATCH] = {false};
     batch b = {.aborted = aborted};
+    cl__job *chains[CL_BUS_MAX_MODULES] = {NULL};
     int njobs = 0;
 
     if (jobs == NULL) {
@@ -1080,22 +1125,27 @@ static void deliver_local(cl_bus *bus, cl__msg *msgs, int n, bool *ok)
     }
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
-    /* Count first, so that a job finishing early cannot see pending reach zero. */
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < bus->nmodules; j++) {
+    /*
+     * Each module's jobs chained in message order, to be queued at once; all counted
+     * first, so that a job finishing early cannot see pending reach zero.
+     */
+    for (int j = 0; j < bus->nmodules; j++) {
+        cl__job **tail = &chains[j];
+
+        for (int i = 0; i < n; i++) {
             const cl__sub *s = cl__bus_sub(&bus->modules[j], msgs[i].type);
             if (s != NULL) {
                 jobs[njobs] = (batch_job){{NULL, &msgs[i], s, batch_done, NULL, NULL}, &b, i};
+                *tail = &jobs[njobs].job;
+                tail = &jobs[njobs].job.next;
                 njobs++;
             }
         }
     }
     b.pending = njobs;
-    for (int k = 0, i = 0; i < n; i++) {
-        for (int j = 0; j < bus->nmodules; j++) {
-            if (cl__bus_sub(&bus->modules[j], msgs[i].type) != NULL) {
-                cl__bus_enqueue(&bus->modules[j], &jobs[k++].job);
-            }
+    for (int j = 0; j < bus->nmodules; j++) {
+        if (chains[j] != NULL) {
+            cl__bus_enqueue(&bus->modules[j], chains[j]);
         }
     }
     pthread_mutex_lock(&b.mu);
@@ -1618,6 +1668,7 @@ cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err)
     s.latency_avg_ms =
         s.latency_count > 0 ? atomic_load(&bus->latency_sum_ms) / s.latency_count : 0;
     s.latency_max_ms = atomic_load(&bus->latency_max_ms);
+    s.inbox_commits = atomic_load(&bus->inbox_commits);
     *out = s;
     return CL_OK;
 }

@@ -13,7 +13,7 @@
 #include "cleave/bus.h"
 #include "cleave/util.h"
 
-#define CL__BUS_SCHEMA_VERSION 4
+#define CL__BUS_SCHEMA_VERSION 5
 #define CL__BUS_MAX_WORKERS    64
 #define CL__BUS_MAX_RELAYS     16
 /* Outbox rows a relay claims, publishes and settles per round; messages fetched per pull. */
@@ -165,6 +165,7 @@ struct cl_bus {
     atomic_llong latency_count;
     atomic_llong latency_sum_ms;
     atomic_llong latency_max_ms;
+    atomic_llong inbox_commits;
 };
 
 /* The kinds of rows whose writing wakes the threads that wait for them. */
@@ -199,8 +200,12 @@ cl__module *cl__bus_module(cl_bus *bus, const char *name);
 /* The subscription of mod for type, or NULL. */
 const cl__sub *cl__bus_sub(const cl__module *mod, const char *type);
 
-/* Queues job for mod's worker that owns the job's key (per-key order). */
-void cl__bus_enqueue(cl__module *mod, cl__job *job);
+/*
+ * Queues the jobs of chain (linked by next, in order), each for mod's worker that owns its
+ * key (per-key order), and wakes each of those workers once. Jobs that cannot be queued
+ * (the bus is stopping) are done with CL__ABORTED.
+ */
+void cl__bus_enqueue(cl__module *mod, cl__job *chain);
 
 /*
  * A transport other than the in-process one (the NATS transport, nats.c, in cleave_nats),
@@ -234,6 +239,12 @@ void *cl__operation_runner(void *arg);
  * per module with operation kinds).
  */
 void *cl__operation_keeper(void *arg);
+
+/*
+ * cl_bus_schema_apply up to version target only (<= CL__BUS_SCHEMA_VERSION): what a
+ * database of an older binary holds, for the tests of the upgrades.
+ */
+cl_status cl__bus_schema_apply_to(cl_db *db, int64_t target, cl_error *err);
 
 /* SQL dialect of a database: true for PostgreSQL. */
 bool cl__bus_is_postgres(cl_db *db);

@@ -549,7 +549,8 @@ static void job_done(cl__job *job, cl__outcome outcome)
     free(nj);
 }
 
-static void take(fetcher *f, natsMsg *nm)
+/* Decodes nm into a job for a worker; NULL when there is nothing to handle. */
+static cl__job *take(fetcher *f, natsMsg *nm)
 {
     cl__module *mod = f->mod;
     nats_job *nj = calloc(1, sizeof(*nj));
@@ -558,7 +559,7 @@ static void take(fetcher *f, natsMsg *nm)
 
     if (nj == NULL) {
         natsMsg_Destroy(nm); /* not acked: redelivered after the ack wait */
-        return;
+        return NULL;
     }
     nj->nm = nm;
     nj->mod = mod;
@@ -571,7 +572,7 @@ static void take(fetcher *f, natsMsg *nm)
         natsMsg_Destroy(nm);
         cl__msg_free(&nj->msg);
         free(nj);
-        return;
+        return NULL;
     }
     /* Parsed once: the payload's text is printed only if a retry or a dead letter needs it. */
     nj->msg.raw = natsMsg_GetData(nm);
@@ -582,9 +583,9 @@ static void take(fetcher *f, natsMsg *nm)
     if (sub == NULL) {
         /* Another event of the publisher, which this module does not handle. */
         job_done(&nj->job, CL__DONE);
-        return;
+        return NULL;
     }
-    cl__bus_enqueue(mod, &nj->job);
+    return &nj->job;
 }
 
 /*
@@ -634,10 +635,20 @@ static void *fetch_main(void *arg)
         }
         s = cl__nats_fetch(&list, f->sub, CL__BUS_BATCH, FETCH_MS);
         if (s == NATS_OK) {
+            cl__job *head = NULL, **tail = &head;
+
+            /* The fetch's messages are queued at once: each worker is woken once for them. */
             for (int i = 0; i < list.Count; i++) {
-                natsMsg *nm = list.Msgs[i];
+                cl__job *job = take(f, list.Msgs[i]);
+
                 list.Msgs[i] = NULL;
-                take(f, nm);
+                if (job != NULL) {
+                    *tail = job;
+                    tail = &job->next;
+                }
+            }
+            if (head != NULL) {
+                cl__bus_enqueue(f->mod, head);
             }
         } else if (s != NATS_TIMEOUT) {
             cl_log_warn("bus", "%s: fetching from %s: %s", f->mod->name, f->stream,

@@ -21,6 +21,14 @@ static const char schema_record_sql[] =
     "id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, msg_key TEXT NOT NULL, "                         \
     "occurred_at TEXT NOT NULL, occurred_ms BIGINT NOT NULL, schema_version BIGINT NOT NULL, "     \
     "traceparent TEXT NOT NULL, payload TEXT NOT NULL, lease_until BIGINT, delivered_ms BIGINT)"
+/* The outbox's columns from v5 on: id is no longer UNIQUE (ddl_v5_sqlite). */
+#define OUTBOX_V5_COLUMNS                                                                          \
+    "id TEXT NOT NULL, type TEXT NOT NULL, msg_key TEXT NOT NULL, "                                \
+    "occurred_at TEXT NOT NULL, occurred_ms BIGINT NOT NULL, schema_version BIGINT NOT NULL, "     \
+    "traceparent TEXT NOT NULL, payload TEXT NOT NULL, lease_until BIGINT, delivered_ms BIGINT)"
+#define OUTBOX_NAMES                                                                               \
+    "seq, id, type, msg_key, occurred_at, occurred_ms, schema_version, traceparent, payload, "     \
+    "lease_until, delivered_ms"
 #define DEAD_COLUMNS                                                                               \
     "message_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, msg_key TEXT NOT NULL, "                 \
     "source TEXT NOT NULL, envelope TEXT NOT NULL, attempts BIGINT NOT NULL, "                     \
@@ -60,6 +68,34 @@ static const char ddl_v3[] = "CREATE INDEX cl_outbox_leased ON cl_outbox (lease_
  */
 static const char ddl_v4[] = "DROP INDEX IF EXISTS cl_outbox_pending_key;";
 
+/*
+ * v5 (ADR 0043, third round): each row an event publishes or handles costs fewer B-trees.
+ * The outbox's id loses its unique index: nothing looks a row up by id, ids are made
+ * unique by construction (the clock and 80 random bits), and the index was a third of
+ * the pages each publishing commit wrote. The inbox becomes a WITHOUT ROWID table keyed
+ * by message id, one B-tree instead of a table and its primary-key index. SQLite can do
+ * neither in place: both tables are rebuilt, rows kept, and the outbox's AUTOINCREMENT
+ * counter carried over, so a seq is never handed out twice even after a purge.
+ */
+static const char ddl_v5_sqlite[] =
+    "CREATE TABLE cl_outbox_v5 (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_V5_COLUMNS ";"
+    "INSERT INTO cl_outbox_v5 (" OUTBOX_NAMES ") SELECT " OUTBOX_NAMES " FROM cl_outbox;"
+    "DELETE FROM sqlite_sequence WHERE name = 'cl_outbox_v5';"
+    "UPDATE sqlite_sequence SET name = 'cl_outbox_v5' WHERE name = 'cl_outbox';"
+    "DROP TABLE cl_outbox;"
+    "ALTER TABLE cl_outbox_v5 RENAME TO cl_outbox;"
+    "CREATE INDEX cl_outbox_pending ON cl_outbox (seq) WHERE delivered_ms IS NULL;"
+    "CREATE INDEX cl_outbox_leased ON cl_outbox (lease_until) "
+    "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL;"
+    "CREATE TABLE cl_inbox_v5 (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, "
+    "source TEXT NOT NULL, handled_at TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO cl_inbox_v5 (message_id, type, source, handled_at) "
+    "SELECT message_id, type, source, handled_at FROM cl_inbox;"
+    "DROP TABLE cl_inbox;"
+    "ALTER TABLE cl_inbox_v5 RENAME TO cl_inbox;";
+/* PostgreSQL drops the constraint in place; its inbox is a heap and an index either way. */
+static const char ddl_v5_postgres[] = "ALTER TABLE cl_outbox DROP CONSTRAINT cl_outbox_id_key;";
+
 static const char ddl_v1_sqlite[] =
     "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"
     "CREATE TABLE cl_dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, " DEAD_COLUMNS
@@ -96,6 +132,11 @@ static cl_status read_version(cl_db_conn *conn, int64_t *version, cl_error *err)
 
 cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
 {
+    return cl__bus_schema_apply_to(db, CL__BUS_SCHEMA_VERSION, err);
+}
+
+cl_status cl__bus_schema_apply_to(cl_db *db, int64_t target, cl_error *err)
+{
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     int64_t version = 0;
@@ -115,12 +156,14 @@ cl_status cl_bus_schema_apply(cl_db *db, cl_error *err)
         rc = read_version(conn, &version, err);
     }
     /* Each version once, in order, in this one transaction; a shipped version never changes. */
-    for (int64_t v = version + 1; rc == CL_OK && v <= CL__BUS_SCHEMA_VERSION; v++) {
-        const char *ddl = v == 4                    ? ddl_v4
-                          : v == 3                  ? ddl_v3
-                          : v == 2                  ? ddl_v2
-                          : cl__bus_is_postgres(db) ? ddl_v1_postgres
-                                                    : ddl_v1_sqlite;
+    for (int64_t v = version + 1; rc == CL_OK && v <= target; v++) {
+        bool pg = cl__bus_is_postgres(db);
+        const char *ddl = v == 5   ? (pg ? ddl_v5_postgres : ddl_v5_sqlite)
+                          : v == 4 ? ddl_v4
+                          : v == 3 ? ddl_v3
+                          : v == 2 ? ddl_v2
+                          : pg     ? ddl_v1_postgres
+                                   : ddl_v1_sqlite;
 
         rc = cl_db_exec(conn, ddl, err);
         if (rc == CL_OK) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus_internal.h"
 #include "cleave/extension.h"
 #include "pgtest.h"
 #include "proc.h"
@@ -95,7 +96,10 @@ static int setup_db(bus_harness *h, const char *name, cl_db **db, cl_error *err)
             return -1;
         }
     }
-    if (cl_bus_schema_apply(*db, err) != CL_OK || cl_db_acquire(*db, NULL, &conn, err) != CL_OK) {
+    if ((bus_harness_schema_version > 0
+             ? cl__bus_schema_apply_to(*db, bus_harness_schema_version, err)
+             : cl_bus_schema_apply(*db, err)) != CL_OK ||
+        cl_db_acquire(*db, NULL, &conn, err) != CL_OK) {
         return -1;
     }
     if (cl_db_exec(conn, seen_ddl, err) != CL_OK ||
@@ -108,6 +112,7 @@ static int setup_db(bus_harness *h, const char *name, cl_db **db, cl_error *err)
 }
 
 int bus_harness_poll_ms = 20;
+int bus_harness_schema_version = 0;
 
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers)
 {

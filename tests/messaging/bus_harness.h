@@ -40,6 +40,13 @@ typedef struct bus_seen {
 /* The relays' idle poll interval (CLEAVE_BUS_POLL_MS) of harnesses opened from now on; 20. */
 extern int bus_harness_poll_ms;
 
+/*
+ * The bus schema version the databases of harnesses opened from now on are brought to; 0
+ * (the default): the current one. An older one is for upgrade tests, which apply the rest
+ * in before_start (the bus does not start on an old schema).
+ */
+extern int bus_harness_schema_version;
+
 /* nats_url NULL: in process. Returns 0 or -1 (printed). The bus is started. */
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers);
 /*

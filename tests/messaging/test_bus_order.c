@@ -160,6 +160,46 @@ static void test_a_publish_wakes_the_relay_after_its_commit(void **state)
     close_bus(dir, &nats);
 }
 
+/*
+ * A relay round reaches a worker as one batch, in one inbox transaction: the relay queues
+ * the round's messages at once and wakes the worker once. (Queued and woken one by one,
+ * the worker woke at the first message and ran it alone, in a transaction and a commit of
+ * its own, then the rest a few at a time.) One worker; the events, of distinct keys, are
+ * committed in one transaction, so the relay's first round holds them all.
+ */
+static void test_a_relay_round_reaches_a_worker_as_one_batch(void **state)
+{
+    enum { EVENTS = 64 };
+    char dir[256];
+    nats_server nats = {0};
+    cl_bus_stats stats = {0};
+    cl_db_conn *conn = NULL;
+    cl_error err = {0};
+
+    (void)state;
+    if (strcmp(transport, "nats") == 0) {
+        skip(); /* over NATS, a batch is whatever one fetch brought */
+    }
+    open_bus(dir, sizeof(dir), &nats, 1, 1);
+    assert_int_equal(cl_db_acquire(harness.pub, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_begin(conn, &err), CL_OK);
+    for (int i = 1; i <= EVENTS; i++) {
+        char key[16];
+        json_t *payload = json_pack("{s:i}", "seq", 1);
+
+        snprintf(key, sizeof(key), "key-%d", i);
+        assert_int_equal(cl_bus_publish(conn, NULL, "pub.happened", key, payload, &err), CL_OK);
+        json_decref(payload);
+    }
+    assert_int_equal(cl_db_commit(conn, &err), CL_OK);
+    cl_db_release(conn);
+    assert_all_once_in_order(EVENTS);
+    assert_int_equal(cl_bus_stats_get(harness.bus, &stats, &err), CL_OK);
+    assert_int_equal(stats.handled, EVENTS);
+    assert_int_equal(stats.inbox_commits, 1);
+    close_bus(dir, &nats);
+}
+
 /* Runs sql with the texts args[0..n) bound, on db, committed. */
 static void exec_on(cl_db *db, const char *sql, const char *const *args, int n)
 {
@@ -243,6 +283,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_failing_handler_in_a_batch_rolls_back_alone),
         cmocka_unit_test(test_a_publish_wakes_the_relay_after_its_commit),
         cmocka_unit_test(test_messages_in_the_inbox_or_dead_letters_are_skipped),
+        cmocka_unit_test(test_a_relay_round_reaches_a_worker_as_one_batch),
     };
 
     if (argc > 1) {

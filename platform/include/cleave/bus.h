@@ -231,6 +231,7 @@ typedef struct cl_bus_stats {
     int64_t latency_count;  /* handled messages measured below */
     int64_t latency_avg_ms; /* publish (business commit) to handled, wall clock */
     int64_t latency_max_ms;
+    int64_t inbox_commits; /* workers' inbox transactions committed (one message or a batch) */
 } cl_bus_stats;
 
 /* Fills *out (queries each local database for backlog and dead letters). */
