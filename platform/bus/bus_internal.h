@@ -172,6 +172,7 @@ struct cl_bus {
 typedef enum cl__bus_kind {
     CL__BUS_OUTBOX,     /* a publish: the relays */
     CL__BUS_OPERATIONS, /* an operation created: the runners */
+    CL__BUS_TIMER,      /* nothing: a thread that waits only for its time or the bus's stop */
     CL__BUS_KINDS
 } cl__bus_kind;
 

@@ -388,7 +388,11 @@ void *cl__operation_keeper(void *arg)
                             err.message);
             }
         }
-        (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->op_renew_ms);
+        /*
+         * Not woken by new operations: the runners take those, and the renewal is due by
+         * time alone (every operation created used to cost this thread a wake-up).
+         */
+        (void)cl__bus_idle_for(bus, CL__BUS_TIMER, NULL, &seen, bus->op_renew_ms);
     }
     return NULL;
 }
