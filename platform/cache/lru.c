@@ -42,6 +42,8 @@ typedef struct entry {
 struct cl_cache_json {
     atomic_int refs;
     json_t *json; /* the only jansson reference: never shared, so never counted by jansson */
+    size_t len;
+    char text[]; /* what json was parsed from, which its entry's value borrows */
 };
 
 typedef struct flight {
@@ -146,6 +148,12 @@ const json_t *cl_cache_json_value(const cl_cache_json *v)
     return v->json;
 }
 
+const char *cl_cache_json_text(const cl_cache_json *v, size_t *len)
+{
+    *len = v->len;
+    return v->text;
+}
+
 static cl_cache_json *json_ref(cl_cache_json *v)
 {
     if (v != NULL) {
@@ -191,20 +199,26 @@ static size_t json_bytes(const json_t *json)
     }
 }
 
-/* The parsed form of text, or NULL when it is not JSON or out of memory. */
+/*
+ * The parsed form of text, holding text too, or NULL when it is not JSON or out of memory.
+ * *bytes: an estimate of the parsed value's memory (the text not counted).
+ */
 static cl_cache_json *parse(const char *text, size_t *bytes)
 {
-    cl_cache_json *v = malloc(sizeof(*v));
+    size_t len = strlen(text);
+    cl_cache_json *v = malloc(sizeof(*v) + len + 1);
 
     if (v == NULL) {
         return NULL;
     }
-    v->json = json_loads(text, JSON_DECODE_ANY, NULL);
+    v->json = json_loadb(text, len, JSON_DECODE_ANY, NULL);
     if (v->json == NULL) {
         free(v);
         return NULL;
     }
     atomic_init(&v->refs, 1);
+    v->len = len;
+    memcpy(v->text, text, len + 1);
     *bytes = json_bytes(v->json);
     return v;
 }
@@ -212,7 +226,10 @@ static cl_cache_json *parse(const char *text, size_t *bytes)
 static void entry_free(entry *e)
 {
     free(e->key);
-    free(e->value);
+    /* A parsed entry's value is its parsed value's text, which may outlive the entry. */
+    if (e->parsed == NULL) {
+        free(e->value);
+    }
     cl_cache_json_release(e->parsed);
     free(e);
 }
@@ -390,19 +407,13 @@ static entry *entry_new(const cl_cache *c, const shard *s, const char *key, uint
         return NULL;
     }
     e->key = strdup(key);
-    e->value = strdup(value);
-    if (e->key == NULL || e->value == NULL) {
+    /* A text that is not JSON is kept as text: its readers report it when they parse. */
+    e->parsed = c->opt.parse_json ? parse(value, &parsed_bytes) : NULL;
+    e->value = e->parsed != NULL ? e->parsed->text : strdup(value);
+    bytes += parsed_bytes;
+    if (e->key == NULL || e->value == NULL || bytes > s->max_bytes) {
         entry_free(e);
         return NULL;
-    }
-    if (c->opt.parse_json) {
-        /* A text that is not JSON is kept as text: its readers report it when they parse. */
-        e->parsed = parse(value, &parsed_bytes);
-        bytes += parsed_bytes;
-        if (bytes > s->max_bytes) {
-            entry_free(e);
-            return NULL;
-        }
     }
     e->hash = hash;
     e->bytes = bytes;

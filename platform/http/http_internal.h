@@ -61,16 +61,17 @@ struct cl_http_server {
     int64_t min_body_rate; /* bytes per second; 0 for none */
     int port;
     /*
-     * Admission (ADR 0029), all under mu: handler slots in use over all bounded routes,
-     * and per route (indexed as cl_router_at); the connections of each client address,
-     * one slot per worker thread since a worker holds at most one connection.
+     * Admission (ADR 0029): handler slots in use over all bounded routes, and per route
+     * (indexed as cl_router_at), atomics that a slot is taken from only below its bound
+     * (ADR 0049); the connections of each client address, under mu, one slot per worker
+     * thread since a worker holds at most one connection.
      */
     int max_inflight;
     int route_max_inflight;
     int max_conns_per_client; /* 0 for no cap */
-    int admitted;
+    atomic_int admitted;
     size_t nroutes;
-    int *route_admitted;
+    atomic_int *route_admitted;
     int *route_limit; /* each route's bulkhead, CL_HTTP_UNBOUNDED for none */
     int nclients;
     cl__http_client *clients;

@@ -1623,11 +1623,34 @@ static cl_status set_bulkheads(cl_http_server *srv, const cl_http_options *opt, 
 }
 
 /*
- * Takes a handler slot for the matched route: one of max_inflight over all bounded routes
- * and one of the route's own bulkhead. When either is taken up the request is answered
+ * Takes one of the limit slots counted by *count: false, counting nothing, when all are
+ * taken. A compare-and-swap rather than a lock: every request of a route took the server's
+ * mutex twice, and 32 workers on 2 cores queued on it (43% of the futex calls of a product
+ * read, ADR 0049). The count never goes above limit.
+ */
+static bool take_slot(atomic_int *count, int limit)
+{
+    int n = atomic_load_explicit(count, memory_order_relaxed);
+
+    do {
+        if (n >= limit) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(count, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+/*
+ * Takes a handler slot for the matched route: one of the route's own bulkhead and one of
+ * max_inflight over all bounded routes. When either is taken up the request is answered
  * 503 with Retry-After at once instead of waiting: a client retries later, or elsewhere,
  * sooner than a queue would serve it. Returns 1 with *held set when admitted (release
  * with release()), 0 after replying 503.
+ *
+ * The route's slot is taken first and given back when the server has none: a request
+ * refused for a full server then held a slot of its own route only while the server was
+ * full, so it never makes another route's request look refused by a full server.
  */
 static int admit(cl_http_req *req, size_t *held)
 {
@@ -1636,28 +1659,21 @@ static int admit(cl_http_req *req, size_t *held)
     size_t at = route_index(srv, route);
     int limit = at < srv->nroutes ? srv->route_limit[at] : srv->route_max_inflight;
     int full = 0;
-    int route_full = 0;
     char detail[160];
 
     *held = SIZE_MAX;
     if (limit == CL_HTTP_UNBOUNDED) {
         return 1;
     }
-    pthread_mutex_lock(&srv->mu);
-    if (srv->admitted >= srv->max_inflight) {
-        full = 1;
-    } else if (at < srv->nroutes && srv->route_admitted[at] >= limit) {
-        route_full = 1;
-    } else {
-        srv->admitted++;
-        if (at < srv->nroutes) {
-            srv->route_admitted[at]++;
+    if (at >= srv->nroutes || take_slot(&srv->route_admitted[at], limit)) {
+        if (take_slot(&srv->admitted, srv->max_inflight)) {
+            *held = at;
+            return 1;
         }
-        *held = at;
-    }
-    pthread_mutex_unlock(&srv->mu);
-    if (!full && !route_full) {
-        return 1;
+        full = 1;
+        if (at < srv->nroutes) {
+            atomic_fetch_sub_explicit(&srv->route_admitted[at], 1, memory_order_relaxed);
+        }
     }
     if (full) {
         snprintf(detail, sizeof(detail), "all %d request slots are busy; retry shortly",
@@ -1676,12 +1692,10 @@ static void release(cl_http_server *srv, size_t held)
     if (held == SIZE_MAX) {
         return;
     }
-    pthread_mutex_lock(&srv->mu);
-    srv->admitted--;
+    atomic_fetch_sub_explicit(&srv->admitted, 1, memory_order_relaxed);
     if (held < srv->nroutes) {
-        srv->route_admitted[held]--;
+        atomic_fetch_sub_explicit(&srv->route_admitted[held], 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&srv->mu);
 }
 
 /*

@@ -428,17 +428,27 @@ static void test_cache_shares_parsed_values_between_threads(void **state)
 
 /* --- the decorator ----------------------------------------------------------------------- */
 
+/* Not in the keys' sorted order, so that an answer's text shows the order it was made in. */
 #define WIDGET(X, T)                                                                               \
-    X(T, I64, id, _)                                                                               \
-    X(T, STR, name, _)
+    X(T, STR, name, _)                                                                             \
+    X(T, I64, id, _)
 CL_TYPE_DECLARE(widget, WIDGET)
 CL_TYPE_DEFINE(widget, WIDGET)
 #define WIDGET_REF(X, T) X(T, I64, id, _)
 CL_TYPE_DECLARE(widget_ref, WIDGET_REF)
 CL_TYPE_DEFINE(widget_ref, WIDGET_REF)
 
+/* Integers only, not in sorted order: keyed without jansson, in jansson's order. */
+#define WIDGET_SPAN(X, T)                                                                          \
+    X(T, I64, zeta, _)                                                                             \
+    X(T, I64, alpha, _)                                                                            \
+    X(T, I64, alp, _)
+CL_TYPE_DECLARE(widget_span, WIDGET_SPAN)
+CL_TYPE_DEFINE(widget_span, WIDGET_SPAN)
+
 #define WIDGETS_OPERATIONS(X, M)                                                                   \
     X(M, get, widget_ref, widget, CL_OP_READ | CL_OP_CACHED)                                       \
+    X(M, span, widget_span, widget, CL_OP_READ | CL_OP_CACHED)                                     \
     X(M, find, widget, widget, CL_OP_READ | CL_OP_CACHED)                                          \
     X(M, peek, widget_ref, widget, CL_OP_READ)                                                     \
     X(M, rename, widget, widget, CL_OP_WRITE)
@@ -490,8 +500,21 @@ static cl_status store_rename(void *self, cl_ctx *ctx, const widget *req, widget
     return CL_OK;
 }
 
-static const widgets_ops store_ops = {
-    .version = 1, .get = store_get, .find = store_find, .peek = store_get, .rename = store_rename};
+/* Answers widget 1 for any span. */
+static cl_status store_span(void *self, cl_ctx *ctx, const widget_span *req, widget *resp)
+{
+    widget_ref ref = {.id = 1};
+
+    (void)req;
+    return store_get(self, ctx, &ref, resp);
+}
+
+static const widgets_ops store_ops = {.version = 1,
+                                      .get = store_get,
+                                      .span = store_span,
+                                      .find = store_find,
+                                      .peek = store_get,
+                                      .rename = store_rename};
 
 static const cl_module_api widgets_api = {
     .name = "widgets",
@@ -614,6 +637,169 @@ static void test_cached_decorator_keeps_no_stale_fallback_answer(void **state)
     cl_cached_free(d);
 }
 
+/* A widget read through h by a caller that takes a cached answer as it is; its status. */
+static cl_status read_as_sent(const cl_handle *h, cl_ctx *ctx, widget *out)
+{
+    widget_ref ref = {.id = 1};
+    cl_status st;
+
+    ctx->accept_cached_json = 1;
+    st = widgets_get(h, ctx, &ref, out);
+    ctx->accept_cached_json = 0;
+    return st;
+}
+
+/*
+ * A caller that sends an answer on as JSON (a REST handler) is handed a hit as the cache
+ * keeps it: the bytes it would have encoded from the typed response, in the type's order.
+ */
+static void test_cached_decorator_hands_a_hit_as_its_json(void **state)
+{
+    store s = {.name = "first"};
+    cl_handle inner = {&store_ops, &s};
+    cl_cached *d = NULL;
+    cl_handle h;
+    cl_ctx ctx = {0};
+    widget loaded = {0}, hit = {0};
+    json_t *typed;
+    char *want;
+    char name[64];
+    const char *text;
+    size_t len;
+
+    (void)state;
+    h = new_decorator(&inner, &d);
+    /* The caller whose call loaded the answer has it typed already. */
+    assert_int_equal(read_as_sent(&h, &ctx, &loaded), CL_OK);
+    assert_null(ctx.cached_json);
+    assert_string_equal(loaded.name, "first");
+    typed = cl_schema_to_json(&widget_type, &loaded);
+    want = json_dumps(typed, JSON_COMPACT);
+    assert_string_equal(want, "{\"name\":\"first\",\"id\":1}");
+    /* A hit: the shared answer, and a typed response left empty. */
+    assert_int_equal(read_as_sent(&h, &ctx, &hit), CL_OK);
+    assert_non_null(ctx.cached_json);
+    assert_null(hit.name);
+    text = cl_cache_json_text(ctx.cached_json, &len);
+    assert_int_equal(len, strlen(want));
+    assert_string_equal(text, want);
+    assert_int_equal(
+        json_integer_value(json_object_get(cl_cache_json_value(ctx.cached_json), "id")), 1);
+    cl_cache_json_release(ctx.cached_json);
+    ctx.cached_json = NULL;
+    /* A caller that did not ask still gets its typed response. */
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_string_equal(name, "first");
+    assert_int_equal(s.reads, 1);
+    free(want);
+    json_decref(typed);
+    cl_schema_free(&widget_type, &loaded);
+    cl_cached_free(d);
+}
+
+/* An answer the cache does not keep (a stale fallback's) reaches every caller typed. */
+static void test_cached_decorator_types_an_unkept_answer_for_every_caller(void **state)
+{
+    store s = {.name = "last good", .stale = 1};
+    cl_handle inner = {&store_ops, &s};
+    cl_cached *d = NULL;
+    cl_handle h;
+
+    (void)state;
+    h = new_decorator(&inner, &d);
+    for (int i = 0; i < 2; i++) {
+        cl_ctx ctx = {0};
+        widget w = {0};
+
+        assert_int_equal(read_as_sent(&h, &ctx, &w), CL_OK);
+        assert_null(ctx.cached_json);
+        assert_string_equal(w.name, "last good");
+        cl_schema_free(&widget_type, &w);
+    }
+    assert_int_equal(s.reads, 2);
+    cl_cached_free(d);
+}
+
+/* A shared level that keeps nothing and records the keys it is asked for. */
+typedef struct key_log {
+    char keys[4][128];
+    int n;
+} key_log;
+
+static int64_t log_generation(void *self, const char *scope)
+{
+    (void)self;
+    (void)scope;
+    return 0;
+}
+
+static int log_get(void *self, const char *scope, int64_t gen, const char *key, int64_t ttl_ms,
+                   char **value, int64_t *age_ms)
+{
+    key_log *l = self;
+
+    (void)scope, (void)gen, (void)ttl_ms, (void)value, (void)age_ms;
+    if (l->n < 4) {
+        snprintf(l->keys[l->n++], sizeof(l->keys[0]), "%s", key);
+    }
+    return 0;
+}
+
+static void log_set(void *self, const char *scope, int64_t gen, const char *key, const char *value,
+                    int64_t ttl_ms)
+{
+    (void)self, (void)scope, (void)gen, (void)key, (void)value, (void)ttl_ms;
+}
+
+static void log_invalidate(void *self, const char *scope)
+{
+    (void)self, (void)scope;
+}
+
+/*
+ * A call's key is the operation's name and its request as JSON with sorted members, which
+ * other hosts (and older builds) sharing the level make too, however it is written.
+ */
+static void test_cached_decorator_keys_calls_as_sorted_json(void **state)
+{
+    static const cl_cache_shared shared = {1, log_generation, log_get, log_set, log_invalidate};
+    store s = {.name = "first"};
+    cl_handle inner = {&store_ops, &s};
+    key_log l = {0};
+    cl_cached *d = NULL;
+    cl_handle h;
+    widget_span span = {.zeta = -9223372036854775807LL - 1, .alpha = 0, .alp = 42};
+    widget req = {.id = -3, .name = "a\"b"};
+    widget_ref ref = {.id = 1234567890123};
+    json_t *want;
+    char *text;
+
+    (void)state;
+    h = new_decorator(&inner, &d);
+    cl_cached_share(d, &shared, &l);
+    for (int i = 0; i < 3; i++) {
+        cl_ctx ctx = {0};
+        widget out = {0};
+        cl_status st = i == 0   ? widgets_get(&h, &ctx, &ref, &out)
+                       : i == 1 ? widgets_span(&h, &ctx, &span, &out)
+                                : widgets_find(&h, &ctx, &req, &out);
+
+        assert_int_equal(st, i == 0 ? CL_NOT_FOUND : CL_OK);
+        cl_schema_free(&widget_type, &out);
+    }
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.keys[0], "get\n{\"id\":1234567890123}");
+    assert_string_equal(l.keys[1], "span\n{\"alp\":42,\"alpha\":0,\"zeta\":-9223372036854775808}");
+    /* What jansson itself makes of a request, the key every build wrote. */
+    want = cl_schema_to_json(&widget_span_type, &span);
+    text = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(strchr(l.keys[1], '\n') + 1, text);
+    free(text);
+    json_decref(want);
+    assert_string_equal(l.keys[2], "find\n{\"id\":-3,\"name\":\"a\\\"b\"}");
+    cl_cached_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +815,9 @@ int main(void)
         cmocka_unit_test(test_cached_decorator_answers_reads_and_clears_on_writes),
         cmocka_unit_test(test_cached_decorator_keys_long_requests_whole),
         cmocka_unit_test(test_cached_decorator_keeps_no_stale_fallback_answer),
+        cmocka_unit_test(test_cached_decorator_keys_calls_as_sorted_json),
+        cmocka_unit_test(test_cached_decorator_hands_a_hit_as_its_json),
+        cmocka_unit_test(test_cached_decorator_types_an_unkept_answer_for_every_caller),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

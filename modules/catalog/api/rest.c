@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "cleave/cache.h"
 
 /* Parses a positive decimal id; -1 when s is not one. */
 static int64_t parse_id(const char *s)
@@ -183,6 +184,25 @@ out:
     cl_schema_free(&catalog_product_query_type, &q);
 }
 
+/*
+ * Sends a product the read cache answered with (ctx->accept_cached_json): its bytes as the
+ * cache keeps them, which are the typed product's encoding (cleave/status.h), and its
+ * version as the ETag. Takes answer.
+ */
+static void reply_cached_product(cl_http_req *req, cl_cache_json *answer)
+{
+    size_t len;
+    const char *text = cl_cache_json_text(answer, &len);
+    /* As decoding would: a product without a version (none has one) is version 0. */
+    json_int_t version =
+        json_integer_value(json_object_get(cl_cache_json_value(answer), "version"));
+
+    set_etag(req, (int64_t)version);
+    cl_http_cache_public(req, CATALOG_MAX_AGE_S);
+    cl_http_reply_bytes(req, 200, "application/json", text, len);
+    cl_cache_json_release(answer);
+}
+
 static void get_product(cl_http_req *req, void *arg)
 {
     const cl_handle *module = arg;
@@ -192,6 +212,7 @@ static void get_product(cl_http_req *req, void *arg)
     bool keep[PRODUCT_NFIELDS] = {false};
     json_t *body;
     int sparse;
+    cl_status st;
 
     ref.id = path_id(req);
     if (ref.id < 0) {
@@ -201,8 +222,17 @@ static void get_product(cl_http_req *req, void *arg)
     if (sparse < 0) {
         return;
     }
-    if (catalog_get_product(module, ctx, &ref, &p) != CL_OK) {
+    /* A whole product goes out as the cache keeps it; a sparse one is made from the fields. */
+    ctx->accept_cached_json = !sparse;
+    st = catalog_get_product(module, ctx, &ref, &p);
+    ctx->accept_cached_json = 0;
+    if (st != CL_OK) {
         cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    if (ctx->cached_json != NULL) {
+        reply_cached_product(req, ctx->cached_json);
+        ctx->cached_json = NULL;
         return;
     }
     /*

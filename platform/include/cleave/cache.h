@@ -104,6 +104,11 @@ typedef struct cl_cache_json cl_cache_json;
 
 /* The JSON of v, valid until v is released. */
 const json_t *cl_cache_json_value(const cl_cache_json *v);
+/*
+ * The text v was parsed from (*len bytes, then a NUL), valid until v is released: the bytes
+ * the value was kept as, which a caller may send on as they are.
+ */
+const char *cl_cache_json_text(const cl_cache_json *v, size_t *len);
 /* Drops the caller's reference; NULL is a no-op. */
 void cl_cache_json_release(cl_cache_json *v);
 

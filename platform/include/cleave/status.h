@@ -130,6 +130,17 @@ typedef struct cl_ctx {
      */
     int stale;
     int64_t stale_age_ms;
+    /*
+     * Set by a caller that sends a read's answer on as JSON without reading it (a REST
+     * handler), for one call: a caching decorator (cleave/cache.h) that holds the answer
+     * parsed then puts a new reference to it in cached_json (cl_cache_json_text gives its
+     * bytes) and leaves the typed response empty, instead of decoding the answer into it
+     * for the caller to encode again. On CL_OK the caller finds exactly one of the two
+     * filled, and releases cached_json (cl_cache_json_release). Never sent across the
+     * network; a context copied for another call must not carry it.
+     */
+    int accept_cached_json;
+    struct cl_cache_json *cached_json;
 } cl_ctx;
 
 /* Zeroes ctx and sets a deadline timeout_ms from now (no deadline when timeout_ms <= 0). */
