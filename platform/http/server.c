@@ -2449,7 +2449,6 @@ cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err)
     if (srv == NULL) {
         return CL_OK;
     }
-    atomic_store(&srv->not_accepting, 1);
     /*
      * civetweb 1.15 can close its listeners only in mg_stop, which also drops every write
      * of the requests still running. So the listening socket is closed under it: the
@@ -2475,6 +2474,13 @@ cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err)
     }
     shutdown(old, SHUT_RDWR);
 out:
+    /*
+     * Only now do answers close their connections (dispatch): a client told to reconnect
+     * while the listener still took connections would land in its backlog, which the
+     * shutdown resets (test_drain saw ECONNRESET on such requests). After the shutdown its
+     * connect is refused, and it goes elsewhere.
+     */
+    atomic_store(&srv->not_accepting, 1);
     if (quiet >= 0) {
         close(quiet);
     }
