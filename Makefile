@@ -5,12 +5,14 @@
 # 20.19 or later; Debian's packages are installed only when there is no node or no npm,
 # since a Node.js installed otherwise (which ships its own npm) conflicts with them.
 # prometheus ships promtool, which checks /metrics and deploy/monitoring in the tests.
+# iptables: podman's netavark sets up every container network with it (a RUN step of an
+# image build included); it is only a Recommends of podman, which apt skips here.
 PACKAGES := build-essential cmake pkg-config curl ca-certificates openssl \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
 	clang clang-format clang-tidy python3 gdb libargon2-dev \
 	nats-server libnats-dev wrk prometheus libhiredis-dev redis-server \
-	nginx-light podman runc debootstrap uidmap netavark aardvark-dns \
+	nginx-light podman runc debootstrap uidmap netavark aardvark-dns iptables \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
 BUILD      := build

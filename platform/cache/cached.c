@@ -183,7 +183,7 @@ static cl_status decode(const cl_op *op, const char *text, const cl_cache_json *
     return st;
 }
 
-/* The most fields int_key orders; a request with more is keyed through jansson. */
+/* The most fields int_key sorts; a request with more is keyed through jansson. */
 #define INT_KEY_FIELDS 8
 
 /* Appends s[0..n) to buf[size] at *used; false when it does not fit (a NUL included). */
