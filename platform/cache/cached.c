@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cleave/cache.h"
+#include "../log/log_internal.h"
 
 struct cl_cached {
     const cl_module_api *api;
@@ -200,17 +201,9 @@ static bool put_bytes(char *buf, size_t size, size_t *used, const char *s, size_
 /* Appends v in decimal, as jansson prints an integer ("%lld"). */
 static bool put_int(char *buf, size_t size, size_t *used, int64_t v)
 {
-    char digits[24];
-    size_t at = sizeof(digits);
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    char digits[CL__JSON_INT_MAX];
+    size_t at = cl__json_int(digits, v);
 
-    do {
-        digits[--at] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0) {
-        digits[--at] = '-';
-    }
     return put_bytes(buf, size, used, digits + at, sizeof(digits) - at);
 }
 
