@@ -439,6 +439,7 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
     if (h->migrations_dir == NULL) {
         h->migrations_dir = host_default_migrations_dir;
     }
+    cl_migrate_known(host_known_migrations, host_nknown_migrations);
     st = make_dirs(h->data_dir, err);
     if (st != CL_OK) {
         return st;

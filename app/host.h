@@ -28,6 +28,9 @@ extern const host_role host_binary_role;
 extern const char host_binary_name[];
 /* Where migrations are unless CLEAVE_MIGRATIONS_DIR says otherwise (cleave_wire MIGRATIONS). */
 extern const char host_default_migrations_dir[];
+/* Its migrations as the build read them, for cl_migrate_known (ADR 0047). */
+extern const cl_migration_text host_known_migrations[];
+extern const int host_nknown_migrations;
 /* The optional subsystems wired in (cleave_wire WITH), NULL-terminated; registered by host_open. */
 extern const cl_extension *const host_extensions[];
 /* Every module of the deployment (bound in this binary or not), NULL-terminated. */

@@ -150,6 +150,40 @@ function(cleave_sort_modules var)
   set(${var} ${sorted} PARENT_SCOPE)
 endfunction()
 
+# The migrations under dir (<dir>/<module>/*.sql) as C: each file's bytes and the SHA-256
+# CMake computes of them, for cl_migrate_known (ADR 0047). A start whose files are these
+# bytes then computes no digest. Reconfigures when a file changes or appears; a stale
+# table is only slower (a file whose bytes differ is hashed at run time), never wrong.
+function(cleave_known_migrations dir var)
+  file(GLOB files CONFIGURE_DEPENDS ${dir}/*/*.sql)
+  list(SORT files)
+  set(arrays "")
+  set(rows "")
+  set(i 0)
+  foreach(f IN LISTS files)
+    get_filename_component(name ${f} NAME)
+    get_filename_component(module_dir ${f} DIRECTORY)
+    get_filename_component(module ${module_dir} NAME)
+    # Only names cl_migrate accepts (the others it refuses at run time): they are C-safe.
+    if(NOT name MATCHES "^[0-9]+_[A-Za-z0-9_-]+(\\.[a-z0-9]+)?\\.sql$"
+       OR NOT module MATCHES "^[A-Za-z0-9_-]+$")
+      continue()
+    endif()
+    file(READ ${f} hex HEX)
+    file(SHA256 ${f} sum)
+    file(SIZE ${f} size)
+    string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+    # An empty file still needs an array of one element; its length says 0.
+    if(size EQUAL 0)
+      set(bytes "0")
+    endif()
+    string(APPEND arrays "static const unsigned char host_migration_${i}[] = {${bytes}};\n")
+    string(APPEND rows "    {\"${module}\", \"${name}\", host_migration_${i}, ${size}, \"${sum}\"},\n")
+    math(EXPR i "${i} + 1")
+  endforeach()
+  set(${var} "${arrays}const cl_migration_text host_known_migrations[] = {\n${rows}    {NULL, NULL, NULL, 0, NULL},\n};\nconst int host_nknown_migrations = ${i};\n" PARENT_SCOPE)
+endfunction()
+
 # cleave_wire(<target> ROLE gateway|service NAME <service name> LOCAL <modules>
 #             [MODULES <modules>] [WITH <extensions>] [MIGRATIONS <dir>])
 # Generates <target>'s bindings (every module of MODULES, default CLEAVE_MODULES, local
@@ -226,6 +260,7 @@ function(cleave_wire target)
   string(TOUPPER "HOST_${W_ROLE}" CLEAVE_HOST_ROLE_ENUM)
   set(CLEAVE_HOST_NAME "${W_NAME}")
   set(CLEAVE_HOST_MIGRATIONS_DIR "${W_MIGRATIONS}")
+  cleave_known_migrations(${W_MIGRATIONS} CLEAVE_KNOWN_MIGRATIONS)
   configure_file(${CLEAVE_BINDINGS_TEMPLATE} ${CMAKE_CURRENT_BINARY_DIR}/bindings_${target}.c
                  @ONLY)
   target_sources(${target} PRIVATE ${CMAKE_CURRENT_BINARY_DIR}/bindings_${target}.c)

@@ -200,8 +200,7 @@ cl_jwt_cache *cl_jwt_cache_new(size_t capacity)
     cl_jwt_cache *c = NULL;
     size_t n = capacity < STRIPES ? capacity : STRIPES;
 
-    if (capacity == 0 || capacity > SIZE_MAX / sizeof(cache_slot) ||
-        pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL) {
+    if (capacity == 0 || capacity > SIZE_MAX / sizeof(cache_slot)) {
         return NULL;
     }
     c = calloc(1, sizeof(*c));
@@ -251,9 +250,17 @@ static cache_stripe *locate(cl_jwt_cache *c, const unsigned char *hash, size_t *
     return s;
 }
 
-/* 0, or -1 when OpenSSL fails (out of memory): the token is then neither found nor kept. */
+/*
+ * 0, or -1 when OpenSSL fails (out of memory): the token is then neither found nor kept.
+ * SHA-256 is fetched with the first token, not with the cache: OpenSSL 3's first fetch
+ * makes 2 MB of libcrypto resident, and a process that verifies no token never pays it
+ * (ADR 0047).
+ */
 static int hash_token(const char *token, unsigned char *hash)
 {
+    if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL) {
+        return -1;
+    }
     return EVP_Digest(token, strlen(token), hash, NULL, sha256_md, NULL) == 1 ? 0 : -1;
 }
 

@@ -93,6 +93,8 @@ static int teardown(void **state)
 {
     fixture *f = *state;
 
+    /* A test's table of known migrations (cl_migrate_known) ends with it. */
+    cl_migrate_known(NULL, 0);
     cl_db_close(f->db);
     remove_files_in(f->moddir);
     rmdir(f->moddir);
@@ -462,6 +464,66 @@ static void test_migrate_concurrent_apply_applies_each_once(void **state)
     assert_int_equal(query_i64(f->db, "SELECT count(*) FROM cl_migrations"), CONCURRENT_FILES);
 }
 
+/* A migration's checksum as status reports it (the first one of MODULE). */
+static void first_checksum(const fixture *f, char out[65])
+{
+    cl_migration_info info[4];
+    cl_error err = {0};
+    int n = 0;
+
+    assert_int_equal(cl_migrate_status(f->db, f->dir, MODULE, info, 4, &n, &err), CL_OK);
+    assert_true(n >= 1);
+    memcpy(out, info[0].checksum, 65);
+}
+
+/*
+ * A file whose bytes the build read takes the build's checksum, with no digest computed:
+ * the entry's is a marker here, so that the test sees which one was taken. The same name
+ * with other bytes is hashed when read.
+ */
+static void test_migrate_known_bytes_take_the_builds_checksum(void **state)
+{
+    static const char marker[] = "0000000000000000000000000000000000000000000000000000000000000001";
+    const cl_migration_text known[] = {
+        {MODULE, "0001_init.sql", init_sql, sizeof(init_sql) - 1, marker},
+    };
+    fixture *f = *state;
+    cl_error err = {0};
+    char sum[65];
+
+    cl_migrate_known(known, 1);
+    write_file(f, "0001_init.sql", init_sql);
+    apply_ok(f, 1);
+    first_checksum(f, sum);
+    assert_string_equal(sum, marker);
+
+    /* One byte more and the marker no longer applies: the file is hashed and refused. */
+    write_file(f, "0001_init.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY);\n\n");
+    assert_int_equal(cl_migrate_check(f->db, f->dir, MODULE, &err), CL_CONFLICT);
+    assert_non_null(strstr(err.message, "changed after it was applied"));
+}
+
+/* With the build's table, an edit of an applied migration is refused as without it. */
+static void test_migrate_refuses_edit_of_a_migration_the_build_knew(void **state)
+{
+    const cl_migration_text known[] = {
+        {MODULE, "0001_init.sql", init_sql, sizeof(init_sql) - 1, init_sha},
+    };
+    fixture *f = *state;
+    cl_error err = {0};
+    char sum[65];
+
+    cl_migrate_known(known, 1);
+    write_two(f);
+    apply_ok(f, 2);
+    first_checksum(f, sum);
+    assert_string_equal(sum, init_sha);
+    write_file(f, "0001_init.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY, x TEXT);\n");
+    assert_int_equal(cl_migrate_apply(f->db, f->dir, MODULE, NULL, &err), CL_CONFLICT);
+    assert_non_null(strstr(err.message, "changed after it was applied"));
+    assert_string_equal(err.field, "0001_init.sql");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +540,8 @@ int main(void)
         T(test_migrate_status_lists_pending_and_applied),
         T(test_migrate_check_reports_pending_then_ok_then_conflict),
         T(test_migrate_concurrent_apply_applies_each_once),
+        T(test_migrate_known_bytes_take_the_builds_checksum),
+        T(test_migrate_refuses_edit_of_a_migration_the_build_knew),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

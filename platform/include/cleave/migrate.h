@@ -12,6 +12,7 @@
 #define CLEAVE_MIGRATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cleave/db.h"
@@ -23,6 +24,28 @@ typedef struct cl_migration_info {
     char applied_at[32]; /* RFC 3339, empty when pending */
     bool applied;
 } cl_migration_info;
+
+/*
+ * A migration file as the build read it (cleave_wire embeds the tree's): its bytes and
+ * the SHA-256 that CMake computed of them, as 64 lowercase hex digits.
+ */
+typedef struct cl_migration_text {
+    const char *module;
+    const char *name;
+    const void *text;
+    size_t len;
+    const char *sha256;
+} cl_migration_text;
+
+/*
+ * Gives the functions below the migrations the build knew, known[n], borrowed for the
+ * life of the process; call it once, before any of them. A file whose module, name and
+ * bytes are those of an entry takes the entry's checksum; any other is hashed when read.
+ * Either way the checksum is the SHA-256 of the bytes on disk, so drift is refused alike;
+ * a start with nothing new to apply merely computes none (OpenSSL 3's first digest makes
+ * 2 MB of libcrypto resident, ADR 0047).
+ */
+void cl_migrate_known(const cl_migration_text *known, int n);
 
 /*
  * Applies the pending migrations of module from dir to db, in version order.
