@@ -58,6 +58,8 @@ void identity_digest(const char *s, char out[IDENTITY_DIGEST_SIZE]);
 
 #define IDENTITY_RATE_SLOTS 1024
 #define IDENTITY_RATE_KEY   96
+/* Slots per chunk: a chunk (7 KiB) is allocated with the first key that hashes into it. */
+#define IDENTITY_RATE_CHUNK 64
 
 typedef struct identity_rate_slot {
     char key[IDENTITY_RATE_KEY];
@@ -70,18 +72,21 @@ typedef struct identity_rate_slot {
  * key's slot found by hashing and probing a few neighbours; a slot whose minute has passed
  * is free. When every probed slot is taken by another live key, the key shares the first
  * one's count: a caller may then be limited early, never late.
+ *
+ * The table (112 KiB) is in chunks that come with their first key: written in full at
+ * start, it was resident in every process, most of which never see a login (ADR 0047).
  */
 typedef struct identity_rate {
     pthread_mutex_t lock;
     int64_t per_minute;
-    identity_rate_slot slots[IDENTITY_RATE_SLOTS];
+    identity_rate_slot *chunks[IDENTITY_RATE_SLOTS / IDENTITY_RATE_CHUNK];
 } identity_rate;
 
 void identity_rate_init(identity_rate *r, int64_t per_minute);
 void identity_rate_destroy(identity_rate *r);
 /*
- * Counts one request of key at now_ms: 1 when it is within the limit, 0 when over, with
- * *retry_after_s the seconds until the window ends.
+ * Counts one request of key at now_ms: 1 when it is within the limit, 0 when over (or
+ * when its slot cannot be allocated), with *retry_after_s the seconds until the window ends.
  */
 int identity_rate_take(identity_rate *r, const char *key, int64_t now_ms, int64_t *retry_after_s);
 

@@ -158,6 +158,26 @@ static void test_rate_limit_counts_per_key_per_minute(void **state)
     identity_rate_destroy(&r);
 }
 
+/* The table's memory comes with its keys: none at start, one chunk for the first key. */
+static void test_rate_limit_table_is_allocated_with_its_keys(void **state)
+{
+    static identity_rate r;
+    int64_t retry = 0;
+    int chunks = 0;
+
+    (void)state;
+    identity_rate_init(&r, 3);
+    for (size_t i = 0; i < sizeof(r.chunks) / sizeof(r.chunks[0]); i++) {
+        assert_null(r.chunks[i]);
+    }
+    assert_true(identity_rate_take(&r, "c:web", 1800000000000, &retry));
+    for (size_t i = 0; i < sizeof(r.chunks) / sizeof(r.chunks[0]); i++) {
+        chunks += r.chunks[i] != NULL;
+    }
+    assert_int_equal(chunks, 1);
+    identity_rate_destroy(&r);
+}
+
 /* More live keys than the table holds: none is ever let through over its limit. */
 static void test_rate_limit_never_lets_a_key_over_when_full(void **state)
 {
@@ -190,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_identity_decoy_has_the_cost_and_matches_nothing),
         cmocka_unit_test(test_digest_is_sha256_hex),
         cmocka_unit_test(test_rate_limit_counts_per_key_per_minute),
+        cmocka_unit_test(test_rate_limit_table_is_allocated_with_its_keys),
         cmocka_unit_test(test_rate_limit_never_lets_a_key_over_when_full),
     };
 
