@@ -8,6 +8,7 @@
  * exp. Then the caller's roles meet the route's permission in the RBAC table (rbac.c).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,16 @@ struct host_auth {
     int nservices;
     /* Readers verify under the read lock; a fetch swaps keys and issuer under the write lock. */
     pthread_rwlock_t lock;
+    /*
+     * One fetch at a time: the first requests with a token (or those after the keys
+     * expire) all find the keys stale at once, and each fetching them took a connection of
+     * the issuer's pool, which grew to its maximum (eight SQLite connections, each with its
+     * schema and statements: 1.5 MB) for one answer (ADR 0047).
+     */
+    pthread_mutex_t fetch_lock;
+    atomic_uint_fast64_t fetches; /* fetches ended, to tell a waiter one ended meanwhile */
+    cl_status fetch_status;       /* how the last one ended, and why; under fetch_lock */
+    cl_error fetch_err;
     cl_jwks *keys; /* NULL until the first fetch */
     char issuer[512];
     int64_t fetched_ms;
@@ -74,6 +85,8 @@ cl_status host_auth_new(const cl_module_api *issuer_api, const cl_handle *issuer
     cl_strlcpy(a->audience, audience, sizeof(a->audience));
     a->leeway_s = leeway_s;
     pthread_rwlock_init(&a->lock, NULL);
+    pthread_mutex_init(&a->fetch_lock, NULL);
+    atomic_init(&a->fetches, 0);
     *out = a;
     return CL_OK;
 }
@@ -88,6 +101,7 @@ void host_auth_free(host_auth *a)
         cl_jwt_cache_free(a->services[i].cache);
     }
     cl_jwks_free(a->keys);
+    pthread_mutex_destroy(&a->fetch_lock);
     pthread_rwlock_destroy(&a->lock);
     free(a);
 }
@@ -172,14 +186,34 @@ static cl_status verify(host_auth *a, cl_jwt_cache *cache, const char *audience,
                         cl_jwt_claims **claims, cl_error *err)
 {
     bool stale = false;
+    uint_fast64_t seen = atomic_load(&a->fetches);
     cl_status st = verify_held(a, cache, audience, token, claims, &stale, err);
 
     if (st == CL_OK || !stale) {
         return st;
     }
-    st = fetch_keys(a, err);
+    /*
+     * A request that waited here while another fetched takes that fetch's outcome rather
+     * than fetching again: with the issuer down, each would otherwise wait its own timeout
+     * in turn.
+     */
+    pthread_mutex_lock(&a->fetch_lock);
+    if (atomic_load(&a->fetches) == seen) {
+        cl_error_clear(&a->fetch_err);
+        st = fetch_keys(a, &a->fetch_err);
+        a->fetch_status = st;
+        atomic_fetch_add(&a->fetches, 1);
+        if (st != CL_OK) {
+            cl_log_warn("auth", "%s", a->fetch_err.message);
+        }
+    } else {
+        st = a->fetch_status;
+    }
+    if (st != CL_OK && err != NULL) {
+        *err = a->fetch_err;
+    }
+    pthread_mutex_unlock(&a->fetch_lock);
     if (st != CL_OK) {
-        cl_log_warn("auth", "%s", err->message);
         return st;
     }
     return verify_held(a, cache, audience, token, claims, &stale, err);

@@ -5,6 +5,7 @@
  * neither at start nor after a login and a few reads; and that, ready, it has not yet
  * initialised OpenSSL (2 MB of libcrypto made resident by a first digest).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -137,6 +138,79 @@ static void test_monolith_on_sqlite_maps_no_optional_library(void **state)
     }
 }
 
+#define BURST 32
+
+typedef struct burst {
+    pthread_barrier_t *start;
+    const char *base;
+    const char *token;
+    long status;
+} burst;
+
+static void *burst_one(void *arg)
+{
+    burst *b = arg;
+    test_resp r = {0};
+
+    pthread_barrier_wait(b->start);
+    b->status =
+        test_http_as(b->base, b->token, "GET", "/api/v1/products/1", NULL, &r) == 0 ? r.status : -1;
+    test_resp_free(&r);
+    test_http_thread_done();
+    return NULL;
+}
+
+/* The count of an exposition line that begins with prefix in /metrics, or -1. */
+static long metric(const char *base, const char *prefix)
+{
+    test_resp r = {0};
+    const char *line;
+    long v = -1;
+
+    if (test_http_as(base, NULL, "GET", "/metrics", NULL, &r) == 0 && r.status == 200 &&
+        r.body != NULL) {
+        line = strstr(r.body, prefix);
+        if (line != NULL) {
+            line = strchr(line, ' ');
+            v = line != NULL ? strtol(line + 1, NULL, 10) : -1;
+        }
+    }
+    test_resp_free(&r);
+    return v;
+}
+
+/*
+ * The first requests with a token all find the gateway without the issuer's keys. Each of
+ * them used to fetch the keys, each fetch taking a connection of identity's pool, which
+ * grew to its maximum of SQLite connections (1.5 MB) for one answer; one fetch serves them
+ * all now.
+ */
+static void test_first_requests_with_a_token_fetch_the_keys_once(void **state)
+{
+    char base[64], token[4096];
+    pthread_barrier_t start;
+    pthread_t threads[BURST];
+    burst b[BURST];
+
+    (void)state;
+    start_monolith(base, sizeof(base));
+    assert_int_equal(
+        test_password_token(base, TEST_CUSTOMER, TEST_CUSTOMER_PASSWORD, token, sizeof(token)), 0);
+    assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
+    for (int i = 0; i < BURST; i++) {
+        b[i] = (burst){&start, base, token, 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, burst_one, &b[i]), 0);
+    }
+    for (int i = 0; i < BURST; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(b[i].status, 200);
+    }
+    pthread_barrier_destroy(&start);
+    assert_int_equal(metric(base, "cleave_module_operation_calls_total{module=\"identity\","
+                                  "operation=\"get_jwks\",binding=\"local\",outcome=\"ok\"}"),
+                     1);
+}
+
 /* Stops the server however the test ended. */
 static int teardown(void **state)
 {
@@ -159,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_monolith_on_sqlite_maps_no_optional_library, teardown),
+        cmocka_unit_test_teardown(test_first_requests_with_a_token_fetch_the_keys_once, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
