@@ -5,6 +5,8 @@
  * growth under load shows. Never fails on timing.
  *
  *   bench_footprint [seconds of load, default 60] [starts, default 15]
+ *   BENCH_CLEAVE_BIN=/tmp/old/cleave bench_footprint ...   (another build; not CLEAVE_*,
+ *                                                          which cleave refuses unknown)
  *
  * TARGETS.md: start-up to ready <= 50 ms; <= 10 MB idle, flat under a 10-minute load
  * (`bench_footprint 600`).
@@ -41,6 +43,17 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * The binary measured: the build's, or BENCH_CLEAVE_BIN, so that an old and a new build
+ * are compared in turn on the same machine in the same minutes.
+ */
+static const char *cleave_bin(void)
+{
+    const char *bin = getenv("BENCH_CLEAVE_BIN");
+
+    return bin != NULL && bin[0] != '\0' ? bin : CLEAVE_BIN;
+}
+
 /* The environment of every cleave process here: the data directory and a listen address. */
 static void env_for(char *data, size_t dsize, char *listen, size_t lsize, int port)
 {
@@ -56,7 +69,7 @@ static int run_cleave(const char *cmd, const char *arg)
     char *env[] = {data, listen, NULL};
 
     env_for(data, sizeof(data), listen, sizeof(listen), 0);
-    if (test_run(CLEAVE_BIN, argv, env, out, sizeof(out)) != 0) {
+    if (test_run(cleave_bin(), argv, env, out, sizeof(out)) != 0) {
         fprintf(stderr, "cleave %s failed:\n%s\n", cmd, out);
         return -1;
     }
@@ -80,7 +93,7 @@ static double start_serving(test_proc *p, int port, char *base, size_t size)
     snprintf(base, size, "http://127.0.0.1:%d", port);
     t0 = now_ms();
     deadline = t0 + 10000;
-    if (test_proc_start(p, CLEAVE_BIN, argv, env, log) != 0) {
+    if (test_proc_start(p, cleave_bin(), argv, env, log) != 0) {
         return -1;
     }
     while (now_ms() < deadline) {
