@@ -257,7 +257,8 @@ void cl_migrate_known(const cl_migration_text *known, int n)
 static cl_status checksum_text(const mig_state *s, const char *name, const char *text, size_t len,
                                char hex[65], cl_error *err)
 {
-    for (int i = 0; i < nknown_migrations; i++) {
+    /* No text (read_migration always gives one) has no entry either: it is hashed as is. */
+    for (int i = 0; text != NULL && i < nknown_migrations; i++) {
         const cl_migration_text *k = &known_migrations[i];
 
         if (k->len == len && strcmp(k->module, s->module) == 0 && strcmp(k->name, name) == 0 &&
