@@ -98,6 +98,13 @@ struct cl_http_server {
      */
     int conns;
     atomic_int not_accepting;
+    /*
+     * Once the listener is closed (cl_http_stop_accepting): the write end of the pipe whose
+     * read end stands in for it, and a duplicate of the shut-down socket; else -1. mg_stop
+     * closes both to wake civetweb's master thread at once (wake_master).
+     */
+    int listener_wake;
+    int listener_old;
     void *tls; /* the SSL_CTX civetweb serves TLS with (tls.c), or NULL for plain HTTP */
     int gzip;  /* answers may be gzipped (cl_http_options.gzip_off not set) */
 };

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -2207,6 +2207,8 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         free(srv);
         return cl_error_set(err, CL_INTERNAL, NULL, "cannot create a condition variable");
     }
+    srv->listener_wake = -1;
+    srv->listener_old = -1;
     srv->router = router;
     srv->max_body = opt->max_body > 0 ? opt->max_body : HTTP_DEFAULT_MAX_BODY;
     srv->max_json_depth = opt->max_json_depth > 0 ? opt->max_json_depth : HTTP_DEFAULT_JSON_DEPTH;
@@ -2356,6 +2358,8 @@ int cl_http_port(const cl_http_server *srv)
     return srv != NULL ? srv->port : -1;
 }
 
+static void wake_master(cl_http_server *srv);
+
 void cl_http_stop(cl_http_server *srv)
 {
     struct timespec until;
@@ -2383,6 +2387,7 @@ void cl_http_stop(cl_http_server *srv)
         }
     }
     pthread_mutex_unlock(&srv->mu);
+    wake_master(srv);
     /* Closes the listeners and joins the workers (and any handler still running). */
     mg_stop(srv->mg);
     cl__http_tls_free(srv->tls);
@@ -2450,25 +2455,25 @@ void AnnotateIgnoreWritesEnd(const char *file, int line);
 #define HIDDEN_FROM_TSAN_END()   ((void)0)
 #endif
 
-cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err)
+/*
+ * civetweb 1.15 can close its listeners only in mg_stop, which also drops every write of
+ * the requests still running. So the listening socket is closed under it: the kernel stops
+ * accepting at once (connects are refused), and the descriptor number civetweb polls now
+ * holds the read end of a pipe, never readable, whose write end srv keeps. The socket is
+ * shut down through a duplicate, which srv keeps too: a poll in progress waits on the
+ * socket's queue until it returns. Returns CL_OK, or CL_INTERNAL in err.
+ */
+static cl_status swap_listener(cl_http_server *srv, cl_error *err)
 {
     int fd;
     int old;
-    int quiet;
+    int quiet[2] = {-1, -1};
+    int failure;
     bool swapped;
-    cl_status st = CL_OK;
 
-    if (srv == NULL) {
+    if (srv->listener_old >= 0) {
         return CL_OK;
     }
-    /*
-     * civetweb 1.15 can close its listeners only in mg_stop, which also drops every write
-     * of the requests still running. So the listening socket is closed under it: the
-     * kernel stops accepting at once (connects are refused), and the descriptor number
-     * civetweb polls now holds an eventfd that never becomes readable, which mg_stop
-     * closes later like its own socket. The socket is shut down through a duplicate
-     * because a poll already in progress holds it open until it returns.
-     */
     fd = find_listener(srv->port);
     if (fd < 0) {
         return cl_error_set(err, CL_INTERNAL, "listen",
@@ -2476,16 +2481,59 @@ cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err)
     }
     HIDDEN_FROM_TSAN_BEGIN();
     old = dup(fd);
-    quiet = eventfd(0, EFD_CLOEXEC);
-    swapped = old >= 0 && quiet >= 0 && dup2(quiet, fd) >= 0;
+    swapped = old >= 0 && pipe(quiet) == 0 && fcntl(quiet[1], F_SETFD, FD_CLOEXEC) == 0 &&
+              dup2(quiet[0], fd) >= 0;
     HIDDEN_FROM_TSAN_END();
+    failure = errno;
+    if (quiet[0] >= 0) {
+        close(quiet[0]);
+    }
     if (!swapped) {
-        st = cl_error_set(err, CL_INTERNAL, "listen", "cannot close the listener of port %d: %s",
-                          srv->port, strerror(errno));
-        goto out;
+        if (quiet[1] >= 0) {
+            close(quiet[1]);
+        }
+        if (old >= 0) {
+            close(old);
+        }
+        return cl_error_set(err, CL_INTERNAL, "listen", "cannot close the listener of port %d: %s",
+                            srv->port, strerror(failure));
     }
     shutdown(old, SHUT_RDWR);
-out:
+    srv->listener_wake = quiet[1];
+    srv->listener_old = old;
+    return CL_OK;
+}
+
+/*
+ * Right before mg_stop: civetweb's master thread polls the listener with a 2 s quantum and
+ * sees the stop flag only when its poll returns, so every stop would last up to 2 s more.
+ * The pipe standing in for the listener hangs up (POLLHUP, never POLLIN: nothing is
+ * accepted), and a second shutdown of the old socket wakes a poll still waiting on that
+ * socket's queue to look at the descriptor again: the master thread finds the stop flag
+ * that mg_stop raises next.
+ */
+static void wake_master(cl_http_server *srv)
+{
+    cl_error err = {0};
+
+    if (swap_listener(srv, &err) != CL_OK) {
+        return; /* mg_stop still stops, after the quantum */
+    }
+    close(srv->listener_wake);
+    shutdown(srv->listener_old, SHUT_RDWR);
+    close(srv->listener_old);
+    srv->listener_wake = -1;
+    srv->listener_old = -1;
+}
+
+cl_status cl_http_stop_accepting(cl_http_server *srv, cl_error *err)
+{
+    cl_status st;
+
+    if (srv == NULL) {
+        return CL_OK;
+    }
+    st = swap_listener(srv, err);
     /*
      * Only now do answers close their connections (dispatch): a client told to reconnect
      * while the listener still took connections would land in its backlog, which the
@@ -2493,12 +2541,6 @@ out:
      * connect is refused, and it goes elsewhere.
      */
     atomic_store(&srv->not_accepting, 1);
-    if (quiet >= 0) {
-        close(quiet);
-    }
-    if (old >= 0) {
-        close(old);
-    }
     return st;
 }
 

@@ -518,6 +518,12 @@ int test_service_stop(test_service *s)
 {
     int status = 0;
 
+    /*
+     * The client first: its idle keep-alive connection would hold the service's drain
+     * until the service's keep-alive timeout closed it (ADR 0032).
+     */
+    cl_rpc_client_free(s->client);
+    s->client = NULL;
     if (s->proc.pid > 0) {
         status = test_proc_stop(&s->proc, SIGTERM);
     }
@@ -527,8 +533,6 @@ int test_service_stop(test_service *s)
         test_rmrf(s->dir);
     }
     s->dir[0] = '\0';
-    cl_rpc_client_free(s->client);
-    s->client = NULL;
     s->handle = (cl_handle){NULL, NULL};
     test_db_env_close(&s->db);
     test_nats_close(&s->nats);

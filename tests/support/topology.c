@@ -597,6 +597,10 @@ int topology_stop(topology *t)
 {
     int rc = 0;
 
+    /* This thread's keep-alive connections would hold the gateway's drain until its
+     * keep-alive timeout closed them (ADR 0032); the next request opens new ones. */
+    test_http_thread_done();
+
     for (int i = t->nprocs - 1; i >= 0; i--) {
         int st;
         if (t->procs[i].pid == 0) {
