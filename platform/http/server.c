@@ -211,17 +211,21 @@ static const char *decimal(uint64_t v, char digits[24])
 
 /*
  * An answer built from a stale read (ADR 0033) says so in the standard headers: Age (RFC
- * 9111) in seconds, and Cache-Status (RFC 9211) as a hit whose freshness ran out that long
- * ago (a negative ttl), served because the module's service was unavailable.
+ * 9111) in whole seconds, and Cache-Status (RFC 9211) as a hit whose freshness ran out that
+ * long ago, served because the module's service was unavailable. A stale answer has no
+ * freshness left, so its ttl is negative however young it is: the age rounded up to a whole
+ * second, never "ttl=0", which would read as an answer at the edge of fresh.
  */
 static int stale_headers(char *buf, size_t size, size_t *used, int64_t age_ms)
 {
     char age[32];
     char status[128];
     long long s = (long long)(age_ms / 1000);
+    long long past = (long long)((age_ms + 999) / 1000);
 
     snprintf(age, sizeof(age), "%lld", s);
-    snprintf(status, sizeof(status), "cleave; hit; ttl=%lld; detail=stale-service-unavailable", -s);
+    snprintf(status, sizeof(status), "cleave; hit; ttl=-%lld; detail=stale-service-unavailable",
+             past > 0 ? past : 1);
     return put_header(buf, size, used, "Age", age) &&
            put_header(buf, size, used, "Cache-Status", status);
 }
