@@ -289,7 +289,7 @@ static const char *make_key(const cl_op *op, const void *req, char *buf, size_t 
         buf[name_len + 1 + n] = '\0';
         key = buf;
     } else {
-        char *text = json_dumps(json, JSON_COMPACT);
+        char *text = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
         size_t len = text != NULL ? name_len + strlen(text) + 2 : 0;
 
         *heap = text != NULL ? malloc(len) : NULL;

@@ -722,7 +722,7 @@ static void test_cached_decorator_types_an_unkept_answer_for_every_caller(void *
 
 /* A shared level that keeps nothing and records the keys it is asked for. */
 typedef struct key_log {
-    char keys[4][128];
+    char keys[4][1024];
     int n;
 } key_log;
 
@@ -800,6 +800,34 @@ static void test_cached_decorator_keys_calls_as_sorted_json(void **state)
     cl_cached_free(d);
 }
 
+/* A request too long for the key's buffer on the stack is keyed as sorted JSON all the same. */
+static void test_cached_decorator_keys_long_requests_as_sorted_json(void **state)
+{
+    static const cl_cache_shared shared = {1, log_generation, log_get, log_set, log_invalidate};
+    store s = {.name = "first"};
+    cl_handle inner = {&store_ops, &s};
+    key_log l = {0};
+    cl_cached *d = NULL;
+    cl_handle h;
+    char name[600];
+    char want[700];
+    cl_ctx ctx = {0};
+    widget out = {0};
+
+    (void)state;
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    h = new_decorator(&inner, &d);
+    cl_cached_share(d, &shared, &l);
+    /* widget declares name before id: sorted, id comes first. */
+    assert_int_equal(widgets_find(&h, &ctx, &(widget){.id = 7, .name = name}, &out), CL_OK);
+    cl_schema_free(&widget_type, &out);
+    snprintf(want, sizeof(want), "find\n{\"id\":7,\"name\":\"%s\"}", name);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.keys[0], want);
+    cl_cached_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -816,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_cached_decorator_keys_long_requests_whole),
         cmocka_unit_test(test_cached_decorator_keeps_no_stale_fallback_answer),
         cmocka_unit_test(test_cached_decorator_keys_calls_as_sorted_json),
+        cmocka_unit_test(test_cached_decorator_keys_long_requests_as_sorted_json),
         cmocka_unit_test(test_cached_decorator_hands_a_hit_as_its_json),
         cmocka_unit_test(test_cached_decorator_types_an_unkept_answer_for_every_caller),
     };
