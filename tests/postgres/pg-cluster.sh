@@ -1,7 +1,8 @@
 #!/bin/bash
 # A throwaway PostgreSQL primary with a streaming replica, for tests and benchmarks.
 #
-#   pg-cluster.sh start DIR [--no-replica]   start on free loopback ports; writes DIR/env
+#   pg-cluster.sh start DIR [--no-replica] [--ram]
+#                                            start on free loopback ports; writes DIR/env
 #   pg-cluster.sh stop DIR                   stop both servers and remove DIR
 #   pg-cluster.sh stop-primary DIR           stop the primary only (fault injection)
 #   pg-cluster.sh start-primary DIR          start it again on the same port
@@ -12,6 +13,11 @@
 #   CLEAVE_TEST_PG_DIR      DIR
 # Run as root the servers run as the postgres user (initdb refuses root); run as anyone
 # else they run as that user. Every wait polls a real condition with a deadline.
+#
+# --ram keeps the servers' files in memory: DIR is then a link to a folder of /dev/shm
+# (a tmpfs), when it has room. The test run creates and drops a database per test case,
+# some 300 files each on the primary and again on the replica; on ext4 that file churn
+# was most of the servers' CPU time (docs/adr/0011-postgresql.md).
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -47,7 +53,25 @@ server_opts() {
     echo "-p $1 -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" \
          "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB" \
          "-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on" \
-         "-c hot_standby_feedback=on -c wal_receiver_status_interval=1s"
+         "-c hot_standby_feedback=on -c wal_receiver_status_interval=1s" \
+         "-c max_wal_size=256MB"
+}
+
+# A folder of /dev/shm for the servers' files, or nothing when it is not a writable tmpfs
+# with 4 GiB free (the databases, and the WAL that max_wal_size bounds, take far less).
+ram_dir() {
+    [ -d /dev/shm ] && [ -w /dev/shm ] || return 0
+    [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] || return 0
+    [ "$(df -Pk /dev/shm | awk 'NR==2 {print $4}')" -ge 4194304 ] || return 0
+    mktemp -d /dev/shm/cleave-pg-XXXXXX
+}
+
+# Removes DIR, and the folder it links to when --ram made it a link.
+remove_dir() {
+    if [ -L "$dir" ]; then
+        rm -rf "$(readlink "$dir")"
+    fi
+    rm -rf "$dir"
 }
 
 start_server() { # data dir, port, log
@@ -61,13 +85,30 @@ psql_at() { # port, sql
 case "$cmd" in
 start)
     replica=1
-    [ "${3:-}" = "--no-replica" ] && replica=0
-    rm -rf "$dir"
+    ram=0
+    for opt in "${@:3}"; do
+        case "$opt" in
+        --no-replica) replica=0 ;;
+        --ram) ram=1 ;;
+        *) echo "pg-cluster.sh: unknown option $opt" >&2; exit 2 ;;
+        esac
+    done
+    remove_dir
     mkdir -p "$(dirname "$dir")"
+    target=$dir
+    if [ "$ram" = 1 ]; then
+        target=$(ram_dir)
+        if [ -n "$target" ]; then
+            ln -s "$target" "$dir"
+        else
+            echo "pg-cluster.sh: /dev/shm is not a tmpfs with room; the cluster stays on disk" >&2
+            target=$dir
+        fi
+    fi
     if [ "$(id -u)" = 0 ]; then
-        install -d -o postgres -g postgres -m 0700 "$dir"
+        install -d -o postgres -g postgres -m 0700 "$target"
     else
-        install -d -m 0700 "$dir"
+        install -d -m 0700 "$target"
     fi
     as_pg "$PG_BIN/initdb -D '$dir/primary' -U postgres -A trust -E UTF8 --locale=C --no-sync" \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -112,18 +153,18 @@ start)
         echo "CLEAVE_TEST_PG_DIR=$dir"
     } >"$dir/env.tmp"
     chmod 0644 "$dir/env.tmp"
-    chmod 0755 "$dir"
+    chmod 0755 "$target"
     mv "$dir/env.tmp" "$dir/env"
     echo "PostgreSQL primary on 127.0.0.1:$pport${rport:+, replica on 127.0.0.1:$rport}, in $dir"
     ;;
 stop)
-    [ -d "$dir" ] || exit 0
+    [ -d "$dir" ] || { remove_dir; exit 0; }
     for node in replica primary; do
         if [ -f "$dir/$node/postmaster.pid" ]; then
             as_pg "$PG_BIN/pg_ctl -D '$dir/$node' -m immediate -w -t 30 stop" >/dev/null 2>&1 || true
         fi
     done
-    rm -rf "$dir"
+    remove_dir
     ;;
 stop-primary)
     as_pg "$PG_BIN/pg_ctl -D '$dir/primary' -m fast -w -t 30 stop" >/dev/null

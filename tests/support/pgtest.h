@@ -46,5 +46,11 @@ int pgtest_cluster(const pgtest *t, const char *cmd);
  * the module's owner role. CL_OK or the failure in err.
  */
 cl_status pgtest_migrate(const char *admin_url, const char *module, cl_error *err);
+/*
+ * Creates t->db as pgtest_db_create does, then as pgtest_migrate would leave it for module:
+ * a copy of a database this process migrated once for module (made by the first call), with
+ * the grants on the database itself that provisioning makes. CL_OK or the failure in err.
+ */
+cl_status pgtest_db_create_migrated(pgtest *t, const char *module, cl_error *err);
 
 #endif
