@@ -294,31 +294,48 @@ int test_run(const char *bin, char *const argv[], char *const env_add[], char *o
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int test_free_port(void)
+int test_hold_port(int *fd)
 {
     static atomic_uint counter;
     unsigned seed =
         (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^ atomic_fetch_add(&counter, 7919u);
 
+    *fd = -1;
     for (int i = 0; i < 200; i++) {
         struct sockaddr_in a = {0};
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int port = 10000 + (int)(rand_r(&seed) % 22000u);
-        int ok;
 
-        if (fd < 0) {
+        if (s < 0) {
             return -1;
         }
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a.sin_port = htons((uint16_t)port);
-        ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        close(fd);
-        if (ok) {
+        if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            *fd = s;
             return port;
         }
+        close(s);
     }
     return -1;
+}
+
+void test_release_port(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+    }
+    *fd = -1;
+}
+
+int test_free_port(void)
+{
+    int fd;
+    int port = test_hold_port(&fd);
+
+    test_release_port(&fd);
+    return port;
 }
 
 static int port_accepts(int port)

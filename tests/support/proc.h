@@ -48,6 +48,14 @@ int test_run(const char *bin, char *const argv[], char *const env_add[], char *o
  * meanwhile. -1 when none was found.
  */
 int test_free_port(void);
+/*
+ * test_free_port, the port kept bound (not listening, without SO_REUSEADDR) by *fd until
+ * test_release_port: meanwhile no other test's test_free_port picks it and no server binds
+ * it. For a port planned long before its server starts: released just before it does.
+ */
+int test_hold_port(int *fd);
+/* Closes *fd (when >= 0) and sets it to -1. */
+void test_release_port(int *fd);
 
 /*
  * Starts a server (bin, argv as for test_proc_start, its output into log_path) and waits

@@ -213,6 +213,19 @@ static void add_url_env(topology *t, const char *module, size_t len, int port)
              upper, t->mtls && port != t->gateway_port ? "https" : "http", port);
 }
 
+/* Lets go of the ports still held (all of them after a start that failed). */
+static void release_ports(topology *t)
+{
+    if (!t->ports_held) {
+        return;
+    }
+    test_release_port(&t->gateway_hold);
+    for (int i = 0; i < TOPOLOGY_MAX_SERVICES; i++) {
+        test_release_port(&t->service_holds[i]);
+    }
+    t->ports_held = 0;
+}
+
 /*
  * Before any process starts: a fixed port for each, and where every module runs, so that
  * extracted modules and the gateway can call each other whatever the order they start in.
@@ -221,9 +234,13 @@ static int plan_ports(topology *t)
 {
     const char *p = CLEAVE_TEST_MODULES;
 
-    t->gateway_port = test_free_port();
+    t->ports_held = 1;
+    for (int i = 0; i < TOPOLOGY_MAX_SERVICES; i++) {
+        t->service_holds[i] = -1;
+    }
+    t->gateway_port = test_hold_port(&t->gateway_hold);
     for (int i = 0; i < t->nservices; i++) {
-        t->service_ports[i] = test_free_port();
+        t->service_ports[i] = test_hold_port(&t->service_holds[i]);
         if (t->service_ports[i] < 0) {
             return -1;
         }
@@ -472,6 +489,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
             }
         }
         service_env(t, i, listen, sizeof(listen), 0, env);
+        test_release_port(&t->service_holds[i]);
         port = serve(t, t->services[i], env);
         if (port != t->service_ports[i]) {
             return -1;
@@ -505,6 +523,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     }
     gateway_env(t, listen, extra, 0, env);
     t->gateway_slot = t->nprocs;
+    test_release_port(&t->gateway_hold);
     port = serve(t, t->gateway_bin, env);
     if (port < 0 || (seed && seed_late && seed_gateway(t, listen) != 0)) {
         return -1;
@@ -613,6 +632,7 @@ int topology_stop(topology *t)
         }
     }
     t->nprocs = 0;
+    release_ports(t);
     test_nats_close(&t->nats);
     if (test_db_env_close(&t->db) != 0) {
         rc = -1;

@@ -43,6 +43,13 @@ typedef struct topology {
      * gateway keeps its port across restarts (gateway_port; 0 on a monolith).
      */
     int gateway_port;
+    /*
+     * The planned ports stay bound by the test (test_hold_port) until their process starts:
+     * a topology plans them seconds before, and another test once took the gateway's.
+     */
+    int ports_held;
+    int gateway_hold;
+    int service_holds[TOPOLOGY_MAX_SERVICES];
     char url_envs[TOPOLOGY_MAX_MODULES][128];
     int nurl_envs;
     /* With modules extracted events cross processes: the bus (nats.env empty on a monolith). */
