@@ -17,7 +17,7 @@
 # --ram keeps the servers' files in memory: DIR is then a link to a folder of /dev/shm
 # (a tmpfs), when it has room. The test run creates and drops a database per test case,
 # some 300 files each on the primary and again on the replica; on ext4 that file churn
-# was most of the servers' CPU time (docs/adr/0011-postgresql.md).
+# cost the servers over three times the CPU it costs there (docs/adr/0011-postgresql.md).
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}

@@ -97,39 +97,38 @@ static struct {
     int next;
 } sessions = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* The session for url, opened when needed; NULL with the reason printed. Under the lock. */
+/*
+ * The session for url, opened when needed or when fresh is set (in the slot it had, else
+ * the next one in turn); NULL with the reason printed. Under the lock.
+ */
 static PGconn *session(const char *url, int fresh)
 {
-    int free_slot;
+    int i = 0;
 
     if (sessions.pid != getpid()) {
         /* Inherited from a parent: its sockets are the parent's, never to be written to. */
         memset(sessions.slot, 0, sizeof(sessions.slot));
         sessions.pid = getpid();
     }
-    for (int i = 0; i < SESSIONS; i++) {
-        if (sessions.slot[i].conn != NULL && strcmp(sessions.slot[i].url, url) == 0) {
-            if (!fresh && PQstatus(sessions.slot[i].conn) == CONNECTION_OK) {
-                return sessions.slot[i].conn;
-            }
-            PQfinish(sessions.slot[i].conn);
-            sessions.slot[i].conn = NULL;
-        }
+    while (i < SESSIONS && strcmp(sessions.slot[i].url, url) != 0) {
+        i++;
     }
-    free_slot = sessions.next;
-    sessions.next = (sessions.next + 1) % SESSIONS;
-    if (sessions.slot[free_slot].conn != NULL) {
-        PQfinish(sessions.slot[free_slot].conn);
+    if (i == SESSIONS) {
+        i = sessions.next;
+        sessions.next = (sessions.next + 1) % SESSIONS;
+        copy(sessions.slot[i].url, sizeof(sessions.slot[i].url), url);
+    } else if (!fresh && sessions.slot[i].conn != NULL &&
+               PQstatus(sessions.slot[i].conn) == CONNECTION_OK) {
+        return sessions.slot[i].conn;
     }
-    copy(sessions.slot[free_slot].url, sizeof(sessions.slot[free_slot].url), url);
-    sessions.slot[free_slot].conn = PQconnectdb(url);
-    if (PQstatus(sessions.slot[free_slot].conn) != CONNECTION_OK) {
-        fprintf(stderr, "pgtest: connect %s: %s", url,
-                PQerrorMessage(sessions.slot[free_slot].conn));
-        PQfinish(sessions.slot[free_slot].conn);
-        sessions.slot[free_slot].conn = NULL;
+    PQfinish(sessions.slot[i].conn);
+    sessions.slot[i].conn = PQconnectdb(url);
+    if (PQstatus(sessions.slot[i].conn) != CONNECTION_OK) {
+        fprintf(stderr, "pgtest: connect %s: %s", url, PQerrorMessage(sessions.slot[i].conn));
+        PQfinish(sessions.slot[i].conn);
+        sessions.slot[i].conn = NULL;
     }
-    return sessions.slot[free_slot].conn;
+    return sessions.slot[i].conn;
 }
 
 static int exec_at(const char *url, const char *sql, char *out, size_t size)
