@@ -124,7 +124,8 @@ typedef struct wal_file {
     int cap;
     int n; /* bytes in buf, to be written at off */
     sqlite3_int64 off;
-    bool commit_pending; /* the last write was a commit frame's header: its page ends it */
+    bool commit_pending;    /* the last write was a commit frame's header: its page ends it */
+    sqlite3_int64 read_off; /* the last read's offset, or -1 */
 } wal_file;
 
 static sqlite3_vfs wal_vfs;
@@ -167,8 +168,18 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
     bool completes = f->commit_pending;
     int rc = SQLITE_OK;
 
-    /* A frame header: bytes 4-7 hold the database's size after a commit, 0 in other frames. */
+    /*
+     * A frame header: bytes 4-7 hold the database's size after a commit, 0 in other frames.
+     * A header written where the last read was is SQLite rewriting the checksums of frames
+     * already written (walRewriteChecksums), the commit frame's last, with no page after
+     * it: written at once, or the commit frame's header would wait for a write to come.
+     */
     f->commit_pending = amt == WAL_FRAME_HDR && (h[4] | h[5] | h[6] | h[7]) != 0;
+    if (amt == WAL_FRAME_HDR && off == f->read_off) {
+        f->commit_pending = false;
+        rc = wal_flush(f);
+        return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, amt, off);
+    }
     if (f->n > 0 && off != f->off + f->n) {
         rc = wal_flush(f);
     }
@@ -209,6 +220,7 @@ static int wal_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 off)
     wal_file *f = (wal_file *)file;
     int rc = wal_flush(f);
 
+    f->read_off = off;
     return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, data, amt, off);
 }
 
@@ -303,6 +315,7 @@ static int wal_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file,
         return wal_base->xOpen((sqlite3_vfs *)wal_base, name, file, flags, out_flags);
     }
     memset(f, 0, sizeof(*f));
+    f->read_off = -1;
     f->real = (sqlite3_file *)(f + 1);
     rc = wal_base->xOpen((sqlite3_vfs *)wal_base, name, f->real, flags, out_flags);
     if (rc != SQLITE_OK) {
