@@ -115,7 +115,13 @@ static int sqlite_committed(void *arg, sqlite3 *db, const char *name, int frames
  */
 #define WAL_VFS_NAME   "cleave-wal"
 #define WAL_FRAME_HDR  24
-#define WAL_BUFFER_MAX (256 * 1024)
+/*
+ * The default (unix) VFS writes at most 0x1ffff bytes per xWrite: its seekAndWriteFd masks the
+ * length with 0x1ffff (SQLite's own writes, a page at most, never come near), so a longer
+ * write is cut short, and unixWrite, retrying the rest, writes 0 bytes and fails with
+ * SQLITE_FULL. The buffer, written in one xWrite, is never longer.
+ */
+#define WAL_BUFFER_MAX 0x1ffff
 
 typedef struct wal_file {
     sqlite3_file base; /* methods: wal_methods */

@@ -810,6 +810,44 @@ static void test_db_sqlite_writes_a_commits_wal_frames_at_once(void **state)
     sqlite3_close(other);
 }
 
+/*
+ * A commit bigger than the default VFS writes at once (its unix xWrite takes at most 0x1ffff
+ * bytes, 128 KiB - 1): gathered into one buffer, 60 frames of 4 KiB made one write the VFS
+ * cut short, and every such commit failed with SQLITE_FULL. The catalog's relay, marking a
+ * batch of sent outbox rows, retried it for ever; inventory never saw a new product (issue
+ * #16, placement_monolith). The commit succeeds and another connection reads all of it.
+ */
+static void test_db_sqlite_commits_more_frames_than_one_write_takes(void **state)
+{
+    fixture *f = *state;
+    char sku[32];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    /* 60 rows of 3 KB: one to a 4 KiB page, some 240 KiB of frames in one commit. */
+    for (int i = 0; i < 60; i++) {
+        snprintf(sku, sizeof(sku), "SKU-%d", i);
+        insert_item(c, sku, i, CL_OK);
+    }
+    assert_int_equal(cl_db_exec(c, "UPDATE items SET note = printf('%.3000c', 'x')", &err), CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(other,
+                                        "SELECT count(*) FROM items WHERE length(note) = 3000", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 60);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -833,6 +871,7 @@ int main(void)
         T(test_db_ping_answers_and_null_handles_are_noops),
         T(test_db_sqlite_uses_wal_and_foreign_keys),
         T(test_db_sqlite_writes_a_commits_wal_frames_at_once),
+        T(test_db_sqlite_commits_more_frames_than_one_write_takes),
 #undef T
     };
 
