@@ -848,6 +848,128 @@ static void test_db_sqlite_commits_more_frames_than_one_write_takes(void **state
     sqlite3_close(other);
 }
 
+/* Reads counter's value through other, a connection on SQLite's default VFS. */
+static int read_counter(sqlite3 *other)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    assert_int_equal(sqlite3_prepare_v2(other, "SELECT v FROM counter", -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * A transaction that spills pages and changes them again makes SQLite rewrite the frames'
+ * checksums at commit (walRewriteChecksums): it reads each frame and writes its header back,
+ * the commit frame's last. After a checkpoint the WAL starts again at its first frame, and
+ * a later commit's frame lands where that last read was: another connection must still read
+ * every commit as soon as it returned.
+ */
+static void test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite(void **state)
+{
+    fixture *f = *state;
+    char sql[96];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_exec(c,
+                                "PRAGMA cache_size = 10;"
+                                "CREATE TABLE counter (v INTEGER NOT NULL);"
+                                "INSERT INTO counter VALUES (0)",
+                                &err),
+                     CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    /* 60 pages through a cache of 10: most are spilled, then all changed again. */
+    for (int i = 0; i < 60; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', "
+                 "printf('%%.3000c', 'x'))",
+                 i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+    }
+    assert_int_equal(cl_db_exec(c, "UPDATE items SET qty = qty + 1", &err), CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    /* Its first read opens the WAL, which the checkpoint then empties. */
+    assert_int_equal(read_counter(other), 0);
+    assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                     SQLITE_OK);
+    /* One frame a commit, from the WAL's first frame on, past the rewritten ones. */
+    for (int i = 1; i <= 200; i++) {
+        snprintf(sql, sizeof(sql), "UPDATE counter SET v = %d", i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+        assert_int_equal(read_counter(other), i);
+    }
+    sqlite3_close(other);
+    cl_db_release(c);
+}
+
+/* Reads counter's value through c. */
+static int64_t read_counter_on(cl_db_conn *c)
+{
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_prepare(c, "SELECT v FROM counter", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    return cl_stmt_i64(st, 0);
+}
+
+/*
+ * A transaction rolled back after spilling pages leaves frames that no commit completes.
+ * Written late, after another connection had started the WAL again over them, they would
+ * overwrite that connection's commits: they are written before the transaction ends.
+ */
+static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_commit(void **state)
+{
+    fixture *f = *state;
+    char sql[96];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_exec(c,
+                                "PRAGMA cache_size = 10;"
+                                "CREATE TABLE counter (v INTEGER NOT NULL);"
+                                "INSERT INTO counter VALUES (0)",
+                                &err),
+                     CL_OK);
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(read_counter(other), 0);
+    assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                     SQLITE_OK);
+    /*
+     * 20 pages through a cache of 10: some are spilled, from the WAL's first frame on, far
+     * fewer than a buffer holds; then rolled back.
+     */
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    for (int i = 0; i < 20; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', printf('%%.3000c', 'x'))", i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+    }
+    cl_db_rollback(c);
+    /* One frame a commit, from the WAL's first frame on, over the rolled back ones. */
+    for (int i = 1; i <= 3; i++) {
+        snprintf(sql, sizeof(sql), "UPDATE counter SET v = %d", i);
+        assert_int_equal(sqlite3_exec(other, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(read_counter_on(c), 3);
+    assert_int_equal(read_counter(other), 3);
+    sqlite3_close(other);
+    cl_db_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +994,8 @@ int main(void)
         T(test_db_sqlite_uses_wal_and_foreign_keys),
         T(test_db_sqlite_writes_a_commits_wal_frames_at_once),
         T(test_db_sqlite_commits_more_frames_than_one_write_takes),
+        T(test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite),
+        T(test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_commit),
 #undef T
     };
 
