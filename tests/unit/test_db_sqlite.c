@@ -53,6 +53,55 @@ static int count_sqlite_sleeps(void)
     return sqlite3_vfs_register(&counting_vfs, 1) == SQLITE_OK ? 0 : -1;
 }
 
+/*
+ * Writes to files, counted through the default VFS's system call table (the unix VFS lets
+ * its pwrite and write be replaced). Counted only while counting_writes is set.
+ */
+static atomic_int file_writes;
+static atomic_int counting_writes;
+static sqlite3_syscall_ptr real_pwrite64, real_pwrite, real_write;
+
+static ssize_t counted_pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+    atomic_fetch_add(&file_writes, atomic_load(&counting_writes));
+    return ((ssize_t(*)(int, const void *, size_t, off_t))real_pwrite64)(fd, buf, n, off);
+}
+
+static ssize_t counted_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    atomic_fetch_add(&file_writes, atomic_load(&counting_writes));
+    return ((ssize_t(*)(int, const void *, size_t, off_t))real_pwrite)(fd, buf, n, off);
+}
+
+static ssize_t counted_write(int fd, const void *buf, size_t n)
+{
+    atomic_fetch_add(&file_writes, atomic_load(&counting_writes));
+    return ((ssize_t(*)(int, const void *, size_t))real_write)(fd, buf, n);
+}
+
+/* Replaces the default VFS's writing system calls by counting ones; 0, or -1. */
+static int count_file_writes(void)
+{
+    sqlite3_vfs *def = sqlite3_vfs_find(NULL);
+    int replaced = 0;
+
+    if (def == NULL || def->iVersion < 3 || def->xSetSystemCall == NULL) {
+        return -1;
+    }
+    real_pwrite64 = def->xGetSystemCall(def, "pwrite64");
+    real_pwrite = def->xGetSystemCall(def, "pwrite");
+    real_write = def->xGetSystemCall(def, "write");
+    replaced +=
+        real_pwrite64 != NULL &&
+        def->xSetSystemCall(def, "pwrite64", (sqlite3_syscall_ptr)counted_pwrite64) == SQLITE_OK;
+    replaced +=
+        real_pwrite != NULL &&
+        def->xSetSystemCall(def, "pwrite", (sqlite3_syscall_ptr)counted_pwrite) == SQLITE_OK;
+    replaced += real_write != NULL &&
+                def->xSetSystemCall(def, "write", (sqlite3_syscall_ptr)counted_write) == SQLITE_OK;
+    return replaced > 0 ? 0 : -1;
+}
+
 typedef struct fixture {
     char dir[64];
     char path[128];
@@ -720,6 +769,207 @@ static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
     cl_db_release(c);
 }
 
+/*
+ * A commit's WAL frames reach the file in one write, not two per frame (header, page):
+ * every system call costs its exit path on the machines measured (issue #16). And they are
+ * written when the commit returns: a connection of its own, on SQLite's default VFS, reads
+ * them.
+ */
+static void test_db_sqlite_writes_a_commits_wal_frames_at_once(void **state)
+{
+    fixture *f = *state;
+    char sku[32];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    /* Some 40 rows of 1 KB: about ten pages, so ten frames or more in one commit. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(sku, sizeof(sku), "SKU-%d", i);
+        insert_item(c, sku, i, CL_OK);
+    }
+    assert_int_equal(cl_db_exec(c, "UPDATE items SET note = printf('%.1000c', 'x')", &err), CL_OK);
+    atomic_store(&file_writes, 0);
+    atomic_store(&counting_writes, 1);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    atomic_store(&counting_writes, 0);
+    cl_db_release(c);
+    assert_int_equal(atomic_load(&file_writes), 1);
+
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(other,
+                                        "SELECT count(*) FROM items WHERE length(note) = 1000", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 40);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+}
+
+/*
+ * A commit bigger than the default VFS writes at once (its unix xWrite takes at most 0x1ffff
+ * bytes, 128 KiB - 1): gathered into one buffer, 60 frames of 4 KiB made one write the VFS
+ * cut short, and every such commit failed with SQLITE_FULL. The catalog's relay, marking a
+ * batch of sent outbox rows, retried it for ever; inventory never saw a new product (issue
+ * #16, placement_monolith). The commit succeeds and another connection reads all of it.
+ */
+static void test_db_sqlite_commits_more_frames_than_one_write_takes(void **state)
+{
+    fixture *f = *state;
+    char sku[32];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    /* 60 rows of 3 KB: one to a 4 KiB page, some 240 KiB of frames in one commit. */
+    for (int i = 0; i < 60; i++) {
+        snprintf(sku, sizeof(sku), "SKU-%d", i);
+        insert_item(c, sku, i, CL_OK);
+    }
+    assert_int_equal(cl_db_exec(c, "UPDATE items SET note = printf('%.3000c', 'x')", &err), CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(other,
+                                        "SELECT count(*) FROM items WHERE length(note) = 3000", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 60);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+}
+
+/* Reads counter's value through other, a connection on SQLite's default VFS. */
+static int read_counter(sqlite3 *other)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    assert_int_equal(sqlite3_prepare_v2(other, "SELECT v FROM counter", -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * A transaction that spills pages and changes them again makes SQLite rewrite the frames'
+ * checksums at commit (walRewriteChecksums): it reads each frame and writes its header back,
+ * the commit frame's last. After a checkpoint the WAL starts again at its first frame, and
+ * a later commit's frame lands where that last read was: another connection must still read
+ * every commit as soon as it returned.
+ */
+static void test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite(void **state)
+{
+    fixture *f = *state;
+    char sql[96];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_exec(c,
+                                "PRAGMA cache_size = 10;"
+                                "CREATE TABLE counter (v INTEGER NOT NULL);"
+                                "INSERT INTO counter VALUES (0)",
+                                &err),
+                     CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    /* 60 pages through a cache of 10: most are spilled, then all changed again. */
+    for (int i = 0; i < 60; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', "
+                 "printf('%%.3000c', 'x'))",
+                 i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+    }
+    assert_int_equal(cl_db_exec(c, "UPDATE items SET qty = qty + 1", &err), CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    /* Its first read opens the WAL, which the checkpoint then empties. */
+    assert_int_equal(read_counter(other), 0);
+    assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                     SQLITE_OK);
+    /* One frame a commit, from the WAL's first frame on, past the rewritten ones. */
+    for (int i = 1; i <= 200; i++) {
+        snprintf(sql, sizeof(sql), "UPDATE counter SET v = %d", i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+        assert_int_equal(read_counter(other), i);
+    }
+    sqlite3_close(other);
+    cl_db_release(c);
+}
+
+/* Reads counter's value through c. */
+static int64_t read_counter_on(cl_db_conn *c)
+{
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_prepare(c, "SELECT v FROM counter", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    return cl_stmt_i64(st, 0);
+}
+
+/*
+ * A transaction rolled back after spilling pages leaves frames that no commit completes.
+ * Written late, after another connection had started the WAL again over them, they would
+ * overwrite that connection's commits: they are written before the transaction ends.
+ */
+static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_commit(void **state)
+{
+    fixture *f = *state;
+    char sql[96];
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    sqlite3 *other = NULL;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_exec(c,
+                                "PRAGMA cache_size = 10;"
+                                "CREATE TABLE counter (v INTEGER NOT NULL);"
+                                "INSERT INTO counter VALUES (0)",
+                                &err),
+                     CL_OK);
+    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(read_counter(other), 0);
+    assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                     SQLITE_OK);
+    /*
+     * 20 pages through a cache of 10: some are spilled, from the WAL's first frame on, far
+     * fewer than a buffer holds; then rolled back.
+     */
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    for (int i = 0; i < 20; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', printf('%%.3000c', 'x'))", i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+    }
+    cl_db_rollback(c);
+    /* One frame a commit, from the WAL's first frame on, over the rolled back ones. */
+    for (int i = 1; i <= 3; i++) {
+        snprintf(sql, sizeof(sql), "UPDATE counter SET v = %d", i);
+        assert_int_equal(sqlite3_exec(other, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(read_counter_on(c), 3);
+    assert_int_equal(read_counter(other), 3);
+    sqlite3_close(other);
+    cl_db_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -742,10 +992,14 @@ int main(void)
         T(test_db_open_rejects_bad_options),
         T(test_db_ping_answers_and_null_handles_are_noops),
         T(test_db_sqlite_uses_wal_and_foreign_keys),
+        T(test_db_sqlite_writes_a_commits_wal_frames_at_once),
+        T(test_db_sqlite_commits_more_frames_than_one_write_takes),
+        T(test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite),
+        T(test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_commit),
 #undef T
     };
 
-    if (count_sqlite_sleeps() != 0) {
+    if (count_sqlite_sleeps() != 0 || count_file_writes() != 0) {
         fprintf(stderr, "cannot register the counting VFS\n");
         return 1;
     }
