@@ -1,4 +1,6 @@
 /* Child processes for tests: the real binaries, stopped by their PID, even on failure. */
+/* pipe2: every descriptor the harness opens is close-on-exec from its first instant. */
+#define _GNU_SOURCE
 #include "proc.h"
 
 #include <arpa/inet.h>
@@ -79,7 +81,7 @@ static void *reader_main(void *arg)
 {
     test_proc *p = arg;
     FILE *in = fdopen(p->out_fd, "r");
-    FILE *log = fopen(p->log_path, "a");
+    FILE *log = fopen(p->log_path, "ae");
     char line[8192];
 
     while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
@@ -117,7 +119,7 @@ int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *con
     memset(p, 0, sizeof(*p));
     snprintf(p->log_path, sizeof(p->log_path), "%s", log_path);
     env = make_env(env_add);
-    if (env == NULL || pipe(fds) != 0) {
+    if (env == NULL || pipe2(fds, O_CLOEXEC) != 0) {
         free(env);
         return -1;
     }
@@ -127,7 +129,7 @@ int test_proc_start(test_proc *p, const char *bin, char *const argv[], char *con
         return -1;
     }
     if (p->pid == 0) {
-        int errfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int errfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         /* A test that crashes must not leave its server running. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(fds[1], STDOUT_FILENO);
@@ -182,7 +184,7 @@ static void dump_stacks(const test_proc *p)
     }
     fprintf(stderr, "process %d did not exit within %d ms of the signal:\n%s\n", (int)p->pid,
             STOP_WAIT_MS, out);
-    log = fopen(p->log_path, "a");
+    log = fopen(p->log_path, "ae");
     if (log != NULL) {
         fprintf(log, "\n--- hung on stop; stacks:\n%s\n", out);
         fclose(log);
@@ -252,7 +254,7 @@ int test_run(const char *bin, char *const argv[], char *const env_add[], char *o
     size_t used = 0;
     int status = 0;
 
-    if (env == NULL || pipe(fds) != 0) {
+    if (env == NULL || pipe2(fds, O_CLOEXEC) != 0) {
         free(env);
         return -1;
     }

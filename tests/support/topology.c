@@ -216,14 +216,10 @@ static void add_url_env(topology *t, const char *module, size_t len, int port)
 /* Lets go of the ports still held (all of them after a start that failed). */
 static void release_ports(topology *t)
 {
-    if (!t->ports_held) {
-        return;
-    }
     test_release_port(&t->gateway_hold);
     for (int i = 0; i < TOPOLOGY_MAX_SERVICES; i++) {
         test_release_port(&t->service_holds[i]);
     }
-    t->ports_held = 0;
 }
 
 /*
@@ -234,10 +230,6 @@ static int plan_ports(topology *t)
 {
     const char *p = CLEAVE_TEST_MODULES;
 
-    t->ports_held = 1;
-    for (int i = 0; i < TOPOLOGY_MAX_SERVICES; i++) {
-        t->service_holds[i] = -1;
-    }
     t->gateway_port = test_hold_port(&t->gateway_hold);
     for (int i = 0; i < t->nservices; i++) {
         t->service_ports[i] = test_hold_port(&t->service_holds[i]);
@@ -433,6 +425,11 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     int port;
 
     memset(t, 0, sizeof(*t));
+    /* No port held yet: none to let go of, whatever fails first (descriptor 0 is not one). */
+    t->gateway_hold = -1;
+    for (int i = 0; i < TOPOLOGY_MAX_SERVICES; i++) {
+        t->service_holds[i] = -1;
+    }
     if (test_db_env_open(&t->db, 1) != 0) {
         return -1;
     }

@@ -46,8 +46,8 @@ typedef struct topology {
     /*
      * The planned ports stay bound by the test (test_hold_port) until their process starts:
      * a topology plans them seconds before, and another test once took the gateway's.
+     * -1 when not held.
      */
-    int ports_held;
     int gateway_hold;
     int service_holds[TOPOLOGY_MAX_SERVICES];
     char url_envs[TOPOLOGY_MAX_MODULES][128];
