@@ -2,6 +2,7 @@
  * The cleave command line: serve, migrate, seed, modules, new, version.
  * Errors go to stderr with a message naming what is wrong, and a non-zero exit.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,9 @@ static void usage(FILE *out)
           "  migrate [--status] [--admin-url URL]\n"
           "                     apply pending migrations, or list them per module; on\n"
           "                     PostgreSQL first create roles and schemas as URL's admin\n"
-          "  seed [--module NAME]\n"
-          "                     create the demo data of every module (or NAME) that has none\n"
+          "  seed [--module NAME] [--limit N]\n"
+          "                     create the demo data of every module (or NAME) that has none;\n"
+          "                     --limit: at most the first N records of each kind\n"
           "  modules [--graph|--wire]\n"
           "                     list the modules, local or remote; --graph: dependencies;\n"
           "                     --wire: the RPC API of every module, as Markdown\n"
@@ -313,11 +315,22 @@ static int cmd_seed(const char *config, int argc, char **argv)
     int rc = EXIT_FAILURE;
 
     const char *only = NULL;
+    cl_seed_opts opts = {0};
 
     for (int i = 0; i < argc; i++) {
         /* --if-empty is what seed always does; accepted so scripts can say so. */
         if (strcmp(argv[i], "--module") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+
+            if (end == argv[i] || *end != '\0' || n < 1 || n > INT_MAX) {
+                fprintf(stderr, "cleave: seed: --limit: '%s' is not a number from 1 to %d\n",
+                        argv[i], INT_MAX);
+                return EXIT_USAGE;
+            }
+            opts.limit = (int)n;
         } else if (strcmp(argv[i], "--if-empty") != 0) {
             fprintf(stderr, "cleave: seed: unknown option %s\n", argv[i]);
             return EXIT_USAGE;
@@ -352,7 +365,7 @@ static int cmd_seed(const char *config, int argc, char **argv)
         cl_strlcpy(ctx.principal, "service:seed", sizeof(ctx.principal));
         /* "Is it empty?" must be answered by the primary, not by a replica behind it. */
         ctx.read_primary = 1;
-        if (api->seed(&h.modules[i].handle, &ctx, &created) != CL_OK) {
+        if (api->seed(&h.modules[i].handle, &ctx, &opts, &created) != CL_OK) {
             rc = fail("seed", &ctx.err);
             break;
         }

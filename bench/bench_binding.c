@@ -226,10 +226,11 @@ static cl_handle open_local(const char *dir, cl_db **db)
 static void seed(const cl_handle *m, const char *what)
 {
     cl_ctx ctx;
+    cl_seed_opts opts = {0}; /* the whole demo */
     int created = 0;
 
     cl_ctx_init(&ctx, 0);
-    if (catalog_api.seed(m, &ctx, &created) != CL_OK || created == 0) {
+    if (catalog_api.seed(m, &ctx, &opts, &created) != CL_OK || created == 0) {
         fprintf(stderr, "seeding the %s catalog failed: %s\n", what, ctx.err.message);
         exit(1);
     }

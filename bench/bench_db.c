@@ -131,11 +131,12 @@ static int64_t timed_list_unpooled(const char *category)
 static void seed(const cl_handle *m, const char *what)
 {
     cl_ctx ctx;
+    cl_seed_opts opts = {0}; /* the whole demo */
     int created = 0;
 
     cl_ctx_init(&ctx, 0);
     ctx.read_primary = 1;
-    if (catalog_api.seed(m, &ctx, &created) != CL_OK || created == 0) {
+    if (catalog_api.seed(m, &ctx, &opts, &created) != CL_OK || created == 0) {
         die(what, ctx.err.message);
     }
 }

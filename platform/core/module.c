@@ -29,3 +29,8 @@ void cl_module_noop_stop(void *self)
 {
     (void)self;
 }
+
+int cl_seed_count(const cl_seed_opts *opts, int all)
+{
+    return opts->limit > 0 && opts->limit < all ? opts->limit : all;
+}

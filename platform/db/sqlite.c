@@ -112,7 +112,7 @@ static int sqlite_committed(void *arg, sqlite3 *db, const char *name, int frames
  * else on the file (a read, a sync, a truncate, a size, a write elsewhere, a close) writes
  * the buffer first.
  *
- * What keeps other connections right does not depend on how SQLite orders its writes: the
+ * What keeps other connections right does not depend on the sequence of SQLite's writes: the
  * database file's wal-index calls write the buffer too. SQLite shows frames to others only
  * by writing the wal-index header, twice with a barrier (xShmBarrier) between the copies
  * that readers compare (walIndexWriteHdr), and it ends a transaction by unlocking the

@@ -53,7 +53,7 @@ static int advise(char *out, size_t size, ...)
 /* Starts name, prepares and runs the load, waits for its sagas; 0 or -1. */
 static int loaded(topology *t, const char *name)
 {
-    if (topology_start(t, name, 1) != 0 || test_load_prepare(t->base_url) != 0 ||
+    if (topology_start(t, name, TOPOLOGY_SEED_SMALL) != 0 || test_load_prepare(t->base_url) != 0 ||
         test_load_run(t->base_url, LOAD, NULL) != 0 || test_load_settle(t->base_url, 20000) != 0) {
         return -1;
     }
@@ -199,7 +199,7 @@ static void test_advise_refuses_bad_input(void **state)
     if (strstr(out, "is not a metric sample") == NULL) {
         fail_msg("advise on a JSON answer said:\n%s", out);
     }
-    assert_int_equal(topology_start(&mono, "monolith", 1), 0);
+    assert_int_equal(topology_start(&mono, "monolith", TOPOLOGY_SEED_SMALL), 0);
     /* A path that is not there. */
     snprintf(url, sizeof(url), "%s/nowhere", mono.base_url);
     assert_int_equal(advise(out, sizeof(out), "--url", url, NULL), 1);

@@ -789,7 +789,7 @@ static void test_inventory_moves_out_and_back(void **state)
     (void)state;
     phase_done(NULL);
     /* 1. The monolith, seeded and filled; the "before". */
-    assert_int_equal(topology_start_with(&topo, "monolith", 1, poisoned), 0);
+    assert_int_equal(topology_start_with(&topo, "monolith", TOPOLOGY_SEED_DEMO, poisoned), 0);
     snprintf(base, sizeof(base), "%s", topo.base_url);
     snprintf(data_dir, sizeof(data_dir), "%s", topo.data_env + strlen("CLEAVE_DATA_DIR="));
     snprintf(svc_dir, sizeof(svc_dir), "%s/inventory-data", topo.dir);

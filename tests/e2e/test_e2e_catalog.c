@@ -23,7 +23,7 @@ static topology topo;
 static int setup(void **state)
 {
     (void)state;
-    return topology_start(&topo, topology_name, 1);
+    return topology_start(&topo, topology_name, TOPOLOGY_SEED_DEMO);
 }
 
 static int teardown(void **state)

@@ -24,7 +24,7 @@ static topology topo;
 static int setup(void **state)
 {
     (void)state;
-    return topology_start(&topo, "catalog-extracted", 1);
+    return topology_start(&topo, "catalog-extracted", TOPOLOGY_SEED_SMALL);
 }
 
 static int teardown(void **state)

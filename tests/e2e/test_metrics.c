@@ -29,7 +29,7 @@ static const char *topology_name = "monolith";
 static int setup(void **state)
 {
     (void)state;
-    return topology_start(&topo, topology_name, 1);
+    return topology_start(&topo, topology_name, TOPOLOGY_SEED_SMALL);
 }
 
 static int teardown(void **state)

@@ -58,7 +58,7 @@ static void call_free(const char *method, const char *path, const char *body, lo
 static int setup(void **state)
 {
     (void)state;
-    return topology_start(&topo, placement, 1);
+    return topology_start(&topo, placement, TOPOLOGY_SEED_SMALL);
 }
 
 static int teardown(void **state)

@@ -59,7 +59,7 @@ static int setup(void **state)
                                                  {TEST_ADMIN, TEST_ADMIN_PASSWORD}};
 
     (void)state;
-    if (topology_start(&topo, "monolith", 1) != 0) {
+    if (topology_start(&topo, "monolith", TOPOLOGY_SEED_SMALL) != 0) {
         return -1;
     }
     for (int r = CUSTOMER; r < NROLES; r++) {

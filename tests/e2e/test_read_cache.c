@@ -247,7 +247,7 @@ static int setup(void **state)
                  test_free_port());
         extra[1] = unreachable;
     }
-    if (topology_start_with(&topo, "monolith", 1, extra) != 0) {
+    if (topology_start_with(&topo, "monolith", TOPOLOGY_SEED_SMALL, extra) != 0) {
         /* cmocka runs no teardown after a failed setup. */
         (void)topology_stop(&topo);
         redis_server_stop(&redis);

@@ -34,7 +34,7 @@ static char gateway_payments[4096];
 static int setup(void **state)
 {
     (void)state;
-    if (topology_start(&topo, TOPOLOGY, 1) != 0 ||
+    if (topology_start(&topo, TOPOLOGY, TOPOLOGY_SEED_SMALL) != 0 ||
         test_password_token(topo.base_url, TEST_CUSTOMER, TEST_CUSTOMER_PASSWORD, alice,
                             sizeof(alice)) != 0 ||
         test_password_token(topo.base_url, TEST_CUSTOMER2, TEST_CUSTOMER2_PASSWORD, bob,

@@ -91,7 +91,7 @@ static int setup(void **state)
     snprintf(proxy_url, sizeof(proxy_url), "http://127.0.0.1:%d", fault_proxy_port(proxy));
     /* The gateway's own URL for the service, given later, wins over the topology's. */
     snprintf(url_env, sizeof(url_env), "CLEAVE_INVENTORY_URL=%s", proxy_url);
-    if (topology_start_with(&topo, "inventory-extracted", 1, extra) != 0) {
+    if (topology_start_with(&topo, "inventory-extracted", TOPOLOGY_SEED_SMALL, extra) != 0) {
         return -1;
     }
     fault_proxy_set_upstream(proxy, topo.service_port);

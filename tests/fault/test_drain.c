@@ -364,7 +364,7 @@ static int setup(void **state)
     /* Inherited by every process the topology starts (tests/support/proc.c). */
     setenv("CLEAVE_DRAIN_DELAY_MS", STR(DRAIN_DELAY_MS), 1);
     setenv("CLEAVE_DRAIN_GRACE_S", STR(GRACE_S), 1);
-    return topology_start(&topo, "catalog-extracted", 1);
+    return topology_start(&topo, "catalog-extracted", TOPOLOGY_SEED_SMALL);
 }
 
 static int teardown(void **state)

@@ -148,13 +148,13 @@ static int start_catalog(void **state)
     char *const extra[] = {"CLEAVE_CACHE_TTL_MS=0", NULL};
 
     (void)state;
-    return topology_start_with(&topo, "catalog-extracted", 1, extra);
+    return topology_start_with(&topo, "catalog-extracted", TOPOLOGY_SEED_SMALL, extra);
 }
 
 static int start_inventory_payments(void **state)
 {
     (void)state;
-    return topology_start(&topo, "inventory+payments-extracted", 1);
+    return topology_start(&topo, "inventory+payments-extracted", TOPOLOGY_SEED_SMALL);
 }
 
 static int stop(void **state)

@@ -131,7 +131,8 @@ static int setup(void **state)
     char body[512], path[128], account[64];
 
     (void)state;
-    if (topology_start(&topo, topology_name, 1) != 0 ||
+    /* The whole demo: the queries checked with graphql-js expect its categories. */
+    if (topology_start(&topo, topology_name, TOPOLOGY_SEED_DEMO) != 0 ||
         test_password_token(topo.base_url, TEST_CUSTOMER, TEST_CUSTOMER_PASSWORD, alice,
                             sizeof(alice)) != 0 ||
         test_password_token(topo.base_url, TEST_CUSTOMER2, TEST_CUSTOMER2_PASSWORD, bob,

@@ -103,7 +103,7 @@ static void *load_main(void *arg)
 static int setup(void **state)
 {
     (void)state;
-    return topology_start(&topo, "monolith", 1);
+    return topology_start(&topo, "monolith", TOPOLOGY_SEED_SMALL);
 }
 
 static int teardown(void **state)

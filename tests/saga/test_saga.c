@@ -1050,7 +1050,7 @@ static int setup(void **state)
         env[1] = "CLEAVE_ORDERS_LEASE_MS=2000";
         env[2] = "CLEAVE_ORDERS_LEASE_RENEW_MS=500";
     }
-    return topology_start_with(&topo, topology_name, 1, env);
+    return topology_start_with(&topo, topology_name, TOPOLOGY_SEED_SMALL, env);
 }
 
 static int teardown(void **state)

@@ -259,13 +259,19 @@ static int plan_ports(topology *t)
 
 static int service_index(const topology *t, const char *module);
 
-/* `seed` on the gateway's data; then waits for the replica to have what it wrote. */
-static int seed_gateway(topology *t, const char *listen)
+/*
+ * `seed --limit products` on the gateway's data (the demo catalog's first products, and
+ * the rest of the demo data with them); then waits for the replica to have what it wrote.
+ */
+static int seed_gateway(topology *t, const char *listen, int products)
 {
     char *env[TOPOLOGY_ENV_MAX];
+    char out[8192], n[16];
+    char *argv[] = {"seed", "--limit", n, NULL};
 
     gateway_env(t, listen, NULL, 0, env);
-    if (run_host(t, t->gateway_bin, env, "seed") != 0) {
+    snprintf(n, sizeof(n), "%d", products);
+    if (run_host_argv(t, t->gateway_bin, env, argv, out, sizeof(out)) != 0) {
         return -1;
     }
     /* Data written by those processes must be on the replica before anyone reads it there. */
@@ -510,7 +516,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
      * the gateway must be serving them before the seed runs.
      */
     seed_late = t->nservices > 0 && service_index(t, "identity") < 0;
-    if (seed && !seed_late && seed_gateway(t, listen) != 0) {
+    if (seed && !seed_late && seed_gateway(t, listen, seed) != 0) {
         return -1;
     }
     /* What the migrations wrote must be on the replica before anyone reads it there. */
@@ -522,7 +528,7 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     t->gateway_slot = t->nprocs;
     test_release_port(&t->gateway_hold);
     port = serve(t, t->gateway_bin, env);
-    if (port < 0 || (seed && seed_late && seed_gateway(t, listen) != 0)) {
+    if (port < 0 || (seed && seed_late && seed_gateway(t, listen, seed) != 0)) {
         return -1;
     }
     snprintf(t->base_url, sizeof(t->base_url), "http://127.0.0.1:%d", port);

@@ -112,7 +112,15 @@ int topology_db_env(topology *t, char **env, int at, int admin);
 void topology_env(topology *t, int admin, char **env);
 
 /*
- * Builds a data directory, migrates it, seeds it when seed is set, and starts the
+ * topology_start's seed: how many of the demo catalog's products `seed` makes (its
+ * --limit), with the rest of the demo data; 0: no seed. Tests that list or page the whole
+ * catalog take all of it, the others its start: SKU-000001 to SKU-000024, ids 1 to 24.
+ */
+#define TOPOLOGY_SEED_DEMO  1200
+#define TOPOLOGY_SEED_SMALL 24
+
+/*
+ * Builds a data directory, migrates it, seeds it when seed is not 0, and starts the
  * processes of the named topology: "monolith", or "<module>-extracted" (cleave-<module>
  * on its own port and data directory, and the gateway built without it, configured with
  * its URL), or "all-extracted" (every module in its own service). With modules extracted
@@ -128,7 +136,7 @@ int topology_start(topology *t, const char *name, int seed);
  */
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
 /*
- * A topology started with seed set makes the seeded admin's token (test_password_token,
+ * A topology started with a seed makes the seeded admin's token (test_password_token,
  * in t->token) the bearer of requests to its gateway (test_http_set_bearer_for) and the
  * default one: tests act with every permission unless they say otherwise.
  */

@@ -311,7 +311,7 @@ static int setup(void **state)
     /* Every process of the topology inherits these. */
     setenv("CLEAVE_OTLP_ENDPOINT", url, 1);
     setenv("CLEAVE_TRACE_SAMPLE", "1", 1);
-    return topology_start_with(&topo, "inventory+payments-extracted", 1, NULL);
+    return topology_start_with(&topo, "inventory+payments-extracted", TOPOLOGY_SEED_SMALL, NULL);
 }
 
 static int teardown(void **state)

@@ -10,6 +10,7 @@ cl_status catalog_rest_routes(cl_router *r, const cl_handle *module, cl_error *e
  * Creates the deterministic demo catalog through module when it has no product.
  * *created receives how many products were made (0 when there were some already).
  */
-cl_status catalog_seed(const cl_handle *module, cl_ctx *ctx, int *created);
+cl_status catalog_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                       int *created);
 
 #endif /* CATALOG_API_INTERNAL_H */

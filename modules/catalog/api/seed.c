@@ -1,5 +1,6 @@
 /*
- * The demo catalog: 1200 products spread over the reference categories.
+ * The demo catalog: SEED_PRODUCTS products spread over the reference categories, or the
+ * first opts->limit of them (`cleave seed --limit N`).
  *
  * It is made only through the operations table, so it seeds a remote catalog the same
  * way as a local one. Everything comes from a fixed-seed generator and fixed word
@@ -104,7 +105,7 @@ static cl_status create_one(const cl_handle *module, cl_ctx *ctx, uint64_t *stat
     return rc;
 }
 
-cl_status catalog_seed(const cl_handle *module, cl_ctx *ctx, int *created)
+cl_status catalog_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts, int *created)
 {
     catalog_category_list cats = {0};
     cl_empty none = {0};
@@ -129,7 +130,7 @@ cl_status catalog_seed(const cl_handle *module, cl_ctx *ctx, int *created)
         rc = cl_fail(ctx, CL_INTERNAL, NULL, "the catalog has no categories to seed into");
         goto out;
     }
-    for (n = 0; n < SEED_PRODUCTS; n++) {
+    for (n = 0; n < cl_seed_count(opts, SEED_PRODUCTS); n++) {
         rc = create_one(module, ctx, &state, n + 1, &cats);
         if (rc != CL_OK) {
             goto out;

@@ -1,7 +1,7 @@
 /*
  * The demo seed is deterministic: two fresh catalogs seeded apart hold the same
- * products; it makes at least 1000 of them over every category; it adds nothing to a
- * catalog that has products.
+ * products; it makes DEMO_PRODUCTS of them over every category, or the first N of them
+ * when limited to N; it adds nothing to a catalog that has products.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,9 @@
 #include "catalog/catalog.h"
 #include "test_module.h"
 
-#define MAX_PRODUCTS 5000
+#define MAX_PRODUCTS  5000
+/* The whole demo catalog (README). */
+#define DEMO_PRODUCTS 1200
 
 /* One product as a line of text, without its timestamps (they tell when, not what). */
 static char *describe(const catalog_product *p)
@@ -73,9 +75,14 @@ static void free_lines(char **lines, size_t n)
     }
 }
 
-/* Seeds a fresh catalog, checks its spread, and returns its snapshot. */
-static size_t seed_fresh(char **lines)
+/*
+ * Seeds a fresh catalog with `seed --limit limit` (0: none), checks that it made products
+ * products over every category (any when they are fewer than the categories), and returns
+ * its snapshot.
+ */
+static size_t seed_fresh(char **lines, int limit, int products)
 {
+    cl_seed_opts opts = {.limit = limit};
     test_local lc;
     const cl_handle *module;
     catalog_category_list cats = {0};
@@ -90,13 +97,13 @@ static size_t seed_fresh(char **lines)
     cl_ctx_init(&ctx, 0);
     /* Reads after the seed's writes, and the second seed's "is it empty?", as `cleave seed`. */
     ctx.read_primary = 1;
-    assert_int_equal(catalog_seed(module, &ctx, &created), CL_OK);
-    assert_true(created >= 1000);
+    assert_int_equal(catalog_seed(module, &ctx, &opts, &created), CL_OK);
+    assert_int_equal(created, products);
 
     assert_int_equal(catalog_list_categories(module, &ctx, &none, &cats), CL_OK);
     assert_true(cats.items.n >= 8);
     for (size_t i = 0; i < cats.items.n; i++) {
-        if (cats.items.v[i].product_count == 0) {
+        if (cats.items.v[i].product_count == 0 && products == DEMO_PRODUCTS) {
             fail_msg("category %s got no product", cats.items.v[i].id);
         }
         total += cats.items.v[i].product_count;
@@ -108,7 +115,7 @@ static size_t seed_fresh(char **lines)
     assert_int_equal(n, (size_t)created);
 
     /* A second run finds products and leaves them alone. */
-    assert_int_equal(catalog_seed(module, &ctx, &created), CL_OK);
+    assert_int_equal(catalog_seed(module, &ctx, &opts, &created), CL_OK);
     assert_int_equal(created, 0);
     test_local_close(&lc);
     return n;
@@ -122,8 +129,9 @@ static void test_seed_is_deterministic_and_spread(void **state)
     size_t n2;
 
     (void)state;
-    n1 = seed_fresh(first);
-    n2 = seed_fresh(second);
+    /* A limit beyond the demo's size is no limit. */
+    n1 = seed_fresh(first, 0, DEMO_PRODUCTS);
+    n2 = seed_fresh(second, DEMO_PRODUCTS + 1, DEMO_PRODUCTS);
     assert_int_equal(n1, n2);
     for (size_t i = 0; i < n1; i++) {
         assert_string_equal(first[i], second[i]);
@@ -134,8 +142,27 @@ static void test_seed_is_deterministic_and_spread(void **state)
     free_lines(second, n2);
 }
 
+/* `cleave seed --limit N`: the first N products of the whole demo, the same ones. */
+static void test_seed_limited_is_the_start_of_the_whole_demo(void **state)
+{
+    static char *whole[MAX_PRODUCTS];
+    static char *part[MAX_PRODUCTS];
+    size_t n_whole;
+    size_t n_part;
+
+    (void)state;
+    n_whole = seed_fresh(whole, 0, DEMO_PRODUCTS);
+    n_part = seed_fresh(part, 30, 30);
+    for (size_t i = 0; i < n_part; i++) {
+        assert_string_equal(part[i], whole[i]);
+    }
+    free_lines(whole, n_whole);
+    free_lines(part, n_part);
+}
+
 static void test_seed_leaves_a_catalog_with_products_alone(void **state)
 {
+    cl_seed_opts opts = {0};
     test_local lc;
     const cl_handle *module;
     catalog_product_input in = {0};
@@ -156,7 +183,7 @@ static void test_seed_leaves_a_catalog_with_products_alone(void **state)
     ctx.read_primary = 1; /* the seed must see the product just created */
     assert_int_equal(catalog_create_product(module, &ctx, &in, &out), CL_OK);
     cl_schema_free(&catalog_product_type, &out);
-    assert_int_equal(catalog_seed(module, &ctx, &created), CL_OK);
+    assert_int_equal(catalog_seed(module, &ctx, &opts, &created), CL_OK);
     assert_int_equal(created, 0);
     assert_int_equal(snapshot(module, lines), 1);
     free_lines(lines, 1);
@@ -167,6 +194,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_is_deterministic_and_spread),
+        cmocka_unit_test(test_seed_limited_is_the_start_of_the_whole_demo),
         cmocka_unit_test(test_seed_leaves_a_catalog_with_products_alone),
     };
 

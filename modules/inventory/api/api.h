@@ -10,6 +10,7 @@ cl_status inventory_rest_routes(cl_router *r, const cl_handle *module, cl_error 
  * Sets the stock of the demo catalog's SKUs through module when the first of them has none.
  * *created receives how many SKUs were stocked (0 when there was stock already).
  */
-cl_status inventory_seed(const cl_handle *module, cl_ctx *ctx, int *created);
+cl_status inventory_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                         int *created);
 
 #endif /* INVENTORY_API_INTERNAL_H */

@@ -1,8 +1,8 @@
 /*
- * The demo stock: every SKU of the demo catalog (SKU-000001 .. SKU-001200, see
- * modules/catalog/api/seed.c) gets a deterministic quantity, so that walkthroughs and
- * tests can name both. Made only through the operations table, so a remote inventory
- * is seeded the same way as a local one.
+ * The demo stock: every SKU of the demo catalog (SKU-000001 .. SKU-001200, or as many as
+ * opts->limit says, see modules/catalog/api/seed.c) gets a deterministic quantity, so that
+ * walkthroughs and tests can name both. Made only through the operations table, so a remote
+ * inventory is seeded the same way as a local one.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,7 +35,8 @@ static cl_status stocked(const cl_handle *module, cl_ctx *ctx, const char *sku, 
     return rc == CL_NOT_FOUND ? CL_OK : rc;
 }
 
-cl_status inventory_seed(const cl_handle *module, cl_ctx *ctx, int *created)
+cl_status inventory_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                         int *created)
 {
     inventory_stock s = {0};
     char sku[16];
@@ -48,7 +49,7 @@ cl_status inventory_seed(const cl_handle *module, cl_ctx *ctx, int *created)
         *created = 0;
         return rc;
     }
-    for (int i = 1; i <= SEED_SKUS; i++) {
+    for (int i = 1; i <= cl_seed_count(opts, SEED_SKUS); i++) {
         inventory_stock_set in = {.sku = sku, .on_hand = demo_quantity(i)};
 
         snprintf(sku, sizeof(sku), "SKU-%06d", i);

@@ -13,6 +13,7 @@ cl_status payments_rest_routes(cl_router *r, const cl_handle *module, cl_error *
  * Opens the demo account (PAYMENTS_DEMO_ACCOUNT, EUR) with a deposit through module when it
  * does not exist. *created receives 1 when it was opened, else 0.
  */
-cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, int *created);
+cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                        int *created);
 
 #endif /* PAYMENTS_API_INTERNAL_H */

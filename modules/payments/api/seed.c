@@ -8,7 +8,8 @@
 
 #define DEMO_DEPOSIT 100000 /* minor units: 1,000.00 EUR */
 
-cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, int *created)
+cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                        int *created)
 {
     payments_account_ref ref = {.id = PAYMENTS_DEMO_ACCOUNT, .history_limit = 1};
     payments_account_input in = {
@@ -19,6 +20,7 @@ cl_status payments_seed(const cl_handle *module, cl_ctx *ctx, int *created)
     int64_t version = 0;
     cl_status rc;
 
+    (void)opts; /* one account, whatever the catalog's size */
     rc = payments_get_account(module, ctx, &ref, &acc);
     version = acc.version;
     cl_schema_free(&payments_account_type, &acc);

@@ -7,6 +7,7 @@
 /* Adds the public REST routes (/api/v1/shipments) over module. */
 cl_status shipping_rest_routes(cl_router *r, const cl_handle *module, cl_error *err);
 /* Shipping has no demo data of its own: shipments come from events. *created = 0. */
-cl_status shipping_seed(const cl_handle *module, cl_ctx *ctx, int *created);
+cl_status shipping_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                        int *created);
 
 #endif /* SHIPPING_API_INTERNAL_H */

@@ -268,6 +268,19 @@ void cl_module_noop_stop(void *self);
 
 /* --- the module's interface side (compiled into every host that calls it) ---------- */
 
+/* What `cleave seed` asks of every module's demo data (cl_module_api.seed). */
+typedef struct cl_seed_opts {
+    /*
+     * At most this many records of each kind the demo has many of (`cleave seed --limit`);
+     * 0: all of them. A smaller demo is the start of the whole one, record for record, so
+     * that what a walkthrough or a test names is there in both.
+     */
+    int limit;
+} cl_seed_opts;
+
+/* How many records of a kind whose whole demo has all opts asks for: all, or its limit. */
+int cl_seed_count(const cl_seed_opts *opts, int all);
+
 struct cl_rpc_client;
 
 typedef struct cl_module_api {
@@ -290,8 +303,11 @@ typedef struct cl_module_api {
     const cl_event *const *subscribes;
     /* Adds the module's public REST routes, which call only through m (borrowed, kept). */
     cl_status (*routes)(cl_router *r, const cl_handle *m, cl_error *err);
-    /* Creates demo data through m when the module has none. *created receives a count. */
-    cl_status (*seed)(const cl_handle *m, cl_ctx *ctx, int *created);
+    /*
+     * Creates demo data through m when the module has none, as opts asks. *created
+     * receives a count.
+     */
+    cl_status (*seed)(const cl_handle *m, cl_ctx *ctx, const cl_seed_opts *opts, int *created);
     /*
      * The remote binding: the operations table that calls the module's service, whose
      * instance is a cl_rpc_client (cleave/rpc.h) (CL_REMOTE_DEFINE).

@@ -47,10 +47,12 @@ static cl_status greeter_routes(cl_router *r, const cl_handle *module, cl_error 
     return cl_router_add_all(r, routes, sizeof(routes) / sizeof(routes[0]), err);
 }
 
-static cl_status greeter_seed(const cl_handle *module, cl_ctx *ctx, int *created)
+static cl_status greeter_seed(const cl_handle *module, cl_ctx *ctx, const cl_seed_opts *opts,
+                              int *created)
 {
     (void)module;
     (void)ctx;
+    (void)opts;
     *created = 0;
     return CL_OK;
 }
