@@ -44,7 +44,9 @@ static double ratio(double a, double b)
 /* Starts name and prepares its load; 0 or -1. */
 static int start(topology *t, const char *name)
 {
-    return topology_start(t, name, 1) == 0 && test_load_prepare(t->base_url) == 0 ? 0 : -1;
+    return topology_start(t, name, TOPOLOGY_SEED_DEMO) == 0 && test_load_prepare(t->base_url) == 0
+               ? 0
+               : -1;
 }
 
 /* Runs n of the load's rounds on t, adding to the total of its checkouts' times; 0 or -1. */

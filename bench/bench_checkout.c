@@ -347,7 +347,7 @@ static int prepare(side *s)
     if (s->postgres && start_cluster() != 0) {
         return -1;
     }
-    if (topology_start_with(&s->topo, s->name, 1, env) != 0) {
+    if (topology_start_with(&s->topo, s->name, TOPOLOGY_SEED_DEMO, env) != 0) {
         return -1;
     }
     ok = test_http(s->topo.base_url, "POST", "/api/v1/accounts", acc, strlen(acc), NULL, &r) == 0 &&

@@ -139,7 +139,7 @@ int main(int argc, char **argv)
     if (getenv("CL_TEST_DB") != NULL) {
         unsetenv("CL_TEST_DB"); /* the monolith on SQLite, whatever the caller's shell */
     }
-    if (topology_start_with(&t, "monolith", 1, env) != 0 || t.token[0] == '\0') {
+    if (topology_start_with(&t, "monolith", TOPOLOGY_SEED_DEMO, env) != 0 || t.token[0] == '\0') {
         fprintf(stderr, "could not start the seeded monolith\n");
         goto out;
     }

@@ -249,7 +249,8 @@ int main(int argc, char **argv)
     if (getenv("CL_TEST_DB") != NULL) {
         unsetenv("CL_TEST_DB"); /* the monolith on SQLite, whatever the caller's shell */
     }
-    if (topology_start_with(&t, "monolith", 1, gateway_env) != 0 || t.token[0] == '\0') {
+    if (topology_start_with(&t, "monolith", TOPOLOGY_SEED_DEMO, gateway_env) != 0 ||
+        t.token[0] == '\0') {
         fprintf(stderr, "could not start the seeded monolith\n");
         goto out;
     }

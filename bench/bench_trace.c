@@ -128,7 +128,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NSIDES; i++) {
         char *env[] = {(char *)sides[i].sample, sides[i].export ? endpoint : NULL, NULL};
 
-        if (topology_start_with(&sides[i].topo, "monolith", 1, env) != 0) {
+        if (topology_start_with(&sides[i].topo, "monolith", TOPOLOGY_SEED_DEMO, env) != 0) {
             fprintf(stderr, "could not start %s\n", sides[i].label);
             rc = EXIT_FAILURE;
             goto out;
