@@ -1,5 +1,8 @@
 /* Child processes for tests: the real binaries, stopped by their PID, even on failure. */
-/* pipe2: every descriptor the harness opens is close-on-exec from its first instant. */
+/*
+ * For pipe2, so that every descriptor the harness opens is close-on-exec from its first
+ * instant (and for environ).
+ */
 #define _GNU_SOURCE
 #include "proc.h"
 
@@ -19,8 +22,6 @@
 #include <unistd.h>
 
 #include "cleave/util.h"
-
-extern char **environ;
 
 /*
  * A process a test starts waits no load balancer's delay when it drains (ADR 0032):
