@@ -770,6 +770,41 @@ static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
 }
 
 /*
+ * In c's open transaction: rows items of notes of note_len bytes each, one row to a page
+ * or more (note_len 1000 and up).
+ */
+static void insert_notes(cl_db_conn *c, int rows, int note_len)
+{
+    char sku[32], sql[96];
+    cl_error err = {0};
+
+    for (int i = 0; i < rows; i++) {
+        snprintf(sku, sizeof(sku), "SKU-%d", i);
+        insert_item(c, sku, i, CL_OK);
+    }
+    snprintf(sql, sizeof(sql), "UPDATE items SET note = printf('%%.%dc', 'x')", note_len);
+    assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+}
+
+/* The rows with a note of note_len bytes, as a connection of SQLite's default VFS reads them. */
+static int notes_read_elsewhere(const char *path, int note_len)
+{
+    char sql[96];
+    sqlite3 *other = NULL;
+    sqlite3_stmt *st = NULL;
+    int n;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM items WHERE length(note) = %d", note_len);
+    assert_int_equal(sqlite3_open_v2(path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(other, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+    return n;
+}
+
+/*
  * A commit's WAL frames reach the file in one write, not two per frame (header, page):
  * every system call costs its exit path on the machines measured (issue #16). And they are
  * written when the commit returns: a connection of its own, on SQLite's default VFS, reads
@@ -778,36 +813,20 @@ static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
 static void test_db_sqlite_writes_a_commits_wal_frames_at_once(void **state)
 {
     fixture *f = *state;
-    char sku[32];
     cl_db_conn *c = NULL;
     cl_error err = {0};
-    sqlite3 *other = NULL;
-    sqlite3_stmt *st = NULL;
 
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
     /* Some 40 rows of 1 KB: about ten pages, so ten frames or more in one commit. */
-    for (int i = 0; i < 40; i++) {
-        snprintf(sku, sizeof(sku), "SKU-%d", i);
-        insert_item(c, sku, i, CL_OK);
-    }
-    assert_int_equal(cl_db_exec(c, "UPDATE items SET note = printf('%.1000c', 'x')", &err), CL_OK);
+    insert_notes(c, 40, 1000);
     atomic_store(&file_writes, 0);
     atomic_store(&counting_writes, 1);
     assert_int_equal(cl_db_commit(c, &err), CL_OK);
     atomic_store(&counting_writes, 0);
     cl_db_release(c);
     assert_int_equal(atomic_load(&file_writes), 1);
-
-    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(other,
-                                        "SELECT count(*) FROM items WHERE length(note) = 1000", -1,
-                                        &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 40);
-    sqlite3_finalize(st);
-    sqlite3_close(other);
+    assert_int_equal(notes_read_elsewhere(f->path, 1000), 40);
 }
 
 /*
@@ -820,32 +839,42 @@ static void test_db_sqlite_writes_a_commits_wal_frames_at_once(void **state)
 static void test_db_sqlite_commits_more_frames_than_one_write_takes(void **state)
 {
     fixture *f = *state;
-    char sku[32];
     cl_db_conn *c = NULL;
     cl_error err = {0};
-    sqlite3 *other = NULL;
-    sqlite3_stmt *st = NULL;
 
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
     /* 60 rows of 3 KB: one to a 4 KiB page, some 240 KiB of frames in one commit. */
-    for (int i = 0; i < 60; i++) {
-        snprintf(sku, sizeof(sku), "SKU-%d", i);
-        insert_item(c, sku, i, CL_OK);
-    }
-    assert_int_equal(cl_db_exec(c, "UPDATE items SET note = printf('%.3000c', 'x')", &err), CL_OK);
+    insert_notes(c, 60, 3000);
     assert_int_equal(cl_db_commit(c, &err), CL_OK);
     cl_db_release(c);
+    assert_int_equal(notes_read_elsewhere(f->path, 3000), 60);
+}
 
-    assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(other,
-                                        "SELECT count(*) FROM items WHERE length(note) = 3000", -1,
-                                        &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 60);
-    sqlite3_finalize(st);
-    sqlite3_close(other);
+/* A table counter holding 0, and a page cache of 10 pages for c: SQLite spills early. */
+static void counter_on_a_small_cache(cl_db_conn *c)
+{
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_exec(c,
+                                "PRAGMA cache_size = 10;"
+                                "CREATE TABLE counter (v INTEGER NOT NULL);"
+                                "INSERT INTO counter VALUES (0)",
+                                &err),
+                     CL_OK);
+}
+
+/* pages rows of a 3 KB note each, one to a page, in c's open transaction. */
+static void insert_pages(cl_db_conn *c, int pages)
+{
+    char sql[128];
+    cl_error err = {0};
+
+    for (int i = 0; i < pages; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', printf('%%.3000c', 'x'))", i);
+        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
+    }
 }
 
 /* Reads counter's value through other, a connection on SQLite's default VFS. */
@@ -878,21 +907,10 @@ static void test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite(v
     sqlite3 *other = NULL;
 
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
-    assert_int_equal(cl_db_exec(c,
-                                "PRAGMA cache_size = 10;"
-                                "CREATE TABLE counter (v INTEGER NOT NULL);"
-                                "INSERT INTO counter VALUES (0)",
-                                &err),
-                     CL_OK);
+    counter_on_a_small_cache(c);
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
     /* 60 pages through a cache of 10: most are spilled, then all changed again. */
-    for (int i = 0; i < 60; i++) {
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', "
-                 "printf('%%.3000c', 'x'))",
-                 i);
-        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
-    }
+    insert_pages(c, 60);
     assert_int_equal(cl_db_exec(c, "UPDATE items SET qty = qty + 1", &err), CL_OK);
     assert_int_equal(cl_db_commit(c, &err), CL_OK);
 
@@ -938,12 +956,7 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
     sqlite3 *other = NULL;
 
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
-    assert_int_equal(cl_db_exec(c,
-                                "PRAGMA cache_size = 10;"
-                                "CREATE TABLE counter (v INTEGER NOT NULL);"
-                                "INSERT INTO counter VALUES (0)",
-                                &err),
-                     CL_OK);
+    counter_on_a_small_cache(c);
     assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     assert_int_equal(read_counter(other), 0);
     assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
@@ -953,11 +966,7 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
      * fewer than a buffer holds; then rolled back.
      */
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
-    for (int i = 0; i < 20; i++) {
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO items (sku, note) VALUES ('SKU-%d', printf('%%.3000c', 'x'))", i);
-        assert_int_equal(cl_db_exec(c, sql, &err), CL_OK);
-    }
+    insert_pages(c, 20);
     cl_db_rollback(c);
     /* One frame a commit, from the WAL's first frame on, over the rolled back ones. */
     for (int i = 1; i <= 3; i++) {
