@@ -1,6 +1,7 @@
 /*
  * The cleave command line as a user runs it: migrations (status, refusal of an edited
- * one), configuration errors, readiness that names the module that is not ready.
+ * one), configuration errors, `seed --limit` and a bad limit, readiness that names the
+ * module that is not ready.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,12 +51,17 @@ static const char *init_file(void)
     return pgtest_enabled() ? "0001_init.postgres.sql" : "0001_init.sql";
 }
 
-static int run(const char *dir, const char *extra_env, char *out, size_t size, const char *a1,
-               const char *a2)
+/* `cleave args...` (args NULL-terminated, at most 4) on dir's data; its exit status. */
+static int run_args(const char *dir, const char *extra_env, char *out, size_t size,
+                    const char *const *args)
 {
     char data_env[512], mig_env[600];
     char *env[] = {data_env, mig_env, (char *)extra_env, NULL, NULL, NULL};
-    char *argv[] = {"cleave", (char *)a1, (char *)a2, NULL};
+    char *argv[6] = {"cleave"};
+
+    for (int i = 0; i < 4 && args[i] != NULL; i++) {
+        argv[i + 1] = (char *)args[i];
+    }
 
     snprintf(data_env, sizeof(data_env), "CLEAVE_DATA_DIR=%s/data", dir);
     snprintf(mig_env, sizeof(mig_env), "CLEAVE_MIGRATIONS_DIR=%s/migrations", dir);
@@ -65,6 +71,14 @@ static int run(const char *dir, const char *extra_env, char *out, size_t size, c
         env[extra_env != NULL ? 4 : 3] = admin_env;
     }
     return test_run(bin, argv, env, out, size);
+}
+
+static int run(const char *dir, const char *extra_env, char *out, size_t size, const char *a1,
+               const char *a2)
+{
+    const char *args[] = {a1, a2, NULL};
+
+    return run_args(dir, extra_env, out, size, args);
 }
 
 static void copy_migrations(const char *dir)
@@ -139,6 +153,37 @@ static void test_bad_configuration_stops_start_up_naming_the_key(void **state)
     test_rmrf(dir);
 }
 
+/* `seed --limit N`: the demo's first N products and their stock; a bad N is refused. */
+static void test_seed_limit_and_a_bad_one(void **state)
+{
+    static const char *const bad[] = {"0", "-3", "abc", "3x", "", "99999999999"};
+    char dir[256], out[8192];
+
+    (void)state;
+    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
+    copy_migrations(dir);
+    assert_int_equal(run(dir, NULL, out, sizeof(out), "migrate", NULL), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {"seed", "--limit", bad[i], NULL};
+        char want[64];
+
+        assert_int_equal(run_args(dir, NULL, out, sizeof(out), args), 2);
+        snprintf(want, sizeof(want), "--limit: '%s' is not a number", bad[i]);
+        if (strstr(out, want) == NULL) {
+            fail_msg("seed --limit '%s': %s", bad[i], out);
+        }
+    }
+    /* Nothing was seeded by the refused runs. */
+    {
+        const char *args[] = {"seed", "--limit", "3", NULL};
+
+        assert_int_equal(run_args(dir, NULL, out, sizeof(out), args), 0);
+        assert_non_null(strstr(out, "catalog: created 3 demo records"));
+        assert_non_null(strstr(out, "inventory: created 3 demo records"));
+    }
+    test_rmrf(dir);
+}
+
 static void test_modules_and_version(void **state)
 {
     char dir[256], out[8192];
@@ -197,6 +242,7 @@ int main(void)
                                         pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configuration_stops_start_up_naming_the_key,
                                         pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_seed_limit_and_a_bad_one, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_modules_and_version, pg_setup, pg_teardown),
         cmocka_unit_test(test_readyz_names_the_module_with_pending_migrations),
     };
