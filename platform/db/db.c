@@ -88,7 +88,11 @@ struct cl_db {
  * A driver's message (SQLite's or PostgreSQL's text, with table, column and constraint
  * names, sometimes values) is for the operator, never for a client: it goes to the log,
  * with the request id bound to this thread, and err keeps only a generic message for
- * the status. Every failure a driver reports passes through here.
+ * the status. Every failure a driver reports passes through here. A conflict is an answer
+ * the caller expects and handles (a unique key taken, an event stream moved on: the
+ * idempotent seed, the ledger's optimistic appends), not a fault: it is logged at debug
+ * level, where the operator who wants to know which constraint turns it on; every other
+ * failure is an error.
  */
 static cl_status driver_failed(const cl_db *db, const char *what, cl_status st, cl_error *err)
 {
@@ -108,7 +112,7 @@ static cl_status driver_failed(const cl_db *db, const char *what, cl_status st, 
         generic = "the database failed to carry out the request";
         break;
     }
-    cl_log_with(CL_LOG_ERROR, "db",
+    cl_log_with(st == CL_CONFLICT ? CL_LOG_DEBUG : CL_LOG_ERROR, "db",
                 json_pack("{s:s,s:s,s:s,s:s}", "db", db->name, "driver", db->drv->name, "status",
                           cl_status_name(st), "driver_message", err != NULL ? err->message : ""),
                 "%s: %s failed", db->name, what);
