@@ -6,7 +6,7 @@
 #ifndef CLEAVE_BENCH_WRK_H
 #define CLEAVE_BENCH_WRK_H
 
-#define WRK_MAX_ROUNDS 20
+#define WRK_MAX_ROUNDS   20
 
 /*
  * The environment entries of a Cleave server under wrk. Two runs back to back overlap on
