@@ -261,7 +261,8 @@ static int service_index(const topology *t, const char *module);
 
 /*
  * `seed --limit products` on the gateway's data (the demo catalog's first products, and
- * the rest of the demo data with them); then waits for the replica to have what it wrote.
+ * the rest of the demo data with them), or `seed` for TOPOLOGY_SEED_DEMO; then waits for
+ * the replica to have what it wrote.
  */
 static int seed_gateway(topology *t, const char *listen, int products)
 {
@@ -271,6 +272,9 @@ static int seed_gateway(topology *t, const char *listen, int products)
 
     gateway_env(t, listen, NULL, 0, env);
     snprintf(n, sizeof(n), "%d", products);
+    if (products == TOPOLOGY_SEED_DEMO) {
+        argv[1] = NULL;
+    }
     if (run_host_argv(t, t->gateway_bin, env, argv, out, sizeof(out)) != 0) {
         return -1;
     }

@@ -6,6 +6,8 @@
 #ifndef CLEAVE_TEST_TOPOLOGY_H
 #define CLEAVE_TEST_TOPOLOGY_H
 
+#include <limits.h>
+
 #include "test_module.h"
 #include "proc.h"
 
@@ -113,10 +115,11 @@ void topology_env(topology *t, int admin, char **env);
 
 /*
  * topology_start's seed: how many of the demo catalog's products `seed` makes (its
- * --limit), with the rest of the demo data; 0: no seed. Tests that list or page the whole
- * catalog take all of it, the others its start: SKU-000001 to SKU-000024, ids 1 to 24.
+ * --limit), with the rest of the demo data; 0: no seed; TOPOLOGY_SEED_DEMO: no limit, the
+ * whole demo, whatever its size. Tests that list or page the whole catalog take all of it,
+ * the others its start: SKU-000001 to SKU-000024, ids 1 to 24.
  */
-#define TOPOLOGY_SEED_DEMO  1200
+#define TOPOLOGY_SEED_DEMO  INT_MAX
 #define TOPOLOGY_SEED_SMALL 24
 
 /*
