@@ -6,6 +6,7 @@
 #include "cleave/db.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,15 +15,21 @@
 #include "cleave/util.h"
 
 /* How long a writer waits for another connection's write lock before giving up. */
-#define CL__SQLITE_BUSY_TIMEOUT_MS   5000
+#define CL__SQLITE_BUSY_TIMEOUT_MS         5000
 /*
  * The longest a waiting writer sleeps before it tries the lock again without being woken:
  * what a commit this process did not see (another process's, or one that ended just before
  * the writer began to wait) can cost it.
  */
-#define CL__SQLITE_BUSY_NAP_US       500
-/* The WAL's size, in frames, from which a commit checkpoints it (SQLite's default). */
-#define CL__SQLITE_CHECKPOINT_FRAMES 4000
+#define CL__SQLITE_BUSY_NAP_US             500
+/* The WAL's size, in frames, from which a commit checkpoints it and starts it again. */
+#define CL__SQLITE_CHECKPOINT_FRAMES       4000
+/*
+ * How long that checkpoint waits for the readers still in the WAL (new writers wait for the
+ * checkpoint meanwhile), and how many frames later it is tried again when they outlast that.
+ */
+#define CL__SQLITE_CHECKPOINT_WAIT_MS      20
+#define CL__SQLITE_CHECKPOINT_RETRY_FRAMES 1000
 
 /*
  * Writers of this process that wait for the write lock sleep on busy_cv until any
@@ -34,8 +41,14 @@ static pthread_once_t busy_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t busy_cv;
 static uint64_t busy_ends;
-/* When this thread's current wait for a lock began (cl_now_ms). */
-static _Thread_local int64_t busy_since;
+/*
+ * How long this thread has slept in the busy handler since SQLite began to call it for the
+ * current call into SQLite (microseconds), and how long it may (milliseconds). The time
+ * between two calls is not counted: in a checkpoint it is the copying and syncing done
+ * between two waits for different locks, not a wait.
+ */
+static _Thread_local int64_t busy_slept_us;
+static _Thread_local int64_t busy_limit_ms = CL__SQLITE_BUSY_TIMEOUT_MS;
 
 static void busy_init(void)
 {
@@ -54,25 +67,32 @@ static void busy_wake(void)
     pthread_mutex_unlock(&busy_mu);
 }
 
+static int64_t monotonic_us(struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    return (int64_t)ts->tv_sec * 1000000 + ts->tv_nsec / 1000;
+}
+
 /*
- * SQLite's busy handler (count: the calls so far for this lock): 1 to try again after
- * the next write transaction of this process ends or CL__SQLITE_BUSY_NAP_US passes, 0 to
- * give up (SQLITE_BUSY) once CL__SQLITE_BUSY_TIMEOUT_MS have passed.
+ * SQLite's busy handler (count: the calls so far in this call into SQLite): 1 to try again
+ * after the next write transaction of this process ends or CL__SQLITE_BUSY_NAP_US passes,
+ * 0 to give up (SQLITE_BUSY) once it has slept busy_limit_ms (CL__SQLITE_BUSY_TIMEOUT_MS
+ * but in a checkpoint).
  */
 static int sqlite_busy(void *arg, int count)
 {
-    int64_t now = cl_now_ms();
     struct timespec until;
+    int64_t start;
     uint64_t seen;
 
     (void)arg;
     if (count == 0) {
-        busy_since = now;
+        busy_slept_us = 0;
     }
-    if (now - busy_since >= CL__SQLITE_BUSY_TIMEOUT_MS) {
+    if (busy_slept_us >= busy_limit_ms * 1000) {
         return 0;
     }
-    clock_gettime(CLOCK_MONOTONIC, &until);
+    start = monotonic_us(&until);
     until.tv_nsec += CL__SQLITE_BUSY_NAP_US * 1000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
@@ -83,21 +103,53 @@ static int sqlite_busy(void *arg, int count)
     while (busy_ends == seen && pthread_cond_timedwait(&busy_cv, &busy_mu, &until) == 0) {
     }
     pthread_mutex_unlock(&busy_mu);
+    busy_slept_us += monotonic_us(&until) - start;
     return 1;
 }
+
+/* A connection: SQLite's, and where its last checkpoint that could not restart the WAL was. */
+typedef struct sqlite_conn {
+    sqlite3 *db;
+    int failed_at; /* the WAL's frames then, or 0 */
+} sqlite_conn;
 
 /*
  * SQLite calls this after every commit in WAL mode, the write lock released. It replaces
  * the default hook, whose only task was the automatic checkpoint: that is done here too,
- * after the waiting writers are woken (a passive checkpoint does not block them).
+ * once the WAL holds CL__SQLITE_CHECKPOINT_FRAMES, after the waiting writers are woken.
+ *
+ * The checkpoint also starts the WAL again from its first frame. SQLite restarts a WAL on
+ * its own only when a writer begins on a WAL checkpointed to its end with no reader in it;
+ * under a steady load of writers the next one has always begun before the checkpoint ended,
+ * so a checkpoint that waits for no one (PASSIVE) alone let the WAL grow (253 MB under
+ * bench_checkout), and from the mark on every commit checkpointed, with two fdatasync each
+ * (issue #16). So: a PASSIVE checkpoint copies the frames and syncs without holding up the
+ * writers, then a RESTART takes the write lock, copies what was committed meanwhile, waits
+ * for the readers still in the WAL (CL__SQLITE_CHECKPOINT_WAIT_MS of sleep at most) and
+ * resets it. A RESTART that readers outlast (or that finds another connection's checkpoint
+ * running) is tried again CL__SQLITE_CHECKPOINT_RETRY_FRAMES later, not at every commit.
  */
 static int sqlite_committed(void *arg, sqlite3 *db, const char *name, int frames)
 {
-    (void)arg;
+    sqlite_conn *c = arg;
+    int rc;
+
     busy_wake();
-    if (frames >= CL__SQLITE_CHECKPOINT_FRAMES) {
-        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* frames only falls when the WAL restarts: a failure before that is forgotten. */
+    if (frames < c->failed_at) {
+        c->failed_at = 0;
     }
+    if (frames < CL__SQLITE_CHECKPOINT_FRAMES ||
+        (c->failed_at > 0 && frames < c->failed_at + CL__SQLITE_CHECKPOINT_RETRY_FRAMES)) {
+        return SQLITE_OK;
+    }
+    (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    busy_limit_ms = CL__SQLITE_CHECKPOINT_WAIT_MS;
+    rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    busy_limit_ms = CL__SQLITE_BUSY_TIMEOUT_MS;
+    c->failed_at = rc == SQLITE_OK ? 0 : frames;
+    /* The writers that queued behind the checkpoint's write lock. */
+    busy_wake();
     return SQLITE_OK;
 }
 
@@ -578,8 +630,11 @@ static cl_status sqlite_fail(sqlite3 *db, int rc, cl_error *err)
 
 static void sqlite_disconnect(void *conn)
 {
+    sqlite_conn *c = conn;
+
     /* close_v2 never fails: statements still alive keep the handle as a zombie. */
-    sqlite3_close_v2(conn);
+    sqlite3_close_v2(c->db);
+    free(c);
 }
 
 /*
@@ -624,6 +679,7 @@ static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)
                                 "PRAGMA foreign_keys=ON;"
                                 "PRAGMA synchronous=NORMAL;";
     sqlite3 *db = NULL;
+    sqlite_conn *c = NULL;
     int rc;
     cl_status st;
 
@@ -646,8 +702,15 @@ static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)
                           sqlite3_errmsg(db));
         goto out;
     }
-    sqlite3_wal_hook(db, sqlite_committed, NULL);
-    *conn = db;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        st = cl_error_set(err, CL_UNAVAILABLE, NULL, "cannot open database %s: out of memory",
+                          target);
+        goto out;
+    }
+    c->db = db;
+    sqlite3_wal_hook(db, sqlite_committed, c);
+    *conn = c;
     db = NULL;
     st = CL_OK;
 out:
@@ -657,7 +720,7 @@ out:
 
 static cl_status sqlite_exec(void *conn, const char *sql, cl_error *err)
 {
-    sqlite3 *db = conn;
+    sqlite3 *db = ((sqlite_conn *)conn)->db;
     int rc;
 
     /*
@@ -683,7 +746,7 @@ static cl_status sqlite_exec(void *conn, const char *sql, cl_error *err)
 
 static cl_status sqlite_prepare(void *conn, const char *sql, void **stmt, cl_error *err)
 {
-    sqlite3 *db = conn;
+    sqlite3 *db = ((sqlite_conn *)conn)->db;
     sqlite3_stmt *st = NULL;
     sqlite3_stmt *extra = NULL;
     const char *tail = NULL;
