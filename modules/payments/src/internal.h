@@ -64,6 +64,16 @@ cl_status payments__load_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id, 
                                  payments__payment_state *out);
 
 /*
+ * Folds into *a (or *p) the event of type, with data, that the caller has just appended to
+ * its stream at occurred_at (payments__append at a->version): what loading the stream
+ * again would give, without reading it.
+ */
+cl_status payments__fold_account(cl_ctx *ctx, payments__account_state *a, const char *type,
+                                 json_t *data, const char *occurred_at);
+cl_status payments__fold_payment(cl_ctx *ctx, payments__payment_state *p, const char *type,
+                                 json_t *data, const char *occurred_at);
+
+/*
  * An instance of payments (cleave/module.h): everything it runs on. Made by create in
  * payments.c; the store's functions read what they need of it.
  */

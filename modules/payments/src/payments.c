@@ -195,18 +195,16 @@ static cl_status snapshot(cl_ctx *ctx, cl_db_conn *conn, const char *stream, con
 }
 
 /*
- * Appends one event (data is stolen) to the stream <kind>-<id> at the version the caller
- * folded; stream receives the stream's name.
+ * Appends one event, data, to the stream <kind>-<id> at the version the caller folded;
+ * stream receives the stream's name and now the event's time.
  */
 static cl_status append_event(cl_ctx *ctx, cl_db_conn *conn, const char *kind, const char *id,
-                              int64_t version, const char *type, json_t *data,
-                              char stream[PAYMENTS_ID_MAX + 16])
+                              int64_t version, const char *type, const json_t *data,
+                              char stream[PAYMENTS_ID_MAX + 16], char now[32])
 {
-    char now[32];
     char *text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     cl_status rc;
 
-    json_decref(data);
     if (text == NULL) {
         return oom(ctx);
     }
@@ -218,25 +216,21 @@ static cl_status append_event(cl_ctx *ctx, cl_db_conn *conn, const char *kind, c
 }
 
 /*
- * Appends one event to the account's stream, then brings *a, its projection and its
- * snapshot up to date by reloading (the fold is the only place that knows the rules).
- * data is stolen.
+ * Appends one event to the account's stream, folds it into *a (the fold is the only place
+ * that knows the rules: the stream is not read again), and brings the projection and the
+ * snapshot up to date. data is stolen.
  */
 static cl_status append_account(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
                                 payments__account_state *a, const char *type, json_t *data)
 {
     char stream[PAYMENTS_ID_MAX + 16];
-    char *id = NULL;
-    cl_status rc = append_event(ctx, conn, "account", a->id, a->version, type, data, stream);
+    char now[32];
+    cl_status rc = append_event(ctx, conn, "account", a->id, a->version, type, data, stream, now);
 
-    if (rc != CL_OK) {
-        return rc;
+    if (rc == CL_OK) {
+        rc = payments__fold_account(ctx, a, type, data, now);
     }
-    id = a->id;
-    a->id = NULL;
-    cl_schema_free(&payments__account_state_type, a);
-    rc = payments__load_account(ctx, conn, id, true, a);
-    free(id);
+    json_decref(data);
     if (rc == CL_OK) {
         rc = project_account(ctx, conn, a);
     }
@@ -251,17 +245,13 @@ static cl_status append_payment(const struct payments_self *self, cl_ctx *ctx, c
                                 payments__payment_state *p, const char *type, json_t *data)
 {
     char stream[PAYMENTS_ID_MAX + 16];
-    char *id = NULL;
-    cl_status rc = append_event(ctx, conn, "payment", p->id, p->version, type, data, stream);
+    char now[32];
+    cl_status rc = append_event(ctx, conn, "payment", p->id, p->version, type, data, stream, now);
 
-    if (rc != CL_OK) {
-        return rc;
+    if (rc == CL_OK) {
+        rc = payments__fold_payment(ctx, p, type, data, now);
     }
-    id = p->id;
-    p->id = NULL;
-    cl_schema_free(&payments__payment_state_type, p);
-    rc = payments__load_payment(ctx, conn, id, true, p);
-    free(id);
+    json_decref(data);
     if (rc == CL_OK) {
         rc = project_payment(ctx, conn, p);
     }

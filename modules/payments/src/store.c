@@ -158,6 +158,29 @@ static cl_status apply_payment(cl_ctx *ctx, void *state, const char *type, json_
 }
 
 /*
+ * Folds the event at *version + 1 (of type, with data, appended at occurred_at) into state:
+ * its version and updated_at (*version, *updated_at) follow.
+ */
+static cl_status fold(cl_ctx *ctx, void *state, int64_t *version, char **updated_at, apply_fn apply,
+                      const char *type, json_t *data, const char *occurred_at)
+{
+    char *at;
+    cl_status rc = apply(ctx, state, type, data);
+
+    if (rc != CL_OK) {
+        return rc;
+    }
+    at = cl_strdup(occurred_at);
+    if (at == NULL) {
+        return oom(ctx);
+    }
+    free(*updated_at);
+    *updated_at = at;
+    (*version)++;
+    return CL_OK;
+}
+
+/*
  * Folds stream into state (of type t, zeroed). *version points at the state's version
  * field and *updated_at at its updated_at, which the fold keeps current.
  */
@@ -215,14 +238,9 @@ static cl_status load(cl_ctx *ctx, cl_db_conn *conn, const char *stream, bool us
             return cl_fail(ctx, CL_INTERNAL, NULL, "stream %s is damaged at version %" PRId64,
                            stream, v);
         }
-        rc = apply(ctx, state, cl_stmt_text(st, 1), data);
+        rc = fold(ctx, state, version, updated_at, apply, cl_stmt_text(st, 1), data,
+                  cl_stmt_text(st, 3));
         json_decref(data);
-        if (rc == CL_OK) {
-            free(*updated_at);
-            *updated_at = cl_strdup(cl_stmt_text(st, 3));
-            *version = v;
-            rc = *updated_at != NULL ? CL_OK : oom(ctx);
-        }
         if (rc == CL_OK) {
             rc = cl_stmt_step(st, &row, &ctx->err);
         }
@@ -260,6 +278,18 @@ cl_status payments__load_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id, 
         rc = out->id != NULL ? CL_OK : oom(ctx);
     }
     return rc;
+}
+
+cl_status payments__fold_account(cl_ctx *ctx, payments__account_state *a, const char *type,
+                                 json_t *data, const char *occurred_at)
+{
+    return fold(ctx, a, &a->version, &a->updated_at, apply_account, type, data, occurred_at);
+}
+
+cl_status payments__fold_payment(cl_ctx *ctx, payments__payment_state *p, const char *type,
+                                 json_t *data, const char *occurred_at)
+{
+    return fold(ctx, p, &p->version, &p->updated_at, apply_payment, type, data, occurred_at);
 }
 
 bool payments__snapshot_due(const struct payments_self *self, int64_t version)
