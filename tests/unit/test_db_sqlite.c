@@ -93,7 +93,7 @@ static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
  * Makes counting_vfs, a copy of the default one but for xSleep and the syncs of the files it
  * opens, the default. 0 or -1.
  */
-static int count_sqlite_sleeps(void)
+static int install_counting_vfs(void)
 {
     sqlite3_vfs *def = sqlite3_vfs_find(NULL);
 
@@ -1208,7 +1208,7 @@ int main(void)
 #undef T
     };
 
-    if (count_sqlite_sleeps() != 0 || count_file_writes() != 0) {
+    if (install_counting_vfs() != 0 || count_file_writes() != 0) {
         fprintf(stderr, "cannot register the counting VFS\n");
         return 1;
     }
