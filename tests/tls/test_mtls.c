@@ -238,9 +238,11 @@ static void test_mtls_plain_http_gets_no_answer(void **state)
 {
     char plain[80];
     long http = -1;
+    int n;
 
     (void)state;
-    snprintf(plain, sizeof(plain), "http://%s", svc.url + strlen("https://"));
+    n = snprintf(plain, sizeof(plain), "http://%s", svc.url + strlen("https://"));
+    assert_true(n > 0 && (size_t)n < sizeof(plain));
     assert_int_not_equal(get_healthz(plain, "host", 0, &http), CURLE_OK);
     assert_int_equal(http, 0);
 }
