@@ -38,6 +38,7 @@ static const char get_sql[] =
     "ORDER BY created_ms, id LIMIT 1"
 static const char claim_sql[] = CLAIM_SQL(CL_DB_NOW_MS_SQLITE);
 static const char claim_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES) " FOR UPDATE SKIP LOCKED";
+static const char peek_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES);
 #define RUNNING_SQL(now)                                                                           \
     "UPDATE cl_operations SET status = 'running', updated_at = ?, lease_owner = ?, "               \
     "lease_host = ?, lease_epoch = lease_epoch + 1, lease_until = " now " + ? WHERE id = ? "       \
@@ -153,6 +154,26 @@ cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, 
 }
 
 /*
+ * True when an operation is there to claim, looked for outside a transaction: a runner with
+ * nothing to run writes nothing (on SQLite a transaction begins with the write lock, which
+ * every writer of the module would wait behind: half a write transaction per checkout).
+ */
+static cl_status peek(cl_db_conn *conn, bool pg, const cl_bus *bus, bool *row, cl_error *err)
+{
+    cl_stmt *st;
+    cl_status rc = cl_db_prepare(conn, pg ? peek_pg_sql : claim_sql, &st, err);
+
+    *row = false;
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_all(st, err, "ss", bus->op_host, bus->op_owner);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_step(st, row, err);
+    }
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, err) : rc;
+}
+
+/*
  * Claims the oldest claimable operation under a new lease (its epoch into *epoch): *found
  * false when there is none.
  */
@@ -170,8 +191,14 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     *found = false;
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
-        rc = cl_db_begin(conn, err);
+        rc = peek(conn, pg, bus, &row, err);
     }
+    if (rc != CL_OK || !row) {
+        cl_db_release(conn);
+        return rc;
+    }
+    row = false;
+    rc = cl_db_begin(conn, err);
     if (rc == CL_OK) {
         rc = cl_db_prepare(conn, pg ? claim_pg_sql : claim_sql, &st, err);
     }

@@ -51,6 +51,7 @@ struct cl_db_conn {
     bool suspect;       /* a sibling was found broken: ping this one before use */
     int64_t idle_since; /* cl_now_ms() when it was last released */
     uint64_t tick;      /* LRU clock for the statement cache */
+    uint64_t released;  /* tick at the last release: statements used later are this borrow's */
     int nstmts;
     cl_stmt stmts[CL__DB_STMT_CACHE];
     /* From acquire to release: the statements of one borrower (cleave/trace.h). */
@@ -551,11 +552,15 @@ void cl_db_release(cl_db_conn *conn)
     cl_span_end(&conn->span);
     /*
      * A statement left mid-result keeps a read snapshot open (and in SQLite blocks WAL
-     * checkpoints), so every cached statement is rewound before the next borrower.
+     * checkpoints), so every cached statement this borrower used is rewound before the next
+     * borrower; the others were rewound when their last borrower released them.
      */
     for (int i = 0; i < conn->nstmts; i++) {
-        (void)drv->reset(conn->stmts[i].drv_stmt, &e);
+        if (conn->stmts[i].last_used > conn->released) {
+            (void)drv->reset(conn->stmts[i].drv_stmt, &e);
+        }
     }
+    conn->released = conn->tick;
     if (conn->in_tx) {
         conn->in_tx = false;
         /* A connection whose transaction state is unknown must not be handed out again. */

@@ -24,6 +24,7 @@
 #include "cleave/util.h"
 #include "proc.h"
 #include "shop.h"
+#include "sqlite_counting.h"
 
 #define WAIT_MS 20000
 
@@ -203,11 +204,68 @@ static void test_operation_lease_refuses_a_stale_runner(void **state)
     test_rmrf(dir);
 }
 
+/* Read transactions of an idle bus in one round of counting: some 20 polls of each poller. */
+#define IDLE_READS 60
+
+/*
+ * A runner with nothing to run looks without taking the write lock. Its claim began
+ * with BEGIN IMMEDIATE, found nothing and committed: a write transaction per poll, and
+ * under bench_checkout half a write transaction per checkout that the publishers and
+ * the saga waited behind (#16). The relay looks first too: an idle bus writes nothing.
+ */
+static void test_operation_idle_runner_takes_no_write_lock(void **state)
+{
+    char dir[256], path[300];
+    cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
+    cl_config *cfg = NULL;
+    cl_bus *bus;
+    cl_db *db = NULL;
+    cl_error err = {0};
+    int reads, writes;
+    int64_t until;
+
+    (void)state;
+    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/widgets.db", dir);
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "widgets", path, &opt, &db, &err), CL_OK);
+    assert_int_equal(cl_bus_schema_apply(db, &err), CL_OK);
+    bus = bus_for("idle", &kind_b, db, &cfg);
+    /*
+     * Counted from the second round of reads on: the first holds the writes a bus makes once
+     * as it starts (the relay's first purge of old rows, the keeper's first renewal).
+     */
+    writes = 0;
+    until = cl_now_ms() + WAIT_MS;
+    for (int round = 0; round < 2; round++) {
+        reads = atomic_load(&sqlite_counted_read_locks);
+        writes = atomic_load(&sqlite_counted_write_locks);
+        while (atomic_load(&sqlite_counted_read_locks) - reads < IDLE_READS) {
+            assert_true(cl_now_ms() < until);
+            test_poll_pause();
+        }
+        writes = atomic_load(&sqlite_counted_write_locks) - writes;
+    }
+    cl_bus_stop(bus);
+    if (writes != 0) {
+        fail_msg("an idle bus took the write lock %d times in %d read transactions", writes,
+                 IDLE_READS);
+    }
+    cl_bus_free(bus);
+    cl_config_free(cfg);
+    cl_db_close(db);
+    test_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operation_lease_refuses_a_stale_runner),
+        cmocka_unit_test(test_operation_idle_runner_takes_no_write_lock),
     };
 
+    if (sqlite_counting_install() != 0) {
+        fprintf(stderr, "cannot register the counting VFS\n");
+        return 1;
+    }
     return cmocka_run_group_tests_name("operation_lease", tests, NULL, NULL);
 }

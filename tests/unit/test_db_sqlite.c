@@ -21,121 +21,8 @@
 #include <sqlite3.h>
 
 #include "../support/log_capture.h"
+#include "../support/sqlite_counting.h"
 #include "cleave/db.h"
-
-/*
- * SQLite's default VFS with its sleep counted: SQLite's own busy timeout waits for a lock in
- * xSleep calls (1, 2, 5 ... 100 ms), whatever happens meanwhile.
- */
-static sqlite3_vfs counting_vfs;
-static int (*real_sleep)(sqlite3_vfs *vfs, int us);
-static atomic_int sqlite_sleeps;
-
-static int counting_sleep(sqlite3_vfs *vfs, int us)
-{
-    atomic_fetch_add(&sqlite_sleeps, 1);
-    return real_sleep(vfs, us);
-}
-
-/*
- * Syncs of any file, counted. The default VFS gives its files one of a few method tables (a
- * WAL's is not a database's); counting_open replaces each by a copy whose xSync counts, then
- * calls the real one, found by the copy's place in counted.
- */
-#define COUNTED_METHODS 4
-static atomic_int file_syncs;
-static struct {
-    const sqlite3_io_methods *real;
-    sqlite3_io_methods copy;
-} counted[COUNTED_METHODS];
-static int ncounted;
-static pthread_mutex_t counted_mu = PTHREAD_MUTEX_INITIALIZER;
-static int (*real_open)(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
-                        int *out_flags);
-
-static int counting_sync(sqlite3_file *file, int flags)
-{
-    for (int i = 0; i < COUNTED_METHODS; i++) {
-        if (file->pMethods == &counted[i].copy) {
-            atomic_fetch_add(&file_syncs, 1);
-            return counted[i].real->xSync(file, flags);
-        }
-    }
-    return SQLITE_INTERNAL;
-}
-
-/*
- * Refusals of the WAL's write lock (its wal-index lock 0, taken exclusive): each is a
- * writer that found another connection writing and goes to its busy handler.
- */
-#define WAL_WRITE_LOCK 0
-static atomic_int write_lock_refusals;
-
-static int counting_shm_lock(sqlite3_file *file, int offset, int n, int flags)
-{
-    for (int i = 0; i < COUNTED_METHODS; i++) {
-        if (file->pMethods == &counted[i].copy) {
-            int rc = counted[i].real->xShmLock(file, offset, n, flags);
-
-            if (rc == SQLITE_BUSY && offset == WAL_WRITE_LOCK &&
-                (flags & (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) ==
-                    (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
-                atomic_fetch_add(&write_lock_refusals, 1);
-            }
-            return rc;
-        }
-    }
-    return SQLITE_INTERNAL;
-}
-
-static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
-                         int *out_flags)
-{
-    int rc = real_open(vfs, name, file, flags, out_flags);
-    int i;
-
-    if (rc != SQLITE_OK || file->pMethods == NULL) {
-        return rc;
-    }
-    pthread_mutex_lock(&counted_mu);
-    for (i = 0; i < ncounted && counted[i].real != file->pMethods; i++) {
-    }
-    if (i == ncounted && ncounted < COUNTED_METHODS) {
-        counted[i].real = file->pMethods;
-        counted[i].copy = *file->pMethods;
-        counted[i].copy.xSync = counting_sync;
-        if (file->pMethods->iVersion >= 2 && file->pMethods->xShmLock != NULL) {
-            counted[i].copy.xShmLock = counting_shm_lock;
-        }
-        ncounted++;
-    }
-    if (i < ncounted) {
-        file->pMethods = &counted[i].copy;
-    }
-    pthread_mutex_unlock(&counted_mu);
-    return rc;
-}
-
-/*
- * Makes counting_vfs, a copy of the default one but for xSleep and the syncs and write-lock
- * refusals of the files it opens, the default. 0 or -1.
- */
-static int install_counting_vfs(void)
-{
-    sqlite3_vfs *def = sqlite3_vfs_find(NULL);
-
-    if (def == NULL) {
-        return -1;
-    }
-    counting_vfs = *def;
-    counting_vfs.zName = "cleave-test-counting";
-    counting_vfs.pNext = NULL;
-    real_sleep = def->xSleep;
-    counting_vfs.xSleep = counting_sleep;
-    real_open = def->xOpen;
-    counting_vfs.xOpen = counting_open;
-    return sqlite3_vfs_register(&counting_vfs, 1) == SQLITE_OK ? 0 : -1;
-}
 
 /*
  * Writes to files, counted through the default VFS's system call table (the unix VFS lets
@@ -765,7 +652,7 @@ static void test_db_writers_of_one_process_queue_without_refusals(void **state)
     pthread_t t[WRITERS];
     int refusals;
 
-    atomic_store(&write_lock_refusals, 0);
+    atomic_store(&sqlite_counted_write_lock_refusals, 0);
     for (int i = 0; i < WRITERS; i++) {
         memset(&w[i], 0, sizeof(w[i]));
         w[i].db = db;
@@ -780,7 +667,7 @@ static void test_db_writers_of_one_process_queue_without_refusals(void **state)
             fail_msg("writer %d: %s: %s", i, cl_status_name(w[i].st), w[i].err.message);
         }
     }
-    refusals = atomic_load(&write_lock_refusals);
+    refusals = atomic_load(&sqlite_counted_write_lock_refusals);
     if (refusals != 0) {
         fail_msg("SQLite refused its write lock %d times to %d writers of one process", refusals,
                  WRITERS);
@@ -834,7 +721,7 @@ static void test_db_waiting_writer_is_woken_by_the_commit_not_by_sleeps(void **s
     assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
     insert_item(c, "A", 1, CL_OK);
-    atomic_store(&sqlite_sleeps, 0);
+    atomic_store(&sqlite_counted_sleeps, 0);
     assert_int_equal(pthread_create(&t, NULL, lock_waiter_main, &w), 0);
     while (atomic_load(&w.started) == 0) {
         sched_yield();
@@ -851,7 +738,7 @@ static void test_db_waiting_writer_is_woken_by_the_commit_not_by_sleeps(void **s
         fail_msg("the waiting writer: %s: %s", cl_status_name(w.st), w.err.message);
     }
     assert_int_equal(count_rows(db, "SELECT count(*) FROM items WHERE sku IN ('A', 'B')"), 2);
-    assert_int_equal(atomic_load(&sqlite_sleeps), 0);
+    assert_int_equal(atomic_load(&sqlite_counted_sleeps), 0);
     cl_db_close(db);
 }
 
@@ -1228,7 +1115,7 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
     atomic_int done = 0;
     int syncs;
 
-    atomic_store(&file_syncs, 0);
+    atomic_store(&sqlite_counted_syncs, 0);
     for (int i = 0; i < WAL_WRITERS + WAL_READERS; i++) {
         memset(&u[i], 0, sizeof(u[i]));
         u[i].db = db;
@@ -1249,7 +1136,7 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
         }
         assert_true(u[i].ops > 0);
     }
-    syncs = atomic_load(&file_syncs);
+    syncs = atomic_load(&sqlite_counted_syncs);
     /*
      * A commit appends at most 5 frames (the row's page, the table's and the index's pages
      * above it), so at most 8 checkpoints of at most 5 syncs each (the WAL and the database
@@ -1296,7 +1183,7 @@ int main(void)
 #undef T
     };
 
-    if (install_counting_vfs() != 0 || count_file_writes() != 0) {
+    if (sqlite_counting_install() != 0 || count_file_writes() != 0) {
         fprintf(stderr, "cannot register the counting VFS\n");
         return 1;
     }

@@ -1,0 +1,128 @@
+/*
+ * The default VFS with its sleep counted, and the files it opens given a copy of their
+ * method table whose xSync and xShmLock count, then call the real ones. The default VFS
+ * gives its files one of a few method tables (a WAL's is not a database's): each copy is
+ * found again by its place in counted.
+ */
+#include "sqlite_counting.h"
+
+#include <pthread.h>
+
+#include <sqlite3.h>
+
+#define COUNTED_METHODS 4
+#define WAL_WRITE_LOCK  0
+#define WAL_READ_LOCK_0 3
+
+atomic_int sqlite_counted_sleeps;
+atomic_int sqlite_counted_syncs;
+atomic_int sqlite_counted_write_locks;
+atomic_int sqlite_counted_write_lock_refusals;
+atomic_int sqlite_counted_read_locks;
+
+static sqlite3_vfs counting_vfs;
+static int (*real_sleep)(sqlite3_vfs *vfs, int us);
+static int (*real_open)(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
+                        int *out_flags);
+static struct {
+    const sqlite3_io_methods *real;
+    sqlite3_io_methods copy;
+} counted[COUNTED_METHODS];
+static int ncounted;
+static pthread_mutex_t counted_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int counting_sleep(sqlite3_vfs *vfs, int us)
+{
+    atomic_fetch_add(&sqlite_counted_sleeps, 1);
+    return real_sleep(vfs, us);
+}
+
+static const sqlite3_io_methods *real_methods(const sqlite3_file *file)
+{
+    for (int i = 0; i < COUNTED_METHODS; i++) {
+        if (file->pMethods == &counted[i].copy) {
+            return counted[i].real;
+        }
+    }
+    return NULL;
+}
+
+static int counting_sync(sqlite3_file *file, int flags)
+{
+    const sqlite3_io_methods *real = real_methods(file);
+
+    if (real == NULL) {
+        return SQLITE_INTERNAL;
+    }
+    atomic_fetch_add(&sqlite_counted_syncs, 1);
+    return real->xSync(file, flags);
+}
+
+static int counting_shm_lock(sqlite3_file *file, int offset, int n, int flags)
+{
+    const sqlite3_io_methods *real = real_methods(file);
+    int rc;
+
+    if (real == NULL) {
+        return SQLITE_INTERNAL;
+    }
+    rc = real->xShmLock(file, offset, n, flags);
+    if (offset == WAL_WRITE_LOCK && (flags & (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) ==
+                                        (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
+        if (rc == SQLITE_OK) {
+            atomic_fetch_add(&sqlite_counted_write_locks, 1);
+        } else if (rc == SQLITE_BUSY) {
+            atomic_fetch_add(&sqlite_counted_write_lock_refusals, 1);
+        }
+    }
+    if (offset >= WAL_READ_LOCK_0 && rc == SQLITE_OK &&
+        (flags & (SQLITE_SHM_LOCK | SQLITE_SHM_SHARED)) == (SQLITE_SHM_LOCK | SQLITE_SHM_SHARED)) {
+        atomic_fetch_add(&sqlite_counted_read_locks, 1);
+    }
+    return rc;
+}
+
+static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
+                         int *out_flags)
+{
+    int rc = real_open(vfs, name, file, flags, out_flags);
+    int i;
+
+    if (rc != SQLITE_OK || file->pMethods == NULL) {
+        return rc;
+    }
+    pthread_mutex_lock(&counted_mu);
+    for (i = 0; i < ncounted && counted[i].real != file->pMethods; i++) {
+    }
+    if (i == ncounted && ncounted < COUNTED_METHODS) {
+        counted[i].real = file->pMethods;
+        counted[i].copy = *file->pMethods;
+        counted[i].copy.xSync = counting_sync;
+        if (file->pMethods->iVersion >= 2 && file->pMethods->xShmLock != NULL) {
+            counted[i].copy.xShmLock = counting_shm_lock;
+        }
+        ncounted++;
+    }
+    if (i < ncounted) {
+        file->pMethods = &counted[i].copy;
+    }
+    pthread_mutex_unlock(&counted_mu);
+    return rc;
+}
+
+int sqlite_counting_install(void)
+{
+    sqlite3_vfs *def = sqlite3_vfs_find(NULL);
+
+    if (def == NULL) {
+        return -1;
+    }
+    counting_vfs = *def;
+    counting_vfs.zName = "cleave-test-counting";
+    counting_vfs.pNext = NULL;
+    real_sleep = def->xSleep;
+    counting_vfs.xSleep = counting_sleep;
+    real_open = def->xOpen;
+    counting_vfs.xOpen = counting_open;
+    return sqlite3_vfs_register(&counting_vfs, 1) == SQLITE_OK ? 0 : -1;
+}

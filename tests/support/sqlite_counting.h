@@ -1,0 +1,26 @@
+/*
+ * SQLite's default VFS, counted: a test installs it before its first connection (the
+ * driver's own VFS then sits on top of it) and reads what SQLite asked of the files.
+ */
+#ifndef CLEAVE_TEST_SQLITE_COUNTING_H
+#define CLEAVE_TEST_SQLITE_COUNTING_H
+
+#include <stdatomic.h>
+
+/* xSleep calls: SQLite's own busy timeout waits for a lock in them (1, 2, 5 ... 100 ms). */
+extern atomic_int sqlite_counted_sleeps;
+/* Syncs of any file: database, WAL or journal. */
+extern atomic_int sqlite_counted_syncs;
+/*
+ * The WAL's write lock (wal-index lock 0, exclusive) granted, which every write
+ * transaction takes, and refused, which sends a writer to its busy handler.
+ */
+extern atomic_int sqlite_counted_write_locks;
+extern atomic_int sqlite_counted_write_lock_refusals;
+/* Read marks (wal-index locks 3 to 7) taken shared: every read transaction takes one. */
+extern atomic_int sqlite_counted_read_locks;
+
+/* Makes the counting copy of the default VFS the default. 0, or -1. */
+int sqlite_counting_install(void);
+
+#endif
