@@ -5,6 +5,7 @@
  */
 #include "cleave/db.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,25 +36,35 @@
 /* Reads wait at most this long for a busy replica before taking the primary instead. */
 #define CL__DB_REPLICA_ACQUIRE_MS 250
 
+typedef struct conn_core conn_core;
+
 struct cl_stmt {
     cl_db_conn *conn;
+    conn_core *core; /* the driver connection it belongs to: usable while conn runs on it */
     const char *sql; /* the cache key: the caller's literal, compared by address */
     void *drv_stmt;
     uint64_t last_used;
 };
 
+/* A driver connection and its statement cache. */
+struct conn_core {
+    void *drv_conn;
+    uint64_t tick;     /* LRU clock for the statement cache */
+    uint64_t released; /* tick when it was last rewound: statements used later are not yet */
+    int nstmts;
+    cl_stmt stmts[CL__DB_STMT_CACHE];
+};
+
 struct cl_db_conn {
     cl_db *db;
-    void *drv_conn;
+    /* What statements run on: own, or the pool's writer during a transaction (one_writer). */
+    conn_core *core;
+    conn_core own;
     bool in_tx;
     int nended;
     void (*ended[CL__DB_TX_ENDED])(cl_db *); /* cl_db_after_commit's, run when in_tx ends */
     bool suspect;       /* a sibling was found broken: ping this one before use */
     int64_t idle_since; /* cl_now_ms() when it was last released */
-    uint64_t tick;      /* LRU clock for the statement cache */
-    uint64_t released;  /* tick at the last release: statements used later are this borrow's */
-    int nstmts;
-    cl_stmt stmts[CL__DB_STMT_CACHE];
     /* From acquire to release: the statements of one borrower (cleave/trace.h). */
     cl_span span;
 };
@@ -83,6 +94,17 @@ struct cl_db {
     cl_db *primary;             /* set on a replica pool: the pool it serves reads for */
     int64_t replica_down_until; /* cl_now_ms() before which reads skip the replica */
     int64_t last_commit_ms;     /* the last commit of this process on this pool */
+
+    /*
+     * A driver with one_writer (SQLite): every transaction begun with cl_db_begin runs on
+     * this connection of the pool's own, one at a time (writer_mu, error-checking), made at
+     * the first. Its page cache stays valid from one transaction to the next; a commit on
+     * any other connection would have made SQLite drop it (issue #16: a hundred page reads
+     * per checkout, most of them by writers re-reading what they had just written).
+     */
+    bool one_writer;
+    pthread_mutex_t writer_mu;
+    conn_core *writer;
 };
 
 /*
@@ -120,19 +142,34 @@ static cl_status driver_failed(const cl_db *db, const char *what, cl_status st, 
     return cl_error_set(err, st, NULL, "%s", generic);
 }
 
+static void core_close(const cl_db_driver *drv, conn_core *core)
+{
+    for (int i = 0; i < core->nstmts; i++) {
+        drv->finalize(core->stmts[i].drv_stmt);
+    }
+    drv->disconnect(core->drv_conn);
+}
+
 static void conn_destroy(cl_db_conn *c)
 {
-    const cl_db_driver *drv;
-
     if (c == NULL) {
         return;
     }
-    drv = c->db->drv;
-    for (int i = 0; i < c->nstmts; i++) {
-        drv->finalize(c->stmts[i].drv_stmt);
-    }
-    drv->disconnect(c->drv_conn);
+    core_close(c->db->drv, &c->own);
     free(c);
+}
+
+/* Rewinds the statements of core used since it was last rewound. */
+static void core_rewind(const cl_db_driver *drv, conn_core *core)
+{
+    cl_error e;
+
+    for (int i = 0; i < core->nstmts; i++) {
+        if (core->stmts[i].last_used > core->released) {
+            (void)drv->reset(core->stmts[i].drv_stmt, &e);
+        }
+    }
+    core->released = core->tick;
 }
 
 static cl_status conn_create(cl_db *db, cl_db_conn **out, cl_error *err)
@@ -145,7 +182,8 @@ static cl_status conn_create(cl_db *db, cl_db_conn **out, cl_error *err)
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     c->db = db;
-    st = db->drv->connect(db->target, &c->drv_conn, err);
+    c->core = &c->own;
+    st = db->drv->connect(db->target, &c->own.drv_conn, err);
     if (st != CL_OK) {
         free(c);
         return driver_failed(db, "connect", st, err);
@@ -158,7 +196,7 @@ static bool conn_broken(const cl_db_conn *c)
 {
     const cl_db_driver *drv = c->db->drv;
 
-    return drv->version >= 2 && drv->broken(c->drv_conn);
+    return drv->version >= 2 && drv->broken(c->own.drv_conn);
 }
 
 static cl_status check_options(const cl_db_options *opt, cl_error *err)
@@ -195,6 +233,7 @@ static void pool_free(cl_db *db, bool mu_ok, bool cv_ok)
     }
     if (mu_ok) {
         pthread_mutex_destroy(&db->mu);
+        pthread_mutex_destroy(&db->writer_mu);
     }
     free(db->idle);
     free(db->all);
@@ -267,7 +306,21 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
         st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool mutex");
         goto out;
     }
+    {
+        pthread_mutexattr_t attr;
+        int rc = pthread_mutexattr_init(&attr);
+
+        rc = rc == 0 ? pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK) : rc;
+        rc = rc == 0 ? pthread_mutex_init(&db->writer_mu, &attr) : rc;
+        (void)pthread_mutexattr_destroy(&attr);
+        if (rc != 0) {
+            pthread_mutex_destroy(&db->mu);
+            st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool's writer mutex");
+            goto out;
+        }
+    }
     mu_ok = true;
+    db->one_writer = drv->version >= 3 && drv->one_writer;
     /*
      * Waits are measured on the monotonic clock (the one cl_now_ms and ctx deadlines use),
      * so that a wall clock step cannot stretch or cut short an acquire.
@@ -316,6 +369,10 @@ void cl_db_close(cl_db *db)
     cl_db_close(db->replica);
     for (int i = 0; i < db->nall; i++) {
         conn_destroy(db->all[i]);
+    }
+    if (db->writer != NULL) {
+        core_close(db->drv, db->writer);
+        free(db->writer);
     }
     pool_free(db, true, true);
 }
@@ -409,7 +466,7 @@ cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error
              */
             db->stats.pings++;
             pthread_mutex_unlock(&db->mu);
-            alive = db->drv->ping(c->drv_conn, &perr) == CL_OK && !conn_broken(c);
+            alive = db->drv->ping(c->own.drv_conn, &perr) == CL_OK && !conn_broken(c);
             pthread_mutex_lock(&db->mu);
             if (alive) {
                 c->suspect = false;
@@ -536,6 +593,70 @@ void cl_db_after_commit(cl_db_conn *conn, void (*fn)(cl_db *db))
     conn->ended[conn->nended++] = fn;
 }
 
+/*
+ * With one_writer, moves conn onto the pool's writer for the transaction it begins,
+ * waiting for the one before to end (at most the acquire timeout). The writer connects
+ * at the first transaction.
+ */
+static cl_status writer_take(cl_db_conn *conn, cl_error *err)
+{
+    cl_db *db = conn->db;
+    struct timespec until;
+    cl_status st;
+    int rc;
+
+    if (!db->one_writer) {
+        return CL_OK;
+    }
+    /* The realtime clock: pthread_mutex_clocklock is not known to the thread sanitizer. */
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += db->acquire_timeout_ms / 1000;
+    until.tv_nsec += (db->acquire_timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    rc = pthread_mutex_timedlock(&db->writer_mu, &until);
+    if (rc == EDEADLK) {
+        return cl_error_set(err, CL_INTERNAL, NULL,
+                            "this thread already has a transaction open on %s", db->name);
+    }
+    if (rc != 0) {
+        return cl_error_set(err, CL_UNAVAILABLE, NULL,
+                            "no transaction on %s could begin within %lld ms: another one "
+                            "is still open",
+                            db->name, (long long)db->acquire_timeout_ms);
+    }
+    if (db->writer == NULL) {
+        conn_core *w = calloc(1, sizeof(*w));
+
+        st = w != NULL ? db->drv->connect(db->target, &w->drv_conn, err)
+                       : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        if (st != CL_OK) {
+            free(w);
+            pthread_mutex_unlock(&db->writer_mu);
+            return w != NULL ? driver_failed(db, "connect", st, err) : st;
+        }
+        db->writer = w;
+    }
+    conn->core = db->writer;
+    return CL_OK;
+}
+
+/*
+ * Gives the writer back once conn's transaction ended: its statements rewound first, since
+ * one left mid-result would keep a read snapshot the next transaction could not write from.
+ */
+static void writer_return(cl_db_conn *conn)
+{
+    if (conn->core == &conn->own) {
+        return;
+    }
+    core_rewind(conn->db->drv, conn->core);
+    conn->core = &conn->own;
+    pthread_mutex_unlock(&conn->db->writer_mu);
+}
+
 void cl_db_release(cl_db_conn *conn)
 {
     cl_db *db;
@@ -550,22 +671,18 @@ void cl_db_release(cl_db_conn *conn)
     db = conn->db;
     drv = db->drv;
     cl_span_end(&conn->span);
+    if (conn->in_tx) {
+        conn->in_tx = false;
+        /* A connection whose transaction state is unknown must not be handed out again. */
+        broken = drv->exec(conn->core->drv_conn, "ROLLBACK", &e) != CL_OK;
+        writer_return(conn);
+    }
     /*
      * A statement left mid-result keeps a read snapshot open (and in SQLite blocks WAL
      * checkpoints), so every cached statement this borrower used is rewound before the next
      * borrower; the others were rewound when their last borrower released them.
      */
-    for (int i = 0; i < conn->nstmts; i++) {
-        if (conn->stmts[i].last_used > conn->released) {
-            (void)drv->reset(conn->stmts[i].drv_stmt, &e);
-        }
-    }
-    conn->released = conn->tick;
-    if (conn->in_tx) {
-        conn->in_tx = false;
-        /* A connection whose transaction state is unknown must not be handed out again. */
-        broken = drv->exec(conn->drv_conn, "ROLLBACK", &e) != CL_OK;
-    }
+    core_rewind(drv, &conn->own);
     tx_ended(conn);
     /* A connection whose server went away is dropped; the next acquire opens a new one. */
     broken = broken || conn_broken(conn);
@@ -596,7 +713,7 @@ cl_status cl_db_exec(cl_db_conn *conn, const char *sql, cl_error *err)
     if (conn == NULL || sql == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_db_exec: missing argument");
     }
-    st = conn->db->drv->exec(conn->drv_conn, sql, err);
+    st = conn->db->drv->exec(conn->core->drv_conn, sql, err);
     return st == CL_OK ? CL_OK : driver_failed(conn->db, "exec", st, err);
 }
 
@@ -612,9 +729,14 @@ cl_status cl_db_begin(cl_db_conn *conn, cl_error *err)
                             "a transaction is already open on this connection to %s",
                             conn->db->name);
     }
-    /* The driver decides what kind of BEGIN this is (SQLite takes the write lock). */
-    st = conn->db->drv->exec(conn->drv_conn, "BEGIN", err);
+    st = writer_take(conn, err);
     if (st != CL_OK) {
+        return st;
+    }
+    /* The driver decides what kind of BEGIN this is (SQLite takes the write lock). */
+    st = conn->db->drv->exec(conn->core->drv_conn, "BEGIN", err);
+    if (st != CL_OK) {
+        writer_return(conn);
         return driver_failed(conn->db, "begin", st, err);
     }
     conn->in_tx = true;
@@ -634,7 +756,7 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
         return cl_error_set(err, CL_INTERNAL, NULL, "commit without an open transaction");
     }
     drv = conn->db->drv;
-    st = drv->exec(conn->drv_conn, "COMMIT", err);
+    st = drv->exec(conn->core->drv_conn, "COMMIT", err);
     if (st == CL_OK) {
         /* Reads of this process go to the primary for a while (cl_db_acquire_read). */
         pthread_mutex_lock(&conn->db->mu);
@@ -645,10 +767,11 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
          * Some failed COMMITs leave the transaction open (SQLite on BUSY), others end it.
          * Rolling back makes the outcome the same for every driver: nothing committed.
          */
-        (void)drv->exec(conn->drv_conn, "ROLLBACK", &ignored);
+        (void)drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored);
         st = driver_failed(conn->db, "commit", st, err);
     }
     conn->in_tx = false;
+    writer_return(conn);
     tx_ended(conn);
     return st;
 }
@@ -661,13 +784,15 @@ void cl_db_rollback(cl_db_conn *conn)
         return;
     }
     conn->in_tx = false;
-    (void)conn->db->drv->exec(conn->drv_conn, "ROLLBACK", &ignored);
+    (void)conn->db->drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored);
+    writer_return(conn);
     tx_ended(conn);
 }
 
 cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_error *err)
 {
     const cl_db_driver *drv;
+    conn_core *core;
     cl_stmt *s = NULL;
     void *drv_stmt = NULL;
     cl_status st;
@@ -676,9 +801,10 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
         return cl_error_set(err, CL_INVALID, NULL, "cl_db_prepare: missing argument");
     }
     drv = conn->db->drv;
-    for (int i = 0; i < conn->nstmts; i++) {
-        if (conn->stmts[i].sql == sql) {
-            s = &conn->stmts[i];
+    core = conn->core;
+    for (int i = 0; i < core->nstmts; i++) {
+        if (core->stmts[i].sql == sql) {
+            s = &core->stmts[i];
             break;
         }
     }
@@ -687,30 +813,32 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
         if (st != CL_OK) {
             return driver_failed(conn->db, "reset", st, err);
         }
-        s->last_used = ++conn->tick;
+        s->conn = conn; /* the writer's statements serve one borrower after another */
+        s->last_used = ++core->tick;
         *out = s;
         return CL_OK;
     }
 
-    st = drv->prepare(conn->drv_conn, sql, &drv_stmt, err);
+    st = drv->prepare(core->drv_conn, sql, &drv_stmt, err);
     if (st != CL_OK) {
         return driver_failed(conn->db, "prepare", st, err);
     }
-    if (conn->nstmts < CL__DB_STMT_CACHE) {
-        s = &conn->stmts[conn->nstmts++];
+    if (core->nstmts < CL__DB_STMT_CACHE) {
+        s = &core->stmts[core->nstmts++];
     } else {
-        s = &conn->stmts[0];
-        for (int i = 1; i < conn->nstmts; i++) {
-            if (conn->stmts[i].last_used < s->last_used) {
-                s = &conn->stmts[i];
+        s = &core->stmts[0];
+        for (int i = 1; i < core->nstmts; i++) {
+            if (core->stmts[i].last_used < s->last_used) {
+                s = &core->stmts[i];
             }
         }
         drv->finalize(s->drv_stmt);
     }
     s->conn = conn;
+    s->core = core;
     s->sql = sql;
     s->drv_stmt = drv_stmt;
-    s->last_used = ++conn->tick;
+    s->last_used = ++core->tick;
     *out = s;
     return CL_OK;
 }
@@ -721,10 +849,28 @@ static cl_status bind_done(const cl_stmt *st, cl_status rc, cl_error *err)
     return rc == CL_OK ? CL_OK : driver_failed(st->conn->db, "bind", rc, err);
 }
 
+/*
+ * A statement belongs to the driver connection its connection ran on when it was prepared:
+ * one prepared before cl_db_begin (or inside the transaction, used after it ended) would
+ * run outside the transaction, on another connection, with the pool's writer (one_writer).
+ */
+static cl_status check_core(const cl_stmt *st, cl_error *err)
+{
+    if (st->core == st->conn->core) {
+        return CL_OK;
+    }
+    return cl_error_set(err, CL_INTERNAL, NULL,
+                        "a statement of %s was prepared outside the transaction it is used in",
+                        st->conn->db->name);
+}
+
 cl_status cl_stmt_bind_i64(cl_stmt *st, int idx, int64_t v, cl_error *err)
 {
     if (st == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_bind_i64: missing statement");
+    }
+    if (check_core(st, err) != CL_OK) {
+        return CL_INTERNAL;
     }
     return bind_done(st, st->conn->db->drv->bind_i64(st->drv_stmt, idx, v, err), err);
 }
@@ -733,6 +879,9 @@ cl_status cl_stmt_bind_text(cl_stmt *st, int idx, const char *s, cl_error *err)
 {
     if (st == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_bind_text: missing statement");
+    }
+    if (check_core(st, err) != CL_OK) {
+        return CL_INTERNAL;
     }
     if (s == NULL) {
         return bind_done(st, st->conn->db->drv->bind_null(st->drv_stmt, idx, err), err);
@@ -745,6 +894,9 @@ cl_status cl_stmt_bind_null(cl_stmt *st, int idx, cl_error *err)
     if (st == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_bind_null: missing statement");
     }
+    if (check_core(st, err) != CL_OK) {
+        return CL_INTERNAL;
+    }
     return bind_done(st, st->conn->db->drv->bind_null(st->drv_stmt, idx, err), err);
 }
 
@@ -754,6 +906,9 @@ cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err)
 
     if (st == NULL || row == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_stmt_step: missing argument");
+    }
+    if (check_core(st, err) != CL_OK) {
+        return CL_INTERNAL;
     }
     rc = st->conn->db->drv->step(st->drv_stmt, row, err);
     return rc == CL_OK ? CL_OK : driver_failed(st->conn->db, "step", rc, err);
@@ -808,7 +963,7 @@ cl_status cl_db_ping(cl_db *db, cl_error *err)
     if (st != CL_OK || c == NULL) {
         return st;
     }
-    st = db->drv->ping(c->drv_conn, err);
+    st = db->drv->ping(c->own.drv_conn, err);
     if (st != CL_OK) {
         st = driver_failed(db, "ping", st, err);
     }

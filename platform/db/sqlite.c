@@ -1007,4 +1007,5 @@ const cl_db_driver cl_db_sqlite = {
     .col_null = sqlite_col_null,
     .ping = sqlite_ping,
     .broken = sqlite_broken,
+    .one_writer = true,
 };

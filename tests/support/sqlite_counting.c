@@ -1,6 +1,6 @@
 /*
  * The default VFS with its sleep counted, and the files it opens given a copy of their
- * method table whose xSync and xShmLock count, then call the real ones. The default VFS
+ * method table whose xRead, xSync and xShmLock count, then call the real ones. The default VFS
  * gives its files one of a few method tables (a WAL's is not a database's): each copy is
  * found again by its place in counted.
  */
@@ -19,6 +19,7 @@ atomic_int sqlite_counted_syncs;
 atomic_int sqlite_counted_write_locks;
 atomic_int sqlite_counted_write_lock_refusals;
 atomic_int sqlite_counted_read_locks;
+atomic_int sqlite_counted_reads;
 
 static sqlite3_vfs counting_vfs;
 static int (*real_sleep)(sqlite3_vfs *vfs, int us);
@@ -56,6 +57,17 @@ static int counting_sync(sqlite3_file *file, int flags)
     }
     atomic_fetch_add(&sqlite_counted_syncs, 1);
     return real->xSync(file, flags);
+}
+
+static int counting_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 off)
+{
+    const sqlite3_io_methods *real = real_methods(file);
+
+    if (real == NULL) {
+        return SQLITE_INTERNAL;
+    }
+    atomic_fetch_add(&sqlite_counted_reads, 1);
+    return real->xRead(file, data, amt, off);
 }
 
 static int counting_shm_lock(sqlite3_file *file, int offset, int n, int flags)
@@ -98,6 +110,7 @@ static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
         counted[i].real = file->pMethods;
         counted[i].copy = *file->pMethods;
         counted[i].copy.xSync = counting_sync;
+        counted[i].copy.xRead = counting_read;
         if (file->pMethods->iVersion >= 2 && file->pMethods->xShmLock != NULL) {
             counted[i].copy.xShmLock = counting_shm_lock;
         }

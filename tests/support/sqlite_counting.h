@@ -20,6 +20,9 @@ extern atomic_int sqlite_counted_write_lock_refusals;
 /* Read marks (wal-index locks 3 to 7) taken shared: every read transaction takes one. */
 extern atomic_int sqlite_counted_read_locks;
 
+/* Reads of any file: a page of the database or of its WAL that SQLite's cache did not hold. */
+extern atomic_int sqlite_counted_reads;
+
 /* Makes the counting copy of the default VFS the default. 0, or -1. */
 int sqlite_counting_install(void);
 

@@ -554,7 +554,7 @@ static cl_status writer_tx(writer *w, cl_db_conn *c, int first)
         s = cl_db_prepare(c, "SELECT count(*) FROM items", &st, &w->err);
     }
     if (s == CL_OK) {
-        s = cl_stmt_step(st, &row, &w->err);
+        s = cl_stmt_drain(st, NULL, &w->err);
     }
     for (int i = first; s == CL_OK && i < first + ROWS_PER_TX; i++) {
         snprintf(sku, sizeof(sku), "w%d-%d", w->id, i);
@@ -674,6 +674,63 @@ static void test_db_writers_of_one_process_queue_without_refusals(void **state)
     }
     assert_int_equal(count_rows(db, "SELECT count(*) FROM items"),
                      WRITERS * QUEUED_TXS * ROWS_PER_TX);
+    cl_db_close(db);
+}
+
+/*
+ * Write transactions keep their pages cached from one to the next, whichever pool connection
+ * begins them: they all run on the pool's writer (one_writer). On their own connections,
+ * each commit made SQLite drop the page cache of every other connection, and the next
+ * writer read again the pages the one before had just written (issue #16).
+ */
+static void test_db_write_transactions_keep_their_pages_cached(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 4, 10000);
+    cl_db_conn *c[4] = {NULL};
+    writer w = {.db = db};
+    cl_error err = {0};
+    int reads;
+
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cl_db_acquire(db, NULL, &c[i], &err), CL_OK);
+    }
+    /* The writer's first transaction reads what it needs. */
+    assert_int_equal(writer_tx(&w, c[0], 0), CL_OK);
+    reads = atomic_load(&sqlite_counted_reads);
+    for (int i = 1; i <= 40; i++) {
+        assert_int_equal(writer_tx(&w, c[i % 4], i * ROWS_PER_TX), CL_OK);
+    }
+    reads = atomic_load(&sqlite_counted_reads) - reads;
+    if (reads > 4) {
+        fail_msg("40 write transactions on 4 connections read %d pages from the files", reads);
+    }
+    for (int i = 0; i < 4; i++) {
+        cl_db_release(c[i]);
+    }
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), 41 * ROWS_PER_TX);
+    cl_db_close(db);
+}
+
+/* A statement prepared before the transaction began is refused in it, not run outside it. */
+static void test_db_statement_prepared_before_begin_is_refused_in_the_transaction(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 2, 10000);
+    cl_db_conn *c = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    assert_int_equal(
+        cl_db_prepare(c, "INSERT INTO items (sku, qty) VALUES ('early', 1)", &st, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_INTERNAL);
+    assert_non_null(strstr(err.message, "prepared outside the transaction"));
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items WHERE sku = 'early'"), 0);
     cl_db_close(db);
 }
 
@@ -1170,6 +1227,8 @@ int main(void)
         T(test_db_release_hands_connection_to_waiter),
         T(test_db_concurrent_writers_all_succeed),
         T(test_db_writers_of_one_process_queue_without_refusals),
+        T(test_db_write_transactions_keep_their_pages_cached),
+        T(test_db_statement_prepared_before_begin_is_refused_in_the_transaction),
         T(test_db_waiting_writer_is_woken_by_the_commit_not_by_sleeps),
         T(test_db_open_unopenable_path_is_unavailable_naming_it),
         T(test_db_open_rejects_bad_options),

@@ -19,7 +19,7 @@
 
 #include "cleave/status.h"
 
-#define CL_DB_DRIVER_VERSION 2
+#define CL_DB_DRIVER_VERSION 3
 
 /*
  * The driver table. conn and stmt are the driver's own opaque objects. Every slot is
@@ -51,6 +51,12 @@ typedef struct cl_db_driver {
     cl_status (*ping)(void *conn, cl_error *err);
     /* Version 2. True when conn is known to be unusable (the server went away). */
     bool (*broken)(void *conn);
+    /*
+     * Version 3. The database takes one writer at a time (SQLite): the pool then runs every
+     * transaction begun with cl_db_begin on one connection of its own, so that the pages it
+     * reads stay cached between transactions (no other connection's commit invalidates them).
+     */
+    bool one_writer;
 } cl_db_driver;
 
 /* The SQLite driver: target is a file path; WAL, foreign keys on, busy timeout. */
