@@ -646,15 +646,24 @@ static cl_status writer_take(cl_db_conn *conn, cl_error *err)
 /*
  * Gives the writer back once conn's transaction ended: its statements rewound first, since
  * one left mid-result would keep a read snapshot the next transaction could not write from.
+ * A writer whose ROLLBACK failed (ended false: its transaction may still be open) is closed;
+ * the next transaction opens another.
  */
-static void writer_return(cl_db_conn *conn)
+static void writer_return(cl_db_conn *conn, bool ended)
 {
+    cl_db *db = conn->db;
+
     if (conn->core == &conn->own) {
         return;
     }
-    core_rewind(conn->db->drv, conn->core);
+    core_rewind(db->drv, conn->core);
+    if (!ended) {
+        core_close(db->drv, db->writer);
+        free(db->writer);
+        db->writer = NULL;
+    }
     conn->core = &conn->own;
-    pthread_mutex_unlock(&conn->db->writer_mu);
+    pthread_mutex_unlock(&db->writer_mu);
 }
 
 void cl_db_release(cl_db_conn *conn)
@@ -675,7 +684,10 @@ void cl_db_release(cl_db_conn *conn)
         conn->in_tx = false;
         /* A connection whose transaction state is unknown must not be handed out again. */
         broken = drv->exec(conn->core->drv_conn, "ROLLBACK", &e) != CL_OK;
-        writer_return(conn);
+        if (conn->core != &conn->own) {
+            writer_return(conn, !broken);
+            broken = false; /* the writer's state, not this connection's */
+        }
     }
     /*
      * A statement left mid-result keeps a read snapshot open (and in SQLite blocks WAL
@@ -736,7 +748,7 @@ cl_status cl_db_begin(cl_db_conn *conn, cl_error *err)
     /* The driver decides what kind of BEGIN this is (SQLite takes the write lock). */
     st = conn->db->drv->exec(conn->core->drv_conn, "BEGIN", err);
     if (st != CL_OK) {
-        writer_return(conn);
+        writer_return(conn, true);
         return driver_failed(conn->db, "begin", st, err);
     }
     conn->in_tx = true;
@@ -747,6 +759,7 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
 {
     const cl_db_driver *drv;
     cl_error ignored;
+    bool ended = true;
     cl_status st;
 
     if (conn == NULL) {
@@ -767,11 +780,11 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
          * Some failed COMMITs leave the transaction open (SQLite on BUSY), others end it.
          * Rolling back makes the outcome the same for every driver: nothing committed.
          */
-        (void)drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored);
+        ended = drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored) == CL_OK;
         st = driver_failed(conn->db, "commit", st, err);
     }
     conn->in_tx = false;
-    writer_return(conn);
+    writer_return(conn, ended);
     tx_ended(conn);
     return st;
 }
@@ -784,8 +797,7 @@ void cl_db_rollback(cl_db_conn *conn)
         return;
     }
     conn->in_tx = false;
-    (void)conn->db->drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored);
-    writer_return(conn);
+    writer_return(conn, conn->db->drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored) == CL_OK);
     tx_ended(conn);
 }
 
