@@ -129,22 +129,33 @@ static cl_bus *bus_for(const char *host, const cl_operation_kind *kind, cl_db *d
     return bus;
 }
 
+/* The module's database, with the bus's tables, in a new directory dir[256]. */
+static cl_db *widgets_db(char *dir)
+{
+    cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
+    char path[300];
+    cl_db *db = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(test_tmpdir(dir, 256), 0);
+    snprintf(path, sizeof(path), "%s/widgets.db", dir);
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "widgets", path, &opt, &db, &err), CL_OK);
+    assert_int_equal(cl_bus_schema_apply(db, &err), CL_OK);
+    return db;
+}
+
 static void test_operation_lease_refuses_a_stale_runner(void **state)
 {
-    char dir[256], path[300], id[CL_OPERATION_ID_MAX], out[256];
-    cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
+    char dir[256], id[CL_OPERATION_ID_MAX], out[256];
     cl_config *cfg_a = NULL, *cfg_b = NULL;
     cl_bus *bus_a, *bus_b;
-    cl_db *db = NULL;
+    cl_db *db;
     cl_db_conn *conn = NULL;
     cl_error err = {0};
     int64_t until;
 
     (void)state;
-    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
-    snprintf(path, sizeof(path), "%s/widgets.db", dir);
-    assert_int_equal(cl_db_open(&cl_db_sqlite, "widgets", path, &opt, &db, &err), CL_OK);
-    assert_int_equal(cl_bus_schema_apply(db, &err), CL_OK);
+    db = widgets_db(dir);
     assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
     assert_int_equal(cl_db_exec(conn, "CREATE TABLE effects (op TEXT, by_runner TEXT)", &err),
                      CL_OK);
@@ -215,20 +226,15 @@ static void test_operation_lease_refuses_a_stale_runner(void **state)
  */
 static void test_operation_idle_runner_takes_no_write_lock(void **state)
 {
-    char dir[256], path[300];
-    cl_db_options opt = {.max_conns = 8, .acquire_timeout_ms = 10000};
+    char dir[256];
     cl_config *cfg = NULL;
     cl_bus *bus;
-    cl_db *db = NULL;
-    cl_error err = {0};
+    cl_db *db;
     int reads, writes;
     int64_t until;
 
     (void)state;
-    assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
-    snprintf(path, sizeof(path), "%s/widgets.db", dir);
-    assert_int_equal(cl_db_open(&cl_db_sqlite, "widgets", path, &opt, &db, &err), CL_OK);
-    assert_int_equal(cl_bus_schema_apply(db, &err), CL_OK);
+    db = widgets_db(dir);
     bus = bus_for("idle", &kind_b, db, &cfg);
     /*
      * Counted from the second round of reads on: the first holds the writes a bus makes once

@@ -534,6 +534,7 @@ static void test_db_release_hands_connection_to_waiter(void **state)
 typedef struct writer {
     cl_db *db;
     int id;
+    int txs; /* for writer_main */
     cl_status st;
     cl_error err;
 } writer;
@@ -575,27 +576,27 @@ static cl_status writer_tx(writer *w, cl_db_conn *c, int first)
     return s;
 }
 
+/* w->txs transactions of ROWS_PER_TX rows, a connection from the pool for each. */
 static void *writer_main(void *arg)
 {
     writer *w = arg;
 
     w->st = CL_OK;
-    for (int i = 0; w->st == CL_OK && i < ROWS_PER_WRITER; i += ROWS_PER_TX) {
+    for (int i = 0; w->st == CL_OK && i < w->txs; i++) {
         cl_db_conn *c = NULL;
 
         w->st = cl_db_acquire(w->db, NULL, &c, &w->err);
         if (w->st == CL_OK) {
-            w->st = writer_tx(w, c, i);
+            w->st = writer_tx(w, c, i * ROWS_PER_TX);
         }
         cl_db_release(c);
     }
     return NULL;
 }
 
-static void test_db_concurrent_writers_all_succeed(void **state)
+/* WRITERS threads of txs transactions each, all of which must commit. */
+static void run_writers(cl_db *db, int txs)
 {
-    fixture *f = *state;
-    cl_db *db = open_db(f, WRITERS, 10000);
     writer w[WRITERS];
     pthread_t t[WRITERS];
 
@@ -603,6 +604,7 @@ static void test_db_concurrent_writers_all_succeed(void **state)
         memset(&w[i], 0, sizeof(w[i]));
         w[i].db = db;
         w[i].id = i;
+        w[i].txs = txs;
         assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
     }
     for (int i = 0; i < WRITERS; i++) {
@@ -613,28 +615,16 @@ static void test_db_concurrent_writers_all_succeed(void **state)
             fail_msg("writer %d: %s: %s", i, cl_status_name(w[i].st), w[i].err.message);
         }
     }
-    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), WRITERS * ROWS_PER_WRITER);
-    cl_db_close(db);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), WRITERS * txs * ROWS_PER_TX);
 }
 
-/* WRITERS threads of QUEUED_TXS transactions each, a connection from the pool for each. */
-#define QUEUED_TXS 100
-
-static void *queued_writer_main(void *arg)
+static void test_db_concurrent_writers_all_succeed(void **state)
 {
-    writer *w = arg;
+    fixture *f = *state;
+    cl_db *db = open_db(f, WRITERS, 10000);
 
-    w->st = CL_OK;
-    for (int i = 0; w->st == CL_OK && i < QUEUED_TXS; i++) {
-        cl_db_conn *c = NULL;
-
-        w->st = cl_db_acquire(w->db, NULL, &c, &w->err);
-        if (w->st == CL_OK) {
-            w->st = writer_tx(w, c, i * ROWS_PER_TX);
-        }
-        cl_db_release(c);
-    }
-    return NULL;
+    run_writers(db, ROWS_PER_WRITER / ROWS_PER_TX);
+    cl_db_close(db);
 }
 
 /*
@@ -648,32 +638,15 @@ static void test_db_writers_of_one_process_queue_without_refusals(void **state)
 {
     fixture *f = *state;
     cl_db *db = open_db(f, WRITERS, 10000);
-    writer w[WRITERS];
-    pthread_t t[WRITERS];
     int refusals;
 
     atomic_store(&sqlite_counted_write_lock_refusals, 0);
-    for (int i = 0; i < WRITERS; i++) {
-        memset(&w[i], 0, sizeof(w[i]));
-        w[i].db = db;
-        w[i].id = i;
-        assert_int_equal(pthread_create(&t[i], NULL, queued_writer_main, &w[i]), 0);
-    }
-    for (int i = 0; i < WRITERS; i++) {
-        assert_int_equal(pthread_join(t[i], NULL), 0);
-    }
-    for (int i = 0; i < WRITERS; i++) {
-        if (w[i].st != CL_OK) {
-            fail_msg("writer %d: %s: %s", i, cl_status_name(w[i].st), w[i].err.message);
-        }
-    }
+    run_writers(db, 100);
     refusals = atomic_load(&sqlite_counted_write_lock_refusals);
     if (refusals != 0) {
         fail_msg("SQLite refused its write lock %d times to %d writers of one process", refusals,
                  WRITERS);
     }
-    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"),
-                     WRITERS * QUEUED_TXS * ROWS_PER_TX);
     cl_db_close(db);
 }
 
