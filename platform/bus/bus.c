@@ -458,9 +458,7 @@ cl_status cl_bus_add_module(cl_bus *bus, const char *module, cl_db *db, cl_error
     cl_strlcpy(m->name, module, sizeof(m->name));
     m->db = db;
     pthread_mutex_init(&m->mu, NULL);
-    pthread_mutex_init(&m->tx_mu, NULL);
     pthread_mutex_init(&m->publish_mu, NULL);
-    m->serial_tx = !cl__bus_is_postgres(db);
     return CL_OK;
 }
 
@@ -723,20 +721,6 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
     return rejected ? REJECTED : FAILED;
 }
 
-static void tx_lock(cl__module *mod)
-{
-    if (mod->serial_tx) {
-        pthread_mutex_lock(&mod->tx_mu);
-    }
-}
-
-static void tx_unlock(cl__module *mod)
-{
-    if (mod->serial_tx) {
-        pthread_mutex_unlock(&mod->tx_mu);
-    }
-}
-
 /* Runs the handler once, in a transaction of its own. On FAILED, err says why. */
 static attempt_result attempt(cl__module *mod, const cl__sub *sub, cl__msg *m, int n, cl_error *err)
 {
@@ -744,7 +728,6 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, cl__msg *m, i
     attempt_result r = FAILED;
     cl_status rc;
 
-    tx_lock(mod);
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, err);
@@ -764,7 +747,6 @@ static attempt_result attempt(cl__module *mod, const cl__sub *sub, cl__msg *m, i
     }
     /* Released without a commit, the transaction rolls back (a duplicate wrote nothing). */
     cl_db_release(conn);
-    tx_unlock(mod);
     return r;
 }
 
@@ -836,7 +818,6 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
     cl_status rc;
 
     *r = NOT_TRIED;
-    tx_lock(mod);
     cl_now_rfc3339(now);
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
@@ -874,7 +855,6 @@ static int batch_attempt(cl__module *mod, cl__job **jobs, int n, attempt_result 
         rc = cl_db_commit(conn, err);
     }
     cl_db_release(conn);
-    tx_unlock(mod);
     if (rc != CL_OK) {
         /* Nothing was committed: every job of the batch is tried again, one by one. */
         *r = NOT_TRIED;
@@ -1638,7 +1618,6 @@ void cl_bus_free(cl_bus *bus)
     cl_bus_stop(bus);
     for (int i = 0; i < bus->nmodules; i++) {
         pthread_mutex_destroy(&bus->modules[i].mu);
-        pthread_mutex_destroy(&bus->modules[i].tx_mu);
         pthread_mutex_destroy(&bus->modules[i].publish_mu);
     }
     pthread_mutex_destroy(&bus->mu);

@@ -96,12 +96,6 @@ typedef struct cl__module {
     int nkinds;
 
     pthread_mutex_t mu; /* the workers' queues */
-    /*
-     * Held by a worker for its inbox transaction when the database is SQLite: it has one
-     * writer anyway, and workers queue on this (woken at once) instead of SQLite's busy
-     * handler (which sleeps 1, 2, 5, 10... ms between tries).
-     */
-    pthread_mutex_t tx_mu;
     /* Held by a relay while it publishes a round to NATS: one chain at a time (nats.c). */
     pthread_mutex_t publish_mu;
     cl__worker workers[CL__BUS_MAX_WORKERS];
@@ -112,7 +106,6 @@ typedef struct cl__module {
     int nrunners;
     pthread_t keeper; /* renews this process's operation leases (operation.c) */
     bool keeping;
-    bool serial_tx; /* tx_mu is taken: the database is SQLite */
 
     /* NATS: one durable consumer per publishing module this module subscribes to. */
     pthread_t fetchers[CL_BUS_MAX_MODULES];
