@@ -784,7 +784,12 @@ cl_status cl_db_commit(cl_db_conn *conn, cl_error *err)
         st = driver_failed(conn->db, "commit", st, err);
     }
     conn->in_tx = false;
-    writer_return(conn, ended);
+    if (conn->core != &conn->own) {
+        writer_return(conn, ended);
+        if (drv->version >= 3 && drv->upkeep != NULL) {
+            drv->upkeep(conn->own.drv_conn);
+        }
+    }
     tx_ended(conn);
     return st;
 }

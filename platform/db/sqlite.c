@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,6 +128,14 @@ typedef struct writer_lock {
     struct writer_lock *next;
     pthread_mutex_t mu;
     int refs;
+    /*
+     * The checkpoint (see sqlite_committed): due at the WAL's frames (0: none), left to the
+     * pool's upkeep once it has called (upkept); the frames of the last one that could not
+     * restart the WAL (0: none).
+     */
+    atomic_int due;
+    atomic_bool upkept;
+    atomic_int failed_at;
     char path[];
 } writer_lock;
 
@@ -155,6 +164,9 @@ static writer_lock *writer_lock_ref(const char *path)
             (void)pthread_mutex_init(&w->mu, &attr);
             (void)pthread_mutexattr_destroy(&attr);
             w->refs = 0;
+            atomic_init(&w->due, 0);
+            atomic_init(&w->upkept, false);
+            atomic_init(&w->failed_at, 0);
             memcpy(w->path, path, n);
             w->next = writer_locks;
             writer_locks = w;
@@ -188,9 +200,9 @@ static void writer_lock_unref(writer_lock *w)
 /* A connection: SQLite's, and where its last checkpoint that could not restart the WAL was. */
 typedef struct sqlite_conn {
     sqlite3 *db;
-    int failed_at;  /* the WAL's frames then, or 0 */
-    writer_lock *w; /* its file's, or NULL */
-    bool writing;   /* holds w: in a transaction begun here */
+    atomic_int failed_at; /* the WAL's frames then, or 0; its file's (w) when it has one */
+    writer_lock *w;       /* its file's, or NULL */
+    bool writing;         /* holds w: in a transaction begun here */
 } sqlite_conn;
 
 /*
@@ -236,30 +248,73 @@ static void writer_give(sqlite_conn *c)
  * resets it. A RESTART that readers outlast (or that finds another connection's checkpoint
  * running) is tried again CL__SQLITE_CHECKPOINT_RETRY_FRAMES later, not at every commit.
  */
+static atomic_int *failed_at_of(sqlite_conn *c)
+{
+    return c->w != NULL ? &c->w->failed_at : &c->failed_at;
+}
+
+/* The checkpoint of c's database, due at frames: a PASSIVE one, then a RESTART. */
+static void checkpoint(sqlite_conn *c, int frames)
+{
+    int rc;
+
+    (void)sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    busy_limit_ms = CL__SQLITE_CHECKPOINT_WAIT_MS;
+    rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    busy_limit_ms = CL__SQLITE_BUSY_TIMEOUT_MS;
+    atomic_store(failed_at_of(c), rc == SQLITE_OK ? 0 : frames);
+    /* The writers that queued behind the checkpoint's write lock. */
+    busy_wake();
+}
+
 static int sqlite_committed(void *arg, sqlite3 *db, const char *name, int frames)
 {
     sqlite_conn *c = arg;
-    int rc;
+    atomic_int *failed_at = failed_at_of(c);
+    int failed;
 
+    (void)db;
+    (void)name;
     /* The next writer of this process begins while this one checkpoints. */
     writer_give(c);
     busy_wake();
     /* frames only falls when the WAL restarts: a failure before that is forgotten. */
-    if (frames < c->failed_at) {
-        c->failed_at = 0;
+    failed = atomic_load(failed_at);
+    if (frames < failed) {
+        failed = 0;
+        atomic_store(failed_at, 0);
     }
     if (frames < CL__SQLITE_CHECKPOINT_FRAMES ||
-        (c->failed_at > 0 && frames < c->failed_at + CL__SQLITE_CHECKPOINT_RETRY_FRAMES)) {
+        (failed > 0 && frames < failed + CL__SQLITE_CHECKPOINT_RETRY_FRAMES)) {
         return SQLITE_OK;
     }
-    (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    busy_limit_ms = CL__SQLITE_CHECKPOINT_WAIT_MS;
-    rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-    busy_limit_ms = CL__SQLITE_BUSY_TIMEOUT_MS;
-    c->failed_at = rc == SQLITE_OK ? 0 : frames;
-    /* The writers that queued behind the checkpoint's write lock. */
-    busy_wake();
+    /*
+     * A pool runs its transactions on one writer connection, held until the COMMIT
+     * returns: a checkpoint here would hold up every writer of the file. The pool's upkeep,
+     * once the writer is given back, runs it instead (sqlite_upkeep).
+     */
+    if (c->w != NULL && atomic_load(&c->w->upkept)) {
+        atomic_store(&c->w->due, frames);
+        return SQLITE_OK;
+    }
+    checkpoint(c, frames);
     return SQLITE_OK;
+}
+
+/* After a transaction of the pool's writer, on a connection of the pool: a checkpoint due. */
+static void sqlite_upkeep(void *conn)
+{
+    sqlite_conn *c = conn;
+    int frames;
+
+    if (c->w == NULL) {
+        return;
+    }
+    atomic_store(&c->w->upkept, true);
+    frames = atomic_exchange(&c->w->due, 0);
+    if (frames > 0) {
+        checkpoint(c, frames);
+    }
 }
 
 /*
@@ -1008,4 +1063,5 @@ const cl_db_driver cl_db_sqlite = {
     .ping = sqlite_ping,
     .broken = sqlite_broken,
     .one_writer = true,
+    .upkeep = sqlite_upkeep,
 };

@@ -57,6 +57,12 @@ typedef struct cl_db_driver {
      * reads stay cached between transactions (no other connection's commit invalidates them).
      */
     bool one_writer;
+    /*
+     * Version 3, may be NULL. Called on a connection of the pool, outside any transaction,
+     * after a commit on the pool's writer once the writer is given back: work the commit
+     * left due that no writer should wait for (SQLite's WAL checkpoint).
+     */
+    void (*upkeep)(void *conn);
 } cl_db_driver;
 
 /* The SQLite driver: target is a file path; WAL, foreign keys on, busy timeout. */
