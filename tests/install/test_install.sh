@@ -68,7 +68,7 @@ serve() { # serve LOG [K=V...]: starts the application serving; sets pid and por
     pid=$!
     port=
     for _ in $(seq 1 300); do
-        port=$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p' "$log" | head -1)
+        port=$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p;T;q' "$log")
         [ -n "$port" ] && break
         kill -0 "$pid" 2>/dev/null || { cat "$log"; fail "the application exited"; }
         sleep 0.1
@@ -93,17 +93,17 @@ post() { # post BODY: prints "<status> <content type>" then the body
     cat "$work/body"
 }
 out=$(post '{"name":"ada"}')
-echo "$out" | head -1 | grep -q '^201 application/json' || fail "greeting: $out"
-echo "$out" | grep -q '"message": *"hello, ada"' || fail "greeting message: $out"
-echo "$out" | grep -q '"count": *1' || fail "first greeting count: $out"
+head -1 <<<"$out" | grep -q '^201 application/json' || fail "greeting: $out"
+grep -q '"message": *"hello, ada"' <<<"$out" || fail "greeting message: $out"
+grep -q '"count": *1' <<<"$out" || fail "first greeting count: $out"
 out=$(post '{"name":"grace"}')
-echo "$out" | grep -q '"count": *2' || fail "second greeting count (its database): $out"
+grep -q '"count": *2' <<<"$out" || fail "second greeting count (its database): $out"
 out=$(post '{"name":""}')
-echo "$out" | head -1 | grep -q '^400 application/problem+json' || fail "empty name: $out"
-echo "$out" | grep -q '"name"' || fail "the problem does not name the field: $out"
+head -1 <<<"$out" | grep -q '^400 application/problem+json' || fail "empty name: $out"
+grep -q '"name"' <<<"$out" || fail "the problem does not name the field: $out"
 out=$(post '{"name":"ada","age":3}')
-echo "$out" | head -1 | grep -q '^400 application/problem+json' || fail "unknown field: $out"
-echo "$out" | grep -q 'age' || fail "the problem does not name the unknown field: $out"
+head -1 <<<"$out" | grep -q '^400 application/problem+json' || fail "unknown field: $out"
+grep -q 'age' <<<"$out" || fail "the problem does not name the unknown field: $out"
 kill "$pid"
 wait "$pid" 2>/dev/null || true
 pid=
@@ -113,7 +113,8 @@ pid=
 for lib in ssl crypto; do
     so=$(find "$prefix" -name "libcleave-compat-$lib.so")
     [ -n "$so" ] || fail "libcleave-compat-$lib.so is not installed"
-    readelf -d "$so" | grep -q "SONAME.*\[lib$lib\.so\]" || fail "$so's SONAME is not lib$lib.so"
+    dynamic=$(readelf -d "$so")
+    grep -q "SONAME.*\[lib$lib\.so\]" <<<"$dynamic" || fail "$so's SONAME is not lib$lib.so"
 done
 pki=$work/pki
 mkdir "$pki"
