@@ -791,8 +791,8 @@ static void test_inventory_moves_out_and_back(void **state)
     /* 1. The monolith, seeded and filled; the "before". */
     assert_int_equal(topology_start_with(&topo, "monolith", TOPOLOGY_SEED_DEMO, poisoned), 0);
     snprintf(base, sizeof(base), "%s", topo.base_url);
-    assert_true(cl_strlcpy(data_dir, topo.data_env + strlen("CLEAVE_DATA_DIR="),
-                           sizeof(data_dir)) == 0);
+    assert_true(
+        cl_strlcpy(data_dir, topo.data_env + strlen("CLEAVE_DATA_DIR="), sizeof(data_dir)) == 0);
     snprintf(svc_dir, sizeof(svc_dir), "%s/inventory-data", topo.dir);
     fill();
     phase_done("start and fill");
