@@ -100,7 +100,7 @@ struct cl_db {
      * this connection of the pool's own, one at a time (writer_mu, error-checking), made at
      * the first. Its page cache stays valid from one transaction to the next; a commit on
      * any other connection would have made SQLite drop it (issue #16: a hundred page reads
-     * per checkout, most of them by writers re-reading what they had just written).
+     * per checkout, about half of them by writers re-reading what they had just written).
      */
     bool one_writer;
     pthread_mutex_t writer_mu;
@@ -306,18 +306,10 @@ static cl_status pool_new(const cl_db_driver *drv, const char *name, const char 
         st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool mutex");
         goto out;
     }
-    {
-        pthread_mutexattr_t attr;
-        int rc = pthread_mutexattr_init(&attr);
-
-        rc = rc == 0 ? pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK) : rc;
-        rc = rc == 0 ? pthread_mutex_init(&db->writer_mu, &attr) : rc;
-        (void)pthread_mutexattr_destroy(&attr);
-        if (rc != 0) {
-            pthread_mutex_destroy(&db->mu);
-            st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool's writer mutex");
-            goto out;
-        }
+    if (cl_mutex_init_errorcheck(&db->writer_mu) != 0) {
+        pthread_mutex_destroy(&db->mu);
+        st = cl_error_set(err, CL_INTERNAL, NULL, "cannot create the pool's writer mutex");
+        goto out;
     }
     mu_ok = true;
     db->one_writer = drv->version >= 3 && drv->one_writer;
@@ -601,22 +593,14 @@ void cl_db_after_commit(cl_db_conn *conn, void (*fn)(cl_db *db))
 static cl_status writer_take(cl_db_conn *conn, cl_error *err)
 {
     cl_db *db = conn->db;
-    struct timespec until;
+    conn_core *w;
     cl_status st;
     int rc;
 
     if (!db->one_writer) {
         return CL_OK;
     }
-    /* The realtime clock: pthread_mutex_clocklock is not known to the thread sanitizer. */
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += db->acquire_timeout_ms / 1000;
-    until.tv_nsec += (db->acquire_timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    rc = pthread_mutex_timedlock(&db->writer_mu, &until);
+    rc = cl_mutex_lock_within(&db->writer_mu, db->acquire_timeout_ms);
     if (rc == EDEADLK) {
         return cl_error_set(err, CL_INTERNAL, NULL,
                             "this thread already has a transaction open on %s", db->name);
@@ -628,14 +612,16 @@ static cl_status writer_take(cl_db_conn *conn, cl_error *err)
                             db->name, (long long)db->acquire_timeout_ms);
     }
     if (db->writer == NULL) {
-        conn_core *w = calloc(1, sizeof(*w));
-
-        st = w != NULL ? db->drv->connect(db->target, &w->drv_conn, err)
-                       : cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        w = calloc(1, sizeof(*w));
+        if (w == NULL) {
+            pthread_mutex_unlock(&db->writer_mu);
+            return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        }
+        st = db->drv->connect(db->target, &w->drv_conn, err);
         if (st != CL_OK) {
             free(w);
             pthread_mutex_unlock(&db->writer_mu);
-            return w != NULL ? driver_failed(db, "connect", st, err) : st;
+            return driver_failed(db, "connect", st, err);
         }
         db->writer = w;
     }

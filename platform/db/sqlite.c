@@ -119,14 +119,14 @@ static int sqlite_busy(void *arg, int count)
  * The busy handler still serves the waits this lock does not cover: another process's
  * writers, a checkpoint's, and a write outside BEGIN.
  *
- * One lock per file, found by the path SQLite resolved, shared by the connections open on
- * it (refs). An error-checking mutex: a thread that asks again for a lock it holds (two
- * connections to one file written at once by one thread) fails at once instead of waiting
- * for itself until the timeout.
+ * What the connections of one file share, found by the path SQLite resolved (refs): the
+ * lock, an error-checking mutex (a thread that asks again for a lock it holds, two
+ * connections to one file written at once by one thread, fails at once instead of waiting
+ * for itself until the timeout), and the state of its checkpoints.
  */
-typedef struct writer_lock {
-    struct writer_lock *next;
-    pthread_mutex_t mu;
+typedef struct shared_file {
+    struct shared_file *next;
+    pthread_mutex_t writers;
     int refs;
     /*
      * The checkpoint (see sqlite_committed): due at the WAL's frames (0: none), left to the
@@ -137,89 +137,82 @@ typedef struct writer_lock {
     atomic_bool upkept;
     atomic_int failed_at;
     char path[];
-} writer_lock;
+} shared_file;
 
-static pthread_mutex_t writer_locks_mu = PTHREAD_MUTEX_INITIALIZER;
-static writer_lock *writer_locks;
+static pthread_mutex_t shared_files_mu = PTHREAD_MUTEX_INITIALIZER;
+static shared_file *shared_files;
 
-/* path's lock, made on first use; NULL for a database of no file, or out of memory. */
-static writer_lock *writer_lock_ref(const char *path)
+/* path's shared state, made on first use; NULL for a database of no file, or out of memory. */
+static shared_file *file_ref(const char *path)
 {
-    pthread_mutexattr_t attr;
-    writer_lock *w;
+    shared_file *w;
     size_t n;
 
     if (path == NULL || path[0] == '\0') {
         return NULL;
     }
-    pthread_mutex_lock(&writer_locks_mu);
-    for (w = writer_locks; w != NULL && strcmp(w->path, path) != 0; w = w->next) {
+    pthread_mutex_lock(&shared_files_mu);
+    for (w = shared_files; w != NULL && strcmp(w->path, path) != 0; w = w->next) {
     }
     if (w == NULL) {
         n = strlen(path) + 1;
         w = malloc(sizeof(*w) + n);
+        if (w != NULL && cl_mutex_init_errorcheck(&w->writers) != 0) {
+            free(w);
+            w = NULL;
+        }
         if (w != NULL) {
-            (void)pthread_mutexattr_init(&attr);
-            (void)pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-            (void)pthread_mutex_init(&w->mu, &attr);
-            (void)pthread_mutexattr_destroy(&attr);
             w->refs = 0;
             atomic_init(&w->due, 0);
             atomic_init(&w->upkept, false);
             atomic_init(&w->failed_at, 0);
             memcpy(w->path, path, n);
-            w->next = writer_locks;
-            writer_locks = w;
+            w->next = shared_files;
+            shared_files = w;
         }
     }
     if (w != NULL) {
         w->refs++;
     }
-    pthread_mutex_unlock(&writer_locks_mu);
+    pthread_mutex_unlock(&shared_files_mu);
     return w;
 }
 
-static void writer_lock_unref(writer_lock *w)
+static void file_unref(shared_file *w)
 {
-    writer_lock **p;
+    shared_file **p;
 
     if (w == NULL) {
         return;
     }
-    pthread_mutex_lock(&writer_locks_mu);
+    pthread_mutex_lock(&shared_files_mu);
     if (--w->refs == 0) {
-        for (p = &writer_locks; *p != w; p = &(*p)->next) {
+        for (p = &shared_files; *p != w; p = &(*p)->next) {
         }
         *p = w->next;
-        pthread_mutex_destroy(&w->mu);
+        pthread_mutex_destroy(&w->writers);
         free(w);
     }
-    pthread_mutex_unlock(&writer_locks_mu);
+    pthread_mutex_unlock(&shared_files_mu);
 }
 
 /* A connection: SQLite's, and where its last checkpoint that could not restart the WAL was. */
 typedef struct sqlite_conn {
     sqlite3 *db;
     atomic_int failed_at; /* the WAL's frames then, or 0; its file's (w) when it has one */
-    writer_lock *w;       /* its file's, or NULL */
+    shared_file *w;       /* its file's, or NULL */
     bool writing;         /* holds w: in a transaction begun here */
 } sqlite_conn;
 
-/*
- * Queues for the file's writer lock, at most CL__SQLITE_BUSY_TIMEOUT_MS (on the realtime
- * clock: pthread_mutex_clocklock is not known to the thread sanitizer). 0, or the error.
- */
+/* Queues for the file's writer lock, at most CL__SQLITE_BUSY_TIMEOUT_MS. 0, or the error. */
 static int writer_take(sqlite_conn *c)
 {
-    struct timespec until;
     int rc;
 
     if (c->w == NULL) {
         return 0;
     }
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += CL__SQLITE_BUSY_TIMEOUT_MS / 1000;
-    rc = pthread_mutex_timedlock(&c->w->mu, &until);
+    rc = cl_mutex_lock_within(&c->w->writers, CL__SQLITE_BUSY_TIMEOUT_MS);
     c->writing = rc == 0;
     return rc;
 }
@@ -228,26 +221,11 @@ static void writer_give(sqlite_conn *c)
 {
     if (c->writing) {
         c->writing = false;
-        pthread_mutex_unlock(&c->w->mu);
+        pthread_mutex_unlock(&c->w->writers);
     }
 }
 
-/*
- * SQLite calls this after every commit in WAL mode, the write lock released. It replaces
- * the default hook, whose only task was the automatic checkpoint: that is done here too,
- * once the WAL holds CL__SQLITE_CHECKPOINT_FRAMES, after the waiting writers are woken.
- *
- * The checkpoint also starts the WAL again from its first frame. SQLite restarts a WAL on
- * its own only when a writer begins on a WAL checkpointed to its end with no reader in it;
- * under a steady load of writers the next one has always begun before the checkpoint ended,
- * so a checkpoint that waits for no one (PASSIVE) alone let the WAL grow (253 MB under
- * bench_checkout), and from the mark on every commit checkpointed, with two fdatasync each
- * (issue #16). So: a PASSIVE checkpoint copies the frames and syncs without holding up the
- * writers, then a RESTART takes the write lock, copies what was committed meanwhile, waits
- * for the readers still in the WAL (CL__SQLITE_CHECKPOINT_WAIT_MS of sleep at most) and
- * resets it. A RESTART that readers outlast (or that finds another connection's checkpoint
- * running) is tried again CL__SQLITE_CHECKPOINT_RETRY_FRAMES later, not at every commit.
- */
+/* Where c's last checkpoint that could not restart the WAL is kept: its file's, or its own. */
 static atomic_int *failed_at_of(sqlite_conn *c)
 {
     return c->w != NULL ? &c->w->failed_at : &c->failed_at;
@@ -267,6 +245,23 @@ static void checkpoint(sqlite_conn *c, int frames)
     busy_wake();
 }
 
+/*
+ * SQLite calls this after every commit in WAL mode, the write lock released. It replaces
+ * the default hook, whose only task was the automatic checkpoint: that is done here too,
+ * once the WAL holds CL__SQLITE_CHECKPOINT_FRAMES, after the waiting writers are woken, or
+ * by the pool's upkeep right after (sqlite_upkeep).
+ *
+ * The checkpoint also starts the WAL again from its first frame. SQLite restarts a WAL on
+ * its own only when a writer begins on a WAL checkpointed to its end with no reader in it;
+ * under a steady load of writers the next one has always begun before the checkpoint ended,
+ * so a checkpoint that waits for no one (PASSIVE) alone let the WAL grow (253 MB under
+ * bench_checkout), and from the mark on every commit checkpointed, with two fdatasync each
+ * (issue #16). So: a PASSIVE checkpoint copies the frames and syncs without holding up the
+ * writers, then a RESTART takes the write lock, copies what was committed meanwhile, waits
+ * for the readers still in the WAL (CL__SQLITE_CHECKPOINT_WAIT_MS of sleep at most) and
+ * resets it. A RESTART that readers outlast (or that finds another connection's checkpoint
+ * running) is tried again CL__SQLITE_CHECKPOINT_RETRY_FRAMES later, not at every commit.
+ */
 static int sqlite_committed(void *arg, sqlite3 *db, const char *name, int frames)
 {
     sqlite_conn *c = arg;
@@ -799,7 +794,7 @@ static void sqlite_disconnect(void *conn)
     /* close_v2 never fails: statements still alive keep the handle as a zombie. */
     sqlite3_close_v2(c->db);
     writer_give(c);
-    writer_lock_unref(c->w);
+    file_unref(c->w);
     free(c);
 }
 
@@ -875,7 +870,7 @@ static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)
         goto out;
     }
     c->db = db;
-    c->w = writer_lock_ref(sqlite3_db_filename(db, "main"));
+    c->w = file_ref(sqlite3_db_filename(db, "main"));
     sqlite3_wal_hook(db, sqlite_committed, c);
     *conn = c;
     db = NULL;

@@ -362,6 +362,36 @@ struct timespec cl_deadline_at(int64_t at_ms)
     return ts;
 }
 
+int cl_mutex_init_errorcheck(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    if (rc == 0) {
+        rc = pthread_mutex_init(mu, &attr);
+    }
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
+int cl_mutex_lock_within(pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(mu, &until);
+}
+
 /* --- W3C trace context ----------------------------------------------------------------- */
 
 /* n lowercase hex digits (the specification forbids capitals), not all of them zero. */

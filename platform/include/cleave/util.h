@@ -101,6 +101,22 @@ struct timespec cl_deadline_in(int64_t ms);
 /* The CLOCK_MONOTONIC instant at cl_now_ms() value at_ms, as a timespec (same use). */
 struct timespec cl_deadline_at(int64_t at_ms);
 
+/* --- mutexes ---------------------------------------------------------------------------- */
+
+/*
+ * Initialises mu as an error-checking mutex: a thread that locks it again while holding it
+ * gets EDEADLK at once instead of waiting for itself. 0 or the errno value of the failing
+ * pthread call.
+ */
+int cl_mutex_init_errorcheck(pthread_mutex_t *mu);
+
+/*
+ * Locks mu, waiting at most ms milliseconds: 0, ETIMEDOUT, or EDEADLK (an error-checking
+ * mutex this thread holds). The wait is measured on CLOCK_REALTIME, the clock of
+ * pthread_mutex_timedlock: pthread_mutex_clocklock is not known to the thread sanitizer.
+ */
+int cl_mutex_lock_within(pthread_mutex_t *mu, int64_t ms);
+
 /* --- W3C trace context ----------------------------------------------------------------- */
 
 /* "00-<32 hex>-<16 hex>-<2 hex>" and a NUL. */
