@@ -1293,6 +1293,10 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
             rc = cl_stmt_drain(st, NULL, err);
         }
     }
+    /* Unleased, the read is on its own: on the pool's writer, just given back, if still idle. */
+    if (rc == CL_OK && !lease) {
+        rc = cl_db_begin_read(conn, err);
+    }
     if (rc == CL_OK) {
         rc = cl_db_prepare(conn, claim_sql, &st, err);
     }

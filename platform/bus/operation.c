@@ -191,8 +191,12 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     *found = false;
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
+        rc = cl_db_begin_read(conn, err);
+    }
+    if (rc == CL_OK) {
         rc = peek(conn, pg, bus, &row, err);
     }
+    cl_db_end_read(conn);
     if (rc != CL_OK || !row) {
         cl_db_release(conn);
         return rc;

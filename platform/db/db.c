@@ -61,6 +61,8 @@ struct cl_db_conn {
     conn_core *core;
     conn_core own;
     bool in_tx;
+    bool reading; /* in a read section (cl_db_begin_read) */
+    bool lost;    /* its transaction state is unknown: closed at release, not reused */
     int nended;
     void (*ended[CL__DB_TX_ENDED])(cl_db *); /* cl_db_after_commit's, run when in_tx ends */
     bool suspect;       /* a sibling was found broken: ping this one before use */
@@ -666,6 +668,7 @@ void cl_db_release(cl_db_conn *conn)
     db = conn->db;
     drv = db->drv;
     cl_span_end(&conn->span);
+    cl_db_end_read(conn);
     if (conn->in_tx) {
         conn->in_tx = false;
         /* A connection whose transaction state is unknown must not be handed out again. */
@@ -683,7 +686,7 @@ void cl_db_release(cl_db_conn *conn)
     core_rewind(drv, &conn->own);
     tx_ended(conn);
     /* A connection whose server went away is dropped; the next acquire opens a new one. */
-    broken = broken || conn_broken(conn);
+    broken = broken || conn->lost || conn_broken(conn);
 
     pthread_mutex_lock(&db->mu);
     conn->idle_since = cl_now_ms();
@@ -722,10 +725,9 @@ cl_status cl_db_begin(cl_db_conn *conn, cl_error *err)
     if (conn == NULL) {
         return cl_error_set(err, CL_INVALID, NULL, "cl_db_begin: missing argument");
     }
-    if (conn->in_tx) {
-        return cl_error_set(err, CL_INTERNAL, NULL,
-                            "a transaction is already open on this connection to %s",
-                            conn->db->name);
+    if (conn->in_tx || conn->reading) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "a %s is already open on this connection to %s",
+                            conn->in_tx ? "transaction" : "read section", conn->db->name);
     }
     st = writer_take(conn, err);
     if (st != CL_OK) {
@@ -790,6 +792,71 @@ void cl_db_rollback(cl_db_conn *conn)
     conn->in_tx = false;
     writer_return(conn, conn->db->drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored) == CL_OK);
     tx_ended(conn);
+}
+
+/*
+ * With one_writer, a read section runs on the pool's writer when no transaction holds it at
+ * this moment: its pages are cached there (a commit of any other connection would have made
+ * SQLite drop the reading connection's cache; most reads of the checkout came after one).
+ * It never waits for the writer: when a transaction holds it, the section runs on conn's own
+ * connection. Either way in one read transaction ("BEGIN READ"), one snapshot.
+ */
+cl_status cl_db_begin_read(cl_db_conn *conn, cl_error *err)
+{
+    cl_db *db;
+    cl_status st;
+
+    if (conn == NULL) {
+        return cl_error_set(err, CL_INVALID, NULL, "cl_db_begin_read: missing argument");
+    }
+    db = conn->db;
+    if (conn->in_tx || conn->reading) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "a %s is already open on this connection to %s",
+                            conn->in_tx ? "transaction" : "read section", db->name);
+    }
+    if (!db->one_writer) {
+        conn->reading = true;
+        return CL_OK;
+    }
+    if (pthread_mutex_trylock(&db->writer_mu) == 0) {
+        if (db->writer != NULL) {
+            conn->core = db->writer;
+        } else {
+            pthread_mutex_unlock(&db->writer_mu); /* no transaction yet: nothing cached */
+        }
+    }
+    st = db->drv->exec(conn->core->drv_conn, "BEGIN READ", err);
+    if (st != CL_OK) {
+        writer_return(conn, true);
+        return driver_failed(db, "begin", st, err);
+    }
+    conn->reading = true;
+    return CL_OK;
+}
+
+void cl_db_end_read(cl_db_conn *conn)
+{
+    const cl_db_driver *drv;
+    cl_error ignored;
+    bool ended;
+
+    if (conn == NULL || !conn->reading) {
+        return;
+    }
+    conn->reading = false;
+    if (!conn->db->one_writer) {
+        return;
+    }
+    drv = conn->db->drv;
+    /* A statement left mid-result would go on reading, in a read transaction of its own. */
+    core_rewind(drv, conn->core);
+    ended = drv->exec(conn->core->drv_conn, "COMMIT", &ignored) == CL_OK ||
+            drv->exec(conn->core->drv_conn, "ROLLBACK", &ignored) == CL_OK;
+    if (conn->core != &conn->own) {
+        writer_return(conn, ended);
+    } else if (!ended) {
+        conn->lost = true;
+    }
 }
 
 cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_error *err)
@@ -863,7 +930,8 @@ static cl_status check_core(const cl_stmt *st, cl_error *err)
         return CL_OK;
     }
     return cl_error_set(err, CL_INTERNAL, NULL,
-                        "a statement of %s was prepared outside the transaction it is used in",
+                        "a statement of %s was prepared outside the transaction or read section "
+                        "it is used in",
                         st->conn->db->name);
 }
 

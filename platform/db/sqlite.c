@@ -893,7 +893,9 @@ static cl_status sqlite_exec(void *conn, const char *sql, cl_error *err)
      * transactions of a unit of work, which may write: take the write lock up front so
      * writers queue on the busy timeout instead. WAL readers are not blocked by it.
      */
-    if (strcmp(sql, "BEGIN") == 0) {
+    if (strcmp(sql, "BEGIN READ") == 0) {
+        sql = "BEGIN DEFERRED"; /* a read lock at the first read, as a statement alone takes */
+    } else if (strcmp(sql, "BEGIN") == 0) {
         sql = "BEGIN IMMEDIATE";
         rc = writer_take(c);
         if (rc != 0) {

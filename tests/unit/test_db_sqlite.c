@@ -707,6 +707,136 @@ static void test_db_statement_prepared_before_begin_is_refused_in_the_transactio
     cl_db_close(db);
 }
 
+/* count(*) of items on c, in whatever section or transaction c is in. */
+static int64_t count_items_on(cl_db_conn *c)
+{
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    assert_int_equal(cl_db_prepare(c, "SELECT count(*) FROM items", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    return cl_stmt_i64(st, 0);
+}
+
+/*
+ * A read section after a write transaction reads from the pool's writer, whose cache the
+ * commit left valid. A read on another connection after each commit read its pages again
+ * from the files: SQLite drops a connection's cache when another one has written (#16: most
+ * of the checkout's page reads).
+ */
+static void test_db_read_sections_after_commits_read_from_the_cache(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 2, 10000);
+    cl_db_conn *c[2] = {NULL};
+    writer w = {.db = db};
+    cl_error err = {0};
+    int reads = 0;
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cl_db_acquire(db, NULL, &c[i], &err), CL_OK);
+    }
+    for (int i = 0; i < 40; i++) {
+        int before;
+
+        assert_int_equal(writer_tx(&w, c[0], i * ROWS_PER_TX), CL_OK);
+        before = atomic_load(&sqlite_counted_reads);
+        assert_int_equal(cl_db_begin_read(c[1], &err), CL_OK);
+        assert_int_equal(count_items_on(c[1]), (i + 1) * ROWS_PER_TX);
+        cl_db_end_read(c[1]);
+        reads += atomic_load(&sqlite_counted_reads) - before;
+    }
+    if (reads > 2) {
+        fail_msg("40 read sections, each after a commit, read %d pages from the files", reads);
+    }
+    for (int i = 0; i < 2; i++) {
+        cl_db_release(c[i]);
+    }
+    cl_db_close(db);
+}
+
+/*
+ * A read section does not wait for the transaction that holds the writer: it reads on its own
+ * connection what was committed. And it is one snapshot: a commit of another pool during the
+ * section is seen only after it.
+ */
+static void test_db_read_section_waits_for_no_writer_and_is_one_snapshot(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 2, 10000);
+    cl_db *other = open_db(f, 1, 10000);
+    cl_db_conn *tx = NULL, *reader = NULL, *o = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(db, NULL, &tx, &err), CL_OK);
+    assert_int_equal(cl_db_acquire(db, NULL, &reader, &err), CL_OK);
+    assert_int_equal(cl_db_acquire(other, NULL, &o, &err), CL_OK);
+    assert_int_equal(cl_db_begin(tx, &err), CL_OK);
+    insert_item(tx, "uncommitted", 1, CL_OK);
+    assert_int_equal(cl_db_begin_read(reader, &err), CL_OK);
+    assert_int_equal(count_items_on(reader), 0);
+    cl_db_end_read(reader);
+    assert_int_equal(cl_db_commit(tx, &err), CL_OK);
+
+    /* The writer is idle now: the section runs on it, and the other pool commits meanwhile. */
+    assert_int_equal(cl_db_begin_read(reader, &err), CL_OK);
+    assert_int_equal(count_items_on(reader), 1);
+    assert_int_equal(cl_db_begin(o, &err), CL_OK);
+    insert_item(o, "meanwhile", 1, CL_OK);
+    assert_int_equal(cl_db_commit(o, &err), CL_OK);
+    assert_int_equal(count_items_on(reader), 1);
+    cl_db_end_read(reader);
+    assert_int_equal(count_items_on(reader), 2);
+    cl_db_release(o);
+    cl_db_release(reader);
+    cl_db_release(tx);
+    cl_db_close(other);
+    cl_db_close(db);
+}
+
+/*
+ * Inside a read section a transaction cannot begin, nor another section; a statement of the
+ * section is refused after it; a release ends it, and gives the writer back.
+ */
+static void test_db_read_section_misuse_is_refused_and_release_ends_it(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 2, 200);
+    cl_db_conn *c = NULL, *next = NULL;
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = false;
+
+    /* A first transaction, so that the pool has its writer. */
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    insert_item(c, "first", 1, CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+
+    assert_int_equal(cl_db_begin_read(c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_INTERNAL);
+    assert_non_null(strstr(err.message, "read section is already open"));
+    assert_int_equal(cl_db_begin_read(c, &err), CL_INTERNAL);
+    assert_int_equal(cl_db_prepare(c, "SELECT count(*) FROM items", &st, &err), CL_OK);
+    cl_db_end_read(c);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_INTERNAL);
+    assert_non_null(strstr(err.message, "prepared outside the transaction or read section"));
+
+    /* Released inside a section: the next transaction gets the writer at once. */
+    assert_int_equal(cl_db_begin_read(c, &err), CL_OK);
+    assert_int_equal(count_items_on(c), 1);
+    cl_db_release(c);
+    assert_int_equal(cl_db_acquire(db, NULL, &next, &err), CL_OK);
+    assert_int_equal(cl_db_begin(next, &err), CL_OK);
+    insert_item(next, "second", 1, CL_OK);
+    assert_int_equal(cl_db_commit(next, &err), CL_OK);
+    cl_db_release(next);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), 2);
+    cl_db_close(db);
+}
+
 /* A writer that waits for the write lock on another connection of the pool. */
 typedef struct lock_waiter {
     cl_db *db;
@@ -1223,6 +1353,9 @@ int main(void)
         T(test_db_writers_of_one_process_queue_without_refusals),
         T(test_db_write_transactions_keep_their_pages_cached),
         T(test_db_statement_prepared_before_begin_is_refused_in_the_transaction),
+        T(test_db_read_sections_after_commits_read_from_the_cache),
+        T(test_db_read_section_waits_for_no_writer_and_is_one_snapshot),
+        T(test_db_read_section_misuse_is_refused_and_release_ends_it),
         T(test_db_waiting_writer_is_woken_by_the_commit_not_by_sleeps),
         T(test_db_open_unopenable_path_is_unavailable_naming_it),
         T(test_db_open_rejects_bad_options),

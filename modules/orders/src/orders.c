@@ -481,6 +481,9 @@ static cl_status load_one(struct orders_self *self, cl_ctx *ctx, const char *id,
     cl_status rc = acquire(self, ctx, &conn);
 
     if (rc == CL_OK) {
+        rc = cl_db_begin_read(conn, &ctx->err);
+    }
+    if (rc == CL_OK) {
         rc = orders__load(ctx, conn, id, true, only_of(ctx), resp);
     }
     cl_db_release(conn);
@@ -611,8 +614,16 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         leased_ms = cl_now_ms();
         rc = insert(self, ctx, conn, &o, request);
     }
+    /* Read back in the transaction (its pages are cached there): the order as placed. */
+    if (rc == CL_OK) {
+        rc = orders__load(ctx, conn, id, true, NULL, resp);
+    }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
+        if (rc != CL_OK) {
+            cl_schema_free(&orders_order_type, resp);
+            memset(resp, 0, sizeof(*resp));
+        }
     }
     if (rc == CL_CONFLICT && ctx->idempotency_key[0] != '\0') {
         rc = lost_race(ctx, conn, req, request, id, &found);
@@ -621,8 +632,6 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         }
     }
     if (rc == CL_OK) {
-        /* Read back before the saga starts, so that the answer is the order as placed. */
-        rc = orders__load(ctx, conn, id, true, NULL, resp);
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(self->bus, "orders.after-place");
         orders__saga_enqueue(self, id, leased_ms, ctx);

@@ -865,6 +865,9 @@ static void run(struct orders_self *self, const qnode *n)
         cl_ctx_init(&ctx, 10000);
         rc = cl_db_acquire(self->db, &ctx, &conn, &ctx.err);
         if (rc == CL_OK) {
+            rc = cl_db_begin_read(conn, &ctx.err);
+        }
+        if (rc == CL_OK) {
             rc = orders__load(&ctx, conn, id, false, NULL, &s.o);
         }
         cl_db_release(conn);

@@ -55,6 +55,8 @@ typedef struct cl_db_driver {
      * Version 3. The database takes one writer at a time (SQLite): the pool then runs every
      * transaction begun with cl_db_begin on one connection of its own, so that the pages it
      * reads stay cached between transactions (no other connection's commit invalidates them).
+     * Such a driver also takes "BEGIN READ" (cl_db_begin_read): a transaction that only
+     * reads, from one snapshot, and waits for no writer.
      */
     bool one_writer;
     /*
@@ -140,6 +142,18 @@ cl_status cl_db_begin(cl_db_conn *conn, cl_error *err);
 cl_status cl_db_commit(cl_db_conn *conn, cl_error *err);
 /* Rolls back the open transaction; a no-op without one. */
 void cl_db_rollback(cl_db_conn *conn);
+/*
+ * A read section: statements that only read, run together, ended by cl_db_end_read (or by
+ * cl_db_release). With a one_writer driver (SQLite) the section is one read transaction (one
+ * snapshot), on the pool's writer when no transaction holds it at that moment, so that the
+ * pages it reads are most likely cached; it never waits for the writer. Other drivers run
+ * the statements as they would without it, each on its own. Inside a section: no writes, no
+ * cl_db_begin, no other connection of the same pool, nothing slow (a transaction of the
+ * pool may be waiting for the writer). Statements prepared inside are used inside only.
+ */
+cl_status cl_db_begin_read(cl_db_conn *conn, cl_error *err);
+/* Ends the read section open on conn; a no-op without one. */
+void cl_db_end_read(cl_db_conn *conn);
 /*
  * Has fn run once the transaction open on conn ends: after its COMMIT (or its rollback, or
  * the release of the connection, where it ends too), once however often it was asked; at
