@@ -346,6 +346,41 @@ static void test_db_prepare_rejects_bad_and_multiple_statements(void **state)
     cl_db_release(c);
 }
 
+/*
+ * The statements that begin and end transactions are prepared once per connection and used
+ * again: each use fails and succeeds as SQLite says, with SQLite's message in the log only.
+ */
+static void test_db_transaction_statements_used_again_fail_and_succeed_as_they_should(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    log_capture lc;
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    bind_request_id();
+    assert_int_equal(log_capture_begin(&lc), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cl_db_exec(c, "COMMIT", &err), CL_INTERNAL);
+        expect_driver_text_logged_only(&err, &lc, "no transaction is active");
+    }
+    for (int i = 0; i < 3; i++) {
+        char sku[16];
+
+        snprintf(sku, sizeof(sku), "again-%d", i);
+        assert_int_equal(cl_db_exec(c, "BEGIN DEFERRED", &err), CL_OK);
+        insert_item(c, sku, i, CL_OK);
+        assert_int_equal(cl_db_exec(c, i == 1 ? "ROLLBACK" : "COMMIT", &err), CL_OK);
+    }
+    assert_int_equal(cl_db_exec(c, "ROLLBACK", &err), CL_INTERNAL);
+    expect_driver_text_logged_only(&err, &lc, "no transaction is active");
+    log_capture_end(&lc);
+    cl_log_bind(NULL);
+    cl_db_release(c);
+    assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku LIKE 'again-%'"), 2);
+    assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku = 'again-1'"), 0);
+}
+
 static void test_db_unique_violation_is_conflict(void **state)
 {
     fixture *f = *state;
@@ -1341,6 +1376,7 @@ int main(void)
         T(test_db_prepare_returns_cached_statement_reset_and_cleared),
         T(test_db_statement_cache_evicts_and_reprepares),
         T(test_db_prepare_rejects_bad_and_multiple_statements),
+        T(test_db_transaction_statements_used_again_fail_and_succeed_as_they_should),
         T(test_db_unique_violation_is_conflict),
         T(test_db_commit_keeps_rows_and_rollback_discards_them),
         T(test_db_nested_begin_is_internal),
