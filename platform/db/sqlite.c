@@ -196,7 +196,6 @@ static void file_unref(shared_file *w)
     pthread_mutex_unlock(&shared_files_mu);
 }
 
-/* A connection: SQLite's, and where its last checkpoint that could not restart the WAL was. */
 /*
  * The statements that begin and end transactions, which the pool sends by the dozen per
  * checkout: prepared once per connection, not parsed, compiled and freed by sqlite3_exec
@@ -205,6 +204,7 @@ static void file_unref(shared_file *w)
 static const char *const tx_sql[] = {"BEGIN IMMEDIATE", "BEGIN DEFERRED", "COMMIT", "ROLLBACK"};
 #define TX_STMTS (sizeof(tx_sql) / sizeof(tx_sql[0]))
 
+/* A connection: SQLite's, and where its last checkpoint that could not restart the WAL was. */
 typedef struct sqlite_conn {
     sqlite3 *db;
     atomic_int failed_at;       /* the WAL's frames then, or 0; its file's (w) when it has one */
@@ -898,7 +898,7 @@ static int run_sql(sqlite_conn *c, const char *sql)
     sqlite3_stmt **st = NULL;
     int rc;
 
-    for (size_t i = 0; i < TX_STMTS; i++) {
+    for (size_t i = 0; st == NULL && i < TX_STMTS; i++) {
         if (strcmp(sql, tx_sql[i]) == 0) {
             st = &c->tx[i];
         }

@@ -337,11 +337,12 @@ int cl_cond_init_monotonic(pthread_cond_t *cv)
     return rc;
 }
 
-struct timespec cl_deadline_in(int64_t ms)
+/* Now on clock, plus ms when ms > 0. */
+static struct timespec clock_in(clockid_t clock, int64_t ms)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     if (ms > 0) {
         ts.tv_sec += (time_t)(ms / 1000);
         ts.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -351,6 +352,11 @@ struct timespec cl_deadline_in(int64_t ms)
         }
     }
     return ts;
+}
+
+struct timespec cl_deadline_in(int64_t ms)
+{
+    return clock_in(CLOCK_MONOTONIC, ms);
 }
 
 struct timespec cl_deadline_at(int64_t at_ms)
@@ -380,15 +386,8 @@ int cl_mutex_init_errorcheck(pthread_mutex_t *mu)
 
 int cl_mutex_lock_within(pthread_mutex_t *mu, int64_t ms)
 {
-    struct timespec until;
+    struct timespec until = clock_in(CLOCK_REALTIME, ms);
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     return pthread_mutex_timedlock(mu, &until);
 }
 

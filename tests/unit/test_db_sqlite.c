@@ -153,19 +153,27 @@ static int teardown(void **state)
     return 0;
 }
 
-static int64_t count_rows(cl_db *db, const char *sql)
+/* The integer sql (a literal) answers first on c, in whatever section or transaction c is in. */
+static int64_t i64_on(cl_db_conn *c, const char *sql)
 {
-    cl_db_conn *c = NULL;
     cl_stmt *st = NULL;
     cl_error err = {0};
     bool row = false;
-    int64_t n;
 
-    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
     assert_int_equal(cl_db_prepare(c, sql, &st, &err), CL_OK);
     assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
     assert_true(row);
-    n = cl_stmt_i64(st, 0);
+    return cl_stmt_i64(st, 0);
+}
+
+static int64_t count_rows(cl_db *db, const char *sql)
+{
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+    int64_t n;
+
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    n = i64_on(c, sql);
     cl_db_release(c);
     return n;
 }
@@ -742,19 +750,6 @@ static void test_db_statement_prepared_before_begin_is_refused_in_the_transactio
     cl_db_close(db);
 }
 
-/* count(*) of items on c, in whatever section or transaction c is in. */
-static int64_t count_items_on(cl_db_conn *c)
-{
-    cl_stmt *st = NULL;
-    cl_error err = {0};
-    bool row = false;
-
-    assert_int_equal(cl_db_prepare(c, "SELECT count(*) FROM items", &st, &err), CL_OK);
-    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
-    assert_true(row);
-    return cl_stmt_i64(st, 0);
-}
-
 /*
  * A read section after a write transaction reads from the pool's writer, whose cache the
  * commit left valid. A read on another connection after each commit read its pages again
@@ -779,7 +774,7 @@ static void test_db_read_sections_after_commits_read_from_the_cache(void **state
         assert_int_equal(writer_tx(&w, c[0], i * ROWS_PER_TX), CL_OK);
         before = atomic_load(&sqlite_counted_reads);
         assert_int_equal(cl_db_begin_read(c[1], &err), CL_OK);
-        assert_int_equal(count_items_on(c[1]), (i + 1) * ROWS_PER_TX);
+        assert_int_equal(i64_on(c[1], "SELECT count(*) FROM items"), (i + 1) * ROWS_PER_TX);
         cl_db_end_read(c[1]);
         reads += atomic_load(&sqlite_counted_reads) - before;
     }
@@ -811,19 +806,19 @@ static void test_db_read_section_waits_for_no_writer_and_is_one_snapshot(void **
     assert_int_equal(cl_db_begin(tx, &err), CL_OK);
     insert_item(tx, "uncommitted", 1, CL_OK);
     assert_int_equal(cl_db_begin_read(reader, &err), CL_OK);
-    assert_int_equal(count_items_on(reader), 0);
+    assert_int_equal(i64_on(reader, "SELECT count(*) FROM items"), 0);
     cl_db_end_read(reader);
     assert_int_equal(cl_db_commit(tx, &err), CL_OK);
 
     /* The writer is idle now: the section runs on it, and the other pool commits meanwhile. */
     assert_int_equal(cl_db_begin_read(reader, &err), CL_OK);
-    assert_int_equal(count_items_on(reader), 1);
+    assert_int_equal(i64_on(reader, "SELECT count(*) FROM items"), 1);
     assert_int_equal(cl_db_begin(o, &err), CL_OK);
     insert_item(o, "meanwhile", 1, CL_OK);
     assert_int_equal(cl_db_commit(o, &err), CL_OK);
-    assert_int_equal(count_items_on(reader), 1);
+    assert_int_equal(i64_on(reader, "SELECT count(*) FROM items"), 1);
     cl_db_end_read(reader);
-    assert_int_equal(count_items_on(reader), 2);
+    assert_int_equal(i64_on(reader, "SELECT count(*) FROM items"), 2);
     cl_db_release(o);
     cl_db_release(reader);
     cl_db_release(tx);
@@ -861,7 +856,7 @@ static void test_db_read_section_misuse_is_refused_and_release_ends_it(void **st
 
     /* Released inside a section: the next transaction gets the writer at once. */
     assert_int_equal(cl_db_begin_read(c, &err), CL_OK);
-    assert_int_equal(count_items_on(c), 1);
+    assert_int_equal(i64_on(c, "SELECT count(*) FROM items"), 1);
     cl_db_release(c);
     assert_int_equal(cl_db_acquire(db, NULL, &next, &err), CL_OK);
     assert_int_equal(cl_db_begin(next, &err), CL_OK);
@@ -1171,19 +1166,6 @@ static void test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite(v
     cl_db_release(c);
 }
 
-/* Reads counter's value through c. */
-static int64_t read_counter_on(cl_db_conn *c)
-{
-    cl_stmt *st = NULL;
-    cl_error err = {0};
-    bool row = false;
-
-    assert_int_equal(cl_db_prepare(c, "SELECT v FROM counter", &st, &err), CL_OK);
-    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
-    assert_true(row);
-    return cl_stmt_i64(st, 0);
-}
-
 /*
  * A transaction rolled back after spilling pages leaves frames that no commit completes.
  * Written late, after another connection had started the WAL again over them, they would
@@ -1215,7 +1197,7 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
         snprintf(sql, sizeof(sql), "UPDATE counter SET v = %d", i);
         assert_int_equal(sqlite3_exec(other, sql, NULL, NULL, NULL), SQLITE_OK);
     }
-    assert_int_equal(read_counter_on(c), 3);
+    assert_int_equal(i64_on(c, "SELECT v FROM counter"), 3);
     assert_int_equal(read_counter(other), 3);
     sqlite3_close(other);
     cl_db_release(c);
