@@ -48,10 +48,10 @@ static const char running_pg_sql[] = RUNNING_SQL(CL_DB_NOW_MS_POSTGRES);
 /* The outcome, only while the lease is still the runner's. */
 static const char succeeded_sql[] =
     "UPDATE cl_operations SET status = 'succeeded', result = ?, updated_at = ? WHERE id = ? "
-    "AND lease_owner = ? AND lease_epoch = ? RETURNING id";
+    "AND lease_owner = ? AND lease_epoch = ?";
 static const char failed_sql[] = "UPDATE cl_operations SET status = 'failed', problem_status = ?, "
                                  "problem_detail = ?, updated_at = ? WHERE id = ? "
-                                 "AND lease_owner = ? AND lease_epoch = ? RETURNING id";
+                                 "AND lease_owner = ? AND lease_epoch = ?";
 #define RENEW_SQL(now)                                                                             \
     "UPDATE cl_operations SET lease_until = " now " + ? WHERE status = 'running' "                 \
     "AND lease_owner = ?"
@@ -323,7 +323,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
         }
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, &rows, err);
+        rc = cl_stmt_run(st, &rows, err);
     }
     if (rc == CL_OK && rows == 0) {
         rc = cl_error_set(err, CL_CONFLICT, "lease",

@@ -1001,6 +1001,32 @@ cl_status cl_stmt_drain(cl_stmt *st, int *rows, cl_error *err)
     return rc;
 }
 
+cl_status cl_stmt_run(cl_stmt *st, int *changed, cl_error *err)
+{
+    const cl_db_driver *drv;
+    int rows = 0;
+    int64_t n;
+    cl_status rc = cl_stmt_drain(st, &rows, err);
+
+    if (rc != CL_OK) {
+        return rc;
+    }
+    drv = st->conn->db->drv;
+    if (rows > 0) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "cl_stmt_run: the statement returned rows");
+    }
+    if (changed != NULL) {
+        if (drv->version < 4 || drv->changes == NULL) {
+            return cl_error_set(err, CL_INTERNAL, NULL,
+                                "database driver %s cannot count the rows a statement changed",
+                                drv->name);
+        }
+        n = drv->changes(st->drv_stmt);
+        *changed = n > INT_MAX ? INT_MAX : (int)n;
+    }
+    return CL_OK;
+}
+
 int64_t cl_stmt_i64(cl_stmt *st, int col)
 {
     if (st == NULL) {

@@ -492,6 +492,15 @@ static bool pg_broken(void *conn)
     return PQstatus(c->pg) != CONNECTION_OK;
 }
 
+static int64_t pg_changes(void *stmt)
+{
+    pg_stmt *s = stmt;
+    const char *n = s->res != NULL ? PQcmdTuples(s->res) : "";
+
+    /* Empty for a command that counts no rows (anything but INSERT, UPDATE, DELETE ...). */
+    return n[0] != '\0' ? (int64_t)strtoll(n, NULL, 10) : 0;
+}
+
 const cl_db_driver cl_db_postgres = {
     .version = CL_DB_DRIVER_VERSION,
     .name = "postgres",
@@ -511,6 +520,7 @@ const cl_db_driver cl_db_postgres = {
     .col_null = pg_col_null,
     .ping = pg_ping,
     .broken = pg_broken,
+    .changes = pg_changes,
 };
 
 /* --- administration ------------------------------------------------------------------ */

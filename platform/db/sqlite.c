@@ -1102,6 +1102,12 @@ static cl_status sqlite_step(void *stmt, bool *row, cl_error *err)
     return sqlite_fail(db, sqlite3_extended_errcode(db), err);
 }
 
+static int64_t sqlite_changes(void *stmt)
+{
+    /* The connection's count is the last write's: a statement that writes nothing is 0. */
+    return sqlite3_stmt_readonly(stmt) ? 0 : (int64_t)sqlite3_changes64(sqlite3_db_handle(stmt));
+}
+
 static int64_t sqlite_col_i64(void *stmt, int col)
 {
     return (int64_t)sqlite3_column_int64(stmt, col);
@@ -1150,4 +1156,5 @@ const cl_db_driver cl_db_sqlite = {
     .broken = sqlite_broken,
     .one_writer = true,
     .upkeep = sqlite_upkeep,
+    .changes = sqlite_changes,
 };

@@ -34,6 +34,7 @@
     R(char *, PQresultErrorMessage, (const PGresult *res), (res))                                  \
     R(char *, PQresultErrorField, (const PGresult *res, int code), (res, code))                    \
     R(int, PQntuples, (const PGresult *res), (res))                                                \
+    R(char *, PQcmdTuples, (PGresult * res), (res))                                                \
     R(int, PQnfields, (const PGresult *res), (res))                                                \
     R(char *, PQgetvalue, (const PGresult *res, int tup_num, int field_num),                       \
       (res, tup_num, field_num))                                                                   \

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cleave/db.h"
+#include "db_changes.h"
 #include "log_capture.h"
 #include "pgtest.h"
 
@@ -137,6 +138,19 @@ static void test_statements_bind_step_and_are_cached(void **state)
     assert_int_equal(cl_stmt_step(again, &row, &err), CL_OK);
     assert_true(row);
     assert_int_equal(cl_stmt_i64(again, 0), 5000000000LL);
+    cl_db_release(c);
+    cl_db_close(db);
+}
+
+static void test_run_counts_the_rows_a_write_changed(void **state)
+{
+    cl_db *db = open_db("cleave-drvtest", NULL);
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    (void)state;
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    db_changes_check(c);
     cl_db_release(c);
     cl_db_close(db);
 }
@@ -325,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_placeholders_are_translated_outside_literals),
         cmocka_unit_test(test_statements_bind_step_and_are_cached),
+        cmocka_unit_test(test_run_counts_the_rows_a_write_changed),
         cmocka_unit_test(test_sqlstates_map_to_statuses),
         cmocka_unit_test(test_transaction_left_open_is_rolled_back),
         cmocka_unit_test(test_pool_bounds_timeouts_and_figures),

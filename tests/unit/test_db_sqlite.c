@@ -20,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "../support/db_changes.h"
 #include "../support/log_capture.h"
 #include "../support/sqlite_counting.h"
 #include "cleave/db.h"
@@ -387,6 +388,17 @@ static void test_db_transaction_statements_used_again_fail_and_succeed_as_they_s
     cl_db_release(c);
     assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku LIKE 'again-%'"), 2);
     assert_int_equal(count_rows(f->db, "SELECT count(*) FROM items WHERE sku = 'again-1'"), 0);
+}
+
+static void test_db_run_counts_the_rows_a_write_changed(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    db_changes_check(c);
+    cl_db_release(c);
 }
 
 static void test_db_unique_violation_is_conflict(void **state)
@@ -1364,6 +1376,7 @@ int main(void)
         T(test_db_statement_cache_evicts_and_reprepares),
         T(test_db_prepare_rejects_bad_and_multiple_statements),
         T(test_db_transaction_statements_used_again_fail_and_succeed_as_they_should),
+        T(test_db_run_counts_the_rows_a_write_changed),
         T(test_db_unique_violation_is_conflict),
         T(test_db_commit_keeps_rows_and_rollback_discards_them),
         T(test_db_nested_begin_is_internal),

@@ -2,7 +2,7 @@
  * The inventory's local binding: stock and reservations over its own database.
  *
  * Every write runs in one transaction on one pooled connection. Stock moves only through
- * conditional updates ("... WHERE on_hand - reserved >= ?" with RETURNING), so that the
+ * conditional updates ("... WHERE on_hand - reserved >= ?", rows changed counted), so that the
  * check and the change are one statement: on SQLite writers are serialised anyway
  * (BEGIN IMMEDIATE), on PostgreSQL the row lock of the UPDATE makes concurrent
  * reservations of one SKU queue, and in both a reservation that would overdraw a SKU
@@ -54,7 +54,7 @@ static const char sql_get_stock[] =
 static const char sql_set_stock[] =
     "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, ?, 0, 0, ?) "
     "ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at "
-    "WHERE stock.reserved <= excluded.on_hand RETURNING sku";
+    "WHERE stock.reserved <= excluded.on_hand";
 /*
  * Opens the stock record of a SKU the catalog just created, with nothing on hand. A SKU
  * that already has a record keeps it untouched: the seed or a PUT may have set its stock
@@ -64,12 +64,12 @@ static const char sql_open_stock[] =
     "INSERT INTO stock (sku, on_hand, reserved, sold, updated_at) VALUES (?, 0, 0, 0, ?) "
     "ON CONFLICT (sku) DO NOTHING";
 static const char sql_take[] = "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
-                               "WHERE sku = ? AND on_hand - reserved >= ? RETURNING sku";
+                               "WHERE sku = ? AND on_hand - reserved >= ?";
 static const char sql_give_back[] =
-    "UPDATE stock SET reserved = reserved - ?, updated_at = ? WHERE sku = ? RETURNING sku";
+    "UPDATE stock SET reserved = reserved - ?, updated_at = ? WHERE sku = ?";
 static const char sql_sell[] =
     "UPDATE stock SET reserved = reserved - ?, on_hand = on_hand - ?, sold = sold + ?, "
-    "updated_at = ? WHERE sku = ? RETURNING sku";
+    "updated_at = ? WHERE sku = ?";
 static const char sql_get_reservation[] =
     "SELECT order_id, status, created_at, expires_at, updated_at, expires_at_ms "
     "FROM reservations WHERE order_id = ?";
@@ -81,9 +81,8 @@ static const char sql_insert_reservation[] =
 static const char sql_insert_line[] =
     "INSERT INTO reservation_lines (order_id, line_no, sku, quantity) VALUES (?, ?, ?, ?)";
 /* Moves a reservation out of 'reserved' only: no second transition can win. */
-static const char sql_finish_reservation[] =
-    "UPDATE reservations SET status = ?, updated_at = ? "
-    "WHERE order_id = ? AND status = 'reserved' RETURNING order_id";
+static const char sql_finish_reservation[] = "UPDATE reservations SET status = ?, updated_at = ? "
+                                             "WHERE order_id = ? AND status = 'reserved'";
 static const char sql_due[] = "SELECT order_id FROM reservations "
                               "WHERE status = 'reserved' AND expires_at_ms <= ? "
                               "ORDER BY expires_at_ms LIMIT ?";
@@ -231,7 +230,7 @@ static cl_status inventory_local_set_stock(struct inventory_self *self, cl_ctx *
                                 (const char *)now);
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, &rows, &ctx->err);
+        rc = cl_stmt_run(st, &rows, &ctx->err);
     }
     if (rc == CL_OK) {
         rc = load_stock(ctx, conn, req->sku, "sku", &s);
@@ -422,7 +421,7 @@ static cl_status take(cl_ctx *ctx, cl_db_conn *conn, const inventory_line *l, si
     rc = cl_db_prepare_bind(ctx, conn, sql_take, &st, "issi", l->quantity, now,
                             (const char *)l->sku, l->quantity);
     if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, &rows, &ctx->err);
+        rc = cl_stmt_run(st, &rows, &ctx->err);
     }
     if (rc != CL_OK || rows == 1) {
         return rc;
@@ -565,7 +564,7 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
 
     rc = cl_db_prepare_bind(ctx, conn, sql_finish_reservation, &st, "sss", status, now, order_id);
     if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, &rows, &ctx->err);
+        rc = cl_stmt_run(st, &rows, &ctx->err);
     }
     if (rc == CL_OK && rows != 1) {
         return cl_fail(ctx, CL_INTERNAL, NULL, "reservation %s changed under a transaction",
@@ -582,7 +581,7 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
                                     (const char *)l->sku);
         }
         if (rc == CL_OK) {
-            rc = cl_stmt_drain(st, &rows, &ctx->err);
+            rc = cl_stmt_run(st, &rows, &ctx->err);
         }
         if (rc == CL_OK && rows != 1) {
             rc = cl_fail(ctx, CL_INTERNAL, NULL, "stock of %s vanished", l->sku);

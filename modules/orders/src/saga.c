@@ -250,11 +250,10 @@ static int64_t backoff_ms(int attempt)
     "RETURNING lease_epoch"
 #define SQL_ADVANCE(now)                                                                           \
     "UPDATE orders SET step = ?, status = ?, reason = COALESCE(?, reason), updated_at = ?, "       \
-    "lease_until = " now " + ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ? "              \
-    "RETURNING lease_epoch"
+    "lease_until = " now " + ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ?"
 #define SQL_RENEW(now)                                                                             \
     "UPDATE orders SET lease_until = " now " + ? WHERE id = ? AND lease_owner = ? "                \
-    "AND lease_epoch = ? RETURNING lease_epoch"
+    "AND lease_epoch = ?"
 #define SQL_IN_FLIGHT(now)                                                                         \
     "SELECT id FROM orders WHERE status IN ('pending', 'compensating') AND (lease_until IS NULL "  \
     "OR lease_until < " now " OR (lease_host = ? AND lease_owner <> ?)) ORDER BY seq LIMIT ?"
@@ -268,11 +267,11 @@ static const char sql_renew_pg[] = SQL_RENEW(ORDERS__NOW_PG);
 static const char sql_in_flight[] = SQL_IN_FLIGHT(ORDERS__NOW_SQLITE);
 static const char sql_in_flight_pg[] = SQL_IN_FLIGHT(ORDERS__NOW_PG);
 
-/* Steps a fenced write (ending RETURNING): CL_CONFLICT on "lease" when it changed no row. */
+/* Runs a fenced write: CL_CONFLICT on "lease" when it changed no row. */
 static cl_status fenced(cl_ctx *ctx, cl_stmt *st, const char *id)
 {
     int rows = 0;
-    cl_status rc = cl_stmt_drain(st, &rows, &ctx->err);
+    cl_status rc = cl_stmt_run(st, &rows, &ctx->err);
 
     if (rc == CL_OK && rows == 0) {
         rc = cl_fail(ctx, CL_CONFLICT, "lease", "order %s: the saga's lease is another executor's",

@@ -19,7 +19,7 @@
 
 #include "cleave/status.h"
 
-#define CL_DB_DRIVER_VERSION 3
+#define CL_DB_DRIVER_VERSION 4
 
 /*
  * The driver table. conn and stmt are the driver's own opaque objects. Every slot is
@@ -65,6 +65,11 @@ typedef struct cl_db_driver {
      * left due that no writer should wait for (SQLite's WAL checkpoint).
      */
     void (*upkeep)(void *conn);
+    /*
+     * Version 4. How many rows stmt, an INSERT, UPDATE or DELETE stepped to its end,
+     * inserted, updated or deleted (0 for a statement that writes nothing).
+     */
+    int64_t (*changes)(void *stmt);
 } cl_db_driver;
 
 /* The SQLite driver: target is a file path; WAL, foreign keys on, busy timeout. */
@@ -195,6 +200,14 @@ cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err);
  * cl_stmt_step.
  */
 cl_status cl_stmt_drain(cl_stmt *st, int *rows, cl_error *err);
+/*
+ * Steps st, an INSERT, UPDATE or DELETE without RETURNING, to its end. *changed (may be
+ * NULL) receives how many rows it inserted, updated or deleted, at most INT_MAX, and is
+ * written only on CL_OK; a statement that returns a row is CL_INTERNAL. A write whose
+ * caller needs only that count asks for it so rather than counting RETURNING rows: SQLite
+ * gathers those in a temporary B-tree at every run, some 2.5 us each (issue #16).
+ */
+cl_status cl_stmt_run(cl_stmt *st, int *changed, cl_error *err);
 /* Columns are 0-based. Text is borrowed until the next step; NULL for SQL NULL. */
 int64_t cl_stmt_i64(cl_stmt *st, int col);
 const char *cl_stmt_text(cl_stmt *st, int col);
