@@ -49,6 +49,14 @@ static struct kick_slot {
     int waiters; /* threads in cl__bus_idle_for's wait */
 } kicks[KICK_SLOTS];
 
+/*
+ * The buses of this process that run in-process (no transport), chained by next_local from
+ * cl_bus_start to cl_bus_stop: publishers ask them whether anything handles a type
+ * (cl__bus_nobody_handles). A bus's modules and subscriptions do not change while it runs.
+ */
+static pthread_rwlock_t local_mu = PTHREAD_RWLOCK_INITIALIZER;
+static cl_bus *local_buses;
+
 /* A lease outlives any batch by far; leases of a previous process are cleared at start. */
 #define LEASE_MS        30000
 #define RETAIN_MS       ((int64_t)3600 * 1000)
@@ -1528,6 +1536,45 @@ static cl_status start_module(cl_bus *bus, cl__module *mod, cl_error *err)
     return CL_OK;
 }
 
+bool cl__bus_nobody_handles(const cl_db *db, const char *type)
+{
+    bool found = false;
+    bool handled = false;
+
+    pthread_rwlock_rdlock(&local_mu);
+    for (const cl_bus *b = local_buses; b != NULL && !found; b = b->next_local) {
+        for (int i = 0; i < b->nmodules && !found; i++) {
+            found = b->modules[i].db == db;
+        }
+        for (int i = 0; found && i < b->nmodules && !handled; i++) {
+            handled = cl__bus_sub(&b->modules[i], type) != NULL;
+        }
+    }
+    pthread_rwlock_unlock(&local_mu);
+    return found && !handled;
+}
+
+static void local_add(cl_bus *bus)
+{
+    pthread_rwlock_wrlock(&local_mu);
+    bus->next_local = local_buses;
+    local_buses = bus;
+    pthread_rwlock_unlock(&local_mu);
+}
+
+static void local_remove(cl_bus *bus)
+{
+    pthread_rwlock_wrlock(&local_mu);
+    for (cl_bus **p = &local_buses; *p != NULL; p = &(*p)->next_local) {
+        if (*p == bus) {
+            *p = bus->next_local;
+            break;
+        }
+    }
+    bus->next_local = NULL;
+    pthread_rwlock_unlock(&local_mu);
+}
+
 cl_status cl_bus_start(cl_bus *bus, cl_error *err)
 {
     cl_status rc = CL_OK;
@@ -1546,6 +1593,9 @@ cl_status cl_bus_start(cl_bus *bus, cl_error *err)
         cl_bus_stop(bus);
         return rc;
     }
+    if (bus->transport == NULL) {
+        local_add(bus);
+    }
     cl_log_with(CL_LOG_INFO, "bus",
                 json_pack("{s:s,s:i,s:i}", "transport", cl_bus_transport(bus), "relays",
                           bus->relays, "workers", bus->workers),
@@ -1558,6 +1608,8 @@ void cl_bus_stop(cl_bus *bus)
     if (bus == NULL || !bus->running) {
         return;
     }
+    /* From here on an event nothing handles is left for the relay of the next start. */
+    local_remove(bus);
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     bus->stopping = true;

@@ -148,7 +148,8 @@ struct cl_bus {
     int nmodules;
 
     const struct cl__bus_transport *transport; /* NULL: in-process (CLEAVE_NATS_URL unset) */
-    void *nats;                                /* cl__nats, when the transport is NATS */
+    struct cl_bus *next_local; /* running in-process: the next such bus (bus.c, local_buses) */
+    void *nats;                /* cl__nats, when the transport is NATS */
 
     atomic_llong published;
     atomic_llong handled;
@@ -193,6 +194,12 @@ void cl__bus_crash_point(cl_bus *bus, const char *point);
 cl__module *cl__bus_module(cl_bus *bus, const char *name);
 /* The subscription of mod for type, or NULL. */
 const cl__sub *cl__bus_sub(const cl__module *mod, const char *type);
+/*
+ * True when db is a module's of a bus of this process that runs in-process (no transport)
+ * and no module of that bus subscribes to type: its relay would hand such an event to no
+ * one and only mark it delivered (outbox.c writes it delivered instead).
+ */
+bool cl__bus_nobody_handles(const cl_db *db, const char *type);
 
 /*
  * Queues the jobs of chain (linked by next, in order), each for mod's worker that owns its

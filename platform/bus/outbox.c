@@ -19,6 +19,16 @@
 static const char insert_sql[] =
     "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "
     "traceparent, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+/*
+ * An event no module of the running in-process bus handles (cl__bus_nobody_handles): its
+ * relay would read it, hand it to no one and mark it delivered, a wake-up, a read and a
+ * write transaction for nothing (two per checkout, the shipment's events, issue #16). It
+ * is written delivered at once, in the publisher's transaction, and kept as relayed rows
+ * are until the purge.
+ */
+static const char insert_delivered_sql[] =
+    "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "
+    "traceparent, payload, delivered_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /* "<module>.<event>": both parts [a-z0-9_], the module at most 63 bytes. */
 static bool valid_type(const char *type)
@@ -83,6 +93,7 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
     cl_span span;
     cl_stmt *st;
     bool row;
+    bool delivered;
     cl_status rc;
 
     if (conn == NULL) {
@@ -118,7 +129,8 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
     (void)cl_span_traceparent(&span, trace);
     message_id(id);
     cl_now_rfc3339(now);
-    rc = cl_db_prepare(conn, insert_sql, &st, err);
+    delivered = cl__bus_nobody_handles(cl_db_of(conn), type);
+    rc = cl_db_prepare(conn, delivered ? insert_delivered_sql : insert_sql, &st, err);
     if (rc == CL_OK) {
         rc = cl_stmt_bind_text(st, 1, id, err);
     }
@@ -143,13 +155,16 @@ cl_status cl_bus_publish_version(cl_db_conn *conn, const cl_ctx *ctx, const char
     if (rc == CL_OK) {
         rc = cl_stmt_bind_text(st, 8, text, err);
     }
+    if (rc == CL_OK && delivered) {
+        rc = cl_stmt_bind_i64(st, 9, cl_wall_ms(), err);
+    }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);
     }
     free(text);
     cl_span_status(&span, rc);
     cl_span_end(&span);
-    if (rc == CL_OK) {
+    if (rc == CL_OK && !delivered) {
         /* The relay looks once the row is there to see: after the caller's commit. */
         cl_db_after_commit(conn, cl__bus_kick);
     }

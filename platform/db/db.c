@@ -566,6 +566,11 @@ static void tx_ended(cl_db_conn *conn)
     }
 }
 
+cl_db *cl_db_of(cl_db_conn *conn)
+{
+    return conn != NULL ? conn->db : NULL;
+}
+
 void cl_db_after_commit(cl_db_conn *conn, void (*fn)(cl_db *db))
 {
     if (conn == NULL || fn == NULL) {

@@ -167,6 +167,8 @@ void cl_db_end_read(cl_db_conn *conn);
  * fn is given conn's database (borrowed), so that it wakes only who reads that one.
  */
 void cl_db_after_commit(cl_db_conn *conn, void (*fn)(cl_db *db));
+/* The database conn was acquired from (borrowed). */
+cl_db *cl_db_of(cl_db_conn *conn);
 
 /*
  * A prepared statement for sql, cached on conn by its text: sql must be a string that
