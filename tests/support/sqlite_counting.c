@@ -7,6 +7,7 @@
 #include "sqlite_counting.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include <sqlite3.h>
 
@@ -16,6 +17,8 @@
 
 atomic_int sqlite_counted_sleeps;
 atomic_int sqlite_counted_syncs;
+atomic_int sqlite_counted_db_syncs;
+_Thread_local int sqlite_counted_db_syncs_here;
 atomic_int sqlite_counted_write_locks;
 atomic_int sqlite_counted_write_lock_refusals;
 atomic_int sqlite_counted_read_locks;
@@ -31,6 +34,32 @@ static struct {
 } counted[COUNTED_METHODS];
 static int ncounted;
 static pthread_mutex_t counted_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The main database files open now (counted_mu). */
+#define MAIN_FILES 64
+static const sqlite3_file *main_files[MAIN_FILES];
+
+static bool is_main_file(const sqlite3_file *file)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&counted_mu);
+    for (int i = 0; i < MAIN_FILES && !found; i++) {
+        found = main_files[i] == file;
+    }
+    pthread_mutex_unlock(&counted_mu);
+    return found;
+}
+
+/* Puts file in main_files (from NULL) or takes it out (to NULL); counted_mu held. */
+static void swap_main_file(const sqlite3_file *from, const sqlite3_file *to)
+{
+    for (int i = 0; i < MAIN_FILES; i++) {
+        if (main_files[i] == from) {
+            main_files[i] = to;
+            return;
+        }
+    }
+}
 
 static int counting_sleep(sqlite3_vfs *vfs, int us)
 {
@@ -56,7 +85,24 @@ static int counting_sync(sqlite3_file *file, int flags)
         return SQLITE_INTERNAL;
     }
     atomic_fetch_add(&sqlite_counted_syncs, 1);
+    if (is_main_file(file)) {
+        atomic_fetch_add(&sqlite_counted_db_syncs, 1);
+        sqlite_counted_db_syncs_here++;
+    }
     return real->xSync(file, flags);
+}
+
+static int counting_close(sqlite3_file *file)
+{
+    const sqlite3_io_methods *real = real_methods(file);
+
+    if (real == NULL) {
+        return SQLITE_INTERNAL;
+    }
+    pthread_mutex_lock(&counted_mu);
+    swap_main_file(file, NULL);
+    pthread_mutex_unlock(&counted_mu);
+    return real->xClose(file);
 }
 
 static int counting_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 off)
@@ -110,6 +156,7 @@ static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
         counted[i].real = file->pMethods;
         counted[i].copy = *file->pMethods;
         counted[i].copy.xSync = counting_sync;
+        counted[i].copy.xClose = counting_close;
         counted[i].copy.xRead = counting_read;
         if (file->pMethods->iVersion >= 2 && file->pMethods->xShmLock != NULL) {
             counted[i].copy.xShmLock = counting_shm_lock;
@@ -118,6 +165,9 @@ static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
     }
     if (i < ncounted) {
         file->pMethods = &counted[i].copy;
+        if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
+            swap_main_file(NULL, file);
+        }
     }
     pthread_mutex_unlock(&counted_mu);
     return rc;

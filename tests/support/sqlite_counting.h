@@ -11,6 +11,9 @@
 extern atomic_int sqlite_counted_sleeps;
 /* Syncs of any file: database, WAL or journal. */
 extern atomic_int sqlite_counted_syncs;
+/* Syncs of a main database file (only checkpoints sync one in WAL mode): all, this thread's. */
+extern atomic_int sqlite_counted_db_syncs;
+extern _Thread_local int sqlite_counted_db_syncs_here;
 /*
  * The WAL's write lock (wal-index lock 0, exclusive) granted, which every write
  * transaction takes, and refused, which sends a writer to its busy handler.

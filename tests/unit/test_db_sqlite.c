@@ -1367,6 +1367,37 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
     cl_db_close(db);
 }
 
+/*
+ * Checkpoints run on a thread of their own, not in the thread whose commit made one due:
+ * in that thread a saga's step waited for the copy, the syncs and the RESTART's wait for
+ * readers, and the checkouts that met one made the p99 (issue #16). One writer commits past
+ * the mark; a checkpoint (it syncs the database file) runs, and not in the writer's thread.
+ */
+static void test_db_sqlite_checkpoints_run_off_the_committing_thread(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, 2, 10000);
+    atomic_int done = 0;
+    wal_user w = {.db = db, .id = 0, .done = &done};
+    int before = atomic_load(&sqlite_counted_db_syncs);
+    struct timespec nap = {0, 2 * 1000000L};
+
+    sqlite_counted_db_syncs_here = 0;
+    (void)wal_writer_main(&w);
+    if (w.st != CL_OK) {
+        fail_msg("writer: %s: %s", cl_status_name(w.st), w.err.message);
+    }
+    for (int64_t end = cl_now_ms() + 30000;
+         cl_now_ms() < end && atomic_load(&sqlite_counted_db_syncs) == before;) {
+        nanosleep(&nap, NULL);
+    }
+    if (atomic_load(&sqlite_counted_db_syncs) == before) {
+        fail_msg("no checkpoint synced the database after %d commits", WAL_COMMITS);
+    }
+    assert_int_equal(sqlite_counted_db_syncs_here, 0);
+    cl_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1402,6 +1433,7 @@ int main(void)
         T(test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite),
         T(test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_commit),
         T(test_db_sqlite_wal_restarts_under_contending_writers),
+        T(test_db_sqlite_checkpoints_run_off_the_committing_thread),
 #undef T
     };
 
