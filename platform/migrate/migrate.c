@@ -605,6 +605,17 @@ out:
     return st;
 }
 
+/* The first file of s with no row, or NULL when every one is applied. */
+static const mig_file *first_pending(const mig_state *s)
+{
+    for (int i = 0; i < s->nfiles; i++) {
+        if (find_row(s, s->files[i].version) == NULL) {
+            return &s->files[i];
+        }
+    }
+    return NULL;
+}
+
 cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *applied,
                            cl_error *err)
 {
@@ -624,6 +635,17 @@ cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *
     }
     st = cl_db_exec(c, create_table_sql, err);
     if (st != CL_OK) {
+        goto out;
+    }
+    /*
+     * Nothing to apply, as at most starts: a read says so, without the write lock (on
+     * SQLite the pool's writer, a connection more parsing the schema at every start).
+     */
+    st = load_rows(&s, c, err);
+    if (st == CL_OK) {
+        st = verify(&s, err);
+    }
+    if (st != CL_OK || first_pending(&s) == NULL) {
         goto out;
     }
     /*
@@ -654,13 +676,7 @@ cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *
         if (st != CL_OK) {
             goto out;
         }
-        next = NULL;
-        for (int i = 0; i < s.nfiles; i++) {
-            if (find_row(&s, s.files[i].version) == NULL) {
-                next = &s.files[i];
-                break;
-            }
-        }
+        next = first_pending(&s);
         if (next == NULL) {
             cl_db_rollback(c);
             break;
@@ -675,11 +691,11 @@ cl_status cl_migrate_apply(cl_db *db, const char *dir, const char *module, int *
         }
         count++;
     }
-    if (applied != NULL) {
-        *applied = count;
-    }
     st = CL_OK;
 out:
+    if (st == CL_OK && applied != NULL) {
+        *applied = count;
+    }
     /* Releasing rolls back whatever transaction a failure left open. */
     cl_db_release(c);
     state_free(&s);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../support/log_capture.h"
+#include "../support/sqlite_counting.h"
 #include "cleave/migrate.h"
 
 #define MODULE "test"
@@ -524,6 +525,28 @@ static void test_migrate_refuses_edit_of_a_migration_the_build_knew(void **state
     assert_string_equal(err.field, "0001_init.sql");
 }
 
+/*
+ * With nothing to apply, as at most starts, applying only reads: no write lock (on SQLite
+ * the pool's writer connection, opened and parsing the schema at every start, and the
+ * WAL's write lock; on PostgreSQL a table lock that made replicas starting together wait).
+ */
+static void test_migrate_nothing_pending_takes_no_write_lock(void **state)
+{
+    fixture *f = *state;
+    int locks;
+
+    write_two(f);
+    apply_ok(f, 2);
+    locks = atomic_load(&sqlite_counted_write_locks);
+    apply_ok(f, 0);
+    assert_int_equal(atomic_load(&sqlite_counted_write_locks), locks);
+    /* A new file is still applied, under the lock. */
+    write_file(f, "0003_c.sql", "CREATE TABLE c (id INTEGER PRIMARY KEY);");
+    apply_ok(f, 1);
+    assert_true(atomic_load(&sqlite_counted_write_locks) > locks);
+    assert_true(table_exists(f->db, "c"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,7 +565,13 @@ int main(void)
         T(test_migrate_concurrent_apply_applies_each_once),
         T(test_migrate_known_bytes_take_the_builds_checksum),
         T(test_migrate_refuses_edit_of_a_migration_the_build_knew),
+        T(test_migrate_nothing_pending_takes_no_write_lock),
 #undef T
     };
+
+    if (sqlite_counting_install() != 0) {
+        fprintf(stderr, "cannot register the counting VFS\n");
+        return 1;
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
