@@ -966,8 +966,8 @@ static bool checkpointer_start(shared_file *w)
     }
     sqlite3_busy_handler(db, sqlite_busy, NULL);
     /* A connection checkpoints only once it has opened the WAL, which a read does. */
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
-                     NULL) != SQLITE_OK) {
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) !=
+        SQLITE_OK) {
         sqlite3_close_v2(db);
         free(c);
         return false;
