@@ -34,18 +34,35 @@ static struct {
 } counted[COUNTED_METHODS];
 static int ncounted;
 static pthread_mutex_t counted_mu = PTHREAD_MUTEX_INITIALIZER;
-/* The main database files open now (counted_mu). */
+/*
+ * The main database files open now, one per connection, with the read marks each holds
+ * (counted_mu). A connection asks for the WAL's write lock holding a read mark when it
+ * begins to write; holding none when, beginning to read, it found the wal-index header
+ * torn by a writer rewriting it and would recover it (it then retries as a reader).
+ */
 #define MAIN_FILES 64
-static const sqlite3_file *main_files[MAIN_FILES];
+static struct {
+    const sqlite3_file *file;
+    int marks;
+} main_files[MAIN_FILES];
+
+/* file's entry in main_files, or NULL; counted_mu held. */
+static int *marks_of(const sqlite3_file *file)
+{
+    for (int i = 0; i < MAIN_FILES; i++) {
+        if (main_files[i].file == file) {
+            return &main_files[i].marks;
+        }
+    }
+    return NULL;
+}
 
 static bool is_main_file(const sqlite3_file *file)
 {
-    bool found = false;
+    bool found;
 
     pthread_mutex_lock(&counted_mu);
-    for (int i = 0; i < MAIN_FILES && !found; i++) {
-        found = main_files[i] == file;
-    }
+    found = marks_of(file) != NULL;
     pthread_mutex_unlock(&counted_mu);
     return found;
 }
@@ -54,11 +71,28 @@ static bool is_main_file(const sqlite3_file *file)
 static void swap_main_file(const sqlite3_file *from, const sqlite3_file *to)
 {
     for (int i = 0; i < MAIN_FILES; i++) {
-        if (main_files[i] == from) {
-            main_files[i] = to;
+        if (main_files[i].file == from) {
+            main_files[i].file = to;
+            main_files[i].marks = 0;
             return;
         }
     }
+}
+
+/* Adds d to the read marks file holds; what it held before. */
+static int add_marks(const sqlite3_file *file, int d)
+{
+    int *marks;
+    int before = 0;
+
+    pthread_mutex_lock(&counted_mu);
+    marks = marks_of(file);
+    if (marks != NULL) {
+        before = *marks;
+        *marks += d;
+    }
+    pthread_mutex_unlock(&counted_mu);
+    return before;
 }
 
 static int counting_sleep(sqlite3_vfs *vfs, int us)
@@ -129,13 +163,17 @@ static int counting_shm_lock(sqlite3_file *file, int offset, int n, int flags)
                                         (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)) {
         if (rc == SQLITE_OK) {
             atomic_fetch_add(&sqlite_counted_write_locks, 1);
-        } else if (rc == SQLITE_BUSY) {
+        } else if (rc == SQLITE_BUSY && add_marks(file, 0) > 0) {
             atomic_fetch_add(&sqlite_counted_write_lock_refusals, 1);
         }
     }
-    if (offset >= WAL_READ_LOCK_0 && rc == SQLITE_OK &&
-        (flags & (SQLITE_SHM_LOCK | SQLITE_SHM_SHARED)) == (SQLITE_SHM_LOCK | SQLITE_SHM_SHARED)) {
-        atomic_fetch_add(&sqlite_counted_read_locks, 1);
+    if (offset >= WAL_READ_LOCK_0 && (flags & SQLITE_SHM_SHARED) != 0) {
+        if ((flags & SQLITE_SHM_LOCK) != 0 && rc == SQLITE_OK) {
+            atomic_fetch_add(&sqlite_counted_read_locks, 1);
+            (void)add_marks(file, n);
+        } else if ((flags & SQLITE_SHM_UNLOCK) != 0) {
+            (void)add_marks(file, -n);
+        }
     }
     return rc;
 }
