@@ -100,16 +100,12 @@ static const char purge_sql[] =
     "DELETE FROM cl_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?";
 /*
  * A message's inbox row, unless it is there already or the message was dead-lettered: one
- * statement is the inbox check and the row (a row back: written, none: handled before).
+ * statement is the inbox check and the row (a row written: new; none: handled before).
  */
-#define INBOX_CLAIM                                                                                \
-    "INSERT INTO cl_inbox (message_id, type, source, handled_at) SELECT ?, ?, ?, ? "               \
-    "WHERE NOT EXISTS (SELECT 1 FROM cl_dead_letters WHERE message_id = ?) "                       \
-    "ON CONFLICT (message_id) DO NOTHING"
-static const char inbox_claim_pg_sql[] = INBOX_CLAIM " RETURNING 1";
-/* SQLite buffers RETURNING rows in a temporary table per run: it asks changes() instead. */
-static const char inbox_claim_sqlite_sql[] = INBOX_CLAIM;
-static const char changes_sqlite_sql[] = "SELECT changes()";
+static const char inbox_claim_sql[] =
+    "INSERT INTO cl_inbox (message_id, type, source, handled_at) SELECT ?, ?, ?, ? "
+    "WHERE NOT EXISTS (SELECT 1 FROM cl_dead_letters WHERE message_id = ?) "
+    "ON CONFLICT (message_id) DO NOTHING";
 static const char inbox_sql[] =
     "INSERT INTO cl_inbox (message_id, type, source, handled_at) VALUES (?, ?, ?, ?)";
 static const char dead_sql[] =
@@ -643,30 +639,22 @@ out:
  * Writes m's inbox row unless it is there already or m was dead-lettered, in the
  * transaction open on conn; *inserted tells which.
  */
-static cl_status inbox_claim(const cl__module *mod, cl_db_conn *conn, const cl__msg *m,
-                             const char *now, bool *inserted, cl_error *err)
+static cl_status inbox_claim(cl_db_conn *conn, const cl__msg *m, const char *now, bool *inserted,
+                             cl_error *err)
 {
-    bool pg = cl__bus_is_postgres(mod->db);
     cl_stmt *st;
-    bool row = false;
+    int rows = 0;
     cl_status rc;
 
-    rc = cl_db_prepare(conn, pg ? inbox_claim_pg_sql : inbox_claim_sqlite_sql, &st, err);
+    rc = cl_db_prepare(conn, inbox_claim_sql, &st, err);
     if (rc == CL_OK) {
         rc = bind_texts(st, (const char *const[]){m->id, m->type, m->source, now, m->id}, 5, err);
     }
-    if (rc == CL_OK && !pg) {
-        rc = cl_stmt_drain(st, NULL, err);
-        if (rc == CL_OK) {
-            rc = cl_db_prepare(conn, changes_sqlite_sql, &st, err);
-        }
+    if (rc == CL_OK) {
+        rc = cl_stmt_run(st, &rows, err);
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_step(st, &row, err);
-    }
-    if (rc == CL_OK) {
-        *inserted = row && (pg || cl_stmt_i64(st, 0) > 0);
-        rc = row ? cl_stmt_drain(st, NULL, err) : CL_OK;
+        *inserted = rows > 0;
     }
     return rc;
 }
@@ -691,7 +679,7 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
     bool rejected = false;
     cl_status rc;
 
-    rc = inbox_claim(mod, conn, m, now, &inserted, err);
+    rc = inbox_claim(conn, m, now, &inserted, err);
     if (rc == CL_OK && !inserted) {
         return DUPLICATE;
     }

@@ -16,9 +16,10 @@
 #include "cleave/trace.h"
 #include "bus_internal.h"
 
-static const char insert_sql[] =
-    "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "
-    "traceparent, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+#define INSERT_COLUMNS                                                                             \
+    "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "         \
+    "traceparent, payload"
+static const char insert_sql[] = INSERT_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 /*
  * An event no module of the running in-process bus handles (cl__bus_nobody_handles): its
  * relay would read it, hand it to no one and mark it delivered, a wake-up, a read and a
@@ -27,8 +28,7 @@ static const char insert_sql[] =
  * are until the purge.
  */
 static const char insert_delivered_sql[] =
-    "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "
-    "traceparent, payload, delivered_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    INSERT_COLUMNS ", delivered_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /* "<module>.<event>": both parts [a-z0-9_], the module at most 63 bytes. */
 static bool valid_type(const char *type)

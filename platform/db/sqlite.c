@@ -176,11 +176,42 @@ static void checkpointer_stop(shared_file *w);
 static pthread_mutex_t shared_files_mu = PTHREAD_MUTEX_INITIALIZER;
 static shared_file *shared_files;
 
+/* A new shared state for path, no references yet; NULL when out of memory. */
+static shared_file *file_new(const char *path)
+{
+    size_t n = strlen(path) + 1;
+    shared_file *w = calloc(1, sizeof(*w) + n);
+
+    if (w == NULL) {
+        return NULL;
+    }
+    if (cl_mutex_init_errorcheck(&w->writers) != 0) {
+        goto no_writers;
+    }
+    if (pthread_mutex_init(&w->ckpt_mu, NULL) != 0) {
+        goto no_ckpt_mu;
+    }
+    if (pthread_cond_init(&w->ckpt_cv, NULL) != 0) {
+        goto no_ckpt_cv;
+    }
+    atomic_init(&w->due, 0);
+    atomic_init(&w->upkept, false);
+    restart_init(&w->restart);
+    memcpy(w->path, path, n);
+    return w;
+no_ckpt_cv:
+    pthread_mutex_destroy(&w->ckpt_mu);
+no_ckpt_mu:
+    pthread_mutex_destroy(&w->writers);
+no_writers:
+    free(w);
+    return NULL;
+}
+
 /* path's shared state, made on first use; NULL for a database of no file, or out of memory. */
 static shared_file *file_ref(const char *path)
 {
     shared_file *w;
-    size_t n;
 
     if (path == NULL || path[0] == '\0') {
         return NULL;
@@ -189,33 +220,8 @@ static shared_file *file_ref(const char *path)
     for (w = shared_files; w != NULL && strcmp(w->path, path) != 0; w = w->next) {
     }
     if (w == NULL) {
-        n = strlen(path) + 1;
-        w = malloc(sizeof(*w) + n);
-        if (w != NULL && cl_mutex_init_errorcheck(&w->writers) != 0) {
-            free(w);
-            w = NULL;
-        }
-        if (w != NULL && pthread_mutex_init(&w->ckpt_mu, NULL) != 0) {
-            pthread_mutex_destroy(&w->writers);
-            free(w);
-            w = NULL;
-        }
-        if (w != NULL && pthread_cond_init(&w->ckpt_cv, NULL) != 0) {
-            pthread_mutex_destroy(&w->ckpt_mu);
-            pthread_mutex_destroy(&w->writers);
-            free(w);
-            w = NULL;
-        }
+        w = file_new(path);
         if (w != NULL) {
-            w->refs = 0;
-            w->ckpt_started = false;
-            w->ckpt_failed = false;
-            w->ckpt_stop = false;
-            w->ckpt_conn = NULL;
-            atomic_init(&w->due, 0);
-            atomic_init(&w->upkept, false);
-            restart_init(&w->restart);
-            memcpy(w->path, path, n);
             w->next = shared_files;
             shared_files = w;
         }
@@ -960,29 +966,26 @@ static bool checkpointer_start(shared_file *w)
     }
     if (sqlite3_open_v2(w->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         wal_base != NULL ? WAL_VFS_NAME : NULL) != SQLITE_OK) {
-        sqlite3_close_v2(db);
-        free(c);
-        return false;
+        goto fail;
     }
     sqlite3_busy_handler(db, sqlite_busy, NULL);
     /* A connection checkpoints only once it has opened the WAL, which a read does. */
     if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) !=
         SQLITE_OK) {
-        sqlite3_close_v2(db);
-        free(c);
-        return false;
+        goto fail;
     }
     c->db = db;
     restart_init(&c->restart);
     c->w = w; /* not a reference: the thread ends before w is freed (file_unref) */
     w->ckpt_conn = c;
-    if (pthread_create(&w->ckpt_thread, NULL, checkpointer_main, w) != 0) {
-        sqlite3_close_v2(db);
-        free(c);
-        w->ckpt_conn = NULL;
-        return false;
+    if (pthread_create(&w->ckpt_thread, NULL, checkpointer_main, w) == 0) {
+        return true;
     }
-    return true;
+    w->ckpt_conn = NULL;
+fail:
+    sqlite3_close_v2(db);
+    free(c);
+    return false;
 }
 
 /* Ends w's checkpointer, if it started, once its checkpoint under way is over. */
