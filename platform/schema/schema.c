@@ -457,17 +457,99 @@ cl_status cl_schema_from_json(const cl_type *type, json_t *json, int flags, void
 
 /* --- copy ------------------------------------------------------------------------- */
 
+/* Copies the strings of src into dst (zeroed); -1 when out of memory, with dst->n done. */
+static int copy_strs(cl_strs *dst, const cl_strs *src)
+{
+    dst->set = src->set;
+    if (src->n == 0) {
+        return 0;
+    }
+    dst->v = calloc(src->n, sizeof(char *));
+    if (dst->v == NULL) {
+        return -1;
+    }
+    for (; dst->n < src->n; dst->n++) {
+        dst->v[dst->n] = cl_strdup(src->v[dst->n]);
+        if (src->v[dst->n] != NULL && dst->v[dst->n] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Field by field into dst (zeroed): -1 when out of memory, with dst holding what it got. */
+static int copy_obj(const cl_type *type, void *dst, const void *src)
+{
+    for (size_t i = 0; i < type->nfields; i++) {
+        const cl_field *f = &type->fields[i];
+        void *d = FIELD_PTR(dst, f);
+        const void *s = FIELD_PTR(src, f);
+
+        switch (f->kind) {
+        case CL_KIND_STR:
+            *(char **)d = cl_strdup(*(char *const *)s);
+            if (*(char *const *)s != NULL && *(char **)d == NULL) {
+                return -1;
+            }
+            break;
+        case CL_KIND_I64:
+            *(int64_t *)d = *(const int64_t *)s;
+            break;
+        case CL_KIND_OPT_I64:
+            *(cl_opt_i64 *)d = *(const cl_opt_i64 *)s;
+            break;
+        case CL_KIND_BOOL:
+            *(bool *)d = *(const bool *)s;
+            break;
+        case CL_KIND_STRS:
+            if (copy_strs(d, s) != 0) {
+                return -1;
+            }
+            break;
+        case CL_KIND_OBJ:
+            if (copy_obj(f->sub, d, s) != 0) {
+                return -1;
+            }
+            break;
+        case CL_KIND_OPT_OBJ: {
+            const void *sub = *(void *const *)s;
+            if (sub != NULL) {
+                *(void **)d = calloc(1, f->sub->size);
+                if (*(void **)d == NULL || copy_obj(f->sub, *(void **)d, sub) != 0) {
+                    return -1;
+                }
+            }
+            break;
+        }
+        case CL_KIND_OBJS: {
+            cl_list *dl = d;
+            const cl_list *sl = s;
+            if (sl->n > 0) {
+                dl->v = calloc(sl->n, f->sub->size);
+                if (dl->v == NULL) {
+                    return -1;
+                }
+            }
+            /* Counted as they start: a failed one holds what it got, freed with the rest. */
+            for (; dl->n < sl->n; dl->n++) {
+                if (copy_obj(f->sub, (char *)dl->v + dl->n * f->sub->size,
+                             (const char *)sl->v + dl->n * f->sub->size) != 0) {
+                    dl->n++;
+                    return -1;
+                }
+            }
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
 cl_status cl_schema_copy(const cl_type *type, void *dst, const void *src)
 {
-    cl_error err;
-    json_t *json = cl_schema_to_json(type, src);
-    cl_status st;
-
-    /* Going through JSON keeps one code path for every kind; copies are not hot. */
-    if (json == NULL) {
+    if (copy_obj(type, dst, src) != 0) {
+        cl_schema_free(type, dst);
         return CL_INTERNAL;
     }
-    st = cl_schema_from_json(type, json, CL_DECODE_LENIENT, dst, &err);
-    json_decref(json);
-    return st;
+    return CL_OK;
 }

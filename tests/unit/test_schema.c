@@ -151,22 +151,41 @@ static void test_schema_refuses_too_many_items(void **state)
 
 static void test_schema_copy_is_deep(void **state)
 {
+    json_t *in =
+        parse("{\"id\":9,\"expected\":0,\"paid\":true,\"tags\":[\"red\",\"blue\"],"
+              "\"items\":[{\"name\":\"widget\",\"price\":{\"amount\":150,\"currency\":\"EUR\"}},"
+              "{\"price\":{\"amount\":1,\"currency\":\"USD\"}}],"
+              "\"discount\":{\"amount\":5,\"currency\":\"EUR\"},\"note\":\"n\"}");
     test_order a = {0};
     test_order b = {0};
-    test_item *it;
+    test_order empty = {0};
+    cl_error err = {0};
+    json_t *before, *after;
 
     (void)state;
-    a.id = 9;
-    assert_int_equal(cl_strs_push(&a.tags, "red"), 0);
-    it = CL_LIST_PUSH(a.items);
-    assert_non_null(it);
-    it->name = cl_strdup("widget");
+    assert_int_equal(cl_schema_from_json(&test_order_type, in, CL_DECODE_STRICT, &a, &err), CL_OK);
+    before = cl_schema_to_json(&test_order_type, &a);
     assert_int_equal(cl_schema_copy(&test_order_type, &b, &a), CL_OK);
+    /* Nothing of b is a's: a freed, b still reads the same. */
+    assert_ptr_not_equal(b.tags.v, a.tags.v);
+    assert_ptr_not_equal(b.items.v, a.items.v);
+    assert_ptr_not_equal(b.discount, a.discount);
     cl_schema_free(&test_order_type, &a);
-    assert_int_equal(b.id, 9);
-    assert_string_equal(b.tags.v[0], "red");
-    assert_string_equal(b.items.v[0].name, "widget");
+    after = cl_schema_to_json(&test_order_type, &b);
+    assert_true(json_equal(before, after));
+    assert_true(b.expected.set);
+    assert_null(b.items.v[1].name);
     cl_schema_free(&test_order_type, &b);
+    /* An empty object copies to an empty one: nothing allocated, nothing set. */
+    assert_int_equal(cl_schema_copy(&test_order_type, &b, &empty), CL_OK);
+    assert_null(b.tags.v);
+    assert_null(b.items.v);
+    assert_null(b.discount);
+    assert_false(b.expected.set);
+    cl_schema_free(&test_order_type, &b);
+    json_decref(after);
+    json_decref(before);
+    json_decref(in);
 }
 
 int main(void)

@@ -53,15 +53,52 @@ CL_TYPE_DECLARE(payments__payment_state, PAYMENTS__PAYMENT_STATE)
 cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, int64_t expected,
                            const char *type, const char *data, const char *occurred_at);
 
+/* A stream's name: "account-<id>" or "payment-<id>". */
+#define PAYMENTS__STREAM_MAX (PAYMENTS_ID_MAX + 16)
+
 /*
- * Folds the stream of account id (or payment id) into *out, zeroed by the caller: from
- * its latest snapshot when use_snapshot, else from its first event. A stream without
- * events leaves version 0. The caller frees *out with cl_schema_free.
+ * The states an instance folded last of the streams it wrote, one per slot of
+ * PAYMENTS__CACHE_SLOTS (a stream hashes to one; a newer stream takes it over). Only a
+ * state whose transaction committed gets in (payments__cache_put), and only over an
+ * older version of its stream: every state it holds is one its stream went through, so
+ * a load starts from it and reads the events appended after it, by any process, as it
+ * would after a snapshot (ADR 0013). Thread-safe.
  */
-cl_status payments__load_account(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool use_snapshot,
-                                 payments__account_state *out);
-cl_status payments__load_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool use_snapshot,
-                                 payments__payment_state *out);
+#define PAYMENTS__CACHE_SLOTS 256
+typedef struct payments__cache payments__cache;
+
+payments__cache *payments__cache_new(void); /* NULL when out of memory */
+void payments__cache_free(payments__cache *c);
+
+/* What one write folded, kept until its transaction ends: at most two streams. */
+typedef struct payments__written {
+    int n;
+    struct payments__folded {
+        char stream[PAYMENTS__STREAM_MAX];
+        const cl_type *t;
+        void *state; /* a copy, of type t */
+        int64_t version;
+    } v[2];
+} payments__written;
+
+/* Keeps a copy of state (of type t, at version), replacing an earlier one of stream. */
+void payments__written_add(payments__written *w, const char *stream, const cl_type *t,
+                           const void *state, int64_t version);
+/* The write committed: its states go into c, and w is empty again. */
+void payments__cache_put(payments__cache *c, payments__written *w);
+/* The write ended without committing (or c took what it wanted): w is empty again. */
+void payments__written_clear(payments__written *w);
+
+/*
+ * Folds the stream of account id (or payment id) into *out, zeroed by the caller: when
+ * use_snapshot, from its state in cache (NULL: none) or else its latest snapshot, and
+ * otherwise from its first event. A stream without events leaves version 0. The caller
+ * frees *out with cl_schema_free.
+ */
+cl_status payments__load_account(payments__cache *cache, cl_ctx *ctx, cl_db_conn *conn,
+                                 const char *id, bool use_snapshot, payments__account_state *out);
+cl_status payments__load_payment(payments__cache *cache, cl_ctx *ctx, cl_db_conn *conn,
+                                 const char *id, bool use_snapshot, payments__payment_state *out);
 
 /*
  * Folds into *a (or *p) the event of type, with data, that the caller has just appended to
@@ -80,6 +117,7 @@ cl_status payments__fold_payment(cl_ctx *ctx, payments__payment_state *p, const 
 struct payments_self {
     cl_db *db;              /* borrowed from the host for the instance's life */
     int64_t snapshot_every; /* CLEAVE_PAYMENTS_SNAPSHOT_EVERY: >= 1, since it divides */
+    payments__cache *cache; /* the states folded last, owned */
 };
 
 /* Whether the append that made a stream of self reach version is followed by a snapshot. */

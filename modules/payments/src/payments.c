@@ -221,9 +221,10 @@ static cl_status append_event(cl_ctx *ctx, cl_db_conn *conn, const char *kind, c
  * snapshot up to date. data is stolen.
  */
 static cl_status append_account(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                                payments__account_state *a, const char *type, json_t *data)
+                                payments__written *w, payments__account_state *a, const char *type,
+                                json_t *data)
 {
-    char stream[PAYMENTS_ID_MAX + 16];
+    char stream[PAYMENTS__STREAM_MAX];
     char now[32];
     cl_status rc = append_event(ctx, conn, "account", a->id, a->version, type, data, stream, now);
 
@@ -237,14 +238,18 @@ static cl_status append_account(const struct payments_self *self, cl_ctx *ctx, c
     if (rc == CL_OK && payments__snapshot_due(self, a->version)) {
         rc = snapshot(ctx, conn, stream, &payments__account_state_type, a, a->version);
     }
+    if (rc == CL_OK) {
+        payments__written_add(w, stream, &payments__account_state_type, a, a->version);
+    }
     return rc;
 }
 
 /* As append_account, for a payment's stream. */
 static cl_status append_payment(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                                payments__payment_state *p, const char *type, json_t *data)
+                                payments__written *w, payments__payment_state *p, const char *type,
+                                json_t *data)
 {
-    char stream[PAYMENTS_ID_MAX + 16];
+    char stream[PAYMENTS__STREAM_MAX];
     char now[32];
     cl_status rc = append_event(ctx, conn, "payment", p->id, p->version, type, data, stream, now);
 
@@ -257,6 +262,9 @@ static cl_status append_payment(const struct payments_self *self, cl_ctx *ctx, c
     }
     if (rc == CL_OK && payments__snapshot_due(self, p->version)) {
         rc = snapshot(ctx, conn, stream, &payments__payment_state_type, p, p->version);
+    }
+    if (rc == CL_OK) {
+        payments__written_add(w, stream, &payments__payment_state_type, p, p->version);
     }
     return rc;
 }
@@ -382,8 +390,9 @@ static cl_status payment_view(cl_ctx *ctx, const payments__payment_state *p, pay
 
 /* --- the write runner: transaction + idempotency key ----------------------------------- */
 
+/* A write's body, in run_write's transaction: the states it folds go into w. */
 typedef cl_status (*command)(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                             const void *req, void *resp);
+                             payments__written *w, const void *req, void *resp);
 
 /* Where a write happens: what an idempotency key is scoped to, besides its caller. */
 typedef struct write_scope {
@@ -455,6 +464,7 @@ static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const 
                            command cmd)
 {
     const bool keyed = ctx->idempotency_key[0] != '\0';
+    payments__written w = {0};
     void *tmp = calloc(1, resp_t->size);
     cl_db_conn *conn = NULL;
     char *req_text = NULL;
@@ -477,7 +487,7 @@ static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const 
     }
     if (rc == CL_OK && !replayed) {
         ran = true;
-        rc = cmd(self, ctx, conn, req, tmp);
+        rc = cmd(self, ctx, conn, &w, req, tmp);
         if (rc == CL_OK && keyed) {
             resp_text = dump(resp_t, tmp);
             rc =
@@ -485,6 +495,10 @@ static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const 
         }
         if (rc == CL_OK) {
             rc = cl_db_commit(conn, &ctx->err);
+        }
+        /* Only what committed is a state the streams went through: the cache's to keep. */
+        if (rc == CL_OK) {
+            payments__cache_put(self->cache, &w);
         }
     }
     if (rc == CL_CONFLICT && keyed && ran) {
@@ -507,6 +521,7 @@ static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const 
     }
     /* Releasing rolls back a failed transaction: nothing of it stays. */
     cl_db_release(conn);
+    payments__written_clear(&w);
     free(tmp);
     free(req_text);
     free(resp_text);
@@ -516,7 +531,7 @@ static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const 
 /* --- accounts --------------------------------------------------------------------------- */
 
 static cl_status cmd_open(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                          const void *req_, void *resp)
+                          payments__written *w, const void *req_, void *resp)
 {
     const payments_account_input *req = req_;
     payments__account_state a = {0};
@@ -542,13 +557,13 @@ static cl_status cmd_open(const struct payments_self *self, cl_ctx *ctx, cl_db_c
         return cl_fail(ctx, CL_INVALID, "currency",
                        "currency must be three capital letters (ISO 4217)");
     }
-    rc = payments__load_account(ctx, conn, id, true, &a);
+    rc = payments__load_account(self->cache, ctx, conn, id, true, &a);
     if (rc == CL_OK && a.version > 0) {
         rc = cl_fail(ctx, CL_CONFLICT, "id", "account %s exists already", id);
     }
     if (rc == CL_OK) {
         /* The opener owns the account; an anonymous one makes it nobody's (NULL). */
-        rc = append_account(self, ctx, conn, &a, "account_opened",
+        rc = append_account(self, ctx, conn, w, &a, "account_opened",
                             json_pack("{s:s,s:s,s:s?}", "owner", req->owner, "currency",
                                       req->currency, "principal",
                                       ctx->principal[0] != '\0' ? ctx->principal : NULL));
@@ -571,13 +586,13 @@ static cl_status payments_local_open_account(struct payments_self *self, cl_ctx 
 }
 
 /* Loads an existing account ctx may reach, or CL_NOT_FOUND naming field. */
-static cl_status existing_account(cl_ctx *ctx, cl_db_conn *conn, const char *id, const char *field,
-                                  payments__account_state *a)
+static cl_status existing_account(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                                  const char *id, const char *field, payments__account_state *a)
 {
     cl_status rc = check_id(ctx, id, field);
 
     if (rc == CL_OK) {
-        rc = payments__load_account(ctx, conn, id, true, a);
+        rc = payments__load_account(self->cache, ctx, conn, id, true, a);
     }
     if (rc == CL_OK && (a->version == 0 || !reachable(ctx, a->principal))) {
         rc = cl_fail(ctx, CL_NOT_FOUND, field, "account %s does not exist", id);
@@ -586,13 +601,13 @@ static cl_status existing_account(cl_ctx *ctx, cl_db_conn *conn, const char *id,
 }
 
 static cl_status cmd_deposit(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                             const void *req_, void *resp)
+                             payments__written *w, const void *req_, void *resp)
 {
     const payments_deposit_request *req = req_;
     payments__account_state a = {0};
     cl_status rc;
 
-    rc = existing_account(ctx, conn, req->account_id, "account_id", &a);
+    rc = existing_account(self, ctx, conn, req->account_id, "account_id", &a);
     if (rc == CL_OK) {
         rc = check_amount(ctx, &req->amount, a.currency);
     }
@@ -602,7 +617,7 @@ static cl_status cmd_deposit(const struct payments_self *self, cl_ctx *ctx, cl_d
                      req->expected_version.v);
     }
     if (rc == CL_OK) {
-        rc = append_account(self, ctx, conn, &a, "funds_deposited",
+        rc = append_account(self, ctx, conn, w, &a, "funds_deposited",
                             json_pack("{s:I}", "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
@@ -698,7 +713,7 @@ static bool str_eq(const char *a, const char *b)
 }
 
 static cl_status cmd_authorize(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                               const void *req_, void *resp)
+                               payments__written *w, const void *req_, void *resp)
 {
     const payments_authorization *req = req_;
     payments__payment_state p = {0};
@@ -716,13 +731,13 @@ static cl_status cmd_authorize(const struct payments_self *self, cl_ctx *ctx, cl
         rc = check_id(ctx, req->order_id, "order_id");
     }
     if (rc == CL_OK) {
-        rc = existing_account(ctx, conn, req->account_id, "account_id", &a);
+        rc = existing_account(self, ctx, conn, req->account_id, "account_id", &a);
     }
     if (rc == CL_OK) {
         rc = check_amount(ctx, &req->amount, a.currency);
     }
     if (rc == CL_OK) {
-        rc = payments__load_payment(ctx, conn, id, true, &p);
+        rc = payments__load_payment(self->cache, ctx, conn, id, true, &p);
     }
     if (rc == CL_OK && p.version > 0) {
         /* The payment exists: a replay gets it as it is now, anything else is a clash. */
@@ -743,11 +758,11 @@ static cl_status cmd_authorize(const struct payments_self *self, cl_ctx *ctx, cl
     }
     if (rc == CL_OK) {
         rc = append_account(
-            self, ctx, conn, &a, "funds_held",
+            self, ctx, conn, w, &a, "funds_held",
             json_pack("{s:s,s:I}", "payment_id", id, "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
-        rc = append_payment(self, ctx, conn, &p, "payment_authorized",
+        rc = append_payment(self, ctx, conn, w, &p, "payment_authorized",
                             json_pack("{s:s,s:s?,s:I,s:s}", "account_id", req->account_id,
                                       "order_id", req->order_id, "amount",
                                       (json_int_t)req->amount.amount, "currency", a.currency));
@@ -796,14 +811,14 @@ static cl_status payment_reachable(cl_ctx *ctx, cl_db_conn *conn, const char *ac
 }
 
 /* Loads an existing payment ctx may reach, or CL_NOT_FOUND naming payment_id. */
-static cl_status existing_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id,
-                                  payments__payment_state *p)
+static cl_status existing_payment(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
+                                  const char *id, payments__payment_state *p)
 {
     bool mine = true;
     cl_status rc = check_id(ctx, id, "payment_id");
 
     if (rc == CL_OK) {
-        rc = payments__load_payment(ctx, conn, id, true, p);
+        rc = payments__load_payment(self->cache, ctx, conn, id, true, p);
     }
     if (rc == CL_OK && p->version > 0) {
         rc = payment_reachable(ctx, conn, p->account_id, &mine);
@@ -820,7 +835,7 @@ static cl_status existing_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id,
  * return the payment unchanged; from anything else CL_CONFLICT.
  */
 static cl_status settle(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                        const payments_payment_ref *req, const char *event,
+                        payments__written *w, const payments_payment_ref *req, const char *event,
                         const char *account_event, const char *done_status, payments_payment *resp)
 {
     payments__payment_state p = {0};
@@ -828,7 +843,7 @@ static cl_status settle(const struct payments_self *self, cl_ctx *ctx, cl_db_con
     bool capture = strcmp(done_status, "captured") == 0;
     cl_status rc;
 
-    rc = existing_payment(ctx, conn, req->payment_id, &p);
+    rc = existing_payment(self, ctx, conn, req->payment_id, &p);
     if (rc != CL_OK) {
         goto out;
     }
@@ -841,15 +856,15 @@ static cl_status settle(const struct payments_self *self, cl_ctx *ctx, cl_db_con
                      p.status, done_status);
         goto out;
     }
-    rc = existing_account(ctx, conn, p.account_id, "account_id", &a);
+    rc = existing_account(self, ctx, conn, p.account_id, "account_id", &a);
     if (rc == CL_OK) {
-        rc = append_payment(self, ctx, conn, &p, event,
+        rc = append_payment(self, ctx, conn, w, &p, event,
                             capture ? json_pack("{s:I}", "amount", (json_int_t)p.amount)
                                     : json_object());
     }
     if (rc == CL_OK) {
         rc = append_account(
-            self, ctx, conn, &a, account_event,
+            self, ctx, conn, w, &a, account_event,
             json_pack("{s:s,s:I}", "payment_id", p.id, "amount", (json_int_t)p.amount));
     }
     if (rc == CL_OK) {
@@ -862,15 +877,15 @@ out:
 }
 
 static cl_status cmd_capture(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                             const void *req, void *resp)
+                             payments__written *w, const void *req, void *resp)
 {
-    return settle(self, ctx, conn, req, "payment_captured", "hold_captured", "captured", resp);
+    return settle(self, ctx, conn, w, req, "payment_captured", "hold_captured", "captured", resp);
 }
 
 static cl_status cmd_void(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                          const void *req, void *resp)
+                          payments__written *w, const void *req, void *resp)
 {
-    return settle(self, ctx, conn, req, "payment_voided", "hold_released", "voided", resp);
+    return settle(self, ctx, conn, w, req, "payment_voided", "hold_released", "voided", resp);
 }
 
 static cl_status payments_local_capture_payment(struct payments_self *self, cl_ctx *ctx,
@@ -894,14 +909,14 @@ static cl_status payments_local_void_payment(struct payments_self *self, cl_ctx 
 }
 
 static cl_status cmd_refund(const struct payments_self *self, cl_ctx *ctx, cl_db_conn *conn,
-                            const void *req_, void *resp)
+                            payments__written *w, const void *req_, void *resp)
 {
     const payments_refund *req = req_;
     payments__payment_state p = {0};
     payments__account_state a = {0};
     cl_status rc;
 
-    rc = existing_payment(ctx, conn, req->payment_id, &p);
+    rc = existing_payment(self, ctx, conn, req->payment_id, &p);
     if (rc == CL_OK) {
         rc = check_amount(ctx, &req->amount, p.currency);
     }
@@ -917,15 +932,15 @@ static cl_status cmd_refund(const struct payments_self *self, cl_ctx *ctx, cl_db
                      p.captured - p.refunded, p.currency, req->amount.amount);
     }
     if (rc == CL_OK) {
-        rc = existing_account(ctx, conn, p.account_id, "account_id", &a);
+        rc = existing_account(self, ctx, conn, p.account_id, "account_id", &a);
     }
     if (rc == CL_OK) {
-        rc = append_payment(self, ctx, conn, &p, "payment_refunded",
+        rc = append_payment(self, ctx, conn, w, &p, "payment_refunded",
                             json_pack("{s:I}", "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
         rc = append_account(
-            self, ctx, conn, &a, "funds_refunded",
+            self, ctx, conn, w, &a, "funds_refunded",
             json_pack("{s:s,s:I}", "payment_id", p.id, "amount", (json_int_t)req->amount.amount));
     }
     if (rc == CL_OK) {
@@ -1108,14 +1123,14 @@ static cl_status replay(cl_ctx *ctx, cl_db_conn *conn, const char *stream)
 
     if (strncmp(stream, "account-", 8) == 0) {
         payments__account_state a = {0};
-        rc = payments__load_account(ctx, conn, stream + 8, false, &a);
+        rc = payments__load_account(NULL, ctx, conn, stream + 8, false, &a);
         if (rc == CL_OK) {
             rc = project_account(ctx, conn, &a);
         }
         cl_schema_free(&payments__account_state_type, &a);
     } else if (strncmp(stream, "payment-", 8) == 0) {
         payments__payment_state p = {0};
-        rc = payments__load_payment(ctx, conn, stream + 8, false, &p);
+        rc = payments__load_payment(NULL, ctx, conn, stream + 8, false, &p);
         if (rc == CL_OK) {
             rc = project_payment(ctx, conn, &p);
         }
@@ -1191,9 +1206,14 @@ static cl_status payments_local_rebuild_projections(struct payments_self *self, 
 
 /* --- the module ---------------------------------------------------------------------------- */
 
-static void payments_destroy(void *self)
+static void payments_destroy(void *self_)
 {
-    free(self);
+    struct payments_self *self = self_;
+
+    if (self != NULL) {
+        payments__cache_free(self->cache);
+        free(self);
+    }
 }
 
 static cl_status payments_create(const cl_module_env *env, void **out, cl_error *err)
@@ -1218,7 +1238,11 @@ static cl_status payments_create(const cl_module_env *env, void **out, cl_error 
                             "CLEAVE_PAYMENTS_SNAPSHOT_EVERY must be at least 1");
     }
     self = calloc(1, sizeof(*self));
-    if (self == NULL) {
+    if (self != NULL) {
+        self->cache = payments__cache_new();
+    }
+    if (self == NULL || self->cache == NULL) {
+        free(self);
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     self->db = env->db;

@@ -6,8 +6,12 @@
  * by reading the stream's head in the writer's transaction (exact on SQLite, where
  * writers are serialised), and by the primary key (stream_id, version), which makes a
  * racing writer on PostgreSQL fail with a unique violation; both are CL_CONFLICT.
+ *
+ * A load starts from the newest state it knows: the cache of states this instance folded
+ * and committed, else the stream's latest snapshot.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +83,133 @@ cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, in
                        "stream %s moved past version %" PRId64 " concurrently", stream, expected);
     }
     return rc;
+}
+
+/* --- the cache of folded states ----------------------------------------------------------- */
+
+struct payments__cache {
+    pthread_mutex_t mu;
+    struct payments__folded slot[PAYMENTS__CACHE_SLOTS]; /* state NULL: empty */
+};
+
+payments__cache *payments__cache_new(void)
+{
+    payments__cache *c = calloc(1, sizeof(*c));
+
+    if (c != NULL && pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+static void folded_clear(struct payments__folded *f)
+{
+    if (f->state != NULL) {
+        cl_schema_free(f->t, f->state);
+        free(f->state);
+    }
+    memset(f, 0, sizeof(*f));
+}
+
+void payments__cache_free(payments__cache *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (int i = 0; i < PAYMENTS__CACHE_SLOTS; i++) {
+        folded_clear(&c->slot[i]);
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* FNV-1a of stream, onto a slot. */
+static struct payments__folded *slot_of(payments__cache *c, const char *stream)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)stream; *p != '\0'; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return &c->slot[h % PAYMENTS__CACHE_SLOTS];
+}
+
+/* A copy of stream's state in c into state (zeroed, of type t); false when c has none. */
+static bool cache_get(payments__cache *c, const char *stream, const cl_type *t, void *state)
+{
+    struct payments__folded *f;
+    bool hit;
+
+    if (c == NULL) {
+        return false;
+    }
+    f = slot_of(c, stream);
+    pthread_mutex_lock(&c->mu);
+    hit = f->state != NULL && f->t == t && strcmp(f->stream, stream) == 0 &&
+          cl_schema_copy(t, state, f->state) == CL_OK;
+    pthread_mutex_unlock(&c->mu);
+    return hit;
+}
+
+void payments__written_add(payments__written *w, const char *stream, const cl_type *t,
+                           const void *state, int64_t version)
+{
+    struct payments__folded *f = NULL;
+    void *copy = calloc(1, t->size);
+
+    /* Out of memory, the state is only not cached: loads read the stream instead. */
+    if (copy == NULL || cl_schema_copy(t, copy, state) != CL_OK) {
+        free(copy);
+        copy = NULL;
+    }
+    for (int i = 0; i < w->n; i++) {
+        if (strcmp(w->v[i].stream, stream) == 0) {
+            f = &w->v[i];
+        }
+    }
+    if (f == NULL && w->n < (int)(sizeof(w->v) / sizeof(w->v[0]))) {
+        f = &w->v[w->n++];
+    }
+    if (f == NULL) {
+        cl_schema_free(t, copy);
+        free(copy);
+        return;
+    }
+    folded_clear(f);
+    if (copy != NULL) {
+        cl_strlcpy(f->stream, stream, sizeof(f->stream));
+        f->t = t;
+        f->state = copy;
+        f->version = version;
+    }
+}
+
+void payments__cache_put(payments__cache *c, payments__written *w)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < w->n; i++) {
+        struct payments__folded *f = &w->v[i];
+        struct payments__folded *s = slot_of(c, f->stream);
+
+        /* Two writers of one stream may come back in either order: the newer stays. */
+        if (f->state != NULL &&
+            (s->state == NULL || strcmp(s->stream, f->stream) != 0 || s->version < f->version)) {
+            struct payments__folded old = *s;
+            *s = *f;
+            *f = old; /* freed below, with what was not taken */
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    payments__written_clear(w);
+}
+
+void payments__written_clear(payments__written *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        folded_clear(&w->v[i]);
+    }
+    w->n = 0;
 }
 
 /* How an aggregate folds its events. */
@@ -181,18 +312,19 @@ static cl_status fold(cl_ctx *ctx, void *state, int64_t *version, char **updated
 }
 
 /*
- * Folds stream into state (of type t, zeroed). *version points at the state's version
- * field and *updated_at at its updated_at, which the fold keeps current.
+ * Folds stream into state (of type t, zeroed): when use_snapshot, from its state in cache
+ * or else its latest snapshot. *version points at the state's version field and
+ * *updated_at at its updated_at, which the fold keeps current.
  */
-static cl_status load(cl_ctx *ctx, cl_db_conn *conn, const char *stream, bool use_snapshot,
-                      const cl_type *t, void *state, int64_t *version, char **updated_at,
-                      apply_fn apply)
+static cl_status load(payments__cache *cache, cl_ctx *ctx, cl_db_conn *conn, const char *stream,
+                      bool use_snapshot, const cl_type *t, void *state, int64_t *version,
+                      char **updated_at, apply_fn apply)
 {
     cl_stmt *st;
     bool row = false;
     cl_status rc = CL_OK;
 
-    if (use_snapshot) {
+    if (use_snapshot && !cache_get(cache, stream, t, state)) {
         rc = cl_db_prepare(conn, sql_snapshot_get, &st, &ctx->err);
         if (rc == CL_OK) {
             rc = cl_stmt_bind_text(st, 1, stream, &ctx->err);
@@ -248,14 +380,14 @@ static cl_status load(cl_ctx *ctx, cl_db_conn *conn, const char *stream, bool us
     return rc;
 }
 
-cl_status payments__load_account(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool use_snapshot,
-                                 payments__account_state *out)
+cl_status payments__load_account(payments__cache *cache, cl_ctx *ctx, cl_db_conn *conn,
+                                 const char *id, bool use_snapshot, payments__account_state *out)
 {
-    char stream[PAYMENTS_ID_MAX + 16];
+    char stream[PAYMENTS__STREAM_MAX];
     cl_status rc;
 
     snprintf(stream, sizeof(stream), "account-%s", id);
-    rc = load(ctx, conn, stream, use_snapshot, &payments__account_state_type, out, &out->version,
+    rc = load(cache, ctx, conn, stream, use_snapshot, &payments__account_state_type, out, &out->version,
               &out->updated_at, apply_account);
     if (rc == CL_OK && out->id == NULL) {
         out->id = cl_strdup(id);
@@ -264,14 +396,14 @@ cl_status payments__load_account(cl_ctx *ctx, cl_db_conn *conn, const char *id, 
     return rc;
 }
 
-cl_status payments__load_payment(cl_ctx *ctx, cl_db_conn *conn, const char *id, bool use_snapshot,
-                                 payments__payment_state *out)
+cl_status payments__load_payment(payments__cache *cache, cl_ctx *ctx, cl_db_conn *conn,
+                                 const char *id, bool use_snapshot, payments__payment_state *out)
 {
-    char stream[PAYMENTS_ID_MAX + 16];
+    char stream[PAYMENTS__STREAM_MAX];
     cl_status rc;
 
     snprintf(stream, sizeof(stream), "payment-%s", id);
-    rc = load(ctx, conn, stream, use_snapshot, &payments__payment_state_type, out, &out->version,
+    rc = load(cache, ctx, conn, stream, use_snapshot, &payments__payment_state_type, out, &out->version,
               &out->updated_at, apply_payment);
     if (rc == CL_OK && out->id == NULL) {
         out->id = cl_strdup(id);

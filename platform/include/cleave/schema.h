@@ -145,7 +145,10 @@ cl_status cl_schema_from_json(const cl_type *type, json_t *json, int flags, void
 /* Frees everything obj owns (not obj itself) and zeroes it. obj may be NULL. */
 void cl_schema_free(const cl_type *type, void *obj);
 
-/* Deep copy of src into *dst (zeroed by the caller). CL_INTERNAL when out of memory. */
+/*
+ * Deep copy of src into *dst (zeroed by the caller), field by field. CL_INTERNAL when out of
+ * memory, and *dst then holds nothing.
+ */
 cl_status cl_schema_copy(const cl_type *type, void *dst, const void *src);
 
 /* Small helpers for module code that fills these structs. */
