@@ -13,7 +13,7 @@
 #include "cleave/bus.h"
 #include "cleave/util.h"
 
-#define CL__BUS_SCHEMA_VERSION 5
+#define CL__BUS_SCHEMA_VERSION 6
 #define CL__BUS_MAX_WORKERS    64
 #define CL__BUS_MAX_RELAYS     16
 /* Outbox rows a relay claims, publishes and settles per round; messages fetched per pull. */

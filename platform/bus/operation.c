@@ -30,19 +30,26 @@ static const char insert_sql[] =
 static const char get_sql[] =
     "SELECT id, kind, status, created_at, updated_at, result, problem_status, problem_detail "
     "FROM cl_operations WHERE id = ?";
-/* Pending, or running under a lease that lapsed or is this host id's previous process's. */
+/*
+ * Pending, or running under a lease that lapsed or is this host id's previous process's,
+ * oldest first. The first condition is what the index of open operations holds (bus
+ * schema v6): the claim reads it in age order and stops at its first match.
+ */
 #define CLAIM_SQL(now)                                                                             \
-    "SELECT id, kind, input FROM cl_operations WHERE status = 'pending' OR (status = 'running' "   \
-    "AND (lease_until IS NULL OR lease_until < " now                                               \
-    " OR (lease_host = ? AND lease_owner <> ?))) "                                                 \
-    "ORDER BY created_ms, id LIMIT 1"
+    "SELECT id, kind, input, lease_epoch FROM cl_operations "                                      \
+    "WHERE status IN ('pending', 'running') AND (status = 'pending' OR lease_until IS NULL "       \
+    "OR lease_until < " now " OR (lease_host = ? AND lease_owner <> ?)) "                          \
+    "ORDER BY created_ms LIMIT 1"
 static const char claim_sql[] = CLAIM_SQL(CL_DB_NOW_MS_SQLITE);
 static const char claim_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES) " FOR UPDATE SKIP LOCKED";
 static const char peek_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES);
+/*
+ * The claimed row is the claim's own (SQLite's one writer, PostgreSQL's row lock): its
+ * new epoch is the one read plus one, with no RETURNING (a temporary B-tree in SQLite).
+ */
 #define RUNNING_SQL(now)                                                                           \
     "UPDATE cl_operations SET status = 'running', updated_at = ?, lease_owner = ?, "               \
-    "lease_host = ?, lease_epoch = lease_epoch + 1, lease_until = " now " + ? WHERE id = ? "       \
-    "RETURNING lease_epoch"
+    "lease_host = ?, lease_epoch = ?, lease_until = " now " + ? WHERE id = ?"
 static const char running_sql[] = RUNNING_SQL(CL_DB_NOW_MS_SQLITE);
 static const char running_pg_sql[] = RUNNING_SQL(CL_DB_NOW_MS_POSTGRES);
 /* The outcome, only while the lease is still the runner's. */
@@ -52,9 +59,10 @@ static const char succeeded_sql[] =
 static const char failed_sql[] = "UPDATE cl_operations SET status = 'failed', problem_status = ?, "
                                  "problem_detail = ?, updated_at = ? WHERE id = ? "
                                  "AND lease_owner = ? AND lease_epoch = ?";
+/* The first condition repeats the index's, which the index then serves. */
 #define RENEW_SQL(now)                                                                             \
-    "UPDATE cl_operations SET lease_until = " now " + ? WHERE status = 'running' "                 \
-    "AND lease_owner = ?"
+    "UPDATE cl_operations SET lease_until = " now " + ? WHERE status IN ('pending', 'running') "  \
+    "AND status = 'running' AND lease_owner = ?"
 static const char renew_sql[] = RENEW_SQL(CL_DB_NOW_MS_SQLITE);
 static const char renew_pg_sql[] = RENEW_SQL(CL_DB_NOW_MS_POSTGRES);
 
@@ -220,24 +228,23 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
         if (*input == NULL) {
             *input = json_object();
         }
+        *epoch = cl_stmt_i64(st, 3) + 1;
         *found = true;
         rc = cl_stmt_drain(st, NULL, err);
     }
     if (rc == CL_OK && *found) {
+        int changed = 0;
+
         cl_now_rfc3339(now);
         rc = cl_db_prepare(conn, pg ? running_pg_sql : running_sql, &st, err);
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_all(st, err, "sssis", now, bus->op_owner, bus->op_host,
+            rc = cl_stmt_bind_all(st, err, "sssiis", now, bus->op_owner, bus->op_host, *epoch,
                                   bus->op_lease_ms, id);
         }
-        row = false;
         if (rc == CL_OK) {
-            rc = cl_stmt_step(st, &row, err);
+            rc = cl_stmt_run(st, &changed, err);
         }
-        if (rc == CL_OK && row) {
-            *epoch = cl_stmt_i64(st, 0);
-            rc = cl_stmt_drain(st, NULL, err);
-        } else if (rc == CL_OK) {
+        if (rc == CL_OK && changed != 1) {
             rc = cl_error_set(err, CL_INTERNAL, NULL, "operation %s vanished", id);
         }
     }

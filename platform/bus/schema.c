@@ -96,6 +96,17 @@ static const char ddl_v5_sqlite[] =
 /* PostgreSQL drops the constraint in place; its inbox is a heap and an index either way. */
 static const char ddl_v5_postgres[] = "ALTER TABLE cl_outbox DROP CONSTRAINT cl_outbox_id_key;";
 
+/*
+ * v6 (ADR 0053): a runner's claim takes the oldest open operation from an index that holds
+ * only the open ones (pending or running), in age order, so the claim stops at its first
+ * row and sorts nothing. The index by (status, created_ms) could serve each status alone,
+ * and the claim, asking for either, sorted them in a temporary B-tree at every claim.
+ */
+static const char ddl_v6[] =
+    "DROP INDEX IF EXISTS cl_operations_open;"
+    "CREATE INDEX cl_operations_open ON cl_operations (created_ms) "
+    "WHERE status IN ('pending', 'running');";
+
 static const char ddl_v1_sqlite[] =
     "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"
     "CREATE TABLE cl_dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, " DEAD_COLUMNS
@@ -158,7 +169,8 @@ cl_status cl__bus_schema_apply_to(cl_db *db, int64_t target, cl_error *err)
     /* Each version once, in order, in this one transaction; a shipped version never changes. */
     for (int64_t v = version + 1; rc == CL_OK && v <= target; v++) {
         bool pg = cl__bus_is_postgres(db);
-        const char *ddl = v == 5   ? (pg ? ddl_v5_postgres : ddl_v5_sqlite)
+        const char *ddl = v == 6   ? ddl_v6
+                          : v == 5 ? (pg ? ddl_v5_postgres : ddl_v5_sqlite)
                           : v == 4 ? ddl_v4
                           : v == 3 ? ddl_v3
                           : v == 2 ? ddl_v2

@@ -50,9 +50,14 @@ static const char sql_by_key[] =
 static const char sql_put_key[] =
     "INSERT INTO order_idempotency (principal, operation, resource, idem_key, request, order_id) "
     "VALUES (?, 'place_order', ?, ?, ?, ?)";
+/*
+ * The next seq from a scalar subquery in VALUES: an INSERT ... SELECT from its own table
+ * makes SQLite gather the rows in a temporary B-tree first, at every entry.
+ */
 static const char sql_log[] =
     "INSERT INTO saga_log (order_id, seq, step, outcome, detail, at, executor, epoch) "
-    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ? FROM saga_log WHERE order_id = ?";
+    "VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_log WHERE order_id = ?), "
+    "?, ?, ?, ?, ?, ?)";
 static const char sql_page[] = "SELECT id, seq FROM orders WHERE seq > ? ORDER BY seq LIMIT ?";
 static const char sql_page_status[] =
     "SELECT id, seq FROM orders WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?";
@@ -85,9 +90,9 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const order
     cl_status rc;
 
     cl_now_rfc3339(now);
-    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "ssssssis", id, step, outcome, detail, now,
-                            fence != NULL ? fence->owner : NULL,
-                            fence != NULL ? fence->epoch : (int64_t)0, id);
+    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "sssssssi", id, id, step, outcome, detail,
+                            now, fence != NULL ? fence->owner : NULL,
+                            fence != NULL ? fence->epoch : (int64_t)0);
     return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }
 
