@@ -1884,14 +1884,6 @@ static void route_and_run(cl_http_req *req, int draining)
     }
 }
 
-/* civetweb's own authorization: every request passes on to dispatch, which decides. */
-static int civetweb_auth_off(struct mg_connection *conn, void *arg)
-{
-    (void)conn;
-    (void)arg;
-    return 1;
-}
-
 /*
  * One line per request, with Elastic Common Schema field names (ADR 0036), written without
  * an allocation (ADR 0046).
@@ -1928,9 +1920,8 @@ static void access_log(const cl_http_req *req, int64_t start_ns)
                    req->path, req->status);
 }
 
-static int dispatch(struct mg_connection *conn, void *arg)
+static int dispatch(struct mg_connection *conn, cl_http_server *srv)
 {
-    cl_http_server *srv = arg;
     cl__http_worker *worker;
     cl_http_req *req;
     int64_t start_ns = cl_metrics_now_ns();
@@ -2022,6 +2013,22 @@ out:
         pthread_mutex_unlock(&srv->mu);
     }
     return status;
+}
+
+/*
+ * Every request civetweb reads goes to dispatch from here, before civetweb looks for a
+ * handler or checks authorization of its own. So there is no moment, between civetweb
+ * starting to listen and a handler being set, where it answers a request itself (a 404);
+ * no lookup of a handler under civetweb's context lock per request; and no search for a
+ * .htpasswd file (a stat(2) per request, issue #16, and a file of that name at the root
+ * would put every route behind digest authentication). Authentication is ours, per route.
+ */
+static int on_begin_request(struct mg_connection *conn)
+{
+    int status = dispatch(conn, mg_get_request_info(conn)->user_data);
+
+    /* Above 0 tells civetweb the request was answered; our answer always was. */
+    return status > 0 ? status : 500;
 }
 
 /* civetweb's own complaints (bad request lines, socket errors) go to our log. */
@@ -2301,6 +2308,7 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
         NULL,
     };
     memset(&callbacks, 0, sizeof(callbacks));
+    callbacks.begin_request = on_begin_request;
     callbacks.log_message = log_civetweb;
     callbacks.http_error = on_http_error;
     callbacks.connection_close = on_connection_close;
@@ -2323,15 +2331,6 @@ cl_status cl_http_start(const cl_http_options *opt, const cl_router *router, cl_
                           errtext[0] != '\0' ? errtext : "civetweb failed");
         goto out;
     }
-    /* "**" matches every path, so all requests go through our router. */
-    mg_set_request_handler(srv->mg, "**", dispatch, srv);
-    /*
-     * Authentication is ours (per route, in dispatch). Without a handler of its own here
-     * civetweb looks for a .htpasswd file on every request: a stat(2) each (issue #16), and
-     * a file of that name at the root of the file system would put every route behind
-     * digest authentication.
-     */
-    mg_set_auth_handler(srv->mg, "**", civetweb_auth_off, NULL);
     memset(ports, 0, sizeof(ports));
     if (mg_get_server_ports(srv->mg, 4, ports) < 1) {
         st =

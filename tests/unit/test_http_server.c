@@ -5,6 +5,7 @@
  * in-flight request finish.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1710,6 +1711,122 @@ static void test_http_stop_lets_inflight_request_finish(void **state)
     pthread_mutex_destroy(&g.mu);
 }
 
+/* --- a request as the server starts ---------------------------------------------------- */
+
+/* A loopback port that was free a moment ago. */
+static int port_free_now(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+typedef struct early_client {
+    int port;
+    int status; /* of the answer; -1: no connection within 10 s */
+} early_client;
+
+/* Connects the moment the port listens (trying again at once until then) and asks /ping. */
+static void *early_ping(void *arg)
+{
+    static const char ask[] = "GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    early_client *c = arg;
+    int64_t end = cl_now_ms() + 10000;
+    struct sockaddr_in sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)c->port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->status = -1;
+    while (cl_now_ms() < end) {
+        char got[64] = {0};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        if (fd < 0) {
+            break;
+        }
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            if (send(fd, ask, sizeof(ask) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(ask) - 1) &&
+                recv(fd, got, sizeof(got) - 1, MSG_WAITALL) >= 12) {
+                c->status = (int)strtol(got + 9, NULL, 10);
+            }
+            close(fd);
+            break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static atomic_int spinning;
+
+/* Keeps a core busy until spinning is cleared: the starting server's thread gets preempted. */
+static void *spin(void *arg)
+{
+    volatile uint64_t n = 0;
+
+    (void)arg;
+    while (atomic_load(&spinning)) {
+        n++;
+    }
+    return NULL;
+}
+
+/*
+ * The first request a server takes is routed like any other: no moment after it listens
+ * where civetweb answers on its own (a 404 of its own, once, to a client of a host that
+ * was restarting: saga_two_hosts_pg). The machine is kept busy meanwhile, as it was
+ * then: with an idle one the request seldom came before the route did.
+ */
+static void test_http_routes_the_first_request_it_takes(void **state)
+{
+    cl_router *r = cl_router_new();
+    cl_route ping = {"GET", "/ping", CL_PERM_PUBLIC, h_ping, NULL, NULL};
+    pthread_t spinner[3];
+    cl_error err;
+
+    (void)state;
+    assert_int_equal(cl_router_add(r, &ping, &err), CL_OK);
+    atomic_store(&spinning, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_create(&spinner[i], NULL, spin, NULL), 0);
+    }
+    for (int round = 0; round < 300; round++) {
+        early_client c = {.port = port_free_now()};
+        char listen[32];
+        cl_http_options opt = {.listen = listen, .threads = 2, .service = "test"};
+        cl_http_server *srv = NULL;
+        pthread_t t;
+
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", c.port);
+        assert_int_equal(pthread_create(&t, NULL, early_ping, &c), 0);
+        assert_int_equal(cl_http_start(&opt, r, &srv, &err), CL_OK);
+        pthread_join(t, NULL);
+        cl_http_stop(srv);
+        if (c.status != 200) {
+            atomic_store(&spinning, 0);
+            fail_msg("round %d: the first request got %d", round, c.status);
+        }
+    }
+    atomic_store(&spinning, 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(spinner[i], NULL);
+    }
+    cl_router_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1742,6 +1859,7 @@ int main(void)
         cmocka_unit_test(test_rpc_deadline_header_is_bounded),
         cmocka_unit_test(test_rpc_without_a_token_accepts_no_call),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
+        cmocka_unit_test(test_http_routes_the_first_request_it_takes),
         cmocka_unit_test(test_http_reads_form_bodies),
         cmocka_unit_test(test_http_basic_auth_decodes_or_refuses),
         cmocka_unit_test(test_http_form_decode),
