@@ -61,7 +61,7 @@ static const char failed_sql[] = "UPDATE cl_operations SET status = 'failed', pr
                                  "AND lease_owner = ? AND lease_epoch = ?";
 /* The first condition repeats the index's, which the index then serves. */
 #define RENEW_SQL(now)                                                                             \
-    "UPDATE cl_operations SET lease_until = " now " + ? WHERE status IN ('pending', 'running') "  \
+    "UPDATE cl_operations SET lease_until = " now " + ? WHERE status IN ('pending', 'running') "   \
     "AND status = 'running' AND lease_owner = ?"
 static const char renew_sql[] = RENEW_SQL(CL_DB_NOW_MS_SQLITE);
 static const char renew_pg_sql[] = RENEW_SQL(CL_DB_NOW_MS_POSTGRES);

@@ -102,10 +102,9 @@ static const char ddl_v5_postgres[] = "ALTER TABLE cl_outbox DROP CONSTRAINT cl_
  * row and sorts nothing. The index by (status, created_ms) could serve each status alone,
  * and the claim, asking for either, sorted them in a temporary B-tree at every claim.
  */
-static const char ddl_v6[] =
-    "DROP INDEX IF EXISTS cl_operations_open;"
-    "CREATE INDEX cl_operations_open ON cl_operations (created_ms) "
-    "WHERE status IN ('pending', 'running');";
+static const char ddl_v6[] = "DROP INDEX IF EXISTS cl_operations_open;"
+                             "CREATE INDEX cl_operations_open ON cl_operations (created_ms) "
+                             "WHERE status IN ('pending', 'running');";
 
 static const char ddl_v1_sqlite[] =
     "CREATE TABLE cl_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, " OUTBOX_COLUMNS ";"

@@ -90,8 +90,8 @@ cl_status orders__log(cl_ctx *ctx, cl_db_conn *conn, const char *id, const order
     cl_status rc;
 
     cl_now_rfc3339(now);
-    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "sssssssi", id, id, step, outcome, detail,
-                            now, fence != NULL ? fence->owner : NULL,
+    rc = cl_db_prepare_bind(ctx, conn, sql_log, &st, "sssssssi", id, id, step, outcome, detail, now,
+                            fence != NULL ? fence->owner : NULL,
                             fence != NULL ? fence->epoch : (int64_t)0);
     return rc == CL_OK ? cl_stmt_drain(st, NULL, &ctx->err) : rc;
 }

@@ -54,7 +54,7 @@ cl_status payments__append(cl_ctx *ctx, cl_db_conn *conn, const char *stream, in
                            const char *type, const char *data, const char *occurred_at);
 
 /* A stream's name: "account-<id>" or "payment-<id>". */
-#define PAYMENTS__STREAM_MAX (PAYMENTS_ID_MAX + 16)
+#define PAYMENTS__STREAM_MAX  (PAYMENTS_ID_MAX + 16)
 
 /*
  * The states an instance folded last of the streams it wrote, one per slot of

@@ -387,8 +387,8 @@ cl_status payments__load_account(payments__cache *cache, cl_ctx *ctx, cl_db_conn
     cl_status rc;
 
     snprintf(stream, sizeof(stream), "account-%s", id);
-    rc = load(cache, ctx, conn, stream, use_snapshot, &payments__account_state_type, out, &out->version,
-              &out->updated_at, apply_account);
+    rc = load(cache, ctx, conn, stream, use_snapshot, &payments__account_state_type, out,
+              &out->version, &out->updated_at, apply_account);
     if (rc == CL_OK && out->id == NULL) {
         out->id = cl_strdup(id);
         rc = out->id != NULL ? CL_OK : oom(ctx);
@@ -403,8 +403,8 @@ cl_status payments__load_payment(payments__cache *cache, cl_ctx *ctx, cl_db_conn
     cl_status rc;
 
     snprintf(stream, sizeof(stream), "payment-%s", id);
-    rc = load(cache, ctx, conn, stream, use_snapshot, &payments__payment_state_type, out, &out->version,
-              &out->updated_at, apply_payment);
+    rc = load(cache, ctx, conn, stream, use_snapshot, &payments__payment_state_type, out,
+              &out->version, &out->updated_at, apply_payment);
     if (rc == CL_OK && out->id == NULL) {
         out->id = cl_strdup(id);
         rc = out->id != NULL ? CL_OK : oom(ctx);
