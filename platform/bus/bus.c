@@ -1450,6 +1450,16 @@ static void *relay_main(void *arg)
             /* Something failed (a publish, a stop): settle now, back off before retrying. */
             settle(mod, msgs, &n, ok);
             (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
+        } else if (n < CL__BUS_BATCH && !leasing(mod)) {
+            /*
+             * A lone relay's claim read every row committed before it began, and the
+             * publish of any row committed since kicked after it, so after seen: a round
+             * that was not full is settled alone, and the next read waits for that kick
+             * (it returns at once if it came), instead of reading an empty outbox after
+             * every round. Leasing relays settle with their next claim, in one transaction.
+             */
+            settle(mod, msgs, &n, ok);
+            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
         }
     }
     /* The last round's rows, settled before the relay ends. */

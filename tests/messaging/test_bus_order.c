@@ -161,6 +161,27 @@ static void test_a_publish_wakes_the_relay_after_its_commit(void **state)
 }
 
 /*
+ * A relay that goes idle after a round must not miss what was committed while it delivered
+ * that round: the relay's poll is far longer than the wait allowed, so every event arrives
+ * in time only if each commit's wake-up reached a relay that had read before it. One
+ * relay, events published one per transaction, back to back, while it delivers.
+ */
+static void
+test_events_committed_during_a_round_are_relayed_without_waiting_for_the_poll(void **state)
+{
+    char dir[256];
+    nats_server nats = {0};
+
+    (void)state;
+    bus_harness_poll_ms = 30000;
+    open_bus(dir, sizeof(dir), &nats, 1, 1);
+    bus_harness_poll_ms = 20;
+    assert_int_equal(bus_harness_publish(&harness, "one-by-one", 1, BURST, 1), 0);
+    assert_int_equal(bus_harness_wait(&harness, BURST, 10000), 0);
+    close_bus(dir, &nats);
+}
+
+/*
  * Reads the bus's counters into *stats until *field, one of them, reaches want (10 s at
  * most): a worker counts what it handled just after its inbox commit, whose rows the
  * test may already have seen.
@@ -297,6 +318,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_per_key_order_holds_with_two_relays_and_two_consumers),
         cmocka_unit_test(test_a_failing_handler_in_a_batch_rolls_back_alone),
         cmocka_unit_test(test_a_publish_wakes_the_relay_after_its_commit),
+        cmocka_unit_test(
+            test_events_committed_during_a_round_are_relayed_without_waiting_for_the_poll),
         cmocka_unit_test(test_messages_in_the_inbox_or_dead_letters_are_skipped),
         cmocka_unit_test(test_a_relay_round_reaches_a_worker_as_one_batch),
     };
