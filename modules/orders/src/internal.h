@@ -152,10 +152,12 @@ bool orders__saga_accepting(struct orders_self *self);
  * Hands order id, committed as pending, to the executor. leased_ms (cl_now_ms), when not 0,
  * says this executor placed the order holding its lease (epoch 0) from that time on: a
  * worker that starts it within renew_ms runs it under that lease instead of taking it
- * again. ctx (may be NULL) is the checkout's, whose trace the saga continues.
+ * again, and from placed (may be NULL), the order as its placing transaction committed it,
+ * copied here, instead of reading it back. ctx (may be NULL) is the checkout's, whose trace
+ * the saga continues.
  */
 void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
-                          const cl_ctx *ctx);
+                          const orders_order *placed, const cl_ctx *ctx);
 /*
  * Registers w to hear when the saga of order id ends in this executor (a saga run by
  * another host is not heard of: the caller reads the order again now and then). id is

@@ -639,7 +639,7 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     if (rc == CL_OK) {
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(self->bus, "orders.after-place");
-        orders__saga_enqueue(self, id, leased_ms, ctx);
+        orders__saga_enqueue(self, id, leased_ms, resp, ctx);
     }
     goto out;
 replay:

@@ -59,7 +59,7 @@ static const char *const step_names[S_COUNT] = {
 /* One order's saga as a worker runs it. */
 typedef struct saga {
     struct orders_self *self; /* the instance whose executor runs it */
-    orders_order o;           /* as loaded (no history) */
+    orders_order o;           /* as loaded (no history), or as placed (history: "place") */
     orders__fence fence;      /* the lease it runs under */
     int64_t renewed_ms;       /* when the lease was last renewed (cl_now_ms) */
     step next;
@@ -98,8 +98,18 @@ typedef struct orders__qnode {
     struct orders__qnode *next;
     char id[ORDERS__ID_SIZE];
     char traceparent[CL_TRACEPARENT_SIZE]; /* the checkout's, or "" (a resumed saga) */
-    int64_t leased_ms; /* placed here under this executor's lease since then, or 0 */
+    int64_t leased_ms;    /* placed here under this executor's lease since then, or 0 */
+    orders_order *placed; /* with leased_ms: the order as placed (owned), or NULL */
 } qnode;
+
+static void qnode_free(qnode *n)
+{
+    if (n->placed != NULL) {
+        cl_schema_free(&orders_order_type, n->placed);
+        free(n->placed);
+    }
+    free(n);
+}
 
 /* --- the queue ----------------------------------------------------------------------- */
 
@@ -115,7 +125,7 @@ bool orders__saga_accepting(struct orders_self *self)
 }
 
 void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
-                          const cl_ctx *ctx)
+                          const orders_order *placed, const cl_ctx *ctx)
 {
     orders__executor *x = &self->saga;
     qnode *n = calloc(1, sizeof(*n));
@@ -126,6 +136,14 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
     }
     cl_strlcpy(n->id, id, sizeof(n->id));
     n->leased_ms = leased_ms;
+    /* Without the copy (out of memory) the saga reads the order back: no harm done. */
+    if (leased_ms > 0 && placed != NULL) {
+        n->placed = calloc(1, sizeof(*n->placed));
+        if (n->placed != NULL && cl_schema_copy(&orders_order_type, n->placed, placed) != CL_OK) {
+            free(n->placed);
+            n->placed = NULL;
+        }
+    }
     if (ctx != NULL) {
         (void)cl_trace_format(ctx, n->traceparent);
     }
@@ -833,7 +851,7 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
  * renewed as any other, counting from when it was placed. Past renew_ms in the queue it is
  * taken as a resumed one is, so that no saga starts on a lease close to lapsing.
  */
-static void run(struct orders_self *self, const qnode *n)
+static void run(struct orders_self *self, qnode *n)
 {
     const char *id = n->id;
     saga s;
@@ -847,6 +865,15 @@ static void run(struct orders_self *self, const qnode *n)
         s.fence.owner = self->saga.id;
         s.fence.epoch = 0;
         s.renewed_ms = n->leased_ms;
+        /*
+         * Under the lease it was placed with, nobody else wrote the order since: it is as
+         * place_order committed it, which is what the saga would read back.
+         */
+        if (n->placed != NULL) {
+            s.o = *n->placed;
+            free(n->placed);
+            n->placed = NULL;
+        }
     } else if (take(self, id, &s.fence)) {
         s.renewed_ms = cl_now_ms();
     } else {
@@ -856,7 +883,7 @@ static void run(struct orders_self *self, const qnode *n)
     cl_ctx_init(&trace, 0);
     cl_trace_enter(&trace, n->traceparent, NULL);
     s.trace = &trace;
-    for (;;) {
+    for (; s.o.id == NULL;) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
         cl_status rc;
@@ -932,7 +959,7 @@ static void *worker(void *arg)
             pthread_mutex_lock(&x->mu);
             cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
         }
-        free(n);
+        qnode_free(n);
     }
     pthread_mutex_unlock(&x->mu);
     return NULL;
@@ -990,7 +1017,7 @@ static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *q
         fresh = !known(x, id);
         pthread_mutex_unlock(&x->mu);
         if (fresh) {
-            orders__saga_enqueue(self, id, 0, NULL);
+            orders__saga_enqueue(self, id, 0, NULL, NULL);
             n++;
         }
         rc = cl_stmt_step(st, &row, &ctx.err);
@@ -1043,7 +1070,7 @@ static void drop_queue(orders__executor *x)
     while (x->head != NULL) {
         qnode *n = x->head;
         x->head = n->next;
-        free(n);
+        qnode_free(n);
     }
     x->tail = NULL;
     x->qlen = 0;
