@@ -1446,18 +1446,15 @@ static void *relay_main(void *arg)
             }
             failed = failed || !ok[i];
         }
-        if (failed) {
-            /* Something failed (a publish, a stop): settle now, back off before retrying. */
-            settle(mod, msgs, &n, ok);
-            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
-        } else if (n < CL__BUS_BATCH && !leasing(mod)) {
-            /*
-             * A lone relay's claim read every row committed before it began, and the
-             * publish of any row committed since kicked after it, so after seen: a round
-             * that was not full is settled alone, and the next read waits for that kick
-             * (it returns at once if it came), instead of reading an empty outbox after
-             * every round. Leasing relays settle with their next claim, in one transaction.
-             */
+        /*
+         * Something failed (a publish, a stop): settle now, back off before retrying.
+         * Otherwise, a lone relay's claim read every row committed before it began, and the
+         * publish of any row committed since kicked after it, so after seen: a round that
+         * was not full is settled alone, and the next read waits for that kick (it returns
+         * at once if it came), instead of reading an empty outbox after every round.
+         * Leasing relays settle with their next claim, in one transaction.
+         */
+        if (failed || (n < CL__BUS_BATCH && !leasing(mod))) {
             settle(mod, msgs, &n, ok);
             (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
         }
