@@ -883,7 +883,7 @@ static void run(struct orders_self *self, qnode *n)
     cl_ctx_init(&trace, 0);
     cl_trace_enter(&trace, n->traceparent, NULL);
     s.trace = &trace;
-    for (; s.o.id == NULL;) {
+    while (s.o.id == NULL) {
         cl_db_conn *conn = NULL;
         cl_ctx ctx;
         cl_status rc;
