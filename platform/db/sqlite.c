@@ -35,6 +35,11 @@
 #define CL__SQLITE_CHECKPOINT_WAIT_MS      20
 #define CL__SQLITE_CHECKPOINT_STEPS        2
 #define CL__SQLITE_CHECKPOINT_RETRY_FRAMES 500
+/*
+ * The WAL's size, in frames, from which a writer of this process that begins while a
+ * checkpoint runs waits for it to end (see checkpoint_wait).
+ */
+#define CL__SQLITE_CHECKPOINT_HOLD_FRAMES  (CL__SQLITE_CHECKPOINT_FRAMES * 3 / 2)
 
 /*
  * Writers of this process that wait for the write lock sleep on busy_cv until any
@@ -156,6 +161,7 @@ typedef struct shared_file {
     atomic_int due;
     atomic_bool upkept;
     restart_state restart;
+    atomic_int frames; /* the WAL's, at the last commit of this process */
     /*
      * Its checkpointer (checkpointer_main): a thread with a connection of its own, started
      * when the pool's upkeep first finds a checkpoint due. ckpt_mu guards the flags; ckpt_cv
@@ -196,6 +202,7 @@ static shared_file *file_new(const char *path)
     }
     atomic_init(&w->due, 0);
     atomic_init(&w->upkept, false);
+    atomic_init(&w->frames, 0);
     restart_init(&w->restart);
     memcpy(w->path, path, n);
     return w;
@@ -275,6 +282,34 @@ typedef struct sqlite_conn {
     sqlite3_stmt *tx[TX_STMTS]; /* tx_sql's, prepared at first use */
 } sqlite_conn;
 
+/*
+ * Once the WAL holds CL__SQLITE_CHECKPOINT_HOLD_FRAMES, a writer that begins while a
+ * checkpoint of w runs waits for it to end, at most CL__SQLITE_BUSY_TIMEOUT_MS: the
+ * checkpoint's PASSIVE copy holds up no one, and writers that append faster than it copies
+ * (a slow disk, or a checkpointer starved of CPU) grew the WAL without bound: under three
+ * test processes and two busy loops on two cores, by 3,200 frames during one checkpoint.
+ * A checkpoint always ends (its RESTART waits for readers a bounded time); one that could
+ * not restart the WAL lets the writers go on, and the next is tried
+ * CL__SQLITE_CHECKPOINT_RETRY_FRAMES later, as always.
+ */
+static void checkpoint_wait(shared_file *w)
+{
+    struct timespec until;
+
+    if (atomic_load(&w->frames) < CL__SQLITE_CHECKPOINT_HOLD_FRAMES ||
+        !atomic_load(&w->restart.running)) {
+        return;
+    }
+    (void)monotonic_us(&until);
+    until.tv_sec += CL__SQLITE_BUSY_TIMEOUT_MS / 1000;
+    /* checkpoint wakes busy_cv under busy_mu once it no longer runs. */
+    pthread_mutex_lock(&busy_mu);
+    while (atomic_load(&w->restart.running) &&
+           pthread_cond_timedwait(&busy_cv, &busy_mu, &until) == 0) {
+    }
+    pthread_mutex_unlock(&busy_mu);
+}
+
 /* Queues for the file's writer lock, at most CL__SQLITE_BUSY_TIMEOUT_MS. 0, or the error. */
 static int writer_take(sqlite_conn *c)
 {
@@ -285,6 +320,9 @@ static int writer_take(sqlite_conn *c)
     }
     rc = cl_mutex_lock_within(&c->w->writers, CL__SQLITE_BUSY_TIMEOUT_MS);
     c->writing = rc == 0;
+    if (c->writing) {
+        checkpoint_wait(c->w);
+    }
     return rc;
 }
 
@@ -371,6 +409,9 @@ static int sqlite_committed(void *arg, sqlite3 *db, const char *name, int frames
 
     (void)db;
     (void)name;
+    if (c->w != NULL) {
+        atomic_store(&c->w->frames, frames);
+    }
     /* The next writer of this process begins while this one checkpoints. */
     writer_give(c);
     busy_wake();

@@ -1,13 +1,15 @@
 /*
  * The default VFS with its sleep counted, and the files it opens given a copy of their
- * method table whose xRead, xSync and xShmLock count, then call the real ones. The default VFS
- * gives its files one of a few method tables (a WAL's is not a database's): each copy is
- * found again by its place in counted.
+ * method table whose xRead, xSync and xShmLock count (and whose xWrite may slow a database
+ * file's writes), then call the real ones. The default VFS gives its files one of a few
+ * method tables (a WAL's is not a database's): each copy is found again by its place in
+ * counted.
  */
 #include "sqlite_counting.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -19,6 +21,7 @@ atomic_int sqlite_counted_sleeps;
 atomic_int sqlite_counted_syncs;
 atomic_int sqlite_counted_db_syncs;
 _Thread_local int sqlite_counted_db_syncs_here;
+atomic_int sqlite_counted_db_write_delay_us;
 atomic_int sqlite_counted_write_locks;
 atomic_int sqlite_counted_write_lock_refusals;
 atomic_int sqlite_counted_read_locks;
@@ -150,6 +153,22 @@ static int counting_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 
     return real->xRead(file, data, amt, off);
 }
 
+static int counting_write(sqlite3_file *file, const void *data, int amt, sqlite3_int64 off)
+{
+    const sqlite3_io_methods *real = real_methods(file);
+    int delay_us = atomic_load(&sqlite_counted_db_write_delay_us);
+
+    if (real == NULL) {
+        return SQLITE_INTERNAL;
+    }
+    if (delay_us > 0 && is_main_file(file)) {
+        struct timespec delay = {delay_us / 1000000, (long)(delay_us % 1000000) * 1000L};
+
+        nanosleep(&delay, NULL);
+    }
+    return real->xWrite(file, data, amt, off);
+}
+
 static int counting_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
     const sqlite3_io_methods *real = real_methods(file);
@@ -196,6 +215,7 @@ static int counting_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *
         counted[i].copy.xSync = counting_sync;
         counted[i].copy.xClose = counting_close;
         counted[i].copy.xRead = counting_read;
+        counted[i].copy.xWrite = counting_write;
         if (file->pMethods->iVersion >= 2 && file->pMethods->xShmLock != NULL) {
             counted[i].copy.xShmLock = counting_shm_lock;
         }

@@ -15,6 +15,11 @@ extern atomic_int sqlite_counted_syncs;
 extern atomic_int sqlite_counted_db_syncs;
 extern _Thread_local int sqlite_counted_db_syncs_here;
 /*
+ * Microseconds a write to a main database file sleeps first (0: none), as on a slow disk:
+ * in WAL mode only checkpoints write it, so this slows their copying.
+ */
+extern atomic_int sqlite_counted_db_write_delay_us;
+/*
  * The WAL's write lock (wal-index lock 0, exclusive) granted, which every write
  * transaction takes, and refused to a writer (a connection holding a read mark), which
  * sends it to its busy handler. A reader that finds the wal-index header torn by a commit

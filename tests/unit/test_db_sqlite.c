@@ -1233,9 +1233,10 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
 #define WAL_MAX_SYNCS   64
 /*
  * The WAL restarted at the mark, it never holds much more than the mark and what writers
- * append while the checkpoint copies it (the PASSIVE one does not hold them up): alone,
- * 4,600-4,800 frames of a 4 KiB page; with two or three of these tests at once on two cores,
- * up to 6,400 (2,100 frames appended during the copy). Never restarted, it reached 25,540.
+ * append while the checkpoint copies it (the PASSIVE one does not hold them up until the
+ * WAL reaches WAL_HELD_FRAMES, below): alone, 4,600-4,800 frames of a 4 KiB page; with two
+ * or three of these tests at once on two cores, up to 6,400 (2,100 frames appended during
+ * the copy). Never restarted, it reached 25,540.
  */
 #define WAL_MAX_BYTES   (8000L * (4096 + 24))
 
@@ -1368,6 +1369,54 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
 }
 
 /*
+ * A checkpoint that falls behind the writers holds them up once the WAL has grown half the
+ * mark past it, instead of letting them grow the WAL while it copies: under three of these
+ * test processes and two busy loops on two cores, the writers appended 3,200 frames during
+ * one checkpoint and the WAL reached 10,235 frames. Here every page a checkpoint copies
+ * takes WAL_SLOW_WRITE_US more, as on a slow disk, and only writers run, so every RESTART
+ * succeeds.
+ */
+#define WAL_SLOW_WRITE_US  100
+#define WAL_HELD_FRAMES    (WAL_FRAMES_MARK * 3 / 2)
+/* What the writers may add once held: each one's transaction under way, a few frames. */
+#define WAL_HELD_MAX_BYTES ((WAL_HELD_FRAMES + 200L) * (4096 + 24))
+
+static void test_db_sqlite_writers_wait_for_a_checkpoint_fallen_behind(void **state)
+{
+    fixture *f = *state;
+    cl_db *db = open_db(f, WAL_WRITERS, 10000);
+    wal_user u[WAL_WRITERS];
+    pthread_t t[WAL_WRITERS];
+    char wal[160];
+    struct stat sb;
+
+    atomic_store(&sqlite_counted_db_write_delay_us, WAL_SLOW_WRITE_US);
+    for (int i = 0; i < WAL_WRITERS; i++) {
+        memset(&u[i], 0, sizeof(u[i]));
+        u[i].db = db;
+        u[i].id = i;
+        assert_int_equal(pthread_create(&t[i], NULL, wal_writer_main, &u[i]), 0);
+    }
+    for (int i = 0; i < WAL_WRITERS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    atomic_store(&sqlite_counted_db_write_delay_us, 0);
+    for (int i = 0; i < WAL_WRITERS; i++) {
+        if (u[i].st != CL_OK) {
+            fail_msg("writer %d: %s: %s", i, cl_status_name(u[i].st), u[i].err.message);
+        }
+    }
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    assert_int_equal(stat(wal, &sb), 0);
+    if (sb.st_size > WAL_HELD_MAX_BYTES) {
+        fail_msg("the WAL grew to %lld bytes (%lld frames) while checkpoints fell behind",
+                 (long long)sb.st_size, (long long)sb.st_size / (4096 + 24));
+    }
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), WAL_WRITERS * WAL_COMMITS);
+    cl_db_close(db);
+}
+
+/*
  * Checkpoints run on a thread of their own, not in the thread whose commit made one due:
  * in that thread a saga's step waited for the copy, the syncs and the RESTART's wait for
  * readers, and the checkouts that met one made the p99 (issue #16). One writer commits past
@@ -1433,6 +1482,7 @@ int main(void)
         T(test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite),
         T(test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_commit),
         T(test_db_sqlite_wal_restarts_under_contending_writers),
+        T(test_db_sqlite_writers_wait_for_a_checkpoint_fallen_behind),
         T(test_db_sqlite_checkpoints_run_off_the_committing_thread),
 #undef T
     };
