@@ -164,15 +164,27 @@ static struct kick_slot *kick_slot(cl__bus_kind k, const cl_db *db)
     return spare;
 }
 
-/* Bumps slot s and wakes its waiters, if any (a busy thread looks again anyway). */
-static void kick_one(struct kick_slot *s)
+/*
+ * Bumps slot s and wakes its waiters, if any (a busy thread looks again anyway): all of
+ * them, or one when all is false.
+ */
+static void kick_one(struct kick_slot *s, bool all)
 {
     s->gen++;
     if (s->waiters > 0) {
-        pthread_cond_broadcast(&s->cv);
+        if (all) {
+            pthread_cond_broadcast(&s->cv);
+        } else {
+            pthread_cond_signal(&s->cv);
+        }
     }
 }
 
+/*
+ * A database's runners are woken one at a time (an operation is claimed by one; a runner
+ * that sees another wakes the next, cl__operation_runner); its relays all at once. A
+ * kind's NULL slot, which may serve several databases, wakes all.
+ */
 static void kick(cl__bus_kind k, const cl_db *db)
 {
     struct kick_slot *s;
@@ -180,10 +192,10 @@ static void kick(cl__bus_kind k, const cl_db *db)
     pthread_once(&kick_once, kick_init);
     pthread_mutex_lock(&kick_mu);
     s = kick_slot(k, db);
-    kick_one(s);
+    kick_one(s, k != CL__BUS_OPERATIONS || s == &kicks[k]);
     /* Those waiting for any database hear it too. */
     if (s != &kicks[k]) {
-        kick_one(&kicks[k]);
+        kick_one(&kicks[k], true);
     }
     pthread_mutex_unlock(&kick_mu);
 }

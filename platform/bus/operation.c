@@ -33,16 +33,18 @@ static const char get_sql[] =
 /*
  * Pending, or running under a lease that lapsed or is this host id's previous process's,
  * oldest first. The first condition is what the index of open operations holds (bus
- * schema v6): the claim reads it in age order and stops at its first match.
+ * schema v6): the claim reads it in age order and stops at its first match. A runner's
+ * look (peek) reads two: whether another runner is wanted too.
  */
-#define CLAIM_SQL(now)                                                                             \
+#define CLAIM_SQL(now, limit)                                                                      \
     "SELECT id, kind, input, lease_epoch FROM cl_operations "                                      \
     "WHERE status IN ('pending', 'running') AND (status = 'pending' OR lease_until IS NULL "       \
     "OR lease_until < " now " OR (lease_host = ? AND lease_owner <> ?)) "                          \
-    "ORDER BY created_ms LIMIT 1"
-static const char claim_sql[] = CLAIM_SQL(CL_DB_NOW_MS_SQLITE);
-static const char claim_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES) " FOR UPDATE SKIP LOCKED";
-static const char peek_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES);
+    "ORDER BY created_ms LIMIT " limit
+static const char claim_sql[] = CLAIM_SQL(CL_DB_NOW_MS_SQLITE, "1");
+static const char claim_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES, "1") " FOR UPDATE SKIP LOCKED";
+static const char peek_sql[] = CLAIM_SQL(CL_DB_NOW_MS_SQLITE, "2");
+static const char peek_pg_sql[] = CLAIM_SQL(CL_DB_NOW_MS_POSTGRES, "2");
 /*
  * The claimed row is the claim's own (SQLite's one writer, PostgreSQL's row lock): its
  * new epoch is the one read plus one, with no RETURNING (a temporary B-tree in SQLite).
@@ -162,23 +164,36 @@ cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, 
 }
 
 /*
- * True when an operation is there to claim, looked for outside a transaction: a runner with
- * nothing to run writes nothing (on SQLite a transaction begins with the write lock, which
- * every writer of the module would wait behind: half a write transaction per checkout).
+ * How many operations are there to claim, none, one or more (2), looked for outside a
+ * transaction: a runner with nothing to run writes nothing (on SQLite a transaction begins
+ * with the write lock, which every writer of the module would wait behind: half a write
+ * transaction per checkout).
  */
-static cl_status peek(cl_db_conn *conn, bool pg, const cl_bus *bus, bool *row, cl_error *err)
+static cl_status peek(cl__module *mod, int *ready, cl_error *err)
 {
+    bool pg = cl__bus_is_postgres(mod->db);
+    cl_db_conn *conn = NULL;
     cl_stmt *st;
-    cl_status rc = cl_db_prepare(conn, pg ? peek_pg_sql : claim_sql, &st, err);
+    bool row = false;
+    cl_status rc;
 
-    *row = false;
+    *ready = 0;
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_all(st, err, "ss", bus->op_host, bus->op_owner);
+        rc = cl_db_begin_read(conn, err);
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_step(st, row, err);
+        rc = cl_db_prepare(conn, pg ? peek_pg_sql : peek_sql, &st, err);
     }
-    return rc == CL_OK ? cl_stmt_drain(st, NULL, err) : rc;
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_all(st, err, "ss", mod->bus->op_host, mod->bus->op_owner);
+    }
+    while (rc == CL_OK && (rc = cl_stmt_step(st, &row, err)) == CL_OK && row) {
+        (*ready)++;
+    }
+    cl_db_end_read(conn);
+    cl_db_release(conn);
+    return rc;
 }
 
 /*
@@ -199,18 +214,8 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     *found = false;
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
-        rc = cl_db_begin_read(conn, err);
+        rc = cl_db_begin(conn, err);
     }
-    if (rc == CL_OK) {
-        rc = peek(conn, pg, bus, &row, err);
-    }
-    cl_db_end_read(conn);
-    if (rc != CL_OK || !row) {
-        cl_db_release(conn);
-        return rc;
-    }
-    row = false;
-    rc = cl_db_begin(conn, err);
     if (rc == CL_OK) {
         rc = cl_db_prepare(conn, pg ? claim_pg_sql : claim_sql, &st, err);
     }
@@ -360,10 +365,25 @@ void *cl__operation_runner(void *arg)
         cl_error werr = {0};
         bool found = false;
         int64_t epoch = 0;
+        int ready = 0;
         cl_status rc;
 
-        if (claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &epoch, &found, &err) != CL_OK ||
-            !found) {
+        /*
+         * Looks, then waits for the next operation of this process (one runner is woken for
+         * it), or for poll_ms (another process's, a lease that lapsed). A runner that sees
+         * two wakes another for the second; one back from a run looks again at once only if
+         * woken meanwhile: each runner woken for an operation looked and claimed, and every
+         * one claimed was looked for once more after its run (two write transactions and
+         * three reads per operation, of which one write claimed nothing).
+         */
+        rc = peek(mod, &ready, &err);
+        if (rc == CL_OK && ready > 1) {
+            cl__bus_kick_operations(mod->db);
+        }
+        if (rc == CL_OK && ready > 0) {
+            rc = claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &epoch, &found, &err);
+        }
+        if (rc != CL_OK || !found) {
             (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->poll_ms);
             continue;
         }
@@ -388,6 +408,7 @@ void *cl__operation_runner(void *arg)
         }
         json_decref(result);
         json_decref(input);
+        (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->poll_ms);
     }
     return NULL;
 }
