@@ -512,14 +512,18 @@ static cl_status catalog_local_get_product(struct catalog_self *self, cl_ctx *ct
     cl_status rc;
 
     rc = acquire_read(self, ctx, &conn);
+    /*
+     * A read section, not a transaction (cl_db_begin takes SQLite's write lock, which reads
+     * must not queue for): on SQLite the row and its tags are one snapshot, in one read
+     * transaction instead of one per statement, where an update racing between the two
+     * could show the tags of the next version.
+     */
+    if (rc == CL_OK) {
+        rc = cl_db_begin_read(conn, &ctx->err);
+    }
     if (rc != CL_OK) {
         goto out;
     }
-    /*
-     * No transaction: cl_db_begin takes SQLite's write lock, which reads must not queue
-     * for. An update racing between the row and its tags can show the tags of the next
-     * version; the version and updated_at of the row are still consistent.
-     */
     rc = load_product(ctx, conn, req->id, &p);
     if (rc != CL_OK) {
         goto out;
@@ -568,8 +572,11 @@ static cl_status catalog_local_get_products_by_sku(struct catalog_self *self, cl
             return cl_fail(ctx, CL_INVALID, field, "a SKU must not be empty");
         }
     }
-    /* No transaction, as in get_product: reads must not take the write lock. */
+    /* A read section, as in get_product: one snapshot, and no write lock. */
     rc = acquire(self, ctx, &conn);
+    if (rc == CL_OK) {
+        rc = cl_db_begin_read(conn, &ctx->err);
+    }
     for (size_t i = 0; rc == CL_OK && i < req->skus.n; i++) {
         catalog_product *p = CL_LIST_PUSH(list.items);
 
@@ -704,10 +711,13 @@ static cl_status catalog_local_list_products(struct catalog_self *self, cl_ctx *
         }
     }
     rc = acquire_read(self, ctx, &conn);
+    /* A read section, as in get_product: the page and its tags are one snapshot. */
+    if (rc == CL_OK) {
+        rc = cl_db_begin_read(conn, &ctx->err);
+    }
     if (rc != CL_OK) {
         goto out;
     }
-    /* No transaction, as in get_product: reads must not take the write lock. */
     rc = query_page(ctx, conn, category, tag, prefix, after, limit, &page, &more);
     /* One cached statement per product: at most CATALOG_MAX_LIMIT cheap index lookups. */
     for (size_t i = 0; rc == CL_OK && i < page.items.n; i++) {

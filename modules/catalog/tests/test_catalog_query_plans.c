@@ -2,7 +2,8 @@
  * Every query the catalog runs is served by an index: no statement of src/store.h may
  * scan products or product tags, whatever the filters. The test asks SQLite for the
  * plan of each real statement on a migrated database with data, and then drops each
- * index in turn to prove that the check would notice its loss.
+ * index in turn to prove that the check would notice its loss. And each read is one
+ * snapshot: one read transaction, counted through the test VFS.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "catalog/catalog.h"
+#include "sqlite_counting.h"
 #include "test_module.h"
 #include "store.h"
 
@@ -182,12 +184,59 @@ static void test_dropping_any_index_is_noticed(void **state)
     assert_int_equal(all_problems(false), 0);
 }
 
+/*
+ * A read of products is one snapshot: the rows and their tags in one read transaction.
+ * They were one read transaction per statement, and an update between the row and its
+ * tags could show the tags of the next version. Every read transaction takes one read mark.
+ */
+static void test_every_catalog_read_is_one_read_transaction(void **state)
+{
+    char *skus[] = {"PLAN-1", "PLAN-2"};
+    catalog_sku_query by_sku = {.skus = {.v = skus, .n = 2, .set = true}};
+    catalog_product_list list = {0};
+    catalog_product_query query = {.category = "books", .limit = 5};
+    catalog_product_page page = {0};
+    catalog_product one = {0};
+    catalog_product_ref ref;
+    cl_ctx ctx;
+    int before;
+
+    (void)state;
+    cl_ctx_init(&ctx, 0);
+    before = atomic_load(&sqlite_counted_read_locks);
+    assert_int_equal(catalog_get_products_by_sku(&lc.handle, &ctx, &by_sku, &list), CL_OK);
+    assert_int_equal(atomic_load(&sqlite_counted_read_locks) - before, 1);
+    assert_int_equal(list.items.n, 2);
+    assert_int_equal(list.items.v[1].tags.n, 2);
+
+    ref.id = list.items.v[0].id;
+    before = atomic_load(&sqlite_counted_read_locks);
+    assert_int_equal(catalog_get_product(&lc.handle, &ctx, &ref, &one), CL_OK);
+    assert_int_equal(atomic_load(&sqlite_counted_read_locks) - before, 1);
+    assert_string_equal(one.sku, "PLAN-1");
+    assert_int_equal(one.tags.n, 2);
+
+    before = atomic_load(&sqlite_counted_read_locks);
+    assert_int_equal(catalog_list_products(&lc.handle, &ctx, &query, &page), CL_OK);
+    assert_int_equal(atomic_load(&sqlite_counted_read_locks) - before, 1);
+    assert_int_equal(page.items.n, 5);
+    assert_int_equal(page.items.v[4].tags.n, 2);
+    cl_schema_free(&catalog_product_list_type, &list);
+    cl_schema_free(&catalog_product_type, &one);
+    cl_schema_free(&catalog_product_page_type, &page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_catalog_query_uses_an_index),
         cmocka_unit_test(test_dropping_any_index_is_noticed),
+        cmocka_unit_test(test_every_catalog_read_is_one_read_transaction),
     };
 
+    if (sqlite_counting_install() != 0) {
+        fprintf(stderr, "cannot register the counting VFS\n");
+        return 1;
+    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }
