@@ -287,7 +287,7 @@ static void test_operation_is_claimed_once_by_one_runner(void **state)
     cl_bus *bus;
     cl_db *db;
     int base = counter(&b, 1);
-    int reads;
+    int reads = 0;
     int64_t until = cl_now_ms() + WAIT_MS;
 
     (void)state;
