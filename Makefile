@@ -100,7 +100,8 @@ fuzz: deps
 	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(JOBS) $(FUZZ_TARGETS)
 
 # Benchmarks print figures measured side by side and their ratios; they never fail on timing.
-# An optimised build of their own, with the tests' gateways the checkout bench needs.
+# An optimised build of their own, with the tests' gateways the checkout bench needs. Each
+# runs under bench/host.sh, which prints the share of CPU time the hypervisor stole meanwhile.
 BENCH_BUILD := build/bench
 # Seconds of load in bench_footprint's RSS samples; TARGETS.md's soak is `make bench FOOTPRINT_SECONDS=600`.
 FOOTPRINT_SECONDS ?= 60
@@ -110,16 +111,16 @@ bench: deps
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench_binding bench_bus bench_db bench_checkout \
 		bench_gateway bench_trace bench_advise bench_peers cleave_bench_peers bench_router \
 		bench_footprint
-	$(BENCH_BUILD)/bin/bench_router
-	$(BENCH_BUILD)/bin/bench_binding
-	$(BENCH_BUILD)/bin/bench_bus
-	$(BENCH_BUILD)/bin/bench_db
-	$(BENCH_BUILD)/bin/bench_checkout
-	$(BENCH_BUILD)/bin/bench_gateway
-	$(BENCH_BUILD)/bin/bench_trace
-	$(BENCH_BUILD)/bin/bench_advise
-	$(BENCH_BUILD)/bin/bench_peers
-	$(BENCH_BUILD)/bin/bench_footprint $(FOOTPRINT_SECONDS)
+	bench/host.sh $(BENCH_BUILD)/bin/bench_router
+	bench/host.sh $(BENCH_BUILD)/bin/bench_binding
+	bench/host.sh $(BENCH_BUILD)/bin/bench_bus
+	bench/host.sh $(BENCH_BUILD)/bin/bench_db
+	bench/host.sh $(BENCH_BUILD)/bin/bench_checkout
+	bench/host.sh $(BENCH_BUILD)/bin/bench_gateway
+	bench/host.sh $(BENCH_BUILD)/bin/bench_trace
+	bench/host.sh $(BENCH_BUILD)/bin/bench_advise
+	bench/host.sh $(BENCH_BUILD)/bin/bench_peers
+	bench/host.sh $(BENCH_BUILD)/bin/bench_footprint $(FOOTPRINT_SECONDS)
 
 # Format check and clang-tidy over our sources, tests included (their own compile database),
 # but the out-of-tree app of tests/install, which its test builds against the installed platform.
