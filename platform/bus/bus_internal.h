@@ -84,6 +84,13 @@ typedef struct cl__worker {
     pthread_cond_t cv;
     cl__job *head;
     cl__job *tail;
+    /*
+     * Under mod->mu. running: the worker's thread runs jobs it took. borrowed: a relay runs
+     * jobs of this worker's keys on its own thread (deliver_local), and the worker's thread
+     * waits until it is done; so a key's jobs still run one at a time, in order.
+     */
+    bool running;
+    bool borrowed;
 } cl__worker;
 
 typedef struct cl__module {

@@ -356,6 +356,7 @@ void *cl__operation_runner(void *arg)
     cl_bus *bus = mod->bus;
     uint64_t seen = 0;
 
+    cl_thread_name(mod->name, "runner");
     while (!cl__bus_stopping(bus)) {
         char id[CL_OPERATION_ID_MAX], kind[128];
         const cl_operation_kind *k = NULL;
@@ -420,6 +421,7 @@ void *cl__operation_keeper(void *arg)
     uint64_t seen = 0;
     int64_t last = 0;
 
+    cl_thread_name(mod->name, "keeper");
     while (!cl__bus_stopping(bus)) {
         if (cl_now_ms() - last >= bus->op_renew_ms) {
             cl_db_conn *conn = NULL;

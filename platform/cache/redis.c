@@ -386,6 +386,8 @@ static void *subscriber(void *arg)
     cl_redis_cache *r = arg;
     struct timeval forever = {0, 0};
 
+    cl_thread_name("cache", "redis");
+
     pthread_mutex_lock(&r->sub_mu);
     while (!r->stopping) {
         redisContext *c;

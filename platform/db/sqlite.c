@@ -976,6 +976,8 @@ static void *checkpointer_main(void *arg)
     shared_file *w = arg;
     int frames;
 
+    cl_thread_name("sqlite", "ckpt");
+
     pthread_mutex_lock(&w->ckpt_mu);
     while (!w->ckpt_stop) {
         frames = atomic_exchange(&w->due, 0);

@@ -9,6 +9,7 @@
  * level is an atomic; the request binding is thread-local.
  */
 #include "cleave/log.h"
+#include "cleave/util.h"
 
 #include "../trace/trace_internal.h"
 #include "log_internal.h"
@@ -168,6 +169,7 @@ void cl_log_set_fd(int fd)
 static void *flusher_main(void *arg)
 {
     (void)arg;
+    cl_thread_name("log", "flush");
     pthread_mutex_lock(&log_out.mu);
     for (;;) {
         if (log_out.len == 0) {

@@ -249,6 +249,8 @@ static void *export_loop(void *arg)
     bool warned = false;
     size_t n;
 
+    cl_thread_name("otlp", "export");
+
     (void)arg;
     for (;;) {
         pb_buf body = {0};

@@ -1,4 +1,4 @@
-/* Random ids, backoff, RFC 3339, monotonic deadlines and trace context (cleave/util.h). */
+/* Random ids, backoff, RFC 3339, monotonic deadlines, thread names and trace context (cleave/util.h). */
 #include "cleave/util.h"
 
 #include <errno.h>
@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 #include "cleave/retry.h"
 
@@ -389,6 +392,21 @@ int cl_mutex_lock_within(pthread_mutex_t *mu, int64_t ms)
     struct timespec until = clock_in(CLOCK_REALTIME, ms);
 
     return pthread_mutex_timedlock(mu, &until);
+}
+
+/* --- threads ---------------------------------------------------------------------------- */
+
+void cl_thread_name(const char *owner, const char *role)
+{
+#if defined(__linux__)
+    char name[16];
+
+    snprintf(name, sizeof(name), "%s.%s", owner, role);
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+#else
+    (void)owner;
+    (void)role;
+#endif
 }
 
 /* --- W3C trace context ----------------------------------------------------------------- */

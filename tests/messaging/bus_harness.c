@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "bus_internal.h"
@@ -13,16 +14,17 @@
 
 /*
  * What the handler observed is written in its own transaction ("late": the event came
- * after a later one of its key), so that only attempts the bus committed count: an
+ * after a later one of its key; "thread": the name of the thread it ran on), so that only attempts the bus committed count: an
  * attempt that rolls back (a duplicate delivery losing the inbox race, a failed commit)
  * leaves no trace, and the test reads what happened from committed rows alone.
  */
 static const char seen_ddl[] = "CREATE TABLE IF NOT EXISTS seen (msg_key TEXT NOT NULL, "
-                               "seq BIGINT NOT NULL, late INTEGER NOT NULL)";
+                               "seq BIGINT NOT NULL, late INTEGER NOT NULL, thread TEXT NOT NULL)";
 /* The handler looks up its key's last seq: without an index, a scan of every row so far. */
 static const char seen_index_ddl[] = "CREATE INDEX IF NOT EXISTS seen_key ON seen (msg_key, seq)";
 static const char last_sql[] = "SELECT max(seq) FROM seen WHERE msg_key = ?";
-static const char insert_sql[] = "INSERT INTO seen (msg_key, seq, late) VALUES (?, ?, ?)";
+static const char insert_sql[] =
+    "INSERT INTO seen (msg_key, seq, late, thread) VALUES (?, ?, ?, ?)";
 static const char rows_sql[] = "SELECT count(*) FROM seen";
 static const char count_sql[] = "SELECT count(*), count(DISTINCT msg_key || ':' || seq), "
                                 "coalesce(sum(late), 0) FROM seen";
@@ -31,6 +33,7 @@ static cl_status on_event(void *arg, cl_ctx *ctx, const cl_envelope *env, cl_db_
 {
     bus_harness *h = arg;
     json_int_t seq = json_integer_value(json_object_get(env->payload, "seq"));
+    char thread[16] = "";
     cl_stmt *st;
     bool row = false;
     int64_t late = 0;
@@ -60,6 +63,10 @@ static cl_status on_event(void *arg, cl_ctx *ctx, const cl_envelope *env, cl_db_
     }
     if (rc == CL_OK) {
         rc = cl_stmt_bind_i64(st, 3, late, &ctx->err);
+    }
+    (void)prctl(PR_GET_NAME, thread, 0, 0, 0);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_text(st, 4, thread, &ctx->err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, &ctx->err);

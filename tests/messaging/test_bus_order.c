@@ -312,6 +312,45 @@ static void test_messages_in_the_inbox_or_dead_letters_are_skipped(void **state)
     close_bus(dir, &nats);
 }
 
+/*
+ * A relay round whose events all fall to one idle worker is handled on the relay's own
+ * thread (deliver_local borrows the worker): no hand-off to the worker's thread and back,
+ * two thread wake-ups a round. One key, 20 events published one at a time, each waited
+ * for: the worker is idle at every round, so every event must be handled by "pub.relay".
+ * Over NATS the fetcher hands every message to a worker; the test is in process only.
+ */
+static void test_a_round_for_one_idle_worker_runs_on_the_relay(void **state)
+{
+    static const char sql[] = "SELECT count(*) FROM seen WHERE thread = ?";
+    char dir[256];
+    nats_server nats = {0};
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_error err = {0};
+    bool row = false;
+
+    (void)state;
+    if (strcmp(transport, "nats") == 0) {
+        skip();
+    }
+    open_bus(dir, sizeof(dir), &nats, 1, 2);
+    for (int i = 1; i <= 20; i++) {
+        assert_int_equal(bus_harness_publish(&harness, "one-key", i, 1, 1), 0);
+        assert_int_equal(bus_harness_wait(&harness, i, 10000), 0);
+    }
+    assert_all_once_in_order(20);
+    assert_int_equal(cl_db_acquire(harness.sub, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_prepare(conn, sql, &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_bind_text(st, 1, "pub.relay", &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    /* Before: 0, every event on "sub.worker". */
+    assert_int_equal(cl_stmt_i64(st, 0), 20);
+    assert_int_equal(cl_stmt_drain(st, NULL, &err), CL_OK);
+    cl_db_release(conn);
+    close_bus(dir, &nats);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +361,7 @@ int main(int argc, char **argv)
             test_events_committed_during_a_round_are_relayed_without_waiting_for_the_poll),
         cmocka_unit_test(test_messages_in_the_inbox_or_dead_letters_are_skipped),
         cmocka_unit_test(test_a_relay_round_reaches_a_worker_as_one_batch),
+        cmocka_unit_test(test_a_round_for_one_idle_worker_runs_on_the_relay),
     };
 
     if (argc > 1) {

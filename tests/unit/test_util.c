@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -392,6 +393,30 @@ static void test_traceparent_formats_and_round_trips(void **state)
     assert_string_equal(out, "keep");
 }
 
+/* A thread's name is "<owner>.<role>", cut to the 15 bytes Linux keeps (not refused). */
+static void *name_me(void *arg)
+{
+    char *out = arg;
+
+    cl_thread_name("catalog", "relay");
+    (void)prctl(PR_GET_NAME, out, 0, 0, 0);
+    cl_thread_name("inventory", "worker");
+    (void)prctl(PR_GET_NAME, out + 16, 0, 0, 0);
+    return NULL;
+}
+
+static void test_thread_name_is_owner_dot_role_cut_to_fifteen_bytes(void **state)
+{
+    char names[32] = "";
+    pthread_t t;
+
+    (void)state;
+    assert_int_equal(pthread_create(&t, NULL, name_me, names), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_equal(names, "catalog.relay");
+    assert_string_equal(names + 16, "inventory.worke");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_traceparent_parses_a_valid_header),
         cmocka_unit_test(test_traceparent_rejects_malformed),
         cmocka_unit_test(test_traceparent_formats_and_round_trips),
+        cmocka_unit_test(test_thread_name_is_owner_dot_role_cut_to_fifteen_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -936,6 +936,8 @@ static void *worker(void *arg)
     orders__executor *x = &self->saga;
     int slot;
 
+    cl_thread_name("orders", "saga");
+
     pthread_mutex_lock(&x->mu);
     /* Threads start in order, each under mu: the count so far is this one's slot. */
     for (slot = 0; slot < ORDERS__MAX_WORKERS - 1 && x->active[slot][0] != '\0'; slot++) {
@@ -1043,6 +1045,7 @@ static void *sweeper(void *arg)
     struct orders_self *self = arg;
     orders__executor *x = &self->saga;
 
+    cl_thread_name("orders", "sweeper");
     while (pause_ms(self, self->renew_ms)) {
         int64_t room;
         int n = 0;
