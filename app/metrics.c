@@ -25,7 +25,9 @@ static cl_metric pool_timeouts =
     CL_METRIC_COUNTER("cleave_db_pool_acquire_timeouts_total",
                       "Connection acquires that gave up (unavailable or deadline).", "pool");
 static cl_metric outbox_backlog = CL_METRIC_GAUGE(
-    "cleave_bus_outbox_backlog", "Undelivered outbox rows in a module's database.", "module");
+    "cleave_bus_outbox_backlog",
+    "Outbox rows not marked delivered in a module's database (a lone relay marks within 100 ms).",
+    "module");
 static cl_metric dead_letters =
     CL_METRIC_GAUGE("cleave_bus_dead_letters", "Rows in a module's dead-letter table.", "module");
 static cl_metric bus_published = CL_METRIC_COUNTER(

@@ -61,6 +61,11 @@ static cl_bus *local_buses;
 #define LEASE_MS        30000
 #define RETAIN_MS       ((int64_t)3600 * 1000)
 #define HANDLER_TIMEOUT 30000
+/*
+ * How long a lone relay may leave rows it delivered unmarked (relay_main): the marks of many
+ * rounds go in one write. A crash redelivers at most that much, which the inboxes skip.
+ */
+#define MARK_MS         100
 
 /*
  * A relay claims, in seq order, undelivered rows of the keys that no live lease holds:
@@ -76,8 +81,8 @@ static cl_bus *local_buses;
 #define CLAIM_FREE                                                                                 \
     "o.delivered_ms IS NULL AND o.msg_key NOT IN (SELECT l.msg_key FROM cl_outbox l "              \
     "WHERE l.delivered_ms IS NULL AND l.lease_until >= ?)"
-static const char claim_sql[] =
-    "SELECT o." CLAIM_COLUMNS " FROM cl_outbox o WHERE " CLAIM_FREE " ORDER BY o.seq LIMIT ?";
+static const char claim_sql[] = "SELECT o." CLAIM_COLUMNS " FROM cl_outbox o WHERE " CLAIM_FREE
+                                " AND o.seq > ? ORDER BY o.seq LIMIT ?";
 /*
  * PostgreSQL: relays of a module take turns to claim (a transaction-scoped advisory lock),
  * as SQLite's single writer makes them. Row locks with SKIP LOCKED cannot do it: a relay
@@ -92,6 +97,9 @@ static const char lease_sql[] = "UPDATE cl_outbox SET lease_until = ? WHERE seq 
 static const char release_sql[] = "UPDATE cl_outbox SET lease_until = NULL WHERE seq IN " SEQ_LIST;
 static const char delivered_sql[] =
     "UPDATE cl_outbox SET delivered_ms = ?, lease_until = NULL WHERE seq IN " SEQ_LIST;
+/* A lone relay's rows delivered so far, marked at once (relay_main, MARK_MS). */
+static const char delivered_upto_sql[] =
+    "UPDATE cl_outbox SET delivered_ms = ? WHERE delivered_ms IS NULL AND seq <= ?";
 /* Anything to relay? Asked without a transaction, so an idle relay takes no write lock. */
 static const char peek_sql[] = "SELECT 1 FROM cl_outbox WHERE delivered_ms IS NULL LIMIT 1";
 static const char clear_leases_sql[] = "UPDATE cl_outbox SET lease_until = NULL "
@@ -1180,9 +1188,8 @@ static void deliver_local(cl_bus *bus, cl__msg *msgs, int n, bool *ok)
     b.pending = njobs;
     /*
      * One module's jobs, when they all fall to one idle worker, are run here rather than
-     * handed to that worker and waited for: two thread wake-ups fewer a round (a checkout's
-     * one event to shipping, say). The other modules' go to their workers first, to run
-     * meanwhile.
+     * handed to that worker and waited for: two thread wake-ups fewer a round (a round of
+     * one event, say). The other modules' go to their workers first, to run meanwhile.
      */
     for (int j = bus->nmodules - 1; j >= 0 && here == NULL; j--) {
         if (chains[j] != NULL && (here = borrow(&bus->modules[j], chains[j], counts[j])) != NULL) {
@@ -1309,13 +1316,15 @@ static void free_msgs(cl__msg *msgs, int *n)
 }
 
 /*
- * In one transaction (so concurrent relays serialise, and a round takes the write lock
- * once): settles the previous round's *n rows of msgs (ok[i]: delivered, else released),
- * then claims up to CL__BUS_BATCH rows into msgs (in order) and, when leasing, leases
- * them; *n is their count. On failure nothing changed in the database, and msgs
- * still holds the previous round's rows.
+ * Leasing relays, in one transaction (so concurrent relays serialise, and a round takes the
+ * write lock once): settles the previous round's *n rows of msgs (ok[i]: delivered, else
+ * released), then claims up to CL__BUS_BATCH rows into msgs (in order) and leases them. A
+ * lone relay comes with no rows (it marks its own, relay_main) and only reads, rows after
+ * seq after (those up to it it delivered). *n is the count claimed. On failure nothing
+ * changed in the database, and msgs still holds the previous round's rows.
  */
-static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, cl_error *err)
+static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, int64_t after,
+                       cl_error *err)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -1347,22 +1356,11 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
         }
         row = false;
     }
-    /*
-     * A lone relay writes only the settlement: it holds the write lock, which the
-     * publishers wait for, just for that, and reads the next round in one statement after
-     * (a consistent read of its own; nothing to settle, an idle relay writes nothing).
-     */
-    if (rc == CL_OK && (lease || *n > 0)) {
+    if (rc == CL_OK && lease) {
         rc = cl_db_begin(conn, err);
     }
-    if (rc == CL_OK && *n > 0) {
+    if (rc == CL_OK && lease && *n > 0) {
         rc = settle_on(mod, conn, msgs, *n, ok, err);
-    }
-    if (rc == CL_OK && !lease && *n > 0) {
-        rc = cl_db_commit(conn, err);
-        if (rc == CL_OK) {
-            free_msgs(msgs, n);
-        }
     }
     if (rc == CL_OK && lease && cl__bus_is_postgres(mod->db)) {
         rc = cl_db_prepare(conn, claim_lock_pg_sql, &st, err);
@@ -1370,7 +1368,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
             rc = cl_stmt_drain(st, NULL, err);
         }
     }
-    /* Unleased, the read is on its own: on the pool's writer, just given back, if still idle. */
+    /* Unleased, the read is on its own: a consistent read, no write lock. */
     if (rc == CL_OK && !lease) {
         rc = cl_db_begin_read(conn, err);
     }
@@ -1381,7 +1379,10 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, c
         rc = cl_stmt_bind_i64(st, 1, now, err);
     }
     if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 2, CL__BUS_BATCH, err);
+        rc = cl_stmt_bind_i64(st, 2, after, err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 3, CL__BUS_BATCH, err);
     }
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);
@@ -1440,6 +1441,46 @@ static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
     free_msgs(msgs, n);
 }
 
+/*
+ * A lone relay's delivered rows (every unmarked row up to seq *upto: it claims in order and
+ * delivers a round whole or settles it at once) marked delivered in one write; *upto is 0
+ * after, or kept when the write failed (tried again later; until then the rows are not
+ * claimed again by this relay, and are relayed again by the next start if it never comes).
+ */
+static void mark_upto(cl__module *mod, int64_t *upto)
+{
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_error err = {0};
+    cl_status rc;
+
+    rc = cl_db_acquire(mod->db, NULL, &conn, &err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, &err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_prepare(conn, delivered_upto_sql, &st, &err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 1, cl_wall_ms(), &err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_i64(st, 2, *upto, &err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_stmt_drain(st, NULL, &err);
+    }
+    if (rc == CL_OK) {
+        rc = cl_db_commit(conn, &err);
+    }
+    cl_db_release(conn);
+    if (rc == CL_OK) {
+        *upto = 0;
+    } else {
+        cl_log_warn("bus", "%s: cannot mark delivered: %s", mod->name, err.message);
+    }
+}
+
 static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_error *err)
 {
     cl_db_conn *conn = NULL;
@@ -1460,6 +1501,17 @@ static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_e
     return rc;
 }
 
+/* How long an idle relay waits: the poll interval, or less when it has rows to mark by then. */
+static int64_t idle_ms(const cl_bus *bus, int64_t upto, int64_t upto_ms)
+{
+    int64_t left = upto_ms + MARK_MS - cl_now_ms();
+
+    if (upto == 0 || left >= bus->poll_ms) {
+        return bus->poll_ms;
+    }
+    return left > 0 ? left : 1;
+}
+
 static void *relay_main(void *arg)
 {
     cl__module *mod = arg;
@@ -1470,6 +1522,8 @@ static void *relay_main(void *arg)
     int n = 0; /* rows in msgs: handed out, to be settled by the next claim */
     int64_t last_purge = 0;
     uint64_t seen = 0;
+    /* A lone relay's rows delivered up to this seq and not marked yet (0: none), and since. */
+    int64_t upto = 0, upto_ms = 0;
 
     cl_thread_name(mod->name, "relay");
     if (msgs == NULL) {
@@ -1480,12 +1534,15 @@ static void *relay_main(void *arg)
         cl_error err = {0};
         bool failed = false;
 
-        if (claim(mod, msgs, &n, ok, &err) != CL_OK) {
+        if (upto > 0 && cl_now_ms() - upto_ms >= MARK_MS) {
+            mark_upto(mod, &upto);
+        }
+        if (claim(mod, msgs, &n, ok, upto, &err) != CL_OK) {
             cl_log_warn("bus", "%s: relay cannot read the outbox: %s", mod->name, err.message);
             if (n > 0) {
                 settle(mod, msgs, &n, ok);
             }
-            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
+            (void)cl__bus_idle(bus, mod->db, &seen, idle_ms(bus, upto, upto_ms));
             continue;
         }
         if (n == 0) {
@@ -1493,7 +1550,7 @@ static void *relay_main(void *arg)
              * A publish in this process wakes us once its transaction committed
              * (cl_db_after_commit); the poll interval covers rows written by others.
              */
-            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
+            (void)cl__bus_idle(bus, mod->db, &seen, idle_ms(bus, upto, upto_ms));
             if (cl_wall_ms() - last_purge > 60000) {
                 last_purge = cl_wall_ms();
                 (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
@@ -1529,21 +1586,37 @@ static void *relay_main(void *arg)
             failed = failed || !ok[i];
         }
         /*
-         * Something failed (a publish, a stop): settle now, back off before retrying.
-         * Otherwise, a lone relay's claim read every row committed before it began, and the
-         * publish of any row committed since kicked after it, so after seen: a round that
-         * was not full is settled alone, and the next read waits for that kick (it returns
-         * at once if it came), instead of reading an empty outbox after every round.
-         * Leasing relays settle with their next claim, in one transaction.
+         * Something failed (a publish, a stop): settle now, back off before retrying; the
+         * failed rows are after upto, so a lone relay claims them again.
+         * Otherwise a lone relay leaves its rows unmarked for up to MARK_MS, then marks every
+         * row up to the last it delivered in one write: its rounds come in seq order (SQLite
+         * commits one writer at a time, so a row's seq is above every row committed before),
+         * each delivered whole, and its claims read after upto. Its claim read every row
+         * committed before it began, and the publish of any row committed since kicked after
+         * it, so after seen: a round that was not full is followed by a wait for that kick
+         * (it returns at once if it came), instead of a read of an empty outbox after every
+         * round. Leasing relays settle with their next claim, in one transaction.
          */
-        if (failed || (n < CL__BUS_BATCH && !leasing(mod))) {
+        if (failed) {
             settle(mod, msgs, &n, ok);
-            (void)cl__bus_idle(bus, mod->db, &seen, bus->poll_ms);
+            (void)cl__bus_idle(bus, mod->db, &seen, idle_ms(bus, upto, upto_ms));
+        } else if (!leasing(mod)) {
+            bool full = n == CL__BUS_BATCH;
+
+            upto_ms = upto == 0 ? cl_now_ms() : upto_ms;
+            upto = msgs[n - 1].seq;
+            free_msgs(msgs, &n);
+            if (!full) {
+                (void)cl__bus_idle(bus, mod->db, &seen, idle_ms(bus, upto, upto_ms));
+            }
         }
     }
     /* The last round's rows, settled before the relay ends. */
     if (n > 0) {
         settle(mod, msgs, &n, ok);
+    }
+    if (upto > 0) {
+        mark_upto(mod, &upto);
     }
     free(msgs);
     return NULL;

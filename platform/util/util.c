@@ -1,4 +1,5 @@
-/* Random ids, backoff, RFC 3339, monotonic deadlines, thread names and trace context (cleave/util.h). */
+/* Random ids, backoff, RFC 3339, monotonic deadlines, thread names and trace context
+ * (cleave/util.h). */
 #include "cleave/util.h"
 
 #include <errno.h>

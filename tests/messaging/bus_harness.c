@@ -14,9 +14,9 @@
 
 /*
  * What the handler observed is written in its own transaction ("late": the event came
- * after a later one of its key; "thread": the name of the thread it ran on), so that only attempts the bus committed count: an
- * attempt that rolls back (a duplicate delivery losing the inbox race, a failed commit)
- * leaves no trace, and the test reads what happened from committed rows alone.
+ * after a later one of its key; "thread": the name of the thread it ran on), so that only attempts
+ * the bus committed count: an attempt that rolls back (a duplicate delivery losing the inbox race,
+ * a failed commit) leaves no trace, and the test reads what happened from committed rows alone.
  */
 static const char seen_ddl[] = "CREATE TABLE IF NOT EXISTS seen (msg_key TEXT NOT NULL, "
                                "seq BIGINT NOT NULL, late INTEGER NOT NULL, thread TEXT NOT NULL)";

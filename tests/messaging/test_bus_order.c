@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include "bus_harness.h"
+#include "cleave/util.h"
 #include "nats_server.h"
+#include "sqlite_counting.h"
 
 #define KEYS       8
 #define PER_KEY    60
@@ -351,6 +353,48 @@ static void test_a_round_for_one_idle_worker_runs_on_the_relay(void **state)
     close_bus(dir, &nats);
 }
 
+/*
+ * A lone relay on SQLite marks what it delivered many rounds at a time (bus.c, MARK_MS): 40
+ * events, each published in a transaction of its own and waited for until its handler
+ * committed, so 40 rounds. Write transactions in both databases: the 40 publishes, the 40
+ * inbox transactions, one mark per MARK_MS (100 ms) of the run at most, plus one, and each
+ * of the two relays' purge of old delivered rows (once a minute, the first soon after its
+ * start). With a mark per round there were 40 more (121-122 in all), and the test failed
+ * unless the run took over 3.8 s. On PostgreSQL the relays lease their rows and settle
+ * with each claim.
+ */
+#define MARK_EVENTS 40
+#define MARK_MS     100
+
+static void test_a_lone_relay_marks_many_rounds_in_one_write(void **state)
+{
+    char dir[256];
+    nats_server nats = {0};
+    int writes;
+    int64_t start;
+
+    (void)state;
+    open_bus(dir, sizeof(dir), &nats, 1, 2);
+    if (harness.pg.db[0] != '\0') {
+        close_bus(dir, &nats);
+        skip();
+    }
+    /* The first event opens each pool's writer connection (ADR 0052): not counted. */
+    assert_int_equal(bus_harness_publish(&harness, "one-key", 0, 1, 1), 0);
+    assert_int_equal(bus_harness_wait(&harness, 1, 10000), 0);
+    start = cl_now_ms();
+    writes = atomic_load(&sqlite_counted_write_locks);
+    for (int i = 1; i <= MARK_EVENTS; i++) {
+        assert_int_equal(bus_harness_publish(&harness, "one-key", i, 1, 1), 0);
+        assert_int_equal(bus_harness_wait(&harness, i + 1, 10000), 0);
+    }
+    writes = atomic_load(&sqlite_counted_write_locks) - writes;
+    assert_in_range(writes, 2 * MARK_EVENTS,
+                    2 * MARK_EVENTS + 3 + (int)((cl_now_ms() - start) / MARK_MS));
+    assert_all_once_in_order(MARK_EVENTS + 1);
+    close_bus(dir, &nats);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -362,10 +406,15 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_messages_in_the_inbox_or_dead_letters_are_skipped),
         cmocka_unit_test(test_a_relay_round_reaches_a_worker_as_one_batch),
         cmocka_unit_test(test_a_round_for_one_idle_worker_runs_on_the_relay),
+        cmocka_unit_test(test_a_lone_relay_marks_many_rounds_in_one_write),
     };
 
     if (argc > 1) {
         transport = argv[1];
+    }
+    if (sqlite_counting_install() != 0) {
+        fprintf(stderr, "cannot register the counting VFS\n");
+        return 1;
     }
     return cmocka_run_group_tests_name(transport, tests, NULL, NULL);
 }
