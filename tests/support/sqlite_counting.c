@@ -25,6 +25,7 @@ atomic_int sqlite_counted_db_write_delay_us;
 atomic_int sqlite_counted_write_locks;
 atomic_int sqlite_counted_write_lock_refusals;
 atomic_int sqlite_counted_read_locks;
+_Thread_local int sqlite_counted_read_locks_here;
 atomic_int sqlite_counted_reads;
 
 static sqlite3_vfs counting_vfs;
@@ -189,6 +190,7 @@ static int counting_shm_lock(sqlite3_file *file, int offset, int n, int flags)
     if (offset >= WAL_READ_LOCK_0 && (flags & SQLITE_SHM_SHARED) != 0) {
         if ((flags & SQLITE_SHM_LOCK) != 0 && rc == SQLITE_OK) {
             atomic_fetch_add(&sqlite_counted_read_locks, 1);
+            sqlite_counted_read_locks_here++;
             (void)add_marks(file, n);
         } else if ((flags & SQLITE_SHM_UNLOCK) != 0) {
             (void)add_marks(file, -n);

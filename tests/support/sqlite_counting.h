@@ -28,8 +28,10 @@ extern atomic_int sqlite_counted_db_write_delay_us;
  */
 extern atomic_int sqlite_counted_write_locks;
 extern atomic_int sqlite_counted_write_lock_refusals;
-/* Read marks (wal-index locks 3 to 7) taken shared: every read transaction takes one. */
+/* Read marks (wal-index locks 3 to 7) taken shared: every read transaction takes one. All, this
+ * thread's. */
 extern atomic_int sqlite_counted_read_locks;
+extern _Thread_local int sqlite_counted_read_locks_here;
 
 /* Reads of any file: a page of the database or of its WAL that SQLite's cache did not hold. */
 extern atomic_int sqlite_counted_reads;

@@ -23,13 +23,16 @@ struct orders__qnode;
 /*
  * A get_order call waiting for an order's saga to end (orders__saga_watch): id, borrowed
  * for as long as it is watched; ended once that saga ended here; cv, on the monotonic clock,
- * is signalled then. Lives on the caller's stack, linked into the executor under its mu.
+ * is signalled then; in_flight when, as it was registered, the saga waited or ran in this
+ * executor and the caller may see the order (so it is not final yet, and reading it before
+ * waiting would find it so). Lives on the caller's stack, linked into the executor under mu.
  */
 typedef struct orders__waiter {
     struct orders__waiter *next;
     const char *id;
     pthread_cond_t cv;
     bool ended;
+    bool in_flight;
 } orders__waiter;
 
 /* Longest order id ("ord-" and 24 hex digits) and payment id ("pay-" and that), with NUL. */
@@ -57,6 +60,8 @@ typedef struct orders__executor {
     bool sweeping; /* the sweeper thread was started */
     /* The orders a worker of this executor runs now: one worker per order in a process. */
     char active[ORDERS__MAX_WORKERS][ORDERS__ID_SIZE];
+    /* Whose each is, as placed here (orders__saga_enqueue's ctx), or NULL: not known. */
+    const char *active_owner[ORDERS__MAX_WORKERS];
     /* Owner of this executor's leases, random per instance, and its host (ADR 0034). */
     char id[ORDERS__EXECUTOR_ID_SIZE];
     char host[ORDERS__HOST_ID_SIZE];
@@ -160,11 +165,13 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
                           const orders_order *placed, const cl_ctx *ctx);
 /*
  * Registers w to hear when the saga of order id ends in this executor (a saga run by
- * another host is not heard of: the caller reads the order again now and then). id is
- * borrowed until orders__saga_unwatch. CL_INTERNAL when the system has no room for it.
+ * another host is not heard of: the caller reads the order again now and then), and says
+ * whether it is in flight here for a caller who sees only owner's orders (owner NULL: all
+ * of them). id is borrowed until orders__saga_unwatch. CL_INTERNAL when the system has no
+ * room for it.
  */
 cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const char *id,
-                             cl_error *err);
+                             const char *owner, cl_error *err);
 /*
  * Waits until w's saga ended (since the last call), ms passed or the executor stops; false
  * when it stopped: the caller waits no longer.

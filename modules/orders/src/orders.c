@@ -532,11 +532,18 @@ static cl_status orders_local_get_order(struct orders_self *self, cl_ctx *ctx,
      * Watched before the first read: a saga that ends between the read and the wait has
      * marked the waiter already, so its end is never missed.
      */
-    rc = orders__saga_watch(self, &w, req->id, &ctx->err);
+    rc = orders__saga_watch(self, &w, req->id, only_of(ctx), &ctx->err);
     if (rc != CL_OK) {
         return rc;
     }
     until = cl_now_ms() + wait_ms;
+    /*
+     * A saga in flight here is not final: its order is read once it ended (or RECHECK_MS
+     * passed), not also before, for an answer that could only say "pending".
+     */
+    if (w.in_flight) {
+        (void)orders__saga_await(self, &w, wait_ms < RECHECK_MS ? wait_ms : RECHECK_MS);
+    }
     for (;;) {
         int64_t left;
 

@@ -98,6 +98,8 @@ typedef struct orders__qnode {
     struct orders__qnode *next;
     char id[ORDERS__ID_SIZE];
     char traceparent[CL_TRACEPARENT_SIZE]; /* the checkout's, or "" (a resumed saga) */
+    bool placed_here;                      /* principal is whose the order is */
+    char principal[sizeof(((cl_ctx *)0)->principal)];
     int64_t leased_ms;    /* placed here under this executor's lease since then, or 0 */
     orders_order *placed; /* with leased_ms: the order as placed (owned), or NULL */
 } qnode;
@@ -146,6 +148,8 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
     }
     if (ctx != NULL) {
         (void)cl_trace_format(ctx, n->traceparent);
+        n->placed_here = true;
+        cl_strlcpy(n->principal, ctx->principal, sizeof(n->principal));
     }
     pthread_mutex_lock(&x->mu);
     if (x->tail != NULL) {
@@ -165,8 +169,34 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
 
 /* --- waiting for a saga's end (get_order's wait_ms) ------------------------------------- */
 
+/*
+ * Whether a caller who sees only owner's orders (NULL: all) may see an order placed by
+ * principal (NULL: not known here); an order placed without a principal is nobody's.
+ */
+static bool visible(const char *owner, const char *principal)
+{
+    return principal != NULL &&
+           (owner == NULL || (owner[0] != '\0' && strcmp(owner, principal) == 0));
+}
+
+/* Whether order id waits in x's queue or runs in a worker, visible to owner; x->mu held. */
+static bool in_flight(const orders__executor *x, const char *id, const char *owner)
+{
+    for (const qnode *n = x->head; n != NULL; n = n->next) {
+        if (strcmp(n->id, id) == 0) {
+            return visible(owner, n->placed_here ? n->principal : NULL);
+        }
+    }
+    for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
+        if (strcmp(x->active[i], id) == 0) {
+            return visible(owner, x->active_owner[i]);
+        }
+    }
+    return false;
+}
+
 cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const char *id,
-                             cl_error *err)
+                             const char *owner, cl_error *err)
 {
     orders__executor *x = &self->saga;
 
@@ -178,6 +208,7 @@ cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const 
     pthread_mutex_lock(&x->mu);
     w->next = x->waiters;
     x->waiters = w;
+    w->in_flight = in_flight(x, id, owner);
     pthread_mutex_unlock(&x->mu);
     return CL_OK;
 }
@@ -808,17 +839,18 @@ static bool run_step(saga *s)
 }
 
 /*
- * Marks order id active in this executor (one worker per order in a process): false when
+ * Marks n's order active in this executor (one worker per order in a process): false when
  * another worker runs it already. The caller holds x->mu.
  */
-static bool activate(orders__executor *x, int slot, const char *id)
+static bool activate(orders__executor *x, int slot, const qnode *n)
 {
     for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
-        if (strcmp(x->active[i], id) == 0) {
+        if (strcmp(x->active[i], n->id) == 0) {
             return false;
         }
     }
-    cl_strlcpy(x->active[slot], id, sizeof(x->active[slot]));
+    cl_strlcpy(x->active[slot], n->id, sizeof(x->active[slot]));
+    x->active_owner[slot] = n->placed_here ? n->principal : NULL;
     return true;
 }
 
@@ -955,11 +987,12 @@ static void *worker(void *arg)
             x->tail = NULL;
         }
         x->qlen--;
-        if (activate(x, slot, n->id)) {
+        if (activate(x, slot, n)) {
             pthread_mutex_unlock(&x->mu);
             run(self, n);
             pthread_mutex_lock(&x->mu);
             cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
+            x->active_owner[slot] = NULL;
         }
         qnode_free(n);
     }
