@@ -1085,20 +1085,20 @@ static void *worker_main(void *arg)
  */
 static cl__worker *borrow(cl__module *mod, cl__job *chain, int n)
 {
-    uint32_t first;
+    uint32_t first = 0;
     cl__worker *w = NULL;
+    bool one = n <= WORKER_BATCH;
 
-    if (mod->nworkers == 0 || n > WORKER_BATCH) {
-        return NULL;
-    }
-    first = key_hash(chain->msg->key) % (uint32_t)mod->nworkers;
-    for (cl__job *j = chain->next; j != NULL; j = j->next) {
-        if (key_hash(j->msg->key) % (uint32_t)mod->nworkers != first) {
-            return NULL;
-        }
-    }
+    /* Under mu: the workers' count is set there when the module's workers start. */
     pthread_mutex_lock(&mod->mu);
-    if (!mod->bus->stopping && mod->workers[first].head == NULL && !mod->workers[first].running &&
+    one = one && mod->nworkers > 0 && !mod->bus->stopping;
+    if (one) {
+        first = key_hash(chain->msg->key) % (uint32_t)mod->nworkers;
+    }
+    for (cl__job *j = chain->next; one && j != NULL; j = j->next) {
+        one = key_hash(j->msg->key) % (uint32_t)mod->nworkers == first;
+    }
+    if (one && mod->workers[first].head == NULL && !mod->workers[first].running &&
         !mod->workers[first].borrowed) {
         w = &mod->workers[first];
         w->borrowed = true;
