@@ -1416,8 +1416,43 @@ out:
     return rc;
 }
 
-/* settle_on in a transaction of its own; then frees msgs, whatever happened. */
-static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
+/* A round's rows to settle (settle_on), for marked. */
+typedef struct round {
+    const cl__msg *msgs;
+    int n;
+    const bool *ok;
+} round;
+
+static cl_status settle_round(const cl__module *mod, cl_db_conn *conn, const void *arg,
+                              cl_error *err)
+{
+    const round *r = arg;
+
+    return settle_on(mod, conn, r->msgs, r->n, r->ok, err);
+}
+
+/* Every unmarked row up to seq *(const int64_t *)arg marked delivered (mark_upto). */
+static cl_status mark_rows(const cl__module *mod, cl_db_conn *conn, const void *arg, cl_error *err)
+{
+    cl_stmt *st;
+    cl_status rc;
+
+    (void)mod;
+    rc = cl_db_prepare(conn, delivered_upto_sql, &st, err);
+    if (rc == CL_OK) {
+        rc = cl_stmt_bind_all(st, err, "ii", cl_wall_ms(), *(const int64_t *)arg);
+    }
+    return rc == CL_OK ? cl_stmt_drain(st, NULL, err) : rc;
+}
+
+/*
+ * Runs write in a write transaction of its own on mod's database. On failure the rows stay
+ * undelivered, to be delivered again (later, or at the next start) and skipped by the
+ * inboxes; logged. true when committed.
+ */
+static bool marked(cl__module *mod,
+                   cl_status (*write)(const cl__module *, cl_db_conn *, const void *, cl_error *),
+                   const void *arg)
 {
     cl_db_conn *conn = NULL;
     cl_error err = {0};
@@ -1428,16 +1463,24 @@ static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
         rc = cl_db_begin(conn, &err);
     }
     if (rc == CL_OK) {
-        rc = settle_on(mod, conn, msgs, *n, ok, &err);
+        rc = write(mod, conn, arg, &err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &err);
     }
     cl_db_release(conn);
     if (rc != CL_OK) {
-        /* The rows stay undelivered: delivered again later, skipped by the inboxes. */
         cl_log_warn("bus", "%s: cannot mark delivered: %s", mod->name, err.message);
     }
+    return rc == CL_OK;
+}
+
+/* settle_on in a transaction of its own; then frees msgs, whatever happened. */
+static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
+{
+    round r = {msgs, *n, ok};
+
+    (void)marked(mod, settle_round, &r);
     free_msgs(msgs, n);
 }
 
@@ -1449,35 +1492,8 @@ static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
  */
 static void mark_upto(cl__module *mod, int64_t *upto)
 {
-    cl_db_conn *conn = NULL;
-    cl_stmt *st;
-    cl_error err = {0};
-    cl_status rc;
-
-    rc = cl_db_acquire(mod->db, NULL, &conn, &err);
-    if (rc == CL_OK) {
-        rc = cl_db_begin(conn, &err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, delivered_upto_sql, &st, &err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 1, cl_wall_ms(), &err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_bind_i64(st, 2, *upto, &err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_stmt_drain(st, NULL, &err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_db_commit(conn, &err);
-    }
-    cl_db_release(conn);
-    if (rc == CL_OK) {
+    if (marked(mod, mark_rows, upto)) {
         *upto = 0;
-    } else {
-        cl_log_warn("bus", "%s: cannot mark delivered: %s", mod->name, err.message);
     }
 }
 
