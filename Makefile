@@ -113,7 +113,7 @@ bench: deps
 		bench_footprint
 	bench/host.sh $(BENCH_BUILD)/bin/bench_router
 	bench/host.sh $(BENCH_BUILD)/bin/bench_binding
-	bench/host.sh $(BENCH_BUILD)/bin/bench_bus
+	bench/host.sh $(BENCH_BUILD)/bin/bench_bus both 5
 	bench/host.sh $(BENCH_BUILD)/bin/bench_db
 	bench/host.sh $(BENCH_BUILD)/bin/bench_checkout
 	bench/host.sh $(BENCH_BUILD)/bin/bench_gateway
