@@ -141,6 +141,8 @@ static void print(const char *name, const result *r)
     printf("\n");
 }
 
+#define MAX_ROUNDS 100
+
 static int cmp_rate(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;
@@ -164,18 +166,12 @@ int main(int argc, char **argv)
     char dir[256] = "";
     nats_server nats;
     int status = EXIT_SUCCESS;
-    double *rates[2] = {NULL, NULL}; /* each round's in-process and NATS events/s */
+    static double rates[2][MAX_ROUNDS]; /* each round's in-process and NATS events/s */
     long done = 0;
 
-    if (rounds < 1 || rounds > 1000 ||
+    if (rounds < 1 || rounds > MAX_ROUNDS ||
         (strcmp(which, "both") != 0 && strcmp(which, "local") != 0 && strcmp(which, "nats") != 0)) {
-        fprintf(stderr, "usage: bench_bus [local|nats|both] [rounds 1..1000]\n");
-        return EXIT_FAILURE;
-    }
-    rates[0] = calloc((size_t)rounds, sizeof(double));
-    rates[1] = calloc((size_t)rounds, sizeof(double));
-    if (rates[0] == NULL || rates[1] == NULL) {
-        fprintf(stderr, "bench_bus: out of memory\n");
+        fprintf(stderr, "usage: bench_bus [local|nats|both] [rounds 1..%d]\n", MAX_ROUNDS);
         return EXIT_FAILURE;
     }
     if (remote && (test_tmpdir(dir, sizeof(dir)) != 0 || nats_server_start(&nats, dir) != 0)) {
@@ -219,8 +215,6 @@ int main(int argc, char **argv)
         }
         printf("\n");
     }
-    free(rates[0]);
-    free(rates[1]);
     if (remote) {
         nats_server_stop(&nats);
         test_rmrf(dir);
