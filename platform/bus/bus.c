@@ -1417,16 +1417,16 @@ out:
 }
 
 /* A round's rows to settle (settle_on), for marked. */
-typedef struct round {
+typedef struct settle_args {
     const cl__msg *msgs;
     int n;
     const bool *ok;
-} round;
+} settle_args;
 
 static cl_status settle_round(const cl__module *mod, cl_db_conn *conn, const void *arg,
                               cl_error *err)
 {
-    const round *r = arg;
+    const settle_args *r = arg;
 
     return settle_on(mod, conn, r->msgs, r->n, r->ok, err);
 }
@@ -1478,7 +1478,7 @@ static bool marked(cl__module *mod,
 /* settle_on in a transaction of its own; then frees msgs, whatever happened. */
 static void settle(cl__module *mod, cl__msg *msgs, int *n, const bool *ok)
 {
-    round r = {msgs, *n, ok};
+    settle_args r = {msgs, *n, ok};
 
     (void)marked(mod, settle_round, &r);
     free_msgs(msgs, n);

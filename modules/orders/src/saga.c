@@ -179,26 +179,34 @@ static bool visible(const char *owner, const char *principal)
            (owner == NULL || (owner[0] != '\0' && strcmp(owner, principal) == 0));
 }
 
-/* Whether order id waits in x's queue or runs in a worker, visible to owner; x->mu held. */
-static bool in_flight(const orders__executor *x, const char *id, const char *owner)
+/*
+ * True when order id waits in x's queue or runs in one of its workers; *placer (may be NULL)
+ * then receives whose it is, as placed here, or NULL when not known. x->mu held.
+ */
+static bool known(const orders__executor *x, const char *id, const char **placer)
 {
-    for (const qnode *n = x->head; n != NULL; n = n->next) {
-        if (strcmp(n->id, id) == 0) {
-            return visible(owner, n->placed_here ? n->principal : NULL);
-        }
+    const char *who = NULL;
+    bool found = false;
+
+    for (const qnode *n = x->head; n != NULL && !found; n = n->next) {
+        found = strcmp(n->id, id) == 0;
+        who = found && n->placed_here ? n->principal : NULL;
     }
-    for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
-        if (strcmp(x->active[i], id) == 0) {
-            return visible(owner, x->active_owner[i]);
-        }
+    for (int i = 0; i < ORDERS__MAX_WORKERS && !found; i++) {
+        found = strcmp(x->active[i], id) == 0;
+        who = found ? x->active_owner[i] : NULL;
     }
-    return false;
+    if (placer != NULL) {
+        *placer = who;
+    }
+    return found;
 }
 
 cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const char *id,
                              const char *owner, cl_error *err)
 {
     orders__executor *x = &self->saga;
+    const char *placer = NULL;
 
     memset(w, 0, sizeof(*w));
     w->id = id;
@@ -208,7 +216,7 @@ cl_status orders__saga_watch(struct orders_self *self, orders__waiter *w, const 
     pthread_mutex_lock(&x->mu);
     w->next = x->waiters;
     x->waiters = w;
-    w->in_flight = in_flight(x, id, owner);
+    w->in_flight = known(x, id, &placer) && visible(owner, placer);
     pthread_mutex_unlock(&x->mu);
     return CL_OK;
 }
@@ -1002,22 +1010,6 @@ static void *worker(void *arg)
 
 /* --- start and stop -------------------------------------------------------------------- */
 
-/* True when order id waits in x's queue or runs in one of its workers; x->mu held. */
-static bool known(orders__executor *x, const char *id)
-{
-    for (qnode *n = x->head; n != NULL; n = n->next) {
-        if (strcmp(n->id, id) == 0) {
-            return true;
-        }
-    }
-    for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
-        if (strcmp(x->active[i], id) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /*
  * Queues at most limit orders whose saga is not final and whose lease is free, lapsed
  * (their executor died) or this host's previous process's (dead: one process per host id):
@@ -1049,7 +1041,7 @@ static cl_status queue_in_flight(struct orders_self *self, int64_t limit, int *q
         bool fresh;
 
         pthread_mutex_lock(&x->mu);
-        fresh = !known(x, id);
+        fresh = !known(x, id, NULL);
         pthread_mutex_unlock(&x->mu);
         if (fresh) {
             orders__saga_enqueue(self, id, 0, NULL, NULL);

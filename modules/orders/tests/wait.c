@@ -91,10 +91,10 @@ static void setup_shop(void)
     payments_deposit_request dep = {.account_id = "wt-acc", .amount = {10000, "EUR"}};
     payments_account a = {0};
     cl_empty none = {0};
-    cl_ctx ctx = own_ctx("");
+    cl_ctx ctx; /* staff: sets up the catalog and the stock */
     cl_ctx own = own_ctx(OWNER);
 
-    ctx.own_only = 0;
+    cl_ctx_init(&ctx, CALL_TIMEOUT_MS);
     assert_int_equal(catalog_list_categories(w.catalog, &ctx, &none, &cats), CL_OK);
     assert_true(cats.items.n > 0);
     in.category = cats.items.v[0].id;
