@@ -590,15 +590,16 @@ static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *
 
 /*
  * Runs sub's handler for env in the transaction on conn. For a declared event, decodes the
- * payload with the event's codec first; *rejected is set when it cannot be understood (a
- * payload that does not decode, a newer schema version), which no retry can fix.
+ * payload with the event's codec first, from env->payload or, when that is NULL, straight
+ * from text (checked JSON); *rejected is set when it cannot be understood (a payload that
+ * does not decode, a newer schema version), which no retry can fix.
  */
 static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
-                             cl_db_conn *conn, bool *rejected, cl_error *err);
+                             const char *text, cl_db_conn *conn, bool *rejected, cl_error *err);
 
 /* The handler's span is a child of the publisher's (the envelope's traceparent). */
 static cl_status call_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
-                              cl_db_conn *conn, bool *rejected, cl_error *err)
+                              const char *text, cl_db_conn *conn, bool *rejected, cl_error *err)
 {
     cl_span span;
     cl_status rc;
@@ -607,15 +608,16 @@ static cl_status call_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope
     cl_span_set_str(&span, "messaging.system", "cleave");
     cl_span_set_str(&span, "messaging.operation", "process");
     cl_span_set_str(&span, "messaging.message.id", env->id);
-    rc = cl_span_status(&span, run_handler(sub, ctx, env, conn, rejected, err));
+    rc = cl_span_status(&span, run_handler(sub, ctx, env, text, conn, rejected, err));
     cl_span_end(&span);
     return rc;
 }
 
 static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
-                             cl_db_conn *conn, bool *rejected, cl_error *err)
+                             const char *text, cl_db_conn *conn, bool *rejected, cl_error *err)
 {
     const cl_event *ev = sub->event;
+    cl_envelope decoded = *env;
     void *payload = NULL;
     cl_error derr = {0};
     cl_status rc;
@@ -636,7 +638,9 @@ static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope 
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     /* Lenient: a publisher's newer optional fields do not break an older subscriber. */
-    rc = cl_schema_from_json(ev->payload, env->payload, CL_DECODE_LENIENT, payload, &derr);
+    rc = env->payload != NULL
+             ? cl_schema_from_json(ev->payload, env->payload, CL_DECODE_LENIENT, payload, &derr)
+             : cl_schema_parse(ev->payload, text, strlen(text), CL_DECODE_LENIENT, payload, &derr);
     if (rc != CL_OK) {
         free(payload);
         *rejected = rc == CL_INVALID;
@@ -644,7 +648,8 @@ static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope 
                             env->schema_version, derr.field, derr.field[0] != '\0' ? ": " : "",
                             derr.message);
     }
-    rc = sub->efn(sub->arg, ctx, env, payload, conn);
+    decoded.payload = NULL; /* the handler's is the decoded one (cleave/bus.h) */
+    rc = sub->efn(sub->arg, ctx, &decoded, payload, conn);
     cl_schema_free(ev->payload, payload);
     free(payload);
 out:
@@ -695,6 +700,7 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
     cl_envelope env;
     json_error_t jerr;
     json_t *payload = NULL;
+    const char *text = NULL;
     bool inserted = false;
     bool rejected = false;
     cl_status rc;
@@ -712,23 +718,30 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
         /*
          * Each handler gets its own copy: jansson's reference counts are not thread-safe.
          * A message from NATS comes parsed, its job's own: its first attempt takes that.
-         * An outbox row's message is shared by the subscribers' workers: only read here.
+         * An outbox row's message is shared by the subscribers' workers: only read here,
+         * and for a declared event decoded from its text with no tree (ADR 0054).
          */
         if (m->payload != NULL) {
             payload = m->payload;
             m->payload = NULL;
+        } else if (sub->event != NULL) {
+            char why[96] = "unreadable envelope";
+            text = cl__msg_text(m);
+            if (text == NULL || !cl_json_check(text, strlen(text), why, sizeof(why))) {
+                rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s", why);
+            }
         } else {
             payload = cl__msg_text(m) != NULL ? json_loads(m->payload_text, 0, &jerr) : NULL;
-        }
-        if (payload == NULL) {
-            rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s",
-                              m->payload_text != NULL ? jerr.text : "unreadable envelope");
+            if (payload == NULL) {
+                rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s",
+                                  m->payload_text != NULL ? jerr.text : "unreadable envelope");
+            }
         }
     }
     if (rc == CL_OK) {
         env = (cl_envelope){m->id,          m->type,           m->key, m->source, m->occurred_at,
                             m->traceparent, m->schema_version, n,      payload};
-        rc = call_handler(sub, &ctx, &env, conn, &rejected, err);
+        rc = call_handler(sub, &ctx, &env, text, conn, &rejected, err);
     }
     json_decref(payload);
     if (rc == CL_OK) {
@@ -1940,7 +1953,7 @@ cl_status cl_bus_dlq_replay(cl_bus *bus, const char *module, int64_t id, cl_erro
                             (int)attempts + 1,
                             m.payload};
         bool rejected;
-        rc = call_handler(sub, &ctx, &env, conn, &rejected, err);
+        rc = call_handler(sub, &ctx, &env, NULL, conn, &rejected, err);
     }
     if (rc == CL_OK) {
         cl_now_rfc3339(now);

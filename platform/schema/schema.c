@@ -2,14 +2,14 @@
  * The codec behind every declared type: walks a type's field descriptors to encode,
  * decode, copy and free, so no module writes JSON by hand for its plain data.
  */
-#include "cleave/schema.h"
+#include "schema_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD_PTR(obj, f)  ((void *)((char *)(obj) + (f)->offset))
+#define FIELD_PTR(obj, f)  CL__FIELD_PTR(obj, f)
 #define FIELD_CPTR(obj, f) ((const void *)((const char *)(obj) + (f)->offset))
 
 /*
@@ -18,7 +18,7 @@
  * blocks per request, on every worker at once (ADR 0049). NULL for no bytes, on overflow or
  * without memory.
  */
-static void *zalloc(size_t count, size_t size)
+void *cl__zalloc(size_t count, size_t size)
 {
     void *p;
 
@@ -32,20 +32,15 @@ static void *zalloc(size_t count, size_t size)
     return p;
 }
 
-/* Paths like "items[3].price.amount" for error messages; bounded by cl_error.field. */
-typedef struct path {
-    char buf[64];
-} path;
-
 /* A path too deep to fit is cut; it only names a field in an error message. */
-static void path_truncated(path *out, int n)
+static void path_truncated(cl__path *out, int n)
 {
     if (n < 0 || (size_t)n >= sizeof(out->buf)) {
         out->buf[sizeof(out->buf) - 1] = '\0';
     }
 }
 
-static void path_join(path *out, const char *base, const char *name)
+void cl__path_join(cl__path *out, const char *base, const char *name)
 {
     if (base == NULL || base[0] == '\0') {
         cl_strlcpy(out->buf, name, sizeof(out->buf));
@@ -54,7 +49,7 @@ static void path_join(path *out, const char *base, const char *name)
     }
 }
 
-static void path_index(path *out, const char *base, size_t i)
+void cl__path_index(cl__path *out, const char *base, size_t i)
 {
     path_truncated(out, snprintf(out->buf, sizeof(out->buf), "%s[%zu]", base, i));
 }
@@ -340,14 +335,14 @@ static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p, 
         if (st != CL_OK) {
             return st;
         }
-        s->v = zalloc(json_array_size(v) + 1, sizeof(char *));
+        s->v = cl__zalloc(json_array_size(v) + 1, sizeof(char *));
         if (s->v == NULL) {
             return cl_error_set(err, CL_INTERNAL, where, "out of memory");
         }
         s->set = true;
         for (size_t j = 0; j < json_array_size(v); j++) {
-            path item;
-            path_index(&item, where, j);
+            cl__path item;
+            cl__path_index(&item, where, j);
             st = decode_str(json_array_get(v, j), &s->v[j], item.buf, err);
             if (st != CL_OK) {
                 return st;
@@ -363,7 +358,7 @@ static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p, 
         if (json_is_null(v)) {
             return CL_OK;
         }
-        sub = zalloc(1, f->sub->size);
+        sub = cl__zalloc(1, f->sub->size);
         if (sub == NULL) {
             return cl_error_set(err, CL_INTERNAL, where, "out of memory");
         }
@@ -376,13 +371,13 @@ static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p, 
         if (st != CL_OK) {
             return st;
         }
-        l->v = zalloc(json_array_size(v) + 1, f->sub->size);
+        l->v = cl__zalloc(json_array_size(v) + 1, f->sub->size);
         if (l->v == NULL) {
             return cl_error_set(err, CL_INTERNAL, where, "out of memory");
         }
         for (size_t j = 0; j < json_array_size(v); j++) {
-            path item;
-            path_index(&item, where, j);
+            cl__path item;
+            cl__path_index(&item, where, j);
             /* Count the element first so that a failure inside it is freed too. */
             l->n++;
             st = decode_obj(f->sub, json_array_get(v, j), flags, (char *)l->v + j * f->sub->size,
@@ -397,7 +392,7 @@ static cl_status decode_field(const cl_field *f, json_t *v, int flags, void *p, 
     return cl_error_set(err, CL_INTERNAL, where, "unknown field kind");
 }
 
-static const cl_field *find_field(const cl_type *type, const char *name)
+const cl_field *cl__find_field(const cl_type *type, const char *name)
 {
     for (size_t i = 0; i < type->nfields; i++) {
         if (strcmp(type->fields[i].name, name) == 0) {
@@ -419,9 +414,9 @@ static cl_status decode_obj(const cl_type *type, json_t *json, int flags, void *
     }
     if (flags & CL_DECODE_STRICT) {
         json_object_foreach (json, key, value) {
-            if (find_field(type, key) == NULL) {
-                path where;
-                path_join(&where, base, key);
+            if (cl__find_field(type, key) == NULL) {
+                cl__path where;
+                cl__path_join(&where, base, key);
                 return cl_error_set(err, CL_INVALID, where.buf, "unknown field %s", where.buf);
             }
         }
@@ -429,13 +424,13 @@ static cl_status decode_obj(const cl_type *type, json_t *json, int flags, void *
     for (size_t i = 0; i < type->nfields; i++) {
         const cl_field *f = &type->fields[i];
         json_t *v = json_object_get(json, f->name);
-        path where;
+        cl__path where;
         cl_status st;
 
         if (v == NULL) {
             continue;
         }
-        path_join(&where, base, f->name);
+        cl__path_join(&where, base, f->name);
         st = decode_field(f, v, flags, FIELD_PTR(out, f), where.buf, err);
         if (st != CL_OK) {
             return st;

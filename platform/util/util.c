@@ -256,12 +256,25 @@ static int64_t floor_div(int64_t a, int64_t b)
 #define RFC3339_MIN_MS ((int64_t)-62167219200000)
 #define RFC3339_MAX_MS ((int64_t)253402300799999)
 
+/* v (0 <= v < 10^n) as n decimal digits at p; the byte after them. */
+static char *put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+/*
+ * Written digit by digit: a checkout stamps some two dozen rows and messages, and snprintf
+ * took some 4,000 instructions a stamp (ADR 0054).
+ */
 void cl_rfc3339_format(int64_t epoch_ms, char out[CL_RFC3339_SIZE])
 {
     int64_t days, in_day, year;
     int month, day;
-    /* Room for any int the format could print: the compiler cannot see the clamps. */
-    char buf[80];
+    char *p = out;
 
     if (epoch_ms < RFC3339_MIN_MS) {
         epoch_ms = RFC3339_MIN_MS;
@@ -271,10 +284,21 @@ void cl_rfc3339_format(int64_t epoch_ms, char out[CL_RFC3339_SIZE])
     days = floor_div(epoch_ms, 86400000);
     in_day = epoch_ms - days * 86400000;
     civil_from_days(days, &year, &month, &day);
-    snprintf(buf, sizeof(buf), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month, day,
-             (int)(in_day / 3600000), (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60),
-             (int)(in_day % 1000));
-    cl_strlcpy(out, buf, CL_RFC3339_SIZE);
+    p = put_digits(p, year, 4);
+    *p++ = '-';
+    p = put_digits(p, month, 2);
+    *p++ = '-';
+    p = put_digits(p, day, 2);
+    *p++ = 'T';
+    p = put_digits(p, in_day / 3600000, 2);
+    *p++ = ':';
+    p = put_digits(p, in_day / 60000 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, in_day / 1000 % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, in_day % 1000, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 /* The n decimal digits at s as a number, or -1 when one of them is not a digit. */

@@ -4,13 +4,16 @@
  * Input: byte 0 picks a declared type (an operation's request or response, or an event's
  * payload, over all modules), bit 0 of byte 1 picks strict or lenient decoding, the rest
  * is JSON text. What a decode accepts must encode, decode again strictly to the same
- * JSON, survive a text round trip, and deep-copy to the same JSON.
+ * JSON, survive a text round trip, and deep-copy to the same JSON. The decoder from text
+ * (cl_schema_parse) and the writer (cl_schema_dump) must agree with jansson on every input.
  */
 #include <stdlib.h>
 
 #include <jansson.h>
 
 #include "fuzz.h"
+
+#include "../support/schema_agrees.h"
 
 /* Every declared type, gathered on the first input. */
 static const cl_type *codec_types[256];
@@ -112,6 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     type = codec_types[data[0] % codec_ntypes];
     flags = (data[1] & 1) != 0 ? CL_DECODE_STRICT : CL_DECODE_LENIENT;
+    /* As the bus decodes a declared event's payload: straight from the text. */
+    FUZZ_CHECK(schema_agrees(type, (const char *)data + 2, size - 2, flags) == NULL);
     /* As the HTTP server and the RPC client parse bodies. */
     json = json_loadb((const char *)data + 2, size - 2, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                       NULL);

@@ -9,6 +9,8 @@
 
 #include "cleave/module.h"
 
+#include "../support/schema_agrees.h"
+
 #define ITEM(X, T)                                                                                 \
     X(T, STR, name, _)                                                                             \
     X(T, OBJ, price, cl_money)
@@ -188,6 +190,273 @@ static void test_schema_copy_is_deep(void **state)
     json_decref(in);
 }
 
+/* cl_schema_parse against jansson's parse and cl_schema_from_json, both flags, one text. */
+static void expect_agreement(const char *text, size_t len)
+{
+    for (int strict = 0; strict < 2; strict++) {
+        const char *diff = schema_agrees(&test_order_type, text, len,
+                                         strict ? CL_DECODE_STRICT : CL_DECODE_LENIENT);
+        if (diff != NULL) {
+            fail_msg("%s on %.200s (%zu bytes)", diff, text, len);
+        }
+    }
+}
+
+/* n copies of s, then tail, in a new string. */
+static char *repeat(const char *head, const char *s, size_t n, const char *tail)
+{
+    size_t hl = strlen(head), sl = strlen(s), tl = strlen(tail);
+    char *out = malloc(hl + sl * n + tl + 1);
+    char *p = out;
+
+    assert_non_null(out);
+    memcpy(p, head, hl);
+    p += hl;
+    for (size_t i = 0; i < n; i++, p += sl) {
+        memcpy(p, s, sl);
+    }
+    memcpy(p, tail, tl + 1);
+    return out;
+}
+
+static void test_schema_parse_agrees_with_jansson_on_chosen_texts(void **state)
+{
+    static const char *const texts[] = {
+        "{\"id\":7,\"expected\":3,\"paid\":true,\"tags\":[\"a\",\"b\"],\"items\":[{\"name\":\"x\","
+        "\"price\":{\"amount\":150,\"currency\":\"EUR\"}}],\"discount\":{\"amount\":5,"
+        "\"currency\":\"EUR\"},\"note\":null}",
+        " \t\r\n{ \"id\" : 1 , \"tags\" : [ ] , \"items\" : [ ] } \n",
+        "{}",
+        "[]",
+        "[1]",
+        "[{\"id\":1}]",
+        "1",
+        "\"x\"",
+        "null",
+        "",
+        "   ",
+        "{",
+        "}",
+        "{}}",
+        "{} x",
+        "{\"id\":1,}",
+        "{\"id\":1 \"paid\":true}",
+        "{\"id\" 1}",
+        "{id:1}",
+        "{\"id\":}",
+        "{\"tags\":[\"a\",]}",
+        "{\"tags\":[,]}",
+        "{\"tags\":[\"a\" \"b\"]}",
+        /* A key given twice takes its last value; errors follow the declared order. */
+        "{\"id\":1,\"id\":\"x\"}",
+        "{\"id\":\"x\",\"id\":2}",
+        "{\"note\":5,\"id\":\"x\"}",
+        "{\"items\":[{\"price\":{\"amount\":\"1\"}}],\"tags\":[1]}",
+        "{\"discount\":{\"amount\":1,\"amount\":true},\"discount\":null}",
+        /* Unknown fields: refused when strict, the first named; before any field's error. */
+        "{\"zz\":1,\"id\":\"x\",\"yy\":2}",
+        "{\"items\":[{\"name\":\"a\",\"extra\":[1,{\"b\":2}]}]}",
+        "{\"\\u0069d\":5}",
+        "{\"i\\u0064\":\"no\"}",
+        "{\"x\":{\"deep\":[[[[{\"a\":[true,false,null,1.5e3,-0,\"s\"]}]]]]},\"id\":2}",
+        /* Kinds. */
+        "{\"id\":null}",
+        "{\"id\":true}",
+        "{\"id\":1.0}",
+        "{\"id\":1e5}",
+        "{\"id\":-0}",
+        "{\"expected\":null}",
+        "{\"expected\":\"3\"}",
+        "{\"paid\":null}",
+        "{\"paid\":0}",
+        "{\"tags\":null}",
+        "{\"tags\":\"a\"}",
+        "{\"tags\":[null]}",
+        "{\"items\":{}}",
+        "{\"items\":[null]}",
+        "{\"items\":[[]]}",
+        "{\"discount\":[]}",
+        "{\"discount\":5}",
+        "{\"note\":[]}",
+        "{\"note\":\"\"}",
+        /* Numbers. */
+        "{\"id\":9223372036854775807}",
+        "{\"id\":9223372036854775808}",
+        "{\"id\":-9223372036854775808}",
+        "{\"id\":-9223372036854775809}",
+        "{\"id\":99999999999999999999999}",
+        "{\"x\":1e400}",
+        "{\"x\":-1e400}",
+        "{\"x\":1e-400}",
+        "{\"x\":01}",
+        "{\"x\":-}",
+        "{\"x\":1.}",
+        "{\"x\":.5}",
+        "{\"x\":1e}",
+        "{\"x\":1e+}",
+        "{\"x\":+1}",
+        "{\"x\":1.5E-7}",
+        "{\"x\":0.0}",
+        "{\"x\":--1}",
+        "{\"x\":1x}",
+        /* Words. */
+        "{\"x\":tru}",
+        "{\"x\":truex}",
+        "{\"x\":nul}",
+        "{\"x\":nulls}",
+        "{\"x\":False}",
+        /* Strings: escapes, surrogates, UTF-8. */
+        "{\"note\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+        "{\"note\":\"\\u00e9\\u20ac\"}",
+        "{\"note\":\"\\ud83d\\ude00\"}",
+        "{\"note\":\"\\ud83d\"}",
+        "{\"note\":\"\\ude00\"}",
+        "{\"note\":\"\\ud83d\\u0041\"}",
+        "{\"note\":\"\\u0000\"}",
+        "{\"note\":\"\\x\"}",
+        "{\"note\":\"\\u12\"}",
+        "{\"note\":\"\\u12g4\"}",
+        "{\"note\":\"a\tb\"}",
+        "{\"note\":\"a\nb\"}",
+        "{\"note\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+        "{\"note\":\"\xc0\x80\"}",
+        "{\"note\":\"\xed\xa0\x80\"}",
+        "{\"note\":\"\xf4\x90\x80\x80\"}",
+        "{\"note\":\"\xe2\x82\"}",
+        "{\"note\":\"\x80\"}",
+        "{\"note\":\"\xff\"}",
+        "{\"note\":\"unterminated}",
+        "{\"note\":\"\\",
+    };
+    static const char nul_inside[] = "{\"id\":1,\0\"paid\":true}";
+    static const char nul_after_number[] = "{\"id\":40\0}"; /* jansson takes it */
+    char *text;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        expect_agreement(texts[i], strlen(texts[i]));
+    }
+    expect_agreement(nul_inside, sizeof(nul_inside) - 1);
+    expect_agreement(nul_after_number, sizeof(nul_after_number) - 1);
+    assert_false(cl_json_check(nul_after_number, sizeof(nul_after_number) - 1, NULL, 0));
+    /* The length bounds the text: what follows it is not read. */
+    expect_agreement("{\"id\":1}garbage", 8);
+    /* Nesting: 2,048 values deep is the limit (an empty array innermost), one more is not. */
+    {
+        char *open = repeat("{\"x\":", "[", 2047, "");
+        char *deep = repeat(open, "]", 2047, "}");
+        char *open2 = repeat("{\"x\":", "[", 2048, "");
+        char *deeper = repeat(open2, "]", 2048, "}");
+        expect_agreement(deep, strlen(deep));
+        expect_agreement(deeper, strlen(deeper));
+        assert_true(cl_json_check(deep, strlen(deep), NULL, 0));
+        assert_false(cl_json_check(deeper, strlen(deeper), NULL, 0));
+        free(open);
+        free(deep);
+        free(open2);
+        free(deeper);
+    }
+    /* Limits: items (the count is refused before a bad item), a string's length, a long key. */
+    text = repeat("{\"tags\":[", "\"t\",", 1000, "\"t\"]}");
+    expect_agreement(text, strlen(text));
+    free(text);
+    text = repeat("{\"tags\":[1,", "\"t\",", 1000, "\"t\"]}");
+    expect_agreement(text, strlen(text));
+    free(text);
+    text = repeat("{\"note\":\"", "x", CL_SCHEMA_MAX_STRING + 1, "\"}");
+    expect_agreement(text, strlen(text));
+    free(text);
+    text = repeat("{\"note\":\"", "x", CL_SCHEMA_MAX_STRING, "\"}");
+    expect_agreement(text, strlen(text));
+    free(text);
+    text = repeat("{\"", "k", 300, "\":1}");
+    expect_agreement(text, strlen(text));
+    free(text);
+}
+
+/* Every one-byte change of a few texts, over bytes that matter to the grammar. */
+static void test_schema_parse_agrees_with_jansson_on_mutated_texts(void **state)
+{
+    static const char *const seeds[] = {
+        "{\"id\":7,\"expected\":-3,\"paid\":false,\"tags\":[\"a\\u00e9\",\"\\ud83d\\ude00\"],"
+        "\"items\":[{\"name\":\"x\",\"price\":{\"amount\":150,\"currency\":\"EUR\"}},{}],"
+        "\"discount\":{\"amount\":5,\"currency\":\"EUR\"},\"note\":null,\"u\":[1.5e3,true]}",
+        "{\"id\":1,\"id\":2,\"x\":{\"y\":[[],{}]},\"note\":\"\\n\"}",
+    };
+    static const char bytes[] = "{}[]:,\"\\ -+.eE01u9ntfalsx\t\n\x80\xc3\xed";
+    unsigned seed = 1;
+    int checked = 0;
+
+    (void)state;
+    for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+        size_t len = strlen(seeds[s]);
+        char *text = malloc(len + 2);
+
+        assert_non_null(text);
+        for (size_t i = 0; i < len; i++) {
+            for (size_t b = 0; b < sizeof(bytes) - 1; b++) {
+                memcpy(text, seeds[s], len + 1);
+                text[i] = bytes[b];
+                expect_agreement(text, len);
+                /* And with the byte removed, and a second change further on. */
+                memmove(text + i, text + i + 1, len - i);
+                seed = seed * 1103515245u + 12345u;
+                if (len > 1) {
+                    text[(seed >> 8) % (len - 1)] = bytes[(seed >> 16) % (sizeof(bytes) - 1)];
+                }
+                expect_agreement(text, len - 1);
+                checked += 2;
+            }
+        }
+        free(text);
+    }
+    assert_true(checked > 1000);
+}
+
+/* Strings jansson escapes, or refuses (not UTF-8), written by cl_schema_dump as json_dumps. */
+static void test_schema_dump_writes_what_jansson_writes(void **state)
+{
+    static const char *const notes[] = {
+        "",
+        "plain",
+        "q\"uote b\\slash /slash",
+        "\x01\x1f\x7f\b\f\n\r\t",
+        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+        "\xc3",
+        "\xff",
+        "\xed\xa0\x80",
+    };
+    test_item items[2] = {{"a", {-9223372036854775807LL - 1, "EUR"}}, {NULL, {0, NULL}}};
+    char *tags[] = {"x", "\xc3\xa9"};
+    cl_money discount = {9223372036854775807LL, "USD"};
+    test_order o = {0};
+
+    (void)state;
+    o.id = -42;
+    o.expected = (cl_opt_i64){true, 0};
+    o.paid = true;
+    o.tags = (cl_strs){tags, 2, true};
+    o.items.v = items;
+    o.items.n = 2;
+    o.discount = &discount;
+    for (size_t i = 0; i < sizeof(notes) / sizeof(notes[0]); i++) {
+        const char *diff;
+        o.note = (char *)notes[i];
+        diff = schema_dump_agrees(&test_order_type, &o);
+        if (diff != NULL) {
+            fail_msg("%s for note %zu", diff, i);
+        }
+    }
+    /* Left out as to_json leaves them out: an unset optional, a list never given, no object. */
+    o = (test_order){0};
+    assert_null(schema_dump_agrees(&test_order_type, &o));
+    {
+        char *text = cl_schema_dump(&test_order_type, &o, CL_DUMP_SORTED);
+        assert_string_equal(text, "{\"id\":0,\"items\":[],\"note\":null,\"paid\":false}");
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +466,9 @@ int main(void)
         cmocka_unit_test(test_schema_lenient_ignores_unknown_fields),
         cmocka_unit_test(test_schema_refuses_too_many_items),
         cmocka_unit_test(test_schema_copy_is_deep),
+        cmocka_unit_test(test_schema_parse_agrees_with_jansson_on_chosen_texts),
+        cmocka_unit_test(test_schema_parse_agrees_with_jansson_on_mutated_texts),
+        cmocka_unit_test(test_schema_dump_writes_what_jansson_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

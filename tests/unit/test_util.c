@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -200,6 +201,35 @@ static void test_rfc3339_formats_known_instants(void **state)
     assert_string_equal(out, "1969-12-31T23:59:59.999Z");
     cl_rfc3339_format(253402300799999LL, out);
     assert_string_equal(out, "9999-12-31T23:59:59.999Z");
+}
+
+/* The same text as libc's gmtime_r and strftime, over instants spread across 1900-9999. */
+static void test_rfc3339_agrees_with_gmtime(void **state)
+{
+    uint64_t x = 88172645463325252ULL;
+    char out[CL_RFC3339_SIZE];
+    char want[64];
+
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        const int64_t lo = -2208988800000LL; /* 1900-01-01 */
+        const int64_t hi = 253402300799999LL;
+        int64_t ms;
+        time_t secs;
+        struct tm tm;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ms = lo + (int64_t)(x % (uint64_t)(hi - lo));
+        secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        assert_non_null(gmtime_r(&secs, &tm));
+        assert_true(strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm) > 0);
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), ".%03dZ",
+                 (int)(ms - (int64_t)secs * 1000));
+        cl_rfc3339_format(ms, out);
+        assert_string_equal(out, want);
+    }
 }
 
 static void test_rfc3339_round_trips(void **state)
@@ -428,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_backoff_doubles_within_jitter_bounds),
         cmocka_unit_test(test_backoff_never_overflows),
         cmocka_unit_test(test_rfc3339_formats_known_instants),
+        cmocka_unit_test(test_rfc3339_agrees_with_gmtime),
         cmocka_unit_test(test_rfc3339_round_trips),
         cmocka_unit_test(test_rfc3339_parse_rejects_malformed),
         cmocka_unit_test(test_deadline_in_is_on_the_monotonic_clock),

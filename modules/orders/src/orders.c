@@ -566,7 +566,6 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     cl_db_conn *conn = NULL;
     char id[ORDERS__ID_SIZE], now[32], *request = NULL;
     int64_t leased_ms = 0;
-    json_t *j;
     bool found = false;
     cl_status rc;
 
@@ -582,9 +581,7 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     if (rc != CL_OK) {
         return rc;
     }
-    j = cl_schema_to_json(&orders_order_input_type, req);
-    request = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(j);
+    request = cl_schema_dump(&orders_order_input_type, req, CL_DUMP_SORTED);
     if (request == NULL) {
         return oom(ctx);
     }

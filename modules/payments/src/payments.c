@@ -142,11 +142,7 @@ static bool reachable(const cl_ctx *ctx, const char *owner)
 /* JSON text of obj (compact, sorted keys) that the caller frees, or NULL. */
 static char *dump(const cl_type *t, const void *obj)
 {
-    json_t *j = cl_schema_to_json(t, obj);
-    char *s = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-
-    json_decref(j);
-    return s;
+    return cl_schema_dump(t, obj, CL_DUMP_SORTED);
 }
 
 /* --- appending: event, fold, projection, snapshot ------------------------------------- */

@@ -190,8 +190,8 @@ cl_status cl_bus_subscribe(cl_bus *bus, const char *module, const char *type, cl
 
 /*
  * A subscriber's handler for a declared event: payload is the decoded payload, of the
- * event's declared type (cast it to that type), borrowed for the call. Otherwise as
- * cl_bus_handler.
+ * event's declared type (cast it to that type), borrowed for the call; env->payload is NULL.
+ * Otherwise as cl_bus_handler.
  */
 typedef cl_status (*cl_event_handler)(void *arg, cl_ctx *ctx, const cl_envelope *env,
                                       const void *payload, cl_db_conn *conn);

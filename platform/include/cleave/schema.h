@@ -142,6 +142,36 @@ enum {
 cl_status cl_schema_from_json(const cl_type *type, json_t *json, int flags, void *out,
                               cl_error *err);
 
+/*
+ * Whether text[0..len) is what json_loadb(text, len, 0) accepts: one object or array, UTF-8,
+ * no \u0000, integers within int64_t, nesting at most 2,048 deep; but a NUL byte is refused
+ * wherever it is (jansson skips one right after a number or a literal). When not, why
+ * (whysize bytes, may be NULL) says what is wrong and at which byte. Allocates nothing.
+ */
+bool cl_json_check(const char *text, size_t len, char *why, size_t whysize);
+
+/*
+ * Decodes JSON text straight into *out (zeroed by the caller), building no json_t: the
+ * outcome (status, err's field and message, *out) is cl_schema_from_json's for the tree of
+ * json_loadb(text, len, 0), where a key given twice takes its last value. Text that is not
+ * JSON (cl_json_check) is CL_INVALID with field "" and a message starting "not JSON: ".
+ */
+cl_status cl_schema_parse(const cl_type *type, const char *text, size_t len, int flags, void *out,
+                          cl_error *err);
+
+/* Encoding options. */
+enum {
+    CL_DUMP_SORTED = 1 /* keys in strcmp order (JSON_SORT_KEYS), not in declared order */
+};
+
+/*
+ * obj as compact JSON text, a new string the caller frees: byte for byte json_dumps of
+ * cl_schema_to_json(type, obj) with JSON_COMPACT (and JSON_SORT_KEYS with CL_DUMP_SORTED),
+ * without building the tree. NULL when out of memory or a string is not UTF-8 (which
+ * cl_schema_to_json refuses too).
+ */
+char *cl_schema_dump(const cl_type *type, const void *obj, int flags);
+
 /* Frees everything obj owns (not obj itself) and zeroes it. obj may be NULL. */
 void cl_schema_free(const cl_type *type, void *obj);
 
