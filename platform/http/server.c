@@ -569,6 +569,15 @@ int cl_http_set_header(cl_http_req *req, const char *name, const char *value)
     return 0;
 }
 
+/* The text of an answer that could not be built: logged, and a 500 problem instead. */
+static void reply_unencodable(cl_http_req *req, int status)
+{
+    cl_log_with(CL_LOG_ERROR, "http", NULL, "the %d response to %s %s could not be encoded", status,
+                req->method, req->path);
+    cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
+                          "the response could not be encoded", NULL);
+}
+
 void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
 {
     cl__http_worker *worker = cl__http_worker_get();
@@ -603,12 +612,35 @@ void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
     }
     json_decref(body);
     if (text == NULL) {
-        cl_log_with(CL_LOG_ERROR, "http", NULL, "the %d response to %s %s could not be encoded",
-                    status, req->method, req->path);
-        cl_http_reply_problem(req, 500, "internal", cl_status_message(CL_INTERNAL),
-                              "the response could not be encoded", NULL);
+        reply_unencodable(req, status);
     } else {
         cl__http_send(req, status, "application/json", text, len);
+    }
+    free(heap);
+}
+
+void cl_http_reply_type(cl_http_req *req, int status, const cl_type *type, const void *obj)
+{
+    cl__http_worker *worker = cl__http_worker_get();
+    size_t len = 0;
+    char *heap = NULL;
+
+    if (req == NULL) {
+        return;
+    }
+    /* Into the worker's buffer when it fits, else into an allocation of its own. */
+    if (worker != NULL) {
+        len = cl_schema_dump_to(type, obj, 0, worker->json, sizeof(worker->json));
+    }
+    if (len > 0) {
+        cl__http_send(req, status, "application/json", worker->json, len);
+        return;
+    }
+    heap = cl_schema_dump(type, obj, 0);
+    if (heap == NULL) {
+        reply_unencodable(req, status);
+    } else {
+        cl__http_send(req, status, "application/json", heap, strlen(heap));
     }
     free(heap);
 }

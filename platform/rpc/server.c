@@ -225,7 +225,7 @@ static void dispatch(cl_http_req *req, void *arg)
         reply_failure(req, &ctx->err);
         goto out;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(op->resp, out));
+    cl_http_reply_type(req, 200, op->resp, out);
     cl_schema_free(op->resp, out);
 out:
     cl_schema_free(op->req, in);

@@ -821,13 +821,18 @@ typedef struct text_out {
     char *buf;
     size_t len;
     size_t size;
+    bool fixed; /* the caller's buffer: no growing it */
     bool failed;
 } text_out;
 
-/* Room for n more bytes (and a NUL); false when out of memory. */
+/* Room for n more bytes (and a NUL); false when out of memory or of the caller's buffer. */
 static bool room(text_out *o, size_t n)
 {
     if (o->failed) {
+        return false;
+    }
+    if (n + 1 > o->size - o->len && o->fixed) {
+        o->failed = true;
         return false;
     }
     if (n + 1 > o->size - o->len) {
@@ -862,8 +867,8 @@ static void put_string(text_out *o, const char *s)
         return;
     }
     n = strlen(s);
-    /* At most six bytes a byte (\u00XX), and the quotes. */
-    if (!room(o, n * 6 + 2)) {
+    /* At most six bytes a byte (\u00XX), and the quotes; a fixed buffer may do with less. */
+    if (!o->fixed && !room(o, n * 6 + 2)) {
         return;
     }
     k = cl__json_escape(o->buf + o->len, o->size - o->len, s, n, '\0');
@@ -1010,9 +1015,24 @@ static void put_obj(text_out *o, const cl_type *type, const void *obj, int flags
     }
 }
 
+size_t cl_schema_dump_to(const cl_type *type, const void *obj, int flags, char *buf, size_t size)
+{
+    text_out o = {buf, 0, size, true, false};
+
+    if (size == 0) {
+        return 0;
+    }
+    put_obj(&o, type, obj, flags);
+    if (o.failed || o.len >= size) {
+        return 0;
+    }
+    o.buf[o.len] = '\0';
+    return o.len;
+}
+
 char *cl_schema_dump(const cl_type *type, const void *obj, int flags)
 {
-    text_out o = {malloc(256), 0, 256, false};
+    text_out o = {malloc(256), 0, 256, false, false};
 
     if (o.buf == NULL) {
         return NULL;

@@ -418,6 +418,37 @@ static void h_nobody(cl_http_req *req, void *arg)
     cl_http_reply_json(req, 200, NULL);
 }
 
+/*
+ * A declared type written by cl_http_reply_type: ?n=N strings of 100 bytes (past the
+ * worker's buffer from about 80), ?bad=1 one that is not UTF-8.
+ */
+#define TYPED(X, T) X(T, STRS, words, _)
+CL_TYPE_DECLARE(test_typed, TYPED)
+CL_TYPE_DEFINE(test_typed, TYPED)
+
+static void h_typed(cl_http_req *req, void *arg)
+{
+    char n_text[8] = "0";
+    char bad[8];
+    char word[101];
+    test_typed t = {0};
+    bool ok = true;
+
+    (void)arg;
+    (void)cl_http_query(req, "n", n_text, sizeof(n_text));
+    memset(word, 'w', 100);
+    word[100] = '\0';
+    for (int i = 0; ok && i < atoi(n_text); i++) {
+        word[0] = (char)('a' + i % 26);
+        ok = cl_strs_push(&t.words, word) == 0;
+    }
+    if (ok && cl_http_query(req, "bad", bad, sizeof(bad)) >= 0) {
+        ok = cl_strs_push(&t.words, "\xff") == 0;
+    }
+    cl_http_reply_type(req, 200, &test_typed_type, &t);
+    cl_schema_free(&test_typed_type, &t);
+}
+
 /* Echoes a form body as the JSON object cl_http_read_form made of it, with the peer. */
 static void h_form(cl_http_req *req, void *arg)
 {
@@ -464,6 +495,7 @@ static int group_setup(void **state)
         {"GET", "/dup", CL_PERM_PUBLIC, h_dup, NULL, "name"},
         {"GET", "/num", CL_PERM_PUBLIC, h_num, NULL, "n"},
         {"GET", "/nobody", CL_PERM_PUBLIC, h_nobody, NULL, NULL},
+        {"GET", "/typed", CL_PERM_PUBLIC, h_typed, NULL, "n bad"},
     };
     cl_http_options opt = {.listen = "127.0.0.1:0",
                            .threads = 4,
@@ -1450,6 +1482,43 @@ static void test_http_unencodable_body_is_500(void **state)
     response_free(resp);
 }
 
+/* cl_http_reply_type sends json_dumps' text of the struct, in the buffer or past it. */
+static void test_http_typed_reply_is_what_jansson_writes(void **state)
+{
+    static const int counts[] = {0, 1, 79, 80, 81, 200};
+    response *resp;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        char path[32];
+        json_t *want = json_pack("{s:[]}", "words");
+        char *text;
+
+        snprintf(path, sizeof(path), "/typed?n=%d", counts[i]);
+        for (int k = 0; k < counts[i]; k++) {
+            char word[101];
+            memset(word, 'w', 100);
+            word[100] = '\0';
+            word[0] = (char)('a' + k % 26);
+            json_array_append_new(json_object_get(want, "words"), json_string(word));
+        }
+        if (counts[i] == 0) {
+            json_object_del(want, "words"); /* a list never given is left out */
+        }
+        text = json_dumps(want, JSON_COMPACT);
+        resp = http_simple(g_port, "GET", path);
+        assert_int_equal(resp->status, 200);
+        assert_int_equal(resp->body_len, strlen(text));
+        assert_memory_equal(resp->body, text, strlen(text));
+        response_free(resp);
+        free(text);
+        json_decref(want);
+    }
+    resp = http_simple(g_port, "GET", "/typed?n=3&bad=1");
+    expect_problem(resp, 500, "internal", "/typed");
+    response_free(resp);
+}
+
 static void test_http_head_answers_like_get(void **state)
 {
     static const char *const paths[] = {"/bytes",   "/fail/sku-1", "/fail/invalid",
@@ -1855,6 +1924,7 @@ int main(void)
         cmocka_unit_test(test_http_query_int_is_strict),
         cmocka_unit_test(test_http_problems_survive_any_input_bytes),
         cmocka_unit_test(test_http_unencodable_body_is_500),
+        cmocka_unit_test(test_http_typed_reply_is_what_jansson_writes),
         cmocka_unit_test(test_http_head_answers_like_get),
         cmocka_unit_test(test_rpc_deadline_header_is_bounded),
         cmocka_unit_test(test_rpc_without_a_token_accepts_no_call),

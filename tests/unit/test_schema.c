@@ -447,6 +447,22 @@ static void test_schema_dump_writes_what_jansson_writes(void **state)
             fail_msg("%s for note %zu", diff, i);
         }
     }
+    /* Into a buffer: exactly the text when it fits with its NUL, nothing when it does not. */
+    o.note = "n";
+    {
+        char *whole = cl_schema_dump(&test_order_type, &o, 0);
+        size_t n = strlen(whole);
+        char *buf = malloc(n + 1);
+
+        assert_int_equal(cl_schema_dump_to(&test_order_type, &o, 0, buf, n + 1), n);
+        assert_string_equal(buf, whole);
+        assert_int_equal(cl_schema_dump_to(&test_order_type, &o, 0, buf, n), 0);
+        assert_int_equal(cl_schema_dump_to(&test_order_type, &o, 0, buf, 1), 0);
+        o.note = "\xff";
+        assert_int_equal(cl_schema_dump_to(&test_order_type, &o, 0, buf, n + 1), 0);
+        free(buf);
+        free(whole);
+    }
     /* Left out as to_json leaves them out: an unset optional, a list never given, no object. */
     o = (test_order){0};
     assert_null(schema_dump_agrees(&test_order_type, &o));

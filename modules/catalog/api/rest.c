@@ -53,7 +53,7 @@ static void set_etag(cl_http_req *req, int64_t version)
 static void reply_product(cl_http_req *req, int status, const catalog_product *p)
 {
     set_etag(req, p->version);
-    cl_http_reply_json(req, status, cl_schema_to_json(&catalog_product_type, p));
+    cl_http_reply_type(req, status, &catalog_product_type, p);
 }
 
 static int64_t path_id(cl_http_req *req)
@@ -445,7 +445,7 @@ static void list_categories(cl_http_req *req, void *arg)
         return;
     }
     cl_http_cache_public(req, CATALOG_MAX_AGE_S);
-    cl_http_reply_json(req, 200, cl_schema_to_json(&catalog_category_list_type, &list));
+    cl_http_reply_type(req, 200, &catalog_category_list_type, &list);
     cl_schema_free(&catalog_category_list_type, &list);
 }
 

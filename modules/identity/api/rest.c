@@ -217,7 +217,7 @@ static void userinfo(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&identity_userinfo_type, &out));
+    cl_http_reply_type(req, 200, &identity_userinfo_type, &out);
     cl_schema_free(&identity_userinfo_type, &out);
 }
 
@@ -237,7 +237,7 @@ static void jwks(cl_http_req *req, void *arg)
      * still be seen within minutes.
      */
     cl_http_cache_public(req, IDENTITY_METADATA_MAX_AGE_S);
-    cl_http_reply_json(req, 200, cl_schema_to_json(&identity_jwks_type, &out));
+    cl_http_reply_type(req, 200, &identity_jwks_type, &out);
     cl_schema_free(&identity_jwks_type, &out);
 }
 

@@ -20,7 +20,7 @@ static void get_stock(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&inventory_stock_type, &s));
+    cl_http_reply_type(req, 200, &inventory_stock_type, &s);
     cl_schema_free(&inventory_stock_type, &s);
 }
 
@@ -58,7 +58,7 @@ static void set_stock(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&inventory_stock_type, &s));
+    cl_http_reply_type(req, 200, &inventory_stock_type, &s);
 out:
     cl_schema_free(&inventory_stock_type, &s);
     cl_schema_free(&inventory_stock_set_type, &in);

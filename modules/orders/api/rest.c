@@ -18,7 +18,7 @@
 
 static void reply_order(cl_http_req *req, int status, const orders_order *o)
 {
-    cl_http_reply_json(req, status, cl_schema_to_json(&orders_order_type, o));
+    cl_http_reply_type(req, status, &orders_order_type, o);
 }
 
 static void place_order(cl_http_req *req, void *arg)
@@ -139,7 +139,7 @@ static void list_orders(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&orders_order_page_type, &page));
+    cl_http_reply_type(req, 200, &orders_order_page_type, &page);
 out:
     cl_schema_free(&orders_order_page_type, &page);
     cl_schema_free(&orders_order_query_type, &q);

@@ -12,7 +12,7 @@
 
 static void reply_account(cl_http_req *req, int status, const payments_account *a)
 {
-    cl_http_reply_json(req, status, cl_schema_to_json(&payments_account_type, a));
+    cl_http_reply_type(req, status, &payments_account_type, a);
 }
 
 static void open_account(cl_http_req *req, void *arg)

@@ -68,7 +68,7 @@ static void get_shipment(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&shipping_shipment_type, &s));
+    cl_http_reply_type(req, 200, &shipping_shipment_type, &s);
     cl_schema_free(&shipping_shipment_type, &s);
 }
 
@@ -93,7 +93,7 @@ static void list_shipments(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
-    cl_http_reply_json(req, 200, cl_schema_to_json(&shipping_shipment_list_type, &list));
+    cl_http_reply_type(req, 200, &shipping_shipment_list_type, &list);
     cl_schema_free(&shipping_shipment_list_type, &list);
 }
 

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "cleave/schema.h"
 #include "cleave/status.h"
 
 /* The permission of routes that anyone may call (health checks, discovery). */
@@ -297,6 +298,12 @@ void cl_http_cache_public(cl_http_req *req, int max_age_s);
  * problem, never the status with an empty body. Use cl_http_reply_empty for no body.
  */
 void cl_http_reply_json(cl_http_req *req, int status, json_t *body);
+/*
+ * Sends obj, of the declared type, with status as application/json: the bytes
+ * cl_http_reply_json(req, status, cl_schema_to_json(type, obj)) sends, written with no tree
+ * (cl_schema_dump). obj is borrowed. A string that is not UTF-8 gets the client a 500.
+ */
+void cl_http_reply_type(cl_http_req *req, int status, const cl_type *type, const void *obj);
 /* Sends an empty response (204, 304). */
 void cl_http_reply_empty(cl_http_req *req, int status);
 /* Sends raw bytes with a content type. */

@@ -171,6 +171,8 @@ enum {
  * cl_schema_to_json refuses too).
  */
 char *cl_schema_dump(const cl_type *type, const void *obj, int flags);
+/* The same text into buf[0..size), NUL-terminated; its length, or 0 when it does not fit. */
+size_t cl_schema_dump_to(const cl_type *type, const void *obj, int flags, char *buf, size_t size);
 
 /* Frees everything obj owns (not obj itself) and zeroes it. obj may be NULL. */
 void cl_schema_free(const cl_type *type, void *obj);
