@@ -638,9 +638,13 @@ static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope 
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
     /* Lenient: a publisher's newer optional fields do not break an older subscriber. */
-    rc = env->payload != NULL
-             ? cl_schema_from_json(ev->payload, env->payload, CL_DECODE_LENIENT, payload, &derr)
-             : cl_schema_parse(ev->payload, text, strlen(text), CL_DECODE_LENIENT, payload, &derr);
+    if (env->payload != NULL) {
+        rc = cl_schema_from_json(ev->payload, env->payload, CL_DECODE_LENIENT, payload, &derr);
+    } else if (text != NULL) {
+        rc = cl_schema_parse(ev->payload, text, strlen(text), CL_DECODE_LENIENT, payload, &derr);
+    } else {
+        rc = cl_error_set(&derr, CL_INVALID, "", "no payload");
+    }
     if (rc != CL_OK) {
         free(payload);
         *rejected = rc == CL_INVALID;

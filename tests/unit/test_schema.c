@@ -221,10 +221,12 @@ static char *repeat(const char *head, const char *s, size_t n, const char *tail)
 
 static void test_schema_parse_agrees_with_jansson_on_chosen_texts(void **state)
 {
-    static const char *const texts[] = {
+    static const char whole[] =
         "{\"id\":7,\"expected\":3,\"paid\":true,\"tags\":[\"a\",\"b\"],\"items\":[{\"name\":\"x\","
         "\"price\":{\"amount\":150,\"currency\":\"EUR\"}}],\"discount\":{\"amount\":5,"
-        "\"currency\":\"EUR\"},\"note\":null}",
+        "\"currency\":\"EUR\"},\"note\":null}";
+    static const char *const texts[] = {
+        whole,
         " \t\r\n{ \"id\" : 1 , \"tags\" : [ ] , \"items\" : [ ] } \n",
         "{}",
         "[]",

@@ -497,7 +497,7 @@ static cl_status run_write(const struct payments_self *self, cl_ctx *ctx, const 
             payments__cache_put(self->cache, &w);
         }
     }
-    if (rc == CL_CONFLICT && keyed && ran) {
+    if (rc == CL_CONFLICT && keyed && ran && req_text != NULL) {
         cl_error lost = ctx->err;
 
         cl_db_rollback(conn);
