@@ -95,6 +95,20 @@ size_t cl_utf8_len(const char *text, size_t len)
     return n;
 }
 
+int cl_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 size_t cl_utf8_cut(const char *s, size_t n)
 {
     size_t start = n;

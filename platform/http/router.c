@@ -58,20 +58,6 @@ struct cl_router {
     route_node root; /* the pattern "/" ends at the root */
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst, size_t size)
 {
     size_t i = 0;
@@ -90,8 +76,8 @@ int cl__http_pct_decode(const char *src, size_t n, int plus_as_space, char *dst,
             if (n - i < 3) {
                 return -1;
             }
-            hi = hex_value(src[i + 1]);
-            lo = hex_value(src[i + 2]);
+            hi = cl_hex_value(src[i + 1]);
+            lo = cl_hex_value(src[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 return -1;
             }

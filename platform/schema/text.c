@@ -51,72 +51,19 @@ static void skip_ws(scan *s)
     }
 }
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* The 4 hex digits at p (known to be there) as a number, or -1. */
 static long hex4(const char *p)
 {
     long v = 0;
 
     for (int i = 0; i < 4; i++) {
-        int h = hex(p[i]);
+        int h = cl_hex_value(p[i]);
         if (h < 0) {
             return -1;
         }
         v = v * 16 + h;
     }
     return v;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong form, no surrogate), or 0.
- */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t v;
-
-    if (c < 0x80) {
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-        (n == 4 && v < 0x10000)) {
-        return 0;
-    }
-    return n;
 }
 
 /* A string from its opening quote: escapes, surrogate pairs, no \u0000, UTF-8 only. */
@@ -160,7 +107,7 @@ static bool check_string(scan *s)
             continue;
         }
         {
-            size_t n = utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+            size_t n = cl_utf8_len(s->p, (size_t)(s->end - s->p));
             if (n == 0) {
                 return refuse(s, "not UTF-8");
             }
@@ -283,6 +230,23 @@ static bool check_word(scan *s, const char *word, size_t n)
     return true;
 }
 
+/* A member's key and its colon, at the key's quote (else missing is what is wrong). */
+static bool check_key(scan *s, const char *missing)
+{
+    if (s->p >= s->end || *s->p != '"') {
+        return refuse(s, missing);
+    }
+    if (!check_string(s)) {
+        return false;
+    }
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != ':') {
+        return refuse(s, "':' expected");
+    }
+    s->p++;
+    return true;
+}
+
 /* One value, containers and all, with an explicit stack of the containers open. */
 static bool check_value(scan *s)
 {
@@ -309,18 +273,8 @@ static bool check_value(scan *s)
                 depth--;
                 break;
             }
-            if (open[depth - 1] == '{') {
-                if (s->p >= s->end || *s->p != '"') {
-                    return refuse(s, "string or '}' expected");
-                }
-                if (!check_string(s)) {
-                    return false;
-                }
-                skip_ws(s);
-                if (s->p >= s->end || *s->p != ':') {
-                    return refuse(s, "':' expected");
-                }
-                s->p++;
+            if (open[depth - 1] == '{' && !check_key(s, "string or '}' expected")) {
+                return false;
             }
             continue;
         case '"':
@@ -372,17 +326,9 @@ static bool check_value(scan *s)
             s->p++;
             if (want == '}') {
                 skip_ws(s);
-                if (s->p >= s->end || *s->p != '"') {
-                    return refuse(s, "string expected");
-                }
-                if (!check_string(s)) {
+                if (!check_key(s, "string expected")) {
                     return false;
                 }
-                skip_ws(s);
-                if (s->p >= s->end || *s->p != ':') {
-                    return refuse(s, "':' expected");
-                }
-                s->p++;
             }
             break;
         }
@@ -483,26 +429,10 @@ static size_t unescape(const char *p, char *out)
             continue;
         }
         p++;
-        switch (*p) {
-        case 'b':
-            out[n++] = '\b';
-            continue;
-        case 'f':
-            out[n++] = '\f';
-            continue;
-        case 'n':
-            out[n++] = '\n';
-            continue;
-        case 'r':
-            out[n++] = '\r';
-            continue;
-        case 't':
-            out[n++] = '\t';
-            continue;
-        case 'u':
-            break;
-        default: /* " \ / */
-            out[n++] = *p;
+        if (*p != 'u') {
+            static const char from[] = "bfnrt\"\\/";
+            static const char to[] = "\b\f\n\r\t\"\\/";
+            out[n++] = to[strchr(from, *p) - from]; /* checked: one of them */
             continue;
         }
         v = hex4(p + 1);

@@ -186,5 +186,7 @@ size_t cl_utf8_cut(const char *s, size_t n);
 /* The length of the well-formed UTF-8 character at text[0..len) (RFC 3629), or 0 when the
  * bytes there are not one (len > 0). */
 size_t cl_utf8_len(const char *text, size_t len);
+/* The value of the hex digit c (either case), or -1. */
+int cl_hex_value(char c);
 
 #endif /* CLEAVE_STATUS_H */
