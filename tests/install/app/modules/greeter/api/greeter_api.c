@@ -31,7 +31,7 @@ static void greet(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
-    cl_http_reply_json(req, 201, cl_schema_to_json(&greeter_greeting_type, &out));
+    cl_http_reply_type(req, 201, &greeter_greeting_type, &out);
 out:
     json_decref(body);
     cl_schema_free(&greeter_request_type, &in);
