@@ -126,6 +126,18 @@ static bool digit(const scan *s)
     return s->p < s->end && *s->p >= '0' && *s->p <= '9';
 }
 
+/* One or more digits, consumed; false when there is none. */
+static bool digit_run(scan *s)
+{
+    if (!digit(s)) {
+        return false;
+    }
+    while (digit(s)) {
+        s->p++;
+    }
+    return true;
+}
+
 /* Whether the number [from, to) overflows a double, as strtod says (jansson's test). */
 static bool real_overflows(const char *from, const char *to)
 {
@@ -187,17 +199,12 @@ static bool check_number(scan *s)
             return refuse(s, "invalid number");
         }
     } else {
-        while (digit(s)) {
-            s->p++;
-        }
+        (void)digit_run(s);
     }
     if (s->p < s->end && *s->p == '.') {
         s->p++;
-        if (!digit(s)) {
+        if (!digit_run(s)) {
             return refuse(s, "invalid number");
-        }
-        while (digit(s)) {
-            s->p++;
         }
         real = true;
     }
@@ -206,11 +213,8 @@ static bool check_number(scan *s)
         if (s->p < s->end && (*s->p == '+' || *s->p == '-')) {
             s->p++;
         }
-        if (!digit(s)) {
+        if (!digit_run(s)) {
             return refuse(s, "invalid number");
-        }
-        while (digit(s)) {
-            s->p++;
         }
         real = true;
     }
