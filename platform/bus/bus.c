@@ -591,8 +591,8 @@ static cl_status bind_texts(cl_stmt *st, const char *const *v, int n, cl_error *
 /*
  * Runs sub's handler for env in the transaction on conn. For a declared event, decodes the
  * payload with the event's codec first, from env->payload or, when that is NULL, straight
- * from text (checked JSON); *rejected is set when it cannot be understood (a payload that
- * does not decode, a newer schema version), which no retry can fix.
+ * from text; *rejected is set when it cannot be understood (a payload that does not decode,
+ * a newer schema version), which no retry can fix.
  */
 static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope *env,
                              const char *text, cl_db_conn *conn, bool *rejected, cl_error *err);
@@ -641,7 +641,15 @@ static cl_status run_handler(const cl__sub *sub, cl_ctx *ctx, const cl_envelope 
     if (env->payload != NULL) {
         rc = cl_schema_from_json(ev->payload, env->payload, CL_DECODE_LENIENT, payload, &derr);
     } else if (text != NULL) {
-        rc = cl_schema_parse(ev->payload, text, strlen(text), CL_DECODE_LENIENT, payload, &derr);
+        bool not_json = false;
+
+        rc = cl_schema_parse(ev->payload, text, strlen(text), CL_DECODE_LENIENT, payload, &not_json,
+                             &derr);
+        if (not_json) {
+            /* As a tree that would not parse: a failed attempt, not a rejection. */
+            free(payload);
+            return cl_error_set(err, CL_INVALID, "payload", "payload is %s", derr.message);
+        }
     } else {
         rc = cl_error_set(&derr, CL_INVALID, "", "no payload");
     }
@@ -729,10 +737,10 @@ static attempt_result handle_in(cl__module *mod, const cl__sub *sub, cl__msg *m,
             payload = m->payload;
             m->payload = NULL;
         } else if (sub->event != NULL) {
-            char why[96] = "unreadable envelope";
             text = cl__msg_text(m);
-            if (text == NULL || !cl_json_check(text, strlen(text), why, sizeof(why))) {
-                rc = cl_error_set(err, CL_INVALID, "payload", "payload is not JSON: %s", why);
+            if (text == NULL) {
+                rc = cl_error_set(err, CL_INVALID, "payload",
+                                  "payload is not JSON: unreadable envelope");
             }
         } else {
             payload = cl__msg_text(m) != NULL ? json_loads(m->payload_text, 0, &jerr) : NULL;

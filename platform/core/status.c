@@ -109,6 +109,44 @@ int cl_hex_value(char c)
     return -1;
 }
 
+long cl_hex4(const char *s)
+{
+    long v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        int h = cl_hex_value(s[i]);
+        if (h < 0) {
+            return -1;
+        }
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+size_t cl_utf8_put(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
 size_t cl_utf8_cut(const char *s, size_t n)
 {
     size_t start = n;
@@ -165,11 +203,14 @@ cl_status cl_error_vset(cl_error *err, cl_status st, const char *field, const ch
     err->status = st;
     cl_strlcpy(err->field, field, sizeof(err->field));
     if (fmt != NULL) {
-        int n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        /* Written aside first: the arguments may quote err->message itself. */
+        char message[sizeof(err->message)];
+        int n = vsnprintf(message, sizeof(message), fmt, ap);
         /* A message cut short must not end inside a character of the input it quotes. */
-        if (n >= (int)sizeof(err->message)) {
-            err->message[cl_utf8_cut(err->message, sizeof(err->message) - 1)] = '\0';
+        if (n >= (int)sizeof(message)) {
+            message[cl_utf8_cut(message, sizeof(message) - 1)] = '\0';
         }
+        memcpy(err->message, message, sizeof(message));
     } else {
         cl_strlcpy(err->message, cl_status_message(st), sizeof(err->message));
     }

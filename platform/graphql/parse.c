@@ -187,53 +187,6 @@ static bool is_digit(int c)
     return c >= '0' && c <= '9';
 }
 
-/* Appends the UTF-8 of code point cp to buf (at least 4 bytes free). */
-static size_t put_utf8(char *buf, uint32_t cp)
-{
-    if (cp < 0x80) {
-        buf[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        buf[0] = (char)(0xC0 | (cp >> 6));
-        buf[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        buf[0] = (char)(0xE0 | (cp >> 12));
-        buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        buf[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    buf[0] = (char)(0xF0 | (cp >> 18));
-    buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    buf[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-static int hex4(const char *s, uint32_t *out)
-{
-    uint32_t v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        int c = (unsigned char)s[i];
-
-        v <<= 4;
-        if (is_digit(c)) {
-            v |= (uint32_t)(c - '0');
-        } else if (c >= 'a' && c <= 'f') {
-            v |= (uint32_t)(c - 'a' + 10);
-        } else if (c >= 'A' && c <= 'F') {
-            v |= (uint32_t)(c - 'A' + 10);
-        } else {
-            return -1;
-        }
-    }
-    *out = v;
-    return 0;
-}
-
 static void lex_string(parser *p)
 {
     /* The decoded string is never longer than the source. */
@@ -267,16 +220,19 @@ static void lex_string(parser *p)
         }
         c = peekc(p, 1);
         if (c == 'u') {
-            uint32_t cp, lo;
+            long cp = p->pos + 6 > p->len ? -1 : cl_hex4(p->text + p->pos + 2);
+            long lo;
 
-            if (p->pos + 6 > p->len || hex4(p->text + p->pos + 2, &cp) != 0) {
+            if (cp < 0) {
                 fail(p, here(p), "Syntax Error: Invalid Unicode escape sequence.");
                 return;
             }
             p->pos += 6;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (p->pos + 6 > p->len || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u' ||
-                    hex4(p->text + p->pos + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
+                lo = p->pos + 6 > p->len || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u'
+                         ? -1
+                         : cl_hex4(p->text + p->pos + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF) {
                     fail(p, here(p), "Syntax Error: Invalid Unicode escape sequence.");
                     return;
                 }
@@ -286,7 +242,7 @@ static void lex_string(parser *p)
                 fail(p, here(p), "Syntax Error: Invalid Unicode escape sequence.");
                 return;
             }
-            n += put_utf8(out + n, cp);
+            n += cl_utf8_put(out + n, (uint32_t)cp);
             continue;
         }
         {

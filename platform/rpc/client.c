@@ -762,15 +762,16 @@ static cl_status attempt(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, const c
         goto out;
     }
     {
-        char why[96];
+        bool not_json = false;
+
         /* Decoded straight from the text, with no tree (ADR 0054). */
-        if (!cl_json_check(a.body, a.len, why, sizeof(why))) {
+        st =
+            cl_schema_parse(op->resp, a.body, a.len, CL_DECODE_LENIENT, resp, &not_json, &ctx->err);
+        if (not_json) {
+            /* ctx->err.message is "not JSON: <why>". */
             st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered malformed JSON: %s", c->module,
-                         op->name, why);
-            goto out;
-        }
-        st = cl_schema_parse(op->resp, a.body, a.len, CL_DECODE_LENIENT, resp, &ctx->err);
-        if (st != CL_OK) {
+                         op->name, ctx->err.message + strlen("not JSON: "));
+        } else if (st != CL_OK) {
             /* The service broke the contract: that is not the caller's invalid input. */
             st = cl_fail(ctx, CL_INTERNAL, NULL, "%s.%s answered an unreadable %s: %s", c->module,
                          op->name, op->resp->name, ctx->err.message);
@@ -840,7 +841,8 @@ static cl_status stale_fallback(cl_rpc_client *c, const cl_op *op, cl_ctx *ctx, 
         !cl__stale_get(c->stale, op->name, body, cl_now_ms(), &text, &age)) {
         goto out;
     }
-    if (cl_schema_parse(op->resp, text, strlen(text), CL_DECODE_LENIENT, resp, &err) != CL_OK) {
+    if (cl_schema_parse(op->resp, text, strlen(text), CL_DECODE_LENIENT, resp, NULL, &err) !=
+        CL_OK) {
         goto out;
     }
     cl_log_with(CL_LOG_WARN, "rpc",

@@ -51,24 +51,11 @@ static void skip_ws(scan *s)
     }
 }
 
-/* The 4 hex digits at p (known to be there) as a number, or -1. */
-static long hex4(const char *p)
-{
-    long v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        int h = cl_hex_value(p[i]);
-        if (h < 0) {
-            return -1;
-        }
-        v = v * 16 + h;
-    }
-    return v;
-}
-
 /* A string from its opening quote: escapes, surrogate pairs, no \u0000, UTF-8 only. */
 static bool check_string(scan *s)
 {
+    size_t n;
+
     s->p++;
     while (s->p < s->end && *s->p != '"') {
         unsigned char c = (unsigned char)*s->p;
@@ -86,7 +73,7 @@ static bool check_string(scan *s)
                 s->p += 2;
                 continue;
             }
-            if (s->p[1] != 'u' || s->end - s->p < 6 || (v = hex4(s->p + 2)) < 0) {
+            if (s->p[1] != 'u' || s->end - s->p < 6 || (v = cl_hex4(s->p + 2)) < 0) {
                 return refuse(s, "invalid escape");
             }
             if (v == 0) {
@@ -96,8 +83,9 @@ static bool check_string(scan *s)
                 return refuse(s, "lone low surrogate");
             }
             if (v >= 0xD800 && v <= 0xDBFF) {
-                long lo =
-                    s->end - s->p >= 12 && s->p[6] == '\\' && s->p[7] == 'u' ? hex4(s->p + 8) : -1;
+                long lo = s->end - s->p >= 12 && s->p[6] == '\\' && s->p[7] == 'u'
+                              ? cl_hex4(s->p + 8)
+                              : -1;
                 if (lo < 0xDC00 || lo > 0xDFFF) {
                     return refuse(s, "high surrogate without its low surrogate");
                 }
@@ -106,13 +94,11 @@ static bool check_string(scan *s)
             s->p += 6;
             continue;
         }
-        {
-            size_t n = cl_utf8_len(s->p, (size_t)(s->end - s->p));
-            if (n == 0) {
-                return refuse(s, "not UTF-8");
-            }
-            s->p += n;
+        n = cl_utf8_len(s->p, (size_t)(s->end - s->p));
+        if (n == 0) {
+            return refuse(s, "not UTF-8");
         }
+        s->p += n;
     }
     if (s->p >= s->end) {
         return refuse(s, "premature end of input");
@@ -401,19 +387,10 @@ static const char *past_value(const char *p)
             depth--;
             p++;
             break;
-        default:
-            p++;
-            while (depth > 0 && *p != ',' && *p != ':' && *p != '"' && *p != '{' && *p != '[' &&
-                   *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+        default: /* a ',' or ':', or a number or a word up to the byte that ends it */
+            do {
                 p++;
-            }
-            if (depth == 0) {
-                /* A scalar at the top of the walk: a number or a word, no blank inside. */
-                while (*p == '-' || *p == '+' || *p == '.' || (*p >= '0' && *p <= '9') ||
-                       (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
-                    p++;
-                }
-            }
+            } while (strchr(",:\"{}[] \t\n\r", *p) == NULL);
             break;
         }
     } while (depth > 0);
@@ -439,27 +416,13 @@ static size_t unescape(const char *p, char *out)
             out[n++] = to[strchr(from, *p) - from]; /* checked: one of them */
             continue;
         }
-        v = hex4(p + 1);
+        v = cl_hex4(p + 1);
         p += 4;
         if (v >= 0xD800 && v <= 0xDBFF) {
-            v = 0x10000 + ((v - 0xD800) << 10) + (hex4(p + 3) - 0xDC00);
+            v = 0x10000 + ((v - 0xD800) << 10) + (cl_hex4(p + 3) - 0xDC00);
             p += 6;
         }
-        if (v < 0x80) {
-            out[n++] = (char)v;
-        } else if (v < 0x800) {
-            out[n++] = (char)(0xC0 | (v >> 6));
-            out[n++] = (char)(0x80 | (v & 0x3F));
-        } else if (v < 0x10000) {
-            out[n++] = (char)(0xE0 | (v >> 12));
-            out[n++] = (char)(0x80 | ((v >> 6) & 0x3F));
-            out[n++] = (char)(0x80 | (v & 0x3F));
-        } else {
-            out[n++] = (char)(0xF0 | (v >> 18));
-            out[n++] = (char)(0x80 | ((v >> 12) & 0x3F));
-            out[n++] = (char)(0x80 | ((v >> 6) & 0x3F));
-            out[n++] = (char)(0x80 | (v & 0x3F));
-        }
+        n += cl_utf8_put(out + n, (uint32_t)v);
     }
     out[n] = '\0';
     return n;
@@ -516,7 +479,7 @@ static cl_status parse_i64(span v, int64_t *out, const char *where, cl_error *er
     return CL_OK;
 }
 
-/* The elements of the checked array v, in order, through each; the count. */
+/* A walk over the elements of a checked array, in order (next_elem). */
 typedef struct elems {
     const char *p;
 } elems;
@@ -646,17 +609,31 @@ static cl_status parse_field(const cl_field *f, span v, int flags, void *p, cons
     return cl_error_set(err, CL_INTERNAL, where, "unknown field kind");
 }
 
-/* Field names are short: a longer key is no field's (it is only named in a message). */
+/* Field names are short: a longer key is no field's. */
 #define KEY_MAX 128
+
+/* "unknown field <base.key>" for the checked key string at key. */
+static cl_status unknown_field(const char *base, const char *key, cl_error *err)
+{
+    char *name = malloc((size_t)(past_string(key) - key));
+    cl__path where;
+
+    if (name == NULL) {
+        return cl_error_set(err, CL_INTERNAL, base, "out of memory");
+    }
+    unescape(key, name);
+    cl__path_join(&where, base, name);
+    free(name);
+    return cl_error_set(err, CL_INVALID, where.buf, "unknown field %s", where.buf);
+}
 
 static cl_status parse_obj(const cl_type *type, span v, int flags, void *out, const char *base,
                            cl_error *err)
 {
-    span small[32];
+    span small[32] = {{0}};
     span *at = small;
     const char *p = ws(v.p + 1);
-    char unknown[KEY_MAX + 1] = "";
-    bool any_unknown = false;
+    const char *unknown = NULL; /* the first key that is no field's */
     cl_status st = CL_OK;
 
     if (*v.p != '{') {
@@ -668,50 +645,30 @@ static cl_status parse_obj(const cl_type *type, span v, int flags, void *out, co
         if (at == NULL) {
             return cl_error_set(err, CL_INTERNAL, base, "out of memory");
         }
-    } else {
-        memset(small, 0, sizeof(small));
     }
-    /* Where each field's last value is; the first key that is no field's. */
+    /* Where each field's last value is. */
     while (*p == '"') {
         char key[KEY_MAX + 1];
         const char *after = past_string(p);
         const cl_field *f = NULL;
-        const char *value;
+        const char *value = ws(ws(after) + 1); /* past the ':' */
 
         if ((size_t)(after - p) <= KEY_MAX) {
             unescape(p, key);
             f = cl__find_field(type, key);
-        } else {
-            /* Too long for any field: named, cut, in a message at most. */
-            char *whole = malloc((size_t)(after - p));
-            if (whole == NULL) {
-                st = cl_error_set(err, CL_INTERNAL, base, "out of memory");
-                break;
-            }
-            unescape(p, whole);
-            cl_strlcpy(key, whole, sizeof(key));
-            free(whole);
         }
-        value = ws(ws(after) + 1); /* past the ':' */
         if (f != NULL) {
             at[f - type->fields] = (span){value, past_value(value)};
-            p = at[f - type->fields].end;
-        } else {
-            if (!any_unknown) {
-                any_unknown = true;
-                cl_strlcpy(unknown, key, sizeof(unknown));
-            }
-            p = past_value(value);
+        } else if (unknown == NULL) {
+            unknown = p;
         }
-        p = ws(p);
+        p = ws(past_value(value));
         if (*p == ',') {
             p = ws(p + 1);
         }
     }
-    if (st == CL_OK && any_unknown && (flags & CL_DECODE_STRICT)) {
-        cl__path where;
-        cl__path_join(&where, base, unknown);
-        st = cl_error_set(err, CL_INVALID, where.buf, "unknown field %s", where.buf);
+    if (unknown != NULL && (flags & CL_DECODE_STRICT)) {
+        st = unknown_field(base, unknown, err);
     }
     for (size_t i = 0; st == CL_OK && i < type->nfields; i++) {
         const cl_field *f = &type->fields[i];
@@ -730,13 +687,17 @@ static cl_status parse_obj(const cl_type *type, span v, int flags, void *out, co
 }
 
 cl_status cl_schema_parse(const cl_type *type, const char *text, size_t len, int flags, void *out,
-                          cl_error *err)
+                          bool *not_json, cl_error *err)
 {
     char why[96];
+    bool bad = !cl_json_check(text, len, why, sizeof(why));
     span top;
     cl_status st;
 
-    if (!cl_json_check(text, len, why, sizeof(why))) {
+    if (not_json != NULL) {
+        *not_json = bad;
+    }
+    if (bad) {
         return cl_error_set(err, CL_INVALID, "", "not JSON: %s", why);
     }
     /* Checked: one value between blanks, and no NUL inside it (a NUL is refused). */
@@ -762,23 +723,20 @@ typedef struct text_out {
 /* Room for n more bytes (and a NUL); false when out of memory or of the caller's buffer. */
 static bool room(text_out *o, size_t n)
 {
-    if (o->failed) {
-        return false;
+    size_t size;
+    char *b;
+
+    if (o->failed || n + 1 <= o->size - o->len) {
+        return !o->failed;
     }
-    if (n + 1 > o->size - o->len && o->fixed) {
+    size = o->size * 2 > o->len + n + 1 ? o->size * 2 : o->len + n + 1;
+    b = o->fixed ? NULL : realloc(o->buf, size);
+    if (b == NULL) {
         o->failed = true;
         return false;
     }
-    if (n + 1 > o->size - o->len) {
-        size_t size = o->size * 2 > o->len + n + 1 ? o->size * 2 : o->len + n + 1;
-        char *b = realloc(o->buf, size);
-        if (b == NULL) {
-            o->failed = true;
-            return false;
-        }
-        o->buf = b;
-        o->size = size;
-    }
+    o->buf = b;
+    o->size = size;
     return true;
 }
 

@@ -49,6 +49,7 @@ static inline const char *schema_agrees(const cl_type *type, const char *text, s
     cl_error ea = {0};
     cl_error eb = {0};
     cl_status sa, sb;
+    bool not_json = false;
     const char *diff = NULL;
 
     if (a == NULL || b == NULL) {
@@ -66,8 +67,10 @@ static inline const char *schema_agrees(const cl_type *type, const char *text, s
         diff = tree != NULL ? "jansson accepts the text, cl_json_check refuses it"
                             : "jansson refuses the text, cl_json_check accepts it";
     }
-    sb = cl_schema_parse(type, text, len, flags, b, &eb);
-    if (diff == NULL && tree == NULL) {
+    sb = cl_schema_parse(type, text, len, flags, b, &not_json, &eb);
+    if (diff == NULL && not_json != (tree == NULL)) {
+        diff = "cl_schema_parse's not_json differs from jansson";
+    } else if (diff == NULL && tree == NULL) {
         if (sb != CL_INVALID || eb.field[0] != '\0' || strncmp(eb.message, "not JSON: ", 10) != 0) {
             diff = "cl_schema_parse of a text that is not JSON";
         }

@@ -225,6 +225,9 @@ static void test_schema_parse_agrees_with_jansson_on_chosen_texts(void **state)
         "{\"id\":7,\"expected\":3,\"paid\":true,\"tags\":[\"a\",\"b\"],\"items\":[{\"name\":\"x\","
         "\"price\":{\"amount\":150,\"currency\":\"EUR\"}}],\"discount\":{\"amount\":5,"
         "\"currency\":\"EUR\"},\"note\":null}";
+    static const char walked[] =
+        "{\"items\":[{\"name\":\"a b\",\"price\":{\"amount\":1,\"currency\":\"E U\"}},"
+        "{\"name\":\"c]} ,\"}],\"id\":3,\"note\":\"{[\"}";
     static const char *const texts[] = {
         whole,
         " \t\r\n{ \"id\" : 1 , \"tags\" : [ ] , \"items\" : [ ] } \n",
@@ -261,6 +264,9 @@ static void test_schema_parse_agrees_with_jansson_on_chosen_texts(void **state)
         "{\"\\u0069d\":5}",
         "{\"i\\u0064\":\"no\"}",
         "{\"x\":{\"deep\":[[[[{\"a\":[true,false,null,1.5e3,-0,\"s\"]}]]]]},\"id\":2}",
+        /* Values walked past: strings with blanks and brackets, numbers before keys. */
+        walked,
+        "{\"x\":[1,\"a b\",{\"k\":\"v w\"},2],\"id\":4,\"tags\":[\"p q\",\"r\"]}",
         /* Kinds. */
         "{\"id\":null}",
         "{\"id\":true}",

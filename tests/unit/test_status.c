@@ -75,6 +75,21 @@ static void test_ctx_deadline(void **state)
     assert_string_equal(ctx.err.message, "no product 4");
 }
 
+/* A message may quote the error it replaces: the remote binding wraps what decoding said. */
+static void test_fail_may_quote_its_own_message(void **state)
+{
+    cl_ctx ctx;
+
+    (void)state;
+    cl_ctx_init(&ctx, 0);
+    (void)cl_fail(&ctx, CL_INVALID, "price", "price must be an integer");
+    (void)cl_fail(&ctx, CL_INTERNAL, NULL, "catalog.get_product answered an unreadable %s: %s",
+                  "catalog_product", ctx.err.message);
+    assert_string_equal(ctx.err.message, "catalog.get_product answered an unreadable "
+                                         "catalog_product: price must be an integer");
+    assert_string_equal(ctx.err.field, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -82,6 +97,7 @@ int main(void)
         cmocka_unit_test(test_status_maps_to_http),
         cmocka_unit_test(test_error_set_fills_fixed_buffers),
         cmocka_unit_test(test_ctx_deadline),
+        cmocka_unit_test(test_fail_may_quote_its_own_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

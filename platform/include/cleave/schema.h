@@ -154,10 +154,12 @@ bool cl_json_check(const char *text, size_t len, char *why, size_t whysize);
  * Decodes JSON text straight into *out (zeroed by the caller), building no json_t: the
  * outcome (status, err's field and message, *out) is cl_schema_from_json's for the tree of
  * json_loadb(text, len, 0), where a key given twice takes its last value. Text that is not
- * JSON (cl_json_check) is CL_INVALID with field "" and a message starting "not JSON: ".
+ * JSON (cl_json_check) is CL_INVALID with field "" and a message starting "not JSON: ", and
+ * sets *not_json (when not NULL), so that a caller can tell it from a payload that does not
+ * decode without checking the text a second time.
  */
 cl_status cl_schema_parse(const cl_type *type, const char *text, size_t len, int flags, void *out,
-                          cl_error *err);
+                          bool *not_json, cl_error *err);
 
 /* Encoding options. */
 enum {

@@ -188,5 +188,9 @@ size_t cl_utf8_cut(const char *s, size_t n);
 size_t cl_utf8_len(const char *text, size_t len);
 /* The value of the hex digit c (either case), or -1. */
 int cl_hex_value(char c);
+/* The 4 hex digits at s as a number (0 to 0xFFFF), or -1 when one of them is not hex. */
+long cl_hex4(const char *s);
+/* The UTF-8 of code point cp (below 0x110000) into out, which has 4 bytes free; its length. */
+size_t cl_utf8_put(char *out, uint32_t cp);
 
 #endif /* CLEAVE_STATUS_H */
