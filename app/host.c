@@ -444,6 +444,10 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
     if (st != CL_OK) {
         return st;
     }
+    st = cl_db_sqlite_exclusive(cl_config_int(h->config, "CLEAVE_SQLITE_EXCLUSIVE") != 0, err);
+    if (st != CL_OK) {
+        return error_wrap(err, "CLEAVE_SQLITE_EXCLUSIVE", "CLEAVE_SQLITE_EXCLUSIVE", "");
+    }
     if (cl_config_get(h->config, "CLEAVE_CLIENT_ID") != NULL ||
         cl_config_get(h->config, "CLEAVE_CLIENT_SECRET") != NULL) {
         st = host_creds_new(cl_config_get(h->config, "CLEAVE_CLIENT_ID"),

@@ -1,7 +1,9 @@
 /*
  * Checkout through the saga (issue #16): the monolith vs every module extracted (all-extracted:
  * the gateway only routes, each module is a service of its own, events cross NATS), vs
- * inventory + payments extracted, all on SQLite; and the monolith on SQLite vs on PostgreSQL.
+ * inventory + payments extracted, all on SQLite; the monolith and all-extracted again with
+ * CLEAVE_SQLITE_EXCLUSIVE=1 (each process keeps its SQLite files to itself, ADR 0055); and
+ * the monolith on SQLite vs on PostgreSQL.
  * For each: checkouts per second, the time from POST /api/v1/orders to the order's final
  * state (p50, p99) and the CPU seconds each checkout costs, summed over every process of the
  * topology (its cleave processes, its nats-server, the PostgreSQL server and its backends)
@@ -41,13 +43,14 @@
 #define ROUNDS      8
 #define MAX_THREADS 32
 #define SKU         "SKU-000010"
-#define NSIDES      4
+#define NSIDES      6
 #define MAX_PIDS    4096
 
 typedef struct side {
     const char *name;  /* the topology */
     const char *label; /* as reported */
     int postgres;      /* on the throwaway PostgreSQL server, not SQLite files */
+    int exclusive;     /* CLEAVE_SQLITE_EXCLUSIVE=1: each process keeps its files (ADR 0055) */
     topology topo;
     int64_t *lat_us; /* time to final state of every checkout (the window's end) */
     size_t n;
@@ -337,7 +340,7 @@ static void run_round(side *s, int count, int threads)
 
 static int prepare(side *s)
 {
-    char *env[] = {"CLEAVE_SHIPPING_CARRIER_MS=1", NULL};
+    char *env[] = {"CLEAVE_SHIPPING_CARRIER_MS=1", "CLEAVE_SQLITE_EXCLUSIVE=1", NULL};
     const char *acc = "{\"id\":\"bench\",\"owner\":\"Bench\",\"currency\":\"EUR\"}";
     const char *dep = "{\"amount\":{\"amount\":100000000000,\"currency\":\"EUR\"}}";
     const char *stock = "{\"on_hand\":1000000}";
@@ -346,6 +349,9 @@ static int prepare(side *s)
 
     if (s->postgres && start_cluster() != 0) {
         return -1;
+    }
+    if (!s->exclusive) {
+        env[1] = NULL;
     }
     if (topology_start_with(&s->topo, s->name, TOPOLOGY_SEED_DEMO, env) != 0) {
         return -1;
@@ -409,6 +415,8 @@ int main(int argc, char **argv)
         {.name = "monolith", .label = "monolith, sqlite"},
         {.name = "all-extracted", .label = "all extracted, sqlite"},
         {.name = "inventory+payments-extracted", .label = "inv+pay extr., sqlite"},
+        {.name = "monolith", .label = "excl. monolith, sqlite", .exclusive = 1},
+        {.name = "all-extracted", .label = "excl. all extr., sqlite", .exclusive = 1},
         {.name = "monolith", .label = "monolith, postgres", .postgres = 1},
     };
     figures f[NSIDES];
@@ -457,7 +465,10 @@ int main(int argc, char **argv)
     }
     compare("monolith vs all extracted", &f[0], &f[1]);
     compare("monolith vs inventory+payments extracted", &f[0], &f[2]);
-    compare("monolith, sqlite vs postgres", &f[0], &f[3]);
+    compare("monolith, sqlite vs postgres", &f[0], &f[5]);
+    compare("exclusive files vs shared, monolith", &f[3], &f[0]);
+    compare("exclusive files vs shared, all extracted", &f[4], &f[1]);
+    compare("monolith vs all extracted, both exclusive", &f[3], &f[4]);
 out:
     for (int i = 0; i < NSIDES; i++) {
         if (sides[i].topo.nprocs > 0) {

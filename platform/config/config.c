@@ -36,6 +36,9 @@
 static const cl_setting cfg_keys[] = {
     {"CLEAVE_LISTEN", CL_SETTING_LISTEN, "127.0.0.1:8080", "address the HTTP server listens on"},
     {"CLEAVE_DATA_DIR", CL_SETTING_PATH, "./var", "directory for databases and other state"},
+    {"CLEAVE_SQLITE_EXCLUSIVE", CL_SETTING_INT(0, 1), "0",
+     "1: this process keeps its SQLite files to itself, no other may open them while it runs "
+     "(ADR 0055)"},
     {"CLEAVE_LOG_LEVEL", CL_SETTING_LEVEL, "info", "lowest level logged: debug, info, warn, error"},
     {"CLEAVE_MIGRATIONS_DIR", CL_SETTING_PATH, NULL, "directory of SQL migrations"},
     {"CLEAVE_HTTP_THREADS", CL_SETTING_INT(1, 1024), "64",

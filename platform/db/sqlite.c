@@ -937,8 +937,62 @@ static void sqlite_disconnect(void *conn)
  */
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Whether this process's files are its own (cl_db_sqlite_exclusive), fixed by config_init;
+ * and the VFS every connection opens with: this file's, or the base when it could not be
+ * registered.
+ */
+static pthread_mutex_t config_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool configured;
+static bool exclusive_files;
+static const char *conn_vfs;
+
+/*
+ * The VFS the files are opened with: the default one, or, for files kept to this process,
+ * the unix VFS's twin "unix-excl". That one takes a lock on the whole file against other
+ * processes at the first read and keeps it until the process's last connection to the file
+ * closes; it then needs no lock system call for a transaction, and keeps the wal-index in
+ * memory instead of the -shm file (ADR 0055). Another default (a test's counting VFS) is
+ * kept as it is.
+ */
+static const sqlite3_vfs *base_vfs(bool exclusive)
+{
+    const sqlite3_vfs *dflt = sqlite3_vfs_find(NULL);
+    const sqlite3_vfs *excl;
+
+    if (!exclusive || dflt == NULL || strcmp(dflt->zName, "unix") != 0) {
+        return dflt;
+    }
+    excl = sqlite3_vfs_find("unix-excl");
+    return excl != NULL ? excl : dflt;
+}
+
+cl_status cl_db_sqlite_exclusive(bool exclusive, cl_error *err)
+{
+    cl_status st = CL_OK;
+
+    pthread_mutex_lock(&config_mu);
+    if (configured && exclusive != exclusive_files) {
+        st = cl_error_set(err, CL_INVALID, NULL,
+                          "SQLite files are already opened %s: the choice is made before the "
+                          "process's first connection",
+                          exclusive_files ? "exclusive to this process" : "shared");
+    } else {
+        exclusive_files = exclusive;
+    }
+    pthread_mutex_unlock(&config_mu);
+    return st;
+}
+
 static void config_init(void)
 {
+    const sqlite3_vfs *base;
+    bool exclusive;
+
+    pthread_mutex_lock(&config_mu);
+    configured = true;
+    exclusive = exclusive_files;
+    pthread_mutex_unlock(&config_mu);
     (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)NULL, 0, 0);
     /*
      * SQLite counts the memory it holds (sqlite3_memory_used) under one process-wide
@@ -947,9 +1001,11 @@ static void config_init(void)
      * counts or sets a heap limit, which is all they are for.
      */
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    /* After the settings: finding the default VFS initialises SQLite. */
-    wal_base = sqlite3_vfs_find(NULL);
-    if (wal_base != NULL) {
+    /* After the settings: finding a VFS initialises SQLite. */
+    base = base_vfs(exclusive);
+    conn_vfs = base != NULL ? base->zName : NULL;
+    if (base != NULL) {
+        wal_base = base;
         wal_vfs = *wal_base;
         wal_vfs.zName = WAL_VFS_NAME;
         wal_vfs.szOsFile =
@@ -957,8 +1013,10 @@ static void config_init(void)
             wal_base->szOsFile;
         wal_vfs.xOpen = wal_open;
         wal_vfs.pNext = NULL;
-        if (sqlite3_vfs_register(&wal_vfs, 0) != SQLITE_OK) {
-            wal_base = NULL; /* connections then use the default VFS directly */
+        if (sqlite3_vfs_register(&wal_vfs, 0) == SQLITE_OK) {
+            conn_vfs = WAL_VFS_NAME;
+        } else {
+            wal_base = NULL; /* connections then use the base directly */
         }
     }
 }
@@ -1007,8 +1065,8 @@ static bool checkpointer_start(shared_file *w)
     if (c == NULL) {
         return false;
     }
-    if (sqlite3_open_v2(w->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        wal_base != NULL ? WAL_VFS_NAME : NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(w->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, conn_vfs) !=
+        SQLITE_OK) {
         goto fail;
     }
     sqlite3_busy_handler(db, sqlite_busy, NULL);
@@ -1093,9 +1151,8 @@ static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)
     cl_status st;
 
     (void)pthread_once(&config_once, config_init);
-    rc = sqlite3_open_v2(target, &db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                         wal_base != NULL ? WAL_VFS_NAME : NULL);
+    rc = sqlite3_open_v2(
+        target, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, conn_vfs);
     if (rc != SQLITE_OK) {
         st = cl_error_set(err, CL_UNAVAILABLE, NULL, "cannot open database %s: %s", target,
                           db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -1107,8 +1164,12 @@ static cl_status sqlite_connect(const char *target, void **conn, cl_error *err)
     sqlite3_busy_handler(db, sqlite_busy, NULL);
     rc = sqlite3_exec(db, setup, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        st = cl_error_set(err, CL_UNAVAILABLE, NULL, "cannot set up database %s: %s", target,
-                          sqlite3_errmsg(db));
+        st = cl_error_set(err, CL_UNAVAILABLE, NULL, "cannot set up database %s: %s%s", target,
+                          sqlite3_errmsg(db),
+                          (rc & 0xff) == SQLITE_BUSY
+                              ? " (another process holds it; a process that keeps its SQLite "
+                                "files to itself holds them until it ends)"
+                              : "");
         goto out;
     }
     c = calloc(1, sizeof(*c));

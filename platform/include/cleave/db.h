@@ -75,6 +75,15 @@ typedef struct cl_db_driver {
 /* The SQLite driver: target is a file path; WAL, foreign keys on, busy timeout. */
 extern const cl_db_driver cl_db_sqlite;
 /*
+ * Whether the SQLite files of this process are its alone (ADR 0055). Exclusive: the first
+ * connection to a file locks it against every other process until the process's last
+ * connection to it closes, and no transaction costs a lock system call; another process
+ * (the sqlite3 shell, a cleave command) cannot open it meanwhile and gets CL_UNAVAILABLE.
+ * Shared, the default: SQLite's locking, any process may open the file. Called before the
+ * process's first SQLite connection; after it, asking for the other mode is CL_INVALID.
+ */
+cl_status cl_db_sqlite_exclusive(bool exclusive, cl_error *err);
+/*
  * The PostgreSQL driver (libpq): target is a libpq connection string or URL, best built
  * with cl_db_pg_target. Placeholders become $1..$n (outside literals, identifiers and
  * comments); statements are prepared per connection; text parameters and results.
