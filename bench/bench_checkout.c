@@ -344,7 +344,8 @@ static void run_round(side *s, int count, int threads)
 
 static int prepare(side *s)
 {
-    char *env[] = {"CLEAVE_SHIPPING_CARRIER_MS=1", "CLEAVE_SQLITE_EXCLUSIVE=1", NULL};
+    char *env[] = {"CLEAVE_SHIPPING_CARRIER_MS=1",
+                   s->exclusive ? "CLEAVE_SQLITE_EXCLUSIVE=1" : NULL, NULL};
     const char *acc = "{\"id\":\"bench\",\"owner\":\"Bench\",\"currency\":\"EUR\"}";
     const char *dep = "{\"amount\":{\"amount\":100000000000,\"currency\":\"EUR\"}}";
     const char *stock = "{\"on_hand\":1000000}";
@@ -353,9 +354,6 @@ static int prepare(side *s)
 
     if (s->postgres && start_cluster() != 0) {
         return -1;
-    }
-    if (!s->exclusive) {
-        env[1] = NULL;
     }
     if (topology_start_with(&s->topo, s->name, TOPOLOGY_SEED_DEMO, env) != 0) {
         return -1;

@@ -95,8 +95,10 @@ static int holder_stop(holder *h)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* What SELECT count(*) FROM t gives to a plain SQLite connection of this process, which
- * does not wait for locks: the count, or -rc when SQLite refused. */
+/*
+ * What SELECT count(*) FROM t gives to a plain SQLite connection of this process, which
+ * does not wait for locks: the count, or -rc when SQLite refused.
+ */
 static int count_elsewhere(const char *path)
 {
     sqlite3 *other = NULL;
