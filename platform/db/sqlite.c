@@ -366,11 +366,14 @@ static void copy_passively(sqlite_conn *c)
 
     for (int pass = 0; pass < CL__SQLITE_CHECKPOINT_PASSES; pass++) {
         int wal = -1;
+        int rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, &wal, NULL);
 
-        if (sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, &wal, NULL) !=
-                SQLITE_OK ||
-            wal < 0 || (before >= 0 && wal - before <= CL__SQLITE_CHECKPOINT_TAIL_FRAMES) ||
-            wal >= CL__SQLITE_CHECKPOINT_HOLD_FRAMES) {
+        /* Not run (another process checkpoints, or an error): the RESTART will say. */
+        if (rc != SQLITE_OK || wal < 0) {
+            return;
+        }
+        if (wal >= CL__SQLITE_CHECKPOINT_HOLD_FRAMES ||
+            (before >= 0 && wal - before <= CL__SQLITE_CHECKPOINT_TAIL_FRAMES)) {
             return;
         }
         before = wal;
@@ -431,8 +434,8 @@ static void checkpoint(sqlite_conn *c, int frames)
  * under a steady load of writers the next one has always begun before the checkpoint ended,
  * so a checkpoint that waits for no one (PASSIVE) alone let the WAL grow (253 MB under
  * bench_checkout), and from the mark on every commit checkpointed, with two fdatasync each
- * (issue #16). So: a PASSIVE checkpoint copies the frames and syncs without holding up the
- * writers, then a RESTART takes the write lock, copies what was committed meanwhile, waits
+ * (issue #16). So: PASSIVE passes copy the frames and sync without holding up the writers
+ * (copy_passively), then a RESTART takes the write lock, copies what was committed since, waits
  * for the readers still in the WAL (CL__SQLITE_CHECKPOINT_WAIT_MS of sleep at most, more
  * after failures: see checkpoint) and resets it. A RESTART that readers outlast (or that
  * finds another process's checkpoint running) is tried again
