@@ -84,7 +84,8 @@ cl_status cl_operation_create(cl_db_conn *conn, const char *module, const char *
     if (text == NULL) {
         return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    cl_random_hex(hex);
+    /* In time order: the operations' unique index grows at its right edge. */
+    cl_time_ordered_hex(hex);
     snprintf(newid, sizeof(newid), "%s-%s", module, hex);
     cl_now_rfc3339(now);
     rc = cl_db_prepare(conn, insert_sql, &st, err);

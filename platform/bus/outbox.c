@@ -68,22 +68,6 @@ static bool valid_key(const char *key)
     return true;
 }
 
-/*
- * A message id: 32 lowercase hex digits, the first 12 the wall clock in ms, the rest
- * random (80 bits). Ids in time order keep the inserts into the unique indexes on them
- * (the outbox's id, the subscribers' inbox) at the right edge of the index, a few pages per
- * commit; random ones touched a page per row, and each commit wrote all of those pages
- * out again (most of the bus's write-ahead log and a fifth of its CPU).
- */
-static void message_id(char out[CL_RANDOM_HEX_SIZE])
-{
-    char rnd[CL_RANDOM_HEX_SIZE];
-    unsigned long long ms = (unsigned long long)cl_wall_ms();
-
-    cl_random_hex(rnd);
-    snprintf(out, CL_RANDOM_HEX_SIZE, "%012llx%.20s", ms & 0xffffffffffffULL, rnd);
-}
-
 /* What a publication names: a connection, a type, a key, a version. */
 static cl_status check_publish(const cl_db_conn *conn, const char *type, const char *key,
                                int schema_version, cl_error *err)
@@ -132,7 +116,8 @@ static cl_status publish_text(cl_db_conn *conn, const cl_ctx *ctx, const char *t
     cl_span_set_str(&span, "messaging.system", "cleave");
     cl_span_set_str(&span, "messaging.operation", "publish");
     (void)cl_span_traceparent(&span, trace);
-    message_id(id);
+    /* In time order: the outbox's and the inboxes' unique indexes grow at their right edge. */
+    cl_time_ordered_hex(id);
     cl_now_rfc3339(now);
     delivered = cl__bus_nobody_handles(cl_db_of(conn), type);
     rc = cl_db_prepare(conn, delivered ? insert_delivered_sql : insert_sql, &st, err);

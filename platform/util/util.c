@@ -174,6 +174,15 @@ void cl_random_hex(char out[CL_RANDOM_HEX_SIZE])
     to_hex(b, sizeof(b), out);
 }
 
+void cl_time_ordered_hex(char out[CL_RANDOM_HEX_SIZE])
+{
+    char rnd[CL_RANDOM_HEX_SIZE];
+    unsigned long long ms = (unsigned long long)cl_wall_ms();
+
+    cl_random_hex(rnd);
+    snprintf(out, CL_RANDOM_HEX_SIZE, "%012llx%.20s", ms & 0xffffffffffffULL, rnd);
+}
+
 cl_status cl_random_id(const char *prefix, size_t nbytes, char *out, size_t size, cl_error *err)
 {
     unsigned char b[32] = {0};

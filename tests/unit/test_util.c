@@ -85,6 +85,39 @@ static void test_random_id_has_prefix_and_digits(void **state)
 }
 
 /*
+ * Time-ordered ids (ADR 0056): the wall clock's ms in the first 12 digits, 80 random bits
+ * after; one made in a later millisecond sorts after, and ids of one millisecond differ.
+ */
+static void test_time_ordered_hex_sorts_by_time_and_is_unique(void **state)
+{
+    static char seen[1000][CL_RANDOM_HEX_SIZE];
+    char ms[16], later[CL_RANDOM_HEX_SIZE];
+    int64_t before = cl_wall_ms(), after;
+
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        cl_time_ordered_hex(seen[i]);
+        assert_int_equal(strlen(seen[i]), 32);
+        assert_true(is_lower_hex(seen[i], 32));
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(seen[i], seen[j]);
+        }
+    }
+    after = cl_wall_ms();
+    snprintf(ms, sizeof(ms), "%012llx", (unsigned long long)before);
+    assert_true(memcmp(seen[0], ms, 12) >= 0);
+    snprintf(ms, sizeof(ms), "%012llx", (unsigned long long)after);
+    assert_true(memcmp(seen[999], ms, 12) <= 0);
+    /* The next millisecond's id sorts after every one made before it. */
+    while (cl_wall_ms() <= after) {
+    }
+    cl_time_ordered_hex(later);
+    for (int i = 0; i < 1000; i++) {
+        assert_true(strcmp(later, seen[i]) > 0);
+    }
+}
+
+/*
  * Ids come from a per-thread pool of randomness: a child after fork() must not hand out
  * the ids its parent has yet to use.
  */
@@ -452,6 +485,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_hex_is_well_formed_and_unique),
         cmocka_unit_test(test_random_id_has_prefix_and_digits),
+        cmocka_unit_test(test_time_ordered_hex_sorts_by_time_and_is_unique),
         cmocka_unit_test(test_random_id_refuses_what_does_not_fit),
         cmocka_unit_test(test_random_ids_differ_between_parent_and_forked_child),
         cmocka_unit_test(test_random_ids_differ_between_threads),

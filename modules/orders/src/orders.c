@@ -599,8 +599,16 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         rc = price(self, ctx, req, &o);
     }
     if (rc == CL_OK) {
-        /* "ord-" and 24 random hex digits: unique without coordination, across restarts. */
-        rc = cl_random_id("ord-", 12, id, sizeof(id), &ctx->err);
+        /*
+         * "ord-" and 24 hex digits, the wall clock's ms and 48 random bits: unique without
+         * coordination, across restarts, and in time order, so that the indexes keyed by
+         * an order (its own, its lines', its saga log's, its payment's events and
+         * reservation in the other modules) grow at their right edge (ADR 0056).
+         */
+        char hex[CL_RANDOM_HEX_SIZE];
+
+        cl_time_ordered_hex(hex);
+        snprintf(id, sizeof(id), "ord-%.24s", hex);
     }
     if (rc == CL_OK) {
         cl_now_rfc3339(now);

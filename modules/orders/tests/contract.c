@@ -167,6 +167,48 @@ static void test_place_prices_lines_and_the_saga_confirms(void **state)
     cl_schema_free(&orders_order_type, &done);
 }
 
+static void assert_order_id(const char *id)
+{
+    assert_int_equal(strlen(id), 4 + 24);
+    assert_memory_equal(id, "ord-", 4);
+    assert_int_equal(strspn(id + 4, "0123456789abcdef"), 24);
+}
+
+/*
+ * Order ids are "ord-" and 24 lowercase hex digits in time order (ADR 0056): an order placed
+ * in a later millisecond has an id that sorts after, so the indexes keyed by orders grow at
+ * their right edge. Eight orders, each in a millisecond of its own: random ids would come in
+ * order once in 40,320 runs.
+ */
+static void test_order_ids_sort_in_the_order_placed(void **state)
+{
+    orders_line_input line;
+    orders_order_input in;
+    orders_order o[8] = {{0}};
+
+    (void)state;
+    product("CT-ID", 100, 10);
+    account("ct-ids", 10000);
+    in = one_line("ct-ids", "CT-ID", 1, &line);
+    for (int i = 0; i < 8; i++) {
+        cl_ctx ctx = new_ctx();
+        int64_t placed;
+
+        assert_int_equal(orders_place_order(w.orders, &ctx, &in, &o[i]), CL_OK);
+        assert_order_id(o[i].id);
+        if (i > 0 && strcmp(o[i].id, o[i - 1].id) <= 0) {
+            fail_msg("%s placed after %s sorts before it", o[i].id, o[i - 1].id);
+        }
+        placed = cl_wall_ms();
+        while (cl_wall_ms() <= placed) {
+            /* the next order in the next millisecond */
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        cl_schema_free(&orders_order_type, &o[i]);
+    }
+}
+
 static void test_out_of_stock_ends_rejected_with_its_reason(void **state)
 {
     orders_line_input line;
@@ -574,6 +616,7 @@ int orders_contract_run(const char *binding_name, int (*setup)(orders_contract_w
     /* In this order: the list test counts the orders the earlier ones confirmed. */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_place_prices_lines_and_the_saga_confirms),
+        cmocka_unit_test(test_order_ids_sort_in_the_order_placed),
         cmocka_unit_test(test_out_of_stock_ends_rejected_with_its_reason),
         cmocka_unit_test(test_place_rejects_each_invalid_field),
         cmocka_unit_test(test_unknown_sku_and_order_are_not_found),

@@ -42,6 +42,15 @@ uint64_t cl_random_u64(void);
 void cl_random_hex(char out[CL_RANDOM_HEX_SIZE]);
 
 /*
+ * As cl_random_hex, but the first 12 digits are the wall clock in milliseconds (to the
+ * year 10889) and only the other 20 random (80 bits): ids made later sort after, so rows
+ * keyed by them go in at the right edge of their indexes (a few pages a commit, where
+ * random keys touched a page a row; ADR 0056). A prefix of it (ms and the first random
+ * digits) sorts the same way. Not for secrets: it tells when it was made.
+ */
+void cl_time_ordered_hex(char out[CL_RANDOM_HEX_SIZE]);
+
+/*
  * An id "<prefix><2 * nbytes lowercase hex digits>" from nbytes (1 to 32) random bytes,
  * into out[size]: unique without coordination, across processes and restarts.
  * CL_OK; CL_INVALID when nbytes is out of range or the id does not fit in size;
