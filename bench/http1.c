@@ -17,6 +17,8 @@
 #define REQUEST_MAX (16 * 1024)
 #define TIMEOUT_S   30
 
+static int fail(http1_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int fail(http1_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -155,9 +157,10 @@ static int read_answer(http1_conn *c, http1_answer *a)
     }
     head_len = (size_t)(head_end - c->buf) + 4;
     if (head_len < 13 || strncmp(c->buf, "HTTP/1.1 ", 9) != 0 || c->buf[12] != ' ' ||
-        sscanf(c->buf + 9, "%3d", &a->status) != 1 || a->status < 200 || a->status > 599) {
+        strspn(c->buf + 9, "0123456789") != 3 || c->buf[9] < '2' || c->buf[9] > '5') {
         return fail(c, "not an HTTP/1.1 final answer: %.40s", c->buf);
     }
+    a->status = (c->buf[9] - '0') * 100 + (c->buf[10] - '0') * 10 + (c->buf[11] - '0');
     if (header(c->buf, head_end + 2, "Transfer-Encoding", &vlen) != NULL) {
         return fail(c, "a Transfer-Encoding answer: this client reads Content-Length only");
     }
@@ -211,7 +214,8 @@ int http1_request(http1_conn *c, const char *method, const char *path, const cha
     if (n < 0 || (size_t)n + 2 + body_len > sizeof(req)) {
         return fail(c, "request larger than %d bytes", REQUEST_MAX);
     }
-    memcpy(req + n, "\r\n", 2);
+    req[n] = '\r';
+    req[n + 1] = '\n';
     len = (size_t)n + 2;
     if (body != NULL) {
         memcpy(req + len, body, body_len);
