@@ -503,6 +503,8 @@ int main(int argc, char **argv)
         if (c != NULL && http1_init(c, sides[i].topo.base_url) == 0) {
             (void)checkout(&sides[i], c, &said, &o);
             http1_close(c);
+        } else if (c != NULL) {
+            fprintf(stderr, "%s: %s\n", sides[i].label, c->error);
         }
         free(c);
     }

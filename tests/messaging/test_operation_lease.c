@@ -330,12 +330,49 @@ static void test_operation_is_claimed_once_by_one_runner(void **state)
     test_rmrf(dir);
 }
 
+/*
+ * Operation ids are "<module>-" and 32 hex digits in time order (ADR 0056): one created in a
+ * later millisecond sorts after, so the operations' unique index grows at its right edge.
+ * Eight, each in a millisecond of its own: random ids would come in order once in 40,320 runs.
+ */
+static void test_operation_ids_sort_in_the_order_created(void **state)
+{
+    char dir[256], prev[CL_OPERATION_ID_MAX] = "", id[CL_OPERATION_ID_MAX];
+    cl_db *db;
+    cl_db_conn *conn = NULL;
+    cl_error err = {0};
+
+    (void)state;
+    db = widgets_db(dir);
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    for (int i = 0; i < 8; i++) {
+        int64_t made;
+
+        assert_int_equal(cl_operation_create(conn, "widgets", "widgets.paint", NULL, id, &err),
+                         CL_OK);
+        assert_int_equal(strlen(id), strlen("widgets-") + 32);
+        assert_memory_equal(id, "widgets-", strlen("widgets-"));
+        if (i > 0 && strcmp(id, prev) <= 0) {
+            fail_msg("%s created after %s sorts before it", id, prev);
+        }
+        memcpy(prev, id, sizeof(prev));
+        made = cl_wall_ms();
+        while (cl_wall_ms() <= made) {
+            /* the next operation in the next millisecond */
+        }
+    }
+    cl_db_release(conn);
+    cl_db_close(db);
+    test_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operation_lease_refuses_a_stale_runner),
         cmocka_unit_test(test_operation_idle_runner_takes_no_write_lock),
         cmocka_unit_test(test_operation_is_claimed_once_by_one_runner),
+        cmocka_unit_test(test_operation_ids_sort_in_the_order_created),
     };
 
     if (sqlite_counting_install() != 0) {
