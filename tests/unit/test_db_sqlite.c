@@ -1018,9 +1018,87 @@ static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
     cl_db_release(c);
 }
 
+/* The page size in path's database header (bytes 16-17, big-endian; 1 means 65536). */
+static int header_page_size(const char *path)
+{
+    unsigned char h[100];
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp != NULL ? fread(h, 1, sizeof(h), fp) : 0;
+    int size;
+
+    if (fp != NULL) {
+        fclose(fp);
+    }
+    assert_int_equal(n, sizeof(h));
+    assert_memory_equal(h, "SQLite format 3", 16);
+    size = h[16] << 8 | h[17];
+    return size == 1 ? 65536 : size;
+}
+
+/* The bytes of one WAL frame of path's database: its header and a page. */
+static long wal_frame_bytes(const char *path)
+{
+    return 24L + header_page_size(path);
+}
+
+/*
+ * A file the driver creates has 1 KiB pages (ADR 0057): each page a commit changes is written
+ * whole to the WAL, so small pages write less for the same rows. Read from the file's header,
+ * not through SQLite.
+ */
+static void test_db_sqlite_creates_files_with_1k_pages(void **state)
+{
+    fixture *f = *state;
+
+    assert_int_equal(header_page_size(f->path), 1024);
+}
+
+/*
+ * A file that exists keeps its page size: the driver writes and reads it as before, and a
+ * connection of SQLite's own finds the file whole.
+ */
+static void test_db_sqlite_existing_file_keeps_its_page_size(void **state)
+{
+    fixture *f = *state;
+    char path[PATH_MAX];
+    sqlite3 *other = NULL;
+    sqlite3_stmt *st = NULL;
+    cl_db_options opt = {0};
+    cl_db *db = NULL;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    snprintf(path, sizeof(path), "%s/old.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other,
+                                  "PRAGMA page_size=4096; CREATE TABLE t (v TEXT NOT NULL);"
+                                  "INSERT INTO t VALUES ('before')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(header_page_size(path), 4096);
+
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "old", path, &opt, &db, &err), CL_OK);
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    assert_int_equal(cl_db_begin(c, &err), CL_OK);
+    assert_int_equal(cl_db_exec(c, "INSERT INTO t SELECT printf('%.3000c', 'x')", &err), CL_OK);
+    assert_int_equal(cl_db_commit(c, &err), CL_OK);
+    cl_db_release(c);
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM t"), 2);
+    cl_db_close(db);
+
+    assert_int_equal(header_page_size(path), 4096);
+    assert_int_equal(sqlite3_open_v2(path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(other);
+}
+
 /*
  * In c's open transaction: rows items of notes of note_len bytes each, one row to a page
- * or more (note_len 1000 and up).
+ * or more (note_len 1000 and up: a page and overflow pages).
  */
 static void insert_notes(cl_db_conn *c, int rows, int note_len)
 {
@@ -1067,7 +1145,7 @@ static void test_db_sqlite_writes_a_commits_wal_frames_at_once(void **state)
 
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
-    /* Some 40 rows of 1 KB: about ten pages, so ten frames or more in one commit. */
+    /* 40 rows of 1 KB: a page and an overflow page each, some 80 frames in one commit. */
     insert_notes(c, 40, 1000);
     atomic_store(&file_writes, 0);
     atomic_store(&counting_writes, 1);
@@ -1093,7 +1171,7 @@ static void test_db_sqlite_commits_more_frames_than_one_write_takes(void **state
 
     assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
     assert_int_equal(cl_db_begin(c, &err), CL_OK);
-    /* 60 rows of 3 KB: one to a 4 KiB page, some 240 KiB of frames in one commit. */
+    /* 60 rows of 3 KB, four 1 KiB pages each: some 250 KiB of frames in one commit. */
     insert_notes(c, 60, 3000);
     assert_int_equal(cl_db_commit(c, &err), CL_OK);
     cl_db_release(c);
@@ -1113,7 +1191,7 @@ static void counter_on_a_small_cache(cl_db_conn *c)
                      CL_OK);
 }
 
-/* pages rows of a 3 KB note each, one to a page, in c's open transaction. */
+/* pages rows of a 3 KB note each, a page and its overflow pages each, in c's transaction. */
 static void insert_pages(cl_db_conn *c, int pages)
 {
     char sql[128];
@@ -1223,8 +1301,8 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
  * bench_checkout the monolith's orders.db-wal ran from 4000 frames (where the hook starts
  * to checkpoint) to some 11000 before a lucky restart, and each commit in between
  * checkpointed with two fdatasync: 600 a second (issue #16). The driver checkpoints at 4000
- * frames of 4 KiB pages; this writes 6000 commits from writers that contend, with readers in
- * the WAL too, and counts the syncs.
+ * frames; this writes 6000 commits from writers that contend, with readers in the WAL too,
+ * and counts the syncs.
  */
 #define WAL_WRITERS     4
 #define WAL_READERS     4
@@ -1234,11 +1312,11 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
 /*
  * The WAL restarted at the mark, it never holds much more than the mark and what writers
  * append while the checkpoint copies it (the PASSIVE one does not hold them up until the
- * WAL reaches WAL_HELD_FRAMES, below): alone, 4,600-4,800 frames of a 4 KiB page; with two
- * or three of these tests at once on two cores, up to 6,400 (2,100 frames appended during
- * the copy). Never restarted, it reached 25,540.
+ * WAL reaches WAL_HELD_FRAMES, below): alone, 4,600-4,800 frames; with two or three of these
+ * tests at once on two cores, up to 6,400 (2,100 frames appended during the copy). Never
+ * restarted, it reached 25,540. Frames are counted in the file's own page size.
  */
-#define WAL_MAX_BYTES   (8000L * (4096 + 24))
+#define WAL_MAX_FRAMES  8000L
 
 typedef struct wal_user {
     cl_db *db;
@@ -1277,7 +1355,10 @@ static void *wal_reader_main(void *arg)
     return NULL;
 }
 
-/* WAL_COMMITS transactions of one row of 3 KB: a page of its own, and the table's last one. */
+/*
+ * WAL_COMMITS transactions of one row of 700 bytes: a 1 KiB page of its own (no overflow
+ * page), and the table's last one.
+ */
 static void *wal_writer_main(void *arg)
 {
     wal_user *w = arg;
@@ -1292,9 +1373,8 @@ static void *wal_writer_main(void *arg)
         /* In transactions, as the modules write: the checkpoints then run after the pool's. */
         w->st = cl_db_begin(c, &w->err);
         if (w->st == CL_OK) {
-            w->st =
-                cl_db_prepare(c, "INSERT INTO items (sku, note) VALUES (?, printf('%.3000c', 'x'))",
-                              &st, &w->err);
+            w->st = cl_db_prepare(
+                c, "INSERT INTO items (sku, note) VALUES (?, printf('%.700c', 'x'))", &st, &w->err);
         }
         if (w->st == CL_OK) {
             w->st = cl_stmt_bind_text(st, 1, sku, &w->err);
@@ -1359,9 +1439,11 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
 
         snprintf(wal, sizeof(wal), "%s-wal", f->path);
         assert_int_equal(stat(wal, &sb), 0);
-        if (sb.st_size > WAL_MAX_BYTES) {
-            fail_msg("the WAL grew to %lld bytes over %d commits: it was not restarted",
-                     (long long)sb.st_size, WAL_WRITERS * WAL_COMMITS);
+        if (sb.st_size > WAL_MAX_FRAMES * wal_frame_bytes(f->path)) {
+            fail_msg("the WAL grew to %lld bytes (%lld frames) over %d commits: it was not "
+                     "restarted",
+                     (long long)sb.st_size, (long long)sb.st_size / wal_frame_bytes(f->path),
+                     WAL_WRITERS * WAL_COMMITS);
         }
     }
     assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), WAL_WRITERS * WAL_COMMITS);
@@ -1376,10 +1458,10 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
  * takes WAL_SLOW_WRITE_US more, as on a slow disk, and only writers run, so every RESTART
  * succeeds.
  */
-#define WAL_SLOW_WRITE_US  100
-#define WAL_HELD_FRAMES    (WAL_FRAMES_MARK * 3 / 2)
+#define WAL_SLOW_WRITE_US   100
+#define WAL_HELD_FRAMES     (WAL_FRAMES_MARK * 3 / 2)
 /* What the writers may add once held: each one's transaction under way, a few frames. */
-#define WAL_HELD_MAX_BYTES ((WAL_HELD_FRAMES + 200L) * (4096 + 24))
+#define WAL_HELD_MAX_FRAMES (WAL_HELD_FRAMES + 200L)
 
 static void test_db_sqlite_writers_wait_for_a_checkpoint_fallen_behind(void **state)
 {
@@ -1408,9 +1490,9 @@ static void test_db_sqlite_writers_wait_for_a_checkpoint_fallen_behind(void **st
     }
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     assert_int_equal(stat(wal, &sb), 0);
-    if (sb.st_size > WAL_HELD_MAX_BYTES) {
+    if (sb.st_size > WAL_HELD_MAX_FRAMES * wal_frame_bytes(f->path)) {
         fail_msg("the WAL grew to %lld bytes (%lld frames) while checkpoints fell behind",
-                 (long long)sb.st_size, (long long)sb.st_size / (4096 + 24));
+                 (long long)sb.st_size, (long long)sb.st_size / wal_frame_bytes(f->path));
     }
     assert_int_equal(count_rows(db, "SELECT count(*) FROM items"), WAL_WRITERS * WAL_COMMITS);
     cl_db_close(db);
@@ -1477,6 +1559,8 @@ int main(void)
         T(test_db_open_rejects_bad_options),
         T(test_db_ping_answers_and_null_handles_are_noops),
         T(test_db_sqlite_uses_wal_and_foreign_keys),
+        T(test_db_sqlite_creates_files_with_1k_pages),
+        T(test_db_sqlite_existing_file_keeps_its_page_size),
         T(test_db_sqlite_writes_a_commits_wal_frames_at_once),
         T(test_db_sqlite_commits_more_frames_than_one_write_takes),
         T(test_db_sqlite_commits_are_read_by_others_after_a_checksum_rewrite),
