@@ -72,9 +72,15 @@ typedef struct side {
     int off; /* left out by the only argument */
 } side;
 
+/*
+ * A round's client threads share one count of checkouts still to start (*left, under *mu):
+ * each takes the next as soon as its last ended, so that all stay busy to the round's end.
+ * With a fixed share each, those done first sat idle while the slowest finished its own,
+ * and the round's wall time counted that tail with fewer clients than asked for.
+ */
 typedef struct job {
     side *s;
-    int count;
+    int *left;
     pthread_mutex_t *mu;
 } job;
 
@@ -347,16 +353,25 @@ static void *client(void *arg)
 
     if (c == NULL || http1_init(c, j->s->topo.base_url) != 0) {
         fprintf(stderr, "client: %s\n", c != NULL ? c->error : "out of memory");
+        /* A failure of its own; the other threads take the checkouts it would have. */
         pthread_mutex_lock(j->mu);
-        j->s->failed += j->count;
+        j->s->failed++;
         pthread_mutex_unlock(j->mu);
         free(c);
         return NULL;
     }
-    for (int i = 0; i < j->count; i++) {
+    for (;;) {
         outcome o;
-        int rc = checkout(j->s, c, &said, &o);
+        int rc;
 
+        pthread_mutex_lock(j->mu);
+        if (*j->left == 0) {
+            pthread_mutex_unlock(j->mu);
+            break;
+        }
+        (*j->left)--;
+        pthread_mutex_unlock(j->mu);
+        rc = checkout(j->s, c, &said, &o);
         pthread_mutex_lock(j->mu);
         if (rc != 0) {
             j->s->failed++;
@@ -377,11 +392,12 @@ static void run_round(side *s, int count, int threads)
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_t th[MAX_THREADS];
     job jobs[MAX_THREADS];
+    int left = count;
     int64_t ticks0 = side_ticks(s);
     int64_t t0 = now_ns();
 
     for (int i = 0; i < threads; i++) {
-        jobs[i] = (job){s, count / threads + (i < count % threads ? 1 : 0), &mu};
+        jobs[i] = (job){s, &left, &mu};
         pthread_create(&th[i], NULL, client, &jobs[i]);
     }
     for (int i = 0; i < threads; i++) {
