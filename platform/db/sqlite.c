@@ -24,8 +24,11 @@
  * the writer began to wait) can cost it.
  */
 #define CL__SQLITE_BUSY_NAP_US             500
-/* The WAL's size, in frames, from which a commit checkpoints it and starts it again. */
-#define CL__SQLITE_CHECKPOINT_FRAMES       4000
+/*
+ * The WAL's size, in frames, from which a commit checkpoints it and starts it again: 16,000
+ * frames of 1 KiB pages (ADR 0057), about the 16 MB that 4,000 frames of 4 KiB were.
+ */
+#define CL__SQLITE_CHECKPOINT_FRAMES       16000
 /*
  * How long that checkpoint waits for the readers still in the WAL (new writers wait for the
  * checkpoint meanwhile), and how many frames later it is tried again when they outlast that.

@@ -1300,23 +1300,25 @@ static void test_db_sqlite_frames_of_a_rolled_back_transaction_overwrite_no_comm
  * (PASSIVE): the next writer had always begun before the checkpoint ended, so under
  * bench_checkout the monolith's orders.db-wal ran from 4000 frames (where the hook starts
  * to checkpoint) to some 11000 before a lucky restart, and each commit in between
- * checkpointed with two fdatasync: 600 a second (issue #16). The driver checkpoints at 4000
- * frames; this writes 6000 commits from writers that contend, with readers in the WAL too,
- * and counts the syncs.
+ * checkpointed with two fdatasync: 600 a second (issue #16). The driver checkpoints at 16000
+ * frames (4000 when pages were 4 KiB, ADR 0057); this writes 24000 commits from writers that
+ * contend, with readers in the WAL too, and counts the syncs.
  */
 #define WAL_WRITERS     4
 #define WAL_READERS     4
-#define WAL_FRAMES_MARK 4000
-#define WAL_COMMITS     1500 /* per writer */
+#define WAL_FRAMES_MARK 16000
+#define WAL_COMMITS     6000 /* per writer */
 #define WAL_MAX_SYNCS   64
 /*
  * The WAL restarted at the mark, it never holds much more than the mark and what writers
  * append while the checkpoint copies it (the PASSIVE one does not hold them up until the
- * WAL reaches WAL_HELD_FRAMES, below): alone, 4,600-4,800 frames; with two or three of these
- * tests at once on two cores, up to 6,400 (2,100 frames appended during the copy). Never
- * restarted, it reached 25,540. Frames are counted in the file's own page size.
+ * WAL reaches WAL_HELD_FRAMES, below). With 4 KiB pages and a mark of 4,000: alone,
+ * 4,600-4,800 frames; with two or three of these tests at once on two cores, up to 6,400
+ * (2,100 frames appended during the copy); never restarted, 25,540. With 1 KiB pages and a
+ * mark of 16,000 (ADR 0057): 19,664 alone, 24,002-24,007 with three at once, where the
+ * writers were held. Frames are counted in the file's own page size.
  */
-#define WAL_MAX_FRAMES  8000L
+#define WAL_MAX_FRAMES  (2L * WAL_FRAMES_MARK)
 
 typedef struct wal_user {
     cl_db *db;
@@ -1425,9 +1427,10 @@ static void test_db_sqlite_wal_restarts_under_contending_writers(void **state)
     /*
      * A commit appends at most 5 frames (the row's page, the table's and the index's pages
      * above it), so at most 8 checkpoints of at most 5 syncs each (the WAL and the database
-     * by the PASSIVE one, again by the RESTART for what came meanwhile, the restarted WAL's
-     * header), with room for a few RESTARTs that readers outlasted: 20 were seen. A
-     * checkpoint at every commit past the mark made 550-720.
+     * by each PASSIVE pass, again by the RESTART for what came meanwhile, the restarted WAL's
+     * header), with room for a few RESTARTs that readers outlasted: 20 were seen with 4 KiB
+     * pages, 33-46 with 1 KiB pages and four passes. A checkpoint at every commit past the
+     * mark made 550-720; PASSIVE passes that never restart the WAL, 380.
      */
     if (syncs > WAL_MAX_SYNCS) {
         fail_msg("%d syncs for %d commits of one row: the WAL was not restarted at %d frames",
