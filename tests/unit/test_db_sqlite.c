@@ -1021,7 +1021,7 @@ static void test_db_sqlite_uses_wal_and_foreign_keys(void **state)
 /* The page size in path's database header (bytes 16-17, big-endian; 1 means 65536). */
 static int header_page_size(const char *path)
 {
-    unsigned char h[100];
+    unsigned char h[100] = {0};
     FILE *fp = fopen(path, "rb");
     size_t n = fp != NULL ? fread(h, 1, sizeof(h), fp) : 0;
     int size;
