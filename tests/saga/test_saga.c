@@ -135,9 +135,10 @@ static const char *open_account(const char *owner, int64_t deposit)
  * POSTs an order of qty of sku (and qty2 of sku2 when sku2 is not NULL). Returns the HTTP
  * status (0 when the server went away) and the order's id into id[64].
  */
-static long place(const char *account, const char *sku, int64_t qty, const char *sku2, int64_t qty2,
-                  char id[64])
+static long place_with(const char *prefer, const char *account, const char *sku, int64_t qty,
+                       const char *sku2, int64_t qty2, char id[64])
 {
+    const char *const headers[] = {prefer, NULL};
     char body[512];
     test_resp r;
     long status;
@@ -153,7 +154,8 @@ static long place(const char *account, const char *sku, int64_t qty, const char 
                  sku, (long long)qty);
     }
     id[0] = '\0';
-    if (test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body), NULL, &r) != 0) {
+    if (test_http(topo.base_url, "POST", "/api/v1/orders", body, strlen(body),
+                  prefer != NULL ? headers : NULL, &r) != 0) {
         return 0;
     }
     status = r.status;
@@ -162,10 +164,28 @@ static long place(const char *account, const char *sku, int64_t qty, const char 
             fail_msg("202 without an order: %.200s", r.body);
         }
         snprintf(id, 64, "%s", str(r.json, "id"));
-        assert_string_equal(str(r.json, "status"), "pending");
+        /* Not final: pending, or compensating after a wait (prefer). */
+        if (prefer == NULL) {
+            assert_string_equal(str(r.json, "status"), "pending");
+        } else {
+            assert_false(test_order_is_final(str(r.json, "status")));
+        }
     }
     test_resp_free(&r);
     return status;
+}
+
+static long place(const char *account, const char *sku, int64_t qty, const char *sku2, int64_t qty2,
+                  char id[64])
+{
+    return place_with(NULL, account, sku, qty, sku2, qty2, id);
+}
+
+/* place of one line with the header prefer ("Prefer: ..."). */
+static long place_preferring(const char *prefer, const char *account, const char *sku, int64_t qty,
+                             char id[64])
+{
+    return place_with(prefer, account, sku, qty, NULL, 0, id);
 }
 
 /* Polls GET /orders/{id} until its status is want (NULL: any final one); the order JSON. */
@@ -414,6 +434,42 @@ static void test_happy_path_confirms_and_ships(void)
     /* It is the demo account's (not one of this test's): only its end is checked. */
     json_decref(wait_order(again, NULL));
 
+    /*
+     * Prefer: wait on the POST itself: one request, answered once the saga ended, 201 with
+     * the final order and its Location.
+     */
+    {
+        const char *const wait[] = {"Prefer: wait=30", NULL};
+        const char *const soon[] = {"Prefer: wait=soon", NULL};
+        char one[256];
+        size_t before;
+
+        snprintf(one, sizeof(one),
+                 "{\"account_id\":\"%s\",\"lines\":[{\"sku\":\"SKU-000001\",\"quantity\":1}]}",
+                 acc);
+        assert_int_equal(
+            test_http(topo.base_url, "POST", "/api/v1/orders", one, strlen(one), wait, &r), 0);
+        assert_int_equal(r.status, 201);
+        assert_string_equal(str(r.json, "status"), "confirmed");
+        snprintf(path, sizeof(path), "/api/v1/orders/%s", str(r.json, "id"));
+        assert_string_equal(r.location, path);
+        steps_of(r.json, steps, sizeof(steps));
+        assert_string_equal(steps, "place,reserve,authorize,commit,capture,confirm");
+        test_resp_free(&r);
+        /* A wait that is not a number of seconds is refused, naming the header: no order. */
+        o = wait_all_final();
+        before = json_array_size(o);
+        json_decref(o);
+        assert_int_equal(
+            test_http(topo.base_url, "POST", "/api/v1/orders", one, strlen(one), soon, &r), 0);
+        assert_true(test_is_problem(&r, 400));
+        assert_string_equal(problem_param(&r), "Prefer");
+        test_resp_free(&r);
+        o = wait_all_final();
+        assert_int_equal(json_array_size(o), before);
+        json_decref(o);
+    }
+
     /* Bad input names its field; an unknown SKU is 404; an unknown order too. */
     req("POST", "/api/v1/orders", "{\"account_id\":\"demo\",\"lines\":[]}", &r);
     assert_true(test_is_problem(&r, 400));
@@ -474,7 +530,10 @@ static void test_payments_unreachable_compensates(void)
 
     set_stock("SKU-000006", 4);
     assert_int_equal(topology_stop_module(&topo, "payments"), 0);
-    assert_int_equal(place(acc, "SKU-000006", 3, NULL, 0, id), 202);
+    /* A POST that would wait for a saga that does not end answers 202 after the wait. */
+    took = now_ms();
+    assert_int_equal(place_preferring("Prefer: wait=1", acc, "SKU-000006", 3, id), 202);
+    assert_true(now_ms() - took >= 1000);
     /* Past its retry budget the saga compensates; the void waits for payments. */
     o = wait_order(id, "compensating");
     assert_string_equal(str(o, "reason"), "payments_unavailable");

@@ -16,36 +16,16 @@
 
 #include "api.h"
 
+/* Whether o's saga ended: confirmed or rejected. */
+static bool ended(const orders_order *o)
+{
+    return o->status != NULL &&
+           (strcmp(o->status, "confirmed") == 0 || strcmp(o->status, "rejected") == 0);
+}
+
 static void reply_order(cl_http_req *req, int status, const orders_order *o)
 {
     cl_http_reply_type(req, status, &orders_order_type, o);
-}
-
-static void place_order(cl_http_req *req, void *arg)
-{
-    const cl_handle *module = arg;
-    orders_order_input in = {0};
-    orders_order o = {0};
-    cl_ctx *ctx = cl_http_ctx(req);
-    json_t *body = NULL;
-    char location[96];
-
-    if (cl_http_read_json(req, 1, &body) != CL_OK) {
-        return;
-    }
-    if (cl_schema_from_json(&orders_order_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
-            CL_OK ||
-        orders_place_order(module, ctx, &in, &o) != CL_OK) {
-        cl_http_reply_error(req, &ctx->err);
-        goto out;
-    }
-    snprintf(location, sizeof(location), "/api/v1/orders/%s", o.id);
-    cl_http_set_header(req, "Location", location);
-    reply_order(req, 202, &o);
-out:
-    cl_schema_free(&orders_order_type, &o);
-    cl_schema_free(&orders_order_input_type, &in);
-    json_decref(body);
 }
 
 /*
@@ -97,6 +77,54 @@ static int prefer_wait(const char *h, int64_t *ms)
         return 0;
     }
     return 0;
+}
+
+static void place_order(cl_http_req *req, void *arg)
+{
+    const cl_handle *module = arg;
+    orders_order_input in = {0};
+    orders_order o = {0};
+    orders_order_ref ref = {0};
+    cl_ctx *ctx = cl_http_ctx(req);
+    json_t *body = NULL;
+    char location[96];
+
+    if (prefer_wait(cl_http_header(req, "Prefer"), &ref.wait_ms) != 0) {
+        cl_error_set(&ctx->err, CL_INVALID, "Prefer",
+                     "Prefer: wait takes a number of seconds (wait=5)");
+        cl_http_reply_error(req, &ctx->err);
+        return;
+    }
+    if (cl_http_read_json(req, 1, &body) != CL_OK) {
+        return;
+    }
+    if (cl_schema_from_json(&orders_order_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
+            CL_OK ||
+        orders_place_order(module, ctx, &in, &o) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        goto out;
+    }
+    snprintf(location, sizeof(location), "/api/v1/orders/%s", o.id);
+    cl_http_set_header(req, "Location", location);
+    if (ref.wait_ms > 0 && !ended(&o)) {
+        orders_order later = {0};
+
+        /* The order is placed whatever the wait gives: an error here leaves the answer 202. */
+        ref.id = o.id;
+        if (orders_get_order(module, ctx, &ref, &later) == CL_OK) {
+            cl_schema_free(&orders_order_type, &o);
+            o = later;
+        } else {
+            cl_schema_free(&orders_order_type, &later);
+            cl_error_clear(&ctx->err);
+        }
+    }
+    /* 201 only to a client that asked to wait: without one, 202 as always. */
+    reply_order(req, ref.wait_ms > 0 && ended(&o) ? 201 : 202, &o);
+out:
+    cl_schema_free(&orders_order_type, &o);
+    cl_schema_free(&orders_order_input_type, &in);
+    json_decref(body);
 }
 
 static void get_order(cl_http_req *req, void *arg)
