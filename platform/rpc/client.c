@@ -579,6 +579,11 @@ static void ctx_headers(req_buf *b, const cl_ctx *ctx, int64_t left, const char 
         snprintf(buf, sizeof(buf), "%" PRId64, left);
         add_header(b, "X-Cleave-Deadline-Ms", buf);
     }
+    /* A callee may do the work on the thread that answers the call (cleave/status.h). */
+    if (ctx->wait_ms > 0) {
+        snprintf(buf, sizeof(buf), "%" PRId64, ctx->wait_ms);
+        add_header(b, "X-Cleave-Wait-Ms", buf);
+    }
     if (bearer != NULL && bearer[0] != '\0') {
         add_header_checked(b, "Authorization", "Bearer ", bearer, cut);
     }

@@ -13,14 +13,15 @@ typedef struct cl__rpc_headers {
     const char *read_primary; /* X-Cleave-Read-Primary */
     const char *own_only;     /* X-Cleave-Own-Only */
     const char *deadline_ms;  /* X-Cleave-Deadline-Ms */
+    const char *wait_ms;      /* X-Cleave-Wait-Ms */
 } cl__rpc_headers;
 
 /*
- * Fills ctx's principal, trace ids, read_primary, own_only and deadline (the sooner of its own and
- * the caller's, counted from now) from h. CL_INVALID naming the header (err->field) for a principal
- * that does not fit or a deadline that is not digits only; ctx may then be partly filled. A
- * malformed traceparent only loses the trace. Pure: the HTTP side refuses with the error as a 400
- * problem.
+ * Fills ctx's principal, trace ids, read_primary, own_only, wait_ms and deadline (the sooner of its
+ * own and the caller's, counted from now) from h. CL_INVALID naming the header (err->field) for a
+ * principal that does not fit or a deadline or wait that is not digits only; ctx may then be partly
+ * filled. A malformed traceparent only loses the trace. Pure: the HTTP side refuses with the error
+ * as a 400 problem.
  */
 cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_error *err);
 

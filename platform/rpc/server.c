@@ -52,14 +52,15 @@ static cl_status copy_header(const char *name, const char *v, char *dst, size_t 
 }
 
 /*
- * Parses X-Cleave-Deadline-Ms (v, NULL when absent): milliseconds left, digits only.
- * Values past a day are clamped: they only mean "no sooner than our own timeout", and
- * now + an unbounded value would overflow.
+ * Parses a header of milliseconds (v, NULL when absent: 0) into *ms: digits only. Values past
+ * a day are clamped: they only mean "no sooner than our own timeout", and now + an
+ * unbounded value would overflow.
  */
-static cl_status deadline_from_header(const char *v, cl_ctx *ctx, cl_error *err)
+static cl_status ms_header(const char *name, const char *v, int64_t *ms, cl_error *err)
 {
-    int64_t left = 0;
+    int64_t n = 0;
 
+    *ms = 0;
     if (v == NULL) {
         return CL_OK;
     }
@@ -68,29 +69,32 @@ static cl_status deadline_from_header(const char *v, cl_ctx *ctx, cl_error *err)
             break;
         }
         if (*p < '0' || *p > '9') {
-            return cl_error_set(
-                err, CL_INVALID, "X-Cleave-Deadline-Ms",
-                "X-Cleave-Deadline-Ms must be a number of milliseconds (digits only)");
+            return cl_error_set(err, CL_INVALID, name,
+                                "%s must be a number of milliseconds (digits only)", name);
         }
-        if (left < RPC_DEADLINE_MAX_MS) {
-            left = left * 10 + (*p - '0');
+        if (n < RPC_DEADLINE_MAX_MS) {
+            n = n * 10 + (*p - '0');
         }
     }
-    if (left > RPC_DEADLINE_MAX_MS) {
-        left = RPC_DEADLINE_MAX_MS;
-    }
-    /* The caller's deadline wins when it is sooner than our own request timeout. */
-    int64_t caller = cl_now_ms() + left;
-    if (ctx->deadline_ms == 0 || caller < ctx->deadline_ms) {
-        ctx->deadline_ms = caller;
-    }
+    *ms = n < RPC_DEADLINE_MAX_MS ? n : RPC_DEADLINE_MAX_MS;
     return CL_OK;
 }
 
-/*
- * The request id and the idempotency key come from the HTTP layer, which refuses a key
- * longer than CL_IDEMPOTENCY_KEY_MAX rather than letting it be cut here.
- */
+/* X-Cleave-Deadline-Ms (v): the caller's deadline, when sooner than our own request timeout. */
+static cl_status deadline_from_header(const char *v, cl_ctx *ctx, cl_error *err)
+{
+    int64_t left;
+    cl_status st = ms_header("X-Cleave-Deadline-Ms", v, &left, err);
+
+    if (st == CL_OK && v != NULL) {
+        int64_t caller = cl_now_ms() + left;
+        if (ctx->deadline_ms == 0 || caller < ctx->deadline_ms) {
+            ctx->deadline_ms = caller;
+        }
+    }
+    return st;
+}
+
 cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_error *err)
 {
     cl_status st = copy_header("X-Cleave-Principal", h->principal, ctx->principal,
@@ -104,7 +108,8 @@ cl_status cl__rpc_ctx_from_headers(const cl__rpc_headers *h, cl_ctx *ctx, cl_err
     if (h->principal != NULL || h->own_only != NULL) {
         ctx->own_only = h->own_only != NULL && strcmp(h->own_only, "1") == 0;
     }
-    return deadline_from_header(h->deadline_ms, ctx, err);
+    st = ms_header("X-Cleave-Wait-Ms", h->wait_ms, &ctx->wait_ms, err);
+    return st == CL_OK ? deadline_from_header(h->deadline_ms, ctx, err) : st;
 }
 
 /*
@@ -120,6 +125,7 @@ static int ctx_from_headers(cl_http_req *req, cl_ctx *ctx, int trusted)
         .read_primary = cl_http_header(req, "X-Cleave-Read-Primary"),
         .own_only = trusted ? cl_http_header(req, "X-Cleave-Own-Only") : NULL,
         .deadline_ms = cl_http_header(req, "X-Cleave-Deadline-Ms"),
+        .wait_ms = cl_http_header(req, "X-Cleave-Wait-Ms"),
     };
     cl_error err;
 

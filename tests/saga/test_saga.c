@@ -576,8 +576,13 @@ static void test_crash_then_restart_ends_every_saga(void)
 
     set_stock("SKU-000007", 5);
     set_stock("SKU-000008", 5);
-    /* Either POST may find the gateway gone already: the orders list is the truth. */
-    place(rich, "SKU-000007", 2, NULL, 0, a);
+    /*
+     * Either POST may find the gateway gone already: the orders list is the truth. The
+     * first asks to wait, so that its saga runs on the thread that placed it (ADR 0058) and
+     * meets the forward crash points there; the second's, queued, meets the compensating
+     * ones in a worker.
+     */
+    place_preferring("Prefer: wait=30", rich, "SKU-000007", 2, a);
     place(poor, "SKU-000008", 1, NULL, 0, b);
     status = topology_gateway_wait_exit(&topo, WAIT_MS);
     if (status != 128 + 9) {

@@ -1552,6 +1552,7 @@ static void test_http_head_answers_like_get(void **state)
 /* --- the RPC server ------------------------------------------------------------------- */
 
 static int64_t g_rpc_deadline;
+static int64_t g_rpc_wait;
 
 static cl_status fake_ping(const cl_handle *module, cl_ctx *ctx, const void *req, void *resp)
 {
@@ -1559,6 +1560,7 @@ static cl_status fake_ping(const cl_handle *module, cl_ctx *ctx, const void *req
     (void)req;
     (void)resp;
     g_rpc_deadline = ctx->deadline_ms;
+    g_rpc_wait = ctx->wait_ms;
     return CL_OK;
 }
 
@@ -1578,6 +1580,56 @@ static raw_response rpc_call_as(int port, const char *deadline, const char *auth
 static raw_response rpc_call(int port, const char *deadline)
 {
     return rpc_call_as(port, deadline, "Authorization: Bearer " RPC_TOKEN "\r\n");
+}
+
+/*
+ * A caller's wait (cl_ctx.wait_ms) reaches the operation of a remote module: the remote
+ * binding sends it as X-Cleave-Wait-Ms, the service reads it back; without one it is 0, and
+ * a value that is not a number of milliseconds is refused naming the header.
+ */
+static void test_rpc_wait_travels_to_the_callee(void **state)
+{
+    static const cl_op ops[] = {{"ping", &cl_empty_type, &cl_empty_type, 0, fake_ping}};
+    static const cl_module_api api = {.name = "fake", .ops_version = 1, .ops = ops, .nops = 1};
+    cl_rpc_service svc = {.api = &api, .dev_token = RPC_TOKEN};
+    cl_http_options opt = {
+        .listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 5000, .service = "test"};
+    cl_rpc_options copt = {.dev_token = RPC_TOKEN};
+    cl_router *r = cl_router_new();
+    cl_http_server *srv = NULL;
+    cl_rpc_client *c = NULL;
+    cl_empty none = {0}, out = {0};
+    cl_error err;
+    cl_ctx ctx;
+    raw_response resp;
+    char url[64];
+
+    (void)state;
+    assert_int_equal(cl_rpc_routes(r, &svc, &err), CL_OK);
+    assert_int_equal(cl_http_start(&opt, r, &srv, &err), CL_OK);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", cl_http_port(srv));
+    assert_int_equal(cl_rpc_client_new("fake", url, &copt, &c, &err), CL_OK);
+
+    cl_ctx_init(&ctx, 5000);
+    ctx.wait_ms = 1500;
+    g_rpc_wait = -1;
+    assert_int_equal(cl_rpc_call(c, &ops[0], &ctx, &none, &out), CL_OK);
+    assert_int_equal(g_rpc_wait, 1500);
+    cl_ctx_init(&ctx, 5000);
+    assert_int_equal(cl_rpc_call(c, &ops[0], &ctx, &none, &out), CL_OK);
+    assert_int_equal(g_rpc_wait, 0);
+
+    resp = rpc_call_as(cl_http_port(srv), "1000",
+                       "Authorization: Bearer " RPC_TOKEN "\r\nX-Cleave-Wait-Ms: soon\r\n");
+    expect_raw_problem(&resp, 400);
+    assert_string_equal(
+        jstr(json_array_get(json_object_get(resp.json, "invalid_params"), 0), "name"),
+        "X-Cleave-Wait-Ms");
+    raw_free(&resp);
+
+    cl_rpc_client_free(c);
+    cl_http_stop(srv);
+    cl_router_free(r);
 }
 
 /* Default deny: a process configured with no token accepts no service call at all. */
@@ -1927,6 +1979,7 @@ int main(void)
         cmocka_unit_test(test_http_typed_reply_is_what_jansson_writes),
         cmocka_unit_test(test_http_head_answers_like_get),
         cmocka_unit_test(test_rpc_deadline_header_is_bounded),
+        cmocka_unit_test(test_rpc_wait_travels_to_the_callee),
         cmocka_unit_test(test_rpc_without_a_token_accepts_no_call),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
         cmocka_unit_test(test_http_routes_the_first_request_it_takes),

@@ -88,6 +88,8 @@ static void place_order(cl_http_req *req, void *arg)
     cl_ctx *ctx = cl_http_ctx(req);
     json_t *body = NULL;
     char location[96];
+    int64_t placing = cl_now_ms();
+    bool waits;
 
     if (prefer_wait(cl_http_header(req, "Prefer"), &ref.wait_ms) != 0) {
         cl_error_set(&ctx->err, CL_INVALID, "Prefer",
@@ -95,17 +97,25 @@ static void place_order(cl_http_req *req, void *arg)
         cl_http_reply_error(req, &ctx->err);
         return;
     }
+    waits = ref.wait_ms > 0;
     if (cl_http_read_json(req, 1, &body) != CL_OK) {
         return;
     }
     if (cl_schema_from_json(&orders_order_input_type, body, CL_DECODE_STRICT, &in, &ctx->err) !=
-            CL_OK ||
-        orders_place_order(module, ctx, &in, &o) != CL_OK) {
+        CL_OK) {
         cl_http_reply_error(req, &ctx->err);
         goto out;
     }
+    /* The orders may run the saga on this thread, answering with its end (ADR 0058). */
+    ctx->wait_ms = ref.wait_ms;
+    if (orders_place_order(module, ctx, &in, &o) != CL_OK) {
+        cl_http_reply_error(req, &ctx->err);
+        goto out;
+    }
+    ctx->wait_ms = 0;
     snprintf(location, sizeof(location), "/api/v1/orders/%s", o.id);
     cl_http_set_header(req, "Location", location);
+    ref.wait_ms -= cl_now_ms() - placing;
     if (ref.wait_ms > 0 && !ended(&o)) {
         orders_order later = {0};
 
@@ -120,7 +130,7 @@ static void place_order(cl_http_req *req, void *arg)
         }
     }
     /* 201 only to a client that asked to wait: without one, 202 as always. */
-    reply_order(req, ref.wait_ms > 0 && ended(&o) ? 201 : 202, &o);
+    reply_order(req, waits && ended(&o) ? 201 : 202, &o);
 out:
     cl_schema_free(&orders_order_type, &o);
     cl_schema_free(&orders_order_input_type, &in);

@@ -58,10 +58,15 @@ typedef struct orders__executor {
     int nthreads;
     pthread_t sweeper;
     bool sweeping; /* the sweeper thread was started */
-    /* The orders a worker of this executor runs now: one worker per order in a process. */
-    char active[ORDERS__MAX_WORKERS][ORDERS__ID_SIZE];
+    /*
+     * The orders this executor runs now, one thread per order in a process: a worker's in
+     * the first ORDERS__MAX_WORKERS slots, a waiting placer's (orders__saga_run_here) in
+     * the rest, at most nthreads of those at once (running_here).
+     */
+    char active[2 * ORDERS__MAX_WORKERS][ORDERS__ID_SIZE];
     /* Whose each is, as placed here (orders__saga_enqueue's ctx), or NULL: not known. */
-    const char *active_owner[ORDERS__MAX_WORKERS];
+    const char *active_owner[2 * ORDERS__MAX_WORKERS];
+    int running_here;
     /* Owner of this executor's leases, random per instance, and its host (ADR 0034). */
     char id[ORDERS__EXECUTOR_ID_SIZE];
     char host[ORDERS__HOST_ID_SIZE];
@@ -163,6 +168,16 @@ bool orders__saga_accepting(struct orders_self *self);
  */
 void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
                           const orders_order *placed, const cl_ctx *ctx);
+/*
+ * Runs order id's saga, placed as orders__saga_enqueue says, on the caller's thread when
+ * the caller waits for its end (ctx->wait_ms) long enough for a step's call, the executor
+ * runs and fewer sagas than it has workers run on callers' threads already; otherwise, and
+ * from the first retry the saga would pause for (or once the wait leaves no room for
+ * another call), a worker takes it over from the step it recorded last. True when the
+ * saga ended here.
+ */
+bool orders__saga_run_here(struct orders_self *self, const char *id, int64_t leased_ms,
+                           const orders_order *placed, const cl_ctx *ctx);
 /*
  * Registers w to hear when the saga of order id ends in this executor (a saga run by
  * another host is not heard of: the caller reads the order again now and then), and says

@@ -651,7 +651,25 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
     if (rc == CL_OK) {
         /* Test-only: the order is recorded, its saga not started yet (resumes at start). */
         cl_bus_crash_point(self->bus, "orders.after-place");
-        orders__saga_enqueue(self, id, leased_ms, resp, ctx);
+        cl_db_release(conn); /* the saga takes its own */
+        conn = NULL;
+        if (ctx->wait_ms <= 0) {
+            orders__saga_enqueue(self, id, leased_ms, resp, ctx);
+        } else if (orders__saga_run_here(self, id, leased_ms, resp, ctx)) {
+            /*
+             * Ended on this thread: answered as it ended. The order is placed whatever
+             * that read gives; without it the answer is the order as placed.
+             */
+            orders_order ended = {0};
+
+            if (load_one(self, ctx, id, &ended) == CL_OK) {
+                cl_schema_free(&orders_order_type, resp);
+                *resp = ended;
+            } else {
+                cl_schema_free(&orders_order_type, &ended);
+                cl_error_clear(&ctx->err);
+            }
+        }
     }
     goto out;
 replay:

@@ -79,6 +79,12 @@ typedef struct saga {
     int ndone;
     bool fresh;    /* this run started at the order's placing: no step of it ran before */
     cl_ctx *trace; /* its trace context: the checkout's, current span the step's */
+    /*
+     * Run on its placer's thread (orders__saga_run_here): the cl_now_ms by which it is
+     * handed to a worker, else 0; handed once it was.
+     */
+    int64_t until_ms;
+    bool handed;
 } saga;
 
 /* The saga's name in metrics (cleave_saga_*). */
@@ -102,6 +108,7 @@ typedef struct orders__qnode {
     char principal[sizeof(((cl_ctx *)0)->principal)];
     int64_t leased_ms;    /* placed here under this executor's lease since then, or 0 */
     orders_order *placed; /* with leased_ms: the order as placed (owned), or NULL */
+    bool resumed;         /* begun on its placer's thread: goes on from its record */
 } qnode;
 
 static void qnode_free(qnode *n)
@@ -126,15 +133,15 @@ bool orders__saga_accepting(struct orders_self *self)
     return ok;
 }
 
-void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
-                          const orders_order *placed, const cl_ctx *ctx)
+/* A queue entry for order id, as orders__saga_enqueue describes it; NULL out of memory. */
+static qnode *qnode_make(const char *id, int64_t leased_ms, const orders_order *placed,
+                         const cl_ctx *ctx)
 {
-    orders__executor *x = &self->saga;
     qnode *n = calloc(1, sizeof(*n));
 
     if (n == NULL) {
         cl_log_error("orders", "out of memory: order %s resumes at the next start", id);
-        return;
+        return NULL;
     }
     cl_strlcpy(n->id, id, sizeof(n->id));
     n->leased_ms = leased_ms;
@@ -151,7 +158,12 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
         n->placed_here = true;
         cl_strlcpy(n->principal, ctx->principal, sizeof(n->principal));
     }
-    pthread_mutex_lock(&x->mu);
+    return n;
+}
+
+/* Queues n for the workers and wakes one. x->mu held. */
+static void push(orders__executor *x, qnode *n)
+{
     if (x->tail != NULL) {
         x->tail->next = n;
     } else {
@@ -164,7 +176,19 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
      * every worker, and every saga pausing for a retry, cost a futex round each per order.
      */
     pthread_cond_signal(&x->work);
-    pthread_mutex_unlock(&x->mu);
+}
+
+void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leased_ms,
+                          const orders_order *placed, const cl_ctx *ctx)
+{
+    orders__executor *x = &self->saga;
+    qnode *n = qnode_make(id, leased_ms, placed, ctx);
+
+    if (n != NULL) {
+        pthread_mutex_lock(&x->mu);
+        push(x, n);
+        pthread_mutex_unlock(&x->mu);
+    }
 }
 
 /* --- waiting for a saga's end (get_order's wait_ms) ------------------------------------- */
@@ -192,7 +216,7 @@ static bool known(const orders__executor *x, const char *id, const char **placer
         found = strcmp(n->id, id) == 0;
         who = found && n->placed_here ? n->principal : NULL;
     }
-    for (int i = 0; i < ORDERS__MAX_WORKERS && !found; i++) {
+    for (int i = 0; i < 2 * ORDERS__MAX_WORKERS && !found; i++) {
         found = strcmp(x->active[i], id) == 0;
         who = found ? x->active_owner[i] : NULL;
     }
@@ -286,6 +310,19 @@ static bool pause_ms(struct orders_self *self, int64_t ms)
     go = !x->stopping;
     pthread_mutex_unlock(&x->mu);
     return go;
+}
+
+/*
+ * Pauses ms before a retry of s; false when the executor stops first. A saga run on its
+ * placer's thread does not pause there: it is handed to a worker (false, s->handed).
+ */
+static bool retry_after(saga *s, int64_t ms)
+{
+    if (s->until_ms != 0) {
+        s->handed = true;
+        return false;
+    }
+    return pause_ms(s->self, ms);
 }
 
 /*
@@ -497,7 +534,7 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         }
         cl_log_warn("orders", "order %s: recording step %s failed: %s", s->o.id, step_names[next],
                     ctx.err.message);
-        if (!pause_ms(s->self, backoff_ms(attempt))) {
+        if (!retry_after(s, backoff_ms(attempt))) {
             return false;
         }
     }
@@ -721,7 +758,7 @@ static bool call(saga *s, step st, int64_t budget_ms, call_fn fn, cl_status *out
         if (budget_ms != FOREVER && cl_now_ms() - started >= budget_ms) {
             return true;
         }
-        if (!pause_ms(s->self, backoff_ms(attempt))) {
+        if (!retry_after(s, backoff_ms(attempt))) {
             return false;
         }
     }
@@ -852,7 +889,7 @@ static bool run_step(saga *s)
  */
 static bool activate(orders__executor *x, int slot, const qnode *n)
 {
-    for (int i = 0; i < ORDERS__MAX_WORKERS; i++) {
+    for (int i = 0; i < 2 * ORDERS__MAX_WORKERS; i++) {
         if (strcmp(x->active[i], n->id) == 0) {
             return false;
         }
@@ -883,6 +920,28 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
 }
 
 /*
+ * The queue entry that gives order n->id's saga, begun on its placer's thread under this
+ * executor's lease (renewed at renewed_ms), to the workers: they go on from the step it
+ * recorded last. NULL out of memory (the saga resumes once its lease lapses).
+ */
+static qnode *handed_over(const qnode *n, int64_t renewed_ms)
+{
+    qnode *next = calloc(1, sizeof(*next));
+
+    if (next == NULL) {
+        cl_log_error("orders", "out of memory: order %s resumes when its lease lapses", n->id);
+        return NULL;
+    }
+    cl_strlcpy(next->id, n->id, sizeof(next->id));
+    memcpy(next->traceparent, n->traceparent, sizeof(next->traceparent));
+    next->placed_here = n->placed_here;
+    memcpy(next->principal, n->principal, sizeof(next->principal));
+    next->leased_ms = renewed_ms;
+    next->resumed = true;
+    return next;
+}
+
+/*
  * Runs order n->id's saga from its recorded step to a final state, or until stop.
  *
  * An order this executor placed a moment ago is its own already: place_order inserted it
@@ -890,17 +949,23 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
  * Taking it again would cost a write transaction per checkout for nothing; its lease is
  * renewed as any other, counting from when it was placed. Past renew_ms in the queue it is
  * taken as a resumed one is, so that no saga starts on a lease close to lapsing.
+ *
+ * until_ms (0: none) is for a saga run on its placer's thread: it stops at its first retry,
+ * or before a step when no call fits before until_ms any more, and *handed (not NULL then)
+ * receives the entry that gives it to the workers. True when the saga ended here.
  */
-static void run(struct orders_self *self, qnode *n)
+static bool run(struct orders_self *self, qnode *n, int64_t until_ms, qnode **handed)
 {
     const char *id = n->id;
     saga s;
     int attempt = 0;
     cl_ctx trace;
+    bool done;
 
     memset(&s, 0, sizeof(s));
     s.self = self;
-    s.fresh = n->leased_ms > 0;
+    s.until_ms = until_ms;
+    s.fresh = n->leased_ms > 0 && !n->resumed;
     if (n->leased_ms > 0 && cl_now_ms() - n->leased_ms < self->renew_ms) {
         s.fence.owner = self->saga.id;
         s.fence.epoch = 0;
@@ -917,7 +982,7 @@ static void run(struct orders_self *self, qnode *n)
     } else if (take(self, id, &s.fence)) {
         s.renewed_ms = cl_now_ms();
     } else {
-        return; /* another host runs it, or it ended: nothing to do here */
+        return false; /* another host runs it, or it ended: nothing to do here */
     }
     /* The checkout's trace goes on in the saga's steps (a resumed saga starts its own). */
     cl_ctx_init(&trace, 0);
@@ -942,10 +1007,10 @@ static void run(struct orders_self *self, qnode *n)
         }
         if (rc == CL_NOT_FOUND) {
             cl_log_error("orders", "order %s vanished from the saga queue", id);
-            return;
+            return false;
         }
         if (!pause_ms(self, backoff_ms(attempt++))) {
-            return;
+            return false;
         }
     }
     s.next = S_DONE;
@@ -961,13 +1026,66 @@ static void run(struct orders_self *self, qnode *n)
         char name[CL_SPAN_NAME_MAX];
         cl_span span;
 
+        if (until_ms != 0 && cl_now_ms() + self->call_timeout_ms > until_ms) {
+            s.handed = true; /* the placer's wait has no room for another call */
+            break;
+        }
         snprintf(name, sizeof(name), "orders.checkout %s", step_names[s.next]);
         cl_span_start(&span, &trace, CL_SPAN_INTERNAL, name);
         go = run_step(&s);
         cl_span_end(&span);
     }
     cl_metrics_saga_running(SAGA_NAME, -1);
+    done = s.next == S_DONE;
     cl_schema_free(&orders_order_type, &s.o);
+    if (s.handed) {
+        *handed = handed_over(n, s.renewed_ms);
+    }
+    return done;
+}
+
+bool orders__saga_run_here(struct orders_self *self, const char *id, int64_t leased_ms,
+                           const orders_order *placed, const cl_ctx *ctx)
+{
+    orders__executor *x = &self->saga;
+    int64_t wait =
+        ctx->wait_ms < cl_ctx_remaining_ms(ctx) ? ctx->wait_ms : cl_ctx_remaining_ms(ctx);
+    qnode *n = qnode_make(id, leased_ms, placed, ctx), *handed = NULL;
+    int slot = -1;
+    bool done;
+
+    if (n == NULL) {
+        return false;
+    }
+    pthread_mutex_lock(&x->mu);
+    if (wait > self->call_timeout_ms && x->running && !x->stopping &&
+        x->running_here < self->workers) {
+        for (int i = ORDERS__MAX_WORKERS; i < 2 * ORDERS__MAX_WORKERS && slot < 0; i++) {
+            slot = x->active[i][0] == '\0' ? i : -1;
+        }
+    }
+    if (slot < 0 || !activate(x, slot, n)) {
+        push(x, n);
+        pthread_mutex_unlock(&x->mu);
+        return false;
+    }
+    x->running_here++;
+    pthread_mutex_unlock(&x->mu);
+
+    done = run(self, n, cl_now_ms() + wait, &handed);
+
+    pthread_mutex_lock(&x->mu);
+    x->active[slot][0] = '\0';
+    x->active_owner[slot] = NULL;
+    x->running_here--;
+    /* Once no longer active here: a worker takes only an order no other thread runs. */
+    if (handed != NULL) {
+        push(x, handed);
+    }
+    pthread_cond_broadcast(&x->cv); /* orders__saga_stop waits for the last one */
+    pthread_mutex_unlock(&x->mu);
+    qnode_free(n);
+    return done;
 }
 
 static void *worker(void *arg)
@@ -997,7 +1115,7 @@ static void *worker(void *arg)
         x->qlen--;
         if (activate(x, slot, n)) {
             pthread_mutex_unlock(&x->mu);
-            run(self, n);
+            (void)run(self, n, 0, NULL);
             pthread_mutex_lock(&x->mu);
             cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
             x->active_owner[slot] = NULL;
@@ -1203,6 +1321,10 @@ void orders__saga_stop(struct orders_self *self)
         x->sweeping = false;
     }
     pthread_mutex_lock(&x->mu);
+    /* Sagas on their placers' threads stop at their next pause, as the workers' did. */
+    while (x->running_here > 0) {
+        pthread_cond_wait(&x->cv, &x->mu);
+    }
     drop_queue(x);
     x->running = false;
     pthread_mutex_unlock(&x->mu);

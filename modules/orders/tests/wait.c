@@ -122,7 +122,6 @@ static void test_a_wait_on_a_saga_in_flight_reads_the_order_once(void **state)
     int reads;
 
     (void)state;
-    setup_shop();
     /* The saga's reserve waits for the inventory's writer, which this holds. */
     assert_int_equal(cl_db_acquire(wo.locals[WORLD_INVENTORY].db, NULL, &held, &err), CL_OK);
     assert_int_equal(cl_db_begin(held, &err), CL_OK);
@@ -158,6 +157,89 @@ static void test_a_wait_on_a_saga_in_flight_reads_the_order_once(void **state)
     cl_schema_free(&orders_order_type, &placed);
 }
 
+/* The steps of o's history with their outcomes: "place ok,reserve ok,...". */
+static void history_of(const orders_order *o, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < o->history.n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s %s", i > 0 ? "," : "", o->history.v[i].step,
+                 o->history.v[i].outcome);
+    }
+}
+
+/* How many sagas run on their placers' threads now. */
+static int running_here(void)
+{
+    orders__executor *x = &((struct orders_self *)w.orders->self)->saga;
+    int n;
+
+    pthread_mutex_lock(&x->mu);
+    n = x->running_here;
+    pthread_mutex_unlock(&x->mu);
+    return n;
+}
+
+/*
+ * A placer that will wait (ctx.wait_ms, as "Prefer: wait" sets it) gets the order as its
+ * saga ended: the saga ran on its thread before place_order answered, which, queued for a
+ * worker, answers the order as placed (pending).
+ */
+static void test_a_placer_that_waits_gets_the_end_of_its_saga(void **state)
+{
+    orders_line_input line = {.sku = "WT-1", .quantity = 1};
+    orders_order_input in = {.account_id = "wt-acc", .lines = {.v = &line, .n = 1}};
+    orders_order o = {0};
+    cl_ctx own = own_ctx(OWNER);
+    char steps[512];
+
+    (void)state;
+    own.wait_ms = 10000;
+    assert_int_equal(orders_place_order(w.orders, &own, &in, &o), CL_OK);
+    assert_string_equal(o.status, "confirmed");
+    history_of(&o, steps, sizeof(steps));
+    assert_string_equal(steps, "place ok,reserve ok,authorize ok,commit ok,capture ok,confirm ok");
+    assert_int_equal(running_here(), 0);
+    cl_schema_free(&orders_order_type, &o);
+}
+
+/*
+ * A saga begun on its placer's thread that must retry a step is handed to a worker there,
+ * and the placer is answered (pending) without waiting for the retries: the worker goes on
+ * from the step recorded, at once, not when the lease lapses (30 s, past the wait below).
+ */
+static void test_a_saga_that_must_retry_goes_on_in_a_worker(void **state)
+{
+    orders_line_input line = {.sku = "WT-1", .quantity = 1};
+    orders_order_input in = {.account_id = "wt-acc", .lines = {.v = &line, .n = 1}};
+    orders_order placed = {0}, o = {0};
+    orders_order_ref ref = {.wait_ms = 20000};
+    cl_ctx own = own_ctx(OWNER), get = own_ctx(OWNER);
+    cl_db_conn *held = NULL;
+    cl_error err = {0};
+    char steps[512];
+
+    (void)state;
+    /* reserve waits for the inventory's writer, held here past its 2 s of waiting. */
+    assert_int_equal(cl_db_acquire(wo.locals[WORLD_INVENTORY].db, NULL, &held, &err), CL_OK);
+    assert_int_equal(cl_db_begin(held, &err), CL_OK);
+    own.wait_ms = 10000;
+    assert_int_equal(orders_place_order(w.orders, &own, &in, &placed), CL_OK);
+    assert_string_equal(placed.status, "pending");
+    assert_int_equal(running_here(), 0);
+    assert_int_equal(cl_db_commit(held, &err), CL_OK);
+    cl_db_release(held);
+
+    ref.id = placed.id;
+    assert_int_equal(orders_get_order(w.orders, &get, &ref, &o), CL_OK);
+    assert_string_equal(o.status, "confirmed");
+    history_of(&o, steps, sizeof(steps));
+    assert_string_equal(steps, "place ok,reserve retrying,reserve ok,authorize ok,commit ok,"
+                               "capture ok,confirm ok");
+    cl_schema_free(&orders_order_type, &o);
+    cl_schema_free(&orders_order_type, &placed);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -165,6 +247,7 @@ static int group_setup(void **state)
         return -1;
     }
     orders_world_handles(&wo, &w);
+    setup_shop();
     return 0;
 }
 
@@ -179,6 +262,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_wait_on_a_saga_in_flight_reads_the_order_once),
+        cmocka_unit_test(test_a_placer_that_waits_gets_the_end_of_its_saga),
+        cmocka_unit_test(test_a_saga_that_must_retry_goes_on_in_a_worker),
     };
 
     if (sqlite_counting_install() != 0) {

@@ -10,7 +10,8 @@
  *              input, "invalid_params":[{"name","reason"}]
  * The call context travels in headers:
  *   X-Request-Id, traceparent (W3C), Idempotency-Key, X-Cleave-Deadline-Ms (milliseconds
- *   left), Authorization: Bearer <the caller's service token, a JWT for this module>,
+ *   left), X-Cleave-Read-Primary, X-Cleave-Wait-Ms (cl_ctx.wait_ms, when not 0),
+ *   Authorization: Bearer <the caller's service token, a JWT for this module>,
  *   X-Cleave-User-Token (the end user's access token, when the call acts for one).
  * The callee derives principal and own_only from the verified tokens, never from a header
  * the caller asserts (ADR 0030). Only in the insecure development mode (a shared

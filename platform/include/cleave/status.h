@@ -109,6 +109,14 @@ typedef struct cl_ctx {
      */
     int read_primary;
     /*
+     * Set by a caller that will wait up to this many milliseconds for the outcome of the
+     * work a call starts (a REST handler, from RFC 7240's "Prefer: wait"), or 0: a module
+     * may then do that work on the caller's thread within that time, instead of handing it
+     * to a thread of its own. It changes where the work runs, never what the call answers.
+     * Travels as X-Cleave-Wait-Ms.
+     */
+    int64_t wait_ms;
+    /*
      * Set by the gateway for a caller who may act only on what it owns (a customer, by
      * its role): modules answer not_found for another principal's objects and list only
      * the caller's. Between services it never travels as a claim of the caller: the callee
