@@ -74,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .read_primary = lines[2][0] != '\0' ? lines[2] : NULL,
         .own_only = lines[3][0] != '\0' ? lines[3] : NULL,
         .deadline_ms = lines[4][0] != '\0' ? lines[4] : NULL,
+        .wait_ms = lines[4][0] != '\0' ? lines[4] : NULL, /* the same digits-only rule */
     };
     cl_ctx_init(&ctx, 10000);
     /* The HTTP layer continues or restarts the trace before the RPC headers are read. */
@@ -92,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      */
     FUZZ_CHECK(is_hex(ctx.trace_id, 32) && (ctx.span_id[0] == '\0' || is_hex(ctx.span_id, 16)));
     FUZZ_CHECK(ctx.deadline_ms > 0 && ctx.deadline_ms <= cl_now_ms() + 10000);
+    FUZZ_CHECK(ctx.wait_ms >= 0 && ctx.wait_ms <= (int64_t)24 * 60 * 60 * 1000);
     FUZZ_CHECK(h.principal == NULL || strcmp(ctx.principal, h.principal) == 0);
     rpc_decode_body(op, data, size, &ctx);
 out:
