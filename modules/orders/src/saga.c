@@ -1082,7 +1082,10 @@ bool orders__saga_run_here(struct orders_self *self, const char *id, int64_t lea
     if (handed != NULL) {
         push(x, handed);
     }
-    pthread_cond_broadcast(&x->cv); /* orders__saga_stop waits for the last one */
+    /* orders__saga_stop waits for the last one (only then: x->cv also paces the sweeper). */
+    if (x->stopping) {
+        pthread_cond_broadcast(&x->cv);
+    }
     pthread_mutex_unlock(&x->mu);
     qnode_free(n);
     return done;

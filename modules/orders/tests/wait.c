@@ -8,6 +8,7 @@
  * A caller who may not see the order is answered at once, as for an order that does not
  * exist, without waiting for the saga.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,7 +86,7 @@ static void setup_shop(void)
     catalog_category_list cats = {0};
     catalog_product_input in = {.sku = "WT-1", .name = "Waited for", .price = {250, "EUR"}};
     catalog_product p = {0};
-    inventory_stock_set set = {.sku = "WT-1", .on_hand = 5};
+    inventory_stock_set set = {.sku = "WT-1", .on_hand = 50};
     inventory_stock s = {0};
     payments_account_input acc = {.id = "wt-acc", .owner = "Waits", .currency = "EUR"};
     payments_deposit_request dep = {.account_id = "wt-acc", .amount = {10000, "EUR"}};
@@ -240,6 +241,71 @@ static void test_a_saga_that_must_retry_goes_on_in_a_worker(void **state)
     cl_schema_free(&orders_order_type, &placed);
 }
 
+/* Times the saga sweeper of this process went to sleep so far (its voluntary switches). */
+static long sweeper_sleeps(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    long n = -1;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[320], name[32] = "", line[128];
+        FILE *f;
+
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        (void)fgets(name, sizeof(name), f);
+        fclose(f);
+        if (strncmp(name, "orders.sweeper", 14) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) {
+                n = strtol(line + 24, NULL, 10);
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    assert_true(n >= 0);
+    return n;
+}
+
+/*
+ * Sagas run on their placers' threads do not wake the sweeper, which paces itself on the
+ * executor's condition variable: each of them woke it once when it ended, before it was
+ * told only when the executor stops.
+ */
+static void test_sagas_run_by_their_placers_leave_the_sweeper_asleep(void **state)
+{
+    orders_line_input line = {.sku = "WT-1", .quantity = 1};
+    orders_order_input in = {.account_id = "wt-acc", .lines = {.v = &line, .n = 1}};
+    cl_ctx own = own_ctx(OWNER);
+    long before = sweeper_sleeps();
+
+    (void)state;
+    own.wait_ms = 10000;
+    for (int i = 0; i < 20; i++) {
+        orders_order o = {0};
+
+        assert_int_equal(orders_place_order(w.orders, &own, &in, &o), CL_OK);
+        assert_string_equal(o.status, "confirmed");
+        cl_schema_free(&orders_order_type, &o);
+    }
+    /* Its own pace is one sleep per pass (seconds apart); 20 would be one per saga. */
+    assert_in_range(sweeper_sleeps() - before, 0, 4);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -264,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_a_wait_on_a_saga_in_flight_reads_the_order_once),
         cmocka_unit_test(test_a_placer_that_waits_gets_the_end_of_its_saga),
         cmocka_unit_test(test_a_saga_that_must_retry_goes_on_in_a_worker),
+        cmocka_unit_test(test_sagas_run_by_their_placers_leave_the_sweeper_asleep),
     };
 
     if (sqlite_counting_install() != 0) {
