@@ -53,8 +53,8 @@ static cl_status copy_header(const char *name, const char *v, char *dst, size_t 
 
 /*
  * Parses a header of milliseconds (v, NULL when absent: 0) into *ms: digits only. Values past
- * a day are clamped: they only mean "no sooner than our own timeout", and now + an
- * unbounded value would overflow.
+ * a day are clamped: as a deadline they only mean "no sooner than our own timeout", and
+ * now + an unbounded value would overflow.
  */
 static cl_status ms_header(const char *name, const char *v, int64_t *ms, cl_error *err)
 {

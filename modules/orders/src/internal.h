@@ -61,7 +61,7 @@ typedef struct orders__executor {
     /*
      * The orders this executor runs now, one thread per order in a process: a worker's in
      * the first ORDERS__MAX_WORKERS slots, a waiting placer's (orders__saga_run_here) in
-     * the rest, at most nthreads of those at once (running_here).
+     * the rest, at most CLEAVE_ORDERS_WORKERS of those at once (running_here).
      */
     char active[2 * ORDERS__MAX_WORKERS][ORDERS__ID_SIZE];
     /* Whose each is, as placed here (orders__saga_enqueue's ctx), or NULL: not known. */

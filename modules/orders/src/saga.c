@@ -926,16 +926,16 @@ static bool take(struct orders_self *self, const char *id, orders__fence *fence)
  */
 static qnode *handed_over(const qnode *n, int64_t renewed_ms)
 {
-    qnode *next = calloc(1, sizeof(*next));
+    qnode *next = malloc(sizeof(*next));
 
     if (next == NULL) {
         cl_log_error("orders", "out of memory: order %s resumes when its lease lapses", n->id);
         return NULL;
     }
-    cl_strlcpy(next->id, n->id, sizeof(next->id));
-    memcpy(next->traceparent, n->traceparent, sizeof(next->traceparent));
-    next->placed_here = n->placed_here;
-    memcpy(next->principal, n->principal, sizeof(next->principal));
+    /* Its id, trace and placer; not the order as placed, which the workers read back. */
+    *next = *n;
+    next->next = NULL;
+    next->placed = NULL;
     next->leased_ms = renewed_ms;
     next->resumed = true;
     return next;
