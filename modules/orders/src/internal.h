@@ -132,12 +132,14 @@ typedef struct orders__entry {
  * status (reason, when not NULL, is set), renews the lease, and appends the nlog entries
  * of log in order, all only while fence still holds the lease: CL_CONFLICT with field
  * "lease" when another executor took it over (nothing is written then). confirmed, when
- * not NULL, is published as orders.order_confirmed in the transaction.
+ * not NULL, is published as orders.order_confirmed in the transaction. ended, when not
+ * NULL, receives the order as the transaction leaves it, with its history, read in it (its
+ * pages are the writer's, cached): zeroed unless the record committed.
  */
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
                               const orders__fence *fence, const char *next_step, const char *status,
                               const char *reason, const orders__entry *log, size_t nlog,
-                              const orders_order *confirmed);
+                              const orders_order *confirmed, orders_order *ended);
 /*
  * The database's clock (cleave/db.h): lease expiry is read on one clock, the database's,
  * never on the hosts' own (ADR 0034). Each SQL that reads it comes in both
@@ -174,10 +176,11 @@ void orders__saga_enqueue(struct orders_self *self, const char *id, int64_t leas
  * runs and fewer sagas than it has workers run on callers' threads already; otherwise, and
  * from the first retry the saga would pause for (or once the wait leaves no room for
  * another call), a worker takes it over from the step it recorded last. True when the
- * saga ended here.
+ * saga ended here; *ended (zeroed by the caller) then holds the order as its last record
+ * left it, with its history, unless that read failed (ended->id NULL).
  */
 bool orders__saga_run_here(struct orders_self *self, const char *id, int64_t leased_ms,
-                           const orders_order *placed, const cl_ctx *ctx);
+                           const orders_order *placed, const cl_ctx *ctx, orders_order *ended);
 /*
  * Registers w to hear when the saga of order id ends in this executor (a saga run by
  * another host is not heard of: the caller reads the order again now and then), and says

@@ -655,14 +655,16 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
         conn = NULL;
         if (ctx->wait_ms <= 0) {
             orders__saga_enqueue(self, id, leased_ms, resp, ctx);
-        } else if (orders__saga_run_here(self, id, leased_ms, resp, ctx)) {
+        } else {
             /*
-             * Ended on this thread: answered as it ended. The order is placed whatever
-             * that read gives; without it the answer is the order as placed.
+             * Ended on this thread: answered as its last record left it, read in that
+             * record's transaction, or else read again. The order is placed whatever the
+             * read gives; without it the answer is the order as placed.
              */
             orders_order ended = {0};
 
-            if (load_one(self, ctx, id, &ended) == CL_OK) {
+            if (orders__saga_run_here(self, id, leased_ms, resp, ctx, &ended) &&
+                (ended.id != NULL || load_one(self, ctx, id, &ended) == CL_OK)) {
                 cl_schema_free(&orders_order_type, resp);
                 *resp = ended;
             } else {

@@ -85,6 +85,7 @@ typedef struct saga {
      */
     int64_t until_ms;
     bool handed;
+    orders_order *ended; /* its placer's (or NULL): the order as the saga's end leaves it */
 } saga;
 
 /* The saga's name in metrics (cleave_saga_*). */
@@ -443,7 +444,7 @@ static cl_status publish_confirmed(struct orders_self *self, cl_ctx *ctx, cl_db_
 cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char *id,
                               const orders__fence *fence, const char *next_step, const char *status,
                               const char *reason, const orders__entry *log, size_t nlog,
-                              const orders_order *confirmed)
+                              const orders_order *confirmed, orders_order *ended)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -470,8 +471,16 @@ cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char 
     if (rc == CL_OK && confirmed != NULL) {
         rc = publish_confirmed(self, ctx, conn, confirmed);
     }
+    /* Not read, the order is read by whoever wanted it after (a driver that aborts fails below). */
+    if (rc == CL_OK && ended != NULL && orders__load(ctx, conn, id, true, NULL, ended) != CL_OK) {
+        cl_error_clear(&ctx->err);
+    }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
+    }
+    if (rc != CL_OK && ended != NULL) {
+        cl_schema_free(&orders_order_type, ended);
+        memset(ended, 0, sizeof(*ended));
     }
     cl_db_release(conn); /* rolls back what did not commit */
     return rc;
@@ -516,7 +525,8 @@ static bool persist(saga *s, step next, const char *status, const char *reason,
         cl_trace_inherit(&ctx, s->trace);
         cl_strlcpy(ctx.request_id, s->o.id, sizeof(ctx.request_id));
         rc = orders__saga_record(s->self, &ctx, s->o.id, &s->fence, step_names[next], status,
-                                 reason, log, nlog, confirming ? &s->o : NULL);
+                                 reason, log, nlog, confirming ? &s->o : NULL,
+                                 next == S_DONE ? s->ended : NULL);
         if (rc == CL_OK) {
             s->next = next;
             s->ndone = 0;
@@ -952,9 +962,11 @@ static qnode *handed_over(const qnode *n, int64_t renewed_ms)
  *
  * until_ms (0: none) is for a saga run on its placer's thread: it stops at its first retry,
  * or before a step when no call fits before until_ms any more, and *handed (not NULL then)
- * receives the entry that gives it to the workers. True when the saga ended here.
+ * receives the entry that gives it to the workers. True when the saga ended here; ended
+ * (NULL for a worker) then receives the order as its end left it (orders__saga_run_here).
  */
-static bool run(struct orders_self *self, qnode *n, int64_t until_ms, qnode **handed)
+static bool run(struct orders_self *self, qnode *n, int64_t until_ms, qnode **handed,
+                orders_order *ended)
 {
     const char *id = n->id;
     saga s;
@@ -965,6 +977,7 @@ static bool run(struct orders_self *self, qnode *n, int64_t until_ms, qnode **ha
     memset(&s, 0, sizeof(s));
     s.self = self;
     s.until_ms = until_ms;
+    s.ended = ended;
     s.fresh = n->leased_ms > 0 && !n->resumed;
     if (n->leased_ms > 0 && cl_now_ms() - n->leased_ms < self->renew_ms) {
         s.fence.owner = self->saga.id;
@@ -1045,7 +1058,7 @@ static bool run(struct orders_self *self, qnode *n, int64_t until_ms, qnode **ha
 }
 
 bool orders__saga_run_here(struct orders_self *self, const char *id, int64_t leased_ms,
-                           const orders_order *placed, const cl_ctx *ctx)
+                           const orders_order *placed, const cl_ctx *ctx, orders_order *ended)
 {
     orders__executor *x = &self->saga;
     int64_t wait =
@@ -1072,7 +1085,7 @@ bool orders__saga_run_here(struct orders_self *self, const char *id, int64_t lea
     x->running_here++;
     pthread_mutex_unlock(&x->mu);
 
-    done = run(self, n, cl_now_ms() + wait, &handed);
+    done = run(self, n, cl_now_ms() + wait, &handed, ended);
 
     pthread_mutex_lock(&x->mu);
     x->active[slot][0] = '\0';
@@ -1118,7 +1131,7 @@ static void *worker(void *arg)
         x->qlen--;
         if (activate(x, slot, n)) {
             pthread_mutex_unlock(&x->mu);
-            (void)run(self, n, 0, NULL);
+            (void)run(self, n, 0, NULL, NULL);
             pthread_mutex_lock(&x->mu);
             cl_strlcpy(x->active[slot], "-", sizeof(x->active[slot]));
             x->active_owner[slot] = NULL;

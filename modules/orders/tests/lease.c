@@ -116,7 +116,7 @@ static cl_status record(const orders__fence *fence, const char *next, cl_ctx *ct
 
     cl_ctx_init(ctx, 10000);
     return orders__saga_record(t.handle.self, ctx, ORDER, fence, next, "pending", NULL, &entry, 1,
-                               NULL);
+                               NULL, NULL);
 }
 
 static void test_orders_lease_refuses_a_stale_executors_write(void **state)
