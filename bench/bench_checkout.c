@@ -22,6 +22,11 @@
  * With only, just the sides whose label starts with it run ("monolith, sqlite"): one
  * topology under load, for a profiler attached to its processes.
  *
+ * With more than one client thread, a second pass follows: a quarter as many checkouts with
+ * one client thread. Several clients keep both cores busy (the client's among them), so each
+ * checkout's time is mostly its wait for a core, and its p50 follows the CPU a checkout costs;
+ * one client alone measures the path itself, each hop and write of it, nothing queued ahead.
+ *
  * Each client thread places an order with "Prefer: wait=5" (RFC 7240), as a client that
  * wants the outcome does, then places the next once it is final (every order can confirm:
  * stock and funds are ample). The server answers the POST when the saga ended (201), so one
@@ -479,6 +484,36 @@ static void compare(const char *what, const figures *a, const figures *b)
     }
 }
 
+/*
+ * Runs total checkouts a side with threads clients, in ROUNDS interleaved rounds, from a
+ * clean count, and prints each side's figures (into f) and the ratios between sides.
+ */
+static void measure(side *sides, int total, int threads, figures *f)
+{
+    for (int i = 0; i < NSIDES; i++) {
+        sides[i].n = 0;
+        sides[i].busy_ns = sides[i].window_us = sides[i].polls = sides[i].cpu_ticks = 0;
+        sides[i].failed = 0;
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        int count = total / ROUNDS + (r < total % ROUNDS ? 1 : 0);
+        for (int i = 0; i < NSIDES; i++) {
+            if (!sides[(r + i) % NSIDES].off) {
+                run_round(&sides[(r + i) % NSIDES], count, threads);
+            }
+        }
+    }
+    for (int i = 0; i < NSIDES; i++) {
+        f[i] = sides[i].off ? (figures){0} : report(&sides[i]);
+    }
+    compare("monolith vs all extracted", &f[0], &f[1]);
+    compare("monolith vs inventory+payments extracted", &f[0], &f[2]);
+    compare("monolith, sqlite vs postgres", &f[0], &f[5]);
+    compare("exclusive files vs shared, monolith", &f[3], &f[0]);
+    compare("exclusive files vs shared, all extracted", &f[4], &f[1]);
+    compare("monolith vs all extracted, both exclusive", &f[3], &f[4]);
+}
+
 int main(int argc, char **argv)
 {
     int total = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2000;
@@ -533,23 +568,18 @@ int main(int argc, char **argv)
     }
     printf("checkout to a final state, %d per topology, %d client threads, %d interleaved rounds\n",
            total, threads, ROUNDS);
-    for (int r = 0; r < ROUNDS; r++) {
-        int count = total / ROUNDS + (r < total % ROUNDS ? 1 : 0);
-        for (int i = 0; i < NSIDES; i++) {
-            if (!sides[(r + i) % NSIDES].off) {
-                run_round(&sides[(r + i) % NSIDES], count, threads);
-            }
-        }
+    measure(sides, total, threads, f);
+    /*
+     * Then one client alone: with several, the cores are saturated and a checkout's time is
+     * mostly its wait for them, which the CPU ratio above says already. One at a time shows
+     * what a checkout's path itself costs, every hop of it, with nothing queued ahead.
+     */
+    if (threads > 1) {
+        printf("one client thread, %d checkouts per topology, %d interleaved rounds: the path "
+               "alone, no queueing\n",
+               total / 4, ROUNDS);
+        measure(sides, total / 4 > ROUNDS ? total / 4 : ROUNDS, 1, f);
     }
-    for (int i = 0; i < NSIDES; i++) {
-        f[i] = sides[i].off ? (figures){0} : report(&sides[i]);
-    }
-    compare("monolith vs all extracted", &f[0], &f[1]);
-    compare("monolith vs inventory+payments extracted", &f[0], &f[2]);
-    compare("monolith, sqlite vs postgres", &f[0], &f[5]);
-    compare("exclusive files vs shared, monolith", &f[3], &f[0]);
-    compare("exclusive files vs shared, all extracted", &f[4], &f[1]);
-    compare("monolith vs all extracted, both exclusive", &f[3], &f[4]);
 out:
     for (int i = 0; i < NSIDES; i++) {
         if (sides[i].topo.nprocs > 0) {
