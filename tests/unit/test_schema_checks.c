@@ -120,17 +120,32 @@ static void exec_ok(sqlite3 *db, const char *sql)
     }
 }
 
-/* The first column of the first row of sql, as text ("" for none). */
-static void query_text(sqlite3 *db, const char *sql, char *out, size_t size)
+/* The first column of the first row of sql, as text, is want ("" for no row). */
+static void expect(sqlite3 *db, const char *sql, const char *want)
 {
     sqlite3_stmt *st = NULL;
+    char out[256] = "";
 
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    out[0] = '\0';
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL) {
-        snprintf(out, size, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(out, sizeof(out), "%s", (const char *)sqlite3_column_text(st, 0));
     }
     sqlite3_finalize(st);
+    assert_string_equal(out, want);
+}
+
+/* Every foreign key holds, the file is sound, and table's indexes are want (by name, sorted). */
+static void expect_sound(sqlite3 *db, const char *table, const char *want)
+{
+    char sql[256];
+
+    expect(db, "PRAGMA foreign_key_check", "");
+    expect(db, "PRAGMA integrity_check", "ok");
+    snprintf(sql, sizeof(sql),
+             "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema WHERE "
+             "type = 'index' AND tbl_name = '%s' AND sql IS NOT NULL ORDER BY name)",
+             table);
+    expect(db, sql, want);
 }
 
 /* How many temporary B-trees the program of sql opens. */
@@ -147,6 +162,14 @@ static int ephemeral_tables(sqlite3 *db, const char *sql)
     }
     sqlite3_finalize(st);
     return n;
+}
+
+/* f's database, migrated with the tree's files numbered up to last, opened raw. */
+static sqlite3 *migrated_to(const fixture *f, long last)
+{
+    copy_migrations_upto(f, last);
+    migrate(f, f->dir, (int)last);
+    return open_raw(f);
 }
 
 static void refused(sqlite3 *db, const char *sql)
@@ -209,12 +232,9 @@ static const char order_advance[] =
 static void test_orders_checks_lose_their_lists_and_keep_every_row(void **state)
 {
     fixture *f = *state;
-    char out[256];
     sqlite3 *db;
 
-    copy_migrations_upto(f, 4);
-    migrate(f, f->dir, 4);
-    db = open_raw(f);
+    db = migrated_to(f, 4);
     /* Before: the insert and the saga's record each build two temporary B-trees. */
     assert_int_equal(ephemeral_tables(db, order_insert), 2);
     assert_int_equal(ephemeral_tables(db, order_advance), 2);
@@ -235,29 +255,17 @@ static void test_orders_checks_lose_their_lists_and_keep_every_row(void **state)
     migrate(f, CLEAVE_SOURCE_DIR "/migrations", -1);
 
     db = open_raw(f);
-    query_text(db,
-               "SELECT group_concat(seq || ':' || id || ':' || status || ':' || step || ':' || "
-               "total_amount || ':' || created_at || ':' || ifnull(idem_key, '-') || ':' || "
-               "ifnull(principal, '-') || ':' || ifnull(lease_owner, '-') || ':' || lease_epoch, "
-               "' ') FROM (SELECT * FROM orders ORDER BY seq)",
-               out, sizeof(out));
-    assert_string_equal(out, "1:ord-1:pending:reserve:5:c1:k1:alice:x:0 "
-                             "2:ord-2:confirmed:done:7:c2:-:-:-:3");
-    query_text(db,
-               "SELECT (SELECT count(*) FROM order_lines) || (SELECT count(*) FROM saga_log) "
-               "|| (SELECT count(*) FROM order_idempotency)",
-               out, sizeof(out));
-    assert_string_equal(out, "221");
-    query_text(db, "PRAGMA foreign_key_check", out, sizeof(out));
-    assert_string_equal(out, "");
-    query_text(db, "PRAGMA integrity_check", out, sizeof(out));
-    assert_string_equal(out, "ok");
-    query_text(db,
-               "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema "
-               "WHERE type = 'index' AND tbl_name = 'orders' AND sql IS NOT NULL "
-               "ORDER BY name)",
-               out, sizeof(out));
-    assert_string_equal(out, "orders_principal_seq,orders_status_seq");
+    expect(db,
+           "SELECT group_concat(seq || ':' || id || ':' || status || ':' || step || ':' || "
+           "total_amount || ':' || created_at || ':' || ifnull(idem_key, '-') || ':' || "
+           "ifnull(principal, '-') || ':' || ifnull(lease_owner, '-') || ':' || lease_epoch, "
+           "' ') FROM (SELECT * FROM orders ORDER BY seq)",
+           "1:ord-1:pending:reserve:5:c1:k1:alice:x:0 2:ord-2:confirmed:done:7:c2:-:-:-:3");
+    expect(db,
+           "SELECT (SELECT count(*) FROM order_lines) || (SELECT count(*) FROM saga_log) "
+           "|| (SELECT count(*) FROM order_idempotency)",
+           "221");
+    expect_sound(db, "orders", "orders_principal_seq,orders_status_seq");
     /* After: none, and the same values are refused. */
     assert_int_equal(ephemeral_tables(db, order_insert), 0);
     assert_int_equal(ephemeral_tables(db, order_advance), 0);
@@ -277,12 +285,9 @@ static const char reservation_commit[] =
 static void test_inventory_check_loses_its_list_and_keeps_every_row(void **state)
 {
     fixture *f = *state;
-    char out[256];
     sqlite3 *db;
 
-    copy_migrations_upto(f, 1);
-    migrate(f, f->dir, 1);
-    db = open_raw(f);
+    db = migrated_to(f, 1);
     assert_int_equal(ephemeral_tables(db, reservation_insert), 1);
     assert_int_equal(ephemeral_tables(db, reservation_commit), 1);
     exec_ok(db, "INSERT INTO stock (sku, on_hand, reserved, updated_at) VALUES "
@@ -296,23 +301,13 @@ static void test_inventory_check_loses_its_list_and_keeps_every_row(void **state
     migrate(f, CLEAVE_SOURCE_DIR "/migrations", -1);
 
     db = open_raw(f);
-    query_text(db,
-               "SELECT group_concat(order_id || ':' || status || ':' || created_at || ':' || "
-               "expires_at_ms || ':' || expires_at || ':' || updated_at, ' ') FROM "
-               "(SELECT * FROM reservations ORDER BY order_id)",
-               out, sizeof(out));
-    assert_string_equal(out, "ord-1:reserved:c1:5:e1:u1 ord-2:released:c2:6:e2:u2");
-    query_text(db, "SELECT count(*) FROM reservation_lines", out, sizeof(out));
-    assert_string_equal(out, "2");
-    query_text(db, "PRAGMA foreign_key_check", out, sizeof(out));
-    assert_string_equal(out, "");
-    query_text(db, "PRAGMA integrity_check", out, sizeof(out));
-    assert_string_equal(out, "ok");
-    query_text(db,
-               "SELECT name FROM sqlite_schema WHERE type = 'index' AND "
-               "tbl_name = 'reservations' AND sql IS NOT NULL",
-               out, sizeof(out));
-    assert_string_equal(out, "reservations_status_expiry");
+    expect(db,
+           "SELECT group_concat(order_id || ':' || status || ':' || created_at || ':' || "
+           "expires_at_ms || ':' || expires_at || ':' || updated_at, ' ') FROM "
+           "(SELECT * FROM reservations ORDER BY order_id)",
+           "ord-1:reserved:c1:5:e1:u1 ord-2:released:c2:6:e2:u2");
+    expect(db, "SELECT count(*) FROM reservation_lines", "2");
+    expect_sound(db, "reservations", "reservations_status_expiry");
     assert_int_equal(ephemeral_tables(db, reservation_insert), 0);
     assert_int_equal(ephemeral_tables(db, reservation_commit), 0);
     refused(db, "UPDATE reservations SET status = 'lost' WHERE order_id = 'ord-1'");
