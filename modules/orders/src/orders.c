@@ -657,9 +657,9 @@ static cl_status orders_local_place_order(struct orders_self *self, cl_ctx *ctx,
             orders__saga_enqueue(self, id, leased_ms, resp, ctx);
         } else {
             /*
-             * Ended on this thread: answered as its last record left it, read in that
-             * record's transaction, or else read again. The order is placed whatever the
-             * read gives; without it the answer is the order as placed.
+             * The saga runs on this thread when it can (ADR 0058). Ended here, the answer is
+             * the order as its last record left it, read in that record's transaction or
+             * else read again; without either read (or not ended), the order as placed.
              */
             orders_order ended = {0};
 

@@ -471,7 +471,10 @@ cl_status orders__saga_record(struct orders_self *self, cl_ctx *ctx, const char 
     if (rc == CL_OK && confirmed != NULL) {
         rc = publish_confirmed(self, ctx, conn, confirmed);
     }
-    /* Not read, the order is read by whoever wanted it after (a driver that aborts fails below). */
+    /*
+     * A read that fails leaves *ended empty and its caller reads the order itself; a driver
+     * that aborts the transaction on it fails the commit below, and the record is retried.
+     */
     if (rc == CL_OK && ended != NULL && orders__load(ctx, conn, id, true, NULL, ended) != CL_OK) {
         cl_error_clear(&ctx->err);
     }
