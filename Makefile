@@ -10,7 +10,7 @@
 PACKAGES := build-essential cmake pkg-config curl ca-certificates openssl \
 	libcivetweb-dev civetweb libjansson-dev libsqlite3-dev sqlite3 libpq-dev \
 	libcmocka-dev libcurl4-openssl-dev libssl-dev zlib1g-dev postgresql \
-	clang clang-format clang-tidy python3 gdb libargon2-dev \
+	clang clang-format clang-tidy python3 gdb libargon2-dev nettle-dev libgmp-dev \
 	nats-server libnats-dev wrk prometheus libhiredis-dev redis-server \
 	nginx-light podman runc debootstrap uidmap netavark aardvark-dns iptables \
 	$(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)

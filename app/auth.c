@@ -20,8 +20,6 @@
 #include "cleave/log.h"
 #include "cleave/util.h"
 
-#include <openssl/crypto.h>
-
 /* Verified tokens remembered at once; beyond that the soonest to expire make room. */
 #define AUTH_CACHE_TOKENS      4096
 /* How long fetched keys are used before identity is asked again, at the latest. */
@@ -500,7 +498,7 @@ void host_creds_free(host_creds *c)
     }
     pthread_mutex_destroy(&c->mu);
     /* The secret and the tokens leave no copy behind in freed memory. */
-    OPENSSL_cleanse(c, sizeof(*c));
+    explicit_bzero(c, sizeof(*c));
     free(c);
 }
 
@@ -564,7 +562,7 @@ static cl_status creds_fetch(host_creds *c, creds_token *t, cl_error *err)
     t->expires_ms = now + expires_in * 1000 - CREDS_EXPIRY_MARGIN_MS;
 out:
     if (token != NULL) {
-        OPENSSL_cleanse(token, strlen(token));
+        explicit_bzero(token, strlen(token));
     }
     free(token);
     free(ctx);

@@ -1,7 +1,4 @@
 /* The cache of verified tokens (cleave/jwt.h). */
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -11,6 +8,7 @@
 #include <time.h>
 
 #include "auth_internal.h"
+#include "cleave/util.h"
 
 /*
  * The table is split into stripes, each behind its own read-write lock, and chosen by the
@@ -37,7 +35,7 @@ struct cl_jwt_claims {
 typedef struct cl_jwt_claims shared_claims;
 
 typedef struct cache_slot {
-    unsigned char hash[SHA256_DIGEST_LENGTH];
+    unsigned char hash[CL_SHA256_SIZE];
     int64_t exp;
     shared_claims *claims; /* NULL: the slot is free */
 } cache_slot;
@@ -78,18 +76,6 @@ typedef struct thread_memo {
 static pthread_key_t memo_key;
 static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
 static bool memo_ready;
-
-/*
- * SHA-256 fetched once: the one-shot SHA256() of OpenSSL 3 looks the algorithm up in the
- * provider store on every call, which costs as much as hashing a token.
- */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
 
 static void claims_release(shared_claims *c)
 {
@@ -152,7 +138,7 @@ static shared_claims *memo_hit(const thread_memo *m, const cl_jwt_cache *c, cons
                                size_t len, uint64_t generation, int64_t now_s)
 {
     if (m == NULL || m->claims == NULL || m->cache_id != c->id || m->generation != generation ||
-        m->exp <= now_s || m->len != len || CRYPTO_memcmp(m->token, token, len) != 0) {
+        m->exp <= now_s || m->len != len || !cl_secret_equal(m->token, len, token, len)) {
         return NULL;
     }
     atomic_fetch_add_explicit(&m->claims->refs, 1, memory_order_relaxed);
@@ -250,24 +236,15 @@ static cache_stripe *locate(cl_jwt_cache *c, const unsigned char *hash, size_t *
     return s;
 }
 
-/*
- * 0, or -1 when OpenSSL fails (out of memory): the token is then neither found nor kept.
- * SHA-256 is fetched with the first token, not with the cache: OpenSSL 3's first fetch
- * makes 2 MB of libcrypto resident, and a process that verifies no token never pays it
- * (ADR 0047).
- */
-static int hash_token(const char *token, unsigned char *hash)
+static void hash_token(const char *token, unsigned char *hash)
 {
-    if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL) {
-        return -1;
-    }
-    return EVP_Digest(token, strlen(token), hash, NULL, sha256_md, NULL) == 1 ? 0 : -1;
+    cl_sha256(token, strlen(token), hash);
 }
 
 /* A new reference to token's unexpired claims at now_s, or NULL. */
 static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
 {
-    unsigned char hash[SHA256_DIGEST_LENGTH];
+    unsigned char hash[CL_SHA256_SIZE];
     shared_claims *found = NULL;
     thread_memo *memo = NULL;
     uint64_t generation;
@@ -284,16 +261,17 @@ static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
     len = strlen(token);
     memo = memo_get();
     found = memo_hit(memo, c, token, len, generation, now_s);
-    if (found != NULL || hash_token(token, hash) != 0) {
+    if (found != NULL) {
         return found;
     }
+    hash_token(token, hash);
     s = locate(c, hash, &home);
     pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i < PROBES && i < slots_of(s); i++) {
         const cache_slot *slot = &s->slots[(home + i) % s->size];
 
         if (slot->claims != NULL && slot->exp > now_s &&
-            CRYPTO_memcmp(slot->hash, hash, sizeof(hash)) == 0) {
+            cl_secret_equal(slot->hash, sizeof(hash), hash, sizeof(hash))) {
             found = slot->claims;
             exp = slot->exp;
             atomic_fetch_add_explicit(&found->refs, 1, memory_order_relaxed);
@@ -323,16 +301,14 @@ json_t *cl_jwt_cache_get(cl_jwt_cache *c, const char *token, int64_t now_s)
 /* Keeps a reference to shared (the caller keeps its own) for token until exp_s. */
 static void insert(cl_jwt_cache *c, const char *token, shared_claims *shared, int64_t exp_s)
 {
-    unsigned char hash[SHA256_DIGEST_LENGTH];
+    unsigned char hash[CL_SHA256_SIZE];
     shared_claims *old = NULL;
     cache_slot *victim = NULL, *same = NULL, *free_slot = NULL, *soonest = NULL;
     size_t home = 0;
     cache_stripe *s = NULL;
     int64_t now = (int64_t)time(NULL);
 
-    if (hash_token(token, hash) != 0) {
-        return;
-    }
+    hash_token(token, hash);
     s = locate(c, hash, &home);
     pthread_rwlock_wrlock(&s->lock);
     if (s->slots == NULL) {

@@ -1,7 +1,7 @@
 /* base64url and the constant-time comparison (cleave/jwt.h). */
 #include "cleave/jwt.h"
 
-#include <openssl/crypto.h>
+#include <nettle/memops.h>
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -111,5 +111,5 @@ bool cl_secret_equal(const void *a, size_t alen, const void *b, size_t blen)
     if (alen == 0) {
         return true;
     }
-    return CRYPTO_memcmp(a, b, alen) == 0;
+    return memeql_sec(a, b, alen) != 0;
 }

@@ -1,16 +1,26 @@
-/* Keys (JWK) and key sets (JWKS) for ES256 and RS256 (cleave/jwt.h). */
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/param_build.h>
-#include <openssl/pem.h>
+/*
+ * Keys (JWK) and key sets (JWKS) for ES256 and RS256 (cleave/jwt.h), with GNU Nettle's
+ * P-256 and RSA and our PKCS#8 codec (pkcs8.c): OpenSSL 3 made 4 MB of libcrypto resident
+ * in every process that signed or checked a token (ADR 0060).
+ */
+#include <gmp.h>
+#include <nettle/bignum.h>
+#include <nettle/dsa.h>
+#include <nettle/ecc-curve.h>
+#include <nettle/ecdsa.h>
+#include <nettle/sha2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth_internal.h"
+#include "cleave/util.h"
+#include "pkcs8.h"
 
-/* P-256 coordinates are 32 bytes; an uncompressed point is 0x04 || X || Y. */
+/* P-256 coordinates and scalars are 32 bytes; an uncompressed point is 0x04 || X || Y. */
 #define EC_COORD_LEN    32
+#define EC_POINT_LEN    (1 + 2 * EC_COORD_LEN)
 /* RSA keys from 2048 bits (RFC 7518 section 3.3) to 8192: a larger one only costs time. */
 #define RSA_MIN_BITS    2048
 #define RSA_MAX_BITS    8192
@@ -56,166 +66,279 @@ static cl_status check_kid(const char *kid, cl_error *err)
 }
 
 /*
- * Hands *pkey over to a new key named kid in *out; *pkey is then NULL. On failure *pkey
- * stays the caller's to free.
+ * Nettle's source of randomness for key generation, ECDSA nonces and RSA blinding: the
+ * kernel's. Nettle's callback cannot fail, and a nonce from anything weaker would give the
+ * key away, so a kernel without getrandom (Linux before 3.17) ends the process instead.
  */
-static cl_status jwk_wrap(const char *kid, cl__jwk_type type, EVP_PKEY **pkey, bool has_private,
-                          cl_jwk **out, cl_error *err)
+static void kernel_random(void *ctx, size_t n, uint8_t *dst)
 {
-    cl_jwk *k = calloc(1, sizeof(*k));
-
-    if (k == NULL) {
-        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    (void)ctx;
+    if (cl_random_bytes(dst, n, NULL) != CL_OK) {
+        fputs("cleave: no kernel randomness for a signature; stopping\n", stderr);
+        abort();
     }
-    /* The kid has been checked: it fits. */
+}
+
+/*
+ * GMP's numbers (Nettle's keys, and every intermediate of a signature) are wiped when GMP
+ * frees or moves them, as OpenSSL clears a private key's numbers: GMP hands the size to
+ * these, and aborts itself when it cannot allocate, so they do too.
+ */
+static void *gmp_realloc_wiped(void *p, size_t old_size, size_t new_size)
+{
+    void *q = malloc(new_size);
+
+    if (q == NULL) {
+        fputs("cleave: out of memory for a number\n", stderr);
+        abort();
+    }
+    memcpy(q, p, old_size < new_size ? old_size : new_size);
+    explicit_bzero(p, old_size);
+    free(p);
+    return q;
+}
+
+static void gmp_free_wiped(void *p, size_t size)
+{
+    explicit_bzero(p, size);
+    free(p);
+}
+
+static pthread_once_t gmp_once = PTHREAD_ONCE_INIT;
+
+static void gmp_wipe_freed(void)
+{
+    mp_set_memory_functions(NULL, gmp_realloc_wiped, gmp_free_wiped);
+}
+
+/* A new key named kid (checked) of type, its members initialised; NULL when out of memory. */
+static cl_jwk *jwk_new(const char *kid, cl__jwk_type type, bool has_private)
+{
+    cl_jwk *k = NULL;
+
+    /* Before the first number: every key, and so every signature, comes through here. */
+    (void)pthread_once(&gmp_once, gmp_wipe_freed);
+    k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
     memcpy(k->kid, kid, strlen(kid) + 1);
     k->type = type;
-    k->pkey = *pkey;
     k->has_private = has_private;
-    *pkey = NULL;
-    *out = k;
-    return CL_OK;
+    if (type == CL__JWK_EC) {
+        ecc_point_init(&k->ec_pub, nettle_get_secp_256r1());
+        ecc_scalar_init(&k->ec_key, nettle_get_secp_256r1());
+    } else {
+        rsa_public_key_init(&k->rsa_pub);
+        rsa_private_key_init(&k->rsa_key);
+    }
+    return k;
+}
+
+void cl_jwk_free(cl_jwk *k)
+{
+    if (k == NULL) {
+        return;
+    }
+    /* Nettle's clear functions free the numbers, which wipes them (gmp_free_wiped). */
+    if (k->type == CL__JWK_EC) {
+        ecc_point_clear(&k->ec_pub);
+        ecc_scalar_clear(&k->ec_key);
+    } else {
+        rsa_public_key_clear(&k->rsa_pub);
+        rsa_private_key_clear(&k->rsa_key);
+    }
+    free(k);
 }
 
 cl_status cl_jwk_generate(const char *kid, cl_jwk **out, cl_error *err)
 {
-    EVP_PKEY *pkey = NULL;
+    cl_jwk *k = NULL;
     cl_status st = check_kid(kid, err);
 
     if (st != CL_OK) {
-        goto out;
+        return st;
     }
-    pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    if (pkey == NULL) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "OpenSSL could not generate a P-256 key");
-        goto out;
+    k = jwk_new(kid, CL__JWK_EC, true);
+    if (k == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
     }
-    st = jwk_wrap(kid, CL__JWK_EC, &pkey, true, out, err);
-out:
-    EVP_PKEY_free(pkey);
-    return st;
+    ecdsa_generate_keypair(&k->ec_pub, &k->ec_key, NULL, kernel_random);
+    *out = k;
+    return CL_OK;
 }
 
-/* Whether an EC key is on P-256 (OpenSSL calls the curve prime256v1). */
-static bool ec_is_p256(const EVP_PKEY *pkey)
+/* x (non-negative) as big-endian bytes into out[len], padded with leading zeros. */
+static void mpz_bytes(const mpz_t x, unsigned char *out, size_t len)
 {
-    char group[64];
-
-    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                       NULL) != 1) {
-        return false;
-    }
-    return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
+    nettle_mpz_get_str_256(len, out, x);
 }
 
-/* The key type pkey is, when it is one we sign with; CL_INVALID naming why not. */
-static cl_status classify(const EVP_PKEY *pkey, cl__jwk_type *type, cl_error *err)
+/* The EC key's public point as 0x04 || X || Y. */
+static void ec_point_bytes(const cl_jwk *k, unsigned char out[EC_POINT_LEN])
 {
-    if (EVP_PKEY_is_a(pkey, "EC")) {
-        if (!ec_is_p256(pkey)) {
-            return cl_error_set(err, CL_INVALID, NULL, "EC key is not on P-256");
-        }
-        *type = CL__JWK_EC;
-        return CL_OK;
-    }
-    if (EVP_PKEY_is_a(pkey, "RSA")) {
-        int bits = EVP_PKEY_get_bits(pkey);
+    mpz_t x, y;
 
-        if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-            return cl_error_set(err, CL_INVALID, NULL, "RSA key of %d bits (%d to %d accepted)",
-                                bits, RSA_MIN_BITS, RSA_MAX_BITS);
-        }
-        *type = CL__JWK_RSA;
-        return CL_OK;
-    }
-    return cl_error_set(err, CL_INVALID, NULL, "key type %s is neither EC P-256 nor RSA",
-                        EVP_PKEY_get0_type_name(pkey));
+    mpz_init(x);
+    mpz_init(y);
+    ecc_point_get(&k->ec_pub, x, y);
+    out[0] = 4;
+    mpz_bytes(x, out + 1, EC_COORD_LEN);
+    mpz_bytes(y, out + 1 + EC_COORD_LEN, EC_COORD_LEN);
+    mpz_clear(x);
+    mpz_clear(y);
 }
 
-/* Never prompts for a passphrase: an encrypted key simply fails to load. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+/* The EC private key of a PKCS#8 into k: the scalar in range, its point the one stored. */
+static cl_status ec_from_pkcs8(cl_jwk *k, const cl__pkcs8 *p, cl_error *err)
 {
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
+    unsigned char point[EC_POINT_LEN];
+    mpz_t d;
+    int in_range;
+
+    mpz_init(d);
+    nettle_mpz_set_str_256_u(d, p->d.n, p->d.p);
+    in_range = ecc_scalar_set(&k->ec_key, d);
+    mpz_clear(d);
+    if (!in_range) {
+        return cl_error_set(err, CL_INVALID, "pem", "the EC private key is out of P-256's range");
+    }
+    ecc_point_mul_g(&k->ec_pub, &k->ec_key);
+    ec_point_bytes(k, point);
+    if (p->pub.n != 0 && (p->pub.n != EC_POINT_LEN || memcmp(point, p->pub.p, EC_POINT_LEN) != 0)) {
+        return cl_error_set(err, CL_INVALID, "pem",
+                            "the EC key's public point is not its private key's");
+    }
+    return CL_OK;
+}
+
+/* The RSA private key of a PKCS#8 into k: its size in range and n = p * q. */
+static cl_status rsa_from_pkcs8(cl_jwk *k, const cl__pkcs8 *p, cl_error *err)
+{
+    size_t bits = 0;
+    mpz_t pq;
+    bool consistent;
+
+    nettle_mpz_set_str_256_u(k->rsa_pub.n, p->rsa_n.n, p->rsa_n.p);
+    nettle_mpz_set_str_256_u(k->rsa_pub.e, p->rsa_e.n, p->rsa_e.p);
+    nettle_mpz_set_str_256_u(k->rsa_key.d, p->rsa_d.n, p->rsa_d.p);
+    nettle_mpz_set_str_256_u(k->rsa_key.p, p->rsa_p.n, p->rsa_p.p);
+    nettle_mpz_set_str_256_u(k->rsa_key.q, p->rsa_q.n, p->rsa_q.p);
+    nettle_mpz_set_str_256_u(k->rsa_key.a, p->rsa_dp.n, p->rsa_dp.p);
+    nettle_mpz_set_str_256_u(k->rsa_key.b, p->rsa_dq.n, p->rsa_dq.p);
+    nettle_mpz_set_str_256_u(k->rsa_key.c, p->rsa_qi.n, p->rsa_qi.p);
+    bits = mpz_sgn(k->rsa_pub.n) > 0 ? mpz_sizeinbase(k->rsa_pub.n, 2) : 0;
+    if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+        return cl_error_set(err, CL_INVALID, "pem", "RSA key of %zu bits (%d to %d accepted)", bits,
+                            RSA_MIN_BITS, RSA_MAX_BITS);
+    }
+    mpz_init(pq);
+    mpz_mul(pq, k->rsa_key.p, k->rsa_key.q);
+    consistent = mpz_cmp(pq, k->rsa_pub.n) == 0;
+    mpz_clear(pq);
+    if (!consistent || !rsa_public_key_prepare(&k->rsa_pub) ||
+        !rsa_private_key_prepare(&k->rsa_key) || k->rsa_key.size != k->rsa_pub.size) {
+        return cl_error_set(err, CL_INVALID, "pem", "the RSA key's numbers do not make a key");
+    }
+    return CL_OK;
 }
 
 cl_status cl_jwk_from_pem(const char *kid, const char *pem, cl_jwk **out, cl_error *err)
 {
     static const char pkcs8[] = "-----BEGIN PRIVATE KEY-----";
-    BIO *bio = NULL;
-    EVP_PKEY *pkey = NULL;
-    cl__jwk_type type = CL__JWK_EC;
+    cl__pkcs8 p = {0};
+    cl_jwk *k = NULL;
     cl_status st = check_kid(kid, err);
 
     if (st != CL_OK) {
-        goto out;
+        return st;
     }
     if (pem == NULL) {
-        st = cl_error_set(err, CL_INVALID, "pem", "no PEM given");
-        goto out;
+        return cl_error_set(err, CL_INVALID, "pem", "no PEM given");
     }
     while (*pem == ' ' || *pem == '\t' || *pem == '\r' || *pem == '\n') {
         pem++;
     }
     if (strncmp(pem, pkcs8, sizeof(pkcs8) - 1) != 0) {
-        st = cl_error_set(err, CL_INVALID, "pem", "not an unencrypted PKCS#8 private key PEM (%s)",
-                          pkcs8);
-        goto out;
+        return cl_error_set(err, CL_INVALID, "pem",
+                            "not an unencrypted PKCS#8 private key PEM (%s)", pkcs8);
     }
-    bio = BIO_new_mem_buf(pem, -1);
-    if (bio == NULL) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        goto out;
-    }
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (pkey == NULL) {
-        st = cl_error_set(err, CL_INVALID, "pem", "the PEM holds no readable private key");
-        goto out;
-    }
-    st = classify(pkey, &type, err);
+    st = cl__pkcs8_read(pem, &p, err);
     if (st != CL_OK) {
         if (err != NULL) {
             (void)snprintf(err->field, sizeof(err->field), "pem");
         }
         goto out;
     }
-    st = jwk_wrap(kid, type, &pkey, true, out, err);
+    k = jwk_new(kid, p.type == CL__PKCS8_EC_P256 ? CL__JWK_EC : CL__JWK_RSA, true);
+    if (k == NULL) {
+        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    st = k->type == CL__JWK_EC ? ec_from_pkcs8(k, &p, err) : rsa_from_pkcs8(k, &p, err);
+    if (st == CL_OK) {
+        *out = k;
+        k = NULL;
+    }
 out:
-    EVP_PKEY_free(pkey);
-    BIO_free(bio);
+    cl_jwk_free(k);
+    cl__pkcs8_free(&p);
     return st;
+}
+
+/* x's big-endian bytes, without leading zeros, into a new buffer (wiped by free_number). */
+static cl__bytes number_of(const mpz_t x)
+{
+    size_t n = nettle_mpz_sizeinbase_256_u(x);
+    unsigned char *p = malloc(n);
+
+    if (p != NULL) {
+        mpz_bytes(x, p, n);
+    }
+    return (cl__bytes){p, p != NULL ? n : 0};
+}
+
+static void free_number(cl__bytes *b)
+{
+    if (b->p != NULL) {
+        explicit_bzero((void *)b->p, b->n);
+        free((void *)b->p);
+    }
 }
 
 char *cl_jwk_private_pem(const cl_jwk *k)
 {
-    BIO *bio = NULL;
     char *pem = NULL;
-    char *data = NULL;
-    long len = 0;
 
     if (k == NULL || !k->has_private) {
-        goto out;
+        return NULL;
     }
-    bio = BIO_new(BIO_s_mem());
-    /* PEM_write_bio_PrivateKey writes PKCS#8 ("BEGIN PRIVATE KEY") since OpenSSL 1.0. */
-    if (bio == NULL || PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) != 1) {
-        goto out;
+    if (k->type == CL__JWK_EC) {
+        unsigned char d[EC_COORD_LEN], point[EC_POINT_LEN];
+        mpz_t z;
+
+        mpz_init(z);
+        ecc_scalar_get(&k->ec_key, z);
+        mpz_bytes(z, d, sizeof(d));
+        mpz_clear(z);
+        ec_point_bytes(k, point);
+        pem = cl__pkcs8_write_ec(d, point);
+        explicit_bzero(d, sizeof(d));
+    } else {
+        const mpz_srcptr nums[8] = {k->rsa_pub.n, k->rsa_pub.e, k->rsa_key.d, k->rsa_key.p,
+                                    k->rsa_key.q, k->rsa_key.a, k->rsa_key.b, k->rsa_key.c};
+        cl__bytes v[8] = {{0}};
+        bool ok = true;
+
+        for (int i = 0; i < 8; i++) {
+            v[i] = number_of(nums[i]);
+            ok = ok && v[i].p != NULL;
+        }
+        pem = ok ? cl__pkcs8_write_rsa(v) : NULL;
+        for (int i = 0; i < 8; i++) {
+            free_number(&v[i]);
+        }
     }
-    len = BIO_get_mem_data(bio, &data);
-    if (len <= 0) {
-        goto out;
-    }
-    pem = malloc((size_t)len + 1);
-    if (pem == NULL) {
-        goto out;
-    }
-    memcpy(pem, data, (size_t)len);
-    pem[len] = '\0';
-out:
-    BIO_free(bio);
     return pem;
 }
 
@@ -230,26 +353,17 @@ static bool set_b64(json_t *obj, const char *name, const unsigned char *bytes, s
     return json_object_set_new(obj, name, json_string(text)) == 0;
 }
 
-/* obj[name] = the big-endian bytes of pkey's parameter param (padded to pad bytes). */
-static bool set_bn_param(json_t *obj, const char *name, const EVP_PKEY *pkey, const char *param,
-                         int pad)
+/* obj[name] = the big-endian bytes of x, without leading zeros. */
+static bool set_number(json_t *obj, const char *name, const mpz_t x)
 {
     unsigned char bytes[RSA_MAX_BITS / 8];
-    BIGNUM *bn = NULL;
-    int n = -1;
-    bool ok = false;
+    size_t n = nettle_mpz_sizeinbase_256_u(x);
 
-    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1) {
-        goto out;
+    if (n > sizeof(bytes)) {
+        return false;
     }
-    if (BN_num_bytes(bn) > (int)sizeof(bytes)) {
-        goto out;
-    }
-    n = pad > 0 ? BN_bn2binpad(bn, bytes, pad) : BN_bn2bin(bn, bytes);
-    ok = n > 0 && set_b64(obj, name, bytes, (size_t)n);
-out:
-    BN_free(bn);
-    return ok;
+    mpz_bytes(x, bytes, n);
+    return set_b64(obj, name, bytes, n);
 }
 
 json_t *cl_jwk_public_json(const cl_jwk *k)
@@ -261,14 +375,16 @@ json_t *cl_jwk_public_json(const cl_jwk *k)
         goto out;
     }
     if (k->type == CL__JWK_EC) {
+        unsigned char point[EC_POINT_LEN];
+
+        ec_point_bytes(k, point);
         ok = json_object_set_new(obj, "kty", json_string("EC")) == 0 &&
              json_object_set_new(obj, "crv", json_string("P-256")) == 0 &&
-             set_bn_param(obj, "x", k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, EC_COORD_LEN) &&
-             set_bn_param(obj, "y", k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, EC_COORD_LEN);
+             set_b64(obj, "x", point + 1, EC_COORD_LEN) &&
+             set_b64(obj, "y", point + 1 + EC_COORD_LEN, EC_COORD_LEN);
     } else {
         ok = json_object_set_new(obj, "kty", json_string("RSA")) == 0 &&
-             set_bn_param(obj, "n", k->pkey, OSSL_PKEY_PARAM_RSA_N, 0) &&
-             set_bn_param(obj, "e", k->pkey, OSSL_PKEY_PARAM_RSA_E, 0);
+             set_number(obj, "n", k->rsa_pub.n) && set_number(obj, "e", k->rsa_pub.e);
     }
     ok = ok && json_object_set_new(obj, "kid", json_string(k->kid)) == 0 &&
          json_object_set_new(obj, "use", json_string("sig")) == 0 &&
@@ -296,13 +412,76 @@ bool cl_jwk_has_private(const cl_jwk *k)
     return k->has_private;
 }
 
-void cl_jwk_free(cl_jwk *k)
+/* --- signing and verifying --------------------------------------------------------- */
+
+cl_status cl__jwk_sign(const cl_jwk *key, const void *input, size_t n, unsigned char *sig,
+                       size_t *sig_len, cl_error *err)
 {
-    if (k == NULL) {
-        return;
+    unsigned char digest[SHA256_DIGEST_SIZE];
+    cl_status st = CL_OK;
+
+    cl_sha256(input, n, digest);
+    if (key->type == CL__JWK_EC) {
+        struct dsa_signature s;
+
+        dsa_signature_init(&s);
+        ecdsa_sign(&key->ec_key, NULL, kernel_random, sizeof(digest), digest, &s);
+        /* JWS wants the two numbers side by side, 32 bytes each (RFC 7518 section 3.4). */
+        mpz_bytes(s.r, sig, EC_COORD_LEN);
+        mpz_bytes(s.s, sig + EC_COORD_LEN, EC_COORD_LEN);
+        *sig_len = CL__ES256_SIG_LEN;
+        dsa_signature_clear(&s);
+    } else {
+        mpz_t s;
+
+        mpz_init(s);
+        /* _tr: blinded, and checked with the public key before it is given out. */
+        if (key->rsa_pub.size > CL__JWS_SIG_MAX ||
+            !rsa_sha256_sign_digest_tr(&key->rsa_pub, &key->rsa_key, NULL, kernel_random, digest,
+                                       s)) {
+            st = cl_error_set(err, CL_INTERNAL, NULL, "could not sign with key %s", key->kid);
+        } else {
+            mpz_bytes(s, sig, key->rsa_pub.size);
+            *sig_len = key->rsa_pub.size;
+        }
+        mpz_clear(s);
     }
-    EVP_PKEY_free(k->pkey);
-    free(k);
+    return st;
+}
+
+bool cl__jwk_verifies(const cl_jwk *key, const void *input, size_t n, const unsigned char *sig,
+                      size_t sig_len)
+{
+    unsigned char digest[SHA256_DIGEST_SIZE];
+    bool ok = false;
+
+    cl_sha256(input, n, digest);
+    if (key->type == CL__JWK_EC) {
+        struct dsa_signature s;
+
+        if (sig_len != CL__ES256_SIG_LEN) {
+            return false;
+        }
+        dsa_signature_init(&s);
+        nettle_mpz_set_str_256_u(s.r, EC_COORD_LEN, sig);
+        nettle_mpz_set_str_256_u(s.s, EC_COORD_LEN, sig + EC_COORD_LEN);
+        /* Refuses r or s of 0 or not below the group's order. */
+        ok = ecdsa_verify(&key->ec_pub, sizeof(digest), digest, &s) == 1;
+        dsa_signature_clear(&s);
+    } else {
+        mpz_t s;
+
+        /* RFC 8017 section 8.2.2: the signature is exactly the modulus' length. */
+        if (sig_len != key->rsa_pub.size) {
+            return false;
+        }
+        mpz_init(s);
+        nettle_mpz_set_str_256_u(s, sig_len, sig);
+        /* Refuses s not below n. */
+        ok = rsa_sha256_verify_digest(&key->rsa_pub, digest, s) == 1;
+        mpz_clear(s);
+    }
+    return ok;
 }
 
 /* --- a public key from its JWK ---------------------------------------------------- */
@@ -323,94 +502,51 @@ static cl_status member_bytes(const json_t *jwk, const char *name, unsigned char
     return CL_OK;
 }
 
-/*
- * Builds a public key of key type name ("EC", "RSA") from params. An EC key gets OpenSSL's
- * public-key check (the point is on the curve and not at infinity). An RSA key does not:
- * OpenSSL's check (SP 800-56B) runs Miller-Rabin with random bases, so one modulus could
- * pass once and fail the next time, and costs milliseconds per key; rsa_modulus_ok's
- * deterministic checks stand in for it (a JWKS comes from the issuer we trust, and no
- * check of a public modulus makes a forged signature verify).
- */
-static cl_status pkey_from_params(const char *name, OSSL_PARAM_BLD *bld, EVP_PKEY **out,
-                                  cl_error *err)
+/* A coordinate of exactly 32 bytes into x. */
+static cl_status ec_coordinate(const json_t *jwk, const char *name, mpz_t x, cl_error *err)
 {
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, name, NULL);
-    EVP_PKEY_CTX *check = NULL;
-    EVP_PKEY *pkey = NULL;
-    cl_status st = CL_OK;
+    unsigned char coord[EC_COORD_LEN + 1];
+    size_t len = 0;
+    cl_status st = member_bytes(jwk, name, coord, sizeof(coord), &len, err);
 
-    if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "OpenSSL could not build a %s key", name);
-        goto out;
+    if (st == CL_OK && len != EC_COORD_LEN) {
+        st = cl_error_set(err, CL_INVALID, NULL, "\"%s\" is %zu bytes, not 32", name, len);
     }
-    if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-        st = cl_error_set(err, CL_INVALID, NULL, "not a valid %s public key", name);
-        goto out;
+    if (st == CL_OK) {
+        nettle_mpz_set_str_256_u(x, EC_COORD_LEN, coord);
     }
-    check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    if (check == NULL || (strcmp(name, "EC") == 0 && EVP_PKEY_public_check(check) != 1)) {
-        st = cl_error_set(err, CL_INVALID, NULL, "not a valid %s public key", name);
-        goto out;
-    }
-    *out = pkey;
-    pkey = NULL;
-out:
-    EVP_PKEY_free(pkey);
-    EVP_PKEY_CTX_free(check);
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
     return st;
 }
 
-static cl_status ec_from_json(const json_t *jwk, EVP_PKEY **out, cl_error *err)
+static cl_status ec_from_json(const json_t *jwk, cl_jwk *k, cl_error *err)
 {
-    unsigned char point[1 + 2 * EC_COORD_LEN];
-    unsigned char coord[EC_COORD_LEN + 1];
-    size_t len = 0;
-    OSSL_PARAM_BLD *bld = NULL;
     const char *crv = json_string_value(json_object_get(jwk, "crv"));
+    mpz_t x, y;
     cl_status st = CL_OK;
 
     if (crv == NULL || strcmp(crv, "P-256") != 0) {
-        st = cl_error_set(err, CL_INVALID, NULL, "crv must be P-256");
-        goto out;
+        return cl_error_set(err, CL_INVALID, NULL, "crv must be P-256");
     }
-    point[0] = 4;
-    st = member_bytes(jwk, "x", coord, sizeof(coord), &len, err);
-    if (st == CL_OK && len != EC_COORD_LEN) {
-        st = cl_error_set(err, CL_INVALID, NULL, "\"x\" is %zu bytes, not 32", len);
+    mpz_init(x);
+    mpz_init(y);
+    st = ec_coordinate(jwk, "x", x, err);
+    st = st == CL_OK ? ec_coordinate(jwk, "y", y, err) : st;
+    /* Nettle takes only a point on the curve (both coordinates below p). */
+    if (st == CL_OK && !ecc_point_set(&k->ec_pub, x, y)) {
+        st = cl_error_set(err, CL_INVALID, NULL, "not a valid EC public key");
     }
-    if (st != CL_OK) {
-        goto out;
-    }
-    memcpy(point + 1, coord, EC_COORD_LEN);
-    st = member_bytes(jwk, "y", coord, sizeof(coord), &len, err);
-    if (st == CL_OK && len != EC_COORD_LEN) {
-        st = cl_error_set(err, CL_INVALID, NULL, "\"y\" is %zu bytes, not 32", len);
-    }
-    if (st != CL_OK) {
-        goto out;
-    }
-    memcpy(point + 1 + EC_COORD_LEN, coord, EC_COORD_LEN);
-    bld = OSSL_PARAM_BLD_new();
-    if (bld == NULL ||
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) != 1) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        goto out;
-    }
-    st = pkey_from_params("EC", bld, out, err);
-out:
-    OSSL_PARAM_BLD_free(bld);
+    mpz_clear(x);
+    mpz_clear(y);
     return st;
 }
 
 /*
  * The deterministic part of a modulus check: odd, and no factor among the small primes
  * (a product of two large primes has none), so every parse of one key gives one answer.
+ * A JWKS comes from the issuer we trust, and no check of a public modulus makes a forged
+ * signature verify.
  */
-static bool rsa_modulus_ok(const BIGNUM *n)
+static bool rsa_modulus_ok(const mpz_t n)
 {
     static const unsigned short small_primes[] = {
         3,   5,   7,   11,  13,  17,  19,  23,  29,  31,  37,  41,  43,  47,  53,  59,  61,
@@ -424,65 +560,51 @@ static bool rsa_modulus_ok(const BIGNUM *n)
         787, 797, 809, 811, 821, 823, 827, 829, 839, 853, 857, 859, 863, 877, 881, 883, 887,
         907, 911, 919, 929, 937, 941, 947, 953, 967, 971, 977, 983, 991, 997};
 
-    if (!BN_is_odd(n)) {
+    if (!mpz_odd_p(n)) {
         return false;
     }
     for (size_t i = 0; i < sizeof(small_primes) / sizeof(small_primes[0]); i++) {
-        if (BN_mod_word(n, small_primes[i]) == 0) {
+        if (mpz_divisible_ui_p(n, small_primes[i])) {
             return false;
         }
     }
     return true;
 }
 
-static cl_status rsa_from_json(const json_t *jwk, EVP_PKEY **out, cl_error *err)
+static cl_status rsa_from_json(const json_t *jwk, cl_jwk *k, cl_error *err)
 {
     /* One more than the largest modulus: some encoders keep a leading zero byte. */
     unsigned char nbytes[RSA_MAX_BITS / 8 + 1];
     unsigned char ebytes[RSA_MAX_EXP_LEN];
-    size_t nlen = 0, elen = 0;
-    BIGNUM *n = NULL, *e = NULL;
-    OSSL_PARAM_BLD *bld = NULL;
-    int bits = 0;
+    size_t nlen = 0, elen = 0, bits = 0;
     cl_status st = member_bytes(jwk, "n", nbytes, sizeof(nbytes), &nlen, err);
 
     if (st == CL_OK) {
         st = member_bytes(jwk, "e", ebytes, sizeof(ebytes), &elen, err);
     }
     if (st != CL_OK) {
-        goto out;
+        return st;
     }
-    n = BN_bin2bn(nbytes, (int)nlen, NULL);
-    e = BN_bin2bn(ebytes, (int)elen, NULL);
+    nettle_mpz_set_str_256_u(k->rsa_pub.n, nlen, nbytes);
+    nettle_mpz_set_str_256_u(k->rsa_pub.e, elen, ebytes);
     /* On the value, not the bytes: "AAAB" is 1 with leading zero bytes (found by fuzzing). */
-    if (e != NULL && (!BN_is_odd(e) || BN_num_bits(e) < 2)) {
-        st = cl_error_set(err, CL_INVALID, NULL, "\"e\" must be an odd exponent of at least 3");
-        goto out;
+    if (!mpz_odd_p(k->rsa_pub.e) || mpz_sizeinbase(k->rsa_pub.e, 2) < 2) {
+        return cl_error_set(err, CL_INVALID, NULL, "\"e\" must be an odd exponent of at least 3");
     }
-    bits = n == NULL ? 0 : BN_num_bits(n);
-    if (n != NULL && (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS)) {
-        st = cl_error_set(err, CL_INVALID, NULL, "RSA key of %d bits (%d to %d accepted)", bits,
-                          RSA_MIN_BITS, RSA_MAX_BITS);
-        goto out;
+    bits = mpz_sgn(k->rsa_pub.n) > 0 ? mpz_sizeinbase(k->rsa_pub.n, 2) : 0;
+    if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+        return cl_error_set(err, CL_INVALID, NULL, "RSA key of %zu bits (%d to %d accepted)", bits,
+                            RSA_MIN_BITS, RSA_MAX_BITS);
     }
-    if (n != NULL && !rsa_modulus_ok(n)) {
-        st = cl_error_set(err, CL_INVALID, NULL,
-                          "not a valid RSA public key: the modulus is even or has a small factor");
-        goto out;
+    if (!rsa_modulus_ok(k->rsa_pub.n)) {
+        return cl_error_set(
+            err, CL_INVALID, NULL,
+            "not a valid RSA public key: the modulus is even or has a small factor");
     }
-    bld = OSSL_PARAM_BLD_new();
-    if (n == NULL || e == NULL || bld == NULL ||
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-        goto out;
+    if (!rsa_public_key_prepare(&k->rsa_pub)) {
+        return cl_error_set(err, CL_INVALID, NULL, "not a valid RSA public key");
     }
-    st = pkey_from_params("RSA", bld, out, err);
-out:
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(n);
-    BN_free(e);
-    return st;
+    return CL_OK;
 }
 
 /* Whether the optional "alg", "use" and "key_ops" of jwk agree with a key of type. */
@@ -524,46 +646,48 @@ static cl_status jwk_from_json(const json_t *jwk, cl_jwk **out, cl_error *err)
     const char *kty = NULL;
     const char *kid = NULL;
     cl__jwk_type type = CL__JWK_EC;
-    EVP_PKEY *pkey = NULL;
+    cl_jwk *k = NULL;
     cl_status st = CL_OK;
 
     if (!json_is_object(jwk)) {
-        st = cl_error_set(err, CL_INVALID, NULL, "a key must be a JSON object");
-        goto out;
+        return cl_error_set(err, CL_INVALID, NULL, "a key must be a JSON object");
     }
     kid = json_string_value(json_object_get(jwk, "kid"));
     if (!cl__kid_valid(kid)) {
-        st = cl_error_set(err, CL_INVALID, NULL,
-                          "\"kid\" is missing or not 1 to %d printable characters", CL_JWK_KID_MAX);
-        goto out;
+        return cl_error_set(err, CL_INVALID, NULL,
+                            "\"kid\" is missing or not 1 to %d printable characters",
+                            CL_JWK_KID_MAX);
     }
     for (size_t i = 0; i < sizeof(private_members) / sizeof(private_members[0]); i++) {
         if (json_object_get(jwk, private_members[i]) != NULL) {
-            st = cl_error_set(err, CL_INVALID, NULL,
-                              "holds private key material (\"%s\"): a JWKS is public",
-                              private_members[i]);
-            goto out;
+            return cl_error_set(err, CL_INVALID, NULL,
+                                "holds private key material (\"%s\"): a JWKS is public",
+                                private_members[i]);
         }
     }
     kty = json_string_value(json_object_get(jwk, "kty"));
     if (kty != NULL && strcmp(kty, "EC") == 0) {
         type = CL__JWK_EC;
-        st = check_usage(jwk, type, err);
-        st = st == CL_OK ? ec_from_json(jwk, &pkey, err) : st;
     } else if (kty != NULL && strcmp(kty, "RSA") == 0) {
         type = CL__JWK_RSA;
-        st = check_usage(jwk, type, err);
-        st = st == CL_OK ? rsa_from_json(jwk, &pkey, err) : st;
     } else {
-        st = cl_error_set(err, CL_INVALID, NULL, "\"kty\" must be \"EC\" or \"RSA\"");
+        return cl_error_set(err, CL_INVALID, NULL, "\"kty\" must be \"EC\" or \"RSA\"");
     }
+    st = check_usage(jwk, type, err);
     if (st != CL_OK) {
-        goto out;
+        return st;
     }
-    st = jwk_wrap(kid, type, &pkey, false, out, err);
-out:
-    EVP_PKEY_free(pkey);
-    return st;
+    k = jwk_new(kid, type, false);
+    if (k == NULL) {
+        return cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    }
+    st = type == CL__JWK_EC ? ec_from_json(jwk, k, err) : rsa_from_json(jwk, k, err);
+    if (st != CL_OK) {
+        cl_jwk_free(k);
+        return st;
+    }
+    *out = k;
+    return CL_OK;
 }
 
 /* --- key sets --------------------------------------------------------------------- */

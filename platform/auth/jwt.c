@@ -1,7 +1,5 @@
 /* Signing and verifying compact JWS tokens with ES256 and RS256 (cleave/jwt.h). */
 #include <stdarg.h>
-#include <openssl/bn.h>
-#include <openssl/ecdsa.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,58 +7,17 @@
 
 #include "auth_internal.h"
 
-/* An ES256 signature is R || S, 32 bytes each (RFC 7518 section 3.4). */
-#define ES256_SIG_LEN 64
-/* DER of an ECDSA-P256 signature: at most 72 bytes. */
-#define ES256_DER_MAX 80
-/* The largest RSA signature (an 8192-bit key). */
-#define SIG_MAX       1024
 /*
  * A header is a few short members; one longer than this is refused before it is parsed,
  * so that a hostile token cannot make the header parser work on kilobytes.
  */
-#define HEADER_MAX    1024
+#define HEADER_MAX  1024
 /* The decoded payload of a token of CL_JWT_MAX_LEN. */
-#define PAYLOAD_MAX   (CL_JWT_MAX_LEN / 4 * 3)
+#define PAYLOAD_MAX (CL_JWT_MAX_LEN / 4 * 3)
 /* The most audiences an aud array may list. */
-#define AUD_MAX       32
+#define AUD_MAX     32
 
 /* --- signing ---------------------------------------------------------------------- */
-
-/* Signs input[n] with key into sig[*sig_len] in JWS form (R || S for ES256). */
-static cl_status sign_bytes(const cl_jwk *key, const void *input, size_t n, unsigned char *sig,
-                            size_t *sig_len, cl_error *err)
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char der[SIG_MAX];
-    size_t der_len = sizeof(der);
-    const unsigned char *p = der;
-    ECDSA_SIG *ec = NULL;
-    cl_status st = CL_OK;
-
-    if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1 ||
-        EVP_DigestSign(md, der, &der_len, input, n) != 1) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "OpenSSL could not sign with key %s", key->kid);
-        goto out;
-    }
-    if (key->type == CL__JWK_RSA) {
-        memcpy(sig, der, der_len);
-        *sig_len = der_len;
-        goto out;
-    }
-    /* OpenSSL makes an ECDSA signature as DER; JWS wants the two numbers side by side. */
-    ec = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (ec == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(ec), sig, ES256_SIG_LEN / 2) < 0 ||
-        BN_bn2binpad(ECDSA_SIG_get0_s(ec), sig + ES256_SIG_LEN / 2, ES256_SIG_LEN / 2) < 0) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "OpenSSL made an unreadable ECDSA signature");
-        goto out;
-    }
-    *sig_len = ES256_SIG_LEN;
-out:
-    ECDSA_SIG_free(ec);
-    EVP_MD_CTX_free(md);
-    return st;
-}
 
 static cl_status check_signer(const cl_jwk *key, cl_error *err)
 {
@@ -73,7 +30,7 @@ static cl_status check_signer(const cl_jwk *key, cl_error *err)
 cl_status cl_jws_sign_raw(const cl_jwk *key, const void *header, size_t header_len,
                           const void *payload, size_t payload_len, char **out, cl_error *err)
 {
-    unsigned char sig[SIG_MAX];
+    unsigned char sig[CL__JWS_SIG_MAX];
     size_t sig_len = 0;
     size_t hlen = CL_BASE64URL_LEN(header_len);
     size_t plen = CL_BASE64URL_LEN(payload_len);
@@ -97,7 +54,7 @@ cl_status cl_jws_sign_raw(const cl_jwk *key, const void *header, size_t header_l
     cl_base64url_encode(header, header_len, jws, size);
     jws[hlen] = '.';
     cl_base64url_encode(payload, payload_len, jws + hlen + 1, size - hlen - 1);
-    st = sign_bytes(key, jws, hlen + 1 + plen, sig, &sig_len, err);
+    st = cl__jwk_sign(key, jws, hlen + 1 + plen, sig, &sig_len, err);
     if (st != CL_OK) {
         goto out;
     }
@@ -249,53 +206,13 @@ static const cl_jwk *header_key(const json_t *header, const cl_jwks *keys, cl_er
 static cl_status check_signature(const cl_jwk *key, const char *input, size_t n,
                                  const unsigned char *sig, size_t sig_len, cl_error *err)
 {
-    unsigned char der[ES256_DER_MAX];
-    unsigned char *p = der;
-    const unsigned char *use = sig;
-    size_t use_len = sig_len;
-    ECDSA_SIG *ec = NULL;
-    BIGNUM *r = NULL, *s = NULL;
-    EVP_MD_CTX *md = NULL;
-    cl_status st = CL_OK;
-    int len = 0;
-
-    if (key->type == CL__JWK_EC) {
-        if (sig_len != ES256_SIG_LEN) {
-            st = refuse(err, "ES256 signature is %zu bytes, not 64 (R || S)", sig_len);
-            goto out;
-        }
-        ec = ECDSA_SIG_new();
-        r = BN_bin2bn(sig, ES256_SIG_LEN / 2, NULL);
-        s = BN_bin2bn(sig + ES256_SIG_LEN / 2, ES256_SIG_LEN / 2, NULL);
-        if (ec == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(ec, r, s) != 1) {
-            st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-            goto out;
-        }
-        r = NULL;
-        s = NULL;
-        len = i2d_ECDSA_SIG(ec, NULL);
-        if (len <= 0 || len > (int)sizeof(der) || i2d_ECDSA_SIG(ec, &p) != len) {
-            st = cl_error_set(err, CL_INTERNAL, NULL, "could not encode the ECDSA signature");
-            goto out;
-        }
-        use = der;
-        use_len = (size_t)len;
+    if (key->type == CL__JWK_EC && sig_len != CL__ES256_SIG_LEN) {
+        return refuse(err, "ES256 signature is %zu bytes, not 64 (R || S)", sig_len);
     }
-    md = EVP_MD_CTX_new();
-    if (md == NULL || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1) {
-        st = cl_error_set(err, CL_INTERNAL, NULL, "OpenSSL could not start a verification");
-        goto out;
+    if (!cl__jwk_verifies(key, input, n, sig, sig_len)) {
+        return refuse(err, "signature does not verify with key %s", key->kid);
     }
-    if (EVP_DigestVerify(md, use, use_len, (const unsigned char *)input, n) != 1) {
-        st = refuse(err, "signature does not verify with key %s", key->kid);
-        goto out;
-    }
-out:
-    EVP_MD_CTX_free(md);
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(ec);
-    return st;
+    return CL_OK;
 }
 
 /*
@@ -413,7 +330,7 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
 {
     unsigned char header_bytes[HEADER_MAX];
     unsigned char payload_bytes[PAYLOAD_MAX];
-    unsigned char sig[SIG_MAX];
+    unsigned char sig[CL__JWS_SIG_MAX];
     size_t len = 0, header_len = 0, payload_len = 0, sig_len = 0;
     const char *dot1 = NULL, *dot2 = NULL;
     json_t *header = NULL, *payload = NULL;
@@ -457,7 +374,7 @@ cl_status cl_jwt_verify(const char *token, const cl_jwks *keys, const cl_jwt_pol
     }
     if (cl_base64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig, sizeof(sig), &sig_len,
                             NULL) != CL_OK) {
-        st = refuse(err, "signature is not base64url (of at most %d bytes)", SIG_MAX);
+        st = refuse(err, "signature is not base64url (of at most %d bytes)", CL__JWS_SIG_MAX);
         goto out;
     }
     st = parse_object("header", header_bytes, header_len, &header, err);

@@ -2,7 +2,7 @@
  * libssl, loaded on the first call (lazy.h, ADR 0047): what the HTTP server's TLS set-up
  * (platform/http/tls.c) calls to build its SSL_CTX. A server without CLEAVE_TLS_CERT never
  * maps libssl: loading it alone cost some 250 KB resident (its relocations and data), for
- * a library that only TLS uses. libcrypto, which tokens and migrations call, stays linked.
+ * a library that only TLS uses. libcrypto is loaded likewise (crypto.c).
  */
 #include <openssl/ssl.h>
 

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include "cleave/util.h"
 
 /* Bounds on what a migrations directory may hold; beyond them something is wrong. */
 #define CL__MIGRATE_MAX_FILES   1000
@@ -227,21 +227,17 @@ out:
     return st;
 }
 
-static cl_status sha256_hex(const char *data, size_t len, char hex[65], cl_error *err)
+static void sha256_hex(const char *data, size_t len, char hex[65])
 {
     static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    unsigned char md[CL_SHA256_SIZE];
 
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-        return cl_error_set(err, CL_INTERNAL, NULL, "SHA-256 failed");
-    }
-    for (size_t i = 0; i < mdlen; i++) {
+    cl_sha256(data, len, md);
+    for (size_t i = 0; i < sizeof(md); i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 0xf];
     }
     hex[64] = '\0';
-    return CL_OK;
 }
 
 void cl_migrate_known(const cl_migration_text *known, int n)
@@ -254,8 +250,8 @@ void cl_migrate_known(const cl_migration_text *known, int n)
  * The SHA-256 of a migration's text: the build's when it read these very bytes (compared
  * whole: a checksum stands for the bytes, never for a name), else computed now.
  */
-static cl_status checksum_text(const mig_state *s, const char *name, const char *text, size_t len,
-                               char hex[65], cl_error *err)
+static void checksum_text(const mig_state *s, const char *name, const char *text, size_t len,
+                          char hex[65])
 {
     /* No text (read_migration always gives one) has no entry either: it is hashed as is. */
     for (int i = 0; text != NULL && i < nknown_migrations; i++) {
@@ -264,10 +260,10 @@ static cl_status checksum_text(const mig_state *s, const char *name, const char 
         if (k->len == len && strcmp(k->module, s->module) == 0 && strcmp(k->name, name) == 0 &&
             memcmp(k->text, text, len) == 0) {
             cl_strlcpy(hex, k->sha256, 65);
-            return CL_OK;
+            return;
         }
     }
-    return sha256_hex(text, len, hex, err);
+    sha256_hex(text, len, hex);
 }
 
 static cl_status checksum_file(const mig_state *s, const char *name, char hex[65], cl_error *err)
@@ -278,7 +274,7 @@ static cl_status checksum_file(const mig_state *s, const char *name, char hex[65
 
     st = read_migration(s, name, &text, &len, err);
     if (st == CL_OK) {
-        st = checksum_text(s, name, text, len, hex, err);
+        checksum_text(s, name, text, len, hex);
     }
     free(text);
     return st;
@@ -567,10 +563,7 @@ static cl_status apply_one(const mig_state *s, cl_db_conn *c, const mig_file *f,
     if (st != CL_OK) {
         goto out;
     }
-    st = checksum_text(s, f->name, text, len, sum, err);
-    if (st != CL_OK) {
-        goto out;
-    }
+    checksum_text(s, f->name, text, len, sum);
     /* The recorded checksum must be that of the text actually run. */
     if (strcmp(sum, f->checksum) != 0) {
         st = cl_error_set(err, CL_CONFLICT, f->name, "migration %s/%s changed while migrating",

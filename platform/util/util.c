@@ -1,8 +1,9 @@
-/* Random ids, backoff, RFC 3339, monotonic deadlines, thread names and trace context
+/* SHA-256, random ids, backoff, RFC 3339, monotonic deadlines, thread names and trace context
  * (cleave/util.h). */
 #include "cleave/util.h"
 
 #include <errno.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -15,6 +16,17 @@
 #endif
 
 #include "cleave/retry.h"
+
+/* --- hashing --------------------------------------------------------------------- */
+
+void cl_sha256(const void *data, size_t n, unsigned char out[CL_SHA256_SIZE])
+{
+    struct sha256_ctx c;
+
+    sha256_init(&c);
+    sha256_update(&c, n, data);
+    sha256_digest(&c, CL_SHA256_SIZE, out);
+}
 
 /* --- randomness and ids ------------------------------------------------------------ */
 

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <argon2.h>
-#include <openssl/sha.h>
 
 #include "cleave/jwt.h"
 #include "cleave/util.h"
@@ -89,9 +88,9 @@ cl_status identity_secret_new(char out[IDENTITY_SECRET_SIZE], cl_error *err)
 
 void identity_digest(const char *s, char out[IDENTITY_DIGEST_SIZE])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
+    unsigned char md[CL_SHA256_SIZE];
 
-    SHA256((const unsigned char *)s, strlen(s), md);
+    cl_sha256(s, strlen(s), md);
     for (size_t i = 0; i < sizeof(md); i++) {
         snprintf(out + 2 * i, 3, "%02x", md[i]);
     }

@@ -16,6 +16,13 @@
 
 #include "cleave/status.h"
 
+/* --- hashing --------------------------------------------------------------------- */
+
+#define CL_SHA256_SIZE 32
+
+/* The SHA-256 of data[n] into out (GNU Nettle's: no library state, nothing to fail; ADR 0060). */
+void cl_sha256(const void *data, size_t n, unsigned char out[CL_SHA256_SIZE]);
+
 /* --- randomness and ids ------------------------------------------------------------ */
 
 /* 32 hex digits and a NUL: the size cl_random_hex writes. */
