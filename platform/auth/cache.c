@@ -236,11 +236,6 @@ static cache_stripe *locate(cl_jwt_cache *c, const unsigned char *hash, size_t *
     return s;
 }
 
-static void hash_token(const char *token, unsigned char *hash)
-{
-    cl_sha256(token, strlen(token), hash);
-}
-
 /* A new reference to token's unexpired claims at now_s, or NULL. */
 static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
 {
@@ -264,7 +259,7 @@ static shared_claims *lookup(cl_jwt_cache *c, const char *token, int64_t now_s)
     if (found != NULL) {
         return found;
     }
-    hash_token(token, hash);
+    cl_sha256(token, strlen(token), hash);
     s = locate(c, hash, &home);
     pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i < PROBES && i < slots_of(s); i++) {
@@ -308,7 +303,7 @@ static void insert(cl_jwt_cache *c, const char *token, shared_claims *shared, in
     cache_stripe *s = NULL;
     int64_t now = (int64_t)time(NULL);
 
-    hash_token(token, hash);
+    cl_sha256(token, strlen(token), hash);
     s = locate(c, hash, &home);
     pthread_rwlock_wrlock(&s->lock);
     if (s->slots == NULL) {
