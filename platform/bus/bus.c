@@ -104,8 +104,18 @@ static const char delivered_upto_sql[] =
 static const char peek_sql[] = "SELECT 1 FROM cl_outbox WHERE delivered_ms IS NULL LIMIT 1";
 static const char clear_leases_sql[] = "UPDATE cl_outbox SET lease_until = NULL "
                                        "WHERE delivered_ms IS NULL AND lease_until IS NOT NULL";
-static const char purge_sql[] =
-    "DELETE FROM cl_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?";
+/*
+ * The delivered rows older than ? go, oldest first: up to the first row that stays (not
+ * delivered yet, or delivered since), so that the purge reads what it deletes and one row
+ * more. Asked for every old delivered row, it read the whole outbox each minute, nothing
+ * indexing delivered_ms (ADR 0047), and left it in a connection's page cache. A row that
+ * waits behind a younger one goes with the next purge after it: rows are kept at least
+ * RETAIN_MS. An outbox of purgeable rows only goes whole.
+ */
+const char cl__bus_purge_sql[] =
+    "DELETE FROM cl_outbox WHERE seq < coalesce((SELECT seq FROM cl_outbox "
+    "WHERE delivered_ms IS NULL OR delivered_ms >= ? ORDER BY seq LIMIT 1), "
+    "(SELECT max(seq) + 1 FROM cl_outbox))";
 /*
  * A message's inbox row, unless it is there already or the message was dead-lettered: one
  * statement is the inbox check and the row (a row written: new; none: handled before).
@@ -1542,6 +1552,20 @@ static cl_status exec_i64(cl_db *db, const char *sql, bool bind, int64_t v, cl_e
     return rc;
 }
 
+/*
+ * Whether the relay, which found nothing to relay, has found nothing for ms: *since is when
+ * it first did (set here), 0 from its next delivery on.
+ */
+static bool quiet(int64_t *since, int64_t ms)
+{
+    int64_t now = cl_now_ms();
+
+    if (*since == 0) {
+        *since = now;
+    }
+    return now - *since >= ms;
+}
+
 /* How long an idle relay waits: the poll interval, or less when it has rows to mark by then. */
 static int64_t idle_ms(const cl_bus *bus, int64_t upto, int64_t upto_ms)
 {
@@ -1565,6 +1589,12 @@ static void *relay_main(void *arg)
     uint64_t seen = 0;
     /* A lone relay's rows delivered up to this seq and not marked yet (0: none), and since. */
     int64_t upto = 0, upto_ms = 0;
+    /*
+     * Whether a full round came since the relay last freed its database's caches, and since
+     * when it has found nothing to relay with every row marked (0: it has not).
+     */
+    bool burst = false;
+    int64_t quiet_ms = 0;
 
     cl_thread_name(mod->name, "relay");
     if (msgs == NULL) {
@@ -1588,13 +1618,23 @@ static void *relay_main(void *arg)
         }
         if (n == 0) {
             /*
+             * After a burst (the seed's events, a backlog) the connections keep in cache
+             * the outbox pages it read and marked, which nothing reads again: freed once
+             * every row is marked and a poll interval passed with nothing to relay, so that
+             * a burst that pauses does not pay it (ADR 0061).
+             */
+            if (burst && upto == 0 && quiet(&quiet_ms, bus->poll_ms)) {
+                cl_db_shrink(mod->db);
+                burst = false;
+            }
+            /*
              * A publish in this process wakes us once its transaction committed
              * (cl_db_after_commit); the poll interval covers rows written by others.
              */
             (void)cl__bus_idle(bus, mod->db, &seen, idle_ms(bus, upto, upto_ms));
             if (cl_wall_ms() - last_purge > 60000) {
                 last_purge = cl_wall_ms();
-                (void)exec_i64(mod->db, purge_sql, true, last_purge - RETAIN_MS, &err);
+                (void)exec_i64(mod->db, cl__bus_purge_sql, true, last_purge - RETAIN_MS, &err);
             }
             continue;
         }
@@ -1626,6 +1666,8 @@ static void *relay_main(void *arg)
             }
             failed = failed || !ok[i];
         }
+        burst = burst || n == CL__BUS_BATCH;
+        quiet_ms = 0;
         /*
          * Something failed (a publish, a stop): settle now, back off before retrying; the
          * failed rows are after upto, so a lone relay claims them again.

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,6 +713,29 @@ void cl_db_release(cl_db_conn *conn)
         replica_failed(db);
     }
     conn_destroy(reaped);
+}
+
+void cl_db_shrink(cl_db *db)
+{
+    const cl_db_driver *drv = db->drv;
+
+    if (drv->version < 5 || drv->shrink == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&db->mu);
+    for (int i = 0; i < db->nidle; i++) {
+        drv->shrink(db->idle[i]->own.drv_conn);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (db->one_writer && pthread_mutex_trylock(&db->writer_mu) == 0) {
+        if (db->writer != NULL) {
+            drv->shrink(db->writer->drv_conn);
+        }
+        pthread_mutex_unlock(&db->writer_mu);
+    }
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
 }
 
 cl_status cl_db_exec(cl_db_conn *conn, const char *sql, cl_error *err)

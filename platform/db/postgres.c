@@ -521,6 +521,7 @@ const cl_db_driver cl_db_postgres = {
     .ping = pg_ping,
     .broken = pg_broken,
     .changes = pg_changes,
+    .shrink = NULL,
 };
 
 /* --- administration ------------------------------------------------------------------ */

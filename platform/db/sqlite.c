@@ -1425,6 +1425,13 @@ static cl_status sqlite_ping(void *conn, cl_error *err)
     return sqlite_exec(conn, "SELECT 1", err);
 }
 
+static void sqlite_shrink(void *conn)
+{
+    sqlite_conn *c = conn;
+
+    (void)sqlite3_db_release_memory(c->db);
+}
+
 /* A file does not go away under an open connection the way a server does. */
 static bool sqlite_broken(void *conn)
 {
@@ -1454,4 +1461,5 @@ const cl_db_driver cl_db_sqlite = {
     .one_writer = true,
     .upkeep = sqlite_upkeep,
     .changes = sqlite_changes,
+    .shrink = sqlite_shrink,
 };

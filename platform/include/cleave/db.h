@@ -19,7 +19,7 @@
 
 #include "cleave/status.h"
 
-#define CL_DB_DRIVER_VERSION 4
+#define CL_DB_DRIVER_VERSION 5
 
 /*
  * The driver table. conn and stmt are the driver's own opaque objects. Every slot is
@@ -70,6 +70,11 @@ typedef struct cl_db_driver {
      * inserted, updated or deleted (0 for a statement that writes nothing).
      */
     int64_t (*changes)(void *stmt);
+    /*
+     * Version 5, may be NULL. Frees what conn caches of the database (SQLite's page cache),
+     * on a connection outside any transaction (cl_db_shrink).
+     */
+    void (*shrink)(void *conn);
 } cl_db_driver;
 
 /* The SQLite driver: target is a file path; WAL, foreign keys on, busy timeout. */
@@ -150,6 +155,12 @@ const cl_db_driver *cl_db_driver_of(const cl_db *db);
 cl_status cl_db_acquire(cl_db *db, const cl_ctx *ctx, cl_db_conn **out, cl_error *err);
 /* Returns conn to the pool, rolling back a transaction left open. NULL is a no-op. */
 void cl_db_release(cl_db_conn *conn);
+/*
+ * Frees what the pool's idle connections (and its writer, when no transaction holds it)
+ * cache of the database, and gives the memory freed back to the system: for a caller that
+ * just read or wrote much it will not touch again (a relay after a burst of events).
+ */
+void cl_db_shrink(cl_db *db);
 
 cl_status cl_db_exec(cl_db_conn *conn, const char *sql, cl_error *err);
 cl_status cl_db_begin(cl_db_conn *conn, cl_error *err);
