@@ -16,6 +16,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,21 @@
 #define MAX_INFLIGHT 512
 #define FETCH_MS     200
 
+/*
+ * libnats 3.4 (Debian 12) delivers a message by looking its subscription up, then locking it
+ * outside the lock that keeps it alive (nats.c issue 637, fixed in 3.6.1): a subscription
+ * destroyed while a message for it arrives is locked after its mutex was destroyed (seen
+ * under TSan at a bus stop: a pull fetch's late status message). So nothing here destroys a
+ * subscription a message may still come for while the connection reads: the consumers' at
+ * the stop only once the connection is closed (its read loop joined), and a publish context
+ * whose acks may still come (a batch that timed out) is kept until then (retired).
+ */
 typedef struct cl__nats {
     natsConnection *nc;
     jsCtx *js;
+    pthread_mutex_t mu; /* retired */
+    jsCtx **retired;
+    int nretired;
 } cl__nats;
 
 typedef struct fetcher {
@@ -140,11 +153,38 @@ static cl_status transport_connect(cl_bus *bus, cl_error *err)
         free(n);
         return nats_fail(err, "JetStream context", s, 0);
     }
+    pthread_mutex_init(&n->mu, NULL);
     bus->nats = n;
     for (int i = 0; rc == CL_OK && i < bus->nmodules; i++) {
         rc = ensure_stream(n, bus->modules[i].name, err);
     }
     return rc;
+}
+
+/* Closes n's connection, its read loop joined; once. Acks, sent asynchronously, leave first. */
+static void quiesce(cl__nats *n)
+{
+    if (!natsConnection_IsClosed(n->nc)) {
+        (void)natsConnection_FlushTimeout(n->nc, 2000);
+        natsConnection_Close(n->nc);
+    }
+}
+
+/* A publish context acks may still come for: destroyed once the connection is closed. */
+static void retire(cl__nats *n, jsCtx *js)
+{
+    jsCtx **more;
+
+    pthread_mutex_lock(&n->mu);
+    more = realloc(n->retired, (size_t)(n->nretired + 1) * sizeof(*more));
+    if (more != NULL) {
+        n->retired = more;
+        n->retired[n->nretired++] = js;
+    }
+    pthread_mutex_unlock(&n->mu);
+    if (more == NULL) {
+        jsCtx_Destroy(js); /* out of memory: the race is the lesser risk than a leak */
+    }
 }
 
 static void transport_close(cl_bus *bus)
@@ -154,8 +194,12 @@ static void transport_close(cl_bus *bus)
     if (n == NULL) {
         return;
     }
-    /* Acks are sent asynchronously: make sure they leave before the connection closes. */
-    (void)natsConnection_FlushTimeout(n->nc, 2000);
+    quiesce(n);
+    for (int i = 0; i < n->nretired; i++) {
+        jsCtx_Destroy(n->retired[i]);
+    }
+    free(n->retired);
+    pthread_mutex_destroy(&n->mu);
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->nc);
     free(n);
@@ -531,7 +575,11 @@ static void transport_publish_batch(cl_bus *bus, const cl__msg *msgs, int n, boo
             natsMsgList_Destroy(&pending);
         }
     }
-    jsCtx_Destroy(js);
+    if (timed_out) {
+        retire(nats, js);
+    } else {
+        jsCtx_Destroy(js);
+    }
     pthread_mutex_lock(&b->mu);
     batch_unref_locked(b);
 }
@@ -774,6 +822,9 @@ static void free_fetchers(cl__module *mod)
 
 static void transport_free_consumers(cl_bus *bus)
 {
+    if (bus->nats != NULL) {
+        quiesce(bus->nats);
+    }
     for (int i = 0; i < bus->nmodules; i++) {
         free_fetchers(&bus->modules[i]);
     }

@@ -16,6 +16,8 @@
     R(natsStatus, natsConnection_Connect, (natsConnection * *nc, natsOptions * options),           \
       (nc, options))                                                                               \
     V(natsConnection_Destroy, (natsConnection * nc), (nc))                                         \
+    V(natsConnection_Close, (natsConnection * nc), (nc))                                           \
+    R(bool, natsConnection_IsClosed, (natsConnection * nc), (nc))                                  \
     R(natsStatus, natsConnection_FlushTimeout, (natsConnection * nc, int64_t timeout),             \
       (nc, timeout))                                                                               \
     R(natsStatus, natsConnection_JetStream, (jsCtx * *js, natsConnection * nc, jsOptions * opts),  \
