@@ -182,9 +182,10 @@ static void retire(cl__nats *n, jsCtx *js)
         n->retired[n->nretired++] = js;
     }
     pthread_mutex_unlock(&n->mu);
-    if (more == NULL) {
-        jsCtx_Destroy(js); /* out of memory: the race is the lesser risk than a leak */
-    }
+    /*
+     * Out of memory, js is left undestroyed: a context leaked is a smaller harm than the
+     * destroyed mutex a late ack would lock.
+     */
 }
 
 static void transport_close(cl_bus *bus)

@@ -118,10 +118,10 @@ static int purge_in_turn(bus_harness *h, void *arg)
     }
     if (run(h->pub, cl__bus_purge_sql, true, CUTOFF) != 0 ||
         seqs(h->pub, p->after_first, sizeof(p->after_first)) != 0 ||
-        run(h->pub, "UPDATE cl_outbox SET delivered_ms = 1000 WHERE seq = 3", false, 0) != 0 ||
+        run(h->pub, "UPDATE cl_outbox SET delivered_ms = ? WHERE seq = 3", true, OLD) != 0 ||
         run(h->pub, cl__bus_purge_sql, true, CUTOFF) != 0 ||
         seqs(h->pub, p->after_second, sizeof(p->after_second)) != 0 ||
-        run(h->pub, "UPDATE cl_outbox SET delivered_ms = 1000", false, 0) != 0 ||
+        run(h->pub, "UPDATE cl_outbox SET delivered_ms = ?", true, OLD) != 0 ||
         run(h->pub, cl__bus_purge_sql, true, CUTOFF) != 0 ||
         seqs(h->pub, p->after_third, sizeof(p->after_third)) != 0) {
         return -1;
