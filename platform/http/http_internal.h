@@ -148,10 +148,12 @@ struct cl_http_req {
 };
 
 /*
- * A JSON response body is encoded into a buffer of the worker when it fits in this many
- * bytes (a product is some 600), else into one of its own from the heap.
+ * A JSON body is encoded at the start of the worker's response buffer when it fits (else
+ * into an allocation of its own); its head is then made in this many bytes on the stack
+ * (a product's is some 450; a larger one, on the heap) and goes in front of it. Every
+ * answer so writes the buffer from its start, as far as it sends (ADR 0063).
  */
-#define CL__HTTP_JSON_BYTES  8192
+#define CL__HTTP_HEAD_BYTES  2048
 
 /* The bytes of a cl_http_req that each request starts with zeroed: all but the arrays. */
 #define CL__HTTP_REQ_CLEARED offsetof(struct cl_http_req, query_values)
@@ -163,7 +165,6 @@ struct cl_http_req {
  */
 typedef struct cl__http_worker {
     char response[CL__HTTP_RESPONSE_BYTES]; /* head and body, written at once */
-    char json[CL__HTTP_JSON_BYTES];         /* cl_http_reply_json's text, when it fits */
     void *gzip; /* cache.c's deflate stream, NULL until the thread's first gzipped answer */
     int busy;   /* req serves a request now (a handler never runs dispatch again) */
     struct cl_http_req req; /* the request the thread serves */

@@ -409,10 +409,54 @@ static int cache_headers(char *buf, size_t size, size_t *used, const struct send
 }
 
 /*
+ * The status line, the header lines and the blank line of the answer plan describes into
+ * buf[size] at *used; 0 when they do not fit.
+ */
+static int put_head(cl_http_req *req, const struct send_plan *plan, int alive, char *buf,
+                    size_t size, size_t *used)
+{
+    const char *reason = mg_get_response_code_text(req->conn, plan->status);
+    int status = plan->status;
+    char length[24];
+    int ok;
+
+    ok = put_raw(buf, size, used, "HTTP/1.1 ", 9) &&
+         put_raw(buf, size, used, decimal((uint64_t)status, length), 3) &&
+         put_raw(buf, size, used, " ", 1) && put_raw(buf, size, used, reason, strlen(reason)) &&
+         put_raw(buf, size, used, "\r\n", 2);
+    if (ok && plan->ctype != NULL) {
+        ok = put_header(buf, size, used, "Content-Type", plan->ctype);
+    }
+    /* RFC 9110 forbids Content-Length on 1xx and 204; 304 describes the cached body. */
+    if (ok && status >= 200 && status != 204 && status != 304) {
+        ok = put_header(buf, size, used, "Content-Length", decimal(plan->len, length));
+    }
+    ok = ok && put_header(buf, size, used, "X-Request-Id", req->ctx.request_id);
+    for (size_t i = 0; ok && i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
+        ok = put_header(buf, size, used, security_headers[i].name, security_headers[i].value);
+    }
+    if (ok && req->ctx.stale && status >= 200 && status < 300) {
+        ok = stale_headers(buf, size, used, req->ctx.stale_age_ms);
+    }
+    ok = ok && cache_headers(buf, size, used, plan);
+    for (size_t i = 0; ok && i < req->nheaders; i++) {
+        /* The plan's ETag and Cache-Control stand for the handler's. */
+        if ((int)i == plan->etag_slot || ((int)i == plan->cc_slot && plan->cache_control != NULL)) {
+            continue;
+        }
+        ok = put_header(buf, size, used, req->headers[i].name, req->headers[i].value);
+    }
+    ok = ok && put_header(buf, size, used, "Date", http_date());
+    ok = ok && put_header(buf, size, used, "Connection", alive ? "keep-alive" : "close");
+    return ok && put_raw(buf, size, used, "\r\n", 2);
+}
+
+/*
  * Sends the status line, the headers and the body in one write when they fit in
  * CL__HTTP_RESPONSE_BYTES (every answer but large lists), else the head and then the body:
  * civetweb's header functions send each header line on its own, which with TCP_NODELAY is
- * a packet each (issue #16 counted 13 sendto calls per product read).
+ * a packet each (issue #16 counted 13 sendto calls per product read). A body at the start
+ * of the worker's buffer (cl_http_reply_json's) gets its head made aside and put in front.
  */
 void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *data, size_t len)
 {
@@ -420,10 +464,11 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     cl__http_worker *worker = cl__http_worker_get();
     char *buf = worker != NULL ? worker->response : NULL;
     const size_t size = CL__HTTP_RESPONSE_BYTES;
-    char length[24];
-    const char *reason;
+    char aside[CL__HTTP_HEAD_BYTES];
+    char *head;
+    char *heap = NULL;
     size_t used = 0;
-    int ok, alive, body;
+    int ok, alive, body, in_place;
     struct send_plan plan;
 
     if (req->replied) {
@@ -448,66 +493,46 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
     plan.len = len;
     plan_send(req, &plan);
     encode_body(&plan);
-    status = plan.status;
-    ctype = plan.ctype;
     data = plan.data;
     len = plan.len;
-    req->status = status;
+    req->status = plan.status;
     alive = keeps_alive(req);
     if (!alive) {
         mg_disable_keep_alive(conn);
     }
-    reason = mg_get_response_code_text(conn, status);
-    ok = put_raw(buf, size, &used, "HTTP/1.1 ", 9) &&
-         put_raw(buf, size, &used, decimal((uint64_t)status, length), 3) &&
-         put_raw(buf, size, &used, " ", 1) && put_raw(buf, size, &used, reason, strlen(reason)) &&
-         put_raw(buf, size, &used, "\r\n", 2);
-    if (ok && ctype != NULL) {
-        ok = put_header(buf, size, &used, "Content-Type", ctype);
+    body = len > 0 && data != NULL && strcmp(req->method, "HEAD") != 0;
+    /* A body in the buffer already: the head is made aside (a large one on the heap). */
+    in_place = body && data == buf;
+    head = in_place ? aside : buf;
+    ok = put_head(req, &plan, alive, head, in_place ? sizeof(aside) : size, &used);
+    if (!ok && in_place && (heap = malloc(size)) != NULL) {
+        head = heap;
+        used = 0;
+        ok = put_head(req, &plan, alive, head, size, &used);
     }
-    /* RFC 9110 forbids Content-Length on 1xx and 204; 304 describes the cached body. */
-    if (ok && status >= 200 && status != 204 && status != 304) {
-        ok = put_header(buf, size, &used, "Content-Length", decimal(len, length));
-    }
-    ok = ok && put_header(buf, size, &used, "X-Request-Id", req->ctx.request_id);
-    for (size_t i = 0; ok && i < sizeof(security_headers) / sizeof(security_headers[0]); i++) {
-        ok = put_header(buf, size, &used, security_headers[i].name, security_headers[i].value);
-    }
-    if (ok && req->ctx.stale && status >= 200 && status < 300) {
-        ok = stale_headers(buf, size, &used, req->ctx.stale_age_ms);
-    }
-    ok = ok && cache_headers(buf, size, &used, &plan);
-    for (size_t i = 0; ok && i < req->nheaders; i++) {
-        /* The plan's ETag and Cache-Control stand for the handler's. */
-        if ((int)i == plan.etag_slot || ((int)i == plan.cc_slot && plan.cache_control != NULL)) {
-            continue;
-        }
-        ok = put_header(buf, size, &used, req->headers[i].name, req->headers[i].value);
-    }
-    ok = ok && put_header(buf, size, &used, "Date", http_date());
-    ok = ok && put_header(buf, size, &used, "Connection", alive ? "keep-alive" : "close");
-    if (!ok || size - used < 3) {
+    if (!ok) {
         /* The headers are bounded in number and size (CL__HTTP_MAX_HEADERS): never here. */
         cl_log_with(CL_LOG_ERROR, "http", NULL, "response head of %s %s too large", req->method,
                     req->path);
         mg_disable_keep_alive(conn);
+        free(heap);
         return;
     }
-    memcpy(buf + used, "\r\n", 2);
-    used += 2;
-    body = len > 0 && data != NULL && strcmp(req->method, "HEAD") != 0;
     if (body && len <= size - used) {
-        memcpy(buf + used, data, len);
+        /* memmove: an in-place body moves up by the head's length. */
+        memmove(buf + used, data, len);
+        if (head != buf) {
+            memcpy(buf, head, used);
+        }
+        head = buf;
         used += len;
         body = 0;
         req->bytes = len;
     }
-    if (mg_write(conn, buf, used) <= 0) {
-        return;
-    }
-    if (body && mg_write(conn, data, len) > 0) {
+    if (mg_write(conn, head, used) > 0 && body && mg_write(conn, data, len) > 0) {
         req->bytes = len;
     }
+    free(heap);
 }
 
 void cl_http_cache_public(cl_http_req *req, int max_age_s)
@@ -591,13 +616,14 @@ void cl_http_reply_json(cl_http_req *req, int status, json_t *body)
     }
     /*
      * A NULL body is a body that could not be built: never a success without content.
-     * Encoded into the worker's buffer when it fits (json.c, else json_dumpb for what that
-     * writer leaves), else into one allocation of the size the first pass measured:
-     * json_dumps grows a string from 16 bytes by reallocation.
+     * Encoded at the start of the worker's response buffer when it fits (json.c, else
+     * json_dumpb for what that writer leaves; cl__http_send puts the head in front), else
+     * into one allocation of the size the first pass measured: json_dumps grows a string
+     * from 16 bytes by reallocation.
      */
     if (body != NULL) {
-        char *buf = worker != NULL ? worker->json : NULL;
-        size_t room = worker != NULL ? sizeof(worker->json) : 0;
+        char *buf = worker != NULL ? worker->response : NULL;
+        size_t room = worker != NULL ? sizeof(worker->response) : 0;
 
         len = buf != NULL ? cl__http_json_encode(body, buf, room) : 0;
         if (len == 0) {
@@ -628,12 +654,12 @@ void cl_http_reply_type(cl_http_req *req, int status, const cl_type *type, const
     if (req == NULL) {
         return;
     }
-    /* Into the worker's buffer when it fits, else into an allocation of its own. */
+    /* Into the worker's response buffer when it fits, else into an allocation of its own. */
     if (worker != NULL) {
-        len = cl_schema_dump_to(type, obj, 0, worker->json, sizeof(worker->json));
+        len = cl_schema_dump_to(type, obj, 0, worker->response, sizeof(worker->response));
     }
     if (len > 0) {
-        cl__http_send(req, status, "application/json", worker->json, len);
+        cl__http_send(req, status, "application/json", worker->response, len);
         return;
     }
     heap = cl_schema_dump(type, obj, 0);

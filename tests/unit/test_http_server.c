@@ -27,6 +27,7 @@
 #include "cleave/http.h"
 #include "cleave/log.h"
 #include "cleave/rpc.h"
+#include "../../platform/http/http_internal.h"
 
 /* --- a small HTTP client -------------------------------------------------------------- */
 
@@ -420,7 +421,7 @@ static void h_nobody(cl_http_req *req, void *arg)
 
 /*
  * A declared type written by cl_http_reply_type: ?n=N strings of 100 bytes (past the
- * worker's buffer from about 80), ?bad=1 one that is not UTF-8.
+ * worker's buffer from 319), ?bad=1 one that is not UTF-8.
  */
 #define TYPED(X, T) X(T, STRS, words, _)
 CL_TYPE_DECLARE(test_typed, TYPED)
@@ -1195,6 +1196,124 @@ static void expect_raw_problem(raw_response *r, int status)
     assert_true(strlen(jstr(r->json, "request_id")) > 0);
 }
 
+/* --- what an answer writes of its worker's buffers ---------------------------------- */
+
+#define SCRIBBLE 0xa5
+
+/* Fills the buffers of this thread's worker (all it has before its request) with SCRIBBLE. */
+static void h_scribble(cl_http_req *req, void *arg)
+{
+    (void)arg;
+    memset(cl__http_worker_get(), SCRIBBLE, offsetof(cl__http_worker, gzip));
+    cl_http_reply_empty(req, 204);
+}
+
+/*
+ * A JSON answer of some 400 bytes, from a json_t or (?typed=1) from a declared type;
+ * ?long=1 adds headers enough to make its head larger than CL__HTTP_HEAD_BYTES.
+ */
+static void h_some_json(cl_http_req *req, void *arg)
+{
+    char typed[4] = "";
+    char flag[4] = "";
+    char value[CL__HTTP_HEADER_VALUE_MAX];
+    test_typed t = {0};
+    json_t *list = json_array();
+
+    (void)arg;
+    if (cl_http_query(req, "long", flag, sizeof(flag)) > 0) {
+        memset(value, 'v', sizeof(value) - 1);
+        value[sizeof(value) - 1] = '\0';
+        /* No assertion on a server thread: the test looks for the headers in the answer. */
+        (void)cl_http_set_header(req, "X-Long-1", value);
+        (void)cl_http_set_header(req, "X-Long-2", value);
+    }
+    for (int i = 0; i < 40; i++) {
+        json_array_append_new(list, json_string("word"));
+        (void)cl_strs_push(&t.words, "word");
+    }
+    if (cl_http_query(req, "typed", typed, sizeof(typed)) > 0) {
+        json_decref(list);
+        cl_http_reply_type(req, 200, &test_typed_type, &t);
+    } else {
+        cl_http_reply_json(req, 200, list);
+    }
+    cl_schema_free(&test_typed_type, &t);
+}
+
+/* How far the answers since the scribble wrote into the worker's buffers, in bytes. */
+static void h_written(cl_http_req *req, void *arg)
+{
+    const unsigned char *w = (const unsigned char *)cl__http_worker_get();
+    size_t end = offsetof(cl__http_worker, gzip);
+
+    (void)arg;
+    while (end > 0 && w[end - 1] == SCRIBBLE) {
+        end--;
+    }
+    cl_http_reply_json(req, 200, json_pack("{s:I}", "end", (json_int_t)end));
+}
+
+/*
+ * A JSON answer writes no more of its worker's buffers than the bytes it sends: the pages
+ * of a worker that a rare answer alone touched stayed resident, and with 64 workers taken
+ * in turn the process grew for minutes under a steady load (ADR 0063).
+ */
+static void test_http_json_answer_writes_only_what_it_sends(void **state)
+{
+    static const char *paths[] = {"/some-json", "/some-json?typed=1", "/some-json?long=1"};
+    cl_router *r = cl_router_new();
+    cl_route routes[] = {
+        {"GET", "/scribble", CL_PERM_PUBLIC, h_scribble, NULL, NULL},
+        {"GET", "/some-json", CL_PERM_PUBLIC, h_some_json, NULL, "typed long"},
+        {"GET", "/written", CL_PERM_PUBLIC, h_written, NULL, NULL},
+    };
+    /* One worker: every request below is served by the same buffers. */
+    cl_http_options opt = {.listen = "127.0.0.1:0", .threads = 1, .service = "test"};
+    cl_http_server *srv = NULL;
+    cl_error err;
+    char line[128];
+    int port;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        assert_int_equal(cl_router_add(r, &routes[i], &err), CL_OK);
+    }
+    assert_int_equal(cl_http_start(&opt, r, &srv, &err), CL_OK);
+    port = cl_http_port(srv);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        raw_response scribble = raw_str(port, "GET /scribble HTTP/1.1\r\nHost: x\r\n"
+                                              "Connection: close\r\n\r\n");
+        raw_response answer;
+        raw_response written;
+        json_int_t end;
+
+        assert_int_equal(scribble.status, 204);
+        snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 paths[i]);
+        answer = raw_str(port, line);
+        assert_int_equal(answer.status, 200);
+        assert_true(json_array_size(answer.json) == 40 ||
+                    json_array_size(json_object_get(answer.json, "words")) == 40);
+        if (strstr(paths[i], "long") != NULL) {
+            assert_non_null(strstr(answer.text, "\r\nX-Long-2: vvv"));
+            assert_true(strlen(answer.text) > CL__HTTP_HEAD_BYTES);
+        }
+        written = raw_str(port, "GET /written HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_int_equal(written.status, 200);
+        end = json_integer_value(json_object_get(written.json, "end"));
+        if (end != (json_int_t)strlen(answer.text)) {
+            fail_msg("%s sent %zu bytes and wrote its worker's buffers up to byte %lld", paths[i],
+                     strlen(answer.text), (long long)end);
+        }
+        raw_free(&scribble);
+        raw_free(&answer);
+        raw_free(&written);
+    }
+    cl_http_stop(srv);
+    cl_router_free(r);
+}
+
 /* Appends s to buf[size] at *len, failing the test when it does not fit. */
 static void append(char *buf, size_t size, size_t *len, const char *s)
 {
@@ -1485,7 +1604,12 @@ static void test_http_unencodable_body_is_500(void **state)
 /* cl_http_reply_type sends json_dumps' text of the struct, in the buffer or past it. */
 static void test_http_typed_reply_is_what_jansson_writes(void **state)
 {
-    static const int counts[] = {0, 1, 79, 80, 81, 200};
+    /*
+     * The text is 11 + 103 n bytes: up to 318 it is written in the worker's buffer (from
+     * some 314, with the head it no longer fits there and goes out in two writes), from
+     * 319 in an allocation of its own.
+     */
+    static const int counts[] = {0, 1, 79, 80, 81, 200, 313, 316, 318, 319, 400};
     response *resp;
 
     (void)state;
@@ -1982,6 +2106,7 @@ int main(void)
         cmocka_unit_test(test_rpc_wait_travels_to_the_callee),
         cmocka_unit_test(test_rpc_without_a_token_accepts_no_call),
         cmocka_unit_test(test_http_stop_lets_inflight_request_finish),
+        cmocka_unit_test(test_http_json_answer_writes_only_what_it_sends),
         cmocka_unit_test(test_http_routes_the_first_request_it_takes),
         cmocka_unit_test(test_http_reads_form_bodies),
         cmocka_unit_test(test_http_basic_auth_decodes_or_refuses),
