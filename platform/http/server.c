@@ -511,7 +511,10 @@ void cl__http_send(cl_http_req *req, int status, const char *ctype, const void *
         ok = put_head(req, &plan, alive, head, size, &used);
     }
     if (!ok) {
-        /* The headers are bounded in number and size (CL__HTTP_MAX_HEADERS): never here. */
+        /*
+         * The headers are bounded in number and size (CL__HTTP_MAX_HEADERS), so only out of
+         * memory for a head too large to make aside.
+         */
         cl_log_with(CL_LOG_ERROR, "http", NULL, "response head of %s %s too large", req->method,
                     req->path);
         mg_disable_keep_alive(conn);
