@@ -757,6 +757,8 @@ void host_close(host *h)
             if (issues_tokens(m) != (pass == 1)) {
                 continue;
             }
+            /* Its refresher calls the module: it stops first. */
+            cl_cached_stop(m->cached);
             if (m->started) {
                 m->binding->local->stop(m->bound.self);
             }

@@ -7,8 +7,15 @@
  * into owns copies of everything, so nothing downstream (ETags, sparse fieldsets, links)
  * can reach the shared value. A caller that only sends the answer on as JSON
  * (ctx->accept_cached_json) is handed the shared value itself, whose text is its bytes.
+ *
+ * With a TTL of REFRESH_MIN_TTL_MS or more, a thread of the decorator's own reloads the
+ * answers being read before they expire, making the call again from its key, and frees the
+ * values readers drop: a reload's memory is one thread's, not a worker's taken by chance
+ * (ADR 0064).
  */
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +31,20 @@ struct cl_cached {
     int64_t ttl_ms;
     const cl_cache_shared *shared;
     void *shared_self;
+    /* The refresher (ADR 0064): reloads the keys being read before they expire. */
+    pthread_t refresher;
+    bool refreshing; /* the refresher runs */
+    bool stopping;   /* under mu: it is to end */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
 };
+
+/*
+ * The shortest TTL whose keys the refresher reloads ahead: it looks every TTL/8, and
+ * reloads what was read and is 3/4 of the TTL old, so a kept key is reloaded before it
+ * expires while the process does not wake more often than every 250 ms for it.
+ */
+#define REFRESH_MIN_TTL_MS 2000
 
 /* One load of a missing answer: the call, and whether it filled the caller's response. */
 typedef struct load_arg {
@@ -36,6 +56,14 @@ typedef struct load_arg {
     const char *key;
     bool filled;
 } load_arg;
+
+static int start_refresher(cl_cached *d);
+
+/* Whether a decorator made with opt has a refresher. */
+static bool refreshes(const cl_cached_options *opt)
+{
+    return opt->ttl_ms >= REFRESH_MIN_TTL_MS;
+}
 
 cl_status cl_cached_new(const cl_module_api *api, const cl_handle *inner,
                         const cl_cached_options *opt, cl_cached **out, cl_error *err)
@@ -57,19 +85,40 @@ cl_status cl_cached_new(const cl_module_api *api, const cl_handle *inner,
                                                   .max_entries = opt->max_entries,
                                                   .max_bytes = opt->max_bytes,
                                                   .ttl_ms = opt->ttl_ms,
-                                                  .parse_json = true});
+                                                  .parse_json = true,
+                                                  .free_on_refresh = refreshes(opt)});
         if (d->lru == NULL) {
             free(d);
             return cl_error_set(err, CL_INVALID, NULL, "bad read cache bounds");
         }
     }
+    if (refreshes(opt) && start_refresher(d) != 0) {
+        cl_cached_free(d);
+        return cl_error_set(err, CL_INTERNAL, NULL, "cannot start the read cache's refresher");
+    }
     *out = d;
     return CL_OK;
+}
+
+void cl_cached_stop(cl_cached *d)
+{
+    if (d == NULL || !d->refreshing) {
+        return;
+    }
+    pthread_mutex_lock(&d->mu);
+    d->stopping = true;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->refresher, NULL);
+    pthread_cond_destroy(&d->wake);
+    pthread_mutex_destroy(&d->mu);
+    d->refreshing = false;
 }
 
 void cl_cached_free(cl_cached *d)
 {
     if (d != NULL) {
+        cl_cached_stop(d);
         cl_cache_free(d->lru);
         free(d);
     }
@@ -102,19 +151,12 @@ void cl_cached_stats(cl_cached *d, cl_cache_stats *out)
 /*
  * The JSON text of a response (malloc'd), or NULL when out of memory: compact, in the
  * type's declaration order, the bytes a caller that took the typed response would have
- * encoded itself (cl_schema_to_json, then json_dumpb), so that a caller served the cached
- * text (ctx->accept_cached_json) sends what it would have sent.
+ * encoded itself (cl_schema_dump, as cl_http_reply_type does), so that a caller served the
+ * cached text (ctx->accept_cached_json) sends what it would have sent.
  */
 static char *to_text(const cl_type *type, const void *obj)
 {
-    json_t *json = cl_schema_to_json(type, obj);
-    char *text = NULL;
-
-    if (json != NULL) {
-        text = json_dumps(json, JSON_COMPACT);
-        json_decref(json);
-    }
-    return text;
+    return cl_schema_dump(type, obj, 0);
 }
 
 /* cl_cache_loader: the shared level, else the wrapped table. */
@@ -153,6 +195,117 @@ static cl_status load(void *arg, char **value, int64_t *stored_ms, int *keep, cl
         d->shared->set(d->shared_self, d->api->name, gen, a->key, *value, d->ttl_ms);
     }
     return CL_OK;
+}
+
+/*
+ * cl_cache_reloader: the call key names ("<operation>\n<request JSON>", as make_key writes
+ * it), made again on the refresher's own context, as the first caller's load made it.
+ */
+static cl_status reload(void *arg, const char *key, char **value, int64_t *stored_ms, int *keep,
+                        cl_error *err)
+{
+    cl_cached *d = arg;
+    const char *nl = strchr(key, '\n');
+    char name[128];
+    const cl_op *op = NULL;
+    json_t *json = NULL;
+    void *req = NULL;
+    void *resp = NULL;
+    cl_ctx ctx;
+    cl_status st;
+
+    if (nl != NULL && (size_t)(nl - key) < sizeof(name)) {
+        memcpy(name, key, (size_t)(nl - key));
+        name[nl - key] = '\0';
+        op = cl_op_find(d->api->ops, d->api->nops, name);
+        json = json_loads(nl + 1, 0, NULL);
+    }
+    if (op == NULL || json == NULL) {
+        json_decref(json);
+        cl_log_warn("cache", "%s: not a key of its read cache: %s", d->api->name, key);
+        return cl_error_set(err, CL_INTERNAL, NULL, "not a key of the read cache: %s", key);
+    }
+    req = calloc(1, op->req->size);
+    resp = calloc(1, op->resp->size);
+    if (req == NULL || resp == NULL) {
+        st = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+    } else {
+        st = cl_schema_from_json(op->req, json, CL_DECODE_STRICT, req, err);
+    }
+    if (st == CL_OK) {
+        /* A reload later than a quarter of the TTL would be in no reader's time. */
+        cl_ctx_init(&ctx, d->ttl_ms / 4);
+        st = load(&(load_arg){d, op, &ctx, req, resp, key, false}, value, stored_ms, keep, err);
+    }
+    if (st != CL_OK) {
+        /* The entry expires as usual, and its next reader loads it (and meets the error). */
+        cl_log_debug("cache", "%s: reloading %s failed: %s", d->api->name, op->name, err->message);
+    }
+    if (req != NULL) {
+        cl_schema_free(op->req, req);
+    }
+    if (resp != NULL) {
+        cl_schema_free(op->resp, resp);
+    }
+    free(req);
+    free(resp);
+    json_decref(json);
+    return st;
+}
+
+/* The refresher's thread: every TTL/8, reloads the keys read and 3/4 of the TTL old. */
+static void *refresher_main(void *arg)
+{
+    cl_cached *d = arg;
+    int64_t every_ms = d->ttl_ms / 8;
+
+    cl_thread_name(d->api->name, "refresh");
+    pthread_mutex_lock(&d->mu);
+    while (!d->stopping) {
+        struct timespec at = cl_deadline_in(every_ms);
+
+        while (!d->stopping && pthread_cond_timedwait(&d->wake, &d->mu, &at) == 0) {
+        }
+        if (d->stopping) {
+            break;
+        }
+        pthread_mutex_unlock(&d->mu);
+        cl_cache_refresh(d->lru, cl_now_ms(), d->ttl_ms - d->ttl_ms / 4, reload, d);
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/*
+ * Starts d's refresher; 0 or an errno value. It blocks every signal, as the log's flusher
+ * does: the server takes SIGINT/SIGTERM with sigwait on one thread (ADR 0032).
+ */
+static int start_refresher(cl_cached *d)
+{
+    int rc = pthread_mutex_init(&d->mu, NULL);
+    sigset_t all;
+    sigset_t old;
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = cl_cond_init_monotonic(&d->wake);
+    if (rc == 0) {
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        rc = pthread_create(&d->refresher, NULL, refresher_main, d);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+            pthread_cond_destroy(&d->wake);
+        }
+    }
+    if (rc != 0) {
+        pthread_mutex_destroy(&d->mu);
+        return rc;
+    }
+    d->refreshing = true;
+    return 0;
 }
 
 /* Whether a write that ended with st may have changed what the cache holds. */

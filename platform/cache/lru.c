@@ -12,6 +12,10 @@
  * With parse_json an entry also holds its value parsed (a cl_cache_json), made outside the
  * lock when the entry is made, and a hit hands out a reference to it under the lock: the
  * text is parsed once per load instead of once per hit.
+ *
+ * An entry is marked when served; cl_cache_refresh reloads the marked entries that are old
+ * enough, on its caller's thread, and with free_on_refresh the parsed values readers drop
+ * last are pushed on a lock-free stack that the next refresh frees (ADR 0064).
  */
 #include "cleave/cache.h"
 
@@ -37,10 +41,13 @@ typedef struct entry {
     cl_cache_json *parsed; /* NULL: not parsed (parse_json off, or not JSON) */
     size_t bytes;
     int64_t stored_ms;
+    bool read; /* served since it was stored: cl_cache_refresh reloads it before it expires */
 } entry;
 
 struct cl_cache_json {
     atomic_int refs;
+    cl_cache *owner;            /* with free_on_refresh: its last release hands it back here */
+    struct cl_cache_json *dead; /* the next one handed back, not yet freed */
     json_t *json; /* the only jansson reference: never shared, so never counted by jansson */
     size_t len;
     char text[]; /* what json was parsed from, which its entry's value borrows */
@@ -81,7 +88,8 @@ struct cl_cache {
     cl_series *hit;
     cl_series *miss;
     cl_series *evicted;
-    atomic_llong hits, misses, loads, waits, evictions;
+    atomic_llong hits, misses, loads, waits, evictions, refreshes;
+    _Atomic(cl_cache_json *) dead; /* values released for the last time, to free (a stack) */
 };
 
 static cl_metric cache_requests = CL_METRIC_COUNTER(
@@ -162,12 +170,44 @@ static cl_cache_json *json_ref(cl_cache_json *v)
     return v;
 }
 
+static void json_free(cl_cache_json *v)
+{
+    json_decref(v->json);
+    free(v);
+}
+
 void cl_cache_json_release(cl_cache_json *v)
 {
+    cl_cache *c;
+    cl_cache_json *top;
+
     /* acq_rel: every reader's last access happens before the one that frees it. */
-    if (v != NULL && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
-        json_decref(v->json);
-        free(v);
+    if (v == NULL || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    c = v->owner;
+    if (c == NULL) {
+        json_free(v);
+        return;
+    }
+    /* Pushed for the refresher to free (free_on_refresh); only a drain ever pops. */
+    top = atomic_load_explicit(&c->dead, memory_order_relaxed);
+    do {
+        v->dead = top;
+    } while (!atomic_compare_exchange_weak_explicit(&c->dead, &top, v, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Frees the values handed back to c since the last drain. */
+static void drain_dead(cl_cache *c)
+{
+    cl_cache_json *v = atomic_exchange_explicit(&c->dead, NULL, memory_order_acquire);
+
+    while (v != NULL) {
+        cl_cache_json *next = v->dead;
+
+        json_free(v);
+        v = next;
     }
 }
 
@@ -203,7 +243,7 @@ static size_t json_bytes(const json_t *json)
  * The parsed form of text, holding text too, or NULL when it is not JSON or out of memory.
  * *bytes: an estimate of the parsed value's memory (the text not counted).
  */
-static cl_cache_json *parse(const char *text, size_t *bytes)
+static cl_cache_json *parse(cl_cache *c, const char *text, size_t *bytes)
 {
     size_t len = strlen(text);
     cl_cache_json *v = malloc(sizeof(*v) + len + 1);
@@ -217,6 +257,8 @@ static cl_cache_json *parse(const char *text, size_t *bytes)
         return NULL;
     }
     atomic_init(&v->refs, 1);
+    v->owner = c->opt.free_on_refresh ? c : NULL;
+    v->dead = NULL;
     v->len = len;
     memcpy(v->text, text, len + 1);
     *bytes = json_bytes(v->json);
@@ -280,6 +322,7 @@ cl_cache *cl_cache_new(const cl_cache_options *opt)
         return NULL;
     }
     c->opt = *opt;
+    atomic_init(&c->dead, NULL);
     c->nshards = opt->max_entries / ENTRIES_PER_SHARD;
     c->nshards = c->nshards < 1 ? 1 : c->nshards > MAX_SHARDS ? MAX_SHARDS : c->nshards;
     for (int i = 0; i < c->nshards; i++) {
@@ -322,6 +365,7 @@ void cl_cache_free(cl_cache *c)
         free(s->buckets);
         pthread_mutex_destroy(&s->mu);
     }
+    drain_dead(c);
     free(c);
 }
 
@@ -337,6 +381,7 @@ static entry *lookup_locked(cl_cache *c, shard *s, const char *key, uint64_t has
     if (e != NULL) {
         list_unlink(s, e);
         list_push_front(s, e);
+        e->read = true;
     }
     return e;
 }
@@ -392,7 +437,7 @@ static void insert_locked(cl_cache *c, shard *s, entry *e)
 }
 
 /* A new entry for key and value, or NULL when out of memory or too large for s. */
-static entry *entry_new(const cl_cache *c, const shard *s, const char *key, uint64_t hash,
+static entry *entry_new(cl_cache *c, const shard *s, const char *key, uint64_t hash,
                         const char *value, int64_t stored_ms)
 {
     size_t bytes = strlen(key) + strlen(value);
@@ -408,7 +453,7 @@ static entry *entry_new(const cl_cache *c, const shard *s, const char *key, uint
     }
     e->key = strdup(key);
     /* A text that is not JSON is kept as text: its readers report it when they parse. */
-    e->parsed = c->opt.parse_json ? parse(value, &parsed_bytes) : NULL;
+    e->parsed = c->opt.parse_json ? parse(c, value, &parsed_bytes) : NULL;
     e->value = e->parsed != NULL ? e->parsed->text : strdup(value);
     bytes += parsed_bytes;
     if (e->key == NULL || e->value == NULL || bytes > s->max_bytes) {
@@ -457,6 +502,7 @@ void cl_cache_stats_get(cl_cache *c, cl_cache_stats *out)
     out->loads = atomic_load(&c->loads);
     out->waits = atomic_load(&c->waits);
     out->evictions = atomic_load(&c->evictions);
+    out->refreshes = atomic_load(&c->refreshes);
     for (int i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
 
@@ -665,4 +711,88 @@ cl_status cl_cache_fetch_json(cl_cache *c, const char *key, cl_cache_loader load
     *value = NULL;
     *parsed = NULL;
     return fetch(c, key, load, arg, value, parsed, loaded, err);
+}
+
+/*
+ * The keys of s's entries read since they were stored and stored at or before due_ms
+ * (malloc'd, each and the array; *n of them), their marks cleared, and s's generation.
+ * NULL with *n 0 when there is none or memory runs out: the entries then expire as usual.
+ */
+static char **due_keys(shard *s, int64_t due_ms, size_t *n, uint64_t *generation)
+{
+    char **keys = NULL;
+    size_t cap = 0;
+
+    *n = 0;
+    pthread_mutex_lock(&s->mu);
+    *generation = s->generation;
+    for (entry *e = s->head; e != NULL; e = e->next) {
+        char *key;
+
+        if (!e->read || e->stored_ms > due_ms) {
+            continue;
+        }
+        if (*n == cap) {
+            size_t more = cap == 0 ? 8 : cap * 2;
+            char **grown = realloc(keys, more * sizeof(*keys));
+
+            if (grown == NULL) {
+                break;
+            }
+            keys = grown;
+            cap = more;
+        }
+        key = strdup(e->key);
+        if (key == NULL) {
+            break;
+        }
+        keys[(*n)++] = key;
+        e->read = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return keys;
+}
+
+int cl_cache_refresh(cl_cache *c, int64_t now_ms, int64_t min_age_ms, cl_cache_reloader load,
+                     void *arg)
+{
+    int refreshed = 0;
+
+    drain_dead(c);
+    for (int i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        uint64_t generation;
+        size_t n;
+        char **keys = due_keys(s, now_ms - min_age_ms, &n, &generation);
+
+        for (size_t k = 0; k < n; k++) {
+            char *text = NULL;
+            int64_t stored_ms = cl_now_ms();
+            int keep = 1;
+            cl_error err = {0};
+            entry *e = NULL;
+
+            if (load(arg, keys[k], &text, &stored_ms, &keep, &err) == CL_OK && keep) {
+                e = entry_new(c, s, keys[k], hash_key(keys[k]), text, stored_ms);
+            }
+            if (e != NULL) {
+                pthread_mutex_lock(&s->mu);
+                /* As a load's: a clearing since it began refuses what it read. */
+                if (s->generation == generation) {
+                    insert_locked(c, s, e);
+                    e = NULL;
+                    refreshed++;
+                }
+                pthread_mutex_unlock(&s->mu);
+                if (e != NULL) {
+                    entry_free(e);
+                }
+            }
+            free(text);
+            free(keys[k]);
+        }
+        free(keys);
+    }
+    atomic_fetch_add(&c->refreshes, refreshed);
+    return refreshed;
 }

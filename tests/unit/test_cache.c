@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,96 @@ static void test_cache_clear_refuses_loads_in_flight(void **state)
     assert_int_equal(loaded, 1);
     free(v);
     assert_false(has(c, "k", cl_now_ms(), NULL)); /* but not kept */
+    cl_cache_free(c);
+}
+
+/* --- reloads ahead of the TTL (cl_cache_refresh, ADR 0064) ------------------------------ */
+
+/* What a refresh asked for, and how its reloads answer. */
+typedef struct reloads {
+    cl_cache *c;
+    char keys[4][16];
+    int n;
+    int64_t at_ms;  /* when each reload says it loaded */
+    cl_status fail; /* CL_OK: answer "new-<key>" */
+    int clear;      /* clear the cache during the reload */
+} reloads;
+
+static cl_status reloader(void *arg, const char *key, char **value, int64_t *stored_ms, int *keep,
+                          cl_error *err)
+{
+    reloads *r = arg;
+    char text[32];
+
+    (void)keep;
+    assert_true(r->n < 4);
+    snprintf(r->keys[r->n++], sizeof(r->keys[0]), "%s", key);
+    if (r->fail != CL_OK) {
+        return cl_error_set(err, r->fail, NULL, "the source is down");
+    }
+    if (r->clear) {
+        cl_cache_clear(r->c);
+    }
+    snprintf(text, sizeof(text), "new-%s", key);
+    *value = strdup(text);
+    *stored_ms = r->at_ms;
+    return CL_OK;
+}
+
+static void test_cache_refresh_reloads_what_was_read_and_is_old_enough(void **state)
+{
+    cl_cache *c = new_cache(10, 1000, 100);
+    reloads r = {.c = c, .at_ms = 1060};
+    cl_cache_stats s;
+
+    (void)state;
+    cl_cache_put(c, "read", "v", 1000);
+    cl_cache_put(c, "unread", "v", 1000);
+    cl_cache_put(c, "young", "v", 1030);
+    assert_true(has(c, "read", 1050, "v"));
+    assert_true(has(c, "young", 1050, "v"));
+    /* Due: stored at 1010 or before, and read since. */
+    assert_int_equal(cl_cache_refresh(c, 1060, 50, reloader, &r), 1);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.keys[0], "read");
+    /* Reloaded, it lives past the old entry's TTL; the others do not. */
+    assert_true(has(c, "read", 1100, "new-read"));
+    assert_false(has(c, "unread", 1100, NULL));
+    assert_true(has(c, "young", 1120, "v"));
+    /* Its mark went with the reload: read once more, it is due once more. */
+    r.n = 0;
+    assert_int_equal(cl_cache_refresh(c, 1150, 50, reloader, &r), 2);
+    assert_int_equal(r.n, 2);
+    cl_cache_stats_get(c, &s);
+    assert_int_equal(s.refreshes, 3);
+    assert_int_equal(s.loads, 0); /* no reader loaded */
+    cl_cache_free(c);
+}
+
+static void test_cache_refresh_keeps_nothing_it_should_not(void **state)
+{
+    cl_cache *c = new_cache(10, 1000, 100);
+    reloads r = {.c = c, .at_ms = 1060, .fail = CL_UNAVAILABLE};
+    cl_cache_stats s;
+
+    (void)state;
+    /* A failed reload leaves the entry to expire as usual. */
+    cl_cache_put(c, "k", "v", 1000);
+    assert_true(has(c, "k", 1050, "v"));
+    assert_int_equal(cl_cache_refresh(c, 1060, 50, reloader, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_true(has(c, "k", 1099, "v"));
+    assert_false(has(c, "k", 1100, NULL));
+    /* A clearing during a reload refuses what it read, as it does a load's. */
+    r = (reloads){.c = c, .at_ms = 2060, .clear = 1};
+    cl_cache_put(c, "k", "v", 2000);
+    assert_true(has(c, "k", 2050, "v"));
+    assert_int_equal(cl_cache_refresh(c, 2060, 50, reloader, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_false(has(c, "k", 2061, NULL));
+    cl_cache_stats_get(c, &s);
+    assert_int_equal(s.refreshes, 0);
+    assert_int_equal(s.entries, 0);
     cl_cache_free(c);
 }
 
@@ -404,26 +495,89 @@ static void *churn_parsed(void *arg)
     return NULL;
 }
 
-static void test_cache_shares_parsed_values_between_threads(void **state)
+/* cl_cache_reloader: what churn_parsed's loads answer for key. */
+static cl_status key_reloader(void *arg, const char *key, char **value, int64_t *stored_ms,
+                              int *keep, cl_error *err)
 {
-    cl_cache *c = cl_cache_new(&(cl_cache_options){
-        .max_entries = 128, .max_bytes = 16384, .ttl_ms = 60000, .parse_json = true});
+    char text[48];
+
+    (void)arg;
+    (void)stored_ms;
+    (void)keep;
+    (void)err;
+    snprintf(text, sizeof(text), "{\"k\":\"%s\"}", key);
+    *value = strdup(text);
+    return CL_OK;
+}
+
+typedef struct refresher {
+    cl_cache *c;
+    atomic_int done;
+    int passes;
+} refresher;
+
+/* Reloads whatever was read, again and again, until the readers are done. */
+static void *refresh_all(void *arg)
+{
+    refresher *r = arg;
+
+    while (!atomic_load(&r->done) || r->passes == 0) {
+        cl_cache_refresh(r->c, cl_now_ms(), 0, key_reloader, NULL);
+        r->passes++;
+    }
+    return NULL;
+}
+
+/* churn_parsed on WORKERS threads, with a thread refreshing beside them when refresh is set. */
+static void churn_between_threads(bool refresh)
+{
+    cl_cache *c = cl_cache_new(&(cl_cache_options){.max_entries = 128,
+                                                   .max_bytes = 16384,
+                                                   .ttl_ms = 60000,
+                                                   .parse_json = true,
+                                                   .free_on_refresh = refresh});
+    refresher r = {.c = c};
     pthread_t t[WORKERS];
+    pthread_t rt;
     cl_cache_stats s;
 
-    (void)state;
     assert_non_null(c);
+    if (refresh) {
+        assert_int_equal(pthread_create(&rt, NULL, refresh_all, &r), 0);
+    }
     for (int i = 0; i < WORKERS; i++) {
         assert_int_equal(pthread_create(&t[i], NULL, churn_parsed, c), 0);
     }
     for (int i = 0; i < WORKERS; i++) {
         pthread_join(t[i], NULL);
     }
+    atomic_store(&r.done, 1);
+    if (refresh) {
+        pthread_join(rt, NULL);
+    }
     cl_cache_stats_get(c, &s);
     assert_true(s.entries <= 128);
     assert_true(s.bytes <= 16384);
     assert_true(s.hits > 0);
+    assert_true(!refresh || s.refreshes > 0);
+    /* With free_on_refresh, what was released since the last refresh is freed here (ASan). */
     cl_cache_free(c);
+}
+
+static void test_cache_shares_parsed_values_between_threads(void **state)
+{
+    (void)state;
+    churn_between_threads(false);
+}
+
+/*
+ * The same while a refresher reloads what is read and frees what readers released last
+ * (free_on_refresh, ADR 0064): under ThreadSanitizer, no race between them.
+ */
+static void test_cache_frees_released_values_on_its_refresher(void **state)
+{
+    (void)state;
+    churn_between_threads(true);
 }
 
 /* --- the decorator ----------------------------------------------------------------------- */
@@ -519,6 +673,7 @@ static const widgets_ops store_ops = {.version = 1,
 static const cl_module_api widgets_api = {
     .name = "widgets",
     .ops = widgets_op_list,
+    .nops = sizeof(widgets_op_list) / sizeof(widgets_op_list[0]),
     .cached_ops = &widgets_cached_ops,
 };
 
@@ -544,6 +699,78 @@ static cl_handle new_decorator(const cl_handle *inner, cl_cached **d)
 
     assert_int_equal(cl_cached_new(&widgets_api, inner, &opt, d, NULL), CL_OK);
     return (cl_handle){widgets_api.cached_ops, *d};
+}
+
+/* A wrapped table read from two threads: counts its reads and names the last reader. */
+typedef struct watched {
+    pthread_mutex_t mu;
+    char name[64];
+    int reads;
+    pthread_t last_reader;
+} watched;
+
+static cl_status watched_get(void *self, cl_ctx *ctx, const widget_ref *req, widget *resp)
+{
+    watched *w = self;
+
+    (void)ctx;
+    pthread_mutex_lock(&w->mu);
+    w->reads++;
+    w->last_reader = pthread_self();
+    resp->id = req->id;
+    resp->name = strdup(w->name);
+    pthread_mutex_unlock(&w->mu);
+    return CL_OK;
+}
+
+static const widgets_ops watched_ops = {.version = 1, .get = watched_get};
+
+/*
+ * A key read all the time is reloaded by the decorator's own thread before its TTL ends:
+ * its readers only ever hit (ADR 0064).
+ */
+static void test_cached_decorator_reloads_what_is_read_on_its_own_thread(void **state)
+{
+    watched w = {.name = "first"};
+    cl_handle inner = {&watched_ops, &w};
+    cl_cached_options opt = {.max_entries = 100, .max_bytes = 10000, .ttl_ms = 2000};
+    cl_cached *d = NULL;
+    cl_handle h;
+    char name[64];
+    cl_cache_stats st = {0};
+    int64_t deadline;
+
+    (void)state;
+    assert_int_equal(pthread_mutex_init(&w.mu, NULL), 0);
+    assert_int_equal(cl_cached_new(&widgets_api, &inner, &opt, &d, NULL), CL_OK);
+    h = (cl_handle){widgets_api.cached_ops, d};
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK); /* loads */
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK); /* a hit: read since kept */
+    pthread_mutex_lock(&w.mu);
+    snprintf(w.name, sizeof(w.name), "second");
+    pthread_mutex_unlock(&w.mu);
+    /* Due at 3/4 of the TTL, looked for every 1/8: some 1.5-1.75 s after the load. */
+    deadline = cl_now_ms() + 20000;
+    while (st.refreshes == 0 && cl_now_ms() < deadline) {
+        struct timespec nap = {0, 10 * 1000000};
+
+        nanosleep(&nap, NULL);
+        cl_cached_stats(d, &st);
+    }
+    assert_int_equal(st.refreshes, 1);
+    pthread_mutex_lock(&w.mu);
+    assert_int_equal(w.reads, 2);
+    assert_false(pthread_equal(w.last_reader, pthread_self()));
+    pthread_mutex_unlock(&w.mu);
+    /* The reloaded answer, as a hit: no reader missed since the first. */
+    assert_int_equal(read_name(&h, 1, name, sizeof(name)), CL_OK);
+    assert_string_equal(name, "second");
+    cl_cached_stats(d, &st);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.loads, 1);
+    assert_int_equal(st.hits, 2);
+    cl_cached_free(d);
+    pthread_mutex_destroy(&w.mu);
 }
 
 static void test_cached_decorator_answers_reads_and_clears_on_writes(void **state)
@@ -835,11 +1062,15 @@ int main(void)
         cmocka_unit_test(test_cache_evicts_the_least_recently_used),
         cmocka_unit_test(test_cache_stays_within_its_bytes),
         cmocka_unit_test(test_cache_clear_refuses_loads_in_flight),
+        cmocka_unit_test(test_cache_refresh_reloads_what_was_read_and_is_old_enough),
+        cmocka_unit_test(test_cache_refresh_keeps_nothing_it_should_not),
         cmocka_unit_test(test_cache_loads_a_missing_key_once_for_concurrent_callers),
         cmocka_unit_test(test_cache_shares_a_failed_load_and_keeps_nothing),
         cmocka_unit_test(test_cache_under_concurrent_use_stays_consistent),
         cmocka_unit_test(test_cache_shares_parsed_values),
         cmocka_unit_test(test_cache_shares_parsed_values_between_threads),
+        cmocka_unit_test(test_cache_frees_released_values_on_its_refresher),
+        cmocka_unit_test(test_cached_decorator_reloads_what_is_read_on_its_own_thread),
         cmocka_unit_test(test_cached_decorator_answers_reads_and_clears_on_writes),
         cmocka_unit_test(test_cached_decorator_keys_long_requests_whole),
         cmocka_unit_test(test_cached_decorator_keeps_no_stale_fallback_answer),

@@ -42,6 +42,13 @@ typedef struct cl_cache_options {
      * parse. The byte bound then counts an estimate of the parsed value's memory too.
      */
     bool parse_json;
+    /*
+     * With parse_json: a parsed value's last release hands it back to the cache, and the
+     * next cl_cache_refresh (or cl_cache_free) frees it, on the refreshing thread, rather
+     * than the reader that released it (ADR 0064). Every reference must then be released
+     * before the cache is freed.
+     */
+    bool free_on_refresh;
 } cl_cache_options;
 
 /* What a cache did since it was made. */
@@ -51,6 +58,7 @@ typedef struct cl_cache_stats {
     int64_t loads;     /* loads run by cl_cache_fetch (a miss that others waited on is one) */
     int64_t waits;     /* callers that waited for another's load instead of loading */
     int64_t evictions; /* entries dropped to stay within the bounds */
+    int64_t refreshes; /* entries reloaded before they expired (cl_cache_refresh) */
     int entries;
     size_t bytes;
 } cl_cache_stats;
@@ -109,7 +117,10 @@ const json_t *cl_cache_json_value(const cl_cache_json *v);
  * the value was kept as, which a caller may send on as they are.
  */
 const char *cl_cache_json_text(const cl_cache_json *v, size_t *len);
-/* Drops the caller's reference; NULL is a no-op. */
+/*
+ * Drops the caller's reference; NULL is a no-op. The last frees v, or, from a cache made
+ * with free_on_refresh, hands it back to be freed by its refresher.
+ */
 void cl_cache_json_release(cl_cache_json *v);
 
 /*
@@ -120,6 +131,24 @@ void cl_cache_json_release(cl_cache_json *v);
  */
 cl_status cl_cache_fetch_json(cl_cache *c, const char *key, cl_cache_loader load, void *arg,
                               char **value, cl_cache_json **parsed, int *loaded, cl_error *err);
+
+/*
+ * A reload of key for cl_cache_refresh: as a cl_cache_loader, with the key to load. It
+ * runs on the refreshing thread, with no reader waiting for it.
+ */
+typedef cl_status (*cl_cache_reloader)(void *arg, const char *key, char **value, int64_t *stored_ms,
+                                       int *keep, cl_error *err);
+
+/*
+ * Reloads with load, on the caller's thread, every entry that was served since it was
+ * stored and is at least min_age_ms old at now_ms, and keeps what it loads as a fresh entry
+ * (unless a clearing came in between, as for a load). A key that is read all the time is
+ * then reloaded here before it expires, never by a reader: the memory each reload takes
+ * and frees is one thread's (ADR 0064). An entry whose reload fails or is not kept expires
+ * as usual. Returns how many entries were reloaded.
+ */
+int cl_cache_refresh(cl_cache *c, int64_t now_ms, int64_t min_age_ms, cl_cache_reloader load,
+                     void *arg);
 
 /* --- the shared level (a Redis server, cleave/cache_redis.h) ------------------------ */
 
@@ -180,6 +209,13 @@ typedef struct cl_cached_options {
  */
 cl_status cl_cached_new(const cl_module_api *api, const cl_handle *inner,
                         const cl_cached_options *opt, cl_cached **out, cl_error *err);
+/*
+ * Stops d's refresher (NULL is a no-op): with a TTL of 2 s or more, a thread of d's own
+ * reloads the answers being read before they expire, calling inner (ADR 0064). Call it
+ * before inner stops; d still serves calls, loading them on the caller's thread.
+ */
+void cl_cached_stop(cl_cached *d);
+/* Stops d's refresher if it runs and frees d; NULL is a no-op. */
 void cl_cached_free(cl_cached *d);
 /*
  * Puts the shared level shared (borrowed, with its instance self; both must outlive d)
