@@ -45,6 +45,8 @@ struct cl_cached {
  * expires while the process does not wake more often than every 250 ms for it.
  */
 #define REFRESH_MIN_TTL_MS 2000
+/* The longest a reload may take; less with a TTL under 8 s (a quarter of it). */
+#define RELOAD_MAX_MS 2000
 
 /* One load of a missing answer: the call, and whether it filled the caller's response. */
 typedef struct load_arg {
@@ -233,8 +235,11 @@ static cl_status reload(void *arg, const char *key, char **value, int64_t *store
         st = cl_schema_from_json(op->req, json, CL_DECODE_STRICT, req, err);
     }
     if (st == CL_OK) {
-        /* A reload later than a quarter of the TTL would be in no reader's time. */
-        cl_ctx_init(&ctx, d->ttl_ms / 4);
+        /*
+         * A reload later than a quarter of the TTL would be in no reader's time, and one that
+         * waits long on a source that hangs holds up cl_cached_stop, so the host's stop.
+         */
+        cl_ctx_init(&ctx, d->ttl_ms / 4 < RELOAD_MAX_MS ? d->ttl_ms / 4 : RELOAD_MAX_MS);
         st = load(&(load_arg){d, op, &ctx, req, resp, key, false}, value, stored_ms, keep, err);
     }
     if (st != CL_OK) {
