@@ -46,7 +46,7 @@ struct cl_cached {
  */
 #define REFRESH_MIN_TTL_MS 2000
 /* The longest a reload may take; less with a TTL under 8 s (a quarter of it). */
-#define RELOAD_MAX_MS 2000
+#define RELOAD_MAX_MS      2000
 
 /* One load of a missing answer: the call, and whether it filled the caller's response. */
 typedef struct load_arg {
