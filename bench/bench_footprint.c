@@ -285,7 +285,7 @@ int main(int argc, char **argv)
      * left idle, whose stacks and buffers then become resident (ADR 0063). What follows is
      * the growth a longer load adds.
      */
-    if (minute >= 0) {
+    if (minute >= 0 && seconds > 60) {
         printf("RSS growth from 60 s to the end (%d s), the worker pool warm: %+.2f MB   "
                "(target: flat)\n",
                seconds, last - minute);
