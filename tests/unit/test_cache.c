@@ -752,7 +752,7 @@ static void test_cached_decorator_reloads_what_is_read_on_its_own_thread(void **
     /* Due at 3/4 of the TTL, looked for every 1/8: some 1.5-1.75 s after the load. */
     deadline = cl_now_ms() + 20000;
     while (st.refreshes == 0 && cl_now_ms() < deadline) {
-        struct timespec nap = {0, 10 * 1000000};
+        struct timespec nap = {0, 10L * 1000000};
 
         nanosleep(&nap, NULL);
         cl_cached_stats(d, &st);
