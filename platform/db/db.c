@@ -47,6 +47,11 @@ struct cl_stmt {
     const char *sql; /* the cache key: the caller's literal, compared by address */
     void *drv_stmt;
     uint64_t last_used;
+    /*
+     * It said it has no more rows: until it is prepared again, a step says so again and runs
+     * nothing (SQLite's own would run it again from the start: an INSERT twice).
+     */
+    bool done;
 };
 
 /* A driver connection and its statement cache. */
@@ -916,6 +921,7 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
         }
         s->conn = conn; /* the writer's statements serve one borrower after another */
         s->last_used = ++core->tick;
+        s->done = false;
         *out = s;
         return CL_OK;
     }
@@ -940,6 +946,7 @@ cl_status cl_db_prepare(cl_db_conn *conn, const char *sql, cl_stmt **out, cl_err
     s->sql = sql;
     s->drv_stmt = drv_stmt;
     s->last_used = ++core->tick;
+    s->done = false;
     *out = s;
     return CL_OK;
 }
@@ -1012,8 +1019,16 @@ cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err)
     if (check_core(st, err) != CL_OK) {
         return CL_INTERNAL;
     }
+    if (st->done) {
+        *row = false;
+        return CL_OK;
+    }
     rc = st->conn->db->drv->step(st->drv_stmt, row, err);
-    return rc == CL_OK ? CL_OK : driver_failed(st->conn->db, "step", rc, err);
+    if (rc != CL_OK) {
+        return driver_failed(st->conn->db, "step", rc, err);
+    }
+    st->done = !*row;
+    return CL_OK;
 }
 
 cl_status cl_stmt_drain(cl_stmt *st, int *rows, cl_error *err)

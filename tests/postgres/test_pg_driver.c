@@ -155,6 +155,19 @@ static void test_run_counts_the_rows_a_write_changed(void **state)
     cl_db_close(db);
 }
 
+static void test_finished_statement_runs_nothing_when_stepped(void **state)
+{
+    cl_db *db = open_db("cleave-drvtest", NULL);
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    (void)state;
+    assert_int_equal(cl_db_acquire(db, NULL, &c, &err), CL_OK);
+    db_finished_check(c);
+    cl_db_release(c);
+    cl_db_close(db);
+}
+
 static void test_sqlstates_map_to_statuses(void **state)
 {
     static const char ins_parent[] = "INSERT INTO parent (id) VALUES (?)";
@@ -340,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_placeholders_are_translated_outside_literals),
         cmocka_unit_test(test_statements_bind_step_and_are_cached),
         cmocka_unit_test(test_run_counts_the_rows_a_write_changed),
+        cmocka_unit_test(test_finished_statement_runs_nothing_when_stepped),
         cmocka_unit_test(test_sqlstates_map_to_statuses),
         cmocka_unit_test(test_transaction_left_open_is_rolled_back),
         cmocka_unit_test(test_pool_bounds_timeouts_and_figures),

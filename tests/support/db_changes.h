@@ -1,7 +1,8 @@
 /*
- * Test support, header only: what cl_stmt_run tells of the rows a statement changed, the
- * same checks for every driver (test_db_sqlite, test_pg_driver). c is a connection with no
- * table named changed_rows.
+ * Test support, header only: what cl_stmt_run tells of the rows a statement changed, and
+ * what stepping a statement that is done does, the same checks for every driver
+ * (test_db_sqlite, test_pg_driver). c is a connection with no table named changed_rows or
+ * finished_rows.
  */
 #ifndef CLEAVE_TEST_DB_CHANGES_H
 #define CLEAVE_TEST_DB_CHANGES_H
@@ -64,6 +65,42 @@ static inline void db_changes_check(cl_db_conn *c)
     /* One that returns rows is not for cl_stmt_run. */
     db_changes_run(c, "SELECT k FROM changed_rows", NULL, CL_INTERNAL);
     assert_int_equal(db_changes_run(c, "DELETE FROM changed_rows", NULL, CL_OK), 1);
+}
+
+/*
+ * A statement that said it is done stays done until it is prepared again: stepping it runs
+ * nothing. SQLite's own step runs a finished statement again from the start.
+ */
+static inline void db_finished_check(cl_db_conn *c)
+{
+    cl_stmt *st = NULL;
+    cl_error err = {0};
+    bool row = true;
+    int rows = -1;
+
+    assert_int_equal(cl_db_exec(c, "CREATE TABLE finished_rows (k TEXT NOT NULL)", &err), CL_OK);
+    /* An INSERT stepped, then drained (as a caller that steps before it drains does): one row. */
+    assert_int_equal(cl_db_prepare(c, "INSERT INTO finished_rows (k) VALUES ('a')", &st, &err),
+                     CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_false(row);
+    assert_int_equal(cl_stmt_drain(st, &rows, &err), CL_OK);
+    assert_int_equal(rows, 0);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_false(row);
+    assert_int_equal(db_changes_run(c, "DELETE FROM finished_rows WHERE k = ?", "a", CL_OK), 1);
+    /* A read that found nothing finds nothing again, though a row came since. */
+    assert_int_equal(cl_db_prepare(c, "SELECT k FROM finished_rows", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_false(row);
+    assert_int_equal(db_changes_run(c, "INSERT INTO finished_rows (k) VALUES (?)", "b", CL_OK), 1);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_false(row);
+    /* Prepared again, it runs again. */
+    assert_int_equal(cl_db_prepare(c, "SELECT k FROM finished_rows", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+    assert_true(row);
+    assert_string_equal(cl_stmt_text(st, 0), "b");
 }
 
 #endif

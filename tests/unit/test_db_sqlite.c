@@ -401,6 +401,17 @@ static void test_db_run_counts_the_rows_a_write_changed(void **state)
     cl_db_release(c);
 }
 
+static void test_db_finished_statement_runs_nothing_when_stepped(void **state)
+{
+    fixture *f = *state;
+    cl_db_conn *c = NULL;
+    cl_error err = {0};
+
+    assert_int_equal(cl_db_acquire(f->db, NULL, &c, &err), CL_OK);
+    db_finished_check(c);
+    cl_db_release(c);
+}
+
 static void test_db_unique_violation_is_conflict(void **state)
 {
     fixture *f = *state;
@@ -1606,6 +1617,7 @@ int main(void)
         T(test_db_prepare_rejects_bad_and_multiple_statements),
         T(test_db_transaction_statements_used_again_fail_and_succeed_as_they_should),
         T(test_db_run_counts_the_rows_a_write_changed),
+        T(test_db_finished_statement_runs_nothing_when_stepped),
         T(test_db_unique_violation_is_conflict),
         T(test_db_commit_keeps_rows_and_rollback_discards_them),
         T(test_db_nested_begin_is_internal),

@@ -349,6 +349,41 @@ static cl_status load_reservation(cl_ctx *ctx, cl_db_conn *conn, const char *ord
     return rc;
 }
 
+/*
+ * Sets *out (zeroed by the caller) to the reservation just inserted in this transaction, as
+ * load_reservation would read it: the same texts, and lines (NULL: none) in line_no order,
+ * which is theirs in the request.
+ */
+static cl_status as_inserted(cl_ctx *ctx, stored *out, const char *order_id, const char *status,
+                             const char *now, int64_t expires_ms, const char *expires,
+                             const inventory_reserve_request *lines)
+{
+    out->found = true;
+    out->expires_at_ms = expires_ms;
+    out->r.order_id = cl_strdup(order_id);
+    out->r.status = cl_strdup(status);
+    out->r.created_at = cl_strdup(now);
+    out->r.expires_at = cl_strdup(expires);
+    out->r.updated_at = cl_strdup(now);
+    if (out->r.order_id == NULL || out->r.status == NULL || out->r.created_at == NULL ||
+        out->r.expires_at == NULL || out->r.updated_at == NULL) {
+        return oom(ctx);
+    }
+    for (size_t i = 0; lines != NULL && i < lines->lines.n; i++) {
+        inventory_line *l = CL_LIST_PUSH(out->r.lines);
+
+        if (l == NULL) {
+            return oom(ctx);
+        }
+        l->quantity = lines->lines.v[i].quantity;
+        l->sku = cl_strdup(lines->lines.v[i].sku);
+        if (l->sku == NULL) {
+            return oom(ctx);
+        }
+    }
+    return CL_OK;
+}
+
 /* True when the request asks for exactly the stored lines (in any order). */
 static bool same_lines(const inventory_reserve_request *req, const inventory_reservation *r)
 {
@@ -529,10 +564,11 @@ static cl_status inventory_local_reserve(struct inventory_self *self, cl_ctx *ct
             rc = cl_stmt_drain(st, NULL, &ctx->err);
         }
     }
+    /* The answer is what was written: no read of it back. */
     if (rc == CL_OK) {
         cl_schema_free(&inventory_reservation_type, &cur.r);
         memset(&cur, 0, sizeof(cur));
-        rc = load_reservation(ctx, conn, req->order_id, &cur);
+        rc = as_inserted(ctx, &cur, req->order_id, "reserved", now, expires_ms, expires, req);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, &ctx->err);
@@ -550,7 +586,7 @@ out:
 
 /*
  * Moves a 'reserved' reservation to status: gives its stock back (released, expired) or
- * sells it (committed). Re-reads it into *cur afterwards.
+ * sells it (committed). *cur then says what was written: status, and updated_at now.
  */
 static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *status,
                         const char *now)
@@ -558,7 +594,7 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
     const char *order_id = cur->r.order_id;
     bool sell = strcmp(status, "committed") == 0;
     cl_stmt *st;
-    char *id;
+    char *to, *at;
     int rows = 0;
     cl_status rc;
 
@@ -590,13 +626,18 @@ static cl_status finish(cl_ctx *ctx, cl_db_conn *conn, stored *cur, const char *
     if (rc != CL_OK) {
         return rc;
     }
-    id = cur->r.order_id;
-    cur->r.order_id = NULL;
-    cl_schema_free(&inventory_reservation_type, &cur->r);
-    memset(cur, 0, sizeof(*cur));
-    rc = load_reservation(ctx, conn, id, cur);
-    free(id);
-    return rc;
+    to = cl_strdup(status);
+    at = cl_strdup(now);
+    if (to == NULL || at == NULL) {
+        free(to);
+        free(at);
+        return oom(ctx);
+    }
+    free(cur->r.status);
+    cur->r.status = to;
+    free(cur->r.updated_at);
+    cur->r.updated_at = at;
+    return CL_OK;
 }
 
 /* release and commit: one transaction that loads the order's reservation and acts on it. */
@@ -655,7 +696,8 @@ static cl_status do_release(cl_ctx *ctx, cl_db_conn *conn, const char *order_id,
     if (!cur->found) {
         /* A tombstone: a reserve that arrives after its compensation is refused. */
         cl_status rc = insert_reservation(ctx, conn, order_id, "released", now, now_ms, now);
-        return rc == CL_OK ? load_reservation(ctx, conn, order_id, cur) : rc;
+        return rc == CL_OK ? as_inserted(ctx, cur, order_id, "released", now, now_ms, now, NULL)
+                           : rc;
     }
     if (strcmp(cur->r.status, "reserved") == 0) {
         return finish(ctx, conn, cur, "released", now);

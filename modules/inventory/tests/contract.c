@@ -221,6 +221,63 @@ static void test_reserve_then_commit_sells(void **state)
     assert_stock("MUG-1", 7, 0, 3);
 }
 
+/* r, an answer of reserve, commit or release, is what a read of the reservation gives. */
+static void assert_as_stored(const inventory_reservation *r)
+{
+    inventory_reservation got = {0};
+    cl_ctx ctx = test_contract_ctx();
+
+    assert_int_equal(on_order(inventory_get_reservation, &ctx, r->order_id, &got), CL_OK);
+    assert_string_equal(r->order_id, got.order_id);
+    assert_string_equal(r->status, got.status);
+    assert_string_equal(r->created_at, got.created_at);
+    assert_string_equal(r->expires_at, got.expires_at);
+    assert_string_equal(r->updated_at, got.updated_at);
+    assert_int_equal(r->lines.n, got.lines.n);
+    for (size_t i = 0; i < r->lines.n; i++) {
+        assert_string_equal(r->lines.v[i].sku, got.lines.v[i].sku);
+        assert_int_equal(r->lines.v[i].quantity, got.lines.v[i].quantity);
+    }
+    free_res(&got);
+}
+
+static void test_every_answer_is_the_reservation_as_stored(void **state)
+{
+    inventory_reservation r = {0};
+    cl_ctx ctx = test_contract_ctx();
+
+    (void)state;
+    set_stock("MUG-1", 10);
+    set_stock("PLATE-2", 5);
+    /* Lines not in sku order: they come back in the request's. */
+    assert_int_equal(RESERVE(&ctx, "order-1", &r, "PLATE-2:1", "MUG-1:3"), CL_OK);
+    assert_string_equal(r.lines.v[0].sku, "PLATE-2");
+    assert_as_stored(&r);
+    free_res(&r);
+    ctx = test_contract_ctx();
+    assert_int_equal(on_order(inventory_commit, &ctx, "order-1", &r), CL_OK);
+    assert_string_equal(r.status, "committed");
+    assert_true(strcmp(r.updated_at, r.created_at) >= 0);
+    assert_as_stored(&r);
+    free_res(&r);
+
+    ctx = test_contract_ctx();
+    assert_int_equal(RESERVE(&ctx, "order-2", &r, "MUG-1:1"), CL_OK);
+    free_res(&r);
+    ctx = test_contract_ctx();
+    assert_int_equal(on_order(inventory_release, &ctx, "order-2", &r), CL_OK);
+    assert_string_equal(r.status, "released");
+    assert_as_stored(&r);
+    free_res(&r);
+    /* Released before it was ever reserved: the tombstone, without lines. */
+    ctx = test_contract_ctx();
+    assert_int_equal(on_order(inventory_release, &ctx, "order-3", &r), CL_OK);
+    assert_string_equal(r.status, "released");
+    assert_int_equal(r.lines.n, 0);
+    assert_as_stored(&r);
+    free_res(&r);
+}
+
 static void test_reserve_is_all_or_nothing(void **state)
 {
     inventory_reservation r = {0};
@@ -502,6 +559,7 @@ int inventory_contract_run(const char *binding_name, const cl_handle *(*setup_fn
         CONTRACT_TEST(test_set_stock_rejects_bad_input),
         CONTRACT_TEST(test_set_stock_below_reserved_conflicts),
         CONTRACT_TEST(test_reserve_then_commit_sells),
+        CONTRACT_TEST(test_every_answer_is_the_reservation_as_stored),
         CONTRACT_TEST(test_reserve_is_all_or_nothing),
         CONTRACT_TEST(test_reserve_unknown_sku_is_not_found),
         CONTRACT_TEST(test_reserve_rejects_bad_input),

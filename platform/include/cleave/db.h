@@ -214,7 +214,10 @@ cl_status cl_stmt_bind_all(cl_stmt *st, cl_error *err, const char *types, ...);
  */
 cl_status cl_db_prepare_bind(cl_ctx *ctx, cl_db_conn *conn, const char *sql, cl_stmt **out,
                              const char *types, ...);
-/* Advances to the next row; *row false once done. */
+/*
+ * Advances to the next row; *row false once done, and again at every step after that,
+ * running nothing, until the statement is prepared again (ADR 0065).
+ */
 cl_status cl_stmt_step(cl_stmt *st, bool *row, cl_error *err);
 /*
  * Steps st to its end (a write, or rows nobody reads). *rows (may be NULL) receives how
