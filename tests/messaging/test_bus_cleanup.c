@@ -56,17 +56,25 @@ static int run(cl_db *db, const char *sql, bool bind, int64_t v)
     return 0;
 }
 
+/*
+ * The SQL of the rows added: literals, since cl_db_prepare caches a statement by its text's
+ * address. Built in stack buffers, the test failed in an optimised build ("4" left, not
+ * "4,5,6"): the 1,000 rows' INSERT ran as the one-row INSERT cached before it.
+ */
+#define ROW_INSERT                                                                                 \
+    "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, schema_version, "         \
+    "traceparent, payload, delivered_ms) "
+#define ROW_VALUES "'e', 'pub.happened', 'k', '2026-12-01T00:00:00Z', 0, 1, '', '{}'"
+#define STR_(x)    #x
+#define STR(x)     STR_(x)
+
 /* An outbox row delivered at delivered (-1: not delivered yet), the next seq. 0 or -1. */
 static int add_row(cl_db *db, int64_t delivered)
 {
-    char sql[512];
+    static const char delivered_sql[] = ROW_INSERT "VALUES (" ROW_VALUES ", ?)";
+    static const char pending_sql[] = ROW_INSERT "VALUES (" ROW_VALUES ", NULL)";
 
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, "
-             "schema_version, traceparent, payload, delivered_ms) VALUES ('e', 'pub.happened', "
-             "'k', '2026-12-01T00:00:00Z', 0, 1, '', '{}', %s)",
-             delivered < 0 ? "NULL" : "?");
-    return run(db, sql, delivered >= 0, delivered);
+    return run(db, delivered < 0 ? pending_sql : delivered_sql, delivered >= 0, delivered);
 }
 
 /* The outbox's seqs, in order, joined by commas, into out. 0 or -1. */
@@ -176,21 +184,18 @@ typedef struct scanned {
  */
 static int old_head_then_recent(bus_harness *h, void *arg)
 {
+    static const char kept_sql[] =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " STR(
+            KEPT) ") " ROW_INSERT "SELECT " ROW_VALUES ", ? FROM n";
     scanned *s = arg;
-    char sql[512], path[300];
+    char path[300];
 
     for (int i = 0; i < 3; i++) {
         if (add_row(h->pub, OLD) != 0) {
             return -1;
         }
     }
-    snprintf(sql, sizeof(sql),
-             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
-             "INSERT INTO cl_outbox (id, type, msg_key, occurred_at, occurred_ms, "
-             "schema_version, traceparent, payload, delivered_ms) SELECT 'e', 'pub.happened', "
-             "'k', '2026-12-01T00:00:00Z', 0, 1, '', '{}', ? FROM n",
-             KEPT);
-    if (run(h->pub, sql, true, RECENT) != 0) {
+    if (run(h->pub, kept_sql, true, RECENT) != 0) {
         return -1;
     }
     s->pg = h->pg.db[0] != '\0';
