@@ -778,16 +778,17 @@ static int cmd_bus(const char *config, int argc, char **argv)
     }
     printf("transport: %s\n", cl_bus_transport(h.bus));
     for (int i = 0; i < h.nmodules; i++) {
-        int64_t backlog = 0, dead = 0;
+        cl_bus_db_counts c;
         if (h.modules[i].db == NULL) {
             continue;
         }
-        if (cl_bus_db_counts(h.modules[i].db, &backlog, &dead, &err) != CL_OK) {
+        if (cl_bus_db_count(h.modules[i].db, &c, &err) != CL_OK) {
             rc = fail("bus stats", &err);
             continue;
         }
-        printf("%-12s outbox_backlog=%lld dead_letters=%lld\n", h.modules[i].binding->api->name,
-               (long long)backlog, (long long)dead);
+        printf("%-12s outbox_backlog=%lld dead_letters=%lld operations_open=%lld\n",
+               h.modules[i].binding->api->name, (long long)c.outbox_backlog,
+               (long long)c.dead_letters, (long long)c.operations_open);
     }
 out:
     host_close(&h);

@@ -41,13 +41,11 @@ static int64_t outbox_backlog(host *h)
     int64_t total = 0;
 
     for (int i = 0; i < h->nmodules; i++) {
-        int64_t backlog = 0;
-        int64_t dead = 0;
+        cl_bus_db_counts c;
         cl_error err = {0};
 
-        if (h->modules[i].db != NULL &&
-            cl_bus_db_counts(h->modules[i].db, &backlog, &dead, &err) == CL_OK) {
-            total += backlog;
+        if (h->modules[i].db != NULL && cl_bus_db_count(h->modules[i].db, &c, &err) == CL_OK) {
+            total += c.outbox_backlog;
         }
     }
     return total;

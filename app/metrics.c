@@ -28,6 +28,13 @@ static cl_metric outbox_backlog = CL_METRIC_GAUGE(
     "cleave_bus_outbox_backlog",
     "Outbox rows not marked delivered in a module's database (a lone relay marks within 100 ms).",
     "module");
+static cl_metric operations_open = CL_METRIC_GAUGE(
+    "cleave_operations_open",
+    "Long-running operations (/api/v1/operations) pending or running in a module's database.",
+    "module");
+static cl_metric operations_finished = CL_METRIC_COUNTER(
+    "cleave_operations_finished_total",
+    "Long-running operations this process recorded as succeeded or failed.", NULL);
 static cl_metric dead_letters =
     CL_METRIC_GAUGE("cleave_bus_dead_letters", "Rows in a module's dead-letter table.", "module");
 static cl_metric bus_published = CL_METRIC_COUNTER(
@@ -65,8 +72,7 @@ static cl_metric spans = CL_METRIC_COUNTER(
 static void collect_pool(const char *name, cl_db *db)
 {
     cl_db_stats s;
-    int64_t backlog = 0;
-    int64_t dead = 0;
+    cl_bus_db_counts c;
     cl_error err = {0};
 
     cl_db_stats_get(db, &s);
@@ -76,9 +82,10 @@ static void collect_pool(const char *name, cl_db *db)
     cl_metric_set(CL_METRIC_SERIES(&pool_waits, name), (double)s.waits);
     cl_metric_set(CL_METRIC_SERIES(&pool_timeouts, name), (double)s.timeouts);
     /* A database the bus tables are not in yet (before migrate) has no figures to give. */
-    if (cl_bus_db_counts(db, &backlog, &dead, &err) == CL_OK) {
-        cl_metric_set(CL_METRIC_SERIES(&outbox_backlog, name), (double)backlog);
-        cl_metric_set(CL_METRIC_SERIES(&dead_letters, name), (double)dead);
+    if (cl_bus_db_count(db, &c, &err) == CL_OK) {
+        cl_metric_set(CL_METRIC_SERIES(&outbox_backlog, name), (double)c.outbox_backlog);
+        cl_metric_set(CL_METRIC_SERIES(&dead_letters, name), (double)c.dead_letters);
+        cl_metric_set(CL_METRIC_SERIES(&operations_open, name), (double)c.operations_open);
     }
 }
 
@@ -110,6 +117,7 @@ static void collect_bus(cl_bus *bus)
     cl_metric_set(cl_metric_series(&bus_handled, NULL, 0), (double)s.handled);
     cl_metric_set(cl_metric_series(&bus_retries, NULL, 0), (double)s.retries);
     cl_metric_set(cl_metric_series(&bus_dead_lettered, NULL, 0), (double)s.dead_lettered);
+    cl_metric_set(cl_metric_series(&operations_finished, NULL, 0), (double)s.operations_finished);
     cl_metric_set(cl_metric_series(&bus_lag_avg, NULL, 0), (double)s.latency_avg_ms / 1000.0);
     cl_metric_set(cl_metric_series(&bus_lag_max, NULL, 0), (double)s.latency_max_ms / 1000.0);
 }

@@ -1918,14 +1918,15 @@ cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err)
     cl_bus_stats s = {0};
 
     for (int i = 0; i < bus->nmodules; i++) {
-        int64_t backlog = 0, dead = 0;
-        cl_status rc = cl_bus_db_counts(bus->modules[i].db, &backlog, &dead, err);
+        cl_bus_db_counts c;
+        cl_status rc = cl_bus_db_count(bus->modules[i].db, &c, err);
 
         if (rc != CL_OK) {
             return rc;
         }
-        s.outbox_backlog += backlog;
-        s.dead_letters += dead;
+        s.outbox_backlog += c.outbox_backlog;
+        s.dead_letters += c.dead_letters;
+        s.operations_open += c.operations_open;
     }
     s.published = atomic_load(&bus->published);
     s.handled = atomic_load(&bus->handled);
@@ -1937,6 +1938,7 @@ cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err)
         s.latency_count > 0 ? atomic_load(&bus->latency_sum_ms) / s.latency_count : 0;
     s.latency_max_ms = atomic_load(&bus->latency_max_ms);
     s.inbox_commits = atomic_load(&bus->inbox_commits);
+    s.operations_finished = atomic_load(&bus->operations_finished);
     *out = s;
     return CL_OK;
 }

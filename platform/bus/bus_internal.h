@@ -167,6 +167,7 @@ struct cl_bus {
     atomic_llong latency_sum_ms;
     atomic_llong latency_max_ms;
     atomic_llong inbox_commits;
+    atomic_llong operations_finished;
 };
 
 /* The kinds of rows whose writing wakes the threads that wait for them. */

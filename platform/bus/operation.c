@@ -346,6 +346,9 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
     }
+    if (rc == CL_OK) {
+        atomic_fetch_add(&mod->bus->operations_finished, 1);
+    }
     cl_db_release(conn);
     free(text);
     return rc;

@@ -231,6 +231,9 @@ cl_status cl_bus_schema_check(cl_db *db, cl_error *err)
 
 static const char count_backlog_sql[] = "SELECT count(*) FROM cl_outbox WHERE delivered_ms IS NULL";
 static const char count_dead_sql[] = "SELECT count(*) FROM cl_dead_letters";
+/* The condition of the index of open operations (bus schema v6), which the count reads. */
+static const char count_open_sql[] =
+    "SELECT count(*) FROM cl_operations WHERE status IN ('pending', 'running')";
 
 static cl_status count(cl_db_conn *conn, const char *sql, int64_t *out, cl_error *err)
 {
@@ -249,17 +252,21 @@ static cl_status count(cl_db_conn *conn, const char *sql, int64_t *out, cl_error
     return rc;
 }
 
-cl_status cl_bus_db_counts(cl_db *db, int64_t *backlog, int64_t *dead_letters, cl_error *err)
+cl_status cl_bus_db_count(cl_db *db, cl_bus_db_counts *out, cl_error *err)
 {
     cl_db_conn *conn = NULL;
     cl_status rc;
 
+    *out = (cl_bus_db_counts){0};
     rc = cl_db_acquire(db, NULL, &conn, err);
     if (rc == CL_OK) {
-        rc = count(conn, count_backlog_sql, backlog, err);
+        rc = count(conn, count_backlog_sql, &out->outbox_backlog, err);
     }
     if (rc == CL_OK) {
-        rc = count(conn, count_dead_sql, dead_letters, err);
+        rc = count(conn, count_dead_sql, &out->dead_letters, err);
+    }
+    if (rc == CL_OK) {
+        rc = count(conn, count_open_sql, &out->operations_open, err);
     }
     cl_db_release(conn);
     return rc;

@@ -5,7 +5,8 @@
  * their route pattern (never the raw path); the catalog's operations show up with the
  * binding they went through, "remote" on a gateway without the catalog and "local" in
  * the process that runs it. A checkout the saga rejects (an unknown account) shows up in
- * the saga's outcomes and steps.
+ * the saga's outcomes and steps. A shipment's carrier booking, a long-running operation,
+ * is counted finished and leaves none open.
  */
 #include <setjmp.h>
 #include <stddef.h>
@@ -218,11 +219,60 @@ static void test_metrics_count_saga_outcomes_and_steps(void **state)
     free(after);
 }
 
+#define OPS_FINISHED  "cleave_operations_finished_total"
+#define SHIPPING_OPEN "cleave_operations_open{module=\"shipping\"}"
+
+/* A shipment's carrier booking, a long-running operation, is counted open and then finished. */
+static void test_metrics_count_long_running_operations(void **state)
+{
+    const char *body = "{\"order_ref\":\"order:metrics-operation\"}";
+    json_t *accepted;
+    char path[200];
+    char *before;
+    char *after = NULL;
+    int64_t until = cl_now_ms() + 20000;
+
+    (void)state;
+    /* From a settled count: no operation of an earlier event still open. */
+    for (;;) {
+        before = scrape(topo.base_url);
+        if (test_metrics_sum(before, SHIPPING_OPEN, NULL) == 0 || cl_now_ms() > until) {
+            break;
+        }
+        free(before);
+        test_poll_pause();
+    }
+    assert_true(test_metrics_sum(before, SHIPPING_OPEN, NULL) == 0);
+    accepted = test_call(topo.base_url, "POST", "/api/v1/shipments", body, 202);
+    assert_non_null(accepted);
+    snprintf(path, sizeof(path), "/api/v1/operations/%s",
+             json_string_value(json_object_get(accepted, "operation_id")));
+    json_decref(accepted);
+    for (;;) {
+        json_t *op = test_call(topo.base_url, "GET", path, NULL, 200);
+        int done = op != NULL &&
+                   strcmp(json_string_value(json_object_get(op, "status")), "succeeded") == 0;
+
+        json_decref(op);
+        if (done || cl_now_ms() > until) {
+            break;
+        }
+        test_poll_pause();
+    }
+    after = scrape(topo.base_url);
+    assert_true(test_metrics_sum(after, OPS_FINISHED, NULL) ==
+                test_metrics_sum(before, OPS_FINISHED, NULL) + 1);
+    assert_true(test_metrics_sum(after, SHIPPING_OPEN, NULL) == 0);
+    free(before);
+    free(after);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_count_requests_by_route_and_calls_by_binding),
         cmocka_unit_test(test_metrics_count_saga_outcomes_and_steps),
+        cmocka_unit_test(test_metrics_count_long_running_operations),
     };
 
     if (argc > 1) {

@@ -153,6 +153,17 @@ static cl_db *widgets_db(char *dir)
     return db;
 }
 
+/* The bus's figures (and /metrics'): operations open in the database, finished by bus. */
+static void stats_check(cl_bus *bus, int64_t open, int64_t finished)
+{
+    cl_bus_stats stats;
+    cl_error err = {0};
+
+    assert_int_equal(cl_bus_stats_get(bus, &stats, &err), CL_OK);
+    assert_int_equal(stats.operations_open, open);
+    assert_int_equal(stats.operations_finished, finished);
+}
+
 static void test_operation_lease_refuses_a_stale_runner(void **state)
 {
     char dir[256], id[CL_OPERATION_ID_MAX], out[256];
@@ -179,6 +190,7 @@ static void test_operation_lease_refuses_a_stale_runner(void **state)
     query(db, "SELECT lease_owner || ' ' || CAST(lease_epoch AS TEXT) FROM cl_operations", out,
           sizeof(out));
     assert_true(strncmp(out, "a/", 2) == 0 && strstr(out, " 1") != NULL);
+    stats_check(bus_a, 1, 0);
 
     /* a's lease lapses; b, another host, takes the operation over and completes it. */
     bus_b = bus_for("b", &kind_b, db, 1, 20, &cfg_b);
@@ -199,6 +211,7 @@ static void test_operation_lease_refuses_a_stale_runner(void **state)
     query(db, "SELECT lease_owner || ' ' || CAST(lease_epoch AS TEXT) FROM cl_operations", out,
           sizeof(out));
     assert_true(strncmp(out, "b/", 2) == 0 && strstr(out, " 2") != NULL);
+    stats_check(bus_b, 0, 1);
 
     /* a comes back: its completion runs and is refused with its outcome (stop waits for it). */
     pthread_mutex_lock(&a.mu);
@@ -212,6 +225,8 @@ static void test_operation_lease_refuses_a_stale_runner(void **state)
     assert_string_equal(out, "{\"by\":\"b\"}");
     query(db, "SELECT group_concat(by_runner) FROM effects", out, sizeof(out));
     assert_string_equal(out, "b");
+    /* a's refused outcome finished nothing. */
+    stats_check(bus_a, 0, 0);
 
     cl_bus_stop(bus_b);
     cl_bus_free(bus_a);

@@ -154,6 +154,9 @@ static int common_env(topology *t, int client, int admin, char **env, int n)
     for (int i = 0; t->mtls && i < 3; i++) {
         env[n++] = t->tls_envs[i];
     }
+    for (int i = 0; i < t->nevery; i++) {
+        env[n++] = t->every_env[i];
+    }
     env[n] = NULL;
     return n;
 }
@@ -426,6 +429,12 @@ static int make_tls(topology *t)
 
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[])
 {
+    return topology_start_every(t, name, seed, extra, NULL);
+}
+
+int topology_start_every(topology *t, const char *name, int seed, char *const extra[],
+                         char *const every[])
+{
     char cmd[1200], out[1024], listen[64], plain[128];
     const char *suffix;
     char *env[TOPOLOGY_ENV_MAX];
@@ -439,6 +448,15 @@ int topology_start_with(topology *t, const char *name, int seed, char *const ext
     t->gateway_hold = -1;
     for (int i = 0; i < TOPOLOGY_MAX_SERVICES; i++) {
         t->service_holds[i] = -1;
+    }
+    for (; every != NULL && every[t->nevery] != NULL; t->nevery++) {
+        if (t->nevery == TOPOLOGY_EVERY_MAX ||
+            strlen(every[t->nevery]) >= sizeof(t->every_env[0])) {
+            fprintf(stderr, "topology: more or longer variables for every process than %d of %zu\n",
+                    TOPOLOGY_EVERY_MAX, sizeof(t->every_env[0]) - 1);
+            return -1;
+        }
+        snprintf(t->every_env[t->nevery], sizeof(t->every_env[0]), "%s", every[t->nevery]);
     }
     if (test_db_env_open(&t->db, 1) != 0) {
         return -1;

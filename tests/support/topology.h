@@ -17,8 +17,11 @@
 #define TOPOLOGY_MAX_SERVICES 6
 #define TOPOLOGY_MAX_MODULES  8
 /* The most variables a topology gives one process: data, migrations, listen, client id and
- * secret, issuer, up to 3 database ones, the bus, the modules' URLs, 8 extra, 6 of TLS, NULL. */
-#define TOPOLOGY_ENV_MAX      (10 + TOPOLOGY_MAX_MODULES + 8 + 6 + 1)
+ * secret, issuer, up to 3 database ones, the bus, the modules' URLs, 8 extra, 6 of TLS, those
+ * for every process, NULL. */
+#define TOPOLOGY_ENV_MAX      (10 + TOPOLOGY_MAX_MODULES + 8 + 6 + TOPOLOGY_EVERY_MAX + 1)
+/* The most variables given to every process of a topology (topology_start_every). */
+#define TOPOLOGY_EVERY_MAX    4
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -78,6 +81,9 @@ typedef struct topology {
      * server settings.
      */
     int mtls;
+    /* Variables every process gets (topology_start_every), its tools' runs among them. */
+    char every_env[TOPOLOGY_EVERY_MAX][160];
+    int nevery;
     char tls_envs[6][600];
 } topology;
 
@@ -138,6 +144,13 @@ int topology_start(topology *t, const char *name, int seed);
  * be NULL) is added to the gateway's `serve` only.
  */
 int topology_start_with(topology *t, const char *name, int seed, char *const extra[]);
+/*
+ * As topology_start_with, and every ("K=V", NULL-terminated, at most TOPOLOGY_EVERY_MAX, may
+ * be NULL) is given to every process alike: the gateway, each service, and the tools a
+ * topology runs on their data (migrate, seed, topology_env).
+ */
+int topology_start_every(topology *t, const char *name, int seed, char *const extra[],
+                         char *const every[]);
 /*
  * A topology started with a seed makes the seeded admin's token (test_password_token,
  * in t->token) the bearer of requests to its gateway (test_http_set_bearer_for) and the

@@ -231,13 +231,23 @@ typedef struct cl_bus_stats {
     int64_t latency_count;  /* handled messages measured below */
     int64_t latency_avg_ms; /* publish (business commit) to handled, wall clock */
     int64_t latency_max_ms;
-    int64_t inbox_commits; /* workers' inbox transactions committed (one message or a batch) */
+    int64_t inbox_commits;   /* workers' inbox transactions committed (one message or a batch) */
+    int64_t operations_open; /* long-running operations pending or running, local databases */
+    int64_t operations_finished; /* operations this process recorded as succeeded or failed */
 } cl_bus_stats;
 
-/* Fills *out (queries each local database for backlog and dead letters). */
+/* Fills *out (queries each local database for its counts below). */
 cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err);
-/* Backlog and dead letters of one database, without a running bus (the CLI). */
-cl_status cl_bus_db_counts(cl_db *db, int64_t *backlog, int64_t *dead_letters, cl_error *err);
+
+/* What one database's bus tables hold now. */
+typedef struct cl_bus_db_counts {
+    int64_t outbox_backlog;  /* outbox rows not marked delivered */
+    int64_t dead_letters;    /* rows of the dead-letter table */
+    int64_t operations_open; /* long-running operations pending or running (any process's) */
+} cl_bus_db_counts;
+
+/* The counts of one database, without a running bus (the CLI). */
+cl_status cl_bus_db_count(cl_db *db, cl_bus_db_counts *out, cl_error *err);
 
 /* --- dead letters ----------------------------------------------------------------- */
 
