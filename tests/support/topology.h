@@ -16,12 +16,12 @@
 #define TOPOLOGY_MAX_PROCS    8
 #define TOPOLOGY_MAX_SERVICES 6
 #define TOPOLOGY_MAX_MODULES  8
+/* The most variables given to every process of a topology (topology_start_every). */
+#define TOPOLOGY_EVERY_MAX    4
 /* The most variables a topology gives one process: data, migrations, listen, client id and
  * secret, issuer, up to 3 database ones, the bus, the modules' URLs, 8 extra, 6 of TLS, those
  * for every process, NULL. */
 #define TOPOLOGY_ENV_MAX      (10 + TOPOLOGY_MAX_MODULES + 8 + 6 + TOPOLOGY_EVERY_MAX + 1)
-/* The most variables given to every process of a topology (topology_start_every). */
-#define TOPOLOGY_EVERY_MAX    4
 
 typedef struct topology {
     char dir[256];        /* throwaway directory: data, logs, migrations copy */
@@ -81,10 +81,10 @@ typedef struct topology {
      * server settings.
      */
     int mtls;
+    char tls_envs[6][600];
     /* Variables every process gets (topology_start_every), its tools' runs among them. */
     char every_env[TOPOLOGY_EVERY_MAX][160];
     int nevery;
-    char tls_envs[6][600];
 } topology;
 
 /*
