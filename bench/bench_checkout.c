@@ -450,17 +450,19 @@ static int side_work(const side *s, double *finished, double *open)
 /* Whether the shipment of s's last confirmed order is booked: 1, 0, or -1 on an error. */
 static int last_booked(const side *s, http1_conn *c)
 {
-    char headers[4200], path[160];
+    char headers[4200], path[160], what[240];
     http1_answer a;
     json_t *list;
     const char *st;
     int booked;
+    int said = 0;
 
     client_headers(s, "", headers, sizeof(headers));
     snprintf(path, sizeof(path), "/api/v1/shipments?order=order:%s", s->last_order);
+    c->error[0] = '\0';
     if (http1_request(c, "GET", path, headers, NULL, 0, &a) != 0 || a.status != 200) {
-        fprintf(stderr, "%s: GET %s: %s\n", s->label, path, c->error);
-        return -1;
+        snprintf(what, sizeof(what), "%s: GET %s", s->label, path);
+        return request_failed(c, what, &a, &said);
     }
     list = json_loadb(a.body, a.body_len, 0, NULL);
     st = json_string_value(
@@ -492,6 +494,9 @@ static int settle(side *s)
     if (s->last_order[0] != '\0') {
         c = malloc(sizeof(*c));
         rc = c != NULL && http1_init(c, s->topo.base_url) == 0 ? 0 : -1;
+        if (rc != 0) {
+            fprintf(stderr, "%s: %s\n", s->label, c != NULL ? c->error : "out of memory");
+        }
         while (rc == 0 && (rc = last_booked(s, c)) == 0 && now_ns() < until) {
             nanosleep(&pause, NULL);
         }

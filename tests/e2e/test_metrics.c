@@ -222,11 +222,12 @@ static void test_metrics_count_saga_outcomes_and_steps(void **state)
 #define OPS_FINISHED  "cleave_operations_finished_total"
 #define SHIPPING_OPEN "cleave_operations_open{module=\"shipping\"}"
 
-/* A shipment's carrier booking, a long-running operation, is counted open and then finished. */
+/* A shipment's carrier booking, a long-running operation, is counted finished, none left open. */
 static void test_metrics_count_long_running_operations(void **state)
 {
     const char *body = "{\"order_ref\":\"order:metrics-operation\"}";
     json_t *accepted;
+    const char *op_id;
     char path[200];
     char *before;
     char *after = NULL;
@@ -245,13 +246,14 @@ static void test_metrics_count_long_running_operations(void **state)
     assert_true(test_metrics_sum(before, SHIPPING_OPEN, NULL) == 0);
     accepted = test_call(topo.base_url, "POST", "/api/v1/shipments", body, 202);
     assert_non_null(accepted);
-    snprintf(path, sizeof(path), "/api/v1/operations/%s",
-             json_string_value(json_object_get(accepted, "operation_id")));
+    op_id = json_string_value(json_object_get(accepted, "operation_id"));
+    assert_non_null(op_id);
+    snprintf(path, sizeof(path), "/api/v1/operations/%s", op_id);
     json_decref(accepted);
     for (;;) {
         json_t *op = test_call(topo.base_url, "GET", path, NULL, 200);
-        int done = op != NULL &&
-                   strcmp(json_string_value(json_object_get(op, "status")), "succeeded") == 0;
+        const char *status = json_string_value(json_object_get(op, "status"));
+        int done = status != NULL && strcmp(status, "succeeded") == 0;
 
         json_decref(op);
         if (done || cl_now_ms() > until) {
