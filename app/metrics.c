@@ -24,6 +24,16 @@ static cl_metric pool_waits = CL_METRIC_COUNTER(
 static cl_metric pool_timeouts =
     CL_METRIC_COUNTER("cleave_db_pool_acquire_timeouts_total",
                       "Connection acquires that gave up (unavailable or deadline).", "pool");
+static cl_metric pool_opened = CL_METRIC_COUNTER(
+    "cleave_db_pool_opened_total",
+    "Connections a module's pool opened: at start, when every open one was in use, and after "
+    "one was closed.",
+    "pool");
+static cl_metric pool_closed = CL_METRIC_COUNTER(
+    "cleave_db_pool_closed_total",
+    "Connections a module's pool closed, by reason: idle (beyond its minimum, unused for a "
+    "minute) or broken (its server gone, or a ping failed).",
+    "pool", "reason");
 static cl_metric outbox_backlog = CL_METRIC_GAUGE(
     "cleave_bus_outbox_backlog",
     "Outbox rows not marked delivered in a module's database (a lone relay marks within 100 ms).",
@@ -81,6 +91,9 @@ static void collect_pool(const char *name, cl_db *db)
     cl_metric_set(CL_METRIC_SERIES(&pool_max, name), s.max);
     cl_metric_set(CL_METRIC_SERIES(&pool_waits, name), (double)s.waits);
     cl_metric_set(CL_METRIC_SERIES(&pool_timeouts, name), (double)s.timeouts);
+    cl_metric_set(CL_METRIC_SERIES(&pool_opened, name), (double)s.connects);
+    cl_metric_set(CL_METRIC_SERIES(&pool_closed, name, "idle"), (double)s.idle_closed);
+    cl_metric_set(CL_METRIC_SERIES(&pool_closed, name, "broken"), (double)s.dropped);
     /* A database the bus tables are not in yet (before migrate) has no figures to give. */
     if (cl_bus_db_count(db, &c, &err) == CL_OK) {
         cl_metric_set(CL_METRIC_SERIES(&outbox_backlog, name), (double)c.outbox_backlog);

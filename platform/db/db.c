@@ -560,6 +560,7 @@ static cl_db_conn *pool_reap_one(cl_db *db, int64_t now)
     memmove(&db->idle[0], &db->idle[1], (size_t)(db->nidle - 1) * sizeof(db->idle[0]));
     db->nidle--;
     pool_forget(db, c);
+    db->stats.idle_closed++;
     return c;
 }
 

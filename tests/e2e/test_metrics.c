@@ -74,6 +74,8 @@ static char *scrape(const char *base)
 #define PRODUCTS_DURATION                                                                          \
     "cleave_http_request_duration_seconds_count{route=\"/api/v1/products\",method=\"GET\"}"
 #define CATALOG_CALLS "cleave_module_operation_calls_total{module=\"catalog\","
+#define POOL_OPENED   "cleave_db_pool_opened_total{pool=\"catalog\"}"
+#define POOL_CLOSED   "cleave_db_pool_closed_total{pool=\"catalog\""
 
 static void test_metrics_count_requests_by_route_and_calls_by_binding(void **state)
 {
@@ -124,6 +126,13 @@ static void test_metrics_count_requests_by_route_and_calls_by_binding(void **sta
         assert_true(test_metrics_sum(after, CATALOG_CALLS, "binding=\"remote\"", NULL) == 0);
         assert_true(
             test_metrics_sum(after, "cleave_db_pool_max_connections{pool=\"catalog\"}", NULL) > 0);
+        /* Every connection the pool opened is open still or was closed, for a reason. */
+        assert_true(test_metrics_sum(after, POOL_OPENED, NULL) >= 1);
+        assert_true(test_metrics_sum(after, POOL_OPENED, NULL) -
+                        test_metrics_sum(after, POOL_CLOSED, NULL) ==
+                    test_metrics_sum(after, "cleave_db_pool_connections{pool=\"catalog\"", NULL));
+        assert_non_null(strstr(after, POOL_CLOSED ",reason=\"idle\"} "));
+        assert_non_null(strstr(after, POOL_CLOSED ",reason=\"broken\"} "));
         goto out;
     }
     /* The gateway reaches the catalog over RPC, through a closed circuit... */

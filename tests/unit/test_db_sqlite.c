@@ -529,6 +529,71 @@ static void test_db_acquire_times_out_when_pool_is_exhausted(void **state)
     cl_db_close(db);
 }
 
+/* Sleeps ms milliseconds: what a pool measures here is time idle, nothing else to wait on. */
+static void idle_for(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* db's stats after n borrowers (1 or 2) held a connection each at once and gave it back. */
+static cl_db_stats after_borrowers(cl_db *db, int n)
+{
+    cl_db_conn *c[2] = {NULL, NULL};
+    cl_error err = {0};
+    cl_db_stats s;
+
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(cl_db_acquire(db, NULL, &c[i], &err), CL_OK);
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        cl_db_release(c[i]);
+    }
+    cl_db_stats_get(db, &s);
+    return s;
+}
+
+/*
+ * A connection beyond min_conns is closed once it was idle max_idle_ms, not before, at the
+ * next release; a pool that needs it again opens another. The stats count both (ADR 0067).
+ */
+static void test_db_idle_connection_beyond_min_closes_after_max_idle_only(void **state)
+{
+    fixture *f = *state;
+    cl_db_options opt = {.max_conns = 2, .min_conns = 1, .max_idle_ms = 300};
+    cl_db_stats s;
+    cl_error err = {0};
+    cl_db *db = NULL;
+
+    assert_int_equal(cl_db_open(&cl_db_sqlite, "test", f->path, &opt, &db, &err), CL_OK);
+    /* Two borrowers at once: the second connection is opened for them. */
+    s = after_borrowers(db, 2);
+    assert_int_equal(s.size, 2);
+    assert_int_equal(s.connects, 2);
+    assert_int_equal(s.idle_closed, 0);
+    /* One borrower at a time uses the warmer one; the colder is kept while young. */
+    s = after_borrowers(db, 1);
+    assert_int_equal(s.size, 2);
+    assert_int_equal(s.idle_closed, 0);
+    idle_for(opt.max_idle_ms + 50);
+    s = after_borrowers(db, 1);
+    assert_int_equal(s.size, 1);
+    assert_int_equal(s.idle_closed, 1);
+    /* The minimum is kept however long it idles. */
+    idle_for(opt.max_idle_ms + 50);
+    s = after_borrowers(db, 1);
+    assert_int_equal(s.size, 1);
+    assert_int_equal(s.idle_closed, 1);
+    /* Needed again, it is opened again, and counted. */
+    s = after_borrowers(db, 2);
+    assert_int_equal(s.size, 2);
+    assert_int_equal(s.connects, 3);
+    assert_int_equal(s.dropped, 0);
+    cl_db_close(db);
+}
+
 static void test_db_acquire_with_expired_deadline_is_deadline_exceeded(void **state)
 {
     fixture *f = *state;
@@ -1623,6 +1688,7 @@ int main(void)
         T(test_db_nested_begin_is_internal),
         T(test_db_release_rolls_back_open_transaction),
         T(test_db_acquire_times_out_when_pool_is_exhausted),
+        T(test_db_idle_connection_beyond_min_closes_after_max_idle_only),
         T(test_db_acquire_with_expired_deadline_is_deadline_exceeded),
         T(test_db_acquire_waiting_past_ctx_deadline_is_deadline_exceeded),
         T(test_db_release_hands_connection_to_waiter),

@@ -131,6 +131,7 @@ typedef struct cl_db_stats {
     uint64_t connects; /* connections opened */
     uint64_t connect_failures;
     uint64_t dropped;       /* connections closed because they were broken or failed a ping */
+    uint64_t idle_closed;   /* connections beyond min_conns closed after max_idle_ms idle */
     uint64_t pings;         /* health checks of idle connections */
     uint64_t replica_reads; /* cl_db_acquire_read served by the replica */
     uint64_t primary_reads; /* cl_db_acquire_read served by the primary */
