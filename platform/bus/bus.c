@@ -1421,10 +1421,11 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, i
     if (rc == CL_OK) {
         rc = cl_stmt_step(st, &row, err);
     }
-    if (rc == CL_OK && row && (got = malloc(CL__BUS_BATCH * sizeof(*got))) == NULL) {
-        rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
-    }
     while (rc == CL_OK && row) {
+        if (got == NULL && (got = malloc(CL__BUS_BATCH * sizeof(*got))) == NULL) {
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
+            break;
+        }
         memset(&got[ngot], 0, sizeof(got[ngot]));
         rc = read_row(mod, st, &got[ngot]);
         ngot++;
