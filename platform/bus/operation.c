@@ -5,7 +5,8 @@
  * pending -> running -> succeeded | failed. A runner claims the oldest pending operation
  * in a transaction (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's single writer
  * serialises the claim), runs the kind's work outside any transaction, then records the
- * outcome together with the kind's completion in one transaction.
+ * outcome together with the kind's completion in one transaction, which claims the
+ * runner's next operation too when one waits (ADR 0068).
  *
  * Several processes may share the database (ADR 0034): a claim leases the
  * operation to this process (owner, its host id, expiry on the database's clock, and an
@@ -197,29 +198,29 @@ static cl_status peek(cl__module *mod, int *ready, cl_error *err)
     return rc;
 }
 
+/* An operation a runner of this process claimed, under the lease of epoch. */
+typedef struct claimed {
+    char id[CL_OPERATION_ID_MAX];
+    char kind[128];
+    json_t *input;
+    int64_t epoch;
+} claimed;
+
 /*
- * Claims the oldest claimable operation under a new lease (its epoch into *epoch): *found
- * false when there is none.
+ * Claims the oldest claimable operation under a new lease, in the transaction open on
+ * conn: *found false when there is none.
  */
-static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, size_t kindsize,
-                       json_t **input, int64_t *epoch, bool *found, cl_error *err)
+static cl_status claim_on(cl__module *mod, cl_db_conn *conn, claimed *c, bool *found, cl_error *err)
 {
     cl_bus *bus = mod->bus;
     bool pg = cl__bus_is_postgres(mod->db);
-    cl_db_conn *conn = NULL;
     cl_stmt *st;
     bool row = false;
     char now[32];
     cl_status rc;
 
     *found = false;
-    rc = cl_db_acquire(mod->db, NULL, &conn, err);
-    if (rc == CL_OK) {
-        rc = cl_db_begin(conn, err);
-    }
-    if (rc == CL_OK) {
-        rc = cl_db_prepare(conn, pg ? claim_pg_sql : claim_sql, &st, err);
-    }
+    rc = cl_db_prepare(conn, pg ? claim_pg_sql : claim_sql, &st, err);
     if (rc == CL_OK) {
         rc = cl_stmt_bind_all(st, err, "ss", bus->op_host, bus->op_owner);
     }
@@ -228,13 +229,13 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
     }
     if (rc == CL_OK && row) {
         json_error_t jerr;
-        cl_strlcpy(id, cl_stmt_text(st, 0), idsize);
-        cl_strlcpy(kind, cl_stmt_text(st, 1), kindsize);
-        *input = json_loads(cl_stmt_text(st, 2), 0, &jerr);
-        if (*input == NULL) {
-            *input = json_object();
+        cl_strlcpy(c->id, cl_stmt_text(st, 0), sizeof(c->id));
+        cl_strlcpy(c->kind, cl_stmt_text(st, 1), sizeof(c->kind));
+        c->input = json_loads(cl_stmt_text(st, 2), 0, &jerr);
+        if (c->input == NULL) {
+            c->input = json_object();
         }
-        *epoch = cl_stmt_i64(st, 3) + 1;
+        c->epoch = cl_stmt_i64(st, 3) + 1;
         *found = true;
         rc = cl_stmt_drain(st, NULL, err);
     }
@@ -244,23 +245,45 @@ static cl_status claim(cl__module *mod, char *id, size_t idsize, char *kind, siz
         cl_now_rfc3339(now);
         rc = cl_db_prepare(conn, pg ? running_pg_sql : running_sql, &st, err);
         if (rc == CL_OK) {
-            rc = cl_stmt_bind_all(st, err, "sssiis", now, bus->op_owner, bus->op_host, *epoch,
-                                  bus->op_lease_ms, id);
+            rc = cl_stmt_bind_all(st, err, "sssiis", now, bus->op_owner, bus->op_host, c->epoch,
+                                  bus->op_lease_ms, c->id);
         }
         if (rc == CL_OK) {
             rc = cl_stmt_run(st, &changed, err);
         }
         if (rc == CL_OK && changed != 1) {
-            rc = cl_error_set(err, CL_INTERNAL, NULL, "operation %s vanished", id);
+            rc = cl_error_set(err, CL_INTERNAL, NULL, "operation %s vanished", c->id);
         }
+    }
+    if (rc != CL_OK && *found) {
+        json_decref(c->input);
+        c->input = NULL;
+        *found = false;
+    }
+    return rc;
+}
+
+/* claim_on in a transaction of its own. */
+static cl_status claim(cl__module *mod, claimed *c, bool *found, cl_error *err)
+{
+    cl_db_conn *conn = NULL;
+    cl_status rc;
+
+    *found = false;
+    rc = cl_db_acquire(mod->db, NULL, &conn, err);
+    if (rc == CL_OK) {
+        rc = cl_db_begin(conn, err);
+    }
+    if (rc == CL_OK) {
+        rc = claim_on(mod, conn, c, found, err);
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
     }
     cl_db_release(conn);
     if (rc != CL_OK && *found) {
-        json_decref(*input);
-        *input = NULL;
+        json_decref(c->input);
+        c->input = NULL;
         *found = false;
     }
     return rc;
@@ -279,12 +302,15 @@ static cl_status bind_fence(cl_stmt *st, int at, const char *id, const char *own
 }
 
 /*
- * Records the outcome (with the kind's completion on success) in one transaction, only
- * while the lease of epoch is still this process's: CL_CONFLICT on "lease" otherwise,
- * and nothing is written.
+ * Records the outcome of c (with the kind's completion on success) in one transaction,
+ * only while the lease of c->epoch is still this process's: CL_CONFLICT on "lease"
+ * otherwise, and nothing is written. With next, the same transaction claims the operation
+ * the runner runs next (*chained): under a backlog, a runner's claims cost no transaction
+ * and no look of their own (ADR 0068). A claim that fails is not made, the outcome still is.
  */
-static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char *id, int64_t epoch,
-                        json_t *input, json_t *result, const cl_error *failure, cl_error *err)
+static cl_status finish(cl__module *mod, const cl_operation_kind *k, const claimed *c,
+                        json_t *result, const cl_error *failure, claimed *next, bool *chained,
+                        cl_error *err)
 {
     int rows = 0;
     cl_db_conn *conn = NULL;
@@ -293,19 +319,20 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
     char *text = NULL;
     cl_status rc;
 
+    *chained = false;
     cl_now_rfc3339(now);
     rc = cl_db_acquire(mod->db, NULL, &conn, err);
     if (rc == CL_OK) {
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK && failure == NULL && k != NULL && k->complete != NULL) {
-        rc = k->complete(k->arg, conn, id, input, result, err);
+        rc = k->complete(k->arg, conn, c->id, c->input, result, err);
         if (rc != CL_OK) {
             /* The completion failed: the operation fails with its reason, nothing else. */
             cl_error why = *err;
             why.status = rc;
             cl_db_release(conn);
-            return finish(mod, NULL, id, epoch, input, NULL, &why, err);
+            return finish(mod, NULL, c, NULL, &why, next, chained, err);
         }
     }
     if (rc == CL_OK && failure == NULL) {
@@ -318,7 +345,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             rc = cl_stmt_bind_text(st, 2, now, err);
         }
         if (rc == CL_OK) {
-            rc = bind_fence(st, 3, id, mod->bus->op_owner, epoch, err);
+            rc = bind_fence(st, 3, c->id, mod->bus->op_owner, c->epoch, err);
         }
     } else if (rc == CL_OK) {
         rc = cl_db_prepare(conn, failed_sql, &st, err);
@@ -332,7 +359,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
             rc = cl_stmt_bind_text(st, 3, now, err);
         }
         if (rc == CL_OK) {
-            rc = bind_fence(st, 4, id, mod->bus->op_owner, epoch, err);
+            rc = bind_fence(st, 4, c->id, mod->bus->op_owner, c->epoch, err);
         }
     }
     if (rc == CL_OK) {
@@ -341,7 +368,17 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
     if (rc == CL_OK && rows == 0) {
         rc = cl_error_set(err, CL_CONFLICT, "lease",
                           "operation %s: its lease went to another process (epoch %lld was ours)",
-                          id, (long long)epoch);
+                          c->id, (long long)c->epoch);
+    }
+    free(text);
+    if (rc == CL_OK && next != NULL && !cl__bus_stopping(mod->bus)) {
+        cl_error cerr = {0};
+
+        if (claim_on(mod, conn, next, chained, &cerr) != CL_OK) {
+            /* PostgreSQL aborted the transaction: the outcome again, with no claim. */
+            cl_db_release(conn);
+            return finish(mod, k, c, result, failure, NULL, chained, err);
+        }
     }
     if (rc == CL_OK) {
         rc = cl_db_commit(conn, err);
@@ -350,8 +387,49 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const char 
         atomic_fetch_add(&mod->bus->operations_finished, 1);
     }
     cl_db_release(conn);
-    free(text);
+    if (rc != CL_OK && *chained) {
+        json_decref(next->input);
+        next->input = NULL;
+        *chained = false;
+    }
     return rc;
+}
+
+/*
+ * Runs c and records its outcome, claiming the next operation to run into *next when
+ * there is one (*chained). Frees c's input.
+ */
+static void run(cl__module *mod, claimed *c, claimed *next, bool *chained)
+{
+    const cl_operation_kind *k = NULL;
+    json_t *result = NULL;
+    cl_error err = {0};
+    cl_error werr = {0};
+    cl_status rc;
+
+    *chained = false;
+    for (int i = 0; i < mod->nkinds; i++) {
+        if (strcmp(mod->kinds[i]->kind, c->kind) == 0) {
+            k = mod->kinds[i];
+        }
+    }
+    if (k == NULL) {
+        rc = cl_error_set(&werr, CL_INTERNAL, NULL, "no runner for operation kind %s", c->kind);
+    } else {
+        rc = k->work(k->arg, c->id, c->input, &result, &werr);
+        werr.status = rc;
+    }
+    if (rc == CL_OK || !cl__bus_stopping(mod->bus)) {
+        rc = finish(mod, k, c, result, rc == CL_OK ? NULL : &werr, next, chained, &err);
+        if (rc != CL_OK) {
+            /* Left running: claimed again once its lease lapses (or was taken over). */
+            cl_log_error("bus", "%s: cannot record operation %s: %s", mod->name, c->id,
+                         err.message);
+        }
+    }
+    json_decref(result);
+    json_decref(c->input);
+    c->input = NULL;
 }
 
 void *cl__operation_runner(void *arg)
@@ -359,60 +437,34 @@ void *cl__operation_runner(void *arg)
     cl__module *mod = arg;
     cl_bus *bus = mod->bus;
     uint64_t seen = 0;
+    claimed ops[2];
+    int cur = 0;
 
     cl_thread_name(mod->name, "runner");
     while (!cl__bus_stopping(bus)) {
-        char id[CL_OPERATION_ID_MAX], kind[128];
-        const cl_operation_kind *k = NULL;
-        json_t *input = NULL;
-        json_t *result = NULL;
         cl_error err = {0};
-        cl_error werr = {0};
         bool found = false;
-        int64_t epoch = 0;
         int ready = 0;
         cl_status rc;
 
         /*
          * Looks, then waits for the next operation of this process (one runner is woken for
          * it), or for poll_ms (another process's, a lease that lapsed). A runner that sees
-         * two wakes another for the second; one back from a run looks again at once only if
-         * woken meanwhile: each runner woken for an operation looked and claimed, and every
-         * one claimed was looked for once more after its run (two write transactions and
-         * three reads per operation, of which one write claimed nothing).
+         * two wakes another for the second. One that finished an operation claimed the next
+         * in the same transaction, and runs it at once; one that found none there looks
+         * again at once only if woken meanwhile.
          */
         rc = peek(mod, &ready, &err);
         if (rc == CL_OK && ready > 1) {
             cl__bus_kick_operations(mod->db);
         }
         if (rc == CL_OK && ready > 0) {
-            rc = claim(mod, id, sizeof(id), kind, sizeof(kind), &input, &epoch, &found, &err);
+            rc = claim(mod, &ops[cur], &found, &err);
         }
-        if (rc != CL_OK || !found) {
-            (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->poll_ms);
-            continue;
+        while (rc == CL_OK && found) {
+            run(mod, &ops[cur], &ops[1 - cur], &found);
+            cur = 1 - cur;
         }
-        for (int i = 0; i < mod->nkinds; i++) {
-            if (strcmp(mod->kinds[i]->kind, kind) == 0) {
-                k = mod->kinds[i];
-            }
-        }
-        if (k == NULL) {
-            rc = cl_error_set(&werr, CL_INTERNAL, NULL, "no runner for operation kind %s", kind);
-        } else {
-            rc = k->work(k->arg, id, input, &result, &werr);
-            werr.status = rc;
-        }
-        if (rc == CL_OK || !cl__bus_stopping(bus)) {
-            rc = finish(mod, k, id, epoch, input, result, rc == CL_OK ? NULL : &werr, &err);
-            if (rc != CL_OK) {
-                /* Left running: claimed again once its lease lapses (or was taken over). */
-                cl_log_error("bus", "%s: cannot record operation %s: %s", mod->name, id,
-                             err.message);
-            }
-        }
-        json_decref(result);
-        json_decref(input);
         (void)cl__bus_idle_for(bus, CL__BUS_OPERATIONS, mod->db, &seen, bus->poll_ms);
     }
     return NULL;

@@ -346,6 +346,65 @@ static void test_operation_is_claimed_once_by_one_runner(void **state)
 }
 
 /*
+ * A backlog is claimed in the outcomes' transactions (ADR 0068): a runner that records an
+ * outcome claims its next operation in the same transaction and runs it at once, with no
+ * look and no claim of its own. BACKLOG operations created before the bus starts, one
+ * runner: the bus's start, the first claim and one transaction per operation, in write
+ * transactions counted from before the start to the stop. Each claimed once (epoch 1).
+ */
+#define BACKLOG 20
+
+static void test_operation_backlog_is_claimed_in_the_outcomes_transactions(void **state)
+{
+    char dir[256], out[64];
+    cl_config *cfg = NULL;
+    cl_bus *bus;
+    cl_db *db;
+    cl_db_conn *conn = NULL;
+    cl_error err = {0};
+    int base = counter(&b, 1);
+    int writes;
+    int64_t until = cl_now_ms() + WAIT_MS;
+
+    (void)state;
+    db = widgets_db(dir);
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_begin(conn, &err), CL_OK);
+    for (int i = 0; i < BACKLOG; i++) {
+        char id[CL_OPERATION_ID_MAX];
+
+        assert_int_equal(cl_operation_create(conn, "widgets", "widgets.paint", NULL, id, &err),
+                         CL_OK);
+    }
+    assert_int_equal(cl_db_commit(conn, &err), CL_OK);
+    cl_db_release(conn);
+    writes = atomic_load(&sqlite_counted_write_locks);
+    bus = bus_for("backlog", &kind_b, db, 1, 60000, &cfg);
+    while (counter(&b, 1) < base + BACKLOG) {
+        if (cl_now_ms() >= until) {
+            fail_msg("%d of %d operations ran", counter(&b, 1) - base, BACKLOG);
+        }
+        test_poll_pause();
+    }
+    cl_bus_stop(bus);
+    writes = atomic_load(&sqlite_counted_write_locks) - writes;
+    query(db,
+          "SELECT CAST(count(*) AS TEXT) FROM cl_operations WHERE status = 'succeeded' "
+          "AND lease_epoch = 1",
+          out, sizeof(out));
+    assert_int_equal(strtol(out, NULL, 10), BACKLOG);
+    /* 24 seen: the bus's start (3), the first claim, 20 outcomes; 43 before, a claim each. */
+    if (writes > BACKLOG + 5) {
+        fail_msg("%d write transactions to run a backlog of %d operations: claims of their own",
+                 writes, BACKLOG);
+    }
+    cl_bus_free(bus);
+    cl_config_free(cfg);
+    cl_db_close(db);
+    test_rmrf(dir);
+}
+
+/*
  * Operation ids are "<module>-" and 32 hex digits in time order (ADR 0056): one created in a
  * later millisecond sorts after, so the operations' unique index grows at its right edge.
  * Eight, each in a millisecond of its own: random ids would come in order once in 40,320 runs.
@@ -387,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_operation_lease_refuses_a_stale_runner),
         cmocka_unit_test(test_operation_idle_runner_takes_no_write_lock),
         cmocka_unit_test(test_operation_is_claimed_once_by_one_runner),
+        cmocka_unit_test(test_operation_backlog_is_claimed_in_the_outcomes_transactions),
         cmocka_unit_test(test_operation_ids_sort_in_the_order_created),
     };
 
