@@ -405,6 +405,98 @@ static void test_operation_backlog_is_claimed_in_the_outcomes_transactions(void 
 }
 
 /*
+ * Waits until the first column of sql (a literal: statements are cached by their text's
+ * address), with arg bound to its one parameter, reads want; fails after WAIT_MS.
+ */
+static void wait_for(cl_db *db, const char *sql, const char *arg, const char *want)
+{
+    int64_t until = cl_now_ms() + WAIT_MS;
+
+    for (;;) {
+        cl_db_conn *conn = NULL;
+        cl_stmt *st;
+        cl_error err = {0};
+        bool row = false;
+        char out[64] = "";
+
+        assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+        assert_int_equal(cl_db_prepare(conn, sql, &st, &err), CL_OK);
+        assert_int_equal(cl_stmt_bind_text(st, 1, arg, &err), CL_OK);
+        assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
+        if (row && cl_stmt_text(st, 0) != NULL) {
+            snprintf(out, sizeof(out), "%s", cl_stmt_text(st, 0));
+        }
+        assert_int_equal(cl_stmt_drain(st, NULL, &err), CL_OK);
+        cl_db_release(conn);
+        if (strcmp(out, want) == 0) {
+            return;
+        }
+        if (cl_now_ms() >= until) {
+            fail_msg("%s (%s): %s, not %s after %d ms", sql, arg, out, want, WAIT_MS);
+        }
+        test_poll_pause();
+    }
+}
+
+static const char status_sql[] = "SELECT status FROM cl_operations WHERE id = ?";
+static const char effects_sql[] = "SELECT CAST(count(*) AS TEXT) FROM effects WHERE op = ?";
+
+/*
+ * A claim made with an outcome that fails costs the outcome nothing (ADR 0068): it is
+ * written again, completion included, without the claim. A trigger refuses the second
+ * operation's claims while the test wants: the first operation's outcome claims it, is
+ * refused, and the first still succeeds with one completion; the second waits, pending,
+ * and runs once its claims are let through.
+ */
+static void test_operation_outcome_survives_a_refused_claim(void **state)
+{
+    char dir[256], first[CL_OPERATION_ID_MAX], second[CL_OPERATION_ID_MAX];
+    cl_config *cfg = NULL;
+    cl_bus *bus;
+    cl_db *db;
+    cl_db_conn *conn = NULL;
+    cl_stmt *st;
+    cl_error err = {0};
+
+    (void)state;
+    db = widgets_db(dir);
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_exec(conn,
+                                "CREATE TABLE refused (id TEXT);"
+                                "CREATE TRIGGER refuse_claim BEFORE UPDATE OF status ON "
+                                "cl_operations WHEN NEW.status = 'running' AND NEW.id IN "
+                                "(SELECT id FROM refused) BEGIN "
+                                "SELECT RAISE(ABORT, 'claim refused by the test'); END",
+                                &err),
+                     CL_OK);
+    assert_int_equal(cl_operation_create(conn, "widgets", "widgets.paint", NULL, first, &err),
+                     CL_OK);
+    assert_int_equal(cl_operation_create(conn, "widgets", "widgets.paint", NULL, second, &err),
+                     CL_OK);
+    assert_int_equal(cl_db_prepare(conn, "INSERT INTO refused (id) VALUES (?)", &st, &err), CL_OK);
+    assert_int_equal(cl_stmt_bind_text(st, 1, second, &err), CL_OK);
+    assert_int_equal(cl_stmt_drain(st, NULL, &err), CL_OK);
+    cl_db_release(conn);
+
+    bus = bus_for("refused", &kind_b, db, 1, 20, &cfg);
+    wait_for(db, status_sql, first, "succeeded");
+    wait_for(db, effects_sql, first, "1");
+    wait_for(db, status_sql, second, "pending");
+
+    assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
+    assert_int_equal(cl_db_exec(conn, "DELETE FROM refused", &err), CL_OK);
+    cl_db_release(conn);
+    wait_for(db, status_sql, second, "succeeded");
+    wait_for(db, effects_sql, second, "1");
+    cl_bus_stop(bus);
+    wait_for(db, effects_sql, first, "1");
+    cl_bus_free(bus);
+    cl_config_free(cfg);
+    cl_db_close(db);
+    test_rmrf(dir);
+}
+
+/*
  * Operation ids are "<module>-" and 32 hex digits in time order (ADR 0056): one created in a
  * later millisecond sorts after, so the operations' unique index grows at its right edge.
  * Eight, each in a millisecond of its own: random ids would come in order once in 40,320 runs.
@@ -447,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_operation_idle_runner_takes_no_write_lock),
         cmocka_unit_test(test_operation_is_claimed_once_by_one_runner),
         cmocka_unit_test(test_operation_backlog_is_claimed_in_the_outcomes_transactions),
+        cmocka_unit_test(test_operation_outcome_survives_a_refused_claim),
         cmocka_unit_test(test_operation_ids_sort_in_the_order_created),
     };
 
