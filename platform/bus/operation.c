@@ -375,7 +375,7 @@ static cl_status finish(cl__module *mod, const cl_operation_kind *k, const claim
         cl_error cerr = {0};
 
         if (claim_on(mod, conn, next, chained, &cerr) != CL_OK) {
-            /* PostgreSQL aborted the transaction: the outcome again, with no claim. */
+            /* Rolled back (PostgreSQL aborts it on any error): the outcome again, no claim. */
             cl_db_release(conn);
             return finish(mod, k, c, result, failure, NULL, chained, err);
         }

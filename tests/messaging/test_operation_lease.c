@@ -90,8 +90,11 @@ static int counter(side *s, int which)
     return v;
 }
 
-/* The first column of the first row of sql (text) into out[size]; "" for NULL. */
-static void query(cl_db *db, const char *sql, char *out, size_t size)
+/*
+ * The first column of the first row of sql (text), with arg bound to its one parameter
+ * unless NULL, into out[size]; "" for NULL.
+ */
+static void query_with(cl_db *db, const char *sql, const char *arg, char *out, size_t size)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
@@ -100,10 +103,18 @@ static void query(cl_db *db, const char *sql, char *out, size_t size)
 
     assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
     assert_int_equal(cl_db_prepare(conn, sql, &st, &err), CL_OK);
+    if (arg != NULL) {
+        assert_int_equal(cl_stmt_bind_text(st, 1, arg, &err), CL_OK);
+    }
     assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
     snprintf(out, size, "%s", row && cl_stmt_text(st, 0) != NULL ? cl_stmt_text(st, 0) : "");
     assert_int_equal(cl_stmt_drain(st, NULL, &err), CL_OK);
     cl_db_release(conn);
+}
+
+static void query(cl_db *db, const char *sql, char *out, size_t size)
+{
+    query_with(db, sql, NULL, out, size);
 }
 
 /* A bus of one module, widgets, on db, with workers runners that poll every poll_ms. */
@@ -413,21 +424,9 @@ static void wait_for(cl_db *db, const char *sql, const char *arg, const char *wa
     int64_t until = cl_now_ms() + WAIT_MS;
 
     for (;;) {
-        cl_db_conn *conn = NULL;
-        cl_stmt *st;
-        cl_error err = {0};
-        bool row = false;
-        char out[64] = "";
+        char out[64];
 
-        assert_int_equal(cl_db_acquire(db, NULL, &conn, &err), CL_OK);
-        assert_int_equal(cl_db_prepare(conn, sql, &st, &err), CL_OK);
-        assert_int_equal(cl_stmt_bind_text(st, 1, arg, &err), CL_OK);
-        assert_int_equal(cl_stmt_step(st, &row, &err), CL_OK);
-        if (row && cl_stmt_text(st, 0) != NULL) {
-            snprintf(out, sizeof(out), "%s", cl_stmt_text(st, 0));
-        }
-        assert_int_equal(cl_stmt_drain(st, NULL, &err), CL_OK);
-        cl_db_release(conn);
+        query_with(db, sql, arg, out, sizeof(out));
         if (strcmp(out, want) == 0) {
             return;
         }
