@@ -1352,24 +1352,25 @@ static void free_msgs(cl__msg *msgs, int *n)
 
 /*
  * Leasing relays, in one transaction (so concurrent relays serialise, and a round takes the
- * write lock once): settles the previous round's *n rows of msgs (ok[i]: delivered, else
- * released), then claims up to CL__BUS_BATCH rows into msgs (in order) and leases them. A
- * lone relay comes with no rows (it marks its own, relay_main) and only reads, rows after
- * seq after (those up to it it delivered). *n is the count claimed. On failure nothing
- * changed in the database, and msgs still holds the previous round's rows.
+ * write lock once): settles the previous round's *n rows of *msgs (ok[i]: delivered, else
+ * released), then claims up to CL__BUS_BATCH rows (in order) and leases them. A lone relay
+ * comes with no rows (it marks its own, relay_main) and only reads, rows after seq after
+ * (those up to it it delivered).
+ *
+ * The rows are read into *spare, the relay's room for a round besides *msgs, allocated at
+ * the first row read (a poll that finds nothing, most of them, allocates nothing, ADR
+ * 0067) and kept: a batch's 120 KB taken and given back every round cost the relay a heap
+ * trim, its madvise and the page faults of the next round (ADR 0069). Not zeroed as a
+ * whole: an entry is cleared when a row is read into it, so that a short round writes few
+ * of its pages (ADR 0047). Once rows came, the two swap: *msgs holds them, *n their count.
+ * On failure nothing changed in the database, and *msgs still holds the previous round's.
  */
-static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, int64_t after,
-                       cl_error *err)
+static cl_status claim(cl__module *mod, cl__msg **msgs, cl__msg **spare, int *n, const bool *ok,
+                       int64_t after, cl_error *err)
 {
     cl_db_conn *conn = NULL;
     cl_stmt *st;
-    /*
-     * The rows read, allocated at the first one: a poll that finds nothing (most of them,
-     * ten a second for each relay) allocates nothing, where it took and gave back a batch's
-     * 120 KB (ADR 0067). Not zeroed as a whole: an entry is cleared when a row is read into
-     * it, so that a short round writes few of its pages (ADR 0047).
-     */
-    cl__msg *got = NULL;
+    cl__msg *got = *spare;
     bool row = false;
     int64_t now = cl_wall_ms();
     bool lease = leasing(mod);
@@ -1394,7 +1395,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, i
         rc = cl_db_begin(conn, err);
     }
     if (rc == CL_OK && lease && *n > 0) {
-        rc = settle_on(mod, conn, msgs, *n, ok, err);
+        rc = settle_on(mod, conn, *msgs, *n, ok, err);
     }
     if (rc == CL_OK && lease && cl__bus_is_postgres(mod->db)) {
         rc = cl_db_prepare(conn, claim_lock_pg_sql, &st, err);
@@ -1422,7 +1423,7 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, i
         rc = cl_stmt_step(st, &row, err);
     }
     while (rc == CL_OK && row) {
-        if (got == NULL && (got = malloc(CL__BUS_BATCH * sizeof(*got))) == NULL) {
+        if (got == NULL && (got = *spare = malloc(CL__BUS_BATCH * sizeof(*got))) == NULL) {
             rc = cl_error_set(err, CL_INTERNAL, NULL, "out of memory");
             break;
         }
@@ -1443,17 +1444,17 @@ static cl_status claim(cl__module *mod, cl__msg *msgs, int *n, const bool *ok, i
     }
 out:
     cl_db_release(conn);
-    if (rc == CL_OK) {
-        free_msgs(msgs, n);
-        if (ngot > 0) {
-            memcpy(msgs, got, (size_t)ngot * sizeof(*got));
-        }
-        *n = ngot;
-    } else {
+    if (rc != CL_OK) {
         free_msgs(got, &ngot);
+        return rc;
     }
-    free(got);
-    return rc;
+    free_msgs(*msgs, n);
+    if (ngot > 0) {
+        *spare = *msgs;
+        *msgs = got;
+        *n = ngot;
+    }
+    return CL_OK;
 }
 
 /* A round's rows to settle (settle_on), for marked. */
@@ -1586,8 +1587,12 @@ static void *relay_main(void *arg)
 {
     cl__module *mod = arg;
     cl_bus *bus = mod->bus;
-    /* Entries [0, n) are claim's copies; the rest is never read, so not zeroed either. */
+    /*
+     * The round's rows are entries [0, n) of msgs; the rest is never read, so not zeroed
+     * either. spare is claim's room for the next round's, swapped with msgs when rows came.
+     */
     cl__msg *msgs = malloc(CL__BUS_BATCH * sizeof(*msgs));
+    cl__msg *spare = NULL;
     bool ok[CL__BUS_BATCH];
     int n = 0; /* rows in msgs: handed out, to be settled by the next claim */
     int64_t last_purge = 0;
@@ -1613,7 +1618,7 @@ static void *relay_main(void *arg)
         if (upto > 0 && cl_now_ms() - upto_ms >= MARK_MS) {
             mark_upto(mod, &upto);
         }
-        if (claim(mod, msgs, &n, ok, upto, &err) != CL_OK) {
+        if (claim(mod, &msgs, &spare, &n, ok, upto, &err) != CL_OK) {
             cl_log_warn("bus", "%s: relay cannot read the outbox: %s", mod->name, err.message);
             if (n > 0) {
                 settle(mod, msgs, &n, ok);
@@ -1626,10 +1631,13 @@ static void *relay_main(void *arg)
              * After a burst (the seed's events, a backlog) the connections keep in cache
              * the outbox pages it read and marked, which nothing reads again: freed once
              * every row is marked and a poll interval passed with nothing to relay, so that
-             * a burst that pauses does not pay it (ADR 0061).
+             * a burst that pauses does not pay it (ADR 0061). So is the room for a round
+             * that only a burst fills.
              */
             if (burst && upto == 0 && quiet(&quiet_ms, bus->poll_ms)) {
                 cl_db_shrink(mod->db);
+                free(spare);
+                spare = NULL;
                 burst = false;
             }
             /*
@@ -1707,6 +1715,7 @@ static void *relay_main(void *arg)
         mark_upto(mod, &upto);
     }
     free(msgs);
+    free(spare);
     return NULL;
 }
 

@@ -7,10 +7,13 @@
  *   (nothing indexes delivered_ms).
  * - After a burst (full rounds) it frees what the database's connections cache once every row
  *   is marked (cl_db_shrink): outbox pages nothing reads again.
- * On PostgreSQL too as test_bus_cleanup_pg (the purge's rows only).
+ * - Its rounds reuse the room they read rows into (ADR 0069): a round's 120 KB taken and
+ *   given back each time cost it heap trims and page faults under a steady load.
+ * On PostgreSQL too as test_bus_cleanup_pg (the purge's rows and the rounds' room).
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -292,12 +295,57 @@ static void test_after_a_burst_the_relay_frees_the_cached_pages(void **state)
     }
 }
 
+/*
+ * Allocations of room for a relay's round (CL__BUS_BATCH messages), counted as the process
+ * makes them: this test links with --wrap=malloc, so that the bus's calls come here.
+ */
+static atomic_int round_rooms;
+
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+
+void *__wrap_malloc(size_t size)
+{
+    if (size == CL__BUS_BATCH * sizeof(cl__msg)) {
+        atomic_fetch_add(&round_rooms, 1);
+    }
+    return __real_malloc(size);
+}
+
+#define ROUNDS 20
+
+/*
+ * ROUNDS events, each published once the one before was handled, so that each is a round of
+ * its own. Two modules, a relay each: each relay takes room for its rounds as it starts, and
+ * the publisher's relay room for the next round at its first row; then no more, however many
+ * rounds come. Counted once the bus stopped, so that every relay has ended.
+ */
+static void test_a_relays_rounds_reuse_their_room(void **state)
+{
+    bus_harness h;
+    int rooms;
+
+    (void)state;
+    atomic_store(&round_rooms, 0);
+    assert_int_equal(bus_harness_open(&h, NULL, 1, 1), 0);
+    for (int i = 1; i <= ROUNDS; i++) {
+        assert_int_equal(bus_harness_publish(&h, "k", i, 1, 1), 0);
+        assert_int_equal(bus_harness_wait(&h, i, 20000), 0);
+    }
+    bus_harness_close(&h);
+    rooms = atomic_load(&round_rooms);
+    if (rooms != 3) {
+        fail_msg("two relays over %d rounds took room for a round %d times, not 3", ROUNDS, rooms);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_purge_deletes_old_delivered_rows_from_the_oldest_on),
         cmocka_unit_test(test_the_purge_reads_what_it_deletes_not_the_outbox),
         cmocka_unit_test(test_after_a_burst_the_relay_frees_the_cached_pages),
+        cmocka_unit_test(test_a_relays_rounds_reuse_their_room),
     };
 
     if (sqlite_counting_install() != 0) {
