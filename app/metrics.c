@@ -49,6 +49,10 @@ static cl_metric dead_letters =
     CL_METRIC_GAUGE("cleave_bus_dead_letters", "Rows in a module's dead-letter table.", "module");
 static cl_metric bus_published = CL_METRIC_COUNTER(
     "cleave_bus_published_total", "Outbox rows relayed to the bus by this process.", NULL);
+static cl_metric bus_rounds = CL_METRIC_COUNTER(
+    "cleave_bus_relay_rounds_total",
+    "Relay rounds that carried outbox rows; published over rounds is the rows a round carried.",
+    NULL);
 static cl_metric bus_handled = CL_METRIC_COUNTER(
     "cleave_bus_handled_total", "Messages handled (committed) by this process.", NULL);
 static cl_metric bus_retries = CL_METRIC_COUNTER(
@@ -127,6 +131,7 @@ static void collect_bus(cl_bus *bus)
         return;
     }
     cl_metric_set(cl_metric_series(&bus_published, NULL, 0), (double)s.published);
+    cl_metric_set(cl_metric_series(&bus_rounds, NULL, 0), (double)s.relay_rounds);
     cl_metric_set(cl_metric_series(&bus_handled, NULL, 0), (double)s.handled);
     cl_metric_set(cl_metric_series(&bus_retries, NULL, 0), (double)s.retries);
     cl_metric_set(cl_metric_series(&bus_dead_lettered, NULL, 0), (double)s.dead_lettered);

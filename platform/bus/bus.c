@@ -24,6 +24,7 @@
 #include "bus_internal.h"
 #include "cleave/extension.h"
 #include "cleave/log.h"
+#include "cleave/metrics.h"
 #include "cleave/retry.h"
 #include "cleave/trace.h"
 
@@ -399,6 +400,7 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
     bus->backoff_ms = cl_config_int(cfg, "CLEAVE_BUS_BACKOFF_MS");
     bus->backoff_max_ms = cl_config_int(cfg, "CLEAVE_BUS_BACKOFF_MAX_MS");
     bus->poll_ms = cl_config_int(cfg, "CLEAVE_BUS_POLL_MS");
+    bus->linger_ms = cl_config_int(cfg, "CLEAVE_BUS_LINGER_MS");
     bus->ack_wait_ms = cl_config_int(cfg, "CLEAVE_BUS_ACK_WAIT_MS");
     bus->op_lease_ms = cl_config_int(cfg, "CLEAVE_BUS_OPERATION_LEASE_MS");
     bus->op_renew_ms = cl_config_int(cfg, "CLEAVE_BUS_OPERATION_RENEW_MS");
@@ -418,7 +420,8 @@ cl_status cl_bus_new(const cl_config *cfg, cl_bus **out, cl_error *err)
     }
     if (bus->relays < 1 || bus->relays > CL__BUS_MAX_RELAYS || bus->workers < 1 ||
         bus->workers > CL__BUS_MAX_WORKERS || bus->max_attempts < 1 || bus->backoff_ms < 1 ||
-        bus->backoff_max_ms < bus->backoff_ms || bus->poll_ms < 1 || bus->ack_wait_ms < 100) {
+        bus->backoff_max_ms < bus->backoff_ms || bus->poll_ms < 1 || bus->linger_ms < 0 ||
+        bus->ack_wait_ms < 100) {
         free(bus);
         return cl_error_set(err, CL_INVALID, "CLEAVE_BUS_RELAYS", "bad CLEAVE_BUS_* setting");
     }
@@ -1583,6 +1586,26 @@ static int64_t idle_ms(const cl_bus *bus, int64_t upto, int64_t upto_ms)
     return left > 0 ? left : 1;
 }
 
+/*
+ * Under load a relay's rounds come back to back, each with the row or two committed since the
+ * last, and each pays a claim, a delivery (an inbox transaction, or a publish) and a wake-up.
+ * After a round that was not full, the next begins no sooner than the bus's linger after it
+ * (round_ns, monotonic): the rows committed meanwhile go in one round. A round after a quiet
+ * spell longer than the linger begins at once, so an event alone waits for nothing (ADR 0070).
+ */
+static void linger(const cl_bus *bus, int64_t round_ns)
+{
+    int64_t left = round_ns + bus->linger_ms * 1000000 - cl_metrics_now_ns();
+    struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+
+    if (left <= 0) {
+        return;
+    }
+    /* At most CLEAVE_BUS_LINGER_MS (20 ms): a stop waits that long for it at worst. */
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 static void *relay_main(void *arg)
 {
     cl__module *mod = arg;
@@ -1605,6 +1628,8 @@ static void *relay_main(void *arg)
      */
     bool burst = false;
     int64_t quiet_ms = 0;
+    /* When the last round began, if it had rows and was not full (see linger), else 0. */
+    int64_t round_ns = 0;
 
     cl_thread_name(mod->name, "relay");
     if (msgs == NULL) {
@@ -1615,9 +1640,16 @@ static void *relay_main(void *arg)
         cl_error err = {0};
         bool failed = false;
 
+        int64_t began_ns;
+
         if (upto > 0 && cl_now_ms() - upto_ms >= MARK_MS) {
             mark_upto(mod, &upto);
         }
+        if (round_ns > 0) {
+            linger(bus, round_ns);
+            round_ns = 0;
+        }
+        began_ns = cl_metrics_now_ns();
         if (claim(mod, &msgs, &spare, &n, ok, upto, &err) != CL_OK) {
             cl_log_warn("bus", "%s: relay cannot read the outbox: %s", mod->name, err.message);
             if (n > 0) {
@@ -1679,8 +1711,10 @@ static void *relay_main(void *arg)
             }
             failed = failed || !ok[i];
         }
+        atomic_fetch_add(&bus->relay_rounds, 1);
         burst = burst || n == CL__BUS_BATCH;
         quiet_ms = 0;
+        round_ns = failed || n == CL__BUS_BATCH ? 0 : began_ns;
         /*
          * Something failed (a publish, a stop): settle now, back off before retrying; the
          * failed rows are after upto, so a lone relay claims them again.
@@ -1943,6 +1977,7 @@ cl_status cl_bus_stats_get(cl_bus *bus, cl_bus_stats *out, cl_error *err)
         s.operations_open += c.operations_open;
     }
     s.published = atomic_load(&bus->published);
+    s.relay_rounds = atomic_load(&bus->relay_rounds);
     s.handled = atomic_load(&bus->handled);
     s.duplicates = atomic_load(&bus->duplicates);
     s.retries = atomic_load(&bus->retries);

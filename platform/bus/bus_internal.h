@@ -130,6 +130,7 @@ struct cl_bus {
     int64_t backoff_ms;
     int64_t backoff_max_ms;
     int64_t poll_ms;
+    int64_t linger_ms; /* CLEAVE_BUS_LINGER_MS: see relay_main */
     int64_t ack_wait_ms;
     int64_t op_lease_ms; /* CLEAVE_BUS_OPERATION_LEASE_MS */
     int64_t op_renew_ms; /* CLEAVE_BUS_OPERATION_RENEW_MS */
@@ -159,6 +160,7 @@ struct cl_bus {
     void *nats;                /* cl__nats, when the transport is NATS */
 
     atomic_llong published;
+    atomic_llong relay_rounds; /* rounds that carried rows */
     atomic_llong handled;
     atomic_llong duplicates;
     atomic_llong retries;

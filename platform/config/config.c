@@ -98,6 +98,8 @@ static const cl_setting cfg_keys[] = {
     {"CLEAVE_BUS_BACKOFF_MS", CL_SETTING_INT(1, 60000), "50", "first retry delay"},
     {"CLEAVE_BUS_BACKOFF_MAX_MS", CL_SETTING_INT(1, 600000), "2000", "longest retry delay"},
     {"CLEAVE_BUS_POLL_MS", CL_SETTING_INT(1, 60000), "100", "outbox poll interval when idle"},
+    {"CLEAVE_BUS_LINGER_MS", CL_SETTING_INT(0, 20), "5",
+     "under load, how long after a round a relay lets rows gather before the next; 0: none"},
     {"CLEAVE_BUS_ACK_WAIT_MS", CL_SETTING_INT(100, 3600000), "30000", "NATS redelivery after"},
     {"CLEAVE_BUS_OPERATION_LEASE_MS", CL_SETTING_INT(1000, 3600000), "30000",
      "how long a runner's lease on a running operation lasts unrenewed"},

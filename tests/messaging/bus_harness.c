@@ -119,6 +119,7 @@ static int setup_db(bus_harness *h, const char *name, cl_db **db, cl_error *err)
 }
 
 int bus_harness_poll_ms = 20;
+int bus_harness_linger_ms = -1;
 int bus_harness_schema_version = 0;
 
 int bus_harness_open(bus_harness *h, const char *nats_url, int relays, int workers)
@@ -132,19 +133,24 @@ int bus_harness_open_with(bus_harness *h, const char *nats_url, int relays, int 
     static const cl_settings pub = {"pub", true, NULL, 0};
     static const cl_settings sub = {"sub", true, NULL, 0};
     static const cl_settings *const modules[] = {&pub, &sub, NULL};
-    char relays_env[64], workers_env[64], poll_env[64], nats_env[128];
-    char *env[] = {relays_env, workers_env, "CLEAVE_BUS_ACK_WAIT_MS=2000",
-                   poll_env,   nats_env,    NULL};
+    char relays_env[64], workers_env[64], poll_env[64], linger_env[64], nats_env[128];
+    char *env[7] = {relays_env, workers_env, "CLEAVE_BUS_ACK_WAIT_MS=2000", poll_env};
+    int n = 4;
     cl_error err = {0};
 
     memset(h, 0, sizeof(*h));
     snprintf(relays_env, sizeof(relays_env), "CLEAVE_BUS_RELAYS=%d", relays);
     snprintf(workers_env, sizeof(workers_env), "CLEAVE_BUS_WORKERS=%d", workers);
     snprintf(poll_env, sizeof(poll_env), "CLEAVE_BUS_POLL_MS=%d", bus_harness_poll_ms);
-    snprintf(nats_env, sizeof(nats_env), "CLEAVE_NATS_URL=%s", nats_url != NULL ? nats_url : "");
-    if (nats_url == NULL) {
-        env[4] = NULL;
+    if (bus_harness_linger_ms >= 0) {
+        snprintf(linger_env, sizeof(linger_env), "CLEAVE_BUS_LINGER_MS=%d", bus_harness_linger_ms);
+        env[n++] = linger_env;
     }
+    if (nats_url != NULL) {
+        snprintf(nats_env, sizeof(nats_env), "CLEAVE_NATS_URL=%s", nats_url);
+        env[n++] = nats_env;
+    }
+    env[n] = NULL;
     if (pgtest_enabled() && (pgtest_load(&h->pg) != 0 || pgtest_db_create(&h->pg) != 0)) {
         return -1;
     }

@@ -39,6 +39,8 @@ typedef struct bus_seen {
 
 /* The relays' idle poll interval (CLEAVE_BUS_POLL_MS) of harnesses opened from now on; 20. */
 extern int bus_harness_poll_ms;
+/* Their linger (CLEAVE_BUS_LINGER_MS) of harnesses opened from now on; -1: the default. */
+extern int bus_harness_linger_ms;
 
 /*
  * The bus schema version the databases of harnesses opened from now on are brought to; 0

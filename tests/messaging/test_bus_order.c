@@ -395,6 +395,47 @@ static void test_a_lone_relay_marks_many_rounds_in_one_write(void **state)
     close_bus(dir, &nats);
 }
 
+/*
+ * Under load a relay's rounds gather the rows committed since the last (ADR 0070): after a
+ * round that was not full, the next begins no sooner than the linger after it. 40 events,
+ * each published as soon as the one before was seen handled, with a linger of 20 ms: the
+ * rounds that carried them number at most one more than the whole 20 ms periods of the run
+ * (from before the first commit to the last event seen handled), however slow the machine.
+ * Without the linger each event was a round of its own, at once: 40 rounds in a few periods.
+ */
+#define LINGER_EVENTS 40
+#define LINGER_MS     20
+
+static void test_a_relays_rounds_under_load_are_a_linger_apart(void **state)
+{
+    char dir[256];
+    nats_server nats = {0};
+    cl_bus_stats stats = {0};
+    cl_error err = {0};
+    int64_t start, periods;
+
+    (void)state;
+    bus_harness_linger_ms = LINGER_MS;
+    open_bus(dir, sizeof(dir), &nats, 1, 1);
+    bus_harness_linger_ms = -1;
+    start = cl_now_ms();
+    for (int i = 1; i <= LINGER_EVENTS; i++) {
+        assert_int_equal(bus_harness_publish(&harness, "one-key", i, 1, 1), 0);
+        assert_int_equal(bus_harness_wait(&harness, i, 10000), 0);
+    }
+    periods = (cl_now_ms() - start) / LINGER_MS;
+    assert_all_once_in_order(LINGER_EVENTS);
+    assert_int_equal(cl_bus_stats_get(harness.bus, &stats, &err), CL_OK);
+    close_bus(dir, &nats);
+    assert_int_equal(stats.published, LINGER_EVENTS);
+    if (stats.relay_rounds > periods + 1) {
+        fail_msg("%d events came in %lld rounds in %lld periods of the %d ms linger: at most "
+                 "%lld rounds",
+                 LINGER_EVENTS, (long long)stats.relay_rounds, (long long)periods, LINGER_MS,
+                 (long long)periods + 1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +448,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_relay_round_reaches_a_worker_as_one_batch),
         cmocka_unit_test(test_a_round_for_one_idle_worker_runs_on_the_relay),
         cmocka_unit_test(test_a_lone_relay_marks_many_rounds_in_one_write),
+        cmocka_unit_test(test_a_relays_rounds_under_load_are_a_linger_apart),
     };
 
     if (argc > 1) {

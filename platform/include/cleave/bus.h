@@ -234,6 +234,7 @@ typedef struct cl_bus_stats {
     int64_t inbox_commits;   /* workers' inbox transactions committed (one message or a batch) */
     int64_t operations_open; /* long-running operations pending or running, local databases */
     int64_t operations_finished; /* operations this process recorded as succeeded or failed */
+    int64_t relay_rounds; /* relay rounds that carried rows: published / relay_rounds a round */
 } cl_bus_stats;
 
 /* Fills *out (queries each local database for its counts below). */
