@@ -1639,7 +1639,6 @@ static void *relay_main(void *arg)
     while (!cl__bus_stopping(bus)) {
         cl_error err = {0};
         bool failed = false;
-
         int64_t began_ns;
 
         if (upto > 0 && cl_now_ms() - upto_ms >= MARK_MS) {
