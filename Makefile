@@ -78,7 +78,7 @@ test: deps
 # SQLite and PostgreSQL. Every binary
 # those tests start is built with TSan too; a report fails the test (halt_on_error).
 TSAN_BUILD := build/tsan
-TSAN_TESTS := ^(test_http_server|test_drain|test_metrics|test_cache(_redis)?|test_trace|test_jwt|(inventory|orders)_contract_twins(_pg)?|orders_wait|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_payments_store.*|messaging_operation_survives_.*|test_operation_backlog(_pg)?|saga_.*_(happy|concurrency)(_pg)?)$$
+TSAN_TESTS := ^(test_http_server|test_drain|test_metrics|test_cache(_redis)?|test_trace|test_jwt|(inventory|orders)_contract_twins(_pg)?|orders_wait|test_inventory_expiry(_pg)?|test_events.*|test_http_shutdown|test_db_sqlite|test_log|test_migrate|test_pg_driver|test_bus_order.*|test_bus_cleanup(_pg)?|test_payments_store.*|messaging_operation_survives_.*|test_operation_backlog(_pg)?|saga_.*_(happy|concurrency)(_pg)?)$$
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLEAVE_TSAN=ON \
 		-DCLEAVE_WERROR=ON >/dev/null
