@@ -13,6 +13,7 @@
 #include "cleave/extension.h"
 #include "cleave/log.h"
 #include "cleave/trace.h"
+#include "cleave/util.h"
 #include "cleave/migrate.h"
 
 extern char **environ;
@@ -434,6 +435,8 @@ cl_status host_open_with(host *h, const host_options *opt, cl_error *err)
                             "CLEAVE_TRACE_SAMPLE must be a number from 0 to 1");
     }
     cl_trace_set_ratio(ratio);
+    /* Before any module starts a thread of its own. */
+    cl_thread_background_nice((int)cl_config_int(h->config, "CLEAVE_BACKGROUND_NICE"));
     h->data_dir = cl_config_get(h->config, "CLEAVE_DATA_DIR");
     h->migrations_dir = cl_config_get(h->config, "CLEAVE_MIGRATIONS_DIR");
     if (h->migrations_dir == NULL) {

@@ -1089,7 +1089,7 @@ static void *worker_main(void *arg)
     cl__module *mod = w->mod;
     cl__job *jobs[WORKER_BATCH];
 
-    cl_thread_name(mod->name, "worker");
+    cl_thread_background(mod->name, "worker");
     pthread_mutex_lock(&mod->mu);
     for (;;) {
         int n = 0;
@@ -1631,7 +1631,7 @@ static void *relay_main(void *arg)
     /* When the last round began, if it had rows and was not full (see linger), else 0. */
     int64_t round_ns = 0;
 
-    cl_thread_name(mod->name, "relay");
+    cl_thread_background(mod->name, "relay");
     if (msgs == NULL) {
         cl_log_error("bus", "%s: relay out of memory", mod->name);
         return NULL;

@@ -674,7 +674,7 @@ static void *fetch_main(void *arg)
     fetcher *f = arg;
     cl_bus *bus = f->mod->bus;
 
-    cl_thread_name(f->mod->name, "fetch");
+    cl_thread_background(f->mod->name, "fetch");
     while (!cl__bus_stopping(bus)) {
         natsMsgList list = {0};
         natsStatus s;

@@ -440,7 +440,7 @@ void *cl__operation_runner(void *arg)
     claimed ops[2];
     int cur = 0;
 
-    cl_thread_name(mod->name, "runner");
+    cl_thread_background(mod->name, "runner");
     while (!cl__bus_stopping(bus)) {
         cl_error err = {0};
         bool found = false;
@@ -477,7 +477,7 @@ void *cl__operation_keeper(void *arg)
     uint64_t seen = 0;
     int64_t last = 0;
 
-    cl_thread_name(mod->name, "keeper");
+    cl_thread_background(mod->name, "keeper");
     while (!cl__bus_stopping(bus)) {
         if (cl_now_ms() - last >= bus->op_renew_ms) {
             cl_db_conn *conn = NULL;

@@ -264,7 +264,7 @@ static void *refresher_main(void *arg)
     cl_cached *d = arg;
     int64_t every_ms = d->ttl_ms / 8;
 
-    cl_thread_name(d->api->name, "refresh");
+    cl_thread_background(d->api->name, "refresh");
     pthread_mutex_lock(&d->mu);
     while (!d->stopping) {
         struct timespec at = cl_deadline_in(every_ms);

@@ -386,7 +386,7 @@ static void *subscriber(void *arg)
     cl_redis_cache *r = arg;
     struct timeval forever = {0, 0};
 
-    cl_thread_name("cache", "redis");
+    cl_thread_background("cache", "redis");
 
     pthread_mutex_lock(&r->sub_mu);
     while (!r->stopping) {

@@ -1077,7 +1077,7 @@ static void *checkpointer_main(void *arg)
     shared_file *w = arg;
     int frames;
 
-    cl_thread_name("sqlite", "ckpt");
+    cl_thread_background("sqlite", "ckpt");
 
     pthread_mutex_lock(&w->ckpt_mu);
     while (!w->ckpt_stop) {

@@ -169,7 +169,7 @@ void cl_log_set_fd(int fd)
 static void *flusher_main(void *arg)
 {
     (void)arg;
-    cl_thread_name("log", "flush");
+    cl_thread_background("log", "flush");
     pthread_mutex_lock(&log_out.mu);
     for (;;) {
         if (log_out.len == 0) {

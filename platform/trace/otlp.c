@@ -249,7 +249,7 @@ static void *export_loop(void *arg)
     bool warned = false;
     size_t n;
 
-    cl_thread_name("otlp", "export");
+    cl_thread_background("otlp", "export");
 
     (void)arg;
     for (;;) {

@@ -13,6 +13,9 @@
 #include <sys/random.h>
 #if defined(__linux__)
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "cleave/retry.h"
@@ -452,6 +455,33 @@ void cl_thread_name(const char *owner, const char *role)
 #else
     (void)owner;
     (void)role;
+#endif
+}
+
+static atomic_int background_nice;
+
+void cl_thread_background_nice(int nice)
+{
+    atomic_store(&background_nice, nice);
+}
+
+void cl_thread_background(const char *owner, const char *role)
+{
+    cl_thread_name(owner, role);
+#if defined(__linux__)
+    {
+        int nice = atomic_load(&background_nice);
+        id_t tid = (id_t)syscall(SYS_gettid);
+
+        /*
+         * On Linux a nice value is each thread's own (PRIO_PROCESS with a thread id). Raising
+         * it needs no privilege; one the thread already has above this is kept.
+         */
+        errno = 0;
+        if (nice > 0 && getpriority(PRIO_PROCESS, tid) < nice && errno == 0) {
+            (void)setpriority(PRIO_PROCESS, tid, nice);
+        }
+    }
 #endif
 }
 

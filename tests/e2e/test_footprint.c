@@ -4,7 +4,11 @@
  * LDAP, Kerberos), libcurl, the NATS client, hiredis, and libssl and libcrypto without TLS
  * configured - neither at start nor after a login and a few reads. Tokens are signed and
  * checked with Nettle (ADR 0060): OpenSSL 3 made 4 MB of libcrypto resident for them.
+ * Its background threads keep the process's nice value unless CLEAVE_BACKGROUND_NICE says
+ * otherwise, and the threads that answer requests keep it always (ADR 0071).
  */
+#include <dirent.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -24,13 +29,15 @@
 static char dir[256];
 static test_proc server;
 
-static void cleave_env(char *data_env, size_t size, char **env)
+/* The environment of make run, and extra (NULL: none). */
+static void cleave_env(char *data_env, size_t size, char **env, char *extra)
 {
     snprintf(data_env, size, "CLEAVE_DATA_DIR=%s/var", dir);
     env[0] = data_env;
     env[1] = "CLEAVE_LISTEN=127.0.0.1:0";
     env[2] = "CLEAVE_MIGRATIONS_DIR=" CLEAVE_SOURCE_DIR "/migrations";
-    env[3] = NULL;
+    env[3] = extra;
+    env[4] = NULL;
 }
 
 /* The lines of /proc/pid/maps that name a path containing name. */
@@ -42,18 +49,18 @@ static int maps_with(int pid, const char *name)
     return test_lines_with(path, name);
 }
 
-/* Migrates, seeds and serves the monolith as `make run` does; its address into base. */
-static void start_monolith(char *base, size_t size)
+/* Migrates, seeds and serves the monolith as `make run` does, with extra in its environment. */
+static void start_monolith(char *base, size_t size, char *extra)
 {
     char data_env[512], log[512], out[4096];
-    char *env[4];
+    char *env[5];
     char *migrate[] = {"cleave", "migrate", NULL};
     char *seed[] = {"cleave", "seed", "--if-empty", NULL};
     char *serve[] = {"cleave", "serve", NULL};
     int port;
 
     assert_int_equal(test_tmpdir(dir, sizeof(dir)), 0);
-    cleave_env(data_env, sizeof(data_env), env);
+    cleave_env(data_env, sizeof(data_env), env, extra);
     assert_int_equal(test_run(CLEAVE_BIN_DIR "/cleave", migrate, env, out, sizeof(out)), 0);
     assert_int_equal(test_run(CLEAVE_BIN_DIR "/cleave", seed, env, out, sizeof(out)), 0);
     snprintf(log, sizeof(log), "%s/serve.log", dir);
@@ -61,6 +68,62 @@ static void start_monolith(char *base, size_t size)
     port = test_proc_wait_port(&server, 30000);
     assert_true(port > 0);
     snprintf(base, size, "http://127.0.0.1:%d", port);
+}
+
+/*
+ * The threads of pid whose name ends in suffix, each checked to run at nice value want: how
+ * many there are.
+ */
+static int threads_at(int pid, const char *suffix, int want)
+{
+    char path[96], comm[32], stat[1024];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+        const char *rest;
+        size_t len;
+        int nice = INT_MIN;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", pid, e->d_name);
+        f = fopen(path, "r");
+        if (e->d_name[0] == '.' || f == NULL) {
+            continue; /* gone meanwhile */
+        }
+        len = fread(comm, 1, sizeof(comm) - 1, f);
+        fclose(f);
+        comm[len] = '\0';
+        comm[strcspn(comm, "\n")] = '\0';
+        len = strlen(comm);
+        if (len < strlen(suffix) || strcmp(comm + len - strlen(suffix), suffix) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", pid, e->d_name);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        len = fread(stat, 1, sizeof(stat) - 1, f);
+        fclose(f);
+        stat[len] = '\0';
+        /* After the name in parentheses: state, then the 16th field on is the nice value. */
+        rest = strrchr(stat, ')');
+        assert_non_null(rest);
+        assert_int_equal(sscanf(rest + 1,
+                                " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+                                "%*d %*d %*d %d",
+                                &nice),
+                         1);
+        if (nice != want) {
+            fail_msg("thread %s (%s) runs at nice %d, not %d", comm, e->d_name, nice, want);
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
 }
 
 static void test_monolith_on_sqlite_maps_no_optional_library(void **state)
@@ -72,7 +135,7 @@ static void test_monolith_on_sqlite_maps_no_optional_library(void **state)
     test_resp r = {0};
 
     (void)state;
-    start_monolith(base, sizeof(base));
+    start_monolith(base, sizeof(base), NULL);
     /* Ready: /readyz checks every migration's checksum (SHA-256). */
     assert_int_equal(test_http_as(base, NULL, "GET", "/readyz", NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -93,6 +156,33 @@ static void test_monolith_on_sqlite_maps_no_optional_library(void **state)
             fail_msg("cleave serve on SQLite maps %s", optional[i]);
         }
     }
+    /* By default no thread is set apart: the relays run at the process's nice value. */
+    assert_true(threads_at(server.pid, ".relay", getpriority(PRIO_PROCESS, 0)) > 0);
+}
+
+/*
+ * With CLEAVE_BACKGROUND_NICE, the relays, the inbox workers and the operation runners run at
+ * that nice value; the HTTP workers and the saga's executors (a checkout waits on them) at
+ * the process's.
+ */
+static void test_background_threads_run_at_the_nice_value_set(void **state)
+{
+    char base[64];
+    int own = getpriority(PRIO_PROCESS, 0);
+    int background = own > 7 ? own : 7;
+    test_resp r = {0};
+
+    (void)state;
+    start_monolith(base, sizeof(base), "CLEAVE_BACKGROUND_NICE=7");
+    assert_int_equal(test_http_as(base, NULL, "GET", "/readyz", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    test_resp_free(&r);
+    /* Each module's relay, shipping's two inbox workers, its operation runners. */
+    assert_true(threads_at(server.pid, ".relay", background) >= 5);
+    assert_true(threads_at(server.pid, ".worker", background) >= 2);
+    assert_true(threads_at(server.pid, ".runner", background) > 0);
+    assert_true(threads_at(server.pid, "civetweb-worker", own) > 0);
+    assert_true(threads_at(server.pid, "orders.saga", own) > 0);
 }
 
 #define BURST 32
@@ -150,7 +240,7 @@ static void test_first_requests_with_a_token_fetch_the_keys_once(void **state)
     burst b[BURST];
 
     (void)state;
-    start_monolith(base, sizeof(base));
+    start_monolith(base, sizeof(base), NULL);
     assert_int_equal(
         test_password_token(base, TEST_CUSTOMER, TEST_CUSTOMER_PASSWORD, token, sizeof(token)), 0);
     assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
@@ -191,6 +281,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_monolith_on_sqlite_maps_no_optional_library, teardown),
         cmocka_unit_test_teardown(test_first_requests_with_a_token_fetch_the_keys_once, teardown),
+        cmocka_unit_test_teardown(test_background_threads_run_at_the_nice_value_set, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

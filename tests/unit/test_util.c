@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -480,6 +481,49 @@ static void test_thread_name_is_owner_dot_role_cut_to_fifteen_bytes(void **state
     assert_string_equal(names + 16, "inventory.worke");
 }
 
+/* The nice values a background thread had before and after cl_thread_background. */
+static void *go_background(void *arg)
+{
+    int *nice = arg;
+    id_t tid = (id_t)syscall(SYS_gettid);
+
+    nice[0] = getpriority(PRIO_PROCESS, tid);
+    cl_thread_background("shipping", "runner");
+    nice[1] = getpriority(PRIO_PROCESS, tid);
+    (void)prctl(PR_GET_NAME, (char *)&nice[2], 0, 0, 0);
+    return NULL;
+}
+
+static void run_background(int *nice)
+{
+    pthread_t t;
+
+    assert_int_equal(pthread_create(&t, NULL, go_background, nice), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/*
+ * A background thread takes the nice value set (when above its own), on its own: the thread
+ * that started it keeps the process's. 0, the default, changes nothing.
+ */
+static void test_background_thread_takes_the_nice_value_set(void **state)
+{
+    int base = getpriority(PRIO_PROCESS, 0);
+    int nice[2 + 16 / sizeof(int)] = {0};
+
+    (void)state;
+    run_background(nice);
+    assert_int_equal(nice[0], base);
+    assert_int_equal(nice[1], base);
+    assert_string_equal((char *)&nice[2], "shipping.runner");
+    cl_thread_background_nice(7);
+    run_background(nice);
+    cl_thread_background_nice(0);
+    assert_int_equal(nice[0], base);
+    assert_int_equal(nice[1], base > 7 ? base : 7);
+    assert_int_equal(getpriority(PRIO_PROCESS, 0), base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_traceparent_rejects_malformed),
         cmocka_unit_test(test_traceparent_formats_and_round_trips),
         cmocka_unit_test(test_thread_name_is_owner_dot_role_cut_to_fifteen_bytes),
+        cmocka_unit_test(test_background_thread_takes_the_nice_value_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -877,7 +877,7 @@ static void *sweep_loop(void *arg)
 {
     struct inventory_self *self = arg;
 
-    cl_thread_name("inventory", "sweep");
+    cl_thread_background("inventory", "sweep");
     pthread_mutex_lock(&self->mu);
     while (!self->stopping) {
         struct timespec until;

@@ -1207,7 +1207,7 @@ static void *sweeper(void *arg)
     struct orders_self *self = arg;
     orders__executor *x = &self->saga;
 
-    cl_thread_name("orders", "sweeper");
+    cl_thread_background("orders", "sweeper");
     while (pause_ms(self, self->renew_ms)) {
         int64_t room;
         int n = 0;

@@ -141,6 +141,22 @@ int cl_mutex_lock_within(pthread_mutex_t *mu, int64_t ms);
  */
 void cl_thread_name(const char *owner, const char *role);
 
+/*
+ * The nice value the process's background threads take from now on (cl_thread_background):
+ * 0 (the default) leaves them at the process's own; 1-19 lowers their share of the CPU
+ * against the threads that answer requests (ADR 0071). Set by the host before its modules
+ * start (CLEAVE_BACKGROUND_NICE).
+ */
+void cl_thread_background_nice(int nice);
+
+/*
+ * Names the calling thread (cl_thread_name) and marks it a background thread: one whose
+ * work no request waits on (relays, inbox workers, runners, sweepers, checkpoints, flushes).
+ * On Linux it takes the nice value set above, when that is above the thread's own; a thread
+ * is never raised above the process, and elsewhere only the name is set.
+ */
+void cl_thread_background(const char *owner, const char *role);
+
 /* --- W3C trace context ----------------------------------------------------------------- */
 
 /* "00-<32 hex>-<16 hex>-<2 hex>" and a NUL. */
