@@ -41,7 +41,8 @@ static const cl_setting cfg_keys[] = {
      "(ADR 0055)"},
     {"CLEAVE_BACKGROUND_NICE", CL_SETTING_INT(0, 19), "0",
      "1-19: the nice value of the threads no request waits on (relays, inbox workers, runners, "
-     "checkpoints), which then yield the CPU to those that answer (ADR 0071); 0: the process's"},
+     "checkpoints), which then yield the CPU to those that answer (ADR 0071); 0: the process's "
+     "own"},
     {"CLEAVE_LOG_LEVEL", CL_SETTING_LEVEL, "info", "lowest level logged: debug, info, warn, error"},
     {"CLEAVE_MIGRATIONS_DIR", CL_SETTING_PATH, NULL, "directory of SQL migrations"},
     {"CLEAVE_HTTP_THREADS", CL_SETTING_INT(1, 1024), "64",

@@ -1,5 +1,7 @@
-/* SHA-256, random ids, backoff, RFC 3339, monotonic deadlines, thread names and trace context
- * (cleave/util.h). */
+/*
+ * SHA-256, random ids, backoff, RFC 3339, monotonic deadlines, thread names and priorities,
+ * and trace context (cleave/util.h).
+ */
 #include "cleave/util.h"
 
 #include <errno.h>

@@ -152,8 +152,8 @@ void cl_thread_background_nice(int nice);
 /*
  * Names the calling thread (cl_thread_name) and marks it a background thread: one whose
  * work no request waits on (relays, inbox workers, runners, sweepers, checkpoints, flushes).
- * On Linux it takes the nice value set above, when that is above the thread's own; a thread
- * is never raised above the process, and elsewhere only the name is set.
+ * On Linux it takes the nice value set above when that is higher than its own (a thread
+ * never gains priority by it); elsewhere only the name is set.
  */
 void cl_thread_background(const char *owner, const char *role);
 
