@@ -471,18 +471,20 @@ void cl_thread_background(const char *owner, const char *role)
 {
     cl_thread_name(owner, role);
 #if defined(__linux__)
-    {
-        int nice = atomic_load(&background_nice);
-        id_t tid = (id_t)syscall(SYS_gettid);
+    int nice = atomic_load(&background_nice);
+    id_t tid;
 
-        /*
-         * On Linux a nice value is each thread's own (PRIO_PROCESS with a thread id). Raising
-         * it needs no privilege; one the thread already has above this is kept.
-         */
-        errno = 0;
-        if (nice > 0 && getpriority(PRIO_PROCESS, tid) < nice && errno == 0) {
-            (void)setpriority(PRIO_PROCESS, tid, nice);
-        }
+    if (nice <= 0) {
+        return;
+    }
+    /*
+     * On Linux a nice value is each thread's own (PRIO_PROCESS with a thread id). Raising it
+     * needs no privilege; one the thread already has above this is kept.
+     */
+    tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    if (getpriority(PRIO_PROCESS, tid) < nice && errno == 0) {
+        (void)setpriority(PRIO_PROCESS, tid, nice);
     }
 #endif
 }

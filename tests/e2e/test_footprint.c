@@ -91,10 +91,13 @@ static int threads_at(int pid, const char *suffix, int want)
         size_t len;
         int nice;
 
+        if (e->d_name[0] == '.') {
+            continue;
+        }
         snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", pid, e->d_name);
         f = fopen(path, "r");
-        if (e->d_name[0] == '.' || f == NULL) {
-            continue; /* gone meanwhile */
+        if (f == NULL) {
+            continue; /* ended meanwhile */
         }
         len = fread(comm, 1, sizeof(comm) - 1, f);
         fclose(f);
@@ -106,7 +109,9 @@ static int threads_at(int pid, const char *suffix, int want)
         }
         snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", pid, e->d_name);
         f = fopen(path, "r");
-        assert_non_null(f);
+        if (f == NULL) {
+            continue; /* ended meanwhile */
+        }
         len = fread(stat, 1, sizeof(stat) - 1, f);
         fclose(f);
         stat[len] = '\0';

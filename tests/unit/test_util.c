@@ -481,25 +481,33 @@ static void test_thread_name_is_owner_dot_role_cut_to_fifteen_bytes(void **state
     assert_string_equal(names + 16, "inventory.worke");
 }
 
-/* The nice values a background thread had before and after cl_thread_background. */
+/* What a thread saw of itself before and after cl_thread_background. */
+typedef struct background_seen {
+    int before;
+    int after;
+    char name[16];
+} background_seen;
+
 static void *go_background(void *arg)
 {
-    int *nice = arg;
+    background_seen *seen = arg;
     id_t tid = (id_t)syscall(SYS_gettid);
 
-    nice[0] = getpriority(PRIO_PROCESS, tid);
+    seen->before = getpriority(PRIO_PROCESS, tid);
     cl_thread_background("shipping", "runner");
-    nice[1] = getpriority(PRIO_PROCESS, tid);
-    (void)prctl(PR_GET_NAME, (char *)&nice[2], 0, 0, 0);
+    seen->after = getpriority(PRIO_PROCESS, tid);
+    (void)prctl(PR_GET_NAME, seen->name, 0, 0, 0);
     return NULL;
 }
 
-static void run_background(int *nice)
+static background_seen run_background(void)
 {
+    background_seen seen = {0};
     pthread_t t;
 
-    assert_int_equal(pthread_create(&t, NULL, go_background, nice), 0);
+    assert_int_equal(pthread_create(&t, NULL, go_background, &seen), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
+    return seen;
 }
 
 /*
@@ -509,18 +517,18 @@ static void run_background(int *nice)
 static void test_background_thread_takes_the_nice_value_set(void **state)
 {
     int base = getpriority(PRIO_PROCESS, 0);
-    int nice[2 + 16 / sizeof(int)] = {0};
+    background_seen seen;
 
     (void)state;
-    run_background(nice);
-    assert_int_equal(nice[0], base);
-    assert_int_equal(nice[1], base);
-    assert_string_equal((char *)&nice[2], "shipping.runner");
+    seen = run_background();
+    assert_int_equal(seen.before, base);
+    assert_int_equal(seen.after, base);
+    assert_string_equal(seen.name, "shipping.runner");
     cl_thread_background_nice(7);
-    run_background(nice);
+    seen = run_background();
     cl_thread_background_nice(0);
-    assert_int_equal(nice[0], base);
-    assert_int_equal(nice[1], base > 7 ? base : 7);
+    assert_int_equal(seen.before, base);
+    assert_int_equal(seen.after, base > 7 ? base : 7);
     assert_int_equal(getpriority(PRIO_PROCESS, 0), base);
 }
 
