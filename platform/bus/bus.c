@@ -845,7 +845,7 @@ static cl_status savepoint(cl__module *mod, cl_db_conn *conn, const char *sql, c
     cl_stmt *st;
     cl_status rc;
 
-    if (cl__bus_is_postgres(mod->db)) {
+    if (cl_db_is_postgres(mod->db)) {
         return cl_db_exec(conn, sql, err);
     }
     rc = cl_db_prepare(conn, sql, &st, err);
@@ -1330,7 +1330,7 @@ static cl_status update_rows(cl_db_conn *conn, const char *sql, bool has_lead, i
  */
 static bool leasing(const cl__module *mod)
 {
-    return mod->bus->relays > 1 || cl__bus_is_postgres(mod->db);
+    return mod->bus->relays > 1 || cl_db_is_postgres(mod->db);
 }
 
 /* Marks delivered the rows with ok[i], releases the others' leases, on conn. */
@@ -1400,7 +1400,7 @@ static cl_status claim(cl__module *mod, cl__msg **msgs, cl__msg **spare, int *n,
     if (rc == CL_OK && lease && *n > 0) {
         rc = settle_on(mod, conn, *msgs, *n, ok, err);
     }
-    if (rc == CL_OK && lease && cl__bus_is_postgres(mod->db)) {
+    if (rc == CL_OK && lease && cl_db_is_postgres(mod->db)) {
         rc = cl_db_prepare(conn, claim_lock_pg_sql, &st, err);
         if (rc == CL_OK) {
             rc = cl_stmt_drain(st, NULL, err);

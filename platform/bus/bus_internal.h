@@ -260,7 +260,4 @@ cl_status cl__bus_schema_apply_to(cl_db *db, int64_t target, cl_error *err);
 /* The relay's purge of delivered rows older than its one parameter, in ms (bus.c). */
 extern const char cl__bus_purge_sql[];
 
-/* SQL dialect of a database: true for PostgreSQL. */
-bool cl__bus_is_postgres(cl_db *db);
-
 #endif /* CLEAVE_BUS_INTERNAL_H */

@@ -173,7 +173,7 @@ cl_status cl_operation_get(cl_db_conn *conn, const char *id, cl_operation *out, 
  */
 static cl_status peek(cl__module *mod, int *ready, cl_error *err)
 {
-    bool pg = cl__bus_is_postgres(mod->db);
+    bool pg = cl_db_is_postgres(mod->db);
     cl_db_conn *conn = NULL;
     cl_stmt *st;
     bool row = false;
@@ -213,7 +213,7 @@ typedef struct claimed {
 static cl_status claim_on(cl__module *mod, cl_db_conn *conn, claimed *c, bool *found, cl_error *err)
 {
     cl_bus *bus = mod->bus;
-    bool pg = cl__bus_is_postgres(mod->db);
+    bool pg = cl_db_is_postgres(mod->db);
     cl_stmt *st;
     bool row = false;
     char now[32];
@@ -488,7 +488,7 @@ void *cl__operation_keeper(void *arg)
             /* One statement renews every operation this process runs in the module. */
             rc = cl_db_acquire(mod->db, NULL, &conn, &err);
             if (rc == CL_OK) {
-                rc = cl_db_prepare(conn, cl__bus_is_postgres(mod->db) ? renew_pg_sql : renew_sql,
+                rc = cl_db_prepare(conn, cl_db_is_postgres(mod->db) ? renew_pg_sql : renew_sql,
                                    &st, &err);
             }
             if (rc == CL_OK) {

@@ -116,13 +116,6 @@ static const char ddl_v1_postgres[] =
     "CREATE TABLE cl_dead_letters (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY "
     "KEY, " DEAD_COLUMNS ";" COMMON_DDL;
 
-bool cl__bus_is_postgres(cl_db *db)
-{
-    const cl_db_driver *drv = cl_db_driver_of(db);
-
-    return drv != NULL && drv->dialect != NULL && strcmp(drv->dialect, "postgres") == 0;
-}
-
 static cl_status read_version(cl_db_conn *conn, int64_t *version, cl_error *err)
 {
     cl_stmt *st;
@@ -167,7 +160,7 @@ cl_status cl__bus_schema_apply_to(cl_db *db, int64_t target, cl_error *err)
     }
     /* Each version once, in order, in this one transaction; a shipped version never changes. */
     for (int64_t v = version + 1; rc == CL_OK && v <= target; v++) {
-        bool pg = cl__bus_is_postgres(db);
+        bool pg = cl_db_is_postgres(db);
         const char *ddl = v == 6   ? ddl_v6
                           : v == 5 ? (pg ? ddl_v5_postgres : ddl_v5_sqlite)
                           : v == 4 ? ddl_v4

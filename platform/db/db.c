@@ -389,6 +389,11 @@ const cl_db_driver *cl_db_driver_of(const cl_db *db)
     return db != NULL ? db->drv : NULL;
 }
 
+bool cl_db_is_postgres(const cl_db *db)
+{
+    return db != NULL && db->drv->dialect != NULL && strcmp(db->drv->dialect, "postgres") == 0;
+}
+
 /* Removes c from the pool's list of open connections. Called with db->mu held. */
 static void pool_forget(cl_db *db, cl_db_conn *c)
 {

@@ -141,7 +141,7 @@ static void test_the_upgrade_from_v4_keeps_the_rows(void **state)
 
     /* v5: an id the outbox holds already is not refused (delivered: the relay leaves it). */
     assert_int_equal(exec_on(h.pub, outbox_sql, "old-1", "{\"seq\":1}", 1), CL_OK);
-    if (!cl__bus_is_postgres(h.sub)) {
+    if (!cl_db_is_postgres(h.sub)) {
         query(h.sub, "SELECT sql FROM sqlite_master WHERE name = 'cl_inbox'", out, sizeof(out));
         assert_non_null(strstr(out, "WITHOUT ROWID"));
     }

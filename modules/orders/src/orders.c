@@ -783,13 +783,6 @@ static void orders_destroy(void *arg)
     free(self);
 }
 
-static bool is_postgres(cl_db *db)
-{
-    const cl_db_driver *drv = cl_db_driver_of(db);
-
-    return drv != NULL && drv->dialect != NULL && strcmp(drv->dialect, "postgres") == 0;
-}
-
 /* The modules the orders call, from the host; CL_INVALID naming what is missing. */
 static cl_status find_deps(const cl_module_env *env, struct orders_self *self, cl_error *err)
 {
@@ -842,7 +835,7 @@ static cl_status orders_create(const cl_module_env *env, void **out, cl_error *e
     self->workers = (int)cl_config_int(env->config, "CLEAVE_ORDERS_WORKERS");
     self->lease_ms = cl_config_int(env->config, "CLEAVE_ORDERS_LEASE_MS");
     self->renew_ms = cl_config_int(env->config, "CLEAVE_ORDERS_LEASE_RENEW_MS");
-    self->postgres = is_postgres(env->db);
+    self->postgres = cl_db_is_postgres(env->db);
     self->serving = env->serving;
     if (self->renew_ms >= self->lease_ms) {
         /* A lease renewed no sooner than it lapses would be taken over from a live host. */

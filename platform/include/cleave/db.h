@@ -147,6 +147,8 @@ cl_status cl_db_open(const cl_db_driver *drv, const char *name, const char *targ
 void cl_db_close(cl_db *db);
 const char *cl_db_name(const cl_db *db);
 const cl_db_driver *cl_db_driver_of(const cl_db *db);
+/* True when db's driver speaks PostgreSQL's dialect; false for SQLite's and for NULL. */
+bool cl_db_is_postgres(const cl_db *db);
 
 /*
  * Takes a connection from the pool, waiting until ctx's deadline (or the acquire
