@@ -488,8 +488,8 @@ void *cl__operation_keeper(void *arg)
             /* One statement renews every operation this process runs in the module. */
             rc = cl_db_acquire(mod->db, NULL, &conn, &err);
             if (rc == CL_OK) {
-                rc = cl_db_prepare(conn, cl_db_is_postgres(mod->db) ? renew_pg_sql : renew_sql,
-                                   &st, &err);
+                rc = cl_db_prepare(conn, cl_db_is_postgres(mod->db) ? renew_pg_sql : renew_sql, &st,
+                                   &err);
             }
             if (rc == CL_OK) {
                 rc = cl_stmt_bind_all(st, &err, "is", bus->op_lease_ms, bus->op_owner);
