@@ -3,9 +3,10 @@
  * `make run` starts it (migrate, seed --if-empty, serve; no test-only settings) on a
  * throwaway data directory and a free port, then:
  *
- *   - the README's checkout walkthrough, its shell commands taken from README.md itself
- *     (so that the README cannot drift) and run by bash: every request answers 2xx, the
- *     ORDER it extracts is the order it placed, and that order is confirmed and its
+ *   - the README's walkthroughs of stock and accounts, of a checkout and of tokens, their
+ *     shell commands taken from README.md itself (so that the README cannot drift) and run
+ *     by bash with set -e: every command exits 0 and every request answers 2xx; the ORDER
+ *     the checkout extracts is the order it placed, and that order is confirmed and its
  *     shipment booked within 5 s of being placed;
  *   - the inventory's consumer of catalog.product_created: a new product's SKU gets a
  *     stock record with nothing on hand, and stock set by the seed or by a PUT before the
@@ -27,11 +28,13 @@
 #include "proc.h"
 
 /* What the README promises a new user: the order's shipment is booked this soon. */
-#define BOOKED_WITHIN_MS   5000
-/* The paragraph that opens the checkout walkthrough; its first sh block follows. */
-#define WALKTHROUGH_ANCHOR "Check out (ADR 0014)"
-#define SCRIPT_MAX         16384
-#define OUTPUT_MAX         ((size_t)256 * 1024)
+#define BOOKED_WITHIN_MS 5000
+/* The paragraphs that open the walkthroughs tested here; the first sh block after each. */
+#define STOCK_ANCHOR     "Stock and money (integer minor units"
+#define CHECKOUT_ANCHOR  "Check out (ADR 0014)"
+#define TOKENS_ANCHOR    "Tokens (the identity module, an OAuth 2.0"
+#define SCRIPT_MAX       16384
+#define OUTPUT_MAX       ((size_t)256 * 1024)
 
 static char dir[256];
 static char base[64];
@@ -125,12 +128,15 @@ static int teardown(void **state)
 /* --- the README ------------------------------------------------------------------------ */
 
 /*
- * The first ```sh block after WALKTHROUGH_ANCHOR in README.md, with every localhost:8080
- * replaced by the server's address, into script[SCRIPT_MAX].
+ * The first ```sh block after anchor in README.md into script[SCRIPT_MAX], with every
+ * localhost:8080 replaced by the server's address and every build/bin/cleave by the
+ * binary under test (its commands then find the data directory in the environment).
  */
-static void walkthrough_script(char *script)
+static void walkthrough_script(const char *anchor, char *script)
 {
     static char readme[256 * 1024];
+    const char *from[] = {"localhost:8080", "build/bin/cleave"};
+    const char *to[] = {hostport, CLEAVE_BIN_DIR "/cleave"};
     FILE *f = fopen(CLEAVE_SOURCE_DIR "/README.md", "r");
     size_t n, used = 0;
     const char *p, *end;
@@ -139,9 +145,9 @@ static void walkthrough_script(char *script)
     n = fread(readme, 1, sizeof(readme) - 1, f);
     fclose(f);
     readme[n] = '\0';
-    p = strstr(readme, WALKTHROUGH_ANCHOR);
+    p = strstr(readme, anchor);
     if (p == NULL) {
-        fail_msg("README.md has no \"%s\" section", WALKTHROUGH_ANCHOR);
+        fail_msg("README.md has no \"%s\" section", anchor);
         return;
     }
     p = strstr(p, "\n```sh\n");
@@ -150,16 +156,18 @@ static void walkthrough_script(char *script)
     end = strstr(p, "\n```");
     assert_non_null(end);
     while (p <= end) {
-        const char *hit = strstr(p, "localhost:8080");
-        size_t take = hit != NULL && hit < end ? (size_t)(hit - p) : (size_t)(end + 1 - p);
+        size_t k = 0;
 
-        assert_true(used + take + sizeof(hostport) < SCRIPT_MAX);
-        memcpy(script + used, p, take);
-        used += take;
-        p += take;
-        if (hit != NULL && hit == p) {
-            used += (size_t)snprintf(script + used, SCRIPT_MAX - used, "%s", hostport);
-            p += strlen("localhost:8080");
+        while (k < 2 && strncmp(p, from[k], strlen(from[k])) != 0) {
+            k++;
+        }
+        if (k < 2) {
+            assert_true(used + strlen(to[k]) < SCRIPT_MAX);
+            used += (size_t)snprintf(script + used, SCRIPT_MAX - used, "%s", to[k]);
+            p += strlen(from[k]);
+        } else {
+            assert_true(used + 1 < SCRIPT_MAX);
+            script[used++] = *p++;
         }
     }
     script[used] = '\0';
@@ -185,14 +193,17 @@ typedef struct request {
 } request;
 
 /*
- * Runs the walkthrough with bash. A curl function in front of it records, for every
- * request, when it started, its status, method and URL on stderr ("@@ ..." lines);
- * everything else is the README's own commands, untouched. After them, ORDER's value.
+ * Runs a walkthrough with bash, in the environment of the server's own commands. A curl
+ * function in front of it records, for every request, when it started, its status, method
+ * and URL on stderr ("@@ ..." lines); everything else is the README's own commands,
+ * untouched, run with set -e: fails unless each of them exits 0. With order, ORDER's value
+ * after them.
  */
 static void run_walkthrough(const char *script, char *out, request *reqs, int *nreqs, char *order,
                             size_t order_size)
 {
     static const char prelude[] =
+        "set -e\n"
         "curl() {\n"
         "  local t0; t0=$(date +%s%3N)\n"
         "  command curl -w \"%{stderr}\\n@@ $t0 %{http_code} %{method} %{url_effective}\\n\" "
@@ -200,13 +211,20 @@ static void run_walkthrough(const char *script, char *out, request *reqs, int *n
         "}\n";
     static char full[SCRIPT_MAX + 512];
     char *argv[] = {"bash", "-c", full, NULL};
+    char data_env[512];
+    char *env[4];
     const char *p;
     int rc, n = 0;
 
-    snprintf(full, sizeof(full), "%s%s\nprintf '\\n@@ORDER %%s\\n' \"$ORDER\"\n", prelude, script);
-    rc = test_run("/bin/bash", argv, NULL, out, OUTPUT_MAX);
+    cleave_env(data_env, "CLEAVE_LISTEN=127.0.0.1:0", env);
+    snprintf(full, sizeof(full), "%s%s\nrc=$?\nprintf '\\n@@ORDER %%s\\n' \"$ORDER\"\nexit $rc\n",
+             prelude, script);
+    rc = test_run("/bin/bash", argv, env, out, OUTPUT_MAX);
     if (rc != 0) {
-        fail_msg("the walkthrough's commands exited %d:\n%s", rc, out);
+        /* cmocka cuts its messages at 1 KiB: the whole output goes out first. */
+        printf("%s\n", out);
+        fflush(stdout);
+        fail_msg("the walkthrough's commands exited %d (their output above)", rc);
     }
     for (p = strstr(out, "\n@@ "); p != NULL; p = strstr(p + 1, "\n@@ ")) {
         request *r = &reqs[n];
@@ -221,10 +239,26 @@ static void run_walkthrough(const char *script, char *out, request *reqs, int *n
         n++;
     }
     *nreqs = n;
-    p = strstr(out, "\n@@ORDER ");
-    assert_non_null(p);
-    assert_int_equal(sscanf(p, "\n@@ORDER %63s", order), 1);
-    assert_true(strlen(order) < order_size);
+    if (order != NULL) {
+        p = strstr(out, "\n@@ORDER ");
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "\n@@ORDER %63s", order), 1);
+        assert_true(strlen(order) < order_size);
+    }
+}
+
+/* Every command of script ran its request, and every request answered 2xx. */
+static void assert_all_2xx(const char *script, const char *out, const request *reqs, int nreqs)
+{
+    assert_int_equal(nreqs, occurrences(script, "curl "));
+    for (int i = 0; i < nreqs; i++) {
+        if (reqs[i].status < 200 || reqs[i].status > 299) {
+            printf("%s\n", out);
+            fflush(stdout);
+            fail_msg("%s %s answered %d (the output above)", reqs[i].method, reqs[i].url,
+                     reqs[i].status);
+        }
+    }
 }
 
 /* The order id in the first "Location: /api/v1/orders/<id>" header of out. */
@@ -303,6 +337,40 @@ static long get_string(const char *path, const char *array_key, const char *key,
     return status;
 }
 
+/*
+ * Stock and accounts, as staff and a customer: every request 2xx (a role the README uses
+ * where RBAC refuses it shows here), and the payments rebuild next to the running shop.
+ */
+static void test_readme_stock_and_accounts_walkthrough_answers_2xx(void **state)
+{
+    static char script[SCRIPT_MAX], out[OUTPUT_MAX];
+    request reqs[64];
+    int nreqs = 0;
+
+    (void)state;
+    walkthrough_script(STOCK_ANCHOR, script);
+    assert_non_null(strstr(script, CLEAVE_BIN_DIR "/cleave payments rebuild"));
+    run_walkthrough(script, out, reqs, &nreqs, NULL, 0);
+    assert_all_2xx(script, out, reqs, nreqs);
+}
+
+/*
+ * Tokens: discovery, a password grant, userinfo, and the identity commands next to the
+ * running shop (a new client, a new user, a key rotation).
+ */
+static void test_readme_tokens_walkthrough_answers_2xx(void **state)
+{
+    static char script[SCRIPT_MAX], out[OUTPUT_MAX];
+    request reqs[64];
+    int nreqs = 0;
+
+    (void)state;
+    walkthrough_script(TOKENS_ANCHOR, script);
+    assert_non_null(strstr(script, CLEAVE_BIN_DIR "/cleave users add"));
+    run_walkthrough(script, out, reqs, &nreqs, NULL, 0);
+    assert_all_2xx(script, out, reqs, nreqs);
+}
+
 static void test_readme_checkout_walkthrough_books_the_order_within_5s(void **state)
 {
     static char script[SCRIPT_MAX], out[OUTPUT_MAX];
@@ -313,15 +381,10 @@ static void test_readme_checkout_walkthrough_books_the_order_within_5s(void **st
     int64_t placed_ms = -1, seen_ms = -1, booked_ms;
 
     (void)state;
-    walkthrough_script(script);
+    walkthrough_script(CHECKOUT_ANCHOR, script);
     run_walkthrough(script, out, reqs, &nreqs, order, sizeof(order));
-
-    /* Every command ran its request, and every request answered 2xx as the README says. */
-    assert_int_equal(nreqs, occurrences(script, "curl "));
+    assert_all_2xx(script, out, reqs, nreqs);
     for (int i = 0; i < nreqs; i++) {
-        if (reqs[i].status < 200 || reqs[i].status > 299) {
-            fail_msg("%s %s answered %d:\n%s", reqs[i].method, reqs[i].url, reqs[i].status, out);
-        }
         if (strcmp(reqs[i].method, "POST") == 0 && strstr(reqs[i].url, "/api/v1/orders") &&
             posts++ == 0) {
             placed_ms = reqs[i].started_ms;
@@ -462,7 +525,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         /* First: the walkthrough runs right after start, as a new user would run it. */
+        cmocka_unit_test(test_readme_stock_and_accounts_walkthrough_answers_2xx),
         cmocka_unit_test(test_readme_checkout_walkthrough_books_the_order_within_5s),
+        cmocka_unit_test(test_readme_tokens_walkthrough_answers_2xx),
         cmocka_unit_test(test_a_new_product_gets_a_stock_record_with_nothing_on_hand),
         cmocka_unit_test(test_stock_set_before_the_product_event_is_kept),
         cmocka_unit_test(test_seeded_stock_is_kept_when_the_seed_products_events_arrive),
