@@ -71,6 +71,27 @@ static void start_monolith(char *base, size_t size, char *extra)
 }
 
 /*
+ * /proc/pid/task/tid/file into buf[size] (at most size - 1 bytes, NUL-terminated); false when
+ * the thread ended meanwhile.
+ */
+static bool read_task_file(int pid, const char *tid, const char *file, char *buf, size_t size)
+{
+    char path[96];
+    size_t len;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%.16s/%s", pid, tid, file);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    len = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    return true;
+}
+
+/*
  * The threads of pid whose name ends in suffix, each checked to run at nice value want: how
  * many there are.
  */
@@ -85,36 +106,21 @@ static int threads_at(int pid, const char *suffix, int want)
     d = opendir(path);
     assert_non_null(d);
     while ((e = readdir(d)) != NULL) {
-        FILE *f;
         const char *rest;
         char *end;
         size_t len;
         int nice;
 
-        if (e->d_name[0] == '.') {
+        /* A thread that ended between the directory's read and its files' is skipped. */
+        if (e->d_name[0] == '.' || !read_task_file(pid, e->d_name, "comm", comm, sizeof(comm))) {
             continue;
         }
-        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", pid, e->d_name);
-        f = fopen(path, "r");
-        if (f == NULL) {
-            continue; /* ended meanwhile */
-        }
-        len = fread(comm, 1, sizeof(comm) - 1, f);
-        fclose(f);
-        comm[len] = '\0';
         comm[strcspn(comm, "\n")] = '\0';
         len = strlen(comm);
-        if (len < strlen(suffix) || strcmp(comm + len - strlen(suffix), suffix) != 0) {
+        if (len < strlen(suffix) || strcmp(comm + len - strlen(suffix), suffix) != 0 ||
+            !read_task_file(pid, e->d_name, "stat", stat, sizeof(stat))) {
             continue;
         }
-        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", pid, e->d_name);
-        f = fopen(path, "r");
-        if (f == NULL) {
-            continue; /* ended meanwhile */
-        }
-        len = fread(stat, 1, sizeof(stat) - 1, f);
-        fclose(f);
-        stat[len] = '\0';
         /* After the name in parentheses, the 17th field is the nice value (proc(5)). */
         rest = strrchr(stat, ')');
         for (int field = 0; field < 17 && rest != NULL; field++) {
