@@ -411,7 +411,6 @@ static void test_a_relays_rounds_under_load_are_a_linger_apart(void **state)
     char dir[256];
     nats_server nats = {0};
     cl_bus_stats stats = {0};
-    cl_error err = {0};
     int64_t start, periods;
 
     (void)state;
@@ -425,7 +424,8 @@ static void test_a_relays_rounds_under_load_are_a_linger_apart(void **state)
     }
     periods = (cl_now_ms() - start) / LINGER_MS;
     assert_all_once_in_order(LINGER_EVENTS);
-    assert_int_equal(cl_bus_stats_get(harness.bus, &stats, &err), CL_OK);
+    /* Over NATS the last event can be handled before its relay counts it. */
+    stats_reach(&stats, &stats.published, LINGER_EVENTS);
     close_bus(dir, &nats);
     assert_int_equal(stats.published, LINGER_EVENTS);
     if (stats.relay_rounds > periods + 1) {
