@@ -3,6 +3,7 @@
  * everything every request gets (request id, deadline, bounds, access log, a response
  * even when the handler forgets one).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -1590,15 +1591,58 @@ static int is_digits(const char *s)
 }
 
 /*
- * Refuses a request head over our limits, and the framing civetweb would silently
- * repair: a Content-Length that is not a number ("5abc" counts as 5 there) or one sent
- * beside Transfer-Encoding (RFC 9112 6.3: a smuggling vector). Returns 1 when a problem
- * was sent.
+ * The fields a request may carry once (RFC 9110 5.3: only a list may repeat), of those
+ * anything here reads. civetweb hands over the first of each, so a second would be
+ * ignored unseen; for Content-Length, Transfer-Encoding and Host it is a smuggling
+ * vector (RFC 9112 3.2, 6.3): a proxy that reads the last and we the first disagree on
+ * where the next request begins, or which host it is for.
+ */
+static const struct {
+    const char *name;
+    size_t len;
+} once_fields[] = {
+#define ONCE_FIELD(name)                                                                           \
+    {                                                                                              \
+        name, sizeof(name) - 1                                                                     \
+    }
+    ONCE_FIELD("Host"),
+    ONCE_FIELD("Content-Length"),
+    ONCE_FIELD("Transfer-Encoding"),
+    ONCE_FIELD("Content-Type"),
+    ONCE_FIELD("Authorization"),
+    ONCE_FIELD("Idempotency-Key"),
+    ONCE_FIELD("X-Request-Id"),
+    ONCE_FIELD("X-Cleave-Principal"),
+    ONCE_FIELD("X-Cleave-Own-Only"),
+    ONCE_FIELD("X-Cleave-User-Token"),
+    ONCE_FIELD("X-Cleave-Read-Primary"),
+    ONCE_FIELD("X-Cleave-Deadline-Ms"),
+    ONCE_FIELD("X-Cleave-Wait-Ms"),
+#undef ONCE_FIELD
+};
+
+/* The index in once_fields of the field name[len], or -1. */
+static int once_field(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(once_fields) / sizeof(once_fields[0]); i++) {
+        if (once_fields[i].len == len && strcasecmp(once_fields[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Refuses a request head over our limits or read two ways: a field of once_fields
+ * repeated, an HTTP/1.1 request without Host (RFC 9112 3.2), and the framing civetweb
+ * would silently repair: a Content-Length that is not a number ("5abc" counts as 5 there)
+ * or one sent beside Transfer-Encoding (RFC 9112 6.3). Returns 1 when a problem was sent.
  */
 static int refuse_bad_head(cl_http_req *req)
 {
     const struct mg_request_info *ri = req->ri;
     size_t fields = 0;
+    uint32_t seen = 0;
     const char *cl;
     cl_error err;
 
@@ -1612,7 +1656,19 @@ static int refuse_bad_head(cl_http_req *req)
         return 1;
     }
     for (int i = 0; i < ri->num_headers; i++) {
-        fields += strlen(ri->http_headers[i].name) + strlen(ri->http_headers[i].value) + 4;
+        size_t len = strlen(ri->http_headers[i].name);
+        int once = once_field(ri->http_headers[i].name, len);
+
+        fields += len + strlen(ri->http_headers[i].value) + 4;
+        if (once >= 0 && (seen & (UINT32_C(1) << once)) != 0) {
+            cl_error_set(&err, CL_INVALID, once_fields[once].name, "%s is given more than once",
+                         once_fields[once].name);
+            cl_http_reply_error(req, &err);
+            return 1;
+        }
+        if (once >= 0) {
+            seen |= UINT32_C(1) << once;
+        }
     }
     if (fields > HTTP_HEADER_FIELDS_MAX) {
         char detail[96];
@@ -1620,6 +1676,12 @@ static int refuse_bad_head(cl_http_req *req)
                  HTTP_HEADER_FIELDS_MAX);
         cl_http_reply_problem(req, 431, "request-header-fields-too-large",
                               "the request header fields are too large", detail, NULL);
+        return 1;
+    }
+    /* once_fields[0] is Host. */
+    if ((seen & 1) == 0 && ri->http_version != NULL && strcmp(ri->http_version, "1.1") == 0) {
+        cl_error_set(&err, CL_INVALID, "Host", "an HTTP/1.1 request must have a Host field");
+        cl_http_reply_error(req, &err);
         return 1;
     }
     cl = mg_get_header(req->conn, "Content-Length");
@@ -1981,6 +2043,49 @@ static void access_log(const cl_http_req *req, int64_t start_ns)
                    req->path, req->status);
 }
 
+/*
+ * Reads or starts the request's trace (W3C Trace Context 3.2). A traceparent given twice
+ * is malformed and restarts the trace, as any malformed one does. tracestate is a list:
+ * its field lines are joined with commas, in order, and dropped whole when together
+ * longer than one may be.
+ */
+static void enter_trace(cl_http_req *req)
+{
+    const struct mg_request_info *ri = req->ri;
+    const char *parent = NULL;
+    char state[CL_TRACESTATE_MAX + 1];
+    size_t used = 0;
+    int parents = 0;
+    bool state_fits = true;
+
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name;
+        const char *value = ri->http_headers[i].value;
+        size_t len;
+
+        if (strcasecmp(name, "traceparent") == 0) {
+            parent = value;
+            parents++;
+            continue;
+        }
+        if (strcasecmp(name, "tracestate") != 0 || value[0] == '\0') {
+            continue;
+        }
+        len = strlen(value);
+        if (used + (used > 0 ? 1 : 0) + len > CL_TRACESTATE_MAX) {
+            state_fits = false;
+            continue;
+        }
+        if (used > 0) {
+            state[used++] = ',';
+        }
+        memcpy(state + used, value, len);
+        used += len;
+    }
+    state[used] = '\0';
+    cl_trace_enter(&req->ctx, parents == 1 ? parent : NULL, state_fits && used > 0 ? state : NULL);
+}
+
 static int dispatch(struct mg_connection *conn, cl_http_server *srv)
 {
     cl__http_worker *worker;
@@ -2032,8 +2137,7 @@ static int dispatch(struct mg_connection *conn, cl_http_server *srv)
         cl_strlcpy(req->ctx.request_id, fresh, sizeof(req->ctx.request_id));
     }
     /* Every line logged from here on, the access line included, names the request's span. */
-    cl_trace_enter(&req->ctx, mg_get_header(conn, "traceparent"),
-                   mg_get_header(conn, "tracestate"));
+    enter_trace(req);
     cl_log_bind(&req->ctx);
     cl_span_start(&req->span, &req->ctx, CL_SPAN_SERVER, req->method);
     cl_span_set_str(&req->span, "http.request.method", req->method);
@@ -2100,12 +2204,53 @@ static int log_civetweb(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-/* The problem slug and title for a status civetweb answers on its own. */
-static void civetweb_problem(int status, const char *errmsg, const char **slug, const char **title,
-                             const char **detail)
+/* Whether s is an HTTP token (RFC 9110 5.6.2) of 1 to 32 characters. */
+static int is_short_token(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        if (n == 32 || !(isalnum((unsigned char)s[n]) || strchr("!#$%&'*+-.^_`|~", s[n]) != NULL)) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+/* The methods some route may serve; civetweb passes these on, and refuses most others. */
+static int is_served_method(const char *m)
+{
+    static const char *const served[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                         "PATCH", "DELETE", "OPTIONS", "CONNECT"};
+
+    for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
+        if (strcmp(served[i], m) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The problem slug and title for a status civetweb answers on its own; method is the
+ * request's method as far as civetweb read it, or NULL. civetweb 1.15 refuses a method it
+ * does not know (TRACE, anything made up) as a bad request: that is 501 (RFC 9110 15.6.2),
+ * with the method named, detail[size] holding the text.
+ */
+static void civetweb_problem(int *status, const char *errmsg, const char *method, const char **slug,
+                             const char **title, const char **detail, char *buf, size_t size)
 {
     *detail = errmsg;
-    switch (status) {
+    if (*status == 400 && strcmp(errmsg, "Bad request") == 0 && method != NULL &&
+        is_short_token(method) && !is_served_method(method)) {
+        *status = 501;
+        *slug = "method-not-implemented";
+        *title = "the method is not implemented";
+        snprintf(buf, size, "%s is not a method this server serves", method);
+        *detail = buf;
+        return;
+    }
+    switch (*status) {
     case 400:
         *slug = "malformed-request";
         *title = "the request is malformed";
@@ -2113,6 +2258,10 @@ static void civetweb_problem(int status, const char *errmsg, const char **slug, 
             /* The three causes civetweb 1.15 gives this one message for. */
             *detail = "the request line and header fields have a control character, ended "
                       "before their blank line, or exceed " HTTP_HEAD_BUFFER " bytes";
+        } else if (strcmp(errmsg, "Bad request") == 0) {
+            /* And the causes of this one. */
+            *detail = "the request line is not a method, a target and HTTP/1.x, a header field "
+                      "line is malformed, or Transfer-Encoding is not chunked";
         }
         break;
     case 411:
@@ -2132,8 +2281,8 @@ static void civetweb_problem(int status, const char *errmsg, const char **slug, 
         *detail = "only HTTP/1.0 and HTTP/1.1 are served";
         break;
     default:
-        *slug = status >= 500 ? "internal" : "malformed-request";
-        *title = status >= 500 ? cl_status_message(CL_INTERNAL) : "the request is malformed";
+        *slug = *status >= 500 ? "internal" : "malformed-request";
+        *title = *status >= 500 ? cl_status_message(CL_INTERNAL) : "the request is malformed";
         break;
     }
 }
@@ -2152,6 +2301,7 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     const char *detail;
     const char *rid = mg_get_header(conn, "X-Request-Id");
     char fresh[33];
+    char method_detail[80];
     char date[64];
     char body[1024];
     char security[256];
@@ -2170,7 +2320,8 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
         cl_random_hex(fresh);
         rid = fresh;
     }
-    civetweb_problem(status, errmsg != NULL ? errmsg : "", &slug, &title, &detail);
+    civetweb_problem(&status, errmsg != NULL ? errmsg : "", ri != NULL ? ri->request_method : NULL,
+                     &slug, &title, &detail, method_detail, sizeof(method_detail));
     /*
      * Every string here is either ours or checked to need no escaping: the request id
      * (request_id_ok) and the detail (civetweb's fixed messages, or ours). The path is

@@ -463,6 +463,16 @@ static void h_form(cl_http_req *req, void *arg)
     cl_http_reply_json(req, 200, form);
 }
 
+/* Answers the trace the request entered: its trace id and tracestate. */
+static void h_trace(cl_http_req *req, void *arg)
+{
+    const cl_ctx *ctx = cl_http_ctx(req);
+
+    (void)arg;
+    cl_http_reply_json(
+        req, 200, json_pack("{s:s,s:s}", "trace_id", ctx->trace_id, "tracestate", ctx->tracestate));
+}
+
 /* Answers what cl_http_basic_auth made of the Authorization header. */
 static void h_basic(cl_http_req *req, void *arg)
 {
@@ -486,6 +496,7 @@ static int group_setup(void **state)
         {"POST", "/echo", CL_PERM_PUBLIC, h_echo, NULL, NULL},
         {"POST", "/form", CL_PERM_PUBLIC, h_form, NULL, NULL},
         {"GET", "/basic", CL_PERM_PUBLIC, h_basic, NULL, NULL},
+        {"GET", "/trace", CL_PERM_PUBLIC, h_trace, NULL, NULL},
         {"POST", "/objects", "things:write", h_object, NULL, NULL},
         {"GET", "/items/{id}", "things:read", h_item, NULL, "q x"},
         {"DELETE", "/items/{id}", "things:write", h_delete, NULL, NULL},
@@ -1433,6 +1444,21 @@ static void test_http_civetweb_refusals_are_problems(void **state)
     expect_raw_problem(&r, 505);
     raw_free(&r);
 
+    /* A method civetweb does not know is not implemented (501), and named; TRACE is one. */
+    r = raw_str(g_port, "TRACE /items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_raw_problem(&r, 501);
+    assert_string_equal(jstr(r.json, "detail"), "TRACE is not a method this server serves");
+    raw_free(&r);
+    r = raw_str(g_port, "BREW /items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_raw_problem(&r, 501);
+    assert_string_equal(jstr(r.json, "detail"), "BREW is not a method this server serves");
+    raw_free(&r);
+    /* civetweb's other bad requests say what they may be, not "Bad request". */
+    r = raw_str(g_port, "GET /items/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n");
+    expect_raw_problem(&r, 400);
+    assert_non_null(strstr(jstr(r.json, "detail"), "Transfer-Encoding is not chunked"));
+    raw_free(&r);
+
     /* Framing civetweb would repair silently is refused, naming the header. */
     r = raw_str(g_port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                         "Content-Length: 2abc\r\n\r\n{}");
@@ -1459,6 +1485,139 @@ static void test_http_civetweb_refusals_are_problems(void **state)
     response *resp = http_simple(g_port, "GET", "/items/1");
     assert_int_equal(resp->status, 200);
     response_free(resp);
+}
+
+/* The number of answers in a raw exchange's text: each starts with its status line. */
+static int answers_in(const raw_response *r)
+{
+    int n = 0;
+
+    for (const char *p = r->text; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * A field the server reads once may not come twice (RFC 9110 5.3): civetweb hands over
+ * the first, so the second was ignored unseen, and for the framing fields a proxy that
+ * reads the last would frame the connection otherwise (RFC 9112 6.3). An HTTP/1.1 request
+ * must name its Host (RFC 9112 3.2). Fields that are lists may repeat.
+ */
+static void test_http_a_field_read_once_may_not_repeat(void **state)
+{
+    static const struct {
+        const char *field;
+        const char *lines;
+    } twice[] = {
+        {"Host", "Host: x\r\nhost: y\r\n"},
+        {"Content-Length", "Host: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n"},
+        {"Transfer-Encoding",
+         "Host: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"},
+        {"Content-Type",
+         "Host: x\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n"},
+        {"Authorization", "Host: x\r\nAuthorization: Bearer a\r\nAUTHORIZATION: Bearer b\r\n"},
+        {"Idempotency-Key", "Host: x\r\nIdempotency-Key: a\r\nIdempotency-Key: b\r\n"},
+        {"X-Request-Id", "Host: x\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n"},
+        {"X-Cleave-Principal", "Host: x\r\nX-Cleave-Principal: a\r\nX-Cleave-Principal: b\r\n"},
+    };
+    char buf[512];
+    char want[64];
+    raw_response r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+        snprintf(buf, sizeof(buf), "GET /basic HTTP/1.1\r\n%s\r\n", twice[i].lines);
+        r = raw_str(g_port, buf);
+        expect_raw_problem(&r, 400);
+        assert_string_equal(
+            jstr(json_array_get(json_object_get(r.json, "invalid_params"), 0), "name"),
+            twice[i].field);
+        snprintf(want, sizeof(want), "%s is given more than once", twice[i].field);
+        assert_string_equal(jstr(r.json, "detail"), want);
+        raw_free(&r);
+    }
+
+    /*
+     * Two lengths: read by the first, the body was "{}" and a second request followed,
+     * answered too. Refused, the connection ends with the one answer.
+     */
+    r = raw_str(g_port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 2\r\nContent-Length: 53\r\n\r\n"
+                        "{}GET /basic HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect_raw_problem(&r, 400);
+    if (answers_in(&r) != 1) {
+        fail_msg("one answer expected: %.600s", r.text);
+    }
+    raw_free(&r);
+
+    /* HTTP/1.1 needs Host; HTTP/1.0 does not. */
+    r = raw_str(g_port, "GET /basic HTTP/1.1\r\nConnection: close\r\n\r\n");
+    expect_raw_problem(&r, 400);
+    assert_string_equal(jstr(json_array_get(json_object_get(r.json, "invalid_params"), 0), "name"),
+                        "Host");
+    raw_free(&r);
+    r = raw_str(g_port, "GET /basic HTTP/1.0\r\n\r\n");
+    if (r.status != 200) {
+        fail_msg("HTTP/1.0 without Host: %.300s", r.text);
+    }
+    raw_free(&r);
+
+    /* Lists, and fields the server does not read, may repeat. */
+    r = raw_str(g_port, "GET /basic HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n"
+                        "Accept: application/json\r\nX-Other: 1\r\nX-Other: 2\r\n"
+                        "Connection: close\r\n\r\n");
+    if (r.status != 200) {
+        fail_msg("repeated lists: %.300s", r.text);
+    }
+    raw_free(&r);
+}
+
+/*
+ * W3C Trace Context (3.2): a request continues the trace its traceparent names, unless it
+ * gives two, which is malformed and starts a new trace. tracestate may come on several
+ * lines, joined in order; together too long, it is dropped whole.
+ */
+static void test_http_trace_context_per_w3c(void **state)
+{
+    static const char parent[] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    char buf[2048];
+    char big[301];
+    raw_response r;
+
+    (void)state;
+    snprintf(buf, sizeof(buf),
+             "GET /trace HTTP/1.1\r\nHost: x\r\ntraceparent: %s\r\ntracestate: a=1\r\n"
+             "tracestate: b=2, c=3\r\nConnection: close\r\n\r\n",
+             parent);
+    r = raw_str(g_port, buf);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
+    assert_string_equal(jstr(r.json, "tracestate"), "a=1,b=2, c=3");
+    raw_free(&r);
+
+    snprintf(buf, sizeof(buf),
+             "GET /trace HTTP/1.1\r\nHost: x\r\ntraceparent: %s\r\ntraceparent: %s\r\n"
+             "tracestate: a=1\r\nConnection: close\r\n\r\n",
+             parent, parent);
+    r = raw_str(g_port, buf);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(strlen(jstr(r.json, "trace_id")), 32);
+    assert_string_not_equal(jstr(r.json, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
+    assert_string_equal(jstr(r.json, "tracestate"), "");
+    raw_free(&r);
+
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(buf, sizeof(buf),
+             "GET /trace HTTP/1.1\r\nHost: x\r\ntraceparent: %s\r\ntracestate: a=%s\r\n"
+             "tracestate: b=%s\r\nConnection: close\r\n\r\n",
+             parent, big, big);
+    r = raw_str(g_port, buf);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
+    assert_string_equal(jstr(r.json, "tracestate"), "");
+    raw_free(&r);
 }
 
 /* The name in invalid_params[0] of a 400 problem. */
@@ -2096,6 +2255,8 @@ int main(void)
         cmocka_unit_test(test_http_writes_access_log),
         cmocka_unit_test(test_http_start_refuses_taken_port),
         cmocka_unit_test(test_http_civetweb_refusals_are_problems),
+        cmocka_unit_test(test_http_a_field_read_once_may_not_repeat),
+        cmocka_unit_test(test_http_trace_context_per_w3c),
         cmocka_unit_test(test_http_every_answer_has_the_security_headers),
         cmocka_unit_test(test_http_query_is_checked_before_the_handler),
         cmocka_unit_test(test_http_query_int_is_strict),
