@@ -701,6 +701,20 @@ static cl_status identity_local_issue_token(struct identity_self *self, cl_ctx *
         return cl_fail(ctx, CL_INVALID, "invalid_scope",
                        "scope must be space-separated printable words");
     }
+    /*
+     * Only the scopes discovery names (RFC 6749 5.2: an unknown scope is invalid_scope): a
+     * token must not claim a scope this server never defined, for any resource server
+     * that reads it. A user's token has openid and profile, a service's has service; a
+     * refresh keeps to its family's scope (refresh_grant).
+     */
+    if (req->scope != NULL && strcmp(req->grant_type, "refresh_token") != 0) {
+        const char *known = strcmp(req->grant_type, "password") == 0 ? "openid profile" : "service";
+
+        if (!scope_within(req->scope, known)) {
+            return cl_fail(ctx, CL_INVALID, "invalid_scope",
+                           "scope may name only %s with the %s grant", known, req->grant_type);
+        }
+    }
     rc = choose_audience(ctx, req->audience, &client);
     if (rc != CL_OK) {
         return rc;

@@ -203,6 +203,43 @@ static void test_password_grant_checks_the_password(void **state)
     free(secret);
 }
 
+/*
+ * Only the scopes discovery names are granted: a token never claims one this server did
+ * not define (RFC 6749 5.2). Before, alice asking "admin" got a token with scope "admin".
+ */
+static void test_unknown_scopes_are_invalid_scope(void **state)
+{
+    char *secret = first_party();
+    char *svc = NULL;
+    identity_token tok = {0};
+    cl_error err;
+    identity_token_request admin = {.grant_type = "password",
+                                    .client_id = "web",
+                                    .client_secret = secret,
+                                    .username = "alice",
+                                    .password = "alice-password",
+                                    .scope = "openid admin"};
+    identity_token_request openid = admin;
+    identity_token_request cc = {
+        .grant_type = "client_credentials", .client_id = "orders", .scope = "openid"};
+
+    (void)state;
+    expect_oauth_error(&admin, CL_INVALID, "invalid_scope");
+    openid.scope = "openid";
+    assert_int_equal(token(&openid, &tok, &err), CL_OK);
+    assert_string_equal(tok.scope, "openid");
+    cl_schema_free(&identity_token_type, &tok);
+    add_client("orders", "client_credentials", "payments", &svc);
+    cc.client_secret = svc;
+    expect_oauth_error(&cc, CL_INVALID, "invalid_scope");
+    cc.scope = "service";
+    assert_int_equal(token(&cc, &tok, &err), CL_OK);
+    assert_string_equal(tok.scope, "service");
+    cl_schema_free(&identity_token_type, &tok);
+    free(svc);
+    free(secret);
+}
+
 static void test_client_authentication_and_grant_rules(void **state)
 {
     char *secret = first_party();
@@ -418,6 +455,7 @@ int identity_contract_run(const char *binding_name, const cl_handle *(*setup_fn)
         CONTRACT_TEST(test_add_user_refuses_bad_input_and_taken_names),
         CONTRACT_TEST(test_password_grant_checks_the_password),
         CONTRACT_TEST(test_client_authentication_and_grant_rules),
+        CONTRACT_TEST(test_unknown_scopes_are_invalid_scope),
         CONTRACT_TEST(test_refresh_rotates_and_reuse_revokes_the_family),
         CONTRACT_TEST(test_refresh_token_is_bound_to_its_client),
         CONTRACT_TEST(test_revoke_ends_the_family),
