@@ -39,9 +39,25 @@ write_config() { # port
     echo "}"
 }
 
+# Stops the server DIR records, if any, and removes DIR.
+stop_server() {
+    [ -d "$dir" ] || return 0
+    if [ -f "$dir/pid" ]; then
+        pid=$(cat "$dir/pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 250); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.02
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+
 case "$cmd" in
 start)
-    rm -rf "$dir"
+    # A start over an earlier one (ctest --repeat runs the setup again) replaces its server.
+    stop_server
     mkdir -p "$dir/store" "$dir/claims"
     for _ in 1 2 3; do
         port=$(free_port)
@@ -67,17 +83,7 @@ start)
     exit 1
     ;;
 stop)
-    [ -d "$dir" ] || exit 0
-    if [ -f "$dir/pid" ]; then
-        pid=$(cat "$dir/pid")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 250); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.02
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
+    stop_server
     ;;
 *)
     echo "usage: $0 start|stop DIR" >&2
