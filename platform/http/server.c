@@ -1605,7 +1605,7 @@ static const struct {
     {                                                                                              \
         name, sizeof(name) - 1                                                                     \
     }
-    ONCE_FIELD("Host"),
+    ONCE_FIELD("Host"), /* first: refuse_bad_head reads its bit as bit 0 */
     ONCE_FIELD("Content-Length"),
     ONCE_FIELD("Transfer-Encoding"),
     ONCE_FIELD("Content-Type"),
@@ -1678,7 +1678,7 @@ static int refuse_bad_head(cl_http_req *req)
                               "the request header fields are too large", detail, NULL);
         return 1;
     }
-    /* once_fields[0] is Host. */
+    /* Bit 0 is Host (once_fields[0]). */
     if ((seen & 1) == 0 && ri->http_version != NULL && strcmp(ri->http_version, "1.1") == 0) {
         cl_error_set(&err, CL_INVALID, "Host", "an HTTP/1.1 request must have a Host field");
         cl_http_reply_error(req, &err);
